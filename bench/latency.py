@@ -9,7 +9,9 @@ Needs the local stack (``citybrain stack up``) and the ``bench`` extra (``pip in
 through librdkafka (confluent-kafka), whose ``produce`` is C. kafka-python's ``send`` is
 Python (about 35 µs a message here), so on two cores shared with the worker and Kafka the
 generator itself fell behind 25,000/s (20,524/s at 20:39 on 2026-12-01), and the
-latency charged its lag to the pipeline. Merges its numbers into bench/results.json.
+latency charged its lag to the pipeline. Merges its numbers into bench/results.json;
+each spike's send time and latency go to ``spikes-<rate>.json`` beside the worker's log in
+the run directory's ``latency-<time>/``.
 """
 
 from __future__ import annotations
@@ -264,6 +266,17 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
             reader.join(seconds + 90)
             poller.consumer.close()
             latencies = np.array([arrived[s] - t for s, t in scheduled.items() if s in arrived])
+            # Each spike's (scheduled send, seconds into the run; latency, ms) beside the
+            # worker's log, to tell a periodic stall (a commit, a collection) from noise.
+            (workdir / f"spikes-{rate}{'p' if pack_ms else ''}.json").write_text(
+                json.dumps(
+                    sorted(
+                        (round(t - t0, 4), round((arrived[s] - t) * 1000, 1))
+                        for s, t in scheduled.items()
+                        if s in arrived
+                    )
+                )
+            )
             result: dict[str, Any] = {
                 "rate": rate,
                 "pack_ms": pack_ms,
