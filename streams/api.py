@@ -61,7 +61,7 @@ from streams.auth import (
     one_authorization,
     refusal_401,
 )
-from streams.context import API_KAFKA_WAIT, Context, run_key
+from streams.context import API_KAFKA_WAIT, Context, PendingCommands, run_key
 from streams.errors import EventError, show, shown_name
 from streams.events import ISO_DATETIME, decode_json, parse_ts
 from streams.partitioning import key_partition
@@ -783,6 +783,27 @@ def not_yet(what: str, reason: str) -> ApiError:
     )
 
 
+def keep_unconfirmed(
+    pending: PendingCommands, run_id: str, command_id: str, queued: list[Awaitable[Any]]
+) -> None:
+    """After a 503 for command ``command_id``: released at once when it was never queued
+    (``queued`` empty); else held as unconfirmed until its delivery's outcome, since a
+    queued command still reaches Kafka once the broker answers (a failed delivery
+    releases it; a delivered one the worker releases when it applies it). Released at
+    once, a second terminal's action on the run was checked against the run without it
+    and could be told 202 for what the worker then refused or took as a no-op (t110)."""
+    if not queued:
+        pending.release(run_id, command_id)
+        return
+    pending.unconfirm(run_id, command_id)
+
+    def settled(fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            pending.release(run_id, command_id)
+
+    asyncio.ensure_future(queued[0]).add_done_callback(settled)
+
+
 def kafka_unreachable(what: str, retry: str, wait: float = API_KAFKA_WAIT) -> ApiError:
     """The 503 of a state-changing call whose write Kafka has not acknowledged within
     ``wait`` seconds: ``what`` was written, ``retry`` says how a retry stays safe."""
@@ -1064,6 +1085,16 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 run_id, max(0.0, deadline - time.monotonic())
             )
             if waiting is not None:
+                if waiting.unconfirmed:
+                    raise ApiError(
+                        503,
+                        f"run {shown_id(run_id)} has a {waiting.action} command answered "
+                        f"503 {time.monotonic() - waiting.at:.1f} s ago (Kafka had not "
+                        "acknowledged it) that is still queued and may yet be applied: "
+                        "retry once Kafka answers, and see the run first (nothing of this "
+                        "request was applied)",
+                        {"Retry-After": "5"},
+                    )
                 raise ApiError(
                     409,
                     f"run {shown_id(run_id)} has a {waiting.action} command sent "
@@ -1395,9 +1426,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 # gets this answer again (keyed_answer), from any worker.
                 command |= {"request": fingerprint, "reply": reply}
             value = orjson.dumps(command)
+            queued: list[Awaitable[Any]] = []
 
             async def send() -> list[Awaitable[Any]]:
-                return [await ctx.commands.send(key=run_key(run_id), value=value)]
+                queued.append(await ctx.commands.send(key=run_key(run_id), value=value))
+                return queued
 
             # Held before the send's await: a request for the same run arriving meanwhile
             # waits for this one to be applied (settled_run); released if Kafka does not
@@ -1408,7 +1441,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
             # loses nothing (trial 10: 3 of 11 acks and 10 of 13 resolves answered 202
             # were lost, send() only queues).
             if not await ctx.acknowledged(send):
-                ctx.pending_commands.release(run_id, command_id)
+                keep_unconfirmed(ctx.pending_commands, run_id, command_id, queued)
                 raise kafka_unreachable(
                     f"the {action} command",
                     "with the same Idempotency-Key header the retry is the same command, "

@@ -111,11 +111,13 @@ PENDING_COMMAND_SECONDS = 60.0
 class PendingCommand:
     """An operator command the API has sent for a run and the worker has not applied
     (or refused) yet: ``action`` (``ack``, ``resolve``, ...), ``at`` (monotonic seconds),
-    ``applied`` set once the worker has."""
+    ``applied`` set once the worker has; ``unconfirmed`` when the API answered it 503
+    (Kafka had not acknowledged it in time) while it was still queued to be sent."""
 
     action: str
     at: float
     applied: asyncio.Event
+    unconfirmed: bool = False
 
 
 class PendingCommands:
@@ -140,6 +142,16 @@ class PendingCommands:
         self._held[(run_id, command_id)] = PendingCommand(action, now, applied)
         while len(self._held) > self.MAX:
             self.release(*next(iter(self._held)))
+
+    def unconfirm(self, run_id: str, command_id: str) -> None:
+        """``command_id`` was answered 503 but is still queued: it may reach Kafka and be
+        applied once the broker answers, so it stays held (``unconfirmed``) until it is
+        applied, its send fails, or ``PENDING_COMMAND_SECONDS`` pass."""
+        held = self._held.get((run_id, command_id))
+        if held is not None:
+            self._held[(run_id, command_id)] = PendingCommand(
+                held.action, held.at, held.applied, unconfirmed=True
+            )
 
     def release(self, run_id: str, command_id: str) -> None:
         """``command_id`` was applied or refused (or never reached Kafka): a request

@@ -804,6 +804,7 @@ class Response:
         if command_id in group["commands"]:
             return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
+        before = run.to_dict()
         engine = self._engine_for(run)
         by, now = cmd.get("by") or "unknown", message_time(cmd.get("at"), event, time.time())
         note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
@@ -844,7 +845,12 @@ class Response:
             )
             return
         group["commands"] = newest_distinct(group["commands"], command_id, APPLIED_COMMANDS)
-        if cmd.get("request"):
+        # A repeat the engine took as a no-op (an ack of a run acknowledged meanwhile,
+        # a resolve of one resolved) is not kept as the request's answer: its retry then
+        # hears "already" naming who did it, not the 202 of a change it never made
+        # (t110: two acks answered 503 while Kafka froze, both retried, both "accepted").
+        changed = bool(cmds) or run.to_dict() != before
+        if cmd.get("request") and changed:
             # An operator API request made with an Idempotency-Key: its retry is answered
             # with this command as first answered (streams/api.py, keyed_answer).
             keyed = {k: v for k, v in (group.get("keyed") or {}).items() if k != command_id}

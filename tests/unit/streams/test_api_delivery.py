@@ -209,3 +209,55 @@ def test_starts_at_plus_duration_past_100_years_is_a_400(tmp_path: Path) -> None
     }
     status, doc, _ = ask(context(tmp_path), "POST", "/api/v1/silences", OPERATOR_TOKEN, body)
     assert status == 400 and "more than 100 years from now" in doc["error"], doc
+
+
+def test_a_command_answered_503_but_still_queued_holds_the_runs_next_action(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t110: Kafka froze while an operator acknowledged a run: 503, the command still
+    queued (it reaches Kafka and is applied once the broker answers). A second
+    terminal's ack meanwhile was checked against the run without it and queued too,
+    applied later as a no-op after its own 503. Now the first stays held: the second is
+    a 503 naming it and sends nothing, until the first's delivery fails."""
+    ctx = context(tmp_path)
+    engine = PlaybookEngine(load_playbooks(ctx.settings.playbook_dir)["flash-flood"], ctx.grid)
+    alert = {"alert_id": "a-1", "kind": "water_level", "grid_cell": "c-bridge", "labels": {}}
+    run, _ = engine.new_run(RUN_ID, alert, 100.0)
+    ctx.groups.data[run_key(RUN_ID)] = {"generation": 1, "run": run.to_dict(), "commands": []}
+    monkeypatch.setattr("streams.api.COMMAND_SETTLE_SECONDS", 0.1)
+    acknowledged = ctx.acknowledged
+    monkeypatch.setattr(ctx, "acknowledged", lambda sends: acknowledged(sends, timeout=0.05))
+    register_api(ctx.app, ctx)
+    sent: list[asyncio.Future[None]] = []
+
+    async def send(**kwargs: Any) -> asyncio.Future[None]:
+        sent.append(asyncio.get_running_loop().create_future())  # Kafka never answers
+        return sent[-1]
+
+    monkeypatch.setattr(ctx.commands, "send", send)
+
+    async def go() -> list[tuple[int, str]]:
+        answers = []
+        web_app = ctx.app.web.web_app  # type: ignore[attr-defined]
+        async with TestClient(TestServer(web_app)) as client:
+            for token in (OPERATOR_TOKEN, COORDINATOR_TOKEN, COORDINATOR_TOKEN):
+                resp = await client.post(
+                    f"/api/v1/runs/{RUN_ID}/ack",
+                    json={"note": "n"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                answers.append((resp.status, (await resp.json())["error"]))
+                if len(answers) == 2:
+                    assert len(sent) == 1  # the second was not sent
+                    sent[0].set_exception(ConnectionError("batch expired"))  # now lost
+                    await asyncio.sleep(0)
+        return answers
+
+    first, second, third = asyncio.run(go())
+    assert first[0] == 503 and first[1].startswith("Kafka is unreachable")
+    assert second[0] == 503 and second[1].startswith(
+        f"run {RUN_ID!r} has a ack command answered 503 "
+    )
+    assert "may yet be applied" in second[1] and "nothing of this request" in second[1]
+    # Once the first is known lost, the next request is sent (and is its own 503).
+    assert third[0] == 503 and third[1].startswith("Kafka is unreachable") and len(sent) == 2
