@@ -668,9 +668,9 @@ class PlaybookEngine:
 
     # -- what people do --------------------------------------------------------------
     @staticmethod
-    def _record(run: Run, action: str, by: str, note: str, now: float) -> None:
-        """Keep who did ``action`` when, with their note, in ``run.actions``."""
-        entry = {"action": action, "by": by, "at": now, "note": note}
+    def _record(run: Run, action: str, by: str, note: str, now: float, **more: Any) -> None:
+        """Keep who did ``action`` when, with their note (and ``more``), in ``run.actions``."""
+        entry = {"action": action, "by": by, "at": now, "note": note, **more}
         run.actions = [*run.actions, entry][-MAX_ACTIONS:]
 
     def acknowledge(
@@ -796,13 +796,22 @@ class PlaybookEngine:
         self._go_on(run, "success" if ok else "failure", now, cmds)
         return run, cmds
 
-    def escalate(self, run: Run, by: str, now: float, note: str = "") -> tuple[Run, list[Command]]:
-        """An operator escalates one level up the grid, outside the playbook's ladder."""
+    def escalate(
+        self, run: Run, by: str, now: float, note: str = "", from_level: str | None = None
+    ) -> tuple[Run, list[Command]]:
+        """An operator escalates one level up the grid, outside the playbook's ladder.
+        With ``from_level`` (the level the operator saw the run at), nothing happens
+        unless the run is still there: two coordinators who saw it at the street level,
+        or one who saw it there after the ladder moved it, escalate it once (t110: two
+        at once took it from street to city). Raises ``ForbiddenActionError`` for a run
+        at the city level."""
+        if from_level is not None and run.level != from_level:
+            return run, []  # already moved from the level the operator saw
         target = PARENT_LEVEL.get(run.level)
         if target is None:
             raise ForbiddenActionError(f"run {run.run_id} is already at the city level")
         cmds: list[Command] = []
-        self._record(run, "escalate", by, note, now)
+        self._record(run, "escalate", by, note, now, level=target)
         self._move(run, RunEvent.ESCALATE, now, cmds, actor=by, reason="escalated by hand")
         run.level = target
         run.escalations += 1

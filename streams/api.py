@@ -41,7 +41,7 @@ from playbooks.engine import (
     playbook_gone,
 )
 from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_mean
-from playbooks.grid import PARENT_LEVEL
+from playbooks.grid import LEVELS, PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import (
@@ -377,6 +377,51 @@ def already_done(run: Run, action: str) -> dict[str, Any] | None:
         if decided is not None and decided["action"] == action:
             return dict(decided)
     return None
+
+
+def escalated_from(doc: Mapping[str, Any]) -> str | None:
+    """An escalate body's ``from_level``: the grid level the coordinator saw the run at
+    (``community``, ``street`` or ``district``), None when not given. ``ApiError`` 400
+    naming the field and value for anything else."""
+    if "from_level" not in doc:
+        return None
+    value = doc["from_level"]
+    if not isinstance(value, str) or value not in PARENT_LEVEL:
+        raise ApiError(
+            400,
+            f'field "from_level" is {show(value)}, expected the level you saw the run at: '
+            f"one of {', '.join(PARENT_LEVEL)} (a run at the city level goes no further)",
+        )
+    return str(value)
+
+
+def already_escalated(run: Run, from_level: str) -> dict[str, Any] | None:
+    """For an escalate from ``from_level`` of a run already above it (another coordinator
+    or the playbook's ladder escalated it since it was seen there), what happened:
+    ``{"action": "escalate", "level", "from_level", "by", "at", "note"}`` (``by``, ``at``
+    and ``note`` from the last escalation by hand to this level, None when the ladder
+    took it there). ``ApiError`` 409 for a run below ``from_level`` (the level given is
+    not one it has been at). None when the run is at ``from_level``: two coordinators
+    who saw it there escalate it once, not twice (t110)."""
+    at, wanted = LEVELS.index(run.level), LEVELS.index(from_level)
+    if at == wanted:
+        return None
+    if at < wanted:
+        raise ApiError(
+            409,
+            f'run {run.run_id} is at the {run.level} level, not {from_level} ("from_level"): '
+            "nothing escalated; look at the run again and give the level it is at",
+        )
+    last = _last(run, "escalate") or {}
+    by_hand = last.get("level") == run.level
+    return {
+        "action": "escalate",
+        "level": run.level,
+        "from_level": from_level,
+        "by": last.get("by") if by_hand else None,
+        "at": last.get("at") if by_hand else None,
+        "note": last.get("note") if by_hand else None,
+    }
 
 
 def action_note(doc: Mapping[str, Any]) -> str:
@@ -933,6 +978,7 @@ def unauthenticated_reason(tokens: TokenStore, authorization: str | None) -> str
 # The fields each request body takes (docs/openapi.yaml); "reason" is a run action's
 # note by another name.
 ACTION_FIELDS = ("note", "reason")
+ESCALATE_FIELDS = (*ACTION_FIELDS, "from_level")
 ANSWER_FIELDS = ("report_id", "satisfied", "comment", "note")
 SILENCE_FIELDS = ("matchers", "reason", "starts_at", "ends_at", "duration")
 
@@ -1368,11 +1414,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
             query(request)
             if (passed := await owner_answers(self, request, run_id)) is not None:
                 return passed
-            doc = await body(
-                request, ANSWER_FIELDS if action == "answer" else ACTION_FIELDS, action
-            )
+            fields = {"answer": ANSWER_FIELDS, "escalate": ESCALATE_FIELDS}
+            doc = await body(request, fields.get(action, ACTION_FIELDS), action)
             # The body's own faults first, whatever the run's state would answer.
             note = action_note(doc)
+            from_level = escalated_from(doc) if action == "escalate" else None
             if action == "resend":
                 # Any run, finished or superseded: its closures are what is sent again.
                 sent = await resend(principal, run_id)
@@ -1391,6 +1437,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 return self.json(stored, status=202)
             extra = answer_fields(run, doc) if action == "answer" else {}
             done = already_done(run, action)
+            if done is None and from_level is not None:
+                done = already_escalated(run, from_level)
             if done is not None:
                 return self.json({"already": done, "run_id": run_id})
             reason = refused(run, action)
@@ -1412,6 +1460,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 "at": time.time(),
                 **extra,
             }
+            if from_level is not None:
+                command["from_level"] = from_level
             reply: dict[str, Any] = {}
             if action in ("answer", "resolve", "cancel"):
                 # Which part of its reports' story this is: a report covered by runs of

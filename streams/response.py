@@ -40,7 +40,7 @@ from playbooks.engine import (
 )
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
-from playbooks.grid import LEVELS
+from playbooks.grid import LEVELS, PARENT_LEVEL
 from playbooks.routing import Silence, SilenceBook
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
@@ -187,7 +187,7 @@ _NONE_FIRING = (
 # missing (t99).
 COMMAND_KEYS = frozenset(
     {"id", "run_id", "action", "command_id", "by", "note", "role", "detail", "at"}
-    | {"request", "reply", "ok", "report_id", "satisfied", "comment"}
+    | {"request", "reply", "ok", "report_id", "satisfied", "comment", "from_level"}
 )
 
 
@@ -195,8 +195,8 @@ def command_fields(cmd: Any) -> dict[str, Any]:
     """A command as read from the commands topic, its fields checked before any is used:
     ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
     ``by``, ``note``, ``role`` and ``detail`` text or null if given, ``at`` epoch
-    seconds from ``MIN_EVENT_TIME`` (1990) on or null, and an ``action_result``'s ``ok``
-    true or false.
+    seconds from ``MIN_EVENT_TIME`` (1990) on or null, an escalate's ``from_level`` a
+    level below the city's if given, and an ``action_result``'s ``ok`` true or false.
     Raises ``EventError`` naming the field and value (trial 19: a run_id of 5 raised
     AttributeError in ``run_key``, a command_id list TypeError, each a traceback in the
     worker's log and ``processing_error``)."""
@@ -235,6 +235,12 @@ def command_fields(cmd: Any) -> dict[str, Any]:
         raise EventError("bad_command", "request", cmd["request"], "expected a string")
     if not isinstance(cmd.get("reply", {}), dict):
         raise EventError("bad_command", "reply", cmd["reply"], "expected a JSON object")
+    level = cmd.get("from_level")
+    if level is not None and (not isinstance(level, str) or level not in PARENT_LEVEL):
+        # An escalate "from" a level a run can be escalated from, as the API checks it.
+        raise EventError(
+            "bad_command", "from_level", level, f"expected one of {', '.join(PARENT_LEVEL)}"
+        )
     if cmd["action"] == "action_result" and not isinstance(cmd.get("ok", MISSING), bool):
         # bool("false") is True: a failed call read as a success (trial 26).
         raise EventError("bad_command", "ok", cmd.get("ok", MISSING), "expected true or false")
@@ -817,7 +823,7 @@ class Response:
             elif action == "resolve":
                 run, cmds = engine.resolve(run, by, note, now)
             elif action == "escalate":
-                run, cmds = engine.escalate(run, by, now, note)
+                run, cmds = engine.escalate(run, by, now, note, cmd.get("from_level"))
             elif action == "cancel":
                 run, cmds = engine.cancel(run, by, note, now)
             elif action in ("approve", "reject"):

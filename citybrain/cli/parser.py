@@ -835,6 +835,17 @@ def build_parser() -> argparse.ArgumentParser:
                 required=needed,
                 help="why, for the audit trail" + (" (required)" if needed else ""),
             )
+        if action == "escalate":
+            a.add_argument(
+                "--from",
+                dest="from_level",
+                choices=("community", "street", "district"),
+                metavar="LEVEL",
+                help="the level you saw the run at (community, street or district): if "
+                "another coordinator or the playbook's ladder has moved it since, nothing "
+                "is escalated and you are told who did (default: the level the run is at "
+                "when the command asks, so two coordinators at once escalate it once)",
+            )
         a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
         api_options(a, changes=action != "show")
         a.set_defaults(func=cmd_runs)

@@ -18,7 +18,7 @@ from citybrain.cli.api import (
     _segment,
     api_command,
 )
-from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _zone
+from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _zone, given_argv
 from citybrain.text import cell, counted, display_width, pad
 
 RUNS_HEADER = ("RUN", "PLAYBOOK", "CELL", "LEVEL", "STATUS", "AGE", "NEXT DEADLINE")
@@ -295,6 +295,14 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
     when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
     note = f' with note "{already["note"]}"' if already.get("note") else ""
     done = _ALREADY.get(str(already.get("action")), str(already.get("action")))
+    if already.get("action") == "escalate":
+        # Moved from the level the operator saw, by another coordinator or the ladder.
+        who = already.get("by") or "the playbook's ladder (a deadline passed)"
+        return cell(
+            f"unchanged: run {run_id} was already escalated from {already.get('from_level')} "
+            f"to {already.get('level')} by {who}{when}{note}; escalate it again from there "
+            f"with --from {already.get('level')}"
+        )
     return cell(
         f"unchanged: run {run_id} was already {done} by {already.get('by') or 'someone'}"
         f"{when}{note}"
@@ -370,6 +378,15 @@ def resend_message(run_id: str, doc: dict[str, Any]) -> str:
     )
 
 
+def _level_now(args: argparse.Namespace) -> str:
+    """The run's level as the API shows it now, for an escalate without ``--from``; the
+    retry line a 503 prints then carries it as ``--from`` (the retry is the same
+    request, not one from the level the first may have moved it to)."""
+    level = str(_api(args, "GET", f"/runs/{_segment(args.run_id)}")["run"]["level"])
+    args.argv = [*given_argv(args), "--from", level]
+    return level
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     import time
 
@@ -388,9 +405,10 @@ def cmd_runs(args: argparse.Namespace) -> int:
         body = {"report_id": args.report, "satisfied": args.satisfied, "comment": args.comment}
         doc = _api(args, "POST", f"/runs/{_segment(args.run_id)}/answer", body)
     else:
-        doc = _api(
-            args, "POST", f"/runs/{_segment(args.run_id)}/{args.action}", {"note": args.note or ""}
-        )
+        body = {"note": args.note or ""}
+        if args.action == "escalate":
+            body["from_level"] = args.from_level or _level_now(args)
+        doc = _api(args, "POST", f"/runs/{_segment(args.run_id)}/{args.action}", body)
     if args.json:
         _print_json(doc)
         return EXIT_OK

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -311,6 +313,64 @@ def test_a_burst_of_citizen_reports_becomes_an_alert_for_the_right_department(
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "dispatch")))
         assert steps_of(steps, "run_created")[0]["playbook"] == "citizen-report-burst"
         assert steps_of(steps, "dispatch")[0]["unit"] == "police"
+    finally:
+        worker.stop()
+
+
+def test_two_escalations_from_the_level_both_saw_take_the_run_up_once(
+    pipeline: Pipeline,
+) -> None:
+    """t110: two coordinators escalating at once took a run two levels up (street to
+    city). Each names the level it saw; the second, checked once the first is applied,
+    is the 200 already naming who escalated it, and one escalate step is sent."""
+    worker = pipeline.worker().start()
+    try:
+        spike(pipeline)
+        steps = pipeline.read("steps", lambda m: bool(steps_of(m, "run_created")), timeout=30)
+        run_id = steps_of(steps, "run_created")[0]["run_id"]
+        path = f"/runs/{run_id}"
+        # Acknowledged first: the playbook's ladder then moves it no more on its own.
+        assert pipeline.api("POST", f"{path}/ack", OPERATOR_TOKEN, {"note": "seen"})[0] == 202
+        _, run = pipeline.api_until(path, OPERATOR_TOKEN, lambda s, b: bool(b["run"]["actions"]))
+        seen = run["run"]["level"]
+        body = {"from_level": seen, "note": "up"}
+        first = pipeline.api("POST", f"{path}/escalate", COORDINATOR_TOKEN, body)
+        second = pipeline.api("POST", f"{path}/escalate", COORDINATOR_TOKEN, body)
+        assert first[0] == 202 and second[0] == 200, (first, second)
+        already = second[1]["already"]
+        assert (already["from_level"], already["by"], already["note"]) == (
+            seen,
+            "duty-coordinator",
+            "up",
+        )
+        assert already["level"] != seen
+        steps = pipeline.read(
+            "steps",
+            lambda m: any(d["actor"] == "duty-coordinator" for d in steps_of(m, "escalate")),
+            settle=2,
+        )
+        by_hand = [d for d in steps_of(steps, "escalate") if d["actor"] == "duty-coordinator"]
+        assert [d["level"] for d in by_hand] == [already["level"]]
+        # The CLI from the level seen says who moved it; without --from, from where it is.
+        base = [sys.executable, "-m", "citybrain.cli", "runs", "escalate", run_id]
+        api = ["--url", f"http://127.0.0.1:{pipeline.settings.worker_port}"]
+        api += ["--token", COORDINATOR_TOKEN]
+        said = subprocess.run(
+            [*base, "--from", seen, *api],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=pipeline.env,
+        )
+        assert said.returncode == 0, said.stderr
+        assert said.stdout.startswith(
+            f"unchanged: run {run_id} was already escalated from {seen} to {already['level']} "
+            "by duty-coordinator"
+        ), said.stdout
+        taken = subprocess.run(
+            [*base, *api], capture_output=True, text=True, timeout=60, env=pipeline.env
+        )
+        assert taken.returncode == 0 and taken.stdout.startswith("accepted"), taken
     finally:
         worker.stop()
 

@@ -127,6 +127,15 @@ def test_a_repeated_action_says_it_had_already_happened() -> None:
     assert "accepted" not in text
 
 
+def test_an_escalation_already_done_says_by_whom_and_how_to_go_on() -> None:
+    moved = {"action": "escalate", "level": "district", "from_level": "street"}
+    text = already_message("r1", {**moved, "by": "coord-a", "at": NOW - 5, "note": ""}, NOW)
+    assert text.startswith("unchanged: run r1 was already escalated from street to district ")
+    assert "by coord-a at " in text and text.endswith("with --from district")
+    ladder = already_message("r1", {**moved, "by": None, "at": None}, NOW)
+    assert "by the playbook's ladder (a deadline passed); escalate it again" in ladder
+
+
 def test_an_unknown_report_points_at_runs_show_which_lists_report_ids() -> None:
     hint = not_found_hint("/runs/r1/answer", "run r1 covers no report 'r-9'")
     assert hint == f"; see the run's report ids with `{cli_command()} runs show r1`"

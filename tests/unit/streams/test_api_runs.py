@@ -17,8 +17,10 @@ from streams.api import (
     MAX_BODY_DEPTH,
     ApiError,
     already_done,
+    already_escalated,
     answer_fields,
     elsewhere,
+    escalated_from,
     nested_at_most,
     refused,
     reopens,
@@ -141,6 +143,53 @@ def test_a_repeated_approval_says_who_decided_and_escalation_stops_at_the_city(
     assert refused(run, "escalate") == (
         f"run {KEY}.1 is already at the city level: cannot escalate further"
     )
+
+
+def test_two_coordinators_who_saw_the_run_at_one_level_escalate_it_once(grid: Grid) -> None:
+    """t110: two coordinators escalating at once took a run from street to city. Each
+    escalate names the level it was seen at: the second, applied after the first, finds
+    the run moved and changes nothing; the API answers it as already done, by whom."""
+    engine, run = _run(grid, "crowd-surge")
+    run, _ = engine.escalate(run, "coord-a", 130.0, from_level="community")
+    assert run.level == "street" and already_escalated(run, "street") is None
+    run, cmds = engine.escalate(run, "coord-a", 131.0, "first", from_level="street")
+    assert run.level == "district" and cmds
+    again, cmds = engine.escalate(run, "coord-b", 131.5, "second", from_level="street")
+    assert (again.level, again.escalations, cmds) == ("district", 2, [])
+    assert already_escalated(run, "street") == {
+        "action": "escalate",
+        "level": "district",
+        "from_level": "street",
+        "by": "coord-a",
+        "at": 131.0,
+        "note": "first",
+    }
+    # Seen at a level the run has not reached: nothing escalated, said as a conflict.
+    with pytest.raises(ApiError) as caught:
+        already_escalated(Run.from_dict({**run.to_dict(), "level": "street"}), "district")
+    assert caught.value.status == 409 and "not district" in caught.value.message
+    # Without from_level (a script of before), from wherever the run is.
+    run, _ = engine.escalate(run, "coord-c", 140.0)
+    assert run.level == "city"
+
+
+def test_the_ladder_moving_a_run_is_an_escalation_already_done_by_nobody(grid: Grid) -> None:
+    """An escalate from the level the run was at before its ladder moved it (a deadline
+    passed): already done, ``by`` null (no operator did it)."""
+    _, run = _run(grid, "crowd-surge")
+    moved = Run.from_dict({**run.to_dict(), "level": "street", "escalations": 1})
+    done = already_escalated(moved, "community")
+    assert done is not None and (done["level"], done["by"], done["at"]) == ("street", None, None)
+
+
+@pytest.mark.parametrize("value", ["city", "City", "", 1, None, ["street"], "distric"])
+def test_an_escalate_from_a_level_no_run_escalates_from_is_named(value: Any) -> None:
+    with pytest.raises(ApiError) as caught:
+        escalated_from({"from_level": value})
+    assert caught.value.status == 400
+    assert caught.value.message.startswith('field "from_level" is ')
+    assert "community, street, district" in caught.value.message
+    assert escalated_from({}) is None and escalated_from({"from_level": "street"}) == "street"
 
 
 def test_expiring_an_ended_silence_says_it_had_already_ended() -> None:

@@ -89,6 +89,14 @@ def test_a_commands_time_is_never_later_than_now() -> None:
             "field \"ok\" is 'false': expected true or false",
         ),
         ({"id": "c", "run_id": "g.1", "action": "action_result"}, 'field "ok" is missing'),
+        # An escalate from a level no run escalates from (t110's from_level).
+        *(
+            (
+                {"id": "c", "run_id": "g.1", "action": "escalate", "from_level": level},
+                f'field "from_level" is {shown}: expected one of community, street, district',
+            )
+            for level, shown in (("city", "'city'"), (["street"], '["street"]'), (2, "2"))
+        ),
         # Read silently before: 1 (or 1e-9) as 1970-01-01, a string or NaN as the
         # message's time, whatever the operator API had stamped.
         *(
