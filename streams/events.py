@@ -93,24 +93,46 @@ _LAST_TS = math.nextafter(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timesta
 # for every timestamp citybrain reads (``iso_datetime``; docs/events.md, ``ts``): date,
 # then ``T``, ``t`` or a space, then ``HH:MM``, optional ``:SS`` and a fraction after ``.``
 # or ``,``; the zone ``Z`` or ``z`` (RFC 3339 allows either case of both letters), or an
-# offset ``±HH:MM``, ``±HHMM`` or ``±HH`` (hours 00-23, minutes 00-59, as RFC 3339's
-# time-numoffset: fromisoformat took ``+00:60`` as an hour and ``+0099`` as 1 h 39 min).
+# offset ``±HH:MM``, ``±HHMM`` or ``±HH``. The offset's digits are checked by
+# ``iso_datetime``, not here, so that the error says which part is wrong: minutes 00-59
+# (fromisoformat took ``+00:60`` as an hour and ``+0099`` as 1 h 39 min) and an offset a
+# clock on Earth can show, -12:00 to +14:00 (``+15:00`` or ``-13:00`` is a typo or a
+# device's broken zone setting, and shifted the reading by hours unsaid).
 ISO_DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
-    r"(?P<zone>[Zz]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?"
+    r"(?P<zone>[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2})(?::?(?P<om>[0-9]{2}))?)?"
 )
+# The UTC offsets civil time uses: UTC-12:00 (Baker Island) to UTC+14:00 (Line Islands).
+MIN_UTC_OFFSET_MINUTES = -12 * 60
+MAX_UTC_OFFSET_MINUTES = 14 * 60
 
 
 def iso_datetime(text: str) -> datetime:
     """``text`` in the form ``ISO_DATETIME`` -> its datetime (naive without a zone).
-    Raises ValueError for any other text (``fromisoformat``'s wider forms included) and
-    OverflowError for none here (a time past year 9999 in UTC is the caller's check)."""
+    Raises ValueError for any other text (``fromisoformat``'s wider forms included), for
+    an offset whose minutes are past 59 or that lies outside -12:00..+14:00 (the message
+    says which), and OverflowError for none here (a time past year 9999 in UTC is the
+    caller's check)."""
     form = ISO_DATETIME.fullmatch(text)
     if form is None:
         raise ValueError(text)
+    if form.group("sign") is not None:
+        _check_offset(form.group("zone"), form.group("oh"), form.group("om") or "00")
     if form.group("zone") == "z":
         text = text[:-1] + "Z"  # fromisoformat reads only the capital
     return datetime.fromisoformat(text)
+
+
+def _check_offset(offset: str, hours: str, minutes: str) -> None:
+    """ValueError naming ``offset`` as sent (``+0599``) when its minutes are past 59 or it
+    lies outside the offsets civil time uses (-12:00..+14:00)."""
+    if int(minutes) > 59:
+        raise ValueError(f"the UTC offset {offset} has minutes past 59")
+    total = (1 if offset[0] == "+" else -1) * (int(hours) * 60 + int(minutes))
+    if not MIN_UTC_OFFSET_MINUTES <= total <= MAX_UTC_OFFSET_MINUTES:
+        raise ValueError(
+            f"the UTC offset {offset} is outside the offsets clocks use (-12:00 to +14:00)"
+        )
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

@@ -206,7 +206,7 @@ def aq(**changes: object) -> dict[str, object]:
         # is no type.)
         (aq(type=[["AirQualityObserved"]]), "unknown_entity_type", "data[0].type"),
         (
-            aq(dateObserved={"type": "DateTime", "value": "9999-12-31T23:59:59-14:00"}),
+            aq(dateObserved={"type": "DateTime", "value": "9999-12-31T23:59:59-12:00"}),
             "bad_timestamp",
             "data[0].dateObserved.value",
         ),
