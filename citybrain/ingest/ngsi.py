@@ -602,12 +602,45 @@ Stamp = tuple[float, str, str]
 
 def _entity_observed(entity: dict[str, Any]) -> Stamp | None:
     """The entity's observation time: ``dateObservedTo``, else ``dateObserved`` (the end
-    of an interval); None when it gives neither."""
-    for attr in ("dateObservedTo", "dateObserved"):
-        span = _attr_time(entity, attr)
+    of an interval); None when it gives neither. The entity's times must agree, else
+    ``bad_timestamp`` naming the one that contradicts the others (t109: a dateObserved
+    outside the entity's dateObservedFrom/To was accepted silently, the reading placed
+    at dateObservedTo): a ``dateObserved`` instant within them, or its interval's ends
+    equal to them. (``dateObservedTo`` before ``dateObservedFrom`` costs only a count
+    over that period, ``_period``.)"""
+    start = _attr_time(entity, "dateObservedFrom")
+    end = _attr_time(entity, "dateObservedTo")
+    observed = _attr_time(entity, "dateObserved")
+    if observed is not None and (start is not None or end is not None):
+        _agrees(observed, start, end)
+    for span in (end, observed):
         if span is not None:
             return span[1:]
     return None
+
+
+Span = tuple[float, float, str, str]
+
+
+def _agrees(observed: Span, start: Span | None, end: Span | None) -> None:
+    """``EventError`` (``bad_timestamp``, naming dateObserved as sent) when ``observed``
+    contradicts the entity's ``dateObservedFrom`` (``start``) or ``dateObservedTo``
+    (``end``): an instant outside them, an interval whose ends are not theirs."""
+    o_start, o_end, where, text = observed
+    if o_start == o_end:
+        wrong = (start is not None and o_end < start[0]) or (end is not None and o_end > end[1])
+    else:
+        wrong = (start is not None and o_start != start[0]) or (end is not None and o_end != end[1])
+    if wrong:
+        period = f"{start[3] if start else '…'}/{end[3] if end else '…'}"
+        said = "an interval other than" if o_start != o_end else "an instant outside"
+        raise EventError(
+            "bad_timestamp",
+            where,
+            text,
+            f"{said} the entity's dateObservedFrom/dateObservedTo {period}: which "
+            "observation time is meant?",
+        )
 
 
 def _entity_stamped(entity: dict[str, Any]) -> Stamp | None:
