@@ -80,6 +80,7 @@ INCIDENT_SOURCES = frozenset({"hotline", "app", "inspector", "emergency"})
 # Event-time sanity bounds (documented in docs/events.md): older than this is a broken
 # clock, newer than wall clock + skew is a sensor in the future.
 MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
+_YEAR_2200 = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
 # What ``format_ts`` can write back (years 0001-9999 in UTC); an offset can carry a
 # parsed time past either end, and the event could then never be sent on.
 _FIRST_TS = datetime(1, 1, 1, tzinfo=UTC).timestamp()
@@ -261,6 +262,36 @@ def parse_ts(value: Any, field: str = "ts") -> float:
     return epoch
 
 
+# Epoch times in a smaller unit than seconds, as field devices send them (JavaScript's
+# Date.now() in milliseconds, InfluxDB and Go in micro- or nanoseconds): each unit's
+# factor and name, largest first.
+_EPOCH_UNITS = ((1e9, "nanoseconds"), (1e6, "microseconds"), (1e3, "milliseconds"))
+
+
+def epoch_unit_guess(value: float) -> str | None:
+    """``"milliseconds"``, ``"microseconds"`` or ``"nanoseconds"`` when ``value`` read in
+    that unit is a time from 1990 to 2200 (epoch seconds), else None: the words of the
+    hint ``epoch_unit_hint`` gives (t109: only milliseconds were said; a microsecond or
+    nanosecond epoch got "expected epoch seconds" alone)."""
+    for factor, unit in _EPOCH_UNITS:
+        if MIN_EVENT_TIME * factor <= value <= _YEAR_2200 * factor:
+            return unit
+    return None
+
+
+def epoch_unit_hint(value: float) -> str:
+    """``1790000000000000 looks like epoch microseconds: 2026-09-21T14:13:20Z in seconds;
+    divide by 1,000,000`` for a number ``epoch_unit_guess`` places, else ``""``."""
+    unit = epoch_unit_guess(value)
+    if unit is None:
+        return ""
+    factor = next(f for f, u in _EPOCH_UNITS if u == unit)
+    return (
+        f"{value:.0f} looks like epoch {unit}: {format_ts(value / factor)} in seconds; "
+        f"divide by {factor:,.0f}"
+    )
+
+
 def epoch_seconds_fault(value: Any) -> str | None:
     """Why ``value`` is not epoch seconds a date can show, or None when it is: a number
     (not a bool) in the years 0001-9999 in UTC, the times ``format_ts`` writes. The reason
@@ -273,13 +304,8 @@ def epoch_seconds_fault(value: Any) -> str | None:
     # Compared as given: an integer past a double (1 and 400 zeros) is no float.
     if _FIRST_TS <= value <= _LAST_TS:
         return None
-    hint = (
-        f"; {value:.0f} looks like epoch milliseconds, {format_ts(value / 1000)} in seconds: "
-        "divide by 1000"
-        if _LAST_TS < value <= _LAST_TS * 1000
-        else ""
-    )
-    return f"expected epoch seconds (years 0001-9999){hint}"
+    hint = epoch_unit_hint(value) if isinstance(value, int) or math.isfinite(value) else ""
+    return f"expected epoch seconds (years 0001-9999){'; ' + hint if hint else ''}"
 
 
 # Every field an ``alert/1`` document may carry (``AlertEvent.to_dict``, a burst's alert,

@@ -32,6 +32,7 @@ from streams.events import (
     READING_SCHEMA,
     OverflowFloat,
     decode_json,
+    epoch_unit_hint,
     format_ts,
     json_float,
     json_int,
@@ -346,15 +347,15 @@ def _event_time(value: Any, field: str) -> Any:
     # raised OverflowError, dead-lettered as "internal" (trial 13).
     finite = isinstance(value, int) or math.isfinite(value)
     if not finite or not 0 <= value < 1e11:
-        # 1e11 s is the year 5138: a larger number is epoch milliseconds sent by mistake
-        # (up to 1e14 ms, the year 5138 again), which the message says.
-        hint = (
-            f" ({value:.0f} looks like epoch milliseconds: {_iso(value / 1000)} in seconds; "
-            "divide by 1000)"
-            if finite and 1e11 <= value < 1e14
-            else ""
+        # 1e11 s is the year 5138: a larger number is epoch milli-, micro- or nanoseconds
+        # sent by mistake, which the message says (t109: only milliseconds were); a
+        # negative one is before 1970, no reading's time.
+        hint = epoch_unit_hint(value) if finite else ""
+        if finite and value < 0:
+            hint = "a negative epoch is before 1970"
+        raise EventError(
+            "bad_timestamp", field, shown, f"expected epoch seconds{f' ({hint})' if hint else ''}"
         )
-        raise EventError("bad_timestamp", field, shown, f"expected epoch seconds{hint}")
     return EpochTime(_iso(float(value)), shown)
 
 

@@ -723,7 +723,7 @@ def test_a_step_time_no_date_can_show_is_named() -> None:
     for at, said in (
         (1e308, "expected epoch seconds (years 0001-9999)"),
         (-1e308, "expected epoch seconds (years 0001-9999)"),
-        (1.8e12, "looks like epoch milliseconds, 2027-01-15T08:00:00Z in seconds"),
+        (1.8e12, "looks like epoch milliseconds: 2027-01-15T08:00:00Z in seconds"),
     ):
         with pytest.raises(EventError, match=f'"at" is .*{re.escape(said)}'):
             step_record({**step, "at": at})

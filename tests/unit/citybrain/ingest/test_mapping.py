@@ -209,10 +209,27 @@ def test_unmappable_messages_name_the_field(
         (
             "1790000000000",
             "expected epoch seconds (1790000000000 looks like epoch milliseconds: "
-            "2026-09-21T14:13:20Z in seconds; divide by 1000)",
+            "2026-09-21T14:13:20Z in seconds; divide by 1,000)",
         ),
-        ("1e15", "expected epoch seconds"),
-        ("-5", "expected epoch seconds"),
+        # t109: micro- and nanoseconds (InfluxDB, Go's UnixNano) got "expected epoch
+        # seconds" alone, and a negative epoch did not say it is before 1970.
+        (
+            "1790000000000000",
+            "expected epoch seconds (1790000000000000 looks like epoch microseconds: "
+            "2026-09-21T14:13:20Z in seconds; divide by 1,000,000)",
+        ),
+        (
+            "1790000000000000000",
+            "expected epoch seconds (1790000000000000000 looks like epoch nanoseconds: "
+            "2026-09-21T14:13:20Z in seconds; divide by 1,000,000,000)",
+        ),
+        (
+            '"1790000000000000"',
+            "expected epoch seconds (1790000000000000 looks like epoch microseconds: "
+            "2026-09-21T14:13:20Z in seconds; divide by 1,000,000)",
+        ),
+        ("1e25", "expected epoch seconds"),
+        ("-5", "expected epoch seconds (a negative epoch is before 1970)"),
     ],
 )
 def test_epoch_milliseconds_are_said_to_look_like_them(
