@@ -585,14 +585,15 @@ class EventValidator:
         if odd is not None:
             raise lookalike_key_error(doc, *odd)
         ts = self._event_time(doc, now)
-        report_id = _string(doc, "report_id", MAX_ID_CHARS)
-        category = _string(doc, "category", MAX_ID_CHARS)
+        report_id = _label_text(doc, "report_id")
+        category = _label_text(doc, "category")
         text = doc.get("text", MISSING)
         if text is MISSING:
             raise EventError("missing_field", "text", MISSING, "field is missing")
         if not isinstance(text, str):
             raise EventError("bad_type", "text", text, "expected a string")
         check_length("text", text, MAX_TEXT_CHARS)
+        check_report_text(text)
         source = _string(doc, "source")
         if source not in INCIDENT_SOURCES:
             raise EventError(
@@ -1241,6 +1242,62 @@ def _string(doc: dict[str, Any], field: str, limit: int | None = None) -> str:
     if limit is not None:
         check_length(field, value, limit)
     return value
+
+
+# Line breaks and tabs are text; every other control character (a NUL, a terminal's ESC,
+# DEL, the C1 range) is a broken encoder or an attempt to drive the operator's terminal.
+_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _label_text(doc: dict[str, Any], field: str) -> str:
+    """A report's ``report_id`` or ``category``: a non-empty string of at most
+    ``MAX_ID_CHARS`` characters (``_string``), not blank, without spaces around it and
+    without control or invisible format characters. Both travel in every alert, log line,
+    Alertmanager label and reply about the report, and a report id is how a re-sent report
+    is known: ``" r1 "`` and ``"r1"``, or ``"r1"`` with a zero-width space, were two
+    reports that look one (t109: each was accepted). Raises ``EventError`` (``bad_type``)
+    naming the field and the value as sent."""
+    return check_label_text(field, _string(doc, field, MAX_ID_CHARS))
+
+
+def check_label_text(field: str, value: str) -> str:
+    """``value`` of a report's ``report_id`` or ``category`` (``_label_text``'s rules but
+    the type and length), returned; ``EventError`` (``bad_type``) naming ``field``.
+    ``citybrain replay`` checks a file's rows by it too."""
+    if not value.strip():
+        raise EventError("bad_type", field, value, "blank (white space only): expected text")
+    if value != value.strip():
+        raise EventError("bad_type", field, value, "white space around it: send it without")
+    for i, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            raise EventError(
+                "bad_type",
+                field,
+                value,
+                f"character {i + 1} is the control or invisible character U+{ord(char):04X} "
+                f"({unicodedata.name(char, 'a control character')}): expected printable text",
+            )
+    return value
+
+
+def check_report_text(text: str) -> None:
+    """A report's ``text``: not blank (a report says what happened: an empty one gave the
+    department classifier and the reply to the reporter nothing) and without control
+    characters other than line breaks and tabs. Raises ``EventError`` (``bad_type``)
+    naming ``text``; ``citybrain replay`` checks a file's rows by it too."""
+    if not text.strip():
+        raise EventError(
+            "bad_type", "text", text, "blank: expected a description of what was reported"
+        )
+    bad = _TEXT_CONTROLS.search(text)
+    if bad is not None:
+        raise EventError(
+            "bad_type",
+            "text",
+            text,
+            f"character {bad.start() + 1} is the control character U+{ord(bad.group()):04X}: "
+            "expected text (line breaks and tabs are taken)",
+        )
 
 
 def check_length(field: str, value: str, limit: int) -> None:

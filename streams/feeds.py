@@ -30,7 +30,9 @@ from streams.events import (
     MAX_TEXT_CHARS,
     IncidentReport,
     Reading,
+    check_label_text,
     check_length,
+    check_report_text,
     parse_ts,
 )
 from streams.partitioning import PACK_HEAD, ReadingPacker
@@ -179,6 +181,10 @@ def _incident(row: list[str]) -> IncidentReport:
     check_length("report_id", row[1], MAX_ID_CHARS)
     check_length("category", row[2], MAX_ID_CHARS)
     check_length("text", row[3], MAX_TEXT_CHARS)
+    # Blank, padded or control characters: the worker would dead-letter them (t109).
+    check_label_text("report_id", row[1])
+    check_label_text("category", row[2])
+    check_report_text(row[3])
     return IncidentReport(parse_ts(row[0], "timestamp"), row[1], row[2], row[3], row[4], row[5])
 
 
