@@ -41,7 +41,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import cast
 
-from streams.errors import FeedError, show
+from streams.errors import FeedError, legacy_encoding, show
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -256,7 +256,7 @@ class _Lines:
             raise _BadLine(
                 self.start,
                 f"byte 0x{data[exc.start]:02x} at {self._where(exc.start)} is not UTF-8 "
-                "(a Latin-1 or Windows-1252 file? save it as UTF-8)",
+                f"(a {legacy_encoding(data)} file? save it as UTF-8)",
             ) from None
 
     def _where(self, offset: int) -> str:

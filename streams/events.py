@@ -23,7 +23,14 @@ import orjson
 
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
-from streams.errors import LATIN_LOOKS, LOOKALIKE_LETTERS, MISSING, EventError, unreadable
+from streams.errors import (
+    LATIN_LOOKS,
+    LOOKALIKE_LETTERS,
+    MISSING,
+    EventError,
+    double_byte_encoding,
+    unreadable,
+)
 from streams.spans import item_spans, max_depth
 
 READING_SCHEMA = "reading/1"
@@ -790,6 +797,13 @@ ORJSON_DEPTH_ERROR = "depth limit exceeded"
 TOO_DEEP = f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
 
 
+def _written_in(raw: bytes) -> str:
+    """``; GBK/GB18030 (…) text?`` for JSON bytes that look written in a double-byte
+    encoding (a Chinese gateway's), else empty: a lone byte past ASCII says nothing."""
+    guess = double_byte_encoding(raw)
+    return f"; {guess} text?" if guess else ""
+
+
 def decode_json(raw: bytes, unique_keys: bool = False, check_text: bool = True) -> Any:
     """A message's JSON value, read as every edge reads it (the worker's topics, HTTP and
     MQTT ingest): orjson, and where it refuses, Python's json for the bare
@@ -901,7 +915,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
                 None,
                 None,
                 f"not valid JSON: byte 0x{raw[bad.start]:02x} at offset {bad.start} is not "
-                "UTF-8 (JSON is UTF-8 text, RFC 8259)",
+                f"UTF-8 (JSON is UTF-8 text, RFC 8259{_written_in(raw)})",
             ) from None
         body = text.removeprefix("\ufeff")
         # Nesting judged by counting, as orjson does, before the recursive parser: whether
