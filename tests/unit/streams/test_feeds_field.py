@@ -683,3 +683,28 @@ def test_fuzz_long_lines_read_the_same_across_block_boundaries(
     whole = read()
     with patch.object(csvfile, "BLOCK", block):
         assert read() == whole
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        # t109: each was shown beside the expected headers only, to be compared by eye.
+        ("timestamp,sensor_id,kind,value,unit", "(missing grid_cell)"),
+        ("timestamp,report_id,category,text,source", "(missing grid_cell)"),
+        (
+            "timestamp,sensor_id,kind,value,unit,grid_cell,extra",
+            "('extra' is not one of its columns)",
+        ),
+        (
+            "timestamp,sensor_id,kind,value,value,grid_cell",
+            "column 'value' twice (columns 4 and 5)",
+        ),
+        ("sensor_id,timestamp,kind,value,unit,grid_cell", "(the same columns in another order"),
+    ],
+)
+def test_a_header_says_how_it_differs_from_the_closer_one(
+    tmp_path: Path, header: str, says: str
+) -> None:
+    with pytest.raises(FeedError) as info:
+        load_events([write(tmp_path, "h.csv", header + "\n" + ROW)])
+    assert says in str(info.value) and "\n" not in str(info.value)
