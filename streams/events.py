@@ -13,7 +13,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import FrameType
 from typing import Any, TypeVar, cast
@@ -147,6 +147,64 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # ISO 8601's basic format (no separators), which the extended form here does not take.
 _BASIC = re.compile(r"[0-9]{8}[Tt ]?[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[.,][0-9]+)?)?)?.*")
 _EXAMPLE = "2026-11-01T10:00:00Z"
+_END_OF_DAY = re.compile(r"[Tt ]24:00(?::00(?:[.,]0+)?)?(?:[Zz]|[+-]|$)")
+# ISO 8601's other date forms, which RFC 3339 (and so the form here) leaves out: a week
+# date (2026-W49-6) and an ordinal date (2026-339), each with a time after it or not.
+_WEEK_DATE = re.compile(r"(?P<y>[0-9]{4})-?W(?P<w>[0-9]{2})-?(?P<d>[1-7])(?P<rest>[Tt ].*)?")
+_ORDINAL_DATE = re.compile(r"(?P<y>[0-9]{4})-(?P<n>[0-9]{3})(?P<rest>[Tt ].*)?")
+# Digits alone, perhaps with a fraction: an epoch time, not ISO 8601's basic format.
+_EPOCH_TEXT = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]+)?")
+
+
+def _next_midnight(day: str) -> str:
+    try:
+        start = datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        return _EXAMPLE
+    return (start + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")
+
+
+def _other_date_fault(text: str) -> str | None:
+    """Why a week date, an ordinal date or an epoch time in text is not taken, naming the
+    calendar date or the instant it stands for; None for any other text. Before t109 the
+    first two were "expected an ISO 8601 timestamp", which they are, and epoch seconds in
+    a string "ISO 8601's basic format", which they are not."""
+    week, ordinal = _WEEK_DATE.fullmatch(text), _ORDINAL_DATE.fullmatch(text)
+    try:
+        if week is not None:
+            day = datetime.fromisocalendar(int(week["y"]), int(week["w"]), int(week["d"]))
+            return (
+                f"an ISO week date ({text[: week.start('rest')] if week['rest'] else text}) "
+                f"is not taken: send the calendar date, {day:%Y-%m-%d} "
+                f"({day:%Y-%m-%d}{week['rest'] or 'T00:00:00Z'})"
+            )
+        if ordinal is not None:
+            first = datetime(int(ordinal["y"]), 1, 1)
+            day = first + timedelta(days=int(ordinal["n"]) - 1)
+            if day.year != first.year or int(ordinal["n"]) < 1:
+                return None
+            return (
+                f"an ordinal date ({text[: ordinal.start('rest')] if ordinal['rest'] else text})"
+                f" is not taken: send the calendar date, {day:%Y-%m-%d} "
+                f"({day:%Y-%m-%d}{ordinal['rest'] or 'T00:00:00Z'})"
+            )
+    except ValueError:
+        return None
+    if _EPOCH_TEXT.fullmatch(text):
+        return epoch_text_fault(float(text))
+    return None
+
+
+def epoch_text_fault(number: float) -> str | None:
+    """Why an epoch time is not taken where ISO 8601 is: ``1789999700 looks like epoch
+    seconds: send it as ISO 8601 (2026-09-21T14:08:20Z)``, likewise milli-, micro- or
+    nanoseconds; None when the number is no time from 1990 to 2200 in any of them."""
+    unit = "seconds" if MIN_EVENT_TIME <= number <= _YEAR_2200 else epoch_unit_guess(number)
+    if unit is None:
+        return None
+    factor = next((f for f, u in _EPOCH_UNITS if u == unit), 1.0)
+    shown = f"{number:.0f}" if number.is_integer() else repr(number)
+    return f"{shown} looks like epoch {unit}: send it as ISO 8601 ({format_ts(number / factor)})"
 
 
 def timestamp_fault(text: str) -> str:
@@ -166,10 +224,20 @@ def timestamp_fault(text: str) -> str:
                     "second 60 (a leap second) is not taken: send 59.999 of the same "
                     f"minute ({_EXAMPLE})"
                 )
+            midnight = _END_OF_DAY.search(text)
+            if midnight is not None and str(exc).startswith("hour must be"):
+                # ISO 8601's 24:00, the end of a day: the next day's 00:00 is one instant.
+                return (
+                    "24:00 (the end of the day) is not taken: send 00:00 of the next day "
+                    f"({_next_midnight(text[:10])}{form.group('zone') or ''})"
+                )
             return str(exc)
         return f"expected an ISO 8601 timestamp ({_EXAMPLE})"
     if _DATE.fullmatch(text):
         return f"a date alone: expected a date and a time with a zone ({_EXAMPLE})"
+    other = _other_date_fault(text)
+    if other is not None:
+        return other
     if _BASIC.fullmatch(text):
         return (
             "ISO 8601's basic format (no '-' and ':') is not taken: expected the extended "
@@ -255,7 +323,16 @@ def parse_ts(value: Any, field: str = "ts") -> float:
     ``±HH:MM``, ``±HHMM`` or ``±HH``; ASCII digits only; the time must fall in the years 0001-9999
     in UTC. Raises ``EventError`` (``bad_type``, ``bad_timestamp``) naming ``field``."""
     if not isinstance(value, str):
-        raise EventError("bad_type", field, value, "expected an ISO 8601 string")
+        reason = "expected an ISO 8601 string"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # An epoch number, said as the time it looks like (t109).
+            try:
+                fault = epoch_text_fault(float(value))
+            except OverflowError:  # an integer past a double: no time
+                fault = None
+            if fault is not None:
+                reason = f"{reason}; {fault}"
+        raise EventError("bad_type", field, value, reason)
     try:
         epoch = _epoch(value)
     except (ValueError, OverflowError):

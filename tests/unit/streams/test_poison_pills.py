@@ -418,7 +418,8 @@ FIRING = {
         ),
         (
             {"started_at": 1764547200},
-            'field "started_at" is 1764547200: expected an ISO 8601 string',
+            'field "started_at" is 1764547200: expected an ISO 8601 string; 1764547200 looks '
+            "like epoch seconds: send it as ISO 8601 (2025-12-01T00:00:00Z)",
         ),
         (
             {"status": "resolved", "ended_at": "yesterday"},
