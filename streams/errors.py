@@ -242,3 +242,19 @@ def double_byte_encoding(data: bytes) -> str | None:
         else:
             return "GBK/GB18030 (Chinese Windows; or Big5, Shift_JIS, EUC-KR)"
     return None
+
+
+# A number written with a decimal comma (``1,5``, ``-12,25``), as European locales and
+# spreadsheets write it; thousands separators (``1,000``) are not told apart from it.
+_DECIMAL_COMMA = re.compile(r"\s*[-+]?[0-9]+,[0-9]+\s*")
+
+
+def decimal_comma_hint(text: object) -> str:
+    """`` (a decimal comma? send 1.5, with a point)`` for text that is a number written
+    with a decimal comma, else ``""`` (t109: ``"1,5"`` got "expected a number" alone)."""
+    if not isinstance(text, str) or not _DECIMAL_COMMA.fullmatch(text):
+        return ""
+    point, whole = text.strip().replace(",", "."), text.strip().replace(",", "")
+    if len(text.strip().rsplit(",", 1)[1]) == 3:  # 1,000: a thousands separator too
+        return f" (a decimal comma, {point}, or a thousands separator, {whole}? send it so)"
+    return f" (a decimal comma? send {point}, with a point)"

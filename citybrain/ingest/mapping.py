@@ -27,7 +27,7 @@ from typing import Any
 
 from citybrain.errors import InputError
 from playbooks.grid import UNIT_SPELLING, Grid
-from streams.errors import MISSING, EventError
+from streams.errors import MISSING, EventError, decimal_comma_hint
 from streams.events import (
     READING_SCHEMA,
     OverflowFloat,
@@ -224,6 +224,17 @@ class MqttMapping:
         for pattern in self.patterns:
             fields = pattern.match(topic)
             if fields is not None:
+                # MQTT's + matches an empty level: "city/east/gauge-1/" gave kind '' and
+                # "city/east//pm25" sensor_id '' (t109), said as fields never sent.
+                empty = [name for name in pattern.levels if name and fields[name] == ""]
+                if empty:
+                    raise EventError(
+                        "unknown_topic",
+                        "topic",
+                        topic,
+                        f"its {{{empty[0]}}} level is empty (a trailing slash or '//'?): "
+                        f"the pattern is {pattern.pattern!r}",
+                    )
                 return pattern, fields
         raise EventError(
             "unknown_topic",
@@ -236,11 +247,13 @@ class MqttMapping:
         try:
             body = decode_json(payload, unique_keys=True)  # as the worker reads it, keys once
         except EventError as exc:
+            # A number with a decimal comma ("1,5") is said as one, not as JSON's words.
+            comma = decimal_comma_hint(payload.decode("utf-8", "replace"))
             raise EventError(
                 "bad_payload",
                 "payload",
                 _preview(payload),
-                f"expected a number or a JSON object ({exc.reason})",
+                f"expected a number or a JSON object{comma or f' ({exc.reason})'}",
             ) from None
         if isinstance(body, (int, float)) and not isinstance(body, bool):
             doc["value"] = body  # an int past a double is the validator's out_of_range

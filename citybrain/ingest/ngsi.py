@@ -47,7 +47,7 @@ from typing import Any
 from citybrain.errors import InputError
 from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
-from streams.errors import MISSING, EventError, detach
+from streams.errors import MISSING, EventError, decimal_comma_hint, detach
 from streams.events import (
     ISO_DATETIME,
     READING_SCHEMA,
@@ -465,7 +465,9 @@ def _number(spec: Any, attr: str) -> float:
         raise _keyvalues(attr, spec)
     value = spec.get("value", MISSING)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise EventError("bad_type", f"{attr}.value", value, "expected a number")
+        raise EventError(
+            "bad_type", f"{attr}.value", value, f"expected a number{decimal_comma_hint(value)}"
+        )
     try:
         return float(value)
     except OverflowError:

@@ -708,3 +708,11 @@ def test_a_header_says_how_it_differs_from_the_closer_one(
     with pytest.raises(FeedError) as info:
         load_events([write(tmp_path, "h.csv", header + "\n" + ROW)])
     assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_decimal_comma_in_a_quoted_value_is_said(tmp_path: Path) -> None:
+    # t109: "expected a number in decimal notation (...)" alone.
+    row = '2024-05-27T03:10:10Z,s1,pm25,"1,5",ug/m3,c1\n'
+    events, bad = read_skip(write(tmp_path, "c.csv", READINGS + row + ROW))
+    assert len(events) == 1 and [b.line for b in bad] == [2]
+    assert bad[0].reason.endswith("(a decimal comma? send 1.5, with a point)")
