@@ -51,6 +51,7 @@ from streams.errors import MISSING, EventError, decimal_comma_hint, detach
 from streams.events import (
     ISO_DATETIME,
     READING_SCHEMA,
+    epoch_text_fault,
     format_ts,
     key_skeleton,
     lookalike_key_error,
@@ -536,11 +537,18 @@ def _datetime_text(value: Any, where: str) -> tuple[str, str]:
             )
         where, value = f"{where}.{key}", value.get(key, MISSING)
     if not isinstance(value, str):
+        # An epoch number is said as the time it looks like (t109).
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        try:
+            epoch = epoch_text_fault(float(value)) if number else None
+        except OverflowError:
+            epoch = None
         raise EventError(
             "bad_timestamp",
             where,
             value,
-            'expected an ISO 8601 string (or {"@type": "DateTime", "@value": "..."})',
+            'expected an ISO 8601 string (or {"@type": "DateTime", "@value": "..."})'
+            + (f"; {epoch}" if epoch else ""),
         )
     return value, where
 

@@ -675,3 +675,30 @@ def test_a_date_observed_within_the_period_still_reads(ngsi: NgsiMapping, observ
     assert found.errors == []
     [(_, _, readings)] = found.entities
     assert {d["ts"] for d in readings.documents} == {"2016-12-07T11:15:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        # t109: "expected an ISO 8601 string" alone, as the worker's ts said.
+        (
+            1458039600,
+            "1458039600 looks like epoch seconds: send it as ISO 8601 (2016-03-15T11:00:00Z)",
+        ),
+        (
+            1458039600000,
+            "looks like epoch milliseconds: send it as ISO 8601 (2016-03-15T11:00:00Z)",
+        ),
+        ("1458039600", "1458039600 looks like epoch seconds: send it as ISO 8601"),
+        ("2016-W11-2T11:00:00Z", "an ISO week date (2016-W11-2) is not taken"),
+    ],
+)
+def test_a_date_observed_as_epoch_or_week_date_is_said_as_the_time_it_looks_like(
+    ngsi: NgsiMapping, sent: object, says: str
+) -> None:
+    entity = example("AirQualityObserved")
+    entity["dateObserved"]["value"] = sent
+    with pytest.raises(EventError) as caught:
+        ngsi.entity(entity)
+    assert (caught.value.code, caught.value.field) == ("bad_timestamp", "dateObserved.value")
+    assert says in caught.value.reason
