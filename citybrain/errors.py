@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from streams.errors import double_byte_encoding
+
 
 class InputError(ValueError):
     """Bad user input; the message names the file, field or value and what was expected."""
@@ -32,8 +34,12 @@ def utf8_text(path: Path, named: str = "") -> str:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         where = f"{named} {path}" if named else str(path)
+        # A Chinese Windows file (GBK) is said as one (t109); a lone Latin byte needs no guess.
+        encoding = double_byte_encoding(data)
+        guess = f"a {encoding} file? " if encoding else ""
         raise InputError(
-            f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 (save the file as UTF-8)"
+            f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 ({guess}save the file "
+            "as UTF-8)"
         ) from None
 
 

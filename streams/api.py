@@ -63,7 +63,7 @@ from streams.auth import (
 )
 from streams.context import API_KAFKA_WAIT, Context, PendingCommands, run_key
 from streams.errors import EventError, show, shown_name
-from streams.events import ISO_DATETIME, decode_json, parse_ts
+from streams.events import ISO_DATETIME, decode_json, epoch_unit_guess, parse_ts
 from streams.partitioning import key_partition
 from streams.replies import RESEND, undelivered_of, undelivered_of_group
 
@@ -900,9 +900,12 @@ def request_time(field: str, value: Any, now: float) -> float:
         if not math.isfinite(number):
             raise ApiError(400, f'field "{field}" is {show(value)}: not finite; {expected}')
     latest = now + REQUEST_TIME_AHEAD
-    if number > latest and EARLIEST_REQUEST_TIME * 1000 <= number <= latest * 1000:
+    if number > latest and epoch_unit_guess(number) is not None:
+        # Milli-, micro- or nanoseconds (t109: only milliseconds were said).
         raise ApiError(
-            400, f'field "{field}" is {show(value)}: that looks like epoch milliseconds; {expected}'
+            400,
+            f'field "{field}" is {show(value)}: that looks like epoch '
+            f"{epoch_unit_guess(number)}; {expected}",
         )
     if number > latest:
         raise ApiError(

@@ -41,7 +41,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import cast
 
-from streams.errors import FeedError, show
+from streams.errors import FeedError, decimal_comma_hint, legacy_encoding, show
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -256,7 +256,7 @@ class _Lines:
             raise _BadLine(
                 self.start,
                 f"byte 0x{data[exc.start]:02x} at {self._where(exc.start)} is not UTF-8 "
-                "(a Latin-1 or Windows-1252 file? save it as UTF-8)",
+                f"(a {legacy_encoding(data)} file? save it as UTF-8)",
             ) from None
 
     def _where(self, offset: int) -> str:
@@ -296,7 +296,7 @@ def decimal(text: str, field: str = "value") -> float:
             raise ValueError(f'field "{field}" is {show(text)}, expected a finite number')
         raise ValueError(
             f'field "{field}" is {show(text)}, expected a number in decimal notation '
-            "(ASCII digits, a point, an exponent: 12.5, -3, 1e-3)"
+            f"(ASCII digits, a point, an exponent: 12.5, -3, 1e-3){decimal_comma_hint(text)}"
         )
     value = float(text)
     if not math.isfinite(value):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 # The one "did you mean": kept with the playbooks' errors, which may not import streams
@@ -213,3 +214,47 @@ def detach(error: BaseException) -> None:
         current.__traceback__ = None
         current.__cause__ = current.__context__ = None
         current = nxt
+
+
+# Runs of bytes past ASCII: a legacy double-byte file (GBK, Big5, Shift_JIS, EUC-KR) has
+# them in pairs, each byte past 0x80; Latin-1 or Windows-1252 text has mostly lone ones.
+_HIGH_RUNS = re.compile(rb"[\x80-\xff]+")
+
+
+def legacy_encoding(data: bytes) -> str:
+    """The encoding bytes that are not UTF-8 were most likely written in, for the hint
+    ``(a … file? save it as UTF-8)``: ``double_byte_encoding``'s, else ``Latin-1 or
+    Windows-1252`` (t109: a Chengdu file in GBK was said to look Latin-1, which it is
+    not)."""
+    return double_byte_encoding(data) or "Latin-1 or Windows-1252"
+
+
+def double_byte_encoding(data: bytes) -> str | None:
+    """``GBK/GB18030 (Chinese Windows; or Big5, Shift_JIS, EUC-KR)`` when every run of
+    ``data``'s bytes past ASCII is whole double-byte characters that GB18030 reads, else
+    None."""
+    runs = _HIGH_RUNS.findall(data)
+    if runs and all(len(run) % 2 == 0 for run in runs):
+        try:
+            data.decode("gb18030")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return "GBK/GB18030 (Chinese Windows; or Big5, Shift_JIS, EUC-KR)"
+    return None
+
+
+# A number written with a decimal comma (``1,5``, ``-12,25``), as European locales and
+# spreadsheets write it; thousands separators (``1,000``) are not told apart from it.
+_DECIMAL_COMMA = re.compile(r"\s*[-+]?[0-9]+,[0-9]+\s*")
+
+
+def decimal_comma_hint(text: object) -> str:
+    """`` (a decimal comma? send 1.5, with a point)`` for text that is a number written
+    with a decimal comma, else ``""`` (t109: ``"1,5"`` got "expected a number" alone)."""
+    if not isinstance(text, str) or not _DECIMAL_COMMA.fullmatch(text):
+        return ""
+    point, whole = text.strip().replace(",", "."), text.strip().replace(",", "")
+    if len(text.strip().rsplit(",", 1)[1]) == 3:  # 1,000: a thousands separator too
+        return f" (a decimal comma, {point}, or a thousands separator, {whole}? send it so)"
+    return f" (a decimal comma? send {point}, with a point)"

@@ -13,7 +13,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import FrameType
 from typing import Any, TypeVar, cast
@@ -23,7 +23,15 @@ import orjson
 
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
-from streams.errors import LATIN_LOOKS, LOOKALIKE_LETTERS, MISSING, EventError, unreadable
+from streams.errors import (
+    LATIN_LOOKS,
+    LOOKALIKE_LETTERS,
+    MISSING,
+    EventError,
+    decimal_comma_hint,
+    double_byte_encoding,
+    unreadable,
+)
 from streams.spans import item_spans, max_depth
 
 READING_SCHEMA = "reading/1"
@@ -80,6 +88,7 @@ INCIDENT_SOURCES = frozenset({"hotline", "app", "inspector", "emergency"})
 # Event-time sanity bounds (documented in docs/events.md): older than this is a broken
 # clock, newer than wall clock + skew is a sensor in the future.
 MIN_EVENT_TIME = datetime(1990, 1, 1, tzinfo=UTC).timestamp()
+_YEAR_2200 = datetime(2200, 1, 1, tzinfo=UTC).timestamp()
 # What ``format_ts`` can write back (years 0001-9999 in UTC); an offset can carry a
 # parsed time past either end, and the event could then never be sent on.
 _FIRST_TS = datetime(1, 1, 1, tzinfo=UTC).timestamp()
@@ -93,30 +102,110 @@ _LAST_TS = math.nextafter(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timesta
 # for every timestamp citybrain reads (``iso_datetime``; docs/events.md, ``ts``): date,
 # then ``T``, ``t`` or a space, then ``HH:MM``, optional ``:SS`` and a fraction after ``.``
 # or ``,``; the zone ``Z`` or ``z`` (RFC 3339 allows either case of both letters), or an
-# offset ``±HH:MM``, ``±HHMM`` or ``±HH`` (hours 00-23, minutes 00-59, as RFC 3339's
-# time-numoffset: fromisoformat took ``+00:60`` as an hour and ``+0099`` as 1 h 39 min).
+# offset ``±HH:MM``, ``±HHMM`` or ``±HH``. The offset's digits are checked by
+# ``iso_datetime``, not here, so that the error says which part is wrong: minutes 00-59
+# (fromisoformat took ``+00:60`` as an hour and ``+0099`` as 1 h 39 min) and an offset a
+# clock on Earth can show, -12:00 to +14:00 (``+15:00`` or ``-13:00`` is a typo or a
+# device's broken zone setting, and shifted the reading by hours unsaid).
 ISO_DATETIME = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]+)?)?"
-    r"(?P<zone>[Zz]|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)?"
+    r"(?P<zone>[Zz]|(?P<sign>[+-])(?P<oh>[0-9]{2})(?::?(?P<om>[0-9]{2}))?)?"
 )
+# The UTC offsets civil time uses: UTC-12:00 (Baker Island) to UTC+14:00 (Line Islands).
+MIN_UTC_OFFSET_MINUTES = -12 * 60
+MAX_UTC_OFFSET_MINUTES = 14 * 60
 
 
 def iso_datetime(text: str) -> datetime:
     """``text`` in the form ``ISO_DATETIME`` -> its datetime (naive without a zone).
-    Raises ValueError for any other text (``fromisoformat``'s wider forms included) and
-    OverflowError for none here (a time past year 9999 in UTC is the caller's check)."""
+    Raises ValueError for any other text (``fromisoformat``'s wider forms included), for
+    an offset whose minutes are past 59 or that lies outside -12:00..+14:00 (the message
+    says which), and OverflowError for none here (a time past year 9999 in UTC is the
+    caller's check)."""
     form = ISO_DATETIME.fullmatch(text)
     if form is None:
         raise ValueError(text)
+    if form.group("sign") is not None:
+        _check_offset(form.group("zone"), form.group("oh"), form.group("om") or "00")
     if form.group("zone") == "z":
         text = text[:-1] + "Z"  # fromisoformat reads only the capital
     return datetime.fromisoformat(text)
+
+
+def _check_offset(offset: str, hours: str, minutes: str) -> None:
+    """ValueError naming ``offset`` as sent (``+0599``) when its minutes are past 59 or it
+    lies outside the offsets civil time uses (-12:00..+14:00)."""
+    if int(minutes) > 59:
+        raise ValueError(f"the UTC offset {offset} has minutes past 59")
+    total = (1 if offset[0] == "+" else -1) * (int(hours) * 60 + int(minutes))
+    if not MIN_UTC_OFFSET_MINUTES <= total <= MAX_UTC_OFFSET_MINUTES:
+        raise ValueError(
+            f"the UTC offset {offset} is outside the offsets clocks use (-12:00 to +14:00)"
+        )
 
 
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # ISO 8601's basic format (no separators), which the extended form here does not take.
 _BASIC = re.compile(r"[0-9]{8}[Tt ]?[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[.,][0-9]+)?)?)?.*")
 _EXAMPLE = "2026-11-01T10:00:00Z"
+_END_OF_DAY = re.compile(r"[Tt ]24:00(?::00(?:[.,]0+)?)?(?:[Zz]|[+-]|$)")
+# ISO 8601's other date forms, which RFC 3339 (and so the form here) leaves out: a week
+# date (2026-W49-6) and an ordinal date (2026-339), each with a time after it or not.
+_WEEK_DATE = re.compile(r"(?P<y>[0-9]{4})-?W(?P<w>[0-9]{2})-?(?P<d>[1-7])(?P<rest>[Tt ].*)?")
+_ORDINAL_DATE = re.compile(r"(?P<y>[0-9]{4})-(?P<n>[0-9]{3})(?P<rest>[Tt ].*)?")
+# Digits alone, perhaps with a fraction: an epoch time, not ISO 8601's basic format.
+_EPOCH_TEXT = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]+)?")
+
+
+def _next_midnight(day: str) -> str:
+    try:
+        start = datetime.strptime(day, "%Y-%m-%d")
+    except ValueError:
+        return _EXAMPLE
+    return (start + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")
+
+
+def _other_date_fault(text: str) -> str | None:
+    """Why a week date, an ordinal date or an epoch time in text is not taken, naming the
+    calendar date or the instant it stands for; None for any other text. Before t109 the
+    first two were "expected an ISO 8601 timestamp", which they are, and epoch seconds in
+    a string "ISO 8601's basic format", which they are not."""
+    week, ordinal = _WEEK_DATE.fullmatch(text), _ORDINAL_DATE.fullmatch(text)
+    try:
+        if week is not None:
+            day = datetime.fromisocalendar(int(week["y"]), int(week["w"]), int(week["d"]))
+            return (
+                f"an ISO week date ({text[: week.start('rest')] if week['rest'] else text}) "
+                f"is not taken: send the calendar date, {day:%Y-%m-%d} "
+                f"({day:%Y-%m-%d}{week['rest'] or 'T00:00:00Z'})"
+            )
+        if ordinal is not None:
+            first = datetime(int(ordinal["y"]), 1, 1)
+            day = first + timedelta(days=int(ordinal["n"]) - 1)
+            if day.year != first.year or int(ordinal["n"]) < 1:
+                return None
+            return (
+                f"an ordinal date ({text[: ordinal.start('rest')] if ordinal['rest'] else text})"
+                f" is not taken: send the calendar date, {day:%Y-%m-%d} "
+                f"({day:%Y-%m-%d}{ordinal['rest'] or 'T00:00:00Z'})"
+            )
+    except ValueError:
+        return None
+    if _EPOCH_TEXT.fullmatch(text):
+        return epoch_text_fault(float(text))
+    return None
+
+
+def epoch_text_fault(number: float) -> str | None:
+    """Why an epoch time is not taken where ISO 8601 is: ``1789999700 looks like epoch
+    seconds: send it as ISO 8601 (2026-09-21T14:08:20Z)``, likewise milli-, micro- or
+    nanoseconds; None when the number is no time from 1990 to 2200 in any of them."""
+    unit = "seconds" if MIN_EVENT_TIME <= number <= _YEAR_2200 else epoch_unit_guess(number)
+    if unit is None:
+        return None
+    factor = next((f for f, u in _EPOCH_UNITS if u == unit), 1.0)
+    shown = f"{number:.0f}" if number.is_integer() else repr(number)
+    return f"{shown} looks like epoch {unit}: send it as ISO 8601 ({format_ts(number / factor)})"
 
 
 def timestamp_fault(text: str) -> str:
@@ -136,10 +225,20 @@ def timestamp_fault(text: str) -> str:
                     "second 60 (a leap second) is not taken: send 59.999 of the same "
                     f"minute ({_EXAMPLE})"
                 )
+            midnight = _END_OF_DAY.search(text)
+            if midnight is not None and str(exc).startswith("hour must be"):
+                # ISO 8601's 24:00, the end of a day: the next day's 00:00 is one instant.
+                return (
+                    "24:00 (the end of the day) is not taken: send 00:00 of the next day "
+                    f"({_next_midnight(text[:10])}{form.group('zone') or ''})"
+                )
             return str(exc)
         return f"expected an ISO 8601 timestamp ({_EXAMPLE})"
     if _DATE.fullmatch(text):
         return f"a date alone: expected a date and a time with a zone ({_EXAMPLE})"
+    other = _other_date_fault(text)
+    if other is not None:
+        return other
     if _BASIC.fullmatch(text):
         return (
             "ISO 8601's basic format (no '-' and ':') is not taken: expected the extended "
@@ -225,7 +324,16 @@ def parse_ts(value: Any, field: str = "ts") -> float:
     ``±HH:MM``, ``±HHMM`` or ``±HH``; ASCII digits only; the time must fall in the years 0001-9999
     in UTC. Raises ``EventError`` (``bad_type``, ``bad_timestamp``) naming ``field``."""
     if not isinstance(value, str):
-        raise EventError("bad_type", field, value, "expected an ISO 8601 string")
+        reason = "expected an ISO 8601 string"
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            # An epoch number, said as the time it looks like (t109).
+            try:
+                fault = epoch_text_fault(float(value))
+            except OverflowError:  # an integer past a double: no time
+                fault = None
+            if fault is not None:
+                reason = f"{reason}; {fault}"
+        raise EventError("bad_type", field, value, reason)
     try:
         epoch = _epoch(value)
     except (ValueError, OverflowError):
@@ -237,6 +345,36 @@ def parse_ts(value: Any, field: str = "ts") -> float:
             "bad_timestamp", field, value, "the time in UTC is outside the years 0001-9999"
         )
     return epoch
+
+
+# Epoch times in a smaller unit than seconds, as field devices send them (JavaScript's
+# Date.now() in milliseconds, InfluxDB and Go in micro- or nanoseconds): each unit's
+# factor and name, largest first.
+_EPOCH_UNITS = ((1e9, "nanoseconds"), (1e6, "microseconds"), (1e3, "milliseconds"))
+
+
+def epoch_unit_guess(value: float) -> str | None:
+    """``"milliseconds"``, ``"microseconds"`` or ``"nanoseconds"`` when ``value`` read in
+    that unit is a time from 1990 to 2200 (epoch seconds), else None: the words of the
+    hint ``epoch_unit_hint`` gives (t109: only milliseconds were said; a microsecond or
+    nanosecond epoch got "expected epoch seconds" alone)."""
+    for factor, unit in _EPOCH_UNITS:
+        if MIN_EVENT_TIME * factor <= value <= _YEAR_2200 * factor:
+            return unit
+    return None
+
+
+def epoch_unit_hint(value: float) -> str:
+    """``1790000000000000 looks like epoch microseconds: 2026-09-21T14:13:20Z in seconds;
+    divide by 1,000,000`` for a number ``epoch_unit_guess`` places, else ``""``."""
+    unit = epoch_unit_guess(value)
+    if unit is None:
+        return ""
+    factor = next(f for f, u in _EPOCH_UNITS if u == unit)
+    return (
+        f"{value:.0f} looks like epoch {unit}: {format_ts(value / factor)} in seconds; "
+        f"divide by {factor:,.0f}"
+    )
 
 
 def epoch_seconds_fault(value: Any) -> str | None:
@@ -251,13 +389,8 @@ def epoch_seconds_fault(value: Any) -> str | None:
     # Compared as given: an integer past a double (1 and 400 zeros) is no float.
     if _FIRST_TS <= value <= _LAST_TS:
         return None
-    hint = (
-        f"; {value:.0f} looks like epoch milliseconds, {format_ts(value / 1000)} in seconds: "
-        "divide by 1000"
-        if _LAST_TS < value <= _LAST_TS * 1000
-        else ""
-    )
-    return f"expected epoch seconds (years 0001-9999){hint}"
+    hint = epoch_unit_hint(value) if isinstance(value, int) or math.isfinite(value) else ""
+    return f"expected epoch seconds (years 0001-9999){'; ' + hint if hint else ''}"
 
 
 # Every field an ``alert/1`` document may carry (``AlertEvent.to_dict``, a burst's alert,
@@ -490,7 +623,9 @@ class EventValidator:
         if value is MISSING:
             raise EventError("missing_field", "value", MISSING, "field is missing")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise EventError("bad_type", "value", value, "expected a number")
+            raise EventError(
+                "bad_type", "value", value, f"expected a number{decimal_comma_hint(value)}"
+            )
         if isinstance(value, float) and not math.isfinite(value):
             raise EventError("not_finite", "value", value, "expected a finite number")
         # Compared before any float(): an integer of 400 digits is out of range, not an
@@ -537,14 +672,15 @@ class EventValidator:
         if odd is not None:
             raise lookalike_key_error(doc, *odd)
         ts = self._event_time(doc, now)
-        report_id = _string(doc, "report_id", MAX_ID_CHARS)
-        category = _string(doc, "category", MAX_ID_CHARS)
+        report_id = _label_text(doc, "report_id")
+        category = _label_text(doc, "category")
         text = doc.get("text", MISSING)
         if text is MISSING:
             raise EventError("missing_field", "text", MISSING, "field is missing")
         if not isinstance(text, str):
             raise EventError("bad_type", "text", text, "expected a string")
         check_length("text", text, MAX_TEXT_CHARS)
+        check_report_text(text)
         source = _string(doc, "source")
         if source not in INCIDENT_SOURCES:
             raise EventError(
@@ -741,6 +877,13 @@ ORJSON_DEPTH_ERROR = "depth limit exceeded"
 TOO_DEEP = f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
 
 
+def _written_in(raw: bytes) -> str:
+    """``; GBK/GB18030 (…) text?`` for JSON bytes that look written in a double-byte
+    encoding (a Chinese gateway's), else empty: a lone byte past ASCII says nothing."""
+    guess = double_byte_encoding(raw)
+    return f"; {guess} text?" if guess else ""
+
+
 def decode_json(raw: bytes, unique_keys: bool = False, check_text: bool = True) -> Any:
     """A message's JSON value, read as every edge reads it (the worker's topics, HTTP and
     MQTT ingest): orjson, and where it refuses, Python's json for the bare
@@ -852,7 +995,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
                 None,
                 None,
                 f"not valid JSON: byte 0x{raw[bad.start]:02x} at offset {bad.start} is not "
-                "UTF-8 (JSON is UTF-8 text, RFC 8259)",
+                f"UTF-8 (JSON is UTF-8 text, RFC 8259{_written_in(raw)})",
             ) from None
         body = text.removeprefix("\ufeff")
         # Nesting judged by counting, as orjson does, before the recursive parser: whether
@@ -1193,6 +1336,62 @@ def _string(doc: dict[str, Any], field: str, limit: int | None = None) -> str:
     if limit is not None:
         check_length(field, value, limit)
     return value
+
+
+# Line breaks and tabs are text; every other control character (a NUL, a terminal's ESC,
+# DEL, the C1 range) is a broken encoder or an attempt to drive the operator's terminal.
+_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _label_text(doc: dict[str, Any], field: str) -> str:
+    """A report's ``report_id`` or ``category``: a non-empty string of at most
+    ``MAX_ID_CHARS`` characters (``_string``), not blank, without spaces around it and
+    without control or invisible format characters. Both travel in every alert, log line,
+    Alertmanager label and reply about the report, and a report id is how a re-sent report
+    is known: ``" r1 "`` and ``"r1"``, or ``"r1"`` with a zero-width space, were two
+    reports that look one (t109: each was accepted). Raises ``EventError`` (``bad_type``)
+    naming the field and the value as sent."""
+    return check_label_text(field, _string(doc, field, MAX_ID_CHARS))
+
+
+def check_label_text(field: str, value: str) -> str:
+    """``value`` of a report's ``report_id`` or ``category`` (``_label_text``'s rules but
+    the type and length), returned; ``EventError`` (``bad_type``) naming ``field``.
+    ``citybrain replay`` checks a file's rows by it too."""
+    if not value.strip():
+        raise EventError("bad_type", field, value, "blank (white space only): expected text")
+    if value != value.strip():
+        raise EventError("bad_type", field, value, "white space around it: send it without")
+    for i, char in enumerate(value):
+        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
+            raise EventError(
+                "bad_type",
+                field,
+                value,
+                f"character {i + 1} is the control or invisible character U+{ord(char):04X} "
+                f"({unicodedata.name(char, 'a control character')}): expected printable text",
+            )
+    return value
+
+
+def check_report_text(text: str) -> None:
+    """A report's ``text``: not blank (a report says what happened: an empty one gave the
+    department classifier and the reply to the reporter nothing) and without control
+    characters other than line breaks and tabs. Raises ``EventError`` (``bad_type``)
+    naming ``text``; ``citybrain replay`` checks a file's rows by it too."""
+    if not text.strip():
+        raise EventError(
+            "bad_type", "text", text, "blank: expected a description of what was reported"
+        )
+    bad = _TEXT_CONTROLS.search(text)
+    if bad is not None:
+        raise EventError(
+            "bad_type",
+            "text",
+            text,
+            f"character {bad.start() + 1} is the control character U+{ord(bad.group()):04X}: "
+            "expected text (line breaks and tabs are taken)",
+        )
 
 
 def check_length(field: str, value: str, limit: int) -> None:

@@ -20,6 +20,7 @@ from streams.csvfile import (
     decimal,
     field_count_reason,
     read_records,
+    repeated_column,
     row_start,
     separator_hint,
 )
@@ -30,7 +31,9 @@ from streams.events import (
     MAX_TEXT_CHARS,
     IncidentReport,
     Reading,
+    check_label_text,
     check_length,
+    check_report_text,
     parse_ts,
 )
 from streams.partitioning import PACK_HEAD, ReadingPacker
@@ -119,7 +122,7 @@ def read_canonical(
         message = (
             f"{path}:{header.line}: header is {show(','.join(header.fields))}, expected "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
-            f"{separator_hint(header.fields)}"
+            f"{separator_hint(header.fields) or _header_difference(header.fields)}"
         )
         if tidy[:2] == ["timestamp", "value"]:
             raise SeriesFileError(message, path)
@@ -147,6 +150,30 @@ def read_canonical(
         if on_bad_row is None:
             raise FeedError(str(bad))
         on_bad_row(bad)
+
+
+def _header_difference(fields: list[str]) -> str:
+    """What sets a header apart from the closer of the two it may be (the one sharing
+    more names), as ``" (…)"``: a name given twice (``repeated_column``), the columns
+    missing and those it has no use for, or another order; ``""`` when it is like neither.
+    Before t109 a header missing ``grid_cell`` or giving ``value`` twice was only shown
+    beside the expected ones, to be compared by eye."""
+    given = [name.strip().lower() for name in fields]
+    closer = max((READING_COLUMNS, INCIDENT_COLUMNS), key=lambda cols: len(set(cols) & set(given)))
+    if given == closer or not set(closer) & set(given):
+        return ""  # like neither, or only spaces or capitals apart (said before this)
+    twice = repeated_column(given)
+    if twice is not None:
+        return f" ({twice})"
+    missing = [name for name in closer if name not in given]
+    extra = [show(name) for name, low in zip(fields, given, strict=True) if low not in closer]
+    parts = [f"missing {', '.join(missing)}"] if missing else []
+    if extra:
+        verb = "is" if len(extra) == 1 else "are"
+        parts.append(f"{', '.join(extra)} {verb} not one of its columns")
+    if not parts:
+        return " (the same columns in another order: write them in the order above)"
+    return f" ({'; '.join(parts)})"
 
 
 def _check_size(event: Event, fields: list[str], max_bytes: int) -> None:
@@ -179,6 +206,10 @@ def _incident(row: list[str]) -> IncidentReport:
     check_length("report_id", row[1], MAX_ID_CHARS)
     check_length("category", row[2], MAX_ID_CHARS)
     check_length("text", row[3], MAX_TEXT_CHARS)
+    # Blank, padded or control characters: the worker would dead-letter them (t109).
+    check_label_text("report_id", row[1])
+    check_label_text("category", row[2])
+    check_report_text(row[3])
     return IncidentReport(parse_ts(row[0], "timestamp"), row[1], row[2], row[3], row[4], row[5])
 
 

@@ -27,11 +27,12 @@ from typing import Any
 
 from citybrain.errors import InputError
 from playbooks.grid import UNIT_SPELLING, Grid
-from streams.errors import MISSING, EventError
+from streams.errors import MISSING, EventError, decimal_comma_hint
 from streams.events import (
     READING_SCHEMA,
     OverflowFloat,
     decode_json,
+    epoch_unit_hint,
     format_ts,
     json_float,
     json_int,
@@ -223,6 +224,17 @@ class MqttMapping:
         for pattern in self.patterns:
             fields = pattern.match(topic)
             if fields is not None:
+                # MQTT's + matches an empty level: "city/east/gauge-1/" gave kind '' and
+                # "city/east//pm25" sensor_id '' (t109), said as fields never sent.
+                empty = [name for name in pattern.levels if name and fields[name] == ""]
+                if empty:
+                    raise EventError(
+                        "unknown_topic",
+                        "topic",
+                        topic,
+                        f"its {{{empty[0]}}} level is empty (a trailing slash or '//'?): "
+                        f"the pattern is {pattern.pattern!r}",
+                    )
                 return pattern, fields
         raise EventError(
             "unknown_topic",
@@ -235,11 +247,13 @@ class MqttMapping:
         try:
             body = decode_json(payload, unique_keys=True)  # as the worker reads it, keys once
         except EventError as exc:
+            # A number with a decimal comma ("1,5") is said as one, not as JSON's words.
+            comma = decimal_comma_hint(payload.decode("utf-8", "replace"))
             raise EventError(
                 "bad_payload",
                 "payload",
                 _preview(payload),
-                f"expected a number or a JSON object ({exc.reason})",
+                f"expected a number or a JSON object{comma or f' ({exc.reason})'}",
             ) from None
         if isinstance(body, (int, float)) and not isinstance(body, bool):
             doc["value"] = body  # an int past a double is the validator's out_of_range
@@ -346,15 +360,15 @@ def _event_time(value: Any, field: str) -> Any:
     # raised OverflowError, dead-lettered as "internal" (trial 13).
     finite = isinstance(value, int) or math.isfinite(value)
     if not finite or not 0 <= value < 1e11:
-        # 1e11 s is the year 5138: a larger number is epoch milliseconds sent by mistake
-        # (up to 1e14 ms, the year 5138 again), which the message says.
-        hint = (
-            f" ({value:.0f} looks like epoch milliseconds: {_iso(value / 1000)} in seconds; "
-            "divide by 1000)"
-            if finite and 1e11 <= value < 1e14
-            else ""
+        # 1e11 s is the year 5138: a larger number is epoch milli-, micro- or nanoseconds
+        # sent by mistake, which the message says (t109: only milliseconds were); a
+        # negative one is before 1970, no reading's time.
+        hint = epoch_unit_hint(value) if finite else ""
+        if finite and value < 0:
+            hint = "a negative epoch is before 1970"
+        raise EventError(
+            "bad_timestamp", field, shown, f"expected epoch seconds{f' ({hint})' if hint else ''}"
         )
-        raise EventError("bad_timestamp", field, shown, f"expected epoch seconds{hint}")
     return EpochTime(_iso(float(value)), shown)
 
 

@@ -47,10 +47,11 @@ from typing import Any
 from citybrain.errors import InputError
 from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
-from streams.errors import MISSING, EventError, detach
+from streams.errors import MISSING, EventError, decimal_comma_hint, detach
 from streams.events import (
     ISO_DATETIME,
     READING_SCHEMA,
+    epoch_text_fault,
     format_ts,
     key_skeleton,
     lookalike_key_error,
@@ -465,7 +466,9 @@ def _number(spec: Any, attr: str) -> float:
         raise _keyvalues(attr, spec)
     value = spec.get("value", MISSING)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise EventError("bad_type", f"{attr}.value", value, "expected a number")
+        raise EventError(
+            "bad_type", f"{attr}.value", value, f"expected a number{decimal_comma_hint(value)}"
+        )
     try:
         return float(value)
     except OverflowError:
@@ -534,11 +537,18 @@ def _datetime_text(value: Any, where: str) -> tuple[str, str]:
             )
         where, value = f"{where}.{key}", value.get(key, MISSING)
     if not isinstance(value, str):
+        # An epoch number is said as the time it looks like (t109).
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        try:
+            epoch = epoch_text_fault(float(value)) if number else None
+        except OverflowError:
+            epoch = None
         raise EventError(
             "bad_timestamp",
             where,
             value,
-            'expected an ISO 8601 string (or {"@type": "DateTime", "@value": "..."})',
+            'expected an ISO 8601 string (or {"@type": "DateTime", "@value": "..."})'
+            + (f"; {epoch}" if epoch else ""),
         )
     return value, where
 
@@ -602,12 +612,45 @@ Stamp = tuple[float, str, str]
 
 def _entity_observed(entity: dict[str, Any]) -> Stamp | None:
     """The entity's observation time: ``dateObservedTo``, else ``dateObserved`` (the end
-    of an interval); None when it gives neither."""
-    for attr in ("dateObservedTo", "dateObserved"):
-        span = _attr_time(entity, attr)
+    of an interval); None when it gives neither. The entity's times must agree, else
+    ``bad_timestamp`` naming the one that contradicts the others (t109: a dateObserved
+    outside the entity's dateObservedFrom/To was accepted silently, the reading placed
+    at dateObservedTo): a ``dateObserved`` instant within them, or its interval's ends
+    equal to them. (``dateObservedTo`` before ``dateObservedFrom`` costs only a count
+    over that period, ``_period``.)"""
+    start = _attr_time(entity, "dateObservedFrom")
+    end = _attr_time(entity, "dateObservedTo")
+    observed = _attr_time(entity, "dateObserved")
+    if observed is not None and (start is not None or end is not None):
+        _agrees(observed, start, end)
+    for span in (end, observed):
         if span is not None:
             return span[1:]
     return None
+
+
+Span = tuple[float, float, str, str]
+
+
+def _agrees(observed: Span, start: Span | None, end: Span | None) -> None:
+    """``EventError`` (``bad_timestamp``, naming dateObserved as sent) when ``observed``
+    contradicts the entity's ``dateObservedFrom`` (``start``) or ``dateObservedTo``
+    (``end``): an instant outside them, an interval whose ends are not theirs."""
+    o_start, o_end, where, text = observed
+    if o_start == o_end:
+        wrong = (start is not None and o_end < start[0]) or (end is not None and o_end > end[1])
+    else:
+        wrong = (start is not None and o_start != start[0]) or (end is not None and o_end != end[1])
+    if wrong:
+        period = f"{start[3] if start else '…'}/{end[3] if end else '…'}"
+        said = "an interval other than" if o_start != o_end else "an instant outside"
+        raise EventError(
+            "bad_timestamp",
+            where,
+            text,
+            f"{said} the entity's dateObservedFrom/dateObservedTo {period}: which "
+            "observation time is meant?",
+        )
 
 
 def _entity_stamped(entity: dict[str, Any]) -> Stamp | None:

@@ -221,12 +221,20 @@ def test_every_kind_of_bad_message_costs_only_itself_on_the_worker_s_topics(
             (ts(report, "1970-01-01T00:00:00Z"), "too_old", 'field "ts"'),
             (badly(report, b'"app"', b"5"), "bad_type", 'field "source" is 5'),
             (b"", "bad_json", "the message is empty"),
+            # t109: blank, padded or control-character ids and texts were taken.
+            (badly(report, t, b'"text":"  "'), "bad_type", "blank: expected a description"),
+            (badly(report, b'"r-0"', b'" r-0 "'), "bad_type", "white space around it"),
+            (badly(report, t, b'"text":"lo\\u001bud"'), "bad_type", "control character U+001B"),
+            (badly(report, b'"Noise"', b'"No\\u200bise"'), "bad_type", "U+200B"),
         ]
-        for i in range(12):
-            good = IncidentReport(START + 7200 + 30 * i, f"r-{i}", "Noise", "loud", "app", "c-top")
+        for i in range(max(12, len(bad_reports))):
             if i < len(bad_reports):
                 p.send("incidents", b"c-top", bad_reports[i][0])
-            p.send("incidents", b"c-top", good.to_json())
+            if i < 12:
+                good = IncidentReport(
+                    START + 7200 + 30 * i, f"r-{i}", "Noise", "loud", "app", "c-top"
+                )
+                p.send("incidents", b"c-top", good.to_json())
         # citybrain's own topics, written by a third party: each bad kind, no good one
         # needed (the readings and reports above are the ones that must go on).
         own = [

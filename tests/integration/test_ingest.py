@@ -1035,3 +1035,53 @@ def test_a_refused_messages_dead_letter_keeps_what_its_sender_sent_beside_it(
     assert http["citybrain.original.header.traceparent"] == trace.encode()
     assert http["citybrain.original.header.content-type"] == b"application/json"
     assert not any("authorization" in n.lower() for n, _ in by_stream[b"http"])
+
+
+def test_field_times_and_entity_periods_cost_only_their_own_reading_through_kafka(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # t109: a UTC offset no clock shows (+15:00) and a dateObserved outside its entity's
+    # dateObservedFrom/To were taken (hours off, or at dateObservedTo); a week date, 24:00
+    # and epoch seconds in text were said in the wrong words. Each is refused alone,
+    # dead-lettered with its reason, and the good readings of the same bodies reach Kafka.
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    reading = dict(GAUGE_READING)
+    try:
+        body = json.dumps(
+            [
+                {**reading, "ts": format_ts(START + 60)},
+                {**reading, "ts": "2026-12-05T10:00:00+15:00", "value": 2.0},
+                {**reading, "ts": "2026-W49-6T10:00:00Z", "value": 3.0},
+                {**reading, "ts": "2026-12-05T24:00:00Z", "value": 4.0},
+                {**reading, "ts": "1789999700", "value": 5.0},
+                {**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"},
+            ]
+        )
+        status, answer = post(p, "/ingest/v1/readings", body.encode())
+        assert (status, answer["accepted"], answer["refused"]) == (200, 2, 4)
+        said = [e["message"] for e in answer["errors"]]
+        assert [e["field"] for e in answer["errors"]] == [f"readings[{i}].ts" for i in (1, 2, 3, 4)]
+        assert "the UTC offset +15:00 is outside the offsets clocks use" in said[0]
+        assert "send the calendar date, 2026-12-05 (2026-12-05T10:00:00Z)" in said[1]
+        assert "send 00:00 of the next day (2026-12-06T00:00:00Z)" in said[2]
+        assert "1789999700 looks like epoch seconds" in said[3]
+        traffic = example("TrafficFlowObserved")
+        traffic["dateObserved"]["value"] = "2016-12-07T12:12:00Z"  # outside 11:10-11:15
+        status, answer = post(
+            p, "/ingest/v1/ngsi", notification(example("WaterQualityObserved"), traffic)
+        )
+        assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1)
+        [error] = answer["errors"]
+        assert (error["field"], error["code"]) == ("data[1].dateObserved.value", "bad_timestamp")
+        assert "an instant outside the entity's dateObservedFrom/dateObservedTo" in error["message"]
+        dead = p.read("deadletter", lambda m: len(m) >= 5, settle=1)
+        assert [dict(m.headers)["citybrain.error.reason"] for m in dead] == [b"bad_timestamp"] * 5
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted((r["sensor_id"], r["kind"]) for r in readings) == [
+            ("gauge-1", "water_level"),
+            ("gauge-2", "water_level"),
+            ("waterqualityobserved:Sevilla:D1-conductance", "conductance"),
+        ]
+    finally:
+        server.stop()

@@ -317,8 +317,14 @@ def test_bad_records_and_periods_are_named() -> None:
         (
             {"at": 1_789_999_990_000},
             'record 0 (A:1): field "at" is 1789999990000, expected epoch seconds (years '
-            "0001-9999); 1789999990000 looks like epoch milliseconds, 2026-09-21T14:13:10Z in "
-            "seconds: divide by 1000",
+            "0001-9999); 1789999990000 looks like epoch milliseconds: 2026-09-21T14:13:10Z in "
+            "seconds; divide by 1,000",
+        ),
+        (
+            {"at": 1_789_999_990_000_000_000},
+            'record 0 (A:1): field "at" is 1789999990000000000, expected epoch seconds (years '
+            "0001-9999); 1789999990000000000 looks like epoch nanoseconds: 2026-09-21T14:13:10Z "
+            "in seconds; divide by 1,000,000,000",
         ),
     ],
 )

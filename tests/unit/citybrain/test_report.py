@@ -701,7 +701,7 @@ def test_every_time_form_the_worker_reads_is_read_by_the_report() -> None:
     forms = [
         ("2016-02-07T23:00:00z", "2016-02-07t23:30:00.123456789z"),
         ("2016-02-08T04:45:00+0545", "2016-02-07T23:30:00,5+00"),
-        ("2016-02-07T09:00:00-14:00", "2016-02-07 23:30Z"),
+        ("2016-02-07T11:00:00-12:00", "2016-02-07 23:30Z"),
     ]
     for i, (start, end) in enumerate(forms):
         doc = alert(f"a{i}", "s1", start, end, "resolved")
@@ -723,7 +723,7 @@ def test_a_step_time_no_date_can_show_is_named() -> None:
     for at, said in (
         (1e308, "expected epoch seconds (years 0001-9999)"),
         (-1e308, "expected epoch seconds (years 0001-9999)"),
-        (1.8e12, "looks like epoch milliseconds, 2027-01-15T08:00:00Z in seconds"),
+        (1.8e12, "looks like epoch milliseconds: 2027-01-15T08:00:00Z in seconds"),
     ):
         with pytest.raises(EventError, match=f'"at" is .*{re.escape(said)}'):
             step_record({**step, "at": at})

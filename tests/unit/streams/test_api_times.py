@@ -78,6 +78,9 @@ def test_ends_at_with_duration_is_refused_not_duration_ignored() -> None:
         ({"duration": 30}, 'field "duration" is 30, expected text'),
         ({"ends_at": MS + 3_600_000}, "that looks like epoch milliseconds"),
         ({"starts_at": MS, "duration": "1h"}, "that looks like epoch milliseconds"),
+        # t109: micro- and nanoseconds were "more than 100 years from now"
+        ({"ends_at": MS * 1000}, "that looks like epoch microseconds"),
+        ({"ends_at": MS * 1_000_000}, "that looks like epoch nanoseconds"),
     ],
 )
 def test_a_bad_silence_window_is_a_400(doc: dict[str, Any], says: str) -> None:

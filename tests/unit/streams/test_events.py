@@ -352,12 +352,40 @@ def test_a_misspelt_cell_or_kind_names_the_closest(grid: Grid) -> None:
     ("ts", "says"),
     [
         ("2026-02-30T10:00:00Z", "day is out of range for month"),
-        ("2026-11-01T24:00:00Z", "hour must be in 0..23"),
+        ("2026-11-01T25:00:00Z", "hour must be in 0..23"),
+        # t109: ISO 8601's end of day was "hour must be in 0..23"; week and ordinal dates
+        # (ISO 8601 too) "expected an ISO 8601 timestamp"; epoch seconds in a string
+        # "ISO 8601's basic format", which they are not.
+        (
+            "2026-12-31T24:00:00+08:00",
+            "24:00 (the end of the day) is not taken: send 00:00 of the next day "
+            "(2027-01-01T00:00:00+08:00)",
+        ),
+        (
+            "2026-W49-6T10:00:00Z",
+            "an ISO week date (2026-W49-6) is not taken: send the calendar date, 2026-12-05 "
+            "(2026-12-05T10:00:00Z)",
+        ),
+        (
+            "2026-339T10:00Z",
+            "an ordinal date (2026-339) is not taken: send the calendar date, 2026-12-05 "
+            "(2026-12-05T10:00Z)",
+        ),
+        (
+            "1789999700",
+            "1789999700 looks like epoch seconds: send it as ISO 8601 (2026-09-21T14:08:20Z)",
+        ),
+        (
+            "1789999700123",
+            "1789999700123 looks like epoch milliseconds: send it as ISO 8601 "
+            "(2026-09-21T14:08:20.123000Z)",
+        ),
         ("2026-06-30T23:59:60Z", "second 60 (a leap second) is not taken"),
         (" 2026-11-01T10:00:00Z", "spaces around the timestamp"),
         ("2026-11-01", "a date alone"),
         ("20261101T100000Z", "ISO 8601's basic format"),
         ("yesterday", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        ("2026-400T10:00Z", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
     ],
 )
 def test_a_bad_timestamp_says_what_is_wrong_with_it(ts: str, says: str) -> None:
@@ -369,3 +397,16 @@ def test_a_bad_timestamp_says_what_is_wrong_with_it(ts: str, says: str) -> None:
     assert caught.value.code == "bad_timestamp"
     assert str(caught.value) == f'field "ts" is {ts!r}: ' + caught.value.reason
     assert says in caught.value.reason, caught.value.reason
+
+
+def test_an_epoch_number_where_iso_8601_is_taken_is_said_as_the_time_it_looks_like() -> None:
+    # t109: "expected an ISO 8601 string" alone.
+    with pytest.raises(EventError) as caught:
+        parse_ts(1_789_999_700)
+    assert caught.value.code == "bad_type" and caught.value.reason == (
+        "expected an ISO 8601 string; 1789999700 looks like epoch seconds: send it as "
+        "ISO 8601 (2026-09-21T14:08:20Z)"
+    )
+    with pytest.raises(EventError) as caught:
+        parse_ts(10**400)
+    assert caught.value.reason == "expected an ISO 8601 string"

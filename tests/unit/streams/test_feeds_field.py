@@ -536,7 +536,7 @@ def test_a_short_first_line_in_a_wide_encoding_is_named(encoding: str, header: s
     [
         "2024-05-27X03:10:10Z",  # fromisoformat takes any separator
         "20240527T031010Z",
-        "9999-12-31T23:59:59-14:00",  # the year 10000 in UTC: to_json raised ValueError
+        "9999-12-31T23:59:59-12:00",  # the year 10000 in UTC: to_json raised ValueError
         "0001-01-01T00:00:00+14:00",
     ],
 )
@@ -683,3 +683,36 @@ def test_fuzz_long_lines_read_the_same_across_block_boundaries(
     whole = read()
     with patch.object(csvfile, "BLOCK", block):
         assert read() == whole
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        # t109: each was shown beside the expected headers only, to be compared by eye.
+        ("timestamp,sensor_id,kind,value,unit", "(missing grid_cell)"),
+        ("timestamp,report_id,category,text,source", "(missing grid_cell)"),
+        (
+            "timestamp,sensor_id,kind,value,unit,grid_cell,extra",
+            "('extra' is not one of its columns)",
+        ),
+        (
+            "timestamp,sensor_id,kind,value,value,grid_cell",
+            "column 'value' twice (columns 4 and 5)",
+        ),
+        ("sensor_id,timestamp,kind,value,unit,grid_cell", "(the same columns in another order"),
+    ],
+)
+def test_a_header_says_how_it_differs_from_the_closer_one(
+    tmp_path: Path, header: str, says: str
+) -> None:
+    with pytest.raises(FeedError) as info:
+        load_events([write(tmp_path, "h.csv", header + "\n" + ROW)])
+    assert says in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_decimal_comma_in_a_quoted_value_is_said(tmp_path: Path) -> None:
+    # t109: "expected a number in decimal notation (...)" alone.
+    row = '2024-05-27T03:10:10Z,s1,pm25,"1,5",ug/m3,c1\n'
+    events, bad = read_skip(write(tmp_path, "c.csv", READINGS + row + ROW))
+    assert len(events) == 1 and [b.line for b in bad] == [2]
+    assert bad[0].reason.endswith("(a decimal comma? send 1.5, with a point)")

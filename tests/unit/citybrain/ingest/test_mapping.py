@@ -209,10 +209,27 @@ def test_unmappable_messages_name_the_field(
         (
             "1790000000000",
             "expected epoch seconds (1790000000000 looks like epoch milliseconds: "
-            "2026-09-21T14:13:20Z in seconds; divide by 1000)",
+            "2026-09-21T14:13:20Z in seconds; divide by 1,000)",
         ),
-        ("1e15", "expected epoch seconds"),
-        ("-5", "expected epoch seconds"),
+        # t109: micro- and nanoseconds (InfluxDB, Go's UnixNano) got "expected epoch
+        # seconds" alone, and a negative epoch did not say it is before 1970.
+        (
+            "1790000000000000",
+            "expected epoch seconds (1790000000000000 looks like epoch microseconds: "
+            "2026-09-21T14:13:20Z in seconds; divide by 1,000,000)",
+        ),
+        (
+            "1790000000000000000",
+            "expected epoch seconds (1790000000000000000 looks like epoch nanoseconds: "
+            "2026-09-21T14:13:20Z in seconds; divide by 1,000,000,000)",
+        ),
+        (
+            '"1790000000000000"',
+            "expected epoch seconds (1790000000000000 looks like epoch microseconds: "
+            "2026-09-21T14:13:20Z in seconds; divide by 1,000,000)",
+        ),
+        ("1e25", "expected epoch seconds"),
+        ("-5", "expected epoch seconds (a negative epoch is before 1970)"),
     ],
 )
 def test_epoch_milliseconds_are_said_to_look_like_them(
@@ -383,3 +400,39 @@ def test_a_word_that_only_starts_like_nan_is_no_number(
     with pytest.raises(EventError) as err:
         mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
     assert err.value.code == "bad_payload"
+
+
+@pytest.mark.parametrize(
+    ("topic", "says"),
+    [
+        # t109: MQTT's + matches an empty level; each was a reading with kind '' or
+        # sensor_id '', refused for fields the gateway never sent.
+        ("city/e/gauge-1/", "its {kind} level is empty (a trailing slash or '//'?)"),
+        ("city/e//water_level", "its {sensor_id} level is empty"),
+        ("city//gauge-1/water_level", "its {district} level is empty"),
+    ],
+)
+def test_an_empty_topic_level_is_named_as_such(mapping: MqttMapping, topic: str, says: str) -> None:
+    with pytest.raises(EventError) as err:
+        mapping.to_document(topic, b"1.5", T_NOW)
+    assert (err.value.code, err.value.field, err.value.value) == ("unknown_topic", "topic", topic)
+    assert says in err.value.reason
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "says"),
+    [
+        # t109: a decimal comma got "expected a number" or JSON's words alone.
+        (b"1,5", "payload", "(a decimal comma? send 1.5, with a point)"),
+        (b" -12,25 ", "payload", "(a decimal comma? send -12.25, with a point)"),
+        (b'{"value": "1,5"}', "value", "(a decimal comma? send 1.5, with a point)"),
+        (b"1,000", "payload", "or a thousands separator, 1000? send it so)"),
+    ],
+)
+def test_a_decimal_comma_is_said(
+    mapping: MqttMapping, ingest_grid: Grid, payload: bytes, field: str, says: str
+) -> None:
+    with pytest.raises(EventError) as err:
+        doc = mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+        EventValidator(ingest_grid).reading_document(doc, T_NOW)
+    assert err.value.field == field and err.value.reason.endswith(says)

@@ -37,6 +37,7 @@ def test_traffic_flow_speed_and_five_minute_intensity(ngsi: NgsiMapping) -> None
     }
     entity = example("TrafficFlowObserved")
     entity["dateObservedFrom"]["value"] = "2016-12-07T11:05:00Z"  # a ten-minute count
+    entity["dateObserved"]["value"] = "2016-12-07T11:05:00Z/2016-12-07T11:15:00Z"
     flow = next(d for d in ngsi.entity(entity).documents if d["kind"] == "traffic_flow")
     assert flow["value"] == pytest.approx(98.5)
 
@@ -124,6 +125,7 @@ def bad(mutate: str) -> dict[str, object]:
     elif mutate == "reversed":
         start, end = entity["dateObservedFrom"]["value"], entity["dateObservedTo"]["value"]
         entity["dateObservedFrom"]["value"], entity["dateObservedTo"]["value"] = end, start
+        del entity["dateObserved"]  # its interval would contradict them (entity refused)
     return entity
 
 
@@ -206,7 +208,7 @@ def aq(**changes: object) -> dict[str, object]:
         # is no type.)
         (aq(type=[["AirQualityObserved"]]), "unknown_entity_type", "data[0].type"),
         (
-            aq(dateObserved={"type": "DateTime", "value": "9999-12-31T23:59:59-14:00"}),
+            aq(dateObserved={"type": "DateTime", "value": "9999-12-31T23:59:59-12:00"}),
             "bad_timestamp",
             "data[0].dateObserved.value",
         ),
@@ -499,6 +501,7 @@ def test_a_concise_period_end_before_its_start_costs_only_the_count(ngsi: NgsiMa
     entity = example("TrafficFlowObserved")
     entity["dateObservedFrom"] = "2016-12-07T11:20:00Z"
     entity["dateObservedTo"] = "2016-12-07T11:15:00Z"
+    del entity["dateObserved"]  # its interval would contradict them (entity refused)
     found = ngsi.notification({"data": [entity]})
     assert [[d["kind"] for d in r.documents] for _, _, r in found.entities] == [["traffic_speed"]]
     assert [(e.code, e.field, e.value) for _, e in found.errors] == [
@@ -608,3 +611,94 @@ def test_a_traffic_count_over_a_reversed_interval_says_so(ngsi: NgsiMapping) -> 
     with pytest.raises(EventError) as err:
         ngsi.entity(entity)
     assert (err.value.code, err.value.field) == ("bad_timestamp", "dateObserved.value")
+
+
+@pytest.mark.parametrize(
+    ("name", "times", "why"),
+    [
+        # t109: each was accepted silently, the reading placed at dateObservedTo.
+        (
+            "TrafficFlowObserved",
+            {"dateObserved": "2016-12-07T12:12:00Z"},
+            "an instant outside the entity's dateObservedFrom/dateObservedTo "
+            "2016-12-07T11:10:00Z/2016-12-07T11:15:00Z",
+        ),
+        (
+            "TrafficFlowObserved",
+            {"dateObserved": "2016-12-08T11:10:00Z/2016-12-08T11:15:00Z"},
+            "an interval other than the entity's",
+        ),
+        (
+            "TrafficFlowObserved",
+            {"dateObserved": "2016-12-07T11:05:00Z/2016-12-07T11:15:00Z"},
+            "an interval other than the entity's",
+        ),
+        (
+            "AirQualityObserved",
+            {"dateObservedFrom": "2016-03-15T12:00:00Z"},
+            "dateObservedFrom/dateObservedTo 2016-03-15T12:00:00Z/…",
+        ),
+        (
+            "AirQualityObserved",
+            {"dateObservedTo": "2016-03-15T10:00:00Z"},
+            "dateObservedFrom/dateObservedTo …/2016-03-15T10:00:00Z",
+        ),
+        (
+            "AirQualityObserved",
+            {"dateObservedFrom": "2016-03-15T12:00:00Z", "dateObservedTo": "2016-03-15T10:00:00Z"},
+            "an instant outside",
+        ),
+    ],
+)
+def test_a_date_observed_that_contradicts_the_entitys_period_is_refused(
+    ngsi: NgsiMapping, name: str, times: dict[str, str], why: str
+) -> None:
+    entity = example(name)
+    for attr, text in times.items():
+        entity[attr] = {"type": "DateTime", "value": text}
+    found = ngsi.notification({"data": [entity]})
+    assert found.entities == []
+    [(_, err)] = found.errors
+    sent = entity["dateObserved"]["value"]
+    assert (err.code, err.field, err.value) == ("bad_timestamp", "data[0].dateObserved.value", sent)
+    assert why in err.reason and "which observation time is meant?" in err.reason
+
+
+@pytest.mark.parametrize(
+    "observed",
+    ["2016-12-07T11:15:00Z", "2016-12-07T11:10:00Z", "2016-12-07T12:12:00+01:00"],
+)
+def test_a_date_observed_within_the_period_still_reads(ngsi: NgsiMapping, observed: str) -> None:
+    entity = example("TrafficFlowObserved")
+    entity["dateObserved"]["value"] = observed
+    found = ngsi.notification({"data": [entity]})
+    assert found.errors == []
+    [(_, _, readings)] = found.entities
+    assert {d["ts"] for d in readings.documents} == {"2016-12-07T11:15:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("sent", "says"),
+    [
+        # t109: "expected an ISO 8601 string" alone, as the worker's ts said.
+        (
+            1458039600,
+            "1458039600 looks like epoch seconds: send it as ISO 8601 (2016-03-15T11:00:00Z)",
+        ),
+        (
+            1458039600000,
+            "looks like epoch milliseconds: send it as ISO 8601 (2016-03-15T11:00:00Z)",
+        ),
+        ("1458039600", "1458039600 looks like epoch seconds: send it as ISO 8601"),
+        ("2016-W11-2T11:00:00Z", "an ISO week date (2016-W11-2) is not taken"),
+    ],
+)
+def test_a_date_observed_as_epoch_or_week_date_is_said_as_the_time_it_looks_like(
+    ngsi: NgsiMapping, sent: object, says: str
+) -> None:
+    entity = example("AirQualityObserved")
+    entity["dateObserved"]["value"] = sent
+    with pytest.raises(EventError) as caught:
+        ngsi.entity(entity)
+    assert (caught.value.code, caught.value.field) == ("bad_timestamp", "dateObserved.value")
+    assert says in caught.value.reason
