@@ -37,7 +37,9 @@ def worker_duplicates(
         report = IncidentReport(float(ts), str(report_id), str(category), "", "app", str(cell))
         key = (report.grid_cell, report.category)
         state = states.get(key)
-        duplicate = tracker.dropped(state, report) == "duplicate"
+        # (Without texts here, a reused id, which the worker dead-letters, reads as
+        # a duplicate: left out either way.)
+        duplicate = tracker.dropped(state, report) in ("duplicate", "reused_id")
         out.append(duplicate)
         if not duplicate:
             # As the worker does: a late report is counted and only its id remembered

@@ -44,6 +44,11 @@ and logs them; docs/events.md). A late report's id is remembered like a counted 
 a re-send of it is a duplicate too (trial 7: two late copies of one report were two
 incidents to the worker and ``report``, one to ``rehearse``).
 
+A report whose id was seen there on a report with another text or channel is
+**reused_id**: not a re-send (those are identical) but a producer giving two reports
+one id; the incidents agent dead-letters it naming the id, rather than dropping it as a
+copy.
+
 State per (cell, category), JSON-serialisable for the faust table, O(hops +
 max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "episode",
 "seen", "ts"}`` (``ts``: the newest report counted, epoch s).
@@ -110,6 +115,15 @@ def episode_alert_id(cell: str, category: str, start: float) -> str:
     return "al-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
+def report_digest(report: IncidentReport) -> str:
+    """What a re-send of ``report`` keeps (its text and channel; its cell and category
+    are its window's, and a re-export may stamp another time, which the day's rule
+    allows) as 12 hex digits of SHA-1: the same for a gateway's retry or a re-export,
+    another for a different report under the same id."""
+    content = json.dumps([report.text, report.source], ensure_ascii=False)
+    return hashlib.sha1(content.encode()).hexdigest()[:12]
+
+
 @dataclass(slots=True)
 class Burst:
     alert_id: str
@@ -157,8 +171,10 @@ class BurstTracker:
         """Why ``report`` would not be counted in its (cell, category) ``state``:
         ``redelivered`` (its report id was seen there from this very Kafka message,
         ``position`` = (partition, offset): read again after a worker restart, not
-        re-sent), ``duplicate`` (its report id was seen there from another message),
-        ``late`` (older than the window), else None."""
+        re-sent), ``duplicate`` (its report id was seen there from another message, the
+        same report), ``reused_id`` (its id was seen there on a report with another text
+        or channel: a producer reusing ids; the caller dead-letters it), ``late``
+        (older than the window), else None."""
         if not state or "slot" not in state:
             return None
         slot = math.floor(report.ts / self.step)
@@ -175,9 +191,14 @@ class BurstTracker:
         if copies:
             # Entries written before positions were kept have two fields: a duplicate.
             if position is not None and any(
-                len(s) > 2 and list(s[2]) == list(position) for s in copies
+                len(s) > 2 and s[2] is not None and list(s[2]) == list(position) for s in copies
             ):
                 return "redelivered"
+            # A re-send is the same report: one with another text or channel under an id
+            # seen here is a producer reusing ids, and is not dropped as a copy.
+            digests = [s[3] for s in copies if len(s) > 3]
+            if digests and report_digest(report) not in digests:
+                return "reused_id"
             return "duplicate"
         if slot - max(slot, int(state["slot"])) + self.hops - 1 < 0:
             return "late"
@@ -234,7 +255,7 @@ class BurstTracker:
         if isinstance(reason, Unchecked):
             reason = None if state is None else self.dropped(state, report, position)
         slot = math.floor(report.ts / self.step)
-        if state is not None and reason in ("duplicate", "redelivered"):
+        if state is not None and reason in ("duplicate", "redelivered", "reused_id"):
             return state, [], []
         if state is not None and reason == "late":
             # Not counted, but remembered: a re-send of it is a duplicate.
@@ -343,13 +364,15 @@ class BurstTracker:
         slot: int,
         position: tuple[int, int] | None = None,
     ) -> list[Any]:
-        """``state``'s seen ids with ``report``'s added, ``[id, slot]`` or, with its
-        Kafka position, ``[id, slot, [partition, offset]]``: the last
+        """``state``'s seen ids with ``report``'s added, ``[id, slot, [partition,
+        offset] or None, digest]`` (its Kafka position, ``report_digest``; entries
+        written before were ``[id, slot]`` or ``[id, slot, [partition, offset]]``): the last
         ``max_seen_reports`` (the rule in ``dropped`` compares event times, so no pruning
         by time is needed and none would be safe: a late report's id is older than the
         window)."""
         seen = [list(s) for s in state.get("seen", ())]
-        seen.append([report.report_id, slot] + ([list(position)] if position else []))
+        where = list(position) if position else None
+        seen.append([report.report_id, slot, where, report_digest(report)])
         return seen[-self.max_seen_reports :]
 
     def _episode_burst(

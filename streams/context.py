@@ -217,8 +217,9 @@ def _check_window(window: Any, where: str) -> None:
 
 def _window_problem(window: dict[str, Any]) -> str | None:
     """What is wrong inside a sliding window's lists (``streams.bursts``), or None:
-    ``held`` reports ``[id, channel, slot, department]``, ``seen`` ids ``[id, slot]`` or
-    ``[id, slot, [partition, offset]]``, an open ``episode`` with its alert id, start,
+    ``held`` reports ``[id, channel, slot, department]``, ``seen`` ids ``[id, slot]``,
+    ``[id, slot, [partition, offset]]`` or ``[id, slot, [partition, offset] or null,
+    digest]``, an open ``episode`` with its alert id, start,
     department, threshold (and severity). Judged here once: before, one of another
     shape dead-lettered every report of its cell and category, and failed the sweep."""
     for held in window["held"]:
@@ -234,12 +235,20 @@ def _window_problem(window: dict[str, Any]) -> str | None:
     for seen in window.get("seen", []) if isinstance(window.get("seen", []), list) else [None]:
         if not (
             isinstance(seen, list)
-            and len(seen) in (2, 3)
+            and len(seen) in (2, 3, 4)
             and isinstance(seen[0], str)
             and type(seen[1]) is int
-            and (len(seen) == 2 or (isinstance(seen[2], list) and len(seen[2]) == 2))
+            and (
+                len(seen) == 2
+                or (isinstance(seen[2], list) and len(seen[2]) == 2)
+                or (len(seen) == 4 and seen[2] is None)
+            )
+            and (len(seen) < 4 or isinstance(seen[3], str))
         ):
-            return f"a seen report is {seen!r:.60}, expected [id, slot] or [id, slot, position]"
+            return (
+                f"a seen report is {seen!r:.60}, expected [id, slot], [id, slot, position] "
+                "or [id, slot, position or null, digest]"
+            )
     # Times the sweep and the burst alerts write as dates (``format_ts``): one past the
     # year 9999 failed each alert of its window, at every report and sweep.
     if "ts" in window and epoch_seconds_fault(window["ts"]) is not None:

@@ -713,7 +713,7 @@ class Ingest:
                     window, made, opened = None, [], []
                     unalerted: list[tuple[str, str]] = []
                     offers = self._offer(report, str(department), True)
-                elif reason not in ("duplicate", "redelivered"):
+                elif reason not in ("duplicate", "redelivered", "reused_id"):
                     # On a copy: a fold that raises halfway leaves the window as it was.
                     window, bursts, unalerted = self.bursts.observe_all(
                         copy.deepcopy(states[key]), report, department, reason, position
@@ -746,6 +746,18 @@ class Ingest:
                 )
                 text = f"{type(exc).__name__}: {exc}"
                 await self.ctx.dead_letter("incidents", event, "processing_error", text[:500])
+                continue
+            if reason == "reused_id":
+                # Another report under an id seen here: kept whole on the dead-letter
+                # topic, not dropped as a re-send (t109).
+                await self.ctx.dead_letter(
+                    "incidents",
+                    event,
+                    "reused_report_id",
+                    f'field "report_id" is {report.report_id!r}: {report.grid_cell}/'
+                    f"{report.category} had a report with that id and another text or source "
+                    "(a re-send is the same report); give each report its own id",
+                )
                 continue
             if reason is not None:
                 # Counted and said, never silent (trial 5: 12 re-sent reports vanished).

@@ -153,7 +153,13 @@ DEAD_LETTER_REASONS = {
         "detector_error",
         "unreadable_batch",
     ),
-    "incidents": (*VALIDATION_REASONS, "wrong_partition", "processing_error", "unreadable_batch"),
+    "incidents": (
+        *VALIDATION_REASONS,
+        "wrong_partition",
+        "reused_report_id",
+        "processing_error",
+        "unreadable_batch",
+    ),
     "alerts": ("bad_json", "bad_alert", "unreadable", "processing_error", "unreadable_batch"),
     "routed": (
         "bad_json",

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from streams.events import IncidentReport
 from tests.integration.test_pipeline import START, steps_of
 from tests.integration.test_replies import send_reports
 from tests.services import Pipeline, scrape_sum
@@ -60,5 +61,19 @@ def test_re_sent_reports_are_counted_as_duplicates_and_logged(pipeline: Pipeline
         covered = [d["detail"] for d in steps_of(steps, "report_covered")]
         assert len(covered) == 7 and covered.count("lt-0") == 1
         assert "old-0" not in covered
+        # t109: another report under r-1 (other text) was dropped as a re-send; it is
+        # dead-lettered naming the id, and counts as neither a duplicate nor an incident.
+        reused = IncidentReport(
+            START + 7230, "r-1", "Noise - Residential", "a burst pipe", "hotline", "c-top"
+        )
+        pipeline.send("incidents", b"c-top", reused.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: bool(m), timeout=60)
+        [letter] = [m for m in dead if b"a burst pipe" in m.value]
+        headers = dict(letter.headers)
+        assert headers["citybrain.error.reason"] == b"reused_report_id", headers
+        assert b"field \"report_id\" is 'r-1'" in headers["citybrain.error.message"], headers
+        assert scrape_sum(port, name) == 7
+        assert scrape_sum(port, "citybrain_incidents_total") == 8
     finally:
         worker.stop()

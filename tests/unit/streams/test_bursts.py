@@ -378,8 +378,31 @@ def test_seen_ids_written_before_positions_were_kept_still_make_duplicates() -> 
     ``[id, slot]`` entries: a copy of one is a duplicate, never a redelivery."""
     tracker = BurstTracker()
     state, _ = tracker.observe(None, report(1_000.0), "police")
-    assert all(len(s) == 2 for s in state["seen"])
-    assert tracker.dropped(state, report(1_000.0), (0, 5)) == "duplicate"
+    for width in (2, 3):  # before positions; before digests
+        old = {**state, "seen": [s[:width] for s in state["seen"]]}
+        assert tracker.dropped(old, report(1_000.0), (0, 5)) == "duplicate"
+        other = IncidentReport(1_000.0, "r1000.0", "Noise", "another report", "app", "c1")
+        assert tracker.dropped(old, other, (0, 5)) == "duplicate"  # no digest to tell
+
+
+def test_another_report_under_an_id_seen_is_a_reused_id_not_a_re_send() -> None:
+    """t109: a report id reused for another report (another text or channel) was dropped
+    as a re-send, counted as a duplicate and kept nowhere. A re-send is the same report
+    (a re-export may stamp another time within the day); another one is ``reused_id``,
+    which the incidents agent dead-letters, and it changes nothing in the window."""
+    tracker = BurstTracker(min_reports=3)
+    first = report(1_000.0)
+    state, _, _ = tracker.observe_all(None, first, "police", position=(0, 1))
+    counts = list(state["counts"])
+    restamped = IncidentReport(1_600.0, first.report_id, "Noise", "loud", "app", "c1")
+    assert tracker.dropped(state, restamped, (0, 2)) == "duplicate"
+    for text, source in (("burst pipe on Elm St", "app"), ("loud", "hotline")):
+        other = IncidentReport(1_000.0, first.report_id, "Noise", text, source, "c1")
+        assert tracker.dropped(state, other, (0, 3)) == "reused_id"
+        again, bursts, unalerted = tracker.observe_all(state, other, "police", position=(0, 3))
+        assert (again["counts"], bursts, unalerted) == (counts, [], [])
+    # Read again from its own message after a restart: still a redelivery.
+    assert tracker.dropped(state, first, (0, 1)) == "redelivered"
 
 
 def test_episode_ids_differ_for_other_cells_and_categories_whatever_they_hold() -> None:
