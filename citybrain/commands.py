@@ -212,6 +212,11 @@ def start_stack_hint() -> str:
     if elsewhere:
         # t76: "start the local stack" while it runs, on the port this shell lacks.
         return f"{elsewhere}, as `{command_line('stack', 'status')}` does"
+    exited = _kafka_exited()
+    if exited:
+        # t111: a Kafka a full disk killed right after `stack up` said "ready" was told
+        # to be started with `stack up`, which had just started it.
+        return exited
     return (
         f"start the local stack with `{command_line('stack', 'up')}` "
         f"(`{make_command('stack-up')}` in the checkout)"
@@ -229,6 +234,21 @@ def _kafka_elsewhere() -> str:
 
     try:
         return KafkaBroker(Settings()).elsewhere()
+    except ValidationError:
+        return ""
+
+
+def _kafka_exited() -> str:
+    """``KafkaBroker.exited``: the run directory's broker was started and has exited
+    since, and why when its log says (a full or read-only disk); "" when not, or when the
+    settings do not load."""
+    from pydantic import ValidationError
+
+    from citybrain.stack import KafkaBroker
+    from streams.settings import Settings
+
+    try:
+        return KafkaBroker(Settings()).exited() or ""
     except ValidationError:
         return ""
 

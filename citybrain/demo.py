@@ -64,6 +64,7 @@ from citybrain.report import (
     step_record,
 )
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
+from citybrain.stack.dirs import require_writable
 from citybrain.stack.process import StackError, alive, frozen, read_pid, spawn, stop, tail
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, duration, pad
@@ -1308,6 +1309,9 @@ def run_demo(
     # deleted: a bad --data file was found only after the stack had started and the
     # earlier demos' topics were gone, and the stack was left running unsaid.
     events = load_events(data)
+    # Its directories before the lock (written in the run directory) and the first line:
+    # a read-only home was found after "first run: downloading Kafka" was printed (t111).
+    require_writable(base, home=KafkaBroker(base).download_notice() is not None)
     prefix = f"demo-{started:%Y%m%d%H%M%S}"
     # One demo at a time per stack: a second one refuses (DemoRunningError) before it
     # stops anything or deletes any topic. Once it holds the lock, this demo replaces the

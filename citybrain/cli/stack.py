@@ -48,6 +48,7 @@ STARTUP_GRACE = 180.0
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
+    from citybrain.stack.dirs import require_writable
     from citybrain.stack.process import StackError, frozen, read_pid, running_seconds
     from citybrain.stack.topics import PartitionCountError, create_topics
 
@@ -61,6 +62,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # error (trial 27). Then every port: a taken Prometheus port found after Kafka
         # started left Kafka running behind an exit 3.
         load_grid(s.grid_file)
+        # Its directories before anything is said or started: a read-only or full run
+        # directory or home was found after "kafka starting" was printed (t111).
+        require_writable(s, home=not kafka.running() and kafka.download_notice() is not None)
         # A service of this run directory on another port first: that, not a port of
         # this shell's taken by another stack, is what to fix (t76).
         for component in (kafka, prom, mqtt):
@@ -132,6 +136,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             DemoFiles.of(s).state.unlink(missing_ok=True)
             print("kafka       data wiped")
     elif args.action == "restart-worker":
+        require_writable(s)
         return restart_demo_worker(s)
     else:
         ok = True
