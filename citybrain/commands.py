@@ -9,7 +9,7 @@ import sys
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
+from pathlib import Path, PurePath
 
 # The settings that say where the stack keeps its pid files and the demo's demo.json.
 RUN_DIR_SETTINGS = ("CITYBRAIN_HOME", "CITYBRAIN_RUN_DIR")
@@ -189,7 +189,8 @@ def absolute_setting(name: str, value: str) -> str:
 def _is_default(value: str, default: object) -> bool:
     """Whether the text of a setting reads as its default (``19092``, ``60`` for 60.0)."""
     text = value.strip()
-    if default is None:
+    if default is None or (isinstance(default, PurePath) and text == ""):
+        # A blank file or directory setting is unset (Settings._blank_is_unset).
         return text == ""
     if isinstance(default, bool):
         return text.lower() == str(default).lower()

@@ -62,9 +62,6 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # error (trial 27). Then every port: a taken Prometheus port found after Kafka
         # started left Kafka running behind an exit 3.
         load_grid(s.grid_file)
-        # Its directories before anything is said or started: a read-only or full run
-        # directory or home was found after "kafka starting" was printed (t111).
-        require_writable(s, home=not kafka.running() and kafka.download_notice() is not None)
         # A service of this run directory on another port first: that, not a port of
         # this shell's taken by another stack, is what to fix (t76).
         for component in (kafka, prom, mqtt):
@@ -72,6 +69,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 raise StackError(component.elsewhere())
         for component in (kafka, prom, mqtt):
             component.check_ports()
+        # Its directories before anything is said or started (after the ports, which
+        # create none): a read-only or full run directory or home was found after
+        # "kafka starting" was printed (t111).
+        require_writable(s, home=not kafka.running() and kafka.download_notice() is not None)
         # Each says whether this command started it: a second `stack up` said "ready"
         # as the first did, and a newcomer could not tell it had been up all along.
         was = {name: comp.running() for name, comp in (("k", kafka), ("p", prom), ("m", mqtt))}
