@@ -18,7 +18,6 @@ from citybrain.stack.process import (
     listed_port,
     other_port,
     read_pid,
-    restart_hint,
     spawn,
     stop,
     wait_until,
@@ -307,9 +306,11 @@ class KafkaBroker:
         trouble = disk_trouble(self.settings, [self.server_log, self.log_file])
         if trouble is not None:
             return f"the local stack's Kafka has exited: {trouble}"
+        from citybrain.commands import command_line
+
         return (
             f"the local stack's Kafka has exited (its log: {self.server_log}); "
-            f"`{restart_hint()}` starts it again"
+            f"`{command_line('stack', 'up')}` starts it again"
         )
 
     def stop(self) -> bool:
