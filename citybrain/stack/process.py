@@ -47,13 +47,45 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+# How much younger than its pid file a process may seem and still be the one the file
+# was written for: ``spawn`` writes the file just after the process starts, so only the
+# clocks' grain (jiffies, the file system's timestamps) stands between them.
+PID_FILE_SLACK = 5.0
+
+
 def read_pid(pid_file: Path) -> int | None:
-    """The pid ``pid_file`` names when that process is alive (``alive``), else None."""
+    """The pid ``pid_file`` names when that process is alive (``alive``) and no younger
+    than the file (``PID_FILE_SLACK``), else None.
+
+    t111: a pid file left by a crash (or a reboot) whose pid the kernel had since given
+    to another process made `stack status` show that stranger as the service "starting",
+    and `stack down` SIGTERMed it (then SIGKILLed it 30 s later): a process started after
+    the file was written cannot be the one it names."""
     try:
         pid = int(pid_file.read_text().strip())
+        written = time.time() - pid_file.stat().st_mtime
     except (OSError, ValueError):
         return None
-    return pid if alive(pid) else None
+    if not alive(pid):
+        return None
+    age = process_age(pid)
+    if age is not None and age < written - PID_FILE_SLACK:
+        return None
+    return pid
+
+
+def process_age(pid: int) -> float | None:
+    """Seconds since process ``pid`` started (``/proc/<pid>/stat``'s start time against
+    ``/proc/uptime``, both on the boot clock), None when ``/proc`` cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        # Fields after the name (in parentheses, which may hold spaces): state is the
+        # first, start time (clock ticks after boot) the twentieth.
+        started = int(stat[stat.rfind(")") + 1 :].split()[19])
+        return uptime - started / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def running_seconds(pid_file: Path) -> float | None:
