@@ -65,7 +65,16 @@ from citybrain.report import (
 )
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from citybrain.stack.dirs import require_writable
-from citybrain.stack.process import StackError, alive, frozen, read_pid, spawn, stop, tail
+from citybrain.stack.process import (
+    StackError,
+    alive,
+    frozen,
+    read_pid,
+    spawn,
+    stack_lock,
+    stop,
+    tail,
+)
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
@@ -1358,8 +1367,10 @@ def _run_demo(
         # The last demo's record no longer says what runs here once this demo starts its
         # stack: later commands printed after an interruption carried its settings (t46).
         files.state.unlink(missing_ok=True)
-    kafka.start()
-    prom.start()
+    # One start or stop at a time per run directory (a `stack up` in another shell).
+    with stack_lock(base.run_dir, "citybrain demo"):
+        kafka.start()
+        prom.start()
     if stop_demo_worker(base):
         console.print("stopped the previous demo's worker")
         files.state.unlink(missing_ok=True)

@@ -53,6 +53,45 @@ def sigterm_as_interrupt() -> Iterator[None]:
 PID_FILE_SLACK = 5.0
 
 
+@contextlib.contextmanager
+def stack_lock(run_dir: Path, what: str) -> Iterator[None]:
+    """Hold ``<run_dir>/stack.lock`` (``flock``, released however the process ends) while
+    the block starts or stops the run directory's services; ``what`` (the command, as
+    the user typed it) is written in it for another command to name. One already held
+    is waited for, said once on stderr with its holder.
+
+    t111: two `stack up` at once (two terminals, `make stack-up` beside `make demo`) both
+    started Prometheus: one's pid file named the process that lost the port, the winner
+    ran on unstopped by `stack down` and held the port, and both commands failed with
+    Prometheus' log; on a fresh run directory the loser's Kafka storage format failed
+    with a Java stack trace."""
+    import fcntl
+    import sys
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / "stack.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            print(
+                f"citybrain: waiting for {holder or 'another stack command'} to finish with "
+                f"the stack of {run_dir} (Ctrl-C stops waiting)",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"`{what}` (pid {os.getpid()})".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def read_pid(pid_file: Path) -> int | None:
     """The pid ``pid_file`` names when that process is alive (``alive``) and no younger
     than the file (``PID_FILE_SLACK``), else None.
