@@ -27,6 +27,7 @@ CASES = [
     ("ceiling", ["--pack", "-1"], "--pack"),
     ("ceiling", ["--batch", "0"], "--batch"),
     ("ceiling", ["--rounds", "0"], "--rounds"),
+    ("ceiling", ["--bad-every", "-1"], "--bad-every"),
     ("ceiling", ["--out", "{tmp}"], "--out"),
     ("fetch_path", ["--records", "0"], "--records"),
     ("fetch_path", ["--batches", "0"], "--batches"),
