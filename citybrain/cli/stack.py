@@ -136,7 +136,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # After the demo (it may wait for this lock while starting its stack): a start
         # under way finishes first, rather than losing its services part-way.
         held = contextlib.ExitStack()
-        held.enter_context(stack_lock(s.run_dir, "citybrain stack down"))
+        held.enter_context(stack_lock(s.run_dir, "citybrain stack down", create=False))
         worker = "stopped" if stop_demo_worker(s) else "was not running"
         if demo is not None and worker == "was not running":
             worker = "stopped with the demo"  # the demo stops its own worker (t48)

@@ -54,11 +54,13 @@ PID_FILE_SLACK = 5.0
 
 
 @contextlib.contextmanager
-def stack_lock(run_dir: Path, what: str) -> Iterator[None]:
+def stack_lock(run_dir: Path, what: str, create: bool = True) -> Iterator[None]:
     """Hold ``<run_dir>/stack.lock`` (``flock``, released however the process ends) while
     the block starts or stops the run directory's services; ``what`` (the command, as
     the user typed it) is written in it for another command to name. One already held
-    is waited for, said once on stderr with its holder.
+    is waited for, said once on stderr with its holder. Without ``create`` (`stack down`)
+    a run directory that does not exist is not made for it; one whose lock file cannot
+    be opened (read-only, full) runs the block unlocked: stopping must still work there.
 
     t111: two `stack up` at once (two terminals, `make stack-up` beside `make demo`) both
     started Prometheus: one's pid file named the process that lost the port, the winner
@@ -68,8 +70,15 @@ def stack_lock(run_dir: Path, what: str) -> Iterator[None]:
     import fcntl
     import sys
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / "stack.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(run_dir / "stack.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if create:
+            raise
+        yield
+        return
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -299,7 +308,10 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
     ``timeout`` seconds, then SIGKILL. Returns whether a process was running."""
     pid = read_pid(pid_file)
     if pid is None:
-        pid_file.unlink(missing_ok=True)
+        # A run directory under a file (a mistyped CITYBRAIN_RUN_DIR) holds nothing to
+        # stop: `stack down` said "cannot use …/worker.pid: Not a directory" (t111).
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            pid_file.unlink()
         return False
     os.kill(pid, signal.SIGTERM)
     if frozen(pid):

@@ -81,3 +81,20 @@ def test_stack_up_starts_nothing_while_another_start_holds_the_run_directory(
     assert err.startswith(f"citybrain: waiting for `citybrain stack up` (pid {held.pid}) "), err
     assert "mvn not found" in err
     assert out.startswith("first run: downloading Kafka"), out
+
+
+@pytest.mark.parametrize("where", ["missing", "under-a-file"])
+def test_stack_down_takes_no_lock_it_cannot_and_creates_no_run_directory(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Stopping must work where the lock file cannot be made (a run directory gone
+    read-only), and a mistyped CITYBRAIN_RUN_DIR is not created by `stack down`."""
+    if where == "under-a-file":
+        (tmp_path / "a-file").write_text("")
+        run_dir = tmp_path / "a-file" / "run"
+    else:
+        run_dir = tmp_path / "missing" / "run"
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(run_dir))
+    assert main(["stack", "down"]) == 0
+    assert capsys.readouterr().out.count("was not running") == 4
+    assert not (tmp_path / "missing").exists()
