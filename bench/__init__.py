@@ -1,9 +1,13 @@
+import argparse
+import math
 import os
 import platform
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 # Exit status of an interrupted run (Ctrl-C, or SIGTERM inside ``run_topics``), as
 # ``citybrain``'s commands (128 + SIGINT).
@@ -55,3 +59,75 @@ def run_main(main: Callable[[], object]) -> None:
         sys.exit(EXIT_PIPE)
     finally:
         socket.getaddrinfo = previous  # called in-process (tests): as it was
+
+
+# Argument types for the benchmarks' command lines: a value no run can use is refused
+# by argparse (usage and one line naming the option and value, exit 2) before the run
+# starts. t111: `--readings 0` ended in a ZeroDivisionError traceback, `--sensors -1` in
+# StopIteration, `--rounds 0` in IndexError, `--data /missing` in FileNotFoundError, and
+# an --out that could not be written was found after the whole run, its results lost.
+
+
+def count(least: int = 1) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``least`` (``--readings``, ``--rounds``;
+    ``least=0`` where 0 means "off", as ``--pack``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number of at least {least}, got {text!r}"
+            )
+        return value
+
+    parse.__name__ = "count"
+    return parse
+
+
+def amount(least: float = 0.0, *, above: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number above ``least`` (``above``) or at least it
+    (seconds, milliseconds, a tolerance)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or value < least or (above and value == least):
+            bound = f"above {least:g}" if above else f"of at least {least:g}"
+            raise argparse.ArgumentTypeError(f"expected a number {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = "amount"
+    return parse
+
+
+def out_file(text: str) -> Path:
+    """An argparse type: a results file that can be written (its folder exists and takes
+    a new file; it is no folder), checked before the run rather than after it."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory: give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: no directory {str(folder)!r}")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".bench-write-check-"):
+            pass
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: cannot write in {str(folder)!r} ({exc.strerror})"
+        ) from None
+    return path
+
+
+def in_dir(text: str) -> Path:
+    """An argparse type: a directory that exists (``--data``, ``--nab``, ``--shared``)."""
+    path = Path(text).expanduser()
+    if not path.is_dir():
+        why = "not a directory" if path.exists() else "no such directory"
+        raise argparse.ArgumentTypeError(f"{text!r}: {why}")
+    return path

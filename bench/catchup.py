@@ -31,7 +31,7 @@ import orjson
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError
 
-from bench import machine, run_main
+from bench import count, machine, out_file, run_main
 from citybrain.adapters import write_synthetic_grid
 from citybrain.errors import KafkaStoppedError
 from citybrain.kafka_read import bounded
@@ -568,11 +568,11 @@ def _round(rate: float | None) -> int | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--readings", type=int, default=1_000_000)
-    parser.add_argument("--sensors", type=int, default=20_000)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument("--readings", type=count(), default=1_000_000)
+    parser.add_argument("--sensors", type=count(), default=20_000)
+    parser.add_argument("--out", type=out_file, default=REPO_ROOT / "bench" / "results.json")
     parser.add_argument(
-        "--workers", type=int, default=1, help="citybrain workers in the group (default 1)"
+        "--workers", type=count(), default=1, help="citybrain workers in the group (default 1)"
     )
     parser.add_argument(
         "--pack",

@@ -46,7 +46,7 @@ import msgspec
 import orjson
 
 import streams.detection
-from bench import machine, run_main
+from bench import count, machine, out_file, run_main
 from bench.catchup import catchup_messages, catchup_readings, write_grid
 from playbooks.grid import Grid
 from playbooks.loader import load_grid
@@ -255,22 +255,22 @@ def against(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--readings", type=int, default=1_000_000)
-    parser.add_argument("--sensors", type=int, default=20_000)
-    parser.add_argument("--pack", type=int, default=0, metavar="N")
+    parser.add_argument("--readings", type=count(), default=1_000_000)
+    parser.add_argument("--sensors", type=count(), default=20_000)
+    parser.add_argument("--pack", type=count(0), default=0, metavar="N")
     parser.add_argument(
-        "--batch", type=int, default=5000, help="messages per batch (the catch-up worker's)"
+        "--batch", type=count(), default=5000, help="messages per batch (the catch-up worker's)"
     )
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument("--out", type=out_file, default=REPO_ROOT / "bench" / "results.json")
     parser.add_argument(
         "--against", metavar="REF", help="compare with git revision REF's detection and admission"
     )
-    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds (--against)")
+    parser.add_argument("--rounds", type=count(), default=2, help="alternated rounds (--against)")
     parser.add_argument(
         "--mixed", action="store_true", help="every third pack sent one reading per message"
     )
     parser.add_argument(
-        "--bad-every", type=int, default=0, metavar="N", help="every N-th reading implausible"
+        "--bad-every", type=count(0), default=0, metavar="N", help="every N-th reading implausible"
     )
     args = parser.parse_args()
     readings: Iterable[Reading] = catchup_readings(args.readings, args.sensors)

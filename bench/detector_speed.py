@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import machine, run_main
+from bench import machine, out_file, run_main
 from detectors import DEFAULT_DETECTOR, DETECTORS, Detector
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def rate_one_at_a_time(make: Callable[[], Detector], series: list[Series]) -> fl
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results-detectors.json")
+    parser.add_argument("--out", type=out_file, default=ROOT / "bench" / "results-detectors.json")
     parser.add_argument(
         "--detectors", nargs="+", choices=sorted(DETECTORS), help="time only these (default: all)"
     )

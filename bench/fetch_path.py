@@ -24,7 +24,7 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP, Message
 
-from bench import run_main
+from bench import count, run_main
 from streams.faust_patches import Batch, BatchDrain
 from streams.ingest import message_columns
 
@@ -110,9 +110,9 @@ def records_path(consumer: Any, drain: BatchDrain, tp: TP, records: list[Any]) -
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=1000, help="records per batch")
-    parser.add_argument("--batches", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--records", type=count(), default=1000, help="records per batch")
+    parser.add_argument("--batches", type=count(), default=300)
+    parser.add_argument("--rounds", type=count(), default=6)
     args = parser.parse_args()
     gc.collect()
     gc.freeze()

@@ -32,7 +32,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bench import machine, run_main
+from bench import amount, count, machine, out_file, run_main
 from bench.detector_speed import NAB, _series
 from detectors import tail as this_tail
 
@@ -174,10 +174,10 @@ def phases(module: ModuleType) -> dict[str, Callable[[], float]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ref", default="main", help="git revision to compare with")
-    parser.add_argument("--tolerance", type=float, default=1e-9)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tolerance", type=amount(above=False), default=1e-9)
+    parser.add_argument("--rounds", type=count(), default=3)
     parser.add_argument("--check-only", action="store_true")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=out_file, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         ref = load_ref(args.ref, Path(tmp))

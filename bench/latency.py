@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench import run_main
+from bench import amount, count, out_file, run_main
 from bench.catchup import scrape, start_worker, worker_env
 from citybrain.adapters import write_synthetic_grid
 from citybrain.detect import rows_to_reach
@@ -304,9 +304,9 @@ def measure(rate: int, seconds: float, workdir: Path, pack_ms: float = 0) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", type=int, nargs="+", default=[2000, 10000, 25000, 50000])
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument("--rates", type=count(), nargs="+", default=[2000, 10000, 25000, 50000])
+    parser.add_argument("--seconds", type=amount(), default=20.0)
+    parser.add_argument("--out", type=out_file, default=REPO_ROOT / "bench" / "results.json")
     parser.add_argument(
         "--pack-ms",
         type=float,

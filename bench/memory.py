@@ -19,12 +19,11 @@ import os
 import platform
 import tracemalloc
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench import run_main
+from bench import count, out_file, run_main
 from bench.catchup import START
 from streams.detection import Incoming, SensorDetection, state_document
 from streams.events import Reading
@@ -73,8 +72,8 @@ def fill(detection: SensorDetection, sensors: int, traced: bool) -> tuple[int, i
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sensors", type=int, default=100_000)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument("--sensors", type=count(), default=100_000)
+    parser.add_argument("--out", type=out_file, default=REPO_ROOT / "bench" / "results.json")
     args = parser.parse_args()
     settings = Settings()
     window = settings.detector_window

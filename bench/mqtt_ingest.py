@@ -44,7 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bench import run_main
+from bench import amount, count, out_file, run_main
 from bench.catchup import scrape, start_worker, worker_env
 from bench.latency import SENSORS, reading, subscribed, warmup_rounds
 from citybrain.adapters import write_synthetic_grid
@@ -328,13 +328,13 @@ def latency(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--messages", type=int, default=200_000)
-    parser.add_argument("--rates", type=int, nargs="+", default=[10_000, 1_000])
+    parser.add_argument("--messages", type=count(), default=200_000)
+    parser.add_argument("--rates", type=count(), nargs="+", default=[10_000, 1_000])
     parser.add_argument(
         "--only", choices=["throughput", "latency"], help="one half (the other is kept from --out)"
     )
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results.json")
+    parser.add_argument("--seconds", type=amount(), default=20.0)
+    parser.add_argument("--out", type=out_file, default=REPO_ROOT / "bench" / "results.json")
     args = parser.parse_args()
     base = load_settings()
     if not (KafkaBroker(base).ready() and MosquittoBroker(base).ready()):

@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import run_main
+from bench import count as whole_count
+from bench import in_dir, run_main
 from citybrain.detect import read_series
 from citybrain.nab import (
     PROFILES,
@@ -330,11 +331,11 @@ def compare(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="NAB's root (data/, labels/)")
+    parser.add_argument("--data", type=in_dir, required=True, help="NAB's root (data/, labels/)")
     parser.add_argument("--detector", default="tail", choices=sorted(DETECTORS))
     parser.add_argument("--name", help="cache name (default: the detector's)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/citybrain-nab-cache"))
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=whole_count(), default=2)
     parser.add_argument(
         "--nested",
         metavar="NAME,NAME,...",
@@ -359,6 +360,12 @@ def main() -> None:
         "optimised threshold: per window and per false alarm",
     )
     args = parser.parse_args()
+    # As published_nab does: a --data without NAB's layout was a FileNotFoundError (t111).
+    for needed in (args.data / "data", args.data / "labels" / "combined_windows.json"):
+        if not needed.exists():
+            parser.error(f"{needed}: not found (--data is NAB's root: data/, labels/)")
+    if args.compare_scores is not None and not args.compare_scores.is_dir():
+        parser.error(f"--compare-scores {args.compare_scores}: no such directory")
     if args.nested:
         names = [n for n in args.nested.split(",") if n]
         missing = [n for n in names if not (args.cache / n).is_dir()]

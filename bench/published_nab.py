@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench import run_main
+from bench import in_dir, run_main
 from citybrain.nab import Case, category, held_out, leave_one_category_out, normalised
 
 # NAB's leaders and the detectors its scoreboard lists (results/README.md).
@@ -123,9 +123,9 @@ def summary(cases: list[Case]) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nab", type=Path, required=True, help="a checkout of numenta/NAB")
+    parser.add_argument("--nab", type=in_dir, required=True, help="a checkout of numenta/NAB")
     parser.add_argument(
-        "--data", type=Path, required=True, help="NAB-layout root whose data/ names the files"
+        "--data", type=in_dir, required=True, help="NAB-layout root whose data/ names the files"
     )
     parser.add_argument("--detectors", default=",".join(DEFAULT_DETECTORS))
     args = parser.parse_args()

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from bench import run_main
+from bench import in_dir, out_file, run_main
 from bench.service_profiles import MIN_SAMPLES, OUT, nyc311_durations, resolve_entries
 from citybrain.adapters import NYC_AGENCY_DEPARTMENTS, NYC_CHANNELS, GridBuilder, _slug
 from citybrain.campaign import campaign_report
@@ -234,8 +234,12 @@ def resolve_units(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", default=str(REPO_ROOT.parent / "shared" / "data" / "city"))
-    parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results-rehearsal.json"))
+    parser.add_argument(
+        "--shared", type=in_dir, default=str(REPO_ROOT.parent / "shared" / "data" / "city")
+    )
+    parser.add_argument(
+        "--out", type=out_file, default=str(REPO_ROOT / "bench" / "results-rehearsal.json")
+    )
     parser.add_argument("--only", choices=("fidelity", "speed"), help="run one part only")
     args = parser.parse_args()
     shared = Path(args.shared)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import run_main
+from bench import in_dir, run_main
 from citybrain.adapters import NYC_AGENCY_DEPARTMENTS
 from streams.settings import REPO_ROOT
 
@@ -237,7 +237,9 @@ def build(shared: Path, out: Path = OUT) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--shared", default=str(REPO_ROOT.parent / "shared" / "data" / "city"))
+    parser.add_argument(
+        "--shared", type=in_dir, default=str(REPO_ROOT.parent / "shared" / "data" / "city")
+    )
     args = parser.parse_args()
     print(build(Path(args.shared)))
 

@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench import machine, run_main
+from bench import count, machine, out_file, run_main
 from bench.catchup import worker_env
 from citybrain.stack.topics import run_topics
 from streams.events import Reading
@@ -186,8 +186,8 @@ def one_round(workdir: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--rounds", type=count(), default=3)
+    parser.add_argument("--out", type=out_file)
     args = parser.parse_args()
     workdir = load_settings().run_dir / "bench-worker-start"
     workdir.mkdir(parents=True, exist_ok=True)

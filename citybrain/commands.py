@@ -9,7 +9,7 @@ import sys
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from pathlib import Path
+from pathlib import Path, PurePath
 
 # The settings that say where the stack keeps its pid files and the demo's demo.json.
 RUN_DIR_SETTINGS = ("CITYBRAIN_HOME", "CITYBRAIN_RUN_DIR")
@@ -189,7 +189,8 @@ def absolute_setting(name: str, value: str) -> str:
 def _is_default(value: str, default: object) -> bool:
     """Whether the text of a setting reads as its default (``19092``, ``60`` for 60.0)."""
     text = value.strip()
-    if default is None:
+    if default is None or (isinstance(default, PurePath) and text == ""):
+        # A blank file or directory setting is unset (Settings._blank_is_unset).
         return text == ""
     if isinstance(default, bool):
         return text.lower() == str(default).lower()
@@ -212,6 +213,11 @@ def start_stack_hint() -> str:
     if elsewhere:
         # t76: "start the local stack" while it runs, on the port this shell lacks.
         return f"{elsewhere}, as `{command_line('stack', 'status')}` does"
+    exited = _kafka_exited()
+    if exited:
+        # t111: a Kafka a full disk killed right after `stack up` said "ready" was told
+        # to be started with `stack up`, which had just started it.
+        return exited
     return (
         f"start the local stack with `{command_line('stack', 'up')}` "
         f"(`{make_command('stack-up')}` in the checkout)"
@@ -229,6 +235,21 @@ def _kafka_elsewhere() -> str:
 
     try:
         return KafkaBroker(Settings()).elsewhere()
+    except ValidationError:
+        return ""
+
+
+def _kafka_exited() -> str:
+    """``KafkaBroker.exited``: the run directory's broker was started and has exited
+    since, and why when its log says (a full or read-only disk); "" when not, or when the
+    settings do not load."""
+    from pydantic import ValidationError
+
+    from citybrain.stack import KafkaBroker
+    from streams.settings import Settings
+
+    try:
+        return KafkaBroker(Settings()).exited() or ""
     except ValidationError:
         return ""
 

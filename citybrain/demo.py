@@ -64,7 +64,17 @@ from citybrain.report import (
     step_record,
 )
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-from citybrain.stack.process import StackError, alive, frozen, read_pid, spawn, stop, tail
+from citybrain.stack.dirs import require_writable
+from citybrain.stack.process import (
+    StackError,
+    alive,
+    frozen,
+    read_pid,
+    spawn,
+    stack_lock,
+    stop,
+    tail,
+)
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
@@ -1308,6 +1318,9 @@ def run_demo(
     # deleted: a bad --data file was found only after the stack had started and the
     # earlier demos' topics were gone, and the stack was left running unsaid.
     events = load_events(data)
+    # Its directories before the lock (written in the run directory) and the first line:
+    # a read-only home was found after "first run: downloading Kafka" was printed (t111).
+    require_writable(base, home=KafkaBroker(base).download_notice() is not None)
     prefix = f"demo-{started:%Y%m%d%H%M%S}"
     # One demo at a time per stack: a second one refuses (DemoRunningError) before it
     # stops anything or deletes any topic. Once it holds the lock, this demo replaces the
@@ -1354,8 +1367,10 @@ def _run_demo(
         # The last demo's record no longer says what runs here once this demo starts its
         # stack: later commands printed after an interruption carried its settings (t46).
         files.state.unlink(missing_ok=True)
-    kafka.start()
-    prom.start()
+    # One start or stop at a time per run directory (a `stack up` in another shell).
+    with stack_lock(base.run_dir, "citybrain demo"):
+        kafka.start()
+        prom.start()
     if stop_demo_worker(base):
         console.print("stopped the previous demo's worker")
         files.state.unlink(missing_ok=True)

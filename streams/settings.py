@@ -276,6 +276,23 @@ class Settings(BaseSettings):
         acted on another run directory than the stack's (t98)."""
         if isinstance(value, str) and value.strip().startswith("~"):
             return str(Path(value.strip()).expanduser())
+        if isinstance(value, str):
+            # Blanks around a path are the shell's slip, as commands._run_dir reads them.
+            return value.strip()
+        return value
+
+    @field_validator(*PATH_FIELDS, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object, info: ValidationInfo) -> object:
+        """An empty file or directory setting (``export CITYBRAIN_RUN_DIR=$UNSET``) is
+        unset, as the printed commands take CITYBRAIN_HOME and CITYBRAIN_RUN_DIR
+        (``commands._run_dir``). Taken as "" it was the current directory: `stack up`
+        wrote Kafka's data and pid files there while every printed `stack down` named
+        ~/.cache/citybrain/run, and an empty CITYBRAIN_GRID_FILE was refused as "is '.':
+        a directory" (t111)."""
+        if isinstance(value, str) and not value.strip():
+            assert info.field_name is not None
+            return cls.model_fields[info.field_name].get_default(call_default_factory=True)
         return value
 
     @field_validator("replies_webhook_url", "grafana_url")

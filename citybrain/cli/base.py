@@ -298,6 +298,25 @@ def check_output(
             f"{option} {out}: its folder {str(folder)!r} {what}; create the folder first "
             "or give another path"
         )
+    if folder_must_exist:
+        _require_writable_folder(option, out, folder)
+
+
+def _require_writable_folder(option: str, out: str, folder: Path) -> None:
+    """CliError (status 2) naming ``option`` before any work when a new file cannot be
+    written in ``folder`` (read-only, full, no permission). t111: `detect --output` in a
+    read-only folder read and scored every row, then said "cannot use
+    /ro/.det.csv.partial-24204: Read-only file system", a file the user never named."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".citybrain-write-check-"):
+            pass
+    except OSError as exc:
+        raise CliError(
+            f"{option} {out}: its folder {str(folder)!r} cannot be written "
+            f"({exc.strerror}); give a path in a folder you can write"
+        ) from None
 
 
 def check_output_dir(option: str, out: str) -> None:
@@ -315,6 +334,8 @@ def check_output_dir(option: str, out: str) -> None:
                 f"{option} {out!r} {where}: expected a directory (the command writes "
                 "several files into it)"
             )
+        # The nearest that exists takes the files, or the folders created for them.
+        _require_writable_folder(option, out, here)
         return
 
 

@@ -95,10 +95,30 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         why = said(getattr(exc, "reason", None) or refused or exc)
         return EXIT_SERVICE, f"a service did not answer ({why}): {start_stack_hint()} and retry"
     if isinstance(exc, OSError) and exc.filename is not None:
-        return EXIT_USAGE, f"cannot use {exc.filename}: {exc.strerror}"
+        return EXIT_USAGE, _unwritable(exc) or f"cannot use {exc.filename}: {exc.strerror}"
     return EXIT_BUG, (
         f"unexpected {type(exc).__name__}: {exc}. This is a bug: please report it with the "
         "command you ran; CITYBRAIN_DEBUG=1 prints the traceback"
+    )
+
+
+def _unwritable(exc: OSError) -> str | None:
+    """The setting and what to do when ``exc`` is a write refused under the run directory
+    or CITYBRAIN_HOME (read-only, full: t111 said only "cannot use PATH: Read-only file
+    system"); None for any other file, or when the settings cannot be read."""
+    import errno
+    from pathlib import Path
+
+    from citybrain.stack.dirs import unwritable_message
+
+    if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM):
+        return None
+    try:
+        settings = _settings()
+    except StreamsError:
+        return None
+    return unwritable_message(
+        settings, Path(os.fsdecode(exc.filename)), exc.strerror or str(exc), exc.errno
     )
 
 

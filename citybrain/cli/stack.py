@@ -48,7 +48,14 @@ STARTUP_GRACE = 180.0
 
 def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
-    from citybrain.stack.process import StackError, frozen, read_pid, running_seconds
+    from citybrain.stack.dirs import require_writable
+    from citybrain.stack.process import (
+        StackError,
+        frozen,
+        read_pid,
+        running_seconds,
+        stack_lock,
+    )
     from citybrain.stack.topics import PartitionCountError, create_topics
 
     s = _settings()
@@ -68,47 +75,56 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 raise StackError(component.elsewhere())
         for component in (kafka, prom, mqtt):
             component.check_ports()
-        # Each says whether this command started it: a second `stack up` said "ready"
-        # as the first did, and a newcomer could not tell it had been up all along.
-        was = {name: comp.running() for name, comp in (("k", kafka), ("p", prom), ("m", mqtt))}
+        # Its directories before anything is said or started (after the ports, which
+        # create none): a read-only or full run directory or home was found after
+        # "kafka starting" was printed (t111).
+        require_writable(s, home=not kafka.running() and kafka.download_notice() is not None)
+        # One start or stop at a time per run directory (t111: two at once orphaned a
+        # Prometheus); the ports again once it is ours, a start before it took them.
+        with stack_lock(s.run_dir, "citybrain stack up"):
+            for component in (kafka, prom, mqtt):
+                component.check_ports()
+            # Each says whether this command started it: a second `stack up` said "ready"
+            # as the first did, and a newcomer could not tell it had been up all along.
+            was = {name: comp.running() for name, comp in (("k", kafka), ("p", prom), ("m", mqtt))}
 
-        def ready(key: str) -> str:
-            return "ready (already running)" if was[key] else "ready"
-
-        try:
-            if not was["k"]:
-                # t104: the first `stack up` said "about 30 s" and then downloaded the
-                # jars, minutes more, without a word (the demo said it; stack up did not).
-                notice = kafka.download_notice()
-                if notice is not None:
-                    print(notice, flush=True)
-                # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
-                print(
-                    f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
-                    f"most 90 s; log: {kafka.shown_log})",
-                    flush=True,
-                )
-            kafka.start()
-            print(f"kafka       {ready('k')} on {s.kafka_bootstrap}")
-            from citybrain.stack.topics import task_topics
+            def ready(key: str) -> str:
+                return "ready (already running)" if was[key] else "ready"
 
             try:
-                created = create_topics(s)
-            except PartitionCountError as exc:
-                raise CliError(
-                    f"{exc}; Kafka stays up (`{command_line('stack', 'down')}` stops it)"
-                ) from None
-            # The playbooks' task topics are created too: count them in the total.
-            every = len(s.topics) + len(task_topics(s))
-            print(f"topics      {len(created)} created, {every} in all ({prefix_said(s)})")
-            prom.start()
-            print(f"prometheus  {ready('p')} on {prom.url}")
-            mqtt.start()
-            print(f"mosquitto   {ready('m')} on {mqtt.url}")
-        except KeyboardInterrupt:
-            from citybrain.demo import interrupted_message
+                if not was["k"]:
+                    # t104: the first `stack up` said "about 30 s" and then downloaded the
+                    # jars, minutes more, without a word (the demo said it; stack up did not).
+                    notice = kafka.download_notice()
+                    if notice is not None:
+                        print(notice, flush=True)
+                    # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
+                    print(
+                        f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
+                        f"most 90 s; log: {kafka.shown_log})",
+                        flush=True,
+                    )
+                kafka.start()
+                print(f"kafka       {ready('k')} on {s.kafka_bootstrap}")
+                from citybrain.stack.topics import task_topics
 
-            raise CliError(interrupted_message(s, stack_up=True), EXIT_INTERRUPTED) from None
+                try:
+                    created = create_topics(s)
+                except PartitionCountError as exc:
+                    raise CliError(
+                        f"{exc}; Kafka stays up (`{command_line('stack', 'down')}` stops it)"
+                    ) from None
+                # The playbooks' task topics are created too: count them in the total.
+                every = len(s.topics) + len(task_topics(s))
+                print(f"topics      {len(created)} created, {every} in all ({prefix_said(s)})")
+                prom.start()
+                print(f"prometheus  {ready('p')} on {prom.url}")
+                mqtt.start()
+                print(f"mosquitto   {ready('m')} on {mqtt.url}")
+            except KeyboardInterrupt:
+                from citybrain.demo import interrupted_message
+
+                raise CliError(interrupted_message(s, stack_up=True), EXIT_INTERRUPTED) from None
     elif args.action == "down":
         from citybrain.demo import stop_demo_worker, stop_running_demo
 
@@ -117,6 +133,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
         demo = stop_running_demo(s, "citybrain stack down" + (" --wipe" if args.wipe else ""))
         if demo is not None:
             print(f"{'demo':11} stopped (pid {demo.pid}, topic prefix {demo.prefix})")
+        # After the demo (it may wait for this lock while starting its stack): a start
+        # under way finishes first, rather than losing its services part-way.
+        held = contextlib.ExitStack()
+        held.enter_context(stack_lock(s.run_dir, "citybrain stack down", create=False))
         worker = "stopped" if stop_demo_worker(s) else "was not running"
         if demo is not None and worker == "was not running":
             worker = "stopped with the demo"  # the demo stops its own worker (t48)
@@ -131,8 +151,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
             # offer `restart-worker` and lend printed commands its settings (t46).
             DemoFiles.of(s).state.unlink(missing_ok=True)
             print("kafka       data wiped")
+        held.close()
     elif args.action == "restart-worker":
-        return restart_demo_worker(s)
+        require_writable(s)
+        with stack_lock(s.run_dir, "citybrain stack restart-worker"):
+            return restart_demo_worker(s)
     else:
         ok = True
         moved: list[str] = []  # a needed service of this run directory on another port

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from citybrain.ports import check_listen
+from citybrain.stack.dirs import disk_trouble
 from citybrain.stack.process import (
     StackError,
     fresh_log,
@@ -274,15 +275,42 @@ class KafkaBroker:
         return self.server_log
 
     def _wait(self, timeout: float) -> None:
-        """``wait_until`` ready, naming the pid and the JVM's output, else server.log's tail."""
-        wait_until(
-            self.ready,
-            timeout,
-            "Kafka",
-            self.log_file,
-            self.running,
-            pid_file=self.pid_file,
-            logs=(self.log_file, self.server_log),
+        """``wait_until`` ready, naming the pid and the JVM's output, else server.log's tail;
+        a broker that exited because its disk refused a write says that (``exited``)."""
+        try:
+            wait_until(
+                self.ready,
+                timeout,
+                "Kafka",
+                self.log_file,
+                self.running,
+                pid_file=self.pid_file,
+                logs=(self.log_file, self.server_log),
+            )
+        except StackError:
+            trouble = self.exited()
+            if trouble is not None and "cannot be written" in trouble:
+                raise StackError(trouble) from None
+            raise
+
+    def exited(self) -> str | None:
+        """One line when this run directory's broker was started and has exited since (its
+        pid file names a process that is gone): why, when its log says its disk refused a
+        write (full, read-only: ``dirs.disk_trouble``), else that it exited and its log;
+        None when it runs or was stopped (no pid file).
+
+        t111: a full disk killed Kafka right after "kafka ready", and `stack up` went on
+        to say "no Kafka broker answered ...: start the local stack with `stack up`"."""
+        if not self.pid_file.exists() or self.running():
+            return None
+        trouble = disk_trouble(self.settings, [self.server_log, self.log_file])
+        if trouble is not None:
+            return f"the local stack's Kafka has exited: {trouble}"
+        from citybrain.commands import command_line
+
+        return (
+            f"the local stack's Kafka has exited (its log: {self.server_log}); "
+            f"`{command_line('stack', 'up')}` starts it again"
         )
 
     def stop(self) -> bool:

@@ -47,13 +47,93 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+# How much younger than its pid file a process may seem and still be the one the file
+# was written for: ``spawn`` writes the file just after the process starts, so only the
+# clocks' grain (jiffies, the file system's timestamps) stands between them.
+PID_FILE_SLACK = 5.0
+
+
+@contextlib.contextmanager
+def stack_lock(run_dir: Path, what: str, create: bool = True) -> Iterator[None]:
+    """Hold ``<run_dir>/stack.lock`` (``flock``, released however the process ends) while
+    the block starts or stops the run directory's services; ``what`` (the command, as
+    the user typed it) is written in it for another command to name. One already held
+    is waited for, said once on stderr with its holder. Without ``create`` (`stack down`)
+    a run directory that does not exist is not made for it; one whose lock file cannot
+    be opened (read-only, full) runs the block unlocked: stopping must still work there.
+
+    t111: two `stack up` at once (two terminals, `make stack-up` beside `make demo`) both
+    started Prometheus: one's pid file named the process that lost the port, the winner
+    ran on unstopped by `stack down` and held the port, and both commands failed with
+    Prometheus' log; on a fresh run directory the loser's Kafka storage format failed
+    with a Java stack trace."""
+    import fcntl
+    import sys
+
+    if create:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(run_dir / "stack.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if create:
+            raise
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
+            print(
+                f"citybrain: waiting for {holder or 'another stack command'} to finish with "
+                f"the stack of {run_dir} (Ctrl-C stops waiting)",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"`{what}` (pid {os.getpid()})".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def read_pid(pid_file: Path) -> int | None:
-    """The pid ``pid_file`` names when that process is alive (``alive``), else None."""
+    """The pid ``pid_file`` names when that process is alive (``alive``) and no younger
+    than the file (``PID_FILE_SLACK``), else None.
+
+    t111: a pid file left by a crash (or a reboot) whose pid the kernel had since given
+    to another process made `stack status` show that stranger as the service "starting",
+    and `stack down` SIGTERMed it (then SIGKILLed it 30 s later): a process started after
+    the file was written cannot be the one it names."""
     try:
         pid = int(pid_file.read_text().strip())
+        written = time.time() - pid_file.stat().st_mtime
     except (OSError, ValueError):
         return None
-    return pid if alive(pid) else None
+    if not alive(pid):
+        return None
+    age = process_age(pid)
+    if age is not None and age < written - PID_FILE_SLACK:
+        return None
+    return pid
+
+
+def process_age(pid: int) -> float | None:
+    """Seconds since process ``pid`` started (``/proc/<pid>/stat``'s start time against
+    ``/proc/uptime``, both on the boot clock), None when ``/proc`` cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        # Fields after the name (in parentheses, which may hold spaces): state is the
+        # first, start time (clock ticks after boot) the twentieth.
+        started = int(stat[stat.rfind(")") + 1 :].split()[19])
+        return uptime - started / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def running_seconds(pid_file: Path) -> float | None:
@@ -228,7 +308,10 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
     ``timeout`` seconds, then SIGKILL. Returns whether a process was running."""
     pid = read_pid(pid_file)
     if pid is None:
-        pid_file.unlink(missing_ok=True)
+        # A run directory under a file (a mistyped CITYBRAIN_RUN_DIR) holds nothing to
+        # stop: `stack down` said "cannot use …/worker.pid: Not a directory" (t111).
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+            pid_file.unlink()
         return False
     os.kill(pid, signal.SIGTERM)
     if frozen(pid):

@@ -67,3 +67,27 @@ def test_a_quoted_tilde_file_setting_names_the_file_in_home(home: Path, tmp_path
     assert done.returncode == 0, done.stderr
     assert f"{grid} are valid" in done.stdout
     assert not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+@pytest.mark.parametrize("field", PATH_FIELDS)
+def test_a_blank_path_setting_is_unset_and_printed_commands_agree(
+    field: str, blank: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t111: ``CITYBRAIN_RUN_DIR=`` (``export CITYBRAIN_RUN_DIR=$UNSET``) made the run
+    directory the current one, so `stack up` wrote Kafka's data and pid files there while
+    printed commands (which read it as unset) named ~/.cache/citybrain/run; an empty
+    CITYBRAIN_GRID_FILE was refused as "is '.': a directory"."""
+    from citybrain import commands
+    from citybrain.commands import _run_dir, changed_settings
+
+    # The real default home (the unit tests' conftest gives commands another).
+    monkeypatch.setattr(commands, "default_home", lambda: Settings.model_fields["home"].default)
+    for name in PATH_FIELDS:
+        monkeypatch.delenv(variable(name), raising=False)
+    unset = Settings()
+    monkeypatch.setenv(variable(field), blank)
+    blanked = Settings()
+    assert getattr(blanked, field) == getattr(unset, field)
+    assert blanked.run_dir == unset.run_dir == _run_dir(os.environ)
+    assert variable(field) not in changed_settings()

@@ -49,7 +49,14 @@ def silent_port() -> Iterator[int]:
         server.close()
 
 
-def _kafka_running_since(tmp_path: Path, port: int, seconds_ago: float) -> KafkaBroker:
+def _kafka_running_since(
+    tmp_path: Path, port: int, seconds_ago: float, monkeypatch: pytest.MonkeyPatch
+) -> KafkaBroker:
+    # The test's own process stands for the broker: as old as its backdated pid file, or
+    # read_pid takes the file for a stale one whose pid went to a younger process (t111).
+    from citybrain.stack import process
+
+    monkeypatch.setattr(process, "process_age", lambda pid: seconds_ago + 1.0)
     kafka = KafkaBroker(Settings(run_dir_override=tmp_path, kafka_port=port))
     kafka.dir.mkdir(parents=True)
     kafka.config.write_text(
@@ -72,7 +79,7 @@ def test_a_broker_taking_connections_and_answering_nothing(
 ) -> None:
     from citybrain.cli import EXIT_FAILED, main
 
-    kafka = _kafka_running_since(tmp_path, silent_port, seconds_ago)
+    kafka = _kafka_running_since(tmp_path, silent_port, seconds_ago, monkeypatch)
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
     monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(silent_port))
     for name in ("PROMETHEUS", "MQTT", "WORKER"):

@@ -1,0 +1,84 @@
+"""t111: a pid file left by a crash (or a reboot) whose pid the kernel had since given to
+another process: `stack status` showed that stranger as the service "starting", and
+`stack down` sent it SIGTERM, then SIGKILL 30 s later (the walk-through's `sleep 1000`
+under mosquitto.pid was killed). A process younger than the pid file that names it is
+not the process the file was written for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from citybrain.cli import main
+from citybrain.stack.process import PID_FILE_SLACK, process_age, read_pid
+from tests.services import free_port
+
+
+@pytest.fixture
+def stranger() -> Iterator[subprocess.Popen[bytes]]:
+    """A live process the stack never started."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def _left_by_a_crash(pid_file: Path, pid: int, hours_ago: float = 1.0) -> None:
+    """``pid_file`` as a crash an hour ago left it, naming ``pid`` (since reused)."""
+    pid_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(str(pid))
+    at = time.time() - hours_ago * 3600
+    os.utime(pid_file, (at, at))
+
+
+def test_a_pid_file_older_than_its_process_is_stale(
+    tmp_path: Path, stranger: subprocess.Popen[bytes]
+) -> None:
+    pid_file = tmp_path / "kafka.pid"
+    _left_by_a_crash(pid_file, stranger.pid)
+    assert read_pid(pid_file) is None
+    # Written after it started (as spawn writes it), the same pid is the service's.
+    pid_file.write_text(str(stranger.pid))
+    assert read_pid(pid_file) == stranger.pid
+
+
+def test_a_process_age_is_read_on_the_boot_clock(stranger: subprocess.Popen[bytes]) -> None:
+    age = process_age(stranger.pid)
+    assert age is not None and 0 <= age < 60
+    mine = process_age(os.getpid())
+    assert mine is not None and mine >= age - PID_FILE_SLACK
+
+
+def test_stack_status_and_down_leave_a_stranger_alone(
+    tmp_path: Path,
+    stranger: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    for name in ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
+    for service in ("kafka", "prometheus", "mosquitto"):
+        _left_by_a_crash(tmp_path / service / f"{service}.pid", stranger.pid)
+    _left_by_a_crash(tmp_path / "demo" / "worker.pid", stranger.pid)
+
+    main(["stack", "status"])
+    out = capsys.readouterr().out
+    for service in ("kafka", "prometheus", "mosquitto"):
+        line = next(line for line in out.splitlines() if line.startswith(service))
+        assert line.split()[1] == "down", line
+
+    assert main(["stack", "down"]) == 0
+    out = capsys.readouterr().out
+    assert "stopped" not in out.replace("was not running", ""), out
+    time.sleep(0.3)
+    assert stranger.poll() is None, "stack down killed a process it never started"
