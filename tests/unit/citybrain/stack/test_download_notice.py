@@ -13,7 +13,6 @@ import pytest
 from citybrain.stack import KafkaBroker
 from citybrain.stack.kafka import KAFKA_JARS_MB, KAFKA_VERSION
 from streams.settings import REPO_ROOT, Settings
-from tests.services import free_port
 
 
 def test_the_notice_gives_the_size_the_readme_gives() -> None:
@@ -36,18 +35,11 @@ def test_no_notice_once_the_jars_are_there(tmp_path: Path) -> None:
 
 
 def test_a_first_stack_up_says_it_downloads_before_it_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    shell: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """No mvn on the PATH, so the download is refused at once: what was said before it?"""
     from citybrain.cli import main
 
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
-    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path / "home"))
-    for name in ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
-        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
     assert main(["stack", "up"]) == 3
     out, err = capsys.readouterr()
     first = out.splitlines()[0]

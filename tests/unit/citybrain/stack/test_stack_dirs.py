@@ -17,21 +17,6 @@ import pytest
 
 from citybrain.cli import EXIT_USAGE, main
 from citybrain.stack.dirs import MIN_FREE_MB
-from tests.services import free_port
-
-
-@pytest.fixture
-def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Free ports, a run directory and home under ``tmp_path``, and no mvn on the PATH:
-    a start that got as far as the download is refused at once, never downloads."""
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
-    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path / "home"))
-    for name in ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
-        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
-    return tmp_path
 
 
 def _not_a_directory(tmp_path: Path) -> Path:

@@ -17,7 +17,6 @@ import pytest
 
 from citybrain.cli import EXIT_SERVICE, main
 from citybrain.stack.process import stack_lock
-from tests.services import free_port
 
 HOLD = """
 import sys, time
@@ -61,19 +60,11 @@ def test_a_second_holder_waits_and_says_for_whom(
 
 
 def test_stack_up_starts_nothing_while_another_start_holds_the_run_directory(
-    tmp_path: Path,
+    shell: Path,
     held: subprocess.Popen[str],
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """No mvn on the PATH: once its turn comes, `stack up` stops at the download."""
-    empty = tmp_path / "bin"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
-    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
-    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path / "home"))
-    for name in ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
-        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
     start = time.monotonic()
     assert main(["stack", "up"]) == EXIT_SERVICE
     assert time.monotonic() - start > 1.0  # it waited for the holder's turn to end
