@@ -101,20 +101,40 @@ def stack_lock(run_dir: Path, what: str, create: bool = True) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def start_file(pid_file: Path) -> Path:
+    """Where ``spawn`` keeps the start time of ``pid_file``'s process (``start_ticks``),
+    beside the pid file, which stays the bare pid that `kill $(cat …)` takes."""
+    return pid_file.with_name(pid_file.name + ".start")
+
+
 def read_pid(pid_file: Path) -> int | None:
-    """The pid ``pid_file`` names when that process is alive (``alive``) and no younger
-    than the file (``PID_FILE_SLACK``), else None.
+    """The pid ``pid_file`` names when that process is alive (``alive``) and is the one
+    ``spawn`` started: the same start time (``start_ticks``, on the boot clock, as
+    ``start_file`` recorded it), else None. A pid file without it (written by an older
+    citybrain) takes a process no younger than the file (``PID_FILE_SLACK``).
 
     t111: a pid file left by a crash (or a reboot) whose pid the kernel had since given
     to another process made `stack status` show that stranger as the service "starting",
-    and `stack down` SIGTERMed it (then SIGKILLed it 30 s later): a process started after
-    the file was written cannot be the one it names."""
+    and `stack down` SIGTERMed it (then SIGKILLed it 30 s later). Compared by start
+    time, not by the file's age against the wall clock: a clock stepped forward after
+    the start (NTP, a resumed VM) made a running Kafka look younger than its pid file,
+    stale to `stack status` and left running by `stack down`."""
     try:
         pid = int(pid_file.read_text().strip())
-        written = time.time() - pid_file.stat().st_mtime
     except (OSError, ValueError):
         return None
     if not alive(pid):
+        return None
+    try:
+        recorded: int | None = int(start_file(pid_file).read_text().strip())
+    except (OSError, ValueError):
+        recorded = None
+    if recorded is not None:
+        now = start_ticks(pid)
+        return pid if now is None or now == recorded else None
+    try:
+        written = time.time() - pid_file.stat().st_mtime
+    except OSError:
         return None
     age = process_age(pid)
     if age is not None and age < written - PID_FILE_SLACK:
@@ -122,18 +142,30 @@ def read_pid(pid_file: Path) -> int | None:
     return pid
 
 
+def start_ticks(pid: int) -> int | None:
+    """Process ``pid``'s start time, clock ticks after boot (``/proc/<pid>/stat``'s
+    twenty-second field): the same for as long as the process lives, another for any
+    process given its pid later; None when ``/proc`` cannot say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # Fields after the name (in parentheses, which may hold spaces): state is the
+        # first, start time the twentieth.
+        return int(stat[stat.rfind(")") + 1 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def process_age(pid: int) -> float | None:
     """Seconds since process ``pid`` started (``/proc/<pid>/stat``'s start time against
     ``/proc/uptime``, both on the boot clock), None when ``/proc`` cannot say."""
+    started = start_ticks(pid)
+    if started is None:
+        return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
         uptime = float(Path("/proc/uptime").read_text().split()[0])
-        # Fields after the name (in parentheses, which may hold spaces): state is the
-        # first, start time (clock ticks after boot) the twentieth.
-        started = int(stat[stat.rfind(")") + 1 :].split()[19])
-        return uptime - started / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+    return uptime - started / os.sysconf("SC_CLK_TCK")
 
 
 def running_seconds(pid_file: Path) -> float | None:
@@ -213,6 +245,11 @@ def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | 
             env=env,
         )
     pid_file.write_text(str(proc.pid))
+    ticks = start_ticks(proc.pid)
+    if ticks is None:
+        start_file(pid_file).unlink(missing_ok=True)
+    else:
+        start_file(pid_file).write_text(str(ticks))
     return proc.pid
 
 
@@ -312,6 +349,7 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
         # stop: `stack down` said "cannot use …/worker.pid: Not a directory" (t111).
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
             pid_file.unlink()
+            start_file(pid_file).unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
     if frozen(pid):
@@ -325,6 +363,7 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
         os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
     pid_file.unlink(missing_ok=True)
+    start_file(pid_file).unlink(missing_ok=True)
     return True
 
 

@@ -6,6 +6,7 @@ not the process the file was written for."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -16,7 +17,15 @@ from pathlib import Path
 import pytest
 
 from citybrain.cli import main
-from citybrain.stack.process import PID_FILE_SLACK, process_age, read_pid
+from citybrain.stack.process import (
+    PID_FILE_SLACK,
+    process_age,
+    read_pid,
+    spawn,
+    start_file,
+    start_ticks,
+    stop,
+)
 from tests.services import free_port
 
 
@@ -49,6 +58,33 @@ def test_a_pid_file_older_than_its_process_is_stale(
     # Written after it started (as spawn writes it), the same pid is the service's.
     pid_file.write_text(str(stranger.pid))
     assert read_pid(pid_file) == stranger.pid
+
+
+def test_a_spawned_service_is_known_by_its_start_time_whatever_the_wall_clock_did(
+    tmp_path: Path,
+) -> None:
+    """A clock stepped forward after the start (NTP, a resumed VM; this machine's clock
+    jumps) made the file look an hour older than the process: read as stale, the
+    running service was "down" to `stack status` and left running by `stack down`. The
+    start time ``spawn`` records beside the pid decides, on the boot clock."""
+    pid_file = tmp_path / "kafka.pid"
+    pid = spawn(
+        [sys.executable, "-c", "import time; time.sleep(120)"], tmp_path / "k.log", pid_file
+    )
+    try:
+        assert start_file(pid_file).read_text() == str(start_ticks(pid))
+        at = time.time() - 3600  # the wall clock stepped an hour on since the start
+        os.utime(pid_file, (at, at))
+        assert read_pid(pid_file) == pid
+        # Another process given that pid (its start time differs): not the service.
+        start_file(pid_file).write_text(str(int(start_file(pid_file).read_text()) - 1))
+        assert read_pid(pid_file) is None
+        start_file(pid_file).write_text(str(start_ticks(pid)))
+        assert stop(pid_file, timeout=10) is True
+        assert not pid_file.exists() and not start_file(pid_file).exists()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
 
 
 def test_a_process_age_is_read_on_the_boot_clock(stranger: subprocess.Popen[bytes]) -> None:
