@@ -244,12 +244,14 @@ def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | 
             start_new_session=True,
             env=env,
         )
-    pid_file.write_text(str(proc.pid))
+    # The start time first: a reader between the two writes sees the old pid (gone)
+    # with it, never the new pid with the previous process's start time.
     ticks = start_ticks(proc.pid)
     if ticks is None:
         start_file(pid_file).unlink(missing_ok=True)
     else:
         start_file(pid_file).write_text(str(ticks))
+    pid_file.write_text(str(proc.pid))
     return proc.pid
 
 
