@@ -876,7 +876,9 @@ def request_time(field: str, value: Any, now: float) -> float:
     expected = "expected epoch seconds or ISO 8601 (2026-12-01T10:00:00Z)"
     if isinstance(value, str):
         try:
-            number = parse_ts(value, field)
+            # Any offset RFC 3339 writes, as Alertmanager's silences API takes it (its
+            # differential, test_alertmanager_corners: -23:59 is a time there).
+            number = parse_ts(value, field, any_offset=True)
         except EventError as exc:
             if _zoneless(value):
                 raise ApiError(
