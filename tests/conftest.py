@@ -4,6 +4,7 @@ when an integration or e2e test asks for it, through citybrain's own stack code.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,14 @@ from tests.services import FIXTURES, Pipeline, stack_settings
 hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     hypothesis_settings.load_profile("ci")
+
+# Tests Ctrl-C their commands (SIGINT to a demo, a replay, a bench run). A suite started
+# from a background job of a non-interactive shell (`(make test &)`) inherits SIGINT
+# ignored, and so did every command it started: none stopped, and three tests failed as
+# if Ctrl-C were broken (thirty-fifth session's fresh-clone run). Its children get the
+# default, as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
