@@ -11,9 +11,10 @@ kind's plausible range, the home partition, and each distinct timestamp text of 
 parsed once against ``MIN_EVENT_TIME`` and the clock's skew), and when every message
 passes (the common case) the batch is handed to detection as ``Admitted`` columns with no
 object per reading: an ``Incoming`` is built only for a reading detection takes off its
-fast path. A batch of nothing but packs is checked the same way over all their readings: those
-that pass are admitted as columns, the few that fail are refused one by one with the
-validator's verdict (a pack that fails its own checks sends the batch pack by pack).
+fast path. A batch's packs are checked the same way over all their readings: those that
+pass are admitted as columns (merged in batch order with the single readings' when the
+batch has both), the few that fail are refused one by one with the validator's verdict
+(a pack that fails its own checks sends the batch pack by pack).
 
 Only readings that pass every rule of ``EventValidator`` are admitted here. Every other
 message (bad JSON, a missing or mistyped field, an unknown sensor, a value out of range,
@@ -346,9 +347,10 @@ class BatchAdmission:
         without Python per message: its columns are the decoded rows' (the sensor id
         string the grid's own), and a reading's ``Incoming`` is built only if detection
         asks for it (``Admitted``). So is a batch whose other messages are all refused
-        (each validated alone), and a batch of nothing but packs whose failing readings
-        are all refused (``_packed_columns``); one where a pack among single readings or
-        the validator admits a reading is built reading by reading, in order."""
+        (each validated alone), and a batch's packs whose failing readings are all
+        refused (``_packed_columns``; merged with the single readings' columns in batch
+        order, ``_merged``); one where the validator admits a reading the fast check
+        did not, or a pack fails its own checks, is built reading by reading, in order."""
         # A tombstone (None) is refused as bad JSON.
         raw = [value or b"" for value in values] if None in values else cast(list[bytes], values)
         rows, all_single = self._decoded(raw)

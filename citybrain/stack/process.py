@@ -349,8 +349,8 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
     if pid is None:
         # A run directory under a file (a mistyped CITYBRAIN_RUN_DIR) holds nothing to
         # stop: `stack down` said "cannot use …/worker.pid: Not a directory" (t111).
-        with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-            pid_file.unlink()
+        with contextlib.suppress(NotADirectoryError):
+            pid_file.unlink(missing_ok=True)
             start_file(pid_file).unlink(missing_ok=True)
         return False
     os.kill(pid, signal.SIGTERM)
