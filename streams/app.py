@@ -130,7 +130,9 @@ def create_app(
     # Built in the order their configuration is checked: routing, playbooks, detector.
     alerting, response, ingest = Alerting(ctx), Response(ctx), Ingest(ctx)
     # Sensor states and corroboration areas' marks reach their changelogs once per commit.
-    coalesce_changelog(app, [ctx.sensor_state, ingest.corroboration.table], ctx.states_settled)
+    coalesce_changelog(
+        app, [ctx.sensor_state, ingest.corroboration.table], ctx.states_settled, [ctx.delivery]
+    )
     # Every table's entries that cannot be read back are dropped, said, counted and
     # audited (docs/operations.md, "State read back"); never fatal to recovery.
     for table in app.tables.values():

@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import faust
 import orjson
 from faust.serializers import codecs
-from faust.types import EventT
+from faust.types import EventT, ProducerT
 
 # Why an entry cannot be read back (the bounded ``reason`` label of
 # ``citybrain_state_unreadable_total``) and its error live in streams.errors, which needs
@@ -347,7 +347,10 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
 
 
 def coalesce_changelog(
-    app: faust.App, tables: list[KeyPartitionedTable], settled: asyncio.Lock
+    app: faust.App,
+    tables: list[KeyPartitionedTable],
+    settled: asyncio.Lock,
+    others: Sequence[ProducerT] = (),
 ) -> None:
     """Make ``tables``' staged keys reach their changelogs before any offset commit.
 
@@ -356,7 +359,9 @@ def coalesce_changelog(
     a committed offset's state is on the changelog -- while writing each key once per
     commit. faust has no awaitable pre-commit hook (sensors' ``on_commit_initiated``
     is synchronous), hence the wrapped method. ``settled`` is held by whoever updates
-    stored values in place, so none is written halfway through an update.
+    stored values in place, so none is written halfway through an update. ``others``:
+    the worker's other producers, flushed too, so every message queued before a commit
+    is on Kafka when its offsets are.
     """
     producer = app.producer
     flush = producer.flush
@@ -365,6 +370,8 @@ def coalesce_changelog(
         for table in tables:
             await table.flush_staged(settled)
         await flush()
+        for other in others:
+            await other.flush()
 
     producer.flush = flush_staged_then_producer  # type: ignore[method-assign]
 
