@@ -29,8 +29,9 @@ from streams.errors import (
     MISSING,
     EventError,
     decimal_comma_hint,
-    double_byte_encoding,
+    likely_encoding,
     unreadable,
+    wide_without_bom,
 )
 from streams.spans import item_spans, max_depth
 from streams.unknown import UNKNOWN
@@ -890,10 +891,11 @@ TOO_DEEP = f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
 
 
 def _written_in(raw: bytes) -> str:
-    """``; GBK/GB18030 (…) text?`` for JSON bytes that look written in a double-byte
-    encoding (a Chinese gateway's), else empty: a lone byte past ASCII says nothing."""
-    guess = double_byte_encoding(raw)
-    return f"; {guess} text?" if guess else ""
+    """``; Big5 (…) text? re-encode it as UTF-8`` for JSON bytes that look written in a
+    legacy encoding (``likely_encoding``: a Chinese, Japanese or Korean gateway's, or
+    Latin-1 words), else empty: a stray byte of binary data says nothing."""
+    guess = likely_encoding(raw)
+    return f"; {guess} text? re-encode it as UTF-8" if guess else ""
 
 
 def decode_json(raw: bytes, unique_keys: bool = False, check_text: bool = True) -> Any:
@@ -992,12 +994,13 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         # surrogates (\ud800) it lets through, which no later step could encode.
         nul = raw.find(b"\x00")
         if nul >= 0:  # never in JSON text; every other byte of UTF-16 or UTF-32 ASCII
+            wide = wide_without_bom(raw) or "UTF-16 or UTF-32"
             raise EventError(
                 "bad_json",
                 None,
                 None,
-                f"not valid JSON: byte 0x00 (NUL) at offset {nul} (UTF-16 or UTF-32 text? "
-                "JSON is UTF-8, RFC 8259)",
+                f"not valid JSON: byte 0x00 (NUL) at offset {nul} ({wide} text? re-encode "
+                "it as UTF-8: JSON is UTF-8, RFC 8259)",
             ) from None
         try:
             text = raw.decode("utf-8")
