@@ -1157,18 +1157,27 @@ def stop_running_demo(settings: Settings, by: str, timeout: float = 60.0) -> Run
     if demo is None:
         return None
     files = DemoFiles.of(settings)
-    if demo.pid is not None:
+
+    def signal_it(pid: int) -> None:
         write_private(
             files.stopped_by,
-            json.dumps({"by": by, "pid": os.getpid(), "demo_pid": demo.pid}) + "\n",
+            json.dumps({"by": by, "pid": os.getpid(), "demo_pid": pid}) + "\n",
         )
         with contextlib.suppress(ProcessLookupError):
-            os.kill(demo.pid, signal.SIGTERM)
-            if frozen(demo.pid):
+            os.kill(pid, signal.SIGTERM)
+            if frozen(pid):
                 # t104: a frozen demo holds the SIGTERM until it runs again (as process.stop).
-                os.kill(demo.pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGCONT)
+
+    if demo.pid is not None:
+        signal_it(demo.pid)
     deadline = time.monotonic() + timeout
-    while running_demo(settings) is not None:
+    while (now := running_demo(settings)) is not None:
+        if demo.pid is None and now.pid is not None:
+            # t112: a demo still writing its lock was never signalled, only waited for
+            # (60 s, then "did not end"), and a demo that ended was said "stopped (pid None".
+            demo = now
+            signal_it(now.pid)
         if time.monotonic() > deadline:
             raise StackError(
                 f"the running demo (pid {demo.pid}) did not end within {timeout:g} s of "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.errors import double_byte_encoding
+from streams.errors import likely_encoding, wide_without_bom
 
 
 class InputError(ValueError):
@@ -29,13 +29,18 @@ def utf8_text(path: Path, named: str = "") -> str:
     ``[named ]path:line`` and the first byte that is not UTF-8 (each reader's traceback,
     exit 70, before trials 15-20); OSError as reading the file raises it."""
     data = path.read_bytes()
+    wide = wide_without_bom(data) if b"\x00" in data else None
+    if wide is not None:  # t112: read as UTF-8 with a NUL after every letter
+        where = f"{named} {path}" if named else str(path)
+        raise InputError(f"{where}: the file is {wide}; save it as UTF-8")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         where = f"{named} {path}" if named else str(path)
-        # A Chinese Windows file (GBK) is said as one (t109); a lone Latin byte needs no guess.
-        encoding = double_byte_encoding(data)
+        # A legacy file is said as one (GBK since t109; Big5, Shift_JIS, EUC-KR and
+        # Latin-1 words since t112); a stray byte of binary data needs no guess.
+        encoding = likely_encoding(data)
         guess = f"a {encoding} file? " if encoding else ""
         raise InputError(
             f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 ({guess}save the file "

@@ -29,10 +29,12 @@ from streams.errors import (
     MISSING,
     EventError,
     decimal_comma_hint,
-    double_byte_encoding,
+    likely_encoding,
     unreadable,
+    wide_without_bom,
 )
 from streams.spans import item_spans, max_depth
+from streams.unknown import UNKNOWN
 
 READING_SCHEMA = "reading/1"
 # What a reading/1 document carries (besides its schema), in the order they are checked.
@@ -536,7 +538,7 @@ class EventValidator:
             return False, [self._reading(doc, now)]
         if escaped:
             _check_text({k: v for k, v in doc.items() if k != "readings"})
-        odd = lookalike_key(doc, _PACK_KEYS)
+        odd = lookalike_key(doc, _PACK_KEYS, "pack")
         if odd is not None:  # which list, which schema, is meant? (as for a key twice)
             raise lookalike_key_error(doc, *odd)
         bad_items: dict[int, EventError] = dict(pinned)
@@ -592,7 +594,7 @@ class EventValidator:
             raise EventError(
                 "bad_schema", "schema", doc.get("schema"), f"expected {READING_SCHEMA!r}"
             )
-        odd = lookalike_key(doc, _READING_KEYS)
+        odd = lookalike_key(doc, _READING_KEYS, "reading")
         if odd is not None:
             raise lookalike_key_error(doc, *odd)
         given = doc.get("sensor_id")
@@ -679,7 +681,7 @@ class EventValidator:
         # Keys checked once each (not readings': their hot path): a report's id or
         # category given twice would otherwise be one of the two, silently.
         doc = _decode(raw, INCIDENT_SCHEMA, unique_keys=True)
-        odd = lookalike_key(doc, INCIDENT_KEYS)
+        odd = lookalike_key(doc, INCIDENT_KEYS, "incident")
         if odd is not None:
             raise lookalike_key_error(doc, *odd)
         ts = self._event_time(doc, now)
@@ -889,10 +891,11 @@ TOO_DEEP = f"not valid JSON: nested deeper than {MAX_DEPTH} levels"
 
 
 def _written_in(raw: bytes) -> str:
-    """``; GBK/GB18030 (…) text?`` for JSON bytes that look written in a double-byte
-    encoding (a Chinese gateway's), else empty: a lone byte past ASCII says nothing."""
-    guess = double_byte_encoding(raw)
-    return f"; {guess} text?" if guess else ""
+    """``; Big5 (…) text? re-encode it as UTF-8`` for JSON bytes that look written in a
+    legacy encoding (``likely_encoding``: a Chinese, Japanese or Korean gateway's, or
+    Latin-1 words), else empty: a stray byte of binary data says nothing."""
+    guess = likely_encoding(raw)
+    return f"; {guess} text? re-encode it as UTF-8" if guess else ""
 
 
 def decode_json(raw: bytes, unique_keys: bool = False, check_text: bool = True) -> Any:
@@ -991,12 +994,13 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         # surrogates (\ud800) it lets through, which no later step could encode.
         nul = raw.find(b"\x00")
         if nul >= 0:  # never in JSON text; every other byte of UTF-16 or UTF-32 ASCII
+            wide = wide_without_bom(raw) or "UTF-16 or UTF-32"
             raise EventError(
                 "bad_json",
                 None,
                 None,
-                f"not valid JSON: byte 0x00 (NUL) at offset {nul} (UTF-16 or UTF-32 text? "
-                "JSON is UTF-8, RFC 8259)",
+                f"not valid JSON: byte 0x00 (NUL) at offset {nul} ({wide} text? re-encode "
+                "it as UTF-8: JSON is UTF-8, RFC 8259)",
             ) from None
         try:
             text = raw.decode("utf-8")
@@ -1189,20 +1193,92 @@ def key_skeleton(key: str) -> str:
     return text.translate(_LOOKALIKE).casefold()
 
 
-def lookalike_key(doc: Mapping[str, Any], names: frozenset[str]) -> tuple[str, str] | None:
+# Spellings of a field that are no misspelling of its name (a far edit) but mean it.
+_ALIASES = {"timestamp": "ts", "time": "ts", "datetime": "ts"}
+# Spaces, underscores, hyphens and dots are dropped before names are compared
+# (``sensorid``, ``Sensor-Id``, ``grid.cell``).
+_SEPARATORS = str.maketrans("", "", "_-. ")
+
+
+def _edits(a: str, b: str, most: int) -> int:
+    """The optimal string alignment distance of ``a`` and ``b`` (insertions, deletions,
+    substitutions, adjacent transpositions: ``categroy`` is 1 from ``category``), or
+    ``most + 1`` when it is larger than ``most``."""
+    if abs(len(a) - len(b)) > most:
+        return most + 1
+    before: list[int] | None = None
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        new = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            new[j] = min(row[j] + 1, new[j - 1] + 1, row[j - 1] + (ca != cb))
+            if before is not None and i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                new[j] = min(new[j], before[j - 2] + 1)
+        before, row = row, new
+        if min(row) > most:
+            return most + 1
+    return row[-1]
+
+
+def _edits_allowed(name: str) -> int:
+    # A short name is one edit from many words ("ts" from "tz", "unit" from "units" is
+    # still meant): none for two letters, one up to five, two from six on.
+    return 0 if len(name) <= 2 else 1 if len(name) <= 5 else 2
+
+
+@lru_cache(maxsize=4096)
+def near_name(key: str, names: frozenset[str]) -> str | None:
+    """The one of ``names`` that ``key`` (not one of them) looks like or misspells, or
+    None: the same name as a reader sees it (``key_skeleton``: another script's look-alike
+    letter, a control character, another case), with other separators (``sensorid``,
+    ``Grid-Cell``), within ``_edits_allowed`` edits (``categroy``, ``sensr_id``), or an
+    alias (``timestamp``, and its misspelling ``timestmap``, for ``ts``). The nearest
+    wins; a tie goes to the first name in sorted order."""
+    skeleton = key_skeleton(key)
+    if skeleton in names:
+        return skeleton
+    bare = skeleton.translate(_SEPARATORS)
+    if not bare:
+        return None
+    best: tuple[int, str] | None = None
+    spellings = [(n, n) for n in names] + [(a, n) for a, n in _ALIASES.items() if n in names]
+    for spelling, name in sorted(spellings, key=lambda pair: pair[0]):
+        target = spelling.translate(_SEPARATORS)
+        most = _edits_allowed(target)
+        distance = 0 if bare == target else _edits(bare, target, most)
+        if distance <= most and (best is None or distance < best[0]):
+            best = (distance, name)
+    return None if best is None else best[1]
+
+
+def lookalike_key(
+    doc: Mapping[str, Any], names: frozenset[str], kind: str | None = None
+) -> tuple[str, str] | None:
     """The first key of ``doc`` that is none of ``names`` (ASCII, lower case) but looks
-    like one (``key_skeleton``), as (the key, the name); None when there is none. Such a
-    key was ignored like any unknown one: ``{"v\u0430lue": 9}`` (a Cyrillic a) was
-    ``field "value" is missing`` with nothing naming the key that was sent, and
-    ``{"value": 1, "v\u0430lue": 9}`` a reading of 1, the 9 dropped unsaid."""
+    like one or misspells it (``near_name``), as (the key, the name); None when there is
+    none (a misspelling only while the field it misspells is not given too). Such a key
+    was ignored like any unknown one: ``{"v\u0430lue": 9}`` (a Cyrillic a)
+    was ``field "value" is missing`` with nothing naming the key that was sent, and
+    ``{"value": 1, "v\u0430lue": 9}`` a reading of 1, the 9 dropped unsaid; so was
+    ``{"categroy": "noise"}`` (t112). With ``kind`` (one of
+    ``streams.unknown.UNKNOWN_FIELD_KINDS``), when there is none, the other unknown keys
+    are counted and named once (``streams.unknown.UNKNOWN``: forward compatibility)."""
     if len(doc) <= len(names) and doc.keys() <= names:
         return None  # the common case: no other key
+    unknown: list[object] = []
     for key in doc:
-        if key in names or not isinstance(key, str) or len(key) > _LOOKALIKE_MAX:
+        if key in names:
             continue
-        skeleton = key_skeleton(key)
-        if skeleton in names:
-            return key, skeleton
+        if isinstance(key, str) and len(key) <= _LOOKALIKE_MAX:
+            name = near_name(key, names)
+            # A misspelling stands for a field not given; beside the field itself a near
+            # key ("sensor" by "sensor_id") is another field. A look-alike is refused
+            # either way: it reads as the field, so which one is meant?
+            if name is not None and (name not in doc or key_skeleton(key) == name):
+                return key, name
+        unknown.append(key)
+    if kind is not None and unknown:
+        UNKNOWN.note(kind, unknown)
     return None
 
 
@@ -1210,16 +1286,24 @@ def reading_lookalike(doc: Any) -> bool:
     """Whether ``doc``, a decoded ``reading/1`` or ``readings/1`` pack, holds a key that
     looks like a field without being it (``lookalike_key``), in the pack or any of its
     readings: the columnar fast path (streams/columns.py), which ignores unknown keys as
-    msgspec does, leaves such a message to the validator, which names the key."""
+    msgspec does, leaves such a message to the validator, which names the key. When
+    there is none, its other unknown keys are counted as the validator counts them
+    (``lookalike_key``'s ``kind``); when there is one, the validator counts them."""
     if not isinstance(doc, dict):
         return False
     if doc.get("schema") != PACK_SCHEMA:
-        return lookalike_key(doc, _READING_KEYS) is not None
+        return lookalike_key(doc, _READING_KEYS, "reading") is not None
     items = doc.get("readings")
-    return lookalike_key(doc, _PACK_KEYS) is not None or (
+    found = lookalike_key(doc, _PACK_KEYS) is not None or (
         isinstance(items, list)
         and any(isinstance(i, dict) and lookalike_key(i, _READING_KEYS) for i in items)
     )
+    if not found:  # counted once, here, only for a message the fast path reads
+        lookalike_key(doc, _PACK_KEYS, "pack")
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, dict):
+                lookalike_key(item, _READING_KEYS, "reading")
+    return found
 
 
 def lookalike_key_error(
@@ -1238,6 +1322,15 @@ def lookalike_key_error(
     shown = ascii(key)[1:-1]
     field = f"{at}.{shown}" if at else shown
     both = f"; {name!r} is given too: which is meant?" if name in doc else ""
+    if key_skeleton(key) != name:  # a misspelling, another separator or an alias
+        return EventError(
+            code,
+            field,
+            doc[key],
+            f"the key is not a field: a misspelling of {name!r}? It would be ignored "
+            f"(keys are matched exactly: write {name!r}; a key near no field is read past "
+            "and counted, docs/ingest.md)",
+        )
     return EventError(
         code,
         field,

@@ -21,6 +21,7 @@ from prometheus_client import (
 
 from streams.bounds import REFUSAL_REASONS
 from streams.events import INCIDENT_SOURCES
+from streams.unknown import UnknownFieldsCollector
 
 READINGS = "citybrain_readings_total"
 DUPLICATES = "citybrain_readings_duplicate_total"
@@ -293,6 +294,8 @@ class Metrics:
         playbook = ("playbook", "department")
         # process_start_time_seconds and friends: worker restarts on the health dashboard.
         ProcessCollector(registry=registry)
+        # Unknown keys of messages read (streams/unknown.py), counted wherever they are read.
+        registry.register(UnknownFieldsCollector())
         return cls(
             readings=counter(READINGS, "Valid readings processed", ("kind",)),
             duplicates=counter(DUPLICATES, "Readings dropped as exact duplicates"),

@@ -131,7 +131,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # A demo still running is stopped first, and told so: it said "a service did
         # not answer ... start the local stack" as its worker and Kafka went (t36).
         demo = stop_running_demo(s, "citybrain stack down" + (" --wipe" if args.wipe else ""))
-        if demo is not None:
+        if demo is not None and demo.pid is None:
+            # It ended before it had written its pid: nothing was sent to it (t112).
+            print(f"{'demo':11} ended while starting (before its pid was written)")
+        elif demo is not None:
             print(f"{'demo':11} stopped (pid {demo.pid}, topic prefix {demo.prefix})")
         # After the demo (it may wait for this lock while starting its stack): a start
         # under way finishes first, rather than losing its services part-way.
@@ -146,11 +149,19 @@ def cmd_stack(args: argparse.Namespace) -> int:
         if args.wipe:
             from citybrain.demo import DemoFiles
 
-            kafka.wipe()
+            wiped = kafka.wipe()
             # The last demo's topics and runs went with the data: its record would still
             # offer `restart-worker` and lend printed commands its settings (t46).
-            DemoFiles.of(s).state.unlink(missing_ok=True)
-            print("kafka       data wiped")
+            record = DemoFiles.of(s).state
+            forgot = record.exists()
+            record.unlink(missing_ok=True)
+            # Each says what happened (t112: "data wiped" with no data there).
+            if wiped is None:
+                print(f"kafka       no data to wipe (nothing in {kafka.dir})")
+            else:
+                print(f"kafka       data wiped ({size_said(wiped)} in {kafka.dir})")
+            if forgot:
+                print(f"{'demo':11} record removed ({record}): its topics went with the data")
         held.close()
     elif args.action == "restart-worker":
         require_writable(s)
@@ -806,3 +817,13 @@ def _stop_worker_now(why: str) -> None:
         )
     finally:
         os._exit(EXIT_INTERRUPTED)  # no atexit flush waiting on Kafka again
+
+
+def size_said(held: int) -> str:
+    """``held`` bytes in words: ``0 bytes``, ``512 bytes``, ``1.5 MB`` (decimal units)."""
+    if held < 1000:
+        return f"{held} byte{'' if held == 1 else 's'}"
+    scaled, units = held / 1000.0, ["kB", "MB", "GB"]
+    while scaled >= 1000 and len(units) > 1:
+        scaled, units = scaled / 1000.0, units[1:]
+    return f"{scaled:.1f} {units[0]}"

@@ -264,7 +264,7 @@ class MqttMapping:
             )
         # A key that looks like a field without being it ("v\u0430lue", "val\u0000ue") is
         # named, as the worker names it: ignored, it was "value is missing" or dropped.
-        odd = lookalike_key(body, _payload_keys(self.value_field, self.ts_field))
+        odd = lookalike_key(body, _payload_keys(self.value_field, self.ts_field), "mqtt_payload")
         if odd is not None:
             raise lookalike_key_error(body, *odd)
         if self.value_field not in body:

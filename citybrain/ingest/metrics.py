@@ -28,6 +28,7 @@ from streams.metrics import (
     INGEST_SKIPPED,
     VALIDATION_REASONS,
 )
+from streams.unknown import UnknownFieldsCollector
 
 # A whole request refused before its readings are read (http.py: 401, 403, the header
 # checks of HEADER_REASONS, a body not sent in time), counted under its stream.
@@ -83,6 +84,7 @@ class IngestMetrics:
         disable_created_metrics()  # type: ignore[no-untyped-call]
         registry = registry if registry is not None else CollectorRegistry()
         registry.register(_Sent(stream, sent))
+        registry.register(UnknownFieldsCollector())
 
         def counter(name: str, doc: str) -> Counter:
             # prometheus_client adds the _total suffix itself.

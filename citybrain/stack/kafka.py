@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import secrets
 import shutil
 import socket
@@ -316,8 +317,25 @@ class KafkaBroker:
     def stop(self) -> bool:
         return stop(self.pid_file)
 
-    def wipe(self) -> None:
-        """Delete the broker's data (only when stopped)."""
+    def wipe(self) -> int | None:
+        """Delete the broker's data (only when stopped): the bytes its files held, or None
+        when there was none (no directory). Raises ``StackError`` when the broker runs or
+        a file cannot be deleted (t112: errors were ignored, and `stack down --wipe` said
+        "data wiped" with nothing there, or with the data still there)."""
         if self.running():
             raise StackError("Kafka: stop the broker before wiping its data")
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not self.dir.is_dir():
+            return None
+        held = 0
+        for path in self.dir.rglob("*"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and not path.is_symlink():
+                    held += path.stat().st_size
+        try:
+            shutil.rmtree(self.dir)
+        except OSError as exc:
+            raise StackError(
+                f"Kafka's data in {self.dir} could not all be deleted "
+                f"({exc.strerror or exc}: {exc.filename}); the rest is still there"
+            ) from None
+        return held

@@ -1085,3 +1085,37 @@ def test_field_times_and_entity_periods_cost_only_their_own_reading_through_kafk
         ]
     finally:
         server.stop()
+
+
+def test_a_misspelt_key_is_dead_lettered_and_other_unknown_keys_counted_through_kafka(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """t112: a reading's unknown keys were dropped without a trace. Through the real HTTP
+    ingest: ``sensorid`` (no ``sensor_id``) is dead-lettered naming the field it means;
+    ``lat`` and ``lon`` are read past, the reading reaches Kafka, and the keys are counted
+    on /metrics and named once in the ingest's log."""
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    reading = dict(GAUGE_READING)
+    misspelt = {("sensorid" if k == "sensor_id" else k): v for k, v in reading.items()}
+    extra = {**reading, "lat": 30.66, "lon": 104.06}
+    try:
+        status, body = post(p, "/ingest/v1/readings", json.dumps([misspelt, extra]).encode())
+        assert (status, body["accepted"], body["refused"]) == (200, 1, 1)
+        [error] = body["errors"]
+        assert (error["field"], error["code"]) == ("readings[0].sensorid", "bad_json")
+        assert "a misspelling of 'sensor_id'?" in error["message"]
+        [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
+        assert dict(dead.headers)["citybrain.error.reason"] == b"bad_json"
+        assert "sensor_id" in dict(dead.headers)["citybrain.error.message"].decode()
+        assert json.loads(dead.value)["sensorid"] == reading["sensor_id"]
+        [sent] = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert (sent["sensor_id"], sent["value"]) == (reading["sensor_id"], reading["value"])
+        url = f"http://127.0.0.1:{p.settings.ingest_http_port}/metrics"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            metrics = resp.read().decode()
+        assert 'citybrain_unknown_fields_total{kind="reading"} 2.0' in metrics
+    finally:
+        server.stop()
+    log = server.log()
+    assert log.count("carries the key 'lat'") == 1 and log.count("carries the key 'lon'") == 1

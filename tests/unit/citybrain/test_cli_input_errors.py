@@ -130,11 +130,13 @@ CASES = [
             "--input",
             "T/latin1.jsonl",
         ],
-        "T/latin1.jsonl:2: byte 0xe9 is not UTF-8 (save the file as UTF-8)",
+        "T/latin1.jsonl:2: byte 0xe9 is not UTF-8 (a Latin-1 or Windows-1252 file? save the file "
+        "as UTF-8)",
     ),
     (
         ["rehearse", "--incidents", "T/bad-row.csv", "--units", "T/latin1.yaml"],
-        "--units T/latin1.yaml:2: byte 0xe9 is not UTF-8 (save the file as UTF-8)",
+        "--units T/latin1.yaml:2: byte 0xe9 is not UTF-8 (a Latin-1 or Windows-1252 file? save "
+        "the file as UTF-8)",
     ),
     (["replay", "T/missing.csv"], "FILE 'T/missing.csv': no such file"),
     (["replay", "T/replay-bad-header.csv"], "header is 'timestamp,sensor_id'"),

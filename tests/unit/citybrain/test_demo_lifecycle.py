@@ -440,3 +440,34 @@ def test_runs_typed_while_a_demo_starts_its_worker_say_to_wait_for_it(
             ), err
     assert main(["runs", "list", "--token", "t"]) == 3
     assert "no worker serves it there" in capsys.readouterr().err
+
+
+def test_a_demo_still_writing_its_lock_is_signalled_once_its_pid_is_there(
+    tmp_path: Path,
+) -> None:
+    """t112: a demo that held its lock before writing its pid was never sent SIGTERM,
+    only waited for: `stack down` said "did not end within 60 s" (or, had it ended by
+    itself, "demo stopped (pid None, topic prefix )")."""
+    settings = _settings(tmp_path)
+    files = DemoFiles.of(settings)
+    code = (
+        "import fcntl, json, os, sys, time\n"
+        f"fd = os.open({str(files.lock)!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.ftruncate(fd, 0)\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(1.0)  # its pid not yet written\n"
+        "doc = {'pid': os.getpid(), 'prefix': 'demo-2', 'started': ''}\n"
+        "os.pwrite(fd, (json.dumps(doc) + '\\n').encode(), 0)\n"
+        "time.sleep(120)\n"
+    )
+    files.dir.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        assert running_demo(settings) == RunningDemo(None, "", "")
+        stopped = stop_running_demo(settings, "citybrain stack down", timeout=10)
+        assert stopped == RunningDemo(holder.pid, "demo-2", "")
+        assert holder.wait(timeout=10) != 0  # SIGTERM ended it
+    finally:
+        holder.kill()
