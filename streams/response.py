@@ -187,7 +187,7 @@ _NONE_FIRING = (
 # missing (t99).
 COMMAND_KEYS = frozenset(
     {"id", "run_id", "action", "command_id", "by", "note", "role", "detail", "at"}
-    | {"request", "reply", "ok", "report_id", "satisfied", "comment", "from_level"}
+    | {"request", "reply", "ok", "report_id", "satisfied", "comment", "from_level", "level"}
 )
 
 
@@ -196,7 +196,8 @@ def command_fields(cmd: Any) -> dict[str, Any]:
     ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
     ``by``, ``note``, ``role`` and ``detail`` text or null if given, ``at`` epoch
     seconds from ``MIN_EVENT_TIME`` (1990) on or null, an escalate's ``from_level`` a
-    level below the city's if given, and an ``action_result``'s ``ok`` true or false.
+    level below the city's if given, ``level`` (the run's as the API took the command)
+    a grid level if given, and an ``action_result``'s ``ok`` true or false.
     Raises ``EventError`` naming the field and value (trial 19: a run_id of 5 raised
     AttributeError in ``run_key``, a command_id list TypeError, each a traceback in the
     worker's log and ``processing_error``)."""
@@ -241,6 +242,10 @@ def command_fields(cmd: Any) -> dict[str, Any]:
         raise EventError(
             "bad_command", "from_level", level, f"expected one of {', '.join(PARENT_LEVEL)}"
         )
+    seen = cmd.get("level")
+    if seen is not None and (not isinstance(seen, str) or seen not in LEVELS):
+        # The level the API saw the run at (t114): kept in the run's history and MTTA.
+        raise EventError("bad_command", "level", seen, f"expected one of {', '.join(LEVELS)}")
     if cmd["action"] == "action_result" and not isinstance(cmd.get("ok", MISSING), bool):
         # bool("false") is True: a failed call read as a success (trial 26).
         raise EventError("bad_command", "ok", cmd.get("ok", MISSING), "expected true or false")
@@ -818,17 +823,26 @@ class Response:
             if run.playbook not in self.engines and action not in WITHOUT_PLAYBOOK:
                 # KeyError, a traceback and a dead letter before t49, resolve included.
                 raise PlaybookError(playbook_gone(run, action))
+            # The level the API saw the run at when it took the command (t114): an ack
+            # applied after the ladder moved the run is recorded where it was given.
+            seen = cmd.get("level")
             if action == "ack":
-                run, cmds = engine.acknowledge(run, by, now, note)
+                run, cmds = engine.acknowledge(run, by, now, note, seen)
             elif action == "resolve":
-                run, cmds = engine.resolve(run, by, note, now)
+                run, cmds = engine.resolve(run, by, note, now, seen)
             elif action == "escalate":
                 run, cmds = engine.escalate(run, by, now, note, cmd.get("from_level"))
             elif action == "cancel":
-                run, cmds = engine.cancel(run, by, note, now)
+                run, cmds = engine.cancel(run, by, note, now, seen)
             elif action in ("approve", "reject"):
                 run, cmds = engine.approve(
-                    run, by, cmd.get("role") or "", now, approved=action == "approve", note=note
+                    run,
+                    by,
+                    cmd.get("role") or "",
+                    now,
+                    approved=action == "approve",
+                    note=note,
+                    level=seen,
                 )
             elif action == "answer":
                 run, cmds = engine.step(run, Answer.from_command({**cmd, "by": by}, now))
@@ -1607,12 +1621,15 @@ class Response:
         elif cmd.action == "escalate":
             m.escalations.labels(run.playbook, cmd.level or "").inc()
         elif cmd.action == "acknowledged":
-            m.acks.labels(run.playbook, run.level).inc()
+            # At the level it was given (cmd.level), not the one the ladder took the run
+            # to while it was queued (t114).
+            given = cmd.level or run.level
+            m.acks.labels(run.playbook, given).inc()
             # The first acknowledgement only, as the campaign report's time to
             # acknowledge: a reopened run's next one, measured from its creation, made
             # the histogram's MTTA longer than the report's (trial 22).
             if sum(1 for a in run.actions if a.get("action") == "ack") <= 1:
-                m.time_to_ack.labels(run.playbook, run.level, department).observe(
+                m.time_to_ack.labels(run.playbook, given, department).observe(
                     max(0.0, cmd.at - run.created_at)
                 )
         elif cmd.action == "resolved":
