@@ -153,7 +153,7 @@ def waited_out(alert: dict[str, Any], group_wait: float, now: float) -> bool:
     return group_wait > 0 and started is not None and started + group_wait < now
 
 
-def message_time(value: Any, event: Any, now: float) -> float:
+def message_time(value: Any, event: Any, now: float, floor: float | None = None) -> float:
     """When a message's change happened, the same each time it is applied: ``value`` (a
     command's ``at``, stamped when the operator API accepted it) if it is a finite
     number, else the Kafka timestamp of ``event``'s message (stamped when it was
@@ -161,7 +161,17 @@ def message_time(value: Any, event: Any, now: float) -> float:
     crash (its run's state was not stored) then records the same acknowledged_at,
     resolved_at and step times as the first time, so its re-emitted steps repeat the
     same ids with the same content (trial 10: an ack re-applied 12 s later got the
-    restart's time)."""
+    restart's time). Never earlier than ``floor`` either (a command's run's creation): a
+    command is given for a run that exists, so one stamped before it by a clock behind
+    the run's (another worker's, or this one's stepped back) is taken at the creation,
+    not as an ack or resolve before the run (t114: a negative time to acknowledge in the
+    campaign report, a history out of order)."""
+    taken = _message_time(value, event, now)
+    # Past ``now`` only as far as the run's own creation, a time the run already holds.
+    return taken if floor is None else max(taken, floor)
+
+
+def _message_time(value: Any, event: Any, now: float) -> float:
     for candidate in (value, getattr(getattr(event, "message", None), "timestamp", None)):
         if (
             isinstance(candidate, int | float)
@@ -817,7 +827,8 @@ class Response:
         run = Run.from_dict(group["run"])
         before = run.to_dict()
         engine = self._engine_for(run)
-        by, now = cmd.get("by") or "unknown", message_time(cmd.get("at"), event, time.time())
+        by = cmd.get("by") or "unknown"
+        now = message_time(cmd.get("at"), event, time.time(), floor=run.created_at)
         note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
         try:
             if run.playbook not in self.engines and action not in WITHOUT_PLAYBOOK:
