@@ -185,6 +185,12 @@ def _message_time(value: Any, event: Any, now: float) -> float:
     return now
 
 
+# The operator commands that end a wait for an acknowledgement or for a decision: one
+# of them taken before the wait's deadline and not yet applied holds the deadline's
+# ladder step (``Response._answer_on_its_way``).
+ANSWERS_TO_ACK = frozenset({"ack", "resolve", "cancel"})
+ANSWERS_TO_APPROVAL = frozenset({"approve", "reject", "resolve", "cancel"})
+
 # Why a pending run is withdrawn when its group_wait ends (``Response._all_muted``).
 _NONE_FIRING = (
     "every alert of it resolved within group_wait: nothing to notify (as Alertmanager sends "
@@ -1086,6 +1092,22 @@ class Response:
             self._said_unreadable.discard(key + b"\x00cell")
         self.metrics.groups_forgotten.inc(len(chunk))
 
+    def _answer_on_its_way(self, run: Run) -> bool:
+        """Whether an operator's answer to the wait ``run`` is at (an ack, approval,
+        rejection, resolve or cancel), taken by this worker's API before the wait's
+        deadline, is still on its way (Kafka slow or frozen, t114): the deadline's ladder
+        step then waits for it, for at most ``PENDING_COMMAND_SECONDS``, instead of
+        telling the next level about a run acknowledged in time."""
+        waits = {"waiting_ack": ANSWERS_TO_ACK, "waiting_approval": ANSWERS_TO_APPROVAL}
+        answers = waits.get(run.status)
+        if answers is None or run.deadline_at is None:
+            return False
+        mono, wall = time.monotonic(), time.time()
+        return any(
+            c.action in answers and wall - (mono - c.at) <= run.deadline_at
+            for c in self.ctx.pending_commands.pending(run.run_id, mono)
+        )
+
     async def _check_run(
         self, key: bytes, group: dict[str, Any], run: Run, engine: PlaybookEngine, now: float
     ) -> Run:
@@ -1105,7 +1127,9 @@ class Response:
         # first flush's new deadline): stored all the same, so a held flush is not
         # checked again every second, and the next is at the group's next flush.
         quiet_change = False
-        if engine.is_due(run, now):
+        if engine.is_due(run, now) and self._answer_on_its_way(run):
+            pass  # the ladder waits for it (bounded: PENDING_COMMAND_SECONDS)
+        elif engine.is_due(run, now):
             first = run.status == "pending"  # the group's first flush
             if first and not unresolved(run) and not run.reports:
                 # Every alert's resolution seen (in the routed messages, not the

@@ -91,3 +91,37 @@ def test_a_commands_level_that_is_no_grid_level_is_refused_naming_it(level: obje
     with pytest.raises(EventError) as err:
         command_fields(cmd)
     assert "level" in str(err.value)
+
+
+def test_the_ladder_waits_for_an_answer_taken_before_its_deadline_and_still_on_its_way(
+    grid: Grid,
+) -> None:
+    # An ack the API took before the deadline, queued while Kafka froze: the ladder told
+    # the street office about a run acknowledged in time (t114). It now waits for it.
+    import time
+    from types import SimpleNamespace
+
+    from streams.context import PendingCommands
+
+    engine = PlaybookEngine(PLAYBOOKS["sensor-anomaly"], grid)
+    wait = engine.new_run("run-w", ALERT, 0.0)[0].deadline_at
+    assert wait is not None
+    run, _ = engine.new_run("run-w", ALERT, time.time() - wait - 10.0)  # past 10 s ago
+    assert run.status == "waiting_ack" and run.deadline_at is not None
+    pending = PendingCommands()
+    stage = SimpleNamespace(ctx=SimpleNamespace(pending_commands=pending))
+
+    def on_its_way() -> bool:
+        return Response._answer_on_its_way(stage, run)  # type: ignore[arg-type]
+
+    assert not on_its_way()
+    mono = time.monotonic()
+    given = mono - (time.time() - run.deadline_at) - 1.0  # a second before the deadline
+    pending.hold(run.run_id, "c-escalate", "escalate", given)
+    assert not on_its_way()  # not an answer to the wait
+    pending.hold(run.run_id, "c-late", "ack", mono)  # taken after the deadline
+    assert not on_its_way()
+    pending.hold(run.run_id, "c-ack", "ack", given)
+    assert on_its_way()
+    pending.release(run.run_id, "c-ack")  # applied (or refused): the ladder goes on
+    assert not on_its_way()
