@@ -126,7 +126,9 @@ class Run:
     resolution: str = ""  # what was done: the resolve note, the cancel reason
     # What people did to the run, oldest first: {"action", "by", "at", "note"} each
     # (ack, escalate, approve, reject, resolve, cancel; a reporter's answer relayed by
-    # a desk, and the reopening it caused), so every note is kept.
+    # a desk, and the reopening it caused), so every note is kept; and "level": the grid
+    # level an ack, resolve, cancel, approval or rejection was given at (t114), the
+    # level an escalation took the run to.
     actions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:

@@ -272,9 +272,12 @@ def _reports(reports: dict[str, Any]) -> str:
 
 
 def _action_line(action: dict[str, Any]) -> str:
-    """One operator action of ``run.actions``: when, what, who, and the note if any."""
+    """One operator action of ``run.actions``: when, what, who, at which grid level (an
+    escalation: to which), and the note if any."""
     note = action.get("note") or ""
-    return f"{_local(action.get('at'))}  {action.get('action')} by {action.get('by')}" + (
+    level = action.get("level")
+    where = "" if not level else f" {'to' if action.get('action') == 'escalate' else 'at'} {level}"
+    return f"{_local(action.get('at'))}  {action.get('action')} by {action.get('by')}{where}" + (
         f": {note}" if note else ""
     )
 

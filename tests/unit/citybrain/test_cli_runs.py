@@ -103,16 +103,24 @@ def test_show_lists_every_action_with_its_note_and_the_report_ids() -> None:
         "reports": {"r-7": {"channel": "app", "status": "replied"}},
         "actions": [
             {"action": "ack", "by": "duty-operator", "at": NOW - 300, "note": "on my way"},
-            {"action": "resolve", "by": "duty-operator", "at": NOW - 60, "note": "pumped out"},
+            {"action": "escalate", "by": "coord", "at": NOW - 200, "note": "", "level": "street"},
+            {
+                "action": "resolve",
+                "by": "duty-operator",
+                "at": NOW - 60,
+                "note": "pumped out",
+                "level": "community",  # given before the escalation was applied (t114)
+            },
         ],
     }
     lines = run_details(done, NAMES, NOW).splitlines()
     resolved = next(ln for ln in lines if ln.startswith("resolved "))
     assert resolved.endswith("by duty-operator: pumped out")
     assert "reports        1: r-7 (replied)" in lines
-    assert "actions        2" in lines
-    assert lines[-2].endswith("ack by duty-operator: on my way")
-    assert lines[-1].endswith("resolve by duty-operator: pumped out")
+    assert "actions        3" in lines
+    assert lines[-3].endswith("ack by duty-operator: on my way")  # recorded before t114
+    assert lines[-2].endswith("escalate by coord to street")
+    assert lines[-1].endswith("resolve by duty-operator at community: pumped out")
     # A run with none of them says so rather than leaving the reader to guess.
     bare = run_details(RUN, NAMES, NOW).splitlines()
     assert "reports        none" in bare and bare[-1] == "actions        none"
