@@ -1100,7 +1100,7 @@ class Response:
         telling the next level about a run acknowledged in time."""
         waits = {"waiting_ack": ANSWERS_TO_ACK, "waiting_approval": ANSWERS_TO_APPROVAL}
         answers = waits.get(run.status)
-        if answers is None or run.deadline_at is None:
+        if answers is None or run.deadline_at is None or not len(self.ctx.pending_commands):
             return False
         mono, wall = time.monotonic(), time.time()
         return any(
