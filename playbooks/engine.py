@@ -126,7 +126,9 @@ class Run:
     resolution: str = ""  # what was done: the resolve note, the cancel reason
     # What people did to the run, oldest first: {"action", "by", "at", "note"} each
     # (ack, escalate, approve, reject, resolve, cancel; a reporter's answer relayed by
-    # a desk, and the reopening it caused), so every note is kept.
+    # a desk, and the reopening it caused), so every note is kept; and "level": the grid
+    # level an ack, resolve, cancel, approval or rejection was given at (t114), the
+    # level an escalation took the run to.
     actions: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -439,6 +441,13 @@ def group_next_tick(run: Run, group_interval: float, now: float) -> float | None
     return run.last_notified_at + ticks * group_interval - now
 
 
+def seen_level(run: Run, level: str | None) -> str:
+    """The grid level an operator's command was given at: ``level`` (stamped by the
+    operator API with the run's level when it accepted the command) if it is a grid
+    level, else the run's level now (a command sent before t114, or by hand)."""
+    return level if level in LEVELS else run.level
+
+
 def is_terminal(run: Run) -> bool:
     return RunStatus(run.status) in TERMINAL
 
@@ -674,14 +683,22 @@ class PlaybookEngine:
         run.actions = [*run.actions, entry][-MAX_ACTIONS:]
 
     def acknowledge(
-        self, run: Run, by: str, now: float, note: str = ""
+        self, run: Run, by: str, now: float, note: str = "", level: str | None = None
     ) -> tuple[Run, list[Command]]:
+        """``by`` acknowledges ``run`` at ``now`` (epoch s, when the ack was given), seeing
+        it at ``level`` (a grid level; None or an unknown one: the run's level now). An
+        ack applied late (Kafka frozen, the API's command queued) after the ladder moved
+        the run up is recorded, in ``run.actions`` and its ``acknowledged`` step (MTTA's
+        label), at the level and time it was given, not the level the run reached."""
         if run.acknowledged_at is not None or is_terminal(run):
             return run, []  # idempotent
         cmds: list[Command] = []
+        seen = seen_level(run, level)
         run.acknowledged_at, run.acknowledged_by = now, by
-        self._record(run, "ack", by, note, now)
-        cmds.append(self._command(run, "acknowledged", now, actor=by, detail=f"by {by}"))
+        self._record(run, "ack", by, note, now, level=seen)
+        cmds.append(
+            self._command(run, "acknowledged", now, actor=by, detail=f"by {by}", level=seen)
+        )
         was_waiting = run.status == RunStatus.WAITING_ACK.value
         self._move(run, RunEvent.ACK, now, cmds, actor=by, reason="acknowledged")
         if was_waiting:
@@ -690,14 +707,21 @@ class PlaybookEngine:
         return run, cmds
 
     def approve(
-        self, run: Run, by: str, role: str, now: float, approved: bool = True, note: str = ""
+        self,
+        run: Run,
+        by: str,
+        role: str,
+        now: float,
+        approved: bool = True,
+        note: str = "",
+        level: str | None = None,
     ) -> tuple[Run, list[Command]]:
         step = self._steps.get(run.step or "")
         gone = run.status == RunStatus.WAITING_APPROVAL.value and step is None
         if gone:
             # Its approval step gone from the edited playbook: the decision is recorded
             # and the run fails (``gone_step``), as at that step's deadline.
-            return self._decided_at_gone_step(run, by, now, approved, note)
+            return self._decided_at_gone_step(run, by, now, approved, note, level)
         if run.status != RunStatus.WAITING_APPROVAL.value or not isinstance(step, ApprovalStep):
             raise ForbiddenActionError(f"run {run.run_id} is not waiting for an approval")
         if role != step.role and role != "coordinator":
@@ -706,7 +730,9 @@ class PlaybookEngine:
             )
         cmds: list[Command] = []
         verdict = "approved" if approved else "rejected"
-        self._record(run, "approve" if approved else "reject", by, note, now)
+        self._record(
+            run, "approve" if approved else "reject", by, note, now, level=seen_level(run, level)
+        )
         cmds.append(self._command(run, verdict, now, actor=by, detail=step.question))
         self._move(
             run,
@@ -722,11 +748,13 @@ class PlaybookEngine:
         return run, cmds
 
     def _decided_at_gone_step(
-        self, run: Run, by: str, now: float, approved: bool, note: str
+        self, run: Run, by: str, now: float, approved: bool, note: str, level: str | None
     ) -> tuple[Run, list[Command]]:
         cmds: list[Command] = []
         verdict = "approved" if approved else "rejected"
-        self._record(run, "approve" if approved else "reject", by, note, now)
+        self._record(
+            run, "approve" if approved else "reject", by, note, now, level=seen_level(run, level)
+        )
         cmds.append(self._command(run, verdict, now, actor=by, detail=run.step or ""))
         event = RunEvent.APPROVE if approved else RunEvent.REJECT
         self._move(run, event, now, cmds, actor=by, reason=verdict)
@@ -819,26 +847,34 @@ class PlaybookEngine:
         cmds.append(self._command(run, "escalate", now, unit=unit, actor=by))
         return run, cmds
 
-    def resolve(self, run: Run, by: str, note: str, now: float) -> tuple[Run, list[Command]]:
+    def resolve(
+        self, run: Run, by: str, note: str, now: float, level: str | None = None
+    ) -> tuple[Run, list[Command]]:
+        """``by`` resolves ``run`` at ``now`` (epoch s, when given); ``run.actions``
+        keeps the level it was given at (``level``, as ``acknowledge``)."""
         if run.status == RunStatus.RESOLVED.value:
             return run, []  # idempotent
         cmds: list[Command] = []
         self._move(run, RunEvent.RESOLVE, now, cmds, actor=by, reason=note)
         run.resolved_at, run.deadline_at, run.pending_action = now, None, None
         run.resolved_by, run.resolution = by, note
-        self._record(run, "resolve", by, note, now)
+        self._record(run, "resolve", by, note, now, level=seen_level(run, level))
         cmds.append(self._command(run, "resolved", now, actor=by, detail=note))
         cmds.extend(self._closures(run, now))
         return run, cmds
 
-    def cancel(self, run: Run, by: str, reason: str, now: float) -> tuple[Run, list[Command]]:
+    def cancel(
+        self, run: Run, by: str, reason: str, now: float, level: str | None = None
+    ) -> tuple[Run, list[Command]]:
+        """``by`` cancels ``run`` at ``now`` (epoch s, when given); ``run.actions`` keeps
+        the level it was given at (``level``, as ``acknowledge``)."""
         if run.status == RunStatus.CANCELLED.value:
             return run, []  # idempotent
         cmds: list[Command] = []
         self._move(run, RunEvent.CANCEL, now, cmds, actor=by, reason=reason)
         run.deadline_at, run.pending_action = None, None
         run.resolved_by, run.resolution = by, reason
-        self._record(run, "cancel", by, reason, now)
+        self._record(run, "cancel", by, reason, now, level=seen_level(run, level))
         cmds.append(self._command(run, "cancelled", now, actor=by, detail=reason))
         for step in self.playbook.on_cancel:  # compensation
             cmds.append(self._instant(run, step, now))

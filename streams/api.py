@@ -350,7 +350,8 @@ def _last(run: Run, *actions: str) -> dict[str, Any] | None:
 def already_done(run: Run, action: str) -> dict[str, Any] | None:
     """For an action the run's state says has already happened, what happened:
     ``{"action", "by", "at", "note"}`` (``at`` in epoch seconds, ``by``/``note`` from
-    the run's records, None where a run stored before they were kept lacks them);
+    the run's records, None where a run stored before they were kept lacks them; and
+    ``level``, the grid level it was given at, None for one recorded before t114);
     None when the action would change the run. The API answers such a repeat with 200
     and ``{"already": ...}`` and sends no command, so a repeat never looks like a first
     success."""
@@ -362,6 +363,7 @@ def already_done(run: Run, action: str) -> dict[str, Any] | None:
             "by": run.acknowledged_by,
             "at": run.acknowledged_at,
             "note": last.get("note"),
+            "level": last.get("level"),  # where it was given; None before t114
         }
     wanted = {"resolve": RunStatus.RESOLVED, "cancel": RunStatus.CANCELLED}.get(action)
     if wanted is not None and status is wanted:
@@ -371,6 +373,7 @@ def already_done(run: Run, action: str) -> dict[str, Any] | None:
             "by": run.resolved_by,
             "at": last.get("at", run.resolved_at or run.updated_at),
             "note": run.resolution,
+            "level": last.get("level"),
         }
     if action in ("approve", "reject") and status is not RunStatus.WAITING_APPROVAL:
         decided = _last(run, "approve", "reject")
@@ -1462,7 +1465,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 "by": principal.name,
                 "role": principal.role,
                 "note": note,
+                # When it was given and the level the run was at then (t114): a command
+                # applied late (Kafka frozen) is recorded there, not where the ladder
+                # took the run meanwhile.
                 "at": time.time(),
+                "level": run.level,
                 **extra,
             }
             if from_level is not None:

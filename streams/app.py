@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import re
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -35,6 +36,7 @@ from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import (
     BatchDrain,
+    leave_group_on_stop,
     read_committed,
     set_fetch_max_wait,
     start_tables_at_once,
@@ -61,6 +63,19 @@ def settle_garbage_collector() -> None:
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     gc.enable()
+
+
+def group_instance_id(settings: Settings) -> str | None:
+    """This worker's static member id in the consumer group (Kafka's group.instance.id),
+    None with ``static_membership`` off: ``<app id>.<host name>.<bind>.<port>``, with
+    any character Kafka's ids do not take (outside ``[A-Za-z0-9._-]``) as ``_``. The
+    same across the worker's restarts on this machine, and no two workers' alike: two
+    on one machine cannot bind one address and port, and the host name tells machines
+    apart (two workers with one id would fence each other out of the group)."""
+    if not settings.static_membership:
+        return None
+    raw = f"{settings.app_id}.{socket.gethostname()}.{settings.worker_bind}.{settings.worker_port}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", raw)[:249]
 
 
 def worker_url(settings: Settings) -> str:
@@ -111,6 +126,7 @@ def create_app(
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=settings.session_timeout,
+        consumer_group_instance_id=group_instance_id(settings),
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_commit_interval=settings.commit_interval,
         broker_commit_every=settings.commit_every,
@@ -162,6 +178,9 @@ def create_app(
     # Every table is added above: the table manager need not wait a second for more
     # before the worker subscribes (change 15).
     start_tables_at_once()
+    # A static member (settings.static_membership) stopped on purpose still leaves the
+    # group, so its partitions move at once (change 16).
+    leave_group_on_stop()
     drain = BatchDrain(app) if settings.faust_drain == "batch" else None
     for role in ("readings", "incidents"):
         if drain is not None:

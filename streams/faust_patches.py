@@ -1,6 +1,6 @@
 """Thirteen changes to faust's consumer (the last to aiokafka's fetcher under it), one to its
-memory store and one to its table manager, written against faust-streaming 0.15.3 and
-aiokafka 0.14.0 exactly.
+memory store, one to its table manager and one to aiokafka's group coordinator, written
+against faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
@@ -235,6 +235,18 @@ wait (``set_fetch_max_wait``), independently of the others.
    ``BootStrategy.server`` order), so nothing the sleep waited for is missing. The
    replacement is faust's method without the sleep.
 
+16. **A static member leaves the group when it stops** (``leave_group_on_stop``). With
+   static membership (``group.instance.id``, the worker's ``static_membership``), a worker
+   SIGKILLed and restarted takes its place in the group at once instead of waiting for
+   the group to expel its dead member (the session timeout): its partitions stay its own,
+   with no rebalance. But aiokafka 0.14.0's ``GroupCoordinator._maybe_leave_group`` sends
+   no LeaveGroup for a static member (a rolling restart's choice), so a worker stopped on
+   purpose (``stack down``, SIGTERM, scale-in) left its partitions unread by the others
+   for the session timeout. The replacement sends the same LeaveGroup (v0/v1, by member
+   id, which Kafka honours for a static member too) whatever the membership: a stop moves
+   the partitions at once, as before static membership; a crash's restart is the fast
+   path (``tests/integration/test_restart_static.py``).
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -280,9 +292,12 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, cast
 
+import aiokafka
 import faust
 from aiokafka import errors as aiokafka_errors
 from aiokafka.consumer.fetcher import READ_COMMITTED, PartitionRecords
+from aiokafka.consumer.group_coordinator import GroupCoordinator
+from aiokafka.protocol.group import LeaveGroupRequest
 from aiokafka.structs import ConsumerRecord
 from faust.stores.memory import Store as MemoryStore
 from faust.tables.manager import TableManager
@@ -321,6 +336,10 @@ TABLE_SOURCES = {
 AIOKAFKA_VERSION = "0.14.0"
 AIOKAFKA_SOURCES = {
     "_unpack_records": "b803e6d46480732c7a7faa8e784b338bcdd4e707ea67fba96c013654b04b8a08",
+}
+# The same for aiokafka's group coordinator method replaced by change 16.
+COORDINATOR_SOURCES = {
+    "_maybe_leave_group": "016cd88a16e6c4b5b08ecab793e0fde0204fe2cfd836af5f682c48630d3fba2e",
 }
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
 log = logging.getLogger(__name__)
@@ -383,6 +402,8 @@ def original(name: str) -> Callable[..., Any]:
         from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
         return cast(Callable[..., Any], getattr(AIOKafkaConsumer, name))
+    if name in COORDINATOR_SOURCES:
+        return _ORIGINAL.get(name) or cast(Callable[..., Any], GroupCoordinator._maybe_leave_group)
     if name in AIOKAFKA_SOURCES:
         return _ORIGINAL.get(name) or cast(Callable[..., Any], PartitionRecords._unpack_records)
     if name in TABLE_SOURCES:
@@ -423,6 +444,36 @@ async def _tables_on_start(self: TableManager) -> None:
     if not self.should_stop:
         await self._update_channels()
         await self.recovery.start()
+
+
+def leave_group_on_stop() -> None:
+    """Replace aiokafka's ``GroupCoordinator._maybe_leave_group`` by one that leaves the
+    group as a static member too (change 16; idempotent). Call before the worker starts.
+    Raises ``RuntimeError`` if aiokafka is not the pinned version."""
+    if aiokafka.__version__ != AIOKAFKA_VERSION:
+        raise RuntimeError(
+            f"streams/faust_patches.py was written for aiokafka {AIOKAFKA_VERSION}, found "
+            f"{aiokafka.__version__}: re-read GroupCoordinator._maybe_leave_group"
+        )
+    if "_maybe_leave_group" not in _ORIGINAL:
+        _ORIGINAL["_maybe_leave_group"] = GroupCoordinator._maybe_leave_group
+        GroupCoordinator._maybe_leave_group = _maybe_leave_group
+
+
+async def _maybe_leave_group(self: GroupCoordinator) -> None:
+    """aiokafka 0.14.0's ``_maybe_leave_group`` without its ``_group_instance_id is None``
+    condition: a static member stopping on purpose leaves too, so the group moves its
+    partitions at once, not after the session timeout (change 16)."""
+    if self.generation > 0:
+        # A minimal effort, as aiokafka's: no resend if it fails or times out.
+        request = LeaveGroupRequest(self.group_id, self.member_id)
+        try:
+            await self._send_req(request)
+        except aiokafka_errors.KafkaError as err:
+            log.error("LeaveGroup request failed: %s", err)
+        else:
+            log.info("LeaveGroup request succeeded")
+    self.reset_generation()
 
 
 def read_committed(app: faust.App) -> None:

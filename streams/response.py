@@ -153,7 +153,7 @@ def waited_out(alert: dict[str, Any], group_wait: float, now: float) -> bool:
     return group_wait > 0 and started is not None and started + group_wait < now
 
 
-def message_time(value: Any, event: Any, now: float) -> float:
+def message_time(value: Any, event: Any, now: float, floor: float | None = None) -> float:
     """When a message's change happened, the same each time it is applied: ``value`` (a
     command's ``at``, stamped when the operator API accepted it) if it is a finite
     number, else the Kafka timestamp of ``event``'s message (stamped when it was
@@ -161,7 +161,17 @@ def message_time(value: Any, event: Any, now: float) -> float:
     crash (its run's state was not stored) then records the same acknowledged_at,
     resolved_at and step times as the first time, so its re-emitted steps repeat the
     same ids with the same content (trial 10: an ack re-applied 12 s later got the
-    restart's time)."""
+    restart's time). Never earlier than ``floor`` either (a command's run's creation): a
+    command is given for a run that exists, so one stamped before it by a clock behind
+    the run's (another worker's, or this one's stepped back) is taken at the creation,
+    not as an ack or resolve before the run (t114: a negative time to acknowledge in the
+    campaign report, a history out of order)."""
+    taken = _message_time(value, event, now)
+    # Past ``now`` only as far as the run's own creation, a time the run already holds.
+    return taken if floor is None else max(taken, floor)
+
+
+def _message_time(value: Any, event: Any, now: float) -> float:
     for candidate in (value, getattr(getattr(event, "message", None), "timestamp", None)):
         if (
             isinstance(candidate, int | float)
@@ -175,6 +185,12 @@ def message_time(value: Any, event: Any, now: float) -> float:
     return now
 
 
+# The operator commands that end a wait for an acknowledgement or for a decision: one
+# of them taken before the wait's deadline and not yet applied holds the deadline's
+# ladder step (``Response._answer_on_its_way``).
+ANSWERS_TO_ACK = frozenset({"ack", "resolve", "cancel"})
+ANSWERS_TO_APPROVAL = frozenset({"approve", "reject", "resolve", "cancel"})
+
 # Why a pending run is withdrawn when its group_wait ends (``Response._all_muted``).
 _NONE_FIRING = (
     "every alert of it resolved within group_wait: nothing to notify (as Alertmanager sends "
@@ -187,7 +203,7 @@ _NONE_FIRING = (
 # missing (t99).
 COMMAND_KEYS = frozenset(
     {"id", "run_id", "action", "command_id", "by", "note", "role", "detail", "at"}
-    | {"request", "reply", "ok", "report_id", "satisfied", "comment", "from_level"}
+    | {"request", "reply", "ok", "report_id", "satisfied", "comment", "from_level", "level"}
 )
 
 
@@ -196,7 +212,8 @@ def command_fields(cmd: Any) -> dict[str, Any]:
     ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
     ``by``, ``note``, ``role`` and ``detail`` text or null if given, ``at`` epoch
     seconds from ``MIN_EVENT_TIME`` (1990) on or null, an escalate's ``from_level`` a
-    level below the city's if given, and an ``action_result``'s ``ok`` true or false.
+    level below the city's if given, ``level`` (the run's as the API took the command)
+    a grid level if given, and an ``action_result``'s ``ok`` true or false.
     Raises ``EventError`` naming the field and value (trial 19: a run_id of 5 raised
     AttributeError in ``run_key``, a command_id list TypeError, each a traceback in the
     worker's log and ``processing_error``)."""
@@ -241,6 +258,10 @@ def command_fields(cmd: Any) -> dict[str, Any]:
         raise EventError(
             "bad_command", "from_level", level, f"expected one of {', '.join(PARENT_LEVEL)}"
         )
+    seen = cmd.get("level")
+    if seen is not None and (not isinstance(seen, str) or seen not in LEVELS):
+        # The level the API saw the run at (t114): kept in the run's history and MTTA.
+        raise EventError("bad_command", "level", seen, f"expected one of {', '.join(LEVELS)}")
     if cmd["action"] == "action_result" and not isinstance(cmd.get("ok", MISSING), bool):
         # bool("false") is True: a failed call read as a success (trial 26).
         raise EventError("bad_command", "ok", cmd.get("ok", MISSING), "expected true or false")
@@ -812,23 +833,33 @@ class Response:
         run = Run.from_dict(group["run"])
         before = run.to_dict()
         engine = self._engine_for(run)
-        by, now = cmd.get("by") or "unknown", message_time(cmd.get("at"), event, time.time())
+        by = cmd.get("by") or "unknown"
+        now = message_time(cmd.get("at"), event, time.time(), floor=run.created_at)
         note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
         try:
             if run.playbook not in self.engines and action not in WITHOUT_PLAYBOOK:
                 # KeyError, a traceback and a dead letter before t49, resolve included.
                 raise PlaybookError(playbook_gone(run, action))
+            # The level the API saw the run at when it took the command (t114): an ack
+            # applied after the ladder moved the run is recorded where it was given.
+            seen = cmd.get("level")
             if action == "ack":
-                run, cmds = engine.acknowledge(run, by, now, note)
+                run, cmds = engine.acknowledge(run, by, now, note, seen)
             elif action == "resolve":
-                run, cmds = engine.resolve(run, by, note, now)
+                run, cmds = engine.resolve(run, by, note, now, seen)
             elif action == "escalate":
                 run, cmds = engine.escalate(run, by, now, note, cmd.get("from_level"))
             elif action == "cancel":
-                run, cmds = engine.cancel(run, by, note, now)
+                run, cmds = engine.cancel(run, by, note, now, seen)
             elif action in ("approve", "reject"):
                 run, cmds = engine.approve(
-                    run, by, cmd.get("role") or "", now, approved=action == "approve", note=note
+                    run,
+                    by,
+                    cmd.get("role") or "",
+                    now,
+                    approved=action == "approve",
+                    note=note,
+                    level=seen,
                 )
             elif action == "answer":
                 run, cmds = engine.step(run, Answer.from_command({**cmd, "by": by}, now))
@@ -1061,6 +1092,22 @@ class Response:
             self._said_unreadable.discard(key + b"\x00cell")
         self.metrics.groups_forgotten.inc(len(chunk))
 
+    def _answer_on_its_way(self, run: Run) -> bool:
+        """Whether an operator's answer to the wait ``run`` is at (an ack, approval,
+        rejection, resolve or cancel), taken by this worker's API before the wait's
+        deadline, is still on its way (Kafka slow or frozen, t114): the deadline's ladder
+        step then waits for it, for at most ``PENDING_COMMAND_SECONDS``, instead of
+        telling the next level about a run acknowledged in time."""
+        waits = {"waiting_ack": ANSWERS_TO_ACK, "waiting_approval": ANSWERS_TO_APPROVAL}
+        answers = waits.get(run.status)
+        if answers is None or run.deadline_at is None or not len(self.ctx.pending_commands):
+            return False
+        mono, wall = time.monotonic(), time.time()
+        return any(
+            c.action in answers and wall - (mono - c.at) <= run.deadline_at
+            for c in self.ctx.pending_commands.pending(run.run_id, mono)
+        )
+
     async def _check_run(
         self, key: bytes, group: dict[str, Any], run: Run, engine: PlaybookEngine, now: float
     ) -> Run:
@@ -1080,7 +1127,9 @@ class Response:
         # first flush's new deadline): stored all the same, so a held flush is not
         # checked again every second, and the next is at the group's next flush.
         quiet_change = False
-        if engine.is_due(run, now):
+        if engine.is_due(run, now) and self._answer_on_its_way(run):
+            pass  # the ladder waits for it (bounded: PENDING_COMMAND_SECONDS)
+        elif engine.is_due(run, now):
             first = run.status == "pending"  # the group's first flush
             if first and not unresolved(run) and not run.reports:
                 # Every alert's resolution seen (in the routed messages, not the
@@ -1607,12 +1656,15 @@ class Response:
         elif cmd.action == "escalate":
             m.escalations.labels(run.playbook, cmd.level or "").inc()
         elif cmd.action == "acknowledged":
-            m.acks.labels(run.playbook, run.level).inc()
+            # At the level it was given (cmd.level), not the one the ladder took the run
+            # to while it was queued (t114).
+            given = cmd.level or run.level
+            m.acks.labels(run.playbook, given).inc()
             # The first acknowledgement only, as the campaign report's time to
             # acknowledge: a reopened run's next one, measured from its creation, made
             # the histogram's MTTA longer than the report's (trial 22).
             if sum(1 for a in run.actions if a.get("action") == "ack") <= 1:
-                m.time_to_ack.labels(run.playbook, run.level, department).observe(
+                m.time_to_ack.labels(run.playbook, given, department).observe(
                     max(0.0, cmd.at - run.created_at)
                 )
         elif cmd.action == "resolved":

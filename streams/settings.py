@@ -170,6 +170,12 @@ class Settings(BaseSettings):
     # 3600 passed here and the worker crashed at start with faust's ImproperlyConfigured
     # traceback.
     session_timeout: float = Field(default=10.0, ge=6.0, le=MAX_SESSION_TIMEOUT)
+    # Kafka static group membership (group.instance.id, KIP-345): a worker restarted
+    # after a crash (SIGKILL) takes its place in the group at once, not after the group
+    # has expelled its dead member (the session timeout). Its id names the app, host,
+    # bind and port (``streams.app.group_instance_id``), unique per worker; a stop on
+    # purpose still leaves the group at once (streams/faust_patches.py, change 16).
+    static_membership: bool = True
     heartbeat_interval: float = Field(default=2.0, gt=0, le=MAX_SESSION_TIMEOUT)
     # Seconds between offset commits (faust's broker_commit_interval). Each commit first
     # writes every sensor state changed since the last one to the changelog (about 8 %

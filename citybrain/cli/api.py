@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shlex
+import time
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,35 @@ def _segment(text: str) -> str:
     return quote(text, safe="")
 
 
+# The worker's clock less this machine's, as its last answer's Date header said (t114):
+# how long ago a run was created, when its deadline falls and whether a silence is
+# active are told by the worker's clock, not by an operator's that is off by minutes.
+_CLOCK = {"offset": 0.0}
+# Below this, a difference is the header's whole seconds and the round trip, not skew.
+CLOCK_SKEW_SECONDS = 2.0
+
+
+def clock_offset(date_header: str | None, local: float) -> float:
+    """Seconds the clock behind ``date_header`` (an HTTP ``Date``, RFC 9110) is ahead of
+    ``local`` (epoch s, when the answer came); 0.0 without a readable header or for a
+    difference under ``CLOCK_SKEW_SECONDS``."""
+    import email.utils
+
+    if not date_header:
+        return 0.0
+    try:
+        server = email.utils.parsedate_to_datetime(date_header).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return 0.0
+    offset = server - local
+    return offset if abs(offset) >= CLOCK_SKEW_SECONDS else 0.0
+
+
+def api_now() -> float:
+    """Now (epoch s) by the clock of the worker that last answered, else this machine's."""
+    return time.time() + _CLOCK["offset"]
+
+
 def _api(
     args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None
 ) -> Any:
@@ -84,6 +114,7 @@ def _api(
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with _no_redirects().open(request, timeout=10) as resp:
+            _CLOCK["offset"] = clock_offset(resp.headers.get("Date"), time.time())
             return json.load(resp)
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:

@@ -17,6 +17,7 @@ from citybrain.cli.api import (
     _print_json,
     _segment,
     api_command,
+    api_now,
 )
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _zone, given_argv
 from citybrain.text import cell, counted, display_width, pad
@@ -272,9 +273,12 @@ def _reports(reports: dict[str, Any]) -> str:
 
 
 def _action_line(action: dict[str, Any]) -> str:
-    """One operator action of ``run.actions``: when, what, who, and the note if any."""
+    """One operator action of ``run.actions``: when, what, who, at which grid level (an
+    escalation: to which), and the note if any."""
     note = action.get("note") or ""
-    return f"{_local(action.get('at'))}  {action.get('action')} by {action.get('by')}" + (
+    level = action.get("level")
+    where = "" if not level else f" {'to' if action.get('action') == 'escalate' else 'at'} {level}"
+    return f"{_local(action.get('at'))}  {action.get('action')} by {action.get('by')}{where}" + (
         f": {note}" if note else ""
     )
 
@@ -388,7 +392,6 @@ def _level_now(args: argparse.Namespace) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    import time
 
     if args.action in ("resolve", "cancel") and not (args.note or "").strip():
         # The API refuses it (400); an empty --note (a script's unset variable) is
@@ -412,7 +415,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(doc)
         return EXIT_OK
-    now, names = time.time(), _cell_names()
+    now, names = api_now(), _cell_names()
     if args.action == "list":
         runs = doc.get("runs", [])
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")

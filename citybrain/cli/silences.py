@@ -12,7 +12,7 @@ from citybrain.text import cell, counted, display_width, pad
 if TYPE_CHECKING:
     from playbooks.grid import Grid
 
-from citybrain.cli.api import _api, _print_json, _segment, api_command
+from citybrain.cli.api import _api, _print_json, _segment, api_command, api_now
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _settings, _zone
 
 
@@ -168,7 +168,6 @@ def firing_matched_line(doc: dict[str, Any], silence_id: str, url: str | None = 
 
 
 def cmd_silences(args: argparse.Namespace) -> int:
-    import time
 
     warnings: list[str] = []
     if args.action == "add":
@@ -194,7 +193,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(doc)
         return EXIT_OK
-    now = time.time()
+    now = api_now()
     if args.action == "list":
         silences = doc.get("silences", [])
         active = sum(_silence_state(x, now) == "active" for x in silences)

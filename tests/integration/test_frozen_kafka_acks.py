@@ -67,6 +67,8 @@ def test_acks_sent_while_kafka_froze_are_applied_once_and_their_retries_told_the
         ana = {"Idempotency-Key": "ack-ana"}
         coord = {"Idempotency-Key": "ack-coordinator"}
 
+        _, shown = pipeline.api("GET", f"/runs/{run_id}", OPERATOR_TOKEN)
+        seen, deadline = shown["run"]["level"], shown["run"]["deadline_at"]
         freeze(kafka_pid)
         started = time.monotonic()
         status, said = pipeline.api("POST", path, OPERATOR_TOKEN, {"note": "ana"}, None, ana)
@@ -76,6 +78,10 @@ def test_acks_sent_while_kafka_froze_are_applied_once_and_their_retries_told_the
         assert status == 503, said
         assert "has a ack command answered 503" in said["error"], said  # the first, queued
         assert time.monotonic() - started < 30  # each bounded by the API's 5 s wait
+        # Frozen past the ack deadline: the ack, given before it, is still queued (t114:
+        # the ladder told the next level, and the ack was recorded at the level the
+        # run had reached). The ladder waits for it.
+        time.sleep(max(0.0, deadline + 2.0 - time.time()))
         os.kill(kafka_pid, signal.SIGCONT)
 
         # The first command reaches Kafka once it resumes (nothing cancelled once
@@ -93,9 +99,16 @@ def test_acks_sent_while_kafka_froze_are_applied_once_and_their_retries_told_the
         )
         run = shown["run"]
         assert run["acknowledged_by"] == "duty-operator", run
-        assert [a["note"] for a in run["actions"] if a["action"] == "ack"] == ["ana"]
+        [ack] = [a for a in run["actions"] if a["action"] == "ack"]
+        assert ack["note"] == "ana"
+        [sent] = acks
+        # Recorded when and where it was given, and the ladder took no step past it.
+        assert (ack["level"], ack["at"]) == (seen, sent["at"]) and sent["level"] == seen, ack
+        assert run["level"] == seen and ack["at"] < deadline, (run["level"], ack)
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "resolved")))
-        assert len([s for s in steps_of(steps, "acknowledged") if s["run_id"] == run_id]) == 1
+        [acked] = [s for s in steps_of(steps, "acknowledged") if s["run_id"] == run_id]
+        assert acked["level"] == seen, acked
+        assert [s for s in steps_of(steps, "escalate") if s["run_id"] == run_id] == []
         assert counted(pipeline, "citybrain_playbook_acks_total") == acks_before + 1
         assert counted(pipeline, "citybrain_playbook_time_to_ack_seconds_count") == tta_before + 1
 

@@ -103,16 +103,24 @@ def test_show_lists_every_action_with_its_note_and_the_report_ids() -> None:
         "reports": {"r-7": {"channel": "app", "status": "replied"}},
         "actions": [
             {"action": "ack", "by": "duty-operator", "at": NOW - 300, "note": "on my way"},
-            {"action": "resolve", "by": "duty-operator", "at": NOW - 60, "note": "pumped out"},
+            {"action": "escalate", "by": "coord", "at": NOW - 200, "note": "", "level": "street"},
+            {
+                "action": "resolve",
+                "by": "duty-operator",
+                "at": NOW - 60,
+                "note": "pumped out",
+                "level": "community",  # given before the escalation was applied (t114)
+            },
         ],
     }
     lines = run_details(done, NAMES, NOW).splitlines()
     resolved = next(ln for ln in lines if ln.startswith("resolved "))
     assert resolved.endswith("by duty-operator: pumped out")
     assert "reports        1: r-7 (replied)" in lines
-    assert "actions        2" in lines
-    assert lines[-2].endswith("ack by duty-operator: on my way")
-    assert lines[-1].endswith("resolve by duty-operator: pumped out")
+    assert "actions        3" in lines
+    assert lines[-3].endswith("ack by duty-operator: on my way")  # recorded before t114
+    assert lines[-2].endswith("escalate by coord to street")
+    assert lines[-1].endswith("resolve by duty-operator at community: pumped out")
     # A run with none of them says so rather than leaving the reader to guess.
     bare = run_details(RUN, NAMES, NOW).splitlines()
     assert "reports        none" in bare and bare[-1] == "actions        none"
@@ -515,3 +523,23 @@ def test_an_alert_cell_or_report_id_typed_for_a_run_names_its_run() -> None:
     assert runs_named_by("c-1", runs) == ("the grid cell", ["grp-a.1", "grp-b.2"])
     assert runs_named_by("nyc311-7", runs) == ("a citizen report id", ["grp-c.1"])
     assert runs_named_by("grp-a.9", runs) is None
+
+
+def test_times_are_told_by_the_workers_clock_not_the_operators(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # t114: an operator whose clock was 5 min ahead read a deadline 2 min away as
+    # "3 min overdue", and a run created a minute ago as "0 s ago"; the API's answers
+    # carry the worker's clock in their Date header.
+    from citybrain.cli import api
+
+    local = 1_800_000_000.0
+    ahead = "Fri, 15 Jan 2027 07:55:00 GMT"  # the worker, 5 min behind this clock
+    server = 1_799_999_700.0
+    assert api.clock_offset(ahead, local) == server - local
+    assert api.clock_offset("Fri, 15 Jan 2027 08:00:01 GMT", local) == 0.0  # within 2 s
+    for odd in (None, "", "yesterday", "Fri, 99 Foo 2027 25:61:61 GMT"):
+        assert api.clock_offset(odd, local) == 0.0
+    monkeypatch.setitem(api._CLOCK, "offset", -300.0)
+    monkeypatch.setattr(api.time, "time", lambda: local)
+    assert api.api_now() == local - 300.0

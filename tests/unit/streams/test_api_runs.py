@@ -99,6 +99,7 @@ def test_a_repeated_ack_resolve_or_cancel_says_who_did_it_when(grid: Grid) -> No
         "by": "duty-operator",
         "at": 110.0,
         "note": "on my way",
+        "level": "community",
     }
     # The engine changes the run in place: act on copies.
     resolved, _ = engine.resolve(Run.from_dict(run.to_dict()), "duty-operator", "pumped out", 120.0)
@@ -107,6 +108,7 @@ def test_a_repeated_ack_resolve_or_cancel_says_who_did_it_when(grid: Grid) -> No
         "by": "duty-operator",
         "at": 120.0,
         "note": "pumped out",
+        "level": "community",
     }
     assert already_done(resolved, "cancel") is None
     assert refused(resolved, "cancel") == f"run {KEY}.1 is resolved: cannot cancel"
@@ -118,6 +120,7 @@ def test_a_repeated_ack_resolve_or_cancel_says_who_did_it_when(grid: Grid) -> No
         "by": "duty-coordinator",
         "at": 130.0,
         "note": "duplicate",
+        "level": "community",
     }
 
 
@@ -134,6 +137,7 @@ def test_a_repeated_approval_says_who_decided_and_escalation_stops_at_the_city(
         "by": "coord",
         "at": 120.0,
         "note": "go",
+        "level": "community",  # where it was given (t114)
     }
     assert already_done(run, "reject") is None
     assert "(approved by coord)" in (refused(run, "reject") or "")

@@ -934,3 +934,38 @@ def test_the_batch_drain_installs_after_another_change_was_installed_first() -> 
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0 and done.stdout == "ok\n", done.stderr
+
+
+def test_a_static_member_leaves_the_group_when_it_stops_as_a_dynamic_one_does() -> None:
+    # Change 16 (t114): aiokafka 0.14.0 sends no LeaveGroup for a static member, so a
+    # worker stopped on purpose left its partitions unread for the session timeout.
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.protocol.group import LeaveGroupRequest
+
+    faust_patches.leave_group_on_stop()
+    for name, digest in faust_patches.COORDINATOR_SOURCES.items():
+        assert source_hash(original(name)) == digest, (
+            f"aiokafka's GroupCoordinator.{name} changed: port streams/faust_patches.py to it"
+        )
+    sent: list[Any] = []
+
+    async def send_req(request: Any) -> None:
+        sent.append(request)
+
+    def coordinator(instance_id: str | None) -> SimpleNamespace:
+        c = SimpleNamespace(
+            generation=3, group_id="g", member_id="m-1", _group_instance_id=instance_id
+        )
+        c._send_req = send_req
+        c.reset_generation = lambda: setattr(c, "generation", -1)
+        return c
+
+    for instance_id in ("g@http://127.0.0.1:16066", None):
+        c = coordinator(instance_id)
+        asyncio.run(GroupCoordinator._maybe_leave_group(c))  # type: ignore[arg-type]
+        assert c.generation == -1
+    assert [type(r) for r in sent] == [LeaveGroupRequest, LeaveGroupRequest]
+    sent.clear()
+    static = coordinator("g@http://127.0.0.1:16066")
+    asyncio.run(original("_maybe_leave_group")(static))  # aiokafka's own: no leave
+    assert sent == []

@@ -131,3 +131,15 @@ def test_a_commands_time_from_1990_on_or_null_is_taken(at: object) -> None:
 
     cmd = {"id": "c", "run_id": "g.1", "action": "ack", "at": at}
     assert command_fields(cmd) is cmd
+
+
+def test_a_command_stamped_before_its_run_was_created_is_taken_at_the_creation() -> None:
+    # t114: a run created on a worker whose clock was ahead (or before this one's clock
+    # stepped back) got an ack stamped before its creation: acknowledged_at before
+    # created_at, a negative time to acknowledge in the campaign report.
+    from streams.response import message_time
+
+    created = 1_800_000_100.0
+    assert message_time(1_800_000_000, None, 1_800_000_050.0, floor=created) == created
+    assert message_time(1_800_000_200, None, 1_800_000_300.0, floor=created) == 1_800_000_200
+    assert message_time(None, None, 1_800_000_000.0, floor=created) == created
