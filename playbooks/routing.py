@@ -37,6 +37,7 @@ from playbooks.goregexp import (
 )
 from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
 from playbooks.time_intervals import TimeInterval, time_mute
+from playbooks.utf8matchers import same_reading, utf8_reading
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
 LABELS = frozenset(
@@ -498,7 +499,38 @@ def parse_matchers(text: str) -> list[Matcher]:
         tokens.append(last)
     if not tokens:
         raise RoutingConfigError(f"matcher {text!r} has no matcher in it")
-    return [Matcher.parse(t) for t in tokens]
+    utf8 = utf8_reading(text, _compiles)
+    try:
+        found = [Matcher.parse(t) for t in tokens]
+    except RoutingConfigError as exc:
+        if utf8 is None or " is not name=" not in str(exc):
+            raise
+        # Alertmanager 0.27's UTF-8 syntax (a quoted or dotted label name): say so, not
+        # only that the text is no matcher.
+        raise RoutingConfigError(
+            f"matcher {text!r} is written for Alertmanager 0.27's UTF-8 matchers (read there "
+            f"as {_shown(utf8)}); citybrain reads matchers as Alertmanager 0.25 does: "
+            'a label name unquoted, letters, digits and _ (e.g. kind="water_level")'
+        ) from None
+    classic = [(m.name, m.op, m.value) for m in found]
+    if utf8 is not None and not same_reading(utf8, classic):
+        # 0.27 in utf8-strict-mode reads this entry otherwise (a quoted value is a Go
+        # string literal there): refuse rather than route silently otherwise (t113).
+        raise RoutingConfigError(
+            f"matcher {text!r} is read as {_shown(classic)} by Alertmanager 0.25, which "
+            f"citybrain follows, but as {_shown(utf8)} by Alertmanager 0.27's "
+            "UTF-8 matchers (a quoted value is a Go string literal there: \\t is a tab, "
+            "\\x41 an A, \\b a backspace): write the character itself, or its backslash "
+            "doubled if you mean a backslash"
+        )
+    return found
+
+
+def _shown(reading: list[tuple[str, str, str]]) -> str:
+    # JSON-quoted: a tab or a backspace is shown as \\t or \\b, not as itself.
+    return ", ".join(
+        f"{name}{op}{json.dumps(value, ensure_ascii=False)}" for name, op, value in reading
+    )
 
 
 def parse_label(text: str) -> tuple[str, str]:
