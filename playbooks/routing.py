@@ -512,25 +512,34 @@ def parse_matchers(text: str) -> list[Matcher]:
             f"as {_shown(utf8)}); citybrain reads matchers as Alertmanager 0.25 does: "
             'a label name unquoted, letters, digits and _ (e.g. kind="water_level")'
         ) from None
-    classic = [(m.name, m.op, m.value) for m in found]
-    if utf8 is not None and not same_reading(utf8, classic):
-        # 0.27 in utf8-strict-mode reads this entry otherwise (a quoted value is a Go
-        # string literal there): refuse rather than route silently otherwise (t113).
-        raise RoutingConfigError(
-            f"matcher {text!r} is read as {_shown(classic)} by Alertmanager 0.25, which "
-            f"citybrain follows, but as {_shown(utf8)} by Alertmanager 0.27's "
-            "UTF-8 matchers (a quoted value is a Go string literal there: \\t is a tab, "
-            "\\x41 an A, \\b a backspace): write the character itself, or its backslash "
-            "doubled if you mean a backslash"
-        )
+    _same_in_utf8(text, found, utf8)
     return found
 
 
+def _same_in_utf8(text: str, found: list[Matcher], utf8: list[tuple[str, str, str]] | None) -> None:
+    """Raise RoutingConfigError when Alertmanager 0.27's UTF-8 matchers read ``text``
+    (``utf8``) otherwise than 0.25 does (``found``): in its utf8-strict-mode a quoted
+    value is a Go string literal, so the file would route otherwise there, silently (t113)."""
+    classic = [(m.name, m.op, m.value) for m in found]
+    if utf8 is not None and not same_reading(utf8, classic):
+        raise RoutingConfigError(
+            f"matcher {text!r} is read as {_shown(classic)} by Alertmanager 0.25, which "
+            f"citybrain follows, but as {_shown(utf8)} by Alertmanager 0.27's "
+            "UTF-8 matchers (a quoted value is a Go string literal there, \\t a tab, \\x41 "
+            "an A, \\b a backspace; a bare value starts after any Unicode space): quote "
+            "the value and write the character itself, or its backslash doubled if you "
+            "mean a backslash"
+        )
+
+
 def _shown(reading: list[tuple[str, str, str]]) -> str:
-    # JSON-quoted: a tab or a backspace is shown as \\t or \\b, not as itself.
-    return ", ".join(
-        f"{name}{op}{json.dumps(value, ensure_ascii=False)}" for name, op, value in reading
-    )
+    # JSON-quoted: a tab, a backspace or a no-break space is shown as \\t, \\b or
+    # \\u00a0, not as itself.
+    def quoted(value: str) -> str:
+        text = json.dumps(value, ensure_ascii=False)
+        return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+    return ", ".join(f"{name}{op}{quoted(value)}" for name, op, value in reading)
 
 
 def parse_label(text: str) -> tuple[str, str]:
@@ -546,6 +555,9 @@ def parse_label(text: str) -> tuple[str, str]:
         matcher = Matcher.parse(text)
     except RoutingConfigError as exc:
         if f"matcher {text!r} is not " in str(exc):
+            utf8 = utf8_reading(text, _compiles)
+            if utf8 is not None:  # a quoted or dotted name: 0.27's UTF-8 syntax (t113)
+                expected += f" (Alertmanager 0.27's UTF-8 matchers read it as {_shown(utf8)})"
             raise RoutingConfigError(f"label {text!r}: {expected}") from None
         message = str(exc).replace(f"matcher {text!r}", f"label {text!r}", 1)
         raise RoutingConfigError(message) from None
@@ -553,6 +565,11 @@ def parse_label(text: str) -> tuple[str, str]:
         raise RoutingConfigError(
             f"label {text!r}: {matcher.op} is a matcher operator, not a label: {expected}"
         )
+    # amtool 0.27 reads route-test labels with its matcher parsers too (cli/test_routing.go).
+    try:
+        _same_in_utf8(text, [matcher], utf8_reading(text, _compiles))
+    except RoutingConfigError as exc:
+        raise RoutingConfigError(str(exc).replace("matcher ", "label ", 1)) from None
     return matcher.name, matcher.value
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from playbooks.errors import RoutingConfigError
-from playbooks.routing import _compiles, parse_matchers
+from playbooks.routing import _compiles, parse_label, parse_matchers
 from playbooks.utf8matchers import go_unquote, regex_form, utf8_reading
 
 
@@ -70,3 +70,15 @@ def test_entries_read_apart_are_refused_naming_both_readings(entry: str) -> None
 )
 def test_entries_read_alike_are_taken(entry: str) -> None:
     assert parse_matchers(entry)
+
+
+def test_route_test_labels_read_apart_are_refused_too() -> None:
+    # amtool 0.27 reads `config routes test` labels with the same parsers.
+    with pytest.raises(RoutingConfigError, match=r"^label 'category=\"a\\\\tb\"' is read as"):
+        parse_label('category="a\\tb"')
+    assert parse_label('category="a\\\\tb"') == ("category", "a\\tb")
+
+
+def test_a_route_test_label_with_a_quoted_name_says_utf8() -> None:
+    with pytest.raises(RoutingConfigError, match=r"0\.27's UTF-8 matchers read it as kind="):
+        parse_label('"kind"=water_level')
