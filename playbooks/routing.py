@@ -15,11 +15,15 @@ so a matcher parsed from its own text is the same matcher.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import math
 import reprlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -469,7 +473,10 @@ class Matcher:
 def parse_matchers(text: str) -> list[Matcher]:
     """Comma-separated matchers in one string, optionally in braces, as Alertmanager's
     ParseMatchers reads a ``matchers:`` entry: ``{a="1", b=~"x|y"}``. Commas inside
-    quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError."""
+    quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError. An
+    entry Alertmanager 0.27's UTF-8 matchers read otherwise is taken as 0.25 reads it,
+    with a warning (read_apart): logged once per entry, or collected by
+    read_apart_warnings."""
     if not isinstance(text, str):
         raise RoutingConfigError(f"matcher {shown(text)} is not text")
     body = text.removeprefix("{").removesuffix("}")
@@ -512,24 +519,72 @@ def parse_matchers(text: str) -> list[Matcher]:
             f"as {_shown(utf8)}); citybrain reads matchers as Alertmanager 0.25 does: "
             'a label name unquoted, letters, digits and _ (e.g. kind="water_level")'
         ) from None
-    _same_in_utf8(text, found, utf8)
+    _warn_read_apart(text, found, utf8, "matcher")
     return found
 
 
-def _same_in_utf8(text: str, found: list[Matcher], utf8: list[tuple[str, str, str]] | None) -> None:
-    """Raise RoutingConfigError when Alertmanager 0.27's UTF-8 matchers read ``text``
-    (``utf8``) otherwise than 0.25 does (``found``): in its utf8-strict-mode a quoted
-    value is a Go string literal, so the file would route otherwise there, silently (t113)."""
+log = logging.getLogger(__name__)
+
+# Where read_apart_warnings() collects the warnings of the entries parsed inside it
+# (a user-facing check prints them); None: they are logged.
+_COLLECTED: ContextVar[list[str] | None] = ContextVar("utf8_read_apart", default=None)
+
+
+@contextmanager
+def read_apart_warnings() -> Iterator[list[str]]:
+    """Collect, instead of logging, the warning of each entry parsed inside the block
+    that Alertmanager 0.27's UTF-8 matchers read otherwise than 0.25 (read_apart):
+    ``playbooks check``, ``route-test`` and ``silences add`` print them as warning lines.
+    Every such entry's warning is collected, also one already logged."""
+    collected: list[str] = []
+    token = _COLLECTED.set(collected)
+    try:
+        yield collected
+    finally:
+        _COLLECTED.reset(token)
+
+
+def read_apart(
+    text: str, found: list[Matcher], utf8: list[tuple[str, str, str]] | None, what: str
+) -> str | None:
+    """The warning for an entry ``text`` (a ``what``: "matcher" or "label") that
+    citybrain read as Alertmanager 0.25 does (``found``) and 0.27's UTF-8 matchers read
+    otherwise (``utf8``; None when they refuse it), or None when they read it alike. The
+    entry is taken with 0.25's reading, as 0.27's default mode takes it (it logs
+    "Matchers input has disagreement"); only its utf8-strict-mode reads it otherwise."""
     classic = [(m.name, m.op, m.value) for m in found]
-    if utf8 is not None and not same_reading(utf8, classic):
-        raise RoutingConfigError(
-            f"matcher {text!r} is read as {_shown(classic)} by Alertmanager 0.25, which "
-            f"citybrain follows, but as {_shown(utf8)} by Alertmanager 0.27's "
-            "UTF-8 matchers (a quoted value is a Go string literal there, \\t a tab, \\x41 "
-            "an A, \\b a backspace; a bare value starts after any Unicode space): quote "
-            "the value and write the character itself, or its backslash doubled if you "
-            "mean a backslash"
-        )
+    if utf8 is None or same_reading(utf8, classic):
+        return None
+    return (
+        f"{what} {text!r} is read as {_shown(classic)}, as Alertmanager 0.25 (which "
+        "citybrain follows) and 0.27's default mode read it, but as "
+        f"{_shown(utf8)} by Alertmanager 0.27's UTF-8 matchers (utf8-strict-mode: a "
+        "quoted value is a Go string literal there, \\t a tab, \\x41 an A, \\b a "
+        "backspace; a bare value starts after any Unicode space): to be read alike by "
+        "both, quote the value and write the character itself, or its backslash doubled "
+        "if you mean a backslash"
+    )
+
+
+def _warn_read_apart(
+    text: str, found: list[Matcher], utf8: list[tuple[str, str, str]] | None, what: str
+) -> None:
+    # Taken as 0.25 reads it (t115; t113 refused it): a warning, collected or logged.
+    message = read_apart(text, found, utf8, what)
+    if message is None:
+        return
+    collected = _COLLECTED.get()
+    if collected is not None:
+        collected.append(message)
+    else:
+        _log_once(message)
+
+
+@functools.lru_cache(maxsize=1024)
+def _log_once(message: str) -> None:
+    # Once per distinct entry per process, in bounded memory: a flood of silences
+    # through the API repeating one entry logs it once (a message names its entry).
+    log.warning("%s", message)
 
 
 def _shown(reading: list[tuple[str, str, str]]) -> str:
@@ -545,7 +600,8 @@ def _shown(reading: list[tuple[str, str, str]]) -> str:
 def parse_label(text: str) -> tuple[str, str]:
     """One ``name=value`` label as ``amtool config routes test`` takes it (the value
     quoted or not, escaped as in a matcher). Raises RoutingConfigError for any other
-    operator or an unknown label."""
+    operator or an unknown label; warns as parse_matchers does of a label 0.27's UTF-8
+    matchers read otherwise."""
     # Only name=value is a label, so only that form is suggested (the matcher parser's
     # own message would offer !=, =~ and !~, which a label refuses).
     expected = 'expected name=value or name="quoted value", e.g. kind=water_level'
@@ -565,11 +621,9 @@ def parse_label(text: str) -> tuple[str, str]:
         raise RoutingConfigError(
             f"label {text!r}: {matcher.op} is a matcher operator, not a label: {expected}"
         )
-    # amtool 0.27 reads route-test labels with its matcher parsers too (cli/test_routing.go).
-    try:
-        _same_in_utf8(text, [matcher], utf8_reading(text, _compiles))
-    except RoutingConfigError as exc:
-        raise RoutingConfigError(str(exc).replace("matcher ", "label ", 1)) from None
+    # amtool 0.27 reads route-test labels with its matcher parsers too (cli/test_routing.go):
+    # taken as 0.25 reads them, with a warning where 0.27's UTF-8 matchers read otherwise.
+    _warn_read_apart(text, [matcher], utf8_reading(text, _compiles), "label")
     return matcher.name, matcher.value
 
 
