@@ -54,11 +54,6 @@ def label_arg(name: str, value: str) -> str:
     return f'{name}="{escape(value)}"'
 
 
-# The documented refusal of an entry Alertmanager 0.27's UTF-8 matchers read otherwise
-# than 0.25 (docs/playbooks.md; tests/integration/test_utf8_matchers_differential.py).
-UTF8_READ_APART = "by Alertmanager 0.27's UTF-8 matchers"
-
-
 @dataclass
 class Verdict:
     """One configuration judged by both: what each said, and why they may differ."""
@@ -74,9 +69,7 @@ class Verdict:
         if self.am_ok == (self.cb is not None):
             return ""
         if self.am_ok:
-            # t113: an entry 0.27's UTF-8 matchers read otherwise (a bare value after a
-            # Unicode space, a quoted "\\b") is refused whatever features it came with.
-            deliberate = [amgen.DELIBERATE[f] for f in spec.features] + [UTF8_READ_APART]
+            deliberate = [amgen.DELIBERATE[f] for f in spec.features]
             if all(any(d in e for d in deliberate) for e in self.cb_errors):
                 return ""
             return f"citybrain refuses what Alertmanager accepts: {self.cb_errors}"

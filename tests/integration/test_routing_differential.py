@@ -1058,11 +1058,6 @@ def test_matcher_text_reads_as_alertmanager_reads_it(tmp_path: Path) -> None:
         except RoutingConfigError as exc:
             if "unknown label" in str(exc) or "has no matcher in it" in str(exc):
                 return text, theirs, theirs  # a documented refusal: not compared
-            if "Alertmanager 0.27's UTF-8 matchers" in str(exc) and theirs is not None:
-                # Documented (t113): an entry 0.27's UTF-8 parser reads otherwise, e.g. a
-                # bare value after a space Go's regexp \s lacks (U+2028): 0.25 keeps it,
-                # 0.27 skips it; test_utf8_matchers_differential checks these against 0.27.
-                return text, theirs, theirs
             ours = None
         return text, theirs, ours
 
