@@ -5,9 +5,10 @@ citybrain reads matchers as Alertmanager 0.25 does (``pkg/labels/parse.go``, the
 names may be quoted and hold any UTF-8 (``"service.name"="api"``), and a quoted value is
 a Go string literal (``strconv.Unquote``), so ``"a\\tb"`` is a, tab, b there and a,
 backslash, t, b in 0.25. 0.27's default mode takes the classic reading when the two
-differ; its ``utf8-strict-mode`` takes the UTF-8 one. A routing file written for UTF-8
-matchers would then route otherwise here without a word; ``utf8_reading`` lets the
-loader refuse those entries instead, naming the matcher (playbooks/routing.py).
+differ (and logs "Matchers input has disagreement"); its ``utf8-strict-mode`` takes the
+UTF-8 one. citybrain takes the classic reading too, and ``utf8_reading`` lets it warn of
+such an entry, naming the matcher and both readings (playbooks/routing.py, read_apart),
+so a routing file written for UTF-8 matchers never routes otherwise without a word.
 
 Compared with 0.27's own parser by ``tools/ammatchers`` in
 ``tests/integration/test_utf8_matchers_differential.py``. Pure: no I/O.

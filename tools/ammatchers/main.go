@@ -2,10 +2,11 @@
 // one JSON object a line, how Alertmanager 0.27 reads each: with its classic parser
 // (pkg/labels, Alertmanager 0.25's grammar), with its UTF-8 parser (matchers/parse, what
 // --enable-feature=utf8-strict-mode uses) and in its default fallback mode (matchers/compat).
-// citybrain follows 0.25; tests/integration/test_utf8_matchers_differential.py uses this to
-// check that citybrain refuses, naming the matcher, every entry the UTF-8 parser reads
-// otherwise than the classic one (a config written for UTF-8 matchers would else route
-// silently otherwise).
+// citybrain follows 0.25 (as 0.27's default mode does); tests/integration/
+// test_utf8_matchers_differential.py uses this to check that citybrain takes every entry
+// as the classic parser reads it and warns, naming the matcher and both readings, of each
+// the UTF-8 parser reads otherwise (a config written for UTF-8 matchers would else route
+// otherwise without a word).
 package main
 
 import (
