@@ -15,11 +15,15 @@ so a matcher parsed from its own text is the same matcher.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import math
 import reprlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +41,7 @@ from playbooks.goregexp import (
 )
 from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
 from playbooks.time_intervals import TimeInterval, time_mute
+from playbooks.utf8matchers import same_reading, utf8_reading
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
 LABELS = frozenset(
@@ -468,7 +473,10 @@ class Matcher:
 def parse_matchers(text: str) -> list[Matcher]:
     """Comma-separated matchers in one string, optionally in braces, as Alertmanager's
     ParseMatchers reads a ``matchers:`` entry: ``{a="1", b=~"x|y"}``. Commas inside
-    quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError."""
+    quotes do not separate; a trailing comma is allowed. Raises RoutingConfigError. An
+    entry Alertmanager 0.27's UTF-8 matchers read otherwise is taken as 0.25 reads it,
+    with a warning (read_apart): logged once per entry, or collected by
+    read_apart_warnings."""
     if not isinstance(text, str):
         raise RoutingConfigError(f"matcher {shown(text)} is not text")
     body = text.removeprefix("{").removesuffix("}")
@@ -498,13 +506,102 @@ def parse_matchers(text: str) -> list[Matcher]:
         tokens.append(last)
     if not tokens:
         raise RoutingConfigError(f"matcher {text!r} has no matcher in it")
-    return [Matcher.parse(t) for t in tokens]
+    utf8 = utf8_reading(text, _compiles)
+    try:
+        found = [Matcher.parse(t) for t in tokens]
+    except RoutingConfigError as exc:
+        if utf8 is None or " is not name=" not in str(exc):
+            raise
+        # Alertmanager 0.27's UTF-8 syntax (a quoted or dotted label name): say so, not
+        # only that the text is no matcher.
+        raise RoutingConfigError(
+            f"matcher {text!r} is written for Alertmanager 0.27's UTF-8 matchers (read there "
+            f"as {_shown(utf8)}); citybrain reads matchers as Alertmanager 0.25 does: "
+            'a label name unquoted, letters, digits and _ (e.g. kind="water_level")'
+        ) from None
+    _warn_read_apart(text, found, utf8, "matcher")
+    return found
+
+
+log = logging.getLogger(__name__)
+
+# Where read_apart_warnings() collects the warnings of the entries parsed inside it
+# (a user-facing check prints them); None: they are logged.
+_COLLECTED: ContextVar[list[str] | None] = ContextVar("utf8_read_apart", default=None)
+
+
+@contextmanager
+def read_apart_warnings() -> Iterator[list[str]]:
+    """Collect, instead of logging, the warning of each entry parsed inside the block
+    that Alertmanager 0.27's UTF-8 matchers read otherwise than 0.25 (read_apart):
+    ``playbooks check``, ``route-test`` and ``silences add`` print them as warning lines.
+    Every such entry's warning is collected, also one already logged."""
+    collected: list[str] = []
+    token = _COLLECTED.set(collected)
+    try:
+        yield collected
+    finally:
+        _COLLECTED.reset(token)
+
+
+def read_apart(
+    text: str, found: list[Matcher], utf8: list[tuple[str, str, str]] | None, what: str
+) -> str | None:
+    """The warning for an entry ``text`` (a ``what``: "matcher" or "label") that
+    citybrain read as Alertmanager 0.25 does (``found``) and 0.27's UTF-8 matchers read
+    otherwise (``utf8``; None when they refuse it), or None when they read it alike. The
+    entry is taken with 0.25's reading, as 0.27's default mode takes it (it logs
+    "Matchers input has disagreement"); only its utf8-strict-mode reads it otherwise."""
+    classic = [(m.name, m.op, m.value) for m in found]
+    if utf8 is None or same_reading(utf8, classic):
+        return None
+    return (
+        f"{what} {text!r} is read as {_shown(classic)}, as Alertmanager 0.25 (which "
+        "citybrain follows) and 0.27's default mode read it, but as "
+        f"{_shown(utf8)} by Alertmanager 0.27's UTF-8 matchers (utf8-strict-mode: a "
+        "quoted value is a Go string literal there, \\t a tab, \\x41 an A, \\b a "
+        "backspace; a bare value starts after any Unicode space): to be read alike by "
+        "both, quote the value and write the character itself, or its backslash doubled "
+        "if you mean a backslash"
+    )
+
+
+def _warn_read_apart(
+    text: str, found: list[Matcher], utf8: list[tuple[str, str, str]] | None, what: str
+) -> None:
+    # Taken as 0.25 reads it (t115; t113 refused it): a warning, collected or logged.
+    message = read_apart(text, found, utf8, what)
+    if message is None:
+        return
+    collected = _COLLECTED.get()
+    if collected is not None:
+        collected.append(message)
+    else:
+        _log_once(message)
+
+
+@functools.lru_cache(maxsize=1024)
+def _log_once(message: str) -> None:
+    # Once per distinct entry per process, in bounded memory: a flood of silences
+    # through the API repeating one entry logs it once (a message names its entry).
+    log.warning("%s", message)
+
+
+def _shown(reading: list[tuple[str, str, str]]) -> str:
+    # JSON-quoted: a tab, a backspace or a no-break space is shown as \\t, \\b or
+    # \\u00a0, not as itself.
+    def quoted(value: str) -> str:
+        text = json.dumps(value, ensure_ascii=False)
+        return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+    return ", ".join(f"{name}{op}{quoted(value)}" for name, op, value in reading)
 
 
 def parse_label(text: str) -> tuple[str, str]:
     """One ``name=value`` label as ``amtool config routes test`` takes it (the value
     quoted or not, escaped as in a matcher). Raises RoutingConfigError for any other
-    operator or an unknown label."""
+    operator or an unknown label; warns as parse_matchers does of a label 0.27's UTF-8
+    matchers read otherwise."""
     # Only name=value is a label, so only that form is suggested (the matcher parser's
     # own message would offer !=, =~ and !~, which a label refuses).
     expected = 'expected name=value or name="quoted value", e.g. kind=water_level'
@@ -514,6 +611,9 @@ def parse_label(text: str) -> tuple[str, str]:
         matcher = Matcher.parse(text)
     except RoutingConfigError as exc:
         if f"matcher {text!r} is not " in str(exc):
+            utf8 = utf8_reading(text, _compiles)
+            if utf8 is not None:  # a quoted or dotted name: 0.27's UTF-8 syntax (t113)
+                expected += f" (Alertmanager 0.27's UTF-8 matchers read it as {_shown(utf8)})"
             raise RoutingConfigError(f"label {text!r}: {expected}") from None
         message = str(exc).replace(f"matcher {text!r}", f"label {text!r}", 1)
         raise RoutingConfigError(message) from None
@@ -521,6 +621,9 @@ def parse_label(text: str) -> tuple[str, str]:
         raise RoutingConfigError(
             f"label {text!r}: {matcher.op} is a matcher operator, not a label: {expected}"
         )
+    # amtool 0.27 reads route-test labels with its matcher parsers too (cli/test_routing.go):
+    # taken as 0.25 reads them, with a warning where 0.27's UTF-8 matchers read otherwise.
+    _warn_read_apart(text, [matcher], utf8_reading(text, _compiles), "label")
     return matcher.name, matcher.value
 
 

@@ -29,7 +29,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         return playbooks_check(args, s)
     # route-test: like amtool config routes test, labels parsed as amtool parses them.
     from playbooks.loader import load_grid
-    from playbooks.routing import ALL_LABELS, parse_label
+    from playbooks.routing import ALL_LABELS, parse_label, read_apart_warnings
 
     _need_playbook_dir(Path(args.dir or s.playbook_dir), "--dir" if args.dir else "")
     _need_file(Path(args.routing or s.routing_file), "--routing", kind="YAML", expects=("routing",))
@@ -45,9 +45,13 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
             )
             continue
         try:
-            name, value = parse_label(pair)
+            with read_apart_warnings() as read_apart:
+                name, value = parse_label(pair)
         except PlaybookError as exc:
             raise CliError(str(exc)) from None
+        # Taken as Alertmanager 0.25 reads it; 0.27's UTF-8 matchers read it otherwise.
+        for line in read_apart:
+            print(f"citybrain: warning: {line}", file=sys.stderr)
         if name in labels:
             # An alert carries one value per label (trial 8: the last one won silently).
             raise CliError(
@@ -55,9 +59,14 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
                 "an alert carries one value of each label"
             )
         labels[name] = value
+    warnings: list[str] = []
     router = load_routing(
-        Path(args.routing or s.routing_file), load_playbooks(args.dir or s.playbook_dir)
+        Path(args.routing or s.routing_file),
+        load_playbooks(args.dir or s.playbook_dir),
+        warnings=warnings,
     )
+    for line in warnings:
+        print(f"citybrain: warning: {line}", file=sys.stderr)
     grid_file = Path(args.grid) if args.grid else s.grid_file
     if args.grid:
         _need_file(grid_file, "--grid", kind="YAML", expects=("grid",))
@@ -149,7 +158,9 @@ def _need_playbook_dir(directory: Path, option: str) -> None:
 def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     """``playbooks check``: every error of the playbooks, the routing file and the grid in
     one run, file by file in line order (each file is checked whatever the others hold),
-    on stderr; status 1 if any, else 0 and one line naming what is valid."""
+    on stderr; status 1 if any, else 0 and one line naming what is valid. Warnings (a
+    ``matchers:`` entry Alertmanager 0.27's UTF-8 matchers read otherwise than 0.25) go
+    to stderr as ``citybrain: warning: file:line: …`` lines and leave the status as is."""
     from playbooks.errors import PlaybookError
     from playbooks.loader import check_playbooks, load_grid, routing_errors
     from playbooks.routing import label_values
@@ -182,12 +193,15 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
         grid_errors = str(exc).splitlines()
     else:
         grid_errors = []
+    warnings: list[str] = []
     try:
         # Routes may name a playbook whose own file has errors: those are reported there.
-        _router, route_errors = routing_errors(routing, names, label_values(grid))
+        _router, route_errors = routing_errors(routing, names, label_values(grid), warnings)
     except PlaybookError as exc:
         route_errors = str(exc).splitlines()
     errors += route_errors + grid_errors
+    for line in warnings:
+        print(f"citybrain: warning: {line}", file=sys.stderr)
     for line in errors:
         print(line, file=sys.stderr)
     if errors:

@@ -43,17 +43,23 @@ def silence_duration(text: str) -> float:
     return seconds
 
 
-def _check_matchers(texts: list[str]) -> None:
+def _check_matchers(texts: list[str]) -> list[str]:
     """Each ``--matcher`` in Alertmanager's syntax, read as the silence API reads it
-    (parse_silence_matchers); CliError naming the first bad one."""
+    (parse_silence_matchers); CliError naming the first bad one. Returns a ``warning:``
+    line per matcher taken as Alertmanager 0.25 reads it that 0.27's UTF-8 matchers read
+    otherwise (routing.read_apart)."""
     from playbooks.errors import PlaybookError
-    from playbooks.routing import parse_silence_matchers
+    from playbooks.routing import parse_silence_matchers, read_apart_warnings
 
+    lines: list[str] = []
     for text in texts:
         try:
-            parse_silence_matchers(text)
+            with read_apart_warnings() as read_apart:
+                parse_silence_matchers(text)
         except PlaybookError as exc:
             raise CliError(f"--matcher: {exc}") from None
+        lines += [f"warning: --matcher {line}" for line in read_apart]
+    return lines
 
 
 def _grid_silence_warnings(texts: list[str]) -> list[str]:
@@ -75,12 +81,19 @@ def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
     check` holds route matchers to: ``kind="road_ice"`` silences nothing,
     ``severity!="urgent"`` everything. Alertmanager accepts such a silence (it cannot know
     which values will come), and so does citybrain; the line is for a typo."""
-    from playbooks.routing import impossible_value, label_values, parse_matchers
+    from playbooks.routing import (
+        impossible_value,
+        label_values,
+        parse_matchers,
+        read_apart_warnings,
+    )
 
     values = label_values(grid)
     lines = []
     for text in texts:
-        for matcher in parse_matchers(text):
+        with read_apart_warnings():  # (said by _check_matchers already, not logged twice)
+            matchers = parse_matchers(text)
+        for matcher in matchers:
             why = impossible_value(matcher, values)
             if why:
                 lines.append(f"warning: --matcher {text!r}: {why}")
@@ -172,10 +185,10 @@ def cmd_silences(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     if args.action == "add":
         silence_duration(args.duration)
-        _check_matchers(args.matcher)
+        warnings = _check_matchers(args.matcher)
         if not args.reason.strip():
             raise CliError("--reason is empty: say why, for the audit trail")
-        warnings = _grid_silence_warnings(args.matcher)
+        warnings += _grid_silence_warnings(args.matcher)
     if args.action == "list":
         doc = _api(args, "GET", "/silences")
     elif args.action == "expire":

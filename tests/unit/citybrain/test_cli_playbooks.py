@@ -473,3 +473,34 @@ def test_route_test_shows_an_odd_interval_name_escaped_and_quoted(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\u202e" not in out
     assert "  mute_time_intervals 'night\\u202e\\x1b[31m, day', 夜班: notifies now" in out
+
+
+def test_check_warns_of_an_entry_alertmanager_0_27_reads_otherwise_and_passes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t115: Alertmanager 0.25 accepts `category="a\\tb"` (a backslash and a t) and so
+    does 0.27's default mode; its utf8-strict-mode reads a tab. A warning line with the
+    file, line and both readings; the status stays 0 (t113 refused the file)."""
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(
+        "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n"
+        "  routes:\n    - playbook: gas-leak\n      matchers: ['category=\"a\\tb\"']\n"
+    )
+    assert main(["playbooks", "check", "--routing", str(routing)]) == 0
+    out, err = capsys.readouterr()
+    assert "are valid" in out
+    [line] = err.splitlines()
+    assert line.startswith(
+        f"citybrain: warning: {routing}:7: route.routes.0.matchers.0: matcher "
+        '\'category="a\\\\tb"\' is read as category="a\\\\tb", as Alertmanager 0.25'
+    ), line
+    assert 'but as category="a\\tb" by Alertmanager 0.27\'s UTF-8 matchers' in line, line
+    # route-test takes the file and the label alike, each warned of once, on stderr.
+    argv = ["playbooks", "route-test", "--routing", str(routing), 'category="a\\tb"']
+    assert main([*argv, "source=citizen"]) == 0
+    out, err = capsys.readouterr()
+    assert "playbook gas-leak," in out
+    lines = err.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("citybrain: warning: label 'category=\"a\\\\tb\"' is read as")
+    assert lines[1].startswith(f"citybrain: warning: {routing}:7: route.routes.0.matchers.0:")

@@ -442,3 +442,29 @@ def test_silences_add_adds_it_as_alertmanager_does_with_a_warning_line(
         assert "did you mean" not in line
     else:
         assert line.endswith(f"(did you mean '{closest}'?)")
+
+
+def test_silences_add_warns_of_a_matcher_alertmanager_0_27_reads_otherwise(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t115: taken as Alertmanager 0.25 (and 0.27's default mode) reads it, the silence
+    API's reading, with one warning line naming both readings (t113 refused it)."""
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(GRID))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    matcher = 'category="a\\tb", kind="pm25"'
+    try:
+        argv = ["--matcher", matcher, "--duration", "1h", "--reason", "test"]
+        assert main(["silences", "add", *argv, "--url", url, "--token", "t"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert out.startswith("silence s1 added by duty-operator: ")
+    [line] = err.splitlines()
+    assert line.startswith(
+        f"citybrain: warning: --matcher matcher {matcher!r} is read as "
+        'category="a\\\\tb", kind="pm25", as Alertmanager 0.25'
+    ), line
+    assert 'but as category="a\\tb", kind="pm25" by Alertmanager 0.27' in line, line
