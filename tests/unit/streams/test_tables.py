@@ -28,6 +28,7 @@ from streams.tables import (
     ReadBack,
     Unreadable,
     UnreadableEntryError,
+    coalesce_changelog,
     guarded,
     key_partitioned_table,
     read_document,
@@ -529,3 +530,21 @@ def test_a_write_through_encodes_each_entry_once_and_sends_those_bytes() -> None
 def test_check_fits_gives_the_entries_it_measured() -> None:
     t, _ = table()
     assert t.check_fits({b"a": 1, b"b": [2]}) == {b"a": b'{"doc":1}', b"b": b'{"doc":[2]}'}
+
+
+def test_a_commit_flushes_the_apps_producer_then_the_workers_other_producers() -> None:
+    """Before offsets are committed faust awaits ``app.producer.flush()``; with the
+    awaited sends on a producer of their own (``Context.delivery``), that flush must
+    reach it too, so every message queued before a commit is on Kafka with it."""
+    flushed: list[str] = []
+
+    def producer(name: str) -> SimpleNamespace:
+        async def flush() -> None:
+            flushed.append(name)
+
+        return SimpleNamespace(flush=flush)
+
+    app = SimpleNamespace(producer=producer("app"))
+    coalesce_changelog(app, [], asyncio.Lock(), [producer("delivery")])  # type: ignore[arg-type]
+    asyncio.run(app.producer.flush())
+    assert flushed == ["app", "delivery"]
