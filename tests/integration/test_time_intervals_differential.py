@@ -19,9 +19,7 @@ differ, citybrain's answer with Go's count must equal Go's, so no other differen
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +33,7 @@ import yaml
 from playbooks import time_intervals
 from playbooks.loader import _CollectingLoader
 from playbooks.time_intervals import TimeIntervalError, parse_time_interval
+from tests.integration import gotools
 
 pytestmark = pytest.mark.integration
 
@@ -54,38 +53,10 @@ WEEKDAY_NAMES = list(time_intervals.WEEKDAYS)
 MONTH_NAMES = list(time_intervals.MONTHS)
 
 
-def _go() -> str:
-    go = shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
-    assert go is not None, "the Go toolchain is missing (.ci/run installs golang-go when absent)"
-    return go
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Go program, built once for this module."""
-    cache = Path.home() / ".cache" / "citybrain-go"
-    binary = tmp_path_factory.mktemp("amtimeinterval") / "amtimeinterval"
-    env = {
-        **os.environ,
-        "GOPATH": str(cache),
-        "GOMODCACHE": str(cache / "mod"),
-        "GOCACHE": str(cache / "build"),
-        "GOFLAGS": "-mod=readonly -buildvcs=false",
-        "GOTOOLCHAIN": "local",
-    }
-    built = subprocess.run(
-        [_go(), "build", "-o", str(binary), "."],
-        cwd=TOOL,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    return binary
+    return gotools.build(TOOL, tmp_path_factory)
 
 
 def _ask(binary: Path, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import shutil
 import subprocess
@@ -38,7 +37,7 @@ from playbooks.routing import (
     read_apart_warnings,
 )
 from playbooks.utf8matchers import same_reading
-from tests.integration import utf8gen
+from tests.integration import gotools, utf8gen
 
 pytestmark = pytest.mark.integration
 
@@ -47,38 +46,10 @@ AMTOOL = shutil.which("amtool")
 SEED, ENTRIES = 20261206, 1500
 
 
-def _go() -> str:
-    go = shutil.which("go") or (
-        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
-    )
-    assert go is not None, "the Go toolchain is missing (.ci/run installs golang-go when absent)"
-    return go
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """tools/ammatchers, built once for this module."""
-    cache = Path.home() / ".cache" / "citybrain-go"
-    binary = tmp_path_factory.mktemp("ammatchers") / "ammatchers"
-    env = {
-        **os.environ,
-        "GOPATH": str(cache),
-        "GOMODCACHE": str(cache / "mod"),
-        "GOCACHE": str(cache / "build"),
-        "GOFLAGS": "-mod=readonly -buildvcs=false",
-        "GOTOOLCHAIN": "local",
-    }
-    built = subprocess.run(
-        [_go(), "build", "-o", str(binary), "."],
-        cwd=TOOL,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    return binary
+    return gotools.build(TOOL, tmp_path_factory)
 
 
 def readings(binary: Path, entries: list[str]) -> list[dict[str, Any]]:
