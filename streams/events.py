@@ -1263,8 +1263,19 @@ def lookalike_key(
     ``{"categroy": "noise"}`` (t112). With ``kind`` (one of
     ``streams.unknown.UNKNOWN_FIELD_KINDS``), when there is none, the other unknown keys
     are counted and named once (``streams.unknown.UNKNOWN``: forward compatibility)."""
+    found, unknown = _scan_keys(doc, names)
+    if found is None and kind is not None and unknown:
+        UNKNOWN.note(kind, unknown)
+    return found
+
+
+def _scan_keys(
+    doc: Mapping[str, Any], names: frozenset[str]
+) -> tuple[tuple[str, str] | None, list[object]]:
+    """``lookalike_key``'s walk: (the first look-alike or misspelt key and its name, or
+    None; the unknown keys before it, all of them when there is none), nothing counted."""
     if len(doc) <= len(names) and doc.keys() <= names:
-        return None  # the common case: no other key
+        return None, []  # the common case: no other key
     unknown: list[object] = []
     for key in doc:
         if key in names:
@@ -1275,11 +1286,9 @@ def lookalike_key(
             # key ("sensor" by "sensor_id") is another field. A look-alike is refused
             # either way: it reads as the field, so which one is meant?
             if name is not None and (name not in doc or key_skeleton(key) == name):
-                return key, name
+                return (key, name), unknown
         unknown.append(key)
-    if kind is not None and unknown:
-        UNKNOWN.note(kind, unknown)
-    return None
+    return None, unknown
 
 
 def reading_lookalike(doc: Any) -> bool:
@@ -1293,17 +1302,23 @@ def reading_lookalike(doc: Any) -> bool:
         return False
     if doc.get("schema") != PACK_SCHEMA:
         return lookalike_key(doc, _READING_KEYS, "reading") is not None
+    found, pack_unknown = _scan_keys(doc, _PACK_KEYS)
+    if found is not None:
+        return True
     items = doc.get("readings")
-    found = lookalike_key(doc, _PACK_KEYS) is not None or (
-        isinstance(items, list)
-        and any(isinstance(i, dict) and lookalike_key(i, _READING_KEYS) for i in items)
-    )
-    if not found:  # counted once, here, only for a message the fast path reads
-        lookalike_key(doc, _PACK_KEYS, "pack")
-        for item in items if isinstance(items, list) else ():
-            if isinstance(item, dict):
-                lookalike_key(item, _READING_KEYS, "reading")
-    return found
+    reading_unknown: list[object] = []
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            found, unknown = _scan_keys(item, _READING_KEYS)
+            if found is not None:
+                return True
+            reading_unknown += unknown
+    # Counted once, here, only for a message the fast path reads (one walk of it).
+    if pack_unknown:
+        UNKNOWN.note("pack", pack_unknown)
+    if reading_unknown:
+        UNKNOWN.note("reading", reading_unknown)
+    return False
 
 
 def lookalike_key_error(
