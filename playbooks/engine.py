@@ -130,6 +130,12 @@ class Run:
     # level an ack, resolve, cancel, approval or rejection was given at (t114), the
     # level an escalation took the run to.
     actions: list[dict[str, Any]] = field(default_factory=list)
+    # The grid level the run was resolved or cancelled at: the level the closing command
+    # was given at (``seen_level``), which a late one (Kafka frozen, the command queued
+    # while the ladder moved the run up) keeps; None while open. The closing's counters,
+    # its replies to the reporters and a reopening's undoing all use it, so the campaign's
+    # closings net of reopenings add up per level.
+    closed_level: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -215,6 +221,7 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "resolved_by": (_maybe_text, "text or null"),
     "resolution": (_text, "text"),
     "actions": (_actions, "a list of objects"),
+    "closed_level": (lambda v: v is None or v in LEVELS, "a grid level or null"),
 }
 _RUN_REQUIRED = ("run_id", "alert_id", "playbook", "grid_cell", "kind", "department")
 
@@ -446,6 +453,12 @@ def seen_level(run: Run, level: str | None) -> str:
     operator API with the run's level when it accepted the command) if it is a grid
     level, else the run's level now (a command sent before t114, or by hand)."""
     return level if level in LEVELS else run.level
+
+
+def closing_level(run: Run) -> str:
+    """The grid level ``run`` was closed at (``Run.closed_level``), else its level now
+    (an open run, or one stored before the field)."""
+    return run.closed_level if run.closed_level in LEVELS else run.level
 
 
 def is_terminal(run: Run) -> bool:
@@ -858,8 +871,11 @@ class PlaybookEngine:
         self._move(run, RunEvent.RESOLVE, now, cmds, actor=by, reason=note)
         run.resolved_at, run.deadline_at, run.pending_action = now, None, None
         run.resolved_by, run.resolution = by, note
-        self._record(run, "resolve", by, note, now, level=seen_level(run, level))
-        cmds.append(self._command(run, "resolved", now, actor=by, detail=note))
+        run.closed_level = seen_level(run, level)
+        self._record(run, "resolve", by, note, now, level=run.closed_level)
+        cmds.append(
+            self._command(run, "resolved", now, actor=by, detail=note, level=run.closed_level)
+        )
         cmds.extend(self._closures(run, now))
         return run, cmds
 
@@ -874,8 +890,11 @@ class PlaybookEngine:
         self._move(run, RunEvent.CANCEL, now, cmds, actor=by, reason=reason)
         run.deadline_at, run.pending_action = None, None
         run.resolved_by, run.resolution = by, reason
-        self._record(run, "cancel", by, reason, now, level=seen_level(run, level))
-        cmds.append(self._command(run, "cancelled", now, actor=by, detail=reason))
+        run.closed_level = seen_level(run, level)
+        self._record(run, "cancel", by, reason, now, level=run.closed_level)
+        cmds.append(
+            self._command(run, "cancelled", now, actor=by, detail=reason, level=run.closed_level)
+        )
         for step in self.playbook.on_cancel:  # compensation
             cmds.append(self._instant(run, step, now))
         cmds.extend(self._closures(run, now))
@@ -985,8 +1004,12 @@ class PlaybookEngine:
         # Kept with the operators' actions, so `runs show` lists answers and reopenings.
         self._record(run, "reopen", event.by, reason, event.at)
         undone = run.status  # resolved or cancelled: what the reopening undoes
+        # Undone at the level the closing was counted at (a late resolve's, not the
+        # run's level now), so closings net of reopenings add up per level.
+        undone_level = closing_level(run)
         self._move(run, RunEvent.REOPEN, event.at, cmds, actor=event.by, reason=reason)
         run.resolved_at, run.acknowledged_at, run.acknowledged_by = None, None, None
+        run.closed_level = None
         # The playbook's steps do not run again: the reopened run waits to be resolved
         # at its (new) level, so no step is current (trial 6: it still read the step it
         # had been resolved at, `wait-community`, beside `level street`).
@@ -999,6 +1022,7 @@ class PlaybookEngine:
                 "reopened",
                 event.at,
                 actor=event.by,
+                level=undone_level,
                 detail=reason,
                 data={"report_id": event.report_id, "times": run.reopened, "outcome": undone},
             )
@@ -1031,7 +1055,9 @@ class PlaybookEngine:
         what was done, by which unit, at which grid level."""
         cmds: list[Command] = []
         outcome = "resolved" if run.status == RunStatus.RESOLVED.value else "cancelled"
-        unit = self.unit(run, run.level)
+        # The level it was closed at: a late resolve keeps the level it was given at.
+        level = closing_level(run)
+        unit = self.unit(run, level)
         for rid in sorted(run.reports):
             if only is not None and rid not in only:
                 continue
@@ -1043,7 +1069,7 @@ class PlaybookEngine:
             text = (
                 f"Your report {rid} about {run.labels.get('category', run.kind)} at "
                 f"{self._place(run)}: {outcome} by {unit} of "
-                f"{run.department} ({run.level} level): {what}"
+                f"{run.department} ({level} level): {what}"
             )
             if also:
                 # One closure per part: the reporter hears each department's, and this
@@ -1060,6 +1086,7 @@ class PlaybookEngine:
                     "reply",
                     now,
                     unit=unit,
+                    level=level,
                     detail=text,
                     data={
                         "report_id": rid,
@@ -1148,6 +1175,7 @@ class PlaybookEngine:
         self._move(run, RunEvent.CANCEL, now, cmds, reason=reason)
         run.deadline_at = None
         run.resolved_by, run.resolution = SYSTEM, reason
+        run.closed_level = run.level
         cmds.append(self._command(run, "cancelled", now, detail=reason))
         return run, cmds
 
@@ -1212,6 +1240,7 @@ class PlaybookEngine:
             elif isinstance(step, ResolveStep):
                 run.resolved_at = now
                 run.resolved_by, run.resolution = SYSTEM, step.note or step.id
+                run.closed_level = run.level
                 cmds.append(self._command(run, "resolved", now, detail=step.note))
                 self._move(run, RunEvent.RESOLVE, now, cmds, reason=step.note or step.id)
                 cmds.extend(self._closures(run, now))

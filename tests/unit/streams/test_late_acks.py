@@ -12,10 +12,23 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from playbooks.engine import PlaybookEngine, Run
+from playbooks.engine import (
+    Answer,
+    PlaybookEngine,
+    ReportsCovered,
+    Run,
+    closing_level,
+    run_problem,
+)
 from playbooks.grid import Grid
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks
-from streams.metrics import TIME_TO_ACK, Metrics
+from streams.metrics import (
+    CAMPAIGN_REOPENED,
+    CAMPAIGN_REPLIES,
+    CAMPAIGN_RUNS_CLOSED,
+    TIME_TO_ACK,
+    Metrics,
+)
 from streams.response import EventError, Response, command_fields
 from tests.unit.streams.test_campaign_metrics import stub_stage, value
 
@@ -125,3 +138,52 @@ def test_the_ladder_waits_for_an_answer_taken_before_its_deadline_and_still_on_i
     assert on_its_way()
     pending.release(run.run_id, "c-ack")  # applied (or refused): the ladder goes on
     assert not on_its_way()
+
+
+@pytest.mark.parametrize(
+    ("outcome", "close"),
+    [
+        ("resolved", lambda e, r: e.resolve(r, "ana", "fixed", 7.0, "community")),
+        ("cancelled", lambda e, r: e.cancel(r, "ana", "duplicate", 7.0, "community")),
+    ],
+)
+def test_a_late_closing_counts_replies_and_is_undone_at_the_level_given(
+    grid: Grid, outcome: str, close: Any
+) -> None:
+    # A resolve (or cancel) given at community, applied after the ladder took the run to
+    # the street: its closing was counted, its reply sent and its reopening undone at the
+    # street level, so the campaign's first-line share said the street closed it.
+    engine, run, _ = laddered(grid)
+    registry = CollectorRegistry()
+    stage = stub_stage(Metrics.create(registry))
+    run, _ = engine.step(run, ReportsCovered((("r-1", "app"),), 5.0))
+    run, closing = close(engine, run)
+    run, reopening = engine.step(run, Answer("r-1", False, "still broken", "desk", 20.0))
+    for cmd in [*closing, *reopening]:
+        Response._kpis(stage, run, cmd)  # type: ignore[arg-type]
+    [closed] = [c for c in closing if c.action == outcome]
+    [reply] = [c for c in closing if c.action == "reply"]
+    [reopened] = [c for c in reopening if c.action == "reopened"]
+    assert (closed.level, reply.level, reopened.level) == ("community",) * 3
+    assert "(community level)" in reply.detail and reply.unit == engine.unit(run, "community")
+    for level, count in (("community", 1), ("street", 0)):
+        assert value(registry, CAMPAIGN_RUNS_CLOSED, level=level, outcome=outcome) == count
+        assert value(registry, CAMPAIGN_REOPENED, level=level, outcome=outcome) == count
+        assert value(registry, CAMPAIGN_REPLIES, level=level, outcome=outcome) == count
+    # Reopened, the run is open at the level it had reached; a new closing is its own.
+    assert (run.level, run.closed_level) == ("street", None)
+    run, cmds = engine.resolve(run, "bo", "fixed again", 30.0)
+    assert [c.level for c in cmds if c.action == "resolved"] == ["street"]
+
+
+def test_a_run_stored_before_the_closing_level_was_kept_reads_back(grid: Grid) -> None:
+    engine, run, _ = laddered(grid)
+    run, _ = engine.resolve(run, "ana", "fixed", 7.0, "community")
+    stored = run.to_dict()
+    assert stored["closed_level"] == "community"
+    assert run_problem(stored) is None
+    del stored["closed_level"]  # written before the field existed
+    assert run_problem(stored) is None
+    old = Run.from_dict(stored)
+    assert closing_level(old) == "street"  # none kept: the run's level, as before
+    assert "closed_level" in (run_problem({**run.to_dict(), "closed_level": "town"}) or "")
