@@ -201,7 +201,45 @@ def config(rng: random.Random) -> dict[str, Any]:
     cfg[key] = [{"name": n, "time_intervals": v} for n, v in INTERVALS.items()]
     if rng.random() < 0.7:
         cfg["inhibit_rules"] = [rule(rng) for _ in range(rng.randint(1, 3))]
+    if rng.random() < 0.15:
+        edge(rng, cfg)
     return cfg
+
+
+# Time-interval corners Alertmanager's config.Load judges: refused (intervals on the
+# root, a name used and not defined, a name defined under both keys) or accepted (an
+# interval of no times, which holds never; one of an empty spec, which holds always; a
+# name listed twice on a route).
+EDGES = (
+    "root_mute",
+    "root_active",
+    "undefined",
+    "both_keys",
+    "empty_list",
+    "empty_spec",
+    "listed_twice",
+)
+
+
+def edge(rng: random.Random, cfg: dict[str, Any]) -> None:
+    kind = rng.choice(EDGES)
+    key = "time_intervals" if "time_intervals" in cfg else "mute_time_intervals"
+    child = cfg["route"]["routes"][0]
+    if kind == "root_mute":
+        cfg["route"]["mute_time_intervals"] = ["nights"]
+    elif kind == "root_active":
+        cfg["route"]["active_time_intervals"] = ["nights"]
+    elif kind == "undefined":
+        child["mute_time_intervals"] = ["never_defined"]
+    elif kind == "both_keys":
+        other = "mute_time_intervals" if key == "time_intervals" else "time_intervals"
+        cfg[other] = [{"name": "nights", "time_intervals": INTERVALS["nights"]}]
+    elif kind in ("empty_list", "empty_spec"):
+        spec: list[dict[str, Any]] = [] if kind == "empty_list" else [{}]
+        cfg[key].append({"name": kind, "time_intervals": spec})
+        child[rng.choice(("mute_time_intervals", "active_time_intervals"))] = [kind]
+    else:
+        child["mute_time_intervals"] = ["nights", "nights"]
 
 
 def citybrain(cfg: dict[str, Any]) -> dict[str, Any]:

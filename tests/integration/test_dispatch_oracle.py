@@ -29,7 +29,15 @@ import yaml
 
 from playbooks.errors import PlaybookError, SilenceError
 from playbooks.loader import routing_errors
-from playbooks.routing import ALL_LABELS, Router, api_matcher, new_silence
+from playbooks.routing import (
+    ALL_LABELS,
+    IndexedFiring,
+    Router,
+    SilenceList,
+    SourceIndex,
+    api_matcher,
+    new_silence,
+)
 from tests.integration import chaingen, gotools
 from tests.integration.test_alertmanager_independent import routes_test
 
@@ -70,6 +78,11 @@ def ours(router: Router, alerts: list[dict[str, str]], silences: list[Any], requ
     out = []
     # Alertmanager's API drops a label with an empty value: the alert as it has it.
     alerts = [{k: v for k, v in a.items() if v} for a in alerts]
+    index = SourceIndex(router.inhibit_rules)
+    for i, labels in enumerate(alerts):
+        index.put(i, labels)
+    book = SilenceList(s for s in silences if s is not None)
+    position = {id(s): k for k, s in enumerate(silences) if s is not None}
     for i, labels in enumerate(alerts):
         routes = []
         for route in router.root.match(labels):
@@ -94,10 +107,24 @@ def ours(router: Router, alerts: list[dict[str, str]], silences: list[Any], requ
                 }
             )
         others = [a for j, a in enumerate(alerts) if j != i]
-        decision = router.decide(labels, others, [], now)
-        silenced = [k for k, s in enumerate(silences) if s is not None and s.silences(labels, now)]
+        walked = router.decide(labels, others, [], now)
+        # The worker's way: the firing alerts' index of inhibit sources (SourceIndex).
+        indexed = router.decide(labels, IndexedFiring(index, i, others.copy), [], now)
+        inhibited = {walked.mute == "inhibited", indexed.mute == "inhibited"}
+        # Every silence that mutes it, found as the worker finds them (SilenceList); the
+        # decision's is the first.
+        silenced = sorted(
+            position[id(s)] for s in book.candidates(labels) if s.silences(labels, now)
+        )
+        first = router.decide(labels, [], book, now).silenced_by
         out.append(
-            {"routes": routes, "inhibited": decision.mute == "inhibited", "silenced": silenced}
+            {
+                "routes": routes,
+                # Both ways must agree: two answers show as neither True nor False.
+                "inhibited": inhibited.pop() if len(inhibited) == 1 else "walked != indexed",
+                "silenced": silenced,
+                "first": None if first is None else position[id(first)],
+            }
         )
     return out
 
@@ -165,6 +192,8 @@ def compare(
                 f"Alertmanager {want['inhibited']}"
             )
         want["silenced"] = [k for k in want["silenced"] if k not in stricter]
+        if mine["first"] != (want["silenced"] or [None])[0]:
+            problems.append(f"{where}: the decision names silence {mine['first']}")
         if mine["silenced"] != want["silenced"]:
             problems.append(
                 f"{where}: silenced by: citybrain {mine['silenced']}, "
