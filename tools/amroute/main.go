@@ -106,6 +106,35 @@ func held(ctx context.Context, route *dispatch.Route, times map[string][]timeint
 	return len(kept) == 0
 }
 
+// inhibitedBy is inhibit.Inhibitor.Mutes over a settled source cache: whether a rule
+// whose target side lset matches has a source alert among all with lset's values of its
+// equal labels (one matching both sides does not count when lset does too).
+func inhibitedBy(rules []*config.InhibitRule, lset model.LabelSet, all []model.LabelSet) bool {
+	for _, cr := range rules {
+		r := inhibit.NewInhibitRule(cr)
+		if !r.TargetMatchers.Matches(lset) {
+			continue
+		}
+		twoSided := r.SourceMatchers.Matches(lset)
+	Outer:
+		for _, a := range all {
+			if !r.SourceMatchers.Matches(a) {
+				continue
+			}
+			for n := range r.Equal {
+				if a[n] != lset[n] {
+					continue Outer
+				}
+			}
+			if twoSided && r.TargetMatchers.Matches(a) {
+				continue
+			}
+			return true
+		}
+	}
+	return false
+}
+
 func serve(req request) answer {
 	cfg, err := config.Load(req.Config)
 	if err != nil {
@@ -153,26 +182,27 @@ func serve(req request) answer {
 	inhibitor := inhibit.NewInhibitor(provider, cfg.InhibitRules, marker, log.NewNopLogger())
 	go inhibitor.Run()
 	defer inhibitor.Stop()
-	// The inhibitor reads the provider's alerts on its own goroutine: wait until the
-	// answers stop changing (each sweep asks every alert).
+	// The inhibitor reads the provider's alerts on its own goroutine: wait until its
+	// answers are those its rules give over every alert (the same walk as its hasEqual,
+	// over the rules' exported matchers), 10 s at most; its own answers are the ones
+	// reported, so a wait cut short shows as a disagreement, never hides one.
 	inhibited := make([]bool, len(sets))
 	if len(cfg.InhibitRules) > 0 {
-		stable := 0
-		for stable < 5 {
-			time.Sleep(20 * time.Millisecond)
-			changed := false
+		expected := make([]bool, len(sets))
+		for i, ls := range sets {
+			expected[i] = inhibitedBy(cfg.InhibitRules, ls, sets)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			same := true
 			for i, ls := range sets {
-				m := inhibitor.Mutes(ls)
-				if m != inhibited[i] {
-					changed = true
-					inhibited[i] = m
-				}
+				inhibited[i] = inhibitor.Mutes(ls)
+				same = same && inhibited[i] == expected[i]
 			}
-			if changed {
-				stable = 0
-			} else {
-				stable++
+			if same || time.Now().After(deadline) {
+				break
 			}
+			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	sils, err := silence.New(silence.Options{})
