@@ -39,9 +39,17 @@ from playbooks.routing import (
     new_silence,
 )
 from tests.integration import chaingen, gotools
-from tests.integration.test_alertmanager_independent import routes_test
+from tests.integration.test_alertmanager_independent import (
+    _am_groups,
+    _cb_groups,
+    _iso,
+    _show,
+    alertmanager_factory,
+    routes_test,
+)
 
 pytestmark = pytest.mark.integration
+__all__ = ["alertmanager_factory"]  # the fixture, used by name
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "amroute"
 SEED = 118_000_000
@@ -268,3 +276,80 @@ def test_routing_agrees_with_alertmanager_dispatch(amroute: Path, tmp_path: Path
     # shape is met: continue chains to depth 4 and more, holds, inhibition, silences.
     assert accepted >= CONFIGS * 0.8 and compared >= 2000, (accepted, compared)
     assert min(seen[k] for k in ("continued", "deep", "held", "inhibited", "silenced")) >= 40, seen
+
+
+SERVER_ROUNDS = 25
+
+
+def test_rounds_on_a_running_alertmanager(tmp_path: Path, alertmanager_factory: Any) -> None:
+    """The oracle's code as the server runs it: configurations of the generator that
+    carry inhibit rules, their 12 alerts and 4 silences posted to a running Alertmanager
+    0.25 (API v2): the same groups per receiver, the same alerts inhibited, the same
+    silenced (a pending silence mutes nothing yet in either) as citybrain."""
+    rounds = 0
+    for seed in range(SEED, SEED + 200):
+        rng = random.Random(seed)
+        cfg = chaingen.config(rng)
+        alerts = [chaingen.alert(rng, f"a-{i}") for i in range(ALERTS)]
+        specs = [chaingen.silence(rng) for _ in range(SILENCES)]
+        if not cfg.get("inhibit_rules"):
+            continue
+        am_file, cb_file = tmp_path / f"am-{seed}.yml", tmp_path / f"cb-{seed}.yaml"
+        am_file.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
+        cb_file.write_text(yaml.safe_dump(chaingen.citybrain(cfg), allow_unicode=True), "utf-8")
+        router, _ = routing_errors(cb_file, chaingen.RECEIVERS)
+        if router is None:
+            continue
+        am = alertmanager_factory(am_file, str(seed))
+        now = time.time()
+        listed = [{k: v for k, v in a.items() if v} for a in alerts]
+        status, answer = am.call(
+            "POST",
+            "/api/v2/alerts",
+            [{"labels": a, "startsAt": _iso(now - 60), "endsAt": _iso(now + 3600)} for a in listed],
+        )
+        assert status == 200, answer
+        ours = []
+        for k, spec in enumerate(specs):
+            silence, why = silence_or_error(spec, k)
+            starts = now + spec["starts_in"]
+            status, answer = am.call(
+                "POST",
+                "/api/v2/silences",
+                {
+                    "matchers": spec["matchers"],
+                    "startsAt": _iso(starts + (5 if spec["starts_in"] > 0 else 0)),
+                    "endsAt": _iso(now + spec["ends_in"]),
+                    "createdBy": "t118",
+                    "comment": "oracle",
+                },
+            )
+            if silence is None:
+                assert status != 200 or "must not match the empty string" in why, (spec, why)
+                if status == 200:  # citybrain's stricter refusal: out of both
+                    am.call("DELETE", f"/api/v2/silence/{answer['silenceID']}")
+                continue
+            assert status == 200, (spec, answer)
+            ours.append(silence)
+        want = _cb_groups(router, listed)
+        deadline = time.monotonic() + 10
+        while (got := _am_groups(am)) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert got == want, (seed, sorted(map(_show, want - got)), sorted(map(_show, got - want)))
+        status, their_alerts = am.call("GET", "/api/v2/alerts")
+        assert status == 200, their_alerts
+        by_id = {a["labels"]["alert_id"]: a["status"] for a in their_alerts}
+        at = time.time()
+        for labels in listed:
+            theirs = by_id[labels["alert_id"]]
+            decision = router.decide(labels, listed, SilenceList(ours), at)
+            silenced = any(s.silences(labels, at) for s in ours)
+            inhibited = router.decide(labels, listed, [], at).mute == "inhibited"
+            assert silenced == bool(theirs["silencedBy"]), (seed, labels, theirs)
+            assert inhibited == bool(theirs["inhibitedBy"]), (seed, labels, theirs)
+            assert (decision.mute is not None) == (silenced or inhibited)
+        am.stop()
+        rounds += 1
+        if rounds == SERVER_ROUNDS:
+            break
+    assert rounds == SERVER_ROUNDS
