@@ -27,11 +27,25 @@ VALUES: dict[str, tuple[str, ...]] = {
     "kind": ("water_level", "pm25", "water.level", "waterXlevel"),
     "severity": ("minor", "major", "critical", "Critical"),
     "district": ("d1", "d2", "Zürich Nord", "d.1"),
-    "category": ('say "hi"', "a,b", "{x}", "back\\slash", "two\nlines", "", " lead"),
+    "category": (
+        'say "hi"',
+        "a,b",
+        "{x}",
+        "back\\slash",
+        "two\nlines",
+        "",
+        " lead",
+        # Line and space characters Python's splitlines() or Go's TrimSpace know.
+        "x\u2028",
+        "\x85",
+        "a\r\nb",
+        "🌊",
+        "x" * 300,
+    ),
     "street": ("Main St", "火警街", "main st", "ü"),
     "source": ("sensor", "citizen", ""),
     "community": ("c1", "c-1", "c.1", "\\d"),
-    "city": ("metro", "Metro", "ΣΑΣ", "σας"),
+    "city": ("metro", "Metro", "ΣΑΣ", "σας", "\u212a", "k", "ß"),
 }
 # Regexes (RE2, as Alertmanager anchors them: ^(?:...)$).
 REGEXES = (
