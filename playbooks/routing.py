@@ -943,6 +943,21 @@ def parse_silence_matchers(text: str) -> list[Matcher]:
     return found
 
 
+def silence_read_apart(entries: Iterable[object]) -> list[str]:
+    """The warnings for a silence request's ``matchers`` (text entries and API v2
+    objects, already accepted by new_silence): one ``matchers[i]: matcher '...' is read
+    as ...`` line per text entry that Alertmanager 0.25 and 0.27's UTF-8 matchers read
+    apart (read_apart), in order; [] when none is. An object is no text to read apart:
+    its value is taken as it is by both, and its stored text escapes every backslash."""
+    warnings: list[str] = []
+    for i, entry in enumerate(entries):
+        if isinstance(entry, str):
+            with read_apart_warnings() as found:
+                parse_silence_matchers(entry)
+            warnings += [f"matchers[{i}]: {line}" for line in found]
+    return warnings
+
+
 def _standalone(matcher: Matcher) -> None:
     """Alertmanager's silences check a regex on its own before wrapping it
     (``silence.ValidateMatcher``: ``regexp.Compile(pattern)``), so ``a)|(b``, which a

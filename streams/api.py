@@ -50,6 +50,7 @@ from playbooks.routing import (
     api_matcher,
     matches_all,
     new_silence,
+    silence_read_apart,
     silence_window,
 )
 from playbooks.schema import parse_duration
@@ -1567,6 +1568,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                         f"matchers[{i}] is {show(m)}, expected matcher text "
                         '(category="noise") or an object {"name", "value", "isRegex", "isEqual"}',
                     )
+            given = list(matchers)
             try:
                 # Alertmanager's API v2 objects ({"name", "value", "isRegex", "isEqual"})
                 # as matcher text: one form from here on, stored and listed.
@@ -1609,6 +1611,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 )
             except (ValueError, RoutingConfigError) as exc:
                 raise ApiError(400, str(exc)) from None
+            # Text entries Alertmanager 0.27's UTF-8 matchers read otherwise, said in the
+            # answer as playbooks check and silences add say them; a key of citybrain's
+            # own, present only when non-empty, so an Alertmanager client sees nothing new.
+            read_apart = silence_read_apart(given)
+            warned = {"warnings": read_apart} if read_apart else {}
             stored = silence.to_dict()
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
@@ -1632,7 +1639,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
                         "other matchers or reason: use a new key for a new silence",
                     )
                 counts = firing_matched(silence, (v for _, v in ctx.firing.items()))
-                return self.json({"silence": earlier, "already": "created", **counts}, status=201)
+                return self.json(
+                    {"silence": earlier, "already": "created", **counts, **warned}, status=201
+                )
             in_force = sum(silence_already_expired(v, now) is None for _, v in ctx.silences.items())
             if in_force >= MAX_SILENCES:
                 raise ApiError(
@@ -1654,7 +1663,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     "silence, not a second one",
                 )
             counts = firing_matched(silence, (v for _, v in ctx.firing.items()))
-            return self.json({"silence": stored, **counts}, status=201)
+            return self.json({"silence": stored, **counts, **warned}, status=201)
 
     @app.page(f"{PREFIX}/silences/{{silence_id}}")
     class SilenceView(ApiView):

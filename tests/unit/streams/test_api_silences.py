@@ -257,3 +257,46 @@ def test_a_new_silence_says_how_many_firing_alerts_it_matches(
     status, doc = post(ctx, [matcher])
     assert status == 201, doc
     assert (doc["firing_matched"], doc["firing"]) == (matched, 2)
+
+
+def test_the_answer_warns_of_a_matcher_alertmanager_0_27_reads_otherwise(ctx: Context) -> None:
+    """t118: a text entry Alertmanager 0.25 and 0.27's UTF-8 matchers read apart is taken
+    as 0.25 reads it (t115) and the answer says so in ``warnings``, as ``silences add``
+    and ``playbooks check`` print it (before, only the worker's log said it); an object
+    and an entry both read alike add nothing, and an answer without a warning has no
+    ``warnings`` key (Alertmanager API clients see the answer they knew). A retry with
+    the same Idempotency-Key answers the same warnings."""
+    entry = 'category="a\\tb"'
+    body = {
+        "matchers": ['kind="pm25"', entry, {"name": "source", "value": "a\\tb", "isRegex": False}],
+        "duration": "1h",
+        "reason": "t118",
+    }
+    register_api(ctx.app, ctx)
+
+    async def go() -> list[tuple[int, dict[str, Any]]]:
+        web_app = ctx.app.web.web_app  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}", "Idempotency-Key": "k1"}
+        async with TestClient(TestServer(web_app)) as client:
+            out = []
+            for _ in range(2):  # created, then the retry's "already: created"
+                resp = await client.post("/api/v1/silences", json=body, headers=headers)
+                out.append((resp.status, await resp.json()))
+                await asyncio.sleep(0.01)
+            # Read alike by both (an object is taken as it is): no warnings key.
+            alike = {**body, "matchers": [body["matchers"][0], body["matchers"][2]]}
+            del headers["Idempotency-Key"]
+            resp = await client.post("/api/v1/silences", json=alike, headers=headers)
+            out.append((resp.status, await resp.json()))
+            return out
+
+    *answers, (status, alike) = asyncio.run(go())
+    assert status == 201 and "warnings" not in alike, alike
+    for status, doc in answers:
+        assert status == 201, doc
+        [warning] = doc["warnings"]
+        assert warning.startswith(
+            f'matchers[1]: matcher {entry!r} is read as category="a\\\\tb", as Alertmanager 0.25'
+        ), warning
+        assert 'but as category="a\\tb" by Alertmanager 0.27' in warning, warning
+    assert answers[1][1]["already"] == "created"

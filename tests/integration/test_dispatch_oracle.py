@@ -1,0 +1,356 @@
+"""citybrain's routing against Alertmanager 0.25's own dispatch, inhibit, silence and
+notify code (``tools/amroute``, built here), on configurations from ``chaingen.py`` (t118).
+
+Per seeded configuration: accepted or refused alike (Alertmanager's ``config.Load``;
+citybrain's documented deliberate refusals aside); then for every alert: the routes it
+takes (their place in the tree and receiver, in order), each route's resolved
+``group_by`` (or ``...``), ``group_wait``, ``group_interval`` and ``repeat_interval``,
+whether the route's notifications are held at each of a few instants (its own
+``mute_time_intervals``/``active_time_intervals``), which alerts share a group on each
+route (citybrain's group key against Alertmanager's route and group labels), whether the
+alert is inhibited by the configuration's other alerts, and which silences (API v2
+matcher objects, read as citybrain's operator API reads them) mute it and which are
+refused. The amroute tool reads a configuration as Alertmanager's config.Load does, the
+code ``amtool check-config`` and the server run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from playbooks.errors import PlaybookError, SilenceError
+from playbooks.loader import routing_errors
+from playbooks.routing import (
+    ALL_LABELS,
+    IndexedFiring,
+    Router,
+    SilenceList,
+    SourceIndex,
+    api_matcher,
+    new_silence,
+)
+from tests.integration import chaingen, gotools
+from tests.integration.test_alertmanager_independent import (
+    _am_groups,
+    _cb_groups,
+    _iso,
+    _show,
+    alertmanager_factory,
+    routes_test,
+)
+
+pytestmark = pytest.mark.integration
+__all__ = ["alertmanager_factory"]  # the fixture, used by name
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "amroute"
+SEED = 118_000_000
+CONFIGS, ALERTS, SILENCES = 200, 12, 4
+# Configurations whose receivers are also asked of amtool 0.25 (the binary): the oracle
+# reads a configuration as the Alertmanager that runs does.
+AMTOOL_CONFIGS = 20
+# citybrain's documented refusals of what Alertmanager accepts (docs/playbooks.md).
+DELIBERATE = ("group_by: [] on a child route", "has no matcher in it")
+
+
+@pytest.fixture(scope="module")
+def amroute(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return gotools.build(TOOL, tmp_path_factory)
+
+
+def oracle(binary: Path, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alertmanager's answers, one per request, from one run of the tool."""
+    done = subprocess.run(
+        [str(binary)],
+        input="".join(json.dumps(r) + "\n" for r in requests),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # Split at line feeds only: an answer may hold U+0085, which splitlines() splits at.
+    return [json.loads(line) for line in done.stdout.split("\n") if line]
+
+
+def ours(router: Router, alerts: list[dict[str, str]], silences: list[Any], request: Any) -> Any:
+    """citybrain's answer in the oracle's shape."""
+    now = time.time()
+    out = []
+    # Alertmanager's API drops a label with an empty value: the alert as it has it.
+    alerts = [{k: v for k, v in a.items() if v} for a in alerts]
+    index = SourceIndex(router.inhibit_rules)
+    for i, labels in enumerate(alerts):
+        index.put(i, labels)
+    book = SilenceList(s for s in silences if s is not None)
+    position = {id(s): k for k, s in enumerate(silences) if s is not None}
+    for i, labels in enumerate(alerts):
+        routes = []
+        for route in router.root.match(labels):
+            routes.append(
+                {
+                    "id": route.id,
+                    "receiver": route.playbook,
+                    "group_by_all": ALL_LABELS in route.group_by,
+                    "group_by": sorted(g for g in route.group_by if g != ALL_LABELS),
+                    "group_wait": route.group_wait,
+                    "group_interval": route.group_interval,
+                    "repeat_interval": route.repeat_interval,
+                    "held": [
+                        bool(
+                            router.time_muted(
+                                route.mute_time_intervals, route.active_time_intervals, at
+                            )
+                        )
+                        for at in request["instants"]
+                    ],
+                    "group_key": route.group_key(labels),
+                }
+            )
+        others = [a for j, a in enumerate(alerts) if j != i]
+        walked = router.decide(labels, others, [], now)
+        # The worker's way: the firing alerts' index of inhibit sources (SourceIndex).
+        indexed = router.decide(labels, IndexedFiring(index, i, others.copy), [], now)
+        inhibited = {walked.mute == "inhibited", indexed.mute == "inhibited"}
+        # Every silence that mutes it, found as the worker finds them (SilenceList); the
+        # decision's is the first.
+        silenced = sorted(
+            position[id(s)] for s in book.candidates(labels) if s.silences(labels, now)
+        )
+        first = router.decide(labels, [], book, now).silenced_by
+        out.append(
+            {
+                "routes": routes,
+                # Both ways must agree: two answers show as neither True nor False.
+                "inhibited": inhibited.pop() if len(inhibited) == 1 else "walked != indexed",
+                "silenced": silenced,
+                "first": None if first is None else position[id(first)],
+            }
+        )
+    return out
+
+
+def silence_or_error(spec: dict[str, Any], k: int) -> tuple[Any, str]:
+    now = time.time()
+    try:
+        # Pending ones start a little later than Alertmanager's, never earlier.
+        return new_silence(
+            f"s-{k}",
+            [api_matcher(o, f"matchers[{j}]") for j, o in enumerate(spec["matchers"])],
+            now + spec["starts_in"] + (5 if spec["starts_in"] > 0 else -5),
+            now + spec["ends_in"],
+            "t118",
+            "oracle",
+        ), ""
+    except SilenceError as exc:
+        return None, str(exc)
+
+
+def compare(
+    seed: int,
+    theirs: dict[str, Any],
+    router: Router | None,
+    errors: list[str],
+    request: dict[str, Any],
+) -> list[str]:
+    if theirs.get("error"):
+        if router is None:
+            return []
+        return [f"seed {seed}: citybrain accepts what Alertmanager refuses: {theirs['error']}"]
+    if router is None:
+        if all(any(d in e for d in DELIBERATE) for e in errors):
+            return []
+        return [f"seed {seed}: citybrain refuses what Alertmanager accepts: {errors[:2]}"]
+    problems = []
+    silences = [silence_or_error(s, k) for k, s in enumerate(request["silences"])]
+    stricter = set()
+    for k, ((ours_s, why), am_why) in enumerate(
+        zip(silences, theirs["silence_errors"], strict=True)
+    ):
+        if (ours_s is None) != bool(am_why):
+            if ours_s is None and "must not match the empty string" in why and "!" in why:
+                stricter.add(k)  # citybrain's documented stricter refusal (!= and !~ count)
+                continue
+            problems.append(
+                f"seed {seed}: silence {k} {request['silences'][k]['matchers']}: "
+                f"citybrain {why or 'accepts'}, Alertmanager {am_why or 'accepts'}"
+            )
+    got = ours(router, request["alerts"], [s for s, _ in silences], request)
+    for i, (mine, want) in enumerate(zip(got, theirs["alerts"], strict=True)):
+        where = f"seed {seed} alert {request['alerts'][i]!r}"
+        shown = [{k: v for k, v in r.items() if k != "group_key"} for r in mine["routes"]]
+        expected = [
+            {k: v for k, v in r.items() if k not in ("key", "group_labels")} for r in want["routes"]
+        ]
+        for r in expected:
+            if r["group_by_all"]:  # the inherited list is kept there, and unused
+                r["group_by"] = []
+        if shown != expected:
+            problems.append(f"{where}: routes: citybrain {shown}, Alertmanager {expected}")
+        if mine["inhibited"] != want["inhibited"]:
+            problems.append(
+                f"{where}: inhibited: citybrain {mine['inhibited']}, "
+                f"Alertmanager {want['inhibited']}"
+            )
+        want["silenced"] = [k for k in want["silenced"] if k not in stricter]
+        if mine["first"] != (want["silenced"] or [None])[0]:
+            problems.append(f"{where}: the decision names silence {mine['first']}")
+        if mine["silenced"] != want["silenced"]:
+            problems.append(
+                f"{where}: silenced by: citybrain {mine['silenced']}, "
+                f"Alertmanager {want['silenced']}"
+            )
+    # Groups: two alerts share one on a route in citybrain exactly when they do in
+    # Alertmanager (the same group labels on the same route).
+    members: dict[str, list[tuple[str, str]]] = {}
+    for mine, want in zip(got, theirs["alerts"], strict=True):
+        for a, b in zip(mine["routes"], want["routes"], strict=False):
+            if a["id"] == b["id"]:
+                am_group = json.dumps(sorted(b["group_labels"].items()))
+                members.setdefault(a["id"], []).append((a["group_key"], am_group))
+    for route_id, pairs in members.items():
+        for x in pairs:
+            for y in pairs:
+                if (x[0] == y[0]) != (x[1] == y[1]):
+                    problems.append(
+                        f"seed {seed} route {route_id}: groups differ: {x[1]} and {y[1]} "
+                        f"are {'one' if x[0] == y[0] else 'two'} group(s) in citybrain"
+                    )
+    return problems
+
+
+def test_routing_agrees_with_alertmanager_dispatch(amroute: Path, tmp_path: Path) -> None:
+    requests: list[dict[str, Any]] = []
+    judged: list[tuple[int, Router | None, list[str]]] = []
+    for seed in range(SEED, SEED + CONFIGS):
+        rng = random.Random(seed)
+        cfg = chaingen.config(rng)
+        request: dict[str, Any] = {
+            "config": yaml.safe_dump(cfg, allow_unicode=True),
+            "alerts": [chaingen.alert(rng, f"a-{i}") for i in range(ALERTS)],
+            "silences": [chaingen.silence(rng) for _ in range(SILENCES)],
+            "instants": chaingen.instants(rng),
+        }
+        path = tmp_path / f"cb-{seed}.yaml"
+        path.write_text(yaml.safe_dump(chaingen.citybrain(cfg), allow_unicode=True), "utf-8")
+        try:
+            router, errors = routing_errors(path, chaingen.RECEIVERS)
+        except PlaybookError as exc:
+            router, errors = None, [str(exc)]
+        requests.append(request)
+        judged.append((seed, router, errors))
+    answers = oracle(amroute, requests)
+    assert len(answers) == CONFIGS
+    problems = []
+    compared = accepted = 0
+    seen: Counter[str] = Counter()
+    for (seed, router, errors), theirs, request in zip(judged, answers, requests, strict=True):
+        problems += compare(seed, theirs, router, errors, request)
+        if router is not None and not theirs.get("error"):
+            accepted += 1
+            compared += ALERTS
+            for alert in theirs["alerts"]:
+                seen.update(
+                    routes=len(alert["routes"]),
+                    continued=len(alert["routes"]) > 1,
+                    deep=any(r["id"].count(".") >= 4 for r in alert["routes"]),
+                    held=any(any(r["held"]) for r in alert["routes"]),
+                    inhibited=alert["inhibited"],
+                    silenced=bool(alert["silenced"]),
+                )
+        if accepted <= AMTOOL_CONFIGS and router is not None and not theirs.get("error"):
+            am_file = tmp_path / f"am-{seed}.yml"
+            am_file.write_text(request["config"], "utf-8")
+            for labels, want in zip(request["alerts"], theirs["alerts"], strict=True):
+                listed = {k: v for k, v in labels.items() if v}
+                assert routes_test(am_file, listed) == [r["receiver"] for r in want["routes"]]
+    assert not problems, f"{len(problems)} disagreements:\n" + "\n".join(problems[:25])
+    # Most configurations are accepted by both, so the alerts are compared, and each
+    # shape is met: continue chains to depth 4 and more, holds, inhibition, silences.
+    assert accepted >= CONFIGS * 0.8 and compared >= 2000, (accepted, compared)
+    assert min(seen[k] for k in ("continued", "deep", "held", "inhibited", "silenced")) >= 40, seen
+
+
+SERVER_ROUNDS = 25
+
+
+def test_rounds_on_a_running_alertmanager(tmp_path: Path, alertmanager_factory: Any) -> None:
+    """The oracle's code as the server runs it: configurations of the generator that
+    carry inhibit rules, their 12 alerts and 4 silences posted to a running Alertmanager
+    0.25 (API v2): the same groups per receiver, the same alerts inhibited, the same
+    silenced (a pending silence mutes nothing yet in either) as citybrain."""
+    rounds = 0
+    for seed in range(SEED, SEED + 200):
+        rng = random.Random(seed)
+        cfg = chaingen.config(rng)
+        alerts = [chaingen.alert(rng, f"a-{i}") for i in range(ALERTS)]
+        specs = [chaingen.silence(rng) for _ in range(SILENCES)]
+        if not cfg.get("inhibit_rules"):
+            continue
+        am_file, cb_file = tmp_path / f"am-{seed}.yml", tmp_path / f"cb-{seed}.yaml"
+        am_file.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
+        cb_file.write_text(yaml.safe_dump(chaingen.citybrain(cfg), allow_unicode=True), "utf-8")
+        router, _ = routing_errors(cb_file, chaingen.RECEIVERS)
+        if router is None:
+            continue
+        am = alertmanager_factory(am_file, str(seed))
+        now = time.time()
+        listed = [{k: v for k, v in a.items() if v} for a in alerts]
+        status, answer = am.call(
+            "POST",
+            "/api/v2/alerts",
+            [{"labels": a, "startsAt": _iso(now - 60), "endsAt": _iso(now + 3600)} for a in listed],
+        )
+        assert status == 200, answer
+        ours = []
+        for k, spec in enumerate(specs):
+            silence, why = silence_or_error(spec, k)
+            starts = now + spec["starts_in"]
+            status, answer = am.call(
+                "POST",
+                "/api/v2/silences",
+                {
+                    "matchers": spec["matchers"],
+                    "startsAt": _iso(starts + (5 if spec["starts_in"] > 0 else 0)),
+                    "endsAt": _iso(now + spec["ends_in"]),
+                    "createdBy": "t118",
+                    "comment": "oracle",
+                },
+            )
+            if silence is None:
+                assert status != 200 or "must not match the empty string" in why, (spec, why)
+                if status == 200:  # citybrain's stricter refusal: out of both
+                    am.call("DELETE", f"/api/v2/silence/{answer['silenceID']}")
+                continue
+            assert status == 200, (spec, answer)
+            ours.append(silence)
+        want = _cb_groups(router, listed)
+        deadline = time.monotonic() + 10
+        while (got := _am_groups(am)) != want and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert got == want, (seed, sorted(map(_show, want - got)), sorted(map(_show, got - want)))
+        status, their_alerts = am.call("GET", "/api/v2/alerts")
+        assert status == 200, their_alerts
+        by_id = {a["labels"]["alert_id"]: a["status"] for a in their_alerts}
+        at = time.time()
+        for labels in listed:
+            theirs = by_id[labels["alert_id"]]
+            decision = router.decide(labels, listed, SilenceList(ours), at)
+            silenced = any(s.silences(labels, at) for s in ours)
+            inhibited = router.decide(labels, listed, [], at).mute == "inhibited"
+            assert silenced == bool(theirs["silencedBy"]), (seed, labels, theirs)
+            assert inhibited == bool(theirs["inhibitedBy"]), (seed, labels, theirs)
+            assert (decision.mute is not None) == (silenced or inhibited)
+        am.stop()
+        rounds += 1
+        if rounds == SERVER_ROUNDS:
+            break
+    assert rounds == SERVER_ROUNDS
