@@ -4,10 +4,12 @@ differential tests' oracle): the Go toolchain, and a build with modules from the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,3 +47,23 @@ def build(tool: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert built.returncode == 0, built.stderr
     return binary
+
+
+def ask(binary: Path, requests: list[Any], timeout: float) -> list[Any]:
+    """One run of a reference program: ``requests`` as JSON lines on its stdin, its
+    answers, one JSON line each, in order (the program's stderr is the assertion's
+    message if it fails or answers another number of lines). Split at line feeds only:
+    Go's JSON leaves U+0085 and U+2028 unescaped in an answer, and ``splitlines()``
+    split there (t118: an answer holding U+0085 failed to read)."""
+    done = subprocess.run(
+        [str(binary)],
+        input="".join(json.dumps(r) + "\n" for r in requests),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.split("\n") if line]
+    assert len(lines) == len(requests), done.stderr
+    return [json.loads(line) for line in lines]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -68,17 +67,7 @@ def amroute(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def oracle(binary: Path, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Alertmanager's answers, one per request, from one run of the tool."""
-    done = subprocess.run(
-        [str(binary)],
-        input="".join(json.dumps(r) + "\n" for r in requests),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    # Split at line feeds only: an answer may hold U+0085, which splitlines() splits at.
-    return [json.loads(line) for line in done.stdout.split("\n") if line]
+    return gotools.ask(binary, requests, timeout=300)
 
 
 def ours(router: Router, alerts: list[dict[str, str]], silences: list[Any], request: Any) -> Any:

@@ -53,17 +53,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def readings(binary: Path, entries: list[str]) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [str(binary)],
-        input="".join(json.dumps(e) + "\n" for e in entries),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    lines = done.stdout.splitlines()
-    assert len(lines) == len(entries), done.stderr
-    return [json.loads(line) for line in lines]
+    return gotools.ask(binary, entries, timeout=120)
 
 
 def _reading(answer: dict[str, Any]) -> list[tuple[str, str, str]] | None:
