@@ -444,7 +444,7 @@ def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
         run_id = path.split("/")[2]
         return f"; see the run's report ids with `{api_command('runs', 'show', run_id, url=url)}`"
     listing = "silences" if path.startswith("/silences") else "runs"
-    if path.split("?")[0] in ("/runs", "/silences"):
+    if path.split("?")[0] in ("/runs", "/silences", "/alerts"):
         # A list has no id to check: the API itself is not where --url points.
         return (
             "; no operator API there: --url takes the worker's base URL "
