@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from citybrain.cli.api import _api, _print_json, api_command
+from citybrain.cli.api import _api, _print_json, api_command, listed
 from citybrain.cli.base import EXIT_OK
 from citybrain.text import cell, counted, display_width, pad
 
@@ -62,10 +62,11 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     document (``{"firing": [{label: value, …}, …]}``) as it is. Exit 0; the API's
     refusals and an unreachable worker are ``CliError`` (1, 3) as for ``runs``."""
     doc = _api(args, "GET", "/alerts")
+    alerts = listed(doc, "firing", args.url, "/alerts")  # a worker's, even for --json
     if args.json:
         _print_json(doc)
         return EXIT_OK
-    firing = [a for a in doc.get("firing", []) if isinstance(a, dict)]
+    firing = [a for a in alerts if isinstance(a, dict)]
     print(alerts_headline(len(firing), args.url))
     if firing:
         print(alerts_table(firing))

@@ -18,7 +18,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
-from citybrain.cli import EXIT_OK, main
+from citybrain.cli import EXIT_FAILED, EXIT_OK, main
 from tests.integration.test_pipeline import docs, steps_of
 from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline, scrape_sum
 
@@ -269,6 +269,11 @@ def test_an_alert_still_firing_when_its_silence_ends_gets_a_run_once(
         listed = capsys.readouterr().out
         assert f"{len(alerts['firing'])} alerts firing now" in listed
         assert all(a in listed for a in quiet) and "Noise - Vehicle" in listed
+        # The stack's Prometheus has an /api/v1/alerts of its own: refused, not "0 alerts".
+        prometheus = f"http://127.0.0.1:{p.settings.prometheus_port}"
+        argv = ["alerts", "list", "--url", prometheus, "--token", OPERATOR_TOKEN]
+        assert main(argv) == EXIT_FAILED
+        assert "no citybrain worker there" in capsys.readouterr().err
     finally:
         worker.stop()
     # Restarted, the worker recovers the firing alerts and what was routed: no second run.

@@ -136,3 +136,49 @@ def test_a_word_for_a_choice_by_its_meaning_is_pointed_to_it(
     err = capsys.readouterr().err
     assert f"invalid choice: {argv[-1]!r} {meant}" in err, err
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "path", "key"),
+    [
+        (["alerts", "list"], "/api/v1/alerts", "firing"),
+        (["alerts", "list", "--json"], "/api/v1/alerts", "firing"),
+        (["runs", "list"], "/api/v1/runs", "runs"),
+        (["runs", "list", "--json"], "/api/v1/runs", "runs"),
+        (["silences", "list"], "/api/v1/silences", "silences"),
+    ],
+)
+@pytest.mark.parametrize(
+    ("answer", "had"),
+    [
+        # Prometheus's own /api/v1/alerts, Alertmanager 0.25's /api/v1/silences.
+        ({"status": "success", "data": {"alerts": []}}, "an object with keys 'status', 'data'"),
+        ({"status": "success", "data": []}, "an object with keys 'status', 'data'"),
+        ([], "JSON that is no object"),
+    ],
+)
+def test_a_listing_answered_by_another_server_is_no_empty_list(
+    argv: list[str],
+    path: str,
+    key: str,
+    answer: Any,
+    had: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t116's walk: `alerts list --url` at the stack's Prometheus, which has an
+    /api/v1/alerts of its own, said "0 alerts firing now", exit 0; `runs list` and
+    `silences list` at a server answering so said "0 runs" / "0 silences"."""
+
+    def serve(method: str, got: str, body: Any) -> tuple[int, Any]:
+        return 200, answer
+
+    with json_api(serve) as url:
+        assert main([*argv, "--url", url, "--token", "t"]) == EXIT_FAILED
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"citybrain: the server at {url} answered GET {path} with {had}, not the operator "
+        f'API\'s "{key}" list: no citybrain worker there (Prometheus and Alertmanager have '
+        "an /api/v1 of their own); --url takes the worker's base URL (scheme, host and "
+        "port, e.g. http://127.0.0.1:16066)\n"
+    )
