@@ -1528,6 +1528,8 @@ def _run_demo(
             f"  {command_line('runs', 'show', 'RUN_ID', only=api)}\n"
             f"  {command_line('runs', 'ack', 'RUN_ID', '--note', 'on my way', only=api)}\n"
             f"  {command_line('silences', 'list', only=api)}\n"
+            f"  {command_line('alerts', 'list', only=api)}"
+            "   # the alerts firing now (those that ended: their runs)\n"
             "The operator token may list, acknowledge, resolve and add silences; escalate, "
             "cancel, approve and expiring a silence need the coordinator token: "
             f"--token $(cat {_shown(files.coordinator_token)}).\n"

@@ -148,17 +148,21 @@ class DashboardPusher:
     # -- HTTP policy -----------------------------------------------------------------
     def _get(self, what: str, fetch: Callable[[], Any]) -> Any:
         """The object, None when Grafana says it does not exist. A server whose 404 or
-        200 is no JSON object is not a Grafana (a Prometheus answers "404 page not
-        found"): PushError saying so, not "Grafana answered 404"."""
+        200 is no JSON object, or whose 404 has no "message" (Grafana's word for why), is
+        not a Grafana (a Prometheus answers "404 page not found", citybrain's worker
+        ``{"error": …}``): PushError saying so, not "Grafana answered 404"."""
         try:
             found = self._call(what, fetch)
         except PushError as exc:
             cause = exc.__cause__
             if getattr(cause, "status_code", None) == 404:
                 answer = getattr(cause, "response", None)
-                if not isinstance(answer, dict):
+                # Grafana says why in "message"; t116: citybrain's own worker at --url
+                # (its 404 a JSON object with "error") was reported as "Grafana answered".
+                if not isinstance(answer, dict) or "message" not in answer:
+                    shown = answer.get("error", answer) if isinstance(answer, dict) else answer
                     raise PushError(
-                        f"{what}: the server answered 404 {_brief(answer)}: {NOT_GRAFANA}"
+                        f"{what}: the server answered 404 {_brief(shown)}: {NOT_GRAFANA}"
                     ) from cause
                 return None
             raise
@@ -186,8 +190,8 @@ class DashboardPusher:
 
 
 NOT_GRAFANA = (
-    "this is not a Grafana, whose HTTP API answers in JSON objects: check --url (Grafana's "
-    "own address, e.g. http://127.0.0.1:3000)"
+    "this is not a Grafana, whose HTTP API answers in JSON objects (an error's reason in "
+    '"message"): check --url (Grafana\'s own address, e.g. http://127.0.0.1:3000)'
 )
 
 

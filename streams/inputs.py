@@ -83,6 +83,8 @@ def unreadable(
         if why != NO_SUCH_FILE:
             return why
         hint = placeholder(path, "a file") or near_sibling(path, Path.is_file)
+        if not hint and not missing:
+            hint = shipped(expects)
         return why + hint + (f" {missing}" if missing else "")
     try:
         with path.open("rb") as fh:
@@ -355,6 +357,32 @@ def own_file_role(path: Path) -> tuple[str, str, str] | None:
         ):
             return role, what, takes
     return None
+
+
+def shipped(expects: Collection[str], shown: int = 3) -> str:
+    """`` (the checkout's: '/…/datasets/grid.yaml')``: the checkout's own files of the
+    first role in ``expects`` (``EXPECTED``'s keys), by absolute path, at most ``shown``
+    then how many more; "" when it ships none. t116's walk: `rehearse --units x` and
+    `demo --grid x` said only "no such file", with no word of the files the checkout has
+    for them (`playbooks check DIR` named the library's)."""
+    if not expects:
+        return ""
+    role = next(iter(expects))
+    patterns = [pattern for pattern, own_role, _, _ in _OWN_FILES if own_role == role]
+    if len(patterns) != 1:
+        # None shipped, or in several places (the library's playbooks and the
+        # rehearsal's): which fits is the command's to say.
+        return ""
+    found = [
+        f
+        for f in sorted(CHECKOUT.glob(patterns[0]))
+        if f.is_file() and (own_file_role(f) or ("",))[0] == role
+    ]
+    if not found:
+        return ""
+    named = ", ".join(repr(str(f)) for f in found[:shown])
+    more = f" and {len(found) - shown} more" if len(found) > shown else ""
+    return f" (the checkout's: {named}{more})"
 
 
 def mistaken(path: Path, expects: Collection[str]) -> str:

@@ -181,6 +181,31 @@ def _api(
         ) from None
 
 
+def listed(doc: Any, key: str, url: str | None, path: str) -> list[Any]:
+    """``doc[key]``: the list a listing GET of the operator API answers (``runs``,
+    ``silences``, ``firing``), once ``doc`` is seen to be the operator API's, a JSON
+    object whose ``key`` is a list. Else CliError (status 1) naming the server and what
+    it answered instead (t116: ``alerts list --url`` at a Prometheus, whose own
+    ``/api/v1/alerts`` answers ``{"status", "data"}``, said "0 alerts firing now", exit
+    0; an Alertmanager 0.25's ``/api/v1/silences`` would have been "0 silences")."""
+    if isinstance(doc, dict) and isinstance(doc.get(key), list):
+        return list(doc[key])
+    if isinstance(doc, dict):
+        keys = list(doc)
+        had = "an object with " + (
+            "no keys" if not keys else "keys " + ", ".join(repr(str(k)[:40]) for k in keys[:6])
+        )
+    else:
+        had = "JSON that is no object"
+    raise CliError(
+        f"the server at {api_base(url)} answered GET /api/v1{path} with {had}, not the "
+        f'operator API\'s "{key}" list: no citybrain worker there (Prometheus and '
+        "Alertmanager have an /api/v1 of their own); --url takes the worker's base URL "
+        "(scheme, host and port, e.g. http://127.0.0.1:16066)",
+        EXIT_FAILED,
+    )
+
+
 def same_action_again(args: argparse.Namespace, key: str, given_key: str | None) -> str:
     """The hint to retry an action whose outcome is unknown as the same action: the
     command again with its Idempotency-Key (the token left out, as everywhere)."""
@@ -444,7 +469,7 @@ def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
         run_id = path.split("/")[2]
         return f"; see the run's report ids with `{api_command('runs', 'show', run_id, url=url)}`"
     listing = "silences" if path.startswith("/silences") else "runs"
-    if path.split("?")[0] in ("/runs", "/silences"):
+    if path.split("?")[0] in ("/runs", "/silences", "/alerts"):
         # A list has no id to check: the API itself is not where --url points.
         return (
             "; no operator API there: --url takes the worker's base URL "

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from citybrain.cli.alerts import cmd_alerts
 from citybrain.cli.base import (
     EXIT_USAGE,
     MAX_DEADLETTER_LIMIT,
@@ -133,6 +134,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 # mean --json?", `silences add --note x` nothing): each names the others.
 _TEXT_OPTIONS = ("--note", "--reason", "--comment")
 _SAME_MEANING = {o: tuple(x for x in _TEXT_OPTIONS if x != o) for o in _TEXT_OPTIONS}
+
+# Words a newcomer types for a choice by its meaning, not its spelling (t116: `stack start`
+# was asked "did you mean 'status'?", the closest spelling; `stack stop` got every choice).
+_SYNONYMS = {
+    "start": "up",
+    "stop": "down",
+    "shutdown": "down",
+}
+# Words typed as a command that are one of the top parser's options.
+_OPTION_WORDS = {"version": "--version", "-version": "--version"}
 
 
 def _nested(action: argparse.Action, value: str) -> list[str]:
@@ -262,6 +273,23 @@ class Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(
                 action, f"invalid choice: {value!r} (did you mean --help?)"
             )
+        meant = _SYNONYMS.get(value.lower()) if isinstance(value, str) else None
+        if meant is not None and meant in choices:
+            # Before closeness: `stack start` is nearest 'status' by its letters.
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (did you mean {meant!r}?)"
+            )
+        if subcommand and isinstance(value, str):
+            option = _OPTION_WORDS.get(value.lower())
+            if option is not None and option in self._option_string_actions:
+                raise argparse.ArgumentError(
+                    action, f"invalid choice: {value!r} (did you mean {option}?)"
+                )
+            if meant is not None and _nested(action, meant):
+                value_meant = " or ".join(repr(name) for name in _nested(action, meant))
+                raise argparse.ArgumentError(
+                    action, f"invalid choice: {value!r} (did you mean {value_meant}?)"
+                )
         nested = _nested(action, value) if subcommand and isinstance(value, str) else []
         if nested:
             # t91: the README's `playbooks check [DIR]` / `route-test …` row led a newcomer
@@ -873,6 +901,18 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(a, changes=True)
     a.set_defaults(func=cmd_runs)
+
+    p = command(sub, "alerts", "list the alerts firing now through the operator API")
+    asub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lst = command(
+        asub,
+        "list",
+        "list the alerts firing now as a table, worst first (one that ended is listed no "
+        "more: its run keeps it, as runs show RUN_ID lists)",
+    )
+    lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
+    api_options(lst)
+    lst.set_defaults(func=cmd_alerts)
 
     p = command(sub, "silences", "list, add or expire silences through the operator API")
     ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -18,6 +18,7 @@ from citybrain.cli.api import (
     _segment,
     api_command,
     api_now,
+    listed,
 )
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _zone, given_argv
 from citybrain.text import cell, counted, display_width, pad
@@ -402,6 +403,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     if args.action == "list":
         doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
+        listed(doc, "runs", args.url, "/runs")  # a worker's answer, even for --json
     elif args.action == "show":
         doc = _api(args, "GET", f"/runs/{_segment(args.run_id)}")
     elif args.action == "answer":
@@ -417,7 +419,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return EXIT_OK
     now, names = api_now(), _cell_names()
     if args.action == "list":
-        runs = doc.get("runs", [])
+        runs = listed(doc, "runs", args.url, "/runs")
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
         hints = (
             not_advancing_hint(runs, args.url),

@@ -12,7 +12,7 @@ from citybrain.text import cell, counted, display_width, pad
 if TYPE_CHECKING:
     from playbooks.grid import Grid
 
-from citybrain.cli.api import _api, _print_json, _segment, api_command, api_now
+from citybrain.cli.api import _api, _print_json, _segment, api_command, api_now, listed
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _settings, _zone
 
 
@@ -191,6 +191,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
         warnings += _grid_silence_warnings(args.matcher)
     if args.action == "list":
         doc = _api(args, "GET", "/silences")
+        listed(doc, "silences", args.url, "/silences")  # a worker's answer, even for --json
     elif args.action == "expire":
         doc = _api(args, "DELETE", f"/silences/{_segment(args.silence_id)}")
     else:
@@ -208,7 +209,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
         return EXIT_OK
     now = api_now()
     if args.action == "list":
-        silences = doc.get("silences", [])
+        silences = listed(doc, "silences", args.url, "/silences")
         active = sum(_silence_state(x, now) == "active" for x in silences)
         print(
             f"{counted(len(silences), 'silence')}, {active} active; times in local time ({_zone()})"

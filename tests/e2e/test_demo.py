@@ -194,6 +194,17 @@ def test_demo_says_how_to_reach_its_runs_and_stop_everything(demo: dict[str, Any
     )
     assert wrong.returncode == 1
     assert "HTTP 401: unknown bearer token" in wrong.stderr
+    # t116: the alerts have a command, printed with the others, and it works as printed.
+    assert re.search(r"\S+/citybrain alerts list   # the alerts firing now", out), out[-3000:]
+    alerts = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "alerts", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert alerts.returncode == 0, alerts.stderr
+    assert " firing now (an alert that ended is listed no more" in alerts.stdout.splitlines()[0]
     # The demo writes an operator and a coordinator token.
     assert "operator API open on /api/v1 with 2 token(s)" in files.log.read_text()
 

@@ -18,6 +18,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 
+from citybrain.cli import EXIT_FAILED, EXIT_OK, main
 from tests.integration.test_pipeline import docs, steps_of
 from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline, scrape_sum
 
@@ -225,7 +226,9 @@ def audited(messages: list[Any], action: str) -> list[str]:
     return sorted(d["alert_id"] for d in docs(messages) if d.get("action") == action)
 
 
-def test_an_alert_still_firing_when_its_silence_ends_gets_a_run_once(pipeline: Pipeline) -> None:
+def test_an_alert_still_firing_when_its_silence_ends_gets_a_run_once(
+    pipeline: Pipeline, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Trial 10: 8 burst alerts stayed firing with no run 10 minutes after their silence
     expired (a real Alertmanager notified them within seconds)."""
     p = mute_pipeline(pipeline)
@@ -260,6 +263,17 @@ def test_an_alert_still_firing_when_its_silence_ends_gets_a_run_once(pipeline: P
         status, alerts = p.api("GET", "/alerts", OPERATOR_TOKEN)
         assert status == 200
         assert {a["alert_id"] for a in alerts["firing"]} >= set(quiet)
+        # `citybrain alerts list` shows them from the real worker (t116: no command had them).
+        url = f"http://127.0.0.1:{port}"
+        assert main(["alerts", "list", "--url", url, "--token", OPERATOR_TOKEN]) == EXIT_OK
+        listed = capsys.readouterr().out
+        assert f"{len(alerts['firing'])} alerts firing now" in listed
+        assert all(a in listed for a in quiet) and "Noise - Vehicle" in listed
+        # The stack's Prometheus has an /api/v1/alerts of its own: refused, not "0 alerts".
+        prometheus = f"http://127.0.0.1:{p.settings.prometheus_port}"
+        argv = ["alerts", "list", "--url", prometheus, "--token", OPERATOR_TOKEN]
+        assert main(argv) == EXIT_FAILED
+        assert "no citybrain worker there" in capsys.readouterr().err
     finally:
         worker.stop()
     # Restarted, the worker recovers the firing alerts and what was routed: no second run.

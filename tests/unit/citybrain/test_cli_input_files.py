@@ -358,11 +358,17 @@ def test_a_relative_path_missing_in_the_checkout_too_is_said_as_before(
 ) -> None:
     tmp, env = place
     monkeypatch.chdir(tmp)
+    # No "did you mean" of a file that is not there either; since t116 the checkout's own
+    # feeds are named, as for any missing input of a role the checkout ships.
+    shipped = f" (the checkout's: {str(REPO / 'datasets/aarhus_traffic_2014-08.csv.gz')!r}, "
     proc = run_in_process(["replay", "datasets/nothing-here.csv"], env)
-    assert proc.stderr == "citybrain: FILE 'datasets/nothing-here.csv': no such file\n"
+    said = "citybrain: FILE 'datasets/nothing-here.csv': no such file"
+    assert proc.stderr.startswith(said + shipped), proc.stderr
+    assert "did you mean" not in proc.stderr
     monkeypatch.chdir(REPO)
     proc = run_in_process(["replay", "datasets/nothing-here.csv"], env)
-    assert proc.stderr == "citybrain: FILE 'datasets/nothing-here.csv': no such file\n"
+    assert proc.stderr.startswith(said + shipped), proc.stderr
+    assert "did you mean" not in proc.stderr
 
 
 @pytest.mark.parametrize("key", list(INPUTS), ids=[" ".join(k[0]) + f" {k[1]}" for k in INPUTS])
@@ -609,3 +615,45 @@ def test_a_valid_check_names_every_file_it_checked_in_full(
     s = Settings()
     assert f" in {library / 'playbooks'}, " in out, out
     assert f", {Path(s.routing_file).resolve()} and {Path(s.grid_file).resolve()} are valid" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named", "shipped"),
+    [
+        (["rehearse", "--units", "u", "--incidents", "i"], {}, "--units 'u'", "units-nyc.yaml"),
+        (["demo", "--grid", "g"], {}, "--grid 'g'", "datasets/grid.yaml"),
+        (["playbooks", "check", "--routing", "r"], {}, "--routing 'r'", "routing.yaml"),
+        (["replay", "f.csv"], {}, "FILE 'f.csv'", "nyc311_2024-05-26.csv.gz"),
+        (
+            ["playbooks", "check"],
+            {"CITYBRAIN_GRID_FILE": "g"},
+            "CITYBRAIN_GRID_FILE is 'g'",
+            "grid",
+        ),
+    ],
+)
+def test_a_missing_input_names_the_files_the_checkout_ships_for_it(
+    argv: list[str],
+    env: dict[str, str],
+    named: str,
+    shipped: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t116's walk: `rehearse --units u` and `demo --grid g` said only "no such file",
+    with no word of the units profile or grid the checkout has for them (the shipped
+    files are named in help examples only). Now the checkout's files of that role are
+    named, by absolute path, at most three and how many more; a feed list leaves out the
+    classifier's training data, which no command takes."""
+    from citybrain.cli import main
+
+    monkeypatch.chdir(tmp_path)  # nothing close there, nothing the checkout has either
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    start = err.index(named)
+    said = err[start:].split(";")[0]
+    assert said.startswith(f"{named}: no such file (the checkout's: '{REPO}/"), err
+    assert shipped in said and "incident_departments" not in said

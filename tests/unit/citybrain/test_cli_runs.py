@@ -8,6 +8,7 @@ import io
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -423,12 +424,15 @@ def test_an_api_hint_carries_only_the_settings_the_command_reads(
 
 
 def test_an_unreachable_url_is_answered_with_a_worker_there(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv("CITYBRAIN_WORKER_PORT", raising=False)
+    # A run directory with no demo: a demo left running on this machine's default one
+    # (t116's walk) made the hint name its worker instead, as it should for a user.
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
     assert main(["runs", "list", "--token", "t", "--url", "http://127.0.0.1:1"]) != EXIT_OK
     err = capsys.readouterr().err
-    assert "start one on port 1 (`CITYBRAIN_WORKER_PORT=1 " in err
+    assert "start one on port 1 (`" in err and " CITYBRAIN_WORKER_PORT=1 " in err
     assert "16066" not in err
     assert main(["runs", "list", "--token", "t", "--url", "http://worker.invalid:1"]) != EXIT_OK
     assert "check --url, or that the worker on worker.invalid runs" in capsys.readouterr().err

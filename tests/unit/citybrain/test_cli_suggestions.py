@@ -287,7 +287,7 @@ NESTED = _nested_names()
 def test_the_nested_walk_reaches_the_readme_s_actions() -> None:
     assert NESTED["route-test"] == ["playbooks route-test"]
     assert NESTED["up"] == ["stack up"]
-    assert sorted(NESTED["list"]) == ["runs list", "silences list"]
+    assert sorted(NESTED["list"]) == ["alerts list", "runs list", "silences list"]
 
 
 @pytest.mark.parametrize("name", sorted(NESTED))

@@ -178,7 +178,7 @@ def _alternatives(mention: str) -> list[str]:
 
 def test_a_command_the_cli_lacks_is_found() -> None:
     parser = build_parser()
-    assert _check_mention(parser, "alerts") == "citybrain : no command 'alerts'"
+    assert _check_mention(parser, "logs") == "citybrain : no command 'logs'"
     assert _check_mention(parser, "runs list --status S") is None
     assert _check_mention(parser, "runs list --bogus") is not None
     assert _check_mention(parser, "COMMAND --help") is None

@@ -30,6 +30,12 @@ def _pusher(answer: object, status: int | None) -> DashboardPusher:
         ("404 page not found\n", 404, "the server answered 404 '404 page not found'"),
         ("", 404, "the server answered 404 with an empty body"),
         ("<html><body>hello</body></html>", None, "the server answered '<html><body>hello"),
+        # citybrain's own worker at --url (t116's walk: "Grafana answered 404: …").
+        (
+            {"error": "no such path '/api/folders': the operator API's paths are /api/v1/runs"},
+            404,
+            "the server answered 404 \"no such path '/api/folders': the operator API's",
+        ),
     ],
 )
 def test_a_server_that_is_not_a_grafana_is_said_to_be_so(
