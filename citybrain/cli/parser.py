@@ -144,6 +144,27 @@ _SYNONYMS = {
 }
 # Words typed as a command that are one of the top parser's options.
 _OPTION_WORDS = {"version": "--version", "-version": "--version"}
+# Words typed as a command for what citybrain keeps as files (t116: `citybrain logs`
+# listed every command, and the worker's log path was only in the demo's lines).
+_FILE_WORDS = frozenset({"logs", "log"})
+
+
+def logs_hint() -> str:
+    """Where the logs are, under this shell's run directory (CITYBRAIN_RUN_DIR, else
+    CITYBRAIN_HOME/run), as a hint for `citybrain logs`: the demo's worker, then each
+    service of the stack (docs/operations.md lists the run directory)."""
+    import os
+
+    from citybrain.commands import _run_dir
+
+    run = _run_dir(os.environ).expanduser().absolute()
+    return (
+        f"the logs are files: the demo's worker {run / 'demo' / 'worker.log'}, Kafka "
+        f"{run / 'kafka' / 'logs' / 'server.log'}, Prometheus "
+        f"{run / 'prometheus' / 'prometheus.log'}, Mosquitto "
+        f"{run / 'mosquitto' / 'mosquitto.log'}; follow one with "
+        f"`tail -f {run / 'demo' / 'worker.log'}`"
+    )
 
 
 def _nested(action: argparse.Action, value: str) -> list[str]:
@@ -279,6 +300,9 @@ class Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(
                 action, f"invalid choice: {value!r} (did you mean {meant!r}?)"
             )
+        top = self.prog == "citybrain"
+        if top and subcommand and isinstance(value, str) and value.lower() in _FILE_WORDS:
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} ({logs_hint()})")
         if subcommand and isinstance(value, str):
             option = _OPTION_WORDS.get(value.lower())
             if option is not None and option in self._option_string_actions:

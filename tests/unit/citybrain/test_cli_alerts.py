@@ -138,6 +138,25 @@ def test_a_word_for_a_choice_by_its_meaning_is_pointed_to_it(
     assert len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("word", ["logs", "log", "Logs"])
+def test_logs_typed_as_a_command_names_the_log_files_under_this_shells_run_directory(
+    word: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # t116's walk: `citybrain logs` listed every command; the worker's log path was said
+    # only in the demo's closing lines.
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    assert main([word]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    for log in ("demo/worker.log", "kafka/logs/server.log", "prometheus/prometheus.log"):
+        assert str(tmp_path / log) in err, err
+    assert f"`tail -f {tmp_path / 'demo/worker.log'}`" in err
+    assert "choose from" not in err
+
+
 @pytest.mark.parametrize(
     ("argv", "path", "key"),
     [
