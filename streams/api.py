@@ -518,6 +518,31 @@ def refused(run: Run, action: str) -> str | None:
 MAX_SHOWN_ID = 200
 
 
+# The request headers a view reads as text or passes on to another worker: each must be
+# UTF-8 (aiohttp keeps a byte that is not as a lone surrogate, which hashing the key, or
+# writing the header again to pass the request on, could not encode: a 500, t117).
+TEXT_REQUEST_HEADERS = ("Content-Type", "Idempotency-Key")
+
+
+def header_fault(headers: Mapping[str, str]) -> str | None:
+    """Why one of ``TEXT_REQUEST_HEADERS`` cannot be read (its first byte that is not
+    UTF-8, named with the header and its value as sent), or None."""
+    for name in TEXT_REQUEST_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            sent = value.encode("utf-8", "surrogateescape")
+            byte = value[exc.start].encode("utf-8", "surrogateescape")
+            return (
+                f"header {name!r} is {show(sent)}: byte 0x{byte.hex().upper()} is not UTF-8 "
+                "(send the header as UTF-8 text; ASCII is safest)"
+            )
+    return None
+
+
 def shown_id(text: str) -> str:
     """``text`` (a run or silence id from a request) quoted as an answer shows it: whole
     up to ``MAX_SHOWN_ID`` characters, else its start and its length."""
@@ -1051,6 +1076,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
             )
             raise ApiError(*reason)
         assert principal is not None
+        # Before any view reads them or passes the request on to another worker.
+        bad_header = header_fault(request.headers)
+        if bad_header is not None:
+            raise ApiError(400, bad_header)
         return principal
 
     async def body(
