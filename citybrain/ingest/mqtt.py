@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -24,7 +25,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import paho.mqtt.properties as paho_properties
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -44,6 +47,30 @@ SESSION_EXPIRY = 7 * 24 * 3600  # the broker keeps a stopped ingest's queue for 
 SESSION_TAKEN_OVER = 142  # MQTT 5 reason code 0x8E
 # A connection dropped this soon after it was made counts towards "taken over".
 QUICK_DROP = 5.0
+
+
+def read_property_text(buffer: bytes, maxlen: int) -> tuple[str, int]:
+    """An MQTT 5 UTF-8 string property at the start of ``buffer`` -> (its text, the bytes
+    it took, 2 + its length), as paho's ``properties.readUTF`` reads it, without refusing
+    the text: paho raised ``MalformedPacket`` for U+FEFF (a BOM, which MQTT 5 says must
+    be kept, MQTT-1.5.4-3, and Mosquitto forwards) and U+0000, and ``UnicodeDecodeError``
+    for a byte that is not UTF-8; raised while the PUBLISH was read, before any callback,
+    it dropped the connection, and on the persistent session the broker sent the same
+    message again at each reconnect: one message's user property stopped every message
+    after it (t117). A byte that is not UTF-8 is kept as its escape (``\\xff``), as a
+    topic's (``topic_text``). Raises paho's ``MalformedPacket`` for a length past the
+    packet, as paho does."""
+    if maxlen < 2:
+        raise MalformedPacket("Not enough data to read string length")
+    (length,) = struct.unpack("!H", buffer[:2])
+    if length > maxlen - 2:
+        raise MalformedPacket("Length delimited string too long")
+    text = bytes(buffer[2 : 2 + length]).decode("utf-8", "backslashreplace")
+    return text, length + 2
+
+
+# Installed once, for every packet paho reads (properties.py looks it up at each call).
+paho_properties.readUTF = read_property_text
 
 
 # Where each ingest says, retained, which instance holds its client id (t101): Mosquitto
