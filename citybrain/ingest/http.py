@@ -717,7 +717,7 @@ class _Handler(BoundedHandler):
         # type (never its Authorization); accepted readings travel packed, many requests'
         # to a message, so no request's headers are theirs (docs/ingest.md).
         sent = carried_headers(
-            (name.lower(), value)
+            (name.lower(), header_bytes(value))
             for name, value in self.headers.items()
             if name.lower() in CARRIED_REQUEST_HEADERS
         )
@@ -738,6 +738,17 @@ class _Handler(BoundedHandler):
                 errors=problems[:100],
             )
         self.answer(200, answer)
+
+
+def header_bytes(value: str) -> bytes:
+    """A request header's value as its sender sent it: http.server reads header bytes as
+    ISO-8859-1, so that is what gives them back. Written as UTF-8 (t117), a
+    ``User-Agent: café`` reached the dead letter as ``cafÃ©`` (each byte encoded again)
+    and a byte that is not UTF-8 (0xFF) as two others."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire (no header read so holds one)
+        return value.encode("utf-8", "backslashreplace")
 
 
 def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:

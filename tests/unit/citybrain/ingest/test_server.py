@@ -1091,3 +1091,25 @@ def test_another_client_id_s_claim_is_no_reading_under_a_pattern_that_matches_it
     assert kafka.readings == [] and kafka.dead == [] and ingest.received == 0
     # Another id's later claim is not this one's: it goes on.
     assert not ingest.taken_over.is_set()
+
+
+def test_a_refused_readings_dead_letter_keeps_the_header_bytes_as_sent(
+    server: IngestHttpServer,
+) -> None:
+    """t117: http.server reads header bytes as ISO-8859-1 and the dead letter wrote them
+    as UTF-8: a ``User-Agent`` in UTF-8 (``café``) reached it as ``cafÃ©`` and a byte
+    that is not UTF-8 as two others; now the bytes sent."""
+    body = json.dumps([GOOD, {**GOOD, "value": "high"}]).encode()
+    head = (
+        f"{POST_HEAD}Authorization: Bearer {GATEWAY}\r\nContent-Length: {len(body)}\r\n"
+        "User-Agent: caf\u00c3\u00a9-gateway\r\nX-Request-Id: r-\u00ff\r\n\r\n"
+    )  # _send writes each character as its one byte: c3 a9 is UTF-8's é
+    answer = _answer(_send(server, head, body))
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    assert [value for value, _ in kafka.dead] == [json.dumps({**GOOD, "value": "high"}).encode()]
+    assert dict(kafka.originals[0]) == {
+        "citybrain.original.header.content-type": b"application/json",
+        "citybrain.original.header.user-agent": "café-gateway".encode(),
+        "citybrain.original.header.x-request-id": b"r-\xff",
+    }
