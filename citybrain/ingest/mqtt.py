@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -132,6 +133,38 @@ def topic_text(msg: Any) -> str:
         return str(msg.topic)
     except UnicodeDecodeError:
         return bytes(msg._topic).decode("utf-8", "backslashreplace")
+
+
+# How far ahead of this host's clock a claim's start may be (other hosts' clocks differ):
+# one further ahead started no later than this ingest, it is no claim (t117).
+CLAIM_CLOCK_SKEW = 3600.0
+
+
+def read_claim(payload: bytes, now: float) -> tuple[dict[str, Any] | None, str]:
+    """An ingest's claim on its client id (``{"instance", "started", "pid", "host"}``,
+    ``started`` in epoch seconds) -> (the claim, "") when it can be read, else (None,
+    why; "" for a payload that is no claim at all: not JSON or without the keys). Any
+    MQTT client may publish on the claim topic: a "started" past any float (t117: an
+    OverflowError), not finite (NaN: a ValueError from gmtime) or more than
+    ``CLAIM_CLOCK_SKEW`` after ``now`` (it stopped every ingest of the id, at every
+    start, the claim being retained) is no instance that started later."""
+    try:
+        claim = json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        return None, ""
+    if not isinstance(claim, dict) or "started" not in claim or "instance" not in claim:
+        return None, ""
+    started = claim["started"]
+    shown = repr(started) if len(repr(started)) <= 40 else f"{repr(started)[:37]}..."
+    if isinstance(started, bool) or not isinstance(started, int | float):
+        return None, f"gives started {shown}, not epoch seconds"
+    if isinstance(started, int) and abs(started) > 1e18:  # float() of it may overflow
+        return None, f"gives started {shown}, not a time"
+    if not math.isfinite(started):
+        return None, f"gives started {shown}, not a time"
+    if started > now + CLAIM_CLOCK_SKEW:
+        return None, f"gives started {shown}, after this host's clock (no later instance)"
+    return claim, ""
 
 
 class MqttIngest:
@@ -286,16 +319,23 @@ class MqttIngest:
     def _claim(self, client: Any, payload: bytes) -> None:
         """Another instance's claim on the client id (``owner_topic``): one started later
         (ties: the larger instance id) holds the session from now on, so this one stops;
-        an earlier one's is an old claim, which this instance's own replaces."""
-        try:
-            claim = json.loads(payload)
-            theirs = (float(claim["started"]), str(claim["instance"]))
-        except (ValueError, TypeError, KeyError):
-            return  # not a claim this code wrote: nothing to go by
+        an earlier one's is an old claim, which this instance's own replaces. A claim
+        that cannot be read (``read_claim``) is said and passed over."""
+        claim, fault = read_claim(payload, time.time())
+        if claim is None:
+            if fault:
+                log.warning(
+                    "ingest: the claim on client id %r (retained on %s) %s: passed over",
+                    self.client_id,
+                    self.owner_topic,
+                    fault,
+                )
+            return
+        theirs = (float(claim["started"]), str(claim["instance"]))
         if theirs[1] == self.instance or theirs <= (self.started, self.instance):
             return
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(theirs[0]))
-        by = f"pid {claim.get('pid')} on {claim.get('host')!s}, started {started}"
+        by = f"pid {claim.get('pid')!s:.40} on {claim.get('host')!s:.100}, started {started}"
         self._give_up_session(client, by)
 
     def taken_over_message(self) -> str:
@@ -313,7 +353,17 @@ class MqttIngest:
             "of the topic tree (docs/ingest.md, Operating it)"
         )
 
-    def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            self._message(client, userdata, msg)
+        except Exception as exc:
+            # Raised to paho, it ends paho's network thread: the ingest reads nothing
+            # more, and says nothing (t117: an unreadable retained claim). The message
+            # stays unacknowledged, the broker's to deliver again.
+            topic = bytes(getattr(msg, "_topic", b"")).decode("utf-8", "backslashreplace")
+            log.error("ingest: a message on %s was not handled: %r", topic, exc)
+
+    def _message(self, client: Any, _userdata: Any, msg: Any) -> None:
         mid, qos = msg.mid, msg.qos
         if msg._topic.startswith(OWNER_PREFIX):
             # Before the patterns: '{a}/{b}/{c}' would read a claim as a reading, and

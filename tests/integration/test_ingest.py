@@ -1078,6 +1078,37 @@ def test_a_bom_in_a_user_property_costs_no_message_and_no_connection(
     assert "disconnected from the MQTT broker" not in ingest.log_file.read_text(errors="replace")
 
 
+def test_an_unreadable_retained_claim_on_the_client_id_costs_no_message(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # t117: the retained claim on citybrain/ingest-owner/<client id> (t101) is anyone's
+    # to publish; one whose "started" was past any float (or NaN, or past year 9999)
+    # raised out of the message callback, which ended paho's network thread: the ingest
+    # read nothing more, at every start again (the claim is retained), and said nothing.
+    # Now such a claim is said once and passed over.
+    p = ingest_pipeline
+    owner = f"citybrain/ingest-owner/{p.name}-ingest"
+    claim = b'{"instance": "f", "started": 1' + b"0" * 400 + b', "pid": 1, "host": "x"}'
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(p.settings.mqtt_port), "-q", "1", "-r", "-t", owner, "-s"],
+        input=claim,
+        check=True,
+        timeout=30,
+    )
+    ingest = mqtt_ingest(p).start()
+    try:
+        time.sleep(1)  # the retained claim is read on subscribing
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 2.5, "ts": START})])
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert ingest.proc is not None and ingest.proc.poll() is None
+    finally:
+        ingest.stop()
+    assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+    log = ingest.log_file.read_text(errors="replace")
+    assert "Traceback" not in log
+    assert "claim on client id" in log and "passed over" in log
+
+
 def test_field_times_and_entity_periods_cost_only_their_own_reading_through_kafka(
     ingest_pipeline: Pipeline,
 ) -> None:

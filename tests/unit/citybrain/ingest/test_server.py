@@ -579,6 +579,67 @@ def test_a_later_instance_s_claim_on_the_client_id_stops_this_one_an_earlier_one
     assert "(pid 7 on gw-2, started " in ingest.taken_over_message()
 
 
+@pytest.mark.parametrize(
+    ("started", "said"),
+    [
+        (b"1" + b"0" * 400, "not a time"),  # float() of it: OverflowError
+        (b"NaN", "gives started nan, not a time"),  # gmtime(nan): ValueError
+        (b"1e300", "after this host's clock"),  # gmtime: OverflowError
+        (b"4102444800", "after this host's clock"),  # 2100: stopped every start
+        (b'"soon"', "gives started 'soon', not epoch seconds"),
+        (b"true", "gives started True, not epoch seconds"),
+    ],
+)
+def test_an_unreadable_claim_on_the_client_id_is_said_and_passed_over(
+    ingest_grid: Grid, started: bytes, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t117: anyone may publish the retained claim; one whose "started" is past any float,
+    NaN or past year 9999 raised out of the message callback (paho's network thread
+    ended: nothing more was read), one far in the future stopped the ingest at every
+    start. (Through Mosquitto: tests/integration/test_ingest.py.)"""
+    from types import SimpleNamespace
+
+    class Client:
+        disconnects = 0
+
+        def disconnect(self) -> None:
+            self.disconnects += 1
+
+        def ack(self, mid: int, qos: int) -> None:
+            pass
+
+    client = Client()
+    ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-a")
+    payload = b'{"instance": "' + b"f" * 32 + b'", "started": ' + started + b', "pid": 7}'
+    msg = SimpleNamespace(mid=1, qos=1, _topic=ingest.owner_topic.encode(), payload=payload)
+    with caplog.at_level(logging.WARNING):
+        ingest._on_message(client, None, msg)
+    assert not ingest.taken_over.is_set() and client.disconnects == 0
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "the claim on client id 'gw-a'" in line and said in line and "passed over" in line
+
+
+def test_a_message_the_ingest_cannot_handle_never_reaches_paho(
+    ingest_grid: Grid, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t117: an exception out of the message callback ended paho's network thread."""
+    from types import SimpleNamespace
+
+    ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-a")
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ingest, "_message", broken)
+    msg = SimpleNamespace(mid=1, qos=1, _topic=b"city/east/gauge-1/water_level", payload=b"1")
+    with caplog.at_level(logging.ERROR):
+        ingest._on_message(object(), None, msg)
+    assert [r.getMessage() for r in caplog.records] == [
+        "ingest: a message on city/east/gauge-1/water_level was not handled: "
+        "RuntimeError('boom')"
+    ]
+
+
 def test_a_stopping_ingest_clears_its_claim_unless_another_took_the_session(
     ingest_grid: Grid,
 ) -> None:
