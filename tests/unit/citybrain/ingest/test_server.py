@@ -635,8 +635,7 @@ def test_a_message_the_ingest_cannot_handle_never_reaches_paho(
     with caplog.at_level(logging.ERROR):
         ingest._on_message(object(), None, msg)
     assert [r.getMessage() for r in caplog.records] == [
-        "ingest: a message on city/east/gauge-1/water_level was not handled: "
-        "RuntimeError('boom')"
+        "ingest: a message on city/east/gauge-1/water_level was not handled: RuntimeError('boom')"
     ]
 
 
@@ -1174,3 +1173,37 @@ def test_a_refused_readings_dead_letter_keeps_the_header_bytes_as_sent(
         "citybrain.original.header.user-agent": "café-gateway".encode(),
         "citybrain.original.header.x-request-id": b"r-\xff",
     }
+
+
+@pytest.mark.parametrize(
+    ("line", "header", "said"),
+    [
+        (
+            "POST /ingest/v1/readings",
+            "Content-Type: application/json; charset=\u00c3\u00bctf-8",  # UTF-8's ü
+            "Content-Type is 'application/json; charset=ütf-8', expected application/json",
+        ),
+        (
+            "POST /ingest/v1/readings",
+            "Content-Type: application/json; charset=\u00ff",
+            "Content-Type is 'application/json; charset=\\xff', expected application/json",
+        ),
+        (
+            "POST /ingest/v1/readings\u00ff",
+            "Content-Type: application/json",
+            "no such path '/ingest/v1/readings\\xff';",
+        ),
+    ],
+)
+def test_a_refusal_shows_header_and_path_bytes_as_sent(
+    server: IngestHttpServer, line: str, header: str, said: str
+) -> None:
+    """t117: http.server reads a request's bytes as ISO-8859-1, and a refusal showed that
+    reading: a UTF-8 ``charset=ütf-8`` as ``charset=Ã¼tf-8``, a byte 0xFF as ``ÿ``."""
+    body = json.dumps(GOOD).encode()
+    head = (
+        f"{line} HTTP/1.1\r\nHost: x\r\n{header}\r\nConnection: close\r\n"
+        f"Authorization: Bearer {GATEWAY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )  # _send writes each character as its one byte
+    answer = _answer(_send(server, head, body))
+    assert said in json.loads(answer.partition(b"\r\n\r\n")[2])["error"], answer
