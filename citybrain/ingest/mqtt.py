@@ -58,15 +58,15 @@ def read_property_text(buffer: bytes, maxlen: int) -> tuple[str, int]:
     for a byte that is not UTF-8; raised while the PUBLISH was read, before any callback,
     it dropped the connection, and on the persistent session the broker sent the same
     message again at each reconnect: one message's user property stopped every message
-    after it (t117). A byte that is not UTF-8 is kept as its escape (``\\xff``), as a
-    topic's (``topic_text``). Raises paho's ``MalformedPacket`` for a length past the
-    packet, as paho does."""
+    after it (t117). A byte that is not UTF-8 is kept as a lone surrogate
+    (``surrogateescape``), so the dead letter gets the bytes sent (``mqtt_properties``).
+    Raises paho's ``MalformedPacket`` for a length past the packet, as paho does."""
     if maxlen < 2:
         raise MalformedPacket("Not enough data to read string length")
     (length,) = struct.unpack("!H", buffer[:2])
     if length > maxlen - 2:
         raise MalformedPacket("Length delimited string too long")
-    text = bytes(buffer[2 : 2 + length]).decode("utf-8", "backslashreplace")
+    text = bytes(buffer[2 : 2 + length]).decode("utf-8", "surrogateescape")
     return text, length + 2
 
 
@@ -117,11 +117,19 @@ def mqtt_properties(msg: Any) -> list[tuple[str, str | bytes]]:
     found: list[tuple[str, str | bytes]] = []
     content_type = getattr(props, "ContentType", None)
     if isinstance(content_type, str):
-        found.append(("content-type", content_type))
+        found.append(("content-type", _sent_bytes(content_type)))
     for pair in getattr(props, "UserProperty", None) or ():
         if isinstance(pair, tuple) and len(pair) == 2:
-            found.append((str(pair[0]), pair[1] if isinstance(pair[1], bytes) else str(pair[1])))
+            # A value as the bytes sent; a name is a Kafka header's name, text: a byte
+            # that is not UTF-8 in it is written as its escape (\\xff).
+            name = _sent_bytes(str(pair[0])).decode("utf-8", "backslashreplace")
+            found.append((name, pair[1] if isinstance(pair[1], bytes) else _sent_bytes(pair[1])))
     return found
+
+
+def _sent_bytes(text: object) -> bytes:
+    """A property's text (``read_property_text``'s) as the bytes sent."""
+    return str(text).encode("utf-8", "surrogateescape")
 
 
 def topic_text(msg: Any) -> str:

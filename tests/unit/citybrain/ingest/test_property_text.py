@@ -13,7 +13,7 @@ from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from citybrain.ingest.mqtt import mqtt_properties, read_property_text
+from citybrain.ingest.mqtt import carried_headers, mqtt_properties, read_property_text
 
 
 def text(raw: bytes) -> bytes:
@@ -27,22 +27,19 @@ def user_property(name: bytes, value: bytes) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("value", "read"),
-    [
-        ("\ufeffgw-1".encode(), "\ufeffgw-1"),
-        (b"gw\x00-1", "gw\x00-1"),
-        (b"gw-\xff", "gw-\\xff"),
-        (b"\xed\xa0\x80", "\\xed\\xa0\\x80"),  # a surrogate written as UTF-8 (CESU-8)
-    ],
-)
-def test_a_user_property_paho_refused_is_read(value: bytes, read: str) -> None:
+    "value", ["\ufeffgw-1".encode(), b"gw\x00-1", b"gw-\xff", b"\xed\xa0\x80", b"plain"]
+)  # a BOM, U+0000, a byte not UTF-8, a surrogate written as UTF-8 (CESU-8)
+def test_a_user_property_paho_refused_is_read_and_carried_as_sent(value: bytes) -> None:
     props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
-    props.unpack(user_property(b"gateway", value))  # type: ignore[no-untyped-call]
+    props.unpack(user_property(b"gate\xffway", value))  # type: ignore[no-untyped-call]
 
     class Msg:
         properties = props
 
-    assert mqtt_properties(Msg()) == [("gateway", read)]
+    # The value as the bytes sent; the name, a Kafka header's, as text (\xff escaped).
+    assert carried_headers(mqtt_properties(Msg())) == [
+        ("citybrain.original.header.gate\\xffway", value)
+    ]
 
 
 def test_a_length_past_the_packet_is_still_malformed() -> None:
