@@ -239,7 +239,45 @@ async def read_body(request: Any, limit: int, timeout: float | None = None) -> b
         raise ApiError(408, f"the body was not sent within {seconds:g}s") from None
 
 
+# The request content codings the API reads: aiohttp decodes one gzip or deflate layer
+# as the view reads the body (identity is none). Answered in a 415's Accept-Encoding.
+BODY_CODINGS = ("identity", "gzip", "deflate")
+
+
+def body_coding_fault(headers: Any) -> str | None:
+    """Why the request's ``Content-Encoding`` cannot be read (aiohttp would not decode it,
+    or only one layer of it), or None: unknown codings were ignored and the compressed
+    bytes read as JSON, and ``gzip, gzip`` was read one layer deep (t117)."""
+    given = ", ".join(headers.getall("Content-Encoding", []))
+    codings = [c.strip().lower() for c in given.split(",") if c.strip()]
+    layers = [c for c in codings if c != "identity"]
+    if len(layers) <= 1 and all(c in BODY_CODINGS for c in layers):
+        return None
+    return (
+        f"Content-Encoding is {shown_id(given)}: the operator API takes JSON uncompressed "
+        "or in one gzip or deflate coding; send the body without compression (no "
+        "Content-Encoding, or identity)"
+    )
+
+
 async def _read_body(request: Any, limit: int) -> bytes:
+    coding = body_coding_fault(request.headers) if request.body_exists else None
+    if coding is not None:
+        # RFC 9110 section 15.5.16: 415, saying which codings would be read.
+        raise ApiError(415, coding, {"Accept-Encoding": ", ".join(BODY_CODINGS)})
+    try:
+        return await _read_payload(request, limit)
+    except web.RequestPayloadError as exc:
+        # A body that is not what its Content-Encoding says (aiohttp decodes it as it is
+        # read), or whose chunked framing breaks: raised out of the view, a 500 (t117).
+        cause = exc.__cause__ or exc
+        said = str(getattr(cause, "message", "") or cause).strip() or type(cause).__name__
+        given = request.headers.get("Content-Encoding")
+        how = f" as its Content-Encoding {shown_id(given)} says" if given else ""
+        raise ApiError(400, f"the body could not be read{how}: {said[:200]}") from None
+
+
+async def _read_payload(request: Any, limit: int) -> bytes:
     size = request.content_length
     if size is not None and size > limit:
         raise ApiError(
