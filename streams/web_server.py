@@ -69,7 +69,7 @@ import aiohttp
 import faust
 from aiohttp import web
 from aiohttp.base_protocol import BaseProtocol
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -368,6 +368,14 @@ class BoundedRequestHandler(RequestHandler):
                 self._bounds.max_line_size, self._bounds.max_field_size
             )
         said = str(exc.message or "").strip()
+        if isinstance(exc, ContentEncodingError):
+            # aiohttp refuses a coding it has no decoder for (br, zstd) as it parses: its
+            # words, "... Please install `Brotli`", told the client to mend the server.
+            coding = said.splitlines()[0].partition("content-encoding:")[2].split(". ")[0].strip()
+            return "bad_request", (
+                f"the body's Content-Encoding is {coding[:80] or 'unknown'}, which the worker "
+                "does not read: send JSON uncompressed or in one gzip or deflate coding"
+            )
         if said.startswith(TOO_MANY_HEADERS):
             return "too_long", f"the request has more than {self._bounds.max_headers} headers"
         first = said.splitlines()[0].rstrip(":") if said else "unreadable"

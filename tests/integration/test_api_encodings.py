@@ -84,3 +84,25 @@ def test_a_body_not_as_its_coding_says_or_in_a_coding_not_read_is_named(
     assert zipped.split()[1] in (b"201", b"503"), zipped[:300]
     assert plain.split()[1] in (b"201", b"503"), plain[:300]
     assert "Traceback" not in log, log[-3000:]
+
+
+def test_a_coding_aiohttp_has_no_decoder_for_is_named_not_blamed_on_http(
+    pipeline: Pipeline,
+) -> None:
+    # aiohttp refuses br and zstd as it parses, before any view: the worker's JSON 400
+    # said "the request is not HTTP/1.1 the worker can read: Can not decode
+    # content-encoding: brotli (br). Please install `Brotli`".
+    worker = pipeline.worker().start()
+    try:
+        answers = {c: post(pipeline.settings.worker_port, c, SILENCE) for c in (b"br", b"zstd")}
+        log = worker.log()
+    finally:
+        worker.stop()
+    for coding, answer in answers.items():
+        head, _, text = answer.partition(b"\r\n\r\n")
+        assert head.split()[1] == b"400", answer[:300]
+        error = json.loads(text)["error"]
+        assert error.startswith("the body's Content-Encoding is "), error
+        assert f"({coding.decode()}), which the worker does not read: send JSON " in error
+        assert "install" not in error
+    assert "Traceback" not in log
