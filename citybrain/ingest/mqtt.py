@@ -12,6 +12,7 @@ id, retained, on ``owner_topic``; one that reads a later instance's claim (or MQ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -82,9 +83,17 @@ OWNER_PREFIX = OWNER_TOPIC.format("").encode()
 
 
 def owner_topic(client_id: str) -> str:
-    """The retained claim topic of ``client_id`` (characters a topic level may not hold,
-    ``/``, ``+``, ``#`` and the like, as ``_``)."""
-    return OWNER_TOPIC.format(re.sub(r"[^A-Za-z0-9._-]", "_", client_id) or "_")
+    """The retained claim topic of ``client_id``: the id itself when it is only letters,
+    digits, ``.``, ``_`` and ``-``; else with the others (``/``, ``+``, ``#``, which a
+    topic level may not hold, and the like) as ``_`` and 8 hex digits of the id's
+    SHA-1 after a ``-``. Without them, two ingests whose ids differ only there
+    (``gw/1`` and ``gw#1``, ``gw_1``) shared one claim topic, and the later stopped the
+    other as if it had taken its session (t117)."""
+    level = re.sub(r"[^A-Za-z0-9._-]", "_", client_id)
+    if level != client_id or not level:
+        digest = hashlib.sha1(client_id.encode("utf-8", "surrogateescape")).hexdigest()
+        level = f"{level or '_'}-{digest[:8]}"
+    return OWNER_TOPIC.format(level)
 
 
 def dead_letter_headers(

@@ -565,7 +565,7 @@ def test_a_later_instance_s_claim_on_the_client_id_stops_this_one_an_earlier_one
 
     client = Client()
     ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw/ingest#1")
-    assert ingest.owner_topic == "citybrain/ingest-owner/gw_ingest_1"
+    assert ingest.owner_topic == "citybrain/ingest-owner/gw_ingest_1-82b6a011"
     for payload in (
         claim(ingest.started - 60, "f" * 32),  # an earlier instance's (stale) claim
         claim(ingest.started, ingest.instance),  # its own
@@ -637,6 +637,21 @@ def test_a_message_the_ingest_cannot_handle_never_reaches_paho(
     assert [r.getMessage() for r in caplog.records] == [
         "ingest: a message on city/east/gauge-1/water_level was not handled: RuntimeError('boom')"
     ]
+
+
+def test_client_ids_that_differ_only_in_replaced_characters_claim_apart() -> None:
+    """t117: "gw/1", "gw#1" and "gw_1" all claimed citybrain/ingest-owner/gw_1, so the
+    later of two such ingests stopped the other, "another MQTT client ... with this
+    ingest's client id". An id of plain characters keeps its topic."""
+    from citybrain.ingest.mqtt import owner_topic
+
+    ids = ["gw/1", "gw#1", "gw+1", "gw 1", "gw_1", "", "_"]
+    topics = [owner_topic(i) for i in ids]
+    assert len(set(topics)) == len(ids)
+    assert owner_topic("gw_1") == "citybrain/ingest-owner/gw_1"
+    assert owner_topic("gw-ingest.2") == "citybrain/ingest-owner/gw-ingest.2"
+    assert all("/" not in t.removeprefix("citybrain/ingest-owner/") for t in topics)
+    assert all(c not in t for t in topics for c in "+# ")
 
 
 def test_a_stopping_ingest_clears_its_claim_unless_another_took_the_session(
