@@ -130,7 +130,7 @@ def mqtt_properties(msg: Any) -> list[tuple[str, str | bytes]]:
     for pair in getattr(props, "UserProperty", None) or ():
         if isinstance(pair, tuple) and len(pair) == 2:
             # A value as the bytes sent; a name is a Kafka header's name, text: a byte
-            # that is not UTF-8 in it is written as its escape (\\xff).
+            # that is not UTF-8 in it is written as its escape (\xff).
             name = _sent_bytes(str(pair[0])).decode("utf-8", "backslashreplace")
             found.append((name, pair[1] if isinstance(pair[1], bytes) else _sent_bytes(pair[1])))
     return found
