@@ -192,7 +192,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
     if args.action == "list":
         doc = _api(args, "GET", "/silences")
     elif args.action == "expire":
-        doc = _api(args, "DELETE", f"/silences/{_segment(args.silence_id)}")
+        doc = _api(args, "DELETE", f"/silences/{_segment(args.silence_id, 'SILENCE_ID')}")
     else:
         doc = _api(
             args,
