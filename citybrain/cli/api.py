@@ -150,7 +150,11 @@ def _api(
     given_key = getattr(args, "idempotency_key", None)
     key = given_key or (uuid.uuid4().hex if method != "GET" else None)
     if key:
-        headers["Idempotency-Key"] = key
+        check_text("--idempotency-key", key)
+        # http.client writes a header as ISO-8859-1: the key's UTF-8 bytes, so written,
+        # are what the worker reads (it takes UTF-8 header text); "ключ" or a byte that
+        # is not UTF-8 was "unexpected UnicodeEncodeError ... This is a bug" (t117).
+        headers["Idempotency-Key"] = key.encode("utf-8").decode("latin-1")
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with _no_redirects().open(request, timeout=10) as resp:

@@ -63,6 +63,21 @@ def env(tmp_path: object) -> dict[str, str]:
             "--url has byte 0xff at position 20, which is not UTF-8",
         ),
         (
+            [
+                "silences",
+                "add",
+                "--matcher",
+                'kind="pm25"',
+                "--duration",
+                "1h",
+                "--reason",
+                "r",
+                "--idempotency-key",
+                "k\udcff",
+            ],
+            "--idempotency-key has byte 0xff at position 2, which is not UTF-8",
+        ),
+        (
             ["silences", "list", "--url", "http://b\u00fccher.example"],
             "--url has 'ü' at position 9: a URL is ASCII (a host name in its punycode",
         ),
@@ -78,7 +93,8 @@ def test_an_argument_that_is_not_utf8_is_named_with_its_byte(
     assert len(outcome.stderr.strip().splitlines()) == 1
 
 
-def test_utf8_text_in_an_id_or_note_is_asked_as_before(env: dict[str, str]) -> None:
-    outcome = run_in_process(["runs", "ack", "r-é", "--note", "on my wáy"], env)
+def test_utf8_text_in_an_id_note_or_key_is_asked_as_before(env: dict[str, str]) -> None:
+    argv = ["runs", "ack", "r-é", "--note", "on my wáy", "--idempotency-key", "ключ-1"]
+    outcome = run_in_process(argv, env)
     assert outcome.returncode == 3, outcome  # past every check: no worker listens there
     assert "cannot reach the operator API" in outcome.stderr
