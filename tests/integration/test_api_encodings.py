@@ -106,3 +106,29 @@ def test_a_coding_aiohttp_has_no_decoder_for_is_named_not_blamed_on_http(
         assert f"({coding.decode()}), which the worker does not read: send JSON " in error
         assert "install" not in error
     assert "Traceback" not in log
+
+
+def test_a_utf8_idempotency_key_from_the_cli_is_the_same_silence_once(
+    pipeline: Pipeline,
+) -> None:
+    # t117: http.client writes a header as ISO-8859-1, so `--idempotency-key ключ-1` was
+    # "unexpected UnicodeEncodeError ... This is a bug" (exit 70). Now it goes out as its
+    # UTF-8 bytes, which the worker reads as the same text: a retry is the same silence.
+    import subprocess
+    import sys
+
+    worker = pipeline.worker().start()
+    try:
+        pipeline.api_until("/silences", OPERATOR_TOKEN, lambda status, _: status == 200)
+        env = {**pipeline.env, "CITYBRAIN_API_TOKEN": OPERATOR_TOKEN}
+        argv = [sys.executable, "-m", "citybrain.cli", "silences", "add", "--json"]
+        argv += ["--matcher", 'kind="pm25"', "--duration", "1h", "--reason", "t117"]
+        argv += ["--idempotency-key", "ключ-1"]
+        runs = [subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)]
+        runs.append(subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60))
+    finally:
+        worker.stop()
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    first, again = (json.loads(r.stdout) for r in runs)
+    assert again["silence"]["id"] == first["silence"]["id"]
+    assert again.get("already") == "created" and "already" not in first
