@@ -240,7 +240,45 @@ async def read_body(request: Any, limit: int, timeout: float | None = None) -> b
         raise ApiError(408, f"the body was not sent within {seconds:g}s") from None
 
 
+# The request content codings the API reads: aiohttp decodes one gzip or deflate layer
+# as the view reads the body (identity is none). Answered in a 415's Accept-Encoding.
+BODY_CODINGS = ("identity", "gzip", "deflate")
+
+
+def body_coding_fault(headers: Any) -> str | None:
+    """Why the request's ``Content-Encoding`` cannot be read (aiohttp would not decode it,
+    or only one layer of it), or None: unknown codings were ignored and the compressed
+    bytes read as JSON, and ``gzip, gzip`` was read one layer deep (t117)."""
+    given = ", ".join(headers.getall("Content-Encoding", []))
+    codings = [c.strip().lower() for c in given.split(",") if c.strip()]
+    layers = [c for c in codings if c != "identity"]
+    if len(layers) <= 1 and all(c in BODY_CODINGS for c in layers):
+        return None
+    return (
+        f"Content-Encoding is {shown_id(given)}: the operator API takes JSON uncompressed "
+        "or in one gzip or deflate coding; send the body without compression (no "
+        "Content-Encoding, or identity)"
+    )
+
+
 async def _read_body(request: Any, limit: int) -> bytes:
+    coding = body_coding_fault(request.headers) if request.body_exists else None
+    if coding is not None:
+        # RFC 9110 section 15.5.16: 415, saying which codings would be read.
+        raise ApiError(415, coding, {"Accept-Encoding": ", ".join(BODY_CODINGS)})
+    try:
+        return await _read_payload(request, limit)
+    except web.RequestPayloadError as exc:
+        # A body that is not what its Content-Encoding says (aiohttp decodes it as it is
+        # read), or whose chunked framing breaks: raised out of the view, a 500 (t117).
+        cause = exc.__cause__ or exc
+        said = str(getattr(cause, "message", "") or cause).strip() or type(cause).__name__
+        given = request.headers.get("Content-Encoding")
+        how = f" as its Content-Encoding {shown_id(given)} says" if given else ""
+        raise ApiError(400, f"the body could not be read{how}: {said[:200]}") from None
+
+
+async def _read_payload(request: Any, limit: int) -> bytes:
     size = request.content_length
     if size is not None and size > limit:
         raise ApiError(
@@ -517,6 +555,31 @@ def refused(run: Run, action: str) -> str | None:
 # An id a request names is echoed in its answer cut to this many characters: a 5,000
 # character run id came back whole in its 404 (trial 25).
 MAX_SHOWN_ID = 200
+
+
+# The request headers a view reads as text or passes on to another worker: each must be
+# UTF-8 (aiohttp keeps a byte that is not as a lone surrogate, which hashing the key, or
+# writing the header again to pass the request on, could not encode: a 500, t117).
+TEXT_REQUEST_HEADERS = ("Content-Type", "Idempotency-Key")
+
+
+def header_fault(headers: Mapping[str, str]) -> str | None:
+    """Why one of ``TEXT_REQUEST_HEADERS`` cannot be read (its first byte that is not
+    UTF-8, named with the header and its value as sent), or None."""
+    for name in TEXT_REQUEST_HEADERS:
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            sent = value.encode("utf-8", "surrogateescape")
+            byte = value[exc.start].encode("utf-8", "surrogateescape")
+            return (
+                f"header {name!r} is {show(sent)}: byte 0x{byte.hex().upper()} is not UTF-8 "
+                "(send the header as UTF-8 text; ASCII is safest)"
+            )
+    return None
 
 
 def shown_id(text: str) -> str:
@@ -1052,6 +1115,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
             )
             raise ApiError(*reason)
         assert principal is not None
+        # Before any view reads them or passes the request on to another worker.
+        bad_header = header_fault(request.headers)
+        if bad_header is not None:
+            raise ApiError(400, bad_header)
         return principal
 
     async def body(

@@ -28,6 +28,13 @@ subclass of aiohttp's ``RequestHandler``) and nothing else.
    streams/bounds.py) so the answer names the line. Any other request aiohttp cannot read
    is a JSON 400 too, and its own 500 and 504 are JSON.
 
+4. **A body that cannot be read closes its connection once answered**
+   (``_handle_request``). aiohttp decodes a gzip or deflate body as it comes; one that
+   is not what its ``Content-Encoding`` says fails the view's read (the API answers 400,
+   streams/api.py ``read_body``), and ``start`` then read the rest of it to keep the
+   connection (lingering), met the same error and logged "Unhandled exception" with a
+   traceback. Now the connection is closed after the answer instead.
+
 Every refusal is counted by its reason in ``citybrain_api_refused_total`` (busy, timeout,
 too_long, bad_request) through the ``refused`` callback.
 
@@ -62,7 +69,7 @@ import aiohttp
 import faust
 from aiohttp import web
 from aiohttp.base_protocol import BaseProtocol
-from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -276,11 +283,18 @@ class BoundedRequestHandler(RequestHandler):
     def _parse_failed(self) -> bool:
         return bool(self._messages) and isinstance(self._messages[-1][0], _ErrInfo)
 
-    async def _handle_request(self, *args: Any, **kwargs: Any) -> Any:
+    async def _handle_request(self, request: BaseRequest, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super()._handle_request(*args, **kwargs)
+            return await super()._handle_request(request, *args, **kwargs)
         finally:
             self._head.reset()  # answered: what comes now is the next request's
+            if isinstance(request.content.exception(), web.RequestPayloadError):
+                # Change 4: a body aiohttp could not read (not the gzip its
+                # Content-Encoding said) is answered by the API (400), then the connection
+                # closes: ``start``'s lingering read of its rest raised the same error
+                # again, logged as "Unhandled exception" with a traceback (t117). The
+                # answer is written by now; closing flushes it first.
+                self.force_close()
 
     def _process_keepalive(self) -> None:
         waiter = self._waiter
@@ -354,6 +368,14 @@ class BoundedRequestHandler(RequestHandler):
                 self._bounds.max_line_size, self._bounds.max_field_size
             )
         said = str(exc.message or "").strip()
+        if isinstance(exc, ContentEncodingError):
+            # aiohttp refuses a coding it has no decoder for (br, zstd) as it parses: its
+            # words, "... Please install `Brotli`", told the client to mend the server.
+            coding = said.splitlines()[0].partition("content-encoding:")[2].split(". ")[0].strip()
+            return "bad_request", (
+                f"the body's Content-Encoding is {coding[:80] or 'unknown'}, which the worker "
+                "does not read: send JSON uncompressed or in one gzip or deflate coding"
+            )
         if said.startswith(TOO_MANY_HEADERS):
             return "too_long", f"the request has more than {self._bounds.max_headers} headers"
         first = said.splitlines()[0].rstrip(":") if said else "unreadable"

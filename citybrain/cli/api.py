@@ -47,11 +47,47 @@ def _matcher_labels(route: Route) -> set[str]:
     return names
 
 
-def _segment(text: str) -> str:
+def not_utf8(text: str) -> str | None:
+    """Where ``text`` (a command-line argument) holds a byte that is not UTF-8, as
+    ``byte 0xff at position 2`` (Python keeps such a byte of ``argv`` as a lone
+    surrogate, U+DC80-U+DCFF), or None."""
+    for i, char in enumerate(text):
+        if "\udc80" <= char <= "\udcff":
+            return f"byte 0x{ord(char) - 0xDC00:02x} at position {i + 1}"
+    return None
+
+
+def check_text(where: str, text: str) -> None:
+    """CliError (status 2) naming ``where`` when ``text`` has a byte that is not UTF-8:
+    quoted into a URL or written as JSON it was an "unexpected UnicodeEncodeError ...
+    This is a bug" (an id, ``--url``), or a 400 about a "lone surrogate" (t117)."""
+    fault = not_utf8(text)
+    if fault is not None:
+        raise CliError(
+            f"{where} has {fault}, which is not UTF-8 (a terminal or file in another "
+            "encoding?): give it as UTF-8 text"
+        )
+
+
+# The option each request body field the commands send is given by (check_text names it).
+_OPTION_OF = {
+    "reason": "--reason",
+    "note": "--note",
+    "report_id": "--report",
+    "comment": "--comment",
+    "matchers": "--matcher",
+    "duration": "--duration",
+    "from_level": "--from",
+}
+
+
+def _segment(text: str, where: str = "the id") -> str:
     """An id as one URL path segment: a space, a newline or é was an InvalidURL or
-    UnicodeEncodeError traceback, and ``x/../..`` or ``x?y`` addressed another resource."""
+    UnicodeEncodeError traceback, and ``x/../..`` or ``x?y`` addressed another resource.
+    CliError naming ``where`` for a byte that is not UTF-8 (``check_text``)."""
     from urllib.parse import quote
 
+    check_text(where, text)
     return quote(text, safe="")
 
 
@@ -103,6 +139,10 @@ def _api(
     check_bearer(token, "--token" if args.token else "CITYBRAIN_API_TOKEN")
     base = api_base(args.url)
     url = base + "/api/v1" + path
+    for field, value in (body or {}).items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                check_text(_OPTION_OF.get(field, f'"{field}"'), text)
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     # Every state-changing call carries a key, so a retry after a 503 (Kafka did not
@@ -110,7 +150,11 @@ def _api(
     given_key = getattr(args, "idempotency_key", None)
     key = given_key or (uuid.uuid4().hex if method != "GET" else None)
     if key:
-        headers["Idempotency-Key"] = key
+        check_text("--idempotency-key", key)
+        # http.client writes a header as ISO-8859-1: the key's UTF-8 bytes, so written,
+        # are what the worker reads (it takes UTF-8 header text); "ключ" or a byte that
+        # is not UTF-8 was "unexpected UnicodeEncodeError ... This is a bug" (t117).
+        headers["Idempotency-Key"] = key.encode("utf-8").decode("latin-1")
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with _no_redirects().open(request, timeout=10) as resp:
@@ -530,6 +574,14 @@ def check_url(option: str, url: str | None) -> str | None:
 
     if url is None:
         return None
+    check_text(option, url)
+    odd = next((c for c in url if not c.isascii()), None)
+    if odd is not None:
+        # urllib sends a URL as it is: é in it was an "unexpected UnicodeEncodeError" (t117).
+        raise CliError(
+            f"{option} has {odd!r} at position {url.index(odd) + 1}: a URL is ASCII (a host "
+            "name in its punycode, xn--…; a path with %-escapes)"
+        )
     shown = shown_url(url)  # a password in it is never echoed (trial 29)
     example = "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:16066"
     if any(c.isspace() for c in url):

@@ -387,7 +387,7 @@ def _level_now(args: argparse.Namespace) -> str:
     """The run's level as the API shows it now, for an escalate without ``--from``; the
     retry line a 503 prints then carries it as ``--from`` (the retry is the same
     request, not one from the level the first may have moved it to)."""
-    level = str(_api(args, "GET", f"/runs/{_segment(args.run_id)}")["run"]["level"])
+    level = str(_api(args, "GET", f"/runs/{_segment(args.run_id, 'RUN_ID')}")["run"]["level"])
     args.argv = [*given_argv(args), "--from", level]
     return level
 
@@ -405,15 +405,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
         listed(doc, "runs", args.url, "/runs")  # a worker's answer, even for --json
     elif args.action == "show":
-        doc = _api(args, "GET", f"/runs/{_segment(args.run_id)}")
+        doc = _api(args, "GET", f"/runs/{_segment(args.run_id, 'RUN_ID')}")
     elif args.action == "answer":
         body = {"report_id": args.report, "satisfied": args.satisfied, "comment": args.comment}
-        doc = _api(args, "POST", f"/runs/{_segment(args.run_id)}/answer", body)
+        doc = _api(args, "POST", f"/runs/{_segment(args.run_id, 'RUN_ID')}/answer", body)
     else:
         body = {"note": args.note or ""}
         if args.action == "escalate":
             body["from_level"] = args.from_level or _level_now(args)
-        doc = _api(args, "POST", f"/runs/{_segment(args.run_id)}/{args.action}", body)
+        doc = _api(args, "POST", f"/runs/{_segment(args.run_id, 'RUN_ID')}/{args.action}", body)
     if args.json:
         _print_json(doc)
         return EXIT_OK

@@ -193,7 +193,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
         doc = _api(args, "GET", "/silences")
         listed(doc, "silences", args.url, "/silences")  # a worker's answer, even for --json
     elif args.action == "expire":
-        doc = _api(args, "DELETE", f"/silences/{_segment(args.silence_id)}")
+        doc = _api(args, "DELETE", f"/silences/{_segment(args.silence_id, 'SILENCE_ID')}")
     else:
         doc = _api(
             args,

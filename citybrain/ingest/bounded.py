@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import sys
 import threading
@@ -46,6 +47,31 @@ log = logging.getLogger("citybrain.ingest")
 # The standard library's limits (http.client's _MAXLINE and _MAXHEADERS), named in answers.
 MAX_LINE = 65_536
 MAX_HEADERS = 100
+
+
+def header_bytes(value: str) -> bytes:
+    """A request header's value as its sender sent it: http.server reads header bytes as
+    ISO-8859-1, so that is what gives them back. Written as UTF-8 (t117), a
+    ``User-Agent: café`` reached the dead letter as ``cafÃ©`` (each byte encoded again)
+    and a byte that is not UTF-8 (0xFF) as two others."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire (no header read so holds one)
+        return value.encode("utf-8", "backslashreplace")
+
+
+def sent_text(value: str) -> str:
+    """A header value or request path quoted as its sender wrote it, for an answer that
+    shows it: its bytes (``header_bytes``) read as UTF-8, a byte that is not UTF-8 as
+    its escape (``'charset=\\xff'``). Shown as http.server read them (ISO-8859-1),
+    ``charset=ütf-8`` was ``'charset=Ã¼tf-8'`` and a byte 0xFF was ``'ÿ'`` (t117)."""
+    text = repr(header_bytes(value).decode("utf-8", "surrogateescape"))
+    # surrogateescape keeps byte 0xNN (not UTF-8) as U+DCNN, which repr writes \udcNN.
+    # Left to right, a written backslash (\\) is passed over whole, never read as one.
+    return _ESCAPED_BYTE.sub(lambda m: f"\\x{m[1]}" if m[1] else m[0], text)
+
+
+_ESCAPED_BYTE = re.compile(r"\\\\|\\udc([89a-f][0-9a-f])")
 
 
 class BoundedHTTPServer(ThreadingHTTPServer):
@@ -318,7 +344,11 @@ class _MetricsHandler(BoundedHandler):
         if urlsplit(path).path != METRICS_PATH:
             self.close_connection = True
             self.answer(
-                404, {"error": f"no such path {self.path[:200]!r}; the server serves GET /metrics"}
+                404,
+                {
+                    "error": f"no such path {sent_text(self.path[:200])}; the server serves "
+                    "GET /metrics"
+                },
             )
             return
         names = parse_qs(query).get("name[]", [])

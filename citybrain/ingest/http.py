@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from citybrain.ingest import MAX_PAYLOAD
-from citybrain.ingest.bounded import BoundedHandler, BoundedHTTPServer
+from citybrain.ingest.bounded import BoundedHandler, BoundedHTTPServer, header_bytes, sent_text
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import carried_headers, dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
@@ -593,7 +593,7 @@ class _Handler(BoundedHandler):
             if stripped != self.route and stripped in METHODS:
                 # Paths take no trailing slash; say which path was meant (trial 25).
                 hint = f"without the trailing slash, {stripped!r}"
-            self.answer(404, {"error": f"no such path {self.path[:200]!r}; {hint}"})
+            self.answer(404, {"error": f"no such path {sent_text(self.path[:200])}; {hint}"})
         else:
             # HEAD goes where GET does (RFC 9110 section 9.3.2).
             allow = "GET, HEAD" if allowed == "GET" else allowed
@@ -717,7 +717,7 @@ class _Handler(BoundedHandler):
         # type (never its Authorization); accepted readings travel packed, many requests'
         # to a message, so no request's headers are theirs (docs/ingest.md).
         sent = carried_headers(
-            (name.lower(), value)
+            (name.lower(), header_bytes(value))
             for name, value in self.headers.items()
             if name.lower() in CARRIED_REQUEST_HEADERS
         )
@@ -751,8 +751,8 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
         }
     if chunked is not None:
         return 411, {
-            "error": f"Transfer-Encoding {chunked!r} is not accepted: send the body with a "
-            "Content-Length",
+            "error": f"Transfer-Encoding {sent_text(chunked)} is not accepted: send the body "
+            "with a Content-Length",
             "field": "Transfer-Encoding",
         }
     if length_text is None:
@@ -760,12 +760,13 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
     lengths = {value.strip() for value in headers.get_all("Content-Length", [])}
     if len(lengths) > 1:  # which one frames the body? (RFC 9110 section 8.6)
         return 400, {
-            "error": f"Content-Length given {len(lengths)} different ways: {sorted(lengths)[:4]}",
+            "error": f"Content-Length given {len(lengths)} different ways: "
+            f"[{', '.join(sent_text(v) for v in sorted(lengths)[:4])}]",
             "field": "Content-Length",
         }
     if not _LENGTH.fullmatch(length_text.strip()):
         return 400, {
-            "error": f"Content-Length is {length_text[:40]!r}, expected a number of bytes",
+            "error": f"Content-Length is {sent_text(length_text[:40])}, expected a number of bytes",
             "field": "Content-Length",
         }
     digits = length_text.strip().lstrip("0") or "0"
@@ -785,8 +786,9 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
         # which hid the cause (RFC 9110 section 15.5.16: 415 for a coding not taken).
         coding = ", ".join(headers.get_all("Content-Encoding", []))
         return 415, {
-            "error": f"Content-Encoding is {coding[:80]!r}: the ingest takes uncompressed JSON "
-            "only; send the body without compression (no Content-Encoding, or identity)",
+            "error": f"Content-Encoding is {sent_text(coding[:80])}: the ingest takes "
+            "uncompressed JSON only; send the body without compression (no Content-Encoding, "
+            "or identity)",
             "field": "Content-Encoding",
         }
     kind = headers.get("Content-Type")
@@ -798,7 +800,8 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
             charset is not None and charset.group(1).lower() not in ("utf-8", "utf8")
         ):
             return 415, {
-                "error": f"Content-Type is {kind[:80]!r}, expected application/json (UTF-8)",
+                "error": f"Content-Type is {sent_text(kind[:80])}, expected application/json "
+                "(UTF-8)",
                 "field": "Content-Type",
             }
     return None

@@ -12,11 +12,14 @@ id, retained, on ``owner_topic``; one that reads a later instance's claim (or MQ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import os
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -24,7 +27,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import paho.mqtt.properties as paho_properties
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
@@ -46,6 +51,30 @@ SESSION_TAKEN_OVER = 142  # MQTT 5 reason code 0x8E
 QUICK_DROP = 5.0
 
 
+def read_property_text(buffer: bytes, maxlen: int) -> tuple[str, int]:
+    """An MQTT 5 UTF-8 string property at the start of ``buffer`` -> (its text, the bytes
+    it took, 2 + its length), as paho's ``properties.readUTF`` reads it, without refusing
+    the text: paho raised ``MalformedPacket`` for U+FEFF (a BOM, which MQTT 5 says must
+    be kept, MQTT-1.5.4-3, and Mosquitto forwards) and U+0000, and ``UnicodeDecodeError``
+    for a byte that is not UTF-8; raised while the PUBLISH was read, before any callback,
+    it dropped the connection, and on the persistent session the broker sent the same
+    message again at each reconnect: one message's user property stopped every message
+    after it (t117). A byte that is not UTF-8 is kept as a lone surrogate
+    (``surrogateescape``), so the dead letter gets the bytes sent (``mqtt_properties``).
+    Raises paho's ``MalformedPacket`` for a length past the packet, as paho does."""
+    if maxlen < 2:
+        raise MalformedPacket("Not enough data to read string length")
+    (length,) = struct.unpack("!H", buffer[:2])
+    if length > maxlen - 2:
+        raise MalformedPacket("Length delimited string too long")
+    text = bytes(buffer[2 : 2 + length]).decode("utf-8", "surrogateescape")
+    return text, length + 2
+
+
+# Installed once, for every packet paho reads (properties.py looks it up at each call).
+paho_properties.readUTF = read_property_text
+
+
 # Where each ingest says, retained, which instance holds its client id (t101): Mosquitto
 # 2.0 closes a taken-over connection without MQTT 5's reason 0x8E, so "taken over" is
 # read from the newest instance's claim instead of guessed from quick drops.
@@ -54,9 +83,17 @@ OWNER_PREFIX = OWNER_TOPIC.format("").encode()
 
 
 def owner_topic(client_id: str) -> str:
-    """The retained claim topic of ``client_id`` (characters a topic level may not hold,
-    ``/``, ``+``, ``#`` and the like, as ``_``)."""
-    return OWNER_TOPIC.format(re.sub(r"[^A-Za-z0-9._-]", "_", client_id) or "_")
+    """The retained claim topic of ``client_id``: the id itself when it is only letters,
+    digits, ``.``, ``_`` and ``-``; else with the others (``/``, ``+``, ``#``, which a
+    topic level may not hold, and the like) as ``_`` and 8 hex digits of the id's
+    SHA-1 after a ``-``. Without them, two ingests whose ids differ only there
+    (``gw/1`` and ``gw#1``, ``gw_1``) shared one claim topic, and the later stopped the
+    other as if it had taken its session (t117)."""
+    level = re.sub(r"[^A-Za-z0-9._-]", "_", client_id)
+    if level != client_id or not level:
+        digest = hashlib.sha1(client_id.encode("utf-8", "surrogateescape")).hexdigest()
+        level = f"{level or '_'}-{digest[:8]}"
+    return OWNER_TOPIC.format(level)
 
 
 def dead_letter_headers(
@@ -89,11 +126,19 @@ def mqtt_properties(msg: Any) -> list[tuple[str, str | bytes]]:
     found: list[tuple[str, str | bytes]] = []
     content_type = getattr(props, "ContentType", None)
     if isinstance(content_type, str):
-        found.append(("content-type", content_type))
+        found.append(("content-type", _sent_bytes(content_type)))
     for pair in getattr(props, "UserProperty", None) or ():
         if isinstance(pair, tuple) and len(pair) == 2:
-            found.append((str(pair[0]), pair[1] if isinstance(pair[1], bytes) else str(pair[1])))
+            # A value as the bytes sent; a name is a Kafka header's name, text: a byte
+            # that is not UTF-8 in it is written as its escape (\xff).
+            name = _sent_bytes(str(pair[0])).decode("utf-8", "backslashreplace")
+            found.append((name, pair[1] if isinstance(pair[1], bytes) else _sent_bytes(pair[1])))
     return found
+
+
+def _sent_bytes(text: object) -> bytes:
+    """A property's text (``read_property_text``'s) as the bytes sent."""
+    return str(text).encode("utf-8", "surrogateescape")
 
 
 def topic_text(msg: Any) -> str:
@@ -105,6 +150,38 @@ def topic_text(msg: Any) -> str:
         return str(msg.topic)
     except UnicodeDecodeError:
         return bytes(msg._topic).decode("utf-8", "backslashreplace")
+
+
+# How far ahead of this host's clock a claim's start may be (other hosts' clocks differ):
+# one further ahead started no later than this ingest, it is no claim (t117).
+CLAIM_CLOCK_SKEW = 3600.0
+
+
+def read_claim(payload: bytes, now: float) -> tuple[dict[str, Any] | None, str]:
+    """An ingest's claim on its client id (``{"instance", "started", "pid", "host"}``,
+    ``started`` in epoch seconds) -> (the claim, "") when it can be read, else (None,
+    why; "" for a payload that is no claim at all: not JSON or without the keys). Any
+    MQTT client may publish on the claim topic: a "started" past any float (t117: an
+    OverflowError), not finite (NaN: a ValueError from gmtime) or more than
+    ``CLAIM_CLOCK_SKEW`` after ``now`` (it stopped every ingest of the id, at every
+    start, the claim being retained) is no instance that started later."""
+    try:
+        claim = json.loads(payload)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep
+        return None, ""
+    if not isinstance(claim, dict) or "started" not in claim or "instance" not in claim:
+        return None, ""
+    started = claim["started"]
+    shown = repr(started) if len(repr(started)) <= 40 else f"{repr(started)[:37]}..."
+    if isinstance(started, bool) or not isinstance(started, int | float):
+        return None, f"gives started {shown}, not epoch seconds"
+    if isinstance(started, int) and abs(started) > 1e18:  # float() of it may overflow
+        return None, f"gives started {shown}, not a time"
+    if not math.isfinite(started):
+        return None, f"gives started {shown}, not a time"
+    if started > now + CLAIM_CLOCK_SKEW:
+        return None, f"gives started {shown}, after this host's clock (no later instance)"
+    return claim, ""
 
 
 class MqttIngest:
@@ -259,16 +336,23 @@ class MqttIngest:
     def _claim(self, client: Any, payload: bytes) -> None:
         """Another instance's claim on the client id (``owner_topic``): one started later
         (ties: the larger instance id) holds the session from now on, so this one stops;
-        an earlier one's is an old claim, which this instance's own replaces."""
-        try:
-            claim = json.loads(payload)
-            theirs = (float(claim["started"]), str(claim["instance"]))
-        except (ValueError, TypeError, KeyError):
-            return  # not a claim this code wrote: nothing to go by
+        an earlier one's is an old claim, which this instance's own replaces. A claim
+        that cannot be read (``read_claim``) is said and passed over."""
+        claim, fault = read_claim(payload, time.time())
+        if claim is None:
+            if fault:
+                log.warning(
+                    "ingest: the claim on client id %r (retained on %s) %s: passed over",
+                    self.client_id,
+                    self.owner_topic,
+                    fault,
+                )
+            return
+        theirs = (float(claim["started"]), str(claim["instance"]))
         if theirs[1] == self.instance or theirs <= (self.started, self.instance):
             return
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(theirs[0]))
-        by = f"pid {claim.get('pid')} on {claim.get('host')!s}, started {started}"
+        by = f"pid {claim.get('pid')!s:.40} on {claim.get('host')!s:.100}, started {started}"
         self._give_up_session(client, by)
 
     def taken_over_message(self) -> str:
@@ -286,7 +370,17 @@ class MqttIngest:
             "of the topic tree (docs/ingest.md, Operating it)"
         )
 
-    def _on_message(self, client: Any, _userdata: Any, msg: Any) -> None:
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        try:
+            self._message(client, userdata, msg)
+        except Exception as exc:
+            # Raised to paho, it ends paho's network thread: the ingest reads nothing
+            # more, and says nothing (t117: an unreadable retained claim). The message
+            # stays unacknowledged, the broker's to deliver again.
+            topic = bytes(getattr(msg, "_topic", b"")).decode("utf-8", "backslashreplace")
+            log.error("ingest: a message on %s was not handled: %r", topic, exc)
+
+    def _message(self, client: Any, _userdata: Any, msg: Any) -> None:
         mid, qos = msg.mid, msg.qos
         if msg._topic.startswith(OWNER_PREFIX):
             # Before the patterns: '{a}/{b}/{c}' would read a claim as a reading, and

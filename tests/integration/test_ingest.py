@@ -1037,6 +1037,78 @@ def test_a_refused_messages_dead_letter_keeps_what_its_sender_sent_beside_it(
     assert not any("authorization" in n.lower() for n, _ in by_stream[b"http"])
 
 
+def test_a_bom_in_a_user_property_costs_no_message_and_no_connection(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # t117: paho refused an MQTT 5 text property holding U+FEFF (a BOM, which MQTT 5 says
+    # must be kept and Mosquitto forwards) while reading the PUBLISH, before any callback:
+    # the ingest's connection dropped, and on its persistent session the broker sent the
+    # same message again at every reconnect, so no message after it was ever read. Now
+    # such a message is read as any other: taken, or dead-lettered with the property.
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    p = ingest_pipeline
+    ingest = mqtt_ingest(p).start()
+    publisher = paho_publisher(p.settings.mqtt_port)
+    try:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "\ufefftext/plain"
+        props.UserProperty = [("gateway", "\ufeffgw-1")]
+        sends = [
+            (json.dumps({"value": 2.1, "ts": START}).encode(), props),
+            (b"high", props),
+            (json.dumps({"value": 2.3, "ts": START + 60}).encode(), None),
+        ]
+        for payload, with_props in sends:
+            publisher.publish(TOPIC, payload, qos=1, properties=with_props).wait_for_publish(30)
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 2, settle=1))
+        dead = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
+    finally:
+        publisher.loop_stop()
+        publisher.disconnect()
+        ingest.stop()
+    assert sorted(r["value"] for r in readings) == [2.1, 2.3]
+    assert [m.value for m in dead] == [b"high"]
+    carried = [(n, v) for n, v in dead[0].headers if n.startswith("citybrain.original.header.")]
+    assert carried == [
+        ("citybrain.original.header.content-type", "\ufefftext/plain".encode()),
+        ("citybrain.original.header.gateway", "\ufeffgw-1".encode()),
+    ]
+    assert "disconnected from the MQTT broker" not in ingest.log_file.read_text(errors="replace")
+
+
+def test_an_unreadable_retained_claim_on_the_client_id_costs_no_message(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # t117: the retained claim on citybrain/ingest-owner/<client id> (t101) is anyone's
+    # to publish; one whose "started" was past any float (or NaN, or past year 9999)
+    # raised out of the message callback, which ended paho's network thread: the ingest
+    # read nothing more, at every start again (the claim is retained), and said nothing.
+    # Now such a claim is said once and passed over.
+    p = ingest_pipeline
+    owner = f"citybrain/ingest-owner/{p.name}-ingest"
+    claim = b'{"instance": "f", "started": 1' + b"0" * 400 + b', "pid": 1, "host": "x"}'
+    subprocess.run(
+        ["mosquitto_pub", "-p", str(p.settings.mqtt_port), "-q", "1", "-r", "-t", owner, "-s"],
+        input=claim,
+        check=True,
+        timeout=30,
+    )
+    ingest = mqtt_ingest(p).start()
+    try:
+        time.sleep(1)  # the retained claim is read on subscribing
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 2.5, "ts": START})])
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))
+        assert ingest.proc is not None and ingest.proc.poll() is None
+    finally:
+        ingest.stop()
+    assert [(r["sensor_id"], r["value"]) for r in readings] == [("gauge-1", 2.5)]
+    log = ingest.log_file.read_text(errors="replace")
+    assert "Traceback" not in log
+    assert "claim on client id" in log and "passed over" in log
+
+
 def test_field_times_and_entity_periods_cost_only_their_own_reading_through_kafka(
     ingest_pipeline: Pipeline,
 ) -> None:

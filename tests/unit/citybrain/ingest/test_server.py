@@ -565,7 +565,7 @@ def test_a_later_instance_s_claim_on_the_client_id_stops_this_one_an_earlier_one
 
     client = Client()
     ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw/ingest#1")
-    assert ingest.owner_topic == "citybrain/ingest-owner/gw_ingest_1"
+    assert ingest.owner_topic == "citybrain/ingest-owner/gw_ingest_1-82b6a011"
     for payload in (
         claim(ingest.started - 60, "f" * 32),  # an earlier instance's (stale) claim
         claim(ingest.started, ingest.instance),  # its own
@@ -577,6 +577,81 @@ def test_a_later_instance_s_claim_on_the_client_id_stops_this_one_an_earlier_one
     ingest._claim(client, claim(ingest.started + 1, "0" * 32))
     assert ingest.taken_over.is_set() and client.disconnects == 1
     assert "(pid 7 on gw-2, started " in ingest.taken_over_message()
+
+
+@pytest.mark.parametrize(
+    ("started", "said"),
+    [
+        (b"1" + b"0" * 400, "not a time"),  # float() of it: OverflowError
+        (b"NaN", "gives started nan, not a time"),  # gmtime(nan): ValueError
+        (b"1e300", "after this host's clock"),  # gmtime: OverflowError
+        (b"4102444800", "after this host's clock"),  # 2100: stopped every start
+        (b'"soon"', "gives started 'soon', not epoch seconds"),
+        (b"true", "gives started True, not epoch seconds"),
+    ],
+)
+def test_an_unreadable_claim_on_the_client_id_is_said_and_passed_over(
+    ingest_grid: Grid, started: bytes, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t117: anyone may publish the retained claim; one whose "started" is past any float,
+    NaN or past year 9999 raised out of the message callback (paho's network thread
+    ended: nothing more was read), one far in the future stopped the ingest at every
+    start. (Through Mosquitto: tests/integration/test_ingest.py.)"""
+    from types import SimpleNamespace
+
+    class Client:
+        disconnects = 0
+
+        def disconnect(self) -> None:
+            self.disconnects += 1
+
+        def ack(self, mid: int, qos: int) -> None:
+            pass
+
+    client = Client()
+    ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-a")
+    payload = b'{"instance": "' + b"f" * 32 + b'", "started": ' + started + b', "pid": 7}'
+    msg = SimpleNamespace(mid=1, qos=1, _topic=ingest.owner_topic.encode(), payload=payload)
+    with caplog.at_level(logging.WARNING):
+        ingest._on_message(client, None, msg)
+    assert not ingest.taken_over.is_set() and client.disconnects == 0
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "the claim on client id 'gw-a'" in line and said in line and "passed over" in line
+
+
+def test_a_message_the_ingest_cannot_handle_never_reaches_paho(
+    ingest_grid: Grid, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t117: an exception out of the message callback ended paho's network thread."""
+    from types import SimpleNamespace
+
+    ingest = mqtt_ingest(ingest_grid, Kafka(), client_id="gw-a")
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ingest, "_message", broken)
+    msg = SimpleNamespace(mid=1, qos=1, _topic=b"city/east/gauge-1/water_level", payload=b"1")
+    with caplog.at_level(logging.ERROR):
+        ingest._on_message(object(), None, msg)
+    assert [r.getMessage() for r in caplog.records] == [
+        "ingest: a message on city/east/gauge-1/water_level was not handled: RuntimeError('boom')"
+    ]
+
+
+def test_client_ids_that_differ_only_in_replaced_characters_claim_apart() -> None:
+    """t117: "gw/1", "gw#1" and "gw_1" all claimed citybrain/ingest-owner/gw_1, so the
+    later of two such ingests stopped the other, "another MQTT client ... with this
+    ingest's client id". An id of plain characters keeps its topic."""
+    from citybrain.ingest.mqtt import owner_topic
+
+    ids = ["gw/1", "gw#1", "gw+1", "gw 1", "gw_1", "", "_"]
+    topics = [owner_topic(i) for i in ids]
+    assert len(set(topics)) == len(ids)
+    assert owner_topic("gw_1") == "citybrain/ingest-owner/gw_1"
+    assert owner_topic("gw-ingest.2") == "citybrain/ingest-owner/gw-ingest.2"
+    assert all("/" not in t.removeprefix("citybrain/ingest-owner/") for t in topics)
+    assert all(c not in t for t in topics for c in "+# ")
 
 
 def test_a_stopping_ingest_clears_its_claim_unless_another_took_the_session(
@@ -1091,3 +1166,59 @@ def test_another_client_id_s_claim_is_no_reading_under_a_pattern_that_matches_it
     assert kafka.readings == [] and kafka.dead == [] and ingest.received == 0
     # Another id's later claim is not this one's: it goes on.
     assert not ingest.taken_over.is_set()
+
+
+def test_a_refused_readings_dead_letter_keeps_the_header_bytes_as_sent(
+    server: IngestHttpServer,
+) -> None:
+    """t117: http.server reads header bytes as ISO-8859-1 and the dead letter wrote them
+    as UTF-8: a ``User-Agent`` in UTF-8 (``café``) reached it as ``cafÃ©`` and a byte
+    that is not UTF-8 as two others; now the bytes sent."""
+    body = json.dumps([GOOD, {**GOOD, "value": "high"}]).encode()
+    head = (
+        f"{POST_HEAD}Authorization: Bearer {GATEWAY}\r\nContent-Length: {len(body)}\r\n"
+        "User-Agent: caf\u00c3\u00a9-gateway\r\nX-Request-Id: r-\u00ff\r\n\r\n"
+    )  # _send writes each character as its one byte: c3 a9 is UTF-8's é
+    answer = _answer(_send(server, head, body))
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    assert [value for value, _ in kafka.dead] == [json.dumps({**GOOD, "value": "high"}).encode()]
+    assert dict(kafka.originals[0]) == {
+        "citybrain.original.header.content-type": b"application/json",
+        "citybrain.original.header.user-agent": "café-gateway".encode(),
+        "citybrain.original.header.x-request-id": b"r-\xff",
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "header", "said"),
+    [
+        (
+            "POST /ingest/v1/readings",
+            "Content-Type: application/json; charset=\u00c3\u00bctf-8",  # UTF-8's ü
+            "Content-Type is 'application/json; charset=ütf-8', expected application/json",
+        ),
+        (
+            "POST /ingest/v1/readings",
+            "Content-Type: application/json; charset=\u00ff",
+            "Content-Type is 'application/json; charset=\\xff', expected application/json",
+        ),
+        (
+            "POST /ingest/v1/readings\u00ff",
+            "Content-Type: application/json",
+            "no such path '/ingest/v1/readings\\xff';",
+        ),
+    ],
+)
+def test_a_refusal_shows_header_and_path_bytes_as_sent(
+    server: IngestHttpServer, line: str, header: str, said: str
+) -> None:
+    """t117: http.server reads a request's bytes as ISO-8859-1, and a refusal showed that
+    reading: a UTF-8 ``charset=ütf-8`` as ``charset=Ã¼tf-8``, a byte 0xFF as ``ÿ``."""
+    body = json.dumps(GOOD).encode()
+    head = (
+        f"{line} HTTP/1.1\r\nHost: x\r\n{header}\r\nConnection: close\r\n"
+        f"Authorization: Bearer {GATEWAY}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )  # _send writes each character as its one byte
+    answer = _answer(_send(server, head, body))
+    assert said in json.loads(answer.partition(b"\r\n\r\n")[2])["error"], answer
