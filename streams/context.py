@@ -891,7 +891,8 @@ class Context:
             if msg.offset != skipped.first:
                 return
             code, message = UNREADABLE_REASON, skipped.describe(msg.topic, msg.partition)
-            raw, index = None, None
+            # A record read but for a header name that is not UTF-8 keeps its bytes.
+            raw, index = skipped.value, None
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
         message = bounded_message(message)
         if self.settings.log_each_dead_letter:
@@ -903,7 +904,7 @@ class Context:
                 "(`citybrain deadletters`)",
             )
         value = msg.value if raw is None else raw
-        key = msg.key
+        key = msg.key if skipped is None or skipped.key is None else skipped.key
         if stream == "readings" and isinstance(value, bytes):
             # A reading's dead letter is keyed by its sensor id, whatever step refused it
             # (out_of_order ones, in the detection, are too): docs/events.md.

@@ -178,7 +178,15 @@ wait (``set_fetch_max_wait``), independently of the others.
    fetched before it in the same fetch were passed over unprocessed. So did a record
    aiokafka cannot decode in a batch whose CRC holds (a header name that is not UTF-8,
    which Kafka's protocol forbids and its broker does not check: ``UnicodeDecodeError``);
-   from that record on, the rest of its batch is unreadable the same way. Now, on a stream
+   from that record on, the rest of its batch is unreadable the same way. Such a batch
+   (its CRC held) is now read again from the fetch's bytes (``KeptMemoryRecords``, made
+   by the fetcher in place of aiokafka's ``MemoryRecords``; ``_read_again`` frames it
+   with aiokafka's pure-Python batch and reads its records by the protocol's v2 layout,
+   header names as bytes): every record whose header names are UTF-8 is given as
+   aiokafka would have given it, and each other one is an unreadable record of its own
+   offset that keeps its key and value for its dead letter (t117: the nine records
+   after one such header name in a batch were dead-lettered with it, bytes gone). Bytes
+   that do not read even so are the rest of the batch, as below. Now, on a stream
    topic (not a table's changelog, whose corruption still stops the worker: a table
    cannot be recovered past a hole), the batch's offsets are handed on as *unreadable
    records*: no key, no value, ``headers`` an ``UnreadableRange`` naming the range and
@@ -275,7 +283,11 @@ and the rewinds' positions, t99),
 0.15.3 source hash is pinned) with ``_update_channels``, ``recovery`` and
 ``should_stop``; and aiokafka 0.14.0's
 ``PartitionRecords._unpack_records`` (replaced, change 13; its source hash is pinned in
-``AIOKAFKA_SOURCES`` and tested in ``tests/unit/streams/test_unreadable_batches.py``) with
+``AIOKAFKA_SOURCES`` and tested in ``tests/unit/streams/test_unreadable_batches.py``;
+with ``Fetcher._proc_fetch_request``, which makes each partition's records by the
+fetcher module's ``MemoryRecords``, and ``_DefaultRecordBatchPy``'s ``__init__`` and
+``_maybe_uncompress`` with the fields ``_buffer``, ``_pos``, ``_num_records``, pinned in
+``RECORD_SOURCES``) with
 the ``PartitionRecords`` fields it reads (``_tp``, ``_records``, ``_check_crcs``,
 ``_isolation_level``, ``next_fetch_offset``, ``_consume_aborted_up_to``,
 ``_contains_abort_marker``, ``_aborted_producers``, ``_consumer_record``).
@@ -295,9 +307,13 @@ from typing import Any, cast
 import aiokafka
 import faust
 from aiokafka import errors as aiokafka_errors
-from aiokafka.consumer.fetcher import READ_COMMITTED, PartitionRecords
+from aiokafka.consumer import fetcher as aiokafka_fetcher
+from aiokafka.consumer.fetcher import READ_COMMITTED, Fetcher, PartitionRecords
 from aiokafka.consumer.group_coordinator import GroupCoordinator
 from aiokafka.protocol.group import LeaveGroupRequest
+from aiokafka.record.default_records import _DefaultRecordBatchPy, _DefaultRecordPy
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.record.util import decode_varint
 from aiokafka.structs import ConsumerRecord
 from faust.stores.memory import Store as MemoryStore
 from faust.tables.manager import TableManager
@@ -336,6 +352,20 @@ TABLE_SOURCES = {
 AIOKAFKA_VERSION = "0.14.0"
 AIOKAFKA_SOURCES = {
     "_unpack_records": "b803e6d46480732c7a7faa8e784b338bcdd4e707ea67fba96c013654b04b8a08",
+}
+# What change 13's re-reading of a batch relies on (aiokafka 0.14.0): the fetcher makes
+# each partition's ``MemoryRecords`` from the fetch's bytes by the module's name, and
+# the pure-Python batch frames a batch and decompresses its records.
+RECORD_SOURCES: dict[str, str] = {
+    "Fetcher._proc_fetch_request": (
+        "59bf948fff47eed580671971252454daa614df479733f3bedfefe95bc4d8ad30"
+    ),
+    "_DefaultRecordBatchPy.__init__": (
+        "adc08a5cd162e8c2ea748d0312716021c8b29ce8dc6b18b2e6f19c20f2f42d03"
+    ),
+    "_DefaultRecordBatchPy._maybe_uncompress": (
+        "c9d0dc2bed50cc869d2dad835d60674244b4981082a86c1c1c5d82a6bef7c92c"
+    ),
 }
 # The same for aiokafka's group coordinator method replaced by change 16.
 COORDINATOR_SOURCES = {
@@ -393,6 +423,7 @@ def install() -> None:
     Consumer._new_offset = _new_offset  # type: ignore[method-assign]
     _ORIGINAL["_unpack_records"] = PartitionRecords._unpack_records
     PartitionRecords._unpack_records = _unpack_records
+    aiokafka_fetcher.MemoryRecords = KeptMemoryRecords
 
 
 def original(name: str) -> Callable[..., Any]:
@@ -406,6 +437,10 @@ def original(name: str) -> Callable[..., Any]:
         return _ORIGINAL.get(name) or cast(Callable[..., Any], GroupCoordinator._maybe_leave_group)
     if name in AIOKAFKA_SOURCES:
         return _ORIGINAL.get(name) or cast(Callable[..., Any], PartitionRecords._unpack_records)
+    if name in RECORD_SOURCES:
+        owner_name, method = name.split(".")
+        owner_of = {"Fetcher": Fetcher, "_DefaultRecordBatchPy": _DefaultRecordBatchPy}
+        return cast(Callable[..., Any], getattr(owner_of[owner_name], method))
     if name in TABLE_SOURCES:
         return _ORIGINAL.get(f"TableManager.{name}") or cast(
             Callable[..., Any], getattr(TableManager, name)
@@ -1240,19 +1275,36 @@ class UnreadableRange(tuple[tuple[str, bytes], ...]):
     first: int
     last: int
     reason: str
+    # A record read but for its headers (a header name that is not UTF-8): its key and
+    # value as sent, which its dead letter keeps; None for bytes that could not be read.
+    key: bytes | None
+    value: bytes | None
 
-    def __new__(cls, first: int, last: int, reason: str) -> UnreadableRange:
+    def __new__(
+        cls,
+        first: int,
+        last: int,
+        reason: str,
+        key: bytes | None = None,
+        value: bytes | None = None,
+    ) -> UnreadableRange:
         self = super().__new__(cls, ())
         self.first, self.last, self.reason = first, last, reason
+        self.key, self.value = key, value
         return self
 
     def describe(self, topic: str, partition: int) -> str:
-        """The dead letter's message: which offsets, why, and that no bytes are left."""
+        """The dead letter's message: which offsets, why, and which bytes are left."""
         span = (
             f"offset {self.first}"
             if self.first == self.last
             else (f"offsets {self.first}-{self.last}")
         )
+        if self.value is not None or self.key is not None:
+            return (
+                f"{topic}/{partition} {span}: {self.reason}; its key and value are this "
+                "dead letter's, its headers are not kept, skipped"
+            )
         return (
             f"{topic}/{partition} {span}: {self.reason}; the records cannot be read "
             "(no key, value or headers are available), skipped"
@@ -1318,6 +1370,107 @@ def _unreadable_range(
                 tp.topic, tp.partition, offset, now, 0, None, None, None, -1, -1, marker
             )
     self.next_fetch_offset = max(self.next_fetch_offset, end)
+
+
+class KeptMemoryRecords(MemoryRecords):  # type: ignore[misc]
+    """aiokafka's ``MemoryRecords`` that keeps the fetch's bytes it was made of
+    (``raw``), so change 13 can read a batch again when aiokafka's reader fails on one of
+    its records; the fetcher makes them by this module's name (``RECORD_SOURCES``)."""
+
+    def __init__(self, raw: bytes) -> None:
+        super().__init__(raw)
+        self.raw = raw
+
+
+def _batch_bytes(raw: bytes, base: int) -> memoryview | None:
+    """The v2 batch of the fetch's bytes ``raw`` whose base offset is ``base`` (each
+    batch: base offset int64, length int32, then ``length`` bytes), or None."""
+    view, pos = memoryview(raw), 0
+    while pos + 12 <= len(view):
+        first = int.from_bytes(view[pos : pos + 8], "big", signed=True)
+        length = int.from_bytes(view[pos + 8 : pos + 12], "big", signed=True)
+        if length < 0 or pos + 12 + length > len(view):
+            return None
+        if first == base:
+            return view[pos : pos + 12 + length]
+        pos += 12 + length
+    return None
+
+
+def _nullable(buffer: bytearray, pos: int) -> tuple[bytes | None, int]:
+    """A Kafka varint-length byte string at ``pos`` (length -1: null), and the position after."""
+    length, pos = decode_varint(buffer, pos)
+    if length < 0:
+        return None, pos
+    return bytes(buffer[pos : pos + length]), pos + length
+
+
+def _read_again(
+    self: PartitionRecords, raw: bytes, batch: Any
+) -> Iterator[ConsumerRecord[Any, Any]]:
+    """Change 13: ``batch`` (its CRC checked) read again from the fetch's bytes by the
+    record layout of Kafka's protocol (KIP-98's v2 record), header names kept as bytes:
+    from the fetch position on, each record whose header names are UTF-8 as it would
+    have been given, each other one an unreadable record of its own offset that keeps
+    its key and value (its dead letter has them). Raises if the bytes are no such batch."""
+    framed = _batch_bytes(raw, batch.base_offset)
+    if framed is None:
+        raise ValueError(f"no batch at offset {batch.base_offset} in the fetch")
+    again = _DefaultRecordBatchPy(framed)
+    again._maybe_uncompress()
+    buffer, pos, tp = again._buffer, again._pos, self._tp
+    append_time = again.timestamp_type == again.LOG_APPEND_TIME
+    for _ in range(again._num_records):
+        length, pos = decode_varint(buffer, pos)
+        end = pos + length
+        _, pos = decode_varint(buffer, pos)  # the record's attributes: unused
+        delta, pos = decode_varint(buffer, pos)
+        offset_delta, pos = decode_varint(buffer, pos)
+        key, pos = _nullable(buffer, pos)
+        value, pos = _nullable(buffer, pos)
+        count, pos = decode_varint(buffer, pos)
+        names: list[bytes] = []
+        values: list[bytes | None] = []
+        for _ in range(count):
+            name, pos = _nullable(buffer, pos)
+            value_of, pos = _nullable(buffer, pos)
+            names.append(name or b"")
+            values.append(value_of)
+        if pos != end or count < 0:
+            raise ValueError(f"a record of {length} bytes read as {pos - end + length}")
+        offset = again.base_offset + offset_delta
+        if offset < self.next_fetch_offset:
+            continue
+        timestamp = again.max_timestamp if append_time else again.first_timestamp + delta
+        self.next_fetch_offset = offset + 1
+        bad = next((n for n in names if not _utf8(n)), None)
+        if bad is not None:
+            why = (
+                f"a header name is not UTF-8 ({bytes(bad)[:60]!r}), which Kafka's protocol requires"
+            )
+            log.error(
+                "citybrain: %s/%s offset %d: %s; recorded on the dead-letter topic",
+                tp.topic,
+                tp.partition,
+                offset,
+                why,
+            )
+            marker = UnreadableRange(offset, offset, why, key, value if value is not None else b"")
+            yield ConsumerRecord(
+                tp.topic, tp.partition, offset, timestamp, 0, None, None, None, -1, -1, marker
+            )
+            continue
+        headers = [(n.decode("utf-8"), v) for n, v in zip(names, values, strict=True)]
+        record = _DefaultRecordPy(offset, timestamp, again.timestamp_type, key, value, headers)
+        yield self._consumer_record(tp, record)
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _skipped_by_the_broker(
@@ -1408,6 +1561,17 @@ def _unpack_records(self: PartitionRecords) -> Iterator[ConsumerRecord[Any, Any]
                 yield consumer_record
         except Exception as exc:  # a record the client cannot decode: the rest of it
             why = f"a record could not be decoded ({type(exc).__name__}: {exc})"[:300]
+            raw = getattr(records, "raw", None)
+            if base is not None and raw is not None and _skips_unreadable(tp.topic):
+                # Read again from the fetch's bytes, header names kept as bytes: only a
+                # record whose header name is not UTF-8 is unreadable, not the rest.
+                try:
+                    yield from _read_again(self, raw, next_batch)
+                except Exception:  # its records' framing is broken: the rest of it, as before
+                    pass
+                else:
+                    self.next_fetch_offset = next_batch.next_offset
+                    continue
             yield from _unreadable_records(self, next_batch, pending, why)
             if not hasattr(next_batch, "base_offset"):  # a legacy batch: as above
                 _FRAMING_BROKE[tp] = self.next_fetch_offset
