@@ -64,7 +64,7 @@ from streams.auth import (
 )
 from streams.context import API_KAFKA_WAIT, Context, PendingCommands, run_key
 from streams.errors import EventError, show, shown_name
-from streams.events import ISO_DATETIME, decode_json, epoch_unit_guess, parse_ts
+from streams.events import ISO_DATETIME, decode_json, epoch_unit_guess, parse_ts, text_control
 from streams.partitioning import key_partition
 from streams.replies import RESEND, undelivered_of, undelivered_of_group
 
@@ -200,6 +200,20 @@ def too_long(field: str, text: str, limit: int) -> str:
     )
 
 
+def check_free_text(field: str, text: str, limit: int) -> None:
+    """``ApiError`` 400 naming ``field`` when an operator's free text (a run action's note,
+    a reporter's comment, a silence's reason) is longer than ``limit`` characters or holds
+    a control character other than a line break or a tab. Such text reaches the
+    citizen's closure message, the audit, the worker's log and every terminal that runs
+    ``runs show``; before t119 a NUL or an ESC in it was taken, which a report's own
+    ``text`` has been refused for since t109 (docs/events.md)."""
+    if len(text) > limit:
+        raise ApiError(400, too_long(field, text, limit))
+    reason = text_control(text)
+    if reason is not None:
+        raise ApiError(400, f'field "{field}" is {show(text)}: {reason}')
+
+
 def nested_at_most(doc: Any, limit: int) -> bool:
     """Whether no list or object in ``doc`` is nested deeper than ``limit`` levels (the
     document itself is level 1). Iterative: safe at any depth."""
@@ -317,26 +331,34 @@ def json_body(raw: bytes) -> dict[str, Any]:
     return doc
 
 
+def answer_comment(doc: Mapping[str, Any]) -> str:
+    """The ``comment`` of an answer's body, "" when absent or null; ``ApiError`` 400
+    naming it when it is not text, is longer than ``MAX_COMMENT`` characters or holds a
+    control character (``check_free_text``). Checked before the run is asked, as a note is."""
+    comment = doc.get("comment", "")
+    # Each said with the value, as the other fields are (trials 21 and 22: "must be a
+    # string of at most 1000 characters" named neither); null is no comment, as the
+    # worker's own reading of an answer command takes it.
+    if comment is None:
+        return ""
+    if not isinstance(comment, str):
+        raise ApiError(400, f'field "comment" is {show(comment)}, expected text')
+    check_free_text("comment", comment, MAX_COMMENT)
+    return comment
+
+
 def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
     """The answer command's fields from a request body ``{"report_id", "satisfied",
     "comment"?}``; ``ApiError`` 400 for a bad field, 404 for a report the run does not
     cover, 409 when the report has had no closure to answer or already answered it
     (``run`` as it is once the API's earlier commands on it are applied: a second
     answer sent before the worker applied the first is that 409 too, trial 13)."""
-    rid, satisfied, comment = doc.get("report_id"), doc.get("satisfied"), doc.get("comment", "")
+    rid, satisfied = doc.get("report_id"), doc.get("satisfied")
     if not isinstance(rid, str) or not rid:
         raise ApiError(400, f'field "report_id" is {show(rid)}, expected a non-empty string')
     if not isinstance(satisfied, bool):
         raise ApiError(400, f'field "satisfied" is {show(satisfied)}, expected true or false')
-    # Each said with the value, as the other fields are (trials 21 and 22: "must be a
-    # string of at most 1000 characters" named neither); null is no comment, as the
-    # worker's own reading of an answer command takes it.
-    if comment is None:
-        comment = ""
-    if not isinstance(comment, str):
-        raise ApiError(400, f'field "comment" is {show(comment)}, expected text')
-    if len(comment) > MAX_COMMENT:
-        raise ApiError(400, too_long("comment", comment, MAX_COMMENT))
+    comment = answer_comment(doc)
     report = run.reports.get(rid)
     if report is None:
         # Echoed cut as every id a request names (a 100,000-character one came back
@@ -478,8 +500,7 @@ def action_note(doc: Mapping[str, Any]) -> str:
         value = doc[field]
         if not isinstance(value, str):
             raise ApiError(400, f'field "{field}" is {show(value)}, expected text')
-        if len(value) > MAX_NOTE:
-            raise ApiError(400, too_long(field, value, MAX_NOTE))
+        check_free_text(field, value, MAX_NOTE)
     if len(given) == 2:
         raise ApiError(
             400,
@@ -1494,6 +1515,8 @@ def register_api(app: faust.App, ctx: Context) -> None:
             doc = await body(request, fields.get(action, ACTION_FIELDS), action)
             # The body's own faults first, whatever the run's state would answer.
             note = action_note(doc)
+            if action == "answer":
+                answer_comment(doc)
             from_level = escalated_from(doc) if action == "escalate" else None
             if action == "resend":
                 # Any run, finished or superseded: its closures are what is sent again.
@@ -1648,8 +1671,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
             for i, text in enumerate(matchers):
                 if len(text) > MAX_MATCHER_CHARS:
                     raise ApiError(400, too_long(f"matchers[{i}]", text, MAX_MATCHER_CHARS))
-            if len(doc.get("reason", "")) > MAX_NOTE:
-                raise ApiError(400, too_long("reason", doc["reason"], MAX_NOTE))
+            check_free_text("reason", doc.get("reason", ""), MAX_NOTE)
             starts_at, ends_at, seconds = silence_times(doc, now)
             # With an Idempotency-Key a retry (after a 503) is the same silence, written
             # again under the same id, never a second one.

@@ -1502,15 +1502,24 @@ def check_report_text(text: str) -> None:
         raise EventError(
             "bad_type", "text", text, "blank: expected a description of what was reported"
         )
+    reason = text_control(text)
+    if reason is not None:
+        raise EventError("bad_type", "text", text, reason)
+
+
+def text_control(text: str) -> str | None:
+    """Why ``text`` (free text: a report's description, an operator's note, a reporter's
+    comment, a silence's reason) is refused, or None: it holds a control character other
+    than a line break or a tab (a NUL, a terminal's ESC, DEL, U+0080-U+009F), named with
+    its place, e.g. ``character 2 is the control character U+001B: expected text (line
+    breaks and tabs are taken)``."""
     bad = _TEXT_CONTROLS.search(text)
-    if bad is not None:
-        raise EventError(
-            "bad_type",
-            "text",
-            text,
-            f"character {bad.start() + 1} is the control character U+{ord(bad.group()):04X}: "
-            "expected text (line breaks and tabs are taken)",
-        )
+    if bad is None:
+        return None
+    return (
+        f"character {bad.start() + 1} is the control character U+{ord(bad.group()):04X}: "
+        "expected text (line breaks and tabs are taken)"
+    )
 
 
 def check_length(field: str, value: str, limit: int) -> None:

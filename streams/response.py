@@ -1444,7 +1444,7 @@ class Response:
                 outcome = WebhookOutcome(reply["reply_id"], url, False, 0, refused, 0.0)
                 await self.on_webhook_outcome(outcome)
                 self.warn_webhook(
-                    url,
+                    f"{url} dropped",
                     f"closure (reply) webhook to {url} dropped for report "
                     f"{reply['report_id']}: {refused} (the "
                     "replies topic has it); audited as reply_webhook_dropped",
@@ -1518,8 +1518,10 @@ class Response:
         report = reply.get("report_id", "?") if isinstance(reply, dict) else "?"
         url = str(self.settings.replies_webhook_url)
         why = str(cmd.get("detail") or "failed")[:300]
+        # Its own key: under the attempts' (one line per URL a minute) a give-up, which
+        # an operator must act on, was never logged (t119: ten closures, no line).
         self.warn_webhook(
-            url,
+            f"{url} given up",
             f"closure (reply) webhook to {url} for report {report} given up: {why} (the "
             "replies topic has it); audited as reply_webhook_failed",
         )
@@ -1698,11 +1700,13 @@ class Response:
         self.metrics.webhook_failed_attempts.inc()
         replies = self.settings.replies_webhook_url
         what = "closure (reply) webhook" if replies and url == str(replies) else "webhook"
+        # Attempts are counted in webhook_failed_attempts_total; calls_total{outcome=
+        # "failed"} counts only calls given up (t119: the line named that one).
         self.warn_webhook(
             url,
             f"{what} call to {url} failed (attempt {attempt}, run "
             f"{command_id.rsplit(':', 1)[0]}): {detail}; audited as webhook_attempt_failed, "
-            'counted in citybrain_webhook_calls_total{outcome="failed"}',
+            "counted in citybrain_webhook_failed_attempts_total",
         )
         await self.ctx.audit(
             {

@@ -391,3 +391,59 @@ def test_an_empty_object_or_whitespace_on_a_get_is_no_body(tmp_path: Path, body:
     )
     assert given[:2] == without[:2]
     assert "takes no body" not in str(given[1])
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "said"),
+    [
+        (
+            "ack",
+            {"note": "on my way\x1b[2J"},
+            "field \"note\" is 'on my way\\x1b[2J': character 10 ",
+        ),
+        ("resolve", {"reason": "done\x00"}, "field \"reason\" is 'done\\x00': character 5 "),
+        ("cancel", {"note": "dup\x85"}, "field \"note\" is 'dup\\x85': character 4 "),
+        ("escalate", {"note": "\x7f"}, "field \"note\" is '\\x7f': character 1 "),
+        (
+            "answer",
+            {"report_id": "r", "satisfied": False, "comment": "loud\x1b]0;owned\x07"},
+            "field \"comment\" is 'loud\\x1b]0;owned\\x07': character 5 ",
+        ),
+    ],
+)
+def test_a_control_character_in_free_text_is_a_400_naming_it(
+    tmp_path: Path, action: str, body: dict[str, Any], said: str
+) -> None:
+    """Helper t119: a note, a reason or a reporter's comment holding a NUL, an ESC, DEL or
+    a C1 control was accepted and went into the citizen's closure text (a resolve note is
+    its `what`), the audit and every terminal that ran `runs show`, while a report's own
+    `text` has been refused for the same characters since t109. Now the same rule: a 400
+    naming the field, the value and the character, before the run is asked."""
+    token = COORDINATOR_TOKEN
+    status, doc, _ = ask(tmp_path, "POST", f"/api/v1/runs/r-1/{action}", token, json=body)
+    assert status == 400, doc
+    assert doc["error"].startswith(said), doc
+    assert "is the control character U+00" in doc["error"], doc
+    assert doc["error"].endswith("expected text (line breaks and tabs are taken)"), doc
+
+
+def test_line_breaks_and_tabs_in_a_note_are_text(tmp_path: Path) -> None:
+    """The rule refuses control characters, not lines: a note of two lines with a tab
+    passes the body's check and is answered for the run (this worker, which has read
+    nothing back from Kafka, answers that it cannot know the run yet: 503)."""
+    body = {"note": "line one\r\n\tline two"}
+    status, doc, _ = ask(tmp_path, "POST", "/api/v1/runs/r-1/ack", COORDINATOR_TOKEN, json=body)
+    assert status == 503, doc
+    assert doc["error"].startswith("run 'r-1' cannot be answered yet"), doc
+
+
+def test_a_control_character_in_a_silences_reason_is_a_400(tmp_path: Path) -> None:
+    """Helper t119, the same kind on silences: a reason with an ESC was stored, listed on
+    every worker and printed by `silences list`."""
+    body = {"matchers": ['kind="pm25"'], "duration": "1h", "reason": "works\x1b[31m"}
+    status, doc, _ = ask(tmp_path, "POST", "/api/v1/silences", OPERATOR_TOKEN, json=body)
+    assert status == 400, doc
+    assert doc["error"] == (
+        "field \"reason\" is 'works\\x1b[31m': character 6 is the control character U+001B: "
+        "expected text (line breaks and tabs are taken)"
+    ), doc

@@ -409,7 +409,15 @@ def test_pending_commands_are_bounded_oldest_first() -> None:
             "elsewhere and link to it",
         ),
         (None, 200, ""),
-        ("é🎵\n\x1b" * 250, 200, "é🎵\n\x1b" * 250),  # 1,000 characters: kept whole
+        ("é🎵\n\t" * 250, 200, "é🎵\n\t" * 250),  # 1,000 characters: kept whole
+        # Helper t119: an ESC was kept too and reached the audit and `runs show`; a
+        # control character other than a line break or a tab is refused, as in a report.
+        (
+            "ok\x1b[2J",
+            400,
+            "field \"comment\" is 'ok\\x1b[2J': character 3 is the control character "
+            "U+001B: expected text (line breaks and tabs are taken)",
+        ),
     ],
 )
 def test_an_answer_comment_is_named_by_value_or_length(

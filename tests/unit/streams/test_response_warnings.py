@@ -4,7 +4,9 @@ closure webhook at a closed port failed five times with nothing in the log)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -143,3 +145,39 @@ def test_a_command_stamped_before_its_run_was_created_is_taken_at_the_creation()
     assert message_time(1_800_000_000, None, 1_800_000_050.0, floor=created) == created
     assert message_time(1_800_000_200, None, 1_800_000_300.0, floor=created) == 1_800_000_200
     assert message_time(None, None, 1_800_000_000.0, floor=created) == created
+
+
+def test_a_closure_given_up_is_logged_under_its_failed_attempts_to_the_same_url(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Helper t119, on a real stack: a replies webhook answering 500 (then timing out)
+    failed 15 attempts and gave up 10 closures within a minute, and the worker's log said
+    only `failed (attempt 1, …)`: the give-ups, which an operator must act on
+    (`runs resend`), shared the attempts' one line per URL a minute and were held back.
+    That line also named `citybrain_webhook_calls_total{outcome="failed"}`, which counts
+    calls given up, not attempts. Now a give-up has its own line, and the attempt's names
+    `citybrain_webhook_failed_attempts_total`."""
+    from tests.unit.streams.test_covered_once import sending_response
+
+    response, _ = sending_response(tmp_path)
+    url = "http://127.0.0.1:9/replies"
+    response.settings.replies_webhook_url = url  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        for attempt in (1, 2, 3):
+            await response.on_webhook_attempt("g.1:4", url, attempt, "HTTP 500")
+        for report in ("r-1", "r-2"):
+            cmd = {"command_id": f"g.1:{report}", "detail": "HTTP 500 after 3 attempt(s)"}
+            await response._reply_given_up("g.1", cmd, {"report_id": report})
+
+    with caplog.at_level(logging.WARNING, logger="streams.response"):
+        asyncio.run(scenario())
+    lines = [r.getMessage() for r in caplog.records if r.name == "streams.response"]
+    lines = [line for line in lines if "CITYBRAIN_WEBHOOK_SECRET" not in line]
+    assert lines == [
+        f"citybrain: closure (reply) webhook call to {url} failed (attempt 1, run g.1): "
+        "HTTP 500; audited as webhook_attempt_failed, counted in "
+        "citybrain_webhook_failed_attempts_total",
+        f"citybrain: closure (reply) webhook to {url} for report r-1 given up: HTTP 500 "
+        "after 3 attempt(s) (the replies topic has it); audited as reply_webhook_failed",
+    ]
