@@ -55,6 +55,7 @@ from streams.events import (
     lookalike_key_error,
     message_json,
     parse_ts,
+    text_control,
 )
 from streams.logs import SayEvery
 from streams.metrics import initialise_run_outcomes
@@ -210,7 +211,8 @@ COMMAND_KEYS = frozenset(
 def command_fields(cmd: Any) -> dict[str, Any]:
     """A command as read from the commands topic, its fields checked before any is used:
     ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
-    ``by``, ``note``, ``role`` and ``detail`` text or null if given, ``at`` epoch
+    ``by``, ``note``, ``role``, ``comment`` and ``detail`` text or null if given (the
+    first four without control characters but line breaks and tabs), ``at`` epoch
     seconds from ``MIN_EVENT_TIME`` (1990) on or null, an escalate's ``from_level`` a
     level below the city's if given, ``level`` (the run's as the API took the command)
     a grid level if given, and an ``action_result``'s ``ok`` true or false.
@@ -230,11 +232,17 @@ def command_fields(cmd: Any) -> dict[str, Any]:
             raise EventError("bad_command", name, value, "expected a non-empty string")
     if not isinstance(cmd.get("command_id", ""), str):
         raise EventError("bad_command", "command_id", cmd["command_id"], "expected a string")
-    for name in ("by", "note", "role", "detail"):
+    for name in ("by", "note", "role", "detail", "comment"):
         # str() of anything else was kept: an actor "None" or a note "{'a': 1}" (trial 26).
         value = cmd.get(name)
         if value is not None and not isinstance(value, str):
             raise EventError("bad_command", name, value, "expected a string (or null)")
+        # The API refuses control characters in free text (t119); a command written on
+        # the topic by hand carried an ESC into the citizen's closure and the audit.
+        # Not ``detail``: the worker's own action results carry a remote answer there.
+        reason = text_control(value) if value and name != "detail" else None
+        if reason is not None:
+            raise EventError("bad_command", name, value, reason)
     at = cmd.get("at")
     if at is not None and (
         isinstance(at, bool) or not isinstance(at, int | float) or not at >= MIN_EVENT_TIME
