@@ -563,7 +563,17 @@ def refused(run: Run, action: str) -> str | None:
     if status is RunStatus.FAILED and action in ("resolve", "cancel"):
         return None  # finished by hand: its reporters hear their closure then
     if is_terminal(run):
-        return f"run {run.run_id} is {run.status}: cannot {action}"
+        # What can be done instead (t119: the 409 named the state and nothing after it).
+        if status is RunStatus.FAILED:
+            then = "a failed run is closed by hand: resolve or cancel it"
+        elif run.reports:
+            then = (
+                "it is closed; a reporter's unsatisfied answer reopens it, and a new alert "
+                "of its group starts a new run"
+            )
+        else:
+            then = "it is closed; a new alert of its group starts a new run"
+        return f"run {run.run_id} is {run.status}: cannot {action} ({then})"
     if action in ("approve", "reject") and status is not RunStatus.WAITING_APPROVAL:
         last = _last(run, "approve", "reject")
         done = f" ({last['action']}d by {last['by']})" if last else ""

@@ -187,6 +187,9 @@ def _api(
         # Operator API): a service the command needs, exit 3, as when no worker answers.
         if exc.code == 503 and key:
             hint = same_action_again(args, key, given_key)
+            # The API's own retry advice is about its header, which the hint's command
+            # line carries: said once, not twice in one line (t119).
+            reason = reason.split("; retry (", 1)[0]
         # A long id is cut as the API cuts it in its answer (trial 25: a 300-character
         # id filled the line twice over).
         shown = path if len(path) <= 200 else f"{path[:100]}... ({len(path):,} characters)"

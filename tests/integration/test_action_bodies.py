@@ -47,7 +47,13 @@ def test_a_bad_note_is_named_whatever_the_runs_state(pipeline: Pipeline) -> None
         )
         assert status == 400 and body["error"].startswith('fields "note" and "reason"'), body
         status, body = pipeline.api("POST", f"{path}/escalate", COORDINATOR_TOKEN, {"note": "up"})
-        assert (status, body) == (409, {"error": f"run {run_id} is resolved: cannot escalate"})
+        assert (status, body) == (
+            409,
+            {
+                "error": f"run {run_id} is resolved: cannot escalate (it is closed; a new "
+                "alert of its group starts a new run)"
+            },
+        )
 
         # Each of those answers counted once, with its status; a 403 and a 401 too.
         assert pipeline.api("POST", f"{path}/escalate", OPERATOR_TOKEN, {})[0] == 403

@@ -395,7 +395,7 @@ def test_an_action_right_after_another_is_checked_against_the_run_as_it_will_be(
         statuses = [status for status, _ in answers]
         assert statuses == [202, 200, 202, 409], answers
         assert answers[1][1]["already"]["note"] == "seen"
-        assert answers[3][1]["error"] == f"run {run_id} is resolved: cannot escalate"
+        assert answers[3][1]["error"].startswith(f"run {run_id} is resolved: cannot escalate (")
         audit = pipeline.read(
             "audit",
             lambda m: any(d.get("data", {}).get("to") == "resolved" for d in docs(m)),

@@ -279,8 +279,13 @@ class _KafkaDown(http.server.BaseHTTPRequestHandler):
 
     def _unavailable(self) -> None:
         self.keys.append(self.headers.get("Idempotency-Key"))
-        said = "Kafka is unreachable: it has not acknowledged the ack command in 5 s, so "
-        body = json.dumps({"error": said + "nothing is applied yet; retry"}).encode()
+        # The API's own words (streams.api.kafka_unreachable), its retry advice included.
+        said = (
+            "Kafka is unreachable: it has not acknowledged the ack command in 5 s, so "
+            "nothing is applied yet; retry (with the same Idempotency-Key header the retry "
+            "is the same command, applied once even if this one reaches Kafka later)"
+        )
+        body = json.dumps({"error": said}).encode()
         self.send_response(503)
         self.send_header("Content-Type", "application/json")
         self.send_header("Retry-After", "5")
@@ -316,6 +321,9 @@ def test_an_action_kafka_did_not_acknowledge_is_exit_3_in_one_line(
     # (A matcher the grid cannot match adds a warning line before it.)
     [line] = [x for x in capsys.readouterr().err.splitlines() if not x.startswith("warning:")]
     assert "HTTP 503: Kafka is unreachable" in line and "nothing is applied yet; retry" in line
+    # The retry said once, as the command line to type (t119: the API's header advice and
+    # the CLI's command line, twice in one line).
+    assert line.count("retry") == 1 and "Idempotency-Key header" not in line, line
     # Trial 11: the CLI sent no key, so its retry was a second action (a run escalated
     # twice). It sends one, and the retry line it prints carries it.
     key = _KafkaDown.keys[-1]

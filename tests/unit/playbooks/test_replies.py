@@ -350,7 +350,9 @@ def test_a_failed_run_finished_by_hand_sends_its_reporters_their_closure(
     assert run.status == "waiting_action"
     run, cmds = engine.action_result(run, run.pending_action or "", False, "HTTP 503", 5.0)
     assert run.status == "failed" and "reply" not in actions(cmds)
-    assert refused(run, finish) is None and refused(run, "ack") == "run grp.1 is failed: cannot ack"
+    assert refused(run, finish) is None and refused(run, "ack") == (
+        "run grp.1 is failed: cannot ack (a failed run is closed by hand: resolve or cancel it)"
+    )
     if finish == "resolve":
         run, cmds = engine.resolve(run, "city desk", "dispatched by phone", 60.0)
     else:

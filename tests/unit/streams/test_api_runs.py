@@ -111,7 +111,10 @@ def test_a_repeated_ack_resolve_or_cancel_says_who_did_it_when(grid: Grid) -> No
         "level": "community",
     }
     assert already_done(resolved, "cancel") is None
-    assert refused(resolved, "cancel") == f"run {KEY}.1 is resolved: cannot cancel"
+    assert refused(resolved, "cancel") == (
+        f"run {KEY}.1 is resolved: cannot cancel (it is closed; a new alert of its group "
+        "starts a new run)"
+    )
     cancelled, _ = engine.cancel(
         Run.from_dict(run.to_dict()), "duty-coordinator", "duplicate", 130.0
     )
