@@ -55,11 +55,22 @@ PORT_OFFSET = int(os.environ.get("CITYBRAIN_TEST_PORT_OFFSET", "0"))
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick)."""
-    import socket
+    return free_ports(1)[0]
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports on 127.0.0.1 that nothing listens on now: each
+    socket held bound until all are picked (one ``free_port()`` after another could be
+    given the same port back once the first socket closed: a CI run's Settings refused
+    a worker port equal to its Kafka port)."""
+    import socket
+    from contextlib import ExitStack
+
+    with ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def shifted_port(port: int) -> int:

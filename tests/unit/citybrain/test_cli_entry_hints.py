@@ -4,11 +4,9 @@ after an unsatisfied `runs answer` lacked the citybrain path every other hint ha
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +17,7 @@ from citybrain.cli import EXIT_USAGE, build_parser, main
 from citybrain.cli.runs import accepted_message
 from citybrain.commands import cli_command
 from streams.settings import REPO_ROOT
+from tests.services import free_ports
 
 
 def test_citybrain_alone_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,20 +58,12 @@ def test_make_help_lines_up_every_target() -> None:
     assert len(starts) == 1, out
 
 
-def _free_ports(n: int) -> list[int]:
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-
-
 def test_make_stack_status_on_a_stopped_stack_is_one_line_and_status_0(
     tmp_path: Path,
 ) -> None:
     # Helper brief t72, fault 1: with the stack down, make added its own
     # `make: *** [Makefile:63: stack-status] Error 1` after citybrain's one line.
-    kafka, controller, prom, mqtt, worker = _free_ports(5)
+    kafka, controller, prom, mqtt, worker = free_ports(5)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
     env |= {
         "CITYBRAIN_RUN_DIR": str(tmp_path),

@@ -346,13 +346,9 @@ def test_a_worker_refused_for_the_demo_workers_port_names_that_worker(
 def _stack_on_free_ports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """This test's stack: a run directory under ``tmp_path`` and Kafka, its controller,
     Prometheus and Mosquitto on ports free now (none of them running): those ports."""
-    import socket
+    from tests.services import free_ports
 
-    free = []
-    for _ in range(4):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            free.append(probe.getsockname()[1])
+    free = free_ports(4)  # different ports, each held until all are picked
     for name, value in (
         ("CITYBRAIN_RUN_DIR", str(tmp_path / "run")),
         ("CITYBRAIN_KAFKA_PORT", str(free[0])),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import free_port
+from tests.services import free_ports
 
 
 @pytest.fixture
@@ -18,6 +18,7 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PATH", str(empty))
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path / "home"))
-    for name in ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
-        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
+    names = ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER")
+    for name, port in zip(names, free_ports(len(names)), strict=True):
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(port))
     return tmp_path

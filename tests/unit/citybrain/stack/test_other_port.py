@@ -18,7 +18,7 @@ from citybrain.stack.mosquitto import MosquittoBroker
 from citybrain.stack.process import StackError
 from citybrain.stack.prometheus import PrometheusServer
 from streams.settings import Settings
-from tests.services import free_port
+from tests.services import free_port, free_ports
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_stack_up_and_status_from_a_shell_with_only_the_run_directory(
 
     _started(tmp_path, prometheus_like)
     # Ports nothing listens on, not the defaults: a stack may run on those here.
-    ports = {name: free_port() for name in ("KAFKA", "PROMETHEUS", "MQTT")}
+    ports = dict(zip(("KAFKA", "PROMETHEUS", "MQTT"), free_ports(3), strict=True))
     for name, port in ports.items():
         monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(port))
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))

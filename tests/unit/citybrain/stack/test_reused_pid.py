@@ -26,7 +26,7 @@ from citybrain.stack.process import (
     start_ticks,
     stop,
 )
-from tests.services import free_port
+from tests.services import free_ports
 
 
 @pytest.fixture
@@ -101,8 +101,9 @@ def test_stack_status_and_down_leave_a_stranger_alone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
-    for name in ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
-        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
+    names = ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER")
+    for name, port in zip(names, free_ports(len(names)), strict=True):
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(port))
     for service in ("kafka", "prometheus", "mosquitto"):
         _left_by_a_crash(tmp_path / service / f"{service}.pid", stranger.pid)
     _left_by_a_crash(tmp_path / "demo" / "worker.pid", stranger.pid)

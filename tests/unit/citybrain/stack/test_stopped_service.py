@@ -22,7 +22,7 @@ from citybrain.stack.mosquitto import MosquittoBroker
 from citybrain.stack.process import StackError, alive, process_state, wait_until
 from citybrain.stack.prometheus import PrometheusServer
 from streams.settings import Settings
-from tests.services import free_port
+from tests.services import free_port, free_ports
 
 
 @pytest.fixture
@@ -110,8 +110,9 @@ def test_kafka_stopped_is_said_at_once_with_server_log_lines(
 ) -> None:
     """The broker's own start path: its pid file names a stopped process, its kafka.out is
     empty (as it always is) and its server.log holds the lines."""
+    broker, controller = free_ports(2)
     settings = Settings(
-        run_dir_override=tmp_path, kafka_port=free_port(), kafka_controller_port=free_port()
+        run_dir_override=tmp_path, kafka_port=broker, kafka_controller_port=controller
     )
     kafka = KafkaBroker(settings)
     kafka.log_file.parent.mkdir(parents=True)
@@ -139,9 +140,8 @@ def test_prometheus_and_mosquitto_stopped_are_said_at_once(
     tmp_path: Path, sleeper: subprocess.Popen[bytes], component: type
 ) -> None:
     """The same kind in the stack's other two services' start paths."""
-    settings = Settings(
-        run_dir_override=tmp_path, prometheus_port=free_port(), mqtt_port=free_port()
-    )
+    prometheus, mqtt = free_ports(2)
+    settings = Settings(run_dir_override=tmp_path, prometheus_port=prometheus, mqtt_port=mqtt)
     service = component(settings)
     service.dir.mkdir(parents=True, exist_ok=True)
     service.pid_file.write_text(str(sleeper.pid))
@@ -168,7 +168,7 @@ def test_stack_status_says_a_stopped_kafka_is_stopped_and_how_to_resume_it(
     pid file that new) and then "not answering", restart as the only fix."""
     from citybrain.cli import EXIT_FAILED, main
 
-    port = free_port()
+    port, *others = free_ports(5)
     kafka = KafkaBroker(Settings(run_dir_override=tmp_path, kafka_port=port))
     kafka.dir.mkdir(parents=True)
     kafka.config.write_text(
@@ -178,8 +178,10 @@ def test_stack_status_says_a_stopped_kafka_is_stopped_and_how_to_resume_it(
     _stopped(sleeper)
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
     monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(port))
-    for name in ("KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"):
-        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(free_port()))
+    for name, other in zip(
+        ("KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER"), others, strict=True
+    ):
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(other))
     assert main(["stack", "status"]) == EXIT_FAILED
     out, err = capsys.readouterr()
     line = next(line for line in out.splitlines() if line.startswith("kafka"))
