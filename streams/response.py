@@ -812,13 +812,23 @@ class Response:
             # Before the unknown_run check: a superseded run's closures can be re-sent.
             await self._resend_closures(key, group, run_id, cmd)
             return
+        if group is not None and command_id in group["commands"]:
+            # A repeat (read again after a crash before its offset was committed), before
+            # the unknown_run check: its run may be superseded since, and the repeat of a
+            # command applied to it was dead-lettered "no run …" (t120).
+            return
         calls = (group or {}).get("reply_calls") or {}
         if action == "action_result" and cmd.get("command_id") in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
             # longer to be made again. Stored at once: the run it closed may be superseded.
+            # Kept as applied in the same store: read again after a crash, with the call
+            # gone from ``calls``, it is known for the repeat it is (t120).
             given = calls[cmd["command_id"]]
             calls = {k: v for k, v in calls.items() if k != cmd["command_id"]}
-            group = {**(group or {}), "reply_calls": calls}
+            applied = newest_distinct(
+                (group or {}).get("commands", []), command_id, APPLIED_COMMANDS
+            )
+            group = {**(group or {}), "reply_calls": calls, "commands": applied}
             if cmd.get("ok") is not True:
                 # Kept as undelivered, in the same store as the call's removal: shown by
                 # `runs show`, counted, and re-sent by `citybrain runs resend`.
@@ -836,8 +846,6 @@ class Response:
             await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
             return
         group = dict(group)
-        if command_id in group["commands"]:
-            return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
         before = run.to_dict()
         engine = self._engine_for(run)
