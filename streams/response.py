@@ -483,7 +483,12 @@ class Response:
                 return  # a resolution the run already holds, read again: nothing changes
         elif alert_id in group["seen"]:
             if run is None or not alert.get("reports"):
-                return  # runs are idempotent per alert: a redelivered alert changes nothing
+                # Runs are idempotent per alert: a redelivered alert changes nothing but
+                # its member's removal, stored as the first time (t120: a freed alert's
+                # muted notice read again after a kill made it a member for good).
+                if was_muted:
+                    await self.ctx.groups.set_many({key: group})
+                return
         elif run is not None and not is_terminal(run):
             # Notified at the group's next flush (the deadline timer's ``engine.flush``).
             # Into a group emptied of alerts, a fresh group: group_wait again (none for
