@@ -817,11 +817,6 @@ class Response:
             # Before the unknown_run check: a superseded run's closures can be re-sent.
             await self._resend_closures(key, group, run_id, cmd)
             return
-        if group is not None and command_id in group["commands"]:
-            # A repeat (read again after a crash before its offset was committed), before
-            # the unknown_run check: its run may be superseded since, and the repeat of a
-            # command applied to it was dead-lettered "no run …" (t120).
-            return
         calls = (group or {}).get("reply_calls") or {}
         if action == "action_result" and cmd.get("command_id") in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
@@ -847,6 +842,12 @@ class Response:
                 # Its run superseded since (a new alert opened the next): the call was all
                 # it was about, no unknown_run dead letter (trial 26).
                 return
+        if group is not None and command_id in group["commands"]:
+            # A repeat (read again after a crash before its offset was committed), before
+            # the unknown_run check: its run may be superseded since, and the repeat of a
+            # command applied to it was dead-lettered "no run …" (t120). After the calls:
+            # a closure re-sent by `runs resend` has its first call's outcome id.
+            return
         if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
             await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
             return

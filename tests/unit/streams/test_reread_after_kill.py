@@ -17,11 +17,13 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.replies import UNDELIVERED
 from streams.response import Response
 from tests.unit.streams.test_group_flushes import Clock, make_stage, muted_notice, start_clock
 from tests.unit.streams.test_response_races import KEY, Event, alert
 
 RUN_A, RUN_B = f"{KEY.decode()}.1", f"{KEY.decode()}.2"
+URL = "http://127.0.0.1:9/replies"
 T0 = 1_000_000.0
 
 
@@ -64,7 +66,68 @@ FREED: list[tuple[str, Any]] = [
     ("commands", command("cancel-a", RUN_A, "cancel")),
     ("tick", 400),
 ]
-SCENARIOS = {"incident": (SCENARIO, ["resolved", "cancelled"]), "freed": (FREED, ["cancelled"])}
+
+
+def reported(alert_id: str, *reports: str) -> dict[str, Any]:
+    doc = alert(alert_id)
+    doc["alert"]["reports"] = [{"report_id": r, "channel": "hotline"} for r in reports]
+    return doc
+
+
+def outcomes(ok: bool) -> Any:
+    """The outcomes of the group's closure calls in flight, as the executor sends them."""
+
+    def made(group: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"{reply_id}:result",
+                "run_id": reply_id.rsplit(":", 1)[0],
+                "action": "action_result",
+                "command_id": reply_id,
+                "ok": ok,
+                "detail": "HTTP 200" if ok else "HTTP 503",
+                "by": "citybrain",
+            }
+            for reply_id in sorted(group.get("reply_calls") or {})
+        ]
+
+    return made
+
+
+def answer(cid: str, report: str, satisfied: bool) -> dict[str, Any]:
+    return {
+        **command(cid, RUN_A, "answer"),
+        "report_id": report,
+        "satisfied": satisfied,
+        "comment": "" if satisfied else "still flooded",
+    }
+
+
+# Citizens' reports closed, a reporter unsatisfied (reopened), closures failing and re-sent.
+CITIZENS: list[tuple[str, Any]] = [
+    ("routed", reported("al-c", "r-1", "r-2")),
+    ("tick", 1),
+    ("routed", reported("al-c", "r-3")),  # a follow-up
+    ("commands", command("resolve-1", RUN_A, "resolve")),
+    ("tick", 1),
+    ("commands", outcomes(ok=False)),  # the closures given up
+    ("commands", command("resend-1", RUN_A, "resend_closures")),
+    ("tick", 1),
+    ("commands", outcomes(ok=True)),
+    ("commands", answer("answer-1", "r-1", satisfied=False)),  # reopened
+    ("tick", 1),
+    ("commands", command("resolve-2", RUN_A, "resolve")),
+    ("tick", 1),
+    ("commands", outcomes(ok=True)),
+    ("commands", answer("answer-2", "r-1", satisfied=True)),
+    ("routed", resolved("al-c")),
+    ("tick", 400),
+]
+SCENARIOS = {
+    "incident": (SCENARIO, ["resolved", "cancelled"]),
+    "freed": (FREED, ["cancelled"]),
+    "citizens": (CITIZENS, ["resolved"]),
+}
 
 
 def summary(response: Response) -> dict[str, Any]:
@@ -80,6 +143,9 @@ def summary(response: Response) -> dict[str, Any]:
         "commands": sorted(group["commands"]),
         "muted": sorted(group.get("muted") or {}),
         "outbox": group.get("outbox"),
+        "reports": {r: v["status"] for r, v in group["run"].get("reports", {}).items()},
+        "reply_calls": sorted(group.get("reply_calls") or {}),
+        "undelivered": sorted(group.get(UNDELIVERED) or {}),
     }
 
 
@@ -93,16 +159,32 @@ def play(
     ``kill[1]`` (the restart reads the messages in between again, interleaved by the
     seed ``kill[2]``); the summary, the sent messages and the dead letters."""
     response, sent = make_stage(tmp_path)
+    settings = response.ctx.settings.model_copy(update={"replies_webhook_url": URL})
+    response.ctx.settings = response.settings = settings
     clock: Clock = start_clock(response, monkeypatch)
     letters: list[tuple[str, str]] = []
+    calls: list[str] = []
+
+    def submit(command_id: str, url: str, payload: dict[str, Any]) -> bool:
+        calls.append(command_id)
+        return True
+
+    response.webhooks.submit = submit  # type: ignore[method-assign]
 
     async def dead_letter(role: str, event: Any, code: str, reason: str) -> None:
         letters.append((code, reason))
 
     response.ctx.dead_letter = dead_letter  # type: ignore[method-assign]
 
-    async def apply(stage: Response, topic: str, value: Any) -> None:
-        if topic == "tick":
+    made: dict[int, list[dict[str, Any]]] = {}  # a dynamic op's messages, as first sent
+
+    async def apply(stage: Response, i: int, topic: str, value: Any) -> None:
+        if callable(value):
+            if i not in made:
+                made[i] = value(stage.ctx.groups.data.get(KEY) or {})
+            for doc in made[i]:
+                await apply(stage, i, topic, doc)
+        elif topic == "tick":
             clock.now += value
             await stage.check_deadlines()
         elif topic == "routed":
@@ -113,20 +195,30 @@ def play(
     async def scenario() -> None:
         stage = response
         for i, (topic, value) in enumerate(ops):
-            await apply(stage, topic, value)
+            await apply(stage, i, topic, value)
             if kill is not None and i == kill[0]:
                 stage = Response(response.ctx)  # a new process: its memory gone
                 stage._update_lag = response._update_lag  # type: ignore[method-assign]
-                again = [op for op in ops[kill[1] + 1 : i + 1] if op[0] != "tick"]
+                stage.webhooks.submit = submit  # type: ignore[method-assign]
+                again = [
+                    (j, *op) for j, op in enumerate(ops) if kill[1] < j <= i and op[0] != "tick"
+                ]
                 rng = random.Random(kill[2])
-                routed = [op for op in again if op[0] == "routed"]
-                commands = [op for op in again if op[0] == "commands"]
+                routed = [op for op in again if op[1] == "routed"]
+                commands = [op for op in again if op[1] == "commands"]
                 while routed or commands:  # each topic in order, interleaved by the seed
                     side = routed if not commands or (routed and rng.random() < 0.5) else commands
                     await apply(stage, *side.pop(0))
 
     asyncio.run(scenario())
-    return summary(response), sent, letters
+    return {**summary(response), "calls": sorted(set(calls))}, sent, letters
+
+
+def sent_id(message: dict[str, Any]) -> tuple[str, str]:
+    """A step's id, or a closure's reply id (its step carries the same id)."""
+    if "reply_id" in message:
+        return ("reply", message["reply_id"])
+    return ("step", message["id"])
 
 
 def kills(seed: int, n: int) -> list[tuple[str, tuple[int, int, int]]]:
@@ -148,14 +240,14 @@ def test_a_kill_anywhere_in_the_incident_ends_as_an_unkilled_run(
     expected, unkilled, no_letters = play(tmp_path / "a", monkeypatch, ops, None)
     assert no_letters == []
     assert [r[1] for r in expected["runs"]] == statuses
+    assert expected["reply_calls"] == []  # every call's outcome came back
     got, sent, letters = play(tmp_path / "b", monkeypatch, ops, kill)
     assert letters == []
     assert got == expected
     # Every step id once in content: a step sent again (the outbox) is the same step.
-    by_id: dict[str, bytes] = {}
+    # Closures likewise, by reply id: one per report per closing.
+    by_id: dict[tuple[str, str], bytes] = {}
     for step in sent:
-        if "id" in step:
-            body = orjson.dumps(step, option=orjson.OPT_SORT_KEYS)
-            assert by_id.setdefault(step["id"], body) == body, step["id"]
-    want = {s["id"] for s in unkilled if "id" in s}
-    assert set(by_id) == want
+        body = orjson.dumps(step, option=orjson.OPT_SORT_KEYS)
+        assert by_id.setdefault(sent_id(step), body) == body, sent_id(step)
+    assert set(by_id) == {sent_id(s) for s in unkilled}
