@@ -1,10 +1,10 @@
 """t120: a worker killed after storing what it did but before its offsets were committed
 reads again, after its restart, every routed message and command since its last commit
-(each topic in its own order, the two interleaved as they come). A seeded loop of kill
-points over one scripted incident (a muted alert freed, acknowledged, joined, resolved,
-the group's next run opened and cancelled) checks that the group ends as an unkilled
-run leaves it: the same runs, alerts, members and applied commands, every step id once
-with one content, no dead letter. No broker: the context's sends are captured (as in
+(each topic in its own order, the two interleaved as they come), and its timer finds
+the deadlines that fell due meanwhile. A seeded loop of kill points over four scripted
+incidents (``SCENARIOS``) checks that the group ends as an unkilled run leaves it: the
+same runs, levels, alerts, members, reports, applied commands and closure calls, every
+step and closure id once with one content, no dead letter. No broker: the context's sends are captured (as in
 test_group_flushes); the tables' state survives the kill, the worker's memory does not."""
 
 from __future__ import annotations
@@ -123,7 +123,20 @@ CITIZENS: list[tuple[str, Any]] = [
     ("routed", resolved("al-c")),
     ("tick", 400),
 ]
+# Escalations due while the worker was down: each once, late, at its level.
+LADDER: list[tuple[str, Any]] = [
+    ("routed", alert("al-e")),
+    ("tick", 1),
+    ("tick", 301),  # wait-community's 5 minutes passed: to the street level
+    ("tick", 1000),  # down past wait-street's 10 minutes: to the district, once
+    ("commands", command("ack-e", RUN_A, "ack")),
+    ("tick", 1),
+    ("commands", command("resolve-e", RUN_A, "resolve")),
+    ("routed", resolved("al-e")),
+    ("tick", 400),
+]
 SCENARIOS = {
+    "ladder": (LADDER, ["resolved"]),
     "incident": (SCENARIO, ["resolved", "cancelled"]),
     "freed": (FREED, ["cancelled"]),
     "citizens": (CITIZENS, ["resolved"]),
@@ -146,6 +159,7 @@ def summary(response: Response) -> dict[str, Any]:
         "reports": {r: v["status"] for r, v in group["run"].get("reports", {}).items()},
         "reply_calls": sorted(group.get("reply_calls") or {}),
         "undelivered": sorted(group.get(UNDELIVERED) or {}),
+        "levels": [(r["run_id"], r["level"], r["escalations"]) for r in runs],
     }
 
 
