@@ -483,7 +483,12 @@ class Response:
                 return  # a resolution the run already holds, read again: nothing changes
         elif alert_id in group["seen"]:
             if run is None or not alert.get("reports"):
-                return  # runs are idempotent per alert: a redelivered alert changes nothing
+                # Runs are idempotent per alert: a redelivered alert changes nothing but
+                # its member's removal, stored as the first time (t120: a freed alert's
+                # muted notice read again after a kill made it a member for good).
+                if was_muted:
+                    await self.ctx.groups.set_many({key: group})
+                return
         elif run is not None and not is_terminal(run):
             # Notified at the group's next flush (the deadline timer's ``engine.flush``).
             # Into a group emptied of alerts, a fresh group: group_wait again (none for
@@ -816,9 +821,14 @@ class Response:
         if action == "action_result" and cmd.get("command_id") in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
             # longer to be made again. Stored at once: the run it closed may be superseded.
+            # Kept as applied in the same store: read again after a crash, with the call
+            # gone from ``calls``, it is known for the repeat it is (t120).
             given = calls[cmd["command_id"]]
             calls = {k: v for k, v in calls.items() if k != cmd["command_id"]}
-            group = {**(group or {}), "reply_calls": calls}
+            applied = newest_distinct(
+                (group or {}).get("commands", []), command_id, APPLIED_COMMANDS
+            )
+            group = {**(group or {}), "reply_calls": calls, "commands": applied}
             if cmd.get("ok") is not True:
                 # Kept as undelivered, in the same store as the call's removal: shown by
                 # `runs show`, counted, and re-sent by `citybrain runs resend`.
@@ -832,12 +842,16 @@ class Response:
                 # Its run superseded since (a new alert opened the next): the call was all
                 # it was about, no unknown_run dead letter (trial 26).
                 return
+        if group is not None and command_id in group["commands"]:
+            # A repeat (read again after a crash before its offset was committed), before
+            # the unknown_run check: its run may be superseded since, and the repeat of a
+            # command applied to it was dead-lettered "no run …" (t120). After the calls:
+            # a closure re-sent by `runs resend` has its first call's outcome id.
+            return
         if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
             await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
             return
         group = dict(group)
-        if command_id in group["commands"]:
-            return  # idempotent: the same command twice changes nothing
         run = Run.from_dict(group["run"])
         before = run.to_dict()
         engine = self._engine_for(run)

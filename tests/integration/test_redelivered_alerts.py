@@ -7,11 +7,14 @@ a new id (``<run id>:<seq+1>``), so a consumer deduping steps by id kept both.""
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
+from pathlib import Path
 
 import orjson
 import pytest
 
+from citybrain.stack import PrometheusServer
 from tests.integration.test_pipeline import steps_of
 from tests.integration.test_silences import alert
 from tests.services import Pipeline
@@ -50,3 +53,51 @@ def test_a_resolution_sent_again_adds_no_step(pipeline: Pipeline) -> None:
         assert not [i for i, n in ids.items() if n > 1]
     finally:
         worker.stop()
+
+
+def test_a_command_read_again_after_a_sigkill_once_its_run_was_superseded_is_no_dead_letter(
+    run_dir: Path, stack: PrometheusServer
+) -> None:
+    """t120 on the real broker: a run cancelled by a command, the group's next run opened
+    by a new alert, and the worker SIGKILLed before its commands offset was committed
+    (a commit interval of 60 s makes that the kill point every time). The restarted
+    worker reads the cancel again for a run superseded by then: it was dead-lettered
+    ``unknown_run`` ("no run …") though it had been applied. Now it is a repeat: no dead
+    letter, nothing changes, the new run goes on."""
+    p = Pipeline(run_dir, extra_env={"CITYBRAIN_COMMIT_INTERVAL": "60"})
+    worker = p.worker().start()
+    try:
+        p.send("alerts", b"al-first", alert("al-first"))
+        p.flush()
+        [created] = steps_of(
+            p.read("steps", lambda m: bool(steps_of(m, "run_created"))), "run_created"
+        )
+        first = created["run_id"]
+        cancel_id = f"cancel-{uuid.uuid4().hex[:8]}"
+        cancel = {
+            "id": cancel_id,
+            "run_id": first,
+            "action": "cancel",
+            "by": "op",
+            "at": time.time(),
+        }
+        p.send("commands", first.rsplit(".", 1)[0].encode(), orjson.dumps(cancel))
+        p.flush()
+        p.read("steps", lambda m: bool(steps_of(m, "cancelled")))
+        p.send("alerts", b"al-next", alert("al-next"))  # same group: its next run
+        p.flush()
+        steps = p.read("steps", lambda m: len(steps_of(m, "run_created")) == 2)
+        [second] = [d["run_id"] for d in steps_of(steps, "run_created") if d["run_id"] != first]
+        worker.kill()
+        worker.start()
+        # Settled past the restart's re-reading and a few deadline ticks.
+        time.sleep(8)
+        letters = p.read("deadletter", lambda m: True, timeout=10, settle=2)
+        assert not [m.value[:200] for m in letters if cancel_id.encode() in m.value]
+        steps = p.read("steps", lambda m: True, settle=2)
+        assert [d["run_id"] for d in steps_of(steps, "cancelled")] == [first]
+        ids = Counter(orjson.loads(m.value)["id"] for m in steps)
+        assert second != first and not [i for i, n in ids.items() if n > 1]
+    finally:
+        worker.stop()
+        p.close()

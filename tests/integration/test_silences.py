@@ -20,6 +20,7 @@ from kafka.admin import NewTopic
 
 from citybrain.cli import EXIT_FAILED, EXIT_OK, main
 from tests.integration.test_pipeline import docs, steps_of
+from tests.integration.test_silence_retention import changelog
 from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline, scrape_sum
 
 pytestmark = pytest.mark.integration
@@ -322,3 +323,46 @@ def test_an_alert_inhibited_until_its_source_resolves_then_gets_a_run(pipeline: 
         assert "Crashed" not in worker.log()
     finally:
         worker.stop()
+
+
+def test_a_freed_alert_read_again_after_a_sigkill_leaves_its_group_no_muted_member(
+    pipeline: Pipeline,
+) -> None:
+    """t120, a kill while a silence expires: an alert silenced, freed when its silence
+    ended (its run opened), the run cancelled, and the worker SIGKILLed before its routed
+    offsets were committed (a commit interval of 60 s makes that the kill point every
+    time). The restarted worker read the muted notice again (the run finished: a member
+    of the group again) and the freed alert (a repeat, returned unstored): the group kept
+    the member for good, on its changelog. Now the last entry of the group holds none."""
+    p = mute_pipeline(pipeline)
+    p.env["CITYBRAIN_COMMIT_INTERVAL"] = "60"
+    worker = p.worker().start()
+    try:
+        status, made = p.api(
+            "POST",
+            "/silences",
+            OPERATOR_TOKEN,
+            {"matchers": ['category="Noise - Vehicle"'], "duration": "4s", "reason": "t120"},
+        )
+        assert status == 201, made
+        p.send("alerts", b"al-freed", burst_alert("al-freed", "Noise - Vehicle", "c-mill"))
+        p.flush()
+        p.read("audit", lambda m: audited(m, "alert_silenced") == ["al-freed"])
+        steps = p.read("steps", lambda m: "al-freed" in runs_by_alert(m))
+        [created] = runs_by_alert(steps)["al-freed"]
+        run_id, key = created["run_id"], created["run_id"].rsplit(".", 1)[0].encode()
+        cancel = {"id": "t120-cancel", "run_id": run_id, "action": "cancel", "by": "op"}
+        p.send("commands", key, orjson.dumps({**cancel, "at": time.time()}))
+        p.flush()
+        p.read("steps", lambda m: bool(steps_of(m, "cancelled")))
+        worker.kill()
+        worker.start()
+        time.sleep(6)  # the re-reading, and a few deadline ticks
+    finally:
+        worker.stop()
+    entries = [doc for k, doc in changelog(p, "groups") if k == key and doc is not None]
+    last = orjson.loads(entries[-1])
+    assert last["run"]["run_id"] == run_id and last["run"]["status"] == "cancelled"
+    assert not last.get("muted"), last.get("muted")
+    steps = p.read("steps", lambda m: True, settle=1)
+    assert len(runs_by_alert(steps)["al-freed"]) == 1

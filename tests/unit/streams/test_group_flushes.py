@@ -593,3 +593,36 @@ def test_a_run_s_state_with_its_outbox_is_encoded_once(
     assert len(with_outbox) == 1
     assert with_outbox[0] in sent  # written as measured
     assert not orjson.loads(sent[-1]).get(OUTBOX)  # then the state, its outbox sent
+
+
+def test_a_freed_alert_read_again_after_a_kill_leaves_no_muted_member(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t120: a muted alert freed when its silence expired opened its group's run, which
+    was cancelled; the worker was SIGKILLed before its routed offsets were committed and
+    read both messages again: the muted notice (the run finished: a member again) and the
+    freed alert (seen: a repeat, returned before its member's removal was stored). The
+    group kept the member for good: never forgotten, and every later run of the group
+    dated by that old mute. Read again, the freed alert leaves no member, as the first
+    time."""
+    response, _ = stage
+    muted_at = clock.now
+
+    async def scenario() -> None:
+        notice = Event(KEY, muted_notice("al-m", muted_at))
+        freed = Event(KEY, {**alert("al-m"), "grouped_at": muted_at})
+        await response.on_routed(notice)  # type: ignore[arg-type]
+        clock.now += 60
+        await response.on_routed(freed)  # type: ignore[arg-type]
+        group = response.ctx.groups.data[KEY]
+        assert not group.get("muted")
+        cancel = {"id": "c-1", "run_id": group["run"]["run_id"], "action": "cancel", "by": "op"}
+        await response.on_command(Event(KEY, cancel))  # type: ignore[arg-type]
+        before = response.ctx.groups.data[KEY]["run"]
+        for repeat in (notice, freed):  # the restarted worker's re-reading
+            await response.on_routed(repeat)  # type: ignore[arg-type]
+        group = response.ctx.groups.data[KEY]
+        assert not group.get("muted"), group.get("muted")
+        assert group["run"] == before  # nothing else changed
+
+    asyncio.run(scenario())

@@ -278,3 +278,65 @@ def test_a_closure_the_executor_drops_is_undelivered_too(
         ]
 
     asyncio.run(scenario())
+
+
+def test_a_command_read_again_after_its_run_was_superseded_is_no_dead_letter(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t120: a worker SIGKILLed after applying a command (a cancel, a closure call's
+    outcome) and after a new alert opened the group's next run, but before the commands
+    offset was committed, reads the command again after its restart. The run it names is
+    superseded by then, and the repeat was dead-lettered ``unknown_run`` ("no run …")
+    though it had been applied: a dead letter for every such command of a kill, and for
+    the outcome, its closure call's record gone from the group so nothing knew it for a
+    repeat. A command the group applied (or whose call it ended) is a repeat whatever run
+    is current: nothing happens, no dead letter."""
+    stage, _ = response
+    calls_of(stage)
+    letters: list[tuple[str, str, str]] = []
+    audited: list[dict[str, Any]] = []
+
+    async def dead_letter(role: str, event: Any, code: str, reason: str) -> None:
+        letters.append((role, code, reason))
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+
+    async def scenario() -> str:
+        run, reply = await replied(stage)
+        cancel = {"id": "c-1", "run_id": run.run_id, "action": "cancel", "by": "op"}
+        await stage.on_command(Event(KEY, cancel))  # type: ignore[arg-type]
+        outcome = {
+            "id": f"{reply.id}:result",
+            "run_id": run.run_id,
+            "action": "action_result",
+            "command_id": reply.id,
+            "ok": False,
+            "detail": "HTTP 503 after 5 attempt(s)",
+            "by": "citybrain",
+            "at": time.time(),
+        }
+        await stage.on_command(Event(KEY, outcome))  # type: ignore[arg-type]
+        await stage.on_routed(Event(KEY, alert("al-2")))  # the group's next run
+        group = stage.ctx.groups.data[KEY]
+        assert group["run"]["run_id"] != run.run_id
+        assert undelivered_of(group, run.run_id)  # the give-up kept, once
+        before = dict(group)
+        # The restarted worker (no call in memory) reads both again.
+        restarted = Response(stage.ctx)
+        calls_of(restarted)
+        for repeat in (cancel, outcome):
+            await restarted.on_command(Event(KEY, repeat))  # type: ignore[arg-type]
+        assert stage.ctx.groups.data[KEY] == before  # nothing changed
+        # A command never applied, for the superseded run, is still an unknown run's.
+        late = {"id": "c-2", "run_id": run.run_id, "action": "ack", "by": "op"}
+        await restarted.on_command(Event(KEY, late))  # type: ignore[arg-type]
+        return run.run_id
+
+    run_id = asyncio.run(scenario())
+    assert letters == [("commands", "unknown_run", f"no run {run_id}")]  # c-2's only
+    given_up = [r for r in audited if r["action"] == "reply_webhook_failed"]
+    assert len(given_up) == 1, given_up
