@@ -218,9 +218,82 @@ def start_stack_hint() -> str:
         # t111: a Kafka a full disk killed right after `stack up` said "ready" was told
         # to be started with `stack up`, which had just started it.
         return exited
+    unwritable = _run_dir_unwritable()
+    if unwritable:
+        # t123: with the run directory read-only, status and deadletters said to run
+        # `stack up`, which then refused the directory.
+        return f"{unwritable}, then start the local stack there with `{cli_command()} stack up`"
+    starting = _demo_starting_stack()
+    if starting:
+        # t123: typed while `make demo` started Kafka, deadletters, report and stack
+        # status said to run `stack up`, a second start racing the demo's own.
+        return starting
     return (
         f"start the local stack with `{command_line('stack', 'up')}` "
         f"(`{make_command('stack-up')}` in the checkout)"
+    )
+
+
+def _run_dir_unwritable() -> str:
+    """``dirs.unwritable_message`` for the run directory or CITYBRAIN_HOME when the
+    nearest existing folder of either cannot be written (a read-only disk, no
+    permission), without creating anything; "" when both can, or when the settings do
+    not load."""
+    import errno
+    import os
+
+    from pydantic import ValidationError
+
+    from citybrain.stack.dirs import unwritable_message
+    from streams.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError:
+        return ""
+    for path in (settings.run_dir, Path(os.path.abspath(settings.home))):
+        existing = path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            code = errno.ENOTDIR  # a file in the way
+        elif os.access(existing, os.W_OK):
+            continue
+        else:
+            try:
+                read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
+            except OSError:
+                read_only = False
+            code = errno.EROFS if read_only else errno.EACCES
+        return unwritable_message(settings, path, os.strerror(code), code) or ""
+    return ""
+
+
+def _demo_starting_stack() -> str:
+    """While a demo runs under this shell's run directory (it holds its lock) and the
+    stack does not answer yet: that the demo is starting it, with Kafka's log, and to
+    wait (the callers add what to do then); "" when no demo runs, or when the settings
+    do not load."""
+    from pydantic import ValidationError
+
+    from citybrain.demo import running_demo
+    from citybrain.stack import KafkaBroker
+    from streams.settings import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError:
+        return ""
+    demo = running_demo(settings)
+    if demo is None:
+        return ""
+    facts = ", ".join(
+        [f"pid {demo.pid}" if demo.pid is not None else "still writing its lock"]
+        + ([f"topic prefix {demo.prefix}"] if demo.prefix else [])
+    )
+    return (
+        f"the running demo ({facts}) is still starting the local stack (Kafka's log: "
+        f"{KafkaBroker(settings).server_log}): wait until it prints its progress lines"
     )
 
 

@@ -1441,9 +1441,21 @@ def _run_demo(
         markup=False,
     )
     # Its own session, so it outlives the demo and serves the runs afterwards.
+    # A successful scrape after this can only be this worker's: the port was free.
+    spawned_at = time.time()
     worker = spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
     try:
         wait_for_worker(files, metrics_url, worker)
+        scrape_seconds = float(prom.scrape_interval.rstrip("s"))
+        target = f"127.0.0.1:{settings.worker_port}"
+        if not wait_for_first_scrape(prom.url, target, spawned_at, 3 * scrape_seconds + 5):
+            console.print(
+                f"Prometheus at {prom.url} has not scraped the worker ({target}) yet: "
+                "the dashboards' rates and increases leave out what it counts before "
+                "its first scrape (the summary's figures are the worker's own)",
+                highlight=False,
+                markup=False,
+            )
         replayer = Replayer(
             settings.kafka_bootstrap,
             settings.topic("readings"),
@@ -1608,6 +1620,25 @@ def wait_for_worker(files: DemoFiles, url: str, pid: int) -> None:
     raise StackError(
         f"the demo's worker is not serving {url} after {WORKER_START_SECONDS}s:\n{tail(files.log)}"
     )
+
+
+def wait_for_first_scrape(prom_url: str, target: str, since: float, timeout: float) -> bool:
+    """Until Prometheus at ``prom_url`` holds a successful scrape of the worker at
+    ``target`` (``host:port``) made at or after ``since`` (Unix seconds): True, or False
+    after ``timeout`` seconds.
+
+    t123: the demo replayed as soon as its worker served, and Prometheus' first scrape
+    came after it had counted 6,801 readings and 5 alerts; ``increase()`` never counts a
+    series' first sample, so the map and the alert panels showed 38 of 43 alerts."""
+    query = f'timestamp(up{{job="citybrain-worker", instance="{target}"}} == 1)'
+    deadline = time.monotonic() + timeout
+    while True:
+        at = prometheus_value(prom_url, query)
+        if at is not None and at >= since:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.25)
 
 
 def worker_gone(files: DemoFiles, pid: int) -> str:

@@ -8,6 +8,7 @@ import os
 import re
 import shlex
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -88,6 +89,14 @@ exit statuses:
 """
 
 
+# An exit-status line of EPILOG: its number and the spaces before its text.
+_STATUS_ENTRY = re.compile(r"^\s+\d+\s+")
+
+
+# A word of a usage line, a bracketed or parenthesised group (one level of nesting) whole.
+_USAGE_PART = re.compile(r"\[(?:[^\[\]]|\[[^\[\]]*\])*\]|\((?:[^()]|\([^()]*\))*\)|\S+")
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs as written; every option's default shown, unless it has
     none worth showing or the help already says it. Help text starts at column 30, so
@@ -112,6 +121,72 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
             if names:
                 needed = max(names) + self._current_indent + self._indent_increment
                 self._action_max_length = max(self._action_max_length, needed)
+
+    def _format_usage(
+        self,
+        usage: str | None,
+        actions: Any,
+        groups: Any,
+        prefix: str | None,
+    ) -> str:
+        """argparse's usage, unless a line of it is wider than the terminal (it indents
+        the options under a long command's name, 29 columns for ``ingest mqtt``): then
+        its words and bracketed groups packed to the width, under a 2-space indent."""
+        text = super()._format_usage(usage, actions, groups, prefix)
+        if all(len(line) <= self._width for line in text.splitlines()):
+            return text
+        parts = [
+            word
+            for part in _USAGE_PART.findall(" ".join(text.split()))
+            # A group wider than a line on its own goes word by word.
+            for word in ([part] if len(part) + 2 <= self._width else part.split())
+        ]
+        lines = [parts[0]]
+        for part in parts[1:]:
+            if len(lines[-1]) + 1 + len(part) <= self._width:
+                lines[-1] += " " + part
+            else:
+                lines.append("  " + part)
+        return "\n".join(lines) + "\n\n"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        """As written when every line fits ``width`` (the terminal's, or 78 in a pipe);
+        else each paragraph and each exit-status entry refilled to it, an entry's lines
+        under its text (t123: at 40 columns a command's description was one line of up
+        to 131 characters, and the exit statuses 86, which the terminal broke mid-word)."""
+        lines = text.splitlines()
+        if all(len(indent) + len(line) <= width for line in lines):
+            return super()._fill_text(text, width, indent)
+        out: list[str] = []
+        entry: list[str] = []  # the words of the paragraph or entry being read
+        first = hang = ""  # its first line's start, and the indent of the lines after
+        for line in [*lines, ""]:
+            lead = line[: len(line) - len(line.lstrip())]
+            status = _STATUS_ENTRY.match(line)
+            goes_on = entry and not status and line.strip() and len(lead) == len(hang)
+            if goes_on:
+                entry += line.split()
+                continue
+            if entry:
+                out.append(
+                    textwrap.fill(
+                        " ".join(entry),
+                        max(width, 20),
+                        initial_indent=indent + first,
+                        subsequent_indent=indent + hang,
+                        break_on_hyphens=False,
+                    )
+                )
+            entry, first, hang = [], "", ""
+            if not line.strip():
+                out.append("")
+            elif status:
+                first, hang = status.group(0), " " * len(status.group(0))
+                entry = line[len(first) :].split()
+            else:
+                first = hang = lead
+                entry = line.split()
+        return "\n".join(out[:-1])
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""

@@ -121,6 +121,8 @@ def read_pid(pid_file: Path) -> int | None:
     stale to `stack status` and left running by `stack down`."""
     try:
         pid = int(pid_file.read_text().strip())
+    except FileNotFoundError:
+        return stray_pid(pid_file)
     except (OSError, ValueError):
         return None
     if not alive(pid):
@@ -140,6 +142,31 @@ def read_pid(pid_file: Path) -> int | None:
     if age is not None and age < written - PID_FILE_SLACK:
         return None
     return pid
+
+
+def stray_pid(pid_file: Path) -> int | None:
+    """With ``pid_file`` gone: the process ``spawn`` started for it, found by its output,
+    a log file in ``pid_file``'s folder or its ``logs/`` (the demo's worker.log, Kafka's
+    logs/kafka.out), deleted or not, and by leading its own session as ``spawn`` makes
+    it; None when there is none, or when ``/proc`` cannot say.
+
+    t123: with the run directory deleted under a running stack, `stack down` said each
+    service "was not running" and left Prometheus and the demo's worker running on their
+    ports, and `stack status` took the worker for "a server the stack did not start"."""
+    folders = {str(pid_file.parent), str(pid_file.parent / "logs")}
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            output = os.readlink(f"/proc/{pid}/fd/1").removesuffix(" (deleted)")
+            leads = os.getsid(pid) == pid
+        except OSError:
+            continue
+        if leads and os.path.dirname(output) in folders and alive(pid):
+            return pid
+    return None
 
 
 def start_ticks(pid: int) -> int | None:

@@ -467,3 +467,44 @@ def test_a_demo_still_writing_its_lock_is_signalled_once_its_pid_is_there(
         assert holder.wait(timeout=10) != 0  # SIGTERM ended it
     finally:
         holder.kill()
+
+
+def test_commands_typed_while_a_demo_starts_its_stack_say_to_wait_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t123's walk: `deadletters`, `report`, `campaign report` and `stack status` typed in
+    a second shell while `make demo` started Kafka said "start the local stack with
+    `citybrain stack up`", a second start racing the demo's own."""
+    from tests.services import free_ports
+
+    kafka, prometheus, worker, mqtt = free_ports(4)
+    for name, port in (
+        ("KAFKA", kafka),
+        ("PROMETHEUS", prometheus),
+        ("WORKER", worker),
+        ("MQTT", mqtt),
+    ):
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(port))
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    settings = Settings(run_dir_override=tmp_path)
+    files = DemoFiles.of(settings)
+    data = Path(__file__).parents[3] / "datasets" / "usgs_flood_2019-05.csv.gz"
+    wait = (
+        f"the running demo (pid {os.getpid()}, topic prefix demo-7) is still starting the "
+        f"local stack (Kafka's log: {tmp_path / 'kafka' / 'logs' / 'server.log'}): wait "
+        "until it prints its progress lines"
+    )
+    with demo_lock(files, "demo-7", STARTED):
+        for argv in (
+            ["deadletters"],
+            ["report", "--data", str(data), "--out", str(tmp_path / "r.html")],
+            ["campaign", "report", "--from", "today", "--to", "tomorrow"],
+            ["stack", "status"],
+        ):
+            code = main(argv)
+            err = capsys.readouterr().err
+            assert code in (1, 3), (argv, code, err)
+            assert wait in err, (argv, err)
+            assert "stack up" not in err, (argv, err)
+    assert main(["deadletters", "--prefix", "demo-7"]) == 3
+    assert "start the local stack with" in capsys.readouterr().err

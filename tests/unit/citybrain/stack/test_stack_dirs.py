@@ -173,3 +173,28 @@ def test_a_write_refused_under_the_run_directory_names_the_setting(
     # A file elsewhere keeps the plain words: no setting chose it.
     status, message = _describe(OSError(errno.EROFS, "Read-only file system", "/elsewhere/x"))
     assert message == "cannot use /elsewhere/x: Read-only file system"
+
+
+@pytest.mark.parametrize("argv", [["stack", "status"], ["deadletters"]], ids=" ".join)
+def test_a_run_directory_that_cannot_be_written_is_named_instead_of_stack_up(
+    argv: list[str],
+    shell: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t123's walk: with the run directory on a read-only disk, `stack status` and the
+    commands that need Kafka said "start the local stack with `stack up`", which then
+    refused the directory; they name it, and say what to do, first."""
+    from tests.services import free_ports
+
+    (kafka,) = free_ports(1)
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(kafka))
+    run_dir = _not_a_directory(shell)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(run_dir))
+    assert main(argv) in (1, 3)
+    err = capsys.readouterr().err
+    assert (
+        f"CITYBRAIN_RUN_DIR {run_dir} cannot be written (Not a directory): point "
+        "CITYBRAIN_RUN_DIR at a directory you can write, then start the local stack there"
+    ) in err, err
+    assert not (shell / "a-file").is_dir()  # nothing was created to find it out
