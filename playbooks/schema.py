@@ -80,6 +80,15 @@ def _duration(value: str) -> str:
     return value
 
 
+def _version_one(value: Any) -> Any:
+    """``version: true`` refused: pydantic's ``Literal[1]`` takes True, which equals 1 in
+    Python (t122: a playbook or routing file with ``version: true``, or ``yes``/``on`` in
+    YAML 1.1, passed where the grid file refuses it)."""
+    if isinstance(value, bool):
+        raise ValueError(f"is {str(value).lower()}, expected 1")
+    return value
+
+
 # A step text's parts (``fill``): ``{name}``, a placeholder (an alert label such as
 # ``{category}``, or ``{kind}``, ``{grid_cell}``, ``{run_id}``), and ``{{``/``}}``, a brace.
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -395,6 +404,7 @@ class Playbook(_Strict):
     steps: list[Step]
     on_cancel: list[InstantStep] = Field(default_factory=list)
     _check_sla = field_validator("sla")(_sla)
+    _check_version = field_validator("version", mode="before")(_version_one)
 
     @field_validator("steps")
     @classmethod
@@ -557,3 +567,4 @@ class RoutingConfig(_Strict):
     # ``mute_time_intervals`` is Alertmanager's deprecated name for the same list.
     time_intervals: list[Any] | None = None
     mute_time_intervals: list[Any] | None = None
+    _check_version = field_validator("version", mode="before")(_version_one)

@@ -1,0 +1,97 @@
+"""Configuration from the field (t122): faults of a playbook or routing file that
+``citybrain playbooks check`` and the worker's start let through or said wrongly. Each
+case is read by both paths (``check_playbooks``/``routing_errors``, what the check
+prints, and ``load_playbooks``/``load_routing``, what the worker loads), which must
+refuse it with the same ``file:line: field: reason`` line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from playbooks.errors import PlaybookError
+from playbooks.loader import (
+    PLAYBOOK_DIR,
+    check_playbooks,
+    load_playbooks,
+    load_routing,
+    routing_errors,
+)
+
+PLAYBOOK = """playbook: probe
+version: {version}
+department: water-authority
+steps:
+  - {{id: notify-community, action: notify, level: community}}
+  - {{id: wait-community, action: wait_ack, deadline: 5m}}
+  - {{id: escalate-street, action: escalate, level: street}}
+"""
+
+ROUTING = "version: {version}\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n"
+
+
+def _library(tmp_path: Path, text: str) -> Path:
+    """A copy of the library's playbooks with ``probe.yaml`` holding ``text``."""
+    directory = tmp_path / "playbooks"
+    shutil.copytree(PLAYBOOK_DIR, directory)
+    (directory / "probe.yaml").write_text(text, encoding="utf-8")
+    return directory
+
+
+def _playbook_refusal(tmp_path: Path, text: str) -> list[str]:
+    """The check's errors, asserted to be the worker's refusal word for word."""
+    directory = _library(tmp_path, text)
+    _, _, errors = check_playbooks(directory)
+    with pytest.raises(PlaybookError) as info:
+        load_playbooks(directory)
+    assert str(info.value).splitlines() == errors
+    return errors
+
+
+def _routing_refusal(tmp_path: Path, text: str) -> list[str]:
+    path = tmp_path / "routing.yaml"
+    path.write_text(text, encoding="utf-8")
+    _, errors = routing_errors(path, load_playbooks(PLAYBOOK_DIR))
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value).splitlines() == errors
+    return errors
+
+
+@pytest.mark.parametrize("written", ["true", "yes", "on", "True"])
+def test_a_playbook_whose_version_is_a_boolean_is_refused(tmp_path: Path, written: str) -> None:
+    # pydantic's Literal[1] took True (== 1 in Python), where the grid file refuses it.
+    errors = _playbook_refusal(tmp_path, PLAYBOOK.format(version=written))
+    path = tmp_path / "playbooks" / "probe.yaml"
+    assert errors == [f"{path}:2: version: is true, expected 1"]
+
+
+@pytest.mark.parametrize("written", ["true", "yes", "on"])
+def test_a_routing_file_whose_version_is_a_boolean_is_refused(tmp_path: Path, written: str) -> None:
+    errors = _routing_refusal(tmp_path, ROUTING.format(version=written))
+    assert errors == [f"{tmp_path / 'routing.yaml'}:1: version: is true, expected 1"]
+
+
+@pytest.mark.parametrize("written", ["2", "'1'", "[1]"])
+def test_a_bad_version_is_one_error_not_also_missing(tmp_path: Path, written: str) -> None:
+    # Before, a routing file's `version: 2` was also "version: missing: this key is
+    # required", of the key written on that very line.
+    errors = _routing_refusal(tmp_path, ROUTING.format(version=written))
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"{tmp_path / 'routing.yaml'}:1: version: is ")
+    assert "missing" not in errors[0]
+
+
+def test_a_routing_file_without_a_version_still_says_it_is_missing(tmp_path: Path) -> None:
+    errors = _routing_refusal(tmp_path, ROUTING.format(version=1).replace("version: 1\n", ""))
+    assert len(errors) == 1 and "version: missing: this key is required" in errors[0]
+
+
+def test_version_one_is_read(tmp_path: Path) -> None:
+    directory = _library(tmp_path, PLAYBOOK.format(version=1))
+    assert load_playbooks(directory)["probe"].version == 1
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING.format(version=1))
+    assert load_routing(path, load_playbooks(PLAYBOOK_DIR)).root.playbook == "sensor-anomaly"
