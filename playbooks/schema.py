@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from playbooks.errors import did_you_mean
+from playbooks.errors import did_you_mean, shown
 from playbooks.grid import LEVELS
 
 # Prometheus' model.Duration (prometheus/common model/time.go, ParseDuration), the syntax
@@ -77,6 +78,28 @@ def _level(value: str | None) -> str | None:
 
 def _duration(value: str) -> str:
     parse_duration(value)
+    return value
+
+
+def _name(value: str) -> str:
+    """A playbook's name, a step's id or a playbook's department, as the grid's ids are
+    checked (loader._text): non-empty, without leading or trailing spaces, control
+    characters (an ESC reached the terminal of whoever read the audit, a log or `runs
+    show`) or invisible format characters (a zero-width space). Raises ValueError naming
+    the value. Before t122 each was taken: ``playbook: ''`` or ``'probe '`` passed the
+    check, and no route could name it (``playbook: ''`` is refused, ``probe`` is not
+    ``'probe '``)."""
+    if not value.strip():
+        raise ValueError(f"is {shown(value)}, expected non-empty text")
+    if value != value.strip():
+        raise ValueError(f"is {shown(value)}, expected text without leading or trailing spaces")
+    for c in value:
+        category = unicodedata.category(c)
+        if category in ("Cc", "Cf"):
+            what = "a control character" if category == "Cc" else "an invisible format character"
+            raise ValueError(
+                f"is {shown(value)}, which holds {what} (U+{ord(c):04X}), expected printable text"
+            )
     return value
 
 
@@ -197,6 +220,7 @@ class _Step(_Strict):
     id: str
     on_success: str | None = None
     on_failure: str | None = None
+    _check_id = field_validator("id")(_name)
 
 
 class NotifyStep(_Step):
@@ -405,6 +429,7 @@ class Playbook(_Strict):
     on_cancel: list[InstantStep] = Field(default_factory=list)
     _check_sla = field_validator("sla")(_sla)
     _check_version = field_validator("version", mode="before")(_version_one)
+    _check_names = field_validator("playbook", "department")(_name)
 
     @field_validator("steps")
     @classmethod

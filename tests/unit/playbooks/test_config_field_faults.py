@@ -95,3 +95,44 @@ def test_version_one_is_read(tmp_path: Path) -> None:
     path = tmp_path / "routing.yaml"
     path.write_text(ROUTING.format(version=1))
     assert load_routing(path, load_playbooks(PLAYBOOK_DIR)).root.playbook == "sensor-anomaly"
+
+
+NAMES = [
+    ("''", "is '', expected non-empty text"),
+    ("'  '", "is '  ', expected non-empty text"),
+    ("'probe '", "is 'probe ', expected text without leading or trailing spaces"),
+    ('"pr\\eobe"', "is 'pr\\x1bobe', which holds a control character (U+001B)"),
+    ('"pr\\x85obe"', "is 'pr\\x85obe', which holds a control character (U+0085)"),
+    ('"pr\\u200bobe"', "is 'pr\\u200bobe', which holds an invisible format character (U+200B)"),
+]
+
+
+@pytest.mark.parametrize(("written", "reason"), NAMES)
+@pytest.mark.parametrize(
+    ("field", "line", "original"),
+    [
+        ("playbook", 1, "playbook: probe"),
+        ("department", 3, "department: water-authority"),
+        ("steps.1.wait_ack.id", 6, "id: wait-community"),
+    ],
+)
+def test_a_name_no_route_or_reader_can_tell_is_refused(
+    tmp_path: Path, written: str, reason: str, field: str, line: int, original: str
+) -> None:
+    # Before t122 each was taken: a playbook named '' or 'probe ' passed the check, and
+    # no route could name it; an ESC in a step id reached the audit, logs and runs show.
+    key = original.split(":")[0]
+    text = PLAYBOOK.format(version=1).replace(original, f"{key}: {written}")
+    if key == "id":  # its transitions name it as written
+        text = text.replace(
+            "wait_ack, deadline: 5m", f"wait_ack, deadline: 5m, on_timeout: {written}"
+        )
+    errors = _playbook_refusal(tmp_path, text)
+    path = tmp_path / "playbooks" / "probe.yaml"
+    assert any(e.startswith(f"{path}:{line}: {field}: {reason}") for e in errors), errors
+
+
+def test_a_unicode_name_is_read(tmp_path: Path) -> None:
+    text = PLAYBOOK.format(version=1).replace("playbook: probe", "playbook: 洪水")
+    text = text.replace("id: notify-community", "id: 通知社区")
+    assert "洪水" in load_playbooks(_library(tmp_path, text))
