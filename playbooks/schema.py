@@ -481,7 +481,7 @@ def step_reference_errors(steps: Any) -> list[tuple[tuple[str | int, ...], str]]
                         f"{did_you_mean(target, ids)}",
                     )
                 )
-    return errors + step_loop_errors(steps, ids)
+    return errors + step_loop_errors(steps, ids) + unreached_step_errors(steps, ids)
 
 
 # Steps a run stops at (for a person, a machine, or for good); every other step is taken
@@ -538,6 +538,67 @@ def step_loop_errors(
             )
         )
     return errors
+
+
+def unreached_step_errors(
+    steps: list[Any], ids: dict[str, int]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, message) for each step no run can reach from the first, following the
+    engine's moves (engine._next): a step goes on to its ``on_success`` or the step after
+    it (a ``wait_ack`` acknowledged, to the first after it off the escalation ladder; timed
+    out, to its ``on_timeout`` or the step after it), and to its ``on_failure`` and
+    ``on_timeout``; a ``resolve`` ends the run. Such a step is dead configuration, most
+    often a transition that names the step after it by mistake or a step written after a
+    ``resolve`` (t122: it passed the check, and the run never took it). Steps that are not
+    mappings with a text id are left to the schema's errors (nothing is said then)."""
+    if not steps or any(not (isinstance(s, dict) and isinstance(s.get("id"), str)) for s in steps):
+        return []
+
+    def moves(i: int) -> list[int]:
+        step = steps[i]
+        action = step.get("action")
+        if action == "resolve":
+            return []
+        out = [ids[t] for k in _TRANSITIONS if isinstance(t := step.get(k), str) and t in ids]
+        if not isinstance(step.get("on_success"), str):
+            following = range(i + 1, len(steps))
+            if action == "wait_ack":
+                out += [j for j in following if steps[j].get("action") not in _LADDER][:1]
+            else:
+                out += list(following)[:1]
+        if action == "wait_ack" and not isinstance(step.get("on_timeout"), str):
+            out += list(range(i + 1, len(steps)))[:1]
+        return out
+
+    reached, todo = {0}, [0]
+    while todo:
+        for j in moves(todo.pop()):
+            if j not in reached:
+                reached.add(j)
+                todo.append(j)
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    for i, step in enumerate(steps):
+        if i in reached:
+            continue
+        before = steps[i - 1]
+        if i - 1 not in reached:
+            why = f"the step before it, {before['id']!r}, is not reached either"
+        elif before.get("action") == "resolve":
+            why = f"the step before it, {before['id']!r}, resolves the run"
+        else:
+            targets = " or ".join(repr(steps[j]["id"]) for j in dict.fromkeys(moves(i - 1)))
+            why = f"the step before it, {before['id']!r}, goes on to {targets} only"
+        errors.append(
+            (
+                ("steps", i, "id"),
+                f"step {step['id']!r} is never reached: no on_success, on_failure or on_timeout "
+                f"names it, and {why}; name it in a transition, or remove it",
+            )
+        )
+    return errors
+
+
+_TRANSITIONS = ("on_success", "on_failure", "on_timeout")
 
 
 class RouteConfig(_Strict):

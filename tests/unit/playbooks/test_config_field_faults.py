@@ -136,3 +136,68 @@ def test_a_unicode_name_is_read(tmp_path: Path) -> None:
     text = PLAYBOOK.format(version=1).replace("playbook: probe", "playbook: 洪水")
     text = text.replace("id: notify-community", "id: 通知社区")
     assert "洪水" in load_playbooks(_library(tmp_path, text))
+
+
+UNREACHED = [
+    # A step written after a resolve, named by no transition.
+    (
+        "  - {id: done, action: resolve, note: handled}\n  - {id: orphan, action: annotate, text: x}\n",
+        "steps.4.id: step 'orphan' is never reached: no on_success, on_failure or on_timeout "
+        "names it, and the step before it, 'done', resolves the run",
+        9,
+    ),
+    # A transition that jumps over the step it meant to name.
+    (
+        "  - {id: ask, action: approval, role: coordinator, question: q, deadline: 5m, "
+        "on_success: close, on_failure: close}\n"
+        "  - {id: tell, action: annotate, text: rejected}\n"
+        "  - {id: close, action: resolve}\n",
+        "steps.4.id: step 'tell' is never reached: no on_success, on_failure or on_timeout "
+        "names it, and the step before it, 'ask', goes on to 'close' only",
+        9,
+    ),
+]
+
+
+@pytest.mark.parametrize(("tail", "reason", "line"), UNREACHED)
+def test_a_step_no_run_can_reach_is_refused(
+    tmp_path: Path, tail: str, reason: str, line: int
+) -> None:
+    errors = _playbook_refusal(tmp_path, PLAYBOOK.format(version=1) + tail)
+    path = tmp_path / "playbooks" / "probe.yaml"
+    assert errors == [f"{path}:{line}: {reason}; name it in a transition, or remove it"]
+
+
+REACHED = [
+    # Only by its on_failure (rejected), on_timeout, or a wait_ack's timeout.
+    "  - {id: ask, action: approval, role: coordinator, question: q, deadline: 5m, "
+    "on_success: close, on_failure: tell}\n"
+    "  - {id: tell, action: annotate, text: rejected}\n"
+    "  - {id: close, action: resolve}\n",
+    "  - {id: ask, action: approval, role: coordinator, question: q, deadline: 5m, "
+    "on_success: close, on_timeout: tell}\n"
+    "  - {id: tell, action: annotate, text: late}\n"
+    "  - {id: close, action: resolve}\n",
+    # After a resolve, named by a transition before it.
+    "  - {id: hook, action: webhook, url: 'http://127.0.0.1:9/x', on_failure: fallback}\n"
+    "  - {id: done, action: resolve}\n"
+    "  - {id: fallback, action: annotate, text: failed}\n",
+]
+
+
+@pytest.mark.parametrize("tail", REACHED)
+def test_a_step_reached_only_by_a_transition_or_a_timeout_is_read(
+    tmp_path: Path, tail: str
+) -> None:
+    assert "probe" in load_playbooks(_library(tmp_path, PLAYBOOK.format(version=1) + tail))
+
+
+def test_the_library_playbooks_have_no_unreached_step() -> None:
+    from playbooks.schema import unreached_step_errors
+
+    library = load_playbooks(PLAYBOOK_DIR)
+    assert len(library) == 9
+    for playbook in library.values():
+        steps = [s.model_dump() for s in playbook.steps]
+        ids = {s["id"]: i for i, s in enumerate(steps)}
+        assert unreached_step_errors(steps, ids) == [], playbook.playbook
