@@ -1209,6 +1209,28 @@ def load_routing(
     return router
 
 
+def unrouted_playbooks(path: str | Path, router: Router, names: Collection[str]) -> list[str]:
+    """A warning for each of ``names`` (the library's playbooks) that no route of
+    ``router`` (read from the routing file ``path``) names, so no alert can run it:
+    ``FILE:LINE: route: no route names playbook 'x', so no alert will run it; …``, at
+    the ``route:`` line. Alertmanager takes a receiver no route names without a word;
+    in citybrain it is a playbook written and never run, most often a route forgotten
+    or naming another playbook (t122: the check and the worker said nothing). A
+    warning, not an error: a playbook may be kept ready before its route is added.
+    ``citybrain playbooks check`` prints these, and the worker logs them at start."""
+    reachable = router.root.playbooks_reachable({})
+    unrouted = sorted(set(names) - reachable)
+    if not unrouted:
+        return []
+    _doc, root = _compose(Path(path))
+    line = locate(root, ("route",))
+    return [
+        f"{path}:{line}: route: no route names playbook {name!r}, so no alert will run it; "
+        "add a route to it, or remove its file from the playbook directory"
+        for name in unrouted
+    ]
+
+
 _YAML_MAX_DEPTH = 1000  # libyaml's bound on nested block levels (0.2.5)
 _UNKNOWN = object()  # a setting whose own value is an error: checks that need it are skipped
 
