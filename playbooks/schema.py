@@ -46,6 +46,9 @@ def parse_duration(text: str) -> float:
     expected = "expected an integer with units y, w, d, h, m, s, ms, largest first (1h30m)"
     if text == "":
         raise ValueError(f"duration is empty, {expected}")
+    if text.isascii() and text.isdigit():
+        # A bare number of seconds, as a playbook's `deadline: 300` is often meant (t122).
+        raise ValueError(f"duration is {text!r}, {expected}: a number needs its unit ({text}s)")
     position, order, nanoseconds = 0, -1, 0
     units = list(_UNITS)
     while position < len(text):
@@ -318,6 +321,7 @@ class WaitAckStep(_Step):
     action: Literal["wait_ack"]
     deadline: str
     on_timeout: str | None = None
+    _text = field_validator("deadline", mode="before")(_duration_text)
     _check_deadline = field_validator("deadline")(_deadline)
 
 
@@ -337,6 +341,7 @@ class ApprovalStep(_Step):
     question: str
     deadline: str
     on_timeout: str | None = None
+    _text = field_validator("deadline", mode="before")(_duration_text)
     _check_deadline = field_validator("deadline")(_deadline)
 
 
@@ -386,6 +391,7 @@ class WebhookStep(_Step):
     url: str
     deadline: str = "60s"
     on_timeout: str | None = None
+    _text = field_validator("deadline", mode="before")(_duration_text)
     _check_deadline = field_validator("deadline")(_deadline)
 
     @field_validator("url")
@@ -427,6 +433,7 @@ class Playbook(_Strict):
     sla: str = "1h"
     steps: list[Step]
     on_cancel: list[InstantStep] = Field(default_factory=list)
+    _sla_text = field_validator("sla", mode="before")(_duration_text)
     _check_sla = field_validator("sla")(_sla)
     _check_version = field_validator("version", mode="before")(_version_one)
     _check_names = field_validator("playbook", "department")(_name)

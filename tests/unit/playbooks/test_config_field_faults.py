@@ -201,3 +201,59 @@ def test_the_library_playbooks_have_no_unreached_step() -> None:
         steps = [s.model_dump() for s in playbook.steps]
         ids = {s["id"]: i for i, s in enumerate(steps)}
         assert unreached_step_errors(steps, ids) == [], playbook.playbook
+
+
+HINT = "expected an integer with units y, w, d, h, m, s, ms, largest first (1h30m)"
+
+
+@pytest.mark.parametrize(
+    ("original", "written", "field", "line", "reason"),
+    [
+        (
+            "deadline: 5m",
+            "300",
+            "steps.1.wait_ack.deadline",
+            6,
+            f"duration is '300', {HINT}: a number needs its unit (300s)",
+        ),
+        (
+            "deadline: 5m",
+            "'300'",
+            "steps.1.wait_ack.deadline",
+            6,
+            f"duration is '300', {HINT}: a number needs its unit (300s)",
+        ),
+        (
+            "deadline: 5m",
+            "0",
+            "steps.1.wait_ack.deadline",
+            6,
+            "deadline cannot be zero (it is '0'): the step would not wait",
+        ),
+        (
+            "department: water-authority",
+            "department: w\nsla: 7200",
+            "sla",
+            4,
+            f"duration is '7200', {HINT}: a number needs its unit (7200s)",
+        ),
+    ],
+)
+def test_a_playbook_duration_written_as_a_number_is_read_as_the_routing_file_reads_it(
+    tmp_path: Path, original: str, written: str, field: str, line: int, reason: str
+) -> None:
+    # Before, `deadline: 300` said "is 300, expected text", where the routing file's
+    # `group_interval: 300` said what a duration is (docs: a duration is read as
+    # written, quoted or not, in both); neither said that 300 lacks its unit.
+    new = f"deadline: {written}" if original.startswith("deadline") else written
+    errors = _playbook_refusal(tmp_path, PLAYBOOK.format(version=1).replace(original, new))
+    path = tmp_path / "playbooks" / "probe.yaml"
+    assert errors == [f"{path}:{line}: {field}: {reason}"]
+
+
+def test_a_routing_duration_without_its_unit_says_so(tmp_path: Path) -> None:
+    errors = _routing_refusal(tmp_path, ROUTING.format(version=1) + "  group_interval: 300\n")
+    assert errors == [
+        f"{tmp_path / 'routing.yaml'}:5: route.group_interval: duration is '300', {HINT}: a "
+        "number needs its unit (300s)"
+    ]
