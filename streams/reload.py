@@ -1,0 +1,117 @@
+"""The worker's configuration reload on SIGHUP (docs/operations.md, "Configuration
+reload"): the playbooks and the routing file read again and swapped in whole, or, when
+either has an error, the running configuration kept and the reason said in one line.
+
+Before t122 the worker installed no SIGHUP handler, so the signal an operator sends
+Alertmanager or Prometheus to reload (``kill -HUP``) ended the worker at once: no
+commit, no leaving the consumer group, the control room down until restarted."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from playbooks.engine import PlaybookEngine
+from playbooks.errors import PlaybookError
+from playbooks.loader import load_playbooks, load_routing, routing_errors, unrouted_playbooks
+from playbooks.routing import label_values
+
+if TYPE_CHECKING:
+    from streams.alerting import Alerting
+    from streams.context import Context
+    from streams.ingest import Ingest
+    from streams.response import Response
+
+log = logging.getLogger(__name__)
+
+_STATUSES = ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open")
+
+
+def _digest(path: Path) -> bytes:
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return b""
+
+
+class ConfigReload:
+    """Reads the playbook directory and the routing file again (``reload``), as the
+    worker's start reads them, and swaps the new playbooks, routing tree and playbook
+    engines into the stages between two messages (the reload awaits nothing, so no
+    message is handled half under one configuration and half under the other). Runs and
+    alert groups live in the tables and are untouched: a run whose playbook or current
+    step is gone after a reload is handled as after a restart with an edited library
+    (docs/playbooks.md, "Runs of an edited library"). The grid is read at start only."""
+
+    def __init__(
+        self, ctx: Context, alerting: Alerting, response: Response, ingest: Ingest
+    ) -> None:
+        self.ctx, self.alerting, self.response, self.ingest = ctx, alerting, response, ingest
+        self._grid_digest = _digest(ctx.settings.grid_file)
+        ctx.metrics.config_reload_successful.set(1)
+        ctx.metrics.config_reload_success_time.set(time.time())
+
+    def reload(self) -> bool:
+        """Reload; True when the new configuration is in force. On an error the running
+        configuration is kept, an ERROR line names the first error (file, line, field,
+        value) and how many more there are, and
+        ``citybrain_config_last_reload_successful`` is 0 until a reload succeeds."""
+        settings, metrics = self.ctx.settings, self.ctx.metrics
+        try:
+            playbooks = load_playbooks(settings.playbook_dir)
+            router = load_routing(settings.routing_file, playbooks)
+        except PlaybookError as exc:
+            errors = str(exc).splitlines() or [type(exc).__name__]
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            log.error(
+                "citybrain: configuration reload failed, the running playbooks and routing "
+                "are kept: %s%s; `citybrain playbooks check` lists every error",
+                errors[0],
+                more,
+            )
+            metrics.config_reload_successful.set(0)
+            return False
+        gone = set(self.ctx.playbooks) - set(playbooks)
+        engines = {
+            name: PlaybookEngine(pb, self.ctx.grid, settings.ack_deadline_seconds)
+            for name, pb in playbooks.items()
+        }
+        # The swap: nothing awaited from here to the end.
+        self.ctx.playbooks = playbooks
+        self.ctx.router = self.alerting.router = self.ingest.router = router
+        self.response.engines = engines
+        self.ctx.label_departments = self.ctx.label_departments | {
+            pb.department for pb in playbooks.values()
+        }
+        for name in gone:  # counted by the deadline check for the playbooks in force only
+            for status in _STATUSES:
+                with contextlib.suppress(KeyError):  # no series of it yet
+                    metrics.runs_open.remove(name, status)
+        metrics.config_reload_successful.set(1)
+        metrics.config_reload_success_time.set(time.time())
+        warnings = routing_errors(settings.routing_file, playbooks, label_values(self.ctx.grid))[
+            1
+        ] + unrouted_playbooks(settings.routing_file, router, playbooks)
+        for line in warnings:
+            log.warning("citybrain: %s (`citybrain playbooks check`)", line)
+        log.info(
+            "citybrain: configuration reloaded: %d playbooks from %s, routing from %s%s",
+            len(playbooks),
+            settings.playbook_dir,
+            settings.routing_file,
+            f"; playbooks no longer in the library: {', '.join(sorted(gone))} (their open "
+            "runs are held: docs/playbooks.md, Runs of an edited library)"
+            if gone
+            else "",
+        )
+        if _digest(settings.grid_file) != self._grid_digest:
+            log.warning(
+                "citybrain: the grid file %s changed since the worker started: the grid is "
+                "read at start only, restart the worker to use it",
+                settings.grid_file,
+            )
+        return True
