@@ -379,7 +379,7 @@ def playbook_gone(run: Run, action: str) -> str:
     return (
         f"run {run.run_id}'s playbook {run.playbook!r} is no longer in the library: "
         f"{action} cannot be applied (only {', '.join(sorted(WITHOUT_PLAYBOOK))}; or restore "
-        "the playbook and restart the worker)"
+        "the playbook and reload the worker, kill -HUP, or restart it)"
     )
 
 
