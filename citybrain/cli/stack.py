@@ -602,7 +602,7 @@ def _worker(args: argparse.Namespace) -> int:
             # routing, keeping the running ones if the new ones have an error.
             reload = config_reload(self.app)
             if reload is not None:
-                self.loop.add_signal_handler(signal.SIGHUP, reload.reload)
+                self.loop.add_signal_handler(signal.SIGHUP, reload.on_signal)
 
         def _on_sigint(self) -> None:
             self._first_signal(signal.SIGINT)
