@@ -25,6 +25,7 @@ from playbooks.errors import (
     RoutingConfigError,
     closest,
     did_you_mean,
+    quote_hint,
     shown,
 )
 from playbooks.grid import UNIT_SPELLING, Cell, Grid, SensorKind, SensorRegistration
@@ -529,7 +530,8 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
         return text
     value_shown = shown(value) if value is None or isinstance(value, bool) else repr(value)[:60]
     raise GridError(
-        f"{section} entry {i + 1}: {key} is {value_shown}, expected text", (section, i, key)
+        f"{section} entry {i + 1}: {key} is {value_shown}, expected text{quote_hint(value)}",
+        (section, i, key),
     )
 
 
@@ -1025,7 +1027,8 @@ def _schema_message(model: type[BaseModel], error: ErrorDetails, nested: bool = 
     if expected is not None:
         if value is None and not loc and not nested:
             return f"the file is empty, expected {expected}"
-        return f"is {shown(value)}, expected {expected}"
+        hint = quote_hint(value) if kind == "string_type" else ""
+        return f"is {shown(value)}, expected {expected}{hint}"
     message = error["msg"].removeprefix("Value error, ")
     if kind != "value_error" and not isinstance(value, dict | list):
         message += f" (it is {shown(value)})"

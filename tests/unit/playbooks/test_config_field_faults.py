@@ -257,3 +257,35 @@ def test_a_routing_duration_without_its_unit_says_so(tmp_path: Path) -> None:
         f"{tmp_path / 'routing.yaml'}:5: route.group_interval: duration is '300', {HINT}: a "
         "number needs its unit (300s)"
     ]
+
+
+HOW = "(YAML reads an unquoted yes, no, on, off, true or false as {}: quote the text, as 'on' or 'NO')"
+
+
+@pytest.mark.parametrize(
+    ("original", "written", "field", "line", "read"),
+    [
+        ("id: wait-community", "id: on", "steps.1.wait_ack.id", 6, "true"),
+        ("department: water-authority", "department: NO", "department", 3, "false"),
+        ("level: street", "level: off", "steps.2.escalate.level", 7, "false"),
+    ],
+)
+def test_a_yaml_1_1_boolean_where_text_goes_says_how_it_came_to_be_one(
+    tmp_path: Path, original: str, written: str, field: str, line: int, read: str
+) -> None:
+    # Before: "steps.1.wait_ack.id: is true, expected text", of a file that wrote `on`.
+    errors = _playbook_refusal(tmp_path, PLAYBOOK.format(version=1).replace(original, written))
+    path = tmp_path / "playbooks" / "probe.yaml"
+    assert f"{path}:{line}: {field}: is {read}, expected text {HOW.format(read)}" in errors
+
+
+def test_a_grid_id_read_as_a_boolean_says_how_it_came_to_be_one(tmp_path: Path) -> None:
+    from playbooks.loader import load_grid
+
+    path = tmp_path / "grid.yaml"
+    path.write_text("version: 1\ncells:\n  - {id: NO, level: city, name: Norway, unit: u}\n")
+    with pytest.raises(PlaybookError) as info:
+        load_grid(path)
+    assert str(info.value) == (
+        f"{path}:3: cells entry 1: id is false, expected text {HOW.format('false')}"
+    )
