@@ -379,7 +379,7 @@ def playbook_gone(run: Run, action: str) -> str:
     return (
         f"run {run.run_id}'s playbook {run.playbook!r} is no longer in the library: "
         f"{action} cannot be applied (only {', '.join(sorted(WITHOUT_PLAYBOOK))}; or restore "
-        "the playbook and restart the worker)"
+        "the playbook and reload the worker, kill -HUP, or restart it)"
     )
 
 
@@ -1232,11 +1232,20 @@ class PlaybookEngine:
             elif isinstance(step, ParallelStep):
                 cmds.extend(self._instant(run, branch, now) for branch in step.branches)
             elif isinstance(step, EscalateStep):
-                target = step.level or PARENT_LEVEL.get(run.level, run.level)
-                run.level = target
-                run.escalations += 1
-                unit = self.unit(run, target)
-                cmds.append(self._command(run, "escalate", now, unit=unit))
+                target = step.level or PARENT_LEVEL.get(run.level)
+                if target is None or LEVELS.index(target) <= LEVELS.index(run.level):
+                    # Never down, nor to the city again (t122): a run escalated by hand to
+                    # the district was taken back to the street by the ladder's next step.
+                    cmds.append(
+                        self._command(
+                            run, "not_escalated", now, detail=_not_escalated(step, run.level)
+                        )
+                    )
+                else:
+                    run.level = target
+                    run.escalations += 1
+                    unit = self.unit(run, target)
+                    cmds.append(self._command(run, "escalate", now, unit=unit))
             elif isinstance(step, ResolveStep):
                 run.resolved_at = now
                 run.resolved_by, run.resolution = SYSTEM, step.note or step.id
@@ -1378,6 +1387,20 @@ class PlaybookEngine:
             at=now,
             **kw,
         )
+
+
+def _not_escalated(step: EscalateStep, level: str) -> str:
+    """Why an ``escalate`` step left ``level`` as it is: at the city, no level above; at
+    or above the step's own level (an operator escalated the run by hand meanwhile),
+    not taken down."""
+    if step.level is None or step.level == level == "city":
+        return f"step {step.id}: the run is at the city level: there is no level above"
+    if step.level == level:
+        return f"step {step.id}: the run is at the {level} level already"
+    return (
+        f"step {step.id}: the run is at the {level} level already, above {step.level}: "
+        "not taken down"
+    )
 
 
 def _fill(text: str, run: Run) -> str:

@@ -12,6 +12,18 @@ _CLIP = reprlib.Repr()
 _CLIP.maxstring = _CLIP.maxother = 60
 
 
+def quote_hint(value: Any) -> str:
+    """For a true or false found where text goes: how YAML came to read it so (t122: a
+    step ``id: on``, a department ``NO`` for Norway, were said as "is true, expected
+    text", of a value the file never wrote as true), else ""."""
+    if not isinstance(value, bool):
+        return ""
+    return (
+        " (YAML reads an unquoted yes, no, on, off, true or false as "
+        f"{str(value).lower()}: quote the text, as 'on' or 'NO')"
+    )
+
+
 def shown(value: Any) -> str:
     """A YAML or JSON value as a message shows it, in the file's words, never Python's
     type name ("is a NoneType", "is a int"): ``null`` (an empty file, a key with no

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -22,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from playbooks.errors import did_you_mean
+from playbooks.errors import did_you_mean, shown
 from playbooks.grid import LEVELS
 
 # Prometheus' model.Duration (prometheus/common model/time.go, ParseDuration), the syntax
@@ -45,6 +46,9 @@ def parse_duration(text: str) -> float:
     expected = "expected an integer with units y, w, d, h, m, s, ms, largest first (1h30m)"
     if text == "":
         raise ValueError(f"duration is empty, {expected}")
+    if text.isascii() and text.isdigit():
+        # A bare number of seconds, as a playbook's `deadline: 300` is often meant (t122).
+        raise ValueError(f"duration is {text!r}, {expected}: a number needs its unit ({text}s)")
     position, order, nanoseconds = 0, -1, 0
     units = list(_UNITS)
     while position < len(text):
@@ -77,6 +81,37 @@ def _level(value: str | None) -> str | None:
 
 def _duration(value: str) -> str:
     parse_duration(value)
+    return value
+
+
+def _name(value: str) -> str:
+    """A playbook's name, a step's id or a playbook's department, as the grid's ids are
+    checked (loader._text): non-empty, without leading or trailing spaces, control
+    characters (an ESC reached the terminal of whoever read the audit, a log or `runs
+    show`) or invisible format characters (a zero-width space). Raises ValueError naming
+    the value. Before t122 each was taken: ``playbook: ''`` or ``'probe '`` passed the
+    check, and no route could name it (``playbook: ''`` is refused, ``probe`` is not
+    ``'probe '``)."""
+    if not value.strip():
+        raise ValueError(f"is {shown(value)}, expected non-empty text")
+    if value != value.strip():
+        raise ValueError(f"is {shown(value)}, expected text without leading or trailing spaces")
+    for c in value:
+        category = unicodedata.category(c)
+        if category in ("Cc", "Cf"):
+            what = "a control character" if category == "Cc" else "an invisible format character"
+            raise ValueError(
+                f"is {shown(value)}, which holds {what} (U+{ord(c):04X}), expected printable text"
+            )
+    return value
+
+
+def _version_one(value: Any) -> Any:
+    """``version: true`` refused: pydantic's ``Literal[1]`` takes True, which equals 1 in
+    Python (t122: a playbook or routing file with ``version: true``, or ``yes``/``on`` in
+    YAML 1.1, passed where the grid file refuses it)."""
+    if isinstance(value, bool):
+        raise ValueError(f"is {str(value).lower()}, expected 1")
     return value
 
 
@@ -188,6 +223,7 @@ class _Step(_Strict):
     id: str
     on_success: str | None = None
     on_failure: str | None = None
+    _check_id = field_validator("id")(_name)
 
 
 class NotifyStep(_Step):
@@ -285,6 +321,7 @@ class WaitAckStep(_Step):
     action: Literal["wait_ack"]
     deadline: str
     on_timeout: str | None = None
+    _text = field_validator("deadline", mode="before")(_duration_text)
     _check_deadline = field_validator("deadline")(_deadline)
 
 
@@ -304,6 +341,7 @@ class ApprovalStep(_Step):
     question: str
     deadline: str
     on_timeout: str | None = None
+    _text = field_validator("deadline", mode="before")(_duration_text)
     _check_deadline = field_validator("deadline")(_deadline)
 
 
@@ -353,6 +391,7 @@ class WebhookStep(_Step):
     url: str
     deadline: str = "60s"
     on_timeout: str | None = None
+    _text = field_validator("deadline", mode="before")(_duration_text)
     _check_deadline = field_validator("deadline")(_deadline)
 
     @field_validator("url")
@@ -394,7 +433,10 @@ class Playbook(_Strict):
     sla: str = "1h"
     steps: list[Step]
     on_cancel: list[InstantStep] = Field(default_factory=list)
+    _sla_text = field_validator("sla", mode="before")(_duration_text)
     _check_sla = field_validator("sla")(_sla)
+    _check_version = field_validator("version", mode="before")(_version_one)
+    _check_names = field_validator("playbook", "department")(_name)
 
     @field_validator("steps")
     @classmethod
@@ -446,7 +488,7 @@ def step_reference_errors(steps: Any) -> list[tuple[tuple[str | int, ...], str]]
                         f"{did_you_mean(target, ids)}",
                     )
                 )
-    return errors + step_loop_errors(steps, ids)
+    return errors + step_loop_errors(steps, ids) + unreached_step_errors(steps, ids)
 
 
 # Steps a run stops at (for a person, a machine, or for good); every other step is taken
@@ -505,6 +547,67 @@ def step_loop_errors(
     return errors
 
 
+def unreached_step_errors(
+    steps: list[Any], ids: dict[str, int]
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, message) for each step no run can reach from the first, following the
+    engine's moves (engine._next): a step goes on to its ``on_success`` or the step after
+    it (a ``wait_ack`` acknowledged, to the first after it off the escalation ladder; timed
+    out, to its ``on_timeout`` or the step after it), and to its ``on_failure`` and
+    ``on_timeout``; a ``resolve`` ends the run. Such a step is dead configuration, most
+    often a transition that names the step after it by mistake or a step written after a
+    ``resolve`` (t122: it passed the check, and the run never took it). Steps that are not
+    mappings with a text id are left to the schema's errors (nothing is said then)."""
+    if not steps or any(not (isinstance(s, dict) and isinstance(s.get("id"), str)) for s in steps):
+        return []
+
+    def moves(i: int) -> list[int]:
+        step = steps[i]
+        action = step.get("action")
+        if action == "resolve":
+            return []
+        out = [ids[t] for k in _TRANSITIONS if isinstance(t := step.get(k), str) and t in ids]
+        if not isinstance(step.get("on_success"), str):
+            following = range(i + 1, len(steps))
+            if action == "wait_ack":
+                out += [j for j in following if steps[j].get("action") not in _LADDER][:1]
+            else:
+                out += list(following)[:1]
+        if action == "wait_ack" and not isinstance(step.get("on_timeout"), str):
+            out += list(range(i + 1, len(steps)))[:1]
+        return out
+
+    reached, todo = {0}, [0]
+    while todo:
+        for j in moves(todo.pop()):
+            if j not in reached:
+                reached.add(j)
+                todo.append(j)
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    for i, step in enumerate(steps):
+        if i in reached:
+            continue
+        before = steps[i - 1]
+        if i - 1 not in reached:
+            why = f"the step before it, {before['id']!r}, is not reached either"
+        elif before.get("action") == "resolve":
+            why = f"the step before it, {before['id']!r}, resolves the run"
+        else:
+            targets = " or ".join(repr(steps[j]["id"]) for j in dict.fromkeys(moves(i - 1)))
+            why = f"the step before it, {before['id']!r}, goes on to {targets} only"
+        errors.append(
+            (
+                ("steps", i, "id"),
+                f"step {step['id']!r} is never reached: no on_success, on_failure or on_timeout "
+                f"names it, and {why}; name it in a transition, or remove it",
+            )
+        )
+    return errors
+
+
+_TRANSITIONS = ("on_success", "on_failure", "on_timeout")
+
+
 class RouteConfig(_Strict):
     """One node of the routing tree as written in routing.yaml."""
 
@@ -557,3 +660,4 @@ class RoutingConfig(_Strict):
     # ``mute_time_intervals`` is Alertmanager's deprecated name for the same list.
     time_intervals: list[Any] | None = None
     mute_time_intervals: list[Any] | None = None
+    _check_version = field_validator("version", mode="before")(_version_one)

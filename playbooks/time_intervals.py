@@ -39,7 +39,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from playbooks.errors import PlaybookError, shown
+from playbooks.errors import PlaybookError, quote_hint, shown
 
 Loc = tuple[str | int, ...]
 
@@ -176,7 +176,7 @@ def _text(value: Any, loc: Loc, what: str) -> str:
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    raise TimeIntervalError(loc, f"{what} is {shown(value)}, expected text")
+    raise TimeIntervalError(loc, f"{what} is {shown(value)}, expected text{quote_hint(value)}")
 
 
 def _atoi(text: str, loc: Loc, what: str) -> int:

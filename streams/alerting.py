@@ -27,7 +27,7 @@ from faust.types import TP, EventT
 
 from playbooks.engine import ReportsCovered
 from playbooks.errors import BadEventError, RoutingConfigError
-from playbooks.loader import routing_errors
+from playbooks.loader import routing_errors, unrouted_playbooks
 from playbooks.routing import (
     Decision,
     Route,
@@ -178,11 +178,13 @@ class Alerting:
         _, self.never_matching = routing_errors(
             ctx.settings.routing_file, ctx.playbooks, label_values(ctx.grid)
         )
-        if self.never_matching:
+        # And a playbook no route names, which no alert will run (the check says it too).
+        self.unrouted = unrouted_playbooks(ctx.settings.routing_file, ctx.router, ctx.playbooks)
+        if self.never_matching or self.unrouted:
 
             @ctx.app.task  # type: ignore[untyped-decorator]
             async def announce_never_matching() -> None:
-                for line in self.never_matching:
+                for line in [*self.never_matching, *self.unrouted]:
                     log.warning("citybrain: %s (`citybrain playbooks check`)", line)
 
         async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:

@@ -46,6 +46,7 @@ from streams.http_client import http_client
 from streams.ingest import Ingest
 from streams.logs import SayEvery
 from streams.metrics import Metrics
+from streams.reload import ConfigReload
 from streams.response import Response
 from streams.settings import Settings, load_settings
 from streams.tables import REASONS, ReadBack, coalesce_changelog
@@ -89,6 +90,16 @@ def worker_url(settings: Settings) -> str:
     elif ":" in host:
         host = f"[{host}]"  # an IPv6 literal
     return f"http://{host}:{settings.worker_port}"
+
+
+_RELOAD = "citybrain_config_reload"
+
+
+def config_reload(app: faust.types.AppT) -> ConfigReload | None:
+    """The reload of ``app``'s playbooks and routing file (streams/reload.py), which
+    ``citybrain worker`` calls on SIGHUP; None for an app create_app did not build."""
+    found = getattr(app, _RELOAD, None)
+    return found if isinstance(found, ConfigReload) else None
 
 
 def create_app(
@@ -145,6 +156,8 @@ def create_app(
     ctx = Context(app, settings, grid, metrics)
     # Built in the order their configuration is checked: routing, playbooks, detector.
     alerting, response, ingest = Alerting(ctx), Response(ctx), Ingest(ctx)
+    # `kill -HUP` reads the playbooks and routing again (the worker command installs it).
+    setattr(app, _RELOAD, ConfigReload(ctx, alerting, response, ingest))
     # Sensor states and corroboration areas' marks reach their changelogs once per commit.
     coalesce_changelog(
         app, [ctx.sensor_state, ingest.corroboration.table], ctx.states_settled, [ctx.delivery]

@@ -50,6 +50,8 @@ INCIDENTS_CROWDED = "citybrain_incidents_crowded_total"
 BURST_WINDOWS_FORGOTTEN = "citybrain_burst_windows_forgotten_total"
 BURST_WINDOWS = "citybrain_burst_windows"
 GROUPS = "citybrain_groups"
+CONFIG_RELOAD_SUCCESSFUL = "citybrain_config_last_reload_successful"
+CONFIG_RELOAD_SUCCESS_TIME = "citybrain_config_last_reload_success_timestamp_seconds"
 GROUPS_FORGOTTEN = "citybrain_groups_forgotten_total"
 CLOSURES_UNDELIVERED = "citybrain_closures_undelivered"
 CLOSURES_GIVEN_UP = "citybrain_closures_given_up_total"
@@ -232,6 +234,8 @@ class Metrics:
     burst_windows: Gauge
     groups: Gauge
     groups_forgotten: Counter
+    config_reload_successful: Gauge
+    config_reload_success_time: Gauge
     closures_undelivered: Gauge
     closures_given_up: Counter
     silences_forgotten: Counter
@@ -386,6 +390,16 @@ class Metrics:
                 GROUPS,
                 "Alert groups (one per group key, with its run) this worker holds: those "
                 "alive, and those ended within CITYBRAIN_GROUP_RETENTION",
+            ),
+            config_reload_successful=gauge(
+                CONFIG_RELOAD_SUCCESSFUL,
+                "1 when the last reload of the playbooks and routing file (SIGHUP) succeeded "
+                "or none was asked since start, 0 when it failed and the running "
+                "configuration was kept",
+            ),
+            config_reload_success_time=gauge(
+                CONFIG_RELOAD_SUCCESS_TIME,
+                "Epoch seconds of the last successful configuration load (start or SIGHUP)",
             ),
             groups_forgotten=counter(
                 GROUPS_FORGOTTEN,

@@ -964,7 +964,8 @@ class Response:
                         await self._playbook_gone(key, run)
                         held[key] = (
                             f"its playbook {run.playbook!r} is not in the library: restore "
-                            "it and restart the worker, or resolve or cancel the run"
+                            "it and reload the worker (kill -HUP) or restart it, or resolve "
+                            "or cancel the run"
                         )
                         continue
                     engine = self._engine_for(run)

@@ -162,7 +162,7 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     ``matchers:`` entry Alertmanager 0.27's UTF-8 matchers read otherwise than 0.25) go
     to stderr as ``citybrain: warning: file:line: …`` lines and leave the status as is."""
     from playbooks.errors import PlaybookError
-    from playbooks.loader import check_playbooks, load_grid, routing_errors
+    from playbooks.loader import check_playbooks, load_grid, routing_errors, unrouted_playbooks
     from playbooks.routing import label_values
 
     directory = Path(args.dir or s.playbook_dir)
@@ -196,9 +196,12 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     warnings: list[str] = []
     try:
         # Routes may name a playbook whose own file has errors: those are reported there.
-        _router, route_errors = routing_errors(routing, names, label_values(grid), warnings)
+        router, route_errors = routing_errors(routing, names, label_values(grid), warnings)
     except PlaybookError as exc:
         route_errors = str(exc).splitlines()
+    else:
+        # As the worker logs them at start (streams/alerting.py).
+        warnings += unrouted_playbooks(routing, router, names) if router is not None else []
     errors += route_errors + grid_errors
     for line in warnings:
         print(f"citybrain: warning: {line}", file=sys.stderr)

@@ -568,7 +568,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     import faust
 
-    from streams.app import create_app, settle_garbage_collector
+    from streams.app import config_reload, create_app, settle_garbage_collector
     from streams.logs import CrashFilter, LifecycleFilter, RepeatFilter
     from streams.loop_dns import install as install_loop_dns
 
@@ -595,6 +595,15 @@ def _worker(args: argparse.Namespace) -> int:
         # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
         # loop.add_signal_handler) schedule a shutdown and ignore every later signal;
         # with Kafka down that shutdown waited on commits and flushes for over a minute.
+        def _install_signal_handlers_unix(self) -> None:
+            super()._install_signal_handlers_unix()
+            # SIGHUP's default ended the worker at once (t122): operators send it to
+            # Alertmanager and Prometheus to reload. Here it reloads the playbooks and
+            # routing, keeping the running ones if the new ones have an error.
+            reload = config_reload(self.app)
+            if reload is not None:
+                self.loop.add_signal_handler(signal.SIGHUP, reload.on_signal)
+
         def _on_sigint(self) -> None:
             self._first_signal(signal.SIGINT)
 
@@ -630,6 +639,9 @@ def _worker(args: argparse.Namespace) -> int:
     # The configuration first (a bad routing file is bad input, exit 2), then the web
     # port (faust's own bind failure is a traceback), then the broker.
     settings = _settings()
+    # Until the loop's handler is in (QuietWorker), a SIGHUP must not end the start: the
+    # files it would have reloaded are being read now anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     with _worker_log_format():
         app = create_app(settings)
         try:

@@ -175,6 +175,20 @@ def deadletters_hint(settings: Settings) -> str:
     return command_line("deadletters", "--prefix", settings.topic_prefix)
 
 
+# SIGHUP's default ended the ingest at once (t122), as it did the worker, which now
+# reloads on it: the ingest has nothing to reload (its grid and tokens are read at start).
+HUP_IGNORED = (
+    "ingest: SIGHUP: nothing reloaded, the ingest reads the grid and the tokens file at "
+    "start only (restart it to use edited ones); it goes on"
+)
+
+
+def ignore_hup() -> None:
+    """SIGHUP ignored until ``_wait`` says so in the log: a reload signal sent to every
+    citybrain process must not end an ingest while it starts."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
 def _wait(
     publisher: PackPublisher,
     every: float,
@@ -187,12 +201,16 @@ def _wait(
     skipped=…``), and after it, when messages were dead-lettered since the last, the
     command that shows them (``deadletters``; t60's walk: ``dead_letters=1`` alone, and
     a newcomer's misspelt sensor gone without a word of where or why)."""
-    stop = threading.Event()
+    stop, hup = threading.Event(), threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: hup.set())
     last = time.monotonic()
     told = 0
     while not stop.wait(0.2) and not (ended is not None and ended.is_set()):
+        if hup.is_set():
+            hup.clear()
+            log.warning(HUP_IGNORED)
         if publisher.failure is not None:
             log.error("ingest: stopping, Kafka refused a send: %r", publisher.failure)
             return 1
@@ -293,6 +311,7 @@ def run_mqtt(
     from citybrain.ingest.mapping import MqttMapping
     from citybrain.ingest.mqtt import MqttIngest
 
+    ignore_hup()
     check_options(options, "mqtt")
     validator = _validator(settings)
     mapping = MqttMapping.build(
@@ -392,6 +411,7 @@ def run_http(
     from citybrain.ingest.ngsi import NgsiMapping
     from streams.auth import TokenStore, closed_reason, exposed
 
+    ignore_hup()
     check_options(options, "http")
     validator = _validator(settings)
     tokens = TokenStore.load(settings.api_tokens_file)

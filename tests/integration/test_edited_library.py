@@ -124,8 +124,8 @@ def test_a_run_of_a_playbook_gone_from_the_library_is_held_audited_and_resolvabl
             assert status == 200, body
             held = body["run"]["not_advancing"]
             assert held["reason"] == (
-                "its playbook 'flash-flood' is not in the library: restore it and restart "
-                "the worker, or resolve or cancel the run"
+                "its playbook 'flash-flood' is not in the library: restore it and reload "
+                "the worker (kill -HUP) or restart it, or resolve or cancel the run"
             )
             status, body = p.api("GET", "/runs", COORDINATOR_TOKEN)
             [listed] = [r for r in body["runs"] if r["run_id"] == run_id]
@@ -135,7 +135,7 @@ def test_a_run_of_a_playbook_gone_from_the_library_is_held_audited_and_resolvabl
                 409,
                 f"run {run_id}'s playbook 'flash-flood' is no longer in the library: ack "
                 "cannot be applied (only answer, cancel, escalate, resolve; or restore the "
-                "playbook and restart the worker)",
+                "playbook and reload the worker, kill -HUP, or restart it)",
             )
             status, _ = p.api(
                 "POST", f"/runs/{run_id}/resolve", COORDINATOR_TOKEN, {"note": "by hand"}

@@ -1191,3 +1191,28 @@ def test_a_misspelt_key_is_dead_lettered_and_other_unknown_keys_counted_through_
         server.stop()
     log = server.log()
     assert log.count("carries the key 'lat'") == 1 and log.count("carries the key 'lon'") == 1
+
+
+def test_sighup_leaves_the_http_ingest_running_and_says_nothing_was_reloaded(
+    ingest_pipeline: Pipeline,
+) -> None:
+    # t122: SIGHUP, which the worker now takes as a reload, ended the ingest at once.
+    import signal
+
+    from citybrain.ingest.service import HUP_IGNORED
+
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    try:
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while HUP_IGNORED not in server.log() and time.monotonic() < deadline:
+            assert server.proc.poll() is None, server.log()[-2000:]
+            time.sleep(0.1)
+        assert HUP_IGNORED in server.log()
+        status, body = post(p, "/ingest/v1/readings", json.dumps([GAUGE_READING]).encode())
+        assert (status, body["accepted"]) == (200, 1)
+        assert server.proc.poll() is None and "Traceback" not in server.log()
+    finally:
+        assert server.stop() == 0

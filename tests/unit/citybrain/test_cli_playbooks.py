@@ -489,7 +489,8 @@ def test_check_warns_of_an_entry_alertmanager_0_27_reads_otherwise_and_passes(
     assert main(["playbooks", "check", "--routing", str(routing)]) == 0
     out, err = capsys.readouterr()
     assert "are valid" in out
-    [line] = err.splitlines()
+    # (The library's seven playbooks this file does not route to are warned of too, t122.)
+    [line] = [e for e in err.splitlines() if "no route names playbook" not in e]
     assert line.startswith(
         f"citybrain: warning: {routing}:7: route.routes.0.matchers.0: matcher "
         '\'category="a\\\\tb"\' is read as category="a\\\\tb", as Alertmanager 0.25'

@@ -9,8 +9,8 @@ from streams.api import shown_run
 from tests.unit.citybrain.test_cli_runs import NAMES, NOW, RUN
 
 WHY = (
-    "its playbook 'flash-flood' is not in the library: restore it and restart the "
-    "worker, or resolve or cancel the run"
+    "its playbook 'flash-flood' is not in the library: restore it and reload the worker "
+    "(kill -HUP) or restart it, or resolve or cancel the run"
 )
 HELD = {"reason": WHY, "since": NOW - 120}
 

@@ -201,8 +201,13 @@ def test_a_loop_a_run_never_leaves_is_a_file_line_error(tmp_path: Path) -> None:
     ]
     acked = LOOPING.replace("on_timeout: first}", "on_timeout: first, on_success: first}")
     path.write_text(acked.replace("on_success: again", "on_success: ask"))
-    [error] = playbook_errors(path)[1]
-    assert "steps first -> ask -> first loop without stopping" in error
+    # Its `again` and `back` are now no run's steps either (t122: each said as never reached).
+    loop, *unreached = playbook_errors(path)[1]
+    assert "steps first -> ask -> first loop without stopping" in loop
+    assert [e.split(": ")[2].split(" is never")[0] for e in unreached] == [
+        "step 'again'",
+        "step 'back'",
+    ]
     path.write_text(LOOPING.replace(", on_success: again", ""))  # the timeout loop alone
     assert playbook_errors(path)[1] == []
 

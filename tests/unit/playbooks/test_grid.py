@@ -102,7 +102,8 @@ CHAIN = (
         ),
         (
             CHAIN + "sensors:\n  - {id: s, kind: k, unit: u, cell: true}\n",
-            ":10: sensors entry 1: cell is true, expected text",
+            ":10: sensors entry 1: cell is true, expected text (YAML reads an unquoted yes, "
+            "no, on, off, true or false as true: quote the text, as 'on' or 'NO')",
         ),
         (CHAIN.replace("name: C,", "name: ~,"), ":6: cells entry 4: name is null, expected text"),
         # Ids are Kafka keys and parts of table keys (a burst window's joins cell and

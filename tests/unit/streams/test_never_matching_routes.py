@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import faust
+import pytest
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
@@ -42,3 +43,38 @@ def test_a_route_no_alert_can_take_is_named(tmp_path: Path) -> None:
 def test_the_library_routing_has_none(tmp_path: Path) -> None:
     text = (REPO_ROOT / "playbooks" / "library" / "routing.yaml").read_text()
     assert alerting(tmp_path, text).never_matching == []
+
+
+def test_a_playbook_no_route_names_is_said_by_the_check_and_the_worker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # t122: a playbook written and never routed to was taken without a word by both.
+    from citybrain.cli import main
+
+    found = alerting(
+        tmp_path, ROOT + "  routes:\n    - {matchers: ['source=\"citizen\"'], playbook: gas-leak}\n"
+    )
+    routing = tmp_path / "routing.yaml"
+    assert found.never_matching == []
+    assert found.unrouted == [
+        f"{routing}:3: route: no route names playbook {name!r}, so no alert will run it; add "
+        "a route to it, or remove its file from the playbook directory"
+        for name in (
+            "air-pollution",
+            "citizen-report-burst",
+            "crowd-surge",
+            "flash-flood",
+            "sensor-check",
+            "sensor-failure",
+            "traffic-incident",
+        )
+    ]
+    # The check prints the same lines as warnings and keeps its status.
+    assert main(["playbooks", "check", "--routing", str(routing)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"citybrain: warning: {line}" for line in found.unrouted]
+
+
+def test_the_library_routes_to_every_playbook(tmp_path: Path) -> None:
+    text = (REPO_ROOT / "playbooks" / "library" / "routing.yaml").read_text()
+    assert alerting(tmp_path, text).unrouted == []

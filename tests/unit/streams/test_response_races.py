@@ -441,7 +441,7 @@ def test_a_run_whose_playbook_is_gone_can_be_resolved_and_refuses_other_commands
     assert refused["detail"] == (
         "run grp-flood.1's playbook 'retired' is no longer in the library: ack cannot be "
         "applied (only answer, cancel, escalate, resolve; or restore the playbook and "
-        "restart the worker)"
+        "reload the worker, kill -HUP, or restart it)"
     )
     assert (run["status"], run["resolved_by"], run["resolution"]) == ("resolved", "op", "ok")
     assert "resolved" in [body["action"] for _, body in sent]

@@ -1,0 +1,109 @@
+"""SIGHUP on a real worker with runs open (t122; docs/operations.md, "Configuration
+reload"). Before, the worker had no SIGHUP handler and the signal's default ended it at
+once. Now a routing file with an error is not taken: the worker goes on with the
+running routing, says why in one line and sets citybrain_config_last_reload_successful
+to 0; a good one is taken between two messages, and the run already open is neither lost
+nor opened again."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from citybrain.stack import PrometheusServer
+from tests.integration.test_pipeline import real_levels, send_readings, steps_of
+from tests.services import COORDINATOR_TOKEN, ROOT, Pipeline, Worker, scrape_sum
+
+pytestmark = pytest.mark.integration
+
+LIBRARY = ROOT / "playbooks" / "library"
+OK = "citybrain_config_last_reload_successful"
+
+
+def hup_and_wait(worker: Worker, said: str, timeout: float = 20.0) -> str:
+    """SIGHUP ``worker``; the first log line holding ``said`` after it."""
+    assert worker.proc is not None
+    before = len(worker.log())
+    worker.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in worker.log()[before:].splitlines():
+            if said in line:
+                return line
+        assert worker.alive(), worker.log()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"no {said!r} in the worker's log:\n{worker.log()[-3000:]}")
+
+
+def test_sighup_keeps_a_bad_routing_file_out_and_takes_a_good_one_with_runs_open(
+    run_dir: Path, stack: PrometheusServer, tmp_path: Path
+) -> None:
+    playbooks, routing = tmp_path / "playbooks", tmp_path / "routing.yaml"
+    shutil.copytree(LIBRARY / "playbooks", playbooks)
+    text = (LIBRARY / "routing.yaml").read_text()
+    routing.write_text(text)
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
+            "CITYBRAIN_PLAYBOOK_DIR": str(playbooks),
+            "CITYBRAIN_ROUTING_FILE": str(routing),
+        },
+    )
+    worker = p.worker().start()
+    try:
+        port = p.settings.worker_port
+        assert scrape_sum(port, OK) == 1
+        base = real_levels(40)
+        send_readings(p, [*base, base[-1] * 8], sensor="gauge-1")
+        steps = p.read("steps", lambda m: bool(steps_of(m, "wait_ack")), settle=1)
+        [first] = steps_of(steps, "run_created")
+        assert first["playbook"] == "flash-flood"
+
+        # A typo in the routing file: refused, the worker goes on with the running one.
+        routing.write_text(text.replace("playbook: flash-flood", "playbook: flash-flod"))
+        line = hup_and_wait(worker, "configuration reload failed")
+        assert (
+            f"the running playbooks and routing are kept: {routing}:19: route.routes.2.playbook: "
+            "playbook 'flash-flod' does not exist" in line
+        ), line
+        assert scrape_sum(port, OK) == 0
+        assert worker.alive() and "Traceback" not in worker.log()
+
+        # Fixed, with flood alerts now sent to sensor-anomaly grouped by sensor: taken;
+        # gauge-2's alert opens a sensor-anomaly run, the flash-flood run stays as it was.
+        # (Grouped by street still, it would join the open run of its group, as it does.)
+        good = "playbook: sensor-anomaly\n      group_by: [sensor_id]"
+        routing.write_text(text.replace("playbook: flash-flood\n      group_by: [street]", good))
+        assert good in routing.read_text()
+        hup_and_wait(worker, "configuration reloaded")
+        assert scrape_sum(port, OK) == 1
+        send_readings(p, [*base, base[-1] * 8], sensor="gauge-2")
+        steps = p.read(
+            "steps",
+            lambda m: any(d["playbook"] == "sensor-anomaly" for d in steps_of(m, "run_created")),
+            settle=2,
+        )
+        created = steps_of(steps, "run_created")
+        assert sorted(d["playbook"] for d in created) == ["flash-flood", "sensor-anomaly"]
+        status, body = p.api("GET", "/runs", COORDINATOR_TOKEN)
+        assert status == 200
+        runs = {r["run_id"]: r for r in body["runs"]}
+        assert len(runs) == 2, runs
+        assert runs[first["run_id"]]["status"] == "waiting_ack"
+        # The open run still takes its playbook's steps (flash-flood is in the library).
+        status, _ = p.api("POST", f"/runs/{first['run_id']}/ack", COORDINATOR_TOKEN, {})
+        assert status == 202
+        p.api_until(
+            f"/runs/{first['run_id']}",
+            COORDINATOR_TOKEN,
+            lambda s, b: b.get("run", {}).get("acknowledged_at") is not None,
+        )
+        assert worker.alive() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()
+        p.close()
