@@ -31,6 +31,18 @@ def build() -> Dashboard:
         .time("now-1h", "now")
         .with_panel(single("Workers up", "short", query(f"sum(up{{{WORKERS}}})")))
         .with_panel(
+            single(
+                "Config reloads failed",
+                "short",
+                query(f"count({m.CONFIG_RELOAD_SUCCESSFUL}{{{WORKERS}}} == 0) or vector(0)"),
+                description=(
+                    "Workers whose last reload (kill -HUP) refused the playbooks or the "
+                    "routing file: each runs its previous ones, and its log names the error "
+                    "(docs/operations.md); 0 when every reload took"
+                ),
+            )
+        )
+        .with_panel(
             # Alerts resolved because their sensor went silent mid-episode: a sensor to check.
             single(
                 "Alerts resolved for no data (1h)",

@@ -167,6 +167,18 @@ ALERTS = [
         "critical",
         "the {{ $labels.timer }} timer on {{ $labels.instance }} fails at every pass",
     ),
+    # A reload (SIGHUP) refused the playbooks or the routing file: the worker goes on with
+    # its previous ones, so nothing else shows it until the next restart reads the bad
+    # file and stops (Alertmanager's own mixin alerts on its reload gauge the same way).
+    Alert(
+        "CitybrainConfigReloadFailed",
+        f"min by (instance) ({m.CONFIG_RELOAD_SUCCESSFUL})",
+        "== 0",
+        "10m",
+        "warning",
+        "the configuration reload on {{ $labels.instance }} failed: it runs its previous "
+        "playbooks and routing (its log names the error)",
+    ),
     Alert(
         "CitybrainEventToAlertSlow",
         quantile(0.99, m.EVENT_TO_ALERT, "5m"),

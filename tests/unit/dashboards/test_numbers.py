@@ -808,3 +808,35 @@ def test_every_reason_the_code_and_docs_give_exists_at_0_from_the_start() -> Non
     assert raised <= given, raised - given
     assert {"bad_unit", "out_of_order", "unknown_run", "detector_error"} <= documented
     assert documented <= given, documented - given
+
+
+def test_config_reload_failed_fires_after_ten_minutes_of_a_refused_reload(
+    tmp_path: Path,
+) -> None:
+    """w1's reload is refused at minute 2 and stays so; w2's refused one is followed by a
+    good reload 5 min later (no alert); w3 never reloaded (1 from its start)."""
+    series = 'citybrain_config_last_reload_successful{instance="%s"}'
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": series % "w1", "values": "1 1 0x20"},
+                {"series": series % "w2", "values": "1 1 0 0 0 0 0 1x15"},
+                {"series": series % "w3", "values": "1x22"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainConfigReloadFailed", "8m"),
+                alert(
+                    "CitybrainConfigReloadFailed",
+                    "13m",
+                    (
+                        {"severity": "warning", "instance": "w1"},
+                        "the configuration reload on w1 failed: it runs its previous "
+                        "playbooks and routing (its log names the error)",
+                    ),
+                ),
+            ],
+        },
+        rules=True,
+    )
