@@ -44,6 +44,7 @@ from playbooks.routing import (
     read_apart_warnings,
 )
 from playbooks.schema import (
+    KAFKA_TOPIC_NAME_MAX,
     InhibitRuleConfig,
     Playbook,
     RouteConfig,
@@ -1102,9 +1103,49 @@ def playbook_errors(path: str | Path) -> tuple[Playbook | None, list[str]]:
     return playbook, errors
 
 
-def _check_playbook(path: Path) -> tuple[Playbook | None, list[str], tuple[str, int] | None]:
+def task_topic_errors(doc: Any, topic_prefix: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, message) for each ``kafka`` step of a playbook ``doc`` (as read from
+    YAML, valid or not) whose task topic, once prefixed (``<topic_prefix>.<topic>``, as
+    the worker sends and ``stack up`` creates it), is longer than Kafka takes (249
+    characters): each part passed its own bound (the topic 200, the prefix 235) and the
+    broker refused the pair when the step ran (t122)."""
+    if not isinstance(doc, dict) or not topic_prefix:
+        return []
+    places: list[tuple[tuple[str | int, ...], Any]] = []
+    for key in ("steps", "on_cancel"):
+        listed = doc.get(key)
+        for i, step in enumerate(listed if isinstance(listed, list) else []):
+            places.append(((key, i), step))
+            branches = step.get("branches") if isinstance(step, dict) else None
+            for j, branch in enumerate(branches if isinstance(branches, list) else []):
+                places.append(((key, i, "branches", j), branch))
+    found = []
+    for loc, step in places:
+        topic = step.get("topic") if isinstance(step, dict) else None
+        if not (isinstance(step, dict) and step.get("action") == "kafka"):
+            continue
+        if not isinstance(topic, str):
+            continue
+        name = f"{topic_prefix}.{topic}"
+        if len(name) > KAFKA_TOPIC_NAME_MAX:
+            shown = name if len(name) <= 64 else f"{name[:30]}…{name[-30:]}"
+            found.append(
+                (
+                    (*loc, "topic"),
+                    f"the task topic {shown} is {len(name)} characters "
+                    f"with the topic prefix ({len(topic_prefix)}), and Kafka takes at most "
+                    f"{KAFKA_TOPIC_NAME_MAX}: shorten the topic or CITYBRAIN_TOPIC_PREFIX",
+                )
+            )
+    return found
+
+
+def _check_playbook(
+    path: Path, topic_prefix: str = ""
+) -> tuple[Playbook | None, list[str], tuple[str, int] | None]:
     """As playbook_errors, plus the playbook's name and its line when the file gives one
-    (even if the rest is invalid: routes and duplicates refer to it)."""
+    (even if the rest is invalid: routes and duplicates refer to it). With
+    ``topic_prefix``, a task topic too long once prefixed is an error too."""
     doc, root = _compose(path)
     errors: list[str] = []
     playbook = None
@@ -1115,7 +1156,7 @@ def _check_playbook(path: Path) -> tuple[Playbook | None, list[str], tuple[str, 
     steps = doc.get("steps") if isinstance(doc, dict) else None
     errors += [
         f"{path}:{locate(root, loc)}: {_where(loc)}: {msg}"
-        for loc, msg in step_reference_errors(steps)
+        for loc, msg in [*step_reference_errors(steps), *task_topic_errors(doc, topic_prefix)]
     ]
     name = doc.get("playbook") if isinstance(doc, dict) else None
     named = (name, locate(root, ("playbook",))) if isinstance(name, str) else None
@@ -1130,16 +1171,19 @@ def load_playbook(path: str | Path) -> Playbook:
     return playbook
 
 
-def check_playbooks(directory: str | Path) -> tuple[dict[str, Playbook], set[str], list[str]]:
+def check_playbooks(
+    directory: str | Path, topic_prefix: str = ""
+) -> tuple[dict[str, Playbook], set[str], list[str]]:
     """Every ``*.yaml`` playbook in ``directory``: the valid ones by name, the names every
     file gives (valid or not), and every error, file by file in line order. A name used
-    twice is an error that names both files."""
+    twice is an error that names both files. ``topic_prefix``: the worker's
+    (``CITYBRAIN_TOPIC_PREFIX``), against which task topics' lengths are checked."""
     found: dict[str, Playbook] = {}
     first: dict[str, Path] = {}
     errors: list[str] = []
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
-            playbook, errs, named = _check_playbook(path)
+            playbook, errs, named = _check_playbook(path, topic_prefix)
         except PlaybookConfigError as exc:  # unreadable or not YAML: the next file still counts
             errors.append(str(exc))
             continue
@@ -1175,9 +1219,10 @@ def library_parts(directory: str | Path) -> tuple[Path, Path | None] | None:
     return inner, routing if routing.is_file() else None
 
 
-def load_playbooks(directory: str | Path) -> dict[str, Playbook]:
-    """Every ``*.yaml`` playbook in ``directory`` by name; all errors reported at once."""
-    found, _names, errors = check_playbooks(directory)
+def load_playbooks(directory: str | Path, topic_prefix: str = "") -> dict[str, Playbook]:
+    """Every ``*.yaml`` playbook in ``directory`` by name; all errors reported at once
+    (PlaybookConfigError). ``topic_prefix``: as check_playbooks."""
+    found, _names, errors = check_playbooks(directory, topic_prefix)
     if errors:
         raise PlaybookConfigError("\n".join(errors))
     return found

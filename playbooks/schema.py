@@ -178,7 +178,10 @@ def _duration_text(value: Any) -> Any:
     return value
 
 
-# A task topic's longest name: Kafka's 249 characters, less room for the topic prefix.
+# Kafka refuses a topic name longer than this (its Topic.MAX_NAME_LENGTH).
+KAFKA_TOPIC_NAME_MAX = 249
+# A task topic's longest name: Kafka's 249 characters, less room for the topic prefix
+# (whose own length the loader checks the two against: loader.task_topic_errors).
 MAX_TASK_TOPIC = 200
 
 

@@ -519,7 +519,7 @@ class Context:
         self._say_dead_letter = SayEvery(log, prefix="citybrain: ", what="dead letter")
         self.grid = grid
         self.metrics = metrics
-        self.playbooks = load_playbooks(settings.playbook_dir)
+        self.playbooks = load_playbooks(settings.playbook_dir, settings.topic_prefix)
         # One routing tree for the stages that route (alerting; ingest's offers).
         self.router = load_routing(settings.routing_file, self.playbooks)
         self.annotator = None

@@ -89,7 +89,7 @@ class ConfigReload:
         """The new configuration, or its errors (any thread: reads files only)."""
         settings = self.ctx.settings
         try:
-            playbooks = load_playbooks(settings.playbook_dir)
+            playbooks = load_playbooks(settings.playbook_dir, settings.topic_prefix)
             router = load_routing(settings.routing_file, playbooks)
         except PlaybookError as exc:
             return str(exc).splitlines() or [type(exc).__name__]

@@ -185,7 +185,7 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
             ),
         ]
     )
-    playbooks, names, errors = check_playbooks(directory)
+    playbooks, names, errors = check_playbooks(directory, s.topic_prefix)
     grid = None
     try:
         grid = load_grid(grid_file)

@@ -35,7 +35,7 @@ class TopicSpec:
 
 def task_topics(settings: Settings) -> set[str]:
     """The prefixed task topics the configured playbooks' ``kafka`` steps write to."""
-    playbooks = load_playbooks(settings.playbook_dir)
+    playbooks = load_playbooks(settings.playbook_dir, settings.topic_prefix)
     return {settings.topic(t) for pb in playbooks.values() for t in pb.task_topics}
 
 
