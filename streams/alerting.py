@@ -70,10 +70,12 @@ def muted_entry(
 ) -> dict[str, Any]:
     """The ``muted`` table's entry for a firing ``alert`` that ``decision`` mutes:
     ``{"alert": the newest alert document, "mute": "silenced" | "inhibited", "by": the
-    silence's or the inhibiting alert's id, "since": epoch s first muted}``. The reports
+    silence's or the inhibiting alert's id, "since": epoch s first muted, "noted": whether
+    its groups were told of it (its ``muted`` notices on the routed topic)}``. The reports
     of the alert's earlier muted messages (``previous``' entry) stay in its ``reports``,
     the newest ``MUTED_REPORTS``, each once: a burst's follow-ups while it was muted are
-    covered by the run its release opens."""
+    covered by the run its release opens. An entry stored before ``noted`` existed was
+    told (it was stored after its notices then)."""
     reports = list(alert.get("reports") or [])
     if previous is not None and isinstance(previous.get("alert"), Mapping):
         earlier = previous["alert"].get("reports") or []
@@ -95,6 +97,7 @@ def muted_entry(
         "mute": decision.mute,
         "by": decision.muted_by,
         "since": since if isinstance(since, int | float) else now,
+        "noted": previous is not None and previous.get("noted", True) is True,
     }
 
 
@@ -251,10 +254,14 @@ class Alerting:
                 previous = self.muted.data.get(key)
                 entry = muted_entry(previous, alert, decision, now)
                 await self.muted.set_many({key: entry})
-                if previous is None:
+                if not entry["noted"]:
                     # Its groups exist from now on, as in Alertmanager, which keeps a
                     # muted alert in its group: a run opened in one later keeps to
-                    # that group's flushes (``Response._on_muted``).
+                    # that group's flushes (``Response._on_muted``). Told after the entry
+                    # is stored and marked told after: a worker killed between the two
+                    # tells again when it reads the alert again (a notice twice is one
+                    # member); told only when no entry was stored, a kill there lost it
+                    # (t120's open item).
                     await self.ctx.send_all(
                         self.ctx.routed,
                         [
@@ -269,6 +276,7 @@ class Alerting:
                             for route in decision.routes
                         ],
                     )
+                    await self.muted.set_many({key: {**entry, "noted": True}})
                 return
         else:
             self.ctx.firing.pop(key, None)

@@ -485,3 +485,42 @@ def test_a_pass_over_many_alerts_still_muted_lets_the_event_loop_run(
     released, ran = asyncio.run(pass_beside_another_task())
     assert released == 0 and s.routed == []  # all still muted, kept
     assert ran >= n // RECHECK_YIELD_EVERY - 1  # it ran between parts of the pass
+
+
+def test_a_worker_killed_between_storing_a_muted_alert_and_its_notice_tells_its_group_on_re_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t120's open item: the entry was stored before the group's `muted` notice was sent,
+    and only an alert with no entry was noticed, so a worker killed between the two read
+    the alert again (offset not committed), found its entry and never told the group
+    (a later run of it then waited up to a group_interval for its first flush). Now the
+    entry says whether its notice went out, and the re-read sends it; once sent, a
+    second re-read sends nothing more."""
+    first = Stage(tmp_path, monkeypatch, "first")
+    first.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+
+    async def killed(topic: Any, items: list[tuple[str, Any]]) -> None:
+        raise SystemExit("SIGKILL")  # the process ends here: nothing after it runs
+
+    monkeypatch.setattr(first.ctx, "send_all", killed)
+    doc = burst("al-1", "Noise - Vehicle", reports=["r1"])
+    with pytest.raises(SystemExit):
+        first.alert(doc)
+    assert [k for k, _ in first.changelog] == [b"al-1"] and first.notices == []
+
+    def restarted(name: str, changelog: list[tuple[bytes, Any]]) -> Stage:
+        after = Stage(tmp_path, monkeypatch, name)
+        after.silences.update(first.silences)
+        for key, value in changelog:  # recovery: the last entry of each key
+            after.stage.muted.data[key] = value
+        return after
+
+    second = restarted("second", first.changelog)
+    second.alert(doc)  # the restarted worker reads the alert again
+    assert [group for group, _ in second.notices] and all(
+        n["muted"] == {"alert_id": "al-1"} for _, n in second.notices
+    )
+    assert second.changelog[-1][1]["noted"] is True
+    third = restarted("third", first.changelog + second.changelog)
+    third.alert(doc)  # read again after the notice went out: told once is enough
+    assert third.notices == [] and third.routed == []
