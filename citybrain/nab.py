@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from citybrain.detect import read_series
-from citybrain.errors import InputError
+from citybrain.errors import InputError, utf8_text
 from playbooks.errors import shown
 from streams.events import duplicate_keys, json_int
 
@@ -231,9 +231,9 @@ def read_windows(labels: Path) -> dict[str, list[tuple[str, str]]]:
     naming the file and what is wrong (each was a traceback, exit 70, in trial 20: an
     empty file, a list, a window that is not a pair, a time no row has)."""
     try:
-        text = labels.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{labels}: byte at offset {exc.start} is not UTF-8") from None
+        # As every file read whole: the line, and the encoding it seems to be (t121: a
+        # byte offset, and UTF-16 was said as a bad byte or as no JSON).
+        text = utf8_text(labels, "--labels")
     except OSError as exc:
         raise InputError(f"{labels}: cannot read: {exc.strerror}") from None
     try:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from playbooks.encodings import not_utf8_guess, wide_encoding
 from playbooks.errors import (
     GridError,
     PlaybookConfigError,
@@ -872,12 +873,15 @@ def _compose(
             data = path.read_bytes()
         except OSError as exc:
             raise PlaybookConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    wide = wide_encoding(data)
+    if wide is not None:
         # Alertmanager's YAML reader takes UTF-16 with a byte-order mark (what Windows
         # Notepad saves as "Unicode"); citybrain reads UTF-8 only, and says so (t44).
+        # UTF-32 was said to be UTF-16 (its mark starts with UTF-16's), and UTF-16
+        # without a mark a bad byte deep in the file (t121).
         raise PlaybookConfigError(
-            f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); "
-            "citybrain reads YAML files as UTF-8 only: save it as UTF-8"
+            f"{path}:1: the file is {wide}; citybrain reads YAML files as UTF-8 only: "
+            "save it as UTF-8"
         )
     try:
         text = data.decode("utf-8")
@@ -886,7 +890,7 @@ def _compose(
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise PlaybookConfigError(
             f"{path}:{row}: byte 0x{data[exc.start]:02x} at column {column} is not UTF-8 "
-            "(save the file as UTF-8)"
+            f"({not_utf8_guess(data)}save the file as UTF-8)"
         ) from None
     try:
         if duplicates is None:
