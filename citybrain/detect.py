@@ -36,6 +36,7 @@ from streams.csvfile import (
 )
 from streams.errors import FeedError, show
 from streams.events import iso_instant
+from streams.inputs import not_a_regular_file
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
@@ -539,6 +540,10 @@ def detect_dir(
     checked: list[tuple[Path, Checked]] = []
     for path in input_files(src):
         try:
+            if not path.is_file():
+                # A pipe named x.csv was opened and waited on for ever, silent (t121); a
+                # link to nothing said "No such file or directory" of a file listed.
+                raise DetectInputError(f"{path}{not_a_regular_file(path)}")
             checked.append((path, check_file(path, on_bad_row)))
         except DetectInputError as exc:
             if on_bad_file is None:
@@ -562,7 +567,9 @@ def input_files(src: Path) -> list[Path]:
     """The CSVs under ``src``, ``*.csv`` and gzip ``*.csv.gz`` (as ``--input`` takes),
     sorted. Raises DetectInputError when a plain and a gzip file would write the same
     output (``a.csv`` and ``a.csv.gz``)."""
-    found = sorted([*src.rglob("*.csv"), *src.rglob("*.csv.gz")])
+    # A folder named like a CSV (``2026.csv/``) is walked into, not read as one (t121:
+    # "cannot read: Is a directory" stopped the batch).
+    found = sorted(p for p in [*src.rglob("*.csv"), *src.rglob("*.csv.gz")] if not p.is_dir())
     seen: dict[Path, Path] = {}
     for path in found:
         out = output_path(src, Path(), path)

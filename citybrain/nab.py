@@ -20,6 +20,7 @@ from citybrain.detect import read_series
 from citybrain.errors import InputError, utf8_text
 from playbooks.errors import shown
 from streams.events import duplicate_keys, json_int
+from streams.inputs import not_a_regular_file
 
 PROFILES: dict[str, tuple[float, float, float]] = {  # A_TP, A_FP, A_FN
     "standard": (1.0, 0.11, 1.0),
@@ -208,6 +209,10 @@ def load_corpus(
     windows = read_windows(labels)
     cases = []
     for path in sorted(data.rglob("*.csv")):
+        if path.is_dir():  # a folder named x.csv is walked into, not read (t121)
+            continue
+        if not path.is_file():  # a pipe named x.csv was waited on for ever (t121)
+            raise InputError(f"{path}{not_a_regular_file(path)}")
         name = str(path.relative_to(data))
         # The reader of ``citybrain detect``: a bad file is a file:line error, not a traceback.
         stamps, times, values = read_series(path)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
 import logging
 import math
+import os
 import re
+import stat
 import sys
 import unicodedata
 from collections.abc import Callable, Collection, Mapping
@@ -1120,6 +1123,20 @@ def load_playbook(path: str | Path) -> Playbook:
     return playbook
 
 
+def _not_a_file(path: Path) -> str:
+    """What ``path``, a listed name that is no directory and no regular file, is: a
+    pipe, a socket, a device, or a symbolic link to nothing, as the end of a message
+    naming it (``x.yaml is a pipe, …``, ``x.yaml: a symbolic link to …``)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if path.is_symlink() and exc.errno == errno.ENOENT:
+            return f": a symbolic link to {os.readlink(path)!r}, which does not exist"
+        return f": cannot read: {exc.strerror or exc}"
+    what = "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f" is {what}, expected a regular file (a playbook's YAML)"
+
+
 def check_playbooks(directory: str | Path) -> tuple[dict[str, Playbook], set[str], list[str]]:
     """Every ``*.yaml`` playbook in ``directory``: the valid ones by name, the names every
     file gives (valid or not), and every error, file by file in line order. A name used
@@ -1128,6 +1145,13 @@ def check_playbooks(directory: str | Path) -> tuple[dict[str, Playbook], set[str
     first: dict[str, Path] = {}
     errors: list[str] = []
     for path in sorted(Path(directory).glob("*.yaml")):
+        if path.is_dir():  # a folder named x.yaml holds no playbook (t121)
+            continue
+        if not path.is_file():
+            # A pipe named x.yaml was opened and waited on for ever: `playbooks check`
+            # and the worker's start hung, silent (t121).
+            errors.append(f"{path}{_not_a_file(path)}")
+            continue
         try:
             playbook, errs, named = _check_playbook(path)
         except PlaybookConfigError as exc:  # unreadable or not YAML: the next file still counts

@@ -889,3 +889,48 @@ def test_a_far_glitch_first_does_not_end_the_warm_up_as_seen(
     captured = capsys.readouterr()
     assert "every one of its 60 rows but its 1 far glitch (scored 1) scored 0" in captured.err
     assert "here the first 60 rows but 1 far glitch (scored 1) scored 0" in captured.out
+
+
+def test_a_folder_reads_only_regular_files_named_like_csvs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: under --input-dir, a pipe named p.csv was opened and waited on for ever
+    (no word; even --on-error skip hung), a folder named 2026.csv stopped the batch as
+    "cannot read: Is a directory", and a link to nothing was "No such file or
+    directory" of a file the command itself listed. A folder is walked into; a pipe or a
+    dangling link is a file that cannot be scored, named for what it is."""
+    import os
+    import threading
+
+    src = tmp_path / "in"
+    (src / "2026.csv").mkdir(parents=True)
+    rows = "timestamp,value\n" + "".join(
+        f"2026-11-01T{m // 60:02d}:{m % 60:02d}:00Z,{10 + m % 3}\n" for m in range(50)
+    )
+    (src / "a.csv").write_text(rows)
+    (src / "2026.csv" / "b.csv").write_text(rows)
+    out = tmp_path / "out"
+    argv = ["detect", "--input-dir", str(src), "--output-dir", str(out)]
+    assert main(argv) == 0
+    assert "read 100 rows" in capsys.readouterr().out
+    assert (out / "2026.csv" / "b.csv").is_file()
+
+    os.mkfifo(src / "p.csv")
+    (src / "l.csv").symlink_to(tmp_path / "nowhere.csv")
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(main([*argv, "--on-error", "skip"])))
+    run.start()
+    run.join(30)
+    if run.is_alive():  # the old code waits in open() for a writer: give it EOF
+        os.close(os.open(src / "p.csv", os.O_WRONLY | os.O_NONBLOCK))
+        run.join(30)
+    assert codes == [0], "detect waited on the pipe"
+    said = capsys.readouterr()
+    assert f"skipped the whole file: {src / 'p.csv'} is a pipe" in said.err
+    assert (
+        f"skipped the whole file: {src / 'l.csv'}: a symbolic link to "
+        f"'{tmp_path / 'nowhere.csv'}', which does not exist"
+    ) in said.err
+    assert "skipped 2 files that could not be scored at all" in said.out
+    assert main(argv) == 2
+    assert f"citybrain: {src / 'l.csv'}: a symbolic link to" in capsys.readouterr().err
