@@ -240,14 +240,19 @@ def load_events(
     on_error: OnError = "stop",
     bad_rows: list[BadRow] | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    headers_only: list[Path] | None = None,
 ) -> list[Event]:
     """Every event of every file, merged in event-time order (stable for ties). Rows read
-    = ``len(result) + len(bad_rows)`` (with ``on_error="skip"``)."""
+    = ``len(result) + len(bad_rows)`` (with ``on_error="skip"``). Each file with no row
+    after its header, good or bad, is appended to ``headers_only``."""
     sink = bad_rows if bad_rows is not None else []
     handler = sink.append if on_error == "skip" else None
     events: list[Event] = []
     for path in paths:
+        before = len(events), len(sink)
         events.extend(read_canonical(path, handler, max_message_bytes))
+        if headers_only is not None and (len(events), len(sink)) == before:
+            headers_only.append(Path(path))
     events.sort(key=lambda e: e.ts)
     return events
 
