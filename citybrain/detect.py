@@ -354,7 +354,8 @@ class Scored:
     above the threshold; ``leading_zeros``, the longest run of rows any series started
     with before its first nonzero score on a reading that is no far glitch (a
     detector's warm-up as seen, for one that declares none: a far glitch scores 1 in
-    warm-up too), and ``leading_far``, the far glitches in that run."""
+    warm-up too), and ``leading_far``, the far glitches in that run; ``far_flagged``, the
+    far glitches among the ``flagged`` rows (a series beyond ABSURD_ABOVE is all of them)."""
 
     rows: int = 0
     flagged: int = 0
@@ -362,10 +363,12 @@ class Scored:
     series: int = 0
     order: TimeOrder = field(default_factory=TimeOrder)
     leading_far: int = 0
+    far_flagged: int = 0
 
     def add(self, other: Scored) -> None:
         self.rows += other.rows
         self.flagged += other.flagged
+        self.far_flagged += other.far_flagged
         if other.leading_zeros > self.leading_zeros:
             self.leading_zeros, self.leading_far = other.leading_zeros, other.leading_far
         self.series += other.series
@@ -454,21 +457,23 @@ def detect_file(
         partial = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
         try:
             with partial.open("w", encoding="utf-8", newline="") as fh:
-                flagged, leading, far = _score_chunks(
+                flagged, leading, far, far_flagged = _score_chunks(
                     fh, stream, extras, prototype, threshold, chunk_rows
                 )
             os.replace(partial, dst)
         finally:
             partial.unlink(missing_ok=True)
     else:
-        flagged, leading, far = _score_chunks(dst, stream, extras, prototype, threshold, chunk_rows)
+        flagged, leading, far, far_flagged = _score_chunks(
+            dst, stream, extras, prototype, threshold, chunk_rows
+        )
     if warn is not None and warmup is None and leading == rows:
         but = f" but its {counted(far, 'far glitch', 'far glitches')} (scored 1)" if far else ""
         warn(
             f"{src}: every one of its {rows:,} rows{but} scored 0: the detector may still "
             "be learning on a series this short (give it a longer history)"
         )
-    return Scored(rows, flagged, leading, 1, order, far)
+    return Scored(rows, flagged, leading, 1, order, far, far_flagged)
 
 
 def _ignore(_: str) -> None:
@@ -482,15 +487,16 @@ def _score_chunks(
     prototype: Detector,
     threshold: float,
     chunk_rows: int,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """Score ``stream`` ``chunk_rows`` rows at a time with one fresh detector (its state
     carries from chunk to chunk, so the scores are those of one pass over the file) and
     write them; (rows at or above ``threshold``, the rows before the first nonzero score
-    on a reading that is no far glitch, the far glitches among those)."""
+    on a reading that is no far glitch, the far glitches among those, the far glitches
+    at or above ``threshold``)."""
     detector = prototype.clone()  # a fresh detector per stream
     writer = csv.writer(fh, lineterminator="\n")  # csv's default is \r\n, whatever the input
     writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
-    flagged = leading = far_rows = 0
+    flagged = leading = far_rows = far_flagged = 0
     seen_nonzero = False
     # Every detector scores a far glitch 1, in warm-up too: judged apart (as the guarded
     # detectors judge it), it does not end the warm-up as seen (t78: a 1e308 first row
@@ -501,8 +507,12 @@ def _score_chunks(
         times = np.fromiter((r[1] for r in chunk), dtype=np.float64, count=len(chunk))
         scores = detector.score_many(values, times)
         flagged += int(np.count_nonzero(scores >= threshold))
+        # Judged on every row: a series at 1e300 (beyond ABSURD_ABOVE) is all far glitches,
+        # every row scored 1, and the summary said only "the first 32 rows are warm-up,
+        # scored 0" and "100 rows scored at or above 0.22" (t121).
+        far = guard.check_many(check_values(values))
+        far_flagged += int(np.count_nonzero(far & (scores >= threshold)))
         if not seen_nonzero:
-            far = guard.check_many(check_values(values))
             nonzero = np.flatnonzero((scores != 0) & ~far)
             seen_nonzero = bool(nonzero.size)
             upto = int(nonzero[0]) if seen_nonzero else len(chunk)
@@ -512,7 +522,7 @@ def _score_chunks(
             chunk, values.tolist(), scores.tolist(), strict=True
         ):
             writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
-    return flagged, leading, far_rows
+    return flagged, leading, far_rows, far_flagged
 
 
 def detect_dir(

@@ -934,3 +934,39 @@ def test_a_folder_reads_only_regular_files_named_like_csvs(
     assert "skipped 2 files that could not be scored at all" in said.out
     assert main(argv) == 2
     assert f"citybrain: {src / 'l.csv'}: a symbolic link to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("detector", ["tail", "robust_zscore"])
+def test_a_series_of_absurd_values_is_said_to_be_far_glitches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], detector: str
+) -> None:
+    """t121: a series at 1e300 (beyond any measurement: every row a far glitch, scored 1,
+    warm-up too) was summed up as "the first 32 rows are warm-up, scored 0 ...; 100 rows
+    scored at or above 0.22", which its own output belied, with no word of why. The
+    summary counts the far glitches among the rows at the threshold; a lone sentinel in
+    an ordinary series is one of them."""
+    rows = five_minute_rows([1e300 * (1 + 0.01 * (m % 3)) for m in range(100)])
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out_path = tmp_path / "out.csv"
+    argv = ["detect", "--input", str(src), "--output", str(out_path), "--detector", detector]
+    assert main(argv) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
+    assert scores == [1.0] * 100
+    assert "100 rows scored at or above" in summary
+    assert ", 100 of them far glitches (scored 1: a reading further from its series' level" in (
+        summary
+    )
+    assert "beyond 6.1e+100, which no measurement reaches: a sentinel or a unit mistake?)" in (
+        summary
+    )
+    values = [10.0 * (1 + 0.01 * (m % 5)) for m in range(100)]
+    values[80] = 1e308
+    src.write_text("\n".join(five_minute_rows(values)) + "\n")
+    assert main(argv) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.endswith(
+        ", 1 of them far glitches (scored 1: a reading further from its "
+        "series' level than a million times its spread and size, or beyond "
+        "6.1e+100, which no measurement reaches: a sentinel or a unit mistake?)"
+    )
