@@ -384,6 +384,17 @@ class Checked:
     rows: int
     order: TimeOrder
     extras: Extras
+    version: tuple[int, int] | None = None  # its size and mtime (ns) as the check began
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    """The file's (size in bytes, modification time in ns), or None if it cannot be
+    looked up."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def check_file(src: Path, on_bad_row: Callable[[str], None] | None = None) -> Checked:
@@ -392,8 +403,9 @@ def check_file(src: Path, on_bad_row: Callable[[str], None] | None = None) -> Ch
     it and counted out."""
     order = TimeOrder()
     extras = Extras()  # its names, from the header, head the output
+    version = _version(src)
     rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
-    return Checked(rows, order, extras)
+    return Checked(rows, order, extras, version)
 
 
 def detect_file(
@@ -466,6 +478,16 @@ def detect_file(
     else:
         flagged, leading, far, far_flagged = _score_chunks(
             dst, stream, extras, prototype, threshold, chunk_rows
+        )
+    now = _version(src)
+    if warn is not None and checked.version is not None and now != checked.version:
+        # A series still being written: rows added after the check are not scored, and a
+        # last line caught half-written reads as a row (t121: both unsaid).
+        size = "" if now is None else f" ({checked.version[0]:,} bytes, then {now[0]:,})"
+        warn(
+            f"{src} changed while it was read{size}: what was written to it after the "
+            "first pass is not scored, and its last row may have been cut short; score it "
+            "again once it is complete"
         )
     if warn is not None and warmup is None and leading == rows:
         but = f" but its {counted(far, 'far glitch', 'far glitches')} (scored 1)" if far else ""

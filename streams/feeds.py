@@ -241,20 +241,44 @@ def load_events(
     bad_rows: list[BadRow] | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     headers_only: list[Path] | None = None,
+    changed: list[str] | None = None,
 ) -> list[Event]:
     """Every event of every file, merged in event-time order (stable for ties). Rows read
     = ``len(result) + len(bad_rows)`` (with ``on_error="skip"``). Each file with no row
-    after its header, good or bad, is appended to ``headers_only``."""
+    after its header, good or bad, is appended to ``headers_only``; a line saying so for
+    each file whose size or modification time changed while it was read (a feed still
+    being written: its last row may be cut) to ``changed``."""
     sink = bad_rows if bad_rows is not None else []
     handler = sink.append if on_error == "skip" else None
     events: list[Event] = []
     for path in paths:
         before = len(events), len(sink)
+        was = _version(path)
         events.extend(read_canonical(path, handler, max_message_bytes))
+        now = _version(path)
+        if changed is not None and was is not None and now != was:
+            # A feed still being written: rows added after the read are not sent, and a
+            # last line caught half-written reads as a row (t121: it was sent unsaid).
+            size = "" if now is None else f" ({was[0]:,} bytes, then {now[0]:,})"
+            changed.append(
+                f"{path} changed while it was read{size}: what was written to it after "
+                "that is not sent, and its last row may have been cut short; replay it "
+                "once it is complete"
+            )
         if headers_only is not None and (len(events), len(sink)) == before:
             headers_only.append(Path(path))
     events.sort(key=lambda e: e.ts)
     return events
+
+
+def _version(path: str | Path) -> tuple[int, int] | None:
+    """The file's (size in bytes, modification time in ns), or None if it cannot be
+    looked up."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def send_packs(

@@ -63,6 +63,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     s = _settings()
     bad: list[BadRow] = []
     headers_only: list[Path] = []
+    changed: list[str] = []
     try:
         events = load_events(
             args.files,
@@ -70,6 +71,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             bad_rows=bad,
             max_message_bytes=args.max_message_bytes,
             headers_only=headers_only,
+            changed=changed,
         )
     except SeriesFileError as exc:
         # detect's input given to replay: the symmetric hint of detect's (t53 leftover).
@@ -111,6 +113,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(line)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
+    for line in changed:
+        print(f"citybrain: warning: {line}", file=sys.stderr)
     if headers_only:  # beside files with events: said, not refused
         print(
             f"citybrain: warning: {_named(headers_only)} no rows after the header: "

@@ -534,3 +534,61 @@ def test_a_replay_with_nothing_to_send_is_refused_and_a_header_only_file_is_said
     messages = p.read("readings", lambda m: len(m) >= 3, settle=1)
     assert sorted(json.loads(m.value)["value"] for m in messages) == [0.0, 1.0, 2.0]
     assert p.read("incidents", lambda m: True, settle=2) == []
+
+
+def test_a_file_still_being_written_is_said_to_have_changed_while_it_was_read(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: a replay reads its files whole before it sends; a feed still being written
+    lost, unsaid, the rows written after the read, and a last line caught half-written
+    ('...,pm25,1' of '...,pm25,17.5') was sent as a reading. The replay now says the file
+    changed while it was read, and sends what it read."""
+    import threading
+
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    feed = tmp_path / "live.csv"
+    rows = 20_000
+    feed.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"{format_ts(T0 + i)},gauge-1,water_level,{i % 7},ft,c-bridge\n" for i in range(rows)
+        )
+    )
+    stop = threading.Event()
+    appended = threading.Event()
+
+    def append() -> None:  # a logger adding a row every 2 ms
+        i = rows
+        while not stop.is_set():
+            with feed.open("a") as fh:
+                fh.write(f"{format_ts(T0 + i)},gauge-1,water_level,1,ft,c-bridge\n")
+            appended.set()
+            i += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        assert appended.wait(10)
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in p.env.items():  # this test's topics and the test broker
+                mp.setenv(key, value)
+            assert main(["replay", str(feed), "--max"]) == 0
+    finally:
+        stop.set()
+        writer.join()
+    out, err = capsys.readouterr()
+    assert re.search(
+        rf"citybrain: warning: {re.escape(str(feed))} changed while it was read "
+        r"\([\d,]+ bytes, then [\d,]+\): what was written to it after that is not sent, "
+        r"and its last row may have been cut short; replay it once it is complete",
+        err,
+    ), err
+    said = re.search(r"read ([\d,]+) rows: sent ([\d,]+) readings", out)
+    assert said is not None and said[1] == said[2]
+    sent = int(said[2].replace(",", ""))
+    assert sent > rows
+    messages = p.read("readings", lambda m: len(m) >= sent, settle=1)
+    assert len(messages) == sent

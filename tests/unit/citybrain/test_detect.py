@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -970,3 +971,49 @@ def test_a_series_of_absurd_values_is_said_to_be_far_glitches(
         "series' level than a million times its spread and size, or beyond "
         "6.1e+100, which no measurement reaches: a sentinel or a unit mistake?)"
     )
+
+
+def test_a_series_still_being_written_is_said_to_have_changed_while_it_was_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: detect reads its input twice (a check, then the scores); a series still being
+    written lost, unsaid, the rows written after the first pass, and a last line caught
+    half-written was scored as a row. It now says the file changed while it was read."""
+    import threading
+    import time
+
+    src = tmp_path / "live.csv"
+    rows = 20_000
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    src.write_text(
+        "timestamp,value\n"
+        + "".join(f"{(start + timedelta(minutes=m)).isoformat()},{m % 7}\n" for m in range(rows))
+    )
+    stop, appended = threading.Event(), threading.Event()
+
+    def append() -> None:  # a logger adding a row every 2 ms, later than every other
+        m = rows
+        while not stop.is_set():
+            with src.open("a") as fh:
+                fh.write(f"{(start + timedelta(minutes=m)).isoformat()},1\n")
+            appended.set()
+            m += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        assert appended.wait(10)
+        out_path = tmp_path / "out.csv"
+        assert main(["detect", "--input", str(src), "--output", str(out_path)]) == 0
+    finally:
+        stop.set()
+        writer.join()
+    err = capsys.readouterr().err
+    assert re.search(
+        rf"citybrain: warning: {re.escape(str(src))} changed while it was read \([\d,]+ "
+        r"bytes, then [\d,]+\): what was written to it after the first pass is not scored, "
+        r"and its last row may have been cut short; score it again once it is complete",
+        err,
+    ), err
+    assert sum(1 for _ in out_path.open()) > rows
