@@ -18,7 +18,7 @@ import numpy as np
 
 from citybrain.detect import read_series
 from citybrain.errors import InputError, utf8_text
-from playbooks.errors import shown
+from playbooks.errors import did_you_mean, shown
 from streams.events import duplicate_keys, json_int
 from streams.inputs import not_a_regular_file
 
@@ -202,10 +202,15 @@ def leave_one_category_out(
 
 
 def load_corpus(
-    data: Path, labels: Path, score: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    data: Path,
+    labels: Path,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    unmatched: list[str] | None = None,
 ) -> list[Case]:
     """Score every ``<category>/<file>.csv`` under ``data`` (``score(times, values)``, times
-    in seconds) and attach its windows."""
+    in seconds) and attach its windows. Raises InputError for a corpus without a CSV
+    file. Each labelled file that is not under ``data`` is appended to ``unmatched`` (its
+    windows count nowhere), with the closest file that is: `` (did you mean …?)``."""
     windows = read_windows(labels)
     cases = []
     for path in sorted(data.rglob("*.csv")):
@@ -227,6 +232,19 @@ def load_corpus(
                 )
             spans.append((rows[start.split(".")[0]], rows[end.split(".")[0]]))
         cases.append(Case(name, score(times, values), spans))
+    if not cases:
+        # An empty corpus was scored: exit 0, every score null (t121).
+        raise InputError(
+            f"--data {str(data)!r}: no .csv files under it (NAB's layout: "
+            "data/<category>/<file>.csv)"
+        )
+    if unmatched is not None:
+        # A labelled file missing from the corpus (misspelt, or left out) lost its windows
+        # unsaid: a run on it scored as if it had no anomaly windows (t121).
+        names = [c.name for c in cases]
+        unmatched.extend(
+            f"{key!r}{did_you_mean(key, names)}" for key in windows if key not in set(names)
+        )
     return cases
 
 
@@ -238,7 +256,7 @@ def read_windows(labels: Path) -> dict[str, list[tuple[str, str]]]:
     try:
         # As every file read whole: the line, and the encoding it seems to be (t121: a
         # byte offset, and UTF-16 was said as a bad byte or as no JSON).
-        text = utf8_text(labels, "--labels")
+        text = utf8_text(labels)
     except OSError as exc:
         raise InputError(f"{labels}: cannot read: {exc.strerror}") from None
     try:

@@ -131,7 +131,7 @@ def test_nab_labels_not_utf8_name_their_line_and_encoding(tmp_path: Path) -> Non
     with pytest.raises(InputError) as refused:
         read_windows(path)
     assert str(refused.value) == (
-        f"--labels {path}:2: byte 0xe9 is not UTF-8 (a {LATIN} file? save the file as UTF-8)"
+        f"{path}:2: byte 0xe9 is not UTF-8 (a {LATIN} file? save the file as UTF-8)"
     )
     path.write_bytes('{"realKnownCause/x.csv": []}\n'.encode("utf-16"))
     with pytest.raises(InputError) as refused:
