@@ -118,7 +118,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if headers_only:  # beside files with events: said, not refused
         print(
             f"citybrain: warning: {_named(headers_only)} no rows after the header: "
-            "nothing of it is sent",
+            f"nothing of {'it' if len(headers_only) == 1 else 'them'} is sent",
             file=sys.stderr,
         )
     todo = events[args.skip :]
