@@ -79,6 +79,7 @@ from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
+from streams.csvfile import gzip_name
 from streams.errors import EventError, FeedError
 from streams.events import Reading, iso_instant
 from streams.feeds import Event, Replayer, load_events
@@ -1298,7 +1299,7 @@ def watched_sensors(data: Sequence[Path], expected: Sequence[KnownEvent]) -> lis
     if not prefixes:
         return []
     for path in data:
-        opener = gzip.open if path.suffix == ".gz" else open
+        opener = gzip.open if gzip_name(path) else open
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             rows = csv.DictReader(fh)
             if "sensor_id" not in (rows.fieldnames or ()):

@@ -27,8 +27,10 @@ from detectors.base import GlitchGuard, check_values
 from streams.csvfile import (
     BadRow,
     Record,
+    csv_name,
     decimal,
     field_count_reason,
+    gzip_name,
     read_records,
     repeated_column,
     row_start,
@@ -600,8 +602,9 @@ def input_files(src: Path) -> list[Path]:
     sorted. Raises DetectInputError when a plain and a gzip file would write the same
     output (``a.csv`` and ``a.csv.gz``)."""
     # A folder named like a CSV (``2026.csv/``) is walked into, not read as one (t121:
-    # "cannot read: Is a directory" stopped the batch).
-    found = sorted(p for p in [*src.rglob("*.csv"), *src.rglob("*.csv.gz")] if not p.is_dir())
+    # "cannot read: Is a directory" stopped the batch); ``X.CSV`` is a CSV (t121: a
+    # folder of them had "no .csv or .csv.gz files under it").
+    found = sorted(p for p in src.rglob("*") if csv_name(p) and not p.is_dir())
     seen: dict[Path, Path] = {}
     for path in found:
         out = output_path(src, Path(), path)
@@ -617,6 +620,6 @@ def output_path(src: Path, dst: Path, path: Path) -> Path:
     """Where the scores of ``path`` (under ``src``) go under ``dst``: the same relative
     path, a gzip input's without ``.gz`` (the scores are plain CSV)."""
     relative = path.relative_to(src)
-    if relative.suffix == ".gz":
+    if gzip_name(relative):
         relative = relative.with_suffix("")
     return dst / relative

@@ -362,12 +362,12 @@ def _replay_files_in(directory: Path) -> str:
     it (a glob would also take any other CSV there, e.g. the classifier's training file
     beside the slices in datasets/)."""
 
-    from streams.csvfile import Record, read_records
+    from streams.csvfile import Record, csv_name, read_records
     from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS, looks_like_row
 
     found = []
     for path in sorted(directory.iterdir()):
-        if not path.name.endswith((".csv", ".csv.gz")) or not path.is_file():
+        if not csv_name(path) or not path.is_file():
             continue
         try:
             header = next(read_records(path, looks_like_row(len(READING_COLUMNS))), None)

@@ -1017,3 +1017,27 @@ def test_a_series_still_being_written_is_said_to_have_changed_while_it_was_read(
         err,
     ), err
     assert sum(1 for _ in out_path.open()) > rows
+
+
+def test_a_folder_of_csvs_named_in_capitals_is_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: --input-dir took ``*.csv`` and ``*.csv.gz`` only as written: a folder of
+    ``A.CSV`` files had "no .csv or .csv.gz files under it", and ``--input B.CSV.GZ``
+    was refused as "gzip-compressed; name it B.CSV.GZ.gz"."""
+    import gzip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rows = "timestamp,value\n" + "".join(
+        f"2026-11-01T{m // 60:02d}:{m % 60:02d}:00Z,{10 + m % 3}\n" for m in range(50)
+    )
+    (src / "A.CSV").write_text(rows)
+    (src / "B.Csv.Gz").write_bytes(gzip.compress(rows.encode()))
+    out = tmp_path / "out"
+    assert main(["detect", "--input-dir", str(src), "--output-dir", str(out)]) == 0
+    assert "read 100 rows" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["A.CSV", "B.Csv"]
+    one = tmp_path / "one.csv"
+    assert main(["detect", "--input", str(src / "B.Csv.Gz"), "--output", str(one)]) == 0
+    assert one.read_text() == (out / "B.Csv").read_text() == (out / "A.CSV").read_text()

@@ -155,3 +155,14 @@ def test_a_replay_keeps_each_repeated_text_once(tmp_path: Path) -> None:
     assert [r.report_id for r in said] == ["r0", "r1", "r2"]
     for field in ("category", "source", "grid_cell"):
         assert len({id(getattr(r, field)) for r in said}) == 1, field
+
+
+def test_a_gzip_file_named_in_capitals_is_read_as_gzip(tmp_path: Path) -> None:
+    """t121: ``DATA.CSV.GZ`` (Windows tools and FTP exports write names in capitals) was
+    read as plain bytes: replay refused it as "gzip-compressed; name it DATA.CSV.GZ.gz"."""
+    from streams.inputs import unreadable
+
+    path = tmp_path / "DATA.CSV.GZ"
+    path.write_bytes(gzip.compress((HEADER + "2026-11-01T10:00:00Z,s,pm25,1.5,ug/m3,c\n").encode()))
+    assert unreadable(path, "CSV") == ""
+    assert [e.value for e in load_events([path])] == [1.5]  # type: ignore[union-attr]
