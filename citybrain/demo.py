@@ -79,9 +79,10 @@ from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
-from streams.errors import EventError
+from streams.csvfile import gzip_name
+from streams.errors import EventError, FeedError
 from streams.events import Reading, iso_instant
-from streams.feeds import Replayer, load_events
+from streams.feeds import Event, Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
 # The committed real slices the demo replays (datasets/README.md).
@@ -1298,13 +1299,29 @@ def watched_sensors(data: Sequence[Path], expected: Sequence[KnownEvent]) -> lis
     if not prefixes:
         return []
     for path in data:
-        opener = gzip.open if path.suffix == ".gz" else open
+        opener = gzip.open if gzip_name(path) else open
         with opener(path, "rt", encoding="utf-8", newline="") as fh:
             rows = csv.DictReader(fh)
             if "sensor_id" not in (rows.fieldnames or ()):
                 continue
             found |= {r["sensor_id"] for r in rows if r["sensor_id"].startswith(prefixes)}
     return sorted(found)
+
+
+def demo_events(data: list[Path]) -> list[Event]:
+    """The events of the ``--data`` files, in event-time order (``load_events``, a bad row
+    raising ``FeedError``). Raises ``FeedError`` when they hold none (only headers): a
+    demo of such a file started the stack and a worker, replayed nothing and ended in
+    "no alert was raised: the detectors found nothing anomalous enough" (t121)."""
+    headers_only: list[Path] = []
+    events = load_events(data, headers_only=headers_only)
+    if not events:
+        names = ", ".join(repr(str(path)) for path in headers_only)
+        raise FeedError(
+            f"--data {names}: no rows after the header: nothing to replay; give files with "
+            "reading or incident rows (docs/events.md)"
+        )
+    return events
 
 
 def run_demo(
@@ -1326,7 +1343,7 @@ def run_demo(
     # The data read (and refused, naming file and line) before anything starts or is
     # deleted: a bad --data file was found only after the stack had started and the
     # earlier demos' topics were gone, and the stack was left running unsaid.
-    events = load_events(data)
+    events = demo_events(data)
     # Its directories before the lock (written in the run directory) and the first line:
     # a read-only home was found after "first run: downloading Kafka" was printed (t111).
     require_writable(base, home=KafkaBroker(base).download_notice() is not None)

@@ -27,8 +27,10 @@ from detectors.base import GlitchGuard, check_values
 from streams.csvfile import (
     BadRow,
     Record,
+    csv_name,
     decimal,
     field_count_reason,
+    gzip_name,
     read_records,
     repeated_column,
     row_start,
@@ -36,6 +38,7 @@ from streams.csvfile import (
 )
 from streams.errors import FeedError, show
 from streams.events import iso_instant
+from streams.inputs import not_a_regular_file
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
@@ -353,7 +356,8 @@ class Scored:
     above the threshold; ``leading_zeros``, the longest run of rows any series started
     with before its first nonzero score on a reading that is no far glitch (a
     detector's warm-up as seen, for one that declares none: a far glitch scores 1 in
-    warm-up too), and ``leading_far``, the far glitches in that run."""
+    warm-up too), and ``leading_far``, the far glitches in that run; ``far_flagged``, the
+    far glitches among the ``flagged`` rows (a series beyond ABSURD_ABOVE is all of them)."""
 
     rows: int = 0
     flagged: int = 0
@@ -361,10 +365,12 @@ class Scored:
     series: int = 0
     order: TimeOrder = field(default_factory=TimeOrder)
     leading_far: int = 0
+    far_flagged: int = 0
 
     def add(self, other: Scored) -> None:
         self.rows += other.rows
         self.flagged += other.flagged
+        self.far_flagged += other.far_flagged
         if other.leading_zeros > self.leading_zeros:
             self.leading_zeros, self.leading_far = other.leading_zeros, other.leading_far
         self.series += other.series
@@ -380,6 +386,17 @@ class Checked:
     rows: int
     order: TimeOrder
     extras: Extras
+    version: tuple[int, int] | None = None  # its size and mtime (ns) as the check began
+
+
+def _version(path: Path) -> tuple[int, int] | None:
+    """The file's (size in bytes, modification time in ns), or None if it cannot be
+    looked up."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def check_file(src: Path, on_bad_row: Callable[[str], None] | None = None) -> Checked:
@@ -388,8 +405,9 @@ def check_file(src: Path, on_bad_row: Callable[[str], None] | None = None) -> Ch
     it and counted out."""
     order = TimeOrder()
     extras = Extras()  # its names, from the header, head the output
+    version = _version(src)
     rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
-    return Checked(rows, order, extras)
+    return Checked(rows, order, extras, version)
 
 
 def detect_file(
@@ -453,21 +471,33 @@ def detect_file(
         partial = dst.with_name(f".{dst.name}.partial-{os.getpid()}")
         try:
             with partial.open("w", encoding="utf-8", newline="") as fh:
-                flagged, leading, far = _score_chunks(
+                flagged, leading, far, far_flagged = _score_chunks(
                     fh, stream, extras, prototype, threshold, chunk_rows
                 )
             os.replace(partial, dst)
         finally:
             partial.unlink(missing_ok=True)
     else:
-        flagged, leading, far = _score_chunks(dst, stream, extras, prototype, threshold, chunk_rows)
+        flagged, leading, far, far_flagged = _score_chunks(
+            dst, stream, extras, prototype, threshold, chunk_rows
+        )
+    now = _version(src)
+    if warn is not None and checked.version is not None and now != checked.version:
+        # A series still being written: rows added after the check are not scored, and a
+        # last line caught half-written reads as a row (t121: both unsaid).
+        size = "" if now is None else f" ({checked.version[0]:,} bytes, then {now[0]:,})"
+        warn(
+            f"{src} changed while it was read{size}: what was written to it after the "
+            "first pass is not scored, and its last row may have been cut short; score it "
+            "again once it is complete"
+        )
     if warn is not None and warmup is None and leading == rows:
         but = f" but its {counted(far, 'far glitch', 'far glitches')} (scored 1)" if far else ""
         warn(
             f"{src}: every one of its {rows:,} rows{but} scored 0: the detector may still "
             "be learning on a series this short (give it a longer history)"
         )
-    return Scored(rows, flagged, leading, 1, order, far)
+    return Scored(rows, flagged, leading, 1, order, far, far_flagged)
 
 
 def _ignore(_: str) -> None:
@@ -481,15 +511,16 @@ def _score_chunks(
     prototype: Detector,
     threshold: float,
     chunk_rows: int,
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """Score ``stream`` ``chunk_rows`` rows at a time with one fresh detector (its state
     carries from chunk to chunk, so the scores are those of one pass over the file) and
     write them; (rows at or above ``threshold``, the rows before the first nonzero score
-    on a reading that is no far glitch, the far glitches among those)."""
+    on a reading that is no far glitch, the far glitches among those, the far glitches
+    at or above ``threshold``)."""
     detector = prototype.clone()  # a fresh detector per stream
     writer = csv.writer(fh, lineterminator="\n")  # csv's default is \r\n, whatever the input
     writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
-    flagged = leading = far_rows = 0
+    flagged = leading = far_rows = far_flagged = 0
     seen_nonzero = False
     # Every detector scores a far glitch 1, in warm-up too: judged apart (as the guarded
     # detectors judge it), it does not end the warm-up as seen (t78: a 1e308 first row
@@ -500,8 +531,12 @@ def _score_chunks(
         times = np.fromiter((r[1] for r in chunk), dtype=np.float64, count=len(chunk))
         scores = detector.score_many(values, times)
         flagged += int(np.count_nonzero(scores >= threshold))
+        # Judged on every row: a series at 1e300 (beyond ABSURD_ABOVE) is all far glitches,
+        # every row scored 1, and the summary said only "the first 32 rows are warm-up,
+        # scored 0" and "100 rows scored at or above 0.22" (t121).
+        far = guard.check_many(check_values(values))
+        far_flagged += int(np.count_nonzero(far & (scores >= threshold)))
         if not seen_nonzero:
-            far = guard.check_many(check_values(values))
             nonzero = np.flatnonzero((scores != 0) & ~far)
             seen_nonzero = bool(nonzero.size)
             upto = int(nonzero[0]) if seen_nonzero else len(chunk)
@@ -511,7 +546,7 @@ def _score_chunks(
             chunk, values.tolist(), scores.tolist(), strict=True
         ):
             writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
-    return flagged, leading, far_rows
+    return flagged, leading, far_rows, far_flagged
 
 
 def detect_dir(
@@ -539,6 +574,10 @@ def detect_dir(
     checked: list[tuple[Path, Checked]] = []
     for path in input_files(src):
         try:
+            if not path.is_file():
+                # A pipe named x.csv was opened and waited on for ever, silent (t121); a
+                # link to nothing said "No such file or directory" of a file listed.
+                raise DetectInputError(f"{path}{not_a_regular_file(path)}")
             checked.append((path, check_file(path, on_bad_row)))
         except DetectInputError as exc:
             if on_bad_file is None:
@@ -562,7 +601,10 @@ def input_files(src: Path) -> list[Path]:
     """The CSVs under ``src``, ``*.csv`` and gzip ``*.csv.gz`` (as ``--input`` takes),
     sorted. Raises DetectInputError when a plain and a gzip file would write the same
     output (``a.csv`` and ``a.csv.gz``)."""
-    found = sorted([*src.rglob("*.csv"), *src.rglob("*.csv.gz")])
+    # A folder named like a CSV (``2026.csv/``) is walked into, not read as one (t121:
+    # "cannot read: Is a directory" stopped the batch); ``X.CSV`` is a CSV (t121: a
+    # folder of them had "no .csv or .csv.gz files under it").
+    found = sorted(p for p in src.rglob("*") if csv_name(p) and not p.is_dir())
     seen: dict[Path, Path] = {}
     for path in found:
         out = output_path(src, Path(), path)
@@ -578,6 +620,6 @@ def output_path(src: Path, dst: Path, path: Path) -> Path:
     """Where the scores of ``path`` (under ``src``) go under ``dst``: the same relative
     path, a gzip input's without ``.gz`` (the scores are plain CSV)."""
     relative = path.relative_to(src)
-    if relative.suffix == ".gz":
+    if gzip_name(relative):
         relative = relative.with_suffix("")
     return dst / relative

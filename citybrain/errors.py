@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.errors import likely_encoding, wide_without_bom
+from playbooks.encodings import not_utf8_guess, wide_encoding
 
 
 class InputError(ValueError):
@@ -29,8 +29,10 @@ def utf8_text(path: Path, named: str = "") -> str:
     ``[named ]path:line`` and the first byte that is not UTF-8 (each reader's traceback,
     exit 70, before trials 15-20); OSError as reading the file raises it."""
     data = path.read_bytes()
-    wide = wide_without_bom(data) if b"\x00" in data else None
-    if wide is not None:  # t112: read as UTF-8 with a NUL after every letter
+    # t112: read as UTF-8 with a NUL after every letter; t121: one with a byte order
+    # mark was said to have none, UTF-32's to be UTF-16LE.
+    wide = wide_encoding(data)
+    if wide is not None:
         where = f"{named} {path}" if named else str(path)
         raise InputError(f"{where}: the file is {wide}; save it as UTF-8")
     try:
@@ -40,11 +42,9 @@ def utf8_text(path: Path, named: str = "") -> str:
         where = f"{named} {path}" if named else str(path)
         # A legacy file is said as one (GBK since t109; Big5, Shift_JIS, EUC-KR and
         # Latin-1 words since t112); a stray byte of binary data needs no guess.
-        encoding = likely_encoding(data)
-        guess = f"a {encoding} file? " if encoding else ""
         raise InputError(
-            f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 ({guess}save the file "
-            "as UTF-8)"
+            f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
+            f"({not_utf8_guess(data)}save the file as UTF-8)"
         ) from None
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from citybrain.detect import read_series
-from citybrain.errors import InputError
-from playbooks.errors import shown
+from citybrain.errors import InputError, utf8_text
+from playbooks.errors import did_you_mean, shown
 from streams.events import duplicate_keys, json_int
+from streams.inputs import not_a_regular_file
 
 PROFILES: dict[str, tuple[float, float, float]] = {  # A_TP, A_FP, A_FN
     "standard": (1.0, 0.11, 1.0),
@@ -201,13 +202,22 @@ def leave_one_category_out(
 
 
 def load_corpus(
-    data: Path, labels: Path, score: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    data: Path,
+    labels: Path,
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    unmatched: list[str] | None = None,
 ) -> list[Case]:
     """Score every ``<category>/<file>.csv`` under ``data`` (``score(times, values)``, times
-    in seconds) and attach its windows."""
+    in seconds) and attach its windows. Raises InputError for a corpus without a CSV
+    file. Each labelled file that is not under ``data`` is appended to ``unmatched`` (its
+    windows count nowhere), with the closest file that is: `` (did you mean …?)``."""
     windows = read_windows(labels)
     cases = []
     for path in sorted(data.rglob("*.csv")):
+        if path.is_dir():  # a folder named x.csv is walked into, not read (t121)
+            continue
+        if not path.is_file():  # a pipe named x.csv was waited on for ever (t121)
+            raise InputError(f"{path}{not_a_regular_file(path)}")
         name = str(path.relative_to(data))
         # The reader of ``citybrain detect``: a bad file is a file:line error, not a traceback.
         stamps, times, values = read_series(path)
@@ -222,6 +232,19 @@ def load_corpus(
                 )
             spans.append((rows[start.split(".")[0]], rows[end.split(".")[0]]))
         cases.append(Case(name, score(times, values), spans))
+    if not cases:
+        # An empty corpus was scored: exit 0, every score null (t121).
+        raise InputError(
+            f"--data {str(data)!r}: no .csv files under it (NAB's layout: "
+            "data/<category>/<file>.csv)"
+        )
+    if unmatched is not None:
+        # A labelled file missing from the corpus (misspelt, or left out) lost its windows
+        # unsaid: a run on it scored as if it had no anomaly windows (t121).
+        names = [c.name for c in cases]
+        unmatched.extend(
+            f"{key!r}{did_you_mean(key, names)}" for key in windows if key not in set(names)
+        )
     return cases
 
 
@@ -231,9 +254,9 @@ def read_windows(labels: Path) -> dict[str, list[tuple[str, str]]]:
     naming the file and what is wrong (each was a traceback, exit 70, in trial 20: an
     empty file, a list, a window that is not a pair, a time no row has)."""
     try:
-        text = labels.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{labels}: byte at offset {exc.start} is not UTF-8") from None
+        # As every file read whole: the line, and the encoding it seems to be (t121: a
+        # byte offset, and UTF-16 was said as a bad byte or as no JSON).
+        text = utf8_text(labels)
     except OSError as exc:
         raise InputError(f"{labels}: cannot read: {exc.strerror}") from None
     try:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
 import logging
 import math
+import os
 import re
+import stat
 import sys
 import unicodedata
 from collections.abc import Callable, Collection, Mapping
@@ -19,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from playbooks.encodings import not_utf8_guess, wide_encoding
 from playbooks.errors import (
     GridError,
     PlaybookConfigError,
@@ -875,12 +879,15 @@ def _compose(
             data = path.read_bytes()
         except OSError as exc:
             raise PlaybookConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    wide = wide_encoding(data)
+    if wide is not None:
         # Alertmanager's YAML reader takes UTF-16 with a byte-order mark (what Windows
         # Notepad saves as "Unicode"); citybrain reads UTF-8 only, and says so (t44).
+        # UTF-32 was said to be UTF-16 (its mark starts with UTF-16's), and UTF-16
+        # without a mark a bad byte deep in the file (t121).
         raise PlaybookConfigError(
-            f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); "
-            "citybrain reads YAML files as UTF-8 only: save it as UTF-8"
+            f"{path}:1: the file is {wide}; citybrain reads YAML files as UTF-8 only: "
+            "save it as UTF-8"
         )
     try:
         text = data.decode("utf-8")
@@ -889,7 +896,7 @@ def _compose(
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise PlaybookConfigError(
             f"{path}:{row}: byte 0x{data[exc.start]:02x} at column {column} is not UTF-8 "
-            "(save the file as UTF-8)"
+            f"({not_utf8_guess(data)}save the file as UTF-8)"
         ) from None
     try:
         if duplicates is None:
@@ -1171,6 +1178,20 @@ def load_playbook(path: str | Path) -> Playbook:
     return playbook
 
 
+def _not_a_file(path: Path) -> str:
+    """What ``path``, a listed name that is no directory and no regular file, is: a
+    pipe, a socket, a device, or a symbolic link to nothing, as the end of a message
+    naming it (``x.yaml is a pipe, …``, ``x.yaml: a symbolic link to …``)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        if path.is_symlink() and exc.errno == errno.ENOENT:
+            return f": a symbolic link to {os.readlink(path)!r}, which does not exist"
+        return f": cannot read: {exc.strerror or exc}"
+    what = "a pipe" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f" is {what}, expected a regular file (a playbook's YAML)"
+
+
 def check_playbooks(
     directory: str | Path, topic_prefix: str = ""
 ) -> tuple[dict[str, Playbook], set[str], list[str]]:
@@ -1182,6 +1203,13 @@ def check_playbooks(
     first: dict[str, Path] = {}
     errors: list[str] = []
     for path in sorted(Path(directory).glob("*.yaml")):
+        if path.is_dir():  # a folder named x.yaml holds no playbook (t121)
+            continue
+        if not path.is_file():
+            # A pipe named x.yaml was opened and waited on for ever: `playbooks check`
+            # and the worker's start hung, silent (t121).
+            errors.append(f"{path}{_not_a_file(path)}")
+            continue
         try:
             playbook, errs, named = _check_playbook(path, topic_prefix)
         except PlaybookConfigError as exc:  # unreadable or not YAML: the next file still counts

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from playbooks.encodings import not_utf8_guess, wide_encoding
 from playbooks.errors import did_you_mean, shown
 from streams.errors import SettingsError
 
@@ -215,6 +216,11 @@ class TokenStore:
 
         try:
             data = path.read_bytes()
+            wide = wide_encoding(data)
+            if wide is not None:  # UTF-16 read as UTF-8 was a bad byte or a NUL (t121)
+                raise SettingsError(
+                    f"CITYBRAIN_API_TOKENS_FILE {path}:1: the file is {wide}; save it as UTF-8"
+                )
             text = data.decode("utf-8")
             # A key twice (an entry's `role:`) is an error, not the last one silently.
             doc = load_yaml(text)
@@ -227,7 +233,7 @@ class TokenStore:
             line = data.count(b"\n", 0, exc.start) + 1
             raise SettingsError(
                 f"CITYBRAIN_API_TOKENS_FILE {path}:{line}: byte 0x{data[exc.start]:02x} is "
-                "not UTF-8 (save the file as UTF-8)"
+                f"not UTF-8 ({not_utf8_guess(data)}save the file as UTF-8)"
             ) from None
         except yaml.YAMLError as exc:
             raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {yaml_error(path, exc)}") from exc

@@ -304,11 +304,24 @@ def decimal(text: str, field: str = "value") -> float:
     return value
 
 
+def gzip_name(path: Path) -> bool:
+    """Whether the file's name says gzip: it ends in ``.gz``, in any case (``DATA.CSV.GZ``,
+    as Windows tools and FTP exports write it, was read as plain bytes and refused as
+    "gzip-compressed; name it DATA.CSV.GZ.gz", t121)."""
+    return path.name.lower().endswith(".gz")
+
+
+def csv_name(path: Path) -> bool:
+    """Whether the file's name is a CSV's, plain or gzip: ``.csv`` or ``.csv.gz`` in any
+    case."""
+    return path.name.lower().endswith((".csv", ".csv.gz"))
+
+
 def open_binary(path: Path) -> BufferedIOBase:
-    """The file's bytes, decompressed when its name ends in ``.gz``; ``FeedError`` if it
-    cannot be opened."""
+    """The file's bytes, decompressed when its name ends in ``.gz`` (``gzip_name``);
+    ``FeedError`` if it cannot be opened."""
     try:
-        if path.suffix == ".gz":
+        if gzip_name(path):
             return cast(BufferedIOBase, gzip.open(path, "rb"))
         return path.open("rb")
     except OSError as exc:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import codecs
 import itertools
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
-import charset_normalizer
+# Encoding guesses live with the playbooks, whose YAML files need them too (t121).
+from playbooks.encodings import LATIN as LATIN
+from playbooks.encodings import legacy_encoding as legacy_encoding
+from playbooks.encodings import likely_encoding as likely_encoding
+from playbooks.encodings import likely_encodings as likely_encodings
+from playbooks.encodings import wide_without_bom as wide_without_bom
 
 # The one "did you mean": kept with the playbooks' errors, which may not import streams
 # (the routing checks name the closest label value too, t40); the same function here.
@@ -218,137 +221,6 @@ def detach(error: BaseException) -> None:
         current.__traceback__ = None
         current.__cause__ = current.__context__ = None
         current = nxt
-
-
-# Legacy encodings a city's files and gateways still write, each with the test that its
-# text is plausible: (codec, name said, whether a decoded character is common text of
-# that script in that encoding). Strict decoding alone proves little: most byte strings
-# past ASCII decode as GBK, and Latin-1 decodes everything.
-def _common_in(codec: str, leads: tuple[tuple[int, int], ...]) -> Callable[[str], bool]:
-    def common(c: str) -> bool:
-        try:
-            lead = c.encode(codec)[0]
-        except UnicodeEncodeError:
-            return False
-        return any(lo <= lead <= hi for lo, hi in leads)
-
-    return common
-
-
-_CJK_PUNCT = (0xA1, 0xA3)  # full-width punctuation and symbols, in each EUC-style table
-_LEGACY: tuple[tuple[str, str, Callable[[str], bool]], ...] = (
-    # GB2312's punctuation rows and its 3,755 level-1 hanzi (rows 16-55).
-    (
-        "gb18030",
-        "GBK/GB18030 (Simplified Chinese)",
-        _common_in("gb2312", (_CJK_PUNCT, (0xB0, 0xD7))),
-    ),
-    # Big5's symbols and its 5,401 frequently used characters (0xA440-0xC67E).
-    (
-        "big5",
-        "Big5 (Traditional Chinese: Taiwan, Hong Kong)",
-        _common_in("big5", ((0xA1, 0xA3), (0xA4, 0xC6))),
-    ),
-    # Shift_JIS's symbols, kana and JIS level-1 kanji; not half-width katakana (one byte
-    # each, 0xA1-0xDF: any Latin text past ASCII reads as them).
-    ("cp932", "Shift_JIS (Japanese)", _common_in("shift_jis", ((0x81, 0x83), (0x88, 0x98)))),
-    # EUC-KR's symbols and its 2,350 Hangul syllables (rows 16-40).
-    ("cp949", "EUC-KR (Korean)", _common_in("euc_kr", (_CJK_PUNCT, (0xB0, 0xC8)))),
-)
-LATIN = "Latin-1 or Windows-1252"
-# From this many bytes past ASCII (about eight characters) on, a text's language is told
-# by its character frequencies; below it, two scripts' common characters are not.
-_TELL_APART_BYTES = 16
-# Past this many bytes only the start is looked at: the guess is for a message, never work.
-_GUESS_BYTES = 64 * 1024
-
-
-def wide_without_bom(data: bytes) -> str | None:
-    """UTF-16 or UTF-32 without a byte order mark, told by its NULs (ASCII in UTF-16LE
-    is a NUL after each byte; in UTF-16BE before it), or None."""
-    head = data[:_GUESS_BYTES]
-    if len(head) < 4 or head.count(0) * 4 < len(head):
-        return None
-    quarter = len(head) // 4 * 4
-    if quarter and all(head[i:quarter:4].count(0) * 5 >= quarter for i in (1, 2)):
-        order = "LE" if head[0:quarter:4].count(0) * 5 < quarter else "BE"
-        return f"UTF-32{order} without a byte order mark"
-    odd, even = head[1::2].count(0), head[0::2].count(0)
-    if max(odd, even) * 10 >= len(head) * 4:  # most of one half is NUL, little of the other
-        return (
-            "UTF-16LE without a byte order mark"
-            if odd > even
-            else "UTF-16BE without a byte order mark"
-        )
-    return None
-
-
-def _latin_words(data: bytes) -> bool:
-    """Whether every byte past ASCII reads in Windows-1252 as a letter beside an ASCII
-    letter, or as its typographic punctuation (``Z\xfcrich``, ``caf\xe9``, ``\x93q\x94``):
-    Latin-1 text, not a stray byte of binary data."""
-    high = [i for i, b in enumerate(data) if b >= 0x80]
-    for i in high:
-        c = data[i : i + 1].decode("cp1252", "replace")
-        if c in "\u2018\u2019\u201c\u201d\u2013\u2014\u20ac\u00b0\u00a0":
-            continue
-        if not c.isalpha():
-            return False
-        near = data[max(0, i - 1) : i] + data[i + 1 : i + 2]
-        if not any(chr(b).isalpha() or b >= 0x80 for b in near):
-            return False
-    return bool(high)
-
-
-def likely_encodings(data: bytes) -> list[str]:
-    """The legacy encodings bytes that are not UTF-8 were most plausibly written in,
-    best first (several when the bytes cannot tell them apart: two Hangul syllables in
-    EUC-KR are two common hanzi in GBK), or ``[]`` when none fits (a stray byte of binary
-    data). UTF-16 or UTF-32 without a byte order mark (NULs), GBK/GB18030, Big5,
-    Shift_JIS, EUC-KR (every character past ASCII a common one of its script), else
-    Latin-1/Windows-1252 (letters inside words). Looks at the first 64 KiB only."""
-    head = data[:_GUESS_BYTES]
-    wide = wide_without_bom(head)
-    if wide is not None:
-        return [wide]
-    found: dict[str, str] = {}  # codec -> name, in _LEGACY's order
-    for codec, name, common in _LEGACY:
-        decoder = codecs.getincrementaldecoder(codec)("strict")
-        try:
-            text = decoder.decode(head, final=len(head) == len(data))
-        except UnicodeDecodeError:
-            continue
-        past = [c for c in text if ord(c) >= 0x80]
-        if past and all(map(common, past)):
-            found[codec] = name
-    if len(found) > 1 and sum(b >= 0x80 for b in head) >= _TELL_APART_BYTES:
-        # Each reads as common text of its script: which language it reads as is
-        # charset_normalizer's to judge (character frequencies per language); a short
-        # text stays ambiguous, every candidate named.
-        best = charset_normalizer.from_bytes(head, cp_isolation=list(found)).best()
-        if best is not None and best.encoding in found:
-            return [found[best.encoding]]
-    if found:
-        return list(found.values())
-    return [LATIN] if _latin_words(head) else []
-
-
-def legacy_encoding(data: bytes) -> str:
-    """The encoding bytes that are not UTF-8 were most likely written in, for the hint
-    ``(a … file? save it as UTF-8)``: ``likely_encoding``'s, else ``Latin-1 or
-    Windows-1252`` (t109: a Chengdu file in GBK was said to look Latin-1, which it is
-    not)."""
-    return likely_encoding(data) or LATIN
-
-
-def likely_encoding(data: bytes) -> str | None:
-    """``likely_encodings`` said in one phrase (``Big5 (…)``, ``GBK/GB18030 (…) or
-    EUC-KR (…)``), or None when none fits (t112: Big5, Shift_JIS, EUC-KR, UTF-16 without
-    a byte order mark and Latin-1 were said as GBK or not at all)."""
-    names = likely_encodings(data)
-    if len(names) > 2:
-        return f"{', '.join(names[:-1])} or {names[-1]}"
-    return " or ".join(names) if names else None
 
 
 # A number written with a decimal comma (``1,5``, ``-12,25``), as European locales and

@@ -20,7 +20,7 @@ import zlib
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from streams.csvfile import wide_encoding
+from streams.csvfile import gzip_name, wide_encoding
 from streams.errors import closest
 
 # Bytes of a file read to tell whether it is text at all.
@@ -176,7 +176,7 @@ def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
     whose first decompressed bytes are then judged, and gzip under another name is said.
     UTF-16 and UTF-32 text is left to the readers, which name the encoding."""
     gzipped = head.startswith(b"\x1f\x8b")
-    if compressed and path.name.endswith(".gz"):
+    if compressed and gzip_name(path):
         if not gzipped:
             return "its name ends in .gz but it is not gzip-compressed"
         try:

@@ -239,6 +239,7 @@ def detect_summary(
             f"{stream_detector}; {detector}'s own threshold is {default_threshold(detector):g})"
         )
     from citybrain.detect import _MEASURED, ALTERNATIVE, EXTREME_SPREADS, rows_to_reach
+    from detectors.base import ABSURD_ABOVE
 
     if warmup is not None:
         each = "" if scored.series == 1 else " of each series"
@@ -287,4 +288,11 @@ def detect_summary(
         f"skipped {counted(skipped, 'bad row')}; {learning}; "
         + (f"scored though the stream would not: {said}; " if said else "")
         + f"{counted(scored.flagged, 'row')} scored at or above {threshold:g} {whose}"
+        + (
+            f", {scored.far_flagged:,} of them far glitches (scored 1: a reading further "
+            "from its series' level than a million times its spread and size, or beyond "
+            f"{ABSURD_ABOVE:.1e}, which no measurement reaches: a sentinel or a unit mistake?)"
+            if scored.far_flagged
+            else ""
+        )
     )

@@ -62,12 +62,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     need_all([functools.partial(_need_feed, Path(name), "FILE") for name in args.files])
     s = _settings()
     bad: list[BadRow] = []
+    headers_only: list[Path] = []
+    changed: list[str] = []
     try:
         events = load_events(
             args.files,
             on_error=args.on_error,
             bad_rows=bad,
             max_message_bytes=args.max_message_bytes,
+            headers_only=headers_only,
+            changed=changed,
         )
     except SeriesFileError as exc:
         # detect's input given to replay: the symmetric hint of detect's (t53 leftover).
@@ -87,6 +91,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 "(docs/events.md)"
             )
         ) from None
+    if not events:
+        # Nothing to send was "read 0 rows: sent 0 …", exit 0, or with every row bad and
+        # --on-error skip "sent 0 …, skipped N bad rows", exit 0: a script took it for a
+        # replay done (t121); detect refuses such a file (exit 2), and so does replay.
+        for row in bad:
+            print(f"skipped {row}", file=sys.stderr)
+        raise CliError(
+            f"every row read is bad ({counted(len(bad), 'bad row')}, above): nothing was sent; "
+            "fix them (docs/events.md)"
+            if bad
+            else f"{_named(headers_only)} no rows after the header: nothing was sent; give a "
+            "file with reading or incident rows (docs/events.md)"
+        )
     if args.skip > len(events):
         raise CliError(f"--skip is {args.skip}, but the files hold only {len(events):,} events")
     _require_kafka(s)
@@ -96,6 +113,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(line)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
+    for line in changed:
+        print(f"citybrain: warning: {line}", file=sys.stderr)
+    if headers_only:  # beside files with events: said, not refused
+        print(
+            f"citybrain: warning: {_named(headers_only)} no rows after the header: "
+            f"nothing of {'it' if len(headers_only) == 1 else 'them'} is sent",
+            file=sys.stderr,
+        )
     todo = events[args.skip :]
     if args.skip:
         print(f"resuming: the first {args.skip:,} of {len(events):,} events are not sent again")
@@ -180,6 +205,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if unregistered:
         print(f"citybrain: warning: {unregistered}", file=sys.stderr)
     return 1 if stats.failed else 0
+
+
+def _named(paths: Sequence[Path]) -> str:
+    """``FILE 'a.csv' has`` or ``FILE 'a.csv' and FILE 'b.csv' have``, as the files were
+    given."""
+    names = [f"FILE {str(p)!r}" for p in paths]
+    said = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    return f"{said} {'has' if len(names) == 1 else 'have'}"
 
 
 # An unregistered sensor's first few ids are named, each with the closest registered one.
@@ -329,12 +362,12 @@ def _replay_files_in(directory: Path) -> str:
     it (a glob would also take any other CSV there, e.g. the classifier's training file
     beside the slices in datasets/)."""
 
-    from streams.csvfile import Record, read_records
+    from streams.csvfile import Record, csv_name, read_records
     from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS, looks_like_row
 
     found = []
     for path in sorted(directory.iterdir()):
-        if not path.name.endswith((".csv", ".csv.gz")) or not path.is_file():
+        if not csv_name(path) or not path.is_file():
             continue
         try:
             header = next(read_records(path, looks_like_row(len(READING_COLUMNS))), None)

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,10 +48,23 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
     # A file as --data was taken for a root whose labels were missing (trial 20).
     _need_dir(data, "--data", f"give NAB's root or its data/ directory ({layout})", f"({layout})")
     _need_file(labels, "--labels", kind="JSON", missing=f"(expected {layout})", expects=("labels",))
+    unmatched: list[str] = []
     try:
-        cases = load_corpus(data, labels, lambda t, v: prototype.clone().score_many(v, t))
+        cases = load_corpus(
+            data, labels, lambda t, v: prototype.clone().score_many(v, t), unmatched
+        )
     except DetectInputError as exc:
         raise CliError(str(exc)) from None
+    if unmatched:
+        shown = ", ".join(unmatched[:3]) + (
+            f" and {len(unmatched) - 3:,} more" if len(unmatched) > 3 else ""
+        )
+        print(
+            f"citybrain: warning: --labels {str(labels)!r} labels "
+            f"{counted(len(unmatched), 'file')} not under --data {str(data)!r}, whose "
+            f"windows count nowhere: {shown}",
+            file=sys.stderr,
+        )
     # The score at the fixed threshold the stream alerts at with this detector, beside
     # the optimised one; as `detect` counts (trial 20: only tail got one, though the
     # help promised it for every detector).

@@ -480,3 +480,115 @@ def test_a_report_on_a_prefix_only_an_ingest_wrote_to_is_written(
     page = out.read_text()
     assert "<b>0</b><span>alerts</span>" in page
     assert "Every figure is limited to the events of the --data files (ingested.csv)" in page
+
+
+def test_a_replay_with_nothing_to_send_is_refused_and_a_header_only_file_is_said(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: a file of only its header was "read 0 rows: sent 0 readings and 0
+    incidents", exit 0, and with --on-error skip a file whose every row is bad (a GB18030
+    station name) "sent 0 …, skipped 1 bad row", exit 0: a script took either for a
+    replay done. Both are exit 2 now, nothing sent, as detect refuses them; a header-only
+    file beside others is said, and the others' events are sent."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    header = "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+    empty = tmp_path / "empty.csv"
+    empty.write_text(header)
+    chinese = tmp_path / "gb.csv"
+    chinese.write_bytes(
+        "timestamp,report_id,category,text,source,grid_cell\n"
+        "2026-11-01T10:00:00Z,r1,noise,东四站噪音,hotline,bj-site-dongsi\n".encode("gb18030")
+    )
+    good = tmp_path / "good.csv"
+    good.write_text(
+        header
+        + "".join(
+            f"{format_ts(T0 + 60 * i)},gauge-1,water_level,{i},ft,c-bridge\n" for i in range(3)
+        )
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(empty), "--max"]) == 2
+        assert capsys.readouterr().err == (
+            f"citybrain: FILE {str(empty)!r} has no rows after the header: nothing was sent; "
+            "give a file with reading or incident rows (docs/events.md)\n"
+        )
+        assert main(["replay", str(chinese), "--max", "--on-error", "skip"]) == 2
+        err = capsys.readouterr().err
+        assert err.splitlines() == [
+            f"skipped {chinese}:2: byte 0xb6 at column 31 is not UTF-8 (a GBK/GB18030 "
+            "(Simplified Chinese) file? save it as UTF-8)",
+            "citybrain: every row read is bad (1 bad row, above): nothing was sent; fix them "
+            "(docs/events.md)",
+        ]
+        assert main(["replay", str(empty), str(good), "--max"]) == 0
+    out, err = capsys.readouterr()
+    assert (
+        f"citybrain: warning: FILE {str(empty)!r} has no rows after the header: nothing of "
+        "it is sent"
+    ) in err
+    assert "read 3 rows: sent 3 readings and 0 incidents, skipped 0 bad rows" in out
+    messages = p.read("readings", lambda m: len(m) >= 3, settle=1)
+    assert sorted(json.loads(m.value)["value"] for m in messages) == [0.0, 1.0, 2.0]
+    assert p.read("incidents", lambda m: True, settle=2) == []
+
+
+def test_a_file_still_being_written_is_said_to_have_changed_while_it_was_read(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: a replay reads its files whole before it sends; a feed still being written
+    lost, unsaid, the rows written after the read, and a last line caught half-written
+    ('...,pm25,1' of '...,pm25,17.5') was sent as a reading. The replay now says the file
+    changed while it was read, and sends what it read."""
+    import threading
+
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    feed = tmp_path / "live.csv"
+    rows = 20_000
+    feed.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        + "".join(
+            f"{format_ts(T0 + i)},gauge-1,water_level,{i % 7},ft,c-bridge\n" for i in range(rows)
+        )
+    )
+    stop = threading.Event()
+    appended = threading.Event()
+
+    def append() -> None:  # a logger adding a row every 2 ms
+        i = rows
+        while not stop.is_set():
+            with feed.open("a") as fh:
+                fh.write(f"{format_ts(T0 + i)},gauge-1,water_level,1,ft,c-bridge\n")
+            appended.set()
+            i += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        assert appended.wait(10)
+        with pytest.MonkeyPatch.context() as mp:
+            for key, value in p.env.items():  # this test's topics and the test broker
+                mp.setenv(key, value)
+            assert main(["replay", str(feed), "--max"]) == 0
+    finally:
+        stop.set()
+        writer.join()
+    out, err = capsys.readouterr()
+    assert re.search(
+        rf"citybrain: warning: {re.escape(str(feed))} changed while it was read "
+        r"\([\d,]+ bytes, then [\d,]+\): what was written to it after that is not sent, "
+        r"and its last row may have been cut short; replay it once it is complete",
+        err,
+    ), err
+    said = re.search(r"read ([\d,]+) rows: sent ([\d,]+) readings", out)
+    assert said is not None and said[1] == said[2]
+    sent = int(said[2].replace(",", ""))
+    assert sent > rows
+    messages = p.read("readings", lambda m: len(m) >= sent, settle=1)
+    assert len(messages) == sent

@@ -68,7 +68,8 @@ def test_a_missing_labels_file_is_named(tmp_path: Path, capsys: pytest.CaptureFi
             b'{"water/level.csv": [["2001-01-01 00:00:00.000000", "2001-01-02 00:00:00"]]}',
             ": 'water/level.csv' window 0: '2001-01-01 00:00:00.000000' is no timestamp of ",
         ),
-        (b'{"a": 1}\xff', ": byte at offset 8 is not UTF-8"),
+        # t121: the line, not a byte offset
+        (b'{"a": 1}\xff', ":1: byte 0xff is not UTF-8 (save the file as UTF-8)"),
         # t66: past the 4,300 digits int() converts, "unexpected ValueError" (exit 70).
         (b'{"water/level.csv": [[' + b"9" * 5000 + b", 1]]}", ": 'water/level.csv' window 0"),
         # json.loads kept the last: the file's first windows were lost unsaid (t54).
@@ -114,3 +115,28 @@ def test_every_detector_is_scored_at_the_threshold_the_stream_alerts_at(
     result = json.loads(capsys.readouterr().out)
     assert result["threshold"] == default_threshold("robust_zscore") == 0.6
     assert result["standard"]["at_default_threshold"] is not None
+
+
+def test_labels_of_files_not_in_the_corpus_are_said_and_an_empty_corpus_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: a labelled file missing from --data (misspelt, or left out) lost its windows
+    unsaid, and a corpus without a CSV file was scored: exit 0, every score null."""
+    root = nab_corpus(tmp_path / "nab")
+    labels = root / "labels" / "combined_windows.json"
+    windows = json.loads(labels.read_text())
+    labels.write_text(json.dumps({**windows, "water/levl.csv": windows["water/level.csv"]}))
+    assert main(["bench", "nab", "--data", str(root)]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["windows"] == 1
+    assert said.err == (
+        f"citybrain: warning: --labels {str(labels)!r} labels 1 file not under --data "
+        f"{str(root / 'data')!r}, whose windows count nowhere: 'water/levl.csv' (did you "
+        "mean 'water/level.csv'?)\n"
+    )
+    (root / "data" / "water" / "level.csv").unlink()
+    assert main(["bench", "nab", "--data", str(root)]) == 2
+    assert capsys.readouterr().err == (
+        f"citybrain: --data {str(root / 'data')!r}: no .csv files under it (NAB's layout: "
+        "data/<category>/<file>.csv)\n"
+    )

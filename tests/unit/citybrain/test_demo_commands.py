@@ -412,3 +412,27 @@ def test_the_prefix_is_said_as_the_default_or_as_set(tmp_path: Path) -> None:
     assert replay_target(mine, ["replay", "a.csv"])[0].endswith(
         "(prefix 'mine': CITYBRAIN_TOPIC_PREFIX)"
     )
+
+
+def test_demo_data_without_rows_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    """t121: `demo --data x.csv` with a file of only its header started the stack and a
+    worker, replayed nothing and ended "no alert was raised: the detectors found nothing
+    anomalous enough in these files"; it is refused as replay refuses it, before the
+    demo starts anything. A header-only file beside one with rows is read with it."""
+    from citybrain.demo import demo_events
+    from streams.errors import FeedError
+
+    empty = tmp_path / "empty.csv"
+    empty.write_text("timestamp,sensor_id,kind,value,unit,grid_cell\n")
+    with pytest.raises(FeedError) as refused:
+        demo_events([empty])
+    assert str(refused.value) == (
+        f"--data {str(empty)!r}: no rows after the header: nothing to replay; give files "
+        "with reading or incident rows (docs/events.md)"
+    )
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2026-11-01T10:00:00Z,bj-dongsi-pm25,pm25,12.5,ug/m3,bj-site-dongsi\n"
+    )
+    assert [e.value for e in demo_events([empty, rows])] == [12.5]  # type: ignore[union-attr]

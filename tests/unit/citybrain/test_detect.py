@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -889,3 +890,154 @@ def test_a_far_glitch_first_does_not_end_the_warm_up_as_seen(
     captured = capsys.readouterr()
     assert "every one of its 60 rows but its 1 far glitch (scored 1) scored 0" in captured.err
     assert "here the first 60 rows but 1 far glitch (scored 1) scored 0" in captured.out
+
+
+def test_a_folder_reads_only_regular_files_named_like_csvs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: under --input-dir, a pipe named p.csv was opened and waited on for ever
+    (no word; even --on-error skip hung), a folder named 2026.csv stopped the batch as
+    "cannot read: Is a directory", and a link to nothing was "No such file or
+    directory" of a file the command itself listed. A folder is walked into; a pipe or a
+    dangling link is a file that cannot be scored, named for what it is."""
+    import os
+    import threading
+
+    src = tmp_path / "in"
+    (src / "2026.csv").mkdir(parents=True)
+    rows = "timestamp,value\n" + "".join(
+        f"2026-11-01T{m // 60:02d}:{m % 60:02d}:00Z,{10 + m % 3}\n" for m in range(50)
+    )
+    (src / "a.csv").write_text(rows)
+    (src / "2026.csv" / "b.csv").write_text(rows)
+    out = tmp_path / "out"
+    argv = ["detect", "--input-dir", str(src), "--output-dir", str(out)]
+    assert main(argv) == 0
+    assert "read 100 rows" in capsys.readouterr().out
+    assert (out / "2026.csv" / "b.csv").is_file()
+
+    os.mkfifo(src / "p.csv")
+    (src / "l.csv").symlink_to(tmp_path / "nowhere.csv")
+    codes: list[int] = []
+    run = threading.Thread(target=lambda: codes.append(main([*argv, "--on-error", "skip"])))
+    run.start()
+    run.join(30)
+    if run.is_alive():  # the old code waits in open() for a writer: give it EOF
+        os.close(os.open(src / "p.csv", os.O_WRONLY | os.O_NONBLOCK))
+        run.join(30)
+    assert codes == [0], "detect waited on the pipe"
+    said = capsys.readouterr()
+    assert f"skipped the whole file: {src / 'p.csv'} is a pipe" in said.err
+    assert (
+        f"skipped the whole file: {src / 'l.csv'}: a symbolic link to "
+        f"'{tmp_path / 'nowhere.csv'}', which does not exist"
+    ) in said.err
+    assert "skipped 2 files that could not be scored at all" in said.out
+    assert main(argv) == 2
+    assert f"citybrain: {src / 'l.csv'}: a symbolic link to" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("detector", ["tail", "robust_zscore"])
+def test_a_series_of_absurd_values_is_said_to_be_far_glitches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], detector: str
+) -> None:
+    """t121: a series at 1e300 (beyond any measurement: every row a far glitch, scored 1,
+    warm-up too) was summed up as "the first 32 rows are warm-up, scored 0 ...; 100 rows
+    scored at or above 0.22", which its own output belied, with no word of why. The
+    summary counts the far glitches among the rows at the threshold; a lone sentinel in
+    an ordinary series is one of them."""
+    rows = five_minute_rows([1e300 * (1 + 0.01 * (m % 3)) for m in range(100)])
+    src = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out_path = tmp_path / "out.csv"
+    argv = ["detect", "--input", str(src), "--output", str(out_path), "--detector", detector]
+    assert main(argv) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    scores = [float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())]
+    assert scores == [1.0] * 100
+    assert "100 rows scored at or above" in summary
+    assert ", 100 of them far glitches (scored 1: a reading further from its series' level" in (
+        summary
+    )
+    assert "beyond 6.1e+100, which no measurement reaches: a sentinel or a unit mistake?)" in (
+        summary
+    )
+    values = [10.0 * (1 + 0.01 * (m % 5)) for m in range(100)]
+    values[80] = 1e308
+    src.write_text("\n".join(five_minute_rows(values)) + "\n")
+    assert main(argv) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert summary.endswith(
+        ", 1 of them far glitches (scored 1: a reading further from its "
+        "series' level than a million times its spread and size, or beyond "
+        "6.1e+100, which no measurement reaches: a sentinel or a unit mistake?)"
+    )
+
+
+def test_a_series_still_being_written_is_said_to_have_changed_while_it_was_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: detect reads its input twice (a check, then the scores); a series still being
+    written lost, unsaid, the rows written after the first pass, and a last line caught
+    half-written was scored as a row. It now says the file changed while it was read."""
+    import threading
+    import time
+
+    src = tmp_path / "live.csv"
+    rows = 20_000
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    src.write_text(
+        "timestamp,value\n"
+        + "".join(f"{(start + timedelta(minutes=m)).isoformat()},{m % 7}\n" for m in range(rows))
+    )
+    stop, appended = threading.Event(), threading.Event()
+
+    def append() -> None:  # a logger adding a row every 2 ms, later than every other
+        m = rows
+        while not stop.is_set():
+            with src.open("a") as fh:
+                fh.write(f"{(start + timedelta(minutes=m)).isoformat()},1\n")
+            appended.set()
+            m += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        assert appended.wait(10)
+        out_path = tmp_path / "out.csv"
+        assert main(["detect", "--input", str(src), "--output", str(out_path)]) == 0
+    finally:
+        stop.set()
+        writer.join()
+    err = capsys.readouterr().err
+    assert re.search(
+        rf"citybrain: warning: {re.escape(str(src))} changed while it was read \([\d,]+ "
+        r"bytes, then [\d,]+\): what was written to it after the first pass is not scored, "
+        r"and its last row may have been cut short; score it again once it is complete",
+        err,
+    ), err
+    assert sum(1 for _ in out_path.open()) > rows
+
+
+def test_a_folder_of_csvs_named_in_capitals_is_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t121: --input-dir took ``*.csv`` and ``*.csv.gz`` only as written: a folder of
+    ``A.CSV`` files had "no .csv or .csv.gz files under it", and ``--input B.CSV.GZ``
+    was refused as "gzip-compressed; name it B.CSV.GZ.gz"."""
+    import gzip
+
+    src = tmp_path / "in"
+    src.mkdir()
+    rows = "timestamp,value\n" + "".join(
+        f"2026-11-01T{m // 60:02d}:{m % 60:02d}:00Z,{10 + m % 3}\n" for m in range(50)
+    )
+    (src / "A.CSV").write_text(rows)
+    (src / "B.Csv.Gz").write_bytes(gzip.compress(rows.encode()))
+    out = tmp_path / "out"
+    assert main(["detect", "--input-dir", str(src), "--output-dir", str(out)]) == 0
+    assert "read 100 rows" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["A.CSV", "B.Csv"]
+    one = tmp_path / "one.csv"
+    assert main(["detect", "--input", str(src / "B.Csv.Gz"), "--output", str(one)]) == 0
+    assert one.read_text() == (out / "B.Csv").read_text() == (out / "A.CSV").read_text()

@@ -301,7 +301,13 @@ def test_cli_compares_two_deadlines_on_a_small_file(
         # Trial 20: Python's type names, "is a NoneType", "is a int".
         (b"", None, "units.yaml: the file is empty, expected a mapping"),
         (b"42\n", None, "units.yaml: is 42, expected a mapping"),
-        (None, b"\xff\xfe{}", "r.json:1: byte 0xff is not UTF-8"),
+        (None, b"{\xff}", "r.json:1: byte 0xff is not UTF-8"),
+        # t121: a UTF-16 byte order mark was "byte 0xff is not UTF-8"
+        (
+            None,
+            b"\xff\xfe{}",
+            "r.json: the file is UTF-16 (it starts with a UTF-16 byte order mark)",
+        ),
         (None, b"[" * 100_000, "r.json: nested too deeply"),
         (None, b'{"entries": ', "r.json:1: Expecting value"),
         (None, b"[1]", 'r.json: expected "entries" with an "all" entry'),

@@ -732,6 +732,6 @@ def test_a_utf16_routing_file_is_refused_naming_utf16(tmp_path: Path, encoding: 
     with pytest.raises(PlaybookError) as info:
         load_routing(path, load_playbooks(PLAYBOOK_DIR))
     assert str(info.value) == (
-        f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte-order mark); citybrain "
+        f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte order mark); citybrain "
         "reads YAML files as UTF-8 only: save it as UTF-8"
     )

@@ -88,5 +88,6 @@ def test_a_tokens_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -
     with pytest.raises(SettingsError) as refused:
         TokenStore.load(path)
     assert str(refused.value) == (
-        f"CITYBRAIN_API_TOKENS_FILE {path}:2: byte 0xe9 is not UTF-8 (save the file as UTF-8)"
+        f"CITYBRAIN_API_TOKENS_FILE {path}:2: byte 0xe9 is not UTF-8 (a Latin-1 or "
+        "Windows-1252 file? save the file as UTF-8)"
     )

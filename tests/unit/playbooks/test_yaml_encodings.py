@@ -1,0 +1,139 @@
+"""Every file citybrain reads whole names the encoding a file that is not UTF-8 is in, as
+the CSV readers do (t121): the grid, a playbook, the routing tree and the tokens file
+said a UTF-32 file was UTF-16 (its byte order mark starts with UTF-16's), a UTF-16 file
+without a byte order mark had "byte 0xc5 at column 18" at line 185 (the first line past
+ASCII; every NUL before it is UTF-8), and a GBK or Latin-1 file was given no guess; a
+units profile with a UTF-16 byte order mark was said to have none; NAB's labels file
+named a byte offset and no line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citybrain.errors import InputError, utf8_text
+from citybrain.nab import read_windows
+from playbooks.errors import PlaybookError
+from playbooks.loader import PLAYBOOK_DIR, load_grid, load_playbook, load_playbooks, load_routing
+from streams.auth import TokenStore
+from streams.errors import SettingsError
+
+GBK = "GBK/GB18030 (Simplified Chinese)"
+LATIN = "Latin-1 or Windows-1252"
+GRID = """version: 1
+cells:
+  - {id: beijing, level: city, name: Beijing, unit: Beijing city duty office}
+sensors:
+  - {id: bj-pm25, kind: pm25, unit: ug/m3, cell: beijing}
+"""
+
+# (how a text is encoded, what the refusal says of it)
+WIDE = [
+    ("utf-32", "the file is UTF-32 (it starts with a UTF-32 byte order mark)"),
+    ("utf-16", "the file is UTF-16 (it starts with a UTF-16 byte order mark)"),
+    ("utf-16-le", "the file is UTF-16LE without a byte order mark"),
+    ("utf-16-be", "the file is UTF-16BE without a byte order mark"),
+]
+
+
+def _grid(path: Path) -> Any:
+    return load_grid(path, cache_dir=path.parent / "cache")
+
+
+def _routing(path: Path) -> Any:
+    return load_routing(path, load_playbooks(PLAYBOOK_DIR))
+
+
+# Each YAML reader of the playbooks package, with a file it reads (its text, ASCII
+# only up to a name that then carries a character past ASCII).
+READERS: list[tuple[str, Callable[[Path], Any], str]] = [
+    ("grid", _grid, GRID + "# 东四站\n"),
+    (
+        "routing",
+        _routing,
+        "version: 1\nroute: {playbook: sensor-anomaly, group_by: [kind]}\n# 东四站\n",
+    ),
+    (
+        "playbook",
+        load_playbook,
+        (PLAYBOOK_DIR / "sensor-check.yaml").read_text(encoding="utf-8") + "# 东四站\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("encoding", "said"), WIDE)
+@pytest.mark.parametrize(("name", "read", "text"), READERS, ids=[r[0] for r in READERS])
+def test_a_yaml_file_in_utf16_or_utf32_is_named_so_at_line_1(
+    tmp_path: Path, name: str, read: Callable[[Path], Any], text: str, encoding: str, said: str
+) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(text.encode(encoding))
+    with pytest.raises(PlaybookError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"{path}:1: {said}; citybrain reads YAML files as UTF-8 only: save it as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(("name", "read", "text"), READERS, ids=[r[0] for r in READERS])
+def test_a_yaml_file_in_gbk_is_said_to_look_gbk(
+    tmp_path: Path, name: str, read: Callable[[Path], Any], text: str
+) -> None:
+    path = tmp_path / f"{name}.yaml"
+    data = text.encode("gb18030")
+    path.write_bytes(data)
+    line = data[: data.index("东".encode("gb18030"))].count(b"\n") + 1
+    with pytest.raises(PlaybookError) as refused:
+        read(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}:{line}: byte 0xb6 at column 3 is not UTF-8")
+    assert message.endswith(f"(a {GBK} file? save the file as UTF-8)")
+
+
+def test_a_tokens_file_in_gbk_or_utf16_is_named_so(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.yaml"
+    text = "tokens:\n  - {name: 东四, role: operator, sha256: x}\n"
+    path.write_bytes(text.encode("gb18030"))
+    with pytest.raises(SettingsError) as refused:
+        TokenStore.load(path)
+    assert str(refused.value) == (
+        f"CITYBRAIN_API_TOKENS_FILE {path}:2: byte 0xb6 is not UTF-8 "
+        f"(a {GBK} file? save the file as UTF-8)"
+    )
+    path.write_bytes(text.encode("utf-16-le"))
+    with pytest.raises(SettingsError) as refused:
+        TokenStore.load(path)
+    assert str(refused.value) == (
+        f"CITYBRAIN_API_TOKENS_FILE {path}:1: the file is UTF-16LE without a byte order "
+        "mark; save it as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(("encoding", "said"), WIDE)
+def test_a_file_read_whole_names_its_byte_order_mark(
+    tmp_path: Path, encoding: str, said: str
+) -> None:
+    # A units profile in UTF-16 with its mark was "UTF-16LE without a byte order mark",
+    # one in UTF-32 "UTF-16LE" too.
+    path = tmp_path / "units.yaml"
+    path.write_bytes("units:\n  - name: 东四\n".encode(encoding))
+    with pytest.raises(InputError) as refused:
+        utf8_text(path, "--units")
+    assert str(refused.value) == f"--units {path}: {said}; save it as UTF-8"
+
+
+def test_nab_labels_not_utf8_name_their_line_and_encoding(tmp_path: Path) -> None:
+    path = tmp_path / "combined_windows.json"
+    path.write_bytes('{\n  "realKnownCause/café.csv": []\n}\n'.encode("latin-1"))
+    with pytest.raises(InputError) as refused:
+        read_windows(path)
+    assert str(refused.value) == (
+        f"{path}:2: byte 0xe9 is not UTF-8 (a {LATIN} file? save the file as UTF-8)"
+    )
+    path.write_bytes('{"realKnownCause/x.csv": []}\n'.encode("utf-16"))
+    with pytest.raises(InputError) as refused:
+        read_windows(path)
+    assert "the file is UTF-16 (it starts with a UTF-16 byte order mark)" in str(refused.value)
