@@ -165,3 +165,31 @@ def test_the_signal_reads_off_the_loop_and_a_second_one_reads_again(
     assert len(reads) == 2  # the second signal's read came after the first
     assert ticks > 50  # the loop ran on through both reads (~1 s)
     assert ok(registry) == 0
+
+
+def test_the_config_hash_shows_which_files_a_worker_runs(tmp_path: Path) -> None:
+    # Workers each reload on their own SIGHUP; before t125 nothing showed two of one
+    # group running different files (one reloaded, the other not).
+    reload, registry, playbooks, routing = reloader(tmp_path)
+
+    def hashed() -> float | None:
+        return registry.get_sample_value("citybrain_config_hash")
+
+    started = hashed()
+    assert started is not None and 0 < started < 2**48
+    _other, other_registry, _p, _r = reloader(tmp_path / "other")  # the same files
+    assert other_registry.get_sample_value("citybrain_config_hash") == started
+    routing.write_text(ROUTING + "# edited\n")
+    assert hashed() == started  # not reloaded yet: the files in force are the old ones
+    assert reload.reload() is True
+    edited = hashed()
+    assert edited not in (None, started)
+    # A refused reload keeps the running files, and their hash.
+    (playbooks / "flash-flood.yaml").write_text("name: [\n")
+    assert reload.reload() is False
+    assert hashed() == edited
+    (playbooks / "flash-flood.yaml").unlink()
+    (playbooks / "x.yaml").write_text((PLAYBOOK_DIR / "flash-flood.yaml").read_text())
+    # A playbook renamed on disk, its bytes the same, is another configuration.
+    assert reload.reload() is True
+    assert hashed() not in (None, started, edited)
