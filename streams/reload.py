@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from playbooks.engine import PlaybookEngine
 from playbooks.errors import PlaybookError
 from playbooks.loader import load_playbooks, load_routing, routing_errors, unrouted_playbooks
-from playbooks.routing import Router, label_values
+from playbooks.routing import Router, label_values, regrouped_routes
 from playbooks.schema import Playbook
 
 if TYPE_CHECKING:
@@ -137,6 +137,10 @@ class ConfigReload:
             return False
         playbooks = read.playbooks
         gone = set(self.ctx.playbooks) - set(playbooks)
+        # Said before the swap: a control room must know when two runs will stand for one
+        # incident (t125: a route added at the top regrouped every later route unsaid).
+        for line in regrouped_routes(self.ctx.router, read.router):
+            log.warning("citybrain: configuration reload: %s", line)
         self.ctx.playbooks = playbooks
         self.ctx.router = self.alerting.router = self.ingest.router = read.router
         self.response.engines = read.engines

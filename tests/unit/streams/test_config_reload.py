@@ -193,3 +193,57 @@ def test_the_config_hash_shows_which_files_a_worker_runs(tmp_path: Path) -> None
     # A playbook renamed on disk, its bytes the same, is another configuration.
     assert reload.reload() is True
     assert hashed() not in (None, started, edited)
+
+
+def test_a_reload_that_regroups_open_groups_says_which_routes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # t125: a route added at the top of the list moved every later route (root.0 became
+    # root.1...), and a group's key is its route's position: new alerts of every open
+    # group then opened new runs beside the open ones, with nothing said.
+    reload, _registry, _playbooks, routing = reloader(tmp_path)
+    ctx = reload.ctx
+    flood = {"source": "sensor", "kind": "water_level", "street": "Elm", "sensor_id": "g1"}
+    [was] = ctx.router.root.match(flood)
+    added = "  routes:\n    - matchers: ['category=\"drill\"']\n      playbook: sensor-check\n"
+    routing.write_text(ROUTING.replace("  routes:\n", added, 1))
+    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+        assert reload.reload() is True
+    [now] = ctx.router.root.match(flood)
+    assert now.group_key(flood) != was.group_key(flood)  # what the lines warn of
+    said = [
+        r.getMessage() for r in caplog.records if "configuration reload: route" in r.getMessage()
+    ]
+    assert any(
+        m.startswith(f"citybrain: configuration reload: route {was.id} was ")
+        and "a route added or removed before it moves it" in m
+        and m.endswith(
+            "new alerts of its open groups open new groups and runs beside the open ones"
+        )
+        for m in said
+    ), said
+    # A group_by changed, and a playbook changed, are said too; an unchanged reload is not.
+    routing.write_text(ROUTING)
+    assert reload.reload() is True
+    caplog.clear()
+    routing.write_text(
+        ROUTING.replace(
+            "playbook: flash-flood\n      group_by: [street]",
+            "playbook: flash-flood\n      group_by: [sensor_id]",
+        ).replace("playbook: gas-leak", "playbook: crowd-surge")
+    )
+    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+        assert reload.reload() is True
+    said = [
+        r.getMessage() for r in caplog.records if "configuration reload: route" in r.getMessage()
+    ]
+    assert len(said) == 2, said
+    assert "groups by [sensor_id], was [street]" in said[0]
+    assert (
+        "opens crowd-surge runs, was gas-leak: new alerts of its open groups join their open gas-leak runs"
+        in said[1]
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+        assert reload.reload() is True
+    assert not [r for r in caplog.records if "configuration reload: route" in r.getMessage()]
