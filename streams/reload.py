@@ -22,6 +22,7 @@ from playbooks.errors import PlaybookError
 from playbooks.loader import load_playbooks, load_routing, routing_errors, unrouted_playbooks
 from playbooks.routing import Router, label_values, regrouped_routes
 from playbooks.schema import Playbook
+from streams.settings import playbook_dir_problem
 
 if TYPE_CHECKING:
     from streams.alerting import Alerting
@@ -107,6 +108,9 @@ class ConfigReload:
         settings = self.ctx.settings
         # Before the load: a file changed between the two is read again at the next SIGHUP.
         digest = config_hash(settings.playbook_dir, settings.routing_file)
+        # As the start asks it: an absent directory would read as an empty library.
+        if why := playbook_dir_problem(settings.playbook_dir):
+            return [why]
         try:
             playbooks = load_playbooks(settings.playbook_dir, settings.topic_prefix)
             router = load_routing(settings.routing_file, playbooks)

@@ -247,3 +247,29 @@ def test_a_reload_that_regroups_open_groups_says_which_routes(
     with caplog.at_level(logging.WARNING, logger="streams.reload"):
         assert reload.reload() is True
     assert not [r for r in caplog.records if "configuration reload: route" in r.getMessage()]
+
+
+def test_a_playbook_directory_renamed_away_is_named_not_blamed_on_the_routes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # t125: a directory replaced by renames (mv playbooks playbooks.old; mv new playbooks)
+    # is absent for a moment; a reload then read an empty library and its error was
+    # "routing.yaml:4: route.playbook: playbook 'sensor-anomaly' does not exist (known: )"
+    # (and 8 more). The start names the directory; the reload now does too.
+    reload, registry, playbooks, _routing = reloader(tmp_path)
+    engines = reload.response.engines
+    playbooks.rename(tmp_path / "playbooks.old")
+    with caplog.at_level(logging.ERROR, logger="streams.reload"):
+        assert reload.reload() is False
+    playbooks.mkdir()  # there again, empty for a moment
+    with caplog.at_level(logging.ERROR, logger="streams.reload"):
+        assert reload.reload() is False
+    assert reload.response.engines is engines and ok(registry) == 0
+    gone, empty = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    kept = "citybrain: configuration reload failed, the running playbooks and routing are kept: "
+    assert gone.startswith(f"{kept}CITYBRAIN_PLAYBOOK_DIR is {str(playbooks)!r}: "), gone
+    assert "routing.yaml" not in gone and "(and " not in gone
+    assert empty == (
+        f"{kept}CITYBRAIN_PLAYBOOK_DIR is {str(playbooks)!r}: no playbooks (*.yaml) in it; "
+        "`citybrain playbooks check` lists every error"
+    )
