@@ -179,6 +179,17 @@ ALERTS = [
         "the configuration reload on {{ $labels.instance }} failed: it runs its previous "
         "playbooks and routing (its log names the error)",
     ),
+    # Each worker reloads on its own SIGHUP: while their configurations differ, an alert
+    # routes by the files of whichever worker holds its partition (docs/operations.md).
+    Alert(
+        "CitybrainConfigDiffers",
+        f'count(count_values("hash", {m.CONFIG_HASH}))',
+        "> 1",
+        "5m",
+        "warning",
+        "{{ $value }} different playbook and routing configurations run across the "
+        "workers: send each worker its SIGHUP (or restart it) so they all use the same files",
+    ),
     Alert(
         "CitybrainEventToAlertSlow",
         quantile(0.99, m.EVENT_TO_ALERT, "5m"),

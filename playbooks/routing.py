@@ -1317,3 +1317,47 @@ class Router:
                     routes = tuple(self.root.match(labels))
                     return Decision(routes, inhibited_by=rule, inhibiting=muted_by)
         return self.decide(labels, firing, silences, now)
+
+
+def _routes_by_id(route: Route, path: tuple[str, ...] = ()) -> Iterator[tuple[Route, str]]:
+    here = (*path, ", ".join(str(m) for m in route.matchers))
+    yield route, " / ".join(p for p in here if p) or "(every alert)"
+    for child in route.routes:
+        yield from _routes_by_id(child, here)
+
+
+def regrouped_routes(old: Router, new: Router) -> list[str]:
+    """What a reload from ``old`` to ``new`` does to the open groups of each route, one
+    line per route it changes (empty when none). A group's key is its route's position
+    in the tree (``root.3``) and its ``group_by`` values (``Route.group_key``): a route
+    moved (one added or removed before it), gone, or given another ``group_by`` makes
+    new alerts of its open groups open new groups, and new runs, beside the open ones;
+    a route given another playbook keeps its open groups, whose new alerts join their
+    runs of the old playbook. Alertmanager 0.25 rebuilds every group at a reload; its
+    group key is the route's matcher path, so a route added before another does not
+    regroup it there."""
+    before = {r.id: (r, path) for r, path in _routes_by_id(old.root)}
+    after = {r.id: (r, path) for r, path in _routes_by_id(new.root)}
+    said: list[str] = []
+    for rid, (was, path) in before.items():
+        gone = "new alerts of its open groups open new groups and runs beside the open ones"
+        if rid not in after:
+            said.append(f"route {rid} ({path}, {was.playbook}) is gone: {gone}")
+            continue
+        now, new_path = after[rid]
+        if new_path != path:
+            said.append(
+                f"route {rid} was {path} ({was.playbook}) and is now {new_path} "
+                f"({now.playbook}; a route added or removed before it moves it): {gone}"
+            )
+        elif now.group_by != was.group_by:
+            said.append(
+                f"route {rid} ({path}) groups by [{', '.join(now.group_by)}], was "
+                f"[{', '.join(was.group_by)}]: {gone}"
+            )
+        elif now.playbook != was.playbook:
+            said.append(
+                f"route {rid} ({path}) opens {now.playbook} runs, was {was.playbook}: new "
+                f"alerts of its open groups join their open {was.playbook} runs"
+            )
+    return said

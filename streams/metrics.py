@@ -52,6 +52,7 @@ BURST_WINDOWS = "citybrain_burst_windows"
 GROUPS = "citybrain_groups"
 CONFIG_RELOAD_SUCCESSFUL = "citybrain_config_last_reload_successful"
 CONFIG_RELOAD_SUCCESS_TIME = "citybrain_config_last_reload_success_timestamp_seconds"
+CONFIG_HASH = "citybrain_config_hash"
 GROUPS_FORGOTTEN = "citybrain_groups_forgotten_total"
 CLOSURES_UNDELIVERED = "citybrain_closures_undelivered"
 CLOSURES_GIVEN_UP = "citybrain_closures_given_up_total"
@@ -236,6 +237,7 @@ class Metrics:
     groups_forgotten: Counter
     config_reload_successful: Gauge
     config_reload_success_time: Gauge
+    config_hash: Gauge
     closures_undelivered: Gauge
     closures_given_up: Counter
     silences_forgotten: Counter
@@ -400,6 +402,12 @@ class Metrics:
             config_reload_success_time=gauge(
                 CONFIG_RELOAD_SUCCESS_TIME,
                 "Epoch seconds of the last successful configuration load (start or SIGHUP)",
+            ),
+            config_hash=gauge(
+                CONFIG_HASH,
+                "Hash of the playbooks and routing file in force (the first 48 bits of "
+                "their SHA-256, as Alertmanager's alertmanager_config_hash): workers of "
+                "one group showing different values route and run by different files",
             ),
             groups_forgotten=counter(
                 GROUPS_FORGOTTEN,

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 from playbooks.engine import PlaybookEngine
 from playbooks.errors import PlaybookError
 from playbooks.loader import load_playbooks, load_routing, routing_errors, unrouted_playbooks
-from playbooks.routing import Router, label_values
+from playbooks.routing import Router, label_values, regrouped_routes
 from playbooks.schema import Playbook
+from streams.settings import playbook_dir_problem
 
 if TYPE_CHECKING:
     from streams.alerting import Alerting
@@ -41,6 +42,19 @@ def _digest(path: Path) -> bytes:
         return b""
 
 
+def config_hash(playbook_dir: Path, routing_file: Path) -> int:
+    """The first 48 bits of the SHA-256 of the playbook directory's ``*.yaml`` files (by
+    name, each name and its bytes) and the routing file's bytes: an integer below 2**48,
+    exact as a Prometheus float. Files that cannot be read hash as empty (their reader
+    says why)."""
+    sha = hashlib.sha256()
+    for path in sorted(Path(playbook_dir).glob("*.yaml")):
+        sha.update(path.name.encode("utf-8", "surrogateescape") + b"\0")
+        sha.update(_digest(path))
+    sha.update(b"\0routing\0" + _digest(Path(routing_file)))
+    return int.from_bytes(sha.digest()[:6], "big")
+
+
 class ConfigReload:
     """Reads the playbook directory and the routing file again (``reload``), as the
     worker's start reads them (on SIGHUP, on a thread of its own: ``on_signal``), and
@@ -58,6 +72,10 @@ class ConfigReload:
         self._grid_digest = _digest(ctx.settings.grid_file)
         ctx.metrics.config_reload_successful.set(1)
         ctx.metrics.config_reload_success_time.set(time.time())
+        # Workers of one group each reload on their own SIGHUP: while they disagree an
+        # alert routes by whichever worker holds its partition; this shows it.
+        settings = ctx.settings
+        ctx.metrics.config_hash.set(config_hash(settings.playbook_dir, settings.routing_file))
         self._running: asyncio.Future[None] | None = None
         self._again = False
 
@@ -88,6 +106,11 @@ class ConfigReload:
     def _read(self) -> _Read | list[str]:
         """The new configuration, or its errors (any thread: reads files only)."""
         settings = self.ctx.settings
+        # Before the load: a file changed between the two is read again at the next SIGHUP.
+        digest = config_hash(settings.playbook_dir, settings.routing_file)
+        # As the start asks it: an absent directory would read as an empty library.
+        if why := playbook_dir_problem(settings.playbook_dir):
+            return [why]
         try:
             playbooks = load_playbooks(settings.playbook_dir, settings.topic_prefix)
             router = load_routing(settings.routing_file, playbooks)
@@ -101,7 +124,7 @@ class ConfigReload:
             1
         ] + unrouted_playbooks(settings.routing_file, router, playbooks)
         grid_changed = _digest(settings.grid_file) != self._grid_digest
-        return _Read(playbooks, router, engines, warnings, grid_changed)
+        return _Read(playbooks, router, engines, warnings, grid_changed, digest)
 
     def _apply(self, read: _Read | list[str]) -> bool:
         """Swap ``read`` in (on the loop: nothing awaited), or say why not."""
@@ -118,6 +141,10 @@ class ConfigReload:
             return False
         playbooks = read.playbooks
         gone = set(self.ctx.playbooks) - set(playbooks)
+        # Said before the swap: a control room must know when two runs will stand for one
+        # incident (t125: a route added at the top regrouped every later route unsaid).
+        for line in regrouped_routes(self.ctx.router, read.router):
+            log.warning("citybrain: configuration reload: %s", line)
         self.ctx.playbooks = playbooks
         self.ctx.router = self.alerting.router = self.ingest.router = read.router
         self.response.engines = read.engines
@@ -130,6 +157,7 @@ class ConfigReload:
                     metrics.runs_open.remove(name, status)
         metrics.config_reload_successful.set(1)
         metrics.config_reload_success_time.set(time.time())
+        metrics.config_hash.set(read.digest)
         for line in read.warnings:
             log.warning("citybrain: %s (`citybrain playbooks check`)", line)
         log.info(
@@ -158,3 +186,4 @@ class _Read:
     engines: dict[str, PlaybookEngine]
     warnings: list[str]
     grid_changed: bool
+    digest: int

@@ -367,39 +367,27 @@ class Settings(BaseSettings):
     def _files_exist(self) -> Settings:
         """The files and directories a command reads, named by their setting when absent
         (rather than a later 'cannot read' or an empty playbook library)."""
-        from streams.inputs import as_reason, not_a_directory, unreadable
+        from streams.inputs import as_reason, unreadable
 
-        for name, path, want_dir, roles in (
-            ("grid_file", self.grid_file, False, ("grid",)),
-            ("routing_file", self.routing_file, False, ("routing",)),
-            ("playbook_dir", self.playbook_dir, True, ()),
-            ("api_tokens_file", self.api_tokens_file, False, ("tokens",)),
+        for name, path, roles in (
+            ("grid_file", self.grid_file, ("grid",)),
+            ("routing_file", self.routing_file, ("routing",)),
+            ("api_tokens_file", self.api_tokens_file, ("tokens",)),
         ):
             if path is None:
                 continue
             # In the command line's words for an option's file (streams.inputs), in the
             # settings' shape: CITYBRAIN_GRID_FILE is '/x': no such file.
-            why = not_a_directory(path) if want_dir else unreadable(path, "YAML", expects=roles)
-            if why:
+            if why := unreadable(path, "YAML", expects=roles):
                 raise ValueError(
                     f"{variable(name)} is {str(path)!r}: {as_reason(why)}"
                     + ("" if name == "api_tokens_file" else "; unset it for the built-in one")
                 )
-        from playbooks.loader import library_parts
-
-        if parts := library_parts(self.playbook_dir):
-            inner, routing = parts
-            also = f" and CITYBRAIN_ROUTING_FILE to {routing}" if routing else ""
-            raise ValueError(
-                f"CITYBRAIN_PLAYBOOK_DIR is {str(self.playbook_dir)!r}: a playbook library, "
-                f"not its playbook directory: set it to {inner}{also}, or unset it for the "
-                "built-in ones"
-            )
-        if not any(self.playbook_dir.glob("*.yaml")):
-            raise ValueError(
-                f"CITYBRAIN_PLAYBOOK_DIR is {str(self.playbook_dir)!r}: no playbooks (*.yaml) "
-                "in it; unset it for the built-in ones"
-            )
+        if problem := playbook_dir_problem(self.playbook_dir):
+            if "a playbook library" in problem:  # it says what to set already
+                raise ValueError(problem)
+            plural = "s" if "no playbooks" in problem else ""
+            raise ValueError(f"{problem}; unset it for the built-in one{plural}")
         if self.detector_min_samples > self.detector_window:
             raise ValueError(
                 f"CITYBRAIN_DETECTOR_MIN_SAMPLES is {self.detector_min_samples}: expected at "
@@ -769,3 +757,26 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         )
         lines.append(f"{variable} is not a citybrain setting and is ignored{hint}")
     return lines
+
+
+def playbook_dir_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be CITYBRAIN_PLAYBOOK_DIR (one line naming the variable and
+    the path: not a directory, a playbook library rather than its playbook directory,
+    no ``*.yaml`` in it), or None. Asked at start and at each reload (SIGHUP): a
+    directory renamed away for a moment was read at a reload as an empty library, and
+    the error blamed every route's playbook (t125)."""
+    from playbooks.loader import library_parts
+    from streams.inputs import as_reason, not_a_directory
+
+    if why := not_a_directory(path):
+        return f"CITYBRAIN_PLAYBOOK_DIR is {str(path)!r}: {as_reason(why)}"
+    if parts := library_parts(path):
+        inner, routing = parts
+        also = f" and CITYBRAIN_ROUTING_FILE to {routing}" if routing else ""
+        return (
+            f"CITYBRAIN_PLAYBOOK_DIR is {str(path)!r}: a playbook library, not its playbook "
+            f"directory: set it to {inner}{also}, or unset it for the built-in ones"
+        )
+    if not any(path.glob("*.yaml")):
+        return f"CITYBRAIN_PLAYBOOK_DIR is {str(path)!r}: no playbooks (*.yaml) in it"
+    return None

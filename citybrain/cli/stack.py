@@ -603,6 +603,10 @@ def _worker(args: argparse.Namespace) -> int:
             reload = config_reload(self.app)
             if reload is not None:
                 self.loop.add_signal_handler(signal.SIGHUP, reload.on_signal)
+                # One that came while the start read the files, or after, was only noted
+                # (t125: it was ignored, and an edit made then stayed out unsaid).
+                if start_hangups.take():
+                    self.loop.call_soon(reload.on_signal)
 
         def _on_sigint(self) -> None:
             self._first_signal(signal.SIGINT)
@@ -639,10 +643,11 @@ def _worker(args: argparse.Namespace) -> int:
     # The configuration first (a bad routing file is bad input, exit 2), then the web
     # port (faust's own bind failure is a traceback), then the broker.
     settings = _settings()
-    # Until the loop's handler is in (QuietWorker), a SIGHUP must not end the start: the
-    # files it would have reloaded are being read now anyway.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Until the loop's handler is in (QuietWorker), a SIGHUP must not end the start; one
+    # that comes once create_app has begun reading the files is noted and reloads after.
+    start_hangups = StartHangups()
     with _worker_log_format():
+        start_hangups.take()  # before the read: the read sees those files anyway
         app = create_app(settings)
         try:
             check_listen(
@@ -804,6 +809,27 @@ def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:
 
 
 # How long a stopping worker may take to commit and flush before it exits anyway.
+class StartHangups:
+    """The SIGHUPs a starting worker gets before its event loop's handler is in: noted
+    (a plain signal handler, installed by the constructor), not acted on, and not
+    ignored: ``take`` says whether any came since the last ``take``, and the worker
+    reloads once after its start when one came after the start's read began. Before
+    t125 they were ignored, so a routing file edited and signalled while the worker
+    started (a restart by systemd, a rebalance's new worker) stayed out, unsaid."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        signal.signal(signal.SIGHUP, self._note)
+
+    def _note(self, _signum: int, _frame: object) -> None:
+        self._count += 1
+
+    def take(self) -> bool:
+        """True when a SIGHUP came since the last call (and forget it)."""
+        came, self._count = self._count > 0, 0
+        return came
+
+
 WORKER_STOP_GRACE = 10.0
 
 

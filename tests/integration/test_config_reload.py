@@ -107,3 +107,77 @@ def test_sighup_keeps_a_bad_routing_file_out_and_takes_a_good_one_with_runs_open
     finally:
         worker.stop()
         p.close()
+
+
+def sighup_handled(pid: int) -> bool:
+    """Whether ``pid`` catches or ignores SIGHUP (its default would end it)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    return bool((int(masks["SigCgt"], 16) | int(masks["SigIgn"], 16)) & 1 << (signal.SIGHUP - 1))
+
+
+def test_a_sighup_while_the_worker_starts_reloads_after_the_start(
+    run_dir: Path, stack: PrometheusServer, tmp_path: Path
+) -> None:
+    """t125: the start ignored a SIGHUP until the loop's handler was in, so a routing file
+    edited and signalled after the start had read it stayed out, unsaid. A routing file of
+    20,000 extra routes keeps the start reading it ~5 s: the signal comes during that read,
+    with the file replaced by one sending flood alerts to sensor-anomaly."""
+    import os
+    import threading
+
+    playbooks, routing = tmp_path / "playbooks", tmp_path / "routing.yaml"
+    shutil.copytree(LIBRARY / "playbooks", playbooks)
+    extra = "".join(
+        f"    - matchers: ['source=\"sensor\"', 'sensor_id=\"big-{i}\"']\n"
+        "      playbook: sensor-check\n"
+        for i in range(20_000)
+    )
+    text = (LIBRARY / "routing.yaml").read_text().replace("  routes:\n", "  routes:\n" + extra, 1)
+    routing.write_text(text)
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
+            "CITYBRAIN_PLAYBOOK_DIR": str(playbooks),
+            "CITYBRAIN_ROUTING_FILE": str(routing),
+        },
+    )
+    worker = p.worker()
+    started: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            worker.start(timeout=120)
+        except BaseException as exc:  # said by the main thread
+            started.append(exc)
+
+    starter = threading.Thread(target=start)
+    starter.start()
+    try:
+        deadline = time.monotonic() + 30
+        while worker.proc is None or not sighup_handled(worker.proc.pid):
+            assert time.monotonic() < deadline, "the worker never set its SIGHUP handling"
+            time.sleep(0.01)
+        time.sleep(1.0)  # into the start's read of the routing file (~5 s)
+        good = "playbook: sensor-anomaly\n      group_by: [sensor_id]"
+        edited = tmp_path / "routing.yaml.tmp"
+        edited.write_text(text.replace("playbook: flash-flood\n      group_by: [street]", good))
+        os.replace(edited, routing)  # as editors save: a new file renamed over the old
+        worker.proc.send_signal(signal.SIGHUP)
+        starter.join(150)
+        assert not started, started
+        assert worker.alive(), worker.log()[-3000:]
+        deadline = time.monotonic() + 90
+        while "configuration reloaded" not in worker.log():
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.3)
+        base = real_levels(40)
+        send_readings(p, [*base, base[-1] * 8], sensor="gauge-1")
+        steps = p.read("steps", lambda m: bool(steps_of(m, "run_created")), settle=1)
+        assert [d["playbook"] for d in steps_of(steps, "run_created")] == ["sensor-anomaly"]
+        assert "Traceback" not in worker.log()
+    finally:
+        starter.join(150)
+        worker.stop()
+        p.close()

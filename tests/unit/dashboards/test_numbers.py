@@ -810,6 +810,39 @@ def test_every_reason_the_code_and_docs_give_exists_at_0_from_the_start() -> Non
     assert documented <= given, documented - given
 
 
+def test_config_differs_fires_when_workers_run_different_files_for_five_minutes(
+    tmp_path: Path,
+) -> None:
+    """w1 and w2 agree, w2 reloads at minute 2 (w1 not until minute 5: no alert), then w2
+    reloads again at minute 8 and w1 never follows (alert from minute 13)."""
+    series = 'citybrain_config_hash{instance="%s"}'
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": series % "w1", "values": "7 7 7 7 7 9x20"},
+                {"series": series % "w2", "values": "7 7 9 9 9 9 9 9 11x20"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainConfigDiffers", "6m"),
+                alert("CitybrainConfigDiffers", "12m"),
+                alert(
+                    "CitybrainConfigDiffers",
+                    "14m",
+                    (
+                        {"severity": "warning"},
+                        "2 different playbook and routing configurations run across the "
+                        "workers: send each worker its SIGHUP (or restart it) so they all "
+                        "use the same files",
+                    ),
+                ),
+            ],
+        },
+        rules=True,
+    )
+
+
 def test_config_reload_failed_fires_after_ten_minutes_of_a_refused_reload(
     tmp_path: Path,
 ) -> None:

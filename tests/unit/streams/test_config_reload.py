@@ -165,3 +165,111 @@ def test_the_signal_reads_off_the_loop_and_a_second_one_reads_again(
     assert len(reads) == 2  # the second signal's read came after the first
     assert ticks > 50  # the loop ran on through both reads (~1 s)
     assert ok(registry) == 0
+
+
+def test_the_config_hash_shows_which_files_a_worker_runs(tmp_path: Path) -> None:
+    # Workers each reload on their own SIGHUP; before t125 nothing showed two of one
+    # group running different files (one reloaded, the other not).
+    reload, registry, playbooks, routing = reloader(tmp_path)
+
+    def hashed() -> float | None:
+        return registry.get_sample_value("citybrain_config_hash")
+
+    started = hashed()
+    assert started is not None and 0 < started < 2**48
+    _other, other_registry, _p, _r = reloader(tmp_path / "other")  # the same files
+    assert other_registry.get_sample_value("citybrain_config_hash") == started
+    routing.write_text(ROUTING + "# edited\n")
+    assert hashed() == started  # not reloaded yet: the files in force are the old ones
+    assert reload.reload() is True
+    edited = hashed()
+    assert edited not in (None, started)
+    # A refused reload keeps the running files, and their hash.
+    (playbooks / "flash-flood.yaml").write_text("name: [\n")
+    assert reload.reload() is False
+    assert hashed() == edited
+    (playbooks / "flash-flood.yaml").unlink()
+    (playbooks / "x.yaml").write_text((PLAYBOOK_DIR / "flash-flood.yaml").read_text())
+    # A playbook renamed on disk, its bytes the same, is another configuration.
+    assert reload.reload() is True
+    assert hashed() not in (None, started, edited)
+
+
+def test_a_reload_that_regroups_open_groups_says_which_routes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # t125: a route added at the top of the list moved every later route (root.0 became
+    # root.1...), and a group's key is its route's position: new alerts of every open
+    # group then opened new runs beside the open ones, with nothing said.
+    reload, _registry, _playbooks, routing = reloader(tmp_path)
+    ctx = reload.ctx
+    flood = {"source": "sensor", "kind": "water_level", "street": "Elm", "sensor_id": "g1"}
+    [was] = ctx.router.root.match(flood)
+    added = "  routes:\n    - matchers: ['category=\"drill\"']\n      playbook: sensor-check\n"
+    routing.write_text(ROUTING.replace("  routes:\n", added, 1))
+    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+        assert reload.reload() is True
+    [now] = ctx.router.root.match(flood)
+    assert now.group_key(flood) != was.group_key(flood)  # what the lines warn of
+    said = [
+        r.getMessage() for r in caplog.records if "configuration reload: route" in r.getMessage()
+    ]
+    assert any(
+        m.startswith(f"citybrain: configuration reload: route {was.id} was ")
+        and "a route added or removed before it moves it" in m
+        and m.endswith(
+            "new alerts of its open groups open new groups and runs beside the open ones"
+        )
+        for m in said
+    ), said
+    # A group_by changed, and a playbook changed, are said too; an unchanged reload is not.
+    routing.write_text(ROUTING)
+    assert reload.reload() is True
+    caplog.clear()
+    routing.write_text(
+        ROUTING.replace(
+            "playbook: flash-flood\n      group_by: [street]",
+            "playbook: flash-flood\n      group_by: [sensor_id]",
+        ).replace("playbook: gas-leak", "playbook: crowd-surge")
+    )
+    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+        assert reload.reload() is True
+    said = [
+        r.getMessage() for r in caplog.records if "configuration reload: route" in r.getMessage()
+    ]
+    assert len(said) == 2, said
+    assert "groups by [sensor_id], was [street]" in said[0]
+    assert (
+        "opens crowd-surge runs, was gas-leak: new alerts of its open groups join their open gas-leak runs"
+        in said[1]
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+        assert reload.reload() is True
+    assert not [r for r in caplog.records if "configuration reload: route" in r.getMessage()]
+
+
+def test_a_playbook_directory_renamed_away_is_named_not_blamed_on_the_routes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # t125: a directory replaced by renames (mv playbooks playbooks.old; mv new playbooks)
+    # is absent for a moment; a reload then read an empty library and its error was
+    # "routing.yaml:4: route.playbook: playbook 'sensor-anomaly' does not exist (known: )"
+    # (and 8 more). The start names the directory; the reload now does too.
+    reload, registry, playbooks, _routing = reloader(tmp_path)
+    engines = reload.response.engines
+    playbooks.rename(tmp_path / "playbooks.old")
+    with caplog.at_level(logging.ERROR, logger="streams.reload"):
+        assert reload.reload() is False
+    playbooks.mkdir()  # there again, empty for a moment
+    with caplog.at_level(logging.ERROR, logger="streams.reload"):
+        assert reload.reload() is False
+    assert reload.response.engines is engines and ok(registry) == 0
+    gone, empty = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    kept = "citybrain: configuration reload failed, the running playbooks and routing are kept: "
+    assert gone.startswith(f"{kept}CITYBRAIN_PLAYBOOK_DIR is {str(playbooks)!r}: "), gone
+    assert "routing.yaml" not in gone and "(and " not in gone
+    assert empty == (
+        f"{kept}CITYBRAIN_PLAYBOOK_DIR is {str(playbooks)!r}: no playbooks (*.yaml) in it; "
+        "`citybrain playbooks check` lists every error"
+    )
