@@ -15,7 +15,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from playbooks.engine import PlaybookEngine
 from playbooks.errors import PlaybookError
@@ -78,6 +78,10 @@ class ConfigReload:
         ctx.metrics.config_hash.set(config_hash(settings.playbook_dir, settings.routing_file))
         self._running: asyncio.Future[None] | None = None
         self._again = False
+        # What the last reload applied changed beyond the files (for its audit record),
+        # and the records being sent (held so that they are not collected mid-send).
+        self._changes: list[str] = []
+        self._audits: set[asyncio.Future[None]] = set()
 
     def reload(self) -> bool:
         """Reload at once, here; True when the new configuration is in force. On an error
@@ -101,7 +105,21 @@ class ConfigReload:
         self._again = True
         while self._again:
             self._again = False
-            self._apply(await loop.run_in_executor(None, self._read))
+            read = await loop.run_in_executor(None, self._read)
+            applied = self._apply(read)
+            # Sent beside the reloads, not awaited by them: with Kafka away the send waits
+            # for it, and a reload (or the next SIGHUP's) must not.
+            task = asyncio.ensure_future(
+                self.ctx.audit(reload_record(read, applied, self._changes))
+            )
+            self._audits.add(task)
+            task.add_done_callback(self._audited)
+
+    def _audited(self, task: asyncio.Future[None]) -> None:
+        self._audits.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # The reload stands; its audit record is what is lost, said here.
+            log.warning("citybrain: configuration reload not audited: %r", task.exception())
 
     def _read(self) -> _Read | list[str]:
         """The new configuration, or its errors (any thread: reads files only)."""
@@ -143,8 +161,12 @@ class ConfigReload:
         gone = set(self.ctx.playbooks) - set(playbooks)
         # Said before the swap: a control room must know when two runs will stand for one
         # incident (t125: a route added at the top regrouped every later route unsaid).
-        for line in regrouped_routes(self.ctx.router, read.router):
+        regrouped = regrouped_routes(self.ctx.router, read.router)
+        for line in regrouped:
             log.warning("citybrain: configuration reload: %s", line)
+        self._changes = (
+            [f"no longer in the library: {', '.join(sorted(gone))}"] if gone else []
+        ) + regrouped
         self.ctx.playbooks = playbooks
         self.ctx.router = self.alerting.router = self.ingest.router = read.router
         self.response.engines = read.engines
@@ -177,6 +199,33 @@ class ConfigReload:
                 settings.grid_file,
             )
         return True
+
+
+def reload_record(read: _Read | list[str], applied: bool, changes: list[str]) -> dict[str, Any]:
+    """The audit record of one reload (``<prefix>.audit``, keyed ``api``): action
+    ``config_reloaded`` (``detail``: the files' hash as ``citybrain_config_hash`` shows
+    it, the playbooks in force, then ``changes``: those gone, and what the reload did to
+    open groups, one clause per route) or ``config_reload_failed`` (``detail``: the
+    first error and how many more), so the audit trail says when the worker's
+    configuration changed."""
+    at = time.time()
+    if isinstance(read, list) or not applied:
+        errors = read if isinstance(read, list) else []
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        first = errors[0] if errors else "not applied"
+        return {
+            "action": "config_reload_failed",
+            "at": at,
+            "actor": "citybrain",
+            "detail": f"{first}{more}"[:2000],
+        }
+    parts = [f"hash {read.digest}: {len(read.playbooks)} playbooks", *changes]
+    return {
+        "action": "config_reloaded",
+        "at": at,
+        "actor": "citybrain",
+        "detail": "; ".join(parts)[:2000],
+    }
 
 
 @dataclass(frozen=True)

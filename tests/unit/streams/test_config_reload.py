@@ -273,3 +273,48 @@ def test_a_playbook_directory_renamed_away_is_named_not_blamed_on_the_routes(
         f"{kept}CITYBRAIN_PLAYBOOK_DIR is {str(playbooks)!r}: no playbooks (*.yaml) in it; "
         "`citybrain playbooks check` lists every error"
     )
+
+
+def test_each_signalled_reload_is_audited_and_kafka_away_holds_no_reload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The audit trail says when the configuration changed (config_reloaded: the files'
+    hash, the playbooks, what the reload did to open groups) or was refused
+    (config_reload_failed: the first error); the record is sent beside the reload, so a
+    send that waits on an absent Kafka holds neither it nor the next SIGHUP's."""
+    import asyncio
+
+    reload, registry, _playbooks, routing = reloader(tmp_path)
+    records: list[dict[str, object]] = []
+    kafka_back = asyncio.Event()
+
+    async def audit(record: dict[str, object]) -> None:
+        await kafka_back.wait()  # Kafka away: the send waits for it
+        records.append(record)
+
+    monkeypatch.setattr(reload.ctx, "audit", audit)
+
+    async def signalled() -> None:
+        reload.on_signal()
+        assert reload._running is not None
+        await asyncio.wait_for(reload._running, 30)  # done, though nothing was audited yet
+
+    async def scenario() -> None:
+        added = "  routes:\n    - matchers: ['category=\"drill\"']\n      playbook: sensor-check\n"
+        routing.write_text(ROUTING.replace("  routes:\n", added, 1))
+        await signalled()
+        assert ok(registry) == 1 and records == []
+        routing.write_text(ROUTING.replace("playbook: gas-leak", "playbook: gas-leek"))
+        await signalled()
+        assert ok(registry) == 0
+        kafka_back.set()
+        while reload._audits:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert [r["action"] for r in records] == ["config_reloaded", "config_reload_failed"]
+    applied, refused = records
+    digest = registry.get_sample_value("citybrain_config_hash")
+    assert str(applied["detail"]).startswith(f"hash {int(digest or 0)}: ")
+    assert "a route added or removed before it moves it" in str(applied["detail"])
+    assert "gas-leek" in str(refused["detail"]) and "(and " not in str(refused["detail"])
