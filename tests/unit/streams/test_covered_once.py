@@ -127,7 +127,7 @@ def test_an_offer_is_taken_alike_before_and_after_its_groups_run_opens(
     """Helper t75: catching up after a restart, a burst's alert passes the alerting stage
     while the offers of the reports after it go straight to the routed topic, so an offer
     came first, found no run and was dropped: its reporter never heard a closure. Held
-    (in memory) for the run the group opens next, it is taken as if read once the run was
+    (stored with its group, t124) for the run the group opens next, it is taken as if read once the run was
     open: covered unless more than a day older than the opening, which is refused (a late
     one audited as in no alert) — in either order the same. Before, a held offer was
     covered only if made at or after the opening: a second worker reading the offers
@@ -146,7 +146,12 @@ def test_an_offer_is_taken_alike_before_and_after_its_groups_run_opens(
         for rid, ts, late in OFFERS:
             await response.on_routed(offer(rid, ts, late))
         if order == "offers first":
-            assert KEY not in response.ctx.groups.data  # held in memory, nothing stored
+            # Held in the group's stored entry, with no run (t124: held in memory, a
+            # SIGKILL lost them).
+            group = response.ctx.groups.data[KEY]
+            assert group["run"] is None
+            held = [h["report"]["report_id"] for h in group["held_offers"]]
+            assert held == [rid for rid, _, _ in OFFERS]
             await response.on_routed(opening("al-1", "r-1", "2023-11-14T22:13:20Z"))
         run = response.ctx.groups.data[KEY]["run"]
         assert set(run["reports"]) == {"r-1", "r-after", "r-before", "r-hour", "r-untimed"}
