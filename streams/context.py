@@ -291,7 +291,8 @@ _GROUP_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
     ("run", (dict, type(None))),
     ("seen", list),
     ("commands", list),
-    ("route", dict),
+    # None in a group holding only offers for a run not yet opened (``HELD_OFFERS``).
+    ("route", (dict, type(None))),
 )
 
 
@@ -376,9 +377,21 @@ def _group_problem(group: dict[str, Any]) -> str | None:
         odd = next((v for v in group[name] if not isinstance(v, str)), None)
         if odd is not None:
             return f"field {name!r} holds {odd!r:.60}, expected ids (text)"
-    problem = route_problem(group["route"])
+    if group["route"] is None and group["run"] is not None:
+        return "field 'route' is None, and there is a run"
+    problem = None if group["route"] is None else route_problem(group["route"])
     if problem is not None:
         return f"route: {problem}"
+    held = group.get("held_offers", [])
+    if not isinstance(held, list) or not all(
+        isinstance(h, dict)
+        and _finite(h.get("at"))
+        and isinstance(h.get("report"), dict)
+        and isinstance(h["report"].get("report_id"), str)
+        and isinstance(h["report"].get("channel"), str)
+        for h in held
+    ):
+        return f"field 'held_offers' is {held!r:.60}, expected offers, each its at and report"
     first = group.get("first_generation", 1)
     if type(first) is not int or not 1 <= first <= group["generation"] + 1:
         return f"field 'first_generation' is {first!r:.60}, expected a whole number >= 1"

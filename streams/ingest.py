@@ -610,8 +610,9 @@ class Ingest:
         match on it, a group may be keyed by it): ``{"report": {..., "ts": event time in
         epoch s, "late": ``late``}, "route": {"id", "playbook"}}`` keyed by the group
         key, one per (group key, route). The response stage covers it if that run is open
-        and the report is not more than a day older than the run's opening, and drops the
-        offer otherwise (the report then waits in its window for a burst, or ends as
+        and the report is not more than a day older than the run's opening; with no open
+        run it holds the offer, stored with its group, for a run opened within 5 minutes;
+        and drops the offer otherwise (the report then waits in its window for a burst, or ends as
         ``reports_not_alerted``; a late one, never in the window, is counted and audited so
         by the response stage)."""
         labels = {

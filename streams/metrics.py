@@ -390,7 +390,8 @@ class Metrics:
             ),
             groups=gauge(
                 GROUPS,
-                "Alert groups (one per group key, with its run) this worker holds: those "
+                "Alert groups (one per group key: its run, or muted alerts or held report offers "
+                "until a run opens) this worker holds: those "
                 "alive, and those ended within CITYBRAIN_GROUP_RETENTION",
             ),
             config_reload_successful=gauge(

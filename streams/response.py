@@ -16,7 +16,7 @@ import math
 import secrets
 import time
 from collections import Counter as Tally
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -99,12 +99,17 @@ SEEN_ALERTS = 500
 # -> epoch s first muted, ``Response._on_muted``): they date the Alertmanager group whose
 # flushes a run opened later keeps to. The first this many are kept.
 MUTED = "muted"
-# Offers that found no open run in their group, held in memory for a run the group
-# opens soon after (``Response._hold_offer``): catching up, a burst's alert reaches the
-# routed topic a little after the offers of the reports that followed it. Wall-clock
-# seconds an offer is held, and how many this worker holds at most (oldest dropped).
+# A group's field holding the offers that found no open run in it (``Response._hold_offer``),
+# for a run the group opens soon after: catching up, a burst's alert reaches the routed
+# topic a little after the offers of the reports that followed it. Stored with the group
+# (the run that takes them is stored in the same entry, so a crash loses none and covers
+# none twice), oldest first, each ``{"at": the offer's message time, "report": …}``. Seconds
+# of those times an offer is held; how many this worker holds at most (oldest dropped),
+# and one group (its entry must fit one changelog message).
+HELD_OFFERS = "held_offers"
 HOLD_OFFER_SECONDS = 300.0
 MAX_HELD_OFFERS = 10_000
+MAX_HELD_PER_GROUP = 1_000
 MUTED_MEMBERS = 1_000
 APPLIED_COMMANDS = 200
 # Commands sent with an Idempotency-Key a group keeps whole, newest last, to answer a
@@ -423,11 +428,13 @@ class Response:
         # Webhook calls (command ids) this worker has made, newest last: a run waiting
         # for a call not among them had it made by a worker that stopped (check_deadlines).
         self._called: OrderedDict[str, None] = OrderedDict()
-        # Offers held for a run their group may open soon (``_hold_offer``): (group key,
-        # report id, channel) -> (when held in monotonic s, the offered report), oldest first.
-        self._held_offers: OrderedDict[tuple[bytes, str, str], tuple[float, dict[str, Any]]] = (
-            OrderedDict()
-        )
+        # How many offers the groups of this worker hold (``HELD_OFFERS``), None when it
+        # must be counted again from the table (a run took some, a pass forgot groups).
+        self._held_count: int | None = None
+        # The held offers by age, (at, group key, report id, channel), oldest first, from
+        # one scan of the groups at the bound (``_drop_oldest_held``): one drop each after
+        # that, not a scan of 10,000 offers per offer (1.8 ms each at the bound).
+        self._oldest_held: deque[tuple[float, bytes, str, str]] = deque()
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -457,6 +464,8 @@ class Response:
             if floor:
                 group[FIRST_GENERATION] = floor + 1
         group = dict(group)
+        if group["route"] is None:  # a group that only held offers until now
+            group["route"] = route
         run = Run.from_dict(group["run"]) if group["run"] else None
         if "muted" in doc:
             await self._on_muted(key, group, run, doc["muted"]["alert_id"], doc["grouped_at"])
@@ -569,7 +578,7 @@ class Response:
                 cmds += more
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
-            run, followed = await self._cover_held(key, engine, run, group.get("opened_ts"), now)
+            run, followed = await self._cover_held(group, engine, run, now)
             cmds += followed
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             engine = self._engine_for(run)
@@ -655,7 +664,7 @@ class Response:
             raise EventError("bad_reports", "report.ts", ts, fault)
         run = Run.from_dict(stored["run"]) if stored and stored.get("run") else None
         if run is None or is_terminal(run):
-            self._hold_offer(key, rid, channel, report)
+            await self._hold_offer(key, stored, run, report, now)
             return
         assert stored is not None  # (a run is stored in its group)
         opened = stored.get("opened_ts")
@@ -666,46 +675,113 @@ class Response:
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
-    def _hold_offer(self, key: bytes, rid: str, channel: str, report: dict[str, Any]) -> None:
-        """Hold an offer that found no open run in its group, in memory, for a run the
-        group opens within ``HOLD_OFFER_SECONDS`` (``_cover_held``). Catching up on a
-        backlog, a burst's alert passes the alerting stage while the reports after it
-        are offered straight to the routed topic: the offer came before the run it
-        follows and was dropped (helper t75: 6 of 182 closures lost after a worker
-        restart). Not stored: a worker that stops before the run opens reads both
-        again from their uncommitted offsets, or the offer ends as before (its report
-        waits in its window, or ends as ``reports_not_alerted``)."""
-        wall = time.monotonic()
-        held = self._held_offers
-        while held and (
-            len(held) >= MAX_HELD_OFFERS or next(iter(held.values()))[0] < wall - HOLD_OFFER_SECONDS
+    async def _hold_offer(
+        self,
+        key: bytes,
+        stored: dict[str, Any] | None,
+        run: Run | None,
+        report: dict[str, Any],
+        now: float,
+    ) -> None:
+        """Hold an offer that found no open run in group ``key`` (``stored``, None if the
+        group has no entry; ``run``, its finished run or None) for a run the group opens
+        within ``HOLD_OFFER_SECONDS`` of ``now`` (the offer's message time; ``_cover_held``).
+        Catching up on a backlog, a burst's alert passes the alerting stage while the
+        reports after it are offered straight to the routed topic: the offer came before
+        the run it follows and was dropped (helper t75: 6 of 182 closures lost after a
+        worker restart). Stored in the group's entry (``HELD_OFFERS``), written before
+        the offer's offset is committed: held in memory, an offer committed before its
+        run opened was lost to a SIGKILL (t124). An offer read again (a redelivery) is
+        held as the first time; one for a report a run of the group covered already is
+        not held (its reporter heard that run's closure). At most ``MAX_HELD_PER_GROUP``
+        per group and ``MAX_HELD_OFFERS`` in all, oldest dropped: a dropped or expired
+        offer ends as before (its report waits in its window, or ends as
+        ``reports_not_alerted``). Raises ``EventError`` (``check_fits``) if the group's
+        entry would not fit one changelog message."""
+        rid, channel = report["report_id"], report["channel"]
+        if stored is not None and (
+            (run is not None and rid in run.reports) or rid in _earlier_reports(stored, now)
         ):
-            held.popitem(last=False)
-        held[(key, rid, channel)] = (wall, report)
-        held.move_to_end((key, rid, channel))  # held again (a redelivery): the newest
+            return
+        if stored is None:
+            floor = self.ctx.generation_floor(key)
+            stored = {"generation": floor, "run": None, "seen": [], "commands": [], "route": None}
+            if floor:
+                stored[FIRST_GENERATION] = floor + 1
+        before: list[dict[str, Any]] = list(stored.get(HELD_OFFERS) or [])
+        held = [h for h in before if h["at"] >= now - HOLD_OFFER_SECONDS]
+        if not any(
+            h["report"]["report_id"] == rid and h["report"]["channel"] == channel for h in held
+        ):
+            held = [*held, {"at": now, "report": report}][-MAX_HELD_PER_GROUP:]
+        elif len(held) == len(before):
+            return  # held already, nothing expired: as the first time
+        writes = {key: {**stored, HELD_OFFERS: held}}
+        total = self._held_total() + len(held) - len(before)
+        while total > MAX_HELD_OFFERS and self._drop_oldest_held(writes):
+            total -= 1
+        await self.ctx.groups.set_many(writes)
+        self._held_count = total
+
+    def _held_total(self) -> int:
+        """How many offers this worker's groups hold (``HELD_OFFERS``)."""
+        if self._held_count is None:
+            self._held_count = sum(
+                len(g.get(HELD_OFFERS) or ()) for g in self.ctx.groups.data.values() if g
+            )
+        return self._held_count
+
+    def _drop_oldest_held(self, writes: dict[bytes, dict[str, Any]]) -> bool:
+        """Drop the oldest held offer of every group (``writes`` over the table): its group
+        goes into ``writes``. False if no group holds one."""
+        data = self.ctx.groups.data
+        if not self._oldest_held:
+            found = []
+            for key in {*data.keys(), *writes}:
+                for h in (writes.get(key) or data.get(key) or {}).get(HELD_OFFERS) or ():
+                    found.append((h["at"], key, h["report"]["report_id"], h["report"]["channel"]))
+            self._oldest_held = deque(sorted(found))
+        while self._oldest_held:
+            at, key, rid, channel = self._oldest_held.popleft()
+            group = writes.get(key) or data.get(key) or {}
+            held = list(group.get(HELD_OFFERS) or ())
+            for i, h in enumerate(held):
+                report = h["report"]
+                if h["at"] == at and report["report_id"] == rid and report["channel"] == channel:
+                    del held[i]
+                    writes[key] = {**group, HELD_OFFERS: held}
+                    return True
+            # (gone since the scan: taken by a run, expired, or its group forgotten)
+        return False
 
     async def _cover_held(
-        self, key: bytes, engine: PlaybookEngine, run: Run, opened: Any, now: float
+        self, group: dict[str, Any], engine: PlaybookEngine, run: Run, now: float
     ) -> tuple[Run, list[Command]]:
-        """The run just opened in group ``key`` takes the offers held for it
-        (``_hold_offer``) as it takes an offer read once it is open
-        (``_on_offered_report``): each is covered unless its event time is more than
-        ``OFFER_MAX_AGE`` before the run's opening (``opened``, event time), which is
-        refused as there (``_too_old``). Before, a held offer was covered only if made at
-        or after the opening, one read after it by the one-day rule: a restarted second
-        worker, reading offers again after their run had opened, covered 3 reports more
-        than one worker's run (helper t75's harness). Every offer held for the group is
-        let go."""
-        mine = [k for k in self._held_offers if k[0] == key] if self._held_offers else []
-        follow, old = [], []
-        for k in mine:
-            _, report = self._held_offers.pop(k)
+        """The run just opened at ``now`` (its routed message's time) in ``group`` takes
+        the offers held for it (``_hold_offer``) as it takes an offer read once it is open
+        (``_on_offered_report``): each held at most ``HOLD_OFFER_SECONDS`` before ``now``
+        is covered unless its event time is more than ``OFFER_MAX_AGE`` before the run's
+        opening (``group["opened_ts"]``, event time), which is refused as there
+        (``_too_old``). Before, a held offer was covered only if made at or after the
+        opening, one read after it by the one-day rule: a restarted second worker,
+        reading offers again after their run had opened, covered 3 reports more than one
+        worker's run (helper t75's harness). Every offer held is let go from ``group``
+        (stored by the caller with the run, in one changelog entry)."""
+        held = group.pop(HELD_OFFERS, None) or []
+        if not held:
+            return run, []
+        self._held_count = None
+        opened = group.get("opened_ts")
+        follow: dict[tuple[str, str], None] = {}
+        for h in held:
+            report = h["report"]
+            rid, channel = report["report_id"], report["channel"]
+            if h["at"] < now - HOLD_OFFER_SECONDS:
+                continue  # expired: ends as an offer no run took
             if (too_old := _too_old_for(report.get("ts"), opened)) is not None:
-                old.append((k, report, too_old))
+                await self._too_old(run, report, rid, channel, *too_old)
             else:
-                follow.append((k[1], k[2]))
-        for (_, rid, channel), report, (ts, at) in old:
-            await self._too_old(run, report, rid, channel, ts, at)
+                follow[(rid, channel)] = None
         if not follow:
             return run, []
         return engine.step(run, ReportsCovered(tuple(follow), now))
@@ -944,8 +1020,12 @@ class Response:
                 # could be older than an acknowledgement processed meanwhile.
                 group = self.ctx.groups.data.get(key)
                 if not group or not group["run"]:
-                    if group and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED)):
-                        ended[key] = group  # its muted alerts all resolved: empty
+                    if (
+                        group
+                        and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED))
+                        and not self._holds(group, now)
+                    ):
+                        ended[key] = group  # its muted alerts all resolved, offers expired
                     continue
                 if group.get(OUTBOX):
                     try:
@@ -1016,6 +1096,8 @@ class Response:
         }
         if ended:
             await self._forget_groups(ended)
+        # Counted and ordered again from the groups this worker owns now.
+        self._held_count, self._oldest_held = None, deque()
         self.metrics.groups.set(len(self.ctx.groups.data))
         self.metrics.closures_undelivered.set(
             sum(len(g.get(UNDELIVERED) or {}) for g in self.ctx.groups.data.values() if g)
@@ -1065,13 +1147,23 @@ class Response:
         runs are forgotten with it; ``SEEN_SECONDS`` (a day) of them matter."""
         if group is None or not is_terminal(run) or unresolved(run):
             return False
-        if any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED)):
+        if any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED)) or self._holds(
+            group, now
+        ):
             # An undelivered closure keeps its group until it is re-sent: forgotten, no
             # one could see or re-send it.
             return False
         last = max(run.updated_at, run.all_resolved_at or 0.0, run.last_notified_at or 0.0)
         interval = group["route"]["group_interval"]
         return bool(now - last >= max(self.settings.group_retention, interval))
+
+    def _holds(self, group: dict[str, Any], now: float) -> bool:
+        """Whether ``group`` holds an offer a run could still take: one of its offers
+        held (message time) within ``HOLD_OFFER_SECONDS`` and ``CITYBRAIN_GROUP_RETENTION``
+        of ``now`` (wall clock). The margin: a worker restarted after a long stop reads
+        the offer's run opening again, whose message time is within the hold."""
+        margin = HOLD_OFFER_SECONDS + self.settings.group_retention
+        return any(h["at"] >= now - margin for h in group.get(HELD_OFFERS) or ())
 
     async def _forget_groups(self, ended: dict[bytes, dict[str, Any]]) -> None:
         """Forget the ended groups found by a deadline pass (``_ended``): each still as

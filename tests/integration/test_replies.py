@@ -23,6 +23,8 @@ from citybrain.cli import main
 from citybrain.stack import PrometheusServer
 from playbooks.executors.webhook import verify
 from streams.events import IncidentReport, format_ts
+from streams.metrics import GROUPS
+from tests.integration.test_burst_bounds import wait_for
 from tests.integration.test_pipeline import START, docs, firing, steps_of
 from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline, Worker, prometheus_query
 
@@ -732,3 +734,81 @@ def test_a_closure_given_up_is_shown_counted_and_sent_again_once_by_an_operator(
         worker.stop()
         pipeline.close()
         server.shutdown()
+
+
+def offered(rid: str) -> bytes:
+    """A report in no alert offered to group ``grp-held``'s run (streams.ingest._offer)."""
+    report = {
+        "report_id": rid,
+        "channel": "hotline",
+        "grid_cell": "c-bridge",
+        "category": "flooding",
+        "ts": time.time(),
+        "late": False,
+    }
+    return json.dumps(
+        {"report": report, "route": {"id": "root.2", "playbook": "flash-flood"}}
+    ).encode()
+
+
+def opening(alert_id: str, *reports: str) -> bytes:
+    """A routed alert carrying ``reports`` that opens group ``grp-held``'s run."""
+    alert = {
+        "schema": "alert/1",
+        "alert_id": alert_id,
+        "status": "firing",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "grid_cell": "c-bridge",
+        "severity": "major",
+        "score": 0.9,
+        "started_at": format_ts(time.time()),
+        "labels": {"alert_id": alert_id, "kind": "water_level", "source": "sensor"},
+        "reports": [{"report_id": r, "channel": "app"} for r in reports],
+    }
+    route = {
+        "id": "root.2",
+        "playbook": "flash-flood",
+        "group_wait": 0,
+        "group_interval": 1,
+        "repeat_interval": 3600,
+    }
+    return json.dumps({"alert": alert, "route": route}).encode()
+
+
+def test_an_offer_held_for_its_run_survives_a_sigkill_before_the_run_opens(
+    pipeline: Pipeline,
+) -> None:
+    """t124 on the real broker: a report in no alert (r-9) offered before its group's run
+    opened was held in the worker's memory; SIGKILLed after the offer's offset was
+    committed and before the run opened, the worker lost it: the run covered only r-1 and
+    r-9's reporter never heard a closure. Now it is stored with its group: the restarted
+    worker's run takes it, one ``report_covered`` step, one closure."""
+    p = pipeline
+    worker = p.worker().start()
+    port = p.settings.worker_port
+    try:
+        p.send("routed", b"grp-held", offered("r-9"))
+        p.flush()
+        # Read (its group holds it; the old code stored nothing, and waited out the 30 s).
+        wait_for(port, GROUPS, 1, timeout=30)
+        time.sleep(8)  # past two offset commits (2.8 s): the offer is not read again
+        worker.kill()
+        worker.start()
+        p.send("routed", b"grp-held", opening("al-held", "r-1"))
+        p.flush()
+        steps = p.read("steps", lambda m: len(steps_of(m, "run_created")) >= 1, settle=4)
+        [run_id] = {d["run_id"] for d in steps_of(steps, "run_created")}
+        resolve = {"id": "resolve-held", "run_id": run_id, "action": "resolve", "by": "op"}
+        p.send("commands", b"grp-held", json.dumps({**resolve, "at": time.time()}).encode())
+        p.flush()
+        deadline = time.monotonic() + 60
+        while len(ReplyDesk.seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        steps = p.read("steps", lambda m: bool(steps_of(m, "resolved")), settle=4)
+        covered = [d["detail"] for d in steps_of(steps, "report_covered")]
+        assert sorted(covered) == ["r-1", "r-9"], covered  # each once, as messages
+        assert sorted(d["report_id"] for d in ReplyDesk.seen) == ["r-1", "r-9"]
+        assert all(d["signed"] and d["run_id"] == run_id for d in ReplyDesk.seen)
+    finally:
+        worker.stop()

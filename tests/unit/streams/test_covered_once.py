@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from streams.response import Response
+from tests.unit.streams.test_group_flushes import start_clock
 from tests.unit.streams.test_response_races import Event
 from tests.unit.streams.test_response_races import response as races_response
 
@@ -114,6 +115,11 @@ def offer(rid: str, ts: float | None, late: bool) -> Event:
     return Event(KEY, doc)  # type: ignore[arg-type]
 
 
+def offer_to(key: bytes, rid: str) -> Event:
+    """``rid``'s offer to group ``key``'s run."""
+    return Event(key, {"report": {"report_id": rid, "channel": "hotline", "ts": None}})
+
+
 def opening(alert_id: str, report: str, started_at: str) -> Event:
     first = burst(alert_id, report)
     first["alert"]["started_at"] = started_at
@@ -127,7 +133,7 @@ def test_an_offer_is_taken_alike_before_and_after_its_groups_run_opens(
     """Helper t75: catching up after a restart, a burst's alert passes the alerting stage
     while the offers of the reports after it go straight to the routed topic, so an offer
     came first, found no run and was dropped: its reporter never heard a closure. Held
-    (in memory) for the run the group opens next, it is taken as if read once the run was
+    (stored with its group, t124) for the run the group opens next, it is taken as if read once the run was
     open: covered unless more than a day older than the opening, which is refused (a late
     one audited as in no alert) — in either order the same. Before, a held offer was
     covered only if made at or after the opening: a second worker reading the offers
@@ -146,7 +152,12 @@ def test_an_offer_is_taken_alike_before_and_after_its_groups_run_opens(
         for rid, ts, late in OFFERS:
             await response.on_routed(offer(rid, ts, late))
         if order == "offers first":
-            assert KEY not in response.ctx.groups.data  # held in memory, nothing stored
+            # Held in the group's stored entry, with no run (t124: held in memory, a
+            # SIGKILL lost them).
+            group = response.ctx.groups.data[KEY]
+            assert group["run"] is None
+            held = [h["report"]["report_id"] for h in group["held_offers"]]
+            assert held == [rid for rid, _, _ in OFFERS]
             await response.on_routed(opening("al-1", "r-1", "2023-11-14T22:13:20Z"))
         run = response.ctx.groups.data[KEY]["run"]
         assert set(run["reports"]) == {"r-1", "r-after", "r-before", "r-hour", "r-untimed"}
@@ -161,3 +172,80 @@ def test_an_offer_is_taken_alike_before_and_after_its_groups_run_opens(
     assert replies == ["r-1", "r-after", "r-before", "r-hour", "r-untimed"]
     refused = [a for a in audited if a["action"] == "reports_not_alerted"]
     assert [a["data"]["report_ids"] for a in refused] == [["r-old"]], audited
+
+
+def held(response: Response, key: bytes = KEY) -> list[str]:
+    """The report ids group ``key`` holds for its next run, oldest first."""
+    group = response.ctx.groups.data.get(key) or {}
+    return [h["report"]["report_id"] for h in group.get("held_offers") or []]
+
+
+def test_held_offers_are_bounded_per_worker_oldest_dropped_after_a_restart_too(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t124: stored with their groups, the held offers keep the bound they had in memory
+    (``MAX_HELD_OFFERS``, 3 here; oldest dropped, whatever its group), counted again from
+    the table by a restarted worker; and one group holds at most ``MAX_HELD_PER_GROUP``."""
+    response, _ = stage
+    clock = start_clock(response, monkeypatch)
+    monkeypatch.setattr("streams.response.MAX_HELD_OFFERS", 3)
+    monkeypatch.setattr("streams.response.MAX_HELD_PER_GROUP", 2)
+    keys = [f"grp-{n}".encode() for n in range(5)]
+
+    async def scenario() -> Response:
+        for n, key in enumerate(keys[:4]):
+            clock.now += 1
+            await response.on_routed(offer_to(key, f"r-{n}"))
+        assert [held(response, k) for k in keys[:4]] == [[], ["r-1"], ["r-2"], ["r-3"]]
+        restarted = Response(response.ctx)  # its memory gone, the table read back
+        restarted._update_lag = response._update_lag  # type: ignore[method-assign]
+        clock.now += 1
+        await restarted.on_routed(offer_to(keys[4], "r-4"))
+        assert [held(response, k) for k in keys[1:]] == [[], ["r-2"], ["r-3"], ["r-4"]]
+        for rid in ("r-5", "r-6", "r-7"):  # one group: its own bound, then the worker's
+            clock.now += 1
+            await restarted.on_routed(offer_to(keys[4], rid))
+        return restarted
+
+    asyncio.run(scenario())
+    assert held(response, keys[4]) == ["r-6", "r-7"]
+    assert sum(len(held(response, k)) for k in keys) == 3
+
+
+def test_a_held_offer_expires_by_message_time_and_its_group_is_forgotten_past_retention(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t124: an offer is held for ``HOLD_OFFER_SECONDS`` (300 s) of message time: a run
+    opened 301 s after it does not take it (one opened within it does); a group holding
+    only expired offers is forgotten once past CITYBRAIN_GROUP_RETENTION, not before."""
+    response, _ = stage
+    clock = start_clock(response, monkeypatch)
+
+    async def write(key: bytes, entry: bytes | None) -> None:
+        return None
+
+    async def delete_many(keys: Any) -> None:  # (no producer here: the store alone)
+        for key in keys:
+            response.ctx.groups.data.pop(key, None)
+
+    response.ctx.generations._send = write  # type: ignore[method-assign]
+    response.ctx.groups.delete_many = delete_many  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await response.on_routed(offer("r-stale", None, False))
+        clock.now += 301
+        await response.on_routed(offer("r-fresh", None, False))
+        assert held(response) == ["r-fresh"]  # the stale one dropped with the new one
+        clock.now += 299
+        await response.on_routed(opening("al-1", "r-1", "2023-11-14T22:13:20Z"))
+        run = response.ctx.groups.data[KEY]["run"]
+        assert set(run["reports"]) == {"r-1", "r-fresh"} and held(response) == []
+        other = b"grp-quiet"
+        await response.on_routed(offer_to(other, "r-q"))
+        await response.check_deadlines()
+        assert held(response, other) == ["r-q"]
+        clock.now += 301 + response.settings.group_retention
+        await response.check_deadlines()
+        assert other not in response.ctx.groups.data
+
+    asyncio.run(scenario())

@@ -36,6 +36,9 @@ class Clock:
     def time(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.now
+
 
 @pytest.fixture
 def stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:

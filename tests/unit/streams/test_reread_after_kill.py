@@ -135,11 +135,40 @@ LADDER: list[tuple[str, Any]] = [
     ("routed", resolved("al-e")),
     ("tick", 400),
 ]
+
+
+def offer(report: str) -> dict[str, Any]:
+    """A report in no alert offered to the group's run (streams.ingest ``_offer``)."""
+    doc = {"report_id": report, "channel": "hotline", "grid_cell": "c-bridge", "ts": None}
+    return {"report": {**doc, "category": "flooding", "late": False}}
+
+
+# t124: reports offered before their group's run opens, held for it (``HELD_OFFERS``); a
+# kill after the offer's offset was committed and before the run opened lost r-9, held in
+# the worker's memory (its reporter never heard a closure). r-10 comes once the run is
+# closed, held for the group's next run.
+OFFERED: list[tuple[str, Any]] = [
+    ("routed", offer("r-9")),  # no run yet: held
+    ("tick", 1),
+    ("routed", offer("r-8")),
+    ("tick", 1),
+    ("routed", reported("al-o", "r-1")),  # the run opens and takes r-9 and r-8
+    ("tick", 1),
+    ("routed", offer("r-9")),  # offered again (another route's group key, a re-send)
+    ("commands", command("resolve-o", RUN_A, "resolve")),
+    ("tick", 1),
+    ("commands", outcomes(ok=True)),
+    ("routed", resolved("al-o")),
+    ("routed", offer("r-10")),  # the run is closed: held for the next
+    ("routed", offer("r-8")),  # covered by the closed run: not held again
+    ("tick", 400),
+]
 SCENARIOS = {
     "ladder": (LADDER, ["resolved"]),
     "incident": (SCENARIO, ["resolved", "cancelled"]),
     "freed": (FREED, ["cancelled"]),
     "citizens": (CITIZENS, ["resolved"]),
+    "offered": (OFFERED, ["resolved"]),
 }
 
 
@@ -160,6 +189,7 @@ def summary(response: Response) -> dict[str, Any]:
         "reply_calls": sorted(group.get("reply_calls") or {}),
         "undelivered": sorted(group.get(UNDELIVERED) or {}),
         "levels": [(r["run_id"], r["level"], r["escalations"]) for r in runs],
+        "held": [h["report"]["report_id"] for h in group.get("held_offers") or []],
     }
 
 
@@ -265,3 +295,23 @@ def test_a_kill_anywhere_in_the_incident_ends_as_an_unkilled_run(
         body = orjson.dumps(step, option=orjson.OPT_SORT_KEYS)
         assert by_id.setdefault(sent_id(step), body) == body, sent_id(step)
     assert set(by_id) == {sent_id(s) for s in unkilled}
+
+
+@pytest.mark.parametrize("kill", [(0, 0, 1), (1, 0, 2), (2, 2, 3), (3, 2, 4), (3, 0, 5)])
+def test_a_report_offered_before_its_run_opened_survives_a_kill_before_the_opening(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kill: tuple[int, int, int]
+) -> None:
+    """t124: killed after r-9's offer (and r-8's) was committed and before the run opened,
+    the restarted worker's run covers both, once, and closes them once each: held in
+    memory, they were lost (r-9 in no run, no closure)."""
+    expected, _, _ = play(tmp_path / "a", monkeypatch, OFFERED, None)
+    got, sent, letters = play(tmp_path / "b", monkeypatch, OFFERED, kill)
+    assert set(got["reports"]) == set(expected["reports"]) == {"r-1", "r-8", "r-9"}
+    assert expected["held"] == ["r-10"]
+    assert letters == []
+    assert got == expected
+    covered = [s for s in sent if s.get("action") == "report_covered"]
+    # Each step and closure once (one sent again from the outbox has the same id).
+    assert sorted({s["id"]: s["detail"] for s in covered}.values()) == ["r-1", "r-8", "r-9"]
+    closures = {s["reply_id"]: s["report_id"] for s in sent if "reply_id" in s}
+    assert sorted(closures.values()) == ["r-1", "r-8", "r-9"]

@@ -221,7 +221,7 @@ def test_a_report_in_no_alert_joins_its_groups_open_run_only(
 ) -> None:
     """Trial 6: reports that came while a run for their cell and category waited for an
     acknowledgement reached no run. Offered to the group's run, an open run covers them;
-    with no run, or a finished one, the offer is only held (in memory, no group made) for
+    with no run, or a finished one, the offer is only held (stored with its group, no run made, t124) for
     the run the group opens next (``r-0``, as if it came once that run was open); a finished
     run takes nothing (``r-2``)."""
     stage, _ = response
@@ -229,7 +229,8 @@ def test_a_report_in_no_alert_joins_its_groups_open_run_only(
     async def scenario() -> list[dict[str, Any]]:
         groups = stage.ctx.groups.data
         await stage.on_routed(Event(KEY, offer("r-0")))  # type: ignore[arg-type]
-        assert KEY not in groups  # no run: nothing to join, no group made
+        assert groups[KEY]["run"] is None  # no run: nothing to join, held with the group
+        assert [h["report"]["report_id"] for h in groups[KEY]["held_offers"]] == ["r-0"]
         await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
         await stage.on_routed(Event(KEY, offer("r-1")))  # type: ignore[arg-type]
         await stage.on_routed(Event(KEY, offer("r-1")))  # type: ignore[arg-type]  # again

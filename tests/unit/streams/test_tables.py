@@ -243,7 +243,9 @@ def test_a_group_without_its_fields_is_refused_at_read_back() -> None:
     for bad, why in (
         ({"run": None}, "'generation'"),
         ({**group, "run": [1]}, "'run'"),
-        ({**group, "route": None}, "'route'"),
+        ({**group, "route": 7}, "'route'"),
+        ({**group, "held_offers": [{"at": 1.0, "report": {"report_id": 2}}]}, "'held_offers'"),
+        ({**group, "held_offers": {"r-1": 1.0}}, "'held_offers'"),
         ({**group, "generation": True}, "'generation'"),
         ({**group, "generation": -1}, "'generation' is -1"),
         ({**group, "seen": ["a", {"id": "b"}]}, "'seen' holds"),
@@ -256,6 +258,12 @@ def test_a_group_without_its_fields_is_refused_at_read_back() -> None:
         with pytest.raises(UnreadableEntryError, match=why) as refused:
             read_group(orjson.dumps(bad))
         assert refused.value.reason == BAD_SHAPE
+    # t124: a group holding only offers for a run not yet opened has no route yet.
+    held = [{"at": 1.7e9, "report": {"report_id": "r-1", "channel": "app", "ts": None}}]
+    offers_only = {**group, "route": None, "held_offers": held}
+    assert read_group(orjson.dumps(offers_only)) == offers_only
+    with pytest.raises(UnreadableEntryError, match="'route' is None, and there is a run"):
+        read_group(orjson.dumps({**offers_only, "run": a_run()}))
 
 
 def a_run(**fields: Any) -> dict[str, Any]:
