@@ -39,14 +39,14 @@ def hup_and_wait(worker: Worker, said: str, timeout: float = 20.0) -> str:
     raise AssertionError(f"no {said!r} in the worker's log:\n{worker.log()[-3000:]}")
 
 
-def test_sighup_keeps_a_bad_routing_file_out_and_takes_a_good_one_with_runs_open(
-    run_dir: Path, stack: PrometheusServer, tmp_path: Path
-) -> None:
+def own_library(run_dir: Path, tmp_path: Path, routing_text: str) -> tuple[Pipeline, Path]:
+    """A pipeline whose worker reads a copy of the library's playbooks and
+    ``routing_text`` as its routing file (both under ``tmp_path``, to be edited and
+    signalled), with acknowledgements due in 600 s; and that routing file."""
     playbooks, routing = tmp_path / "playbooks", tmp_path / "routing.yaml"
     shutil.copytree(LIBRARY / "playbooks", playbooks)
-    text = (LIBRARY / "routing.yaml").read_text()
-    routing.write_text(text)
-    p = Pipeline(
+    routing.write_text(routing_text)
+    pipeline = Pipeline(
         run_dir,
         extra_env={
             "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
@@ -54,6 +54,14 @@ def test_sighup_keeps_a_bad_routing_file_out_and_takes_a_good_one_with_runs_open
             "CITYBRAIN_ROUTING_FILE": str(routing),
         },
     )
+    return pipeline, routing
+
+
+def test_sighup_keeps_a_bad_routing_file_out_and_takes_a_good_one_with_runs_open(
+    run_dir: Path, stack: PrometheusServer, tmp_path: Path
+) -> None:
+    text = (LIBRARY / "routing.yaml").read_text()
+    p, routing = own_library(run_dir, tmp_path, text)
     worker = p.worker().start()
     try:
         port = p.settings.worker_port
@@ -126,23 +134,13 @@ def test_a_sighup_while_the_worker_starts_reloads_after_the_start(
     import os
     import threading
 
-    playbooks, routing = tmp_path / "playbooks", tmp_path / "routing.yaml"
-    shutil.copytree(LIBRARY / "playbooks", playbooks)
     extra = "".join(
         f"    - matchers: ['source=\"sensor\"', 'sensor_id=\"big-{i}\"']\n"
         "      playbook: sensor-check\n"
         for i in range(20_000)
     )
     text = (LIBRARY / "routing.yaml").read_text().replace("  routes:\n", "  routes:\n" + extra, 1)
-    routing.write_text(text)
-    p = Pipeline(
-        run_dir,
-        extra_env={
-            "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
-            "CITYBRAIN_PLAYBOOK_DIR": str(playbooks),
-            "CITYBRAIN_ROUTING_FILE": str(routing),
-        },
-    )
+    p, routing = own_library(run_dir, tmp_path, text)
     worker = p.worker()
     started: list[BaseException] = []
 
