@@ -69,6 +69,21 @@ async def replied(stage: Response, **fields: Any) -> tuple[Run, Command]:
     return run, reply
 
 
+def gave_up(run: Run, reply: Command) -> dict[str, Any]:
+    """The command the replies webhook's delivery writes for ``reply`` when it gives up
+    (its ``action_result``: not ok, after its attempts)."""
+    return {
+        "id": f"{reply.id}:result",
+        "run_id": run.run_id,
+        "action": "action_result",
+        "command_id": reply.id,
+        "ok": False,
+        "detail": "HTTP 503 after 5 attempt(s)",
+        "by": "citybrain",
+        "at": time.time(),
+    }
+
+
 def test_a_closure_call_cut_by_a_kill_is_made_again_by_the_next_owner_until_its_outcome(
     response: tuple[Response, Gate],
 ) -> None:
@@ -166,16 +181,7 @@ def test_a_closure_call_given_up_after_its_retries_is_audited_once(
     async def scenario() -> None:
         run, reply = await replied(stage)
         audited.clear()
-        outcome = {
-            "id": f"{reply.id}:result",
-            "run_id": run.run_id,
-            "action": "action_result",
-            "command_id": reply.id,
-            "ok": False,
-            "detail": "HTTP 503 after 5 attempt(s)",
-            "by": "citybrain",
-            "at": time.time(),
-        }
+        outcome = gave_up(run, reply)
         await stage.on_command(Event(KEY, outcome))  # type: ignore[arg-type]
         await stage.on_command(Event(KEY, outcome))  # the same outcome again: no record
         assert stage.ctx.groups.data[KEY]["reply_calls"] == {}
@@ -309,16 +315,7 @@ def test_a_command_read_again_after_its_run_was_superseded_is_no_dead_letter(
         run, reply = await replied(stage)
         cancel = {"id": "c-1", "run_id": run.run_id, "action": "cancel", "by": "op"}
         await stage.on_command(Event(KEY, cancel))  # type: ignore[arg-type]
-        outcome = {
-            "id": f"{reply.id}:result",
-            "run_id": run.run_id,
-            "action": "action_result",
-            "command_id": reply.id,
-            "ok": False,
-            "detail": "HTTP 503 after 5 attempt(s)",
-            "by": "citybrain",
-            "at": time.time(),
-        }
+        outcome = gave_up(run, reply)
         await stage.on_command(Event(KEY, outcome))  # type: ignore[arg-type]
         await stage.on_routed(Event(KEY, alert("al-2")))  # the group's next run
         group = stage.ctx.groups.data[KEY]
