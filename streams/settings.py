@@ -383,11 +383,8 @@ class Settings(BaseSettings):
                     f"{variable(name)} is {str(path)!r}: {as_reason(why)}"
                     + ("" if name == "api_tokens_file" else "; unset it for the built-in one")
                 )
-        if problem := playbook_dir_problem(self.playbook_dir):
-            if "a playbook library" in problem:  # it says what to set already
-                raise ValueError(problem)
-            plural = "s" if "no playbooks" in problem else ""
-            raise ValueError(f"{problem}; unset it for the built-in one{plural}")
+        if problem := playbook_dir_problem(self.playbook_dir, at_start=True):
+            raise ValueError(problem)
         if self.detector_min_samples > self.detector_window:
             raise ValueError(
                 f"CITYBRAIN_DETECTOR_MIN_SAMPLES is {self.detector_min_samples}: expected at "
@@ -759,17 +756,19 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def playbook_dir_problem(path: Path) -> str | None:
+def playbook_dir_problem(path: Path, at_start: bool = False) -> str | None:
     """Why ``path`` cannot be CITYBRAIN_PLAYBOOK_DIR (one line naming the variable and
     the path: not a directory, a playbook library rather than its playbook directory,
-    no ``*.yaml`` in it), or None. Asked at start and at each reload (SIGHUP): a
+    no ``*.yaml`` in it), or None. Asked at start (``at_start``: the line also says to
+    unset the variable for the built-in playbooks) and at each reload (SIGHUP): a
     directory renamed away for a moment was read at a reload as an empty library, and
     the error blamed every route's playbook (t125)."""
     from playbooks.loader import library_parts
     from streams.inputs import as_reason, not_a_directory
 
     if why := not_a_directory(path):
-        return f"CITYBRAIN_PLAYBOOK_DIR is {str(path)!r}: {as_reason(why)}"
+        unset = "; unset it for the built-in one" if at_start else ""
+        return f"CITYBRAIN_PLAYBOOK_DIR is {str(path)!r}: {as_reason(why)}{unset}"
     if parts := library_parts(path):
         inner, routing = parts
         also = f" and CITYBRAIN_ROUTING_FILE to {routing}" if routing else ""
@@ -778,5 +777,6 @@ def playbook_dir_problem(path: Path) -> str | None:
             f"directory: set it to {inner}{also}, or unset it for the built-in ones"
         )
     if not any(path.glob("*.yaml")):
-        return f"CITYBRAIN_PLAYBOOK_DIR is {str(path)!r}: no playbooks (*.yaml) in it"
+        unset = "; unset it for the built-in ones" if at_start else ""
+        return f"CITYBRAIN_PLAYBOOK_DIR is {str(path)!r}: no playbooks (*.yaml) in it{unset}"
     return None
