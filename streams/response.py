@@ -732,8 +732,8 @@ class Response:
         return self._held_count
 
     def _drop_oldest_held(self, writes: dict[bytes, dict[str, Any]]) -> bool:
-        """Drop the oldest held offer of every group (``writes`` over the table): its group
-        goes into ``writes``. False if no group holds one."""
+        """Drop the oldest offer held by any group (``writes`` read over the table): its
+        group goes into ``writes``. False if no group holds one."""
         data = self.ctx.groups.data
         if not self._oldest_held:
             found = []
