@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detectors.registry import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
 from playbooks.executors import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
+from playbooks.schema import KAFKA_TOPIC_NAME_MAX
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
 
@@ -84,7 +85,7 @@ MAX_SESSION_TIMEOUT = 90.0
 HOUR, DAY, WEEK = 3600.0, 86400.0, 604800.0
 MAX_PARTITIONS = 1000
 # Kafka refuses a topic name longer than this (its Topic.MAX_NAME_LENGTH).
-TOPIC_NAME_MAX = 249
+TOPIC_NAME_MAX = KAFKA_TOPIC_NAME_MAX
 # What follows each setting in the longest topic name it starts: the prefix's topics
 # (``Settings.topics``: ``<prefix>.corroboration``), the app id's faust changelogs
 # (``<app id>-<table>-changelog``, the longest tables ``corroboration`` and
