@@ -27,7 +27,16 @@ from playbooks.errors import RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
-from playbooks.routing import SILENCE_PROBLEMS, IndexedFiring, Route, SourceIndex, label_set
+from playbooks.routing import (
+    SILENCE_PROBLEMS,
+    IndexedFiring,
+    Route,
+    Router,
+    SourceIndex,
+    label_set,
+)
+from playbooks.schema import Playbook
+from streams.auth import TokenStore
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
@@ -498,6 +507,12 @@ def read_generation(entry: bytes) -> dict[str, Any]:
     return doc
 
 
+def departments_of(classifier: frozenset[str], playbooks: dict[str, Playbook]) -> frozenset[str]:
+    """The label values a run's department may take (``Context.label_department``): the
+    classifier's departments and those of the playbooks in force."""
+    return frozenset({*classifier, *(pb.department for pb in playbooks.values())})
+
+
 def generation_keys(partitions: int) -> list[bytes]:
     """The ``generations`` key of each partition, in partition order: the first
     ``generations-<i>`` whose Kafka partition is that one, so its entry lives (and moves
@@ -553,25 +568,14 @@ class Context:
         self._unreadable_audit: list[dict[str, Any]] = []
         # The label values the worker's series may take for an alert's kind and a run's
         # department (``label_kind``, ``label_department``): those ``initialise`` makes.
+        # Recomputed from these by every reload (``configured``), never only grown.
         self.label_kinds = frozenset((*grid.kinds, "incident_burst"))
-        departments = DepartmentClassifier.departments()
-        self.label_departments = frozenset(
-            {*departments, *(pb.department for pb in self.playbooks.values())}
-        )
-        initialise(
-            metrics,
-            {n: pb.department for n, pb in self.playbooks.items()},
-            LEVELS,
-            (*grid.kinds, "incident_burst"),
-            settings.score_threshold,
-            [self.cell_path(cell) for cell in grid.cells],
-            [
-                *{(self.cell_path(s.cell), s.kind) for s in grid.sensors.values()},
-                *((self.cell_path(cell), "incident_burst") for cell in grid.cells),
-            ],
-            departments,
-            self.router.root.playbooks_reachable({"source": "citizen"}),
-        )
+        # The classifier's departments: its training file is read at start only.
+        self.classifier_departments = frozenset(DepartmentClassifier.departments())
+        self.label_departments = departments_of(self.classifier_departments, self.playbooks)
+        # The operator API's tokens (``streams.api``), swapped whole by a reload.
+        self.tokens = TokenStore.load(settings.api_tokens_file)
+        self.initialise_metrics()
         for problem in SILENCE_PROBLEMS:
             metrics.silences_invalid.labels(problem)
 
@@ -757,14 +761,63 @@ class Context:
         else ``other`` (a run takes its alert's ``department`` label, any text)."""
         return bounded_label(department, self.label_departments)
 
-    def cell_path(self, cell: str) -> tuple[str, str, str]:
-        """(district, street, community) of a cell, cached: labels on hot-path metrics."""
+    def cell_path(self, cell: str, grid: Grid | None = None) -> tuple[str, str, str]:
+        """(district, street, community) of a cell, cached: labels on hot-path metrics.
+        ``grid``: the grid a batch was admitted under when a reload may have replaced
+        ``self.grid`` since (its paths are not cached). Raises GridError for a cell that
+        grid lacks."""
+        if grid is not None and grid is not self.grid:
+            path = grid.path(cell)
+            return (path.get("district", ""), path.get("street", ""), path.get("community", ""))
         found = self._cell_labels_cache.get(cell)
         if found is None:
             path = self.grid.path(cell)
             found = (path.get("district", ""), path.get("street", ""), path.get("community", ""))
             self._cell_labels_cache[cell] = found
         return found
+
+    def configured(
+        self, grid: Grid, playbooks: dict[str, Playbook], router: Router, tokens: TokenStore
+    ) -> list[tuple[str, str, str]]:
+        """Put a reload's configuration in force (``streams.reload``; on the loop, nothing
+        awaited): the grid, playbooks, routing tree and tokens, and what is derived from
+        them here, recomputed rather than grown (the label values of kinds and
+        departments, the cell paths, the zero series of new cells, kinds and playbooks).
+        Returns the (district, street, community) paths no longer in the grid, whose
+        ``citybrain_cell_runs_open`` series are removed (a run there is counted nowhere:
+        its gauge stayed at its last value)."""
+        old = set(self._cell_labels_cache.values()) if grid is not self.grid else set()
+        if grid is not self.grid:
+            self.grid = grid
+            self._cell_labels_cache = {}
+        self.playbooks, self.router, self.tokens = playbooks, router, tokens
+        self.label_kinds = frozenset((*grid.kinds, "incident_burst"))
+        self.label_departments = departments_of(self.classifier_departments, playbooks)
+        self.initialise_metrics()
+        gone = sorted(old - set(self._cell_labels_cache.values()))
+        for path in gone:
+            with contextlib.suppress(KeyError):  # no series of it yet
+                self.metrics.cell_runs_open.remove(*path)
+        return gone
+
+    def initialise_metrics(self) -> None:
+        """The zero series of the grid's cells and kinds and the playbooks in force
+        (``streams.metrics.initialise``; idempotent: a reload calls it again)."""
+        grid = self.grid
+        initialise(
+            self.metrics,
+            {n: pb.department for n, pb in self.playbooks.items()},
+            LEVELS,
+            (*grid.kinds, "incident_burst"),
+            self.settings.score_threshold,
+            [self.cell_path(cell) for cell in grid.cells],
+            [
+                *{(self.cell_path(s.cell), s.kind) for s in grid.sensors.values()},
+                *((self.cell_path(cell), "incident_burst") for cell in grid.cells),
+            ],
+            self.classifier_departments,
+            self.router.root.playbooks_reachable({"source": "citizen"}),
+        )
 
     async def on_annotation_error(self, annotation_id: str, detail: str) -> None:
         """Called by the Grafana annotator (off the stream) when an annotation fails."""
