@@ -35,6 +35,7 @@ from playbooks.routing import Router, label_values, regrouped_routes
 from playbooks.schema import Playbook
 from streams.auth import TokenStore, exposed
 from streams.columns import BatchAdmission
+from streams.context import GridChange
 from streams.corroboration import Areas
 from streams.errors import SettingsError
 from streams.events import EventValidator
@@ -209,8 +210,24 @@ class ConfigReload:
         if grid is not self.ctx.grid:
             # Built here, off the loop: both walk every sensor (a second for a city's).
             validator = EventValidator(grid, max_future_skew=settings.max_future_skew)
-            built = (validator, BatchAdmission(validator, settings.partitions), Areas(grid))
-        return _Read(playbooks, router, engines, warnings, digest, grid, grid_digest, tokens, built)
+            admission = BatchAdmission(validator, settings.partitions)
+            built = (validator, admission, Areas(grid), self.ctx.grid_change(grid))
+            summary, gone_cells = _grid_summary(self.ctx.grid, grid)
+        else:
+            summary, gone_cells = "", frozenset()
+        return _Read(
+            playbooks,
+            router,
+            engines,
+            warnings,
+            digest,
+            grid,
+            grid_digest,
+            tokens,
+            built,
+            summary,
+            gone_cells,
+        )
 
     def _apply(self, read: _Read | list[str]) -> bool:
         """Swap ``read`` in (on the loop: nothing awaited), or say why not."""
@@ -240,17 +257,19 @@ class ConfigReload:
         grid_changed = read.grid is not old_grid
         stranded = ""
         if grid_changed:
-            summary, stranded = self._grid_changes(old_grid, read.grid)
-            changes += [summary, *([stranded] if stranded else [])]
+            stranded = self._stranded(read.gone_cells)
+            changes += [read.grid_summary, *([stranded] if stranded else [])]
         tokens_line = _tokens_change(old_tokens, read.tokens)
         if tokens_line:
             changes.append(tokens_line)
         # The swap: every stage at once, nothing awaited from here to its end.
-        ctx.configured(read.grid, playbooks, read.router, read.tokens)
+        ctx.configured(
+            read.grid, playbooks, read.router, read.tokens, read.built[3] if read.built else None
+        )
         self.alerting.router = self.ingest.router = read.router
         self.response.engines = read.engines
         if read.built is not None:
-            validator, admission, areas = read.built
+            validator, admission, areas, _change = read.built
             self.ingest.grid, self.ingest.validator, self.ingest.admission = (
                 read.grid,
                 validator,
@@ -290,42 +309,45 @@ class ConfigReload:
         )
         return True
 
-    def _grid_changes(self, old: Grid, new: Grid) -> tuple[str, str]:
-        """What a new grid changes: the cells, sensors and kinds it adds and drops
-        (counted), and the open runs of this worker in cells it drops (``NAMED_RUNS``
-        named by id, the rest counted; "" when none): they go on, as after a restart
-        with an edited grid."""
-        cells_gone = set(old.cells) - set(new.cells)
-        parts = [
-            f"{what} {len(set(b) - set(a))} added, {len(set(a) - set(b))} removed"
-            for what, a, b in (
-                ("cells", old.cells, new.cells),
-                ("sensors", old.sensors, new.sensors),
-                ("kinds", old.kinds, new.kinds),
-            )
-        ]
-        summary = f"grid: {', '.join(parts)}"
-        if not cells_gone:
-            return summary, ""
+    def _stranded(self, gone_cells: frozenset[str]) -> str:
+        """The open runs of this worker in ``gone_cells`` (cells the new grid drops;
+        ``NAMED_RUNS`` named by id, the rest counted), or "" when none: they go on, as
+        after a restart with an edited grid. On the loop: walks this worker's groups."""
+        if not gone_cells:
+            return ""
         stranded: list[tuple[str, str]] = []
         for group in list(self.ctx.groups.data.values()):
             run = group.get("run") if isinstance(group, dict) else None
             if (
                 isinstance(run, dict)
-                and run.get("grid_cell") in cells_gone
+                and run.get("grid_cell") in gone_cells
                 and run.get("status") not in _TERMINAL
             ):
                 stranded.append((str(run.get("run_id")), str(run.get("grid_cell"))))
         if not stranded:
-            return summary, ""
+            return ""
         stranded.sort()
         named = ", ".join(f"{run_id} (cell {cell!r})" for run_id, cell in stranded[:NAMED_RUNS])
         more = f" and {len(stranded) - NAMED_RUNS} more" if len(stranded) > NAMED_RUNS else ""
-        return summary, (
+        return (
             f"{len(stranded)} open run(s) of this worker are in grid cells no longer in the "
             f"grid: {named}{more}; they go on, their notifications and escalations to the "
             "city's unit (docs/playbooks.md, Runs of an edited library)"
         )
+
+
+def _grid_summary(old: Grid, new: Grid) -> tuple[str, frozenset[str]]:
+    """What ``new`` adds and drops against ``old`` (cells, sensors, kinds: counted), and
+    the cells it drops (any thread)."""
+    parts = [
+        f"{what} {len(b.keys() - a.keys())} added, {len(a.keys() - b.keys())} removed"
+        for what, a, b in (
+            ("cells", old.cells, new.cells),
+            ("sensors", old.sensors, new.sensors),
+            ("kinds", old.kinds, new.kinds),
+        )
+    ]
+    return f"grid: {', '.join(parts)}", frozenset(old.cells.keys() - new.cells.keys())
 
 
 def _tokens_said(tokens: TokenStore) -> str:
@@ -382,6 +404,9 @@ class _Read:
     grid: Grid
     grid_digest: bytes
     tokens: TokenStore
-    # For a new grid: the validator, the readings' admission and the corroboration
-    # areas built from it; None when the grid is the running one.
-    built: tuple[EventValidator, BatchAdmission, Areas] | None
+    # For a new grid: the validator, the readings' admission, the corroboration areas
+    # and the per-cell series' labels built from it; None when the grid is the running one.
+    built: tuple[EventValidator, BatchAdmission, Areas, GridChange] | None
+    # For a new grid: what it adds and drops (counted), and the cells it drops.
+    grid_summary: str
+    gone_cells: frozenset[str]
