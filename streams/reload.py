@@ -33,7 +33,7 @@ from playbooks.loader import (
 from playbooks.machine import TERMINAL
 from playbooks.routing import Router, label_values, regrouped_routes
 from playbooks.schema import Playbook
-from streams.auth import TokenStore, exposed
+from streams.auth import TokenStore, closed_reason, exposed
 from streams.columns import BatchAdmission
 from streams.context import GridChange
 from streams.corroboration import Areas
@@ -293,6 +293,9 @@ class ConfigReload:
             log.warning("citybrain: configuration reload: %s", stranded)
         if warning := exposed(read.tokens.path):
             log.warning("citybrain: %s", warning)
+        if closed := closed_reason(read.tokens, ("operator", "coordinator"), "the operator API"):
+            # As at start (streams.api): a reload that leaves no desk token closes the API.
+            log.warning("citybrain: configuration reload: %s", closed)
         log.info(
             "citybrain: configuration reloaded: %d playbooks from %s, routing from %s, "
             "grid from %s%s, %s%s",

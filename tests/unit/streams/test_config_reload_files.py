@@ -277,3 +277,19 @@ def test_a_batch_begun_before_a_grid_reload_ends_under_the_grid_it_was_admitted_
     assert doc["labels"]["street"] == "s-hill" and doc["labels"]["grid_cell"] == "c-top"
     labels = {"district": "d-east", "street": "s-hill", "community": "c-top", "kind": "pm25"}
     assert registry.get_sample_value("citybrain_cell_alerts_total", labels) == 1
+
+
+def test_a_reload_that_leaves_no_desk_token_says_the_api_is_closed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # As the start says it: every operator API request now gets 401.
+    reload, _registry, files = reloader(tmp_path)
+    files["tokens"].write_text(tokens_text(("gw", "gateway", NEW)))
+    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+        assert reload.reload() is True
+    assert reload.ctx.tokens.authenticate(f"Bearer {OLD}") is None
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        f"citybrain: configuration reload: CITYBRAIN_API_TOKENS_FILE {files['tokens']} has no "
+        "operator or coordinator token, so the operator API refuses every request"
+    ) in said, said
