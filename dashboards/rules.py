@@ -167,8 +167,8 @@ ALERTS = [
         "critical",
         "the {{ $labels.timer }} timer on {{ $labels.instance }} fails at every pass",
     ),
-    # A reload (SIGHUP) refused the playbooks or the routing file: the worker goes on with
-    # its previous ones, so nothing else shows it until the next restart reads the bad
+    # A reload (SIGHUP) refused the playbooks, routing, grid or tokens file: the worker goes
+    # on with its previous ones, so nothing else shows it until the next restart reads the bad
     # file and stops (Alertmanager's own mixin alerts on its reload gauge the same way).
     Alert(
         "CitybrainConfigReloadFailed",
@@ -177,7 +177,7 @@ ALERTS = [
         "10m",
         "warning",
         "the configuration reload on {{ $labels.instance }} failed: it runs its previous "
-        "playbooks and routing (its log names the error)",
+        "playbooks, routing, grid and tokens (its log names the error)",
     ),
     # Each worker reloads on its own SIGHUP: while their configurations differ, an alert
     # routes by the files of whichever worker holds its partition (docs/operations.md).
@@ -187,7 +187,7 @@ ALERTS = [
         "> 1",
         "5m",
         "warning",
-        "{{ $value }} different playbook and routing configurations run across the "
+        "{{ $value }} different configurations (playbooks, routing, grid, tokens) run across the "
         "workers: send each worker its SIGHUP (or restart it) so they all use the same files",
     ),
     Alert(

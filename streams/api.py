@@ -1099,7 +1099,8 @@ class ApiView(View):
 
 
 def register_api(app: faust.App, ctx: Context) -> None:
-    tokens = TokenStore.load(ctx.settings.api_tokens_file)
+    # The tokens are ``ctx.tokens``, read at each request: a reload (SIGHUP,
+    # streams/reload.py) swaps them, so a revoked token is refused from then on.
     # Before the web server starts: aiohttp freezes its middlewares then.
     web_app: web.Application = app.web.web_app  # type: ignore[attr-defined]  # the aiohttp driver
     web_app.middlewares.append(json_errors)
@@ -1107,6 +1108,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
     @app.task  # type: ignore[untyped-decorator]
     async def announce_api() -> None:
         # In the start-up log, so a refused operator can see why from the worker side.
+        tokens = ctx.tokens
         if not len(tokens):
             log.warning(
                 "citybrain: operator API closed: no tokens configured "
@@ -1125,6 +1127,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
         # faust types headers as a Mapping; aiohttp's is a multidict that holds them all.
         headers: Any = request.headers
         twice = one_authorization(headers.getall("Authorization", []))
+        tokens = ctx.tokens  # one store for the whole request, whatever a reload does
         principal = None if twice else tokens.authenticate(authorization)
         reason = None
         if twice:

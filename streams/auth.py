@@ -288,6 +288,11 @@ class TokenStore:
             entries.append((digest, who, str(entry["role"])))
         return cls(entries, path)
 
+    def digests(self) -> frozenset[str]:
+        """The stored SHA-256 hashes (hex): what a reload compares to count the tokens
+        it added and revoked. Never to be logged or recorded."""
+        return frozenset(stored for stored, _, _ in self._entries)
+
     def count(self, roles: tuple[str, ...]) -> int:
         """How many tokens have one of ``roles``."""
         return sum(role in roles for _, _, role in self._entries)

@@ -27,7 +27,16 @@ from playbooks.errors import RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
-from playbooks.routing import SILENCE_PROBLEMS, IndexedFiring, Route, SourceIndex, label_set
+from playbooks.routing import (
+    SILENCE_PROBLEMS,
+    IndexedFiring,
+    Route,
+    Router,
+    SourceIndex,
+    label_set,
+)
+from playbooks.schema import Playbook
+from streams.auth import TokenStore
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
@@ -498,6 +507,46 @@ def read_generation(entry: bytes) -> dict[str, Any]:
     return doc
 
 
+# A grid's cell paths (cell id -> (district, street, community), "" above its level) and
+# the (path, kind) pairs an alert can carry there (each sensor's, and every cell's
+# incident_burst): the label values of its per-cell series.
+GridSeries = tuple[dict[str, tuple[str, str, str]], frozenset[tuple[tuple[str, str, str], str]]]
+
+
+@dataclass(frozen=True, slots=True)
+class GridChange:
+    """A new grid's ``grid_series`` (``paths``, ``pairs``) and what it changes against
+    the grid in force: the cell paths and (path, kind) pairs it adds (their zero series
+    to make) and the paths it drops (their gauges to remove)."""
+
+    paths: dict[str, tuple[str, str, str]]
+    pairs: frozenset[tuple[tuple[str, str, str], str]]
+    added_paths: list[tuple[str, str, str]]
+    added_pairs: frozenset[tuple[tuple[str, str, str], str]]
+    gone_paths: list[tuple[str, str, str]]
+
+
+def grid_series(grid: Grid) -> GridSeries:
+    """``GridSeries`` of ``grid`` (any thread: reads the grid only)."""
+    paths: dict[str, tuple[str, str, str]] = {}
+    for cell in grid.cells:
+        path = grid.path(cell)
+        paths[cell] = (path.get("district", ""), path.get("street", ""), path.get("community", ""))
+    pairs = frozenset(
+        {
+            *((paths[s.cell], s.kind) for s in grid.sensors.values()),
+            *((path, "incident_burst") for path in paths.values()),
+        }
+    )
+    return paths, pairs
+
+
+def departments_of(classifier: frozenset[str], playbooks: dict[str, Playbook]) -> frozenset[str]:
+    """The label values a run's department may take (``Context.label_department``): the
+    classifier's departments and those of the playbooks in force."""
+    return frozenset({*classifier, *(pb.department for pb in playbooks.values())})
+
+
 def generation_keys(partitions: int) -> list[bytes]:
     """The ``generations`` key of each partition, in partition order: the first
     ``generations-<i>`` whose Kafka partition is that one, so its entry lives (and moves
@@ -540,6 +589,8 @@ class Context:
             token = settings.grafana_token.get_secret_value() if settings.grafana_token else ""
             self.annotator = GrafanaAnnotator(settings.grafana_url, token, self.on_annotation_error)
         self._cell_labels_cache: dict[str, tuple[str, str, str]] = {}
+        # The (cell path, kind) pairs whose zero series exist (``grid_series``).
+        self._cell_kinds: frozenset[tuple[tuple[str, str, str], str]] = frozenset()
         # Runs whose steps are being delivered before their state is stored (response
         # stage's ``advance``): the operator API waits for them instead of saying 404.
         self.storing_runs: dict[str, asyncio.Event] = {}
@@ -553,25 +604,14 @@ class Context:
         self._unreadable_audit: list[dict[str, Any]] = []
         # The label values the worker's series may take for an alert's kind and a run's
         # department (``label_kind``, ``label_department``): those ``initialise`` makes.
+        # Recomputed from these by every reload (``configured``), never only grown.
         self.label_kinds = frozenset((*grid.kinds, "incident_burst"))
-        departments = DepartmentClassifier.departments()
-        self.label_departments = frozenset(
-            {*departments, *(pb.department for pb in self.playbooks.values())}
-        )
-        initialise(
-            metrics,
-            {n: pb.department for n, pb in self.playbooks.items()},
-            LEVELS,
-            (*grid.kinds, "incident_burst"),
-            settings.score_threshold,
-            [self.cell_path(cell) for cell in grid.cells],
-            [
-                *{(self.cell_path(s.cell), s.kind) for s in grid.sensors.values()},
-                *((self.cell_path(cell), "incident_burst") for cell in grid.cells),
-            ],
-            departments,
-            self.router.root.playbooks_reachable({"source": "citizen"}),
-        )
+        # The classifier's departments: its training file is read at start only.
+        self.classifier_departments = frozenset(DepartmentClassifier.departments())
+        self.label_departments = departments_of(self.classifier_departments, self.playbooks)
+        # The operator API's tokens (``streams.api``), swapped whole by a reload.
+        self.tokens = TokenStore.load(settings.api_tokens_file)
+        self.initialise_metrics()
         for problem in SILENCE_PROBLEMS:
             metrics.silences_invalid.labels(problem)
 
@@ -757,14 +797,86 @@ class Context:
         else ``other`` (a run takes its alert's ``department`` label, any text)."""
         return bounded_label(department, self.label_departments)
 
-    def cell_path(self, cell: str) -> tuple[str, str, str]:
-        """(district, street, community) of a cell, cached: labels on hot-path metrics."""
+    def cell_path(self, cell: str, grid: Grid | None = None) -> tuple[str, str, str]:
+        """(district, street, community) of a cell, cached: labels on hot-path metrics.
+        ``grid``: the grid a batch was admitted under when a reload may have replaced
+        ``self.grid`` since (its paths are not cached). Raises GridError for a cell that
+        grid lacks."""
+        if grid is not None and grid is not self.grid:
+            path = grid.path(cell)
+            return (path.get("district", ""), path.get("street", ""), path.get("community", ""))
         found = self._cell_labels_cache.get(cell)
         if found is None:
             path = self.grid.path(cell)
             found = (path.get("district", ""), path.get("street", ""), path.get("community", ""))
             self._cell_labels_cache[cell] = found
         return found
+
+    def grid_change(self, grid: Grid) -> GridChange:
+        """What putting ``grid`` in force changes in the per-cell series (``GridChange``),
+        computed from the grid in force (any thread: a reload builds it off the loop, as
+        a city's 100,000 cells cost a second of set work)."""
+        paths, pairs = grid_series(grid)
+        old = set(list(self._cell_labels_cache.values()))
+        new = set(paths.values())
+        return GridChange(
+            paths, pairs, sorted(new - old), pairs - self._cell_kinds, sorted(old - new)
+        )
+
+    def configured(
+        self,
+        grid: Grid,
+        playbooks: dict[str, Playbook],
+        router: Router,
+        tokens: TokenStore,
+        change: GridChange | None = None,
+    ) -> None:
+        """Put a reload's configuration in force (``streams.reload``; on the loop, nothing
+        awaited): the grid, playbooks, routing tree and tokens, and what is derived from
+        them here, recomputed rather than grown (the label values of kinds and
+        departments, the cell paths, the zero series of new cells, kinds and playbooks,
+        and the ``citybrain_cell_runs_open`` series of the cells gone removed: a run there
+        is counted nowhere, and its gauge stayed at its last value). ``change``:
+        ``grid_change(grid)``, built off the loop for a new grid."""
+        cells: Iterable[tuple[str, str, str]] = ()
+        pairs: Iterable[tuple[tuple[str, str, str], str]] = ()
+        if grid is not self.grid:
+            change = change if change is not None else self.grid_change(grid)
+            cells, pairs = change.added_paths, change.added_pairs
+            self.grid, self._cell_labels_cache = grid, dict(change.paths)
+            self._cell_kinds = change.pairs
+            for path in change.gone_paths:
+                with contextlib.suppress(KeyError):  # no series of it yet
+                    self.metrics.cell_runs_open.remove(*path)
+        self.playbooks, self.router, self.tokens = playbooks, router, tokens
+        self.label_kinds = frozenset((*grid.kinds, "incident_burst"))
+        self.label_departments = departments_of(self.classifier_departments, playbooks)
+        self.initialise_metrics(cells, pairs)
+
+    def initialise_metrics(
+        self,
+        cells: Iterable[tuple[str, str, str]] | None = None,
+        cell_kinds: Iterable[tuple[tuple[str, str, str], str]] | None = None,
+    ) -> None:
+        """The zero series of the grid's kinds and the playbooks in force, and of
+        ``cells`` and ``cell_kinds`` (None: all the grid's, as at start; a reload gives
+        those its grid adds) (``streams.metrics.initialise``; idempotent)."""
+        grid = self.grid
+        if cells is None or cell_kinds is None:
+            paths, self._cell_kinds = grid_series(grid)
+            self._cell_labels_cache.update(paths)
+            cells, cell_kinds = paths.values(), self._cell_kinds
+        initialise(
+            self.metrics,
+            {n: pb.department for n, pb in self.playbooks.items()},
+            LEVELS,
+            (*grid.kinds, "incident_burst"),
+            self.settings.score_threshold,
+            cells,
+            cell_kinds,
+            self.classifier_departments,
+            self.router.root.playbooks_reachable({"source": "citizen"}),
+        )
 
     async def on_annotation_error(self, annotation_id: str, detail: str) -> None:
         """Called by the Grafana annotator (off the stream) when an annotation fails."""

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from itertools import pairwise
 from typing import Any, cast
 
@@ -168,13 +168,7 @@ class CorroborationStage:
         if not self.enabled:
             return
         detection.mark_at = settings.corroboration_agree
-        for kind in ctx.grid.kinds:
-            for label, assessment in (
-                ("corroborated", "event"),
-                ("isolated", "event"),
-                ("isolated", "suspected_sensor_fault"),
-            ):
-                ctx.metrics.alerts_corroboration.labels(kind, label, assessment)
+        self.initialise_kinds(ctx.grid.kinds)
 
         async def corroborate(stream: faust.StreamT[bytes]) -> None:
             manual = cast(faust.Stream[bytes], stream).noack()  # acked once handled
@@ -205,6 +199,20 @@ class CorroborationStage:
         app.agent(self.topic)(corroborate)
         app.timer(interval=min(5.0, max(0.5, self.policy.grace / 3)))(release_held)
         app.on_partitions_assigned.connect(forget_moved)  # type: ignore[arg-type]
+
+    def initialise_kinds(self, kinds: Iterable[str]) -> None:
+        """The zero series of ``citybrain_alerts_corroboration_total`` for ``kinds`` (the
+        grid's; a reload that brings new kinds calls it again). Idempotent; none when
+        corroboration is off."""
+        if not self.enabled:
+            return
+        for kind in kinds:
+            for label, assessment in (
+                ("corroborated", "event"),
+                ("isolated", "event"),
+                ("isolated", "suspected_sensor_fault"),
+            ):
+                self.ctx.metrics.alerts_corroboration.labels(kind, label, assessment)
 
     # -- the detect agent's side ---------------------------------------------------------
     async def send(

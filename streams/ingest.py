@@ -24,6 +24,7 @@ from typing import Any, cast
 from faust.types import Message
 
 from detectors.tail import mean_interval
+from playbooks.grid import Grid
 from playbooks.routing import ALL_LABELS
 from streams.bursts import MAX_CATEGORIES_PER_CELL, Burst, BurstTracker, newest_report_time
 from streams.columns import BatchAdmission
@@ -310,6 +311,10 @@ class Ingest:
         content: a bad message or reading is dead-lettered alone), then detect over the
         batch."""
         now = time.time()
+        # The grid this batch is admitted under, used to its end: a reload (SIGHUP) may
+        # replace ``self.grid`` at any await, and a cell it removed failed the batch
+        # as a whole (KeyError in the counts), which stops the worker.
+        grid = self.grid
         values, partitions, offsets, received = message_columns(messages)
         incoming, refused = self.admission.admit(
             values, partitions, offsets, arrival_times(received, now), now
@@ -319,9 +324,9 @@ class Ingest:
                 "readings", messages[i], r.error.code, str(r.error), r.index, r.raw
             )
         async with self.ctx.states_settled:
-            await self._detect(messages, incoming)
+            await self._detect(messages, incoming, grid)
 
-    async def _detect(self, events: Sequence[Message], incoming: Admitted) -> None:
+    async def _detect(self, events: Sequence[Message], incoming: Admitted, grid: Grid) -> None:
         # The batch's sensors once each, keyed by id; each table key encoded once.
         sensors = set(incoming.sensor_ids)
         stored = self.ctx.sensor_state.get_many(map(str.encode, sensors))
@@ -339,11 +344,11 @@ class Ingest:
                 message_at(events, item.offset),
             )
         # Alerts must be on Kafka before the state that says they were sent.
-        await self.corroboration.send(result, self._alert_doc)
+        await self.corroboration.send(result, lambda alert: self._alert_doc(alert, grid))
         sent_at = time.time()
         # Counted before the next await, so a batch interrupted by a rebalance cannot be
         # processed yet uncounted (its redelivery is skipped by the offset rule).
-        self._count_readings(events, result, sent_at)
+        self._count_readings(events, result, sent_at, grid)
         # Most states are staged: each reaches the changelog once per offset commit,
         # before the offsets of its events (tables.coalesce_changelog); a worker that
         # dies first is replaced by one that replays those readings to the same result.
@@ -357,7 +362,7 @@ class Ingest:
             await self.ctx.sensor_state.set_many(through)
 
     def _count_readings(
-        self, events: Sequence[Message], result: BatchResult, sent_at: float
+        self, events: Sequence[Message], result: BatchResult, sent_at: float, grid: Grid
     ) -> None:
         m = self.metrics
         m.batch_size.observe(len(events))
@@ -377,9 +382,9 @@ class Ingest:
             m.redelivered.inc(result.redelivered)
         for alert in result.alerts:
             if alert.status == "firing":
-                level = self.grid.cells[alert.grid_cell].level
+                level = grid.cells[alert.grid_cell].level
                 m.alerts.labels(alert.kind, level, alert.severity).inc()
-                m.cell_alerts.labels(*self.ctx.cell_path(alert.grid_cell), alert.kind).inc()
+                m.cell_alerts.labels(*self.ctx.cell_path(alert.grid_cell, grid), alert.kind).inc()
                 m.event_to_alert.observe(max(0.0, sent_at - alert.received_at))
             else:
                 m.alerts_resolved.labels(alert.kind).inc()
@@ -397,7 +402,7 @@ class Ingest:
                 del self._exported[sid]
                 follow.discard(sid)
         for cell, n in result.scored_by_cell.items():
-            m.cell_readings.labels(*self.ctx.cell_path(cell)).inc(n)
+            m.cell_readings.labels(*self.ctx.cell_path(cell, grid)).inc(n)
 
     async def sweep_silent_sensors(self) -> int:
         """Resolve the alerts of sensors that went silent in an open episode: no reading
@@ -417,7 +422,8 @@ class Ingest:
         recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
         if not timeout or self.ctx.app.rebalancing or not recovery.completed.is_set():
             return 0
-        sensors = self.grid.sensors
+        grid = self.grid  # as a readings batch's: a reload may replace it at an await
+        sensors = grid.sensors
 
         def kind_of(sensor_id: str) -> str | None:
             sensor = sensors.get(sensor_id)
@@ -474,7 +480,7 @@ class Ingest:
             last_of = {a.sensor_id: float(s["last_ts"]) for _, s, a in silent}
 
             def no_data_doc(alert: AlertEvent) -> dict[str, Any]:
-                doc = self._alert_doc(alert)
+                doc = self._alert_doc(alert, grid)
                 doc["resolved_by"] = "no_data"
                 doc["annotation"] = (
                     f"sensor {alert.sensor_id} sent no reading since "
@@ -560,10 +566,11 @@ class Ingest:
                 self.detection.follow.discard(sid)
         return len(gone)
 
-    def _alert_doc(self, alert: AlertEvent) -> dict[str, Any]:
+    def _alert_doc(self, alert: AlertEvent, grid: Grid) -> dict[str, Any]:
+        """``alert``'s ``alert/1`` document, labelled by ``grid`` (the batch's)."""
         doc = alert.to_dict()
         doc["labels"] = {
-            **self.grid.cell_labels(alert.grid_cell),
+            **grid.cell_labels(alert.grid_cell),
             "alert_id": alert.alert_id,
             "kind": alert.kind,
             "severity": alert.severity,
@@ -573,9 +580,12 @@ class Ingest:
         return doc
 
     # -- incident reports ------------------------------------------------------------
-    def _burst_alert(self, burst: Burst, ended_at: float | None) -> tuple[str, dict[str, Any]]:
+    def _burst_alert(
+        self, burst: Burst, ended_at: float | None, grid: Grid
+    ) -> tuple[str, dict[str, Any]]:
         """A burst as its ``alerts`` message (key, ``alert/1`` document); ``ended_at``
-        (epoch s) for a ``resolved`` one: when its window was seen thinned out."""
+        (epoch s) for a ``resolved`` one: when its window was seen thinned out. Labelled
+        by ``grid``, the one its batch or sweep began under."""
         return (
             burst.alert_id,
             {
@@ -593,7 +603,7 @@ class Ingest:
                 "reports": burst.reports_doc(),
                 "follow_up": not burst.first,
                 "labels": {
-                    **self.grid.cell_labels(burst.grid_cell),
+                    **grid.cell_labels(burst.grid_cell),
                     "alert_id": burst.alert_id,
                     "kind": "incident_burst",
                     "severity": burst.severity,
@@ -604,7 +614,7 @@ class Ingest:
             },
         )
 
-    def _offer(self, report: Any, department: str, late: bool) -> list[tuple[str, Any]]:
+    def _offer(self, report: Any, department: str, late: bool, grid: Grid) -> list[tuple[str, Any]]:
         """``routed`` messages offering ``report`` (in no alert) to the run of each group
         its burst alert would be routed to, whatever severity that alert has (a route may
         match on it, a group may be keyed by it): ``{"report": {..., "ts": event time in
@@ -616,7 +626,7 @@ class Ingest:
         ``reports_not_alerted``; a late one, never in the window, is counted and audited so
         by the response stage)."""
         labels = {
-            **self.grid.cell_labels(report.grid_cell),
+            **grid.cell_labels(report.grid_cell),
             "alert_id": "",
             "kind": "incident_burst",
             "source": "citizen",
@@ -661,11 +671,13 @@ class Ingest:
 
     async def _on_incidents(self, events: Sequence[Message]) -> None:
         now = time.time()
+        # As a readings batch: validated and labelled under one grid to its end.
+        grid, validator = self.grid, self.validator
         valid: list[tuple[Message, IncidentReport]] = []
         home_of = self.ctx.burst_windows.partition_for_key
         for event in events:
             try:
-                report = self.validator.incident(event.value or b"", now)
+                report = validator.incident(event.value or b"", now)
                 home = home_of(burst_key(report.grid_cell, report.category))
                 if home != event.partition:
                     # Its cell's burst windows live with that partition's owner: counted
@@ -713,18 +725,18 @@ class Ingest:
                 if reason == "crowded":
                     window, made, opened = None, [], []
                     unalerted: list[tuple[str, str]] = []
-                    offers = self._offer(report, str(department), True)
+                    offers = self._offer(report, str(department), True, grid)
                 elif reason not in ("duplicate", "redelivered", "reused_id"):
                     # On a copy: a fold that raises halfway leaves the window as it was.
                     window, bursts, unalerted = self.bursts.observe_all(
                         copy.deepcopy(states[key]), report, department, reason, position
                     )
                     made = [
-                        self._burst_alert(b, report.ts if b.status == "resolved" else None)
+                        self._burst_alert(b, report.ts if b.status == "resolved" else None, grid)
                         for b in bursts
                     ]
                     opened = [
-                        (self.grid.cells[b.grid_cell].level, b)
+                        (grid.cells[b.grid_cell].level, b)
                         for b in bursts
                         if b.first and b.status != "resolved"  # not follow-ups, nor the end
                     ]
@@ -735,7 +747,7 @@ class Ingest:
                     offers = (
                         []
                         if any(b.status == "firing" for b in bursts)
-                        else self._offer(report, str(department), reason == "late")
+                        else self._offer(report, str(department), reason == "late", grid)
                     )
             except Exception as exc:
                 # One report that cannot be folded costs only itself (its window is kept
@@ -856,9 +868,10 @@ class Ingest:
             forget: list[bytes] = []
             per_cell: Tally[str] = Tally()
             skipped = 0  # windows left as they were for a fault of their own
+            grid = self.grid  # to the sweep's end, as a batch's (a reload may replace it)
             for (cell, category), state in windows:
                 per_cell[cell] += 1
-                if cell not in self.grid.cells:
+                if cell not in grid.cells:
                     # Kept from before a grid change dropped its cell: its labels cannot be
                     # had; it stays as it was (its reports were said or alerted then).
                     continue
@@ -870,7 +883,7 @@ class Ingest:
                             f"({self.ctx.settings.max_future_skew:g} s)"
                         )
                     new, bursts, unalerted = self.bursts.expire(state, (cell, category), slot)
-                    made = [self._burst_alert(b, self.event_time) for b in bursts]
+                    made = [self._burst_alert(b, self.event_time, grid) for b in bursts]
                 except Exception as exc:  # one odd window costs only itself, not the timer
                     skipped += 1
                     self._say_window_failed(

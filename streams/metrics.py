@@ -396,9 +396,9 @@ class Metrics:
             ),
             config_reload_successful=gauge(
                 CONFIG_RELOAD_SUCCESSFUL,
-                "1 when the last reload of the playbooks and routing file (SIGHUP) succeeded "
-                "or none was asked since start, 0 when it failed and the running "
-                "configuration was kept",
+                "1 when the last reload of the playbooks, routing, grid and tokens files "
+                "(SIGHUP) succeeded or none was asked since start, 0 when one had an error "
+                "and the running configuration was kept whole",
             ),
             config_reload_success_time=gauge(
                 CONFIG_RELOAD_SUCCESS_TIME,
@@ -406,9 +406,10 @@ class Metrics:
             ),
             config_hash=gauge(
                 CONFIG_HASH,
-                "Hash of the playbooks and routing file in force (the first 48 bits of "
-                "their SHA-256, as Alertmanager's alertmanager_config_hash): workers of "
-                "one group showing different values route and run by different files",
+                "Hash of the playbooks, routing, grid and tokens files in force (the first "
+                "48 bits of the SHA-256 of their SHA-256s, as Alertmanager's "
+                "alertmanager_config_hash): workers of one group showing different values "
+                "route and run by different files",
             ),
             groups_forgotten=counter(
                 GROUPS_FORGOTTEN,

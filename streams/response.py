@@ -40,7 +40,7 @@ from playbooks.engine import (
 )
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
-from playbooks.grid import LEVELS, PARENT_LEVEL
+from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
 from playbooks.routing import Silence, SilenceBook
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
@@ -1385,6 +1385,15 @@ class Response:
         )
         log.warning("citybrain: deadlines: %s; audited as run_cell_gone", why)
         await self._stale(run, "cell_gone", why)
+
+    def grid_changed(self, grid: Grid) -> None:
+        """A reload put ``grid`` in force (``streams.reload``; the engines it brings are
+        built on it): the stand-in engines of gone playbooks are built again on it, and
+        a run whose cell is gone is said again (a cell removed, restored and removed
+        again is news each time)."""
+        self.grid = grid
+        self._stand_ins.clear()
+        self._said_unreadable = {k for k in self._said_unreadable if not k.endswith(b"\x00cell")}
 
     async def _stale(self, run: Run, reason: str, detail: str) -> None:
         """Count a run of an edited library (``citybrain_playbook_runs_stale_total``) and

@@ -638,10 +638,11 @@ class _Handler(BoundedHandler):
             self._refused("bad_header", 400, {"error": twice, "field": "Authorization"})
             return
         authorization = self.headers.get("Authorization")
-        principal = srv.tokens.authenticate(authorization)
+        tokens = srv.tokens  # one store per request: SIGHUP may swap it (hup_tokens)
+        principal = tokens.authenticate(authorization)
         if principal is None:
             where = f"for citybrain ingest http{srv.token_hint} (docs/ingest.md, Tokens)"
-            text = refusal_401(srv.tokens, authorization, "the ingest", where, ("gateway",))
+            text = refusal_401(tokens, authorization, "the ingest", where, ("gateway",))
             self.close_connection = True  # the body is left unread
             self._refused("unauthenticated", 401, {"error": text})
             return

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from citybrain.ingest import MAX_PAYLOAD
@@ -17,7 +18,7 @@ from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_produ
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen, listen_error
 from citybrain.text import counted
 from streams.bounds import Bounds
-from streams.errors import StreamsError
+from streams.errors import SettingsError, StreamsError
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
 
@@ -176,11 +177,38 @@ def deadletters_hint(settings: Settings) -> str:
 
 
 # SIGHUP's default ended the ingest at once (t122), as it did the worker, which now
-# reloads on it: the ingest has nothing to reload (its grid and tokens are read at start).
+# reloads on it: the MQTT ingest has nothing to reload (its grid is read at start); the
+# HTTP ingest reads its tokens file again (``hup_tokens``, t130).
 HUP_IGNORED = (
     "ingest: SIGHUP: nothing reloaded, the ingest reads the grid and the tokens file at "
     "start only (restart it to use edited ones); it goes on"
 )
+
+
+def hup_tokens(server: Any, path: Path | None) -> bool:
+    """SIGHUP in the HTTP ingest: its tokens file read again and put in force whole
+    (``server.tokens``: a revoked gateway token is refused from the next request on, a
+    new one taken), as the worker's reload does (docs/operations.md, "Configuration
+    reload"); on an error the running tokens are kept and one ERROR line names it (file,
+    line, entry, field; never a token or a hash). The grid is read at start only. True
+    when the new tokens are in force."""
+    from streams.auth import TokenStore, exposed
+
+    try:
+        tokens = TokenStore.load(path)
+    except SettingsError as exc:
+        log.error("ingest: SIGHUP: the running tokens are kept: %s", exc)
+        return False
+    server.tokens = tokens
+    log.info(
+        "ingest: SIGHUP: %d gateway token(s) from %s in force; the grid is read at start "
+        "only (restart the ingest to use an edited one)",
+        tokens.count(("gateway",)),
+        path if path is not None else "no tokens file (every POST gets 401)",
+    )
+    if warning := exposed(tokens.path):
+        log.warning("citybrain: %s", warning)
+    return True
 
 
 def ignore_hup() -> None:
@@ -195,6 +223,7 @@ def _wait(
     extra: Callable[[], str] | None = None,
     deadletters: str = "",
     ended: threading.Event | None = None,
+    on_hup: Callable[[], object] | None = None,
 ) -> int:
     """Until SIGTERM/SIGINT or ``ended`` (0) or a send Kafka refused for good (1); a
     stats line every ``every`` seconds (``extra`` adds the MQTT ingest's ``received=…
@@ -210,7 +239,10 @@ def _wait(
     while not stop.wait(0.2) and not (ended is not None and ended.is_set()):
         if hup.is_set():
             hup.clear()
-            log.warning(HUP_IGNORED)
+            if on_hup is None:
+                log.warning(HUP_IGNORED)
+            else:
+                on_hup()
         if publisher.failure is not None:
             log.error("ingest: stopping, Kafka refused a send: %r", publisher.failure)
             return 1
@@ -451,7 +483,12 @@ def run_http(
         settings.kafka_bootstrap,
         settings.topic("readings"),
     )
-    code = _wait(publisher, options.stats_every, deadletters=deadletters_hint(settings))
+    code = _wait(
+        publisher,
+        options.stats_every,
+        deadletters=deadletters_hint(settings),
+        on_hup=lambda: hup_tokens(server, settings.api_tokens_file),
+    )
     server.shutdown()
     if code != 0:
         log.info(

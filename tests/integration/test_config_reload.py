@@ -76,7 +76,7 @@ def test_sighup_keeps_a_bad_routing_file_out_and_takes_a_good_one_with_runs_open
         routing.write_text(text.replace("playbook: flash-flood", "playbook: flash-flod"))
         line = hup_and_wait(worker, "configuration reload failed")
         assert (
-            f"the running playbooks and routing are kept: {routing}:19: route.routes.2.playbook: "
+            f"the running playbooks, routing, grid and tokens are kept: {routing}:19: route.routes.2.playbook: "
             "playbook 'flash-flod' does not exist" in line
         ), line
         assert scrape_sum(port, OK) == 0
@@ -177,5 +177,112 @@ def test_a_sighup_while_the_worker_starts_reloads_after_the_start(
         assert "Traceback" not in worker.log()
     finally:
         starter.join(150)
+        worker.stop()
+        p.close()
+
+
+def test_sighup_rotates_a_token_and_takes_a_grid_edit_on_a_real_worker(
+    run_dir: Path, stack: PrometheusServer, tmp_path: Path
+) -> None:
+    """t130: the tokens file and the grid file were read at start only, so revoking a
+    leaked token needed a restart of the control room. A SIGHUP now reads them with the
+    playbooks and routing: the revoked token is a 401 from the reload on, the new one is
+    taken, a tokens file with an error keeps the running tokens (and everything else),
+    and a new cell's sensor alerts into a run; the audit record counts tokens, never
+    shows one."""
+    import json
+
+    from streams.auth import hash_token
+    from streams.events import Reading
+    from tests.integration.test_pipeline import START
+    from tests.services import FIXTURES
+
+    leaked, fresh = "leaked-operator-token", "fresh-operator-token"
+
+    def tokens(operator: str, role: str = "operator") -> str:
+        return (
+            "tokens:\n"
+            f"  - {{name: desk, role: coordinator, sha256: '{hash_token(COORDINATOR_TOKEN)}'}}\n"
+            f"  - {{name: night-desk, role: {role}, sha256: '{hash_token(operator)}'}}\n"
+        )
+
+    tokens_file, grid = tmp_path / "tokens.yaml", tmp_path / "grid.yaml"
+    tokens_file.write_text(tokens(leaked))
+    tokens_file.chmod(0o600)
+    grid.write_text((FIXTURES / "grid.yaml").read_text())
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
+            "CITYBRAIN_API_TOKENS_FILE": str(tokens_file),
+            "CITYBRAIN_GRID_FILE": str(grid),
+        },
+    )
+    worker = p.worker().start()
+    try:
+        port = p.settings.worker_port
+        hashed = scrape_sum(port, "citybrain_config_hash")
+        assert p.api("GET", "/runs", leaked)[0] == 200
+        assert p.api("GET", "/runs", fresh)[0] == 401
+
+        # The leaked token replaced, and a cell with a gauge added: one SIGHUP takes both.
+        tokens_file.write_text(tokens(fresh))
+        grid.write_text(
+            (FIXTURES / "grid.yaml")
+            .read_text()
+            .replace(
+                "sensors:\n",
+                "  - {id: c-ford, level: community, parent: s-hill, name: Ford, "
+                "unit: ford community station}\n"
+                "sensors:\n  - {id: gauge-9, kind: water_level, unit: ft, cell: c-ford}\n",
+            )
+        )
+        line = hup_and_wait(worker, "configuration reloaded")
+        assert "(changed)" in line and "2 token(s) from" in line, line
+        assert scrape_sum(port, OK) == 1
+        assert scrape_sum(port, "citybrain_config_hash") != hashed
+        status, body = p.api("GET", "/runs", leaked)
+        assert status == 401, body
+        assert "unknown bearer token" in body["error"], body
+        assert p.api("GET", "/runs", fresh)[0] == 200
+
+        # A tokens file with an error: nothing is taken, the running tokens stay.
+        tokens_file.write_text(tokens(leaked, role="operater"))
+        line = hup_and_wait(worker, "configuration reload failed")
+        assert f"CITYBRAIN_API_TOKENS_FILE {tokens_file}:3: tokens entry 2: role is " in line
+        assert scrape_sum(port, OK) == 0
+        assert p.api("GET", "/runs", leaked)[0] == 401
+        assert p.api("GET", "/runs", fresh)[0] == 200
+
+        # The new cell's gauge: read, detected and run in its cell, by its unit.
+        base = real_levels(40)
+        for i, v in enumerate([*base, base[-1] * 8]):
+            value = Reading(START + 300 * i, "gauge-9", "water_level", v, "ft", "c-ford")
+            p.send("readings", b"gauge-9", value.to_json())
+        p.flush()
+        steps = p.read("steps", lambda m: bool(steps_of(m, "run_created")), settle=1)
+        [created] = steps_of(steps, "run_created")
+        assert created["playbook"] == "flash-flood", created
+        status, body = p.api_until(
+            f"/runs/{created['run_id']}",
+            fresh,
+            lambda s, b: s == 200 and b.get("run", {}).get("grid_cell") == "c-ford",
+        )
+        assert status == 200 and body["run"]["grid_cell"] == "c-ford", body
+        audit = [
+            json.loads(m.value)
+            for m in p.read(
+                "audit",
+                lambda ms: sum(b'"config_reload' in m.value for m in ms) >= 2,
+            )
+        ]
+        reloaded = [r for r in audit if r["action"] == "config_reloaded"]
+        assert "tokens: 1 added, 1 revoked" in reloaded[0]["detail"], reloaded
+        assert "grid: cells 1 added, 0 removed, sensors 1 added" in reloaded[0]["detail"]
+        text = json.dumps(audit) + worker.log()
+        for secret in (leaked, fresh):
+            assert secret not in text and hash_token(secret) not in text
+        assert worker.alive() and "Traceback" not in worker.log()
+    finally:
         worker.stop()
         p.close()

@@ -1193,26 +1193,59 @@ def test_a_misspelt_key_is_dead_lettered_and_other_unknown_keys_counted_through_
     assert log.count("carries the key 'lat'") == 1 and log.count("carries the key 'lon'") == 1
 
 
-def test_sighup_leaves_the_http_ingest_running_and_says_nothing_was_reloaded(
-    ingest_pipeline: Pipeline,
+def test_sighup_rotates_the_http_ingests_gateway_token_and_keeps_it_running(
+    ingest_pipeline: Pipeline, tmp_path: Path
 ) -> None:
     # t122: SIGHUP, which the worker now takes as a reload, ended the ingest at once.
+    # t130: it reads the tokens file again, as the worker does: a leaked gateway token
+    # is refused from then on without a restart; a tokens file with an error keeps the
+    # running tokens.
     import signal
 
-    from citybrain.ingest.service import HUP_IGNORED
-
     p = ingest_pipeline
-    server = http_ingest(p).start()
-    try:
+    fresh = "fresh-gateway-token"
+    tokens = tmp_path / "tokens.yaml"
+
+    def gateway(token: str, role: str = "gateway") -> None:
+        tokens.write_text(
+            f"tokens:\n  - {{name: gw, role: {role}, sha256: '{hash_token(token)}'}}\n"
+        )
+        tokens.chmod(0o600)
+
+    def hup(said: str) -> str:
         assert server.proc is not None
+        before = len(server.log())
         server.proc.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 10
-        while HUP_IGNORED not in server.log() and time.monotonic() < deadline:
+        while said not in server.log()[before:] and time.monotonic() < deadline:
             assert server.proc.poll() is None, server.log()[-2000:]
             time.sleep(0.1)
-        assert HUP_IGNORED in server.log()
-        status, body = post(p, "/ingest/v1/readings", json.dumps([GAUGE_READING]).encode())
-        assert (status, body["accepted"]) == (200, 1)
-        assert server.proc.poll() is None and "Traceback" not in server.log()
+        return server.log()[before:]
+
+    gateway(GATEWAY_TOKEN)
+    server = IngestProcess(
+        {**p.env, "CITYBRAIN_API_TOKENS_FILE": str(tokens)},
+        p.run_dir / f"{p.name}-ingest-http.log",
+        "http",
+    ).start()
+    body = json.dumps([GAUGE_READING]).encode()
+    try:
+        assert post(p, "/ingest/v1/readings", body)[0] == 200
+        gateway(fresh)
+        said = hup("gateway token(s) from")
+        assert f"ingest: SIGHUP: 1 gateway token(s) from {tokens} in force" in said, said
+        status, answer = post(p, "/ingest/v1/readings", body)
+        assert status == 401 and "unknown bearer token" in answer["error"], answer
+        status, answer = post(p, "/ingest/v1/readings", body, token=fresh)
+        assert (status, answer["accepted"]) == (200, 1)
+        gateway(GATEWAY_TOKEN, role="gateways")  # an error: the running tokens stay
+        said = hup("the running tokens are kept")
+        assert f"CITYBRAIN_API_TOKENS_FILE {tokens}:2: tokens entry 1: role is " in said, said
+        assert post(p, "/ingest/v1/readings", body)[0] == 401
+        assert post(p, "/ingest/v1/readings", body, token=fresh)[0] == 200
+        for secret in (GATEWAY_TOKEN, fresh):
+            assert secret not in server.log() and hash_token(secret) not in server.log()
+        assert server.proc is not None and server.proc.poll() is None
+        assert "Traceback" not in server.log()
     finally:
         assert server.stop() == 0

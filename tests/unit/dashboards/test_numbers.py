@@ -832,8 +832,8 @@ def test_config_differs_fires_when_workers_run_different_files_for_five_minutes(
                     "14m",
                     (
                         {"severity": "warning"},
-                        "2 different playbook and routing configurations run across the "
-                        "workers: send each worker its SIGHUP (or restart it) so they all "
+                        "2 different configurations (playbooks, routing, grid, tokens) run "
+                        "across the workers: send each worker its SIGHUP (or restart it) so they all "
                         "use the same files",
                     ),
                 ),
@@ -866,7 +866,7 @@ def test_config_reload_failed_fires_after_ten_minutes_of_a_refused_reload(
                     (
                         {"severity": "warning", "instance": "w1"},
                         "the configuration reload on w1 failed: it runs its previous "
-                        "playbooks and routing (its log names the error)",
+                        "playbooks, routing, grid and tokens (its log names the error)",
                     ),
                 ),
             ],

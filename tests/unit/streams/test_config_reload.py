@@ -57,8 +57,8 @@ def test_a_bad_routing_file_keeps_the_running_configuration_and_says_why(
     assert ok(registry) == 0
     [line] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert line == (
-        "citybrain: configuration reload failed, the running playbooks and routing are "
-        f"kept: {routing}:27: route.routes.5.playbook: playbook 'gas-leek' does not exist "
+        "citybrain: configuration reload failed, the running playbooks, routing, grid and "
+        f"tokens are kept: {routing}:27: route.routes.5.playbook: playbook 'gas-leek' does not exist "
         "(known: air-pollution, citizen-report-burst, crowd-surge, flash-flood, gas-leak, "
         "sensor-anomaly, sensor-check, sensor-failure, traffic-incident) (did you mean "
         "'gas-leak'?); `citybrain playbooks check` lists every error"
@@ -115,18 +115,23 @@ def test_a_good_reload_swaps_playbooks_routing_and_engines_together(
     ), said
 
 
-def test_a_changed_grid_is_said_to_need_a_restart(
+def test_a_changed_grid_is_reloaded_not_said_to_need_a_restart(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # Before t130 the grid was read at start only and a reload warned "restart the
+    # worker to use it"; it is now read again with the other files.
     grid = tmp_path / "grid.yaml"
     shutil.copy(REPO_ROOT / "datasets" / "grid.yaml", grid)
     settings = Settings(run_dir_override=tmp_path, topic_prefix="t", grid_file=grid)
     reload = config_reload(create_app(settings, CollectorRegistry()))
     assert reload is not None
-    grid.write_text(grid.read_text() + "# edited\n")
-    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+    first = next(iter(reload.ctx.grid.cells.values()))
+    grid.write_text(grid.read_text().replace(f"name: {first.name}\n", "name: Renamed\n", 1))
+    with caplog.at_level(logging.INFO, logger="streams.reload"):
         assert reload.reload() is True
-    assert any("restart the worker to use it" in r.getMessage() for r in caplog.records)
+    assert reload.ctx.grid.cells[first.id].name == "Renamed"
+    assert not any("restart the worker" in r.getMessage() for r in caplog.records)
+    assert any(f"grid from {grid} (changed)" in r.getMessage() for r in caplog.records)
 
 
 def test_the_signal_reads_off_the_loop_and_a_second_one_reads_again(
@@ -266,7 +271,10 @@ def test_a_playbook_directory_renamed_away_is_named_not_blamed_on_the_routes(
         assert reload.reload() is False
     assert reload.response.engines is engines and ok(registry) == 0
     gone, empty = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    kept = "citybrain: configuration reload failed, the running playbooks and routing are kept: "
+    kept = (
+        "citybrain: configuration reload failed, the running playbooks, routing, grid and "
+        "tokens are kept: "
+    )
     assert gone.startswith(f"{kept}CITYBRAIN_PLAYBOOK_DIR is {str(playbooks)!r}: "), gone
     assert "routing.yaml" not in gone and "(and " not in gone
     assert empty == (

@@ -30,7 +30,7 @@ def counting_ingest(grid: Grid, watch: set[str]) -> tuple[Any, CollectorRegistry
     ingest.detection = SensorDetection(
         TailDetector(), ScoreThreshold(DEFAULT_THRESHOLD), quiet_readings=3
     )
-    ingest.ctx = SimpleNamespace(cell_path=lambda cell: ("d", "s", cell))
+    ingest.ctx = SimpleNamespace(cell_path=lambda cell, grid=None: ("d", "s", cell))
     ingest._watch, ingest._exported = set(watch), {}
     ingest._partitions = 2
     ingest.feeds = FeedClock()  # read by _count_readings since de3cd5a (CitybrainFeedSilent)
@@ -53,7 +53,7 @@ def test_series_follow_episodes_and_watched_sensors_and_counts_add_up(grid: Grid
             batch.append(Incoming(reading, 0.0, offset=2 * i + k))
         result = ingest.detection.process(batch, states)
         states.update(result.states)
-        ingest._count_readings([None] * len(batch), result, 0.0)
+        ingest._count_readings([None] * len(batch), result, 0.0, grid)
         fired += sum(a.status == "firing" for a in result.alerts)
         resolved += sum(a.status == "resolved" for a in result.alerts)
         value_of = registry.get_sample_value(

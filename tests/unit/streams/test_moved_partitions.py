@@ -246,7 +246,7 @@ def test_a_moved_sensor_in_an_episode_loses_its_series_on_the_old_worker(
     sensors = [f"s-{i}" for i in range(20)]
     cell = next(iter(ctx.grid.cells))
     last = {sid: ("water_level", cell, 1, 5.0, 0.99, True) for sid in sensors}
-    ingest._count_readings([], BatchResult(last=last), 0.0)  # type: ignore[arg-type]
+    ingest._count_readings([], BatchResult(last=last), 0.0, ctx.grid)  # type: ignore[arg-type]
     kept = {0, 1}
     s = ctx.settings
     assigned = {TP(s.topic("readings"), p) for p in kept}
