@@ -702,10 +702,10 @@ class Response:
         if self._forwarded.get(key, 0) == 0:
             if self.ctx.groups.get(key) is not None:
                 return key  # its group is stored under its key
-            if self._translates(old, key):
-                return old  # stored under its old key, on a partition of this worker
             if self._holds_partition(old):
-                return key  # no group under the old key: none was open at the upgrade
+                # The old key's group, if any, is this worker's: taken here, or none
+                # (or one that does not translate) and the group opens under its key.
+                return old if self._translates(old, key) else key
         self._forwarded[key] = self._forwarded.get(key, 0) + 1
         await self.ctx.send_all(self.ctx.routed, [(legacy, {**doc, PROBE: key.decode()})])
         return None
