@@ -669,8 +669,8 @@ class Route:
     # dispatch/route.go).
     mute_time_intervals: tuple[str, ...] = ()
     active_time_intervals: tuple[str, ...] = ()
-    # Its matcher path (``route_path``; ``with_paths`` fills it in), from which its group
-    # keys are made: "" until then.
+    # Its matcher path (``with_paths`` fills it in, as the loader does), from which its
+    # group keys are made: "" until then.
     path: str = ""
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
@@ -731,7 +731,10 @@ class Route:
         Raises ValueError for a route without its path (built by hand, not loaded)."""
         if not self.path:
             raise ValueError(f"route {self.id} has no matcher path: build it with with_paths")
-        text = "path|" + json.dumps([self.path, self.group_values(labels)], ensure_ascii=True)
+        # Sorted: Alertmanager's group_by is a set, its group labels a label set, so
+        # `group_by: [street, kind]` and `[kind, street]` make the same groups.
+        values = sorted(self.group_values(labels))
+        text = "path|" + json.dumps([self.path, values], ensure_ascii=True)
         return "grp-" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
     def legacy_group_key(self, labels: Mapping[str, str]) -> str:
@@ -1407,7 +1410,7 @@ def regrouped_routes(old: Router, new: Router) -> list[str]:
                 f"matchers there now: its matchers or a parent's changed, or it was "
                 f"removed): {gone}"
             )
-        elif now.group_by != was.group_by:
+        elif sorted(now.group_by) != sorted(was.group_by):  # a set, as Alertmanager's
             said.append(
                 f"route {now.id} ({written}) groups by [{', '.join(now.group_by)}], was "
                 f"[{', '.join(was.group_by)}]: {gone}"

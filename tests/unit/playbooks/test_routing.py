@@ -198,6 +198,12 @@ def test_group_keys_change_with_a_routes_matchers_or_a_parents() -> None:
     nested = "    - matchers: ['source=\"sensor\"']\n      playbook: sensor-check\n      routes:\n"
     inside = "".join("    " + line + "\n" for line in FLOOD.splitlines())
     assert _keys(_tree(nested + inside + GAS), WATER) != _keys(before, WATER)
+    # group_by is a set, as Alertmanager's: its order changes no key.
+    by_two = "    - matchers: ['kind=\"gas_ppm\"']\n      playbook: gas-leak\n      group_by: [street, district]\n"
+    swapped = by_two.replace("[street, district]", "[district, street]")
+    gas = {**GASSY, "district": "d1"}
+    assert _keys(_tree(FLOOD + by_two), gas) == _keys(_tree(FLOOD + swapped), gas)
+    assert regrouped_routes(_tree(FLOOD + by_two), _tree(FLOOD + swapped)) == []
     # The group labels still tell groups of one route apart.
     assert _keys(before, WATER) != _keys(before, {**WATER, "street": "Oak"})
 
