@@ -46,6 +46,7 @@ from playbooks.routing import (
     legacy_regex,
     parse_matchers,
     read_apart_warnings,
+    with_paths,
 )
 from playbooks.schema import (
     KAFKA_TOPIC_NAME_MAX,
@@ -1598,7 +1599,7 @@ def routing_errors(
         rules.append(InhibitRule(sides[0], sides[1], tuple(rule.equal)))
     if errors or tree is None:
         return None, _line_order(errors)
-    return Router(tree, tuple(rules), named or {}), []
+    return Router(with_paths(tree), tuple(rules), named or {}), []
 
 
 _SLASH_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\/")  # \/ after an even run of backslashes

@@ -24,7 +24,7 @@ import reprlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -654,7 +654,7 @@ def matches_all(matchers: Iterable[Matcher], labels: Mapping[str, str]) -> bool:
 class Route:
     """A route with its inherited settings resolved."""
 
-    id: str  # position in the tree: "root", "root.0", "root.0.1", ...
+    id: str  # position in the tree: "root", "root.0", "root.0.1", ... (for people and logs)
     matchers: tuple[Matcher, ...]
     playbook: str
     continue_: bool
@@ -669,6 +669,9 @@ class Route:
     # dispatch/route.go).
     mute_time_intervals: tuple[str, ...] = ()
     active_time_intervals: tuple[str, ...] = ()
+    # Its matcher path (``with_paths`` fills it in, as the loader does), from which its
+    # group keys are made: "" until then.
+    path: str = ""
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes an alert takes, in tree order (Alertmanager's ``Route.Match``): a
@@ -712,23 +715,81 @@ class Route:
                 stack.extend(route.routes)
         return found
 
+    def group_values(self, labels: Mapping[str, str]) -> list[tuple[str, str]]:
+        """The ``(label, value)`` pairs of its ``group_by`` labels in ``labels`` (a missing
+        label is ""; every label, sorted, for ``...``): what tells its groups apart."""
+        if ALL_LABELS in self.group_by:
+            return sorted(labels.items())
+        return [(name, labels.get(name, "")) for name in self.group_by]
+
     def group_key(self, labels: Mapping[str, str]) -> str:
         """Alerts with the same key share one run: ``grp-`` and 16 hex digits, a stable
-        hash of the route and the values of its ``group_by`` labels (a missing label is
-        ""), equal exactly when those are equal, as Alertmanager's groups are (t44)."""
-        if ALL_LABELS in self.group_by:
-            values = sorted(labels.items())
-        else:
-            values = [(name, labels.get(name, "")) for name in self.group_by]
+        hash of the route's matcher path (``path``, as Alertmanager's ``Route.Key()``: not
+        its position, so a route added, removed or moved elsewhere in the tree leaves its
+        keys as they were) and the values of its ``group_by`` labels (a missing label is
+        ""), equal exactly when those are equal, as Alertmanager's groups are (t44, t126).
+        Raises ValueError for a route without its path (built by hand, not loaded)."""
+        if not self.path:
+            raise ValueError(f"route {self.id} has no matcher path: build it with with_paths")
+        # Sorted: Alertmanager's group_by is a set, its group labels a label set, so
+        # `group_by: [street, kind]` and `[kind, street]` make the same groups.
+        values = sorted(self.group_values(labels))
+        text = "path|" + json.dumps([self.path, values], ensure_ascii=True)
+        return "grp-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    def legacy_group_key(self, labels: Mapping[str, str]) -> str:
+        """The key citybrain before t126 gave this group (the route's position ``id``
+        instead of its path): what runs opened then are stored under, for the response
+        stage to find them (``streams.response``, the group key migration)."""
+        values = self.group_values(labels)
         if any("|" in v for _, v in values):
             # Joined with "|", district="a|severity=b", severity="" and district="a",
-            # severity="b|severity=" made one text, one run, where Alertmanager has two
-            # groups (t44). Written as JSON after "||" (a plain text has a label name
-            # there), so plain texts, and the keys of runs stored before, stay as they were.
+            # severity="b|severity=" made one text (t44): such values were written as JSON.
             text = self.id + "||" + json.dumps(values, ensure_ascii=True)
         else:
             text = self.id + "|" + "|".join(f"{k}={v}" for k, v in values)
         return "grp-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def matchers_text(matchers: Iterable[Matcher]) -> str:
+    """A route's own matchers as one canonical text, ``{a="1",b=~"x"}``: sorted by label,
+    value and operator as Alertmanager sorts them (``labels.Matchers.Less``), so the order
+    they are written in, and whether ``match``/``match_re`` or ``matchers`` wrote them,
+    changes nothing; ``{}`` for none."""
+    ordered = sorted(matchers, key=lambda m: (m.name, m.value, m.op))
+    return "{" + ",".join(str(m) for m in ordered) + "}"
+
+
+def with_paths(root: Route) -> Route:
+    """``root``'s tree with every route's ``path`` filled in: its parent's path, ``/`` and
+    its own ``matchers_text`` (the root's is ``{}``), as Alertmanager's ``Route.Key()``.
+    Siblings with the same matchers have the same ``Key()`` there, yet separate groups
+    (Alertmanager keeps groups per route object); here the second of them and later add
+    ``#2``, ``#3``… (their order among those siblings only), so they keep separate runs
+    and a sibling with other matchers added or moved beside them changes no path.
+    Iterative: a tree 1,000 levels deep needs no deep stack."""
+    # Children first (post-order), each rebuilt once its children are.
+    paths: dict[int, str] = {id(root): matchers_text(root.matchers)}
+    order: list[Route] = []
+    stack = [root]
+    while stack:
+        route = stack.pop()
+        order.append(route)
+        seen: dict[str, int] = {}
+        for child in route.routes:
+            own = matchers_text(child.matchers)
+            seen[own] = seen.get(own, 0) + 1
+            suffix = f"#{seen[own]}" if seen[own] > 1 else ""
+            paths[id(child)] = f"{paths[id(route)]}/{own}{suffix}"
+            stack.append(child)
+    built: dict[int, Route] = {}
+    for route in reversed(order):
+        built[id(route)] = replace(
+            route,
+            path=paths[id(route)],
+            routes=tuple(built[id(c)] for c in route.routes),
+        )
+    return built[id(root)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1319,45 +1380,44 @@ class Router:
         return self.decide(labels, firing, silences, now)
 
 
-def _routes_by_id(route: Route, path: tuple[str, ...] = ()) -> Iterator[tuple[Route, str]]:
-    here = (*path, ", ".join(str(m) for m in route.matchers))
+def _routes_by_path(route: Route, above: tuple[str, ...] = ()) -> Iterator[tuple[Route, str]]:
+    """Every route of the tree with its matchers written for people (``a="1" / b="2"``,
+    "(every alert)" for the root)."""
+    here = (*above, ", ".join(str(m) for m in route.matchers))
     yield route, " / ".join(p for p in here if p) or "(every alert)"
     for child in route.routes:
-        yield from _routes_by_id(child, here)
+        yield from _routes_by_path(child, here)
 
 
 def regrouped_routes(old: Router, new: Router) -> list[str]:
     """What a reload from ``old`` to ``new`` does to the open groups of each route, one
-    line per route it changes (empty when none). A group's key is its route's position
-    in the tree (``root.3``) and its ``group_by`` values (``Route.group_key``): a route
-    moved (one added or removed before it), gone, or given another ``group_by`` makes
-    new alerts of its open groups open new groups, and new runs, beside the open ones;
-    a route given another playbook keeps its open groups, whose new alerts join their
-    runs of the old playbook. Alertmanager 0.25 rebuilds every group at a reload; its
-    group key is the route's matcher path, so a route added before another does not
-    regroup it there."""
-    before = {r.id: (r, path) for r, path in _routes_by_id(old.root)}
-    after = {r.id: (r, path) for r, path in _routes_by_id(new.root)}
+    line per route it changes (empty when none). A group's key is its route's matcher
+    path (``Route.path``) and its ``group_by`` values (``Route.group_key``), as
+    Alertmanager's: a route added, removed or moved among its siblings regroups no other
+    route; a route whose path is gone (its matchers or a parent's edited, it or a parent
+    removed; a second of two siblings with the same matchers becoming the first) or
+    given another ``group_by`` makes new alerts of its open groups open new groups, and
+    new runs, beside the open ones; a route given another playbook keeps its open
+    groups, whose new alerts join their runs of the old playbook."""
+    after = {r.path: r for r, _ in _routes_by_path(new.root)}
     said: list[str] = []
-    for rid, (was, path) in before.items():
-        gone = "new alerts of its open groups open new groups and runs beside the open ones"
-        if rid not in after:
-            said.append(f"route {rid} ({path}, {was.playbook}) is gone: {gone}")
-            continue
-        now, new_path = after[rid]
-        if new_path != path:
+    gone = "new alerts of its open groups open new groups and runs beside the open ones"
+    for was, written in _routes_by_path(old.root):
+        now = after.get(was.path)
+        if now is None:
             said.append(
-                f"route {rid} was {path} ({was.playbook}) and is now {new_path} "
-                f"({now.playbook}; a route added or removed before it moves it): {gone}"
+                f"route {was.id} ({written}, {was.playbook}) is gone (no route has its "
+                f"matchers there now: its matchers or a parent's changed, or it was "
+                f"removed): {gone}"
             )
-        elif now.group_by != was.group_by:
+        elif sorted(now.group_by) != sorted(was.group_by):  # a set, as Alertmanager's
             said.append(
-                f"route {rid} ({path}) groups by [{', '.join(now.group_by)}], was "
+                f"route {now.id} ({written}) groups by [{', '.join(now.group_by)}], was "
                 f"[{', '.join(was.group_by)}]: {gone}"
             )
         elif now.playbook != was.playbook:
             said.append(
-                f"route {rid} ({path}) opens {now.playbook} runs, was {was.playbook}: new "
+                f"route {now.id} ({written}) opens {now.playbook} runs, was {was.playbook}: new "
                 f"alerts of its open groups join their open {was.playbook} runs"
             )
     return said

@@ -271,6 +271,7 @@ class Alerting:
                                     "muted": {"alert_id": alert_id},
                                     "route": _route_doc(route),
                                     "grouped_at": entry["since"],
+                                    "legacy_key": route.legacy_group_key(labels),
                                 },
                             )
                             for route in decision.routes
@@ -297,8 +298,18 @@ class Alerting:
         ``grouped_at``, epoch s it was first muted: when Alertmanager put it in its group,
         whose flushes its run's first notification keeps to (``next_group_flush``)."""
         extra = {} if grouped_at is None else {"grouped_at": grouped_at}
+        # ``legacy_key``: the key the group had before t126, under which a run opened then
+        # is stored (the response stage's group key migration, ``Response._group_home``).
         routed: list[tuple[str, dict[str, Any]]] = [
-            (route.group_key(labels), {"alert": alert, "route": _route_doc(route), **extra})
+            (
+                route.group_key(labels),
+                {
+                    "alert": alert,
+                    "route": _route_doc(route),
+                    **extra,
+                    "legacy_key": route.legacy_group_key(labels),
+                },
+            )
             for route in decision.routes
         ]
         if len(routed) > 1:

@@ -656,10 +656,13 @@ class Ingest:
                     # messages per report held and dropped by the response stage.
                     continue
                 key = route.group_key(labelled)
-                offers.setdefault(
-                    (key, route.id),
-                    (key, {"report": offer, "route": {"id": route.id, "playbook": route.playbook}}),
-                )
+                doc = {
+                    "report": offer,
+                    "route": {"id": route.id, "playbook": route.playbook},
+                    # The group's key before t126 (``Response._group_home``).
+                    "legacy_key": route.legacy_group_key(labelled),
+                }
+                offers.setdefault((key, route.id), (key, doc))
         return list(offers.values())
 
     async def on_incidents(self, events: Sequence[Message]) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import secrets
 import time
 from collections import Counter as Tally
@@ -41,7 +42,7 @@ from playbooks.engine import (
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
-from playbooks.routing import Silence, SilenceBook
+from playbooks.routing import Route, Silence, SilenceBook
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, embedded_alert, route_fault, run_key
@@ -292,7 +293,16 @@ def misplaced_command(event: Any, run_id: str, partitions: int) -> int | None:
 
 # The fields of a routed message the worker writes (``alerting._route``, ``_offer``),
 # by part: a key looking like one of them without being it is refused (``routed_fields``).
-ROUTED_KEYS = frozenset({"alert", "route", "muted", "report", "grouped_at"})
+ROUTED_KEYS = frozenset(
+    {"alert", "route", "muted", "report", "grouped_at", "legacy_key", "probe", "checked"}
+)
+# The group key migration (t126: keys were the route's position, now its matcher path):
+# a routed message carries the key its group had before (``legacy_key``, from
+# ``Route.legacy_group_key``); one forwarded to that key's partition, to join a group
+# stored there, names the key it came from (``probe``); one sent back from there, no
+# such group being there, says so (``checked``) and is taken under its own key.
+LEGACY_KEY, PROBE, CHECKED = "legacy_key", "probe", "checked"
+GROUP_KEY = re.compile(r"grp-[0-9a-f]{16}")
 ROUTE_KEYS = frozenset({"id", "playbook", "group_wait", "group_interval", "repeat_interval"})
 OFFER_KEYS = frozenset({"report_id", "channel", "grid_cell", "category", "ts", "late"})
 
@@ -347,7 +357,7 @@ def routed_fields(doc: Any) -> dict[str, Any]:
             # -1e308 was compared, then written as a date: an OverflowError and a
             # traceback in the worker's log for a foreign producer's offer (helper t52).
             raise EventError("bad_reports", "report.ts", ts, fault)
-        return doc
+        return _migration_fields(doc)
     route = doc["route"]
     if "muted" in doc:
         muted = doc["muted"]
@@ -374,6 +384,19 @@ def routed_fields(doc: Any) -> dict[str, Any]:
     fault = None if grouped_at is None else epoch_seconds_fault(grouped_at)
     if fault is not None:
         raise EventError("bad_routed", "grouped_at", grouped_at, fault)
+    return _migration_fields(doc)
+
+
+def _migration_fields(doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` once its group key migration fields are right: ``legacy_key`` and ``probe``
+    group keys (``grp-`` and 16 hex digits), ``checked`` true; else ``EventError``
+    (``bad_routed``) naming the field and value."""
+    for name in (LEGACY_KEY, PROBE):
+        value = doc.get(name)
+        if value is not None and not (isinstance(value, str) and GROUP_KEY.fullmatch(value)):
+            raise EventError("bad_routed", name, value, "expected a group key (grp-<16 hex>)")
+    if CHECKED in doc and doc[CHECKED] is not True:
+        raise EventError("bad_routed", CHECKED, doc[CHECKED], "expected true")
     return doc
 
 
@@ -435,6 +458,10 @@ class Response:
         # one scan of the groups at the bound (``_drop_oldest_held``): one drop each after
         # that, not a scan of 10,000 offers per offer (1.8 ms each at the bound).
         self._oldest_held: deque[tuple[float, bytes, str, str]] = deque()
+        # The group key migration (``_group_home``): messages of a key forwarded to its
+        # old key's partition and not back yet, and old groups said not to translate.
+        self._forwarded: dict[bytes, int] = {}
+        self._said_untranslated: set[bytes] = set()
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -445,6 +472,11 @@ class Response:
         # EventError: dead-lettered by guarded, bad_json or bad_routed, with no traceback.
         doc = routed_fields(message_json(event.value))
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
+        routed_key = key.decode(errors="replace")
+        home = await self._group_home(key, doc)
+        if home is None:
+            return  # forwarded to the partition where its group may be stored
+        key = home
         pending = self.ctx.groups.get(key)
         if pending and pending.get(OUTBOX):  # the last change's outputs first
             await self._flush_outbox(key, pending)
@@ -586,8 +618,11 @@ class Response:
                 covered = ReportsCovered.from_alert(alert, now)
                 # Routed to several routes: the reports' other parts (runs of the other
                 # groups cover them too), named in each closure.
+                # Its own part named by the key it was routed under, which a group stored
+                # before t126 is not (``_group_home``).
+                own = {group_key, routed_key, doc.get(PROBE)}
                 also = tuple(
-                    Part.from_dict(p) for p in doc.get("parts") or [] if p.get("group") != group_key
+                    Part.from_dict(p) for p in doc.get("parts") or [] if p.get("group") not in own
                 )
             except (BadEventError, AttributeError, TypeError) as exc:
                 await self.ctx.dead_letter("routed", event, "bad_reports", str(exc))
@@ -637,6 +672,113 @@ class Response:
             return  # the earliest are kept: they date the group
         members[alert_id] = since
         await self.ctx.groups.set_many({key: {**group, MUTED: members}})
+
+    # -- the group key migration (t126) -------------------------------------------------
+    async def _group_home(self, key: bytes, doc: dict[str, Any]) -> bytes | None:
+        """The group key under which routed message ``doc`` (Kafka key ``key``) is taken:
+        ``key``, or the key its group had before t126 (``doc["legacy_key"]``: the route's
+        position, not its matcher path) while a group stored under that key translates
+        to ``key`` (``_translates``): its alerts keep joining its open run, no second
+        dispatch after the upgrade. None when ``doc`` was forwarded instead, to that old
+        key's partition (another worker's; ``probe``), which takes it there or sends it
+        back (``checked``). Forwarding goes on for a key while one of its messages is on
+        that way (``_forwarded``), so none overtakes another."""
+        probe: str | None = doc.get(PROBE)
+        if probe is not None:  # here from ``probe``: this worker holds ``key``'s partition
+            new = probe.encode()
+            if self._translates(key, new):
+                return key
+            back = {k: v for k, v in doc.items() if k != PROBE}
+            await self.ctx.send_all(self.ctx.routed, [(probe, {**back, CHECKED: True})])
+            return None
+        if doc.get(CHECKED):
+            if self._forwarded.get(key, 0) > 0:
+                self._forwarded[key] -= 1
+            return key
+        legacy: str | None = doc.get(LEGACY_KEY)
+        if legacy is None or legacy.encode() == key:
+            return key
+        old = legacy.encode()
+        if self._forwarded.get(key, 0) == 0:
+            if self.ctx.groups.get(key) is not None:
+                return key  # its group is stored under its key
+            if self._holds_partition(old):
+                # The old key's group, if any, is this worker's: taken here, or none
+                # (or one that does not translate) and the group opens under its key.
+                return old if self._translates(old, key) else key
+        self._forwarded[key] = self._forwarded.get(key, 0) + 1
+        await self.ctx.send_all(self.ctx.routed, [(legacy, {**doc, PROBE: key.decode()})])
+        return None
+
+    def _holds_partition(self, key: bytes) -> bool:
+        """Whether this worker holds ``key``'s partition of the ``routed`` topic (and so
+        of the ``groups`` table, whose entry for ``key`` it would hold)."""
+        partition = self.ctx.groups.partition_for_key(key)
+        topic = self.ctx.routed.get_topic_name()
+        return any(
+            tp.topic == topic and tp.partition == partition
+            for tp in self.ctx.app.assignor.assigned_actives()
+        )
+
+    def _translates(self, old: bytes, new: bytes) -> bool:
+        """Whether the group stored under ``old`` (a key made before t126 from its route's
+        position, ``Route.legacy_group_key``) is the group ``new`` keys now: its stored
+        route's position holds, in the routing in force, a route with the same playbook
+        whose old key for the run's labels is ``old``, whose key for them now is ``new``,
+        and which those labels still reach. A stored group that is not (its route moved
+        or edited since) is said once, naming it, and left as it is: readable, its run
+        changeable by its id; the new alerts open a group under ``new``."""
+        group = self.ctx.groups.get(old)
+        if not isinstance(group, dict):
+            return False
+        route_doc = group.get("route")
+        if route_doc is None:
+            # Held offers only (kept 5 minutes for a run the group may open): the key was
+            # made from the route now at that position, nothing stored says otherwise.
+            return True
+        position = route_doc.get("id") if isinstance(route_doc, dict) else None
+        route = self._route_at(position) if isinstance(position, str) else None
+        run = group.get("run")
+        labels = run.get("labels") if isinstance(run, dict) else None
+        why = ""
+        if route is None:
+            why = f"no route is at its route's position {position!r} now"
+        elif isinstance(route_doc, dict) and route_doc.get("playbook") != route.playbook:
+            why = (
+                f"the route at its position {position} opens {route.playbook} runs, "
+                f"its run's was {route_doc.get('playbook')}"
+            )
+        elif isinstance(labels, dict) and all(isinstance(v, str) for v in labels.values()):
+            if route.legacy_group_key(labels) != old.decode(errors="replace"):
+                why = f"the route at its position {position} groups its run's alert otherwise"
+            elif route.group_key(labels) != new.decode(errors="replace"):
+                why = f"its run's alert now has group key {route.group_key(labels)}"
+            elif all(r.path != route.path for r in self.ctx.router.root.match(labels)):
+                why = f"its run's alert no longer reaches the route at {position}"
+        if why and old not in self._said_untranslated:
+            self._said_untranslated.add(old)
+            run_id = run.get("run_id") if isinstance(run, dict) else None
+            log.warning(
+                "citybrain: group %s (stored before t126 under its route's position) "
+                "is not the group %s: %s; it stays as it is (run %s readable and changeable "
+                "by its id), and new alerts of %s open a group of their own",
+                old.decode(errors="replace"),
+                new.decode(errors="replace"),
+                why,
+                run_id or "(none)",
+                new.decode(errors="replace"),
+            )
+        return not why
+
+    def _route_at(self, position: str) -> Route | None:
+        """The route at ``position`` (``root.2.0``) in the routing in force, or None."""
+        head, *rest = position.split(".")
+        route = self.ctx.router.root if head == "root" else None
+        for part in rest:
+            if route is None or not part.isdigit() or int(part) >= len(route.routes):
+                return None
+            route = route.routes[int(part)]
+        return route
 
     async def _on_offered_report(self, key: bytes, report: dict[str, Any], now: float) -> None:
         """A citizen report in no alert, offered at ``now`` (its routed message's time,

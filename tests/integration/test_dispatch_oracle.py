@@ -35,6 +35,7 @@ from playbooks.routing import (
     SilenceList,
     SourceIndex,
     api_matcher,
+    matchers_text,
     new_silence,
 )
 from tests.integration import chaingen, gotools
@@ -216,9 +217,99 @@ def compare(
     return problems
 
 
+def plain_paths(router: Router) -> dict[str, str]:
+    """Route id -> its matcher path as Alertmanager's ``Route.Key()`` has it: citybrain's
+    ``Route.path`` without the ``#n`` that tells same-matcher siblings apart."""
+    out = {router.root.id: matchers_text(router.root.matchers)}
+    stack = [router.root]
+    while stack:
+        route = stack.pop()
+        for child in route.routes:
+            out[child.id] = f"{out[route.id]}/{matchers_text(child.matchers)}"
+            stack.append(child)
+    return out
+
+
+def compare_keys(
+    seed: int,
+    router: Router,
+    theirs: dict[str, Any],
+    moved: Router,
+    moved_theirs: dict[str, Any],
+    alerts: list[dict[str, str]],
+) -> list[str]:
+    """t126: group keys against Alertmanager's. In one configuration, two (alert, route)
+    pairs share a citybrain group key exactly when they share an aggregation group there
+    (one route, equal group labels), whatever the routes; two routes' matcher paths are
+    equal exactly when their ``Route.Key()``s are. With a route added first among the
+    root's children (``moved``: every other route one place down), an alert's group key
+    on each route it takes is unchanged exactly when Alertmanager's ``GroupKey`` (the
+    route's Key() and the group labels) is."""
+    problems: list[str] = []
+    listed = [{k: v for k, v in a.items() if v} for a in alerts]
+    members: list[tuple[str, str, str]] = []
+    paths: dict[str, str] = {}
+    plain = plain_paths(router)
+    for labels, want in zip(listed, theirs["alerts"], strict=True):
+        for route, am in zip(router.root.match(labels), want["routes"], strict=False):
+            am_group = am["id"] + json.dumps(sorted(am["group_labels"].items()))
+            members.append((route.id, route.group_key(labels), am_group))
+            paths.setdefault(plain[route.id], am["key"])
+            if paths[plain[route.id]] != am["key"]:
+                problems.append(
+                    f"seed {seed}: path {plain[route.id]} is two Keys in Alertmanager: "
+                    f"{paths[plain[route.id]]} and {am['key']}"
+                )
+    if len(set(paths.values())) != len(paths):
+        problems.append(f"seed {seed}: one Alertmanager Key for two citybrain paths: {paths}")
+    keys = {key for _, key, _ in members}
+    groups = {group for _, _, group in members}
+    pairs = {(key, group) for _, key, group in members}
+    if not len(keys) == len(groups) == len(pairs):
+        problems.append(
+            f"seed {seed}: {len(keys)} citybrain groups, {len(groups)} Alertmanager "
+            f"aggregation groups, {len(pairs)} pairs of them"
+        )
+    for i, labels in enumerate(listed):
+        before = [
+            (r.group_key(labels), a)
+            for r, a in zip(router.root.match(labels), theirs["alerts"][i]["routes"], strict=False)
+        ]
+        after = [
+            (r.group_key(labels), a)
+            for r, a in zip(
+                moved.root.match(labels), moved_theirs["alerts"][i]["routes"], strict=False
+            )
+        ]
+        for (was, am_was), (now, am_now) in zip(before, after, strict=False):
+            same = was == now
+            am_same = (am_was["key"], am_was["group_labels"]) == (
+                am_now["key"],
+                am_now["group_labels"],
+            )
+            if same != am_same:
+                problems.append(
+                    f"seed {seed} alert {labels}: route {am_was['id']} -> {am_now['id']}: "
+                    f"group key {'kept' if same else 'changed'} in citybrain, "
+                    f"{'kept' if am_same else 'changed'} in Alertmanager"
+                )
+    return problems
+
+
+def with_route_first(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with a route no alert takes added first among the root's children."""
+    moved = json.loads(json.dumps(cfg))
+    first = {"receiver": chaingen.RECEIVERS[1], "matchers": ['kind="t126-inserted"']}
+    moved["route"]["routes"] = [first, *moved["route"].get("routes", [])]
+    return moved
+
+
 def test_routing_agrees_with_alertmanager_dispatch(amroute: Path, tmp_path: Path) -> None:
     requests: list[dict[str, Any]] = []
     judged: list[tuple[int, Router | None, list[str]]] = []
+    # Each configuration again with a route added first (t126: group keys across it).
+    moved_requests: list[dict[str, Any]] = []
+    moved_routers: list[Router | None] = []
     for seed in range(SEED, SEED + CONFIGS):
         rng = random.Random(seed)
         cfg = chaingen.config(rng)
@@ -236,8 +327,35 @@ def test_routing_agrees_with_alertmanager_dispatch(amroute: Path, tmp_path: Path
             router, errors = None, [str(exc)]
         requests.append(request)
         judged.append((seed, router, errors))
+        moved = with_route_first(cfg)
+        moved_requests.append({**request, "config": yaml.safe_dump(moved, allow_unicode=True)})
+        moved_path = tmp_path / f"cb-{seed}-moved.yaml"
+        moved_path.write_text(
+            yaml.safe_dump(chaingen.citybrain(moved), allow_unicode=True), "utf-8"
+        )
+        try:
+            moved_routers.append(routing_errors(moved_path, chaingen.RECEIVERS)[0])
+        except PlaybookError:
+            moved_routers.append(None)
     answers = oracle(amroute, requests)
     assert len(answers) == CONFIGS
+    moved_answers = oracle(amroute, moved_requests)
+    keyed = 0
+    key_problems: list[str] = []
+    for (seed, router, _), theirs, moved_router, moved_theirs, request in zip(
+        judged, answers, moved_routers, moved_answers, requests, strict=True
+    ):
+        usable = router is not None and moved_router is not None
+        if usable and not theirs.get("error") and not moved_theirs.get("error"):
+            assert router is not None and moved_router is not None
+            keyed += 1
+            key_problems += compare_keys(
+                seed, router, theirs, moved_router, moved_theirs, request["alerts"]
+            )
+    assert not key_problems, f"{len(key_problems)} key disagreements:\n" + "\n".join(
+        key_problems[:25]
+    )
+    assert keyed >= CONFIGS * 0.8, keyed
     problems = []
     compared = accepted = 0
     seen: Counter[str] = Counter()

@@ -4,13 +4,14 @@ for bad routing files."""
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from playbooks.errors import PlaybookError, RoutingConfigError
 from playbooks.loader import PLAYBOOK_DIR, default_routing_path, load_playbooks, load_routing
-from playbooks.routing import Matcher, Route, Router, new_silence
+from playbooks.routing import Matcher, Route, Router, new_silence, regrouped_routes
 from playbooks.schema import parse_duration
 
 PLAYBOOKS = load_playbooks(PLAYBOOK_DIR)
@@ -110,7 +111,7 @@ def test_group_keys_follow_group_by() -> None:
 
 
 def _route(group_by: tuple[str, ...], route_id: str = "root.0") -> Route:
-    return Route(route_id, (), "p", False, group_by, 30.0, 300.0, 14400.0)
+    return Route(route_id, (), "p", False, group_by, 30.0, 300.0, 14400.0, path="{}/{}")
 
 
 def test_group_keys_differ_when_group_labels_differ_whatever_the_values_hold() -> None:
@@ -132,16 +133,101 @@ def test_group_keys_differ_when_group_labels_differ_whatever_the_values_hold() -
     )
 
 
-def test_group_keys_of_plain_values_are_those_runs_were_stored_under() -> None:
-    # Keys from before t44's change: a run opened then is joined by the next alert.
+def test_legacy_group_keys_are_those_runs_were_stored_under() -> None:
+    # Keys from before t126 (position-based; plain values as before t44): the response
+    # stage finds runs opened then under them (the group key migration).
     assert (
-        _route(("kind", "community")).group_key({"kind": "water_level", "community": "c1"})
+        _route(("kind", "community")).legacy_group_key({"kind": "water_level", "community": "c1"})
         == "grp-7809b0315dc44008"
     )
-    assert _route(("...",), "root").group_key({"alert_id": "al-1", "kind": "pm25"}) == (
+    assert _route(("...",), "root").legacy_group_key({"alert_id": "al-1", "kind": "pm25"}) == (
         "grp-6ec6923b9f52df34"
     )
-    assert _route((), "root").group_key({"kind": "x"}) == "grp-c58e3f5cf20b14b5"
+    assert _route((), "root").legacy_group_key({"kind": "x"}) == "grp-c58e3f5cf20b14b5"
+    # ...and never the keys made now.
+    route = _route(("kind",))
+    assert route.group_key({"kind": "x"}) != route.legacy_group_key({"kind": "x"})
+
+
+def _tree(routes: str) -> Router:
+    """A router from a routing file whose root's children are ``routes`` (YAML lines)."""
+    text = "version: 1\nroute:\n  playbook: sensor-check\n  group_by: [street]\n  routes:\n"
+    with tempfile.TemporaryDirectory() as where:
+        path = Path(where) / "routing.yaml"
+        path.write_text(text + routes, "utf-8")
+        return load_routing(path, PLAYBOOKS)
+
+
+FLOOD = (
+    "    - matchers: ['kind=\"water_level\"', 'source=\"sensor\"']\n      playbook: flash-flood\n"
+)
+GAS = "    - matchers: ['kind=\"gas_ppm\"']\n      playbook: gas-leak\n"
+DRILL = "    - matchers: ['category=\"drill\"']\n      playbook: sensor-check\n"
+WATER = {"source": "sensor", "kind": "water_level", "street": "Elm"}
+GASSY = {"source": "sensor", "kind": "gas_ppm", "street": "Elm"}
+
+
+def _keys(router: Router, labels: dict[str, str]) -> list[str]:
+    return [r.group_key(labels) for r in router.root.match(labels)]
+
+
+def test_group_keys_do_not_depend_on_a_routes_position() -> None:
+    # t126: the key hashed the route's position (root.1), so a route added above another
+    # split every open group below it (a second run, a second dispatch, for one incident).
+    before = _tree(FLOOD + GAS)
+    for after in (
+        _tree(DRILL + FLOOD + GAS),  # one added above
+        _tree(GAS + FLOOD),  # siblings with other matchers reordered
+        _tree(FLOOD + DRILL + GAS),
+    ):
+        for labels in (WATER, GASSY):
+            assert _keys(after, labels) == _keys(before, labels), labels
+            assert [r.id for r in after.root.match(labels)] != [] and labels
+    # The matchers' written order, and match: beside matchers:, change nothing either
+    # (Alertmanager sorts a route's matchers: its Route.Key()).
+    swapped = "    - matchers: ['source=\"sensor\"', 'kind=\"water_level\"']\n      playbook: flash-flood\n"
+    as_map = "    - match: {source: sensor, kind: water_level}\n      playbook: flash-flood\n"
+    for other in (swapped, as_map):
+        assert _keys(_tree(other + GAS), WATER) == _keys(before, WATER)
+
+
+def test_group_keys_change_with_a_routes_matchers_or_a_parents() -> None:
+    before = _tree(FLOOD + GAS)
+    edited = FLOOD.replace('kind="water_level"', 'kind=~"water_level"')
+    assert _keys(_tree(edited + GAS), WATER) != _keys(before, WATER)
+    nested = "    - matchers: ['source=\"sensor\"']\n      playbook: sensor-check\n      routes:\n"
+    inside = "".join("    " + line + "\n" for line in FLOOD.splitlines())
+    assert _keys(_tree(nested + inside + GAS), WATER) != _keys(before, WATER)
+    # group_by is a set, as Alertmanager's: its order changes no key.
+    by_two = "    - matchers: ['kind=\"gas_ppm\"']\n      playbook: gas-leak\n      group_by: [street, district]\n"
+    swapped = by_two.replace("[street, district]", "[district, street]")
+    gas = {**GASSY, "district": "d1"}
+    assert _keys(_tree(FLOOD + by_two), gas) == _keys(_tree(FLOOD + swapped), gas)
+    assert regrouped_routes(_tree(FLOOD + by_two), _tree(FLOOD + swapped)) == []
+    # The group labels still tell groups of one route apart.
+    assert _keys(before, WATER) != _keys(before, {**WATER, "street": "Oak"})
+
+
+def test_sibling_routes_with_the_same_matchers_keep_separate_groups() -> None:
+    # Alertmanager keeps an aggregation group per route object (dispatch.go: its groups
+    # by route.Idx), though both have one Route.Key(): two runs here too, told apart by
+    # their order among the siblings with those matchers only.
+    twin = FLOOD.replace("\n      playbook", "\n      continue: true\n      playbook", 1)
+    router = _tree(twin + FLOOD + GAS)
+    first, second = router.root.match(WATER)
+    assert first.path + "#2" == second.path
+    assert first.group_key(WATER) != second.group_key(WATER)
+    # A sibling with other matchers between or above them changes neither key.
+    moved = _tree(DRILL + twin + GAS + FLOOD)
+    assert _keys(moved, WATER) == _keys(router, WATER)
+
+
+def test_a_reload_names_only_the_routes_whose_keys_change() -> None:
+    before = _tree(FLOOD + GAS)
+    assert regrouped_routes(before, _tree(DRILL + GAS + FLOOD)) == []
+    edited = GAS.replace("gas_ppm", "gas_ppm_x").replace("kind=", "kind=~")
+    [said] = regrouped_routes(before, _tree(FLOOD + edited))
+    assert said.startswith('route root.1 (kind="gas_ppm", gas-leak) is gone'), said
 
 
 OUTAGE = {"alert_id": "al-power", "kind": "power_load", "severity": "critical", "district": "d1"}

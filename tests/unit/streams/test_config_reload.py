@@ -204,8 +204,9 @@ def test_a_reload_that_regroups_open_groups_says_which_routes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # t125: a route added at the top of the list moved every later route (root.0 became
-    # root.1...), and a group's key is its route's position: new alerts of every open
-    # group then opened new runs beside the open ones, with nothing said.
+    # root.1...), and a group's key was its route's position: every open group's new
+    # alerts opened new runs. t126: the key is the route's matcher path, as
+    # Alertmanager's: the insertion regroups nothing, and the warning names no route.
     reload, _registry, _playbooks, routing = reloader(tmp_path)
     ctx = reload.ctx
     flood = {"source": "sensor", "kind": "water_level", "street": "Elm", "sensor_id": "g1"}
@@ -215,17 +216,30 @@ def test_a_reload_that_regroups_open_groups_says_which_routes(
     with caplog.at_level(logging.WARNING, logger="streams.reload"):
         assert reload.reload() is True
     [now] = ctx.router.root.match(flood)
-    assert now.group_key(flood) != was.group_key(flood)  # what the lines warn of
+    assert now.id != was.id  # moved down the list...
+    assert now.group_key(flood) == was.group_key(flood)  # ...its groups kept
     said = [
         r.getMessage() for r in caplog.records if "configuration reload: route" in r.getMessage()
     ]
-    assert any(
-        m.startswith(f"citybrain: configuration reload: route {was.id} was ")
-        and "a route added or removed before it moves it" in m
-        and m.endswith(
-            "new alerts of its open groups open new groups and runs beside the open ones"
-        )
-        for m in said
+    assert said == []
+    # A matcher edit of the route does change its key, and is said, naming that route only.
+    routing.write_text(ROUTING)
+    assert reload.reload() is True
+    caplog.clear()
+    edited = ROUTING.replace('kind=~"water_level|discharge"', 'kind=~"discharge|water_level"')
+    assert edited != ROUTING
+    routing.write_text(edited)
+    with caplog.at_level(logging.WARNING, logger="streams.reload"):
+        assert reload.reload() is True
+    [moved] = ctx.router.root.match(flood)
+    assert moved.group_key(flood) != was.group_key(flood)
+    said = [
+        r.getMessage() for r in caplog.records if "configuration reload: route" in r.getMessage()
+    ]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"citybrain: configuration reload: route {was.id} (")
+    assert "is gone" in said[0] and said[0].endswith(
+        "new alerts of its open groups open new groups and runs beside the open ones"
     ), said
     # A group_by changed, and a playbook changed, are said too; an unchanged reload is not.
     routing.write_text(ROUTING)
@@ -308,8 +322,10 @@ def test_each_signalled_reload_is_audited_and_kafka_away_holds_no_reload(
         await asyncio.wait_for(reload._running, 30)  # done, though nothing was audited yet
 
     async def scenario() -> None:
-        added = "  routes:\n    - matchers: ['category=\"drill\"']\n      playbook: sensor-check\n"
-        routing.write_text(ROUTING.replace("  routes:\n", added, 1))
+        # A route's matchers edited: its groups' key changes (t126: a route added above
+        # another no longer does), a clause of the record.
+        edited = 'kind=~"discharge|water_level"'
+        routing.write_text(ROUTING.replace('kind=~"water_level|discharge"', edited, 1))
         await signalled()
         assert ok(registry) == 1 and records == []
         routing.write_text(ROUTING.replace("playbook: gas-leak", "playbook: gas-leek"))
@@ -324,5 +340,5 @@ def test_each_signalled_reload_is_audited_and_kafka_away_holds_no_reload(
     applied, refused = records
     digest = registry.get_sample_value("citybrain_config_hash")
     assert str(applied["detail"]).startswith(f"hash {int(digest or 0)}: ")
-    assert "a route added or removed before it moves it" in str(applied["detail"])
+    assert "is gone (no route has its matchers there now" in str(applied["detail"])
     assert "gas-leek" in str(refused["detail"]) and "(and " not in str(refused["detail"])

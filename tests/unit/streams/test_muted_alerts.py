@@ -213,6 +213,7 @@ def test_an_alert_freed_from_a_mute_carries_when_it_was_first_muted(
         "muted": {"alert_id": "al-1"},
         "route": s.routed[-1][1]["route"],
         "grouped_at": since,
+        "legacy_key": s.routed[-1][1]["legacy_key"],  # the group's key before t126
     }
 
 
