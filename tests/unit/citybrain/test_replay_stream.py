@@ -1,0 +1,240 @@
+"""t129: a replay's memory does not grow with its files' rows. It checks every row first,
+holding none, then reads the files again, merged in time order, as it sends; these tests
+pin that structure (what is read before the first send, what is held), not a size in
+bytes, which depends on the machine."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from citybrain.cli import main
+from streams import csvfile, feeds
+from streams.csvfile import BLOCK
+from streams.events import Reading, format_ts
+from streams.feeds import FeedStream, ReplayStats, check_feeds, load_events
+from tests.unit.citybrain.test_cli_stumbles import listening, stopped
+
+__all__ = ["listening", "stopped"]  # fixtures, used by name
+
+HEADER = "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+
+
+T0 = 1_557_532_800.0  # 2019-05-11T00:00:00Z
+
+
+def _rows(start: int, n: int, step: int = 1, sensor: str = "s1") -> str:
+    """``n`` readings of ``sensor`` from ``start`` s after T0, ``step`` s apart, valued
+    0, 1, …"""
+    return "".join(
+        f"{format_ts(T0 + start + i * step)},{sensor},water_level,{i},ft,c\n" for i in range(n)
+    )
+
+
+class _Counting(io.RawIOBase):
+    """A file's bytes, counting how many were handed to the reader."""
+
+    def __init__(self, raw: Any, path: Path, read: dict[Path, int]) -> None:
+        self._raw, self._path, self._read = raw, path, read
+
+    def readable(self) -> bool:
+        return True
+
+    def read1(self, size: int = -1) -> bytes:
+        data: bytes = self._raw.read1(size)
+        self._read[self._path] = self._read.get(self._path, 0) + len(data)
+        return data
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+@pytest.fixture
+def bytes_read(monkeypatch: pytest.MonkeyPatch) -> dict[Path, int]:
+    """How many bytes of each file the CSV reader has read since it last opened it."""
+    read: dict[Path, int] = {}
+    opener = csvfile.open_binary
+
+    def counting(path: Path) -> Any:
+        read[path] = 0
+        return _Counting(opener(path), path, read)
+
+    monkeypatch.setattr(csvfile, "open_binary", counting)
+    return read
+
+
+class _Taking:
+    """Stands in for streams.feeds.Replayer: takes every event it is given, noting how
+    many bytes of each file the reader had read when the first came."""
+
+    taken: list[Any]
+    read_at_first: dict[Path, int]
+    read: dict[Path, int]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.stats = ReplayStats()
+
+    def replay(self, events: Any, speed: object, progress: Any) -> ReplayStats:
+        type(self).taken = []
+        for event in events:
+            if not self.taken:
+                type(self).read_at_first = dict(self.read)
+            self.taken.append(event)
+            self.stats.readings += 1
+        return self.stats
+
+    def drain(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_first_event_is_sent_before_the_files_are_read_whole(
+    stopped: None,
+    listening: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    bytes_read: dict[Path, int],
+) -> None:
+    """Before t129 the replay read every file whole, holding every event (~145 bytes
+    each: 10^7 rows 1.5 GB), before it sent the first: here each file's reader has read
+    at most two blocks of it when the first event goes out, in a merge of three files,
+    one of them gzip."""
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(listening))
+    monkeypatch.setattr("streams.feeds.Replayer", _Taking)
+    _Taking.read = bytes_read
+    n = 30_000  # about 1.7 MB a file: several blocks
+    files = [tmp_path / "a.csv", tmp_path / "b.csv.gz", tmp_path / "c.csv"]
+    files[0].write_text(HEADER + _rows(0, n, 3, "s1"))
+    files[1].write_bytes(gzip.compress((HEADER + _rows(1, n, 3, "s2")).encode()))
+    files[2].write_text(HEADER + _rows(2, n, 3, "s3"))
+    assert main(["replay", *map(str, files), "--max"]) == 0
+    plain = files[0].stat().st_size
+    assert plain > 5 * BLOCK
+    assert set(_Taking.read_at_first) == set(files)
+    assert all(0 < size <= 2 * BLOCK for size in _Taking.read_at_first.values())
+    # Every event, once, in time order: the three files' rows interleaved.
+    assert [e.ts for e in _Taking.taken] == sorted(e.ts for e in _Taking.taken)
+    assert [e.sensor_id for e in _Taking.taken[:4]] == ["s1", "s2", "s3", "s1"]
+    assert len(_Taking.taken) == 3 * n
+
+
+def test_a_bad_last_row_stops_the_replay_before_anything_is_sent(
+    stopped: None,
+    listening: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Streaming keeps --on-error stop's promise: the files are checked whole first."""
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(listening))
+    monkeypatch.setattr("streams.feeds.Replayer", _Taking)
+    _Taking.taken = []
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER + _rows(0, 5000) + "2019-05-12T00:00:00Z,s1,water_level,x,ft,c\n")
+    assert main(["replay", str(path), "--max"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5002: field \"value\" is 'x'" in err and "nothing was sent" in err
+    assert _Taking.taken == []
+
+
+def _merged(paths: list[Path], **kwargs: Any) -> list[Any]:
+    with FeedStream(check_feeds(paths, **kwargs)) as stream:
+        return list(stream)
+
+
+def test_files_out_of_time_order_are_sent_as_sorting_them_all_sent_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file out of time order (an export sorted by sensor, then time) is sorted on
+    disk in runs of at most RUN_EVENTS, then merged: the same order, ties in file then
+    row order, as the whole-list sort before t129, holding one run at a time."""
+    monkeypatch.setattr(feeds, "RUN_EVENTS", 4)
+    monkeypatch.setattr(feeds, "RUN_BLOCK", 3)
+    by_sensor = tmp_path / "by-sensor.csv"
+    # Two sensors, each in time order, one after the other; equal times across them.
+    by_sensor.write_text(HEADER + _rows(0, 9, 60, "s1") + _rows(0, 9, 60, "s2"))
+    in_order = tmp_path / "in-order.csv.gz"
+    in_order.write_bytes(gzip.compress((HEADER + _rows(30, 7, 60, "s3")).encode()))
+    ties = tmp_path / "ties.csv"
+    ties.write_text(HEADER + _rows(120, 3, 0, "s4") + _rows(0, 2, 0, "s5"))
+    paths = [by_sensor, in_order, ties]
+    check = check_feeds(paths)
+    assert check.files[0].disorder == (
+        f"{by_sensor}:11: 2019-05-11T00:00:00Z is before line 10's 2019-05-11T00:08:00Z"
+    )
+    assert check.files[1].disorder == ""
+    assert check.files[2].disorder.startswith(f"{ties}:5: ")
+    stream = FeedStream(check)
+    stream.open()
+    try:
+        assert stream._tmp is not None
+        runs = sorted(Path(stream._tmp.name).iterdir())
+        # 18 and 5 events out of order: runs of at most 4, each read back 3 at a time.
+        assert [p.name for p in runs] == [*(f"0-{i}.run" for i in range(5)), "2-0.run", "2-1.run"]
+        for run in runs:
+            blocks = list(feeds._run_blocks(run))
+            assert sum(map(len, blocks)) <= 4 and all(len(b) <= 3 for b in blocks)
+        got = list(stream)
+    finally:
+        stream.close()
+    assert got == load_events(paths)  # the whole-list sort, stable
+    assert [(e.sensor_id, e.value) for e in got[:4]] == [
+        ("s1", 0.0),
+        ("s2", 0.0),
+        ("s5", 0.0),
+        ("s5", 1.0),
+    ]
+
+
+def test_the_merge_holds_one_event_per_file_in_time_order() -> None:
+    """The k-way merge pulls a file's next event only once its last one is sent."""
+    pulled = {name: 0 for name in "abc"}
+
+    def source(name: str, start: float) -> Iterator[Reading]:
+        for i in range(1000):
+            pulled[name] += 1
+            yield Reading(start + 3 * i, name, "noise", 1.0, "dB", "c")
+
+    import heapq
+
+    merged = heapq.merge(*(source(n, i) for i, n in enumerate("abc")), key=feeds._ts)
+    for sent, _ in enumerate(itertools.islice(merged, 100), start=1):
+        # At most one event of each file is held beyond those sent.
+        assert sum(pulled.values()) <= sent + 3
+
+
+def test_a_file_grown_since_its_check_sends_only_the_rows_counted(tmp_path: Path) -> None:
+    """A feed still being written: the rows its check counted go out, not those added
+    after (the summary's counts hold), and the replay says it changed."""
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER + _rows(0, 5))
+    check = check_feeds([path])
+    with path.open("a") as more:
+        more.write(_rows(100, 3))
+    with FeedStream(check) as stream:
+        got = list(stream)
+    assert [e.value for e in got] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert stream.changed == [
+        f"{path} changed after it was checked: the events sent from it may differ from "
+        "those counted; replay it once it is complete"
+    ]
+
+
+def test_the_check_counts_what_the_replays_notes_need(tmp_path: Path) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER + _rows(0, 4, 600) + "bad\n")
+    bad_path = tmp_path / "h.csv"
+    bad_path.write_text(HEADER)
+    check = check_feeds([path, bad_path], on_error="skip", late_after=T0 + 900)
+    assert (check.events, len(check.bad_rows), check.headers_only) == (4, 1, [bad_path])
+    assert (check.late, check.first_late) == (2, T0 + 1200)
+    assert check.last_ts == T0 + 1800
