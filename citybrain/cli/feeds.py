@@ -292,7 +292,9 @@ class Unregistered:
     def __init__(self, grid_file: Path) -> None:
         from playbooks.errors import PlaybookError
         from playbooks.loader import load_grid
+        from streams.events import Reading
 
+        self._reading = Reading  # imported once: ``add`` runs for every event sent
         self.grid_file = grid_file
         try:
             self.grid: Any = load_grid(grid_file)
@@ -303,14 +305,13 @@ class Unregistered:
         self.ids: dict[str, dict[str, None]] = {reason: {} for reason in self.rows}
 
     def add(self, event: Any) -> None:
-        from streams.events import Reading
-
+        """Count ``event`` if it names a sensor or a cell the grid does not have."""
         if self.grid is None:
             return
         cell = getattr(event, "grid_cell", None)
         if isinstance(cell, str) and cell not in self.grid.cells:
             reason, given = "unknown_cell", cell
-        elif isinstance(event, Reading) and event.sensor_id not in self.grid.sensors:
+        elif isinstance(event, self._reading) and event.sensor_id not in self.grid.sensors:
             reason, given = "unknown_sensor", event.sensor_id
         else:
             return
