@@ -48,7 +48,7 @@ from streams.settings import Settings
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from streams.errors import SeriesFileError
-    from streams.feeds import FeedStream, check_feeds
+    from streams.feeds import check_feeds
 
     # Said as every command says it (the reader's "cannot read: No such file or
     # directory" was replay's own wording, helper brief t37), every bad one at once.
@@ -56,8 +56,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     s = _settings()
     # Two passes, so that memory does not grow with the files (t129: every event was
     # held until sent, ~145 bytes each, 10^7 rows 1.5 GB): every row is checked first,
-    # none kept (a bad row with --on-error stop stops it before anything is sent), then
-    # read again, merged in time order, as it is sent (FeedStream).
+    # none held (a bad row with --on-error stop stops it before anything is sent), the
+    # checked events written to disk, then read back, merged in time order, as they are
+    # sent (FeedStream).
     try:
         check = check_feeds(
             args.files,
@@ -74,6 +75,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ) from None
     except StreamsError as exc:
         raise _unreadable(exc, args.on_error) from None
+    try:
+        return _replay_checked(args, s, check)
+    finally:
+        check.close()  # its events on disk (FeedStream closes it too)
+
+
+def _replay_checked(args: argparse.Namespace, s: Settings, check: Any) -> int:
+    """The replay after its first pass (``check``, a ``streams.feeds.FeedCheck``)."""
+    from streams.feeds import FeedStream
+
     bad, headers_only, total = check.bad_rows, check.headers_only, check.events
     if not total:
         # Nothing to send was "read 0 rows: sent 0 …", exit 0, or with every row bad and
@@ -154,8 +165,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     )
     if stats.failed:  # what was not sent first: it decides the exit status
         print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
-    for line in stream.changed:
-        print(f"citybrain: warning: {line}", file=sys.stderr)
     note = unregistered.note(s.topic_prefix)
     if note:
         print(f"citybrain: warning: {note}", file=sys.stderr)

@@ -6,7 +6,6 @@ bytes, which depends on the machine."""
 from __future__ import annotations
 
 import gzip
-import io
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,8 +14,7 @@ from typing import Any
 import pytest
 
 from citybrain.cli import main
-from streams import csvfile, feeds
-from streams.csvfile import BLOCK
+from streams import feeds
 from streams.events import Reading, format_ts
 from streams.feeds import FeedStream, ReplayStats, check_feeds, load_events
 from tests.unit.citybrain.test_cli_stumbles import listening, stopped
@@ -37,46 +35,28 @@ def _rows(start: int, n: int, step: int = 1, sensor: str = "s1") -> str:
     )
 
 
-class _Counting(io.RawIOBase):
-    """A file's bytes, counting how many were handed to the reader."""
-
-    def __init__(self, raw: Any, path: Path, read: dict[Path, int]) -> None:
-        self._raw, self._path, self._read = raw, path, read
-
-    def readable(self) -> bool:
-        return True
-
-    def read1(self, size: int = -1) -> bytes:
-        data: bytes = self._raw.read1(size)
-        self._read[self._path] = self._read.get(self._path, 0) + len(data)
-        return data
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
-
-
 @pytest.fixture
-def bytes_read(monkeypatch: pytest.MonkeyPatch) -> dict[Path, int]:
-    """How many bytes of each file the CSV reader has read since it last opened it."""
-    read: dict[Path, int] = {}
-    opener = csvfile.open_binary
+def unpickled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many events have been read back from the check's copies so far (one count)."""
+    loaded = [0]
+    load = feeds.pickle.load
 
-    def counting(path: Path) -> Any:
-        read[path] = 0
-        return _Counting(opener(path), path, read)
+    def counting(file: Any) -> Any:
+        block = load(file)
+        loaded[0] += len(block)
+        return block
 
-    monkeypatch.setattr(csvfile, "open_binary", counting)
-    return read
+    monkeypatch.setattr(feeds.pickle, "load", counting)
+    return loaded
 
 
 class _Taking:
     """Stands in for streams.feeds.Replayer: takes every event it is given, noting how
-    many bytes of each file the reader had read when the first came."""
+    many events had been read back from the check's copies when the first came."""
 
     taken: list[Any]
-    read_at_first: dict[Path, int]
-    read: dict[Path, int]
+    loaded_at_first: int
+    loaded: list[int]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         self.stats = ReplayStats()
@@ -85,7 +65,7 @@ class _Taking:
         type(self).taken = []
         for event in events:
             if not self.taken:
-                type(self).read_at_first = dict(self.read)
+                type(self).loaded_at_first = self.loaded[0]
             self.taken.append(event)
             self.stats.readings += 1
         return self.stats
@@ -97,34 +77,31 @@ class _Taking:
         pass
 
 
-def test_the_first_event_is_sent_before_the_files_are_read_whole(
+def test_the_replay_holds_a_block_of_events_per_file_not_the_files(
     stopped: None,
     listening: int,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    bytes_read: dict[Path, int],
+    unpickled: list[int],
 ) -> None:
-    """Before t129 the replay read every file whole, holding every event (~145 bytes
-    each: 10^7 rows 1.5 GB), before it sent the first: here each file's reader has read
-    at most two blocks of it when the first event goes out, in a merge of three files,
-    one of them gzip."""
+    """Before t129 the replay read every file whole into a list, holding every event
+    (~145 bytes each: 10^7 rows 1.5 GB), before it sent the first: here, when the first
+    event goes out, at most one block (RUN_BLOCK) of each file's checked events has been
+    read back, in a merge of three files, one of them gzip."""
     monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", str(listening))
     monkeypatch.setattr("streams.feeds.Replayer", _Taking)
-    _Taking.read = bytes_read
-    n = 30_000  # about 1.7 MB a file: several blocks
+    _Taking.loaded = unpickled
+    n = 30_000
     files = [tmp_path / "a.csv", tmp_path / "b.csv.gz", tmp_path / "c.csv"]
     files[0].write_text(HEADER + _rows(0, n, 3, "s1"))
     files[1].write_bytes(gzip.compress((HEADER + _rows(1, n, 3, "s2")).encode()))
     files[2].write_text(HEADER + _rows(2, n, 3, "s3"))
     assert main(["replay", *map(str, files), "--max"]) == 0
-    plain = files[0].stat().st_size
-    assert plain > 5 * BLOCK
-    assert set(_Taking.read_at_first) == set(files)
-    assert all(0 < size <= 2 * BLOCK for size in _Taking.read_at_first.values())
+    assert 0 < _Taking.loaded_at_first <= 3 * feeds.RUN_BLOCK < 3 * n
     # Every event, once, in time order: the three files' rows interleaved.
     assert [e.ts for e in _Taking.taken] == sorted(e.ts for e in _Taking.taken)
     assert [e.sensor_id for e in _Taking.taken[:4]] == ["s1", "s2", "s3", "s1"]
-    assert len(_Taking.taken) == 3 * n
+    assert len(_Taking.taken) == 3 * n == unpickled[0]
 
 
 def test_a_bad_last_row_stops_the_replay_before_anything_is_sent(
@@ -176,11 +153,17 @@ def test_files_out_of_time_order_are_sent_as_sorting_them_all_sent_them(
     stream = FeedStream(check)
     stream.open()
     try:
-        assert stream._tmp is not None
-        runs = sorted(Path(stream._tmp.name).iterdir())
-        # 18 and 5 events out of order: runs of at most 4, each read back 3 at a time.
-        assert [p.name for p in runs] == [*(f"0-{i}.run" for i in range(5)), "2-0.run", "2-1.run"]
-        for run in runs:
+        assert check.tmp is not None
+        runs = sorted(Path(check.tmp.name).iterdir())
+        # 18 and 5 events out of order: runs of at most 4, each read back 3 at a time;
+        # the file in order is read back as checked (its events, written 3 at a time).
+        assert [p.name for p in runs] == [
+            *(f"0-{i}.run" for i in range(5)),
+            "1.events",
+            "2-0.run",
+            "2-1.run",
+        ]
+        for run in runs[:5] + runs[6:]:
             blocks = list(feeds._run_blocks(run))
             assert sum(map(len, blocks)) <= 4 and all(len(b) <= 3 for b in blocks)
         got = list(stream)
@@ -212,21 +195,39 @@ def test_the_merge_holds_one_event_per_file_in_time_order() -> None:
         assert sum(pulled.values()) <= sent + 3
 
 
-def test_a_file_grown_since_its_check_sends_only_the_rows_counted(tmp_path: Path) -> None:
-    """A feed still being written: the rows its check counted go out, not those added
-    after (the summary's counts hold), and the replay says it changed."""
+def test_the_events_sent_are_those_checked_whatever_the_file_does_since(
+    tmp_path: Path,
+) -> None:
+    """A feed still being written: the events its check counted go out, read back from
+    the check's own copy, not rows added after it (the summary's counts hold); the copy
+    is removed when the stream closes."""
     path = tmp_path / "r.csv"
     path.write_text(HEADER + _rows(0, 5))
     check = check_feeds([path])
     with path.open("a") as more:
-        more.write(_rows(100, 3))
+        more.write(_rows(100, 3) + "not a row\n")
+    assert check.tmp is not None
+    copy = Path(check.tmp.name)
     with FeedStream(check) as stream:
         got = list(stream)
     assert [e.value for e in got] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert stream.changed == [
-        f"{path} changed after it was checked: the events sent from it may differ from "
-        "those counted; replay it once it is complete"
-    ]
+    assert not copy.exists() and check.tmp is None
+
+
+def test_checked_events_that_cannot_be_written_are_refused_naming_where(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER + _rows(0, 5))
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(feeds.pickle, "dump", full)
+    with pytest.raises(feeds.FeedError) as info:
+        check_feeds([path])
+    assert str(info.value).startswith(f"{path}: cannot write its checked events to ")
+    assert "No space left on device" in str(info.value) and "TMPDIR" in str(info.value)
 
 
 def test_the_check_counts_what_the_replays_notes_need(tmp_path: Path) -> None:
