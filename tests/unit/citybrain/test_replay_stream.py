@@ -239,3 +239,24 @@ def test_the_check_counts_what_the_replays_notes_need(tmp_path: Path) -> None:
     assert (check.events, len(check.bad_rows), check.headers_only) == (4, 1, [bad_path])
     assert (check.late, check.first_late) == (2, T0 + 1200)
     assert check.last_ts == T0 + 1800
+
+
+def test_a_check_that_stops_leaves_no_temporary_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bad row (--on-error stop) or Ctrl-C in the check removes the events it wrote."""
+    import tempfile
+
+    where = tmp_path / "tmp"
+    where.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(where))
+    good, bad = tmp_path / "a.csv", tmp_path / "b.csv"
+    good.write_text(HEADER + _rows(0, 3000))
+    bad.write_text(HEADER + _rows(0, 3) + "x,s1,water_level,1,ft,c\n")
+    with pytest.raises(feeds.FeedError, match=f"{bad}:5: "):
+        check_feeds([good, bad])
+    assert list(where.iterdir()) == []
+    check = check_feeds([good, bad], on_error="skip")
+    assert len(list(where.iterdir())) == 1
+    check.close()
+    assert list(where.iterdir()) == []
