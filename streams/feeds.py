@@ -8,9 +8,14 @@ Timestamps are ISO 8601 with a zone. See docs/events.md.
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import math
+import pickle
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +39,7 @@ from streams.events import (
     check_label_text,
     check_length,
     check_report_text,
+    format_ts,
     parse_ts,
 )
 from streams.partitioning import PACK_HEAD, ReadingPacker
@@ -48,9 +54,13 @@ __all__ = [
     "READING_COLUMNS",
     "BadRow",
     "Event",
+    "FeedCheck",
+    "FeedStream",
+    "FileCheck",
     "OnError",
     "ReplayStats",
     "Replayer",
+    "check_feeds",
     "event_key",
     "load_events",
     "looks_like_row",
@@ -98,6 +108,16 @@ def read_canonical(
     ``max_message_bytes`` (JSON value plus key) is bad: Kafka would refuse it.
     Raises ``FeedError`` for a file that cannot be read, is UTF-16, or has no valid header.
     """
+    for _line, event in _rows(path, on_bad_row, max_message_bytes):
+        yield event
+
+
+def _rows(
+    path: str | Path,
+    on_bad_row: Callable[[BadRow], None] | None,
+    max_message_bytes: int,
+) -> Iterator[tuple[int, Event]]:
+    """``read_canonical``'s events, each with the line its row starts on (1-based)."""
     path = Path(path)
     records = read_records(path, looks_like_row(len(READING_COLUMNS)))
     header = next(records, None)
@@ -149,7 +169,7 @@ def read_canonical(
             except (ValueError, OverflowError, OSError, EventError) as exc:
                 bad = BadRow(path, record.line, str(exc))
             else:
-                yield event
+                yield record.line, event
                 continue
         if on_bad_row is None:
             raise FeedError(str(bad))
@@ -243,32 +263,291 @@ def load_events(
     headers_only: list[Path] | None = None,
     changed: list[str] | None = None,
 ) -> list[Event]:
-    """Every event of every file, merged in event-time order (stable for ties). Rows read
-    = ``len(result) + len(bad_rows)`` (with ``on_error="skip"``). Each file with no row
-    after its header, good or bad, is appended to ``headers_only``; a line saying so for
-    each file whose size or modification time changed while it was read (a feed still
-    being written: its last row may be cut) to ``changed``."""
+    """Every event of every file, merged in event-time order (stable for ties), as a list:
+    for callers that need them all at once (the demo, tests); a replay streams them
+    instead (``check_feeds``, ``FeedStream``), as its memory must not grow with the
+    files. Rows read = ``len(result) + len(bad_rows)`` (with ``on_error="skip"``). Each
+    file with no row after its header, good or bad, is appended to ``headers_only``; a
+    line saying so for each file whose size or modification time changed while it was
+    read (a feed still being written: its last row may be cut) to ``changed``."""
     sink = bad_rows if bad_rows is not None else []
-    handler = sink.append if on_error == "skip" else None
     events: list[Event] = []
     for path in paths:
-        before = len(events), len(sink)
-        was = _version(path)
-        events.extend(read_canonical(path, handler, max_message_bytes))
-        now = _version(path)
-        if changed is not None and was is not None and now != was:
+        check = FileCheck(Path(path))
+        events.extend(check.read(_skipped if on_error == "skip" else None, max_message_bytes))
+        sink.extend(check.bad_rows)
+        if changed is not None and check.changed:
+            changed.append(check.changed)
+        if headers_only is not None and check.headers_only:
+            headers_only.append(check.path)
+    events.sort(key=_ts)
+    return events
+
+
+def _ts(event: Event) -> float:
+    return event.ts
+
+
+# Events of a file out of time order are sorted on disk in runs of at most this many
+# (about 145 bytes each held: ~15 MB), then merged. Checked events are written, and read
+# back, this many at a time.
+RUN_EVENTS = 100_000
+RUN_BLOCK = 1_000
+
+
+@dataclass(slots=True)
+class FileCheck:
+    """What the first pass over one file found (``read``): its events and bad rows
+    counted, never held; whether its rows are in time order (``disorder``: the first row
+    that is not, as ``file:line: …``); its first and last event times; a line saying it
+    changed while it was read (``changed``); and where ``check_feeds`` wrote its events
+    (``spill``)."""
+
+    path: Path
+    events: int = 0
+    readings: int = 0
+    bad: int = 0
+    bad_rows: list[BadRow] = field(default_factory=list)
+    disorder: str = ""
+    first_ts: float = math.inf
+    last_ts: float = -math.inf
+    late: int = 0
+    first_late: float = math.inf
+    changed: str = ""
+    spill: Path | None = None
+
+    @property
+    def headers_only(self) -> bool:
+        """Whether the file has no row after its header, good or bad."""
+        return self.events == 0 and self.bad == 0
+
+    def read(
+        self,
+        on_bad_row: Callable[[BadRow], None] | None,
+        max_message_bytes: int,
+        late_after: float = math.inf,
+    ) -> Iterator[Event]:
+        """The file's events in file order, counting them as they pass (bad rows go to
+        ``on_bad_row`` and are counted and kept in ``bad_rows``; without it the first
+        raises ``FeedError``). Events later than ``late_after`` (seconds since the epoch)
+        are counted in ``late``."""
+        was = _version(self.path)
+
+        def bad_row(row: BadRow) -> None:
+            self.bad += 1
+            if on_bad_row is not None:
+                self.bad_rows.append(row)
+                on_bad_row(row)
+
+        previous, previous_line = -math.inf, 0
+        for line, event in _rows(
+            self.path, bad_row if on_bad_row is not None else None, max_message_bytes
+        ):
+            ts = event.ts
+            if ts < previous and not self.disorder:
+                self.disorder = (
+                    f"{self.path}:{line}: {format_ts(ts)} is before line {previous_line}'s "
+                    f"{format_ts(previous)}"
+                )
+            if ts >= previous:
+                previous, previous_line = ts, line
+            self.events += 1
+            if isinstance(event, Reading):
+                self.readings += 1
+            self.first_ts = min(self.first_ts, ts)
+            self.last_ts = max(self.last_ts, ts)
+            if ts > late_after:
+                self.late += 1
+                self.first_late = min(self.first_late, ts)
+            yield event
+        now = _version(self.path)
+        if was is not None and now != was:
             # A feed still being written: rows added after the read are not sent, and a
             # last line caught half-written reads as a row (t121: it was sent unsaid).
             size = "" if now is None else f" ({was[0]:,} bytes, then {now[0]:,})"
-            changed.append(
-                f"{path} changed while it was read{size}: what was written to it after "
+            self.changed = (
+                f"{self.path} changed while it was read{size}: what was written to it after "
                 "that is not sent, and its last row may have been cut short; replay it "
                 "once it is complete"
             )
-        if headers_only is not None and (len(events), len(sink)) == before:
-            headers_only.append(Path(path))
-    events.sort(key=lambda e: e.ts)
-    return events
+
+
+@dataclass(slots=True)
+class FeedCheck:
+    """What ``check_feeds`` found in a replay's files, in the order given: counts, bad
+    rows, and the event times a replay's notes need (``late``: events after the
+    ``late_after`` it was given, ``first_late`` the earliest of them). ``tmp`` holds each
+    file's checked events (``FileCheck.spill``) until ``close``."""
+
+    files: list[FileCheck]
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def events(self) -> int:
+        return sum(f.events for f in self.files)
+
+    @property
+    def bad_rows(self) -> list[BadRow]:
+        return [row for f in self.files for row in f.bad_rows]
+
+    @property
+    def headers_only(self) -> list[Path]:
+        return [f.path for f in self.files if f.headers_only]
+
+    @property
+    def changed(self) -> list[str]:
+        return [f.changed for f in self.files if f.changed]
+
+    @property
+    def last_ts(self) -> float:
+        return max((f.last_ts for f in self.files), default=-math.inf)
+
+    @property
+    def late(self) -> int:
+        return sum(f.late for f in self.files)
+
+    @property
+    def first_late(self) -> float:
+        return min((f.first_late for f in self.files), default=math.inf)
+
+    def close(self) -> None:
+        """Remove the checked events written to disk."""
+        if self.tmp is not None:
+            self.tmp.cleanup()
+            self.tmp = None
+
+
+def check_feeds(
+    paths: Iterable[str | Path],
+    on_error: OnError = "stop",
+    max_message_bytes: int = MAX_MESSAGE_BYTES,
+    late_after: float = math.inf,
+) -> FeedCheck:
+    """A replay's first pass: every row of every file read and checked, none held in
+    memory (it does not grow with the files). A bad row raises ``FeedError`` naming file
+    and line (``on_error="stop"``: nothing is sent), or is kept in the file's
+    ``bad_rows`` (``"skip"``). Each file's events are written as they are checked to a
+    temporary file (``FileCheck.spill``: pickled blocks of ``RUN_BLOCK``, about 33 bytes
+    an event), which ``FeedStream`` reads back in time order: ten times cheaper than
+    parsing the CSV again, and the events sent are those checked, whatever happens to
+    the file since. ``FeedError`` when that cannot be written (a full disk), naming the
+    directory. Close the result (``FeedStream`` does) to remove them."""
+    tmp = tempfile.TemporaryDirectory(prefix="citybrain-replay-")
+    files: list[FileCheck] = []
+    path = Path()
+    try:
+        for index, given in enumerate(paths):
+            path = Path(given)
+            spill = Path(tmp.name) / f"{index}.events"
+            check = FileCheck(path, spill=spill)
+            events = check.read(
+                _skipped if on_error == "skip" else None, max_message_bytes, late_after
+            )
+            with spill.open("wb") as out:
+                while block := list(itertools.islice(events, RUN_BLOCK)):
+                    pickle.dump(block, out, pickle.HIGHEST_PROTOCOL)
+            files.append(check)
+    except OSError as exc:
+        tmp.cleanup()
+        raise FeedError(
+            f"{path}: cannot write its checked events to {tmp.name}: "
+            f"{exc.strerror or exc} (a replay keeps them on disk, about 33 bytes each, "
+            "until it has sent them): free space there, or set TMPDIR to a roomier place"
+        ) from None
+    except BaseException:
+        tmp.cleanup()
+        raise
+    return FeedCheck(files, tmp)
+
+
+def _skipped(row: BadRow) -> None:
+    """A bad row ``FileCheck`` keeps (``on_error="skip"``)."""
+
+
+class FeedStream:
+    """A replay's second pass: the events ``check_feeds`` checked, read back from its
+    temporary files and merged in event-time order (stable: a tie goes in the order the
+    files were given, then the rows'), as they are sent. A k-way merge
+    (``heapq.merge``) over one reader per file holds a block of ``RUN_BLOCK`` events per
+    file; a file out of time order (``FileCheck.disorder``) is first sorted on disk in
+    runs of ``RUN_EVENTS`` (stable), whose merge holds a block a run: so what is held
+    does not grow with the rows, and the order is the one sorting all events at once
+    gave before t129. Use it as a context manager (``close`` removes the temporary
+    files, the check's too); ``open()`` sorts the files out of order and raises
+    ``FeedError`` when that cannot be done (a full disk), before anything is yielded."""
+
+    def __init__(self, check: FeedCheck) -> None:
+        self.check = check
+        self._sources: list[Iterator[Event]] = []
+
+    def __enter__(self) -> FeedStream:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        for index, file in enumerate(self.check.files):
+            if file.events == 0 or file.spill is None:
+                continue
+            if file.disorder:
+                self._sources.append(self._sorted(index, file, file.spill))
+            else:
+                self._sources.append(_run_events(file.spill))
+
+    def close(self) -> None:
+        for source in self._sources:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+        self.check.close()
+
+    def __iter__(self) -> Iterator[Event]:
+        if len(self._sources) == 1:
+            return self._sources[0]
+        return heapq.merge(*self._sources, key=_ts)
+
+    def _sorted(self, index: int, file: FileCheck, spill: Path) -> Iterator[Event]:
+        """The file's events in time order: sorted runs written to disk now, merged as
+        they are read."""
+        assert self.check.tmp is not None  # the spill is in it
+        runs: list[Path] = []
+        try:
+            events = _run_events(spill)
+            while run := list(itertools.islice(events, RUN_EVENTS)):
+                run.sort(key=_ts)  # stable: ties stay in file order
+                path = Path(self.check.tmp.name) / f"{index}-{len(runs)}.run"
+                with path.open("wb") as out:
+                    for start in range(0, len(run), RUN_BLOCK):
+                        pickle.dump(run[start : start + RUN_BLOCK], out, pickle.HIGHEST_PROTOCOL)
+                runs.append(path)
+                del run
+        except OSError as exc:
+            raise FeedError(
+                f"{file.disorder}: the file is not in time order, and sorting it on disk in "
+                f"{self.check.tmp.name} failed: {exc.strerror or exc}; sort the file by its "
+                "timestamp column, or free space there (TMPDIR)"
+            ) from None
+        spill.unlink()  # its events are in the runs now
+        return heapq.merge(*map(_run_events, runs), key=_ts)
+
+
+def _run_events(path: Path) -> Iterator[Event]:
+    """The events of one sorted run file, ``RUN_BLOCK`` at a time."""
+    for block in _run_blocks(path):
+        yield from block
+
+
+def _run_blocks(path: Path) -> Iterator[list[Event]]:
+    """The blocks of events a run file holds, as written (``pickle``, each at most
+    ``RUN_BLOCK``)."""
+    with path.open("rb") as run:
+        while True:
+            try:
+                yield pickle.load(run)
+            except EOFError:
+                return
 
 
 def _version(path: str | Path) -> tuple[int, int] | None:
@@ -321,7 +600,8 @@ def event_key(event: Event) -> bytes:
 class ReplayStats:
     """What a replay sent. ``failed`` counts messages Kafka refused (``first_failure``
     says why, ``largest_failed`` is the largest one's size in bytes); their events are in
-    ``readings``/``incidents`` too, and in ``failed_readings``/``failed_incidents``."""
+    ``readings``/``incidents`` too, and in ``failed_readings``/``failed_incidents``.
+    ``last`` is the last event handed to the producer (None before the first)."""
 
     readings: int = 0
     incidents: int = 0
@@ -331,6 +611,7 @@ class ReplayStats:
     failed_readings: int = 0
     failed_incidents: int = 0
     largest_failed: int = 0
+    last: Event | None = None
 
 
 class Replayer:
@@ -368,16 +649,23 @@ class Replayer:
 
     def replay(
         self,
-        events: list[Event],
+        events: Iterable[Event],
         speed: float | None,
         progress: Callable[[int], None] | None = None,
     ) -> ReplayStats:
+        """Send ``events`` (in event-time order; a list, or an iterator read as they are
+        sent: ``FeedStream``) at ``speed`` x the pace of their event times, the first at
+        once, or as fast as Kafka takes them (``None``); ``progress`` hears of the events
+        sent, every 1,000 and before a pause of 0.5 s or more. ``stats`` counts them as
+        they go, ``stats.last`` the last one handed over."""
         stats = self._stats = ReplayStats()
         start = time.monotonic()
-        t0 = events[0].ts if events else 0.0
-        instant = t0
+        t0: float | None = None
+        instant = 0.0
         unreported = 0  # events sent since progress last heard of them
         for event in events:
+            if t0 is None:
+                t0 = instant = event.ts
             if speed is not None:
                 if event.ts != instant and self.packer is not None:
                     # Paced: a pack holds one instant's readings, as a gateway that sends
@@ -410,6 +698,7 @@ class Replayer:
                 send_packs(
                     self.producer, self.incidents_topic, [(-1, event_key(event), value)], failed
                 )
+            stats.last = event
             unreported += 1
             if progress is not None and unreported == 1000:
                 progress(unreported)

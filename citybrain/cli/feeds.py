@@ -4,13 +4,16 @@ Kafka, with their progress, summaries and resume lines."""
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import functools
+import itertools
 import logging
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,34 +47,24 @@ from streams.settings import Settings
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from kafka.errors import KafkaTimeoutError
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
     from streams.errors import SeriesFileError
-    from streams.feeds import BadRow, Replayer, load_events
-    from streams.partitioning import ReadingPacker
+    from streams.feeds import check_feeds
 
     # Said as every command says it (the reader's "cannot read: No such file or
     # directory" was replay's own wording, helper brief t37), every bad one at once.
     need_all([functools.partial(_need_feed, Path(name), "FILE") for name in args.files])
     s = _settings()
-    bad: list[BadRow] = []
-    headers_only: list[Path] = []
-    changed: list[str] = []
+    # Two passes, so that memory does not grow with the files (t129: every event was
+    # held until sent, ~145 bytes each, 10^7 rows 1.5 GB): every row is checked first,
+    # none held (a bad row with --on-error stop stops it before anything is sent), the
+    # checked events written to disk, then read back, merged in time order, as they are
+    # sent (FeedStream).
     try:
-        events = load_events(
+        check = check_feeds(
             args.files,
             on_error=args.on_error,
-            bad_rows=bad,
             max_message_bytes=args.max_message_bytes,
-            headers_only=headers_only,
-            changed=changed,
+            late_after=time.time() + s.max_future_skew,
         )
     except SeriesFileError as exc:
         # detect's input given to replay: the symmetric hint of detect's (t53 leftover).
@@ -81,17 +74,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
             "sends readings of named sensors (docs/events.md)"
         ) from None
     except StreamsError as exc:
-        row = _row_fault(str(exc)) and args.on_error == "stop"
-        raise CliError(
-            f"{exc}; nothing was sent (a replay reads every file before it sends): fix "
-            + (
-                "that row, or give --on-error skip to send the good rows and list the bad ones"
-                if row
-                else "the file, or leave it out if it is not a reading or incident CSV "
-                "(docs/events.md)"
-            )
-        ) from None
-    if not events:
+        raise _unreadable(exc, args.on_error) from None
+    try:
+        return _replay_checked(args, s, check)
+    finally:
+        check.close()  # its events on disk (FeedStream closes it too)
+
+
+def _replay_checked(args: argparse.Namespace, s: Settings, check: Any) -> int:
+    """The replay after its first pass (``check``, a ``streams.feeds.FeedCheck``)."""
+    from streams.feeds import FeedStream
+
+    bad, headers_only, total = check.bad_rows, check.headers_only, check.events
+    if not total:
         # Nothing to send was "read 0 rows: sent 0 …", exit 0, or with every row bad and
         # --on-error skip "sent 0 …, skipped N bad rows", exit 0: a script took it for a
         # replay done (t121); detect refuses such a file (exit 2), and so does replay.
@@ -104,8 +99,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             else f"{_named(headers_only)} no rows after the header: nothing was sent; give a "
             "file with reading or incident rows (docs/events.md)"
         )
-    if args.skip > len(events):
-        raise CliError(f"--skip is {args.skip}, but the files hold only {len(events):,} events")
+    if args.skip > total:
+        raise CliError(f"--skip is {args.skip}, but the files hold only {total:,} events")
     _require_kafka(s)
     if args.pack:  # packs go to the partition computed here, single readings by key
         _require_partition_counts(s, ("readings",))
@@ -113,7 +108,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(line)
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
-    for line in changed:
+    for line in check.changed:
         print(f"citybrain: warning: {line}", file=sys.stderr)
     if headers_only:  # beside files with events: said, not refused
         print(
@@ -121,15 +116,97 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"nothing of {'it' if len(headers_only) == 1 else 'them'} is sent",
             file=sys.stderr,
         )
-    todo = events[args.skip :]
-    if args.skip:
-        print(f"resuming: the first {args.skip:,} of {len(events):,} events are not sent again")
-    ahead = ahead_of_clock(todo, s.max_future_skew, time.time())
-    if ahead:
-        print(f"citybrain: warning: {ahead}", file=sys.stderr)
-    slow = replay_duration_note(todo, None if args.max else args.speed)
-    if slow:
-        print(slow)
+    stream = FeedStream(check)
+    try:
+        stream.open()  # a file out of time order is sorted on disk here, before sending
+    except StreamsError as exc:
+        stream.close()
+        raise _unreadable(exc, args.on_error) from None
+    with contextlib.closing(stream):
+        events = iter(stream)
+        # The last event --skip leaves out: the last one sent, if none is sent now.
+        left_out = collections.deque(itertools.islice(events, args.skip), maxlen=1)
+        skipped = left_out[0] if left_out else None
+        first = next(events, None)
+        todo: Iterator[Any] = events if first is None else itertools.chain([first], events)
+        count = total - args.skip
+        if args.skip:
+            print(f"resuming: the first {args.skip:,} of {total:,} events are not sent again")
+        if first is not None:
+            # The late events are the last in time order: those --skip leaves out are late
+            # only when every event sent is.
+            late = min(check.late, count)
+            ahead = ahead_of_clock_count(
+                late,
+                count,
+                s.max_future_skew,
+                check.first_late if check.late <= count else first.ts,
+            )
+            if ahead:
+                print(f"citybrain: warning: {ahead}", file=sys.stderr)
+            slow = replay_span_note(
+                count, first.ts, check.last_ts, None if args.max else args.speed
+            )
+            if slow:
+                print(slow)
+        unregistered = Unregistered(s.grid_file)
+        stats = _send(args, s, unregistered.counting(todo), count, total, skipped)
+    refused = stats.failed_readings + stats.failed_incidents
+    print(
+        replay_summary(
+            total + len(bad),
+            stats.readings - stats.failed_readings,
+            stats.incidents - stats.failed_incidents,
+            len(bad),
+            args.skip,
+            refused,
+        )
+        + f" ({stats.seconds:.1f}s)"
+    )
+    if stats.failed:  # what was not sent first: it decides the exit status
+        print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
+    note = unregistered.note(s.topic_prefix)
+    if note:
+        print(f"citybrain: warning: {note}", file=sys.stderr)
+    return 1 if stats.failed else 0
+
+
+def _unreadable(exc: Exception, on_error: str) -> CliError:
+    """The replay's refusal of a file it could not read or check: nothing was sent."""
+    row = _row_fault(str(exc)) and on_error == "stop"
+    return CliError(
+        f"{exc}; nothing was sent (a replay reads every file before it sends): fix "
+        + (
+            "that row, or give --on-error skip to send the good rows and list the bad ones"
+            if row
+            else "the file, or leave it out if it is not a reading or incident CSV (docs/events.md)"
+        )
+    )
+
+
+def _send(
+    args: argparse.Namespace,
+    s: Settings,
+    todo: Iterator[Any],
+    count: int,
+    total: int,
+    skipped: Any,
+) -> Any:
+    """Send ``todo`` (``count`` events, of ``total`` in the files; ``skipped`` the last
+    event --skip left out) with a progress bar; an interruption or a Kafka that stops
+    answering is a ``CliError`` saying how far it got and how to send the rest."""
+    from kafka.errors import KafkaTimeoutError
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from streams.feeds import Replayer
+    from streams.partitioning import ReadingPacker
+
     replayer = Replayer(
         s.kafka_bootstrap,
         s.topic("readings"),
@@ -152,9 +229,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 TextColumn("eta"),
                 TimeRemainingColumn(),
             ) as progress:
-                task = progress.add_task("replay", total=len(todo))
+                task = progress.add_task("replay", total=count)
                 try:
-                    stats = replayer.replay(
+                    return replayer.replay(
                         todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
                     )
                 except KeyboardInterrupt:
@@ -173,7 +250,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 # Said as a finished replay says it: interrupted, the refused events were
                 # counted as sent and left out of the resume command unsaid (trial 26).
                 print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
-            stopped = replay_stopped(args, args.skip + sent, len(events), events, refused)
+            last = getattr(stats, "last", None) if sent else skipped
+            stopped = replay_stopped(args, args.skip + sent, total, last, refused)
             if isinstance(exc, KeyboardInterrupt):
                 raise CliError(stopped, EXIT_INTERRUPTED) from None
             # Kafka stopped taking or acknowledging messages part-way: it hung for ever,
@@ -187,24 +265,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         replayer.close()
-    refused = stats.failed_readings + stats.failed_incidents
-    print(
-        replay_summary(
-            len(events) + len(bad),
-            stats.readings - stats.failed_readings,
-            stats.incidents - stats.failed_incidents,
-            len(bad),
-            args.skip,
-            refused,
-        )
-        + f" ({stats.seconds:.1f}s)"
-    )
-    if stats.failed:  # what was not sent first: it decides the exit status
-        print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
-    unregistered = unregistered_note(todo, s.grid_file, s.topic_prefix)
-    if unregistered:
-        print(f"citybrain: warning: {unregistered}", file=sys.stderr)
-    return 1 if stats.failed else 0
 
 
 def _named(paths: Sequence[Path]) -> str:
@@ -219,7 +279,7 @@ def _named(paths: Sequence[Path]) -> str:
 UNREGISTERED_SHOWN = 3
 
 
-def unregistered_note(events: Sequence[Any], grid_file: Path, prefix: str) -> str:
+def unregistered_note(events: Iterable[Any], grid_file: Path, prefix: str) -> str:
     """How many of ``events`` (``streams.feeds.Event``) name a sensor (a reading) or a cell
     (a reading or a report) the grid in ``grid_file`` (the worker's CITYBRAIN_GRID_FILE)
     does not have, with the first ``UNREGISTERED_SHOWN`` ids of each and the closest the
@@ -227,52 +287,80 @@ def unregistered_note(events: Sequence[Any], grid_file: Path, prefix: str) -> st
     unknown_cell (a newcomer's typo in a CSV was "sent 1 reading", exit 0), and the
     ``deadletters`` command that lists them, for that prefix. "" when all are there, or
     the grid cannot be read (the worker's own start says why)."""
-    from playbooks.errors import PlaybookError
-    from playbooks.loader import load_grid
-    from streams.events import Reading
-
-    try:
-        grid = load_grid(grid_file)
-    except (PlaybookError, OSError):
-        return ""
-    # Per reason, as the worker checks them (a cell before the sensor): rows, ids in the
-    # order first met.
-    rows = {"unknown_cell": 0, "unknown_sensor": 0}
-    ids: dict[str, dict[str, None]] = {reason: {} for reason in rows}
+    tally = Unregistered(grid_file)
     for event in events:
+        tally.add(event)
+    return tally.note(prefix)
+
+
+class Unregistered:
+    """``unregistered_note`` counted as the events go by (``add``, or ``counting`` over
+    an iterator), so a replay need not hold them: per reason, the rows and the distinct
+    ids (in the order first met); the grid is read once, up front."""
+
+    def __init__(self, grid_file: Path) -> None:
+        from playbooks.errors import PlaybookError
+        from playbooks.loader import load_grid
+        from streams.events import Reading
+
+        self._reading = Reading  # imported once: ``add`` runs for every event sent
+        self.grid_file = grid_file
+        try:
+            self.grid: Any = load_grid(grid_file)
+        except (PlaybookError, OSError):
+            self.grid = None
+        # Per reason, as the worker checks them (a cell before the sensor).
+        self.rows = {"unknown_cell": 0, "unknown_sensor": 0}
+        self.ids: dict[str, dict[str, None]] = {reason: {} for reason in self.rows}
+
+    def add(self, event: Any) -> None:
+        """Count ``event`` if it names a sensor or a cell the grid does not have."""
+        if self.grid is None:
+            return
         cell = getattr(event, "grid_cell", None)
-        if isinstance(cell, str) and cell not in grid.cells:
+        if isinstance(cell, str) and cell not in self.grid.cells:
             reason, given = "unknown_cell", cell
-        elif isinstance(event, Reading) and event.sensor_id not in grid.sensors:
+        elif isinstance(event, self._reading) and event.sensor_id not in self.grid.sensors:
             reason, given = "unknown_sensor", event.sensor_id
         else:
-            continue
-        rows[reason] += 1
-        ids[reason].setdefault(given)
-    if not any(rows.values()):
-        return ""
-    parts = []
-    for reason, what, near in (
-        ("unknown_sensor", "a sensor", grid.near_sensor),
-        ("unknown_cell", "a cell", grid.near_cell),
-    ):
-        if not rows[reason]:
-            continue
-        named = list(ids[reason])[:UNREGISTERED_SHOWN]
-        # An id is shown in its first 80 characters: a 120,000-character sensor id was
-        # printed whole, a 360 KB warning line.
-        shown = ", ".join(f"{show(given)}{near(given)}" for given in named)
-        more = len(ids[reason]) - len(named)
-        parts.append(
-            f"{counted(rows[reason], 'row')} named {what} that {grid_file.name} "
-            f"(CITYBRAIN_GRID_FILE) does not have, dead-lettered as {reason}: {shown}"
-            + (f" and {more:,} more" if more else "")
+            return
+        self.rows[reason] += 1
+        self.ids[reason].setdefault(given)
+
+    def counting(self, events: Iterator[Any]) -> Iterator[Any]:
+        """``events``, each added as it passes."""
+        for event in events:
+            self.add(event)
+            yield event
+
+    def note(self, prefix: str) -> str:
+        """The warning for the events added (``unregistered_note``), or ""."""
+        grid, grid_file, rows = self.grid, self.grid_file, self.rows
+        if grid is None or not any(rows.values()):
+            return ""
+        parts = []
+        for reason, what, near in (
+            ("unknown_sensor", "a sensor", grid.near_sensor),
+            ("unknown_cell", "a cell", grid.near_cell),
+        ):
+            if not rows[reason]:
+                continue
+            named = list(self.ids[reason])[:UNREGISTERED_SHOWN]
+            # An id is shown in its first 80 characters: a 120,000-character sensor id
+            # was printed whole, a 360 KB warning line.
+            shown = ", ".join(f"{show(given)}{near(given)}" for given in named)
+            more = len(self.ids[reason]) - len(named)
+            parts.append(
+                f"{counted(rows[reason], 'row')} named {what} that {grid_file.name} "
+                f"(CITYBRAIN_GRID_FILE) does not have, dead-lettered as {reason}: {shown}"
+                + (f" and {more:,} more" if more else "")
+            )
+        listed = command_line("deadletters", env={"CITYBRAIN_TOPIC_PREFIX": prefix})
+        return (
+            "; ".join(parts)
+            + f" (by a worker reading prefix {prefix!r}, which raises no alert on them: "
+            f"`{listed}`)"
         )
-    listed = command_line("deadletters", env={"CITYBRAIN_TOPIC_PREFIX": prefix})
-    return (
-        "; ".join(parts)
-        + f" (by a worker reading prefix {prefix!r}, which raises no alert on them: `{listed}`)"
-    )
 
 
 def replay_refused(stats: Any, max_message_bytes: int) -> str:
@@ -308,9 +396,17 @@ def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
     """One line when replaying ``events`` (in time order, each with ``ts`` in seconds)
     at ``speed`` x real time would take longer than LONG_REPLAY_SECONDS, naming the
     estimate and the options that shorten it; "" otherwise (and for ``--max``)."""
-    if speed is None or len(events) < 2:
+    if not events:
         return ""
-    seconds = (events[-1].ts - events[0].ts) / speed
+    return replay_span_note(len(events), events[0].ts, events[-1].ts, speed)
+
+
+def replay_span_note(count: int, first: float, last: float, speed: float | None) -> str:
+    """``replay_duration_note`` of ``count`` events from event time ``first`` to ``last``
+    (seconds), which is all it needs of them: a replay does not hold its events."""
+    if speed is None or count < 2:
+        return ""
+    seconds = (last - first) / speed
     if seconds <= LONG_REPLAY_SECONDS:
         return ""
     if seconds > 100 * 365 * 86_400:  # inf for --speed 1e-320: int(inf) raised
@@ -319,7 +415,7 @@ def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:
             f"note: at --speed {speed:g} the replay takes {took}; give --max to send them "
             "as fast as Kafka takes them, or a higher --speed"
         )
-    span = _duration(events[-1].ts - events[0].ts)  # "12 min", not "0.2 h"
+    span = _duration(last - first)  # "12 min", not "0.2 h"
     return (
         f"note: these events span {span} of event time: at --speed {speed:g} the "
         f"replay takes about {_duration(seconds)}; give --max to send them as fast as "
@@ -331,15 +427,21 @@ def ahead_of_clock(events: Sequence[Any], skew: float, now: float) -> str:
     """The warning for events whose event time is more than ``skew`` seconds after
     ``now`` (the worker's rule: it dead-letters them as ``in_future`` instead of
     detecting on them), or "" when there are none."""
+    late = [e.ts for e in events if e.ts > now + skew]
+    return ahead_of_clock_count(len(late), len(events), skew, late[0] if late else 0.0)
+
+
+def ahead_of_clock_count(late: int, count: int, skew: float, first: float) -> str:
+    """``ahead_of_clock`` of ``late`` events of ``count``, the first in time order at
+    ``first`` (seconds since the epoch); "" when ``late`` is 0."""
     from streams.events import format_ts
 
-    late = [e for e in events if e.ts > now + skew]
     if not late:
         return ""
     return (
-        f"{counted(len(late), 'event')} of {len(events):,} {agreeing(len(late), 'is', 'are')} "
+        f"{counted(late, 'event')} of {count:,} {agreeing(late, 'is', 'are')} "
         f"more than {skew:g} s ahead "
-        f"of this machine's clock (the first: {format_ts(late[0].ts)}): the worker "
+        f"of this machine's clock (the first: {format_ts(first)}): the worker "
         "dead-letters them (reason in_future, CITYBRAIN_MAX_FUTURE_SKEW) instead of "
         "scoring them"
     )
@@ -445,11 +547,12 @@ def _row_fault(message: str) -> bool:
 
 
 def replay_stopped(
-    args: argparse.Namespace, done: int, total: int, events: list[Any], refused: int = 0
+    args: argparse.Namespace, done: int, total: int, last: Any, refused: int = 0
 ) -> str:
     """How far an interrupted replay got and the command that sends the rest: ``done``
     events of ``total`` (in the replay's time order, counting any --skip) were handed to
-    Kafka, ``refused`` of them refused by it (said before this line)."""
+    Kafka, the last of them ``last`` (an event; None if unknown: not named), ``refused``
+    of them refused by it (said before this line)."""
     from streams.events import Reading, format_ts
 
     if done == 0:
@@ -457,8 +560,11 @@ def replay_stopped(
             f"interrupted before any of the {total:,} events was sent; run it again: "
             f"{command_line(*given_argv(args))}"
         )
-    last = events[done - 1]
-    what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
+    if last is None:
+        said = ""
+    else:
+        what = last.sensor_id if isinstance(last, Reading) else f"report {last.report_id}"
+        said = f"{format_ts(last.ts)} {what}"
     argv = ["replay", *(str(Path(file).absolute()) for file in args.files)]
     if args.max:
         argv.append("--max")
@@ -471,14 +577,15 @@ def replay_stopped(
     if args.max_message_bytes != 1_000_000:
         argv += ["--max-message-bytes", str(args.max_message_bytes)]
     resume = command_line(*argv, "--skip", str(done))
-    among = (
-        f"; Kafka refused {refused:,} of them (above), not sent by the command below either"
-        if refused
-        else ""
-    )
+    parts = [f"the last: {said}"] if said else []
+    if refused:
+        parts.append(
+            f"Kafka refused {refused:,} of them (above), not sent by the command below either"
+        )
     return (
-        f"interrupted after sending {done:,} of {total:,} events (the last: "
-        f"{format_ts(last.ts)} {what}{among}); to send the rest: {resume}"
+        f"interrupted after sending {done:,} of {total:,} events"
+        + (f" ({'; '.join(parts)})" if parts else "")
+        + f"; to send the rest: {resume}"
     )
 
 

@@ -234,7 +234,7 @@ def test_every_printed_command_has_the_demo_form(monkeypatch: pytest.MonkeyPatch
         max_message_bytes=1_000_000,
     )
     reading = Reading(ts=0.0, sensor_id="s1", kind="noise", value=1.0, unit="dB", grid_cell="c")
-    line = replay_stopped(args, 1, 2, [reading, reading])
+    line = replay_stopped(args, 1, 2, reading)
     # The file by absolute path: the line works typed in any directory (t51).
     resume = f"to send the rest: .venv/bin/citybrain replay {Path('r.csv').absolute()} --skip 1"
     assert line.endswith(resume)

@@ -117,7 +117,7 @@ def test_an_interrupted_replay_of_a_relative_file_resumes_from_any_directory(
     monkeypatch.chdir(tmp_path)
     args = build_parser().parse_args(["replay", "../data/r.csv", "--speed", "600"])
     reading = Reading(ts=0.0, sensor_id="s1", kind="noise", value=1.0, unit="dB", grid_cell="c")
-    line = replay_stopped(args, 1, 2, [reading, reading])
+    line = replay_stopped(args, 1, 2, reading)
     assert line.endswith(f"replay {tmp_path / '../data/r.csv'} --speed 600 --skip 1")
 
 

@@ -56,7 +56,7 @@ def test_the_arguments_given_are_those_main_passed() -> None:
 def test_run_it_again_keeps_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     args = build_parser().parse_args(ARGV)
     args.argv = list(ARGV)
-    line = replay_stopped(args, 0, 5, [])
+    line = replay_stopped(args, 0, 5, None)
     assert _suggested(line)[1:] == ARGV
 
 
