@@ -1038,6 +1038,34 @@ class BadSilence:
     message: str
 
 
+# Regexes matched together in one RE2 set (its own memory budget, 8 MiB as one regex's):
+# 10,000 regex silences are 40 sets, each matched in one pass over a label value.
+SET_CHUNK = 256
+_SET_OPTIONS = re2.Options()
+_SET_OPTIONS.log_errors = False
+_SET_OPTIONS.max_mem = 64 << 20
+
+# One label's regex silences: (the RE2 set of their picked ``=~`` matchers, or None when
+# the set would not compile, and the silences' positions, the set's order).
+_RegexChunk = tuple[Any, list[int]]
+
+
+def _regex_chunks(picks: list[tuple[int, Matcher]]) -> list[_RegexChunk]:
+    """``picks`` (a silence's position, its ``=~`` matcher) as RE2 sets of SET_CHUNK."""
+    chunks: list[_RegexChunk] = []
+    for start in range(0, len(picks), SET_CHUNK):
+        part = picks[start : start + SET_CHUNK]
+        regexes: Any = re2.Set.SearchSet(_SET_OPTIONS)
+        try:
+            for _, matcher in part:
+                regexes.Add(matcher.pattern.pattern)  # anchored ^(?:…)$ as compiled
+            regexes.Compile()
+        except re2.error:
+            regexes = None  # too large together: each is matched on its own
+        chunks.append((regexes, [i for i, _ in part]))
+    return chunks
+
+
 class SilenceList(list[Silence]):
     """The silences ``SilenceBook.read`` gives, in stored order, with an index built once
     per list: ``candidates`` are the silences that can match a label set, ``by_id`` one
@@ -1047,32 +1075,62 @@ class SilenceList(list[Silence]):
 
     def __init__(self, silences: Iterable[Silence] = ()) -> None:
         super().__init__(silences)
-        self._index: tuple[dict[tuple[str, str], list[int]], list[int]] | None = None
+        self._index: (
+            tuple[dict[tuple[str, str], list[int]], dict[str, list[_RegexChunk]], list[int]] | None
+        ) = None
         self._ids: dict[str, Silence] | None = None
 
-    def _built(self) -> tuple[dict[tuple[str, str], list[int]], list[int]]:
+    def _built(
+        self,
+    ) -> tuple[dict[tuple[str, str], list[int]], dict[str, list[_RegexChunk]], list[int]]:
         if self._index is None:
             # A silence with an `=` matcher on a non-empty value matches only alerts with
-            # that label value: bucketed under it; the others (regexes, negations only)
-            # are checked for every alert.
+            # that label value: bucketed under it. One with an `=~` matcher whose regex
+            # does not match the empty string matches only alerts whose value of that
+            # label the regex matches: those regexes are matched together, an RE2 set
+            # per label (before, every regex silence was tried for every alert: 10,000
+            # of them, the API's limit, cost 41 ms an alert, 100,000 from the changelog
+            # 0.67 s). The others (negations only) are checked for every alert.
             buckets: dict[tuple[str, str], list[int]] = {}
+            regex_picks: dict[str, list[tuple[int, Matcher]]] = {}
             general: list[int] = []
             for i, silence in enumerate(self):
                 pick = next((m for m in silence.matchers if m.op == "=" and m.value), None)
-                if pick is None:
-                    general.append(i)
-                else:
+                if pick is not None:
                     buckets.setdefault((pick.name, pick.value), []).append(i)
-            self._index = (buckets, general)
+                    continue
+                regex = next(
+                    (m for m in silence.matchers if m.op == "=~" and not m.matches_empty()),
+                    None,
+                )
+                if regex is not None and regex.pattern is not None:
+                    regex_picks.setdefault(regex.name, []).append((i, regex))
+                else:
+                    general.append(i)
+            regexes = {name: _regex_chunks(picks) for name, picks in regex_picks.items()}
+            self._index = (buckets, regexes, general)
         return self._index
 
     def candidates(self, labels: Mapping[str, str]) -> list[Silence]:
         """The silences that may match ``labels`` (every one that does, maybe others),
         in stored order, so the first that matches is the one a full walk finds."""
-        buckets, general = self._built()
+        buckets, regexes, general = self._built()
         found = list(general)
         for item in labels.items():
             found += buckets.get(item, ())
+        for name, chunks in regexes.items():
+            value = labels.get(name, "")
+            if not value:
+                continue  # the picked regexes do not match the empty string
+            for regex_set, places in chunks:
+                if regex_set is None:
+                    found += places
+                    continue
+                try:
+                    hits = regex_set.Match(value) or ()
+                except re2.error:
+                    hits = range(len(places))  # RE2 gave up: each is tried on its own
+                found += (places[k] for k in hits)
         if len(found) > len(general):
             found.sort()
         return [self[i] for i in found]
