@@ -1152,7 +1152,8 @@ class SilenceBook:
     included) took ~75 ms, once for every alert."""
 
     def __init__(self) -> None:
-        self._read: dict[tuple[str, str], Silence | BadSilence] = {}
+        # Per key, the stored document as it was read (a copy) and what it read as.
+        self._read: dict[str, tuple[Any, Silence | BadSilence]] = {}
         self._version: object = None
         self._last = SilenceList()
         self._until = -math.inf  # epoch s: the earliest end among ``_last``
@@ -1166,26 +1167,43 @@ class SilenceBook:
             return self._last, []
         silences = SilenceList()
         fresh: list[BadSilence] = []
-        read: dict[tuple[str, str], Silence | BadSilence] = {}
+        read: dict[str, tuple[Any, Silence | BadSilence]] = {}
         for key, doc in stored:
             ends = doc.get("ends_at") if isinstance(doc, Mapping) else None
             if isinstance(ends, int | float) and not isinstance(ends, bool) and ends <= now:
                 continue  # expired: not evaluated, not even parsed
-            version_key = (key, repr(ends))  # an expiry writes a new ends_at
-            found = self._read.get(version_key)
-            if found is None:
+            # Read again whenever any field changed, not only ends_at: a silence written
+            # again under its id with other matchers or times (another worker's or an
+            # older citybrain's changelog entry, Alertmanager's update by id) kept its
+            # first reading here until a restart, which then read the new one: workers
+            # disagreed on what was silenced.
+            earlier = self._read.get(key)
+            if earlier is not None and earlier[0] == doc:
+                found = earlier[1]
+            else:
                 try:
                     found = Silence.from_dict(doc)
                 except SilenceError as exc:
                     found = BadSilence(key, exc.problem, str(exc))
                     fresh.append(found)
-            read[version_key] = found
+            read[key] = (
+                earlier[0] if earlier is not None and found is earlier[1] else _snapshot(doc),
+                found,
+            )
             if isinstance(found, Silence):
                 silences.append(found)
         self._read = read
         self._version, self._last = version, silences
         self._until = min((s.ends_at for s in silences), default=math.inf)
         return silences, fresh
+
+
+def _snapshot(doc: Any) -> Any:
+    """A stored silence copied deep enough that changing the stored one in place (its
+    ``matchers`` list, a field) leaves the copy as it was read."""
+    if not isinstance(doc, Mapping):
+        return doc
+    return {k: list(v) if isinstance(v, list) else v for k, v in doc.items()}
 
 
 class SourceIndex:

@@ -216,6 +216,26 @@ def stored(silences: list[Silence], walked: list[int]) -> Iterator[tuple[str, An
         yield silence.id, silence.to_dict()
 
 
+def test_a_silence_written_again_under_its_id_is_read_again() -> None:
+    # The same id and ends_at, other matchers or start (another worker's or an older
+    # citybrain's changelog entry): before, the first reading was kept until a restart,
+    # so this worker silenced pm25 while one restarted silenced no2.
+    book = SilenceBook()
+    first = new_silence("s1", ['kind="pm25"'], 0.0, 2e6, "op", "r").to_dict()
+    read, _ = book.read([("s1", first)], NOW, version=1)
+    assert [str(m) for m in read[0].matchers] == ['kind="pm25"']
+    read, _ = book.read([("s1", {**first, "matchers": ['kind="no2"']})], NOW, version=2)
+    assert [str(m) for m in read[0].matchers] == ['kind="no2"']  # before: pm25
+    read, _ = book.read([("s1", {**first, "starts_at": NOW + 60})], NOW, version=3)
+    assert read[0].starts_at == NOW + 60 and not read[0].active(NOW)  # before: active
+    # Changed in place (the store's own dict): read again too.
+    doc = {**first, "matchers": ['kind="pm25"']}
+    book.read([("s1", doc)], NOW, version=4)
+    doc["matchers"][0] = 'kind="flow"'
+    read, _ = book.read([("s1", doc)], NOW, version=5)
+    assert [str(m) for m in read[0].matchers] == ['kind="flow"']
+
+
 def test_an_unchanged_table_is_not_walked_again_until_a_silence_ends() -> None:
     silences = list(many_silences(100))
     ending = new_silence("soon", ['sensor_id="x"'], 0.0, NOW + 60, "op", "r")
