@@ -20,14 +20,14 @@ import hashlib
 import json
 import logging
 import math
-import zlib
 import reprlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import zlib
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import re2
 
@@ -1196,6 +1196,11 @@ class SilenceList(list[Silence]):
         return self._ids.get(silence_id)
 
 
+# Silences parsed between two yields of ``SilenceBook.reading`` (~0.1-0.2 s of parsing
+# regex silences on a busy 2-core machine).
+PARSE_STEP = 256
+
+
 class SilenceBook:
     """Reads the stored silences for the route agent: each stored version is parsed once;
     expired ones are skipped unread; one that cannot be read is skipped and reported
@@ -1222,8 +1227,24 @@ class SilenceBook:
         """(silences not yet expired when the table was last walked, stored silences found
         unreadable by this call); ``version``: the table's change count, None when
         unknown (then read always)."""
+        steps = self.reading(stored, now, version)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return cast(tuple[SilenceList, list[BadSilence]], done.value)
+
+    def reading(
+        self, stored: Iterable[tuple[str, Any]], now: float, version: object = None
+    ) -> Generator[None, None, tuple[SilenceList, list[BadSilence]]]:
+        """``read`` in steps: yields after every PARSE_STEP silences it parses (none when
+        each was read before), returns what ``read`` returns. An async caller yields to
+        its event loop at each: 100,000 silences first read from the changelog took
+        8-45 s of parsing, during which the worker routed nothing, answered no API call
+        and sent Kafka no heartbeat."""
         if version is not None and version == self._version and now < self._until:
             return self._last, []
+        parsed = 0
         silences = SilenceList(regex_sets=self._regex_sets, picks=self._picks)
         fresh: list[BadSilence] = []
         read: dict[str, tuple[Any, Silence | BadSilence]] = {}
@@ -1240,6 +1261,9 @@ class SilenceBook:
             if earlier is not None and earlier[0] == doc:
                 found = earlier[1]
             else:
+                parsed += 1
+                if parsed % PARSE_STEP == 0:
+                    yield
                 try:
                     found = Silence.from_dict(doc)
                 except SilenceError as exc:
