@@ -1234,6 +1234,17 @@ class SilenceBook:
             except StopIteration as done:
                 return cast(tuple[SilenceList, list[BadSilence]], done.value)
 
+    def reading_of(self, key: str, doc: Any) -> Silence | BadSilence:
+        """What the stored ``doc`` under ``key`` reads as: the book's own reading when it
+        last read this very document, else parsed now (and not kept)."""
+        earlier = self._read.get(key)
+        if earlier is not None and earlier[0] == doc:
+            return earlier[1]
+        try:
+            return Silence.from_dict(doc)
+        except SilenceError as exc:
+            return BadSilence(key, exc.problem, str(exc))
+
     def reading(
         self, stored: Iterable[tuple[str, Any]], now: float, version: object = None
     ) -> Generator[None, None, tuple[SilenceList, list[BadSilence]]]:
