@@ -808,6 +808,22 @@ class Silence:
         matchers = get("matchers", (list,), "a list")
         if not all(isinstance(m, str) for m in matchers):
             raise SilenceError(f"silence matchers {brief(matchers)} are not all text", "field")
+        # The API's bounds, for a silence that came another way (the changelog, written by
+        # another tool or a citybrain before trial 8): 10,000 regex matchers were ~8 s of
+        # parsing in one go, the worker frozen, and were walked for every alert.
+        if len(matchers) > MAX_SILENCE_MATCHERS:
+            raise SilenceError(
+                f"silence matchers: {len(matchers):,} entries, at most {MAX_SILENCE_MATCHERS} "
+                "(as the API takes them)",
+                "field",
+            )
+        for i, text in enumerate(matchers):
+            if len(text) > MAX_MATCHER_CHARS:
+                raise SilenceError(
+                    f"silence matchers[{i}]: {len(text):,} characters, at most "
+                    f"{MAX_MATCHER_CHARS:,} (as the API takes them)",
+                    "field",
+                )
         return new_silence(
             get("id", (str,), "text"),
             matchers,
@@ -817,6 +833,12 @@ class Silence:
             get("reason", (str,), "text"),
         )
 
+
+# A silence is one message on the silences changelog, read by every worker: bounded
+# (trial 8: a 1 MB reason crashed the worker's producer; 10,000 matchers were accepted);
+# the API refuses more, and a stored silence with more is read as unreadable.
+MAX_SILENCE_MATCHERS = 64
+MAX_MATCHER_CHARS = 1024
 
 # 9999-12-31T23:59:59Z, the last second a date can name (Python's datetime, RFC 3339).
 LATEST_SILENCE_TIME = 253_402_300_799.0

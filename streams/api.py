@@ -46,6 +46,8 @@ from playbooks.grid import LEVELS, PARENT_LEVEL
 from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import (
+    MAX_MATCHER_CHARS,
+    MAX_SILENCE_MATCHERS,
     MAX_SILENCE_SECONDS,
     BadSilence,
     Silence,
@@ -186,10 +188,8 @@ def silence_already_expired(doc: Any, now: float) -> dict[str, Any] | None:
 # before any field is read: str() or repr() of a value nested 1,000 levels deep (orjson
 # decodes 1,024) raised RecursionError, a 500 instead of a 400.
 MAX_BODY_DEPTH = 8
-# A silence is one message on the silences changelog, read by every worker: bounded
-# (trial 8: a 1 MB reason crashed the worker's producer; 10,000 matchers were accepted).
-MAX_SILENCE_MATCHERS = 64
-MAX_MATCHER_CHARS = 1024
+# A silence's matchers: playbooks.routing's MAX_SILENCE_MATCHERS and MAX_MATCHER_CHARS,
+# which a stored silence is read with too.
 # Silences not yet ended, in all: each is held by every worker and checked for every
 # alert (trial 29: one operator's loop added 50,000; Alertmanager's own limit is
 # --silences.max-silences). An expired one does not count.

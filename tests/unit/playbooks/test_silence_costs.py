@@ -279,6 +279,20 @@ def test_silences_new_to_the_book_are_read_in_steps_for_the_event_loop() -> None
     assert book.read(docs, NOW, version=2)[0] == read
 
 
+def test_a_stored_silence_past_the_apis_bounds_is_unreadable_not_parsed(router: Router) -> None:
+    # From the changelog (another tool, a citybrain before trial 8): 10,000 regex
+    # matchers were ~8 s of parsing in one go, the worker frozen, then walked per alert.
+    good = new_silence("good", ['sensor_id="sensor-1"'], 0.0, 2e6, "op", "r").to_dict()
+    huge = {**good, "id": "huge", "matchers": [f'kind=~"k{i}.*"' for i in range(10_000)]}
+    long = {**good, "id": "long", "matchers": ['category="' + "c" * 2000 + '"']}
+    read, bad = SilenceBook().read([("huge", huge), ("long", long), ("good", good)], NOW)
+    assert [s.id for s in read] == ["good"]  # before: all three read
+    assert [(b.key, b.problem) for b in bad] == [("huge", "field"), ("long", "field")]
+    assert "10,000 entries, at most 64" in bad[0].message
+    assert "2,011 characters, at most 1,024" in bad[1].message
+    assert router.decide(sensor_alert(1), [], read, NOW).silenced_by == read[0]
+
+
 def test_an_unchanged_table_is_not_walked_again_until_a_silence_ends() -> None:
     silences = list(many_silences(100))
     ending = new_silence("soon", ['sensor_id="x"'], 0.0, NOW + 60, "op", "r")
