@@ -29,10 +29,11 @@ from playbooks.engine import ReportsCovered
 from playbooks.errors import BadEventError, RoutingConfigError
 from playbooks.loader import routing_errors, unrouted_playbooks
 from playbooks.routing import (
+    BadSilence,
     Decision,
     Route,
     Silence,
-    SilenceBook,
+    SilenceList,
     label_set,
     label_values,
 )
@@ -163,7 +164,6 @@ class Alerting:
         self.ctx = ctx
         self.metrics = ctx.metrics
         self.router = ctx.router
-        self._silences = SilenceBook()
         self.topic_name = ctx.settings.topic("alerts")
         # Firing alerts kept from their receivers, keyed by alert id: partitioned as the
         # alerts topic, so each worker re-checks the alerts of its own partitions (two
@@ -459,9 +459,20 @@ class Alerting:
     async def _active_silences(self, now: float) -> list[Silence]:
         # Each stored version is read once; one that cannot be read is skipped, audited
         # and counted once, never fatal to the route agent (playbooks.routing.SilenceBook).
-        silences, bad = self._silences.read(
+        # Read in steps, yielding to the event loop between them: thousands of silences
+        # new to this worker (its start, a changelog written by others) took seconds to
+        # parse, the worker frozen meanwhile (readings, the API, Kafka heartbeats).
+        steps = self.ctx.silence_book.reading(
             self.ctx.stored_silences(), now, self.ctx.silences_version()
         )
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                read: tuple[SilenceList, list[BadSilence]] = done.value
+                break
+            await asyncio.sleep(0)
+        silences, bad = read
         for silence in bad:
             log.warning("citybrain: skipping stored silence %s: %s", silence.key, silence.message)
             self.metrics.silences_invalid.labels(silence.problem).inc()

@@ -32,6 +32,7 @@ from playbooks.routing import (
     IndexedFiring,
     Route,
     Router,
+    SilenceBook,
     SourceIndex,
     label_set,
 )
@@ -672,6 +673,10 @@ class Context:
         self.generation_keys = generation_keys(n)
         self.firing = key_partitioned_table(app, "firing", n, is_global=True, decode=read_labels)
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
+        # The silences as read for routing, each stored version parsed once for both the
+        # alerts stage and a run's flush (``SilenceBook``): before, each stage kept a book
+        # and parsed every silence new to the worker itself.
+        self.silence_book = SilenceBook()
         # The firing alerts that can inhibit, per inhibit rule, kept as the table changes
         # (from this worker and from the changelog alike): an alert an inhibit rule
         # targets looks up its sources instead of walking every firing alert.

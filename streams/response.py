@@ -42,7 +42,7 @@ from playbooks.engine import (
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
-from playbooks.routing import Route, Silence, SilenceBook
+from playbooks.routing import Route, Silence
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, embedded_alert, route_fault, run_key
@@ -420,7 +420,6 @@ class Response:
         self._stand_ins: dict[str, PlaybookEngine] = {}
         # Groups whose run the timer could not advance (``_unadvanced_run``).
         self._say_unadvanced = SayEvery(log, prefix="citybrain: ")
-        self._silences = SilenceBook()  # for a pending run's flush (``_all_muted``)
         # (playbook, department) pairs whose once-per-run series exist at zero
         # (``_known_run``): made once per pair, not per run or per pass.
         self._outcome_series: set[tuple[str, str]] = set()
@@ -1450,7 +1449,7 @@ class Response:
                 continue  # resolved: in no notification
             if silences is None:  # (an unreadable one is audited by the alerts stage)
                 stored = self.ctx.stored_silences()
-                silences = self._silences.read(stored, now, self.ctx.silences_version())[0]
+                silences = self.ctx.silence_book.read(stored, now, self.ctx.silences_version())[0]
             firing = self.ctx.firing_except(key)
             decision = self.ctx.router.decide(labels, firing, silences, now)
             if decision.mute is None:

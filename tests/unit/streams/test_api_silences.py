@@ -300,3 +300,41 @@ def test_the_answer_warns_of_a_matcher_alertmanager_0_27_reads_otherwise(ctx: Co
         ), warning
         assert 'but as category="a\\tb" by Alertmanager 0.27' in warning, warning
     assert answers[1][1]["already"] == "created"
+
+
+def test_listing_silences_reads_them_as_the_route_agent_read_them(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t131: every GET /silences parsed every stored silence again, 10,000 regex ones
+    seconds of a frozen worker (no routing, no Kafka heartbeat) for each listing; now
+    the route agent's book's reading is used, and only a changed one is parsed."""
+    now = time.time()
+    for i in range(300):
+        doc = {
+            "id": f"s{i}",
+            "matchers": [f'alert_id=~"al-{i}.*"'],
+            "starts_at": now - 10,
+            "ends_at": now + 3600,
+            "author": "op",
+            "reason": "r",
+        }
+        ctx.silences.data[f"s{i}".encode()] = doc  # as the changelog fills it
+    ctx.silence_book.read(ctx.stored_silences(), now, ctx.silences_version())
+    parsed = [0]
+    from_dict = Silence.from_dict.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Silence], data: Any) -> Silence:
+        parsed[0] += 1
+        return from_dict(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Silence, "from_dict", classmethod(counted))
+    ctx.silences.data[b"s7"] = {
+        **ctx.silences.data[b"s7"],
+        "matchers": ['category="x"', 'kind=~"a("'],
+    }
+    status, doc, _ = ask(ctx, "GET", "/api/v1/silences", OPERATOR_TOKEN)
+    assert status == 200 and len(doc["silences"]) == 300
+    assert parsed[0] == 1  # the changed one only; before: 300
+    by_id = {s["id"]: s for s in doc["silences"]}
+    assert by_id["s1"]["active"] is True and "unreadable" not in by_id["s1"]
+    assert "bad regex" in by_id["s7"]["unreadable"] and by_id["s7"]["active"] is False
