@@ -938,6 +938,52 @@ def message_json(value: bytes | None) -> Any:
     return decode_json(value or b"", unique_keys=True)
 
 
+def refuse_wide_integer(raw: bytes | None, doc: Any, code: str, at: str = "") -> None:
+    """Raises ``EventError`` (``code``) naming the first integer of ``doc`` (decoded from
+    ``raw``; its place under ``at``) past -2**63 to 2**64 - 1 (``wide_integer``), which
+    the worker could not write again, for the agents that pass their message on or
+    store it whole: an alert (routed on, held in its area, kept muted), a routed message
+    (an offered report kept with its group). Costs nothing unless ``raw`` holds 19
+    digits in a row."""
+    if raw is None or _LONG_DIGITS.search(raw) is None:  # else no integer past 64 bits
+        return
+    found = wide_integer(doc, at)
+    if found is not None:
+        raise EventError(
+            code,
+            found[0],
+            found[1],
+            "an integer past 64 bits (-2**63 to 2**64 - 1), which the worker cannot pass on "
+            "or store: send it as text",
+        )
+
+
+# The integers orjson writes (the worker's encoder for what it passes on and stores).
+_WIDEST = (-(2**63), 2**64 - 1)
+
+
+def wide_integer(doc: Any, where: str = "") -> tuple[str, int] | None:
+    """The first integer of ``doc`` (a decoded JSON value) that orjson cannot write, past
+    -2**63 to 2**64 - 1, as (its place, ``alert.value`` or ``extra[2]``; the integer), or
+    None. Python's json reads any integer; the agents of citybrain's own topics pass their
+    messages on whole (an alert routed, a held alert in its area's state), and one such
+    integer anywhere in them failed that write with ``TypeError: Integer exceeds 64-bit
+    range``, a ``processing_error`` with a traceback (t128)."""
+    if type(doc) is int or type(doc) is LongInt:
+        return (where, doc) if not _WIDEST[0] <= doc <= _WIDEST[1] else None
+    if isinstance(doc, dict):
+        for key, item in doc.items():
+            found = wide_integer(item, f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+    elif isinstance(doc, list):
+        for i, item in enumerate(doc):
+            found = wide_integer(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
 def json_loads_within_depth(text: str, **options: Any) -> Any:
     """``json.loads(text, **options)`` for a document nested at most ``MAX_DEPTH`` levels
     (the caller counts: ``spans.max_depth``), read whatever the caller's stack depth.

@@ -55,6 +55,7 @@ from streams.events import (
     lookalike_key_error,
     message_json,
     parse_ts,
+    refuse_wide_integer,
     text_control,
 )
 from streams.logs import SayEvery
@@ -443,7 +444,9 @@ class Response:
 
     async def _on_routed(self, event: EventT[bytes]) -> None:
         # EventError: dead-lettered by guarded, bad_json or bad_routed, with no traceback.
-        doc = routed_fields(message_json(event.value))
+        doc = message_json(event.value)
+        refuse_wide_integer(event.value, doc, "bad_routed")  # an offered report is kept whole
+        doc = routed_fields(doc)
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         pending = self.ctx.groups.get(key)
         if pending and pending.get(OUTBOX):  # the last change's outputs first

@@ -652,3 +652,80 @@ def test_a_key_that_is_not_utf8_and_a_tombstone_each_cost_only_themselves(
         assert worker.alive() and "Traceback" not in worker.log()
     finally:
         worker.stop()
+
+
+def test_integers_past_64_bits_in_messages_passed_on_whole_cost_only_themselves(
+    pipeline: Pipeline,
+) -> None:
+    # t128: Python's json reads any integer, but the worker's encoder (orjson) writes
+    # -2**63 to 2**64 - 1 only. An alert whose "value" (or any field, nested) was 2**64
+    # was read, then failed when routed on, and an alert on the corroboration topic when
+    # forwarded: each a processing_error ("TypeError: Integer exceeds 64-bit range") with
+    # a traceback. Each is refused naming its place; the messages around them go on.
+    alert = {
+        "alert_id": "al-ok",
+        "status": "firing",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "grid_cell": "c-bridge",
+        "severity": "major",
+        "score": 0.9,
+        "started_at": "2026-11-01T10:00:00Z",
+        "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
+    }
+
+    def named(alert_id: str, **fields: Any) -> dict[str, Any]:
+        labels = {**alert["labels"], "alert_id": alert_id}  # type: ignore[dict-item]
+        return {**alert, "alert_id": alert_id, "labels": labels, **fields}
+
+    worker = pipeline.worker().start()
+    try:
+        wide, low = 2**64, -(2**63) - 1
+        for doc in (
+            named("al-wide", value=wide),
+            named("al-low", extra={"n": [1, low]}),
+            named("al-u64", value=2**64 - 1),  # the widest orjson writes: routed
+            named("al-after"),
+        ):
+            pipeline.send("alerts", b"al", json.dumps(doc).encode())
+        for doc in (named("al-c-wide", value=wide), named("al-c-after")):
+            message = {"type": "alert", "alert": doc}
+            pipeline.send("corroboration", b"c-bridge", json.dumps(message).encode())
+        offer = {"report": {"report_id": "r-1", "channel": "app", "extra": wide}}
+        pipeline.send("routed", b"grp-offer", json.dumps(offer).encode())
+        for i in range(5):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
+        said = sorted(
+            (
+                dict(m.headers)["citybrain.error.stream"].decode(),
+                dict(m.headers)["citybrain.error.reason"].decode(),
+                dict(m.headers)["citybrain.error.message"].decode().split(": an integer")[0],
+            )
+            for m in dead
+        )
+        assert said == [
+            ("alerts", "bad_alert", f'alert not readable: field "extra.n[1]" is {low}'),
+            ("alerts", "bad_alert", f'alert not readable: field "value" is {wide}'),
+            ("corroboration", "bad_alert", f'field "alert.value" is {wide}'),
+            ("routed", "bad_routed", f'field "report.extra" is {wide}'),
+        ]
+        # The alerts beside them are routed on (al-c-after through the alerts topic).
+        want = {"al-u64", "al-after", "al-c-after"}
+        routed = pipeline.read(
+            "routed",
+            lambda m: (
+                {json.loads(r.value)["alert"]["alert_id"] for r in m if b'"alert"' in r.value}
+                >= want
+            ),
+            settle=2,
+        )
+        ids = {json.loads(r.value)["alert"]["alert_id"] for r in routed if b'"alert"' in r.value}
+        assert ids == want
+        wait_scored(pipeline, 5, "the readings after them were not scored")
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()
