@@ -473,6 +473,31 @@ def alert_fields(alert: Any) -> dict[str, Any]:
     return alert
 
 
+def refuse_alert_ahead(
+    alert: dict[str, Any], now: float, ahead: float, code: str, at: str = ""
+) -> None:
+    """Raises ``EventError`` (``code``) naming an alert's ``started_at`` or ``ended_at``
+    (as ``alert_fields`` read them) more than ``ahead`` seconds past ``now`` (the
+    worker's ``CITYBRAIN_MAX_FUTURE_SKEW``, the bound of every reading's and report's
+    event time, from which the worker's own alerts take theirs). An alert written on the
+    alerts or routed topic with ``started_at`` in the year 9999 opened a run whose opening
+    lay there: every citizen report offered to that group after it was "more than a day
+    before the run opened", refused for good (t128). ``at`` prefixes the field's name
+    (``alert.``: an alert inside another message)."""
+    for name in ("started_at", "ended_at"):
+        value = alert.get(name)
+        if value is None:
+            continue
+        if parse_ts(value, name) > now + ahead:
+            raise EventError(
+                code,
+                at + name,
+                value,
+                f"an alert's time is more than {ahead:g}s ahead of the clock "
+                "(CITYBRAIN_MAX_FUTURE_SKEW)",
+            )
+
+
 @lru_cache(maxsize=16_384)
 def _epoch(value: str, any_offset: bool = False) -> float | None:
     """Epoch seconds of an ISO 8601 string, None without a zone; ValueError if it is not

@@ -55,6 +55,7 @@ from streams.events import (
     lookalike_key_error,
     message_json,
     parse_ts,
+    refuse_alert_ahead,
     refuse_wide_integer,
     text_control,
 )
@@ -447,6 +448,9 @@ class Response:
         doc = message_json(event.value)
         refuse_wide_integer(event.value, doc, "bad_routed")  # an offered report is kept whole
         doc = routed_fields(doc)
+        if "alert" in doc:  # its started_at becomes its run's opening
+            skew = self.settings.max_future_skew
+            refuse_alert_ahead(doc["alert"], time.time(), skew, "bad_routed", at="alert.")
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         pending = self.ctx.groups.get(key)
         if pending and pending.get(OUTBOX):  # the last change's outputs first
