@@ -161,8 +161,17 @@ def _maybe_finite(value: Any) -> bool:
     return value is None or _finite(value)
 
 
+# The largest count a stored document may hold (a run's ``seq``, ``escalations`` and
+# ``reopened``, a group's ``generation``, a burst window's counts): JSON's exact integers
+# (2**53 - 1, JavaScript's Number.MAX_SAFE_INTEGER), far past any real count. The tables'
+# encoder (orjson) writes integers up to 64 bits only, so one read back at 2**64 - 1 (a
+# changelog entry written by hand) and counted once more could not be written again: every
+# alert, command and new group after it failed (t128).
+MAX_COUNT = 2**53 - 1
+
+
 def _count(value: Any) -> bool:
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value <= MAX_COUNT
 
 
 def _texts(value: Any) -> bool:
@@ -204,8 +213,8 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "acknowledged_at": (_maybe_finite, "a finite number or null"),
     "acknowledged_by": (_maybe_text, "text or null"),
     "resolved_at": (_maybe_finite, "a finite number or null"),
-    "escalations": (_count, "a whole number >= 0"),
-    "seq": (_count, "a whole number >= 0"),
+    "escalations": (_count, "a whole number from 0 to 2**53 - 1"),
+    "seq": (_count, "a whole number from 0 to 2**53 - 1"),
     "sla_deadline_at": (_maybe_finite, "a finite number or null"),
     "sla_breached": (lambda v: type(v) is bool, "true or false"),
     "pending_action": (_maybe_text, "text or null"),
@@ -217,7 +226,7 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "all_resolved_at": (_maybe_finite, "a finite number or null"),
     "first_flush_at": (_maybe_finite, "a finite number or null"),
     "reports": (lambda v: isinstance(v, dict), "an object"),
-    "reopened": (_count, "a whole number >= 0"),
+    "reopened": (_count, "a whole number from 0 to 2**53 - 1"),
     "resolved_by": (_maybe_text, "text or null"),
     "resolution": (_text, "text"),
     "actions": (_actions, "a list of objects"),

@@ -39,7 +39,12 @@ from playbooks.routing import (
 )
 from streams.context import Context
 from streams.errors import MISSING, EventError
-from streams.events import alert_fields, message_json
+from streams.events import (
+    alert_fields,
+    message_json,
+    refuse_alert_ahead,
+    refuse_wide_integer,
+)
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -201,7 +206,10 @@ class Alerting:
     # -- routing ---------------------------------------------------------------------
     async def on_alert(self, event: EventT[bytes]) -> None:
         try:
-            alert, labels = checked_alert(message_json(event.value))
+            doc = message_json(event.value)
+            refuse_wide_integer(event.value, doc, "bad_alert")  # it is routed on whole
+            alert, labels = checked_alert(doc)
+            refuse_alert_ahead(alert, time.time(), self.ctx.settings.max_future_skew, "bad_alert")
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
             await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc}")
             return

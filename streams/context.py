@@ -22,7 +22,7 @@ import orjson
 from faust.exceptions import ConsumerNotStarted
 from faust.types import TP, EventT, Message, ProducerT
 
-from playbooks.engine import Part, run_problem
+from playbooks.engine import MAX_COUNT, Part, run_problem
 from playbooks.errors import RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
 from playbooks.grid import LEVELS, Grid
@@ -217,8 +217,17 @@ def _check_window(window: Any, where: str) -> None:
         value = window.get(name, 0.0 if name == "baseline" and "slot" not in window else None)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise UnreadableEntryError(BAD_SHAPE, f"{where}: field {name!r} is {value!r:.60}")
-    if "slot" in window and not all(type(n) is int for n in window["counts"]):
-        raise UnreadableEntryError(BAD_SHAPE, f"{where}: field 'counts' holds a non-integer")
+    if "slot" in window and not all(
+        type(n) is int and 0 <= n <= MAX_COUNT for n in window["counts"]
+    ):
+        # A count past MAX_COUNT, counted once more, could not be written (orjson's 64
+        # bits): every report of its cell and category failed (t128).
+        odd = next(n for n in window["counts"] if not (type(n) is int and 0 <= n <= MAX_COUNT))
+        raise UnreadableEntryError(
+            BAD_SHAPE,
+            f"{where}: field 'counts' holds {odd!r:.60}, expected whole numbers from 0 to "
+            "2**53 - 1",
+        )
     if "slot" in window:
         problem = _window_problem(window)
         if problem is not None:
@@ -377,8 +386,11 @@ def route_problem(route: dict[str, Any]) -> str | None:
 
 def _group_problem(group: dict[str, Any]) -> str | None:
     """What is wrong with a group's fields beyond their types (``read_group``), or None."""
-    if group["generation"] < 0:
-        return f"field 'generation' is {group['generation']}"
+    if not 0 <= group["generation"] <= MAX_COUNT:
+        # Past MAX_COUNT, the next run's generation could not be written (orjson's 64
+        # bits): every alert and command of the group failed (t128).
+        generation = group["generation"]
+        return f"field 'generation' is {generation}, expected a whole number from 0 to 2**53 - 1"
     if group["run"] is not None:
         problem = run_problem(group["run"])
         if problem is not None:
@@ -503,7 +515,9 @@ def read_generation(entry: bytes) -> dict[str, Any]:
     ``UnreadableEntryError`` as ``read_document``, ``bad_shape`` for another value."""
     doc = read_document(entry)
     floor = doc.get("floor")
-    if type(floor) is not int or floor < 0:
+    # Bounded as a group's generation (MAX_COUNT): a floor of 2**64 - 1 read back made
+    # every new group of its partition fail to be written, its alerts dead-lettered (t128).
+    if type(floor) is not int or not 0 <= floor <= MAX_COUNT:
         raise UnreadableEntryError(BAD_SHAPE, f"group generations: field 'floor' is {floor!r:.60}")
     return doc
 

@@ -52,7 +52,7 @@ from streams.corroboration import (
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import EventError
-from streams.events import MAX_MESSAGE_BYTES, message_json, parse_ts
+from streams.events import MAX_MESSAGE_BYTES, message_json, parse_ts, refuse_wide_integer
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -246,6 +246,10 @@ class CorroborationStage:
         """One mark or alert for an area: update the area's state, forward what is due."""
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         message = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
+        # An area keeps its held alerts whole and forwards them: each integer must be one
+        # its encoder writes (t128: a TypeError with a traceback).
+        kind = message.get("type") if isinstance(message, dict) else None
+        refuse_wide_integer(event.value, message, "bad_mark" if kind == "mark" else "bad_alert")
         # EventError, dead-lettered naming the field: what an area keeps must read back.
         message = checked_message(message, time.time(), self.ctx.settings.max_future_skew)
         async with self.lock:

@@ -38,6 +38,7 @@ from streams.events import (
     lookalike_key,
     lookalike_key_error,
     parse_ts,
+    refuse_alert_ahead,
 )
 
 AREA_LEVELS = ("street", "district", "city")
@@ -253,6 +254,7 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
         return cast(dict[str, Any], message)
     alert = message.get("alert", MISSING)
     embedded_alert(alert, "bad_alert")
+    refuse_alert_ahead(alert, now, ahead, "bad_alert", at="alert.")
     sensor = alert.get("sensor_id")
     if not isinstance(sensor, str) or not sensor:
         raise EventError("bad_alert", "alert.sensor_id", sensor, "expected a sensor's id")

@@ -51,6 +51,7 @@ from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThr
 from detectors.base import check_values
 from detectors.tail import VERSION as TAIL_VERSION
 from detectors.tail import TailBank, TailDetector, TailSlot
+from playbooks.engine import MAX_COUNT
 from playbooks.routing import LABEL_VALUES
 from streams.errors import (
     BAD_SHAPE,
@@ -584,11 +585,12 @@ def _check_episode(episode: dict[str, Any]) -> None:
                 "finite number",
             )
     quiet = episode.get("quiet")
-    if type(quiet) is not int or quiet < 0:
+    if type(quiet) is not int or not 0 <= quiet <= MAX_COUNT:
+        # Bounded as every stored count (MAX_COUNT): msgpack writes 64 bits at most.
         raise UnreadableEntryError(
             BAD_SHAPE,
             f"sensor state: episode field 'quiet' is {_clip(repr(quiet))}, expected a "
-            "whole number >= 0",
+            "whole number from 0 to 2**53 - 1",
         )
 
 

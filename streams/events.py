@@ -473,6 +473,31 @@ def alert_fields(alert: Any) -> dict[str, Any]:
     return alert
 
 
+def refuse_alert_ahead(
+    alert: dict[str, Any], now: float, ahead: float, code: str, at: str = ""
+) -> None:
+    """Raises ``EventError`` (``code``) naming an alert's ``started_at`` or ``ended_at``
+    (as ``alert_fields`` read them) more than ``ahead`` seconds past ``now`` (the
+    worker's ``CITYBRAIN_MAX_FUTURE_SKEW``, the bound of every reading's and report's
+    event time, from which the worker's own alerts take theirs). An alert written on the
+    alerts or routed topic with ``started_at`` in the year 9999 opened a run whose opening
+    lay there: every citizen report offered to that group after it was "more than a day
+    before the run opened", refused for good (t128). ``at`` prefixes the field's name
+    (``alert.``: an alert inside another message)."""
+    for name in ("started_at", "ended_at"):
+        value = alert.get(name)
+        if value is None:
+            continue
+        if parse_ts(value, name) > now + ahead:
+            raise EventError(
+                code,
+                at + name,
+                value,
+                f"an alert's time is more than {ahead:g}s ahead of the clock "
+                "(CITYBRAIN_MAX_FUTURE_SKEW)",
+            )
+
+
 @lru_cache(maxsize=16_384)
 def _epoch(value: str, any_offset: bool = False) -> float | None:
     """Epoch seconds of an ISO 8601 string, None without a zone; ValueError if it is not
@@ -936,6 +961,52 @@ def message_json(value: bytes | None) -> Any:
             f"stores of one fits what its producer writes ({MAX_MESSAGE_BYTES:,})",
         )
     return decode_json(value or b"", unique_keys=True)
+
+
+def refuse_wide_integer(raw: bytes | None, doc: Any, code: str, at: str = "") -> None:
+    """Raises ``EventError`` (``code``) naming the first integer of ``doc`` (decoded from
+    ``raw``; its place under ``at``) past -2**63 to 2**64 - 1 (``wide_integer``), which
+    the worker could not write again, for the agents that pass their message on or
+    store it whole: an alert (routed on, held in its area, kept muted), a routed message
+    (an offered report kept with its group). Costs nothing unless ``raw`` holds 19
+    digits in a row."""
+    if raw is None or _LONG_DIGITS.search(raw) is None:  # else no integer past 64 bits
+        return
+    found = wide_integer(doc, at)
+    if found is not None:
+        raise EventError(
+            code,
+            found[0],
+            found[1],
+            "an integer past 64 bits (-2**63 to 2**64 - 1), which the worker cannot pass on "
+            "or store: send it as text",
+        )
+
+
+# The integers orjson writes (the worker's encoder for what it passes on and stores).
+_WIDEST = (-(2**63), 2**64 - 1)
+
+
+def wide_integer(doc: Any, where: str = "") -> tuple[str, int] | None:
+    """The first integer of ``doc`` (a decoded JSON value) that orjson cannot write, past
+    -2**63 to 2**64 - 1, as (its place, ``alert.value`` or ``extra[2]``; the integer), or
+    None. Python's json reads any integer; the agents of citybrain's own topics pass their
+    messages on whole (an alert routed, a held alert in its area's state), and one such
+    integer anywhere in them failed that write with ``TypeError: Integer exceeds 64-bit
+    range``, a ``processing_error`` with a traceback (t128)."""
+    if type(doc) is int or type(doc) is LongInt:
+        return (where, doc) if not _WIDEST[0] <= doc <= _WIDEST[1] else None
+    if isinstance(doc, dict):
+        for key, item in doc.items():
+            found = wide_integer(item, f"{where}.{key}" if where else str(key))
+            if found is not None:
+                return found
+    elif isinstance(doc, list):
+        for i, item in enumerate(doc):
+            found = wide_integer(item, f"{where}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 def json_loads_within_depth(text: str, **options: Any) -> Any:

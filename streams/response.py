@@ -56,6 +56,8 @@ from streams.events import (
     lookalike_key_error,
     message_json,
     parse_ts,
+    refuse_alert_ahead,
+    refuse_wide_integer,
     text_control,
 )
 from streams.logs import SayEvery
@@ -469,7 +471,12 @@ class Response:
 
     async def _on_routed(self, event: EventT[bytes]) -> None:
         # EventError: dead-lettered by guarded, bad_json or bad_routed, with no traceback.
-        doc = routed_fields(message_json(event.value))
+        doc = message_json(event.value)
+        refuse_wide_integer(event.value, doc, "bad_routed")  # an offered report is kept whole
+        doc = routed_fields(doc)
+        if "alert" in doc:  # its started_at becomes its run's opening
+            skew = self.settings.max_future_skew
+            refuse_alert_ahead(doc["alert"], time.time(), skew, "bad_routed", at="alert.")
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         routed_key = key.decode(errors="replace")
         home = await self._group_home(key, doc)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.events import IncidentReport, Reading
+from streams.events import IncidentReport, Reading, format_ts
 from streams.partitioning import key_partition, sensor_partition
 from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum, start_of_hour
 
@@ -650,5 +650,155 @@ def test_a_key_that_is_not_utf8_and_a_tombstone_each_cost_only_themselves(
         # The report under the odd key is taken like any other.
         assert scrape_sum(pipeline.settings.worker_port, "citybrain_incidents_total") == 1
         assert worker.alive() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()
+
+
+def test_integers_past_64_bits_in_messages_passed_on_whole_cost_only_themselves(
+    pipeline: Pipeline,
+) -> None:
+    # t128: Python's json reads any integer, but the worker's encoder (orjson) writes
+    # -2**63 to 2**64 - 1 only. An alert whose "value" (or any field, nested) was 2**64
+    # was read, then failed when routed on, and an alert on the corroboration topic when
+    # forwarded: each a processing_error ("TypeError: Integer exceeds 64-bit range") with
+    # a traceback. Each is refused naming its place; the messages around them go on.
+    alert = {
+        "alert_id": "al-ok",
+        "status": "firing",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "grid_cell": "c-bridge",
+        "severity": "major",
+        "score": 0.9,
+        "started_at": "2026-11-01T10:00:00Z",
+        "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
+    }
+
+    def named(alert_id: str, **fields: Any) -> dict[str, Any]:
+        labels = {**alert["labels"], "alert_id": alert_id}  # type: ignore[dict-item]
+        return {**alert, "alert_id": alert_id, "labels": labels, **fields}
+
+    worker = pipeline.worker().start()
+    try:
+        wide, low = 2**64, -(2**63) - 1
+        for doc in (
+            named("al-wide", value=wide),
+            named("al-low", extra={"n": [1, low]}),
+            named("al-u64", value=2**64 - 1),  # the widest orjson writes: routed
+            named("al-after"),
+        ):
+            pipeline.send("alerts", b"al", json.dumps(doc).encode())
+        for doc in (named("al-c-wide", value=wide), named("al-c-after")):
+            message = {"type": "alert", "alert": doc}
+            pipeline.send("corroboration", b"c-bridge", json.dumps(message).encode())
+        offer = {"report": {"report_id": "r-1", "channel": "app", "extra": wide}}
+        pipeline.send("routed", b"grp-offer", json.dumps(offer).encode())
+        for i in range(5):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
+        said = sorted(
+            (
+                dict(m.headers)["citybrain.error.stream"].decode(),
+                dict(m.headers)["citybrain.error.reason"].decode(),
+                dict(m.headers)["citybrain.error.message"].decode().split(": an integer")[0],
+            )
+            for m in dead
+        )
+        assert said == [
+            ("alerts", "bad_alert", f'alert not readable: field "extra.n[1]" is {low}'),
+            ("alerts", "bad_alert", f'alert not readable: field "value" is {wide}'),
+            ("corroboration", "bad_alert", f'field "alert.value" is {wide}'),
+            ("routed", "bad_routed", f'field "report.extra" is {wide}'),
+        ]
+        # The alerts beside them are routed on (al-c-after through the alerts topic).
+        want = {"al-u64", "al-after", "al-c-after"}
+        routed = pipeline.read(
+            "routed",
+            lambda m: (
+                {json.loads(r.value)["alert"]["alert_id"] for r in m if b'"alert"' in r.value}
+                >= want
+            ),
+            settle=2,
+        )
+        ids = {json.loads(r.value)["alert"]["alert_id"] for r in routed if b'"alert"' in r.value}
+        assert ids == want
+        wait_scored(pipeline, 5, "the readings after them were not scored")
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()
+
+
+def test_alerts_that_start_past_the_clock_are_refused_and_cost_no_report(
+    pipeline: Pipeline,
+) -> None:
+    # t128: an alert written on the alerts or routed topic with started_at in the year
+    # 9999 was taken; its run opened there (the group's opened_ts), and every citizen
+    # report offered to the group after it was "more than a day before the run opened",
+    # refused for good. Each is refused at its door, naming the field, like a reading
+    # past CITYBRAIN_MAX_FUTURE_SKEW; the group's real run takes the report.
+    now = time.time()
+    alert = {
+        "alert_id": "al-ok",
+        "status": "firing",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "grid_cell": "c-bridge",
+        "severity": "major",
+        "score": 0.9,
+        "started_at": format_ts(now - 60),
+        "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
+    }
+    route = {
+        "id": "root.2",
+        "playbook": "flash-flood",
+        "group_wait": 0,
+        "group_interval": 300,
+        "repeat_interval": 3600,
+    }
+    far = "9999-12-31T23:59:59Z"
+
+    def named(alert_id: str, **fields: Any) -> dict[str, Any]:
+        labels = {**alert["labels"], "alert_id": alert_id}  # type: ignore[dict-item]
+        return {**alert, "alert_id": alert_id, "labels": labels, **fields}
+
+    worker = pipeline.worker().start()
+    try:
+        pipeline.send("alerts", b"al", json.dumps(named("al-far", started_at=far)).encode())
+        ahead = format_ts(now + 3600)
+        pipeline.send("alerts", b"al", json.dumps(named("al-end", ended_at=ahead)).encode())
+        message = {"type": "alert", "alert": named("al-c-far", started_at=far)}
+        pipeline.send("corroboration", b"c-bridge", json.dumps(message).encode())
+        routed = {"alert": named("al-r-far", started_at=far), "route": route}
+        pipeline.send("routed", b"grp-far", json.dumps(routed).encode())
+        offer = {"report": {"report_id": "r-1", "channel": "app", "ts": now - 30}}
+        pipeline.send("routed", b"grp-far", json.dumps(offer).encode())
+        good = {"alert": named("al-r-ok"), "route": route}
+        pipeline.send("routed", b"grp-far", json.dumps(good).encode())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
+        said = sorted(
+            (
+                dict(m.headers)["citybrain.error.stream"].decode(),
+                dict(m.headers)["citybrain.error.reason"].decode(),
+                dict(m.headers)["citybrain.error.message"].decode().split(": an alert's")[0],
+            )
+            for m in dead
+        )
+        assert said == [
+            ("alerts", "bad_alert", f"alert not readable: field \"ended_at\" is '{ahead}'"),
+            ("alerts", "bad_alert", f"alert not readable: field \"started_at\" is '{far}'"),
+            ("corroboration", "bad_alert", f"field \"alert.started_at\" is '{far}'"),
+            ("routed", "bad_routed", f"field \"alert.started_at\" is '{far}'"),
+        ]
+        # The group's run is the real alert's, and it covers the report held for it.
+        status, body = pipeline.api_until(
+            "/runs/grp-far.1", OPERATOR_TOKEN, lambda s, b: s == 200 and "r-1" in json.dumps(b)
+        )
+        assert status == 200 and "r-1" in json.dumps(body), body
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
     finally:
         worker.stop()

@@ -32,6 +32,16 @@ EPISODE = {
     "peak_value": 8.0,
     "quiet": "two",
 }
+# The largest integer orjson and msgpack write (and read back).
+U64 = 2**64 - 1
+RUN = {
+    "run_id": "grp-x.1",
+    "alert_id": "al-1",
+    "playbook": "flash-flood",
+    "grid_cell": "c-bridge",
+    "kind": "water_level",
+    "department": "water-authority",
+}
 # (table, key, changelog value, reason counted)
 BAD: list[tuple[str, bytes, bytes, str]] = [
     # gauge-2 has a real state: its latest entry is replaced by a truncated one.
@@ -104,6 +114,35 @@ BAD: list[tuple[str, bytes, bytes, str]] = [
     ("groups", b"grp-opened", orjson.dumps({**orjson.loads(GROUP), "opened_ts": "x"}), "bad_shape"),
     ("muted", b"al-nomute", orjson.dumps({"alert": {"alert_id": "al-nomute"}}), "bad_shape"),
     ("firing", b"al-labels", b'{"severity": 3}', "bad_shape"),
+    # Counts past JSON's exact integers (t128): each read back, and counted once more,
+    # could not be written again by the tables' encoder (64 bits), and every alert,
+    # command or report meeting it failed (test_counts_at_the_64_bit_edge_...).
+    ("generations", b"generations-0", orjson.dumps({"floor": U64}), "bad_shape"),
+    ("groups", b"grp-gen", orjson.dumps({**orjson.loads(GROUP), "generation": U64}), "bad_shape"),
+    (
+        "groups",
+        b"grp-seq",
+        orjson.dumps(
+            {
+                **orjson.loads(GROUP),
+                "generation": 1,
+                "run": {**RUN, "run_id": "grp-seq.1", "seq": U64},
+            }
+        ),
+        "bad_shape",
+    ),
+    (
+        "burst-windows",
+        b"c-mill\x1fOdd",
+        orjson.dumps({"slot": 1, "counts": [U64], "baseline": 0.0, "held": [], "episode": None}),
+        "bad_shape",
+    ),
+    (
+        "sensor-state",
+        b"ghost-quiet",
+        b"\x01" + msgspec.msgpack.encode({**ENVELOPE, "episode": {**EPISODE, "quiet": U64}}),
+        "bad_shape",
+    ),
 ]
 
 
@@ -180,3 +219,78 @@ def test_unreadable_changelog_entries_are_dropped_counted_and_audited(pipeline: 
         worker.stop()
     dead = pipeline.read("deadletter", lambda m: True, timeout=3, settle=1)
     assert dead == []
+
+
+def test_counts_at_the_64_bit_edge_are_dropped_and_cost_no_other_group(
+    pipeline: Pipeline,
+) -> None:
+    """t128: a generation floor of 2**64 - 1 written into the ``generations`` changelog
+    (orjson reads integers up to 64 bits) was read back; every new group of its partition
+    then started at that generation, its first run's 2**64 could not be written (``TypeError:
+    Integer exceeds 64-bit range``), and each routed alert of a new group there was
+    dead-lettered as a ``processing_error`` with a traceback, as was every alert of a group
+    stored at that generation. Now both entries are dropped at read-back (counted and
+    audited) and every group opens its run."""
+    from streams.context import generation_keys
+    from streams.partitioning import key_partition
+
+    p = pipeline
+    n = p.settings.partitions
+    worker = p.worker().start()
+    worker.stop()  # its tables' changelog topics now exist
+    groups = [f"grp-edge-{i}" for i in range(6)]
+    home = key_partition(groups[0].encode(), n)
+    assert any(key_partition(g.encode(), n) != home for g in groups)  # both partitions
+    floor_key = generation_keys(n)[home]
+    write_changelog(p, "generations", floor_key, orjson.dumps({"floor": U64}))
+    stored = {**orjson.loads(GROUP), "generation": U64, "route": ROUTED_ROUTE}
+    write_changelog(p, "groups", groups[1].encode(), orjson.dumps(stored))
+    p.flush()
+    worker = p.worker().start()
+    try:
+        for group in groups:
+            alert = {**ROUTED_ALERT, "alert_id": f"al-{group}"}
+            alert["labels"] = {**ROUTED_ALERT["labels"], "alert_id": f"al-{group}"}
+            doc = {"alert": alert, "route": ROUTED_ROUTE}
+            p.send("routed", group.encode(), orjson.dumps(doc))
+        p.flush()
+        want = {f"{g}.1" for g in groups}
+        steps = p.read(
+            "steps", lambda m: {orjson.loads(s.value)["run_id"] for s in m} >= want, settle=2
+        )
+        assert {orjson.loads(s.value)["run_id"] for s in steps} == want
+        audit = p.read(
+            "audit",
+            lambda m: len([d for d in docs(m) if d.get("action") == "state_unreadable"]) >= 2,
+            settle=2,
+        )
+        dropped = sorted(
+            (d["table"], d["key"]) for d in docs(audit) if d.get("action") == "state_unreadable"
+        )
+        assert dropped == sorted([("generations", floor_key.decode()), ("groups", groups[1])])
+        log = worker.log()
+        assert worker.alive() and "Traceback" not in log and "Crashed" not in log
+    finally:
+        worker.stop()
+    assert p.read("deadletter", lambda m: True, timeout=3, settle=1) == []
+
+
+ROUTED_ALERT = {
+    "schema": "alert/1",
+    "alert_id": "al-ok",
+    "status": "firing",
+    "sensor_id": "gauge-1",
+    "kind": "water_level",
+    "grid_cell": "c-bridge",
+    "severity": "major",
+    "score": 0.9,
+    "started_at": "2026-11-01T10:00:00Z",
+    "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
+}
+ROUTED_ROUTE = {
+    "id": "root.2",
+    "playbook": "flash-flood",
+    "group_wait": 0,
+    "group_interval": 300,
+    "repeat_interval": 3600,
+}

@@ -220,6 +220,8 @@ def test_a_held_offer_expires_by_message_time_and_its_group_is_forgotten_past_re
     only expired offers is forgotten once past CITYBRAIN_GROUP_RETENTION, not before."""
     response, _ = stage
     clock = start_clock(response, monkeypatch)
+    # A clock its alerts can have started by: one started past the clock is refused (t128).
+    clock.now = OPENED + 3600
 
     async def write(key: bytes, entry: bytes | None) -> None:
         return None
