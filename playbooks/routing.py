@@ -715,9 +715,14 @@ class Route:
     def group_key(self, labels: Mapping[str, str]) -> str:
         """Alerts with the same key share one run: ``grp-`` and 16 hex digits, a stable
         hash of the route and the values of its ``group_by`` labels (a missing label is
-        ""), equal exactly when those are equal, as Alertmanager's groups are (t44)."""
+        ""), equal exactly when those are equal, as Alertmanager's groups are (t44).
+        Under ``group_by: [...]`` a label with the empty value is no label: Alertmanager's
+        API drops it before grouping (its group labels and fingerprint are those of the
+        alert without it), so ``{kind: a, district: ""}`` and ``{kind: a}`` share a key;
+        before t127 they had two, and the same alert re-sent with an empty label opened a
+        second run."""
         if ALL_LABELS in self.group_by:
-            values = sorted(labels.items())
+            values = sorted((name, value) for name, value in labels.items() if value)
         else:
             values = [(name, labels.get(name, "")) for name in self.group_by]
         if any("|" in v for _, v in values):

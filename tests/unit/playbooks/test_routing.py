@@ -132,6 +132,20 @@ def test_group_keys_differ_when_group_labels_differ_whatever_the_values_hold() -
     )
 
 
+def test_group_by_all_labels_takes_an_empty_label_for_none() -> None:
+    # t127: Alertmanager's API drops a label whose value is empty, so under group_by
+    # [...] these are one alert (one fingerprint) in one group; citybrain keyed the
+    # empty label too, and the same alert re-sent with it opened a second run.
+    route = _route(("...",), "root")
+    bare = {"alert_id": "al-1", "kind": "pm25"}
+    for empty in ({"district": ""}, {"district": "", "category": ""}, {"street": ""}):
+        assert route.group_key({**bare, **empty}) == route.group_key(bare), empty
+    # A value that is not empty is still a label of the group.
+    assert route.group_key({**bare, "district": " "}) != route.group_key(bare)
+    # The key runs were stored under is unchanged for alerts without empty labels.
+    assert route.group_key(bare) == "grp-6ec6923b9f52df34"
+
+
 def test_group_keys_of_plain_values_are_those_runs_were_stored_under() -> None:
     # Keys from before t44's change: a run opened then is joined by the next alert.
     assert (
