@@ -736,6 +736,17 @@ class Route:
         return "grp-" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
+def same_alert(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """Whether two label sets are one alert's by their ``alert_id``: both carry the same
+    one, not empty. Label sets without one (a caller's, a test's) are told apart by their
+    labels alone, as Alertmanager tells alerts apart by their fingerprint: before t127
+    two label sets that both lacked ``alert_id`` were taken for one alert (``None ==
+    None``), so neither could inhibit the other. Identical label sets need no check:
+    an inhibit rule never lets an alert inhibit one with its own labels."""
+    found = a.get("alert_id")
+    return bool(found) and found == b.get("alert_id")
+
+
 @dataclass(frozen=True, slots=True)
 class InhibitRule:
     source: tuple[Matcher, ...]
@@ -1268,7 +1279,7 @@ class Router:
             for i in targeted:
                 rule = self.inhibit_rules[i]
                 for key, source in firing.index.sources(i, labels):
-                    if key == firing.key or source.get("alert_id") == labels.get("alert_id"):
+                    if key == firing.key or same_alert(source, labels):
                         continue  # an alert never inhibits itself
                     if rule.inhibits(labels, source):
                         return Decision(
@@ -1278,7 +1289,7 @@ class Router:
         for source in firing:
             if not _is_label_set(source):
                 continue  # a stored alert that cannot be read inhibits nothing
-            if source.get("alert_id") == labels.get("alert_id"):
+            if same_alert(source, labels):
                 continue  # an alert never inhibits itself
             for rule in rules:
                 if rule.inhibits(labels, source):
@@ -1314,7 +1325,7 @@ class Router:
             mute == "inhibited"
             and source is not None
             and _is_label_set(source)
-            and source.get("alert_id") != labels.get("alert_id")
+            and not same_alert(source, labels)
             and not any(s.silences(labels, now) for s in silences.candidates(labels))
         ):
             for rule in self.inhibit_rules:

@@ -184,6 +184,31 @@ def test_an_alert_never_inhibits_itself() -> None:
     assert router.decide(both, [both], [], now=0.0).inhibited_by is None
 
 
+def test_label_sets_without_an_alert_id_are_told_apart_by_their_labels() -> None:
+    # t127: two label sets both without alert_id were taken for one alert (None == None),
+    # so the source never inhibited the target; Alertmanager tells alerts apart by their
+    # labels (fingerprint), and inhibits. The walk, the index and the re-check alike.
+    from playbooks.routing import IndexedFiring, SourceIndex
+
+    router = Router(ROUTER.root, ROUTER.inhibit_rules)
+    source = {k: v for k, v in OUTAGE.items() if k != "alert_id"}
+    for target in (
+        {"kind": "traffic_speed", "severity": "minor", "district": "d1"},
+        {"kind": "traffic_speed", "severity": "minor", "district": "d1", "alert_id": ""},
+    ):
+        assert router.decide(target, [source], [], now=0.0).inhibited_by is not None, target
+        index = SourceIndex(router.inhibit_rules)
+        index.put("src", source)
+        indexed = router.decide(target, IndexedFiring(index, "tgt", lambda: [source]), [], 0.0)
+        assert indexed.inhibited_by is not None, target
+        again = router.recheck(target, "inhibited", "", source, [source], [], now=0.0)
+        assert again.inhibited_by is not None, target
+    # An alert_id both carry still makes them one alert.
+    same = {**source, "alert_id": "x"}
+    target = {"kind": "traffic_speed", "severity": "minor", "district": "d1", "alert_id": "x"}
+    assert router.decide(target, [same], [], now=0.0).inhibited_by is None
+
+
 @pytest.mark.parametrize(
     ("matchers", "now", "silenced"),
     [
