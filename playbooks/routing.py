@@ -627,14 +627,37 @@ def parse_label(text: str) -> tuple[str, str]:
     return matcher.name, matcher.value
 
 
+def label_name_ok(name: str) -> bool:
+    """Whether ``name`` is a label name Alertmanager 0.25 takes in an alert (prometheus
+    common's ``LabelName.IsValid``): an ASCII letter or ``_``, then ASCII letters,
+    digits or ``_``."""
+    return (
+        bool(name)
+        and name.isascii()
+        and (name[0].isalpha() or name[0] == "_")
+        and (name.replace("_", "a").isalnum())
+    )
+
+
 def label_set(value: Any) -> dict[str, str]:
     """An alert's labels, checked: a mapping of label names to text, as Alertmanager's
-    label sets are. Raises RoutingConfigError naming the first bad entry."""
+    label sets are, each name with a value one Alertmanager's API takes (``label_name_ok``;
+    a label whose value is empty is no label there, dropped before the check, whatever its
+    name). Raises RoutingConfigError naming the first bad entry: before t127 a name such
+    as ``'kind '`` or ``'a b'``, which Alertmanager refuses ("invalid label set"), was
+    routed, the label unseen by every matcher (``kind="pm25"`` does not see ``'kind '``)."""
     if not isinstance(value, Mapping):
         raise RoutingConfigError(f"labels are {shown(value)}, expected a mapping")
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
             raise RoutingConfigError(f"label {brief(name)} is {brief(text)}, expected text")
+        if text and not label_name_ok(name):
+            close = closest(name, sorted(LABELS))
+            hint = f" (did you mean {close!r}?)" if close is not None and close != name else ""
+            raise RoutingConfigError(
+                f"label {brief(name)} (value {brief(text)}): not a label name Alertmanager "
+                f"takes (an ASCII letter or _ first, then ASCII letters, digits or _){hint}"
+            )
     return dict(value)
 
 
