@@ -448,7 +448,7 @@ def test_an_alert_whose_routing_fields_are_wrong_is_bad_alert_naming_the_field(
     [
         (
             {"kind ": "pm25"},
-            "field \"labels\" is {\"kind \": \"pm25\"}: label 'kind ' (value 'pm25'): not a "
+            'field "labels" is {"kind ": "pm25"}: label \'kind \' (value \'pm25\'): not a '
             "label name Alertmanager takes (an ASCII letter or _ first, then ASCII letters, "
             "digits or _) (did you mean 'kind'?)",
         ),
