@@ -628,14 +628,37 @@ def parse_label(text: str) -> tuple[str, str]:
     return matcher.name, matcher.value
 
 
+def label_name_ok(name: str) -> bool:
+    """Whether ``name`` is a label name Alertmanager 0.25 takes in an alert (prometheus
+    common's ``LabelName.IsValid``): an ASCII letter or ``_``, then ASCII letters,
+    digits or ``_``."""
+    return (
+        bool(name)
+        and name.isascii()
+        and (name[0].isalpha() or name[0] == "_")
+        and (name.replace("_", "a").isalnum())
+    )
+
+
 def label_set(value: Any) -> dict[str, str]:
     """An alert's labels, checked: a mapping of label names to text, as Alertmanager's
-    label sets are. Raises RoutingConfigError naming the first bad entry."""
+    label sets are, each name with a value one Alertmanager's API takes (``label_name_ok``;
+    a label whose value is empty is no label there, dropped before the check, whatever its
+    name). Raises RoutingConfigError naming the first bad entry: before t127 a name such
+    as ``'kind '`` or ``'a b'``, which Alertmanager refuses ("invalid label set"), was
+    routed, the label unseen by every matcher (``kind="pm25"`` does not see ``'kind '``)."""
     if not isinstance(value, Mapping):
         raise RoutingConfigError(f"labels are {shown(value)}, expected a mapping")
     for name, text in value.items():
         if not isinstance(name, str) or not isinstance(text, str):
             raise RoutingConfigError(f"label {brief(name)} is {brief(text)}, expected text")
+        if text and not label_name_ok(name):
+            close = closest(name, sorted(LABELS))
+            hint = f" (did you mean {close!r}?)" if close is not None and close != name else ""
+            raise RoutingConfigError(
+                f"label {brief(name)} (value {brief(text)}): not a label name Alertmanager "
+                f"takes (an ASCII letter or _ first, then ASCII letters, digits or _){hint}"
+            )
     return dict(value)
 
 
@@ -729,12 +752,17 @@ class Route:
         its position, so a route added, removed or moved elsewhere in the tree leaves its
         keys as they were) and the values of its ``group_by`` labels (a missing label is
         ""), equal exactly when those are equal, as Alertmanager's groups are (t44, t126).
-        Raises ValueError for a route without its path (built by hand, not loaded)."""
+        Under ``group_by: [...]`` a label with the empty value is no label: Alertmanager's
+        API drops it before grouping, so ``{kind: a, district: ""}`` and ``{kind: a}``
+        share a key (before t127 they had two, and the same alert re-sent with an empty
+        label opened a second run). Raises ValueError for a route without its path (built by hand, not loaded)."""
         if not self.path:
             raise ValueError(f"route {self.id} has no matcher path: build it with with_paths")
         # Sorted: Alertmanager's group_by is a set, its group labels a label set, so
         # `group_by: [street, kind]` and `[kind, street]` make the same groups.
         values = sorted(self.group_values(labels))
+        if ALL_LABELS in self.group_by:
+            values = [(name, value) for name, value in values if value]
         text = "path|" + json.dumps([self.path, values], ensure_ascii=True)
         return "grp-" + hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -791,6 +819,17 @@ def with_paths(root: Route) -> Route:
             routes=tuple(built[id(c)] for c in route.routes),
         )
     return built[id(root)]
+
+
+def same_alert(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
+    """Whether two label sets are one alert's by their ``alert_id``: both carry the same
+    one, not empty. Label sets without one (a caller's, a test's) are told apart by their
+    labels alone, as Alertmanager tells alerts apart by their fingerprint: before t127
+    two label sets that both lacked ``alert_id`` were taken for one alert (``None ==
+    None``), so neither could inhibit the other. Identical label sets need no check:
+    an inhibit rule never lets an alert inhibit one with its own labels."""
+    found = a.get("alert_id")
+    return bool(found) and found == b.get("alert_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1517,7 +1556,7 @@ class Router:
             for i in targeted:
                 rule = self.inhibit_rules[i]
                 for key, source in firing.index.sources(i, labels):
-                    if key == firing.key or source.get("alert_id") == labels.get("alert_id"):
+                    if key == firing.key or same_alert(source, labels):
                         continue  # an alert never inhibits itself
                     if rule.inhibits(labels, source):
                         return Decision(
@@ -1527,7 +1566,7 @@ class Router:
         for source in firing:
             if not _is_label_set(source):
                 continue  # a stored alert that cannot be read inhibits nothing
-            if source.get("alert_id") == labels.get("alert_id"):
+            if same_alert(source, labels):
                 continue  # an alert never inhibits itself
             for rule in rules:
                 if rule.inhibits(labels, source):
@@ -1563,7 +1602,7 @@ class Router:
             mute == "inhibited"
             and source is not None
             and _is_label_set(source)
-            and source.get("alert_id") != labels.get("alert_id")
+            and not same_alert(source, labels)
             and not any(s.silences(labels, now) for s in silences.candidates(labels))
         ):
             for rule in self.inhibit_rules:

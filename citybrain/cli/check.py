@@ -34,6 +34,8 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     _need_playbook_dir(Path(args.dir or s.playbook_dir), "--dir" if args.dir else "")
     _need_file(Path(args.routing or s.routing_file), "--routing", kind="YAML", expects=("routing",))
     labels: dict[str, str] = {}
+    typed: dict[str, str] = {}
+    typed_empty: list[str] = []
     for pair in args.labels:
         if pair.split("=", 1)[0].strip() == "alertname":
             # Every amtool user types it; citybrain alerts route on kind and source.
@@ -52,12 +54,18 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         # Taken as Alertmanager 0.25 reads it; 0.27's UTF-8 matchers read it otherwise.
         for line in read_apart:
             print(f"citybrain: warning: {line}", file=sys.stderr)
-        if name in labels:
+        if name in typed:
             # An alert carries one value per label (trial 8: the last one won silently).
             raise CliError(
-                f"label {name} given twice ({name}={labels[name]!r} and {name}={value!r}): "
+                f"label {name} given twice ({name}={typed[name]!r} and {name}={value!r}): "
                 "an alert carries one value of each label"
             )
+        typed[name] = value
+        if not value:
+            # Alertmanager drops a label with an empty value (amtool routes `district=`
+            # as an alert without district); t127: refused as a value not in the grid.
+            typed_empty.append(name)
+            continue
         labels[name] = value
     warnings: list[str] = []
     router = load_routing(
@@ -71,6 +79,11 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     if args.grid:
         _need_file(grid_file, "--grid", kind="YAML", expects=("grid",))
     grid = load_grid(grid_file)
+    if typed_empty:
+        print(
+            f"given empty, so not a label (Alertmanager drops a label with an empty value): "
+            f"{', '.join(typed_empty)}"
+        )
     bad = unknown_label_value(labels, grid) or inconsistent_labels(labels, grid)
     if bad:
         raise CliError(bad)

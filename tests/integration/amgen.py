@@ -129,6 +129,21 @@ def label_name(rng: random.Random) -> str:
     return rng.choice(COMMON) if rng.random() < 0.75 else rng.choice(RARE)
 
 
+# Pieces of the label names an alert from another tool may carry (t127): Alertmanager's
+# API takes an ASCII letter or _ first, then ASCII letters, digits or _, and refuses the
+# alert otherwise ("invalid label set"); citybrain must refuse the same (bad_alert).
+NAME_PIECES = (
+    "kind", "zone", "_", "__", "a", "Z", "9", "0", " ", "-", ".", ":", "/", "ü", "Ω", "ª",
+    "١", "²", "\u200b", "\t", "\n", "K", "ſ", "ﬁ", "x\u0301", "é", "$", "=", '"', "",
+)  # fmt: skip
+
+
+def odd_label_name(rng: random.Random) -> str:
+    """A label name of one to three pieces of NAME_PIECES: most are refused by
+    Alertmanager, some taken (``zone9``, ``_a``)."""
+    return "".join(rng.choice(NAME_PIECES) for _ in range(rng.randint(1, 3)))
+
+
 def value_for(rng: random.Random, name: str) -> str:
     if rng.random() < 0.7:
         return rng.choice(POOLS[name])

@@ -11,7 +11,8 @@ alternation, Unicode, classes, escaped dots and the empty regex, ``!~ ""``, ``=~
 ranges, negative days of the month, months by name and years; inhibit rules with
 ``equal`` on labels neither side carries and rules whose source is their target. Alerts
 carry values with spaces, quotes, commas, braces, backslashes, line feeds, Unicode and
-the empty string; silences use every matcher type, pending and active windows that
+the empty string; some carry no ``alert_id`` and some are an earlier alert re-sent with
+empty labels added (``alerts``, t127); silences use every matcher type, pending and active windows that
 overlap. Pure: a seed gives a configuration as a dict (Alertmanager's spelling);
 ``citybrain`` gives the routing file's.
 """
@@ -277,6 +278,30 @@ def alert(rng: random.Random, alert_id: str) -> dict[str, str]:
     for name in rng.sample(LABELS, rng.randint(1, len(LABELS))):
         labels[name] = rng.choice(VALUES[name])
     return labels
+
+
+def alerts(rng: random.Random, n: int) -> list[dict[str, str]]:
+    """``n`` alerts as ``alert`` makes them, and, among them (t127), label sets without
+    ``alert_id`` (Alertmanager tells alerts apart by their labels alone: such sets must
+    still inhibit one another) and an earlier alert re-sent with labels of empty value
+    added (Alertmanager drops those: the same alert, in the same group, under
+    ``group_by: [...]`` too). Callers must hand the label sets to citybrain as they are,
+    empty values included."""
+    out: list[dict[str, str]] = []
+    for i in range(n):
+        pick = rng.random()
+        if out and pick < 0.15:
+            earlier = rng.choice(out)
+            absent = [name for name in LABELS if name not in earlier]
+            added = rng.sample(absent, min(len(absent), rng.randint(1, 2)))
+            out.append({**earlier, **dict.fromkeys(added, "")})
+        elif pick < 0.3:
+            labels = alert(rng, f"a-{i}")
+            del labels["alert_id"]
+            out.append(labels)
+        else:
+            out.append(alert(rng, f"a-{i}"))
+    return out
 
 
 def silence(rng: random.Random) -> dict[str, Any]:

@@ -75,8 +75,9 @@ def ours(router: Router, alerts: list[dict[str, str]], silences: list[Any], requ
     """citybrain's answer in the oracle's shape."""
     now = time.time()
     out = []
-    # Alertmanager's API drops a label with an empty value: the alert as it has it.
-    alerts = [{k: v for k, v in a.items() if v} for a in alerts]
+    # The label sets as they are, empty values included: citybrain must take an empty
+    # label for none itself, as Alertmanager's API drops it (t127: the harness dropped
+    # them here, which hid citybrain's group_by [...] keying them).
     index = SourceIndex(router.inhibit_rules)
     for i, labels in enumerate(alerts):
         index.put(i, labels)
@@ -315,7 +316,7 @@ def test_routing_agrees_with_alertmanager_dispatch(amroute: Path, tmp_path: Path
         cfg = chaingen.config(rng)
         request: dict[str, Any] = {
             "config": yaml.safe_dump(cfg, allow_unicode=True),
-            "alerts": [chaingen.alert(rng, f"a-{i}") for i in range(ALERTS)],
+            "alerts": chaingen.alerts(rng, ALERTS),
             "silences": [chaingen.silence(rng) for _ in range(SILENCES)],
             "instants": chaingen.instants(rng),
         }

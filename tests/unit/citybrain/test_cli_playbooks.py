@@ -505,3 +505,22 @@ def test_check_warns_of_an_entry_alertmanager_0_27_reads_otherwise_and_passes(
     assert len(lines) == 2, lines
     assert lines[0].startswith("citybrain: warning: label 'category=\"a\\\\tb\"' is read as")
     assert lines[1].startswith(f"citybrain: warning: {routing}:7: route.routes.0.matchers.0:")
+
+
+@pytest.mark.parametrize("empty", ["district=", 'district=""', "community=", 'category=""'])
+def test_route_test_takes_an_empty_label_as_amtool_does(
+    capsys: pytest.CaptureFixture[str], empty: str
+) -> None:
+    """t127: `amtool config routes test kind=water_level district=` routes an alert
+    without district (Alertmanager drops a label with an empty value); route-test refused
+    it as a district not in the grid (exit 2). Now the same route and group as without it,
+    and it says why."""
+    assert main(["playbooks", "route-test", "kind=water_level"]) == 0
+    without = capsys.readouterr().out
+    assert main(["playbooks", "route-test", "kind=water_level", empty]) == 0
+    out = capsys.readouterr().out
+    name = empty.split("=")[0]
+    assert out.splitlines()[0] == (
+        "given empty, so not a label (Alertmanager drops a label with an empty value): " + name
+    )
+    assert out.splitlines()[1:] == without.splitlines()

@@ -133,6 +133,21 @@ def test_group_keys_differ_when_group_labels_differ_whatever_the_values_hold() -
     )
 
 
+def test_group_by_all_labels_takes_an_empty_label_for_none() -> None:
+    # t127: Alertmanager's API drops a label whose value is empty, so under group_by
+    # [...] these are one alert (one fingerprint) in one group; citybrain keyed the
+    # empty label too, and the same alert re-sent with it opened a second run.
+    route = _route(("...",), "root")
+    bare = {"alert_id": "al-1", "kind": "pm25"}
+    for empty in ({"district": ""}, {"district": "", "category": ""}, {"street": ""}):
+        assert route.group_key({**bare, **empty}) == route.group_key(bare), empty
+    # A value that is not empty is still a label of the group.
+    assert route.group_key({**bare, "district": " "}) != route.group_key(bare)
+    # The key runs were stored under before t126 is unchanged for alerts without empty
+    # labels (the group key migration finds them by it).
+    assert route.legacy_group_key(bare) == "grp-6ec6923b9f52df34"
+
+
 def test_legacy_group_keys_are_those_runs_were_stored_under() -> None:
     # Keys from before t126 (position-based; plain values as before t44): the response
     # stage finds runs opened then under them (the group key migration).
@@ -254,6 +269,31 @@ def test_an_alert_never_inhibits_itself() -> None:
     router = Router(ROUTER.root, ROUTER.inhibit_rules)
     both = {"alert_id": "x", "kind": "traffic_speed", "severity": "critical", "district": "d1"}
     assert router.decide(both, [both], [], now=0.0).inhibited_by is None
+
+
+def test_label_sets_without_an_alert_id_are_told_apart_by_their_labels() -> None:
+    # t127: two label sets both without alert_id were taken for one alert (None == None),
+    # so the source never inhibited the target; Alertmanager tells alerts apart by their
+    # labels (fingerprint), and inhibits. The walk, the index and the re-check alike.
+    from playbooks.routing import IndexedFiring, SourceIndex
+
+    router = Router(ROUTER.root, ROUTER.inhibit_rules)
+    source = {k: v for k, v in OUTAGE.items() if k != "alert_id"}
+    for target in (
+        {"kind": "traffic_speed", "severity": "minor", "district": "d1"},
+        {"kind": "traffic_speed", "severity": "minor", "district": "d1", "alert_id": ""},
+    ):
+        assert router.decide(target, [source], [], now=0.0).inhibited_by is not None, target
+        index = SourceIndex(router.inhibit_rules)
+        index.put("src", source)
+        indexed = router.decide(target, IndexedFiring(index, "tgt", lambda: [source]), [], 0.0)
+        assert indexed.inhibited_by is not None, target
+        again = router.recheck(target, "inhibited", "", source, [source], [], now=0.0)
+        assert again.inhibited_by is not None, target
+    # An alert_id both carry still makes them one alert.
+    same = {**source, "alert_id": "x"}
+    target = {"kind": "traffic_speed", "severity": "minor", "district": "d1", "alert_id": "x"}
+    assert router.decide(target, [same], [], now=0.0).inhibited_by is None
 
 
 @pytest.mark.parametrize(
