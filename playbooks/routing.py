@@ -755,7 +755,8 @@ class Route:
         Under ``group_by: [...]`` a label with the empty value is no label: Alertmanager's
         API drops it before grouping, so ``{kind: a, district: ""}`` and ``{kind: a}``
         share a key (before t127 they had two, and the same alert re-sent with an empty
-        label opened a second run). Raises ValueError for a route without its path (built by hand, not loaded)."""
+        label opened a second run). Raises ValueError for a route without its path (built
+        by hand, not loaded)."""
         if not self.path:
             raise ValueError(f"route {self.id} has no matcher path: build it with with_paths")
         # Sorted: Alertmanager's group_by is a set, its group labels a label set, so
