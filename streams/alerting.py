@@ -162,7 +162,6 @@ class Alerting:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.metrics = ctx.metrics
-        self.router = ctx.router
         self._silences = SilenceBook()
         self.topic_name = ctx.settings.topic("alerts")
         # Firing alerts kept from their receivers, keyed by alert id: partitioned as the
@@ -214,6 +213,9 @@ class Alerting:
     ) -> None:
         now = time.time()
         key = alert_id.encode()
+        # One routing tree for the whole message (t133): a reload at one of its awaits is
+        # the next message's.
+        router = self.ctx.router
         if self.ctx.annotator is not None:
             tags = [
                 "citybrain",
@@ -232,7 +234,8 @@ class Alerting:
             self.ctx.firing[key] = labels
             # A generator: the firing table is walked only if a silence does not apply first.
             firing = self.ctx.firing_except(key)
-            decision = self.router.decide(labels, firing, await self._active_silences(now), now)
+            silences = await self._active_silences(now)
+            decision = router.decide(labels, firing, silences, now)
             why = decision.mute
             if why is not None:
                 detail = (
@@ -280,7 +283,7 @@ class Alerting:
                 return
         else:
             self.ctx.firing.pop(key, None)
-            decision = self.router.decide(labels, [], [], now)
+            decision = router.decide(labels, [], [], now)
         await self._route(alert, labels, decision)
         if key in self.muted.data:
             # Routed as it is now (unmuted, or resolved): nothing left to release.
@@ -420,7 +423,7 @@ class Alerting:
             return "dropped"
         source = self.ctx.firing.get(muted_by.encode()) if mute == "inhibited" else None
         firing = self.ctx.firing_except(key)
-        decision = self.router.recheck(labels, mute, muted_by, source, firing, silences, now)
+        decision = self.ctx.router.recheck(labels, mute, muted_by, source, firing, silences, now)
         if decision.mute is not None:
             if (decision.mute, decision.muted_by) == (mute, muted_by):
                 return "kept"

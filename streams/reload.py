@@ -35,7 +35,7 @@ from playbooks.routing import Router, label_values, regrouped_routes
 from playbooks.schema import Playbook
 from streams.auth import TokenStore, closed_reason, exposed
 from streams.columns import BatchAdmission
-from streams.context import GridChange
+from streams.context import GridChange, engines_of
 from streams.corroboration import Areas
 from streams.errors import SettingsError
 from streams.events import EventValidator
@@ -199,10 +199,7 @@ class ConfigReload:
             errors += str(exc).splitlines() or [type(exc).__name__]
         if errors or grid is None or router is None:
             return errors or ["not read"]
-        engines = {
-            name: PlaybookEngine(pb, grid, settings.ack_deadline_seconds)
-            for name, pb in playbooks.items()
-        }
+        engines = engines_of(playbooks, grid, settings.ack_deadline_seconds)
         warnings = routing_errors(settings.routing_file, playbooks, label_values(grid))[
             1
         ] + unrouted_playbooks(settings.routing_file, router, playbooks)
@@ -264,10 +261,13 @@ class ConfigReload:
             changes.append(tokens_line)
         # The swap: every stage at once, nothing awaited from here to its end.
         ctx.configured(
-            read.grid, playbooks, read.router, read.tokens, read.built[3] if read.built else None
+            read.grid,
+            playbooks,
+            read.router,
+            read.tokens,
+            read.engines,
+            read.built[3] if read.built else None,
         )
-        self.alerting.router = self.ingest.router = read.router
-        self.response.engines = read.engines
         if read.built is not None:
             validator, admission, areas, _change = read.built
             self.ingest.grid, self.ingest.validator, self.ingest.admission = (
