@@ -99,13 +99,15 @@ class ConfigReload:
     own: ``on_signal``), and swaps the new playbooks, routing tree, playbook engines,
     grid (with what each stage derives from it: the readings' admission, the
     corroboration areas, the label values and zero series) and tokens into the stages
-    between two messages (the swap awaits nothing, so no message is handled half under
-    one configuration and half under the other; a batch begun before it is labelled by
-    the grid it was admitted under to its end). Runs and alert groups live in the tables
-    and are untouched: a run whose playbook or current step is gone after a reload is
-    handled as after a restart with an edited library (docs/playbooks.md, "Runs of an
-    edited library"), and so is an open run whose grid cell is gone: it goes on, its
-    notifications and escalations to the city's unit, and the reload names it."""
+    between two messages: the swap awaits nothing and replaces one object
+    (``Context.config``), which each message, batch, timer tick and API request takes
+    once and reads to its end, so none is handled half under one configuration and half
+    under the other (t133: awaits inside one message saw a swap made at them). Runs and
+    alert groups live in the tables and are untouched: a run whose playbook or current
+    step is gone after a reload is handled as after a restart with an edited library
+    (docs/playbooks.md, "Runs of an edited library"), and so is an open run whose grid
+    cell is gone: it goes on, its notifications and escalations to the city's unit, and
+    the reload names it."""
 
     def __init__(
         self, ctx: Context, alerting: Alerting, response: Response, ingest: Ingest

@@ -1066,7 +1066,7 @@ class Response:
                         )
                         continue
                     engine = self._engine_for(run, config.engines)
-                    if run.grid_cell not in self.grid.cells and not is_terminal(run):
+                    if run.grid_cell not in config.grid.cells and not is_terminal(run):
                         await self._cell_gone(key, run, engine)
                 except Exception as exc:
                     # A run this worker cannot read (its playbook gone from the library
