@@ -36,6 +36,7 @@ from playbooks.routing import (
     label_set,
     label_values,
 )
+from playbooks.schema import Playbook
 from streams.context import Context
 from streams.errors import MISSING, EventError
 from streams.events import alert_fields, message_json
@@ -213,9 +214,10 @@ class Alerting:
     ) -> None:
         now = time.time()
         key = alert_id.encode()
-        # One routing tree for the whole message (t133): a reload at one of its awaits is
-        # the next message's.
-        router = self.ctx.router
+        # One configuration for the whole message (t133): a reload at one of its awaits
+        # is the next message's.
+        config = self.ctx.config
+        router = config.router
         if self.ctx.annotator is not None:
             tags = [
                 "citybrain",
@@ -284,7 +286,7 @@ class Alerting:
         else:
             self.ctx.firing.pop(key, None)
             decision = router.decide(labels, [], [], now)
-        await self._route(alert, labels, decision)
+        await self._route(alert, labels, decision, config.playbooks)
         if key in self.muted.data:
             # Routed as it is now (unmuted, or resolved): nothing left to release.
             del self.muted[key]
@@ -294,9 +296,11 @@ class Alerting:
         alert: dict[str, Any],
         labels: dict[str, str],
         decision: Decision,
+        playbooks: dict[str, Playbook],
         grouped_at: float | None = None,
     ) -> None:
-        """Send ``alert`` to each route of ``decision``; one freed from a mute carries
+        """Send ``alert`` to each route of ``decision`` (of the routing of ``playbooks``'
+        configuration); one freed from a mute carries
         ``grouped_at``, epoch s it was first muted: when Alertmanager put it in its group,
         whose flushes its run's first notification keeps to (``next_group_flush``)."""
         extra = {} if grouped_at is None else {"grouped_at": grouped_at}
@@ -308,7 +312,7 @@ class Alerting:
             # Routed to several routes (``continue``): each group's run covers the
             # alert's citizen reports, and each closure names the others (``parts``).
             parts = [
-                self.ctx.report_part(key, route, labels)
+                self.ctx.report_part(key, route, labels, playbooks)
                 for (key, _), route in zip(routed, decision.routes, strict=True)
             ]
             routed = [(key, {**doc, "parts": parts}) for key, doc in routed]
@@ -423,7 +427,8 @@ class Alerting:
             return "dropped"
         source = self.ctx.firing.get(muted_by.encode()) if mute == "inhibited" else None
         firing = self.ctx.firing_except(key)
-        decision = self.ctx.router.recheck(labels, mute, muted_by, source, firing, silences, now)
+        config = self.ctx.config  # to this alert's end (t133)
+        decision = config.router.recheck(labels, mute, muted_by, source, firing, silences, now)
         if decision.mute is not None:
             if (decision.mute, decision.muted_by) == (mute, muted_by):
                 return "kept"
@@ -432,7 +437,7 @@ class Alerting:
             return "moved"
         since = entry.get("since")
         grouped_at = float(since) if isinstance(since, int | float) else None
-        await self._route(alert, labels, decision, grouped_at)
+        await self._route(alert, labels, decision, config.playbooks, grouped_at)
         why = "silence" if mute == "silenced" else "inhibiting alert"
         await self.ctx.audit(
             {

@@ -751,12 +751,16 @@ class Context:
         entry = self.generations.data.get(self.generation_keys[partition])
         return int(entry["floor"]) if isinstance(entry, dict) else 0
 
-    def report_part(self, key: str, route: Route, labels: dict[str, str]) -> dict[str, str]:
+    def report_part(
+        self, key: str, route: Route, labels: dict[str, str], playbooks: dict[str, Playbook]
+    ) -> dict[str, str]:
         """One part of a citizen report routed (or offered) to several groups
         (``Part.to_dict``): the group ``key``, its route's playbook and the department
         its run has (the alert's ``department`` label, else the playbook's, as
-        ``PlaybookEngine.new_run`` sets it)."""
-        department = labels.get("department", self.playbooks[route.playbook].department)
+        ``PlaybookEngine.new_run`` sets it). ``playbooks``: those of the configuration
+        the route was taken from (t133: a reload between the routing and this dropped
+        the route's playbook from the live ones, a KeyError that failed the message)."""
+        department = labels.get("department", playbooks[route.playbook].department)
         return Part(key, route.playbook, department).to_dict()
 
     async def forget_moved(self, assigned: set[TP]) -> None:

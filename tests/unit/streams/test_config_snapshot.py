@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import orjson
 import pytest
 
 from streams.reload import ConfigReload
@@ -188,3 +190,71 @@ def test_the_inhibit_index_follows_the_rules_a_reload_puts_in_force(tmp_path: Pa
     after = ctx.router.decide(target, ctx.firing_except(b"t-1"), [], time.time())
     assert after.mute == "inhibited" and after.inhibiting not in (decision.inhibiting, "p-1")
     assert walked == 0
+
+
+def test_an_alert_is_routed_by_one_configuration_to_its_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A citizen burst routed to two routes (``continue``) names each route's playbook's
+    department in its parts. Before t133 the routing was decided by the tree in force
+    before the silences were read (an await) and the parts by the playbooks in force
+    after: a reload there that removed a routed playbook failed the message with a
+    KeyError (dead-lettered, the alert never routed). Now both are of one
+    configuration; the next alert is routed by the new one."""
+    files_routing = ROUTING.replace(
+        "      playbook: gas-leak\n", "      playbook: gas-leak\n      continue: true\n", 1
+    )
+    reload, _, files = reloader(tmp_path)
+    files["routing"].write_text(files_routing)
+    assert reload.reload() is True
+    stage, ctx = reload.alerting, reload.ctx
+    routed: list[tuple[str, Any]] = []
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        routed.extend(items)
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    monkeypatch.setattr(ctx, "send_all", send_all)
+    monkeypatch.setattr(ctx, "audit", nothing)
+    monkeypatch.setattr(ctx, "firing", {})
+    # The reload's library has no gas-leak, and its routing no route to it.
+    (files["playbooks"] / "gas-leak.yaml").unlink()
+    files["routing"].write_text(
+        ROUTING.replace(
+            "    - matchers: ['source=\"citizen\"', 'category=~\"(?i:.*gas.*)\"']\n"
+            "      playbook: gas-leak\n",
+            "",
+            1,
+        )
+    )
+
+    async def reload_at_the_await(now: float) -> list[Any]:
+        assert reload.reload() is True  # the swap lands at this await of the message
+        return []
+
+    monkeypatch.setattr(stage, "_active_silences", reload_at_the_await)
+    labels = {
+        "alert_id": "b-1",
+        "source": "citizen",
+        "kind": "incident_burst",
+        "severity": "minor",
+        "category": "gas smell",
+        "community": "c-top",
+        "grid_cell": "c-top",
+    }
+    doc = {
+        "alert_id": "b-1",
+        "status": "firing",
+        "kind": "incident_burst",
+        "severity": "minor",
+        "grid_cell": "c-top",
+        "labels": labels,
+        "reports": [{"report_id": "r-1", "channel": "311"}],
+    }
+    asyncio.run(stage.on_alert(SimpleNamespace(value=orjson.dumps(doc))))  # type: ignore[arg-type]
+    assert "gas-leak" not in ctx.playbooks  # the reload was taken
+    # Routed as the tree in force when the message began routes it: both routes.
+    assert [d["route"]["playbook"] for _, d in routed] == ["gas-leak", "citizen-report-burst"]
+    assert [p["playbook"] for p in routed[0][1]["parts"]] == ["gas-leak", "citizen-report-burst"]
