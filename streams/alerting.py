@@ -37,6 +37,7 @@ from playbooks.routing import (
     label_set,
     label_values,
 )
+from playbooks.schema import Playbook
 from streams.context import Context
 from streams.errors import MISSING, EventError
 from streams.events import (
@@ -168,7 +169,6 @@ class Alerting:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.metrics = ctx.metrics
-        self.router = ctx.router
         self.topic_name = ctx.settings.topic("alerts")
         # Firing alerts kept from their receivers, keyed by alert id: partitioned as the
         # alerts topic, so each worker re-checks the alerts of its own partitions (two
@@ -222,6 +222,10 @@ class Alerting:
     ) -> None:
         now = time.time()
         key = alert_id.encode()
+        # One configuration for the whole message (t133): a reload at one of its awaits
+        # is the next message's.
+        config = self.ctx.config
+        router = config.router
         if self.ctx.annotator is not None:
             tags = [
                 "citybrain",
@@ -240,7 +244,8 @@ class Alerting:
             self.ctx.firing[key] = labels
             # A generator: the firing table is walked only if a silence does not apply first.
             firing = self.ctx.firing_except(key)
-            decision = self.router.decide(labels, firing, await self._active_silences(now), now)
+            silences = await self._active_silences(now)
+            decision = router.decide(labels, firing, silences, now)
             why = decision.mute
             if why is not None:
                 detail = (
@@ -289,8 +294,8 @@ class Alerting:
                 return
         else:
             self.ctx.firing.pop(key, None)
-            decision = self.router.decide(labels, [], [], now)
-        await self._route(alert, labels, decision)
+            decision = router.decide(labels, [], [], now)
+        await self._route(alert, labels, decision, config.playbooks)
         if key in self.muted.data:
             # Routed as it is now (unmuted, or resolved): nothing left to release.
             del self.muted[key]
@@ -300,9 +305,11 @@ class Alerting:
         alert: dict[str, Any],
         labels: dict[str, str],
         decision: Decision,
+        playbooks: dict[str, Playbook],
         grouped_at: float | None = None,
     ) -> None:
-        """Send ``alert`` to each route of ``decision``; one freed from a mute carries
+        """Send ``alert`` to each route of ``decision`` (of the routing of ``playbooks``'
+        configuration); one freed from a mute carries
         ``grouped_at``, epoch s it was first muted: when Alertmanager put it in its group,
         whose flushes its run's first notification keeps to (``next_group_flush``)."""
         extra = {} if grouped_at is None else {"grouped_at": grouped_at}
@@ -324,7 +331,7 @@ class Alerting:
             # Routed to several routes (``continue``): each group's run covers the
             # alert's citizen reports, and each closure names the others (``parts``).
             parts = [
-                self.ctx.report_part(key, route, labels)
+                self.ctx.report_part(key, route, labels, playbooks)
                 for (key, _), route in zip(routed, decision.routes, strict=True)
             ]
             routed = [(key, {**doc, "parts": parts}) for key, doc in routed]
@@ -439,7 +446,8 @@ class Alerting:
             return "dropped"
         source = self.ctx.firing.get(muted_by.encode()) if mute == "inhibited" else None
         firing = self.ctx.firing_except(key)
-        decision = self.router.recheck(labels, mute, muted_by, source, firing, silences, now)
+        config = self.ctx.config  # to this alert's end (t133)
+        decision = config.router.recheck(labels, mute, muted_by, source, firing, silences, now)
         if decision.mute is not None:
             if (decision.mute, decision.muted_by) == (mute, muted_by):
                 return "kept"
@@ -448,7 +456,7 @@ class Alerting:
             return "moved"
         since = entry.get("since")
         grouped_at = float(since) if isinstance(since, int | float) else None
-        await self._route(alert, labels, decision, grouped_at)
+        await self._route(alert, labels, decision, config.playbooks, grouped_at)
         why = "silence" if mute == "silenced" else "inhibiting alert"
         await self.ctx.audit(
             {

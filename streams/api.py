@@ -66,7 +66,7 @@ from streams.auth import (
     one_authorization,
     refusal_401,
 )
-from streams.context import API_KAFKA_WAIT, Context, PendingCommands, run_key
+from streams.context import API_KAFKA_WAIT, Config, Context, PendingCommands, run_key
 from streams.errors import EventError, show, shown_name
 from streams.events import ISO_DATETIME, decode_json, epoch_unit_guess, parse_ts, text_control
 from streams.partitioning import key_partition
@@ -1133,12 +1133,16 @@ def register_api(app: faust.App, ctx: Context) -> None:
         if warning := exposed(tokens.path):
             log.warning("citybrain: %s", warning)
 
-    async def authorize(view: View, request: Request, action: str) -> Principal:
+    async def authorize(
+        view: View, request: Request, action: str, config: Config | None = None
+    ) -> Principal:
         authorization = request.headers.get("Authorization")
         # faust types headers as a Mapping; aiohttp's is a multidict that holds them all.
         headers: Any = request.headers
         twice = one_authorization(headers.getall("Authorization", []))
-        tokens = ctx.tokens  # one store for the whole request, whatever a reload does
+        # One store for the whole request, whatever a reload does: the request's
+        # ``config`` when it reads more of the configuration after an await (t133).
+        tokens = (config or ctx.config).tokens
         principal = None if twice else tokens.authenticate(authorization)
         reason = None
         if twice:
@@ -1531,7 +1535,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
                     f"no action {shown_id(action)}: expected one of "
                     f"{', '.join(sorted(RUN_ACTIONS))}{did_you_mean(action, RUN_ACTIONS)}",
                 )
-            principal = await authorize(self, request, RUN_ACTIONS[action])
+            # The request's configuration, to its end (t133): the tokens it was let in by
+            # and the playbooks its run is checked against, of one reload.
+            config = ctx.config
+            principal = await authorize(self, request, RUN_ACTIONS[action], config)
             query(request)
             if (passed := await owner_answers(self, request, run_id)) is not None:
                 return passed
@@ -1565,7 +1572,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
             if done is not None:
                 return self.json({"already": done, "run_id": run_id})
             reason = refused(run, action)
-            gone = run.playbook not in ctx.playbooks and action not in WITHOUT_PLAYBOOK
+            gone = run.playbook not in config.playbooks and action not in WITHOUT_PLAYBOOK
             if reason is None and gone:
                 # The worker would refuse it (an audit line only): said here, not accepted.
                 reason = playbook_gone(run, action)

@@ -25,7 +25,7 @@ from faust.types import Message
 
 from detectors.tail import mean_interval
 from playbooks.grid import Grid
-from playbooks.routing import ALL_LABELS
+from playbooks.routing import ALL_LABELS, Router
 from streams.bursts import MAX_CATEGORIES_PER_CELL, Burst, BurstTracker, newest_report_time
 from streams.columns import BatchAdmission
 from streams.context import BURST_KEY_SEPARATOR, Context, burst_key, message_origin
@@ -268,8 +268,6 @@ class Ingest:
         self.bursts = BurstTracker(
             bucket_seconds=settings.burst_bucket_seconds, min_reports=settings.burst_min_reports
         )
-        # To offer a report in no alert to the open run of its group (see on_incidents).
-        self.router = ctx.router
         # reason -> (monotonic time of the last INFO line on dropped reports, held since)
         self._say_dropped_every = SayEvery(log, logging.INFO, SAY_DROPPED_EVERY, what="report")
         # A burst window the sweep cannot expire: said once a minute per cause (it was a
@@ -614,7 +612,9 @@ class Ingest:
             },
         )
 
-    def _offer(self, report: Any, department: str, late: bool, grid: Grid) -> list[tuple[str, Any]]:
+    def _offer(
+        self, report: Any, department: str, late: bool, grid: Grid, router: Router
+    ) -> list[tuple[str, Any]]:
         """``routed`` messages offering ``report`` (in no alert) to the run of each group
         its burst alert would be routed to, whatever severity that alert has (a route may
         match on it, a group may be keyed by it): ``{"report": {..., "ts": event time in
@@ -648,7 +648,7 @@ class Ingest:
         offers: dict[tuple[str, str], tuple[str, Any]] = {}
         for severity in SEVERITIES:
             labelled = {**labels, "severity": severity}
-            for route in self.router.root.match(labelled):  # (no silences, nothing firing)
+            for route in router.root.match(labelled):  # (no silences, nothing firing)
                 if ALL_LABELS in route.group_by or "alert_id" in route.group_by:
                     # A group per alert: the group of the burst this report may join
                     # is keyed by that burst's alert id, which the report does not
@@ -676,6 +676,8 @@ class Ingest:
         now = time.time()
         # As a readings batch: validated and labelled under one grid to its end.
         grid, validator = self.grid, self.validator
+        # Its offers routed by one tree to its end, too (t133).
+        router = self.ctx.router
         valid: list[tuple[Message, IncidentReport]] = []
         home_of = self.ctx.burst_windows.partition_for_key
         for event in events:
@@ -728,7 +730,7 @@ class Ingest:
                 if reason == "crowded":
                     window, made, opened = None, [], []
                     unalerted: list[tuple[str, str]] = []
-                    offers = self._offer(report, str(department), True, grid)
+                    offers = self._offer(report, str(department), True, grid, router)
                 elif reason not in ("duplicate", "redelivered", "reused_id"):
                     # On a copy: a fold that raises halfway leaves the window as it was.
                     window, bursts, unalerted = self.bursts.observe_all(
@@ -750,7 +752,7 @@ class Ingest:
                     offers = (
                         []
                         if any(b.status == "firing" for b in bursts)
-                        else self._offer(report, str(department), reason == "late", grid)
+                        else self._offer(report, str(department), reason == "late", grid, router)
                     )
             except Exception as exc:
                 # One report that cannot be folded costs only itself (its window is kept

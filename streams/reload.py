@@ -35,7 +35,7 @@ from playbooks.routing import Router, label_values, regrouped_routes
 from playbooks.schema import Playbook
 from streams.auth import TokenStore, closed_reason, exposed
 from streams.columns import BatchAdmission
-from streams.context import GridChange
+from streams.context import GridChange, engines_of
 from streams.corroboration import Areas
 from streams.errors import SettingsError
 from streams.events import EventValidator
@@ -99,13 +99,15 @@ class ConfigReload:
     own: ``on_signal``), and swaps the new playbooks, routing tree, playbook engines,
     grid (with what each stage derives from it: the readings' admission, the
     corroboration areas, the label values and zero series) and tokens into the stages
-    between two messages (the swap awaits nothing, so no message is handled half under
-    one configuration and half under the other; a batch begun before it is labelled by
-    the grid it was admitted under to its end). Runs and alert groups live in the tables
-    and are untouched: a run whose playbook or current step is gone after a reload is
-    handled as after a restart with an edited library (docs/playbooks.md, "Runs of an
-    edited library"), and so is an open run whose grid cell is gone: it goes on, its
-    notifications and escalations to the city's unit, and the reload names it."""
+    between two messages: the swap awaits nothing and replaces one object
+    (``Context.config``), which each message, batch, timer tick and API request takes
+    once and reads to its end, so none is handled half under one configuration and half
+    under the other (t133: awaits inside one message saw a swap made at them). Runs and
+    alert groups live in the tables and are untouched: a run whose playbook or current
+    step is gone after a reload is handled as after a restart with an edited library
+    (docs/playbooks.md, "Runs of an edited library"), and so is an open run whose grid
+    cell is gone: it goes on, its notifications and escalations to the city's unit, and
+    the reload names it."""
 
     def __init__(
         self, ctx: Context, alerting: Alerting, response: Response, ingest: Ingest
@@ -199,10 +201,7 @@ class ConfigReload:
             errors += str(exc).splitlines() or [type(exc).__name__]
         if errors or grid is None or router is None:
             return errors or ["not read"]
-        engines = {
-            name: PlaybookEngine(pb, grid, settings.ack_deadline_seconds)
-            for name, pb in playbooks.items()
-        }
+        engines = engines_of(playbooks, grid, settings.ack_deadline_seconds)
         warnings = routing_errors(settings.routing_file, playbooks, label_values(grid))[
             1
         ] + unrouted_playbooks(settings.routing_file, router, playbooks)
@@ -264,10 +263,13 @@ class ConfigReload:
             changes.append(tokens_line)
         # The swap: every stage at once, nothing awaited from here to its end.
         ctx.configured(
-            read.grid, playbooks, read.router, read.tokens, read.built[3] if read.built else None
+            read.grid,
+            playbooks,
+            read.router,
+            read.tokens,
+            read.engines,
+            read.built[3] if read.built else None,
         )
-        self.alerting.router = self.ingest.router = read.router
-        self.response.engines = read.engines
         if read.built is not None:
             validator, admission, areas, _change = read.built
             self.ingest.grid, self.ingest.validator, self.ingest.admission = (

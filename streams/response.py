@@ -42,7 +42,7 @@ from playbooks.engine import (
 from playbooks.errors import BadEventError, PlaybookError
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
-from playbooks.routing import Route, Silence
+from playbooks.routing import Route, Router, Silence
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
 from streams.context import Context, embedded_alert, route_fault, run_key
@@ -425,10 +425,6 @@ class Response:
         # (playbook, department) pairs whose once-per-run series exist at zero
         # (``_known_run``): made once per pair, not per run or per pass.
         self._outcome_series: set[tuple[str, str]] = set()
-        self.engines = {
-            name: PlaybookEngine(pb, ctx.grid, settings.ack_deadline_seconds)
-            for name, pb in ctx.playbooks.items()
-        }
         secret = (
             settings.webhook_secret.get_secret_value().encode()
             if settings.webhook_secret
@@ -469,8 +465,18 @@ class Response:
         async with self.ctx.runs_settled:
             await self._on_routed(event)
 
+    @property
+    def engines(self) -> dict[str, PlaybookEngine]:
+        """The playbook engines in force (``Context.config``; a handler that awaits takes
+        its ``config`` once instead)."""
+        return self.ctx.config.engines
+
     async def _on_routed(self, event: EventT[bytes]) -> None:
         # EventError: dead-lettered by guarded, bad_json or bad_routed, with no traceback.
+        # One configuration for the whole message (t133): a run opened by one library's
+        # engine and its reports then covered by another's after an await.
+        config = self.ctx.config
+        engines = config.engines
         doc = message_json(event.value)
         refuse_wide_integer(event.value, doc, "bad_routed")  # an offered report is kept whole
         doc = routed_fields(doc)
@@ -488,7 +494,7 @@ class Response:
             await self._flush_outbox(key, pending)
         if "report" in doc:
             await self._on_offered_report(
-                key, doc["report"], message_time(None, event, time.time())
+                key, doc["report"], message_time(None, event, time.time()), engines
             )
             return
         route = doc["route"]
@@ -525,7 +531,7 @@ class Response:
                 if was_muted:  # a muted member resolved: it no longer dates the group
                     await self.ctx.groups.set_many({key: group})
                 return
-            run, cmds = self._engine_for(run).alert_resolved(run, alert_id, now)
+            run, cmds = self._engine_for(run, engines).alert_resolved(run, alert_id, now)
             if not cmds and not was_muted:
                 return  # a resolution the run already holds, read again: nothing changes
         elif alert_id in group["seen"]:
@@ -541,7 +547,7 @@ class Response:
             # Into a group emptied of alerts, a fresh group: group_wait again (none for
             # an alert that started more than group_wait ago), as Alertmanager's.
             fresh_wait = 0.0 if waited_out(alert, route["group_wait"], now) else route["group_wait"]
-            run, cmds = self._engine_for(run).join(
+            run, cmds = self._engine_for(run, engines).join(
                 run, alert_id, now, route["group_interval"], fresh_wait
             )
             if (
@@ -558,7 +564,7 @@ class Response:
                 by = f"{key.decode()}.{group['generation'] + 1}"
                 kept = {"run": run.to_dict(), "at": now, "by": by}
                 group["superseded"] = [*group.get("superseded", []), kept][-KEEP_SUPERSEDED:]
-            if route["playbook"] not in self.engines:
+            if route["playbook"] not in engines:
                 # Routed before the worker restarted with a library without that playbook
                 # (KeyError, a traceback, before t49): said, no run opened.
                 raise EventError(
@@ -569,7 +575,7 @@ class Response:
                     "not in the library (routed before the worker restarted with other "
                     "playbooks): no run opened",
                 )
-            engine = self.engines[route["playbook"]]
+            engine = engines[route["playbook"]]
             group["generation"] += 1
             wait, why_wait = route["group_wait"], ""
             # Alertmanager's group has existed since its first alert came, muted or not
@@ -601,7 +607,7 @@ class Response:
                 wait = min(wait, self.settings.ack_deadline_seconds)
             # A flush due now in a time-muted route sends nothing: the run waits for the
             # group's next flush, held, as a first flush found muted at its deadline.
-            timed = self._time_muted(route, now) if wait <= 0 else ""
+            timed = self._time_muted(route, now, config.router) if wait <= 0 else ""
             if timed:
                 wait = route["group_interval"]
             run, cmds = engine.new_run(
@@ -619,7 +625,7 @@ class Response:
             run, followed = await self._cover_held(group, engine, run, now)
             cmds += followed
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
-            engine = self._engine_for(run)
+            engine = self._engine_for(run, engines)
             try:
                 covered = ReportsCovered.from_alert(alert, now)
                 # Routed to several routes: the reports' other parts (runs of the other
@@ -786,7 +792,13 @@ class Response:
             route = route.routes[int(part)]
         return route
 
-    async def _on_offered_report(self, key: bytes, report: dict[str, Any], now: float) -> None:
+    async def _on_offered_report(
+        self,
+        key: bytes,
+        report: dict[str, Any],
+        now: float,
+        engines: dict[str, PlaybookEngine] | None = None,
+    ) -> None:
         """A citizen report in no alert, offered at ``now`` (its routed message's time,
         ``message_time``: the same if applied again) to its group's run (streams.ingest): an
         open run covers it as a follow-up (``report_covered``, closed with the others);
@@ -819,7 +831,7 @@ class Response:
         if (too_old := _too_old_for(ts, opened)) is not None:
             await self._too_old(run, report, rid, channel, *too_old)
             return
-        run, cmds = self._engine_for(run).step(run, ReportsCovered(((rid, channel),), now))
+        run, cmds = self._engine_for(run, engines).step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
             await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
@@ -1033,6 +1045,7 @@ class Response:
     async def _on_command(
         self, event: EventT[bytes], cmd: dict[str, Any], command_id: str, run_id: str, action: str
     ) -> None:
+        config = self.ctx.config  # the command's configuration, to its end (t133)
         key = run_key(run_id)
         group = self.ctx.groups.get(key)
         if group is not None and group.get(OUTBOX):
@@ -1078,12 +1091,13 @@ class Response:
         group = dict(group)
         run = Run.from_dict(group["run"])
         before = run.to_dict()
-        engine = self._engine_for(run)
+        engines = config.engines
+        engine = self._engine_for(run, engines)
         by = cmd.get("by") or "unknown"
         now = message_time(cmd.get("at"), event, time.time(), floor=run.created_at)
         note = cmd.get("note") or ""  # every operator action keeps its note (run.actions)
         try:
-            if run.playbook not in self.engines and action not in WITHOUT_PLAYBOOK:
+            if run.playbook not in engines and action not in WITHOUT_PLAYBOOK:
                 # KeyError, a traceback and a dead letter before t49, resolve included.
                 raise PlaybookError(playbook_gone(run, action))
             # The level the API saw the run at when it took the command (t114): an ack
@@ -1167,6 +1181,9 @@ class Response:
                 # Read under the lock: a snapshot taken before an earlier key's await
                 # could be older than an acknowledgement processed meanwhile.
                 group = self.ctx.groups.data.get(key)
+                # This key's configuration, to its end (t133): an engine of one library
+                # with the routing of another (a reload at an await of ``_check_run``).
+                config = self.ctx.config
                 if not group or not group["run"]:
                     if (
                         group
@@ -1188,7 +1205,7 @@ class Response:
                         continue
                 try:
                     run = Run.from_dict(group["run"])
-                    if run.playbook not in self.engines and not is_terminal(run):
+                    if run.playbook not in config.engines and not is_terminal(run):
                         await self._playbook_gone(key, run)
                         held[key] = (
                             f"its playbook {run.playbook!r} is not in the library: restore "
@@ -1196,8 +1213,8 @@ class Response:
                             "or cancel the run"
                         )
                         continue
-                    engine = self._engine_for(run)
-                    if run.grid_cell not in self.grid.cells and not is_terminal(run):
+                    engine = self._engine_for(run, config.engines)
+                    if run.grid_cell not in config.grid.cells and not is_terminal(run):
                         await self._cell_gone(key, run, engine)
                 except Exception as exc:
                     # A run this worker cannot read (its playbook gone from the library
@@ -1208,7 +1225,7 @@ class Response:
                     held[key] = f"its stored state cannot be read ({type(exc).__name__}: {exc})"
                     continue
                 try:
-                    run = await self._check_run(key, group, run, engine, now)
+                    run = await self._check_run(key, group, run, engine, now, config.router)
                 except Exception as exc:
                     # One run that cannot be advanced (its current step gone from an
                     # edited playbook: KeyError in timeout) ended the pass at its key,
@@ -1372,11 +1389,18 @@ class Response:
         )
 
     async def _check_run(
-        self, key: bytes, group: dict[str, Any], run: Run, engine: PlaybookEngine, now: float
+        self,
+        key: bytes,
+        group: dict[str, Any],
+        run: Run,
+        engine: PlaybookEngine,
+        now: float,
+        router: Router,
     ) -> Run:
         """One group's part of the deadline pass (under ``runs_settled``): closure and
         webhook calls made again, the first flush, escalation, SLA and repeat
-        notifications. Returns the run as it now stands."""
+        notifications, by ``engine`` and ``router`` (of one configuration, taken before
+        its first await). Returns the run as it now stands."""
         if self.settings.replies_webhook_url:
             for reply_id, reply in (group.get("reply_calls") or {}).items():
                 if reply_id not in self._called:
@@ -1399,7 +1423,7 @@ class Response:
                 # global firing table, which another worker may see late).
                 run, more = engine.withdraw(run, _NONE_FIRING, now)
                 cmds += more
-            elif first and (held := self._all_muted(run, now, group["route"])):
+            elif first and (held := self._all_muted(run, now, router, group["route"])):
                 flush = now + group["route"]["group_interval"]
                 run, more = engine.hold(run, held, flush, now)
                 cmds += more
@@ -1414,7 +1438,7 @@ class Response:
         # Alertmanager sends nothing, when every alert of it still firing is muted.
         route = group["route"]
         due = engine.flush_due(run, route["group_interval"], route["repeat_interval"], now)
-        if due is not None and (held := self._all_muted(run, now, route)):
+        if due is not None and (held := self._all_muted(run, now, router, route)):
             run, more = engine.hold_flush(run, held, due[0], now)
             quiet_change = True
         else:
@@ -1427,16 +1451,18 @@ class Response:
             await self._call_again(run, *pending)
         return run
 
-    def _time_muted(self, route: dict[str, Any], now: float) -> str:
+    def _time_muted(self, route: dict[str, Any], now: float, router: Router) -> str:
         """Why ``route`` (a group's stored route) sends nothing at ``now`` by its time
-        intervals (``Router.time_muted``, in the routing file loaded now), or ""."""
+        intervals (``Router.time_muted``, in ``router``'s routing file), or ""."""
         mute, active = route.get("mute_time_intervals"), route.get("active_time_intervals")
         if not mute and not active:
             return ""
-        why = self.ctx.router.time_muted(mute or (), active or (), now)
+        why = router.time_muted(mute or (), active or (), now)
         return f"route {route.get('id')} is {why}" if why else ""
 
-    def _all_muted(self, run: Run, now: float, route: dict[str, Any] | None = None) -> str:
+    def _all_muted(
+        self, run: Run, now: float, router: Router, route: dict[str, Any] | None = None
+    ) -> str:
         """Why ``run``'s notification is held at a flush (its first, when group_wait
         ends, or a later one): its ``route`` is muted by its time intervals now (the
         whole group, firing or resolved, as Alertmanager's TimeMuteStage and
@@ -1445,7 +1471,7 @@ class Response:
         applies silences and inhibition at every flush of a group, not when an alert
         arrives (a source alert or a silence that came after a target was routed mutes
         it); "" when one is not, or none fires."""
-        if route is not None and (timed := self._time_muted(route, now)):
+        if route is not None and (timed := self._time_muted(route, now, router)):
             return timed
         silences: list[Silence] | None = None
         muted = []
@@ -1458,7 +1484,7 @@ class Response:
                 stored = self.ctx.stored_silences()
                 silences = self.ctx.silence_book.read(stored, now, self.ctx.silences_version())[0]
             firing = self.ctx.firing_except(key)
-            decision = self.ctx.router.decide(labels, firing, silences, now)
+            decision = router.decide(labels, firing, silences, now)
             if decision.mute is None:
                 return ""
             muted.append(f"{alert_id} {decision.mute} by {decision.muted_by}")
@@ -1479,11 +1505,13 @@ class Response:
             'citybrain_loop_items_skipped_total{loop="deadlines"})',
         )
 
-    def _engine_for(self, run: Run) -> PlaybookEngine:
+    def _engine_for(
+        self, run: Run, engines: dict[str, PlaybookEngine] | None = None
+    ) -> PlaybookEngine:
         """The engine of ``run``'s playbook; for a playbook no longer in the library, a
         stand-in with no steps, enough for what needs none (an alert joining or
         resolving, reports covered, a desk's resolve or cancel and their closures)."""
-        engine = self.engines.get(run.playbook)
+        engine = (self.engines if engines is None else engines).get(run.playbook)
         if engine is None:
             engine = self._stand_ins.get(run.playbook)
         if engine is None:

@@ -408,6 +408,11 @@ class VersionedDict(dict[Any, Any]):
             watcher.put(key, value)
         self.watchers.append(watcher)
 
+    def unwatch(self, watcher: Watcher) -> None:
+        """Tell ``watcher`` of nothing more (one not watching: nothing to do)."""
+        if watcher in self.watchers:
+            self.watchers.remove(watcher)
+
     def _changed(self) -> None:
         self.version = next(_CHANGES)
 
@@ -483,6 +488,12 @@ class KeyPartitionedGlobalTable(ReadBack, faust.GlobalTable):
             return False
         data.watch(watcher)
         return True
+
+    def unwatch(self, watcher: Watcher) -> None:
+        """Tell ``watcher`` of no more changes (a reload's index of old inhibit rules)."""
+        data = self._store_dict()
+        if data is not None:
+            data.unwatch(watcher)
 
     def change_version(self) -> int | None:
         """A number that changes whenever the table does (None: a store that does not

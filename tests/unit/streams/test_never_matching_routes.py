@@ -37,7 +37,7 @@ def test_a_route_no_alert_can_take_is_named(tmp_path: Path) -> None:
         "incident_burst, no2, o3, parking_occupancy, pm10, pm25, power_load, traffic_flow, "
         "traffic_speed, travel_time, turbidity, water_level"
     )
-    assert [r.id for r in found.router.root.routes] == ["root.0"]  # the worker still routes
+    assert [r.id for r in found.ctx.router.root.routes] == ["root.0"]  # the worker still routes
 
 
 def test_the_library_routing_has_none(tmp_path: Path) -> None:
