@@ -37,7 +37,7 @@ def offers(tmp_path: Path, routing: str) -> list[tuple[str, Any]]:
     cell = next(iter(grid.cells))
     report = IncidentReport(1.7e9, "r-1", "Noise", "loud", "app", cell)
     stage = SimpleNamespace(grid=grid, router=router)
-    return Ingest._offer(stage, report, "environment", False, grid)  # type: ignore[arg-type]
+    return Ingest._offer(stage, report, "environment", False, grid, router)  # type: ignore[arg-type]
 
 
 def test_every_severity_a_burst_could_have_is_offered(tmp_path: Path) -> None:
