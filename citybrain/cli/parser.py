@@ -33,6 +33,7 @@ from citybrain.cli.deadletters import cmd_deadletters
 from citybrain.cli.demo import cmd_demo, cmd_report
 from citybrain.cli.detect import cmd_detect
 from citybrain.cli.feeds import cmd_ingest, cmd_replay
+from citybrain.cli.hidden import hide
 from citybrain.cli.rehearse import cmd_rehearse
 from citybrain.cli.runs import cmd_runs
 from citybrain.cli.silences import cmd_silences
@@ -221,6 +222,9 @@ _SYNONYMS = {
 _OPTION_WORDS = {"version": "--version", "-version": "--version"}
 # Words typed as a command for what citybrain keeps as files (t116: `citybrain logs`
 # listed every command, and the worker's log path was only in the demo's lines).
+# The command line of the last top-level parse (hidden.hide masks its secrets).
+_TYPED: list[str] = []
+
 _FILE_WORDS = frozenset({"logs", "log"})
 
 
@@ -412,7 +416,12 @@ class Parser(argparse.ArgumentParser):
         """argparse's, but a subcommand's parser reports what it does not know itself,
         with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
         --help``, as argparse leaves extras to the top parser)."""
-        args = self._dash_values(list(sys.argv[1:] if args is None else args))
+        typed = list(sys.argv[1:] if args is None else args)
+        if self.prog == "citybrain":
+            # The whole command line, as typed: a subcommand's parser sees only its own
+            # words, and a secret that follows a misplaced --token is in the top's.
+            _TYPED[:] = typed
+        args = self._dash_values(typed)
         self._given = list(args)
         for flag, value in self._flag_values():
             if _FLAG_VALUE.fullmatch(value):
@@ -612,6 +621,9 @@ class Parser(argparse.ArgumentParser):
         # The hint is a command to type, so it is typed as it works in this shell (the
         # script's path when `citybrain` is not on the PATH), as every other hint is.
         typed = command_line(*command.split(), "--help", only=())
+        # Last, over every message above: no usage error prints a secret typed on the
+        # command line (t134: a misplaced --token was echoed as an invalid choice).
+        message = hide(message, _TYPED or self._given or [])
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
 
 
