@@ -560,6 +560,30 @@ class Parser(argparse.ArgumentParser):
             return ""
         return f" (a file is given with {inputs[0]}: {inputs[0]} {shlex.quote(files[0])})"
 
+    def _split_value_hint(self, message: str) -> str:
+        """`` (--matcher takes one word: write --matcher kind=pm25, quoted if it has
+        spaces)`` when the unrecognized words follow the value of an option that takes one,
+        its value split by spaces (t134: ``silences add --matcher kind = pm25`` said only
+        ``unrecognized arguments: = pm25``), or "". A value of ``=``, ``!=`` or ``=~``
+        pieces is joined without spaces; any other is quoted whole."""
+        given = self._given or []
+        unrecognized = message.removeprefix("unrecognized arguments:").split()
+        for index, word in enumerate(given[:-2]):
+            action = self._one_value_action(word)
+            if action is None or action.choices is not None:  # `--status open closed`
+                continue
+            rest = given[index + 2 : index + 2 + len(unrecognized)]
+            if not unrecognized or rest != unrecognized:
+                continue
+            pieces = [given[index + 1], *rest]
+            if any(re.search(r"[=~]", piece) for piece in pieces):
+                value = "".join(pieces)
+                said = f"{word} {shlex.quote(value)}, quoted if it has spaces"
+            else:
+                said = f"{word} {shlex.quote(' '.join(pieces))}"
+            return f" ({word} takes one word: write {said})"
+        return ""
+
     def _flag_value_hint(self) -> str:
         """`` (--max takes no value)`` when a value was typed after an option that takes
         none (t60: ``replay --max 50``, ``runs list --json 5`` said only ``unrecognized
@@ -608,6 +632,7 @@ class Parser(argparse.ArgumentParser):
                 self._option_hint(self._unknown_options())
                 + self._flag_value_hint()
                 + self._file_option_hint(message)
+                + self._split_value_hint(message)
             )
         elif missing := re.fullmatch(r"argument (\S+): expected one argument", message):
             message += self._missing_value_hint(missing.group(1).split("/"))
