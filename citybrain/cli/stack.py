@@ -673,6 +673,13 @@ def _worker(args: argparse.Namespace) -> int:
                 if start_hangups.take():
                     self.loop.call_soon(reload.on_signal)
 
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            if not self._shutdown_immediately:
+                # t134: ~165 lines of faust's before it, and none said where the worker
+                # serves or which topics it reads.
+                logging.getLogger("citybrain.worker").info(worker_ready_line(settings))
+
         def _on_sigint(self) -> None:
             self._first_signal(signal.SIGINT)
 
@@ -746,6 +753,18 @@ def _worker(args: argparse.Namespace) -> int:
             raise
         raise _crashed(reason, settings) from None
     return 0
+
+
+def worker_ready_line(settings: Settings) -> str:
+    """The one INFO line a worker logs once it is ready: ``worker ready: serving
+    http://127.0.0.1:16066 (operator API, /metrics), reading topics prefixed 'citybrain.',
+    app id citybrain``."""
+    from streams.app import worker_url
+
+    return (
+        f"worker ready: serving {worker_url(settings)} (operator API, /metrics), reading "
+        f"topics prefixed {settings.topic_prefix + '.'!r}, app id {settings.app_id}"
+    )
 
 
 def _debug() -> bool:
