@@ -65,7 +65,9 @@ def _looks_like_token(word: str) -> bool:
     if re.search(r"\.[A-Za-z]{2,5}$", word):  # x.csv, a.yaml: a file name
         return False
     kinds = sum(bool(re.search(p, word)) for p in (r"[a-z]", r"[A-Z]", r"[0-9]"))
-    return kinds >= 2 and _entropy(word) >= _MIN_BITS
+    # Mixed case and digits (token_urlsafe's), or as long as token_hex(16): an id the
+    # CLI takes (grp-0123456789abcdef.1, lowercase hex, 22 characters) is no token.
+    return (kinds == 3 or len(word) >= 32) and _entropy(word) >= _MIN_BITS
 
 
 def _known_hashes() -> frozenset[bytes]:

@@ -178,3 +178,17 @@ def test_a_missing_token_value_names_the_option_not_a_hidden_word(
     assert main(["runs", "list", "--token", "--json"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "the next word, '--json', is an option" in err and "hidden" not in err
+
+
+def test_an_id_or_a_path_is_no_token_and_is_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    """The masking is for secrets: a run id or a file's path in an error stays as typed."""
+    from citybrain.cli.hidden import secret_words
+
+    words = [
+        "grp-0123456789abcdef.1",
+        "datasets/nyc311_2024-05-26.csv.gz",
+        "/tmp/x/long_name_2024.csv",
+    ]
+    assert secret_words(["runs", "show", *words]) == {}
+    assert main(["runs", "shwo", "grp-0123456789abcdef.1"]) == EXIT_USAGE
+    assert "'shwo' (did you mean 'show'?)" in capsys.readouterr().err
