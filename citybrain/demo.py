@@ -1689,8 +1689,23 @@ def lost_worker_message(pid: int, named: int | None, files: DemoFiles, log_tail:
             "it and started a worker in its place"
         )
     else:
-        what = f"the demo's worker (pid {pid}) exited (it crashed, or was killed)"
+        cause = exit_cause(log_tail)
+        # t134: a worker refused by its own check (a bad setting, a grid with a tab) said
+        # "it crashed, or was killed", the cause left to find in the log's tail.
+        how = f": {cause}" if cause else " (it crashed, or was killed)"
+        what = f"the demo's worker (pid {pid}) exited{how}"
     return f"{what}; its log {files.log} ends:\n{log_tail}"
+
+
+def exit_cause(log_tail: str) -> str:
+    """The error line a worker printed as it exited (the CLI boundary's ``citybrain:
+    …`` line, not a warning), without its ``citybrain:``; "" when its log has none (a
+    crash's traceback, a kill)."""
+    for line in reversed(log_tail.splitlines()):
+        said = line.strip().removeprefix("citybrain: ")
+        if said != line.strip() and not said.startswith("warning:"):
+            return said
+    return ""
 
 
 WAITING = ("pending", "waiting_ack", "waiting_approval", "waiting_action")

@@ -1261,6 +1261,23 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(str(p) for p in loc) or "<top>"
 
 
+# A playbook's own top-level key, as its first column holds it (the schema's `playbook:`).
+_PLAYBOOK_KEY = re.compile(rb"^(playbook|steps)[ \t]*:", re.M)
+# Bytes of a file read to tell whether it is a playbook: a playbook names itself first.
+PLAYBOOK_HEAD_BYTES = 65536
+
+
+def looks_like_playbook(path: Path) -> bool:
+    """Whether ``path`` reads as a playbook: a top-level ``playbook:`` or ``steps:`` key
+    in its first ``PLAYBOOK_HEAD_BYTES`` (no YAML parse: a file with errors still counts,
+    and check_playbooks says them); False when it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            return _PLAYBOOK_KEY.search(file.read(PLAYBOOK_HEAD_BYTES)) is not None
+    except OSError:
+        return False
+
+
 LIBRARY = Path(__file__).parent / "library"
 PLAYBOOK_DIR = LIBRARY / "playbooks"
 

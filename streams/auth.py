@@ -163,6 +163,33 @@ def refusal_401(
     return f"unknown bearer token: it is none of the {len(tokens)} configured tokens"
 
 
+# HTTP authentication schemes (IANA's registry, and the common non-standard ones): only
+# these are named back; any other first word may be a token sent without a scheme.
+_SCHEMES = frozenset(
+    {
+        "basic",
+        "bearer",
+        "digest",
+        "dpop",
+        "gnap",
+        "hoba",
+        "mutual",
+        "negotiate",
+        "ntlm",
+        "oauth",
+        "privatetoken",
+        "scram-sha-1",
+        "scram-sha-256",
+        "vapid",
+        "token",
+        "apikey",
+        "api-key",
+        "aws4-hmac-sha256",
+        "kerberos",
+    }
+)
+
+
 def _not_bearer(authorization: str | None) -> str:
     """What an Authorization header that carries no bearer token got wrong, said in
     its words (t102: ``Basic …``, a browser's or curl -u's, and ``Bearer`` with nothing
@@ -172,9 +199,15 @@ def _not_bearer(authorization: str | None) -> str:
         return "send the header Authorization: Bearer <token>"
     if scheme.lower() == "bearer" and not rest.strip():
         return "the header Authorization: Bearer has no token after it"
-    shown = scheme if len(scheme) <= 20 and scheme.isascii() and scheme.isprintable() else "?"
+    if scheme.lower() not in _SCHEMES:
+        # `Authorization: $TOKEN` (no scheme word): the first word is the token itself,
+        # and a 401's body and the ingest's log are no place for it (t134).
+        return (
+            "the header Authorization has no scheme it knows before its value (not shown: "
+            "it may be the token itself): send Authorization: Bearer <token>"
+        )
     return (
-        f"the header Authorization has the scheme {shown!r}, not Bearer: send "
+        f"the header Authorization has the scheme {scheme!r}, not Bearer: send "
         "Authorization: Bearer <token>"
     )
 

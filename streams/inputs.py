@@ -125,18 +125,56 @@ def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
 SIBLINGS_LOOKED_AT = 1000
 
 
+# File endings of one kind: a name typed with one is near only names with another of the
+# same kind (t134: `routing.yaml` missing from /tmp was "did you mean 't126-routing.py'?").
+_KINDS = {
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".csv": "csv",
+    ".csv.gz": "csv",
+    ".gz": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".txt": "text",
+    ".html": "html",
+    ".htm": "html",
+    ".py": "python",
+    ".toml": "toml",
+}
+
+
+def _file_kind(name: str) -> str | None:
+    """The kind of a file name's ending (``'yaml'`` for ``x.yml``), its ending itself
+    for one not in ``_KINDS``, or None for a name with none (any entry may be meant)."""
+    suffixes = [suffix.lower() for suffix in Path(name).suffixes if len(suffix) <= 8]
+    if not suffixes:
+        return None
+    both = "".join(suffixes[-2:])
+    return _KINDS.get(both) or _KINDS.get(suffixes[-1]) or suffixes[-1]
+
+
 def near_sibling(path: Path, fits: Callable[[Path], bool]) -> str:
     """`` (did you mean 'datasets/units-nyc.yaml'?)`` for a missing ``path`` whose
     directory holds an entry of a close name (``closest``) that ``fits`` (a file, a
-    directory), written as ``path`` was (t53's walk: ``--units units-nyc.yml`` said only
-    "no such file" beside ``units-nyc.yaml``); "" when none is close or the directory
-    cannot be listed."""
+    directory) and has an ending of the same kind (``.yml`` for ``.yaml``), written as
+    ``path`` was (t53's walk: ``--units units-nyc.yml`` said only "no such file" beside
+    ``units-nyc.yaml``); else the checkout's (``in_the_checkout``), or ""."""
     try:
         entries = itertools.islice(path.parent.iterdir(), SIBLINGS_LOOKED_AT)
         names = [entry.name for entry in entries]
     except OSError:
         return in_the_checkout(path, fits)
-    near = closest(path.name, [name for name in names if fits(path.parent / name)])
+    kind = _file_kind(path.name)
+    near = closest(
+        path.name,
+        [
+            name
+            for name in names
+            if fits(path.parent / name) and (kind is None or _file_kind(name) == kind)
+        ],
+    )
     if near is not None:
         return f" (did you mean {str(path.parent / str(near))!r}?)"
     return in_the_checkout(path, fits)

@@ -150,7 +150,7 @@ def _need_playbook_dir(directory: Path, option: str) -> None:
     is a directory holding playbooks (``*.yaml``), as the worker's settings require:
     t79's `playbooks check /…/checkout/playbooks` (the package, not its library) listed
     every route's playbook as unknown ("does not exist (known: )")."""
-    from playbooks.loader import library_parts
+    from playbooks.loader import library_parts, looks_like_playbook
 
     library = Settings.model_fields["playbook_dir"].default
     _need_dir(directory, option or "CITYBRAIN_PLAYBOOK_DIR", missing=f"(the library's: {library})")
@@ -161,10 +161,23 @@ def _need_playbook_dir(directory: Path, option: str) -> None:
             f"{option or 'CITYBRAIN_PLAYBOOK_DIR'} {str(directory)!r} is a playbook library, "
             f"not its playbook directory: give {inner}{also}"
         )
-    if not any(directory.glob("*.yaml")):
+    files = sorted(directory.glob("*.yaml"))
+    if not files:
         raise CliError(
             f"{option or 'CITYBRAIN_PLAYBOOK_DIR'} {str(directory)!r} holds no playbooks "
             f"(*.yaml files); the library's are in {library}"
+        )
+    if not any(map(looks_like_playbook, files)):
+        # t134: `playbooks check /tmp` (other YAML there) gave an error per file and a
+        # "does not exist (known: )" per route, 15 lines for one cause.
+        some = (
+            "its one .yaml file is no playbook"
+            if len(files) == 1
+            else f"none of its {len(files)} .yaml files is a playbook"
+        )
+        raise CliError(
+            f"{option or 'CITYBRAIN_PLAYBOOK_DIR'} {str(directory)!r} holds no playbooks: "
+            f"{some} (no top-level playbook: key); the library's are in {library}"
         )
 
 

@@ -13,9 +13,9 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from citybrain.cli.base import (
     EXIT_INTERRUPTED,
@@ -230,10 +230,18 @@ def _send(
                 TimeRemainingColumn(),
             ) as progress:
                 task = progress.add_task("replay", total=count)
+                # Not at a terminal (a pipe, a log file), the bar shows nothing until
+                # the end (t134: 10 minutes without a word): a plain line every few
+                # seconds on stderr instead, as `make demo` prints.
+                plain = None if progress.console.is_terminal else PlainProgress(count)
+
+                def advance(n: int) -> None:
+                    progress.advance(task, n)
+                    if plain is not None:
+                        plain.advance(n)
+
                 try:
-                    return replayer.replay(
-                        todo, None if args.max else args.speed, lambda n: progress.advance(task, n)
-                    )
+                    return replayer.replay(todo, None if args.max else args.speed, advance)
                 except KeyboardInterrupt:
                     # The bar hears of sent events every 1,000: show the true count,
                     # the one the message below gives, before the bar stops.
@@ -390,6 +398,46 @@ def replay_refused(stats: Any, max_message_bytes: int) -> str:
 # The replay bar's count, with thousands separators like every count printed: rich's
 # MofNCompleteColumn gave "15/11520" beside "11,520 events" in the lines around it.
 PROGRESS_COUNT = "{task.completed:,.0f}/{task.total:,.0f}"
+
+# Seconds between two plain progress lines (PlainProgress), as the demo's.
+PLAIN_PROGRESS_SECONDS = 5.0
+
+
+class PlainProgress:
+    """A replay's progress as plain lines on ``stream`` (stderr), at most one every
+    ``every`` seconds of ``clock`` (seconds, monotonic): ``replay: 12,345 of 100,000
+    events sent (12 %), 10 s``. For a replay whose output is no terminal, where the
+    bar draws nothing until it ends."""
+
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        every: float = PLAIN_PROGRESS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = total
+        self.sent = 0
+        self.stream = stream
+        self.every = every
+        self.clock = clock
+        self.started = clock()
+        self._last = self.started
+
+    def advance(self, n: int) -> None:
+        """Count ``n`` more events sent; a line when ``every`` seconds have passed."""
+        self.sent += n
+        now = self.clock()
+        if now - self._last >= self.every:
+            self._last = now
+            print(self.line(now), file=self.stream or sys.stderr, flush=True)
+
+    def line(self, now: float) -> str:
+        share = 100 * self.sent / self.total if self.total else 100.0
+        return (
+            f"replay: {self.sent:,} of {self.total:,} events sent ({share:.0f} %), "
+            f"{now - self.started:.0f} s"
+        )
 
 
 def replay_duration_note(events: Sequence[Any], speed: float | None) -> str:

@@ -33,6 +33,7 @@ from citybrain.cli.deadletters import cmd_deadletters
 from citybrain.cli.demo import cmd_demo, cmd_report
 from citybrain.cli.detect import cmd_detect
 from citybrain.cli.feeds import cmd_ingest, cmd_replay
+from citybrain.cli.hidden import hide
 from citybrain.cli.rehearse import cmd_rehearse
 from citybrain.cli.runs import cmd_runs
 from citybrain.cli.silences import cmd_silences
@@ -221,6 +222,9 @@ _SYNONYMS = {
 _OPTION_WORDS = {"version": "--version", "-version": "--version"}
 # Words typed as a command for what citybrain keeps as files (t116: `citybrain logs`
 # listed every command, and the worker's log path was only in the demo's lines).
+# The command line of the last top-level parse (hidden.hide masks its secrets).
+_TYPED: list[str] = []
+
 _FILE_WORDS = frozenset({"logs", "log"})
 
 
@@ -412,7 +416,12 @@ class Parser(argparse.ArgumentParser):
         """argparse's, but a subcommand's parser reports what it does not know itself,
         with its own help (trial 9: ``replay x.csv --bogus`` pointed at ``citybrain
         --help``, as argparse leaves extras to the top parser)."""
-        args = self._dash_values(list(sys.argv[1:] if args is None else args))
+        typed = list(sys.argv[1:] if args is None else args)
+        if self.prog == "citybrain":
+            # The whole command line, as typed: a subcommand's parser sees only its own
+            # words, and a secret that follows a misplaced --token is in the top's.
+            _TYPED[:] = typed
+        args = self._dash_values(typed)
         self._given = list(args)
         for flag, value in self._flag_values():
             if _FLAG_VALUE.fullmatch(value):
@@ -551,6 +560,30 @@ class Parser(argparse.ArgumentParser):
             return ""
         return f" (a file is given with {inputs[0]}: {inputs[0]} {shlex.quote(files[0])})"
 
+    def _split_value_hint(self, message: str) -> str:
+        """`` (--matcher takes one word: write --matcher kind=pm25, quoted if it has
+        spaces)`` when the unrecognized words follow the value of an option that takes one,
+        its value split by spaces (t134: ``silences add --matcher kind = pm25`` said only
+        ``unrecognized arguments: = pm25``), or "". A value of ``=``, ``!=`` or ``=~``
+        pieces is joined without spaces; any other is quoted whole."""
+        given = self._given or []
+        unrecognized = message.removeprefix("unrecognized arguments:").split()
+        for index, word in enumerate(given[:-2]):
+            action = self._one_value_action(word)
+            if action is None or action.choices is not None:  # `--status open closed`
+                continue
+            rest = given[index + 2 : index + 2 + len(unrecognized)]
+            if not unrecognized or rest != unrecognized:
+                continue
+            pieces = [given[index + 1], *rest]
+            if any(re.search(r"[=~]", piece) for piece in pieces):
+                value = "".join(pieces)
+                said = f"{word} {shlex.quote(value)}, quoted if it has spaces"
+            else:
+                said = f"{word} {shlex.quote(' '.join(pieces))}"
+            return f" ({word} takes one word: write {said})"
+        return ""
+
     def _flag_value_hint(self) -> str:
         """`` (--max takes no value)`` when a value was typed after an option that takes
         none (t60: ``replay --max 50``, ``runs list --json 5`` said only ``unrecognized
@@ -599,6 +632,7 @@ class Parser(argparse.ArgumentParser):
                 self._option_hint(self._unknown_options())
                 + self._flag_value_hint()
                 + self._file_option_hint(message)
+                + self._split_value_hint(message)
             )
         elif missing := re.fullmatch(r"argument (\S+): expected one argument", message):
             message += self._missing_value_hint(missing.group(1).split("/"))
@@ -612,6 +646,9 @@ class Parser(argparse.ArgumentParser):
         # The hint is a command to type, so it is typed as it works in this shell (the
         # script's path when `citybrain` is not on the PATH), as every other hint is.
         typed = command_line(*command.split(), "--help", only=())
+        # Last, over every message above: no usage error prints a secret typed on the
+        # command line (t134: a misplaced --token was echoed as an invalid choice).
+        message = hide(message, _TYPED or self._given or [])
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
 
 

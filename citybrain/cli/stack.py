@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from citybrain.commands import (
+    absolute_setting,
     command_line,
     make_command,
     start_stack_hint,
@@ -406,6 +407,7 @@ def restart_demo_worker(settings: Settings) -> int:
         )
         return EXIT_OK
     env = restart_env(settings, doc)
+    spawn_env = _restart_environment(env, recorded=isinstance(doc.get("worker_settings"), dict))
     host = env.get("CITYBRAIN_KAFKA_HOST", settings.kafka_host)
     kafka_port = env.get("CITYBRAIN_KAFKA_PORT", str(settings.kafka_port))
     if not (kafka_port.isascii() and kafka_port.isdigit() and _answers(host, int(kafka_port))):
@@ -429,7 +431,7 @@ def restart_demo_worker(settings: Settings) -> int:
         [sys.executable, "-m", "citybrain.cli", "worker"],
         log,
         files.pid,
-        {**os.environ, **env},
+        spawn_env,
     )
     wait_for_worker(files, f"{url}/metrics", pid)
     print(
@@ -438,6 +440,69 @@ def restart_demo_worker(settings: Settings) -> int:
         f"`{command_line('stack', 'down')}` stops it"
     )
     return EXIT_OK
+
+
+def _restart_environment(env: dict[str, str], recorded: bool) -> dict[str, str]:
+    """The environment the demo's worker starts again with, its settings checked first.
+
+    The demo's recorded settings (``env``) win: the README promises the worker restarts
+    with every setting the demo gave it, and a setting the demo did not record had its
+    default there. So, when the demo recorded them (``recorded``), this shell's other
+    ``CITYBRAIN_*`` settings are left out, but for secrets (never recorded) and
+    CITYBRAIN_DEBUG; each of this shell's that differs or is left out is named in one
+    line, so none is dropped without a word. A demo.json from before settings were
+    recorded keeps this shell's under the demo's. Then the settings, the grid, the
+    playbooks and the routing file the worker will read are checked here, as `stack up`
+    checks the grid (t134: `CITYBRAIN_GRID_FILE=/tmp/bad.yaml stack restart-worker`
+    started a worker that died, blamed on "crashed, or was killed"): ``SettingsError``
+    or the loader's error, one line, exit 2, and no worker started."""
+    from streams.settings import load_settings, setting_names
+
+    # This shell's settings first, as every command checks them, used or not: a bad
+    # one is refused, not passed over for the demo's (t134).
+    shell_settings = load_settings()
+    _check_worker_files(shell_settings)
+    names = set(setting_names())
+
+    def own(name: str) -> bool:  # this shell's, whatever the demo recorded
+        return name == "CITYBRAIN_DEBUG" or name.endswith(("TOKEN", "SECRET", "PASSWORD"))
+
+    shell = {k: v for k, v in os.environ.items() if k in names and not own(k)}
+    differing = [
+        f"{k} ({'not set in the demo' if k not in env else repr(env[k]) + ' in the demo'}, "
+        f"{v!r} here)"
+        for k, v in sorted(shell.items())
+        if absolute_setting(k, v) != env.get(k)
+    ]
+    if recorded:
+        base = {k: v for k, v in os.environ.items() if k not in shell}
+        if differing:
+            print(
+                "citybrain: the demo's recorded settings are used, not this shell's: "
+                f"{', '.join(differing)}; a new demo takes this shell's",
+                file=sys.stderr,
+            )
+    else:
+        base = dict(os.environ)
+    merged = {**base, **env}
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(merged)
+    try:
+        _check_worker_files(load_settings())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return merged
+
+
+def _check_worker_files(settings: Settings) -> None:
+    """The files a worker reads at its start, read as it reads them: the grid, the
+    playbooks and the routing file; the loaders' errors (exit 2) when one is bad."""
+    from playbooks.loader import load_grid, load_playbooks, load_routing
+
+    load_grid(settings.grid_file)
+    load_routing(settings.routing_file, load_playbooks(settings.playbook_dir))
 
 
 def _answers(host: str, port: int) -> bool:
@@ -608,6 +673,13 @@ def _worker(args: argparse.Namespace) -> int:
                 if start_hangups.take():
                     self.loop.call_soon(reload.on_signal)
 
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            if not self._shutdown_immediately:
+                # t134: ~165 lines of faust's before it, and none said where the worker
+                # serves or which topics it reads.
+                logging.getLogger("citybrain.worker").info(worker_ready_line(settings))
+
         def _on_sigint(self) -> None:
             self._first_signal(signal.SIGINT)
 
@@ -681,6 +753,18 @@ def _worker(args: argparse.Namespace) -> int:
             raise
         raise _crashed(reason, settings) from None
     return 0
+
+
+def worker_ready_line(settings: Settings) -> str:
+    """The one INFO line a worker logs once it is ready: ``worker ready: serving
+    http://127.0.0.1:16066 (operator API, /metrics), reading topics prefixed 'citybrain.',
+    app id citybrain``."""
+    from streams.app import worker_url
+
+    return (
+        f"worker ready: serving {worker_url(settings)} (operator API, /metrics), reading "
+        f"topics prefixed {settings.topic_prefix + '.'!r}, app id {settings.app_id}"
+    )
 
 
 def _debug() -> bool:

@@ -657,3 +657,30 @@ def test_a_missing_input_names_the_files_the_checkout_ships_for_it(
     said = err[start:].split(";")[0]
     assert said.startswith(f"{named}: no such file (the checkout's: '{REPO}/"), err
     assert shipped in said and "incident_departments" not in said
+
+
+@pytest.mark.parametrize("command", [["check"], ["route-test", "kind=pm25"]])
+def test_a_directory_of_other_yaml_is_said_to_hold_no_playbooks(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t134: `playbooks check /tmp`, which held other YAML, gave an error per file and a
+    "does not exist (known: )" per route: 15 lines for one cause."""
+    from citybrain.cli import main
+
+    (tmp_path / "compose.yaml").write_text("services:\n  a: {image: x}\n")
+    (tmp_path / "bad.yaml").write_text("cells:\n\t- a\n")
+    argv = ["playbooks", command[0], str(tmp_path), *command[1:]]
+    if command[0] == "route-test":
+        argv = ["playbooks", "route-test", "--dir", str(tmp_path), *command[1:]]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "known: )" not in err, err
+    assert (
+        f"{str(tmp_path)!r} holds no playbooks: none of its 2 .yaml files is a playbook "
+        "(no top-level playbook: key); the library's are in "
+    ) in err
+    # One playbook among them, even a broken one: its errors are the playbook's to say.
+    (tmp_path / "mine.yaml").write_text("playbook: mine\nversion: 1\n")
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "holds no playbooks" not in err and "compose.yaml:1: playbook: missing" in err

@@ -126,3 +126,69 @@ def test_a_redirect_from_the_operator_api_is_not_followed_with_the_token(
         "token would go with it); give --url the worker's own address\n"
     )
     assert _Redirects.seen == []  # nothing reached the other host
+
+
+_TOKEN = "kMVu3v9vXq2Lr8ZpT4wYb6NcHd0Jf1Ge"
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # t134: a misplaced or mistyped --token, its value echoed by argparse.
+        (
+            ["--token", _TOKEN, "runs", "list"],
+            "invalid choice: 'kMVu…' (hidden: it follows --token)",
+        ),
+        (
+            ["runs", "--token", _TOKEN, "list"],
+            "invalid choice: 'kMVu…' (hidden: it follows --token)",
+        ),
+        (["runs", "list", "--tokn", _TOKEN], "--tokn kMVu… (hidden: it follows --tokn)"),
+        (["runs", "list", "--tokn=" + _TOKEN], "--tokn=kMVu… (hidden: it is given to --tokn)"),
+        (["alerts", "list", "--pasword", "hunter2"], "--pasword … (hidden: it follows --pasword)"),
+        ([_TOKEN, "runs", "list"], "invalid choice: 'kMVu…' (hidden: it looks like a token)"),
+    ],
+)
+def test_a_usage_error_never_echoes_a_secret_typed_on_the_command_line(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1
+    assert _TOKEN not in err and "hunter2" not in err
+
+
+def test_a_word_of_the_tokens_file_is_hidden_however_short(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streams.auth import hash_token
+
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text(f"tokens:\n  - name: ops\n    sha256: {hash_token('ops-secret-1')}\n")
+    monkeypatch.setenv("CITYBRAIN_API_TOKENS_FILE", str(tokens))
+    assert main(["runs", "ops-secret-1", "list"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "'…' (hidden: it is a token of the tokens file)" in err
+    assert "ops-secret-1" not in err
+
+
+def test_a_missing_token_value_names_the_option_not_a_hidden_word(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["runs", "list", "--token", "--json"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "the next word, '--json', is an option" in err and "hidden" not in err
+
+
+def test_an_id_or_a_path_is_no_token_and_is_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    """The masking is for secrets: a run id or a file's path in an error stays as typed."""
+    from citybrain.cli.hidden import secret_words
+
+    words = [
+        "grp-0123456789abcdef.1",
+        "datasets/nyc311_2024-05-26.csv.gz",
+        "/tmp/x/long_name_2024.csv",
+    ]
+    assert secret_words(["runs", "show", *words]) == {}
+    assert main(["runs", "shwo", "grp-0123456789abcdef.1"]) == EXIT_USAGE
+    assert "'shwo' (did you mean 'show'?)" in capsys.readouterr().err

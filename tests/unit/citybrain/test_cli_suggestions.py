@@ -343,3 +343,34 @@ def test_the_free_text_option_of_another_command_names_this_one_s(
     assert f"unrecognized arguments: {wrong}" in err, err
     assert f"(did you mean {option}?)" in err, err
     assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # t134: a matcher typed with spaces around its =, as a newcomer writes kind = pm25.
+        (
+            ["--matcher", "kind", "=", "pm25"],
+            "unrecognized arguments: = pm25 (--matcher takes one word: write "
+            "--matcher kind=pm25, quoted if it has spaces)",
+        ),
+        (
+            ["--matcher", "kind=~", "pm.*"],
+            "(--matcher takes one word: write --matcher 'kind=~pm.*', quoted if it has spaces)",
+        ),
+        # The same kind for any one-value option: a reason of several words unquoted.
+        (
+            ["--matcher", "kind=pm25", "--reason", "road", "works"],
+            "unrecognized arguments: works (--reason takes one word: write --reason 'road works')",
+        ),
+    ],
+)
+def test_a_value_split_by_spaces_is_named_with_the_one_word_to_type(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    full = ["silences", "add", "--duration", "2h", "--reason", "x", *argv]
+    if "--reason" in argv:
+        full = ["silences", "add", "--duration", "2h", *argv]
+    assert main(full) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1

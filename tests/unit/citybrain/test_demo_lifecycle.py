@@ -192,6 +192,16 @@ def test_a_lost_worker_is_said_as_what_became_of_it() -> None:
     assert "now names pid 52: another command stopped it and started a worker" in replaced
     crashed = lost_worker_message(41, 41, files, "Traceback")
     assert crashed.startswith("the demo's worker (pid 41) exited (it crashed, or was killed)")
+    # t134: a worker refused by its own check names the check's line as the cause.
+    refused = lost_worker_message(
+        41,
+        41,
+        files,
+        "citybrain: warning: x\ncitybrain: CITYBRAIN_GRID_FILE g.yaml:2: not valid YAML",
+    )
+    assert refused.startswith(
+        "the demo's worker (pid 41) exited: CITYBRAIN_GRID_FILE g.yaml:2: not valid YAML; its log"
+    )
     for message in (removed, replaced, crashed):
         assert "start the local stack" not in message
 

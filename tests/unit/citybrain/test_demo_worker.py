@@ -262,3 +262,43 @@ def test_the_last_line_shown_is_the_last_record_s_or_the_exception(log: str, sho
     from citybrain.cli.stack import last_record
 
     assert last_record(log) == shown
+
+
+def test_restart_worker_checks_the_shells_settings_and_names_those_it_does_not_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t134: `CITYBRAIN_GRID_FILE=/tmp/bad.yaml stack restart-worker` started a worker
+    that died of the grid, said as "crashed, or was killed"; the shell's settings are
+    checked first (one line, exit 2, no worker started), and a differing one the demo's
+    recorded settings override is named."""
+    from citybrain.cli import EXIT_USAGE, main
+
+    files = DemoFiles.of(_demo(tmp_path, _dead_pid()))
+    state = json.loads(files.state.read_text())
+    tokens = tmp_path / "tokens.yaml"
+    tokens.write_text("tokens: []\n")
+    state["worker_settings"]["CITYBRAIN_API_TOKENS_FILE"] = str(tokens)
+    files.state.write_text(json.dumps(state))
+    dead = files.pid.read_text()
+    for name in [k for k in os.environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cells:\n\t- a\n")
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(bad))
+    assert main(["stack", "restart-worker"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{bad}:2: not valid YAML" in err and err.count("\n") == 1
+    assert files.pid.read_text() == dead  # no worker started
+
+    # A good setting of this shell the demo did not have: named, not used. The start
+    # then goes on, to the Kafka the demo's worker used (none answers here).
+    monkeypatch.delenv("CITYBRAIN_GRID_FILE")
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", "1")
+    assert main(["stack", "restart-worker"]) != EXIT_USAGE
+    err = capsys.readouterr().err
+    assert (
+        "the demo's recorded settings are used, not this shell's: CITYBRAIN_KAFKA_PORT "
+        "('19792' in the demo, '1' here)"
+    ) in err
+    assert "no Kafka broker answers at 127.0.0.1:19792" in err

@@ -5,8 +5,12 @@ every shell line in the README starts with something `make install` provides."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 from citybrain.cli import build_parser
 from citybrain.cli.campaign import _instant
@@ -205,3 +209,54 @@ def test_every_command_the_docs_name_without_citybrain_exists() -> None:
                     problems.append(f"{name}: `{mention}`: {why}")
     assert read > 20  # the docs' mentions were found
     assert problems == []
+
+
+def _commands_of(text: str) -> list[str]:
+    """The shell commands of a Markdown text: its ```sh lines and its `…` spans that
+    start with a command word (kill, cat, curl, citybrain, …) or hold a $(…)."""
+    spans = re.findall(r"(?<!`)`([^`\n]+)`(?!`)", re.sub(r"```.*?```", "", text, flags=re.S))
+    commands = [
+        span for span in spans if "$(" in span or re.match(r"(kill|cat|curl|ls|tail)\b", span)
+    ]
+    return [*_sh_lines(text), *commands]
+
+
+def test_no_docs_command_reads_a_citybrain_setting_without_its_default() -> None:
+    """t134: docs/operations.md's `kill -HUP $(cat $CITYBRAIN_RUN_DIR/demo/worker.pid)`
+    failed as typed in a fresh shell (the variable unset): every CITYBRAIN_ variable a
+    command reads has its default, ``${CITYBRAIN_RUN_DIR:-…}``."""
+    texts = {"README.md": README}
+    texts |= {f"docs/{p.name}": p.read_text() for p in (REPO_ROOT / "docs").glob("*.md")}
+    bare = [
+        (name, command)
+        for name, text in texts.items()
+        for command in _commands_of(text)
+        if re.search(r"\$CITYBRAIN_|\$\{CITYBRAIN_[A-Z_]+\}", command)
+    ]
+    assert not bare, bare
+
+
+def test_the_demo_worker_pid_command_expands_as_typed(tmp_path: Path) -> None:
+    """The docs' default for the run directory is the one the stack uses (bash, a fresh
+    environment: no CITYBRAIN_ variable set)."""
+    text = (REPO_ROOT / "docs" / "operations.md").read_text()
+    word = re.search(r'"(\$\{CITYBRAIN_RUN_DIR:-[^"]*)/demo/worker\.pid"', text)
+    assert word is not None
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        ["bash", "-c", f'echo "{word.group(1)}"'], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CITYBRAIN_")}
+    clean["HOME"] = str(tmp_path)
+    expected = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from streams.settings import load_settings; print(load_settings().run_dir)",
+        ],
+        env={**clean, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.strip() == expected.stdout.strip(), expected.stderr

@@ -123,7 +123,18 @@ def test_another_users_readable_file_is_not_warned_of_unless_writable(tmp_path: 
         ("bearer   ", "no bearer token: the header Authorization: Bearer has no token after it"),
         (
             "Tok\u00e9n abc",
-            "no bearer token: the header Authorization has the scheme '?', not Bearer: "
+            "no bearer token: the header Authorization has no scheme it knows before its "
+            "value (not shown: it may be the token itself): send Authorization: Bearer <token>",
+        ),
+        # t134: a token sent without its scheme word was named back as the scheme.
+        (
+            "kMVu3v9vXq2Lr8",
+            "no bearer token: the header Authorization has no scheme it knows before its "
+            "value (not shown: it may be the token itself): send Authorization: Bearer <token>",
+        ),
+        (
+            "Token abc",
+            "no bearer token: the header Authorization has the scheme 'Token', not Bearer: "
             "send Authorization: Bearer <token>",
         ),
     ],

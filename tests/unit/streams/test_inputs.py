@@ -154,3 +154,26 @@ def test_a_missing_directory_names_the_closest_directory_beside_it(tmp_path: Pat
     assert not_a_directory(tmp_path / "playbook") == (
         f": no such directory (did you mean {str(tmp_path / 'playbooks')!r}?)"
     )
+
+
+def test_a_near_name_of_another_kind_of_file_is_not_suggested(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t134: CITYBRAIN_ROUTING_FILE=routing.yaml from /tmp was "did you mean
+    't126-routing.py'?", a Python script; only a file of the same kind is suggested, and
+    with none near the library's routing file is named."""
+    from citybrain.cli import EXIT_USAGE, main
+
+    (tmp_path / "t126-routing.py").write_text("")
+    assert unreadable(tmp_path / "routing.yaml") == ": no such file"
+    (tmp_path / "routes.yml").write_text("")  # another ending of the same kind
+    assert unreadable(tmp_path / "route.yaml") == (
+        f": no such file (did you mean {str(tmp_path / 'routes.yml')!r}?)"
+    )
+    (tmp_path / "routes.yml").unlink()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CITYBRAIN_ROUTING_FILE", "routing.yaml")
+    assert main(["playbooks", "check"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "t126-routing.py" not in err
+    assert "/playbooks/library/routing.yaml'" in err and err.count("\n") == 1

@@ -48,3 +48,16 @@ def test_settling_collects_freezes_and_turns_the_collector_on(collector: None) -
     assert gc.isenabled()
     assert gc.get_threshold() == (50_000, 20, 100)
     assert gc.get_freeze_count() > 0
+
+
+def test_the_ready_line_says_the_url_the_topic_prefix_and_the_app_id() -> None:
+    """t134: a hand-started worker logged ~165 lines of faust's and never said where it
+    serves or which topics it reads."""
+    from citybrain.cli.stack import worker_ready_line
+    from streams.settings import Settings
+
+    settings = Settings(worker_port=16766, topic_prefix="demo-1", app_id="demo-1-app")
+    assert worker_ready_line(settings) == (
+        "worker ready: serving http://127.0.0.1:16766 (operator API, /metrics), reading "
+        "topics prefixed 'demo-1.', app id demo-1-app"
+    )
