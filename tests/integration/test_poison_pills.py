@@ -20,6 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from streams.events import IncidentReport, Reading, format_ts
 from streams.partitioning import key_partition, sensor_partition
+from tests.integration.routed import ROUTED_ALERT, ROUTED_ROUTE, named_alert, said
 from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum, start_of_hour
 
 pytestmark = pytest.mark.integration
@@ -529,25 +530,7 @@ def test_routed_messages_and_alerts_their_tables_could_not_read_back_are_refused
     # messages around them open their runs, and a restart reads every group back.
     worker = pipeline.worker().start()
     try:
-        alert = {
-            "schema": "alert/1",
-            "alert_id": "al-ok",
-            "status": "firing",
-            "sensor_id": "gauge-1",
-            "kind": "water_level",
-            "grid_cell": "c-bridge",
-            "severity": "major",
-            "score": 0.9,
-            "started_at": "2026-11-01T10:00:00Z",
-            "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
-        }
-        route = {
-            "id": "root.2",
-            "playbook": "flash-flood",
-            "group_wait": 0,
-            "group_interval": 300,
-            "repeat_interval": 3600,
-        }
+        alert, route = ROUTED_ALERT, ROUTED_ROUTE
         good = json.dumps({"alert": alert, "route": route})
         bad_routed = [
             good.replace('"group_wait": 0', '"group_wait": NaN'),
@@ -662,21 +645,7 @@ def test_integers_past_64_bits_in_messages_passed_on_whole_cost_only_themselves(
     # was read, then failed when routed on, and an alert on the corroboration topic when
     # forwarded: each a processing_error ("TypeError: Integer exceeds 64-bit range") with
     # a traceback. Each is refused naming its place; the messages around them go on.
-    alert = {
-        "alert_id": "al-ok",
-        "status": "firing",
-        "sensor_id": "gauge-1",
-        "kind": "water_level",
-        "grid_cell": "c-bridge",
-        "severity": "major",
-        "score": 0.9,
-        "started_at": "2026-11-01T10:00:00Z",
-        "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
-    }
-
-    def named(alert_id: str, **fields: Any) -> dict[str, Any]:
-        labels = {**alert["labels"], "alert_id": alert_id}  # type: ignore[dict-item]
-        return {**alert, "alert_id": alert_id, "labels": labels, **fields}
+    named = named_alert
 
     worker = pipeline.worker().start()
     try:
@@ -698,15 +667,7 @@ def test_integers_past_64_bits_in_messages_passed_on_whole_cost_only_themselves(
             pipeline.send("readings", b"gauge-1", reading.to_json())
         pipeline.flush()
         dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
-        said = sorted(
-            (
-                dict(m.headers)["citybrain.error.stream"].decode(),
-                dict(m.headers)["citybrain.error.reason"].decode(),
-                dict(m.headers)["citybrain.error.message"].decode().split(": an integer")[0],
-            )
-            for m in dead
-        )
-        assert said == [
+        assert said(dead, ": an integer") == [
             ("alerts", "bad_alert", f'alert not readable: field "extra.n[1]" is {low}'),
             ("alerts", "bad_alert", f'alert not readable: field "value" is {wide}'),
             ("corroboration", "bad_alert", f'field "alert.value" is {wide}'),
@@ -740,29 +701,12 @@ def test_alerts_that_start_past_the_clock_are_refused_and_cost_no_report(
     # refused for good. Each is refused at its door, naming the field, like a reading
     # past CITYBRAIN_MAX_FUTURE_SKEW; the group's real run takes the report.
     now = time.time()
-    alert = {
-        "alert_id": "al-ok",
-        "status": "firing",
-        "sensor_id": "gauge-1",
-        "kind": "water_level",
-        "grid_cell": "c-bridge",
-        "severity": "major",
-        "score": 0.9,
-        "started_at": format_ts(now - 60),
-        "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
-    }
-    route = {
-        "id": "root.2",
-        "playbook": "flash-flood",
-        "group_wait": 0,
-        "group_interval": 300,
-        "repeat_interval": 3600,
-    }
+    alert = {**ROUTED_ALERT, "started_at": format_ts(now - 60)}
+    route = ROUTED_ROUTE
     far = "9999-12-31T23:59:59Z"
 
     def named(alert_id: str, **fields: Any) -> dict[str, Any]:
-        labels = {**alert["labels"], "alert_id": alert_id}  # type: ignore[dict-item]
-        return {**alert, "alert_id": alert_id, "labels": labels, **fields}
+        return named_alert(alert_id, alert, **fields)
 
     worker = pipeline.worker().start()
     try:
@@ -779,15 +723,7 @@ def test_alerts_that_start_past_the_clock_are_refused_and_cost_no_report(
         pipeline.send("routed", b"grp-far", json.dumps(good).encode())
         pipeline.flush()
         dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
-        said = sorted(
-            (
-                dict(m.headers)["citybrain.error.stream"].decode(),
-                dict(m.headers)["citybrain.error.reason"].decode(),
-                dict(m.headers)["citybrain.error.message"].decode().split(": an alert's")[0],
-            )
-            for m in dead
-        )
-        assert said == [
+        assert said(dead, ": an alert's") == [
             ("alerts", "bad_alert", f"alert not readable: field \"ended_at\" is '{ahead}'"),
             ("alerts", "bad_alert", f"alert not readable: field \"started_at\" is '{far}'"),
             ("corroboration", "bad_alert", f"field \"alert.started_at\" is '{far}'"),

@@ -15,6 +15,7 @@ import msgspec
 import orjson
 import pytest
 
+from tests.integration.routed import ROUTED_ALERT, ROUTED_ROUTE
 from tests.integration.test_pipeline import docs, firing, real_levels, send_readings
 from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum
 
@@ -273,24 +274,3 @@ def test_counts_at_the_64_bit_edge_are_dropped_and_cost_no_other_group(
     finally:
         worker.stop()
     assert p.read("deadletter", lambda m: True, timeout=3, settle=1) == []
-
-
-ROUTED_ALERT = {
-    "schema": "alert/1",
-    "alert_id": "al-ok",
-    "status": "firing",
-    "sensor_id": "gauge-1",
-    "kind": "water_level",
-    "grid_cell": "c-bridge",
-    "severity": "major",
-    "score": 0.9,
-    "started_at": "2026-11-01T10:00:00Z",
-    "labels": {"alert_id": "al-ok", "kind": "water_level", "source": "sensor"},
-}
-ROUTED_ROUTE = {
-    "id": "root.2",
-    "playbook": "flash-flood",
-    "group_wait": 0,
-    "group_interval": 300,
-    "repeat_interval": 3600,
-}
