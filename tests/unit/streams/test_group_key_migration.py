@@ -73,14 +73,12 @@ def test_a_new_group_with_nothing_stored_before_is_keyed_by_its_path(
     assert list(stage.ctx.groups.data) == [new_key.encode()]
 
 
-def test_on_another_workers_partition_the_old_group_is_asked_through_kafka(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (new_key, first), (_, second), (_, third) = routed(
-        tmp_path, monkeypatch, "al-1", "al-2", "al-3"
-    )
-    old = first["legacy_key"]
-    # Two workers: the new key's partition here, the old key's there.
+def two_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_key: str, old: str
+) -> tuple[Any, Any, Any, list[tuple[str, dict[str, Any]]]]:
+    """Two response stages, ``here`` holding ``new_key``'s partition and ``there`` the
+    old key's, whose Kafka sends are caught in ``forwarded``: (here, there, what there
+    sent as runs, forwarded)."""
     here, _ = sending_response(tmp_path / "here")
     there, there_sent = sending_response(tmp_path / "there")
     forwarded: list[tuple[str, dict[str, Any]]] = []
@@ -91,6 +89,18 @@ def test_on_another_workers_partition_the_old_group_is_asked_through_kafka(
     for stage, holds in ((here, new_key), (there, old)):
         stage._holds_partition = lambda key, h=holds: key == h.encode()  # type: ignore[method-assign]
         monkeypatch.setattr(stage.ctx, "send_all", send_all)
+    return here, there, there_sent, forwarded
+
+
+def test_on_another_workers_partition_the_old_group_is_asked_through_kafka(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (new_key, first), (_, second), (_, third) = routed(
+        tmp_path, monkeypatch, "al-1", "al-2", "al-3"
+    )
+    old = first["legacy_key"]
+    # Two workers: the new key's partition here, the old key's there.
+    here, there, there_sent, forwarded = two_workers(tmp_path, monkeypatch, new_key, old)
     feed(there, *as_before(new_key, first))  # stored there by the old worker
     feed(here, new_key, second)
     assert not here.ctx.groups.data  # not opened here: forwarded to the old key
@@ -113,16 +123,7 @@ def test_with_no_old_group_there_the_message_comes_back_and_opens_its_group(
 ) -> None:
     (new_key, first), (_, second) = routed(tmp_path, monkeypatch, "al-1", "al-2")
     old = first["legacy_key"]
-    here, _ = sending_response(tmp_path / "here")
-    there, _ = sending_response(tmp_path / "there")
-    forwarded: list[tuple[str, dict[str, Any]]] = []
-
-    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
-        forwarded.extend(items)
-
-    for stage, holds in ((here, new_key), (there, old)):
-        stage._holds_partition = lambda key, h=holds: key == h.encode()  # type: ignore[method-assign]
-        monkeypatch.setattr(stage.ctx, "send_all", send_all)
+    here, there, _, forwarded = two_workers(tmp_path, monkeypatch, new_key, old)
     feed(here, new_key, first)
     # The second alert comes before the first is back: it goes the same way, so it is
     # not taken before the first.
