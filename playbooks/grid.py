@@ -409,3 +409,18 @@ def _check_kind(kind: SensorKind, i: int, declared: set[str]) -> None:
             f"kind {kind.id!r}: min and max are both {kind.min:g}, expected min below max",
             ("kinds", i, "max"),
         )
+
+
+def grid_summary(old: Grid, new: Grid) -> tuple[str, frozenset[str]]:
+    """What ``new`` adds and drops against ``old``, as a reload says it (``grid: cells 0
+    added, 1 removed, sensors 2 added, 0 removed, kinds 0 added, 0 removed``), and the
+    cell ids it drops. Pure; any thread."""
+    parts = [
+        f"{what} {len(b.keys() - a.keys())} added, {len(a.keys() - b.keys())} removed"
+        for what, a, b in (
+            ("cells", old.cells, new.cells),
+            ("sensors", old.sensors, new.sensors),
+            ("kinds", old.kinds, new.kinds),
+        )
+    ]
+    return f"grid: {', '.join(parts)}", frozenset(old.cells.keys() - new.cells.keys())

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from playbooks.engine import PlaybookEngine
 from playbooks.errors import PlaybookError
-from playbooks.grid import Grid
+from playbooks.grid import Grid, grid_summary
 from playbooks.loader import (
     load_grid,
     load_playbooks,
@@ -211,7 +211,7 @@ class ConfigReload:
             validator = EventValidator(grid, max_future_skew=settings.max_future_skew)
             admission = BatchAdmission(validator, settings.partitions)
             built = (validator, admission, Areas(grid), self.ctx.grid_change(grid))
-            summary, gone_cells = _grid_summary(self.ctx.grid, grid)
+            summary, gone_cells = grid_summary(self.ctx.grid, grid)
         else:
             summary, gone_cells = "", frozenset()
         return _Read(
@@ -339,20 +339,6 @@ class ConfigReload:
             f"grid: {named}{more}; they go on, their notifications and escalations to the "
             "city's unit (docs/playbooks.md, Runs of an edited library)"
         )
-
-
-def _grid_summary(old: Grid, new: Grid) -> tuple[str, frozenset[str]]:
-    """What ``new`` adds and drops against ``old`` (cells, sensors, kinds: counted), and
-    the cells it drops (any thread)."""
-    parts = [
-        f"{what} {len(b.keys() - a.keys())} added, {len(a.keys() - b.keys())} removed"
-        for what, a, b in (
-            ("cells", old.cells, new.cells),
-            ("sensors", old.sensors, new.sensors),
-            ("kinds", old.kinds, new.kinds),
-        )
-    ]
-    return f"grid: {', '.join(parts)}", frozenset(old.cells.keys() - new.cells.keys())
 
 
 def _tokens_said(tokens: TokenStore) -> str:

@@ -491,8 +491,9 @@ class IngestHttpServer(BoundedHTTPServer):
         super().__init__(
             bind, _Handler, bounds or Bounds(), lambda _: refused.inc(), "the HTTP ingest"
         )
-        self.validator = validator
-        self.ngsi = ngsi
+        # One pair, swapped whole by a SIGHUP's grid (``reload``): a request reads both
+        # from one snapshot.
+        self.parsing: tuple[EventValidator, NgsiMapping] = (validator, ngsi)
         self.publisher = publisher
         self.tokens = tokens
         self.max_body = max_body
@@ -501,6 +502,21 @@ class IngestHttpServer(BoundedHTTPServer):
         self.token_hint = token_hint
         self._said: dict[str, float] = {}  # path -> monotonic time of the last INFO line
         self._said_lock = threading.Lock()
+
+    @property
+    def validator(self) -> EventValidator:
+        return self.parsing[0]
+
+    @property
+    def ngsi(self) -> NgsiMapping:
+        return self.parsing[1]
+
+    def reload(self, validator: EventValidator, ngsi: NgsiMapping, tokens: TokenStore) -> None:
+        """Put a new grid's ``validator`` and ``ngsi`` mapping and new ``tokens`` in force
+        (any thread): the next request reads them; one being handled finishes with the
+        old ones."""
+        self.parsing = (validator, ngsi)
+        self.tokens = tokens
 
     def said_partly_refused(self, path: str, every: float = 60.0) -> bool:
         """Whether to log a partly refused body on ``path`` now: once ``every`` seconds
@@ -638,7 +654,7 @@ class _Handler(BoundedHandler):
             self._refused("bad_header", 400, {"error": twice, "field": "Authorization"})
             return
         authorization = self.headers.get("Authorization")
-        tokens = srv.tokens  # one store per request: SIGHUP may swap it (hup_tokens)
+        tokens = srv.tokens  # one store per request: SIGHUP may swap it (hup_http)
         principal = tokens.authenticate(authorization)
         if principal is None:
             where = f"for citybrain ingest http{srv.token_hint} (docs/ingest.md, Tokens)"
@@ -690,10 +706,11 @@ class _Handler(BoundedHandler):
         now = srv.clock()
         stream = STREAMS[self.route]
         try:
+            validator, ngsi = srv.parsing  # one grid per request: SIGHUP may swap it
             if self.route == READINGS_PATH:
-                found = readings_from_body(raw, srv.validator, now)
+                found = readings_from_body(raw, validator, now)
             else:
-                found = ngsi_readings(raw, srv.ngsi, srv.validator, now)
+                found = ngsi_readings(raw, ngsi, validator, now)
         except BadBody as exc:
             for problem in exc.errors:  # each bad reading, as MQTT counts each dead letter
                 srv.metrics.refused.labels(STREAMS[self.route], problem["code"]).inc()

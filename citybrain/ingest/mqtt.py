@@ -206,8 +206,9 @@ class MqttIngest:
         if max_payload < 1:
             raise ValueError(f"max_payload is {max_payload}: expected at least 1 byte")
         self.host, self.port = host, port
-        self.mapping = mapping
-        self.validator = validator
+        # One pair, swapped whole by a SIGHUP's grid (``reload``): a message reads both
+        # from one snapshot, never a new mapping with the old grid's validator.
+        self.parsing: tuple[MqttMapping, EventValidator] = (mapping, validator)
         self.publisher = publisher
         self.client_id = client_id
         self.qos = qos
@@ -411,6 +412,19 @@ class MqttIngest:
                 # stays unacknowledged, and the broker's to deliver again.
                 log.exception("ingest: dead letter for %s not sent", topic)
 
+    @property
+    def mapping(self) -> MqttMapping:
+        return self.parsing[0]
+
+    @property
+    def validator(self) -> EventValidator:
+        return self.parsing[1]
+
+    def reload(self, mapping: MqttMapping, validator: EventValidator) -> None:
+        """Put a new grid's ``mapping`` and ``validator`` in force together (any thread):
+        the next message reads them; one being handled finishes with the old pair."""
+        self.parsing = (mapping, validator)
+
     def handle(
         self,
         topic: str,
@@ -421,6 +435,7 @@ class MqttIngest:
     ) -> None:
         """One MQTT message: a reading to publish, or a dead letter (carrying
         ``original``, ``carried_headers`` of the message's properties)."""
+        mapping, validator = self.parsing
         if not payload:
             # An empty publish is MQTT's way to clear a topic's retained value (the broker
             # passes it on to subscribers): no reading, no mistake. Counted, acknowledged.
@@ -439,18 +454,18 @@ class MqttIngest:
                 f"payload is {len(payload):,} bytes, at most {self.max_payload:,} are "
                 "accepted (--max-payload)",
                 ack,
-                self.mapping.sensor_of(topic),
+                mapping.sensor_of(topic),
                 original,
             )
             return
         now = self.clock()
         doc: dict[str, Any] = {}
         try:
-            doc = self.mapping.to_document(topic, payload, now, retained)
-            reading = self.validator.reading_document(doc, now)
+            doc = mapping.to_document(topic, payload, now, retained)
+            reading = validator.reading_document(doc, now)
         except EventError as exc:
-            sensor = doc.get("sensor_id") or self.mapping.sensor_of(topic)
-            exc = self.mapping.as_sent(exc, payload, doc)  # the payload's fields, as sent
+            sensor = doc.get("sensor_id") or mapping.sensor_of(topic)
+            exc = mapping.as_sent(exc, payload, doc)  # the payload's fields, as sent
             self._dead_letter(topic, payload, exc.code, str(exc), ack, sensor, original)
             return
         self.publisher.submit(reading, ack)

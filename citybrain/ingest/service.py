@@ -9,8 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.metrics import IngestMetrics
@@ -21,6 +20,9 @@ from streams.bounds import Bounds
 from streams.errors import SettingsError, StreamsError
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from playbooks.grid import Grid
 
 log = logging.getLogger("citybrain.ingest")
 
@@ -177,34 +179,69 @@ def deadletters_hint(settings: Settings) -> str:
 
 
 # SIGHUP's default ended the ingest at once (t122), as it did the worker, which now
-# reloads on it: the MQTT ingest has nothing to reload (its grid is read at start); the
-# HTTP ingest reads its tokens file again (``hup_tokens``, t130).
-HUP_IGNORED = (
-    "ingest: SIGHUP: nothing reloaded, the ingest reads the grid and the tokens file at "
-    "start only (restart it to use edited ones); it goes on"
-)
+# reloads on it: either ingest reads the grid again (and the HTTP ingest its tokens file,
+# t130), all or none, as the worker's reload does.
+def _reload_grid(settings: Settings, old: Grid) -> tuple[EventValidator, str]:
+    """The grid file read again: its validator and what changed against ``old`` (cells,
+    sensors, kinds counted). Raises ``PlaybookError`` (``GridError`` naming file, line
+    and reason; ``PlaybookConfigError`` for a file unreadable or not YAML)."""
+    validator = _validator(settings)
+    from playbooks.grid import grid_summary
+
+    return validator, grid_summary(old, validator.grid)[0]
 
 
-def hup_tokens(server: Any, path: Path | None) -> bool:
-    """SIGHUP in the HTTP ingest: its tokens file read again and put in force whole
-    (``server.tokens``: a revoked gateway token is refused from the next request on, a
-    new one taken), as the worker's reload does (docs/operations.md, "Configuration
-    reload"); on an error the running tokens are kept and one ERROR line names it (file,
-    line, entry, field; never a token or a hash). The grid is read at start only. True
-    when the new tokens are in force."""
+def _kept(what: str, exc: Exception) -> None:
+    lines = str(exc).splitlines() or [type(exc).__name__]
+    more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+    log.error("ingest: SIGHUP: nothing reloaded, the running %s kept: %s%s", what, lines[0], more)
+
+
+def hup_mqtt(ingest: Any, settings: Settings) -> bool:
+    """SIGHUP in the MQTT ingest: the grid read again and put in force (``ingest.reload``:
+    a sensor added to the grid is taken from the next message on, one removed
+    dead-lettered as unknown). On an error the running grid is kept and one ERROR line
+    names it (file, line, reason). True when the new grid is in force."""
+    from dataclasses import replace
+
+    from playbooks.errors import PlaybookError
+
+    old_mapping, old_validator = ingest.parsing
+    try:
+        validator, summary = _reload_grid(settings, old_validator.grid)
+    except PlaybookError as exc:
+        _kept("grid is", exc)
+        return False
+    ingest.reload(replace(old_mapping, grid=validator.grid), validator)
+    log.info("ingest: SIGHUP: the grid from %s in force (%s)", settings.grid_file, summary)
+    return True
+
+
+def hup_http(server: Any, settings: Settings) -> bool:
+    """SIGHUP in the HTTP ingest: its grid and tokens file read again and put in force
+    together (``server.reload``: a revoked gateway token is refused from the next request
+    on, a new one taken; a sensor added to the grid accepted), as the worker's reload
+    does (docs/operations.md, "Configuration reload"); on an error in either, both
+    running ones are kept and one ERROR line names it (file, line, entry, field; never a
+    token or a hash). True when the new ones are in force."""
+    from citybrain.ingest.ngsi import NgsiMapping
+    from playbooks.errors import PlaybookError
     from streams.auth import TokenStore, exposed
 
+    old_validator, old_ngsi = server.parsing
     try:
-        tokens = TokenStore.load(path)
-    except SettingsError as exc:
-        log.error("ingest: SIGHUP: the running tokens are kept: %s", exc)
+        tokens = TokenStore.load(settings.api_tokens_file)
+        validator, summary = _reload_grid(settings, old_validator.grid)
+    except (SettingsError, PlaybookError) as exc:
+        _kept("grid and tokens are", exc)
         return False
-    server.tokens = tokens
+    server.reload(validator, NgsiMapping(validator.grid, old_ngsi.template), tokens)
     log.info(
-        "ingest: SIGHUP: %d gateway token(s) from %s in force; the grid is read at start "
-        "only (restart the ingest to use an edited one)",
+        "ingest: SIGHUP: %d gateway token(s) from %s in force; the grid from %s in force (%s)",
         tokens.count(("gateway",)),
-        path if path is not None else "no tokens file (every POST gets 401)",
+        tokens.path if tokens.path is not None else "no tokens file (every POST gets 401)",
+        settings.grid_file,
+        summary,
     )
     if warning := exposed(tokens.path):
         log.warning("citybrain: %s", warning)
@@ -239,9 +276,7 @@ def _wait(
     while not stop.wait(0.2) and not (ended is not None and ended.is_set()):
         if hup.is_set():
             hup.clear()
-            if on_hup is None:
-                log.warning(HUP_IGNORED)
-            else:
+            if on_hup is not None:
                 on_hup()
         if publisher.failure is not None:
             log.error("ingest: stopping, Kafka refused a send: %r", publisher.failure)
@@ -412,6 +447,7 @@ def run_mqtt(
         lambda: f" received={ingest.received} skipped={ingest.skipped}",
         deadletters_hint(settings),
         ingest.taken_over,
+        on_hup=lambda: hup_mqtt(ingest, settings),
     )
     if code != 0:
         stop_metrics()
@@ -487,7 +523,7 @@ def run_http(
         publisher,
         options.stats_every,
         deadletters=deadletters_hint(settings),
-        on_hup=lambda: hup_tokens(server, settings.api_tokens_file),
+        on_hup=lambda: hup_http(server, settings),
     )
     server.shutdown()
     if code != 0:

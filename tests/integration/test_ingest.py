@@ -1239,7 +1239,7 @@ def test_sighup_rotates_the_http_ingests_gateway_token_and_keeps_it_running(
         status, answer = post(p, "/ingest/v1/readings", body, token=fresh)
         assert (status, answer["accepted"]) == (200, 1)
         gateway(GATEWAY_TOKEN, role="gateways")  # an error: the running tokens stay
-        said = hup("the running tokens are kept")
+        said = hup("the running grid and tokens are kept")
         assert f"CITYBRAIN_API_TOKENS_FILE {tokens}:2: tokens entry 1: role is " in said, said
         assert post(p, "/ingest/v1/readings", body)[0] == 401
         assert post(p, "/ingest/v1/readings", body, token=fresh)[0] == 200

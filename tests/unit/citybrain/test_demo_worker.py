@@ -121,13 +121,15 @@ def test_a_demo_json_from_before_worker_settings_still_gives_the_demos_own(
     assert env["CITYBRAIN_KAFKA_PORT"] == "1"
 
 
+# "self" for this process's pid, named so the test's id is one in every process (xdist).
 @pytest.mark.parametrize(
-    ("pid", "state"), [(os.getpid(), "running"), ("dead", "stopped"), (None, "none")]
+    ("pid", "state"), [("self", "running"), ("dead", "stopped"), (None, "none")]
 )
 def test_the_demo_worker_is_running_stopped_or_none(
-    tmp_path: Path, pid: int | str | None, state: str
+    tmp_path: Path, pid: str | None, state: str
 ) -> None:
-    settings = _demo(tmp_path, _dead_pid() if pid == "dead" else pid)  # type: ignore[arg-type]
+    given = os.getpid() if pid == "self" else _dead_pid() if pid == "dead" else None
+    settings = _demo(tmp_path, given)
     assert demo_worker(settings)[0] == state
 
 
