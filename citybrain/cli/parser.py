@@ -708,13 +708,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "stack", "start, stop or check the local Kafka, Prometheus and Mosquitto")
     p.add_argument(
         "action",
-        choices=["up", "down", "status", "restart-worker"],
+        choices=["up", "down", "status", "restart-worker", "reload"],
         metavar="ACTION",  # as every other command's; "required: action" before (trial 20)
-        help="up, down, status or restart-worker; up: start them (installing what is "
-        "missing); down: stop a running demo, the demo's worker and them; status: say what "
-        "runs (exit 1 when Kafka or Prometheus is not ready or the demo's worker crashed); "
-        "restart-worker: start the last demo's worker again as the demo ran it (status "
-        "shows it, down stops it)",
+        help="up, down, status, restart-worker or reload; up: start them (installing what "
+        "is missing); down: stop a running demo, the demo's worker and them; status: say "
+        "what runs (exit 1 when Kafka or Prometheus is not ready or the demo's worker "
+        "crashed); restart-worker: start the last demo's worker again as the demo ran it "
+        "(status shows it, down stops it); reload: after editing the grid, playbooks, "
+        "routing or tokens, put them in force in Prometheus' map and the demo's worker "
+        "(exit 1 when either kept the old ones)",
     )
     p.add_argument("--wipe", action="store_true", help="with down: also delete Kafka's data")
     p.only_with(

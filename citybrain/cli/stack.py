@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from citybrain.commands import (
     absolute_setting,
@@ -24,6 +24,7 @@ from citybrain.commands import (
     start_stack_hint,
 )
 from citybrain.errors import ListenError
+from citybrain.text import counted
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -168,6 +169,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
         require_writable(s)
         with stack_lock(s.run_dir, "citybrain stack restart-worker"):
             return restart_demo_worker(s)
+    elif args.action == "reload":
+        from playbooks.loader import load_grid
+
+        load_grid(s.grid_file)  # a grid with an error changes nothing (exit 2, file:line)
+        with stack_lock(s.run_dir, "citybrain stack reload", create=False):
+            return reload_stack(s, prom)
     else:
         ok = True
         moved: list[str] = []  # a needed service of this run directory on another port
@@ -440,6 +447,96 @@ def restart_demo_worker(settings: Settings) -> int:
         f"`{command_line('stack', 'down')}` stops it"
     )
     return EXIT_OK
+
+
+# How long `stack reload` waits for the demo's worker to say how its reload went: it
+# reads four files, and a city's grid takes about a second.
+RELOAD_WAIT = 60.0
+
+
+def reload_stack(settings: Settings, prom: Any) -> int:
+    """`stack reload`, after editing the grid, playbooks, routing or tokens: the stack's
+    Prometheus map rules written again from CITYBRAIN_GRID_FILE and put in force
+    (``POST /-/reload``: the map's cells follow the grid), and the demo's worker, when it
+    runs, sent SIGHUP and waited for (its log's ``configuration reloaded`` or ``reload
+    failed`` line, at most ``RELOAD_WAIT`` s). Exit 0 when every part running took the
+    new files; 1 when the worker kept its configuration (its ERROR line is shown) or
+    Prometheus refused; ingests are the user's processes: a line says to signal them."""
+    import signal
+    import urllib.error
+    import urllib.request
+
+    from citybrain.demo import DemoFiles, demo_worker
+    from citybrain.stack.process import read_pid
+
+    failed = False
+    if prom.ready():
+        prom.write_locations()
+        request = urllib.request.Request(f"{prom.url}/-/reload", method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                pass
+            placed = prom.locations.read_text().count("record:")
+            print(
+                f"{'prometheus':11} map rules reloaded from {settings.grid_file} "
+                f"({counted(placed, 'placed community cell')})"
+            )
+        except urllib.error.HTTPError as exc:
+            failed = True
+            why = " ".join(exc.read().decode("utf-8", "replace").split())[:300]
+            print(f"{'prometheus':11} refused the reload ({exc.code}): {why}")
+        except OSError as exc:
+            failed = True
+            print(f"{'prometheus':11} did not answer the reload: {exc}")
+    else:
+        print(f"{'prometheus':11} not running: nothing to reload (`{command_line('stack', 'up')}`)")
+    state, doc = demo_worker(settings)
+    pid = read_pid(DemoFiles.of(settings).pid) if state == "running" else None
+    if pid is None:
+        print(f"{'demo worker':11} not running: nothing to reload")
+    else:
+        log = Path(str((doc or {}).get("worker_log") or DemoFiles.of(settings).log))
+        start = log.stat().st_size if log.exists() else 0
+        os.kill(pid, signal.SIGHUP)
+        said = _reload_said(log, start, pid)
+        if said is None:
+            failed = True
+            print(
+                f"{'demo worker':11} sent SIGHUP (pid {pid}) but said nothing of a reload in "
+                f"{RELOAD_WAIT:g} s; its log: {log}"
+            )
+        elif "reload failed" in said:
+            failed = True
+            print(f"{'demo worker':11} kept its configuration: {said}")
+        else:
+            print(f"{'demo worker':11} reloaded (pid {pid}): {said}")
+    print(
+        f"{'ingests':11} not the stack's: send each one you started SIGHUP (`kill -HUP <pid>`) "
+        "to read the grid again (docs/ingest.md)"
+    )
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _reload_said(log: Path, start: int, pid: int) -> str | None:
+    """The first reload line the worker wrote to ``log`` after byte ``start`` (without its
+    timestamp and level), or None after ``RELOAD_WAIT`` s or when ``pid`` ended."""
+    from citybrain.stack.process import alive
+
+    deadline = time.monotonic() + RELOAD_WAIT
+    while time.monotonic() < deadline:
+        try:
+            with log.open("rb") as f:
+                f.seek(start)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            text = ""
+        for line in text.splitlines():
+            if "configuration reloaded:" in line or "configuration reload failed" in line:
+                return line[line.index("citybrain: ") + len("citybrain: ") :].strip()
+        if not alive(pid):
+            return None
+        time.sleep(0.2)
+    return None
 
 
 def _restart_environment(env: dict[str, str], recorded: bool) -> dict[str, str]:

@@ -196,6 +196,59 @@ def test_report_and_campaign_report_of_a_quiet_demo_name_its_running_worker(
     assert f"the running demo's prefix {prefix!r} (no --prefix given)" in campaign.stderr
 
 
+def test_stack_reload_puts_an_edited_grid_on_the_map_and_reloads_the_demo_worker(
+    quiet_demo: dict[str, Any], tmp_path: Path
+) -> None:
+    """The stack's Prometheus read the grid's cell positions at `stack up` only: a cell
+    added to the grid (and reloaded into the worker by SIGHUP) stayed off the map until
+    the stack was restarted. `stack reload` writes them again and reloads Prometheus, and
+    sends the demo's worker SIGHUP, saying how each went."""
+    from tests.services import FIXTURES, prometheus_query
+
+    env, settings = quiet_demo["env"], quiet_demo["settings"]
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        (FIXTURES / "grid.yaml")
+        .read_text()
+        .replace(
+            "sensors:",
+            "  - {id: c-new, level: community, parent: s-hill, name: New, unit: new station, "
+            "lat: 39.34, lon: -76.68}\nsensors:",
+        )
+    )
+    url = f"http://127.0.0.1:{settings.prometheus_port}"
+
+    def placed(cell: str) -> bool:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if prometheus_query(url, f'citybrain:cell_location{{community="{cell}"}}'):
+                return True
+            time.sleep(0.5)
+        return False
+
+    try:
+        reloaded = _cli({**env, "CITYBRAIN_GRID_FILE": str(grid)}, "stack", "reload")
+        assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
+        said = reloaded.stdout
+        assert f"prometheus  map rules reloaded from {grid} (4 placed community cells)" in said
+        pid = read_pid(DemoFiles.of(settings).pid)
+        assert f"demo worker reloaded (pid {pid}): configuration reloaded: " in said, said
+        assert "ingests     not the stack's: send each one you started SIGHUP" in said
+        assert placed("c-new")
+        # A grid with an error changes nothing: exit 2, naming the file and line.
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(grid.read_text().replace("level: community, parent: s-hill", "level: x"))
+        refused = _cli({**env, "CITYBRAIN_GRID_FILE": str(broken)}, "stack", "reload")
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert str(broken) in refused.stderr and "Traceback" not in refused.stderr
+        assert refused.stdout == ""
+    finally:
+        restored = _cli(
+            {**env, "CITYBRAIN_GRID_FILE": str(FIXTURES / "grid.yaml")}, "stack", "reload"
+        )
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+
+
 def test_a_stopped_demo_worker_restarts_as_status_says_and_is_tracked(
     quiet_demo: dict[str, Any],
 ) -> None:
