@@ -640,13 +640,19 @@ def label_name_ok(name: str) -> bool:
     )
 
 
-def label_set(value: Any) -> dict[str, str]:
+def label_set(value: Any, *, need_one: bool = True) -> dict[str, str]:
     """An alert's labels, checked: a mapping of label names to text, as Alertmanager's
     label sets are, each name with a value one Alertmanager's API takes (``label_name_ok``;
     a label whose value is empty is no label there, dropped before the check, whatever its
     name). Raises RoutingConfigError naming the first bad entry: before t127 a name such
     as ``'kind '`` or ``'a b'``, which Alertmanager refuses ("invalid label set"), was
-    routed, the label unseen by every matcher (``kind="pm25"`` does not see ``'kind '``)."""
+    routed, the label unseen by every matcher (``kind="pm25"`` does not see ``'kind '``).
+    A set with no label of a non-empty value (``{}``, ``{"kind": ""}``) is refused as
+    Alertmanager 0.25's API refuses it (``model.Alert.Validate``, after dropping the empty
+    ones: "at least one label pair required"); before t138 it was routed to the root.
+    ``need_one=False`` reads back what an earlier worker stored or sent on (the firing and
+    muted tables, an alert inside a routed or corroboration message, which gains its
+    corroboration labels later): readable state is not dropped for this rule."""
     if not isinstance(value, Mapping):
         raise RoutingConfigError(f"labels are {shown(value)}, expected a mapping")
     for name, text in value.items():
@@ -659,12 +665,18 @@ def label_set(value: Any) -> dict[str, str]:
                 f"label {brief(name)} (value {brief(text)}): not a label name Alertmanager "
                 f"takes (an ASCII letter or _ first, then ASCII letters, digits or _){hint}"
             )
+    if need_one and not any(value.values()):
+        # Alertmanager checks the names first, then this: the same order here.
+        raise RoutingConfigError(
+            "no label has a non-empty value (Alertmanager's API refuses such an alert: "
+            '"at least one label pair required")'
+        )
     return dict(value)
 
 
 def _is_label_set(value: Any) -> bool:
     try:
-        label_set(value)
+        label_set(value, need_one=False)
     except RoutingConfigError:
         return False
     return True

@@ -108,20 +108,21 @@ def muted_entry(
     }
 
 
-def checked_alert(doc: Any) -> tuple[dict[str, Any], dict[str, str]]:
+def checked_alert(doc: Any, *, stored: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
     """An alert of the alerts topic checked as the ``muted`` table's read-back checks
     its alert (the one rule for both): ``alert_fields``, its labels a label set, its
     ``reports`` a list of ``{"report_id", "channel"}`` as a run takes them. Returns the
     alert and its labels; raises ``EventError`` (``bad_alert``) naming the field and
     value (helper t59: an alert whose ``reports`` were ``"x"`` was stored while muted,
     then dropped as ``bad_shape`` at the next start, with no dead letter; labels of
-    another shape were said as ``RoutingConfigError('…')``)."""
+    another shape were said as ``RoutingConfigError('…')``). An alert of no label with a
+    value is refused as it arrives (t138, Alertmanager's rule), read back when ``stored``."""
     alert = alert_fields(doc)
     labels = alert.get("labels", MISSING)
     if labels is MISSING:
         raise EventError("bad_alert", "labels", MISSING, "expected a mapping of names to text")
     try:
-        checked = label_set(labels)
+        checked = label_set(labels, need_one=not stored)
     except RoutingConfigError as exc:
         raise EventError("bad_alert", "labels", labels, str(exc)) from None
     reports = alert.get("reports")
@@ -143,7 +144,7 @@ def read_muted(entry: bytes) -> dict[str, Any]:
     a report of another shape failed the log line or the run it was released to)."""
     doc = read_document(entry)
     try:
-        checked_alert(doc.get("alert"))
+        checked_alert(doc.get("alert"), stored=True)
     except EventError as exc:
         raise UnreadableEntryError(BAD_SHAPE, f"muted alert: {exc}") from None
     for name, ok in (
@@ -430,7 +431,7 @@ class Alerting:
         ``"moved"`` (muted by another now, stored so), ``"dropped"`` or ``"routed"``."""
         try:
             alert = entry["alert"]
-            labels = label_set(alert["labels"])
+            labels = label_set(alert["labels"], need_one=False)
             mute, muted_by = str(entry["mute"]), str(entry["by"])
             # Read before routing: an entry without it was routed, then raised at its
             # audit and stayed, routed again every tick (trial 26).

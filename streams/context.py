@@ -338,7 +338,7 @@ def embedded_alert(alert: Any, code: str) -> dict[str, Any]:
         value = exc.value if exc.field else alert
         raise EventError(code, field, value, exc.reason) from None
     try:
-        label_set(alert.get("labels", {}))
+        label_set(alert.get("labels", {}), need_one=False)
     except RoutingConfigError as exc:
         raise EventError(code, "alert.labels", alert.get("labels"), str(exc)) from None
     return cast(dict[str, Any], alert)
@@ -505,7 +505,7 @@ def read_labels(entry: bytes) -> dict[str, Any]:
     alert that walked the table, and the open-alert gauges of every deadline tick)."""
     doc = read_document(entry)
     try:
-        return label_set(doc)
+        return label_set(doc, need_one=False)
     except RoutingConfigError as exc:
         raise UnreadableEntryError(BAD_SHAPE, f"firing alert: {exc}") from None
 

@@ -11,7 +11,8 @@ alternation, Unicode, classes, escaped dots and the empty regex, ``!~ ""``, ``=~
 ranges, negative days of the month, months by name and years; inhibit rules with
 ``equal`` on labels neither side carries and rules whose source is their target. Alerts
 carry values with spaces, quotes, commas, braces, backslashes, line feeds, Unicode and
-the empty string; some carry no ``alert_id`` and some are an earlier alert re-sent with
+the empty string (t138: also a NUL, a tab, a combining mark, wide forms and letters whose
+case folding is special); some carry no ``alert_id`` and some are an earlier alert re-sent with
 empty labels added (``alerts``, t127); silences use every matcher type, pending and active windows that
 overlap. Pure: a seed gives a configuration as a dict (Alertmanager's spelling);
 ``citybrain`` gives the routing file's.
@@ -42,6 +43,16 @@ VALUES: dict[str, tuple[str, ...]] = {
         "a\r\nb",
         "🌊",
         "x" * 300,
+        # t138: case folding RE2 and Go share, controls, a combining mark, wide forms.
+        "ǅ",
+        "ſ",
+        "İ",
+        "\x00",
+        "\t",
+        "e\u0301",
+        "ｋ",
+        "\u00a0",
+        "a{,2}",
     ),
     "street": ("Main St", "火警街", "main st", "ü"),
     "source": ("sensor", "citizen", ""),
@@ -93,6 +104,25 @@ REGEXES = (
     "[[:^alpha:]]+",
     "\\z",
     "(minor)?",
+    # t138: what Go 1.19's regexp (Alertmanager 0.25's) and RE2 both take, read alike:
+    # case folds (ǅ, ſ, İ, the Kelvin sign), classes by name and negated, a literal
+    # "{,2}", empty \Q\E, flags in groups, named groups, empty-width pairs.
+    "(?i)ǅ",
+    "(?i)ſ",
+    "(?i)İ|(?i)\\x{212A}",
+    "\\pN+|\\p{Han}",
+    "[[:word:]]+",
+    "[^[:ascii:]]+",
+    "\\p{^Greek}+",
+    "a{,2}",
+    "\\Q\\E.*",
+    "(?i:D)\\d",
+    "(?P<n>c)-?1",
+    "[]a]|\\_",
+    "$^|(|minor)*",
+    "(?U)m.+r|\\B.",
+    "\\x61|\\v|\\p{Lt}",
+    "(x{2}){3}",
 )
 TIMINGS = {
     "group_wait": ("0s", "10s", "45s", "2m", "1h"),

@@ -479,8 +479,12 @@ def test_keys_given_twice_odd_headers_and_keys_cost_only_their_message(
         for raw in commands:
             pipeline.send("commands", b"g", raw)
         pipeline.send("alerts", b"a", b'{"alert_id": "a", "status": "firing", "status": "x"}')
+        # t138: no label of a value, which Alertmanager's API refuses (it was routed).
+        unlabelled = b'{"alert_id": "b", "status": "firing", "kind": "water_level", '
+        unlabelled += b'"severity": "major", "grid_cell": "c-bridge", "labels": {"kind": ""}}'
+        pipeline.send("alerts", b"b", unlabelled)
         pipeline.flush()
-        dead = pipeline.read("deadletter", lambda m: len(m) >= 6, timeout=120, settle=3)
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 7, timeout=120, settle=3)
         said = Counter(
             (
                 dict(m.headers)["citybrain.error.stream"].decode(),
@@ -493,6 +497,14 @@ def test_keys_given_twice_odd_headers_and_keys_cost_only_their_message(
         twice_said = "not valid JSON: key {!r} is given twice in one object"
         assert said == {
             ("alerts", "bad_alert", "alert not readable: " + twice_said.format("status"), False): 1,
+            (
+                "alerts",
+                "bad_alert",
+                'alert not readable: field "labels" is {"kind": ""}: no label has a non-empty '
+                "value (Alertmanager's API refuses such an alert: \"at least one label pair "
+                'required")',
+                False,
+            ): 1,
             ("commands", "bad_command", "not readable: " + twice_said.format("action"), False): 1,
             (
                 "commands",
