@@ -44,7 +44,7 @@ from streams.events import (
     alert_fields,
     message_json,
     refuse_alert_ahead,
-    refuse_wide_integer,
+    refuse_unwritable_number,
 )
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
@@ -207,7 +207,7 @@ class Alerting:
     async def on_alert(self, event: EventT[bytes]) -> None:
         try:
             doc = message_json(event.value)
-            refuse_wide_integer(event.value, doc, "bad_alert")  # it is routed on whole
+            refuse_unwritable_number(event.value, doc, "bad_alert")  # it is routed on whole
             alert, labels = checked_alert(doc)
             refuse_alert_ahead(alert, time.time(), self.ctx.settings.max_future_skew, "bad_alert")
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)

@@ -52,7 +52,7 @@ from streams.corroboration import (
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import EventError
-from streams.events import MAX_MESSAGE_BYTES, message_json, parse_ts, refuse_wide_integer
+from streams.events import MAX_MESSAGE_BYTES, message_json, parse_ts, refuse_unwritable_number
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -249,7 +249,7 @@ class CorroborationStage:
         # An area keeps its held alerts whole and forwards them: each integer must be one
         # its encoder writes (t128: a TypeError with a traceback).
         kind = message.get("type") if isinstance(message, dict) else None
-        refuse_wide_integer(event.value, message, "bad_mark" if kind == "mark" else "bad_alert")
+        refuse_unwritable_number(event.value, message, "bad_mark" if kind == "mark" else "bad_alert")
         # EventError, dead-lettered naming the field: what an area keeps must read back.
         message = checked_message(message, time.time(), self.ctx.settings.max_future_skew)
         async with self.lock:

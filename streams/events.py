@@ -963,28 +963,36 @@ def message_json(value: bytes | None) -> Any:
     return decode_json(value or b"", unique_keys=True)
 
 
-def refuse_wide_integer(raw: bytes | None, doc: Any, code: str, at: str = "") -> None:
-    """Raises ``EventError`` (``code``) naming the first integer of ``doc`` (decoded from
-    ``raw``; its place under ``at``) past -2**63 to 2**64 - 1 (``wide_integer``), which
-    the worker could not write again, for the agents that pass their message on or
-    store it whole: an alert (routed on, held in its area, kept muted), a routed message
-    (an offered report kept with its group). Costs nothing unless ``raw`` holds 19
-    digits in a row."""
-    if raw is None or _LONG_DIGITS.search(raw) is None:  # else no integer past 64 bits
+def refuse_unwritable_number(raw: bytes | None, doc: Any, code: str, at: str = "") -> None:
+    """Raises ``EventError`` (``code``) naming the first number of ``doc`` (decoded from
+    ``raw``; its place under ``at``) that the worker's encoder cannot write as sent
+    (``unwritable_number``: an integer past -2**63 to 2**64 - 1, a number past a
+    double's range such as ``1e400``, a bare ``NaN`` or ``Infinity``), for the agents
+    that pass their message on or store it whole: an alert (routed on, held in its area,
+    kept muted), a routed message (an offered report kept with its group), a command (kept
+    whole as an Idempotency-Key request's answer). Costs nothing unless ``raw`` holds 19
+    digits in a row, an exponent of three digits, ``NaN`` or ``Infinity``."""
+    if raw is None or _UNWRITABLE_HINT.search(raw) is None:  # else every number is written
         return
-    found = wide_integer(doc, at)
+    found = unwritable_number(doc, at)
     if found is not None:
-        raise EventError(
-            code,
-            found[0],
-            found[1],
-            "an integer past 64 bits (-2**63 to 2**64 - 1), which the worker cannot pass on "
-            "or store: send it as text",
-        )
+        raise EventError(code, *found)
 
 
 # The integers orjson writes (the worker's encoder for what it passes on and stores).
 _WIDEST = (-(2**63), 2**64 - 1)
+_WIDE_INTEGER = (
+    "an integer past 64 bits (-2**63 to 2**64 - 1), which the worker cannot pass on or "
+    "store: send it as text"
+)
+_WIDE_FLOAT = (
+    "a number past a double's range (about 1.8e308), which the worker cannot pass on or "
+    "store: send it as text"
+)
+_NOT_A_NUMBER = (
+    "not a number JSON has (NaN and Infinity are not JSON), which the worker would pass on "
+    "or store as null: send null or text"
+)
 
 
 def wide_integer(doc: Any, where: str = "") -> tuple[str, int] | None:
@@ -994,18 +1002,35 @@ def wide_integer(doc: Any, where: str = "") -> tuple[str, int] | None:
     messages on whole (an alert routed, a held alert in its area's state), and one such
     integer anywhere in them failed that write with ``TypeError: Integer exceeds 64-bit
     range``, a ``processing_error`` with a traceback (t128)."""
-    if type(doc) is int or type(doc) is LongInt:
-        return (where, doc) if not _WIDEST[0] <= doc <= _WIDEST[1] else None
-    if isinstance(doc, dict):
-        for key, item in doc.items():
-            found = wide_integer(item, f"{where}.{key}" if where else str(key))
-            if found is not None:
-                return found
-    elif isinstance(doc, list):
-        for i, item in enumerate(doc):
-            found = wide_integer(item, f"{where}[{i}]")
-            if found is not None:
-                return found
+    found = unwritable_number(doc, where)
+    return (found[0], found[1]) if found is not None and found[2] == _WIDE_INTEGER else None
+
+
+def unwritable_number(doc: Any, where: str = "") -> tuple[str, Any, str] | None:
+    """The first number of ``doc`` (a decoded JSON value) that orjson cannot write as it
+    was sent, as (its place, ``alert.value`` or ``extra[2]``; the number; why), or None:
+    an integer past -2**63 to 2**64 - 1 (orjson's ``TypeError: Integer exceeds 64-bit
+    range``, t128), a number past a double's range (``1e400``, read as an
+    ``OverflowFloat``: ``TypeError: Type is not JSON serializable``, t137), a bare
+    ``NaN``, ``Infinity`` or ``-Infinity`` (written as ``null``: a value nobody sent).
+    Walked with a stack of its own: a document may nest ``MAX_DEPTH`` levels."""
+    stack: list[tuple[str, Any]] = [(where, doc)]
+    while stack:
+        place, value = stack.pop()
+        kind = type(value)
+        if kind is int or kind is LongInt:
+            if not _WIDEST[0] <= value <= _WIDEST[1]:
+                return place, value, _WIDE_INTEGER
+        elif kind is OverflowFloat:
+            return place, value, _WIDE_FLOAT
+        elif kind is float:
+            if not math.isfinite(value):
+                return place, value, _NOT_A_NUMBER
+        elif isinstance(value, dict):
+            items = [(f"{place}.{k}" if place else str(k), v) for k, v in value.items()]
+            stack.extend(reversed(items))  # the first in the document is found first
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{place}[{i}]", v) for i, v in enumerate(value)]))
     return None
 
 
@@ -1029,6 +1054,10 @@ def json_loads_within_depth(text: str, **options: Any) -> Any:
 # 19 digits in a row: an integer that may lie past 64 bits (-9223372036854775809 does),
 # or digits in text, read again at no harm.
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# What a JSON text holds wherever a number orjson cannot write is in it: 19 digits (an
+# integer past 64 bits), an exponent of three digits (past a double: 1e400), a bare NaN
+# or Infinity (which orjson refuses to read, so Python's json read them).
+_UNWRITABLE_HINT = re.compile(rb"[0-9]{19}|[eE][+]?[0-9]{3}|NaN|Infinity")
 
 
 def _decode_json(raw: bytes, check_text: bool = True) -> Any:

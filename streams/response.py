@@ -57,7 +57,7 @@ from streams.events import (
     message_json,
     parse_ts,
     refuse_alert_ahead,
-    refuse_wide_integer,
+    refuse_unwritable_number,
     text_control,
 )
 from streams.logs import SayEvery
@@ -478,7 +478,7 @@ class Response:
         config = self.ctx.config
         engines = config.engines
         doc = message_json(event.value)
-        refuse_wide_integer(event.value, doc, "bad_routed")  # an offered report is kept whole
+        refuse_unwritable_number(event.value, doc, "bad_routed")  # an offered report is kept whole
         doc = routed_fields(doc)
         if "alert" in doc:  # its started_at becomes its run's opening
             skew = self.settings.max_future_skew
@@ -985,7 +985,11 @@ class Response:
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:
-            cmd = command_fields(message_json(event.value))
+            doc = message_json(event.value)
+            # Kept whole as an Idempotency-Key request's answer (``keyed``): a number its
+            # encoder cannot write failed the group's write, a processing_error (t137).
+            refuse_unwritable_number(event.value, doc, "bad_command")
+            cmd = command_fields(doc)
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
             await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc}")
             return
