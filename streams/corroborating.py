@@ -246,10 +246,11 @@ class CorroborationStage:
         """One mark or alert for an area: update the area's state, forward what is due."""
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         message = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
-        # An area keeps its held alerts whole and forwards them: each integer must be one
-        # its encoder writes (t128: a TypeError with a traceback).
+        # An area keeps its held alerts whole and forwards them: each number must be one
+        # its encoder writes (t128, t137: a TypeError with a traceback).
         kind = message.get("type") if isinstance(message, dict) else None
-        refuse_unwritable_number(event.value, message, "bad_mark" if kind == "mark" else "bad_alert")
+        code = "bad_mark" if kind == "mark" else "bad_alert"
+        refuse_unwritable_number(event.value, message, code)
         # EventError, dead-lettered naming the field: what an area keeps must read back.
         message = checked_message(message, time.time(), self.ctx.settings.max_future_skew)
         async with self.lock:
