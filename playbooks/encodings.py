@@ -166,6 +166,42 @@ def wide_encoding(data: bytes) -> str | None:
     return wide_without_bom(data)
 
 
+# What a message or payload that is no text starts with, as its sender would know it:
+# compressed JSON (a gateway gzipping its body, a producer compressing the value itself
+# rather than leaving it to Kafka's batch compression) or a binary serialisation.
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "LZ4"),
+    (b"\xff\x06\x00\x00sNaPpY", "Snappy"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+)
+
+
+def binary_format(data: bytes) -> str | None:
+    """What bytes that are no UTF-8 JSON text were most likely written as, for the reason
+    that refuses them (t137: a gzipped Kafka value or MQTT payload was "byte 0x00 (NUL)
+    at offset 3 (UTF-16 or UTF-32 text? …)", which sent its sender to look for a text
+    encoding): ``gzip-compressed``, ``zstd-``, ``LZ4-``, ``Snappy-``, ``xz-``,
+    ``bzip2-compressed`` by their magic bytes, ``zlib-compressed`` by its header (the
+    first two bytes a multiple of 31, deflate, 32 KiB window), ``MessagePack`` or
+    ``CBOR`` by a map whose first key is text (their usual document); None for any
+    other bytes."""
+    for magic, name in _COMPRESSED:
+        if data.startswith(magic):
+            return f"{name}-compressed"
+    if len(data) >= 2:
+        first, second = data[0], data[1]
+        if first == 0x78 and (first << 8 | second) % 31 == 0 and not second & 0x20:
+            return "zlib-compressed"
+        if (0x80 <= first <= 0x8F and 0xA0 <= second <= 0xBF) or first in (0xDE, 0xDF):
+            return "MessagePack"
+        if 0xA1 <= first <= 0xB7 and 0x61 <= second <= 0x77:
+            return "CBOR"
+    return None
+
+
 def not_utf8_guess(data: bytes) -> str:
     """``a GBK/GB18030 (Simplified Chinese) file? `` (``likely_encoding``'s guess, said
     before ``save the file as UTF-8``), or "" when none fits (a stray byte of binary

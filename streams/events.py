@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 import orjson
 
+from playbooks.encodings import binary_format, wide_encoding
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import (
@@ -31,7 +32,6 @@ from streams.errors import (
     decimal_comma_hint,
     likely_encoding,
     unreadable,
-    wide_without_bom,
 )
 from streams.spans import item_spans, max_depth
 from streams.unknown import UNKNOWN
@@ -923,6 +923,29 @@ def _written_in(raw: bytes) -> str:
     return f"; {guess} text? re-encode it as UTF-8" if guess else ""
 
 
+def _binary(form: str) -> str:
+    """What to do about bytes in a known binary form (``binary_format``): JSON is text."""
+    if form.endswith("-compressed"):
+        return f"{form} data, not JSON text? send the JSON itself, uncompressed"
+    return f"{form} data, not JSON text? send it as JSON text"
+
+
+def _not_text(raw: bytes) -> str:
+    """Why bytes holding a NUL are no JSON text, in the words their sender can act on:
+    a binary form they start with (``binary_format``: ``gzip-compressed data, not JSON
+    text? …``), UTF-16 or UTF-32 by a byte order mark or by their NULs
+    (``wide_encoding``: ``UTF-16 (it starts with a UTF-16 byte order mark) text?
+    re-encode it as UTF-8 …``), else binary data. Before t137 every NUL was "UTF-16 or
+    UTF-32 text?", and one after a byte order mark "… without a byte order mark"."""
+    binary = binary_format(raw)
+    if binary is not None:
+        return _binary(binary)
+    wide = wide_encoding(raw)
+    if wide is not None:
+        return f"{wide} text? re-encode it as UTF-8: JSON is UTF-8, RFC 8259"
+    return "binary data, not JSON text: JSON is UTF-8 text, RFC 8259, with no NUL byte"
+
+
 def decode_json(raw: bytes, unique_keys: bool = False, check_text: bool = True) -> Any:
     """A message's JSON value, read as every edge reads it (the worker's topics, HTTP and
     MQTT ingest): orjson, and where it refuses, Python's json for the bare
@@ -1094,23 +1117,23 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         # surrogates (\ud800) it lets through, which no later step could encode.
         nul = raw.find(b"\x00")
         if nul >= 0:  # never in JSON text; every other byte of UTF-16 or UTF-32 ASCII
-            wide = wide_without_bom(raw) or "UTF-16 or UTF-32"
             raise EventError(
                 "bad_json",
                 None,
                 None,
-                f"not valid JSON: byte 0x00 (NUL) at offset {nul} ({wide} text? re-encode "
-                "it as UTF-8: JSON is UTF-8, RFC 8259)",
+                f"not valid JSON: byte 0x00 (NUL) at offset {nul} ({_not_text(raw)})",
             ) from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as bad:
+            binary = binary_format(raw)
+            said = f"; {_binary(binary)}" if binary else _written_in(raw)
             raise EventError(
                 "bad_json",
                 None,
                 None,
                 f"not valid JSON: byte 0x{raw[bad.start]:02x} at offset {bad.start} is not "
-                f"UTF-8 (JSON is UTF-8 text, RFC 8259{_written_in(raw)})",
+                f"UTF-8 (JSON is UTF-8 text, RFC 8259{said})",
             ) from None
         body = text.removeprefix("\ufeff")
         # Nesting judged by counting, as orjson does, before the recursive parser: whether
