@@ -38,7 +38,7 @@ from playbooks.routing import (
     label_values,
 )
 from playbooks.schema import Playbook
-from streams.context import Context
+from streams.context import Context, alert_in_grid
 from streams.errors import MISSING, EventError
 from streams.events import (
     alert_fields,
@@ -210,6 +210,8 @@ class Alerting:
             refuse_unwritable_number(event.value, doc, "bad_alert")  # it is routed on whole
             alert, labels = checked_alert(doc)
             refuse_alert_ahead(alert, time.time(), self.ctx.settings.max_future_skew, "bad_alert")
+            # A cell the grid lacks opened a run no unit owns (t137).
+            alert_in_grid(alert, self.ctx.config.grid, "bad_alert")
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
             await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc}")
             return

@@ -36,7 +36,7 @@ import faust
 import orjson
 from faust.types import TP, EventT
 
-from streams.context import Context
+from streams.context import Context, alert_in_grid
 from streams.corroboration import (
     ASSESSMENT_LABEL,
     LABEL,
@@ -253,6 +253,8 @@ class CorroborationStage:
         refuse_unwritable_number(event.value, message, code)
         # EventError, dead-lettered naming the field: what an area keeps must read back.
         message = checked_message(message, time.time(), self.ctx.settings.max_future_skew)
+        if message["type"] == "alert":  # held, then forwarded to the alerts agent (t137)
+            alert_in_grid(message["alert"], self.ctx.config.grid, "bad_alert", at="alert.")
         async with self.lock:
             if message["type"] == "mark" and self._mark_in_place(key, message):
                 return

@@ -45,7 +45,7 @@ from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
 from playbooks.routing import Route, Router, Silence
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
-from streams.context import Context, embedded_alert, route_fault, run_key
+from streams.context import Context, alert_in_grid, embedded_alert, route_fault, run_key
 from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_MESSAGE_BYTES,
@@ -515,6 +515,7 @@ class Response:
         if "alert" in doc:  # its started_at becomes its run's opening
             skew = self.settings.max_future_skew
             refuse_alert_ahead(doc["alert"], time.time(), skew, "bad_routed", at="alert.")
+            alert_in_grid(doc["alert"], config.grid, "bad_routed", at="alert.")
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         routed_key = key.decode(errors="replace")
         home = await self._group_home(key, doc)
