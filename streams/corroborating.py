@@ -246,13 +246,13 @@ class CorroborationStage:
         """One mark or alert for an area: update the area's state, forward what is due."""
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         message = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
-        # An area keeps its held alerts whole and forwards them: each number must be one
-        # its encoder writes (t128, t137: a TypeError with a traceback).
-        kind = message.get("type") if isinstance(message, dict) else None
-        code = "bad_mark" if kind == "mark" else "bad_alert"
-        refuse_unwritable_number(event.value, message, code)
         # EventError, dead-lettered naming the field: what an area keeps must read back.
         message = checked_message(message, time.time(), self.ctx.settings.max_future_skew)
+        # An area keeps its held alerts whole and forwards them: each number must be one
+        # its encoder writes (t128, t137: a TypeError with a traceback). After the fields'
+        # own rules, which name a score of 1e400 as no score from 0 to 1.
+        code = "bad_mark" if message["type"] == "mark" else "bad_alert"
+        refuse_unwritable_number(event.value, message, code)
         if message["type"] == "alert":  # held, then forwarded to the alerts agent (t137)
             alert_in_grid(message["alert"], self.ctx.config.grid, "bad_alert", at="alert.")
         async with self.lock:
