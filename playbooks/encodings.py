@@ -14,6 +14,7 @@ a UTF-32 file was UTF-16, a UTF-16 one without a byte order mark had a bad byte 
 from __future__ import annotations
 
 import codecs
+import unicodedata
 from collections.abc import Callable
 
 import charset_normalizer
@@ -208,3 +209,17 @@ def not_utf8_guess(data: bytes) -> str:
     data)."""
     encoding = likely_encoding(data)
     return f"a {encoding} file? " if encoding else ""
+
+
+# Characters that show nothing though they are neither white space nor format characters:
+# Hangul fillers and the blank Braille pattern, which chat apps' "empty message" tricks use.
+_SHOWS_NOTHING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only white space, invisible format characters
+    (zero-width space and joiners, U+FEFF, direction marks: Unicode category Cf) and
+    fillers that render empty (``_SHOWS_NOTHING``). ``str.strip`` leaves the others, so a
+    report's text, a resolve's note or a silence's reason of one zero-width space passed
+    as "not blank" (t137)."""
+    return all(c.isspace() or c in _SHOWS_NOTHING or unicodedata.category(c) == "Cf" for c in text)

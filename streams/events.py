@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 import orjson
 
-from playbooks.encodings import binary_format, wide_encoding
+from playbooks.encodings import binary_format, blank, wide_encoding
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import (
@@ -1621,7 +1621,7 @@ def check_report_text(text: str) -> None:
     department classifier and the reply to the reporter nothing) and without control
     characters other than line breaks and tabs. Raises ``EventError`` (``bad_type``)
     naming ``text``; ``citybrain replay`` checks a file's rows by it too."""
-    if not text.strip():
+    if blank(text):  # white space, or only characters that show nothing (U+200B)
         raise EventError(
             "bad_type", "text", text, "blank: expected a description of what was reported"
         )
