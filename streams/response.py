@@ -1018,11 +1018,13 @@ class Response:
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:
-            doc = message_json(event.value)
-            # Kept whole as an Idempotency-Key request's answer (``keyed``): a number its
-            # encoder cannot write failed the group's write, a processing_error (t137).
-            refuse_unwritable_number(event.value, doc, "bad_command")
-            cmd = command_fields(doc)
+            cmd = command_fields(message_json(event.value))
+            if cmd.get("request"):
+                # Kept whole as an Idempotency-Key request's answer (``keyed``): a number
+                # its encoder cannot write failed the group's write after the engine had
+                # applied the command, a processing_error with a traceback (t137). One
+                # that is not kept takes such a number as before (an ``at`` past now).
+                refuse_unwritable_number(event.value, cmd, "bad_command")
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
             await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc}")
             return

@@ -170,3 +170,29 @@ def test_a_keyed_command_holding_one_is_refused_and_the_run_is_left_as_it_was(
     assert message.startswith(f'not readable: field "extra" is {shown[:77]}')
     assert group["run"]["acknowledged_by"] == "bo"
     assert "c-1" not in group["commands"] and "c-2" in group["commands"]
+
+
+def test_a_command_not_kept_whole_takes_such_a_number_as_before(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only a command with an Idempotency-Key (``request``) is stored whole; an ``at`` of
+    # 400 digits on another is read as now, as it was (test_response_warnings).
+    stage_, _ = response
+    said: list[str] = []
+
+    async def dead_letter(stream: str, event: Any, code: str, message: str) -> None:
+        said.append(message)
+
+    monkeypatch.setattr(stage_.ctx, "dead_letter", dead_letter)
+
+    async def scenario() -> dict[str, Any]:
+        await stage_.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        run_id = stage_.ctx.groups.data[KEY]["run"]["run_id"]
+        command = {"id": "c-1", "run_id": run_id, "action": "ack", "by": "ana"}
+        odd = Event(KEY, {})
+        odd.value = with_extra(command, b"9" * 400).replace(b'"extra"', b'"at"')
+        await stage_.on_command(odd)  # type: ignore[arg-type]
+        return dict(stage_.ctx.groups.data[KEY])
+
+    group = asyncio.run(scenario())
+    assert said == [] and group["run"]["acknowledged_by"] == "ana"
