@@ -14,6 +14,7 @@ a UTF-32 file was UTF-16, a UTF-16 one without a byte order mark had a bad byte 
 from __future__ import annotations
 
 import codecs
+import unicodedata
 from collections.abc import Callable
 
 import charset_normalizer
@@ -166,9 +167,59 @@ def wide_encoding(data: bytes) -> str | None:
     return wide_without_bom(data)
 
 
+# What a message or payload that is no text starts with, as its sender would know it:
+# compressed JSON (a gateway gzipping its body, a producer compressing the value itself
+# rather than leaving it to Kafka's batch compression) or a binary serialisation.
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "LZ4"),
+    (b"\xff\x06\x00\x00sNaPpY", "Snappy"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+)
+
+
+def binary_format(data: bytes) -> str | None:
+    """What bytes that are no UTF-8 JSON text were most likely written as, for the reason
+    that refuses them (t137: a gzipped Kafka value or MQTT payload was "byte 0x00 (NUL)
+    at offset 3 (UTF-16 or UTF-32 text? …)", which sent its sender to look for a text
+    encoding): ``gzip-compressed``, ``zstd-``, ``LZ4-``, ``Snappy-``, ``xz-``,
+    ``bzip2-compressed`` by their magic bytes, ``zlib-compressed`` by its header (the
+    first two bytes a multiple of 31, deflate, 32 KiB window), ``MessagePack`` or
+    ``CBOR`` by a map whose first key is text (their usual document); None for any
+    other bytes."""
+    for magic, name in _COMPRESSED:
+        if data.startswith(magic):
+            return f"{name}-compressed"
+    if len(data) >= 2:
+        first, second = data[0], data[1]
+        if first == 0x78 and (first << 8 | second) % 31 == 0 and not second & 0x20:
+            return "zlib-compressed"
+        if (0x80 <= first <= 0x8F and 0xA0 <= second <= 0xBF) or first in (0xDE, 0xDF):
+            return "MessagePack"
+        if 0xA1 <= first <= 0xB7 and 0x61 <= second <= 0x77:
+            return "CBOR"
+    return None
+
+
 def not_utf8_guess(data: bytes) -> str:
     """``a GBK/GB18030 (Simplified Chinese) file? `` (``likely_encoding``'s guess, said
     before ``save the file as UTF-8``), or "" when none fits (a stray byte of binary
     data)."""
     encoding = likely_encoding(data)
     return f"a {encoding} file? " if encoding else ""
+
+
+# Characters that show nothing though they are neither white space nor format characters:
+# Hangul fillers and the blank Braille pattern, which chat apps' "empty message" tricks use.
+_SHOWS_NOTHING = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: only white space, invisible format characters
+    (zero-width space and joiners, U+FEFF, direction marks: Unicode category Cf) and
+    fillers that render empty (``_SHOWS_NOTHING``). ``str.strip`` leaves the others, so a
+    report's text, a resolve's note or a silence's reason of one zero-width space passed
+    as "not blank" (t137)."""
+    return all(c.isspace() or c in _SHOWS_NOTHING or unicodedata.category(c) == "Cf" for c in text)

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 import re2
 
+from playbooks.encodings import blank
 from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_mean, shown
 from playbooks.goregexp import (
     ClassTables,
@@ -1002,9 +1003,9 @@ def new_silence(
             "give a duration above 0",
             "field",
         )
-    if not author.strip():
+    if blank(author):  # (only characters that show nothing is blank too, t137)
         raise SilenceError("a silence needs an author", "field")
-    if not reason.strip():
+    if blank(reason):
         raise SilenceError("a silence needs a reason", "field")
     return Silence(silence_id, parsed, starts_at, ends_at, author, reason)
 

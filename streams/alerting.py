@@ -38,13 +38,13 @@ from playbooks.routing import (
     label_values,
 )
 from playbooks.schema import Playbook
-from streams.context import Context
+from streams.context import Context, alert_in_grid
 from streams.errors import MISSING, EventError
 from streams.events import (
     alert_fields,
     message_json,
     refuse_alert_ahead,
-    refuse_wide_integer,
+    refuse_unwritable_number,
 )
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
@@ -208,9 +208,11 @@ class Alerting:
     async def on_alert(self, event: EventT[bytes]) -> None:
         try:
             doc = message_json(event.value)
-            refuse_wide_integer(event.value, doc, "bad_alert")  # it is routed on whole
+            refuse_unwritable_number(event.value, doc, "bad_alert")  # it is routed on whole
             alert, labels = checked_alert(doc)
             refuse_alert_ahead(alert, time.time(), self.ctx.settings.max_future_skew, "bad_alert")
+            # A cell the grid lacks opened a run no unit owns (t137).
+            alert_in_grid(alert, self.ctx.config.grid, "bad_alert")
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
             await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc}")
             return

@@ -33,6 +33,7 @@ import orjson
 from aiohttp import web
 from faust.web import Request, Response, View
 
+from playbooks.encodings import blank
 from playbooks.engine import (
     MAX_COMMENT,
     MAX_NOTE,
@@ -1578,7 +1579,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 reason = playbook_gone(run, action)
             if reason is not None:
                 raise ApiError(409, reason)
-            if action in ("resolve", "cancel") and not note.strip():
+            if action in ("resolve", "cancel") and blank(note):
                 raise ApiError(400, f'{action} needs a "note" saying why')
             command = {
                 "id": command_id,

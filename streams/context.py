@@ -344,6 +344,22 @@ def embedded_alert(alert: Any, code: str) -> dict[str, Any]:
     return cast(dict[str, Any], alert)
 
 
+def alert_in_grid(alert: dict[str, Any], grid: Grid, code: str, at: str = "") -> None:
+    """Raises ``EventError`` (``code``; the field under ``at``, ``alert.``) for a firing
+    alert (``alert_fields``' shape) whose ``grid_cell`` ``grid`` lacks, said as a
+    reading's ``unknown_cell`` is, with the nearest cell the grid has. Its run would
+    have no unit: before t137 a foreign producer's alert in cell ``nowhere`` (or a
+    Baltimore gauge's cell mistyped) opened a run there, told as a cell gone from the
+    grid to the first city's duty office by name (Aarhus). A resolution is left to end
+    what it ends: its cell may have left the grid by a reload since it fired, and its run
+    must still hear it. Its ``kind`` and labels stay any text (t80: metrics bound them)."""
+    cell = alert["grid_cell"]
+    if alert["status"] == "firing" and cell not in grid.cells:
+        raise EventError(
+            code, f"{at}grid_cell", cell, f"not a cell of the grid{grid.near_cell(cell)}"
+        )
+
+
 def route_fault(route: dict[str, Any], routed: bool = False) -> tuple[str, Any, str] | None:
     """What is wrong with a group's ``route`` (``_route_doc``'s shape: ``id``,
     ``playbook``, ``group_wait``, ``group_interval``, ``repeat_interval`` in seconds;

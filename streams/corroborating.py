@@ -36,7 +36,7 @@ import faust
 import orjson
 from faust.types import TP, EventT
 
-from streams.context import Context
+from streams.context import Context, alert_in_grid
 from streams.corroboration import (
     ASSESSMENT_LABEL,
     LABEL,
@@ -52,7 +52,7 @@ from streams.corroboration import (
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import EventError
-from streams.events import MAX_MESSAGE_BYTES, message_json, parse_ts, refuse_wide_integer
+from streams.events import MAX_MESSAGE_BYTES, message_json, parse_ts, refuse_unwritable_number
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -246,12 +246,15 @@ class CorroborationStage:
         """One mark or alert for an area: update the area's state, forward what is due."""
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         message = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
-        # An area keeps its held alerts whole and forwards them: each integer must be one
-        # its encoder writes (t128: a TypeError with a traceback).
-        kind = message.get("type") if isinstance(message, dict) else None
-        refuse_wide_integer(event.value, message, "bad_mark" if kind == "mark" else "bad_alert")
         # EventError, dead-lettered naming the field: what an area keeps must read back.
         message = checked_message(message, time.time(), self.ctx.settings.max_future_skew)
+        # An area keeps its held alerts whole and forwards them: each number must be one
+        # its encoder writes (t128, t137: a TypeError with a traceback). After the fields'
+        # own rules, which name a score of 1e400 as no score from 0 to 1.
+        code = "bad_mark" if message["type"] == "mark" else "bad_alert"
+        refuse_unwritable_number(event.value, message, code)
+        if message["type"] == "alert":  # held, then forwarded to the alerts agent (t137)
+            alert_in_grid(message["alert"], self.ctx.config.grid, "bad_alert", at="alert.")
         async with self.lock:
             if message["type"] == "mark" and self._mark_in_place(key, message):
                 return

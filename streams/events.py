@@ -21,6 +21,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 import orjson
 
+from playbooks.encodings import binary_format, blank, wide_encoding
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import (
@@ -31,7 +32,6 @@ from streams.errors import (
     decimal_comma_hint,
     likely_encoding,
     unreadable,
-    wide_without_bom,
 )
 from streams.spans import item_spans, max_depth
 from streams.unknown import UNKNOWN
@@ -923,6 +923,29 @@ def _written_in(raw: bytes) -> str:
     return f"; {guess} text? re-encode it as UTF-8" if guess else ""
 
 
+def _binary(form: str) -> str:
+    """What to do about bytes in a known binary form (``binary_format``): JSON is text."""
+    if form.endswith("-compressed"):
+        return f"{form} data, not JSON text? send the JSON itself, uncompressed"
+    return f"{form} data, not JSON text? send it as JSON text"
+
+
+def _not_text(raw: bytes) -> str:
+    """Why bytes holding a NUL are no JSON text, in the words their sender can act on:
+    a binary form they start with (``binary_format``: ``gzip-compressed data, not JSON
+    text? …``), UTF-16 or UTF-32 by a byte order mark or by their NULs
+    (``wide_encoding``: ``UTF-16 (it starts with a UTF-16 byte order mark) text?
+    re-encode it as UTF-8 …``), else binary data. Before t137 every NUL was "UTF-16 or
+    UTF-32 text?", and one after a byte order mark "… without a byte order mark"."""
+    binary = binary_format(raw)
+    if binary is not None:
+        return _binary(binary)
+    wide = wide_encoding(raw)
+    if wide is not None:
+        return f"{wide} text? re-encode it as UTF-8: JSON is UTF-8, RFC 8259"
+    return "binary data, not JSON text: JSON is UTF-8 text, RFC 8259, with no NUL byte"
+
+
 def decode_json(raw: bytes, unique_keys: bool = False, check_text: bool = True) -> Any:
     """A message's JSON value, read as every edge reads it (the worker's topics, HTTP and
     MQTT ingest): orjson, and where it refuses, Python's json for the bare
@@ -963,28 +986,36 @@ def message_json(value: bytes | None) -> Any:
     return decode_json(value or b"", unique_keys=True)
 
 
-def refuse_wide_integer(raw: bytes | None, doc: Any, code: str, at: str = "") -> None:
-    """Raises ``EventError`` (``code``) naming the first integer of ``doc`` (decoded from
-    ``raw``; its place under ``at``) past -2**63 to 2**64 - 1 (``wide_integer``), which
-    the worker could not write again, for the agents that pass their message on or
-    store it whole: an alert (routed on, held in its area, kept muted), a routed message
-    (an offered report kept with its group). Costs nothing unless ``raw`` holds 19
-    digits in a row."""
-    if raw is None or _LONG_DIGITS.search(raw) is None:  # else no integer past 64 bits
+def refuse_unwritable_number(raw: bytes | None, doc: Any, code: str, at: str = "") -> None:
+    """Raises ``EventError`` (``code``) naming the first number of ``doc`` (decoded from
+    ``raw``; its place under ``at``) that the worker's encoder cannot write as sent
+    (``unwritable_number``: an integer past -2**63 to 2**64 - 1, a number past a
+    double's range such as ``1e400``, a bare ``NaN`` or ``Infinity``), for the agents
+    that pass their message on or store it whole: an alert (routed on, held in its area,
+    kept muted), a routed message (an offered report kept with its group), a command (kept
+    whole as an Idempotency-Key request's answer). Costs nothing unless ``raw`` holds 19
+    digits in a row, an exponent of three digits, ``NaN`` or ``Infinity``."""
+    if raw is None or _UNWRITABLE_HINT.search(raw) is None:  # else every number is written
         return
-    found = wide_integer(doc, at)
+    found = unwritable_number(doc, at)
     if found is not None:
-        raise EventError(
-            code,
-            found[0],
-            found[1],
-            "an integer past 64 bits (-2**63 to 2**64 - 1), which the worker cannot pass on "
-            "or store: send it as text",
-        )
+        raise EventError(code, *found)
 
 
 # The integers orjson writes (the worker's encoder for what it passes on and stores).
 _WIDEST = (-(2**63), 2**64 - 1)
+_WIDE_INTEGER = (
+    "an integer past 64 bits (-2**63 to 2**64 - 1), which the worker cannot pass on or "
+    "store: send it as text"
+)
+_WIDE_FLOAT = (
+    "a number past a double's range (about 1.8e308), which the worker cannot pass on or "
+    "store: send it as text"
+)
+_NOT_A_NUMBER = (
+    "not a number JSON has (NaN and Infinity are not JSON), which the worker would pass on "
+    "or store as null: send null or text"
+)
 
 
 def wide_integer(doc: Any, where: str = "") -> tuple[str, int] | None:
@@ -994,18 +1025,35 @@ def wide_integer(doc: Any, where: str = "") -> tuple[str, int] | None:
     messages on whole (an alert routed, a held alert in its area's state), and one such
     integer anywhere in them failed that write with ``TypeError: Integer exceeds 64-bit
     range``, a ``processing_error`` with a traceback (t128)."""
-    if type(doc) is int or type(doc) is LongInt:
-        return (where, doc) if not _WIDEST[0] <= doc <= _WIDEST[1] else None
-    if isinstance(doc, dict):
-        for key, item in doc.items():
-            found = wide_integer(item, f"{where}.{key}" if where else str(key))
-            if found is not None:
-                return found
-    elif isinstance(doc, list):
-        for i, item in enumerate(doc):
-            found = wide_integer(item, f"{where}[{i}]")
-            if found is not None:
-                return found
+    found = unwritable_number(doc, where)
+    return (found[0], found[1]) if found is not None and found[2] == _WIDE_INTEGER else None
+
+
+def unwritable_number(doc: Any, where: str = "") -> tuple[str, Any, str] | None:
+    """The first number of ``doc`` (a decoded JSON value) that orjson cannot write as it
+    was sent, as (its place, ``alert.value`` or ``extra[2]``; the number; why), or None:
+    an integer past -2**63 to 2**64 - 1 (orjson's ``TypeError: Integer exceeds 64-bit
+    range``, t128), a number past a double's range (``1e400``, read as an
+    ``OverflowFloat``: ``TypeError: Type is not JSON serializable``, t137), a bare
+    ``NaN``, ``Infinity`` or ``-Infinity`` (written as ``null``: a value nobody sent).
+    Walked with a stack of its own: a document may nest ``MAX_DEPTH`` levels."""
+    stack: list[tuple[str, Any]] = [(where, doc)]
+    while stack:
+        place, value = stack.pop()
+        kind = type(value)
+        if kind is int or kind is LongInt:
+            if not _WIDEST[0] <= value <= _WIDEST[1]:
+                return place, value, _WIDE_INTEGER
+        elif kind is OverflowFloat:
+            return place, value, _WIDE_FLOAT
+        elif kind is float:
+            if not math.isfinite(value):
+                return place, value, _NOT_A_NUMBER
+        elif isinstance(value, dict):
+            items = [(f"{place}.{k}" if place else str(k), v) for k, v in value.items()]
+            stack.extend(reversed(items))  # the first in the document is found first
+        elif isinstance(value, list):
+            stack.extend(reversed([(f"{place}[{i}]", v) for i, v in enumerate(value)]))
     return None
 
 
@@ -1029,6 +1077,10 @@ def json_loads_within_depth(text: str, **options: Any) -> Any:
 # 19 digits in a row: an integer that may lie past 64 bits (-9223372036854775809 does),
 # or digits in text, read again at no harm.
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# What a JSON text holds wherever a number orjson cannot write is in it: 19 digits (an
+# integer past 64 bits), an exponent of three digits (past a double: 1e400), a bare NaN
+# or Infinity (which orjson refuses to read, so Python's json read them).
+_UNWRITABLE_HINT = re.compile(rb"[0-9]{19}|[eE][+]?[0-9]{3}|NaN|Infinity")
 
 
 def _decode_json(raw: bytes, check_text: bool = True) -> Any:
@@ -1065,23 +1117,23 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         # surrogates (\ud800) it lets through, which no later step could encode.
         nul = raw.find(b"\x00")
         if nul >= 0:  # never in JSON text; every other byte of UTF-16 or UTF-32 ASCII
-            wide = wide_without_bom(raw) or "UTF-16 or UTF-32"
             raise EventError(
                 "bad_json",
                 None,
                 None,
-                f"not valid JSON: byte 0x00 (NUL) at offset {nul} ({wide} text? re-encode "
-                "it as UTF-8: JSON is UTF-8, RFC 8259)",
+                f"not valid JSON: byte 0x00 (NUL) at offset {nul} ({_not_text(raw)})",
             ) from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as bad:
+            binary = binary_format(raw)
+            said = f"; {_binary(binary)}" if binary else _written_in(raw)
             raise EventError(
                 "bad_json",
                 None,
                 None,
                 f"not valid JSON: byte 0x{raw[bad.start]:02x} at offset {bad.start} is not "
-                f"UTF-8 (JSON is UTF-8 text, RFC 8259{_written_in(raw)})",
+                f"UTF-8 (JSON is UTF-8 text, RFC 8259{said})",
             ) from None
         body = text.removeprefix("\ufeff")
         # Nesting judged by counting, as orjson does, before the recursive parser: whether
@@ -1569,7 +1621,7 @@ def check_report_text(text: str) -> None:
     department classifier and the reply to the reporter nothing) and without control
     characters other than line breaks and tabs. Raises ``EventError`` (``bad_type``)
     naming ``text``; ``citybrain replay`` checks a file's rows by it too."""
-    if not text.strip():
+    if blank(text):  # white space, or only characters that show nothing (U+200B)
         raise EventError(
             "bad_type", "text", text, "blank: expected a description of what was reported"
         )

@@ -39,13 +39,13 @@ from playbooks.engine import (
     playbook_gone,
     unresolved,
 )
-from playbooks.errors import BadEventError, PlaybookError
+from playbooks.errors import BadEventError, PlaybookError, did_you_mean
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
 from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
 from playbooks.routing import Route, Router, Silence
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
-from streams.context import Context, embedded_alert, route_fault, run_key
+from streams.context import Context, alert_in_grid, embedded_alert, route_fault, run_key
 from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_MESSAGE_BYTES,
@@ -57,7 +57,7 @@ from streams.events import (
     message_json,
     parse_ts,
     refuse_alert_ahead,
-    refuse_wide_integer,
+    refuse_unwritable_number,
     text_control,
 )
 from streams.logs import SayEvery
@@ -216,6 +216,15 @@ COMMAND_KEYS = frozenset(
 )
 
 
+# The actions a command may carry (``Response._on_command``): the operator API's (an
+# approval's refusal is ``reject``; ``resend`` is sent as RESEND) and the worker's own
+# outcomes of webhook calls (``action_result``).
+COMMAND_ACTIONS = frozenset(
+    {"ack", "resolve", "escalate", "cancel", "approve", "reject", "answer", "action_result"}
+    | {RESEND}
+)
+
+
 def command_fields(cmd: Any) -> dict[str, Any]:
     """A command as read from the commands topic, its fields checked before any is used:
     ``id``, ``run_id`` and ``action`` non-empty text, ``command_id`` text if given,
@@ -223,10 +232,11 @@ def command_fields(cmd: Any) -> dict[str, Any]:
     first four without control characters but line breaks and tabs), ``at`` epoch
     seconds from ``MIN_EVENT_TIME`` (1990) on or null, an escalate's ``from_level`` a
     level below the city's if given, ``level`` (the run's as the API took the command)
-    a grid level if given, and an ``action_result``'s ``ok`` true or false.
-    Raises ``EventError`` naming the field and value (trial 19: a run_id of 5 raised
-    AttributeError in ``run_key``, a command_id list TypeError, each a traceback in the
-    worker's log and ``processing_error``)."""
+    a grid level if given, an ``action_result``'s ``ok`` true or false, ``action`` one
+    of ``COMMAND_ACTIONS``, and an ``answer``'s ``report_id`` non-empty text and
+    ``satisfied`` true or false. Raises ``EventError`` naming the field and value (trial
+    19: a run_id of 5 raised AttributeError in ``run_key``, a command_id list TypeError,
+    each a traceback in the worker's log and ``processing_error``)."""
     if not isinstance(cmd, dict):
         raise EventError("bad_command", None, None, "expected a JSON object")
     # A key that looks like one of these without being it ("acti\u043en", "N\u043ete") was
@@ -281,6 +291,28 @@ def command_fields(cmd: Any) -> dict[str, Any]:
     if cmd["action"] == "action_result" and not isinstance(cmd.get("ok", MISSING), bool):
         # bool("false") is True: a failed call read as a success (trial 26).
         raise EventError("bad_command", "ok", cmd.get("ok", MISSING), "expected true or false")
+    action = cmd["action"]
+    if action not in COMMAND_ACTIONS:
+        # Audited as a refused command before, never dead-lettered: no replay once the
+        # worker that knows the action runs, and nothing counted (t137).
+        raise EventError(
+            "bad_command",
+            "action",
+            action,
+            f"expected one of {', '.join(sorted(COMMAND_ACTIONS))}"
+            f"{did_you_mean(action, COMMAND_ACTIONS)}",
+        )
+    if action == "answer":
+        # A reporter's answer: checked here as the API checks it, so that a producer's
+        # malformed one is a dead letter naming the field (it was an audit record only,
+        # "command_refused", from the engine's check: bool("false") is True, t137).
+        rid = cmd.get("report_id", MISSING)
+        if not isinstance(rid, str) or not rid:
+            raise EventError("bad_command", "report_id", rid, "expected a non-empty string")
+        if not isinstance(cmd.get("satisfied", MISSING), bool):
+            raise EventError(
+                "bad_command", "satisfied", cmd.get("satisfied", MISSING), "expected true or false"
+            )
     return cmd
 
 
@@ -478,11 +510,12 @@ class Response:
         config = self.ctx.config
         engines = config.engines
         doc = message_json(event.value)
-        refuse_wide_integer(event.value, doc, "bad_routed")  # an offered report is kept whole
+        refuse_unwritable_number(event.value, doc, "bad_routed")  # an offered report is kept whole
         doc = routed_fields(doc)
         if "alert" in doc:  # its started_at becomes its run's opening
             skew = self.settings.max_future_skew
             refuse_alert_ahead(doc["alert"], time.time(), skew, "bad_routed", at="alert.")
+            alert_in_grid(doc["alert"], config.grid, "bad_routed", at="alert.")
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         routed_key = key.decode(errors="replace")
         home = await self._group_home(key, doc)
@@ -986,6 +1019,12 @@ class Response:
     async def on_command(self, event: EventT[bytes]) -> None:
         try:
             cmd = command_fields(message_json(event.value))
+            if cmd.get("request"):
+                # Kept whole as an Idempotency-Key request's answer (``keyed``): a number
+                # its encoder cannot write failed the group's write after the engine had
+                # applied the command, a processing_error with a traceback (t137). One
+                # that is not kept takes such a number as before (an ``at`` past now).
+                refuse_unwritable_number(event.value, cmd, "bad_command")
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
             await self.ctx.dead_letter("commands", event, "bad_command", f"not readable: {exc}")
             return

@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 UNKNOWN_FIELDS = "citybrain_unknown_fields_total"
 # The message kinds whose unknown keys are counted: the metric's only label values.
 UNKNOWN_FIELD_KINDS = ("reading", "pack", "incident", "mqtt_payload")
+# Each kind as its log line names it (t137: "a incident", "a mqtt payload").
+_SAID = {
+    "reading": "a reading",
+    "pack": "a pack",
+    "incident": "an incident",
+    "mqtt_payload": "an MQTT payload",
+}
 # Past this many distinct keys a process names no more (a sender writing a new key per
 # message, a uuid as a key, would otherwise grow the set and the log without bound).
 MAX_NAMED_KEYS = 1_000
@@ -53,10 +60,10 @@ class UnknownFields:
                 said.append(shown)
         for shown in said:
             log.warning(
-                "citybrain: a %s carries the key %r, which its schema does not define: "
+                "citybrain: %s carries the key %r, which its schema does not define: "
                 "read past (forward compatibility; counted in %s{kind=%r}; said once per "
                 "key; docs/ingest.md)",
-                kind.replace("_", " "),
+                _SAID[kind],
                 shown,
                 UNKNOWN_FIELDS,
                 kind,

@@ -393,8 +393,9 @@ def _level_now(args: argparse.Namespace) -> str:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
+    from playbooks.encodings import blank  # (here: charset_normalizer is slow to load)
 
-    if args.action in ("resolve", "cancel") and not (args.note or "").strip():
+    if args.action in ("resolve", "cancel") and blank(args.note or ""):
         # The API refuses it (400); an empty --note (a script's unset variable) is
         # known here, as an empty id is (trial 8).
         raise CliError(

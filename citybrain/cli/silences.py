@@ -186,7 +186,9 @@ def cmd_silences(args: argparse.Namespace) -> int:
     if args.action == "add":
         silence_duration(args.duration)
         warnings = _check_matchers(args.matcher)
-        if not args.reason.strip():
+        from playbooks.encodings import blank  # (here: charset_normalizer is slow to load)
+
+        if blank(args.reason):  # only characters that show nothing is empty too (t137)
             raise CliError("--reason is empty: say why, for the audit trail")
         warnings += _grid_silence_warnings(args.matcher)
     if args.action == "list":

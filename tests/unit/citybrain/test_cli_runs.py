@@ -399,11 +399,12 @@ def test_a_placeholder_typed_as_printed_is_refused_before_the_api_is_asked(
     assert f"is the placeholder the examples print: give {where}" in err
 
 
+@pytest.mark.parametrize("note", [" ", "\u200b"])  # t137: one that shows nothing too
 @pytest.mark.parametrize("action", ["resolve", "cancel"])
 def test_an_empty_note_is_refused_where_the_api_would_refuse_it(
-    capsys: pytest.CaptureFixture[str], action: str
+    capsys: pytest.CaptureFixture[str], action: str, note: str
 ) -> None:
-    argv = ["runs", action, "r.1", "--note", " ", "--token", "t", "--url", "http://127.0.0.1:1"]
+    argv = ["runs", action, "r.1", "--note", note, "--token", "t", "--url", "http://127.0.0.1:1"]
     assert main(argv) == EXIT_USAGE
     assert capsys.readouterr().err == (
         f"citybrain: --note is empty: {action} needs a note saying why, for the audit trail\n"

@@ -36,7 +36,7 @@ def alert(sensor: str, score: Any = 0.5, **change: Any) -> dict[str, Any]:
         "status": "firing",
         "sensor_id": sensor_id,
         "kind": sensor_id.rsplit("-", 1)[1],
-        "grid_cell": "c-1",
+        "grid_cell": "md-gauge-01589330",  # the Dead Run gauges' cell
         "severity": "minor",
         "score": score,
         "started_at": format_ts(AT),

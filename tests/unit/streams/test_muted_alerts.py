@@ -26,6 +26,7 @@ from streams.settings import Settings
 from tests.services import FIXTURES
 
 ROUTING = (FIXTURES / "routing-mutes.yaml").read_text()
+CELL = "c-top"  # a community of the stage's grid (tests/fixtures/grid.yaml)
 
 
 class Stage:
@@ -34,7 +35,12 @@ class Stage:
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str = "t") -> None:
         routing = tmp_path / "routing.yaml"
         routing.write_text(ROUTING)
-        self.settings = Settings(run_dir_override=tmp_path, topic_prefix="t", routing_file=routing)
+        self.settings = Settings(
+            run_dir_override=tmp_path,
+            topic_prefix="t",
+            routing_file=routing,
+            grid_file=FIXTURES / "grid.yaml",  # the response stage's (test_response_races)
+        )
         self.app = faust.App(f"t-muted-{name}", store="memory://", datadir=str(tmp_path / name))
         self.registry = CollectorRegistry()
         ctx = Context(
@@ -132,7 +138,9 @@ def burst(
         "status": status,
         "kind": "incident_burst",
         "severity": "minor",
-        "grid_cell": community,
+        # A cell of the worker's grid (the alerts agent refuses one it lacks, t137); the
+        # labels, which the routing reads, keep the community named.
+        "grid_cell": CELL,
         "labels": labels,
         "reports": [{"report_id": r, "channel": "311"} for r in reports or []],
     }

@@ -132,3 +132,21 @@ def test_the_count_is_exported_by_the_worker_and_the_ingest() -> None:
     for text in (generate_latest(registry), generate_latest(ingest.registry)):
         assert b'citybrain_unknown_fields_total{kind="incident"}' in text
         assert b'citybrain_unknown_fields_total{kind="mqtt_payload"}' in text
+
+
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("incident", "an incident carries the key 'lat'"),  # t137: "a incident"
+        ("reading", "a reading carries the key 'lat'"),
+        ("pack", "a pack carries the key 'lat'"),
+        ("mqtt_payload", "an MQTT payload carries the key 'lat'"),
+    ],
+)
+def test_each_kinds_line_reads_as_english(
+    kind: str, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="streams.unknown")
+    UnknownFields().note(kind, ["lat"])
+    [line] = [r.getMessage() for r in caplog.records if "does not define" in r.getMessage()]
+    assert line.startswith(f"citybrain: {said}, which its schema does not define")
