@@ -1,6 +1,6 @@
 """Thirteen changes to faust's consumer (the last to aiokafka's fetcher under it), one to its
-memory store, one to its table manager and one to aiokafka's group coordinator, written
-against faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
+memory store, two to its table manager and its recovery, and one to aiokafka's group
+coordinator, written against faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
@@ -255,6 +255,37 @@ wait (``set_fetch_max_wait``), independently of the others.
    the partitions at once, as before static membership; a crash's restart is the fast
    path (``tests/integration/test_restart_static.py``).
 
+17. **A global table's changelog is read once at a start, not twice**
+   (``read_changelogs_once``). citybrain's global tables (``silences``, ``firing``:
+   ``synchronize_all_active_partitions``) have every changelog partition both active and
+   standby on every worker. faust 0.15.3's recovery reads the active partitions to their
+   highwater, then seeks the standby partitions to ``standby_offsets``
+   (``Recovery._restart_recovery``, recovery.py:503-509), which its active read never
+   moved: ``_slurp_changelogs`` counts a partition that is both in ``active_offsets``
+   (recovery.py:854-857), so its standby offset stayed the log start's -1, and
+   ``_seek_offsets`` seeks -1 as 0 (recovery.py:766-767). The whole changelog was read
+   a second time, every record already applied and dropped again by the same offset
+   check (recovery.py:870-874), and an entry written after the start waited for that
+   read to reach it: 22-36 s with 9,990 silences stored (t135). The standby seek of a
+   partition that is also active now starts at its active offset (the last record
+   applied; faust's offsets are "last read", and that record is dropped by the same
+   check): what the second read would have applied, and nothing else.
+   Its partner, in the same hand-over: faust's changelog queue is a
+   ``FlowControlQueue(clear_on_resume=True)`` (manager.py:112-115), and every
+   ``app.flow_control.resume()`` empties it (mode's ``FlowControlEvent.resume``),
+   including those recovery calls while a changelog is being read: after resuming the
+   standby partitions (recovery.py:544-546, the queue then holding the active read's
+   records past its last one) and once recovery completes (recovery.py:659, the queue
+   then holding the standby read's first records). The consumer's read offset is past
+   such records and nothing seeks a changelog partition back after recovery: an entry
+   emptied out at recovery.py:659 was lost until the next restart. faust's second read
+   from 0 mostly hid it (the read had not reached the new entries by then); starting
+   where the first read ended would not. The changelog queue's ``clear`` now drops only
+   events of an older consumer generation while the flow is running (a resume, after
+   this generation's seeks: what is kept is the rest of this generation's reading, in
+   order, and re-read records are dropped by recovery's offset check); at a revoke (the
+   flow suspended) it empties the queue as faust does.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -281,7 +312,13 @@ and the rewinds' positions, t99),
 ``Message.acked`` and ``faust.types.tuples.ack_lock``, the memory ``Store``'s
 ``_key_partition`` (change 14), ``TableManager.on_start`` (replaced, change 15; its
 0.15.3 source hash is pinned) with ``_update_channels``, ``recovery`` and
-``should_stop``; and aiokafka 0.14.0's
+``should_stop``; ``Recovery._seek_offsets`` (replaced, change 17; its 0.15.3 source
+hash pinned in ``RECOVERY_SOURCES`` with those of ``Recovery._restart_recovery`` and
+``_slurp_changelogs``, whose order of seeks and offset check it relies on, and of
+``TableManager.changelog_queue`` and mode 0.7.1's ``FlowControlQueue.clear``, the
+queue whose ``clear`` it replaces) with ``active_tps``, ``active_offsets`` and
+``standby_offsets``, the queue's ``_queue`` and ``_flow_control`` and an event's
+``message.generation_id``; and aiokafka 0.14.0's
 ``PartitionRecords._unpack_records`` (replaced, change 13; its source hash is pinned in
 ``AIOKAFKA_SOURCES`` and tested in ``tests/unit/streams/test_unreadable_batches.py``;
 with ``Fetcher._proc_fetch_request``, which makes each partition's records by the
@@ -317,6 +354,7 @@ from aiokafka.record.util import decode_varint
 from aiokafka.structs import ConsumerRecord
 from faust.stores.memory import Store as MemoryStore
 from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
@@ -324,6 +362,7 @@ from faust.types.tuples import ack_lock
 from faust.utils.functional import consecutive_numbers
 from mode import Service, ServiceT
 from mode.utils.futures import notify
+from mode.utils.queues import FlowControlQueue
 
 from streams.loop_dns import install as install_loop_dns
 
@@ -347,6 +386,22 @@ READ_SOURCES = {
 # The same for the table manager's method replaced by change 15.
 TABLE_SOURCES = {
     "on_start": "365dd25fbc0e068499c89e526516c638693a2d143b6ac249f84a60f5267fec9d",
+}
+# The same for change 17: the recovery method replaced, the two it relies on (the order
+# of its seeks, its offset check), the table manager's queue property it wraps and
+# mode's (0.7.1) queue ``clear`` it replaces on that queue.
+RECOVERY_SOURCES = {
+    "Recovery._seek_offsets": "19598ca63d94d250e49d2dfe48a3c48ecbdf65ee4f1a2871abda51d28b335e55",
+    "Recovery._restart_recovery": (
+        "6bd8a8558a2dffe4c60b8150f23d721baa6b3d658367f911a3ad2187e20efc6f"
+    ),
+    "Recovery._slurp_changelogs": (
+        "7825c7e50f766d5ab0fd246b63420ea0dfcd732d005f1057cc9da656ff5d3967"
+    ),
+    "TableManager.changelog_queue": (
+        "9c7f4cac57ef170647f12c135f4419000d27be45c536bf07ec013d8d3d028e2e"
+    ),
+    "FlowControlQueue.clear": "fa9a86f6b097c90fd4dd86ccb1ce7c57d3c961d8d720d465ba8cb98429b9d578",
 }
 # The same for aiokafka's method replaced by change 13 (aiokafka 0.14.0).
 AIOKAFKA_VERSION = "0.14.0"
@@ -441,6 +496,8 @@ def original(name: str) -> Callable[..., Any]:
         owner_name, method = name.split(".")
         owner_of = {"Fetcher": Fetcher, "_DefaultRecordBatchPy": _DefaultRecordBatchPy}
         return cast(Callable[..., Any], getattr(owner_of[owner_name], method))
+    if name in RECOVERY_SOURCES:
+        return _recovery_original(name)
     if name in TABLE_SOURCES:
         return _ORIGINAL.get(f"TableManager.{name}") or cast(
             Callable[..., Any], getattr(TableManager, name)
@@ -509,6 +566,101 @@ async def _maybe_leave_group(self: GroupCoordinator) -> None:
         else:
             log.info("LeaveGroup request succeeded")
     self.reset_generation()
+
+
+def read_changelogs_once() -> None:
+    """Change 17 (idempotent; call before the worker starts): a changelog partition both
+    active and standby (a global table's) is read on from where table recovery's active
+    read ended, not again from its start; and the changelog queue keeps this consumer
+    generation's records when the flow resumes. Raises ``RuntimeError`` if faust is not
+    the pinned version."""
+    _pinned_faust()
+    if "Recovery._seek_offsets" not in _ORIGINAL:
+        _ORIGINAL["Recovery._seek_offsets"] = Recovery._seek_offsets
+        _ORIGINAL["TableManager.changelog_queue"] = _queue_property_getter()
+        Recovery._seek_offsets = _seek_offsets  # type: ignore[method-assign]
+        TableManager.changelog_queue = property(_changelog_queue)  # type: ignore[assignment,method-assign]
+
+
+def _queue_property_getter() -> Callable[..., Any]:
+    """The getter of faust's ``TableManager.changelog_queue`` property as it is now."""
+    return cast(Callable[..., Any], cast(property, vars(TableManager)["changelog_queue"]).fget)
+
+
+def _recovery_original(name: str) -> Callable[..., Any]:
+    """faust's (or mode's) own of a ``RECOVERY_SOURCES`` name, for the pinning test."""
+    if name in _ORIGINAL:
+        return _ORIGINAL[name]
+    owner_name, attribute = name.split(".")
+    if owner_name == "TableManager":
+        return _queue_property_getter()
+    if owner_name == "FlowControlQueue":
+        return cast(Callable[..., Any], FlowControlQueue.clear)
+    found = getattr(Recovery, attribute)
+    return cast(Callable[..., Any], getattr(found, "fun", found))  # a ServiceTask's own
+
+
+def standby_seek_offsets(
+    tps: set[TP], standby: Mapping[TP, int | None], active_tps: set[TP], active: Mapping[TP, int]
+) -> dict[TP, int | None]:
+    """Change 17: where each standby partition of ``tps`` is read from, in faust's terms
+    (the last offset read; -1 or None: from the log start): a partition that is also
+    active from its active offset when that is further, since recovery dropped every
+    record up to it as already applied (``_slurp_changelogs``); others as faust had
+    them (``standby``)."""
+    starts: dict[TP, int | None] = {}
+    for tp in tps:
+        start = standby.get(tp)
+        read = active.get(tp) if tp in active_tps else None
+        starts[tp] = read if read is not None and (start is None or read > start) else start
+    return starts
+
+
+async def _seek_offsets(
+    self: Recovery, consumer: Any, tps: set[TP], offsets: Any, title: str
+) -> None:
+    """faust's ``Recovery._seek_offsets``, except that the standby seek (the one given
+    ``standby_offsets``) starts a partition also active where its active read ended
+    (``standby_seek_offsets``). ``standby_offsets`` itself is left as faust keeps it."""
+    if offsets is self.standby_offsets:
+        starts = standby_seek_offsets(tps, offsets, self.active_tps, self.active_offsets)
+        moved = {tp: start for tp, start in starts.items() if start != offsets.get(tp)}
+        if moved:
+            self.log.info(
+                "citybrain: standby reading of %d changelog partitions goes on from their "
+                "active recovery: %s",
+                len(moved),
+                ", ".join(f"{tp.topic}[{tp.partition}]@{moved[tp]}" for tp in sorted(moved)),
+            )
+        offsets = starts
+    await _ORIGINAL["Recovery._seek_offsets"](self, consumer, tps, offsets, title)
+
+
+def _changelog_queue(self: TableManager) -> Any:
+    """faust's ``TableManager.changelog_queue``, its queue's ``clear`` replaced once, on
+    the instance, by ``keep_this_generation`` (change 17)."""
+    made = self._changelog_queue is None
+    queue = _ORIGINAL["TableManager.changelog_queue"](self)
+    if made:
+        app = self.app
+        queue.clear = lambda: keep_this_generation(queue, app.consumer_generation_id)
+    return queue
+
+
+def keep_this_generation(queue: FlowControlQueue[Any], generation: int) -> None:
+    """The changelog queue's ``clear`` (change 17): while the flow is suspended (a
+    revoke) every event goes, as mode's ``clear`` does; while it runs (a resume, after
+    recovery's seeks of this generation) only events fetched in an older consumer
+    generation go: the rest are this generation's reading, in offset order, which the
+    consumer will not hand on again."""
+    events = queue._queue  # type: ignore[attr-defined]
+    if not queue._flow_control.is_active():
+        events.clear()
+        return
+    kept = [event for event in events if event.message.generation_id == generation]
+    if len(kept) != len(events):
+        events.clear()
+        events.extend(kept)
 
 
 def read_committed(app: faust.App) -> None:

@@ -969,3 +969,108 @@ def test_a_static_member_leaves_the_group_when_it_stops_as_a_dynamic_one_does() 
     static = coordinator("g@http://127.0.0.1:16066")
     asyncio.run(original("_maybe_leave_group")(static))  # aiokafka's own: no leave
     assert sent == []
+
+
+def test_the_recovery_internals_change_17_relies_on_are_unchanged_upstream() -> None:
+    faust_patches.read_changelogs_once()
+    for name, digest in faust_patches.RECOVERY_SOURCES.items():
+        assert source_hash(original(name)) == digest, (
+            f"{name} changed upstream: port change 17 of streams/faust_patches.py to it"
+        )
+
+
+def _recovery(active_offset: int) -> tuple[SimpleNamespace, list[dict[TP, int]], set[TP]]:
+    """A recovery that has read the global table's changelog partition 0 (both active and
+    standby) to ``active_offset``; partition 1 is a standby only, never read."""
+    both, standby_only = TP("app-silences-changelog", 0), TP("app-silences-changelog", 1)
+    seeks: list[dict[TP, int]] = []
+
+    async def seek_wait(offsets: dict[TP, int]) -> None:
+        seeks.append(dict(offsets))
+
+    recovery = SimpleNamespace(
+        active_tps={both},
+        active_offsets={both: active_offset},
+        standby_offsets={both: -1, standby_only: -1},  # faust's after _build_offsets
+        log=SimpleNamespace(info=lambda *args: None),
+        consumer=SimpleNamespace(seek_wait=seek_wait),
+    )
+    return recovery, seeks, {both, standby_only}
+
+
+def test_a_global_tables_standby_read_goes_on_from_its_active_recovery() -> None:
+    # Change 17 (t136): faust 0.15.3 sought a partition both active and standby back to
+    # 0 after recovery had read it to its end, and a silence written after a start waited
+    # for that second read of 9,990 others (22-36 s, t135).
+    from faust.tables.recovery import Recovery
+
+    faust_patches.read_changelogs_once()
+    recovery, seeks, tps = _recovery(9_989)
+    both, standby_only = sorted(tps)
+    standby = recovery.standby_offsets
+    asyncio.run(Recovery._seek_offsets(recovery, recovery.consumer, tps, standby, "standby"))  # type: ignore[arg-type]
+    assert seeks == [{both: 9_989, standby_only: 0}]
+    assert standby == {both: -1, standby_only: -1}  # faust's own bookkeeping unchanged
+    # faust's own: from 0 again.
+    asyncio.run(
+        original("Recovery._seek_offsets")(recovery, recovery.consumer, tps, standby, "standby")
+    )
+    assert seeks[-1] == {both: 0, standby_only: 0}
+    # The active seek is faust's (its offsets are not the standby ones).
+    active = {both: 41}
+    asyncio.run(Recovery._seek_offsets(recovery, recovery.consumer, {both}, active, "active"))  # type: ignore[arg-type]
+    assert seeks[-1] == {both: 41}
+
+
+def test_a_standby_start_is_never_moved_back() -> None:
+    both, standby_only = TP("c", 0), TP("c", 1)
+    starts = faust_patches.standby_seek_offsets(
+        {both, standby_only}, {both: 50, standby_only: 7}, {both}, {both: 40}
+    )
+    assert starts == {both: 50, standby_only: 7}
+    # An active partition not read yet (None), and a standby with no offset at all.
+    assert faust_patches.standby_seek_offsets({both}, {both: None}, {both}, {both: None}) == {
+        both: None
+    }
+    assert faust_patches.standby_seek_offsets({both}, {both: None}, {both}, {both: 3}) == {both: 3}
+
+
+def test_the_changelog_queue_keeps_this_generations_records_when_the_flow_resumes() -> None:
+    # Change 17's partner: faust empties its changelog queue at every flow resume, twice
+    # while recovery reads a changelog (recovery.py:545 and :659), with the consumer's
+    # read offset already past what it empties: an entry read then was lost.
+    from faust.tables.manager import TableManager
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    faust_patches.read_changelogs_once()
+
+    def event(offset: int, generation: int) -> SimpleNamespace:
+        return SimpleNamespace(message=SimpleNamespace(offset=offset, generation_id=generation))
+
+    async def scenario() -> tuple[list[int], list[int], list[int]]:
+        flow = FlowControlEvent(initially_suspended=False)
+        app = SimpleNamespace(
+            consumer_generation_id=4,
+            conf=SimpleNamespace(stream_buffer_maxsize=100),
+            FlowControlQueue=lambda **kw: FlowControlQueue(flow_control=flow, **kw),
+        )
+        manager = SimpleNamespace(app=app, _changelog_queue=None)
+        queue = TableManager.changelog_queue.fget(manager)  # type: ignore[attr-defined]
+        manager._changelog_queue = queue
+        assert TableManager.changelog_queue.fget(manager) is queue  # type: ignore[attr-defined]
+        for offset, generation in ((7, 3), (12, 4), (13, 4)):
+            queue.put_nowait(event(offset, generation))
+        flow.resume()  # recovery resumes the flow: the older generation's record goes
+        resumed = [e.message.offset for e in queue._queue]
+        flow.suspend()  # a revoke: everything goes, as faust's
+        flow.clear()
+        revoked = [e.message.offset for e in queue._queue]
+        stock = FlowControlQueue(flow_control=flow, clear_on_resume=True)
+        stock.put_nowait(event(12, 4))
+        flow.resume()
+        return resumed, revoked, [e.message.offset for e in stock._queue]
+
+    resumed, revoked, stock = asyncio.run(scenario())
+    assert resumed == [12, 13]
+    assert revoked == []
+    assert stock == []  # mode's own clear: this generation's record lost
