@@ -49,7 +49,7 @@ def test_an_alert_id_longer_than_an_id_is_refused_naming_its_length() -> None:
         "kind": "water_level",
         "grid_cell": "c-bridge",
         "severity": "minor",
-        "labels": {},
+        "labels": {"kind": "water_level"},
     }
     with pytest.raises(EventError) as caught:
         checked_alert(alert)
