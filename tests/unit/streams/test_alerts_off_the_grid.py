@@ -25,19 +25,11 @@ from tests.unit.streams.test_corroboration_messages import DEAD_RUN, stage
 from tests.unit.streams.test_corroboration_messages import alert as area_alert
 from tests.unit.streams.test_muted_alerts import Stage
 from tests.unit.streams.test_response_races import KEY, Event, Gate, alert, response
+from tests.unit.streams.test_unwritable_numbers import ALERT
 
 __all__ = ["response"]  # the fixture, used by name
 
 GRID = load_grid(FIXTURES / "grid.yaml")
-ALERT: dict[str, Any] = {
-    "alert_id": "al-x",
-    "status": "firing",
-    "sensor_id": "gauge-1",
-    "kind": "water_level",
-    "grid_cell": "c-bridge",
-    "severity": "minor",
-    "labels": {"alert_id": "al-x", "kind": "water_level", "severity": "minor"},
-}
 # (the cell, what the reason says)
 OFF_GRID = [
     ("c-brige", "not a cell of the grid (did you mean 'c-bridge'?)"),

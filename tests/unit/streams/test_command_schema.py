@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from streams.response import COMMAND_ACTIONS, EventError, Response, command_fields
-from tests.unit.streams.test_response_races import KEY, Event, Gate, alert, response
+from tests.unit.streams.test_response_races import (
+    KEY,
+    Event,
+    Gate,
+    alert,
+    dead_letters_and_audit,
+    response,
+)
 
 __all__ = ["response"]  # the fixture, used by name
 
@@ -58,17 +65,7 @@ def test_a_malformed_answer_is_a_dead_letter_not_an_audit_record(
     response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stage, _ = response
-    said: list[tuple[str, str, str]] = []
-    audited: list[dict[str, Any]] = []
-
-    async def dead_letter(stream: str, event: Any, code: str, message: str) -> None:
-        said.append((stream, code, message))
-
-    async def audit(record: dict[str, Any]) -> None:
-        audited.append(record)
-
-    monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
-    monkeypatch.setattr(stage.ctx, "audit", audit)
+    said, audited = dead_letters_and_audit(stage, monkeypatch)
 
     async def scenario() -> None:
         await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]

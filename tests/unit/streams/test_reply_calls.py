@@ -17,7 +17,13 @@ import pytest
 from playbooks.engine import Command, Run
 from streams.replies import RESEND, UNDELIVERED, undelivered_of
 from streams.response import Response
-from tests.unit.streams.test_response_races import KEY, Event, Gate, alert
+from tests.unit.streams.test_response_races import (
+    KEY,
+    Event,
+    Gate,
+    alert,
+    dead_letters_and_audit,
+)
 from tests.unit.streams.test_response_races import response as races_response
 
 URL = "http://127.0.0.1:9/replies"
@@ -299,17 +305,7 @@ def test_a_command_read_again_after_its_run_was_superseded_is_no_dead_letter(
     is current: nothing happens, no dead letter."""
     stage, _ = response
     calls_of(stage)
-    letters: list[tuple[str, str, str]] = []
-    audited: list[dict[str, Any]] = []
-
-    async def dead_letter(role: str, event: Any, code: str, reason: str) -> None:
-        letters.append((role, code, reason))
-
-    async def audit(record: dict[str, Any]) -> None:
-        audited.append(record)
-
-    monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
-    monkeypatch.setattr(stage.ctx, "audit", audit)
+    letters, audited = dead_letters_and_audit(stage, monkeypatch)
 
     async def scenario() -> str:
         run, reply = await replied(stage)

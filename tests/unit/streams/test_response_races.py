@@ -203,6 +203,25 @@ def captured(
     return audited, sent
 
 
+def dead_letters_and_audit(
+    stage: Response, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[tuple[str, str, str]], list[dict[str, Any]]]:
+    """The dead letters (role, code, reason) and the audit records ``stage`` writes from
+    now on, kept in two lists (its context's ``dead_letter`` and ``audit`` replaced)."""
+    letters: list[tuple[str, str, str]] = []
+    audited: list[dict[str, Any]] = []
+
+    async def dead_letter(role: str, event: Any, code: str, reason: str) -> None:
+        letters.append((role, code, reason))
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    monkeypatch.setattr(stage.ctx, "dead_letter", dead_letter)
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+    return letters, audited
+
+
 async def _nothing() -> None:
     return None
 
