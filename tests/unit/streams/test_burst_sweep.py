@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
+from streams.alerting import checked_alert
 from streams.bursts import BurstTracker
 from streams.context import Context, burst_key
 from streams.events import IncidentReport, format_ts
@@ -209,6 +210,7 @@ def test_a_burst_resolution_never_ends_before_its_episode_started(
     [resolved] = [doc for _, doc in sent if doc.get("status") == "resolved"]
     assert resolved["started_at"] == format_ts(start)
     assert resolved["ended_at"] == resolved["started_at"]
+    checked_alert(resolved)  # the alerts agent takes it, as Alertmanager's API would
 
 
 def home(stage: Ingest, report: IncidentReport) -> int:
