@@ -116,8 +116,9 @@ def checked_alert(doc: Any, *, stored: bool = False) -> tuple[dict[str, Any], di
     value (helper t59: an alert whose ``reports`` were ``"x"`` was stored while muted,
     then dropped as ``bad_shape`` at the next start, with no dead letter; labels of
     another shape were said as ``RoutingConfigError('…')``). An alert of no label with a
-    value is refused as it arrives (t138, Alertmanager's rule), read back when ``stored``."""
-    alert = alert_fields(doc)
+    value is refused as it arrives (t138, Alertmanager's rule), read back when ``stored``;
+    so is one that ends before it starts (t139, ``refuse_ended_before_started``)."""
+    alert = alert_fields(doc, stored=stored)
     labels = alert.get("labels", MISSING)
     if labels is MISSING:
         raise EventError("bad_alert", "labels", MISSING, "expected a mapping of names to text")

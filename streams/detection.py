@@ -368,7 +368,13 @@ class AlertEvent:
     ) -> AlertEvent:
         """The ``resolved`` alert that closes ``episode`` (a sensor state's open episode:
         its id, peak score and value, start and last anomalous reading's time), the
-        severity that of its peak."""
+        severity that of its peak. Its ``ended_at`` (epoch s) is the last anomalous
+        reading's time, never before ``started_at``: Alertmanager's API refuses an alert
+        that ends before it starts ("start time must be before end time"), and so does the
+        alerts agent (t139). A sensor's readings are taken in event-time order, so only a
+        state read back damaged could have it so; refused, this resolution would leave its
+        run open for ever."""
+        started = episode["started_at"]
         return cls(
             episode["alert_id"],
             "resolved",
@@ -378,8 +384,8 @@ class AlertEvent:
             severity_for(episode["peak_score"]),
             episode["peak_score"],
             episode["peak_value"],
-            episode["started_at"],
-            episode["last_anomalous_at"],
+            started,
+            max(started, episode["last_anomalous_at"]),
             received_at,
         )
 

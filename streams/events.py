@@ -31,6 +31,7 @@ from streams.errors import (
     EventError,
     decimal_comma_hint,
     likely_encoding,
+    show,
     unreadable,
 )
 from streams.spans import item_spans, max_depth
@@ -414,12 +415,14 @@ ALERT_KEYS = frozenset(
 )
 
 
-def alert_fields(alert: Any) -> dict[str, Any]:
+def alert_fields(alert: Any, *, stored: bool = False) -> dict[str, Any]:
     """An alert as read from the alerts topic (``alert/1``), the fields its readers use
     checked first: ``schema`` ``alert/1`` if given; ``alert_id``, ``kind``, ``severity``
     and ``grid_cell`` non-empty text, ``status`` ``firing`` or ``resolved``; ``sensor_id``
     text or null, and ``started_at`` and ``ended_at`` ISO 8601 times from 1990 on or null,
-    where given; no key that looks like one of ``ALERT_KEYS`` without being it
+    where given, ``ended_at`` not before ``started_at`` (``refuse_ended_before_started``,
+    Alertmanager's rule; not asked of an alert ``stored`` by an earlier worker, which
+    still reads back); no key that looks like one of ``ALERT_KEYS`` without being it
     (``lookalike_key``). Raises
     ``EventError`` (``bad_alert``) naming the field and value (trial 19: an alert_id of 5
     raised AttributeError, a missing kind KeyError once muted: each a traceback in the
@@ -470,7 +473,52 @@ def alert_fields(alert: Any) -> dict[str, Any]:
             raise EventError("bad_alert", name, value, exc.reason) from None
         if at < MIN_EVENT_TIME:
             raise EventError("bad_alert", name, value, "an alert's time is before 1990-01-01")
+    if not stored:
+        refuse_ended_before_started(alert)
     return alert
+
+
+# An ISO 8601 time's fraction of a second (``ISO_DATETIME``: only after the seconds).
+_FRACTION = re.compile(r"(?<=:[0-9]{2})[.,]([0-9]+)")
+
+
+def alert_time_ns(value: str) -> int:
+    """Nanoseconds since the epoch of an alert's time (a text ``parse_ts`` takes), for
+    comparing two times as Alertmanager does: Go's ``time.Parse`` keeps a fraction to
+    nine digits (dropping the rest), where ``parse_ts``' float keeps microseconds
+    (``fromisoformat`` drops the rest): ``…00.0000001Z`` and ``…00.0000009Z`` are one
+    time there, two here and in Go. Raises ``ValueError`` for a text ``parse_ts`` refuses."""
+    fraction = _FRACTION.search(value)
+    whole = value if fraction is None else value[: fraction.start()] + value[fraction.end() :]
+    when = iso_datetime(whole)
+    if when.tzinfo is None:
+        raise ValueError(f"{value!r} has no time zone")
+    seconds = int(when.timestamp())  # whole seconds: exact in a double, years 0001-9999
+    digits = fraction.group(1)[:9] if fraction is not None else ""
+    return seconds * 1_000_000_000 + int(digits.ljust(9, "0"))
+
+
+def refuse_ended_before_started(alert: Mapping[str, Any]) -> None:
+    """Raises ``EventError`` (``bad_alert``) naming ``ended_at`` when an alert (its times as
+    ``alert_fields`` checked them) ends before it starts, to the nanosecond (the same time
+    is fine): Alertmanager 0.25's API refuses such an alert (``postAlertsHandler``, then
+    prometheus/common ``model.Alert.Validate``: "start time must be before end time").
+    Before t139 the alerts agent routed it (a resolution ending a run before the run
+    opened). A time left out (null) is none to compare: Alertmanager sets a missing
+    ``startsAt`` from ``endsAt`` and a missing ``endsAt`` to now plus its
+    ``resolve_timeout`` (then refusing a ``startsAt`` later than that, which
+    ``refuse_alert_ahead`` bounds by ``CITYBRAIN_MAX_FUTURE_SKEW``)."""
+    started, ended = alert.get("started_at"), alert.get("ended_at")
+    if started is None or ended is None:
+        return
+    if alert_time_ns(ended) < alert_time_ns(started):
+        raise EventError(
+            "bad_alert",
+            "ended_at",
+            ended,
+            f"before started_at {show(started)} (Alertmanager's API refuses such an alert: "
+            '"start time must be before end time")',
+        )
 
 
 def refuse_alert_ahead(

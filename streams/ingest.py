@@ -582,8 +582,17 @@ class Ingest:
         self, burst: Burst, ended_at: float | None, grid: Grid
     ) -> tuple[str, dict[str, Any]]:
         """A burst as its ``alerts`` message (key, ``alert/1`` document); ``ended_at``
-        (epoch s) for a ``resolved`` one: when its window was seen thinned out. Labelled
-        by ``grid``, the one its batch or sweep began under."""
+        (epoch s) for a ``resolved`` one: when its window was seen thinned out, never
+        before the episode's start (its ``started_at``). Labelled by ``grid``, the one
+        its batch or sweep began under."""
+        if ended_at is not None and ended_at < burst.bucket_start:
+            # Alertmanager's API refuses an alert that ends before it starts, and so does
+            # the alerts agent (t139): this resolution refused, its run stayed open for
+            # ever. A window seen thinned out holds none of its episode's first
+            # sub-bucket any more, so a report or sweep time is later, unless the window
+            # was written under another CITYBRAIN_BURST_BUCKET_SECONDS (its slots counted
+            # in other steps: a report older than the episode then resolves it) or damaged.
+            ended_at = burst.bucket_start
         return (
             burst.alert_id,
             {

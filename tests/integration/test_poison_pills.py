@@ -733,14 +733,32 @@ def test_alerts_that_start_past_the_clock_are_refused_and_cost_no_report(
         pipeline.send("routed", b"grp-far", json.dumps(offer).encode())
         good = {"alert": named("al-r-ok"), "route": route}
         pipeline.send("routed", b"grp-far", json.dumps(good).encode())
+        # t139: one that ends before it starts, which Alertmanager's API refuses ("start
+        # time must be before end time"), at each door (it was routed).
+        start, before = alert["started_at"], format_ts(now - 120)
+        ends = {"status": "resolved", "ended_at": before}
+        pipeline.send("alerts", b"al", json.dumps(named("al-order", **ends)).encode())
+        message = {"type": "alert", "alert": named("al-c-order", **ends)}
+        pipeline.send("corroboration", b"c-bridge", json.dumps(message).encode())
+        routed = {"alert": named("al-r-order", **ends), "route": route}
+        pipeline.send("routed", b"grp-order", json.dumps(routed).encode())
         pipeline.flush()
-        dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
-        assert said(dead, ": an alert's") == [
-            ("alerts", "bad_alert", f"alert not readable: field \"ended_at\" is '{ahead}'"),
-            ("alerts", "bad_alert", f"alert not readable: field \"started_at\" is '{far}'"),
-            ("corroboration", "bad_alert", f"field \"alert.started_at\" is '{far}'"),
-            ("routed", "bad_routed", f"field \"alert.started_at\" is '{far}'"),
-        ]
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 7, timeout=120, settle=3)
+        order = (
+            f"is '{before}': before started_at '{start}' (Alertmanager's API refuses such an "
+            'alert: "start time must be before end time")'
+        )
+        assert said(dead, ": an alert's") == sorted(
+            [
+                ("alerts", "bad_alert", f"alert not readable: field \"ended_at\" is '{ahead}'"),
+                ("alerts", "bad_alert", f"alert not readable: field \"started_at\" is '{far}'"),
+                ("corroboration", "bad_alert", f"field \"alert.started_at\" is '{far}'"),
+                ("routed", "bad_routed", f"field \"alert.started_at\" is '{far}'"),
+                ("alerts", "bad_alert", f'alert not readable: field "ended_at" {order}'),
+                ("corroboration", "bad_alert", f'field "alert.ended_at" {order}'),
+                ("routed", "bad_routed", f'field "alert.ended_at" {order}'),
+            ]
+        )
         # The group's run is the real alert's, and it covers the report held for it.
         status, body = pipeline.api_until(
             "/runs/grp-far.1", OPERATOR_TOKEN, lambda s, b: s == 200 and "r-1" in json.dumps(b)

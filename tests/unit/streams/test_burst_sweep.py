@@ -16,9 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
+from streams.alerting import checked_alert
 from streams.bursts import BurstTracker
 from streams.context import Context, burst_key
-from streams.events import IncidentReport
+from streams.events import IncidentReport, format_ts
 from streams.ingest import Ingest
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -185,6 +186,31 @@ def test_a_report_that_cannot_be_folded_costs_only_itself(
     assert stage.ctx.burst_windows.data[burst_key("c-top", "Noise")] is odd
     firing = [doc for _, doc in sent if doc.get("status") == "firing" and not doc["follow_up"]]
     assert [doc["grid_cell"] for doc in firing] == ["c-mill"]
+
+
+def test_a_burst_resolution_never_ends_before_its_episode_started(
+    ingest: tuple[Ingest, list[Any], list[Any]],
+) -> None:
+    """t139: Alertmanager's API refuses an alert whose ``endsAt`` is before its
+    ``startsAt``, and so does the alerts agent; a burst's refused resolution left its run
+    open for ever. A window written under 30-minute windows and read by a worker restarted
+    with CITYBRAIN_BURST_BUCKET_SECONDS=600 counts its slots in other steps: a report 20
+    minutes older than the episode was taken, found the window thinned out and resolved
+    the burst at its own time, before the episode started. It ends at the start now."""
+    stage, sent, _ = ingest
+    key = burst_key("c-top", "Noise")
+    stage.ctx.burst_windows.stage_many({key: window(stage.bursts, "c-top", 8)})
+    start = stage.ctx.burst_windows.data[key]["episode"]["start"]
+    stage.bursts = BurstTracker(bucket_seconds=600.0)  # the restarted worker's setting
+    older = IncidentReport(start - 1200, "older-1", "Noise", "loud", "app", "c-top")
+    message = SimpleNamespace(
+        value=older.to_json(), topic="incidents", partition=home(stage, older), offset=99
+    )
+    asyncio.run(stage.on_incidents([message]))  # type: ignore[list-item]
+    [resolved] = [doc for _, doc in sent if doc.get("status") == "resolved"]
+    assert resolved["started_at"] == format_ts(start)
+    assert resolved["ended_at"] == resolved["started_at"]
+    checked_alert(resolved)  # the alerts agent takes it, as Alertmanager's API would
 
 
 def home(stage: Ingest, report: IncidentReport) -> int:

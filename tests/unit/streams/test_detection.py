@@ -564,6 +564,30 @@ def test_a_state_read_back_whole_goes_on_with_its_episode() -> None:
     assert quiet.alerts[0].alert_id == first.alerts[0].alert_id
 
 
+def test_a_resolution_never_ends_before_its_episode_started() -> None:
+    """t139: Alertmanager's API refuses an alert whose ``endsAt`` is before its
+    ``startsAt`` ("start time must be before end time"), and so does the alerts agent. A
+    sensor's readings are taken in event-time order, so its episode's last anomalous
+    reading is never before its first; a state read back damaged (or written otherwise)
+    could still say so, and its resolution, refused, would leave the run open for ever.
+    It ends at the episode's start instead."""
+    h = handler()
+    values = [*baseline(40), baseline(1)[0] * 8]
+    first = h.process(feed(values), {})
+    state = stored(first.states["gauge-1"])
+    episode = state["episode"]
+    damaged = {**episode, "last_anomalous_at": episode["started_at"] - 600.0}
+    back = read_state(state_bytes({**state, "episode": damaged}))
+    quiet = handler().process(feed(baseline(10, seed=3), start=41), {"gauge-1": back})
+    [resolved] = quiet.alerts
+    doc = resolved.to_dict()
+    assert (doc["status"], doc["started_at"]) == ("resolved", format_ts(episode["started_at"]))
+    assert doc["ended_at"] == doc["started_at"]
+    # The usual case keeps the last anomalous reading's time.
+    ok = handler().process(feed(baseline(10, seed=3), start=41), {"gauge-1": state})
+    assert ok.alerts[0].to_dict()["ended_at"] == format_ts(episode["last_anomalous_at"])
+
+
 def test_a_state_written_by_another_detector_starts_the_detector_over() -> None:
     # The default changed between deployments: robust_zscore's changelog documents must
     # not stop the new default; positions and episodes stand.
