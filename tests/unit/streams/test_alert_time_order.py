@@ -21,6 +21,7 @@ from streams.corroboration import checked_message
 from streams.errors import EventError
 from streams.events import alert_time_ns, parse_ts
 from streams.response import routed_fields
+from tests.unit.streams.test_routed_admission import ROUTE
 
 ALERT: dict[str, Any] = {
     "schema": "alert/1",
@@ -32,13 +33,6 @@ ALERT: dict[str, Any] = {
     "severity": "major",
     "score": 0.9,
     "labels": {"alert_id": "al-1", "kind": "water_level", "source": "sensor"},
-}
-ROUTE = {
-    "id": "root.2",
-    "playbook": "flash-flood",
-    "group_wait": 0,
-    "group_interval": 300,
-    "repeat_interval": 3600,
 }
 REASON = '(Alertmanager\'s API refuses such an alert: "start time must be before end time")'
 
