@@ -1085,24 +1085,37 @@ def unwritable_number(doc: Any, where: str = "") -> tuple[str, Any, str] | None:
     ``OverflowFloat``: ``TypeError: Type is not JSON serializable``, t137), a bare
     ``NaN``, ``Infinity`` or ``-Infinity`` (written as ``null``: a value nobody sent).
     Walked with a stack of its own: a document may nest ``MAX_DEPTH`` levels."""
-    stack: list[tuple[str, Any]] = [(where, doc)]
+    # (the container's place, the key or index in it, the value): a place is written
+    # out only for a container or the number found, not for every leaf of every alert.
+    stack: list[tuple[str, str | int | None, Any]] = [(where, None, doc)]
     while stack:
-        place, value = stack.pop()
+        parent, key, value = stack.pop()
         kind = type(value)
         if kind is int or kind is LongInt:
             if not _WIDEST[0] <= value <= _WIDEST[1]:
-                return place, value, _WIDE_INTEGER
+                return _place(parent, key), value, _WIDE_INTEGER
         elif kind is OverflowFloat:
-            return place, value, _WIDE_FLOAT
+            return _place(parent, key), value, _WIDE_FLOAT
         elif kind is float:
             if not math.isfinite(value):
-                return place, value, _NOT_A_NUMBER
+                return _place(parent, key), value, _NOT_A_NUMBER
         elif isinstance(value, dict):
-            items = [(f"{place}.{k}" if place else str(k), v) for k, v in value.items()]
-            stack.extend(reversed(items))  # the first in the document is found first
+            place = _place(parent, key)
+            stack.extend(reversed([(place, k, v) for k, v in value.items()]))  # first found first
         elif isinstance(value, list):
-            stack.extend(reversed([(f"{place}[{i}]", v) for i, v in enumerate(value)]))
+            place = _place(parent, key)
+            stack.extend(reversed([(place, i, v) for i, v in enumerate(value)]))
     return None
+
+
+def _place(parent: str, key: str | int | None) -> str:
+    """``unwritable_number``'s place of ``key`` in the container at ``parent``:
+    ``alert.value``, ``extra[2]``, or ``parent`` itself for the document (``None``)."""
+    if key is None:
+        return parent
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else str(key)
 
 
 def json_loads_within_depth(text: str, **options: Any) -> Any:
