@@ -24,11 +24,20 @@ install: $(STAMP) ## create .venv/ and install citybrain with its dev tools ther
 demo: install ## the main job: local Kafka + Prometheus, a worker, a real-data replay, a summary
 	$(BIN)/citybrain demo --summary demo-summary.json --report demo-report.html
 
-test: install ## every test: unit, integration (real Kafka, Prometheus) and end to end
-	$(BIN)/pytest
+# The unit tests are pure, so pytest-xdist spreads them over the cores (up to 4 processes;
+# each imports the suite once). The integration and end-to-end tests share one session
+# stack of real services on fixed test ports: one process. Both parts run even when the
+# first fails, so one run shows every failure; the status is the first failure's.
+XDIST := -n auto --maxprocesses 4 --dist worksteal
+
+test: install ## every test: unit (on every core), integration (real Kafka, Prometheus) and end to end
+	@status=0; \
+	$(BIN)/pytest $(XDIST) tests/unit || status=$$?; \
+	$(BIN)/pytest tests/integration tests/e2e || { [ $$status -ne 0 ] || status=$$?; }; \
+	exit $$status
 
 test-unit: install ## the fast, pure tests only
-	$(BIN)/pytest tests/unit
+	$(BIN)/pytest $(XDIST) tests/unit
 
 lint: install ## ruff, formatting, mypy and the import contracts
 	$(BIN)/ruff check .
