@@ -470,7 +470,9 @@ def _am_time_fault(text: str) -> str:
         return f"only ASCII digits are taken; {AM_TIME_TAKEN}"
     if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}t.*|.*[0-9]z", text):
         return f"a lower-case 't' or 'z' is not taken; {AM_TIME_TAKEN}"
-    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2} .*(?:Z|[+-][0-9:]+)", text):
+    if re.fullmatch(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.,]*[0-9](?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)", text
+    ):
         return f"a space for 'T' is taken only with no zone (UTC); {AM_TIME_TAKEN}"
     if re.fullmatch(r".*T[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]*)?)?[+-][0-9]{4}", text):
         return f"an offset without ':' is not taken here (write ±HH:MM); {AM_TIME_TAKEN}"
