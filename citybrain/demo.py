@@ -81,7 +81,7 @@ from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.csvfile import gzip_name
 from streams.errors import EventError, FeedError
-from streams.events import Reading, iso_instant
+from streams.events import Reading, alert_time, iso_instant
 from streams.feeds import Event, Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
@@ -535,7 +535,7 @@ def known_events(
             a
             for a in alerts
             if (a["sensor_id"] or a["grid_cell"]).startswith(event.sensor_prefix)
-            and _utc(event.start) <= _utc(a["first_event_time"]) <= _utc(event.end)
+            and _utc(event.start) <= _alert_utc(a["first_event_time"]) <= _utc(event.end)
         ]
         if any(s.startswith(event.sensor_prefix) for s in sensors):
             known.append({"event": event.name, "alerts": len(hits), "detected": bool(hits)})
@@ -575,7 +575,7 @@ def outside_events(
         if a["sensor_id"]
         and not any(
             a["sensor_id"].startswith(e.sensor_prefix)
-            and _utc(e.start) <= _utc(a["first_event_time"]) <= _utc(e.end)
+            and _utc(e.start) <= _alert_utc(a["first_event_time"]) <= _utc(e.end)
             for e in expected
         )
     ]
@@ -592,6 +592,15 @@ def _utc(text: str) -> float:
     if at is None:
         raise ValueError(f"not an ISO 8601 time: {text!r}")
     return at.timestamp()
+
+
+def _alert_utc(text: str) -> float:
+    """An alert's ``started_at`` (its summary's ``first_event_time``) -> epoch seconds,
+    read as the worker's alert doors read it (``streams.events.alert_time``:
+    Alertmanager's spellings, and those an earlier worker took). ``_utc`` (a reading's
+    rule) raised ValueError on an alert the worker had taken since t140, e.g.
+    ``2019-05-10T9:30:00Z`` or ``+01:60``, and the summary failed."""
+    return alert_time(text, "started_at", stored=True)
 
 
 @dataclass

@@ -25,7 +25,13 @@ from citybrain.resent import worker_duplicates
 from citybrain.text import agreeing, counted, duration
 from playbooks.grid import Grid
 from streams.errors import MISSING, EventError
-from streams.events import IncidentReport, Reading, alert_fields, epoch_seconds_fault, parse_ts
+from streams.events import (
+    IncidentReport,
+    Reading,
+    alert_fields,
+    alert_time,
+    epoch_seconds_fault,
+)
 from streams.feeds import read_canonical
 
 # pandas (0.3 s) is imported by the functions that build frames: the operator's API
@@ -395,7 +401,7 @@ def _ranges(frame: pd.DataFrame) -> str:
 def _ts(text: str) -> float:
     # The worker's one reading of a time (``alert_fields`` passed it so): fromisoformat
     # here refused the lowercase "z" the worker takes, and ``report`` ended in exit 70.
-    return parse_ts(text)
+    return alert_time(text, "started_at", stored=True)
 
 
 def _fmt(ts: float) -> str:

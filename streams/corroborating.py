@@ -52,7 +52,7 @@ from streams.corroboration import (
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import EventError
-from streams.events import MAX_MESSAGE_BYTES, message_json, parse_ts, refuse_unwritable_number
+from streams.events import MAX_MESSAGE_BYTES, alert_time, message_json, refuse_unwritable_number
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -105,7 +105,7 @@ def _held_alert(alert: Any) -> bool:
     if not isinstance(alert.get("sensor_id"), str) or not _number(alert.get("score")):
         return False
     try:
-        parse_ts(alert.get("started_at"), "started_at")
+        alert_time(alert.get("started_at"), "started_at", stored=True)
     except EventError:
         return False
     return True

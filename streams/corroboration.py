@@ -34,10 +34,10 @@ from streams.context import embedded_alert
 from streams.errors import MISSING, EventError
 from streams.events import (
     MIN_EVENT_TIME,
+    alert_time,
     epoch_seconds_fault,
     lookalike_key,
     lookalike_key_error,
-    parse_ts,
     refuse_alert_ahead,
 )
 
@@ -313,7 +313,7 @@ def labels_for(c: Corroboration) -> dict[str, str]:
 def _assess_alert(
     alert: Mapping[str, Any], state: dict[str, Any], areas: Areas, policy: Policy
 ) -> Corroboration:
-    at = parse_ts(alert["started_at"], "started_at")
+    at = alert_time(alert["started_at"], "started_at", stored=True)
     return assess(alert["sensor_id"], at, float(alert["score"]), state["marks"], areas, policy)
 
 

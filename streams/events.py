@@ -360,6 +360,163 @@ def parse_ts(value: Any, field: str = "ts", any_offset: bool = False) -> float:
     return epoch
 
 
+# Alert times (``started_at``, ``ended_at``) are read as Alertmanager 0.25's API reads an
+# alert's ``startsAt``/``endsAt`` (t140): go-openapi strfmt 0.21's ``ParseDateTime`` tries
+# Go's ``time.Parse`` (go1.19, the Debian build's) with these layouts in turn, the first
+# that parses wins, then its ``DateTime.Validate`` re-reads the time as it writes it:
+#   2006-01-02T15:04:05.000000Z07:00   2006-01-02T15:04:05.000000Z0700
+#   2006-01-02T15:04:05.000Z07:00      2006-01-02T15:04:05.000Z0700
+#   2006-01-02T15:04:05Z07:00 (RFC 3339; RFC3339Nano adds nothing)
+#   2006-01-02T15:04:05 (no zone: UTC)   2006-01-02T15:04Z   2006-01-02T15:04 (UTC)
+#   2006-01-02 15:04:05 (a space, no zone: UTC)
+# Go's reading of them, measured against the real Alertmanager: capital ``T`` and ``Z``
+# only; the hour one or two digits, every other field two (the year four), ASCII; seconds
+# 0-59 (no leap second), a real calendar day; after the seconds a fraction of any length
+# after ``.`` or ``,`` (kept to nine digits, the rest dropped), but exactly 3 or 6
+# characters where a ``±HHMM`` offset follows, and there Go's ``atoi`` also takes a sign
+# (``.+12345`` is 12,345 µs·10⁻³ as written: 0.012345 s; ``.-00`` is 0; ``.-01`` refused);
+# an offset's hours and minutes any two digits each (``+01:60`` is +02:00, ``+25:00``
+# taken) as long as the offset written back is under 100 hours (``+99:99`` refused by
+# the validation). An empty string Alertmanager reads as 1970-01-01 (before 1990 here).
+_AM_DATE = r"(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})"
+_AM_HMS = r"(?P<h>[0-9]{1,2}):(?P<mi>[0-9]{2}):(?P<s>[0-9]{2})"
+_AM_COLON_ZONE = r"(?P<z>Z|(?P<sign>[+-])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2}))"
+_AM_ZONE = r"(?P<z>Z|(?P<sign>[+-])(?P<oh>[0-9]{2}):?(?P<om>[0-9]{2}))"
+_AM_TIME_FORMS = (
+    # RFC 3339 (and the zone-less ISO8601LocalTime): any fraction, or none.
+    re.compile(_AM_DATE + "T" + _AM_HMS + r"(?:[.,](?P<f>[0-9]+))?" + _AM_COLON_ZONE + "?"),
+    # RFC3339Micro/Millis and their NoColon twins: 6 or 3 characters, a sign allowed.
+    re.compile(_AM_DATE + "T" + _AM_HMS + r"[.,](?P<g>[+-]?[0-9]{5,6}|[+-]?[0-9]{2,3})" + _AM_ZONE),
+    # ISO8601TimeWithReducedPrecision(Localtime): no seconds, Z or no zone.
+    re.compile(_AM_DATE + "T" + r"(?P<h>[0-9]{1,2}):(?P<mi>[0-9]{2})(?P<z>Z)?"),
+    # ISO8601TimeUniversalSortableDateTimePattern: a space, no zone.
+    re.compile(_AM_DATE + " " + _AM_HMS + r"(?:[.,](?P<f>[0-9]+))?"),
+)
+_AM_TIME_EXAMPLE = "2026-11-01T10:00:00Z"
+AM_TIME_TAKEN = (
+    "taken: YYYY-MM-DDTHH:MM:SS[.fraction] with Z, ±HH:MM or no zone (UTC), "
+    "YYYY-MM-DDTHH:MM with Z or no zone, YYYY-MM-DD HH:MM:SS[.fraction] with no zone, "
+    "±HHMM only after 3 or 6 fraction digits; capital T and Z, ASCII digits"
+)
+
+
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    """Days from 1970-01-01 to a proleptic Gregorian date (year 0 too, as Go counts)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def am_time_ns(text: str) -> int | str:
+    """Nanoseconds since the epoch (UTC) of ``text`` as Alertmanager 0.25 reads an alert's
+    ``startsAt``/``endsAt``, or why it refuses it (a sentence naming the part and the
+    spellings taken). Pure; no bound on the instant (the years 0000-9999 as written, an
+    offset under 100 hours either way): ``alert_time`` bounds it."""
+    form = next((m for f in _AM_TIME_FORMS if (m := f.fullmatch(text)) is not None), None)
+    if form is None:
+        return _am_time_fault(text)
+    parts = form.groupdict()
+    year, month, day = int(parts["y"]), int(parts["mo"]), int(parts["d"])
+    hour, minute, second = int(parts["h"]), int(parts["mi"]), int(parts.get("s") or 0)
+    if not 1 <= month <= 12:
+        return f"month {parts['mo']} is out of range (01-12)"
+    if not 1 <= day <= _days_in_month(year, month):
+        return f"day {parts['d']} is out of range for {year:04d}-{month:02d}"
+    if hour > 23 or minute > 59 or second > 59:
+        return (
+            "hour, minute or second out of range (00-23, 00-59, 00-59: no leap second, "
+            f"no 24:00; {_AM_TIME_EXAMPLE})"
+        )
+    nanos = 0
+    if parts.get("f"):
+        nanos = int(parts["f"][:9].ljust(9, "0"))
+    elif parts.get("g"):
+        # Go's atoi over the layout's 3 or 6 characters: a sign, then digits; scaled by
+        # the characters, not the digits (``.+12`` is 12 ms).
+        width = 3 if len(parts["g"]) <= 3 else 6
+        if len(parts["g"]) != width:
+            return _am_time_fault(text)
+        nanos = int(parts["g"]) * 10 ** (9 - width)
+        if nanos < 0:
+            return "a negative fraction of a second is not taken"
+    offset = 0
+    if parts.get("sign"):
+        offset = int(parts["oh"]) * 60 + int(parts["om"])
+        if offset > 99 * 60 + 59:
+            # Go takes it; strfmt's validation refuses the time written back (+100:39).
+            return f"the UTC offset {parts['z']} is 100 hours or more"
+        offset = -offset if parts["sign"] == "-" else offset
+    days = _days_from_civil(year, month, day)
+    seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset * 60
+    return seconds * 1_000_000_000 + nanos
+
+
+def _am_time_fault(text: str) -> str:
+    """Why Alertmanager refuses ``text`` as an alert time, its likeliest slip first."""
+    if text == "":
+        return "an empty time (Alertmanager reads it as 1970-01-01T00:00:00Z, before 1990)"
+    if text != text.strip():
+        return f"spaces around the time are not taken; {AM_TIME_TAKEN}"
+    if not text.isascii():
+        return f"only ASCII digits are taken; {AM_TIME_TAKEN}"
+    if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}t.*|.*[0-9]z", text):
+        return f"a lower-case 't' or 'z' is not taken; {AM_TIME_TAKEN}"
+    if re.fullmatch(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:.,]*[0-9](?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)", text
+    ):
+        return f"a space for 'T' is taken only with no zone (UTC); {AM_TIME_TAKEN}"
+    if re.fullmatch(r".*T[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]*)?)?[+-][0-9]{4}", text):
+        return f"an offset without ':' is not taken here (write ±HH:MM); {AM_TIME_TAKEN}"
+    return f"expected a time as Alertmanager takes it ({_AM_TIME_EXAMPLE}); {AM_TIME_TAKEN}"
+
+
+def _older_alert_time(value: str) -> float | None:
+    """Epoch s of ``value`` as workers before t140 read an alert's time (``parse_ts``:
+    ``t``, ``z``, a space with a zone, ``±HHMM``, ``±HH``), None if they refused it: an
+    alert an older worker stored in its tables still reads back."""
+    try:
+        return parse_ts(value)
+    except EventError:
+        return None
+
+
+def alert_time(value: Any, field: str, *, stored: bool = False) -> float:
+    """Epoch seconds of an alert's ``started_at``/``ended_at`` as Alertmanager 0.25 reads
+    its ``startsAt``/``endsAt`` (``am_time_ns``; no zone is UTC), within the years
+    0001-9999 in UTC. ``stored`` (an alert an earlier worker kept in its tables) also
+    takes the spellings those workers took (``parse_ts``). Raises ``EventError``
+    (``bad_type`` for no string, ``bad_timestamp``) naming ``field`` and the value, the
+    reason saying which spellings are taken."""
+    if not isinstance(value, str):
+        return parse_ts(value, field)  # its bad_type, with the epoch hint
+    read = _am_epoch(value)
+    if isinstance(read, str):
+        older = _older_alert_time(value) if stored else None
+        if older is None:
+            raise EventError("bad_timestamp", field, value, read)
+        return older
+    if not _FIRST_TS <= read <= _LAST_TS:
+        raise EventError(
+            "bad_timestamp", field, value, "the time in UTC is outside the years 0001-9999"
+        )
+    return read
+
+
+@lru_cache(maxsize=4096)
+def _am_epoch(value: str) -> float | str:
+    read = am_time_ns(value)
+    return read if isinstance(read, str) else read / 10**9
+
+
 # Epoch times in a smaller unit than seconds, as field devices send them (JavaScript's
 # Date.now() in milliseconds, InfluxDB and Go in micro- or nanoseconds): each unit's
 # factor and name, largest first.
@@ -468,7 +625,7 @@ def alert_fields(alert: Any, *, stored: bool = False) -> dict[str, Any]:
         if value is None:
             continue
         try:
-            at = parse_ts(value, name)
+            at = alert_time(value, name, stored=stored)
         except EventError as exc:
             raise EventError("bad_alert", name, value, exc.reason) from None
         if at < MIN_EVENT_TIME:
@@ -483,11 +640,15 @@ _FRACTION = re.compile(r"(?<=:[0-9]{2})[.,]([0-9]+)")
 
 
 def alert_time_ns(value: str) -> int:
-    """Nanoseconds since the epoch of an alert's time (a text ``parse_ts`` takes), for
-    comparing two times as Alertmanager does: Go's ``time.Parse`` keeps a fraction to
-    nine digits (dropping the rest), where ``parse_ts``' float keeps microseconds
-    (``fromisoformat`` drops the rest): ``…00.0000001Z`` and ``…00.0000009Z`` are one
-    time there, two here and in Go. Raises ``ValueError`` for a text ``parse_ts`` refuses."""
+    """Nanoseconds since the epoch of an alert's time, for comparing two times as
+    Alertmanager does (``am_time_ns``: Go's ``time.Parse`` keeps a fraction to nine
+    digits, where ``alert_time``'s float keeps about a tenth of a microsecond:
+    ``…00.0000001Z`` and ``…00.0000009Z`` are two times there and here). A time only an
+    older worker took (``alert_time``'s ``stored``) is read as it read it: its fraction
+    to nine digits. Raises ``ValueError`` for a text neither takes."""
+    read = am_time_ns(value)
+    if not isinstance(read, str):
+        return read
     fraction = _FRACTION.search(value)
     whole = value if fraction is None else value[: fraction.start()] + value[fraction.end() :]
     when = iso_datetime(whole)
@@ -536,7 +697,7 @@ def refuse_alert_ahead(
         value = alert.get(name)
         if value is None:
             continue
-        if parse_ts(value, name) > now + ahead:
+        if alert_time(value, name, stored=True) > now + ahead:
             raise EventError(
                 code,
                 at + name,

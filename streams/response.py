@@ -50,12 +50,12 @@ from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_MESSAGE_BYTES,
     MIN_EVENT_TIME,
+    alert_time,
     epoch_seconds_fault,
     format_ts,
     lookalike_key,
     lookalike_key_error,
     message_json,
-    parse_ts,
     refuse_alert_ahead,
     refuse_unwritable_number,
     text_control,
@@ -147,7 +147,7 @@ def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
 def _event_time(value: Any) -> float | None:
     """Epoch s of an alert's ``started_at`` (ISO 8601), None if it has none."""
     try:
-        return parse_ts(value, "started_at")
+        return alert_time(value, "started_at", stored=True)
     except EventError:
         return None
 

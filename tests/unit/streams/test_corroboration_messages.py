@@ -21,7 +21,7 @@ from streams.corroborating import CorroborationStage, read_area_state
 from streams.corroboration import checked_message
 from streams.detection import SensorDetection
 from streams.errors import EventError
-from streams.events import format_ts
+from streams.events import AM_TIME_TAKEN, format_ts
 from streams.metrics import Metrics
 from streams.settings import Settings
 
@@ -75,8 +75,9 @@ def mark(sensor_id: str, ts: Any = AT, score: Any = 0.5) -> dict[str, Any]:
             "field \"alert.labels\" is 'x': labels are 'x', expected a mapping",
         ),
         (
-            {"type": "alert", "alert": alert(DEAD_RUN[0], started_at="2019-05-10T14:53:20")},
-            "field \"alert.started_at\" is '2019-05-10T14:53:20': timestamp has no time zone",
+            {"type": "alert", "alert": alert(DEAD_RUN[0], started_at="2019-05-10t14:53:20z")},
+            "field \"alert.started_at\" is '2019-05-10t14:53:20z': a lower-case 't' or 'z' is "
+            f"not taken; {AM_TIME_TAKEN}",
         ),
         (
             {"type": "alert", "alert": alert(DEAD_RUN[0], started_at=None)},
@@ -101,7 +102,7 @@ def test_the_worker_s_own_messages_pass() -> None:
         mark(DEAD_RUN[0]),
         mark(DEAD_RUN[0], score=1),
         {"type": "alert", "alert": alert(DEAD_RUN[0], score=0)},
-        {"type": "alert", "alert": alert(DEAD_RUN[0], started_at="2019-05-10t14:53:20z")},
+        {"type": "alert", "alert": alert(DEAD_RUN[0], started_at="2019-05-10T14:53:20")},  # UTC
     ):
         assert checked_message(message, time.time(), 300.0) is message
 

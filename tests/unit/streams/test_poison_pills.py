@@ -19,7 +19,7 @@ from detectors import RobustZScore, ScoreThreshold
 from playbooks.grid import Grid
 from streams.detection import Incoming, SensorDetection, admit
 from streams.errors import EventError, show
-from streams.events import EventValidator, PackedError, Reading
+from streams.events import AM_TIME_TAKEN, EventValidator, PackedError, Reading
 
 NOW = 1_800_000_000.0
 GOOD: dict[str, Any] = {
@@ -423,8 +423,8 @@ FIRING = {
         ),
         (
             {"status": "resolved", "ended_at": "yesterday"},
-            "field \"ended_at\" is 'yesterday': expected an ISO 8601 timestamp "
-            "(2026-11-01T10:00:00Z)",
+            "field \"ended_at\" is 'yesterday': expected a time as Alertmanager takes it "
+            f"(2026-11-01T10:00:00Z); {AM_TIME_TAKEN}",
         ),
     ],
 )
