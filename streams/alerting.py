@@ -29,11 +29,9 @@ from playbooks.engine import ReportsCovered
 from playbooks.errors import BadEventError, RoutingConfigError
 from playbooks.loader import routing_errors, unrouted_playbooks
 from playbooks.routing import (
-    BadSilence,
     Decision,
     Route,
     Silence,
-    SilenceList,
     label_set,
     label_values,
 )
@@ -477,35 +475,9 @@ class Alerting:
         return "routed"
 
     async def _active_silences(self, now: float) -> list[Silence]:
-        # Each stored version is read once; one that cannot be read is skipped, audited
-        # and counted once, never fatal to the route agent (playbooks.routing.SilenceBook).
-        # Read in steps, yielding to the event loop between them: thousands of silences
-        # new to this worker (its start, a changelog written by others) took seconds to
-        # parse, the worker frozen meanwhile (readings, the API, Kafka heartbeats).
-        steps = self.ctx.silence_book.reading(
-            self.ctx.stored_silences(), now, self.ctx.silences_version()
-        )
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                read: tuple[SilenceList, list[BadSilence]] = done.value
-                break
-            await asyncio.sleep(0)
-        silences, bad = read
-        for silence in bad:
-            log.warning("citybrain: skipping stored silence %s: %s", silence.key, silence.message)
-            self.metrics.silences_invalid.labels(silence.problem).inc()
-            await self.ctx.audit(
-                {
-                    "action": "silence_unreadable",
-                    "silence_id": silence.key,
-                    "at": now,
-                    "actor": "citybrain",
-                    "detail": f"{silence.problem}: {silence.message}",
-                }
-            )
-        return silences
+        # Read with the worker's one book (Context.read_silences): each stored version
+        # parsed once, in steps; an unreadable one skipped, audited and counted once.
+        return await self.ctx.read_silences(now)
 
 
 def _ended_before(doc: Any, at: float) -> bool:
