@@ -402,6 +402,21 @@ class Alerting:
         failing.set(skipped)  # a whole pass: how many fail now
         return released
 
+    async def read_silences_ahead(self) -> bool:
+        """Read the silences table into the worker's book now (``Context.read_silences``:
+        in steps, an unreadable one reported), as the route agent would at its next
+        alert; False, nothing read, before table recovery completes or during a
+        rebalance. Run each mute-check tick: the first read after a start (10,000
+        silences, seconds of parsing) began only at the first alert, which waited for it,
+        and a silence added then was obeyed only once it had ended; now it starts once
+        the table is recovered, and a change is read within a tick. An unchanged table
+        costs a comparison of its change count."""
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return False
+        await self.ctx.read_silences(time.time())
+        return True
+
     async def forget_ended_silences(self) -> int:
         """Forget the silences that ended more than ``SILENCE_RETENTION`` ago (an
         ``ends_at`` before then), each by the worker that owns its key's ``alerts``
