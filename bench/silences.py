@@ -14,8 +14,9 @@ from a fresh process state (the parse caches emptied, a new book):
   book and after. Since t141 the handler reads the book first (in steps) and keeps it;
   before, it parsed every silence the book had not read, and kept nothing.
 
-Prints seconds per phase (the best of ``--rounds``); ``--profile`` prints cProfile's top
-functions of one cold GET."""
+Prints CPU seconds per phase (``time.process_time``, the best of ``--rounds``: on a
+machine shared with other work wall time says more about the others); ``--profile``
+prints cProfile's top functions of one cold GET."""
 
 from __future__ import annotations
 
@@ -84,26 +85,26 @@ def main() -> None:
     def first_read(regex: bool) -> float:
         cold()
         table, book = stored(n, regex), SilenceBook()
-        start = time.perf_counter()
+        start = time.process_time()
         book.read(table, NOW, 1)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     def one_more() -> float:
         cold()
         table, book = stored(n + 1, True), SilenceBook()
         book.read(table[:n], NOW, 1)
-        start = time.perf_counter()
+        start = time.process_time()
         book.read(table, NOW, 2)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     def get(warm: bool) -> float:
         cold()
         table, book = stored(n, True), SilenceBook()
         if warm:
             book.read(table, NOW, 1)
-        start = time.perf_counter()
+        start = time.process_time()
         listing(book, table)
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     phases: dict[str, Callable[[], float]] = {
         "first read, regex silences": partial(first_read, True),
@@ -113,7 +114,7 @@ def main() -> None:
         "GET warm": partial(get, True),
     }
     for name, phase in phases.items():
-        print(f"{name}: {best(args.rounds, phase):.3f} s ({n:,} silences)", flush=True)
+        print(f"{name}: {best(args.rounds, phase):.3f} CPU s ({n:,} silences)", flush=True)
     if args.profile:
         cold()
         table, book = stored(n, True), SilenceBook()
