@@ -43,7 +43,7 @@ from playbooks.goregexp import (
 )
 from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
 from playbooks.time_intervals import TimeInterval, time_mute
-from playbooks.utf8matchers import same_reading, utf8_reading
+from playbooks.utf8matchers import Reading, same_reading, utf8_reading
 
 # The labels an alert carries (docs/playbooks.md); matchers on anything else are typos.
 LABELS = frozenset(
@@ -276,23 +276,34 @@ def _go_refusal(value: str) -> str | None:
     return repeat_count_refusal(value) or nesting_refusal(value)
 
 
-def _compiles(text: str) -> bool:
+# Entries of each parse cache below. Bounded (a cache of compiled regexes holds RE2
+# programs); sized for the texts that repeat: one silence's regex compiled by each of
+# its checks (0.27's reading, Go's wrapping, the regex alone), and entries many silences
+# share (kind="pm25"). Before, 10,000 stored regex silences took 6-15 s to parse, each
+# regex compiled four times and each matcher parsed twice (docs/benchmarks.md).
+PARSE_CACHE = 4096
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE)
+def _compiled(text: str) -> Any:
+    """RE2's program for ``text`` (``_RE2_OPTIONS``), or the exception RE2 raised for it
+    (re2.error, TypeError or UnicodeError), kept without its traceback."""
     try:
-        re2.compile(text, _RE2_OPTIONS)
-    except (re2.error, TypeError, UnicodeError):
-        return False
-    return True
+        return re2.compile(text, _RE2_OPTIONS)
+    except (re2.error, TypeError, UnicodeError) as exc:
+        return exc.with_traceback(None)
+
+
+def _compiles(text: str) -> bool:
+    return not isinstance(_compiled(text), Exception)
 
 
 def _compile_error(text: str) -> str | None:
     """RE2's reason for refusing ``text`` on its own, or None when it compiles."""
-    try:
-        re2.compile(text, _RE2_OPTIONS)
-    except re2.error as exc:
-        reason = exc.args[0] if exc.args else exc
+    found = _compiled(text)
+    if isinstance(found, re2.error):
+        reason = found.args[0] if found.args else found
         return reason.decode() if isinstance(reason, bytes) else str(reason)
-    except (TypeError, UnicodeError):
-        return None
     return None
 
 
@@ -324,9 +335,11 @@ def compile_regex(value: str, where: str) -> Any:
     if refusal is not None:
         raise RoutingConfigError(f"{head}bad regex (Alertmanager's Go syntax): {refusal}")
     anchored = f"^(?:{re2_text(value)})$"
-    try:
-        pattern = re2.compile(anchored, _RE2_OPTIONS)
-    except re2.error as exc:
+    pattern = _compiled(anchored)
+    if isinstance(pattern, (TypeError, UnicodeError)):
+        raise RoutingConfigError(f"{head}bad regex: {pattern}") from None
+    if isinstance(pattern, re2.error):
+        exc = pattern
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         if _compiles(re2_text(value)):
             # Valid alone, broken only by the wrapping (a \Q never ended by \E quotes
@@ -364,8 +377,6 @@ def compile_regex(value: str, where: str) -> Any:
                 "ones); use a smaller repeat count or a narrower class"
             ) from None
         raise RoutingConfigError(f"{head}bad regex (RE2 syntax): {reason}") from None
-    except (TypeError, UnicodeError) as exc:
-        raise RoutingConfigError(f"{head}bad regex: {exc}") from None
     # Where RE2's Unicode tables (15.1) class or fold a character Unicode 13 already had
     # otherwise than Go's (Alertmanager's): a class is written out as Go's, a folding
     # refused (playbooks/goregexp.py, GO_CLASS_CHANGES and FOLDS_SINCE_GO).
@@ -472,6 +483,13 @@ class Matcher:
         return f'{self.name}{self.op}"{escape(self.value)}"'
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE)
+def _parsed_matcher(text: str) -> Matcher:
+    """``Matcher.parse(text)``, kept: a silence entry's one matcher is parsed both as a
+    comma-separated entry and as amtool reads it (``parse_silence_matchers``)."""
+    return Matcher.parse(text)
+
+
 def parse_matchers(text: str) -> list[Matcher]:
     """Comma-separated matchers in one string, optionally in braces, as Alertmanager's
     ParseMatchers reads a ``matchers:`` entry: ``{a="1", b=~"x|y"}``. Commas inside
@@ -479,6 +497,14 @@ def parse_matchers(text: str) -> list[Matcher]:
     entry Alertmanager 0.27's UTF-8 matchers read otherwise is taken as 0.25 reads it,
     with a warning (read_apart): logged once per entry, or collected by
     read_apart_warnings."""
+    found, utf8 = _read_matchers(text)
+    _warn_read_apart(text, found, utf8, "matcher")
+    return found
+
+
+def _read_matchers(text: str) -> tuple[list[Matcher], Reading | None]:
+    """``parse_matchers(text)`` without its warning: (the matchers, Alertmanager 0.27's
+    UTF-8 reading of ``text`` or None, as ``utf8_reading`` gives it)."""
     if not isinstance(text, str):
         raise RoutingConfigError(f"matcher {shown(text)} is not text")
     body = text.removeprefix("{").removesuffix("}")
@@ -510,7 +536,7 @@ def parse_matchers(text: str) -> list[Matcher]:
         raise RoutingConfigError(f"matcher {text!r} has no matcher in it")
     utf8 = utf8_reading(text, _compiles)
     try:
-        found = [Matcher.parse(t) for t in tokens]
+        found = [_parsed_matcher(t) for t in tokens]
     except RoutingConfigError as exc:
         if utf8 is None or " is not name=" not in str(exc):
             raise
@@ -521,8 +547,7 @@ def parse_matchers(text: str) -> list[Matcher]:
             f"as {_shown(utf8)}); citybrain reads matchers as Alertmanager 0.25 does: "
             'a label name unquoted, letters, digits and _ (e.g. kind="water_level")'
         ) from None
-    _warn_read_apart(text, found, utf8, "matcher")
-    return found
+    return found, utf8
 
 
 log = logging.getLogger(__name__)
@@ -1062,10 +1087,21 @@ def parse_silence_matchers(text: str) -> list[Matcher]:
     matcher: ``category=noise,kind=pm25`` is one matcher there (the value
     ``noise,kind=pm25``, a silence of nothing), two here (a silence of every pm25 noise
     alert), and ``kind=pm25,`` is ``kind="pm25,"`` there; an operator's amtool habit must
-    not silence more than it meant."""
-    found = parse_matchers(text)
+    not silence more than it meant. An entry is parsed once per PARSE_CACHE distinct
+    entries (its warning, if any, given each time)."""
+    found, utf8 = _silence_entry(text)
+    _warn_read_apart(text, list(found), utf8, "matcher")
+    return list(found)
+
+
+@functools.lru_cache(maxsize=PARSE_CACHE)
+def _silence_entry(text: str) -> tuple[tuple[Matcher, ...], Reading | None]:
+    """``parse_silence_matchers(text)`` without its warning, kept (an entry that raises
+    is not): (the matchers, 0.27's UTF-8 reading of ``text``). Matchers are immutable,
+    so a kept one may be shared by many silences."""
+    found, utf8 = _read_matchers(text)
     try:
-        single: Matcher | None = Matcher.parse(text)
+        single: Matcher | None = _parsed_matcher(text)
     except RoutingConfigError:
         single = None  # amtool refuses it: no other reading to be confused with
     if single is not None and found != [single]:
@@ -1077,7 +1113,7 @@ def parse_silence_matchers(text: str) -> list[Matcher]:
     for matcher in found:
         if matcher.op in ("=~", "!~"):
             _standalone(matcher)
-    return found
+    return tuple(found), utf8
 
 
 def silence_read_apart(entries: Iterable[object]) -> list[str]:
@@ -1100,9 +1136,8 @@ def _standalone(matcher: Matcher) -> None:
     (``silence.ValidateMatcher``: ``regexp.Compile(pattern)``), so ``a)|(b``, which a
     route accepts as ``^(?:a)|(b)$`` (anything starting with a or ending with b), is an
     invalid silence there. Raises SilenceError ("matcher") for such a regex."""
-    try:
-        re2.compile(re2_text(matcher.value), _RE2_OPTIONS)
-    except re2.error as exc:
+    exc = _compiled(re2_text(matcher.value))
+    if isinstance(exc, re2.error):
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise SilenceError(
             f"silence matcher {str(matcher)!r}: the regex is not valid on its own ({reason}); "
@@ -1356,14 +1391,22 @@ class SilenceBook:
         self._until = -math.inf
         self._regex_sets: RegexSets = {}  # the RE2 sets of ``_last``'s index
         self._picks: dict[str, tuple[Silence, str, Matcher | None]] = {}  # and its picks
+        # Unreadable ones found by a reading that does not report (a listing, a flush),
+        # for the next that does: each is reported once, whoever read it first.
+        self._unreported: list[BadSilence] = []
 
     def read(
-        self, stored: Iterable[tuple[str, Any]], now: float, version: object = None
+        self,
+        stored: Iterable[tuple[str, Any]],
+        now: float,
+        version: object = None,
+        report: bool = True,
     ) -> tuple[SilenceList, list[BadSilence]]:
         """(silences not yet expired when the table was last walked, stored silences found
-        unreadable by this call); ``version``: the table's change count, None when
-        unknown (then read always)."""
-        steps = self.reading(stored, now, version)
+        unreadable and not yet reported); ``version``: the table's change count, None
+        when unknown (then read always); ``report``: False for a caller that does not
+        report unreadable ones (they are kept for the next that does, [] given)."""
+        steps = self.reading(stored, now, version, report)
         while True:
             try:
                 next(steps)
@@ -1382,7 +1425,11 @@ class SilenceBook:
             return BadSilence(key, exc.problem, str(exc))
 
     def reading(
-        self, stored: Iterable[tuple[str, Any]], now: float, version: object = None
+        self,
+        stored: Iterable[tuple[str, Any]],
+        now: float,
+        version: object = None,
+        report: bool = True,
     ) -> Generator[None, None, tuple[SilenceList, list[BadSilence]]]:
         """``read`` in steps: yields after every PARSE_STEP silences it parses (none when
         each was read before), returns what ``read`` returns. An async caller yields to
@@ -1390,7 +1437,7 @@ class SilenceBook:
         8-45 s of parsing, during which the worker routed nothing, answered no API call
         and sent Kafka no heartbeat."""
         if version is not None and version == self._version and now < self._until:
-            return self._last, []
+            return self._last, self._reported([], report)
         parsed = 0
         silences = SilenceList(regex_sets=self._regex_sets, picks=self._picks)
         fresh: list[BadSilence] = []
@@ -1426,7 +1473,21 @@ class SilenceBook:
         self._version, self._last = version, silences
         ends = sorted(s.ends_at for s in silences)
         self._until = ends[len(ends) // 2] if ends else math.inf
-        return silences, fresh
+        # One found earlier and not reported is still to be if it is still stored as
+        # it was read (else it is gone, expired, or was read again just now).
+        self._unreported = [
+            bad for bad in self._unreported if read.get(bad.key, (None, None))[1] is bad
+        ]
+        return silences, self._reported(fresh, report)
+
+    def _reported(self, fresh: list[BadSilence], report: bool) -> list[BadSilence]:
+        """The unreadable silences a reading gives: with ``report``, those kept unreported
+        and ``fresh``; else none, ``fresh`` kept for the next that reports."""
+        if not report:
+            self._unreported += fresh
+            return []
+        found, self._unreported = self._unreported + fresh, []
+        return found
 
 
 def _snapshot(doc: Any) -> Any:

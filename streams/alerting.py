@@ -29,11 +29,9 @@ from playbooks.engine import ReportsCovered
 from playbooks.errors import BadEventError, RoutingConfigError
 from playbooks.loader import routing_errors, unrouted_playbooks
 from playbooks.routing import (
-    BadSilence,
     Decision,
     Route,
     Silence,
-    SilenceList,
     label_set,
     label_values,
 )
@@ -404,6 +402,21 @@ class Alerting:
         failing.set(skipped)  # a whole pass: how many fail now
         return released
 
+    async def read_silences_ahead(self) -> bool:
+        """Read the silences table into the worker's book now (``Context.read_silences``:
+        in steps, an unreadable one reported), as the route agent would at its next
+        alert; False, nothing read, before table recovery completes or during a
+        rebalance. Run each mute-check tick: the first read after a start (10,000
+        silences, seconds of parsing) began only at the first alert, which waited for it,
+        and a silence added then was obeyed only once it had ended; now it starts once
+        the table is recovered, and a change is read within a tick. An unchanged table
+        costs a comparison of its change count."""
+        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
+        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+            return False
+        await self.ctx.read_silences(time.time())
+        return True
+
     async def forget_ended_silences(self) -> int:
         """Forget the silences that ended more than ``SILENCE_RETENTION`` ago (an
         ``ends_at`` before then), each by the worker that owns its key's ``alerts``
@@ -477,35 +490,9 @@ class Alerting:
         return "routed"
 
     async def _active_silences(self, now: float) -> list[Silence]:
-        # Each stored version is read once; one that cannot be read is skipped, audited
-        # and counted once, never fatal to the route agent (playbooks.routing.SilenceBook).
-        # Read in steps, yielding to the event loop between them: thousands of silences
-        # new to this worker (its start, a changelog written by others) took seconds to
-        # parse, the worker frozen meanwhile (readings, the API, Kafka heartbeats).
-        steps = self.ctx.silence_book.reading(
-            self.ctx.stored_silences(), now, self.ctx.silences_version()
-        )
-        while True:
-            try:
-                next(steps)
-            except StopIteration as done:
-                read: tuple[SilenceList, list[BadSilence]] = done.value
-                break
-            await asyncio.sleep(0)
-        silences, bad = read
-        for silence in bad:
-            log.warning("citybrain: skipping stored silence %s: %s", silence.key, silence.message)
-            self.metrics.silences_invalid.labels(silence.problem).inc()
-            await self.ctx.audit(
-                {
-                    "action": "silence_unreadable",
-                    "silence_id": silence.key,
-                    "at": now,
-                    "actor": "citybrain",
-                    "detail": f"{silence.problem}: {silence.message}",
-                }
-            )
-        return silences
+        # Read with the worker's one book (Context.read_silences): each stored version
+        # parsed once, in steps; an unreadable one skipped, audited and counted once.
+        return await self.ctx.read_silences(now)
 
 
 def _ended_before(doc: Any, at: float) -> bool:

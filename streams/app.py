@@ -309,6 +309,7 @@ def create_app(
     # muted firing alerts are re-checked on the wall clock, as Alertmanager's flushes do.
     @app.timer(interval=settings.mute_check_interval)  # type: ignore[untyped-decorator]
     async def mute_check() -> None:
+        await tick("mute check", alerting.read_silences_ahead)  # before the first alert
         await tick("mute check", alerting.recheck_muted)
         await tick("silence retention", alerting.forget_ended_silences)
 

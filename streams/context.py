@@ -29,11 +29,13 @@ from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
 from playbooks.routing import (
     SILENCE_PROBLEMS,
+    BadSilence,
     IndexedFiring,
     InhibitRule,
     Route,
     Router,
     SilenceBook,
+    SilenceList,
     SourceIndex,
     label_set,
 )
@@ -736,6 +738,9 @@ class Context:
         # alerts stage and a run's flush (``SilenceBook``): before, each stage kept a book
         # and parsed every silence new to the worker itself.
         self.silence_book = SilenceBook()
+        # One reading of the book at a time (``read_silences``): the route agent and a
+        # GET /silences each parsed the same 10,000 new silences, in turns.
+        self._silences_reading = asyncio.Lock()
         # The firing alerts that can inhibit, per inhibit rule, kept as the table changes
         # (from this worker and from the changelog alike): an alert an inhibit rule
         # targets looks up its sources instead of walking every firing alert.
@@ -880,6 +885,44 @@ class Context:
         for k, v in stored_items(self.firing):
             if k != key:
                 yield v
+
+    async def read_silences(self, now: float, report: bool = True) -> SilenceList:
+        """The silences not yet expired at ``now`` (epoch s), as ``SilenceBook.reading``
+        gives them: each stored version parsed once, in steps, yielding to the event loop
+        between them (thousands new to this worker, at its start or from a changelog
+        written by others, took seconds to parse: no readings, API or Kafka heartbeats
+        meanwhile). One reading at a time: a second caller waits for the first and then
+        finds the book read. A stored silence that cannot be read is skipped, logged,
+        counted (``citybrain_silences_invalid_total``) and audited (``silence_unreadable``)
+        once, by the first caller that reports them (``report``: the route agent; a
+        listing does not, so that a GET writes nothing to Kafka)."""
+        async with self._silences_reading:
+            steps = self.silence_book.reading(
+                self.stored_silences(), now, self.silences_version(), report
+            )
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    read: tuple[SilenceList, list[BadSilence]] = done.value
+                    break
+                await asyncio.sleep(0)
+            silences, bad = read
+            for silence in bad:
+                log.warning(
+                    "citybrain: skipping stored silence %s: %s", silence.key, silence.message
+                )
+                self.metrics.silences_invalid.labels(silence.problem).inc()
+                await self.audit(
+                    {
+                        "action": "silence_unreadable",
+                        "silence_id": silence.key,
+                        "at": now,
+                        "actor": "citybrain",
+                        "detail": f"{silence.problem}: {silence.message}",
+                    }
+                )
+            return silences
 
     def silences_version(self) -> int | None:
         """A number that changes whenever the silences table does (``SilenceBook.read``'s

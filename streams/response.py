@@ -1446,6 +1446,14 @@ class Response:
                     await self._reply_again(run.run_id, reply)
         if is_terminal(run):
             return run
+        route = group["route"]
+        if engine.is_due(run, now) or (
+            engine.flush_due(run, route["group_interval"], route["repeat_interval"], now)
+        ):
+            # A flush asks the silences (_all_muted, which cannot await): the book is
+            # read first in steps, so that 10,000 silences new to this worker are not
+            # parsed there in one go, the worker frozen for seconds.
+            await self.ctx.read_silences(now, report=False)
         # Waiting at a step the edited playbook no longer has: failed now, said in its
         # steps and counted (before t49: KeyError every tick, stuck for good).
         run, cmds = engine.fail_gone_step(run, now)
@@ -1475,7 +1483,6 @@ class Response:
         # The group's flush: alerts that joined since the last notification, or
         # the repeat of an unacknowledged run, at each group_interval tick; held, as
         # Alertmanager sends nothing, when every alert of it still firing is muted.
-        route = group["route"]
         due = engine.flush_due(run, route["group_interval"], route["repeat_interval"], now)
         if due is not None and (held := self._all_muted(run, now, router, route)):
             run, more = engine.hold_flush(run, held, due[0], now)
@@ -1519,9 +1526,12 @@ class Response:
             labels = self.ctx.firing.get(key)
             if labels is None:
                 continue  # resolved: in no notification
-            if silences is None:  # (an unreadable one is audited by the alerts stage)
+            if silences is None:  # an unreadable one is audited by the alerts stage:
+                # kept for it (report=False); before, one this flush read first was never
+                # audited or counted, the alerts stage finding it already read.
                 stored = self.ctx.stored_silences()
-                silences = self.ctx.silence_book.read(stored, now, self.ctx.silences_version())[0]
+                version = self.ctx.silences_version()
+                silences = self.ctx.silence_book.read(stored, now, version, report=False)[0]
             firing = self.ctx.firing_except(key)
             decision = router.decide(labels, firing, silences, now)
             if decision.mute is None:

@@ -338,3 +338,65 @@ def test_listing_silences_reads_them_as_the_route_agent_read_them(
     by_id = {s["id"]: s for s in doc["silences"]}
     assert by_id["s1"]["active"] is True and "unreadable" not in by_id["s1"]
     assert "bad regex" in by_id["s7"]["unreadable"] and by_id["s7"]["active"] is False
+
+
+def test_a_listing_before_the_route_agent_read_keeps_what_it_parsed(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t141: until the route agent had read the silences (its first alert after a
+    start), every GET /silences parsed every stored one again, in one step, and kept
+    nothing: 10,000 took 6-9 s a listing. Now a listing reads the worker's book (in
+    steps) and keeps it; the route agent then parses nothing and still reports (audits,
+    counts) an unreadable one, once; the listing itself writes no audit record."""
+    now = time.time()
+    for i in range(300):
+        doc = {
+            "id": f"s{i}",
+            "matchers": [f'alert_id=~"al-{i}.*"'] if i != 7 else ['kind=~"a("'],
+            "starts_at": now - 10,
+            "ends_at": now + 3600,
+            "author": "op",
+            "reason": "r",
+        }
+        ctx.silences.data[f"s{i}".encode()] = doc  # as the changelog fills it
+    parsed = [0]
+    from_dict = Silence.from_dict.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Silence], data: Any) -> Silence:
+        parsed[0] += 1
+        return from_dict(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Silence, "from_dict", classmethod(counted))
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    monkeypatch.setattr(ctx, "audit", audit)
+    register_api(ctx.app, ctx)
+
+    async def listings() -> list[tuple[int, dict[str, Any], int]]:
+        answers = []
+        web_app = ctx.app.web.web_app  # type: ignore[attr-defined]
+        async with TestClient(TestServer(web_app)) as client:
+            for _ in range(2):
+                parsed[0] = 0
+                resp = await client.get(
+                    "/api/v1/silences", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+                )
+                answers.append((resp.status, await resp.json(), parsed[0]))
+        return answers
+
+    for (status, doc, count), expected in zip(asyncio.run(listings()), (300, 0), strict=True):
+        assert status == 200 and len(doc["silences"]) == 300
+        by_id = {s["id"]: s for s in doc["silences"]}
+        assert by_id["s1"]["active"] is True and "unreadable" not in by_id["s1"]
+        assert "bad regex" in by_id["s7"]["unreadable"] and by_id["s7"]["active"] is False
+        assert count == expected  # before: 300 each
+    parsed[0] = 0
+    assert audited == []
+    silences = asyncio.run(ctx.read_silences(time.time()))  # the route agent
+    assert len(silences) == 299 and parsed[0] == 0
+    assert [(r["action"], r["silence_id"]) for r in audited] == [("silence_unreadable", "s7")]
+    asyncio.run(ctx.read_silences(time.time()))
+    assert len(audited) == 1

@@ -18,6 +18,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
+from playbooks.routing import Silence
 from streams.alerting import SILENCE_RETENTION, Alerting
 from streams.context import Context
 from streams.metrics import SILENCES_FORGOTTEN, Metrics
@@ -79,3 +80,46 @@ def test_a_silence_ended_past_the_retention_is_tombstoned_by_its_owner_only(
     asyncio.run(stage.forget_ended_silences())
     assert set(table) == {b"sil-recent", b"sil-on", b"sil-odd"}
     assert registry.get_sample_value(SILENCES_FORGOTTEN) == 2_000
+
+
+def test_the_silences_are_read_ahead_of_the_first_alert_once_the_table_is_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t141: the worker's first read of its silences (10,000: seconds of parsing) began
+    only at its first alert, which waited for it; now each mute-check tick reads the
+    table ahead (nothing before table recovery completes), so the first alert and a
+    listing find the book read, and an unreadable silence is reported then, once."""
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="t")
+    app = faust.App("t-silences-ahead", store="memory://", datadir=str(tmp_path))
+    ctx = Context(app, settings, load_grid(settings.grid_file), Metrics.create(CollectorRegistry()))
+    stage = Alerting(ctx)
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    monkeypatch.setattr(ctx, "audit", audit)
+    now = time.time()
+    for i in range(300):
+        ctx.silences.data[f"s{i}".encode()] = silence(f"s{i}", now + 3600)
+    ctx.silences.data[b"bad"] = {**silence("bad", now + 3600), "matchers": ['kind=~"("']}
+    parsed = [0]
+    from_dict = Silence.from_dict.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Silence], data: Any) -> Silence:
+        parsed[0] += 1
+        return from_dict(cls, data)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(Silence, "from_dict", classmethod(counted))
+    recovered = [False]
+    monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: recovered[0])
+    assert asyncio.run(stage.read_silences_ahead()) is False
+    assert parsed[0] == 0 and audited == []
+    recovered[0] = True
+    assert asyncio.run(stage.read_silences_ahead()) is True
+    assert parsed[0] == 301  # before: none until the first alert, which waited for them
+    assert [(r["action"], r["silence_id"]) for r in audited] == [("silence_unreadable", "bad")]
+    silences = asyncio.run(stage._active_silences(time.time()))  # the first alert's
+    assert len(silences) == 300 and parsed[0] == 301 and len(audited) == 1
+    asyncio.run(stage.read_silences_ahead())  # the table unchanged: nothing more
+    assert parsed[0] == 301 and len(audited) == 1
