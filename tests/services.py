@@ -230,7 +230,7 @@ class Pipeline:
             status, body = self.api("GET", path, token, port=port)
             if until(status, body) or time.monotonic() > deadline:
                 return status, body
-            time.sleep(0.3)
+            time.sleep(0.1)
 
     def api(
         self,
@@ -287,7 +287,9 @@ class Worker:
                 fh.seek(offset)
                 if b"Worker ready" in fh.read():
                     return self
-            time.sleep(0.3)
+            # Every test starts workers (hundreds in the suite): each poll interval is
+            # paid half over on average at every start.
+            time.sleep(0.1)
         # Not left running: a worker that missed the deadline would keep its port, and
         # every later test's worker would then fail to bind it.
         self.stop()

@@ -26,6 +26,7 @@ from streams.events import IncidentReport, format_ts
 from streams.metrics import GROUPS
 from tests.integration.test_burst_bounds import wait_for
 from tests.integration.test_pipeline import START, docs, firing, steps_of
+from tests.integration.test_poison_pills import assert_committed_to_end
 from tests.services import OPERATOR_TOKEN, WEBHOOK_SECRET, Pipeline, Worker, prometheus_query
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,10 @@ def burst_then_killed(p: Pipeline, tag: str) -> tuple[Worker, dict[str, Any], fl
         clock = IncidentReport(t + 7200, f"elsewhere-{tag}", "Graffiti", "Tag", "app", "c-bridge")
         p.send("incidents", b"c-bridge", clock.to_json())
         p.flush()
-        time.sleep(8)  # read, and past two offset commits: its window is on the changelog
+        # Read and committed: a committed offset's state (its window) is on the changelog
+        # (streams.tables.coalesce_changelog writes it before each commit). A fixed 8 s
+        # here waited out two commit intervals (2.8 s each) whether or not they had come.
+        assert_committed_to_end(p, "incidents")
     except BaseException:
         worker.stop()  # not left holding its port for the next test
         p.close()
@@ -792,7 +796,9 @@ def test_an_offer_held_for_its_run_survives_a_sigkill_before_the_run_opens(
         p.flush()
         # Read (its group holds it; the old code stored nothing, and waited out the 30 s).
         wait_for(port, GROUPS, 1, timeout=30)
-        time.sleep(8)  # past two offset commits (2.8 s): the offer is not read again
+        # The offer's offset committed (not read again after the kill); a fixed 8 s here
+        # waited out two commit intervals (2.8 s each) whether or not they had come.
+        assert_committed_to_end(p, "routed")
         worker.kill()
         worker.start()
         p.send("routed", b"grp-held", opening("al-held", "r-1"))
