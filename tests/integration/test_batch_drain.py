@@ -132,10 +132,6 @@ def test_join_and_sigkill_mid_batch_lose_nothing_and_duplicate_no_alert(
     scaled: Pipeline, layout: str
 ) -> None:
     base = real_levels(60)
-    # a's partitions move to b once the group expels a's dead (static) member, a session
-    # after the kill: the test waits for that, so the least session Kafka allows
-    # (group.min.session.timeout.ms, 6 s), not the worker's default 10 s.
-    scaled.env["CITYBRAIN_SESSION_TIMEOUT"] = "6"
     a = scaled.worker().start()
     b = second_worker(scaled)
     try:

@@ -73,10 +73,6 @@ def test_two_workers_share_partitions_and_a_sigkill_loses_and_duplicates_nothing
 ) -> None:
     partitions = {key_partition(s.encode(), 2) for s in SENSORS}
     assert partitions == {0, 1}  # both workers get sensors
-    # a's partitions move once the group expels its dead (static) member, a session
-    # after the kill: the test waits for that, so the least session Kafka allows
-    # (group.min.session.timeout.ms, 6 s), not the worker's default 10 s.
-    scaled.env["CITYBRAIN_SESSION_TIMEOUT"] = "6"
     a = scaled.worker().start()
     b_env = {**scaled.env, "CITYBRAIN_WORKER_PORT": str(shifted_port(26067))}
     b = type(a)(b_env, scaled.run_dir / f"{scaled.name}-worker-b.log").start()
