@@ -302,24 +302,23 @@ def test_the_answer_warns_of_a_matcher_alertmanager_0_27_reads_otherwise(ctx: Co
     assert answers[1][1]["already"] == "created"
 
 
-def test_listing_silences_reads_them_as_the_route_agent_read_them(
-    ctx: Context, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """t131: every GET /silences parsed every stored silence again, 10,000 regex ones
-    seconds of a frozen worker (no routing, no Kafka heartbeat) for each listing; now
-    the route agent's book's reading is used, and only a changed one is parsed."""
-    now = time.time()
+def store_silences(ctx: Context, now: float, matchers: Any) -> None:
+    """300 silences ``s0``..``s299`` in ``ctx``'s table as the changelog fills it, the
+    ``i``-th with ``matchers(i)``, started 10 s before ``now`` and ending an hour after."""
     for i in range(300):
         doc = {
             "id": f"s{i}",
-            "matchers": [f'alert_id=~"al-{i}.*"'],
+            "matchers": matchers(i),
             "starts_at": now - 10,
             "ends_at": now + 3600,
             "author": "op",
             "reason": "r",
         }
-        ctx.silences.data[f"s{i}".encode()] = doc  # as the changelog fills it
-    ctx.silence_book.read(ctx.stored_silences(), now, ctx.silences_version())
+        ctx.silences.data[f"s{i}".encode()] = doc
+
+
+def count_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A one-item counter of ``Silence.from_dict`` calls from now on."""
     parsed = [0]
     from_dict = Silence.from_dict.__func__  # type: ignore[attr-defined]
 
@@ -328,6 +327,19 @@ def test_listing_silences_reads_them_as_the_route_agent_read_them(
         return from_dict(cls, data)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(Silence, "from_dict", classmethod(counted))
+    return parsed
+
+
+def test_listing_silences_reads_them_as_the_route_agent_read_them(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t131: every GET /silences parsed every stored silence again, 10,000 regex ones
+    seconds of a frozen worker (no routing, no Kafka heartbeat) for each listing; now
+    the route agent's book's reading is used, and only a changed one is parsed."""
+    now = time.time()
+    store_silences(ctx, now, lambda i: [f'alert_id=~"al-{i}.*"'])
+    ctx.silence_book.read(ctx.stored_silences(), now, ctx.silences_version())
+    parsed = count_parses(monkeypatch)
     ctx.silences.data[b"s7"] = {
         **ctx.silences.data[b"s7"],
         "matchers": ['category="x"', 'kind=~"a("'],
@@ -349,24 +361,8 @@ def test_a_listing_before_the_route_agent_read_keeps_what_it_parsed(
     steps) and keeps it; the route agent then parses nothing and still reports (audits,
     counts) an unreadable one, once; the listing itself writes no audit record."""
     now = time.time()
-    for i in range(300):
-        doc = {
-            "id": f"s{i}",
-            "matchers": [f'alert_id=~"al-{i}.*"'] if i != 7 else ['kind=~"a("'],
-            "starts_at": now - 10,
-            "ends_at": now + 3600,
-            "author": "op",
-            "reason": "r",
-        }
-        ctx.silences.data[f"s{i}".encode()] = doc  # as the changelog fills it
-    parsed = [0]
-    from_dict = Silence.from_dict.__func__  # type: ignore[attr-defined]
-
-    def counted(cls: type[Silence], data: Any) -> Silence:
-        parsed[0] += 1
-        return from_dict(cls, data)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(Silence, "from_dict", classmethod(counted))
+    store_silences(ctx, now, lambda i: [f'alert_id=~"al-{i}.*"'] if i != 7 else ['kind=~"a("'])
+    parsed = count_parses(monkeypatch)
     audited: list[dict[str, Any]] = []
 
     async def audit(record: dict[str, Any]) -> None:
