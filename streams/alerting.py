@@ -348,8 +348,7 @@ class Alerting:
         progress (checked before each alert: one whose partition is moving is left to
         its next owner). An entry whose alert no longer fires (its resolution was
         handled) is dropped unrouted."""
-        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
-        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+        if self.ctx.reading_back() is not None:
             return 0
         failing = self.metrics.loop_items_failing.labels("mute_check")
         if not self.muted.data:
@@ -411,8 +410,7 @@ class Alerting:
         and a silence added then was obeyed only once it had ended; now it starts once
         the table is recovered, and a change is read within a tick. An unchanged table
         costs a comparison of its change count."""
-        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
-        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+        if self.ctx.reading_back() is not None:
             return False
         await self.ctx.read_silences(time.time())
         return True
@@ -424,8 +422,7 @@ class Alerting:
         worker applies. Returns how many. Before, an ended silence was kept for good by
         every worker and listed by ``silences list``: the table grew with every silence
         ever made, though only those not yet ended are bounded (``MAX_SILENCES``)."""
-        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
-        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+        if self.ctx.reading_back() is not None:
             return 0
         mine = self.ctx.owned_partitions("alerts")
         n, before = self.ctx.settings.partitions, time.time() - SILENCE_RETENTION

@@ -292,8 +292,7 @@ class CorroborationStage:
 
     async def release_due(self) -> None:
         """Forward the held alerts whose grace period is over (this worker's areas)."""
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
-        if self.app.rebalancing or not recovery.completed.is_set():
+        if self.ctx.reading_back() is not None:
             return
         mine = {
             tp.partition for tp in self.app.consumer.assignment() if tp.topic == self.topic_name
