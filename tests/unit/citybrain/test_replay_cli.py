@@ -91,3 +91,48 @@ def test_a_replay_of_unregistered_sensors_warns_naming_the_closest_registered_on
         "a cell that grid-ingest.yaml (CITYBRAIN_GRID_FILE) does not have, dead-lettered as "
         "unknown_cell: 'c-mil' (did you mean 'c-mill'?), 'c-bridg' (did you mean 'c-bridge'?)"
     ), said
+
+
+# t143: every reading the worker refuses by the grid, one case each, and the one it takes.
+GRID_CASES = [
+    (("gauge-1", "water_level", 0.7, "m", "c-bridge"), "bad_unit", "'m' for water_level"),
+    (("gauge-1", "water_levl", 1.0, "ft", "c-bridge"), "unknown_kind", "'water_levl'"),
+    (("gauge-1", "water_level", 5000.0, "ft", "c-bridge"), "out_of_range", "5000 ft for"),
+    (("gauge-1", "water_level", 1.0, "ft", "c-mill"), "registration_mismatch", "'gauge-1'"),
+    (("guage-1", "water_level", 1.0, "ft", "c-bridge"), "unknown_sensor", "'guage-1'"),
+    (("gauge-1", "water_level", 1.0, "ft", "c-bridg"), "unknown_cell", "'c-bridg'"),
+    (("gauge-1", "water_level", 1.0, "ft", "c-bridge"), None, ""),
+]
+
+
+@pytest.mark.parametrize(("fields", "reason", "case"), GRID_CASES)
+def test_a_replay_warns_of_every_reading_the_worker_refuses_by_the_grid(
+    fields: tuple[str, str, float, str, str], reason: str | None, case: str
+) -> None:
+    """A row in metres for a gauge the grid measures in feet was "sent 1 reading", exit
+    0, and no word after: the worker dead-lettered it (``bad_unit``), and likewise a kind
+    the grid lacks, a value out of its range or a sensor sent as another kind or cell;
+    only an unknown sensor or cell was warned of. The warning names the reason the
+    worker's own validator gives the same reading."""
+    import json
+
+    from citybrain.cli.feeds import unregistered_note
+    from playbooks.loader import load_grid
+    from streams.events import EventError, EventValidator, Reading
+
+    grid = FIXTURES / "grid-ingest.yaml"
+    sensor_id, kind, value, unit, cell = fields
+    reading = Reading(1_704_067_200.0, sensor_id, kind, value, unit, cell)
+    doc = dict(zip(("sensor_id", "kind", "value", "unit", "grid_cell"), fields, strict=True))
+    raw = json.dumps({"schema": "reading/1", "ts": "2024-01-01T00:00:00Z", **doc}).encode()
+    try:
+        EventValidator(load_grid(grid)).reading(raw, 1_704_067_200.0)
+        worker = None
+    except EventError as exc:
+        worker = exc.code
+    assert worker == reason
+    said = unregistered_note([reading], grid, "p1")
+    if reason is None:
+        assert said == ""
+    else:
+        assert said.startswith("1 row ") and f", dead-lettered as {reason}: {case}" in said, said
