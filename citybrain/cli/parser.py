@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import itertools
 import os
 import re
@@ -217,6 +218,15 @@ _SYNONYMS = {
     "start": "up",
     "stop": "down",
     "shutdown": "down",
+    # t143: `silences rm ID` and `runs close ID` listed every choice; `citybrain send
+    # x.csv` was asked "did you mean 'runs resend'?", `publish x.csv` 'dashboards push'.
+    "rm": "expire",
+    "delete": "expire",
+    "remove": "expire",
+    "close": "resolve",
+    "feed": "replay",
+    "send": "replay",
+    "publish": "replay",
 }
 # Words typed as a command that are one of the top parser's options.
 _OPTION_WORDS = {"version": "--version", "-version": "--version"}
@@ -266,7 +276,18 @@ def _nested(action: argparse.Action, value: str) -> list[str]:
     if value in found:
         return found[value]
     near = closest(value, list(found))
-    return found[str(near)] if near is not None and closest(value, commands) is None else []
+    if near is None:
+        return []
+    # The nearer of the two wins, a command on a tie (`stak` is `stack`): t143's `acks`
+    # was asked "did you mean 'stack'?", as a command was preferred however far.
+    top = closest(value, commands)
+    return found[str(near)] if top is None or _likeness(value, near) > _likeness(value, top) else []
+
+
+def _likeness(value: str, choice: object) -> float:
+    """How alike ``value`` and ``choice`` are, ignoring case: difflib's ratio, 0..1, as
+    ``closest`` compares them."""
+    return difflib.SequenceMatcher(None, value.casefold(), str(choice).casefold()).ratio()
 
 
 class Parser(argparse.ArgumentParser):

@@ -315,6 +315,17 @@ def test_a_misspelt_action_without_its_command_names_the_command(
     assert "(did you mean 'stack'?)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("word", "meant"), [("acks", "runs ack"), ("statsu", "stack status")])
+def test_an_action_nearer_than_any_command_is_suggested(
+    word: str, meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t143: `citybrain acks` was asked "did you mean 'stack'?": a command was preferred
+    to an action however much nearer the action was ('ack': 0.86, 'stack': 0.67)."""
+    assert main([word]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"invalid choice: {word!r} (did you mean {meant!r}?)" in err, err
+
+
 @pytest.mark.parametrize(
     ("argv", "wrong", "option"),
     [
