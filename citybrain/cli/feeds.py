@@ -196,13 +196,6 @@ def _send(
     event --skip left out) with a progress bar; an interruption or a Kafka that stops
     answering is a ``CliError`` saying how far it got and how to send the rest."""
     from kafka.errors import KafkaTimeoutError
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from streams.feeds import Replayer
     from streams.partitioning import ReadingPacker
@@ -220,15 +213,7 @@ def _send(
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
-            with Progress(
-                TextColumn("replay"),
-                BarColumn(),
-                TextColumn(PROGRESS_COUNT),
-                TextColumn("events"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-            ) as progress:
+            with replay_bar() as progress:
                 task = progress.add_task("replay", total=count)
                 # Not at a terminal (a pipe, a log file), the bar shows nothing until
                 # the end (t134: 10 minutes without a word): a plain line every few
@@ -273,6 +258,34 @@ def _send(
     finally:
         signal.signal(signal.SIGTERM, previous)
         replayer.close()
+
+
+def replay_bar(console: Any = None) -> Any:
+    """The replay's progress bar (a ``rich.progress.Progress``) on ``console`` (rich's
+    stdout console by default): drawn at a terminal only. Elsewhere (a pipe, a log) it
+    is disabled, as the plain lines stand for it: t143 found its last frame, ``replay
+    ━━━━ 1,410/11,520 events 0:00:16 eta 0:02:02``, printed into the log at the end."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = console or Console()
+    return Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        TextColumn(PROGRESS_COUNT),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
 
 
 def _named(paths: Sequence[Path]) -> str:

@@ -136,3 +136,20 @@ def test_a_replay_warns_of_every_reading_the_worker_refuses_by_the_grid(
         assert said == ""
     else:
         assert said.startswith("1 row ") and f", dead-lettered as {reason}: {case}" in said, said
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_replay_bar_is_drawn_at_a_terminal_only(terminal: bool) -> None:
+    """t143: a replay into a pipe or a log printed the plain lines, then the bar's last
+    frame (``replay ━━━━ 1,410/11,520 events 0:00:16 eta 0:02:02``) when it stopped."""
+    import io
+
+    from rich.console import Console
+
+    from citybrain.cli.feeds import replay_bar
+
+    out = io.StringIO()
+    with replay_bar(Console(file=out, force_terminal=terminal, width=100)) as progress:
+        task = progress.add_task("replay", total=11_520)
+        progress.advance(task, 1_410)
+    assert ("1,410/11,520" in out.getvalue()) is terminal, out.getvalue()
