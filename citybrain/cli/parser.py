@@ -211,6 +211,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 # mean --json?", `silences add --note x` nothing): each names the others.
 _TEXT_OPTIONS = ("--note", "--reason", "--comment")
 _SAME_MEANING = {o: tuple(x for x in _TEXT_OPTIONS if x != o) for o in _TEXT_OPTIONS}
+# A number, a unit, or both (`1`, `h`, `1h`, `30m`, `1.5`): the pieces of a value with
+# no space in it, split by the shell.
+_NUMBER_AND_UNIT = re.compile(r"[0-9]+(?:\.[0-9]+)?[A-Za-z]*|[A-Za-z]{1,3}")
 
 # Words a newcomer types for a choice by its meaning, not its spelling (t116: `stack start`
 # was asked "did you mean 'status'?", the closest spelling; `stack stop` got every choice).
@@ -600,6 +603,10 @@ class Parser(argparse.ArgumentParser):
             if any(re.search(r"[=~]", piece) for piece in pieces):
                 value = "".join(pieces)
                 said = f"{word} {shlex.quote(value)}, quoted if it has spaces"
+            elif word not in _TEXT_OPTIONS and all(map(_NUMBER_AND_UNIT.fullmatch, pieces)):
+                # A number and its unit (t143: `--duration 1 h` was told to write
+                # `--duration '1 h'`, which it then refused), or a number's digit groups.
+                said = f"{word} {''.join(pieces)}"
             else:
                 said = f"{word} {shlex.quote(' '.join(pieces))}"
             return f" ({word} takes one word: write {said})"

@@ -374,6 +374,21 @@ def test_the_free_text_option_of_another_command_names_this_one_s(
             ["--matcher", "kind=pm25", "--reason", "road", "works"],
             "unrecognized arguments: works (--reason takes one word: write --reason 'road works')",
         ),
+        # t143: a number and its unit split were to be written quoted, `--duration '1 h'`,
+        # which --duration then refused: they are joined.
+        (
+            ["--matcher", "kind=pm25", "--reason", "x", "--duration", "1", "h"],
+            "unrecognized arguments: h (--duration takes one word: write --duration 1h)",
+        ),
+        (
+            ["--matcher", "kind=pm25", "--reason", "x", "--duration", "1h", "30m"],
+            "unrecognized arguments: 30m (--duration takes one word: write --duration 1h30m)",
+        ),
+        # Text stays as typed: a note of a number and a short word too.
+        (
+            ["--matcher", "kind=pm25", "--duration", "2h", "--reason", "2", "km"],
+            "unrecognized arguments: km (--reason takes one word: write --reason '2 km')",
+        ),
     ],
 )
 def test_a_value_split_by_spaces_is_named_with_the_one_word_to_type(
@@ -381,7 +396,10 @@ def test_a_value_split_by_spaces_is_named_with_the_one_word_to_type(
 ) -> None:
     full = ["silences", "add", "--duration", "2h", "--reason", "x", *argv]
     if "--reason" in argv:
-        full = ["silences", "add", "--duration", "2h", *argv]
+        full = ["silences", "add", *argv]
+        if "--duration" not in argv:
+            full.insert(2, "2h")
+            full.insert(2, "--duration")
     assert main(full) == EXIT_USAGE
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1
