@@ -426,6 +426,14 @@ class Parser(argparse.ArgumentParser):
             raise argparse.ArgumentError(
                 action, f"invalid choice: {value!r} (did you mean {said}?)"
             )
+        parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else []
+        if len(parts) > 1 and all(part in choices for part in parts):
+            # t143: `runs list --status open,resolved` was asked "did you mean
+            # 'resolved'?", as if the list were a misspelling of its last item.
+            named = " or ".join(map(repr, parts))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (one choice, not a list: give {named})"
+            )
         near = closest(value, choices)
         if near is None:
             listed = ", ".join(map(repr, choices))
@@ -594,12 +602,19 @@ class Parser(argparse.ArgumentParser):
         unrecognized = message.removeprefix("unrecognized arguments:").split()
         for index, word in enumerate(given[:-2]):
             action = self._one_value_action(word)
-            if action is None or action.choices is not None:  # `--status open closed`
+            if action is None:
                 continue
             rest = given[index + 2 : index + 2 + len(unrecognized)]
             if not unrecognized or rest != unrecognized:
                 continue
             pieces = [given[index + 1], *rest]
+            if action.choices is not None:
+                # `--status open resolved` (t143: said only "unrecognized arguments:
+                # resolved"), as `--status open,resolved` is said.
+                if not all(piece in action.choices for piece in pieces):
+                    continue
+                named = " or ".join(map(repr, pieces))
+                return f" ({word} takes one choice, not a list: give {named})"
             if any(re.search(r"[=~]", piece) for piece in pieces):
                 value = "".join(pieces)
                 said = f"{word} {shlex.quote(value)}, quoted if it has spaces"

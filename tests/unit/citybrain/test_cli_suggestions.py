@@ -403,3 +403,34 @@ def test_a_value_split_by_spaces_is_named_with_the_one_word_to_type(
     assert main(full) == EXIT_USAGE
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["runs", "list", "--status", "open,resolved"],
+            "argument --status: invalid choice: 'open,resolved' (one choice, not a list: "
+            "give 'open' or 'resolved')",
+        ),
+        (
+            ["runs", "list", "--status", "open", "resolved"],
+            "unrecognized arguments: resolved (--status takes one choice, not a list: "
+            "give 'open' or 'resolved')",
+        ),
+        (
+            ["replay", "x.csv", "--on-error", "stop,skip"],
+            "argument --on-error: invalid choice: 'stop,skip' (one choice, not a list: "
+            "give 'stop' or 'skip')",
+        ),
+    ],
+)
+def test_a_list_of_choices_for_a_one_choice_option_is_said_as_a_list(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t143: `runs list --status open,resolved` was asked "did you mean 'resolved'?", as
+    if the list misspelt its last item, and `--status open resolved` said only
+    "unrecognized arguments: resolved"."""
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
