@@ -153,3 +153,54 @@ def test_the_replay_bar_is_drawn_at_a_terminal_only(terminal: bool) -> None:
         task = progress.add_task("replay", total=11_520)
         progress.advance(task, 1_410)
     assert ("1,410/11,520" in out.getvalue()) is terminal, out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("2.4 ft", " (a number with its unit? send 2.4 alone, the unit in its own field)"),
+        ("35ug/m3", " (a number with its unit? send 35 alone, the unit in its own field)"),
+        ("12 °C", " (a number with its unit? send 12 alone, the unit in its own field)"),
+        ("1e5x", ""),  # an exponent's e is no unit
+        ("abc", ""),
+    ],
+)
+def test_a_value_written_with_its_unit_is_said_as_one(
+    value: str,
+    hint: str,
+    tmp_path: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t143: a row whose value was `2.4 ft`, as a gauge's display shows it, got
+    "expected a number in decimal notation" alone; the worker's check of a reading's
+    JSON (MQTT, HTTP) says it the same way."""
+    import json
+    from pathlib import Path
+
+    from playbooks.loader import load_grid
+    from streams.events import EventError, EventValidator
+
+    csv = Path(str(tmp_path)) / "r.csv"
+    csv.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        f'2024-01-01T00:00:00Z,gauge-1,water_level,"{value}",ft,c-bridge\n',
+        encoding="utf-8",
+    )
+    assert main(["replay", str(csv), "--max"]) == 2
+    err = capsys.readouterr().err
+    assert f'field "value" is {value!r}, expected a number in decimal notation' in err, err
+    said = err.split("1e-3)", 1)[1]
+    assert said.startswith(hint + ";") if hint else said.startswith(";"), err
+    doc = {
+        "schema": "reading/1",
+        "ts": "2024-01-01T00:00:00Z",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": value,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    grid = load_grid(FIXTURES / "grid-ingest.yaml")
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(json.dumps(doc).encode(), 1_704_067_200.0)
+    assert caught.value.reason == f"expected a number{hint}"
