@@ -41,7 +41,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import cast
 
-from streams.errors import FeedError, decimal_comma_hint, legacy_encoding, show
+from streams.errors import FeedError, legacy_encoding, number_hint, show
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -296,7 +296,7 @@ def decimal(text: str, field: str = "value") -> float:
             raise ValueError(f'field "{field}" is {show(text)}, expected a finite number')
         raise ValueError(
             f'field "{field}" is {show(text)}, expected a number in decimal notation '
-            f"(ASCII digits, a point, an exponent: 12.5, -3, 1e-3){decimal_comma_hint(text)}"
+            f"(ASCII digits, a point, an exponent: 12.5, -3, 1e-3){number_hint(text)}"
         )
     value = float(text)
     if not math.isfinite(value):

@@ -228,6 +228,29 @@ def detach(error: BaseException) -> None:
 _DECIMAL_COMMA = re.compile(r"\s*[-+]?[0-9]+,[0-9]+\s*")
 
 
+# A number followed by a unit (`2.4 ft`, `35ug/m3`, `12 °C`): a newcomer's reading of a
+# sensor's display.
+# Not an exponent (`1e5x` is no `1` in unit `e5x`).
+_WITH_UNIT = re.compile(
+    r"\s*([-+]?[0-9]+(?:\.[0-9]+)?)\s*(?![eE][-+]?[0-9])((?:[^\W0-9_]|[°µ%])[\w/°%³²µ.]*)\s*"
+)
+
+
+def number_hint(text: object) -> str:
+    """The hint for text sent where a number is expected, written as people write one:
+    a decimal comma (``decimal_comma_hint``) or a number with its unit, `` (a number with
+    its unit? send 2.4 alone, the unit in its own field)`` (t143: ``2.4 ft`` got
+    "expected a number" alone); else ``""``."""
+    comma = decimal_comma_hint(text)
+    if comma or not isinstance(text, str) or len(text) > 64:
+        # A long text is no display's reading: its number would be shown whole.
+        return comma
+    found = _WITH_UNIT.fullmatch(text)
+    if found is None or found.group(2).lower() in ("e", "inf", "infinity", "nan"):
+        return ""
+    return f" (a number with its unit? send {found.group(1)} alone, the unit in its own field)"
+
+
 def decimal_comma_hint(text: object) -> str:
     """`` (a decimal comma? send 1.5, with a point)`` for text that is a number written
     with a decimal comma, else ``""`` (t109: ``"1,5"`` got "expected a number" alone)."""

@@ -29,8 +29,8 @@ from streams.errors import (
     LOOKALIKE_LETTERS,
     MISSING,
     EventError,
-    decimal_comma_hint,
     likely_encoding,
+    number_hint,
     show,
     unreadable,
 )
@@ -870,9 +870,7 @@ class EventValidator:
         if value is MISSING:
             raise EventError("missing_field", "value", MISSING, "field is missing")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise EventError(
-                "bad_type", "value", value, f"expected a number{decimal_comma_hint(value)}"
-            )
+            raise EventError("bad_type", "value", value, f"expected a number{number_hint(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise EventError("not_finite", "value", value, "expected a finite number")
         # Compared before any float(): an integer of 400 digits is out of range, not an

@@ -202,6 +202,18 @@ def in_the_checkout(path: Path, fits: Callable[[Path], bool]) -> str:
             # typed `playbooks check playbooks` and was pointed at the package, whose
             # library lies below it.
             return ""
+        from playbooks.loader import library_parts
+
+        if parts := library_parts(there):
+            # t143: `playbooks check playbooks/library` from /tmp was pointed at the
+            # checkout's library, which the same check then refused as no playbook
+            # directory: its parts are named instead.
+            inner, routing = parts
+            also = f", its routing file {str(routing)!r}" if routing else ""
+            return (
+                f" in {here} (the checkout's {str(there)!r} is a playbook library: its "
+                f"playbook directory is {str(inner)!r}{also})"
+            )
     except OSError:
         return ""
     return f" in {here} (did you mean {str(there)!r}, the checkout's?)"

@@ -196,13 +196,6 @@ def _send(
     event --skip left out) with a progress bar; an interruption or a Kafka that stops
     answering is a ``CliError`` saying how far it got and how to send the rest."""
     from kafka.errors import KafkaTimeoutError
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
     from streams.feeds import Replayer
     from streams.partitioning import ReadingPacker
@@ -220,15 +213,7 @@ def _send(
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         try:
-            with Progress(
-                TextColumn("replay"),
-                BarColumn(),
-                TextColumn(PROGRESS_COUNT),
-                TextColumn("events"),
-                TimeElapsedColumn(),
-                TextColumn("eta"),
-                TimeRemainingColumn(),
-            ) as progress:
+            with replay_bar() as progress:
                 task = progress.add_task("replay", total=count)
                 # Not at a terminal (a pipe, a log file), the bar shows nothing until
                 # the end (t134: 10 minutes without a word): a plain line every few
@@ -275,6 +260,34 @@ def _send(
         replayer.close()
 
 
+def replay_bar(console: Any = None) -> Any:
+    """The replay's progress bar (a ``rich.progress.Progress``) on ``console`` (rich's
+    stdout console by default): drawn at a terminal only. Elsewhere (a pipe, a log) it
+    is disabled, as the plain lines stand for it: t143 found its last frame, ``replay
+    ━━━━ 1,410/11,520 events 0:00:16 eta 0:02:02``, printed into the log at the end."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    console = console or Console()
+    return Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        TextColumn(PROGRESS_COUNT),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )
+
+
 def _named(paths: Sequence[Path]) -> str:
     """``FILE 'a.csv' has`` or ``FILE 'a.csv' and FILE 'b.csv' have``, as the files were
     given."""
@@ -288,23 +301,40 @@ UNREGISTERED_SHOWN = 3
 
 
 def unregistered_note(events: Iterable[Any], grid_file: Path, prefix: str) -> str:
-    """How many of ``events`` (``streams.feeds.Event``) name a sensor (a reading) or a cell
-    (a reading or a report) the grid in ``grid_file`` (the worker's CITYBRAIN_GRID_FILE)
-    does not have, with the first ``UNREGISTERED_SHOWN`` ids of each and the closest the
-    grid has: a worker reading ``prefix`` dead-letters them as unknown_sensor or
-    unknown_cell (a newcomer's typo in a CSV was "sent 1 reading", exit 0), and the
-    ``deadletters`` command that lists them, for that prefix. "" when all are there, or
-    the grid cannot be read (the worker's own start says why)."""
+    """How many of ``events`` (``streams.feeds.Event``) the worker will refuse by the grid
+    in ``grid_file`` (the worker's CITYBRAIN_GRID_FILE), per reason, with the first
+    ``UNREGISTERED_SHOWN`` cases of each: a sensor (a reading) or a cell (a reading or a
+    report) the grid does not have, with the closest it has (``unknown_sensor``,
+    ``unknown_cell``), a kind it does not declare (``unknown_kind``), a value outside the
+    kind's plausible range (``out_of_range``), a unit that is not the kind's
+    (``bad_unit``), a sensor sent with another kind or cell than it is registered with
+    (``registration_mismatch``). A worker reading ``prefix`` dead-letters them (a
+    newcomer's typo in a CSV was "sent 1 reading", exit 0; t143: a row in metres for a
+    gauge in feet, ``bad_unit``, still was), and the note ends with the ``deadletters``
+    command that lists them, for that prefix. "" when the worker takes all, or the grid
+    cannot be read (the worker's own start says why)."""
     tally = Unregistered(grid_file)
     for event in events:
         tally.add(event)
     return tally.note(prefix)
 
 
+# Per reason, in the order the worker checks a reading (streams.events.EventValidator):
+# what the note says of the rows.
+_GRID_REASONS: dict[str, str] = {
+    "unknown_sensor": "named a sensor that {grid} does not have",
+    "unknown_kind": "named a kind that {grid} does not declare",
+    "out_of_range": "gave a value outside its kind's plausible range in {grid}",
+    "bad_unit": "gave a unit that is not its kind's in {grid}",
+    "unknown_cell": "named a cell that {grid} does not have",
+    "registration_mismatch": "named a sensor with another kind or cell than {grid} registers",
+}
+
+
 class Unregistered:
     """``unregistered_note`` counted as the events go by (``add``, or ``counting`` over
     an iterator), so a replay need not hold them: per reason, the rows and the distinct
-    ids (in the order first met); the grid is read once, up front."""
+    cases (in the order first met); the grid is read once, up front."""
 
     def __init__(self, grid_file: Path) -> None:
         from playbooks.errors import PlaybookError
@@ -317,23 +347,53 @@ class Unregistered:
             self.grid: Any = load_grid(grid_file)
         except (PlaybookError, OSError):
             self.grid = None
-        # Per reason, as the worker checks them (a cell before the sensor).
-        self.rows = {"unknown_cell": 0, "unknown_sensor": 0}
+        self.rows = dict.fromkeys(_GRID_REASONS, 0)
         self.ids: dict[str, dict[str, None]] = {reason: {} for reason in self.rows}
 
     def add(self, event: Any) -> None:
-        """Count ``event`` if it names a sensor or a cell the grid does not have."""
+        """Count ``event`` if the worker would refuse it by the grid (``fault``)."""
         if self.grid is None:
             return
-        cell = getattr(event, "grid_cell", None)
-        if isinstance(cell, str) and cell not in self.grid.cells:
-            reason, given = "unknown_cell", cell
-        elif isinstance(event, self._reading) and event.sensor_id not in self.grid.sensors:
-            reason, given = "unknown_sensor", event.sensor_id
-        else:
+        found = self.fault(event)
+        if found is None:
             return
+        reason, case = found
         self.rows[reason] += 1
-        self.ids[reason].setdefault(given)
+        self.ids[reason].setdefault(case)
+
+    def fault(self, event: Any) -> tuple[str, str] | None:
+        """(reason, the case as the note shows it) for an event the worker refuses by
+        the grid, checked in the worker's order (EventValidator's reading: the sensor
+        first, then kind, value, unit, cell, registration), or None. An id is shown in
+        its first 80 characters: a 120,000-character sensor id was printed whole, a
+        360 KB warning line."""
+        grid = self.grid
+        cell = getattr(event, "grid_cell", None)
+        if not isinstance(event, self._reading):
+            if isinstance(cell, str) and cell not in grid.cells:
+                return "unknown_cell", show(cell) + grid.near_cell(cell)
+            return None
+        sensor = grid.sensors.get(event.sensor_id)
+        if sensor is None:
+            return "unknown_sensor", show(event.sensor_id) + grid.near_sensor(event.sensor_id)
+        kind = grid.kinds.get(event.kind)
+        if kind is None:
+            return "unknown_kind", show(event.kind) + grid.near_kind(event.kind)
+        if not kind.min <= event.value <= kind.max:
+            return "out_of_range", (
+                f"{event.value:g} {kind.unit} for {kind.id} (plausible in "
+                f"[{kind.min:g}, {kind.max:g}] {kind.unit})"
+            )
+        if event.unit != kind.unit:
+            return "bad_unit", f"{show(event.unit)} for {kind.id} (measured in {kind.unit})"
+        if cell not in grid.cells:
+            return "unknown_cell", show(cell) + grid.near_cell(cell)
+        if sensor.cell != cell or sensor.kind != event.kind:
+            return "registration_mismatch", (
+                f"{show(event.sensor_id)} as {show(event.kind)} in {show(cell)} (registered "
+                f"as {sensor.kind} in {sensor.cell})"
+            )
+        return None
 
     def counting(self, events: Iterator[Any]) -> Iterator[Any]:
         """``events``, each added as it passes."""
@@ -343,25 +403,19 @@ class Unregistered:
 
     def note(self, prefix: str) -> str:
         """The warning for the events added (``unregistered_note``), or ""."""
-        grid, grid_file, rows = self.grid, self.grid_file, self.rows
+        grid, rows = self.grid, self.rows
         if grid is None or not any(rows.values()):
             return ""
+        where = f"{self.grid_file.name} (CITYBRAIN_GRID_FILE)"
         parts = []
-        for reason, what, near in (
-            ("unknown_sensor", "a sensor", grid.near_sensor),
-            ("unknown_cell", "a cell", grid.near_cell),
-        ):
+        for reason, said in _GRID_REASONS.items():
             if not rows[reason]:
                 continue
             named = list(self.ids[reason])[:UNREGISTERED_SHOWN]
-            # An id is shown in its first 80 characters: a 120,000-character sensor id
-            # was printed whole, a 360 KB warning line.
-            shown = ", ".join(f"{show(given)}{near(given)}" for given in named)
             more = len(self.ids[reason]) - len(named)
             parts.append(
-                f"{counted(rows[reason], 'row')} named {what} that {grid_file.name} "
-                f"(CITYBRAIN_GRID_FILE) does not have, dead-lettered as {reason}: {shown}"
-                + (f" and {more:,} more" if more else "")
+                f"{counted(rows[reason], 'row')} {said.format(grid=where)}, dead-lettered "
+                f"as {reason}: {', '.join(named)}" + (f" and {more:,} more" if more else "")
             )
         listed = command_line("deadletters", env={"CITYBRAIN_TOPIC_PREFIX": prefix})
         return (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import itertools
 import os
 import re
@@ -210,6 +211,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 # mean --json?", `silences add --note x` nothing): each names the others.
 _TEXT_OPTIONS = ("--note", "--reason", "--comment")
 _SAME_MEANING = {o: tuple(x for x in _TEXT_OPTIONS if x != o) for o in _TEXT_OPTIONS}
+# A number, a unit, or both (`1`, `h`, `1h`, `30m`, `1.5`): the pieces of a value with
+# no space in it, split by the shell.
+_NUMBER_AND_UNIT = re.compile(r"[0-9]+(?:\.[0-9]+)?[A-Za-z]*|[A-Za-z]{1,3}")
 
 # Words a newcomer types for a choice by its meaning, not its spelling (t116: `stack start`
 # was asked "did you mean 'status'?", the closest spelling; `stack stop` got every choice).
@@ -217,6 +221,15 @@ _SYNONYMS = {
     "start": "up",
     "stop": "down",
     "shutdown": "down",
+    # t143: `silences rm ID` and `runs close ID` listed every choice; `citybrain send
+    # x.csv` was asked "did you mean 'runs resend'?", `publish x.csv` 'dashboards push'.
+    "rm": "expire",
+    "delete": "expire",
+    "remove": "expire",
+    "close": "resolve",
+    "feed": "replay",
+    "send": "replay",
+    "publish": "replay",
 }
 # Words typed as a command that are one of the top parser's options.
 _OPTION_WORDS = {"version": "--version", "-version": "--version"}
@@ -266,7 +279,18 @@ def _nested(action: argparse.Action, value: str) -> list[str]:
     if value in found:
         return found[value]
     near = closest(value, list(found))
-    return found[str(near)] if near is not None and closest(value, commands) is None else []
+    if near is None:
+        return []
+    # The nearer of the two wins, a command on a tie (`stak` is `stack`): t143's `acks`
+    # was asked "did you mean 'stack'?", as a command was preferred however far.
+    top = closest(value, commands)
+    return found[str(near)] if top is None or _likeness(value, near) > _likeness(value, top) else []
+
+
+def _likeness(value: str, choice: object) -> float:
+    """How alike ``value`` and ``choice`` are, ignoring case: difflib's ratio, 0..1, as
+    ``closest`` compares them."""
+    return difflib.SequenceMatcher(None, value.casefold(), str(choice).casefold()).ratio()
 
 
 class Parser(argparse.ArgumentParser):
@@ -401,6 +425,14 @@ class Parser(argparse.ArgumentParser):
             said = " or ".join(repr(name) for name in nested)
             raise argparse.ArgumentError(
                 action, f"invalid choice: {value!r} (did you mean {said}?)"
+            )
+        parts = [p.strip() for p in value.split(",")] if isinstance(value, str) else []
+        if len(parts) > 1 and all(part in choices for part in parts):
+            # t143: `runs list --status open,resolved` was asked "did you mean
+            # 'resolved'?", as if the list were a misspelling of its last item.
+            named = " or ".join(map(repr, parts))
+            raise argparse.ArgumentError(
+                action, f"invalid choice: {value!r} (one choice, not a list: give {named})"
             )
         near = closest(value, choices)
         if near is None:
@@ -570,15 +602,26 @@ class Parser(argparse.ArgumentParser):
         unrecognized = message.removeprefix("unrecognized arguments:").split()
         for index, word in enumerate(given[:-2]):
             action = self._one_value_action(word)
-            if action is None or action.choices is not None:  # `--status open closed`
+            if action is None:
                 continue
             rest = given[index + 2 : index + 2 + len(unrecognized)]
             if not unrecognized or rest != unrecognized:
                 continue
             pieces = [given[index + 1], *rest]
+            if action.choices is not None:
+                # `--status open resolved` (t143: said only "unrecognized arguments:
+                # resolved"), as `--status open,resolved` is said.
+                if not all(piece in action.choices for piece in pieces):
+                    continue
+                named = " or ".join(map(repr, pieces))
+                return f" ({word} takes one choice, not a list: give {named})"
             if any(re.search(r"[=~]", piece) for piece in pieces):
                 value = "".join(pieces)
                 said = f"{word} {shlex.quote(value)}, quoted if it has spaces"
+            elif word not in _TEXT_OPTIONS and all(map(_NUMBER_AND_UNIT.fullmatch, pieces)):
+                # A number and its unit (t143: `--duration 1 h` was told to write
+                # `--duration '1 h'`, which it then refused), or a number's digit groups.
+                said = f"{word} {''.join(pieces)}"
             else:
                 said = f"{word} {shlex.quote(' '.join(pieces))}"
             return f" ({word} takes one word: write {said})"

@@ -27,7 +27,7 @@ from typing import Any
 
 from citybrain.errors import InputError
 from playbooks.grid import UNIT_SPELLING, Grid
-from streams.errors import MISSING, EventError, decimal_comma_hint
+from streams.errors import MISSING, EventError, number_hint
 from streams.events import (
     READING_SCHEMA,
     OverflowFloat,
@@ -248,7 +248,7 @@ class MqttMapping:
             body = decode_json(payload, unique_keys=True)  # as the worker reads it, keys once
         except EventError as exc:
             # A number with a decimal comma ("1,5") is said as one, not as JSON's words.
-            comma = decimal_comma_hint(payload.decode("utf-8", "replace"))
+            comma = number_hint(payload.decode("utf-8", "replace"))
             raise EventError(
                 "bad_payload",
                 "payload",

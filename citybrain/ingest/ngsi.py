@@ -47,7 +47,7 @@ from typing import Any
 from citybrain.errors import InputError
 from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
-from streams.errors import MISSING, EventError, decimal_comma_hint, detach
+from streams.errors import MISSING, EventError, detach, number_hint
 from streams.events import (
     ISO_DATETIME,
     READING_SCHEMA,
@@ -467,7 +467,7 @@ def _number(spec: Any, attr: str) -> float:
     value = spec.get("value", MISSING)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EventError(
-            "bad_type", f"{attr}.value", value, f"expected a number{decimal_comma_hint(value)}"
+            "bad_type", f"{attr}.value", value, f"expected a number{number_hint(value)}"
         )
     try:
         return float(value)

@@ -127,6 +127,16 @@ def test_a_label_with_control_characters_is_shown_escaped() -> None:
         (["stop"], "(did you mean 'stack down'?)"),
         (["version"], "(did you mean --version?)"),
         (["alert"], "(did you mean 'alerts'?)"),
+        # t143: these listed every choice, or pointed to 'runs resend', 'dashboards push'.
+        (["silences", "rm", "abc"], "(did you mean 'expire'?)"),
+        (["silences", "delete", "abc"], "(did you mean 'expire'?)"),
+        (["silences", "remove", "abc"], "(did you mean 'expire'?)"),
+        (["runs", "close", "grp-1.1"], "(did you mean 'resolve'?)"),
+        (["rm", "abc"], "(did you mean 'silences expire'?)"),
+        (["close", "grp-1.1"], "(did you mean 'runs resolve'?)"),
+        (["send", "x.csv"], "(did you mean 'replay'?)"),
+        (["feed", "x.csv"], "(did you mean 'replay'?)"),
+        (["publish", "x.csv"], "(did you mean 'replay'?)"),
     ],
 )
 def test_a_word_for_a_choice_by_its_meaning_is_pointed_to_it(
@@ -134,7 +144,8 @@ def test_a_word_for_a_choice_by_its_meaning_is_pointed_to_it(
 ) -> None:
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert f"invalid choice: {argv[-1]!r} {meant}" in err, err
+    typed = argv[1] if argv[0] in ("stack", "silences", "runs") else argv[0]
+    assert f"invalid choice: {typed!r} {meant}" in err, err
     assert len(err.splitlines()) == 1
 
 

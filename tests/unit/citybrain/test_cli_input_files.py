@@ -684,3 +684,33 @@ def test_a_directory_of_other_yaml_is_said_to_hold_no_playbooks(
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert "holds no playbooks" not in err and "compose.yaml:1: playbook: missing" in err
+
+
+@pytest.mark.parametrize("how", ["option", "setting"])
+def test_the_checkout_s_playbook_library_typed_elsewhere_names_its_parts(
+    how: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t143: `playbooks check playbooks/library` from /tmp was asked "did you mean
+    '/…/playbooks/library', the checkout's?", which the same check then refused as a
+    playbook library, not its playbook directory: the library's parts are named."""
+    from citybrain.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    if how == "setting":
+        monkeypatch.setenv("CITYBRAIN_PLAYBOOK_DIR", "playbooks/library")
+        argv = ["playbooks", "check"]
+    else:
+        argv = ["playbooks", "check", "playbooks/library"]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    library = REPO / "playbooks" / "library"
+    assert (
+        f"'playbooks/library': no such directory in {tmp_path} (the checkout's "
+        f"{str(library)!r} is a playbook library: its playbook directory is "
+        f"{str(library / 'playbooks')!r}, its routing file "
+        f"{str(library / 'routing.yaml')!r})"
+    ) in err, err
+    assert "did you mean" not in err and err.count("\n") == 1, err

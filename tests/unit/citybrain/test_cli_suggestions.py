@@ -315,6 +315,17 @@ def test_a_misspelt_action_without_its_command_names_the_command(
     assert "(did you mean 'stack'?)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("word", "meant"), [("acks", "runs ack"), ("statsu", "stack status")])
+def test_an_action_nearer_than_any_command_is_suggested(
+    word: str, meant: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t143: `citybrain acks` was asked "did you mean 'stack'?": a command was preferred
+    to an action however much nearer the action was ('ack': 0.86, 'stack': 0.67)."""
+    assert main([word]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"invalid choice: {word!r} (did you mean {meant!r}?)" in err, err
+
+
 @pytest.mark.parametrize(
     ("argv", "wrong", "option"),
     [
@@ -363,6 +374,21 @@ def test_the_free_text_option_of_another_command_names_this_one_s(
             ["--matcher", "kind=pm25", "--reason", "road", "works"],
             "unrecognized arguments: works (--reason takes one word: write --reason 'road works')",
         ),
+        # t143: a number and its unit split were to be written quoted, `--duration '1 h'`,
+        # which --duration then refused: they are joined.
+        (
+            ["--matcher", "kind=pm25", "--reason", "x", "--duration", "1", "h"],
+            "unrecognized arguments: h (--duration takes one word: write --duration 1h)",
+        ),
+        (
+            ["--matcher", "kind=pm25", "--reason", "x", "--duration", "1h", "30m"],
+            "unrecognized arguments: 30m (--duration takes one word: write --duration 1h30m)",
+        ),
+        # Text stays as typed: a note of a number and a short word too.
+        (
+            ["--matcher", "kind=pm25", "--duration", "2h", "--reason", "2", "km"],
+            "unrecognized arguments: km (--reason takes one word: write --reason '2 km')",
+        ),
     ],
 )
 def test_a_value_split_by_spaces_is_named_with_the_one_word_to_type(
@@ -370,7 +396,41 @@ def test_a_value_split_by_spaces_is_named_with_the_one_word_to_type(
 ) -> None:
     full = ["silences", "add", "--duration", "2h", "--reason", "x", *argv]
     if "--reason" in argv:
-        full = ["silences", "add", "--duration", "2h", *argv]
+        full = ["silences", "add", *argv]
+        if "--duration" not in argv:
+            full.insert(2, "2h")
+            full.insert(2, "--duration")
     assert main(full) == EXIT_USAGE
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["runs", "list", "--status", "open,resolved"],
+            "argument --status: invalid choice: 'open,resolved' (one choice, not a list: "
+            "give 'open' or 'resolved')",
+        ),
+        (
+            ["runs", "list", "--status", "open", "resolved"],
+            "unrecognized arguments: resolved (--status takes one choice, not a list: "
+            "give 'open' or 'resolved')",
+        ),
+        (
+            ["replay", "x.csv", "--on-error", "stop,skip"],
+            "argument --on-error: invalid choice: 'stop,skip' (one choice, not a list: "
+            "give 'stop' or 'skip')",
+        ),
+    ],
+)
+def test_a_list_of_choices_for_a_one_choice_option_is_said_as_a_list(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t143: `runs list --status open,resolved` was asked "did you mean 'resolved'?", as
+    if the list misspelt its last item, and `--status open resolved` said only
+    "unrecognized arguments: resolved"."""
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err

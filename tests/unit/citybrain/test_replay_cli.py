@@ -91,3 +91,116 @@ def test_a_replay_of_unregistered_sensors_warns_naming_the_closest_registered_on
         "a cell that grid-ingest.yaml (CITYBRAIN_GRID_FILE) does not have, dead-lettered as "
         "unknown_cell: 'c-mil' (did you mean 'c-mill'?), 'c-bridg' (did you mean 'c-bridge'?)"
     ), said
+
+
+# t143: every reading the worker refuses by the grid, one case each, and the one it takes.
+GRID_CASES = [
+    (("gauge-1", "water_level", 0.7, "m", "c-bridge"), "bad_unit", "'m' for water_level"),
+    (("gauge-1", "water_levl", 1.0, "ft", "c-bridge"), "unknown_kind", "'water_levl'"),
+    (("gauge-1", "water_level", 5000.0, "ft", "c-bridge"), "out_of_range", "5000 ft for"),
+    (("gauge-1", "water_level", 1.0, "ft", "c-mill"), "registration_mismatch", "'gauge-1'"),
+    (("guage-1", "water_level", 1.0, "ft", "c-bridge"), "unknown_sensor", "'guage-1'"),
+    (("gauge-1", "water_level", 1.0, "ft", "c-bridg"), "unknown_cell", "'c-bridg'"),
+    (("gauge-1", "water_level", 1.0, "ft", "c-bridge"), None, ""),
+]
+
+
+@pytest.mark.parametrize(("fields", "reason", "case"), GRID_CASES)
+def test_a_replay_warns_of_every_reading_the_worker_refuses_by_the_grid(
+    fields: tuple[str, str, float, str, str], reason: str | None, case: str
+) -> None:
+    """A row in metres for a gauge the grid measures in feet was "sent 1 reading", exit
+    0, and no word after: the worker dead-lettered it (``bad_unit``), and likewise a kind
+    the grid lacks, a value out of its range or a sensor sent as another kind or cell;
+    only an unknown sensor or cell was warned of. The warning names the reason the
+    worker's own validator gives the same reading."""
+    import json
+
+    from citybrain.cli.feeds import unregistered_note
+    from playbooks.loader import load_grid
+    from streams.events import EventError, EventValidator, Reading
+
+    grid = FIXTURES / "grid-ingest.yaml"
+    sensor_id, kind, value, unit, cell = fields
+    reading = Reading(1_704_067_200.0, sensor_id, kind, value, unit, cell)
+    doc = dict(zip(("sensor_id", "kind", "value", "unit", "grid_cell"), fields, strict=True))
+    raw = json.dumps({"schema": "reading/1", "ts": "2024-01-01T00:00:00Z", **doc}).encode()
+    try:
+        EventValidator(load_grid(grid)).reading(raw, 1_704_067_200.0)
+        worker = None
+    except EventError as exc:
+        worker = exc.code
+    assert worker == reason
+    said = unregistered_note([reading], grid, "p1")
+    if reason is None:
+        assert said == ""
+    else:
+        assert said.startswith("1 row ") and f", dead-lettered as {reason}: {case}" in said, said
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_the_replay_bar_is_drawn_at_a_terminal_only(terminal: bool) -> None:
+    """t143: a replay into a pipe or a log printed the plain lines, then the bar's last
+    frame (``replay ━━━━ 1,410/11,520 events 0:00:16 eta 0:02:02``) when it stopped."""
+    import io
+
+    from rich.console import Console
+
+    from citybrain.cli.feeds import replay_bar
+
+    out = io.StringIO()
+    with replay_bar(Console(file=out, force_terminal=terminal, width=100)) as progress:
+        task = progress.add_task("replay", total=11_520)
+        progress.advance(task, 1_410)
+    assert ("1,410/11,520" in out.getvalue()) is terminal, out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("2.4 ft", " (a number with its unit? send 2.4 alone, the unit in its own field)"),
+        ("35ug/m3", " (a number with its unit? send 35 alone, the unit in its own field)"),
+        ("12 °C", " (a number with its unit? send 12 alone, the unit in its own field)"),
+        ("1e5x", ""),  # an exponent's e is no unit
+        ("abc", ""),
+    ],
+)
+def test_a_value_written_with_its_unit_is_said_as_one(
+    value: str,
+    hint: str,
+    tmp_path: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t143: a row whose value was `2.4 ft`, as a gauge's display shows it, got
+    "expected a number in decimal notation" alone; the worker's check of a reading's
+    JSON (MQTT, HTTP) says it the same way."""
+    import json
+    from pathlib import Path
+
+    from playbooks.loader import load_grid
+    from streams.events import EventError, EventValidator
+
+    csv = Path(str(tmp_path)) / "r.csv"
+    csv.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        f'2024-01-01T00:00:00Z,gauge-1,water_level,"{value}",ft,c-bridge\n',
+        encoding="utf-8",
+    )
+    assert main(["replay", str(csv), "--max"]) == 2
+    err = capsys.readouterr().err
+    assert f'field "value" is {value!r}, expected a number in decimal notation' in err, err
+    said = err.split("1e-3)", 1)[1]
+    assert said.startswith(hint + ";") if hint else said.startswith(";"), err
+    doc = {
+        "schema": "reading/1",
+        "ts": "2024-01-01T00:00:00Z",
+        "sensor_id": "gauge-1",
+        "kind": "water_level",
+        "value": value,
+        "unit": "ft",
+        "grid_cell": "c-bridge",
+    }
+    grid = load_grid(FIXTURES / "grid-ingest.yaml")
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(json.dumps(doc).encode(), 1_704_067_200.0)
+    assert caught.value.reason == f"expected a number{hint}"

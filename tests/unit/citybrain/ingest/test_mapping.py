@@ -427,6 +427,17 @@ def test_an_empty_topic_level_is_named_as_such(mapping: MqttMapping, topic: str,
         (b" -12,25 ", "payload", "(a decimal comma? send -12.25, with a point)"),
         (b'{"value": "1,5"}', "value", "(a decimal comma? send 1.5, with a point)"),
         (b"1,000", "payload", "or a thousands separator, 1000? send it so)"),
+        # t143: a number with its unit, as a display shows it.
+        (
+            b"2.36 ft",
+            "payload",
+            "(a number with its unit? send 2.36 alone, the unit in its own field)",
+        ),
+        (
+            b'{"value": "2.36 ft"}',
+            "value",
+            "(a number with its unit? send 2.36 alone, the unit in its own field)",
+        ),
     ],
 )
 def test_a_decimal_comma_is_said(
