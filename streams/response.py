@@ -406,7 +406,8 @@ def routed_fields(doc: Any) -> dict[str, Any]:
         if "grouped_at" not in doc:
             raise EventError("bad_routed", "grouped_at", MISSING, "expected epoch seconds")
     else:
-        embedded_alert(doc["alert"], "bad_routed")
+        # Its times as the alerts door writes them on (``alert_times_utc``).
+        doc = {**doc, "alert": embedded_alert(doc["alert"], "bad_routed")}
     if not isinstance(route, dict):
         raise EventError("bad_routed", "route", route, "expected a JSON object")
     _refuse_lookalike(route, ROUTE_KEYS, "route")
