@@ -81,7 +81,7 @@ from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.csvfile import gzip_name
 from streams.errors import EventError, FeedError
-from streams.events import Reading, alert_time, iso_instant
+from streams.events import Reading, alert_time, alert_times_utc, iso_instant
 from streams.feeds import Event, Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
@@ -497,10 +497,15 @@ def alert_entries(
     """The summary's ``alert_list``: one entry per alert id of ``alert_docs`` (the alerts
     topic's messages, each passed by ``alert_record``, in topic order) with the playbook
     and run it went to (``steps``: the steps topic's, ``step_record``'s), its cell's name
-    from ``names`` (cell id -> name), ordered by first event time. Pure."""
+    from ``names`` (cell id -> name), ordered by first event time; ``first_event_time``
+    and ``last_event_time`` written as RFC 3339 in UTC (``alert_times_utc``). Pure."""
     steps = list(steps)
     alerts: dict[str, dict[str, Any]] = {}
     for doc in alert_docs:
+        # Its times as the worker's doors pass them on (RFC 3339 in UTC), whatever
+        # spelling the alerts topic holds: listed under "event time (UTC)" and read by
+        # people (t144: "2026-01-01T9:00:00+01:60" was shown as "2026-01-01 9:00:00+0").
+        doc = alert_times_utc(doc)
         labels = doc.get("labels") or {}
         category = labels.get("category", "")
         entry = alerts.setdefault(
@@ -533,8 +538,9 @@ def alert_entries(
         if alert_id in alerts and alerts[alert_id]["run_id"] is None:
             alerts[alert_id]["run_id"] = step["run_id"]
             alerts[alert_id]["playbook"] = playbook_of.get(step["run_id"])
-    alert_list = sorted(alerts.values(), key=lambda a: (a["first_event_time"], a["id"]))
-    return alert_list
+    # By the instant, never the text: "…T08:30:00.5Z" sorts before "…T08:30:00Z" as text
+    # (t144: as sent, a space before T sorted an alert at 09:00 before one at 07:00).
+    return sorted(alerts.values(), key=lambda a: (_alert_utc(a["first_event_time"]), a["id"]))
 
 
 def known_events(

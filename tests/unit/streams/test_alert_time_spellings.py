@@ -322,3 +322,36 @@ def test_an_alert_of_an_odd_spelling_is_routed_its_run_opened_acked_and_resolved
     run, _ = engine.resolve(run, "bridge community station", "cleared", opened + 600)
     assert run.status == "resolved"
     assert run.resolved_at is not None and run.resolved_at - run.created_at == 600
+
+
+def test_the_demo_summary_lists_alert_times_in_utc_and_in_time_order() -> None:
+    # t144: the summary kept an alert's times as sent: listed under "event time (UTC)"
+    # as "2026-01-01 9:00:00+0" (the text cut at 16), and ordered as text, so an alert
+    # at 07:00 UTC (T9:00:00+01:60) came after one at 09:00 UTC (a space sorts first).
+    import io
+
+    from rich.console import Console
+
+    from citybrain.demo import SUMMARY_COUNTS, _print_summary, alert_entries
+
+    oddest = "2026-01-01T9:00:00+01:60"  # 07:00 UTC
+    docs = [
+        {**ALERT, "alert_id": "al-a", "started_at": "2026-01-01 09:00:00"},
+        {**ALERT, "alert_id": "al-b", "started_at": oddest},
+        {**ALERT, "alert_id": "al-c", "started_at": "2026-01-01T08:30:00,5Z"},
+        {**ALERT, "alert_id": "al-b", "status": "resolved", "started_at": oddest}
+        | {"ended_at": "2026-01-01 07:30:00"},
+    ]
+    for doc in docs:
+        alert_record(doc)  # as the summary reads the alerts topic
+    listed = alert_entries(docs, [], {})
+    assert [(a["id"], a["first_event_time"], a["last_event_time"]) for a in listed] == [
+        ("al-b", "2026-01-01T07:00:00Z", "2026-01-01T07:30:00Z"),
+        ("al-c", "2026-01-01T08:30:00.5Z", None),
+        ("al-a", "2026-01-01T09:00:00Z", None),
+    ]
+    out = io.StringIO()
+    summary = {key: 0 for key in SUMMARY_COUNTS} | {"alert_list": listed, "known_events": []}
+    _print_summary(Console(file=out, width=200), summary)
+    rows = [line.split("  ")[0] for line in out.getvalue().splitlines() if "2026" in line]
+    assert rows == ["2026-01-01 07:00", "2026-01-01 08:30", "2026-01-01 09:00"], out.getvalue()
