@@ -255,7 +255,8 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
     # Its times as the alerts door writes them on (``alert_times_utc``): the area holds
     # it, then forwards it to the alerts topic.
     alert = embedded_alert(message.get("alert", MISSING), "bad_alert")
-    message = {**message, "alert": alert}
+    if alert is not message.get("alert"):
+        message = {**message, "alert": alert}
     refuse_alert_ahead(alert, now, ahead, "bad_alert", at="alert.")
     sensor = alert.get("sensor_id")
     if not isinstance(sensor, str) or not sensor:
