@@ -638,7 +638,9 @@ def alert_fields(alert: Any, *, stored: bool = False) -> dict[str, Any]:
 
 # An alert time as the doors write it on (``alert_time_text``): RFC 3339 in UTC, the
 # fraction Go's nine digits at most.
-_UTC_ALERT_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z")
+_UTC_ALERT_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z"
+)
 
 
 def alert_time_text(value: str) -> str:
