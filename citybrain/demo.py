@@ -23,7 +23,7 @@ import unicodedata
 import urllib.parse
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,7 +81,7 @@ from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.csvfile import gzip_name
 from streams.errors import EventError, FeedError
-from streams.events import Reading, alert_time, iso_instant
+from streams.events import Reading, alert_time, alert_times_utc, iso_instant
 from streams.feeds import Event, Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
@@ -452,43 +452,10 @@ def summarise(
     playbook and run it went to, and whether each expected event was alerted on;
     ``sensor_days`` (the replayed sensors' spans, summed) turns the sensor alerts outside
     every expected event into false alarms per 1,000 sensor-days."""
-    names = cell_names or {}
-    alerts: dict[str, dict[str, Any]] = {}
-    for doc in read_records(settings, settings.topic("alerts"), alert_record):
-        labels = doc.get("labels") or {}
-        category = labels.get("category", "")
-        entry = alerts.setdefault(
-            doc["alert_id"],
-            {
-                "id": doc["alert_id"],
-                # A citizen-report burst has no sensor: its cell and category say what.
-                "subject": doc.get("sensor_id") or f"{doc['grid_cell']} {category}".strip(),
-                "sensor_id": doc.get("sensor_id") or "",
-                "category": category,
-                "kind": doc["kind"],
-                "grid_cell": doc["grid_cell"],
-                "cell_name": names.get(doc["grid_cell"], ""),
-                "severity": doc["severity"],
-                "first_event_time": doc["started_at"],
-                "last_event_time": None,
-                "playbook": None,
-                "run_id": None,
-            },
-        )
-        if doc["status"] == "resolved":
-            entry["last_event_time"] = doc.get("ended_at")
-            entry["severity"] = doc["severity"]
+    alerts = read_records(settings, settings.topic("alerts"), alert_record)
     steps = read_records(settings, settings.topic("steps"), step_record)
+    alert_list = alert_entries(alerts, steps, cell_names or {})
     runs = {s["run_id"] for s in steps if s["action"] == "run_created"}
-    playbook_of = {s["run_id"]: s.get("playbook") for s in steps if s["action"] == "run_created"}
-    for step in steps:
-        # The first alert of a run is its alert_id; later ones join it (detail = alert id).
-        alert_id = {"run_created": step.get("alert_id"), "alert_joined": step.get("detail")}.get(
-            step["action"]
-        )
-        if alert_id in alerts and alerts[alert_id]["run_id"] is None:
-            alerts[alert_id]["run_id"] = step["run_id"]
-            alerts[alert_id]["playbook"] = playbook_of.get(step["run_id"])
     escalations = {s["id"] for s in steps if s["action"] == "escalate"}
     dead = read_topic(settings, settings.topic("deadletter"))
     reasons: dict[str, int] = {}
@@ -497,7 +464,6 @@ def summarise(
         # (nor be there at all).
         reason = DeadLetter.of(msg).headers.get("reason", "?")
         reasons[reason] = reasons.get(reason, 0) + 1
-    alert_list = sorted(alerts.values(), key=lambda a: (a["first_event_time"], a["id"]))
     known = known_events(alert_list, expected, sensors)
     outside = outside_events(alert_list, expected)
     bursts = sum(1 for a in alert_list if not a["sensor_id"])
@@ -521,6 +487,60 @@ def summarise(
         else None,
         "alert_list": alert_list,
     }
+
+
+def alert_entries(
+    alert_docs: Iterable[dict[str, Any]],
+    steps: Iterable[dict[str, Any]],
+    names: dict[str, str],
+) -> list[dict[str, Any]]:
+    """The summary's ``alert_list``: one entry per alert id of ``alert_docs`` (the alerts
+    topic's messages, each passed by ``alert_record``, in topic order) with the playbook
+    and run it went to (``steps``: the steps topic's, ``step_record``'s), its cell's name
+    from ``names`` (cell id -> name), ordered by first event time; ``first_event_time``
+    and ``last_event_time`` written as RFC 3339 in UTC (``alert_times_utc``). Pure."""
+    steps = list(steps)
+    alerts: dict[str, dict[str, Any]] = {}
+    for doc in alert_docs:
+        # Its times as the worker's doors pass them on (RFC 3339 in UTC), whatever
+        # spelling the alerts topic holds: listed under "event time (UTC)" and read by
+        # people (t144: "2026-01-01T9:00:00+01:60" was shown as "2026-01-01 9:00:00+0").
+        doc = alert_times_utc(doc)
+        labels = doc.get("labels") or {}
+        category = labels.get("category", "")
+        entry = alerts.setdefault(
+            doc["alert_id"],
+            {
+                "id": doc["alert_id"],
+                # A citizen-report burst has no sensor: its cell and category say what.
+                "subject": doc.get("sensor_id") or f"{doc['grid_cell']} {category}".strip(),
+                "sensor_id": doc.get("sensor_id") or "",
+                "category": category,
+                "kind": doc["kind"],
+                "grid_cell": doc["grid_cell"],
+                "cell_name": names.get(doc["grid_cell"], ""),
+                "severity": doc["severity"],
+                "first_event_time": doc["started_at"],
+                "last_event_time": None,
+                "playbook": None,
+                "run_id": None,
+            },
+        )
+        if doc["status"] == "resolved":
+            entry["last_event_time"] = doc.get("ended_at")
+            entry["severity"] = doc["severity"]
+    playbook_of = {s["run_id"]: s.get("playbook") for s in steps if s["action"] == "run_created"}
+    for step in steps:
+        # The first alert of a run is its alert_id; later ones join it (detail = alert id).
+        alert_id = {"run_created": step.get("alert_id"), "alert_joined": step.get("detail")}.get(
+            step["action"]
+        )
+        if alert_id in alerts and alerts[alert_id]["run_id"] is None:
+            alerts[alert_id]["run_id"] = step["run_id"]
+            alerts[alert_id]["playbook"] = playbook_of.get(step["run_id"])
+    # By the instant, never the text: "…T08:30:00.5Z" sorts before "…T08:30:00Z" as text
+    # (t144: as sent, a space before T sorted an alert at 09:00 before one at 07:00).
+    return sorted(alerts.values(), key=lambda a: (_alert_utc(a["first_event_time"]), a["id"]))
 
 
 def known_events(

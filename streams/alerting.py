@@ -140,10 +140,14 @@ def read_muted(entry: bytes) -> dict[str, Any]:
     set; ``reports`` as a run takes them), ``mute`` silenced or inhibited, ``by`` text,
     ``since`` a number. ``UnreadableEntryError`` as ``read_document``, and ``bad_shape``
     naming the field (before, the mute re-check met it at its first tick; a ``since`` or
-    a report of another shape failed the log line or the run it was released to)."""
+    a report of another shape failed the log line or the run it was released to). Its
+    alert's times are read back written as RFC 3339 in UTC (``alert_times_utc``)."""
     doc = read_document(entry)
     try:
-        checked_alert(doc.get("alert"), stored=True)
+        # Its times as the alerts door writes them on (``alert_times_utc``): released,
+        # it goes to the routed door, which refuses the spellings only an earlier worker
+        # took (t144: a ``…t12:00:00z`` stored before t140 was then ``bad_routed``).
+        doc["alert"] = checked_alert(doc.get("alert"), stored=True)[0]
     except EventError as exc:
         raise UnreadableEntryError(BAD_SHAPE, f"muted alert: {exc}") from None
     for name, ok in (

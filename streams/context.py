@@ -332,9 +332,10 @@ def embedded_alert(alert: Any, code: str) -> dict[str, Any]:
     """An alert carried inside another message (a routed message, a corroboration
     request) checked as the alerts topic checks one: ``alert_fields``, its labels a label
     set. Returns the alert; raises ``EventError(code, "alert.<field>", value, reason)``
-    (the alert itself, not a field, when it is no object: it was said as null)."""
+    (the alert itself, not a field, when it is no object: it was said as null). The
+    alert returned has its times written as RFC 3339 in UTC (``alert_fields``)."""
     try:
-        alert_fields(alert)
+        alert = alert_fields(alert)
     except EventError as exc:
         field = f"alert.{exc.field}" if exc.field else "alert"
         value = exc.value if exc.field else alert

@@ -52,7 +52,13 @@ from streams.corroboration import (
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import EventError
-from streams.events import MAX_MESSAGE_BYTES, alert_time, message_json, refuse_unwritable_number
+from streams.events import (
+    MAX_MESSAGE_BYTES,
+    alert_time,
+    alert_times_utc,
+    message_json,
+    refuse_unwritable_number,
+)
 from streams.logs import SayEvery
 from streams.partitioning import key_partition
 from streams.tables import (
@@ -91,6 +97,13 @@ def read_area_state(entry: bytes) -> dict[str, Any]:
     problem = _area_problem(state)
     if problem is not None:
         raise UnreadableEntryError(BAD_SHAPE, f"area state: {problem}")
+    # The held alerts' times as the alerts door writes them on (``alert_times_utc``):
+    # released, they go to the alerts door, which refuses the spellings only an earlier
+    # worker took (t144: one held with ``…t12:00:00z`` before t140 was ``bad_alert``).
+    for held in state["held"].values():
+        held["alert"] = alert_times_utc(held["alert"])
+        if isinstance(held.get("resolved"), dict):
+            held["resolved"] = alert_times_utc(held["resolved"])
     return state
 
 

@@ -252,8 +252,11 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
             raise EventError("bad_mark", "ts", ts, fault)
         _check_score("bad_mark", "score", message.get("score", MISSING))
         return cast(dict[str, Any], message)
-    alert = message.get("alert", MISSING)
-    embedded_alert(alert, "bad_alert")
+    # Its times as the alerts door writes them on (``alert_times_utc``): the area holds
+    # it, then forwards it to the alerts topic.
+    alert = embedded_alert(message.get("alert", MISSING), "bad_alert")
+    if alert is not message.get("alert"):
+        message = {**message, "alert": alert}
     refuse_alert_ahead(alert, now, ahead, "bad_alert", at="alert.")
     sensor = alert.get("sensor_id")
     if not isinstance(sensor, str) or not sensor:

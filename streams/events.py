@@ -580,7 +580,8 @@ def alert_fields(alert: Any, *, stored: bool = False) -> dict[str, Any]:
     where given, ``ended_at`` not before ``started_at`` (``refuse_ended_before_started``,
     Alertmanager's rule; not asked of an alert ``stored`` by an earlier worker, which
     still reads back); no key that looks like one of ``ALERT_KEYS`` without being it
-    (``lookalike_key``). Raises
+    (``lookalike_key``). Returns the alert, its times written as RFC 3339 in UTC
+    (``alert_times_utc``: a copy, when a time was spelt otherwise). Raises
     ``EventError`` (``bad_alert``) naming the field and value (trial 19: an alert_id of 5
     raised AttributeError, a missing kind KeyError once muted: each a traceback in the
     worker's log and ``processing_error``; a ``started_at`` of 1970 opened a run whose
@@ -632,7 +633,56 @@ def alert_fields(alert: Any, *, stored: bool = False) -> dict[str, Any]:
             raise EventError("bad_alert", name, value, "an alert's time is before 1990-01-01")
     if not stored:
         refuse_ended_before_started(alert)
-    return alert
+    return alert_times_utc(alert)
+
+
+# An alert time as the doors write it on (``alert_time_text``): RFC 3339 in UTC, the
+# fraction Go's nine digits at most.
+_UTC_ALERT_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?Z"
+)
+
+
+def alert_time_text(value: str) -> str:
+    """An alert time ``alert_time`` took (``stored`` spellings too) written as RFC 3339
+    in UTC, ``YYYY-MM-DDTHH:MM:SS[.fraction]Z``, the same instant to the nanosecond
+    (``alert_time_ns``; the fraction without trailing zeros, as Go's RFC3339Nano): what
+    every reader of a time takes, an older worker's ``parse_ts`` and a person reading
+    ``Z`` as UTC included. A time already so written is returned as it is. Raises
+    ``ValueError`` for a text ``alert_time_ns`` refuses."""
+    if _UTC_ALERT_TIME.fullmatch(value):
+        return value
+    ns = alert_time_ns(value)
+    seconds, nanos = divmod(ns, 1_000_000_000)
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
+    return f"{when:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+
+
+def alert_times_utc(alert: dict[str, Any]) -> dict[str, Any]:
+    """``alert`` with its ``started_at`` and ``ended_at`` written as RFC 3339 in UTC
+    (``alert_time_text``), where each is text a reader of alert times takes (else left
+    as it is, for the caller's check to refuse); ``alert`` itself when nothing changes.
+    The alert doors (``alert_fields``) and the stored alerts' read-backs (the ``muted``
+    table, a corroboration area's held alerts) pass on this one spelling, so that what
+    they route, store or forward reads back the same instant at any door and in any
+    worker: before t144 the text went on as sent, and a muted alert an earlier worker
+    stored with ``2026-01-01t12:00:00z`` was released into a routed message the routed
+    door refused (``bad_routed``: no run), an alert taken with no zone was routed in a
+    form an earlier worker in the same group refused, and the demo summary listed
+    ``2026-01-01T9:00:00+01:60`` under "event time (UTC)" as written."""
+    changed: dict[str, str] = {}
+    for name in ("started_at", "ended_at"):
+        value = alert.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            text = alert_time_text(value)
+        except (ValueError, OverflowError):
+            continue
+        if text != value:
+            changed[name] = text
+    return {**alert, **changed} if changed else alert
 
 
 # An ISO 8601 time's fraction of a second (``ISO_DATETIME``: only after the seconds).

@@ -406,7 +406,11 @@ def routed_fields(doc: Any) -> dict[str, Any]:
         if "grouped_at" not in doc:
             raise EventError("bad_routed", "grouped_at", MISSING, "expected epoch seconds")
     else:
-        embedded_alert(doc["alert"], "bad_routed")
+        # Its times as the alerts door writes them on (``alert_times_utc``); the
+        # worker's own message, already so written, is taken as it is.
+        alert = embedded_alert(doc["alert"], "bad_routed")
+        if alert is not doc["alert"]:
+            doc = {**doc, "alert": alert}
     if not isinstance(route, dict):
         raise EventError("bad_routed", "route", route, "expected a JSON object")
     _refuse_lookalike(route, ROUTE_KEYS, "route")

@@ -19,7 +19,7 @@ from citybrain.report import alert_record
 from streams.alerting import checked_alert, read_muted
 from streams.corroboration import checked_message
 from streams.errors import EventError
-from streams.events import alert_time_ns, parse_ts
+from streams.events import alert_time_ns, alert_times_utc, parse_ts
 from streams.response import routed_fields
 from tests.unit.streams.test_routed_admission import ROUTE
 
@@ -81,7 +81,12 @@ def test_an_alert_ending_when_or_after_it_starts_is_taken(
     started: str | None, ended: str | None
 ) -> None:
     alert = times(started, ended)
-    assert checked_alert(alert)[0] == alert
+    taken = checked_alert(alert)[0]
+    # Passed on as RFC 3339 in UTC (t144), each time the same instant to the nanosecond.
+    assert taken == alert_times_utc(alert)
+    for name in ("started_at", "ended_at"):
+        if alert[name] is not None:
+            assert alert_time_ns(taken[name]) == alert_time_ns(alert[name])
 
 
 def test_the_times_are_compared_as_go_reads_them_to_the_nanosecond() -> None:

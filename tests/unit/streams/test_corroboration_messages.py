@@ -102,9 +102,12 @@ def test_the_worker_s_own_messages_pass() -> None:
         mark(DEAD_RUN[0]),
         mark(DEAD_RUN[0], score=1),
         {"type": "alert", "alert": alert(DEAD_RUN[0], score=0)},
-        {"type": "alert", "alert": alert(DEAD_RUN[0], started_at="2019-05-10T14:53:20")},  # UTC
     ):
         assert checked_message(message, time.time(), 300.0) is message
+    # A time with no zone (UTC, t140) is taken, passed on written with its zone (t144).
+    message = {"type": "alert", "alert": alert(DEAD_RUN[0], started_at="2019-05-10T14:53:20")}
+    taken = checked_message(message, time.time(), 300.0)
+    assert taken["alert"] == {**message["alert"], "started_at": "2019-05-10T14:53:20Z"}
 
 
 def stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[CorroborationStage, list[Any]]:
