@@ -18,12 +18,12 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
-from playbooks.routing import Silence
 from streams.alerting import SILENCE_RETENTION, Alerting
 from streams.context import Context
 from streams.metrics import SILENCES_FORGOTTEN, Metrics
 from streams.partitioning import key_partition
 from streams.settings import Settings
+from tests.unit.streams.test_api_silences import count_parses
 
 
 def silence(silence_id: str, ends: Any) -> dict[str, Any]:
@@ -103,14 +103,7 @@ def test_the_silences_are_read_ahead_of_the_first_alert_once_the_table_is_recove
     for i in range(300):
         ctx.silences.data[f"s{i}".encode()] = silence(f"s{i}", now + 3600)
     ctx.silences.data[b"bad"] = {**silence("bad", now + 3600), "matchers": ['kind=~"("']}
-    parsed = [0]
-    from_dict = Silence.from_dict.__func__  # type: ignore[attr-defined]
-
-    def counted(cls: type[Silence], data: Any) -> Silence:
-        parsed[0] += 1
-        return from_dict(cls, data)  # type: ignore[no-any-return]
-
-    monkeypatch.setattr(Silence, "from_dict", classmethod(counted))
+    parsed = count_parses(monkeypatch)
     recovered = [False]
     monkeypatch.setattr(app.tables.recovery.completed, "is_set", lambda: recovered[0])
     assert asyncio.run(stage.read_silences_ahead()) is False
