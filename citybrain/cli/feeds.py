@@ -13,7 +13,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -348,7 +348,7 @@ class Unregistered:
         except (PlaybookError, OSError):
             self.grid = None
         self.rows = dict.fromkeys(_GRID_REASONS, 0)
-        self.ids: dict[str, dict[str, None]] = {reason: {} for reason in self.rows}
+        self.ids: dict[str, dict[Hashable, Any]] = {reason: {} for reason in self.rows}
 
     def add(self, event: Any) -> None:
         """Count ``event`` if the worker would refuse it by the grid (``fault``)."""
@@ -359,41 +359,62 @@ class Unregistered:
             return
         reason, case = found
         self.rows[reason] += 1
-        self.ids[reason].setdefault(case)
+        # The first event of each case is kept and written out in ``note``, for the few
+        # shown only: the nearest id is a search of the grid, and a case keyed by its
+        # value (a file of out-of-range rows) would keep a line per row.
+        self.ids[reason].setdefault(case, event)
 
-    def fault(self, event: Any) -> tuple[str, str] | None:
-        """(reason, the case as the note shows it) for an event the worker refuses by
-        the grid, checked in the worker's order (EventValidator's reading: the sensor
-        first, then kind, value, unit, cell, registration), or None. An id is shown in
-        its first 80 characters: a 120,000-character sensor id was printed whole, a
-        360 KB warning line."""
+    def fault(self, event: Any) -> tuple[str, Hashable] | None:
+        """(reason, the case's key) for an event the worker refuses by the grid, checked
+        in the worker's order (EventValidator's reading: the sensor first, then kind,
+        value, unit, cell, registration), or None. A case is the id, kind or pairing at
+        fault (``case_text`` writes it out), not the row's value."""
         grid = self.grid
         cell = getattr(event, "grid_cell", None)
         if not isinstance(event, self._reading):
             if isinstance(cell, str) and cell not in grid.cells:
-                return "unknown_cell", show(cell) + grid.near_cell(cell)
+                return "unknown_cell", cell
             return None
         sensor = grid.sensors.get(event.sensor_id)
         if sensor is None:
-            return "unknown_sensor", show(event.sensor_id) + grid.near_sensor(event.sensor_id)
+            return "unknown_sensor", event.sensor_id
         kind = grid.kinds.get(event.kind)
         if kind is None:
-            return "unknown_kind", show(event.kind) + grid.near_kind(event.kind)
+            return "unknown_kind", event.kind
         if not kind.min <= event.value <= kind.max:
-            return "out_of_range", (
+            return "out_of_range", kind.id
+        if event.unit != kind.unit:
+            return "bad_unit", (kind.id, event.unit)
+        if cell not in grid.cells:
+            return "unknown_cell", cell
+        if sensor.cell != cell or sensor.kind != event.kind:
+            return "registration_mismatch", (event.sensor_id, event.kind, cell)
+        return None
+
+    def case_text(self, reason: str, event: Any) -> str:
+        """The case of ``reason`` that ``event`` (its first row) stands for, as the note
+        shows it. An id is shown in its first 80 characters: a 120,000-character sensor
+        id was printed whole, a 360 KB warning line."""
+        grid, cell = self.grid, getattr(event, "grid_cell", None)
+        if reason == "unknown_cell":
+            return f"{show(cell)}{grid.near_cell(cell)}"
+        if reason == "unknown_sensor":
+            return f"{show(event.sensor_id)}{grid.near_sensor(event.sensor_id)}"
+        if reason == "unknown_kind":
+            return f"{show(event.kind)}{grid.near_kind(event.kind)}"
+        kind = grid.kinds[event.kind]
+        if reason == "out_of_range":
+            return (
                 f"{event.value:g} {kind.unit} for {kind.id} (plausible in "
                 f"[{kind.min:g}, {kind.max:g}] {kind.unit})"
             )
-        if event.unit != kind.unit:
-            return "bad_unit", f"{show(event.unit)} for {kind.id} (measured in {kind.unit})"
-        if cell not in grid.cells:
-            return "unknown_cell", show(cell) + grid.near_cell(cell)
-        if sensor.cell != cell or sensor.kind != event.kind:
-            return "registration_mismatch", (
-                f"{show(event.sensor_id)} as {show(event.kind)} in {show(cell)} (registered "
-                f"as {sensor.kind} in {sensor.cell})"
-            )
-        return None
+        if reason == "bad_unit":
+            return f"{show(event.unit)} for {kind.id} (measured in {kind.unit})"
+        sensor = grid.sensors[event.sensor_id]
+        return (
+            f"{show(event.sensor_id)} as {show(event.kind)} in {show(cell)} (registered "
+            f"as {sensor.kind} in {sensor.cell})"
+        )
 
     def counting(self, events: Iterator[Any]) -> Iterator[Any]:
         """``events``, each added as it passes."""
@@ -411,7 +432,8 @@ class Unregistered:
         for reason, said in _GRID_REASONS.items():
             if not rows[reason]:
                 continue
-            named = list(self.ids[reason])[:UNREGISTERED_SHOWN]
+            firsts = list(self.ids[reason].values())[:UNREGISTERED_SHOWN]
+            named = [self.case_text(reason, event) for event in firsts]
             more = len(self.ids[reason]) - len(named)
             parts.append(
                 f"{counted(rows[reason], 'row')} {said.format(grid=where)}, dead-lettered "

@@ -138,6 +138,24 @@ def test_a_replay_warns_of_every_reading_the_worker_refuses_by_the_grid(
         assert said.startswith("1 row ") and f", dead-lettered as {reason}: {case}" in said, said
 
 
+def test_out_of_range_rows_of_one_kind_are_one_case_shown_once() -> None:
+    """A file whose gauge reads in the wrong range throughout is one case, its first
+    row shown: the case was the row's value, so every row kept (and wrote out, with a
+    search of the grid for the nearest id) a line of its own until the note."""
+    from citybrain.cli.feeds import Unregistered
+    from streams.events import Reading
+
+    tally = Unregistered(FIXTURES / "grid-ingest.yaml")
+    for i in range(1_000):
+        tally.add(
+            Reading(1_704_067_200.0 + i, "gauge-1", "water_level", 5000.0 + i, "ft", "c-bridge")
+        )
+    assert len(tally.ids["out_of_range"]) == 1
+    said = tally.note("p1")
+    assert said.startswith("1,000 rows gave a value outside its kind's plausible range"), said
+    assert ": 5000 ft for water_level (plausible in" in said and " more" not in said, said
+
+
 @pytest.mark.parametrize("terminal", [False, True])
 def test_the_replay_bar_is_drawn_at_a_terminal_only(terminal: bool) -> None:
     """t143: a replay into a pipe or a log printed the plain lines, then the bar's last
