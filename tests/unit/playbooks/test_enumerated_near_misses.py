@@ -142,3 +142,30 @@ def test_a_deeply_nested_value_misspells_nothing() -> None:
     assert did_you_mean(deep, ["open"]) == ""
     assert did_you_mean("opne", ["open"]) == " (did you mean 'open'?)"
     assert did_you_mean(5, [5, 50]) == " (did you mean '5'?)"
+
+
+@pytest.mark.parametrize(
+    ("value", "choices", "said"),
+    [
+        # t147: a list was read as a misspelling of its last item ("did you mean
+        # 'resolved'?"), in every door but the command line's (t143).
+        (
+            "open,resolved",
+            ["open", "resolved"],
+            " (one choice, not a list: give 'open' or 'resolved')",
+        ),
+        (
+            "open, resolved",
+            ["open", "resolved"],
+            " (one choice, not a list: give 'open' or 'resolved')",
+        ),
+        ("ack|resolve", ["ack", "resolve"], " (one choice, not a list: give 'ack' or 'resolve')"),
+        # A list with an item that is no choice is a misspelling as before, or nothing.
+        ("opne", ["open", "resolved"], " (did you mean 'open'?)"),
+        ("open,", ["open", "resolved"], " (did you mean 'open'?)"),
+    ],
+)
+def test_a_list_of_choices_for_one_is_said_as_a_list(
+    value: str, choices: list[str], said: str
+) -> None:
+    assert did_you_mean(value, choices) == said
