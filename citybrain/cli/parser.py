@@ -678,6 +678,20 @@ class Parser(argparse.ArgumentParser):
             return ""
         return ""
 
+    def _one_at_a_time_hint(self, message: str) -> str:
+        """`` (silences expire takes one SILENCE_ID: run it once for each)`` when the
+        unrecognized words are more values of the command's one positional argument (t147:
+        ``silences expire ID ID`` said only ``unrecognized arguments: ID``), or ""."""
+        unrecognized = message.removeprefix("unrecognized arguments:").split()
+        positionals = [a for a in self._actions if not a.option_strings and a.nargs is None]
+        if len(positionals) != 1 or not unrecognized:
+            return ""
+        action = positionals[0]
+        if any(word.startswith("-") or not _takes(action, word) for word in unrecognized):
+            return ""
+        command = self.prog.removeprefix("citybrain").strip()
+        return f" ({command} takes one {action.metavar}: run it once for each)"
+
     def _flag_value_hint(self) -> str:
         """`` (--max takes no value)`` when a value was typed after an option that takes
         none (t60: ``replay --max 50``, ``runs list --json 5`` said only ``unrecognized
@@ -722,11 +736,14 @@ class Parser(argparse.ArgumentParser):
                     f"(and {message})"
                 )
         elif message.startswith("unrecognized arguments"):
+            flag_value = self._flag_value_hint()
+            split = self._split_value_hint(message)
             message += (
                 self._option_hint(self._unknown_options())
-                + self._flag_value_hint()
+                + flag_value
                 + self._file_option_hint(message)
-                + self._split_value_hint(message)
+                # A value typed after a flag (`--json b.1`) is said as that, once.
+                + (split or ("" if flag_value else self._one_at_a_time_hint(message)))
             )
         elif missing := re.fullmatch(r"argument (\S+): expected one argument", message):
             message += self._missing_value_hint(missing.group(1).split("/"))

@@ -517,3 +517,27 @@ def test_a_joined_value_is_suggested_only_when_the_option_takes_it(
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["silences", "expire", "12dda1738f21", "5fd2086e84c6"],
+            "unrecognized arguments: 5fd2086e84c6 (silences expire takes one SILENCE_ID: run "
+            "it once for each); see",
+        ),
+        (
+            ["runs", "ack", "grp-1.1", "grp-2.1", "grp-3.1", "--note", "x"],
+            "unrecognized arguments: grp-2.1 grp-3.1 (runs ack takes one RUN_ID: run it once "
+            "for each); see",
+        ),
+    ],
+)
+def test_more_ids_than_a_command_takes_are_said_as_one_a_time(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t147: `silences expire ID ID` said only "unrecognized arguments: ID"."""
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
