@@ -736,6 +736,12 @@ class Parser(argparse.ArgumentParser):
                     f"(and {message})"
                 )
         elif message.startswith("unrecognized arguments"):
+            if command == "hash-token" and not self._unknown_options():
+                # A token typed as an argument (masked below, as every secret is).
+                message += (
+                    " (hash-token reads the token from standard input, not its arguments: "
+                    f"`{command_line('hash-token', only=())} < token.txt`)"
+                )
             flag_value = self._flag_value_hint()
             split = self._split_value_hint(message)
             message += (
