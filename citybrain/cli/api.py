@@ -248,7 +248,7 @@ def listed(doc: Any, key: str, url: str | None, path: str) -> list[Any]:
         f"the server at {api_base(url)} answered GET /api/v1{path} with {had}, not the "
         f'operator API\'s "{key}" list: no citybrain worker there (Prometheus and '
         "Alertmanager have an /api/v1 of their own); --url takes the worker's base URL "
-        "(scheme, host and port, e.g. http://127.0.0.1:16066)",
+        f"(scheme, host and port{_worker_example(url)})",
         EXIT_FAILED,
     )
 

@@ -323,6 +323,13 @@ def test_a_url_with_no_operator_api_is_given_the_demo_workers_as_the_example(
     monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
     hint = not_found_hint("/alerts", "404 page not found", "http://127.0.0.1:19090")
     assert hint == f"{said}, e.g. http://127.0.0.1:16766)"
+    # A server whose /api/v1 is another's (a Prometheus's alerts): the same example.
+    from citybrain.cli.api import listed
+    from citybrain.cli.base import CliError
+
+    with pytest.raises(CliError) as info:
+        listed({"status": "success", "data": {}}, "firing", "http://127.0.0.1:19090", "/alerts")
+    assert str(info.value).endswith("(scheme, host and port, e.g. http://127.0.0.1:16766)")
     # No demo: this shell's own worker port.
     monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "none"))
     monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "17066")
