@@ -541,3 +541,36 @@ def test_more_ids_than_a_command_takes_are_said_as_one_a_time(
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # t147: "'1e9' is not a whole number", as if it were not one.
+        (
+            ["ingest", "http", "--max-body", "1e9"],
+            "argument --max-body: '1e9': write the whole number in digits, 1000000000; see",
+        ),
+        (
+            ["deadletters", "--limit", "1,000"],
+            "argument --limit: '1,000': write the whole number in digits, 1000; see",
+        ),
+        (
+            ["ingest", "http", "--max-body", "1M"],
+            "argument --max-body: '1M' is not a whole number: give the number alone, without "
+            "a unit; see",
+        ),
+        (
+            [*_REHEARSE, "--ack-deadline", "1,000.5"],
+            "argument --ack-deadline: '1,000.5': write the number without digit groups, "
+            "1000.5; see",
+        ),
+        (["deadletters", "--limit", "1.5"], "argument --limit: '1.5' is not a whole number; see"),
+    ],
+)
+def test_a_number_written_otherwise_than_in_digits_is_given_its_digits(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
