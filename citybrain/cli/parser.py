@@ -689,6 +689,8 @@ class Parser(argparse.ArgumentParser):
         action = positionals[0]
         if any(word.startswith("-") or not _takes(action, word) for word in unrecognized):
             return ""
+        if action.choices is not None and not all(w in action.choices for w in unrecognized):
+            return ""  # `stack status foo`: a stray word, not another ACTION
         command = self.prog.removeprefix("citybrain").strip()
         return f" ({command} takes one {action.metavar}: run it once for each)"
 

@@ -543,6 +543,13 @@ def test_more_ids_than_a_command_takes_are_said_as_one_a_time(
     assert said in err and err.count("\n") == 1, err
 
 
+def test_a_stray_word_after_a_choice_is_not_said_as_another_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["stack", "status", "foo"]) == EXIT_USAGE
+    assert "unrecognized arguments: foo; see" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
