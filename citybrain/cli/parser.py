@@ -655,7 +655,15 @@ class Parser(argparse.ArgumentParser):
             if isinstance(action, argparse._AppendAction) and whole == pieces:
                 repeated = " ".join(f"{word} {shlex.quote(piece)}" for piece in pieces)
                 return f" ({word} takes one value each time: repeat it, {repeated})"
-            if any(re.search(r"[=~]", piece) for piece in pieces):
+            # Joined without spaces only where the split is at the operator (`kind = pm25`,
+            # `kind=~ pm.*`), not a stray word after a whole matcher (`kind=pm25 x`).
+            at_operator = all(
+                a.endswith(("=", "~")) or b.startswith(("=", "!", "~"))
+                for a, b in itertools.pairwise(pieces)
+            )
+            if action.dest == "matcher" and not at_operator:
+                return ""  # a stray word after a whole matcher: argparse names it
+            if at_operator and any(re.search(r"[=~]", piece) for piece in pieces):
                 value = "".join(pieces)
                 said = f"{word} {shlex.quote(value)}, quoted if it has spaces"
             elif word not in _TEXT_OPTIONS and all(map(_NUMBER_AND_UNIT.fullmatch, pieces)):

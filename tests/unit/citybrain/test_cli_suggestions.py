@@ -509,6 +509,16 @@ def test_a_hint_for_values_typed_after_one_option_is_a_line_the_parser_takes(
             "(--from takes one word: write --from '2024-05-26 10:00Z')",
         ),
         (["deadletters", "--replay", "0:1", "x"], "unrecognized arguments: x; see"),
+        # A stray word after a whole matcher is not glued to it (kind="pm25x").
+        (
+            [
+                *("silences", "add", "--duration", "1h", "--reason", "r"),
+                "--matcher",
+                "kind=pm25",
+                "x",
+            ],
+            "unrecognized arguments: x; see",
+        ),
     ],
 )
 def test_a_joined_value_is_suggested_only_when_the_option_takes_it(
