@@ -386,6 +386,29 @@ class Reader:
         found.sort(key=lambda d: (d.timestamp, d.partition, d.offset))
         return found[-limit:]
 
+    def missing(self, partition: int, offset: int) -> str:
+        """Why ``at`` found no dead letter at ``partition``/``offset``, for the refusal:
+        a partition the topic does not have (naming those it has), an offset outside the
+        partition's (naming its range, or that it holds none), else a place Kafka skips
+        (compacted away, a transaction's marker, an unreadable range). t147: ``--replay
+        5:1`` on a topic of 2 partitions said only "no dead letter there"."""
+        from kafka import TopicPartition
+
+        tp = TopicPartition(self.topic, partition)
+        if tp not in self.assigned:
+            has = ", ".join(str(t.partition) for t in self.assigned)
+            return f"no dead letter there: the topic has no partition {partition} (it has {has})"
+        start = self.consumer.beginning_offsets([tp])[tp]
+        end = self.consumer.end_offsets([tp])[tp]
+        if start >= end:
+            return f"no dead letter there: partition {partition} holds none"
+        if not start <= offset < end:
+            return (
+                f"no dead letter there: partition {partition} holds offsets {start} to "
+                f"{end - 1} (as --json shows them)"
+            )
+        return "no dead letter there (a place Kafka skips: compacted, or not a record)"
+
     def at(self, partition: int, offset: int) -> DeadLetter | None:
         """The dead letter at ``partition``/``offset``, or None when there is none.
         Raises ``KafkaStoppedError`` when Kafka stops answering before it came (it

@@ -38,6 +38,52 @@ class PushError(RuntimeError):
         self.unavailable = unavailable
 
 
+class GeneratedError(ValueError):
+    """The generated files to push are missing or unreadable; the message names the
+    folder or file and what is wrong with it."""
+
+
+def generated_dashboards(generated: Path) -> list[dict[str, Any]]:
+    """Every ``generated/dashboards/*.json`` (in name order) as the dashboard objects to
+    push, read before anything is pushed. Raises ``GeneratedError`` for a folder with
+    none (t147: ``--generated dashboards`` pushed the folder and datasource, no dashboard,
+    and exited 0; a folder of the JSON files themselves is pointed to its parent), and
+    for a file that is not JSON or not a dashboard (an object with a text ``uid`` and
+    ``title``), naming it (it was a traceback, or a KeyError, half-way through a push)."""
+    paths = sorted((generated / "dashboards").glob("*.json"))
+    if not paths:
+        hint = (
+            "give the folder `citybrain dashboards generate` writes, or leave --generated "
+            "out for the checkout's"
+        )
+        if generated.name == "dashboards" and any(generated.glob("*.json")):
+            hint = (
+                "it holds the dashboards' files themselves: give its parent, "
+                f"{generated.resolve().parent}"
+            )
+        raise GeneratedError(
+            f"--generated {str(generated)!r} has no dashboards/*.json to push: {hint}"
+        )
+    dashboards = []
+    for path in paths:
+        try:
+            dashboard = json.loads(path.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise GeneratedError(
+                f"{path}: not a dashboard's JSON ({exc}); regenerate it with "
+                "`citybrain dashboards generate`"
+            ) from None
+        fields = dashboard if isinstance(dashboard, dict) else {}
+        missing = [k for k in ("uid", "title") if not isinstance(fields.get(k), str)]
+        if missing:
+            raise GeneratedError(
+                f"{path}: not a dashboard (a JSON object with a text {' and '.join(missing)}"
+                "); regenerate it with `citybrain dashboards generate`"
+            )
+        dashboards.append(dashboard)
+    return dashboards
+
+
 @dataclass
 class PushReport:
     created: list[str] = field(default_factory=list)
@@ -70,16 +116,24 @@ class DashboardPusher:
         self.retries = retries
         self.backoff = backoff
 
-    def push(self, generated: Path, report: PushReport | None = None) -> PushReport:
+    def push(
+        self,
+        generated: Path,
+        report: PushReport | None = None,
+        dashboards: list[dict[str, Any]] | None = None,
+    ) -> PushReport:
         """Upsert the folder, the datasource and every ``generated/dashboards/*.json``
-        (in name order), recording each in ``report`` (a new one when None) as it is
-        done: a caller that passes its own still has what was pushed when one object
-        fails (``PushError``) or Grafana goes away half-way."""
+        (in name order; ``dashboards``, when given, as ``generated_dashboards`` read them
+        beforehand), recording each in ``report`` (a new one when None) as it is done: a
+        caller that passes its own still has what was pushed when one object fails
+        (``PushError``) or Grafana goes away half-way."""
         report = PushReport() if report is None else report
         self._folder(report)
         self._datasource(report)
-        for path in sorted((generated / "dashboards").glob("*.json")):
-            self._dashboard(json.loads(path.read_text()), report)
+        if dashboards is None:
+            dashboards = generated_dashboards(generated)
+        for dashboard in dashboards:
+            self._dashboard(dashboard, report)
         return report
 
     # -- objects ---------------------------------------------------------------------

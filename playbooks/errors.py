@@ -3,6 +3,7 @@ their messages show a value."""
 
 import difflib
 import json
+import re
 import reprlib
 from collections.abc import Iterable
 from datetime import date
@@ -154,6 +155,18 @@ def _as_text(value: object) -> str | None:
 
 def did_you_mean(value: object, choices: Iterable[object]) -> str:
     """`` (did you mean 'resolved'?)`` for a value near one of ``choices`` (``closest``),
-    or "": the tail of every "expected one of" that lists fixed values."""
+    `` (one choice, not a list: give 'open' or 'resolved')`` for a list of choices where
+    one is taken (``open,resolved``, ``open|resolved``), or "": the tail of every
+    "expected one of" that lists fixed values.
+
+    t147: the API's ``?status=open,resolved``, a tokens file's ``role: operator,
+    coordinator`` or ``CITYBRAIN_DETECTOR=tail,ensemble`` were asked "did you mean" the
+    list's last item, as if the list misspelt it (t143 fixed the command line's alone)."""
+    choices = list(choices)
+    if isinstance(value, str):
+        parts = [part.strip() for part in re.split(r"[,|]", value)]
+        known = {str(choice) for choice in choices}
+        if len(parts) > 1 and all(part in known for part in parts):
+            return f" (one choice, not a list: give {' or '.join(map(repr, parts))})"
     near = closest(value, choices)
     return f" (did you mean {str(near)!r}?)" if near is not None else ""

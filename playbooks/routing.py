@@ -112,8 +112,9 @@ def expected_values(name: str, known: tuple[str, ...], value: str = "", where: s
     the grid file lists them; for ``value`` given, then `` (did you mean 'pm25'?)``, the
     closest (``closest``; t40: `kind=water_levl` and `kind="pm2.5"` got every kind and no
     answer), when one is close. ``where`` (`` (the grid's cells)``) follows the list."""
-    near = closest(value, known) if value else None
-    hint = f" (did you mean {near!r}?)" if near is not None else ""
+    # A list of values (`kind=pm25,pm10`) is said as one, not as a misspelling of its
+    # first item (t147); else the closest.
+    hint = did_you_mean(value, known) if value else ""
     if len(known) <= SHOWN_VALUES:
         return f"expected one of {', '.join(sorted(known))}{where}{hint}"
     listed = _LISTED.get(name, f"the {name} values")
@@ -129,6 +130,14 @@ def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) ->
         return ""
     if matcher.op in ("=", "!=") and matcher.value not in known:
         never = "never matches" if matcher.op == "=" else "matches every alert"
+        parts = [part.strip() for part in matcher.value.split(",")]
+        if len(parts) > 1 and all(part in known for part in parts):
+            # `kind="pm25,pm10"`: a list, which a regex matcher writes (t147).
+            op = "=~" if matcher.op == "=" else "!~"
+            return (
+                f"{matcher.name} is never {matcher.value!r}, so this matcher {never}: one "
+                f'value, not a list: {matcher.name}{op}"{"|".join(parts)}" tests for any of them'
+            )
         return (
             f"{matcher.name} is never {matcher.value!r}, so this matcher {never}: "
             f"{expected_values(matcher.name, known, matcher.value)}"
@@ -536,7 +545,15 @@ def _read_matchers(text: str) -> tuple[list[Matcher], Reading | None]:
         raise RoutingConfigError(f"matcher {text!r} has no matcher in it")
     utf8 = utf8_reading(text, _compiles)
     try:
-        found = [_parsed_matcher(t) for t in tokens]
+        found = []
+        for index, token_text in enumerate(tokens):
+            try:
+                found.append(_parsed_matcher(token_text))
+            except RoutingConfigError as exc:
+                listed = _listed_values(found, tokens[index:])
+                if utf8 is None and listed:
+                    raise RoutingConfigError(f"{exc}{listed}") from None
+                raise
     except RoutingConfigError as exc:
         if utf8 is None or " is not name=" not in str(exc):
             raise
@@ -548,6 +565,29 @@ def _read_matchers(text: str) -> tuple[list[Matcher], Reading | None]:
             'a label name unquoted, letters, digits and _ (e.g. kind="water_level")'
         ) from None
     return found, utf8
+
+
+def _listed_values(found: list[Matcher], rest: list[str]) -> str:
+    """`` (a list of kind's values? kind=~"pm25|pm10" matches either)`` when the matcher
+    before ``rest`` is ``name="value"`` and ``rest`` starts with bare words: values of the
+    same label written as a list (``kind=pm25,pm10``), which Alertmanager reads as two
+    matchers, the second no matcher at all (t147: said only "matcher 'pm10' is not
+    name=…"); else ""."""
+    words = []
+    for token_text in rest:
+        word = token_text.strip(_GO_SPACE)
+        if not word or any(c in word for c in '=!~"{}'):
+            break
+        words.append(word)
+    if not found or found[-1].op != "=" or not words:
+        return ""
+    name = found[-1].name
+    values = [found[-1].value, *words]
+    either = "either" if len(values) == 2 else "any of them"
+    # Unescaped: a `.` in a value then matches any character, which still matches it,
+    # and a backslash in a quoted matcher is an escape of Alertmanager's own.
+    pattern = "|".join(values)
+    return f' (a list of {name}\'s values? {name}=~"{pattern}" matches {either})'
 
 
 log = logging.getLogger(__name__)

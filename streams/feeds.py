@@ -39,6 +39,7 @@ from streams.events import (
     check_label_text,
     check_length,
     check_report_text,
+    check_source,
     format_ts,
     parse_ts,
 )
@@ -244,6 +245,7 @@ def _incident(row: list[str], shared: dict[str, str] | None = None) -> IncidentR
     check_label_text("report_id", row[1])
     check_label_text("category", row[2])
     check_report_text(row[3])
+    check_source(row[4])
     k = {} if shared is None else shared
     return IncidentReport(
         parse_ts(row[0], "timestamp"),

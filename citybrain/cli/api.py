@@ -248,7 +248,7 @@ def listed(doc: Any, key: str, url: str | None, path: str) -> list[Any]:
         f"the server at {api_base(url)} answered GET /api/v1{path} with {had}, not the "
         f'operator API\'s "{key}" list: no citybrain worker there (Prometheus and '
         "Alertmanager have an /api/v1 of their own); --url takes the worker's base URL "
-        "(scheme, host and port, e.g. http://127.0.0.1:16066)",
+        f"(scheme, host and port{_worker_example(url)})",
         EXIT_FAILED,
     )
 
@@ -506,6 +506,24 @@ def answer_again(report: str, reason: str, argv: Sequence[str]) -> str:
     return f": `{command_line(*again, only=API_SETTINGS)}`{with_token}"
 
 
+def _worker_example(url: str | None) -> str:
+    """``, e.g. http://…`` naming a worker's base URL to give --url: the running demo's
+    worker's, else this shell's settings' (CITYBRAIN_WORKER_PORT); "" when that is the
+    URL given. t147: the example was always http://127.0.0.1:16066, where no worker ran
+    while the demo's served on the port it was started with."""
+    from citybrain.demo import demo_worker
+
+    state, doc = demo_worker(_settings())
+    example = api_base(None)
+    if state == "running" and doc and doc.get("worker_url"):
+        example = str(doc["worker_url"]).rstrip("/")
+        if example != api_base(None):
+            example += ", the last demo's worker"
+    if url is not None and example.split(",")[0] == url.rstrip("/").removesuffix("/api/v1"):
+        return ""
+    return f", e.g. {example}"
+
+
 def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
     """What a 404 from the API path ``path`` tells the operator to check: a report id
     the run does not cover is listed by `runs show RUN_ID` (`runs list` shows none);
@@ -520,7 +538,7 @@ def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
         # A list has no id to check: the API itself is not where --url points.
         return (
             "; no operator API there: --url takes the worker's base URL "
-            "(scheme, host and port, e.g. http://127.0.0.1:16066)"
+            f"(scheme, host and port{_worker_example(url)})"
         )
     return f"; check the id with `{api_command(listing, 'list', url=url)}`"
 

@@ -382,7 +382,7 @@ def _positive(kind: type[int] | type[float], most: float | None = None, unit: st
             value = kind(text)
         except ValueError:
             what = "a whole number" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+            raise argparse.ArgumentTypeError(_not_number(text, what)) from None
         if not value > 0:  # also refuses nan
             raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0")
         if most is not None and not value <= most:
@@ -405,7 +405,29 @@ def _whole(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        raise argparse.ArgumentTypeError(_not_number(text, "a whole number")) from None
+
+
+def _not_number(text: str, what: str) -> str:
+    """Why an option refuses ``text`` as ``what`` (a whole number, a number): a whole
+    number written otherwise than in digits (``1e9``, ``1,000``, ``5.0``) is pointed to
+    its digits (t147: ``--max-body 1e9`` was "is not a whole number", as if it were not
+    one), a number with a letter after it (``1M``, ``30s``) is said to be one with a
+    unit; anything else is no number."""
+    import re
+
+    try:
+        value = float(text.strip().replace(",", ""))
+    except ValueError:
+        if re.fullmatch(r"\s*[0-9][0-9_.,]*\s*[A-Za-z]+\s*", text):
+            return f"{text!r} is not {what}: give the number alone, without a unit"
+        return f"{text!r} is not {what}"
+    whole = math.isfinite(value) and value == int(value) and abs(value) < 1e18
+    if what == "a whole number" and whole:
+        return f"{text!r}: write the whole number in digits, {int(value)}"
+    if "," in text and math.isfinite(value):
+        return f"{text!r}: write the number without digit groups, {text.replace(',', '')}"
+    return f"{text!r} is not {what}"
 
 
 def _whole_in(low: int, high: int | None = None) -> Any:

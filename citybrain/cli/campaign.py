@@ -44,6 +44,16 @@ DAY_WORDS = {"yesterday": -1, "today": 0, "tomorrow": 1}
 DATE_FORM = "expected a date like 2024-05-26, or today, yesterday or tomorrow (UTC days)"
 
 
+def takes_instant(text: str) -> bool:
+    """Whether ``--from``/``--to`` take ``text`` (a day's word, a date or an ISO time
+    from the year 1 to 9999 in UTC); the parser's hints check a value they suggest."""
+    try:
+        _instant(text, "--from")
+    except CliError:
+        return False
+    return True
+
+
 def _instant(text: str, flag: str, now: datetime | None = None) -> float:
     """``2024-05-26``, an ISO 8601 time (UTC when no zone) or a day's name
     (``DAY_WORDS``: the start of that UTC day, ``now`` being the clock's) -> epoch

@@ -36,6 +36,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
     labels: dict[str, str] = {}
     typed: dict[str, str] = {}
     typed_empty: list[str] = []
+    _need_joined_labels(args.labels)
     for pair in args.labels:
         if pair.split("=", 1)[0].strip() == "alertname":
             # Every amtool user types it; citybrain alerts route on kind and source.
@@ -374,3 +375,26 @@ def worker_labels(labels: dict[str, str], grid: Grid) -> tuple[dict[str, str], l
             "street, district and city are not known"
         )
     return out, notes
+
+
+def _need_joined_labels(words: list[str]) -> None:
+    """Refuse a label split by spaces around its ``=`` (``kind = pm25``, ``kind =pm25``,
+    ``kind= pm25``), naming the one word to type (t147: ``label 'kind' has no '='``, as
+    if none had been typed; t134 says ``--matcher kind = pm25`` so). Raises CliError."""
+    import shlex
+
+    for index, word in enumerate(words):
+        after = words[index + 1] if index + 1 < len(words) else ""
+        if "=" not in word and after.startswith("=") and not after.startswith("=~"):
+            pieces = [word, after]
+            if after == "=" and index + 2 < len(words) and "=" not in words[index + 2]:
+                pieces.append(words[index + 2])
+        elif word.endswith("=") and word.count("=") == 1 and after and "=" not in after:
+            pieces = [word, after]
+        else:
+            continue
+        joined = "".join(pieces)
+        raise CliError(
+            f"label {' '.join(pieces)!r} is split by spaces: write {shlex.quote(joined)}, one "
+            "word (quoted if its value has spaces)"
+        )

@@ -107,7 +107,7 @@ def _replay(args: argparse.Namespace, settings: Settings, topic: str) -> int:
         for partition, offset in args.replay:
             letter = reader.at(partition, offset)
             if letter is None:
-                refused.append(f"{topic}/{partition}/{offset}: no dead letter there")
+                refused.append(f"{topic}/{partition}/{offset}: {reader.missing(partition, offset)}")
                 continue
             try:
                 replays.append(replay_of(letter, topic, allowed))

@@ -89,7 +89,14 @@ def secret_words(argv: Sequence[str]) -> dict[str, str]:
     ``=`` value), when its SHA-256 is in the tokens file, or when it looks like a token."""
     found: dict[str, str] = {}
     hashes: frozenset[bytes] | None = None
+    # `hash-token s3cr3t-2026`: hash-token's only input is a token (read from stdin), so
+    # a word typed after it is one, memorable or not (t147: echoed unmasked).
+    after_hash_token = False
     for index, word in enumerate(argv):
+        if after_hash_token and not word.startswith("-"):
+            found.setdefault(word, "hash-token's input is a token")
+            continue
+        after_hash_token = after_hash_token or word == "hash-token"
         option = _secret_option(word)
         if option is not None and "=" in word:
             value = word.split("=", 1)[1]

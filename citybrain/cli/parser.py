@@ -28,7 +28,7 @@ from citybrain.cli.base import (
     an_id_shown_by,
     home_path,
 )
-from citybrain.cli.campaign import cmd_campaign
+from citybrain.cli.campaign import cmd_campaign, takes_instant
 from citybrain.cli.check import cmd_playbooks
 from citybrain.cli.deadletters import cmd_deadletters
 from citybrain.cli.demo import cmd_demo, cmd_report
@@ -214,6 +214,34 @@ _SAME_MEANING = {o: tuple(x for x in _TEXT_OPTIONS if x != o) for o in _TEXT_OPT
 # A number, a unit, or both (`1`, `h`, `1h`, `30m`, `1.5`): the pieces of a value with
 # no space in it, split by the shell.
 _NUMBER_AND_UNIT = re.compile(r"[0-9]+(?:\.[0-9]+)?[A-Za-z]*|[A-Za-z]{1,3}")
+# A word that is a label matcher by itself: a label name, then its operator (`kind=pm25`,
+# `kind!~"pm.*"`, `kind=`), unlike the pieces of one split by spaces (`kind`, `=`, `pm25`).
+_MATCHER_WORD = re.compile(r'\s*[^\s"=!~{},]+\s*(?:=~|!~|!=|=)')
+# Options that take any text but whose value this parser can tell apart, by dest: a hint
+# that joins words into one value checks it as the command will (t147: `campaign report
+# --from 2024-05-26 2024-05-27` was told to write --from '2024-05-26 2024-05-27').
+_VALUE_CHECKS: dict[str, Callable[[str], bool]] = {
+    "matcher": lambda word: _MATCHER_WORD.match(word) is not None,
+    "start": takes_instant,
+    "end": takes_instant,
+}
+
+
+def _takes(action: argparse.Action, value: str) -> bool:
+    """Whether ``action`` takes ``value`` as it is typed: its type's check (every one of
+    this parser's is pure), or ``_VALUE_CHECKS``' for its dest; a value of any other
+    option without a type is taken."""
+    check = _VALUE_CHECKS.get(action.dest)
+    if check is not None:
+        return check(value)
+    if not callable(action.type):
+        return True
+    try:
+        action.type(value)
+    except (argparse.ArgumentTypeError, TypeError, ValueError):
+        return False
+    return True
+
 
 # Words a newcomer types for a choice by its meaning, not its spelling (t116: `stack start`
 # was asked "did you mean 'status'?", the closest spelling; `stack stop` got every choice).
@@ -597,7 +625,15 @@ class Parser(argparse.ArgumentParser):
         spaces)`` when the unrecognized words follow the value of an option that takes one,
         its value split by spaces (t134: ``silences add --matcher kind = pm25`` said only
         ``unrecognized arguments: = pm25``), or "". A value of ``=``, ``!=`` or ``=~``
-        pieces is joined without spaces; any other is quoted whole."""
+        pieces is joined without spaces; any other is quoted whole.
+
+        The line it suggests is one this parser takes, meaning what was typed (t147): a
+        repeatable option given several whole values after it once (``--replay 0:1 0:2``,
+        ``--matcher kind=pm25 severity=critical``, ``--ack-deadline 60 120``) is repeated,
+        not given them glued into one (``--replay '0:1 0:2'``, refused; ``kind=pm25severity=
+        critical``, ``60120``, taken with another meaning); a joined value the option's own
+        check refuses (``--ack-deadline 60s``) is not suggested: the number alone is, or
+        the words it takes one of, or no hint."""
         given = self._given or []
         unrecognized = message.removeprefix("unrecognized arguments:").split()
         for index, word in enumerate(given[:-2]):
@@ -615,17 +651,56 @@ class Parser(argparse.ArgumentParser):
                     continue
                 named = " or ".join(map(repr, pieces))
                 return f" ({word} takes one choice, not a list: give {named})"
-            if any(re.search(r"[=~]", piece) for piece in pieces):
+            whole = [piece for piece in pieces if _takes(action, piece)]
+            if isinstance(action, argparse._AppendAction) and whole == pieces:
+                repeated = " ".join(f"{word} {shlex.quote(piece)}" for piece in pieces)
+                return f" ({word} takes one value each time: repeat it, {repeated})"
+            # Joined without spaces only where the split is at the operator (`kind = pm25`,
+            # `kind=~ pm.*`), not a stray word after a whole matcher (`kind=pm25 x`).
+            at_operator = all(
+                a.endswith(("=", "~")) or b.startswith(("=", "!", "~"))
+                for a, b in itertools.pairwise(pieces)
+            )
+            if action.dest == "matcher" and not at_operator:
+                return ""  # a stray word after a whole matcher: argparse names it
+            if at_operator and any(re.search(r"[=~]", piece) for piece in pieces):
                 value = "".join(pieces)
                 said = f"{word} {shlex.quote(value)}, quoted if it has spaces"
             elif word not in _TEXT_OPTIONS and all(map(_NUMBER_AND_UNIT.fullmatch, pieces)):
                 # A number and its unit (t143: `--duration 1 h` was told to write
                 # `--duration '1 h'`, which it then refused), or a number's digit groups.
-                said = f"{word} {''.join(pieces)}"
+                value = "".join(pieces)
+                said = f"{word} {value}"
             else:
-                said = f"{word} {shlex.quote(' '.join(pieces))}"
-            return f" ({word} takes one word: write {said})"
+                value = " ".join(pieces)
+                said = f"{word} {shlex.quote(value)}"
+            if _takes(action, value):
+                return f" ({word} takes one word: write {said})"
+            if whole[:1] == pieces[:1] and all(map(_NUMBER_AND_UNIT.fullmatch, pieces)):
+                # `--ack-deadline 60 s`: seconds without a unit (60s is refused).
+                return f" ({word} takes a number without a unit: write {word} {pieces[0]})"
+            if len(whole) > 1:
+                named = " or ".join(map(repr, whole))
+                return f" ({word} takes one value: give {named})"
+            # One whole value and stray words: argparse's own line names them.
+            return ""
         return ""
+
+    def _one_at_a_time_hint(self, message: str) -> str:
+        """`` (silences expire takes one SILENCE_ID: run it once for each)`` when the
+        unrecognized words are more values of the command's one positional argument (t147:
+        ``silences expire ID ID`` said only ``unrecognized arguments: ID``), or ""."""
+        unrecognized = message.removeprefix("unrecognized arguments:").split()
+        positionals = [a for a in self._actions if not a.option_strings and a.nargs is None]
+        if len(positionals) != 1 or not unrecognized:
+            return ""
+        action = positionals[0]
+        if any(word.startswith("-") or not _takes(action, word) for word in unrecognized):
+            return ""
+        if action.choices is not None and not all(w in action.choices for w in unrecognized):
+            return ""  # `stack status foo`: a stray word, not another ACTION
+        command = self.prog.removeprefix("citybrain").strip()
+        return f" ({command} takes one {action.metavar}: run it once for each)"
 
     def _flag_value_hint(self) -> str:
         """`` (--max takes no value)`` when a value was typed after an option that takes
@@ -671,11 +746,20 @@ class Parser(argparse.ArgumentParser):
                     f"(and {message})"
                 )
         elif message.startswith("unrecognized arguments"):
+            if command == "hash-token" and not self._unknown_options():
+                # A token typed as an argument (masked below, as every secret is).
+                message += (
+                    " (hash-token reads the token from standard input, not its arguments: "
+                    f"`{command_line('hash-token', only=())} < token.txt`)"
+                )
+            flag_value = self._flag_value_hint()
+            split = self._split_value_hint(message)
             message += (
                 self._option_hint(self._unknown_options())
-                + self._flag_value_hint()
+                + flag_value
                 + self._file_option_hint(message)
-                + self._split_value_hint(message)
+                # A value typed after a flag (`--json b.1`) is said as that, once.
+                + (split or ("" if flag_value else self._one_at_a_time_hint(message)))
             )
         elif missing := re.fullmatch(r"argument (\S+): expected one argument", message):
             message += self._missing_value_hint(missing.group(1).split("/"))

@@ -102,7 +102,13 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         for path in written:
             print(f"wrote {written_path(path)}")
         return 0
-    from dashboards.push import DashboardPusher, PushError, PushReport
+    from dashboards.push import (
+        DashboardPusher,
+        GeneratedError,
+        PushError,
+        PushReport,
+        generated_dashboards,
+    )
 
     check_url("--url", args.url)
     check_url("--prometheus-url", args.prometheus_url)
@@ -117,12 +123,18 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
             f"--scrape-interval is {args.scrape_interval!r}, expected a Prometheus duration "
             "such as 5s, 15s or 1m (the interval that Prometheus scrapes the workers at)"
         )
+    try:
+        # Read before Grafana is asked: a folder with none, or a broken file, pushed the
+        # folder and datasource first (t147).
+        dashboards = generated_dashboards(Path(args.generated))
+    except GeneratedError as exc:
+        raise CliError(str(exc)) from None
     # Filled as each object is pushed: a push that fails half-way still lists what it
     # did (t83: it printed only the failure, so which dashboards Grafana had was unsaid).
     report = PushReport()
     try:
         pusher = DashboardPusher(args.url, token, prometheus, scrape_interval=args.scrape_interval)
-        pusher.push(Path(args.generated), report)
+        pusher.push(Path(args.generated), report, dashboards)
     except PushError as exc:
         _print_push_report(report)
         # Refused (4xx) is the answer no, 1; a Grafana that kept failing (5xx, timeouts)

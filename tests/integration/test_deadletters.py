@@ -252,12 +252,20 @@ def test_a_dead_letter_carries_its_original_record_whole(
             f"0:{max(end)}",
             "--replay",
             "0:999999",
+            "--replay",
+            "7:0",
         ]
     )
     err = capsys.readouterr().err
     assert status == 1
     assert "nothing sent back" in err and "came from the MQTT ingest" in err
-    assert "0/999999: no dead letter there" in err
+    # Why none is there (t147: "no dead letter there" alone, for a partition the topic
+    # does not have too).
+    assert (
+        f"0/999999: no dead letter there: partition 0 holds offsets 0 to {max(end)} "
+        "(as --json shows them)"
+    ) in err
+    assert "7/0: no dead letter there: the topic has no partition 7 (it has 0, " in err
 
 
 def test_null_stays_apart_from_empty_through_a_dead_letter_and_its_replay(

@@ -524,3 +524,21 @@ def test_route_test_takes_an_empty_label_as_amtool_does(
         "given empty, so not a label (Alertmanager drops a label with an empty value): " + name
     )
     assert out.splitlines()[1:] == without.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("labels", "said"),
+    [
+        (["kind", "=", "pm25"], "label 'kind = pm25' is split by spaces: write kind=pm25"),
+        (["kind", "=pm25"], "label 'kind =pm25' is split by spaces: write kind=pm25"),
+        (["kind=", "pm25", "severity=minor"], "label 'kind= pm25' is split by spaces"),
+    ],
+)
+def test_route_test_names_a_label_split_by_spaces_as_one_word(
+    labels: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t147: `route-test kind = pm25` said "label 'kind' has no '='" (t134 fixed it for
+    --matcher alone)."""
+    assert main(["playbooks", "route-test", *labels]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: {said}") and err.count("\n") == 1, err

@@ -192,3 +192,17 @@ def test_an_id_or_a_path_is_no_token_and_is_shown(capsys: pytest.CaptureFixture[
     assert secret_words(["runs", "show", *words]) == {}
     assert main(["runs", "shwo", "grp-0123456789abcdef.1"]) == EXIT_USAGE
     assert "'shwo' (did you mean 'show'?)" in capsys.readouterr().err
+
+
+def test_a_token_typed_after_hash_token_is_hidden_and_stdin_is_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t147: `hash-token s3cr3t-operator-2026` echoed the token (memorable, so not
+    token-looking) and said only "unrecognized arguments"."""
+    assert main(["hash-token", "s3cr3t-operator-2026"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "s3cr3t" not in err.replace("s3cr…", "")
+    assert "operator-2026" not in err
+    assert "unrecognized arguments: s3cr… (hidden: hash-token's input is a token)" in err
+    assert "(hash-token reads the token from standard input, not its arguments: `" in err
+    assert "hash-token < token.txt`)" in err and err.count("\n") == 1

@@ -434,3 +434,160 @@ def test_a_list_of_choices_for_a_one_choice_option_is_said_as_a_list(
     assert main(argv) == EXIT_USAGE
     err = capsys.readouterr().err
     assert said in err and err.count("\n") == 1, err
+
+
+_REHEARSE = ("rehearse", "--incidents", "i.csv", "--units", "u.yaml")
+
+
+@pytest.mark.parametrize(
+    ("argv", "said", "then"),
+    [
+        # t147: each was told to glue its values into one: `--replay '0:1 0:2'`, which
+        # --replay then refused; `kind=pm25severity=critical` and `60120`, taken with
+        # another meaning (a matcher no alert meets, a deadline of 16 hours).
+        (
+            ["deadletters", "--replay", "0:1", "0:2"],
+            "(--replay takes one value each time: repeat it, --replay 0:1 --replay 0:2)",
+            ["deadletters", "--replay", "0:1", "--replay", "0:2"],
+        ),
+        (
+            [
+                *("silences", "add", "--duration", "1h", "--reason", "r"),
+                *("--matcher", "kind=pm25", "severity=critical"),
+            ],
+            "(--matcher takes one value each time: repeat it, --matcher kind=pm25 "
+            "--matcher severity=critical)",
+            None,
+        ),
+        (
+            [*_REHEARSE, "--ack-deadline", "60", "120"],
+            "(--ack-deadline takes one value each time: repeat it, --ack-deadline 60 "
+            "--ack-deadline 120)",
+            None,
+        ),
+        (
+            ["ingest", "mqtt", "--topic", "a/+/b", "c/#"],
+            "(--topic takes one value each time: repeat it, --topic a/+/b --topic 'c/#')",
+            None,
+        ),
+        # A number and its unit for an option of seconds: `60s` is refused, so the number.
+        (
+            [*_REHEARSE, "--ack-deadline", "60", "s"],
+            "(--ack-deadline takes a number without a unit: write --ack-deadline 60)",
+            None,
+        ),
+        (
+            ["demo", "--ack-deadline", "5", "s"],
+            "(--ack-deadline takes a number without a unit: write --ack-deadline 5)",
+            None,
+        ),
+        # Two dates for one: one of them, not both quoted as one (refused).
+        (
+            ["campaign", "report", "--to", "tomorrow", "--from", "2024-05-26", "2024-05-27"],
+            "(--from takes one value: give '2024-05-26' or '2024-05-27')",
+            None,
+        ),
+    ],
+)
+def test_a_hint_for_values_typed_after_one_option_is_a_line_the_parser_takes(
+    argv: list[str], said: str, then: list[str] | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+    if then is not None:
+        # The line suggested parses (it then needs Kafka, which is not this test's).
+        parsed = build_parser().parse_args(then)
+        assert parsed.replay == [(0, 1), (0, 2)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["campaign", "report", "--to", "tomorrow", "--from", "2024-05-26", "10:00Z"],
+            "(--from takes one word: write --from '2024-05-26 10:00Z')",
+        ),
+        (["deadletters", "--replay", "0:1", "x"], "unrecognized arguments: x; see"),
+        # A stray word after a whole matcher is not glued to it (kind="pm25x").
+        (
+            [
+                *("silences", "add", "--duration", "1h", "--reason", "r"),
+                "--matcher",
+                "kind=pm25",
+                "x",
+            ],
+            "unrecognized arguments: x; see",
+        ),
+    ],
+)
+def test_a_joined_value_is_suggested_only_when_the_option_takes_it(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["silences", "expire", "12dda1738f21", "5fd2086e84c6"],
+            "unrecognized arguments: 5fd2086e84c6 (silences expire takes one SILENCE_ID: run "
+            "it once for each); see",
+        ),
+        (
+            ["runs", "ack", "grp-1.1", "grp-2.1", "grp-3.1", "--note", "x"],
+            "unrecognized arguments: grp-2.1 grp-3.1 (runs ack takes one RUN_ID: run it once "
+            "for each); see",
+        ),
+    ],
+)
+def test_more_ids_than_a_command_takes_are_said_as_one_a_time(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t147: `silences expire ID ID` said only "unrecognized arguments: ID"."""
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err
+
+
+def test_a_stray_word_after_a_choice_is_not_said_as_another_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["stack", "status", "foo"]) == EXIT_USAGE
+    assert "unrecognized arguments: foo; see" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        # t147: "'1e9' is not a whole number", as if it were not one.
+        (
+            ["ingest", "http", "--max-body", "1e9"],
+            "argument --max-body: '1e9': write the whole number in digits, 1000000000; see",
+        ),
+        (
+            ["deadletters", "--limit", "1,000"],
+            "argument --limit: '1,000': write the whole number in digits, 1000; see",
+        ),
+        (
+            ["ingest", "http", "--max-body", "1M"],
+            "argument --max-body: '1M' is not a whole number: give the number alone, without "
+            "a unit; see",
+        ),
+        (
+            [*_REHEARSE, "--ack-deadline", "1,000.5"],
+            "argument --ack-deadline: '1,000.5': write the number without digit groups, "
+            "1000.5; see",
+        ),
+        (["deadletters", "--limit", "1.5"], "argument --limit: '1.5' is not a whole number; see"),
+    ],
+)
+def test_a_number_written_otherwise_than_in_digits_is_given_its_digits(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert said in err and err.count("\n") == 1, err

@@ -304,3 +304,34 @@ def test_restart_worker_checks_the_shells_settings_and_names_those_it_does_not_u
         "('19792' in the demo, '1' here)"
     ) in err
     assert "no Kafka broker answers at 127.0.0.1:19792" in err
+
+
+def test_a_url_with_no_operator_api_is_given_the_demo_workers_as_the_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t147: `runs list --url` of a server that is no worker (the stack's Prometheus) was
+    told "e.g. http://127.0.0.1:16066", where nothing ran while the demo's worker served
+    on the port it was started with; it names that one (else this shell's)."""
+    from citybrain.cli.api import not_found_hint
+
+    _demo(tmp_path, os.getpid())  # a live pid: the demo's worker runs, on 16766
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.delenv("CITYBRAIN_WORKER_PORT", raising=False)
+    said = "; no operator API there: --url takes the worker's base URL (scheme, host and port"
+    hint = not_found_hint("/runs", "404 page not found", "http://127.0.0.1:19090")
+    assert hint == f"{said}, e.g. http://127.0.0.1:16766, the last demo's worker)"
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
+    hint = not_found_hint("/alerts", "404 page not found", "http://127.0.0.1:19090")
+    assert hint == f"{said}, e.g. http://127.0.0.1:16766)"
+    # A server whose /api/v1 is another's (a Prometheus's alerts): the same example.
+    from citybrain.cli.api import listed
+    from citybrain.cli.base import CliError
+
+    with pytest.raises(CliError) as info:
+        listed({"status": "success", "data": {}}, "firing", "http://127.0.0.1:19090", "/alerts")
+    assert str(info.value).endswith("(scheme, host and port, e.g. http://127.0.0.1:16766)")
+    # No demo: this shell's own worker port.
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "17066")
+    hint = not_found_hint("/silences", "404 page not found", "http://127.0.0.1:19090")
+    assert hint == f"{said}, e.g. http://127.0.0.1:17066)"

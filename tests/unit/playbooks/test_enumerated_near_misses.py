@@ -142,3 +142,54 @@ def test_a_deeply_nested_value_misspells_nothing() -> None:
     assert did_you_mean(deep, ["open"]) == ""
     assert did_you_mean("opne", ["open"]) == " (did you mean 'open'?)"
     assert did_you_mean(5, [5, 50]) == " (did you mean '5'?)"
+
+
+@pytest.mark.parametrize(
+    ("value", "choices", "said"),
+    [
+        # t147: a list was read as a misspelling of its last item ("did you mean
+        # 'resolved'?"), in every door but the command line's (t143).
+        (
+            "open,resolved",
+            ["open", "resolved"],
+            " (one choice, not a list: give 'open' or 'resolved')",
+        ),
+        (
+            "open, resolved",
+            ["open", "resolved"],
+            " (one choice, not a list: give 'open' or 'resolved')",
+        ),
+        ("ack|resolve", ["ack", "resolve"], " (one choice, not a list: give 'ack' or 'resolve')"),
+        # A list with an item that is no choice is a misspelling as before, or nothing.
+        ("opne", ["open", "resolved"], " (did you mean 'open'?)"),
+        ("open,", ["open", "resolved"], " (did you mean 'open'?)"),
+    ],
+)
+def test_a_list_of_choices_for_one_is_said_as_a_list(
+    value: str, choices: list[str], said: str
+) -> None:
+    assert did_you_mean(value, choices) == said
+
+
+def test_a_list_of_one_labels_values_in_a_matcher_is_said_as_a_regex() -> None:
+    """t147: `silences add --matcher kind=pm25,pm10` said only "matcher 'pm10' is not
+    name=…" (Alertmanager reads the comma as between two matchers); `kind="pm25,pm10"`
+    was "did you mean 'pm25'?"; route-test's `kind=pm25,pm10` too."""
+    from playbooks.routing import expected_values, impossible_value, parse_matchers
+
+    with pytest.raises(RoutingConfigError) as info:
+        parse_matchers("kind=pm25,pm10,no2")
+    assert str(info.value).endswith(
+        ' (a list of kind\'s values? kind=~"pm25|pm10|no2" matches any of them)'
+    )
+    # Another matcher's slip is not read as a list.
+    with pytest.raises(RoutingConfigError) as info:
+        parse_matchers("kind!=pm25,pm10")
+    assert "a list" not in str(info.value)
+    known = {"kind": ("pm25", "pm10", "no2")}
+    assert impossible_value(Matcher.parse('kind="pm25,pm10"'), known).endswith(
+        ': one value, not a list: kind=~"pm25|pm10" tests for any of them'
+    )
+    assert expected_values("kind", known["kind"], "pm25,pm10").endswith(
+        " (one choice, not a list: give 'pm25' or 'pm10')"
+    )

@@ -447,3 +447,11 @@ def test_a_control_character_in_a_silences_reason_is_a_400(tmp_path: Path) -> No
         "field \"reason\" is 'works\\x1b[31m': character 6 is the control character U+001B: "
         "expected text (line breaks and tabs are taken)"
     ), doc
+
+
+def test_a_list_of_statuses_is_said_as_a_list_not_a_misspelling(tmp_path: Path) -> None:
+    """t147: `?status=open,resolved` was asked "did you mean 'resolved'?" (the command
+    line's --status says a list as one since t143)."""
+    status, doc, _ = ask(tmp_path, "GET", "/api/v1/runs?status=open,resolved")
+    assert status == 400
+    assert doc["error"].endswith(" (one choice, not a list: give 'open' or 'resolved')"), doc

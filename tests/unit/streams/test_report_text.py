@@ -81,3 +81,25 @@ def test_replay_refuses_the_row_before_sending(tmp_path: Path) -> None:
     assert [b.line for b in bad] == [3, 4, 5]
     assert "report_id" in bad[0].reason and "' r2 '" in bad[0].reason
     assert "blank" in bad[1].reason and "U+0007" in bad[2].reason
+
+
+def test_replay_refuses_a_source_the_worker_refuses_naming_it(tmp_path: Path) -> None:
+    """t147: a row of source `web` (or `app|hotline`) was "sent 1 incident", exit 0, and
+    the worker dead-lettered it (`unknown_source`): the replay checks it as the worker
+    does, with the worker's words."""
+    path = tmp_path / "reports.csv"
+    path.write_text(
+        "timestamp,report_id,category,text,source,grid_cell\n"
+        "2024-05-27T03:10:10Z,r1,Noise,loud music,web,c1\n"
+        "2024-05-27T03:10:11Z,r2,Noise,loud music,app|hotline,c1\n"
+        "2024-05-27T03:10:12Z,r3,Noise,loud music,hotline,c1\n",
+        encoding="utf-8",
+    )
+    bad: list[BadRow] = []
+    events = load_events([path], on_error="skip", bad_rows=bad)
+    assert [e.report_id for e in events] == ["r3"]  # type: ignore[union-attr]
+    assert [b.line for b in bad] == [2, 3]
+    assert bad[0].reason == (
+        "field \"source\" is 'web': expected one of app, emergency, hotline, inspector"
+    )
+    assert bad[1].reason.endswith("(one choice, not a list: give 'app' or 'hotline')")

@@ -402,3 +402,12 @@ def test_every_topic_of_a_worker_at_the_bounds_fits_kafkas_limit(tmp_path: Path)
     for topic in app.topics:
         names.update(topic.topics)
     assert len(app.tables) >= 8 and max(map(len, names)) == TOPIC_NAME_MAX
+
+
+def test_a_list_for_a_setting_of_one_choice_is_said_as_a_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t147: `CITYBRAIN_DETECTOR=tail,ensemble` was asked "did you mean 'ensemble'?"."""
+    message = refusal(monkeypatch, CITYBRAIN_DETECTOR="tail,ensemble")
+    assert message.startswith("CITYBRAIN_DETECTOR is 'tail,ensemble': expected one of ")
+    assert message.endswith(" (one choice, not a list: give 'tail' or 'ensemble')"), message
