@@ -320,7 +320,7 @@ def test_the_report_counts_what_the_worker_accepted_not_the_files_rows(tmp_path:
     calls.write_text(
         "timestamp,report_id,category,text,source,grid_cell\n"
         "2016-02-08T00:00:00Z,r1,Noise,loud,app,bj-c\n"
-        "2016-02-08T00:00:02Z,r3,Noise,loud,fax,bj-c\n"
+        "2016-02-08T00:00:03Z,r4,Noise,loud,app,bj-c\n"  # sent, dead-lettered
         "2016-02-08T00:00:04Z,r1,Noise,loud again,app,bj-c\n"  # the file re-sends r1
     )
     files = [mine, other, calls]
