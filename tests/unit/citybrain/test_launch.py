@@ -5,6 +5,7 @@ load) ends ``citybrain`` in the boundary's one line and status 130; it was a
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import tomllib
 from typing import NoReturn
@@ -44,3 +45,16 @@ def test_the_guard_hands_over_to_the_command_line(
     assert main() == 0
     assert capsys.readouterr().out.strip()
     assert cli.EXIT_INTERRUPTED == EXIT_INTERRUPTED
+
+
+def test_python_dash_m_citybrain_is_the_same_command_line() -> None:
+    """``python -m citybrain`` answered "No module named citybrain.__main__" (t147)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "citybrain", "--version"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("citybrain ")
