@@ -460,8 +460,10 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     (``POST /-/reload``: the map's cells follow the grid), and the demo's worker, when it
     runs, sent SIGHUP and waited for (its log's ``configuration reloaded`` or ``reload
     failed`` line, at most ``RELOAD_WAIT`` s). Exit 0 when every part running took the
-    new files; 1 when the worker kept its configuration (its ERROR line is shown) or
-    Prometheus refused; ingests are the user's processes: a line says to signal them."""
+    new files; 1 when the worker kept its configuration (its ERROR line is shown),
+    Prometheus refused, or nothing of the stack runs (nothing took the files: a script's
+    ``stack reload && …`` must not read that as done); ingests are the user's processes:
+    a line says to signal them."""
     import signal
     import urllib.error
     import urllib.request
@@ -470,7 +472,9 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     from citybrain.stack.process import read_pid
 
     failed = False
+    running = 0  # the parts that were asked to reload
     if prom.ready():
+        running += 1
         prom.write_locations()
         request = urllib.request.Request(f"{prom.url}/-/reload", method="POST")
         try:
@@ -495,6 +499,7 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     if pid is None:
         print(f"{'demo worker':11} not running: nothing to reload")
     else:
+        running += 1
         log = Path(str((doc or {}).get("worker_log") or DemoFiles.of(settings).log))
         start = log.stat().st_size if log.exists() else 0
         os.kill(pid, signal.SIGHUP)
@@ -514,6 +519,13 @@ def reload_stack(settings: Settings, prom: Any) -> int:
         f"{'ingests':11} not the stack's: send each one you started SIGHUP (`kill -HUP <pid>`) "
         "to read the grid again (docs/ingest.md)"
     )
+    if not running:
+        print(
+            f"nothing reloaded: the stack is not running (`{command_line('stack', 'up')}` "
+            "reads the files as they are now)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return EXIT_FAILED if failed else EXIT_OK
 
 
