@@ -9,6 +9,7 @@ lists, given to ``amtool silence add``, is the same silence in Alertmanager."""
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,111 @@ def test_silences_agree_with_alertmanager_api(tmp_path: Path, pipeline: Pipeline
     finally:
         worker.stop()
         am.stop()
+
+
+# t146: a silence's times in every spelling of the alert time differential (t140: 51
+# corners and 240 seeded), moved ten years ahead so that an end is in the future: the
+# same body times to Alertmanager's POST /api/v2/silences and the worker's POST
+# /api/v1/silences, each once as the end and once as the start (of a silence ending in
+# 2099). Before t146 the worker read them by a rule of its own (offsets to ±23:59, `t`,
+# `z`, a space before a zone, +0100 and +01 taken, no zone refused).
+FAR = "2099-01-01T00:00:00Z"
+# citybrain's own bounds on a silence's time (docs/playbooks.md): from 2000-01-01 to 100
+# years ahead; Alertmanager reads "" as 1970 and takes a start of any age (made now).
+OWN_BOUNDS = ("before 2000-01-01", "more than 100 years from now")
+
+
+def ahead(text: str) -> str:
+    """``text`` with a leading year 2025 or 2026 written ten years later."""
+    return (
+        "2036" + text[4:]
+        if text[:4] == "2026"
+        else "2035" + text[4:]
+        if text[:4] == "2025"
+        else text
+    )
+
+
+def test_silence_time_spellings_are_taken_or_refused_as_alertmanager_takes_them(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    from tests.integration.test_alert_label_names_differential import (
+        RANDOM_SPELLINGS,
+        SEED,
+        SPELLINGS,
+        random_spelling,
+        read_back_ns,
+    )
+
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "group_wait": "1h"}, "receivers": [{"name": "r"}]}
+        )
+    )
+    rng = random.Random(SEED + 146)
+    spellings = [
+        ahead(t) for t in SPELLINGS + [random_spelling(rng) for _ in range(RANDOM_SPELLINGS)]
+    ]
+    am = Alertmanager(config, tmp_path / "data")
+    worker = pipeline.worker().start()
+    differ: list[str] = []
+    taken = refused = 0
+    try:
+        for i, text in enumerate(spellings):
+            for side in ("ends", "starts"):
+                times = {"endsAt": text} if side == "ends" else {"startsAt": text, "endsAt": FAR}
+                mine = {"ends_at": text} if side == "ends" else {"starts_at": text, "ends_at": FAR}
+                body = {"matchers": [m("alert_id", f"s-{i}")], "createdBy": "t146"}
+                theirs, answer = http(
+                    "POST",
+                    "/silences",
+                    {**body, "comment": "c", "startsAt": times.get("startsAt", _now()), **times},
+                )
+                ours, created = pipeline.api(
+                    "POST",
+                    "/silences",
+                    OPERATOR_TOKEN,
+                    {"matchers": body["matchers"], "reason": "t146", **mine},
+                )
+                assert theirs in (200, 400, 422) and ours in (201, 400), (text, answer, created)
+                where = f"{side}_at {text!r}"
+                if theirs == 200 and ours == 201:
+                    taken += 1
+                    _, kept = http("GET", f"/silence/{answer['silenceID']}")
+                    their_ns = read_back_ns(kept[f"{side}At"])
+                    our_ns = round(created["silence"][f"{side}_at"] * 1000) * 10**6
+                    # A start in the past is made now by both: only a future one is kept.
+                    if (side == "ends" or their_ns > time.time_ns()) and abs(
+                        our_ns - their_ns
+                    ) > 10**6:
+                        differ.append(
+                            f"{where}: Alertmanager {kept[side + 'At']}, citybrain {created}"
+                        )
+                    http("DELETE", f"/silence/{answer['silenceID']}")
+                    pipeline.api("DELETE", f"/silences/{created['silence']['id']}", OPERATOR_TOKEN)
+                elif theirs == 200:
+                    http("DELETE", f"/silence/{answer['silenceID']}")
+                    if not any(b in created.get("error", "") for b in OWN_BOUNDS):
+                        differ.append(f"{where}: Alertmanager takes it, citybrain: {created}")
+                elif ours == 201:
+                    pipeline.api("DELETE", f"/silences/{created['silence']['id']}", OPERATOR_TOKEN)
+                    differ.append(f"{where}: Alertmanager {theirs} {answer!r}, citybrain takes it")
+                else:
+                    refused += 1
+                    # A clear refusal naming the field and value, never a 500.
+                    assert (
+                        f'field "{side}_at" is ' in created["error"]
+                        or "ends_at" in created["error"]
+                    ), (where, created)
+        assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:30])
+        # Both sides of the rule are met.
+        assert taken > 200 and refused > 100, (taken, refused)
+        assert "Crashed" not in worker.log() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()
+        am.stop()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
