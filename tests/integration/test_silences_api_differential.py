@@ -216,6 +216,8 @@ FAR = "2099-01-01T00:00:00Z"
 # citybrain's own bounds on a silence's time (docs/playbooks.md): from 2000-01-01 to 100
 # years ahead; Alertmanager reads "" as 1970 and takes a start of any age (made now).
 OWN_BOUNDS = ("before 2000-01-01", "more than 100 years from now")
+# Alertmanager 0.25's refusals of a window (api/v2/api.go, postSilencesHandler).
+AM_WINDOW_WORDS = ("start time must be before end time", "end time can't be in the past")
 
 
 def ahead(text: str) -> str:
@@ -296,11 +298,45 @@ def test_silence_time_spellings_are_taken_or_refused_as_alertmanager_takes_them(
                     differ.append(f"{where}: Alertmanager {theirs} {answer!r}, citybrain takes it")
                 else:
                     refused += 1
+                    # Alertmanager's words for a window it refuses, said by citybrain too.
+                    for words in AM_WINDOW_WORDS:
+                        mine = created["error"]
+                        own = any(b in mine for b in OWN_BOUNDS)
+                        if words in str(answer) and words not in mine and not own:
+                            differ.append(f"{where}: Alertmanager {answer!r}, citybrain {created}")
                     # A clear refusal naming the field and value, never a 500.
                     assert (
                         f'field "{side}_at" is ' in created["error"]
                         or "ends_at" in created["error"]
                     ), (where, created)
+        # The windows Alertmanager's validation refuses (postSilencesHandler: the times
+        # as given, then the end against the clock), said in its words by both.
+        now = time.time()
+        for starts, ends, words in (
+            (now + 3600, now + 3600, AM_WINDOW_WORDS[0]),  # empty
+            (now + 7200, now + 3600, AM_WINDOW_WORDS[0]),  # reversed, ahead
+            (now - 60, now - 120, AM_WINDOW_WORDS[0]),  # reversed and past: this first
+            (now - 120, now - 60, AM_WINDOW_WORDS[1]),  # past
+        ):
+            window = {"startsAt": _iso(starts), "endsAt": _iso(ends)}
+            theirs, answer = http(
+                "POST",
+                "/silences",
+                {"matchers": [FLOOD], "createdBy": "t", "comment": "c", **window},
+            )
+            ours, said = pipeline.api(
+                "POST",
+                "/silences",
+                OPERATOR_TOKEN,
+                {
+                    "matchers": [FLOOD],
+                    "reason": "r",
+                    "starts_at": window["startsAt"],
+                    "ends_at": window["endsAt"],
+                },
+            )
+            assert theirs == 400 and words in str(answer), (window, answer)
+            assert ours == 400 and words in said["error"], (window, said)
         assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:30])
         # Both sides of the rule are met.
         assert taken > 200 and refused > 100, (taken, refused)
@@ -311,4 +347,8 @@ def test_silence_time_spellings_are_taken_or_refused_as_alertmanager_takes_them(
 
 
 def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return _iso(time.time())
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
