@@ -5,7 +5,9 @@ silence-escaped-quote and silence-matches-all, end to end): the same bodies go t
 documented stricter refusal: matchers that all match the empty string with a ``!=`` or
 ``!~`` among them); what the worker stores lists back readable with Alertmanager's
 matchers, and silences exactly the alerts Alertmanager marks silenced by it; the text it
-lists, given to ``amtool silence add``, is the same silence in Alertmanager."""
+lists, given to ``amtool silence add``, is the same silence in Alertmanager. t146: the
+times, in 291 spellings each as the end and as the start, taken or refused alike and the
+same instant kept; a refused window said in Alertmanager's words."""
 
 from __future__ import annotations
 
