@@ -991,8 +991,8 @@ def request_time(field: str, value: Any, now: float) -> float:
         # The spellings Alertmanager's POST /api/v2/silences takes, and the instant it
         # reads (t146; its differential, test_silences_api_differential): before, a rule
         # of citybrain's own took `t`, `z`, a space before a zone, +0100 and +01, which
-        # Alertmanager refuses, and refused a time without a zone and an offset past
-        # 23:59 (-25:30, +01:60), which it takes.
+        # Alertmanager refuses, and refused a time without a zone, an offset past 23:59
+        # (-25:30) and offset minutes past 59 (+01:60), which it takes.
         read = 0.0 if value == "" else am_epoch(value)  # strfmt reads "" as 1970-01-01
         if isinstance(read, str):
             raise ApiError(

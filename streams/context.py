@@ -341,10 +341,9 @@ def embedded_alert(alert: Any, code: str, *, ordered: bool = False) -> dict[str,
     Alertmanager's rule. ``ordered`` still refuses one ending before it starts
     (``refuse_ended_before_started``): the corroboration stage forwards its alerts to
     the alerts topic, whose door refuses it, so it is said where it came in. Returns the
-    alert; raises ``EventError(code, "alert.<field>",
-    value, reason)`` (the alert itself, not a field, when it is no object: it was said
-    as null). The alert returned has its times written as RFC 3339 in UTC
-    (``alert_fields``)."""
+    alert; raises ``EventError(code, "alert.<field>", value, reason)`` (the alert itself,
+    not a field, when it is no object: it was said as null). The alert returned has its
+    times written as RFC 3339 in UTC (``alert_fields``)."""
     try:
         alert = alert_fields(alert, stored=True)
         if ordered:
