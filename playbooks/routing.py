@@ -1065,7 +1065,7 @@ def new_silence(
     if not ends_at > starts_at:  # also refuses NaN
         raise SilenceError(
             f"silence ends_at ({_utc(ends_at)}) is not after starts_at ({_utc(starts_at)}): "
-            "give a duration above 0",
+            "give a duration above 0 (Alertmanager: start time must be before end time)",
             "field",
         )
     if blank(author):  # (only characters that show nothing is blank too, t137)
@@ -1229,10 +1229,19 @@ def silence_window(
         ends = starts + duration
     else:
         raise SilenceError("a silence needs ends_at or a duration", "field")
+    if starts_at is not None and ends_at is not None and not ends > starts:
+        # Alertmanager's order (api/v2 postSilencesHandler): the times as given first,
+        # then the end against the clock, so that both say the same of a window that is
+        # reversed and past (t146).
+        raise SilenceError(
+            f"silence ends_at ({_utc(ends)}) is not after starts_at ({_utc(starts)}): "
+            "give a duration above 0 (Alertmanager: start time must be before end time)",
+            "field",
+        )
     if ends <= now:
         raise SilenceError(
             f"silence ends_at ({_utc(ends)}) is not in the future (now {_utc(now)}): it would "
-            "never silence anything",
+            "never silence anything (Alertmanager: end time can't be in the past)",
             "field",
         )
     # t73: starts_at 2020 was stored and listed as given; Alertmanager 0.25 answers

@@ -50,6 +50,7 @@ from streams.events import (
     epoch_seconds_fault,
     fit_dead_letter,
     original_record,
+    refuse_ended_before_started,
 )
 from streams.faust_patches import UNREADABLE_REASON, unreadable
 from streams.logs import SayEvery
@@ -328,14 +329,25 @@ def _finite(value: Any, most: float = math.inf) -> bool:
 MAX_ROUTE_SECONDS = (2**63 - 1) / 1e9
 
 
-def embedded_alert(alert: Any, code: str) -> dict[str, Any]:
+def embedded_alert(alert: Any, code: str, *, ordered: bool = False) -> dict[str, Any]:
     """An alert carried inside another message (a routed message, a corroboration
     request) checked as the alerts topic checks one: ``alert_fields``, its labels a label
-    set. Returns the alert; raises ``EventError(code, "alert.<field>", value, reason)``
-    (the alert itself, not a field, when it is no object: it was said as null). The
-    alert returned has its times written as RFC 3339 in UTC (``alert_fields``)."""
+    set, but as an alert an earlier worker wrote (``stored``: its times in the spellings
+    workers before t140 took and wrote, ``2026-01-01t12:00:00z``, ``+0100``, a space before
+    a zone, and one ending before it starts, as workers before t139 routed it). These
+    topics are citybrain's own: a worker upgraded while an earlier one's messages are in
+    flight reads them (t146: it dead-lettered them as ``bad_routed``, and the incident's
+    run never opened); only the alerts topic, the door other tools write, keeps to
+    Alertmanager's rule. ``ordered`` still refuses one ending before it starts
+    (``refuse_ended_before_started``): the corroboration stage forwards its alerts to
+    the alerts topic, whose door refuses it, so it is said where it came in. Returns the
+    alert; raises ``EventError(code, "alert.<field>", value, reason)`` (the alert itself,
+    not a field, when it is no object: it was said as null). The alert returned has its
+    times written as RFC 3339 in UTC (``alert_fields``)."""
     try:
-        alert = alert_fields(alert)
+        alert = alert_fields(alert, stored=True)
+        if ordered:
+            refuse_ended_before_started(alert)
     except EventError as exc:
         field = f"alert.{exc.field}" if exc.field else "alert"
         value = exc.value if exc.field else alert

@@ -119,33 +119,27 @@ MIN_UTC_OFFSET_MINUTES = -12 * 60
 MAX_UTC_OFFSET_MINUTES = 14 * 60
 
 
-def iso_datetime(text: str, any_offset: bool = False) -> datetime:
+def iso_datetime(text: str) -> datetime:
     """``text`` in the form ``ISO_DATETIME`` -> its datetime (naive without a zone).
     Raises ValueError for any other text (``fromisoformat``'s wider forms included), for
     an offset whose minutes are past 59 or that lies outside -12:00..+14:00 (the message
-    says which; with ``any_offset``, any offset up to ±23:59, as RFC 3339 and Go's
-    ``time.Parse`` take it), and OverflowError for none here (a time past year 9999 in
-    UTC is the caller's check)."""
+    says which), and OverflowError for none here (a time past year 9999 in UTC is the
+    caller's check)."""
     form = ISO_DATETIME.fullmatch(text)
     if form is None:
         raise ValueError(text)
     if form.group("sign") is not None:
-        _check_offset(form.group("zone"), form.group("oh"), form.group("om") or "00", any_offset)
+        _check_offset(form.group("zone"), form.group("oh"), form.group("om") or "00")
     if form.group("zone") == "z":
         text = text[:-1] + "Z"  # fromisoformat reads only the capital
     return datetime.fromisoformat(text)
 
 
-def _check_offset(offset: str, hours: str, minutes: str, any_offset: bool = False) -> None:
+def _check_offset(offset: str, hours: str, minutes: str) -> None:
     """ValueError naming ``offset`` as sent (``+0599``) when its minutes are past 59 or it
-    lies outside the offsets civil time uses (-12:00..+14:00; with ``any_offset``, past
-    ±23:59)."""
+    lies outside the offsets civil time uses (-12:00..+14:00)."""
     if int(minutes) > 59:
         raise ValueError(f"the UTC offset {offset} has minutes past 59")
-    if any_offset:
-        if int(hours) > 23:
-            raise ValueError(f"the UTC offset {offset} is past 23:59")
-        return
     total = (1 if offset[0] == "+" else -1) * (int(hours) * 60 + int(minutes))
     if not MIN_UTC_OFFSET_MINUTES <= total <= MAX_UTC_OFFSET_MINUTES:
         raise ValueError(
@@ -217,8 +211,8 @@ def epoch_text_fault(number: float) -> str | None:
     return f"{shown} looks like epoch {unit}: send it as ISO 8601 ({format_ts(number / factor)})"
 
 
-def timestamp_fault(text: str, any_offset: bool = False) -> str:
-    """Why ``text`` is not a timestamp ``iso_datetime`` reads (``any_offset`` passed on),
+def timestamp_fault(text: str) -> str:
+    """Why ``text`` is not a timestamp ``iso_datetime`` reads,
     for the error that names the field: spaces around it, a date alone, ISO 8601's basic
     format, a leap second, a field out of its range (``datetime``'s own words: "day is
     out of range for month"), else the expected form. Each ends with an example of the
@@ -228,7 +222,7 @@ def timestamp_fault(text: str, any_offset: bool = False) -> str:
     form = ISO_DATETIME.fullmatch(text)
     if form is not None:
         try:
-            iso_datetime(text, any_offset)
+            iso_datetime(text)
         except ValueError as exc:
             if re.fullmatch(r"second must be in 0\.\.59", str(exc)) and ":60" in text:
                 return (
@@ -326,13 +320,14 @@ def format_ts(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-def parse_ts(value: Any, field: str = "ts", any_offset: bool = False) -> float:
+def parse_ts(value: Any, field: str = "ts") -> float:
     """ISO 8601 with a zone -> epoch seconds.
 
     The form is ``ISO_DATETIME`` (``iso_datetime``): ``YYYY-MM-DDTHH:MM[:SS[.fraction]]``
     (``T`` may be ``t`` or a space, as RFC 3339 allows) and a zone, ``Z`` or ``z``,
-    ``±HH:MM``, ``±HHMM`` or ``±HH`` (-12:00..+14:00, the offsets clocks use; with
-    ``any_offset`` up to ±23:59, as Alertmanager's silences take them); ASCII digits only;
+    ``±HH:MM``, ``±HHMM`` or ``±HH`` (-12:00..+14:00, the offsets clocks use; the
+    operator API's silence times are read as Alertmanager reads them instead,
+    ``am_epoch``); ASCII digits only;
     the time must fall in the years 0001-9999 in UTC. Raises ``EventError``
     (``bad_type``, ``bad_timestamp``) naming ``field``."""
     if not isinstance(value, str):
@@ -347,9 +342,9 @@ def parse_ts(value: Any, field: str = "ts", any_offset: bool = False) -> float:
                 reason = f"{reason}; {fault}"
         raise EventError("bad_type", field, value, reason)
     try:
-        epoch = _epoch(value, any_offset)
+        epoch = _epoch(value)
     except (ValueError, OverflowError):
-        fault = timestamp_fault(value, any_offset)
+        fault = timestamp_fault(value)
         raise EventError("bad_timestamp", field, value, fault) from None
     if epoch is None:
         raise EventError("bad_timestamp", field, value, "timestamp has no time zone")
@@ -498,7 +493,7 @@ def alert_time(value: Any, field: str, *, stored: bool = False) -> float:
     reason saying which spellings are taken."""
     if not isinstance(value, str):
         return parse_ts(value, field)  # its bad_type, with the epoch hint
-    read = _am_epoch(value)
+    read = am_epoch(value)
     if isinstance(read, str):
         older = _older_alert_time(value) if stored else None
         if older is None:
@@ -512,7 +507,10 @@ def alert_time(value: Any, field: str, *, stored: bool = False) -> float:
 
 
 @lru_cache(maxsize=4096)
-def _am_epoch(value: str) -> float | str:
+def am_epoch(value: str) -> float | str:
+    """Epoch seconds of ``value`` as Alertmanager 0.25 reads a ``strfmt.DateTime`` (an
+    alert's ``startsAt``/``endsAt``, a silence's: ``am_time_ns`` over 10**9), or why it
+    refuses it (``am_time_ns``'s sentence). No bound on the instant: the caller's."""
     read = am_time_ns(value)
     return read if isinstance(read, str) else read / 10**9
 
@@ -758,12 +756,12 @@ def refuse_alert_ahead(
 
 
 @lru_cache(maxsize=16_384)
-def _epoch(value: str, any_offset: bool = False) -> float | None:
+def _epoch(value: str) -> float | None:
     """Epoch seconds of an ISO 8601 string, None without a zone; ValueError if it is not
-    ``ISO_DATETIME`` (``iso_datetime``, ``any_offset`` passed on). Cached: a city's
+    ``ISO_DATETIME`` (``iso_datetime``). Cached: a city's
     sensors report on the same clock ticks, so one batch repeats a few timestamps
     thousands of times."""
-    when = iso_datetime(value, any_offset)
+    when = iso_datetime(value)
     return None if when.tzinfo is None else when.timestamp()
 
 

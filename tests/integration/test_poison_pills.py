@@ -736,7 +736,9 @@ def test_alerts_that_start_past_the_clock_are_refused_and_cost_no_report(
         good = {"alert": named("al-r-ok"), "route": route}
         pipeline.send("routed", b"grp-far", json.dumps(good).encode())
         # t139: one that ends before it starts, which Alertmanager's API refuses ("start
-        # time must be before end time"), at each door (it was routed).
+        # time must be before end time"), at the alerts and corroboration doors (it was
+        # routed); the routed topic, citybrain's own, reads it as a worker before t139
+        # routed it (t146).
         start, before = alert["started_at"], format_ts(now - 120)
         ends = {"status": "resolved", "ended_at": before}
         pipeline.send("alerts", b"al", json.dumps(named("al-order", **ends)).encode())
@@ -745,7 +747,7 @@ def test_alerts_that_start_past_the_clock_are_refused_and_cost_no_report(
         routed = {"alert": named("al-r-order", **ends), "route": route}
         pipeline.send("routed", b"grp-order", json.dumps(routed).encode())
         pipeline.flush()
-        dead = pipeline.read("deadletter", lambda m: len(m) >= 7, timeout=120, settle=3)
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 6, timeout=120, settle=3)
         order = (
             f"is '{before}': before started_at '{start}' (Alertmanager's API refuses such an "
             'alert: "start time must be before end time")'
@@ -758,7 +760,6 @@ def test_alerts_that_start_past_the_clock_are_refused_and_cost_no_report(
                 ("routed", "bad_routed", f"field \"alert.started_at\" is '{far}'"),
                 ("alerts", "bad_alert", f'alert not readable: field "ended_at" {order}'),
                 ("corroboration", "bad_alert", f'field "alert.ended_at" {order}'),
-                ("routed", "bad_routed", f'field "alert.ended_at" {order}'),
             ]
         )
         # The group's run is the real alert's, and it covers the report held for it.

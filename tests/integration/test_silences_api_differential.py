@@ -5,10 +5,13 @@ silence-escaped-quote and silence-matches-all, end to end): the same bodies go t
 documented stricter refusal: matchers that all match the empty string with a ``!=`` or
 ``!~`` among them); what the worker stores lists back readable with Alertmanager's
 matchers, and silences exactly the alerts Alertmanager marks silenced by it; the text it
-lists, given to ``amtool silence add``, is the same silence in Alertmanager."""
+lists, given to ``amtool silence add``, is the same silence in Alertmanager. t146: the
+times, in 291 spellings each as the end and as the start, taken or refused alike and the
+same instant kept; a refused window said in Alertmanager's words."""
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 from typing import Any
@@ -203,3 +206,151 @@ def test_silences_agree_with_alertmanager_api(tmp_path: Path, pipeline: Pipeline
     finally:
         worker.stop()
         am.stop()
+
+
+# t146: a silence's times in every spelling of the alert time differential (t140: 51
+# corners and 240 seeded), moved ten years ahead so that an end is in the future: the
+# same body times to Alertmanager's POST /api/v2/silences and the worker's POST
+# /api/v1/silences, each once as the end and once as the start (of a silence ending in
+# 2099). Before t146 the worker read them by a rule of its own (offsets to ±23:59, `t`,
+# `z`, a space before a zone, +0100 and +01 taken, no zone refused).
+FAR = "2099-01-01T00:00:00Z"
+# citybrain's own bounds on a silence's time (docs/playbooks.md): from 2000-01-01 to 100
+# years ahead; Alertmanager reads "" as 1970 and takes a start of any age (made now).
+OWN_BOUNDS = ("before 2000-01-01", "more than 100 years from now")
+# Alertmanager 0.25's refusals of a window (api/v2/api.go, postSilencesHandler).
+AM_WINDOW_WORDS = ("start time must be before end time", "end time can't be in the past")
+
+
+def ahead(text: str) -> str:
+    """``text`` with a leading year 2025 or 2026 written ten years later."""
+    return (
+        "2036" + text[4:]
+        if text[:4] == "2026"
+        else "2035" + text[4:]
+        if text[:4] == "2025"
+        else text
+    )
+
+
+def test_silence_time_spellings_are_taken_or_refused_as_alertmanager_takes_them(
+    tmp_path: Path, pipeline: Pipeline
+) -> None:
+    from tests.integration.test_alert_label_names_differential import (
+        RANDOM_SPELLINGS,
+        SEED,
+        SPELLINGS,
+        random_spelling,
+        read_back_ns,
+    )
+
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(
+        yaml.safe_dump(
+            {"route": {"receiver": "r", "group_wait": "1h"}, "receivers": [{"name": "r"}]}
+        )
+    )
+    rng = random.Random(SEED + 146)
+    spellings = [
+        ahead(t) for t in SPELLINGS + [random_spelling(rng) for _ in range(RANDOM_SPELLINGS)]
+    ]
+    am = Alertmanager(config, tmp_path / "data")
+    worker = pipeline.worker().start()
+    differ: list[str] = []
+    taken = refused = 0
+    try:
+        for i, text in enumerate(spellings):
+            for side in ("ends", "starts"):
+                times = {"endsAt": text} if side == "ends" else {"startsAt": text, "endsAt": FAR}
+                mine = {"ends_at": text} if side == "ends" else {"starts_at": text, "ends_at": FAR}
+                body = {"matchers": [m("alert_id", f"s-{i}")], "createdBy": "t146"}
+                theirs, answer = http(
+                    "POST",
+                    "/silences",
+                    {**body, "comment": "c", "startsAt": times.get("startsAt", _now()), **times},
+                )
+                ours, created = pipeline.api(
+                    "POST",
+                    "/silences",
+                    OPERATOR_TOKEN,
+                    {"matchers": body["matchers"], "reason": "t146", **mine},
+                )
+                assert theirs in (200, 400, 422) and ours in (201, 400), (text, answer, created)
+                where = f"{side}_at {text!r}"
+                if theirs == 200 and ours == 201:
+                    taken += 1
+                    _, kept = http("GET", f"/silence/{answer['silenceID']}")
+                    their_ns = read_back_ns(kept[f"{side}At"])
+                    our_ns = round(created["silence"][f"{side}_at"] * 1000) * 10**6
+                    # A start in the past is made now by both: only a future one is kept.
+                    if (side == "ends" or their_ns > time.time_ns()) and abs(
+                        our_ns - their_ns
+                    ) > 10**6:
+                        differ.append(
+                            f"{where}: Alertmanager {kept[side + 'At']}, citybrain {created}"
+                        )
+                    http("DELETE", f"/silence/{answer['silenceID']}")
+                    pipeline.api("DELETE", f"/silences/{created['silence']['id']}", OPERATOR_TOKEN)
+                elif theirs == 200:
+                    http("DELETE", f"/silence/{answer['silenceID']}")
+                    if not any(b in created.get("error", "") for b in OWN_BOUNDS):
+                        differ.append(f"{where}: Alertmanager takes it, citybrain: {created}")
+                elif ours == 201:
+                    pipeline.api("DELETE", f"/silences/{created['silence']['id']}", OPERATOR_TOKEN)
+                    differ.append(f"{where}: Alertmanager {theirs} {answer!r}, citybrain takes it")
+                else:
+                    refused += 1
+                    # Alertmanager's words for a window it refuses, said by citybrain too.
+                    for words in AM_WINDOW_WORDS:
+                        mine = created["error"]
+                        own = any(b in mine for b in OWN_BOUNDS)
+                        if words in str(answer) and words not in mine and not own:
+                            differ.append(f"{where}: Alertmanager {answer!r}, citybrain {created}")
+                    # A clear refusal naming the field and value, never a 500.
+                    assert (
+                        f'field "{side}_at" is ' in created["error"]
+                        or "ends_at" in created["error"]
+                    ), (where, created)
+        # The windows Alertmanager's validation refuses (postSilencesHandler: the times
+        # as given, then the end against the clock), said in its words by both.
+        now = time.time()
+        for starts, ends, words in (
+            (now + 3600, now + 3600, AM_WINDOW_WORDS[0]),  # empty
+            (now + 7200, now + 3600, AM_WINDOW_WORDS[0]),  # reversed, ahead
+            (now - 60, now - 120, AM_WINDOW_WORDS[0]),  # reversed and past: this first
+            (now - 120, now - 60, AM_WINDOW_WORDS[1]),  # past
+        ):
+            window = {"startsAt": _iso(starts), "endsAt": _iso(ends)}
+            theirs, answer = http(
+                "POST",
+                "/silences",
+                {"matchers": [FLOOD], "createdBy": "t", "comment": "c", **window},
+            )
+            ours, said = pipeline.api(
+                "POST",
+                "/silences",
+                OPERATOR_TOKEN,
+                {
+                    "matchers": [FLOOD],
+                    "reason": "r",
+                    "starts_at": window["startsAt"],
+                    "ends_at": window["endsAt"],
+                },
+            )
+            assert theirs == 400 and words in str(answer), (window, answer)
+            assert ours == 400 and words in said["error"], (window, said)
+        assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:30])
+        # Both sides of the rule are met.
+        assert taken > 200 and refused > 100, (taken, refused)
+        assert "Crashed" not in worker.log() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()
+        am.stop()
+
+
+def _now() -> str:
+    return _iso(time.time())
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))

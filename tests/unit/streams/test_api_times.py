@@ -26,14 +26,13 @@ MS = int(NOW * 1000)
         (10**400, 'field "starts_at" is 1000'),  # an integer beyond a float
         (-1e12, 'field "starts_at" is -1000000000000.0: before 2000-01-01'),
         (0, 'field "starts_at" is 0: before 2000-01-01'),
-        ("now", "field \"starts_at\" is 'now': expected epoch seconds or ISO 8601"),
-        (
-            "2026-12-01T10:00:00",
-            "field \"starts_at\" is '2026-12-01T10:00:00': it has no time zone; add Z (UTC)",
-        ),
-        ("2026-12-03", "field \"starts_at\" is '2026-12-03': expected epoch seconds or ISO"),
+        # Text as Alertmanager's silences API reads it (t146): what it refuses, said so.
+        ("now", "field \"starts_at\" is 'now': expected a time as Alertmanager takes it"),
+        ("2026-12-03", "field \"starts_at\" is '2026-12-03': expected a time as Alertmanager"),
+        ("2026-12-01t10:00:00Z", "field \"starts_at\" is '2026-12-01t10:00:00Z': a lower-case"),
+        ("", "field \"starts_at\" is '': before 2000-01-01"),  # strfmt's 1970-01-01
         # The form, a field out of range: which one (was "expected ... ISO 8601").
-        ("2026-02-30T10:00:00Z", "field \"starts_at\" is '2026-02-30T10:00:00Z': day is out of"),
+        ("2026-02-30T10:00:00Z", "field \"starts_at\" is '2026-02-30T10:00:00Z': day 30 is out"),
         (True, 'field "starts_at" is true: expected epoch seconds'),
         ([1], 'field "starts_at" is [1]: expected epoch seconds'),
     ],
@@ -57,6 +56,13 @@ def test_an_infinite_time_is_refused_as_not_finite() -> None:
         (int(NOW), NOW),
         ("2026-12-01T10:00:00Z", 1_796_119_200.0),
         ("2026-12-01T11:00:00+01:00", 1_796_119_200.0),
+        # As Alertmanager's silences API reads them (t146): no zone is UTC, any offset
+        # under 100 hours, its minutes as Go reads them (+00:60 is +01:00).
+        ("2026-12-01T10:00:00", 1_796_119_200.0),
+        ("2026-12-01 10:00:00", 1_796_119_200.0),
+        ("2026-12-01T10:00", 1_796_119_200.0),
+        ("2026-12-01T11:00:00+00:60", 1_796_119_200.0),
+        ("2026-12-03T09:59:00+47:59", 1_796_119_200.0),
     ],
 )
 def test_epoch_seconds_and_iso_8601_are_read(value: Any, seconds: float) -> None:

@@ -58,22 +58,27 @@ def test_every_reader_refuses_it(ts: str, why: str) -> None:
 @pytest.mark.parametrize(
     ("ts", "offset_minutes"),
     [
-        (ts, m)
-        for ts, m in (("2026-11-01T10:00:00+15:00", 900), ("2026-11-01T10:00:00-2359", -1439))
+        ("2026-11-01T10:00:00+15:00", 900),
+        ("2026-11-01T10:00:00-23:59", -1439),
+        ("2026-11-01T10:00:00+24:00", 1440),  # taken by Go, past RFC 3339's range
+        ("2026-11-01T10:00:00+05:99", 399),  # Go reads any two digits of minutes
+        ("2026-11-01T10:00:00-99:59", -5999),
     ],
 )
 def test_the_silences_api_takes_every_offset_alertmanager_takes(
     ts: str, offset_minutes: int
 ) -> None:
-    """Alertmanager's silences API (Go's time.Parse) takes any offset up to ±23:59; the
-    operator API's silences follow it (test_alertmanager_corners' differential: t109's
-    civil range made -23:59 a refusal there), past it or minutes past 59 refused."""
+    """Alertmanager's silences API (go-openapi strfmt over Go's time.Parse) takes any
+    offset it can write back under 100 hours, its minutes any two digits; the operator
+    API's silences follow it (t146: ±23:59 was the bound here, so +24:00 and -99:59 were
+    refused, and -2359 without ':', which Alertmanager refuses, was taken)."""
     utc = 1_793_527_200.0  # 2026-11-01T10:00:00Z
     assert request_time("ends_at", ts, utc) == utc - offset_minutes * 60
     for bad, why in (
-        ("2026-11-01T10:00:00+24:00", "past 23:59"),
-        ("2026-11-01T10:00:00+05:99", "minutes past 59"),
+        ("2026-11-01T10:00:00+99:99", "100 hours or more"),
+        ("2026-11-01T10:00:00-2359", "an offset without ':' is not taken"),
+        ("2026-11-01T10:00:00+01", "expected a time as Alertmanager takes it"),
     ):
         with pytest.raises(ApiError) as api:
             request_time("ends_at", bad, utc)
-        assert why in str(api.value)
+        assert why in str(api.value) and repr(bad) in str(api.value)
