@@ -672,6 +672,9 @@ class Ingest:
                     "legacy_key": route.legacy_group_key(labelled),
                 }
                 offers.setdefault((key, route.id), (key, doc))
+        # How many groups it is offered to: a late one whose held offer expires is said
+        # as in no alert by that group only when it is the one (``Response._offers_lost``).
+        offer["offers"] = len(offers)
         return list(offers.values())
 
     async def on_incidents(self, events: Sequence[Message]) -> None:

@@ -338,7 +338,7 @@ ROUTED_KEYS = frozenset(
 LEGACY_KEY, PROBE, CHECKED = "legacy_key", "probe", "checked"
 GROUP_KEY = re.compile(r"grp-[0-9a-f]{16}")
 ROUTE_KEYS = frozenset({"id", "playbook", "group_wait", "group_interval", "repeat_interval"})
-OFFER_KEYS = frozenset({"report_id", "channel", "grid_cell", "category", "ts", "late"})
+OFFER_KEYS = frozenset({"report_id", "channel", "grid_cell", "category", "ts", "late", "offers"})
 
 
 def _refuse_lookalike(doc: dict[str, Any], names: Collection[str], at: str = "") -> None:
@@ -385,6 +385,11 @@ def routed_fields(doc: Any) -> dict[str, Any]:
             raise EventError("bad_routed", "report.report_id", rid, "expected a non-empty string")
         if not isinstance(channel, str):
             raise EventError("bad_routed", "report.channel", channel, "expected a string")
+        offers = report.get("offers", 1)
+        if type(offers) is not int or offers < 1:
+            raise EventError(
+                "bad_routed", "report.offers", offers, "expected a whole number from 1"
+            )
         ts = report.get("ts")
         fault = None if ts is None else epoch_seconds_fault(ts)
         if fault is not None:
@@ -659,7 +664,7 @@ class Response:
                 cmds += more
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
-            run, followed = await self._cover_held(group, engine, run, now)
+            run, followed = await self._cover_held(key, group, engine, run, now)
             cmds += followed
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             engine = self._engine_for(run, engines)
@@ -907,16 +912,23 @@ class Response:
                 stored[FIRST_GENERATION] = floor + 1
         before: list[dict[str, Any]] = list(stored.get(HELD_OFFERS) or [])
         held = [h for h in before if h["at"] >= now - HOLD_OFFER_SECONDS]
+        lost = [(key, h) for h in before if h["at"] < now - HOLD_OFFER_SECONDS]
         if not any(
             h["report"]["report_id"] == rid and h["report"]["channel"] == channel for h in held
         ):
-            held = [*held, {"at": now, "report": report}][-MAX_HELD_PER_GROUP:]
+            kept = [*held, {"at": now, "report": report}]
+            lost += [(key, h) for h in kept[:-MAX_HELD_PER_GROUP]]
+            held = kept[-MAX_HELD_PER_GROUP:]
         elif len(held) == len(before):
             return  # held already, nothing expired: as the first time
         writes = {key: {**stored, HELD_OFFERS: held}}
         total = self._held_total() + len(held) - len(before)
-        while total > MAX_HELD_OFFERS and self._drop_oldest_held(writes):
+        while total > MAX_HELD_OFFERS and (dropped := self._drop_oldest_held(writes)):
+            lost.append(dropped)
             total -= 1
+        # Said before the store: a crash between says them again when the offer is read
+        # again (at least once, each record with its own ``id``), never not at all.
+        await self._offers_lost(lost, "dropped")
         await self.ctx.groups.set_many(writes)
         self._held_count = total
 
@@ -928,9 +940,12 @@ class Response:
             )
         return self._held_count
 
-    def _drop_oldest_held(self, writes: dict[bytes, dict[str, Any]]) -> bool:
+    def _drop_oldest_held(
+        self, writes: dict[bytes, dict[str, Any]]
+    ) -> tuple[bytes, dict[str, Any]] | None:
         """Drop the oldest offer held by any group (``writes`` read over the table): its
-        group goes into ``writes``. False if no group holds one."""
+        group goes into ``writes``. Returns (group key, the held offer dropped), None if
+        no group holds one."""
         data = self.ctx.groups.data
         if not self._oldest_held:
             found = []
@@ -947,12 +962,12 @@ class Response:
                 if h["at"] == at and report["report_id"] == rid and report["channel"] == channel:
                     del held[i]
                     writes[key] = {**group, HELD_OFFERS: held}
-                    return True
+                    return key, h
             # (gone since the scan: taken by a run, expired, or its group forgotten)
-        return False
+        return None
 
     async def _cover_held(
-        self, group: dict[str, Any], engine: PlaybookEngine, run: Run, now: float
+        self, key: bytes, group: dict[str, Any], engine: PlaybookEngine, run: Run, now: float
     ) -> tuple[Run, list[Command]]:
         """The run just opened at ``now`` (its routed message's time) in ``group`` takes
         the offers held for it (``_hold_offer``) as it takes an offer read once it is open
@@ -970,6 +985,8 @@ class Response:
         self._held_count = None
         opened = group.get("opened_ts")
         follow: dict[tuple[str, str], None] = {}
+        expired = [(key, h) for h in held if h["at"] < now - HOLD_OFFER_SECONDS]
+        await self._offers_lost(expired, "expired")  # no run took them (a late one: said)
         for h in held:
             report = h["report"]
             rid, channel = report["report_id"], report["channel"]
@@ -982,6 +999,48 @@ class Response:
         if not follow:
             return run, []
         return engine.step(run, ReportsCovered(tuple(follow), now))
+
+    async def _offers_lost(self, lost: list[tuple[bytes, dict[str, Any]]], why: str) -> None:
+        """Held offers (group key, ``{"at", "report"}``) let go with no run taking them:
+        expired (``HOLD_OFFER_SECONDS`` of message time passed, or their group forgotten)
+        or ``dropped`` (a bound). A late report's (never in its burst window, which would
+        say it when it leaves) is counted in ``citybrain_incidents_unalerted_total``,
+        logged and audited as ``reports_not_alerted`` here, as a late one a run refuses
+        (``_too_old``); before, it ended unsaid. Only a report offered to one group
+        (``offers``, 1 when absent): one offered to several (a route grouping by
+        severity, routes with ``continue``) may be covered by another group's run, which
+        this group cannot know. Each record's ``id`` is the same if said again (a crash
+        before the group's store: the offer read again)."""
+        for key, h in lost:
+            report = h.get("report") or {}
+            if not report.get("late") or report.get("offers", 1) != 1:
+                continue
+            rid, channel = str(report.get("report_id")), str(report.get("channel"))
+            group = key.decode(errors="replace")
+            self.metrics.incidents_unalerted.labels(channel).inc()
+            detail = (
+                f"report {rid} of {report.get('category')!r} at {report.get('grid_cell')}, "
+                f"late (older than its burst window), was held for a run of group {group} "
+                f"from {format_ts(h['at'])} and {why} with no run taking it "
+                f"(held at most {HOLD_OFFER_SECONDS:g} s): in no alert, covered by no run"
+            )
+            log.info("incidents: %s", detail)
+            await self.ctx.audit(
+                {
+                    "id": f"{group}:{rid}:{channel}:{h['at']!r}:not_alerted",
+                    "action": "reports_not_alerted",
+                    "at": time.time(),
+                    "actor": "citybrain",
+                    "detail": detail,
+                    "data": {
+                        "grid_cell": report.get("grid_cell"),
+                        "category": report.get("category"),
+                        "report_ids": [rid],
+                        "group": group,
+                        "held_from": h["at"],
+                    },
+                }
+            )
 
     async def _too_old(
         self,
@@ -1409,6 +1468,12 @@ class Response:
                 floors[at] = {"floor": generation}
         if floors:
             await self.ctx.generations.set_many_delivered(floors)
+        # Their held offers expired with no run (``_holds``): a late one is said, before
+        # the tombstone (a crash between forgets the group again, and says it again).
+        await self._offers_lost(
+            [(key, h) for key, group in chunk.items() for h in group.get(HELD_OFFERS) or ()],
+            "expired",
+        )
         await self.ctx.groups.delete_many(list(chunk))
         for key in chunk:
             self._said_unreadable.discard(key)
