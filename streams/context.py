@@ -457,6 +457,11 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     calls = group.get("reply_calls", {})
     if not isinstance(calls, dict) or not all(isinstance(c, dict) for c in calls.values()):
         return f"field 'reply_calls' is {calls!r:.60}, expected closures by reply id"
+    resends = group.get("reply_resends", {})
+    if not isinstance(resends, dict) or not all(
+        type(n) is int and 0 <= n <= MAX_COUNT for n in resends.values()
+    ):
+        return f"field 'reply_resends' is {resends!r:.60}, expected counts by reply id"
     undelivered = group.get("closures_undelivered", {})
     if not isinstance(undelivered, dict) or not all(
         isinstance(e, dict) and isinstance(e.get("reply"), dict) and _finite(e.get("failed_at"))

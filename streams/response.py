@@ -66,9 +66,11 @@ from streams.partitioning import key_partition
 from streams.replies import (
     AUDITED,
     RESEND,
+    RESENDS,
     UNDELIVERED,
     count_campaign,
     reply_document,
+    result_id,
     undelivered_of,
     with_undelivered,
 )
@@ -499,6 +501,9 @@ class Response:
         # The group key migration (``_group_home``): messages of a key forwarded to its
         # old key's partition and not back yet, and old groups said not to translate.
         self._forwarded: dict[bytes, int] = {}
+        # Closure calls made here as a re-send (reply id -> the outcome's command id,
+        # ``result_id``), until their outcome is sent.
+        self._result_ids: dict[str, str] = {}
         self._said_untranslated: set[bytes] = set()
 
     # -- runs ------------------------------------------------------------------------
@@ -1157,7 +1162,18 @@ class Response:
             await self._resend_closures(key, group, run_id, cmd)
             return
         calls = (group or {}).get("reply_calls") or {}
-        if action == "action_result" and cmd.get("command_id") in calls:
+        resends: dict[str, int] = dict((group or {}).get(RESENDS) or {})
+        call = cmd.get("command_id")
+        if (
+            action == "action_result"
+            and call in calls
+            and command_id != result_id(str(call), resends.get(str(call), 0))
+        ):
+            # The outcome of an earlier call of a closure re-sent since (its first call's
+            # failure read again after a crash): not the call in flight's, which is kept
+            # for its own outcome; a repeat, applied once already.
+            return
+        if action == "action_result" and call in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
             # longer to be made again. Stored at once: the run it closed may be superseded.
             # Kept as applied in the same store: read again after a crash, with the call
@@ -1168,6 +1184,9 @@ class Response:
                 (group or {}).get("commands", []), command_id, APPLIED_COMMANDS
             )
             group = {**(group or {}), "reply_calls": calls, "commands": applied}
+            if cmd.get("ok") is True and call in resends:
+                # Delivered: never re-sent again, its count no longer needed.
+                group[RESENDS] = {k: v for k, v in resends.items() if k != call}
             if cmd.get("ok") is not True:
                 # Kept as undelivered, in the same store as the call's removal: shown by
                 # `runs show`, counted, and re-sent by `citybrain runs resend`.
@@ -1184,8 +1203,8 @@ class Response:
         if group is not None and command_id in group["commands"]:
             # A repeat (read again after a crash before its offset was committed), before
             # the unknown_run check: its run may be superseded since, and the repeat of a
-            # command applied to it was dead-lettered "no run …" (t120). After the calls:
-            # a closure re-sent by `runs resend` has its first call's outcome id.
+            # command applied to it was dead-lettered "no run …" (t120). A closure re-sent
+            # by `runs resend` has an outcome id of its own (``result_id``).
             return
         if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
             await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
@@ -1512,6 +1531,8 @@ class Response:
         if self.settings.replies_webhook_url:
             for reply_id, reply in (group.get("reply_calls") or {}).items():
                 if reply_id not in self._called:
+                    resent = int((group.get(RESENDS) or {}).get(reply_id, 0))
+                    self._result_ids[reply_id] = result_id(reply_id, resent)
                     await self._reply_again(run.run_id, reply)
         if is_terminal(run):
             return run
@@ -1984,8 +2005,11 @@ class Response:
             return
         calls = {**(group.get("reply_calls") or {}), **{r: e["reply"] for r, e in mine.items()}}
         left = {r: e for r, e in (group.get(UNDELIVERED) or {}).items() if r not in mine}
+        # Each re-send a call of its own, its outcome an id of its own (``result_id``).
+        resends = dict(group.get(RESENDS) or {})
+        resends |= {r: int(resends.get(r, 0)) + 1 for r in mine}
         await self.ctx.groups.set_many_delivered(
-            {key: {**group, "reply_calls": calls, UNDELIVERED: left}}
+            {key: {**group, "reply_calls": calls, UNDELIVERED: left, RESENDS: resends}}
         )
         reports = ", ".join(str(e["reply"].get("report_id")) for e in mine.values())
         await self.ctx.audit(
@@ -1999,6 +2023,7 @@ class Response:
         )
         for reply_id, entry in mine.items():
             self._remember_call(reply_id)
+            self._result_ids[reply_id] = result_id(reply_id, resends[reply_id])
             await self._submit(reply_id, str(url), entry["reply"])
 
     def _remember_call(self, command_id: str) -> None:
@@ -2100,8 +2125,10 @@ class Response:
         run_id = outcome.command_id.rsplit(":", 1)[0]
         self.metrics.webhook_calls.labels("ok" if outcome.ok else "failed").inc()
         self.metrics.webhook_seconds.observe(outcome.seconds)
+        # A re-sent closure's call answers under its own id; any other call as its first.
+        made = self._result_ids.pop(outcome.command_id, None)
         body = {
-            "id": f"{outcome.command_id}:result",
+            "id": made or result_id(outcome.command_id),
             "run_id": run_id,
             "action": "action_result",
             "command_id": outcome.command_id,
