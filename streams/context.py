@@ -271,6 +271,9 @@ def _window_problem(window: dict[str, Any]) -> str | None:
                 f"a seen report is {seen!r:.60}, expected [id, slot], [id, slot, position] "
                 "or [id, slot, position or null, digest]"
             )
+    step = window.get("step", 1.0)
+    if not (isinstance(step, int | float) and not isinstance(step, bool) and 0 < step < 1e12):
+        return f"field 'step' is {step!r:.60}, expected seconds above 0"
     # Times the sweep and the burst alerts write as dates (``format_ts``): one past the
     # year 9999 failed each alert of its window, at every report and sweep.
     if "ts" in window and epoch_seconds_fault(window["ts"]) is not None:
