@@ -460,6 +460,13 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     calls = group.get("reply_calls", {})
     if not isinstance(calls, dict) or not all(isinstance(c, dict) for c in calls.values()):
         return f"field 'reply_calls' is {calls!r:.60}, expected closures by reply id"
+    forwards = group.get("forwards", {})
+    if not isinstance(forwards, dict) or not (
+        all(type(forwards.get(n, 0)) is int for n in ("sent", "back"))
+        and all(0 <= forwards.get(n, 0) <= MAX_COUNT for n in ("sent", "back"))
+        and _finite(forwards.get("at", 0.0))
+    ):
+        return f"field 'forwards' is {forwards!r:.60}, expected counts sent and back, and at"
     resends = group.get("reply_resends", {})
     if not isinstance(resends, dict) or not all(
         type(n) is int and 0 <= n <= MAX_COUNT for n in resends.values()

@@ -25,6 +25,7 @@ import orjson
 from faust.types import AppT, EventT
 
 from playbooks.engine import (
+    MAX_COUNT,
     WITHOUT_PLAYBOOK,
     Answer,
     Command,
@@ -126,6 +127,26 @@ FORGET_CHUNK = 500
 # A group's field: the generation of its first run, when a group of its partition was
 # forgotten before it was made (``Context.generation_floor``); 1 when absent.
 FIRST_GENERATION = "first_generation"
+# A group's field: its messages forwarded to its old key's partition (t126's key
+# migration, ``Response._group_home``), ``{"sent": seq of the last sent, "back": highest
+# seq come back, "at": epoch s the last was sent}``. While ``sent`` > ``back`` one is on
+# its way and the key's next ones follow it. Stored, so a restart or a moved partition
+# keeps it (t148: in memory, a restarted worker took a later message first).
+FORWARDS = "forwards"
+
+
+def forwards_of(group: dict[str, Any] | None) -> tuple[int, int, float]:
+    """Group ``group``'s forwarding counts (``FORWARDS``): (the seq of the last of its
+    messages forwarded to its old key's partition, the highest seq come back from
+    there, epoch s the last was sent); (0, 0, 0.0) with none."""
+    doc = (group or {}).get(FORWARDS) or {}
+    return int(doc.get("sent", 0)), int(doc.get("back", 0)), float(doc.get("at", 0.0))
+
+
+def _stored_here(group: dict[str, Any] | None) -> bool:
+    """Whether ``group`` (an entry under a key) is a group stored under that key: a run,
+    a route, held offers or muted alerts, not only forwarding counts."""
+    return group is not None and any(group.get(f) for f in ("run", "route", HELD_OFFERS, MUTED))
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -330,14 +351,14 @@ def misplaced_command(event: Any, run_id: str, partitions: int) -> int | None:
 # The fields of a routed message the worker writes (``alerting._route``, ``_offer``),
 # by part: a key looking like one of them without being it is refused (``routed_fields``).
 ROUTED_KEYS = frozenset(
-    {"alert", "route", "muted", "report", "grouped_at", "legacy_key", "probe", "checked"}
+    {"alert", "route", "muted", "report", "grouped_at", "legacy_key", "probe", "checked", "seq"}
 )
 # The group key migration (t126: keys were the route's position, now its matcher path):
 # a routed message carries the key its group had before (``legacy_key``, from
 # ``Route.legacy_group_key``); one forwarded to that key's partition, to join a group
 # stored there, names the key it came from (``probe``); one sent back from there, no
 # such group being there, says so (``checked``) and is taken under its own key.
-LEGACY_KEY, PROBE, CHECKED = "legacy_key", "probe", "checked"
+LEGACY_KEY, PROBE, CHECKED, SEQ = "legacy_key", "probe", "checked", "seq"
 GROUP_KEY = re.compile(r"grp-[0-9a-f]{16}")
 ROUTE_KEYS = frozenset({"id", "playbook", "group_wait", "group_interval", "repeat_interval"})
 OFFER_KEYS = frozenset({"report_id", "channel", "grid_cell", "category", "ts", "late", "offers"})
@@ -442,6 +463,8 @@ def _migration_fields(doc: dict[str, Any]) -> dict[str, Any]:
             raise EventError("bad_routed", name, value, "expected a group key (grp-<16 hex>)")
     if CHECKED in doc and doc[CHECKED] is not True:
         raise EventError("bad_routed", CHECKED, doc[CHECKED], "expected true")
+    if SEQ in doc and not (type(doc[SEQ]) is int and 1 <= doc[SEQ] <= MAX_COUNT):
+        raise EventError("bad_routed", SEQ, doc[SEQ], "expected a whole number from 1")
     return doc
 
 
@@ -498,9 +521,7 @@ class Response:
         # one scan of the groups at the bound (``_drop_oldest_held``): one drop each after
         # that, not a scan of 10,000 offers per offer (1.8 ms each at the bound).
         self._oldest_held: deque[tuple[float, bytes, str, str]] = deque()
-        # The group key migration (``_group_home``): messages of a key forwarded to its
-        # old key's partition and not back yet, and old groups said not to translate.
-        self._forwarded: dict[bytes, int] = {}
+        # The group key migration (``_group_home``): old groups said not to translate.
         # Closure calls made here as a re-send (reply id -> the outcome's command id,
         # ``result_id``), until their outcome is sent.
         self._result_ids: dict[str, str] = {}
@@ -741,7 +762,7 @@ class Response:
         dispatch after the upgrade. None when ``doc`` was forwarded instead, to that old
         key's partition (another worker's; ``probe``), which takes it there or sends it
         back (``checked``). Forwarding goes on for a key while one of its messages is on
-        that way (``_forwarded``), so none overtakes another."""
+        that way (``FORWARDS``, stored with the key's entry), so none overtakes another."""
         probe: str | None = doc.get(PROBE)
         if probe is not None:  # here from ``probe``: this worker holds ``key``'s partition
             new = probe.encode()
@@ -750,24 +771,53 @@ class Response:
             back = {k: v for k, v in doc.items() if k != PROBE}
             await self.ctx.send_all(self.ctx.routed, [(probe, {**back, CHECKED: True})])
             return None
+        stored = self.ctx.groups.get(key)
+        sent, back, _ = forwards_of(stored)
         if doc.get(CHECKED):
-            if self._forwarded.get(key, 0) > 0:
-                self._forwarded[key] -= 1
+            seq = doc.get(SEQ)
+            # Back in the order they went: every one forwarded before it is back or
+            # taken there. (An earlier worker's has no seq: nothing is known by it.)
+            if isinstance(seq, int) and seq > back:
+                await self._store_forwards(key, stored, sent, seq)
             return key
         legacy: str | None = doc.get(LEGACY_KEY)
         if legacy is None or legacy.encode() == key:
             return key
         old = legacy.encode()
-        if self._forwarded.get(key, 0) == 0:
-            if self.ctx.groups.get(key) is not None:
+        if sent <= back:  # none of the key's messages on its way there
+            if _stored_here(stored):
                 return key  # its group is stored under its key
             if self._holds_partition(old):
                 # The old key's group, if any, is this worker's: taken here, or none
                 # (or one that does not translate) and the group opens under its key.
                 return old if self._translates(old, key) else key
-        self._forwarded[key] = self._forwarded.get(key, 0) + 1
-        await self.ctx.send_all(self.ctx.routed, [(legacy, {**doc, PROBE: key.decode()})])
+        # Stored before it is sent (the offset is committed after both): a restarted
+        # worker, or the partition's next owner, knows it is on its way (t148: counted
+        # in memory, a restart forgot it and took a later message first).
+        await self._store_forwards(key, stored, sent + 1, back)
+        probe_doc = {**doc, PROBE: key.decode(), SEQ: sent + 1}
+        await self.ctx.send_all(self.ctx.routed, [(legacy, probe_doc)])
         return None
+
+    async def _store_forwards(
+        self, key: bytes, stored: dict[str, Any] | None, sent: int, back: int
+    ) -> None:
+        """Store group ``key``'s forwarding counts (``FORWARDS``): ``sent``, the seq of
+        the last message forwarded to its old key's partition, ``back``, the highest
+        seq come back from there, and when (wall clock) the last was sent. A group
+        with no entry gets one holding only these (no run, no route), as a group
+        holding only offers."""
+        if stored is None:
+            floor = self.ctx.generation_floor(key)
+            stored = {"generation": floor, "run": None, "seen": [], "commands": [], "route": None}
+            if floor:
+                stored[FIRST_GENERATION] = floor + 1
+        before, _, at = forwards_of(stored)
+        if sent > before:
+            at = time.time()
+        await self.ctx.groups.set_many(
+            {key: {**stored, FORWARDS: {"sent": sent, "back": back, "at": at}}}
+        )
 
     def _holds_partition(self, key: bytes) -> bool:
         """Whether this worker holds ``key``'s partition of the ``routed`` topic (and so
@@ -1310,6 +1360,7 @@ class Response:
                         group
                         and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED))
                         and not self._holds(group, now)
+                        and not self._forwarding(group, now)
                     ):
                         ended[key] = group  # its muted alerts all resolved, offers expired
                     continue
@@ -1433,8 +1484,10 @@ class Response:
         runs are forgotten with it; ``SEEN_SECONDS`` (a day) of them matter."""
         if group is None or not is_terminal(run) or unresolved(run):
             return False
-        if any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED)) or self._holds(
-            group, now
+        if (
+            any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED))
+            or self._holds(group, now)
+            or self._forwarding(group, now)
         ):
             # An undelivered closure keeps its group until it is re-sent: forgotten, no
             # one could see or re-send it.
@@ -1450,6 +1503,13 @@ class Response:
         the offer's run opening again, whose message time is within the hold."""
         margin = HOLD_OFFER_SECONDS + self.settings.group_retention
         return any(h["at"] >= now - margin for h in group.get(HELD_OFFERS) or ())
+
+    def _forwarding(self, group: dict[str, Any], now: float) -> bool:
+        """Whether one of ``group``'s messages may be on its way to its old key's
+        partition (``FORWARDS``): sent and not back, the last sent within
+        ``CITYBRAIN_GROUP_RETENTION`` of ``now`` (one taken there never comes back)."""
+        sent, back, at = forwards_of(group)
+        return sent > back and now - at < self.settings.group_retention
 
     async def _forget_groups(self, ended: dict[bytes, dict[str, Any]]) -> None:
         """Forget the ended groups found by a deadline pass (``_ended``): each still as
