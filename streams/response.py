@@ -768,8 +768,8 @@ class Response:
             new = probe.encode()
             if self._translates(key, new):
                 return key
-            back = {k: v for k, v in doc.items() if k != PROBE}
-            await self.ctx.send_all(self.ctx.routed, [(probe, {**back, CHECKED: True})])
+            returned = {k: v for k, v in doc.items() if k != PROBE}
+            await self.ctx.send_all(self.ctx.routed, [(probe, {**returned, CHECKED: True})])
             return None
         stored = self.ctx.groups.get(key)
         sent, back, _ = forwards_of(stored)
