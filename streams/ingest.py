@@ -813,6 +813,12 @@ class Ingest:
                 # Below the threshold to the end: no alert, no run, no closure. Counted,
                 # said and audited, so no valid report ends silently (trial 6).
                 self._unalerted(report.grid_cell, report.category, unalerted, not_alerted, dropped)
+            if reason in ("late", "crowded") and not offers:
+                # Never in its window, and offered to no group (each route it reaches
+                # keeps a group per alert): no run can take it, nothing else would say it
+                # (t148: it ended unsaid).
+                only = [(report.report_id, report.source)]
+                self._unalerted(report.grid_cell, report.category, only, not_alerted, dropped)
             offered += offers
             alerts += made
             for level, burst in opened:

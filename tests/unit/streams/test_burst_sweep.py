@@ -429,3 +429,26 @@ def test_a_window_stored_under_another_bucket_setting_is_read_in_this_workers_bu
     assert not [a for a in audited if a["action"] == "reports_not_alerted"]
     window_now = stage.ctx.burst_windows.data[key]
     assert (window_now["step"], len(window_now["held"])) == (100.0, 4)
+
+
+def test_a_late_report_offered_to_no_group_is_said_as_in_no_alert(
+    ingest: tuple[Ingest, list[Any], list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t148: a late report (older than its burst window, never in it) is said as in no
+    alert by the response stage when its group's run refuses or never takes its offer;
+    one offered to no group (every route it reaches keeps a group per alert, which a
+    report in no alert cannot join) was said by nobody."""
+    stage, sent, audited = ingest
+    key = burst_key("c-top", "Noise")
+    stage.ctx.burst_windows.stage_many({key: held_window(stage.bursts, 1, True)})
+    monkeypatch.setattr(stage, "_offer", lambda *a: [])  # a route with group_by ['...']
+    late = IncidentReport(T0 - 7200, "late-1", "Noise", "loud", "app", "c-top")
+    message = SimpleNamespace(
+        value=late.to_json(), topic="incidents", partition=home(stage, late), offset=7
+    )
+    asyncio.run(stage.on_incidents([message]))  # type: ignore[list-item]
+    assert stage.metrics.incidents_late.labels("app")._value.get() == 1
+    assert stage.metrics.incidents_unalerted.labels("app")._value.get() == 1
+    [record] = [a for a in audited if a["action"] == "reports_not_alerted"]
+    assert record["data"]["report_ids"] == ["late-1"]
+    assert sent == []
