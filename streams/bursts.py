@@ -51,7 +51,9 @@ copy.
 
 State per (cell, category), JSON-serialisable for the faust table, O(hops +
 max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "episode",
-"seen", "ts"}`` (``ts``: the newest report counted, epoch s).
+"seen", "ts", "step"}`` (``ts``: the newest report counted, epoch s; ``step``: the
+sub-bucket length, seconds, the slots count in: a worker with another window length reads
+the window through ``rebase``).
 """
 
 from __future__ import annotations
@@ -415,10 +417,11 @@ class BurstTracker:
                 "held": [],
                 "episode": None,
                 "seen": [],
+                "step": self.step,
             }
         gap = slot - int(state["slot"])
         if gap <= 0:
-            return state
+            return {**state, "step": self.step}
         # Per sub-bucket, the weight that makes ``hops`` of them weigh ``alpha``.
         a = 1.0 - (1.0 - self.alpha) ** (1.0 / self.hops)
         counts = list(state["counts"])
@@ -436,6 +439,75 @@ class BurstTracker:
             "slot": slot,
             "counts": counts[shift:] + [0] * shift,
             "baseline": baseline,
+            "step": self.step,
+        }
+
+    def stored_step(self, state: dict[str, Any]) -> float:
+        """The sub-bucket length (seconds) window ``state``'s slots count in: its
+        ``step``; for a window written before the step was kept, the one its newest
+        report's time ``ts`` and its ``slot`` agree with (``slot == floor(ts / step)``):
+        this worker's if they do, else the whole-second window length of ``hops``
+        sub-buckets that does, else ``ts`` over ``slot + 0.5`` (within one of its
+        sub-buckets); this worker's when it has no ``ts`` (nothing to go by)."""
+        step = state.get("step")
+        if isinstance(step, int | float) and not isinstance(step, bool) and step > 0:
+            return float(step)
+        ts, slot = state.get("ts"), state.get("slot")
+        if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):
+            return self.step
+        if type(slot) is not int or slot <= 0 or math.floor(ts / self.step) == slot:
+            return self.step
+        whole = round(ts / slot * self.hops)
+        if whole > 0 and math.floor(ts / (whole / self.hops)) == slot:
+            return whole / self.hops
+        return ts / (slot + 0.5)
+
+    def rebase(self, state: dict[str, Any] | None) -> dict[str, Any] | None:
+        """Window ``state`` in this tracker's sub-buckets (``step``), as read back: one
+        stored by a worker with another ``CITYBRAIN_BURST_BUCKET_SECONDS`` counts its
+        ``slot``, ring, held and seen reports in that worker's sub-buckets. Read as they
+        were, a longer setting made every report ``late`` (its slot far below the
+        stored one) until event time caught up, and a shorter one cleared the window
+        and saw no re-send as a duplicate (the seen slots far behind). Each slot is
+        mapped by the middle of its old sub-bucket (never past the newest report); the
+        counts move into the new sub-bucket holding that middle (those before the new
+        window have left it), and the baseline and an open episode's threshold, counts
+        per window, are scaled by the ratio of the windows' lengths. Returns ``state``
+        itself when it is in this tracker's sub-buckets already."""
+        if not state or "slot" not in state:
+            return state
+        old = self.stored_step(state)
+        new = self.step
+        if old == new:
+            return state if state.get("step") == new else {**state, "step": new}
+        ts = newest_report_time(state, old)
+        assert ts is not None  # (a window with a slot)
+
+        def moved(slot: int) -> int:
+            return math.floor(min((slot + 0.5) * old, ts) / new)
+
+        last = math.floor(ts / new)
+        first = last - self.hops + 1
+        counts = [0] * self.hops
+        oldest = int(state["slot"]) - len(state["counts"]) + 1
+        for i, n in enumerate(state["counts"]):
+            at = moved(oldest + i)
+            if n and at >= first:
+                counts[min(at, last) - first] += int(n)
+        ratio = new / old
+        episode = state.get("episode")
+        if episode is not None:
+            episode = {**episode, "threshold": float(episode["threshold"]) * ratio}
+        return {
+            **state,
+            "slot": last,
+            "counts": counts,
+            "baseline": float(state["baseline"]) * ratio,
+            "held": [[h[0], h[1], moved(int(h[2])), h[3]] for h in state["held"]],
+            "seen": [[s[0], moved(int(s[1])), *s[2:]] for s in state.get("seen", ())],
+            "episode": episode,
+            "ts": ts,
+            "step": new,
         }
 
     @staticmethod

@@ -272,6 +272,9 @@ def _window_problem(window: dict[str, Any]) -> str | None:
                 f"a seen report is {seen!r:.60}, expected [id, slot], [id, slot, position] "
                 "or [id, slot, position or null, digest]"
             )
+    step = window.get("step", 1.0)
+    if not (isinstance(step, int | float) and not isinstance(step, bool) and 0 < step < 1e12):
+        return f"field 'step' is {step!r:.60}, expected seconds above 0"
     # Times the sweep and the burst alerts write as dates (``format_ts``): one past the
     # year 9999 failed each alert of its window, at every report and sweep.
     if "ts" in window and epoch_seconds_fault(window["ts"]) is not None:
@@ -469,6 +472,18 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     calls = group.get("reply_calls", {})
     if not isinstance(calls, dict) or not all(isinstance(c, dict) for c in calls.values()):
         return f"field 'reply_calls' is {calls!r:.60}, expected closures by reply id"
+    forwards = group.get("forwards", {})
+    if not isinstance(forwards, dict) or not (
+        all(type(forwards.get(n, 0)) is int for n in ("sent", "back"))
+        and all(0 <= forwards.get(n, 0) <= MAX_COUNT for n in ("sent", "back"))
+        and _finite(forwards.get("at", 0.0))
+    ):
+        return f"field 'forwards' is {forwards!r:.60}, expected counts sent and back, and at"
+    resends = group.get("reply_resends", {})
+    if not isinstance(resends, dict) or not all(
+        type(n) is int and 0 <= n <= MAX_COUNT for n in resends.values()
+    ):
+        return f"field 'reply_resends' is {resends!r:.60}, expected counts by reply id"
     undelivered = group.get("closures_undelivered", {})
     if not isinstance(undelivered, dict) or not all(
         isinstance(e, dict) and isinstance(e.get("reply"), dict) and _finite(e.get("failed_at"))

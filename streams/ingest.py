@@ -672,6 +672,9 @@ class Ingest:
                     "legacy_key": route.legacy_group_key(labelled),
                 }
                 offers.setdefault((key, route.id), (key, doc))
+        # How many groups it is offered to: a late one whose held offer expires is said
+        # as in no alert by that group only when it is the one (``Response._offers_lost``).
+        offer["offers"] = len(offers)
         return list(offers.values())
 
     async def on_incidents(self, events: Sequence[Message]) -> None:
@@ -730,7 +733,10 @@ class Ingest:
                 if isinstance(department, Exception):
                     raise department
                 if key not in states:
-                    states[key] = window_of(self.ctx, report.grid_cell, report.category)
+                    # In this worker's sub-buckets (one stored under another
+                    # CITYBRAIN_BURST_BUCKET_SECONDS is converted, not misread).
+                    window = window_of(self.ctx, report.grid_cell, report.category)
+                    states[key] = self._rebased(window)
                 position = (event.partition, event.offset)
                 reason = self.bursts.dropped(states[key], report, position)
                 opens = states[key] is None  # a category new to its cell: a new window
@@ -807,6 +813,12 @@ class Ingest:
                 # Below the threshold to the end: no alert, no run, no closure. Counted,
                 # said and audited, so no valid report ends silently (trial 6).
                 self._unalerted(report.grid_cell, report.category, unalerted, not_alerted, dropped)
+            if reason in ("late", "crowded") and not offers:
+                # Never in its window, and offered to no group (each route it reaches
+                # keeps a group per alert): no run can take it, nothing else would say it
+                # (t148: it ended unsaid).
+                only = [(report.report_id, report.source)]
+                self._unalerted(report.grid_cell, report.category, only, not_alerted, dropped)
             offered += offers
             alerts += made
             for level, burst in opened:
@@ -855,7 +867,7 @@ class Ingest:
             self._cell_windows = None  # windows come and go: the next batch counts afresh
             return 0
         async with self._bursts_settled:
-            windows = all_windows(self.ctx)
+            windows = [(where, self._rebased(w)) for where, w in all_windows(self.ctx)]
             # No report further ahead of the clock than this was accepted (``in_future``):
             # a window claiming one is damaged (a changelog entry), and its time set every
             # window's clock there, failing each episode's resolution (``ended_at`` past
@@ -940,6 +952,14 @@ class Ingest:
             await self.ctx.app.producer.flush()
         self._say_dropped(dropped)
         return len(changed) + len(forget)
+
+    def _rebased(self, window: dict[str, Any] | None) -> dict[str, Any] | None:
+        """``window`` in this worker's sub-buckets (``BurstTracker.rebase``); one whose
+        conversion raises (a damaged entry) as it is, for its own checks to judge."""
+        try:
+            return self.bursts.rebase(window)
+        except Exception:
+            return window
 
     def _unalerted(
         self,

@@ -34,6 +34,21 @@ AUDITED = frozenset({"transition", "report_transition"})
 UNDELIVERED = "closures_undelivered"
 # The command the operator API sends for `citybrain runs resend RUN_ID`.
 RESEND = "resend_closures"
+# A group's field: how many times each closure was re-sent (reply id -> count), so the
+# outcome of each call of a closure has its own command id (``result_id``).
+RESENDS = "reply_resends"
+
+
+def result_id(call_id: str, resent: int = 0) -> str:
+    """The command id of the ``action_result`` a webhook call's outcome is sent as: the
+    first call of ``call_id`` (a step's command id, a closure's reply id) gives
+    ``<call_id>:result``, that call made again after a stop the same (a second outcome is
+    a repeat), the ``resent``-th re-send of a closure by ``citybrain runs resend``
+    ``<call_id>:result:<resent>``. Before t148 a re-send's outcome took its first call's
+    id: read again after a crash, the first call's failure was taken for the re-send's
+    outcome and the re-send's own outcome dropped as a repeat (the closure shown
+    undelivered though delivered, given up twice in the audit)."""
+    return f"{call_id}:result" if resent <= 0 else f"{call_id}:result:{resent}"
 
 
 def with_undelivered(group: dict[str, Any], reply: Any, detail: str, at: float) -> dict[str, Any]:

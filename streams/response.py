@@ -25,6 +25,7 @@ import orjson
 from faust.types import AppT, EventT
 
 from playbooks.engine import (
+    MAX_COUNT,
     WITHOUT_PLAYBOOK,
     Answer,
     Command,
@@ -66,9 +67,11 @@ from streams.partitioning import key_partition
 from streams.replies import (
     AUDITED,
     RESEND,
+    RESENDS,
     UNDELIVERED,
     count_campaign,
     reply_document,
+    result_id,
     undelivered_of,
     with_undelivered,
 )
@@ -124,6 +127,26 @@ FORGET_CHUNK = 500
 # A group's field: the generation of its first run, when a group of its partition was
 # forgotten before it was made (``Context.generation_floor``); 1 when absent.
 FIRST_GENERATION = "first_generation"
+# A group's field: its messages forwarded to its old key's partition (t126's key
+# migration, ``Response._group_home``), ``{"sent": seq of the last sent, "back": highest
+# seq come back, "at": epoch s the last was sent}``. While ``sent`` > ``back`` one is on
+# its way and the key's next ones follow it. Stored, so a restart or a moved partition
+# keeps it (t148: in memory, a restarted worker took a later message first).
+FORWARDS = "forwards"
+
+
+def forwards_of(group: dict[str, Any] | None) -> tuple[int, int, float]:
+    """Group ``group``'s forwarding counts (``FORWARDS``): (the seq of the last of its
+    messages forwarded to its old key's partition, the highest seq come back from
+    there, epoch s the last was sent); (0, 0, 0.0) with none."""
+    doc = (group or {}).get(FORWARDS) or {}
+    return int(doc.get("sent", 0)), int(doc.get("back", 0)), float(doc.get("at", 0.0))
+
+
+def _stored_here(group: dict[str, Any] | None) -> bool:
+    """Whether ``group`` (an entry under a key) is a group stored under that key: a run,
+    a route, held offers or muted alerts, not only forwarding counts."""
+    return group is not None and any(group.get(f) for f in ("run", "route", HELD_OFFERS, MUTED))
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -328,17 +351,17 @@ def misplaced_command(event: Any, run_id: str, partitions: int) -> int | None:
 # The fields of a routed message the worker writes (``alerting._route``, ``_offer``),
 # by part: a key looking like one of them without being it is refused (``routed_fields``).
 ROUTED_KEYS = frozenset(
-    {"alert", "route", "muted", "report", "grouped_at", "legacy_key", "probe", "checked"}
+    {"alert", "route", "muted", "report", "grouped_at", "legacy_key", "probe", "checked", "seq"}
 )
 # The group key migration (t126: keys were the route's position, now its matcher path):
 # a routed message carries the key its group had before (``legacy_key``, from
 # ``Route.legacy_group_key``); one forwarded to that key's partition, to join a group
 # stored there, names the key it came from (``probe``); one sent back from there, no
 # such group being there, says so (``checked``) and is taken under its own key.
-LEGACY_KEY, PROBE, CHECKED = "legacy_key", "probe", "checked"
+LEGACY_KEY, PROBE, CHECKED, SEQ = "legacy_key", "probe", "checked", "seq"
 GROUP_KEY = re.compile(r"grp-[0-9a-f]{16}")
 ROUTE_KEYS = frozenset({"id", "playbook", "group_wait", "group_interval", "repeat_interval"})
-OFFER_KEYS = frozenset({"report_id", "channel", "grid_cell", "category", "ts", "late"})
+OFFER_KEYS = frozenset({"report_id", "channel", "grid_cell", "category", "ts", "late", "offers"})
 
 
 def _refuse_lookalike(doc: dict[str, Any], names: Collection[str], at: str = "") -> None:
@@ -385,6 +408,11 @@ def routed_fields(doc: Any) -> dict[str, Any]:
             raise EventError("bad_routed", "report.report_id", rid, "expected a non-empty string")
         if not isinstance(channel, str):
             raise EventError("bad_routed", "report.channel", channel, "expected a string")
+        offers = report.get("offers", 1)
+        if type(offers) is not int or offers < 1:
+            raise EventError(
+                "bad_routed", "report.offers", offers, "expected a whole number from 1"
+            )
         ts = report.get("ts")
         fault = None if ts is None else epoch_seconds_fault(ts)
         if fault is not None:
@@ -435,6 +463,8 @@ def _migration_fields(doc: dict[str, Any]) -> dict[str, Any]:
             raise EventError("bad_routed", name, value, "expected a group key (grp-<16 hex>)")
     if CHECKED in doc and doc[CHECKED] is not True:
         raise EventError("bad_routed", CHECKED, doc[CHECKED], "expected true")
+    if SEQ in doc and not (type(doc[SEQ]) is int and 1 <= doc[SEQ] <= MAX_COUNT):
+        raise EventError("bad_routed", SEQ, doc[SEQ], "expected a whole number from 1")
     return doc
 
 
@@ -491,9 +521,10 @@ class Response:
         # one scan of the groups at the bound (``_drop_oldest_held``): one drop each after
         # that, not a scan of 10,000 offers per offer (1.8 ms each at the bound).
         self._oldest_held: deque[tuple[float, bytes, str, str]] = deque()
-        # The group key migration (``_group_home``): messages of a key forwarded to its
-        # old key's partition and not back yet, and old groups said not to translate.
-        self._forwarded: dict[bytes, int] = {}
+        # The group key migration (``_group_home``): old groups said not to translate.
+        # Closure calls made here as a re-send (reply id -> the outcome's command id,
+        # ``result_id``), until their outcome is sent.
+        self._result_ids: dict[str, str] = {}
         self._said_untranslated: set[bytes] = set()
 
     # -- runs ------------------------------------------------------------------------
@@ -659,7 +690,7 @@ class Response:
                 cmds += more
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
-            run, followed = await self._cover_held(group, engine, run, now)
+            run, followed = await self._cover_held(key, group, engine, run, now)
             cmds += followed
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             engine = self._engine_for(run, engines)
@@ -731,33 +762,62 @@ class Response:
         dispatch after the upgrade. None when ``doc`` was forwarded instead, to that old
         key's partition (another worker's; ``probe``), which takes it there or sends it
         back (``checked``). Forwarding goes on for a key while one of its messages is on
-        that way (``_forwarded``), so none overtakes another."""
+        that way (``FORWARDS``, stored with the key's entry), so none overtakes another."""
         probe: str | None = doc.get(PROBE)
         if probe is not None:  # here from ``probe``: this worker holds ``key``'s partition
             new = probe.encode()
             if self._translates(key, new):
                 return key
-            back = {k: v for k, v in doc.items() if k != PROBE}
-            await self.ctx.send_all(self.ctx.routed, [(probe, {**back, CHECKED: True})])
+            returned = {k: v for k, v in doc.items() if k != PROBE}
+            await self.ctx.send_all(self.ctx.routed, [(probe, {**returned, CHECKED: True})])
             return None
+        stored = self.ctx.groups.get(key)
+        sent, back, _ = forwards_of(stored)
         if doc.get(CHECKED):
-            if self._forwarded.get(key, 0) > 0:
-                self._forwarded[key] -= 1
+            seq = doc.get(SEQ)
+            # Back in the order they went: every one forwarded before it is back or
+            # taken there. (An earlier worker's has no seq: nothing is known by it.)
+            if isinstance(seq, int) and seq > back:
+                await self._store_forwards(key, stored, sent, seq)
             return key
         legacy: str | None = doc.get(LEGACY_KEY)
         if legacy is None or legacy.encode() == key:
             return key
         old = legacy.encode()
-        if self._forwarded.get(key, 0) == 0:
-            if self.ctx.groups.get(key) is not None:
+        if sent <= back:  # none of the key's messages on its way there
+            if _stored_here(stored):
                 return key  # its group is stored under its key
             if self._holds_partition(old):
                 # The old key's group, if any, is this worker's: taken here, or none
                 # (or one that does not translate) and the group opens under its key.
                 return old if self._translates(old, key) else key
-        self._forwarded[key] = self._forwarded.get(key, 0) + 1
-        await self.ctx.send_all(self.ctx.routed, [(legacy, {**doc, PROBE: key.decode()})])
+        # Stored before it is sent (the offset is committed after both): a restarted
+        # worker, or the partition's next owner, knows it is on its way (t148: counted
+        # in memory, a restart forgot it and took a later message first).
+        await self._store_forwards(key, stored, sent + 1, back)
+        probe_doc = {**doc, PROBE: key.decode(), SEQ: sent + 1}
+        await self.ctx.send_all(self.ctx.routed, [(legacy, probe_doc)])
         return None
+
+    async def _store_forwards(
+        self, key: bytes, stored: dict[str, Any] | None, sent: int, back: int
+    ) -> None:
+        """Store group ``key``'s forwarding counts (``FORWARDS``): ``sent``, the seq of
+        the last message forwarded to its old key's partition, ``back``, the highest
+        seq come back from there, and when (wall clock) the last was sent. A group
+        with no entry gets one holding only these (no run, no route), as a group
+        holding only offers."""
+        if stored is None:
+            floor = self.ctx.generation_floor(key)
+            stored = {"generation": floor, "run": None, "seen": [], "commands": [], "route": None}
+            if floor:
+                stored[FIRST_GENERATION] = floor + 1
+        before, _, at = forwards_of(stored)
+        if sent > before:
+            at = time.time()
+        await self.ctx.groups.set_many(
+            {key: {**stored, FORWARDS: {"sent": sent, "back": back, "at": at}}}
+        )
 
     def _holds_partition(self, key: bytes) -> bool:
         """Whether this worker holds ``key``'s partition of the ``routed`` topic (and so
@@ -907,16 +967,23 @@ class Response:
                 stored[FIRST_GENERATION] = floor + 1
         before: list[dict[str, Any]] = list(stored.get(HELD_OFFERS) or [])
         held = [h for h in before if h["at"] >= now - HOLD_OFFER_SECONDS]
+        lost = [(key, h) for h in before if h["at"] < now - HOLD_OFFER_SECONDS]
         if not any(
             h["report"]["report_id"] == rid and h["report"]["channel"] == channel for h in held
         ):
-            held = [*held, {"at": now, "report": report}][-MAX_HELD_PER_GROUP:]
+            kept = [*held, {"at": now, "report": report}]
+            lost += [(key, h) for h in kept[:-MAX_HELD_PER_GROUP]]
+            held = kept[-MAX_HELD_PER_GROUP:]
         elif len(held) == len(before):
             return  # held already, nothing expired: as the first time
         writes = {key: {**stored, HELD_OFFERS: held}}
         total = self._held_total() + len(held) - len(before)
-        while total > MAX_HELD_OFFERS and self._drop_oldest_held(writes):
+        while total > MAX_HELD_OFFERS and (dropped := self._drop_oldest_held(writes)):
+            lost.append(dropped)
             total -= 1
+        # Said before the store: a crash between says them again when the offer is read
+        # again (at least once, each record with its own ``id``), never not at all.
+        await self._offers_lost(lost, "dropped")
         await self.ctx.groups.set_many(writes)
         self._held_count = total
 
@@ -928,9 +995,12 @@ class Response:
             )
         return self._held_count
 
-    def _drop_oldest_held(self, writes: dict[bytes, dict[str, Any]]) -> bool:
+    def _drop_oldest_held(
+        self, writes: dict[bytes, dict[str, Any]]
+    ) -> tuple[bytes, dict[str, Any]] | None:
         """Drop the oldest offer held by any group (``writes`` read over the table): its
-        group goes into ``writes``. False if no group holds one."""
+        group goes into ``writes``. Returns (group key, the held offer dropped), None if
+        no group holds one."""
         data = self.ctx.groups.data
         if not self._oldest_held:
             found = []
@@ -947,12 +1017,12 @@ class Response:
                 if h["at"] == at and report["report_id"] == rid and report["channel"] == channel:
                     del held[i]
                     writes[key] = {**group, HELD_OFFERS: held}
-                    return True
+                    return key, h
             # (gone since the scan: taken by a run, expired, or its group forgotten)
-        return False
+        return None
 
     async def _cover_held(
-        self, group: dict[str, Any], engine: PlaybookEngine, run: Run, now: float
+        self, key: bytes, group: dict[str, Any], engine: PlaybookEngine, run: Run, now: float
     ) -> tuple[Run, list[Command]]:
         """The run just opened at ``now`` (its routed message's time) in ``group`` takes
         the offers held for it (``_hold_offer``) as it takes an offer read once it is open
@@ -970,6 +1040,8 @@ class Response:
         self._held_count = None
         opened = group.get("opened_ts")
         follow: dict[tuple[str, str], None] = {}
+        expired = [(key, h) for h in held if h["at"] < now - HOLD_OFFER_SECONDS]
+        await self._offers_lost(expired, "expired")  # no run took them (a late one: said)
         for h in held:
             report = h["report"]
             rid, channel = report["report_id"], report["channel"]
@@ -982,6 +1054,48 @@ class Response:
         if not follow:
             return run, []
         return engine.step(run, ReportsCovered(tuple(follow), now))
+
+    async def _offers_lost(self, lost: list[tuple[bytes, dict[str, Any]]], why: str) -> None:
+        """Held offers (group key, ``{"at", "report"}``) let go with no run taking them:
+        expired (``HOLD_OFFER_SECONDS`` of message time passed, or their group forgotten)
+        or ``dropped`` (a bound). A late report's (never in its burst window, which would
+        say it when it leaves) is counted in ``citybrain_incidents_unalerted_total``,
+        logged and audited as ``reports_not_alerted`` here, as a late one a run refuses
+        (``_too_old``); before, it ended unsaid. Only a report offered to one group
+        (``offers``, 1 when absent): one offered to several (a route grouping by
+        severity, routes with ``continue``) may be covered by another group's run, which
+        this group cannot know. Each record's ``id`` is the same if said again (a crash
+        before the group's store: the offer read again)."""
+        for key, h in lost:
+            report = h.get("report") or {}
+            if not report.get("late") or report.get("offers", 1) != 1:
+                continue
+            rid, channel = str(report.get("report_id")), str(report.get("channel"))
+            group = key.decode(errors="replace")
+            self.metrics.incidents_unalerted.labels(channel).inc()
+            detail = (
+                f"report {rid} of {report.get('category')!r} at {report.get('grid_cell')}, "
+                f"late (older than its burst window), was held for a run of group {group} "
+                f"from {format_ts(h['at'])} and {why} with no run taking it "
+                f"(held at most {HOLD_OFFER_SECONDS:g} s): in no alert, covered by no run"
+            )
+            log.info("incidents: %s", detail)
+            await self.ctx.audit(
+                {
+                    "id": f"{group}:{rid}:{channel}:{h['at']!r}:not_alerted",
+                    "action": "reports_not_alerted",
+                    "at": time.time(),
+                    "actor": "citybrain",
+                    "detail": detail,
+                    "data": {
+                        "grid_cell": report.get("grid_cell"),
+                        "category": report.get("category"),
+                        "report_ids": [rid],
+                        "group": group,
+                        "held_from": h["at"],
+                    },
+                }
+            )
 
     async def _too_old(
         self,
@@ -1098,7 +1212,18 @@ class Response:
             await self._resend_closures(key, group, run_id, cmd)
             return
         calls = (group or {}).get("reply_calls") or {}
-        if action == "action_result" and cmd.get("command_id") in calls:
+        resends: dict[str, int] = dict((group or {}).get(RESENDS) or {})
+        call = cmd.get("command_id")
+        if (
+            action == "action_result"
+            and call in calls
+            and command_id != result_id(str(call), resends.get(str(call), 0))
+        ):
+            # The outcome of an earlier call of a closure re-sent since (its first call's
+            # failure read again after a crash): not the call in flight's, which is kept
+            # for its own outcome; a repeat, applied once already.
+            return
+        if action == "action_result" and call in calls:
             # A closure webhook's outcome (ok, or failed after its retries, audited): no
             # longer to be made again. Stored at once: the run it closed may be superseded.
             # Kept as applied in the same store: read again after a crash, with the call
@@ -1109,6 +1234,9 @@ class Response:
                 (group or {}).get("commands", []), command_id, APPLIED_COMMANDS
             )
             group = {**(group or {}), "reply_calls": calls, "commands": applied}
+            if cmd.get("ok") is True and call in resends:
+                # Delivered: never re-sent again, its count no longer needed.
+                group[RESENDS] = {k: v for k, v in resends.items() if k != call}
             if cmd.get("ok") is not True:
                 # Kept as undelivered, in the same store as the call's removal: shown by
                 # `runs show`, counted, and re-sent by `citybrain runs resend`.
@@ -1125,8 +1253,8 @@ class Response:
         if group is not None and command_id in group["commands"]:
             # A repeat (read again after a crash before its offset was committed), before
             # the unknown_run check: its run may be superseded since, and the repeat of a
-            # command applied to it was dead-lettered "no run …" (t120). After the calls:
-            # a closure re-sent by `runs resend` has its first call's outcome id.
+            # command applied to it was dead-lettered "no run …" (t120). A closure re-sent
+            # by `runs resend` has an outcome id of its own (``result_id``).
             return
         if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
             await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
@@ -1232,6 +1360,7 @@ class Response:
                         group
                         and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED))
                         and not self._holds(group, now)
+                        and not self._forwarding(group, now)
                     ):
                         ended[key] = group  # its muted alerts all resolved, offers expired
                     continue
@@ -1355,8 +1484,10 @@ class Response:
         runs are forgotten with it; ``SEEN_SECONDS`` (a day) of them matter."""
         if group is None or not is_terminal(run) or unresolved(run):
             return False
-        if any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED)) or self._holds(
-            group, now
+        if (
+            any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED))
+            or self._holds(group, now)
+            or self._forwarding(group, now)
         ):
             # An undelivered closure keeps its group until it is re-sent: forgotten, no
             # one could see or re-send it.
@@ -1372,6 +1503,13 @@ class Response:
         the offer's run opening again, whose message time is within the hold."""
         margin = HOLD_OFFER_SECONDS + self.settings.group_retention
         return any(h["at"] >= now - margin for h in group.get(HELD_OFFERS) or ())
+
+    def _forwarding(self, group: dict[str, Any], now: float) -> bool:
+        """Whether one of ``group``'s messages may be on its way to its old key's
+        partition (``FORWARDS``): sent and not back, the last sent within
+        ``CITYBRAIN_GROUP_RETENTION`` of ``now`` (one taken there never comes back)."""
+        sent, back, at = forwards_of(group)
+        return sent > back and now - at < self.settings.group_retention
 
     async def _forget_groups(self, ended: dict[bytes, dict[str, Any]]) -> None:
         """Forget the ended groups found by a deadline pass (``_ended``): each still as
@@ -1409,6 +1547,12 @@ class Response:
                 floors[at] = {"floor": generation}
         if floors:
             await self.ctx.generations.set_many_delivered(floors)
+        # Their held offers expired with no run (``_holds``): a late one is said, before
+        # the tombstone (a crash between forgets the group again, and says it again).
+        await self._offers_lost(
+            [(key, h) for key, group in chunk.items() for h in group.get(HELD_OFFERS) or ()],
+            "expired",
+        )
         await self.ctx.groups.delete_many(list(chunk))
         for key in chunk:
             self._said_unreadable.discard(key)
@@ -1447,6 +1591,8 @@ class Response:
         if self.settings.replies_webhook_url:
             for reply_id, reply in (group.get("reply_calls") or {}).items():
                 if reply_id not in self._called:
+                    resent = int((group.get(RESENDS) or {}).get(reply_id, 0))
+                    self._result_ids[reply_id] = result_id(reply_id, resent)
                     await self._reply_again(run.run_id, reply)
         if is_terminal(run):
             return run
@@ -1919,8 +2065,11 @@ class Response:
             return
         calls = {**(group.get("reply_calls") or {}), **{r: e["reply"] for r, e in mine.items()}}
         left = {r: e for r, e in (group.get(UNDELIVERED) or {}).items() if r not in mine}
+        # Each re-send a call of its own, its outcome an id of its own (``result_id``).
+        resends = dict(group.get(RESENDS) or {})
+        resends |= {r: int(resends.get(r, 0)) + 1 for r in mine}
         await self.ctx.groups.set_many_delivered(
-            {key: {**group, "reply_calls": calls, UNDELIVERED: left}}
+            {key: {**group, "reply_calls": calls, UNDELIVERED: left, RESENDS: resends}}
         )
         reports = ", ".join(str(e["reply"].get("report_id")) for e in mine.values())
         await self.ctx.audit(
@@ -1934,6 +2083,7 @@ class Response:
         )
         for reply_id, entry in mine.items():
             self._remember_call(reply_id)
+            self._result_ids[reply_id] = result_id(reply_id, resends[reply_id])
             await self._submit(reply_id, str(url), entry["reply"])
 
     def _remember_call(self, command_id: str) -> None:
@@ -2035,8 +2185,10 @@ class Response:
         run_id = outcome.command_id.rsplit(":", 1)[0]
         self.metrics.webhook_calls.labels("ok" if outcome.ok else "failed").inc()
         self.metrics.webhook_seconds.observe(outcome.seconds)
+        # A re-sent closure's call answers under its own id; any other call as its first.
+        made = self._result_ids.pop(outcome.command_id, None)
         body = {
-            "id": f"{outcome.command_id}:result",
+            "id": made or result_id(outcome.command_id),
             "run_id": run_id,
             "action": "action_result",
             "command_id": outcome.command_id,

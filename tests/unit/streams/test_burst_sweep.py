@@ -196,10 +196,14 @@ def test_a_burst_resolution_never_ends_before_its_episode_started(
     open for ever. A window written under 30-minute windows and read by a worker restarted
     with CITYBRAIN_BURST_BUCKET_SECONDS=600 counts its slots in other steps: a report 20
     minutes older than the episode was taken, found the window thinned out and resolved
-    the burst at its own time, before the episode started. It ends at the start now."""
+    the burst at its own time, before the episode started. It ends at the start now. (A
+    window stored with its step, or its newest report's time, is converted since t148:
+    this one, written before either was kept, is still read in the new steps.)"""
     stage, sent, _ = ingest
     key = burst_key("c-top", "Noise")
-    stage.ctx.burst_windows.stage_many({key: window(stage.bursts, "c-top", 8)})
+    stored = window(stage.bursts, "c-top", 8)
+    del stored["step"], stored["ts"]
+    stage.ctx.burst_windows.stage_many({key: stored})
     start = stage.ctx.burst_windows.data[key]["episode"]["start"]
     stage.bursts = BurstTracker(bucket_seconds=600.0)  # the restarted worker's setting
     older = IncidentReport(start - 1200, "older-1", "Noise", "loud", "app", "c-top")
@@ -372,3 +376,79 @@ def test_the_no_data_sweep_leaves_out_a_sensor_state_from_the_far_future_said_on
     metrics = stage.metrics
     assert metrics.loop_items_skipped.labels("no_data_sweep")._value.get() == 2
     assert metrics.loop_items_failing.labels("no_data_sweep")._value.get() == 1
+
+
+def held_window(tracker: BurstTracker, n: int, keep_step: bool) -> dict[str, Any]:
+    """``n`` reports of c-top's Noise a minute apart, below the threshold (held), as a
+    worker with ``tracker``'s setting stored them; without ``step`` as one before t148."""
+    state = window(tracker, "c-top", n)
+    assert state["episode"] is None and len(state["held"]) == n
+    if not keep_step:
+        del state["step"]
+    return state
+
+
+@pytest.mark.parametrize("keep_step", [True, False], ids=["step stored", "before t148"])
+def test_a_window_stored_under_another_bucket_setting_is_read_in_this_workers_buckets(
+    ingest: tuple[Ingest, list[Any], list[Any]], keep_step: bool
+) -> None:
+    """t148: a burst window counts its slots in sub-buckets of the setting of the worker
+    that wrote it (CITYBRAIN_BURST_BUCKET_SECONDS / 6). A worker restarted with a longer
+    window (3600 s) read them as its own: every report of the cell and category was late
+    (its slot far below the stored one) for hours, and 4 held reports and a fifth made no
+    burst. One restarted with a shorter window (600 s) saw the window's slots far behind:
+    a re-sent report was no duplicate, counted again, and the held reports were said as
+    in no alert at once. Stored with its step (or, written before, its step taken from its
+    newest report's time), the window is converted."""
+    stage, sent, audited = ingest
+    key = burst_key("c-top", "Noise")
+    stage.ctx.burst_windows.stage_many({key: held_window(stage.bursts, 4, keep_step)})
+    stage.bursts = BurstTracker(bucket_seconds=3600.0)  # the restarted worker's setting
+    fifth = IncidentReport(T0 + 30 * 4, "c-top-4", "Noise", "loud", "app", "c-top")
+    message = SimpleNamespace(
+        value=fifth.to_json(), topic="incidents", partition=home(stage, fifth), offset=99
+    )
+    asyncio.run(stage.on_incidents([message]))  # type: ignore[list-item]
+    assert stage.metrics.incidents_late.labels("app")._value.get() == 0
+    [burst] = [doc for _, doc in sent if doc.get("status") == "firing"]
+    assert sorted(r["report_id"] for r in burst["reports"]) == [f"c-top-{i}" for i in range(5)]
+    assert stage.ctx.burst_windows.data[key]["step"] == 600.0
+
+    # The other way: a shorter window, and a re-send of a report of the stored window.
+    sent.clear()
+    stage.bursts = BurstTracker()
+    stage.ctx.burst_windows.stage_many({key: held_window(stage.bursts, 4, keep_step)})
+    stage.bursts = BurstTracker(bucket_seconds=600.0)
+    again = IncidentReport(T0 + 30 * 3, "c-top-3", "Noise", "loud", "app", "c-top")
+    message = SimpleNamespace(
+        value=again.to_json(), topic="incidents", partition=home(stage, again), offset=100
+    )
+    asyncio.run(stage.on_incidents([message]))  # type: ignore[list-item]
+    assert stage.metrics.incidents_duplicate.labels("app")._value.get() == 1
+    assert stage.metrics.incidents_unalerted.labels("app")._value.get() == 0
+    assert not [a for a in audited if a["action"] == "reports_not_alerted"]
+    window_now = stage.ctx.burst_windows.data[key]
+    assert (window_now["step"], len(window_now["held"])) == (100.0, 4)
+
+
+def test_a_late_report_offered_to_no_group_is_said_as_in_no_alert(
+    ingest: tuple[Ingest, list[Any], list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t148: a late report (older than its burst window, never in it) is said as in no
+    alert by the response stage when its group's run refuses or never takes its offer;
+    one offered to no group (every route it reaches keeps a group per alert, which a
+    report in no alert cannot join) was said by nobody."""
+    stage, sent, audited = ingest
+    key = burst_key("c-top", "Noise")
+    stage.ctx.burst_windows.stage_many({key: held_window(stage.bursts, 1, True)})
+    monkeypatch.setattr(stage, "_offer", lambda *a: [])  # a route with group_by ['...']
+    late = IncidentReport(T0 - 7200, "late-1", "Noise", "loud", "app", "c-top")
+    message = SimpleNamespace(
+        value=late.to_json(), topic="incidents", partition=home(stage, late), offset=7
+    )
+    asyncio.run(stage.on_incidents([message]))  # type: ignore[list-item]
+    assert stage.metrics.incidents_late.labels("app")._value.get() == 1
+    assert stage.metrics.incidents_unalerted.labels("app")._value.get() == 1
+    [record] = [a for a in audited if a["action"] == "reports_not_alerted"]
+    assert record["data"]["report_ids"] == ["late-1"]
+    assert sent == []

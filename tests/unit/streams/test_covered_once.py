@@ -251,3 +251,94 @@ def test_a_held_offer_expires_by_message_time_and_its_group_is_forgotten_past_re
         assert other not in response.ctx.groups.data
 
     asyncio.run(scenario())
+
+
+def late_offer(key: bytes, rid: str, offers: int | None = None) -> Event:
+    """A late report's offer (older than its burst window, never in it) to group ``key``;
+    ``offers``: to how many groups the incidents stage offered it (absent: an earlier
+    worker's offer)."""
+    report: dict[str, Any] = {"report_id": rid, "channel": "app", "ts": OPENED, "late": True}
+    report |= {"grid_cell": "c-top", "category": "Noise"}
+    if offers is not None:
+        report["offers"] = offers
+    return Event(key, {"report": report})  # type: ignore[arg-type]
+
+
+def test_a_late_offer_held_and_let_go_with_no_run_is_counted_and_audited_as_not_alerted(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t148: a late report (never in its burst window, so its window never says it) whose
+    offer was held for a run that did not open within ``HOLD_OFFER_SECONDS`` ended
+    unsaid: not counted in citybrain_incidents_unalerted_total, no reports_not_alerted
+    record, though no run and no alert covered it (docs/events.md: "otherwise it is
+    dropped, a late one counted and audited as in no alert"). Each way a held offer is let
+    go with no run taking it says it once: expired when the group's next offer or run
+    comes, dropped at the worker's bound, or expired with its group forgotten. A report
+    that was in its window (said by the window) and one offered to several groups
+    (another group's run may take it) are not said here."""
+    response, _ = stage
+    clock = start_clock(response, monkeypatch)
+    clock.now = OPENED + 3600
+    monkeypatch.setattr("streams.response.MAX_HELD_OFFERS", 3)
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    async def delete_many(keys: Any) -> None:  # (no producer here: the store alone)
+        for key in keys:
+            response.ctx.groups.data.pop(key, None)
+
+    async def write(key: bytes, entry: bytes | None) -> None:
+        return None
+
+    response.ctx.audit = audit  # type: ignore[method-assign]
+    response.ctx.groups.delete_many = delete_many  # type: ignore[method-assign]
+    response.ctx.generations._send = write  # type: ignore[method-assign]
+    unalerted = response.metrics.incidents_unalerted
+
+    def counted() -> float:
+        return sum(unalerted.labels(c)._value.get() for c in ("app", "hotline"))
+
+    def said() -> list[str]:
+        return [
+            rid
+            for a in audited
+            if a["action"] == "reports_not_alerted"
+            for rid in a["data"]["report_ids"]
+        ]
+
+    async def scenario() -> None:
+        await response.on_routed(late_offer(KEY, "r-expires"))
+        await response.on_routed(late_offer(KEY, "r-shared", offers=3))
+        await response.on_routed(offer("r-windowed", OPENED, False))
+        clock.now += 301
+        # The group's next offer: the three expired, with no run taking them.
+        await response.on_routed(late_offer(KEY, "r-run-late"))
+        assert held(response) == ["r-run-late"]
+        assert said() == ["r-expires"] and counted() == 1
+        # A run opened past the hold: r-run-late expired when it could take it.
+        clock.now += 301
+        await response.on_routed(opening("al-1", "r-1", "2023-11-14T22:13:20Z"))
+        assert said() == ["r-expires", "r-run-late"] and counted() == 2
+        # The worker's bound (3 here): the oldest held offer dropped, said.
+        for n in range(4):
+            await response.on_routed(late_offer(f"grp-{n}".encode(), f"r-bound-{n}"))
+            clock.now += 1
+        assert said()[-1] == "r-bound-0" and counted() == 3
+        # A group holding an expired offer, forgotten past retention: said with it.
+        clock.now += 301 + response.settings.group_retention
+        await response.check_deadlines()
+        assert b"grp-1" not in response.ctx.groups.data
+        assert sorted(said()[3:]) == ["r-bound-1", "r-bound-2", "r-bound-3"]
+        assert counted() == 6
+        # Said once each: a second pass finds nothing more.
+        await response.check_deadlines()
+        assert counted() == 6
+
+    asyncio.run(scenario())
+    records = [a for a in audited if a["action"] == "reports_not_alerted"]
+    assert len({a["id"] for a in records}) == len(records) == 6
+    first = records[0]
+    assert first["data"]["group"] == KEY.decode() and first["data"]["grid_cell"] == "c-top"
+    assert "late (older than its burst window)" in first["detail"]

@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from playbooks.engine import Command, Run
-from streams.replies import RESEND, UNDELIVERED, undelivered_of
+from playbooks.executors.webhook import WebhookOutcome
+from streams.replies import RESEND, UNDELIVERED, result_id, undelivered_of
 from streams.response import Response
 from tests.unit.streams.test_response_races import (
     KEY,
@@ -333,3 +335,55 @@ def test_a_command_read_again_after_its_run_was_superseded_is_no_dead_letter(
     assert letters == [("commands", "unknown_run", f"no run {run_id}")]  # c-2's only
     given_up = [r for r in audited if r["action"] == "reply_webhook_failed"]
     assert len(given_up) == 1, given_up
+
+
+def test_a_resent_closures_outcome_has_its_own_id_and_a_first_calls_read_again_changes_nothing(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t148: the outcome of a closure re-sent by `runs resend` was sent under its first
+    call's id (``<reply id>:result``). A worker stopped after taking the re-send but
+    before committing the first call's failure read that failure again: the closure, in
+    its calls again, took it for the re-send's outcome (undelivered again, given up a
+    second time in the audit), and the re-send's own outcome, delivered, was then
+    dropped as a repeat of an id applied. Each call of a closure now answers under its
+    own id (``result_id``); the same outcome read again is a repeat, another call's is
+    another command."""
+    stage, _ = response
+    made = calls_of(stage)
+    _, audited = dead_letters_and_audit(stage, monkeypatch)
+    outcomes: list[dict[str, Any]] = []
+
+    async def send(key: bytes, value: bytes) -> None:
+        outcomes.append(orjson.loads(value))
+
+    monkeypatch.setattr(stage.ctx.commands, "send", send)
+
+    async def scenario() -> None:
+        run, reply = await replied(stage)
+        failed = gave_up(run, reply)
+        await stage.on_command(Event(KEY, failed))  # type: ignore[arg-type]
+        resend = {"id": "rs-1", "run_id": run.run_id, "action": RESEND, "by": "op"}
+        await stage.on_command(Event(KEY, resend))  # type: ignore[arg-type]
+        assert [m[0] for m in made] == [reply.id, reply.id]  # one delivery id, for dedupe
+        # The re-send's call succeeds: its outcome is sent under an id of its own.
+        await stage.on_webhook_outcome(WebhookOutcome(reply.id, URL, True, 1, "HTTP 200", 0.1))
+        [delivered] = outcomes
+        assert delivered["command_id"] == reply.id
+        assert delivered["id"] == f"{reply.id}:result:1" != failed["id"]
+        # Restarted before the first failure's offset was committed: read again first.
+        restarted = Response(stage.ctx)
+        calls_of(restarted)
+        await restarted.on_command(Event(KEY, failed))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        assert group[UNDELIVERED] == {} and reply.id in group["reply_calls"]
+        await restarted.on_command(Event(KEY, delivered))  # type: ignore[arg-type]
+        await restarted.on_command(Event(KEY, delivered))  # and again: a repeat
+        group = stage.ctx.groups.data[KEY]
+        assert (group[UNDELIVERED], group["reply_calls"]) == ({}, {})
+        # A second give-up and re-send: the next call's outcome id again its own.
+        assert result_id(reply.id, 2) == f"{reply.id}:result:2"
+
+    asyncio.run(scenario())
+    given_up = [r for r in audited if r["action"] == "reply_webhook_failed"]
+    assert len(given_up) == 1, given_up
+    assert stage.metrics.closures_given_up._value.get() == 1

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.replies import UNDELIVERED
+from streams.replies import RESENDS, UNDELIVERED, result_id
 from streams.response import Response
 from tests.unit.streams.test_group_flushes import Clock, make_stage, muted_notice, start_clock
 from tests.unit.streams.test_response_races import KEY, Event, alert
@@ -80,7 +80,7 @@ def outcomes(ok: bool) -> Any:
     def made(group: dict[str, Any]) -> list[dict[str, Any]]:
         return [
             {
-                "id": f"{reply_id}:result",
+                "id": result_id(reply_id, (group.get(RESENDS) or {}).get(reply_id, 0)),
                 "run_id": reply_id.rsplit(":", 1)[0],
                 "action": "action_result",
                 "command_id": reply_id,
