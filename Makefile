@@ -25,15 +25,21 @@ demo: install ## the main job: local Kafka + Prometheus, a worker, a real-data r
 	$(BIN)/citybrain demo --summary demo-summary.json --report demo-report.html
 
 # The unit tests are pure, so pytest-xdist spreads them over the cores (up to 4 processes;
-# each imports the suite once). The integration and end-to-end tests share one session
-# stack of real services on fixed test ports: one process. Both parts run even when the
-# first fails, so one run shows every failure; the status is the first failure's.
+# each imports the suite once). The integration and end-to-end tests mostly wait on Kafka,
+# Prometheus and worker processes (the load stayed below 1 in one process), so they run
+# in SERVICE_PROCS processes, more than the cores, each with its own session stack of real
+# services (tests/services.py: ports 50 apart per process, its own run directory; about
+# 1-1.5 GB each); --dist loadfile keeps a file's tests in one process, with its module
+# fixtures. Both parts run even when the first fails, so one run shows every failure; the
+# status is the first failure's.
 XDIST := -n auto --maxprocesses 4 --dist worksteal
+SERVICE_PROCS ?= 3
+XDIST_SERVICES := -n $(SERVICE_PROCS) --dist loadfile
 
-test: install ## every test: unit (on every core), integration (real Kafka, Prometheus) and end to end
+test: install ## every test: unit (on every core), integration (real Kafka, Prometheus) and end to end (3 processes)
 	@status=0; \
 	$(BIN)/pytest $(XDIST) tests/unit || status=$$?; \
-	$(BIN)/pytest tests/integration tests/e2e || { [ $$status -ne 0 ] || status=$$?; }; \
+	$(BIN)/pytest $(XDIST_SERVICES) tests/integration tests/e2e || { [ $$status -ne 0 ] || status=$$?; }; \
 	exit $$status
 
 test-unit: install ## the fast, pure tests only

@@ -31,6 +31,14 @@ if os.environ.get("CI"):
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# pytest-xdist's worker processes have COLUMNS=80 and LINES=24 in their environment, which
+# a serial run has not, and every command a test starts inherits them: `citybrain runs
+# list` into a pipe fitted its table to 80 columns instead of printing every column
+# (tests/e2e/test_demo.py under `make test`'s three processes). The tests' commands write
+# to pipes, as in a serial run; a test that wants a width sets COLUMNS itself.
+for name in ("COLUMNS", "LINES"):
+    os.environ.pop(name, None)
+
 
 @pytest.fixture(scope="session")
 def grid() -> Grid:

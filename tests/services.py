@@ -50,7 +50,30 @@ def write_tokens(path: Path) -> Path:
 # ephemeral port can find it taken by some client's outgoing connection.
 # Test ports differ from the defaults so a developer's running demo stack is left alone.
 # CITYBRAIN_TEST_PORT_OFFSET shifts them all, so two checkouts can test side by side.
-PORT_OFFSET = int(os.environ.get("CITYBRAIN_TEST_PORT_OFFSET", "0"))
+# Under pytest-xdist (`make test` spreads the integration and end-to-end files over
+# processes) each process starts its own session stack, so each adds 50 per worker index
+# (gw0 +0, gw1 +50, gw2 +100, ...): no two processes share a Kafka, Prometheus, Mosquitto,
+# Alertmanager, worker or ingest port. 50 is wider than the spread of any base port's
+# neighbours (26066-26090, 29090-29097), and no base lies 50·k from another. The run
+# directory is per process already: xdist gives each its own basetemp (popen-gwN), where
+# the ``run_dir`` fixture (tests/conftest.py) and every tmp_path live.
+XDIST_PORT_STEP = 50
+
+
+def xdist_index(worker: str | None) -> int:
+    """The pytest-xdist worker's index from ``PYTEST_XDIST_WORKER`` (``gw3`` -> 3); 0
+    outside xdist (unset, or ``master``)."""
+    if not worker or not worker.startswith("gw"):
+        return 0
+    index = worker[2:]
+    if not index.isdigit():
+        raise ValueError(f"PYTEST_XDIST_WORKER is {worker!r}, expected gw<number>")
+    return int(index)
+
+
+PORT_OFFSET = int(os.environ.get("CITYBRAIN_TEST_PORT_OFFSET", "0")) + XDIST_PORT_STEP * (
+    xdist_index(os.environ.get("PYTEST_XDIST_WORKER"))
+)
 
 
 def free_port() -> int:
@@ -74,7 +97,8 @@ def free_ports(count: int) -> list[int]:
 
 
 def shifted_port(port: int) -> int:
-    """A test port (29092, 26066, ...) shifted by ``CITYBRAIN_TEST_PORT_OFFSET``."""
+    """A test port (29092, 26066, ...) shifted by ``CITYBRAIN_TEST_PORT_OFFSET`` and this
+    xdist process's share (``PORT_OFFSET``)."""
     return port + PORT_OFFSET
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import secrets
 import shutil
 import socket
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from citybrain.ports import check_listen
@@ -47,6 +49,20 @@ logger.apache.level = WARN
 """
 
 
+@contextlib.contextmanager
+def cache_lock(path: Path) -> Iterator[None]:
+    """Hold ``path`` (``flock``, released however the process ends) for the block; one
+    held by another process is waited for."""
+    import fcntl
+
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 class KafkaBroker:
     def __init__(self, settings: Settings, scram_users: dict[str, str] | None = None) -> None:
         """``scram_users`` (name -> password) turns the client listener into
@@ -75,15 +91,28 @@ class KafkaBroker:
         )
 
     def install(self) -> None:
-        """Resolve the broker jars with Maven into the cache; a stamp marks a full copy."""
+        """Resolve the broker jars with Maven into the cache; a stamp marks a full copy.
+
+        The cache (CITYBRAIN_HOME) is shared by every run directory: stacks started at
+        once (the test suite's xdist processes, each with its own stack; two checkouts)
+        take ``kafka-<version>.lock`` in turn, and one that waited finds the stamp the
+        first wrote. Unlocked, each saw no stamp and ran Maven into the same directory,
+        removing the others' half-made copy first. Raises StackError (no mvn, mvn failed).
+        """
         stamp = self.libs.parent / ".complete"
         if stamp.exists():
             return
         if shutil.which("mvn") is None:
             raise StackError("Kafka: mvn not found; install Maven (and Java 17) first")
+        self.libs.parent.mkdir(parents=True, exist_ok=True)
+        with cache_lock(self.libs.parent.with_name(f"{self.libs.parent.name}.lock")):
+            if not stamp.exists():  # another stack's download may have ended meanwhile
+                self._download(stamp)
+
+    def _download(self, stamp: Path) -> None:
+        """Maven's copy into ``self.libs``, then ``stamp``; the caller holds the lock."""
         if self.libs.exists():
             shutil.rmtree(self.libs)  # an interrupted copy is redone, not trusted
-        self.libs.parent.mkdir(parents=True, exist_ok=True)
         pom = self.libs.parent / "pom.xml"
         shutil.copyfile(POM, pom)
         cmd = [

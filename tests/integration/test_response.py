@@ -4,10 +4,12 @@ tokens and roles, silences, webhooks to a target that is down, and citizen-repor
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +23,7 @@ from tests.integration.test_pipeline import (
     send_readings,
     steps_of,
 )
-from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline
+from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, ROOT, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -229,22 +231,37 @@ def test_silence_created_through_the_api_suppresses_matching_alerts(pipeline: Pi
         worker.stop()
 
 
+LIBRARY = ROOT / "playbooks" / "library" / "playbooks"
+ADVISORY = "127.0.0.1:18081"  # the air-pollution playbook's advisory webhook
+
+
 @pytest.fixture
-def hung_advisory_service() -> Iterator[None]:
-    """The air-pollution playbook's advisory webhook (127.0.0.1:18081) is down in the
-    worst way: it accepts connections and never answers, so every attempt times out."""
+def hung_advisory_service(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The air-pollution playbook's advisory webhook is down in the worst way: it accepts
+    connections and never answers, so every attempt times out. (address, playbook dir):
+    the built-in playbooks with that webhook on a port the kernel picked and this fixture
+    holds. The library's own 18081 is one fixed port for every test process: a second
+    checkout or xdist process running this test could not bind it, and another process's
+    air-pollution webhook would have hit this one's hung socket."""
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 18081))
+    sock.bind(("127.0.0.1", 0))
     sock.listen(16)
-    yield
+    address = f"127.0.0.1:{sock.getsockname()[1]}"
+    playbooks = tmp_path / "playbooks"
+    shutil.copytree(LIBRARY, playbooks)
+    air = playbooks / "air-pollution.yaml"
+    assert ADVISORY in air.read_text()  # the library still names it: the copy moves it
+    air.write_text(air.read_text().replace(ADVISORY, address))
+    yield address, playbooks
     sock.close()
 
 
 def test_webhook_target_down_retries_while_the_pipeline_keeps_flowing(
     pipeline: Pipeline,
-    hung_advisory_service: None,
+    hung_advisory_service: tuple[str, Path],
 ) -> None:
+    address, playbooks = hung_advisory_service
+    pipeline.env["CITYBRAIN_PLAYBOOK_DIR"] = str(playbooks)
     # Attempts of 4 s (three of them): a window wide enough that the machine's load
     # cannot close it before the second spike has been scored.
     pipeline.env["CITYBRAIN_WEBHOOK_TIMEOUT"] = "4"
@@ -277,9 +294,7 @@ def test_webhook_target_down_retries_while_the_pipeline_keeps_flowing(
         assert alert_at < failed_at
         assert steps_of(steps, "annotate")  # the on_failure path
         audit = pipeline.read("audit", lambda m: len(audit_of(m, "webhook_attempt_failed")) >= 3)
-        assert all(
-            "127.0.0.1:18081" in d["detail"] for d in audit_of(audit, "webhook_attempt_failed")
-        )
+        assert all(address in d["detail"] for d in audit_of(audit, "webhook_attempt_failed"))
     finally:
         worker.stop()
 
