@@ -521,7 +521,7 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     )
     if not running:
         print(
-            f"nothing reloaded: the stack is not running (`{command_line('stack', 'up')}` "
+            f"citybrain: nothing reloaded: the stack is not running (`{command_line('stack', 'up')}` "
             "reads the files as they are now)",
             file=sys.stderr,
         )

@@ -30,5 +30,5 @@ def test_reload_with_nothing_running_says_so_and_exits_1(tmp_path: Path) -> None
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "prometheus  not running: nothing to reload" in done.stdout
     assert "demo worker not running: nothing to reload" in done.stdout
-    assert done.stderr.startswith("nothing reloaded: the stack is not running (`"), done.stderr
+    assert done.stderr.startswith("citybrain: nothing reloaded: the stack is not running (`")
     assert "Traceback" not in done.stderr
