@@ -521,8 +521,8 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     )
     if not running:
         print(
-            f"citybrain: nothing reloaded: the stack is not running (`{command_line('stack', 'up')}` "
-            "reads the files as they are now)",
+            "citybrain: nothing reloaded: the stack is not running "
+            f"(`{command_line('stack', 'up')}` reads the files as they are now)",
             file=sys.stderr,
         )
         return EXIT_FAILED
