@@ -30,11 +30,12 @@ demo: install ## the main job: local Kafka + Prometheus, a worker, a real-data r
 # in SERVICE_PROCS processes, more than the cores, each with its own session stack of real
 # services (tests/services.py: ports 50 apart per process, its own run directory; about
 # 1-1.5 GB each); --dist loadfile keeps a file's tests in one process, with its module
-# fixtures. Both parts run even when the first fails, so one run shows every failure; the
-# status is the first failure's.
+# fixtures, and the longest files go first (tests/conftest.py: SLOWEST_FIRST; xdist's own
+# reorder, by count of tests, put the ten-minute storms last). Both parts run even when the
+# first fails, so one run shows every failure; the status is the first failure's.
 XDIST := -n auto --maxprocesses 4 --dist worksteal
 SERVICE_PROCS ?= 3
-XDIST_SERVICES := -n $(SERVICE_PROCS) --dist loadfile
+XDIST_SERVICES := -n $(SERVICE_PROCS) --dist loadfile --no-loadscope-reorder
 
 test: install ## every test: unit (on every core), integration (real Kafka, Prometheus) and end to end (3 processes)
 	@status=0; \

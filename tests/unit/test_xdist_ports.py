@@ -61,3 +61,24 @@ def test_the_worker_index(worker: str | None, index: int) -> None:
 def test_a_worker_name_out_of_shape_is_named() -> None:
     with pytest.raises(ValueError, match="PYTEST_XDIST_WORKER is 'gwx', expected gw<number>"):
         xdist_index("gwx")
+
+
+def test_the_slowest_first_files_exist_and_lead_the_collection() -> None:
+    """A renamed or removed file in ``SLOWEST_FIRST`` would fall silently to the end."""
+    from tests.conftest import SLOWEST_FIRST
+
+    assert len(set(SLOWEST_FIRST)) == len(SLOWEST_FIRST)
+    missing = [path for path in SLOWEST_FIRST if not (ROOT / path).is_file()]
+    assert not missing, missing
+    collect = ["--collect-only", "-q", "-p", "no:xdist", "tests/integration", "tests/e2e"]
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", *collect],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    files = list(
+        dict.fromkeys(line.split("::", 1)[0] for line in listed.stdout.splitlines() if "::" in line)
+    )
+    assert files[: len(SLOWEST_FIRST)] == list(SLOWEST_FIRST), listed.stdout[-2000:]
