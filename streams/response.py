@@ -1072,30 +1072,50 @@ class Response:
                 continue
             rid, channel = str(report.get("report_id")), str(report.get("channel"))
             group = key.decode(errors="replace")
-            self.metrics.incidents_unalerted.labels(channel).inc()
             detail = (
                 f"report {rid} of {report.get('category')!r} at {report.get('grid_cell')}, "
                 f"late (older than its burst window), was held for a run of group {group} "
                 f"from {format_ts(h['at'])} and {why} with no run taking it "
                 f"(held at most {HOLD_OFFER_SECONDS:g} s): in no alert, covered by no run"
             )
-            log.info("incidents: %s", detail)
-            await self.ctx.audit(
-                {
-                    "id": f"{group}:{rid}:{channel}:{h['at']!r}:not_alerted",
-                    "action": "reports_not_alerted",
-                    "at": time.time(),
-                    "actor": "citybrain",
-                    "detail": detail,
-                    "data": {
-                        "grid_cell": report.get("grid_cell"),
-                        "category": report.get("category"),
-                        "report_ids": [rid],
-                        "group": group,
-                        "held_from": h["at"],
-                    },
-                }
+            await self._not_alerted(
+                report,
+                rid,
+                channel,
+                detail,
+                {"id": f"{group}:{rid}:{channel}:{h['at']!r}:not_alerted"},
+                {"group": group, "held_from": h["at"]},
             )
+
+    async def _not_alerted(
+        self,
+        report: dict[str, Any],
+        rid: str,
+        channel: str,
+        detail: str,
+        record: dict[str, Any],
+        data: dict[str, Any],
+    ) -> None:
+        """One late report in no alert: counted in ``citybrain_incidents_unalerted_total``
+        (by ``channel``), logged, and audited as ``reports_not_alerted`` with ``detail``,
+        the report's cell, category and id, and ``record``'s and ``data``'s extra fields."""
+        self.metrics.incidents_unalerted.labels(channel).inc()
+        log.info("incidents: %s", detail)
+        await self.ctx.audit(
+            {
+                **record,
+                "action": "reports_not_alerted",
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": detail,
+                "data": {
+                    "grid_cell": report.get("grid_cell"),
+                    "category": report.get("category"),
+                    "report_ids": [rid],
+                    **data,
+                },
+            }
+        )
 
     async def _too_old(
         self,
@@ -1111,28 +1131,13 @@ class Response:
         audited here as in no alert; otherwise its window does that when it leaves."""
         if not report.get("late"):
             return
-        self.metrics.incidents_unalerted.labels(channel).inc()
         detail = (
             f"report {rid} of {report.get('category')!r} at {report.get('grid_cell')} "
             f"({format_ts(ts)}) is more than {OFFER_MAX_AGE / 3600:g} h older than run "
             f"{run.run_id} of its group (opened {format_ts(opened)}): in no alert, not "
             "covered by that run"
         )
-        log.info("incidents: %s", detail)
-        await self.ctx.audit(
-            {
-                "action": "reports_not_alerted",
-                "run_id": run.run_id,
-                "at": time.time(),
-                "actor": "citybrain",
-                "detail": detail,
-                "data": {
-                    "grid_cell": report.get("grid_cell"),
-                    "category": report.get("category"),
-                    "report_ids": [rid],
-                },
-            }
-        )
+        await self._not_alerted(report, rid, channel, detail, {"run_id": run.run_id}, {})
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:
