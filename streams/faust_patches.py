@@ -56,6 +56,11 @@ wait (``set_fetch_max_wait``), independently of the others.
    warmed up again from the next reading (found by the SIGKILL failover tests). Such a
    partition now goes back to where the reset policy starts it (the app's
    ``consumer_auto_offset_reset`` is ``earliest``: the log start), as on a first fetch.
+   That seek runs on the consumer's own thread, as every seek here does: aiokafka's
+   consumer is not thread-safe, and faust's ``Consumer._seek`` (which it first used)
+   seeks from the event loop's thread, deleting a partition's buffered records while
+   the consumer thread's ``fetched_records`` walked them (``KeyError``: the fetcher,
+   and with it the worker, crashed at a SIGKILL takeover, one run in three under load).
    Changelog partitions are left to table recovery, which seeks them itself -- except
    that a changelog's records dropped that way are read again from the first dropped
    (``_rewind_changelogs``): records fetched between recovery's seek and its resuming
@@ -896,8 +901,16 @@ async def _seek_to_committed(self: Consumer) -> None:
         # aiokafka seeks only offsets above 0 (a committed 0 is the log start too).
         # ``earliest_offsets`` lives on the thread-delegating consumer every worker runs.
         log_starts = await cast(Any, self).earliest_offsets(*never_committed)
-        for tp in never_committed:
-            await self._seek(tp, log_starts[tp])
+        # On the consumer's own thread, where aiokafka's fetcher runs: faust's ``_seek``
+        # seeks from this one, and aiokafka's ``seek_to`` then deleted a partition's
+        # buffered records while the thread's ``fetched_records`` walked them (KeyError,
+        # the fetcher and the worker crashed at a SIGKILL takeover under load).
+        thread = cast(Any, self)._thread
+        await thread.call_thread(
+            _seek_all_in_thread,
+            thread._ensure_consumer(),
+            {tp: log_starts[tp] for tp in never_committed},
+        )
     read_offset.update(
         {
             tp: offset if offset is not None and offset >= 0 else None
@@ -959,9 +972,18 @@ async def _seek_back(self: Consumer, tp: TP, offset: int) -> None:
 
 
 async def _seek_in_thread(consumer: Any, tp: TP, offset: int) -> None:
-    atp = ensure_aiokafka_TP(tp)
-    if atp in consumer.assignment():
-        consumer.seek(atp, offset)
+    await _seek_all_in_thread(consumer, {tp: offset})
+
+
+async def _seek_all_in_thread(consumer: Any, offsets: Mapping[TP, int]) -> None:
+    """Seek each assigned partition of ``offsets`` to its offset; runs on the consumer's
+    thread (aiokafka's consumer is not thread-safe), a partition no longer assigned is
+    left alone."""
+    assigned = consumer.assignment()
+    for tp, offset in offsets.items():
+        atp = ensure_aiokafka_TP(tp)
+        if atp in assigned:
+            consumer.seek(atp, offset)
 
 
 SWEEP_INTERVAL = 1.0  # seconds between position sweeps (change 9): a hole waits at most this

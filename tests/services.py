@@ -194,6 +194,14 @@ class Pipeline:
     def worker(self) -> Worker:
         return Worker(self.env, self.run_dir / f"{self.name}-worker.log")
 
+    def worker_logs(self, lines: int) -> str:
+        """The last ``lines`` lines of every worker log of this pipeline (a test with two
+        workers that kills one needs the survivor's log, not only the dead one's)."""
+        logs = sorted(self.run_dir.glob(f"{self.name}-worker*.log"))
+        if not logs:
+            return "(no worker log)"
+        return "\n".join(f"worker log ({log.name}):\n{tail(log, lines)}" for log in logs)
+
     def read(
         self,
         role: str,
@@ -227,12 +235,10 @@ class Pipeline:
                 if met_at is not None and now - met_at >= settle:
                     return messages
                 if now > deadline:
-                    log = self.run_dir / f"{self.name}-worker.log"
-                    worker = tail(log, 30) if log.exists() else "(no worker log)"
                     raise AssertionError(
                         f"{self.topic(role)}: condition not met in {timeout:.0f}s; "
                         f"{len(messages)} messages: {[m.value[:120] for m in messages[-5:]]}\n"
-                        f"worker log ({log.name}):\n{worker}"
+                        f"{self.worker_logs(30)}"
                     )
         finally:
             consumer.close()

@@ -297,6 +297,9 @@ class SeekRecorder:
         self._committed_offset: dict[TP, int | None] = {}
         self.to_beginning: list[TP] = []
         self.log_start = 3  # retention has deleted offsets 0-2
+        # The seeks go to aiokafka's consumer on the consumer's own thread, never through
+        # faust's ``_seek``, which seeks from the caller's: aiokafka is not thread-safe.
+        self._thread = SeekingThread(self, set(committed))
 
     async def seek_to_committed(self) -> dict[TP, int | None]:
         return self.committed  # aiokafka has seeked only the offsets above 0
@@ -305,8 +308,37 @@ class SeekRecorder:
         return {tp: self.log_start for tp in partitions}
 
     async def _seek(self, tp: TP, offset: int) -> None:
-        assert offset == self.log_start
-        self.to_beginning.append(tp)
+        raise AssertionError(f"{tp} seeked from the event loop's thread, not the consumer's")
+
+
+class SeekingThread:
+    """faust's consumer thread as ``perform_seek`` uses it: ``call_thread`` runs a
+    function on the thread, the aiokafka consumer it hands out records the seeks."""
+
+    def __init__(self, recorder: SeekRecorder, assigned: set[TP]) -> None:
+        self.recorder = recorder
+        self.assigned = assigned
+        self.on_thread = False
+
+    def _ensure_consumer(self) -> SeekingThread:
+        return self
+
+    def assignment(self) -> set[Any]:
+        from aiokafka import TopicPartition
+
+        return {TopicPartition(tp.topic, tp.partition) for tp in self.assigned}
+
+    def seek(self, tp: Any, offset: int) -> None:
+        assert self.on_thread, "aiokafka's consumer seeked off its thread"
+        assert offset == self.recorder.log_start
+        self.recorder.to_beginning.append(TP(tp.topic, tp.partition))
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        self.on_thread = True
+        try:
+            return await fun(*args)
+        finally:
+            self.on_thread = False
 
 
 def test_a_partition_never_committed_is_read_again_from_its_log_start() -> None:
