@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -43,6 +44,7 @@ from streams.auth import TokenStore, hash_token
 from streams.bounds import Bounds
 from streams.events import EventValidator, Reading
 from streams.settings import Settings
+from tests.raw_http import read_all, send
 from tests.unit.citybrain.ingest.conftest import T_NOW, example
 from tests.unit.citybrain.ingest.test_http import GOOD
 
@@ -174,6 +176,47 @@ def test_head_is_answered_as_get_without_a_body(server: IngestHttpServer) -> Non
     status, headers, body = call(server, "HEAD", "/ingest/v1/health")
     assert (status, headers["Content-Type"], body) == (200, "application/json", b"")
     assert int(headers["Content-Length"]) > 0
+
+
+def statuses(answers: bytes) -> list[bytes]:
+    """The status lines of the answers read off one connection (an answer's body ends
+    with no line break before the next status line)."""
+    return re.findall(rb"HTTP/1\.[01] [0-9]{3} [^\r]*", answers)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_body_sent_with_a_get_costs_the_next_request_on_the_connection_nothing(
+    server: IngestHttpServer, method: str
+) -> None:
+    """t150: the health check's body was left in the socket and read as the next
+    request's line, so a good POST after it on the same (keep-alive) connection was
+    answered ``405 … not {"a":1}POST`` and its reading lost."""
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    reading = json.dumps([GOOD]).encode()
+    post = (
+        f"POST /ingest/v1/readings HTTP/1.1\r\nAuthorization: Bearer {GATEWAY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(reading)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + reading
+    probe = f"{method} /ingest/v1/health HTTP/1.1\r\nContent-Length: 7\r\n\r\n".encode()
+    answers = read_all(send(server.server_address[1], probe + b'{"a":1}' + post))
+    assert statuses(answers) == [b"HTTP/1.1 200 OK"] * 2, answers
+    assert answers.endswith(b'{"accepted":1}')
+    assert [r.sensor_id for r in kafka.readings] == ["gauge-1"]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Transfer-Encoding: chunked", b"Content-Length: x", b"Content-Length: 99999999999999"],
+)
+def test_a_get_body_whose_end_cannot_be_found_closes_the_connection_once_answered(
+    server: IngestHttpServer, framing: bytes
+) -> None:
+    """Its bytes are never read as another request: the connection is closed after the
+    answer (a chunked body is not decoded here; a length past any body is not waited for)."""
+    probe = b"GET /ingest/v1/health HTTP/1.1\r\n" + framing + b"\r\n\r\n"
+    answers = read_all(send(server.server_address[1], probe + b"7\r\nPOST / H\r\n0\r\n\r\n"))
+    assert statuses(answers) == [b"HTTP/1.1 200 OK"], answers
 
 
 @pytest.mark.parametrize(
