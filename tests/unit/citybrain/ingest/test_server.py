@@ -1265,3 +1265,78 @@ def test_a_refusal_shows_header_and_path_bytes_as_sent(
     )  # _send writes each character as its one byte
     answer = _answer(_send(server, head, body))
     assert said in json.loads(answer.partition(b"\r\n\r\n")[2])["error"], answer
+
+
+def _at(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T_NOW - seconds))
+
+
+def test_one_bad_reading_of_an_mqtt_array_is_dead_lettered_alone(ingest_grid: Grid) -> None:
+    """t150: a gateway's JSON array of readings with one bad item was dead-lettered whole
+    (``bad_payload``: expected a number or a JSON object), the good readings with it. Each
+    item is now read alone, as an HTTP list's: the bad one dead-lettered by itself, its
+    bytes as sent and its field named, and the message acknowledged once, when Kafka
+    has them all."""
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    acked: list[bool] = []
+    bad = f'{{"value": "high", "ts": "{_at(60)}"}}'.encode()
+    payload = (
+        f'[{{"value": 2.1, "ts": "{_at(120)}"}}, '.encode()
+        + bad
+        + f', {{"value": 2.3, "ts": "{_at(30)}"}}, 2.4]'.encode()
+    )
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: acked.append(True))
+    assert acked == [True]
+    assert [r.value for r in kafka.readings] == [2.1, 2.3, 2.4]
+    [(value, headers)] = kafka.dead
+    assert value == bad  # the item's own bytes
+    said = dict(headers)
+    assert said["citybrain.error.reason"] == b"bad_type"
+    assert said["citybrain.error.message"] == (
+        b"field \"payload[1].value\" is 'high': expected a number"
+    )
+    assert kafka.keys == [b"gauge-1"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reasons", "readings"),
+    [
+        # A byte that is not UTF-8 or nesting too deep in one item costs that item alone.
+        (b'[2.5, {"value": "\xff"}]', [b"bad_payload"], 1),
+        (b"[2.5, " + b"[" * 2000 + b"]" * 2000 + b"]", [b"bad_payload"], 1),
+        # A list inside, or a string: no reading (a number or an object is one).
+        (b'[[2.5], "2.5", 2.6]', [b"bad_payload", b"bad_payload"], 1),
+        # Two values for one sensor at one time (items without ts: both at receipt).
+        (b"[2.5, 2.6]", [b"conflicting_reading", b"conflicting_reading"], 0),
+        (b"[2.5, 2.5]", [], 2),  # a repeat: sent, the worker drops it
+        # No well-formed array: refused whole, with the parser's reason.
+        (b"[2.5, 2.6", [b"bad_payload"], 0),
+        (b"[]", [b"bad_payload"], 0),
+        (b"[2.5] 7", [b"bad_payload"], 0),
+    ],
+)
+def test_an_mqtt_array_costs_each_bad_item_alone(
+    ingest_grid: Grid, payload: bytes, reasons: list[bytes], readings: int
+) -> None:
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    acked: list[bool] = []
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: acked.append(True))
+    assert acked == [True]
+    assert [dict(h)["citybrain.error.reason"] for _, h in kafka.dead] == reasons
+    assert len(kafka.readings) == readings
+    for _, headers in kafka.dead:
+        message = dict(headers)["citybrain.error.message"]
+        assert message.startswith((b'field "payload[', b'field "payload"')), message
+
+
+def test_a_retained_mqtt_array_needs_a_time_in_each_item(ingest_grid: Grid) -> None:
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    payload = f'[{{"value": 2.1, "ts": "{_at(60)}"}}, 2.2]'.encode()
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: None, retained=True)
+    assert [r.value for r in kafka.readings] == [2.1]
+    [(value, headers)] = kafka.dead
+    assert (value, dict(headers)["citybrain.error.reason"]) == (b"2.2", b"retained_without_time")
+    assert dict(headers)["citybrain.error.message"].startswith(b'field "payload[1].ts" is missing')
