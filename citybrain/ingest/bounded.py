@@ -331,12 +331,18 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
         """Send ``data`` (bytes of ``content_type``) with ``status`` and ``headers``; a
-        HEAD request gets the headers alone."""
+        HEAD request gets the headers alone. An answer after which the connection is
+        closed (a refused request whose body is left unread) says so, ``Connection:
+        close`` (RFC 9112 section 9.6): without it, a client that reused the connection
+        for its next request (a good POST after a 415) had it fail on the closed
+        connection, and most clients do not send a POST again by themselves (t150)."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if self.close_connection and self.request_version == "HTTP/1.1":
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

@@ -57,6 +57,7 @@ def test_metrics_are_served_with_the_name_filter_and_json_refusals() -> None:
         assert answer.startswith(b"HTTP/1.1 404") and "GET /metrics" in body(answer)["error"]
         answer = read_all(send(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"))
         assert answer.startswith(b"HTTP/1.1 405") and b"Allow: GET, HEAD\r\n" in answer
+        assert b"\r\nConnection: close\r\n" in answer  # its body is left unread (t150)
     finally:
         stop()
 

@@ -220,6 +220,42 @@ def test_a_get_body_whose_end_cannot_be_found_closes_the_connection_once_answere
 
 
 @pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nContent-Length: 2", 401),
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nAUTH\r\nContent-Type: text/plain\r\nCL2", 415),
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nAUTH\r\nContent-Encoding: gzip\r\nCL2", 415),
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nAUTH\r\nContent-Length: 9999999", 413),
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nAUTH\r\nTransfer-Encoding: chunked", 411),
+        (b"POST /ingest/v1/readingz HTTP/1.1\r\nContent-Length: 2", 404),
+        (b"PUT /ingest/v1/readings HTTP/1.1\r\nContent-Length: 2", 405),
+    ],
+)
+def test_an_answer_that_closes_its_connection_says_so(
+    server: IngestHttpServer, head: bytes, status: int
+) -> None:
+    """t150: a refusal whose body is left unread closes the connection, but the answer
+    did not say so: a client that reused the kept-alive connection for its next (good)
+    POST had that one fail on the closed socket. Now ``Connection: close`` tells it to
+    open a new one; an answer that keeps the connection (a 400 for a body that was read)
+    says nothing of it."""
+    auth = f"Authorization: Bearer {GATEWAY}".encode()
+    request = head.replace(b"AUTH", auth).replace(b"CL2", b"Content-Length: 2")
+    answer = read_all(send(server.server_address[1], request + b"\r\n\r\n{}"))
+    first, _, _ = answer.partition(b"\r\n\r\n")
+    assert first.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert b"\r\nConnection: close" in first, first
+
+    bad = b"POST /ingest/v1/readings HTTP/1.1\r\n" + auth + b"\r\nContent-Length: 2\r\n\r\n{}"
+    conn = send(server.server_address[1], bad)
+    data = b""
+    while b'"errors"' not in data and (chunk := conn.recv(65536)):
+        data += chunk
+    conn.close()
+    assert data.startswith(b"HTTP/1.1 400 ") and b"Connection:" not in data, data
+
+
+@pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
         (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
