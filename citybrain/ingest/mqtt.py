@@ -165,6 +165,26 @@ def topic_text(msg: Any) -> str:
 _ARRAY = re.compile(rb"^(?:\xef\xbb\xbf)?\s*\[")
 
 
+def _array(mapping: MqttMapping, topic: str, payload: bytes) -> list[bytes] | None:
+    """A JSON array payload's items, each as its bytes sent; None when the payload is
+    no well-formed array of 1 to ``MAX_PACK_READINGS`` items or its topic matches no
+    pattern: the payload is then refused whole, as any other (``to_document`` names
+    the JSON parser's reason, or the topic). An item whose own JSON is at fault
+    (nesting too deep, a byte that is not UTF-8: ``items_read_alone``) is one item
+    still, refused by itself with the parser's reason."""
+    try:
+        mapping.check_topic(topic)
+        body = decode_json(payload, check_text=False)
+    except EventError as exc:
+        pinned = items_read_alone(payload, (None,), exc) if exc.code == "bad_json" else None
+        if pinned is None:
+            return None
+        body = pinned[0]
+    if not isinstance(body, list) or not 1 <= len(body) <= MAX_PACK_READINGS:
+        return None
+    return items_as_sent(payload, None, len(body))
+
+
 def _conflicts(
     taken: list[tuple[int, Reading]],
 ) -> tuple[list[Reading], list[tuple[int, EventError, object]]]:
@@ -499,9 +519,9 @@ class MqttIngest:
             return
         now = self.clock()
         if _ARRAY.match(payload):
-            items = self._array(topic, payload)
+            items = _array(mapping, topic, payload)
             if items is not None:
-                self._each(topic, items, now, retained, ack, original)
+                self._each(mapping, validator, topic, items, now, retained, ack, original)
                 return
         doc: dict[str, Any] = {}
         try:
@@ -514,27 +534,10 @@ class MqttIngest:
             return
         self.publisher.submit(reading, ack)
 
-    def _array(self, topic: str, payload: bytes) -> list[bytes] | None:
-        """A JSON array payload's items, each as its bytes sent; None when the payload is
-        no well-formed array of 1 to ``MAX_PACK_READINGS`` items or its topic matches no
-        pattern: the payload is then refused whole, as any other (``to_document`` names
-        the JSON parser's reason, or the topic). An item whose own JSON is at fault
-        (nesting too deep, a byte that is not UTF-8: ``items_read_alone``) is one item
-        still, refused by itself with the parser's reason."""
-        try:
-            self.mapping.check_topic(topic)
-            body = decode_json(payload, check_text=False)
-        except EventError as exc:
-            pinned = items_read_alone(payload, (None,), exc) if exc.code == "bad_json" else None
-            if pinned is None:
-                return None
-            body = pinned[0]
-        if not isinstance(body, list) or not 1 <= len(body) <= MAX_PACK_READINGS:
-            return None
-        return items_as_sent(payload, None, len(body))
-
     def _each(
         self,
+        mapping: MqttMapping,
+        validator: EventValidator,
         topic: str,
         items: list[bytes],
         now: float,
@@ -550,8 +553,8 @@ class MqttIngest:
         letter (t150: one bad item dead-lettered the whole array, the good readings in
         it with it). Two items for one sensor at one time with different values are both
         refused ``conflicting_reading``, as in an HTTP body: which is meant cannot be
-        known (items without a ``ts`` are stamped alike, at receipt)."""
-        mapping, validator = self.parsing
+        known (items without a ``ts`` are stamped alike, at receipt). ``mapping`` and
+        ``validator``: the pair the message began with (``parsing``; SIGHUP swaps it)."""
         left = [len(items)]
         lock = threading.Lock()
 
