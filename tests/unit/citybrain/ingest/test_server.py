@@ -1376,3 +1376,43 @@ def test_a_retained_mqtt_array_needs_a_time_in_each_item(ingest_grid: Grid) -> N
     [(value, headers)] = kafka.dead
     assert (value, dict(headers)["citybrain.error.reason"]) == (b"2.2", b"retained_without_time")
     assert dict(headers)["citybrain.error.message"].startswith(b'field "payload[1].ts" is missing')
+
+
+def carried_bytes(kafka: Kafka) -> int:
+    return sum(len(n) + len(v) for carried in kafka.originals for n, v in carried)
+
+
+def test_an_mqtt_array_s_properties_go_with_its_first_dead_letters_only(
+    ingest_grid: Grid,
+) -> None:
+    """t150: each bad item's dead letter carried the message's MQTT 5 user properties
+    whole: 100 kB of them and 1,000 bad items were 100 MB of dead letters (500 kB and
+    10,000 items, 5 GB). Now the first dead letters carry them while all carried stays
+    within 500,000 bytes; the others say ``headers_truncated: 0 of 1``."""
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    original = [("citybrain.original.header.note", b"n" * 100_000)]
+    payload = b"[" + b",".join([b"null"] * 1000) + b"]"
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: None, original=original)
+    assert len(kafka.dead) == 1000
+    assert 0 < carried_bytes(kafka) <= 500_000
+    assert [bool(o) for o in kafka.originals] == [True] * 4 + [False] * 996
+    cut = [dict(h).get("citybrain.error.headers_truncated") for _, h in kafka.dead]
+    assert cut == [None] * 4 + [b"0 of 1"] * 996
+
+
+def test_a_body_s_headers_go_with_its_first_dead_letters_only(server: IngestHttpServer) -> None:
+    """t150: a body of 100 bad readings and a 60 kB User-Agent was 100 dead letters of
+    60 kB of headers each; now the request's headers go with the first ones only."""
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    body = json.dumps([GOOD, *[{**GOOD, "value": "high"}] * 100]).encode()
+    request = (
+        f"POST /ingest/v1/readings HTTP/1.1\r\nAuthorization: Bearer {GATEWAY}\r\n"
+        f"User-Agent: {'u' * 60_000}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+    answer = read_all(send(server.server_address[1], request))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert len(kafka.dead) == 100
+    assert 0 < carried_bytes(kafka) <= 500_000
+    assert sum(bool(o) for o in kafka.originals) == 8
