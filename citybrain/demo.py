@@ -319,7 +319,8 @@ def topic_records(
     for m in messages:
         where = f"{m.topic}/{m.partition}/{m.offset}"
         try:
-            doc = json.loads(m.value)
+            # A tombstone (a null value) is no record either (t150: a TypeError, exit 70).
+            doc = json.loads(m.value) if m.value is not None else None
         except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
             doc = None
         if not isinstance(doc, dict):

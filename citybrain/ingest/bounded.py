@@ -47,6 +47,10 @@ log = logging.getLogger("citybrain.ingest")
 # The standard library's limits (http.client's _MAXLINE and _MAXHEADERS), named in answers.
 MAX_LINE = 65_536
 MAX_HEADERS = 100
+# The most of a body its handler left unread (a GET's) read past to keep the connection
+# open for the next request; a longer one closes it (``BoundedHandler._past_the_body``).
+MAX_DRAIN = 1024 * 1024
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def header_bytes(value: str) -> bytes:
@@ -190,12 +194,18 @@ class _HeadReader:
         self._raw = raw
         self.head = head
         self.tracking = False
+        self.body_read = 0  # bytes of the current request's body read (``read``)
 
     def readline(self, limit: int = -1) -> bytes:
         line: bytes = self._raw.readline(limit)
         if self.tracking:
             self.head.feed(line)
         return line
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._raw.read(size)
+        self.body_read += len(data)
+        return data
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._raw, name)
@@ -208,6 +218,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     _requests = 0  # requests begun on this connection
     _started = 0.0  # time.monotonic() when the current request's first line was awaited
+    _parsed = False  # the current request's line and headers were read (parse_request)
 
     @property
     def limit(self) -> float:
@@ -234,10 +245,13 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self.path = ""  # not read yet (the last request's, on a keep-alive connection)
         self._head.head.reset()
         self._head.tracking = True  # until the headers are read (parse_request)
+        self._head.body_read = 0
+        self._parsed = False  # this request's line and headers read (parse_request)
         self.server.arm(self.connection, self.limit)
         start = self._started = time.monotonic()
         try:
             super().handle_one_request()
+            self._past_the_body()
         finally:
             # Cut by the deadline, or by the socket's own timeout (the same length, and
             # it may come first: the deadlines are checked every half second).
@@ -248,6 +262,41 @@ class BoundedHandler(BaseHTTPRequestHandler):
             self.count("timeout")  # a connection that never sent a request
         self._requests += 1
 
+    def _past_the_body(self) -> None:
+        """After an answer on a connection kept open: read past what is left of the
+        request's body, which its handler did not read (a GET or HEAD sent with one: the
+        answer needs none), within the request's deadline; close the connection when
+        that cannot be done (a chunked body, a length that is no number or past
+        ``MAX_DRAIN``, a body that does not come). Left in the socket, the body was read
+        as the next request's line: a GET with a body, then a good POST on the same
+        connection, and the POST was answered ``405 … not {"a":1}POST``, its readings
+        lost (t150)."""
+        if self.close_connection or not self._parsed:
+            return
+        framing = self.headers.get("Transfer-Encoding")
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length", [])}
+        if framing is None and not lengths:
+            return  # no body
+        digits = (lengths.pop().lstrip("0") or "0") if len(lengths) == 1 else "x"
+        if framing is not None or not _DIGITS.fullmatch(digits) or len(digits) > 12:
+            # Its end cannot be found: chunked (not decoded here), or a length that is
+            # no number, given two ways, or past any body.
+            self.close_connection = True
+            return
+        left = int(digits) - self._head.body_read
+        if left > MAX_DRAIN:
+            self.close_connection = True
+            return
+        while left > 0:
+            try:
+                chunk = self._head.read(min(left, 65_536))
+            except OSError:  # TimeoutError: the body stopped coming
+                chunk = b""
+            if not chunk or self.server.is_late(self.connection):
+                self.close_connection = True
+                return
+            left -= len(chunk)
+
     def parse_request(self) -> bool:
         if self.server.is_late(self.connection):  # cut while its line came
             self.request_version = "HTTP/1.0"  # so the status line and headers are sent
@@ -257,6 +306,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self._head.tracking = False  # the body, if any, is no line of the head
         if not parsed:
             return False
+        self._parsed = True
         if not self.server.disarm(self.connection):  # cut while its headers came
             self._late()
             return False
@@ -281,12 +331,18 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
         """Send ``data`` (bytes of ``content_type``) with ``status`` and ``headers``; a
-        HEAD request gets the headers alone."""
+        HEAD request gets the headers alone. An answer after which the connection is
+        closed (a refused request whose body is left unread) says so, ``Connection:
+        close`` (RFC 9112 section 9.6): without it, a client that reused the connection
+        for its next request (a good POST after a 415) had it fail on the closed
+        connection, and most clients do not send a POST again by themselves (t150)."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if self.close_connection and self.request_version == "HTTP/1.1":
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)

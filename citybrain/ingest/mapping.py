@@ -4,7 +4,8 @@ A topic pattern names its levels: ``city/{district}/{sensor_id}/{kind}`` subscri
 ``city/+/+/+`` and reads ``sensor_id`` and ``kind`` from the topic. Placeholders other than
 ``sensor_id``, ``kind`` and ``grid_cell`` are allowed and ignored (a gateway's district
 level, say). A pattern without ``{sensor_id}`` (a gateway's own topic,
-``gw/{gateway}/up``) takes the sensor id from each JSON payload. A payload is either
+``gw/{gateway}/up``) takes the sensor id from each JSON payload. A payload (or each item
+of a JSON array payload, read alone by citybrain/ingest/mqtt.py) is either
 
 - a plain number (``12.5``, ``1e3``): the value, observed when it was received; or
 - a JSON object: ``value`` (or the configured ``value_field``), optional ``ts`` (or
@@ -209,6 +210,11 @@ class MqttMapping:
         if isinstance(doc.get(exc.field or ""), EpochTime):
             reason = f"{doc[exc.field or '']}: {reason}"
         return EventError(exc.code, name, body[name], reason)
+
+    def check_topic(self, topic: str) -> None:
+        """Raises ``EventError`` (``unknown_topic``) when ``topic`` matches no pattern or
+        a placeholder level of the one it matches is empty (as ``to_document``)."""
+        self._topic_fields(topic)
 
     def sensor_of(self, topic: str) -> str | None:
         """The sensor id ``topic``'s ``{sensor_id}`` level gives, None when it matches no

@@ -39,7 +39,17 @@ from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher
 from streams.errors import EventError
-from streams.events import ORIGINAL_HEADER_PREFIX, EventValidator
+from streams.events import (
+    MAX_PACK_READINGS,
+    ORIGINAL_HEADER_PREFIX,
+    EventValidator,
+    Reading,
+    decode_json,
+    format_ts,
+    items_read_alone,
+    shared_original,
+)
+from streams.spans import items_as_sent
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +160,56 @@ def topic_text(msg: Any) -> str:
         return str(msg.topic)
     except UnicodeDecodeError:
         return bytes(msg._topic).decode("utf-8", "backslashreplace")
+
+
+# A payload that is a JSON array (past white space and a UTF-8 byte order mark).
+_ARRAY = re.compile(rb"^(?:\xef\xbb\xbf)?\s*\[")
+
+
+def _array(mapping: MqttMapping, topic: str, payload: bytes) -> list[bytes] | None:
+    """A JSON array payload's items, each as its bytes sent; None when the payload is
+    no well-formed array of 1 to ``MAX_PACK_READINGS`` items or its topic matches no
+    pattern: the payload is then refused whole, as any other (``to_document`` names
+    the JSON parser's reason, or the topic). An item whose own JSON is at fault
+    (nesting too deep, a byte that is not UTF-8: ``items_read_alone``) is one item
+    still, refused by itself with the parser's reason."""
+    try:
+        mapping.check_topic(topic)
+        body = decode_json(payload, check_text=False)
+    except EventError as exc:
+        pinned = items_read_alone(payload, (None,), exc) if exc.code == "bad_json" else None
+        if pinned is None:
+            return None
+        body = pinned[0]
+    if not isinstance(body, list) or not 1 <= len(body) <= MAX_PACK_READINGS:
+        return None
+    return items_as_sent(payload, None, len(body))
+
+
+def _conflicts(
+    taken: list[tuple[int, Reading]],
+) -> tuple[list[Reading], list[tuple[int, EventError, object]]]:
+    """The readings of one array to send, and the refused ones (index, error, sensor):
+    items for one sensor at one event time with different values, each naming the
+    others (the worker would keep the first and refuse the rest); the same value twice
+    is a repeat, sent as it is (the worker drops and counts it)."""
+    at: dict[tuple[str, float], list[tuple[int, Reading]]] = {}
+    for item in taken:
+        at.setdefault((item[1].sensor_id, item[1].ts), []).append(item)
+    clash = {i for same in at.values() if len({r.value for _, r in same}) > 1 for i, _ in same}
+    refused: list[tuple[int, EventError, object]] = []
+    for i, r in taken:
+        if i not in clash:
+            continue
+        same = at[(r.sensor_id, r.ts)]
+        others = ", ".join(f"payload[{j}] {o.value!r}" for j, o in same if j != i)[:300]
+        reason = (
+            f"sensor {r.sensor_id!r} at {format_ts(r.ts)} is given another value by "
+            f"{others}: which is meant?"
+        )
+        exc = EventError("conflicting_reading", "value", r.value, reason)
+        refused.append((i, exc, r.sensor_id))
+    return [r for i, r in taken if i not in clash], refused
 
 
 # How far ahead of this host's clock a claim's start may be (other hosts' clocks differ):
@@ -459,6 +519,11 @@ class MqttIngest:
             )
             return
         now = self.clock()
+        if _ARRAY.match(payload):
+            items = _array(mapping, topic, payload)
+            if items is not None:
+                self._each(mapping, validator, topic, items, now, retained, ack, original)
+                return
         doc: dict[str, Any] = {}
         try:
             doc = mapping.to_document(topic, payload, now, retained)
@@ -470,6 +535,68 @@ class MqttIngest:
             return
         self.publisher.submit(reading, ack)
 
+    def _each(
+        self,
+        mapping: MqttMapping,
+        validator: EventValidator,
+        topic: str,
+        items: list[bytes],
+        now: float,
+        retained: bool,
+        ack: Callable[[], None],
+        original: Sequence[tuple[str, bytes]],
+    ) -> None:
+        """A JSON array of readings (a gateway's batch): each item read alone, as a
+        payload of its own (a number or an object), as the HTTP ingest reads a list. A
+        bad item is dead-lettered by itself, its bytes as sent, named ``payload[i]``
+        (``field "payload[1].value" is 'x': expected a number``); the good ones go to
+        Kafka. The message is acknowledged once Kafka has every item's reading or dead
+        letter (t150: one bad item dead-lettered the whole array, the good readings in
+        it with it). Two items for one sensor at one time with different values are both
+        refused ``conflicting_reading``, as in an HTTP body: which is meant cannot be
+        known (items without a ``ts`` are stamped alike, at receipt). ``mapping`` and
+        ``validator``: the pair the message began with (``parsing``; SIGHUP swaps it)."""
+        left = [len(items)]
+        lock = threading.Lock()
+
+        def done() -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                ack()
+
+        taken: list[tuple[int, Reading]] = []
+        refused: list[tuple[int, EventError, object]] = []
+        for i, raw in enumerate(items):
+            doc: dict[str, Any] = {}
+            try:
+                doc = mapping.to_document(topic, raw, now, retained)
+                taken.append((i, validator.reading_document(doc, now)))
+            except EventError as exc:
+                sensor = doc.get("sensor_id") or mapping.sensor_of(topic)
+                refused.append((i, mapping.as_sent(exc, raw, doc), sensor))
+            except Exception as exc:  # this item's alone (docs/ingest.md: internal)
+                log.exception("ingest: item %d of a message on %s failed", i, topic)
+                refused.append((i, EventError("internal", None, None, repr(exc)), None))
+        readings, clashes = _conflicts(taken)
+        refused.extend(clashes)
+        # The message's properties go whole with its first dead letters only: 10,000
+        # bad items each carrying 500 kB of them were 5 GB of dead letters.
+        shares = shared_original(original, len(refused))
+        for (i, bad, sensor), (carried, said) in zip(
+            sorted(refused, key=lambda r: r[0]), shares, strict=True
+        ):
+            where = f"payload[{i}]"
+            if bad.field is None and bad.code == "internal":
+                message = f"{where}: {bad.reason}"
+            else:
+                field = where if bad.field in (None, "payload") else f"{where}.{bad.field}"
+                message = str(EventError(bad.code, field, bad.value, bad.reason))
+            self._dead_letter(topic, items[i], bad.code, message, done, sensor, carried, said)
+        for reading in readings:
+            self.publisher.submit(reading, done)
+
     def _dead_letter(
         self,
         topic: str,
@@ -479,11 +606,13 @@ class MqttIngest:
         ack: Any,
         sensor: object = None,
         original: Sequence[tuple[str, bytes]] = (),
+        said: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         """Dead-letter one message, keyed by its reading's sensor id when the topic or
         payload gave one (``sensor``: the rule of every reading's dead letter,
-        docs/events.md), else by its topic."""
-        headers = dead_letter_headers(f"mqtt:{topic}", code, message, "mqtt")
+        docs/events.md), else by its topic; ``said``: headers to add
+        (``shared_original``'s)."""
+        headers = dead_letter_headers(f"mqtt:{topic}", code, message, "mqtt") + list(said)
         key = topic.encode("utf-8", "backslashreplace")
         if isinstance(sensor, str) and sensor:
             key = sensor.encode("utf-8", "backslashreplace")

@@ -371,6 +371,8 @@ def test_every_kind_of_bad_item_costs_only_itself_at_the_http_and_mqtt_doors(
             (b'{"value": 1, "ts": 0}', "too_old"),
             (b'{"value": 1, "ts": -1}', "bad_timestamp"),
             (b'{"value": 1, "unit": "m"}', "bad_unit"),
+            # t150: an array's bad item costs only itself; its good one is a reading.
+            (json.dumps([{"value": 3.0, "ts": START + 7300}, "x"]).encode(), "bad_payload"),
         ]
         port = str(p.settings.mqtt_port)
         # (an empty payload clears a retained value in MQTT: skipped and counted, below)
@@ -388,7 +390,7 @@ def test_every_kind_of_bad_item_costs_only_itself_at_the_http_and_mqtt_doors(
             check=True,
             timeout=30,
         )
-        want = 20 + 1 + 2 + len(payloads) + 2
+        want = 20 + 1 + 2 + len(payloads) + 2 + 1  # (+1: the array's good item)
         readings = packed(p.read("readings", lambda m: count_readings(m) >= want, settle=2))
         assert len(readings) == want
         ngsi_dead = len(entities)

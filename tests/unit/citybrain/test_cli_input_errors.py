@@ -534,7 +534,8 @@ def test_a_topic_message_that_is_no_json_record_is_left_out_and_said(
 
     from citybrain.demo import topic_records
 
-    values = [b"not json\xff", b"[1, 2]", b'{"schema": "step/1", "run_id": "a"}', b"7"]
+    # t150: a tombstone (a null value, any producer's) was a TypeError, exit 70 too.
+    values = [b"not json\xff", b"[1, 2]", b'{"schema": "step/1", "run_id": "a"}', b"7", None]
     messages = [
         SimpleNamespace(topic="p.steps", partition=0, offset=i, value=v)
         for i, v in enumerate(values)
@@ -542,8 +543,8 @@ def test_a_topic_message_that_is_no_json_record_is_left_out_and_said(
     records, places = topic_records(messages)
     assert (records, places) == ([{"schema": "step/1", "run_id": "a"}], ["p.steps/0/2"])
     assert capsys.readouterr().err == (
-        "citybrain: warning: left out 3 messages that are not a JSON record: p.steps/0/0, "
-        "p.steps/0/1, p.steps/0/3\n"
+        "citybrain: warning: left out 4 messages that are not a JSON record: p.steps/0/0, "
+        "p.steps/0/1, p.steps/0/3, p.steps/0/4\n"
     )
 
 

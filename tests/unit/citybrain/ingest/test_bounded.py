@@ -57,6 +57,7 @@ def test_metrics_are_served_with_the_name_filter_and_json_refusals() -> None:
         assert answer.startswith(b"HTTP/1.1 404") and "GET /metrics" in body(answer)["error"]
         answer = read_all(send(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n"))
         assert answer.startswith(b"HTTP/1.1 405") and b"Allow: GET, HEAD\r\n" in answer
+        assert b"\r\nConnection: close\r\n" in answer  # its body is left unread (t150)
     finally:
         stop()
 
@@ -134,5 +135,22 @@ def test_a_slow_client_is_cut_at_the_timeout_and_the_cap_holds() -> None:
         answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"))
         assert answer.startswith(b"HTTP/1.1 200")
         assert refused(metrics) == {"busy": 1, "timeout": 3, "too_long": 0, "bad_request": 0}
+    finally:
+        stop()
+
+
+def test_a_body_sent_with_a_get_is_read_past_not_taken_for_the_next_request() -> None:
+    """t150: the body of a GET /metrics was left in the socket and read as the next
+    request's line: the scrape after it on the same connection got ``501 Unsupported
+    method ('{"a":1}GET')``."""
+    port, metrics, stop = started(Bounds(timeout=5))
+    try:
+        first = b'GET /metrics HTTP/1.1\r\nContent-Length: 7\r\n\r\n{"a":1}'
+        answers = read_all(
+            send(port, first + b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        )
+        assert answers.count(b"HTTP/1.1 200 OK\r\n") == 2, answers[-300:]
+        assert b"501" not in answers
+        assert refused(metrics)["bad_request"] == 0
     finally:
         stop()

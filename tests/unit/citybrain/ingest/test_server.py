@@ -11,6 +11,7 @@ import contextlib
 import gzip
 import json
 import logging
+import re
 import socket
 import threading
 import time
@@ -43,6 +44,7 @@ from streams.auth import TokenStore, hash_token
 from streams.bounds import Bounds
 from streams.events import EventValidator, Reading
 from streams.settings import Settings
+from tests.raw_http import read_all, send
 from tests.unit.citybrain.ingest.conftest import T_NOW, example
 from tests.unit.citybrain.ingest.test_http import GOOD
 
@@ -174,6 +176,83 @@ def test_head_is_answered_as_get_without_a_body(server: IngestHttpServer) -> Non
     status, headers, body = call(server, "HEAD", "/ingest/v1/health")
     assert (status, headers["Content-Type"], body) == (200, "application/json", b"")
     assert int(headers["Content-Length"]) > 0
+
+
+def statuses(answers: bytes) -> list[bytes]:
+    """The status lines of the answers read off one connection (an answer's body ends
+    with no line break before the next status line)."""
+    return re.findall(rb"HTTP/1\.[01] [0-9]{3} [^\r]*", answers)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_body_sent_with_a_get_costs_the_next_request_on_the_connection_nothing(
+    server: IngestHttpServer, method: str
+) -> None:
+    """t150: the health check's body was left in the socket and read as the next
+    request's line, so a good POST after it on the same (keep-alive) connection was
+    answered ``405 … not {"a":1}POST`` and its reading lost."""
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    reading = json.dumps([GOOD]).encode()
+    post = (
+        f"POST /ingest/v1/readings HTTP/1.1\r\nAuthorization: Bearer {GATEWAY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(reading)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + reading
+    probe = f"{method} /ingest/v1/health HTTP/1.1\r\nContent-Length: 7\r\n\r\n".encode()
+    answers = read_all(send(server.server_address[1], probe + b'{"a":1}' + post))
+    assert statuses(answers) == [b"HTTP/1.1 200 OK"] * 2, answers
+    assert answers.endswith(b'{"accepted":1}')
+    assert [r.sensor_id for r in kafka.readings] == ["gauge-1"]
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"Transfer-Encoding: chunked", b"Content-Length: x", b"Content-Length: 99999999999999"],
+)
+def test_a_get_body_whose_end_cannot_be_found_closes_the_connection_once_answered(
+    server: IngestHttpServer, framing: bytes
+) -> None:
+    """Its bytes are never read as another request: the connection is closed after the
+    answer (a chunked body is not decoded here; a length past any body is not waited for)."""
+    probe = b"GET /ingest/v1/health HTTP/1.1\r\n" + framing + b"\r\n\r\n"
+    answers = read_all(send(server.server_address[1], probe + b"7\r\nPOST / H\r\n0\r\n\r\n"))
+    assert statuses(answers) == [b"HTTP/1.1 200 OK"], answers
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nContent-Length: 2", 401),
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nAUTH\r\nContent-Type: text/plain\r\nCL2", 415),
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nAUTH\r\nContent-Encoding: gzip\r\nCL2", 415),
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nAUTH\r\nContent-Length: 9999999", 413),
+        (b"POST /ingest/v1/readings HTTP/1.1\r\nAUTH\r\nTransfer-Encoding: chunked", 411),
+        (b"POST /ingest/v1/readingz HTTP/1.1\r\nContent-Length: 2", 404),
+        (b"PUT /ingest/v1/readings HTTP/1.1\r\nContent-Length: 2", 405),
+    ],
+)
+def test_an_answer_that_closes_its_connection_says_so(
+    server: IngestHttpServer, head: bytes, status: int
+) -> None:
+    """t150: a refusal whose body is left unread closes the connection, but the answer
+    did not say so: a client that reused the kept-alive connection for its next (good)
+    POST had that one fail on the closed socket. Now ``Connection: close`` tells it to
+    open a new one; an answer that keeps the connection (a 400 for a body that was read)
+    says nothing of it."""
+    auth = f"Authorization: Bearer {GATEWAY}".encode()
+    request = head.replace(b"AUTH", auth).replace(b"CL2", b"Content-Length: 2")
+    answer = read_all(send(server.server_address[1], request + b"\r\n\r\n{}"))
+    first, _, _ = answer.partition(b"\r\n\r\n")
+    assert first.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert b"\r\nConnection: close" in first, first
+
+    bad = b"POST /ingest/v1/readings HTTP/1.1\r\n" + auth + b"\r\nContent-Length: 2\r\n\r\n{}"
+    conn = send(server.server_address[1], bad)
+    data = b""
+    while b'"errors"' not in data and (chunk := conn.recv(65536)):
+        data += chunk
+    conn.close()
+    assert data.startswith(b"HTTP/1.1 400 ") and b"Connection:" not in data, data
 
 
 @pytest.mark.parametrize(
@@ -1222,3 +1301,118 @@ def test_a_refusal_shows_header_and_path_bytes_as_sent(
     )  # _send writes each character as its one byte
     answer = _answer(_send(server, head, body))
     assert said in json.loads(answer.partition(b"\r\n\r\n")[2])["error"], answer
+
+
+def _at(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(T_NOW - seconds))
+
+
+def test_one_bad_reading_of_an_mqtt_array_is_dead_lettered_alone(ingest_grid: Grid) -> None:
+    """t150: a gateway's JSON array of readings with one bad item was dead-lettered whole
+    (``bad_payload``: expected a number or a JSON object), the good readings with it. Each
+    item is now read alone, as an HTTP list's: the bad one dead-lettered by itself, its
+    bytes as sent and its field named, and the message acknowledged once, when Kafka
+    has them all."""
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    acked: list[bool] = []
+    bad = f'{{"value": "high", "ts": "{_at(60)}"}}'.encode()
+    payload = (
+        f'[{{"value": 2.1, "ts": "{_at(120)}"}}, '.encode()
+        + bad
+        + f', {{"value": 2.3, "ts": "{_at(30)}"}}, 2.4]'.encode()
+    )
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: acked.append(True))
+    assert acked == [True]
+    assert [r.value for r in kafka.readings] == [2.1, 2.3, 2.4]
+    [(value, headers)] = kafka.dead
+    assert value == bad  # the item's own bytes
+    said = dict(headers)
+    assert said["citybrain.error.reason"] == b"bad_type"
+    assert said["citybrain.error.message"] == (
+        b"field \"payload[1].value\" is 'high': expected a number"
+    )
+    assert kafka.keys == [b"gauge-1"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "reasons", "readings"),
+    [
+        # A byte that is not UTF-8 or nesting too deep in one item costs that item alone.
+        (b'[2.5, {"value": "\xff"}]', [b"bad_payload"], 1),
+        (b"[2.5, " + b"[" * 2000 + b"]" * 2000 + b"]", [b"bad_payload"], 1),
+        # A list inside, or a string: no reading (a number or an object is one).
+        (b'[[2.5], "2.5", 2.6]', [b"bad_payload", b"bad_payload"], 1),
+        # Two values for one sensor at one time (items without ts: both at receipt).
+        (b"[2.5, 2.6]", [b"conflicting_reading", b"conflicting_reading"], 0),
+        (b"[2.5, 2.5]", [], 2),  # a repeat: sent, the worker drops it
+        # No well-formed array: refused whole, with the parser's reason.
+        (b"[2.5, 2.6", [b"bad_payload"], 0),
+        (b"[]", [b"bad_payload"], 0),
+        (b"[2.5] 7", [b"bad_payload"], 0),
+    ],
+)
+def test_an_mqtt_array_costs_each_bad_item_alone(
+    ingest_grid: Grid, payload: bytes, reasons: list[bytes], readings: int
+) -> None:
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    acked: list[bool] = []
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: acked.append(True))
+    assert acked == [True]
+    assert [dict(h)["citybrain.error.reason"] for _, h in kafka.dead] == reasons
+    assert len(kafka.readings) == readings
+    for _, headers in kafka.dead:
+        message = dict(headers)["citybrain.error.message"]
+        assert message.startswith((b'field "payload[', b'field "payload"')), message
+
+
+def test_a_retained_mqtt_array_needs_a_time_in_each_item(ingest_grid: Grid) -> None:
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    payload = f'[{{"value": 2.1, "ts": "{_at(60)}"}}, 2.2]'.encode()
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: None, retained=True)
+    assert [r.value for r in kafka.readings] == [2.1]
+    [(value, headers)] = kafka.dead
+    assert (value, dict(headers)["citybrain.error.reason"]) == (b"2.2", b"retained_without_time")
+    assert dict(headers)["citybrain.error.message"].startswith(b'field "payload[1].ts" is missing')
+
+
+def carried_bytes(kafka: Kafka) -> int:
+    return sum(len(n) + len(v) for carried in kafka.originals for n, v in carried)
+
+
+def test_an_mqtt_array_s_properties_go_with_its_first_dead_letters_only(
+    ingest_grid: Grid,
+) -> None:
+    """t150: each bad item's dead letter carried the message's MQTT 5 user properties
+    whole: 100 kB of them and 1,000 bad items were 100 MB of dead letters (500 kB and
+    10,000 items, 5 GB). Now the first dead letters carry them while all carried stays
+    within 500,000 bytes; the others say ``headers_truncated: 0 of 1``."""
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    original = [("citybrain.original.header.note", b"n" * 100_000)]
+    payload = b"[" + b",".join([b"null"] * 1000) + b"]"
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: None, original=original)
+    assert len(kafka.dead) == 1000
+    assert 0 < carried_bytes(kafka) <= 500_000
+    assert [bool(o) for o in kafka.originals] == [True] * 4 + [False] * 996
+    cut = [dict(h).get("citybrain.error.headers_truncated") for _, h in kafka.dead]
+    assert cut == [None] * 4 + [b"0 of 1"] * 996
+
+
+def test_a_body_s_headers_go_with_its_first_dead_letters_only(server: IngestHttpServer) -> None:
+    """t150: a body of 100 bad readings and a 60 kB User-Agent was 100 dead letters of
+    60 kB of headers each; now the request's headers go with the first ones only."""
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    body = json.dumps([GOOD, *[{**GOOD, "value": "high"}] * 100]).encode()
+    request = (
+        f"POST /ingest/v1/readings HTTP/1.1\r\nAuthorization: Bearer {GATEWAY}\r\n"
+        f"User-Agent: {'u' * 60_000}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode() + body
+    answer = read_all(send(server.server_address[1], request))
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert len(kafka.dead) == 100
+    assert 0 < carried_bytes(kafka) <= 500_000
+    assert sum(bool(o) for o in kafka.originals) == 8
