@@ -1169,6 +1169,18 @@ class Context:
         key, value = self.audit_send(record)
         await self.audit_topic.send(key=key, value=value)
 
+    async def audit_all(self, records: list[dict[str, Any]]) -> None:
+        """Append ``records`` to the audit topic (as ``audit``) and wait until Kafka has
+        every one: a caller that then stores "sent" (the outbox of records a stored state
+        holds, streams.response ``SAY``) must not store it before they are out. Raises
+        what the producer raises for a record it could not deliver."""
+        futures = []
+        for record in records:
+            key, value = self.audit_send(record)
+            futures.append(await self.audit_topic.send(key=key, value=value))
+        for future in futures:
+            await future
+
     async def dead_letter(
         self,
         stream: str,

@@ -675,7 +675,13 @@ class Ingest:
         # How many groups it is offered to: a late one whose held offer expires is said
         # as in no alert by that group only when it is the one (``Response._offers_lost``).
         offer["offers"] = len(offers)
-        return list(offers.values())
+        # Which of them each is (0 first): a late report a run refuses as too old is said
+        # as in no alert by the group of its first offer alone (``Response._too_old``),
+        # not once per group that refused it (t152).
+        made = []
+        for n, (key, doc) in enumerate(offers.values()):
+            made.append((key, {**doc, "report": {**offer, "offer": n}}))
+        return made
 
     async def on_incidents(self, events: Sequence[Message]) -> None:
         """One batch of ``incidents`` messages: reports to burst alerts, follow-ups and
