@@ -124,8 +124,9 @@ KEYED_COMMANDS = 50
 # Ended groups forgotten per hold of the runs lock: a pass forgetting 20,000 would
 # otherwise queue 20,000 tombstones while every routed alert waits.
 FORGET_CHUNK = 500
-# A group's field: the ``reports_not_alerted`` audit records of its last change not yet
-# known to be out, stored with the change (delivery awaited) before they are sent, and
+# A group's field: the audit records of its last change not yet known to be out
+# (``reports_not_alerted``, ``reply_webhook_failed``, ``closures_resent``: each with a
+# fixed ``id``), stored with the change (delivery awaited) before they are sent, and
 # sent again from there by the group's next touch after a crash (``_say``,
 # ``_flush_said``), as the run's ``OUTBOX``. Before t152 they were sent before the store
 # that made them idempotent: a crash in between said and counted them again.
@@ -761,7 +762,8 @@ class Response:
         group["seen"] = newest_distinct(group["seen"], alert_id, SEEN_ALERTS)
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
-        await self._say(key, said)
+        if said:
+            await self._say(key)
 
     async def _on_muted(
         self, key: bytes, group: dict[str, Any], run: Run | None, alert_id: str, since: float
@@ -958,7 +960,7 @@ class Response:
             self._too_old(group, run, report, rid, channel, *too_old, said=said)
             if said:  # (one read again after a crash was said already: nothing changes)
                 await self.ctx.groups.set_many({key: group})
-                await self._say(key, said)
+                await self._say(key)
             return
         run, cmds = self._engine_for(run, engines).step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
@@ -1022,8 +1024,8 @@ class Response:
             said.setdefault(lost_key, []).extend(records)
         await self.ctx.groups.set_many(writes)
         self._held_count = total
-        for lost_key, records in said.items():
-            await self._say(lost_key, records)
+        for lost_key in said:
+            await self._say(lost_key)
 
     def _held_total(self) -> int:
         """How many offers this worker's groups hold (``HELD_OFFERS``)."""
@@ -1186,13 +1188,13 @@ class Response:
         group[SAID] = newest_distinct(list(group.get(SAID) or ()), record["id"], SAID_KEPT)
         said.append((channel, detail))
 
-    async def _say(self, key: bytes, said: list[tuple[str, str]]) -> None:
-        """After group ``key``'s entry holding the records ``said`` added (its ``SAY``)
-        was stored: make sure that entry is on Kafka, then send them (``_flush_said``).
-        A crash before the entry is on Kafka reads the change again and makes the same
+    async def _say(self, key: bytes) -> None:
+        """After group ``key``'s entry holding audit records to send (its ``SAY``) was
+        stored: make sure that entry is on Kafka, then send them (``_flush_said``). A
+        crash before the entry is on Kafka reads the change again and makes the same
         records (the same ids) anew; one after it sends them from ``SAY``."""
         group = self.ctx.groups.data.get(key)
-        if not said or not group or not group.get(SAY):
+        if not group or not group.get(SAY):
             return
         await self.ctx.groups.set_many_delivered({key: group})
         await self._flush_said(key, group)
@@ -1213,8 +1215,11 @@ class Response:
         clean = {k: v for k, v in group.items() if k != SAY}
         await self.ctx.groups.set_many_delivered({key: clean})
         for record in records:
-            self.metrics.incidents_unalerted.labels(str(record["data"].get("channel"))).inc()
-            log.info("incidents: %s", record["detail"])
+            if record.get("action") == "reports_not_alerted":
+                self.metrics.incidents_unalerted.labels(str(record["data"].get("channel"))).inc()
+                log.info("incidents: %s", record["detail"])
+            elif record.get("action") == "reply_webhook_failed":
+                self.metrics.closures_given_up.inc()
         return clean
 
     def _too_old(
@@ -1354,13 +1359,17 @@ class Response:
                 group[RESENDS] = {k: v for k, v in resends.items() if k != call}
             if cmd.get("ok") is not True:
                 # Kept as undelivered, in the same store as the call's removal: shown by
-                # `runs show`, counted, and re-sent by `citybrain runs resend`.
+                # `runs show`, counted, and re-sent by `citybrain runs resend`. Its
+                # reply_webhook_failed record goes in that store too (``SAY``), out and
+                # counted after it (t152: said and counted after the store, lost to a
+                # kill in between, the outcome read again being a repeat).
                 why = str(cmd.get("detail") or "failed")[:300]
                 group = with_undelivered(group, given, why, time.time())
+                group[SAY] = [*(group.get(SAY) or []), self._given_up(run_id, cmd, given)]
             await self.ctx.groups.set_many({key: group})
-            if cmd.get("ok") is not True:
-                self.metrics.closures_given_up.inc()
-                await self._reply_given_up(run_id, cmd, given)
+            if group.get(SAY):
+                await self._say(key)
+                group = self.ctx.groups.data.get(key) or group
             if not group.get("run") or group["run"].get("run_id") != run_id:
                 # Its run superseded since (a new alert opened the next): the call was all
                 # it was about, no unknown_run dead letter (trial 26).
@@ -1683,8 +1692,8 @@ class Response:
         said = self._offers_lost(lost, "expired", copies)
         if said:
             await self.ctx.groups.set_many({key: copies[key] for key in said})
-            for key, records in said.items():
-                await self._say(key, records)
+            for key in said:
+                await self._say(key)
         await self.ctx.groups.delete_many(list(chunk))
         for key in chunk:
             self._said_unreadable.discard(key)
@@ -2141,11 +2150,13 @@ class Response:
         detail = refused or "too many webhook calls in flight"
         await self.on_webhook_outcome(WebhookOutcome(command_id, url, False, 0, detail, 0.0))
 
-    async def _reply_given_up(self, run_id: str, cmd: dict[str, Any], reply: Any) -> None:
-        """A closure webhook call that failed after its retries: one audit record
-        (``reply_webhook_failed``) and a WARNING naming the report and why. Before, only
-        its attempts were audited: the run is resolved, so the engine ignores the outcome,
-        and nothing said the closure was given up (the replies topic has it)."""
+    def _given_up(self, run_id: str, cmd: dict[str, Any], reply: Any) -> dict[str, Any]:
+        """A closure webhook call that failed after its retries: its audit record
+        (``reply_webhook_failed``, id ``<outcome id>:given_up``, for the group's ``SAY``;
+        counted in ``citybrain_closures_given_up_total`` once out) and a WARNING naming
+        the report and why. Before, only its attempts were audited: the run is resolved,
+        so the engine ignores the outcome, and nothing said the closure was given up (the
+        replies topic has it)."""
         report = reply.get("report_id", "?") if isinstance(reply, dict) else "?"
         url = str(self.settings.replies_webhook_url)
         why = str(cmd.get("detail") or "failed")[:300]
@@ -2156,16 +2167,15 @@ class Response:
             f"closure (reply) webhook to {url} for report {report} given up: {why} (the "
             "replies topic has it); audited as reply_webhook_failed",
         )
-        await self.ctx.audit(
-            {
-                "action": "reply_webhook_failed",
-                "run_id": run_id,
-                "at": time.time(),
-                "actor": "citybrain",
-                "detail": f"{cmd['command_id']} for report {report} to {url}: {why}; given up "
-                "(the replies topic has the closure)",
-            }
-        )
+        return {
+            "id": f"{cmd['id']}:given_up",
+            "action": "reply_webhook_failed",
+            "run_id": run_id,
+            "at": time.time(),
+            "actor": "citybrain",
+            "detail": f"{cmd['command_id']} for report {report} to {url}: {why}; given up "
+            "(the replies topic has the closure)",
+        }
 
     async def _resend_closures(
         self, key: bytes, group: dict[str, Any] | None, run_id: str, cmd: dict[str, Any]
@@ -2200,19 +2210,31 @@ class Response:
         # Each re-send a call of its own, its outcome an id of its own (``result_id``).
         resends = dict(group.get(RESENDS) or {})
         resends |= {r: int(resends.get(r, 0)) + 1 for r in mine}
-        await self.ctx.groups.set_many_delivered(
-            {key: {**group, "reply_calls": calls, UNDELIVERED: left, RESENDS: resends}}
-        )
         reports = ", ".join(str(e["reply"].get("report_id")) for e in mine.values())
-        await self.ctx.audit(
+        # Its record stored with the change (``SAY``) and sent after (t152: sent after
+        # the store alone, lost to a kill in between: the command read again finds
+        # nothing undelivered and says nothing).
+        record = {
+            "id": f"{cmd['id']}:closures_resent",
+            "action": "closures_resent",
+            "run_id": run_id,
+            "at": now,
+            "actor": by,
+            "detail": f"{len(mine)} closure(s) re-sent to {url} (reports {reports})",
+        }
+        said = [*(group.get(SAY) or []), record]
+        await self.ctx.groups.set_many_delivered(
             {
-                "action": "closures_resent",
-                "run_id": run_id,
-                "at": now,
-                "actor": by,
-                "detail": f"{len(mine)} closure(s) re-sent to {url} (reports {reports})",
+                key: {
+                    **group,
+                    "reply_calls": calls,
+                    UNDELIVERED: left,
+                    RESENDS: resends,
+                    SAY: said,
+                }
             }
         )
+        await self._flush_said(key, self.ctx.groups.data[key])
         for reply_id, entry in mine.items():
             self._remember_call(reply_id)
             self._result_ids[reply_id] = result_id(reply_id, resends[reply_id])
