@@ -493,6 +493,22 @@ def _group_problem(group: dict[str, Any]) -> str | None:
             f"field 'closures_undelivered' is {undelivered!r:.60}, expected closures by reply "
             "id, each its reply, failed_at and detail"
         )
+    # Audit records stored before they are sent (streams.response ``SAY``) and the ids
+    # the group has stored (``SAID``): one of another shape failed the group's every
+    # routed message, command and deadline pass at its flush.
+    say = group.get("say", [])
+    if not isinstance(say, list) or not all(
+        isinstance(r, dict)
+        and isinstance(r.get("id"), str)
+        and isinstance(r.get("action"), str)
+        and isinstance(r.get("detail", ""), str)
+        and isinstance(r.get("data", {}), dict)
+        for r in say
+    ):
+        return f"field 'say' is {say!r:.60}, expected audit records, each its id and action"
+    said = group.get("said", [])
+    if not isinstance(said, list) or not all(isinstance(i, str) for i in said):
+        return f"field 'said' is {said!r:.60}, expected record ids (text)"
     outbox = group.get("outbox", [])
     if group["run"] is None and outbox:
         return "field 'outbox' holds outputs, and there is no run"
