@@ -18,11 +18,13 @@ repeat it is (runs are idempotent per alert id).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any, cast
 
+import orjson
 from faust.types import TP, EventT
 
 from playbooks.engine import ReportsCovered
@@ -259,20 +261,33 @@ class Alerting:
                     if decision.silenced_by
                     else f"inhibited by firing alert {decision.inhibiting}"
                 )
-                await self.ctx.audit(
-                    {
-                        "action": f"alert_{why}",
-                        "alert_id": alert_id,
-                        "at": now,
-                        "actor": "citybrain",
-                        "detail": detail,
-                    }
-                )
-                self.metrics.alerts_suppressed.labels(self.ctx.label_kind(alert["kind"]), why).inc()
                 # Kept, to be routed when no longer muted (``recheck_muted``).
                 previous = self.muted.data.get(key)
                 entry = muted_entry(previous, alert, decision, now)
+                # The same message muted the same way as its stored entry: read again
+                # after a crash past that store, said and counted then (t152: audited
+                # and counted again at each redelivery).
+                repeat = previous is not None and all(
+                    previous.get(f) == entry[f] for f in ("alert", "mute", "by")
+                )
+                if not repeat:
+                    # Before the store (a kill in between says it again, under the same
+                    # id: the alert message's own digest), counted after it.
+                    digest = hashlib.sha256(orjson.dumps(alert, option=orjson.OPT_SORT_KEYS))
+                    await self.ctx.audit(
+                        {
+                            "id": f"{alert_id}:{why}:{digest.hexdigest()[:16]}",
+                            "action": f"alert_{why}",
+                            "alert_id": alert_id,
+                            "at": now,
+                            "actor": "citybrain",
+                            "detail": detail,
+                        }
+                    )
                 await self.muted.set_many({key: entry})
+                if not repeat:
+                    kind = self.ctx.label_kind(alert["kind"])
+                    self.metrics.alerts_suppressed.labels(kind, why).inc()
                 if not entry["noted"]:
                     # Its groups exist from now on, as in Alertmanager, which keeps a
                     # muted alert in its group: a run opened in one later keeps to
@@ -478,6 +493,8 @@ class Alerting:
         why = "silence" if mute == "silenced" else "inhibiting alert"
         await self.ctx.audit(
             {
+                # The same if a kill before the entry's deletion re-checks it again.
+                "id": f"{alert_id}:unmuted:{mute}:{muted_by}:{entry.get('since')!r}",
                 "action": "alert_unmuted",
                 "alert_id": alert_id,
                 "at": now,
@@ -486,8 +503,9 @@ class Alerting:
                 "no longer mutes it: routed",
             }
         )
-        self.metrics.alerts_unmuted.labels(self.ctx.label_kind(alert.get("kind", "")), mute).inc()
         del self.muted[key]
+        # Counted once the entry is gone (t152: counted before, again after a kill).
+        self.metrics.alerts_unmuted.labels(self.ctx.label_kind(alert.get("kind", "")), mute).inc()
         return "routed"
 
     async def _active_silences(self, now: float) -> list[Silence]:

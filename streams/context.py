@@ -494,6 +494,22 @@ def _group_problem(group: dict[str, Any]) -> str | None:
             f"field 'closures_undelivered' is {undelivered!r:.60}, expected closures by reply "
             "id, each its reply, failed_at and detail"
         )
+    # Audit records stored before they are sent (streams.response ``SAY``) and the ids
+    # the group has stored (``SAID``): one of another shape failed the group's every
+    # routed message, command and deadline pass at its flush.
+    say = group.get("say", [])
+    if not isinstance(say, list) or not all(
+        isinstance(r, dict)
+        and isinstance(r.get("id"), str)
+        and isinstance(r.get("action"), str)
+        and isinstance(r.get("detail", ""), str)
+        and isinstance(r.get("data", {}), dict)
+        for r in say
+    ):
+        return f"field 'say' is {say!r:.60}, expected audit records, each its id and action"
+    said = group.get("said", [])
+    if not isinstance(said, list) or not all(isinstance(i, str) for i in said):
+        return f"field 'said' is {said!r:.60}, expected record ids (text)"
     outbox = group.get("outbox", [])
     if group["run"] is None and outbox:
         return "field 'outbox' holds outputs, and there is no run"
@@ -1171,6 +1187,18 @@ class Context:
         """Append ``record`` to the audit topic, keyed by its run, alert or ``api``."""
         key, value = self.audit_send(record)
         await self.audit_topic.send(key=key, value=value)
+
+    async def audit_all(self, records: list[dict[str, Any]]) -> None:
+        """Append ``records`` to the audit topic (as ``audit``) and wait until Kafka has
+        every one: a caller that then stores "sent" (the outbox of records a stored state
+        holds, streams.response ``SAY``) must not store it before they are out. Raises
+        what the producer raises for a record it could not deliver."""
+        futures = []
+        for record in records:
+            key, value = self.audit_send(record)
+            futures.append(await self.audit_topic.send(key=key, value=value))
+        for future in futures:
+            await future
 
     async def dead_letter(
         self,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
 import math
 import time
@@ -675,7 +676,13 @@ class Ingest:
         # How many groups it is offered to: a late one whose held offer expires is said
         # as in no alert by that group only when it is the one (``Response._offers_lost``).
         offer["offers"] = len(offers)
-        return list(offers.values())
+        # Which of them each is (0 first): a late report a run refuses as too old is said
+        # as in no alert by the group of its first offer alone (``Response._too_old``),
+        # not once per group that refused it (t152).
+        made = []
+        for n, (key, doc) in enumerate(offers.values()):
+            made.append((key, {**doc, "report": {**offer, "offer": n}}))
+        return made
 
     async def on_incidents(self, events: Sequence[Message]) -> None:
         """One batch of ``incidents`` messages: reports to burst alerts, follow-ups and
@@ -721,7 +728,7 @@ class Ingest:
         alerts = []
         states: dict[bytes, dict[str, Any] | None] = {}
         dropped: dict[str, list[str]] = {}
-        not_alerted: list[tuple[str, str, list[str]]] = []
+        not_alerted: list[tuple[str, str, list[tuple[str, str]]]] = []
         offered: list[tuple[str, Any]] = []
         if self._cell_windows is None:
             self._cell_windows = Tally(cell for (cell, _), _ in all_windows(self.ctx))
@@ -831,6 +838,7 @@ class Ingest:
         # the sweep writes them, then awaited: the offsets commit after.
         await self.ctx.burst_windows.set_many({k: w for k, w in states.items() if w is not None})
         await self.ctx.app.producer.flush()
+        self._count_unalerted(not_alerted)
         for (source, department), n in tally.items():
             self.metrics.incidents.labels(source, department).inc(n)
         self._say_dropped(dropped)
@@ -886,7 +894,7 @@ class Ingest:
                 return 0
             slot = math.floor(self.event_time / self.bursts.step)
             alerts: list[tuple[str, dict[str, Any]]] = []
-            not_alerted: list[tuple[str, str, list[str]]] = []
+            not_alerted: list[tuple[str, str, list[tuple[str, str]]]] = []
             dropped: dict[str, list[str]] = {}
             changed: dict[bytes, dict[str, Any]] = {}
             # Windows quiet for two days (``BurstTracker.forgettable``): dropped, so the
@@ -950,6 +958,7 @@ class Ingest:
             await self.ctx.burst_windows.delete_many(forget)
             self.metrics.burst_windows_forgotten.inc(len(forget))
             await self.ctx.app.producer.flush()
+            self._count_unalerted(not_alerted)
         self._say_dropped(dropped)
         return len(changed) + len(forget)
 
@@ -966,20 +975,37 @@ class Ingest:
         cell: str,
         category: str,
         unalerted: list[tuple[str, str]],
-        not_alerted: list[tuple[str, str, list[str]]],
+        not_alerted: list[tuple[str, str, list[tuple[str, str]]]],
         dropped: dict[str, list[str]],
     ) -> None:
-        """Reports (id, channel) that left their window in no alert: counted, and noted
-        for ``_audit_unalerted`` and ``_say_dropped``."""
-        for _, source in unalerted:
-            self.metrics.incidents_unalerted.labels(source).inc()
+        """Reports (id, channel) that left their window in no alert: noted for
+        ``_audit_unalerted``, ``_count_unalerted`` (once their window is stored) and
+        ``_say_dropped``."""
         dropped.setdefault("unalerted", []).extend(rid for rid, _ in unalerted)
-        not_alerted.append((cell, category, [rid for rid, _ in unalerted]))
+        not_alerted.append((cell, category, list(unalerted)))
 
-    async def _audit_unalerted(self, not_alerted: list[tuple[str, str, list[str]]]) -> None:
-        for cell, category, ids in not_alerted:
+    def _count_unalerted(self, not_alerted: list[tuple[str, str, list[tuple[str, str]]]]) -> None:
+        """Count the reports ``_audit_unalerted`` said, once the windows that let them go
+        are stored (t152: counted before, so a kill before the store counted them again
+        when the batch or sweep was made again)."""
+        for _, _, unalerted in not_alerted:
+            for _, source in unalerted:
+                self.metrics.incidents_unalerted.labels(source).inc()
+
+    async def _audit_unalerted(
+        self, not_alerted: list[tuple[str, str, list[tuple[str, str]]]]
+    ) -> None:
+        """One ``reports_not_alerted`` record per window's reports (id, channel) that left
+        it in no alert, sent before the window's store: a kill in between makes them again
+        from the same stored window, so each record's ``id`` is made of its cell,
+        category and report ids, the same when made again (a reader dedupes by it;
+        before t152 a record had no id)."""
+        for cell, category, unalerted in not_alerted:
+            ids = [rid for rid, _ in unalerted]
+            digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
             await self.ctx.audit(
                 {
+                    "id": f"{cell}:{category}:{digest}:not_alerted",
                     "action": "reports_not_alerted",
                     "at": time.time(),
                     "actor": "citybrain",

@@ -124,6 +124,18 @@ KEYED_COMMANDS = 50
 # Ended groups forgotten per hold of the runs lock: a pass forgetting 20,000 would
 # otherwise queue 20,000 tombstones while every routed alert waits.
 FORGET_CHUNK = 500
+# A group's field: the audit records of its last change not yet known to be out
+# (``reports_not_alerted``, ``reply_webhook_failed``, ``closures_resent``: each with a
+# fixed ``id``), stored with the change (delivery awaited) before they are sent, and
+# sent again from there by the group's next touch after a crash (``_say``,
+# ``_flush_said``), as the run's ``OUTBOX``. Before t152 they were sent before the store
+# that made them idempotent: a crash in between said and counted them again.
+SAY = "say"
+# A group's field: the ids of the ``reports_not_alerted`` records it has stored, newest
+# last (``SAID_KEPT``): one made again (an offer read again after a crash, a run refusing
+# it again) is recognised, not said nor counted a second time.
+SAID = "said"
+SAID_KEPT = 1_000
 # A group's field: the generation of its first run, when a group of its partition was
 # forgotten before it was made (``Context.generation_floor``); 1 when absent.
 FIRST_GENERATION = "first_generation"
@@ -361,7 +373,9 @@ ROUTED_KEYS = frozenset(
 LEGACY_KEY, PROBE, CHECKED, SEQ = "legacy_key", "probe", "checked", "seq"
 GROUP_KEY = re.compile(r"grp-[0-9a-f]{16}")
 ROUTE_KEYS = frozenset({"id", "playbook", "group_wait", "group_interval", "repeat_interval"})
-OFFER_KEYS = frozenset({"report_id", "channel", "grid_cell", "category", "ts", "late", "offers"})
+OFFER_KEYS = frozenset(
+    {"report_id", "channel", "grid_cell", "category", "ts", "late", "offers", "offer"}
+)
 
 
 def _refuse_lookalike(doc: dict[str, Any], names: Collection[str], at: str = "") -> None:
@@ -412,6 +426,14 @@ def routed_fields(doc: Any) -> dict[str, Any]:
         if type(offers) is not int or offers < 1:
             raise EventError(
                 "bad_routed", "report.offers", offers, "expected a whole number from 1"
+            )
+        offer = report.get("offer", 0)
+        if type(offer) is not int or not 0 <= offer < offers:
+            raise EventError(
+                "bad_routed",
+                "report.offer",
+                offer,
+                f"expected a whole number from 0 to {offers - 1} (one less than report.offers)",
             )
         ts = report.get("ts")
         fault = None if ts is None else epoch_seconds_fault(ts)
@@ -559,7 +581,9 @@ class Response:
         key = home
         pending = self.ctx.groups.get(key)
         if pending and pending.get(OUTBOX):  # the last change's outputs first
-            await self._flush_outbox(key, pending)
+            pending = await self._flush_outbox(key, pending)
+        if pending and pending.get(SAY):
+            await self._flush_said(key, pending)
         if "report" in doc:
             await self._on_offered_report(
                 key, doc["report"], message_time(None, event, time.time()), engines
@@ -587,6 +611,9 @@ class Response:
         # The routed message's own time, so a run opened again after a crash (its state
         # not yet stored) has the same created_at and step times.
         alert_id, now = alert["alert_id"], message_time(None, event, time.time())
+        # The reports_not_alerted records this change adds to the group (``_cover_held``),
+        # sent once it is stored (``_say``).
+        said: list[tuple[str, str]] = []
         members: dict[str, float] = dict(group.get(MUTED) or {})
         was_muted = members.pop(alert_id, None) is not None
         if was_muted:
@@ -690,7 +717,7 @@ class Response:
                 cmds += more
             # The run's opening in event time: how old a report offered to it may be.
             group["opened_ts"] = _event_time(alert.get("started_at"))
-            run, followed = await self._cover_held(key, group, engine, run, now)
+            run, followed = await self._cover_held(key, group, engine, run, now, said)
             cmds += followed
         if alert.get("reports"):  # citizen reports the run now covers (repeats ignored)
             engine = self._engine_for(run, engines)
@@ -735,6 +762,8 @@ class Response:
         group["seen"] = newest_distinct(group["seen"], alert_id, SEEN_ALERTS)
         group["run"], group["route"] = run.to_dict(), route
         await self.advance(key, group, run, cmds)
+        if said:
+            await self._say(key)
 
     async def _on_muted(
         self, key: bytes, group: dict[str, Any], run: Run | None, alert_id: str, since: float
@@ -926,7 +955,12 @@ class Response:
         assert stored is not None  # (a run is stored in its group)
         opened = stored.get("opened_ts")
         if (too_old := _too_old_for(ts, opened)) is not None:
-            await self._too_old(run, report, rid, channel, *too_old)
+            said: list[tuple[str, str]] = []
+            group = dict(stored)
+            self._too_old(group, run, report, rid, channel, *too_old, said=said)
+            if said:  # (one read again after a crash was said already: nothing changes)
+                await self.ctx.groups.set_many({key: group})
+                await self._say(key)
             return
         run, cmds = self._engine_for(run, engines).step(run, ReportsCovered(((rid, channel),), now))
         if cmds:
@@ -967,7 +1001,8 @@ class Response:
                 stored[FIRST_GENERATION] = floor + 1
         before: list[dict[str, Any]] = list(stored.get(HELD_OFFERS) or [])
         held = [h for h in before if h["at"] >= now - HOLD_OFFER_SECONDS]
-        lost = [(key, h) for h in before if h["at"] < now - HOLD_OFFER_SECONDS]
+        expired = [(key, h) for h in before if h["at"] < now - HOLD_OFFER_SECONDS]
+        lost: list[tuple[bytes, dict[str, Any]]] = []  # dropped at a bound
         if not any(
             h["report"]["report_id"] == rid and h["report"]["channel"] == channel for h in held
         ):
@@ -981,11 +1016,16 @@ class Response:
         while total > MAX_HELD_OFFERS and (dropped := self._drop_oldest_held(writes)):
             lost.append(dropped)
             total -= 1
-        # Said before the store: a crash between says them again when the offer is read
-        # again (at least once, each record with its own ``id``), never not at all.
-        await self._offers_lost(lost, "dropped")
+        # Said with the store (t152): each lost offer's record goes into its group's
+        # ``SAY`` in the same entry that lets the offer go, and out once that is stored.
+        # Before, said first: a crash before the store said and counted them again.
+        said = self._offers_lost(expired, "expired", writes)
+        for lost_key, records in self._offers_lost(lost, "dropped", writes).items():
+            said.setdefault(lost_key, []).extend(records)
         await self.ctx.groups.set_many(writes)
         self._held_count = total
+        for lost_key in said:
+            await self._say(lost_key)
 
     def _held_total(self) -> int:
         """How many offers this worker's groups hold (``HELD_OFFERS``)."""
@@ -1022,7 +1062,13 @@ class Response:
         return None
 
     async def _cover_held(
-        self, key: bytes, group: dict[str, Any], engine: PlaybookEngine, run: Run, now: float
+        self,
+        key: bytes,
+        group: dict[str, Any],
+        engine: PlaybookEngine,
+        run: Run,
+        now: float,
+        said: list[tuple[str, str]],
     ) -> tuple[Run, list[Command]]:
         """The run just opened at ``now`` (its routed message's time) in ``group`` takes
         the offers held for it (``_hold_offer``) as it takes an offer read once it is open
@@ -1033,7 +1079,9 @@ class Response:
         opening, one read after it by the one-day rule: a restarted second worker,
         reading offers again after their run had opened, covered 3 reports more than one
         worker's run (helper t75's harness). Every offer held is let go from ``group``
-        (stored by the caller with the run, in one changelog entry)."""
+        (stored by the caller with the run, in one changelog entry); the records of those
+        let go in no alert go into its ``SAY`` and ``said`` (``_note_said``), for the
+        caller's ``_say`` once that entry is stored."""
         held = group.pop(HELD_OFFERS, None) or []
         if not held:
             return run, []
@@ -1041,31 +1089,40 @@ class Response:
         opened = group.get("opened_ts")
         follow: dict[tuple[str, str], None] = {}
         expired = [(key, h) for h in held if h["at"] < now - HOLD_OFFER_SECONDS]
-        await self._offers_lost(expired, "expired")  # no run took them (a late one: said)
+        # No run took them (a late one: said).
+        said += self._offers_lost(expired, "expired", {key: group}).get(key, [])
         for h in held:
             report = h["report"]
             rid, channel = report["report_id"], report["channel"]
             if h["at"] < now - HOLD_OFFER_SECONDS:
                 continue  # expired: ends as an offer no run took
             if (too_old := _too_old_for(report.get("ts"), opened)) is not None:
-                await self._too_old(run, report, rid, channel, *too_old)
+                self._too_old(group, run, report, rid, channel, *too_old, said=said)
             else:
                 follow[(rid, channel)] = None
         if not follow:
             return run, []
         return engine.step(run, ReportsCovered(tuple(follow), now))
 
-    async def _offers_lost(self, lost: list[tuple[bytes, dict[str, Any]]], why: str) -> None:
+    def _offers_lost(
+        self,
+        lost: list[tuple[bytes, dict[str, Any]]],
+        why: str,
+        groups: dict[bytes, dict[str, Any]],
+    ) -> dict[bytes, list[tuple[str, str]]]:
         """Held offers (group key, ``{"at", "report"}``) let go with no run taking them:
         expired (``HOLD_OFFER_SECONDS`` of message time passed, or their group forgotten)
         or ``dropped`` (a bound). A late report's (never in its burst window, which would
         say it when it leaves) is counted in ``citybrain_incidents_unalerted_total``,
-        logged and audited as ``reports_not_alerted`` here, as a late one a run refuses
-        (``_too_old``); before, it ended unsaid. Only a report offered to one group
-        (``offers``, 1 when absent): one offered to several (a route grouping by
+        logged and audited as ``reports_not_alerted`` (``_note_said``: into its group's
+        entry in ``groups``, which the caller stores, then ``_say``), as a late one a run
+        refuses (``_too_old``); before t148 it ended unsaid. Only a report offered to one
+        group (``offers``, 1 when absent): one offered to several (a route grouping by
         severity, routes with ``continue``) may be covered by another group's run, which
-        this group cannot know. Each record's ``id`` is the same if said again (a crash
-        before the group's store: the offer read again)."""
+        this group cannot know. Each record's ``id`` is the same if made again (the offer
+        read again after a crash), and a group that stored it says it no more. Returns
+        the (channel, detail) of the records added, by group key."""
+        added: dict[bytes, list[tuple[str, str]]] = {}
         for key, h in lost:
             report = h.get("report") or {}
             if not report.get("late") or report.get("offers", 1) != 1:
@@ -1078,30 +1135,41 @@ class Response:
                 f"from {format_ts(h['at'])} and {why} with no run taking it "
                 f"(held at most {HOLD_OFFER_SECONDS:g} s): in no alert, covered by no run"
             )
-            await self._not_alerted(
+            self._note_said(
+                groups[key],
                 report,
                 rid,
                 channel,
                 detail,
                 {"id": f"{group}:{rid}:{channel}:{h['at']!r}:not_alerted"},
                 {"group": group, "held_from": h["at"]},
+                added.setdefault(key, []),
             )
+        return added
 
-    async def _not_alerted(
+    def _note_said(
         self,
+        group: dict[str, Any],
         report: dict[str, Any],
         rid: str,
         channel: str,
         detail: str,
         record: dict[str, Any],
         data: dict[str, Any],
+        said: list[tuple[str, str]],
     ) -> None:
-        """One late report in no alert: counted in ``citybrain_incidents_unalerted_total``
-        (by ``channel``), logged, and audited as ``reports_not_alerted`` with ``detail``,
-        the report's cell, category and id, and ``record``'s and ``data``'s extra fields."""
-        self.metrics.incidents_unalerted.labels(channel).inc()
-        log.info("incidents: %s", detail)
-        await self.ctx.audit(
+        """One late report in no alert, to be counted in
+        ``citybrain_incidents_unalerted_total`` (by ``channel``), logged, and audited as
+        ``reports_not_alerted`` with ``detail``, the report's cell, category and id, and
+        ``record``'s (its ``id`` included) and ``data``'s extra fields: put in ``group``'s
+        ``SAY`` and its id in ``SAID`` (``group`` changed in place, for the caller to
+        store) and (channel, detail) appended to ``said``, for ``_say`` once it is
+        stored. A record whose id ``group`` has stored already is a repeat (an offer read
+        again after a crash): nothing is added."""
+        if record["id"] in (group.get(SAID) or ()):
+            return
+        group[SAY] = [
+            *(group.get(SAY) or []),
             {
                 **record,
                 "action": "reports_not_alerted",
@@ -1112,24 +1180,68 @@ class Response:
                     "grid_cell": report.get("grid_cell"),
                     "category": report.get("category"),
                     "report_ids": [rid],
+                    "channel": channel,
                     **data,
                 },
-            }
-        )
+            },
+        ]
+        group[SAID] = newest_distinct(list(group.get(SAID) or ()), record["id"], SAID_KEPT)
+        said.append((channel, detail))
 
-    async def _too_old(
+    async def _say(self, key: bytes) -> None:
+        """After group ``key``'s entry holding audit records to send (its ``SAY``) was
+        stored: make sure that entry is on Kafka, then send them (``_flush_said``). A
+        crash before the entry is on Kafka reads the change again and makes the same
+        records (the same ids) anew; one after it sends them from ``SAY``."""
+        group = self.ctx.groups.data.get(key)
+        if not group or not group.get(SAY):
+            return
+        await self.ctx.groups.set_many_delivered({key: group})
+        await self._flush_said(key, group)
+
+    async def _flush_said(self, key: bytes, group: dict[str, Any]) -> dict[str, Any]:
+        """``group`` with the ``reports_not_alerted`` records of its ``SAY`` sent (delivery
+        awaited), then stored without them (delivered); only then each is counted in
+        ``citybrain_incidents_unalerted_total`` (its ``data.channel``) and logged, with
+        no await between the store and the count: a worker killed before that store
+        sends them again from ``SAY`` (the same ids) and counts them then, one killed
+        after it has counted them. Called after they were stored (``_say``) and by the
+        group's next touch (a routed message, a command, a deadline pass) when a worker
+        stopped before they were known to be out. Returns the group as stored."""
+        records = group.get(SAY)
+        if not records:
+            return group
+        await self.ctx.audit_all(list(records))
+        clean = {k: v for k, v in group.items() if k != SAY}
+        await self.ctx.groups.set_many_delivered({key: clean})
+        for record in records:
+            if record.get("action") == "reports_not_alerted":
+                self.metrics.incidents_unalerted.labels(str(record["data"].get("channel"))).inc()
+                log.info("incidents: %s", record["detail"])
+            elif record.get("action") == "reply_webhook_failed":
+                self.metrics.closures_given_up.inc()
+        return clean
+
+    def _too_old(
         self,
+        group: dict[str, Any],
         run: Run,
         report: dict[str, Any],
         rid: str,
         channel: str,
         ts: float,
         opened: float,
+        said: list[tuple[str, str]],
     ) -> None:
         """A report refused by its group's open run as older than its opening by more than
-        ``OFFER_MAX_AGE``: if it is late (never in the window), counted, logged and
-        audited here as in no alert; otherwise its window does that when it leaves."""
-        if not report.get("late"):
+        ``OFFER_MAX_AGE``: if it is late (never in the window), noted in ``group`` to be
+        counted, logged and audited as in no alert (``_note_said``, once per run: its
+        ``id`` names the report and the run, so the offer read again after a crash is a
+        repeat); otherwise its window does that when it leaves. A report offered to
+        several groups (``offers``) is said only by the group of its first offer
+        (``offer``, 0 when absent): each group whose run refused it counted it once before
+        t152, one report counted up to 3 times per route."""
+        if not report.get("late") or report.get("offer", 0) != 0:
             return
         detail = (
             f"report {rid} of {report.get('category')!r} at {report.get('grid_cell')} "
@@ -1137,7 +1249,8 @@ class Response:
             f"{run.run_id} of its group (opened {format_ts(opened)}): in no alert, not "
             "covered by that run"
         )
-        await self._not_alerted(report, rid, channel, detail, {"run_id": run.run_id}, {})
+        record = {"id": f"{run.run_id}:{rid}:{channel}:too_old", "run_id": run.run_id}
+        self._note_said(group, report, rid, channel, detail, record, {}, said)
 
     async def on_command(self, event: EventT[bytes]) -> None:
         try:
@@ -1212,6 +1325,8 @@ class Response:
         group = self.ctx.groups.get(key)
         if group is not None and group.get(OUTBOX):
             group = await self._flush_outbox(key, group)
+        if group is not None and group.get(SAY):
+            group = await self._flush_said(key, group)
         if action == RESEND:
             # Before the unknown_run check: a superseded run's closures can be re-sent.
             await self._resend_closures(key, group, run_id, cmd)
@@ -1244,13 +1359,17 @@ class Response:
                 group[RESENDS] = {k: v for k, v in resends.items() if k != call}
             if cmd.get("ok") is not True:
                 # Kept as undelivered, in the same store as the call's removal: shown by
-                # `runs show`, counted, and re-sent by `citybrain runs resend`.
+                # `runs show`, counted, and re-sent by `citybrain runs resend`. Its
+                # reply_webhook_failed record goes in that store too (``SAY``), out and
+                # counted after it (t152: said and counted after the store, lost to a
+                # kill in between, the outcome read again being a repeat).
                 why = str(cmd.get("detail") or "failed")[:300]
                 group = with_undelivered(group, given, why, time.time())
+                group[SAY] = [*(group.get(SAY) or []), self._given_up(run_id, cmd, given)]
             await self.ctx.groups.set_many({key: group})
-            if cmd.get("ok") is not True:
-                self.metrics.closures_given_up.inc()
-                await self._reply_given_up(run_id, cmd, given)
+            if group.get(SAY):
+                await self._say(key)
+                group = self.ctx.groups.data.get(key) or group
             if not group.get("run") or group["run"].get("run_id") != run_id:
                 # Its run superseded since (a new alert opened the next): the call was all
                 # it was about, no unknown_run dead letter (trial 26).
@@ -1360,10 +1479,21 @@ class Response:
                 # This key's configuration, to its end (t133): an engine of one library
                 # with the routing of another (a reload at an await of ``_check_run``).
                 config = self.ctx.config
+                if group and group.get(SAY):  # records a stopped worker left unsent
+                    try:
+                        group = await self._flush_said(key, group)
+                    except Exception as exc:  # kept, sent again next tick
+                        self._unadvanced_run(key, exc)
+                        skipped += 1
+                        held[key] = (
+                            f"its reports_not_alerted records could not be sent "
+                            f"({type(exc).__name__}: {exc}); tried again at each deadline check"
+                        )
+                        continue
                 if not group or not group["run"]:
                     if (
                         group
-                        and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED))
+                        and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED, SAY))
                         and not self._holds(group, now)
                         and not self._forwarding(group, now)
                     ):
@@ -1490,7 +1620,7 @@ class Response:
         if group is None or not is_terminal(run) or unresolved(run):
             return False
         if (
-            any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED))
+            any(group.get(f) for f in (OUTBOX, "reply_calls", MUTED, UNDELIVERED, SAY))
             or self._holds(group, now)
             or self._forwarding(group, now)
         ):
@@ -1552,12 +1682,18 @@ class Response:
                 floors[at] = {"floor": generation}
         if floors:
             await self.ctx.generations.set_many_delivered(floors)
-        # Their held offers expired with no run (``_holds``): a late one is said, before
-        # the tombstone (a crash between forgets the group again, and says it again).
-        await self._offers_lost(
-            [(key, h) for key, group in chunk.items() for h in group.get(HELD_OFFERS) or ()],
-            "expired",
-        )
+        # Their held offers expired with no run (``_holds``): a late one is said, stored
+        # with its group first (``SAY``), then the tombstone. A crash before the
+        # tombstone forgets the group again, whose ``SAID`` knows the records: sent
+        # again from ``SAY`` if not yet out, never counted again (before t152 said
+        # first, and said and counted again by the next pass).
+        copies = {key: dict(group) for key, group in chunk.items() if group.get(HELD_OFFERS)}
+        lost = [(key, h) for key, group in copies.items() for h in group[HELD_OFFERS]]
+        said = self._offers_lost(lost, "expired", copies)
+        if said:
+            await self.ctx.groups.set_many({key: copies[key] for key in said})
+            for key in said:
+                await self._say(key)
         await self.ctx.groups.delete_many(list(chunk))
         for key in chunk:
             self._said_unreadable.discard(key)
@@ -2014,11 +2150,13 @@ class Response:
         detail = refused or "too many webhook calls in flight"
         await self.on_webhook_outcome(WebhookOutcome(command_id, url, False, 0, detail, 0.0))
 
-    async def _reply_given_up(self, run_id: str, cmd: dict[str, Any], reply: Any) -> None:
-        """A closure webhook call that failed after its retries: one audit record
-        (``reply_webhook_failed``) and a WARNING naming the report and why. Before, only
-        its attempts were audited: the run is resolved, so the engine ignores the outcome,
-        and nothing said the closure was given up (the replies topic has it)."""
+    def _given_up(self, run_id: str, cmd: dict[str, Any], reply: Any) -> dict[str, Any]:
+        """A closure webhook call that failed after its retries: its audit record
+        (``reply_webhook_failed``, id ``<outcome id>:given_up``, for the group's ``SAY``;
+        counted in ``citybrain_closures_given_up_total`` once out) and a WARNING naming
+        the report and why. Before, only its attempts were audited: the run is resolved,
+        so the engine ignores the outcome, and nothing said the closure was given up (the
+        replies topic has it)."""
         report = reply.get("report_id", "?") if isinstance(reply, dict) else "?"
         url = str(self.settings.replies_webhook_url)
         why = str(cmd.get("detail") or "failed")[:300]
@@ -2029,16 +2167,15 @@ class Response:
             f"closure (reply) webhook to {url} for report {report} given up: {why} (the "
             "replies topic has it); audited as reply_webhook_failed",
         )
-        await self.ctx.audit(
-            {
-                "action": "reply_webhook_failed",
-                "run_id": run_id,
-                "at": time.time(),
-                "actor": "citybrain",
-                "detail": f"{cmd['command_id']} for report {report} to {url}: {why}; given up "
-                "(the replies topic has the closure)",
-            }
-        )
+        return {
+            "id": f"{cmd['id']}:given_up",
+            "action": "reply_webhook_failed",
+            "run_id": run_id,
+            "at": time.time(),
+            "actor": "citybrain",
+            "detail": f"{cmd['command_id']} for report {report} to {url}: {why}; given up "
+            "(the replies topic has the closure)",
+        }
 
     async def _resend_closures(
         self, key: bytes, group: dict[str, Any] | None, run_id: str, cmd: dict[str, Any]
@@ -2073,19 +2210,31 @@ class Response:
         # Each re-send a call of its own, its outcome an id of its own (``result_id``).
         resends = dict(group.get(RESENDS) or {})
         resends |= {r: int(resends.get(r, 0)) + 1 for r in mine}
-        await self.ctx.groups.set_many_delivered(
-            {key: {**group, "reply_calls": calls, UNDELIVERED: left, RESENDS: resends}}
-        )
         reports = ", ".join(str(e["reply"].get("report_id")) for e in mine.values())
-        await self.ctx.audit(
+        # Its record stored with the change (``SAY``) and sent after (t152: sent after
+        # the store alone, lost to a kill in between: the command read again finds
+        # nothing undelivered and says nothing).
+        record = {
+            "id": f"{cmd['id']}:closures_resent",
+            "action": "closures_resent",
+            "run_id": run_id,
+            "at": now,
+            "actor": by,
+            "detail": f"{len(mine)} closure(s) re-sent to {url} (reports {reports})",
+        }
+        said = [*(group.get(SAY) or []), record]
+        await self.ctx.groups.set_many_delivered(
             {
-                "action": "closures_resent",
-                "run_id": run_id,
-                "at": now,
-                "actor": by,
-                "detail": f"{len(mine)} closure(s) re-sent to {url} (reports {reports})",
+                key: {
+                    **group,
+                    "reply_calls": calls,
+                    UNDELIVERED: left,
+                    RESENDS: resends,
+                    SAY: said,
+                }
             }
         )
+        await self._flush_said(key, self.ctx.groups.data[key])
         for reply_id, entry in mine.items():
             self._remember_call(reply_id)
             self._result_ids[reply_id] = result_id(reply_id, resends[reply_id])

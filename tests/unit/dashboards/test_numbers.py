@@ -873,3 +873,48 @@ def test_config_reload_failed_fires_after_ten_minutes_of_a_refused_reload(
         },
         rules=True,
     )
+
+
+# A counter restarts at 0 with its worker (a kill, a restart, a new pod): Prometheus'
+# rate() and increase() take a drop as a reset, a bare counter or a sum of counters
+# drops by the dead worker's total and jumps back (t152: the control room reads every
+# total as an increase over a window, docs/operations.md "Counters across a restart").
+# (Grafana's label_values reads a series' labels for a template variable, no value.)
+RESET_AWARE = frozenset({"rate", "irate", "increase", "resets", "label_values"})
+COUNTER = re.compile(r"\b((?:citybrain|prometheus)_[a-z0-9_]*?(?:_total|_count|_sum|_bucket))\b")
+
+
+def enclosing_call(expr: str, at: int) -> str:
+    """The function whose parentheses hold position ``at`` of ``expr`` most closely
+    ("" at the top level, or for an aggregation's grouping or a plain bracket)."""
+    depth = 0
+    for i in range(at - 1, -1, -1):
+        if expr[i] == ")":
+            depth += 1
+        elif expr[i] == "(":
+            if depth == 0:
+                name = re.search(r"([a-z_]+)\s*$", expr[:i])
+                return name.group(1) if name else ""
+            depth -= 1
+    return ""
+
+
+def test_every_counter_a_panel_or_rule_reads_is_read_through_rate_or_increase() -> None:
+    """t152: a stat panel summing a counter as it stands (``sum(citybrain_alerts_total)``)
+    drops to 0 when a worker is killed and climbs again: a control room reading totals
+    must read ``increase()`` over a window, which counts across the reset."""
+    found: list[str] = []
+    exprs = [
+        (f"{path.stem}: {where}", expr)
+        for path in sorted((COMMITTED / "dashboards").glob("*.json"))
+        for where, expr in expressions(json.loads(path.read_text()))
+    ]
+    rules = RULES.read_text()
+    exprs += [("rules", e) for e in re.findall(r"expr: (.+)", rules)]
+    assert len(exprs) > 40
+    for where, expr in exprs:
+        for match in COUNTER.finditer(expr):
+            call = enclosing_call(expr, match.start())
+            if call not in RESET_AWARE:
+                found.append(f"{where}: {match.group(1)} read by {call or 'nothing'}: {expr}")
+    assert found == []

@@ -452,3 +452,57 @@ def test_a_late_report_offered_to_no_group_is_said_as_in_no_alert(
     [record] = [a for a in audited if a["action"] == "reports_not_alerted"]
     assert record["data"]["report_ids"] == ["late-1"]
     assert sent == []
+
+
+class Killed(Exception):
+    """The worker's process ends here (SIGKILL)."""
+
+
+@pytest.mark.parametrize("where", ["batch", "sweep"])
+def test_a_kill_before_the_windows_store_says_each_unalerted_report_again_under_one_id(
+    ingest: tuple[Ingest, list[Any], list[Any]], where: str
+) -> None:
+    """t152: reports that left their window in no alert were counted in
+    citybrain_incidents_unalerted_total and audited (with no id) before the window's
+    store: a worker killed in between, restarted from the stored window, made the batch
+    (or the sweep) again, said them again under nothing a reader could dedupe by, and its
+    new counter counted them again on top of the dead one's. Now the record's ``id`` is
+    made of its cell, category and report ids (the same when made again), and they are
+    counted once the window is stored: once over both processes."""
+    stage, _, audited = ingest
+    key = burst_key("c-top", "Noise")
+    stored = held_window(stage.bursts, 1, True)
+    stage.ctx.burst_windows.stage_many({key: stored})
+    counters: list[Metrics] = []
+
+    async def killed(items: Any) -> None:
+        raise Killed
+
+    async def once() -> None:
+        if where == "sweep":
+            stage.event_time = T0 + 7200.0  # the window's report long past it
+            await stage.sweep_bursts()
+        else:
+            late = IncidentReport(T0 + 7200, "c-top-new", "Noise", "loud", "app", "c-top")
+            message = SimpleNamespace(
+                value=late.to_json(), topic="incidents", partition=home(stage, late), offset=7
+            )
+            await stage.on_incidents([message])  # type: ignore[list-item]
+
+    for kill in (True, False):  # killed at the store, then the restarted worker
+        stage.ctx.burst_windows.data.clear()
+        stage.ctx.burst_windows.stage_many({key: stored})  # as on the changelog
+        stage.metrics = stage.ctx.metrics = Metrics.create(CollectorRegistry())
+        counters.append(stage.metrics)
+        if kill:
+            kept = stage.ctx.burst_windows.set_many
+            stage.ctx.burst_windows.set_many = killed  # type: ignore[method-assign,assignment]
+            with pytest.raises(Killed):
+                asyncio.run(once())
+            stage.ctx.burst_windows.set_many = kept  # type: ignore[method-assign]
+        else:
+            asyncio.run(once())
+    records = [a for a in audited if a["action"] == "reports_not_alerted"]
+    assert [r["data"]["report_ids"] for r in records] == [["c-top-0"], ["c-top-0"]]
+    assert records[0]["id"] == records[1]["id"]
+    assert sum(m.incidents_unalerted.labels("app")._value.get() for m in counters) == 1

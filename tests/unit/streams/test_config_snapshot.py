@@ -119,7 +119,9 @@ def test_a_routed_alert_is_handled_by_one_library_to_its_end(
         used.append(engine)
         return engine
 
-    async def reload_at_the_await(key: bytes, group: Any, engine: Any, run: Any, now: float) -> Any:
+    async def reload_at_the_await(
+        key: bytes, group: Any, engine: Any, run: Any, now: float, said: Any
+    ) -> Any:
         used.append(engine)
         assert reload.reload() is True
         return run, []

@@ -11,8 +11,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from prometheus_client import CollectorRegistry
 
+from streams.metrics import INCIDENTS_UNALERTED, Metrics
 from streams.response import Response
 from tests.unit.streams.test_group_flushes import start_clock
 from tests.unit.streams.test_response_races import Event
@@ -342,3 +345,192 @@ def test_a_late_offer_held_and_let_go_with_no_run_is_counted_and_audited_as_not_
     first = records[0]
     assert first["data"]["group"] == KEY.decode() and first["data"]["grid_cell"] == "c-top"
     assert "late (older than its burst window)" in first["detail"]
+
+
+class Killed(Exception):
+    """The worker's process ends here (SIGKILL): nothing after this point happens."""
+
+
+def old_late_offer(key: bytes, rid: str, offers: int | None = None, offer: int = 0) -> Event:
+    """A late report's offer, two days older than the run ``opening`` opens: refused."""
+    report: dict[str, Any] = {"report_id": rid, "channel": "app", "ts": OPENED - 2 * 86_400}
+    report |= {"late": True, "grid_cell": "c-top", "category": "Noise"}
+    if offers is not None:
+        report |= {"offers": offers, "offer": offer}
+    return Event(key, {"report": report})
+
+
+# Each: the ops (a routed message, a clock move in s, or a deadline pass), and the
+# reports_not_alerted records one unkilled worker makes (by report id).
+NOT_ALERTED_OPS: dict[str, tuple[list[Any], list[str]]] = {
+    # Held, then expired when the group's next offer came (``_hold_offer``).
+    "expired at the next offer": ([late_offer(KEY, "r-a"), 301, late_offer(KEY, "r-b")], ["r-a"]),
+    # Refused by the open run as too old (``_on_offered_report``).
+    "refused by the open run": (
+        [opening("al-1", "r-1", "2023-11-14T22:13:20Z"), old_late_offer(KEY, "r-old")],
+        ["r-old"],
+    ),
+    # Held, then the run opened: one expired, one too old (``_cover_held``).
+    "let go when the run opened": (
+        [
+            late_offer(KEY, "r-a"),
+            301,
+            old_late_offer(KEY, "r-old"),
+            opening("al-1", "r-1", "2023-11-14T22:13:20Z"),
+        ],
+        ["r-a", "r-old"],
+    ),
+    # Held, its group forgotten past the hold and retention (``_forget_delivered``).
+    "expired with its group forgotten": ([late_offer(KEY, "r-a"), "forget", "tick"], ["r-a"]),
+}
+
+
+def play_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ops: list[Any], kill: int | None
+) -> tuple[list[dict[str, Any]], float, set[bytes]]:
+    """Play ``ops``; the process is killed at its ``kill``-th side effect (a changelog write
+    of ``groups`` or an audit record sent, counted from 0) and a new one reads back the
+    table's changelog as written and reads the message it was on again (its offset was
+    not committed). Returns the audit records sent, the sum of every process's
+    ``citybrain_incidents_unalerted_total`` and the groups left."""
+    response, _ = sending_response(tmp_path)
+    clock = start_clock(response, monkeypatch)
+    clock.now = OPENED + 3600
+    ctx = response.ctx
+    changelog: dict[bytes, bytes] = {}
+    audited: list[dict[str, Any]] = []
+    effects = [0]
+
+    def effect() -> None:
+        effects[0] += 1
+        if effects[0] - 1 == kill:
+            raise Killed
+
+    async def write(key: bytes, entry: bytes) -> None:
+        effect()
+        changelog[key] = entry
+
+    async def audit(record: dict[str, Any]) -> None:
+        effect()
+        audited.append(record)
+
+    async def audit_all(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            await audit(record)
+
+    async def delete_many(keys: Any) -> None:
+        for key in keys:
+            effect()
+            ctx.groups.data.pop(key, None)
+            changelog.pop(key, None)
+
+    async def nothing(*args: Any) -> None:
+        return None
+
+    ctx.groups._send = write  # type: ignore[method-assign]
+    ctx.generations._send = nothing  # type: ignore[method-assign]
+    ctx.audit = audit  # type: ignore[method-assign]
+    ctx.audit_all = audit_all  # type: ignore[method-assign]
+    ctx.groups.delete_many = delete_many  # type: ignore[method-assign]
+    stages = [response]
+
+    def restart() -> Response:
+        ctx.groups.data.clear()
+        for key, entry in changelog.items():
+            ctx.groups.data[key] = orjson.loads(entry)
+        stage = Response(ctx)
+        stage.metrics = Metrics.create(CollectorRegistry())  # a new process's counters
+        stage._update_lag = nothing  # type: ignore[method-assign]
+        stage._holds_partition = lambda key: True  # type: ignore[method-assign]
+        stages.append(stage)
+        return stage
+
+    async def apply(stage: Response, op: Any) -> None:
+        if op == "forget":
+            clock.now += 301 + stage.settings.group_retention
+        elif op == "tick":
+            await stage.check_deadlines()
+        elif isinstance(op, int):
+            clock.now += op
+        else:
+            await stage.on_routed(op)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        stage = response
+        for op in ops:
+            try:
+                await apply(stage, op)
+            except Killed:
+                stage = restart()
+                await apply(stage, op)  # read again: not committed
+        await stage.check_deadlines()  # the timer's next pass
+
+    asyncio.run(scenario())
+    counted = sum(
+        sample.value
+        for stage in stages
+        for sample in stage.metrics.incidents_unalerted.collect()[0].samples
+        if sample.name == INCIDENTS_UNALERTED
+    )
+    return audited, counted, set(ctx.groups.data)
+
+
+@pytest.mark.parametrize("kill", range(12))
+@pytest.mark.parametrize("name", list(NOT_ALERTED_OPS))
+def test_a_kill_at_any_write_says_and_counts_each_not_alerted_report_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, kill: int
+) -> None:
+    """t152: a late report in no alert was audited (and counted) before the store that
+    made it idempotent: a kill between the two said it again, and counted it again, when
+    the message was read again (or the next pass forgot the group again). Now the record
+    goes into its group's entry (``say``) with the change and out after: killed at any
+    changelog write or audit send, each record is sent at least once, under one id with
+    one content, and counted once over every process's counter."""
+    ops, reports = NOT_ALERTED_OPS[name]
+    expected, counted, groups = play_killed(tmp_path / "a", monkeypatch, ops, None)
+    said = sorted(rid for a in expected for rid in a["data"]["report_ids"])
+    assert said == sorted(reports) and counted == len(reports)
+    audited, counted, left = play_killed(tmp_path / "b", monkeypatch, ops, kill)
+    by_id: dict[str, bytes] = {}
+    for record in audited:
+        assert record["action"] == "reports_not_alerted"
+        body = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        assert by_id.setdefault(record["id"], body) == body, record["id"]
+    assert sorted(orjson.loads(b)["data"]["report_ids"][0] for b in by_id.values()) == sorted(
+        reports
+    )
+    assert counted == len(reports)
+    assert left == groups
+
+
+def test_a_late_report_refused_by_the_runs_of_several_groups_is_counted_once(
+    stage: tuple[Response, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t152: a late report offered to three groups (a route grouping by severity) whose
+    open runs each refused it as too old was counted and audited three times, once per
+    group. Said by the group of its first offer (``offer`` 0) alone; its other offers'
+    groups refuse it without a word."""
+    response, _ = stage
+    clock = start_clock(response, monkeypatch)
+    clock.now = OPENED + 3600
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    response.ctx.audit = audit  # type: ignore[method-assign]
+    keys = [b"grp-minor", b"grp-major", b"grp-critical"]
+
+    async def scenario() -> None:
+        for key in keys:
+            first = burst("al-" + key.decode(), "r-1")
+            first["alert"]["started_at"] = "2023-11-14T22:13:20Z"
+            await response.on_routed(Event(key, first))  # type: ignore[arg-type]
+        for n, key in enumerate(keys):
+            await response.on_routed(old_late_offer(key, "r-old", offers=3, offer=n))  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    unalerted = response.metrics.incidents_unalerted
+    assert unalerted.labels("app")._value.get() == 1
+    records = [a for a in audited if a["action"] == "reports_not_alerted"]
+    assert [a["data"]["report_ids"] for a in records] == [["r-old"]]

@@ -63,8 +63,13 @@ def make_stage(tmp_path: Path) -> tuple[Response, list[dict[str, Any]]]:
     async def nothing(*args: Any) -> None:
         return None
 
+    async def audit_all(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            await ctx.audit(record)  # (as sent: a test's own ``ctx.audit`` sees them)
+
     ctx.queue = queue  # type: ignore[method-assign]
     ctx.audit = nothing  # type: ignore[method-assign]
+    ctx.audit_all = audit_all  # type: ignore[method-assign]
     ctx.groups._send = write  # type: ignore[method-assign]
     response = Response(ctx)
     response._update_lag = nothing  # type: ignore[method-assign]

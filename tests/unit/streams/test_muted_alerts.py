@@ -533,3 +533,59 @@ def test_a_worker_killed_between_storing_a_muted_alert_and_its_notice_tells_its_
     third = restarted("third", first.changelog + second.changelog)
     third.alert(doc)  # read again after the notice went out: told once is enough
     assert third.notices == [] and third.routed == []
+
+
+class Killed(Exception):
+    """The worker's process ends here (SIGKILL)."""
+
+
+def test_a_muted_alert_read_again_after_a_kill_is_said_under_one_id_and_counted_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t152: an alert muted on arrival was audited (no id) and counted in
+    citybrain_alerts_suppressed_total before its muted entry was stored, and again each
+    time the same message was read: killed before the store, the restarted worker said
+    it again under nothing to dedupe by and counted it again; read again after the store
+    (offsets not yet committed), it said and counted it a second time. Now the record's
+    id is the alert message's (the same when made again), it is counted after the store,
+    and a message muted as its stored entry already is changes nothing. Its release is
+    audited under one id and counted once likewise."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    doc = burst("al-1", "Noise - Vehicle", reports=["r1"])
+    table = s.stage.muted
+    write = table._send
+
+    async def killed(key: bytes, entry: bytes) -> None:
+        raise Killed
+
+    monkeypatch.setattr(table, "_send", killed)
+    with pytest.raises(Killed):
+        s.alert(doc)
+    table.data.pop(b"al-1", None)  # what the kill lost: the entry never reached Kafka
+    suppressed = [
+        s.registry.get_sample_value(
+            "citybrain_alerts_suppressed_total", {"kind": "incident_burst", "why": "silenced"}
+        )
+        or 0.0
+    ]
+    s.registry = CollectorRegistry()  # the restarted worker's counters
+    s.stage.metrics = Metrics.create(s.registry)
+    monkeypatch.setattr(table, "_send", write)
+    s.alert(doc)  # read again: not committed
+    s.alert(doc)  # and again, past the store
+    suppressed.append(
+        s.registry.get_sample_value(
+            "citybrain_alerts_suppressed_total", {"kind": "incident_burst", "why": "silenced"}
+        )
+        or 0.0
+    )
+    said = [a for a in s.audits if a["action"] == "alert_silenced"]
+    assert len({a["id"] for a in said}) == 1 and 1 <= len(said) <= 2
+    assert sum(suppressed) == 1
+    # The silence ends: released (routed) once, its record under one id, counted once.
+    s.silences.clear()
+    assert s.recheck() == 1
+    [unmuted] = [a for a in s.audits if a["action"] == "alert_unmuted"]
+    assert unmuted["id"].startswith("al-1:unmuted:silenced:s1:")
+    assert s.unmuted("incident_burst", "silenced") == 1

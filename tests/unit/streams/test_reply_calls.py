@@ -8,6 +8,7 @@ delivery id. No broker: the context's sends are stubbed, as in test_response_rac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -387,3 +388,60 @@ def test_a_resent_closures_outcome_has_its_own_id_and_a_first_calls_read_again_c
     given_up = [r for r in audited if r["action"] == "reply_webhook_failed"]
     assert len(given_up) == 1, given_up
     assert stage.metrics.closures_given_up._value.get() == 1
+
+
+class Killed(Exception):
+    """The worker's process ends here (SIGKILL)."""
+
+
+@pytest.mark.parametrize("action", ["reply_webhook_failed", "closures_resent"])
+def test_a_kill_right_after_a_give_up_or_resend_is_stored_loses_no_audit_record(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """t152: a closure given up (and an operator's re-send of it) was stored first, its
+    audit record sent after: a kill in between lost the record for good, since the
+    outcome (or the command) read again is a repeat that says nothing. Now the record is
+    stored with the change (the group's ``say``) and sent after, and again by the run's
+    next touch after a kill, under one id; the give-up counted once."""
+    stage, _ = response
+    calls_of(stage)
+    audited: list[dict[str, Any]] = []
+    armed = [False]
+
+    async def audit(record: dict[str, Any]) -> None:
+        if armed[0] and record["action"] == action:
+            raise Killed  # killed once the change is stored, before its record is out
+        audited.append(record)
+
+    async def audit_all(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            await audit(record)
+
+    monkeypatch.setattr(stage.ctx, "audit", audit)
+    monkeypatch.setattr(stage.ctx, "audit_all", audit_all)
+
+    async def scenario() -> None:
+        run, reply = await replied(stage)
+        outcome = gave_up(run, reply)
+        resend = {"id": "rs-1", "run_id": run.run_id, "action": RESEND, "by": "op"}
+        armed[0] = action == "reply_webhook_failed"
+        with pytest.raises(Killed) if armed[0] else contextlib.nullcontext():
+            await stage.on_command(Event(KEY, outcome))  # type: ignore[arg-type]
+        if armed[0]:
+            armed[0] = False
+            restarted = Response(stage.ctx)
+            calls_of(restarted)
+            await restarted.on_command(Event(KEY, outcome))  # read again: a repeat
+            return
+        armed[0] = True
+        with pytest.raises(Killed):
+            await stage.on_command(Event(KEY, resend))  # type: ignore[arg-type]
+        armed[0] = False
+        restarted = Response(stage.ctx)
+        calls_of(restarted)
+        await restarted.on_command(Event(KEY, resend))  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    records = [r for r in audited if r["action"] == action]
+    assert len(records) == 1, audited
+    assert "say" not in stage.ctx.groups.data[KEY]

@@ -117,8 +117,13 @@ def response(tmp_path: Path) -> tuple[Response, Gate]:
     async def audit(record: dict[str, Any]) -> None:
         return None
 
+    async def audit_all(records: list[dict[str, Any]]) -> None:
+        for record in records:
+            await ctx.audit(record)  # (as sent: a test's own ``ctx.audit`` sees them)
+
     ctx.queue = queue  # type: ignore[method-assign]
     ctx.audit = audit  # type: ignore[method-assign]
+    ctx.audit_all = audit_all  # type: ignore[method-assign]
     ctx.groups._send = write  # type: ignore[method-assign]
     stage = Response(ctx)
     # One worker holding every partition (no consumer group here): a group stored under

@@ -168,7 +168,7 @@ def test_a_closure_given_up_is_logged_under_its_failed_attempts_to_the_same_url(
             await response.on_webhook_attempt("g.1:4", url, attempt, "HTTP 500")
         for report in ("r-1", "r-2"):
             cmd = {"command_id": f"g.1:{report}", "detail": "HTTP 500 after 3 attempt(s)"}
-            await response._reply_given_up("g.1", cmd, {"report_id": report})
+            response._given_up("g.1", {**cmd, "id": f"g.1:{report}:result"}, {"report_id": report})
 
     with caplog.at_level(logging.WARNING, logger="streams.response"):
         asyncio.run(scenario())

@@ -124,6 +124,10 @@ NOT_ROUTED = 'a routed message is an object with "alert" and "route", "muted" an
         ({"report": {**REPORT, "report_id": 5}}, 'field "report.report_id" is 5: expected'),
         ({"report": {"channel": "app"}}, 'field "report.report_id" is missing'),
         ({"report": {**REPORT, "channel": None}}, 'field "report.channel" is null: expected'),
+        # t152: which of a report's offers this is, 0 to offers - 1.
+        ({"report": {**REPORT, "offer": 1}}, 'field "report.offer" is 1: expected a whole'),
+        ({"report": {**REPORT, "offers": 3, "offer": 3}}, 'field "report.offer" is 3: expected'),
+        ({"report": {**REPORT, "offers": 3, "offer": "0"}}, "field \"report.offer\" is '0'"),
     ],
 )
 def test_a_routed_message_not_of_the_worker_s_shape_is_bad_routed_naming_the_field(

@@ -348,6 +348,12 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         ({"outbox": [{**STEP, "at": "now"}]}, "'outbox' holds"),
         ({"outbox": [{k: v for k, v in STEP.items() if k != "data"}]}, "'outbox' holds"),
         ({"run": None, "outbox": [STEP]}, "there is no run"),
+        # t152: audit records stored before they are sent, and the ids stored.
+        ({"say": {"id": "x"}}, "'say' is"),
+        ({"say": [{"action": "reports_not_alerted"}]}, "'say' is"),
+        ({"say": [{"id": "x", "action": "reports_not_alerted", "data": []}]}, "'say' is"),
+        ({"said": "x"}, "'said' is"),
+        ({"said": ["x", 5]}, "'said' is"),
     ):
         # (No infinity reaches here: orjson refuses one as not JSON, not_decodable.)
         with pytest.raises(UnreadableEntryError, match=why) as refused:
