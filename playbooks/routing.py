@@ -323,15 +323,18 @@ def re2_text(value: str) -> str:
 
 
 def legacy_regex(value: str) -> str:
-    """The regex a ``match_re:`` value (Alertmanager's deprecated map) matches as: its
-    config compiles ``^(?:value)$``, then builds the route's matcher from that compiled
-    text, which the matcher wraps again (dispatch/route.go, ``lv.String()``). Wrapping
-    twice changes nothing unless ``value`` is valid only once wrapped (``a)|(b``: a
-    matcher reads ``^(?:a)|(b)$``, a ``match_re`` only ``a`` or ``b``): then the wrapped
-    text is the value."""
-    if not _compiles(re2_text(value)):
-        return f"^(?:{value})$"
-    return value
+    """The value of the matcher a ``match_re:`` value (Alertmanager's deprecated map)
+    becomes: its config compiles ``^(?:value)$``, then builds the route's matcher from
+    that compiled text (dispatch/route.go, ``lv.String()``), which the matcher wraps
+    again. The matcher's value is that wrapped text, as ``amtool config routes show``
+    prints it (``kind=~"^(?:x|y)$"``) and as it stands in the route's ``Route.Key()``,
+    which a route's matcher path (``matchers_text``) follows: t149, before which the
+    value was ``value`` itself, so a ``match_re: {kind: x}`` route had the path of
+    ``matchers: ['kind=~"x"']`` (two Keys in Alertmanager) and not that of
+    ``matchers: ['kind=~"^(?:x)$"']`` (one). Wrapping twice matches what wrapping once
+    does unless ``value`` is valid only once wrapped (``a)|(b``: a matcher reads
+    ``^(?:a)|(b)$``, a ``match_re`` only ``a`` or ``b``)."""
+    return f"^(?:{value})$"
 
 
 def compile_regex(value: str, where: str) -> Any:

@@ -696,7 +696,9 @@ def test_durations_prometheus_refuses(text: str) -> None:
 
 def test_alertmanagers_deprecated_label_maps_are_read_as_it_reads_them(tmp_path: Path) -> None:
     # match: is equality, match_re: an anchored regex, together with matchers: (all must
-    # hold); the inhibit rules' source_match…/target_match… likewise.
+    # hold); the inhibit rules' source_match…/target_match… likewise. A match_re value is
+    # the matcher Alertmanager builds from its compiled text, wrapped: ^(?:jin.*)$, as
+    # `amtool config routes show` prints it and Route.Key() holds it (t149).
     legacy = write(
         tmp_path,
         ROOT + "  routes:\n    - match: {kind: water_level}\n      match_re: {district: 'jin.*'}\n"
@@ -706,10 +708,10 @@ def test_alertmanagers_deprecated_label_maps_are_read_as_it_reads_them(tmp_path:
     )
     modern = tmp_path / "modern.yaml"
     modern.write_text(
-        ROOT + "  routes:\n    - matchers: ['kind=\"water_level\"', 'district=~\"jin.*\"',"
+        ROOT + "  routes:\n    - matchers: ['kind=\"water_level\"', 'district=~\"^(?:jin.*)$\"',"
         " 'severity!=\"minor\"']\n      playbook: flash-flood\n"
         "inhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n"
-        "    target_matchers: ['severity=~\"major|minor\"']\n    equal: [district]\n"
+        "    target_matchers: ['severity=~\"^(?:major|minor)$\"']\n    equal: [district]\n"
     )
     old, new = load_routing(legacy, PLAYBOOKS), load_routing(modern, PLAYBOOKS)
     assert set(old.root.routes[0].matchers) == set(new.root.routes[0].matchers)
