@@ -66,8 +66,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         ]
     )
 
+    units_text = utf8_text(units_path, "--units")
     try:
-        doc = load_yaml(utf8_text(units_path, "--units"))
+        doc = load_yaml(units_text)
         if not isinstance(doc, dict):
             raise CliError(
                 f"--units {units_path}: "
@@ -112,7 +113,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     except yaml.YAMLError as exc:
         from playbooks.loader import yaml_error
 
-        raise CliError(f"--units {yaml_error(units_path, exc)}") from None
+        raise CliError(f"--units {yaml_error(units_path, exc, units_text)}") from None
     except (OSError, AttributeError) as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:
