@@ -468,6 +468,7 @@ def an_id_shown_by(where: str) -> Callable[[str], str]:
         return text
 
     an_id.__name__ = "id"  # argparse names the type in some messages
+    an_id.says_empty = True  # type: ignore[attr-defined]  # (the parser's own refusal: not)
     return an_id
 
 

@@ -409,6 +409,26 @@ class Parser(argparse.ArgumentParser):
                 named = next((a.metavar or a.dest for a in self._actions if a.dest == dest), dest)
                 self.error(f"argument {option}: not allowed with {named} {given!r} ({why()})")
 
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        """argparse's, refusing an empty or blank value first (``--title ''``, a script's
+        unset variable): before t151 one was taken as the option left out (``--title ''``
+        the default title, ``--routing ''`` the library's routing file, ``demo --expect
+        ''`` a whole demo on the built-in events) or as the current directory (``replay
+        ''`` read '.', ``--incidents ''`` was "'.' is a directory"), without a word. The
+        options that name an empty value in words of their own (_EMPTY_SAID_BY_COMMAND, and
+        types marked ``says_empty``: an_id_shown_by's) and those that take one
+        (``--comment ''``: none) are left to their command."""
+        if (
+            action.nargs != 0
+            and action.choices is None
+            and not (set(action.option_strings) & _EMPTY_SAID_BY_COMMAND)
+            and not getattr(action.type, "says_empty", False)
+        ):
+            for text in arg_strings:
+                if isinstance(text, str) and not text.strip():
+                    raise argparse.ArgumentError(action, empty_value(action, text))
+        return super()._get_values(action, arg_strings)
+
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's check of a value against ``choices`` (a subcommand's name too), but
         a misspelt one is answered with the closest choice, as Python 3.14's
@@ -777,6 +797,48 @@ class Parser(argparse.ArgumentParser):
         # command line (t134: a misplaced --token was echoed as an invalid choice).
         message = hide(message, _TYPED or self._given or [])
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
+
+
+# Options whose command names an empty value in its own words (``--prefix is empty: give a
+# topic prefix``, ``--token is empty: …``, ``--duration: duration is empty, expected …``),
+# or that take one (``runs answer --comment ''``: no comment): _get_values leaves them be.
+_EMPTY_SAID_BY_COMMAND = frozenset(
+    {
+        "--comment",
+        "--duration",
+        "--from",
+        "--matcher",
+        "--note",
+        "--prefix",
+        "--prometheus-url",
+        "--reason",
+        "--scrape-interval",
+        "--sensor-id-template",
+        "--to",
+        "--token",
+        "--topic",
+        "--ts-field",
+        "--url",
+        "--value-field",
+    }
+)
+
+
+def empty_value(action: argparse.Action, text: str) -> str:
+    """What an empty or blank value of ``action`` is refused with: ``'' is empty: give a
+    file's path, or leave --grid out for its default``."""
+    metavar = action.metavar if isinstance(action.metavar, str) else None
+    name = metavar or action.dest.upper()
+    what = {"FILE": "a file's path", "DIR": "a folder's path"}.get(name, name)
+    said = "empty" if not text else "blank"
+    # "Leave it out" only where leaving it out means something: a default it has or names.
+    has_default = action.default is not None or "default" in (action.help or "")
+    leave = (
+        f", or leave {action.option_strings[-1]} out for its default"
+        if action.option_strings and not action.required and has_default
+        else ""
+    )
+    return f"{text!r} is {said}: give {what}{leave}"
 
 
 # A value typed after an option that takes none, read by argparse as the next positional

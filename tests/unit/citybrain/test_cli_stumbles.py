@@ -389,6 +389,33 @@ def test_a_url_without_its_scheme_is_bad_input(
     assert "the http:// scheme is missing, e.g. http://" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["runs", "list", "--token", "x", "--url", ""], "--url"),
+        (["silences", "list", "--token", "x", "--url", " "], "--url"),
+        (["alerts", "list", "--token", "x", "--url", ""], "--url"),
+        (["dashboards", "push", "--token", "x", "--url", ""], "--url"),
+        (
+            ["dashboards", "push", "--token", "x", "--url", "http://g", "--prometheus-url", ""],
+            "--prometheus-url",
+        ),
+    ],
+)
+def test_an_empty_url_is_said_as_empty_with_a_whole_example(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t151: `--url ''` was "the http:// scheme is missing, e.g. http://", an example
+    with no host, which fails as typed."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    said = "empty" if argv[-1] == "" else "blank"
+    assert err == (
+        f"citybrain: {option} is {said}: expected an http:// or https:// URL with a host, "
+        "e.g. http://127.0.0.1:16066\n"
+    )
+
+
 @pytest.mark.parametrize("interval", ["5", "1 m", "0s", "five"])
 def test_a_scrape_interval_that_is_no_duration_is_bad_input(
     interval: str, capsys: pytest.CaptureFixture[str]
