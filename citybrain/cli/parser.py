@@ -211,6 +211,28 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 # mean --json?", `silences add --note x` nothing): each names the others.
 _TEXT_OPTIONS = ("--note", "--reason", "--comment")
 _SAME_MEANING = {o: tuple(x for x in _TEXT_OPTIONS if x != o) for o in _TEXT_OPTIONS}
+# t151: `deadletters --requeue 0:17` was told to write --prefix 'demo-… --requeue 0:17'.
+_SAME_MEANING.update(
+    dict.fromkeys(("--requeue", "--retry", "--resend", "--resubmit"), ("--replay",))
+)
+# Words typed after a command that takes no ACTION, for what one of its options does
+# (t151: `deadletters replay 0:17`, `deadletters list` said only "unrecognized arguments").
+_ACTION_WORDS: dict[str, dict[str, str]] = {
+    "deadletters": {
+        **dict.fromkeys(
+            ("replay", "requeue", "retry", "resend", "resubmit"),
+            "deadletters takes no ACTION: a dead letter is sent back with --replay "
+            "PARTITION:OFFSET, its place as the table's AT column shows it, one --replay each",
+        ),
+        **dict.fromkeys(
+            ("list", "show", "ls"),
+            "deadletters takes no ACTION: it lists the latest dead letters as it is",
+        ),
+        **dict.fromkeys(
+            ("follow", "tail", "watch"), "deadletters takes no ACTION: --follow does that"
+        ),
+    },
+}
 # A number, a unit, or both (`1`, `h`, `1h`, `30m`, `1.5`): the pieces of a value with
 # no space in it, split by the shell.
 _NUMBER_AND_UNIT = re.compile(r"[0-9]+(?:\.[0-9]+)?[A-Za-z]*|[A-Za-z]{1,3}")
@@ -222,6 +244,8 @@ _MATCHER_WORD = re.compile(r'\s*[^\s"=!~{},]+\s*(?:=~|!~|!=|=)')
 # --from 2024-05-26 2024-05-27` was told to write --from '2024-05-26 2024-05-27').
 _VALUE_CHECKS: dict[str, Callable[[str], bool]] = {
     "matcher": lambda word: _MATCHER_WORD.match(word) is not None,
+    # A topic prefix is a Kafka name: no space (t151: --prefix 'demo-… retry 0:0').
+    "prefix": lambda word: re.fullmatch(r"[A-Za-z0-9._-]+", word) is not None,
     "start": takes_instant,
     "end": takes_instant,
 }
@@ -663,6 +687,10 @@ class Parser(argparse.ArgumentParser):
             rest = given[index + 2 : index + 2 + len(unrecognized)]
             if not unrecognized or rest != unrecognized:
                 continue
+            if any(piece.startswith("-") and len(piece) > 1 for piece in rest):
+                # An option typed after the value (`--prefix P --requeue 0:1`), unknown
+                # here: _option_hint says it, never glued into this value (t151).
+                return ""
             pieces = [given[index + 1], *rest]
             if action.choices is not None:
                 # `--status open resolved` (t143: said only "unrecognized arguments:
@@ -774,6 +802,13 @@ class Parser(argparse.ArgumentParser):
                 )
             flag_value = self._flag_value_hint()
             split = self._split_value_hint(message)
+            words = _ACTION_WORDS.get(command, {})
+            meant = next(
+                (words[w.lower()] for w in message.split(":", 1)[-1].split() if w.lower() in words),
+                "",
+            )
+            if meant:
+                split = f" ({meant})"
             message += (
                 self._option_hint(self._unknown_options())
                 + flag_value

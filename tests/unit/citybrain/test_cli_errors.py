@@ -602,7 +602,8 @@ def test_a_bad_csv_line_limit_is_named_as_a_setting_in_one_line(
     err = capsys.readouterr().err
     assert (
         err
-        == "citybrain: CITYBRAIN_CSV_MAX_LINE_BYTES is '64k': expected a whole number of bytes\n"
+        == "citybrain: CITYBRAIN_CSV_MAX_LINE_BYTES is '64k': expected a whole number of bytes, "
+        "without a unit: write 64000\n"  # (t151: the unit said, as every size's)
     )
 
 
