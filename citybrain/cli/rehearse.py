@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from citybrain.commands import (
     written_path,
 )
-from citybrain.errors import utf8_text
+from citybrain.errors import json_error_at, utf8_text
 from citybrain.text import counted, duration
 from playbooks.errors import shown
 from streams.events import duplicate_keys, json_int
@@ -97,7 +97,8 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             try:
                 loaded = json.loads(utf8_text(profile, "--units"), parse_int=json_int)
             except json.JSONDecodeError as exc:
-                raise CliError(f"--units {units_path}: {profile}:{exc.lineno}: {exc.msg}") from None
+                at, end = json_error_at(exc)
+                raise CliError(f"--units {units_path}: {profile}:{at}: {exc.msg}{end}") from None
             except RecursionError:
                 raise CliError(f"--units {units_path}: {profile}: nested too deeply") from None
             for twice, at in duplicate_keys(profile.read_bytes(), loaded)[:1]:
