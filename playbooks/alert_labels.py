@@ -127,6 +127,18 @@ def never_together(matchers: Sequence[Matcher], grid: Grid) -> str:
         return why
     added, _ = worker_labels(equal, grid)
     labels = {**equal, **added}
+    kind = labels.get("kind", "")
+    places = {name: equal[name] for name in ("grid_cell", *LEVELS) if name in equal}
+    if kind in grid.kinds and places and "sensor_id" not in labels:
+        # A sensor alert is at its sensor's cell: some sensor of the kind must be there
+        # (t151: grid_cell of a river gauge with kind="pm25" silenced nothing, unsaid).
+        def there(cell: str) -> bool:
+            path = {"grid_cell": cell, **grid.path(cell)}
+            return all(path.get(name) == value for name, value in places.items())
+
+        if not any(s.kind == kind and there(s.cell) for s in grid.sensors.values()):
+            where = ", ".join(f'{name}="{value}"' for name, value in places.items())
+            return f"no {kind} sensor is registered at {where}, so no alert there is kind={kind}"
     for matcher in matchers:
         if matcher.name in labels and not matcher.matches(labels):
             value = labels[matcher.name]

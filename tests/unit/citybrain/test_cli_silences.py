@@ -491,6 +491,9 @@ def test_matchers_no_one_alert_meets_together_are_warned_of() -> None:
         ('kind="pm25"', 'kind="no2"'): 'kind="pm25" and kind="no2" ask one label for two values',
         ('kind="pm25"', 'source="citizen"'): "a report burst (source=citizen",
         ('kind="pm25", source="citizen"',): "a report burst (source=citizen",
+        ('grid_cell="md-gauge-01589330"', 'kind="pm25"'): "no pm25 sensor is registered at "
+        'grid_cell="md-gauge-01589330", so no alert there is kind=pm25',
+        ('district="nyc-bronx"', 'kind="water_level"'): "no water_level sensor is registered",
     }
     for texts, why in cases.items():
         lines = silence_warnings(list(texts), grid)
@@ -513,4 +516,6 @@ def test_matchers_no_one_alert_meets_together_are_warned_of() -> None:
     assert silence_warnings([gauge, 'kind="water_level"', 'severity=~"major|critical"'], grid) == []
     assert silence_warnings([gauge, 'district!="nyc-bronx"'], grid) == []
     assert silence_warnings(['kind!~"pm.*"', 'source="sensor"'], grid) == []
+    assert silence_warnings(['grid_cell="md-gauge-01589330"', 'kind="water_level"'], grid) == []
+    assert silence_warnings(['district="md-baltimore-county"', 'kind="water_level"'], grid) == []
     assert silence_warnings(['sensor_id!~".+"', 'kind="incident_burst"'], grid) == []
