@@ -263,8 +263,8 @@ def read_windows(labels: Path) -> dict[str, list[tuple[str, str]]]:
         # An integer past 4,300 digits (int()'s limit) was a ValueError, exit 70 (t66).
         doc = json.loads(text, parse_int=json_int)
     except json.JSONDecodeError as exc:
-        at, end = json_error_at(exc)
-        raise InputError(f"{labels}:{at}: not JSON: {exc.msg}{end}") from None
+        json_line, json_end = json_error_at(exc)
+        raise InputError(f"{labels}:{json_line}: not JSON: {exc.msg}{json_end}") from None
     except RecursionError:
         raise InputError(f"{labels}: not JSON: nested too deeply") from None
     for key, at in duplicate_keys(text.encode("utf-8"), doc)[:1]:

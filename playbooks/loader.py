@@ -924,11 +924,13 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError, text: str) -> str:
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    at_end = mark is not None and mark.index >= len(text)
-    line = mark.line + 1 if mark is not None else 0
-    if at_end and mark.column == 0 and mark.line > 0:
-        line = mark.line  # the mark stands after the last line's break, on no line
-    where = f"{path}:{line}" if mark is not None else str(path)
+    at_end = False
+    where = str(path)
+    if mark is not None:
+        at_end = mark.index >= len(text)
+        # At the end, after the last line's break, the mark stands on no line: the last.
+        after_break = at_end and mark.column == 0 and mark.line > 0
+        where = f"{path}:{mark.line if after_break else mark.line + 1}"
     if problem == "second occurrence" and context and "duplicate anchor" in context:
         # libyaml's words read backwards here ("second occurrence (…; found duplicate
         # anchor; first occurrence from line 6)"): said as one sentence (t44).
@@ -940,9 +942,9 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError, text: str) -> str:
         )
     if isinstance(exc, SecondDocumentError):
         return f"{where}: {problem}"  # valid YAML, one document too many: not "not valid"
-    details = (
-        ["at the end of the file"] if at_end else [f"column {mark.column + 1}"] if mark else []
-    )
+    details = []
+    if mark is not None:
+        details.append("at the end of the file" if at_end else f"column {mark.column + 1}")
     if context:
         from_line = f" from line {context_mark.line + 1}" if context_mark is not None else ""
         details.append(f"{context}{from_line}")

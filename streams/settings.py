@@ -718,25 +718,37 @@ _BYTES: dict[str, float] = {
 }
 
 
+def without_unit(value: str, unit: str) -> str | None:
+    """``value``, a number with a unit written after it (``5m``, ``8MiB``, ``1 h``), as
+    the plain number of ``unit`` (``seconds`` or ``bytes``) it stands for (``300``,
+    ``8388608``), or None when it is no such number or its unit is not one of these. For
+    a refusal's "write 300": the settings' and the command line's (t151: `rehearse
+    --ack-deadline 5m` was told "give the number alone", which read 5 seconds)."""
+    written = _WITH_UNIT.fullmatch(value)
+    factors = {"seconds": _SECONDS, "bytes": _BYTES}.get(unit)
+    if written is None or factors is None:
+        return None
+    factor = factors.get(written.group(2).lower())
+    if factor is None:
+        return None
+    plain = float(written.group(1)) * factor
+    return f"{int(plain)}" if plain.is_integer() else f"{plain:g}"
+
+
 def _unit_hint(field: str, value: str) -> str:
     """`` of seconds, without a unit: write 60`` for ``1m`` given to a setting in
     seconds (and bytes alike); empty when ``value`` is not a number with a unit or the
     setting's unit is not known. Before, ``5s`` was only "expected a number"."""
-    written = _WITH_UNIT.fullmatch(value)
-    if written is None:
+    if _WITH_UNIT.fullmatch(value) is None:
         return ""
-    number, unit = float(written.group(1)), written.group(2).lower()
     if field.endswith("_bytes"):
-        what, factors = "bytes", _BYTES
+        what = "bytes"
     elif field in SECONDS_FIELDS:
-        what, factors = "seconds", _SECONDS
+        what = "seconds"
     else:
         return ""
-    if unit not in factors:
-        return f" of {what}, without a unit"
-    plain = number * factors[unit]
-    shown = f"{int(plain)}" if plain.is_integer() else f"{plain:g}"
-    return f" of {what}, without a unit: write {shown}"
+    plain = without_unit(value, what)
+    return f" of {what}, without a unit" + (f": write {plain}" if plain is not None else "")
 
 
 def _bound(limit: float) -> str:

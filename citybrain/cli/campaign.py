@@ -104,11 +104,12 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
             # An integer past the 4,300 digits int() converts was a ValueError (exit 70).
             return json.loads(chunk, parse_int=json_int)
         except json.JSONDecodeError as exc:
-            at, end = json_error_at(exc)
+            json_line, json_end = json_error_at(exc)
             if not whole:
-                end = end.replace("of the file", "of the line")  # one JSON line's end
+                json_end = json_end.replace("of the file", "of the line")  # one JSON line's end
             raise CliError(
-                f"{path}:{line + at - 1}: not a JSON record ({exc.msg}{end}): {expected}"
+                f"{path}:{line + json_line - 1}: not a JSON record ({exc.msg}{json_end}): "
+                f"{expected}"
             ) from None
         except RecursionError:
             raise CliError(f"{path}:{line}: not a JSON record: nested too deeply") from None

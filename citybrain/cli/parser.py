@@ -994,7 +994,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-message-bytes",
-        type=_whole_in(1024, 2**31 - 1),  # Kafka's sizes are 32-bit
+        type=_whole_in(1024, 2**31 - 1, "bytes"),  # Kafka's sizes are 32-bit
         default=1_000_000,
         metavar="B",
         help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "

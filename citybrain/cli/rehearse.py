@@ -97,8 +97,10 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             try:
                 loaded = json.loads(utf8_text(profile, "--units"), parse_int=json_int)
             except json.JSONDecodeError as exc:
-                at, end = json_error_at(exc)
-                raise CliError(f"--units {units_path}: {profile}:{at}: {exc.msg}{end}") from None
+                json_line, json_end = json_error_at(exc)
+                raise CliError(
+                    f"--units {units_path}: {profile}:{json_line}: {exc.msg}{json_end}"
+                ) from None
             except RecursionError:
                 raise CliError(f"--units {units_path}: {profile}: nested too deeply") from None
             for twice, at in duplicate_keys(profile.read_bytes(), loaded)[:1]:
