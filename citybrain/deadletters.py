@@ -24,7 +24,10 @@ from streams.settings import Settings
 HEADER_PREFIX = "citybrain.error."
 # The headers every dead letter carries, then the ones only a cut dead letter has.
 HEADERS = ("stream", "reason", "message", "origin", "truncated", "key_truncated")
-COLUMNS = ("TIME", "STREAM", "REASON", "KEY", "ORIGIN", "MESSAGE")
+# AT: the dead letter's own PARTITION:OFFSET, which --replay takes (t151: the table showed
+# only the original's, ORIGIN, and --replay of that offset named another dead letter or
+# none; the dead letter's own was in --json alone).
+COLUMNS = ("AT", "TIME", "STREAM", "REASON", "KEY", "ORIGIN", "MESSAGE")
 # A table cell's longest (the whole text is in --json): a key or an origin past this is
 # cut in the middle, a message at the end.
 MAX_CELL = 60
@@ -111,7 +114,8 @@ def _middle(text: str, limit: int) -> str:
 
 
 def row(letter: DeadLetter) -> tuple[str, ...]:
-    """One dead letter as the table's cells (COLUMNS): the time in local time, the
+    """One dead letter as the table's cells (COLUMNS): its PARTITION:OFFSET (what
+    ``--replay`` takes), the time in local time, the
     headers, the key (``-`` for none, ``""`` for an empty one); a cell's control
     characters escaped."""
     try:
@@ -127,6 +131,7 @@ def row(letter: DeadLetter) -> tuple[str, ...]:
     if "key_truncated" in letter.headers:  # the key is not all there either
         message += f" (key cut: it was {cell(letter.headers['key_truncated'])[:20]} bytes)"
     return (
+        f"{letter.partition}:{letter.offset}",
         when,
         cell(letter.headers.get("stream", "-")),
         cell(letter.headers.get("reason", "-")),

@@ -121,7 +121,7 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     try:
         doc = load_yaml(text)  # as every YAML file: a key twice, an alias bomb refused
     except yaml.YAMLError as exc:
-        raise ValueError(f"--expect {yaml_error(path, exc)}") from None
+        raise ValueError(f"--expect {yaml_error(path, exc, text)}") from None
     if not isinstance(doc, list):
         what = "the file is empty" if doc is None else f"the file holds {shown(doc)}"
         raise ValueError(

@@ -10,6 +10,7 @@ value and what was expected.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from playbooks.encodings import not_utf8_guess, wide_encoding
@@ -52,3 +53,16 @@ class KafkaStoppedError(RuntimeError):
     """Kafka stopped answering part-way through a read (stopped, or frozen: it takes
     connections but answers nothing); the message names the broker and what was being
     read, and that nothing of it was shown or written. The CLI exits with status 3."""
+
+
+def json_error_at(exc: json.JSONDecodeError) -> tuple[int, str]:
+    """Where a JSON text's error is, as a file's line and a note: ``(3, "")`` inside
+    it, or its last line and ``", at the end of the file"`` for an error at its end
+    (a list or object left open): json's own line there is the one after the final
+    newline, which the file does not have (t151: ``labels.json:2`` for a file of one
+    line; the YAML files' errors alike, playbooks.loader.yaml_error)."""
+    doc, pos = exc.doc, exc.pos
+    if pos < len(doc.rstrip()):
+        return exc.lineno, ""
+    body = doc.rstrip()
+    return body.count("\n") + 1 if body else 1, ", at the end of the file"

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from citybrain.detect import read_series
-from citybrain.errors import InputError, utf8_text
+from citybrain.errors import InputError, json_error_at, utf8_text
 from playbooks.errors import did_you_mean, shown
 from streams.events import duplicate_keys, json_int
 from streams.inputs import not_a_regular_file
@@ -263,7 +263,8 @@ def read_windows(labels: Path) -> dict[str, list[tuple[str, str]]]:
         # An integer past 4,300 digits (int()'s limit) was a ValueError, exit 70 (t66).
         doc = json.loads(text, parse_int=json_int)
     except json.JSONDecodeError as exc:
-        raise InputError(f"{labels}:{exc.lineno}: not JSON: {exc.msg}") from None
+        json_line, json_end = json_error_at(exc)
+        raise InputError(f"{labels}:{json_line}: not JSON: {exc.msg}{json_end}") from None
     except RecursionError:
         raise InputError(f"{labels}: not JSON: nested too deeply") from None
     for key, at in duplicate_keys(text.encode("utf-8"), doc)[:1]:

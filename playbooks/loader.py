@@ -908,20 +908,29 @@ def _compose(
                 doc = loader.get_single_data()
             finally:
                 loader.dispose()
-            duplicates.extend(yaml_error(path, exc) for exc in loader.duplicates)
+            duplicates.extend(yaml_error(path, exc, text) for exc in loader.duplicates)
         return doc, yaml.compose(text, Loader=reader) if nodes else None
     except yaml.YAMLError as exc:
-        raise PlaybookConfigError(yaml_error(path, exc)) from exc
+        raise PlaybookConfigError(yaml_error(path, exc, text)) from exc
 
 
-def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
+def yaml_error(path: str | Path, exc: yaml.YAMLError, text: str) -> str:
     """A YAML syntax error on one line, ``file:line: not valid YAML: problem (column N;
     while parsing … from line M)``; PyYAML's own text runs to several lines with a
-    snippet of the file."""
+    snippet of the file. ``text``: the file's text as parsed, so that an error at its
+    end (an unclosed quote or bracket) names the file's last line, ``at the end of the
+    file``, not the line after the final newline, which the file does not have (t151:
+    ``x.yaml:3`` for a file of 2 lines)."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    at_end = False
+    where = str(path)
+    if mark is not None:
+        at_end = mark.index >= len(text)
+        # At the end, after the last line's break, the mark stands on no line: the last.
+        after_break = at_end and mark.column == 0 and mark.line > 0
+        where = f"{path}:{mark.line if after_break else mark.line + 1}"
     if problem == "second occurrence" and context and "duplicate anchor" in context:
         # libyaml's words read backwards here ("second occurrence (…; found duplicate
         # anchor; first occurrence from line 6)"): said as one sentence (t44).
@@ -933,7 +942,9 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError) -> str:
         )
     if isinstance(exc, SecondDocumentError):
         return f"{where}: {problem}"  # valid YAML, one document too many: not "not valid"
-    details = [f"column {mark.column + 1}"] if mark is not None else []
+    details = []
+    if mark is not None:
+        details.append("at the end of the file" if at_end else f"column {mark.column + 1}")
     if context:
         from_line = f" from line {context_mark.line + 1}" if context_mark is not None else ""
         details.append(f"{context}{from_line}")

@@ -124,7 +124,8 @@ def expected_values(name: str, known: tuple[str, ...], value: str = "", where: s
 def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
     """Why ``matcher`` tests its label for a value no alert can carry (``kind="road_ice"``
     on a grid without that kind, ``severity!="urgent"``, ``kind=~"road_.*"`` that none of
-    the kinds match), or "" when it can tell alerts apart. ``values``: label_values."""
+    the kinds match, ``kind!~".*"`` that all do), or "" when it can tell alerts apart.
+    ``values``: label_values."""
     known = values.get(matcher.name)
     if not known:
         return ""
@@ -147,6 +148,21 @@ def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) ->
             f"{matcher.value!r} matches no {matcher.name} an alert can have, so this matcher "
             f"never matches: {expected_values(matcher.name, known)}"
         )
+    if matcher.op == "!~":
+        # As != is above; an alert without the label is "" here, which the regex must
+        # match too for none to pass (t151: kind!~".*" was taken without a word).
+        hits = sum(1 for v in known if matcher.pattern.search(v))
+        empty = matcher.matches_empty()  # True when "" does NOT match the regex
+        if hits == len(known) and not empty:
+            return (
+                f"{matcher.value!r} matches every {matcher.name} an alert can have, so this "
+                f"matcher never matches: {expected_values(matcher.name, known)}"
+            )
+        if hits == 0 and empty:
+            return (
+                f"{matcher.value!r} matches no {matcher.name} an alert can have, so this "
+                f"matcher matches every alert: {expected_values(matcher.name, known)}"
+            )
     return ""
 
 

@@ -269,7 +269,7 @@ class TokenStore:
                 f"not UTF-8 ({not_utf8_guess(data)}save the file as UTF-8)"
             ) from None
         except yaml.YAMLError as exc:
-            raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {yaml_error(path, exc)}") from exc
+            raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {yaml_error(path, exc, text)}") from exc
         where = f"CITYBRAIN_API_TOKENS_FILE {path}"
         tokens = (doc or {}).get("tokens", []) if isinstance(doc, dict | None) else None
         if not isinstance(tokens, list):

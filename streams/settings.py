@@ -94,6 +94,23 @@ TOPIC_NAME_MAX = KAFKA_TOPIC_NAME_MAX
 LONGEST_TOPIC_TAIL = {"topic_prefix": ".corroboration", "app_id": "-corroboration-changelog"}
 
 
+# The settings that are whole numbers (ports and CITYBRAIN_CSV_MAX_LINE_BYTES check
+# theirs in their own types), and how one is written.
+WHOLE_NUMBER_FIELDS = (
+    "partitions",
+    "http_max_connections",
+    "webhook_retries",
+    "burst_min_reports",
+    "commit_every",
+    "fetch_max_bytes",
+    "batch_size",
+    "detector_window",
+    "detector_min_samples",
+    "quiet_readings",
+)
+_WHOLE = re.compile(r"[+-]?[0-9]+")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CITYBRAIN_", extra="ignore", populate_by_name=True, allow_inf_nan=False
@@ -327,6 +344,16 @@ class Settings(BaseSettings):
                 "expected a bearer token: ASCII letters, digits and - . _ ~ + / (then = "
                 "padding), RFC 6750"
             )
+        return value
+
+    @field_validator(*WHOLE_NUMBER_FIELDS, mode="before")
+    @classmethod
+    def _whole_number(cls, value: object) -> object:
+        """ASCII digits (a sign allowed, for the bound to refuse): pydantic's lax int took
+        ``CITYBRAIN_PARTITIONS=2.0`` as 2 and refused ``2.5``, and the ports, which take
+        whole numbers only, refused ``19692.0`` (t151)."""
+        if isinstance(value, str) and not _WHOLE.fullmatch(value.strip()):
+            raise ValueError("expected a whole number")
         return value
 
     @field_validator("topic_prefix", "app_id")
@@ -628,8 +655,14 @@ def setting_error(err: Any) -> str:
     if field in SECRET_SETTINGS:
         return f"{name}: {reason} (the value is a secret and not shown)"
     value = err.get("input")
-    if err["type"] in ("float_parsing", "int_parsing") and isinstance(value, str):
-        reason += _unit_hint(field, value)
+    not_a_number = err["type"] in ("float_parsing", "int_parsing") or reason in (
+        "expected a whole number",
+        "expected a whole number of bytes",
+    )
+    if not_a_number and isinstance(value, str):
+        hint = _unit_hint(field, value)
+        if hint:  # `1MB`: of bytes, without a unit: write 1000000 (said once)
+            reason = reason.removesuffix(" of bytes") + hint
     if isinstance(value, str) and field.endswith("_url"):
         from playbooks.schema import shown_url
 
@@ -640,16 +673,39 @@ def setting_error(err: Any) -> str:
 
 # A number with a unit written after it (``5s``, ``1 m``, ``8MiB``): settings take none.
 _WITH_UNIT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]+)\s*")
-_SECONDS: dict[str, float] = {"ms": 0.001, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
-_IN_SECONDS = (
-    "_timeout",
-    "_interval",
-    "_seconds",
-    "_grace",
-    "_window",
-    "_skew",
-    "_wait",
-    "_backoff",
+_SECONDS: dict[str, float] = {
+    "ms": 0.001,
+    "s": 1,
+    "sec": 1,
+    "m": 60,
+    "min": 60,
+    "h": 3600,
+    "d": 86400,
+    "w": 604800,
+}
+# The settings in seconds (t151: CITYBRAIN_GROUP_RETENTION=2d, named by no suffix here,
+# was only "expected a number"); test_settings_errors checks every float setting is here
+# or a ratio.
+SECONDS_FIELDS = frozenset(
+    {
+        "ack_deadline_seconds",
+        "http_timeout",
+        "webhook_timeout",
+        "webhook_backoff",
+        "burst_bucket_seconds",
+        "session_timeout",
+        "heartbeat_interval",
+        "commit_interval",
+        "fetch_max_wait",
+        "corroboration_window",
+        "corroboration_grace",
+        "max_future_skew",
+        "deadline_check_interval",
+        "burst_sweep_interval",
+        "no_data_timeout",
+        "group_retention",
+        "mute_check_interval",
+    }
 )
 _BYTES: dict[str, float] = {
     "b": 1,
@@ -662,25 +718,37 @@ _BYTES: dict[str, float] = {
 }
 
 
+def without_unit(value: str, unit: str) -> str | None:
+    """``value``, a number with a unit written after it (``5m``, ``8MiB``, ``1 h``), as
+    the plain number of ``unit`` (``seconds`` or ``bytes``) it stands for (``300``,
+    ``8388608``), or None when it is no such number or its unit is not one of these. For
+    a refusal's "write 300": the settings' and the command line's (t151: `rehearse
+    --ack-deadline 5m` was told "give the number alone", which read 5 seconds)."""
+    written = _WITH_UNIT.fullmatch(value)
+    factors = {"seconds": _SECONDS, "bytes": _BYTES}.get(unit)
+    if written is None or factors is None:
+        return None
+    factor = factors.get(written.group(2).lower())
+    if factor is None:
+        return None
+    plain = float(written.group(1)) * factor
+    return f"{int(plain)}" if plain.is_integer() else f"{plain:g}"
+
+
 def _unit_hint(field: str, value: str) -> str:
     """`` of seconds, without a unit: write 60`` for ``1m`` given to a setting in
     seconds (and bytes alike); empty when ``value`` is not a number with a unit or the
     setting's unit is not known. Before, ``5s`` was only "expected a number"."""
-    written = _WITH_UNIT.fullmatch(value)
-    if written is None:
+    if _WITH_UNIT.fullmatch(value) is None:
         return ""
-    number, unit = float(written.group(1)), written.group(2).lower()
     if field.endswith("_bytes"):
-        what, factors = "bytes", _BYTES
-    elif field.endswith(_IN_SECONDS):
-        what, factors = "seconds", _SECONDS
+        what = "bytes"
+    elif field in SECONDS_FIELDS:
+        what = "seconds"
     else:
         return ""
-    if unit not in factors:
-        return f" of {what}, without a unit"
-    plain = number * factors[unit]
-    shown = f"{int(plain)}" if plain.is_integer() else f"{plain:g}"
-    return f" of {what}, without a unit: write {shown}"
+    plain = without_unit(value, what)
+    return f" of {what}, without a unit" + (f": write {plain}" if plain is not None else "")
 
 
 def _bound(limit: float) -> str:

@@ -595,6 +595,13 @@ def check_url(option: str, url: str | None) -> str | None:
 
     if url is None:
         return None
+    if not url.strip():
+        # t151: `--url ''` was "the http:// scheme is missing, e.g. http://", a URL with
+        # no host; a script's unset variable is said as that.
+        raise CliError(
+            f"{option} is {'empty' if not url else 'blank'}: expected an http:// or https:// "
+            "URL with a host, e.g. http://127.0.0.1:16066"
+        )
     check_text(option, url)
     odd = next((c for c in url if not c.isascii()), None)
     if odd is not None:

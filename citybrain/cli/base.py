@@ -382,7 +382,7 @@ def _positive(kind: type[int] | type[float], most: float | None = None, unit: st
             value = kind(text)
         except ValueError:
             what = "a whole number" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(_not_number(text, what)) from None
+            raise argparse.ArgumentTypeError(_not_number(text, what, unit)) from None
         if not value > 0:  # also refuses nan
             raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0")
         if most is not None and not value <= most:
@@ -408,7 +408,7 @@ def _whole(text: str) -> int:
         raise argparse.ArgumentTypeError(_not_number(text, "a whole number")) from None
 
 
-def _not_number(text: str, what: str) -> str:
+def _not_number(text: str, what: str, unit: str = "") -> str:
     """Why an option refuses ``text`` as ``what`` (a whole number, a number): a whole
     number written otherwise than in digits (``1e9``, ``1,000``, ``5.0``) is pointed to
     its digits (t147: ``--max-body 1e9`` was "is not a whole number", as if it were not
@@ -420,6 +420,13 @@ def _not_number(text: str, what: str) -> str:
         value = float(text.strip().replace(",", ""))
     except ValueError:
         if re.fullmatch(r"\s*[0-9][0-9_.,]*\s*[A-Za-z]+\s*", text):
+            from streams.settings import without_unit
+
+            # In the option's own unit (`5m` to seconds: 300), as the settings say it;
+            # "the number alone" read 5m as 5 seconds (t151).
+            plain = without_unit(text, unit.split()[0]) if unit.strip() else None
+            if plain is not None:
+                return f"{text!r} is not {what} of {unit.split()[0]}: write {plain}"
             return f"{text!r} is not {what}: give the number alone, without a unit"
         return f"{text!r} is not {what}"
     whole = math.isfinite(value) and value == int(value) and abs(value) < 1e18
@@ -430,13 +437,17 @@ def _not_number(text: str, what: str) -> str:
     return f"{text!r} is not {what}"
 
 
-def _whole_in(low: int, high: int | None = None) -> Any:
-    """An argparse type: a whole number in ``low..high`` (no upper bound if None), so
+def _whole_in(low: int, high: int | None = None, unit: str = "") -> Any:
+    """An argparse type: a whole number in ``low..high`` (no upper bound if None; in
+    ``unit``, ``bytes``, for a value written with one: write 1048576), so
     a value out of range is said as argparse says a malformed one (the command and
     option named, its --help pointed at), not as a bare line the command raised."""
 
     def parse(text: str) -> int:
-        value = _whole(text)
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(_not_number(text, "a whole number", unit)) from None
         if value < low or (high is not None and value > high):
             expected = f"{low}..{high}" if high is not None else f"{low:,} or more"
             raise argparse.ArgumentTypeError(f"{text!r}: expected {expected}")
@@ -468,6 +479,7 @@ def an_id_shown_by(where: str) -> Callable[[str], str]:
         return text
 
     an_id.__name__ = "id"  # argparse names the type in some messages
+    an_id.says_empty = True  # type: ignore[attr-defined]  # (the parser's own refusal: not)
     return an_id
 
 

@@ -18,7 +18,7 @@ from citybrain.commands import (
     home_dir,
     written_path,
 )
-from citybrain.errors import utf8_text
+from citybrain.errors import json_error_at, utf8_text
 from citybrain.text import counted, day
 from playbooks.errors import did_you_mean, shown
 from streams.events import json_int
@@ -99,20 +99,24 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
         " writes them"
     )
 
-    def parse(chunk: str, line: int) -> object:
+    def parse(chunk: str, line: int, whole: bool) -> object:
         try:
             # An integer past the 4,300 digits int() converts was a ValueError (exit 70).
             return json.loads(chunk, parse_int=json_int)
         except json.JSONDecodeError as exc:
+            json_line, json_end = json_error_at(exc)
+            if not whole:
+                json_end = json_end.replace("of the file", "of the line")  # one JSON line's end
             raise CliError(
-                f"{path}:{line + exc.lineno - 1}: not a JSON record ({exc.msg}): {expected}"
+                f"{path}:{line + json_line - 1}: not a JSON record ({exc.msg}{json_end}): "
+                f"{expected}"
             ) from None
         except RecursionError:
             raise CliError(f"{path}:{line}: not a JSON record: nested too deeply") from None
 
     text = text.removeprefix("\ufeff")
     if text.lstrip().startswith("["):
-        loaded = parse(text, 1)
+        loaded = parse(text, 1, whole=True)
         listed: list[dict[str, object]] = []
         places: list[str] = []
         for i, record in enumerate(loaded if isinstance(loaded, list) else [loaded]):
@@ -133,7 +137,7 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
     for number, row in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
         if not row.strip():
             continue
-        doc = parse(row, number)
+        doc = parse(row, number, whole=False)
         if not isinstance(doc, dict):
             raise CliError(f"{path}:{number}: the record is {shown(doc)}, expected an object")
         _record_schema(doc, f"{path}:{number}")

@@ -64,6 +64,7 @@ def _show_dead_letters(args: argparse.Namespace, settings: Settings, topic: str)
             print(
                 f"{topic}: {counted(len(latest), 'dead letter')}{more}; times in local time "
                 f"({_zone()}); --json shows each whole"
+                + ("; --replay AT sends one back" if latest else "")
                 + ("; new ones follow as they come (Ctrl-C stops)" if args.follow else "")
             )
         rows = [row(letter) for letter in latest]

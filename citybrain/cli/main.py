@@ -161,11 +161,23 @@ def _name_file_setting(message: str) -> str:
         settings = _settings()
     except StreamsError:
         return message
-    for name, path in (
+    # An option that named the file on the command line first (t151: `route-test --routing
+    # x.yaml` said only `x.yaml:2: …`, where every other file's error names its option).
+    import itertools
+    from pathlib import Path
+
+    from citybrain.cli.parser import _TYPED
+
+    for option, value in itertools.pairwise(_TYPED):
+        if option in ("--routing", "--grid", "--dir") and value:
+            for path in {value, str(Path(value)), str(Path(value).expanduser())}:
+                if message.startswith(f"{path}:") or message.startswith(f"{path}/"):
+                    return f"{option} {message}"
+    for name, setting in (
         ("CITYBRAIN_GRID_FILE", settings.grid_file),
         ("CITYBRAIN_ROUTING_FILE", settings.routing_file),
     ):
-        if message.startswith(f"{path}:"):
+        if message.startswith(f"{setting}:"):
             return f"{name} {message}"
     return message
 

@@ -211,6 +211,28 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 # mean --json?", `silences add --note x` nothing): each names the others.
 _TEXT_OPTIONS = ("--note", "--reason", "--comment")
 _SAME_MEANING = {o: tuple(x for x in _TEXT_OPTIONS if x != o) for o in _TEXT_OPTIONS}
+# t151: `deadletters --requeue 0:17` was told to write --prefix 'demo-… --requeue 0:17'.
+_SAME_MEANING.update(
+    dict.fromkeys(("--requeue", "--retry", "--resend", "--resubmit"), ("--replay",))
+)
+# Words typed after a command that takes no ACTION, for what one of its options does
+# (t151: `deadletters replay 0:17`, `deadletters list` said only "unrecognized arguments").
+_ACTION_WORDS: dict[str, dict[str, str]] = {
+    "deadletters": {
+        **dict.fromkeys(
+            ("replay", "requeue", "retry", "resend", "resubmit"),
+            "deadletters takes no ACTION: a dead letter is sent back with --replay "
+            "PARTITION:OFFSET, its place as the table's AT column shows it, one --replay each",
+        ),
+        **dict.fromkeys(
+            ("list", "show", "ls"),
+            "deadletters takes no ACTION: it lists the latest dead letters as it is",
+        ),
+        **dict.fromkeys(
+            ("follow", "tail", "watch"), "deadletters takes no ACTION: --follow does that"
+        ),
+    },
+}
 # A number, a unit, or both (`1`, `h`, `1h`, `30m`, `1.5`): the pieces of a value with
 # no space in it, split by the shell.
 _NUMBER_AND_UNIT = re.compile(r"[0-9]+(?:\.[0-9]+)?[A-Za-z]*|[A-Za-z]{1,3}")
@@ -222,6 +244,8 @@ _MATCHER_WORD = re.compile(r'\s*[^\s"=!~{},]+\s*(?:=~|!~|!=|=)')
 # --from 2024-05-26 2024-05-27` was told to write --from '2024-05-26 2024-05-27').
 _VALUE_CHECKS: dict[str, Callable[[str], bool]] = {
     "matcher": lambda word: _MATCHER_WORD.match(word) is not None,
+    # A topic prefix is a Kafka name: no space (t151: --prefix 'demo-… retry 0:0').
+    "prefix": lambda word: re.fullmatch(r"[A-Za-z0-9._-]+", word) is not None,
     "start": takes_instant,
     "end": takes_instant,
 }
@@ -408,6 +432,26 @@ class Parser(argparse.ArgumentParser):
             ):
                 named = next((a.metavar or a.dest for a in self._actions if a.dest == dest), dest)
                 self.error(f"argument {option}: not allowed with {named} {given!r} ({why()})")
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        """argparse's, refusing an empty or blank value first (``--title ''``, a script's
+        unset variable): before t151 one was taken as the option left out (``--title ''``
+        the default title, ``--routing ''`` the library's routing file, ``demo --expect
+        ''`` a whole demo on the built-in events) or as the current directory (``replay
+        ''`` read '.', ``--incidents ''`` was "'.' is a directory"), without a word. The
+        options that name an empty value in words of their own (_EMPTY_SAID_BY_COMMAND, and
+        types marked ``says_empty``: an_id_shown_by's) and those that take one
+        (``--comment ''``: none) are left to their command."""
+        if (
+            action.nargs != 0
+            and action.choices is None
+            and not (set(action.option_strings) & _EMPTY_SAID_BY_COMMAND)
+            and not getattr(action.type, "says_empty", False)
+        ):
+            for text in arg_strings:
+                if isinstance(text, str) and not text.strip():
+                    raise argparse.ArgumentError(action, empty_value(action, text))
+        return super()._get_values(action, arg_strings)
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         """argparse's check of a value against ``choices`` (a subcommand's name too), but
@@ -643,6 +687,10 @@ class Parser(argparse.ArgumentParser):
             rest = given[index + 2 : index + 2 + len(unrecognized)]
             if not unrecognized or rest != unrecognized:
                 continue
+            if any(piece.startswith("-") and len(piece) > 1 for piece in rest):
+                # An option typed after the value (`--prefix P --requeue 0:1`), unknown
+                # here: _option_hint says it, never glued into this value (t151).
+                return ""
             pieces = [given[index + 1], *rest]
             if action.choices is not None:
                 # `--status open resolved` (t143: said only "unrecognized arguments:
@@ -754,6 +802,13 @@ class Parser(argparse.ArgumentParser):
                 )
             flag_value = self._flag_value_hint()
             split = self._split_value_hint(message)
+            words = _ACTION_WORDS.get(command, {})
+            meant = next(
+                (words[w.lower()] for w in message.split(":", 1)[-1].split() if w.lower() in words),
+                "",
+            )
+            if meant:
+                split = f" ({meant})"
             message += (
                 self._option_hint(self._unknown_options())
                 + flag_value
@@ -777,6 +832,48 @@ class Parser(argparse.ArgumentParser):
         # command line (t134: a misplaced --token was echoed as an invalid choice).
         message = hide(message, _TYPED or self._given or [])
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
+
+
+# Options whose command names an empty value in its own words (``--prefix is empty: give a
+# topic prefix``, ``--token is empty: …``, ``--duration: duration is empty, expected …``),
+# or that take one (``runs answer --comment ''``: no comment): _get_values leaves them be.
+_EMPTY_SAID_BY_COMMAND = frozenset(
+    {
+        "--comment",
+        "--duration",
+        "--from",
+        "--matcher",
+        "--note",
+        "--prefix",
+        "--prometheus-url",
+        "--reason",
+        "--scrape-interval",
+        "--sensor-id-template",
+        "--to",
+        "--token",
+        "--topic",
+        "--ts-field",
+        "--url",
+        "--value-field",
+    }
+)
+
+
+def empty_value(action: argparse.Action, text: str) -> str:
+    """What an empty or blank value of ``action`` is refused with: ``'' is empty: give a
+    file's path, or leave --grid out for its default``."""
+    metavar = action.metavar if isinstance(action.metavar, str) else None
+    name = metavar or action.dest.upper()
+    what = {"FILE": "a file's path", "DIR": "a folder's path"}.get(name, name)
+    said = "empty" if not text else "blank"
+    # "Leave it out" only where leaving it out means something: a default it has or names.
+    has_default = action.default is not None or "default" in (action.help or "")
+    leave = (
+        f", or leave {action.option_strings[-1]} out for its default"
+        if action.option_strings and not action.required and has_default
+        else ""
+    )
+    return f"{text!r} is {said}: give {what}{leave}"
 
 
 # A value typed after an option that takes none, read by argparse as the next positional
@@ -897,7 +994,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-message-bytes",
-        type=_whole_in(1024, 2**31 - 1),  # Kafka's sizes are 32-bit
+        type=_whole_in(1024, 2**31 - 1, "bytes"),  # Kafka's sizes are 32-bit
         default=1_000_000,
         metavar="B",
         help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from citybrain.commands import (
     written_path,
 )
-from citybrain.errors import utf8_text
+from citybrain.errors import json_error_at, utf8_text
 from citybrain.text import counted, duration
 from playbooks.errors import shown
 from streams.events import duplicate_keys, json_int
@@ -66,8 +66,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         ]
     )
 
+    units_text = utf8_text(units_path, "--units")
     try:
-        doc = load_yaml(utf8_text(units_path, "--units"))
+        doc = load_yaml(units_text)
         if not isinstance(doc, dict):
             raise CliError(
                 f"--units {units_path}: "
@@ -96,7 +97,10 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
             try:
                 loaded = json.loads(utf8_text(profile, "--units"), parse_int=json_int)
             except json.JSONDecodeError as exc:
-                raise CliError(f"--units {units_path}: {profile}:{exc.lineno}: {exc.msg}") from None
+                json_line, json_end = json_error_at(exc)
+                raise CliError(
+                    f"--units {units_path}: {profile}:{json_line}: {exc.msg}{json_end}"
+                ) from None
             except RecursionError:
                 raise CliError(f"--units {units_path}: {profile}: nested too deeply") from None
             for twice, at in duplicate_keys(profile.read_bytes(), loaded)[:1]:
@@ -112,7 +116,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     except yaml.YAMLError as exc:
         from playbooks.loader import yaml_error
 
-        raise CliError(f"--units {yaml_error(units_path, exc)}") from None
+        raise CliError(f"--units {yaml_error(units_path, exc, units_text)}") from None
     except (OSError, AttributeError) as exc:
         raise CliError(f"--units {units_path}: {exc}") from None
     except RehearsalError as exc:

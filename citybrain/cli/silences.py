@@ -79,8 +79,11 @@ def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
     """One ``warning:`` line per ``--matcher`` (already checked by _check_matchers) that
     tests a label for a value no alert can carry in ``grid``, by the definition `playbooks
     check` holds route matchers to: ``kind="road_ice"`` silences nothing,
-    ``severity!="urgent"`` everything. Alertmanager accepts such a silence (it cannot know
-    which values will come), and so does citybrain; the line is for a typo."""
+    ``severity!="urgent"`` everything; else one line when the matchers, each possible,
+    meet no one alert together (alert_labels.never_together). Alertmanager accepts such a
+    silence (it cannot know which values will come), and so does citybrain; the line is
+    for a typo."""
+    from playbooks.alert_labels import never_together
     from playbooks.routing import (
         impossible_value,
         label_values,
@@ -90,6 +93,7 @@ def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
 
     values = label_values(grid)
     lines = []
+    every = []
     for text in texts:
         with read_apart_warnings():  # (said by _check_matchers already, not logged twice)
             matchers = parse_matchers(text)
@@ -97,6 +101,19 @@ def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
             why = impossible_value(matcher, values)
             if why:
                 lines.append(f"warning: --matcher {text!r}: {why}")
+        every += matchers
+    if not lines:
+        # Each may meet some alert, and all of them together none: a silence is their
+        # AND (t151: sensor_id of a water gauge with kind="pm25" was taken without a word).
+        why = never_together(every, grid)
+        if why:
+            given = " ".join(f"--matcher {text!r}" for text in texts)
+            what = (
+                "this matcher"
+                if len(every) == 1
+                else "no one alert meets them all, so this silence"
+            )
+            lines.append(f"warning: {given}: {what} never matches: {why}")
     return lines
 
 

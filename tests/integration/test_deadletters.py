@@ -56,8 +56,10 @@ def test_the_latest_dead_letters_are_shown_with_their_headers(
     assert main(["deadletters", "--prefix", pipeline.name, "--limit", "2"]) == EXIT_OK
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith(f"{topic}: 2 dead letters (the latest, --limit); ")
-    assert lines[1].split() == ["TIME", "STREAM", "REASON", "KEY", "ORIGIN", "MESSAGE"]
-    assert [line.split()[3] for line in lines[2:]] == ["out_of_order", "bad_json"]
+    assert lines[1].split() == ["AT", "TIME", "STREAM", "REASON", "KEY", "ORIGIN", "MESSAGE"]
+    assert [line.split()[4] for line in lines[2:]] == ["out_of_order", "bad_json"]
+    # Each row's own PARTITION:OFFSET, as --replay takes it (t151).
+    assert [line.split()[0] for line in lines[2:]] == ["1:0", "0:1"]
     assert "\\xff-3" in lines[3]  # a key byte that is not UTF-8, escaped
 
     assert main(["deadletters", "--prefix", pipeline.name, "--json"]) == EXIT_OK

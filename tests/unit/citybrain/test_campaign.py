@@ -337,7 +337,10 @@ def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], messa
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b'[{"a": 1},', ":1: not a JSON record (Expecting value): --input takes step and"),
+        (
+            b'[{"a": 1},',
+            ":1: not a JSON record (Expecting value, at the end of the file): --input takes step",
+        ),
         (b'{"a": 1}\n{"b": \xe9}\n', ":2: byte 0xe9 is not UTF-8"),
         (b'{"schema": "audit/1"}\n[1, 2]\n', ":2: the record is a list, expected an object"),
         (b'[{"schema": "step/1"}, 7]', ": record 1 of the list is 7, expected an object"),

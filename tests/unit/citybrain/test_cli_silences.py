@@ -476,3 +476,46 @@ def test_silences_add_warns_of_a_matcher_alertmanager_0_27_reads_otherwise(
         'category="a\\\\tb", kind="pm25", as Alertmanager 0.25'
     ), line
     assert 'but as category="a\\tb", kind="pm25" by Alertmanager 0.27' in line, line
+
+
+def test_matchers_no_one_alert_meets_together_are_warned_of() -> None:
+    """t151: each matcher of these may meet some alert, all of them together none (a
+    silence is their AND), and `silences add` took them without a word; likewise a
+    `!~` regex that every kind matches, and a count label that is no count."""
+    grid = load_grid(GRID)
+    gauge = 'sensor_id="usgs-01589330-water_level"'
+    cases = {
+        (gauge, 'kind="pm25"'): "sensor usgs-01589330-water_level is registered as water_level",
+        (gauge, 'kind=~"pm.*"'): 'kind=~"pm.*" fails where sensor_id="usgs-01589330-water_level":'
+        ' the worker gives such an alert kind="water_level"',
+        ('kind="pm25"', 'kind="no2"'): 'kind="pm25" and kind="no2" ask one label for two values',
+        ('kind="pm25"', 'source="citizen"'): "a report burst (source=citizen",
+        ('kind="pm25", source="citizen"',): "a report burst (source=citizen",
+        ('grid_cell="md-gauge-01589330"', 'kind="pm25"'): "no pm25 sensor is registered at "
+        'grid_cell="md-gauge-01589330", so no alert there is kind=pm25',
+        ('district="nyc-bronx"', 'kind="water_level"'): "no water_level sensor is registered",
+    }
+    for texts, why in cases.items():
+        lines = silence_warnings(list(texts), grid)
+        assert len(lines) == 1, (texts, lines)
+        assert "no one alert meets them all, so this silence never matches: " in lines[0]
+        assert why in lines[0], (texts, lines)
+    (count,) = silence_warnings(['neighbours_agreeing="abc"'], grid)
+    assert count == (
+        "warning: --matcher 'neighbours_agreeing=\"abc\"': this matcher never matches: label "
+        "neighbours_agreeing='abc': expected a count (0, 1, 2, ...)"
+    )
+    (regex,) = silence_warnings(['kind!~".*"'], grid)
+    assert regex.startswith(
+        "warning: --matcher 'kind!~\".*\"': '.*' matches every kind an alert can have, so "
+        "this matcher never matches: expected one of "
+    )
+    (every,) = silence_warnings(['kind!~"road.*"', 'severity="critical"'], grid)
+    assert "'road.*' matches no kind an alert can have, so this matcher matches every" in every
+    # Matchers some one alert meets: no word.
+    assert silence_warnings([gauge, 'kind="water_level"', 'severity=~"major|critical"'], grid) == []
+    assert silence_warnings([gauge, 'district!="nyc-bronx"'], grid) == []
+    assert silence_warnings(['kind!~"pm.*"', 'source="sensor"'], grid) == []
+    assert silence_warnings(['grid_cell="md-gauge-01589330"', 'kind="water_level"'], grid) == []
+    assert silence_warnings(['district="md-baltimore-county"', 'kind="water_level"'], grid) == []
+    assert silence_warnings(['sensor_id!~".+"', 'kind="incident_burst"'], grid) == []

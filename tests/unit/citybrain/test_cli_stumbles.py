@@ -389,6 +389,33 @@ def test_a_url_without_its_scheme_is_bad_input(
     assert "the http:// scheme is missing, e.g. http://" in err and err.count("\n") == 1
 
 
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["runs", "list", "--token", "x", "--url", ""], "--url"),
+        (["silences", "list", "--token", "x", "--url", " "], "--url"),
+        (["alerts", "list", "--token", "x", "--url", ""], "--url"),
+        (["dashboards", "push", "--token", "x", "--url", ""], "--url"),
+        (
+            ["dashboards", "push", "--token", "x", "--url", "http://g", "--prometheus-url", ""],
+            "--prometheus-url",
+        ),
+    ],
+)
+def test_an_empty_url_is_said_as_empty_with_a_whole_example(
+    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t151: `--url ''` was "the http:// scheme is missing, e.g. http://", an example
+    with no host, which fails as typed."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    said = "empty" if argv[-1] == "" else "blank"
+    assert err == (
+        f"citybrain: {option} is {said}: expected an http:// or https:// URL with a host, "
+        "e.g. http://127.0.0.1:16066\n"
+    )
+
+
 @pytest.mark.parametrize("interval", ["5", "1 m", "0s", "five"])
 def test_a_scrape_interval_that_is_no_duration_is_bad_input(
     interval: str, capsys: pytest.CaptureFixture[str]
@@ -815,3 +842,43 @@ def test_a_service_url_that_cannot_be_reached_is_a_service_failure_not_a_bug(
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: cannot reach {'Grafana' if 'push' in service else 'the'}")
     assert "This is a bug" not in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["rehearse", "--incidents", "x", "--units", "y", "--ack-deadline", "5m"],
+            "'5m' is not a number of seconds: write 300",
+        ),
+        (["demo", "--ack-deadline", "2s"], "'2s' is not a number of seconds: write 2"),
+        (
+            ["ingest", "http", "--max-body", "1MiB"],
+            "'1MiB' is not a whole number of bytes: write 1048576",
+        ),
+        (
+            ["ingest", "mqtt", "--max-payload", "1k"],
+            "'1k' is not a whole number of bytes: write 1000",
+        ),
+        (
+            ["replay", "x.csv", "--max-message-bytes", "2MiB"],
+            "'2MiB' is not a whole number of bytes: write 2097152",
+        ),
+        # No unit known to convert to: the number alone, as before.
+        (
+            ["replay", "x.csv", "--speed", "5x"],
+            "'5x' is not a number: give the number alone, without a unit",
+        ),
+    ],
+)
+def test_a_number_with_a_unit_is_said_in_the_options_own_unit(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t151: `rehearse --ack-deadline 5m` was told "give the number alone, without a
+    unit", and 5 is five seconds, not five minutes; the settings say `write 300`."""
+    from citybrain.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err

@@ -574,8 +574,8 @@ def test_a_stray_word_after_a_choice_is_not_said_as_another_one(
         ),
         (
             ["ingest", "http", "--max-body", "1M"],
-            "argument --max-body: '1M' is not a whole number: give the number alone, without "
-            "a unit; see",
+            # In bytes, as the settings say it (t151: "the number alone" was 1 byte).
+            "argument --max-body: '1M' is not a whole number of bytes: write 1000000; see",
         ),
         (
             [*_REHEARSE, "--ack-deadline", "1,000.5"],

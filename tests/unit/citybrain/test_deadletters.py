@@ -41,12 +41,13 @@ def letter(**kw: object) -> DeadLetter:
 def test_a_row_has_the_headers_and_the_key() -> None:
     cells = row(letter())
     assert len(cells) == len(COLUMNS)
-    assert cells[1:] == ("readings", "bad_type", "gauge-1", "t.readings/0/7#1", HEADERS["message"])
+    assert cells[0] == "0:7"  # its own place, what --replay takes (t151)
+    assert cells[2:] == ("readings", "bad_type", "gauge-1", "t.readings/0/7#1", HEADERS["message"])
 
 
 def test_a_row_tells_no_key_from_an_empty_one() -> None:
-    assert row(letter(key=None))[3] == "-"
-    assert row(letter(key=b""))[3] == '""'
+    assert row(letter(key=None))[4] == "-"
+    assert row(letter(key=b""))[4] == '""'
 
 
 def test_a_tombstones_json_value_is_null_and_a_null_header_value_null() -> None:
@@ -67,14 +68,14 @@ def test_a_row_is_one_line_however_odd_its_cells() -> None:
     )
     cells = row(odd)
     assert all("\n" not in c for c in cells)
-    assert cells[3].startswith("\\xff\\n") and len(cells[3]) == 60  # cut in the middle
-    assert cells[5].endswith("… (cut: the original was 5000000 bytes)")
-    assert len(cells[5]) == MAX_MESSAGE + len(" (cut: the original was 5000000 bytes)")
-    cut = row(letter(headers={**HEADERS, "truncated": "5000000"}))[5]
+    assert cells[4].startswith("\\xff\\n") and len(cells[4]) == 60  # cut in the middle
+    assert cells[6].endswith("… (cut: the original was 5000000 bytes)")
+    assert len(cells[6]) == MAX_MESSAGE + len(" (cut: the original was 5000000 bytes)")
+    cut = row(letter(headers={**HEADERS, "truncated": "5000000"}))[6]
     assert cut.endswith("(cut: the original was 5000000 bytes)")
-    key_cut = row(letter(headers={**HEADERS, "key_truncated": "999900"}))[5]
+    key_cut = row(letter(headers={**HEADERS, "key_truncated": "999900"}))[6]
     assert key_cut.endswith("(key cut: it was 999900 bytes)")  # trial 19
-    assert widths([cells])[3] == display_width(cells[3])
+    assert widths([cells])[4] == display_width(cells[4])
 
 
 def test_a_json_line_holds_everything_and_the_value_as_text_or_base64() -> None:
@@ -176,6 +177,6 @@ def test_a_kafka_timestamp_no_date_can_show_is_shown_as_it_is() -> None:
     dead-letter topic made every listing "unexpected ValueError" (exit 70)."""
     for ms in (253_402_300_800_000, 9_223_372_036_854_775_807, -62_135_596_801_000):
         odd = letter(timestamp=ms / 1000)
-        assert row(odd)[0].endswith(" ms (not a date)")
+        assert row(odd)[1].endswith(" ms (not a date)")
         assert json.loads(json_line(odd, "t.deadletter"))["time"].endswith(" ms (not a date)")
-    assert row(letter())[0].startswith("2026-")
+    assert row(letter())[1].startswith("2026-")

@@ -131,7 +131,7 @@ def test_deadline_override_and_json_round_trip(grid: Grid) -> None:
             "playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: dispatch}\n",
             ":5: steps.0.dispatch: dispatch needs exactly one of unit or department",
         ),
-        ("playbook: [\n", ":2: not valid YAML"),
+        ("playbook: [\n", ":1: not valid YAML"),  # its last line, not the one after (t151)
         (
             "playbook: p\nversion: 1\ndepartment: d\nsteps:\n  - {id: a, action: notify}\n"
             "department: e\n",

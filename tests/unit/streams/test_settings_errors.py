@@ -114,6 +114,20 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
             "expected a whole number of bytes, without a unit: write 8388608",
         ),
         ("CITYBRAIN_SESSION_TIMEOUT", "5 parsecs", "expected a number of seconds, without a unit"),
+        # t151: a setting in seconds named by no suffix, and sizes of bytes alike.
+        (
+            "CITYBRAIN_GROUP_RETENTION",
+            "2d",
+            "expected a number of seconds, without a unit: write 172800",
+        ),
+        (
+            "CITYBRAIN_CSV_MAX_LINE_BYTES",
+            "1MB",
+            "expected a whole number of bytes, without a unit: write 1000000",
+        ),
+        # t151: pydantic's lax int took 2.0 as 2 (and refused 2.5); a port refused 19692.0.
+        ("CITYBRAIN_PARTITIONS", "2.0", "expected a whole number"),
+        ("CITYBRAIN_COMMIT_EVERY", "1e6", "expected a whole number"),
         ("CITYBRAIN_BATCH_SIZE", "2k", "expected a whole number"),
         # Helper t52: "²".isdigit() is true; the JVM then refused the heap at stack up.
         ("CITYBRAIN_KAFKA_HEAP", "²m", "expected a JVM heap size such as 512m or 2g"),
@@ -411,3 +425,24 @@ def test_a_list_for_a_setting_of_one_choice_is_said_as_a_list(
     message = refusal(monkeypatch, CITYBRAIN_DETECTOR="tail,ensemble")
     assert message.startswith("CITYBRAIN_DETECTOR is 'tail,ensemble': expected one of ")
     assert message.endswith(" (one choice, not a list: give 'tail' or 'ensemble')"), message
+
+
+def test_every_number_setting_is_a_whole_number_or_says_its_unit() -> None:
+    """t151: CITYBRAIN_GROUP_RETENTION=2d was only "expected a number" (its unit was read
+    from a name suffix it lacks) and CITYBRAIN_PARTITIONS=2.0 was taken as 2: every whole
+    number setting is in WHOLE_NUMBER_FIELDS, and every other number is in seconds
+    (SECONDS_FIELDS) or a ratio of 0..1."""
+    from streams.settings import SECONDS_FIELDS, WHOLE_NUMBER_FIELDS
+
+    ratios = {"score_threshold", "corroboration_agree", "corroboration_decisive"}
+    for name, field in Settings.model_fields.items():
+        if name.endswith("_port") or name == "csv_max_line_bytes":
+            continue  # (their own types refuse all but digits: Port, LineBytes)
+        if field.annotation is int:
+            assert name in WHOLE_NUMBER_FIELDS, name
+        elif field.annotation in (float, float | None):
+            assert (name in SECONDS_FIELDS) != (name in ratios), name
+    for name in WHOLE_NUMBER_FIELDS:
+        for value in ("2.0", "1e3", "1_000", "２"):
+            with pytest.raises(SettingsError, match="expected a whole number"):
+                load_settings(**{name: value})
