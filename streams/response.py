@@ -18,7 +18,7 @@ import secrets
 import time
 from collections import Counter as Tally
 from collections import OrderedDict, deque
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import orjson
@@ -1480,15 +1480,12 @@ class Response:
                 # with the routing of another (a reload at an await of ``_check_run``).
                 config = self.ctx.config
                 if group and group.get(SAY):  # records a stopped worker left unsent
-                    try:
-                        group = await self._flush_said(key, group)
-                    except Exception as exc:  # kept, sent again next tick
-                        self._unadvanced_run(key, exc)
+                    group, why = await self._send_kept(
+                        key, group, self._flush_said, "its reports_not_alerted records"
+                    )
+                    if why:
                         skipped += 1
-                        held[key] = (
-                            f"its reports_not_alerted records could not be sent "
-                            f"({type(exc).__name__}: {exc}); tried again at each deadline check"
-                        )
+                        held[key] = why
                         continue
                 if not group or not group["run"]:
                     if (
@@ -1500,15 +1497,12 @@ class Response:
                         ended[key] = group  # its muted alerts all resolved, offers expired
                     continue
                 if group.get(OUTBOX):
-                    try:
-                        group = await self._flush_outbox(key, group)
-                    except Exception as exc:  # kept, sent again next tick
-                        self._unadvanced_run(key, exc)
+                    group, why = await self._send_kept(
+                        key, group, self._flush_outbox, "its commands"
+                    )
+                    if why:
                         skipped += 1
-                        held[key] = (
-                            f"its commands could not be sent ({type(exc).__name__}: {exc}); "
-                            "tried again at each deadline check"
-                        )
+                        held[key] = why
                         continue
                 try:
                     run = Run.from_dict(group["run"])
@@ -1830,6 +1824,26 @@ class Response:
             muted.append(f"{alert_id} {decision.mute} by {decision.muted_by}")
         more = f"; and {len(muted) - 5} more" if len(muted) > 5 else ""
         return "; ".join(muted[:5]) + more
+
+    async def _send_kept(
+        self,
+        key: bytes,
+        group: dict[str, Any],
+        flush: Callable[[bytes, dict[str, Any]], Awaitable[dict[str, Any]]],
+        what: str,
+    ) -> tuple[dict[str, Any], str | None]:
+        """``flush(key, group)``: send what the group keeps unsent (records or commands a
+        stopped worker or a failed send left). Returns the group after it and None, or,
+        when the send fails, the group as it was (kept, sent again next tick; the failure
+        said by ``_unadvanced_run``) and why its run is held, ``what`` leading."""
+        try:
+            return await flush(key, group), None
+        except Exception as exc:
+            self._unadvanced_run(key, exc)
+            return group, (
+                f"{what} could not be sent ({type(exc).__name__}: {exc}); "
+                "tried again at each deadline check"
+            )
 
     def _unadvanced_run(self, key: bytes, exc: Exception) -> None:
         """Say (a WARNING, once a minute per cause: tried again each tick) that the

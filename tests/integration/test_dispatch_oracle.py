@@ -338,6 +338,17 @@ def with_route_first(cfg: dict[str, Any]) -> dict[str, Any]:
     return moved
 
 
+def oracle_request(gen: Any, cfg: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """One request to the Go oracle: ``cfg`` as YAML, with alerts and silences drawn by
+    the generator module ``gen`` (chaingen or advgen) and chaingen's instants."""
+    return {
+        "config": yaml.safe_dump(cfg, allow_unicode=True),
+        "alerts": gen.alerts(rng, ALERTS),
+        "silences": [gen.silence(rng) for _ in range(SILENCES)],
+        "instants": chaingen.instants(rng),
+    }
+
+
 def test_routing_agrees_with_alertmanager_dispatch(amroute: Path, tmp_path: Path) -> None:
     requests: list[dict[str, Any]] = []
     judged: list[tuple[int, Router | None, list[str]]] = []
@@ -347,12 +358,7 @@ def test_routing_agrees_with_alertmanager_dispatch(amroute: Path, tmp_path: Path
     for seed in range(SEED, SEED + CONFIGS):
         rng = random.Random(seed)
         cfg = chaingen.config(rng)
-        request: dict[str, Any] = {
-            "config": yaml.safe_dump(cfg, allow_unicode=True),
-            "alerts": chaingen.alerts(rng, ALERTS),
-            "silences": [chaingen.silence(rng) for _ in range(SILENCES)],
-            "instants": chaingen.instants(rng),
-        }
+        request = oracle_request(chaingen, cfg, rng)
         path = tmp_path / f"cb-{seed}.yaml"
         path.write_text(yaml.safe_dump(chaingen.citybrain(cfg), allow_unicode=True), "utf-8")
         try:
@@ -449,12 +455,7 @@ def test_adversarial_configurations_agree_with_alertmanager_dispatch(
     for seed in range(ADV_SEED, ADV_SEED + ADV_CONFIGS):
         rng = random.Random(seed)
         cfg = advgen.config(rng)
-        request: dict[str, Any] = {
-            "config": yaml.safe_dump(cfg, allow_unicode=True),
-            "alerts": advgen.alerts(rng, ALERTS),
-            "silences": [advgen.silence(rng) for _ in range(SILENCES)],
-            "instants": chaingen.instants(rng),
-        }
+        request = oracle_request(advgen, cfg, rng)
         moved = with_route_first(cfg)
         moved_requests.append({**request, "config": yaml.safe_dump(moved, allow_unicode=True)})
         router, errors = _loaded(cfg, tmp_path / f"adv-{seed}.yaml")
