@@ -1425,8 +1425,11 @@ class Response:
             else:
                 raise PlaybookError(f"unknown command action {action!r}")
         except PlaybookError as exc:
+            # A refused command is not stored as applied, so one read again after a crash
+            # is refused again: the same id lets a reader of the audit dedupe the repeat.
             await self.ctx.audit(
                 {
+                    "id": f"{command_id}:refused",
                     "action": "command_refused",
                     "run_id": run_id,
                     "at": now,
@@ -2105,6 +2108,8 @@ class Response:
                 )
                 await self.ctx.audit(
                     {
+                        # The closure emitted again after a crash drops again: one id.
+                        "id": f"{reply['reply_id']}:webhook_dropped",
                         "action": "reply_webhook_dropped",
                         "run_id": run.run_id,
                         "at": time.time(),
@@ -2209,6 +2214,7 @@ class Response:
         if not url:
             await self.ctx.audit(
                 {
+                    "id": f"{cmd.get('id')}:refused",
                     "action": "command_refused",
                     "run_id": run_id,
                     "at": now,

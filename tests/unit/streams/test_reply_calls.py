@@ -276,21 +276,30 @@ def test_a_closure_the_executor_drops_is_undelivered_too(
 ) -> None:
     """A closure the executor would not take (too many calls in flight) was audited
     ``reply_webhook_dropped`` and stayed in the calls in flight, never made again by
-    its worker: now its failed outcome goes to ``commands`` as any given-up call's."""
+    its worker: now its failed outcome goes to ``commands`` as any given-up call's. Its
+    record has the reply's id (``:webhook_dropped``): the closure emitted again after a
+    crash drops again, and a reader dedupes the repeat by it."""
     stage, _ = response
     sent: list[dict[str, Any]] = []
+    audited: list[dict[str, Any]] = []
 
     async def on_webhook_outcome(outcome: Any) -> None:
         sent.append({"command_id": outcome.command_id, "ok": outcome.ok, "detail": outcome.detail})
 
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
     monkeypatch.setattr(stage.webhooks, "submit", lambda *a: False)
     monkeypatch.setattr(stage, "on_webhook_outcome", on_webhook_outcome)
+    monkeypatch.setattr(stage.ctx, "audit", audit)
 
     async def scenario() -> None:
         _, reply = await replied(stage)
         assert sent == [
             {"command_id": reply.id, "ok": False, "detail": "too many webhook calls in flight"}
         ]
+        [dropped] = [r for r in audited if r["action"] == "reply_webhook_dropped"]
+        assert dropped["id"] == f"{reply.id}:webhook_dropped"
 
     asyncio.run(scenario())
 

@@ -476,6 +476,31 @@ def test_a_run_whose_playbook_is_gone_can_be_resolved_and_refuses_other_commands
     assert "resolved" in [body["action"] for _, body in sent]
 
 
+def test_a_refused_command_read_again_after_a_crash_is_audited_under_one_id(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused command is not stored as applied, so the same command read again (a
+    worker killed before its offset was committed) is refused and audited again: the
+    two records carry one ``id`` (the command's, ``:refused``) for a reader to dedupe;
+    they had none, and the audit counted two refusals."""
+    stage, _ = response
+    audited, _ = captured(stage, monkeypatch)
+    ack = {"id": "cmd-7", "action": "ack", "by": "op"}
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        group = stage.ctx.groups.data[KEY]
+        stage.ctx.groups.data[KEY] = {**group, "run": {**group["run"], "playbook": "retired"}}
+        command = {**ack, "run_id": group["run"]["run_id"]}
+        for _ in range(2):  # read, then read again after a crash
+            await stage.on_command(Event(KEY, dict(command)))  # type: ignore[arg-type]
+
+    asyncio.run(scenario())
+    refused = [r for r in audited if r["action"] == "command_refused"]
+    assert len(refused) == 2
+    assert {r["id"] for r in refused} == {"cmd-7:refused"}
+
+
 class StampedEvent(Event):
     """An event whose Kafka message has a timestamp (epoch seconds, as faust gives it)."""
 
