@@ -30,6 +30,7 @@ from citybrain.errors import InputError
 from playbooks.grid import UNIT_SPELLING, Grid
 from streams.errors import MISSING, EventError, number_hint
 from streams.events import (
+    PACK_SCHEMA,
     READING_SCHEMA,
     OverflowFloat,
     decode_json,
@@ -274,6 +275,18 @@ class MqttMapping:
         if odd is not None:
             raise lookalike_key_error(body, *odd)
         if self.value_field not in body:
+            if body.get("schema") in (PACK_SCHEMA, READING_SCHEMA) and "value" not in body:
+                # citybrain's own documents are the HTTP door's and Kafka's; said as such,
+                # not as a payload missing its value (t150).
+                raise EventError(
+                    "bad_payload",
+                    "payload.schema",
+                    body["schema"],
+                    "the MQTT ingest reads a number, a JSON object of the mapped fields "
+                    f"({self.value_field!r}, {self.ts_field!r}) or a JSON array of them; "
+                    f"send a {body['schema']} document to the HTTP ingest "
+                    "(POST /ingest/v1/readings) or the readings topic",
+                )
             raise EventError("missing_field", self.value_field, None, "field is missing")
         value = body[self.value_field]
         if isinstance(value, str) and (

@@ -447,3 +447,28 @@ def test_a_decimal_comma_is_said(
         doc = mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
         EventValidator(ingest_grid).reading_document(doc, T_NOW)
     assert err.value.field == field and err.value.reason.endswith(says)
+
+
+def test_a_readings_pack_over_mqtt_is_said_as_a_pack_not_as_a_missing_value(
+    mapping: MqttMapping,
+) -> None:
+    """A gateway publishing citybrain's own ``readings/1`` pack over MQTT was told
+    ``field "value" is missing``, true of the pack but no help: the MQTT door reads a
+    number, an object of its mapped fields or an array of them, and the pack belongs at
+    the HTTP ingest or on the readings topic; said so, naming the schema."""
+    pack = {
+        "schema": "readings/1",
+        "readings": [{"ts": "2026-09-21T14:13:20Z", "sensor_id": "gauge-1", "value": 2.0}],
+    }
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/east/gauge-1/water_level", orjson.dumps(pack), T_NOW)
+    assert (err.value.code, err.value.field, err.value.value) == (
+        "bad_payload",
+        "payload.schema",
+        "readings/1",
+    )
+    assert "POST /ingest/v1/readings" in err.value.reason
+    # A reading/1 document carries its value: read as any object of the mapped fields.
+    reading = {"schema": "reading/1", "value": 2.0}
+    doc = mapping.to_document("city/east/gauge-1/water_level", orjson.dumps(reading), T_NOW)
+    assert doc["value"] == 2.0
