@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from citybrain.stack.process import tail
 from citybrain.stack.topics import create_topics
@@ -31,6 +31,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 OPERATOR_TOKEN = "test-operator-token"
 COORDINATOR_TOKEN = "test-coordinator-token"
 WEBHOOK_SECRET = "test-webhook-secret"
+# Seconds a reading consumer may give nothing, the condition unmet, before it is checked
+# against the topic's end offsets (Pipeline.read).
+STALL_CHECK = 15.0
 
 
 def write_tokens(path: Path) -> Path:
@@ -212,23 +215,27 @@ class Pipeline:
         """All messages on the topic once ``until(messages)`` holds (then ``settle`` more
         seconds, to catch anything that should *not* arrive); fails after ``timeout``
         seconds without a new message (at most four times ``timeout`` in all: a loaded
-        machine is slow, a stuck pipeline is silent)."""
-        consumer = KafkaConsumer(
-            self.topic(role),
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-        )
+        machine is slow, a stuck pipeline is silent), saying how many messages the topic
+        holds beside how many were read.
+
+        A reading consumer silent for ``STALL_CHECK`` seconds while the topic holds
+        records it has not given (kafka-python 3.0.12's consumer was once seen to stop
+        fetching after its first record under load, CI 2026-12-07: 1 of 4 records read
+        in 60 s) is replaced by a fresh one reading from the start, at most twice, and
+        said on stderr: the test then judges the pipeline, not the reader."""
+        consumer = self._reader(role)
         messages: list[Any] = []
         cap = time.monotonic() + 4 * timeout
         deadline = time.monotonic() + timeout
+        quiet_since = time.monotonic()
+        rereads = 0
         met_at: float | None = None
         try:
             while True:
                 for records in consumer.poll(timeout_ms=200).values():
                     messages.extend(records)
                     deadline = min(cap, time.monotonic() + timeout)
+                    quiet_since = time.monotonic()
                 now = time.monotonic()
                 if met_at is None and until(messages):
                     met_at = now
@@ -237,11 +244,49 @@ class Pipeline:
                 if now > deadline:
                     raise AssertionError(
                         f"{self.topic(role)}: condition not met in {timeout:.0f}s; "
-                        f"{len(messages)} messages: {[m.value[:120] for m in messages[-5:]]}\n"
+                        f"{len(messages)} messages read, the topic's end offsets "
+                        f"{self.end_offsets(role)}: {[m.value[:120] for m in messages[-5:]]}\n"
                         f"{self.worker_logs(30)}"
                     )
+                if met_at is None and rereads < 2 and now - quiet_since > STALL_CHECK:
+                    quiet_since = now
+                    ends = self.end_offsets(role)
+                    read = {m.partition: m.offset + 1 for m in messages}
+                    if any(end > read.get(p, 0) for p, end in ends.items()):
+                        print(
+                            f"{self.topic(role)}: the reading consumer gave {len(messages)} "
+                            f"records in {STALL_CHECK:.0f}s of silence while the topic "
+                            f"ends at {ends}: reading it again with a fresh consumer",
+                            file=sys.stderr,
+                        )
+                        consumer.close()
+                        consumer = self._reader(role)
+                        messages = []
+                        rereads += 1
         finally:
             consumer.close()
+
+    def _reader(self, role: str) -> KafkaConsumer:
+        return KafkaConsumer(
+            self.topic(role),
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            group_id=None,
+        )
+
+    def end_offsets(self, role: str) -> dict[int, int]:
+        """Partition -> end offset (the next offset to be written) of the role's topic,
+        asked by a consumer of its own."""
+        probe = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, group_id=None)
+        try:
+            topic = self.topic(role)
+            tps = [
+                TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or ())
+            ]
+            return {tp.partition: end for tp, end in probe.end_offsets(tps).items()}
+        finally:
+            probe.close()
 
     def api_until(
         self,
