@@ -519,6 +519,13 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     said = group.get("said", [])
     if not isinstance(said, list) or not all(isinstance(i, str) for i in said):
         return f"field 'said' is {said!r:.60}, expected record ids (text)"
+    # The answers first given to operator API requests made with an Idempotency-Key
+    # (streams.response ``_on_command``, streams.api ``keyed_answer``): unjudged before
+    # t154, one of another shape (a list) failed every such command of the run, and
+    # its every keyed request to the API, with an AttributeError.
+    keyed = group.get("keyed", {})
+    if not isinstance(keyed, dict) or not all(isinstance(c, dict) for c in keyed.values()):
+        return f"field 'keyed' is {keyed!r:.60}, expected commands by command id"
     outbox = group.get("outbox", [])
     if group["run"] is None and outbox:
         return "field 'outbox' holds outputs, and there is no run"

@@ -309,6 +309,7 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         "muted": {"al-7": 1.69e9},  # alerts muted on arrival (streams.response._on_muted)
         # The last change's outputs, until they are out (t49; streams.response.advance).
         "outbox": [STEP],
+        "keyed": {"cmd-1": {"id": "cmd-1", "action": "ack", "request": "f-1", "reply": {}}},
     }
     assert read_group(orjson.dumps(group)) == group
     # A run stored before a field was added has the field's default: still read.
@@ -354,6 +355,9 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         ({"say": [{"id": "x", "action": "reports_not_alerted", "data": []}]}, "'say' is"),
         ({"said": "x"}, "'said' is"),
         ({"said": ["x", 5]}, "'said' is"),
+        # t154: Idempotency-Key answers, unjudged: a list failed every keyed command.
+        ({"keyed": ["cmd-1"]}, "'keyed' is"),
+        ({"keyed": {"cmd-1": "ack"}}, "'keyed' is"),
     ):
         # (No infinity reaches here: orjson refuses one as not JSON, not_decodable.)
         with pytest.raises(UnreadableEntryError, match=why) as refused:
