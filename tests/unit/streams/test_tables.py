@@ -393,6 +393,7 @@ def test_a_muted_entry_and_a_firing_alerts_labels_are_judged_at_read_back() -> N
         ({**entry, "alert": {**alert, "reports": 7}}, 'field "reports" is 7: expected a list'),
         ({**entry, "mute": "snoozed"}, "'mute' is 'snoozed'"),
         ({k: v for k, v in entry.items() if k != "by"}, "'by' is None"),
+        ({**entry, "by": "s" * 257}, "'by' is 'sss"),  # t154: no id is that long
         ({**entry, "since": "then"}, "'since' is 'then'"),
         # t154: a number no date can show was routed and failed its audit every tick.
         ({**entry, "since": 1e300}, "'since' is 1e\\+300"),
