@@ -41,7 +41,9 @@ from playbooks.schema import Playbook
 from streams.context import Context, alert_in_grid
 from streams.errors import MISSING, EventError
 from streams.events import (
+    MAX_ID_CHARS,
     alert_fields,
+    epoch_seconds_fault,
     message_json,
     refuse_alert_ahead,
     refuse_unwritable_number,
@@ -140,7 +142,10 @@ def read_muted(entry: bytes) -> dict[str, Any]:
     """A ``muted`` changelog entry as its entry (``muted_entry``'s shape), judged once
     here: its alert as the alerts agent reads one (``alert_fields``; labels a label
     set; ``reports`` as a run takes them), ``mute`` silenced or inhibited, ``by`` text,
-    ``since`` a number. ``UnreadableEntryError`` as ``read_document``, and ``bad_shape``
+    ``since`` epoch seconds in the years 0001-9999 (t154: a number past them, 1e300,
+    was routed at each tick with a ``grouped_at`` the routed door refuses, then failed
+    its audit showing it as a date, so was kept and routed again, forever).
+    ``UnreadableEntryError`` as ``read_document``, and ``bad_shape``
     naming the field (before, the mute re-check met it at its first tick; a ``since`` or
     a report of another shape failed the log line or the run it was released to). Its
     alert's times are read back written as RFC 3339 in UTC (``alert_times_utc``)."""
@@ -154,8 +159,11 @@ def read_muted(entry: bytes) -> dict[str, Any]:
         raise UnreadableEntryError(BAD_SHAPE, f"muted alert: {exc}") from None
     for name, ok in (
         ("mute", doc.get("mute") in ("silenced", "inhibited")),
-        ("by", isinstance(doc.get("by"), str)),
-        ("since", type(doc.get("since")) in (int, float)),
+        # At most an id's length (a silence's or an alert's: 256): it goes into the
+        # release's audit id; a larger one failed that audit after the routing, kept
+        # and routed again every tick (t154, the long silence id's sibling).
+        ("by", isinstance(doc.get("by"), str) and len(doc["by"]) <= MAX_ID_CHARS),
+        ("since", epoch_seconds_fault(doc.get("since")) is None),
     ):
         if not ok:
             raise UnreadableEntryError(
@@ -522,8 +530,13 @@ def _ended_before(doc: Any, at: float) -> bool:
 
 
 def _utc(at: Any) -> str:
-    if not isinstance(at, int | float):
+    """Epoch seconds as ISO 8601 UTC for an audit's words; never raises (``?`` for no
+    number, the number itself for one no date can show): a line of words must not fail
+    the act it reports."""
+    if isinstance(at, bool) or not isinstance(at, int | float):
         return "?"
+    if epoch_seconds_fault(at) is not None:
+        return f"{at!r:.40}"
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 

@@ -328,6 +328,15 @@ def _finite(value: Any, most: float = math.inf) -> bool:
     return type(value) in (int, float) and 0 <= value < math.inf and value <= most
 
 
+def _epoch(value: Any) -> bool:
+    """Whether ``value`` is a stored time (epoch s >= 0) a date can show: to the year 9999
+    (``epoch_seconds_fault``). t154: a time of 1e300 passed a check for finite numbers;
+    a held offer's never expired (its group never forgotten) and failed its group's next
+    offer past the bound, and an ``opened_ts`` failed every late report offered to the
+    group, each shown as a date (OverflowError, a processing error with a traceback)."""
+    return _finite(value) and epoch_seconds_fault(value) is None
+
+
 # The longest duration a route may have: Alertmanager's (Go's time.Duration, about 292
 # years), as playbooks.schema.parse_duration bounds the routing file's.
 MAX_ROUTE_SECONDS = (2**63 - 1) / 1e9
@@ -443,7 +452,7 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     held = group.get("held_offers", [])
     if not isinstance(held, list) or not all(
         isinstance(h, dict)
-        and _finite(h.get("at"))
+        and _epoch(h.get("at"))
         and isinstance(h.get("report"), dict)
         and isinstance(h["report"].get("report_id"), str)
         and isinstance(h["report"].get("channel"), str)
@@ -454,16 +463,16 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     if type(first) is not int or not 1 <= first <= group["generation"] + 1:
         return f"field 'first_generation' is {first!r:.60}, expected a whole number >= 1"
     opened = group.get("opened_ts")
-    if opened is not None and not (type(opened) in (int, float) and math.isfinite(opened)):
+    if opened is not None and epoch_seconds_fault(opened) is not None:
         return f"field 'opened_ts' is {opened!r:.60}, expected an event time or null"
     muted = group.get("muted", {})
-    if not isinstance(muted, dict) or not all(_finite(v) for v in muted.values()):
+    if not isinstance(muted, dict) or not all(_epoch(v) for v in muted.values()):
         return f"field 'muted' is {muted!r:.60}, expected alert ids and epoch seconds"
     superseded = group.get("superseded", [])
     if not isinstance(superseded, list):
         return f"field 'superseded' is {superseded!r:.60}, expected a list"
     for kept in superseded:
-        if not isinstance(kept, dict) or not _finite(kept.get("at")):
+        if not isinstance(kept, dict) or not _epoch(kept.get("at")):
             return f"a superseded run is {kept!r:.60}, expected its run, at and by"
         if not isinstance(kept.get("by"), str):
             return f"a superseded run's field 'by' is {kept.get('by')!r:.60}, expected a run id"
@@ -477,7 +486,7 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     if not isinstance(forwards, dict) or not (
         all(type(forwards.get(n, 0)) is int for n in ("sent", "back"))
         and all(0 <= forwards.get(n, 0) <= MAX_COUNT for n in ("sent", "back"))
-        and _finite(forwards.get("at", 0.0))
+        and _epoch(forwards.get("at", 0.0))
     ):
         return f"field 'forwards' is {forwards!r:.60}, expected counts sent and back, and at"
     resends = group.get("reply_resends", {})
@@ -487,7 +496,7 @@ def _group_problem(group: dict[str, Any]) -> str | None:
         return f"field 'reply_resends' is {resends!r:.60}, expected counts by reply id"
     undelivered = group.get("closures_undelivered", {})
     if not isinstance(undelivered, dict) or not all(
-        isinstance(e, dict) and isinstance(e.get("reply"), dict) and _finite(e.get("failed_at"))
+        isinstance(e, dict) and isinstance(e.get("reply"), dict) and _epoch(e.get("failed_at"))
         for e in undelivered.values()
     ):
         return (
@@ -510,6 +519,13 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     said = group.get("said", [])
     if not isinstance(said, list) or not all(isinstance(i, str) for i in said):
         return f"field 'said' is {said!r:.60}, expected record ids (text)"
+    # The answers first given to operator API requests made with an Idempotency-Key
+    # (streams.response ``_on_command``, streams.api ``keyed_answer``): unjudged before
+    # t154, one of another shape (a list) failed every such command of the run, and
+    # its every keyed request to the API, with an AttributeError.
+    keyed = group.get("keyed", {})
+    if not isinstance(keyed, dict) or not all(isinstance(c, dict) for c in keyed.values()):
+        return f"field 'keyed' is {keyed!r:.60}, expected commands by command id"
     outbox = group.get("outbox", [])
     if group["run"] is None and outbox:
         return "field 'outbox' holds outputs, and there is no run"
@@ -534,8 +550,7 @@ def _step_shape(cmd: Any) -> bool:
         and all(isinstance(cmd[k], str) for k in ("id", "run_id", "alert_id", "action"))
         and all(isinstance(cmd[k], str) for k in ("detail", "actor"))
         and all(cmd[k] is None or isinstance(cmd[k], str) for k in ("level", "unit"))
-        and type(cmd["at"]) in (int, float)
-        and math.isfinite(cmd["at"])
+        and epoch_seconds_fault(cmd["at"]) is None
         and isinstance(cmd["data"], dict)
     )
 

@@ -340,7 +340,7 @@ def on_mark(
             continue
         c = _assess_alert(alert, state, areas, policy)
         if c.label == "corroborated":
-            out += _forward(state, alert_id, alert, c)
+            out += _forward(state, alert_id, alert, c, policy)
     return out
 
 
@@ -363,17 +363,28 @@ def record_mark(state: dict[str, Any], sensor_id: str, ts: float, policy: Policy
 
 
 def _forward(
-    state: dict[str, Any], alert_id: str, alert: dict[str, Any], c: Corroboration
+    state: dict[str, Any],
+    alert_id: str,
+    alert: dict[str, Any],
+    c: Corroboration,
+    policy: Policy,
 ) -> list[dict[str, Any]]:
     """The firing alert labelled by ``c`` (and its resolution, if one was held with it);
-    an unresolved alert's labels are kept for its resolution to come."""
+    an unresolved alert's labels are kept for its resolution to come, the newest
+    ``policy.keep_labels`` (the oldest go first: dicts keep order). Bounded here, where
+    every forward adds them: before t154 only an alert forwarded on arrival trimmed
+    them, and held alerts released by the timer or a mark grew an area's state without
+    bound, towards the one Kafka message it must fit."""
     held = state["held"].pop(alert_id, None) or {}
     labels = labels_for(c)
     out = [labelled(alert, labels)]
     if held.get("resolved") is not None:
         out.append(labelled(held["resolved"], labels))
     else:
-        state["labelled"][alert_id] = labels
+        known = state["labelled"]
+        known[alert_id] = labels
+        for old in list(known)[: max(0, len(known) - policy.keep_labels)]:
+            del known[old]
     return out
 
 
@@ -400,11 +411,7 @@ def on_alert(
         if c.label == "isolated" and c.route == "suspected_sensor_fault" and policy.grace > 0:
             state["held"][alert_id] = {"alert": alert, "held_at": now}
             return []
-        out = _forward(state, alert_id, alert, c)
-        # Bounded: the oldest forwarded alerts' labels go first (dicts keep order).
-        for old in list(known)[: max(0, len(known) - policy.keep_labels)]:
-            del known[old]
-        return out
+        return _forward(state, alert_id, alert, c, policy)
     if alert_id in state["held"]:
         # An episode shorter than the grace period (a replay delivers a whole day at
         # once): its resolution waits with it, and both go on with one label.
@@ -428,5 +435,5 @@ def on_tick(
         if abs(now - held["held_at"]) >= policy.grace:
             alert = held["alert"]
             c = _assess_alert(alert, state, areas, policy)
-            out += _forward(state, alert_id, alert, c)
+            out += _forward(state, alert_id, alert, c, policy)
     return out

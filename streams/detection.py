@@ -63,7 +63,7 @@ from streams.errors import (
     detach,
     unreadable,
 )
-from streams.events import EventValidator, PackedError, Reading, format_ts
+from streams.events import EventValidator, PackedError, Reading, epoch_seconds_fault, format_ts
 from streams.settings import Settings
 from streams.spans import items_as_sent
 
@@ -539,6 +539,15 @@ def _check_envelope(state: dict[str, Any]) -> None:
         raise UnreadableEntryError(
             BAD_SHAPE, f"sensor state: field 'last_ts' is {last_ts!r}, expected a finite time"
         )
+    if epoch_seconds_fault(last_ts) is not None:
+        # t154: finite but no date (1e300): every reading of the sensor was refused as
+        # older, its refusal showing 1e300 as a date raised OverflowError, and on the
+        # bank path that ended the whole batch, every other sensor's readings with it.
+        raise UnreadableEntryError(
+            BAD_SHAPE,
+            f"sensor state: field 'last_ts' is {last_ts!r}, expected epoch seconds in "
+            "the years 0001-9999",
+        )
     state["last_ts"] = float(last_ts)
     # The value taken at ``last_ts``: absent in states written before it was kept, null
     # where JSON wrote NaN (unknown either way: a reading at that time is a duplicate).
@@ -569,6 +578,7 @@ _ENVELOPE: tuple[tuple[str, tuple[type, ...]], ...] = (
 # An open episode's fields (``_episodes``), each a finite number but ``alert_id`` (text)
 # and ``quiet`` (a count of readings).
 _EPISODE_NUMBERS = ("started_at", "last_anomalous_at", "peak_score", "peak_value")
+_EPISODE_TIMES = ("started_at", "last_anomalous_at")
 
 
 def _check_episode(episode: dict[str, Any]) -> None:
@@ -589,6 +599,13 @@ def _check_episode(episode: dict[str, Any]) -> None:
                 BAD_SHAPE,
                 f"sensor state: episode field {name!r} is {_clip(repr(value))}, expected a "
                 "finite number",
+            )
+        if name in _EPISODE_TIMES and epoch_seconds_fault(value) is not None:
+            # t154: written as a date when the episode's alert goes out (OverflowError).
+            raise UnreadableEntryError(
+                BAD_SHAPE,
+                f"sensor state: episode field {name!r} is {_clip(repr(value))}, expected "
+                "epoch seconds in the years 0001-9999",
             )
     quiet = episode.get("quiet")
     if type(quiet) is not int or not 0 <= quiet <= MAX_COUNT:

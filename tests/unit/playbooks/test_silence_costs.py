@@ -407,3 +407,20 @@ def test_the_source_index_agrees_with_walking_the_firing_alerts(
             assert found.inhibited_by is not None
             source = table[found.muted_by.encode()]
             assert found.inhibited_by.inhibits(alert, source)
+
+
+def test_a_stored_silence_whose_id_no_alert_can_carry_is_unreadable(router: Router) -> None:
+    """t154: a silence's id goes with every alert it mutes (the muted entry's ``by``, the
+    ``alert_silenced`` audit, the ``alert_unmuted`` id). One of 1,000,000 characters
+    (another tool's changelog entry: the topic takes 1,048,588 bytes) was read and
+    obeyed; each record of an alert it muted was then larger than the producer's
+    1,000,000 bytes, which it cannot send. Read as unreadable now; the others obey."""
+    good = new_silence("good", ['sensor_id="sensor-1"'], 0.0, 2e6, "op", "r").to_dict()
+    long_id = "s" * 1_000_000
+    wide = {**good, "id": long_id, "matchers": ['kind=~".+"']}
+    at_most = {**good, "id": "a" * 256}
+    read, bad = SilenceBook().read([("wide", wide), ("at-most", at_most), ("good", good)], NOW)
+    assert [s.id for s in read] == ["a" * 256, "good"]  # before: all three read
+    assert [(b.key, b.problem) for b in bad] == [("wide", "field")]
+    assert "'id' is 1,000,000 characters, at most 256" in bad[0].message
+    assert router.decide(sensor_alert(1), [], read, NOW).silenced_by == read[0]

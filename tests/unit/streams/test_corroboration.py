@@ -357,3 +357,25 @@ def test_an_alert_held_in_the_future_is_released_at_the_next_tick(grid: Grid) ->
         out = on_tick(state, 1000.0, areas, POLICY)
         assert len(out) == released, ahead
         assert all(a["labels"] == {**a["labels"], **LONE} for a in out)
+
+
+def test_an_area_keeps_the_labels_of_at_most_keep_labels_alerts_however_they_went_on(
+    grid: Grid,
+) -> None:
+    """t154: the bound on the labels an area keeps for resolutions to come was applied
+    only to an alert forwarded on arrival. Held alerts released by the timer or by a
+    neighbour's mark were added unbounded: an area whose lone sensors' alerts were all
+    held (a flapping sensor's, unresolved) grew with each one, towards the one Kafka
+    message its state must fit, past which every alert and release of the area fails."""
+    areas = Areas(grid)
+    policy = Policy(keep_labels=5)
+    state = new_area_state()
+    at = 1_557_500_000.0
+    for n in range(12):
+        on_alert(state, alert_doc(TURBIDITY, at + 600 * n, 0.5), 1000.0, areas, policy)
+        assert len(state["held"]) == 1, n  # held, lone: a suspected sensor fault
+        assert len(on_tick(state, 1000.0 + policy.grace, areas, policy)) == 1
+    assert len(state["labelled"]) == policy.keep_labels  # before: 12
+    # The newest kept: the last one's resolution carries its firing's labels.
+    last = f"al-{TURBIDITY}-{at + 600 * 11:.0f}"
+    assert list(state["labelled"])[-1] == last

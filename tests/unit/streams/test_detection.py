@@ -29,7 +29,9 @@ from streams.tables import (
     NEWER_FORMAT,
     NOT_DECODABLE,
     UNKNOWN_FORMAT,
+    Unreadable,
     UnreadableEntryError,
+    guarded,
 )
 
 T0 = 1_700_000_000.0
@@ -535,12 +537,16 @@ def test_last_value_last_ts_and_the_open_episode_are_judged_at_read_back() -> No
         ({**good, "last_ts": float("nan")}, "'last_ts' is nan"),
         ({**good, "last_ts": float("inf")}, "'last_ts' is inf"),
         ({**good, "last_ts": float("-inf")}, "'last_ts' is -inf"),
+        ({**good, "last_ts": 1e300}, "'last_ts' is 1e+300"),
         ({**good, "episode": {**episode, "quiet": "2"}}, "episode field 'quiet' is '2'"),
         ({**good, "episode": {**episode, "quiet": -1}}, "episode field 'quiet' is -1"),
         ({**good, "episode": {**episode, "quiet": True}}, "episode field 'quiet' is True"),
         ({**good, "episode": {**episode, "peak_score": None}}, "'peak_score' is None"),
         ({**good, "episode": {**episode, "peak_value": "high"}}, "'peak_value' is 'high'"),
         ({**good, "episode": {**episode, "started_at": float("nan")}}, "'started_at' is nan"),
+        # t154: finite, but no date: written as one when the episode's alert goes out.
+        ({**good, "episode": {**episode, "started_at": 1e300}}, "'started_at' is 1e+300"),
+        ({**good, "episode": {**episode, "last_anomalous_at": 1e300}}, "'last_anomalous_at'"),
         ({**good, "episode": {**episode, "alert_id": 5}}, "'alert_id' is 5"),
         (
             {**good, "episode": {k: v for k, v in episode.items() if k != "last_anomalous_at"}},
@@ -1009,3 +1015,22 @@ def test_a_non_finite_value_among_thousands_of_sensors_costs_only_its_sensor(bad
     assert {s: state_document(v) for s, v in result.states.items()} == {
         s: state_document(v) for s, v in reference.states.items()
     }
+
+
+def test_a_state_whose_last_reading_is_past_the_year_9999_costs_no_other_sensor() -> None:
+    """t154: a stored ``last_ts`` of 1e300 (finite: a damaged entry) passed read-back.
+    Every reading of its sensor was then out of order, and its refusal, showing 1e300
+    as a date, raised OverflowError: on the bank path (the default) the whole batch
+    failed, every other sensor's readings in it too, at each batch that held one of its
+    readings. Now recovery refuses the entry (bad_shape, counted and audited) and the
+    sensor warms up again; the batch is scored whole."""
+    states = tail_handler().process([*feed(baseline(20)), *feed(baseline(20), "gauge-2")], {})
+    entry = state_bytes({**stored(states.states["gauge-1"]), "last_ts": 1e300})
+    got = guarded(read_state)(entry)  # as table recovery reads it
+    assert type(got) is Unreadable and got.reason == BAD_SHAPE
+    assert "'last_ts' is 1e+300" in got.detail
+    # Recovery drops an Unreadable entry: gauge-1 has no state, gauge-2 its own.
+    kept = {"gauge-2": stored(states.states["gauge-2"])}
+    batch = [*feed(baseline(3), start=20), *feed(baseline(3), "gauge-2", start=20)]
+    result = tail_handler().process(batch, kept)
+    assert result.scored == 6 and result.rejected == []

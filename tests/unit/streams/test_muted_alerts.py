@@ -23,6 +23,7 @@ from streams.context import Context
 from streams.metrics import Metrics
 from streams.partitioning import key_partition
 from streams.settings import Settings
+from streams.tables import UnreadableEntryError
 from tests.services import FIXTURES
 
 ROUTING = (FIXTURES / "routing-mutes.yaml").read_text()
@@ -589,3 +590,31 @@ def test_a_muted_alert_read_again_after_a_kill_is_said_under_one_id_and_counted_
     [unmuted] = [a for a in s.audits if a["action"] == "alert_unmuted"]
     assert unmuted["id"].startswith("al-1:unmuted:silenced:s1:")
     assert s.unmuted("incident_burst", "silenced") == 1
+
+
+def test_a_muted_entry_first_muted_past_the_year_9999_is_not_routed_every_tick(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t154: a stored entry whose ``since`` was a number past the year 9999 (1e300: a
+    damaged changelog entry, a clock of another planet) passed the read-back, which asked
+    for a number only. Released, it was routed with ``grouped_at`` 1e300 (which the
+    routed door dead-letters as ``bad_routed``), then its audit raised OverflowError
+    showing ``since`` as a date: kept, and routed and dead-lettered again every tick,
+    forever. Now the read-back refuses it (``bad_shape``, naming ``since``): recovery
+    drops it, said and counted, and the others are released once each."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category=~"Noise.*"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle", reports=["r1"]))
+    s.alert(burst("al-2", "Noise - Street", community="c2", reports=["r2"]))
+    # al-1's entry as the changelog holds it, read back as recovery reads it.
+    damaged = orjson.dumps({**s.stage.muted.data[b"al-1"], "since": 1e300})
+    s.stage.muted.data[b"al-1"] = s.stage.muted.value_serializer.decode(damaged)
+    s.silences[b"s1"]["ends_at"] = 1.0
+    for _ in range(3):
+        s.recheck()
+    assert sorted(s.run_ids()) == ["al-2"]  # once, and al-1 never with a time of no year
+    assert all(doc.get("grouped_at", 0) < 4e9 for _, doc in s.routed)
+    assert b"al-1" not in s.stage.muted.data
+    with pytest.raises(UnreadableEntryError, match="'since' is 1e\\+300") as refused:
+        read_muted(damaged)
+    assert refused.value.reason == "bad_shape"

@@ -309,6 +309,7 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         "muted": {"al-7": 1.69e9},  # alerts muted on arrival (streams.response._on_muted)
         # The last change's outputs, until they are out (t49; streams.response.advance).
         "outbox": [STEP],
+        "keyed": {"cmd-1": {"id": "cmd-1", "action": "ack", "request": "f-1", "reply": {}}},
     }
     assert read_group(orjson.dumps(group)) == group
     # A run stored before a field was added has the field's default: still read.
@@ -354,6 +355,9 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         ({"say": [{"id": "x", "action": "reports_not_alerted", "data": []}]}, "'say' is"),
         ({"said": "x"}, "'said' is"),
         ({"said": ["x", 5]}, "'said' is"),
+        # t154: Idempotency-Key answers, unjudged: a list failed every keyed command.
+        ({"keyed": ["cmd-1"]}, "'keyed' is"),
+        ({"keyed": {"cmd-1": "ack"}}, "'keyed' is"),
     ):
         # (No infinity reaches here: orjson refuses one as not JSON, not_decodable.)
         with pytest.raises(UnreadableEntryError, match=why) as refused:
@@ -389,7 +393,10 @@ def test_a_muted_entry_and_a_firing_alerts_labels_are_judged_at_read_back() -> N
         ({**entry, "alert": {**alert, "reports": 7}}, 'field "reports" is 7: expected a list'),
         ({**entry, "mute": "snoozed"}, "'mute' is 'snoozed'"),
         ({k: v for k, v in entry.items() if k != "by"}, "'by' is None"),
+        ({**entry, "by": "s" * 257}, "'by' is 'sss"),  # t154: no id is that long
         ({**entry, "since": "then"}, "'since' is 'then'"),
+        # t154: a number no date can show was routed and failed its audit every tick.
+        ({**entry, "since": 1e300}, "'since' is 1e\\+300"),
     ):
         with pytest.raises(UnreadableEntryError, match=why) as refused:
             read_muted(orjson.dumps(bad))
@@ -570,3 +577,48 @@ def test_a_commit_flushes_the_apps_producer_then_the_workers_other_producers() -
     coalesce_changelog(app, [], asyncio.Lock(), [producer("delivery")])  # type: ignore[arg-type]
     asyncio.run(app.producer.flush())
     assert flushed == ["app", "delivery"]
+
+
+def test_a_groups_times_past_the_year_9999_are_refused_at_read_back() -> None:
+    """t154: a group's stored times were judged finite numbers only. One of 1e300 (a
+    damaged entry) passed: an ``opened_ts`` so failed every late report offered to the
+    group (shown as a date: OverflowError, a processing error with a traceback, each
+    time), a held offer's ``at`` never expired, kept its group for good and failed the
+    group's next offer past the per-group bound. Each is refused here now, once."""
+    run = a_run()
+    kept = {"run": a_run(run_id="grp-a.1", status="resolved"), "at": 1.7e9, "by": "grp-a.2"}
+    offer = {"at": 1.7e9, "report": {"report_id": "r-1", "channel": "app", "late": True}}
+    undelivered = {"reply": {"reply_id": "grp-a.1:9"}, "failed_at": 1.7e9, "detail": "503"}
+    group = {
+        "generation": 2,
+        "run": run,
+        "seen": ["al-1"],
+        "commands": [],
+        "route": ROUTE,
+        "superseded": [kept],
+        "opened_ts": 1.69e9,
+        "muted": {"al-7": 1.69e9},
+        "held_offers": [offer],
+        "forwards": {"sent": 1, "back": 0, "at": 1.7e9},
+        "closures_undelivered": {"grp-a.1:9": undelivered},
+        "outbox": [STEP],
+    }
+    assert read_group(orjson.dumps(group)) == group
+    # The last second of the year 9999 is still a time.
+    assert read_group(orjson.dumps({**group, "opened_ts": 253402300799.0}))
+    for bad, why in (
+        ({"opened_ts": 1e300}, "'opened_ts' is 1e\\+300"),
+        ({"opened_ts": 253402300800.0}, "'opened_ts' is"),
+        ({"held_offers": [{**offer, "at": 1e300}]}, "'held_offers' is"),
+        ({"muted": {"al-7": 1e300}}, "'muted' is"),
+        ({"superseded": [{**kept, "at": 1e300}]}, "a superseded run is"),
+        ({"forwards": {"sent": 1, "back": 0, "at": 1e300}}, "'forwards' is"),
+        (
+            {"closures_undelivered": {"grp-a.1:9": {**undelivered, "failed_at": 1e300}}},
+            "'closures_undelivered' is",
+        ),
+        ({"outbox": [{**STEP, "at": 1e300}]}, "'outbox' holds"),
+    ):
+        with pytest.raises(UnreadableEntryError, match=why) as refused:
+            read_group(orjson.dumps({**group, **bad}))
+        assert refused.value.reason == BAD_SHAPE, why
