@@ -986,6 +986,35 @@ async def _seek_all_in_thread(consumer: Any, offsets: Mapping[TP, int]) -> None:
             consumer.seek(atp, offset)
 
 
+def _end_offset(self: Consumer, tp: TP) -> int | None:
+    """``tp``'s high watermark (the last stable offset in a transaction), read on the
+    event loop's thread off aiokafka's subscription state, or None when it is not known
+    (not fetched yet, the partition not in the assignment, the consumer not started).
+
+    faust's ``highwater`` calls aiokafka's, which asserts ``is_assigned(tp)`` and then
+    reads ``subscription.assignment.state_value(tp).highwater`` anew: five reads of
+    state the consumer's thread replaces at a rebalance or a new subscription, so an
+    assignment replaced between them raised ``AssertionError`` or ``AttributeError``
+    (``None.highwater``) out of the drain, and the worker stopped. Here each object is
+    read once and kept: an ``Assignment`` never changes which partitions it holds (a
+    rebalance makes a new one), and a partition state's ``highwater`` and ``lso`` are
+    single attributes the fetcher sets. No ``call_thread`` per fetch: reading one
+    attribute is atomic, so the copy is as good as the thread's."""
+    thread = getattr(self, "_thread", None)
+    aiokafka_consumer = getattr(thread, "_consumer", None)
+    if aiokafka_consumer is None:  # not started, or not the aiokafka driver
+        return None
+    subscription = aiokafka_consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return None
+    state = assignment.state_value(ensure_aiokafka_TP(tp))
+    if state is None:
+        return None
+    end = state.lso if self.in_transaction else state.highwater
+    return cast(int | None, end)
+
+
 SWEEP_INTERVAL = 1.0  # seconds between position sweeps (change 9): a hole waits at most this
 
 
@@ -1308,7 +1337,9 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
         for tp, tp_records in records.items():
             if tp in paused:
                 continue
-            app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            end = _end_offset(self, tp)
+            if end is not None:
+                app.monitor.track_tp_end_offset(tp, end)
             queue = queues.get(tp.topic)
             if queue is None:
                 singles[tp] = tp_records

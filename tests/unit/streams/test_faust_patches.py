@@ -1106,3 +1106,134 @@ def test_the_changelog_queue_keeps_this_generations_records_when_the_flow_resume
     assert resumed == [12, 13]
     assert revoked == []
     assert stock == []  # mode's own clear: this generation's record lost
+
+
+class ReassignedMidRead:
+    """aiokafka's subscription state whose assignment the consumer's thread replaces
+    (a rebalance, a new subscription) right after the event loop's thread first looks
+    at it: between aiokafka's ``is_assigned`` check and its read of the partition's
+    state, for aiokafka's ``highwater``, which reads that state in several steps."""
+
+    def __init__(self, assigned: set[Any], after: set[Any]) -> None:
+        from aiokafka.consumer.subscription_state import SubscriptionState
+
+        self.state = SubscriptionState()
+        self.state.subscribe(topics={tp.topic for tp in assigned | after})
+        self.state.assign_from_subscribed(assigned)
+        self.after: set[Any] | None = after
+        self._fetched(assigned)
+
+    def _fetched(self, tps: set[Any]) -> None:
+        for tp in tps:  # as aiokafka's fetcher sets it from a fetch response
+            self.state.subscription.assignment.state_value(tp).highwater = 100
+
+    def _thread_runs(self) -> None:
+        if self.after is not None:  # once
+            self.state.assign_from_subscribed(self.after)
+            self._fetched(self.after)
+            self.after = None
+
+    @property
+    def subscription(self) -> Any:
+        found = self.state.subscription
+        self._thread_runs()
+        return found
+
+    def is_assigned(self, tp: Any) -> bool:
+        answer = self.state.is_assigned(tp)
+        self._thread_runs()
+        return answer
+
+
+class DrainedConsumer:
+    """faust's aiokafka consumer as ``_drain_messages`` uses it for one fetch: the
+    records it returns, the messages it hands on, and aiokafka's consumer (its
+    ``highwater`` aiokafka's own) behind a consumer thread (its ``highwater`` faust's)."""
+
+    def __init__(self, fetched: dict[TP, list[Any]], subscription: Any) -> None:
+        from collections import defaultdict
+
+        import aiokafka
+        from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+        from faust.transport.utils import DefaultSchedulingStrategy
+
+        self.fetched: dict[TP, list[Any]] | None = fetched
+        self.handed_on: list[tuple[TP, int]] = []
+        self.end_offsets: dict[TP, int] = {}
+        self.errors: list[str] = []
+        aio = SimpleNamespace(
+            _subscription=subscription,
+            highwater=lambda tp: aiokafka.AIOKafkaConsumer.highwater(aio, tp),
+        )
+        thread = SimpleNamespace(_consumer=aio, _ensure_consumer=lambda: aio, consumer=self)
+        self._thread = thread
+        self.highwater = lambda tp: AIOKafkaConsumerThread.highwater(cast(Any, thread), tp)
+        self.in_transaction = False
+        self.app = SimpleNamespace(
+            consumer_generation_id=2,
+            topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
+            tables=SimpleNamespace(changelog_topics=set()),
+            monitor=SimpleNamespace(track_tp_end_offset=self.end_offsets.__setitem__),
+        )
+        self._stopped = asyncio.Event()
+        self._read_offset: dict[TP, int | None] = defaultdict(lambda: None)
+        self.diag = SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None)
+        self._commit_every = None
+        self._buffered_partitions: set[TP] = set()
+        self.flow_active = True
+        self.should_stop = False
+        self.scheduler = DefaultSchedulingStrategy()
+        self.consumer_stopped_errors = ()
+        self.transport = SimpleNamespace(app=SimpleNamespace(should_stop=False))
+        self.log = SimpleNamespace(
+            exception=lambda fmt, *args: self.errors.append(fmt % args),
+            warning=self.errors.append,
+            info=lambda *args: None,
+            debug=lambda *args: None,
+        )
+
+    def _to_message(self, tp: TP, record: Any) -> Message:
+        return cast(Message, original("_to_message")(self, tp, record))
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        fetched, self.fetched = self.fetched, None
+        if fetched is None:  # one fetch, then the worker stops
+            self._stopped.set()
+            return None, None
+        return fetched, set(fetched)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def callback(self, message: Message) -> None:
+        self.handed_on.append((message.tp, message.offset))
+
+
+def test_a_partition_reassigned_while_its_end_offset_is_read_never_stops_the_drain() -> None:
+    """The drain reads each fetched partition's end offset on the event loop's thread.
+    faust's ``highwater`` (aiokafka's) asserts the partition is assigned, then reads the
+    assignment again: the consumer's thread replacing it in between (a rebalance, a new
+    subscription) raised ``AssertionError`` ("Partition is not assigned") or
+    ``AttributeError`` (``None.highwater``) out of the drain, which stopped the worker.
+    Read once, off the assignment in hand, it is only not known."""
+    from aiokafka import TopicPartition
+
+    kept, moved = TP("t.readings", 0), TP("t.readings", 1)
+
+    async def drained() -> DrainedConsumer:
+        subscription = ReassignedMidRead(  # its futures want a running loop
+            assigned={TopicPartition(kept.topic, 0), TopicPartition(moved.topic, 1)},
+            after={TopicPartition(kept.topic, 0)},
+        )
+        consumer = DrainedConsumer(
+            {kept: records([5, 6]), moved: records([7], partition=1)}, subscription
+        )
+        fetcher = SimpleNamespace(_stopped=asyncio.Event())
+        await faust_patches._drain_messages(cast(Consumer, consumer), cast(Any, fetcher))
+        return consumer
+
+    consumer = asyncio.run(drained())
+    assert consumer.errors == []
+    assert sorted(consumer.handed_on) == [(kept, 5), (kept, 6), (moved, 7)]
+    # Known for the partition still assigned; not guessed for the other.
+    assert consumer.end_offsets == {kept: 100}
