@@ -1237,3 +1237,181 @@ def test_a_partition_reassigned_while_its_end_offset_is_read_never_stops_the_dra
     assert sorted(consumer.handed_on) == [(kept, 5), (kept, 6), (moved, 7)]
     # Known for the partition still assigned; not guessed for the other.
     assert consumer.end_offsets == {kept: 100}
+
+
+class ThreadRecorder:
+    """faust's consumer thread as ``Consumer.seek`` uses it: ``call_thread`` runs a
+    function as the thread would, and aiokafka's seek must happen there."""
+
+    def __init__(self) -> None:
+        self.on_thread = False
+        self.seeks: list[tuple[TP, int]] = []
+
+    def seek(self, tp: TP, offset: int) -> None:  # AIOKafkaConsumerThread.seek's shape
+        assert self.on_thread, "aiokafka's consumer seeked from the event loop's thread"
+        self.seeks.append((tp, offset))
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        self.on_thread = True
+        try:
+            result = fun(*args)  # mode's method queue: maybe_async
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            self.on_thread = False
+
+
+def test_fausts_seek_runs_on_the_consumers_thread() -> None:
+    """``Consumer.seek`` (faust's public seek, ``ThreadDelegateConsumer._seek``) called
+    aiokafka's ``seek`` from the event loop's thread: the KeyError of change 3 for any
+    caller. It goes through ``call_thread`` now."""
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TP("t.readings", 3)
+    consumer = SimpleNamespace(
+        _thread=ThreadRecorder(), _read_offset={}, log=SimpleNamespace(dev=lambda *a: None)
+    )
+    from faust.transport.consumer import ThreadDelegateConsumer
+
+    consumer._seek = lambda partition, offset: ThreadDelegateConsumer._seek(
+        cast(Any, consumer), partition, offset
+    )
+    asyncio.run(Consumer.seek(cast(Any, consumer), tp, 12))
+    assert consumer._thread.seeks == [(tp, 12)]
+    assert consumer._read_offset == {tp: 12}
+
+
+class MovedWhileChecked:
+    """aiokafka's subscription state whose assignment the consumer's thread replaces
+    (a rebalance) right after its ``subscription`` is read for the ``moved_after``-th
+    time: between two of faust's reads when it checks a partition."""
+
+    def __init__(self, tps: set[Any], moved_after: int, position: int | None = 5) -> None:
+        from aiokafka.consumer.subscription_state import SubscriptionState
+
+        self.state = SubscriptionState()
+        self.state.subscribe(topics={tp.topic for tp in tps})
+        self.state.assign_from_subscribed(tps)
+        for tp in tps:
+            tp_state = self.state.subscription.assignment.state_value(tp)
+            tp_state.timestamp = 1_000  # fetched (ms)
+            if position is not None:  # None: its position being reset
+                tp_state.seek(position)
+        self.reads = 0
+        self.moved_after = moved_after
+
+    @property
+    def subscription(self) -> Any:
+        found = self.state.subscription
+        self.reads += 1
+        if self.reads == self.moved_after:
+            self.state.assign_from_subscribed(set())  # its partitions went to another
+        return found
+
+
+def checked_thread(subscription: Any, errors: list[str]) -> Any:
+    """faust's ``AIOKafkaConsumerThread`` as its partition checks read it."""
+    aio = SimpleNamespace(
+        _subscription=subscription, _fetcher=SimpleNamespace(_subscriptions=subscription)
+    )
+    app = SimpleNamespace(
+        monitor=SimpleNamespace(stream_inbound_time={}),
+        topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
+    )
+    return SimpleNamespace(
+        _consumer=aio,
+        _ensure_consumer=lambda: aio,
+        consumer=SimpleNamespace(app=app),
+        time_started=0.0,
+        tp_fetch_request_timeout_secs=1e9,
+        tp_stream_timeout_secs=1e9,
+        tp_commit_timeout_secs=1e9,
+        log=SimpleNamespace(error=lambda fmt, *args: errors.append(fmt % args)),
+    )
+
+
+@pytest.mark.parametrize("moved_after", [1, 2, 3, 4])
+def test_a_partition_moved_while_faust_checks_it_is_let_go(moved_after: int) -> None:
+    """faust's consumer checks each partition of an assignment read before it awaited
+    (``verify_all_partitions_active``), reading aiokafka's subscription state on the
+    event loop's thread twice: the consumer's thread replacing the assignment between
+    the reads made ``state_value(tp)`` None and ``None.highwater`` raised out of faust's
+    timer (moved after the second read), which crashed the consumer."""
+    from aiokafka import TopicPartition
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TP("t.readings", 0)
+
+    async def checked() -> list[str]:
+        errors: list[str] = []
+        subscription = MovedWhileChecked({TopicPartition(tp.topic, 0)}, moved_after)
+        thread = checked_thread(subscription, errors)
+        thread._verify_aiokafka_event_path = lambda now, tp: (
+            AIOKafkaConsumerThread._verify_aiokafka_event_path(thread, now, tp)
+        )
+        AIOKafkaConsumerThread.verify_event_path(thread, 10.0, tp)
+        return errors
+
+    assert asyncio.run(checked()) == []
+
+
+def test_a_partition_no_longer_assigned_is_not_said_unfetched() -> None:
+    """A partition a rebalance moved after faust read the assignment it checks was
+    told "no fetch request sent at all since worker start" at error level."""
+    from aiokafka import TopicPartition
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TP("t.readings", 0)
+
+    async def checked() -> list[str]:
+        errors: list[str] = []
+        subscription = MovedWhileChecked({TopicPartition(tp.topic, 1)}, moved_after=0)
+        thread = checked_thread(subscription, errors)
+        thread.tp_fetch_request_timeout_secs = 5.0
+        thread._verify_aiokafka_event_path = lambda now, tp: (
+            AIOKafkaConsumerThread._verify_aiokafka_event_path(thread, now, tp)
+        )
+        AIOKafkaConsumerThread.verify_recovery_event_path(thread, 10.0, tp)
+        AIOKafkaConsumerThread.verify_event_path(thread, 10.0, tp)
+        return errors
+
+    assert asyncio.run(checked()) == []
+
+
+def test_a_partition_whose_position_is_being_reset_is_checked_without_it() -> None:
+    """faust's ``verify_event_path`` reads aiokafka's ``state.position``, which asserts
+    a valid one: a partition assigned with no committed offset yet, or seeked to its
+    log start, while the consumer's thread resets it, raised ``AssertionError`` out of
+    faust's timer. Only its fetch is checked now (``_verify_aiokafka_event_path``)."""
+    from aiokafka import TopicPartition
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TP("t.readings", 0)
+
+    async def checked(fetch_timeout: float) -> list[str]:
+        errors: list[str] = []
+        subscription = MovedWhileChecked({TopicPartition(tp.topic, 0)}, 0, position=None)
+        thread = checked_thread(subscription, errors)
+        thread.tp_fetch_request_timeout_secs = fetch_timeout  # its last fetch: 9 s ago
+        thread._verify_aiokafka_event_path = lambda now, tp: (
+            AIOKafkaConsumerThread._verify_aiokafka_event_path(thread, now, tp)
+        )
+        AIOKafkaConsumerThread.verify_event_path(thread, 10.0, tp)
+        return errors
+
+    assert asyncio.run(checked(fetch_timeout=60.0)) == []
+    errors = asyncio.run(checked(fetch_timeout=5.0))  # a fetch overdue is still said
+    assert len(errors) == 1 and "t.readings" in errors[0], errors
+
+
+def test_the_thread_internals_are_unchanged_upstream() -> None:
+    faust_patches.keep_to_the_consumer_thread()
+    for name, digest in faust_patches.THREAD_SOURCES.items():
+        assert source_hash(original(name)) == digest, (
+            f"{name} changed upstream: re-read which thread it runs on "
+            '(streams/faust_patches.py, "Threads")'
+        )
+    # What already runs on the consumer's thread, and must stay so.
+    for name in ("seek_to_committed", "earliest_offsets", "seek_wait", "position", "commit"):
+        assert "call_thread" in inspect.getsource(original(f"AIOKafkaConsumerThread.{name}"))
