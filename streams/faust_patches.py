@@ -1,6 +1,7 @@
 """Thirteen changes to faust's consumer (the last to aiokafka's fetcher under it), one to its
-memory store, two to its table manager and its recovery, and one to aiokafka's group
-coordinator, written against faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
+memory store, two to its table manager and its recovery, one to aiokafka's group
+coordinator, and one keeping aiokafka's consumer to its own thread (18), written against
+faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
@@ -291,6 +292,42 @@ wait (``set_fetch_max_wait``), independently of the others.
    order, and re-read records are dropped by recovery's offset check); at a revoke (the
    flow suspended) it empties the queue as faust does.
 
+18. **The consumer's thread keeps its objects** (``keep_to_the_consumer_thread``, and
+   ``_end_offset`` in the drain). faust runs
+   aiokafka's consumer -- its fetcher (``_records``, ``fetched_records``), subscription
+   state (the ``Assignment``, each partition's ``TopicPartitionState``) and coordinator
+   -- on a thread of its own with its own loop (``AIOKafkaConsumerThread``, a mode
+   ``ServiceThread``); aiokafka is not thread-safe. The rule here: anything that
+   changes them, or walks a dict or set of theirs, runs on that thread through
+   ``call_thread`` (every seek: changes 3, 5, 6, 7, 9 and ``_seek_on_thread``; change
+   9's and the rewinds' position reads; ``Recovery._seek_offsets`` through faust's
+   ``seek_wait``; faust's commit, fetch, ``seek_to_committed``, ``earliest_offsets``,
+   ``position``); the event loop's thread only reads single attributes, each object
+   once and kept (an ``Assignment`` never changes which partitions it holds: a
+   rebalance makes a new one; ``assignment()`` is its frozenset; a partition state's
+   ``highwater``, ``lso``, ``timestamp``, ``has_valid_position``, the coordinator's
+   ``generation`` are attributes the thread sets whole). Four of faust's reaches broke
+   it and are mended: ``Consumer.seek`` (``ThreadDelegateConsumer._seek``) called
+   aiokafka's ``seek`` from the event loop's thread, the ``KeyError`` of change 3 for
+   any caller (now ``call_thread``); the drain's end offset per partition and fetch
+   (faust's ``highwater``, aiokafka's) asserted ``is_assigned`` and then read the
+   assignment again, so a rebalance or a new subscription between the reads raised
+   ``AssertionError`` or ``AttributeError`` out of the drain (faust reads it after its
+   flow and generation checks; the batch drain read it first; ``_end_offset`` reads it
+   once, None when not known); ``Consumer.assignment`` (aiokafka's
+   ``assigned_partitions``) read the current subscription three times, so faust's
+   conductor subscribing anew between the reads gave ``None.tps`` (``_assignment``
+   reads it once); and faust's partition checks
+   (``verify_event_path``, ``verify_recovery_event_path``, on a timer, over an
+   assignment read before awaiting) said a moved partition "not fetched since start" at
+   error level, raised ``AttributeError`` when the assignment was replaced between
+   their two reads of it, and ``AssertionError`` reading ``state.position`` of a
+   partition whose position the thread was resetting -- out of faust's timer, which
+   crashed the consumer (``_verifier``: a moved partition is let go, a resetting one
+   gets the fetch check only). The reverse reach, faust's ``_seek_wait`` writing the
+   consumer's ``_read_offset`` from the thread, is item assignments and deletions that
+   nothing on the event loop's thread iterates over: left as faust has it.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -303,6 +340,9 @@ is faust's own but for the check and change 12's gaps), ``Consumer._gap``,
 ``_ensure_consumer``: aiokafka's ``assignment``, ``seek`` and, never ``position()``,
 which waits without end for a partition being reset, its subscription state: change 9's
 and the rewinds' positions, t99),
+``ThreadDelegateConsumer._seek`` and ``AIOKafkaConsumerThread.verify_event_path``,
+``verify_recovery_event_path`` (replaced and wrapped, change 18; their sources and
+those of the thread's delegations it relies on are pinned in ``THREAD_SOURCES``),
 ``Consumer._wait_next_records``, ``AIOKafkaConsumerThread._consumer`` and aiokafka's
 ``AIOKafkaConsumer._coordinator.generation`` (change 10; faust copies it to
 ``app.consumer_generation_id`` in ``ConsumerRebalanceListener.on_partitions_assigned``),
@@ -365,6 +405,7 @@ from faust.transport.consumer import (
     Consumer,
     ThreadDelegateConsumer,
     ensure_TP,
+    ensure_TPset,
 )
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
@@ -437,7 +478,7 @@ COORDINATOR_SOURCES = {
     "_maybe_leave_group": "016cd88a16e6c4b5b08ecab793e0fde0204fe2cfd836af5f682c48630d3fba2e",
 }
 # What the event loop's thread may touch of the consumer's thread's objects (faust
-# 0.15.3, aiokafka 0.14.0; see "Threads" above): the seek replaced to run on the thread,
+# 0.15.3, aiokafka 0.14.0; change 18): the seek replaced to run on the thread,
 # the reads replaced by ``_end_offset`` and wrapped by ``verify_event_path``, and the
 # delegations that already run on the thread (``call_thread``), which must stay so.
 THREAD_SOURCES: dict[str, str] = {
@@ -479,6 +520,9 @@ THREAD_SOURCES: dict[str, str] = {
     ),
     "AIOKafkaConsumerThread.verify_event_path": (
         "b983e7735f647cb34650530fb0f1bc709e8cb67d54c483b939b14b49b8d931e0"
+    ),
+    "AIOKafkaConsumerThread.verify_recovery_event_path": (
+        "8c26b3ec3856396a72b0a7cbe9ed4250f8f4626ac19e1b48af53bc6432a2c836"
     ),
     "AIOKafkaConsumerThread._verify_aiokafka_event_path": (
         "c7c75a7c73289962f1202a881173a904461ef1b90561a7e8c1052ea9aa582aea"
@@ -540,8 +584,8 @@ def install() -> None:
 
 
 def keep_to_the_consumer_thread() -> None:
-    """Make faust's seek run on the consumer's thread, and its partition checks skip a
-    partition a rebalance has moved ("Threads" above; idempotent). Call before the
+    """Make faust's seek run on the consumer's thread, its assignment read once, and its
+    partition checks skip a partition a rebalance has moved (change 18; idempotent). Call before the
     worker starts. Raises ``RuntimeError`` if faust is not the pinned version."""
     _pinned_faust()
     if "ThreadDelegateConsumer._seek" in _ORIGINAL:
@@ -551,6 +595,8 @@ def keep_to_the_consumer_thread() -> None:
     for name in ("verify_event_path", "verify_recovery_event_path"):
         _ORIGINAL[f"AIOKafkaConsumerThread.{name}"] = getattr(AIOKafkaConsumerThread, name)
         setattr(AIOKafkaConsumerThread, name, _verifier(name))
+    _ORIGINAL["AIOKafkaConsumerThread.assignment"] = AIOKafkaConsumerThread.assignment
+    AIOKafkaConsumerThread.assignment = _assignment  # type: ignore[method-assign]
 
 
 def original(name: str) -> Callable[..., Any]:
@@ -1072,6 +1118,23 @@ async def _seek_on_thread(self: ThreadDelegateConsumer, partition: TP, offset: i
 
 async def _thread_seek(thread: Any, partition: TP, offset: int) -> None:
     thread.seek(partition, offset)  # faust's AIOKafkaConsumerThread.seek, on its thread
+
+
+def _assignment(self: AIOKafkaConsumerThread) -> set[TP]:
+    """faust's ``AIOKafkaConsumerThread.assignment`` (what ``Consumer.assignment``
+    returns: the partitions assigned now), each of aiokafka's objects read once.
+
+    aiokafka's ``assigned_partitions`` reads its current subscription three times (is
+    there one, has it an assignment, its partitions), on the caller's thread: faust
+    subscribing anew (its conductor does when the topics an app reads change) between
+    those reads gave ``None.tps``, an ``AttributeError`` out of a commit, a rebalance
+    callback or a metric. An ``Assignment``'s partitions are a frozenset that never
+    changes. Raises ``ConsumerNotStarted`` as faust's does."""
+    subscription = self._ensure_consumer()._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return set()
+    return ensure_TPset(assignment.tps)
 
 
 def _assigned_state(thread: Any, tp: TP) -> Any:

@@ -1410,8 +1410,48 @@ def test_the_thread_internals_are_unchanged_upstream() -> None:
     for name, digest in faust_patches.THREAD_SOURCES.items():
         assert source_hash(original(name)) == digest, (
             f"{name} changed upstream: re-read which thread it runs on "
-            '(streams/faust_patches.py, "Threads")'
+            "(streams/faust_patches.py, change 18)"
         )
     # What already runs on the consumer's thread, and must stay so.
     for name in ("seek_to_committed", "earliest_offsets", "seek_wait", "position", "commit"):
         assert "call_thread" in inspect.getsource(original(f"AIOKafkaConsumerThread.{name}"))
+
+
+def test_the_assignment_is_read_once_while_faust_subscribes_anew() -> None:
+    """aiokafka's ``assigned_partitions`` reads the current subscription three times on
+    the caller's thread; faust's conductor subscribing anew on the consumer's thread
+    (the topics read changed) between the second and third read gave ``None.tps``, an
+    ``AttributeError`` out of ``Consumer.assignment`` (a commit, a metric)."""
+    from aiokafka import TopicPartition
+    from aiokafka.consumer.subscription_state import Subscription, SubscriptionState
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TopicPartition("t.readings", 0)
+
+    class Resubscribed(SubscriptionState):
+        reads: int | None = None  # counted once the test begins
+
+        @property  # type: ignore[override]
+        def _subscription(self) -> Any:
+            found = self.__dict__.get("current")
+            if self.reads is not None:
+                self.reads += 1
+            if self.reads == 2:  # the thread ran here: a new subscription, no assignment
+                self.__dict__["current"] = Subscription({"t.readings", "t.more"})
+            return found
+
+        @_subscription.setter
+        def _subscription(self, value: Any) -> None:
+            self.__dict__["current"] = value
+
+    async def assigned() -> set[TP]:
+        state = Resubscribed()
+        state.subscribe(topics={"t.readings"})
+        state.assign_from_subscribed({tp})
+        state.reads = 0
+        aio = SimpleNamespace(_subscription=state, assignment=lambda: state.assigned_partitions())
+        thread = SimpleNamespace(_ensure_consumer=lambda: aio)
+        return cast(set[TP], AIOKafkaConsumerThread.assignment(cast(Any, thread)))
+
+    assert asyncio.run(assigned()) == {TP("t.readings", 0)}  # as it was when read
