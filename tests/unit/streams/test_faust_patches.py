@@ -1415,6 +1415,24 @@ def test_the_thread_internals_are_unchanged_upstream() -> None:
     # What already runs on the consumer's thread, and must stay so.
     for name in ("seek_to_committed", "earliest_offsets", "seek_wait", "position", "commit"):
         assert "call_thread" in inspect.getsource(original(f"AIOKafkaConsumerThread.{name}"))
+    # The ways in to what change 18 replaces: faust's consumer delegates to its thread.
+    from faust.transport.consumer import ThreadDelegateConsumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+    delegations = {
+        Consumer.seek: "await self._seek(partition, offset)",
+        ThreadDelegateConsumer.assignment: "return self._thread.assignment()",
+        ThreadDelegateConsumer.verify_recovery_event_path: (
+            "return self._thread.verify_recovery_event_path(now, tp)"
+        ),
+        AIOKafkaConsumer.verify_event_path: "return self._thread.verify_event_path(now, tp)",
+    }
+    for method, call in delegations.items():
+        assert call in inspect.getsource(method), method
+    # The attributes read off it: aiokafka's consumer, and the consumer's transaction flag.
+    assert "self._consumer = " in inspect.getsource(AIOKafkaConsumerThread)
+    assert "self.in_transaction = " in inspect.getsource(Consumer)
 
 
 def test_the_assignment_is_read_once_while_faust_subscribes_anew() -> None:
