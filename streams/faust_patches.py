@@ -293,12 +293,12 @@ wait (``set_fetch_max_wait``), independently of the others.
    flow suspended) it empties the queue as faust does.
 
 18. **The consumer's thread keeps its objects** (``keep_to_the_consumer_thread``, and
-   ``_end_offset`` in the drain). faust runs
-   aiokafka's consumer -- its fetcher (``_records``, ``fetched_records``), subscription
-   state (the ``Assignment``, each partition's ``TopicPartitionState``) and coordinator
-   -- on a thread of its own with its own loop (``AIOKafkaConsumerThread``, a mode
-   ``ServiceThread``); aiokafka is not thread-safe. The rule here: anything that
-   changes them, or walks a dict or set of theirs, runs on that thread through
+   ``_end_offset`` in the drain). faust runs aiokafka's consumer -- its fetcher
+   (``_records``, ``fetched_records``), subscription state (the ``Assignment``, each
+   partition's ``TopicPartitionState``) and coordinator -- on a thread of its own with
+   its own loop (``AIOKafkaConsumerThread``, a mode ``ServiceThread``); aiokafka is
+   not thread-safe. The rule here: anything that changes them, or walks a dict or set
+   of theirs, runs on that thread through
    ``call_thread`` (every seek: changes 3, 5, 6, 7, 9 and ``_seek_on_thread``; change
    9's and the rewinds' position reads; ``Recovery._seek_offsets`` through faust's
    ``seek_wait``; faust's commit, fetch, ``seek_to_committed``, ``earliest_offsets``,
@@ -324,9 +324,15 @@ wait (``set_fetch_max_wait``), independently of the others.
    their two reads of it, and ``AssertionError`` reading ``state.position`` of a
    partition whose position the thread was resetting -- out of faust's timer, which
    crashed the consumer (``_verifier``: a moved partition is let go, a resetting one
-   gets the fetch check only). The reverse reach, faust's ``_seek_wait`` writing the
-   consumer's ``_read_offset`` from the thread, is item assignments and deletions that
-   nothing on the event loop's thread iterates over: left as faust has it.
+   gets the fetch check only). The reverse reaches, the consumer's thread touching the
+   event loop's objects, are left as faust has them, being single reads and writes of
+   things the event loop never walks: ``_seek_wait`` sets and deletes entries of the
+   consumer's ``_read_offset``; the rebalance listener sets ``app.consumer_generation_id``
+   and calls ``app.on_rebalance_start``, whose sensors clear the monitor's offset dicts
+   (walked only by faust's debug ``/stats`` page, which the worker does not serve) and
+   remove faust's per-topic and per-partition series under prometheus_client's locks
+   (``streams.faust_metrics`` forgets its cached children of them then); the fetch
+   reads ``flow_active`` and tests membership in faust's live ``_active_partitions``.
 
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
@@ -340,9 +346,10 @@ is faust's own but for the check and change 12's gaps), ``Consumer._gap``,
 ``_ensure_consumer``: aiokafka's ``assignment``, ``seek`` and, never ``position()``,
 which waits without end for a partition being reset, its subscription state: change 9's
 and the rewinds' positions, t99),
-``ThreadDelegateConsumer._seek`` and ``AIOKafkaConsumerThread.verify_event_path``,
-``verify_recovery_event_path`` (replaced and wrapped, change 18; their sources and
-those of the thread's delegations it relies on are pinned in ``THREAD_SOURCES``),
+``ThreadDelegateConsumer._seek``, ``AIOKafkaConsumerThread.assignment``,
+``verify_event_path`` and ``verify_recovery_event_path`` (replaced and wrapped, change
+18; their sources and those of the thread's delegations it relies on are pinned in
+``THREAD_SOURCES``),
 ``Consumer._wait_next_records``, ``AIOKafkaConsumerThread._consumer`` and aiokafka's
 ``AIOKafkaConsumer._coordinator.generation`` (change 10; faust copies it to
 ``app.consumer_generation_id`` in ``ConsumerRebalanceListener.on_partitions_assigned``),
@@ -585,8 +592,9 @@ def install() -> None:
 
 def keep_to_the_consumer_thread() -> None:
     """Make faust's seek run on the consumer's thread, its assignment read once, and its
-    partition checks skip a partition a rebalance has moved (change 18; idempotent). Call before the
-    worker starts. Raises ``RuntimeError`` if faust is not the pinned version."""
+    partition checks skip a partition a rebalance has moved (change 18; idempotent).
+    Call before the worker starts. Raises ``RuntimeError`` if faust is not the pinned
+    version."""
     _pinned_faust()
     if "ThreadDelegateConsumer._seek" in _ORIGINAL:
         return
