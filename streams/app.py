@@ -36,6 +36,7 @@ from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import (
     BatchDrain,
+    keep_to_the_consumer_thread,
     leave_group_on_stop,
     read_changelogs_once,
     read_committed,
@@ -199,6 +200,9 @@ def create_app(
     # A static member (settings.static_membership) stopped on purpose still leaves the
     # group, so its partitions move at once (change 16).
     leave_group_on_stop()
+    # faust's seek runs on the consumer's thread, and its partition checks leave a
+    # partition a rebalance has moved alone (aiokafka is not thread-safe).
+    keep_to_the_consumer_thread()
     drain = BatchDrain(app) if settings.faust_drain == "batch" else None
     for role in ("readings", "incidents"):
         if drain is not None:

@@ -34,6 +34,19 @@ class CachedLabelsMonitor(PrometheusMonitor):
         self._per_stream: dict[int, Any] = {}
         self._end_offsets: dict[TP, Any] = {}
 
+    def _clear_partition_related_metrics(self) -> None:
+        """faust's: remove every topic's and partition's series (at a rebalance's start
+        and end), then forget the children cached for them. faust calls it from its
+        consumer's thread (aiokafka's rebalance listener calls ``app.on_rebalance_start``
+        there): prometheus_client locks its own, and the caches are only read by key
+        (``get``, item assignment) on the event loop's thread, never walked, so clearing
+        them there is safe. Kept, a cached child removed from its metric was updated but
+        never exported again: those series were gone after the worker's first rebalance."""
+        super()._clear_partition_related_metrics()
+        self._per_topic.clear()
+        self._per_partition.clear()
+        self._end_offsets.clear()
+
     def on_message_in(self, tp: TP, offset: int, message: Message) -> None:
         Monitor.on_message_in(self, tp, offset, message)
         m = self._metrics

@@ -1,6 +1,7 @@
 """Thirteen changes to faust's consumer (the last to aiokafka's fetcher under it), one to its
-memory store, two to its table manager and its recovery, and one to aiokafka's group
-coordinator, written against faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
+memory store, two to its table manager and its recovery, one to aiokafka's group
+coordinator, and one keeping aiokafka's consumer to its own thread (18), written against
+faust-streaming 0.15.3 and aiokafka 0.14.0 exactly.
 
 Most are in one code path, ``faust.transport.consumer.Consumer._drain_messages`` (the
 fetcher task that hands fetched records to the streams), and the seek it falls back on
@@ -291,6 +292,48 @@ wait (``set_fetch_max_wait``), independently of the others.
    order, and re-read records are dropped by recovery's offset check); at a revoke (the
    flow suspended) it empties the queue as faust does.
 
+18. **The consumer's thread keeps its objects** (``keep_to_the_consumer_thread``, and
+   ``_end_offset`` in the drain). faust runs aiokafka's consumer -- its fetcher
+   (``_records``, ``fetched_records``), subscription state (the ``Assignment``, each
+   partition's ``TopicPartitionState``) and coordinator -- on a thread of its own with
+   its own loop (``AIOKafkaConsumerThread``, a mode ``ServiceThread``); aiokafka is
+   not thread-safe. The rule here: anything that changes them, or walks a dict or set
+   of theirs, runs on that thread through
+   ``call_thread`` (every seek: changes 3, 5, 6, 7, 9 and ``_seek_on_thread``; change
+   9's and the rewinds' position reads; ``Recovery._seek_offsets`` through faust's
+   ``seek_wait``; faust's commit, fetch, ``seek_to_committed``, ``earliest_offsets``,
+   ``position``); the event loop's thread only reads single attributes, each object
+   once and kept (an ``Assignment`` never changes which partitions it holds: a
+   rebalance makes a new one; ``assignment()`` is its frozenset; a partition state's
+   ``highwater``, ``lso``, ``timestamp``, ``has_valid_position``, the coordinator's
+   ``generation`` are attributes the thread sets whole). Four of faust's reaches broke
+   it and are mended: ``Consumer.seek`` (``ThreadDelegateConsumer._seek``) called
+   aiokafka's ``seek`` from the event loop's thread, the ``KeyError`` of change 3 for
+   any caller (now ``call_thread``); the drain's end offset per partition and fetch
+   (faust's ``highwater``, aiokafka's) asserted ``is_assigned`` and then read the
+   assignment again, so a rebalance or a new subscription between the reads raised
+   ``AssertionError`` or ``AttributeError`` out of the drain (faust reads it after its
+   flow and generation checks; the batch drain read it first; ``_end_offset`` reads it
+   once, None when not known); ``Consumer.assignment`` (aiokafka's
+   ``assigned_partitions``) read the current subscription three times, so faust's
+   conductor subscribing anew between the reads gave ``None.tps`` (``_assignment``
+   reads it once); and faust's partition checks
+   (``verify_event_path``, ``verify_recovery_event_path``, on a timer, over an
+   assignment read before awaiting) said a moved partition "not fetched since start" at
+   error level, raised ``AttributeError`` when the assignment was replaced between
+   their two reads of it, and ``AssertionError`` reading ``state.position`` of a
+   partition whose position the thread was resetting -- out of faust's timer, which
+   crashed the consumer (``_verifier``: a moved partition is let go, a resetting one
+   gets the fetch check only). The reverse reaches, the consumer's thread touching the
+   event loop's objects, are left as faust has them, being single reads and writes of
+   things the event loop never walks: ``_seek_wait`` sets and deletes entries of the
+   consumer's ``_read_offset``; the rebalance listener sets ``app.consumer_generation_id``
+   and calls ``app.on_rebalance_start``, whose sensors clear the monitor's offset dicts
+   (walked only by faust's debug ``/stats`` page, which the worker does not serve) and
+   remove faust's per-topic and per-partition series under prometheus_client's locks
+   (``streams.faust_metrics`` forgets its cached children of them then); the fetch
+   reads ``flow_active`` and tests membership in faust's live ``_active_partitions``.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -303,6 +346,10 @@ is faust's own but for the check and change 12's gaps), ``Consumer._gap``,
 ``_ensure_consumer``: aiokafka's ``assignment``, ``seek`` and, never ``position()``,
 which waits without end for a partition being reset, its subscription state: change 9's
 and the rewinds' positions, t99),
+``ThreadDelegateConsumer._seek``, ``AIOKafkaConsumerThread.assignment``,
+``verify_event_path`` and ``verify_recovery_event_path`` (replaced and wrapped, change
+18; their sources and those of the thread's delegations it relies on are pinned in
+``THREAD_SOURCES``),
 ``Consumer._wait_next_records``, ``AIOKafkaConsumerThread._consumer`` and aiokafka's
 ``AIOKafkaConsumer._coordinator.generation`` (change 10; faust copies it to
 ``app.consumer_generation_id`` in ``ConsumerRebalanceListener.on_partitions_assigned``),
@@ -360,7 +407,13 @@ from aiokafka.structs import ConsumerRecord
 from faust.stores.memory import Store as MemoryStore
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
-from faust.transport.consumer import CONSUMER_FETCHING, Consumer, ensure_TP
+from faust.transport.consumer import (
+    CONSUMER_FETCHING,
+    Consumer,
+    ThreadDelegateConsumer,
+    ensure_TP,
+    ensure_TPset,
+)
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, ensure_aiokafka_TP
 from faust.types import TP, Message
 from faust.types.tuples import ack_lock
@@ -431,6 +484,57 @@ RECORD_SOURCES: dict[str, str] = {
 COORDINATOR_SOURCES = {
     "_maybe_leave_group": "016cd88a16e6c4b5b08ecab793e0fde0204fe2cfd836af5f682c48630d3fba2e",
 }
+# What the event loop's thread may touch of the consumer's thread's objects (faust
+# 0.15.3, aiokafka 0.14.0; change 18): the seek replaced to run on the thread,
+# the reads replaced by ``_end_offset`` and wrapped by ``verify_event_path``, and the
+# delegations that already run on the thread (``call_thread``), which must stay so.
+THREAD_SOURCES: dict[str, str] = {
+    "ThreadDelegateConsumer._seek": (
+        "4f95c631420410a5fe6ecb1eff2f9010d7cfff6861fe00d41889bb31bd7df8b1"
+    ),
+    "AIOKafkaConsumerThread.seek": (
+        "1498560d05f025820be906f3695710b6ac45258ea1c96ab5a403fcb38520c234"
+    ),
+    "AIOKafkaConsumerThread.highwater": (
+        "6f7dbe109ae6807f500a1343eefb23f39e856ee62eaad5d09f145f49f838c4ab"
+    ),
+    "AIOKafkaConsumer.highwater": (
+        "044275efc968e2862912a86f805e5b8f79e52cd589fbc40f59562741d1205a45"
+    ),
+    "AIOKafkaConsumer.last_stable_offset": (
+        "ed875fe136b96e881c487c89152f4189060e79f199d36b78f27419f6f1dee7a0"
+    ),
+    "AIOKafkaConsumerThread.seek_to_committed": (
+        "775ab0adc4b052abee204d5347a556412b1f77ed4de971adde69a55a1cb6f908"
+    ),
+    "AIOKafkaConsumerThread.earliest_offsets": (
+        "5d697cd768735af7b5aa13f130070e2e1a4db1f78ec5c04c2cf995c6c8c15b05"
+    ),
+    "AIOKafkaConsumerThread.seek_wait": (
+        "12e8d34e554e90240c73ce9912f6533c7a6a3337abc5a31de5c83bc6ac973f25"
+    ),
+    "AIOKafkaConsumerThread.position": (
+        "20a2c434bb8ed1807ccd306bc851661c48bc245710ddb4a47aa1c10d6b9b48dc"
+    ),
+    "AIOKafkaConsumerThread.commit": (
+        "d31c8558ba25310c0b7acbf128a244131f6e51d1b555bcb137188f08857d6558"
+    ),
+    "AIOKafkaConsumerThread.getmany": (
+        "26fc5fc9f3b667e104f9657dbc49da3b3b6620d40cc9856761cbaf4da2172557"
+    ),
+    "AIOKafkaConsumerThread.assignment": (
+        "61f105132ae619f69f4a09c3eff4bbd4e2b4f467e3a3e49d458d9558987e952d"
+    ),
+    "AIOKafkaConsumerThread.verify_event_path": (
+        "b983e7735f647cb34650530fb0f1bc709e8cb67d54c483b939b14b49b8d931e0"
+    ),
+    "AIOKafkaConsumerThread.verify_recovery_event_path": (
+        "8c26b3ec3856396a72b0a7cbe9ed4250f8f4626ac19e1b48af53bc6432a2c836"
+    ),
+    "AIOKafkaConsumerThread._verify_aiokafka_event_path": (
+        "c7c75a7c73289962f1202a881173a904461ef1b90561a7e8c1052ea9aa582aea"
+    ),
+}
 _ORIGINAL: dict[str, Callable[..., Any]] = {}
 log = logging.getLogger(__name__)
 # A batch's own last offset (``last_offset_delta``, inside the corrupted bytes) is trusted
@@ -486,6 +590,23 @@ def install() -> None:
     aiokafka_fetcher.MemoryRecords = KeptMemoryRecords
 
 
+def keep_to_the_consumer_thread() -> None:
+    """Make faust's seek run on the consumer's thread, its assignment read once, and its
+    partition checks skip a partition a rebalance has moved (change 18; idempotent).
+    Call before the worker starts. Raises ``RuntimeError`` if faust is not the pinned
+    version."""
+    _pinned_faust()
+    if "ThreadDelegateConsumer._seek" in _ORIGINAL:
+        return
+    _ORIGINAL["ThreadDelegateConsumer._seek"] = ThreadDelegateConsumer._seek
+    ThreadDelegateConsumer._seek = _seek_on_thread  # type: ignore[method-assign]
+    for name in ("verify_event_path", "verify_recovery_event_path"):
+        _ORIGINAL[f"AIOKafkaConsumerThread.{name}"] = getattr(AIOKafkaConsumerThread, name)
+        setattr(AIOKafkaConsumerThread, name, _verifier(name))
+    _ORIGINAL["AIOKafkaConsumerThread.assignment"] = AIOKafkaConsumerThread.assignment
+    AIOKafkaConsumerThread.assignment = _assignment  # type: ignore[method-assign]
+
+
 def original(name: str) -> Callable[..., Any]:
     """faust's own method as it was before ``install()`` or ``set_fetch_max_wait`` (for
     the pinning test)."""
@@ -495,6 +616,14 @@ def original(name: str) -> Callable[..., Any]:
         return cast(Callable[..., Any], getattr(AIOKafkaConsumer, name))
     if name in COORDINATOR_SOURCES:
         return _ORIGINAL.get(name) or cast(Callable[..., Any], GroupCoordinator._maybe_leave_group)
+    if name in THREAD_SOURCES:
+        owner_name, method = name.split(".")
+        owners = {
+            "ThreadDelegateConsumer": ThreadDelegateConsumer,
+            "AIOKafkaConsumerThread": AIOKafkaConsumerThread,
+            "AIOKafkaConsumer": aiokafka.AIOKafkaConsumer,
+        }
+        return _ORIGINAL.get(name) or cast(Callable[..., Any], getattr(owners[owner_name], method))
     if name in AIOKAFKA_SOURCES:
         return _ORIGINAL.get(name) or cast(Callable[..., Any], PartitionRecords._unpack_records)
     if name in RECORD_SOURCES:
@@ -986,6 +1115,108 @@ async def _seek_all_in_thread(consumer: Any, offsets: Mapping[TP, int]) -> None:
             consumer.seek(atp, offset)
 
 
+async def _seek_on_thread(self: ThreadDelegateConsumer, partition: TP, offset: int) -> None:
+    """faust's ``ThreadDelegateConsumer._seek`` (what ``Consumer.seek`` calls), run on
+    the consumer's thread: faust's called aiokafka's ``seek`` from the caller's (the
+    event loop's), and aiokafka's seek deletes the partition's buffered records while
+    the thread's ``fetched_records`` may be walking them (the ``KeyError`` of change 3).
+    Raises as aiokafka's ``seek`` does (``IllegalStateError``: not assigned)."""
+    await self._thread.call_thread(_thread_seek, self._thread, partition, offset)
+
+
+async def _thread_seek(thread: Any, partition: TP, offset: int) -> None:
+    thread.seek(partition, offset)  # faust's AIOKafkaConsumerThread.seek, on its thread
+
+
+def _assignment(self: AIOKafkaConsumerThread) -> set[TP]:
+    """faust's ``AIOKafkaConsumerThread.assignment`` (what ``Consumer.assignment``
+    returns: the partitions assigned now), each of aiokafka's objects read once.
+
+    aiokafka's ``assigned_partitions`` reads its current subscription three times (is
+    there one, has it an assignment, its partitions), on the caller's thread: faust
+    subscribing anew (its conductor does when the topics an app reads change) between
+    those reads gave ``None.tps``, an ``AttributeError`` out of a commit, a rebalance
+    callback or a metric. An ``Assignment``'s partitions are a frozenset that never
+    changes. Raises ``ConsumerNotStarted`` as faust's does."""
+    subscription = self._ensure_consumer()._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    if assignment is None:
+        return set()
+    return ensure_TPset(assignment.tps)
+
+
+def _assigned_state(thread: Any, tp: TP) -> Any:
+    """aiokafka's state of ``tp`` in the consumer thread's assignment as it is now, or
+    None (not assigned, no assignment, not started); each object read once."""
+    aiokafka_consumer = getattr(thread, "_consumer", None)
+    if aiokafka_consumer is None:
+        return None
+    subscription = aiokafka_consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
+    return None if assignment is None else assignment.state_value(ensure_aiokafka_TP(tp))
+
+
+def _verifier(name: str) -> Callable[..., None]:
+    """faust's ``AIOKafkaConsumerThread.<name>`` (``verify_event_path``,
+    ``verify_recovery_event_path``), for a partition still assigned only, and with a
+    valid position for the stream check.
+
+    faust's consumer checks each partition of an assignment it read before awaiting
+    (``verify_all_partitions_active``, recovery's check), on the event loop's thread:
+    a partition a rebalance has moved since was told "no fetch request sent at all
+    since worker start" at error level; faust's reads of aiokafka's subscription state
+    (the assignment read again, then ``state_value(tp).highwater``) raised
+    ``AttributeError`` when the consumer's thread replaced the assignment between
+    them; and ``verify_event_path`` reads ``state.position``, which asserts a valid
+    position, so a partition whose position the thread was resetting (assigned with no
+    committed offset yet, or seeked to its log start) raised ``AssertionError``. Both
+    came out of faust's timer, and the consumer crashed with them. A partition no
+    longer assigned has nothing to verify; one being reset gets the fetch check only
+    (it needs no position); one that went, or began a reset, between faust's reads is
+    let go too."""
+    verify = _ORIGINAL[f"AIOKafkaConsumerThread.{name}"]
+    needs_position = name == "verify_event_path"
+
+    def verified(self: AIOKafkaConsumerThread, now: float, tp: TP) -> None:
+        state = _assigned_state(self, tp)
+        if state is None:
+            return
+        if needs_position and not state.has_valid_position:
+            self._verify_aiokafka_event_path(now, tp)
+            return
+        try:
+            verify(self, now, tp)
+        except (AttributeError, AssertionError):
+            state = _assigned_state(self, tp)
+            if state is not None and (state.has_valid_position or not needs_position):
+                raise  # still assigned with a position: not the race, a fault of its own
+            # Moved, or its position reset, while faust read it: nothing to verify.
+
+    verified.__name__ = verified.__qualname__ = name
+    return verified
+
+
+def _end_offset(self: Consumer, tp: TP) -> int | None:
+    """``tp``'s high watermark (the last stable offset in a transaction), read on the
+    event loop's thread off aiokafka's subscription state, or None when it is not known
+    (not fetched yet, the partition not in the assignment, the consumer not started).
+
+    faust's ``highwater`` calls aiokafka's, which asserts ``is_assigned(tp)`` and then
+    reads ``subscription.assignment.state_value(tp).highwater`` anew: five reads of
+    state the consumer's thread replaces at a rebalance or a new subscription, so an
+    assignment replaced between them raised ``AssertionError`` or ``AttributeError``
+    (``None.highwater``) out of the drain, and the worker stopped. Here each object is
+    read once and kept: an ``Assignment`` never changes which partitions it holds (a
+    rebalance makes a new one), and a partition state's ``highwater`` and ``lso`` are
+    single attributes the fetcher sets. No ``call_thread`` per fetch: reading one
+    attribute is atomic, so the copy is as good as the thread's."""
+    state = _assigned_state(getattr(self, "_thread", None), tp)
+    if state is None:
+        return None
+    end = state.lso if self.in_transaction else state.highwater
+    return cast(int | None, end)
+
+
 SWEEP_INTERVAL = 1.0  # seconds between position sweeps (change 9): a hole waits at most this
 
 
@@ -1308,7 +1539,9 @@ async def _drain_messages(self: Consumer, fetcher: ServiceT) -> None:
         for tp, tp_records in records.items():
             if tp in paused:
                 continue
-            app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            end = _end_offset(self, tp)
+            if end is not None:
+                app.monitor.track_tp_end_offset(tp, end)
             queue = queues.get(tp.topic)
             if queue is None:
                 singles[tp] = tp_records

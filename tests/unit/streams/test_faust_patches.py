@@ -1106,3 +1106,370 @@ def test_the_changelog_queue_keeps_this_generations_records_when_the_flow_resume
     assert resumed == [12, 13]
     assert revoked == []
     assert stock == []  # mode's own clear: this generation's record lost
+
+
+class ReassignedMidRead:
+    """aiokafka's subscription state whose assignment the consumer's thread replaces
+    (a rebalance, a new subscription) right after the event loop's thread first looks
+    at it: between aiokafka's ``is_assigned`` check and its read of the partition's
+    state, for aiokafka's ``highwater``, which reads that state in several steps."""
+
+    def __init__(self, assigned: set[Any], after: set[Any]) -> None:
+        from aiokafka.consumer.subscription_state import SubscriptionState
+
+        self.state = SubscriptionState()
+        self.state.subscribe(topics={tp.topic for tp in assigned | after})
+        self.state.assign_from_subscribed(assigned)
+        self.after: set[Any] | None = after
+        self._fetched(assigned)
+
+    def _fetched(self, tps: set[Any]) -> None:
+        for tp in tps:  # as aiokafka's fetcher sets it from a fetch response
+            self.state.subscription.assignment.state_value(tp).highwater = 100
+
+    def _thread_runs(self) -> None:
+        if self.after is not None:  # once
+            self.state.assign_from_subscribed(self.after)
+            self._fetched(self.after)
+            self.after = None
+
+    @property
+    def subscription(self) -> Any:
+        found = self.state.subscription
+        self._thread_runs()
+        return found
+
+    def is_assigned(self, tp: Any) -> bool:
+        answer = self.state.is_assigned(tp)
+        self._thread_runs()
+        return answer
+
+
+class DrainedConsumer:
+    """faust's aiokafka consumer as ``_drain_messages`` uses it for one fetch: the
+    records it returns, the messages it hands on, and aiokafka's consumer (its
+    ``highwater`` aiokafka's own) behind a consumer thread (its ``highwater`` faust's)."""
+
+    def __init__(self, fetched: dict[TP, list[Any]], subscription: Any) -> None:
+        from collections import defaultdict
+
+        import aiokafka
+        from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+        from faust.transport.utils import DefaultSchedulingStrategy
+
+        self.fetched: dict[TP, list[Any]] | None = fetched
+        self.handed_on: list[tuple[TP, int]] = []
+        self.end_offsets: dict[TP, int] = {}
+        self.errors: list[str] = []
+        aio = SimpleNamespace(
+            _subscription=subscription,
+            highwater=lambda tp: aiokafka.AIOKafkaConsumer.highwater(aio, tp),
+        )
+        thread = SimpleNamespace(_consumer=aio, _ensure_consumer=lambda: aio, consumer=self)
+        self._thread = thread
+        self.highwater = lambda tp: AIOKafkaConsumerThread.highwater(cast(Any, thread), tp)
+        self.in_transaction = False
+        self.app = SimpleNamespace(
+            consumer_generation_id=2,
+            topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
+            tables=SimpleNamespace(changelog_topics=set()),
+            monitor=SimpleNamespace(track_tp_end_offset=self.end_offsets.__setitem__),
+        )
+        self._stopped = asyncio.Event()
+        self._read_offset: dict[TP, int | None] = defaultdict(lambda: None)
+        self.diag = SimpleNamespace(set_flag=lambda flag: None, unset_flag=lambda flag: None)
+        self._commit_every = None
+        self._buffered_partitions: set[TP] = set()
+        self.flow_active = True
+        self.should_stop = False
+        self.scheduler = DefaultSchedulingStrategy()
+        self.consumer_stopped_errors = ()
+        self.transport = SimpleNamespace(app=SimpleNamespace(should_stop=False))
+        self.log = SimpleNamespace(
+            exception=lambda fmt, *args: self.errors.append(fmt % args),
+            warning=self.errors.append,
+            info=lambda *args: None,
+            debug=lambda *args: None,
+        )
+
+    def _to_message(self, tp: TP, record: Any) -> Message:
+        return cast(Message, original("_to_message")(self, tp, record))
+
+    async def _wait_next_records(self, timeout: float) -> tuple[Any, Any]:
+        fetched, self.fetched = self.fetched, None
+        if fetched is None:  # one fetch, then the worker stops
+            self._stopped.set()
+            return None, None
+        return fetched, set(fetched)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def callback(self, message: Message) -> None:
+        self.handed_on.append((message.tp, message.offset))
+
+
+def test_a_partition_reassigned_while_its_end_offset_is_read_never_stops_the_drain() -> None:
+    """The drain reads each fetched partition's end offset on the event loop's thread.
+    faust's ``highwater`` (aiokafka's) asserts the partition is assigned, then reads the
+    assignment again: the consumer's thread replacing it in between (a rebalance, a new
+    subscription) raised ``AssertionError`` ("Partition is not assigned") or
+    ``AttributeError`` (``None.highwater``) out of the drain, which stopped the worker.
+    Read once, off the assignment in hand, it is only not known."""
+    from aiokafka import TopicPartition
+
+    kept, moved = TP("t.readings", 0), TP("t.readings", 1)
+
+    async def drained() -> DrainedConsumer:
+        subscription = ReassignedMidRead(  # its futures want a running loop
+            assigned={TopicPartition(kept.topic, 0), TopicPartition(moved.topic, 1)},
+            after={TopicPartition(kept.topic, 0)},
+        )
+        consumer = DrainedConsumer(
+            {kept: records([5, 6]), moved: records([7], partition=1)}, subscription
+        )
+        fetcher = SimpleNamespace(_stopped=asyncio.Event())
+        await faust_patches._drain_messages(cast(Consumer, consumer), cast(Any, fetcher))
+        return consumer
+
+    consumer = asyncio.run(drained())
+    assert consumer.errors == []
+    assert sorted(consumer.handed_on) == [(kept, 5), (kept, 6), (moved, 7)]
+    # Known for the partition still assigned; not guessed for the other.
+    assert consumer.end_offsets == {kept: 100}
+
+
+class ThreadRecorder:
+    """faust's consumer thread as ``Consumer.seek`` uses it: ``call_thread`` runs a
+    function as the thread would, and aiokafka's seek must happen there."""
+
+    def __init__(self) -> None:
+        self.on_thread = False
+        self.seeks: list[tuple[TP, int]] = []
+
+    def seek(self, tp: TP, offset: int) -> None:  # AIOKafkaConsumerThread.seek's shape
+        assert self.on_thread, "aiokafka's consumer seeked from the event loop's thread"
+        self.seeks.append((tp, offset))
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        self.on_thread = True
+        try:
+            result = fun(*args)  # mode's method queue: maybe_async
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            self.on_thread = False
+
+
+def test_fausts_seek_runs_on_the_consumers_thread() -> None:
+    """``Consumer.seek`` (faust's public seek, ``ThreadDelegateConsumer._seek``) called
+    aiokafka's ``seek`` from the event loop's thread: the KeyError of change 3 for any
+    caller. It goes through ``call_thread`` now."""
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TP("t.readings", 3)
+    consumer = SimpleNamespace(
+        _thread=ThreadRecorder(), _read_offset={}, log=SimpleNamespace(dev=lambda *a: None)
+    )
+    from faust.transport.consumer import ThreadDelegateConsumer
+
+    consumer._seek = lambda partition, offset: ThreadDelegateConsumer._seek(
+        cast(Any, consumer), partition, offset
+    )
+    asyncio.run(Consumer.seek(cast(Any, consumer), tp, 12))
+    assert consumer._thread.seeks == [(tp, 12)]
+    assert consumer._read_offset == {tp: 12}
+
+
+class MovedWhileChecked:
+    """aiokafka's subscription state whose assignment the consumer's thread replaces
+    (a rebalance) right after its ``subscription`` is read for the ``moved_after``-th
+    time: between two of faust's reads when it checks a partition."""
+
+    def __init__(self, tps: set[Any], moved_after: int, position: int | None = 5) -> None:
+        from aiokafka.consumer.subscription_state import SubscriptionState
+
+        self.state = SubscriptionState()
+        self.state.subscribe(topics={tp.topic for tp in tps})
+        self.state.assign_from_subscribed(tps)
+        for tp in tps:
+            tp_state = self.state.subscription.assignment.state_value(tp)
+            tp_state.timestamp = 1_000  # fetched (ms)
+            if position is not None:  # None: its position being reset
+                tp_state.seek(position)
+        self.reads = 0
+        self.moved_after = moved_after
+
+    @property
+    def subscription(self) -> Any:
+        found = self.state.subscription
+        self.reads += 1
+        if self.reads == self.moved_after:
+            self.state.assign_from_subscribed(set())  # its partitions went to another
+        return found
+
+
+def checked_thread(subscription: Any, errors: list[str]) -> Any:
+    """faust's ``AIOKafkaConsumerThread`` as its partition checks read it."""
+    aio = SimpleNamespace(
+        _subscription=subscription, _fetcher=SimpleNamespace(_subscriptions=subscription)
+    )
+    app = SimpleNamespace(
+        monitor=SimpleNamespace(stream_inbound_time={}),
+        topics=SimpleNamespace(acks_enabled_for=lambda topic: True),
+    )
+    return SimpleNamespace(
+        _consumer=aio,
+        _ensure_consumer=lambda: aio,
+        consumer=SimpleNamespace(app=app),
+        time_started=0.0,
+        tp_fetch_request_timeout_secs=1e9,
+        tp_stream_timeout_secs=1e9,
+        tp_commit_timeout_secs=1e9,
+        log=SimpleNamespace(error=lambda fmt, *args: errors.append(fmt % args)),
+    )
+
+
+@pytest.mark.parametrize("moved_after", [1, 2, 3, 4])
+def test_a_partition_moved_while_faust_checks_it_is_let_go(moved_after: int) -> None:
+    """faust's consumer checks each partition of an assignment read before it awaited
+    (``verify_all_partitions_active``), reading aiokafka's subscription state on the
+    event loop's thread twice: the consumer's thread replacing the assignment between
+    the reads made ``state_value(tp)`` None and ``None.highwater`` raised out of faust's
+    timer (moved after the second read), which crashed the consumer."""
+    from aiokafka import TopicPartition
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TP("t.readings", 0)
+
+    async def checked() -> list[str]:
+        errors: list[str] = []
+        subscription = MovedWhileChecked({TopicPartition(tp.topic, 0)}, moved_after)
+        thread = checked_thread(subscription, errors)
+        thread._verify_aiokafka_event_path = lambda now, tp: (
+            AIOKafkaConsumerThread._verify_aiokafka_event_path(thread, now, tp)
+        )
+        AIOKafkaConsumerThread.verify_event_path(thread, 10.0, tp)
+        return errors
+
+    assert asyncio.run(checked()) == []
+
+
+def test_a_partition_no_longer_assigned_is_not_said_unfetched() -> None:
+    """A partition a rebalance moved after faust read the assignment it checks was
+    told "no fetch request sent at all since worker start" at error level."""
+    from aiokafka import TopicPartition
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TP("t.readings", 0)
+
+    async def checked() -> list[str]:
+        errors: list[str] = []
+        subscription = MovedWhileChecked({TopicPartition(tp.topic, 1)}, moved_after=0)
+        thread = checked_thread(subscription, errors)
+        thread.tp_fetch_request_timeout_secs = 5.0
+        thread._verify_aiokafka_event_path = lambda now, tp: (
+            AIOKafkaConsumerThread._verify_aiokafka_event_path(thread, now, tp)
+        )
+        AIOKafkaConsumerThread.verify_recovery_event_path(thread, 10.0, tp)
+        AIOKafkaConsumerThread.verify_event_path(thread, 10.0, tp)
+        return errors
+
+    assert asyncio.run(checked()) == []
+
+
+def test_a_partition_whose_position_is_being_reset_is_checked_without_it() -> None:
+    """faust's ``verify_event_path`` reads aiokafka's ``state.position``, which asserts
+    a valid one: a partition assigned with no committed offset yet, or seeked to its
+    log start, while the consumer's thread resets it, raised ``AssertionError`` out of
+    faust's timer. Only its fetch is checked now (``_verify_aiokafka_event_path``)."""
+    from aiokafka import TopicPartition
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TP("t.readings", 0)
+
+    async def checked(fetch_timeout: float) -> list[str]:
+        errors: list[str] = []
+        subscription = MovedWhileChecked({TopicPartition(tp.topic, 0)}, 0, position=None)
+        thread = checked_thread(subscription, errors)
+        thread.tp_fetch_request_timeout_secs = fetch_timeout  # its last fetch: 9 s ago
+        thread._verify_aiokafka_event_path = lambda now, tp: (
+            AIOKafkaConsumerThread._verify_aiokafka_event_path(thread, now, tp)
+        )
+        AIOKafkaConsumerThread.verify_event_path(thread, 10.0, tp)
+        return errors
+
+    assert asyncio.run(checked(fetch_timeout=60.0)) == []
+    errors = asyncio.run(checked(fetch_timeout=5.0))  # a fetch overdue is still said
+    assert len(errors) == 1 and "t.readings" in errors[0], errors
+
+
+def test_the_thread_internals_are_unchanged_upstream() -> None:
+    faust_patches.keep_to_the_consumer_thread()
+    for name, digest in faust_patches.THREAD_SOURCES.items():
+        assert source_hash(original(name)) == digest, (
+            f"{name} changed upstream: re-read which thread it runs on "
+            "(streams/faust_patches.py, change 18)"
+        )
+    # What already runs on the consumer's thread, and must stay so.
+    for name in ("seek_to_committed", "earliest_offsets", "seek_wait", "position", "commit"):
+        assert "call_thread" in inspect.getsource(original(f"AIOKafkaConsumerThread.{name}"))
+    # The ways in to what change 18 replaces: faust's consumer delegates to its thread.
+    from faust.transport.consumer import ThreadDelegateConsumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+    from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+
+    delegations = {
+        Consumer.seek: "await self._seek(partition, offset)",
+        ThreadDelegateConsumer.assignment: "return self._thread.assignment()",
+        ThreadDelegateConsumer.verify_recovery_event_path: (
+            "return self._thread.verify_recovery_event_path(now, tp)"
+        ),
+        AIOKafkaConsumer.verify_event_path: "return self._thread.verify_event_path(now, tp)",
+    }
+    for method, call in delegations.items():
+        assert call in inspect.getsource(method), method
+    # The attributes read off it: aiokafka's consumer, and the consumer's transaction flag.
+    assert "self._consumer = " in inspect.getsource(AIOKafkaConsumerThread)
+    assert "self.in_transaction = " in inspect.getsource(Consumer)
+
+
+def test_the_assignment_is_read_once_while_faust_subscribes_anew() -> None:
+    """aiokafka's ``assigned_partitions`` reads the current subscription three times on
+    the caller's thread; faust's conductor subscribing anew on the consumer's thread
+    (the topics read changed) between the second and third read gave ``None.tps``, an
+    ``AttributeError`` out of ``Consumer.assignment`` (a commit, a metric)."""
+    from aiokafka import TopicPartition
+    from aiokafka.consumer.subscription_state import Subscription, SubscriptionState
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust_patches.keep_to_the_consumer_thread()
+    tp = TopicPartition("t.readings", 0)
+
+    class Resubscribed(SubscriptionState):
+        reads: int | None = None  # counted once the test begins
+
+        @property  # type: ignore[override]
+        def _subscription(self) -> Any:
+            found = self.__dict__.get("current")
+            if self.reads is not None:
+                self.reads += 1
+            if self.reads == 2:  # the thread ran here: a new subscription, no assignment
+                self.__dict__["current"] = Subscription({"t.readings", "t.more"})
+            return found
+
+        @_subscription.setter
+        def _subscription(self, value: Any) -> None:
+            self.__dict__["current"] = value
+
+    async def assigned() -> set[TP]:
+        state = Resubscribed()
+        state.subscribe(topics={"t.readings"})
+        state.assign_from_subscribed({tp})
+        state.reads = 0
+        aio = SimpleNamespace(_subscription=state, assignment=lambda: state.assigned_partitions())
+        thread = SimpleNamespace(_ensure_consumer=lambda: aio)
+        return cast(set[TP], AIOKafkaConsumerThread.assignment(cast(Any, thread)))
+
+    assert asyncio.run(assigned()) == {TP("t.readings", 0)}  # as it was when read
