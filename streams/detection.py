@@ -63,7 +63,14 @@ from streams.errors import (
     detach,
     unreadable,
 )
-from streams.events import EventValidator, PackedError, Reading, epoch_seconds_fault, format_ts
+from streams.events import (
+    MAX_ID_CHARS,
+    EventValidator,
+    PackedError,
+    Reading,
+    epoch_seconds_fault,
+    format_ts,
+)
 from streams.settings import Settings
 from streams.spans import items_as_sent
 
@@ -548,6 +555,18 @@ def _check_envelope(state: dict[str, Any]) -> None:
             f"sensor state: field 'last_ts' is {last_ts!r}, expected epoch seconds in "
             "the years 0001-9999",
         )
+    for name in ("last_offset", "last_index"):
+        position = state.get(name, 0)
+        if not INT64_MIN <= position <= INT64_MAX:
+            # t156: msgpack reads up to 2**64 - 1; the bank path keeps positions in
+            # int64 columns, and a redelivered reading (which leaves the stored
+            # position as it is) wrote this one back: OverflowError out of the whole
+            # batch, every other sensor's readings with it, at every batch holding one.
+            raise UnreadableEntryError(
+                BAD_SHAPE,
+                f"sensor state: field {name!r} is {_clip(repr(position))}, expected a whole "
+                "number from -2**63 to 2**63 - 1 (a Kafka offset, a place in a pack)",
+            )
     state["last_ts"] = float(last_ts)
     # The value taken at ``last_ts``: absent in states written before it was kept, null
     # where JSON wrote NaN (unknown either way: a reading at that time is a duplicate).
@@ -566,6 +585,9 @@ def _check_envelope(state: dict[str, Any]) -> None:
     if state["episode"] is not None:
         _check_episode(state["episode"])
 
+
+# The bank path's position columns (``_Columns``) are int64.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _ENVELOPE: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("detector", (dict,)),
@@ -591,6 +613,17 @@ def _check_episode(episode: dict[str, Any]) -> None:
             BAD_SHAPE,
             f"sensor state: episode field 'alert_id' is {_clip(repr(alert_id))}, expected "
             "a non-empty string",
+        )
+    if len(alert_id) > MAX_ID_CHARS:
+        # t156: the episode's resolution carries it to the corroboration and alerts
+        # topics, whose doors refuse an alert id past MAX_ID_CHARS (``alert_in_grid``);
+        # one of a million characters made the alert larger than Kafka takes, and the
+        # send failed the whole readings batch, at every batch that resolved it. This
+        # worker writes ``al-`` and 16 hex digits (``alert_id_for``).
+        raise UnreadableEntryError(
+            BAD_SHAPE,
+            f"sensor state: episode field 'alert_id' is {_clip(repr(alert_id))} "
+            f"({len(alert_id):,} characters), expected at most {MAX_ID_CHARS}",
         )
     for name in _EPISODE_NUMBERS:
         value: Any = episode.get(name)

@@ -23,7 +23,7 @@ from streams.detection import (
     state_bytes,
     state_document,
 )
-from streams.events import MAX_PACK_READINGS, EventValidator, Reading, format_ts
+from streams.events import MAX_ID_CHARS, MAX_PACK_READINGS, EventValidator, Reading, format_ts
 from streams.tables import (
     BAD_SHAPE,
     NEWER_FORMAT,
@@ -1034,3 +1034,54 @@ def test_a_state_whose_last_reading_is_past_the_year_9999_costs_no_other_sensor(
     batch = [*feed(baseline(3), start=20), *feed(baseline(3), "gauge-2", start=20)]
     result = tail_handler().process(batch, kept)
     assert result.scored == 6 and result.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("last_offset", 2**63),
+        ("last_offset", 2**64 - 1),
+        ("last_index", 2**63),
+    ],
+)
+def test_a_stored_position_no_int64_holds_costs_no_other_sensor(field: str, value: int) -> None:
+    """t156: msgpack reads whole numbers up to 2**64 - 1, and a ``last_offset`` or
+    ``last_index`` past int64 passed read-back. The bank path keeps positions in int64
+    columns: a redelivered reading of the sensor (older, so the stored position stays)
+    wrote it back and raised OverflowError out of the whole batch, every other sensor's
+    readings with it. Now read-back refuses the entry (bad_shape, naming the field and
+    value) and the sensor warms up again; the batch is scored whole."""
+    states = tail_handler().process([*feed(baseline(40)), *feed(baseline(40), "gauge-2")], {})
+    good = stored(states.states["gauge-1"])
+    entry = state_bytes({**good, "last_ts": T0 + 1e6, field: value})
+    got = guarded(read_state)(entry)  # as table recovery reads it
+    assert type(got) is Unreadable and got.reason == BAD_SHAPE
+    assert f"field {field!r} is {value}" in got.detail
+    # The edges themselves read back.
+    for edge in (-(2**63), 2**63 - 1):
+        assert read_state(state_bytes({**good, field: edge}))[field] == edge
+    # Recovery drops the Unreadable entry: gauge-1 starts over, gauge-2 goes on.
+    kept = {"gauge-2": stored(states.states["gauge-2"])}
+    batch = [*feed(baseline(3), start=10), *feed(baseline(3), "gauge-2", start=40)]
+    result = tail_handler().process(batch, kept)
+    assert result.scored == 6 and result.rejected == []
+
+
+def test_a_stored_episode_whose_alert_id_no_alert_can_carry_is_unreadable() -> None:
+    """t156: an open episode's ``alert_id`` was judged non-empty text, of any length.
+    Its resolution carries it to the corroboration and alerts topics, whose doors refuse
+    an id past MAX_ID_CHARS; one of 1,000,000 characters made the alert larger than one
+    Kafka message, and the send failed the whole readings batch at every batch that
+    resolved it. The sibling of the silence id's bound (t154)."""
+    h = handler()
+    live = h.process(feed([*baseline(40), baseline(1)[0] * 8]), {}).states["gauge-1"]
+    good = stored(live)
+    assert good["episode"] is not None
+    for chars in (MAX_ID_CHARS + 1, 1_000_000):
+        bad = {**good, "episode": {**good["episode"], "alert_id": "a" * chars}}
+        with pytest.raises(UnreadableEntryError) as refused:
+            read_state(state_bytes(bad))
+        assert refused.value.reason == BAD_SHAPE
+        assert f"({chars:,} characters), expected at most {MAX_ID_CHARS}" in str(refused.value)
+    edge = {**good, "episode": {**good["episode"], "alert_id": "a" * MAX_ID_CHARS}}
+    assert read_state(state_bytes(edge))["episode"]["alert_id"] == "a" * MAX_ID_CHARS
