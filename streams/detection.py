@@ -1198,18 +1198,25 @@ class SensorDetection:
         slow_values: list[float] = []
         slow_times: list[float] = []
         rejected = result.rejected
+        admitted_one: list[tuple[dict[str, Any], list[Incoming]]] = []
         for j, sid, items in groups:
             stored = got[j]
             before = len(rejected)
-            given = stored
-            if type(stored) is BankState:
-                given = stored.as_dict()
-                if stored.detector.bank is not bank:
-                    # Another detection's (not this worker's table): read as a document.
-                    given["detector"] = stored.detector.get_state()
-            state, accepted = self._admit_sensor(items, given, result)
+            # Under ``_isolated``, as the per-sensor path admits (``process``): a stored
+            # state that raises while it is made live or admitted costs its own sensor's
+            # readings (t156: unguarded here, it failed the whole batch).
+            admitted_one.clear()
+            self._isolated(
+                sid,
+                items,
+                result,
+                partial(self._admit_stored, bank, stored, items, result, admitted_one),
+            )
             if len(rejected) > before:
                 slow_refused.extend((j, entry) for entry in rejected[before:])
+            if not admitted_one:
+                continue
+            state, accepted = admitted_one[0]
             new_states[sid] = state
             to_write.append((sid, stored, items[-1].reading))
             if accepted:
@@ -1426,6 +1433,25 @@ class SensorDetection:
         _in_order(rejected, refused_from, refused, late)
         self._write_back(bank, cols, to_write, new_states)
         return result
+
+    def _admit_stored(
+        self,
+        bank: TailBank,
+        stored: Any,
+        items: list[Incoming],
+        result: BatchResult,
+        into: list[tuple[dict[str, Any], list[Incoming]]],
+    ) -> None:
+        """``_admit_sensor`` for a sensor of the bank path's per-sensor way, from its
+        stored state (a ``BankState``, a dict read back, or None); (state, accepted
+        readings) appended to ``into``."""
+        given = stored
+        if type(stored) is BankState:
+            given = stored.as_dict()
+            if stored.detector.bank is not bank:
+                # Another detection's (not this worker's table): read as a document.
+                given["detector"] = stored.detector.get_state()
+        into.append(self._admit_sensor(items, given, result))
 
     def _born(
         self, bank: TailBank, cols: _Columns, batch: Admitted, sids: list[str], got: list[Any]

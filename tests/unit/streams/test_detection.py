@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
+from detectors.tail import TailBank
 from playbooks.grid import Grid
 from streams.detection import (
     STATE_FORMAT,
@@ -1085,3 +1086,42 @@ def test_a_stored_episode_whose_alert_id_no_alert_can_carry_is_unreadable() -> N
         assert f"({chars:,} characters), expected at most {MAX_ID_CHARS}" in str(refused.value)
     edge = {**good, "episode": {**good["episode"], "alert_id": "a" * MAX_ID_CHARS}}
     assert read_state(state_bytes(edge))["episode"]["alert_id"] == "a" * MAX_ID_CHARS
+
+
+def test_a_stored_state_that_raises_while_made_live_costs_only_its_sensor_on_the_bank_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t156: the bank path (the default) made a sensor's stored state live and applied
+    the delivery rules (``_admit_sensor``) outside the per-sensor guard that the
+    per-sensor path runs them under: a state read back that raised there (here the
+    bank's ``load`` raising what no state check foresaw) failed the whole batch, every
+    other sensor's readings with it, at every batch holding one of its readings. Now
+    only its sensor's readings are dead-lettered (``detector_error``, naming the sensor
+    and the fault), its stored state is kept, and a retry of the batch is the same."""
+    first = tail_handler().process([*feed(baseline(40)), *feed(baseline(40), "gauge-2")], {})
+    odd = {**stored(first.states["gauge-1"]), "detector": {"odd": True}}
+    kept = {"gauge-1": odd, "gauge-2": stored(first.states["gauge-2"])}
+    real_load = TailBank.load
+
+    def load(self: TailBank, slot: int, document: dict[str, Any]) -> None:
+        if document.get("odd"):
+            raise OverflowError("a state no check foresaw")
+        real_load(self, slot, document)
+
+    monkeypatch.setattr(TailBank, "load", load)
+    batch = [*feed(baseline(3), start=40), *feed(baseline(3), "gauge-2", start=40)]
+    h = tail_handler()
+    result = h.process(batch, kept)
+    assert result.scored == 3 and result.scored_by_kind == {"water_level": 3}
+    assert [(i.reading.sensor_id, i.offset, code) for i, code, _ in result.rejected] == [
+        ("gauge-1", 40 + k, "detector_error") for k in range(3)
+    ]
+    assert "detector failed on sensor gauge-1: OverflowError: a state no check foresaw" in (
+        result.rejected[0][2]
+    )
+    assert set(result.states) == {"gauge-2"} and kept["gauge-1"] is odd
+    # The batch read again (a retry): gauge-1's readings cost again alone, gauge-2's are
+    # redeliveries now, neither lost nor taken twice.
+    again = h.process(batch, {**kept, "gauge-2": result.states["gauge-2"]})
+    assert again.scored == 0 and again.redelivered == 3
+    assert [code for _, code, _ in again.rejected] == ["detector_error"] * 3
