@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from heapq import merge
@@ -1039,6 +1039,29 @@ class SensorDetection:
             else DETECTORS[settings.detector]()
         )
         return cls(detector, ScoreThreshold(settings.score_threshold), settings.quiet_readings)
+
+    def reregister(self, moved: Iterable[tuple[Any, str, str]]) -> int:
+        """Count each (stored state, kind, grid cell) of ``moved`` -- sensors a grid
+        reload registered under another kind or cell -- under its new ones from here
+        on: the bank path counts a live sensor's quiet readings by the codes its slot
+        was last written with (``_Columns``), not by its readings. Only this
+        detection's own live states change (a dict read back takes its readings' kind
+        and cell at its next batch anyway); returns how many. t156: a sensor moved to
+        another cell by a reload that removed its old one was counted under the old
+        cell, whose labels the batch's grid lacks (GridError): every batch holding one
+        of its readings failed whole."""
+        cols = self._columns
+        n = 0
+        for state, kind, cell in moved:
+            if type(state) is not BankState or state._columns is not cols:
+                continue
+            slot = state.slot
+            if slot >= cols.size or cols.holder[slot] != id(state):
+                continue
+            cols.kind_of[slot] = cols.kind_code(kind)
+            cols.cell_of[slot] = cols.cell_code(cell)
+            n += 1
+        return n
 
     def process(self, batch: Sequence[Incoming], states: Mapping[str, Any]) -> BatchResult:
         """A batch of admitted readings (in offset order) and the stored states of its

@@ -1116,8 +1116,9 @@ def test_a_stored_state_that_raises_while_made_live_costs_only_its_sensor_on_the
     assert [(i.reading.sensor_id, i.offset, code) for i, code, _ in result.rejected] == [
         ("gauge-1", 40 + k, "detector_error") for k in range(3)
     ]
-    assert "detector failed on sensor gauge-1: OverflowError: a state no check foresaw" in (
-        result.rejected[0][2]
+    assert (
+        "detector failed on sensor gauge-1: OverflowError: a state no check foresaw"
+        in (result.rejected[0][2])
     )
     assert set(result.states) == {"gauge-2"} and kept["gauge-1"] is odd
     # The batch read again (a retry): gauge-1's readings cost again alone, gauge-2's are
