@@ -248,12 +248,13 @@ def _window_problem(window: dict[str, Any]) -> str | None:
     digest]``, an open ``episode`` with its alert id, start,
     department, threshold (and severity). Judged here once: before, one of another
     shape dead-lettered every report of its cell and category, and failed the sweep."""
-    # t156: how many, and how long each text, bounded as the worker writes them. One
+    # t156: how many, and how long each text, bounded as the worker writes them. A
     # window of 3,000 held reports of 300-character ids (read back whole: each was of
-    # the right shape) made its burst alert, which carries them, and its own next entry
-    # larger than one Kafka message: the send, or the entry's size check, failed the
-    # whole incidents batch, every other report in it too, at every report of its cell
-    # and category.
+    # the right shape, about 1 MB) made its burst alert, which carries them, larger
+    # than the alerts topic's door takes (MAX_OWN_MESSAGE_BYTES: the burst refused
+    # there), and its own next entry, near 1,000,000 bytes, over the size check
+    # (``check_fits``), which failed the whole incidents batch, every other report in
+    # it too, at every report of its cell and category.
     for name, most in (("held", MAX_HELD_REPORTS), ("seen", MAX_SEEN_REPORTS)):
         listed = window.get(name, [])
         if isinstance(listed, list) and len(listed) > most:

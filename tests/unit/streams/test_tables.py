@@ -629,10 +629,11 @@ def test_a_groups_times_past_the_year_9999_are_refused_at_read_back() -> None:
 
 def test_a_burst_windows_reports_are_bounded_at_read_back_as_the_worker_writes_them() -> None:
     """t156: a window's held and seen reports were judged for their shape only. One of
-    3,000 held reports of 300-character ids (another tool's entry) read back whole; its
-    burst alert carries them and its next entry holds them, each larger than one Kafka
-    message: the send or the entry's size check failed the whole incidents batch, every
-    other report in it too, at every report of its cell and category."""
+    3,000 held reports of 300-character ids (another tool's entry, about 1 MB) read back
+    whole; its burst alert carries them (larger than the alerts topic's door takes: the
+    burst refused there) and its next entry holds them (near 1,000,000 bytes, over the
+    size check: the whole incidents batch failed, every other report in it too, at every
+    report of its cell and category)."""
     window = {"slot": 7, "counts": [0, 2], "baseline": 0.5, "held": [], "episode": None}
     held = ["r", "app", 7, "sanitation"]
     seen = ["r", 7, [0, 5], "0123456789ab"]
