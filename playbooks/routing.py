@@ -1034,13 +1034,28 @@ class Silence:
                 f"{MAX_SILENCE_ID_CHARS} (the API writes 12)",
                 "field",
             )
+        author = get("author", (str,), "text")
+        reason = get("reason", (str,), "text")
+        for name, text, limit, writer in (
+            (
+                "author",
+                author,
+                MAX_SILENCE_AUTHOR_CHARS,
+                "a token's name, as the tokens file bounds it",
+            ),
+            ("reason", reason, MAX_SILENCE_REASON_CHARS, "as the API takes it"),
+        ):
+            if len(text) > limit:
+                # t156: the id's siblings. Every listing of the silences (the API's, the
+                # CLI's table) carries both whole; one of 1,000,000 characters from
+                # another tool's changelog entry made each listing a megabyte.
+                raise SilenceError(
+                    f"silence field {name!r} is {len(text):,} characters, at most "
+                    f"{limit:,} ({writer})",
+                    "field",
+                )
         return new_silence(
-            silence_id,
-            matchers,
-            seconds("starts_at"),
-            seconds("ends_at"),
-            get("author", (str,), "text"),
-            get("reason", (str,), "text"),
+            silence_id, matchers, seconds("starts_at"), seconds("ends_at"), author, reason
         )
 
 
@@ -1052,6 +1067,11 @@ MAX_MATCHER_CHARS = 1024
 # A stored silence's id, as an alert's (streams.events.MAX_ID_CHARS): the API writes 12
 # hex digits, Alertmanager a 36-character UUID.
 MAX_SILENCE_ID_CHARS = 256
+# A stored silence's author (``createdBy``: the API writes its token's name, at most
+# this long in the tokens file) and reason (``comment``: the API takes at most
+# playbooks.engine.MAX_NOTE characters, a run action's note's bound).
+MAX_SILENCE_AUTHOR_CHARS = 256
+MAX_SILENCE_REASON_CHARS = 2000
 
 # 9999-12-31T23:59:59Z, the last second a date can name (Python's datetime, RFC 3339).
 LATEST_SILENCE_TIME = 253_402_300_799.0

@@ -26,6 +26,7 @@ import yaml
 
 from playbooks.encodings import not_utf8_guess, wide_encoding
 from playbooks.errors import did_you_mean, shown
+from playbooks.routing import MAX_SILENCE_AUTHOR_CHARS
 from streams.errors import SettingsError
 
 ROLES = ("operator", "coordinator", "gateway")
@@ -300,6 +301,13 @@ class TokenStore:
                 raise SettingsError(
                     f"{at('name')}: name is {shown(who)}, expected non-empty text without "
                     "leading or trailing spaces, control or invisible format characters"
+                )
+            if len(who) > MAX_SILENCE_AUTHOR_CHARS:
+                # It is the author of the silences its holder adds, which read back only
+                # up to this length (t156).
+                raise SettingsError(
+                    f"{at('name')}: name is {len(who):,} characters, at most "
+                    f"{MAX_SILENCE_AUTHOR_CHARS}"
                 )
             if entry["role"] not in ROLES:
                 raise SettingsError(

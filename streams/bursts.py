@@ -87,6 +87,11 @@ SEEN_SECONDS = 86_400.0
 # sending a new category per report grew the table, its changelog and every sweep
 # without end (t80: 100,000 categories in one cell, 100,000 windows kept for good).
 MAX_CATEGORIES_PER_CELL = 1_000
+# A window's held reports (until it alerts) and seen report ids (the duplicate rule):
+# bounded, so its changelog entry and its burst alert's reports stay well within one
+# Kafka message; a stored window with more is unreadable (streams.context, t156).
+MAX_HELD_REPORTS = 200
+MAX_SEEN_REPORTS = 200
 
 
 def newest_report_time(state: dict[str, Any] | None, step: float) -> float | None:
@@ -152,10 +157,10 @@ class BurstTracker:
     factor: float = 3.0
     alpha: float = 0.1  # weight of one window's count in the baseline
     max_idle_buckets: int = 96  # after this many empty windows the baseline is ~0 anyway
-    max_held_reports: int = 200  # report ids the window holds until it alerts
+    max_held_reports: int = MAX_HELD_REPORTS  # report ids the window holds until it alerts
     hops: int = 6  # sub-buckets per window: a burst shorter than 5/6 of it is seen whole
     seen_seconds: float = SEEN_SECONDS  # how far apart (event time) two copies of an id may be
-    max_seen_reports: int = 200  # per (cell, category): bounds the table state
+    max_seen_reports: int = MAX_SEEN_REPORTS  # per (cell, category): bounds the table state
     max_categories_per_cell: int = MAX_CATEGORIES_PER_CELL
     departments: Counter[str] = field(default_factory=Counter)
 

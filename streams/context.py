@@ -41,10 +41,12 @@ from playbooks.routing import (
 )
 from playbooks.schema import Playbook
 from streams.auth import TokenStore
+from streams.bursts import MAX_HELD_REPORTS, MAX_SEEN_REPORTS
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
 from streams.errors import MISSING, EventError
 from streams.events import (
+    MAX_ID_CHARS,
     CarriedSpend,
     alert_fields,
     dead_letter_key,
@@ -246,32 +248,47 @@ def _window_problem(window: dict[str, Any]) -> str | None:
     digest]``, an open ``episode`` with its alert id, start,
     department, threshold (and severity). Judged here once: before, one of another
     shape dead-lettered every report of its cell and category, and failed the sweep."""
+    # t156: how many, and how long each text, bounded as the worker writes them. A
+    # window of 3,000 held reports of 300-character ids (read back whole: each was of
+    # the right shape, about 1 MB) made its burst alert, which carries them, larger
+    # than the alerts topic's door takes (MAX_OWN_MESSAGE_BYTES: the burst refused
+    # there), and its own next entry, near 1,000,000 bytes, over the size check
+    # (``check_fits``), which failed the whole incidents batch, every other report in
+    # it too, at every report of its cell and category.
+    for name, most in (("held", MAX_HELD_REPORTS), ("seen", MAX_SEEN_REPORTS)):
+        listed = window.get(name, [])
+        if isinstance(listed, list) and len(listed) > most:
+            return f"field {name!r} holds {len(listed):,} reports, at most {most}"
     for held in window["held"]:
         if not (
             isinstance(held, list)
             and len(held) == 4
-            and isinstance(held[0], str)
-            and isinstance(held[1], str)
+            and _bounded_text(held[0])
+            and _bounded_text(held[1])
             and type(held[2]) is int
-            and isinstance(held[3], str)
+            and _bounded_text(held[3])
         ):
-            return f"a held report is {held!r:.60}, expected [id, channel, slot, department]"
+            return (
+                f"a held report is {held!r:.60}, expected [id, channel, slot, department], "
+                f"each text at most {MAX_ID_CHARS} characters"
+            )
     for seen in window.get("seen", []) if isinstance(window.get("seen", []), list) else [None]:
         if not (
             isinstance(seen, list)
             and len(seen) in (2, 3, 4)
-            and isinstance(seen[0], str)
+            and _bounded_text(seen[0])
             and type(seen[1]) is int
             and (
                 len(seen) == 2
                 or (isinstance(seen[2], list) and len(seen[2]) == 2)
                 or (len(seen) == 4 and seen[2] is None)
             )
-            and (len(seen) < 4 or isinstance(seen[3], str))
+            and (len(seen) < 4 or _bounded_text(seen[3]))
         ):
             return (
                 f"a seen report is {seen!r:.60}, expected [id, slot], [id, slot, position] "
-                "or [id, slot, position or null, digest]"
+                f"or [id, slot, position or null, digest], each text at most {MAX_ID_CHARS} "
+                "characters"
             )
     step = window.get("step", 1.0)
     if not (isinstance(step, int | float) and not isinstance(step, bool) and 0 < step < 1e12):
@@ -283,15 +300,21 @@ def _window_problem(window: dict[str, Any]) -> str | None:
     episode = window["episode"]
     if episode is not None:
         for name, ok in (
-            ("alert_id", isinstance(episode.get("alert_id"), str)),
+            ("alert_id", _bounded_text(episode.get("alert_id"))),
             ("start", epoch_seconds_fault(episode.get("start")) is None),
-            ("department", isinstance(episode.get("department"), str)),
+            ("department", _bounded_text(episode.get("department"))),
             ("threshold", type(episode.get("threshold")) in (int, float)),
             ("severity", isinstance(episode.get("severity", ""), str | None)),
         ):
             if not ok:
                 return f"episode field {name!r} is {episode.get(name)!r:.60}"
     return None
+
+
+def _bounded_text(value: Any) -> bool:
+    """Whether ``value`` is text of at most ``MAX_ID_CHARS`` characters (a report id, a
+    channel, a department, an alert id: each travels in alerts, audits and replies)."""
+    return isinstance(value, str) and len(value) <= MAX_ID_CHARS
 
 
 def read_burst_window(entry: bytes) -> dict[str, Any]:

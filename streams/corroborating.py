@@ -241,10 +241,18 @@ class CorroborationStage:
         areas, items, alone = self.areas, [], []
         n_marks = 0
         for sensor_id, ts, score in result.marks:
+            try:
+                to = areas.mark_areas(sensor_id)
+            except KeyError:
+                # A sensor the grid in force no longer holds: a reload (at one of the
+                # batch's awaits) removed it after its readings were admitted. It is
+                # nobody's neighbour now, so its mark goes nowhere, as its alert goes
+                # unlabelled below (t156: the KeyError failed the whole batch).
+                continue
             if self.thinner.admit(sensor_id, ts):
                 n_marks += 1
                 mark = {"type": "mark", "sensor_id": sensor_id, "ts": ts, "score": score}
-                items += [(area, mark) for area in areas.mark_areas(sensor_id)]
+                items += [(area, mark) for area in to]
         for alert_id, doc in direct:
             try:
                 items.append((areas.area(doc["sensor_id"]), {"type": "alert", "alert": doc}))

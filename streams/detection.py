@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from heapq import merge
@@ -63,7 +63,14 @@ from streams.errors import (
     detach,
     unreadable,
 )
-from streams.events import EventValidator, PackedError, Reading, epoch_seconds_fault, format_ts
+from streams.events import (
+    MAX_ID_CHARS,
+    EventValidator,
+    PackedError,
+    Reading,
+    epoch_seconds_fault,
+    format_ts,
+)
 from streams.settings import Settings
 from streams.spans import items_as_sent
 
@@ -548,6 +555,18 @@ def _check_envelope(state: dict[str, Any]) -> None:
             f"sensor state: field 'last_ts' is {last_ts!r}, expected epoch seconds in "
             "the years 0001-9999",
         )
+    for name in ("last_offset", "last_index"):
+        position = state.get(name, 0)
+        if not INT64_MIN <= position <= INT64_MAX:
+            # t156: msgpack reads up to 2**64 - 1; the bank path keeps positions in
+            # int64 columns, and a redelivered reading (which leaves the stored
+            # position as it is) wrote this one back: OverflowError out of the whole
+            # batch, every other sensor's readings with it, at every batch holding one.
+            raise UnreadableEntryError(
+                BAD_SHAPE,
+                f"sensor state: field {name!r} is {_clip(repr(position))}, expected a whole "
+                "number from -2**63 to 2**63 - 1 (a Kafka offset, a place in a pack)",
+            )
     state["last_ts"] = float(last_ts)
     # The value taken at ``last_ts``: absent in states written before it was kept, null
     # where JSON wrote NaN (unknown either way: a reading at that time is a duplicate).
@@ -566,6 +585,9 @@ def _check_envelope(state: dict[str, Any]) -> None:
     if state["episode"] is not None:
         _check_episode(state["episode"])
 
+
+# The bank path's position columns (``_Columns``) are int64.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _ENVELOPE: tuple[tuple[str, tuple[type, ...]], ...] = (
     ("detector", (dict,)),
@@ -591,6 +613,17 @@ def _check_episode(episode: dict[str, Any]) -> None:
             BAD_SHAPE,
             f"sensor state: episode field 'alert_id' is {_clip(repr(alert_id))}, expected "
             "a non-empty string",
+        )
+    if len(alert_id) > MAX_ID_CHARS:
+        # t156: the episode's resolution carries it to the corroboration and alerts
+        # topics, whose doors refuse an alert id past MAX_ID_CHARS (``alert_in_grid``);
+        # one of a million characters made the alert larger than Kafka takes, and the
+        # send failed the whole readings batch, at every batch that resolved it. This
+        # worker writes ``al-`` and 16 hex digits (``alert_id_for``).
+        raise UnreadableEntryError(
+            BAD_SHAPE,
+            f"sensor state: episode field 'alert_id' is {_clip(repr(alert_id))} "
+            f"({len(alert_id):,} characters), expected at most {MAX_ID_CHARS}",
         )
     for name in _EPISODE_NUMBERS:
         value: Any = episode.get(name)
@@ -1007,6 +1040,29 @@ class SensorDetection:
         )
         return cls(detector, ScoreThreshold(settings.score_threshold), settings.quiet_readings)
 
+    def reregister(self, moved: Iterable[tuple[Any, str, str]]) -> int:
+        """Count each (stored state, kind, grid cell) of ``moved`` -- sensors a grid
+        reload registered under another kind or cell -- under its new ones from here
+        on: the bank path counts a live sensor's quiet readings by the codes its slot
+        was last written with (``_Columns``), not by its readings. Only this
+        detection's own live states change (a dict read back takes its readings' kind
+        and cell at its next batch anyway); returns how many. t156: a sensor moved to
+        another cell by a reload that removed its old one was counted under the old
+        cell, whose labels the batch's grid lacks (GridError): every batch holding one
+        of its readings failed whole."""
+        cols = self._columns
+        n = 0
+        for state, kind, cell in moved:
+            if type(state) is not BankState or state._columns is not cols:
+                continue
+            slot = state.slot
+            if slot >= cols.size or cols.holder[slot] != id(state):
+                continue
+            cols.kind_of[slot] = cols.kind_code(kind)
+            cols.cell_of[slot] = cols.cell_code(cell)
+            n += 1
+        return n
+
     def process(self, batch: Sequence[Incoming], states: Mapping[str, Any]) -> BatchResult:
         """A batch of admitted readings (in offset order) and the stored states of its
         sensors (sensor id -> the state a previous batch returned, a dict read back
@@ -1165,18 +1221,25 @@ class SensorDetection:
         slow_values: list[float] = []
         slow_times: list[float] = []
         rejected = result.rejected
+        admitted_one: list[tuple[dict[str, Any], list[Incoming]]] = []
         for j, sid, items in groups:
             stored = got[j]
             before = len(rejected)
-            given = stored
-            if type(stored) is BankState:
-                given = stored.as_dict()
-                if stored.detector.bank is not bank:
-                    # Another detection's (not this worker's table): read as a document.
-                    given["detector"] = stored.detector.get_state()
-            state, accepted = self._admit_sensor(items, given, result)
+            # Under ``_isolated``, as the per-sensor path admits (``process``): a stored
+            # state that raises while it is made live or admitted costs its own sensor's
+            # readings (t156: unguarded here, it failed the whole batch).
+            admitted_one.clear()
+            self._isolated(
+                sid,
+                items,
+                result,
+                partial(self._admit_stored, bank, stored, items, result, admitted_one),
+            )
             if len(rejected) > before:
                 slow_refused.extend((j, entry) for entry in rejected[before:])
+            if not admitted_one:
+                continue
+            state, accepted = admitted_one[0]
             new_states[sid] = state
             to_write.append((sid, stored, items[-1].reading))
             if accepted:
@@ -1393,6 +1456,25 @@ class SensorDetection:
         _in_order(rejected, refused_from, refused, late)
         self._write_back(bank, cols, to_write, new_states)
         return result
+
+    def _admit_stored(
+        self,
+        bank: TailBank,
+        stored: Any,
+        items: list[Incoming],
+        result: BatchResult,
+        into: list[tuple[dict[str, Any], list[Incoming]]],
+    ) -> None:
+        """``_admit_sensor`` for a sensor of the bank path's per-sensor way, from its
+        stored state (a ``BankState``, a dict read back, or None); (state, accepted
+        readings) appended to ``into``."""
+        given = stored
+        if type(stored) is BankState:
+            given = stored.as_dict()
+            if stored.detector.bank is not bank:
+                # Another detection's (not this worker's table): read as a document.
+                given["detector"] = stored.detector.get_state()
+        into.append(self._admit_sensor(items, given, result))
 
     def _born(
         self, bank: TailBank, cols: _Columns, batch: Admitted, sids: list[str], got: list[Any]

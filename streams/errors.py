@@ -195,7 +195,8 @@ NOT_DECODABLE = "not_decodable"  # truncated, not UTF-8, not JSON / msgpack, too
 UNKNOWN_FORMAT = "unknown_format"  # a leading format byte no version wrote
 NEWER_FORMAT = "newer_format"  # written by a newer citybrain: refused, never misread
 BAD_SHAPE = "bad_shape"  # decodes, but not the table's document (an older schema, a scalar)
-REASONS = (NOT_DECODABLE, UNKNOWN_FORMAT, NEWER_FORMAT, BAD_SHAPE)
+TOO_LARGE = "too_large"  # larger than the worker writes: it could not be written back
+REASONS = (NOT_DECODABLE, UNKNOWN_FORMAT, NEWER_FORMAT, BAD_SHAPE, TOO_LARGE)
 
 
 class UnreadableEntryError(ValueError):

@@ -1519,9 +1519,29 @@ def _decode(
     raw: bytes, schema: str | tuple[str, ...], unique_keys: bool = False, check_text: bool = True
 ) -> dict[str, Any]:
     doc = decode_json(raw, unique_keys, check_text)
+    schemas = (schema,) if isinstance(schema, str) else schema
+    if isinstance(doc, list):
+        # t156: a gateway's batch as a bare array. The MQTT and HTTP ingests read one
+        # item by item (each door's own array form); a topic's messages name their
+        # schema, and the readings topic's array form is the pack, whose envelope says
+        # what the items are. Refused whole, saying what to send (it was "expected a
+        # JSON object", naming neither).
+        one = " or ".join(repr(s) for s in schemas if s != PACK_SCHEMA)
+        hint = (
+            f', or a {PACK_SCHEMA!r} pack ({{"schema": "{PACK_SCHEMA}", "readings": [...]}}) '
+            "for many readings in one message"
+            if PACK_SCHEMA in schemas
+            else ", one per message"
+        )
+        items = f"{len(doc):,} item{'' if len(doc) == 1 else 's'}"
+        raise EventError(
+            "bad_json",
+            None,
+            None,
+            f"a JSON array of {items}, expected a JSON object: a {one} document{hint}",
+        )
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
-    schemas = (schema,) if isinstance(schema, str) else schema
     if doc.get("schema") not in schemas:
         expected = " or ".join(repr(s) for s in schemas)
         raise EventError("bad_schema", "schema", doc.get("schema", MISSING), f"expected {expected}")

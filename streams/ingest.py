@@ -25,6 +25,7 @@ from typing import Any, cast
 from faust.types import Message
 
 from detectors.tail import mean_interval
+from playbooks.errors import GridError
 from playbooks.grid import Grid
 from playbooks.routing import ALL_LABELS, Router
 from streams.bursts import MAX_CATEGORIES_PER_CELL, Burst, BurstTracker, newest_report_time
@@ -274,6 +275,8 @@ class Ingest:
         # A burst window the sweep cannot expire: said once a minute per cause (it was a
         # WARNING per window every sweep, a flood), counted per pass.
         self._say_window_failed = SayEvery(log, prefix="citybrain: ")
+        # A batch's count under a cell the grid lacks: said once a minute per cell.
+        self._say_uncounted = SayEvery(log, prefix="citybrain: ")
         # The newest incident report's event time this worker has read (epoch s): the
         # city's clock for the burst sweep. After a restart or a rebalance the sweep takes
         # it back from its windows' newest reports (``newest_report_time``), so it never
@@ -360,6 +363,26 @@ class Ingest:
         if through:
             await self.ctx.sensor_state.set_many(through)
 
+    def reregistered(self, old: Grid, new: Grid) -> int:
+        """After a grid reload from ``old`` to ``new``: this worker's live sensors that
+        ``new`` registers under another kind or cell are counted under the new ones from
+        their next reading (``SensorDetection.reregister``); returns how many. Sensors
+        gone from ``new`` are left: no reading of theirs is admitted any more."""
+        moved = [
+            (sid, reg.kind, reg.cell)
+            for sid, reg in new.sensors.items()
+            if (was := old.sensors.get(sid)) is not None
+            and (was.kind != reg.kind or was.cell != reg.cell)
+        ]
+        if not moved:
+            return 0
+        stored = self.ctx.sensor_state.get_many(sid.encode() for sid, _, _ in moved)
+        return self.detection.reregister(
+            (state, kind, cell)
+            for state, (_, kind, cell) in zip(stored, moved, strict=True)
+            if state is not None
+        )
+
     def _count_readings(
         self, events: Sequence[Message], result: BatchResult, sent_at: float, grid: Grid
     ) -> None:
@@ -389,19 +412,38 @@ class Ingest:
                 m.alerts_resolved.labels(alert.kind).inc()
         follow = self.detection.follow
         for sid, (kind, _, _, value, score, in_episode) in result.last.items():
+            # The kind its series were exported under: a grid reload may have
+            # registered the sensor under another since (t156: its old series were
+            # then never removed, a stale value exported for good).
+            exported = self._exported.get(sid)
+            if exported is not None and (
+                exported != kind or not (in_episode or sid in self._watch)
+            ):
+                # The episode ended: drop the sensor's series to keep cardinality bounded.
+                m.sensor_value.remove(sid, exported)
+                m.sensor_score.remove(sid, exported)
+                del self._exported[sid]
+                follow.discard(sid)
             if in_episode or sid in self._watch:
                 m.sensor_value.labels(sid, kind).set(value)
                 m.sensor_score.labels(sid, kind).set(score)
                 self._exported[sid] = kind
                 follow.add(sid)
-            elif sid in self._exported:
-                # The episode ended: drop the sensor's series to keep cardinality bounded.
-                m.sensor_value.remove(sid, kind)
-                m.sensor_score.remove(sid, kind)
-                del self._exported[sid]
-                follow.discard(sid)
         for cell, n in result.scored_by_cell.items():
-            m.cell_readings.labels(*self.ctx.cell_path(cell, grid)).inc(n)
+            try:
+                path = self.ctx.cell_path(cell, grid)
+            except GridError:
+                # A count under a cell the batch's grid lacks (the detection's books
+                # out of step with the grid: ``reregistered`` keeps them in step) is
+                # said, never the batch's end: the readings are scored, their alerts
+                # sent (t156: GridError failed the whole batch, and the worker).
+                self._say_uncounted(
+                    cell,
+                    f"{n} readings counted under grid cell {cell!r}, which the grid lacks: "
+                    "left out of citybrain_cell_readings_total",
+                )
+                continue
+            m.cell_readings.labels(*path).inc(n)
 
     async def sweep_silent_sensors(self) -> int:
         """Resolve the alerts of sensors that went silent in an open episode: no reading

@@ -346,7 +346,8 @@ class Metrics:
             state_unreadable=counter(
                 STATE_UNREADABLE,
                 "Table changelog entries dropped at read-back because they cannot be read, "
-                "by table and reason (not_decodable, unknown_format, newer_format, bad_shape)",
+                "by table and reason (not_decodable, unknown_format, newer_format, bad_shape, "
+                "too_large)",
                 ("table", "reason"),
             ),
             dead_letters=counter(

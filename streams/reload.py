@@ -271,6 +271,9 @@ class ConfigReload:
             read.built[3] if read.built else None,
         )
         if read.built is not None:
+            # Live sensors registered under another kind or cell are counted under
+            # their new ones from here on (t156).
+            self.ingest.reregistered(old_grid, read.grid)
             validator, admission, areas, _change = read.built
             self.ingest.grid, self.ingest.validator, self.ingest.admission = (
                 read.grid,

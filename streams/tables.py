@@ -30,6 +30,7 @@ from streams.errors import BAD_SHAPE as BAD_SHAPE
 from streams.errors import NEWER_FORMAT as NEWER_FORMAT
 from streams.errors import NOT_DECODABLE as NOT_DECODABLE
 from streams.errors import REASONS as REASONS
+from streams.errors import TOO_LARGE as TOO_LARGE
 from streams.errors import UNKNOWN_FORMAT as UNKNOWN_FORMAT
 from streams.errors import EventError
 from streams.errors import UnreadableEntryError as UnreadableEntryError
@@ -82,6 +83,18 @@ def guarded(decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     unreadable never finished recovering and the worker never became ready."""
 
     def read(entry: bytes) -> Any:
+        if len(entry) > MAX_MESSAGE_BYTES:
+            # t156: a changelog takes up to the topic's 1,048,588 bytes (another tool's
+            # entry), and one over what this worker writes read back whole when its
+            # document was right. Its next change could not be written again (the size
+            # check, the producer): a burst window's failed every incidents batch
+            # holding a report of its cell and category, the whole batch each time.
+            return Unreadable(
+                TOO_LARGE,
+                f"{len(entry):,} bytes, more than one entry this worker writes "
+                f"({MAX_MESSAGE_BYTES:,}): it could not be written back once changed",
+                len(entry),
+            )
         try:
             return decode(entry)
         except UnreadableEntryError as exc:

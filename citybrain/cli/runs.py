@@ -401,6 +401,16 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise CliError(
             f"--note is empty: {args.action} needs a note saying why, for the audit trail"
         )
+    note = getattr(args, "note", None)
+    if note is not None and blank(note):
+        # t156: `runs ack R --note "$NOTE"` with NOTE unset went out as an ack with no
+        # note, unsaid: the same request as no --note at all. An empty or blank value is
+        # refused naming its option, as every option's is (README, exit status 2) and as
+        # amtool refuses an empty --comment; leaving --note out is how to act without one.
+        said = "empty" if not note else "blank"
+        raise CliError(
+            f"--note is {said}: give a note, or leave --note out to {args.action} without one"
+        )
 
     if args.action == "list":
         doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))

@@ -548,3 +548,21 @@ def test_times_are_told_by_the_workers_clock_not_the_operators(
     monkeypatch.setitem(api._CLOCK, "offset", -300.0)
     monkeypatch.setattr(api.time, "time", lambda: local)
     assert api.api_now() == local - 300.0
+
+
+@pytest.mark.parametrize(("note", "said"), [("", "empty"), ("  ", "blank"), ("\u200b", "blank")])
+@pytest.mark.parametrize("action", ["ack", "escalate", "approve", "reject"])
+def test_an_empty_note_on_an_action_that_needs_none_is_refused_naming_the_option(
+    capsys: pytest.CaptureFixture[str], action: str, note: str, said: str
+) -> None:
+    """t156: `runs ack R --note ''` (a script's unset "$NOTE") went out as the same
+    request as an ack with no --note, unsaid. Refused before the API is asked, naming
+    the option and how to act without a note (leave --note out), as an empty value of
+    any option is (README, exit status 2)."""
+    argv = ["runs", action, "r.1", "--note", note, "--token", "t", "--url", "http://127.0.0.1:1"]
+    if action == "escalate":
+        argv += ["--from", "community"]
+    assert main(argv) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"citybrain: --note is {said}: give a note, or leave --note out to {action} without one\n"
+    )

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from playbooks.engine import MAX_NOTE
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
 from playbooks.routing import (
+    MAX_SILENCE_REASON_CHARS,
     PARSE_STEP,
     IndexedFiring,
     Matcher,
@@ -424,3 +426,26 @@ def test_a_stored_silence_whose_id_no_alert_can_carry_is_unreadable(router: Rout
     assert [(b.key, b.problem) for b in bad] == [("wide", "field")]
     assert "'id' is 1,000,000 characters, at most 256" in bad[0].message
     assert router.decide(sensor_alert(1), [], read, NOW).silenced_by == read[0]
+
+
+def test_a_stored_silence_whose_author_or_reason_is_unbounded_is_unreadable(
+    router: Router,
+) -> None:
+    """t156: the id's siblings. A stored silence's ``author`` (``createdBy``) and
+    ``reason`` (``comment``) were any length: every listing of the silences (the API's,
+    the CLI's table) carried one of 1,000,000 characters whole. Read as unreadable past
+    the API's own bounds (an author is a token's name, at most 256 characters; a reason
+    at most 2,000, a run action's note's bound, MAX_NOTE); the others obey."""
+    good = new_silence("good", ['sensor_id="sensor-1"'], 0.0, 2e6, "op", "r").to_dict()
+    entries = [
+        ("long-author", {**good, "id": "la", "author": "a" * 1_000_000}),
+        ("long-reason", {**good, "id": "lr", "reason": "r" * (MAX_NOTE + 1)}),
+        ("at-most", {**good, "id": "am", "author": "a" * 256, "reason": "r" * MAX_NOTE}),
+        ("good", good),
+    ]
+    read, bad = SilenceBook().read(entries, NOW)
+    assert [s.id for s in read] == ["am", "good"]  # before: all four read
+    assert [(b.key, b.problem) for b in bad] == [("long-author", "field"), ("long-reason", "field")]
+    assert "'author' is 1,000,000 characters, at most 256" in bad[0].message
+    assert f"'reason' is {MAX_NOTE + 1:,} characters, at most {MAX_NOTE:,}" in bad[1].message
+    assert MAX_SILENCE_REASON_CHARS == MAX_NOTE  # one bound, said by the API and read-back

@@ -91,3 +91,17 @@ def test_a_tokens_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -
         f"CITYBRAIN_API_TOKENS_FILE {path}:2: byte 0xe9 is not UTF-8 (a Latin-1 or "
         "Windows-1252 file? save the file as UTF-8)"
     )
+
+
+def test_a_token_name_no_silence_author_can_be_is_refused(tmp_path: Path) -> None:
+    """t156: a token's name is the author of the silences its holder adds, and a stored
+    silence's author reads back only up to 256 characters: a longer name is refused in
+    the tokens file, where it is written, not by every later start's read-back."""
+    path = tmp_path / "tokens.yaml"
+    entry = "  - {{name: {name}, role: operator, sha256: '{sha}'}}\n"
+    path.write_text("tokens:\n" + entry.format(name="n" * 257, sha=hash_token("t")))
+    with pytest.raises(SettingsError) as refused:
+        TokenStore.load(path)
+    assert f"{path}:2: tokens entry 1: name is 257 characters, at most 256" in str(refused.value)
+    path.write_text("tokens:\n" + entry.format(name="n" * 256, sha=hash_token("t")))
+    assert len(TokenStore.load(path)) == 1

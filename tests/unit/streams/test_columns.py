@@ -824,3 +824,23 @@ def test_bad_readings_in_many_packs_are_each_refused_and_the_rest_stay_columns(
     expected_in, expected_out = per_message(city, values, partitions)
     assert same(incoming, expected_in) and refused == expected_out
     assert [(i, idx) for i, _, _, idx, _ in refused] == [(0, 3), (0, 6), (2, 0)]
+
+
+def test_a_bare_array_on_the_readings_topic_is_refused_whole_naming_the_pack(grid: Grid) -> None:
+    """t156: a gateway's batch sent to the readings topic as a bare JSON array (the MQTT
+    door's array form, docs/ingest.md) was refused "expected a JSON object", naming
+    neither what the topic takes nor how to send many readings. Refused whole still --
+    the topic's array form is the ``readings/1`` pack, whose envelope names its items --
+    now naming it; the messages beside it are read."""
+    array = json.dumps([GOOD, {**GOOD, "ts": "2026-11-01T10:01:00Z"}]).encode()
+    home = sensor_partition("gauge-1", PARTITIONS)
+    for admitted in (batched, per_message):
+        incoming, refused = admitted(grid, [array, good(2), b"[]"], [home] * 3)
+        assert [i.offset for i in incoming] == [101]  # good(2), between the two arrays
+        assert [(i, code) for i, code, *_ in refused] == [(0, "bad_json"), (2, "bad_json")]
+        assert refused[0][2] == (
+            "a JSON array of 2 items, expected a JSON object: a 'reading/1' document, or a "
+            """'readings/1' pack ({"schema": "readings/1", "readings": [...]}) for many """
+            "readings in one message"
+        )
+        assert refused[1][2].startswith("a JSON array of 0 items, expected a JSON object")

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
+from detectors.tail import TailBank
 from playbooks.grid import Grid
 from streams.detection import (
     STATE_FORMAT,
@@ -23,7 +24,7 @@ from streams.detection import (
     state_bytes,
     state_document,
 )
-from streams.events import MAX_PACK_READINGS, EventValidator, Reading, format_ts
+from streams.events import MAX_ID_CHARS, MAX_PACK_READINGS, EventValidator, Reading, format_ts
 from streams.tables import (
     BAD_SHAPE,
     NEWER_FORMAT,
@@ -1034,3 +1035,94 @@ def test_a_state_whose_last_reading_is_past_the_year_9999_costs_no_other_sensor(
     batch = [*feed(baseline(3), start=20), *feed(baseline(3), "gauge-2", start=20)]
     result = tail_handler().process(batch, kept)
     assert result.scored == 6 and result.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("last_offset", 2**63),
+        ("last_offset", 2**64 - 1),
+        ("last_index", 2**63),
+    ],
+)
+def test_a_stored_position_no_int64_holds_costs_no_other_sensor(field: str, value: int) -> None:
+    """t156: msgpack reads whole numbers up to 2**64 - 1, and a ``last_offset`` or
+    ``last_index`` past int64 passed read-back. The bank path keeps positions in int64
+    columns: a redelivered reading of the sensor (older, so the stored position stays)
+    wrote it back and raised OverflowError out of the whole batch, every other sensor's
+    readings with it. Now read-back refuses the entry (bad_shape, naming the field and
+    value) and the sensor warms up again; the batch is scored whole."""
+    states = tail_handler().process([*feed(baseline(40)), *feed(baseline(40), "gauge-2")], {})
+    good = stored(states.states["gauge-1"])
+    entry = state_bytes({**good, "last_ts": T0 + 1e6, field: value})
+    got = guarded(read_state)(entry)  # as table recovery reads it
+    assert type(got) is Unreadable and got.reason == BAD_SHAPE
+    assert f"field {field!r} is {value}" in got.detail
+    # The edges themselves read back.
+    for edge in (-(2**63), 2**63 - 1):
+        assert read_state(state_bytes({**good, field: edge}))[field] == edge
+    # Recovery drops the Unreadable entry: gauge-1 starts over, gauge-2 goes on.
+    kept = {"gauge-2": stored(states.states["gauge-2"])}
+    batch = [*feed(baseline(3), start=10), *feed(baseline(3), "gauge-2", start=40)]
+    result = tail_handler().process(batch, kept)
+    assert result.scored == 6 and result.rejected == []
+
+
+def test_a_stored_episode_whose_alert_id_no_alert_can_carry_is_unreadable() -> None:
+    """t156: an open episode's ``alert_id`` was judged non-empty text, of any length.
+    Its resolution carries it to the corroboration and alerts topics, whose doors refuse
+    an id past MAX_ID_CHARS; one of 1,000,000 characters made the alert larger than one
+    Kafka message, and the send failed the whole readings batch at every batch that
+    resolved it. The sibling of the silence id's bound (t154)."""
+    h = handler()
+    live = h.process(feed([*baseline(40), baseline(1)[0] * 8]), {}).states["gauge-1"]
+    good = stored(live)
+    assert good["episode"] is not None
+    for chars in (MAX_ID_CHARS + 1, 1_000_000):
+        bad = {**good, "episode": {**good["episode"], "alert_id": "a" * chars}}
+        with pytest.raises(UnreadableEntryError) as refused:
+            read_state(state_bytes(bad))
+        assert refused.value.reason == BAD_SHAPE
+        assert f"({chars:,} characters), expected at most {MAX_ID_CHARS}" in str(refused.value)
+    edge = {**good, "episode": {**good["episode"], "alert_id": "a" * MAX_ID_CHARS}}
+    assert read_state(state_bytes(edge))["episode"]["alert_id"] == "a" * MAX_ID_CHARS
+
+
+def test_a_stored_state_that_raises_while_made_live_costs_only_its_sensor_on_the_bank_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """t156: the bank path (the default) made a sensor's stored state live and applied
+    the delivery rules (``_admit_sensor``) outside the per-sensor guard that the
+    per-sensor path runs them under: a state read back that raised there (here the
+    bank's ``load`` raising what no state check foresaw) failed the whole batch, every
+    other sensor's readings with it, at every batch holding one of its readings. Now
+    only its sensor's readings are dead-lettered (``detector_error``, naming the sensor
+    and the fault), its stored state is kept, and a retry of the batch is the same."""
+    first = tail_handler().process([*feed(baseline(40)), *feed(baseline(40), "gauge-2")], {})
+    odd = {**stored(first.states["gauge-1"]), "detector": {"odd": True}}
+    kept = {"gauge-1": odd, "gauge-2": stored(first.states["gauge-2"])}
+    real_load = TailBank.load
+
+    def load(self: TailBank, slot: int, document: dict[str, Any]) -> None:
+        if document.get("odd"):
+            raise OverflowError("a state no check foresaw")
+        real_load(self, slot, document)
+
+    monkeypatch.setattr(TailBank, "load", load)
+    batch = [*feed(baseline(3), start=40), *feed(baseline(3), "gauge-2", start=40)]
+    h = tail_handler()
+    result = h.process(batch, kept)
+    assert result.scored == 3 and result.scored_by_kind == {"water_level": 3}
+    assert [(i.reading.sensor_id, i.offset, code) for i, code, _ in result.rejected] == [
+        ("gauge-1", 40 + k, "detector_error") for k in range(3)
+    ]
+    assert (
+        "detector failed on sensor gauge-1: OverflowError: a state no check foresaw"
+        in (result.rejected[0][2])
+    )
+    assert set(result.states) == {"gauge-2"} and kept["gauge-1"] is odd
+    # The batch read again (a retry): gauge-1's readings cost again alone, gauge-2's are
+    # redeliveries now, neither lost nor taken twice.
+    again = h.process(batch, {**kept, "gauge-2": result.states["gauge-2"]})
+    assert again.scored == 0 and again.redelivered == 3
+    assert [code for _, code, _ in again.rejected] == ["detector_error"] * 3

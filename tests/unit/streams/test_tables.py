@@ -15,15 +15,16 @@ import pytest
 
 from playbooks.engine import Run, is_terminal
 from streams.alerting import read_muted
-from streams.bursts import BurstTracker
+from streams.bursts import MAX_HELD_REPORTS, MAX_SEEN_REPORTS, BurstTracker
 from streams.context import read_burst_cell, read_burst_window, read_group, read_labels
 from streams.errors import EventError
-from streams.events import IncidentReport
+from streams.events import MAX_MESSAGE_BYTES, IncidentReport
 from streams.partitioning import key_partition
 from streams.tables import (
     BAD_SHAPE,
     NEWER_FORMAT,
     NOT_DECODABLE,
+    TOO_LARGE,
     KeyPartitionedTable,
     ReadBack,
     Unreadable,
@@ -179,9 +180,11 @@ def test_a_decoder_that_fails_any_way_gives_an_unreadable_entry() -> None:
         read_document(b'"text"')
     assert refused.value.reason == BAD_SHAPE
     # A huge entry (a truncated 3 MB document; an integer past 64 bits) is refused with
-    # its size and a detail of one line.
+    # its size and a detail of one line (too large to be written back, since t156).
     huge = guarded(read_document)(b'{"a": "' + b"x" * 3_000_000)
-    assert huge.reason == NOT_DECODABLE and huge.size == 3_000_007 and len(huge.detail) <= 300
+    assert huge.reason == TOO_LARGE and huge.size == 3_000_007 and len(huge.detail) <= 300
+    cut = guarded(read_document)(b'{"a": "' + b"x" * 300_000)
+    assert cut.reason == NOT_DECODABLE and cut.size == 300_007 and len(cut.detail) <= 300
     assert guarded(read_document)(b'{"n": ' + b"9" * 400 + b"}").reason == NOT_DECODABLE
 
 
@@ -622,3 +625,56 @@ def test_a_groups_times_past_the_year_9999_are_refused_at_read_back() -> None:
         with pytest.raises(UnreadableEntryError, match=why) as refused:
             read_group(orjson.dumps({**group, **bad}))
         assert refused.value.reason == BAD_SHAPE, why
+
+
+def test_a_burst_windows_reports_are_bounded_at_read_back_as_the_worker_writes_them() -> None:
+    """t156: a window's held and seen reports were judged for their shape only. One of
+    3,000 held reports of 300-character ids (another tool's entry, about 1 MB) read back
+    whole; its burst alert carries them (larger than the alerts topic's door takes: the
+    burst refused there) and its next entry holds them (near 1,000,000 bytes, over the
+    size check: the whole incidents batch failed, every other report in it too, at every
+    report of its cell and category)."""
+    window = {"slot": 7, "counts": [0, 2], "baseline": 0.5, "held": [], "episode": None}
+    held = ["r", "app", 7, "sanitation"]
+    seen = ["r", 7, [0, 5], "0123456789ab"]
+    episode = {"alert_id": "al-1", "start": 1.7e9, "department": "d", "threshold": 3.0}
+    at_most = {
+        **window,
+        "held": [held] * MAX_HELD_REPORTS,
+        "seen": [seen] * MAX_SEEN_REPORTS,
+        "episode": {**episode, "alert_id": "a" * 256, "department": "d" * 256},
+    }
+    assert read_burst_window(orjson.dumps(at_most)) == at_most
+    for bad, why in (
+        ({"held": [held] * 3000}, "field 'held' holds 3,000 reports, at most 200"),
+        ({"seen": [seen] * 201}, "field 'seen' holds 201 reports, at most 200"),
+        ({"held": [["r" * 300, "app", 7, "d"]]}, "each text at most 256 characters"),
+        ({"held": [["r", "a" * 257, 7, "d"]]}, "each text at most 256 characters"),
+        ({"held": [["r", "app", 7, "d" * 257]]}, "each text at most 256 characters"),
+        ({"seen": [["r" * 257, 7]]}, "each text at most 256 characters"),
+        ({"seen": [["r", 7, None, "x" * 257]]}, "each text at most 256 characters"),
+        ({"episode": {**episode, "alert_id": "a" * 257}}, "episode field 'alert_id'"),
+        ({"episode": {**episode, "department": "d" * 257}}, "episode field 'department'"),
+    ):
+        with pytest.raises(UnreadableEntryError) as refused:
+            read_burst_window(orjson.dumps({**window, **bad}))
+        assert refused.value.reason == BAD_SHAPE
+        assert why in str(refused.value), (why, str(refused.value))
+
+
+def test_an_entry_larger_than_the_worker_writes_is_unreadable_in_every_table() -> None:
+    """t156: a changelog topic takes entries up to 1,048,588 bytes; one over the
+    1,000,000 the worker writes (another tool's) read back whole when its document was
+    right, and its next change could not be written again. Refused before it is
+    decoded (``too_large``), for every table's decoder."""
+    filler = "x" * (MAX_MESSAGE_BYTES - 200)
+    window = {"slot": 7, "counts": [0, 2], "baseline": 0.5, "held": [], "episode": None}
+    entry = orjson.dumps({**window, "filler": filler, "more": "y" * 300})
+    assert len(entry) > MAX_MESSAGE_BYTES
+    assert read_burst_window(entry)["filler"] == filler  # right, as a document
+    for decode in (read_burst_window, read_group, read_document):
+        got = guarded(decode)(entry)
+        assert type(got) is Unreadable and got.reason == TOO_LARGE
+        assert got.detail.startswith(f"{len(entry):,} bytes, more than one entry this worker")
+    fits = orjson.dumps({**window, "filler": filler})
+    assert len(fits) <= MAX_MESSAGE_BYTES and guarded(read_burst_window)(fits)["filler"] == filler
