@@ -411,6 +411,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
         raise CliError(
             f"--note is {said}: give a note, or leave --note out to {args.action} without one"
         )
+    comment = getattr(args, "comment", None)
+    if comment is not None and blank(comment):
+        # The same slip as an empty --note: `--comment "$COMMENT"` unset relayed an answer
+        # with no comment, unsaid (the API takes "" as none).
+        said = "empty" if not comment else "blank"
+        raise CliError(
+            f"--comment is {said}: give the reporter's comment, or leave --comment out to "
+            "relay the answer without one"
+        )
 
     if args.action == "list":
         doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))

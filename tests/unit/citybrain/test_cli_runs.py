@@ -566,3 +566,19 @@ def test_an_empty_note_on_an_action_that_needs_none_is_refused_naming_the_option
     assert capsys.readouterr().err == (
         f"citybrain: --note is {said}: give a note, or leave --note out to {action} without one\n"
     )
+
+
+@pytest.mark.parametrize(("comment", "said"), [("", "empty"), ("  \t", "blank")])
+def test_an_empty_comment_on_an_answer_is_refused_naming_the_option(
+    capsys: pytest.CaptureFixture[str], comment: str, said: str
+) -> None:
+    """A sibling of t156's empty --note: `runs answer R --report r --satisfied --comment
+    "$COMMENT"` with COMMENT unset relayed an answer with no comment, unsaid. Refused
+    before the API is asked, naming the option and how to answer without one."""
+    argv = ["runs", "answer", "r.1", "--report", "r-7", "--satisfied", "--comment", comment]
+    argv += ["--token", "t", "--url", "http://127.0.0.1:1"]
+    assert main(argv) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        f"citybrain: --comment is {said}: give the reporter's comment, or leave --comment "
+        "out to relay the answer without one\n"
+    )
