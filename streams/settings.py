@@ -389,6 +389,12 @@ class Settings(BaseSettings):
         # machine cannot resolve is caught where it is bound (citybrain/ports.py).
         if not value or "/" in value or any(c.isspace() for c in value):
             raise ValueError("expected a host name or IP address, without scheme or path")
+        from playbooks.schema import host_problem
+
+        # t158: `a..b`, a part over 63 characters or `[::1` passed here and every client
+        # raised the IDNA codec's UnicodeError: "unexpected … a bug", exit 70.
+        if problem := host_problem(value):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
