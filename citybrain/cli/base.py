@@ -271,6 +271,12 @@ def check_output(
             f"{option} is '-': this command writes a file, not standard output; "
             + (stdout_instead or "give a file name")
         )
+    from streams.inputs import name_too_long
+
+    # The checks below look the path up: one too long for that raised ENAMETOOLONG,
+    # said as "cannot use <path>: File name too long", naming no option (t158).
+    if too_long := name_too_long(Path(out)):
+        raise CliError(f"{option} {out!r}{too_long}")
     if Path(out).is_symlink() and not Path(out).is_dir():
         # Writing would follow it to whatever it names: a link left in a shared folder
         # (/tmp/report.html -> ~/.bashrc) would have the report overwrite its target.

@@ -41,7 +41,9 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
 
     prototype = _detector(args.detector)
     data = Path(args.data)
-    if (data / "data").is_dir():  # the NAB root was given: its data/ and labels/
+    from streams.inputs import is_dir
+
+    if is_dir(data / "data"):  # the NAB root was given: its data/ and labels/
         data = data / "data"
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
     layout = "NAB's layout: data/<category>/<file>.csv and labels/combined_windows.json"
