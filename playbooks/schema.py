@@ -383,12 +383,14 @@ LONGEST_HOST = 253
 
 
 def host_problem(host: str) -> str:
-    """Why ``host`` (a URL's host, as ``urlsplit(url).hostname`` gives it) can be no
-    host an HTTP client connects to, or "": a name with an empty label (``a..b``,
-    ``.example.com``), a label over 63 characters or a name over 253. t158: such a
-    ``--url`` was "unexpected UnicodeError … This is a bug" (exit 70) from `runs list`
-    and `dashboards push`, and a playbook's webhook to one passed `playbooks check`
-    and failed every call. An IP address, or a name with one trailing dot, is fine."""
+    """Why ``host`` (a URL's host, as ``urlsplit(url).hostname`` gives it, or a host
+    setting's value) can be no host a client connects to, or "": a name with a
+    character no DNS name has (``[::1`` in a host setting, ``a%20b``), an empty label
+    (``a..b``, ``.example.com``), a label over 63 characters or a name over 253. t158:
+    such a ``--url`` or CITYBRAIN_KAFKA_HOST was "unexpected UnicodeError … This is a
+    bug" (exit 70) from `runs list`, `dashboards push`, `deadletters`, and a playbook's
+    webhook to one passed `playbooks check` and failed every call. An IP address, or a
+    name with one trailing dot, is fine (``_`` too: container names have it)."""
     import ipaddress
 
     try:
@@ -406,10 +408,7 @@ def host_problem(host: str) -> str:
             f"address{brackets}"
         )
     if len(name) > LONGEST_HOST:
-        return (
-            f"the host name is {len(name):,} characters: a DNS name has at most "
-            f"{LONGEST_HOST}"
-        )
+        return f"the host name is {len(name):,} characters: a DNS name has at most {LONGEST_HOST}"
     for label in name.split("."):
         if not label:
             return (
