@@ -74,6 +74,16 @@ def _settings() -> Settings:
     return load_settings()
 
 
+def check_worker_files(settings: Settings) -> None:
+    """The files a worker reads at its start, read as it reads them: the grid, the
+    playbooks and the routing file; the loaders' errors (exit 2) when one is bad. Every
+    command that starts a worker (`stack restart-worker`, the demo) asks this first."""
+    from playbooks.loader import load_grid, load_playbooks, load_routing
+
+    load_grid(settings.grid_file)
+    load_routing(settings.routing_file, load_playbooks(settings.playbook_dir))
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 

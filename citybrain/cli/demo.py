@@ -21,6 +21,7 @@ from citybrain.cli.base import (
     _need_file,
     _settings,
     check_output,
+    check_worker_files,
     need_all,
 )
 from citybrain.cli.feeds import _need_feed
@@ -77,6 +78,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ) from None
     if args.grid:
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
+    # The grid, playbooks and routing its worker reads, read now: a bad one (`--grid` of
+    # a YAML that does not parse, a CITYBRAIN_ROUTING_FILE naming an unknown playbook)
+    # was found by the worker, after the demo had stopped the last demo's worker and
+    # deleted its topics, and said as a worker that exited (exit 3), the demo recorded
+    # as the last with it (t158).
+    check_worker_files(_settings())
     from citybrain.demo import DemoInterruptedError, DemoRunningError
 
     try:

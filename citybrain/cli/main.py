@@ -191,6 +191,12 @@ def _name_file_setting(message: str) -> str:
     ):
         if message.startswith(f"{setting}:"):
             return f"{name} {message}"
+    # A playbook of CITYBRAIN_PLAYBOOK_DIR (`<dir>/x.yaml:2: …`), read by a command that
+    # starts a worker (t158: the demo said only the file).
+    if message.startswith(f"{settings.playbook_dir}/") and (
+        os.environ.get("CITYBRAIN_PLAYBOOK_DIR", "").strip()
+    ):
+        return f"CITYBRAIN_PLAYBOOK_DIR {message}"
     return message
 
 
