@@ -195,6 +195,16 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         f"checkout; give --shared DIR: {REPO_ROOT / 'datasets' / 'README.md'} lists each "
         "source file and where it comes from)",
     )
+    from citybrain.adapters import SOURCES, missing_sources
+
+    missing = missing_sources(Path(args.shared))
+    if missing:
+        raise CliError(
+            f"--shared {args.shared!r} lacks {len(missing)} of the {len(SOURCES)} sources the "
+            f"slices are built from: {', '.join(missing)} (nothing was read or written; "
+            f"{REPO_ROOT / 'datasets' / 'README.md'} lists each source file and where it "
+            "comes from)"
+        )
     check_output_dir("--out", args.out)
     check_output("--out", args.out, [("--shared", args.shared)], folder_must_exist=False)
     try:
