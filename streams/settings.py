@@ -659,7 +659,7 @@ def setting_error(err: Any) -> str:
     loc = [str(p) for p in err["loc"]]
     field = loc[0] if loc else ""
     # pydantic names a field that has an alias by the alias (CITYBRAIN_RUN_DIR), which
-    # was named CITYBRAIN_CITYBRAIN_RUN_DIR (t158): back to the field.
+    # was named with the prefix twice (t158): back to the field.
     field = next((f for f, i in Settings.model_fields.items() if i.alias == field), field)
     message = str(err["msg"]).removeprefix("Value error, ")
     if not field:  # a model validator: its message names the settings already

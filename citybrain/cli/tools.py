@@ -195,6 +195,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         f"checkout; give --shared DIR: {REPO_ROOT / 'datasets' / 'README.md'} lists each "
         "source file and where it comes from)",
     )
+    check_output_dir("--out", args.out)
+    check_output("--out", args.out, [("--shared", args.shared)], folder_must_exist=False)
     from citybrain.adapters import SOURCES, missing_sources
 
     missing = missing_sources(Path(args.shared))
@@ -205,8 +207,6 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             f"{REPO_ROOT / 'datasets' / 'README.md'} lists each source file and where it "
             "comes from)"
         )
-    check_output_dir("--out", args.out)
-    check_output("--out", args.out, [("--shared", args.shared)], folder_must_exist=False)
     try:
         built = build(Path(args.shared), Path(args.out))
     except OSError as exc:
