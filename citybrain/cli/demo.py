@@ -36,7 +36,14 @@ from streams.settings import Settings
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from citybrain.demo import DEMO_DATA, KNOWN_EVENTS, KnownEvent, load_expected, run_demo
+    from citybrain.demo import (
+        DEMO_DATA,
+        KNOWN_EVENTS,
+        KnownEvent,
+        load_expected,
+        refused_said,
+        run_demo,
+    )
 
     data = [Path(p) for p in args.data] if args.data else list(DEMO_DATA)
     check_output(
@@ -103,9 +110,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         raise CliError(interrupted_message(_settings()), EXIT_INTERRUPTED) from None
     if not summary["alerts"]:
+        refused = refused_said(summary)
         raise CliError(
             f"the demo raised no alert on {counted(len(data), 'file')}: nothing for the playbooks "
-            "to do (the summary says how many readings were processed)",
+            "to do (the summary says how many readings were processed"
+            + (f"; {refused}: see the deadletters command above)" if refused else ")"),
             EXIT_FAILED,
         )
     if args.expect:
