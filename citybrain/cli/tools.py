@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
-    from citybrain.detect import DetectInputError
+    from citybrain.errors import InputError
     from citybrain.nab import load_corpus, report
 
     prototype = _detector(args.detector)
@@ -55,8 +55,15 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
         cases = load_corpus(
             data, labels, lambda t, v: prototype.clone().score_many(v, t), unmatched
         )
-    except DetectInputError as exc:
-        raise CliError(str(exc)) from None
+    except InputError as exc:  # DetectInputError (the CSVs), and the labels' faults
+        # Led by the option that named the file, as every command's file faults are (t158:
+        # `bench nab --labels l.json` said only `l.json:1: byte 0xff is not UTF-8`).
+        message = str(exc)
+        if args.labels and message.startswith(f"{labels}:"):
+            message = f"--labels {message}"
+        elif message.startswith(f"{data}/"):
+            message = f"--data {message}"
+        raise CliError(message) from None
     if unmatched:
         shown = ", ".join(unmatched[:3]) + (
             f" and {len(unmatched) - 3:,} more" if len(unmatched) > 3 else ""
