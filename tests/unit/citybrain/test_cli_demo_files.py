@@ -18,8 +18,10 @@ from citybrain.cli import main
 def started(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """The demo's runs: none may start (it would stop a worker, delete topics)."""
     runs: list[Any] = []
-    # The demo sets CITYBRAIN_GRID_FILE to its --grid in the process: undone after.
-    monkeypatch.delenv("CITYBRAIN_GRID_FILE", raising=False)
+    # The demo sets CITYBRAIN_GRID_FILE to its --grid in the process: undone after (set
+    # first, so that monkeypatch records it to restore; delenv of an unset one does not).
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", "")
+    monkeypatch.delenv("CITYBRAIN_GRID_FILE")
 
     def run_demo(*args: Any, **kwargs: Any) -> dict[str, Any]:
         runs.append(args)
