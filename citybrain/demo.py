@@ -2001,16 +2001,40 @@ SUMMARY_COUNTS = (
 )
 
 
+def refused_said(summary: Mapping[str, Any]) -> str:
+    """What the demo's worker refused, for a demo that raised no alert, or "": ``the
+    worker refused every event it was sent (dead letters: unknown_sensor 3)`` when it
+    took none, ``… refused 2 of its events (…)`` when it took some. t158: a demo of
+    readings whose sensors the grid lacks said only "the detectors found nothing
+    anomalous enough", and a newcomer looked at the detectors."""
+    dead = int(summary.get("dead_letters") or 0)
+    if not dead:
+        return ""
+    reasons = summary.get("dead_letter_reasons") or {}
+    by_reason = ", ".join(f"{reason} {n:,}" for reason, n in sorted(reasons.items()))
+    taken = int(summary.get("readings") or 0) + int(summary.get("incidents") or 0)
+    which = "every event it was sent" if not taken else f"{dead:,} of its events"
+    return f"the worker refused {which} (dead letters: {by_reason or dead})"
+
+
 def _print_summary(console: Console, summary: dict[str, Any]) -> None:
     table = Table(title="citybrain demo - summary", show_header=False)
     for key in SUMMARY_COUNTS:
         table.add_row(key.replace("_", " "), _number(summary[key]))
     console.print(table)
     alerts = summary["alert_list"]
-    if not alerts:
+    refused = refused_said(summary)
+    if not alerts and refused and not (summary.get("readings") or summary.get("incidents")):
+        console.print(
+            f"[yellow]no alert was raised[/]: {escape(refused)}; the `deadletters` command "
+            "below says why each was (a sensor or cell the grid lacks: give a --grid that "
+            "has it)"
+        )
+    elif not alerts:
         console.print(
             "[yellow]no alert was raised[/]: the detectors found nothing anomalous enough "
             "in these files (or the worker processed none of them; see its log)"
+            + (f"; {escape(refused)}: the `deadletters` command below says why" if refused else "")
         )
     else:
         listed = alerts[:MAX_LISTED_ALERTS]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from grafana_client.api import GrafanaApi
 from grafana_client.client import (
@@ -109,6 +110,15 @@ class DashboardPusher:
         if not token.strip():
             raise PushError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
         self.api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
+        host = urlsplit(url).hostname or ""
+        if ":" in host:
+            # grafana-client 5.1's from_url builds its API URL from the host without
+            # its brackets, so an IPv6 URL (http://[::1]:3000) became http://::1:3000/…,
+            # which its HTTP client cannot parse: "unexpected InvalidURL … a bug", exit
+            # 70 (t158). Its client keeps the built URL in `url`.
+            client = self.api.client
+            client.url_host = f"[{host}]"
+            client.url = client.url.replace(f"://{host}", f"://[{host}]", 1)
         self.prometheus_url = prometheus_url
         # The datasource's timeInterval: $__rate_interval is four of it, so one shorter
         # than the Prometheus's scrape interval leaves the per-second panels empty.

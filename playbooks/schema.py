@@ -363,12 +363,68 @@ def http_url_problem(url: str) -> str:
         parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         return "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:3000"
+    bad_host = host_problem(parts.hostname)
+    if bad_host:
+        return bad_host
     if parts.username is not None or parts.password is not None:
         return (
             "expected no user or password in the URL: it would be shown in audit records and logs"
         )
     if any(c.isspace() or not c.isprintable() for c in url):
         return "expected no space or control character in the URL"
+    return ""
+
+
+# DNS's bounds (RFC 1035 2.3.4): a label of at most 63 octets, a name of at most 253
+# characters written out. The IDNA codec every HTTP client encodes a host with refuses
+# others with "label empty or too long", raised as a UnicodeError no client wraps.
+LONGEST_LABEL = 63
+LONGEST_HOST = 253
+
+
+def host_problem(host: str) -> str:
+    """Why ``host`` (a URL's host, as ``urlsplit(url).hostname`` gives it, or a host
+    setting's value) can be no host a client connects to, or "": a name with a
+    character no DNS name has (``[::1`` in a host setting, ``a%20b``), an empty label
+    (``a..b``, ``.example.com``), a label over 63 characters or a name over 253. t158:
+    such a ``--url`` or CITYBRAIN_KAFKA_HOST was "unexpected UnicodeError … This is a
+    bug" (exit 70) from `runs list`, `dashboards push`, `deadletters`, and a playbook's
+    webhook to one passed `playbooks check` and failed every call. An IP address, or a
+    name with one trailing dot, is fine (``_`` too: container names have it)."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+        return ""
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    odd = next((c for c in name if c.isascii() and not (c.isalnum() or c in "-_.")), None)
+    if odd is not None:
+        # `[::1` (a bracket of a URL's IPv6 address in a host setting), `a%20b`, `a:b`.
+        brackets = " (an IPv6 one without brackets: ::1)" if odd in "[]" else ""
+        return (
+            f"the host name {shown(name)} has {odd!r}: expected a DNS name or an IP "
+            f"address{brackets}"
+        )
+    if len(name) > LONGEST_HOST:
+        return f"the host name is {len(name):,} characters: a DNS name has at most {LONGEST_HOST}"
+    for label in name.split("."):
+        if not label:
+            return (
+                f"the host name {shown(name)} has an empty part (two dots together, or "
+                "a dot first): expected a DNS name such as example.org"
+            )
+        if len(label) > LONGEST_LABEL:
+            return (
+                f"the host name has a part of {len(label):,} characters "
+                f"({shown(label)}): a part between dots is at most "
+                f"{LONGEST_LABEL}"
+            )
+    try:
+        name.encode("idna")
+    except UnicodeError as exc:  # what the clients would raise, said as the reason
+        return f"the host name {shown(name)} is no DNS name ({exc})"
     return ""
 
 

@@ -74,7 +74,10 @@ def unreadable(
     - with ``kind`` (``CSV``, ``YAML``, ``JSON``, ``JSON lines``): `` is not a CSV file: a
       ZIP archive (…)``, for content no text file has (``not_text``);
     - with ``expects`` (roles, ``EXPECTED``'s keys): `` is the grid definition (…), not a
-      reading or incident CSV: …`` for a checkout file meant for another (``mistaken``)."""
+      reading or incident CSV: …`` for a checkout file meant for another (``mistaken``);
+    - ``: its name is too long …`` (``name_too_long``)."""
+    if too_long := name_too_long(path):
+        return too_long
     if path.is_dir():
         hint = for_a_directory or f"name a file in it, e.g. {example_file(path)}"
         return f" is a directory, expected a file: {hint}"
@@ -101,7 +104,10 @@ def unreadable(
 def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
     """Why ``path`` is no directory to read, worded as ``unreadable`` words a file, or
     "": `` is a file, expected a directory`` (then ``: <for_a_file>``), ``: no such
-    directory`` (then ``missing``), a pipe or device, ``: cannot read: …``."""
+    directory`` (then ``missing``), a pipe or device, ``: cannot read: …``, ``: its name
+    is too long …``."""
+    if too_long := name_too_long(path):
+        return too_long
     if path.is_dir():
         return ""
     if path.is_file():
@@ -270,6 +276,53 @@ def _binary_csv(head: bytes) -> bool:
         return True
     controls = len(head) - len(head.translate(None, _CONTROL))
     return controls >= len(head) * BINARY_SHARE
+
+
+# Linux's bounds of a name the file system looks up (NAME_MAX, PATH_MAX), in bytes.
+LONGEST_NAME = 255
+LONGEST_PATH = 4096
+
+
+def name_too_long(path: Path) -> str:
+    """``: its name is too long …`` (a part of it over 255 bytes, or the whole over
+    4,096) when the file system refuses to look ``path`` up for its length
+    (ENAMETOOLONG), as the end of a message naming it; else "". t158: `replay`, `detect
+    --output`, `--grid`, `playbooks check` … given such a path said only "cannot use
+    <path>: File name too long", naming no option (the pathlib checks raise it)."""
+    try:
+        os.lstat(path)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            return ""
+    else:
+        return ""
+    longest = max((len(os.fsencode(part)) for part in path.parts), default=0)
+    if longest > LONGEST_NAME:
+        return (
+            f": its name is too long: a part of it is {longest:,} bytes, and a file or "
+            f"folder name is at most {LONGEST_NAME}"
+        )
+    return (
+        f": its name is too long: {len(os.fsencode(path)):,} bytes, and a path is at "
+        f"most {LONGEST_PATH:,}"
+    )
+
+
+def is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False for a path the system cannot look up: pathlib raises
+    ENAMETOOLONG, which a check before the one that names it let through (t158)."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a path the system cannot look up (``is_dir``)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def not_a_regular_file(path: Path) -> str:

@@ -319,6 +319,18 @@ class Settings(BaseSettings):
             return cls.model_fields[info.field_name].get_default(call_default_factory=True)
         return value
 
+    @field_validator(*PATH_FIELDS)
+    @classmethod
+    def _name_fits(cls, value: Path | None) -> Path | None:
+        """A path the file system cannot look up for its length is named as the
+        setting's fault: CITYBRAIN_RUN_DIR with a 300-byte folder name was "cannot use
+        …/demo/worker.pid: File name too long", naming no setting (t158)."""
+        from streams.inputs import as_reason, name_too_long
+
+        if value is not None and (too_long := name_too_long(value)):
+            raise ValueError(as_reason(too_long))
+        return value
+
     @field_validator("replies_webhook_url", "grafana_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -389,6 +401,12 @@ class Settings(BaseSettings):
         # machine cannot resolve is caught where it is bound (citybrain/ports.py).
         if not value or "/" in value or any(c.isspace() for c in value):
             raise ValueError("expected a host name or IP address, without scheme or path")
+        from playbooks.schema import host_problem
+
+        # t158: `a..b`, a part over 63 characters or `[::1` passed here and every client
+        # raised the IDNA codec's UnicodeError: "unexpected … a bug", exit 70.
+        if problem := host_problem(value):
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -640,6 +658,9 @@ def setting_error(err: Any) -> str:
     """One pydantic error (``ValidationError.errors()`` entry) in the project's words."""
     loc = [str(p) for p in err["loc"]]
     field = loc[0] if loc else ""
+    # pydantic names a field that has an alias by the alias (CITYBRAIN_RUN_DIR), which
+    # was named with the prefix twice (t158): back to the field.
+    field = next((f for f, i in Settings.model_fields.items() if i.alias == field), field)
     message = str(err["msg"]).removeprefix("Value error, ")
     if not field:  # a model validator: its message names the settings already
         return message

@@ -591,7 +591,7 @@ def check_url(option: str, url: str | None) -> str | None:
     otherwise be tried as a URL of scheme "localhost" and reported as unreachable."""
     import urllib.parse
 
-    from playbooks.schema import shown_url
+    from playbooks.schema import host_problem, shown_url
 
     if url is None:
         return None
@@ -614,7 +614,15 @@ def check_url(option: str, url: str | None) -> str | None:
     example = "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:16066"
     if any(c.isspace() for c in url):
         raise CliError(f"{option} is {shown!r}: {example}")
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        # `http://[::1` (a bracket left open), `http://[zz]`: urlsplit's own ValueError
+        # was "unexpected ValueError: Invalid IPv6 URL … a bug", exit 70 (t158).
+        raise CliError(
+            f"{option} is {shown!r}: {exc}; an IPv6 address goes in brackets, "
+            "e.g. http://[::1]:16066"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CliError(
             f"{option} is {shown!r}: the http:// scheme is missing, e.g. http://{shown}"
@@ -625,6 +633,9 @@ def check_url(option: str, url: str | None) -> str | None:
         parts.port  # noqa: B018 -- raises ValueError for a port outside 0-65535
     except ValueError:
         raise CliError(f"{option} is {shown!r}: the port is not a number from 1 to 65535") from None
+    bad_host = host_problem(parts.hostname or "")
+    if parts.hostname and bad_host:
+        raise CliError(f"{option} is {shown!r}: {bad_host}")
     if parts.username is not None:
         # The services take a token (--token), not a user and password in the URL; the
         # URL is shown in every message (trial 29: "cannot reach … at http://ops:pw@…").

@@ -74,6 +74,16 @@ def _settings() -> Settings:
     return load_settings()
 
 
+def check_worker_files(settings: Settings) -> None:
+    """The files a worker reads at its start, read as it reads them: the grid, the
+    playbooks and the routing file; the loaders' errors (exit 2) when one is bad. Every
+    command that starts a worker (`stack restart-worker`, the demo) asks this first."""
+    from playbooks.loader import load_grid, load_playbooks, load_routing
+
+    load_grid(settings.grid_file)
+    load_routing(settings.routing_file, load_playbooks(settings.playbook_dir))
+
+
 def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -271,6 +281,12 @@ def check_output(
             f"{option} is '-': this command writes a file, not standard output; "
             + (stdout_instead or "give a file name")
         )
+    from streams.inputs import name_too_long
+
+    # The checks below look the path up: one too long for that raised ENAMETOOLONG,
+    # said as "cannot use <path>: File name too long", naming no option (t158).
+    if too_long := name_too_long(Path(out)):
+        raise CliError(f"{option} {out!r}{too_long}")
     if Path(out).is_symlink() and not Path(out).is_dir():
         # Writing would follow it to whatever it names: a link left in a shared folder
         # (/tmp/report.html -> ~/.bashrc) would have the report overwrite its target.

@@ -21,6 +21,7 @@ from citybrain.cli.base import (
     _need_file,
     _settings,
     check_output,
+    check_worker_files,
     need_all,
 )
 from citybrain.cli.feeds import _need_feed
@@ -35,7 +36,14 @@ from streams.settings import Settings
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from citybrain.demo import DEMO_DATA, KNOWN_EVENTS, KnownEvent, load_expected, run_demo
+    from citybrain.demo import (
+        DEMO_DATA,
+        KNOWN_EVENTS,
+        KnownEvent,
+        load_expected,
+        refused_said,
+        run_demo,
+    )
 
     data = [Path(p) for p in args.data] if args.data else list(DEMO_DATA)
     check_output(
@@ -77,6 +85,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             ) from None
     if args.grid:
         os.environ["CITYBRAIN_GRID_FILE"] = str(Path(args.grid).resolve())
+    # The grid, playbooks and routing its worker reads, read now: a bad one (`--grid` of
+    # a YAML that does not parse, a CITYBRAIN_ROUTING_FILE naming an unknown playbook)
+    # was found by the worker, after the demo had stopped the last demo's worker and
+    # deleted its topics, and said as a worker that exited (exit 3), the demo recorded
+    # as the last with it (t158).
+    check_worker_files(_settings())
     from citybrain.demo import DemoInterruptedError, DemoRunningError
 
     try:
@@ -96,9 +110,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         raise CliError(interrupted_message(_settings()), EXIT_INTERRUPTED) from None
     if not summary["alerts"]:
+        refused = refused_said(summary)
         raise CliError(
             f"the demo raised no alert on {counted(len(data), 'file')}: nothing for the playbooks "
-            "to do (the summary says how many readings were processed)",
+            "to do (the summary says how many readings were processed"
+            + (f"; {refused}: see the deadletters command above)" if refused else ")"),
             EXIT_FAILED,
         )
     if args.expect:

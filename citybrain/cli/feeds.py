@@ -574,10 +574,12 @@ def ahead_of_clock_count(late: int, count: int, skew: float, first: float) -> st
 def _need_feed(path: Path, option: str) -> None:
     """``_need_file`` for a reading or incident CSV given to ``option``; a directory is
     answered with the feed files in it."""
+    from streams.inputs import is_dir
+
     _need_file(
         path,
         option,
-        _replay_files_in(path) if path.is_dir() else "",
+        _replay_files_in(path) if is_dir(path) else "",
         kind="CSV",
         expects=("feed",),
     )

@@ -143,3 +143,40 @@ def hide(message: str, argv: Sequence[str]) -> str:
 
         message = pattern.sub(masked, message)
     return message
+
+
+# A typed word longer than this is shown cut in a message: its first characters and its
+# length. t158: a pasted line as a value (`route-test sensor_id=<100,000 characters>`,
+# `stack <5,000 characters>`, `replay --speed …`) was echoed whole, a label name twice,
+# a screenful of it around the one line that said what was wrong.
+LONGEST_SHOWN = 200
+SHOWN_HEAD = 40
+
+
+def _cut(word: str) -> str:
+    return f"{word[:SHOWN_HEAD]}…"
+
+
+def cut_long(message: str, argv: Sequence[str]) -> str:
+    """``message`` with every word of ``argv`` (or either side of its first ``=``:
+    ``--speed=…``, a ``label=value``) longer than ``LONGEST_SHOWN`` characters shown as
+    its first ``SHOWN_HEAD`` characters, an ellipsis and its length, once it is quoted
+    or ends a path: ``invalid choice: 'yyyy…' (5,000 characters)``. The word was typed:
+    its head says which it was; the rest of the message says what was wrong with it."""
+    long_words: set[str] = set()
+    for word in argv:
+        for part in (word, *word.split("=", 1)):
+            if len(part) > LONGEST_SHOWN:
+                long_words.add(part)
+    for word in sorted(long_words, key=len, reverse=True):
+        # The word with a path glued to it (its folder before, `.deadletter` or `/data`
+        # after), in its quotes when it has them.
+        pattern = re.compile(rf"(')?([^\s'=]*){re.escape(word)}([\w./-]*)(?(1)')")
+        length = f" ({len(word):,} characters)"
+
+        def cut(match: re.Match[str], word: str = word, length: str = length) -> str:
+            quote = match.group(1) or ""
+            return f"{quote}{match.group(2)}{_cut(word)}{match.group(3)}{quote}{length}"
+
+        message = pattern.sub(cut, message)
+    return message

@@ -142,6 +142,18 @@ def _after_stalled_lookup(exc: BaseException, status: int, message: str) -> tupl
     return EXIT_SERVICE, f"{stall}, so: {message}"
 
 
+def _cut_typed(message: str, argv: Sequence[str] | None) -> str:
+    """``message`` with each very long word typed on the command line, or value of a
+    ``CITYBRAIN_*`` setting, cut (``hidden.cut_long``): a usage error's words are cut by
+    the parser, a command's own refusal here."""
+    from citybrain.cli.hidden import cut_long
+    from citybrain.cli.parser import _TYPED
+
+    typed = _TYPED or list(sys.argv[1:] if argv is None else argv)
+    settings = [value for name, value in os.environ.items() if name.startswith("CITYBRAIN_")]
+    return cut_long(message, [*typed, *settings])
+
+
 def _takes_connections(host: str, port: int) -> bool:
     """Whether a TCP connection to ``host``:``port`` is accepted within a second."""
     import socket
@@ -179,6 +191,12 @@ def _name_file_setting(message: str) -> str:
     ):
         if message.startswith(f"{setting}:"):
             return f"{name} {message}"
+    # A playbook of CITYBRAIN_PLAYBOOK_DIR (`<dir>/x.yaml:2: …`), read by a command that
+    # starts a worker (t158: the demo said only the file).
+    if message.startswith(f"{settings.playbook_dir}/") and (
+        os.environ.get("CITYBRAIN_PLAYBOOK_DIR", "").strip()
+    ):
+        return f"CITYBRAIN_PLAYBOOK_DIR {message}"
     return message
 
 
@@ -303,6 +321,8 @@ def _main(argv: Sequence[str] | None) -> int:
         if status == EXIT_BUG and _debug_checked():
             raise
         first, *detail = message.splitlines() or [type(exc).__name__]
+        # A value typed whole on the command line is not echoed whole (t158).
+        first = _cut_typed(first, argv)
         # What the command printed first goes first, also into one pipe (`2>&1 |`):
         # piped, stdout is block-buffered and the reason came above it. (A reader gone,
         # or stdout closed: nothing to keep in order.)

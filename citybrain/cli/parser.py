@@ -34,7 +34,7 @@ from citybrain.cli.deadletters import cmd_deadletters
 from citybrain.cli.demo import cmd_demo, cmd_report
 from citybrain.cli.detect import cmd_detect
 from citybrain.cli.feeds import cmd_ingest, cmd_replay
-from citybrain.cli.hidden import hide
+from citybrain.cli.hidden import cut_long, hide
 from citybrain.cli.rehearse import cmd_rehearse
 from citybrain.cli.runs import cmd_runs
 from citybrain.cli.silences import cmd_silences
@@ -649,6 +649,8 @@ class Parser(argparse.ArgumentParser):
         """`` (a file is given with --input: --input one.csv)`` when a file was typed
         where this command takes none but has one option for an input file (a newcomer's
         ``detect one.csv``), or ""."""
+        from streams.inputs import is_file
+
         inputs = [
             action.option_strings[-1]
             for action in self._actions
@@ -658,7 +660,7 @@ class Parser(argparse.ArgumentParser):
         files = [
             word
             for word in self._given or []
-            if word in unrecognized and not word.startswith("-") and Path(word).is_file()
+            if word in unrecognized and not word.startswith("-") and is_file(Path(word))
         ]
         if len(inputs) != 1 or not files:
             return ""
@@ -831,6 +833,7 @@ class Parser(argparse.ArgumentParser):
         # Last, over every message above: no usage error prints a secret typed on the
         # command line (t134: a misplaced --token was echoed as an invalid choice).
         message = hide(message, _TYPED or self._given or [])
+        message = cut_long(message, _TYPED or self._given or [])
         self.exit(EXIT_USAGE, f"citybrain: {where}{message}; see `{typed}`\n")
 
 

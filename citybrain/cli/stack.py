@@ -40,6 +40,7 @@ from citybrain.cli.base import (
     CliError,
     _kafka_reason,
     _settings,
+    check_worker_files,
     prefix_said,
 )
 
@@ -570,7 +571,7 @@ def _restart_environment(env: dict[str, str], recorded: bool) -> dict[str, str]:
     # This shell's settings first, as every command checks them, used or not: a bad
     # one is refused, not passed over for the demo's (t134).
     shell_settings = load_settings()
-    _check_worker_files(shell_settings)
+    check_worker_files(shell_settings)
     names = set(setting_names())
 
     def own(name: str) -> bool:  # this shell's, whatever the demo recorded
@@ -598,20 +599,11 @@ def _restart_environment(env: dict[str, str], recorded: bool) -> dict[str, str]:
     os.environ.clear()
     os.environ.update(merged)
     try:
-        _check_worker_files(load_settings())
+        check_worker_files(load_settings())
     finally:
         os.environ.clear()
         os.environ.update(saved)
     return merged
-
-
-def _check_worker_files(settings: Settings) -> None:
-    """The files a worker reads at its start, read as it reads them: the grid, the
-    playbooks and the routing file; the loaders' errors (exit 2) when one is bad."""
-    from playbooks.loader import load_grid, load_playbooks, load_routing
-
-    load_grid(settings.grid_file)
-    load_routing(settings.routing_file, load_playbooks(settings.playbook_dir))
 
 
 def _answers(host: str, port: int) -> bool:

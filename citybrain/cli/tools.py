@@ -36,12 +36,14 @@ if TYPE_CHECKING:
 
 
 def cmd_bench_nab(args: argparse.Namespace) -> int:
-    from citybrain.detect import DetectInputError
+    from citybrain.errors import InputError
     from citybrain.nab import load_corpus, report
 
     prototype = _detector(args.detector)
     data = Path(args.data)
-    if (data / "data").is_dir():  # the NAB root was given: its data/ and labels/
+    from streams.inputs import is_dir
+
+    if is_dir(data / "data"):  # the NAB root was given: its data/ and labels/
         data = data / "data"
     labels = Path(args.labels) if args.labels else data.parent / "labels" / "combined_windows.json"
     layout = "NAB's layout: data/<category>/<file>.csv and labels/combined_windows.json"
@@ -53,8 +55,15 @@ def cmd_bench_nab(args: argparse.Namespace) -> int:
         cases = load_corpus(
             data, labels, lambda t, v: prototype.clone().score_many(v, t), unmatched
         )
-    except DetectInputError as exc:
-        raise CliError(str(exc)) from None
+    except InputError as exc:  # DetectInputError (the CSVs), and the labels' faults
+        # Led by the option that named the file, as every command's file faults are (t158:
+        # `bench nab --labels l.json` said only `l.json:1: byte 0xff is not UTF-8`).
+        message = str(exc)
+        if args.labels and message.startswith(f"{labels}:"):
+            message = f"--labels {message}"
+        elif message.startswith(f"{data}/"):
+            message = f"--data {message}"
+        raise CliError(message) from None
     if unmatched:
         shown = ", ".join(unmatched[:3]) + (
             f" and {len(unmatched) - 3:,} more" if len(unmatched) > 3 else ""
@@ -195,6 +204,16 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     )
     check_output_dir("--out", args.out)
     check_output("--out", args.out, [("--shared", args.shared)], folder_must_exist=False)
+    from citybrain.adapters import SOURCES, missing_sources
+
+    missing = missing_sources(Path(args.shared))
+    if missing:
+        raise CliError(
+            f"--shared {args.shared!r} lacks {len(missing)} of the {len(SOURCES)} sources the "
+            f"slices are built from: {', '.join(missing)} (nothing was read or written; "
+            f"{REPO_ROOT / 'datasets' / 'README.md'} lists each source file and where it "
+            "comes from)"
+        )
     try:
         built = build(Path(args.shared), Path(args.out))
     except OSError as exc:
