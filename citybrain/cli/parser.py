@@ -440,8 +440,8 @@ class Parser(argparse.ArgumentParser):
         ''`` a whole demo on the built-in events) or as the current directory (``replay
         ''`` read '.', ``--incidents ''`` was "'.' is a directory"), without a word. The
         options that name an empty value in words of their own (_EMPTY_SAID_BY_COMMAND, and
-        types marked ``says_empty``: an_id_shown_by's) and those that take one
-        (``--comment ''``: none) are left to their command."""
+        types marked ``says_empty``: an_id_shown_by's: ``--comment is empty: …``) are
+        left to their command."""
         if (
             action.nargs != 0
             and action.choices is None
@@ -838,8 +838,8 @@ class Parser(argparse.ArgumentParser):
 
 
 # Options whose command names an empty value in its own words (``--prefix is empty: give a
-# topic prefix``, ``--token is empty: …``, ``--duration: duration is empty, expected …``),
-# or that take one (``runs answer --comment ''``: no comment): _get_values leaves them be.
+# topic prefix``, ``--token is empty: …``, ``--duration: duration is empty, expected …``,
+# ``--comment is empty: …``): _get_values leaves them be.
 _EMPTY_SAID_BY_COMMAND = frozenset(
     {
         "--comment",
@@ -1262,7 +1262,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="not satisfied: the run reopens (and escalates from the second time)",
     )
-    a.add_argument("--comment", default="", help="the reporter's words, optional")
+    a.add_argument("--comment", help="the reporter's words, optional")
     a.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     api_options(a, changes=True)
     a.set_defaults(func=cmd_runs)
