@@ -1370,7 +1370,8 @@ def routing_errors(
         )
     # Scalars Alertmanager's YAML reader (go-yaml v2, an older libyaml) refuses and
     # PyYAML's libyaml reads (trial 23's YAML fuzz): refused here too, saying why.
-    for line, message in _go_yaml_refusals(path.read_text(encoding="utf-8")):
+    text = path.read_text(encoding="utf-8")
+    for line, message in _go_yaml_refusals(text):
         errors.append(f"{path}:{line}: {message}")
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
@@ -1439,6 +1440,19 @@ def routing_errors(
                 # (Alertmanager's YAML reads any scalar as its text, 0x10 as "0x10",
                 # amtool checked; PyYAML makes 16 of it: quoting says which is meant.)
                 fail((*loc, name), f"is {shown(value)}, expected text (quote it)")
+                continue
+            if op == "=~" and _go_yaml_null(_node_at(root, (*loc, name)), text):
+                # t157: go-yaml v2 takes a quoted "~" or "null" for no value where
+                # Alertmanager reads the scalar through its own type (config.Regexp), and
+                # Alertmanager then refuses the whole file; PyYAML reads the text.
+                alike = "(?:~)" if value == "~" else "(?:null)"
+                fail(
+                    (*loc, name),
+                    f"{value!r}, quoted, is read as no value (null) by Alertmanager's YAML "
+                    f"reader (go-yaml v2), which then refuses the file (\"cannot unmarshal "
+                    f"!!str `{value}` into config.Regexp\"); write the regex another way: "
+                    f"{alike!r} matches the same",
+                )
                 continue
             # The location (route.routes.2.match.kind) names the map and label: the
             # message is the reason alone (trial 7: "match: kind: …" said it twice).
@@ -1682,6 +1696,37 @@ def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
                     )
                 )
     return found
+
+
+def _node_at(root: yaml.Node | None, loc: tuple[str | int, ...]) -> yaml.Node | None:
+    """The YAML node at ``loc`` (keys and list indices from ``root``; the last of a key
+    given twice, as PyYAML keeps), or None where the path leaves the tree."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = _value_node(node, str(part))
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if 0 <= part < len(node.value) else None
+        else:
+            return None
+    return node
+
+
+_PROPERTIES = re.compile(r"(?:&\S+\s+)?(!)?")  # an anchor, then a tag (captured) or not
+
+
+def _go_yaml_null(node: yaml.Node | None, text: str) -> bool:
+    """Whether go-yaml v2 (Alertmanager's YAML reader) takes the scalar ``node`` of the
+    document ``text`` for null where a type of Alertmanager's own decodes it
+    (``decoder.prepare``: any untagged scalar whose value is ``~`` or ``null``, quoted
+    too), while PyYAML reads text: a quoted ``'~'``, ``"null"`` (``"\x7e"`` too, its
+    value being ``~``), anchored or not, but not ``!!str ~``, whose tag go-yaml keeps."""
+    if not isinstance(node, yaml.ScalarNode) or node.style not in ("'", '"'):
+        return False
+    if node.value not in ("~", "null"):
+        return False
+    written = _PROPERTIES.match(text, node.start_mark.index)
+    return written is not None and written.group(1) is None
 
 
 def _merge_keys(root: yaml.Node | None) -> list[tuple[tuple[str | int, ...], int]]:

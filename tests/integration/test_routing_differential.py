@@ -403,6 +403,12 @@ YAML_BOTH_REFUSE = {
     "matchers holding themselves": "matchers: &m ['kind=\"a\"', *m]",
     # t44: a list as a key (the merge-key check raised TypeError: a traceback).
     "a list as a key": "[matchers]: ['kind=\"a\"']",
+    # t157: go-yaml v2 takes a quoted ~ or null for null before config.Regexp reads it
+    # ("cannot unmarshal !!str `~` into config.Regexp"); PyYAML read the regex ~.
+    "match_re '~'": "match_re: {category: '~'}",
+    'match_re "null"': 'match_re: {category: "null"}',
+    "match_re escaped ~": 'match_re: {category: "\\x7e"}',
+    "match_re anchored '~'": "match_re: {category: &t '~'}",
 }
 # YAML 1.1 booleans go-yaml v2 (Alertmanager) reads and PyYAML reads as text (t44):
 # `continue: y` is true there; citybrain refuses it, as it refuses `continue: 1`.
@@ -706,6 +712,9 @@ TAGGED = {
     "!!str on a route": ("  - !!str {RECEIVER: a, matchers: [category=a]}\n", ""),
     "tag on a match value": ("  - RECEIVER: a\n    match: {category: !foo a}\n", ""),
     "tag on a match map": ("  - RECEIVER: a\n    match: !foo {category: a}\n", ""),
+    # t157: a tag keeps go-yaml v2 from taking ~ or null for null (untagged, refused).
+    "!!str ~ as a regex": ("  - RECEIVER: a\n    match_re: {category: !!str ~}\n", ""),
+    "!foo null as a regex": ("  - RECEIVER: a\n    match_re: {category: !foo null}\n", ""),
     "tag on a group_by entry": ("  - RECEIVER: a\n    group_by: [!foo category]\n    matchers: [category=a]\n", ""),
     "tag on a key": ("  - RECEIVER: a\n    !foo matchers: [category=a]\n", ""),
     "tag on routes": ("  - RECEIVER: a\n    matchers: [category=a]\n    routes: !foo [{RECEIVER: b}]\n", ""),

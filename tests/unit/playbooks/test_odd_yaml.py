@@ -226,3 +226,55 @@ def test_a_set_where_group_by_goes_is_refused_as_alertmanager_refuses_it(tmp_pat
     path.write_text("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: !!set {kind}\n")
     with pytest.raises(PlaybookError, match=r"routing.yaml:4: route.group_by: is a mapping"):
         load_routing(path, load_playbooks(PLAYBOOK_DIR))
+
+
+# t157: go-yaml v2 (Alertmanager's YAML reader) takes an untagged scalar whose value is
+# "~" or "null" for null before a type of Alertmanager's own decodes it, quoted too, so
+# `match_re: {category: '~'}` is refused there ("cannot unmarshal !!str `~` into
+# config.Regexp"), where PyYAML read the regex ~ and citybrain routed by it.
+QUOTED_NULLS = {
+    "match_re '~'": ("    match_re: {category: '~'}\n", "", 7, "route.routes.0.match_re.category"),
+    'match_re "null"': ('    match_re:\n      category: "null"\n', "", 8, "route.routes.0.match_re.category"),
+    "match_re escaped ~": ('    match_re: {category: "\\x7e"}\n', "", 7, "route.routes.0.match_re.category"),
+    "match_re anchored '~'": ("    match_re: {category: &t '~'}\n", "", 7, "route.routes.0.match_re.category"),
+    "source_match_re 'null'": (
+        "",
+        "inhibit_rules:\n  - source_match_re: {category: 'null'}\n    target_matchers: [kind=a]\n",
+        8,
+        "inhibit_rules.0.source_match_re.category",
+    ),
+    "target_match_re '~'": (
+        "",
+        "inhibit_rules:\n  - source_matchers: [kind=a]\n    target_match_re:\n      category: '~'\n",
+        10,
+        "inhibit_rules.0.target_match_re.category",
+    ),
+}  # fmt: skip
+ROUTING_HEAD = (
+    "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+    "  - matchers: ['kind=\"pm25\"']\n"
+)
+
+
+@pytest.mark.parametrize("name", sorted(QUOTED_NULLS))
+def test_a_quoted_null_as_a_regex_is_refused_as_alertmanager_refuses_it(
+    tmp_path: Path, name: str
+) -> None:
+    route, after, line, where = QUOTED_NULLS[name]
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING_HEAD + route + after)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    said = str(info.value)
+    assert f"{path}:{line}: {where}: " in said, said
+    assert "quoted, is read as no value (null) by Alertmanager's YAML reader" in said, said
+    assert "into config.Regexp" in said and "matches the same" in said, said
+
+
+@pytest.mark.parametrize("scalar", ["!!str ~", "!!str null", "!foo ~", "'Null'", "'~ '", "'(?:~)'"])
+def test_a_regex_go_yaml_reads_as_text_is_read(tmp_path: Path, scalar: str) -> None:
+    # Tagged (go-yaml keeps the tag and decodes the text), or not exactly ~ or null.
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING_HEAD + f"    match_re: {{category: {scalar}}}\n")
+    router = load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert len(router.root.routes[0].matchers) == 2
