@@ -1449,8 +1449,8 @@ def routing_errors(
                 fail(
                     (*loc, name),
                     f"{value!r}, quoted, is read as no value (null) by Alertmanager's YAML "
-                    f"reader (go-yaml v2), which then refuses the file (\"cannot unmarshal "
-                    f"!!str `{value}` into config.Regexp\"); write the regex another way: "
+                    f'reader (go-yaml v2), which then refuses the file ("cannot unmarshal '
+                    f'!!str `{value}` into config.Regexp"); write the regex another way: '
                     f"{alike!r} matches the same",
                 )
                 continue
