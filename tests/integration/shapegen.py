@@ -410,3 +410,109 @@ def silence(rng: random.Random, windows: int = 4) -> dict[str, Any]:
 
 def silences(rng: random.Random, windows: int = 4) -> list[dict[str, Any]]:
     return [silence(rng, windows) for _ in range(rng.randint(2, 14))]
+
+
+# YAML spellings (t157): a routing file written by hand, its scalars in every style YAML
+# has, read by both readers (go-yaml v2 in Alertmanager, libyaml here).
+YAML_ESCAPES = (
+    "\\\\", '\\"', "\\t", "\\n", "\\x41", "\\u00e9", "\\ ", "\\_", "\\N", "\\0", "\\e",
+    "\\a", "\\v", "\\b", "\\f", "\\r", "\\L", "\\P", "\\U0001F30A", "\\\t",
+)  # fmt: skip
+BLOCK_STYLES = ("|", "|-", "|+", ">", ">-", ">+", "|2-", "|-2")
+COMMENTS = ("", "", "", " # c", "  #c", "\t# t")
+
+
+def double_quoted(rng: random.Random, text: str) -> str:
+    """``text`` double-quoted: escaped, a line feed as ``\\n`` or a blank line, a space
+    escaped or a line continuation now and then, and a stray YAML escape added."""
+    out = []
+    for c in text:
+        if c == "\\":
+            out.append("\\\\")
+        elif c == '"':
+            out.append('\\"')
+        elif c == "\n":
+            out.append(rng.choice(("\\n", "\\n", "\n\n")))
+        elif c == " " and rng.random() < 0.3:
+            out.append(rng.choice(("\\ ", "\\\n   ")))
+        elif c == "\t":
+            out.append(rng.choice(("\\t", "\t")))
+        elif c == "é" and rng.random() < 0.5:
+            out.append("\\u00e9")
+        else:
+            out.append(c)
+        if rng.random() < 0.03:
+            out.append(rng.choice(YAML_ESCAPES))
+    return '"' + "".join(out) + '"'
+
+
+def single_quoted(rng: random.Random, text: str) -> str:
+    """``text`` single-quoted, a line feed as a blank line, a space folded now and then."""
+    out = text.replace("'", "''").replace("\n", "\n\n" + " " * 8)
+    if " " in out and rng.random() < 0.3:
+        i = out.index(" ")
+        out = out[:i] + "\n" + " " * 8 + out[i + 1 :]
+    return "'" + out + "'"
+
+
+def block_scalar(rng: random.Random, text: str, indent: int) -> str:
+    style = rng.choice(BLOCK_STYLES)
+    lines = text.split("\n") if text else [""]
+    body = "\n".join((" " * indent + line) if line else "" for line in lines)
+    return style + "\n" + body + ("\n" if rng.random() < 0.3 else "")
+
+
+def plain_ok(text: str, flow: bool) -> bool:
+    """Whether ``text`` can be a plain scalar as it is (most often: a few that cannot
+    are written plain anyway)."""
+    if not text or text[0] in "-?:,[]{}#&*!|>'\"%@` \t" or text[-1] in " \t":
+        return False
+    if ": " in text or " #" in text or "\n" in text or text.endswith(":"):
+        return False
+    return not (flow and any(c in text for c in ",[]{}"))
+
+
+def scalar(rng: random.Random, text: str, indent: int, flow: bool) -> str:
+    pick = rng.random()
+    if pick < 0.3 and (plain_ok(text, flow) or rng.random() < 0.05):
+        if " " in text and rng.random() < 0.3:  # a plain scalar over two lines
+            i = text.index(" ")
+            return text[:i] + "\n" + " " * 8 + text[i + 1 :]
+        return text
+    if pick < 0.55:
+        return single_quoted(rng, text)
+    if pick < 0.85 or flow:
+        return double_quoted(rng, text)
+    return block_scalar(rng, text, indent)
+
+
+def yaml_route(rng: random.Random, receiver: str) -> str:
+    """One child route's YAML lines (RECEIVER for the receiver key): ``matchers:`` in a
+    flow or block list, or a ``match_re``/``match`` value, each scalar in a random style
+    with a comment after it now and then."""
+    lines = [f"  - RECEIVER: {receiver}"]
+    pick = rng.random()
+    if pick < 0.6:
+        entries = [entry(rng) for _ in range(rng.randint(1, 2))]
+        if rng.random() < 0.4:
+            flow = ", ".join(scalar(rng, e, 8, True) for e in entries)
+            lines.append(f"    matchers: [{flow}]{rng.choice(COMMENTS)}")
+        else:
+            lines.append("    matchers:" + rng.choice(COMMENTS))
+            lines += [f"    - {scalar(rng, e, 6, False)}{rng.choice(COMMENTS)}" for e in entries]
+    else:
+        key, text = ("match_re", rng.choice(REGEXES)) if pick < 0.8 else ("match", value(rng))
+        lines.append(f"    {key}:")
+        written = scalar(rng, text, 8, False)
+        lines.append(f"      {rng.choice(LABELS[:-1])}: {written}{rng.choice(COMMENTS)}")
+    lines.append("    continue: true")
+    return "\n".join(lines)
+
+
+def yaml_config(rng: random.Random) -> tuple[str, str]:
+    """Three routes written by hand: (Alertmanager's file, citybrain's routing file)."""
+    routes = "\n".join(yaml_route(rng, RECEIVERS[1 + i]) for i in range(3))
+    head = "route:\n  RECEIVER: pb-root\n  group_by: ['...']\n  routes:\n" + routes + "\n"
+    am = head.replace("RECEIVER", "receiver") + "receivers:\n"
+    am += "".join(f"- name: {r}\n" for r in RECEIVERS)
+    return am, "version: 1\n" + head.replace("RECEIVER", "playbook")

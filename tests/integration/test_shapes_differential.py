@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
-from playbooks.errors import SilenceError
+from playbooks.errors import PlaybookError, SilenceError
+from playbooks.loader import routing_errors
 from playbooks.routing import Router, SilenceList, api_matcher, new_silence, silence_window
 from tests.integration import chaingen, shapegen
 from tests.integration.test_alertmanager_independent import (
@@ -38,9 +39,11 @@ from tests.integration.test_alertmanager_independent import (
 from tests.integration.test_dispatch_oracle import (
     _loaded,
     amroute,
+    amtool_accepts,
     compare,
     compare_keys,
     oracle,
+    plain_paths,
     with_route_first,
 )
 
@@ -96,6 +99,7 @@ def test_new_shapes_agree_with_alertmanager_dispatch(amroute: Path, tmp_path: Pa
             seen.update(refused=1)
             continue
         problems += compare_keys(seed, router, theirs, moved_router, moved_theirs, req["alerts"])
+        problems += key_texts(seed, router, theirs)
         seen.update(accepted=1)
         for alert in theirs["alerts"]:
             seen.update(
@@ -108,6 +112,68 @@ def test_new_shapes_agree_with_alertmanager_dispatch(amroute: Path, tmp_path: Pa
     # Most are accepted (the rest refused alike), and each shape is met.
     assert seen["accepted"] >= CONFIGS * 0.7, seen
     assert min(seen[k] for k in ("continued", "inhibited", "silenced_twice")) >= 40, seen
+
+
+def key_texts(seed: int, router: Router, theirs: dict[str, Any]) -> list[str]:
+    """Every route's matcher path (``#n`` aside) against its ``Route.Key()``, text for
+    text, whether or not an alert takes it (t157: matchers of one label and value were
+    ordered otherwise)."""
+    mine = plain_paths(router)
+    return [
+        f"seed {seed} route {rid}: path {mine.get(rid)!r}, Alertmanager's Key {key!r}"
+        for rid, key in theirs["route_keys"]
+        if mine.get(rid) != key
+    ]
+
+
+YAML_SEED, YAML_CONFIGS = 157_300_000, 500
+# citybrain's documented refusals of YAML or values Alertmanager reads (docs/playbooks.md):
+# YAML 1.1 escapes and ':' before a flow indicator, a match value that is not text, a
+# matchers entry of no matcher, the null-like value, and a label no alert carries (an
+# escape landing in a label name: `k\x41ind`).
+YAML_DELIBERATE = (
+    "unknown label",
+    "found unknown escape character",
+    "found unexpected ':'",
+    "expected text (quote it)",
+    "has no matcher in it",
+    "is null",
+)
+
+
+def test_yaml_spellings_are_read_as_alertmanager_reads_them(amroute: Path, tmp_path: Path) -> None:
+    """Routing files written by hand, every scalar in one of YAML's styles (plain over
+    one line or two, single- and double-quoted with folds, escapes and continuations,
+    block scalars of every chomping and an indentation indicator, comments after them):
+    accepted or refused alike (``amtool check-config`` deciding where the oracle's
+    go-yaml panics), and every route's matchers, as its path, Alertmanager's Key()."""
+    requests, judged = [], []
+    for seed in range(YAML_SEED, YAML_SEED + YAML_CONFIGS):
+        am, ours = shapegen.yaml_config(random.Random(seed))
+        path = tmp_path / f"y-{seed}.yaml"
+        path.write_text(ours, "utf-8")
+        try:
+            router, errors = routing_errors(path, chaingen.RECEIVERS)
+        except PlaybookError as exc:
+            router, errors = None, [str(exc)]
+        judged.append((seed, router, errors))
+        requests.append({"config": am, "alerts": [], "silences": [], "instants": []})
+    problems: list[str] = []
+    seen: Counter[str] = Counter()
+    for (seed, router, errors), theirs, req in zip(
+        judged, oracle(amroute, requests), requests, strict=True
+    ):
+        if router is not None and not theirs.get("error"):
+            seen.update(accepted=1)
+            problems += key_texts(seed, router, theirs)
+        elif router is None and all(any(d in e for d in YAML_DELIBERATE) for e in errors):
+            seen.update(documented=1)
+        elif (router is None) != amtool_accepts(req["config"], tmp_path, str(seed)):
+            seen.update(refused=1)
+        else:
+            problems.append(f"seed {seed}: citybrain {errors[:2] or 'accepts'}, amtool otherwise")
+    assert not problems, f"{len(problems)} disagreements:\n" + "\n".join(problems[:25])
+    assert seen["accepted"] >= YAML_CONFIGS * 0.4 and seen["refused"] >= 50, seen
 
 
 def ours_silence(spec: dict[str, Any], k: int, now: float) -> tuple[Any, str]:
@@ -124,16 +190,12 @@ def ours_silence(spec: dict[str, Any], k: int, now: float) -> tuple[Any, str]:
 SERVER_ROUNDS = 8
 
 
-def test_new_shape_rounds_on_a_running_alertmanager(
-    tmp_path: Path, alertmanager_factory: Any
-) -> None:
-    """Configurations both accept, their alerts (each with an alert_id, as the server's
-    groups are told apart by it here) and silences of every window posted to a running
-    Alertmanager 0.25: silences taken or refused alike (the documented stricter refusals
-    aside), the same groups per receiver, the same alerts silenced and inhibited."""
+def server_rounds(tmp_path: Path, start: Any, first: int, wanted: int) -> Counter[str]:
+    """``wanted`` rounds from seed ``first`` on (``start`` is ``alertmanager_factory``),
+    asserting each; what they met."""
     rounds = 0
     seen: Counter[str] = Counter()
-    for seed in range(SEED + 10_000, SEED + 10_200):
+    for seed in range(first, first + 20 * wanted):
         rng = random.Random(seed)
         cfg = shapegen.config(rng)
         alerts = [shapegen.alert(rng, f"a-{i}") for i in range(40)]
@@ -143,7 +205,7 @@ def test_new_shape_rounds_on_a_running_alertmanager(
             continue
         am_file = tmp_path / f"am-{seed}.yml"
         am_file.write_text(yaml.safe_dump(cfg, allow_unicode=True), "utf-8")
-        am = alertmanager_factory(am_file, str(seed))
+        am = start(am_file, str(seed))
         now = time.time()
         listed = [{k: v for k, v in a.items() if v} for a in alerts]
         status, answer = am.call(
@@ -194,7 +256,18 @@ def test_new_shape_rounds_on_a_running_alertmanager(
             seen.update(silenced=silenced, inhibited=inhibited)
         am.stop()
         rounds += 1
-        if rounds == SERVER_ROUNDS:
+        if rounds == wanted:
             break
-    assert rounds == SERVER_ROUNDS
+    assert rounds == wanted
+    return seen
+
+
+def test_new_shape_rounds_on_a_running_alertmanager(
+    tmp_path: Path, alertmanager_factory: Any
+) -> None:
+    """Configurations both accept, their alerts (each with an alert_id, as the server's
+    groups are told apart by it here) and silences of every window posted to a running
+    Alertmanager 0.25: silences taken or refused alike (the documented stricter refusals
+    aside), the same groups per receiver, the same alerts silenced and inhibited."""
+    seen = server_rounds(tmp_path, alertmanager_factory, SEED + 10_000, SERVER_ROUNDS)
     assert min(seen[k] for k in ("silenced", "inhibited", "refused", "window")) >= 5, seen
