@@ -712,6 +712,16 @@ TAGGED = {
     "!!str on a route": ("  - !!str {RECEIVER: a, matchers: [category=a]}\n", ""),
     "tag on a match value": ("  - RECEIVER: a\n    match: {category: !foo a}\n", ""),
     "tag on a match map": ("  - RECEIVER: a\n    match: !foo {category: a}\n", ""),
+    # t157: !!binary is its decoded text to go-yaml v2 (PyYAML: bytes, refused as "is
+    # b'a'", or an interval named by its base64).
+    "!!binary match value": ("  - RECEIVER: a\n    match: {category: !!binary YQ==}\n", ""),
+    "!!binary match_re value": ("  - RECEIVER: a\n    match_re: {category: !!binary YXxi}\n", ""),
+    "!!binary block matcher": ("  - RECEIVER: a\n    matchers:\n    - !!binary |\n      Y2F0ZWdvcnk9\n      YQ==\n", ""),
+    "!!binary interval name": (
+        "  - RECEIVER: a\n    matchers: [category=a]\n    mute_time_intervals: [!!binary bmlnaHRz]\n",
+        "time_intervals:\n  - name: nights\n    time_intervals: [{years: ['1990']}]\n"
+        "inhibit_rules:\n  - {source_matchers: [category=a], target_matchers: [category=b]}\n",
+    ),
     # t157: a tag keeps go-yaml v2 from taking ~ or null for null (untagged, refused).
     "!!str ~ as a regex": ("  - RECEIVER: a\n    match_re: {category: !!str ~}\n", ""),
     "!foo null as a regex": ("  - RECEIVER: a\n    match_re: {category: !foo null}\n", ""),
@@ -730,6 +740,8 @@ TAGGED_BOTH_REFUSE = {
     "!!set group_by": "group_by: !!set {category}",
     "tagged continue": "continue: !foo true",
     "a tagged list as a matcher": "matchers: [!foo [category=a]]",
+    # t157: !!binary that is not base64 (go-yaml v2: "contains invalid base64 data").
+    "!!binary not base64": "match: {category: !!binary 'YQ='}",
 }
 
 
