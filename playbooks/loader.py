@@ -358,6 +358,7 @@ class _CollectingLoader(_Loader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.duplicates: list[yaml.constructor.ConstructorError] = []
+        self.text = stream  # where a scalar's tag is looked at as written
 
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         self.duplicates.append(error)
@@ -369,14 +370,24 @@ class _CollectingLoader(_Loader):
         ``!<!x>``, ``!<tag:example.com,2000:x>``, ``!!foo``, ``!!map``) as its text.
         PyYAML refused the first ("could not determine a constructor") where
         Alertmanager routes; it made a set of ``!!set {kind}``, which Alertmanager
-        refuses where a list goes."""
+        refuses where a list goes. A scalar with the non-specific tag ``!`` is text there
+        too (``! 5``, ``! ~``, ``! '~'``: "5", "~"), as YAML says; PyYAML resolved it as if
+        untagged (t157: 5 and null, refused as "is null, expected text")."""
         if isinstance(node, yaml.SequenceNode):
             node.tag = _SEQ
         elif isinstance(node, yaml.MappingNode):
             node.tag = _MAP
-        elif isinstance(node, yaml.ScalarNode) and node.tag not in _SCALAR_TAGS:
+        elif isinstance(node, yaml.ScalarNode) and (
+            node.tag not in _SCALAR_TAGS
+            or _NON_SPECIFIC.match(self.text, node.start_mark.index) is not None
+        ):
             node.tag = _STR
         return super().construct_object(node, deep=deep)
+
+
+# A scalar's properties as written, when its tag is the non-specific ``!`` (an anchor
+# may come before or after it).
+_NON_SPECIFIC = re.compile(r"(?:&\S+\s+)?!(?=\s)")
 
 
 _SEQ, _MAP, _STR = (f"tag:yaml.org,2002:{t}" for t in ("seq", "map", "str"))

@@ -722,6 +722,12 @@ TAGGED = {
         "time_intervals:\n  - name: nights\n    time_intervals: [{years: ['1990']}]\n"
         "inhibit_rules:\n  - {source_matchers: [category=a], target_matchers: [category=b]}\n",
     ),
+    # t157: the non-specific tag ! makes a scalar text to go-yaml v2 (PyYAML resolved
+    # it as untagged: 5, null, a date, refused as not text).
+    "! on a number": ("  - RECEIVER: a\n    match: {category: ! 5}\n", ""),
+    "! on null": ("  - RECEIVER: a\n    match_re: {category: ! ~}\n", ""),
+    "! on a quoted ~": ("  - RECEIVER: a\n    match_re: {category: &x ! '~'}\n", ""),
+    "! on a date": ("  - RECEIVER: a\n    match: {category: ! 2026-10-01}\n", ""),
     # t157: a tag keeps go-yaml v2 from taking ~ or null for null (untagged, refused).
     "!!str ~ as a regex": ("  - RECEIVER: a\n    match_re: {category: !!str ~}\n", ""),
     "!foo null as a regex": ("  - RECEIVER: a\n    match_re: {category: !foo null}\n", ""),

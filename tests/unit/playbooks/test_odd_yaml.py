@@ -326,3 +326,24 @@ def test_a_binary_scalar_that_is_no_text_is_a_file_line_error(
         load_routing(path, load_playbooks(PLAYBOOK_DIR))
     assert str(info.value).startswith(f"{path}:7: not valid YAML: "), str(info.value)
     assert said in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "matcher"),
+    [
+        ("match: {category: ! 5}", 'category="5"'),
+        ("match: {category: ! 2026-10-01}", 'category="2026-10-01"'),
+        ("match_re: {category: ! ~}", 'category=~"^(?:~)$"'),
+        ("match_re: {category: ! '~'}", 'category=~"^(?:~)$"'),
+        ("match_re: {category: &n ! null}", 'category=~"^(?:null)$"'),
+    ],
+)
+def test_a_scalar_tagged_non_specific_is_its_text(
+    tmp_path: Path, written: str, matcher: str
+) -> None:
+    # t157: YAML's non-specific tag ! makes a scalar text, as go-yaml v2 (Alertmanager)
+    # reads it; PyYAML resolved it as untagged (5, a date, null: refused as not text).
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING_HEAD + f"    {written}\n")
+    router = load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert matcher in [str(m) for m in router.root.routes[0].matchers]
