@@ -1766,10 +1766,11 @@ _PROPERTIES = re.compile(r"(?:&\S+\s+)?(!)?")  # an anchor, then a tag (captured
 def _go_yaml_null(node: yaml.Node | None, text: str) -> bool:
     """Whether go-yaml v2 (Alertmanager's YAML reader) takes the scalar ``node`` of the
     document ``text`` for null where a type of Alertmanager's own decodes it
-    (``decoder.prepare``: any untagged scalar whose value is ``~`` or ``null``, quoted
-    too), while PyYAML reads text: a quoted ``'~'``, ``"null"`` (``"\x7e"`` too, its
-    value being ``~``), anchored or not, but not ``!!str ~``, whose tag go-yaml keeps."""
-    if not isinstance(node, yaml.ScalarNode) or node.style not in ("'", '"'):
+    (``decoder.prepare``: any untagged scalar whose value is ``~`` or ``null``, quoted or
+    a block too), while PyYAML reads text: a quoted ``'~'``, ``"null"`` (``"\\x7e"``
+    too, its value being ``~``), a block scalar (``|-``) holding ``~``, anchored or not,
+    but not ``!!str ~``, whose tag go-yaml keeps."""
+    if not isinstance(node, yaml.ScalarNode) or node.style not in ("'", '"', "|", ">"):
         return False
     if node.value not in ("~", "null"):
         return False

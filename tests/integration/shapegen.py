@@ -33,6 +33,7 @@ Pure: a seed gives a configuration as a dict (Alertmanager's spelling);
 
 from __future__ import annotations
 
+import base64
 import random
 from typing import Any
 
@@ -472,7 +473,19 @@ def plain_ok(text: str, flow: bool) -> bool:
     return not (flow and any(c in text for c in ",[]{}"))
 
 
-def scalar(rng: random.Random, text: str, indent: int, flow: bool) -> str:
+def tagged(rng: random.Random, text: str, indent: int, flow: bool) -> str:
+    """``text`` with a tag go-yaml v2 reads otherwise than PyYAML did (t157): ``!!binary``
+    (its base64), the non-specific ``!``, or ``!!str``/a local tag on a quoted value."""
+    tag = rng.choice(("!!binary", "!", "!!str", "!foo"))
+    if tag == "!!binary":
+        encoded = base64.b64encode(text.encode()).decode()
+        return "!!binary " + (encoded or "''")
+    return f"{tag} {scalar(rng, text, indent, flow, tags=False)}"
+
+
+def scalar(rng: random.Random, text: str, indent: int, flow: bool, tags: bool = True) -> str:
+    if tags and rng.random() < 0.08:
+        return tagged(rng, text, indent, flow)
     pick = rng.random()
     if pick < 0.3 and (plain_ok(text, flow) or rng.random() < 0.05):
         if " " in text and rng.random() < 0.3:  # a plain scalar over two lines
@@ -502,6 +515,8 @@ def yaml_route(rng: random.Random, receiver: str) -> str:
             lines += [f"    - {scalar(rng, e, 6, False)}{rng.choice(COMMENTS)}" for e in entries]
     else:
         key, text = ("match_re", rng.choice(REGEXES)) if pick < 0.8 else ("match", value(rng))
+        if rng.random() < 0.05:
+            text = rng.choice(("~", "null", "5", "2026-10-01", "true"))  # YAML would type it
         lines.append(f"    {key}:")
         written = scalar(rng, text, 8, False)
         lines.append(f"      {rng.choice(LABELS[:-1])}: {written}{rng.choice(COMMENTS)}")

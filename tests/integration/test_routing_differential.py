@@ -409,6 +409,7 @@ YAML_BOTH_REFUSE = {
     'match_re "null"': 'match_re: {category: "null"}',
     "match_re escaped ~": 'match_re: {category: "\\x7e"}',
     "match_re anchored '~'": "match_re: {category: &t '~'}",
+    "match_re block ~": "match_re:\n        category: >-\n          ~",
 }
 # YAML 1.1 booleans go-yaml v2 (Alertmanager) reads and PyYAML reads as text (t44):
 # `continue: y` is true there; citybrain refuses it, as it refuses `continue: 1`.

@@ -237,6 +237,7 @@ QUOTED_NULLS = {
     'match_re "null"': ('    match_re:\n      category: "null"\n', "", 8, "route.routes.0.match_re.category"),
     "match_re escaped ~": ('    match_re: {category: "\\x7e"}\n', "", 7, "route.routes.0.match_re.category"),
     "match_re anchored '~'": ("    match_re: {category: &t '~'}\n", "", 7, "route.routes.0.match_re.category"),
+    "match_re block ~": ("    match_re:\n      category: |-\n        ~\n", "", 8, "route.routes.0.match_re.category"),
     "source_match_re 'null'": (
         "",
         "inhibit_rules:\n  - source_match_re: {category: 'null'}\n    target_matchers: [kind=a]\n",
