@@ -385,9 +385,9 @@ class _CollectingLoader(_Loader):
         return super().construct_object(node, deep=deep)
 
 
-# A scalar's properties as written, when its tag is the non-specific ``!`` (an anchor
-# may come before or after it).
-_NON_SPECIFIC = re.compile(r"(?:&\S+\s+)?!(?=\s)")
+# A scalar's properties as written, when its tag is the non-specific ``!`` (or its
+# verbatim form ``!<!>``; an anchor may come before or after it).
+_NON_SPECIFIC = re.compile(r"(?:&\S+\s+)?!(?:<!>)?(?=\s)")
 
 
 _SEQ, _MAP, _STR = (f"tag:yaml.org,2002:{t}" for t in ("seq", "map", "str"))

@@ -337,6 +337,7 @@ def test_a_binary_scalar_that_is_no_text_is_a_file_line_error(
         ("match_re: {category: ! ~}", 'category=~"^(?:~)$"'),
         ("match_re: {category: ! '~'}", 'category=~"^(?:~)$"'),
         ("match_re: {category: &n ! null}", 'category=~"^(?:null)$"'),
+        ("match: {category: !<!> 5}", 'category="5"'),
     ],
 )
 def test_a_scalar_tagged_non_specific_is_its_text(
