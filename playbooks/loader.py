@@ -1490,16 +1490,16 @@ def routing_errors(
                 fail((*loc, name), f"is {shown(value)}, expected text (quote it)")
                 continue
             if op == "=~" and _go_yaml_null(_node_at(root, (*loc, name)), text):
-                # t157: go-yaml v2 takes a quoted "~" or "null" for no value where
+                # t157: go-yaml v2 takes a quoted (or block) "~" or "null" for no value where
                 # Alertmanager reads the scalar through its own type (config.Regexp), and
                 # Alertmanager then refuses the whole file; PyYAML reads the text.
                 alike = "(?:~)" if value == "~" else "(?:null)"
                 fail(
                     (*loc, name),
-                    f"{value!r}, quoted, is read as no value (null) by Alertmanager's YAML "
-                    f'reader (go-yaml v2), which then refuses the file ("cannot unmarshal '
-                    f'!!str `{value}` into config.Regexp"); write the regex another way: '
-                    f"{alike!r} matches the same",
+                    f"{value!r}, quoted or a block scalar, is read as no value (null) by "
+                    "Alertmanager's YAML reader (go-yaml v2), which then refuses the file "
+                    f'("cannot unmarshal !!str `{value}` into config.Regexp"); write the '
+                    f"regex another way: {alike!r} matches the same",
                 )
                 continue
             # The location (route.routes.2.match.kind) names the map and label: the

@@ -268,7 +268,7 @@ def test_a_quoted_null_as_a_regex_is_refused_as_alertmanager_refuses_it(
         load_routing(path, load_playbooks(PLAYBOOK_DIR))
     said = str(info.value)
     assert f"{path}:{line}: {where}: " in said, said
-    assert "quoted, is read as no value (null) by Alertmanager's YAML reader" in said, said
+    assert "is read as no value (null) by Alertmanager's YAML reader" in said, said
     assert "into config.Regexp" in said and "matches the same" in said, said
 
 
