@@ -81,6 +81,7 @@ VALUES = (
     "🌊",
 )
 REGEXES = (
+    "",  # =~"" and !~"" (and bare: kind=~, kind!~)
     "a|",
     "|a",
     "|",
