@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import errno
 import hashlib
 import itertools
@@ -223,6 +225,36 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
         return super().construct_document(node)
 
 
+def _binary_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> str:
+    """A ``!!binary`` scalar as Alertmanager's YAML reader (go-yaml v2) gives a text field:
+    its base64 decoded (line breaks ignored, as Go's ``base64.StdEncoding``), read as
+    UTF-8 text. PyYAML made bytes of it (t157): ``match: {kind: !!binary YQ==}`` was
+    refused as "is b'a'" and ``mute_time_intervals: [!!binary bmlnaHRz]`` named the
+    interval by its base64, where Alertmanager reads "a" and "nights". Bytes that are not
+    UTF-8 text are refused, naming the scalar (citybrain reads text only)."""
+    written = str(loader.construct_scalar(node))
+    try:
+        data = base64.b64decode(written.replace("\n", "").replace("\r", ""), validate=True)
+    except (binascii.Error, ValueError):
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"!!binary {written[:40]!r} is not base64 (go-yaml v2, Alertmanager's YAML "
+            "reader, refuses it too)",
+            node.start_mark,
+        ) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"!!binary {written[:40]!r} decodes to bytes that are not UTF-8 text; citybrain "
+            "reads text only: write the text itself",
+            node.start_mark,
+        ) from None
+
+
 # The values a document may gain through aliases (*name), beyond those written: go-yaml,
 # Alertmanager's reader, refuses "excessive aliasing" too. Nine lists of nine, nested
 # nine deep in a 400-byte grid, were 387 million values: the worker's start took minutes
@@ -319,11 +351,14 @@ def _same(a: yaml.Node, b: yaml.Node) -> bool:
 
 class _CollectingLoader(_Loader):
     """``_Loader`` noting each key given twice (in ``duplicates``) and keeping the last,
-    as PyYAML does, so a check can go on to the file's other errors."""
+    as PyYAML does, so a check can go on to the file's other errors. The routing file's
+    reader (``routing_errors``): integers and ``!!binary`` are read as go-yaml v2 reads
+    them (below)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.duplicates: list[yaml.constructor.ConstructorError] = []
+        self.text = stream  # where a scalar's tag is looked at as written
 
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         self.duplicates.append(error)
@@ -335,14 +370,24 @@ class _CollectingLoader(_Loader):
         ``!<!x>``, ``!<tag:example.com,2000:x>``, ``!!foo``, ``!!map``) as its text.
         PyYAML refused the first ("could not determine a constructor") where
         Alertmanager routes; it made a set of ``!!set {kind}``, which Alertmanager
-        refuses where a list goes."""
+        refuses where a list goes. A scalar with the non-specific tag ``!`` is text there
+        too (``! 5``, ``! ~``, ``! '~'``: "5", "~"), as YAML says; PyYAML resolved it as if
+        untagged (t157: 5 and null, refused as "is null, expected text")."""
         if isinstance(node, yaml.SequenceNode):
             node.tag = _SEQ
         elif isinstance(node, yaml.MappingNode):
             node.tag = _MAP
-        elif isinstance(node, yaml.ScalarNode) and node.tag not in _SCALAR_TAGS:
+        elif isinstance(node, yaml.ScalarNode) and (
+            node.tag not in _SCALAR_TAGS
+            or _NON_SPECIFIC.match(self.text, node.start_mark.index) is not None
+        ):
             node.tag = _STR
         return super().construct_object(node, deep=deep)
+
+
+# A scalar's properties as written, when its tag is the non-specific ``!`` (or its
+# verbatim form ``!<!>``; an anchor may come before or after it).
+_NON_SPECIFIC = re.compile(r"(?:&\S+\s+)?!(?:<!>)?(?=\s)")
 
 
 _SEQ, _MAP, _STR = (f"tag:yaml.org,2002:{t}" for t in ("seq", "map", "str"))
@@ -372,6 +417,9 @@ def _written_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 
 
 _CollectingLoader.add_constructor("tag:yaml.org,2002:int", _written_int)
+# The routing file's reader only: there Alertmanager's go-yaml v2 is the reference; a
+# playbook's task message of !!binary stays bytes, refused as no JSON (t54).
+_CollectingLoader.add_constructor("tag:yaml.org,2002:binary", _binary_text)
 
 _LOADER = _Loader
 
@@ -1370,7 +1418,8 @@ def routing_errors(
         )
     # Scalars Alertmanager's YAML reader (go-yaml v2, an older libyaml) refuses and
     # PyYAML's libyaml reads (trial 23's YAML fuzz): refused here too, saying why.
-    for line, message in _go_yaml_refusals(path.read_text(encoding="utf-8")):
+    text = path.read_text(encoding="utf-8")
+    for line, message in _go_yaml_refusals(text):
         errors.append(f"{path}:{line}: {message}")
 
     def fail(loc: tuple[str | int, ...], message: str) -> None:
@@ -1439,6 +1488,19 @@ def routing_errors(
                 # (Alertmanager's YAML reads any scalar as its text, 0x10 as "0x10",
                 # amtool checked; PyYAML makes 16 of it: quoting says which is meant.)
                 fail((*loc, name), f"is {shown(value)}, expected text (quote it)")
+                continue
+            if op == "=~" and _go_yaml_null(_node_at(root, (*loc, name)), text):
+                # t157: go-yaml v2 takes a quoted (or block) "~" or "null" for no value where
+                # Alertmanager reads the scalar through its own type (config.Regexp), and
+                # Alertmanager then refuses the whole file; PyYAML reads the text.
+                alike = "(?:~)" if value == "~" else "(?:null)"
+                fail(
+                    (*loc, name),
+                    f"{value!r}, quoted or a block scalar, is read as no value (null) by "
+                    "Alertmanager's YAML reader (go-yaml v2), which then refuses the file "
+                    f'("cannot unmarshal !!str `{value}` into config.Regexp"); write the '
+                    f"regex another way: {alike!r} matches the same",
+                )
                 continue
             # The location (route.routes.2.match.kind) names the map and label: the
             # message is the reason alone (trial 7: "match: kind: …" said it twice).
@@ -1682,6 +1744,38 @@ def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
                     )
                 )
     return found
+
+
+def _node_at(root: yaml.Node | None, loc: tuple[str | int, ...]) -> yaml.Node | None:
+    """The YAML node at ``loc`` (keys and list indices from ``root``; the last of a key
+    given twice, as PyYAML keeps), or None where the path leaves the tree."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            node = _value_node(node, str(part))
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            node = node.value[part] if 0 <= part < len(node.value) else None
+        else:
+            return None
+    return node
+
+
+_PROPERTIES = re.compile(r"(?:&\S+\s+)?(!)?")  # an anchor, then a tag (captured) or not
+
+
+def _go_yaml_null(node: yaml.Node | None, text: str) -> bool:
+    """Whether go-yaml v2 (Alertmanager's YAML reader) takes the scalar ``node`` of the
+    document ``text`` for null where a type of Alertmanager's own decodes it
+    (``decoder.prepare``: any untagged scalar whose value is ``~`` or ``null``, quoted or
+    a block too), while PyYAML reads text: a quoted ``'~'``, ``"null"`` (``"\\x7e"``
+    too, its value being ``~``), a block scalar (``|-``) holding ``~``, anchored or not,
+    but not ``!!str ~``, whose tag go-yaml keeps."""
+    if not isinstance(node, yaml.ScalarNode) or node.style not in ("'", '"', "|", ">"):
+        return False
+    if node.value not in ("~", "null"):
+        return False
+    written = _PROPERTIES.match(text, node.start_mark.index)
+    return written is not None and written.group(1) is None
 
 
 def _merge_keys(root: yaml.Node | None) -> list[tuple[tuple[str | int, ...], int]]:

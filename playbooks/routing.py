@@ -883,8 +883,15 @@ def matchers_text(matchers: Iterable[Matcher]) -> str:
     value and operator as Alertmanager sorts them (``labels.Matchers.Less``), so the order
     they are written in, and whether ``match``/``match_re`` or ``matchers`` wrote them,
     changes nothing; ``{}`` for none."""
-    ordered = sorted(matchers, key=lambda m: (m.name, m.value, m.op))
+    ordered = sorted(matchers, key=lambda m: (m.name, m.value, _MATCH_TYPE[m.op]))
     return "{" + ",".join(str(m) for m in ordered) + "}"
+
+
+# Alertmanager's MatchType order (``pkg/labels/matcher.go``: MatchEqual, MatchNotEqual,
+# MatchRegexp, MatchNotRegexp), the last key of ``Matchers.Less``: two matchers of one
+# label and value sort so, not by their text (t157: ``!=`` sorted before ``=`` here, so
+# ``{kind="a",kind!="a"}`` was ``{kind!="a",kind="a"}``, another Route.Key() text).
+_MATCH_TYPE = {"=": 0, "!=": 1, "=~": 2, "!~": 3}
 
 
 def with_paths(root: Route) -> Route:

@@ -403,6 +403,13 @@ YAML_BOTH_REFUSE = {
     "matchers holding themselves": "matchers: &m ['kind=\"a\"', *m]",
     # t44: a list as a key (the merge-key check raised TypeError: a traceback).
     "a list as a key": "[matchers]: ['kind=\"a\"']",
+    # t157: go-yaml v2 takes a quoted ~ or null for null before config.Regexp reads it
+    # ("cannot unmarshal !!str `~` into config.Regexp"); PyYAML read the regex ~.
+    "match_re '~'": "match_re: {category: '~'}",
+    'match_re "null"': 'match_re: {category: "null"}',
+    "match_re escaped ~": 'match_re: {category: "\\x7e"}',
+    "match_re anchored '~'": "match_re: {category: &t '~'}",
+    "match_re block ~": "match_re:\n        category: >-\n          ~",
 }
 # YAML 1.1 booleans go-yaml v2 (Alertmanager) reads and PyYAML reads as text (t44):
 # `continue: y` is true there; citybrain refuses it, as it refuses `continue: 1`.
@@ -706,6 +713,25 @@ TAGGED = {
     "!!str on a route": ("  - !!str {RECEIVER: a, matchers: [category=a]}\n", ""),
     "tag on a match value": ("  - RECEIVER: a\n    match: {category: !foo a}\n", ""),
     "tag on a match map": ("  - RECEIVER: a\n    match: !foo {category: a}\n", ""),
+    # t157: !!binary is its decoded text to go-yaml v2 (PyYAML: bytes, refused as "is
+    # b'a'", or an interval named by its base64).
+    "!!binary match value": ("  - RECEIVER: a\n    match: {category: !!binary YQ==}\n", ""),
+    "!!binary match_re value": ("  - RECEIVER: a\n    match_re: {category: !!binary YXxi}\n", ""),
+    "!!binary block matcher": ("  - RECEIVER: a\n    matchers:\n    - !!binary |\n      Y2F0ZWdvcnk9\n      YQ==\n", ""),
+    "!!binary interval name": (
+        "  - RECEIVER: a\n    matchers: [category=a]\n    mute_time_intervals: [!!binary bmlnaHRz]\n",
+        "time_intervals:\n  - name: nights\n    time_intervals: [{years: ['1990']}]\n"
+        "inhibit_rules:\n  - {source_matchers: [category=a], target_matchers: [category=b]}\n",
+    ),
+    # t157: the non-specific tag ! makes a scalar text to go-yaml v2 (PyYAML resolved
+    # it as untagged: 5, null, a date, refused as not text).
+    "! on a number": ("  - RECEIVER: a\n    match: {category: ! 5}\n", ""),
+    "! on null": ("  - RECEIVER: a\n    match_re: {category: ! ~}\n", ""),
+    "! on a quoted ~": ("  - RECEIVER: a\n    match_re: {category: &x ! '~'}\n", ""),
+    "! on a date": ("  - RECEIVER: a\n    match: {category: ! 2026-10-01}\n", ""),
+    # t157: a tag keeps go-yaml v2 from taking ~ or null for null (untagged, refused).
+    "!!str ~ as a regex": ("  - RECEIVER: a\n    match_re: {category: !!str ~}\n", ""),
+    "!foo null as a regex": ("  - RECEIVER: a\n    match_re: {category: !foo null}\n", ""),
     "tag on a group_by entry": ("  - RECEIVER: a\n    group_by: [!foo category]\n    matchers: [category=a]\n", ""),
     "tag on a key": ("  - RECEIVER: a\n    !foo matchers: [category=a]\n", ""),
     "tag on routes": ("  - RECEIVER: a\n    matchers: [category=a]\n    routes: !foo [{RECEIVER: b}]\n", ""),
@@ -721,6 +747,8 @@ TAGGED_BOTH_REFUSE = {
     "!!set group_by": "group_by: !!set {category}",
     "tagged continue": "continue: !foo true",
     "a tagged list as a matcher": "matchers: [!foo [category=a]]",
+    # t157: !!binary that is not base64 (go-yaml v2: "contains invalid base64 data").
+    "!!binary not base64": "match: {category: !!binary 'YQ='}",
 }
 
 

@@ -70,9 +70,12 @@ type alertOut struct {
 }
 
 type answer struct {
-	Error         string     `json:"error,omitempty"`
-	Alerts        []alertOut `json:"alerts,omitempty"`
-	SilenceErrors []string   `json:"silence_errors,omitempty"`
+	Error  string     `json:"error,omitempty"`
+	Alerts []alertOut `json:"alerts,omitempty"`
+	// Every route's id and Route.Key() (its matchers as Alertmanager read them), in
+	// the tree's order: what a route holds whether or not an alert takes it (t157).
+	RouteKeys     [][2]string `json:"route_keys,omitempty"`
+	SilenceErrors []string    `json:"silence_errors,omitempty"`
 }
 
 func labelSet(labels map[string]string) model.LabelSet {
@@ -135,7 +138,16 @@ func inhibitedBy(rules []*config.InhibitRule, lset model.LabelSet, all []model.L
 	return false
 }
 
-func serve(req request) answer {
+func serve(req request) (ans answer) {
+	// go-yaml v2 built with a newer Go than Alertmanager 0.25's panics (a nil pointer)
+	// where amtool 0.25 refuses a file (t157: `match_re: {kind: '~'}`, a quoted "~"
+	// go-yaml v2 takes for null): answered as a refusal, which the tests check against
+	// amtool check-config, rather than ending the run.
+	defer func() {
+		if p := recover(); p != nil {
+			ans = answer{Error: fmt.Sprintf("config.Load panicked: %v", p)}
+		}
+	}()
 	cfg, err := config.Load(req.Config)
 	if err != nil {
 		return answer{Error: err.Error()}
@@ -151,8 +163,10 @@ func serve(req request) answer {
 	// Each route's place in the tree, as citybrain names it: root, root.0, root.0.1, ...
 	ids := map[*dispatch.Route]string{}
 	var walk func(r *dispatch.Route, id string)
+	var routeKeys [][2]string
 	walk = func(r *dispatch.Route, id string) {
 		ids[r] = id
+		routeKeys = append(routeKeys, [2]string{id, r.Key()})
 		for i, c := range r.Routes {
 			walk(c, fmt.Sprintf("%s.%d", id, i))
 		}
@@ -278,7 +292,7 @@ func serve(req request) answer {
 		}
 		out[i] = a
 	}
-	return answer{Alerts: out, SilenceErrors: silenceErrors}
+	return answer{Alerts: out, SilenceErrors: silenceErrors, RouteKeys: routeKeys}
 }
 
 func main() {

@@ -226,3 +226,126 @@ def test_a_set_where_group_by_goes_is_refused_as_alertmanager_refuses_it(tmp_pat
     path.write_text("version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: !!set {kind}\n")
     with pytest.raises(PlaybookError, match=r"routing.yaml:4: route.group_by: is a mapping"):
         load_routing(path, load_playbooks(PLAYBOOK_DIR))
+
+
+# t157: go-yaml v2 (Alertmanager's YAML reader) takes an untagged scalar whose value is
+# "~" or "null" for null before a type of Alertmanager's own decodes it, quoted too, so
+# `match_re: {category: '~'}` is refused there ("cannot unmarshal !!str `~` into
+# config.Regexp"), where PyYAML read the regex ~ and citybrain routed by it.
+QUOTED_NULLS = {
+    "match_re '~'": ("    match_re: {category: '~'}\n", "", 7, "route.routes.0.match_re.category"),
+    'match_re "null"': ('    match_re:\n      category: "null"\n', "", 8, "route.routes.0.match_re.category"),
+    "match_re escaped ~": ('    match_re: {category: "\\x7e"}\n', "", 7, "route.routes.0.match_re.category"),
+    "match_re anchored '~'": ("    match_re: {category: &t '~'}\n", "", 7, "route.routes.0.match_re.category"),
+    "match_re block ~": ("    match_re:\n      category: |-\n        ~\n", "", 8, "route.routes.0.match_re.category"),
+    "source_match_re 'null'": (
+        "",
+        "inhibit_rules:\n  - source_match_re: {category: 'null'}\n    target_matchers: [kind=a]\n",
+        8,
+        "inhibit_rules.0.source_match_re.category",
+    ),
+    "target_match_re '~'": (
+        "",
+        "inhibit_rules:\n  - source_matchers: [kind=a]\n    target_match_re:\n      category: '~'\n",
+        10,
+        "inhibit_rules.0.target_match_re.category",
+    ),
+}  # fmt: skip
+ROUTING_HEAD = (
+    "version: 1\nroute:\n  playbook: sensor-anomaly\n  group_by: [kind]\n  routes:\n"
+    "  - matchers: ['kind=\"pm25\"']\n"
+)
+
+
+@pytest.mark.parametrize("name", sorted(QUOTED_NULLS))
+def test_a_quoted_null_as_a_regex_is_refused_as_alertmanager_refuses_it(
+    tmp_path: Path, name: str
+) -> None:
+    route, after, line, where = QUOTED_NULLS[name]
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING_HEAD + route + after)
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    said = str(info.value)
+    assert f"{path}:{line}: {where}: " in said, said
+    assert "is read as no value (null) by Alertmanager's YAML reader" in said, said
+    assert "into config.Regexp" in said and "matches the same" in said, said
+
+
+@pytest.mark.parametrize("scalar", ["!!str ~", "!!str null", "!foo ~", "'Null'", "'~ '", "'(?:~)'"])
+def test_a_regex_go_yaml_reads_as_text_is_read(tmp_path: Path, scalar: str) -> None:
+    # Tagged (go-yaml keeps the tag and decodes the text), or not exactly ~ or null.
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING_HEAD + f"    match_re: {{category: {scalar}}}\n")
+    router = load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert len(router.root.routes[0].matchers) == 2
+
+
+# t157: go-yaml v2 gives a !!binary scalar to a text field as its decoded text; PyYAML
+# made bytes of it (refused as "is b'a'", or an interval named by its base64 text).
+BINARY_READ = {
+    "match value": ("    match: {category: !!binary YQ==}\n", 'category="a"'),
+    "match_re value": ("    match_re: {category: !!binary YXxi}\n", 'category=~"^(?:a|b)$"'),
+    "a block of base64 over two lines": (
+        "    match: {kind: pm25}\n  - playbook: sensor-anomaly\n    matchers:\n"
+        "    - !!binary |\n      Y2F0ZWdvcnk9\n      YQ==\n",
+        'category="a"',
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BINARY_READ))
+def test_a_binary_scalar_is_read_as_its_text(tmp_path: Path, name: str) -> None:
+    route, matcher = BINARY_READ[name]
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING_HEAD + route)
+    router = load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert matcher in [str(m) for m in router.root.routes[-1].matchers]
+
+
+def test_a_binary_interval_name_names_the_interval(tmp_path: Path) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        ROUTING_HEAD
+        + "    mute_time_intervals: [!!binary bmlnaHRz]\n"
+        + "time_intervals:\n  - name: nights\n    time_intervals: [{years: ['1990']}]\n"
+    )
+    router = load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert router.root.routes[0].mute_time_intervals == ("nights",)
+
+
+@pytest.mark.parametrize(
+    ("scalar", "said"),
+    [("!!binary 'YQ='", "is not base64"), ("!!binary /w==", "not UTF-8 text")],
+)
+def test_a_binary_scalar_that_is_no_text_is_a_file_line_error(
+    tmp_path: Path, scalar: str, said: str
+) -> None:
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING_HEAD + f"    match: {{category: {scalar}}}\n")
+    with pytest.raises(PlaybookError) as info:
+        load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert str(info.value).startswith(f"{path}:7: not valid YAML: "), str(info.value)
+    assert said in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "matcher"),
+    [
+        ("match: {category: ! 5}", 'category="5"'),
+        ("match: {category: ! 2026-10-01}", 'category="2026-10-01"'),
+        ("match_re: {category: ! ~}", 'category=~"^(?:~)$"'),
+        ("match_re: {category: ! '~'}", 'category=~"^(?:~)$"'),
+        ("match_re: {category: &n ! null}", 'category=~"^(?:null)$"'),
+        ("match: {category: !<!> 5}", 'category="5"'),
+    ],
+)
+def test_a_scalar_tagged_non_specific_is_its_text(
+    tmp_path: Path, written: str, matcher: str
+) -> None:
+    # t157: YAML's non-specific tag ! makes a scalar text, as go-yaml v2 (Alertmanager)
+    # reads it; PyYAML resolved it as untagged (5, a date, null: refused as not text).
+    path = tmp_path / "routing.yaml"
+    path.write_text(ROUTING_HEAD + f"    {written}\n")
+    router = load_routing(path, load_playbooks(PLAYBOOK_DIR))
+    assert matcher in [str(m) for m in router.root.routes[0].matchers]

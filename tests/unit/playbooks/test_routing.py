@@ -863,3 +863,17 @@ def test_a_utf16_routing_file_is_refused_naming_utf16(tmp_path: Path, encoding: 
         f"{path}:1: the file is UTF-16 (it starts with a UTF-16 byte order mark); citybrain "
         "reads YAML files as UTF-8 only: save it as UTF-8"
     )
+
+
+def test_a_routes_path_sorts_matchers_of_one_label_and_value_as_alertmanager_does() -> None:
+    # t157: Alertmanager's Matchers.Less orders by name, value, then MatchType (=, !=,
+    # =~, !~); citybrain ordered the last by the operator's text (!= before =), so the
+    # path was not Route.Key()'s text (found by shapegen.py against tools/amroute).
+    from playbooks.routing import matchers_text, parse_matchers
+
+    written = 'street!~"a$", street=~"a$", kind!="", kind="", category!~"x", category="x"'
+    assert matchers_text(parse_matchers(written)) == (
+        '{category="x",category!~"x",kind="",kind!="",street=~"a$",street!~"a$"}'
+    )
+    # The order written changes nothing.
+    assert matchers_text(parse_matchers(written)[::-1]) == matchers_text(parse_matchers(written))
