@@ -29,7 +29,9 @@ segment settings of ``streams.settings`` (``changelog_topic_configs``) and the r
 for Kafka's cleaner before the start, to show what compaction leaves; by default they are
 created as before t155 (``cleanup.policy=compact`` only, nothing compacted within a run).
 ``--profile DIR``: each worker runs under ``cProfile`` (its stats written at its stop to
-DIR). Prints one line per start; ``--out`` merges the results into a JSON file
+DIR). Besides the wall clock, each start's CPU seconds (user + system, from ``/proc``) to
+ready: on a shared machine the code's cost, less swayed by the others' load. Prints one
+line per start; ``--out`` merges the results into a JSON file
 (``recovery``). Run it niced (``nice -n 19``) on a shared machine."""
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from bench import count, machine, out_file, run_main
+from bench import count, in_dir, machine, out_file, run_main
 from bench.catchup import worker_env
 from citybrain.stack.topics import run_topics
 from streams.events import Reading
@@ -133,7 +135,9 @@ def read_topic(bootstrap: str, topic: str) -> list[tuple[int, bytes, bytes | Non
 def start_worker(
     env: dict[str, str], log: Path, profile: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """A ``citybrain worker`` logging at info, optionally under cProfile."""
+    """A ``citybrain worker`` logging at info, optionally under cProfile; run in the
+    directory of its code (``PYTHONPATH``): ``python -m`` puts the working directory
+    first on the path, so from this checkout an old tree's worker ran this one's code."""
     head = [sys.executable]
     if profile is not None:
         head += ["-m", "cProfile", "-o", str(profile)]
@@ -143,7 +147,14 @@ def start_worker(
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            cwd=env.get("PYTHONPATH") or None,
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -327,6 +338,9 @@ def one_start(
         proc = start_worker(bench_env(run, settings, code), log, prof)
         try:
             out["ready_s"] = until_ready(proc, log) - t0
+            # CPU seconds the worker spent to be ready (user + system, its threads'):
+            # what the code costs, less swayed than the wall clock by a shared machine.
+            out["cpu_s"] = cpu_seconds(proc.pid)
         finally:
             stop(proc)
     return out
@@ -338,8 +352,9 @@ def main() -> None:
     parser.add_argument("--sensors", type=count(), default=20_000)
     parser.add_argument("--sensor-records", type=count(), default=5)
     parser.add_argument("--rounds", type=count(), default=2)
-    parser.add_argument("--tables", nargs="+", default=["groups", "sensor-state"])
-    parser.add_argument("--code", action="append", default=[])
+    tables = ["groups", "sensor-state"]
+    parser.add_argument("--tables", nargs="+", choices=tables, default=tables)
+    parser.add_argument("--code", type=in_dir, action="append", default=[])
     parser.add_argument("--compacted", action="store_true")
     parser.add_argument("--profile", type=Path)
     parser.add_argument("--out", type=out_file)
@@ -351,7 +366,8 @@ def main() -> None:
     samples = capture(workdir)
     for name, records in samples.items():
         print(f"capture: {name}: {len(records)} records, {len({k for _, k, _ in records})} keys")
-    codes: list[str | None] = args.code or [None]
+    # Absolute: the worker runs in its code's directory (``start_worker``).
+    codes: list[str | None] = [str(c.resolve()) for c in args.code] or [None]
     starts: list[dict[str, Any]] = []
     for r in range(args.rounds):
         for table in [None, *args.tables]:
@@ -381,11 +397,18 @@ def main() -> None:
             mine = [s for s in starts if s["code"] == label and s["table"] == table]
             ready = statistics.median(s["ready_s"] for s in mine)
             records = statistics.median(s["records"] for s in mine)
+            cpu = statistics.median(s["cpu_s"] for s in mine)
+            base_cpu = statistics.median(
+                s["cpu_s"] for s in starts if s["code"] == label and s["table"] == "base"
+            )
             summary[f"{label} {table}"] = {
                 "records": records,
                 "ready_s": round(ready, 2),
                 "base_s": round(base, 2),
                 "records_per_s": round(records / max(ready - base, 0.01)),
+                "cpu_s": round(cpu, 2),
+                "base_cpu_s": round(base_cpu, 2),
+                "records_per_cpu_s": round(records / max(cpu - base_cpu, 0.01)),
             }
     for name, row in summary.items():
         print(f"median: {name}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
