@@ -50,7 +50,7 @@ from streams.logs import SayEvery
 from streams.metrics import Metrics
 from streams.reload import ConfigReload
 from streams.response import Response
-from streams.settings import Settings, load_settings
+from streams.settings import Settings, changelog_topic_configs, load_settings
 from streams.tables import REASONS, ReadBack, coalesce_changelog
 from streams.web_server import install as bound_web_server
 
@@ -166,7 +166,14 @@ def create_app(
     )
     # Every table's entries that cannot be read back are dropped, said, counted and
     # audited (docs/operations.md, "State read back"); never fatal to recovery.
+    changelog_configs = changelog_topic_configs(settings)
     for table in app.tables.values():
+        # Every changelog compacted within hours, not weeks: its length, and a restart's
+        # time, bounded by its live keys (docs/operations.md, "Restart time and changelog
+        # length"). faust declares a missing changelog with these; citybrain creates them
+        # before (citybrain.stack.topics.faust_topics) and sets them on existing ones.
+        table.extra_topic_configs = changelog_configs
+        table.changelog_topic.config = dict(changelog_configs)
         if isinstance(table, ReadBack):
             table.on_unreadable = ctx.on_unreadable_state
             for reason in REASONS:

@@ -103,6 +103,7 @@ WHOLE_NUMBER_FIELDS = (
     "burst_min_reports",
     "commit_every",
     "fetch_max_bytes",
+    "changelog_segment_bytes",
     "batch_size",
     "detector_window",
     "detector_min_samples",
@@ -274,6 +275,19 @@ class Settings(BaseSettings):
     # is kept (readable by `runs show`, its superseded runs' reports recognised) before
     # the deadline check forgets it with a tombstone (docs/playbooks.md, groups that end).
     group_retention: float = Field(default=2 * DAY, ge=0, le=52 * WEEK)
+    # The tables' changelog topics, as they are created (and set again on existing ones
+    # at a worker's start): Kafka compacts only closed segments, and its defaults (1 GiB,
+    # 7 days) left a groups changelog holding about a million superseded records before
+    # any compaction, every one read back at a restart (t155, docs/operations.md,
+    # "Restart time and changelog length"). A segment closes after this many seconds
+    # (segment.ms) or bytes (segment.bytes, Kafka's least 1 MiB), whichever comes first.
+    changelog_segment_seconds: float = Field(default=HOUR, ge=60, le=WEEK)
+    changelog_segment_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024, le=2**30)
+    # How long a tombstone (a forgotten group, an expired silence) stays after compaction
+    # reached it (delete.retention.ms): a worker reading the changelog must reach it
+    # before it goes, or it keeps the key's older entry. A recovery reads a changelog in
+    # minutes, a live worker within seconds: a day covers a worker frozen for hours.
+    changelog_tombstone_seconds: float = Field(default=DAY, ge=HOUR, le=52 * WEEK)
     # Wall-clock seconds between re-checks of firing alerts kept from their receivers by a
     # silence or inhibition (streams/alerting.py): one no longer muted is routed then.
     mute_check_interval: float = Field(default=2.0, gt=0, le=300)
@@ -613,6 +627,26 @@ class Settings(BaseSettings):
 SECRET_SETTINGS = frozenset({"webhook_secret", "grafana_token", "kafka_password"})
 
 
+# The share of a changelog's bytes that may be superseded records before Kafka's cleaner
+# compacts it (min.cleanable.dirty.ratio, Kafka's default, written out so that the bound
+# docs/operations.md gives holds whatever the broker's default is).
+CHANGELOG_DIRTY_RATIO = "0.5"
+
+
+def changelog_topic_configs(settings: Settings) -> dict[str, str]:
+    """The topic configs of every table's changelog (Kafka's names, values as text):
+    compacted, with segments that close within ``changelog_segment_seconds`` or
+    ``changelog_segment_bytes`` so the cleaner reaches superseded records within hours,
+    and tombstones kept ``changelog_tombstone_seconds`` after it did."""
+    return {
+        "cleanup.policy": "compact",
+        "segment.ms": str(round(settings.changelog_segment_seconds * 1000)),
+        "segment.bytes": str(settings.changelog_segment_bytes),
+        "min.cleanable.dirty.ratio": CHANGELOG_DIRTY_RATIO,
+        "delete.retention.ms": str(round(settings.changelog_tombstone_seconds * 1000)),
+    }
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Settings from the environment. Raises ``SettingsError``, one line naming each bad
     setting, its value (never a secret's) and what was expected:
@@ -726,6 +760,8 @@ SECONDS_FIELDS = frozenset(
         "no_data_timeout",
         "group_retention",
         "mute_check_interval",
+        "changelog_segment_seconds",
+        "changelog_tombstone_seconds",
     }
 )
 _BYTES: dict[str, float] = {

@@ -960,10 +960,16 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
     from kafka.errors import KafkaError
 
     from citybrain.errors import KafkaStoppedError
-    from citybrain.stack.topics import PartitionCountError, create_topics, faust_topics
+    from citybrain.stack.topics import (
+        PartitionCountError,
+        align_topic_configs,
+        create_topics,
+        faust_topics,
+    )
 
+    specs = faust_topics(app, settings.partitions)
     try:
-        create_topics(settings, faust_topics(app, settings.partitions))
+        create_topics(settings, specs)
     except PartitionCountError as exc:
         # Before joining the group: a worker counting other partitions than its topics
         # lost readings (dead-lettered wrong_partition) and crashed writing its tables.
@@ -975,6 +981,23 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
             "auto-create them)",
             file=sys.stderr,
         )
+        return
+    # Changelogs made before their segment and tombstone configs were set (t155): a
+    # restart read every superseded record of them, their segments compacted only after
+    # 1 GiB or 7 days.
+    try:
+        changed = align_topic_configs(settings, specs)
+    except (KafkaError, KafkaStoppedError) as exc:
+        print(
+            f"citybrain: warning: could not set the changelog topics' configs (prefix "
+            f"{settings.topic_prefix!r}): {_kafka_reason(exc)}; they keep theirs, and a "
+            "restart reads their superseded records until Kafka compacts them "
+            "(docs/operations.md, restart time and changelog length)",
+            file=sys.stderr,
+        )
+        return
+    for line in changed:
+        print(f"citybrain: {line} (docs/operations.md, restart time)", file=sys.stderr)
 
 
 def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:

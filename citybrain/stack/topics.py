@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from citybrain.kafka_read import bounded
 from citybrain.stack.process import sigterm_as_interrupt
@@ -41,8 +41,9 @@ def task_topics(settings: Settings) -> set[str]:
 
 def faust_topics(app: faust.App, partitions: int) -> list[TopicSpec]:
     """The topics faust declares itself when a worker starts: every table's changelog
-    (compacted, as faust declares it) and the leader assignor's one-partition topic
-    (``<app id>-__assignor-__leader``, faust-streaming 0.11's ``LeaderAssignor``).
+    (compacted, with its segment and tombstone configs) and the leader assignor's
+    one-partition topic (``<app id>-__assignor-__leader``, faust-streaming 0.11's
+    ``LeaderAssignor``).
 
     Created beforehand so the consumer never subscribes to a topic the broker's metadata
     does not show yet (aiokafka then logs ERROR "Topic … not found in cluster metadata"
@@ -51,7 +52,9 @@ def faust_topics(app: faust.App, partitions: int) -> list[TopicSpec]:
         TopicSpec(
             table.changelog_topic.get_topic_name(),
             table.changelog_topic.partitions or partitions,
-            {"cleanup.policy": "compact"},
+            # As faust declares it: compacted, with the configs the app gave it
+            # (streams.settings.changelog_topic_configs).
+            {"cleanup.policy": "compact", **table.changelog_topic.config},
         )
         for table in app.tables.values()
     ]
@@ -133,6 +136,88 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
         placed = [spec for spec in every if spec.name not in task]
         check_partition_counts(placed, admin.describe_topics([spec.name for spec in placed]))
         return created
+    finally:
+        admin.close()
+
+
+def config_changes(
+    specs: Sequence[TopicSpec], described: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, tuple[str | None, str]]]:
+    """Per topic of ``specs`` in ``described`` (kafka-python's ``describe_configs``
+    result for topics: name -> config -> {"value": ...}), each config of its spec whose
+    value there differs: config -> (the topic's value, the spec's). Topics not
+    described (not made yet) are left out."""
+    changes: dict[str, dict[str, tuple[str | None, str]]] = {}
+    for spec in specs:
+        have = described.get(spec.name)
+        if have is None:
+            continue
+        differ = {
+            key: ((have.get(key) or {}).get("value"), want)
+            for key, want in spec.configs.items()
+            if (have.get(key) or {}).get("value") != want
+        }
+        if differ:
+            changes[spec.name] = differ
+    return changes
+
+
+def align_topic_configs(settings: Settings, specs: Sequence[TopicSpec]) -> list[str]:
+    """Set, on the existing topics of ``specs``, each config whose value differs from its
+    spec's (Kafka's incremental alter: the topic's other configs are kept), so a table's
+    changelog made before t155 (segments of 1 GiB or 7 days, compacted only then) gets
+    the segment and tombstone configs of ``streams.settings.changelog_topic_configs``
+    too. Returns one line per topic changed, naming each config, its old and new value.
+
+    Raises kafka-python's ``KafkaError`` (a broker that refuses: no alter permission)
+    and ``KafkaStoppedError`` (Kafka does not answer)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    wanted = [spec for spec in specs if spec.configs]
+    if not wanted:
+        return []
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="citybrain-topics",
+        **settings.kafka_python_options(),
+    )
+    try:
+        existing = set(bounded(settings, "listing its topics", admin.list_topics))
+        there = [spec for spec in wanted if spec.name in existing]
+        if not there:
+            return []
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, spec.name, list(spec.configs))
+            for spec in there
+        ]
+        described = bounded(
+            settings,
+            "describing its topics' configs",
+            lambda: admin.describe_configs(resources, config_filter="all"),
+        )
+        changes = config_changes(there, described.get("topic", {}))
+        if not changes:
+            return []
+        result = bounded(
+            settings,
+            "setting its topics' configs",
+            lambda: admin.alter_configs(
+                [
+                    ConfigResource(
+                        ConfigResourceType.TOPIC, name, {k: new for k, (_, new) in differ.items()}
+                    )
+                    for name, differ in changes.items()
+                ]
+            ),
+        )
+        for name, outcome in result.get("topic", {}).items():
+            if outcome != "OK":
+                raise KafkaError(f"topic {name}: the broker refused its configs: {outcome}")
+        return [
+            f"topic {name}: "
+            + ", ".join(f"{key} {old} -> {new}" for key, (old, new) in sorted(differ.items()))
+            for name, differ in sorted(changes.items())
+        ]
     finally:
         admin.close()
 

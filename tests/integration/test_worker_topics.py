@@ -54,3 +54,73 @@ def test_a_first_start_on_a_new_prefix_creates_the_topics_before_subscribing(
         worker.stop()
     log = worker.log()
     assert "not found in cluster metadata" not in log, log
+
+
+def test_every_changelog_carries_its_segment_and_tombstone_configs_an_old_one_too(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """t155: changelogs were created compacted only, with Kafka's 1 GiB / 7-day
+    segments, so nothing was compacted for weeks and a restart read every superseded
+    record (140,000 for 20,000 forgotten groups). Every changelog a worker creates
+    carries the segment and tombstone configs (a setting changed here: the worker's
+    own), and one made before (as an older citybrain made it) gets them at the start."""
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+
+    name = f"t{uuid.uuid4().hex[:10]}"
+    settings = stack_settings(run_dir).model_copy(update={"topic_prefix": name, "app_id": name})
+    old = f"{name}-groups-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.create_topics(
+            [NewTopic(old, settings.partitions, 1, topic_configs={"cleanup.policy": "compact"})]
+        )
+    finally:
+        admin.close()
+    env = {
+        **os.environ,
+        **TEST_PORTS,
+        "CITYBRAIN_RUN_DIR": str(run_dir),
+        "CITYBRAIN_TOPIC_PREFIX": name,
+        "CITYBRAIN_APP_ID": name,
+        "CITYBRAIN_GRID_FILE": str(FIXTURES / "grid.yaml"),
+        "CITYBRAIN_API_TOKENS_FILE": str(write_tokens(run_dir / f"{name}-tokens.yaml")),
+        "CITYBRAIN_CHANGELOG_SEGMENT_SECONDS": "7200",
+    }
+    worker = Worker(env, run_dir / f"{name}-worker.log").start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        try:
+            changelogs = sorted(
+                t
+                for t in admin.list_topics()
+                if t.startswith(f"{name}-") and t.endswith("-changelog")
+            )
+            keys = [
+                "cleanup.policy",
+                "segment.ms",
+                "segment.bytes",
+                "min.cleanable.dirty.ratio",
+                "delete.retention.ms",
+            ]
+            described = admin.describe_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, t, keys) for t in changelogs],
+                config_filter="all",
+            )["topic"]
+        finally:
+            admin.close()
+    finally:
+        worker.stop()
+    assert old in changelogs and len(changelogs) >= 8, changelogs
+    want = {
+        "cleanup.policy": "compact",
+        "segment.ms": "7200000",
+        "segment.bytes": str(16 * 1024 * 1024),
+        "min.cleanable.dirty.ratio": "0.5",
+        "delete.retention.ms": "86400000",
+    }
+    for topic in changelogs:
+        got = {key: described[topic][key]["value"] for key in keys}
+        assert got == want, (topic, got)
+    # The old changelog's change is said once, naming what it had.
+    log = worker.log()
+    assert f"topic {old}: " in log and "segment.ms 604800000 -> 7200000" in log, log
