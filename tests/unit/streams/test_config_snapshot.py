@@ -18,7 +18,7 @@ import pytest
 
 from streams.reload import ConfigReload
 from streams.response import Response
-from tests.unit.streams.test_config_reload_files import ROUTING, reloader
+from tests.unit.streams.test_config_reload_files import GRID, ROUTING, reloader
 from tests.unit.streams.test_response_races import Event, alert
 
 KEY = b"grp-flood"
@@ -260,3 +260,126 @@ def test_an_alert_is_routed_by_one_configuration_to_its_end(
     # Routed as the tree in force when the message began routes it: both routes.
     assert [d["route"]["playbook"] for _, d in routed] == ["gas-leak", "citizen-report-burst"]
     assert [p["playbook"] for p in routed[0][1]["parts"]] == ["gas-leak", "citizen-report-burst"]
+
+
+def test_an_alert_is_admitted_and_routed_by_one_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t159: the alerts agent checked an alert's cell against the grid in force, then
+    waited for the stage's lock (the mute re-check holds it across its sends) and took
+    the configuration again: a reload there that dropped the alert's cell and sent flood
+    alerts elsewhere had the alert, admitted by the old grid, routed by the new tree,
+    under which it would have been refused at the door. Now the message takes the
+    configuration once, before the lock: admitted and routed by the old one."""
+    reload, _, files = reloader(tmp_path)
+    stage, ctx = reload.alerting, reload.ctx
+    routed: list[tuple[str, Any]] = []
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        routed.extend(items)
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    monkeypatch.setattr(ctx, "send_all", send_all)
+    monkeypatch.setattr(ctx, "audit", nothing)
+    monkeypatch.setattr(ctx, "firing", {})
+    gauge = "{id: gauge-1, kind: water_level, unit: ft, cell: c-bridge}"
+    files["grid"].write_text(
+        GRID.replace("  - {id: c-bridge,", "  # ").replace(gauge, gauge.replace("bridge", "mill"))
+    )
+    files["routing"].write_text(
+        ROUTING.replace("playbook: flash-flood", "playbook: sensor-anomaly")
+    )
+
+    class ReloadAtTheLock:
+        """The stage's lock, waited for while the SIGHUP's swap lands."""
+
+        async def __aenter__(self) -> None:
+            assert reload.reload() is True
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(stage, "settled", ReloadAtTheLock())
+    labels = {
+        "alert_id": "a-1",
+        "source": "sensor",
+        "kind": "water_level",
+        "severity": "major",
+        "sensor_id": "gauge-1",
+        "grid_cell": "c-bridge",
+        "community": "c-bridge",
+        "street": "s-river",
+        "district": "d-east",
+    }
+    doc = {
+        "alert_id": "a-1",
+        "status": "firing",
+        "kind": "water_level",
+        "severity": "major",
+        "sensor_id": "gauge-1",
+        "grid_cell": "c-bridge",
+        "labels": labels,
+    }
+    asyncio.run(stage.on_alert(SimpleNamespace(value=orjson.dumps(doc))))  # type: ignore[arg-type]
+    assert "c-bridge" not in ctx.grid.cells  # the reload was taken
+    assert [d["route"]["playbook"] for _, d in routed] == ["flash-flood"]
+
+
+def test_an_area_assesses_an_alert_by_the_grid_it_was_admitted_under(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t159: the corroboration agent checked an alert's cell against the grid in force,
+    then waited for the areas' lock (the release timer holds it across its sends) and
+    assessed the alert by the areas in force after it: a reload there that removed the
+    alerting sensor made its neighbour's marks count for nothing, and an alert its
+    neighbour corroborated under the grid it was admitted by was held as a suspected
+    sensor fault. Now the message takes the grid and the areas once, before the lock."""
+    reload, _, files = reloader(tmp_path)
+    stage, ctx = reload.ingest.corroboration, reload.ctx
+    forwarded: list[tuple[str, Any]] = []
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        forwarded.extend(items)
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    monkeypatch.setattr(ctx, "send_all", send_all)
+    monkeypatch.setattr(stage.table, "_send", nothing)
+    now = time.time()
+    area = stage.areas.area("gauge-1").encode()
+    stage.table.data[area] = {  # gauge-2, gauge-1's neighbour, anomalous a minute ago
+        "marks": {"gauge-2": [now - 60]},
+        "held": {},
+        "labelled": {},
+        "newest": now - 60,
+    }
+    gauge = "  - {id: gauge-1, kind: water_level, unit: ft, cell: c-bridge}\n"
+    files["grid"].write_text(GRID.replace(gauge, ""))
+
+    class ReloadAtTheLock:
+        async def __aenter__(self) -> None:
+            assert reload.reload() is True
+
+        async def __aexit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(stage, "lock", ReloadAtTheLock())
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 30))
+    alert = {
+        "alert_id": "a-1",
+        "status": "firing",
+        "kind": "water_level",
+        "severity": "major",
+        "sensor_id": "gauge-1",
+        "grid_cell": "c-bridge",
+        "score": 0.5,  # not decisive alone
+        "started_at": started,
+        "labels": {"source": "sensor", "kind": "water_level", "sensor_id": "gauge-1"},
+    }
+    event = SimpleNamespace(key=area, value=orjson.dumps({"type": "alert", "alert": alert}))
+    asyncio.run(stage.on_message(event))  # type: ignore[arg-type]
+    assert "gauge-1" not in ctx.grid.sensors  # the reload was taken
+    assert [d["labels"]["corroboration"] for _, d in forwarded] == ["corroborated"]
