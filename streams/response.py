@@ -1462,7 +1462,10 @@ class Response:
             return
         now = time.time()
         open_runs: Tally[tuple[str, str]] = Tally()
-        by_cell: Tally[tuple[str, str, str]] = Tally()
+        # By cell id, placed in their districts and streets at the pass's end, by the
+        # grid in force then (t159: placed as the pass went, a reload at a later run's
+        # await that moved a cell left the runs counted before it under its old street).
+        by_cell: Tally[str] = Tally()
         approvals: Tally[str] = Tally()
         ended: dict[bytes, dict[str, Any]] = {}  # groups to forget (``_forget_groups``)
         skipped = 0  # runs left as they were for a fault of their own (counted, said)
@@ -1547,8 +1550,7 @@ class Response:
             self._known_run(run, self.ctx.label_department(run.department))
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
-                if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file
-                    by_cell[self.ctx.cell_path(run.grid_cell)] += 1
+                by_cell[run.grid_cell] += 1
                 role = engine.approval_role(run)
                 if role is not None:
                     approvals[role] += 1
@@ -1574,10 +1576,11 @@ class Response:
         for name in self.ctx.playbooks:
             for status in ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open"):
                 self.metrics.runs_open.labels(name, status).set(open_runs[(name, status)])
-        # Every cell of the grid, so a cell whose last run closed drops back to 0.
+        # Every cell of the grid, so a cell whose last run closed drops back to 0 (a run
+        # in a cell dropped from the grid file is counted in none).
         for cell_id in self.grid.cells:
             path = self.ctx.cell_path(cell_id)
-            self.metrics.cell_runs_open.labels(*path).set(by_cell[path])
+            self.metrics.cell_runs_open.labels(*path).set(by_cell[cell_id])
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
         self.metrics.sensors_tracked.set(len(self.ctx.sensor_state))

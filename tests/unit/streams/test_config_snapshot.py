@@ -383,3 +383,45 @@ def test_an_area_assesses_an_alert_by_the_grid_it_was_admitted_under(
     asyncio.run(stage.on_message(event))  # type: ignore[arg-type]
     assert "gauge-1" not in ctx.grid.sensors  # the reload was taken
     assert [d["labels"]["corroboration"] for _, d in forwarded] == ["corroborated"]
+
+
+def test_a_deadline_pass_counts_open_runs_by_cell_under_the_grid_it_ends_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t159: the deadline pass tallied each open run under its cell's district, street
+    and community as it went, and set ``citybrain_cell_runs_open`` for the cells of the
+    grid in force at its end: a reload at a later run's await that moved a cell to
+    another street left the runs counted before it under the old street, and the cell's
+    gauge said 1 open run of its 2 until the next pass. Now runs are tallied by cell and
+    placed by the grid the pass ends with."""
+    reload, registry, files = reloader(tmp_path)
+    stage, ctx = quiet(reload), reload.ctx
+    monkeypatch.setattr(ctx.app.tables.recovery.completed, "is_set", lambda: True)
+    monkeypatch.setattr(ctx.settings, "replies_webhook_url", "http://127.0.0.1:9/replies")
+    # c-bridge moves from River Street to Hill Street.
+    files["grid"].write_text(
+        GRID.replace(
+            "c-bridge, level: community, parent: s-river",
+            "c-bridge, level: community, parent: s-hill",
+        )
+    )
+
+    async def reload_at_the_await(run_id: str, reply: dict[str, Any]) -> None:
+        assert reload.reload() is True  # the swap lands at the second run's await
+
+    monkeypatch.setattr(stage, "_reply_again", reload_at_the_await)
+
+    async def scenario() -> None:
+        for key, alert_id in ((b"grp-1", "al-1"), (b"grp-2", "al-2")):
+            await stage.on_routed(Event(key, alert(alert_id)))  # type: ignore[arg-type]
+        group = dict(ctx.groups.data[b"grp-2"])
+        group["reply_calls"] = {"r-1": {"reply_id": "r-1"}}  # a closure to call again
+        ctx.groups.data[b"grp-2"] = group
+        await stage.check_deadlines()
+
+    asyncio.run(scenario())
+    assert ctx.cell_path("c-bridge") == ("d-east", "s-hill", "c-bridge")  # the reload was taken
+    hill = {"district": "d-east", "street": "s-hill", "community": "c-bridge"}
+    assert registry.get_sample_value("citybrain_cell_runs_open", hill) == 2
+    river = {**hill, "street": "s-river"}
+    assert registry.get_sample_value("citybrain_cell_runs_open", river) is None
