@@ -425,3 +425,170 @@ def test_a_deadline_pass_counts_open_runs_by_cell_under_the_grid_it_ends_with(
     assert registry.get_sample_value("citybrain_cell_runs_open", hill) == 2
     river = {**hill, "street": "s-river"}
     assert registry.get_sample_value("citybrain_cell_runs_open", river) is None
+
+
+def _waiting_run(reload: ConfigReload, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """A flash-flood run of group ``KEY`` waiting for its community's ack (its first
+    flush made by a deadline pass); returns the list its audit records go to."""
+    stage, ctx = quiet(reload), reload.ctx
+    monkeypatch.setattr(ctx.app.tables.recovery.completed, "is_set", lambda: True)
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    ctx.audit = audit  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        await stage.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
+        await stage.check_deadlines()
+
+    asyncio.run(scenario())
+    run = ctx.groups.data[KEY]["run"]
+    assert (run["status"], run["step"], run["level"]) == (
+        "waiting_ack",
+        "wait-community",
+        "community",
+    )
+    return audited
+
+
+def _deadline_passed(reload: ConfigReload) -> dict[str, Any]:
+    """The deadline pass after the run's ack deadline; returns the run as it stands."""
+    ctx = reload.ctx
+    group = dict(ctx.groups.data[KEY])
+    group["run"] = {**group["run"], "deadline_at": time.time() - 1}
+    ctx.groups.data[KEY] = group
+    asyncio.run(reload.response.check_deadlines())
+    return dict(ctx.groups.data[KEY]["run"])
+
+
+def test_a_run_waiting_when_a_reload_removes_its_playbook_is_held_until_it_is_restored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t159 item 2: a reload removes the playbook of a run waiting at a step (and its
+    route): as documented (docs/playbooks.md, Runs of an edited library), the run is
+    held as it is at its deadline (not escalated, not failed), audited once as
+    ``run_playbook_gone`` and shown as not advancing; restored by the next reload, it
+    goes on from where it waited."""
+    reload, _, files = reloader(tmp_path)
+    audited = _waiting_run(reload, monkeypatch)
+    flood = files["playbooks"] / "flash-flood.yaml"
+    kept = flood.read_text()
+    flood.unlink()
+    files["routing"].write_text(
+        ROUTING.replace("playbook: flash-flood", "playbook: sensor-anomaly")
+    )
+    assert reload.reload() is True
+    held = _deadline_passed(reload)
+    assert (held["status"], held["step"], held["level"]) == (
+        "waiting_ack",
+        "wait-community",
+        "community",
+    )
+    assert [r["action"] for r in audited] == ["run_playbook_gone"]
+    assert (
+        "its playbook 'flash-flood' is not in the library"
+        in (reload.ctx.runs_not_advancing[KEY]["reason"])
+    )
+    flood.write_text(kept)
+    files["routing"].write_text(ROUTING)
+    assert reload.reload() is True
+    went_on = _deadline_passed(reload)
+    assert (went_on["step"], went_on["level"]) == ("wait-street", "street")
+    assert KEY not in reload.ctx.runs_not_advancing
+
+
+def test_a_run_waiting_at_a_step_a_reload_removes_fails_once_saying_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t159 item 2: a reload edits the playbook of a run waiting at a step and the step
+    is gone: at the next deadline pass the run fails, once, its failed step naming the
+    gone step (a state both versions know: failed, for a desk to resolve or cancel),
+    never left at a step the library lacks."""
+    reload, _, files = reloader(tmp_path)
+    _waiting_run(reload, monkeypatch)
+    steps: list[dict[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        steps.extend(doc for _, doc in items)
+        return []
+
+    reload.ctx.queue = queue  # type: ignore[method-assign]
+    flood = files["playbooks"] / "flash-flood.yaml"
+    flood.write_text(flood.read_text().replace("wait-community", "wait-neighbourhood"))
+    assert reload.reload() is True
+    failed = _deadline_passed(reload)
+    assert (failed["status"], failed["step"]) == ("failed", None)
+    [step] = [d for d in steps if d.get("action") == "failed"]
+    assert step["data"] == {"gone": "step", "step": "wait-community"}
+    assert "step 'wait-community' is no longer in playbook 'flash-flood'" in step["detail"]
+    asyncio.run(reload.response.check_deadlines())  # the next pass: nothing more
+    assert reload.ctx.groups.data[KEY]["run"] == failed
+    assert len([d for d in steps if d.get("action") == "failed"]) == 1
+
+
+def test_a_group_whose_route_and_time_interval_a_reload_removes_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t159 item 2: a reload removes the route an open group was created by, with the
+    time interval that held its first flush: the group's run keeps its stored route
+    (its intervals), the interval name the new routing lacks mutes nothing, and the run
+    is notified at the next deadline pass, not held for good nor failed."""
+    flood = "      playbook: flash-flood\n      group_by: [street]\n"
+    muted = ROUTING.replace(flood, flood + "      mute_time_intervals: [always]\n", 1) + (
+        "time_intervals:\n"
+        "  - name: always\n"
+        "    time_intervals:\n"
+        "      - times: [{start_time: '00:00', end_time: '24:00'}]\n"
+    )
+    reload, _, files = reloader(tmp_path)
+    files["routing"].write_text(muted)
+    assert reload.reload() is True
+    stage, ctx = quiet(reload), reload.ctx
+    monkeypatch.setattr(ctx.app.tables.recovery.completed, "is_set", lambda: True)
+    doc = alert("al-1")
+    doc["route"].update(group_wait=30.0, mute_time_intervals=["always"])
+    asyncio.run(stage.on_routed(Event(KEY, doc)))  # type: ignore[arg-type]
+    held = _deadline_passed(reload)
+    assert held["status"] == "pending" and held["held"], held
+    files["routing"].write_text(  # the flood route and the interval gone
+        ROUTING.replace(
+            "    - matchers: ['source=\"sensor\"', 'kind=~\"water_level|discharge\"']\n" + flood,
+            "",
+            1,
+        )
+    )
+    assert reload.reload() is True
+    assert not ctx.router.time_intervals
+    notified = _deadline_passed(reload)
+    assert (notified["status"], notified["step"]) == ("waiting_ack", "wait-community"), notified
+
+
+def test_a_waiting_run_whose_cell_a_reload_removes_goes_on_to_the_citys_units(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t159 item 2: a grid reload removes the cell of a run waiting for its ack: the run
+    goes on at its deadline, its escalation to the city's unit, and is audited once as
+    ``run_cell_gone`` (docs/playbooks.md, Runs of an edited library)."""
+    reload, _, files = reloader(tmp_path)
+    audited = _waiting_run(reload, monkeypatch)
+    steps: list[dict[str, Any]] = []
+
+    async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        steps.extend(doc for _, doc in items)
+        return []
+
+    reload.ctx.queue = queue  # type: ignore[method-assign]
+    gauge = "{id: gauge-1, kind: water_level, unit: ft, cell: c-bridge}"
+    files["grid"].write_text(
+        GRID.replace("  - {id: c-bridge,", "  # ").replace(gauge, gauge.replace("bridge", "mill"))
+    )
+    assert reload.reload() is True
+    went_on = _deadline_passed(reload)
+    assert (went_on["step"], went_on["level"]) == ("wait-street", "street")
+    assert [r["action"] for r in audited] == ["run_cell_gone"]
+    units = {d.get("unit") for d in steps if d.get("unit")}
+    assert units == {"city command centre"}, steps
+    _deadline_passed(reload)
+    assert [r["action"] for r in audited] == ["run_cell_gone"]  # once
