@@ -660,15 +660,17 @@ class Response:
                 kept = {"run": run.to_dict(), "at": now, "by": by}
                 group["superseded"] = [*group.get("superseded", []), kept][-KEEP_SUPERSEDED:]
             if route["playbook"] not in engines:
-                # Routed before the worker restarted with a library without that playbook
-                # (KeyError, a traceback, before t49): said, no run opened.
+                # Routed before the worker restarted, or reloaded (SIGHUP), with a library
+                # without that playbook (KeyError, a traceback, before t49): said, no run
+                # opened. (t159: said as a restart only, though a reload that removes a
+                # playbook meets it for every alert routed to it and not yet read here.)
                 raise EventError(
                     "processing_error",
                     None,
                     None,
                     f"route {route.get('id')} names playbook {route['playbook']!r}, which is "
-                    "not in the library (routed before the worker restarted with other "
-                    "playbooks): no run opened",
+                    "not in the library (routed before the worker restarted or reloaded "
+                    "with other playbooks): no run opened",
                 )
             engine = engines[route["playbook"]]
             group["generation"] += 1
