@@ -38,7 +38,7 @@ from playbooks.routing import (
     label_values,
 )
 from playbooks.schema import Playbook
-from streams.context import Context, alert_in_grid
+from streams.context import Config, Context, alert_in_grid
 from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_ID_CHARS,
@@ -219,28 +219,36 @@ class Alerting:
 
     # -- routing ---------------------------------------------------------------------
     async def on_alert(self, event: EventT[bytes]) -> None:
+        # One configuration for the whole message, taken before its first await (t133,
+        # t159: the cell was checked by the grid in force, and after the wait for the
+        # stage's lock the alert was routed by whatever a reload put in force there).
+        config = self.ctx.config
         try:
             doc = message_json(event.value)
             refuse_unwritable_number(event.value, doc, "bad_alert")  # it is routed on whole
             alert, labels = checked_alert(doc)
             refuse_alert_ahead(alert, time.time(), self.ctx.settings.max_future_skew, "bad_alert")
             # A cell the grid lacks opened a run no unit owns (t137).
-            alert_in_grid(alert, self.ctx.config.grid, "bad_alert")
+            alert_in_grid(alert, config.grid, "bad_alert")
         except EventError as exc:  # says why (a tombstone, a byte not UTF-8, a field)
             await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc}")
             return
         alert_id, status = alert["alert_id"], alert["status"]
         async with self.settled:
-            await self._on_alert(alert, alert_id, status, labels)
+            await self._on_alert(alert, alert_id, status, labels, config)
 
     async def _on_alert(
-        self, alert: dict[str, Any], alert_id: str, status: str, labels: dict[str, str]
+        self,
+        alert: dict[str, Any],
+        alert_id: str,
+        status: str,
+        labels: dict[str, str],
+        config: Config,
     ) -> None:
+        """Route one alert by ``config``, the configuration its message began under (a
+        reload at one of its awaits is the next message's)."""
         now = time.time()
         key = alert_id.encode()
-        # One configuration for the whole message (t133): a reload at one of its awaits
-        # is the next message's.
-        config = self.ctx.config
         router = config.router
         if self.ctx.annotator is not None:
             tags = [

@@ -265,6 +265,11 @@ class CorroborationStage:
     # -- the corroborate agent -----------------------------------------------------------
     async def on_message(self, event: EventT[bytes]) -> None:
         """One mark or alert for an area: update the area's state, forward what is due."""
+        # The grid and the areas built from it, taken once before the first await and
+        # used to the message's end (t159: the cell was checked by the grid in force and,
+        # after the wait for the lock, the alert assessed by the areas a reload put in
+        # force there: its sensor removed, a neighbour's marks counted for nothing).
+        grid, areas = self.ctx.config.grid, self.areas
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         message = message_json(event.value)  # EventError: dead-lettered bad_json by guarded
         # EventError, dead-lettered naming the field: what an area keeps must read back.
@@ -275,7 +280,7 @@ class CorroborationStage:
         code = "bad_mark" if message["type"] == "mark" else "bad_alert"
         refuse_unwritable_number(event.value, message, code)
         if message["type"] == "alert":  # held, then forwarded to the alerts agent (t137)
-            alert_in_grid(message["alert"], self.ctx.config.grid, "bad_alert", at="alert.")
+            alert_in_grid(message["alert"], grid, "bad_alert", at="alert.")
         async with self.lock:
             if message["type"] == "mark" and self._mark_in_place(key, message):
                 return
@@ -287,11 +292,11 @@ class CorroborationStage:
                     str(message["sensor_id"]),
                     float(message["ts"]),
                     time.time(),
-                    self.areas,
+                    areas,
                     self.policy,
                 )
             else:  # an alert (the type was checked above)
-                out = on_alert(state, message["alert"], time.time(), self.areas, self.policy)
+                out = on_alert(state, message["alert"], time.time(), areas, self.policy)
             entry = self.table.encode(state)  # measured here, written as is
             size = len(entry)
             if size > MAX_MESSAGE_BYTES:

@@ -261,6 +261,10 @@ class Ingest:
         self.validator = EventValidator(ctx.grid, max_future_skew=settings.max_future_skew)
         self.admission = BatchAdmission(self.validator, settings.partitions)
         self.detection = SensorDetection.from_settings(settings)
+        # The grid the detection's books (its bank slots' kind and cell codes) follow:
+        # the grid of the last batch detected, so a batch is counted by the grid it was
+        # admitted under (``_follow_grid``).
+        self._books_grid = ctx.grid
         # Sensor alerts go through neighbour corroboration on their way to the alerts
         # topic (streams/corroborating.py; off: straight there).
         self.corroboration = CorroborationStage(ctx.app, ctx, self.detection)
@@ -329,6 +333,8 @@ class Ingest:
             await self._detect(messages, incoming, grid)
 
     async def _detect(self, events: Sequence[Message], incoming: Admitted, grid: Grid) -> None:
+        # The books in step with the batch's grid, with no await before the detection.
+        self._follow_grid(grid)
         # The batch's sensors once each, keyed by id; each table key encoded once.
         sensors = set(incoming.sensor_ids)
         stored = self.ctx.sensor_state.get_many(map(str.encode, sensors))
@@ -363,11 +369,28 @@ class Ingest:
         if through:
             await self.ctx.sensor_state.set_many(through)
 
+    def _follow_grid(self, grid: Grid) -> int:
+        """Before a batch admitted under ``grid`` is detected: when ``grid`` is not the
+        one the detection's books follow (a reload put it in force since the last batch),
+        recode the live sensors it registers under another kind or cell
+        (``reregistered``); returns how many. Done here, not at the reload (t159): a
+        reload landing at one of a batch's awaits before its detection (a dead letter,
+        the states lock) recoded the batch's own sensors, and that batch, admitted under
+        the old grid, counted a moved sensor's readings under its new cell, which its grid
+        lacks: left out of ``citybrain_cell_readings_total``. Batches are detected one at
+        a time, so the grids follow each other in the order they were put in force."""
+        old = self._books_grid
+        if grid is old:
+            return 0
+        self._books_grid = grid
+        return self.reregistered(old, grid)
+
     def reregistered(self, old: Grid, new: Grid) -> int:
-        """After a grid reload from ``old`` to ``new``: this worker's live sensors that
-        ``new`` registers under another kind or cell are counted under the new ones from
-        their next reading (``SensorDetection.reregister``); returns how many. Sensors
-        gone from ``new`` are left: no reading of theirs is admitted any more."""
+        """From a batch admitted under ``old`` to one admitted under ``new``
+        (``_follow_grid``): this worker's live sensors that ``new`` registers under
+        another kind or cell are counted under the new ones from their next reading
+        (``SensorDetection.reregister``); returns how many. Sensors gone from ``new``
+        are left: no reading of theirs is admitted any more."""
         moved = [
             (sid, reg.kind, reg.cell)
             for sid, reg in new.sensors.items()

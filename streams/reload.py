@@ -272,8 +272,8 @@ class ConfigReload:
         )
         if read.built is not None:
             # Live sensors registered under another kind or cell are counted under
-            # their new ones from here on (t156).
-            self.ingest.reregistered(old_grid, read.grid)
+            # their new ones from the first batch admitted under it (t156, t159:
+            # ``Ingest._follow_grid``; a batch under way ends by the grid it began under).
             validator, admission, areas, _change = read.built
             self.ingest.grid, self.ingest.validator, self.ingest.admission = (
                 read.grid,

@@ -575,7 +575,7 @@ class Response:
             alert_in_grid(doc["alert"], config.grid, "bad_routed", at="alert.")
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         routed_key = key.decode(errors="replace")
-        home = await self._group_home(key, doc)
+        home = await self._group_home(key, doc, config.router)
         if home is None:
             return  # forwarded to the partition where its group may be stored
         key = home
@@ -660,15 +660,17 @@ class Response:
                 kept = {"run": run.to_dict(), "at": now, "by": by}
                 group["superseded"] = [*group.get("superseded", []), kept][-KEEP_SUPERSEDED:]
             if route["playbook"] not in engines:
-                # Routed before the worker restarted with a library without that playbook
-                # (KeyError, a traceback, before t49): said, no run opened.
+                # Routed before the worker restarted, or reloaded (SIGHUP), with a library
+                # without that playbook (KeyError, a traceback, before t49): said, no run
+                # opened. (t159: said as a restart only, though a reload that removes a
+                # playbook meets it for every alert routed to it and not yet read here.)
                 raise EventError(
                     "processing_error",
                     None,
                     None,
                     f"route {route.get('id')} names playbook {route['playbook']!r}, which is "
-                    "not in the library (routed before the worker restarted with other "
-                    "playbooks): no run opened",
+                    "not in the library (routed before the worker restarted or reloaded "
+                    "with other playbooks): no run opened",
                 )
             engine = engines[route["playbook"]]
             group["generation"] += 1
@@ -783,7 +785,7 @@ class Response:
         await self.ctx.groups.set_many({key: {**group, MUTED: members}})
 
     # -- the group key migration (t126) -------------------------------------------------
-    async def _group_home(self, key: bytes, doc: dict[str, Any]) -> bytes | None:
+    async def _group_home(self, key: bytes, doc: dict[str, Any], router: Router) -> bytes | None:
         """The group key under which routed message ``doc`` (Kafka key ``key``) is taken:
         ``key``, or the key its group had before t126 (``doc["legacy_key"]``: the route's
         position, not its matcher path) while a group stored under that key translates
@@ -791,11 +793,12 @@ class Response:
         dispatch after the upgrade. None when ``doc`` was forwarded instead, to that old
         key's partition (another worker's; ``probe``), which takes it there or sends it
         back (``checked``). Forwarding goes on for a key while one of its messages is on
-        that way (``FORWARDS``, stored with the key's entry), so none overtakes another."""
+        that way (``FORWARDS``, stored with the key's entry), so none overtakes another.
+        ``router``: the routing of the message's configuration (t133, t159)."""
         probe: str | None = doc.get(PROBE)
         if probe is not None:  # here from ``probe``: this worker holds ``key``'s partition
             new = probe.encode()
-            if self._translates(key, new):
+            if self._translates(key, new, router):
                 return key
             returned = {k: v for k, v in doc.items() if k != PROBE}
             await self.ctx.send_all(self.ctx.routed, [(probe, {**returned, CHECKED: True})])
@@ -819,7 +822,7 @@ class Response:
             if self._holds_partition(old):
                 # The old key's group, if any, is this worker's: taken here, or none
                 # (or one that does not translate) and the group opens under its key.
-                return old if self._translates(old, key) else key
+                return old if self._translates(old, key, router) else key
         # Stored before it is sent (the offset is committed after both): a restarted
         # worker, or the partition's next owner, knows it is on its way (t148: counted
         # in memory, a restart forgot it and took a later message first).
@@ -858,10 +861,10 @@ class Response:
             for tp in self.ctx.app.assignor.assigned_actives()
         )
 
-    def _translates(self, old: bytes, new: bytes) -> bool:
+    def _translates(self, old: bytes, new: bytes, router: Router) -> bool:
         """Whether the group stored under ``old`` (a key made before t126 from its route's
         position, ``Route.legacy_group_key``) is the group ``new`` keys now: its stored
-        route's position holds, in the routing in force, a route with the same playbook
+        route's position holds, in ``router``, a route with the same playbook
         whose old key for the run's labels is ``old``, whose key for them now is ``new``,
         and which those labels still reach. A stored group that is not (its route moved
         or edited since) is said once, naming it, and left as it is: readable, its run
@@ -875,7 +878,7 @@ class Response:
             # made from the route now at that position, nothing stored says otherwise.
             return True
         position = route_doc.get("id") if isinstance(route_doc, dict) else None
-        route = self._route_at(position) if isinstance(position, str) else None
+        route = self._route_at(position, router) if isinstance(position, str) else None
         run = group.get("run")
         labels = run.get("labels") if isinstance(run, dict) else None
         why = ""
@@ -891,7 +894,7 @@ class Response:
                 why = f"the route at its position {position} groups its run's alert otherwise"
             elif route.group_key(labels) != new.decode(errors="replace"):
                 why = f"its run's alert now has group key {route.group_key(labels)}"
-            elif all(r.path != route.path for r in self.ctx.router.root.match(labels)):
+            elif all(r.path != route.path for r in router.root.match(labels)):
                 why = f"its run's alert no longer reaches the route at {position}"
         if why and old not in self._said_untranslated:
             self._said_untranslated.add(old)
@@ -908,10 +911,11 @@ class Response:
             )
         return not why
 
-    def _route_at(self, position: str) -> Route | None:
-        """The route at ``position`` (``root.2.0``) in the routing in force, or None."""
+    def _route_at(self, position: str, router: Router) -> Route | None:
+        """The route at ``position`` (``root.2.0``) in ``router`` (the routing of the
+        message's configuration), or None."""
         head, *rest = position.split(".")
-        route = self.ctx.router.root if head == "root" else None
+        route = router.root if head == "root" else None
         for part in rest:
             if route is None or not part.isdigit() or int(part) >= len(route.routes):
                 return None
@@ -1462,7 +1466,10 @@ class Response:
             return
         now = time.time()
         open_runs: Tally[tuple[str, str]] = Tally()
-        by_cell: Tally[tuple[str, str, str]] = Tally()
+        # By cell id, placed in their districts and streets at the pass's end, by the
+        # grid in force then (t159: placed as the pass went, a reload at a later run's
+        # await that moved a cell left the runs counted before it under its old street).
+        by_cell: Tally[str] = Tally()
         approvals: Tally[str] = Tally()
         ended: dict[bytes, dict[str, Any]] = {}  # groups to forget (``_forget_groups``)
         skipped = 0  # runs left as they were for a fault of their own (counted, said)
@@ -1547,8 +1554,7 @@ class Response:
             self._known_run(run, self.ctx.label_department(run.department))
             if not is_terminal(run):
                 open_runs[(run.playbook, run.status)] += 1
-                if run.grid_cell in self.grid.cells:  # a cell dropped from the grid file
-                    by_cell[self.ctx.cell_path(run.grid_cell)] += 1
+                by_cell[run.grid_cell] += 1
                 role = engine.approval_role(run)
                 if role is not None:
                     approvals[role] += 1
@@ -1574,10 +1580,11 @@ class Response:
         for name in self.ctx.playbooks:
             for status in ("pending", "waiting_ack", "waiting_approval", "waiting_action", "open"):
                 self.metrics.runs_open.labels(name, status).set(open_runs[(name, status)])
-        # Every cell of the grid, so a cell whose last run closed drops back to 0.
+        # Every cell of the grid, so a cell whose last run closed drops back to 0 (a run
+        # in a cell dropped from the grid file is counted in none).
         for cell_id in self.grid.cells:
             path = self.ctx.cell_path(cell_id)
-            self.metrics.cell_runs_open.labels(*path).set(by_cell[path])
+            self.metrics.cell_runs_open.labels(*path).set(by_cell[cell_id])
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
         self.metrics.sensors_tracked.set(len(self.ctx.sensor_state))

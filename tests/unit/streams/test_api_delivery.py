@@ -261,3 +261,80 @@ def test_a_command_answered_503_but_still_queued_holds_the_runs_next_action(
     assert "may yet be applied" in second[1] and "nothing of this request" in second[1]
     # Once the first is known lost, the next request is sent (and is its own 503).
     assert third[0] == 503 and third[1].startswith("Kafka is unreachable") and len(sent) == 2
+
+
+def test_a_request_in_flight_when_a_reload_revokes_its_token_ends_as_let_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t159, a tokens reload at one of a run action's awaits (waiting for the run's
+    earlier commands to settle): the request ends under the configuration it was let in
+    by (docs/operations.md, Configuration reload): its token's and its run's playbook's,
+    though the reload revoked the one and removed the other; answered 202 with its
+    command sent, never a 500 or a half-checked answer. The token's next request is a
+    401."""
+    import dataclasses
+
+    from streams.auth import TokenStore, hash_token
+
+    ctx = context(tmp_path)
+    engine = PlaybookEngine(load_playbooks(ctx.settings.playbook_dir)["flash-flood"], ctx.grid)
+    alert = {"alert_id": "a-1", "kind": "water_level", "grid_cell": "c-bridge", "labels": {}}
+    run, _ = engine.new_run(RUN_ID, alert, 100.0)
+    ctx.groups.data[run_key(RUN_ID)] = {"generation": 1, "run": run.to_dict(), "commands": []}
+    revoked = tmp_path / "revoked.yaml"
+    revoked.write_text(
+        "tokens:\n"
+        f"  - {{name: duty-operator, role: operator, sha256: '{hash_token(OPERATOR_TOKEN)}'}}\n"
+    )
+    revoked.chmod(0o600)
+    new = dataclasses.replace(
+        ctx.config,
+        tokens=TokenStore.load(revoked),
+        playbooks={k: v for k, v in ctx.playbooks.items() if k != "flash-flood"},
+    )
+    settled = ctx.pending_commands.settled
+
+    async def reload_at_the_await(run_id: str, timeout: float) -> Any:
+        ctx.config = new  # the SIGHUP's swap lands while the request waits here
+        return await settled(run_id, timeout)
+
+    monkeypatch.setattr(ctx.pending_commands, "settled", reload_at_the_await)
+    sent: list[bytes] = []
+
+    async def acknowledged(sends: Any, timeout: float = 5.0) -> bool:
+        await sends()
+        return True
+
+    async def send(key: Any, value: bytes, **kwargs: Any) -> Any:
+        sent.append(value)
+        return None
+
+    audited: list[dict[str, Any]] = []
+
+    async def audit(record: dict[str, Any]) -> None:
+        audited.append(record)
+
+    monkeypatch.setattr(ctx, "acknowledged", acknowledged)
+    monkeypatch.setattr(ctx.commands, "send", send)
+    monkeypatch.setattr(ctx, "audit", audit)
+    register_api(ctx.app, ctx)
+
+    async def go() -> list[tuple[int, dict[str, Any]]]:
+        out = []
+        web_app = ctx.app.web.web_app  # type: ignore[attr-defined]
+        async with TestClient(TestServer(web_app)) as client:
+            for _ in range(2):
+                resp = await client.post(
+                    f"/api/v1/runs/{RUN_ID}/ack",
+                    json={"note": "on my way"},
+                    headers={"Authorization": f"Bearer {COORDINATOR_TOKEN}"},
+                )
+                out.append((resp.status, await resp.json()))
+        return out
+
+    (first, doc), (second, refused) = asyncio.run(go())
+    assert ctx.config is new  # the reload was taken
+    assert first == 202 and doc["command"]["by"] == "duty-coordinator", doc
+    assert len(sent) == 1
+    assert second == 401 and "unknown bearer token" in refused["error"], refused
+    assert [r["action"] for r in audited] == ["api_refused"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -219,3 +220,48 @@ def test_a_mark_of_a_sensor_a_reload_removed_mid_batch_costs_no_batch(
     assert len(alerts) == 1
     worker.run(spike)  # the batch read again (a restart before its commit)
     assert [(t, k) for t, k, v in worker.sent if b'"firing"' in v] == alerts
+
+
+def test_a_reload_mid_batch_moving_a_sensor_counts_its_readings_under_the_batchs_grid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t159: a reload landing at one of a batch's awaits before its detection (a dead
+    letter) moved gauge-1 to c-ford, a cell the new grid adds. The reload recoded the
+    sensor's bank slot at once, so the batch, admitted under the old grid with gauge-1's
+    readings in c-bridge, counted them under c-ford, which its grid lacks: left out of
+    ``citybrain_cell_readings_total`` and said as a count under a cell the grid lacks.
+    Now the slot is recoded for the first batch admitted under the new grid: this one
+    counts them under c-bridge, as its labels say; the next under c-ford."""
+    worker = Worker(tmp_path, monkeypatch)
+    warm(worker)
+    real = worker.ingest.ctx.send_dead_letter
+    ford = "  - {id: c-ford, level: community, parent: s-hill, name: Ford, unit: ford post}\n"
+
+    async def dead_letter(*args: Any) -> None:
+        await real(*args)
+        if worker.ingest.grid.cells.get("c-ford") is None:
+            worker.grid_file.write_text(
+                GRID.replace("sensors:\n", ford + "sensors:\n").replace(
+                    GAUGE_1, GAUGE_1.replace("c-bridge", "c-ford")
+                )
+            )
+            assert worker.reload.reload() is True
+
+    monkeypatch.setattr(worker.ingest.ctx, "send_dead_letter", dead_letter)
+    bad = {**reading(100, 2.0, "gauge-2", "c-mill"), "value": "high"}
+    with caplog.at_level(logging.WARNING):
+        worker.run(worker.batch(bad, reading(100, 2.0)))
+    assert [code for code, _, _ in worker.dead] == ["bad_type"]
+    assert not [r for r in caplog.records if "which the grid lacks" in r.getMessage()]
+
+    def counted(cell: str) -> float:
+        found = [
+            s for s in worker.series("citybrain_cell_readings_total") if f'community="{cell}"' in s
+        ]
+        return float(found[0].rsplit(" ", 1)[1]) if found else 0.0
+
+    assert counted("c-bridge") == 101.0  # warm's 100, then this batch's one
+    assert counted("c-ford") == 0.0
+    worker.run(worker.batch(reading(101, 2.0, cell="c-ford")))
+    assert worker.dead[1:] == []
+    assert (counted("c-bridge"), counted("c-ford")) == (101.0, 1.0)
