@@ -436,6 +436,48 @@ def _loaded(cfg: dict[str, Any], path: Path) -> tuple[Router | None, list[str]]:
         return None, [str(exc)]
 
 
+def judged_by_oracle(
+    amroute: Path, cases: list[tuple[int, dict[str, Any], dict[str, Any]]], tmp_path: Path, tag: str
+) -> tuple[list[str], Counter[str], list[tuple[int, Router, dict[str, Any]]]]:
+    """Each ``(seed, configuration, request)`` judged by citybrain and by Alertmanager's
+    code, as written and with a route added first (``with_route_first``). Returns the
+    disagreements (``compare``; ``compare_keys`` where both accept), counts of what was
+    met (``accepted``, ``refused``; per alert ``continued``, ``inhibited``, ``silenced``,
+    ``silenced_twice``) and the accepted ones as ``(seed, router, Alertmanager's answer)``."""
+    requests, moved_requests = [], []
+    judged: list[tuple[int, Router | None, list[str], Router | None]] = []
+    for seed, cfg, request in cases:
+        moved = with_route_first(cfg)
+        moved_requests.append({**request, "config": yaml.safe_dump(moved, allow_unicode=True)})
+        router, errors = _loaded(cfg, tmp_path / f"{tag}-{seed}.yaml")
+        judged.append((seed, router, errors, _loaded(moved, tmp_path / f"{tag}-{seed}-m.yaml")[0]))
+        requests.append(request)
+    answers, moved_answers = oracle(amroute, requests), oracle(amroute, moved_requests)
+    problems: list[str] = []
+    seen: Counter[str] = Counter()
+    accepted: list[tuple[int, Router, dict[str, Any]]] = []
+    for (seed, router, errors, moved_router), theirs, moved_theirs, request in zip(
+        judged, answers, moved_answers, requests, strict=True
+    ):
+        problems += compare(seed, theirs, router, errors, request, tmp_path)
+        if router is None or moved_router is None or theirs.get("error"):
+            seen.update(refused=1)
+            continue
+        problems += compare_keys(
+            seed, router, theirs, moved_router, moved_theirs, request["alerts"]
+        )
+        seen.update(accepted=1)
+        accepted.append((seed, router, theirs))
+        for alert in theirs["alerts"]:
+            seen.update(
+                continued=len(alert["routes"]) > 1,
+                inhibited=alert["inhibited"],
+                silenced=bool(alert["silenced"]),
+                silenced_twice=len(alert["silenced"]) > 1,
+            )
+    return problems, seen, accepted
+
+
 # t149: advgen.py's seeds (its own generator: regexes composed of RE2 pieces against
 # values on their edges, routes without matchers and respelled twins among siblings,
 # inhibit sides of no matchers or negative ones only, equal: [], silences with several
@@ -450,36 +492,12 @@ def test_adversarial_configurations_agree_with_alertmanager_dispatch(
     ``test_routing_agrees_with_alertmanager_dispatch`` compares (routes, resolved
     options, holds, groups, inhibition, silences) and the group keys against
     Alertmanager's ``Route.Key()`` (``compare_keys``, with a route added first)."""
-    requests, moved_requests = [], []
-    judged: list[tuple[int, Router | None, list[str], Router | None]] = []
+    cases = []
     for seed in range(ADV_SEED, ADV_SEED + ADV_CONFIGS):
         rng = random.Random(seed)
         cfg = advgen.config(rng)
-        request = oracle_request(advgen, cfg, rng)
-        moved = with_route_first(cfg)
-        moved_requests.append({**request, "config": yaml.safe_dump(moved, allow_unicode=True)})
-        router, errors = _loaded(cfg, tmp_path / f"adv-{seed}.yaml")
-        judged.append((seed, router, errors, _loaded(moved, tmp_path / f"adv-{seed}-m.yaml")[0]))
-        requests.append(request)
-    answers, moved_answers = oracle(amroute, requests), oracle(amroute, moved_requests)
-    problems: list[str] = []
-    seen: Counter[str] = Counter()
-    for (seed, router, errors, moved_router), theirs, moved_theirs, request in zip(
-        judged, answers, moved_answers, requests, strict=True
-    ):
-        problems += compare(seed, theirs, router, errors, request, tmp_path)
-        if router is None or moved_router is None or theirs.get("error"):
-            continue
-        problems += compare_keys(
-            seed, router, theirs, moved_router, moved_theirs, request["alerts"]
-        )
-        seen.update(accepted=1)
-        for alert in theirs["alerts"]:
-            seen.update(
-                continued=len(alert["routes"]) > 1,
-                inhibited=alert["inhibited"],
-                silenced=bool(alert["silenced"]),
-            )
+        cases.append((seed, cfg, oracle_request(advgen, cfg, rng)))
+    problems, seen, _ = judged_by_oracle(amroute, cases, tmp_path, "adv")
     assert not problems, f"{len(problems)} disagreements:\n" + "\n".join(problems[:25])
     assert seen["accepted"] >= ADV_CONFIGS * 0.9, seen
     assert min(seen[k] for k in ("continued", "inhibited", "silenced")) >= 40, seen

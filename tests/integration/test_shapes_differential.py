@@ -40,11 +40,9 @@ from tests.integration.test_dispatch_oracle import (
     _loaded,
     amroute,
     amtool_accepts,
-    compare,
-    compare_keys,
+    judged_by_oracle,
     oracle,
     plain_paths,
-    with_route_first,
 )
 
 pytestmark = pytest.mark.integration
@@ -79,35 +77,10 @@ def test_new_shapes_agree_with_alertmanager_dispatch(amroute: Path, tmp_path: Pa
     """shapegen's configurations, alerts and silences: everything
     ``test_dispatch_oracle`` compares, and the group keys against Alertmanager's
     ``Route.Key()`` with a route added first."""
-    requests, moved_requests = [], []
-    judged: list[tuple[int, Router | None, list[str], Router | None]] = []
-    for seed in range(SEED, SEED + CONFIGS):
-        cfg, req = request(seed)
-        moved = with_route_first(cfg)
-        moved_requests.append({**req, "config": yaml.safe_dump(moved, allow_unicode=True)})
-        router, errors = _loaded(cfg, tmp_path / f"s-{seed}.yaml")
-        judged.append((seed, router, errors, _loaded(moved, tmp_path / f"s-{seed}-m.yaml")[0]))
-        requests.append(req)
-    answers, moved_answers = oracle(amroute, requests), oracle(amroute, moved_requests)
-    problems: list[str] = []
-    seen: Counter[str] = Counter()
-    for (seed, router, errors, moved_router), theirs, moved_theirs, req in zip(
-        judged, answers, moved_answers, requests, strict=True
-    ):
-        problems += compare(seed, theirs, router, errors, req, tmp_path)
-        if router is None or moved_router is None or theirs.get("error"):
-            seen.update(refused=1)
-            continue
-        problems += compare_keys(seed, router, theirs, moved_router, moved_theirs, req["alerts"])
+    cases = [(seed, *request(seed)) for seed in range(SEED, SEED + CONFIGS)]
+    problems, seen, accepted = judged_by_oracle(amroute, cases, tmp_path, "s")
+    for seed, router, theirs in accepted:
         problems += key_texts(seed, router, theirs)
-        seen.update(accepted=1)
-        for alert in theirs["alerts"]:
-            seen.update(
-                continued=len(alert["routes"]) > 1,
-                inhibited=alert["inhibited"],
-                silenced=bool(alert["silenced"]),
-                silenced_twice=len(alert["silenced"]) > 1,
-            )
     assert not problems, f"{len(problems)} disagreements:\n" + "\n".join(problems[:25])
     # Most are accepted (the rest refused alike), and each shape is met.
     assert seen["accepted"] >= CONFIGS * 0.7, seen
