@@ -5,6 +5,7 @@ import platform
 import socket
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -131,3 +132,18 @@ def in_dir(text: str) -> Path:
         why = "not a directory" if path.exists() else "no such directory"
         raise argparse.ArgumentTypeError(f"{text!r}: {why}")
     return path
+
+
+def worker_metric(port: int, name: str) -> float:
+    """The sum of metric ``name``'s samples on the worker's ``/metrics`` at ``port``
+    (127.0.0.1); 0 while it does not answer (starting, recovering)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )

@@ -44,7 +44,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -54,7 +53,7 @@ import pandas as pd
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from bench import count, in_dir, machine, out_file, run_main
+from bench import count, in_dir, machine, out_file, run_main, worker_metric
 from bench.catchup import worker_env
 from citybrain.stack.topics import run_topics
 from streams.events import Reading
@@ -70,21 +69,6 @@ def key_of(i: int, n: int) -> bytes:
     """The group key of copy ``n`` of sample group ``i``: all of one length, so a key
     renamed inside an entry's bytes (its run id, step ids) leaves the entry valid."""
     return f"grp-{i:02d}-{n:06d}".encode()
-
-
-def metric(port: int, name: str) -> float:
-    """The sum of metric ``name``'s samples on the worker's ``/metrics``; 0 while it does
-    not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith((name + "{", name + " "))
-    )
 
 
 def routed(alert_id: str, status: str) -> bytes:
@@ -218,7 +202,7 @@ def capture(workdir: Path) -> dict[str, list[tuple[int, bytes, bytes | None]]]:
                 producer.flush()
                 time.sleep(3 * settings.commit_interval)
             deadline = time.monotonic() + GROUP_WAIT + 300
-            while metric(port, "citybrain_groups_forgotten_total") < SAMPLE:
+            while worker_metric(port, "citybrain_groups_forgotten_total") < SAMPLE:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise SystemExit(f"the capture's groups were not forgotten; see {run}.log")
                 time.sleep(0.5)

@@ -31,14 +31,13 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pandas as pd
 from kafka import KafkaConsumer, KafkaProducer
 
-from bench import count, machine, out_file, run_main
+from bench import count, machine, out_file, run_main, worker_metric
 from bench.catchup import worker_env
 from citybrain.stack.topics import run_topics
 from streams.events import Reading
@@ -51,20 +50,6 @@ CELL = "md-gauge-01650800"
 def levels(n: int) -> list[float]:
     frame = pd.read_csv(REPO_ROOT / "datasets" / "usgs_flood_2019-05.csv.gz")
     return [float(v) for v in frame[frame["sensor_id"] == SENSOR]["value"].head(n)]
-
-
-def readings_counted(port: int) -> float:
-    """``citybrain_readings_total`` of the worker on ``port``; 0 while it does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
-            text = resp.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("citybrain_readings_total{")
-    )
 
 
 class FiringWatch:
@@ -120,7 +105,7 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 def first_reading(port: int, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> float:
     deadline = time.monotonic() + timeout
-    while readings_counted(port) < 1:
+    while worker_metric(port, "citybrain_readings_total") < 1:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"the worker counted no reading (exit status {proc.poll()})")
         time.sleep(0.05)
