@@ -195,6 +195,23 @@ def test_the_inhibit_index_follows_the_rules_a_reload_puts_in_force(tmp_path: Pa
     assert walked == 0
 
 
+def captured_sends(ctx: Any, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The (key, document) pairs ``ctx.send_all`` is given from now on (audit records
+    dropped, no alert firing): what the alerts stage routes."""
+    routed: list[tuple[str, Any]] = []
+
+    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
+        routed.extend(items)
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    monkeypatch.setattr(ctx, "send_all", send_all)
+    monkeypatch.setattr(ctx, "audit", nothing)
+    monkeypatch.setattr(ctx, "firing", {})
+    return routed
+
+
 def test_an_alert_is_routed_by_one_configuration_to_its_end(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -211,17 +228,7 @@ def test_an_alert_is_routed_by_one_configuration_to_its_end(
     files["routing"].write_text(files_routing)
     assert reload.reload() is True
     stage, ctx = reload.alerting, reload.ctx
-    routed: list[tuple[str, Any]] = []
-
-    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
-        routed.extend(items)
-
-    async def nothing(*args: Any, **kwargs: Any) -> None:
-        return None
-
-    monkeypatch.setattr(ctx, "send_all", send_all)
-    monkeypatch.setattr(ctx, "audit", nothing)
-    monkeypatch.setattr(ctx, "firing", {})
+    routed = captured_sends(ctx, monkeypatch)
     # The reload's library has no gas-leak, and its routing no route to it.
     (files["playbooks"] / "gas-leak.yaml").unlink()
     files["routing"].write_text(
@@ -274,17 +281,7 @@ def test_an_alert_is_admitted_and_routed_by_one_configuration(
     configuration once, before the lock: admitted and routed by the old one."""
     reload, _, files = reloader(tmp_path)
     stage, ctx = reload.alerting, reload.ctx
-    routed: list[tuple[str, Any]] = []
-
-    async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
-        routed.extend(items)
-
-    async def nothing(*args: Any, **kwargs: Any) -> None:
-        return None
-
-    monkeypatch.setattr(ctx, "send_all", send_all)
-    monkeypatch.setattr(ctx, "audit", nothing)
-    monkeypatch.setattr(ctx, "firing", {})
+    routed = captured_sends(ctx, monkeypatch)
     gauge = "{id: gauge-1, kind: water_level, unit: ft, cell: c-bridge}"
     files["grid"].write_text(
         GRID.replace("  - {id: c-bridge,", "  # ").replace(gauge, gauge.replace("bridge", "mill"))
