@@ -41,7 +41,7 @@ from functools import partial
 from heapq import merge
 from itertools import filterfalse, repeat
 from operator import attrgetter, is_, itemgetter
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 import msgspec
 import numpy as np
@@ -585,6 +585,8 @@ def _check_envelope(state: dict[str, Any]) -> None:
     if state["episode"] is not None:
         _check_episode(state["episode"])
 
+
+_T = TypeVar("_T")
 
 # The bank path's position columns (``_Columns``) are int64.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -1221,25 +1223,20 @@ class SensorDetection:
         slow_values: list[float] = []
         slow_times: list[float] = []
         rejected = result.rejected
-        admitted_one: list[tuple[dict[str, Any], list[Incoming]]] = []
         for j, sid, items in groups:
             stored = got[j]
             before = len(rejected)
             # Under ``_isolated``, as the per-sensor path admits (``process``): a stored
             # state that raises while it is made live or admitted costs its own sensor's
             # readings (t156: unguarded here, it failed the whole batch).
-            admitted_one.clear()
-            self._isolated(
-                sid,
-                items,
-                result,
-                partial(self._admit_stored, bank, stored, items, result, admitted_one),
+            taken = self._isolated(
+                sid, items, result, partial(self._admit_stored, bank, stored, items, result)
             )
             if len(rejected) > before:
                 slow_refused.extend((j, entry) for entry in rejected[before:])
-            if not admitted_one:
+            if taken is None:
                 continue
-            state, accepted = admitted_one[0]
+            state, accepted = taken
             new_states[sid] = state
             to_write.append((sid, stored, items[-1].reading))
             if accepted:
@@ -1463,18 +1460,17 @@ class SensorDetection:
         stored: Any,
         items: list[Incoming],
         result: BatchResult,
-        into: list[tuple[dict[str, Any], list[Incoming]]],
-    ) -> None:
+    ) -> tuple[dict[str, Any], list[Incoming]]:
         """``_admit_sensor`` for a sensor of the bank path's per-sensor way, from its
-        stored state (a ``BankState``, a dict read back, or None); (state, accepted
-        readings) appended to ``into``."""
+        stored state (a ``BankState``, a dict read back, or None): (state, accepted
+        readings)."""
         given = stored
         if type(stored) is BankState:
             given = stored.as_dict()
             if stored.detector.bank is not bank:
                 # Another detection's (not this worker's table): read as a document.
                 given["detector"] = stored.detector.get_state()
-        into.append(self._admit_sensor(items, given, result))
+        return self._admit_sensor(items, given, result)
 
     def _born(
         self, bank: TailBank, cols: _Columns, batch: Admitted, sids: list[str], got: list[Any]
@@ -1713,16 +1709,17 @@ class SensorDetection:
 
     @staticmethod
     def _isolated(
-        sensor_id: str, items: list[Incoming], result: BatchResult, work: Callable[[], None]
-    ) -> None:
-        """Run one sensor's share of a batch; if it raises, only that sensor's readings of
-        the batch are dead-lettered (``detector_error``) and its stored state is kept (the
-        table is not written: ``result.states`` loses the sensor), so the next batch goes
-        on from it. Nothing of another sensor is lost."""
+        sensor_id: str, items: list[Incoming], result: BatchResult, work: Callable[[], _T]
+    ) -> _T | None:
+        """Run one sensor's share of a batch and return what it returns; if it raises,
+        None, and only that sensor's readings of the batch are dead-lettered
+        (``detector_error``) and its stored state is kept (the table is not written:
+        ``result.states`` loses the sensor), so the next batch goes on from it. Nothing
+        of another sensor is lost."""
         mark = (len(result.alerts), len(result.rejected), result.duplicates, result.redelivered)
         marks = len(result.marks)
         try:
-            work()
+            return work()
         except Exception as exc:
             del result.alerts[mark[0] :], result.rejected[mark[1] :], result.marks[marks:]
             result.duplicates, result.redelivered = mark[2], mark[3]
@@ -1730,6 +1727,7 @@ class SensorDetection:
             result.last.pop(sensor_id, None)
             why = f"detector failed on sensor {sensor_id}: {type(exc).__name__}: {exc}"
             result.rejected.extend((item, "detector_error", why[:300]) for item in items)
+            return None
 
     def _admit_sensor(
         self, items: list[Incoming], state: dict[str, Any] | None, result: BatchResult
