@@ -634,3 +634,60 @@ def test_a_freed_alert_read_again_after_a_kill_leaves_no_muted_member(
         assert group["run"] == before  # nothing else changed
 
     asyncio.run(scenario())
+
+
+def test_a_routed_route_with_a_zero_group_interval_is_refused_naming_it(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t161: the routing file refuses a zero ``group_interval``, as Alertmanager does (the
+    zero-repeat-interval field case), but the routed topic took one, as a worker from
+    before that rule writes it: an alert coming to a group holding a muted alert failed
+    with a ZeroDivisionError where its run's first flush was reckoned, and one opening a
+    run gave it a group that never flushed (an alert joining it never notified). Now
+    ``bad_routed`` naming the field (the routed agent dead-letters it,
+    ``Context.guarded``); the group is left as it was."""
+    response, _ = stage
+    muted_at = clock.now
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-muted", muted_at)))  # type: ignore[arg-type]
+        clock.now += 100
+        doc = alert("al-new")
+        doc["route"]["group_interval"] = 0
+        with pytest.raises(EventError) as caught:
+            await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        assert (caught.value.code, caught.value.field) == ("bad_routed", "route.group_interval")
+        assert str(caught.value).startswith(
+            'field "route.group_interval" is 0: expected seconds above 0 to 9.2e9 (292 years): '
+            "a group_interval of zero is refused"
+        ), str(caught.value)
+
+    asyncio.run(scenario())
+    group = response.ctx.groups.data[KEY]
+    assert group["run"] is None and group["muted"] == {"al-muted": muted_at}
+
+
+def test_a_routed_repeat_interval_of_zero_an_older_worker_wrote_repeats_at_each_flush(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """A ``repeat_interval`` of 0 in a routed message (a worker from before the routing
+    file's rule wrote it) is taken, as that door takes what earlier workers wrote (t146):
+    the unacknowledged run repeats at each group_interval (300 s), as a repeat_interval
+    shorter than group_interval does, never once a second."""
+    response, sent = stage
+
+    async def scenario() -> None:
+        doc = alert("al-1")
+        doc["route"]["repeat_interval"] = 0
+        await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        first = len(notifies(sent))
+        for _ in range(299):
+            clock.now += 1
+            await response.check_deadlines()
+        assert len(notifies(sent)) == first
+        clock.now += 1
+        await response.check_deadlines()
+        assert notifies(sent)[first:] == ["repeat: still unacknowledged"]
+
+    asyncio.run(scenario())
