@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from typing import Any
 
@@ -1088,16 +1089,18 @@ def test_a_stored_episode_whose_alert_id_no_alert_can_carry_is_unreadable() -> N
     assert read_state(state_bytes(edge))["episode"]["alert_id"] == "a" * MAX_ID_CHARS
 
 
-def test_a_stored_state_that_raises_while_made_live_costs_only_its_sensor_on_the_bank_path(
+def test_a_stored_state_that_raises_while_made_live_starts_its_detector_over_on_the_bank_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """t156: the bank path (the default) made a sensor's stored state live and applied
     the delivery rules (``_admit_sensor``) outside the per-sensor guard that the
     per-sensor path runs them under: a state read back that raised there (here the
     bank's ``load`` raising what no state check foresaw) failed the whole batch, every
-    other sensor's readings with it, at every batch holding one of its readings. Now
-    only its sensor's readings are dead-lettered (``detector_error``, naming the sensor
-    and the fault), its stored state is kept, and a retry of the batch is the same."""
+    other sensor's readings with it. t156 then dead-lettered only its sensor's readings
+    and kept the stored state, so every later batch of the sensor failed alike, for good
+    (t163): a detector document its detector cannot take, whatever it raises, now starts
+    that sensor's detector over, as one written by another detector does, said in
+    ``BatchResult.restarted``; its positions stand, and a retry is all redeliveries."""
     first = tail_handler().process([*feed(baseline(40)), *feed(baseline(40), "gauge-2")], {})
     odd = {**stored(first.states["gauge-1"]), "detector": {"odd": True}}
     kept = {"gauge-1": odd, "gauge-2": stored(first.states["gauge-2"])}
@@ -1112,17 +1115,99 @@ def test_a_stored_state_that_raises_while_made_live_costs_only_its_sensor_on_the
     batch = [*feed(baseline(3), start=40), *feed(baseline(3), "gauge-2", start=40)]
     h = tail_handler()
     result = h.process(batch, kept)
-    assert result.scored == 3 and result.scored_by_kind == {"water_level": 3}
-    assert [(i.reading.sensor_id, i.offset, code) for i, code, _ in result.rejected] == [
-        ("gauge-1", 40 + k, "detector_error") for k in range(3)
-    ]
-    assert (
-        "detector failed on sensor gauge-1: OverflowError: a state no check foresaw"
-        in (result.rejected[0][2])
+    assert result.scored == 6 and result.rejected == []
+    assert result.restarted == [("gauge-1", "OverflowError: a state no check foresaw")]
+    assert set(result.states) == {"gauge-1", "gauge-2"}
+    # The batch read again (a retry): every reading a redelivery, neither lost nor taken
+    # twice.
+    again = h.process(batch, dict(result.states))
+    assert again.scored == 0 and again.redelivered == 6 and again.rejected == []
+
+
+# -- a detector state read back that its own detector cannot use ----------------------
+# (sibling of the extreme-value-detector and unreadable-state kinds: the envelope was
+# judged at read-back, the detector's own document was not). Each poisoned the sensor for
+# good: set_state raised what no caller caught, or took the document and every batch then
+# raised (all the sensor's readings dead-lettered, the stored state kept) or scored NaN.
+def _poisoned(name: str, path: tuple[str, ...], bad: Any) -> tuple[SensorDetection, dict]:
+    from detectors import DETECTORS, default_threshold
+
+    detection = SensorDetection(
+        DETECTORS[name](), ScoreThreshold(default_threshold(name)), quiet_readings=3
     )
-    assert set(result.states) == {"gauge-2"} and kept["gauge-1"] is odd
-    # The batch read again (a retry): gauge-1's readings cost again alone, gauge-2's are
-    # redeliveries now, neither lost nor taken twice.
-    again = h.process(batch, {**kept, "gauge-2": result.states["gauge-2"]})
-    assert again.scored == 0 and again.redelivered == 3
-    assert [code for _, code, _ in again.rejected] == ["detector_error"] * 3
+    first = detection.process(feed(baseline(100)), {})
+    doc = stored(first.states["gauge-1"])
+    where = doc["detector"]
+    for key in path[:-1]:
+        where = where[key]
+    where[path[-1]] = bad(where[path[-1]])
+    return detection, stored(doc)
+
+
+UNUSABLE_STATES = {
+    "windowed_gaussian NaN window (scores NaN)": (
+        "windowed_gaussian",
+        ("values",),
+        lambda v: [math.nan] * len(v),
+    ),
+    "ewma_cusum negative variance (ValueError at each score)": (
+        "ewma_cusum",
+        ("var",),
+        lambda v: -1.0,
+    ),
+    "ewma_cusum infinite high sum (scores NaN)": ("ewma_cusum", ("high",), lambda v: math.inf),
+    "ewma_cusum empty far run (IndexError in set_state)": ("ewma_cusum", ("run",), lambda v: []),
+    "ensemble count of inf (OverflowError in set_state)": (
+        "ensemble",
+        ("in_block",),
+        lambda v: math.inf,
+    ),
+    "ensemble count of 1e30 (ValueError at each score)": (
+        "ensemble",
+        ("in_block",),
+        lambda v: 1e30,
+    ),
+    "stuck interval as text (TypeError at each score)": ("stuck", ("interval",), lambda v: "1"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNUSABLE_STATES))
+def test_a_detector_state_read_back_that_its_detector_cannot_use_starts_it_over(
+    case: str,
+) -> None:
+    name, path, bad = UNUSABLE_STATES[case]
+    detection, state = _poisoned(name, path, bad)
+    first = detection.process(feed(baseline(5, seed=2), start=100), {"gauge-1": state})
+    # Scored by a fresh detector, not dead-lettered; positions stand; said once.
+    assert first.rejected == [] and first.scored == 5
+    assert [sid for sid, _ in first.restarted] == ["gauge-1"]
+    state = stored(first.states["gauge-1"])
+    assert state["last_offset"] == 104
+    detection.follow = {"gauge-1"}  # (its last score reported)
+    later = detection.process(feed(baseline(200, seed=3), start=105), {"gauge-1": state})
+    assert later.rejected == [] and later.scored == 200 and later.restarted == []
+    assert 0.0 <= later.last["gauge-1"][4] <= 1.0
+    # The detector learned again: a clear spike scores as an anomaly (the stuck-sensor
+    # detector judges flat runs, not values).
+    spike = detection.process(feed([40.0], start=305), {"gauge-1": later.states["gauge-1"]})
+    if name != "stuck":
+        assert spike.last["gauge-1"][4] >= detection.threshold.threshold, case
+
+
+def test_a_live_detectors_score_out_of_0_1_is_dead_lettered_not_passed_on() -> None:
+    class Broken(RobustZScore):
+        def score_one(self, x: float, t: float | None = None) -> float:
+            return math.nan if x == 666.0 else super().score_one(x, t)
+
+        def clone(self) -> Broken:
+            return Broken(window=48, min_samples=12)
+
+    detection = SensorDetection(Broken(window=48, min_samples=12), ScoreThreshold(0.6), 3)
+    first = detection.process(feed(baseline(20)), {})
+    result = detection.process(feed([2.0, 666.0], start=20), first.states)
+    assert [(i.reading.value, code) for i, code, _ in result.rejected] == [
+        (2.0, "detector_error"),
+        (666.0, "detector_error"),
+    ]
+    assert "score nan of reading 1 is not in [0, 1]" in result.rejected[0][2]
+    assert result.restarted == []
