@@ -1211,3 +1211,24 @@ def test_a_live_detectors_score_out_of_0_1_is_dead_lettered_not_passed_on() -> N
     ]
     assert "score nan of reading 1 is not in [0, 1]" in result.rejected[0][2]
     assert result.restarted == []
+
+
+@pytest.mark.parametrize("value", [math.nan, 1e300])
+def test_a_tail_record_read_back_with_a_count_it_never_writes_starts_the_detector_over(
+    value: float,
+) -> None:
+    # The default detector's row was taken as any bytes of the right length: a count of
+    # readings of NaN or 1e300 left its sensor blind for good (t163; a spike 300
+    # readings later scored 0, nothing said). Its detector starts over now.
+    first = tail_handler().process(feed(baseline(200)), {})
+    doc = stored(first.states["gauge-1"])
+    row = np.frombuffer(doc["detector"]["row"], dtype="<f8").copy()
+    row[0] = value
+    doc["detector"]["row"] = row.tobytes()
+    h = tail_handler()
+    h.follow = {"gauge-1"}
+    later = h.process(feed(baseline(300, seed=4), start=200), {"gauge-1": stored(doc)})
+    assert later.scored == 300 and later.rejected == []
+    spike = h.process(feed([40.0], start=500), dict(later.states))
+    assert spike.last["gauge-1"][4] >= DEFAULT_THRESHOLD
+    assert [a.status for a in spike.alerts] == ["firing"]
