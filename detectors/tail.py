@@ -90,7 +90,7 @@ from detectors.base import (
     check_values,
     require_int,
 )
-from detectors.errors import DetectorInputError
+from detectors.errors import DetectorInputError, DetectorStateError
 from detectors.registry import DEFAULT_THRESHOLD as _REGISTRY_THRESHOLD
 
 # Layout of one sensor's record (all float64).
@@ -809,7 +809,7 @@ class TailBank:
             )
         fault = _row_fault(row, self.window)
         if fault is not None:
-            raise DetectorInputError(f"state document: {fault}")
+            raise DetectorStateError(f"state document: {fault}")
         self.state[slot] = row
         h1 = _SCALARS + 2 * self.window
         for which in range(N_STATS):

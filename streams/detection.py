@@ -47,8 +47,15 @@ import msgspec
 import numpy as np
 import orjson
 
-from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThreshold
-from detectors.base import check_values
+from detectors import (
+    DETECTORS,
+    Detector,
+    DetectorError,
+    DetectorStateError,
+    RobustZScore,
+    ScoreThreshold,
+)
+from detectors.base import check_state_document, check_values
 from detectors.tail import VERSION as TAIL_VERSION
 from detectors.tail import TailBank, TailDetector, TailSlot
 from playbooks.engine import MAX_COUNT
@@ -1795,7 +1802,13 @@ class SensorDetection:
             detector = self.prototype.clone()
             if state is not None:
                 try:
+                    check_state_document(state["detector"])  # (NaN: no detector writes it)
                     detector.set_state(state["detector"])  # as read back from the changelog
+                except DetectorStateError as exc:
+                    # What no detector of its kind writes: corrupt, said.
+                    detector = self.prototype.clone()
+                    why = f"{type(exc).__name__}: {exc}"
+                    result.restarted.append((items[0].reading.sensor_id, why[:300]))
                 except (DetectorError, KeyError, TypeError, ValueError):
                     # Written by another detector (the default changed between
                     # deployments): this sensor's detector starts over, the rest of

@@ -286,7 +286,8 @@ def test_a_detector_state_its_detector_cannot_use_starts_it_over_said_and_counte
     # The envelope is judged at read-back; the detector's own document at its first use.
     # gauge-1's robust z-score state has an empty far run (set_state raised IndexError:
     # before, every later reading of the sensor was dead-lettered, detector_error, for
-    # good), gauge-2's a window of NaN (scored NaN until the window had rolled past it).
+    # good), gauge-2's a window of NaN (scored NaN until the window had rolled past it;
+    # no detector writes NaN into its state, so it is refused as corrupt).
     # Each detector starts over now, said, counted and audited as an unreadable entry.
     base = real_levels(120)
     worker = pipeline.worker().start()
@@ -324,7 +325,7 @@ def test_a_detector_state_its_detector_cannot_use_starts_it_over_said_and_counte
         assert sorted(said) == ["gauge-1", "gauge-2"]
         assert {(d["table"], d["reason"]) for d in said.values()} == {("sensor-state", "bad_shape")}
         assert "IndexError" in said["gauge-1"]["detail"]
-        assert "not in [0, 1]" in said["gauge-2"]["detail"]
+        assert "state holds nan at place 0" in said["gauge-2"]["detail"]
         port = pipeline.settings.worker_port
         got = scrape_sum(
             port, 'citybrain_state_unreadable_total{reason="bad_shape",table="sensor-state"}'

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
+from detectors.base import pack_floats, unpack_floats
 from detectors.tail import TailBank
 from playbooks.grid import Grid
 from streams.detection import (
@@ -1168,6 +1169,16 @@ UNUSABLE_STATES = {
         lambda v: 1e30,
     ),
     "stuck interval as text (TypeError at each score)": ("stuck", ("interval",), lambda v: "1"),
+    "ewma_cusum NaN mean (every later reading scored 0)": (
+        "ewma_cusum",
+        ("mean",),
+        lambda v: math.nan,
+    ),
+    "robust_zscore packed NaN window (scores NaN)": (
+        "robust_zscore",
+        ("window",),
+        lambda v: pack_floats([math.nan] * len(unpack_floats(v))),
+    ),
 }
 
 
@@ -1229,6 +1240,8 @@ def test_a_tail_record_read_back_with_a_count_it_never_writes_starts_the_detecto
     h.follow = {"gauge-1"}
     later = h.process(feed(baseline(300, seed=4), start=200), {"gauge-1": stored(doc)})
     assert later.scored == 300 and later.rejected == []
+    [(sensor, why)] = later.restarted
+    assert sensor == "gauge-1" and f"value {value!r} at 0 is no value" in why
     spike = h.process(feed([40.0], start=500), dict(later.states))
     assert spike.last["gauge-1"][4] >= DEFAULT_THRESHOLD
     assert [a.status for a in spike.alerts] == ["firing"]
