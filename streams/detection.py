@@ -646,6 +646,15 @@ def _check_episode(episode: dict[str, Any]) -> None:
                 f"sensor state: episode field {name!r} is {_clip(repr(value))}, expected a "
                 "finite number",
             )
+        if name == "peak_score" and not 0.0 <= value <= 1.0:
+            # t163: a detector's score. Its resolution carries it to the corroboration
+            # and alerts topics, whose doors refuse a score outside [0, 1] (bad_alert):
+            # the resolution was dead-lettered, and its run never resolved.
+            raise UnreadableEntryError(
+                BAD_SHAPE,
+                f"sensor state: episode field 'peak_score' is {_clip(repr(value))}, "
+                "expected a score from 0 to 1",
+            )
         if name in _EPISODE_TIMES and epoch_seconds_fault(value) is not None:
             # t154: written as a date when the episode's alert goes out (OverflowError).
             raise UnreadableEntryError(

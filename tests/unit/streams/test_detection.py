@@ -15,6 +15,7 @@ from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetec
 from detectors.base import pack_floats, unpack_floats
 from detectors.tail import TailBank
 from playbooks.grid import Grid
+from streams.corroboration import checked_message
 from streams.detection import (
     STATE_FORMAT,
     BankState,
@@ -546,6 +547,11 @@ def test_last_value_last_ts_and_the_open_episode_are_judged_at_read_back() -> No
         ({**good, "episode": {**episode, "quiet": True}}, "episode field 'quiet' is True"),
         ({**good, "episode": {**episode, "peak_score": None}}, "'peak_score' is None"),
         ({**good, "episode": {**episode, "peak_value": "high"}}, "'peak_value' is 'high'"),
+        # t163: a detector's score, from 0 to 1; its resolution carried it to the doors
+        # that refuse any other, and its run stayed open.
+        ({**good, "episode": {**episode, "peak_score": 1.5}}, "'peak_score' is 1.5"),
+        ({**good, "episode": {**episode, "peak_score": -0.0001}}, "'peak_score' is -0.0001"),
+        ({**good, "episode": {**episode, "peak_score": 1e300}}, "'peak_score' is 1e+300"),
         ({**good, "episode": {**episode, "started_at": float("nan")}}, "'started_at' is nan"),
         # t154: finite, but no date: written as one when the episode's alert goes out.
         ({**good, "episode": {**episode, "started_at": 1e300}}, "'started_at' is 1e+300"),
@@ -1245,3 +1251,23 @@ def test_a_tail_record_read_back_with_a_count_it_never_writes_starts_the_detecto
     spike = h.process(feed([40.0], start=500), dict(later.states))
     assert spike.last["gauge-1"][4] >= DEFAULT_THRESHOLD
     assert [a.status for a in spike.alerts] == ["firing"]
+
+
+def test_an_episodes_resolution_passes_the_corroboration_door_after_read_back() -> None:
+    # The resolution of an episode read back carries its peak score to the corroboration
+    # topic, whose door refuses a score outside [0, 1] (bad_alert): read back with a peak
+    # score of 1.5 (t163), the resolution was dead-lettered and its run never resolved.
+    h = handler()
+    first = h.process(feed([*baseline(40), baseline(1)[0] * 8]), {})
+    state = stored(first.states["gauge-1"])
+    assert state["episode"] is not None
+    for peak in (1.5, 0.97):
+        damaged = {**state, "episode": {**state["episode"], "peak_score": peak}}
+        try:
+            back = read_state(state_bytes(damaged))
+        except UnreadableEntryError:
+            assert peak == 1.5
+            continue
+        quiet = handler().process(feed(baseline(10, seed=3), start=41), {"gauge-1": back})
+        [resolved] = quiet.alerts
+        checked_message({"type": "alert", "alert": resolved.to_dict()}, NOW, 300.0)
