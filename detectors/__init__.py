@@ -14,7 +14,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from detectors.errors import DetectorError, DetectorInputError, DetectorParameterError
+from detectors.errors import (
+    DetectorError,
+    DetectorInputError,
+    DetectorParameterError,
+    DetectorStateError,
+)
 from detectors.registry import (
     DEFAULT_DETECTOR,
     DEFAULT_THRESHOLD,
@@ -90,6 +95,7 @@ __all__ = [
     "DetectorError",
     "DetectorInputError",
     "DetectorParameterError",
+    "DetectorStateError",
     "Differenced",
     "Ensemble",
     "EwmaCusum",

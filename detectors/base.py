@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from detectors.errors import DetectorInputError, DetectorParameterError
+from detectors.errors import DetectorInputError, DetectorParameterError, DetectorStateError
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -38,11 +38,34 @@ def pack_floats(values: Collection[float]) -> str:
 
 def unpack_floats(packed: str | list[float]) -> list[float]:
     """The floats ``pack_floats`` packed (or a JSON list of them: states written before a
-    detector packed its floats)."""
+    detector packed its floats). Raises ``DetectorStateError`` for one that is not finite:
+    no detector keeps one in its state (t163: a window of NaN read back from a changelog
+    scored every reading NaN)."""
     if isinstance(packed, list):
-        return [float(v) for v in packed]
-    values: list[float] = np.frombuffer(base64.b64decode(packed), dtype="<f8").tolist()
+        values = [float(v) for v in packed]
+    else:
+        values = np.frombuffer(base64.b64decode(packed), dtype="<f8").tolist()
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            raise DetectorStateError(f"state holds {value!r} at place {i}: no finite number")
     return values
+
+
+def check_state_document(document: Any, where: str = "state") -> None:
+    """Raise ``DetectorStateError`` naming the place of the first float of ``document``
+    (a ``get_state`` document: mappings, lists, numbers, text) that is not finite: no
+    detector writes one (its document is JSON, which has none), so such a document read
+    back is corrupt, and taken it scores NaN or nothing for good (t163: an ewma_cusum
+    mean of NaN scored every later reading 0, a windowed_gaussian window of NaN NaN)."""
+    if isinstance(document, float):
+        if not math.isfinite(document):
+            raise DetectorStateError(f"{where} is {document!r}: no finite number")
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            check_state_document(value, f"{where}.{key}")
+    elif isinstance(document, list | tuple):
+        for i, value in enumerate(document):
+            check_state_document(value, f"{where}[{i}]")
 
 
 # A finite reading beyond COMPRESS_ABOVE (2**341, about 4.5e102: far beyond any physical

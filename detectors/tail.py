@@ -90,7 +90,7 @@ from detectors.base import (
     check_values,
     require_int,
 )
-from detectors.errors import DetectorInputError
+from detectors.errors import DetectorInputError, DetectorStateError
 from detectors.registry import DEFAULT_THRESHOLD as _REGISTRY_THRESHOLD
 
 # Layout of one sensor's record (all float64).
@@ -807,6 +807,9 @@ class TailBank:
                 f"state document holds {row.size} floats for window "
                 f"{document.get('window')!r}, expected {self.width} for window {self.window}"
             )
+        fault = _row_fault(row, self.window)
+        if fault is not None:
+            raise DetectorStateError(f"state document: {fault}")
         self.state[slot] = row
         h1 = _SCALARS + 2 * self.window
         for which in range(N_STATS):
@@ -820,6 +823,43 @@ class TailBank:
             "short": self.short,
             "warmup": self.warmup,
         }
+
+
+# No value the kernel writes into a row comes near this: readings enter in the safe domain
+# (under 2**342, ``detectors.base.check_value``), times are epoch seconds, the rest are
+# counts, weights, spreads and scores. A row holding more (1e300, DBL_MAX) was not
+# written by this detector.
+_ROW_BOUND = 2.0**400
+# Fields that are counts or positions (whole numbers >= 0), and those that are never
+# negative (spreads, totals, weights, the record and the mean interval).
+_WHOLE = (_N, _POS, _FILLED)
+_NOT_NEGATIVE = (
+    _SPREAD, _SPREAD_D, _SPREAD_W, _TOTAL1, _TOTAL2, _TOTAL3, _TOTAL4,
+    _RECORD, _N_D, _N_W, _STEP, _WEIGHT,
+)  # fmt: skip
+
+
+def _row_fault(row: FloatArray, window: int) -> str | None:
+    """Why ``row`` (one sensor's record, the bank's width) is no record this detector
+    wrote, or None: a value that is not finite or beyond ``_ROW_BOUND``, a count or
+    position that is not a whole number in its range, a spread, total, weight or
+    histogram count below 0. t163: ``load`` took any bytes of the right length, and a
+    count of readings of NaN or 1e300 (a corrupt changelog entry) left its sensor blind
+    for good (a 50-sigma spike scored 0, with no fault said)."""
+    bad = ~np.isfinite(row) | (np.abs(row) > _ROW_BOUND)
+    if bad.any():
+        at = int(np.flatnonzero(bad)[0])
+        return f"value {float(row[at])!r} at {at} is no value this detector writes"
+    for at in _WHOLE:
+        value = float(row[at])
+        top = window - 1 if at == _POS else window if at == _FILLED else 2.0**53
+        if not (value.is_integer() and 0.0 <= value <= top):
+            return f"count {value!r} at {at} is not a whole number from 0 to {top:g}"
+    h1 = _SCALARS + 2 * window
+    for at in (*_NOT_NEGATIVE, *range(h1, h1 + N_STATS * BINS)):
+        if row[at] < 0.0:
+            return f"value {float(row[at])!r} at {at} is below 0"
+    return None
 
 
 class _BankRow(Detector):

@@ -224,6 +224,17 @@ def _check_window(window: Any, where: str) -> None:
         value = window.get(name, 0.0 if name == "baseline" and "slot" not in window else None)
         if not isinstance(value, kind) or isinstance(value, bool):
             raise UnreadableEntryError(BAD_SHAPE, f"{where}: field {name!r} is {value!r:.60}")
+    baseline = window.get("baseline", 0.0)
+    if not 0 <= baseline <= MAX_COUNT:
+        # The baseline is a moving average of the window's counts. t163: one below 0
+        # failed every report of its cell and category (sqrt of it: a ValueError, each a
+        # processing_error, the window kept); one of 1e300 set the burst threshold so high
+        # that the cell and category never burst again (it decays by a tenth a window).
+        raise UnreadableEntryError(
+            BAD_SHAPE,
+            f"{where}: field 'baseline' is {baseline!r:.60}, expected a mean count from 0 to "
+            "2**53 - 1",
+        )
     if "slot" in window and not all(
         type(n) is int and 0 <= n <= MAX_COUNT for n in window["counts"]
     ):

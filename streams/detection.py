@@ -47,8 +47,15 @@ import msgspec
 import numpy as np
 import orjson
 
-from detectors import DETECTORS, Detector, DetectorError, RobustZScore, ScoreThreshold
-from detectors.base import check_values
+from detectors import (
+    DETECTORS,
+    Detector,
+    DetectorError,
+    DetectorStateError,
+    RobustZScore,
+    ScoreThreshold,
+)
+from detectors.base import check_state_document, check_values
 from detectors.tail import VERSION as TAIL_VERSION
 from detectors.tail import TailBank, TailDetector, TailSlot
 from playbooks.engine import MAX_COUNT
@@ -429,6 +436,10 @@ class BatchResult:
     last: dict[str, tuple[str, str, int, float, float, bool]] = field(default_factory=dict)
     # (sensor id, event time, score) of readings scoring >= SensorDetection.mark_at
     marks: list[tuple[str, float, float]] = field(default_factory=list)
+    # (sensor id, why) of sensors whose detector state, as read back from the changelog,
+    # its detector could not take or use: their detector started over (the rest of their
+    # state stands), said by the worker as an unreadable stored entry
+    restarted: list[tuple[str, str]] = field(default_factory=list)
 
 
 # The changelog entry of a sensor's state (``state_bytes``): this byte, then msgpack. A
@@ -635,6 +646,15 @@ def _check_episode(episode: dict[str, Any]) -> None:
                 f"sensor state: episode field {name!r} is {_clip(repr(value))}, expected a "
                 "finite number",
             )
+        if name == "peak_score" and not 0.0 <= value <= 1.0:
+            # t163: a detector's score. Its resolution carries it to the corroboration
+            # and alerts topics, whose doors refuse a score outside [0, 1] (bad_alert):
+            # the resolution was dead-lettered, and its run never resolved.
+            raise UnreadableEntryError(
+                BAD_SHAPE,
+                f"sensor state: episode field 'peak_score' is {_clip(repr(value))}, "
+                "expected a score from 0 to 1",
+            )
         if name in _EPISODE_TIMES and epoch_seconds_fault(value) is not None:
             # t154: written as a date when the episode's alert goes out (OverflowError).
             raise UnreadableEntryError(
@@ -650,6 +670,14 @@ def _check_episode(episode: dict[str, Any]) -> None:
             f"sensor state: episode field 'quiet' is {_clip(repr(quiet))}, expected a "
             "whole number from 0 to 2**53 - 1",
         )
+
+
+def _check_scores(scores: list[float]) -> None:
+    """Raise ``DetectorError`` naming the first of ``scores`` that is not a finite number
+    in [0, 1] (NaN fails both comparisons)."""
+    for i, score in enumerate(scores):
+        if not 0.0 <= score <= 1.0:
+            raise DetectorError(f"score {score!r} of reading {i} is not in [0, 1]")
 
 
 def _clip(text: str) -> str:
@@ -1030,6 +1058,10 @@ class SensorDetection:
         # Sensors whose last reading ``BatchResult.last`` reports even when they are in
         # no episode (the worker's watched and exported sensors: streams/ingest.py).
         self.follow: set[str] = set()
+        # The detectors this batch made live from a changelog document, by id (held, so
+        # no id is reused within the batch): the first use of each is its read-back
+        # check (``_score_record``).
+        self._restored: dict[int, Detector] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SensorDetection:
@@ -1076,6 +1108,7 @@ class SensorDetection:
         restart): a sensor's kind and cell do not change (``BatchAdmission`` admits
         only readings with the sensor's registered ones)."""
         result = BatchResult()
+        self._restored.clear()
         if self.bank is None:
             by_sensor: dict[str, list[Incoming]] = {}
             for item in batch:
@@ -1704,7 +1737,29 @@ class SensorDetection:
     def _score_record(
         self, state: dict[str, Any], accepted: list[Incoming], result: BatchResult
     ) -> None:
-        scores, flags, rarity = self._score(state["detector"], accepted)
+        """Score ``accepted`` with the sensor's detector and record them. A detector made
+        live from a changelog document this batch that raises, or scores a reading
+        anything but a finite number in [0, 1], held a state it cannot use (NaN or
+        infinite values, a negative variance, lists of the wrong length: a corrupt or
+        foreign entry its ``set_state`` took): it starts over, and the readings are
+        scored by the fresh one (``BatchResult.restarted`` says which). Before, every
+        later reading of that sensor was dead-lettered as ``detector_error`` (the stored
+        state kept, so the next batch failed alike) or scored NaN (never an alert), for
+        good. A live detector's such score raises ``DetectorError``: the readings are
+        dead-lettered (``_isolated``), not passed on as NaN."""
+        detector = state["detector"]
+        try:
+            scores, flags, rarity = self._score(detector, accepted)
+            _check_scores(scores)
+        except Exception as exc:
+            if self._restored.pop(id(detector), None) is None:
+                raise
+            why = f"{type(exc).__name__}: {exc}"
+            result.restarted.append((accepted[0].reading.sensor_id, why[:300]))
+            detector = state["detector"] = self.prototype.clone()
+            scores, flags, rarity = self._score(detector, accepted)
+            _check_scores(scores)
+        self._restored.pop(id(detector), None)
         self._record(state, accepted, scores, flags, result, rarity)
 
     @staticmethod
@@ -1756,12 +1811,27 @@ class SensorDetection:
             detector = self.prototype.clone()
             if state is not None:
                 try:
+                    check_state_document(state["detector"])  # (NaN: no detector writes it)
                     detector.set_state(state["detector"])  # as read back from the changelog
+                except DetectorStateError as exc:
+                    # What no detector of its kind writes: corrupt, said.
+                    detector = self.prototype.clone()
+                    why = f"{type(exc).__name__}: {exc}"
+                    result.restarted.append((items[0].reading.sensor_id, why[:300]))
                 except (DetectorError, KeyError, TypeError, ValueError):
                     # Written by another detector (the default changed between
                     # deployments): this sensor's detector starts over, the rest of
                     # its state (positions, episode) stands.
                     detector = self.prototype.clone()
+                except Exception as exc:
+                    # A document of this detector it cannot take (a list too short: an
+                    # IndexError; a count of inf: an OverflowError): unreadable, said.
+                    detector = self.prototype.clone()
+                    sensor_id = items[0].reading.sensor_id
+                    why = f"{type(exc).__name__}: {exc}"
+                    result.restarted.append((sensor_id, why[:300]))
+                else:
+                    self._restored[id(detector)] = detector  # judged at its first use
         accepted: list[Incoming] = []
         if len(items) == 1 and items[0].offset >= 0:
             # One reading of the sensor in this batch (the common case at city scale):

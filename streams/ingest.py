@@ -41,11 +41,12 @@ from streams.detection import (
     Incoming,
     SensorDetection,
 )
-from streams.errors import EventError, detach, unreadable
+from streams.errors import BAD_SHAPE, EventError, detach, unreadable
 from streams.events import MIN_EVENT_TIME, EventValidator, IncidentReport, format_ts
 from streams.faust_patches import Messages
 from streams.logs import SayEvery
 from streams.partitioning import sensor_partition
+from streams.tables import Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -341,6 +342,14 @@ class Ingest:
         states = dict(zip(sensors, stored, strict=True))
         # Updates the live detectors in the table's states in place.
         result = self.detection.process(incoming, states)
+        for sensor_id, why in result.restarted:
+            # A stored detector state its detector could not use: said, counted and
+            # audited as any stored entry that cannot be read back (its detector started
+            # over; 0 bytes: found in use, not read).
+            detail = f"sensor state: detector state unusable, started over: {why}"[:300]
+            self.ctx.on_unreadable_state(
+                "sensor-state", sensor_id.encode(), Unreadable(BAD_SHAPE, detail, 0)
+            )
         for item, code, message in result.rejected:
             await self.ctx.send_dead_letter(
                 "readings",

@@ -9,14 +9,18 @@ warm-up)."""
 
 from __future__ import annotations
 
+import math
 import time
 
 import msgspec
 import orjson
 import pytest
 
+from detectors import RobustZScore, ScoreThreshold
+from detectors.base import pack_floats, unpack_floats
+from streams.detection import Incoming, SensorDetection, read_state, state_bytes
 from tests.integration.routed import ROUTED_ALERT, ROUTED_ROUTE
-from tests.integration.test_pipeline import docs, firing, real_levels, send_readings
+from tests.integration.test_pipeline import docs, firing, reading, real_levels, send_readings
 from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum
 
 pytestmark = pytest.mark.integration
@@ -274,3 +278,61 @@ def test_counts_at_the_64_bit_edge_are_dropped_and_cost_no_other_group(
     finally:
         worker.stop()
     assert p.read("deadletter", lambda m: True, timeout=3, settle=1) == []
+
+
+def test_a_detector_state_its_detector_cannot_use_starts_it_over_said_and_counted(
+    pipeline: Pipeline,
+) -> None:
+    # The envelope is judged at read-back; the detector's own document at its first use.
+    # gauge-1's robust z-score state has an empty far run (set_state raised IndexError:
+    # before, every later reading of the sensor was dead-lettered, detector_error, for
+    # good), gauge-2's a window of NaN (scored NaN until the window had rolled past it;
+    # no detector writes NaN into its state, so it is refused as corrupt).
+    # Each detector starts over now, said, counted and audited as an unreadable entry.
+    base = real_levels(120)
+    worker = pipeline.worker().start()
+    try:
+        send_readings(pipeline, base[:40])
+        pipeline.read("alerts", lambda m: True, timeout=5, settle=4)
+    finally:
+        worker.stop()
+    # (The pipeline's detector: tests.services.Pipeline.)
+    detection = SensorDetection(RobustZScore(window=48, min_samples=12), ScoreThreshold(0.6))
+    for sensor in ("gauge-1", "gauge-2"):
+        ours = [Incoming(reading(i, v, sensor), 0.0, -1) for i, v in enumerate(base[:40])]
+        state = read_state(state_bytes(detection.process(ours, {}).states[sensor]))
+        if sensor == "gauge-1":
+            state["detector"]["run"] = []
+        else:
+            window = unpack_floats(state["detector"]["window"])
+            state["detector"]["window"] = pack_floats([math.nan] * len(window))
+        write_changelog(pipeline, "sensor-state", sensor.encode(), state_bytes(state))
+    pipeline.flush()
+
+    worker = pipeline.worker().start()
+    try:
+        for sensor in ("gauge-1", "gauge-2"):
+            send_readings(pipeline, base[40:80], start=40, sensor=sensor)
+            send_readings(pipeline, [base[79] * 8], start=80, sensor=sensor)
+        alerts = pipeline.read("alerts", lambda m: len(firing(m)) >= 2, settle=2)
+        assert sorted(d["sensor_id"] for d in firing(alerts)) == ["gauge-1", "gauge-2"]
+        audit = pipeline.read(
+            "audit",
+            lambda m: len([d for d in docs(m) if d.get("action") == "state_unreadable"]) >= 2,
+            settle=2,
+        )
+        said = {d["key"]: d for d in docs(audit) if d.get("action") == "state_unreadable"}
+        assert sorted(said) == ["gauge-1", "gauge-2"]
+        assert {(d["table"], d["reason"]) for d in said.values()} == {("sensor-state", "bad_shape")}
+        assert "IndexError" in said["gauge-1"]["detail"]
+        assert "state holds nan at place 0" in said["gauge-2"]["detail"]
+        port = pipeline.settings.worker_port
+        got = scrape_sum(
+            port, 'citybrain_state_unreadable_total{reason="bad_shape",table="sensor-state"}'
+        )
+        assert got == 2
+        log = worker.log()
+        assert "Traceback" not in log and "Crashed" not in log
+    finally:
+        worker.stop()
+    assert pipeline.read("deadletter", lambda m: True, timeout=3, settle=1) == []

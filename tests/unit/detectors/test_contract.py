@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+import math
 import pickle
 import re
 import sys
@@ -21,6 +23,7 @@ from detectors import (
     Detector,
     DetectorInputError,
     DetectorParameterError,
+    DetectorStateError,
     Differenced,
     Ensemble,
     EwmaCusum,
@@ -34,6 +37,7 @@ from detectors import (
     WindowIsolationForest,
     default_threshold,
 )
+from detectors.base import check_state_document, pack_floats, unpack_floats
 
 STEP = 300.0  # five-minute readings: 288 a day, so the seasonal detector cycles
 
@@ -1010,3 +1014,47 @@ def test_what_is_no_finite_number_is_refused(name: str, bad: object) -> None:
         with pytest.raises(DetectorInputError, match=rf"time is {re.escape(repr(bad))}"):
             det.learn_one(10.0, bad)  # type: ignore[arg-type]
     assert json.dumps(det.get_state()) == before
+
+
+def _float_places(document: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """The places of ``document``'s floats and packed floats (``pack_floats`` text)."""
+    if isinstance(document, dict):
+        return [p for k, v in document.items() for p in _float_places(v, (*path, k))]
+    if isinstance(document, list):
+        return [p for i, v in enumerate(document) for p in _float_places(v, (*path, i))]
+    if isinstance(document, float | str):
+        return [path]
+    return []
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+def test_a_state_document_holding_nan_is_refused_as_corrupt(name: str) -> None:
+    # No detector writes NaN or an infinity into its state (its document is JSON); one
+    # read back holding one was taken and scored NaN, or 0 for good (t163: an
+    # ewma_cusum mean of NaN, a robust z-score window of NaN, windowed_gaussian's).
+    det = DETECTORS[name]()
+    xs = series()
+    det.learn_many(xs, times(xs.size))
+    document = det.get_state()
+    tried = 0
+    for place in _float_places(document):
+        bad = copy.deepcopy(document)
+        holder = bad
+        for key in place[:-1]:
+            holder = holder[key]
+        value = holder[place[-1]]
+        if isinstance(value, str):
+            try:
+                n = len(unpack_floats(value))
+            except Exception:
+                continue  # text, not packed floats
+            holder[place[-1]] = pack_floats([math.nan] * n) if n else value
+            if not n:
+                continue
+        else:
+            holder[place[-1]] = math.inf
+        with pytest.raises(DetectorStateError):
+            check_state_document(bad)
+            DETECTORS[name]().set_state(bad)
+        tried += 1
+    assert tried, "no float in the document"

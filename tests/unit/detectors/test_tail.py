@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,37 @@ def test_a_record_of_a_newer_version_is_refused_not_misread() -> None:
         with pytest.raises(DetectorInputError, match="version"):
             TailDetector().set_state(doc)
     TailDetector().set_state(_document(3, row))  # its own version still loads
+
+
+# (place in the row, value, what the refusal says): each a record this detector never
+# writes, each taken before t163 with no word, and the sensor then blind for good (a
+# count of readings of NaN or 1e300 left a 50-sigma spike scoring 0).
+UNWRITTEN_RECORDS = [
+    (0, float("nan"), "value nan at 0"),
+    (0, 1e300, "value 1e+300 at 0"),
+    (2, -1.7976931348623157e308, "value -1.7976931348623157e+308 at 2"),
+    (5, float("inf"), "value inf at 5"),
+    (_SCALARS, 1e300, f"value 1e+300 at {_SCALARS}"),  # a reading beyond the safe domain
+    (0, 5.5, "count 5.5 at 0 is not a whole number"),
+    (0, -3.0, "count -3.0 at 0"),
+    (_FILLED, 33.0, f"count 33.0 at {_FILLED} is not a whole number from 0 to 32"),
+    (_WEIGHT, -1.0, f"value -1.0 at {_WEIGHT} is below 0"),
+    (_SCALARS + 2 * 32, -2.0, f"value -2.0 at {_SCALARS + 2 * 32} is below 0"),  # a bin
+]
+
+
+@pytest.mark.parametrize(("at", "value", "said"), UNWRITTEN_RECORDS)
+def test_a_record_this_detector_never_writes_is_refused_naming_the_value(
+    at: int, value: float, said: str
+) -> None:
+    det = TailDetector()
+    rng = np.random.default_rng(8)
+    det.learn_many(2.0 + rng.normal(0, 0.05, 300), 1.4e9 + STEP * np.arange(300))
+    row = _row(det).copy()
+    row[at] = value
+    with pytest.raises(DetectorInputError, match=re.escape(said)):
+        TailDetector().set_state(_document(3, row))
+    TailDetector().set_state(_document(3, _row(det)))  # the record as written still loads
 
 
 def test_a_version_1_record_loads_with_no_confirmation_pending() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from typing import Any
 
@@ -11,8 +12,10 @@ import orjson
 import pytest
 
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
+from detectors.base import pack_floats, unpack_floats
 from detectors.tail import TailBank
 from playbooks.grid import Grid
+from streams.corroboration import checked_message
 from streams.detection import (
     STATE_FORMAT,
     BankState,
@@ -544,6 +547,11 @@ def test_last_value_last_ts_and_the_open_episode_are_judged_at_read_back() -> No
         ({**good, "episode": {**episode, "quiet": True}}, "episode field 'quiet' is True"),
         ({**good, "episode": {**episode, "peak_score": None}}, "'peak_score' is None"),
         ({**good, "episode": {**episode, "peak_value": "high"}}, "'peak_value' is 'high'"),
+        # t163: a detector's score, from 0 to 1; its resolution carried it to the doors
+        # that refuse any other, and its run stayed open.
+        ({**good, "episode": {**episode, "peak_score": 1.5}}, "'peak_score' is 1.5"),
+        ({**good, "episode": {**episode, "peak_score": -0.0001}}, "'peak_score' is -0.0001"),
+        ({**good, "episode": {**episode, "peak_score": 1e300}}, "'peak_score' is 1e+300"),
         ({**good, "episode": {**episode, "started_at": float("nan")}}, "'started_at' is nan"),
         # t154: finite, but no date: written as one when the episode's alert goes out.
         ({**good, "episode": {**episode, "started_at": 1e300}}, "'started_at' is 1e+300"),
@@ -1088,16 +1096,18 @@ def test_a_stored_episode_whose_alert_id_no_alert_can_carry_is_unreadable() -> N
     assert read_state(state_bytes(edge))["episode"]["alert_id"] == "a" * MAX_ID_CHARS
 
 
-def test_a_stored_state_that_raises_while_made_live_costs_only_its_sensor_on_the_bank_path(
+def test_a_stored_state_that_raises_while_made_live_starts_its_detector_over_on_the_bank_path(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """t156: the bank path (the default) made a sensor's stored state live and applied
     the delivery rules (``_admit_sensor``) outside the per-sensor guard that the
     per-sensor path runs them under: a state read back that raised there (here the
     bank's ``load`` raising what no state check foresaw) failed the whole batch, every
-    other sensor's readings with it, at every batch holding one of its readings. Now
-    only its sensor's readings are dead-lettered (``detector_error``, naming the sensor
-    and the fault), its stored state is kept, and a retry of the batch is the same."""
+    other sensor's readings with it. t156 then dead-lettered only its sensor's readings
+    and kept the stored state, so every later batch of the sensor failed alike, for good
+    (t163): a detector document its detector cannot take, whatever it raises, now starts
+    that sensor's detector over, as one written by another detector does, said in
+    ``BatchResult.restarted``; its positions stand, and a retry is all redeliveries."""
     first = tail_handler().process([*feed(baseline(40)), *feed(baseline(40), "gauge-2")], {})
     odd = {**stored(first.states["gauge-1"]), "detector": {"odd": True}}
     kept = {"gauge-1": odd, "gauge-2": stored(first.states["gauge-2"])}
@@ -1112,17 +1122,152 @@ def test_a_stored_state_that_raises_while_made_live_costs_only_its_sensor_on_the
     batch = [*feed(baseline(3), start=40), *feed(baseline(3), "gauge-2", start=40)]
     h = tail_handler()
     result = h.process(batch, kept)
-    assert result.scored == 3 and result.scored_by_kind == {"water_level": 3}
-    assert [(i.reading.sensor_id, i.offset, code) for i, code, _ in result.rejected] == [
-        ("gauge-1", 40 + k, "detector_error") for k in range(3)
-    ]
-    assert (
-        "detector failed on sensor gauge-1: OverflowError: a state no check foresaw"
-        in (result.rejected[0][2])
+    assert result.scored == 6 and result.rejected == []
+    assert result.restarted == [("gauge-1", "OverflowError: a state no check foresaw")]
+    assert set(result.states) == {"gauge-1", "gauge-2"}
+    # The batch read again (a retry): every reading a redelivery, neither lost nor taken
+    # twice.
+    again = h.process(batch, dict(result.states))
+    assert again.scored == 0 and again.redelivered == 6 and again.rejected == []
+
+
+# -- a detector state read back that its own detector cannot use ----------------------
+# (sibling of the extreme-value-detector and unreadable-state kinds: the envelope was
+# judged at read-back, the detector's own document was not). Each poisoned the sensor for
+# good: set_state raised what no caller caught, or took the document and every batch then
+# raised (all the sensor's readings dead-lettered, the stored state kept) or scored NaN.
+def _poisoned(name: str, path: tuple[str, ...], bad: Any) -> tuple[SensorDetection, dict]:
+    from detectors import DETECTORS, default_threshold
+
+    detection = SensorDetection(
+        DETECTORS[name](), ScoreThreshold(default_threshold(name)), quiet_readings=3
     )
-    assert set(result.states) == {"gauge-2"} and kept["gauge-1"] is odd
-    # The batch read again (a retry): gauge-1's readings cost again alone, gauge-2's are
-    # redeliveries now, neither lost nor taken twice.
-    again = h.process(batch, {**kept, "gauge-2": result.states["gauge-2"]})
-    assert again.scored == 0 and again.redelivered == 3
-    assert [code for _, code, _ in again.rejected] == ["detector_error"] * 3
+    first = detection.process(feed(baseline(100)), {})
+    doc = stored(first.states["gauge-1"])
+    where = doc["detector"]
+    for key in path[:-1]:
+        where = where[key]
+    where[path[-1]] = bad(where[path[-1]])
+    return detection, stored(doc)
+
+
+UNUSABLE_STATES = {
+    "windowed_gaussian NaN window (scores NaN)": (
+        "windowed_gaussian",
+        ("values",),
+        lambda v: [math.nan] * len(v),
+    ),
+    "ewma_cusum negative variance (ValueError at each score)": (
+        "ewma_cusum",
+        ("var",),
+        lambda v: -1.0,
+    ),
+    "ewma_cusum infinite high sum (scores NaN)": ("ewma_cusum", ("high",), lambda v: math.inf),
+    "ewma_cusum empty far run (IndexError in set_state)": ("ewma_cusum", ("run",), lambda v: []),
+    "ensemble count of inf (OverflowError in set_state)": (
+        "ensemble",
+        ("in_block",),
+        lambda v: math.inf,
+    ),
+    "ensemble count of 1e30 (ValueError at each score)": (
+        "ensemble",
+        ("in_block",),
+        lambda v: 1e30,
+    ),
+    "stuck interval as text (TypeError at each score)": ("stuck", ("interval",), lambda v: "1"),
+    "ewma_cusum NaN mean (every later reading scored 0)": (
+        "ewma_cusum",
+        ("mean",),
+        lambda v: math.nan,
+    ),
+    "robust_zscore packed NaN window (scores NaN)": (
+        "robust_zscore",
+        ("window",),
+        lambda v: pack_floats([math.nan] * len(unpack_floats(v))),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNUSABLE_STATES))
+def test_a_detector_state_read_back_that_its_detector_cannot_use_starts_it_over(
+    case: str,
+) -> None:
+    name, path, bad = UNUSABLE_STATES[case]
+    detection, state = _poisoned(name, path, bad)
+    first = detection.process(feed(baseline(5, seed=2), start=100), {"gauge-1": state})
+    # Scored by a fresh detector, not dead-lettered; positions stand; said once.
+    assert first.rejected == [] and first.scored == 5
+    assert [sid for sid, _ in first.restarted] == ["gauge-1"]
+    state = stored(first.states["gauge-1"])
+    assert state["last_offset"] == 104
+    detection.follow = {"gauge-1"}  # (its last score reported)
+    later = detection.process(feed(baseline(200, seed=3), start=105), {"gauge-1": state})
+    assert later.rejected == [] and later.scored == 200 and later.restarted == []
+    assert 0.0 <= later.last["gauge-1"][4] <= 1.0
+    # The detector learned again: a clear spike scores as an anomaly (the stuck-sensor
+    # detector judges flat runs, not values).
+    spike = detection.process(feed([40.0], start=305), {"gauge-1": later.states["gauge-1"]})
+    if name != "stuck":
+        assert spike.last["gauge-1"][4] >= detection.threshold.threshold, case
+
+
+def test_a_live_detectors_score_out_of_0_1_is_dead_lettered_not_passed_on() -> None:
+    class Broken(RobustZScore):
+        def score_one(self, x: float, t: float | None = None) -> float:
+            return math.nan if x == 666.0 else super().score_one(x, t)
+
+        def clone(self) -> Broken:
+            return Broken(window=48, min_samples=12)
+
+    detection = SensorDetection(Broken(window=48, min_samples=12), ScoreThreshold(0.6), 3)
+    first = detection.process(feed(baseline(20)), {})
+    result = detection.process(feed([2.0, 666.0], start=20), first.states)
+    assert [(i.reading.value, code) for i, code, _ in result.rejected] == [
+        (2.0, "detector_error"),
+        (666.0, "detector_error"),
+    ]
+    assert "score nan of reading 1 is not in [0, 1]" in result.rejected[0][2]
+    assert result.restarted == []
+
+
+@pytest.mark.parametrize("value", [math.nan, 1e300])
+def test_a_tail_record_read_back_with_a_count_it_never_writes_starts_the_detector_over(
+    value: float,
+) -> None:
+    # The default detector's row was taken as any bytes of the right length: a count of
+    # readings of NaN or 1e300 left its sensor blind for good (t163; a spike 300
+    # readings later scored 0, nothing said). Its detector starts over now.
+    first = tail_handler().process(feed(baseline(200)), {})
+    doc = stored(first.states["gauge-1"])
+    row = np.frombuffer(doc["detector"]["row"], dtype="<f8").copy()
+    row[0] = value
+    doc["detector"]["row"] = row.tobytes()
+    h = tail_handler()
+    h.follow = {"gauge-1"}
+    later = h.process(feed(baseline(300, seed=4), start=200), {"gauge-1": stored(doc)})
+    assert later.scored == 300 and later.rejected == []
+    [(sensor, why)] = later.restarted
+    assert sensor == "gauge-1" and f"value {value!r} at 0 is no value" in why
+    spike = h.process(feed([40.0], start=500), dict(later.states))
+    assert spike.last["gauge-1"][4] >= DEFAULT_THRESHOLD
+    assert [a.status for a in spike.alerts] == ["firing"]
+
+
+def test_an_episodes_resolution_passes_the_corroboration_door_after_read_back() -> None:
+    # The resolution of an episode read back carries its peak score to the corroboration
+    # topic, whose door refuses a score outside [0, 1] (bad_alert): read back with a peak
+    # score of 1.5 (t163), the resolution was dead-lettered and its run never resolved.
+    h = handler()
+    first = h.process(feed([*baseline(40), baseline(1)[0] * 8]), {})
+    state = stored(first.states["gauge-1"])
+    assert state["episode"] is not None
+    for peak in (1.5, 0.97):
+        damaged = {**state, "episode": {**state["episode"], "peak_score": peak}}
+        try:
+            back = read_state(state_bytes(damaged))
+        except UnreadableEntryError:
+            assert peak == 1.5
+            continue
+        quiet = handler().process(feed(baseline(10, seed=3), start=41), {"gauge-1": back})
+        [resolved] = quiet.alerts
+        checked_message({"type": "alert", "alert": resolved.to_dict()}, NOW, 300.0)

@@ -738,3 +738,20 @@ def test_an_entry_larger_than_the_worker_writes_is_unreadable_in_every_table() -
         assert got.detail.startswith(f"{len(entry):,} bytes, more than one entry this worker")
     fits = orjson.dumps({**window, "filler": filler})
     assert len(fits) <= MAX_MESSAGE_BYTES and guarded(read_burst_window)(fits)["filler"] == filler
+
+
+@pytest.mark.parametrize("baseline", [-1.0, -1e-300, 1e300, 2.0**53, 18446744073709551615])
+def test_a_burst_baseline_no_count_averages_to_is_refused_at_read_back(baseline: float) -> None:
+    # t163: a baseline below 0 failed every report of its cell and category (the square
+    # root of it: ValueError, each report a processing_error, the window kept for good);
+    # one of 1e300 set the burst threshold so high that its cell and category never
+    # burst again. A moving average of counts lies from 0 to 2**53 - 1, as counts do.
+    window = {"slot": 7, "counts": [0, 2], "baseline": baseline, "held": [], "episode": None}
+    for read, entry in (
+        (read_burst_window, orjson.dumps(window)),
+        (read_burst_window, orjson.dumps({"baseline": baseline})),  # the layout before
+        (read_burst_cell, orjson.dumps({"Noise": window})),
+    ):
+        with pytest.raises(UnreadableEntryError, match="field 'baseline' is ") as refused:
+            read(entry)
+        assert refused.value.reason == BAD_SHAPE
