@@ -555,7 +555,17 @@ GO_DRIFT = (
     "\\p{Lc}",
     "\\pl",
 )
-GO_SAME = ("(?P<n>a)", "\\p{Greek}", "\\p{Any}", "\\p{L&}", "a{1001}", "\\C", "a++", "\\Qa")
+GO_SAME = (
+    "(?P<n>a)",
+    "\\p{Greek}",
+    "\\p{Any}",
+    "\\p{L&}",
+    "a{1001}",
+    "\\C",
+    "a++",
+    "\\Qa",
+    "(a){0}*?",
+)
 
 
 def test_regexes_are_judged_as_the_shipped_alertmanager_judges_them(
