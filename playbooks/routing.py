@@ -1529,10 +1529,7 @@ class SilenceBook:
         earlier = self._read.get(key)
         if earlier is not None and earlier[0] == doc:
             return earlier[1]
-        try:
-            return Silence.from_dict(doc)
-        except SilenceError as exc:
-            return BadSilence(key, exc.problem, str(exc))
+        return read_stored(key, doc)
 
     def reading(
         self,
@@ -1568,10 +1565,8 @@ class SilenceBook:
                 parsed += 1
                 if parsed % PARSE_STEP == 0:
                     yield
-                try:
-                    found = Silence.from_dict(doc)
-                except SilenceError as exc:
-                    found = BadSilence(key, exc.problem, str(exc))
+                found = read_stored(key, doc)
+                if isinstance(found, BadSilence):
                     fresh.append(found)
             read[key] = (
                 earlier[0] if earlier is not None and found is earlier[1] else _snapshot(doc),
@@ -1598,6 +1593,28 @@ class SilenceBook:
             return []
         found, self._unreported = self._unreported + fresh, []
         return found
+
+
+def read_stored(key: str, doc: Any) -> Silence | BadSilence:
+    """The silence stored under ``key`` (the table's key: what ``DELETE /silences/ID``
+    and ``silences expire`` take), or why it cannot be used. Its ``id`` must be its key,
+    as Alertmanager keys each silence by its id: before t160 an entry whose ``id`` was
+    another (another tool's changelog entry) muted alerts under that id, was listed
+    under it, and ``silences expire`` of the listed id answered "no silence", so nothing
+    could end it; and its id could be one a silence of the API's has, whose expiry then
+    left alerts "silenced by" it (the re-check found the other by that id)."""
+    try:
+        silence = Silence.from_dict(doc)
+    except SilenceError as exc:
+        return BadSilence(key, exc.problem, str(exc))
+    if silence.id != key:
+        return BadSilence(
+            key,
+            "field",
+            f"silence field 'id' is {brief(silence.id)}, but it is stored under the key "
+            f"{brief(key)}: a silence's id is its key (expire it by the key)",
+        )
+    return silence
 
 
 def _snapshot(doc: Any) -> Any:

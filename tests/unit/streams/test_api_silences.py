@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from citybrain.cli.silences import already_expired_message, silences_table
 from playbooks.routing import Matcher, Silence
 from streams.api import register_api
 from streams.context import Context
@@ -396,3 +397,57 @@ def test_a_listing_before_the_route_agent_read_keeps_what_it_parsed(
     assert [(r["action"], r["silence_id"]) for r in audited] == [("silence_unreadable", "s7")]
     asyncio.run(ctx.read_silences(time.time()))
     assert len(audited) == 1
+
+
+def test_a_stored_silence_is_listed_and_expired_by_its_key(ctx: Context) -> None:
+    """t160: a stored silence without an id, or with another id than its key (another
+    tool's changelog entry), was listed without its key, so nothing the listing showed
+    could expire it ("no silence 'B'"). Every silence is listed under its key now, which
+    DELETE takes; the mismatched one is unreadable (read_stored), not in force. And one
+    whose end was true (an int to Python) was expired by writing true back, starts_at
+    too: never ended, never forgotten; it ends now. `silences list` showed none of them:
+    one whose matchers were null made it exit 70 ('NoneType' object is not iterable)."""
+    now = time.time()
+    good = {
+        "matchers": ['kind="pm25"'],
+        "starts_at": now - 10,
+        "ends_at": now + 3600,
+        "author": "op",
+        "reason": "r",
+    }
+    ctx.silences.data[b"no-id"] = dict(good)
+    ctx.silences.data[b"other"] = {**good, "id": "B"}
+    ctx.silences.data[b"true-end"] = {**good, "id": "true-end", "ends_at": True}
+    ctx.silences.data[b"null"] = {**good, "id": "null", "matchers": None}
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> tuple[Any, list[Any], Any]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, headers=headers)
+                return resp.status, await resp.json()
+
+            listed = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+            expired = [
+                await call("DELETE", f"/api/v1/silences/{s['id']}", COORDINATOR_TOKEN)
+                for s in listed[1]["silences"]
+            ]
+            return listed, expired, await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+
+    (status, doc), expired, (_, after) = asyncio.run(scenario())
+    assert status == 200
+    listed = {s["id"]: s for s in doc["silences"]}
+    assert sorted(listed) == ["no-id", "null", "other", "true-end"]
+    assert all(s["active"] is False and s["unreadable"] for s in listed.values())
+    assert "'id' is 'B', but it is stored under the key 'other'" in listed["other"]["unreadable"]
+    table = silences_table(doc["silences"], now).splitlines()
+    assert len(table) == 5 and "True (not a date)" in "".join(table)
+    for key, (status, answer) in zip(listed, expired, strict=True):
+        assert status == 200, answer
+        stored = ctx.silences.data[key.encode()]
+        assert isinstance(stored["ends_at"], float) and stored["ends_at"] <= time.time()
+        assert not isinstance(stored["starts_at"], bool)
+        assert already_expired_message(key, answer["silence"], {"by": "c"}, now)
+    assert {s["id"]: s.get("unreadable") for s in after["silences"]} == dict.fromkeys(listed)
