@@ -131,15 +131,17 @@ def _silence_state(silence: dict[str, Any], now: float) -> str:
 
 
 def matchers_shown(silence: dict[str, Any]) -> str:
-    """A listed silence's matchers on one line, space-separated as amtool shows them; a
-    stored value that is no list (an unreadable silence's null, number or text) is shown
-    as JSON writes it: t160, `silences list` exited 70 for every listing ("'NoneType'
-    object is not iterable") while one stored silence's matchers were null, and
-    `silences expire` of it likewise, after the worker had expired it."""
+    """A listed silence's matchers on one line, space-separated as amtool shows them,
+    each a table ``cell`` (an ESC or U+202E in a value shown as its escape); a stored
+    value that is no list (an unreadable silence's null, number or text) is shown as JSON
+    writes it. t160: `silences list` exited 70 for every listing ("'NoneType' object is
+    not iterable") while one stored silence's matchers were null, and `silences expire`
+    of it likewise, after the worker had expired it; and `silences add` and `expire`
+    printed a matcher's escape sequences raw to the terminal (the table did not)."""
     matchers = silence.get("matchers")
     if isinstance(matchers, list):
-        return " ".join(str(m) for m in matchers)
-    return "-" if matchers is None else json.dumps(matchers, ensure_ascii=False)
+        return " ".join(cell(str(m)) for m in matchers)
+    return "-" if matchers is None else cell(json.dumps(matchers, ensure_ascii=False))
 
 
 def _ends(silence: dict[str, Any], now: float) -> str:
@@ -190,7 +192,7 @@ def already_expired_message(
     """What expiring a silence that had already ended says: who expired it (or that it
     ran out) and when, so it never reads like a first expiry."""
     matchers = matchers_shown(silence)
-    how = f"been expired by {already['by']}" if already.get("by") else "ended"
+    how = f"been expired by {cell(str(already['by']))}" if already.get("by") else "ended"
     ended = _ends(silence, now)
     return f"unchanged: silence {silence_id} had already {how}: {matchers}, ended {ended}"
 
@@ -253,7 +255,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
     matchers = matchers_shown(silence)
     if args.action == "add":
         print(
-            f"silence {silence.get('id')} added by {silence.get('author')}: {matchers}, "
+            f"silence {silence.get('id')} added by {cell(str(silence.get('author')))}: {matchers}, "
             f"until {_ends(silence, now)}"
         )
         line = firing_matched_line(doc, str(silence.get("id")), args.url)
