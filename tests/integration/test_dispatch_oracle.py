@@ -733,3 +733,69 @@ def test_rounds_on_a_running_alertmanager(tmp_path: Path, alertmanager_factory: 
         if rounds == SERVER_ROUNDS:
             break
     assert rounds == SERVER_ROUNDS
+
+
+SILENCE_SERVER_ROUNDS = 30
+
+
+def test_wide_silences_on_a_running_alertmanager(tmp_path: Path, alertmanager_factory: Any) -> None:
+    """silencegen's rounds through a running Alertmanager 0.25's API v2, its JSON
+    reading included (U+2028, NUL, a byte order mark in a value): each silence refused by
+    both or taken by both (citybrain's stricter refusal aside), and each alert silenced
+    there (``status.silencedBy``) exactly when a silence read back from its stored form
+    silences it here."""
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(silencegen.CONFIG, "utf-8")
+    am = alertmanager_factory(config, "silencegen")
+    problems: list[str] = []
+    silenced = 0
+    for seed in range(SILENCE_SEED, SILENCE_SEED + SILENCE_SERVER_ROUNDS):
+        request = silencegen.request(random.Random(seed), 20, 12)
+        now = time.time()
+        alerts = [
+            {k: v for k, v in {**a, "alert_id": f"{seed}-{a['alert_id']}"}.items() if v}
+            for a in request["alerts"]
+        ]
+        status, answer = am.call(
+            "POST",
+            "/api/v2/alerts",
+            [{"labels": a, "startsAt": _iso(now - 60), "endsAt": _iso(now + 3600)} for a in alerts],
+        )
+        assert status == 200, answer
+        ours, theirs = [], []
+        for k, spec in enumerate(request["silences"]):
+            silence, why = silence_or_error(spec, k)
+            status, answer = am.call(
+                "POST",
+                "/api/v2/silences",
+                {
+                    "matchers": spec["matchers"],
+                    "startsAt": _iso(now - 60),
+                    "endsAt": _iso(now + spec["ends_in"]),
+                    "createdBy": "t160",
+                    "comment": "silencegen",
+                },
+            )
+            if status == 200:
+                theirs.append(answer["silenceID"])
+            if (silence is None) != (status != 200):
+                stricter = "must not match the empty string" in why and "!" in why
+                if not (silence is None and stricter):
+                    problems.append(f"seed {seed}: {spec['matchers']}: {why or 'taken'}, {answer}")
+                    continue
+            if silence is not None and status == 200:
+                ours.append((answer["silenceID"], silence))
+        status, listed = am.call("GET", "/api/v2/alerts")
+        assert status == 200, listed
+        by_id = {a["labels"]["alert_id"]: set(a["status"]["silencedBy"]) for a in listed}
+        at = time.time()
+        for labels in alerts:
+            mine = {sid for sid, s in ours if s.silences(labels, at)}
+            want = by_id[labels["alert_id"]] & {sid for sid, _ in ours}
+            if mine != want:
+                problems.append(f"seed {seed}: {labels!r}: citybrain {mine}, Alertmanager {want}")
+            silenced += bool(want)
+        for sid in theirs:
+            am.call("DELETE", f"/api/v2/silence/{sid}")
+    assert not problems, f"{len(problems)} disagreements:\n" + "\n".join(problems[:25])
+    assert silenced >= SILENCE_SERVER_ROUNDS * 5, silenced
