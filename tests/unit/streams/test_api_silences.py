@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from citybrain.cli.silences import already_expired_message, silences_table
-from playbooks.routing import Matcher, Silence
+from playbooks.routing import Matcher, Silence, read_stored
 from streams.api import register_api
 from streams.context import Context
 from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN
@@ -451,3 +451,34 @@ def test_a_stored_silence_is_listed_and_expired_by_its_key(ctx: Context) -> None
         assert not isinstance(stored["starts_at"], bool)
         assert already_expired_message(key, answer["silence"], {"by": "c"}, now)
     assert {s["id"]: s.get("unreadable") for s in after["silences"]} == dict.fromkeys(listed)
+
+
+@pytest.mark.parametrize(
+    ("matchers", "said"),
+    [
+        (['kind="pm25", severity="major"'] * 64, "128 matchers in 64 entries, at most 64"),
+        (['category=~"' + "\\." * 500 + 'x"', 'kind="pm25"'], "1,513 characters as stored"),
+        (["category=" + "a" * 1015, 'kind="pm25"'], "1,026 characters as stored"),
+    ],
+)
+def test_a_silence_past_the_bounds_once_stored_is_refused_not_stored_unreadable(
+    ctx: Context, matchers: list[str], said: str
+) -> None:
+    """t160: the API bounded a request's entries (64, 1,024 characters each), read-back
+    the stored matchers: an entry holding two matchers is stored as two, and a matcher
+    is stored quoted and escaped (an unquoted value gains its quotes, each `\\.` of a
+    regex an escaped backslash). Such a silence was answered 201 and stored past the
+    bounds, so every worker, the one that wrote it too, read it as unreadable: never in
+    force. Now a 400 saying so; nothing is stored."""
+    status, doc = post(ctx, matchers)
+    assert status == 400 and said in doc["error"], doc
+    assert dict(ctx.silences.data.items()) == {}
+
+
+def test_a_silence_at_the_bounds_once_stored_is_stored_readable(ctx: Context) -> None:
+    status, doc = post(ctx, ["category=" + "a" * 1013, *['kind="pm25"'] * 63])
+    assert status == 201, doc
+    key = doc["silence"]["id"]
+    stored = ctx.silences.data[key.encode()]
+    assert max(map(len, stored["matchers"])) == 1024 and len(stored["matchers"]) == 64
+    assert isinstance(read_stored(key, stored), Silence)
