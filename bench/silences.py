@@ -65,7 +65,10 @@ def listing(book: SilenceBook, table: list[tuple[str, dict[str, Any]]]) -> bytes
     """GET /silences' body, as its handler makes it."""
     if "report" in inspect.signature(book.read).parameters:  # since t141
         book.read(table, NOW, 1, report=False)  # the table unchanged since version 1
-    items = [_listed(doc, NOW, partial(book.reading_of, key)) for key, doc in table]
+    if "key" in inspect.signature(_listed).parameters:  # since t160: listed by its key
+        items = [_listed(key, doc, NOW, partial(book.reading_of, key)) for key, doc in table]
+    else:
+        items = [_listed(doc, NOW, partial(book.reading_of, key)) for key, doc in table]  # type: ignore[arg-type, call-arg]
     body = faust_json.dumps({"silences": items})
     return body if isinstance(body, bytes) else body.encode()
 

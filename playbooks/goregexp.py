@@ -499,7 +499,8 @@ def without_empty_repeats(value: str, compiles: Callable[[str], bool]) -> str:
     ``(?:)``, the empty match it stands for, so that RE2 judges the nested-repetition
     bound as Go does (Go does not look inside such a group). A group is replaced only when
     its own text, its inner such groups replaced, ``compiles`` (else Go refuses it too,
-    and RE2 is left to say why). Innermost first, without recursion: such groups may nest
+    and RE2 is left to say why), and only when no repetition follows (``_repeat_at``).
+    Innermost first, without recursion: such groups may nest
     as deep as Go allows (about 1,000)."""
     found = _scan(value)
     repeats = {start: end for kind, start, end in found if kind == "{"}
@@ -507,8 +508,9 @@ def without_empty_repeats(value: str, compiles: Callable[[str], bool]) -> str:
     for kind, start, end in found:
         if kind == "group" and end in repeats:
             low, high, after = go_repeat(value, end) or (1, 1, end)
-            if (low, high) == (0, 0):
-                spans.append((start, end, after + value.startswith("?", after)))
+            after += value.startswith("?", after)
+            if (low, high) == (0, 0) and not _repeat_at(value, after):
+                spans.append((start, end, after))
     if not spans:
         return value
 
@@ -528,6 +530,17 @@ def without_empty_repeats(value: str, compiles: Callable[[str], bool]) -> str:
         if compiles(reduced(start, group_end, sorted(inner))):
             replaced.append((start, end))
     return reduced(0, len(value), sorted(replaced))
+
+
+def _repeat_at(value: str, i: int) -> bool:
+    """Whether a repetition operator starts at ``value[i]`` (``*``, ``+``, ``?`` or a
+    count Go reads as one). One right after a group's ``{0}`` (``(a){0}*``) stacks two
+    repetitions, which Go refuses ("invalid nested repetition operator") and RE2 too;
+    written ``(?:)*`` it was taken (t160: a silence of ``severity!~"(a){0}*?"`` muted
+    every alert with a severity, where Alertmanager refuses the silence)."""
+    if value.startswith(("*", "+", "?"), i):
+        return True
+    return value.startswith("{", i) and go_repeat(value, i) is not None
 
 
 # Unicode: Go 1.19 (Alertmanager 0.25 as Debian builds it) has Unicode 13's tables, RE2

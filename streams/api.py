@@ -54,6 +54,7 @@ from playbooks.routing import (
     api_matcher,
     matches_all,
     new_silence,
+    read_stored,
     silence_read_apart,
     silence_window,
 )
@@ -142,26 +143,23 @@ def shown_run(
 
 
 def _listed(
-    doc: Any, now: float, read: Callable[[Any], Silence | BadSilence] | None = None
+    key: str, doc: Any, now: float, read: Callable[[Any], Silence | BadSilence] | None = None
 ) -> dict[str, Any]:
     """A stored silence as listed, with whether it is active now; one that cannot be read
     (playbooks.routing.SilenceBook skips it) is listed as such rather than failing.
-    ``read``: the document's reading (the route agent's book's, ``reading_of``), by
-    default parsed here."""
-    ends = doc.get("ends_at") if isinstance(doc, dict) else None
+    ``key``: its key in the table, listed as its ``id`` (what ``DELETE /silences/ID``
+    takes; t160: one stored without an id, or with another, was listed without the key,
+    so nothing the listing showed could expire it). ``read``: the document's reading
+    (the route agent's book's, ``reading_of``), by default parsed here."""
+    base = doc if isinstance(doc, dict) else {}
+    ends = base.get("ends_at")
     if isinstance(ends, int | float) and not isinstance(ends, bool) and ends <= now:
-        return {**doc, "active": False}  # expired: not read, as the route agent does
-    if read is None:
-        try:
-            silence: Silence | BadSilence = Silence.from_dict(doc)
-        except SilenceError as exc:
-            silence = BadSilence("", exc.problem, str(exc))
-    else:
-        silence = read(doc)
+        # Expired: not read, as the route agent does.
+        return {**base, "id": key, "active": False}
+    silence = read_stored(key, doc) if read is None else read(doc)
     if isinstance(silence, BadSilence):
-        base = doc if isinstance(doc, dict) else {}
-        return {**base, "active": False, "unreadable": silence.message}
-    return {**doc, "active": silence.active(now)}
+        return {**base, "id": key, "active": False, "unreadable": silence.message}
+    return {**base, "id": key, "active": silence.active(now)}
 
 
 def firing_matched(silence: Silence, firing: Iterable[Any]) -> dict[str, int]:
@@ -1655,8 +1653,7 @@ def register_api(app: faust.App, ctx: Context) -> None:
             await ctx.read_silences(now, report=False)  # the route agent reports
             book = ctx.silence_book
             items = [
-                _listed(v, now, partial(book.reading_of, k.decode(errors="replace")))
-                for k, v in ctx.silences.items()
+                _listed(k, v, now, partial(book.reading_of, k)) for k, v in ctx.stored_silences()
             ]
             return self.json({"silences": items})
 
@@ -1805,9 +1802,13 @@ def register_api(app: faust.App, ctx: Context) -> None:
             done = silence_already_expired(doc, now)
             if done is not None:
                 return self.json({"silence": doc, "already": done})
-            ends = doc.get("ends_at") if isinstance(doc, dict) else None
-            # A stored silence that cannot be read can still be expired.
-            ends = min(ends, now) if isinstance(ends, int | float) else now
+            stored_end = doc.get("ends_at") if isinstance(doc, dict) else None
+            # A stored silence that cannot be read can still be expired: one whose end is
+            # no number ends now (t160: an end of true, an int to Python, was written
+            # back as true, and starts_at with it: never ended, nor ever forgotten).
+            ends = now
+            if isinstance(stored_end, int | float) and not isinstance(stored_end, bool):
+                ends = min(stored_end, now)
             base = doc if isinstance(doc, dict) else {}
             expired = {**base, "ends_at": ends, "expired_by": principal.name, "expired_at": now}
             starts = base.get("starts_at")

@@ -533,6 +533,10 @@ def without_options(argv: Sequence[str], names: Sequence[str]) -> tuple[list[str
     return kept, dropped
 
 
+# What _local adds to a value no date can show.
+NOT_A_DATE = " (not a date)"
+
+
 def _local(ts: Any) -> str:
     """An epoch time as local time with its zone, the way an operator's clock reads. A
     value no date can show (a silence stored with epoch milliseconds, the year 58,888;
@@ -540,11 +544,13 @@ def _local(ts: Any) -> str:
     not break every listing (trial 10: `silences list` exited 70 for good)."""
     if ts is None:
         return "-"
+    if isinstance(ts, bool):  # JSON's true, an int to Python: no 1970-01-01 00:00:01
+        return f"{ts!r}{NOT_A_DATE}"
     try:
         at = datetime.fromtimestamp(ts).astimezone()
         return f"{at:%Y-%m-%d %H:%M:%S} {zone(at)}"
     except (ValueError, OverflowError, OSError, TypeError):
-        return f"{ts!r} (not a date)"
+        return f"{ts!r}{NOT_A_DATE}"
 
 
 def _zone() -> str:

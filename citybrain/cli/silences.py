@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,20 @@ def _silence_state(silence: dict[str, Any], now: float) -> str:
     return "active"
 
 
+def matchers_shown(silence: dict[str, Any]) -> str:
+    """A listed silence's matchers on one line, space-separated as amtool shows them,
+    each a table ``cell`` (an ESC or U+202E in a value shown as its escape); a stored
+    value that is no list (an unreadable silence's null, number or text) is shown as JSON
+    writes it. t160: `silences list` exited 70 for every listing ("'NoneType' object is
+    not iterable") while one stored silence's matchers were null, and `silences expire`
+    of it likewise, after the worker had expired it; and `silences add` and `expire`
+    printed a matcher's escape sequences raw to the terminal (the table did not)."""
+    matchers = silence.get("matchers")
+    if isinstance(matchers, list):
+        return " ".join(cell(str(m)) for m in matchers)
+    return "-" if matchers is None else cell(json.dumps(matchers, ensure_ascii=False))
+
+
 def _ends(silence: dict[str, Any], now: float) -> str:
     ends = silence.get("ends_at")
     if ends is None:
@@ -156,7 +171,7 @@ def silences_table(silences: list[dict[str, Any]], now: float) -> str:
         (
             str(x.get("id", "")),
             _silence_state(x, now),
-            " ".join(str(m) for m in x.get("matchers", [])),
+            matchers_shown(x),
             _local(x["starts_at"]) if x.get("starts_at") is not None else "-",
             _ends(x, now),
             str(x.get("author", "")),
@@ -176,8 +191,8 @@ def already_expired_message(
 ) -> str:
     """What expiring a silence that had already ended says: who expired it (or that it
     ran out) and when, so it never reads like a first expiry."""
-    matchers = " ".join(str(m) for m in silence.get("matchers", []))
-    how = f"been expired by {already['by']}" if already.get("by") else "ended"
+    matchers = matchers_shown(silence)
+    how = f"been expired by {cell(str(already['by']))}" if already.get("by") else "ended"
     ended = _ends(silence, now)
     return f"unchanged: silence {silence_id} had already {how}: {matchers}, ended {ended}"
 
@@ -237,10 +252,10 @@ def cmd_silences(args: argparse.Namespace) -> int:
             print(silences_table(silences, now))
         return EXIT_OK
     silence = doc.get("silence", {})
-    matchers = " ".join(str(m) for m in silence.get("matchers", []))
+    matchers = matchers_shown(silence)
     if args.action == "add":
         print(
-            f"silence {silence.get('id')} added by {silence.get('author')}: {matchers}, "
+            f"silence {silence.get('id')} added by {cell(str(silence.get('author')))}: {matchers}, "
             f"until {_ends(silence, now)}"
         )
         line = firing_matched_line(doc, str(silence.get("id")), args.url)

@@ -38,9 +38,17 @@ import pytest
 import yaml
 
 from playbooks.engine import PlaybookEngine, group_next_tick, next_group_flush
-from playbooks.errors import SilenceError
+from playbooks.errors import RoutingConfigError, SilenceError
 from playbooks.loader import PLAYBOOK_DIR, load_playbooks, load_routing
-from playbooks.routing import Matcher, Router, Silence, api_matcher, escape, new_silence
+from playbooks.routing import (
+    Matcher,
+    Router,
+    Silence,
+    api_matcher,
+    escape,
+    new_silence,
+    parse_silence_matchers,
+)
 from streams.response import waited_out
 from tests.integration.test_routing_differential import receivers
 from tests.services import shifted_port
@@ -436,9 +444,12 @@ def test_silence_regexes_are_refused_as_alertmanager_refuses_them(tmp_path: Path
                 },
             )
             try:
-                new_silence("s", ['kind="pm25"', f'category=~"{escape(regex)}"'], 0, 2e9, "t", "r")
+                # The regex's own rules (parse_silence_matchers: wrapped and alone), not
+                # the API's length bound, which refuses the 998 nested groups (1,997
+                # characters) as stored since t160, Alertmanager having none.
+                parse_silence_matchers(f'category=~"{escape(regex)}"')
                 ours = True
-            except SilenceError:
+            except RoutingConfigError:
                 ours = False
             results.append((regex, status == 200, ours))
         assert [r for r in results if r[1] != r[2] and r[0] not in SILENCE_DIFFERENCES] == []

@@ -519,3 +519,38 @@ def test_matchers_no_one_alert_meets_together_are_warned_of() -> None:
     assert silence_warnings(['grid_cell="md-gauge-01589330"', 'kind="water_level"'], grid) == []
     assert silence_warnings(['district="md-baltimore-county"', 'kind="water_level"'], grid) == []
     assert silence_warnings(['sensor_id!~".+"', 'kind="incident_burst"'], grid) == []
+
+
+def test_a_matchers_escape_sequences_are_shown_not_played_by_add_and_expire(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t160: `silences list` shows an ESC or U+202E in a matcher's value as its escape
+    (a table cell), `silences add` and `expire` printed it raw: a silence whose value
+    holds `\\x1b[2J` cleared the terminal of whoever expired it. And a stored silence
+    whose matchers are null (unreadable, another tool's) made `silences list` and the
+    expiry's message fail, exit 70."""
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(GRID))
+    raw = 'category="\x1b[2J\u202eesion"'
+    now = time.time()
+    by = {"action": "expire", "by": "duty-coordinator", "at": now - 90}
+    expired = already_expired_message("s1", {"matchers": [raw], "ends_at": now - 90}, by, now)
+    assert "\x1b" not in expired and "\u202e" not in expired
+    assert 'category="\\x1b[2J\\u202eesion"' in expired
+    assert "had already been expired by duty-coordinator: -, ended" in already_expired_message(
+        "s1", {"matchers": None, "ends_at": now - 90}, by, now
+    )
+    assert "5" in silences_table([{"id": "odd", "matchers": 5, "unreadable": "x"}], now)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accepting)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        argv = ["--matcher", raw, "--matcher", 'kind="pm25"', "--duration", "1h", "--reason", "r"]
+        assert main(["silences", "add", *argv, "--url", url, "--token", "t"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert out.startswith(
+        'silence s1 added by duty-operator: category="\\x1b[2J\\u202eesion" kind='
+    )

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from playbooks.routing import Matcher, Silence
+from citybrain.cli.silences import already_expired_message, silences_table
+from playbooks.routing import Matcher, Silence, read_stored
 from streams.api import register_api
 from streams.context import Context
 from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN
@@ -396,3 +397,88 @@ def test_a_listing_before_the_route_agent_read_keeps_what_it_parsed(
     assert [(r["action"], r["silence_id"]) for r in audited] == [("silence_unreadable", "s7")]
     asyncio.run(ctx.read_silences(time.time()))
     assert len(audited) == 1
+
+
+def test_a_stored_silence_is_listed_and_expired_by_its_key(ctx: Context) -> None:
+    """t160: a stored silence without an id, or with another id than its key (another
+    tool's changelog entry), was listed without its key, so nothing the listing showed
+    could expire it ("no silence 'B'"). Every silence is listed under its key now, which
+    DELETE takes; the mismatched one is unreadable (read_stored), not in force. And one
+    whose end was true (an int to Python) was expired by writing true back, starts_at
+    too: never ended, never forgotten; it ends now. `silences list` showed none of them:
+    one whose matchers were null made it exit 70 ('NoneType' object is not iterable)."""
+    now = time.time()
+    good = {
+        "matchers": ['kind="pm25"'],
+        "starts_at": now - 10,
+        "ends_at": now + 3600,
+        "author": "op",
+        "reason": "r",
+    }
+    ctx.silences.data[b"no-id"] = dict(good)
+    ctx.silences.data[b"other"] = {**good, "id": "B"}
+    ctx.silences.data[b"true-end"] = {**good, "id": "true-end", "ends_at": True}
+    ctx.silences.data[b"null"] = {**good, "id": "null", "matchers": None}
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> tuple[Any, list[Any], Any]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, headers=headers)
+                return resp.status, await resp.json()
+
+            listed = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+            expired = [
+                await call("DELETE", f"/api/v1/silences/{s['id']}", COORDINATOR_TOKEN)
+                for s in listed[1]["silences"]
+            ]
+            return listed, expired, await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+
+    (status, doc), expired, (_, after) = asyncio.run(scenario())
+    assert status == 200
+    listed = {s["id"]: s for s in doc["silences"]}
+    assert sorted(listed) == ["no-id", "null", "other", "true-end"]
+    assert all(s["active"] is False and s["unreadable"] for s in listed.values())
+    assert "'id' is 'B', but it is stored under the key 'other'" in listed["other"]["unreadable"]
+    table = silences_table(doc["silences"], now).splitlines()
+    assert len(table) == 5 and "True (not a date)" in "".join(table)
+    for key, (status, answer) in zip(listed, expired, strict=True):
+        assert status == 200, answer
+        stored = ctx.silences.data[key.encode()]
+        assert isinstance(stored["ends_at"], float) and stored["ends_at"] <= time.time()
+        assert not isinstance(stored["starts_at"], bool)
+        assert already_expired_message(key, answer["silence"], {"by": "c"}, now)
+    assert {s["id"]: s.get("unreadable") for s in after["silences"]} == dict.fromkeys(listed)
+
+
+@pytest.mark.parametrize(
+    ("matchers", "said"),
+    [
+        (['kind="pm25", severity="major"'] * 64, "128 matchers in 64 entries, at most 64"),
+        (['category=~"' + "\\." * 500 + 'x"', 'kind="pm25"'], "1,513 characters as stored"),
+        (["category=" + "a" * 1015, 'kind="pm25"'], "1,026 characters as stored"),
+    ],
+)
+def test_a_silence_past_the_bounds_once_stored_is_refused_not_stored_unreadable(
+    ctx: Context, matchers: list[str], said: str
+) -> None:
+    """t160: the API bounded a request's entries (64, 1,024 characters each), read-back
+    the stored matchers: an entry holding two matchers is stored as two, and a matcher
+    is stored quoted and escaped (an unquoted value gains its quotes, each `\\.` of a
+    regex an escaped backslash). Such a silence was answered 201 and stored past the
+    bounds, so every worker, the one that wrote it too, read it as unreadable: never in
+    force. Now a 400 saying so; nothing is stored."""
+    status, doc = post(ctx, matchers)
+    assert status == 400 and said in doc["error"], doc
+    assert dict(ctx.silences.data.items()) == {}
+
+
+def test_a_silence_at_the_bounds_once_stored_is_stored_readable(ctx: Context) -> None:
+    status, doc = post(ctx, ["category=" + "a" * 1013, *['kind="pm25"'] * 63])
+    assert status == 201, doc
+    key = doc["silence"]["id"]
+    stored = ctx.silences.data[key.encode()]
+    assert max(map(len, stored["matchers"])) == 1024 and len(stored["matchers"]) == 64
+    assert isinstance(read_stored(key, stored), Silence)
