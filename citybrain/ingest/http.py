@@ -34,12 +34,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from citybrain.ingest import MAX_PAYLOAD
-from citybrain.ingest.bounded import BoundedHandler, BoundedHTTPServer, header_bytes, sent_text
+from citybrain.ingest.bounded import (
+    BoundedHandler,
+    BoundedHTTPServer,
+    header_bytes,
+    request_path,
+    sent_text,
+)
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import carried_headers, dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
@@ -597,7 +602,7 @@ class _Handler(BoundedHandler):
         """The request's path without its query (``?token=…``, Orion's ``httpCustom``
         ``qs``) or an absolute form's scheme and host: a notification URL with a query
         was a 404, which Orion does not retry (trial 13)."""
-        return urlsplit(self.path).path
+        return request_path(self.path)
 
     def _routed(self) -> bool:
         """True when the path takes this request's method; else answers 404 (unknown
@@ -680,6 +685,7 @@ class _Handler(BoundedHandler):
             self._refused(HEADER_REASONS[status], status, body, extra)
             return
         length = int(self.headers["Content-Length"])
+        self.go_on()  # a client that sent Expect: 100-continue sends its body now
         stalled = False
         try:
             raw = self.rfile.read(length)

@@ -255,6 +255,62 @@ def test_an_answer_that_closes_its_connection_says_so(
     assert data.startswith(b"HTTP/1.1 400 ") and b"Connection:" not in data, data
 
 
+EXPECT = b"Expect: 100-continue\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"Authorization: Bearer wrong\r\nContent-Length: 900000\r\n", 401),
+        (b"AUTH\r\nContent-Length: 50000000\r\n", 413),
+        (b"AUTH\r\nContent-Type: text/plain\r\nContent-Length: 900000\r\n", 415),
+    ],
+)
+def test_a_refused_request_that_awaits_100_continue_gets_its_refusal_not_continue(
+    server: IngestHttpServer, head: bytes, status: int
+) -> None:
+    """t165: the standard library answered ``Expect: 100-continue`` on reading the
+    headers, before any check, so a client with a wrong token, or a 50 MB body, was
+    told to send it, and the 401 or 413 came while it sent, the connection closed under
+    it (a broken pipe, the answer lost). Now the refusal comes instead of the 100 and
+    the connection is closed (the client may or may not send its body)."""
+    head = head.replace(b"AUTH", f"Authorization: Bearer {GATEWAY}".encode())
+    request = b"POST /ingest/v1/readings HTTP/1.1\r\n" + head + EXPECT + b"\r\n"
+    answer = read_all(send(server.server_address[1], request))
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert b"100 Continue" not in answer and b"\r\nConnection: close\r\n" in answer
+
+
+def test_a_good_request_that_awaits_100_continue_is_told_to_send_its_body(
+    server: IngestHttpServer,
+) -> None:
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    body = json.dumps([GOOD]).encode()
+    head = (
+        f"POST /ingest/v1/readings HTTP/1.1\r\nAuthorization: Bearer {GATEWAY}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    ).encode()
+    conn = send(server.server_address[1], head + EXPECT + b"\r\n")
+    assert conn.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    conn.sendall(body)
+    answer = read_all(conn)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'{"accepted":1}'), answer
+    assert [r.sensor_id for r in kafka.readings] == ["gauge-1"]
+
+
+def test_a_get_that_awaits_100_continue_closes_its_connection_once_answered(
+    server: IngestHttpServer,
+) -> None:
+    """Never told to send its body, the client may send it or not: waiting for it would
+    hold the connection until the timeout, reading it as the next request would take it
+    for one (t150), so the answer says ``Connection: close``."""
+    probe = b"GET /ingest/v1/health HTTP/1.1\r\nContent-Length: 7\r\n" + EXPECT + b"\r\n"
+    started = time.monotonic()
+    answer = read_all(send(server.server_address[1], probe))
+    assert statuses(answer) == [b"HTTP/1.1 200 OK"], answer
+    assert b"\r\nConnection: close\r\n" in answer and time.monotonic() - started < 5
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
@@ -277,6 +333,35 @@ def test_what_the_standard_library_refuses_is_answered_in_json(
     ), head[:100]
     assert b"Content-Type: application/json" in head
     assert json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "said"),
+    [
+        # urlsplit raised ValueError (a bracket never closed): no answer, a traceback.
+        (b"GET http://[::1/ingest/v1/health HTTP/1.1\r\n\r\n", 404, "no such path"),
+        (b"POST http://[::1/ingest/v1/readings HTTP/1.1\r\n\r\n", 404, "no such path"),
+        # HTTP/0.9's form: the server waited for headers never sent, answered nothing.
+        (b"GET /ingest/v1/health\r\n", 400, "has no HTTP version"),
+        # A header line with no colon: every header after it was dropped unsaid (this
+        # Connection: close, a POST's Content-Length, a GET's body framing).
+        (
+            b"GET /ingest/v1/health HTTP/1.1\r\nX-Gw: 1\r\nno colon\r\nConnection: close\r\n\r\n",
+            400,
+            "header line 'no colon' is not 'Name: value'",
+        ),
+    ],
+)
+def test_a_request_the_parser_misreads_is_answered_at_once_naming_it(
+    server: IngestHttpServer, request_bytes: bytes, status: int, said: str
+) -> None:
+    """t165: each was answered by no one (a closed connection or the 30 s timeout), or
+    read with headers silently lost."""
+    started = time.monotonic()
+    answer = read_all(send(server.server_address[1], request_bytes))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert said in json.loads(body)["error"] and time.monotonic() - started < 5
 
 
 def test_a_gzipped_body_is_415_with_accept_encoding(server: IngestHttpServer) -> None:
