@@ -278,6 +278,11 @@ class MqttIngest:
         self.metrics = metrics or IngestMetrics.create("mqtt", lambda: publisher.stats.readings)
         self.received = 0
         self.skipped = 0  # empty payloads: a retained value cleared, nothing to ingest
+        # Packet id -> (digest of the topic and payload, receipt time) of each QoS 1
+        # message this process received: a redelivery (DUP set, the same packet id,
+        # topic and payload) is stamped at its first receipt (``_receipt``). At most
+        # 65,535 entries (packet ids are 16 bits; a reused id replaces its entry).
+        self._first_receipt: dict[int, tuple[bytes, float]] = {}
         self._stopping = False
         self._connected_at = 0.0  # monotonic time of the last connection
         self._quick_drops = 0  # drops in a row within QUICK_DROP seconds of connecting
@@ -459,8 +464,9 @@ class MqttIngest:
 
         topic = topic_text(msg)
         sent = carried_headers(mqtt_properties(msg))
+        now = self._receipt(msg)
         try:
-            self.handle(topic, msg.payload, ack, retained=bool(msg.retain), original=sent)
+            self.handle(topic, msg.payload, ack, retained=bool(msg.retain), original=sent, now=now)
         except Exception as exc:
             # One message's fault must not cost the others: dead-letter it, unacknowledged
             # until Kafka has the dead letter.
@@ -471,6 +477,27 @@ class MqttIngest:
                 # Kafka refused for good (the run loop stops the ingest): the message
                 # stays unacknowledged, and the broker's to deliver again.
                 log.exception("ingest: dead letter for %s not sent", topic)
+
+    def _receipt(self, msg: Any) -> float:
+        """When ``msg`` was received, the time a reading without its own ``ts`` is
+        stamped with: now, or, for a redelivery of a QoS 1 message this process received
+        before (DUP set, the same packet id, topic and payload: the broker sends every
+        unacknowledged message again when the session resumes after a dropped
+        connection), its first receipt. Stamped anew, a redelivered plain number was a
+        second reading at another time, counted twice by the worker (t165); stamped
+        alike, it is the same reading again, which the worker drops as a repeat."""
+        now: float = self.clock()
+        if msg.qos == 0:
+            return now
+        topic, payload = bytes(msg._topic), bytes(msg.payload)
+        digest = hashlib.blake2b(
+            len(topic).to_bytes(4, "big") + topic + payload, digest_size=16
+        ).digest()
+        first = self._first_receipt.get(msg.mid)
+        if getattr(msg, "dup", False) and first is not None and first[0] == digest:
+            return first[1]
+        self._first_receipt[msg.mid] = (digest, now)
+        return now
 
     @property
     def mapping(self) -> MqttMapping:
@@ -492,9 +519,11 @@ class MqttIngest:
         ack: Any,
         retained: bool = False,
         original: Sequence[tuple[str, bytes]] = (),
+        now: float | None = None,
     ) -> None:
         """One MQTT message: a reading to publish, or a dead letter (carrying
-        ``original``, ``carried_headers`` of the message's properties)."""
+        ``original``, ``carried_headers`` of the message's properties); ``now``: when it
+        was received (``_receipt``; default the clock's now)."""
         mapping, validator = self.parsing
         if not payload:
             # An empty publish is MQTT's way to clear a topic's retained value (the broker
@@ -518,7 +547,8 @@ class MqttIngest:
                 original,
             )
             return
-        now = self.clock()
+        if now is None:
+            now = self.clock()
         if _ARRAY.match(payload):
             items = _array(mapping, topic, payload)
             if items is not None:

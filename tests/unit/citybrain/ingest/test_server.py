@@ -1501,3 +1501,42 @@ def test_a_body_s_headers_go_with_its_first_dead_letters_only(server: IngestHttp
     assert len(kafka.dead) == 100
     assert 0 < carried_bytes(kafka) <= 500_000
     assert sum(bool(o) for o in kafka.originals) == 8
+
+
+def test_a_redelivered_plain_number_is_stamped_at_its_first_receipt(ingest_grid: Grid) -> None:
+    """t165: a QoS 1 message the ingest had handed to Kafka but not yet acknowledged when
+    the broker's connection dropped is delivered again on the resumed session (DUP set,
+    the same packet id). A plain number is stamped on receipt, so the redelivery was a
+    second reading 5 s later, which the worker counted as one more reading. Now it is
+    stamped at its first receipt: the same reading again, which the worker drops as a
+    repeat. A new message that reuses the packet id, or another payload, is stamped anew."""
+    from paho.mqtt.client import MQTTMessage
+
+    class Client:
+        def ack(self, mid: int, qos: int) -> None:
+            pass
+
+    times = iter([T_NOW - 60, T_NOW - 55, T_NOW - 50, T_NOW - 45, T_NOW - 40])
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: next(times))
+
+    def deliver(
+        mid: int, payload: bytes, dup: bool, topic: bytes = b"city/e/gauge-1/water_level"
+    ) -> None:
+        msg = MQTTMessage(mid=mid, topic=topic)
+        msg.payload, msg.qos, msg.dup = payload, 1, dup
+        ingest._on_message(Client(), None, msg)
+
+    deliver(7, b"2.5", dup=False)  # T_NOW - 60
+    deliver(7, b"2.5", dup=True)  # redelivered after a reconnect: its first receipt
+    deliver(7, b"2.6", dup=True)  # another payload under that id: stamped anew
+    deliver(7, b"2.5", dup=False)  # the id reused by a new message: stamped anew
+    deliver(8, b"2.5", dup=True, topic=b"city/e/gauge-2/water_level")  # never seen: now
+    stamped = [(r.sensor_id, r.value, T_NOW - r.ts) for r in kafka.readings]
+    assert stamped == [
+        ("gauge-1", 2.5, 60),
+        ("gauge-1", 2.5, 60),
+        ("gauge-1", 2.6, 50),
+        ("gauge-1", 2.5, 45),
+        ("gauge-2", 2.5, 40),
+    ]
