@@ -820,6 +820,16 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
             "or identity)",
             "field": "Content-Encoding",
         }
+    kinds = headers.get_all("Content-Type", [])
+    if len({k.strip().lower() for k in kinds}) > 1:
+        # Which one frames the body is not defined (it is no list header, RFC 9110
+        # section 5.3): the first was read, and a proxy in front may check the other
+        # (t165: application/json then text/plain was read as JSON unsaid).
+        return 400, {
+            "error": f"Content-Type given {len(kinds)} different ways: "
+            f"[{', '.join(sent_text(k[:80]) for k in kinds[:4])}]: send it once",
+            "field": "Content-Type",
+        }
     kind = headers.get("Content-Type")
     if kind is not None:
         media, _, params = kind.partition(";")

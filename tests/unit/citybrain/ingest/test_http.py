@@ -695,6 +695,25 @@ def test_two_different_content_lengths_are_refused() -> None:
     assert _refusal(same, MAX_BODY) is None
 
 
+def test_two_different_content_types_are_refused_naming_both() -> None:
+    """t165: ``application/json`` then ``text/plain`` was read as JSON (the first),
+    unsaid; a proxy in front may have checked the other. The same type twice is one."""
+    msg = headers(Content_Length="10", Content_Type="application/json")
+    msg["Content-Type"] = "text/plain"
+    refusal = _refusal(msg, MAX_BODY)
+    assert refusal == (
+        400,
+        {
+            "error": "Content-Type given 2 different ways: ['application/json', "
+            "'text/plain']: send it once",
+            "field": "Content-Type",
+        },
+    )
+    same = headers(Content_Length="10", Content_Type="application/json")
+    same["Content-Type"] = "Application/JSON"
+    assert _refusal(same, MAX_BODY) is None
+
+
 @pytest.mark.parametrize(
     "given",
     [
