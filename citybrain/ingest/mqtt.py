@@ -170,7 +170,8 @@ def _array(mapping: MqttMapping, topic: str, payload: bytes) -> list[bytes] | No
     """A JSON array payload's items, each as its bytes sent; None when the payload is
     no well-formed array of 1 to ``MAX_PACK_READINGS`` items or its topic matches no
     pattern: the payload is then refused whole, as any other (``to_document`` names
-    the JSON parser's reason, or the topic). An item whose own JSON is at fault
+    the JSON parser's reason, or the topic). ``EventError`` (``pack_too_large``) for an
+    array of more items. An item whose own JSON is at fault
     (nesting too deep, a byte that is not UTF-8: ``items_read_alone``) is one item
     still, refused by itself with the parser's reason."""
     try:
@@ -181,6 +182,16 @@ def _array(mapping: MqttMapping, topic: str, payload: bytes) -> list[bytes] | No
         if pinned is None:
             return None
         body = pinned[0]
+    if isinstance(body, list) and len(body) > MAX_PACK_READINGS:
+        # Refused whole, as the HTTP ingest and the worker refuse such a pack, saying so:
+        # "expected a number or a JSON object" (t165) hid why an array was refused.
+        raise EventError(
+            "pack_too_large",
+            "payload",
+            f"an array of {len(body):,} items",
+            f"a message holds at most {MAX_PACK_READINGS:,} readings: send them in "
+            "several messages",
+        )
     if not isinstance(body, list) or not 1 <= len(body) <= MAX_PACK_READINGS:
         return None
     return items_as_sent(payload, None, len(body))
@@ -550,7 +561,12 @@ class MqttIngest:
         if now is None:
             now = self.clock()
         if _ARRAY.match(payload):
-            items = _array(mapping, topic, payload)
+            try:
+                items = _array(mapping, topic, payload)
+            except EventError as exc:
+                sensor = mapping.sensor_of(topic)
+                self._dead_letter(topic, payload, exc.code, str(exc), ack, sensor, original)
+                return
             if items is not None:
                 self._each(mapping, validator, topic, items, now, retained, ack, original)
                 return

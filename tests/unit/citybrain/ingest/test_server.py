@@ -1452,6 +1452,30 @@ def test_an_mqtt_array_costs_each_bad_item_alone(
         assert message.startswith((b'field "payload[', b'field "payload"')), message
 
 
+def test_an_mqtt_array_past_a_pack_s_readings_is_refused_saying_so(ingest_grid: Grid) -> None:
+    """t165: an array of 10,001 readings was dead-lettered ``bad_payload`` "expected a
+    number or a JSON object", which hid why; it is ``pack_too_large``, as the HTTP
+    ingest refuses such a list and the worker such a pack. 10,000 are read."""
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    acked: list[bool] = []
+    ingest.handle(
+        "city/east/gauge-1/water_level",
+        b"[" + b"2.5," * 10_000 + b"2.5]",
+        lambda: acked.append(True),
+    )
+    [(_, headers)] = kafka.dead
+    said = dict(headers)
+    assert said["citybrain.error.reason"] == b"pack_too_large"
+    assert said["citybrain.error.message"] == (
+        b"field \"payload\" is 'an array of 10,001 items': a message holds at most 10,000 "
+        b"readings: send them in several messages"
+    )
+    assert acked == [True] and kafka.keys == [b"gauge-1"] and not kafka.readings
+    ingest.handle("city/east/gauge-1/water_level", b"[" + b"2.5," * 9_999 + b"2.5]", lambda: None)
+    assert len(kafka.readings) == 10_000
+
+
 def test_a_retained_mqtt_array_needs_a_time_in_each_item(ingest_grid: Grid) -> None:
     kafka = Kafka()
     ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
