@@ -287,7 +287,8 @@ class MqttMapping:
                     f"send a {body['schema']} document to the HTTP ingest "
                     "(POST /ingest/v1/readings) or the readings topic",
                 )
-            raise EventError("missing_field", self.value_field, None, "field is missing")
+            hint = _value_elsewhere(body, self.value_field, self.ts_field)
+            raise EventError("missing_field", self.value_field, None, hint or "field is missing")
         value = body[self.value_field]
         if isinstance(value, str) and (
             _NUMBER.match(value.encode()) or _NOT_FINITE.match(value.encode())
@@ -312,6 +313,47 @@ class MqttMapping:
                         f"the topic says {topic[name]!r}",
                     )
                 doc[name] = body[name]
+
+
+# SenML's (RFC 8428) record keys: names, base values, values, times, units (and
+# "e", the list of records of its drafts).
+_SENML = frozenset(
+    {"bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut", "e"}
+)
+
+
+def _value_elsewhere(body: dict[str, Any], value_field: str, ts_field: str) -> str:
+    """Where a JSON object payload without ``value_field`` seems to give its value, as
+    words for the refusal ("" when nowhere): a SenML record (RFC 8428, ``{"n", "v"}``),
+    a number under another key (``val``, ``v``: ``--value-field val?``), the value one
+    object down (``{"data": {"value": 2.1}}``). Before t165 each was "field "value" is
+    missing" alone, which sent the sender looking for a value it had sent."""
+    keys = [k for k in body if isinstance(k, str)]
+    if keys and set(keys) <= _SENML and ("n" in body or "bn" in body):
+        return (
+            "this looks like a SenML record (RFC 8428: 'n', 'v'), which the MQTT ingest does "
+            "not read: send one reading a payload, a number or "
+            f'{{"{value_field}": …, "{ts_field}": …}}, the sensor and kind in the topic'
+        )
+    numbers = [
+        k
+        for k in keys
+        if k not in READING_FIELDS
+        and k != "unit"
+        and (
+            (isinstance(body[k], int | float) and not isinstance(body[k], bool))
+            or (isinstance(body[k], str) and _NUMBER.match(body[k].encode()) is not None)
+        )
+    ][:3]
+    if len(numbers) == 1:
+        return f"the payload gives a number under {numbers[0]!r} (--value-field {numbers[0]}?)"
+    if numbers:
+        listed = ", ".join(repr(k) for k in numbers)
+        return f"the payload gives numbers under {listed}: which is the value? (--value-field)"
+    inner = [k for k in keys if isinstance(body[k], dict) and value_field in body[k]][:1]
+    if inner:
+        return f"it is one level down, under {inner[0]!r}: send the object under it as the payload"
+    return ""
 
 
 @lru_cache(maxsize=16)
