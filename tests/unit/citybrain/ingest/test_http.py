@@ -695,6 +695,46 @@ def test_two_different_content_lengths_are_refused() -> None:
     assert _refusal(same, MAX_BODY) is None
 
 
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'<?xml version="1.0"?><reading/>', "XML or HTML, not JSON?"),
+        (b"<html><body>502 Bad Gateway</body></html>", "XML or HTML, not JSON?"),
+        (b"value=2.1&sensor_id=gauge-1", "a URL-encoded form (key=value&\u2026), not JSON?"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="f"\r\n\r\n{}\r\n--x--\r\n',
+            "a multipart form (curl -F), not JSON?",
+        ),
+        (__import__("base64").b64encode(json.dumps(GOOD).encode()), "base64-encoded JSON?"),
+        (b"ts: 2026-09-21T14:00:00Z\nsensor_id: gauge-1\n", "YAML (key: value lines), not JSON?"),
+        (
+            b"ts,sensor_id,kind,value\n2026-09-21T14:00:00Z,gauge-1,water_level,2.1\n",
+            "CSV, not JSON?",
+        ),
+    ],
+)
+def test_a_body_in_another_text_format_is_said_as_what_it_looks_like(
+    validator: EventValidator, body: bytes, says: str
+) -> None:
+    """t165: each was "found '…': expected a value (a number, …)" alone, naming no cause,
+    where a compressed or binary body is said as what it looks like (t137)."""
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    [problem] = err.value.errors
+    assert problem["code"] == "bad_json" and f"; {says}" in problem["message"], problem
+
+
+@pytest.mark.parametrize(
+    "body", [b"nope", b"{'value': 1}", b"value", b"[1, 2", b"2026-09-21T14:00:00Z,gauge-1,x"]
+)
+def test_text_in_no_known_format_gets_no_format_guess(
+    validator: EventValidator, body: bytes
+) -> None:
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    assert "not JSON?" not in err.value.errors[0]["message"]
+
+
 def test_two_different_content_types_are_refused_naming_both() -> None:
     """t165: ``application/json`` then ``text/plain`` was read as JSON (the first),
     unsaid; a proxy in front may have checked the other. The same type twice is one."""
