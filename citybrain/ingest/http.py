@@ -45,6 +45,7 @@ from citybrain.ingest.bounded import (
     request_path,
     sent_text,
 )
+from citybrain.ingest.mapping import encoded_twice
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import carried_headers, dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
@@ -258,7 +259,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
                 "expected a reading (a JSON object)"
                 if prefix
                 else "expected a reading (a JSON object), a readings/1 pack or a list of readings"
-            )
+            ) + encoded_twice(item)
             bad = EventError("bad_type", where or "body", item, expected)
             refused.append(
                 Refused(_problem(bad, where or "body"), PackedError(i, item, bad).raw(), i)

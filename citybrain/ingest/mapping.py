@@ -20,6 +20,7 @@ document for ``EventValidator``, which decides whether it is a valid reading.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -267,7 +268,10 @@ class MqttMapping:
             return
         if not isinstance(body, dict):
             raise EventError(
-                "bad_payload", "payload", _preview(payload), "expected a number or a JSON object"
+                "bad_payload",
+                "payload",
+                _preview(payload),
+                f"expected a number or a JSON object{encoded_twice(body)}",
             )
         # A key that looks like a field without being it ("v\u0430lue", "val\u0000ue") is
         # named, as the worker names it: ignored, it was "value is missing" or dropped.
@@ -313,6 +317,26 @@ class MqttMapping:
                         f"the topic says {topic[name]!r}",
                     )
                 doc[name] = body[name]
+
+
+def encoded_twice(value: Any) -> str:
+    """`` (JSON text in a JSON string: encoded twice? …)`` for a string whose text is a
+    JSON object or array (a sender that serialised its document, then serialised the
+    string again: ``"{\"value\": 2.1}"``), else "". Before t165 it was "expected a JSON
+    object" alone, which the sender, seeing its object in the message, could not place."""
+    if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):
+        return ""
+    try:
+        inner = json.loads(value[:MAX_ENCODED_TWICE])
+    except (ValueError, RecursionError):
+        return ""
+    if not isinstance(inner, dict | list):
+        return ""
+    return " (JSON text in a JSON string: encoded twice? send the object itself, not as a string)"
+
+
+# How much of a string is read as JSON to tell whether it was encoded twice.
+MAX_ENCODED_TWICE = 1024 * 1024
 
 
 # SenML's (RFC 8428) record keys: names, base values, values, times, units (and

@@ -735,6 +735,33 @@ def test_text_in_no_known_format_gets_no_format_guess(
     assert "not JSON?" not in err.value.errors[0]["message"]
 
 
+TWICE = " (JSON text in a JSON string: encoded twice? send the object itself, not as a string)"
+
+
+def test_a_reading_encoded_twice_is_said_so_at_each_door(
+    ingest_grid: Grid, validator: EventValidator
+) -> None:
+    """t165: a document serialised, then serialised again as a string, was "expected a
+    reading (a JSON object)" alone, which its sender, seeing its object there, could not
+    place: the body, a list's item, an NGSI entity and ``data``, an MQTT payload."""
+    twice = json.dumps(json.dumps(GOOD)).encode()
+    with pytest.raises(BadBody) as err:
+        readings_from_body(twice, validator, T_NOW)
+    assert err.value.errors[0]["message"].endswith(TWICE)
+    listed = readings_from_body(raw([GOOD, json.dumps(GOOD)]), validator, T_NOW)
+    assert len(listed.readings) == 1
+    assert listed.refused[0].problem["message"].endswith(TWICE)
+    entity = json.dumps(example("AirQualityObserved"))
+    for body in ({"data": [entity]}, {"data": json.dumps([example("AirQualityObserved")])}):
+        with pytest.raises(BadBody) as err:
+            ngsi_readings(raw(body), NgsiMapping(ingest_grid), validator, T_NOW)
+        assert err.value.errors[0]["message"].endswith(TWICE), err.value.errors
+    # Not for a string that is no JSON document.
+    with pytest.raises(BadBody) as err:
+        readings_from_body(b'"{not json"', validator, T_NOW)
+    assert "encoded twice" not in err.value.errors[0]["message"]
+
+
 def test_two_different_content_types_are_refused_naming_both() -> None:
     """t165: ``application/json`` then ``text/plain`` was read as JSON (the first),
     unsaid; a proxy in front may have checked the other. The same type twice is one."""

@@ -202,6 +202,16 @@ def test_unmappable_messages_name_the_field(
     assert (err.value.code, err.value.field) == (code, field)
 
 
+def test_a_payload_encoded_twice_is_said_so(mapping: MqttMapping) -> None:
+    """t165: ``"{\\"value\\": 2.1}"`` was "expected a number or a JSON object" alone."""
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", b'"{\\"value\\": 2.1}"', T_NOW)
+    assert (
+        err.value.code,
+        str(err.value).endswith("encoded twice? send the object itself, not as a string)"),
+    ) == ("bad_payload", True), str(err.value)
+
+
 @pytest.mark.parametrize(
     ("payload", "says"),
     [
