@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from email.errors import FirstHeaderLineIsContinuationDefect
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -207,7 +208,13 @@ def _header_defect(headers: Any) -> str:
             f"header line {sent_text(line[:64])} is not 'Name: value' "
             "(the headers after it would be lost)"
         )
-    return "a header line is not 'Name: value' (a first line that starts with white space?)"
+    # The defects that leave no payload: a first line that starts with white space (the
+    # defect holds it) or a line with no name before its colon.
+    for defect in headers.defects:
+        if isinstance(defect, FirstHeaderLineIsContinuationDefect) and defect.args:
+            said = sent_text(str(defect.args[0]).rstrip("\r\n")[:64])
+            return f"header line {said} starts with white space (a continuation of no header)"
+    return "a header line has no name before its colon ('Name: value')"
 
 
 class _HeadReader:

@@ -350,6 +350,16 @@ def test_what_the_standard_library_refuses_is_answered_in_json(
             400,
             "header line 'no colon' is not 'Name: value'",
         ),
+        (
+            b"GET /ingest/v1/health HTTP/1.1\r\n X-Gw: 1\r\nConnection: close\r\n\r\n",
+            400,
+            "header line ' X-Gw: 1' starts with white space",
+        ),
+        (
+            b"GET /ingest/v1/health HTTP/1.1\r\n: 1\r\nConnection: close\r\n\r\n",
+            400,
+            "a header line has no name before its colon",
+        ),
     ],
 )
 def test_a_request_the_parser_misreads_is_answered_at_once_naming_it(
