@@ -835,9 +835,11 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
     if kind is not None:
         media, _, params = kind.partition(";")
         media = media.strip().lower()
-        charset = re.search(r"charset\s*=\s*\"?([^\";\s]+)", params, re.IGNORECASE)
-        if not (media == "application/json" or media.endswith("+json")) or (
-            charset is not None and charset.group(1).lower() not in ("utf-8", "utf8")
+        # Every charset parameter: a second one ("charset=utf-8; charset=latin-1") was
+        # passed over, the body read as the first said (t165).
+        charsets = re.findall(r"charset\s*=\s*\"?([^\";\s]+)", params, re.IGNORECASE)
+        if not (media == "application/json" or media.endswith("+json")) or any(
+            c.lower() not in ("utf-8", "utf8") for c in charsets
         ):
             return 415, {
                 "error": f"Content-Type is {sent_text(kind[:80])}, expected application/json "

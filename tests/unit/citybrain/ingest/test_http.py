@@ -660,6 +660,15 @@ def headers(**values: str) -> Message:
             415,
             "Content-Type",
         ),
+        # t165: a second charset was passed over, the body read as the first said.
+        (
+            {
+                "Content_Length": "10",
+                "Content_Type": "application/json; charset=utf-8; charset=latin-1",
+            },
+            415,
+            "Content-Type",
+        ),
         # Trial 13: a gzipped body was read as JSON and refused as "byte 0x00 (NUL) ...
         # UTF-16 or UTF-32 text?", which hid that the ingest does not take compression.
         ({"Content_Length": "10", "Content_Encoding": "gzip"}, 415, "Content-Encoding"),
