@@ -13,7 +13,10 @@ a UTF-32 file was UTF-16, a UTF-16 one without a byte order mark had a bad byte 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import codecs
+import re
 import unicodedata
 from collections.abc import Callable
 
@@ -200,6 +203,43 @@ def binary_format(data: bytes) -> str | None:
             return "MessagePack"
         if 0xA1 <= first <= 0xB7 and 0x61 <= second <= 0x77:
             return "CBOR"
+    return None
+
+
+_FORM = re.compile(r"[\w.\-\[\]%]+=[^&\s]*(?:&[\w.\-\[\]%]+=[^&\s]*)*")
+_BASE64 = re.compile(r"[A-Za-z0-9+/_\-\s]{8,}={0,2}")
+_YAML_LINE = re.compile(r"(?:---\s*\n\s*)?[A-Za-z_][\w\-]*:(?:\s|$)")
+
+
+def text_format(text: str) -> str | None:
+    """What UTF-8 text that does not even start as JSON was most likely written as, with
+    what to send instead, for the reason that refuses it (t165: an XML document, a URL-
+    encoded or multipart form, base64 of the JSON, YAML or CSV were each "found '…':
+    expected a value", which named no cause; binary forms: ``binary_format``). None for
+    any other text. Reads at most the first 4,000 characters."""
+    head = text[:4000].strip()
+    if head.startswith("<"):
+        return "XML or HTML, not JSON? send the JSON document itself"
+    if head.startswith("--") and "content-disposition" in head[:400].lower():
+        return (
+            "a multipart form (curl -F), not JSON? send the JSON as the body itself "
+            "(curl --data-binary @file.json)"
+        )
+    if _BASE64.fullmatch(head):
+        compact = re.sub(r"\s", "", head)
+        try:
+            decoded = base64.b64decode(compact[:400] + "=" * (-len(compact[:400]) % 4), b"-_")
+        except (binascii.Error, ValueError):
+            decoded = b""
+        if decoded.lstrip()[:1] in (b"{", b"["):
+            return "base64-encoded JSON? send the JSON itself, not encoded"
+    if _FORM.fullmatch(head):
+        return "a URL-encoded form (key=value&…), not JSON? send a JSON object"
+    first = head.split("\n", 1)[0]
+    if _YAML_LINE.match(head) and not first.lstrip().startswith(("{", "[", '"')):
+        return "YAML (key: value lines), not JSON? send a JSON object"
+    if first.count(",") >= 2 and "\n" in head and not first.startswith(("{", "[", '"')):
+        return "CSV, not JSON? send JSON (citybrain replay reads CSV files)"
     return None
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar, cast
 import msgspec
 import orjson
 
-from playbooks.encodings import binary_format, blank, wide_encoding
+from playbooks.encodings import binary_format, blank, text_format, wide_encoding
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import (
@@ -1509,6 +1509,11 @@ def json_syntax_error(text: str, exc: json.JSONDecodeError, skipped: int = 0) ->
         why = "the text ends inside a list or object (cut short?)"
     elif before.rstrip().endswith(",") and text[pos : pos + 1] in ("}", "]"):
         why = "a trailing comma before the end of a list or object (JSON allows none)"
+    if not text[:pos].strip():
+        # The text does not even start as JSON: say what it looks like (text_format).
+        form = text_format(text)
+        if form is not None:
+            why = f"{why}; {form}"
     return (
         f"not valid JSON: at line {exc.lineno}, column {exc.colno} (byte {byte:,}), found {found}"
         f"{after}: {why}"

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from email.errors import FirstHeaderLineIsContinuationDefect
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -51,6 +52,18 @@ MAX_HEADERS = 100
 # open for the next request; a longer one closes it (``BoundedHandler._past_the_body``).
 MAX_DRAIN = 1024 * 1024
 _DIGITS = re.compile(r"[0-9]+")
+
+
+def request_path(target: str) -> str:
+    """The path of a request target: without its query or fragment, and an absolute
+    form's scheme and host. A target ``urlsplit`` cannot read (``http://[::1/…``, a
+    bracket never closed: ValueError) is its own path, so it is a 404 naming it; the
+    ValueError reached the server's error handler, and the client got no answer at all,
+    the log a traceback (t165)."""
+    try:
+        return urlsplit(target).path
+    except ValueError:
+        return target
 
 
 def header_bytes(value: str) -> bytes:
@@ -185,6 +198,25 @@ class BoundedHTTPServer(ThreadingHTTPServer):
                 conn.shutdown(socket.SHUT_RD)
 
 
+def _header_defect(headers: Any) -> str:
+    """What is wrong with ``headers`` whose parse has ``defects``: the first line the
+    parser did not read as a header (the start of its payload), cut and escaped."""
+    rest = headers.get_payload()
+    line = rest.split("\n", 1)[0].rstrip("\r") if isinstance(rest, str) else ""
+    if line:
+        return (
+            f"header line {sent_text(line[:64])} is not 'Name: value' "
+            "(the headers after it would be lost)"
+        )
+    # The defects that leave no payload: a first line that starts with white space (the
+    # defect holds it) or a line with no name before its colon.
+    for defect in headers.defects:
+        if isinstance(defect, FirstHeaderLineIsContinuationDefect) and defect.args:
+            said = sent_text(str(defect.args[0]).rstrip("\r\n")[:64])
+            return f"header line {said} starts with white space (a continuation of no header)"
+    return "a header line has no name before its colon ('Name: value')"
+
+
 class _HeadReader:
     """A connection's ``rfile`` that feeds the lines read while ``tracking`` (a request's
     line and headers, which the standard library reads with ``readline``) to ``head``;
@@ -219,6 +251,9 @@ class BoundedHandler(BaseHTTPRequestHandler):
     _requests = 0  # requests begun on this connection
     _started = 0.0  # time.monotonic() when the current request's first line was awaited
     _parsed = False  # the current request's line and headers were read (parse_request)
+    # The client sent ``Expect: 100-continue`` and has not been told to send its body yet
+    # (``go_on``): it may never send it.
+    _awaits_continue = False
 
     @property
     def limit(self) -> float:
@@ -247,6 +282,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self._head.tracking = True  # until the headers are read (parse_request)
         self._head.body_read = 0
         self._parsed = False  # this request's line and headers read (parse_request)
+        self._awaits_continue = False
         self.server.arm(self.connection, self.limit)
         start = self._started = time.monotonic()
         try:
@@ -272,6 +308,9 @@ class BoundedHandler(BaseHTTPRequestHandler):
         connection, and the POST was answered ``405 … not {"a":1}POST``, its readings
         lost (t150)."""
         if self.close_connection or not self._parsed:
+            return
+        if self._awaits_continue:  # never told to send it: it may never come (send_body)
+            self.close_connection = True
             return
         framing = self.headers.get("Transfer-Encoding")
         lengths = {v.strip() for v in self.headers.get_all("Content-Length", [])}
@@ -302,9 +341,24 @@ class BoundedHandler(BaseHTTPRequestHandler):
             self.request_version = "HTTP/1.0"  # so the status line and headers are sent
             self._late()
             return False
+        line = str(getattr(self, "raw_requestline", b""), "iso-8859-1").rstrip("\r\n")
+        if len(line.split()) == 2:
+            # "GET /path" with no version, HTTP/0.9's form: the standard library then
+            # waited for headers the client never sends, and the client had no answer
+            # until the timeout closed its connection (t165).
+            self.command, self.request_version, self.requestline = "", "HTTP/1.0", line
+            self.send_error(400, "the request line has no HTTP version (HTTP/0.9)")
+            return False
         parsed = super().parse_request()
         self._head.tracking = False  # the body, if any, is no line of the head
         if not parsed:
+            return False
+        if self.headers.defects:
+            # A header line that is not "Name: value": the standard library's parser
+            # (the email package's) stops there and drops every header after it unsaid:
+            # a Content-Length after it was "Content-Length is required", a GET's body
+            # was read as the next request, a Connection: close was not seen (t165).
+            self.send_error(400, _header_defect(self.headers))
             return False
         self._parsed = True
         if not self.server.disarm(self.connection):  # cut while its headers came
@@ -314,6 +368,25 @@ class BoundedHandler(BaseHTTPRequestHandler):
         # fresh limit here let a client take twice as long, its head and then its body).
         self.server.arm(self.connection, self.limit - (time.monotonic() - self._started))
         return True
+
+    def handle_expect_100(self) -> bool:
+        """``Expect: 100-continue``: the ``100 Continue`` waits until the request's
+        handler has checked its line and headers and is about to read its body
+        (``go_on``), as RFC 9110 section 10.1.1 has a server that will refuse the request
+        answer with the final status instead. The standard library sent it on reading the
+        headers, before any check: a client with a wrong token, or a 50 MB body past the
+        limit, was told to send its body, and the 401 or 413 came while it sent, the
+        connection closed under it (a broken pipe, the answer lost)."""
+        self._awaits_continue = True
+        return True
+
+    def go_on(self) -> None:
+        """Before reading a body: tell a client that awaits it (``Expect: 100-continue``)
+        to send it now."""
+        if self._awaits_continue:
+            self._awaits_continue = False
+            self.send_response_only(100)
+            self.end_headers()
 
     def _late(self) -> None:
         self.server.disarm(self.connection)
@@ -335,7 +408,11 @@ class BoundedHandler(BaseHTTPRequestHandler):
         closed (a refused request whose body is left unread) says so, ``Connection:
         close`` (RFC 9112 section 9.6): without it, a client that reused the connection
         for its next request (a good POST after a 415) had it fail on the closed
-        connection, and most clients do not send a POST again by themselves (t150)."""
+        connection, and most clients do not send a POST again by themselves (t150). A
+        client that awaits ``100 Continue`` and was not sent it may send its body or not
+        (RFC 9110 section 10.1.1), so the connection is closed after the answer."""
+        if self._awaits_continue:
+            self.close_connection = True
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -397,7 +474,7 @@ class _MetricsHandler(BoundedHandler):
 
     def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
-        if urlsplit(path).path != METRICS_PATH:
+        if request_path(path) != METRICS_PATH:
             self.close_connection = True
             self.answer(
                 404,

@@ -34,12 +34,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from citybrain.ingest import MAX_PAYLOAD
-from citybrain.ingest.bounded import BoundedHandler, BoundedHTTPServer, header_bytes, sent_text
+from citybrain.ingest.bounded import (
+    BoundedHandler,
+    BoundedHTTPServer,
+    header_bytes,
+    request_path,
+    sent_text,
+)
+from citybrain.ingest.mapping import encoded_twice
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import carried_headers, dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
@@ -253,7 +259,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
                 "expected a reading (a JSON object)"
                 if prefix
                 else "expected a reading (a JSON object), a readings/1 pack or a list of readings"
-            )
+            ) + encoded_twice(item)
             bad = EventError("bad_type", where or "body", item, expected)
             refused.append(
                 Refused(_problem(bad, where or "body"), PackedError(i, item, bad).raw(), i)
@@ -597,7 +603,7 @@ class _Handler(BoundedHandler):
         """The request's path without its query (``?token=…``, Orion's ``httpCustom``
         ``qs``) or an absolute form's scheme and host: a notification URL with a query
         was a 404, which Orion does not retry (trial 13)."""
-        return urlsplit(self.path).path
+        return request_path(self.path)
 
     def _routed(self) -> bool:
         """True when the path takes this request's method; else answers 404 (unknown
@@ -680,6 +686,7 @@ class _Handler(BoundedHandler):
             self._refused(HEADER_REASONS[status], status, body, extra)
             return
         length = int(self.headers["Content-Length"])
+        self.go_on()  # a client that sent Expect: 100-continue sends its body now
         stalled = False
         try:
             raw = self.rfile.read(length)
@@ -814,13 +821,25 @@ def _refusal(headers: Any, max_body: int) -> tuple[int, dict[str, Any]] | None:
             "or identity)",
             "field": "Content-Encoding",
         }
+    kinds = headers.get_all("Content-Type", [])
+    if len({k.strip().lower() for k in kinds}) > 1:
+        # Which one frames the body is not defined (it is no list header, RFC 9110
+        # section 5.3): the first was read, and a proxy in front may check the other
+        # (t165: application/json then text/plain was read as JSON unsaid).
+        return 400, {
+            "error": f"Content-Type given {len(kinds)} different ways: "
+            f"[{', '.join(sent_text(k[:80]) for k in kinds[:4])}]: send it once",
+            "field": "Content-Type",
+        }
     kind = headers.get("Content-Type")
     if kind is not None:
         media, _, params = kind.partition(";")
         media = media.strip().lower()
-        charset = re.search(r"charset\s*=\s*\"?([^\";\s]+)", params, re.IGNORECASE)
-        if not (media == "application/json" or media.endswith("+json")) or (
-            charset is not None and charset.group(1).lower() not in ("utf-8", "utf8")
+        # Every charset parameter: a second one ("charset=utf-8; charset=latin-1") was
+        # passed over, the body read as the first said (t165).
+        charsets = re.findall(r"charset\s*=\s*\"?([^\";\s]+)", params, re.IGNORECASE)
+        if not (media == "application/json" or media.endswith("+json")) or any(
+            c.lower() not in ("utf-8", "utf8") for c in charsets
         ):
             return 415, {
                 "error": f"Content-Type is {sent_text(kind[:80])}, expected application/json "

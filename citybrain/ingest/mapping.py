@@ -20,6 +20,7 @@ document for ``EventValidator``, which decides whether it is a valid reading.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -267,7 +268,10 @@ class MqttMapping:
             return
         if not isinstance(body, dict):
             raise EventError(
-                "bad_payload", "payload", _preview(payload), "expected a number or a JSON object"
+                "bad_payload",
+                "payload",
+                _preview(payload),
+                f"expected a number or a JSON object{encoded_twice(body)}",
             )
         # A key that looks like a field without being it ("v\u0430lue", "val\u0000ue") is
         # named, as the worker names it: ignored, it was "value is missing" or dropped.
@@ -287,7 +291,8 @@ class MqttMapping:
                     f"send a {body['schema']} document to the HTTP ingest "
                     "(POST /ingest/v1/readings) or the readings topic",
                 )
-            raise EventError("missing_field", self.value_field, None, "field is missing")
+            hint = _value_elsewhere(body, self.value_field, self.ts_field)
+            raise EventError("missing_field", self.value_field, None, hint or "field is missing")
         value = body[self.value_field]
         if isinstance(value, str) and (
             _NUMBER.match(value.encode()) or _NOT_FINITE.match(value.encode())
@@ -312,6 +317,67 @@ class MqttMapping:
                         f"the topic says {topic[name]!r}",
                     )
                 doc[name] = body[name]
+
+
+def encoded_twice(value: Any) -> str:
+    """`` (JSON text in a JSON string: encoded twice? …)`` for a string whose text is a
+    JSON object or array (a sender that serialised its document, then serialised the
+    string again: ``"{\"value\": 2.1}"``), else "". Before t165 it was "expected a JSON
+    object" alone, which the sender, seeing its object in the message, could not place."""
+    if not isinstance(value, str) or value.strip()[:1] not in ("{", "["):
+        return ""
+    try:
+        inner = json.loads(value[:MAX_ENCODED_TWICE])
+    except (ValueError, RecursionError):
+        return ""
+    if not isinstance(inner, dict | list):
+        return ""
+    return " (JSON text in a JSON string: encoded twice? send the object itself, not as a string)"
+
+
+# How much of a string is read as JSON to tell whether it was encoded twice.
+MAX_ENCODED_TWICE = 1024 * 1024
+
+
+# SenML's (RFC 8428) record keys: names, base values, values, times, units (and
+# "e", the list of records of its drafts).
+_SENML = frozenset(
+    {"bn", "bt", "bu", "bv", "bs", "bver", "n", "u", "v", "vs", "vb", "vd", "s", "t", "ut", "e"}
+)
+
+
+def _value_elsewhere(body: dict[str, Any], value_field: str, ts_field: str) -> str:
+    """Where a JSON object payload without ``value_field`` seems to give its value, as
+    words for the refusal ("" when nowhere): a SenML record (RFC 8428, ``{"n", "v"}``),
+    a number under another key (``val``, ``v``: ``--value-field val?``), the value one
+    object down (``{"data": {"value": 2.1}}``). Before t165 each was "field "value" is
+    missing" alone, which sent the sender looking for a value it had sent."""
+    keys = [k for k in body if isinstance(k, str)]
+    if keys and set(keys) <= _SENML and ("n" in body or "bn" in body):
+        return (
+            "this looks like a SenML record (RFC 8428: 'n', 'v'), which the MQTT ingest does "
+            "not read: send one reading a payload, a number or "
+            f'{{"{value_field}": …, "{ts_field}": …}}, the sensor and kind in the topic'
+        )
+    numbers = [
+        k
+        for k in keys
+        if k not in READING_FIELDS
+        and k != "unit"
+        and (
+            (isinstance(body[k], int | float) and not isinstance(body[k], bool))
+            or (isinstance(body[k], str) and _NUMBER.match(body[k].encode()) is not None)
+        )
+    ][:3]
+    if len(numbers) == 1:
+        return f"the payload gives a number under {numbers[0]!r} (--value-field {numbers[0]}?)"
+    if numbers:
+        listed = ", ".join(repr(k) for k in numbers)
+        return f"the payload gives numbers under {listed}: which is the value? (--value-field)"
+    inner = [k for k in keys if isinstance(body[k], dict) and value_field in body[k]][:1]
+    if inner:
+        return f"it is one level down, under {inner[0]!r}: send the object under it as the payload"
+    return ""
 
 
 @lru_cache(maxsize=16)

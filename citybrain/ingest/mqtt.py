@@ -170,7 +170,8 @@ def _array(mapping: MqttMapping, topic: str, payload: bytes) -> list[bytes] | No
     """A JSON array payload's items, each as its bytes sent; None when the payload is
     no well-formed array of 1 to ``MAX_PACK_READINGS`` items or its topic matches no
     pattern: the payload is then refused whole, as any other (``to_document`` names
-    the JSON parser's reason, or the topic). An item whose own JSON is at fault
+    the JSON parser's reason, or the topic). ``EventError`` (``pack_too_large``) for an
+    array of more items. An item whose own JSON is at fault
     (nesting too deep, a byte that is not UTF-8: ``items_read_alone``) is one item
     still, refused by itself with the parser's reason."""
     try:
@@ -181,6 +182,16 @@ def _array(mapping: MqttMapping, topic: str, payload: bytes) -> list[bytes] | No
         if pinned is None:
             return None
         body = pinned[0]
+    if isinstance(body, list) and len(body) > MAX_PACK_READINGS:
+        # Refused whole, as the HTTP ingest and the worker refuse such a pack, saying so:
+        # "expected a number or a JSON object" (t165) hid why an array was refused.
+        raise EventError(
+            "pack_too_large",
+            "payload",
+            f"an array of {len(body):,} items",
+            f"a message holds at most {MAX_PACK_READINGS:,} readings: send them in "
+            "several messages",
+        )
     if not isinstance(body, list) or not 1 <= len(body) <= MAX_PACK_READINGS:
         return None
     return items_as_sent(payload, None, len(body))
@@ -278,6 +289,11 @@ class MqttIngest:
         self.metrics = metrics or IngestMetrics.create("mqtt", lambda: publisher.stats.readings)
         self.received = 0
         self.skipped = 0  # empty payloads: a retained value cleared, nothing to ingest
+        # Packet id -> (digest of the topic and payload, receipt time) of each QoS 1
+        # message this process received: a redelivery (DUP set, the same packet id,
+        # topic and payload) is stamped at its first receipt (``_receipt``). At most
+        # 65,535 entries (packet ids are 16 bits; a reused id replaces its entry).
+        self._first_receipt: dict[int, tuple[bytes, float]] = {}
         self._stopping = False
         self._connected_at = 0.0  # monotonic time of the last connection
         self._quick_drops = 0  # drops in a row within QUICK_DROP seconds of connecting
@@ -459,8 +475,9 @@ class MqttIngest:
 
         topic = topic_text(msg)
         sent = carried_headers(mqtt_properties(msg))
+        now = self._receipt(msg)
         try:
-            self.handle(topic, msg.payload, ack, retained=bool(msg.retain), original=sent)
+            self.handle(topic, msg.payload, ack, retained=bool(msg.retain), original=sent, now=now)
         except Exception as exc:
             # One message's fault must not cost the others: dead-letter it, unacknowledged
             # until Kafka has the dead letter.
@@ -471,6 +488,27 @@ class MqttIngest:
                 # Kafka refused for good (the run loop stops the ingest): the message
                 # stays unacknowledged, and the broker's to deliver again.
                 log.exception("ingest: dead letter for %s not sent", topic)
+
+    def _receipt(self, msg: Any) -> float:
+        """When ``msg`` was received, the time a reading without its own ``ts`` is
+        stamped with: now, or, for a redelivery of a QoS 1 message this process received
+        before (DUP set, the same packet id, topic and payload: the broker sends every
+        unacknowledged message again when the session resumes after a dropped
+        connection), its first receipt. Stamped anew, a redelivered plain number was a
+        second reading at another time, counted twice by the worker (t165); stamped
+        alike, it is the same reading again, which the worker drops as a repeat."""
+        now: float = self.clock()
+        if msg.qos == 0:
+            return now
+        topic, payload = bytes(msg._topic), bytes(msg.payload)
+        digest = hashlib.blake2b(
+            len(topic).to_bytes(4, "big") + topic + payload, digest_size=16
+        ).digest()
+        first = self._first_receipt.get(msg.mid)
+        if getattr(msg, "dup", False) and first is not None and first[0] == digest:
+            return first[1]
+        self._first_receipt[msg.mid] = (digest, now)
+        return now
 
     @property
     def mapping(self) -> MqttMapping:
@@ -492,9 +530,11 @@ class MqttIngest:
         ack: Any,
         retained: bool = False,
         original: Sequence[tuple[str, bytes]] = (),
+        now: float | None = None,
     ) -> None:
         """One MQTT message: a reading to publish, or a dead letter (carrying
-        ``original``, ``carried_headers`` of the message's properties)."""
+        ``original``, ``carried_headers`` of the message's properties); ``now``: when it
+        was received (``_receipt``; default the clock's now)."""
         mapping, validator = self.parsing
         if not payload:
             # An empty publish is MQTT's way to clear a topic's retained value (the broker
@@ -518,9 +558,15 @@ class MqttIngest:
                 original,
             )
             return
-        now = self.clock()
+        if now is None:
+            now = self.clock()
         if _ARRAY.match(payload):
-            items = _array(mapping, topic, payload)
+            try:
+                items = _array(mapping, topic, payload)
+            except EventError as exc:
+                sensor = mapping.sensor_of(topic)
+                self._dead_letter(topic, payload, exc.code, str(exc), ack, sensor, original)
+                return
             if items is not None:
                 self._each(mapping, validator, topic, items, now, retained, ack, original)
                 return

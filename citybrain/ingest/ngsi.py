@@ -45,6 +45,7 @@ from string import Formatter
 from typing import Any
 
 from citybrain.errors import InputError
+from citybrain.ingest.mapping import encoded_twice
 from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
 from streams.errors import MISSING, EventError, detach, number_hint
@@ -174,7 +175,8 @@ class NgsiMapping:
                 'expected an Orion notification {"data": [entity, ...]}' + _shape_hint(body),
             )
         if not isinstance(data, list) or not data:
-            raise EventError("bad_type", "data", data, "expected a non-empty list of entities")
+            said = f"expected a non-empty list of entities{encoded_twice(data)}"
+            raise EventError("bad_type", "data", data, said)
         out = []
         errors: list[tuple[int, EventError]] = []
         for i, entity in enumerate(data):
@@ -182,7 +184,8 @@ class NgsiMapping:
                 # Checked, not caught: an AttributeError from anywhere in entity() was
                 # named "expected an object" and cost the entity's other readings
                 # (trial 26: a concise dateObservedTo before dateObservedFrom).
-                bad = EventError("bad_type", f"data[{i}]", entity, "expected an object")
+                said = f"expected an object{encoded_twice(entity)}"
+                bad = EventError("bad_type", f"data[{i}]", entity, said)
                 errors.append((i, bad))
                 continue
             try:

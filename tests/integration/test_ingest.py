@@ -287,6 +287,41 @@ def test_qos1_messages_held_by_a_killed_ingest_are_delivered_again(
         second.stop()
 
 
+def test_a_plain_number_redelivered_to_the_same_ingest_keeps_its_first_receipt_time(
+    ingest_pipeline: Pipeline, mosquitto: MosquittoBroker
+) -> None:
+    """t165: the broker restarts while the ingest holds readings Kafka has not yet
+    acknowledged (packs every 15 s here): on the resumed session it delivers each again
+    (DUP set) to the same ingest. A plain number was stamped on receipt, so each
+    redelivery was a second reading at another time, which the worker counted: every
+    value twice. Now both copies carry the first receipt's time, and the worker drops the
+    second as a repeat."""
+    p = ingest_pipeline
+    ingest = mqtt_ingest(p, "--pack-ms", "15000").start()
+    n = 50
+    try:
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [str(i / 100) for i in range(n)])
+        deadline = time.monotonic() + 30
+        while not any(r >= n for r in stat(ingest.log(), "received")):
+            assert time.monotonic() < deadline, ingest.log()[-2000:]
+            time.sleep(0.2)
+        assert mosquitto.stop()
+        mosquitto.start()
+        readings = packed(
+            p.read("readings", lambda m: count_readings(m) >= 2 * n, timeout=60, settle=2)
+        )
+        times: dict[float, set[float]] = {}
+        for r in readings:
+            times.setdefault(r["value"], set()).add(r["ts"])
+        assert sorted(times) == [i / 100 for i in range(n)]
+        assert len(readings) == 2 * n, readings  # each delivered again, once
+        assert {v: ts for v, ts in times.items() if len(ts) > 1} == {}
+    finally:
+        ingest.stop()
+        if not mosquitto.running():
+            mosquitto.start()
+
+
 def test_a_second_ingest_on_the_same_client_id_keeps_the_session_and_the_first_stops(
     ingest_pipeline: Pipeline,
 ) -> None:
@@ -766,12 +801,12 @@ def test_a_payload_larger_than_a_kafka_message_is_dead_lettered_cut_and_the_inge
     p = ingest_pipeline
     ingest = mqtt_ingest(p, "--max-payload", "2000000").start()
     try:
-        big = b"[" + b"1," * 750_000 + b"1]"  # 1.5 MB, a JSON array: not a reading
+        big = b"[" + b"1," * 750_000 + b"1]"  # 1.5 MB, an array past a pack's 10,000 items
         publish_bytes(p.settings.mqtt_port, TOPIC, big)
         mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 2.5, "ts": START})])
         [dead] = p.read("deadletter", lambda m: len(m) >= 1, settle=1)
         headers = dict(dead.headers)
-        assert headers["citybrain.error.reason"] == b"bad_payload"
+        assert headers["citybrain.error.reason"] == b"pack_too_large"  # t165: was bad_payload
         assert headers["citybrain.error.truncated"] == str(len(big)).encode()
         assert big.startswith(dead.value) and len(dead.value) < 1_000_000
         readings = packed(p.read("readings", lambda m: count_readings(m) >= 1, settle=1))

@@ -154,3 +154,22 @@ def test_a_body_sent_with_a_get_is_read_past_not_taken_for_the_next_request() ->
         assert refused(metrics)["bad_request"] == 0
     finally:
         stop()
+
+
+def test_a_request_the_parser_misreads_is_answered_at_once_at_metrics_too() -> None:
+    """t165, as at the HTTP ingest: a target urlsplit cannot read got no answer (a
+    traceback in the log), an HTTP/0.9 line none until the timeout, and the headers
+    after a line with no colon were dropped unsaid."""
+    port, _, stop = started(Bounds(timeout=5))
+    try:
+        for request, status in (
+            (b"GET http://[::1/metrics HTTP/1.1\r\n\r\n", b"404"),
+            (b"GET /metrics\r\n", b"400"),
+            (b"GET /metrics HTTP/1.1\r\nbad line\r\nConnection: close\r\n\r\n", b"400"),
+        ):
+            started_at = time.monotonic()
+            answer = read_all(send(port, request))
+            assert answer.startswith(b"HTTP/1.1 " + status), answer
+            assert body(answer)["error"] and time.monotonic() - started_at < 4
+    finally:
+        stop()

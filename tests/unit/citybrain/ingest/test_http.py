@@ -660,6 +660,15 @@ def headers(**values: str) -> Message:
             415,
             "Content-Type",
         ),
+        # t165: a second charset was passed over, the body read as the first said.
+        (
+            {
+                "Content_Length": "10",
+                "Content_Type": "application/json; charset=utf-8; charset=latin-1",
+            },
+            415,
+            "Content-Type",
+        ),
         # Trial 13: a gzipped body was read as JSON and refused as "byte 0x00 (NUL) ...
         # UTF-16 or UTF-32 text?", which hid that the ingest does not take compression.
         ({"Content_Length": "10", "Content_Encoding": "gzip"}, 415, "Content-Encoding"),
@@ -692,6 +701,92 @@ def test_two_different_content_lengths_are_refused() -> None:
     assert refusal is not None and (refusal[0], refusal[1]["field"]) == (400, "Content-Length")
     same = headers(Content_Length="10")
     same["Content-Length"] = "10"
+    assert _refusal(same, MAX_BODY) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (b'<?xml version="1.0"?><reading/>', "XML or HTML, not JSON?"),
+        (b"<html><body>502 Bad Gateway</body></html>", "XML or HTML, not JSON?"),
+        (b"value=2.1&sensor_id=gauge-1", "a URL-encoded form (key=value&\u2026), not JSON?"),
+        (
+            b'--x\r\nContent-Disposition: form-data; name="f"\r\n\r\n{}\r\n--x--\r\n',
+            "a multipart form (curl -F), not JSON?",
+        ),
+        (__import__("base64").b64encode(json.dumps(GOOD).encode()), "base64-encoded JSON?"),
+        (b"ts: 2026-09-21T14:00:00Z\nsensor_id: gauge-1\n", "YAML (key: value lines), not JSON?"),
+        (
+            b"ts,sensor_id,kind,value\n2026-09-21T14:00:00Z,gauge-1,water_level,2.1\n",
+            "CSV, not JSON?",
+        ),
+    ],
+)
+def test_a_body_in_another_text_format_is_said_as_what_it_looks_like(
+    validator: EventValidator, body: bytes, says: str
+) -> None:
+    """t165: each was "found '…': expected a value (a number, …)" alone, naming no cause,
+    where a compressed or binary body is said as what it looks like (t137)."""
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    [problem] = err.value.errors
+    assert problem["code"] == "bad_json" and f"; {says}" in problem["message"], problem
+
+
+@pytest.mark.parametrize(
+    "body", [b"nope", b"{'value': 1}", b"value", b"[1, 2", b"2026-09-21T14:00:00Z,gauge-1,x"]
+)
+def test_text_in_no_known_format_gets_no_format_guess(
+    validator: EventValidator, body: bytes
+) -> None:
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    assert "not JSON?" not in err.value.errors[0]["message"]
+
+
+TWICE = " (JSON text in a JSON string: encoded twice? send the object itself, not as a string)"
+
+
+def test_a_reading_encoded_twice_is_said_so_at_each_door(
+    ingest_grid: Grid, validator: EventValidator
+) -> None:
+    """t165: a document serialised, then serialised again as a string, was "expected a
+    reading (a JSON object)" alone, which its sender, seeing its object there, could not
+    place: the body, a list's item, an NGSI entity and ``data``, an MQTT payload."""
+    twice = json.dumps(json.dumps(GOOD)).encode()
+    with pytest.raises(BadBody) as err:
+        readings_from_body(twice, validator, T_NOW)
+    assert err.value.errors[0]["message"].endswith(TWICE)
+    listed = readings_from_body(raw([GOOD, json.dumps(GOOD)]), validator, T_NOW)
+    assert len(listed.readings) == 1
+    assert listed.refused[0].problem["message"].endswith(TWICE)
+    entity = json.dumps(example("AirQualityObserved"))
+    for body in ({"data": [entity]}, {"data": json.dumps([example("AirQualityObserved")])}):
+        with pytest.raises(BadBody) as err:
+            ngsi_readings(raw(body), NgsiMapping(ingest_grid), validator, T_NOW)
+        assert err.value.errors[0]["message"].endswith(TWICE), err.value.errors
+    # Not for a string that is no JSON document.
+    with pytest.raises(BadBody) as err:
+        readings_from_body(b'"{not json"', validator, T_NOW)
+    assert "encoded twice" not in err.value.errors[0]["message"]
+
+
+def test_two_different_content_types_are_refused_naming_both() -> None:
+    """t165: ``application/json`` then ``text/plain`` was read as JSON (the first),
+    unsaid; a proxy in front may have checked the other. The same type twice is one."""
+    msg = headers(Content_Length="10", Content_Type="application/json")
+    msg["Content-Type"] = "text/plain"
+    refusal = _refusal(msg, MAX_BODY)
+    assert refusal == (
+        400,
+        {
+            "error": "Content-Type given 2 different ways: ['application/json', "
+            "'text/plain']: send it once",
+            "field": "Content-Type",
+        },
+    )
+    same = headers(Content_Length="10", Content_Type="application/json")
+    same["Content-Type"] = "Application/JSON"
     assert _refusal(same, MAX_BODY) is None
 
 

@@ -202,6 +202,55 @@ def test_unmappable_messages_name_the_field(
     assert (err.value.code, err.value.field) == (code, field)
 
 
+def test_a_payload_encoded_twice_is_said_so(mapping: MqttMapping) -> None:
+    """t165: ``"{\\"value\\": 2.1}"`` was "expected a number or a JSON object" alone."""
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", b'"{\\"value\\": 2.1}"', T_NOW)
+    assert (
+        err.value.code,
+        str(err.value).endswith("encoded twice? send the object itself, not as a string)"),
+    ) == ("bad_payload", True), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        (
+            b'{"n": "water_level", "u": "ft", "v": 2.1}',
+            "this looks like a SenML record (RFC 8428: 'n', 'v'), which the MQTT ingest does "
+            'not read: send one reading a payload, a number or {"value": \u2026, "ts": '
+            "\u2026}, the sensor and kind in the topic",
+        ),
+        (
+            b'{"bn": "gauge-1/", "e": [{"n": "water_level", "v": 2.1}]}',
+            "this looks like a SenML record",
+        ),
+        (b'{"val": 2.1}', "the payload gives a number under 'val' (--value-field val?)"),
+        (b'{"level": "2.1"}', "the payload gives a number under 'level' (--value-field level?)"),
+        (
+            b'{"a": 1, "b": 2}',
+            "the payload gives numbers under 'a', 'b': which is the value? (--value-field)",
+        ),
+        (
+            b'{"data": {"value": 2.1}}',
+            "it is one level down, under 'data': send the object under it as the payload",
+        ),
+        (b'{"note": "x"}', ""),
+    ],
+)
+def test_a_payload_without_its_value_says_where_a_value_seems_to_be(
+    mapping: MqttMapping, payload: bytes, says: str
+) -> None:
+    """t165: a SenML record, a number under another key, a value one object down were
+    each "field "value" is missing" alone, which sent the sender looking for a value it
+    had sent; MQTT payloads in SenML (LwM2M gateways) are common."""
+    with pytest.raises(EventError) as err:
+        mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    assert (err.value.code, err.value.field) == ("missing_field", "value")
+    text, expected = str(err.value), 'field "value" is missing' + (f": {says}" if says else "")
+    assert text.startswith(expected) and (says or text == expected), text
+
+
 @pytest.mark.parametrize(
     ("ts", "says"),
     [

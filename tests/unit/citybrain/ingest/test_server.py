@@ -255,6 +255,62 @@ def test_an_answer_that_closes_its_connection_says_so(
     assert data.startswith(b"HTTP/1.1 400 ") and b"Connection:" not in data, data
 
 
+EXPECT = b"Expect: 100-continue\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"Authorization: Bearer wrong\r\nContent-Length: 900000\r\n", 401),
+        (b"AUTH\r\nContent-Length: 50000000\r\n", 413),
+        (b"AUTH\r\nContent-Type: text/plain\r\nContent-Length: 900000\r\n", 415),
+    ],
+)
+def test_a_refused_request_that_awaits_100_continue_gets_its_refusal_not_continue(
+    server: IngestHttpServer, head: bytes, status: int
+) -> None:
+    """t165: the standard library answered ``Expect: 100-continue`` on reading the
+    headers, before any check, so a client with a wrong token, or a 50 MB body, was
+    told to send it, and the 401 or 413 came while it sent, the connection closed under
+    it (a broken pipe, the answer lost). Now the refusal comes instead of the 100 and
+    the connection is closed (the client may or may not send its body)."""
+    head = head.replace(b"AUTH", f"Authorization: Bearer {GATEWAY}".encode())
+    request = b"POST /ingest/v1/readings HTTP/1.1\r\n" + head + EXPECT + b"\r\n"
+    answer = read_all(send(server.server_address[1], request))
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert b"100 Continue" not in answer and b"\r\nConnection: close\r\n" in answer
+
+
+def test_a_good_request_that_awaits_100_continue_is_told_to_send_its_body(
+    server: IngestHttpServer,
+) -> None:
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    body = json.dumps([GOOD]).encode()
+    head = (
+        f"POST /ingest/v1/readings HTTP/1.1\r\nAuthorization: Bearer {GATEWAY}\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+    ).encode()
+    conn = send(server.server_address[1], head + EXPECT + b"\r\n")
+    assert conn.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    conn.sendall(body)
+    answer = read_all(conn)
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b'{"accepted":1}'), answer
+    assert [r.sensor_id for r in kafka.readings] == ["gauge-1"]
+
+
+def test_a_get_that_awaits_100_continue_closes_its_connection_once_answered(
+    server: IngestHttpServer,
+) -> None:
+    """Never told to send its body, the client may send it or not: waiting for it would
+    hold the connection until the timeout, reading it as the next request would take it
+    for one (t150), so the answer says ``Connection: close``."""
+    probe = b"GET /ingest/v1/health HTTP/1.1\r\nContent-Length: 7\r\n" + EXPECT + b"\r\n"
+    started = time.monotonic()
+    answer = read_all(send(server.server_address[1], probe))
+    assert statuses(answer) == [b"HTTP/1.1 200 OK"], answer
+    assert b"\r\nConnection: close\r\n" in answer and time.monotonic() - started < 5
+
+
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
@@ -277,6 +333,45 @@ def test_what_the_standard_library_refuses_is_answered_in_json(
     ), head[:100]
     assert b"Content-Type: application/json" in head
     assert json.loads(body)["error"]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "said"),
+    [
+        # urlsplit raised ValueError (a bracket never closed): no answer, a traceback.
+        (b"GET http://[::1/ingest/v1/health HTTP/1.1\r\n\r\n", 404, "no such path"),
+        (b"POST http://[::1/ingest/v1/readings HTTP/1.1\r\n\r\n", 404, "no such path"),
+        # HTTP/0.9's form: the server waited for headers never sent, answered nothing.
+        (b"GET /ingest/v1/health\r\n", 400, "has no HTTP version"),
+        # A header line with no colon: every header after it was dropped unsaid (this
+        # Connection: close, a POST's Content-Length, a GET's body framing).
+        (
+            b"GET /ingest/v1/health HTTP/1.1\r\nX-Gw: 1\r\nno colon\r\nConnection: close\r\n\r\n",
+            400,
+            "header line 'no colon' is not 'Name: value'",
+        ),
+        (
+            b"GET /ingest/v1/health HTTP/1.1\r\n X-Gw: 1\r\nConnection: close\r\n\r\n",
+            400,
+            "header line ' X-Gw: 1' starts with white space",
+        ),
+        (
+            b"GET /ingest/v1/health HTTP/1.1\r\n: 1\r\nConnection: close\r\n\r\n",
+            400,
+            "a header line has no name before its colon",
+        ),
+    ],
+)
+def test_a_request_the_parser_misreads_is_answered_at_once_naming_it(
+    server: IngestHttpServer, request_bytes: bytes, status: int, said: str
+) -> None:
+    """t165: each was answered by no one (a closed connection or the 30 s timeout), or
+    read with headers silently lost."""
+    started = time.monotonic()
+    answer = read_all(send(server.server_address[1], request_bytes))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert said in json.loads(body)["error"] and time.monotonic() - started < 5
 
 
 def test_a_gzipped_body_is_415_with_accept_encoding(server: IngestHttpServer) -> None:
@@ -1367,6 +1462,30 @@ def test_an_mqtt_array_costs_each_bad_item_alone(
         assert message.startswith((b'field "payload[', b'field "payload"')), message
 
 
+def test_an_mqtt_array_past_a_pack_s_readings_is_refused_saying_so(ingest_grid: Grid) -> None:
+    """t165: an array of 10,001 readings was dead-lettered ``bad_payload`` "expected a
+    number or a JSON object", which hid why; it is ``pack_too_large``, as the HTTP
+    ingest refuses such a list and the worker such a pack. 10,000 are read."""
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    acked: list[bool] = []
+    ingest.handle(
+        "city/east/gauge-1/water_level",
+        b"[" + b"2.5," * 10_000 + b"2.5]",
+        lambda: acked.append(True),
+    )
+    [(_, headers)] = kafka.dead
+    said = dict(headers)
+    assert said["citybrain.error.reason"] == b"pack_too_large"
+    assert said["citybrain.error.message"] == (
+        b"field \"payload\" is 'an array of 10,001 items': a message holds at most 10,000 "
+        b"readings: send them in several messages"
+    )
+    assert acked == [True] and kafka.keys == [b"gauge-1"] and not kafka.readings
+    ingest.handle("city/east/gauge-1/water_level", b"[" + b"2.5," * 9_999 + b"2.5]", lambda: None)
+    assert len(kafka.readings) == 10_000
+
+
 def test_a_retained_mqtt_array_needs_a_time_in_each_item(ingest_grid: Grid) -> None:
     kafka = Kafka()
     ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
@@ -1416,3 +1535,42 @@ def test_a_body_s_headers_go_with_its_first_dead_letters_only(server: IngestHttp
     assert len(kafka.dead) == 100
     assert 0 < carried_bytes(kafka) <= 500_000
     assert sum(bool(o) for o in kafka.originals) == 8
+
+
+def test_a_redelivered_plain_number_is_stamped_at_its_first_receipt(ingest_grid: Grid) -> None:
+    """t165: a QoS 1 message the ingest had handed to Kafka but not yet acknowledged when
+    the broker's connection dropped is delivered again on the resumed session (DUP set,
+    the same packet id). A plain number is stamped on receipt, so the redelivery was a
+    second reading 5 s later, which the worker counted as one more reading. Now it is
+    stamped at its first receipt: the same reading again, which the worker drops as a
+    repeat. A new message that reuses the packet id, or another payload, is stamped anew."""
+    from paho.mqtt.client import MQTTMessage
+
+    class Client:
+        def ack(self, mid: int, qos: int) -> None:
+            pass
+
+    times = iter([T_NOW - 60, T_NOW - 55, T_NOW - 50, T_NOW - 45, T_NOW - 40])
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: next(times))
+
+    def deliver(
+        mid: int, payload: bytes, dup: bool, topic: bytes = b"city/e/gauge-1/water_level"
+    ) -> None:
+        msg = MQTTMessage(mid=mid, topic=topic)
+        msg.payload, msg.qos, msg.dup = payload, 1, dup
+        ingest._on_message(Client(), None, msg)
+
+    deliver(7, b"2.5", dup=False)  # T_NOW - 60
+    deliver(7, b"2.5", dup=True)  # redelivered after a reconnect: its first receipt
+    deliver(7, b"2.6", dup=True)  # another payload under that id: stamped anew
+    deliver(7, b"2.5", dup=False)  # the id reused by a new message: stamped anew
+    deliver(8, b"2.5", dup=True, topic=b"city/e/gauge-2/water_level")  # never seen: now
+    stamped = [(r.sensor_id, r.value, T_NOW - r.ts) for r in kafka.readings]
+    assert stamped == [
+        ("gauge-1", 2.5, 60),
+        ("gauge-1", 2.5, 60),
+        ("gauge-1", 2.6, 50),
+        ("gauge-1", 2.5, 45),
+        ("gauge-2", 2.5, 40),
+    ]
