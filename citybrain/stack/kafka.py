@@ -20,7 +20,9 @@ from citybrain.stack.process import (
     fresh_log,
     listed_port,
     other_port,
+    other_run_dir,
     read_pid,
+    serving_run_dir,
     spawn,
     stop,
     wait_until,
@@ -221,6 +223,18 @@ class KafkaBroker:
             else None
         )
         return other_port("Kafka", "CITYBRAIN_KAFKA_PORT", started, self.settings.kafka_port)
+
+    def foreign_dir(self) -> Path | None:
+        """The other run directory whose Kafka serves this shell's port while this run
+        directory's does not run (``serving_run_dir``), else None."""
+        if self.running():
+            return None
+        return serving_run_dir(self.settings.kafka_port, self.log_file, self.settings.run_dir)
+
+    def foreign(self) -> str:
+        """``other_run_dir``'s words for ``foreign_dir``; "" when there is none."""
+        port = self.settings.kafka_port
+        return other_run_dir("Kafka", port, self.foreign_dir(), self.settings.run_dir)
 
     def ready(self) -> bool:
         """The broker answers a metadata request (better than grepping its log)."""

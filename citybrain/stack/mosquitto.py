@@ -15,7 +15,9 @@ from citybrain.stack.process import (
     debian_binary,
     listed_port,
     other_port,
+    other_run_dir,
     read_pid,
+    serving_run_dir,
     spawn,
     stop,
     wait_until,
@@ -103,6 +105,18 @@ class MosquittoBroker:
         """``other_port``'s words when this run directory's broker runs on another port."""
         started = listed_port(self.config, r"^listener (\d+)") if self.running() else None
         return other_port("Mosquitto", "CITYBRAIN_MQTT_PORT", started, self.settings.mqtt_port)
+
+    def foreign_dir(self) -> Path | None:
+        """The other run directory whose Mosquitto serves this shell's port while this run
+        directory's does not run (``serving_run_dir``), else None."""
+        if self.running():
+            return None
+        return serving_run_dir(self.settings.mqtt_port, self.log_file, self.settings.run_dir)
+
+    def foreign(self) -> str:
+        """``other_run_dir``'s words for ``foreign_dir``; "" when there is none."""
+        port = self.settings.mqtt_port
+        return other_run_dir("Mosquitto", port, self.foreign_dir(), self.settings.run_dir)
 
     def ready(self) -> bool:
         """The broker accepts an MQTT CONNECT (a listening socket alone is not enough)."""

@@ -219,6 +219,91 @@ def other_port(name: str, setting: str, started: int | None, port: int) -> str:
     )
 
 
+def listening_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` of this machine (any address, IPv4 or IPv6),
+    found through ``/proc/net/tcp``/``tcp6`` (state ``0A``: LISTEN) and the sockets the
+    processes hold open; None when nothing listens there or ``/proc`` cannot say (a
+    process of another user, whose descriptors cannot be read)."""
+    sockets: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            # sl, local address (hex address:hex port), remote address, state, ..., inode
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A":
+                with contextlib.suppress(ValueError, IndexError):
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        sockets.add(f"socket:[{fields[9]}]")
+    if not sockets:
+        return None
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                    return pid
+    return None
+
+
+def serving_run_dir(port: int, log_file: Path, run_dir: Path) -> Path | None:
+    """The run directory of another local stack whose service listens on ``port``: the
+    listening process's output is ``log_file``'s place (relative to ``run_dir``, this
+    shell's run directory) under that directory, as ``spawn`` starts every service. None
+    when nothing listens, the listener is no stack's service of that kind (or ``/proc``
+    cannot say), or it is ``run_dir``'s own."""
+    pid = listening_pid(port)
+    if pid is None:
+        return None
+    try:
+        output = Path(os.readlink(f"/proc/{pid}/fd/1").removesuffix(" (deleted)"))
+    except OSError:
+        return None
+    run_dir = Path(os.path.abspath(run_dir))
+    try:
+        place = Path(os.path.abspath(log_file)).relative_to(run_dir).parts
+    except ValueError:
+        return None
+    if len(output.parts) <= len(place) or output.parts[-len(place) :] != place:
+        return None
+    other = Path(*output.parts[: -len(place)])
+    return None if other == run_dir else other
+
+
+def other_run_dir(name: str, port: int, other: Path | None, run_dir: Path) -> str:
+    """ "" unless ``other`` (``serving_run_dir``) names another run directory whose
+    ``name`` serves this shell's ``port``; then that, and the setting it was started with
+    (``stop_other_stack`` gives the command that stops it).
+
+    t164: a demo run with CITYBRAIN_RUN_DIR=/tmp/demo2, then `stack down` typed with its
+    ports but not its run directory, said every service "was not running" (exit 0) and
+    left them all running; `stack reload` said "map rules reloaded" having written them
+    into the other directory, which that Prometheus does not read."""
+    if other is None:
+        return ""
+    return (
+        f"the {name} on port {port} is the stack of run directory {other} (started with "
+        f"CITYBRAIN_RUN_DIR={other}), not of this shell's {Path(os.path.abspath(run_dir))}"
+    )
+
+
+def stop_other_stack(other: Path) -> str:
+    """The command that stops the stack of run directory ``other``, as this shell types it
+    (with the settings its last demo recorded)."""
+    from citybrain.commands import command_line
+
+    return command_line("stack", "down", env={"CITYBRAIN_RUN_DIR": str(other)})
+
+
 def listed_port(path: Path, pattern: str) -> int | None:
     """The port ``pattern``'s group 1 finds in the file ``path`` (a service's config as
     the stack wrote it), None when unreadable or absent."""

@@ -14,7 +14,9 @@ from citybrain.stack.process import (
     debian_binary,
     listed_port,
     other_port,
+    other_run_dir,
     read_pid,
+    serving_run_dir,
     spawn,
     stop,
     wait_until,
@@ -112,6 +114,18 @@ class PrometheusServer:
         started = listed_port(cmdline, pattern) if pid is not None else None
         port = self.settings.prometheus_port
         return other_port("Prometheus", "CITYBRAIN_PROMETHEUS_PORT", started, port)
+
+    def foreign_dir(self) -> Path | None:
+        """The other run directory whose Prometheus serves this shell's port while this run
+        directory's does not run (``serving_run_dir``), else None."""
+        if self.running():
+            return None
+        return serving_run_dir(self.settings.prometheus_port, self.log_file, self.settings.run_dir)
+
+    def foreign(self) -> str:
+        """``other_run_dir``'s words for ``foreign_dir``; "" when there is none."""
+        port = self.settings.prometheus_port
+        return other_run_dir("Prometheus", port, self.foreign_dir(), self.settings.run_dir)
 
     def ready(self) -> bool:
         try:
