@@ -16,6 +16,7 @@ from citybrain.stack.process import (
     other_port,
     other_run_dir,
     read_pid,
+    replace_text,
     serving_run_dir,
     spawn,
     stop,
@@ -69,9 +70,12 @@ class PrometheusServer:
         grid = load_yaml(utf8_text(Path(self.settings.grid_file), "CITYBRAIN_GRID_FILE"))
         grid = grid if isinstance(grid, dict) else {}
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.locations.write_text(
+        # Whole or not at all: written in place, a full disk left the file Prometheus
+        # reads empty (t164, `stack reload`), its map with no cell until the next start.
+        replace_text(
+            self.locations,
             f"# Written by citybrain's stack from {self.settings.grid_file}; do not edit.\n"
-            + yaml.safe_dump(location_rules(grid), sort_keys=False, allow_unicode=True)
+            + yaml.safe_dump(location_rules(grid), sort_keys=False, allow_unicode=True),
         )
 
     def write_config(self) -> None:
