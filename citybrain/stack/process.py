@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
+from citybrain.ports import listening_pid
+
 
 class StackError(RuntimeError):
     """A stack component failed to install, start or stop; the message says which and why."""
@@ -217,42 +219,6 @@ def other_port(name: str, setting: str, started: int | None, port: int) -> str:
         f"{name} of this run directory runs on port {started}, not {port}: it was started "
         f"with {setting}={started}; set that (and the stack's other settings) in this shell"
     )
-
-
-def listening_pid(port: int) -> int | None:
-    """The process listening on TCP ``port`` of this machine (any address, IPv4 or IPv6),
-    found through ``/proc/net/tcp``/``tcp6`` (state ``0A``: LISTEN) and the sockets the
-    processes hold open; None when nothing listens there or ``/proc`` cannot say (a
-    process of another user, whose descriptors cannot be read)."""
-    sockets: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            rows = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            # sl, local address (hex address:hex port), remote address, state, ..., inode
-            fields = row.split()
-            if len(fields) > 9 and fields[3] == "0A":
-                with contextlib.suppress(ValueError, IndexError):
-                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
-                        sockets.add(f"socket:[{fields[9]}]")
-    if not sockets:
-        return None
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return None
-    for pid in pids:
-        try:
-            fds = os.listdir(f"/proc/{pid}/fd")
-        except OSError:
-            continue
-        for fd in fds:
-            with contextlib.suppress(OSError):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
-                    return pid
-    return None
 
 
 def serving_run_dir(port: int, log_file: Path, run_dir: Path) -> Path | None:
