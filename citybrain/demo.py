@@ -76,7 +76,7 @@ from citybrain.stack.process import (
     tail,
 )
 from citybrain.stack.topics import create_topics
-from citybrain.text import agreeing, cell, counted, display_width, duration, pad
+from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.csvfile import gzip_name
@@ -1849,7 +1849,7 @@ def _watch(
     progress = Progress("starting", 0, 0, total, 0.0, 0.0, 0)
     show: Callable[[Progress], None]
     live: Live | None = None
-    if console.is_terminal:
+    if draws_live(console):
         live = Live(_table(metrics, progress), console=console, refresh_per_second=4)
         live.start()
 
@@ -1954,7 +1954,7 @@ def _watch(
     finally:
         if live is not None:
             live.stop()
-    if not console.is_terminal:
+    if not draws_live(console):
         console.print(progress.line(metrics), highlight=False, soft_wrap=True, markup=False)
     return metrics
 
