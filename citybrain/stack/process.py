@@ -270,22 +270,6 @@ def stop_other_stack(other: Path) -> str:
     return command_line("stack", "down", env={"CITYBRAIN_RUN_DIR": str(other)})
 
 
-def replace_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` whole or not at all: into a new file beside it, then
-    renamed over it. An ``OSError`` names ``path`` (a write refused after the open, a
-    full disk, named no file, so it was called a bug); the new file is removed."""
-    part = path.with_name(f".{path.name}.{os.getpid()}.new")
-    try:
-        part.write_text(text, encoding="utf-8")
-        os.replace(part, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            part.unlink()
-        if exc.filename is None:
-            raise OSError(exc.errno, exc.strerror, str(path)) from exc
-        raise
-
-
 def listed_port(path: Path, pattern: str) -> int | None:
     """The port ``pattern``'s group 1 finds in the file ``path`` (a service's config as
     the stack wrote it), None when unreadable or absent."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from citybrain.errors import utf8_text
+from citybrain.files import replace_text
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen
 from citybrain.stack.process import (
     StackError,
@@ -16,7 +17,6 @@ from citybrain.stack.process import (
     other_port,
     other_run_dir,
     read_pid,
-    replace_text,
     serving_run_dir,
     spawn,
     stop,
