@@ -78,15 +78,6 @@ def cmd_stack(args: argparse.Namespace) -> int:
         for component in (kafka, prom, mqtt):
             if component.elsewhere():
                 raise StackError(component.elsewhere())
-            # Another run directory's service on this shell's port: named, with the
-            # command that stops it (t164: "in use (another Kafka's, or another
-            # program's)", naming neither).
-            other = component.foreign_dir()
-            if other is not None:
-                raise StackError(
-                    f"{component.foreign()}: `{stop_other_stack(other)}` stops it, or give "
-                    "this run directory's stack ports of its own"
-                )
         for component in (kafka, prom, mqtt):
             component.check_ports()
         # Its directories before anything is said or started (after the ports, which

@@ -22,6 +22,7 @@ from citybrain.stack.process import (
     other_port,
     other_run_dir,
     read_pid,
+    refuse_other_run_dir,
     serving_run_dir,
     spawn,
     stop,
@@ -270,6 +271,11 @@ class KafkaBroker:
         ``stack up`` checks every service's before starting any."""
         if self.running():
             return
+        # Another run directory's Kafka on this port: named, with the command that
+        # stops it (t164: "in use (another Kafka's, or another program's)").
+        refuse_other_run_dir(
+            "Kafka", self.settings.kafka_port, self.foreign_dir(), self.settings.run_dir
+        )
         check_listen("127.0.0.1", self.settings.kafka_port, "CITYBRAIN_KAFKA_PORT", "Kafka")
         check_listen(
             "127.0.0.1",

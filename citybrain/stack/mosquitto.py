@@ -17,6 +17,7 @@ from citybrain.stack.process import (
     other_port,
     other_run_dir,
     read_pid,
+    refuse_other_run_dir,
     serving_run_dir,
     spawn,
     stop,
@@ -134,6 +135,11 @@ class MosquittoBroker:
         ``stack up`` checks every service's before starting any."""
         if self.running():
             return
+        # Another run directory's Mosquitto on this port: named, with the command that
+        # stops it (t164: "in use (another Mosquitto's, or another program's)").
+        refuse_other_run_dir(
+            "Mosquitto", self.settings.mqtt_port, self.foreign_dir(), self.settings.run_dir
+        )
         check_listen("127.0.0.1", self.settings.mqtt_port, "CITYBRAIN_MQTT_PORT", "Mosquitto")
 
     def start(self, timeout: float = 30.0) -> None:

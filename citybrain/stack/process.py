@@ -262,6 +262,18 @@ def other_run_dir(name: str, port: int, other: Path | None, run_dir: Path) -> st
     )
 
 
+def refuse_other_run_dir(name: str, port: int, other: Path | None, run_dir: Path) -> None:
+    """Raise ``StackError`` when ``other`` (``serving_run_dir``) names another run
+    directory whose ``name`` serves ``port``: a start here would fail on the port, and
+    `stack down` here would not stop it, so both are said, with the command that stops it.
+    """
+    if other is not None:
+        raise StackError(
+            f"{other_run_dir(name, port, other, run_dir)}: `{stop_other_stack(other)}` stops "
+            "it, or give this run directory's stack ports of its own"
+        )
+
+
 def stop_other_stack(other: Path) -> str:
     """The command that stops the stack of run directory ``other``, as this shell types it
     (with the settings its last demo recorded)."""

@@ -17,6 +17,7 @@ from citybrain.stack.process import (
     other_port,
     other_run_dir,
     read_pid,
+    refuse_other_run_dir,
     serving_run_dir,
     spawn,
     stop,
@@ -143,6 +144,11 @@ class PrometheusServer:
         ``stack up`` checks every service's before starting any."""
         if self.running():
             return
+        # Another run directory's Prometheus on this port: named, with the command that
+        # stops it (t164: "in use (another Prometheus's, or another program's)").
+        refuse_other_run_dir(
+            "Prometheus", self.settings.prometheus_port, self.foreign_dir(), self.settings.run_dir
+        )
         port = self.settings.prometheus_port
         check_listen("127.0.0.1", port, "CITYBRAIN_PROMETHEUS_PORT", "Prometheus")
 

@@ -174,3 +174,15 @@ def test_stack_status_says_whose_stack_answers(
     out = capsys.readouterr().out
     assert "(the Prometheus on port" in out and f"run directory {first}" in out, out
     assert "but the demo worker on port" in out, out
+
+
+def test_the_demo_names_the_run_directory_whose_service_holds_the_port(
+    first: Path, second: Path, served: list[int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo checks the ports as `stack up` does (fails on the old code: "already in
+    use (another Prometheus's, or another program's)")."""
+    assert main(["demo"]) == 3
+    err = capsys.readouterr().err
+    assert f"is the stack of run directory {first}" in err, err
+    assert "stack down` stops it, or give this run directory's stack ports" in err, err
+    assert all(alive(pid) for pid in served)
