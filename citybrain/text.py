@@ -138,6 +138,6 @@ def draws_live(console: Any) -> bool:
     place: a terminal that can move its cursor. A dumb one (``TERM=dumb``: Emacs' shell,
     a CI's pseudo-terminal) is a terminal too, yet rich draws its live views there only
     once, when they stop, so it gets the plain lines a pipe gets (t164: `make demo` and
-    `citybrain replay` under TERM=dumb said nothing from the replay's start to its end).
+    the replay under TERM=dumb said nothing from the replay's start to its end).
     """
     return bool(console.is_interactive)
