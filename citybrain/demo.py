@@ -47,6 +47,7 @@ from citybrain.commands import (
 )
 from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
+from citybrain.files import write_output
 from citybrain.kafka_read import SafePoller, bounded, partitions_of, topics_of
 from citybrain.ports import check_listen
 from citybrain.report import (
@@ -76,7 +77,7 @@ from citybrain.stack.process import (
     tail,
 )
 from citybrain.stack.topics import create_topics
-from citybrain.text import agreeing, cell, counted, display_width, duration, pad
+from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.csvfile import gzip_name
@@ -687,6 +688,7 @@ def write_report(
     path: Path,
     title: str,
     expected: tuple[KnownEvent, ...] | None = None,
+    option: str = "--out",
 ) -> Replayed:
     """The what-if report of a finished replay: its data files, its topics and the grid.
     Everything it counts is what the prefix's topics hold, the worker accepted (its dead
@@ -697,7 +699,8 @@ def write_report(
     and an event is reported only when the topics hold readings of its sensors.
     Returns what was matched, for warnings (``Replayed.unreplayed``, ``partly``).
     Raises ``NotReplayedError``, writing nothing, when the topics hold none of the
-    files' events."""
+    files' events; ``InputError`` naming ``option`` (the report's file's, ``--out``) when
+    the file cannot be written, left as it was (``files.write_output``)."""
     from playbooks.loader import load_grid
 
     if expected is None:
@@ -772,9 +775,7 @@ def write_report(
             settings.topic_prefix,
         ),
     )
-    path.write_text(
-        build_report(readings, ours.alerts, ours.steps, title, context), encoding="utf-8"
-    )
+    write_output(path, build_report(readings, ours.alerts, ours.steps, title, context), option)
     # Alerts on sensors the files do not hold: the report was given other files than
     # the replay under this prefix had.
     replayed.elsewhere = len(
@@ -1549,6 +1550,7 @@ def _run_demo(
                 report_path,
                 f"citybrain what-if report: {', '.join(p.name for p in data)}",
                 expected,
+                option="--report",
             )
             console.print(f"report written to {written_path(report_path)}", markup=False)
     except BaseException:
@@ -1556,7 +1558,7 @@ def _run_demo(
         raise
     _print_summary(console, summary)
     if summary_path is not None:
-        summary_path.write_text(json.dumps(summary, indent=2))
+        write_output(summary_path, json.dumps(summary, indent=2), "--summary")
         console.print(f"summary written to {written_path(summary_path)}", markup=False)
     today = datetime.now(UTC).date()
     prefix = settings.topic_prefix
@@ -1849,7 +1851,7 @@ def _watch(
     progress = Progress("starting", 0, 0, total, 0.0, 0.0, 0)
     show: Callable[[Progress], None]
     live: Live | None = None
-    if console.is_terminal:
+    if draws_live(console):
         live = Live(_table(metrics, progress), console=console, refresh_per_second=4)
         live.start()
 
@@ -1954,7 +1956,7 @@ def _watch(
     finally:
         if live is not None:
             live.stop()
-    if not console.is_terminal:
+    if not draws_live(console):
         console.print(progress.line(metrics), highlight=False, soft_wrap=True, markup=False)
     return metrics
 

@@ -3,9 +3,11 @@ naming the setting when it cannot, instead of an ``OSError`` or faust's tracebac
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import socket
+from pathlib import Path
 
 from citybrain.errors import InputError, ListenError
 
@@ -34,14 +36,69 @@ def listen_error(exc: OSError, host: str, port: int, port_setting: str, what: st
             "1024 or above"
         )
     if exc.errno == errno.EADDRINUSE:
+        # Which process, when /proc says (t164: "another X's, or another program's" left
+        # a newcomer to find it with ss or lsof).
+        who = holder(port)
+        whose = f"by {who}" if who else f"(another {what}'s, or another program's)"
         return ListenError(
-            f"{port_setting} is {port}, but {host}:{port} is already in use (another "
-            f"{what}'s, or another program's): stop that one, or give this {what} its own "
-            f"port, e.g. {port_setting}={_next(port, host)}"
+            f"{port_setting} is {port}, but {host}:{port} is already in use {whose}: stop "
+            f"that one, or give this {what} its own port, e.g. {port_setting}="
+            f"{_next(port, host)}"
         )
     return ListenError(
         f"{port_setting} is {port}: the {what} cannot listen on {host}:{port}: {exc}"
     )
+
+
+def listening_pid(port: int) -> int | None:
+    """The process listening on TCP ``port`` of this machine (any address, IPv4 or IPv6),
+    found through ``/proc/net/tcp``/``tcp6`` (state ``0A``: LISTEN) and the sockets the
+    processes hold open; None when nothing listens there or ``/proc`` cannot say (a
+    process of another user, whose descriptors cannot be read)."""
+    sockets: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            # sl, local address (hex address:hex port), remote address, state, ..., inode
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == "0A":
+                with contextlib.suppress(ValueError, IndexError):
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        sockets.add(f"socket:[{fields[9]}]")
+    if not sockets:
+        return None
+    try:
+        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in sockets:
+                    return pid
+    return None
+
+
+def holder(port: int) -> str:
+    """ "pid N, `its command line`" of the process listening on ``port`` (``listening_pid``),
+    the command line cut to 100 characters; "" when ``/proc`` cannot say."""
+    pid = listening_pid(port)
+    if pid is None:
+        return ""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return f"pid {pid}"
+    shown = " ".join(os.fsdecode(arg) for arg in args)
+    shown = shown if len(shown) <= 100 else shown[:99] + "…"
+    return f"pid {pid}, `{shown}`" if shown else f"pid {pid}"
 
 
 def check_listen(host: str, port: int, port_setting: str, what: str) -> None:

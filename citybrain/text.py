@@ -8,6 +8,7 @@ import unicodedata
 import zoneinfo
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:
@@ -130,3 +131,13 @@ def pad(text: str, columns: int) -> str:
     """``text`` followed by the spaces that bring it to ``columns`` on a terminal
     (``str.ljust`` by display width)."""
     return text + " " * max(0, columns - display_width(text))
+
+
+def draws_live(console: Any) -> bool:
+    """Whether ``console`` (a ``rich.console.Console``) redraws a live view or a bar in
+    place: a terminal that can move its cursor. A dumb one (``TERM=dumb``: Emacs' shell,
+    a CI's pseudo-terminal) is a terminal too, yet rich draws its live views there only
+    once, when they stop, so it gets the plain lines a pipe gets (t164: `make demo` and
+    the replay under TERM=dumb said nothing from the replay's start to its end).
+    """
+    return bool(console.is_interactive)

@@ -94,6 +94,15 @@ _LONGEST_SLEEP = 86_400.0  # seconds
 # answers), and how long closing the producer may wait for what is left after that.
 FLUSH_SECONDS = 150.0
 CLOSE_SECONDS = 5.0
+# How long a replay goes on handing messages to the producer while Kafka answers none
+# of them (no acknowledgement, no refusal) before it stops, exit 3 with the command that
+# sends the rest. kafka-python buffers 32 MB and gives a batch up only after its 120 s
+# delivery timeout: with the broker gone, a paced replay said "2,000 … 3,000 … events
+# sent" for as long as it ran (t164), having sent none.
+STALL_SECONDS = 30.0
+# The longest sleep of a paced replay while messages wait for Kafka's answer: the stall
+# is noticed within this much of STALL_SECONDS.
+STALL_CHECK_SECONDS = 1.0
 
 
 def read_canonical(
@@ -567,10 +576,12 @@ def send_packs(
     topic: str,
     packs: Iterable[tuple[int, bytes, bytes]],
     on_failure: Callable[[Exception], None] | None = None,
+    on_success: Callable[[Any], None] | None = None,
 ) -> int:
     """Send ``ReadingPacker`` output with a kafka-python producer, each pack to its
     partition (``-1``: the key's partition); returns how many. ``on_failure`` gets each
-    send's exception (else one raised before sending propagates)."""
+    send's exception (else one raised before sending propagates); ``on_success`` each
+    acknowledged send's record metadata."""
     from kafka.errors import KafkaError, KafkaTimeoutError
 
     n = 0
@@ -587,6 +598,8 @@ def send_packs(
                 raise
             on_failure(exc)
         else:
+            if on_success is not None:
+                future.add_callback(on_success)
             if on_failure is not None:
                 future.add_errback(on_failure)
         n += 1
@@ -648,6 +661,13 @@ class Replayer:
         self.readings_topic = readings_topic
         self.incidents_topic = incidents_topic
         self.packer = packer
+        self._reset_answers()
+
+    def _reset_answers(self) -> None:
+        """No message handed to the producer yet, none answered (``_stalled``)."""
+        self._handed = 0  # messages handed to the producer (main thread)
+        self._answered = 0  # ... acknowledged or refused (the producer's I/O thread)
+        self._progress_at = time.monotonic()  # the last answer, or when one became due
 
     def replay(
         self,
@@ -661,6 +681,7 @@ class Replayer:
         sent, every 1,000 and before a pause of 0.5 s or more. ``stats`` counts them as
         they go, ``stats.last`` the last one handed over."""
         stats = self._stats = ReplayStats()
+        self._reset_answers()
         start = time.monotonic()
         t0: float | None = None
         instant = 0.0
@@ -685,7 +706,9 @@ class Replayer:
                     # In bounded steps: time.sleep() refuses more than about 292 years
                     # (OverflowError), which a slow --speed over a long file asks for.
                     while delay > 0:
-                        time.sleep(min(delay, _LONGEST_SLEEP))
+                        waiting = self._handed > self._answered
+                        time.sleep(min(delay, STALL_CHECK_SECONDS if waiting else _LONGEST_SLEEP))
+                        self._check_answers()
                         delay = due - (time.monotonic() - start)
             if isinstance(event, Reading):
                 stats.readings += 1
@@ -697,18 +720,26 @@ class Replayer:
                 stats.incidents += 1
                 value = event.to_json()
                 failed = partial(self._failed, incidents=1, size=len(value))
+                self._handing(1)
                 send_packs(
-                    self.producer, self.incidents_topic, [(-1, event_key(event), value)], failed
+                    self.producer,
+                    self.incidents_topic,
+                    [(-1, event_key(event), value)],
+                    failed,
+                    self._acknowledged,
                 )
             stats.last = event
             unreported += 1
+            if unreported % 100 == 0:
+                self._check_answers()
             if progress is not None and unreported == 1000:
                 progress(unreported)
                 unreported = 0
         self._send_packs(self.packer.flush() if self.packer else [])
         # Bounded: a broker frozen part-way (it takes connections, answers nothing) left
-        # kafka-python's flush waiting for ever, even once it was thawed (helper t85).
-        self.producer.flush(timeout=FLUSH_SECONDS)
+        # kafka-python's flush waiting for ever, even once it was thawed (helper t85). In
+        # steps, so a Kafka that answers nothing stops it after STALL_SECONDS.
+        self._flush(FLUSH_SECONDS)
         if progress is not None and unreported:
             progress(unreported)
         stats.seconds = time.monotonic() - start
@@ -728,6 +759,46 @@ class Replayer:
             self._send_packs(self.packer.flush())
         self.producer.flush(timeout=timeout)
 
+    def _flush(self, timeout: float) -> None:
+        """The producer's flush, at most ``timeout`` s, in steps of STALL_CHECK_SECONDS
+        between which ``_check_answers`` may stop it. Raises KafkaTimeoutError."""
+        from kafka.errors import KafkaTimeoutError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            step = min(STALL_CHECK_SECONDS, max(0.0, deadline - time.monotonic()))
+            try:
+                self.producer.flush(timeout=step)
+                return
+            except KafkaTimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+                self._check_answers()
+
+    def _handing(self, messages: int) -> None:
+        """Count ``messages`` about to be handed to the producer; the wait for an answer
+        starts now when none was waiting."""
+        if self._handed <= self._answered:
+            self._progress_at = time.monotonic()
+        self._handed += messages
+
+    def _acknowledged(self, _metadata: Any = None) -> None:
+        # The producer's I/O thread: an int increment and a float store, safe under the GIL.
+        self._answered += 1
+        self._progress_at = time.monotonic()
+
+    def _check_answers(self) -> None:
+        """Raise KafkaTimeoutError when messages have waited STALL_SECONDS with no answer
+        from Kafka (an acknowledgement or a refusal) since the last one."""
+        from kafka.errors import KafkaTimeoutError
+
+        waiting = self._handed - self._answered
+        quiet = time.monotonic() - self._progress_at
+        if waiting > 0 and quiet > STALL_SECONDS:
+            raise KafkaTimeoutError(
+                f"no acknowledgement for {quiet:.0f} s, {waiting:,} messages waiting for it"
+            )
+
     def _send_packs(self, packs: list[tuple[int, bytes, bytes]]) -> None:
         for pack in packs:
             # How many readings a refused message held (a pack's each have one
@@ -735,10 +806,13 @@ class Replayer:
             value = pack[2]
             held = value.count(b'"sensor_id":') if value.startswith(PACK_HEAD) else 1
             failed = partial(self._failed, readings=held, size=len(value))
-            send_packs(self.producer, self.readings_topic, [pack], failed)
+            self._handing(1)
+            send_packs(self.producer, self.readings_topic, [pack], failed, self._acknowledged)
 
     def _failed(self, exc: Exception, readings: int = 0, incidents: int = 0, size: int = 0) -> None:
         # Called by the producer's I/O thread; an int increment is safe under the GIL.
+        # A refusal is an answer too: Kafka (or the producer's own check) said no.
+        self._acknowledged()
         stats = self._stats
         stats.failed += 1
         stats.failed_readings += readings

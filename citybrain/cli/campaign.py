@@ -19,6 +19,7 @@ from citybrain.commands import (
     written_path,
 )
 from citybrain.errors import json_error_at, utf8_text
+from citybrain.files import write_output
 from citybrain.text import counted, day
 from playbooks.errors import did_you_mean, shown
 from streams.events import json_int
@@ -180,9 +181,9 @@ def write_campaign(
         width = table_width(wide)
         print(json.dumps(report, indent=2) if as_json else render_text(report, width))
     elif out.suffix.lower() == ".html":
-        out.write_text(render_html(report, title), encoding="utf-8")
+        write_output(out, render_html(report, title), "--out")
     elif out.suffix.lower() == ".json":
-        out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        write_output(out, json.dumps(report, indent=2) + "\n", "--out")
     else:
         raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
 
@@ -233,9 +234,7 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         messages = [m for role in roles for m in read_topic(settings, settings.topic(role))]
         records, places = topic_records(messages)
         if args.export:
-            Path(args.export).write_text(
-                "".join(json.dumps(r) + "\n" for r in records), encoding="utf-8"
-            )
+            write_output(args.export, "".join(json.dumps(r) + "\n" for r in records), "--export")
             # On stderr: stdout may be the report's JSON (--json).
             # Named absolute, as every written file (t98: the path as given, relative).
             said = f"{counted(len(records), 'record')} exported to {written_path(args.export)}"

@@ -41,7 +41,7 @@ from citybrain.cli.stack import (
 from citybrain.commands import (
     command_line,
 )
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, counted, draws_live
 from streams.errors import StreamsError, show
 from streams.settings import Settings
 
@@ -218,7 +218,7 @@ def _send(
                 # Not at a terminal (a pipe, a log file), the bar shows nothing until
                 # the end (t134: 10 minutes without a word): a plain line every few
                 # seconds on stderr instead, as `make demo` prints.
-                plain = None if progress.console.is_terminal else PlainProgress(count)
+                plain = None if draws_live(progress.console) else PlainProgress(count)
 
                 def advance(n: int) -> None:
                     progress.advance(task, n)
@@ -284,7 +284,7 @@ def replay_bar(console: Any = None) -> Any:
         TextColumn("eta"),
         TimeRemainingColumn(),
         console=console,
-        disable=not console.is_terminal,
+        disable=not draws_live(console),
     )
 
 

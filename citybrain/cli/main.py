@@ -96,10 +96,42 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return EXIT_SERVICE, f"a service did not answer ({why}): {start_stack_hint()} and retry"
     if isinstance(exc, OSError) and exc.filename is not None:
         return EXIT_USAGE, _unwritable(exc) or f"cannot use {exc.filename}: {exc.strerror}"
+    if isinstance(exc, OSError) and _disk_refused(exc):
+        # A write refused after its file was opened names no file (t164: `stack reload`
+        # on a full run directory was "unexpected OSError … This is a bug", exit 70).
+        return EXIT_USAGE, _full_disk(exc)
     return EXIT_BUG, (
         f"unexpected {type(exc).__name__}: {exc}. This is a bug: please report it with the "
         "command you ran; CITYBRAIN_DEBUG=1 prints the traceback"
     )
+
+
+def _disk_refused(exc: OSError) -> bool:
+    """Whether ``exc`` is a disk refusing a write: full, over quota or read-only."""
+    import errno
+
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _full_disk(exc: OSError) -> str:
+    """One line for ``exc`` (``_disk_refused``, no file named): the run directory or
+    CITYBRAIN_HOME when its disk is the one that refused (full, or read-only), with what
+    to do; else the reason and what to do."""
+    from citybrain.stack.dirs import MIN_FREE_MB, unwritable_message
+
+    reason = exc.strerror or str(exc)
+    with contextlib.suppress(StreamsError):
+        settings = _settings()
+        for root in (settings.run_dir, settings.home):
+            with contextlib.suppress(OSError):
+                stat = os.statvfs(root)
+                full = stat.f_bavail * stat.f_frsize / 1e6 < MIN_FREE_MB
+                read_only = bool(stat.f_flag & os.ST_RDONLY)
+                if full or read_only:
+                    found = unwritable_message(settings, root, reason, exc.errno)
+                    if found:
+                        return found
+    return f"a write was refused ({reason}): free space on the disk, or make it writable, and retry"
 
 
 def _unwritable(exc: OSError) -> str | None:
@@ -109,8 +141,16 @@ def _unwritable(exc: OSError) -> str | None:
     import errno
     from pathlib import Path
 
-    from citybrain.stack.dirs import unwritable_message
+    from citybrain.stack.dirs import not_a_directory, unwritable_message
 
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        # A file where the run directory (or a folder in it) belongs (t164: `worker`,
+        # `stack reload` and `stack down --wipe` said "cannot use …/faust/citybrain: Not a
+        # directory", naming no setting).
+        try:
+            return not_a_directory(_settings(), Path(os.fsdecode(exc.filename)))
+        except StreamsError:
+            return None
     if exc.errno not in (errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM):
         return None
     try:

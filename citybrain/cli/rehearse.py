@@ -12,6 +12,7 @@ from citybrain.commands import (
     written_path,
 )
 from citybrain.errors import json_error_at, utf8_text
+from citybrain.files import write_output
 from citybrain.text import counted, duration
 from playbooks.errors import shown
 from streams.events import duplicate_keys, json_int
@@ -161,17 +162,13 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         if out.suffix.lower() == ".json":
-            out.write_text(json.dumps({"versions": versions}, indent=2) + "\n", encoding="utf-8")
+            write_output(out, json.dumps({"versions": versions}, indent=2) + "\n", "--out")
         elif out.suffix.lower() == ".html":
-            out.write_text(
-                "\n".join(
-                    render_html(
-                        v["report"], f"rehearsal, {_ack_head(v['ack_deadline'])}", page=i == 0
-                    )
-                    for i, v in enumerate(versions)
-                ),
-                encoding="utf-8",
+            pages = (
+                render_html(v["report"], f"rehearsal, {_ack_head(v['ack_deadline'])}", page=i == 0)
+                for i, v in enumerate(versions)
             )
+            write_output(out, "\n".join(pages), "--out")
         else:
             raise CliError(f"--out is {str(out)!r}, expected a .html or .json file")
         print(f"rehearsal report written to {written_path(out)}")

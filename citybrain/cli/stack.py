@@ -55,9 +55,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack.process import (
         StackError,
         frozen,
+        other_run_dir,
         read_pid,
         running_seconds,
         stack_lock,
+        stop_other_stack,
     )
     from citybrain.stack.topics import PartitionCountError, create_topics
 
@@ -146,9 +148,23 @@ def cmd_stack(args: argparse.Namespace) -> int:
         worker = "stopped" if stop_demo_worker(s) else "was not running"
         if demo is not None and worker == "was not running":
             worker = "stopped with the demo"  # the demo stops its own worker (t48)
+        # A service of another run directory on this shell's port is left running, and
+        # said so (t164: "was not running", exit 0, as the other stack ran on).
+        others: list[Path] = []
+        other_worker = foreign_worker(s) if worker == "was not running" else None
+        if other_worker is not None:
+            others.append(other_worker)
+            worker += " here; left running: " + other_run_dir(
+                "demo worker", s.worker_port, other_worker, s.run_dir
+            )
         print(f"{'demo worker':11} {worker}")
         for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
-            print(f"{name:11} {'stopped' if comp.stop() else 'was not running'}")
+            said = "stopped" if comp.stop() else "was not running"
+            other = None if said == "stopped" else comp.foreign_dir()
+            if other is not None:
+                others.append(other)
+                said += f" here; left running: {comp.foreign()}"
+            print(f"{name:11} {said}")
         if args.wipe:
             from citybrain.demo import DemoFiles
 
@@ -166,6 +182,17 @@ def cmd_stack(args: argparse.Namespace) -> int:
             if forgot:
                 print(f"{'demo':11} record removed ({record}): its topics went with the data")
         held.close()
+        if others:
+            # Not done: what answers on this shell's ports still runs (a script's
+            # `stack down && stack up` would meet it), so exit 1 with the one fix.
+            sys.stdout.flush()
+            print(
+                f"citybrain: the stack on this shell's ports is not this run directory's "
+                f"({s.run_dir}) and was left running: it is {others[0]}'s; "
+                f"`{stop_other_stack(others[0])}` stops it",
+                file=sys.stderr,
+            )
+            return EXIT_FAILED
     elif args.action == "restart-worker":
         require_writable(s)
         with stack_lock(s.run_dir, "citybrain stack restart-worker"):
@@ -236,6 +263,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
             # how to start it).
             start = f"; `{command_line('stack', 'up')}` starts it" if state == "down" else ""
             note = "" if needed else f" (optional, for `{command_line('ingest', 'mqtt')}`{start})"
+            # Ready, but another run directory's: `stack down` here would not stop it.
+            foreign = comp.foreign() if state == "ready" else ""
+            note += f" ({foreign})" if foreign else ""
             print(f"{name:11} {state:8} {where}{note}")
         for line in demo_worker_lines(s):
             print(line)
@@ -278,6 +308,18 @@ def last_record(text: str) -> str:
     if not starts or any(line.startswith("Traceback") for line in lines[starts[-1] :]):
         return lines[-1] if lines else ""
     return lines[starts[-1]]
+
+
+def foreign_worker(settings: Settings) -> Path | None:
+    """The other run directory whose demo worker serves this shell's worker port while
+    this run directory's does not run (``serving_run_dir``), else None."""
+    from citybrain.demo import DemoFiles
+    from citybrain.stack.process import read_pid, serving_run_dir
+
+    files = DemoFiles.of(settings)
+    if read_pid(files.pid) is not None:
+        return None
+    return serving_run_dir(settings.worker_port, files.log, settings.run_dir)
 
 
 def demo_worker_lines(settings: Settings) -> list[str]:
@@ -329,7 +371,13 @@ def demo_worker_lines(settings: Settings) -> list[str]:
                 f"it: {restart_advice(settings)}"
             )
     port = _port_of(url)
-    if port is not None and _answers("127.0.0.1", port):
+    other = foreign_worker(settings) if port == settings.worker_port else None
+    if other is not None:
+        from citybrain.stack.process import other_run_dir, stop_other_stack
+
+        whose = other_run_dir("demo worker", settings.worker_port, other, settings.run_dir)
+        lines.append(f"{'':11} but {whose}: `{stop_other_stack(other)}` stops it")
+    elif port is not None and _answers("127.0.0.1", port):
         lines.append(
             f"{'':11} but something answers on port {port}: a server the stack did not start "
             "(a worker started by hand?); `stack down` leaves it running and the next demo's "
@@ -470,11 +518,23 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     import urllib.request
 
     from citybrain.demo import DemoFiles, demo_worker
-    from citybrain.stack.process import read_pid
+    from citybrain.stack.process import other_run_dir, read_pid
 
     failed = False
     running = 0  # the parts that were asked to reload
-    if prom.ready():
+    # This shell's port served by another run directory's Prometheus: the rules written
+    # here are not the ones it reads (t164: "map rules reloaded", exit 0, nothing changed).
+    foreign = prom.foreign_dir() if prom.ready() else None
+    if foreign is not None:
+        running += 1
+        failed = True
+        again = command_line("stack", "reload", env={"CITYBRAIN_RUN_DIR": str(foreign)})
+        print(
+            f"{'prometheus':11} not reloaded: "
+            f"{other_run_dir('Prometheus', settings.prometheus_port, foreign, settings.run_dir)}"
+            f"; `{again}` reloads it"
+        )
+    elif prom.ready():
         running += 1
         prom.write_locations()
         request = urllib.request.Request(f"{prom.url}/-/reload", method="POST")
@@ -497,7 +557,14 @@ def reload_stack(settings: Settings, prom: Any) -> int:
         print(f"{'prometheus':11} not running: nothing to reload (`{command_line('stack', 'up')}`)")
     state, doc = demo_worker(settings)
     pid = read_pid(DemoFiles.of(settings).pid) if state == "running" else None
-    if pid is None:
+    other_worker = foreign_worker(settings) if pid is None else None
+    if other_worker is not None:
+        running += 1
+        failed = True
+        whose = other_run_dir("demo worker", settings.worker_port, other_worker, settings.run_dir)
+        again = command_line("stack", "reload", env={"CITYBRAIN_RUN_DIR": str(other_worker)})
+        print(f"{'demo worker':11} not reloaded: {whose}; `{again}` reloads it")
+    elif pid is None:
         print(f"{'demo worker':11} not running: nothing to reload")
     else:
         running += 1

@@ -79,6 +79,31 @@ def unwritable_message(
     return f"{named} {root} {state} ({reason}{which}): {_fix(named, reason_errno)}"
 
 
+def not_a_directory(settings: Settings, path: Path) -> str | None:
+    """One line (``unwritable_message``'s) when ``path`` (under the run directory or
+    CITYBRAIN_HOME, or one of those itself) could not be made or used because a file
+    stands where a directory belongs: the directory itself, a folder above it or one in
+    it, named. None when ``path`` lies under neither, or no file is in its way."""
+    path = Path(os.path.abspath(path))
+    found = owner(settings, path)
+    if found is None:
+        return None
+    root = found[1]
+    blocking = next(
+        (above for above in reversed([path, *path.parents]) if above.is_file()),
+        None,
+    )
+    if blocking is None:
+        return None
+    if blocking == root:
+        reason, where = "it is a file, not a directory", root
+    elif _under(blocking, root):
+        reason, where = "a file where a directory belongs", blocking
+    else:
+        reason, where = f"{blocking} above it is a file, not a directory", root
+    return unwritable_message(settings, where, reason, errno.ENOTDIR)
+
+
 # Free space the run directory needs for a start: Kafka's logs and the topics' first
 # segments. On a disk fuller than this Kafka died right after "ready" (its memory-mapped
 # indexes fault), or at its next start with a Java stack trace (t111).
@@ -101,8 +126,11 @@ def require_writable(settings: Settings, *, home: bool = False) -> None:
                 pass
         except OSError as exc:
             # The directory checked names the setting (the file that failed may be a
-            # parent the other setting's directory holds).
-            message = unwritable_message(settings, path, exc.strerror or str(exc), exc.errno)
+            # parent the other setting's directory holds); a file in its very place is
+            # said so (t164: "cannot be written (File exists)").
+            message = (
+                not_a_directory(settings, path) if exc.errno == errno.EEXIST else None
+            ) or unwritable_message(settings, path, exc.strerror or str(exc), exc.errno)
             raise InputError(message or f"cannot write {path} ({exc.strerror})") from None
     stat = os.statvfs(settings.run_dir)
     free_mb = stat.f_bavail * stat.f_frsize / 1e6

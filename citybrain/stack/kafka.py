@@ -20,7 +20,10 @@ from citybrain.stack.process import (
     fresh_log,
     listed_port,
     other_port,
+    other_run_dir,
     read_pid,
+    refuse_other_run_dir,
+    serving_run_dir,
     spawn,
     stop,
     wait_until,
@@ -222,6 +225,18 @@ class KafkaBroker:
         )
         return other_port("Kafka", "CITYBRAIN_KAFKA_PORT", started, self.settings.kafka_port)
 
+    def foreign_dir(self) -> Path | None:
+        """The other run directory whose Kafka serves this shell's port while this run
+        directory's does not run (``serving_run_dir``), else None."""
+        if self.running():
+            return None
+        return serving_run_dir(self.settings.kafka_port, self.log_file, self.settings.run_dir)
+
+    def foreign(self) -> str:
+        """``other_run_dir``'s words for ``foreign_dir``; "" when there is none."""
+        port = self.settings.kafka_port
+        return other_run_dir("Kafka", port, self.foreign_dir(), self.settings.run_dir)
+
     def ready(self) -> bool:
         """The broker answers a metadata request (better than grepping its log)."""
         try:
@@ -256,6 +271,11 @@ class KafkaBroker:
         ``stack up`` checks every service's before starting any."""
         if self.running():
             return
+        # Another run directory's Kafka on this port: named, with the command that
+        # stops it (t164: "in use (another Kafka's, or another program's)").
+        refuse_other_run_dir(
+            "Kafka", self.settings.kafka_port, self.foreign_dir(), self.settings.run_dir
+        )
         check_listen("127.0.0.1", self.settings.kafka_port, "CITYBRAIN_KAFKA_PORT", "Kafka")
         check_listen(
             "127.0.0.1",

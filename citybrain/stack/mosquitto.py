@@ -15,7 +15,10 @@ from citybrain.stack.process import (
     debian_binary,
     listed_port,
     other_port,
+    other_run_dir,
     read_pid,
+    refuse_other_run_dir,
+    serving_run_dir,
     spawn,
     stop,
     wait_until,
@@ -104,6 +107,18 @@ class MosquittoBroker:
         started = listed_port(self.config, r"^listener (\d+)") if self.running() else None
         return other_port("Mosquitto", "CITYBRAIN_MQTT_PORT", started, self.settings.mqtt_port)
 
+    def foreign_dir(self) -> Path | None:
+        """The other run directory whose Mosquitto serves this shell's port while this run
+        directory's does not run (``serving_run_dir``), else None."""
+        if self.running():
+            return None
+        return serving_run_dir(self.settings.mqtt_port, self.log_file, self.settings.run_dir)
+
+    def foreign(self) -> str:
+        """``other_run_dir``'s words for ``foreign_dir``; "" when there is none."""
+        port = self.settings.mqtt_port
+        return other_run_dir("Mosquitto", port, self.foreign_dir(), self.settings.run_dir)
+
     def ready(self) -> bool:
         """The broker accepts an MQTT CONNECT (a listening socket alone is not enough)."""
         try:
@@ -120,6 +135,11 @@ class MosquittoBroker:
         ``stack up`` checks every service's before starting any."""
         if self.running():
             return
+        # Another run directory's Mosquitto on this port: named, with the command that
+        # stops it (t164: "in use (another Mosquitto's, or another program's)").
+        refuse_other_run_dir(
+            "Mosquitto", self.settings.mqtt_port, self.foreign_dir(), self.settings.run_dir
+        )
         check_listen("127.0.0.1", self.settings.mqtt_port, "CITYBRAIN_MQTT_PORT", "Mosquitto")
 
     def start(self, timeout: float = 30.0) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
+from citybrain.ports import listening_pid
+
 
 class StackError(RuntimeError):
     """A stack component failed to install, start or stop; the message says which and why."""
@@ -217,6 +219,67 @@ def other_port(name: str, setting: str, started: int | None, port: int) -> str:
         f"{name} of this run directory runs on port {started}, not {port}: it was started "
         f"with {setting}={started}; set that (and the stack's other settings) in this shell"
     )
+
+
+def serving_run_dir(port: int, log_file: Path, run_dir: Path) -> Path | None:
+    """The run directory of another local stack whose service listens on ``port``: the
+    listening process's output is ``log_file``'s place (relative to ``run_dir``, this
+    shell's run directory) under that directory, as ``spawn`` starts every service. None
+    when nothing listens, the listener is no stack's service of that kind (or ``/proc``
+    cannot say), or it is ``run_dir``'s own."""
+    pid = listening_pid(port)
+    if pid is None:
+        return None
+    try:
+        output = Path(os.readlink(f"/proc/{pid}/fd/1").removesuffix(" (deleted)"))
+    except OSError:
+        return None
+    run_dir = Path(os.path.abspath(run_dir))
+    try:
+        place = Path(os.path.abspath(log_file)).relative_to(run_dir).parts
+    except ValueError:
+        return None
+    if len(output.parts) <= len(place) or output.parts[-len(place) :] != place:
+        return None
+    other = Path(*output.parts[: -len(place)])
+    return None if other == run_dir else other
+
+
+def other_run_dir(name: str, port: int, other: Path | None, run_dir: Path) -> str:
+    """ "" unless ``other`` (``serving_run_dir``) names another run directory whose
+    ``name`` serves this shell's ``port``; then that, and the setting it was started with
+    (``stop_other_stack`` gives the command that stops it).
+
+    t164: a demo run with CITYBRAIN_RUN_DIR=/tmp/demo2, then `stack down` typed with its
+    ports but not its run directory, said every service "was not running" (exit 0) and
+    left them all running; `stack reload` said "map rules reloaded" having written them
+    into the other directory, which that Prometheus does not read."""
+    if other is None:
+        return ""
+    return (
+        f"the {name} on port {port} is the stack of run directory {other} (started with "
+        f"CITYBRAIN_RUN_DIR={other}), not of this shell's {Path(os.path.abspath(run_dir))}"
+    )
+
+
+def refuse_other_run_dir(name: str, port: int, other: Path | None, run_dir: Path) -> None:
+    """Raise ``StackError`` when ``other`` (``serving_run_dir``) names another run
+    directory whose ``name`` serves ``port``: a start here would fail on the port, and
+    `stack down` here would not stop it, so both are said, with the command that stops it.
+    """
+    if other is not None:
+        raise StackError(
+            f"{other_run_dir(name, port, other, run_dir)}: `{stop_other_stack(other)}` stops "
+            "it, or give this run directory's stack ports of its own"
+        )
+
+
+def stop_other_stack(other: Path) -> str:
+    """The command that stops the stack of run directory ``other``, as this shell types it
+    (with the settings its last demo recorded)."""
+    from citybrain.commands import command_line
+
+    return command_line("stack", "down", env={"CITYBRAIN_RUN_DIR": str(other)})
 
 
 def listed_port(path: Path, pattern: str) -> int | None:

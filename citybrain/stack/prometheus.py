@@ -8,13 +8,17 @@ from pathlib import Path
 import yaml
 
 from citybrain.errors import utf8_text
+from citybrain.files import replace_text
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen
 from citybrain.stack.process import (
     StackError,
     debian_binary,
     listed_port,
     other_port,
+    other_run_dir,
     read_pid,
+    refuse_other_run_dir,
+    serving_run_dir,
     spawn,
     stop,
     wait_until,
@@ -67,9 +71,12 @@ class PrometheusServer:
         grid = load_yaml(utf8_text(Path(self.settings.grid_file), "CITYBRAIN_GRID_FILE"))
         grid = grid if isinstance(grid, dict) else {}
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.locations.write_text(
+        # Whole or not at all: written in place, a full disk left the file Prometheus
+        # reads empty (t164, `stack reload`), its map with no cell until the next start.
+        replace_text(
+            self.locations,
             f"# Written by citybrain's stack from {self.settings.grid_file}; do not edit.\n"
-            + yaml.safe_dump(location_rules(grid), sort_keys=False, allow_unicode=True)
+            + yaml.safe_dump(location_rules(grid), sort_keys=False, allow_unicode=True),
         )
 
     def write_config(self) -> None:
@@ -113,6 +120,18 @@ class PrometheusServer:
         port = self.settings.prometheus_port
         return other_port("Prometheus", "CITYBRAIN_PROMETHEUS_PORT", started, port)
 
+    def foreign_dir(self) -> Path | None:
+        """The other run directory whose Prometheus serves this shell's port while this run
+        directory's does not run (``serving_run_dir``), else None."""
+        if self.running():
+            return None
+        return serving_run_dir(self.settings.prometheus_port, self.log_file, self.settings.run_dir)
+
+    def foreign(self) -> str:
+        """``other_run_dir``'s words for ``foreign_dir``; "" when there is none."""
+        port = self.settings.prometheus_port
+        return other_run_dir("Prometheus", port, self.foreign_dir(), self.settings.run_dir)
+
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
@@ -125,6 +144,11 @@ class PrometheusServer:
         ``stack up`` checks every service's before starting any."""
         if self.running():
             return
+        # Another run directory's Prometheus on this port: named, with the command that
+        # stops it (t164: "in use (another Prometheus's, or another program's)").
+        refuse_other_run_dir(
+            "Prometheus", self.settings.prometheus_port, self.foreign_dir(), self.settings.run_dir
+        )
         port = self.settings.prometheus_port
         check_listen("127.0.0.1", port, "CITYBRAIN_PROMETHEUS_PORT", "Prometheus")
 

@@ -939,3 +939,35 @@ def test_a_misspelt_day_name_and_an_empty_period_say_what_to_type(
     err = capsys.readouterr().err
     assert "--to today is not after --from today: the period ends before --to" in err
     assert "e.g. --from today --to tomorrow" in err
+
+
+@pytest.mark.parametrize("name", ["r.json", "r.html"])
+def test_a_report_the_disk_refuses_leaves_the_file_as_it_was_and_names_the_option(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t164: `campaign report --out` on a full disk left an empty file and said
+    "unexpected OSError … This is a bug" (exit 70; fails on the old code)."""
+    import errno
+
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    out = tmp_path / name
+    out.write_text("last week's report\n")
+    real = Path.write_text
+
+    def full_disk(self: Path, data: str, *args: Any, **kwargs: Any) -> int:
+        real(self, data[:10])  # what the disk took before it filled
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    period = ["--from", "1970-01-01T00:16:40", "--to", "1970-01-01T00:33:20+00:00"]
+    assert main([*argv, *period, "--out", str(out)]) == 2
+    monkeypatch.undo()
+    assert capsys.readouterr().err == (
+        f"citybrain: --out '{out}' could not be written (No space left on device); it is as "
+        "it was before: free space on its disk, or give a path on another one\n"
+    )
+    assert out.read_text() == "last week's report\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([export.name, name])

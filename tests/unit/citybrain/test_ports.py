@@ -169,3 +169,33 @@ def test_a_port_setting_in_other_digits_is_the_default(monkeypatch: pytest.Monke
 
     monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", "²")
     assert Settings.model_fields["kafka_port"].default in other_settings_ports()
+
+
+def test_a_taken_port_names_the_process_listening_there() -> None:
+    """t164: "already in use (another worker's, or another program's)" left a newcomer to
+    find the holder with ss or lsof; the pid and command line listening there are named
+    (fails on the old code)."""
+    import subprocess
+
+    listener = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import socket, sys, time\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+            "print(s.getsockname()[1], flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert listener.stdout is not None
+        port = int(listener.stdout.readline())
+        with pytest.raises(ListenError) as info:
+            check_listen("127.0.0.1", port, "CITYBRAIN_WORKER_PORT", "worker")
+        message = str(info.value)
+        assert f"is already in use by pid {listener.pid}, `{sys.executable} -c import" in message
+        assert "another program's" not in message, message
+    finally:
+        listener.kill()
+        listener.wait()

@@ -222,3 +222,24 @@ def test_a_value_written_with_its_unit_is_said_as_one(
     with pytest.raises(EventError) as caught:
         EventValidator(grid).reading(json.dumps(doc).encode(), 1_704_067_200.0)
     assert caught.value.reason == f"expected a number{hint}"
+
+
+def test_the_replay_bar_is_not_drawn_in_a_dumb_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """t164: under TERM=dumb rich draws a bar only once, when it stops: the replay said
+    nothing until its end, then printed the bar's last frame. There the plain lines are
+    printed instead, and no bar (fails on the old code: the last frame was printed)."""
+    import io
+
+    from rich.console import Console
+
+    from citybrain.cli.feeds import replay_bar
+    from citybrain.text import draws_live
+
+    monkeypatch.setenv("TERM", "dumb")
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    assert console.is_terminal and not draws_live(console)
+    with replay_bar(console) as progress:
+        task = progress.add_task("replay", total=11_520)
+        progress.advance(task, 1_410)
+    assert out.getvalue() == ""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,17 +94,32 @@ def test_skip_mode_reports_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
 
 
 class _Sent:
+    def __init__(self, answered: bool = True) -> None:
+        self.answered = answered
+
+    def add_callback(self, callback: Any) -> None:
+        if self.answered:
+            callback(None)  # Kafka acknowledged it at once
+
     def add_errback(self, _: object) -> None:
         pass
 
 
 class _Producer:
-    def __init__(self) -> None:
+    def __init__(self, answering: bool = True) -> None:
         self.sent: list[bytes] = []
+        self.answering = answering
 
     def send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> _Sent:
         self.sent.append(value)
-        return _Sent()
+        return _Sent(self.answering)
+
+    def flush(self, timeout: float | None = None) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        if not self.answering:
+            time.sleep(timeout or 0.0)
+            raise KafkaTimeoutError("not flushed")
 
 
 def test_a_very_slow_replay_waits_in_bounded_steps(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -166,3 +183,48 @@ def test_a_gzip_file_named_in_capitals_is_read_as_gzip(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress((HEADER + "2026-11-01T10:00:00Z,s,pm25,1.5,ug/m3,c\n").encode()))
     assert unreadable(path, "CSV") == ""
     assert [e.value for e in load_events([path])] == [1.5]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("speed", [1.0, None], ids=["paced", "max"])
+def test_a_replay_kafka_answers_nothing_stops_rather_than_count_sends(
+    speed: float | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t164: with the broker gone part-way, kafka-python buffers what it is handed and
+    gives it up only after its 120 s delivery timeout: a paced replay said "2,000 …
+    3,000 … events sent" for as long as it ran, having sent none. Messages waiting
+    STALL_SECONDS with no answer from Kafka now stop it (KafkaTimeoutError, which the
+    CLI says with exit 3 and the command that sends the rest). Fails on the old code:
+    the replay went on to its end."""
+    from kafka.errors import KafkaTimeoutError
+
+    monkeypatch.setattr(feeds, "STALL_SECONDS", 0.3, raising=False)
+    monkeypatch.setattr(feeds, "STALL_CHECK_SECONDS", 0.05, raising=False)
+    replayer = Replayer.__new__(Replayer)
+    replayer.producer, replayer.packer = _Producer(answering=False), None
+    replayer.readings_topic, replayer.incidents_topic = "r", "i"
+    events = [
+        Reading(1_790_000_000.0 + i, "gauge-1", "water_level", float(i), "ft", "c-bridge")
+        for i in range(5)
+    ]
+    started = time.monotonic()
+    with pytest.raises(KafkaTimeoutError, match=r"no acknowledgement for 0 s, .* waiting"):
+        replayer.replay(events, speed=speed)
+    assert time.monotonic() - started < 3.0
+    if speed is not None:
+        assert len(replayer.producer.sent) == 1  # stopped in the first wait
+
+
+def test_a_replay_kafka_answers_goes_on_through_long_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Answered messages leave nothing waiting: a paced replay's long waits are no stall."""
+    monkeypatch.setattr(feeds, "STALL_SECONDS", 0.1, raising=False)
+    replayer = Replayer.__new__(Replayer)
+    replayer.producer, replayer.packer = _Producer(), None
+    replayer.readings_topic, replayer.incidents_topic = "r", "i"
+    events = [
+        Reading(1_790_000_000.0 + i * 0.2, "gauge-1", "water_level", float(i), "ft", "c-bridge")
+        for i in range(3)
+    ]
+    stats = replayer.replay(events, speed=1.0)
+    assert stats.readings == 3 and len(replayer.producer.sent) == 3

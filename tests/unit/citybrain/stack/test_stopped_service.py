@@ -7,6 +7,7 @@ the lines shown are server.log's; an empty log is said to be empty."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -343,3 +344,46 @@ def test_the_demo_live_view_waits_on_a_frozen_worker_saying_so_at_once(
     assert not watcher.is_alive()
     assert len(ended) == 1 and isinstance(ended[0], StackError)
     assert f"the demo's worker (pid {sleeper.pid}) exited" in str(ended[0])
+
+
+def test_the_demo_live_view_in_a_dumb_terminal_prints_plain_lines(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t164: under TERM=dumb (Emacs' shell, a CI's pseudo-terminal) the live view was a
+    rich Live, which draws there only once, when it stops: `make demo` said nothing from
+    the replay's start to its summary. A dumb terminal gets the plain lines a pipe gets
+    (fails on the old code: no line while it runs)."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from citybrain.demo import DemoFiles, _watch
+
+    monkeypatch.setenv("TERM", "dumb")
+    files = DemoFiles(tmp_path / "demo")
+    files.dir.mkdir()
+    files.pid.write_text(str(sleeper.pid))
+    files.log.write_text("")
+    url = f"http://127.0.0.1:{free_port()}/metrics"
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=400)
+    assert console.is_terminal and console.is_dumb_terminal
+    replay = threading.Thread(target=time.sleep, args=(60,), daemon=True)
+    replay.start()
+    _stopped(sleeper)
+
+    def watch() -> None:
+        with contextlib.suppress(BaseException):
+            _watch(console, files, sleeper.pid, url, replay, [0], 10, 5.0, line_every=0.0)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    deadline = time.monotonic() + 15
+    while out.getvalue().count("is frozen") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert out.getvalue().count(f"the demo's worker (pid {sleeper.pid}) is frozen") >= 2
+    assert "\x1b[" not in out.getvalue()  # no cursor movement a dumb terminal cannot do
+    os.kill(sleeper.pid, signal.SIGKILL)
+    sleeper.wait()
+    watcher.join(timeout=10)
