@@ -43,7 +43,12 @@ from streams.events import (
     format_ts,
     parse_ts,
 )
-from streams.partitioning import PACK_HEAD, ReadingPacker
+from streams.partitioning import (
+    PACK_HEAD,
+    PackTooLargeError,
+    ReadingPacker,
+    alone_in_pack_bytes,
+)
 
 READING_COLUMNS = ["timestamp", "sensor_id", "kind", "value", "unit", "grid_cell"]
 INCIDENT_COLUMNS = ["timestamp", "report_id", "category", "text", "source", "grid_cell"]
@@ -89,6 +94,10 @@ def looks_like_row(columns: int) -> Callable[[str], bool]:
 
 
 _LONGEST_SLEEP = 86_400.0  # seconds
+# Bytes Kafka's framing adds to a message's key and value in a record batch of one (the
+# batch's 61-byte header, at most 30 of the record's own), with room to spare: a broker's
+# max.message.bytes bounds the whole batch.
+RECORD_FRAMING = 128
 # How long a replay's last flush waits for Kafka's acknowledgements (a batch past
 # kafka-python's 120 s delivery timeout is reported failed before it, on a broker that
 # answers), and how long closing the producer may wait for what is left after that.
@@ -100,16 +109,18 @@ def read_canonical(
     path: str | Path,
     on_bad_row: Callable[[BadRow], None] | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    packed: bool = False,
 ) -> Iterator[Event]:
     """Yield the file's events in file order. A bad row raises ``FeedError`` naming file
     and line, unless ``on_bad_row`` is given, which then receives it and reading goes on.
 
     Any bytes give events or bad rows (streams/csvfile.py): every row read is either
     yielded or passed to ``on_bad_row``. A row whose message would be larger than
-    ``max_message_bytes`` (JSON value plus key) is bad: Kafka would refuse it.
+    ``max_message_bytes`` (JSON value plus key; with ``packed``, a reading's also as
+    the pack of it alone, ``alone_in_pack_bytes``) is bad: Kafka would refuse it.
     Raises ``FeedError`` for a file that cannot be read, is UTF-16, or has no valid header.
     """
-    for _line, event in _rows(path, on_bad_row, max_message_bytes):
+    for _line, event in _rows(path, on_bad_row, max_message_bytes, packed):
         yield event
 
 
@@ -117,6 +128,7 @@ def _rows(
     path: str | Path,
     on_bad_row: Callable[[BadRow], None] | None,
     max_message_bytes: int,
+    packed: bool = False,
 ) -> Iterator[tuple[int, Event]]:
     """``read_canonical``'s events, each with the line its row starts on (1-based)."""
     path = Path(path)
@@ -166,7 +178,7 @@ def _rows(
                 if record.spans_lines:
                     _one_line(record.fields, header.fields, multiline="text")
                 event = parse(record.fields)
-                _check_size(event, record.fields, max_message_bytes)
+                _check_size(event, record.fields, max_message_bytes, packed)
             except (ValueError, OverflowError, OSError, EventError) as exc:
                 bad = BadRow(path, record.line, str(exc))
             else:
@@ -201,7 +213,7 @@ def _header_difference(fields: list[str]) -> str:
     return f" ({'; '.join(parts)})"
 
 
-def _check_size(event: Event, fields: list[str], max_bytes: int) -> None:
+def _check_size(event: Event, fields: list[str], max_bytes: int, packed: bool = False) -> None:
     # JSON writes a character as at most 6 bytes (\u001f) and adds < 200 of its own, so
     # only rows that might be too large are encoded here.
     if 6 * sum(map(len, fields)) + 200 <= max_bytes:
@@ -212,6 +224,16 @@ def _check_size(event: Event, fields: list[str], max_bytes: int) -> None:
             f"the row's message is {size:,} bytes, more than the "
             f"{max_bytes:,} a Kafka message may hold here"
         )
+    if packed and isinstance(event, Reading):
+        # A pack of one can be up to 16 bytes larger than the reading's own message: a
+        # row between the two passed here and ended the replay part-way, the packer's
+        # PackTooLargeError an "unexpected error" (t162).
+        size = alone_in_pack_bytes(event)
+        if size > max_bytes:
+            raise ValueError(
+                f"the row's reading is {size:,} bytes as a pack (--pack), more than the "
+                f"{max_bytes:,} a Kafka message may hold here"
+            )
 
 
 def _one_line(row: list[str], columns: list[str], multiline: str | None = None) -> None:
@@ -328,11 +350,12 @@ class FileCheck:
         on_bad_row: Callable[[BadRow], None] | None,
         max_message_bytes: int,
         late_after: float = math.inf,
+        packed: bool = False,
     ) -> Iterator[Event]:
         """The file's events in file order, counting them as they pass (bad rows go to
         ``on_bad_row`` and are counted and kept in ``bad_rows``; without it the first
         raises ``FeedError``). Events later than ``late_after`` (seconds since the epoch)
-        are counted in ``late``."""
+        are counted in ``late``; ``packed``: readings are sent in packs (``_rows``)."""
         was = _version(self.path)
 
         def bad_row(row: BadRow) -> None:
@@ -343,7 +366,7 @@ class FileCheck:
 
         previous, previous_line = -math.inf, 0
         for line, event in _rows(
-            self.path, bad_row if on_bad_row is not None else None, max_message_bytes
+            self.path, bad_row if on_bad_row is not None else None, max_message_bytes, packed
         ):
             ts = event.ts
             if ts < previous and not self.disorder:
@@ -424,6 +447,7 @@ def check_feeds(
     on_error: OnError = "stop",
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     late_after: float = math.inf,
+    packed: bool = False,
 ) -> FeedCheck:
     """A replay's first pass: every row of every file read and checked, none held in
     memory (it does not grow with the files). A bad row raises ``FeedError`` naming file
@@ -433,7 +457,8 @@ def check_feeds(
     an event), which ``FeedStream`` reads back in time order: ten times cheaper than
     parsing the CSV again, and the events sent are those checked, whatever happens to
     the file since. ``FeedError`` when that cannot be written (a full disk), naming the
-    directory. Close the result (``FeedStream`` does) to remove them."""
+    directory. Close the result (``FeedStream`` does) to remove them. ``packed``: the
+    replay sends readings in packs, so a reading is checked as a pack of it alone too."""
     tmp = tempfile.TemporaryDirectory(prefix="citybrain-replay-")
     files: list[FileCheck] = []
     path = Path()
@@ -443,7 +468,7 @@ def check_feeds(
             spill = Path(tmp.name) / f"{index}.events"
             check = FileCheck(path, spill=spill)
             events = check.read(
-                _skipped if on_error == "skip" else None, max_message_bytes, late_after
+                _skipped if on_error == "skip" else None, max_message_bytes, late_after, packed
             )
             with spill.open("wb") as out:
                 while block := list(itertools.islice(events, RUN_BLOCK)):
@@ -690,7 +715,16 @@ class Replayer:
             if isinstance(event, Reading):
                 stats.readings += 1
                 if self.packer is not None:
-                    self._send_packs(self.packer.add(event))
+                    try:
+                        packs = self.packer.add(event)
+                    except PackTooLargeError as exc:
+                        # Refused alone, as Kafka refuses a message too large: it ended
+                        # the replay part-way as an "unexpected error" (t162). The check
+                        # refuses such rows first (``packed``); this is for callers that
+                        # did not check.
+                        self._failed(exc, readings=1, size=alone_in_pack_bytes(event))
+                        packs = []
+                    self._send_packs(packs)
                 else:
                     self._send_packs([(-1, event_key(event), event.to_json())])
             else:

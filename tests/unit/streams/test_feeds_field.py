@@ -24,8 +24,8 @@ from streams import csvfile
 from streams.csvfile import BadRow, Record, read_records
 from streams.errors import FeedError, SettingsError
 from streams.events import MAX_MESSAGE_BYTES, IncidentReport, Reading
-from streams.feeds import load_events, looks_like_row, read_canonical
-from streams.partitioning import PackTooLargeError, ReadingPacker
+from streams.feeds import Replayer, event_key, load_events, looks_like_row, read_canonical
+from streams.partitioning import PackTooLargeError, ReadingPacker, alone_in_pack_bytes
 from streams.settings import Settings, load_settings
 from tests.services import FIXTURES
 
@@ -261,6 +261,67 @@ def test_a_row_larger_than_a_message_is_a_bad_row(tmp_path: Path) -> None:
     assert len(events) == 2
     assert [b.line for b in bad] == [3]
     assert "more than the 5,000 a Kafka message may hold" in bad[0].reason
+
+
+def _just_under(limit: int) -> str:
+    """A reading row of sensor 's' whose own message (JSON and key) is just under
+    ``limit`` bytes, and whose pack of one is over it (a pack adds up to 16 bytes)."""
+    for n in range(limit, 0, -1):
+        event = Reading(1_716_779_410.0, "s", "pm25", 1.5, "ug/m3", "c" * n)
+        if len(event.to_json()) + len(event_key(event)) <= limit:
+            assert alone_in_pack_bytes(event) > limit  # the case this row stands for
+            return f"2024-05-27T03:10:10Z,s,pm25,1.5,ug/m3,{'c' * n}\n"
+    raise AssertionError("no such row")
+
+
+def test_a_reading_larger_as_a_pack_than_alone_is_a_bad_row_of_a_packed_replay(
+    tmp_path: Path,
+) -> None:
+    """t162: the check took a reading whose own message fit --max-message-bytes, and the
+    packer (--pack) then refused its pack of one, 16 bytes larger: PackTooLargeError
+    ended the replay part-way as "unexpected error, a bug" (exit 70). A packed replay
+    checks a reading as a pack too; an unpacked one as the message it sends."""
+    path = write(tmp_path, "edge.csv", READINGS + ROW + _just_under(2_000) + ROW)
+    bad: list[BadRow] = []
+    events = list(read_canonical(path, bad.append, max_message_bytes=2_000, packed=True))
+    assert len(events) == 2 and [b.line for b in bad] == [3]
+    assert "bytes as a pack (--pack), more than the 2,000 a Kafka message may hold" in (
+        bad[0].reason
+    )
+    assert len(list(read_canonical(path, None, max_message_bytes=2_000))) == 3
+
+
+def test_a_reading_the_packer_refuses_costs_only_itself(tmp_path: Path) -> None:
+    """t162: a reading too large for a pack of its own, handed to a packed replay that
+    did not check it, is counted as refused and the rest are sent (PackTooLargeError
+    escaped the replay, exit 70, and the readings the packer held were never sent)."""
+    path = write(tmp_path, "edge.csv", READINGS + ROW + _just_under(2_000) + ROW)
+    events = list(read_canonical(path, None, max_message_bytes=2_000))
+    replayer = Replayer.__new__(Replayer)
+    replayer.producer, replayer.packer = _Producer(), ReadingPacker(1, 10, 2_000)
+    replayer.readings_topic, replayer.incidents_topic = "r", "i"
+    stats = replayer.replay(events, None)
+    assert (stats.readings, stats.failed, stats.failed_readings) == (3, 1, 1)
+    assert stats.first_failure.startswith("PackTooLargeError: reading of sensor 's' is ")
+    [pack] = replayer.producer.sent
+    assert [r["sensor_id"] for r in orjson.loads(pack)["readings"]] == ["s1", "s1"]
+
+
+class _Sent:
+    def add_errback(self, _: object) -> None:
+        pass
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> _Sent:
+        self.sent.append(value)
+        return _Sent()
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
 
 
 # -- fuzz --------------------------------------------------------------------------------
