@@ -16,6 +16,9 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   that line, so one stray quote never swallows the rows after it, nor merges with that
   line's own fault (a bad byte, a NUL, another stray quote), which is reported under
   that line's number;
+- a bad record that leaves a quoted field open (a field over csv's limit, a line of it
+  with a foreign byte or a NUL) is read past up to the line that closes the field, or one
+  that reads as a row (``skip_open_field``): one bad row, not one per line of its text;
 - a line with bytes that are not UTF-8 or a NUL byte is bad; the reason names the byte
   and its column (1-based, in bytes); a first line that is UTF-16 or UTF-32 (with a byte
   order mark, or without one: every other byte NUL) refuses the file, naming the encoding;
@@ -138,6 +141,8 @@ class _Lines:
         self.start = 0  # line the open record started on
         self.in_record = False
         self.exhausted = False
+        # Quotes in the open record's lines so far: odd while a quoted field is open.
+        self.quotes = 0
 
     def __iter__(self) -> _Lines:
         return self
@@ -147,13 +152,14 @@ class _Lines:
             # The line starts a record of its own; its own faults are reported under it.
             data, self._pushback = self._pushback, None
             self.in_record, self.start = True, self.lineno
+            self.quotes = data.count(b'"')
             return self._decode(data)
         data = self._next_bytes()
         if self.lineno == 0 and not isinstance(data, _Overlong):
             data = data.removeprefix(UTF8_BOM)
         self.lineno += 1
         if not self.in_record:
-            self.in_record, self.start = True, self.lineno
+            self.in_record, self.start, self.quotes = True, self.lineno, 0
         if isinstance(data, _Overlong) or len(data) > self._max_line:
             size = data.size if isinstance(data, _Overlong) else len(data.rstrip(b"\r\n"))
             where = "" if self.lineno == self.start else f"line {self.lineno}: "
@@ -172,7 +178,33 @@ class _Lines:
                 "a quoted field opens here and is not closed before line "
                 f"{self.lineno}, which reads as a row of its own (a stray quote?)",
             )
+        self.quotes += data.count(b'"')
         return self._decode(data)
+
+    def skip_open_field(self) -> None:
+        """After a bad record: read past the rest of a quoted field it left open (an odd
+        number of quotes in its lines so far), up to the line that closes it or, as a
+        stray quote's recovery does, one that reads as a row of its own (handed back).
+        A field over csv's limit, or a line of it with a byte that is not UTF-8 or a NUL,
+        left the field open, and each of its further lines was read as a row: one 10 MB
+        text of 100,000 lines gave 98,691 bad rows, and its closing line opened a quoted
+        field of its own (t162). Lines are read one at a time, never held."""
+        if self._pushback is not None or self.quotes % 2 == 0:
+            return
+        while True:
+            try:
+                data = self._next_bytes()
+            except StopIteration:
+                return
+            self.lineno += 1
+            if isinstance(data, _Overlong):
+                continue  # read past; its quotes are not known
+            if self._starts_row(data):
+                self._pushback = data
+                return
+            self.quotes += data.count(b'"')
+            if self.quotes % 2 == 0:
+                return
 
     def _starts_row(self, data: bytes) -> bool:
         """Whether a continuation line reads as a row of its own, leniently: foreign bytes
@@ -362,10 +394,13 @@ def read_records(
             except StopIteration:
                 return
             except _BadLine as exc:
-                # Reading goes on with the next line (or the one handed back).
+                # Reading goes on with the next line (or the one handed back), past the
+                # rest of a quoted field the bad record left open.
                 yield BadRow(path, exc.line, exc.reason)
+                lines.skip_open_field()
             except csv.Error as exc:
                 yield BadRow(path, lines.start, _csv_reason(str(exc), lines))
+                lines.skip_open_field()
             else:
                 if fields:  # an empty line is not a row
                     if not width:

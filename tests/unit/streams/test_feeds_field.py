@@ -263,6 +263,41 @@ def test_a_row_larger_than_a_message_is_a_bad_row(tmp_path: Path) -> None:
     assert "more than the 5,000 a Kafka message may hold" in bad[0].reason
 
 
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # a text over csv's field limit, of 100,000 lines
+        (b'"' + b"y" * 99 + b"\n" + (b"y" * 99 + b"\n") * 100_000 + b'"', "longer than 131,072"),
+        # a byte that is not UTF-8, or a NUL, on the text's first, second or last line
+        (b'"caf\xe9 is\nloud\nvery"', "byte 0xe9 at column 35"),
+        (b'"cafe is\nlo\xe9ud\nvery"', "byte 0xe9 at line 4, column 3"),
+        (b'"cafe is\nlo\x00ud\nvery"', "NUL) at line 4, column 3"),
+        (b'"cafe is\nloud\nv\xe9ry"', "byte 0xe9 at line 5, column 2"),
+    ],
+)
+def test_a_bad_text_spanning_lines_is_one_bad_row_and_the_next_row_its_own(
+    tmp_path: Path, text: bytes, reason: str
+) -> None:
+    """t162: a bad row left its quoted text open, and each further line of the text was
+    read as a row (a 10 MB text of 100,000 lines gave 98,691 bad rows, its closing line
+    opening a quoted field of its own). The rest of the text is read past: one bad row."""
+    row = b"2024-05-27T03:10:10Z,r2,Noise," + text + b",app,c1\n"
+    path = write(
+        tmp_path, "t.csv", INCIDENTS.encode() + INCIDENT.encode() + row + INCIDENT.encode()
+    )
+    events, bad = read_skip(path)
+    assert [b.line for b in bad] == [3] and reason in bad[0].reason
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r1", "r1"]
+
+
+def test_a_bad_row_with_a_stray_quote_still_gives_the_next_row_back(tmp_path: Path) -> None:
+    """The rest of an open text is read past only up to a line that reads as a row."""
+    row = b'2024-05-27T03:10:10Z,r2,Noise,"caf\xe9 oops,app,c1\n'
+    path = write(tmp_path, "t.csv", INCIDENTS.encode() + row + INCIDENT.encode() * 2)
+    events, bad = read_skip(path)
+    assert [b.line for b in bad] == [2] and len(events) == 2
+
+
 def _just_under(limit: int) -> str:
     """A reading row of sensor 's' whose own message (JSON and key) is just under
     ``limit`` bytes, and whose pack of one is over it (a pack adds up to 16 bytes)."""
