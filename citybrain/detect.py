@@ -37,7 +37,7 @@ from streams.csvfile import (
     separator_hint,
 )
 from streams.errors import FeedError, show
-from streams.events import iso_instant
+from streams.events import iso_instant, other_date_fault
 from streams.inputs import not_a_regular_file
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
@@ -261,7 +261,12 @@ def _row(
     when = _when(row[0])
     if when is None:
         shown = show(row[0])
-        raise DetectInputError(f'{path}:{line}: field "timestamp" is {shown}, {TIMESTAMP_FORM}')
+        # Epoch seconds or milliseconds, a week or an ordinal date: said as what they are,
+        # with the ISO 8601 time to write, as replay says them (t162: detect gave only
+        # the expected form for 1557525600).
+        other = other_date_fault(row[0].strip(" \t"))
+        said = f", {TIMESTAMP_FORM}" if other is None else f": {other}"
+        raise DetectInputError(f'{path}:{line}: field "timestamp" is {shown}{said}')
     try:
         value = decimal(row[1])
     except ValueError as exc:
