@@ -657,7 +657,9 @@ class Replayer:
         sends them): a pack when one fills up, and when paced (``speed``) the partial
         ones at each new event time. ``max_message_bytes`` is the largest message value
         the caller will send (read_canonical and the packer keep to it); the producer's
-        max_request_size leaves room for key and framing above it."""
+        max_request_size leaves room for key and framing above it, and its record batches
+        hold no more than that and 64 bytes (a broker's max.message.bytes bounds a batch:
+        pass its bound, less ``RECORD_FRAMING``)."""
         from kafka import KafkaProducer
 
         self.producer = KafkaProducer(
@@ -665,7 +667,11 @@ class Replayer:
             bootstrap_servers=bootstrap,
             acks="all",
             linger_ms=5,
-            batch_size=256 * 1024,
+            # No record batch larger than a message may be: messages are appended to a
+            # batch up to batch_size, and one the broker refuses as too large is split by
+            # kafka-python, whose flush then raised UnknownError('Future not done') (t162:
+            # a topic taking 200,000 bytes, packs of 199,872 and a small one after).
+            batch_size=min(256 * 1024, max_message_bytes + 64),
             max_request_size=max(1_048_576, max_message_bytes + 64 * 1024),
             client_id="citybrain-replay",
         )

@@ -193,6 +193,47 @@ def test_packs_are_split_below_what_the_broker_takes_when_max_message_bytes_is_a
     assert max(len(m.value) for m in messages) <= 1_048_460
 
 
+def test_packs_are_split_below_what_a_topic_takes_that_takes_less_than_the_default(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t162: a readings topic whose max.message.bytes is 200,000 refused every pack of
+    `--pack 10000` (~1 MB each, under the default --max-message-bytes), and kafka-python's
+    idempotent producer then failed every message after the first refusal. A packed
+    replay asks the broker what its topics take and splits the packs below it."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
+    try:
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC, p.topic("readings"), {"max.message.bytes": "200000"}
+        )
+        admin.alter_configs([resource])
+    finally:
+        admin.close()
+    csv = pack20k_csv(run_dir / f"{p.name}-pack20k.csv")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(csv), "--max", "--pack", "10000"]) == 0
+    out, err = capsys.readouterr()
+    assert "read 20,000 rows: sent 20,000 readings and 0 incidents, skipped 0 bad rows" in out
+    assert err.startswith(
+        f"citybrain: the broker takes messages of at most 200,000 bytes on {p.name}.readings "
+        "(its max.message.bytes), less than --max-message-bytes 1,000,000"
+    )
+    messages = p.read(
+        "readings",
+        lambda m: sum(len(json.loads(x.value)["readings"]) for x in m) >= 20_000,
+        settle=1,
+    )
+    assert sum(len(json.loads(m.value)["readings"]) for m in messages) == 20_000
+    assert max(len(m.value) for m in messages) <= 200_000 - 128
+
+
 def oversized_csv(path: Path, rows: int = 3_000) -> Path:
     """``rows`` readings of one gauge, 10 s apart, and as line 4 a reading whose message
     is 1.2 MB (control characters, 6 bytes each in JSON), more than Kafka's default
