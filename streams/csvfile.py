@@ -129,8 +129,10 @@ class _Lines:
         path: Path,
         looks_like_row: Callable[[str], bool] | None,
         max_line: int = MAX_LINE_BYTES,
+        width: list[int] | None = None,
     ) -> None:
         self._raw = raw
+        self._width = width if width is not None else []  # the header's, once read
         self._max_line = max_line
         self._path = path
         self._chunks: list[bytes] = []  # lines read ahead, last first
@@ -143,6 +145,7 @@ class _Lines:
         self.exhausted = False
         # Quotes in the open record's lines so far: odd while a quoted field is open.
         self.quotes = 0
+        self._record: list[bytes] = []  # the open record's lines so far
 
     def __iter__(self) -> _Lines:
         return self
@@ -152,7 +155,7 @@ class _Lines:
             # The line starts a record of its own; its own faults are reported under it.
             data, self._pushback = self._pushback, None
             self.in_record, self.start = True, self.lineno
-            self.quotes = data.count(b'"')
+            self.quotes, self._record = data.count(b'"'), [data]
             return self._decode(data)
         data = self._next_bytes()
         if self.lineno == 0 and not isinstance(data, _Overlong):
@@ -160,6 +163,7 @@ class _Lines:
         self.lineno += 1
         if not self.in_record:
             self.in_record, self.start, self.quotes = True, self.lineno, 0
+            self._record = []
         if isinstance(data, _Overlong) or len(data) > self._max_line:
             size = data.size if isinstance(data, _Overlong) else len(data.rstrip(b"\r\n"))
             where = "" if self.lineno == self.start else f"line {self.lineno}: "
@@ -169,7 +173,7 @@ class _Lines:
                 f"{where}the line is {size:,} bytes, longer than the {self._max_line:,} a line "
                 f"may have ({LINE_LIMIT_VARIABLE}): not read, reading goes on after it",
             )
-        if self.start != self.lineno and self._starts_row(data):
+        if self.start != self.lineno and self._starts_row(data) and not self._text_after_all(data):
             # Checked before decoding: a bad byte, a NUL or a stray quote of the line's own
             # must not merge it into the open record (issue 12 item 9).
             self._pushback = data
@@ -179,7 +183,38 @@ class _Lines:
                 f"{self.lineno}, which reads as a row of its own (a stray quote?)",
             )
         self.quotes += data.count(b'"')
+        self._record.append(data)
         return self._decode(data)
+
+    def _text_after_all(self, data: bytes) -> bool:
+        """Whether ``data``, a line of the open quoted field that reads as a row, is the
+        field's text after all: the field closes within csv's field limit (in bytes,
+        four per character) on a later line that does not read as a row, and the record
+        from its first line to that one is one record as wide as the header. A report
+        quoting a row in its text (``see:\n2024-05-27T03:10:10Z,…\nend"``) was cut there:
+        the report lost, a row made of its text sent in its place (t162). The lines
+        looked at are handed back, unread."""
+        if self.quotes % 2 == 0 or not self._width:
+            return False
+        ahead = [data]
+        quotes, size = self.quotes + data.count(b'"'), len(data)
+        limit = 4 * csv.field_size_limit()
+        try:
+            while quotes % 2 and size <= limit:
+                line = self._next_bytes()
+                ahead.append(line)
+                if isinstance(line, _Overlong):
+                    return False
+                quotes, size = quotes + line.count(b'"'), size + len(line)
+        except StopIteration:
+            return False
+        finally:
+            self._chunks.extend(reversed(ahead[1:]))  # the next line is the last one
+        if quotes % 2 or len(ahead) == 1 or self._starts_row(ahead[-1]):
+            return False
+        text = b"".join([*self._record, *ahead]).decode("utf-8", "replace")
+        fields = split_line(text.replace("\x00", "").rstrip("\r\n"))
+        return fields is not None and len(fields) == self._width[0]
 
     def skip_open_field(self) -> None:
         """After a bad record: read past the rest of a quoted field it left open (an odd
@@ -385,7 +420,7 @@ def read_records(
         # Every reader recovers from a stray quote, by default at a line that starts a
         # record as wide as the header (rehearse gave no rule, and one stray quote
         # swallowed the reports after it up to the next quote, unsaid).
-        lines = _Lines(raw, path, looks_like_row or as_wide_as_the_header, limit)
+        lines = _Lines(raw, path, looks_like_row or as_wide_as_the_header, limit, width)
         reader = csv.reader(lines, strict=True)
         while True:
             lines.in_record = False

@@ -298,6 +298,43 @@ def test_a_bad_row_with_a_stray_quote_still_gives_the_next_row_back(tmp_path: Pa
     assert [b.line for b in bad] == [2] and len(events) == 2
 
 
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        # a report quoting an earlier one, whole and as a row's start
+        "2024-05-27T03:09:10Z,r0,Noise,loud music,app,c1",
+        '2024-05-27T03:09:10Z,r0,Noise,""loud',
+    ],
+)
+def test_a_text_spanning_lines_that_quotes_a_row_is_kept_whole(tmp_path: Path, quoted: str) -> None:
+    """t162: a report whose quoted text spans lines, one of them reading as a row, was
+    cut there as a stray quote: the report lost (a bad row), a row made of its text sent
+    in its place, and its last line a second bad row. A line that reads as a row is the
+    text's own when the text closes later, on a line that is no row, into one record as
+    wide as the header."""
+    text = f'"see the last one:\n{quoted}\nstill going"'
+    row = f"2024-05-27T03:10:10Z,r2,Noise,{text},app,c1\n"
+    path = write(tmp_path, "t.csv", INCIDENTS + INCIDENT + row + INCIDENT)
+    events, bad = read_skip(path)
+    assert bad == []
+    reports = [e for e in events if isinstance(e, IncidentReport)]
+    assert [e.report_id for e in reports] == ["r1", "r2", "r1"]
+    assert reports[1].text == text[1:-1].replace('""', '"')
+
+
+def test_a_stray_quote_closed_by_a_later_rows_quote_still_costs_only_its_row(
+    tmp_path: Path,
+) -> None:
+    """The text is kept whole only when it closes on a line that is no row: a stray
+    quote closed by a quote in a later row (a text spanning lines) is still a stray."""
+    stray = '2024-05-27T03:10:10Z,r2,Noise,"oops,app,c1\n'
+    later = '2024-05-27T03:10:12Z,r3,Noise,"two\nlines",app,c1\n'
+    path = write(tmp_path, "t.csv", INCIDENTS + stray + INCIDENT + later + INCIDENT)
+    events, bad = read_skip(path)
+    assert [b.line for b in bad] == [2]
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r1", "r1", "r3"]
+
+
 def _just_under(limit: int) -> str:
     """A reading row of sensor 's' whose own message (JSON and key) is just under
     ``limit`` bytes, and whose pack of one is over it (a pack adds up to 16 bytes)."""
