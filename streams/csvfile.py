@@ -15,7 +15,9 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   with its quotes dropped too) is a stray quote: its row is bad and reading resumes at
   that line, so one stray quote never swallows the rows after it, nor merges with that
   line's own fault (a bad byte, a NUL, another stray quote), which is reported under
-  that line's number;
+  that line's number; unless the field closes later, within csv's field limit, on a
+  line that reads as no row, into one record as wide as the header: that line is then
+  the field's own text (``_text_after_all``: a report quoting a row across lines);
 - a bad record that leaves a quoted field open (a field over csv's limit, a line of it
   with a foreign byte or a NUL) is read past up to the line that closes the field, or one
   that reads as a row (``skip_open_field``): one bad row, not one per line of its text;
