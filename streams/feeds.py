@@ -120,7 +120,7 @@ def read_canonical(
     the pack of it alone, ``alone_in_pack_bytes``) is bad: Kafka would refuse it.
     Raises ``FeedError`` for a file that cannot be read, is UTF-16, or has no valid header.
     """
-    for _line, event in _rows(path, on_bad_row, max_message_bytes, packed):
+    for _line, event, _size in _rows(path, on_bad_row, max_message_bytes, packed):
         yield event
 
 
@@ -129,8 +129,10 @@ def _rows(
     on_bad_row: Callable[[BadRow], None] | None,
     max_message_bytes: int,
     packed: bool = False,
-) -> Iterator[tuple[int, Event]]:
-    """``read_canonical``'s events, each with the line its row starts on (1-based)."""
+) -> Iterator[tuple[int, Event, int]]:
+    """``read_canonical``'s events, each with the line its row starts on (1-based) and
+    its message's size in bytes when it may be ``LARGE_MESSAGE_BYTES`` or more (0 for a
+    message surely smaller: most are not encoded here)."""
     path = Path(path)
     records = read_records(path, looks_like_row(len(READING_COLUMNS)))
     header = next(records, None)
@@ -178,11 +180,11 @@ def _rows(
                 if record.spans_lines:
                     _one_line(record.fields, header.fields, multiline="text")
                 event = parse(record.fields)
-                _check_size(event, record.fields, max_message_bytes, packed)
+                size = _check_size(event, record.fields, max_message_bytes, packed)
             except (ValueError, OverflowError, OSError, EventError) as exc:
                 bad = BadRow(path, record.line, str(exc))
             else:
-                yield record.line, event
+                yield record.line, event, size
                 continue
         if on_bad_row is None:
             raise FeedError(str(bad))
@@ -213,11 +215,19 @@ def _header_difference(fields: list[str]) -> str:
     return f" ({'; '.join(parts)})"
 
 
-def _check_size(event: Event, fields: list[str], max_bytes: int, packed: bool = False) -> None:
+# A message this large or larger makes a replay ask the broker what its topics take
+# (citybrain/cli/feeds.py): smaller ones fit any broker's max.message.bytes in use.
+LARGE_MESSAGE_BYTES = 1 << 16
+
+
+def _check_size(event: Event, fields: list[str], max_bytes: int, packed: bool = False) -> int:
+    """The size in bytes of ``event``'s message (with ``packed``, of a reading's pack of
+    one if larger) when it may be ``LARGE_MESSAGE_BYTES`` or more, else 0. Raises
+    ValueError when it is more than ``max_bytes``."""
     # JSON writes a character as at most 6 bytes (\u001f) and adds < 200 of its own, so
-    # only rows that might be too large are encoded here.
-    if 6 * sum(map(len, fields)) + 200 <= max_bytes:
-        return
+    # only rows that might be large are encoded here.
+    if 6 * sum(map(len, fields)) + 200 < min(max_bytes, LARGE_MESSAGE_BYTES):
+        return 0
     size = len(event.to_json()) + len(event_key(event))
     if size > max_bytes:
         raise ValueError(
@@ -228,12 +238,13 @@ def _check_size(event: Event, fields: list[str], max_bytes: int, packed: bool = 
         # A pack of one can be up to 16 bytes larger than the reading's own message: a
         # row between the two passed here and ended the replay part-way, the packer's
         # PackTooLargeError an "unexpected error" (t162).
-        size = alone_in_pack_bytes(event)
+        size = max(size, alone_in_pack_bytes(event))
         if size > max_bytes:
             raise ValueError(
                 f"the row's reading is {size:,} bytes as a pack (--pack), more than the "
                 f"{max_bytes:,} a Kafka message may hold here"
             )
+    return size
 
 
 def _one_line(row: list[str], columns: list[str], multiline: str | None = None) -> None:
@@ -339,6 +350,7 @@ class FileCheck:
     first_late: float = math.inf
     changed: str = ""
     spill: Path | None = None
+    largest: int = 0  # bytes of its largest message, when LARGE_MESSAGE_BYTES or more
 
     @property
     def headers_only(self) -> bool:
@@ -365,9 +377,10 @@ class FileCheck:
                 on_bad_row(row)
 
         previous, previous_line = -math.inf, 0
-        for line, event in _rows(
+        for line, event, message_bytes in _rows(
             self.path, bad_row if on_bad_row is not None else None, max_message_bytes, packed
         ):
+            self.largest = max(self.largest, message_bytes)
             ts = event.ts
             if ts < previous and not self.disorder:
                 self.disorder = (
@@ -426,6 +439,11 @@ class FeedCheck:
     @property
     def last_ts(self) -> float:
         return max((f.last_ts for f in self.files), default=-math.inf)
+
+    @property
+    def largest(self) -> int:
+        """Bytes of the largest message, when ``LARGE_MESSAGE_BYTES`` or more; else 0."""
+        return max((f.largest for f in self.files), default=0)
 
     @property
     def late(self) -> int:

@@ -111,17 +111,22 @@ def _nothing_to_send(args: argparse.Namespace, check: Any) -> None:
 def _replay_checked(args: argparse.Namespace, s: Settings, check: Any) -> int:
     """The replay after its first pass (``check``, a ``streams.feeds.FeedCheck``)."""
     from streams.events import MAX_MESSAGE_BYTES
+    from streams.feeds import LARGE_MESSAGE_BYTES
 
     _nothing_to_send(args, check)
     _require_kafka(s)
     if args.pack:  # packs go to the partition computed here, single readings by key
         _require_partition_counts(s, ("readings",))
     # Asked when --max-message-bytes is raised past its default, which fits Kafka's
-    # default of 1,048,588, or when packs are sent (they fill up to it: a broker that
-    # takes less refused them all; the partition counts were asked of it just now).
-    # Not otherwise: an admin client's first question waits up to 30 s on a port that
-    # answers but is no Kafka, and single events are rarely near any broker's bound.
-    asked = args.pack or args.max_message_bytes > MAX_MESSAGE_BYTES
+    # default of 1,048,588, when packs are sent (they fill up to it: a broker that takes
+    # less refused them all; the partition counts were asked of it just now), or when a
+    # message is 64 KiB or more. Not otherwise: an admin client's first question waits
+    # up to 30 s on a port that answers but is no Kafka, and no broker in use takes less.
+    asked = (
+        args.pack
+        or args.max_message_bytes > MAX_MESSAGE_BYTES
+        or check.largest >= LARGE_MESSAGE_BYTES
+    )
     bound = _broker_bound(s) if asked else None
     if bound is not None and bound[0] < args.max_message_bytes:
         # A message the broker refuses as too large is no loss of its own: kafka-python's

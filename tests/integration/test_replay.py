@@ -193,6 +193,21 @@ def test_packs_are_split_below_what_the_broker_takes_when_max_message_bytes_is_a
     assert max(len(m.value) for m in messages) <= 1_048_460
 
 
+def takes_at_most(p: Pipeline, size: int) -> None:
+    """Set the max.message.bytes of ``p``'s readings topic to ``size``."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
+    try:
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC, p.topic("readings"), {"max.message.bytes": str(size)}
+        )
+        admin.alter_configs([resource])
+    finally:
+        admin.close()
+
+
 def test_packs_are_split_below_what_a_topic_takes_that_takes_less_than_the_default(
     stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -200,20 +215,10 @@ def test_packs_are_split_below_what_a_topic_takes_that_takes_less_than_the_defau
     `--pack 10000` (~1 MB each, under the default --max-message-bytes), and kafka-python's
     idempotent producer then failed every message after the first refusal. A packed
     replay asks the broker what its topics take and splits the packs below it."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import ConfigResource, ConfigResourceType
-
     from citybrain.cli import main
 
     p = Pipeline(run_dir)
-    admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
-    try:
-        resource = ConfigResource(
-            ConfigResourceType.TOPIC, p.topic("readings"), {"max.message.bytes": "200000"}
-        )
-        admin.alter_configs([resource])
-    finally:
-        admin.close()
+    takes_at_most(p, 200_000)
     csv = pack20k_csv(run_dir / f"{p.name}-pack20k.csv")
     with pytest.MonkeyPatch.context() as mp:
         for key, value in p.env.items():  # this test's topics and the test broker
@@ -234,16 +239,17 @@ def test_packs_are_split_below_what_a_topic_takes_that_takes_less_than_the_defau
     assert max(len(m.value) for m in messages) <= 200_000 - 128
 
 
-def oversized_csv(path: Path, rows: int = 3_000) -> Path:
+def oversized_csv(path: Path, rows: int = 3_000, wide: int = 100_000) -> Path:
     """``rows`` readings of one gauge, 10 s apart, and as line 4 a reading whose message
-    is 1.2 MB (control characters, 6 bytes each in JSON), more than Kafka's default
-    message.max.bytes (1,048,588) and less than a line may be."""
+    is 12 * ``wide`` bytes and more (control characters, 6 bytes each in JSON: 1.2 MB by
+    default, more than Kafka's default message.max.bytes of 1,048,588, and less than a
+    line may be)."""
     lines = ["timestamp,sensor_id,kind,value,unit,grid_cell"]
     for i in range(rows):
         ts = format_ts(1_557_482_400.0 + 10 * i)
         lines.append(f"{ts},usgs-01589330-discharge,discharge,{100 + i % 7},ft3/s,c")
-    wide = "\x01" * 100_000
-    lines.insert(3, f"{format_ts(1_557_482_420.0)},s,discharge,1,{wide},{wide}")
+    text = "\x01" * wide
+    lines.insert(3, f"{format_ts(1_557_482_420.0)},s,discharge,1,{text},{text}")
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -692,3 +698,30 @@ def test_a_file_still_being_written_is_said_to_have_changed_while_it_was_read(
     assert sent > rows
     messages = p.read("readings", lambda m: len(m) >= sent, settle=1)
     assert len(messages) == sent
+
+
+def test_one_event_larger_than_a_topic_that_takes_less_than_the_default_is_a_bad_row(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t162: on a readings topic taking 200,000 bytes, one 600 kB reading (under the
+    default --max-message-bytes) was refused by the broker, and kafka-python's producer
+    then failed every reading queued after it. A message of 64 KiB or more makes the
+    replay ask the broker what its topics take: the row is a bad row by its line."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    takes_at_most(p, 200_000)
+    csv = oversized_csv(run_dir / f"{p.name}-oversized.csv", wide=50_000)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(csv), "--max", "--on-error", "skip"]) == 0
+    out, err = capsys.readouterr()
+    assert "read 3,001 rows: sent 3,000 readings and 0 incidents, skipped 1 bad row" in out
+    assert (
+        f"skipped {csv}:4: the row's message is 600,1" in err
+        and "more than the 199,872 a Kafka message may hold here" in err
+    )
+    assert "Kafka refused" not in err and "Traceback" not in err
+    messages = p.read("readings", lambda m: len(m) >= 3_000, settle=1)
+    assert [json.loads(m.value)["value"] for m in messages] == [100.0 + i % 7 for i in range(3_000)]
