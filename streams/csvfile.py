@@ -6,7 +6,8 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
 
 - UTF-8, plain or gzipped (``.gz``); a UTF-8 byte order mark (Excel writes one) is
   dropped; a UTF-16 file is refused at line 1;
-- lines end in LF, CRLF or CR; empty lines are not rows;
+- lines end in LF, CRLF or CR; empty lines, and lines of spaces and tabs alone, are not
+  rows;
 - RFC 4180 quoting, strictly: a quoted field may span lines, but a quote that is never
   closed, or closed before something other than a comma, makes its row bad;
 - a quoted field that runs on to a line that reads as a row of its own, or as the start
@@ -439,10 +440,18 @@ def read_records(
                 yield BadRow(path, lines.start, _csv_reason(str(exc), lines))
                 lines.skip_open_field()
             else:
-                if fields:  # an empty line is not a row
+                # An empty line is not a row, nor one of spaces and tabs alone (t162: a
+                # file ending in a line of spaces stopped a replay, "row has 1 fields").
+                blank = len(fields) == 1 and lines.lineno == lines.start and _blank(fields[0])
+                if fields and not blank:
                     if not width:
                         width.append(len(fields))
                     yield Record(lines.start, fields, lines.lineno != lines.start)
+
+
+def _blank(text: str) -> bool:
+    """Whether ``text`` is spaces and tabs alone (or nothing)."""
+    return not text.strip(" \t")
 
 
 def _csv_reason(message: str, lines: _Lines) -> str:

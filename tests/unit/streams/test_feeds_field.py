@@ -335,6 +335,15 @@ def test_a_stray_quote_closed_by_a_later_rows_quote_still_costs_only_its_row(
     assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r1", "r1", "r3"]
 
 
+@pytest.mark.parametrize("blank", ["   ", "\t", " \t ", '""'])
+def test_a_line_of_spaces_alone_is_no_row_as_an_empty_one_is(tmp_path: Path, blank: str) -> None:
+    """t162: a line of spaces or tabs (a file's last, padded by an editor) was a bad row,
+    "row has 1 fields, expected 6", which stopped a replay; an empty line is no row."""
+    path = write(tmp_path, "r.csv", f"{blank}\n{READINGS}{ROW}{blank}\r\n{ROW}\n{blank}")
+    events, bad = read_skip(path)
+    assert bad == [] and len(events) == 2
+
+
 def _just_under(limit: int) -> str:
     """A reading row of sensor 's' whose own message (JSON and key) is just under
     ``limit`` bytes, and whose pack of one is over it (a pack adds up to 16 bytes)."""
