@@ -176,7 +176,7 @@ def _rows(
                     raise ValueError("the header row again (files joined together?)")
                 reason = field_count_reason(record.fields, columns)
                 if reason is not None:
-                    raise ValueError(reason)
+                    raise ValueError(reason + _split_number_hint(record.fields, header.fields))
                 if record.spans_lines:
                     _one_line(record.fields, header.fields, multiline="text")
                 event = parse(record.fields)
@@ -218,6 +218,24 @@ def _header_difference(fields: list[str]) -> str:
 # A message this large or larger makes a replay ask the broker what its topics take
 # (citybrain/cli/feeds.py): smaller ones fit any broker's max.message.bytes in use.
 LARGE_MESSAGE_BYTES = 1 << 16
+
+
+def _split_number_hint(fields: list[str], columns: list[str]) -> str:
+    """`` (a decimal comma? …)`` for a readings row one field too wide whose value and the
+    field after it read as one number split at a comma (``1,5``, ``1,000``), as detect
+    says it; "" otherwise (t162: replay said only "row has 7 fields, expected 6")."""
+    if columns != READING_COLUMNS or len(fields) != len(columns) + 1:
+        return ""
+    at = columns.index("value")
+    whole, part = fields[at].strip(), fields[at + 1].strip()
+    if not (whole.lstrip("+-").isdigit() and part.isdigit() and whole.isascii() and part.isascii()):
+        return ""
+    if len(part) == 3:  # 1,000 may be either
+        return (
+            f" (a decimal comma or a thousands separator in {whole},{part}? write "
+            f"{whole}.{part} or {whole}{part})"
+        )
+    return f" (a decimal comma in {whole},{part}? write {whole}.{part})"
 
 
 def _check_size(event: Event, fields: list[str], max_bytes: int, packed: bool = False) -> int:

@@ -344,6 +344,23 @@ def test_a_line_of_spaces_alone_is_no_row_as_an_empty_one_is(tmp_path: Path, bla
     assert bad == [] and len(events) == 2
 
 
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("1,5", " (a decimal comma in 1,5? write 1.5)"),
+        ("-12,75", " (a decimal comma in -12,75? write -12.75)"),
+        ("1,000", " (a decimal comma or a thousands separator in 1,000? write 1.000 or 1000)"),
+        ("1,x", ""),
+    ],
+)
+def test_a_value_split_at_a_comma_is_said_as_one(tmp_path: Path, value: str, hint: str) -> None:
+    """t162: replay said only "row has 7 fields, expected 6" of an unquoted 1,5, where
+    detect names the decimal comma."""
+    path = write(tmp_path, "r.csv", f"{READINGS}2024-05-27T03:10:10Z,s1,pm25,{value},ug/m3,c1\n")
+    _, bad = read_skip(path)
+    assert [b.reason for b in bad] == [f"row has 7 fields, expected 6{hint}"]
+
+
 def _just_under(limit: int) -> str:
     """A reading row of sensor 's' whose own message (JSON and key) is just under
     ``limit`` bytes, and whose pack of one is over it (a pack adds up to 16 bytes)."""
