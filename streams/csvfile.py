@@ -478,8 +478,15 @@ def separator_hint(fields: Sequence[str]) -> str:
     decimal point)`` for a header row read as comma-separated (``fields``) that another
     separator (``OTHER_SEPARATORS``) splits into more fields; "" otherwise. The tail of
     every refused CSV header (a newcomer's `timestamp;value` was told only what was
-    expected)."""
+    expected). An Excel ``sep=`` line or a ``#`` comment in place of the header is said
+    as one."""
     text = ",".join(fields)
+    first = text.lstrip()
+    if first.lower().startswith("sep="):
+        # Excel's line naming the separator (it writes one when asked to): t162.
+        return f" (Excel's {show(first)} line: delete it, the first line must be the header)"
+    if first.startswith("#"):
+        return " (a comment line? delete it: the first line must be the header)"
     sep = max(OTHER_SEPARATORS, key=text.count)
     if text.count(sep) + 1 <= len(fields):
         return ""

@@ -361,6 +361,24 @@ def test_a_value_split_at_a_comma_is_said_as_one(tmp_path: Path, value: str, hin
     assert [b.reason for b in bad] == [f"row has 7 fields, expected 6{hint}"]
 
 
+@pytest.mark.parametrize(
+    ("first", "hint"),
+    [
+        ("sep=,", "(Excel's 'sep=,' line: delete it, the first line must be the header)"),
+        ("# exported 2024-05-27", "(a comment line? delete it: the first line must be the header)"),
+    ],
+)
+def test_an_excel_sep_line_or_a_comment_before_the_header_is_said_as_one(
+    tmp_path: Path, first: str, hint: str
+) -> None:
+    """t162: `sep=,` (Excel writes it when asked) or a `#` comment line first was refused
+    as a header naming what was expected, with no word on what the line is."""
+    path = write(tmp_path, "r.csv", f"{first}\n{READINGS}{ROW}")
+    with pytest.raises(FeedError) as info:
+        load_events([path])
+    assert str(info.value).startswith(f"{path}:1: header is ") and str(info.value).endswith(hint)
+
+
 def _just_under(limit: int) -> str:
     """A reading row of sensor 's' whose own message (JSON and key) is just under
     ``limit`` bytes, and whose pack of one is over it (a pack adds up to 16 bytes)."""
