@@ -5,7 +5,7 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
 (docs/events.md, "Canonical replay CSV"):
 
 - UTF-8, plain or gzipped (``.gz``); a UTF-8 byte order mark (Excel writes one) is
-  dropped; a UTF-16 file is refused at line 1;
+  dropped, at the start of any record (files joined with `cat`); a UTF-16 file is refused at line 1;
 - lines end in LF, CRLF or CR; empty lines, and lines of spaces and tabs alone, are not
   rows;
 - RFC 4180 quoting, strictly: a quoted field may span lines, but a quote that is never
@@ -161,8 +161,12 @@ class _Lines:
             self.quotes, self._record = data.count(b'"'), [data]
             return self._decode(data)
         data = self._next_bytes()
-        if self.lineno == 0 and not isinstance(data, _Overlong):
-            data = data.removeprefix(UTF8_BOM)
+        if not self.in_record and not isinstance(data, _Overlong):
+            # The file's first line, and a line starting a record: files written with a
+            # byte order mark and joined with `cat` carry one at each file's start (t162:
+            # the second header was then a row whose timestamp is '\ufefftimestamp').
+            while data.startswith(UTF8_BOM):  # a tool that adds one to a file that has one
+                data = data[len(UTF8_BOM) :]
         self.lineno += 1
         if not self.in_record:
             self.in_record, self.start, self.quotes = True, self.lineno, 0

@@ -379,6 +379,20 @@ def test_an_excel_sep_line_or_a_comment_before_the_header_is_said_as_one(
     assert str(info.value).startswith(f"{path}:1: header is ") and str(info.value).endswith(hint)
 
 
+def test_byte_order_marks_of_files_joined_together_are_dropped(tmp_path: Path) -> None:
+    """t162: two files written with a byte order mark and joined with `cat`: the second
+    header was a row whose timestamp is '\\ufefftimestamp' (not "the header row again"), a
+    row starting with one was refused for its timestamp, and a file starting with two
+    marks had a header '\\ufefftimestamp,…'."""
+    bom = b"\xef\xbb\xbf"
+    data = bom * 2 + READINGS.encode() + ROW.encode() + bom + ROW.encode() + bom + READINGS.encode()
+    events, bad = read_skip(write(tmp_path, "joined.csv", data))
+    assert len(events) == 2
+    assert [(b.line, b.reason) for b in bad] == [
+        (4, "the header row again (files joined together?)")
+    ]
+
+
 def _just_under(limit: int) -> str:
     """A reading row of sensor 's' whose own message (JSON and key) is just under
     ``limit`` bytes, and whose pack of one is over it (a pack adds up to 16 bytes)."""
