@@ -214,6 +214,12 @@ def good_rows(
             try:
                 if isinstance(record, BadRow):
                     raise DetectInputError(str(record))
+                if record.fields == header.fields:
+                    # As replay says it (t162: detect said the timestamp 'timestamp' is no
+                    # time).
+                    raise DetectInputError(
+                        f"{path}:{record.line}: the header row again (files joined together?)"
+                    )
                 # No wider than the header: `1,5` (a decimal comma) is two fields, and
                 # reading the first alone took 1.5 for 1 without a word.
                 if len(record.fields) > width:
