@@ -210,7 +210,7 @@ class _Lines:
             while quotes % 2 and size <= limit:
                 line = self._next_bytes()
                 ahead.append(line)
-                if isinstance(line, _Overlong):
+                if isinstance(line, _Overlong) or len(line) > self._max_line:
                     return False
                 quotes, size = quotes + line.count(b'"'), size + len(line)
         except StopIteration:
@@ -239,8 +239,10 @@ class _Lines:
             except StopIteration:
                 return
             self.lineno += 1
-            if isinstance(data, _Overlong):
-                continue  # read past; its quotes are not known
+            if isinstance(data, _Overlong) or len(data) > self._max_line:
+                # Read past; its quotes are not counted, as a line read past block by
+                # block has none known (the block size must not change what is read).
+                continue
             if self._starts_row(data):
                 self._pushback = data
                 return
