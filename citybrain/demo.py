@@ -80,7 +80,6 @@ from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
-from streams.csvfile import gzip_name
 from streams.errors import EventError, FeedError
 from streams.events import Reading, alert_time, alert_times_utc, iso_instant
 from streams.feeds import Event, Replayer, load_events
@@ -1322,21 +1321,25 @@ def watched_sensors(data: Sequence[Path], expected: Sequence[KnownEvent]) -> lis
     so the sensor_detail dashboard has them after a fast replay, in which an alert
     episode opens and closes between two scrapes (trial 9: the dashboard was empty).
     Files that are not reading CSVs (no sensor_id column) are passed over."""
-    import csv
-    import gzip
+    from streams.events import Reading
+    from streams.feeds import read_canonical
 
     prefixes = tuple(e.sensor_prefix for e in expected)
     found: set[str] = set()
     if not prefixes:
         return []
     for path in data:
-        opener = gzip.open if gzip_name(path) else open
-        with opener(path, "rt", encoding="utf-8", newline="") as fh:
-            rows = csv.DictReader(fh)
-            if "sensor_id" not in (rows.fieldnames or ()):
-                continue
-            found |= {r["sensor_id"] for r in rows if r["sensor_id"].startswith(prefixes)}
+        # Read as the replay reads them (``demo_events`` checked them): csv's DictReader
+        # read a line of spaces, which the replay's reader passes over, as a row without
+        # a sensor_id, and None.startswith raised (t162).
+        for event in read_canonical(path, on_bad_row=_passed_over):
+            if isinstance(event, Reading) and event.sensor_id.startswith(prefixes):
+                found.add(event.sensor_id)
     return sorted(found)
+
+
+def _passed_over(_: object) -> None:
+    """A bad row ``demo_events`` has already refused the demo for."""
 
 
 def demo_events(data: list[Path]) -> list[Event]:

@@ -37,7 +37,7 @@ from streams.csvfile import (
     separator_hint,
 )
 from streams.errors import FeedError, show
-from streams.events import iso_instant
+from streams.events import iso_instant, other_date_fault
 from streams.inputs import not_a_regular_file
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
@@ -214,6 +214,12 @@ def good_rows(
             try:
                 if isinstance(record, BadRow):
                     raise DetectInputError(str(record))
+                if record.fields == header.fields:
+                    # As replay says it (t162: detect said the timestamp 'timestamp' is no
+                    # time).
+                    raise DetectInputError(
+                        f"{path}:{record.line}: the header row again (files joined together?)"
+                    )
                 # No wider than the header: `1,5` (a decimal comma) is two fields, and
                 # reading the first alone took 1.5 for 1 without a word.
                 if len(record.fields) > width:
@@ -261,7 +267,12 @@ def _row(
     when = _when(row[0])
     if when is None:
         shown = show(row[0])
-        raise DetectInputError(f'{path}:{line}: field "timestamp" is {shown}, {TIMESTAMP_FORM}')
+        # Epoch seconds or milliseconds, a week or an ordinal date: said as what they are,
+        # with the ISO 8601 time to write, as replay says them (t162: detect gave only
+        # the expected form for 1557525600).
+        other = other_date_fault(row[0].strip(" \t"))
+        said = f", {TIMESTAMP_FORM}" if other is None else f": {other}"
+        raise DetectInputError(f'{path}:{line}: field "timestamp" is {shown}{said}')
     try:
         value = decimal(row[1])
     except ValueError as exc:

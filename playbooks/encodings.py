@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -103,6 +104,11 @@ def _latin_words(data: bytes) -> bool:
     return bool(high)
 
 
+def _adjacent_high(data: bytes) -> bool:
+    """Whether two bytes past ASCII stand side by side in ``data``."""
+    return any(a >= 0x80 and b >= 0x80 for a, b in itertools.pairwise(data))
+
+
 def likely_encodings(data: bytes) -> list[str]:
     """The legacy encodings bytes that are not UTF-8 were most plausibly written in,
     best first (several when the bytes cannot tell them apart: two Hangul syllables in
@@ -124,6 +130,13 @@ def likely_encodings(data: bytes) -> list[str]:
         past = [c for c in text if ord(c) >= 0x80]
         if past and all(map(common, past)):
             found[codec] = name
+    if found and _latin_words(head) and not _adjacent_high(head):
+        # Every byte past ASCII alone between ASCII ones, each a Windows-1252 letter or
+        # its typographic punctuation: Latin-1 text. CJK text has runs of such bytes
+        # (kana, hangul, common hanzi); one alone read as a double-byte character with
+        # an ASCII letter (t162: "it\x92s loud", Windows-1252's apostrophe, was said to
+        # look Shift_JIS).
+        return [LATIN]
     if len(found) > 1 and sum(b >= 0x80 for b in head) >= _TELL_APART_BYTES:
         # Each reads as common text of its script: which language it reads as is
         # charset_normalizer's to judge (character frequencies per language); a short

@@ -5,8 +5,9 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
 (docs/events.md, "Canonical replay CSV"):
 
 - UTF-8, plain or gzipped (``.gz``); a UTF-8 byte order mark (Excel writes one) is
-  dropped; a UTF-16 file is refused at line 1;
-- lines end in LF, CRLF or CR; empty lines are not rows;
+  dropped, at the start of any record (files joined with `cat`); a UTF-16 file is refused at line 1;
+- lines end in LF, CRLF or CR; empty lines, and lines of spaces and tabs alone, are not
+  rows;
 - RFC 4180 quoting, strictly: a quoted field may span lines, but a quote that is never
   closed, or closed before something other than a comma, makes its row bad;
 - a quoted field that runs on to a line that reads as a row of its own, or as the start
@@ -15,7 +16,12 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   with its quotes dropped too) is a stray quote: its row is bad and reading resumes at
   that line, so one stray quote never swallows the rows after it, nor merges with that
   line's own fault (a bad byte, a NUL, another stray quote), which is reported under
-  that line's number;
+  that line's number; unless the field closes later, within csv's field limit, on a
+  line that reads as no row, into one record as wide as the header: that line is then
+  the field's own text (``_text_after_all``: a report quoting a row across lines);
+- a bad record that leaves a quoted field open (a field over csv's limit, a line of it
+  with a foreign byte or a NUL) is read past up to the line that closes the field, or one
+  that reads as a row (``skip_open_field``): one bad row, not one per line of its text;
 - a line with bytes that are not UTF-8 or a NUL byte is bad; the reason names the byte
   and its column (1-based, in bytes); a first line that is UTF-16 or UTF-32 (with a byte
   order mark, or without one: every other byte NUL) refuses the file, naming the encoding;
@@ -126,8 +132,10 @@ class _Lines:
         path: Path,
         looks_like_row: Callable[[str], bool] | None,
         max_line: int = MAX_LINE_BYTES,
+        width: list[int] | None = None,
     ) -> None:
         self._raw = raw
+        self._width = width if width is not None else []  # the header's, once read
         self._max_line = max_line
         self._path = path
         self._chunks: list[bytes] = []  # lines read ahead, last first
@@ -138,6 +146,9 @@ class _Lines:
         self.start = 0  # line the open record started on
         self.in_record = False
         self.exhausted = False
+        # Quotes in the open record's lines so far: odd while a quoted field is open.
+        self.quotes = 0
+        self._record: list[bytes] = []  # the open record's lines so far
 
     def __iter__(self) -> _Lines:
         return self
@@ -147,13 +158,19 @@ class _Lines:
             # The line starts a record of its own; its own faults are reported under it.
             data, self._pushback = self._pushback, None
             self.in_record, self.start = True, self.lineno
+            self.quotes, self._record = data.count(b'"'), [data]
             return self._decode(data)
         data = self._next_bytes()
-        if self.lineno == 0 and not isinstance(data, _Overlong):
-            data = data.removeprefix(UTF8_BOM)
+        if not self.in_record and not isinstance(data, _Overlong):
+            # The file's first line, and a line starting a record: files written with a
+            # byte order mark and joined with `cat` carry one at each file's start (t162:
+            # the second header was then a row whose timestamp is '\ufefftimestamp').
+            while data.startswith(UTF8_BOM):  # a tool that adds one to a file that has one
+                data = data[len(UTF8_BOM) :]
         self.lineno += 1
         if not self.in_record:
-            self.in_record, self.start = True, self.lineno
+            self.in_record, self.start, self.quotes = True, self.lineno, 0
+            self._record = []
         if isinstance(data, _Overlong) or len(data) > self._max_line:
             size = data.size if isinstance(data, _Overlong) else len(data.rstrip(b"\r\n"))
             where = "" if self.lineno == self.start else f"line {self.lineno}: "
@@ -163,7 +180,7 @@ class _Lines:
                 f"{where}the line is {size:,} bytes, longer than the {self._max_line:,} a line "
                 f"may have ({LINE_LIMIT_VARIABLE}): not read, reading goes on after it",
             )
-        if self.start != self.lineno and self._starts_row(data):
+        if self.start != self.lineno and self._starts_row(data) and not self._text_after_all(data):
             # Checked before decoding: a bad byte, a NUL or a stray quote of the line's own
             # must not merge it into the open record (issue 12 item 9).
             self._pushback = data
@@ -172,7 +189,66 @@ class _Lines:
                 "a quoted field opens here and is not closed before line "
                 f"{self.lineno}, which reads as a row of its own (a stray quote?)",
             )
+        self.quotes += data.count(b'"')
+        self._record.append(data)
         return self._decode(data)
+
+    def _text_after_all(self, data: bytes) -> bool:
+        """Whether ``data``, a line of the open quoted field that reads as a row, is the
+        field's text after all: the field closes within csv's field limit (in bytes,
+        four per character) on a later line that does not read as a row, and the record
+        from its first line to that one is one record as wide as the header. A report
+        quoting a row in its text (``see:\n2024-05-27T03:10:10Z,…\nend"``) was cut there:
+        the report lost, a row made of its text sent in its place (t162). The lines
+        looked at are handed back, unread."""
+        if self.quotes % 2 == 0 or not self._width:
+            return False
+        ahead = [data]
+        quotes, size = self.quotes + data.count(b'"'), len(data)
+        limit = 4 * csv.field_size_limit()
+        try:
+            while quotes % 2 and size <= limit:
+                line = self._next_bytes()
+                ahead.append(line)
+                if isinstance(line, _Overlong) or len(line) > self._max_line:
+                    return False
+                quotes, size = quotes + line.count(b'"'), size + len(line)
+        except StopIteration:
+            return False
+        finally:
+            self._chunks.extend(reversed(ahead[1:]))  # the next line is the last one
+        if quotes % 2 or len(ahead) == 1 or self._starts_row(ahead[-1]):
+            return False
+        text = b"".join([*self._record, *ahead]).decode("utf-8", "replace")
+        fields = split_line(text.replace("\x00", "").rstrip("\r\n"))
+        return fields is not None and len(fields) == self._width[0]
+
+    def skip_open_field(self) -> None:
+        """After a bad record: read past the rest of a quoted field it left open (an odd
+        number of quotes in its lines so far), up to the line that closes it or, as a
+        stray quote's recovery does, one that reads as a row of its own (handed back).
+        A field over csv's limit, or a line of it with a byte that is not UTF-8 or a NUL,
+        left the field open, and each of its further lines was read as a row: one 10 MB
+        text of 100,000 lines gave 98,691 bad rows, and its closing line opened a quoted
+        field of its own (t162). Lines are read one at a time, never held."""
+        if self._pushback is not None or self.quotes % 2 == 0:
+            return
+        while True:
+            try:
+                data = self._next_bytes()
+            except StopIteration:
+                return
+            self.lineno += 1
+            if isinstance(data, _Overlong) or len(data) > self._max_line:
+                # Read past; its quotes are not counted, as a line read past block by
+                # block has none known (the block size must not change what is read).
+                continue
+            if self._starts_row(data):
+                self._pushback = data
+                return
+            self.quotes += data.count(b'"')
+            if self.quotes % 2 == 0:
+                return
 
     def _starts_row(self, data: bytes) -> bool:
         """Whether a continuation line reads as a row of its own, leniently: foreign bytes
@@ -353,7 +429,7 @@ def read_records(
         # Every reader recovers from a stray quote, by default at a line that starts a
         # record as wide as the header (rehearse gave no rule, and one stray quote
         # swallowed the reports after it up to the next quote, unsaid).
-        lines = _Lines(raw, path, looks_like_row or as_wide_as_the_header, limit)
+        lines = _Lines(raw, path, looks_like_row or as_wide_as_the_header, limit, width)
         reader = csv.reader(lines, strict=True)
         while True:
             lines.in_record = False
@@ -362,15 +438,26 @@ def read_records(
             except StopIteration:
                 return
             except _BadLine as exc:
-                # Reading goes on with the next line (or the one handed back).
+                # Reading goes on with the next line (or the one handed back), past the
+                # rest of a quoted field the bad record left open.
                 yield BadRow(path, exc.line, exc.reason)
+                lines.skip_open_field()
             except csv.Error as exc:
                 yield BadRow(path, lines.start, _csv_reason(str(exc), lines))
+                lines.skip_open_field()
             else:
-                if fields:  # an empty line is not a row
+                # An empty line is not a row, nor one of spaces and tabs alone (t162: a
+                # file ending in a line of spaces stopped a replay, "row has 1 fields").
+                blank = len(fields) == 1 and lines.lineno == lines.start and _blank(fields[0])
+                if fields and not blank:
                     if not width:
                         width.append(len(fields))
                     yield Record(lines.start, fields, lines.lineno != lines.start)
+
+
+def _blank(text: str) -> bool:
+    """Whether ``text`` is spaces and tabs alone (or nothing)."""
+    return not text.strip(" \t")
 
 
 def _csv_reason(message: str, lines: _Lines) -> str:
@@ -397,8 +484,15 @@ def separator_hint(fields: Sequence[str]) -> str:
     decimal point)`` for a header row read as comma-separated (``fields``) that another
     separator (``OTHER_SEPARATORS``) splits into more fields; "" otherwise. The tail of
     every refused CSV header (a newcomer's `timestamp;value` was told only what was
-    expected)."""
+    expected). An Excel ``sep=`` line or a ``#`` comment in place of the header is said
+    as one."""
     text = ",".join(fields)
+    first = text.lstrip()
+    if first.lower().startswith("sep="):
+        # Excel's line naming the separator (it writes one when asked to): t162.
+        return f" (Excel's {show(first)} line: delete it, the first line must be the header)"
+    if first.startswith("#"):
+        return " (a comment line? delete it: the first line must be the header)"
     sep = max(OTHER_SEPARATORS, key=text.count)
     if text.count(sep) + 1 <= len(fields):
         return ""

@@ -168,7 +168,7 @@ def _next_midnight(day: str) -> str:
     return (start + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")
 
 
-def _other_date_fault(text: str) -> str | None:
+def other_date_fault(text: str) -> str | None:
     """Why a week date, an ordinal date or an epoch time in text is not taken, naming the
     calendar date or the instant it stands for; None for any other text. Before t109 the
     first two were "expected an ISO 8601 timestamp", which they are, and epoch seconds in
@@ -240,7 +240,7 @@ def timestamp_fault(text: str) -> str:
         return f"expected an ISO 8601 timestamp ({_EXAMPLE})"
     if _DATE.fullmatch(text):
         return f"a date alone: expected a date and a time with a zone ({_EXAMPLE})"
-    other = _other_date_fault(text)
+    other = other_date_fault(text)
     if other is not None:
         return other
     if _BASIC.fullmatch(text):

@@ -43,7 +43,12 @@ from streams.events import (
     format_ts,
     parse_ts,
 )
-from streams.partitioning import PACK_HEAD, ReadingPacker
+from streams.partitioning import (
+    PACK_HEAD,
+    PackTooLargeError,
+    ReadingPacker,
+    alone_in_pack_bytes,
+)
 
 READING_COLUMNS = ["timestamp", "sensor_id", "kind", "value", "unit", "grid_cell"]
 INCIDENT_COLUMNS = ["timestamp", "report_id", "category", "text", "source", "grid_cell"]
@@ -89,6 +94,10 @@ def looks_like_row(columns: int) -> Callable[[str], bool]:
 
 
 _LONGEST_SLEEP = 86_400.0  # seconds
+# Bytes Kafka's framing adds to a message's key and value in a record batch of one (the
+# batch's 61-byte header, at most 30 of the record's own), with room to spare: a broker's
+# max.message.bytes bounds the whole batch.
+RECORD_FRAMING = 128
 # How long a replay's last flush waits for Kafka's acknowledgements (a batch past
 # kafka-python's 120 s delivery timeout is reported failed before it, on a broker that
 # answers), and how long closing the producer may wait for what is left after that.
@@ -109,16 +118,18 @@ def read_canonical(
     path: str | Path,
     on_bad_row: Callable[[BadRow], None] | None = None,
     max_message_bytes: int = MAX_MESSAGE_BYTES,
+    packed: bool = False,
 ) -> Iterator[Event]:
     """Yield the file's events in file order. A bad row raises ``FeedError`` naming file
     and line, unless ``on_bad_row`` is given, which then receives it and reading goes on.
 
     Any bytes give events or bad rows (streams/csvfile.py): every row read is either
     yielded or passed to ``on_bad_row``. A row whose message would be larger than
-    ``max_message_bytes`` (JSON value plus key) is bad: Kafka would refuse it.
+    ``max_message_bytes`` (JSON value plus key; with ``packed``, a reading's also as
+    the pack of it alone, ``alone_in_pack_bytes``) is bad: Kafka would refuse it.
     Raises ``FeedError`` for a file that cannot be read, is UTF-16, or has no valid header.
     """
-    for _line, event in _rows(path, on_bad_row, max_message_bytes):
+    for _line, event, _size in _rows(path, on_bad_row, max_message_bytes, packed):
         yield event
 
 
@@ -126,8 +137,11 @@ def _rows(
     path: str | Path,
     on_bad_row: Callable[[BadRow], None] | None,
     max_message_bytes: int,
-) -> Iterator[tuple[int, Event]]:
-    """``read_canonical``'s events, each with the line its row starts on (1-based)."""
+    packed: bool = False,
+) -> Iterator[tuple[int, Event, int]]:
+    """``read_canonical``'s events, each with the line its row starts on (1-based) and
+    its message's size in bytes when it may be ``LARGE_MESSAGE_BYTES`` or more (0 for a
+    message surely smaller: most are not encoded here)."""
     path = Path(path)
     records = read_records(path, looks_like_row(len(READING_COLUMNS)))
     header = next(records, None)
@@ -171,15 +185,15 @@ def _rows(
                     raise ValueError("the header row again (files joined together?)")
                 reason = field_count_reason(record.fields, columns)
                 if reason is not None:
-                    raise ValueError(reason)
+                    raise ValueError(reason + _split_number_hint(record.fields, header.fields))
                 if record.spans_lines:
                     _one_line(record.fields, header.fields, multiline="text")
                 event = parse(record.fields)
-                _check_size(event, record.fields, max_message_bytes)
+                size = _check_size(event, record.fields, max_message_bytes, packed)
             except (ValueError, OverflowError, OSError, EventError) as exc:
                 bad = BadRow(path, record.line, str(exc))
             else:
-                yield record.line, event
+                yield record.line, event, size
                 continue
         if on_bad_row is None:
             raise FeedError(str(bad))
@@ -210,17 +224,54 @@ def _header_difference(fields: list[str]) -> str:
     return f" ({'; '.join(parts)})"
 
 
-def _check_size(event: Event, fields: list[str], max_bytes: int) -> None:
+# A message this large or larger makes a replay ask the broker what its topics take
+# (citybrain/cli/feeds.py): smaller ones fit any broker's max.message.bytes in use.
+LARGE_MESSAGE_BYTES = 1 << 16
+
+
+def _split_number_hint(fields: list[str], columns: list[str]) -> str:
+    """`` (a decimal comma? …)`` for a readings row one field too wide whose value and the
+    field after it read as one number split at a comma (``1,5``, ``1,000``), as detect
+    says it; "" otherwise (t162: replay said only "row has 7 fields, expected 6")."""
+    if columns != READING_COLUMNS or len(fields) != len(columns) + 1:
+        return ""
+    at = columns.index("value")
+    whole, part = fields[at].strip(), fields[at + 1].strip()
+    if not (whole.lstrip("+-").isdigit() and part.isdigit() and whole.isascii() and part.isascii()):
+        return ""
+    if len(part) == 3:  # 1,000 may be either
+        return (
+            f" (a decimal comma or a thousands separator in {whole},{part}? write "
+            f"{whole}.{part} or {whole}{part})"
+        )
+    return f" (a decimal comma in {whole},{part}? write {whole}.{part})"
+
+
+def _check_size(event: Event, fields: list[str], max_bytes: int, packed: bool = False) -> int:
+    """The size in bytes of ``event``'s message (with ``packed``, of a reading's pack of
+    one if larger) when it may be ``LARGE_MESSAGE_BYTES`` or more, else 0. Raises
+    ValueError when it is more than ``max_bytes``."""
     # JSON writes a character as at most 6 bytes (\u001f) and adds < 200 of its own, so
-    # only rows that might be too large are encoded here.
-    if 6 * sum(map(len, fields)) + 200 <= max_bytes:
-        return
+    # only rows that might be large are encoded here.
+    if 6 * sum(map(len, fields)) + 200 < min(max_bytes, LARGE_MESSAGE_BYTES):
+        return 0
     size = len(event.to_json()) + len(event_key(event))
     if size > max_bytes:
         raise ValueError(
             f"the row's message is {size:,} bytes, more than the "
             f"{max_bytes:,} a Kafka message may hold here"
         )
+    if packed and isinstance(event, Reading):
+        # A pack of one can be up to 16 bytes larger than the reading's own message: a
+        # row between the two passed here and ended the replay part-way, the packer's
+        # PackTooLargeError an "unexpected error" (t162).
+        size = max(size, alone_in_pack_bytes(event))
+        if size > max_bytes:
+            raise ValueError(
+                f"the row's reading is {size:,} bytes as a pack (--pack), more than the "
+                f"{max_bytes:,} a Kafka message may hold here"
+            )
+    return size
 
 
 def _one_line(row: list[str], columns: list[str], multiline: str | None = None) -> None:
@@ -326,6 +377,7 @@ class FileCheck:
     first_late: float = math.inf
     changed: str = ""
     spill: Path | None = None
+    largest: int = 0  # bytes of its largest message, when LARGE_MESSAGE_BYTES or more
 
     @property
     def headers_only(self) -> bool:
@@ -337,11 +389,12 @@ class FileCheck:
         on_bad_row: Callable[[BadRow], None] | None,
         max_message_bytes: int,
         late_after: float = math.inf,
+        packed: bool = False,
     ) -> Iterator[Event]:
         """The file's events in file order, counting them as they pass (bad rows go to
         ``on_bad_row`` and are counted and kept in ``bad_rows``; without it the first
         raises ``FeedError``). Events later than ``late_after`` (seconds since the epoch)
-        are counted in ``late``."""
+        are counted in ``late``; ``packed``: readings are sent in packs (``_rows``)."""
         was = _version(self.path)
 
         def bad_row(row: BadRow) -> None:
@@ -351,9 +404,10 @@ class FileCheck:
                 on_bad_row(row)
 
         previous, previous_line = -math.inf, 0
-        for line, event in _rows(
-            self.path, bad_row if on_bad_row is not None else None, max_message_bytes
+        for line, event, message_bytes in _rows(
+            self.path, bad_row if on_bad_row is not None else None, max_message_bytes, packed
         ):
+            self.largest = max(self.largest, message_bytes)
             ts = event.ts
             if ts < previous and not self.disorder:
                 self.disorder = (
@@ -414,6 +468,11 @@ class FeedCheck:
         return max((f.last_ts for f in self.files), default=-math.inf)
 
     @property
+    def largest(self) -> int:
+        """Bytes of the largest message, when ``LARGE_MESSAGE_BYTES`` or more; else 0."""
+        return max((f.largest for f in self.files), default=0)
+
+    @property
     def late(self) -> int:
         return sum(f.late for f in self.files)
 
@@ -433,6 +492,7 @@ def check_feeds(
     on_error: OnError = "stop",
     max_message_bytes: int = MAX_MESSAGE_BYTES,
     late_after: float = math.inf,
+    packed: bool = False,
 ) -> FeedCheck:
     """A replay's first pass: every row of every file read and checked, none held in
     memory (it does not grow with the files). A bad row raises ``FeedError`` naming file
@@ -442,7 +502,8 @@ def check_feeds(
     an event), which ``FeedStream`` reads back in time order: ten times cheaper than
     parsing the CSV again, and the events sent are those checked, whatever happens to
     the file since. ``FeedError`` when that cannot be written (a full disk), naming the
-    directory. Close the result (``FeedStream`` does) to remove them."""
+    directory. Close the result (``FeedStream`` does) to remove them. ``packed``: the
+    replay sends readings in packs, so a reading is checked as a pack of it alone too."""
     tmp = tempfile.TemporaryDirectory(prefix="citybrain-replay-")
     files: list[FileCheck] = []
     path = Path()
@@ -452,7 +513,7 @@ def check_feeds(
             spill = Path(tmp.name) / f"{index}.events"
             check = FileCheck(path, spill=spill)
             events = check.read(
-                _skipped if on_error == "skip" else None, max_message_bytes, late_after
+                _skipped if on_error == "skip" else None, max_message_bytes, late_after, packed
             )
             with spill.open("wb") as out:
                 while block := list(itertools.islice(events, RUN_BLOCK)):
@@ -645,7 +706,9 @@ class Replayer:
         sends them): a pack when one fills up, and when paced (``speed``) the partial
         ones at each new event time. ``max_message_bytes`` is the largest message value
         the caller will send (read_canonical and the packer keep to it); the producer's
-        max_request_size leaves room for key and framing above it."""
+        max_request_size leaves room for key and framing above it, and its record batches
+        hold no more than that and 64 bytes (a broker's max.message.bytes bounds a batch:
+        pass its bound, less ``RECORD_FRAMING``)."""
         from kafka import KafkaProducer
 
         self.producer = KafkaProducer(
@@ -653,7 +716,11 @@ class Replayer:
             bootstrap_servers=bootstrap,
             acks="all",
             linger_ms=5,
-            batch_size=256 * 1024,
+            # No record batch larger than a message may be: messages are appended to a
+            # batch up to batch_size, and one the broker refuses as too large is split by
+            # kafka-python, whose flush then raised UnknownError('Future not done') (t162:
+            # a topic taking 200,000 bytes, packs of 199,872 and a small one after).
+            batch_size=min(256 * 1024, max_message_bytes + 64),
             max_request_size=max(1_048_576, max_message_bytes + 64 * 1024),
             client_id="citybrain-replay",
         )
@@ -713,7 +780,16 @@ class Replayer:
             if isinstance(event, Reading):
                 stats.readings += 1
                 if self.packer is not None:
-                    self._send_packs(self.packer.add(event))
+                    try:
+                        packs = self.packer.add(event)
+                    except PackTooLargeError as exc:
+                        # Refused alone, as Kafka refuses a message too large: it ended
+                        # the replay part-way as an "unexpected error" (t162). The check
+                        # refuses such rows first (``packed``); this is for callers that
+                        # did not check.
+                        self._failed(exc, readings=1, size=alone_in_pack_bytes(event))
+                        packs = []
+                    self._send_packs(packs)
                 else:
                     self._send_packs([(-1, event_key(event), event.to_json())])
             else:

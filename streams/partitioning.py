@@ -51,6 +51,16 @@ class PackTooLargeError(ValueError):
     """One reading alone is larger than a pack may be."""
 
 
+def alone_in_pack_bytes(reading: Reading) -> int:
+    """The size in bytes of a ``readings/1`` pack holding ``reading`` alone, as
+    ``ReadingPacker`` writes it: the smallest pack it can go out in. Up to 16 bytes more
+    than the reading's own message (``Reading.to_json``) plus its key, as a pack names its
+    schema and the list (``{"schema":"readings/1","readings":[…]}``) and has no sensor id
+    for a key: a replay that checked a row by its own message only took a reading the
+    packer then refused (t162)."""
+    return len(PACK_HEAD) + len(orjson.dumps(_packed(reading))) + len(_PACK_TAIL)
+
+
 class ReadingPacker:
     """Groups readings by their sensor's partition into ``readings/1`` packs of at most
     ``size`` readings and at most ``max_bytes`` bytes each (the encoded JSON), keeping

@@ -47,9 +47,6 @@ from streams.settings import Settings
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from streams.errors import SeriesFileError
-    from streams.feeds import check_feeds
-
     # Said as every command says it (the reader's "cannot read: No such file or
     # directory" was replay's own wording, helper brief t37), every bad one at once.
     need_all([functools.partial(_need_feed, Path(name), "FILE") for name in args.files])
@@ -59,12 +56,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     # none held (a bad row with --on-error stop stops it before anything is sent), the
     # checked events written to disk, then read back, merged in time order, as they are
     # sent (FeedStream).
+    check = _check(args, s)
     try:
-        check = check_feeds(
+        return _replay_checked(args, s, check)
+    finally:
+        check.close()  # its events on disk (FeedStream closes it too)
+
+
+def _check(args: argparse.Namespace, s: Settings) -> Any:
+    """The replay's first pass over its files (``streams.feeds.check_feeds``, rows bound by
+    ``args.max_message_bytes``); a file it cannot read or check is a ``CliError``."""
+    from streams.errors import SeriesFileError
+    from streams.feeds import check_feeds
+
+    try:
+        return check_feeds(
             args.files,
             on_error=args.on_error,
             max_message_bytes=args.max_message_bytes,
             late_after=time.time() + s.max_future_skew,
+            packed=bool(args.pack),
         )
     except SeriesFileError as exc:
         # detect's input given to replay: the symmetric hint of detect's (t53 leftover).
@@ -75,16 +86,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ) from None
     except StreamsError as exc:
         raise _unreadable(exc, args.on_error) from None
-    try:
-        return _replay_checked(args, s, check)
-    finally:
-        check.close()  # its events on disk (FeedStream closes it too)
 
 
-def _replay_checked(args: argparse.Namespace, s: Settings, check: Any) -> int:
-    """The replay after its first pass (``check``, a ``streams.feeds.FeedCheck``)."""
-    from streams.feeds import FeedStream
-
+def _nothing_to_send(args: argparse.Namespace, check: Any) -> None:
+    """Raise ``CliError`` when ``check`` holds no event to send, or fewer than --skip."""
     bad, headers_only, total = check.bad_rows, check.headers_only, check.events
     if not total:
         # Nothing to send was "read 0 rows: sent 0 …", exit 0, or with every row bad and
@@ -101,9 +106,79 @@ def _replay_checked(args: argparse.Namespace, s: Settings, check: Any) -> int:
         )
     if args.skip > total:
         raise CliError(f"--skip is {args.skip}, but the files hold only {total:,} events")
+
+
+def _replay_checked(args: argparse.Namespace, s: Settings, check: Any) -> int:
+    """The replay after its first pass (``check``, a ``streams.feeds.FeedCheck``)."""
+    from streams.events import MAX_MESSAGE_BYTES
+    from streams.feeds import LARGE_MESSAGE_BYTES
+
+    _nothing_to_send(args, check)
     _require_kafka(s)
     if args.pack:  # packs go to the partition computed here, single readings by key
         _require_partition_counts(s, ("readings",))
+    # Asked when --max-message-bytes is raised past its default, which fits Kafka's
+    # default of 1,048,588, when packs are sent (they fill up to it: a broker that takes
+    # less refused them all; the partition counts were asked of it just now), or when a
+    # message is 64 KiB or more. Not otherwise: an admin client's first question waits
+    # up to 30 s on a port that answers but is no Kafka, and no broker in use takes less.
+    asked = (
+        args.pack
+        or args.max_message_bytes > MAX_MESSAGE_BYTES
+        or check.largest >= LARGE_MESSAGE_BYTES
+    )
+    bound = _broker_bound(s) if asked else None
+    if bound is not None and bound[0] < args.max_message_bytes:
+        # A message the broker refuses as too large is no loss of its own: kafka-python's
+        # idempotent producer takes the refusal as fatal and fails every message queued
+        # after it (t162: one 1.2 MB reading of 3,001 rows, "sent 2 readings, Kafka
+        # refused 2,999"). So the rows are checked again against what the broker takes,
+        # and refused or skipped by file:line as any other row too large; packs are split
+        # below it.
+        size, topic, limit = bound
+        print(
+            f"citybrain: the broker takes messages of at most {limit:,} bytes on {topic} "
+            f"(its max.message.bytes), less than --max-message-bytes "
+            f"{args.max_message_bytes:,}: the rows are checked again against {size:,} "
+            "(key and value; the rest is Kafka's framing)",
+            file=sys.stderr,
+        )
+        args.max_message_bytes = size
+        check.close()
+        check = _check(args, s)
+        try:
+            _nothing_to_send(args, check)
+            return _replay_sending(args, s, check)
+        finally:
+            check.close()
+    return _replay_sending(args, s, check)
+
+
+def _broker_bound(s: Settings) -> tuple[int, str, int] | None:
+    """(the largest key and value a message may have, the topic, its max.message.bytes)
+    for the replay topic that takes the smallest messages, or None when the broker
+    cannot say (its answer is left to the sends)."""
+    from kafka.errors import KafkaError
+
+    from citybrain.errors import KafkaStoppedError
+    from citybrain.stack.topics import message_limits
+    from streams.feeds import RECORD_FRAMING
+
+    try:
+        limits = message_limits(s, ("readings", "incidents"))
+    except (KafkaError, KafkaStoppedError):
+        return None
+    if not limits:
+        return None
+    topic, limit = min(limits.items(), key=lambda item: item[1])
+    return max(limit - RECORD_FRAMING, 1024), topic, limit
+
+
+def _replay_sending(args: argparse.Namespace, s: Settings, check: Any) -> int:
+    """The replay once Kafka answers: its notes, then ``check``'s events sent."""
+    from streams.feeds import FeedStream
+
+    bad, headers_only, total = check.bad_rows, check.headers_only, check.events
     for line in replay_target(s, given_argv(args)):
         print(line)
     for row in bad:

@@ -1000,8 +1000,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_whole_in(1024, 2**31 - 1, "bytes"),  # Kafka's sizes are 32-bit
         default=1_000_000,
         metavar="B",
-        help="largest message to send (default 1000000, under Kafka's 1 MiB default); a row "
-        "whose message is larger is a bad row",
+        help="largest message to send (default 1000000, under Kafka's 1 MiB default; a larger "
+        "one is capped at what the broker's topics take); a row whose message is larger is a "
+        "bad row",
     )
     p.distinct("files", _same_file, "each file is sent once; twice would send every event twice")
     p.set_defaults(func=cmd_replay)

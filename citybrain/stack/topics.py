@@ -222,6 +222,46 @@ def align_topic_configs(settings: Settings, specs: Sequence[TopicSpec]) -> list[
         admin.close()
 
 
+def message_limits(settings: Settings, roles: Sequence[str]) -> dict[str, int]:
+    """Per topic of ``roles`` (``"readings"``, ...) that exists, the largest record batch
+    the broker takes on it, in bytes: its ``max.message.bytes`` (the broker's
+    ``message.max.bytes`` unless the topic sets its own; Kafka's default 1,048,588).
+    Topics not made yet are left out.
+
+    Raises kafka-python's ``KafkaError`` when the broker cannot be asked, and
+    ``KafkaStoppedError`` when it does not answer."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="citybrain-topics",
+        **settings.kafka_python_options(),
+    )
+    try:
+        names = [settings.topic(role) for role in roles]
+        existing = set(bounded(settings, "listing its topics", admin.list_topics))
+        resources = [
+            ConfigResource(ConfigResourceType.TOPIC, name, ["max.message.bytes"])
+            for name in names
+            if name in existing
+        ]
+        if not resources:
+            return {}
+        described = bounded(
+            settings,
+            "describing its topics' configs",
+            lambda: admin.describe_configs(resources, config_filter="all"),
+        )
+        limits: dict[str, int] = {}
+        for name, configs in described.get("topic", {}).items():
+            value = (configs.get("max.message.bytes") or {}).get("value")
+            if isinstance(value, str) and value.isascii() and value.isdigit():
+                limits[name] = int(value)
+        return limits
+    finally:
+        admin.close()
+
+
 def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:
     """Raise ``PartitionCountError`` when a topic of ``roles`` (``"readings"``, ...) that
     exists has another partition count than ``CITYBRAIN_PARTITIONS``; a topic not made

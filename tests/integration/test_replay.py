@@ -159,13 +159,14 @@ def test_the_field_case_pack_8000_through_the_cli_sends_every_reading(
     assert max(len(m.value) for m in messages) <= 1_000_000
 
 
-def test_packs_the_broker_refuses_as_too_large_are_counted_as_refused_not_sent(
+def test_packs_are_split_below_what_the_broker_takes_when_max_message_bytes_is_above_it(
     stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Trial 19: with --max-message-bytes above the broker's message.max.bytes, the
-    summary said "sent 20,000 readings" and then "Kafka refused 2 messages; the first:
-    MessageSizeTooLargeError: None": the rows refused counted as sent, and no word on
-    what to do."""
+    summary said "sent 20,000 readings" and then "Kafka refused 2 messages"; t162 counted
+    them refused, but the broker's refusal had also failed every message after it. The
+    replay now asks the broker what its topics take and splits the packs below that: every
+    reading arrives."""
     from citybrain.cli import main
 
     p = Pipeline(run_dir)
@@ -174,17 +175,122 @@ def test_packs_the_broker_refuses_as_too_large_are_counted_as_refused_not_sent(
         for key, value in p.env.items():  # this test's topics and the test broker
             mp.setenv(key, value)
         argv = ["replay", str(csv), "--max", "--pack", "10000", "--max-message-bytes", "3000000"]
-        assert main(argv) == 1
+        assert main(argv) == 0
     out, err = capsys.readouterr()
-    assert (
-        "read 20,000 rows: sent 0 readings and 0 incidents, skipped 0 bad rows, "
-        "Kafka refused 20,000 (below)"
-    ) in out
+    assert "read 20,000 rows: sent 20,000 readings and 0 incidents, skipped 0 bad rows" in out
     assert err.startswith(
-        "citybrain: Kafka refused 2 messages (20,000 readings, not sent); the first: "
-        "MessageSizeTooLargeError"
+        "citybrain: the broker takes messages of at most 1,048,588 bytes on "
+        f"{p.name}.readings (its max.message.bytes), less than --max-message-bytes 3,000,000: "
+        "the rows are checked again against 1,048,460"
     )
-    assert "give a smaller --max-message-bytes" in err and "Traceback" not in err
+    assert "Traceback" not in err
+    messages = p.read(
+        "readings",
+        lambda m: sum(len(json.loads(x.value)["readings"]) for x in m) >= 20_000,
+        settle=1,
+    )
+    assert sum(len(json.loads(m.value)["readings"]) for m in messages) == 20_000
+    assert max(len(m.value) for m in messages) <= 1_048_460
+
+
+def takes_at_most(p: Pipeline, size: int) -> None:
+    """Set the max.message.bytes of ``p``'s readings topic to ``size``."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
+    try:
+        resource = ConfigResource(
+            ConfigResourceType.TOPIC, p.topic("readings"), {"max.message.bytes": str(size)}
+        )
+        admin.alter_configs([resource])
+    finally:
+        admin.close()
+
+
+def test_packs_are_split_below_what_a_topic_takes_that_takes_less_than_the_default(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t162: a readings topic whose max.message.bytes is 200,000 refused every pack of
+    `--pack 10000` (~1 MB each, under the default --max-message-bytes), and kafka-python's
+    idempotent producer then failed every message after the first refusal. A packed
+    replay asks the broker what its topics take and splits the packs below it."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    takes_at_most(p, 200_000)
+    csv = pack20k_csv(run_dir / f"{p.name}-pack20k.csv")
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(csv), "--max", "--pack", "10000"]) == 0
+    out, err = capsys.readouterr()
+    assert "read 20,000 rows: sent 20,000 readings and 0 incidents, skipped 0 bad rows" in out
+    assert err.startswith(
+        f"citybrain: the broker takes messages of at most 200,000 bytes on {p.name}.readings "
+        "(its max.message.bytes), less than --max-message-bytes 1,000,000"
+    )
+    messages = p.read(
+        "readings",
+        lambda m: sum(len(json.loads(x.value)["readings"]) for x in m) >= 20_000,
+        settle=1,
+    )
+    assert sum(len(json.loads(m.value)["readings"]) for m in messages) == 20_000
+    assert max(len(m.value) for m in messages) <= 200_000 - 128
+
+
+def oversized_csv(path: Path, rows: int = 3_000, wide: int = 100_000) -> Path:
+    """``rows`` readings of one gauge, 10 s apart, and as line 4 a reading whose message
+    is 12 * ``wide`` bytes and more (control characters, 6 bytes each in JSON: 1.2 MB by
+    default, more than Kafka's default message.max.bytes of 1,048,588, and less than a
+    line may be)."""
+    lines = ["timestamp,sensor_id,kind,value,unit,grid_cell"]
+    for i in range(rows):
+        ts = format_ts(1_557_482_400.0 + 10 * i)
+        lines.append(f"{ts},usgs-01589330-discharge,discharge,{100 + i % 7},ft3/s,c")
+    text = "\x01" * wide
+    lines.insert(3, f"{format_ts(1_557_482_420.0)},s,discharge,1,{text},{text}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("pack", [[], ["--pack", "10"]])
+def test_one_event_larger_than_the_broker_takes_is_refused_by_its_line_and_the_rest_sent(
+    stack: PrometheusServer,
+    run_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    pack: list[str],
+) -> None:
+    """t162: one 1.2 MB reading among 3,000 with --max-message-bytes 2000000 (the broker
+    takes 1,048,588): "sent 2 readings ..., Kafka refused 2,999". kafka-python's
+    idempotent producer takes the broker's MessageSizeTooLarge as fatal and fails every
+    message queued after it. Now the row is refused by file:line before anything is sent
+    (exit 2), or skipped with --on-error skip and every other reading sent."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    csv = oversized_csv(run_dir / f"{p.name}-oversized.csv")
+    argv = ["replay", str(csv), "--max", "--max-message-bytes", "2000000", *pack]
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert "sending to Kafka" not in out
+        assert f"{csv}:4: the row's message is 1,200,1" in err
+        assert "more than the 1,048,460 a Kafka message may hold here; nothing was sent" in err
+        assert main([*argv, "--on-error", "skip"]) == 0
+    out, err = capsys.readouterr()
+    assert "read 3,001 rows: sent 3,000 readings and 0 incidents, skipped 1 bad row" in out
+    assert f"skipped {csv}:4: the row's message is 1,200,1" in err
+    assert "Kafka refused" not in err and "Traceback" not in err
+
+    def values(m: Any) -> list[float]:
+        doc = json.loads(m.value)
+        return [r["value"] for r in doc["readings"]] if "readings" in doc else [doc["value"]]
+
+    messages = p.read("readings", lambda m: sum(len(values(x)) for x in m) >= 3_000, settle=1)
+    assert [v for m in messages for v in values(m)] == [100.0 + i % 7 for i in range(3_000)]
 
 
 def test_a_stray_quote_or_a_latin1_byte_costs_one_report_and_is_counted(
@@ -592,3 +698,30 @@ def test_a_file_still_being_written_is_said_to_have_changed_while_it_was_read(
     assert sent > rows
     messages = p.read("readings", lambda m: len(m) >= sent, settle=1)
     assert len(messages) == sent
+
+
+def test_one_event_larger_than_a_topic_that_takes_less_than_the_default_is_a_bad_row(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t162: on a readings topic taking 200,000 bytes, one 600 kB reading (under the
+    default --max-message-bytes) was refused by the broker, and kafka-python's producer
+    then failed every reading queued after it. A message of 64 KiB or more makes the
+    replay ask the broker what its topics take: the row is a bad row by its line."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    takes_at_most(p, 200_000)
+    csv = oversized_csv(run_dir / f"{p.name}-oversized.csv", wide=50_000)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(csv), "--max", "--on-error", "skip"]) == 0
+    out, err = capsys.readouterr()
+    assert "read 3,001 rows: sent 3,000 readings and 0 incidents, skipped 1 bad row" in out
+    assert (
+        f"skipped {csv}:4: the row's message is 600,1" in err
+        and "more than the 199,872 a Kafka message may hold here" in err
+    )
+    assert "Kafka refused" not in err and "Traceback" not in err
+    messages = p.read("readings", lambda m: len(m) >= 3_000, settle=1)
+    assert [json.loads(m.value)["value"] for m in messages] == [100.0 + i % 7 for i in range(3_000)]

@@ -233,6 +233,21 @@ def test_the_demo_watches_its_known_events_sensors() -> None:
     assert 'own["CITYBRAIN_WATCH_SENSORS"]' in demo
 
 
+def test_the_watched_sensors_are_read_as_the_replay_reads_the_data(tmp_path: Path) -> None:
+    """t162: the watched sensors were read again with csv's DictReader, which took a line
+    of spaces (no row to the replay's reader, which the demo checked its data with) for a
+    row without a sensor_id: None.startswith raised, a traceback after the stack started."""
+    from citybrain.demo import KNOWN_EVENTS, watched_sensors
+
+    data = tmp_path / "r.csv"
+    data.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-10T22:00:00Z,usgs-01589330-discharge,discharge,1,ft3/s,md-gauge-01589330\n"
+        "   \n"
+    )
+    assert watched_sensors([data], KNOWN_EVENTS) == ["usgs-01589330-discharge"]
+
+
 def test_a_usage_errors_help_hint_runs_as_typed_in_a_fresh_shell(tmp_path: Path) -> None:
     """New-user walk (t17): with the venv not activated, `.venv/bin/citybrain runs list
     --staus open` said ``see `citybrain runs list --help` ``, and the bare name is not on

@@ -145,6 +145,24 @@ LATIN1_SERIES = b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\
             "reading's ts, 2026-11-01T10:00:00Z or 2026-11-01 10:00:00+08:00 (T, t or a space "
             "before the time; a zone: Z, z, ±HH:MM, ±HHMM or ±HH; none is UTC), or a date alone",
         ),
+        # Epoch times and week dates said as what they are, as replay says them (t162:
+        # only the expected form).
+        (
+            b"timestamp,value\n1557525600,1\n",
+            ":2: field \"timestamp\" is '1557525600': 1557525600 looks like epoch seconds: "
+            "send it as ISO 8601 (2019-05-10T22:00:00Z)",
+        ),
+        (
+            b"timestamp,value\n1557525600000,1\n",
+            ":2: field \"timestamp\" is '1557525600000': 1557525600000 looks like epoch "
+            "milliseconds: send it as ISO 8601 (2019-05-10T22:00:00Z)",
+        ),
+        (b"timestamp,value\n2019-W19-5,1\n", ":2: field \"timestamp\" is '2019-W19-5': an ISO"),
+        # files joined with cat (t162: "field "timestamp" is 'timestamp'")
+        (
+            b"timestamp,value\n2020-01-01 00:00:00,1\ntimestamp,value\n",
+            ":3: the header row again (files joined together?)",
+        ),
         (b"timestamp,value\n2020-01-01 00:00:00,1e999\n", ":2: field \"value\" is '1e999'"),
         # A long field is shown in its first 80 characters (it was shown whole).
         (b"timestamp,value\n" + b"2" * 100_000 + b",1\n", ':2: field "timestamp" is \'222'),

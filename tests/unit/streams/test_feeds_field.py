@@ -24,8 +24,8 @@ from streams import csvfile
 from streams.csvfile import BadRow, Record, read_records
 from streams.errors import FeedError, SettingsError
 from streams.events import MAX_MESSAGE_BYTES, IncidentReport, Reading
-from streams.feeds import load_events, looks_like_row, read_canonical
-from streams.partitioning import PackTooLargeError, ReadingPacker
+from streams.feeds import Replayer, event_key, load_events, looks_like_row, read_canonical
+from streams.partitioning import PackTooLargeError, ReadingPacker, alone_in_pack_bytes
 from streams.settings import Settings, load_settings
 from tests.services import FIXTURES
 
@@ -261,6 +261,197 @@ def test_a_row_larger_than_a_message_is_a_bad_row(tmp_path: Path) -> None:
     assert len(events) == 2
     assert [b.line for b in bad] == [3]
     assert "more than the 5,000 a Kafka message may hold" in bad[0].reason
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        # a text over csv's field limit, of 100,000 lines
+        (b'"' + b"y" * 99 + b"\n" + (b"y" * 99 + b"\n") * 100_000 + b'"', "longer than 131,072"),
+        # a byte that is not UTF-8, or a NUL, on the text's first, second or last line
+        (b'"caf\xe9 is\nloud\nvery"', "byte 0xe9 at column 35"),
+        (b'"cafe is\nlo\xe9ud\nvery"', "byte 0xe9 at line 4, column 3"),
+        (b'"cafe is\nlo\x00ud\nvery"', "NUL) at line 4, column 3"),
+        (b'"cafe is\nloud\nv\xe9ry"', "byte 0xe9 at line 5, column 2"),
+    ],
+)
+def test_a_bad_text_spanning_lines_is_one_bad_row_and_the_next_row_its_own(
+    tmp_path: Path, text: bytes, reason: str
+) -> None:
+    """t162: a bad row left its quoted text open, and each further line of the text was
+    read as a row (a 10 MB text of 100,000 lines gave 98,691 bad rows, its closing line
+    opening a quoted field of its own). The rest of the text is read past: one bad row."""
+    row = b"2024-05-27T03:10:10Z,r2,Noise," + text + b",app,c1\n"
+    path = write(
+        tmp_path, "t.csv", INCIDENTS.encode() + INCIDENT.encode() + row + INCIDENT.encode()
+    )
+    events, bad = read_skip(path)
+    assert [b.line for b in bad] == [3] and reason in bad[0].reason
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r1", "r1"]
+
+
+def test_a_bad_row_with_a_stray_quote_still_gives_the_next_row_back(tmp_path: Path) -> None:
+    """The rest of an open text is read past only up to a line that reads as a row."""
+    row = b'2024-05-27T03:10:10Z,r2,Noise,"caf\xe9 oops,app,c1\n'
+    path = write(tmp_path, "t.csv", INCIDENTS.encode() + row + INCIDENT.encode() * 2)
+    events, bad = read_skip(path)
+    assert [b.line for b in bad] == [2] and len(events) == 2
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        # a report quoting an earlier one, whole and as a row's start
+        "2024-05-27T03:09:10Z,r0,Noise,loud music,app,c1",
+        '2024-05-27T03:09:10Z,r0,Noise,""loud',
+    ],
+)
+def test_a_text_spanning_lines_that_quotes_a_row_is_kept_whole(tmp_path: Path, quoted: str) -> None:
+    """t162: a report whose quoted text spans lines, one of them reading as a row, was
+    cut there as a stray quote: the report lost (a bad row), a row made of its text sent
+    in its place, and its last line a second bad row. A line that reads as a row is the
+    text's own when the text closes later, on a line that is no row, into one record as
+    wide as the header."""
+    text = f'"see the last one:\n{quoted}\nstill going"'
+    row = f"2024-05-27T03:10:10Z,r2,Noise,{text},app,c1\n"
+    path = write(tmp_path, "t.csv", INCIDENTS + INCIDENT + row + INCIDENT)
+    events, bad = read_skip(path)
+    assert bad == []
+    reports = [e for e in events if isinstance(e, IncidentReport)]
+    assert [e.report_id for e in reports] == ["r1", "r2", "r1"]
+    assert reports[1].text == text[1:-1].replace('""', '"')
+
+
+def test_a_stray_quote_closed_by_a_later_rows_quote_still_costs_only_its_row(
+    tmp_path: Path,
+) -> None:
+    """The text is kept whole only when it closes on a line that is no row: a stray
+    quote closed by a quote in a later row (a text spanning lines) is still a stray."""
+    stray = '2024-05-27T03:10:10Z,r2,Noise,"oops,app,c1\n'
+    later = '2024-05-27T03:10:12Z,r3,Noise,"two\nlines",app,c1\n'
+    path = write(tmp_path, "t.csv", INCIDENTS + stray + INCIDENT + later + INCIDENT)
+    events, bad = read_skip(path)
+    assert [b.line for b in bad] == [2]
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r1", "r1", "r3"]
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t", " \t ", '""'])
+def test_a_line_of_spaces_alone_is_no_row_as_an_empty_one_is(tmp_path: Path, blank: str) -> None:
+    """t162: a line of spaces or tabs (a file's last, padded by an editor) was a bad row,
+    "row has 1 fields, expected 6", which stopped a replay; an empty line is no row."""
+    path = write(tmp_path, "r.csv", f"{blank}\n{READINGS}{ROW}{blank}\r\n{ROW}\n{blank}")
+    events, bad = read_skip(path)
+    assert bad == [] and len(events) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"),
+    [
+        ("1,5", " (a decimal comma in 1,5? write 1.5)"),
+        ("-12,75", " (a decimal comma in -12,75? write -12.75)"),
+        ("1,000", " (a decimal comma or a thousands separator in 1,000? write 1.000 or 1000)"),
+        ("1,x", ""),
+    ],
+)
+def test_a_value_split_at_a_comma_is_said_as_one(tmp_path: Path, value: str, hint: str) -> None:
+    """t162: replay said only "row has 7 fields, expected 6" of an unquoted 1,5, where
+    detect names the decimal comma."""
+    path = write(tmp_path, "r.csv", f"{READINGS}2024-05-27T03:10:10Z,s1,pm25,{value},ug/m3,c1\n")
+    _, bad = read_skip(path)
+    assert [b.reason for b in bad] == [f"row has 7 fields, expected 6{hint}"]
+
+
+@pytest.mark.parametrize(
+    ("first", "hint"),
+    [
+        ("sep=,", "(Excel's 'sep=,' line: delete it, the first line must be the header)"),
+        ("# exported 2024-05-27", "(a comment line? delete it: the first line must be the header)"),
+    ],
+)
+def test_an_excel_sep_line_or_a_comment_before_the_header_is_said_as_one(
+    tmp_path: Path, first: str, hint: str
+) -> None:
+    """t162: `sep=,` (Excel writes it when asked) or a `#` comment line first was refused
+    as a header naming what was expected, with no word on what the line is."""
+    path = write(tmp_path, "r.csv", f"{first}\n{READINGS}{ROW}")
+    with pytest.raises(FeedError) as info:
+        load_events([path])
+    assert str(info.value).startswith(f"{path}:1: header is ") and str(info.value).endswith(hint)
+
+
+def test_byte_order_marks_of_files_joined_together_are_dropped(tmp_path: Path) -> None:
+    """t162: two files written with a byte order mark and joined with `cat`: the second
+    header was a row whose timestamp is '\\ufefftimestamp' (not "the header row again"), a
+    row starting with one was refused for its timestamp, and a file starting with two
+    marks had a header '\\ufefftimestamp,…'."""
+    bom = b"\xef\xbb\xbf"
+    data = bom * 2 + READINGS.encode() + ROW.encode() + bom + ROW.encode() + bom + READINGS.encode()
+    events, bad = read_skip(write(tmp_path, "joined.csv", data))
+    assert len(events) == 2
+    assert [(b.line, b.reason) for b in bad] == [
+        (4, "the header row again (files joined together?)")
+    ]
+
+
+def _just_under(limit: int) -> str:
+    """A reading row of sensor 's' whose own message (JSON and key) is just under
+    ``limit`` bytes, and whose pack of one is over it (a pack adds up to 16 bytes)."""
+    for n in range(limit, 0, -1):
+        event = Reading(1_716_779_410.0, "s", "pm25", 1.5, "ug/m3", "c" * n)
+        if len(event.to_json()) + len(event_key(event)) <= limit:
+            assert alone_in_pack_bytes(event) > limit  # the case this row stands for
+            return f"2024-05-27T03:10:10Z,s,pm25,1.5,ug/m3,{'c' * n}\n"
+    raise AssertionError("no such row")
+
+
+def test_a_reading_larger_as_a_pack_than_alone_is_a_bad_row_of_a_packed_replay(
+    tmp_path: Path,
+) -> None:
+    """t162: the check took a reading whose own message fit --max-message-bytes, and the
+    packer (--pack) then refused its pack of one, 16 bytes larger: PackTooLargeError
+    ended the replay part-way as "unexpected error, a bug" (exit 70). A packed replay
+    checks a reading as a pack too; an unpacked one as the message it sends."""
+    path = write(tmp_path, "edge.csv", READINGS + ROW + _just_under(2_000) + ROW)
+    bad: list[BadRow] = []
+    events = list(read_canonical(path, bad.append, max_message_bytes=2_000, packed=True))
+    assert len(events) == 2 and [b.line for b in bad] == [3]
+    assert "bytes as a pack (--pack), more than the 2,000 a Kafka message may hold" in (
+        bad[0].reason
+    )
+    assert len(list(read_canonical(path, None, max_message_bytes=2_000))) == 3
+
+
+def test_a_reading_the_packer_refuses_costs_only_itself(tmp_path: Path) -> None:
+    """t162: a reading too large for a pack of its own, handed to a packed replay that
+    did not check it, is counted as refused and the rest are sent (PackTooLargeError
+    escaped the replay, exit 70, and the readings the packer held were never sent)."""
+    path = write(tmp_path, "edge.csv", READINGS + ROW + _just_under(2_000) + ROW)
+    events = list(read_canonical(path, None, max_message_bytes=2_000))
+    replayer = Replayer.__new__(Replayer)
+    replayer.producer, replayer.packer = _Producer(), ReadingPacker(1, 10, 2_000)
+    replayer.readings_topic, replayer.incidents_topic = "r", "i"
+    stats = replayer.replay(events, None)
+    assert (stats.readings, stats.failed, stats.failed_readings) == (3, 1, 1)
+    assert stats.first_failure.startswith("PackTooLargeError: reading of sensor 's' is ")
+    [pack] = replayer.producer.sent
+    assert [r["sensor_id"] for r in orjson.loads(pack)["readings"]] == ["s1", "s1"]
+
+
+class _Sent:
+    def add_errback(self, _: object) -> None:
+        pass
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> _Sent:
+        self.sent.append(value)
+        return _Sent()
+
+    def flush(self, timeout: float | None = None) -> None:
+        pass
 
 
 # -- fuzz --------------------------------------------------------------------------------

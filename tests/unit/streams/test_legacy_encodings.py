@@ -37,6 +37,10 @@ LATIN = "Latin-1 or Windows-1252"
         ("Zürich café".encode("latin-1"), LATIN),
         ("Straße,München".encode("cp1252"), LATIN),
         ('{"text": "“loud”"}'.encode("cp1252"), LATIN),
+        # t162: Windows-1252's apostrophe and dashes, each alone between ASCII letters,
+        # read in Shift_JIS as a kanji with the letter after it
+        ("it’s loud".encode("cp1252"), LATIN),
+        ("don’t – can’t".encode("cp1252"), LATIN),
         (
             '{"value": 1.5, "sensor_id": "g1"}'.encode("utf-16-le"),
             "UTF-16LE without a byte order mark",
