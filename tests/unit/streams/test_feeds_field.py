@@ -438,6 +438,9 @@ def test_a_reading_the_packer_refuses_costs_only_itself(tmp_path: Path) -> None:
 
 
 class _Sent:
+    def add_callback(self, _: object) -> None:
+        pass
+
     def add_errback(self, _: object) -> None:
         pass
 
