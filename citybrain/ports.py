@@ -19,6 +19,14 @@ BIND_SETTING = "CITYBRAIN_WORKER_BIND"
 INGEST_METRICS_PORTS = 4
 
 
+def proc_pids() -> list[int] | None:
+    """Every process id ``/proc`` lists now; None when it cannot be read (no procfs)."""
+    try:
+        return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+    except OSError:
+        return None
+
+
 def listen_error(exc: OSError, host: str, port: int, port_setting: str, what: str) -> Exception:
     """``exc`` (raised binding ``host:port``) as ``InputError`` when the setting is wrong
     (a bind address this machine lacks or cannot resolve, a privileged port: exit 2) or
@@ -70,11 +78,8 @@ def listening_pid(port: int) -> int | None:
                         sockets.add(f"socket:[{fields[9]}]")
     if not sockets:
         return None
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
-        return None
-    for pid in pids:
+    pids = proc_pids()
+    for pid in pids or ():
         try:
             fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:

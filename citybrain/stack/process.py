@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
-from citybrain.ports import listening_pid
+from citybrain.ports import listening_pid, proc_pids
 
 
 class StackError(RuntimeError):
@@ -156,9 +156,8 @@ def stray_pid(pid_file: Path) -> int | None:
     service "was not running" and left Prometheus and the demo's worker running on their
     ports, and `stack status` took the worker for "a server the stack did not start"."""
     folders = {str(pid_file.parent), str(pid_file.parent / "logs")}
-    try:
-        pids = [int(name) for name in os.listdir("/proc") if name.isdigit()]
-    except OSError:
+    pids = proc_pids()
+    if pids is None:
         return None
     for pid in pids:
         try:

@@ -33,6 +33,16 @@ class TopicSpec:
     configs: dict[str, str] = field(default_factory=dict)
 
 
+def topics_admin(settings: Settings) -> KafkaAdminClient:
+    """A kafka-python admin client on ``settings``' broker, as every topic check here
+    opens it (client id ``citybrain-topics``); the caller closes it."""
+    return KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="citybrain-topics",
+        **settings.kafka_python_options(),
+    )
+
+
 def task_topics(settings: Settings) -> set[str]:
     """The prefixed task topics the configured playbooks' ``kafka`` steps write to."""
     playbooks = load_playbooks(settings.playbook_dir, settings.topic_prefix)
@@ -107,11 +117,7 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
     show within ``METADATA_WAIT_MS``), and ``PartitionCountError`` when a topic that
     already existed (a playbook's task topic aside) has another partition count than
     its spec: ``CITYBRAIN_PARTITIONS`` changed since the topics were made."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="citybrain-topics",
-        **settings.kafka_python_options(),
-    )
+    admin = topics_admin(settings)
     try:
         existing = set(bounded(settings, "listing its topics", admin.list_topics))
         task = task_topics(settings)
@@ -176,11 +182,7 @@ def align_topic_configs(settings: Settings, specs: Sequence[TopicSpec]) -> list[
     wanted = [spec for spec in specs if spec.configs]
     if not wanted:
         return []
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="citybrain-topics",
-        **settings.kafka_python_options(),
-    )
+    admin = topics_admin(settings)
     try:
         existing = set(bounded(settings, "listing its topics", admin.list_topics))
         there = [spec for spec in wanted if spec.name in existing]
@@ -232,11 +234,7 @@ def message_limits(settings: Settings, roles: Sequence[str]) -> dict[str, int]:
     ``KafkaStoppedError`` when it does not answer."""
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="citybrain-topics",
-        **settings.kafka_python_options(),
-    )
+    admin = topics_admin(settings)
     try:
         names = [settings.topic(role) for role in roles]
         existing = set(bounded(settings, "listing its topics", admin.list_topics))
@@ -270,11 +268,7 @@ def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:
     sent readings to partitions the worker refuses them on, or that do not exist.
 
     Raises kafka-python's ``KafkaError`` when the broker cannot be asked."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="citybrain-topics",
-        **settings.kafka_python_options(),
-    )
+    admin = topics_admin(settings)
     try:
         names = [settings.topic(role) for role in roles]
         existing = set(bounded(settings, "listing its topics", admin.list_topics))
@@ -300,11 +294,7 @@ def delete_run_topics(settings: Settings, run: str) -> list[str]:
     """Delete every topic of one run whose topic prefix and app id are both ``run``
     (``run_topic_prefixes``). Returns the names deleted, sorted. Raises kafka-python's
     ``KafkaError``."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="citybrain-topics",
-        **settings.kafka_python_options(),
-    )
+    admin = topics_admin(settings)
     try:
         listed = bounded(settings, "listing its topics", admin.list_topics)
         mine = sorted(t for t in listed if t.startswith(run_topic_prefixes(run)))
