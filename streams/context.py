@@ -44,9 +44,10 @@ from streams.auth import TokenStore
 from streams.bursts import MAX_HELD_REPORTS, MAX_SEEN_REPORTS
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes
-from streams.errors import MISSING, EventError
+from streams.errors import MISSING, EventError, shown_key
 from streams.events import (
     MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
     CarriedSpend,
     alert_fields,
     dead_letter_key,
@@ -110,6 +111,46 @@ def bounded_message(message: str) -> str:
     if len(message) <= MAX_DEAD_LETTER_MESSAGE:
         return message
     return f"{message[: MAX_DEAD_LETTER_MESSAGE - 40]}... ({len(message):,} characters, cut)"
+
+
+def _cut_texts(value: Any) -> Any:
+    """``value`` (a JSON-able audit record or part of it) with every text longer than
+    ``MAX_DEAD_LETTER_MESSAGE`` characters cut as ``bounded_message`` cuts one."""
+    if isinstance(value, str):
+        return bounded_message(value)
+    if isinstance(value, dict):
+        return {_cut_texts(k): _cut_texts(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut_texts(v) for v in value]
+    return value
+
+
+def audit_record(record: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The audit topic's key (its run or alert id, else ``api``) and value (``audit/1``
+    JSON) for ``record``, never together larger than one message the producer sends
+    (``MAX_MESSAGE_BYTES``). A record built from stored or incoming text that would be
+    (t166: a changelog key of 1 MB in ``state_unreadable``; a send refused so failed
+    the alert or batch in hand, and blocked every later unreadable entry's record) has
+    each text over ``MAX_DEAD_LETTER_MESSAGE`` characters cut, saying so, and
+    ``"cut": true``; one still too large (thousands of short texts) keeps only its
+    ``id``, ``action``, ``at`` and ``actor`` (cut too) and says its size in ``detail``.
+    A key past ``MAX_DEAD_LETTER_MESSAGE`` characters is shown as ``shown_key``."""
+    name = str(record.get("run_id") or record.get("alert_id") or "api")
+    if len(name) > MAX_DEAD_LETTER_MESSAGE:
+        name = shown_key(name)
+    key = name.encode("utf-8", "surrogatepass")
+    value = orjson.dumps({"schema": "audit/1", **record})
+    if len(key) + len(value) <= MAX_MESSAGE_BYTES:
+        return key, value
+    size = len(value)
+    value = orjson.dumps({"schema": "audit/1", **_cut_texts(record), "cut": True})
+    if len(key) + len(value) <= MAX_MESSAGE_BYTES:
+        return key, value
+    kept: dict[str, Any] = {
+        k: _cut_texts(record[k]) for k in ("id", "action", "at", "actor") if k in record
+    }
+    kept["detail"] = f"an audit record of {size:,} bytes, too large to send: cut to these fields"
+    return key, orjson.dumps({"schema": "audit/1", **kept, "cut": True})
 
 
 def message_origin(topic: str, partition: int, offset: int, index: int | None = None) -> str:
@@ -1021,17 +1062,19 @@ class Context:
                 await asyncio.sleep(0)
             silences, bad = read
             for silence in bad:
-                log.warning(
-                    "citybrain: skipping stored silence %s: %s", silence.key, silence.message
-                )
+                # Key and message cut (t166): a stored silence's key of 1 MB made this
+                # audit record larger than the producer sends, failing the alert being
+                # routed (the route agent reports), and the next one, at each alert.
+                shown, detail = shown_key(silence.key), bounded_message(silence.message)
+                log.warning("citybrain: skipping stored silence %s: %s", shown, detail)
                 self.metrics.silences_invalid.labels(silence.problem).inc()
                 await self.audit(
                     {
                         "action": "silence_unreadable",
-                        "silence_id": silence.key,
+                        "silence_id": shown,
                         "at": now,
                         "actor": "citybrain",
-                        "detail": f"{silence.problem}: {silence.message}",
+                        "detail": f"{silence.problem}: {detail}",
                     }
                 )
             return silences
@@ -1211,23 +1254,24 @@ class Context:
         return True
 
     def audit_send(self, record: dict[str, Any]) -> tuple[bytes, bytes]:
-        """The key and value ``audit`` sends for ``record``."""
-        key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
-        return key, orjson.dumps({"schema": "audit/1", **record})
+        """The key and value ``audit`` sends for ``record`` (``audit_record``)."""
+        return audit_record(record)
 
     def on_unreadable_state(self, table: str, key: bytes, entry: Unreadable) -> None:
         """A table's changelog entry that could not be read back (``streams.tables``),
         already dropped from the table: said in one line, counted, and audited by the next
         ``audit_unreadable_state`` (recovery calls this synchronously)."""
-        shown = key.decode(errors="replace")
+        # Cut (t166): a key of 1 MB, put whole into the audit record, made it larger
+        # than the producer sends, and the failed send cost what was in hand.
+        shown = shown_key(key)
         size = f" ({entry.size} bytes)" if entry.size else ""  # 0: found in use, not read
+        why = bounded_message(f"{entry.reason}: {entry.detail}")
         log.warning(
-            "citybrain: %s: dropped the stored entry of key %r%s, %s: %s",
+            "citybrain: %s: dropped the stored entry of key %r%s, %s",
             table,
             shown,
             size,
-            entry.reason,
-            entry.detail,
+            why,
         )
         self.metrics.state_unreadable.labels(table, entry.reason).inc()
         self._unreadable_audit.append(
@@ -1238,7 +1282,7 @@ class Context:
                 "reason": entry.reason,
                 "at": time.time(),
                 "actor": "citybrain",
-                "detail": f"{entry.reason}: {entry.detail}{size}",
+                "detail": f"{why}{size}",
             }
         )
 
