@@ -41,9 +41,9 @@ from playbooks.routing import (
 )
 from playbooks.schema import Playbook
 from streams.auth import TokenStore
-from streams.bursts import MAX_HELD_REPORTS, MAX_SEEN_REPORTS
+from streams.bursts import MAX_HELD_REPORTS, MAX_SEEN_REPORTS, episode_alert_id
 from streams.departments import DepartmentClassifier
-from streams.detection import read_state, state_bytes
+from streams.detection import read_state, state_bytes, state_key_fault
 from streams.errors import MISSING, EventError, shown_key
 from streams.events import (
     MAX_ID_CHARS,
@@ -386,6 +386,42 @@ def read_burst_cell(entry: bytes) -> dict[str, Any]:
     return cell
 
 
+def _episode_fault(window: dict[str, Any], cell: str, category: str) -> str | None:
+    """Why an open burst episode's ``alert_id`` is not its cell's and category's
+    (``episode_alert_id`` of its ``start``), or None."""
+    episode = window["episode"]
+    if episode is None:
+        return None
+    made = episode_alert_id(cell, category, float(episode["start"]))
+    if episode["alert_id"] == made:
+        return None
+    return (
+        f"its episode's alert_id {shown_key(episode['alert_id'])!r} is not {made!r}, the "
+        f"alert of cell {shown_key(cell)!r} and category {shown_key(category)!r} from "
+        f"{episode['start']!r}: a window is stored under its own cell and category"
+    )
+
+
+def burst_window_key_fault(key: bytes, window: dict[str, Any]) -> str | None:
+    """Why a ``burst-windows`` entry read back does not belong under ``key`` (``burst_key``
+    of its cell and category), or None (t166: an episode stored under another cell's or
+    category's key, from another tool's changelog entry, resolved that one's burst
+    alert, firing on, when this window's reports fell away)."""
+    cell, _, category = key.partition(BURST_KEY_SEPARATOR)
+    fault = _episode_fault(window, cell.decode(), category.decode())
+    return None if fault is None else f"burst window: {fault}"
+
+
+def burst_cell_key_fault(key: bytes, windows: dict[str, Any]) -> str | None:
+    """``burst_window_key_fault`` for a ``burst-state`` entry (its key the cell, each
+    category's window in its document)."""
+    for category, window in windows.items():
+        fault = _episode_fault(window, key.decode(), category)
+        if fault is not None:
+            return f"burst window {shown_key(category)!r}: {fault}"
+    return None
+
+
 # A group's stored document (streams.response): every version since runs were
 # introduced wrote all five.
 _GROUP_FIELDS: tuple[tuple[str, type | tuple[type, ...]], ...] = (
@@ -667,6 +703,31 @@ def read_group(entry: bytes) -> dict[str, Any]:
     return group
 
 
+def group_key_fault(key: bytes, group: dict[str, Any]) -> str | None:
+    """Why a ``groups`` entry read back (``read_group``'s) does not belong under ``key``,
+    or None: its run's id is ``<key>.<generation>``, as the response stage opens every
+    run (t166: a run stored under another group's key, from another tool's changelog
+    entry, notified and escalated under its own id, which ``runs ack`` and the rest
+    look up under another key: 404 or "superseded", so nobody could act on it); each
+    superseded run's id is ``<key>.<n>`` too."""
+    name = key.decode()
+    run = group["run"]
+    expected = f"{name}.{group['generation']}"
+    if run is not None and run["run_id"] != expected:
+        return (
+            f"group: its run's id {shown_key(run['run_id'])!r} is not {shown_key(expected)!r}, "
+            "its key and generation: a group is stored under its own key"
+        )
+    for kept in group.get("superseded", ()):
+        run_id = kept["run"]["run_id"]
+        if run_key(run_id) != key:
+            return (
+                f"group: its superseded run's id {shown_key(run_id)!r} is not of its key "
+                f"{shown_key(name)!r}"
+            )
+    return None
+
+
 def read_labels(entry: bytes) -> dict[str, Any]:
     """A ``firing`` changelog entry: a firing alert's labels (names and values text);
     ``UnreadableEntryError`` as ``read_document``, and ``bad_shape`` for labels of
@@ -849,7 +910,14 @@ class Context:
         # key's changelog partition is that of its source messages.
         self.sensor_state = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "sensor-state", n, encode=state_bytes, decode=read_state),
+            key_partitioned_table(
+                app,
+                "sensor-state",
+                n,
+                encode=state_bytes,
+                decode=read_state,
+                key_fault=state_key_fault,
+            ),
         )
         # Held while a batch updates live sensor states, so a commit's changelog flush
         # never serialises a state halfway through a batch (tables.coalesce_changelog).
@@ -864,17 +932,25 @@ class Context:
         self.burst_windows = cast(
             KeyPartitionedTable,
             key_partitioned_table(
-                app, "burst-windows", n, decode=read_burst_window, partition_of=burst_cell
+                app,
+                "burst-windows",
+                n,
+                decode=read_burst_window,
+                partition_of=burst_cell,
+                key_fault=burst_window_key_fault,
             ),
         )
         # The layout before it, a cell -> {category: window}: read through, never written
         # again, so windows open across an upgrade go on (streams.ingest ``window_of``).
         self.burst_state = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "burst-state", n, decode=read_burst_cell),
+            key_partitioned_table(
+                app, "burst-state", n, decode=read_burst_cell, key_fault=burst_cell_key_fault
+            ),
         )
         self.groups = cast(
-            KeyPartitionedTable, key_partitioned_table(app, "groups", n, decode=read_group)
+            KeyPartitionedTable,
+            key_partitioned_table(app, "groups", n, decode=read_group, key_fault=group_key_fault),
         )
         # Per partition, the highest generation of the groups forgotten there: a group
         # key routed again after its group was forgotten starts above it, so no run id

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import CollectorRegistry
 
 from playbooks.engine import Run
@@ -24,7 +25,7 @@ from streams.detection import alert_id_for, state_bytes
 from streams.errors import MAX_SHOWN_KEY, shown_key
 from streams.events import MAX_MESSAGE_BYTES, IncidentReport
 from streams.settings import Settings
-from streams.tables import ReadBack
+from streams.tables import BAD_SHAPE, ReadBack
 
 ROUTE = {
     "id": "r",
@@ -111,6 +112,45 @@ def cases() -> list[tuple[str, bytes, bytes, bytes]]:
         ),
         ("burst-state", b"c-top", b"c-other", orjson.dumps({"Noise": window})),
     ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_an_entry_whose_body_names_another_key_is_refused_at_read_back(
+    tmp_path: Path, case: int
+) -> None:
+    """Each fails on the code before t166: the entry read back under the other key and
+    was obeyed under its body's id (a muted alert released as another alert, a run
+    notified and escalated under an id ``runs ack`` looks up in another group, an
+    episode's resolution resolving another sensor's or cell's alert)."""
+    name, own, other, entry = cases()[case]
+    app, ctx = worker(tmp_path)
+    table = app.tables[name]
+    table.apply_changelog_batch(
+        [changelog_event(own, entry, table), changelog_event(other, entry, table)]
+    )
+    assert own in table.data and other not in table.data
+    [said] = ctx._unreadable_audit
+    assert (said["table"], said["key"], said["reason"]) == (name, other.decode(), BAD_SHAPE)
+    assert "its own" in said["detail"] and f"({len(entry)} bytes)" in said["detail"]
+    counted = ctx.metrics.state_unreadable.labels(name, BAD_SHAPE)._value.get()
+    assert counted == 1
+
+
+def test_a_superseded_run_of_another_group_is_refused_at_read_back(tmp_path: Path) -> None:
+    app, ctx = worker(tmp_path)
+    table = app.tables["groups"]
+    group = a_group("grp-a")
+    old = {**a_group("grp-a", 1)["run"], "status": "resolved"}
+    kept = {"run": old, "at": 1.7e9, "by": "grp-a.2"}
+    good = orjson.dumps({**group, "superseded": [kept]})
+    stray = {**kept, "run": {**old, "run_id": "grp-z.1"}}
+    bad = orjson.dumps({**group, "superseded": [stray]})
+    table.apply_changelog_batch(
+        [changelog_event(b"grp-a", good, table), changelog_event(b"grp-a", bad, table)]
+    )
+    assert b"grp-a" not in table.data
+    [said] = ctx._unreadable_audit
+    assert "superseded run's id 'grp-z.1'" in said["detail"]
 
 
 def test_a_key_of_a_megabyte_is_shown_cut_in_its_audit_record(tmp_path: Path) -> None:
