@@ -136,6 +136,24 @@ def test_an_entry_whose_body_names_another_key_is_refused_at_read_back(
     assert counted == 1
 
 
+def test_a_firing_alert_under_a_key_no_alert_id_has_is_refused_at_read_back(
+    tmp_path: Path,
+) -> None:
+    """Fails on the code before t166: a firing entry under a key past the alerts door's
+    256 characters (another tool's) was read back, and inhibited alerts as a source
+    whose id no muted entry may hold."""
+    app, ctx = worker(tmp_path)
+    table = app.tables["firing"]
+    labels = orjson.dumps({"kind": "water_level"})
+    edge, long = b"a" * 256, b"a" * 257
+    table.apply_changelog_batch(
+        [changelog_event(edge, labels, table), changelog_event(long, labels, table)]
+    )
+    assert edge in table.data and long not in table.data
+    [said] = ctx._unreadable_audit
+    assert said["table"] == "firing" and "257 characters, no alert id" in said["detail"]
+
+
 def test_a_superseded_run_of_another_group_is_refused_at_read_back(tmp_path: Path) -> None:
     app, ctx = worker(tmp_path)
     table = app.tables["groups"]
