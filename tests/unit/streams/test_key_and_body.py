@@ -154,6 +154,24 @@ def test_a_firing_alert_under_a_key_no_alert_id_has_is_refused_at_read_back(
     assert said["table"] == "firing" and "257 characters, no alert id" in said["detail"]
 
 
+def test_a_group_under_a_key_no_group_has_is_refused_at_read_back(tmp_path: Path) -> None:
+    """Fails on the code before t166: a group under a key of 300 characters, its run id
+    made of it, read back (every group key is "grp-" and 16 hex digits); one of 1 MB
+    could not be written again nor its steps sent, nor its run named in a request."""
+    app, ctx = worker(tmp_path)
+    table = app.tables["groups"]
+    edge, long = "g" * 256, "g" * 300
+    table.apply_changelog_batch(
+        [
+            changelog_event(edge.encode(), orjson.dumps(a_group(edge)), table),
+            changelog_event(long.encode(), orjson.dumps(a_group(long)), table),
+        ]
+    )
+    assert edge.encode() in table.data and long.encode() not in table.data
+    [said] = ctx._unreadable_audit
+    assert "300 characters, no group key" in said["detail"]
+
+
 def test_a_superseded_run_of_another_group_is_refused_at_read_back(tmp_path: Path) -> None:
     app, ctx = worker(tmp_path)
     table = app.tables["groups"]
