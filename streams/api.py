@@ -67,8 +67,15 @@ from streams.auth import (
     one_authorization,
     refusal_401,
 )
-from streams.context import API_KAFKA_WAIT, Config, Context, PendingCommands, run_key
-from streams.errors import EventError, show, shown_name
+from streams.context import (
+    API_KAFKA_WAIT,
+    Config,
+    Context,
+    PendingCommands,
+    bounded_message,
+    run_key,
+)
+from streams.errors import EventError, show, shown_key, shown_name
 from streams.events import am_epoch, decode_json, epoch_unit_guess, text_control
 from streams.partitioning import key_partition
 from streams.replies import RESEND, undelivered_of, undelivered_of_group
@@ -154,12 +161,53 @@ def _listed(
     base = doc if isinstance(doc, dict) else {}
     ends = base.get("ends_at")
     if isinstance(ends, int | float) and not isinstance(ends, bool) and ends <= now:
-        # Expired: not read, as the route agent does.
-        return {**base, "id": key, "active": False}
+        # Expired: not read, as the route agent does, so bounded as an unreadable one.
+        return {**bounded_document(base), "id": shown_key(key), "active": False}
     silence = read_stored(key, doc) if read is None else read(doc)
     if isinstance(silence, BadSilence):
-        return {**base, "id": key, "active": False, "unreadable": silence.message}
+        unreadable = bounded_message(silence.message)
+        return {
+            **bounded_document(base),
+            "id": shown_key(key),
+            "active": False,
+            "unreadable": unreadable,
+        }
     return {**base, "id": key, "active": silence.active(now)}
+
+
+# An unreadable or expired stored silence is listed with at most this many of its fields,
+# each at most this many bytes of JSON (a longer one shown as ``show`` shows a value):
+# every field of a silence the API stores is smaller (a matcher list of 64 x 1,024
+# characters, the largest, is shown cut).
+MAX_LISTED_FIELDS = 32
+MAX_LISTED_FIELD_BYTES = 4096
+
+
+def bounded_document(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored document that was not read (an unreadable or expired silence) as a
+    listing shows it: at most ``MAX_LISTED_FIELDS`` fields, a name past 64 characters
+    cut (``shown_key``), a value whose JSON is over ``MAX_LISTED_FIELD_BYTES`` bytes
+    shown as its start (``show``: 80 characters, text), and ``"cut"`` naming what was
+    left out or cut. t166: such a silence was listed with its whole stored document, so
+    one entry of 1 MB (another tool's changelog entry) made every ``GET /silences`` and
+    ``silences list`` answer 1 MB larger, 60 such entries 60 MB."""
+    shown: dict[str, Any] = {}
+    cut: list[str] = []
+    for n, (name, value) in enumerate(doc.items()):
+        label = shown_key(name) if len(name) > 64 else name
+        if n >= MAX_LISTED_FIELDS:
+            cut.append(f"{len(doc) - MAX_LISTED_FIELDS:,} more fields")
+            break
+        try:
+            size = len(orjson.dumps(value))
+        except (TypeError, orjson.JSONEncodeError):  # an int past 64 bits
+            size = MAX_LISTED_FIELD_BYTES + 1
+        if size > MAX_LISTED_FIELD_BYTES or label != name:
+            cut.append(label)
+        shown[label] = show(value) if size > MAX_LISTED_FIELD_BYTES else value
+    if cut:
+        shown["cut"] = cut
+    return shown
 
 
 def firing_matched(silence: Silence, firing: Iterable[Any]) -> dict[str, int]:

@@ -41,12 +41,13 @@ from playbooks.routing import (
 )
 from playbooks.schema import Playbook
 from streams.auth import TokenStore
-from streams.bursts import MAX_HELD_REPORTS, MAX_SEEN_REPORTS
+from streams.bursts import MAX_HELD_REPORTS, MAX_SEEN_REPORTS, episode_alert_id
 from streams.departments import DepartmentClassifier
-from streams.detection import read_state, state_bytes
-from streams.errors import MISSING, EventError
+from streams.detection import read_state, state_bytes, state_key_fault
+from streams.errors import MISSING, EventError, shown_key
 from streams.events import (
     MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
     CarriedSpend,
     alert_fields,
     dead_letter_key,
@@ -110,6 +111,46 @@ def bounded_message(message: str) -> str:
     if len(message) <= MAX_DEAD_LETTER_MESSAGE:
         return message
     return f"{message[: MAX_DEAD_LETTER_MESSAGE - 40]}... ({len(message):,} characters, cut)"
+
+
+def _cut_texts(value: Any) -> Any:
+    """``value`` (a JSON-able audit record or part of it) with every text longer than
+    ``MAX_DEAD_LETTER_MESSAGE`` characters cut as ``bounded_message`` cuts one."""
+    if isinstance(value, str):
+        return bounded_message(value)
+    if isinstance(value, dict):
+        return {_cut_texts(k): _cut_texts(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut_texts(v) for v in value]
+    return value
+
+
+def audit_record(record: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The audit topic's key (its run or alert id, else ``api``) and value (``audit/1``
+    JSON) for ``record``, never together larger than one message the producer sends
+    (``MAX_MESSAGE_BYTES``). A record built from stored or incoming text that would be
+    (t166: a changelog key of 1 MB in ``state_unreadable``; a send refused so failed
+    the alert or batch in hand, and blocked every later unreadable entry's record) has
+    each text over ``MAX_DEAD_LETTER_MESSAGE`` characters cut, saying so, and
+    ``"cut": true``; one still too large (thousands of short texts) keeps only its
+    ``id``, ``action``, ``at`` and ``actor`` (cut too) and says its size in ``detail``.
+    A key past ``MAX_DEAD_LETTER_MESSAGE`` characters is shown as ``shown_key``."""
+    name = str(record.get("run_id") or record.get("alert_id") or "api")
+    if len(name) > MAX_DEAD_LETTER_MESSAGE:
+        name = shown_key(name)
+    key = name.encode("utf-8", "surrogatepass")
+    value = orjson.dumps({"schema": "audit/1", **record})
+    if len(key) + len(value) <= MAX_MESSAGE_BYTES:
+        return key, value
+    size = len(value)
+    value = orjson.dumps({"schema": "audit/1", **_cut_texts(record), "cut": True})
+    if len(key) + len(value) <= MAX_MESSAGE_BYTES:
+        return key, value
+    kept: dict[str, Any] = {
+        k: _cut_texts(record[k]) for k in ("id", "action", "at", "actor") if k in record
+    }
+    kept["detail"] = f"an audit record of {size:,} bytes, too large to send: cut to these fields"
+    return key, orjson.dumps({"schema": "audit/1", **kept, "cut": True})
 
 
 def message_origin(topic: str, partition: int, offset: int, index: int | None = None) -> str:
@@ -343,6 +384,42 @@ def read_burst_cell(entry: bytes) -> dict[str, Any]:
     for category, window in cell.items():
         _check_window(window, f"burst window {category!r:.40}")
     return cell
+
+
+def _episode_fault(window: dict[str, Any], cell: str, category: str) -> str | None:
+    """Why an open burst episode's ``alert_id`` is not its cell's and category's
+    (``episode_alert_id`` of its ``start``), or None."""
+    episode = window["episode"]
+    if episode is None:
+        return None
+    made = episode_alert_id(cell, category, float(episode["start"]))
+    if episode["alert_id"] == made:
+        return None
+    return (
+        f"its episode's alert_id {shown_key(episode['alert_id'])!r} is not {made!r}, the "
+        f"alert of cell {shown_key(cell)!r} and category {shown_key(category)!r} from "
+        f"{episode['start']!r}: a window is stored under its own cell and category"
+    )
+
+
+def burst_window_key_fault(key: bytes, window: dict[str, Any]) -> str | None:
+    """Why a ``burst-windows`` entry read back does not belong under ``key`` (``burst_key``
+    of its cell and category), or None (t166: an episode stored under another cell's or
+    category's key, from another tool's changelog entry, resolved that one's burst
+    alert, firing on, when this window's reports fell away)."""
+    cell, _, category = key.partition(BURST_KEY_SEPARATOR)
+    fault = _episode_fault(window, cell.decode(), category.decode())
+    return None if fault is None else f"burst window: {fault}"
+
+
+def burst_cell_key_fault(key: bytes, windows: dict[str, Any]) -> str | None:
+    """``burst_window_key_fault`` for a ``burst-state`` entry (its key the cell, each
+    category's window in its document)."""
+    for category, window in windows.items():
+        fault = _episode_fault(window, key.decode(), category)
+        if fault is not None:
+            return f"burst window {shown_key(category)!r}: {fault}"
+    return None
 
 
 # A group's stored document (streams.response): every version since runs were
@@ -626,6 +703,36 @@ def read_group(entry: bytes) -> dict[str, Any]:
     return group
 
 
+def group_key_fault(key: bytes, group: dict[str, Any]) -> str | None:
+    """Why a ``groups`` entry read back (``read_group``'s) does not belong under ``key``,
+    or None: its run's id is ``<key>.<generation>``, as the response stage opens every
+    run (t166: a run stored under another group's key, from another tool's changelog
+    entry, notified and escalated under its own id, which ``runs ack`` and the rest
+    look up under another key: 404 or "superseded", so nobody could act on it); each
+    superseded run's id is ``<key>.<n>`` too."""
+    name = key.decode()
+    if len(name) > MAX_ID_CHARS:
+        # Every group key is "grp-" and 16 hex digits (playbooks.routing, now and before
+        # t126): a longer one is another tool's, whose run id no request can carry, and
+        # whose every change and step is larger than Kafka takes at 1 MB.
+        return f"group: its key is {len(name):,} characters, no group key (at most {MAX_ID_CHARS})"
+    run = group["run"]
+    expected = f"{name}.{group['generation']}"
+    if run is not None and run["run_id"] != expected:
+        return (
+            f"group: its run's id {shown_key(run['run_id'])!r} is not {shown_key(expected)!r}, "
+            "its key and generation: a group is stored under its own key"
+        )
+    for kept in group.get("superseded", ()):
+        run_id = kept["run"]["run_id"]
+        if run_key(run_id) != key:
+            return (
+                f"group: its superseded run's id {shown_key(run_id)!r} is not of its key "
+                f"{shown_key(name)!r}"
+            )
+    return None
+
+
 def read_labels(entry: bytes) -> dict[str, Any]:
     """A ``firing`` changelog entry: a firing alert's labels (names and values text);
     ``UnreadableEntryError`` as ``read_document``, and ``bad_shape`` for labels of
@@ -636,6 +743,18 @@ def read_labels(entry: bytes) -> dict[str, Any]:
         return label_set(doc, need_one=False)
     except RoutingConfigError as exc:
         raise UnreadableEntryError(BAD_SHAPE, f"firing alert: {exc}") from None
+
+
+def firing_key_fault(key: bytes, labels: dict[str, Any]) -> str | None:
+    """Why a ``firing`` entry read back does not belong under ``key``, or None: its key is
+    an alert id, which the alerts door takes only up to ``MAX_ID_CHARS`` characters
+    (t166: one longer, another tool's entry, inhibited alerts as a source no alert is,
+    and each muted by it was stored "by" an id read-back refuses: dropped at the next
+    start, never routed)."""
+    length = len(key.decode())
+    if length <= MAX_ID_CHARS:
+        return None
+    return f"firing alert: its key is {length:,} characters, no alert id (at most {MAX_ID_CHARS})"
 
 
 def read_generation(entry: bytes) -> dict[str, Any]:
@@ -808,7 +927,14 @@ class Context:
         # key's changelog partition is that of its source messages.
         self.sensor_state = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "sensor-state", n, encode=state_bytes, decode=read_state),
+            key_partitioned_table(
+                app,
+                "sensor-state",
+                n,
+                encode=state_bytes,
+                decode=read_state,
+                key_fault=state_key_fault,
+            ),
         )
         # Held while a batch updates live sensor states, so a commit's changelog flush
         # never serialises a state halfway through a batch (tables.coalesce_changelog).
@@ -823,17 +949,25 @@ class Context:
         self.burst_windows = cast(
             KeyPartitionedTable,
             key_partitioned_table(
-                app, "burst-windows", n, decode=read_burst_window, partition_of=burst_cell
+                app,
+                "burst-windows",
+                n,
+                decode=read_burst_window,
+                partition_of=burst_cell,
+                key_fault=burst_window_key_fault,
             ),
         )
         # The layout before it, a cell -> {category: window}: read through, never written
         # again, so windows open across an upgrade go on (streams.ingest ``window_of``).
         self.burst_state = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "burst-state", n, decode=read_burst_cell),
+            key_partitioned_table(
+                app, "burst-state", n, decode=read_burst_cell, key_fault=burst_cell_key_fault
+            ),
         )
         self.groups = cast(
-            KeyPartitionedTable, key_partitioned_table(app, "groups", n, decode=read_group)
+            KeyPartitionedTable,
+            key_partitioned_table(app, "groups", n, decode=read_group, key_fault=group_key_fault),
         )
         # Per partition, the highest generation of the groups forgotten there: a group
         # key routed again after its group was forgotten starts above it, so no run id
@@ -844,7 +978,9 @@ class Context:
             key_partitioned_table(app, "generations", n, decode=read_generation),
         )
         self.generation_keys = generation_keys(n)
-        self.firing = key_partitioned_table(app, "firing", n, is_global=True, decode=read_labels)
+        self.firing = key_partitioned_table(
+            app, "firing", n, is_global=True, decode=read_labels, key_fault=firing_key_fault
+        )
         self.silences = key_partitioned_table(app, "silences", n, is_global=True)
         # The silences as read for routing, each stored version parsed once for both the
         # alerts stage and a run's flush (``SilenceBook``): before, each stage kept a book
@@ -1021,17 +1157,19 @@ class Context:
                 await asyncio.sleep(0)
             silences, bad = read
             for silence in bad:
-                log.warning(
-                    "citybrain: skipping stored silence %s: %s", silence.key, silence.message
-                )
+                # Key and message cut (t166): a stored silence's key of 1 MB made this
+                # audit record larger than the producer sends, failing the alert being
+                # routed (the route agent reports), and the next one, at each alert.
+                shown, detail = shown_key(silence.key), bounded_message(silence.message)
+                log.warning("citybrain: skipping stored silence %s: %s", shown, detail)
                 self.metrics.silences_invalid.labels(silence.problem).inc()
                 await self.audit(
                     {
                         "action": "silence_unreadable",
-                        "silence_id": silence.key,
+                        "silence_id": shown,
                         "at": now,
                         "actor": "citybrain",
-                        "detail": f"{silence.problem}: {silence.message}",
+                        "detail": f"{silence.problem}: {detail}",
                     }
                 )
             return silences
@@ -1211,23 +1349,24 @@ class Context:
         return True
 
     def audit_send(self, record: dict[str, Any]) -> tuple[bytes, bytes]:
-        """The key and value ``audit`` sends for ``record``."""
-        key = str(record.get("run_id") or record.get("alert_id") or "api").encode()
-        return key, orjson.dumps({"schema": "audit/1", **record})
+        """The key and value ``audit`` sends for ``record`` (``audit_record``)."""
+        return audit_record(record)
 
     def on_unreadable_state(self, table: str, key: bytes, entry: Unreadable) -> None:
         """A table's changelog entry that could not be read back (``streams.tables``),
         already dropped from the table: said in one line, counted, and audited by the next
         ``audit_unreadable_state`` (recovery calls this synchronously)."""
-        shown = key.decode(errors="replace")
+        # Cut (t166): a key of 1 MB, put whole into the audit record, made it larger
+        # than the producer sends, and the failed send cost what was in hand.
+        shown = shown_key(key)
         size = f" ({entry.size} bytes)" if entry.size else ""  # 0: found in use, not read
+        why = bounded_message(f"{entry.reason}: {entry.detail}")
         log.warning(
-            "citybrain: %s: dropped the stored entry of key %r%s, %s: %s",
+            "citybrain: %s: dropped the stored entry of key %r%s, %s",
             table,
             shown,
             size,
-            entry.reason,
-            entry.detail,
+            why,
         )
         self.metrics.state_unreadable.labels(table, entry.reason).inc()
         self._unreadable_audit.append(
@@ -1238,7 +1377,7 @@ class Context:
                 "reason": entry.reason,
                 "at": time.time(),
                 "actor": "citybrain",
-                "detail": f"{entry.reason}: {entry.detail}{size}",
+                "detail": f"{why}{size}",
             }
         )
 

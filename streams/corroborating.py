@@ -142,6 +142,17 @@ def _area_problem(state: dict[str, Any]) -> str | None:
             or ("resolved" in held and not isinstance(held["resolved"], dict | None))
         ):
             return f"held alert {alert_id!r:.40} is {held!r:.60}, expected its alert and held_at"
+        # t166: held under another alert's id (another tool's entry), it was released as
+        # its own alert but labelled, and its resolution held, under the other id: the
+        # resolution of the alert released went on alone, labelled afresh.
+        resolved = held.get("resolved")
+        for what, alert in (("alert", held["alert"]), ("resolution", resolved)):
+            inner = alert.get("alert_id") if isinstance(alert, dict) else alert_id
+            if inner != alert_id:
+                return (
+                    f"held alert {alert_id!r:.40} holds the {what} of {inner!r:.40}: "
+                    "an alert is held under its own id"
+                )
     for alert_id, labels in state["labelled"].items():
         if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
             return f"labels of {alert_id!r:.40} are {labels!r:.60}, expected text"

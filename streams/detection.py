@@ -68,6 +68,7 @@ from streams.errors import (
     EventError,
     UnreadableEntryError,
     detach,
+    shown_key,
     unreadable,
 )
 from streams.events import (
@@ -483,6 +484,25 @@ def state_bytes(state: Mapping[str, Any]) -> bytes:
     else:
         document = detector  # as read back, not yet scored again
     return STATE_FORMAT + _msgpack.encode({**state, "detector": document})
+
+
+def state_key_fault(key: bytes, state: dict[str, Any]) -> str | None:
+    """Why a sensor state read back (``read_state``'s) does not belong under ``key`` (its
+    sensor's id), or None: an open episode's ``alert_id`` is the one its sensor and start
+    make (``alert_id_for``), as detection opens every episode (t166: one stored under
+    another sensor's key, another tool's changelog entry, resolved the alert of the
+    sensor it was written for, firing on, when this sensor's readings ended it)."""
+    episode = state["episode"]
+    if episode is None:
+        return None
+    made = alert_id_for(key.decode(), float(episode["started_at"]))
+    if episode["alert_id"] == made:
+        return None
+    return (
+        f"sensor state: its episode's alert_id {shown_key(episode['alert_id'])!r} is not "
+        f"{made!r}, the alert of this sensor's episode started at {episode['started_at']!r}: "
+        "a state is stored under its own sensor's id"
+    )
 
 
 def read_state(entry: bytes) -> dict[str, Any]:

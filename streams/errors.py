@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -163,6 +164,29 @@ def unmasked(text: str) -> str:
     if not any("a" <= c <= "z" or "A" <= c <= "Z" for c in head):
         return text
     return "".join(f"\\u{ord(c):04x}" if c in _LOOKALIKES else c for c in text)
+
+
+# A stored or incoming key (a changelog key, a silence or run id) is shown whole up to
+# this many characters: every id citybrain writes is shorter (256 at most, events'
+# MAX_ID_CHARS).
+MAX_SHOWN_KEY = 256
+
+
+def shown_key(key: str | bytes) -> str:
+    """A key as an audit record, log line or dead letter shows it: whole when at most
+    ``MAX_SHOWN_KEY`` characters, else its first 100, an ellipsis, its length and the
+    first 16 hex digits of its SHA-256 (``'gauge-xxxx...' (1,000,000 characters,
+    sha256 1f2e...)``), which tells two long keys with one start apart. Bytes are
+    read as UTF-8, a byte that is not shown as U+FFFD. t166: a changelog key of 1 MB
+    was put whole into its ``state_unreadable`` audit record, larger than the
+    producer sends (1,048,576 bytes), and the failed send cost the alert or batch in
+    hand."""
+    raw = key if isinstance(key, bytes) else key.encode("utf-8", "surrogatepass")
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key
+    if len(text) <= MAX_SHOWN_KEY:
+        return text
+    digest = hashlib.sha256(raw).hexdigest()[:16]
+    return f"{text[:100]}... ({len(text):,} characters, sha256 {digest})"
 
 
 def shown_name(name: str) -> str:

@@ -144,6 +144,10 @@ _FAUST_JSON = codecs.get_codec("json")
 # (table name, key, what was refused): told once per entry, by whoever built the tables.
 OnUnreadable = Callable[[str, bytes, Unreadable], None]
 
+# (key, the entry as read back) -> None, or why the entry's body names another key than
+# the one it is stored under (t166, ``ReadBack.key_fault``).
+KeyFault = Callable[[bytes, Any], str | None]
+
 
 def _bad_key(key: Any) -> bool:
     if type(key) is not bytes:
@@ -161,6 +165,11 @@ class ReadBack:
     sensor warms up again, a run or silence is gone), never fatal to recovery."""
 
     on_unreadable: OnUnreadable | None = None
+    # A table whose entry names its own key in its body (a muted alert's ``alert_id``, a
+    # group's run id) checks the two agree (t166): one stored under another key (another
+    # tool's changelog entry, a hand-written one) was obeyed under the body's id, where
+    # nothing an operator is shown (the key) could reach or end it.
+    key_fault: KeyFault | None = None
     name: str
     data: Any
     value_serializer: Any
@@ -195,10 +204,15 @@ class ReadBack:
             # value is empty too (a tombstone, then ``{}``).
             if key in self.data and not self.data[key]:
                 del self.data[key]
-        for key in last:
+        for key, event in last.items():
             value = self.data.get(key)
-            if type(value) is not Unreadable:
-                if not _bad_key(key) or key not in self.data:
+            if type(value) is not Unreadable and key in self.data and not _bad_key(key):
+                fault = self.key_fault(key, value) if self.key_fault is not None else None
+                if fault is None:
+                    continue
+                value = Unreadable(BAD_SHAPE, fault[:300], len(event.message.value or b""))
+            elif type(value) is not Unreadable:
+                if key not in self.data:
                     continue
                 # Every key citybrain writes is UTF-8 text (a sensor, cell, run or alert
                 # id): another is a damaged entry no reader can name.
@@ -604,10 +618,13 @@ def key_partitioned_table(
     encode: Callable[[Any], bytes] | None = None,
     decode: Callable[[bytes], Any] | None = None,
     partition_of: Callable[[bytes], bytes] | None = None,
+    key_fault: KeyFault | None = None,
 ) -> faust.Table[bytes, Any]:
     """A table with raw-bytes keys and JSON values, registered with ``app``; a
     partitioned table may have its own changelog entries instead (``encode`` a stored
-    value to bytes), and either kind its own read-back (``decode`` them in recovery)."""
+    value to bytes), and either kind its own read-back (``decode`` them in recovery;
+    ``key_fault``: why an entry read back does not belong under its key, refused
+    ``bad_shape`` as one ``decode`` refuses)."""
     kwargs: dict[str, Any] = dict(
         name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
     )
@@ -632,5 +649,7 @@ def key_partitioned_table(
             app, encode=encode, decode=decode, partition_of=partition_of, **kwargs
         )
     )
+    if key_fault is not None:
+        cast(ReadBack, table).key_fault = key_fault
     app.tables.add(table)
     return table

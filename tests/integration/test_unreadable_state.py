@@ -19,6 +19,7 @@ import pytest
 from detectors import RobustZScore, ScoreThreshold
 from detectors.base import pack_floats, unpack_floats
 from streams.detection import Incoming, SensorDetection, read_state, state_bytes
+from streams.errors import shown_key
 from tests.integration.routed import ROUTED_ALERT, ROUTED_ROUTE
 from tests.integration.test_pipeline import docs, firing, reading, real_levels, send_readings
 from tests.services import OPERATOR_TOKEN, Pipeline, scrape_sum
@@ -46,6 +47,19 @@ RUN = {
     "grid_cell": "c-bridge",
     "kind": "water_level",
     "department": "water-authority",
+}
+MUTED = {
+    "alert": {
+        "alert_id": "al-1",
+        "status": "firing",
+        "kind": "water_level",
+        "severity": "major",
+        "grid_cell": "c-bridge",
+        "labels": {"category": "flood"},
+    },
+    "mute": "silenced",
+    "by": "sil-1",
+    "since": 1.7e9,
 }
 # (table, key, changelog value, reason counted)
 BAD: list[tuple[str, bytes, bytes, str]] = [
@@ -148,6 +162,17 @@ BAD: list[tuple[str, bytes, bytes, str]] = [
         b"\x01" + msgspec.msgpack.encode({**ENVELOPE, "episode": {**EPISODE, "quiet": U64}}),
         "bad_shape",
     ),
+    # t166: an entry whose body names another key than its own (another tool's): a run
+    # whose id is another group's, a muted alert that is another alert; and a key of
+    # 1 MB, whose audit record (its key whole) was larger than the producer sends.
+    (
+        "groups",
+        b"grp-stray",
+        orjson.dumps({**orjson.loads(GROUP), "generation": 1, "run": RUN}),
+        "bad_shape",
+    ),
+    ("muted", b"al-stray", orjson.dumps(MUTED), "bad_shape"),
+    ("groups", b"grp-" + b"k" * 1_000_000, b"[1]", "bad_shape"),
 ]
 
 
@@ -202,8 +227,9 @@ def test_unreadable_changelog_entries_are_dropped_counted_and_audited(pipeline: 
         )
         unreadable = [d for d in docs(audit) if d.get("action") == "state_unreadable"]
         assert sorted((d["table"], d["key"]) for d in unreadable) == sorted(
-            (t, k.decode(errors="replace")) for t, k, _, _ in BAD
+            (t, shown_key(k)) for t, k, _, _ in BAD
         )
+        assert all(len(orjson.dumps(d)) < 2_000 for d in unreadable)
         port = pipeline.settings.worker_port
         expected: dict[tuple[str, str], int] = {}
         for table, _, _, reason in BAD:

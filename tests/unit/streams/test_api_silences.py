@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -451,6 +452,40 @@ def test_a_stored_silence_is_listed_and_expired_by_its_key(ctx: Context) -> None
         assert not isinstance(stored["starts_at"], bool)
         assert already_expired_message(key, answer["silence"], {"by": "c"}, now)
     assert {s["id"]: s.get("unreadable") for s in after["silences"]} == dict.fromkeys(listed)
+
+
+def test_an_unreadable_silence_is_listed_bounded_not_whole(ctx: Context) -> None:
+    """t166: an unreadable (or expired) stored silence was listed with its whole stored
+    document: one entry of 1 MB (another tool's changelog entry: a comment of 1 MB, a
+    thousand fields) made every listing 1 MB larger. Now at most MAX_LISTED_FIELDS
+    fields, each at most MAX_LISTED_FIELD_BYTES of JSON, a longer one shown by its start,
+    and ``cut`` naming them. Fails on the old code."""
+    now = time.time()
+    good = {"matchers": ['kind="pm25"'], "starts_at": now - 10, "ends_at": now + 3600}
+    huge = {**good, "id": "B", "comment": "c" * 1_000_000}
+    huge.update({f"extra-{n}": n for n in range(1_000)})
+    ctx.silences.data[b"huge"] = huge
+    ctx.silences.data[b"ended"] = {**good, "id": "ended", "ends_at": now - 1, "note": "n" * 10**6}
+    long_key = "k" * 100_000
+    ctx.silences.data[long_key.encode()] = {**good, "id": "other"}
+    register_api(ctx.app, ctx)
+
+    async def listing() -> tuple[int, bytes]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+            headers = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+            resp = await client.get("/api/v1/silences", headers=headers)
+            return resp.status, await resp.read()
+
+    status, body = asyncio.run(listing())
+    assert status == 200 and len(body) < 20_000
+    listed = {s["id"][:20]: s for s in orjson.loads(body)["silences"]}
+    shown = listed["huge"]
+    assert shown["unreadable"] and shown["comment"].startswith("'ccc") and len(shown) < 40
+    assert shown["cut"] == ["comment", "973 more fields"]
+    assert shown["matchers"] == good["matchers"]  # a field of its size is shown whole
+    assert listed["ended"]["cut"] == ["note"] and listed["ended"]["active"] is False
+    cut_key = listed["k" * 20]["id"]
+    assert cut_key.startswith("k" * 100) and "(100,000 characters, sha256 " in cut_key
 
 
 @pytest.mark.parametrize(

@@ -194,6 +194,13 @@ def test_what_an_area_holds_is_judged_at_read_back() -> None:
         ({**good, "held": {"al-1": {**held, "alert": {**alert, "started_at": 5}}}}, "held alert"),
         ({**good, "held": {"al-1": {**held, "alert": {**alert, "sensor_id": None}}}}, "held"),
         ({**good, "held": {"al-1": {**held, "resolved": "yes"}}}, "held alert 'al-1'"),
+        # t166 (fail on the old code): held under another alert's id, it was released as
+        # its own but labelled, and its resolution held, under the other.
+        ({**good, "held": {"al-9": held}}, "'al-9' holds the alert of 'al-1': an alert is"),
+        (
+            {**good, "held": {"al-1": {**held, "resolved": {**alert, "alert_id": "al-2"}}}},
+            "'al-1' holds the resolution of 'al-2'",
+        ),
         ({**good, "labelled": {"al-0": ["isolated"]}}, "labels of 'al-0'"),
         ({**good, "labelled": {"al-0": {"count": 2}}}, "labels of 'al-0'"),
     ):
