@@ -48,6 +48,7 @@ from streams.http_client import http_client
 from streams.ingest import Ingest
 from streams.logs import SayEvery
 from streams.metrics import Metrics
+from streams.partitioning import grown_topics
 from streams.reload import ConfigReload
 from streams.response import Response
 from streams.settings import Settings, changelog_topic_configs, load_settings
@@ -288,6 +289,32 @@ def create_app(
         await ctx.forget_moved(assigned)
         # Per-sensor series of sensors now read by another worker (streams/ingest.py).
         ingest.forget_sensors(ctx.lost_partitions(assigned, "readings"))
+        say_grown_topics(assigned)
+
+    said_grown: set[str] = set()
+
+    def say_grown_topics(assigned: set[TP]) -> None:
+        # t167: partitions added to a topic while its workers ran reach them at the next
+        # metadata refresh (up to 5 min), as a rebalance; every reading placed on a new
+        # partition was dead-lettered wrong_partition, and nothing said why (faust's
+        # only word was an ERROR that the stream "has not started processing" it).
+        grown = grown_topics(assigned, settings.topics.values(), settings.partitions)
+        for topic, count in sorted(grown.items()):
+            if topic in said_grown:
+                continue
+            said_grown.add(topic)
+            log.error(
+                "citybrain: topic %s now has at least %d partitions, but "
+                "CITYBRAIN_PARTITIONS is %d (partitions were added while the worker ran?): "
+                "every reading or report on a partition past %d is dead-lettered "
+                "wrong_partition, and a worker started now stops, naming it; stop the "
+                "ingests and workers and give every topic one count (docs/operations.md, "
+                "Scaling out)",
+                topic,
+                count,
+                settings.partitions,
+                settings.partitions - 1,
+            )
 
     # faust ends a timer, and crashes the worker, on its first exception; a fault that
     # comes back every tick (a broker away, a state no code reads) would then stop every

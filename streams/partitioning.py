@@ -152,3 +152,20 @@ def _packed(r: Reading) -> dict[str, object]:
         "unit": r.unit,
         "grid_cell": r.grid_cell,
     }
+
+
+def grown_topics(
+    assigned: Iterable[tuple[str, int]], topics: Iterable[str], partitions: int
+) -> dict[str, int]:
+    """Of ``topics``, those with a partition of ``assigned`` (``(topic, partition)``
+    pairs, as faust's ``TP``) at or past ``partitions`` (``CITYBRAIN_PARTITIONS``): topic
+    -> the partition count it has at least (its highest partition assigned here, plus
+    one). Such a topic grew while its workers ran (an operator added partitions): every
+    key placed on a new partition is off its home partition, so each reading or report
+    there is dead-lettered ``wrong_partition``."""
+    wanted = set(topics)
+    grown: dict[str, int] = {}
+    for topic, partition in assigned:
+        if topic in wanted and partition >= partitions:
+            grown[topic] = max(grown.get(topic, 0), partition + 1)
+    return grown

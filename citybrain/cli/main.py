@@ -330,9 +330,12 @@ def _main(argv: Sequence[str] | None) -> int:
         names.forget()
         # A SIGTERM (kill, a service manager, timeout) ends every command as Ctrl-C does:
         # killed by default, a detect left its .partial file, a demo its worker running.
-        # The worker's shutdown and the ingests have handlers of their own.
+        # The ingests have handlers of their own, and so has the worker once its event
+        # loop runs (they replace this one); until then, its imports, settings, Kafka
+        # check and topic creation (about 4 s), a SIGTERM killed it unsaid, status 143,
+        # where Ctrl-C there said "interrupted", 130 (t167).
         previous = signal.getsignal(signal.SIGTERM)
-        own = args.command != "worker" and threading.current_thread() is threading.main_thread()
+        own = threading.current_thread() is threading.main_thread()
         if own:
             signal.signal(signal.SIGTERM, _interrupt)
         try:

@@ -1030,13 +1030,15 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
     from citybrain.stack.topics import (
         PartitionCountError,
         align_topic_configs,
+        committed_partitions,
         create_topics,
+        emptied_tables_warning,
         faust_topics,
     )
 
     specs = faust_topics(app, settings.partitions)
     try:
-        create_topics(settings, specs)
+        created = create_topics(settings, specs)
     except PartitionCountError as exc:
         # Before joining the group: a worker counting other partitions than its topics
         # lost readings (dead-lettered wrong_partition) and crashed writing its tables.
@@ -1049,6 +1051,21 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
             file=sys.stderr,
         )
         return
+    # A changelog created here on a group that has committed (an operator deleted it):
+    # its table starts empty and the events behind it are not read again. Said, not
+    # refused: deleting the sensor-state changelog is how sensors are made to warm up
+    # again (docs/operations.md); before, nothing was said, and open runs, silences and
+    # firing alerts were gone unsaid.
+    changelogs = {spec.name for spec in specs if spec.name.endswith("-changelog")}
+    if changelogs & set(created):
+        try:
+            committed = committed_partitions(
+                settings, settings.app_id, list(settings.topics.values())
+            )
+        except (KafkaError, KafkaStoppedError):
+            committed = 0  # the start goes on; Kafka's trouble is said by what follows
+        if warning := emptied_tables_warning(settings, app, created, committed):
+            print(f"citybrain: {warning}", file=sys.stderr, flush=True)
     # Changelogs made before their segment and tombstone configs were set (t155): a
     # restart read every superseded record of them, their segments compacted only after
     # 1 GiB or 7 days.

@@ -146,6 +146,57 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
         admin.close()
 
 
+def committed_partitions(settings: Settings, group: str, topics: Sequence[str]) -> int:
+    """How many partitions of ``topics`` consumer group ``group`` has committed an offset
+    for (0 for a group that never committed). A worker whose group has committed reads
+    on from those offsets, not from the start of its topics.
+
+    Raises kafka-python's ``KafkaError`` and ``KafkaStoppedError`` (Kafka does not
+    answer)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="citybrain-topics",
+        **settings.kafka_python_options(),
+    )
+    try:
+        offsets = bounded(
+            settings,
+            f"asking for consumer group {group!r}'s offsets",
+            lambda: admin.list_group_offsets(group),
+        ).get(group, {})
+    finally:
+        admin.close()
+    wanted = set(topics)
+    return sum(1 for tp, meta in offsets.items() if tp.topic in wanted and meta.offset >= 0)
+
+
+def emptied_tables_warning(
+    settings: Settings, app: faust.App, created: Sequence[str], committed: int
+) -> str | None:
+    """The warning for a worker that has just created the changelog topic of a table
+    (``created``: the topics ``create_topics`` made) while its consumer group has
+    ``committed`` partitions' offsets: that table starts empty, and what it held is not
+    rebuilt, since the events behind it are not read again. None when no changelog was
+    created, or when the group never committed (a first start: nothing was held)."""
+    made = set(created)
+    emptied = sorted(
+        str(table.name)
+        for table in app.tables.values()
+        if table.changelog_topic.get_topic_name() in made
+    )
+    if not emptied or not committed:
+        return None
+    return (
+        f"warning: the changelog topic of table(s) {', '.join(emptied)} was missing "
+        f"(deleted?) and is created empty, though consumer group {settings.app_id!r} has "
+        f"committed offsets on {committed} partition(s) of its topics: "
+        f"{'those tables start' if len(emptied) > 1 else 'that table starts'} empty and "
+        "what they held is not read again (runs open or held and their deadlines, silences, "
+        "firing and muted alerts, sensor states and their open episodes, burst windows, "
+        'as named): docs/operations.md, "Changelog topics deleted"'
+    )
+
+
 def config_changes(
     specs: Sequence[TopicSpec], described: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, dict[str, tuple[str | None, str]]]:

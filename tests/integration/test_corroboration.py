@@ -270,3 +270,56 @@ def test_marks_recorded_before_a_sigkill_corroborate_an_alert_after_the_restart(
         assert alert["labels"]["assessment"] == "event"
     finally:
         worker.stop()
+
+
+def test_an_alert_held_for_its_grace_when_the_worker_is_sigkilled_fires_once_after_it(
+    corroborating: Pipeline,
+) -> None:
+    """t167: a lone gauge's alert is held for the corroboration grace (a neighbour may
+    agree) when its worker is SIGKILLed, after the held alert's read was committed: the
+    restarted worker holds it still (recovered from the changelog, not read again) and
+    releases it once the grace is over, as isolated, to sensor-check: one alert, one run,
+    one dispatch."""
+    p = corroborating
+    quiet = readings(slice_of(SLIGO, "2019-05-06T00:00", "2019-05-07T00:00"))
+    spike = 150
+    faulty = [
+        r if i != spike else Reading(r.ts, r.sensor_id, r.kind, r.value * 1.5, r.unit, r.grid_cell)
+        for i, r in enumerate(quiet)
+    ]
+    worker = p.worker().start()
+    try:
+        send(p, faulty)
+        p.read(
+            "corroboration",
+            lambda m: any(
+                d["type"] == "alert" and d["alert"]["sensor_id"] == SLIGO for d in docs(m)
+            ),
+            timeout=60,
+        )
+        deadline = time.monotonic() + 60
+        while not committed_to_end(p, "corroboration"):
+            assert time.monotonic() < deadline, "the corroboration topic was never committed"
+            time.sleep(0.3)
+        held_since = time.monotonic()
+        worker.kill()
+        assert not p.end_offsets("alerts") or not any(p.end_offsets("alerts").values())
+        worker = p.worker().start()
+        alerts = p.read("alerts", lambda m: bool(firing_of(m, SLIGO)), timeout=60 + GRACE)
+        (alert,) = firing_of(alerts, SLIGO)
+        assert time.monotonic() - held_since >= GRACE - 5  # held, not released at the kill
+        assert alert["labels"]["corroboration"] == "isolated", alert
+        steps = p.read(
+            "steps",
+            lambda m: any(
+                d["action"] == "dispatch" and d["alert_id"] == alert["alert_id"] for d in docs(m)
+            ),
+            timeout=60,
+            settle=3,
+        )
+        assert runs(steps) == {alert["alert_id"]: "sensor-check"}
+        dispatched = {d["id"] for d in docs(steps) if d["action"] == "dispatch"}
+        assert len(dispatched) == 1, docs(steps)
+        assert len(firing_of(p.read("alerts", lambda m: True, settle=2), SLIGO)) == 1
+    finally:
+        worker.stop()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +23,7 @@ import pytest
 from citybrain.stack import PrometheusServer
 from tests.integration.test_pipeline import firing, steps_of
 from tests.integration.test_response import one_spiked_run, spike
-from tests.services import Pipeline, Worker, shifted_port
+from tests.services import OPERATOR_TOKEN, Pipeline, Worker, shifted_port
 
 pytestmark = pytest.mark.integration
 
@@ -122,4 +124,68 @@ def test_a_worker_stopped_on_purpose_leaves_at_once_though_its_membership_is_sta
     finally:
         b.stop()
         a.stop()
+        p.close()
+
+
+def killed_at(worker: Worker, marker: bytes, timeout: float = 90.0) -> None:
+    """Start ``worker`` and SIGKILL it as soon as its log shows ``marker`` (from this
+    start on): a moment inside its start, not after it."""
+    since = worker.log_file.stat().st_size
+    with worker.log_file.open("ab") as log:
+        worker.proc = subprocess.Popen(
+            [sys.executable, "-m", "citybrain.cli", "worker"],
+            env=worker.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        with worker.log_file.open("rb") as fh:
+            fh.seek(since)
+            if marker in fh.read():
+                break
+        assert worker.proc.poll() is None, worker.log()[-3000:]
+        assert time.monotonic() < deadline, f"no {marker!r} in {timeout:.0f}s"
+        time.sleep(0.02)
+    worker.kill()
+
+
+def test_a_worker_sigkilled_twice_in_its_table_recovery_loses_and_repeats_nothing(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """t167: a worker with an open run is SIGKILLed, then restarted and SIGKILLed again
+    in its table recovery, twice in a row (once as it reads its changelogs' highwaters,
+    once as it resumes its flow); the third start holds the run (the API lists it, an
+    acknowledgement is taken), and nothing was repeated: one alert, one run_created, one
+    dispatch each by its id. Passes on the old code: a case searched, no fault."""
+    p = Pipeline(
+        run_dir,
+        extra_env={"CITYBRAIN_ACK_DEADLINE_SECONDS": "600", "CITYBRAIN_SESSION_TIMEOUT": "60"},
+    )
+    worker = p.worker().start()
+    try:
+        run_id = one_spiked_run(p)
+        worker.kill()
+        killed_at(worker, b"Highwater for active changelog partitions")
+        killed_at(worker, b"Resuming flow")
+        worker.start()
+        status, body = p.api_until(
+            f"/runs/{run_id}", OPERATOR_TOKEN, lambda s, b: s == 200, timeout=30
+        )
+        assert status == 200, body
+        status, body = p.api("POST", f"/runs/{run_id}/ack", OPERATOR_TOKEN, {"note": "t167"})
+        assert status in (200, 202), body
+        steps = p.read("steps", lambda m: bool(steps_of(m, "acknowledged")), settle=3)
+        created = steps_of(steps, "run_created")
+        assert {s["run_id"] for s in created} == {run_id}, created
+        for action in ("run_created", "dispatch", "notify"):
+            same = steps_of(steps, action)
+            # Steps re-sent after a kill are duplicates (same id and content), never two
+            # different steps of one id.
+            by_id = {s["id"]: s for s in same}
+            assert all(by_id[s["id"]] == s for s in same), same
+        alerts = p.read("alerts", lambda m: bool(firing(m)), settle=2)
+        assert len({a["alert_id"] for a in firing(alerts)}) == 1
+    finally:
+        worker.stop()
         p.close()

@@ -5,6 +5,7 @@ away on the next start)."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -15,7 +16,16 @@ from prometheus_client import CollectorRegistry
 from citybrain.stack import PrometheusServer
 from citybrain.stack.topics import faust_topics
 from streams.app import create_app
-from tests.services import FIXTURES, TEST_PORTS, Worker, stack_settings, write_tokens
+from tests.integration.test_response import one_spiked_run
+from tests.services import (
+    FIXTURES,
+    OPERATOR_TOKEN,
+    TEST_PORTS,
+    Pipeline,
+    Worker,
+    stack_settings,
+    write_tokens,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +64,7 @@ def test_a_first_start_on_a_new_prefix_creates_the_topics_before_subscribing(
         worker.stop()
     log = worker.log()
     assert "not found in cluster metadata" not in log, log
+    assert "is created empty" not in log, log  # nothing was held: nothing to say
 
 
 def test_every_changelog_carries_its_segment_and_tombstone_configs_an_old_one_too(
@@ -124,3 +135,50 @@ def test_every_changelog_carries_its_segment_and_tombstone_configs_an_old_one_to
     # The old changelog's change is said once, naming what it had.
     log = worker.log()
     assert f"topic {old}: " in log and "segment.ms 604800000 -> 7200000" in log, log
+
+
+def test_a_restart_after_its_changelogs_were_deleted_says_which_tables_start_empty(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """t167: an operator deleted a worker's changelog topics between a stop and a start.
+    The worker created them again empty and said nothing: its consumer group reads on from
+    its committed offsets, so the open run (its deadlines, the acknowledgement the API
+    takes) was gone unsaid. It still starts (deleting the sensor-state changelog is how
+    sensors are made to warm up again), and says which tables start empty and why; a
+    first start on a new prefix (no committed offsets) says nothing of it (the test above
+    checks its log for errors only). Fails on the old code: no such line."""
+    p = Pipeline(run_dir, extra_env={"CITYBRAIN_ACK_DEADLINE_SECONDS": "600"})
+    worker = p.worker().start()
+    try:
+        run_id = one_spiked_run(p)
+        worker.stop()  # a clean stop commits the group's offsets
+        first = worker.log()
+        assert "is created empty" not in first, first
+        admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
+        try:
+            changelogs = [t for t in admin.list_topics() if t.startswith(f"{p.name}-")]
+            changelogs = [t for t in changelogs if t.endswith("-changelog")]
+            admin.delete_topics(changelogs)
+            deadline = time.monotonic() + 30
+            while set(changelogs) & set(admin.list_topics()):
+                assert time.monotonic() < deadline, "the changelogs were not deleted in 30 s"
+                time.sleep(0.2)
+        finally:
+            admin.close()
+        since = worker.log_file.stat().st_size
+        worker.start()
+        with worker.log_file.open("rb") as fh:
+            fh.seek(since)
+            said = fh.read().decode(errors="replace")
+        lines = [x for x in said.splitlines() if "is created empty" in x]
+        assert len(lines) == 1, said
+        [line] = lines
+        assert "groups" in line and "sensor-state" in line and "silences" in line, line
+        assert f"consumer group {p.name!r} has committed offsets" in line, line
+        assert 'docs/operations.md, "Changelog topics deleted"' in line, line
+        # What it says is so: the run is gone.
+        status, _ = p.api("GET", f"/runs/{run_id}", OPERATOR_TOKEN)
+        assert status == 404, status
+    finally:
+        worker.stop()
+        p.close()

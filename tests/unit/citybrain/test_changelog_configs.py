@@ -92,3 +92,25 @@ def test_only_the_configs_that_differ_on_existing_topics_are_changes() -> None:
     }
     # A topic not made yet is not changed here (it is created with its configs).
     assert config_changes(specs, {}) == {}
+
+
+def test_a_changelog_created_on_a_group_that_committed_is_said_naming_its_tables(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """t167: changelogs an operator deleted were created again empty, unsaid."""
+    from citybrain.stack.topics import emptied_tables_warning
+
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(FIXTURES / "grid.yaml"))
+    settings = load_settings()
+    app = create_app(settings, CollectorRegistry())
+    groups = f"{settings.app_id}-groups-changelog"
+    silences = f"{settings.app_id}-silences-changelog"
+    said = emptied_tables_warning(settings, app, [silences, groups, "other"], committed=4)
+    assert said is not None
+    assert "table(s) groups, silences was missing (deleted?) and is created empty" in said
+    assert f"consumer group {settings.app_id!r} has committed offsets on 4 partition(s)" in said
+    # A first start (the group never committed) and a start that created no changelog
+    # (a task topic, say) held nothing to lose.
+    assert emptied_tables_warning(settings, app, [groups], committed=0) is None
+    assert emptied_tables_warning(settings, app, ["other"], committed=4) is None

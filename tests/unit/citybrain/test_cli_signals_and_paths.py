@@ -55,9 +55,10 @@ def test_a_sigterm_ends_detect_as_ctrl_c_does(
         ["campaign", "report", "--from", "2026-12-01", "--to", "2026-12-02"],
         ["deadletters"],
         ["stack", "up"],
+        ["worker"],  # until its event loop's handler replaces it (t167)
     ],
 )
-def test_every_command_but_the_worker_hears_a_sigterm_as_ctrl_c(
+def test_every_command_hears_a_sigterm_as_ctrl_c(
     argv: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from citybrain.cli import parser
@@ -69,10 +70,38 @@ def test_every_command_but_the_worker_hears_a_sigterm_as_ctrl_c(
         heard.append(signal.getsignal(signal.SIGTERM))
         return 0
 
-    for name in ("cmd_demo", "cmd_report", "cmd_campaign", "cmd_deadletters", "cmd_stack"):
+    commands = (
+        "cmd_demo",
+        "cmd_report",
+        "cmd_campaign",
+        "cmd_deadletters",
+        "cmd_stack",
+        "cmd_worker",
+    )
+    for name in commands:
         monkeypatch.setattr(parser, name, command)  # what build_parser hands each command
     assert main(argv) == 0
     assert heard == [_interrupt]
+
+
+def test_a_sigterm_while_the_worker_starts_is_heard_as_ctrl_c(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t167: until the worker's event loop put its handler in (imports, settings, the
+    Kafka check and topic creation, about 4 s), a SIGTERM killed it by default: no word,
+    status 143 (Ctrl-C there said "interrupted", 130). The signal here is real."""
+
+    def create_app(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not interrupt the worker's start")
+
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setattr("streams.app.create_app", create_app)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["worker"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err.splitlines()[-1] == "citybrain: interrupted"
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_pipe_a_device_and_a_dangling_link_are_not_said_to_be_missing(

@@ -8,7 +8,7 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.events import Reading
-from streams.partitioning import ReadingPacker, key_partition, pack_key
+from streams.partitioning import ReadingPacker, grown_topics, key_partition, pack_key
 
 
 def test_matches_the_clients_default_partitioner() -> None:
@@ -62,3 +62,14 @@ def test_pack_counted_says_how_many_readings_each_pack_holds() -> None:
     assert counts == [len(json.loads(value)["readings"]) for _, _, value, _ in packs]
     assert max(counts) < 100 and sum(counts) == 400  # the byte bound closed each first
     assert [p[:3] for p in packs] == list(ReadingPacker(2, 100, 4096).pack_all(readings))
+
+
+def test_a_topic_that_grew_while_its_workers_ran_is_named_with_its_count() -> None:
+    """t167: partitions added to the readings topic under a running worker reached it at
+    the next metadata refresh; every reading there was dead-lettered wrong_partition and
+    nothing said why. Only the worker's own topics count (a changelog, a task topic
+    another tool placed, are not its to judge)."""
+    assigned = [("p.readings", 0), ("p.readings", 3), ("p.readings", 2), ("p.alerts", 1)]
+    assigned += [("p-groups-changelog", 5), ("other", 9)]
+    assert grown_topics(assigned, ["p.readings", "p.alerts"], 2) == {"p.readings": 4}
+    assert grown_topics(assigned, ["p.readings", "p.alerts"], 4) == {}
