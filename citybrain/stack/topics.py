@@ -153,11 +153,7 @@ def committed_partitions(settings: Settings, group: str, topics: Sequence[str]) 
 
     Raises kafka-python's ``KafkaError`` and ``KafkaStoppedError`` (Kafka does not
     answer)."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap,
-        client_id="citybrain-topics",
-        **settings.kafka_python_options(),
-    )
+    admin = topics_admin(settings)
     try:
         offsets = bounded(
             settings,
