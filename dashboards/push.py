@@ -17,15 +17,20 @@ from urllib.parse import urlsplit
 from grafana_client.api import GrafanaApi
 from grafana_client.client import (
     GrafanaClientError,
+    GrafanaException,
     GrafanaServerError,
     GrafanaTimeoutError,
 )
+from niquests.exceptions import ConnectionError as HTTPConnectionError
+from niquests.exceptions import JSONDecodeError, RequestException, TooManyRedirects
 
 from dashboards.panels import DATASOURCE_UID
 from dashboards.provisioning import FOLDER, datasources
 from dashboards.rules import SCRAPE_INTERVAL
 
 FOLDER_UID = "citybrain"
+# Grafana's own default port, for the examples in messages.
+GRAFANA_PORT = 3000
 T = TypeVar("T")
 
 
@@ -241,6 +246,7 @@ class DashboardPusher:
             except GrafanaClientError as exc:  # 4xx: retrying will not help
                 raise PushError(
                     f"{what}: Grafana answered {exc.status_code}: {_message(exc)}"
+                    f"{_TOKEN_HINTS.get(exc.status_code, '')}"
                 ) from exc
             except (GrafanaServerError, GrafanaTimeoutError) as exc:
                 if attempt == self.retries:
@@ -250,12 +256,51 @@ class DashboardPusher:
                         unavailable=True,
                     ) from exc
                 time.sleep(self.backoff * 2**attempt)
+            except HTTPConnectionError:
+                raise  # no answer at all: the caller says it cannot reach --url
+            except TooManyRedirects as exc:
+                # t168: a server that redirects every path (a login page behind a proxy,
+                # a redirect loop) was "unexpected TooManyRedirects … a bug", exit 70.
+                raise PushError(
+                    f"{what}: the server kept redirecting ({_message(exc)}): {NOT_GRAFANA}"
+                ) from exc
+            except JSONDecodeError as exc:
+                # A 2xx answer whose body is empty or not JSON, and not marked as text
+                # (t168: an empty 200 was "unexpected JSONDecodeError … a bug", exit 70);
+                # grafana-client decodes only what is not text/*.
+                raise PushError(
+                    f"{what}: the server answered with a body that is not JSON "
+                    f"({_message(exc)}): {NOT_GRAFANA}"
+                ) from exc
+            except (GrafanaException, RequestException) as exc:
+                # Any other answer the HTTP client could not read (a body cut short, a
+                # bad header, an encoding it cannot decode): the server did not serve it.
+                raise PushError(
+                    f"{what}: Grafana's answer could not be read: {type(exc).__name__}: "
+                    f"{_message(exc)}",
+                    unavailable=True,
+                ) from exc
         raise AssertionError("unreachable")
 
 
+# What a refusal of the token means, said after Grafana's own words (t168: a mistyped
+# token was "Grafana answered 401: invalid API key" alone, naming neither where the
+# token came from nor what kind Grafana takes).
+_TOKEN_HINTS = {
+    401: (
+        "; check the token (--token or CITYBRAIN_GRAFANA_TOKEN): a Grafana service-account "
+        "token (glsa_…) of that Grafana"
+    ),
+    403: (
+        "; the token's service account may not change it: give it the Editor role (Admin "
+        "to create the datasource)"
+    ),
+}
+
 NOT_GRAFANA = (
     "this is not a Grafana, whose HTTP API answers in JSON objects (an error's reason in "
-    '"message"): check --url (Grafana\'s own address, e.g. http://127.0.0.1:3000)'
+    '"message"): check --url (Grafana\'s own address, e.g. '
+    f"http://127.0.0.1:{GRAFANA_PORT})"
 )
 
 
