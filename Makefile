@@ -92,5 +92,8 @@ TOKEN_ROLES := operator coordinator gateway
 docker-tokens: install ## write docker/tokens.yaml for compose, and the tokens in docker/<role>.token
 	@sh tools/docker-tokens.sh "$(DOCKER_DIR)" "$(BIN)" $(TOKEN_ROLES)
 
-clean: ## remove the virtualenv and caches (not the Kafka download)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+# Refused while a process runs from the virtualenv (the demo's worker, a test run): it
+# would be deleted under them, `citybrain stack down` with it (tools/venv-in-use.sh).
+clean: ## remove the virtualenv and caches (not the Kafka download); refused while something runs from it
+	@sh tools/venv-in-use.sh "$(VENV)"
+	rm -rf "$(VENV)" .pytest_cache .mypy_cache .ruff_cache *.egg-info
