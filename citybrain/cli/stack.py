@@ -562,7 +562,7 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     import urllib.request
 
     from citybrain.demo import DemoFiles, demo_worker
-    from citybrain.stack.process import other_run_dir, read_pid
+    from citybrain.stack.process import frozen, other_run_dir, read_pid
 
     failed = False
     running = 0  # the parts that were asked to reload
@@ -610,6 +610,15 @@ def reload_stack(settings: Settings, prom: Any) -> int:
         print(f"{'demo worker':11} not reloaded: {whose}; `{again}` reloads it")
     elif pid is None:
         print(f"{'demo worker':11} not running: nothing to reload")
+    elif frozen(pid):
+        # t168's sibling of restart-worker's: a stopped worker holds the SIGHUP until it
+        # resumes, so this waited RELOAD_WAIT (60 s) and said it "said nothing of a reload".
+        running += 1
+        failed = True
+        print(
+            f"{'demo worker':11} not reloaded: it is frozen (pid {pid}, stopped by `kill -STOP` "
+            f"or a debugger); `kill -CONT {pid}` resumes it, then run this again"
+        )
     else:
         running += 1
         log = Path(str((doc or {}).get("worker_log") or DemoFiles.of(settings).log))

@@ -613,3 +613,37 @@ def test_restart_worker_names_a_demo_record_it_cannot_read(
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: {record} is not a demo's record ({said}"), err
     assert err.count("\n") == 1
+
+
+def test_stack_reload_says_a_frozen_demo_worker_is_frozen_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t168's sibling (fails on the old code): `stack reload` sent a frozen worker SIGHUP,
+    waited 60 s for a reload line it could not write, and said it "said nothing of a
+    reload"."""
+    import signal
+    import time
+
+    from citybrain.stack.process import frozen, spawn
+
+    _stack_on_free_ports(tmp_path, monkeypatch)
+    files = DemoFiles.of(Settings())
+    files.dir.mkdir(parents=True, exist_ok=True)
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    pid = spawn([sys.executable, "-c", "import time; time.sleep(60)"], files.log, files.pid)
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        while not frozen(pid):
+            time.sleep(0.01)
+        began = time.monotonic()
+        assert main(["stack", "reload"]) == 1
+        assert time.monotonic() - began < 10
+        out = capsys.readouterr().out
+        assert (
+            f"demo worker not reloaded: it is frozen (pid {pid}, stopped by `kill -STOP` or a "
+            f"debugger); `kill -CONT {pid}` resumes it, then run this again"
+        ) in out.splitlines()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGCONT)
+        os.waitpid(pid, 0)
