@@ -115,6 +115,7 @@ class DashboardPusher:
         if not token.strip():
             raise PushError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
         self.api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
+        self.url = url.rstrip("/")
         host = urlsplit(url).hostname or ""
         if ":" in host:
             # grafana-client 5.1's from_url builds its API URL from the host without
@@ -256,7 +257,17 @@ class DashboardPusher:
                         unavailable=True,
                     ) from exc
                 time.sleep(self.backoff * 2**attempt)
-            except HTTPConnectionError:
+            except HTTPConnectionError as exc:
+                target = str(getattr(getattr(exc, "request", None), "url", "") or "")
+                if target and _origin(target) != _origin(self.url):
+                    # t168: --url answered with a redirect to a server that does not
+                    # answer; "cannot reach Grafana at <--url>" blamed the one that did.
+                    raise PushError(
+                        f"{what}: {self.url} redirected to {_origin(target)}, which does not "
+                        f"answer ({_reason(exc)}): check --url (Grafana's own address, not a "
+                        "proxy's or login page's)",
+                        unavailable=True,
+                    ) from exc
                 raise  # no answer at all: the caller says it cannot reach --url
             except TooManyRedirects as exc:
                 # t168: a server that redirects every path (a login page behind a proxy,
@@ -308,6 +319,22 @@ def _brief(answer: object) -> str:
     """A non-JSON answer in a message: its first line, quoted and cut."""
     text = str(answer).strip().splitlines()[0] if str(answer).strip() else ""
     return repr(text[:80]) if text else "with an empty body"
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (the port written out), to tell servers apart."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause's words: "Connection refused" rather than the client's
+    wrapping of it."""
+    while (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text) or type(exc).__name__
 
 
 def _message(exc: Exception) -> str:

@@ -209,3 +209,24 @@ def test_the_url_comes_from_citybrain_grafana_url_as_the_token_does(
     assert "check CITYBRAIN_GRAFANA_URL and that Grafana runs" in capsys.readouterr().err
     assert main(["dashboards", "push", "--url", "http://"]) == EXIT_USAGE
     assert capsys.readouterr().err.endswith("e.g. http://127.0.0.1:3000\n")
+
+
+def test_a_redirect_to_a_server_that_does_not_answer_names_that_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t168 (fails on the old code): --url answering with a redirect to a port where
+    nothing listens was "cannot reach Grafana at <--url> (Connection refused)", blaming
+    the server that had answered."""
+    from citybrain.cli import EXIT_SERVICE, main
+    from tests.services import free_ports
+
+    (nobody,) = free_ports(1)
+    with _server(302, {"Location": f"http://127.0.0.1:{nobody}/login"}, b"") as url:
+        code = main(["dashboards", "push", "--url", url, "--token", "t"])
+    err = capsys.readouterr().err
+    assert code == EXIT_SERVICE, err
+    assert err.startswith(
+        f"citybrain: folder citybrain: {url} redirected to http://127.0.0.1:{nobody}, which "
+        "does not answer ("
+    ), err
+    assert err.count("\n") == 1
