@@ -83,26 +83,17 @@ stack-status: install ## say whether Kafka, Prometheus, Mosquitto and the demo's
 	@echo '$(BIN)/citybrain stack status'
 	@$(BIN)/citybrain stack status || { s=$$?; [ $$s -eq 1 ] || exit $$s; }
 
-# The compose deployment's API tokens: a fresh secret per role in DOCKER_DIR/<role>.token
-# (mode 0600, git-ignored; an existing one is kept) and their SHA-256 hashes in
-# DOCKER_DIR/tokens.yaml, the file docker/compose.yaml mounts (hashes only: 0644 so the
-# containers' user can read it).
+# The compose deployment's API tokens (tools/docker-tokens.sh: a fresh secret per role in
+# DOCKER_DIR/<role>.token, mode 0600, git-ignored, an existing one kept; their SHA-256
+# hashes in DOCKER_DIR/tokens.yaml, the file docker/compose.yaml mounts).
 DOCKER_DIR ?= docker
 TOKEN_ROLES := operator coordinator gateway
 
 docker-tokens: install ## write docker/tokens.yaml for compose, and the tokens in docker/<role>.token
-	@for role in $(TOKEN_ROLES); do \
-	  test -s $(DOCKER_DIR)/$$role.token || (umask 077 && $(BIN)/python -c \
-	    'import secrets; print(secrets.token_urlsafe(24))' > $(DOCKER_DIR)/$$role.token) || exit 1; \
-	done
-	@{ echo 'tokens:'; for role in $(TOKEN_ROLES); do \
-	  hash=$$($(BIN)/citybrain hash-token < $(DOCKER_DIR)/$$role.token) || exit 1; \
-	  echo "  - {name: compose-$$role, role: $$role, sha256: '$$hash'}"; \
-	done; } > $(DOCKER_DIR)/tokens.yaml.new && mv $(DOCKER_DIR)/tokens.yaml.new $(DOCKER_DIR)/tokens.yaml
-	@chmod 644 $(DOCKER_DIR)/tokens.yaml
-	@echo "$(DOCKER_DIR)/tokens.yaml: hashes of $(DOCKER_DIR)/{$$(echo $(TOKEN_ROLES) | tr ' ' ,)}.token"
-	@# The token file by absolute path: the line works typed in a new shell, from any directory.
-	@echo "operator API: export CITYBRAIN_API_TOKEN=\$$(cat $(abspath $(DOCKER_DIR))/operator.token)"
+	@sh tools/docker-tokens.sh "$(DOCKER_DIR)" "$(BIN)" $(TOKEN_ROLES)
 
-clean: ## remove the virtualenv and caches (not the Kafka download)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+# Refused while a process runs from the virtualenv (the demo's worker, a test run): it
+# would be deleted under them, `citybrain stack down` with it (tools/venv-in-use.sh).
+clean: ## remove the virtualenv and caches (not the Kafka download); refused while something runs from it
+	@sh tools/venv-in-use.sh "$(VENV)"
+	rm -rf "$(VENV)" .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -202,13 +202,23 @@ def _is_default(value: str, default: object) -> bool:
     return text == str(default)
 
 
-def start_stack_hint() -> str:
+def start_stack_hint(env: Mapping[str, str] | None = None) -> str:
     """The hint that starts the local stack, runnable as typed from any directory in a
     fresh shell: ``start the local stack with `CITYBRAIN_KAFKA_PORT=19892 citybrain stack
     up` (`CITYBRAIN_KAFKA_PORT=19892 make stack-up` in the checkout)``. It carries every
     setting changed from its default (``changed_settings``): ``stack up`` reads the
     ports, run directory, topic prefix, partitions and heap (trial 10: without them it
-    started the default-port stack)."""
+    started the default-port stack). ``env``: settings that win over this shell's, for a
+    stack other than this shell's (the demo's worker's, which `stack restart-worker`
+    starts with the demo's recorded settings: t168, a shell on another Kafka port was
+    told to start the stack on its own port, where the worker would not look); then the
+    checks of this shell's stack (another run directory's, an exited Kafka) are not
+    made."""
+    if env is not None:
+        return (
+            f"start the local stack with `{command_line('stack', 'up', env=env)}` "
+            f"(`{make_command('stack-up', env=env)}` in the checkout)"
+        )
     elsewhere = _kafka_elsewhere()
     if elsewhere:
         # t76: "start the local stack" while it runs, on the port this shell lacks.

@@ -17,15 +17,20 @@ from urllib.parse import urlsplit
 from grafana_client.api import GrafanaApi
 from grafana_client.client import (
     GrafanaClientError,
+    GrafanaException,
     GrafanaServerError,
     GrafanaTimeoutError,
 )
+from niquests.exceptions import ConnectionError as HTTPConnectionError
+from niquests.exceptions import JSONDecodeError, RequestException, TooManyRedirects
 
 from dashboards.panels import DATASOURCE_UID
 from dashboards.provisioning import FOLDER, datasources
 from dashboards.rules import SCRAPE_INTERVAL
 
 FOLDER_UID = "citybrain"
+# Grafana's own default port, for the examples in messages.
+GRAFANA_PORT = 3000
 T = TypeVar("T")
 
 
@@ -110,6 +115,7 @@ class DashboardPusher:
         if not token.strip():
             raise PushError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
         self.api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
+        self.url = url.rstrip("/")
         host = urlsplit(url).hostname or ""
         if ":" in host:
             # grafana-client 5.1's from_url builds its API URL from the host without
@@ -241,6 +247,7 @@ class DashboardPusher:
             except GrafanaClientError as exc:  # 4xx: retrying will not help
                 raise PushError(
                     f"{what}: Grafana answered {exc.status_code}: {_message(exc)}"
+                    f"{_TOKEN_HINTS.get(exc.status_code, '')}"
                 ) from exc
             except (GrafanaServerError, GrafanaTimeoutError) as exc:
                 if attempt == self.retries:
@@ -250,12 +257,61 @@ class DashboardPusher:
                         unavailable=True,
                     ) from exc
                 time.sleep(self.backoff * 2**attempt)
+            except HTTPConnectionError as exc:
+                target = str(getattr(getattr(exc, "request", None), "url", "") or "")
+                if target and _origin(target) != _origin(self.url):
+                    # t168: --url answered with a redirect to a server that does not
+                    # answer; "cannot reach Grafana at <--url>" blamed the one that did.
+                    raise PushError(
+                        f"{what}: {self.url} redirected to {_origin(target)}, which does not "
+                        f"answer ({_reason(exc)}): check --url (Grafana's own address, not a "
+                        "proxy's or login page's)",
+                        unavailable=True,
+                    ) from exc
+                raise  # no answer at all: the caller says it cannot reach --url
+            except TooManyRedirects as exc:
+                # t168: a server that redirects every path (a login page behind a proxy,
+                # a redirect loop) was "unexpected TooManyRedirects … a bug", exit 70.
+                raise PushError(
+                    f"{what}: the server kept redirecting ({_message(exc)}): {NOT_GRAFANA}"
+                ) from exc
+            except JSONDecodeError as exc:
+                # A 2xx answer whose body is empty or not JSON, and not marked as text
+                # (t168: an empty 200 was "unexpected JSONDecodeError … a bug", exit 70);
+                # grafana-client decodes only what is not text/*.
+                raise PushError(
+                    f"{what}: the server answered with a body that is not JSON "
+                    f"({_message(exc)}): {NOT_GRAFANA}"
+                ) from exc
+            except (GrafanaException, RequestException) as exc:
+                # Any other answer the HTTP client could not read (a body cut short, a
+                # bad header, an encoding it cannot decode): the server did not serve it.
+                raise PushError(
+                    f"{what}: Grafana's answer could not be read: {type(exc).__name__}: "
+                    f"{_message(exc)}",
+                    unavailable=True,
+                ) from exc
         raise AssertionError("unreachable")
 
 
+# What a refusal of the token means, said after Grafana's own words (t168: a mistyped
+# token was "Grafana answered 401: invalid API key" alone, naming neither where the
+# token came from nor what kind Grafana takes).
+_TOKEN_HINTS = {
+    401: (
+        "; check the token (--token or CITYBRAIN_GRAFANA_TOKEN): a Grafana service-account "
+        "token (glsa_…) of that Grafana"
+    ),
+    403: (
+        "; the token's service account may not change it: give it the Editor role (Admin "
+        "to create the datasource)"
+    ),
+}
+
 NOT_GRAFANA = (
     "this is not a Grafana, whose HTTP API answers in JSON objects (an error's reason in "
-    '"message"): check --url (Grafana\'s own address, e.g. http://127.0.0.1:3000)'
+    '"message"): check --url (Grafana\'s own address, e.g. '
+    f"http://127.0.0.1:{GRAFANA_PORT})"
 )
 
 
@@ -263,6 +319,22 @@ def _brief(answer: object) -> str:
     """A non-JSON answer in a message: its first line, quoted and cut."""
     text = str(answer).strip().splitlines()[0] if str(answer).strip() else ""
     return repr(text[:80]) if text else "with an empty body"
+
+
+def _origin(url: str) -> str:
+    """``scheme://host:port`` of ``url`` (the port written out), to tell servers apart."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme, 0)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def _reason(exc: BaseException) -> str:
+    """The innermost cause's words: "Connection refused" rather than the client's
+    wrapping of it."""
+    while (exc.__cause__ or exc.__context__) is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    text = getattr(exc, "strerror", None) or str(exc)
+    return str(text) or type(exc).__name__
 
 
 def _message(exc: Exception) -> str:

@@ -585,22 +585,27 @@ def check_bearer(token: str, where: str) -> None:
     )
 
 
-def check_url(option: str, url: str | None) -> str | None:
+def check_url(option: str, url: str | None, port: int | None = None) -> str | None:
     """``url`` as given (None stays None), or CliError (status 2) naming ``option`` when
     it is not an http:// or https:// URL with a host: ``localhost:16766`` would
-    otherwise be tried as a URL of scheme "localhost" and reported as unreachable."""
+    otherwise be tried as a URL of scheme "localhost" and reported as unreachable.
+    ``port``: the port of the service ``option`` names, for the messages' example (the
+    operator API's by default; t168: `dashboards push --url` was shown the worker's
+    http://127.0.0.1:16066 as the example of a Grafana's URL)."""
     import urllib.parse
 
     from playbooks.schema import host_problem, shown_url
 
     if url is None:
         return None
+    if port is None:
+        port = _settings().worker_port
     if not url.strip():
         # t151: `--url ''` was "the http:// scheme is missing, e.g. http://", a URL with
         # no host; a script's unset variable is said as that.
         raise CliError(
             f"{option} is {'empty' if not url else 'blank'}: expected an http:// or https:// "
-            "URL with a host, e.g. http://127.0.0.1:16066"
+            f"URL with a host, e.g. http://127.0.0.1:{port}"
         )
     check_text(option, url)
     odd = next((c for c in url if not c.isascii()), None)
@@ -611,7 +616,7 @@ def check_url(option: str, url: str | None) -> str | None:
             "name in its punycode, xn--…; a path with %-escapes)"
         )
     shown = shown_url(url)  # a password in it is never echoed (trial 29)
-    example = "expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:16066"
+    example = f"expected an http:// or https:// URL with a host, e.g. http://127.0.0.1:{port}"
     if any(c.isspace() for c in url):
         raise CliError(f"{option} is {shown!r}: {example}")
     try:
@@ -621,7 +626,7 @@ def check_url(option: str, url: str | None) -> str | None:
         # was "unexpected ValueError: Invalid IPv6 URL … a bug", exit 70 (t158).
         raise CliError(
             f"{option} is {shown!r}: {exc}; an IPv6 address goes in brackets, "
-            "e.g. http://[::1]:16066"
+            f"e.g. http://[::1]:{port}"
         ) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise CliError(

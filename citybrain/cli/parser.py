@@ -1571,7 +1571,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=generated, metavar="DIR", help="where to write them")
     g.set_defaults(func=cmd_dashboards)
     push = command(dsub, "push", "upsert folder, datasource and dashboards into a Grafana")
-    push.add_argument("--url", required=True, help="Grafana's base URL")
+    push.add_argument("--url", help="Grafana's base URL (default: $CITYBRAIN_GRAFANA_URL)")
     push.add_argument("--token", help="service-account token (default: $CITYBRAIN_GRAFANA_TOKEN)")
     push.add_argument(
         "--prometheus-url",

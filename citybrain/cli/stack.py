@@ -427,7 +427,8 @@ def restart_demo_worker(settings: Settings) -> int:
     ran with (demo.json), tracked by the stack as the demo's own was (its pid file and
     log: `stack status` shows it, `stack down` stops it), and wait until it serves.
     CliError (1) while a demo runs or when no demo ran here; (3) when its Kafka does not
-    answer or its port is taken; ``StackError`` (3) when it exits while starting."""
+    answer or its port is taken; (1) when the demo's worker is frozen (``kill -STOP``).
+    ``StackError`` (3) when it exits while starting."""
     from citybrain.demo import (
         DemoFiles,
         demo_worker,
@@ -437,7 +438,7 @@ def restart_demo_worker(settings: Settings) -> int:
         worker_starting_line,
     )
     from citybrain.ports import can_bind
-    from citybrain.stack.process import read_pid, spawn
+    from citybrain.stack.process import frozen, read_pid, spawn
 
     files = DemoFiles.of(settings)
     demo = running_demo(settings)
@@ -448,6 +449,15 @@ def restart_demo_worker(settings: Settings) -> int:
             EXIT_FAILED,
         )
     state, doc = demo_worker(settings)
+    if doc is None and (files.state.exists() or files.state.is_symlink()):
+        # t168: a demo.json cut short (a full disk, an edit) was said as "no demo ran
+        # under … (no …/demo.json)", the file there for the user to see.
+        raise CliError(
+            f"{files.state} is not a demo's record ({_unreadable_record(files.state)}): "
+            "the demo's worker cannot be started as it ran; "
+            f"`{make_command('demo')}` in the checkout runs a new demo (and writes it again)",
+            EXIT_FAILED,
+        )
     if doc is None:
         raise CliError(
             f"no demo ran under {settings.run_dir} (no {files.state}): there is no demo "
@@ -456,6 +466,16 @@ def restart_demo_worker(settings: Settings) -> int:
         )
     url = str(doc.get("worker_url") or f"http://127.0.0.1:{settings.worker_port}")
     prefix = doc.get("topic_prefix")
+    if state == "running" and frozen(pid := read_pid(files.pid)):
+        # t168: "demo worker already running", exit 0, while it was stopped by a signal
+        # and served nothing (`stack status` says frozen, exit 1): starting another is no
+        # cure either, its port and group are this one's.
+        raise CliError(
+            f"the demo's worker (pid {pid}) on {url} is frozen, not stopped (stopped by "
+            f"`kill -STOP` or a debugger: its runs get no deadlines or operator API): "
+            f"`kill -CONT {pid}` resumes it; restart-worker starts a worker that has exited",
+            EXIT_FAILED,
+        )
     if state == "running":
         print(
             f"demo worker already running (pid {read_pid(files.pid)}) on {url}, topic prefix "
@@ -469,7 +489,7 @@ def restart_demo_worker(settings: Settings) -> int:
     if not (kafka_port.isascii() and kafka_port.isdigit() and _answers(host, int(kafka_port))):
         raise CliError(
             f"no Kafka broker answers at {host}:{kafka_port}, the demo's worker's: "
-            f"{start_stack_hint()}, then run this again",
+            f"{start_stack_hint(_stack_settings(env))}, then run this again",
             EXIT_SERVICE,
         )
     port = _port_of(url)
@@ -498,6 +518,30 @@ def restart_demo_worker(settings: Settings) -> int:
     return EXIT_OK
 
 
+def _unreadable_record(path: Path) -> str:
+    """Why ``path``, a demo.json ``demo_worker`` could not take, is not a record: its
+    read error, its JSON error, or that it holds no JSON object."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    return f"a JSON {type(doc).__name__}, not an object" if not isinstance(doc, dict) else "?"
+
+
+def _stack_settings(env: dict[str, str]) -> dict[str, str]:
+    """Of the demo's worker's settings (``restart_env``), those that say where its stack
+    runs (the Kafka and Prometheus ports and host, the run directory and the cache): a
+    printed `stack up` carries them over this shell's, so that it starts the stack the
+    worker will look for."""
+    wanted = ("CITYBRAIN_KAFKA_", "CITYBRAIN_PROMETHEUS_", "CITYBRAIN_RUN_DIR", "CITYBRAIN_HOME")
+    secret = ("TOKEN", "SECRET", "PASSWORD")  # never printed (none is recorded either)
+    return {k: v for k, v in env.items() if k.startswith(wanted) and not k.endswith(secret)}
+
+
 # How long `stack reload` waits for the demo's worker to say how its reload went: it
 # reads four files, and a city's grid takes about a second.
 RELOAD_WAIT = 60.0
@@ -518,7 +562,7 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     import urllib.request
 
     from citybrain.demo import DemoFiles, demo_worker
-    from citybrain.stack.process import other_run_dir, read_pid
+    from citybrain.stack.process import frozen, other_run_dir, read_pid
 
     failed = False
     running = 0  # the parts that were asked to reload
@@ -566,6 +610,15 @@ def reload_stack(settings: Settings, prom: Any) -> int:
         print(f"{'demo worker':11} not reloaded: {whose}; `{again}` reloads it")
     elif pid is None:
         print(f"{'demo worker':11} not running: nothing to reload")
+    elif frozen(pid):
+        # t168's sibling of restart-worker's: a stopped worker holds the SIGHUP until it
+        # resumes, so this waited RELOAD_WAIT (60 s) and said it "said nothing of a reload".
+        running += 1
+        failed = True
+        print(
+            f"{'demo worker':11} not reloaded: it is frozen (pid {pid}, stopped by `kill -STOP` "
+            f"or a debugger); `kill -CONT {pid}` resumes it, then run this again"
+        )
     else:
         running += 1
         log = Path(str((doc or {}).get("worker_log") or DemoFiles.of(settings).log))

@@ -29,7 +29,7 @@ from citybrain.commands import (
     written_path,
 )
 from citybrain.text import agreeing, counted
-from streams.settings import REPO_ROOT
+from streams.settings import REPO_ROOT, Settings
 
 if TYPE_CHECKING:
     from dashboards.push import PushReport
@@ -112,6 +112,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
             print(f"wrote {written_path(path)}")
         return 0
     from dashboards.push import (
+        GRAFANA_PORT,
         DashboardPusher,
         GeneratedError,
         PushError,
@@ -119,8 +120,22 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
         generated_dashboards,
     )
 
-    check_url("--url", args.url)
-    check_url("--prometheus-url", args.prometheus_url)
+    # As the token, the URL may come from the settings the worker's annotations use
+    # (t168: with CITYBRAIN_GRAFANA_URL and _TOKEN set, as docs/control-room.md says for
+    # annotations, `dashboards push` without --url was "the following arguments are
+    # required: --url").
+    url_from = "--url" if args.url is not None else "CITYBRAIN_GRAFANA_URL"
+    url = args.url if args.url is not None else os.environ.get("CITYBRAIN_GRAFANA_URL")
+    if url is None:
+        raise CliError(
+            "no Grafana URL: give --url (Grafana's own address, e.g. "
+            f"http://127.0.0.1:{GRAFANA_PORT}) or set CITYBRAIN_GRAFANA_URL"
+        )
+    url = check_url(url_from, url, GRAFANA_PORT) or url
+    # The default port as the example: the settings are read only when no --prometheus-url
+    # is given (a malformed one, unused then, must not stop the push).
+    default_prometheus = Settings.model_fields["prometheus_port"].default
+    check_url("--prometheus-url", args.prometheus_url, default_prometheus)
     token = args.token or os.environ.get("CITYBRAIN_GRAFANA_TOKEN")
     if not token:
         raise CliError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
@@ -142,7 +157,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     # did (t83: it printed only the failure, so which dashboards Grafana had was unsaid).
     report = PushReport()
     try:
-        pusher = DashboardPusher(args.url, token, prometheus, scrape_interval=args.scrape_interval)
+        pusher = DashboardPusher(url, token, prometheus, scrape_interval=args.scrape_interval)
         pusher.push(Path(args.generated), report, dashboards)
     except PushError as exc:
         _print_push_report(report)
@@ -157,7 +172,7 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
             raise
         _print_push_report(report)
         raise CliError(
-            f"cannot reach Grafana at {args.url} ({said(refused)}): check --url and that Grafana "
+            f"cannot reach Grafana at {url} ({said(refused)}): check {url_from} and that Grafana "
             f"runs{_pushed_before(report)}",
             EXIT_SERVICE,
         ) from None

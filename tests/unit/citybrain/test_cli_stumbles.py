@@ -390,29 +390,36 @@ def test_a_url_without_its_scheme_is_bad_input(
 
 
 @pytest.mark.parametrize(
-    ("argv", "option"),
+    ("argv", "option", "port"),
     [
-        (["runs", "list", "--token", "x", "--url", ""], "--url"),
-        (["silences", "list", "--token", "x", "--url", " "], "--url"),
-        (["alerts", "list", "--token", "x", "--url", ""], "--url"),
-        (["dashboards", "push", "--token", "x", "--url", ""], "--url"),
+        (["runs", "list", "--token", "x", "--url", ""], "--url", 16066),
+        (["silences", "list", "--token", "x", "--url", " "], "--url", 16066),
+        (["alerts", "list", "--token", "x", "--url", ""], "--url", 16066),
+        # t168: the Grafana's and the Prometheus's examples were the worker's port too.
+        (["dashboards", "push", "--token", "x", "--url", ""], "--url", 3000),
         (
             ["dashboards", "push", "--token", "x", "--url", "http://g", "--prometheus-url", ""],
             "--prometheus-url",
+            19090,
         ),
     ],
 )
 def test_an_empty_url_is_said_as_empty_with_a_whole_example(
-    argv: list[str], option: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str],
+    option: str,
+    port: int,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """t151: `--url ''` was "the http:// scheme is missing, e.g. http://", an example
     with no host, which fails as typed."""
+    monkeypatch.delenv("CITYBRAIN_WORKER_PORT", raising=False)
     assert main(argv) == 2
     err = capsys.readouterr().err
     said = "empty" if argv[-1] == "" else "blank"
     assert err == (
         f"citybrain: {option} is {said}: expected an http:// or https:// URL with a host, "
-        "e.g. http://127.0.0.1:16066\n"
+        f"e.g. http://127.0.0.1:{port}\n"
     )
 
 

@@ -518,3 +518,132 @@ def test_commands_typed_while_a_demo_starts_its_stack_say_to_wait_for_it(
             assert "stack up" not in err, (argv, err)
     assert main(["deadletters", "--prefix", "demo-7"]) == 3
     assert "start the local stack with" in capsys.readouterr().err
+
+
+def test_restart_worker_says_a_frozen_demo_worker_is_frozen_not_running(
+    tmp_path: Path,
+) -> None:
+    """t168 (fails on the old code): with the demo's worker stopped by `kill -STOP`,
+    `stack restart-worker` said "demo worker already running", exit 0, though it served
+    nothing (`stack status` said frozen, exit 1)."""
+    import signal
+    import time
+
+    from citybrain.cli.base import EXIT_FAILED, CliError
+    from citybrain.cli.stack import restart_demo_worker
+    from citybrain.stack.process import frozen, spawn
+
+    settings = _settings(tmp_path)
+    files = DemoFiles.of(settings)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    url = "http://127.0.0.1:16066"
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1", "worker_url": url}))
+    pid = spawn([sys.executable, "-c", "import time; time.sleep(60)"], files.log, files.pid)
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        while not frozen(pid):
+            time.sleep(0.01)
+        with pytest.raises(CliError) as info:
+            restart_demo_worker(settings)
+        assert info.value.status == EXIT_FAILED
+        assert info.value.message == (
+            f"the demo's worker (pid {pid}) on {url} is frozen, not stopped (stopped by "
+            "`kill -STOP` or a debugger: its runs get no deadlines or operator API): "
+            f"`kill -CONT {pid}` resumes it; restart-worker starts a worker that has exited"
+        )
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGCONT)
+        os.waitpid(pid, 0)
+
+
+def test_restart_worker_says_to_start_the_stack_the_demos_worker_looks_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t168 (fails on the old code): a shell on another Kafka port than the demo's was
+    told "no Kafka broker answers at <the demo's port>: start the local stack with
+    `CITYBRAIN_KAFKA_PORT=<this shell's> … stack up`", a stack the worker would not use,
+    and without the demo's controller port."""
+    from tests.services import free_ports
+
+    shell, demo, controller = map(str, free_ports(3))
+    ports = _stack_on_free_ports(tmp_path, monkeypatch)
+    monkeypatch.setenv("CITYBRAIN_KAFKA_PORT", shell)
+    run = tmp_path / "run"
+    (run / "demo").mkdir(parents=True)
+    recorded = {
+        "CITYBRAIN_TOPIC_PREFIX": "demo-1",
+        "CITYBRAIN_KAFKA_PORT": demo,
+        "CITYBRAIN_KAFKA_CONTROLLER_PORT": controller,
+        "CITYBRAIN_RUN_DIR": str(run),
+    }
+    (run / "demo" / "demo.json").write_text(
+        json.dumps({"topic_prefix": "demo-1", "worker_settings": recorded})
+    )
+    assert main(["stack", "restart-worker"]) == 3
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith(f"citybrain: no Kafka broker answers at 127.0.0.1:{demo}, the demo's")
+    up = err.split("start the local stack with `", 1)[1].split("`", 1)[0]
+    assert f"CITYBRAIN_KAFKA_PORT={demo} " in up and f"CITYBRAIN_KAFKA_PORT={shell}" not in up
+    assert f"CITYBRAIN_KAFKA_CONTROLLER_PORT={controller} " in up
+    assert f"CITYBRAIN_KAFKA_CONTROLLER_PORT={ports[1]}" not in up
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("{", "not JSON: Expecting property name"),
+        ("[1]", "a JSON list, not an object"),
+    ],
+)
+def test_restart_worker_names_a_demo_record_it_cannot_read(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    said: str,
+) -> None:
+    """t168 (fails on the old code): a demo.json cut short was "no demo ran under …
+    (no …/demo.json)", with the file there."""
+    _stack_on_free_ports(tmp_path, monkeypatch)
+    record = tmp_path / "run" / "demo" / "demo.json"
+    record.parent.mkdir(parents=True)
+    record.write_text(text)
+    assert main(["stack", "restart-worker"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: {record} is not a demo's record ({said}"), err
+    assert err.count("\n") == 1
+
+
+def test_stack_reload_says_a_frozen_demo_worker_is_frozen_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t168's sibling (fails on the old code): `stack reload` sent a frozen worker SIGHUP,
+    waited 60 s for a reload line it could not write, and said it "said nothing of a
+    reload"."""
+    import signal
+    import time
+
+    from citybrain.stack.process import frozen, spawn
+
+    _stack_on_free_ports(tmp_path, monkeypatch)
+    files = DemoFiles.of(Settings())
+    files.dir.mkdir(parents=True, exist_ok=True)
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    pid = spawn([sys.executable, "-c", "import time; time.sleep(60)"], files.log, files.pid)
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        while not frozen(pid):
+            time.sleep(0.01)
+        began = time.monotonic()
+        assert main(["stack", "reload"]) == 1
+        assert time.monotonic() - began < 10
+        out = capsys.readouterr().out
+        assert (
+            f"demo worker not reloaded: it is frozen (pid {pid}, stopped by `kill -STOP` or a "
+            f"debugger); `kill -CONT {pid}` resumes it, then run this again"
+        ) in out.splitlines()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, signal.SIGCONT)
+        os.waitpid(pid, 0)

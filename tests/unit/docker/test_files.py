@@ -8,6 +8,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -173,13 +174,22 @@ def test_the_tokens_file_is_mounted_and_never_committed() -> None:
     assert "docker-tokens:" in (ROOT / "Makefile").read_text()
 
 
-def test_make_docker_tokens_writes_tokens_the_worker_accepts(tmp_path: Path) -> None:
-    subprocess.run(
-        ["make", "-s", "docker-tokens", f"DOCKER_DIR={tmp_path}"],
+def _docker_tokens(directory: Path | str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``make docker-tokens DOCKER_DIR=directory`` with the virtualenv running the tests
+    (a worktree without its own .venv would otherwise install one), never reinstalled."""
+    venv = Path(sys.prefix)
+    target = ("docker-tokens", f"DOCKER_DIR={directory}")
+    return subprocess.run(
+        ["make", "-s", "-o", f"{venv}/.installed", f"VENV={venv}", *target],
         cwd=ROOT,
-        check=True,
+        check=check,
         capture_output=True,
+        text=True,
     )
+
+
+def test_make_docker_tokens_writes_tokens_the_worker_accepts(tmp_path: Path) -> None:
+    _docker_tokens(tmp_path)
     store = TokenStore.load(tmp_path / "tokens.yaml")
     for role in ("operator", "coordinator", "gateway"):
         secret = tmp_path / f"{role}.token"
@@ -194,19 +204,79 @@ def test_make_docker_tokens_prints_the_token_file_by_absolute_path(tmp_path: Pat
     """t51's walk: `export CITYBRAIN_API_TOKEN=$(cat docker/operator.token)`, typed in a new
     shell (in ~), read no file; the file by absolute path works from any directory."""
     relative = os.path.relpath(tmp_path, ROOT)
-    done = subprocess.run(
-        ["make", "-s", "docker-tokens", f"DOCKER_DIR={relative}"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    done = _docker_tokens(relative)
     line = f"operator API: export CITYBRAIN_API_TOKEN=$(cat {tmp_path}/operator.token)"
     assert line in done.stdout.splitlines()
     for role in ("operator", "coordinator", "gateway"):
         assert (tmp_path / f"{role}.token").read_text().strip() not in (
             tmp_path / "tokens.yaml"
         ).read_text()
+
+
+def test_make_docker_tokens_takes_a_directory_with_a_space(tmp_path: Path) -> None:
+    """t168 (fails on the old code): DOCKER_DIR="…/a b" was sh's "test: unexpected
+    operator" and "Syntax error", status 2; the printed line quotes the path."""
+    spaced = tmp_path / "a b"
+    spaced.mkdir()
+    done = _docker_tokens(spaced)
+    line = f"operator API: export CITYBRAIN_API_TOKEN=$(cat '{spaced}/operator.token')"
+    assert line in done.stdout.splitlines()
+    store = TokenStore.load(spaced / "tokens.yaml")
+    token = (spaced / "operator.token").read_text().strip()
+    assert store.authenticate(f"Bearer {token}") is not None
+
+
+def test_make_docker_tokens_keeps_tokens_and_tightens_a_readable_one(tmp_path: Path) -> None:
+    """t168 (fails on the old code): an operator.token of mode 0644 (copied, or written
+    by hand) was kept readable by every user, silently. A second run keeps the tokens, so
+    the hashes the deployment has stay valid; a blank file is no token and is replaced."""
+    _docker_tokens(tmp_path)
+    before = {r: (tmp_path / f"{r}.token").read_text() for r in ("operator", "gateway")}
+    (tmp_path / "operator.token").chmod(0o644)
+    (tmp_path / "coordinator.token").write_text("  \n")
+    done = _docker_tokens(tmp_path)
+    assert done.stdout.splitlines()[0] == (
+        f"{tmp_path}/operator.token had mode 644 (readable by others): now 600; if others "
+        "may have read it, delete it and run make docker-tokens again for a new token"
+    )
+    for role, text in before.items():
+        assert (tmp_path / f"{role}.token").read_text() == text
+    for role in ("operator", "coordinator", "gateway"):
+        assert stat.S_IMODE((tmp_path / f"{role}.token").stat().st_mode) == 0o600
+    store = TokenStore.load(tmp_path / "tokens.yaml")
+    coordinator = (tmp_path / "coordinator.token").read_text().strip()
+    assert coordinator and store.authenticate(f"Bearer {coordinator}") is not None
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (
+            lambda d: d / "missing",
+            "DOCKER_DIR '{d}/missing' is not a directory: create it, or give another",
+        ),
+        (
+            lambda d: (d / "gateway.token").write_text("abc def\n") and d,
+            "{d}/gateway.token: the token has byte 0x20 at position 4: a bearer token is",
+        ),
+        (
+            lambda d: (d / "gateway.token").mkdir() or d,
+            "{d}/gateway.token is not a file: move it away and run make docker-tokens again",
+        ),
+    ],
+)
+def test_make_docker_tokens_names_the_file_it_cannot_use(
+    tmp_path: Path, make: Any, said: str
+) -> None:
+    """t168 (fails on the old code): a missing DOCKER_DIR was sh's "cannot create …
+    Directory nonexistent"; a token file that is no token was hash-token's "the token has
+    byte 0x20", naming no file, and left tokens.yaml.new behind."""
+    directory = make(tmp_path)
+    done = _docker_tokens(directory, check=False)
+    assert done.returncode != 0
+    first = done.stderr.splitlines()[0]
+    assert first.startswith(f"make docker-tokens: {said.format(d=tmp_path)}"), done.stderr
+    assert not list(tmp_path.glob("*.new"))
 
 
 def dockerignore() -> list[str]:
