@@ -163,16 +163,21 @@ def test_the_dead_run_flood_is_corroborated_and_routed_as_a_flood(
         worker.stop()
 
 
+def spiked_once(quiet: list[Reading], at: int) -> list[Reading]:
+    """``quiet`` with reading ``at`` raised half again: one gauge's lone spike."""
+    return [
+        r if i != at else Reading(r.ts, r.sensor_id, r.kind, r.value * 1.5, r.unit, r.grid_cell)
+        for i, r in enumerate(quiet)
+    ]
+
+
 def test_a_lone_spiking_gauge_is_isolated_and_sent_to_sensor_check(
     corroborating: Pipeline,
 ) -> None:
     p = corroborating
     quiet = readings(slice_of(SLIGO, "2019-05-06T00:00", "2019-05-07T00:00"))
     spike = 150
-    faulty = [
-        r if i != spike else Reading(r.ts, r.sensor_id, r.kind, r.value * 1.5, r.unit, r.grid_cell)
-        for i, r in enumerate(quiet)
-    ]
+    faulty = spiked_once(quiet, spike)
     s = scores(faulty)
     # One alert, not decisive; nothing else in the day even leans anomalous.
     assert 0.6 <= s[spike] < DECISIVE and (s >= 0.4).sum() == 1  # (0.848; 0.73 before t93)
@@ -283,10 +288,7 @@ def test_an_alert_held_for_its_grace_when_the_worker_is_sigkilled_fires_once_aft
     p = corroborating
     quiet = readings(slice_of(SLIGO, "2019-05-06T00:00", "2019-05-07T00:00"))
     spike = 150
-    faulty = [
-        r if i != spike else Reading(r.ts, r.sensor_id, r.kind, r.value * 1.5, r.unit, r.grid_cell)
-        for i, r in enumerate(quiet)
-    ]
+    faulty = spiked_once(quiet, spike)
     worker = p.worker().start()
     try:
         send(p, faulty)
