@@ -191,8 +191,8 @@ def other_date_fault(text: str) -> str | None:
             day = datetime.fromisocalendar(int(week["y"]), int(week["w"]), int(week["d"]))
             return (
                 f"an ISO week date ({text[: week.start('rest')] if week['rest'] else text}) "
-                f"is not taken: send the calendar date, {day:%Y-%m-%d} "
-                f"({day:%Y-%m-%d}{week['rest'] or 'T00:00:00Z'})"
+                f"is not taken: send the calendar date, {_ymd(day)} "
+                f"({_ymd(day)}{week['rest'] or 'T00:00:00Z'})"
             )
         if ordinal is not None:
             first = datetime(int(ordinal["y"]), 1, 1)
@@ -201,10 +201,12 @@ def other_date_fault(text: str) -> str | None:
                 return None
             return (
                 f"an ordinal date ({text[: ordinal.start('rest')] if ordinal['rest'] else text})"
-                f" is not taken: send the calendar date, {day:%Y-%m-%d} "
-                f"({day:%Y-%m-%d}{ordinal['rest'] or 'T00:00:00Z'})"
+                f" is not taken: send the calendar date, {_ymd(day)} "
+                f"({_ymd(day)}{ordinal['rest'] or 'T00:00:00Z'})"
             )
-    except ValueError:
+    except (ValueError, OverflowError):
+        # No such day (2026-W54-1); past a date's range, an OverflowError that escaped
+        # parse_ts: 9999-366 (the day after 9999-12-31) or 0001-000 (t171).
         return None
     if _EPOCH_TEXT.fullmatch(text):
         return epoch_text_fault(float(text))
@@ -672,7 +674,9 @@ def alert_time_text(value: str) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
     when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
-    return f"{when:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+    # The year in four digits: ``%Y`` wrote the year 999 as ``999``, which no reader
+    # of an alert time takes.
+    return f"{_ymd(when)}T{when:%H:%M:%S}{fraction}Z"
 
 
 def alert_times_utc(alert: dict[str, Any]) -> dict[str, Any]:

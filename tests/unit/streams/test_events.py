@@ -386,6 +386,13 @@ def test_a_misspelt_cell_or_kind_names_the_closest(grid: Grid) -> None:
         ("20261101T100000Z", "ISO 8601's basic format"),
         ("yesterday", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
         ("2026-400T10:00Z", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        # t171: past a date's range, each an OverflowError out of parse_ts (the worker's
+        # ``unreadable``, naming no field), and the year 1 written "1-01-01".
+        ("9999-366", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        ("9999-999T10:00Z", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        ("0001-000", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        ("0001-001T10:00Z", "send the calendar date, 0001-01-01 (0001-01-01T10:00Z)"),
+        ("0001-W01-1", "send the calendar date, 0001-01-01 (0001-01-01T00:00:00Z)"),
     ],
 )
 def test_a_bad_timestamp_says_what_is_wrong_with_it(ts: str, says: str) -> None:
