@@ -21,6 +21,7 @@ from detectors.registry import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
 from playbooks.executors import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
 from playbooks.schema import KAFKA_TOPIC_NAME_MAX
+from streams.bursts import MIN_BUCKET_SECONDS
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
 
@@ -179,8 +180,9 @@ class Settings(BaseSettings):
     # an open alert episode are exported anyway.
     watch_sensors: str = ""
 
-    # Citizen-report bursts (streams/bursts.py).
-    burst_bucket_seconds: float = Field(default=1800.0, gt=0, le=WEEK)
+    # Citizen-report bursts (streams/bursts.py). At least a second: below it a window's
+    # slot number divided by zero or passed 64 bits, every report failing (t171).
+    burst_bucket_seconds: float = Field(default=1800.0, ge=MIN_BUCKET_SECONDS, le=WEEK)
     burst_min_reports: int = Field(default=5, ge=2, le=100_000)
 
     # A crashed worker's partitions move once the group misses it this long (Kafka's

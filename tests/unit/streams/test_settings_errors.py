@@ -78,6 +78,9 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ("CITYBRAIN_MAX_FUTURE_SKEW", "-1", "expected at least 0"),
         ("CITYBRAIN_DEADLINE_CHECK_INTERVAL", "0", "expected more than 0"),
         ("CITYBRAIN_BURST_SWEEP_INTERVAL", "-1", "expected more than 0"),
+        # t171: a window's sub-bucket of 0 s (5e-324 / 6) failed every report.
+        ("CITYBRAIN_BURST_BUCKET_SECONDS", "5e-324", "expected at least 1"),
+        ("CITYBRAIN_BURST_BUCKET_SECONDS", "0.5", "expected at least 1"),
         ("CITYBRAIN_QUIET_READINGS", "0", "expected at least 1"),
         ("CITYBRAIN_REPLIES_WEBHOOK_URL", "notaurl", "expected an http:// or https:// URL"),
         ("CITYBRAIN_GRAFANA_URL", "notaurl", "expected an http:// or https:// URL"),
