@@ -472,12 +472,19 @@ def cut_labels(labels: Sequence[str], width: int) -> list[str]:
 
 
 def utc(ts: Any) -> str:
-    """Epoch seconds as ``2024-05-27 00:00 UTC`` ("?" for no number)."""
+    """Epoch seconds as ``2024-05-27 00:00 UTC`` ("?" for no number); a time outside
+    the years 1 to 9999 as ``before 0001-01-01 00:00 UTC`` or ``after 9999-12-31 23:59
+    UTC``. The previous period is computed, not given: ``--from 0001-01-01`` puts its
+    start thousands of years before the year 1, and the HTML page, which shows it, ended
+    in "unexpected ValueError: year -9998 is out of range" (exit 70)."""
     from datetime import UTC, datetime
 
     if not isinstance(ts, int | float):
         return "?"
-    when = datetime.fromtimestamp(ts, UTC)
+    try:
+        when = datetime.fromtimestamp(ts, UTC)
+    except (ValueError, OverflowError, OSError):
+        return "before 0001-01-01 00:00 UTC" if ts < 0 else "after 9999-12-31 23:59 UTC"
     return f"{day(when)} {when:%H:%M} UTC"
 
 

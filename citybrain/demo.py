@@ -81,7 +81,7 @@ from citybrain.text import agreeing, cell, counted, display_width, draws_live, d
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.errors import EventError, FeedError
-from streams.events import Reading, alert_time, alert_times_utc, iso_instant
+from streams.events import MIN_EVENT_TIME, Reading, alert_time, alert_times_utc, iso_instant
 from streams.feeds import Event, Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
@@ -1542,7 +1542,7 @@ def _run_demo(
             {e.sensor_id for e in events if isinstance(e, Reading)},
             expected,
             _cell_names(settings),
-            _sensor_days(events),
+            _sensor_days(events, time.time(), settings.max_future_skew),
         )
         summary["topic_prefix"] = settings.topic_prefix
         summary["worker_url"] = f"http://127.0.0.1:{settings.worker_port}"
@@ -1631,11 +1631,17 @@ def _cell_names(settings: Settings) -> dict[str, str]:
     return {cell_id: cell.name for cell_id, cell in grid.cells.items()}
 
 
-def _sensor_days(events: list[Any]) -> float:
-    """The replayed readings' per-sensor spans (first to last reading), in days, summed."""
+def _sensor_days(events: list[Any], now: float, ahead: float) -> float:
+    """The replayed readings' per-sensor spans (first to last reading), in days, summed:
+    of the readings the worker takes by their time, from 1990 (``MIN_EVENT_TIME``) to
+    ``ahead`` seconds (``CITYBRAIN_MAX_FUTURE_SKEW``) past ``now`` (epoch s), as its
+    validator reads them. The worker dead-letters the others (``too_old``,
+    ``in_future``), and counted here they stretched their sensor's span (t171: one
+    reading of the year 9999 among a gauge's of 2019 made 2.9 million sensor-days, and
+    the summary's false alarms per 1,000 sensor-days about nothing)."""
     spans: dict[str, tuple[float, float]] = {}
     for e in events:
-        if isinstance(e, Reading):
+        if isinstance(e, Reading) and MIN_EVENT_TIME <= e.ts <= now + ahead:
             lo, hi = spans.get(e.sensor_id, (e.ts, e.ts))
             spans[e.sensor_id] = (min(lo, e.ts), max(hi, e.ts))
     return sum(hi - lo for lo, hi in spans.values()) / 86_400

@@ -279,7 +279,10 @@ def _row(
         raise DetectInputError(f"{path}:{line}: {exc}") from None
     try:
         # Every time is aware (UTC when written without a zone): these never mix.
-        back = previous is not None and when < previous - MAX_STEP_BACK
+        # As a difference: ``previous - MAX_STEP_BACK`` for a row in the first hour of
+        # 0001-01-01 raised OverflowError, and every later row was refused as "outside
+        # the years 0001-9999", 1970 and 2019 alike (t171).
+        back = previous is not None and previous - when > MAX_STEP_BACK
         epoch = when.timestamp()
     except (OverflowError, ValueError, OSError):
         raise DetectInputError(

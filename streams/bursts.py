@@ -92,6 +92,15 @@ MAX_CATEGORIES_PER_CELL = 1_000
 # Kafka message; a stored window with more is unreadable (streams.context, t156).
 MAX_HELD_REPORTS = 200
 MAX_SEEN_REPORTS = 200
+# The shortest burst window (``CITYBRAIN_BURST_BUCKET_SECONDS``), and the shortest
+# sub-bucket a stored window may count in (a sixth of it). A window's slot is its event
+# time over the sub-bucket, a whole number: at 5e-324 s the sub-bucket was 0 and every
+# report of the city a ZeroDivisionError, at 1e-300 s an OverflowError, at 1e-9 s a slot
+# past 64 bits that the state could not be written with; and a stored window's step of
+# 5e-324 scaled its baseline by infinity when read back (``rebase``), NaN written as
+# null, the window unreadable from then on (t171).
+MIN_BUCKET_SECONDS = 1.0
+MIN_STEP_SECONDS = MIN_BUCKET_SECONDS / 6
 
 
 def newest_report_time(state: dict[str, Any] | None, step: float) -> float | None:
@@ -456,6 +465,7 @@ class BurstTracker:
         sub-buckets); this worker's when it has no ``ts`` (nothing to go by)."""
         step = state.get("step")
         if isinstance(step, int | float) and not isinstance(step, bool) and step > 0:
+            # (At least MIN_STEP_SECONDS as read back: ``streams.context`` refuses less.)
             return float(step)
         ts, slot = state.get("ts"), state.get("slot")
         if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):

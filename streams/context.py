@@ -41,7 +41,12 @@ from playbooks.routing import (
 )
 from playbooks.schema import Playbook
 from streams.auth import TokenStore
-from streams.bursts import MAX_HELD_REPORTS, MAX_SEEN_REPORTS, episode_alert_id
+from streams.bursts import (
+    MAX_HELD_REPORTS,
+    MAX_SEEN_REPORTS,
+    MIN_STEP_SECONDS,
+    episode_alert_id,
+)
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes, state_key_fault
 from streams.errors import MISSING, EventError, shown_key
@@ -343,8 +348,17 @@ def _window_problem(window: dict[str, Any]) -> str | None:
                 "characters"
             )
     step = window.get("step", 1.0)
-    if not (isinstance(step, int | float) and not isinstance(step, bool) and 0 < step < 1e12):
-        return f"field 'step' is {step!r:.60}, expected seconds above 0"
+    if not (
+        isinstance(step, int | float)
+        and not isinstance(step, bool)
+        and MIN_STEP_SECONDS <= step < 1e12
+    ):
+        # A step of 5e-324 s scaled the window's baseline by infinity when a worker
+        # rebased it to its own step (NaN, written as null: unreadable after, t171).
+        return (
+            f"field 'step' is {step!r:.60}, expected seconds from {MIN_STEP_SECONDS:.6g} "
+            "(a sixth of the shortest CITYBRAIN_BURST_BUCKET_SECONDS)"
+        )
     # Times the sweep and the burst alerts write as dates (``format_ts``): one past the
     # year 9999 failed each alert of its window, at every report and sweep.
     if "ts" in window and epoch_seconds_fault(window["ts"]) is not None:

@@ -13,7 +13,7 @@ import sys
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from types import FrameType
 from typing import Any, TypeVar, cast
@@ -160,12 +160,24 @@ _ORDINAL_DATE = re.compile(r"(?P<y>[0-9]{4})-(?P<n>[0-9]{3})(?P<rest>[Tt ].*)?")
 _EPOCH_TEXT = re.compile(r"-?[0-9]{1,20}(?:\.[0-9]+)?")
 
 
-def _next_midnight(day: str) -> str:
+def _next_midnight(day: str) -> str | None:
+    """``2026-12-31`` -> ``2027-01-01T00:00:00``: the day after ``day``, the instant its
+    24:00 stands for; None when that day is past the year 9999 (``9999-12-31T24:00``:
+    ``date + 1 day`` raised OverflowError out of ``parse_ts``, which the worker took as
+    an ``unreadable`` message, "OverflowError: date value out of range", naming no
+    field, t171); ``_EXAMPLE`` for text that is no date."""
     try:
         start = datetime.strptime(day, "%Y-%m-%d")
     except ValueError:
         return _EXAMPLE
-    return (start + timedelta(days=1)).strftime("%Y-%m-%dT00:00:00")
+    if start.date() == date.max:
+        return None
+    return f"{_ymd(start + timedelta(days=1))}T00:00:00"
+
+
+def _ymd(when: date) -> str:
+    """``0001-01-02``: ``%Y`` writes the year 1 as ``1`` (glibc), a date no reader takes."""
+    return f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
 
 
 def other_date_fault(text: str) -> str | None:
@@ -179,8 +191,8 @@ def other_date_fault(text: str) -> str | None:
             day = datetime.fromisocalendar(int(week["y"]), int(week["w"]), int(week["d"]))
             return (
                 f"an ISO week date ({text[: week.start('rest')] if week['rest'] else text}) "
-                f"is not taken: send the calendar date, {day:%Y-%m-%d} "
-                f"({day:%Y-%m-%d}{week['rest'] or 'T00:00:00Z'})"
+                f"is not taken: send the calendar date, {_ymd(day)} "
+                f"({_ymd(day)}{week['rest'] or 'T00:00:00Z'})"
             )
         if ordinal is not None:
             first = datetime(int(ordinal["y"]), 1, 1)
@@ -189,10 +201,12 @@ def other_date_fault(text: str) -> str | None:
                 return None
             return (
                 f"an ordinal date ({text[: ordinal.start('rest')] if ordinal['rest'] else text})"
-                f" is not taken: send the calendar date, {day:%Y-%m-%d} "
-                f"({day:%Y-%m-%d}{ordinal['rest'] or 'T00:00:00Z'})"
+                f" is not taken: send the calendar date, {_ymd(day)} "
+                f"({_ymd(day)}{ordinal['rest'] or 'T00:00:00Z'})"
             )
-    except ValueError:
+    except (ValueError, OverflowError):
+        # No such day (2026-W54-1); past a date's range, an OverflowError that escaped
+        # parse_ts: 9999-366 (the day after 9999-12-31) or 0001-000 (t171).
         return None
     if _EPOCH_TEXT.fullmatch(text):
         return epoch_text_fault(float(text))
@@ -232,9 +246,15 @@ def timestamp_fault(text: str) -> str:
             midnight = _END_OF_DAY.search(text)
             if midnight is not None and str(exc).startswith("hour must be"):
                 # ISO 8601's 24:00, the end of a day: the next day's 00:00 is one instant.
+                after = _next_midnight(text[:10])
+                if after is None:
+                    return (
+                        "24:00 (the end of the day) of 9999-12-31 is 00:00 of the year "
+                        "10000: outside the years 0001-9999"
+                    )
                 return (
                     "24:00 (the end of the day) is not taken: send 00:00 of the next day "
-                    f"({_next_midnight(text[:10])}{form.group('zone') or ''})"
+                    f"({after}{form.group('zone') or ''})"
                 )
             return str(exc)
         return f"expected an ISO 8601 timestamp ({_EXAMPLE})"
@@ -654,7 +674,9 @@ def alert_time_text(value: str) -> str:
     seconds, nanos = divmod(ns, 1_000_000_000)
     when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
     fraction = f".{nanos:09d}".rstrip("0") if nanos else ""
-    return f"{when:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+    # The year in four digits: ``%Y`` wrote the year 999 as ``999``, which no reader
+    # of an alert time takes.
+    return f"{_ymd(when)}T{when:%H:%M:%S}{fraction}Z"
 
 
 def alert_times_utc(alert: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from detectors.registry import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
 from playbooks.executors import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
 from playbooks.schema import KAFKA_TOPIC_NAME_MAX
+from streams.bursts import MIN_BUCKET_SECONDS
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
 
@@ -83,6 +84,11 @@ MAX_SESSION_TIMEOUT = 90.0
 # Upper bounds of the settings below (each says why): a value past its bound is a slip
 # that would have passed and made the worker never act, or crash where it is used.
 HOUR, DAY, WEEK = 3600.0, 86400.0, 604800.0
+# The shortest duration a seconds setting takes: a millisecond, Kafka's unit. Above 0
+# was the bound before t171, and 5e-324 passed: a timer of it (the deadline check, the
+# burst sweep, the mute check) ticked 50,000 times a second, each tick logging that it
+# overlapped the last; a heartbeat of it was 0 ms to aiokafka.
+MIN_SECONDS = 0.001
 MAX_PARTITIONS = 1000
 # Kafka refuses a topic name longer than this (its Topic.MAX_NAME_LENGTH).
 TOPIC_NAME_MAX = KAFKA_TOPIC_NAME_MAX
@@ -148,14 +154,14 @@ class Settings(BaseSettings):
     routing_file: Path = REPO_ROOT / "playbooks" / "library" / "routing.yaml"
     # Shortens every wait for a person (acks, approvals) and group_wait (rehearsals,
     # demos); unset in production.
-    ack_deadline_seconds: float | None = Field(default=None, gt=0, le=DAY)
+    ack_deadline_seconds: float | None = Field(default=None, ge=MIN_SECONDS, le=DAY)
 
     # The worker's web server (operator API, /metrics) and the ingests' HTTP servers
     # (streams/bounds.py): seconds a client may take to send a request's line and headers
     # (and the API's or the HTTP ingest's body), stay idle on a keep-alive connection or
     # leave its answer unread; and the connections each serves at once, one more answered
     # 503. aiohttp held a slow or idle connection for an hour and took any number.
-    http_timeout: float = Field(default=30.0, gt=0, le=3600)
+    http_timeout: float = Field(default=30.0, ge=MIN_SECONDS, le=3600)
     http_max_connections: int = Field(default=256, ge=1, le=65536)
 
     # Operator API: hashed tokens with roles (streams/auth.py); no file, no access.
@@ -165,7 +171,7 @@ class Settings(BaseSettings):
     # A retry's wait is backoff × 2^attempt, capped at MAX_WEBHOOK_BACKOFF (30) seconds
     # (playbooks/executors/webhook.py): from attempt 1,024 that product overflowed a
     # float and the step never got its result; a larger backoff is the cap anyway.
-    webhook_timeout: float = Field(default=5.0, gt=0, le=600)
+    webhook_timeout: float = Field(default=5.0, ge=MIN_SECONDS, le=600)
     webhook_retries: int = Field(default=4, ge=0, le=100)
     webhook_backoff: float = Field(default=0.5, ge=0, le=MAX_WEBHOOK_BACKOFF)
     # Where closure messages to reporters also go (besides <prefix>.replies); unset: topic only.
@@ -179,8 +185,9 @@ class Settings(BaseSettings):
     # an open alert episode are exported anyway.
     watch_sensors: str = ""
 
-    # Citizen-report bursts (streams/bursts.py).
-    burst_bucket_seconds: float = Field(default=1800.0, gt=0, le=WEEK)
+    # Citizen-report bursts (streams/bursts.py). At least a second: below it a window's
+    # slot number divided by zero or passed 64 bits, every report failing (t171).
+    burst_bucket_seconds: float = Field(default=1800.0, ge=MIN_BUCKET_SECONDS, le=WEEK)
     burst_min_reports: int = Field(default=5, ge=2, le=100_000)
 
     # A crashed worker's partitions move once the group misses it this long (Kafka's
@@ -195,14 +202,14 @@ class Settings(BaseSettings):
     # bind and port (``streams.app.group_instance_id``), unique per worker; a stop on
     # purpose still leaves the group at once (streams/faust_patches.py, change 16).
     static_membership: bool = True
-    heartbeat_interval: float = Field(default=2.0, gt=0, le=MAX_SESSION_TIMEOUT)
+    heartbeat_interval: float = Field(default=2.0, ge=MIN_SECONDS, le=MAX_SESSION_TIMEOUT)
     # Seconds between offset commits (faust's broker_commit_interval). Each commit first
     # writes every sensor state changed since the last one to the changelog (about 8 %
     # of a catching-up worker's time at 20,000 sensors with JSON entries, less with the
     # binary ones; docs/benchmarks.md), so a longer interval trades a longer replay after
     # a crash (deterministic: no alert lost or repeated, docs/operations.md) for
     # throughput.
-    commit_interval: float = Field(default=2.8, gt=0, le=600)
+    commit_interval: float = Field(default=2.8, ge=MIN_SECONDS, le=600)
     # ... and after this many processed messages, whichever comes first (faust's
     # broker_commit_every). faust's 10,000 made a catching-up worker commit every
     # fraction of a second, rewriting each sensor's state (12.7 kB) for nearly every
@@ -223,7 +230,7 @@ class Settings(BaseSettings):
     # fetch for up to 1.5 s, and a catching-up worker sat idle a third of the time
     # (61,136 -> 83,184 readings/s over 20,000 sensors with 0.1 s; docs/benchmarks.md).
     # An idle worker then asks the broker about ten times a second.
-    fetch_max_wait: float = Field(default=0.1, gt=0, le=30)
+    fetch_max_wait: float = Field(default=0.1, ge=MIN_SECONDS, le=30)
     # Most messages one fetch hands over (faust's broker_max_poll_records); the readings
     # agent takes each partition's share of a fetch as one batch, with no added wait.
     batch_size: int = Field(default=2000, ge=1, le=100_000)
@@ -251,7 +258,7 @@ class Settings(BaseSettings):
     # >= decisive routes as an event alone; a lone alert waits grace wall-clock seconds
     # for a neighbour's mark. The defaults are the tail detector's scale.
     corroboration: bool = True
-    corroboration_window: float = Field(default=3600.0, gt=0, le=WEEK)
+    corroboration_window: float = Field(default=3600.0, ge=MIN_SECONDS, le=WEEK)
     corroboration_agree: float = Field(default=0.2, ge=0, le=1)
     corroboration_decisive: float = Field(default=0.9, ge=0, le=1)
     corroboration_grace: float = Field(default=30.0, ge=0, le=HOUR)
@@ -262,9 +269,9 @@ class Settings(BaseSettings):
     log_each_dead_letter: bool = False
     # The intervals below are checks the worker owes someone: asyncio sleeps 1e300
     # seconds without complaint, and no deadline or silence's end was ever acted on.
-    deadline_check_interval: float = Field(default=1.0, gt=0, le=300)
+    deadline_check_interval: float = Field(default=1.0, ge=MIN_SECONDS, le=300)
     # Seconds between sweeps of the burst windows by event time (streams/ingest.py).
-    burst_sweep_interval: float = Field(default=30.0, gt=0, le=HOUR)
+    burst_sweep_interval: float = Field(default=30.0, ge=MIN_SECONDS, le=HOUR)
     # Seconds of event time a sensor in an open episode may send nothing while the
     # worker's other sensors of its kind on its partition report, before its alert is
     # resolved as ``no_data`` (a sensor that died mid-episode never sends the readings
@@ -290,7 +297,7 @@ class Settings(BaseSettings):
     changelog_tombstone_seconds: float = Field(default=DAY, ge=HOUR, le=52 * WEEK)
     # Wall-clock seconds between re-checks of firing alerts kept from their receivers by a
     # silence or inhibition (streams/alerting.py): one no longer muted is routed then.
-    mute_check_interval: float = Field(default=2.0, gt=0, le=300)
+    mute_check_interval: float = Field(default=2.0, ge=MIN_SECONDS, le=300)
 
     # The longest line a CSV file (replay, detect, rehearse, the adapters) may have, in
     # bytes: a line with no line end was gathered whole before csv saw it (trial 21: a

@@ -387,11 +387,14 @@ MAX_INGEST_PENDING = 1_000_000
 MAX_INGEST_BYTES = 64 * 1024 * 1024
 
 
-def _positive(kind: type[int] | type[float], most: float | None = None, unit: str = "") -> Any:
+def _positive(
+    kind: type[int] | type[float], most: float | None = None, unit: str = "", least: float = 0.0
+) -> Any:
     """An argparse type: a finite number above 0, and at most ``most`` (in ``unit``, for
-    the message) if given (argparse names the option in its message). ``inf`` and
-    ``1e308`` passed "above 0": a rehearsal's --ack-deadline of either ran its clock
-    past float precision and ended in "unexpected StopIteration" (trial 20)."""
+    the message) if given, at least ``least`` if given (argparse names the option in its
+    message). ``inf`` and ``1e308`` passed "above 0": a rehearsal's --ack-deadline of
+    either ran its clock past float precision and ended in "unexpected StopIteration"
+    (trial 20)."""
 
     def parse(text: str) -> int | float:
         try:
@@ -401,6 +404,10 @@ def _positive(kind: type[int] | type[float], most: float | None = None, unit: st
             raise argparse.ArgumentTypeError(_not_number(text, what, unit)) from None
         if not value > 0:  # also refuses nan
             raise argparse.ArgumentTypeError(f"{text!r}: expected more than 0")
+        if value < least:
+            # A setting's own floor (``streams.settings.MIN_SECONDS``), said before the
+            # worker that would be given it refuses to start (t171).
+            raise argparse.ArgumentTypeError(f"{text!r}: expected at least {least:g}{unit}")
         if most is not None and not value <= most:
             raise argparse.ArgumentTypeError(
                 f"{text!r}: expected more than 0 and at most {most:,.0f}{unit}"

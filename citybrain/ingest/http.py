@@ -272,9 +272,23 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
         except EventError as exc:
             problem = _prefixed(exc, where) if where else _problem(exc, exc.field)
             refused.append(Refused(problem, PackedError(i, item, exc).raw(), i))
+        except Exception as exc:
+            # Unexpected, and still this reading's alone, as the worker and the MQTT
+            # ingest take it (docs/ingest.md: internal): t171's 9999-12-31T24:00 raised
+            # OverflowError here and the whole body was a 500, its good readings lost.
+            log.exception("ingest: reading %s of a POST failed", where or "body")
+            bad = _internal(exc)
+            problem = _problem(bad, where or None)  # its message names no field
+            refused.append(Refused(problem, PackedError(i, item, bad).raw(), i))
     kept, conflicting = _conflicts(out, ".value")
     refused = _as_sent(raw, key, len(items), refused + conflicting)
     return _sorted(kept, sorted(refused, key=_item_order))
+
+
+def _internal(exc: Exception) -> EventError:
+    """An unexpected exception while validating one reading, as the ``internal`` fault
+    that reading alone is refused for (its type and text, no traceback)."""
+    return EventError("internal", None, None, f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
 def _not_ngsi(body: Any) -> None:
@@ -344,24 +358,31 @@ def ngsi_readings(
                 out.append(
                     Taken(f"data[{i}].{attr}", i, data[i], validator.reading_document(doc, now))
                 )
-            except EventError as exc:
+            except Exception as caught:
+                if isinstance(caught, EventError):
+                    fault = caught
+                else:
+                    # Unexpected, and still this attribute's alone (docs/ingest.md:
+                    # internal), as the mapping's faults are.
+                    log.exception("ingest: data[%d].%s of a POST failed", i, attr)
+                    fault = _internal(caught)
                 # The reading field (ts, value) of the sensor this attribute maps to,
                 # named below where the entity gave it otherwise.
-                where = f"data[{i}].{attr}" + (f".{exc.field}" if exc.field else "")
-                reason = f"{exc.reason} (sensor {doc['sensor_id']!r})"
-                value = exc.value
-                if exc.field == "value" and converted:
+                where = f"data[{i}].{attr}" + (f".{fault.field}" if fault.field else "")
+                reason = f"{fault.reason} (sensor {doc['sensor_id']!r})"
+                value = fault.value
+                if fault.field == "value" and converted:
                     # Named by the value sent, not the one converted from it (t105: 6
                     # mg/m3 was refused as 'data[0].no2.value is 6000.0').
                     value, reason = sent, f"{converted}: {reason}"
-                elif exc.field == "ts":
+                elif fault.field == "ts":
                     # Named by the field the time was read from, as sent there (t105:
                     # 'data[0].no2.ts', a field no entity has, for its dateObserved).
                     where, value = f"data[{i}].{when}", sent_time
                     if doc["ts"] != sent_time:
                         reason = f"{doc['ts']}: {reason}"
-                problem = _problem(EventError(exc.code, where, value, reason), where)
-                bad.append((i, Refused(problem, PackedError(i, data[i], exc).raw(), i)))
+                problem = _problem(EventError(fault.code, where, value, reason), where)
+                bad.append((i, Refused(problem, PackedError(i, data[i], fault).raw(), i)))
     kept, conflicting = _conflicts(out, ".value")
     bad.extend((int(_item_order(r)), r) for r in conflicting)
     refused = [r for _, r in sorted(bad, key=lambda pair: pair[0])]  # stable: by entity

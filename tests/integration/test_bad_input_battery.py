@@ -92,6 +92,10 @@ def reading_poison(good: bytes) -> list[tuple[bytes, str, str]]:
         (ts(good, "0001-01-01T00:00:00Z"), "too_old", 'field "ts" is \'0001-01-01'),
         (ts(good, "1970-01-01T00:00:00Z"), "too_old", 'field "ts" is \'1970-01-01'),
         (ts(good, -1), "bad_type", 'field "ts" is -1'),
+        # t171: past a date's range, each was unreadable, "OverflowError: date value out
+        # of range", naming no field.
+        (ts(good, "9999-12-31T24:00:00Z"), "bad_timestamp", "00:00 of the year 10000"),
+        (ts(good, "9999-366T10:00Z"), "bad_timestamp", "field \"ts\" is '9999-366T10:00Z'"),
         (badly(good, b'"water_level"', b'"lava"'), "unknown_kind", "field \"kind\" is 'lava'"),
         (badly(good, b'"ft"', b'"m"'), "bad_unit", "field \"unit\" is 'm'"),
         (b"", "bad_json", "the message is empty"),
@@ -219,6 +223,7 @@ def test_every_kind_of_bad_message_costs_only_itself_on_the_worker_s_topics(
             (badly(report, t, '"t\u0435xt":"loud"'.encode()), "bad_json", 'field "t\\u0435xt"'),
             (ts(report, "9999-12-31T23:59:59Z"), "in_future", 'field "ts"'),
             (ts(report, "1970-01-01T00:00:00Z"), "too_old", 'field "ts"'),
+            (ts(report, "9999-12-31T24:00Z"), "bad_timestamp", "00:00 of the year 10000"),
             (badly(report, b'"app"', b"5"), "bad_type", 'field "source" is 5'),
             (b"", "bad_json", "the message is empty"),
             # t109: blank, padded or control-character ids and texts were taken.
@@ -316,7 +321,7 @@ def test_every_kind_of_bad_item_costs_only_itself_at_the_http_and_mqtt_doors(
         poison = reading_poison(badly(good[0], b'"value": 2.1', b'"value":10.0'))[:-1]
         items = [
             x for i, g in enumerate(good[:20]) for x in (g, *(p[0] for p in poison[i : i + 1]))
-        ]
+        ] + [bad for bad, _, _ in poison[20:]]  # (more kinds than good readings)
         status, answer = post(p, "/ingest/v1/readings", b"[" + b",".join(items) + b"]")
         assert status == 200, answer
         assert (answer["accepted"], answer["refused"]) == (20, len(poison)), answer

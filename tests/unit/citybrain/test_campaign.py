@@ -594,6 +594,28 @@ def test_a_period_outside_the_utc_years_is_named(
     assert f"citybrain: {flag} is {value!r}: outside the years 1 to 9999 in UTC" in err
 
 
+@pytest.mark.parametrize(
+    ("start", "end"), [("0001-01-01", "9999-12-31"), ("0001-01-01", "2024-05-27")]
+)
+def test_a_previous_period_before_the_year_1_is_said_on_the_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], start: str, end: str
+) -> None:
+    """t171: the previous period is the period's length before --from, so --from
+    0001-01-01 starts it before the year 1; the HTML page, which names it, ended in
+    "unexpected ValueError: year -9998 is out of range" (exit 70) while the text tables
+    and --out x.json were written."""
+    export = tmp_path / "records.jsonl"
+    export.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    page = tmp_path / "report.html"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid)]
+    assert main([*argv, "--from", start, "--to", end, "--out", str(page)]) == 0
+    text = " ".join(page.read_text().split())
+    assert f"Period: {start} 00:00 UTC to {end} 00:00 UTC" in text
+    assert f"the previous period: before 0001-01-01 00:00 UTC to {start} 00:00 UTC" in text
+    assert "Traceback" not in capsys.readouterr().err
+
+
 def test_runs_on_the_last_day_a_date_can_show_are_found_and_said(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -23,6 +23,7 @@ from citybrain.demo import (
     Progress,
     RateMeter,
     _print_summary,
+    _sensor_days,
     make_demo_token,
     shell_settings,
     watch_phase,
@@ -154,6 +155,31 @@ def test_the_count_outside_the_known_events_says_bursts_are_apart(bursts: int, s
     assert "1 sensor alert outside the known events: 2.5 per 1,000 sensor-days" in text
     noun, verb = ("alert", "is") if bursts == 1 else ("alerts", "are")
     assert (f"{bursts} citizen-report burst {noun} above {verb} not counted here" in text) is says
+
+
+def test_sensor_days_count_only_readings_the_worker_takes_by_their_time(tmp_path: Path) -> None:
+    """t171: a reading the worker refuses by its time (``in_future`` past the clock's
+    skew, ``too_old`` before 1990) stretched its sensor's span: one of the year 9999
+    among a gauge's readings an hour apart in 2019 made 2.9 million sensor-days, and the
+    false alarms per 1,000 sensor-days about nothing."""
+    from streams.feeds import load_events
+
+    rows = [
+        "timestamp,sensor_id,kind,value,unit,grid_cell",
+        "1985-05-06T00:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330",
+        "2019-05-06T00:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330",
+        "2019-05-06T01:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330",
+        "2019-05-06T06:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330",
+        "9999-05-06T00:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330",
+        "2099-05-06T00:00:00Z,usgs-01589330-water_level,water_level,1.7,ft,md-gauge-01589330",
+    ]
+    data = tmp_path / "far.csv"
+    data.write_text("\n".join(rows) + "\n")
+    events = load_events([data])
+    now = 1_557_136_800.0  # 2019-05-06T10:00:00Z
+    assert _sensor_days(events, now, 300.0) == pytest.approx(6 / 24)
+    # Ahead of the clock by no more than its skew: taken, as the worker takes it.
+    assert _sensor_days(events, 1_557_118_000.0, 300.0) == pytest.approx(1 / 24)
 
 
 def test_the_rate_is_never_zero_once_readings_were_processed() -> None:

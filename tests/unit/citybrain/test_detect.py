@@ -122,6 +122,27 @@ def test_a_daylight_saving_step_back_is_accepted(tmp_path: Path) -> None:
     assert len(stamps) == 3 and values.tolist() == [1.0, 2.0, 3.0]
 
 
+def test_a_row_in_the_first_hour_of_the_year_1_costs_no_later_row(tmp_path: Path) -> None:
+    """t171: the step-back check took an hour off the latest time, which for 0001-01-01
+    00:00 raised OverflowError, said as this row's time being "outside the years
+    0001-9999": every later row was refused, 1970 and 2019 alike; a step back of more
+    than an hour from there is still refused as one."""
+    src = write(
+        tmp_path / "years.csv",
+        "timestamp,value\n0001-01-01T00:00:00Z,1\n1970-01-01T00:00:00Z,2\n"
+        "2019-01-01T00:00:00Z,3\n9999-12-31T23:59:59Z,4\n",
+    )
+    stamps, _, values = read_series(src)
+    assert len(stamps) == 4 and values.tolist() == [1.0, 2.0, 3.0, 4.0]
+    back = write(
+        tmp_path / "back.csv",
+        "timestamp,value\n0001-01-01T00:30:00Z,1\n0001-01-01T00:10:00Z,2\n"
+        "9999-12-31T23:59:59Z,3\n9999-12-31T22:00:00Z,4\n",
+    )
+    with pytest.raises(DetectInputError, match=r"back\.csv:5: timestamp '9999-12-31T22:00:00Z'"):
+        read_series(back)
+
+
 # Files from the field (issue 12 item 9): the same faults as replay files.
 LATIN1_SERIES = b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\xf1\n"
 

@@ -365,3 +365,17 @@ def test_the_demo_summary_lists_alert_times_in_utc_and_in_time_order() -> None:
     _print_summary(Console(file=out, width=200), summary)
     rows = [line.split("  ")[0] for line in out.getvalue().splitlines() if "2026" in line]
     assert rows == ["2026-01-01 07:00", "2026-01-01 08:30", "2026-01-01 09:00"], out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:00:00+00:00", "0999-06-01T12:00:00.5+01:00", "0100-03-01 00:00:00"]
+)
+def test_an_alert_time_before_the_year_1000_is_written_back_in_a_form_read_back(
+    text: str,
+) -> None:
+    # t171: %Y wrote the year 1 as "1" and 999 as "999": "1-01-01T00:00:00Z", which no
+    # reader of an alert time takes (the doors refuse times before 1990 first, but a
+    # stored alert's read-back writes what it took the same way).
+    written = alert_time_text(text)
+    assert UTC_TEXT.fullmatch(written), written
+    assert alert_time_ns(written) == alert_time_ns(text)

@@ -386,6 +386,13 @@ def test_a_misspelt_cell_or_kind_names_the_closest(grid: Grid) -> None:
         ("20261101T100000Z", "ISO 8601's basic format"),
         ("yesterday", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
         ("2026-400T10:00Z", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        # t171: past a date's range, each an OverflowError out of parse_ts (the worker's
+        # ``unreadable``, naming no field), and the year 1 written "1-01-01".
+        ("9999-366", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        ("9999-999T10:00Z", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        ("0001-000", "expected an ISO 8601 timestamp (2026-11-01T10:00:00Z)"),
+        ("0001-001T10:00Z", "send the calendar date, 0001-01-01 (0001-01-01T10:00Z)"),
+        ("0001-W01-1", "send the calendar date, 0001-01-01 (0001-01-01T00:00:00Z)"),
     ],
 )
 def test_a_bad_timestamp_says_what_is_wrong_with_it(ts: str, says: str) -> None:
@@ -397,6 +404,35 @@ def test_a_bad_timestamp_says_what_is_wrong_with_it(ts: str, says: str) -> None:
     assert caught.value.code == "bad_timestamp"
     assert str(caught.value) == f'field "ts" is {ts!r}: ' + caught.value.reason
     assert says in caught.value.reason, caught.value.reason
+
+
+@pytest.mark.parametrize(
+    "ts", ["9999-12-31T24:00:00Z", "9999-12-31T24:00", "9999-12-31t24:00+14:00"]
+)
+def test_the_end_of_the_last_day_is_named_in_a_reading_and_in_a_pack(grid: Grid, ts: str) -> None:
+    """t171: 24:00 of 9999-12-31 made the hint's next day an OverflowError out of
+    parse_ts: a reading was dead-lettered ``unreadable``, "OverflowError: date value out
+    of range", and a pack's item "readings[1]: OverflowError: …", naming no field."""
+    validator = EventValidator(grid)
+    with pytest.raises(EventError) as caught:
+        validator.reading(json.dumps(reading(ts=ts)).encode(), NOW)
+    assert caught.value.code == "bad_timestamp" and caught.value.field == "ts"
+    assert caught.value.reason == (
+        "24:00 (the end of the day) of 9999-12-31 is 00:00 of the year 10000: outside the "
+        "years 0001-9999"
+    )
+    good = {k: v for k, v in reading().items() if k != "schema"}
+    pack = {"schema": "readings/1", "readings": [good, {**good, "ts": ts}, good]}
+    packed, items = validator.readings(json.dumps(pack).encode(), NOW)
+    assert packed and [type(i).__name__ for i in items] == ["Reading", "PackedError", "Reading"]
+    error = items[1].error  # type: ignore[union-attr]
+    assert error.code == "bad_timestamp" and error.field == "readings[1].ts", str(error)
+
+
+def test_the_day_after_in_a_24_00_hint_has_four_digits_in_the_year_1() -> None:
+    with pytest.raises(EventError) as caught:
+        parse_ts("0001-01-01T24:00Z")
+    assert caught.value.reason.endswith("send 00:00 of the next day (0001-01-02T00:00:00Z)")
 
 
 def test_an_epoch_number_where_iso_8601_is_taken_is_said_as_the_time_it_looks_like() -> None:

@@ -74,10 +74,13 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ("CITYBRAIN_CORROBORATION", "maybe", "expected true or false"),
         ("CITYBRAIN_SCORE_THRESHOLD", "-1", "expected more than 0"),
         ("CITYBRAIN_SCORE_THRESHOLD", "nan", "expected a finite number"),
-        ("CITYBRAIN_ACK_DEADLINE_SECONDS", "-1", "expected more than 0"),
+        ("CITYBRAIN_ACK_DEADLINE_SECONDS", "-1", "expected at least 0.001"),
         ("CITYBRAIN_MAX_FUTURE_SKEW", "-1", "expected at least 0"),
-        ("CITYBRAIN_DEADLINE_CHECK_INTERVAL", "0", "expected more than 0"),
-        ("CITYBRAIN_BURST_SWEEP_INTERVAL", "-1", "expected more than 0"),
+        ("CITYBRAIN_DEADLINE_CHECK_INTERVAL", "0", "expected at least 0.001"),
+        ("CITYBRAIN_BURST_SWEEP_INTERVAL", "-1", "expected at least 0.001"),
+        # t171: a window's sub-bucket of 0 s (5e-324 / 6) failed every report.
+        ("CITYBRAIN_BURST_BUCKET_SECONDS", "5e-324", "expected at least 1"),
+        ("CITYBRAIN_BURST_BUCKET_SECONDS", "0.5", "expected at least 1"),
         ("CITYBRAIN_QUIET_READINGS", "0", "expected at least 1"),
         ("CITYBRAIN_REPLIES_WEBHOOK_URL", "notaurl", "expected an http:// or https:// URL"),
         ("CITYBRAIN_GRAFANA_URL", "notaurl", "expected an http:// or https:// URL"),
@@ -346,6 +349,35 @@ def test_every_number_has_an_upper_bound(
     message = refusal(monkeypatch, **{env_name(field): value})
     assert message.startswith(f"{env_name(field)} is {value!r}: expected "), message
     assert "\n" not in message
+
+
+SECONDS = [
+    "ack_deadline_seconds",
+    "http_timeout",
+    "webhook_timeout",
+    "heartbeat_interval",
+    "commit_interval",
+    "fetch_max_wait",
+    "corroboration_window",
+    "deadline_check_interval",
+    "burst_sweep_interval",
+    "mute_check_interval",
+]
+
+
+@pytest.mark.parametrize("value", ["5e-324", "1e-300", "0.0009"])
+@pytest.mark.parametrize("field", SECONDS)
+def test_no_seconds_setting_takes_less_than_a_millisecond(
+    monkeypatch: pytest.MonkeyPatch, field: str, value: str
+) -> None:
+    # t171: above 0 was the bound, and 5e-324 passed: a timer of it ticked 50,000 times
+    # a second, each tick a warning that it overlapped the last; a heartbeat of it was
+    # 0 ms to aiokafka.
+    assert refusal(monkeypatch, **{env_name(field): value}) == (
+        f"{env_name(field)} is {value!r}: expected at least 0.001"
+    )
+    monkeypatch.setenv(env_name(field), "0.001")
+    assert getattr(load_settings(), field) == 0.001
 
 
 def test_the_bounds_name_the_largest_value_taken(monkeypatch: pytest.MonkeyPatch) -> None:

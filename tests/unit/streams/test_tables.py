@@ -294,6 +294,36 @@ def test_burst_windows_of_another_shape_are_refused_at_read_back() -> None:
         read_burst_cell(b'{"Noise": [1]}')
 
 
+@pytest.mark.parametrize("step", [5e-324, 1e-300, 1e-9, 0.1])
+def test_a_burst_window_counted_in_sub_buckets_shorter_than_a_sixth_of_a_second_is_refused(
+    step: float,
+) -> None:
+    """t171: a stored step of 5e-324 s passed (above 0), and a worker rebasing the window
+    to its own step scaled the baseline by infinity: NaN, written back as null, the
+    window unreadable from then on and its cell and category's bursts lost."""
+    window = {"slot": 7, "counts": [0, 2], "baseline": 0.5, "held": [], "episode": None}
+    with pytest.raises(UnreadableEntryError, match="field 'step' is ") as refused:
+        read_burst_window(orjson.dumps({**window, "step": step}))
+    assert refused.value.reason == BAD_SHAPE
+    assert read_burst_window(orjson.dumps({**window, "step": 1 / 6}))["step"] == 1 / 6
+
+
+def test_the_shortest_burst_window_counts_a_report_of_the_year_9999() -> None:
+    """t171: CITYBRAIN_BURST_BUCKET_SECONDS took any number above 0: at 5e-324 every
+    report raised ZeroDivisionError, at 1e-300 OverflowError, at 1e-9 its slot passed 64
+    bits (the state unwritable). Now at least a second, whose slots fit to the year 9999."""
+    from streams.bursts import MIN_BUCKET_SECONDS, BurstTracker
+    from streams.events import IncidentReport
+
+    tracker = BurstTracker(bucket_seconds=MIN_BUCKET_SECONDS, min_reports=2)
+    state = None
+    for i in range(3):
+        report = IncidentReport(253_402_300_790.0 + i, f"r{i}", "Noise", "loud", "app", "c")
+        state, _ = tracker.observe(state, report, "police")
+    assert state is not None
+    assert read_burst_window(orjson.dumps(state)) == state
+
+
 ROUTE = {
     "id": "r",
     "playbook": "flash-flood",

@@ -983,3 +983,48 @@ def test_a_notification_posted_as_a_reading_names_its_endpoint(
     assert (problem["code"], problem["field"]) == ("bad_schema", "schema")
     assert f"this is {shape}" in problem["message"]
     assert "post notifications to /ingest/v1/ngsi" in problem["message"]
+
+
+class _Failing(EventValidator):
+    """A validator with a fault of ours in one reading: an exception no rule names."""
+
+    def reading_document(self, doc: dict, now: float):  # type: ignore[no-untyped-def]
+        if doc.get("value") == 13.0:
+            raise OverflowError("date value out of range")
+        return super().reading_document(doc, now)
+
+
+def test_an_unexpected_error_in_one_reading_costs_only_that_reading(ingest_grid: Grid) -> None:
+    """t171: 9999-12-31T24:00 raised OverflowError while one reading was validated, and
+    the HTTP ingest answered 500 for the whole body, its good readings lost with it (the
+    worker and the MQTT ingest refuse such a reading alone, ``internal``)."""
+    validator = _Failing(ingest_grid)
+    readings = [GOOD, {**GOOD, "value": 13.0}, {**GOOD, "ts": "2026-09-21T14:05:00Z"}]
+    for body in (readings, {"schema": "readings/1", "readings": readings}):
+        found = readings_from_body(raw(body), validator, T_NOW)
+        assert [r.value for r in found.readings] == [2.1, 2.1]
+        [refused] = found.refused
+        assert refused.problem["code"] == "internal"
+        assert refused.problem["field"] == "readings[1]"
+        assert refused.problem["message"] == "OverflowError: date value out of range"
+        assert refusal_text([refused.problem]) == (
+            "readings[1]: OverflowError: date value out of range"
+        )
+        assert json.loads(refused.payload)["value"] == 13.0
+    with pytest.raises(BadBody) as caught:
+        readings_from_body(raw({"schema": "reading/1", **GOOD, "value": 13.0}), validator, T_NOW)
+    assert [e["code"] for e in caught.value.errors] == ["internal"]
+
+
+def test_an_unexpected_error_in_one_ngsi_attribute_costs_only_that_attribute(
+    ingest_grid: Grid,
+) -> None:
+    entity = example("AirQualityObserved")
+    later = {**entity["dateObserved"], "value": "2016-03-15T12:00:00"}
+    other = {**entity, "dateObserved": later, "no2": {**entity["no2"], "value": 13.0}}
+    body = raw({"data": [entity, other]})
+    found = ngsi_readings(body, NgsiMapping(ingest_grid), _Failing(ingest_grid), T_NOW)
+    assert len(found.readings) == 1  # the first entity's
+    [bad] = found.refused
+    assert (bad.problem["field"], bad.problem["code"]) == ("data[1].no2", "internal")
+    assert "OverflowError: date value out of range" in bad.problem["message"]
