@@ -2122,6 +2122,7 @@ class Response:
                         # The closure emitted again after a crash drops again: one id.
                         "id": f"{reply['reply_id']}:webhook_dropped",
                         "action": "reply_webhook_dropped",
+                        **call_ids(reply["reply_id"], url, reply),
                         "run_id": run.run_id,
                         "at": time.time(),
                         "actor": "citybrain",
@@ -2201,6 +2202,7 @@ class Response:
         return {
             "id": f"{cmd['id']}:given_up",
             "action": "reply_webhook_failed",
+            **call_ids(str(cmd["command_id"]), url, reply if isinstance(reply, dict) else {}),
             "run_id": run_id,
             "at": time.time(),
             "actor": "citybrain",

@@ -223,3 +223,25 @@ def test_a_webhook_calls_audit_records_name_its_run_alert_receiver_and_attempt(
     assert attempt.items() >= {**ids, "command_id": "grp-1.1:3", "attempt": 2}.items()
     assert reply["action"] == "webhook_called_again"
     assert reply.items() >= {**ids, "command_id": "grp-1.1:4", "report_id": "r-9"}.items()
+
+
+def test_a_closure_given_up_names_its_call_as_its_attempts_do(tmp_path: Path) -> None:
+    """t173, a sibling (fails on the old code): ``reply_webhook_failed`` named its call
+    only inside ``detail``."""
+    from tests.unit.streams.test_covered_once import sending_response
+
+    response, _ = sending_response(tmp_path)
+    url = "https://replies.example/in"
+    response.settings.replies_webhook_url = url  # type: ignore[assignment]
+    cmd = {"id": "g.1:5:result", "command_id": "g.1:5", "detail": "HTTP 500"}
+    record = response._given_up("g.1", cmd, {"report_id": "r-1", "alert_id": "al-1"})
+    assert (
+        record.items()
+        >= {
+            "command_id": "g.1:5",
+            "run_id": "g.1",
+            "alert_id": "al-1",
+            "report_id": "r-1",
+            "receiver": "https://replies.example:443",
+        }.items()
+    )
