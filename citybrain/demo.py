@@ -49,6 +49,7 @@ from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
 from citybrain.files import write_output
 from citybrain.kafka_read import SafePoller, bounded, partitions_of, topics_of
+from citybrain.launch import worker_argv
 from citybrain.ports import check_listen
 from citybrain.report import (
     Context,
@@ -1494,7 +1495,7 @@ def _run_demo(
     # Its own session, so it outlives the demo and serves the runs afterwards.
     # A successful scrape after this can only be this worker's: the port was free.
     spawned_at = time.time()
-    worker = spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
+    worker = spawn(worker_argv(), files.log, files.pid, env)
     try:
         wait_for_worker(files, metrics_url, worker)
         scrape_seconds = float(prom.scrape_interval.rstrip("s"))

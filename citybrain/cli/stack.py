@@ -24,6 +24,7 @@ from citybrain.commands import (
     start_stack_hint,
 )
 from citybrain.errors import ListenError
+from citybrain.launch import worker_argv
 from citybrain.text import counted
 from streams.settings import Settings
 
@@ -504,7 +505,7 @@ def restart_demo_worker(settings: Settings) -> int:
     log = Path(str(doc.get("worker_log") or files.log))
     print(worker_starting_line(log, "the demo's"), flush=True)
     pid = spawn(
-        [sys.executable, "-m", "citybrain.cli", "worker"],
+        worker_argv(),
         log,
         files.pid,
         spawn_env,
