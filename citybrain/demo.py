@@ -49,7 +49,6 @@ from citybrain.deadletters import DeadLetter
 from citybrain.errors import utf8_text
 from citybrain.files import write_output
 from citybrain.kafka_read import SafePoller, bounded, partitions_of, topics_of
-from citybrain.launch import worker_argv
 from citybrain.ports import check_listen
 from citybrain.report import (
     Context,
@@ -76,6 +75,7 @@ from citybrain.stack.process import (
     stack_lock,
     stop,
     tail,
+    worker_argv,
 )
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad

@@ -19,14 +19,6 @@ from types import FrameType
 EXIT_INTERRUPTED = 130
 
 
-def worker_argv() -> list[str]:
-    """The command line that starts a worker in its own process (the demo's, `stack
-    restart-worker`): through this guard, ``python -m citybrain``. ``-m citybrain.cli``
-    imported the whole command line before any handler was in: a SIGTERM in that second
-    (`stack down` right after a start) killed the worker unsaid, status 143 (t173)."""
-    return [sys.executable, "-m", "citybrain", "worker"]
-
-
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     """A SIGTERM heard as Ctrl-C, as ``citybrain.cli.base._interrupt`` hears it later."""
     raise KeyboardInterrupt

@@ -24,7 +24,6 @@ from citybrain.commands import (
     start_stack_hint,
 )
 from citybrain.errors import ListenError
-from citybrain.launch import worker_argv
 from citybrain.text import counted
 from streams.settings import Settings
 
@@ -439,7 +438,7 @@ def restart_demo_worker(settings: Settings) -> int:
         worker_starting_line,
     )
     from citybrain.ports import can_bind
-    from citybrain.stack.process import frozen, read_pid, spawn
+    from citybrain.stack.process import frozen, read_pid, spawn, worker_argv
 
     files = DemoFiles.of(settings)
     demo = running_demo(settings)

@@ -70,7 +70,7 @@ def test_a_sigterm_while_a_spawned_worker_imports_is_said(tmp_path: Path) -> Non
     after a start) killed it unsaid, status 143. Through the guard it says so, 130. The
     signal is sent as the first of citybrain's own modules is imported (``-X
     importtime`` prints each as it finishes), well inside that second."""
-    from citybrain.launch import worker_argv
+    from citybrain.stack.process import worker_argv
 
     argv = worker_argv()
     env = {**os.environ, "CITYBRAIN_RUN_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
