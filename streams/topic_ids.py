@@ -52,22 +52,26 @@ def recreated_message(
 ) -> str:
     """The ERROR line for ``topic``, recreated under the worker (``old`` -> ``new`` ID),
     ``committed``: the group's committed offsets on the new topic's partitions."""
-    if committed:
-        where = ", ".join(f"partition {p} at offset {o:,}" for p, o in sorted(committed.items()))
-        skipped = (
-            f"the group has committed offsets on the new topic ({where}): its messages "
-            "before them are skipped unread unless the group reads it from its start"
-        )
-    else:
-        skipped = (
-            "the group has no committed offset on the new topic yet, so it is read from its start"
-        )
-    return (
+    said = (
         f"citybrain: topic {topic} was deleted and created again while this worker ran "
-        f"(topic id {old}, now {new}); {skipped}. To read it from its start: stop every "
-        f"worker of group {group}, then `kafka-consumer-groups.sh --bootstrap-server "
-        f"{bootstrap} --group {group} --topic {topic} --reset-offsets --to-earliest "
-        "--execute`, and start them (docs/operations.md, Topics deleted or cut)"
+        f"(topic id {old}, now {new})"
+    )
+    if not committed:
+        # Kafka dropped the old topic's offsets with it, and no commit landed on the
+        # new one: read from its start, the reset policy's earliest (nothing skipped).
+        return (
+            f"{said}; the group has no committed offset on the new topic, so it is read "
+            "from its start (docs/operations.md, Topics deleted or cut)"
+        )
+    where = ", ".join(f"partition {p} at offset {o:,}" for p, o in sorted(committed.items()))
+    return (
+        f"{said}; the group has committed offsets on the new topic ({where}): unless "
+        "the workers committed them reading it from its start since, its messages "
+        "before them are skipped unread. To read it from its start: stop every worker "
+        f"of group {group}, then "
+        f"`kafka-consumer-groups.sh --bootstrap-server {bootstrap} --group {group} "
+        f"--topic {topic} --reset-offsets --to-earliest --execute`, and start them "
+        "(docs/operations.md, Topics deleted or cut)"
     )
 
 

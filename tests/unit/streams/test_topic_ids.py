@@ -44,9 +44,10 @@ def test_a_topic_recreated_under_the_worker_is_said_once_with_what_was_skipped(
     assert line.startswith(
         "citybrain: topic p.readings was deleted and created again while this worker ran "
         "(topic id A, now B); the group has committed offsets on the new topic "
-        "(partition 1 at offset 500): its messages before them are skipped unread unless "
-        "the group reads it from its start. To read it from its start: stop every worker "
-        "of group citybrain, then `kafka-consumer-groups.sh --bootstrap-server "
+        "(partition 1 at offset 500): unless the workers committed them reading it from "
+        "its start since, its messages before them are skipped unread. To read it from "
+        "its start: stop every worker of group citybrain, then `kafka-consumer-groups.sh "
+        "--bootstrap-server "
         "127.0.0.1:19092 --group citybrain --topic p.readings --reset-offsets "
         "--to-earliest --execute`"
     )
