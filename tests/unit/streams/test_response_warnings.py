@@ -245,3 +245,29 @@ def test_a_closure_given_up_names_its_call_as_its_attempts_do(tmp_path: Path) ->
             "receiver": "https://replies.example:443",
         }.items()
     )
+
+
+def test_a_failed_annotation_names_its_annotation_and_grafana(tmp_path: Path) -> None:
+    """t173, a sibling (fails on the old code): ``annotation_failed`` named the run alone."""
+    from tests.unit.streams.test_covered_once import sending_response
+
+    response, _ = sending_response(tmp_path)
+    ctx = response.ctx
+    audited: list[dict[str, object]] = []
+
+    async def audit(record: dict[str, object]) -> None:
+        audited.append(record)
+
+    ctx.audit = audit  # type: ignore[method-assign]
+    ctx.settings.grafana_url = "http://grafana.example:3000/"  # type: ignore[assignment]
+    asyncio.run(ctx.on_annotation_error("grp-1.1:5", "HTTP 500"))
+    [record] = audited
+    assert (
+        record.items()
+        >= {
+            "action": "annotation_failed",
+            "run_id": "grp-1.1",
+            "annotation_id": "grp-1.1:5",
+            "receiver": "http://grafana.example:3000",
+        }.items()
+    )
