@@ -75,6 +75,7 @@ from citybrain.stack.process import (
     stack_lock,
     stop,
     tail,
+    worker_argv,
 )
 from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad
@@ -1494,7 +1495,7 @@ def _run_demo(
     # Its own session, so it outlives the demo and serves the runs afterwards.
     # A successful scrape after this can only be this worker's: the port was free.
     spawned_at = time.time()
-    worker = spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
+    worker = spawn(worker_argv(), files.log, files.pid, env)
     try:
         wait_for_worker(files, metrics_url, worker)
         scrape_seconds = float(prom.scrape_interval.rstrip("s"))

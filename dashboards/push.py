@@ -111,7 +111,13 @@ class DashboardPusher:
         retries: int = 3,
         backoff: float = 0.5,
         scrape_interval: str = SCRAPE_INTERVAL,
+        url_from: str = "--url",
+        token_from: str = "--token or CITYBRAIN_GRAFANA_TOKEN",
     ) -> None:
+        """``url_from`` and ``token_from`` name where the caller took ``url`` and
+        ``token`` (an option or a setting), so messages that ask to check one name it
+        (t173: a URL from CITYBRAIN_GRAFANA_URL that was no Grafana was "check --url",
+        an option the operator had not typed)."""
         if not token.strip():
             raise PushError("no Grafana token: give --token or set CITYBRAIN_GRAFANA_TOKEN")
         self.api = GrafanaApi.from_url(url, credential=token, timeout=timeout)
@@ -125,6 +131,8 @@ class DashboardPusher:
             client = self.api.client
             client.url_host = f"[{host}]"
             client.url = client.url.replace(f"://{host}", f"://[{host}]", 1)
+        self.url_from = url_from
+        self.token_from = token_from
         self.prometheus_url = prometheus_url
         # The datasource's timeInterval: $__rate_interval is four of it, so one shorter
         # than the Prometheus's scrape interval leaves the per-second panels empty.
@@ -232,12 +240,12 @@ class DashboardPusher:
                 if not isinstance(answer, dict) or "message" not in answer:
                     shown = answer.get("error", answer) if isinstance(answer, dict) else answer
                     raise PushError(
-                        f"{what}: the server answered 404 {_brief(shown)}: {NOT_GRAFANA}"
+                        f"{what}: the server answered 404 {_brief(shown)}: {self._not_grafana()}"
                     ) from cause
                 return None
             raise
         if not isinstance(found, dict):
-            raise PushError(f"{what}: the server answered {_brief(found)}: {NOT_GRAFANA}")
+            raise PushError(f"{what}: the server answered {_brief(found)}: {self._not_grafana()}")
         return found
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
@@ -247,7 +255,7 @@ class DashboardPusher:
             except GrafanaClientError as exc:  # 4xx: retrying will not help
                 raise PushError(
                     f"{what}: Grafana answered {exc.status_code}: {_message(exc)}"
-                    f"{_TOKEN_HINTS.get(exc.status_code, '')}"
+                    f"{self._token_hint(exc.status_code)}"
                 ) from exc
             except (GrafanaServerError, GrafanaTimeoutError) as exc:
                 if attempt == self.retries:
@@ -264,8 +272,8 @@ class DashboardPusher:
                     # answer; "cannot reach Grafana at <--url>" blamed the one that did.
                     raise PushError(
                         f"{what}: {self.url} redirected to {_origin(target)}, which does not "
-                        f"answer ({_reason(exc)}): check --url (Grafana's own address, not a "
-                        "proxy's or login page's)",
+                        f"answer ({_reason(exc)}): check {self.url_from} (Grafana's own "
+                        "address, not a proxy's or login page's)",
                         unavailable=True,
                     ) from exc
                 raise  # no answer at all: the caller says it cannot reach --url
@@ -273,7 +281,7 @@ class DashboardPusher:
                 # t168: a server that redirects every path (a login page behind a proxy,
                 # a redirect loop) was "unexpected TooManyRedirects … a bug", exit 70.
                 raise PushError(
-                    f"{what}: the server kept redirecting ({_message(exc)}): {NOT_GRAFANA}"
+                    f"{what}: the server kept redirecting ({_message(exc)}): {self._not_grafana()}"
                 ) from exc
             except JSONDecodeError as exc:
                 # A 2xx answer whose body is empty or not JSON, and not marked as text
@@ -281,7 +289,7 @@ class DashboardPusher:
                 # grafana-client decodes only what is not text/*.
                 raise PushError(
                     f"{what}: the server answered with a body that is not JSON "
-                    f"({_message(exc)}): {NOT_GRAFANA}"
+                    f"({_message(exc)}): {self._not_grafana()}"
                 ) from exc
             except (GrafanaException, RequestException) as exc:
                 # Any other answer the HTTP client could not read (a body cut short, a
@@ -293,14 +301,22 @@ class DashboardPusher:
                 ) from exc
         raise AssertionError("unreachable")
 
+    def _not_grafana(self) -> str:
+        """Why an answer shows the server is no Grafana, and which setting to check."""
+        return NOT_GRAFANA.format(url_from=self.url_from)
+
+    def _token_hint(self, status: int) -> str:
+        """What a refusal of the token means, naming where the token came from; "" for
+        statuses other than 401 and 403."""
+        return _TOKEN_HINTS.get(status, "").format(token_from=self.token_from)
+
 
 # What a refusal of the token means, said after Grafana's own words (t168: a mistyped
 # token was "Grafana answered 401: invalid API key" alone, naming neither where the
 # token came from nor what kind Grafana takes).
 _TOKEN_HINTS = {
     401: (
-        "; check the token (--token or CITYBRAIN_GRAFANA_TOKEN): a Grafana service-account "
-        "token (glsa_…) of that Grafana"
+        "; check the token ({token_from}): a Grafana service-account token (glsa_…) of that Grafana"
     ),
     403: (
         "; the token's service account may not change it: give it the Editor role (Admin "
@@ -310,7 +326,7 @@ _TOKEN_HINTS = {
 
 NOT_GRAFANA = (
     "this is not a Grafana, whose HTTP API answers in JSON objects (an error's reason in "
-    '"message"): check --url (Grafana\'s own address, e.g. '
+    '"message"): check {url_from} (Grafana\'s own address, e.g. '
     f"http://127.0.0.1:{GRAFANA_PORT})"
 )
 

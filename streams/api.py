@@ -75,10 +75,11 @@ from streams.context import (
     bounded_message,
     run_key,
 )
-from streams.errors import EventError, show, shown_key, shown_name
+from streams.errors import MAX_SHOWN_KEY, EventError, show, shown_key, shown_name
 from streams.events import am_epoch, decode_json, epoch_unit_guess, text_control
 from streams.partitioning import key_partition
 from streams.replies import RESEND, undelivered_of, undelivered_of_group
+from streams.tables import stored_items
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
@@ -149,30 +150,86 @@ def shown_run(
     return shown if len(shown) > len(run) else run
 
 
+# A silence whose key no request can carry is addressed as ``sha256:`` and at least this
+# many of the first hex digits of its key's SHA-256 (``silence_handle``).
+HANDLE_DIGITS = 16
+_HANDLE = re.compile(rf"sha256:([0-9a-f]{{{HANDLE_DIGITS},64}})")
+# The largest changelog entry (key and value) an expiry writes: the producer's
+# max.request.size (1,048,576 bytes) less room for the record's framing.
+MAX_SILENCE_ENTRY_BYTES = 1_048_576 - 1024
+
+
+def silence_handle(raw: bytes) -> str | None:
+    """How ``DELETE /silences/ID`` (``silences expire``) addresses the silence stored
+    under ``raw`` when its key cannot be the ID: ``sha256:`` and the first
+    ``HANDLE_DIGITS`` hex digits of the key's SHA-256, for a key longer than
+    ``MAX_SHOWN_KEY`` characters (listed cut, ``shown_key``; one of about 1 MB fits in
+    no URL) or that is not UTF-8 (listed with replacement characters, which name another
+    key); None for every other key, its own ID. t173: such a silence (another tool's
+    changelog entry) was listed but could not be expired by anything the listing showed."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and len(text) <= MAX_SHOWN_KEY:
+        return None
+    return f"sha256:{hashlib.sha256(raw).hexdigest()[:HANDLE_DIGITS]}"
+
+
+def handled_key(keys: Iterable[bytes], silence_id: str) -> bytes | None:
+    """The one stored key among ``keys`` that ``silence_id`` (``sha256:`` and 16 to 64
+    hex digits) addresses by ``silence_handle``, None when ``silence_id`` is no such
+    handle or no key has it. ``ApiError`` 409 when several keys share those digits (give
+    more of them: the listing's ``key`` shows 16)."""
+    match = _HANDLE.fullmatch(silence_id)
+    if match is None:
+        return None
+    digits = match.group(1)
+    found = [
+        k
+        for k in keys
+        if silence_handle(k) is not None and hashlib.sha256(k).hexdigest().startswith(digits)
+    ]
+    if len(found) > 1:
+        raise ApiError(
+            409,
+            f"{len(found)} stored silences' keys have a SHA-256 starting {digits}: give "
+            "more of its 64 digits",
+        )
+    return found[0] if found else None
+
+
 def _listed(
-    key: str, doc: Any, now: float, read: Callable[[Any], Silence | BadSilence] | None = None
+    key: str,
+    doc: Any,
+    now: float,
+    read: Callable[[Any], Silence | BadSilence] | None = None,
+    handle: str | None = None,
 ) -> dict[str, Any]:
     """A stored silence as listed, with whether it is active now; one that cannot be read
     (playbooks.routing.SilenceBook skips it) is listed as such rather than failing.
     ``key``: its key in the table, listed as its ``id`` (what ``DELETE /silences/ID``
     takes; t160: one stored without an id, or with another, was listed without the key,
     so nothing the listing showed could expire it). ``read``: the document's reading
-    (the route agent's book's, ``reading_of``), by default parsed here."""
+    (the route agent's book's, ``reading_of``), by default parsed here. ``handle``: the
+    ``silence_handle`` of a key that cannot be its ID, listed as the ID (what expires
+    it), the key itself shown cut as ``key``."""
     base = doc if isinstance(doc, dict) else {}
+    named = {"id": shown_key(key)} if handle is None else {"id": handle, "key": shown_key(key)}
     ends = base.get("ends_at")
     if isinstance(ends, int | float) and not isinstance(ends, bool) and ends <= now:
         # Expired: not read, as the route agent does, so bounded as an unreadable one.
-        return {**bounded_document(base), "id": shown_key(key), "active": False}
+        return {**bounded_document(base), **named, "active": False}
     silence = read_stored(key, doc) if read is None else read(doc)
     if isinstance(silence, BadSilence):
         unreadable = bounded_message(silence.message)
         return {
             **bounded_document(base),
-            "id": shown_key(key),
+            **named,
             "active": False,
             "unreadable": unreadable,
         }
-    return {**base, "id": key, "active": silence.active(now)}
+    return {**base, **named, "active": silence.active(now)}
 
 
 # An unreadable or expired stored silence is listed with at most this many of its fields,
@@ -181,6 +238,21 @@ def _listed(
 # characters, the largest, is shown cut).
 MAX_LISTED_FIELDS = 32
 MAX_LISTED_FIELD_BYTES = 4096
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as JSON; past any message's size for one JSON cannot write as
+    it is (an int past 64 bits)."""
+    try:
+        return len(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return MAX_SILENCE_ENTRY_BYTES + 1
+
+
+def expiry_fields(expired: Mapping[str, Any]) -> dict[str, Any]:
+    """An expired silence's times and who expired it, the fields an expiry must keep."""
+    fields = ("starts_at", "ends_at", "expired_by", "expired_at")
+    return {k: expired[k] for k in fields if k in expired}
 
 
 def bounded_document(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -1701,7 +1773,14 @@ def register_api(app: faust.App, ctx: Context) -> None:
             await ctx.read_silences(now, report=False)  # the route agent reports
             book = ctx.silence_book
             items = [
-                _listed(k, v, now, partial(book.reading_of, k)) for k, v in ctx.stored_silences()
+                _listed(
+                    k.decode(errors="replace"),
+                    v,
+                    now,
+                    partial(book.reading_of, k.decode(errors="replace")),
+                    silence_handle(k),
+                )
+                for k, v in stored_items(ctx.silences)
             ]
             return self.json({"silences": items})
 
@@ -1843,7 +1922,13 @@ def register_api(app: faust.App, ctx: Context) -> None:
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet(f"the expiry of silence {shown_id(silence_id)}", reason)
-            doc = ctx.silences.get(silence_id.encode())
+            key = silence_id.encode()
+            doc = ctx.silences.get(key)
+            if doc is None:
+                # A key no URL can carry (listed cut, or not UTF-8): by its handle (t173).
+                handled = handled_key((k for k, _ in stored_items(ctx.silences)), silence_id)
+                if handled is not None:
+                    key, doc = handled, ctx.silences.get(handled)
             if doc is None:
                 raise ApiError(404, f"no silence {shown_id(silence_id)}")
             now = time.time()
@@ -1871,10 +1956,20 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 "actor": principal.name,
                 "detail": silence_id,
             }
-            if not await store_silence(silence_id.encode(), expired, record):
+            if len(key) + json_size(expired) > MAX_SILENCE_ENTRY_BYTES:
+                # Under a key of about 1 MB the whole document with its expiry is more
+                # than one message the producer sends: the expiry keeps what a listing
+                # shows of it (``bounded_document``), or its times and who ended it.
+                expired = {**bounded_document(base), **expiry_fields(expired)}
+                if len(key) + json_size(expired) > MAX_SILENCE_ENTRY_BYTES:
+                    expired = {**expiry_fields(expired), "cut": ["the stored document"]}
+            if not await store_silence(key, expired, record):
                 raise kafka_unreachable(
                     f"the expiry of silence {silence_id}",
                     "the silence stays in force on this worker until Kafka has the expiry; "
                     "expiring it again is safe",
                 )
+            if key != silence_id.encode():
+                # Its document as a listing shows it: one of 1 MB is not answered whole.
+                return self.json({"silence": {**bounded_document(expired), "id": silence_id}})
             return self.json({"silence": expired})

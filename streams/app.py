@@ -16,6 +16,7 @@ webhook outcomes arrive on ``commands``, keyed by group key like the runs they c
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import re
@@ -53,6 +54,7 @@ from streams.reload import ConfigReload
 from streams.response import Response
 from streams.settings import Settings, changelog_topic_configs, load_settings
 from streams.tables import REASONS, ReadBack, coalesce_changelog
+from streams.topic_ids import TopicIdWatch, admin_lookups
 from streams.web_server import install as bound_web_server
 
 log = logging.getLogger(__name__)
@@ -290,6 +292,19 @@ def create_app(
         # Per-sensor series of sensors now read by another worker (streams/ingest.py).
         ingest.forget_sensors(ctx.lost_partitions(assigned, "readings"))
         say_grown_topics(assigned)
+        # In the background: an admin round trip must not hold up the rebalance (nor a
+        # broker that does not answer it).
+        task = asyncio.get_running_loop().create_task(topic_ids.check(assigned))
+        id_checks.add(task)
+        task.add_done_callback(id_checks.discard)
+
+    # t173: a topic deleted and created again under the worker, its old positions
+    # committed onto the new one, had its first messages skipped unsaid.
+    describe, committed = admin_lookups(settings)
+    topic_ids = TopicIdWatch(
+        settings.topics.values(), describe, committed, settings.app_id, settings.kafka_bootstrap
+    )
+    id_checks: set[asyncio.Task[list[str]]] = set()
 
     said_grown: set[str] = set()
 

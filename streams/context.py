@@ -25,6 +25,7 @@ from faust.types import TP, EventT, Message, ProducerT
 from playbooks.engine import MAX_COUNT, Part, PlaybookEngine, run_problem
 from playbooks.errors import RoutingConfigError
 from playbooks.executors.grafana import GrafanaAnnotator
+from playbooks.executors.webhook import receiver
 from playbooks.grid import LEVELS, Grid
 from playbooks.loader import load_playbooks, load_routing
 from playbooks.routing import (
@@ -1293,10 +1294,15 @@ class Context:
     async def on_annotation_error(self, annotation_id: str, detail: str) -> None:
         """Called by the Grafana annotator (off the stream) when an annotation fails."""
         self.metrics.annotations.labels("failed").inc()
+        grafana = self.settings.grafana_url
         await self.audit(
             {
                 "action": "annotation_failed",
                 "run_id": annotation_id.rsplit(":", 1)[0],
+                # Which annotation, to which Grafana (t173: the run alone, as the webhook
+                # records named it).
+                "annotation_id": annotation_id,
+                **({"receiver": receiver(str(grafana))} if grafana else {}),
                 "at": time.time(),
                 "actor": "citybrain",
                 "detail": bounded_message(detail),  # an audit record is one Kafka message

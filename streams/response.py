@@ -41,7 +41,7 @@ from playbooks.engine import (
     unresolved,
 )
 from playbooks.errors import BadEventError, PlaybookError, did_you_mean
-from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome
+from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome, receiver
 from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
 from playbooks.routing import Route, Router, Silence
 from playbooks.schema import Playbook
@@ -547,6 +547,10 @@ class Response:
         # Closure calls made here as a re-send (reply id -> the outcome's command id,
         # ``result_id``), until their outcome is sent.
         self._result_ids: dict[str, str] = {}
+        # Calls in the executor's hands (command id -> ``call_ids``), until their outcome
+        # comes back: a failed attempt's audit record names the alert and report the call
+        # was for (bounded by the executor's calls in flight, which refuses past them).
+        self._calling: dict[str, dict[str, Any]] = {}
         self._said_untranslated: set[bytes] = set()
 
     # -- runs ------------------------------------------------------------------------
@@ -2118,6 +2122,7 @@ class Response:
                         # The closure emitted again after a crash drops again: one id.
                         "id": f"{reply['reply_id']}:webhook_dropped",
                         "action": "reply_webhook_dropped",
+                        **call_ids(reply["reply_id"], url, reply),
                         "run_id": run.run_id,
                         "at": time.time(),
                         "actor": "citybrain",
@@ -2172,6 +2177,7 @@ class Response:
         that receiver) fails at once, naming the bound, rather than waiting in a queue."""
         refused = self.webhooks.refusal(url)
         if refused is None and self.webhooks.submit(command_id, url, payload):
+            self._calling[command_id] = call_ids(command_id, url, payload)
             return
         detail = refused or "too many webhook calls in flight"
         await self.on_webhook_outcome(WebhookOutcome(command_id, url, False, 0, detail, 0.0))
@@ -2196,6 +2202,7 @@ class Response:
         return {
             "id": f"{cmd['id']}:given_up",
             "action": "reply_webhook_failed",
+            **call_ids(str(cmd["command_id"]), url, reply if isinstance(reply, dict) else {}),
             "run_id": run_id,
             "at": time.time(),
             "actor": "citybrain",
@@ -2289,7 +2296,7 @@ class Response:
         await self.ctx.audit(
             {
                 "action": "webhook_called_again",
-                "run_id": run_id,
+                **call_ids(reply_id, url, {**reply, "run_id": run_id}),
                 "at": time.time(),
                 "actor": "citybrain",
                 "detail": f"{reply_id} to {url}: its first call was on another worker",
@@ -2308,10 +2315,11 @@ class Response:
             command_id,
             run.run_id,
         )
+        ids = {"run_id": run.run_id, "alert_id": run.alert_id}
         await self.ctx.audit(
             {
                 "action": "webhook_called_again",
-                "run_id": run.run_id,
+                **call_ids(command_id, url, ids),
                 "at": time.time(),
                 "actor": "citybrain",
                 "detail": f"{command_id} to {url}: its first call was on another worker",
@@ -2364,6 +2372,7 @@ class Response:
     # -- webhooks (called by the executor, off the stream) ---------------------------
     async def on_webhook_outcome(self, outcome: WebhookOutcome) -> None:
         run_id = outcome.command_id.rsplit(":", 1)[0]
+        self._calling.pop(outcome.command_id, None)
         self.metrics.webhook_calls.labels("ok" if outcome.ok else "failed").inc()
         self.metrics.webhook_seconds.observe(outcome.seconds)
         # A re-sent closure's call answers under its own id; any other call as its first.
@@ -2394,15 +2403,34 @@ class Response:
             f"{command_id.rsplit(':', 1)[0]}): {detail}; audited as webhook_attempt_failed, "
             "counted in citybrain_webhook_failed_attempts_total",
         )
+        ids = self._calling.get(command_id) or call_ids(
+            command_id, url, {"run_id": command_id.rsplit(":", 1)[0]}
+        )
         await self.ctx.audit(
             {
                 "action": "webhook_attempt_failed",
-                "run_id": command_id.rsplit(":", 1)[0],
+                **ids,
+                "attempt": attempt,
                 "at": time.time(),
                 "actor": "citybrain",
                 "detail": f"{url}: attempt {attempt}: {detail}",
             }
         )
+
+
+def call_ids(command_id: str, url: str, payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a webhook call's audit records carry to follow it (t173: its attempts and
+    calls made again named the run alone): ``command_id`` (the receiver's
+    ``X-Citybrain-Delivery``), ``run_id`` and ``alert_id`` (the run's first alert) from
+    ``payload`` (a step's call or a closure), ``report_id`` for a closure, and
+    ``receiver`` (``scheme://host:port`` of ``url``, the unit the executor bounds calls
+    by). Only the fields ``payload`` has as text."""
+    ids: dict[str, Any] = {"command_id": command_id}
+    for field in ("run_id", "alert_id", "report_id"):
+        if isinstance(payload.get(field), str):
+            ids[field] = payload[field]
+    ids["receiver"] = receiver(url)
+    return ids
 
 
 def source_topics(app: AppT) -> frozenset[str]:

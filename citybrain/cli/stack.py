@@ -438,7 +438,7 @@ def restart_demo_worker(settings: Settings) -> int:
         worker_starting_line,
     )
     from citybrain.ports import can_bind
-    from citybrain.stack.process import frozen, read_pid, spawn
+    from citybrain.stack.process import frozen, read_pid, spawn, worker_argv
 
     files = DemoFiles.of(settings)
     demo = running_demo(settings)
@@ -504,7 +504,7 @@ def restart_demo_worker(settings: Settings) -> int:
     log = Path(str(doc.get("worker_log") or files.log))
     print(worker_starting_line(log, "the demo's"), flush=True)
     pid = spawn(
-        [sys.executable, "-m", "citybrain.cli", "worker"],
+        worker_argv(),
         log,
         files.pid,
         spawn_env,
@@ -869,6 +869,7 @@ def _worker(args: argparse.Namespace) -> int:
             logging.getLogger("aiokafka.consumer.group_coordinator").addFilter(
                 retriable_coordinator_error_is_a_warning
             )
+            OffsetOutOfRangeSaid.install(level)
             repeats = RepeatFilter()  # one per worker: its counts span every handler
             lifecycle = LifecycleFilter()  # faust's "Starting..."/"Stopping..." at INFO
             crashes = CrashFilter(_crash_file, _debug())
@@ -1151,6 +1152,61 @@ def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:
             "creates its offsets topic, or while Kafka is unreachable)"
         )
     return True
+
+
+class OffsetOutOfRangeSaid(logging.Filter):
+    """A filter on aiokafka's fetcher logger: its INFO "Fetch offset N is out of range
+    for partition TP, resetting offset" becomes one WARNING in citybrain's words, naming
+    the topic, the partition, the offset and what the reset does (``RESET_POLICY``: the
+    log start), whatever ``--loglevel`` is; the fetcher's other records pass only at or
+    above ``floor`` (the worker's level), as before. t173: a topic deleted and created
+    again under a worker, or cut by retention past where the worker had read, was read
+    from elsewhere with no word (at ``--loglevel warning``) or aiokafka's one INFO line,
+    which named neither why nor where reading went on.
+
+    ``install`` puts it on the logger and lets the logger create INFO records (the
+    filter then drops those below ``floor``)."""
+
+    LOGGER = "aiokafka.consumer.fetcher"
+    TEMPLATE = "Fetch offset %s is out of range for partition %s, resetting offset"
+
+    def __init__(self, floor: int) -> None:
+        super().__init__()
+        self.floor = floor
+
+    @classmethod
+    def install(cls, floor: int) -> OffsetOutOfRangeSaid:
+        logger = logging.getLogger(cls.LOGGER)
+        for old in [f for f in logger.filters if isinstance(f, cls)]:
+            logger.removeFilter(old)  # one per worker (a test builds several)
+        said = cls(floor)
+        logger.addFilter(said)
+        logger.setLevel(min(floor, logging.INFO))
+        return said
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg != self.TEMPLATE or len(args) != 2:
+            return record.levelno >= self.floor
+        offset, tp = args
+        topic, partition = getattr(tp, "topic", tp), getattr(tp, "partition", "?")
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.msg = (
+            "citybrain: topic %s partition %s: offset %s is not in the partition (past "
+            "its end: the topic was deleted and created again, or its log was cut; or "
+            "before its log start: retention deleted messages before they were read): "
+            "reading on from %s, the worker's reset policy (consumer_auto_offset_reset="
+            "%s, as Kafka's consumers name it); any messages between were deleted unread "
+            "(docs/operations.md, Topics deleted or cut)"
+        )
+        record.args = (topic, partition, offset, RESET_WHERE, RESET_POLICY)
+        return True
+
+
+# Where a worker reads a partition whose offset is out of range, or that has no committed
+# offset: faust's consumer_auto_offset_reset (streams/app.py), as Kafka's consumers name it.
+RESET_POLICY = "earliest"
+RESET_WHERE = "the partition's log start (its oldest message kept)"
 
 
 # How long a stopping worker may take to commit and flush before it exits anyway.

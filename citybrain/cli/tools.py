@@ -157,7 +157,14 @@ def cmd_dashboards(args: argparse.Namespace) -> int:
     # did (t83: it printed only the failure, so which dashboards Grafana had was unsaid).
     report = PushReport()
     try:
-        pusher = DashboardPusher(url, token, prometheus, scrape_interval=args.scrape_interval)
+        pusher = DashboardPusher(
+            url,
+            token,
+            prometheus,
+            scrape_interval=args.scrape_interval,
+            url_from=url_from,
+            token_from="--token" if args.token else "CITYBRAIN_GRAFANA_TOKEN",
+        )
         pusher.push(Path(args.generated), report, dashboards)
     except PushError as exc:
         _print_push_report(report)

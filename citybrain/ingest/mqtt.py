@@ -24,6 +24,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -38,6 +39,7 @@ from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher
+from citybrain.ingest.receipts import Receipts
 from streams.errors import EventError
 from streams.events import (
     MAX_PACK_READINGS,
@@ -269,7 +271,11 @@ class MqttIngest:
         clock: Any = time.time,
         metrics: IngestMetrics | None = None,
         max_payload: int = MAX_PAYLOAD,
+        receipts: Path | None = None,
     ) -> None:
+        """``receipts``: the file that keeps the first receipts of QoS 1 messages across
+        restarts (``citybrain.ingest.receipts``; ``receipts_path`` of the run directory
+        and the client id); None keeps them in memory only."""
         if qos not in (0, 1):
             raise ValueError(f"qos is {qos}: expected 0 or 1")
         if not 1 <= inflight <= 65_535:
@@ -290,10 +296,11 @@ class MqttIngest:
         self.received = 0
         self.skipped = 0  # empty payloads: a retained value cleared, nothing to ingest
         # Packet id -> (digest of the topic and payload, receipt time) of each QoS 1
-        # message this process received: a redelivery (DUP set, the same packet id,
-        # topic and payload) is stamped at its first receipt (``_receipt``). At most
-        # 65,535 entries (packet ids are 16 bits; a reused id replaces its entry).
-        self._first_receipt: dict[int, tuple[bytes, float]] = {}
+        # message this client id's ingests received, this process's and, from the file,
+        # the ones before it: a redelivery (DUP set, the same packet id, topic and
+        # payload) is stamped at its first receipt (``_receipt``). At most 65,535
+        # entries (packet ids are 16 bits; a reused id replaces its entry).
+        self._first_receipt = Receipts(receipts, clock, SESSION_EXPIRY)
         self._stopping = False
         self._connected_at = 0.0  # monotonic time of the last connection
         self._quick_drops = 0  # drops in a row within QUICK_DROP seconds of connecting
@@ -337,6 +344,7 @@ class MqttIngest:
             self.client.publish(self.owner_topic, b"", qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
+        self._first_receipt.close()
         return undelivered
 
     def _on_connect(
@@ -494,9 +502,11 @@ class MqttIngest:
         stamped with: now, or, for a redelivery of a QoS 1 message this process received
         before (DUP set, the same packet id, topic and payload: the broker sends every
         unacknowledged message again when the session resumes after a dropped
-        connection), its first receipt. Stamped anew, a redelivered plain number was a
-        second reading at another time, counted twice by the worker (t165); stamped
-        alike, it is the same reading again, which the worker drops as a repeat."""
+        connection, or to the next ingest of the client id after this one was killed),
+        its first receipt. Stamped anew, a redelivered plain number was a second reading
+        at another time, counted twice by the worker (t165; t173 across a restart, the
+        receipts kept in a file); stamped alike, it is the same reading again, which the
+        worker drops as a repeat."""
         now: float = self.clock()
         if msg.qos == 0:
             return now
@@ -507,7 +517,7 @@ class MqttIngest:
         first = self._first_receipt.get(msg.mid)
         if getattr(msg, "dup", False) and first is not None and first[0] == digest:
             return first[1]
-        self._first_receipt[msg.mid] = (digest, now)
+        self._first_receipt.put(msg.mid, digest, now)  # on disk before Kafka has it
         return now
 
     @property

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher, PublisherStats, make_producer
+from citybrain.ingest.receipts import receipts_path
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen, listen_error
 from citybrain.text import counted
 from streams.bounds import Bounds
@@ -426,6 +427,7 @@ def run_mqtt(
         inflight=options.inflight,
         metrics=metrics,
         max_payload=options.max_payload,
+        receipts=receipts_path(settings.run_dir, options.client_id),
     )
     ingest.start()
     log.info(

@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -488,3 +489,12 @@ def debian_binary(
     if not found:
         raise StackError(f"{service}: apt-get reported success but no {binary} binary")
     return found
+
+
+def worker_argv() -> list[str]:
+    """The command line that starts a worker in its own process (the demo's, `stack
+    restart-worker`): through ``citybrain.launch``'s guard, ``python -m citybrain``.
+    ``-m citybrain.cli`` imported the whole command line before any handler was in: a
+    SIGTERM in that second (`stack down` right after a start) killed the worker unsaid,
+    status 143 (t173)."""
+    return [sys.executable, "-m", "citybrain", "worker"]

@@ -30,7 +30,7 @@ from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from dashboards.generate import expressions, load
 from dashboards.rules import ALERTS
 from streams.auth import hash_token
-from streams.events import format_ts
+from streams.events import format_ts, parse_ts
 from tests.services import (
     FIXTURES,
     OPERATOR_TOKEN,
@@ -283,6 +283,35 @@ def test_qos1_messages_held_by_a_killed_ingest_are_delivered_again(
     try:
         readings = packed(p.read("readings", lambda m: count_readings(m) >= n, settle=1))
         assert [r["value"] for r in readings] == [float(i) for i in range(n)]
+    finally:
+        second.stop()
+
+
+def test_a_plain_number_redelivered_to_a_new_ingest_keeps_its_first_receipt_time(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """t173 (fails on the old code): plain numbers held by an ingest SIGKILLed before it
+    acknowledged them are delivered again to the next ingest of its client id, which
+    stamped them at its own receipt: had the first one's readings reached Kafka, each was
+    a second reading at another time, counted twice. The first receipts are kept in the
+    run directory, so the next ingest stamps them at the killed one's receipt."""
+    p = ingest_pipeline
+    first = mqtt_ingest(p, "--pack-ms", "30000").start()
+    n = 50
+    mosquitto_pub(p.settings.mqtt_port, TOPIC, [str(i / 100) for i in range(n)])
+    deadline = time.monotonic() + 30
+    while not any(r >= n for r in stat(first.log(), "received")):
+        assert time.monotonic() < deadline, first.log()[-2000:]
+        time.sleep(0.2)
+    received_by = time.time()
+    first.kill()
+    time.sleep(1.5)  # a stamp by the next ingest is later than received_by + 1
+    second = mqtt_ingest(p).start()
+    try:
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= n, settle=1))
+        assert sorted(r["value"] for r in readings) == [i / 100 for i in range(n)]
+        late = [r for r in readings if parse_ts(r["ts"]) > received_by + 1]
+        assert late == [], late[:3]
     finally:
         second.stop()
 

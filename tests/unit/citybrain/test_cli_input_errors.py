@@ -628,3 +628,40 @@ def test_a_topic_record_without_the_fields_its_readers_use_is_left_out_and_said(
         '"at" is inf',
     ):
         assert said in err, (said, err)
+
+
+def test_an_offset_out_of_range_is_one_warning_naming_where_reading_goes_on() -> None:
+    """t173 (fails on the old code): aiokafka's INFO "Fetch offset … is out of range …,
+    resetting offset" was the only word of a partition read from elsewhere (hidden at
+    --loglevel warning). Now a WARNING naming the topic, partition, offset and the reset
+    policy; the fetcher's other records below the worker's level stay out."""
+    import logging
+
+    from aiokafka.structs import TopicPartition
+
+    from citybrain.cli.stack import OffsetOutOfRangeSaid
+
+    said = OffsetOutOfRangeSaid(logging.WARNING)
+
+    def record(msg: str, args: tuple[object, ...]) -> logging.LogRecord:
+        name = OffsetOutOfRangeSaid.LOGGER
+        return logging.LogRecord(name, logging.INFO, __file__, 1, msg, args, None)
+
+    out = record(OffsetOutOfRangeSaid.TEMPLATE, (500, TopicPartition("p.readings", 1)))
+    assert said.filter(out) and out.levelno == logging.WARNING
+    assert out.getMessage().startswith(
+        "citybrain: topic p.readings partition 1: offset 500 is not in the partition"
+    )
+    assert "reading on from the partition's log start" in out.getMessage()
+    assert not said.filter(record("Adding fetch request for partition %s", (1,)))
+    fetcher = logging.getLogger(OffsetOutOfRangeSaid.LOGGER)
+    before = fetcher.level
+    try:
+        OffsetOutOfRangeSaid.install(logging.WARNING)
+        OffsetOutOfRangeSaid.install(logging.WARNING)  # one filter, not two
+        assert fetcher.isEnabledFor(logging.INFO)
+        assert sum(isinstance(f, OffsetOutOfRangeSaid) for f in fetcher.filters) == 1
+    finally:
+        for f in [f for f in fetcher.filters if isinstance(f, OffsetOutOfRangeSaid)]:
+            fetcher.removeFilter(f)
+        fetcher.setLevel(before)

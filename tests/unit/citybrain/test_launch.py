@@ -5,9 +5,12 @@ load) ends ``citybrain`` in the boundary's one line and status 130; it was a
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -58,3 +61,35 @@ def test_python_dash_m_citybrain_is_the_same_command_line() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("citybrain ")
+
+
+def test_a_sigterm_while_a_spawned_worker_imports_is_said(tmp_path: Path) -> None:
+    """t173 (fails on the old code): the demo and `stack restart-worker` started the
+    worker as ``python -m citybrain.cli worker``, which imports the whole command line
+    (about a second) before any SIGTERM handler is in: a SIGTERM then (`stack down` right
+    after a start) killed it unsaid, status 143. Through the guard it says so, 130. The
+    signal is sent as the first of citybrain's own modules is imported (``-X
+    importtime`` prints each as it finishes), well inside that second."""
+    from citybrain.stack.process import worker_argv
+
+    argv = worker_argv()
+    env = {**os.environ, "CITYBRAIN_RUN_DIR": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+    worker = subprocess.Popen(
+        [argv[0], "-X", "importtime", *argv[1:]],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stderr is not None
+    lines = []
+    for line in worker.stderr:
+        lines.append(line)
+        module = line.rsplit("|", 1)[-1].strip()
+        if module.startswith("citybrain.") and module != "citybrain.launch":
+            worker.send_signal(signal.SIGTERM)
+            break
+    rest = worker.stderr.read()
+    assert worker.wait(timeout=60) == EXIT_INTERRUPTED, "".join(lines[-5:]) + rest
+    assert "citybrain: interrupted" in rest.splitlines()

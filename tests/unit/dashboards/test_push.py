@@ -178,9 +178,30 @@ def test_a_refused_token_says_where_it_came_from(capsys: pytest.CaptureFixture[s
         assert main(["dashboards", "push", "--url", url, "--token", "t"]) == EXIT_FAILED
     assert capsys.readouterr().err == (
         "citybrain: folder citybrain: Grafana answered 401: invalid API key; check the "
-        "token (--token or CITYBRAIN_GRAFANA_TOKEN): a Grafana service-account token "
-        "(glsa_…) of that Grafana\n"
+        "token (--token): a Grafana service-account token (glsa_…) of that Grafana\n"
     )
+
+
+def test_a_url_from_citybrain_grafana_url_is_named_when_it_is_no_grafana(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t173 (fails on the old code): with the URL taken from CITYBRAIN_GRAFANA_URL, a
+    server that is no Grafana was "check --url", an option the operator had not typed;
+    a token from CITYBRAIN_GRAFANA_TOKEN refused was "check the token (--token or …)"."""
+    from citybrain.cli import EXIT_FAILED, main
+
+    monkeypatch.setenv("CITYBRAIN_GRAFANA_TOKEN", "t")
+    with _server(302, {"Location": "/login"}, b"") as url:
+        monkeypatch.setenv("CITYBRAIN_GRAFANA_URL", url)
+        assert main(["dashboards", "push"]) == EXIT_FAILED
+    err = capsys.readouterr().err
+    assert "check CITYBRAIN_GRAFANA_URL (Grafana's own address" in err, err
+    assert "--url" not in err, err
+    answer = (401, {"Content-Type": "application/json"}, b'{"message": "invalid API key"}')
+    with _server(*answer) as url:
+        monkeypatch.setenv("CITYBRAIN_GRAFANA_URL", url)
+        assert main(["dashboards", "push"]) == EXIT_FAILED
+    assert "check the token (CITYBRAIN_GRAFANA_TOKEN): a Grafana" in capsys.readouterr().err
 
 
 def test_the_url_comes_from_citybrain_grafana_url_as_the_token_does(

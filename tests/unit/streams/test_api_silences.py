@@ -478,13 +478,13 @@ def test_an_unreadable_silence_is_listed_bounded_not_whole(ctx: Context) -> None
 
     status, body = asyncio.run(listing())
     assert status == 200 and len(body) < 20_000
-    listed = {s["id"][:20]: s for s in orjson.loads(body)["silences"]}
+    listed = {s.get("key", s["id"])[:20]: s for s in orjson.loads(body)["silences"]}
     shown = listed["huge"]
     assert shown["unreadable"] and shown["comment"].startswith("'ccc") and len(shown) < 40
     assert shown["cut"] == ["comment", "973 more fields"]
     assert shown["matchers"] == good["matchers"]  # a field of its size is shown whole
     assert listed["ended"]["cut"] == ["note"] and listed["ended"]["active"] is False
-    cut_key = listed["k" * 20]["id"]
+    cut_key = listed["k" * 20]["key"]  # its id the handle that expires it (t173)
     assert cut_key.startswith("k" * 100) and "(100,000 characters, sha256 " in cut_key
 
 
@@ -517,3 +517,59 @@ def test_a_silence_at_the_bounds_once_stored_is_stored_readable(ctx: Context) ->
     stored = ctx.silences.data[key.encode()]
     assert max(map(len, stored["matchers"])) == 1024 and len(stored["matchers"]) == 64
     assert isinstance(read_stored(key, stored), Silence)
+
+
+def test_a_silence_under_a_key_no_url_carries_is_expired_by_its_listed_handle(
+    ctx: Context,
+) -> None:
+    """t173 (fails on the old code): a silence stored under a key of about 1 MB (another
+    tool's changelog entry), or one that is not UTF-8, was listed with its key cut (or
+    with replacement characters), and nothing the listing showed could expire it: no URL
+    carries the key. Now it is listed under ``sha256:`` and 16 hex digits of its key's
+    SHA-256 (the key, cut, as ``key``), which ``DELETE /silences/ID`` takes; the expiry
+    of the 1 MB key still fits one message, and the answer is bounded."""
+    now = time.time()
+    good = {"matchers": ['kind="pm25"'], "starts_at": now - 10, "ends_at": now + 3600}
+    huge_key = b"k" * 1_000_000
+    ctx.silences.data[huge_key] = {**good, "id": "other", "comment": "c" * 40_000}
+    ctx.silences.data[b"bad-\xff"] = {**good, "id": "bad-\ufffd"}
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> tuple[Any, list[Any], Any]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, headers=headers)
+                return resp.status, await resp.json()
+
+            listed = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+            expired = [
+                await call("DELETE", f"/api/v1/silences/{s['id']}", COORDINATOR_TOKEN)
+                for s in listed[1]["silences"]
+            ]
+            return listed, expired, await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+
+    (status, doc), expired, (_, after) = asyncio.run(scenario())
+    assert status == 200
+    ids = [s["id"] for s in doc["silences"]]
+    assert all(i.startswith("sha256:") and len(i) == 7 + 16 for i in ids), ids
+    keys = [s["key"] for s in doc["silences"]]
+    assert any("(1,000,000 characters, sha256 " in k for k in keys), keys
+    assert [s for s, _ in expired] == [200, 200], expired
+    for key in (huge_key, b"bad-\xff"):
+        stored = ctx.silences.data[key]
+        assert stored["ends_at"] <= time.time() and stored["expired_by"]
+        assert len(key) + len(orjson.dumps(stored)) <= 1_048_576
+    assert all(len(orjson.dumps(answer)) < 20_000 for _, answer in expired)
+    assert {s["id"] for s in after["silences"]} == set(ids)
+    assert all(s["active"] is False and "unreadable" not in s for s in after["silences"])
+
+
+def test_a_handle_that_names_no_stored_key_is_no_silence(ctx: Context) -> None:
+    # As `silences expire` sends it: the colon percent-encoded in the path segment.
+    register_api(ctx.app, ctx)
+    status, doc, _ = ask(
+        ctx, "DELETE", "/api/v1/silences/sha256%3A0123456789abcdef", COORDINATOR_TOKEN
+    )
+    assert status == 404 and "no silence 'sha256:0123456789abcdef'" in doc["error"], doc

@@ -181,3 +181,93 @@ def test_a_closure_given_up_is_logged_under_its_failed_attempts_to_the_same_url(
         f"citybrain: closure (reply) webhook to {url} for report r-1 given up: HTTP 500 "
         "after 3 attempt(s) (the replies topic has it); audited as reply_webhook_failed",
     ]
+
+
+def test_a_webhook_calls_audit_records_name_its_run_alert_receiver_and_attempt(
+    tmp_path: Path,
+) -> None:
+    """t173 (fails on the old code): ``webhook_attempt_failed`` and
+    ``webhook_called_again`` carried the run's id alone, so an operator could not follow
+    one notification: which delivery, for which alert, to which receiver, which attempt."""
+    from playbooks.engine import Run
+    from tests.unit.streams.test_covered_once import sending_response
+
+    response, _ = sending_response(tmp_path)
+    audited: list[dict[str, object]] = []
+
+    async def audit(record: dict[str, object]) -> None:
+        audited.append(record)
+
+    response.ctx.audit = audit  # type: ignore[method-assign]
+    response.webhooks.submit = lambda *args: True  # type: ignore[method-assign]
+    url = "http://Receiver.example:8080/hook?x=1"
+    run = Run("grp-1.1", "al-7", "flash-flood", "c1", "flood", "water")
+
+    async def scenario() -> None:
+        await response._call_again(run, "grp-1.1:3", url)
+        await response.on_webhook_attempt("grp-1.1:3", url, 2, "HTTP 500")
+        closure = {"reply_id": "grp-1.1:4", "report_id": "r-9", "alert_id": "al-7"}
+        await response._reply_again("grp-1.1", closure)
+
+    response.settings.replies_webhook_url = url  # type: ignore[assignment]
+    asyncio.run(scenario())
+    ids = {
+        "run_id": "grp-1.1",
+        "alert_id": "al-7",
+        "receiver": "http://receiver.example:8080",
+    }
+    called, attempt, reply = audited
+    assert called["action"] == "webhook_called_again"
+    assert called.items() >= {**ids, "command_id": "grp-1.1:3"}.items(), called
+    assert attempt["action"] == "webhook_attempt_failed"
+    assert attempt.items() >= {**ids, "command_id": "grp-1.1:3", "attempt": 2}.items()
+    assert reply["action"] == "webhook_called_again"
+    assert reply.items() >= {**ids, "command_id": "grp-1.1:4", "report_id": "r-9"}.items()
+
+
+def test_a_closure_given_up_names_its_call_as_its_attempts_do(tmp_path: Path) -> None:
+    """t173, a sibling (fails on the old code): ``reply_webhook_failed`` named its call
+    only inside ``detail``."""
+    from tests.unit.streams.test_covered_once import sending_response
+
+    response, _ = sending_response(tmp_path)
+    url = "https://replies.example/in"
+    response.settings.replies_webhook_url = url  # type: ignore[assignment]
+    cmd = {"id": "g.1:5:result", "command_id": "g.1:5", "detail": "HTTP 500"}
+    record = response._given_up("g.1", cmd, {"report_id": "r-1", "alert_id": "al-1"})
+    assert (
+        record.items()
+        >= {
+            "command_id": "g.1:5",
+            "run_id": "g.1",
+            "alert_id": "al-1",
+            "report_id": "r-1",
+            "receiver": "https://replies.example:443",
+        }.items()
+    )
+
+
+def test_a_failed_annotation_names_its_annotation_and_grafana(tmp_path: Path) -> None:
+    """t173, a sibling (fails on the old code): ``annotation_failed`` named the run alone."""
+    from tests.unit.streams.test_covered_once import sending_response
+
+    response, _ = sending_response(tmp_path)
+    ctx = response.ctx
+    audited: list[dict[str, object]] = []
+
+    async def audit(record: dict[str, object]) -> None:
+        audited.append(record)
+
+    ctx.audit = audit  # type: ignore[method-assign]
+    ctx.settings.grafana_url = "http://grafana.example:3000/"  # type: ignore[assignment]
+    asyncio.run(ctx.on_annotation_error("grp-1.1:5", "HTTP 500"))
+    [record] = audited
+    assert (
+        record.items()
+        >= {
+            "action": "annotation_failed",
+            "run_id": "grp-1.1",
+            "annotation_id": "grp-1.1:5",
+            "receiver": "http://grafana.example:3000",
+        }.items()
+    )

@@ -1574,3 +1574,77 @@ def test_a_redelivered_plain_number_is_stamped_at_its_first_receipt(ingest_grid:
         ("gauge-1", 2.5, 45),
         ("gauge-2", 2.5, 40),
     ]
+
+
+def test_a_plain_number_redelivered_to_a_new_ingest_keeps_its_first_receipt(
+    ingest_grid: Grid, tmp_path: Path
+) -> None:
+    """t173 (fails on the old code): an ingest killed after handing a plain number to
+    Kafka, before acknowledging it to the broker, left it to the next ingest of its
+    client id (DUP set, the same packet id, topic and payload), which stamped it anew: a
+    second reading, counted twice by the worker. The first receipts are now kept in a
+    file under the run directory and read back by the next ingest; a line cut by the kill
+    is skipped, and a file that cannot be written leaves them in memory, said."""
+    from paho.mqtt.client import MQTTMessage
+
+    from citybrain.ingest.receipts import receipts_path
+
+    class Client:
+        def ack(self, mid: int, qos: int) -> None:
+            pass
+
+    path = receipts_path(tmp_path, "gateway/1 east")
+    assert path.parent == tmp_path / "ingest" and path.name.startswith("mqtt-gateway_1_east-")
+
+    def deliver(ingest: MqttIngest, mid: int, payload: bytes, dup: bool) -> None:
+        msg = MQTTMessage(mid=mid, topic=b"city/e/gauge-1/water_level")
+        msg.payload, msg.qos, msg.dup = payload, 1, dup
+        ingest._on_message(Client(), None, msg)
+
+    kafka = Kafka()
+    first = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW - 60, receipts=path)
+    deliver(first, 7, b"2.5", dup=False)
+    deliver(first, 8, b"3.5", dup=False)
+    # SIGKILLed: nothing closed; its last line cut as it was written.
+    with path.open("ab") as file:
+        file.write(b"9 0123")
+    second = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW - 10, receipts=path)
+    deliver(second, 7, b"2.5", dup=True)  # its first receipt, by the killed ingest
+    deliver(second, 8, b"3.6", dup=True)  # another payload under that id: stamped anew
+    deliver(second, 9, b"4.5", dup=True)  # the cut line: never taken, stamped now
+    stamped = [(r.value, T_NOW - r.ts) for r in kafka.readings]
+    assert stamped == [(2.5, 60), (3.5, 60), (2.5, 60), (3.6, 10), (4.5, 10)]
+    second.stop(close=lambda: 0)
+
+
+def test_receipts_that_cannot_be_kept_on_disk_are_kept_in_memory_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from citybrain.ingest.receipts import Receipts
+
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # a file where the ingest directory should be
+    with caplog.at_level(logging.WARNING, logger="citybrain.ingest.receipts"):
+        receipts = Receipts(blocked / "ingest" / "r.receipts", lambda: 0.0, 60.0)
+    receipts.put(7, b"d" * 16, 5.0)
+    assert receipts.get(7) == (b"d" * 16, 5.0) and receipts.path is None
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(f"ingest: cannot keep first receipts in {blocked}/ingest/r.receipts")
+
+
+def test_the_receipts_file_is_written_again_past_its_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from citybrain.ingest import receipts as module
+
+    monkeypatch.setattr(module, "COMPACT_LINES", 10)
+    path = tmp_path / "r.receipts"
+    receipts = module.Receipts(path, lambda: 100.0, 60.0)
+    for n in range(25):
+        receipts.put(1 + n % 3, bytes([n]) * 16, 100.0 + n)
+    assert len(path.read_text().splitlines()) <= 11
+    receipts.close()
+    again = module.Receipts(path, lambda: 130.0, 60.0)
+    assert again.entries == {1 + n % 3: (bytes([n]) * 16, 100.0 + n) for n in range(22, 25)}
+    # Older than the broker keeps a session: not read back.
+    assert module.Receipts(path, lambda: 200.0, 60.0).entries == {}
