@@ -251,6 +251,23 @@ def timestamp_fault(text: str) -> str:
     return f"expected an ISO 8601 timestamp ({_EXAMPLE})"
 
 
+# The start of ``no_zone_fault``'s text, for callers that tell that fault apart.
+NO_ZONE = "timestamp has no time zone"
+
+
+def no_zone_fault(text: str) -> str:
+    """Why ``text``, a timestamp ``iso_datetime`` reads but without a zone, is refused, and
+    what to send: ``text`` itself with ``Z`` (UTC) or an offset added. The bare "timestamp
+    has no time zone" said no next step (t174: a pandas or spreadsheet export writes
+    ``2016-03-01 00:00:00``, local time, in every row), where every other fault of a
+    timestamp ends with the form that is taken."""
+    shown = text[:29]  # a fraction past nine digits is cut: still a time the form takes
+    return (
+        f"{NO_ZONE}: add the zone of the clock that wrote it, "
+        f"'{shown}Z' if that was UTC, or its UTC offset ('{shown}+08:00' for UTC+8)"
+    )
+
+
 def iso_instant(text: str) -> datetime | None:
     """``text`` (spaces around it ignored) as an aware datetime, UTC when it has no zone,
     or None: the form ``ISO_DATETIME`` (``iso_datetime``, the worker's) or a date alone
@@ -347,7 +364,7 @@ def parse_ts(value: Any, field: str = "ts") -> float:
         fault = timestamp_fault(value)
         raise EventError("bad_timestamp", field, value, fault) from None
     if epoch is None:
-        raise EventError("bad_timestamp", field, value, "timestamp has no time zone")
+        raise EventError("bad_timestamp", field, value, no_zone_fault(value))
     if not _FIRST_TS <= epoch <= _LAST_TS:
         raise EventError(
             "bad_timestamp", field, value, "the time in UTC is outside the years 0001-9999"
