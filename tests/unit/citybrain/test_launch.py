@@ -5,6 +5,7 @@ load) ends ``citybrain`` in the boundary's one line and status 130; it was a
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import tomllib
@@ -12,7 +13,7 @@ from typing import NoReturn
 
 import pytest
 
-from citybrain.launch import EXIT_INTERRUPTED, main
+from citybrain.launch import EXIT_INTERRUPTED, EXIT_SERVICE, main, missing_dependency
 from streams.settings import REPO_ROOT
 
 
@@ -58,3 +59,47 @@ def test_python_dash_m_citybrain_is_the_same_command_line() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("citybrain ")
+
+
+class _PulledAhead:
+    """``citybrain.cli`` as it imports after a pull that added a dependency the virtualenv
+    lacks (the checkout's code is the editable install's; its packages are the last
+    ``make install``'s)."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise ModuleNotFoundError("No module named 'newdep'", name="newdep")
+
+
+def test_a_dependency_missing_after_a_pull_is_one_line_naming_make_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t174 (fails on the old code: a ModuleNotFoundError traceback, status 1)."""
+    monkeypatch.setitem(sys.modules, "citybrain.cli", _PulledAhead())
+    assert main() == EXIT_SERVICE == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("citybrain: the Python module 'newdep' is not installed in ")
+    assert f"`make install` in {REPO_ROOT}" in err
+
+
+def test_a_dependency_missing_inside_a_command_is_the_same_line_not_a_bug(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t174 (fails on the old code: "unexpected ModuleNotFoundError … This is a bug", 70).
+    A command imports some of its libraries when it runs (httpx, faust, sklearn)."""
+    from citybrain.cli import main as cli_main
+
+    def pulled(args: object) -> int:
+        raise ModuleNotFoundError("No module named 'newdep.sub'", name="newdep.sub")
+
+    monkeypatch.setattr("citybrain.cli.parser.cmd_hash_token", pulled)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("tok\n"))
+    assert cli_main(["hash-token"]) == EXIT_SERVICE
+    err = capsys.readouterr().err
+    assert "the Python module 'newdep' is not installed" in err and "bug" not in err
+
+
+def test_one_of_the_checkouts_own_modules_missing_is_still_a_bug() -> None:
+    """Not the virtualenv's doing: `make install` would not help."""
+    assert missing_dependency(ModuleNotFoundError("x", name="streams.gone")) is None
+    assert missing_dependency(ImportError("cannot import name 'x'")) is None
