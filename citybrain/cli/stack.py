@@ -165,6 +165,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 others.append(other)
                 said += f" here; left running: {comp.foreign()}"
             print(f"{name:11} {said}")
+        ingests = ingests_line(s, stopped=True)
+        if ingests:
+            print(ingests)
         if args.wipe:
             from citybrain.demo import DemoFiles
 
@@ -269,6 +272,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"{name:11} {state:8} {where}{note}")
         for line in demo_worker_lines(s):
             print(line)
+        ingests = ingests_line(s, stopped=False)
+        if ingests:
+            print(ingests)
         # A service on another port is not fixed by `stack up`, which refuses it (t83:
         # the one line advised it all the same): its own words say what to set.
         failures = (
@@ -291,6 +297,30 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"citybrain: {'; and '.join(failures)}", file=sys.stderr)
         return EXIT_FAILED if failures else EXIT_OK
     return 0
+
+
+def ingests_line(settings: Settings, stopped: bool) -> str:
+    """The line on the user's ingests that feed this stack (``running_ingests``), "" when
+    none runs: `stack status` lists them, `stack down` (``stopped``) says they were left
+    running and how to stop them (t174: not a word, and they retried for good)."""
+    from citybrain.stack.process import running_ingests
+    from streams.settings import Settings
+
+    names = ("CITYBRAIN_KAFKA_PORT", "CITYBRAIN_MQTT_PORT")
+    defaults = {name: Settings.model_fields[name[10:].lower()].default for name in names}
+    ports = {"CITYBRAIN_KAFKA_PORT": settings.kafka_port, "CITYBRAIN_MQTT_PORT": settings.mqtt_port}
+    found = running_ingests(ports, defaults)
+    if not found:
+        return ""
+    listed = ", ".join(f"pid {pid} (citybrain ingest {action})" for pid, action in found)
+    if not stopped:
+        return f"{'ingests':11} {'running':8} {listed}: not the stack's (`kill PID` stops one)"
+    pids = " ".join(str(pid) for pid, _ in found)
+    return (
+        f"{'ingests':11} left running, not the stack's: {listed}; each waits for Kafka "
+        f"to come back (`{command_line('stack', 'up')}` resumes it); `kill {pids}` stops "
+        f"{'it' if len(found) == 1 else 'them'}"
+    )
 
 
 # A log record's first line: "[2026-12-05 02:34:36,256] [19210] [ERROR] …".
