@@ -112,6 +112,13 @@ class KnownEvent:
 EXPECT_KEYS = ("name", "sensor_prefix", "start", "end")
 
 
+# The demo's worker, as `stack restart-worker` starts it again: `-m citybrain`, the console
+# script's guarded start (citybrain.launch), so a module the virtualenv lacks after a pull
+# is its log's last line with `make install` (t174), not a traceback from importing
+# `citybrain.cli`'s package.
+DEMO_WORKER_COMMAND = [sys.executable, "-m", "citybrain", "worker"]
+
+
 def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     """``--expect FILE``: a YAML (or JSON) list of events with the keys name,
     sensor_prefix, start, end. Raises ``ValueError`` naming the file, entry and key."""
@@ -1494,7 +1501,7 @@ def _run_demo(
     # Its own session, so it outlives the demo and serves the runs afterwards.
     # A successful scrape after this can only be this worker's: the port was free.
     spawned_at = time.time()
-    worker = spawn([sys.executable, "-m", "citybrain.cli", "worker"], files.log, files.pid, env)
+    worker = spawn(DEMO_WORKER_COMMAND, files.log, files.pid, env)
     try:
         wait_for_worker(files, metrics_url, worker)
         scrape_seconds = float(prom.scrape_interval.rstrip("s"))

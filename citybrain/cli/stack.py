@@ -475,6 +475,7 @@ def restart_demo_worker(settings: Settings) -> int:
     answer or its port is taken; (1) when the demo's worker is frozen (``kill -STOP``).
     ``StackError`` (3) when it exits while starting."""
     from citybrain.demo import (
+        DEMO_WORKER_COMMAND,
         DemoFiles,
         demo_worker,
         restart_env,
@@ -568,7 +569,7 @@ def restart_demo_worker(settings: Settings) -> int:
     log = Path(str(doc.get("worker_log") or files.log))
     print(worker_starting_line(log, "the demo's"), flush=True)
     pid = spawn(
-        [sys.executable, "-m", "citybrain.cli", "worker"],
+        DEMO_WORKER_COMMAND,
         log,
         files.pid,
         spawn_env,

@@ -103,3 +103,27 @@ def test_one_of_the_checkouts_own_modules_missing_is_still_a_bug() -> None:
     """Not the virtualenv's doing: `make install` would not help."""
     assert missing_dependency(ModuleNotFoundError("x", name="streams.gone")) is None
     assert missing_dependency(ImportError("cannot import name 'x'")) is None
+
+
+def test_the_demos_worker_starts_through_the_guard() -> None:
+    """t174 (fails on the old code, `-m citybrain.cli`): the demo and restart-worker start
+    the worker with `-m citybrain`, so a module missing after a pull is the worker log's
+    last line naming `make install` (which the demo shows as why its worker exited), not a
+    traceback from importing the `citybrain.cli` package, which `-m citybrain.cli` does
+    before any guard."""
+    from citybrain.demo import DEMO_WORKER_COMMAND
+
+    assert [sys.executable, "-m", "citybrain", "worker"] == DEMO_WORKER_COMMAND
+    pulled = (
+        "import runpy, sys\n"
+        "sys.modules['orjson'] = None\n"  # importing it raises ModuleNotFoundError
+        "sys.argv = ['citybrain', 'worker']\n"
+        "runpy.run_module('citybrain', run_name='__main__')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", pulled], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == EXIT_SERVICE, done.stderr
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith("citybrain: the Python module 'orjson' is not installed in ")
+    assert "`make install` in" in last and "Traceback" not in done.stderr
