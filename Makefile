@@ -93,7 +93,8 @@ docker-tokens: install ## write docker/tokens.yaml for compose, and the tokens i
 	@sh tools/docker-tokens.sh "$(DOCKER_DIR)" "$(BIN)" $(TOKEN_ROLES)
 
 # Refused while a process runs from the virtualenv (the demo's worker, a test run): it
-# would be deleted under them, `citybrain stack down` with it (tools/venv-in-use.sh).
-clean: ## remove the virtualenv and caches (not the Kafka download); refused while something runs from it
+# would be deleted under them, `citybrain stack down` with it; and while the local stack
+# runs, which that command stops (tools/venv-in-use.sh).
+clean: ## remove the virtualenv and caches (not the Kafka download); refused while something runs from it or the local stack runs
 	@sh tools/venv-in-use.sh "$(VENV)"
 	rm -rf "$(VENV)" .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -164,6 +164,25 @@ def _other_format(path: Path, header: list[str], records: Iterator[Any]) -> str:
     )
 
 
+def _series_renames(header: list[str]) -> str:
+    """What to rename in a two-or-more-column header that is not ``timestamp,value``:
+    `` (rename 'time' to timestamp and 'pm25' to value, the column scored)``; "" when the
+    first two are those in another order or there are fewer than two (t174: a newcomer's
+    `time,value` or `timestamp,pm25` was only told the header expected)."""
+    if len(header) < 2:
+        return ""
+    first, second = header[0], header[1]
+    if {first, second} == {"timestamp", "value"}:
+        return " (the same columns in another order: timestamp first, then value)"
+    said = []
+    if first != "timestamp":
+        said.append(f"{show(first)} to timestamp")
+    if second != "value":
+        said.append(f"{show(second)} to value, the column scored")
+    kept = "; the columns after them are kept beside the scores" if len(header) > 2 else ""
+    return f" (rename {' and '.join(said)}{kept})"
+
+
 def good_rows(
     path: Path,
     on_bad_row: Callable[[str], None] | None = None,
@@ -185,10 +204,11 @@ def good_rows(
     if isinstance(header, BadRow):
         raise DetectInputError(f"{header} (in the header row)")
     if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
+        tidy = [h.strip() for h in header.fields]
+        hint = _other_format(path, tidy, records) or separator_hint(header.fields)
         raise DetectInputError(
             f"{path}:{header.line}: header is {show(','.join(header.fields))}, expected "
-            f"timestamp,value{_other_format(path, [h.strip() for h in header.fields], records)}"
-            f"{separator_hint(header.fields)}"
+            f"timestamp,value{hint or _series_renames(tidy)}"
         )
     names = [h.strip() for h in header.fields[2:]]
     # `timestamp,value,value`: the first was scored and the second kept beside the

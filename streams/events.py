@@ -268,7 +268,90 @@ def timestamp_fault(text: str) -> str:
             "ISO 8601's basic format (no '-' and ':') is not taken: expected the extended "
             f"format ({_EXAMPLE})"
         )
-    return f"expected an ISO 8601 timestamp ({_EXAMPLE})"
+    return foreign_form_fault(text) or f"expected an ISO 8601 timestamp ({_EXAMPLE})"
+
+
+# Timestamps as exports and other tools write them, each close to the form taken (t174: a
+# newcomer's CSV was told only "expected an ISO 8601 timestamp (…)" for each).
+_ZONE_WORD = re.compile(r"(?P<time>.+?) ?(?P<word>UTC|GMT|Z)")
+_SPACED_OFFSET = re.compile(r"(?P<time>.+?) (?P<offset>[+-][0-9]{2}(?::?[0-9]{2})?)")
+_ZONE_NAME = re.compile(r"(?P<time>.+?)\[[A-Za-z_+\-/0-9]+\]")
+_SLASHED_YMD = re.compile(r"[0-9]{4}/[0-9]{1,2}/[0-9]{1,2}(?:[ T].*)?")
+_SLASHED_DMY = re.compile(r"(?P<date>[0-9]{1,2}[/.][0-9]{1,2}[/.][0-9]{4})(?:[ T,].*)?")
+
+
+def foreign_form_fault(text: str) -> str | None:
+    """What to send for a timestamp in a form other tools write, close to the one taken:
+    a zone as a word (``… UTC``), an offset after a space, a zone name in brackets (Java's
+    ``…+08:00[Asia/Shanghai]``), an e-mail/HTTP date (RFC 2822: said as the instant), a
+    date with slashes year first, or day and month first (``01/03/2016``: which is the
+    month only the writer knows); None for any other text (and any over 64 characters:
+    no timestamp is that long, and the patterns are not for a field of 100,000)."""
+    if len(text) > 64:
+        return None
+    for pattern, fix in (
+        (_ZONE_WORD, lambda m: f"{m['time']}Z"),
+        (_SPACED_OFFSET, lambda m: f"{m['time']}{m['offset']}"),
+        (_ZONE_NAME, lambda m: m["time"]),
+    ):
+        match = pattern.fullmatch(text)
+        if match is not None and match["time"] != text:
+            fixed = fix(match)
+            try:
+                if iso_datetime(fixed).tzinfo is not None:
+                    return (
+                        f"send it as '{fixed}' (the zone written Z or ±HH:MM right after the "
+                        f"time: {_EXAMPLE})"
+                    )
+            except ValueError:
+                pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        mailed = parsedate_to_datetime(text) if "," in text or text[:3].isalpha() else None
+    except (TypeError, ValueError, IndexError):
+        mailed = None
+    if mailed is not None and mailed.tzinfo is not None:
+        return (
+            "an e-mail or HTTP date (RFC 2822) is not taken: send it as ISO 8601, "
+            + mailed.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        )
+    if _SLASHED_YMD.fullmatch(text):
+        return (
+            f"write the date with '-', year first: YYYY-MM-DD, then the time and zone ({_EXAMPLE})"
+        )
+    slashed = _SLASHED_DMY.fullmatch(text)
+    if slashed is not None:
+        first, second, year = (int(part) for part in slashed["date"].replace(".", "/").split("/"))
+        if first > 12 >= second or second > 12 >= first:
+            day, month = (first, second) if first > 12 else (second, first)
+            return (
+                f"a date written {'day' if first > 12 else 'month'} first: write it year "
+                f"first, {year:04d}-{month:02d}-{day:02d}, with the time and zone ({_EXAMPLE})"
+            )
+        return (
+            "a date written day and month first (D/M/Y or M/D/Y: which is the month, only "
+            "the file's writer knows): write it year first, YYYY-MM-DD, with the time and "
+            f"zone ({_EXAMPLE})"
+        )
+    return None
+
+
+# The start of ``no_zone_fault``'s text, for callers that tell that fault apart.
+NO_ZONE = "timestamp has no time zone"
+
+
+def no_zone_fault(text: str) -> str:
+    """Why ``text``, a timestamp ``iso_datetime`` reads but without a zone, is refused, and
+    what to send: ``text`` itself with ``Z`` (UTC) or an offset added. The bare "timestamp
+    has no time zone" said no next step (t174: a pandas or spreadsheet export writes
+    ``2016-03-01 00:00:00``, local time, in every row), where every other fault of a
+    timestamp ends with the form that is taken."""
+    shown = text[:29]  # a fraction past nine digits is cut: still a time the form takes
+    return (
+        f"{NO_ZONE}: add the zone of the clock that wrote it, "
+        f"'{shown}Z' if that was UTC, or its UTC offset ('{shown}+08:00' for UTC+8)"
+    )
 
 
 def iso_instant(text: str) -> datetime | None:
@@ -367,7 +450,7 @@ def parse_ts(value: Any, field: str = "ts") -> float:
         fault = timestamp_fault(value)
         raise EventError("bad_timestamp", field, value, fault) from None
     if epoch is None:
-        raise EventError("bad_timestamp", field, value, "timestamp has no time zone")
+        raise EventError("bad_timestamp", field, value, no_zone_fault(value))
     if not _FIRST_TS <= epoch <= _LAST_TS:
         raise EventError(
             "bad_timestamp", field, value, "the time in UTC is outside the years 0001-9999"

@@ -214,14 +214,61 @@ def _header_difference(fields: list[str]) -> str:
     if twice is not None:
         return f" ({twice})"
     missing = [name for name in closer if name not in given]
-    extra = [show(name) for name, low in zip(fields, given, strict=True) if low not in closer]
+    extra = [(name, low) for name, low in zip(fields, given, strict=True) if low not in closer]
     parts = [f"missing {', '.join(missing)}"] if missing else []
     if extra:
         verb = "is" if len(extra) == 1 else "are"
-        parts.append(f"{', '.join(extra)} {verb} not one of its columns")
+        parts.append(f"{', '.join(show(name) for name, _ in extra)} {verb} not one of its columns")
     if not parts:
         return " (the same columns in another order: write them in the order above)"
-    return f" ({'; '.join(parts)})"
+    # What to do, not only what differs (t174: a newcomer's own export, `time,sensor,…,
+    # cell,station`, was told the names but not that three were renames and one was over).
+    renames = _renames(missing, [low for _, low in extra])
+    said = [f"{show(name)} to {column}" for name, column in renames]
+    todo: list[str] = []
+    if said:
+        todo.append(
+            "rename " + (f"{', '.join(said[:-1])} and " if len(said) > 1 else "") + said[-1]
+        )
+    renamed = {name for name, _ in renames}
+    over = [show(name) for name, low in extra if low not in renamed]
+    if over:
+        todo.append(f"drop the column{'s' if len(over) > 1 else ''} {', '.join(over)}")
+    return f" ({'; '.join(parts)}: {'; '.join(todo)})" if todo else f" ({'; '.join(parts)})"
+
+
+# The names a user's export gives the canonical columns, beyond those close in spelling.
+_COLUMN_WORDS = {
+    "timestamp": ("ts", "time", "datetime", "date_time", "date", "when", "time_utc"),
+    "sensor_id": ("sensor", "id", "sensor_name", "station", "device", "device_id"),
+    "grid_cell": ("cell", "grid", "cell_id", "area"),
+    "kind": ("type", "measure", "measurement", "parameter", "metric", "variable"),
+    "unit": ("units", "uom"),
+    "value": ("reading", "val", "measurement_value"),
+    "report_id": ("id", "report", "request_id", "ticket"),
+    "category": ("type", "complaint_type"),
+    "text": ("description", "descriptor", "message", "details"),
+    "source": ("channel",),
+}
+
+
+def _renames(missing: list[str], extra: list[str]) -> list[tuple[str, str]]:
+    """Each header name of ``extra`` (lower-cased) that stands for a ``missing`` column:
+    one of ``_COLUMN_WORDS``, or close in spelling (``sensorid``, ``gridcell``), each
+    used once, in the order of the missing columns."""
+    import difflib
+
+    pairs: list[tuple[str, str]] = []
+    left = list(extra)
+    for column in missing:
+        words = _COLUMN_WORDS.get(column, ())
+        named = [name for name in left if name in words or name.replace(" ", "_") in words]
+        close = difflib.get_close_matches(column, left, n=1, cutoff=0.75)
+        pick = named[0] if named else close[0] if close else None
+        if pick is not None:
+            pairs.append((pick, column))
+            left.remove(pick)
+    return pairs
 
 
 # A message this large or larger makes a replay ask the broker what its topics take

@@ -38,10 +38,38 @@ for proc in /proc/[0-9]*; do
 "
 done
 
-[ -z "$users" ] && exit 0
+# The local stack's services (Kafka's java, Prometheus, Mosquitto) do not run from the
+# virtualenv, but the command that stops them does (t174: `make clean` with the stack
+# up went on, and `make stack-down` then reinstalled .venv to stop it). Found by the pid
+# files of the run directory the commands use (CITYBRAIN_RUN_DIR, else
+# CITYBRAIN_HOME/run, else ~/.cache/citybrain/run), each pid checked to be that service's
+# (a pid file left by a crash may name a pid reused since).
+stack=""
+home=${CITYBRAIN_HOME:-}
+[ -n "$home" ] || home="$HOME/.cache/citybrain"
+case $home in "~"/*) home="$HOME/${home#"~/"}" ;; esac
+run=${CITYBRAIN_RUN_DIR:-}
+[ -n "$run" ] || run="$home/run"
+case $run in "~"/*) run="$HOME/${run#"~/"}" ;; esac
+for service in kafka prometheus mosquitto; do
+    pid=$(cat "$run/$service/$service.pid" 2>/dev/null) || continue
+    case $pid in '' | *[!0-9]*) continue ;; esac
+    command=$({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null)
+    case $command in *"$service"*) ;; *) continue ;; esac
+    stack="$stack  pid $pid: the local stack's $service (run directory $run)
+"
+done
+
+[ -z "$users$stack" ] && exit 0
 {
-    echo "make clean: refused: these processes run from $logical, which it would delete under them:"
-    printf %s "$users"
-    echo "stop them first, then run make clean again: $venv/bin/citybrain stack down stops the demo's worker, Kafka and Prometheus (with the CITYBRAIN_* settings the demo ran with, if any); kill PID stops another"
+    if [ -n "$users" ]; then
+        echo "make clean: refused: these processes run from $logical, which it would delete under them:"
+        printf %s "$users"
+    fi
+    if [ -n "$stack" ]; then
+        echo "make clean: refused: the local stack runs, and $logical, which it would delete, holds the command that stops it:"
+        printf %s "$stack"
+    fi
+    echo "stop them first, then run make clean again: $venv/bin/citybrain stack down stops the demo's worker, Kafka, Prometheus and Mosquitto (with the CITYBRAIN_* settings the demo ran with, if any); kill PID stops another"
 } >&2
 exit 1

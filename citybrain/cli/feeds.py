@@ -43,6 +43,7 @@ from citybrain.commands import (
 )
 from citybrain.text import agreeing, counted, draws_live
 from streams.errors import StreamsError, show
+from streams.events import NO_ZONE
 from streams.settings import Settings
 
 
@@ -249,13 +250,16 @@ def _replay_sending(args: argparse.Namespace, s: Settings, check: Any) -> int:
 def _unreadable(exc: Exception, on_error: str) -> CliError:
     """The replay's refusal of a file it could not read or check: nothing was sent."""
     row = _row_fault(str(exc)) and on_error == "stop"
+    if row and NO_ZONE in str(exc):
+        # A file written without zones (a pandas or spreadsheet export) lacks one in every
+        # row: --on-error skip would have sent none of them (t174).
+        fix = "the file's timestamps (an export without zones has none in any row)"
+    elif row:
+        fix = "that row, or give --on-error skip to send the good rows and list the bad ones"
+    else:
+        fix = "the file, or leave it out if it is not a reading or incident CSV (docs/events.md)"
     return CliError(
-        f"{exc}; nothing was sent (a replay reads every file before it sends): fix "
-        + (
-            "that row, or give --on-error skip to send the good rows and list the bad ones"
-            if row
-            else "the file, or leave it out if it is not a reading or incident CSV (docs/events.md)"
-        )
+        f"{exc}; nothing was sent (a replay reads every file before it sends): fix {fix}"
     )
 
 

@@ -35,6 +35,7 @@ from citybrain.commands import (
     command_line,
     start_stack_hint,
 )
+from citybrain.launch import missing_dependency
 from streams.errors import StreamsError
 
 
@@ -50,6 +51,9 @@ def _describe(exc: BaseException) -> tuple[int, str]:
 
     if isinstance(exc, CliError):
         return exc.status, exc.message
+    missing = missing_dependency(exc)  # imported inside a command, after a pull (t174)
+    if missing is not None:
+        return EXIT_SERVICE, missing
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
     if isinstance(exc, StackError | ListenError | KafkaStoppedError):

@@ -165,6 +165,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 others.append(other)
                 said += f" here; left running: {comp.foreign()}"
             print(f"{name:11} {said}")
+        ingests = ingests_line(s, stopped=True)
+        if ingests:
+            print(ingests)
         if args.wipe:
             from citybrain.demo import DemoFiles
 
@@ -269,6 +272,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"{name:11} {state:8} {where}{note}")
         for line in demo_worker_lines(s):
             print(line)
+        ingests = ingests_line(s, stopped=False)
+        if ingests:
+            print(ingests)
         # A service on another port is not fixed by `stack up`, which refuses it (t83:
         # the one line advised it all the same): its own words say what to set.
         failures = (
@@ -291,6 +297,30 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"citybrain: {'; and '.join(failures)}", file=sys.stderr)
         return EXIT_FAILED if failures else EXIT_OK
     return 0
+
+
+def ingests_line(settings: Settings, stopped: bool) -> str:
+    """The line on the user's ingests that feed this stack (``running_ingests``), "" when
+    none runs: `stack status` lists them, `stack down` (``stopped``) says they were left
+    running and how to stop them (t174: not a word, and they retried for good)."""
+    from citybrain.stack.process import running_ingests
+    from streams.settings import Settings
+
+    names = ("CITYBRAIN_KAFKA_PORT", "CITYBRAIN_MQTT_PORT")
+    defaults = {name: Settings.model_fields[name[10:].lower()].default for name in names}
+    ports = {"CITYBRAIN_KAFKA_PORT": settings.kafka_port, "CITYBRAIN_MQTT_PORT": settings.mqtt_port}
+    found = running_ingests(ports, defaults)
+    if not found:
+        return ""
+    listed = ", ".join(f"pid {pid} (citybrain ingest {action})" for pid, action in found)
+    if not stopped:
+        return f"{'ingests':11} {'running':8} {listed}: not the stack's (`kill PID` stops one)"
+    pids = " ".join(str(pid) for pid, _ in found)
+    return (
+        f"{'ingests':11} left running, not the stack's: {listed}; each waits for Kafka "
+        f"to come back (`{command_line('stack', 'up')}` resumes it); `kill {pids}` stops "
+        f"{'it' if len(found) == 1 else 'them'}"
+    )
 
 
 # A log record's first line: "[2026-12-05 02:34:36,256] [19210] [ERROR] …".
@@ -330,7 +360,13 @@ def demo_worker_lines(settings: Settings) -> list[str]:
     not running, a server that answers on its port all the same (not the stack's: `stack
     down` leaves it, and the next demo's worker cannot listen there)."""
     from citybrain.demo import DemoFiles, demo_worker, restart_advice, running_demo
-    from citybrain.stack.process import frozen, read_pid, tail
+    from citybrain.stack.process import (
+        code_changed_said,
+        code_changed_since,
+        frozen,
+        read_pid,
+        tail,
+    )
 
     lines = []
     demo = running_demo(settings)
@@ -350,7 +386,16 @@ def demo_worker_lines(settings: Settings) -> list[str]:
                 f"runs get no deadlines or operator API; `kill -CONT {pid}` resumes it; its "
                 f"log: {log})",
             ]
-        return [*lines, f"{'demo worker':11} {'running':8} {url} (pid {pid})"]
+        running = f"{'demo worker':11} {'running':8} {url} (pid {pid})"
+        changed = code_changed_since(pid) if pid is not None else []
+        if changed:
+            return [
+                *lines,
+                running,
+                f"{'':11} {code_changed_said(changed)}; "
+                f"`{command_line('stack', 'restart-worker')}` starts it again on the new code",
+            ]
+        return [*lines, running]
     if state == "stopped":
         log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
         last = " ".join(last_record(tail(Path(log), 60)).split())
@@ -438,7 +483,15 @@ def restart_demo_worker(settings: Settings) -> int:
         worker_starting_line,
     )
     from citybrain.ports import can_bind
-    from citybrain.stack.process import frozen, read_pid, spawn, worker_argv
+    from citybrain.stack.process import (
+        code_changed_said,
+        code_changed_since,
+        frozen,
+        read_pid,
+        spawn,
+        stop,
+        worker_argv,
+    )
 
     files = DemoFiles.of(settings)
     demo = running_demo(settings)
@@ -476,9 +529,11 @@ def restart_demo_worker(settings: Settings) -> int:
             f"`kill -CONT {pid}` resumes it; restart-worker starts a worker that has exited",
             EXIT_FAILED,
         )
-    if state == "running":
+    running = read_pid(files.pid) if state == "running" else None
+    changed = code_changed_since(running) if running is not None else []
+    if running is not None and not changed:
         print(
-            f"demo worker already running (pid {read_pid(files.pid)}) on {url}, topic prefix "
+            f"demo worker already running (pid {running}) on {url}, topic prefix "
             f"{prefix}; `{command_line('stack', 'down')}` stops it"
         )
         return EXIT_OK
@@ -492,6 +547,16 @@ def restart_demo_worker(settings: Settings) -> int:
             f"{start_stack_hint(_stack_settings(env))}, then run this again",
             EXIT_SERVICE,
         )
+    if running is not None:
+        # After a pull or an edit: restarting is the way onto the new code (t174: "already
+        # running", and only `stack down`, Kafka too, or a kill, would have stopped it).
+        # Stopped once every check has passed, so a refusal leaves it serving.
+        print(
+            f"the demo's worker (pid {running}) on {url}: {code_changed_said(changed)}; "
+            "stopping it to start it again on the new code",
+            flush=True,
+        )
+        stop(files.pid)
     port = _port_of(url)
     if port is not None and not can_bind(env.get("CITYBRAIN_WORKER_BIND", "127.0.0.1"), port):
         # Not "give it another port": the demo's settings, recorded, would override it.
@@ -562,7 +627,13 @@ def reload_stack(settings: Settings, prom: Any) -> int:
     import urllib.request
 
     from citybrain.demo import DemoFiles, demo_worker
-    from citybrain.stack.process import frozen, other_run_dir, read_pid
+    from citybrain.stack.process import (
+        code_changed_said,
+        code_changed_since,
+        frozen,
+        other_run_dir,
+        read_pid,
+    )
 
     failed = False
     running = 0  # the parts that were asked to reload
@@ -636,6 +707,13 @@ def reload_stack(settings: Settings, prom: Any) -> int:
             print(f"{'demo worker':11} kept its configuration: {said}")
         else:
             print(f"{'demo worker':11} reloaded (pid {pid}): {said}")
+        changed = code_changed_since(pid)
+        if changed:
+            # A reload reads files, not code: after a pull it looked like the upgrade (t174).
+            print(
+                f"{'':11} not its code: {code_changed_said(changed)}; "
+                f"`{command_line('stack', 'restart-worker')}` starts it again on the new code"
+            )
     print(
         f"{'ingests':11} not the stack's: send each one you started SIGHUP (`kill -HUP <pid>`) "
         "to read the grid again (docs/ingest.md)"

@@ -197,6 +197,110 @@ def process_age(pid: int) -> float | None:
     return uptime - started / os.sysconf("SC_CLK_TCK")
 
 
+# The packages a worker imports from the checkout (an editable install: the checkout's
+# files are the code), and the checkout.
+CODE_PACKAGES = ("citybrain", "streams", "detectors", "playbooks", "dashboards")
+CODE_ROOT = Path(__file__).resolve().parents[2]
+# The host names of this machine a setting may give (Kafka's, the MQTT broker's).
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "")
+
+
+def code_changed_since(pid: int, root: Path | None = None) -> list[Path]:
+    """The checkout's Python files (``CODE_PACKAGES`` under ``root``, by default this
+    checkout) changed since process ``pid`` started, relative to ``root``, newest first;
+    [] when none did or ``/proc`` cannot say when it started.
+
+    A worker keeps the code it imported at its start: after a ``git pull`` (which writes
+    the files it changes), or an edit, it runs the old code until started again, and
+    ``stack status`` showed it ``running`` as before, ``stack reload`` (which reads the
+    configuration, not the code) said ``reloaded`` (t174). About 140 files: 1-2 ms."""
+    argv = _process_words(pid, "cmdline")
+    if not argv or os.path.abspath(argv[0]) != os.path.abspath(sys.executable):
+        # Started by another virtualenv's python: another checkout's code, which this
+        # one's files do not say (the stack's commands start it with sys.executable).
+        return []
+    age = process_age(pid)
+    if age is None:
+        return []
+    started = time.time() - age
+    base = root if root is not None else CODE_ROOT
+    changed: list[tuple[float, Path]] = []
+    for package in CODE_PACKAGES:
+        for path in (base / package).rglob("*.py"):
+            try:
+                when = path.stat().st_mtime
+            except OSError:  # removed meanwhile
+                continue
+            if when > started:
+                changed.append((when, path.relative_to(base)))
+    return [path for _, path in sorted(changed, reverse=True)]
+
+
+def code_changed_said(changed: Sequence[Path]) -> str:
+    """``code_changed_since``'s files in a few words: ``2 Python files of the checkout
+    changed since it started (streams/events.py, citybrain/launch.py)``, at most three
+    named."""
+    named = ", ".join(str(path) for path in changed[:3])
+    more = f" and {len(changed) - 3:,} more" if len(changed) > 3 else ""
+    files = "file" if len(changed) == 1 else "files"
+    return (
+        f"{len(changed):,} Python {files} of the checkout changed since it started "
+        f"({named}{more}): it runs the code it started with"
+    )
+
+
+def _process_words(pid: int, part: str) -> list[str]:
+    """``/proc/<pid>/<part>`` (``cmdline``, ``environ``) as its NUL-separated words; []
+    when it cannot be read (ended, another user's)."""
+    try:
+        raw = Path(f"/proc/{pid}/{part}").read_bytes()
+    except OSError:
+        return []
+    return [word.decode("utf-8", "replace") for word in raw.split(b"\0") if word]
+
+
+def ingest_action(argv: Sequence[str]) -> str | None:
+    """``mqtt`` or ``http`` when ``argv`` is a ``citybrain ingest`` command line (the
+    console script, ``python -m citybrain`` or ``-m citybrain.cli``), else None."""
+    for at, word in enumerate(argv):
+        if (Path(word).name == "citybrain" or word in ("citybrain", "citybrain.cli")) and argv[
+            at + 1 : at + 2
+        ] == ["ingest"]:
+            action = argv[at + 2] if len(argv) > at + 2 else ""
+            return action if action in ("mqtt", "http") else None
+    return None
+
+
+def running_ingests(ports: dict[str, int], defaults: dict[str, int]) -> list[tuple[int, str]]:
+    """The ``citybrain ingest`` processes of this user that feed this stack: pid and
+    ``mqtt`` or ``http``, by pid. One feeds it when its own ``CITYBRAIN_KAFKA_PORT``
+    (Kafka's host this machine's) or, for MQTT, ``CITYBRAIN_MQTT_PORT`` (read from its
+    environment, ``defaults`` when unset) is ``ports``'s (both keyed by setting name).
+
+    The ingests are the user's processes, not the stack's: `stack down` leaves them
+    running, waiting for Kafka (and the broker) to come back, and said nothing of them,
+    so a newcomer's "everything is stopped" left two processes retrying for good (t174)."""
+    pids = proc_pids() or []
+    found = []
+    for pid in pids:
+        if pid == os.getpid():
+            continue
+        action = ingest_action(_process_words(pid, "cmdline"))
+        if action is None:
+            continue
+        environ = dict(word.split("=", 1) for word in _process_words(pid, "environ") if "=" in word)
+        if environ.get("CITYBRAIN_KAFKA_HOST", "127.0.0.1") not in LOCAL_HOSTS:
+            continue
+        port = {
+            name: environ.get(name, "").strip() or str(value) for name, value in defaults.items()
+        }
+        kafka = port["CITYBRAIN_KAFKA_PORT"] == str(ports["CITYBRAIN_KAFKA_PORT"])
+        mqtt = action == "mqtt" and port["CITYBRAIN_MQTT_PORT"] == str(ports["CITYBRAIN_MQTT_PORT"])
+        if kafka or mqtt:
+            found.append((pid, action))
+    return sorted(found)
+
+
 def running_seconds(pid_file: Path) -> float | None:
     """Seconds since the service of ``pid_file`` was started (``spawn`` writes the file
     then), or None when it is not running."""
@@ -496,5 +600,7 @@ def worker_argv() -> list[str]:
     restart-worker`): through ``citybrain.launch``'s guard, ``python -m citybrain``.
     ``-m citybrain.cli`` imported the whole command line before any handler was in: a
     SIGTERM in that second (`stack down` right after a start) killed the worker unsaid,
-    status 143 (t173)."""
+    status 143 (t173), and a module the virtualenv lacks after a pull was a traceback from
+    importing ``citybrain.cli``'s package, where the guard makes it the log's last line
+    naming `make install` (t174)."""
     return [sys.executable, "-m", "citybrain", "worker"]

@@ -65,6 +65,20 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("time,value\n2020-01-01 00:00:00,1\n", ":1: header is 'time,value'"),
+        # t174: what to rename, not only the header expected (fail on the old code)
+        (
+            "time,value\n2020-01-01 00:00:00,1\n",
+            "expected timestamp,value (rename 'time' to timestamp)",
+        ),
+        (
+            "timestamp,pm25,station\n2020-01-01 00:00:00,1,x\n",
+            "(rename 'pm25' to value, the column scored; the columns after them are kept beside "
+            "the scores)",
+        ),
+        (
+            "value,timestamp\n1,2020-01-01 00:00:00\n",
+            "(the same columns in another order: timestamp first, then value)",
+        ),
         ("timestamp,value\n2020-01-01 00:00:00\n", ":2: row has 1 field(s)"),
         (
             "timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:05:00,abc\n",

@@ -887,13 +887,32 @@ def test_fuzz_long_lines_read_the_same_across_block_boundaries(
         ("timestamp,report_id,category,text,source", "(missing grid_cell)"),
         (
             "timestamp,sensor_id,kind,value,unit,grid_cell,extra",
-            "('extra' is not one of its columns)",
+            "('extra' is not one of its columns: drop the column 'extra')",
         ),
         (
             "timestamp,sensor_id,kind,value,value,grid_cell",
             "column 'value' twice (columns 4 and 5)",
         ),
         ("sensor_id,timestamp,kind,value,unit,grid_cell", "(the same columns in another order"),
+        # t174: a newcomer's own export was told the names, not the renames and the drop.
+        (
+            "time,sensor,kind,value,unit,cell,station",
+            "(missing timestamp, sensor_id, grid_cell; 'time', 'sensor', 'cell', 'station' "
+            "are not one of its columns: rename 'time' to timestamp, 'sensor' to sensor_id "
+            "and 'cell' to grid_cell; drop the column 'station')",
+        ),
+        (
+            "timestamp,sensor_id,kind,value,unit,grid_cell,station,lat",
+            "('station', 'lat' are not one of its columns: drop the columns 'station', 'lat')",
+        ),
+        (
+            "ts,sensorid,kind,value,units,grid_cell",
+            "rename 'ts' to timestamp, 'sensorid' to sensor_id and 'units' to unit)",
+        ),
+        (
+            "timestamp,report_id,complaint_type,description,source,grid_cell",
+            "rename 'complaint_type' to category and 'description' to text)",
+        ),
     ],
 )
 def test_a_header_says_how_it_differs_from_the_closer_one(
