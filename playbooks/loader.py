@@ -56,6 +56,7 @@ from playbooks.schema import (
     Playbook,
     RouteConfig,
     RoutingConfig,
+    kafka_name_key,
     parse_duration,
     step_reference_errors,
 )
@@ -1170,13 +1171,11 @@ def playbook_errors(path: str | Path) -> tuple[Playbook | None, list[str]]:
     return playbook, errors
 
 
-def task_topic_errors(doc: Any, topic_prefix: str) -> list[tuple[tuple[str | int, ...], str]]:
-    """(location, message) for each ``kafka`` step of a playbook ``doc`` (as read from
-    YAML, valid or not) whose task topic, once prefixed (``<topic_prefix>.<topic>``, as
-    the worker sends and ``stack up`` creates it), is longer than Kafka takes (249
-    characters): each part passed its own bound (the topic 200, the prefix 235) and the
-    broker refused the pair when the step ran (t122)."""
-    if not isinstance(doc, dict) or not topic_prefix:
+def _kafka_steps(doc: Any) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, topic) of each ``kafka`` step of a playbook ``doc`` (as read from
+    YAML, valid or not) whose ``topic`` is text, in ``steps``, ``on_cancel`` and their
+    parallel branches, in the file's order."""
+    if not isinstance(doc, dict):
         return []
     places: list[tuple[tuple[str | int, ...], Any]] = []
     for key in ("steps", "on_cancel"):
@@ -1186,19 +1185,44 @@ def task_topic_errors(doc: Any, topic_prefix: str) -> list[tuple[tuple[str | int
             branches = step.get("branches") if isinstance(step, dict) else None
             for j, branch in enumerate(branches if isinstance(branches, list) else []):
                 places.append(((key, i, "branches", j), branch))
-    found = []
-    for loc, step in places:
-        topic = step.get("topic") if isinstance(step, dict) else None
-        if not (isinstance(step, dict) and step.get("action") == "kafka"):
-            continue
-        if not isinstance(topic, str):
-            continue
+    return [
+        ((*loc, "topic"), step["topic"])
+        for loc, step in places
+        if isinstance(step, dict)
+        and step.get("action") == "kafka"
+        and isinstance(step.get("topic"), str)
+    ]
+
+
+def _collision(topic: str, other: str, where: str) -> str:
+    """The error for a task topic whose name collides with ``other``'s."""
+    return (
+        f"the task topic {topic!r} collides with {other!r} ({where}): Kafka takes only one "
+        "of two topic names that differ only by '.' and '_', and refuses to create the "
+        "other; write both alike"
+    )
+
+
+def task_topic_errors(doc: Any, topic_prefix: str) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location, message) for each ``kafka`` step of a playbook ``doc`` (as read from
+    YAML, valid or not) whose task topic collides with another step's of the same
+    playbook ('.' and '_' aside: Kafka refused the second, and before t172 every run of
+    the step waited for it), or, once prefixed (``<topic_prefix>.<topic>``, as the
+    worker sends and ``stack up`` creates it), is longer than Kafka takes (249
+    characters): each part passed its own bound (the topic 200, the prefix 235) and the
+    broker refused the pair when the step ran (t122)."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    first: dict[str, str] = {}
+    for loc, topic in _kafka_steps(doc):
+        other = first.setdefault(kafka_name_key(topic), topic)
+        if other != topic:
+            found.append((loc, _collision(topic, other, "another step of this playbook")))
         name = f"{topic_prefix}.{topic}"
-        if len(name) > KAFKA_TOPIC_NAME_MAX:
+        if topic_prefix and len(name) > KAFKA_TOPIC_NAME_MAX:
             shown = name if len(name) <= 64 else f"{name[:30]}…{name[-30:]}"
             found.append(
                 (
-                    (*loc, "topic"),
+                    loc,
                     f"the task topic {shown} is {len(name)} characters "
                     f"with the topic prefix ({len(topic_prefix)}), and Kafka takes at most "
                     f"{KAFKA_TOPIC_NAME_MAX}: shorten the topic or CITYBRAIN_TOPIC_PREFIX",
@@ -1261,6 +1285,7 @@ def check_playbooks(
     (``CITYBRAIN_TOPIC_PREFIX``), against which task topics' lengths are checked."""
     found: dict[str, Playbook] = {}
     first: dict[str, Path] = {}
+    topics: dict[str, tuple[str, Path]] = {}  # task topic's collision key -> topic, file
     errors: list[str] = []
     for path in sorted(Path(directory).glob("*.yaml")):
         if path.is_dir():  # a folder named x.yaml holds no playbook (t121)
@@ -1287,6 +1312,24 @@ def check_playbooks(
                 )
                 playbook = None
             first.setdefault(name, path)
+        if playbook is not None:
+            # A task topic colliding with another playbook's ('.' and '_' aside): Kafka
+            # creates the first and refuses the second (t172).
+            for topic in sorted(playbook.task_topics):
+                other = topics.setdefault(kafka_name_key(topic), (topic, path))
+                if other[0] != topic:
+                    doc, root = _compose(path)  # read again for the step's line
+                    line = next(
+                        (locate(root, loc) for loc, t in _kafka_steps(doc) if t == topic), 1
+                    )
+                    errs = _line_order(
+                        [
+                            *errs,
+                            f"{path}:{line}: {_collision(topic, other[0], str(other[1]))}",
+                        ]
+                    )
+                    playbook = None
+                    break
         errors.extend(errs)
         if playbook is not None:
             found[playbook.playbook] = playbook

@@ -180,6 +180,29 @@ def _duration_text(value: Any) -> Any:
 
 # Kafka refuses a topic name longer than this (its Topic.MAX_NAME_LENGTH).
 KAFKA_TOPIC_NAME_MAX = 249
+# The worker's own topics (``<topic prefix>.<role>``, streams.settings.Settings.topics
+# takes them from here): a kafka step may not write its task messages into one, where the
+# worker would read them as its own records (t172).
+PIPELINE_TOPICS: tuple[str, ...] = (
+    "readings",
+    "incidents",
+    "deadletter",
+    "alerts",
+    "corroboration",
+    "routed",
+    "steps",
+    "audit",
+    "commands",
+    "replies",
+)
+
+
+def kafka_name_key(name: str) -> str:
+    """``name`` as Kafka compares topic names for a collision: two names that differ
+    only by '.' and '_' cannot both exist (the broker refuses to create the second)."""
+    return name.replace(".", "_")
+
+
 # A task topic's longest name: Kafka's 249 characters, less room for the topic prefix
 # (whose own length the loader checks the two against: loader.task_topic_errors).
 MAX_TASK_TOPIC = 200
@@ -289,6 +312,14 @@ class KafkaStep(_Step):
             raise ValueError(
                 f"{value[:60]!r} is no Kafka topic name: expected letters, digits, '.', '_' "
                 f"or '-', at most {MAX_TASK_TOPIC} characters"
+            )
+        if value in PIPELINE_TOPICS:
+            # The worker would read its task messages as its own records (on `alerts`,
+            # as alerts to route to runs; on `commands`, as operator commands).
+            raise ValueError(
+                f"{value!r} is the worker's own {value} topic (<topic prefix>.{value}), "
+                "which it reads or writes itself: name a topic of the team's own, such as "
+                f"tasks.{value}"
             )
         return value
 

@@ -84,6 +84,40 @@ class RunTooLarge(Exception):
     before any of its steps is sent (the message that caused it is dead-lettered)."""
 
 
+class TaskTopicUnavailable(Exception):
+    """A ``kafka`` step's task topic could not be written: its message was not queued
+    within ``TASK_TOPIC_WAIT`` seconds (the topic is not in Kafka's metadata and the
+    broker does not create it), or one was not, less than ``TASK_TOPIC_RETRY`` seconds
+    ago. ``topic``: the prefixed topic's name."""
+
+    def __init__(self, message: str, topic: str) -> None:
+        super().__init__(message)
+        self.topic = topic
+
+
+class TasksHeld(Exception):
+    """``Response.emit`` sent every output of a change but ``commands``, ``kafka``
+    steps whose task topic could not be written (``reason``, the first's): they stay in
+    the run's outbox, sent again at its next touch, its other outputs not repeated."""
+
+    def __init__(self, commands: list[Command], reason: TaskTopicUnavailable) -> None:
+        held = f" (and {len(commands) - 1} more task message(s) of the run)" * (len(commands) > 1)
+        super().__init__(f"{reason}{held}")
+        self.commands, self.reason = commands, reason
+
+
+# Seconds a kafka step's task message may wait to be queued: the producer waits for a
+# topic it has no metadata for (a broker auto-creating it answers within a second or
+# so), and it waited faust's producer_request_timeout, 20 minutes, in the routed agent
+# or the deadline pass, where every other run waited with it (t172: a task topic Kafka
+# cannot create, auto-creation off or its name colliding with another's but for '.'
+# and '_', held every alert's routing to a run). Then, for TASK_TOPIC_RETRY seconds,
+# a send to that topic is refused at once rather than waited for again; the step
+# waits in its run's outbox meanwhile (``TasksHeld``), the run's other outputs sent.
+TASK_TOPIC_WAIT = 5.0
+TASK_TOPIC_RETRY = 60.0
+
+
 # Finished runs a group keeps after a new run superseded them, newest last: readable by
 # `runs show` (where they went), no longer changeable. Bounds the group's state.
 KEEP_SUPERSEDED = 3
@@ -508,6 +542,10 @@ class Response:
         self._said_unreadable: set[bytes] = set()  # groups whose run the timer skips
         # Engines of playbooks gone from the library, by name (``_engine_for``).
         self._stand_ins: dict[str, PlaybookEngine] = {}
+        # Task topics whose last send was not queued in time: topic -> when (monotonic
+        # s); refused at once for TASK_TOPIC_RETRY seconds (``_send_task``). As many as
+        # the playbooks name.
+        self._missing_task_topics: dict[str, float] = {}
         # Groups whose run the timer could not advance (``_unadvanced_run``).
         self._say_unadvanced = SayEvery(log, prefix="citybrain: ")
         # (playbook, department) pairs whose once-per-run series exist at zero
@@ -532,6 +570,7 @@ class Response:
             backoff=settings.webhook_backoff,
         )
         self.warn_webhook = SayEvery(log, prefix="citybrain: ")
+        self.warn_task_topic = SayEvery(log, prefix="citybrain: ")
         self._lag_topics: set[str] = set()  # topics with a consumer-lag series here
         # Webhook calls (command ids) this worker has made, newest last: a run waiting
         # for a call not among them had it made by a worker that stopped (check_deadlines).
@@ -2021,7 +2060,10 @@ class Response:
                 f"run {run.run_id}'s state would be {size:,} bytes, more than one Kafka "
                 f"message holds ({MAX_MESSAGE_BYTES:,}): nothing of this change was sent"
             )
-        staged = {**group, OUTBOX: [c.to_dict() for c in commands]}
+        # Task messages an earlier change holds (``TasksHeld``) go out with this one's.
+        held = [Command(**cmd) for cmd in group.get(OUTBOX) or []]
+        group = {k: v for k, v in group.items() if k != OUTBOX}
+        staged = {**group, OUTBOX: [c.to_dict() for c in [*held, *commands]]}
         stored = self.ctx.storing_runs.setdefault(run.run_id, asyncio.Event())
         try:
             entry = self.ctx.groups.encode(staged) if commands else None
@@ -2034,14 +2076,12 @@ class Response:
                 # Written as measured: no await since (each entry encoded once, t103).
                 await self.ctx.groups.set_many_delivered({key: staged}, {key: entry})
                 self._count(run, commands)
-                await self.emit(run, commands)
-                await self.ctx.groups.set_many({key: group})  # the outbox sent
+                await self._emit_holding(key, group, run, [*held, *commands])
             else:
                 # An outbox too large for one message (a resolution closing hundreds of
                 # reports): the steps first, then the state (a crash in between re-applies
                 # the change; docs/operations.md, delivery guarantees).
-                await self.emit(run, commands)
-                await self.ctx.groups.set_many({key: group})
+                await self._emit_holding(key, group, run, [*held, *commands])
                 self._count(run, commands)
         finally:
             stored.set()
@@ -2066,6 +2106,8 @@ class Response:
         clean = {k: v for k, v in group.items() if k != OUTBOX}
         run = Run.from_dict(group["run"])
         commands = [Command(**cmd) for cmd in outbox]
+        if self._tasks_refused(commands):
+            return group  # task messages held for their topic (``TasksHeld``), as they were
         log.info(
             "citybrain: run %s: sending again the %d outputs of its last change (%s to %s), "
             "stored before a stop or failed send left them unconfirmed",
@@ -2074,9 +2116,33 @@ class Response:
             commands[0].id,
             commands[-1].id,
         )
-        await self.emit(run, commands)
-        await self.ctx.groups.set_many({key: clean})
-        return clean
+        return await self._emit_holding(key, clean, run, commands)
+
+    async def _emit_holding(
+        self, key: bytes, group: dict[str, Any], run: Run, commands: list[Command]
+    ) -> dict[str, Any]:
+        """``emit`` the commands, then store ``group`` (without an outbox) as sent; or,
+        when task messages of them are held (``TasksHeld``: their topic cannot be
+        written), store it with those in its outbox, said once a minute per topic.
+        Returns the group as stored."""
+        try:
+            await self.emit(run, commands)
+        except TasksHeld as exc:
+            group = {**group, OUTBOX: [c.to_dict() for c in exc.commands]}
+            self.warn_task_topic(exc.reason.topic, str(exc))
+        await self.ctx.groups.set_many({key: group})
+        return group
+
+    def _tasks_refused(self, commands: list[Command]) -> bool:
+        """Whether every one of ``commands`` is a task message whose topic is refused
+        at once now (``_send_task``): sending them again would change nothing."""
+        now = time.monotonic()
+        return all(
+            cmd.action == "kafka"
+            and now - self._missing_task_topics.get(self.settings.topic(cmd.data["topic"]), -1e18)
+            < TASK_TOPIC_RETRY
+            for cmd in commands
+        )
 
     async def emit(self, run: Run, commands: list[Command]) -> None:
         """Carry out the engine's commands: step, audit and task messages (queued
@@ -2084,7 +2150,7 @@ class Response:
         their KPIs once the run's state is stored."""
         steps: list[tuple[str, Any]] = []
         audit: list[tuple[str, Any]] = []
-        tasks: list[tuple[str, str, Any]] = []
+        tasks: list[tuple[Command, tuple[str, str, Any]]] = []
         replies: list[dict[str, Any]] = []
         for cmd in commands:
             body = {"schema": "step/1", "playbook": run.playbook, **cmd.to_dict()}
@@ -2093,9 +2159,27 @@ class Response:
                 replies.append(reply_document(run, cmd))
             if cmd.action == "kafka":
                 tasks.append(
-                    (self.settings.topic(cmd.data["topic"]), run.run_id, cmd.data["message"])
+                    (
+                        cmd,
+                        (self.settings.topic(cmd.data["topic"]), run.run_id, cmd.data["message"]),
+                    )
                 )
-        futures = [
+        # Task messages first, each queued within its bound (``_send_task``): a kafka
+        # step whose topic cannot be written is held (``TasksHeld``, raised once the
+        # other outputs are out), its step record with it, so the run's outbox holds
+        # it alone and sending it again repeats nothing else.
+        futures: list[Awaitable[Any]] = []
+        held: list[Command] = []
+        reason: TaskTopicUnavailable | None = None
+        for cmd, (topic, key, message) in tasks:
+            try:
+                futures.append(await self._send_task(run, topic, key, message))
+            except TaskTopicUnavailable as exc:
+                held.append(cmd)
+                reason = reason or exc
+        if held:
+            steps = [(k, body) for k, body in steps if body["id"] not in {c.id for c in held}]
+        futures += [
             *await self.ctx.queue(self.ctx.steps, steps),
             *await self.ctx.queue(self.ctx.audit_topic, audit),
         ]
@@ -2129,9 +2213,6 @@ class Response:
                         "detail": f"{reply['report_id']}: {refused}",
                     }
                 )
-        for topic, key, message in tasks:
-            task_topic = self.ctx.app.topic(topic, key_serializer="raw", value_serializer="raw")
-            futures.append(await task_topic.send(key=key.encode(), value=orjson.dumps(message)))
         for fut in futures:
             await fut
         for cmd in commands:
@@ -2156,6 +2237,48 @@ class Response:
                 self.metrics.annotations.labels("sent" if accepted else "dropped").inc()
             if cmd.action == "webhook":
                 await self._call_webhook(run, cmd.id, cmd.data["url"])
+        if reason is not None:
+            raise TasksHeld(held, reason)
+
+    async def _send_task(self, run: Run, topic: str, key: str, message: Any) -> Awaitable[Any]:
+        """Queue a ``kafka`` step's task ``message`` (JSON) on ``topic`` (prefixed),
+        keyed ``key`` (the run id); returns its delivery future. Raises
+        ``TaskTopicUnavailable`` naming the topic and the run when it is not queued
+        within ``TASK_TOPIC_WAIT`` seconds, and at once for ``TASK_TOPIC_RETRY``
+        seconds after that (nothing of it queued)."""
+        now = time.monotonic()
+        missing_since = self._missing_task_topics.get(topic)
+        if missing_since is not None and now - missing_since < TASK_TOPIC_RETRY:
+            raise TaskTopicUnavailable(self._task_topic_missing(run, topic, again=True), topic)
+        task_topic = self.ctx.app.topic(topic, key_serializer="raw", value_serializer="raw")
+        try:
+            async with asyncio.timeout(TASK_TOPIC_WAIT):
+                sent = await task_topic.send(key=key.encode(), value=orjson.dumps(message))
+        except TimeoutError:
+            # Cancelled while the producer waited for the topic's metadata (or for
+            # room in its buffer): nothing of the message was queued.
+            self._missing_task_topics[topic] = time.monotonic()
+            raise TaskTopicUnavailable(self._task_topic_missing(run, topic), topic) from None
+        self._missing_task_topics.pop(topic, None)
+        return sent
+
+    def _task_topic_missing(self, run: Run, topic: str, again: bool = False) -> str:
+        """Why ``run``'s task message for ``topic`` was not sent (``_send_task``)."""
+        when = (
+            f"one was not queued within {TASK_TOPIC_WAIT:g} s less than "
+            f"{TASK_TOPIC_RETRY:g} s ago, asked again {TASK_TOPIC_RETRY:g} s after it"
+            if again
+            else f"not queued within {TASK_TOPIC_WAIT:g} s"
+        )
+        return (
+            f"run {run.run_id} ({run.playbook}): its kafka step's task topic {topic} "
+            f"cannot be written ({when}): Kafka has no such topic and does not create "
+            "it (auto-creation off, or a name that collides with another topic's but "
+            "for '.' and '_'), or is not taking messages; the step waits in the run's "
+            "outbox and is sent once the topic is there (create it; citybrain stack up "
+            "creates the playbooks' task topics), the run's other steps and the other "
+            "runs go on"
+        )
 
     async def _call_webhook(self, run: Run, command_id: str, url: str) -> None:
         """Make a webhook step's call in the background (its outcome comes back as an

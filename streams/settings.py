@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detectors.registry import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
 from playbooks.executors import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
-from playbooks.schema import KAFKA_TOPIC_NAME_MAX
+from playbooks.schema import KAFKA_TOPIC_NAME_MAX, PIPELINE_TOPICS
 from streams.bursts import MIN_BUCKET_SECONDS
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
@@ -613,21 +613,7 @@ class Settings(BaseSettings):
     @property
     def topics(self) -> dict[str, str]:
         """Every topic citybrain reads or writes, by role."""
-        return {
-            role: self.topic(role)
-            for role in (
-                "readings",
-                "incidents",
-                "deadletter",
-                "alerts",
-                "corroboration",
-                "routed",
-                "steps",
-                "audit",
-                "commands",
-                "replies",
-            )
-        }
+        return {role: self.topic(role) for role in PIPELINE_TOPICS}
 
 
 # Settings whose values are never echoed in an error (SecretStr fields).

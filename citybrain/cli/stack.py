@@ -61,7 +61,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
         stack_lock,
         stop_other_stack,
     )
-    from citybrain.stack.topics import PartitionCountError, create_topics
+    from citybrain.stack.topics import (
+        REFUSED_TOPICS_HINT,
+        PartitionCountError,
+        TopicsRefusedError,
+        create_topics,
+    )
 
     s = _settings()
     kafka, prom, mqtt = KafkaBroker(s), PrometheusServer(s), MosquittoBroker(s)
@@ -119,6 +124,9 @@ def cmd_stack(args: argparse.Namespace) -> int:
                     raise CliError(
                         f"{exc}; Kafka stays up (`{command_line('stack', 'down')}` stops it)"
                     ) from None
+                except TopicsRefusedError as exc:  # the others are made: said, not fatal
+                    print(f"citybrain: warning: {exc}; {REFUSED_TOPICS_HINT}", file=sys.stderr)
+                    created = exc.created
                 # The playbooks' task topics are created too: count them in the total.
                 every = len(s.topics) + len(task_topics(s))
                 print(f"topics      {len(created)} created, {every} in all ({prefix_said(s)})")
@@ -1160,7 +1168,9 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
 
     from citybrain.errors import KafkaStoppedError
     from citybrain.stack.topics import (
+        REFUSED_TOPICS_HINT,
         PartitionCountError,
+        TopicsRefusedError,
         align_topic_configs,
         committed_partitions,
         create_topics,
@@ -1175,6 +1185,11 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
         # Before joining the group: a worker counting other partitions than its topics
         # lost readings (dead-lettered wrong_partition) and crashed writing its tables.
         raise CliError(str(exc)) from None
+    except TopicsRefusedError as exc:
+        # The others are made (t172: the first refusal ended the creation, and every
+        # topic after it was left to the broker's auto-creation, unsaid which).
+        print(f"citybrain: warning: {exc}; {REFUSED_TOPICS_HINT}", file=sys.stderr)
+        created = exc.created
     except (KafkaError, KafkaStoppedError) as exc:  # listing topics is bounded (t90)
         print(
             f"citybrain: warning: could not create the topics (prefix {settings.topic_prefix!r}): "

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from citybrain.kafka_read import bounded
 from citybrain.stack.process import sigterm_as_interrupt
@@ -73,6 +73,30 @@ def faust_topics(app: faust.App, partitions: int) -> list[TopicSpec]:
     return specs
 
 
+class TopicsRefusedError(KafkaError):  # type: ignore[misc]  # kafka-python is untyped
+    """The broker refused to create some of the topics (``refused``: each topic's name
+    and the broker's reason); every other topic was created (``created``: those made
+    now) and shows in the metadata. A KafkaError, so a caller that says "could not
+    create the topics" says these, by name."""
+
+    def __init__(self, refused: Sequence[tuple[str, str]], created: Sequence[str] = ()) -> None:
+        shown = "; ".join(f"{name}: {why}" for name, why in refused)
+        k = len(refused)
+        super().__init__(f"Kafka refused to create {k} topic{'s' * (k > 1)} ({shown})")
+        self.refused, self.created = list(refused), list(created)
+
+    def __str__(self) -> str:  # kafka-python's puts the class name first
+        return str(self.args[0])
+
+
+# What a topic the broker refused to create means for the worker (``TopicsRefusedError``).
+REFUSED_TOPICS_HINT = (
+    "every other topic was created; a worker waits for its own topics among them, and a "
+    "playbook's kafka step writing to a task topic among them waits in its run's outbox "
+    "until the topic is there (rename the topic, or create it)"
+)
+
+
 class PartitionCountError(ValueError):
     """Existing topics hold another partition count than ``CITYBRAIN_PARTITIONS``."""
 
@@ -114,7 +138,9 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
     a leader for each partition; returns the names created. Existing ones are left alone.
 
     Raises kafka-python's ``KafkaError`` (``KafkaTimeoutError`` when the topics did not
-    show within ``METADATA_WAIT_MS``), and ``PartitionCountError`` when a topic that
+    show within ``METADATA_WAIT_MS``; ``TopicsRefusedError`` naming each topic the broker
+    refused to create, after creating and waiting for all the others), and
+    ``PartitionCountError`` when a topic that
     already existed (a playbook's task topic aside) has another partition count than
     its spec: ``CITYBRAIN_PARTITIONS`` changed since the topics were made."""
     admin = topics_admin(settings)
@@ -126,21 +152,33 @@ def create_topics(settings: Settings, extra: Sequence[TopicSpec] = ()) -> list[s
             *(TopicSpec(t, settings.partitions) for t in sorted(task)),
             *extra,
         ]
-        created = []
+        created: list[str] = []
+        refused: list[tuple[str, str]] = []
         for spec in every:
             if spec.name in existing:
                 continue
-            try:
-                admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.configs)]
-                )
-                created.append(spec.name)
-            except TopicAlreadyExistsError:
-                pass
-        admin.wait_for_topics([spec.name for spec in every], timeout_ms=METADATA_WAIT_MS)
+            # Each topic's own error read, not raised: the broker refusing one (a task
+            # topic whose name collides with another's but for '.' and '_') stopped
+            # the loop there, and every topic after it (other task topics, the worker's
+            # changelogs) went uncreated, under one warning naming none (t172).
+            answer = admin.create_topics(
+                [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.configs)],
+                raise_errors=False,
+            )
+            for result in answer.get("topics") or [{"error_code": 0}]:
+                error = for_code(int(result.get("error_code") or 0))
+                if error.errno == 0:
+                    created.append(spec.name)
+                elif error is not TopicAlreadyExistsError:
+                    why = result.get("error_message") or error.description or error.__name__
+                    refused.append((spec.name, f"{error.__name__}: {why}"))
+        made = [spec for spec in every if spec.name not in dict(refused)]
+        admin.wait_for_topics([spec.name for spec in made], timeout_ms=METADATA_WAIT_MS)
         # Task topics are only written (keyed by Kafka's partitioner on their own count).
-        placed = [spec for spec in every if spec.name not in task]
+        placed = [spec for spec in made if spec.name not in task]
         check_partition_counts(placed, admin.describe_topics([spec.name for spec in placed]))
+        if refused:
+            raise TopicsRefusedError(refused, created)
         return created
     finally:
         admin.close()
