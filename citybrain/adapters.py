@@ -24,7 +24,14 @@ import pandas as pd
 import yaml
 
 from playbooks.grid import DEFAULT_KINDS
-from streams.csvfile import BadRow, read_records, repeated_column, row_start, separator_hint
+from streams.csvfile import (
+    BadRow,
+    RowWriter,
+    read_records,
+    repeated_column,
+    row_start,
+    separator_hint,
+)
 from streams.errors import FeedError, show
 from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
 
@@ -63,7 +70,7 @@ def read_table(
     lines: list[int] = []
     texts: list[list[str]] = []  # each row's fields as written, for a message
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = RowWriter(buffer)  # a field's lone CR quoted, as pandas must read it back
     try:
         for record in read_records(path, looks_like_row):
             if isinstance(record, BadRow):
@@ -680,8 +687,19 @@ def build(shared: Path, out: Path) -> dict[str, int]:
 
 
 def _write_csv_gz(frame: pd.DataFrame, path: Path) -> None:
+    # pandas writes with csv's writer, which leaves a text's lone CR unquoted under LF line
+    # ends (streams.csvfile.RowWriter): a report text holding one was cut into two rows
+    # of the slice. A frame with one is written with every text quoted (t169).
+    texts = frame.select_dtypes(include=["object", "string"])
+    held = any(texts[c].astype(str).str.contains("\r", regex=False).any() for c in texts)
     # mtime=0 keeps the gzip bytes identical between builds.
-    frame.to_csv(path, index=False, lineterminator="\n", compression={"method": "gzip", "mtime": 0})
+    frame.to_csv(
+        path,
+        index=False,
+        lineterminator="\n",
+        quoting=csv.QUOTE_NONNUMERIC if held else csv.QUOTE_MINIMAL,
+        compression={"method": "gzip", "mtime": 0},
+    )
 
 
 def write_all(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> None:

@@ -7,7 +7,6 @@ per input row, same order. Bad input fails with file, line and reason.
 
 from __future__ import annotations
 
-import csv
 import functools
 import itertools
 import os
@@ -27,6 +26,7 @@ from detectors.base import GlitchGuard, check_values
 from streams.csvfile import (
     BadRow,
     Record,
+    RowWriter,
     csv_name,
     decimal,
     field_count_reason,
@@ -529,7 +529,8 @@ def _score_chunks(
     on a reading that is no far glitch, the far glitches among those, the far glitches
     at or above ``threshold``)."""
     detector = prototype.clone()  # a fresh detector per stream
-    writer = csv.writer(fh, lineterminator="\n")  # csv's default is \r\n, whatever the input
+    # LF line ends (csv's default is \r\n, whatever the input), a text's CR quoted.
+    writer = RowWriter(fh)
     writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
     flagged = leading = far_rows = far_flagged = 0
     seen_nonzero = False

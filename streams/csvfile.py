@@ -41,11 +41,11 @@ import gzip
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BufferedIOBase
 from pathlib import Path
-from typing import cast
+from typing import IO, Any, cast
 
 from streams.errors import FeedError, legacy_encoding, number_hint, show
 
@@ -524,6 +524,37 @@ def field_count_reason(fields: list[str], expected: int) -> str | None:
     if len(fields) == expected:
         return None
     return f"row has {len(fields)} fields, expected {expected}"
+
+
+class RowWriter:
+    """CSV rows written with LF line ends, which every reader here reads back field for
+    field: ``csv.writer(fh, lineterminator="\n")`` quotes a field holding its line
+    terminator, a comma or a quote, but not one holding a lone CR, which it writes bare;
+    every CSV reader (this module's, pandas', a spreadsheet's) ends the line there, so a
+    text ``a\rb`` came back as two rows (t169: a detect output whose extra column held
+    one, a public data file's quoted field holding one refused as "3 rows read, 2
+    expected"). A row with a CR in a field is written with every field quoted.
+    ``fh`` is a text file opened with ``newline=""`` (or a ``StringIO``)."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self._plain = csv.writer(fh, lineterminator="\n")
+        self._quoted = csv.writer(fh, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, fields: Sequence[Any]) -> None:
+        """Writes one row; its fields are text, numbers (written as ``str`` writes them)
+        or None (an empty field)."""
+        try:
+            cr = "\r" in "".join(fields)  # a row of text, checked at C speed (detect's)
+        except TypeError:  # numbers or None among the fields
+            cr = any(isinstance(f, str) and "\r" in f for f in fields)
+        if cr:
+            self._quoted.writerow(fields)
+        else:
+            self._plain.writerow(fields)
+
+    def writerows(self, rows: Iterable[Sequence[Any]]) -> None:
+        for fields in rows:
+            self.writerow(fields)
 
 
 def split_line(text: str) -> list[str] | None:
