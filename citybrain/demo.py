@@ -81,7 +81,7 @@ from citybrain.text import agreeing, cell, counted, display_width, draws_live, d
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.errors import EventError, FeedError
-from streams.events import Reading, alert_time, alert_times_utc, iso_instant
+from streams.events import Reading, alert_time, alert_times_utc, iso_instant, text_fault
 from streams.feeds import Event, Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
@@ -307,7 +307,9 @@ def topic_records(
 ) -> tuple[list[dict[str, object]], list[str]]:
     """The JSON records (objects) of ``messages`` (Kafka messages of a worker's topics)
     and where each is (``topic/partition/offset``). A message that is not a JSON object
-    (a foreign producer's; the worker writes none), or one ``check`` refuses (raising
+    (a foreign producer's; the worker writes none), one holding a lone surrogate
+    (``"\\ud800"``: no character, which no table or file can be written with), or one
+    ``check`` refuses (raising
     ``EventError``: an object without the fields its readers use), is left out and said
     on stderr, where it is and why, not raised: trial 13's one such message made
     ``campaign report`` and ``report`` exit 70, "a bug", and no report could be made of
@@ -325,6 +327,12 @@ def topic_records(
             doc = None
         if not isinstance(doc, dict):
             bad.append(where)
+            continue
+        # JSON's "\ud800" is no character: a record holding one (another tool's) reached
+        # the report's tables and HTML, which cannot write it (t169: exit 70, "a bug").
+        fault = text_fault(doc)
+        if fault is not None:
+            refused.append(f"{where} ({fault})")
             continue
         if check is not None:
             try:

@@ -100,14 +100,16 @@ _SHOWN_AS_ESCAPES = frozenset(
 
 
 def _hidden(c: str) -> bool:
-    return unicodedata.category(c) == "Cc" or c in _SHOWN_AS_ESCAPES
+    # A lone surrogate (Cs: JSON's "\ud800", a byte no UTF-8 decoder took) is no
+    # character: printed, it stopped the command with UnicodeEncodeError (t169).
+    return unicodedata.category(c) in ("Cc", "Cs") or c in _SHOWN_AS_ESCAPES
 
 
 def cell(text: str) -> str:
     """``text`` as one table cell: a control character (a newline, a tab in a silence's
-    reason, an escape sequence's ESC) or a bidirectional or line-separating format
-    character shown as its escape, ``\\n``, ``\\u202e``, so the row stays one line and
-    reads as it was written."""
+    reason, an escape sequence's ESC), a bidirectional or line-separating format
+    character or a lone surrogate shown as its escape, ``\\n``, ``\\u202e``, ``\\ud800``,
+    so the row stays one line, reads as it was written and can be printed."""
     if not any(_hidden(c) for c in text):
         return text
     return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)

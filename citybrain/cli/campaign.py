@@ -22,7 +22,7 @@ from citybrain.errors import json_error_at, utf8_text
 from citybrain.files import write_output
 from citybrain.text import counted, day
 from playbooks.errors import did_you_mean, shown
-from streams.events import json_int
+from streams.events import json_int, text_fault
 
 if TYPE_CHECKING:
     from citybrain.rehearse import Incident
@@ -152,8 +152,14 @@ RECORD_SCHEMAS = ("step/1", "audit/1")
 
 def _record_schema(doc: dict[str, object], where: str) -> None:
     """CliError unless ``doc`` is a step or audit record (its ``schema``): any other
-    object ({"a": 1}) was read as a record about no run and left out silently."""
+    object ({"a": 1}) was read as a record about no run and left out silently; nor one
+    holding a lone surrogate (JSON's ``"\\ud800"``, no character: t169, the report's
+    tables and HTML could not be written with it, exit 70 "a bug")."""
     import reprlib
+
+    fault = text_fault(doc)
+    if fault is not None:
+        raise CliError(f"{where}: {fault}")
 
     schema = doc.get("schema")
     if schema not in RECORD_SCHEMAS:
