@@ -47,7 +47,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Any, cast
 
-from streams.errors import FeedError, legacy_encoding, number_hint, show
+from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_path
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -99,7 +99,7 @@ class BadRow:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
+        return f"{shown_path(self.path)}:{self.line}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +320,9 @@ class _Lines:
         if self.lineno == 1:
             encoding = wide_encoding(data)
             if encoding is not None:
-                raise FeedError(f"{self._path}:1: the file is {encoding}; save it as UTF-8")
+                raise FeedError(
+                    f"{shown_path(self._path)}:1: the file is {encoding}; save it as UTF-8"
+                )
         nul = data.find(b"\x00")
         if nul >= 0:
             self._abandon()
@@ -401,7 +403,7 @@ def open_binary(path: Path) -> BufferedIOBase:
             return cast(BufferedIOBase, gzip.open(path, "rb"))
         return path.open("rb")
     except OSError as exc:
-        raise FeedError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise FeedError(f"{shown_path(path)}: cannot read: {exc.strerror or exc}") from None
 
 
 def read_records(

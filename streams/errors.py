@@ -78,6 +78,18 @@ class SettingsError(StreamsError):
     """A setting has an invalid value; the message names the setting, never a secret."""
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as a message names it: as written, but a character that is not printable
+    (a line feed, an ESC, a bidirectional override, U+2028, a byte that is not UTF-8 kept
+    as a lone surrogate) written as its escape, ``\\n``, ``\\x1b``, ``\\udce9``. A file
+    found under a folder is named by what its name holds: a line feed in it cut
+    ``file:line: reason`` into two lines, an escape sequence was played (t169)."""
+    text = str(path)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

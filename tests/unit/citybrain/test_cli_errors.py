@@ -641,3 +641,47 @@ def test_a_yaml_mistake_in_a_file_given_by_option_names_the_option(
     assert main(["playbooks", "route-test", "kind=pm25", option, str(path)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: {option} {path}:1: not valid YAML: "), err
+
+
+def test_a_message_is_cut_into_lines_at_its_line_feeds_only_and_shown_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: the boundary split a message with str.splitlines(), which also breaks at
+    U+2028, U+0085, \\x1c-\\x1e, \\v and \\f: a value holding one was cut there and its
+    rest shown as a detail line; an escape sequence or a bidirectional override in a
+    message (a file's name) was played on the terminal. Fails on the old code."""
+    from citybrain.cli import CliError, parser
+
+    def refused(args: argparse.Namespace) -> int:
+        raise CliError("file a\u2028b\x1cc\x85d\x1b[2J\u202eok: bad\nits detail\x0bline")
+
+    monkeypatch.setattr(parser, "cmd_detect", refused)
+    assert main(["detect"]) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        "citybrain: file a\\u2028b\\x1cc\\x85d\\x1b[2J\\u202eok: bad\n  | its detail\\x0bline\n"
+    )
+
+
+def test_a_file_found_under_a_folder_is_named_escaped_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: detect --input-dir named a file by its name as it is: one holding a line
+    feed cut 'file:line: reason' into two lines (the second shown as a detail), one
+    holding an ESC sequence played it (the terminal turned red), in the refusal, the
+    warnings and the 'skipped' lines alike. Fails on the old code."""
+    src = tmp_path / "in"
+    src.mkdir()
+    name = "bad\nname\x1b[31m\u202e.csv"
+    (src / name).write_text("timestamp,value\n2024-01-01T00:00:00Z,1\n2024-01-01T00:01:00Z,x\n")
+    shown = str(src / "bad\\nname\\x1b[31m\\u202e.csv")
+    argv = ["detect", "--input-dir", str(src), "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: {shown}:3: field \"value\" is 'x'"), err
+    assert len(err.splitlines()) == 1 and "\x1b" not in err
+    assert main([*argv, "--on-error", "skip"]) == 0
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert f"skipped {shown}:3: field \"value\" is 'x', expected a number" in err
+    assert f"citybrain: warning: {shown}: 1 row," in err
+    assert all(line.startswith(("skipped ", "citybrain: warning: ")) for line in lines), err
