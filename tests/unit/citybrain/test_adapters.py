@@ -120,6 +120,29 @@ def test_a_synthetic_grid_declares_a_kind_it_needs(tmp_path: Path) -> None:
     assert GridBuilder().kinds == {}
 
 
+def test_a_grid_whose_names_hold_yaml_line_breaks_reads_back_as_written(tmp_path: Path) -> None:
+    """t169: the grid file was written by yaml.safe_dump(allow_unicode=True), which
+    leaves a NEL raw in a single-quoted name; YAML reads it as a line break, folded to a
+    space, so the grid read back named the district 'Tong zhou' (and its unit so).
+    Fails on the old code."""
+    grid = GridBuilder()
+    grid.chain(
+        [
+            ("city", "city", "City"),
+            ("district", "d1", "Tong\x85zhou"),
+            ("street", "s1", "Dead\u2028Run"),
+            ("community", "c1", "Mill\u2029Lane"),
+        ]
+    )
+    grid.sensor("g1", "water_level", "ft", "c1")
+    grid.write(tmp_path / "grid.yaml")
+    read = load_grid(tmp_path / "grid.yaml")
+    assert read.cells["d1"].name == "Tong\x85zhou"
+    assert read.cells["s1"].name == "Dead\u2028Run"
+    assert read.cells["c1"].name == "Mill\u2029Lane"
+    assert read.cells["d1"].unit == "Tong\x85zhou district duty office"
+
+
 def test_missing_columns_and_bad_times_name_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "src.csv"
     path.write_bytes(b"when,value\n2019-05-01 00:00,1\n2019-05-01 00:05,2\n")
