@@ -108,20 +108,21 @@ def _scalar(value: object) -> str:
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, str):
-        text = _escaped(json.dumps(value[:_MAX_STRING], ensure_ascii=False))
+        text = escaped_json(json.dumps(value[:_MAX_STRING], ensure_ascii=False))
         return text if len(value) <= _MAX_STRING else text[:-1] + '..."'
     if type(value) is int or type(value) is float:
         return json.dumps(value)
     return repr(value)  # (an int too long to convert shows its own digits)
 
 
-def _escaped(text: str) -> str:
+def escaped_json(text: str) -> str:
     """JSON text with every character ``repr`` would escape written as its ``\\u``
     escape: JSON escapes only C0 controls, and a string inside a list or object kept a
     right-to-left override (U+202E), a line separator or a C1 control (U+009B, the
     8-bit escape sequence introducer) raw, to reach an operator's terminal in a
     command's warning (helper t52); a string on its own is shown by ``repr``, which
-    escapes them."""
+    escapes them. The text is still the same JSON; a JSON line so written stays one line
+    to ``str.splitlines()`` too, which breaks at U+2028, U+2029 and U+0085 (t169)."""
     if text.isprintable():
         return text
     return "".join(
