@@ -13,7 +13,6 @@ import json
 import os
 import re
 import secrets
-import shlex
 import shutil
 import signal
 import sys
@@ -43,6 +42,7 @@ from citybrain.commands import (
     command_line,
     make_command,
     own_settings,
+    shell_word,
     written_path,
 )
 from citybrain.deadletters import DeadLetter
@@ -1629,7 +1629,7 @@ def _run_demo(
 
 def _shown(path: Path) -> str:
     """A path as the user can type it from any directory: absolute, shell-quoted."""
-    return shlex.quote(str(path.absolute()))
+    return shell_word(str(path.absolute()))
 
 
 def _cell_names(settings: Settings) -> dict[str, str]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import itertools
 import os
-import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from citybrain.commands import shell_word
 from citybrain.errors import InputError
 from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
@@ -150,11 +150,11 @@ def _other_format(path: Path, header: list[str], records: Iterator[Any]) -> str:
     except FeedError:  # a fault further on is not this message's
         first = None
     sensor = first.fields[1] if first is not None else "SENSOR_ID"
-    quoted = shlex.quote(str(path))
+    quoted = shell_word(str(path))
     cut = (
         f"(echo timestamp,value; gzip -cdf {quoted} | awk -F, "
-        + shlex.quote(f'NR > 1 && $2 == "{sensor}" {{print $1 "," $4}}')
-        + f") > {shlex.quote(sensor + '.csv')}"
+        + shell_word(f'NR > 1 && $2 == "{sensor}" {{print $1 "," $4}}')
+        + f") > {shell_word(sensor + '.csv')}"
     )
     return (
         ": this is replay's multi-sensor readings format (one row per reading of many "

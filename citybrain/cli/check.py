@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 from citybrain.cli.api import _matcher_labels
 from citybrain.cli.base import CliError, _need_dir, _need_file, _settings, need_all
+from citybrain.commands import shell_word
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
@@ -287,8 +288,6 @@ def _need_joined_labels(words: list[str]) -> None:
     """Refuse a label split by spaces around its ``=`` (``kind = pm25``, ``kind =pm25``,
     ``kind= pm25``), naming the one word to type (t147: ``label 'kind' has no '='``, as
     if none had been typed; t134 says ``--matcher kind = pm25`` so). Raises CliError."""
-    import shlex
-
     for index, word in enumerate(words):
         after = words[index + 1] if index + 1 < len(words) else ""
         if "=" not in word and after.startswith("=") and not after.startswith("=~"):
@@ -301,6 +300,6 @@ def _need_joined_labels(words: list[str]) -> None:
             continue
         joined = "".join(pieces)
         raise CliError(
-            f"label {' '.join(pieces)!r} is split by spaces: write {shlex.quote(joined)}, one "
+            f"label {' '.join(pieces)!r} is split by spaces: write {shell_word(joined)}, one "
             "word (quoted if its value has spaces)"
         )

@@ -685,3 +685,46 @@ def test_a_file_found_under_a_folder_is_named_escaped_on_one_line(
     assert f"skipped {shown}:3: field \"value\" is 'x', expected a number" in err
     assert f"citybrain: warning: {shown}: 1 row," in err
     assert all(line.startswith(("skipped ", "citybrain: warning: ")) for line in lines), err
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["bad\nname\x1b[31m.csv", "caf\udce9.csv", "a\u2028b\u202ec.csv", "it's\t\r.csv", "nb\xa0sp"],
+)
+def test_a_printed_command_names_an_odd_file_on_one_line_as_bash_reads_it(name: str) -> None:
+    """t169: command lines were quoted with shlex.quote, which leaves a line feed, an ESC
+    sequence or a U+202E raw inside its quotes (the printed command cut in two, or played
+    on the terminal) and wrote a file name's byte that is not UTF-8 as the text \\udce9
+    (another file). Now such a word is bash's $'…' with escapes: one printable line that
+    bash reads back as the name, byte for byte. Fails on the old code."""
+    import os
+    import shlex
+    import subprocess
+
+    from citybrain.commands import command_line
+
+    line = command_line("replay", name)
+    assert line.isprintable(), line
+    word = line.rsplit(" ", 1)[-1]
+    said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True)
+    assert said.stdout == os.fsencode(name)
+    assert command_line("replay", "a b.csv").endswith(shlex.quote("a b.csv"))  # as before
+
+
+def test_replays_detect_hint_names_a_file_whose_name_is_not_utf8_as_bash_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: the hint `detect --input '…caf\\udce9.csv'` named a file that does not
+    exist. Fails on the old code."""
+    import os
+    import re
+    import subprocess
+
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.csv"))
+    path.write_text("timestamp,value\n2024-01-01T00:00:00Z,1\n")
+    assert main(["replay", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    word = re.search(r"detect --input (\$'[^']*')", err)
+    assert word is not None, err
+    said = subprocess.run(["bash", "-c", f"cat {word.group(1)}"], capture_output=True)
+    assert said.stdout == path.read_bytes()
