@@ -372,5 +372,9 @@ def written_path(path: str | Path) -> str:
     """A file a command wrote, as its "written to" line names it: absolute, so the line
     says where it is from any directory (t60's walk: `report --out r.html` said "report
     written to r.html", as the demo its summary and report, while its printed commands
-    name files absolute)."""
-    return str(Path(path).absolute())
+    name files absolute). A name holding a character that does not print (a line feed, an
+    ESC, a byte that is not UTF-8) is written as ``shell_word`` writes it, ``$'…'``: its
+    byte printed raw stopped the command with UnicodeEncodeError after the file was
+    written (exit 70, "a bug", on a terminal whose stdout is strict UTF-8: t169)."""
+    text = str(Path(path).absolute())
+    return text if text.isprintable() else shell_word(text)

@@ -728,3 +728,35 @@ def test_replays_detect_hint_names_a_file_whose_name_is_not_utf8_as_bash_reads_i
     assert word is not None, err
     said = subprocess.run(["bash", "-c", f"cat {word.group(1)}"], capture_output=True)
     assert said.stdout == path.read_bytes()
+
+
+def test_a_written_file_whose_name_does_not_print_is_named_as_bash_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: "campaign report written to …" printed a name's byte that is not UTF-8 raw:
+    on a terminal whose stdout is strict UTF-8 (capsys's is) the command stopped with
+    UnicodeEncodeError after writing the file, exit 70 "a bug". Fails on the old code."""
+    import json
+    import os
+
+    from streams.settings import REPO_ROOT
+
+    export = tmp_path / "records.jsonl"
+    record = {
+        "schema": "step/1",
+        "id": "A:1",
+        "run_id": "A",
+        "action": "run_created",
+        "at": 1000,
+        "level": "community",
+        "detail": "",
+        "data": {"grid_cell": "c-top", "department": "police", "category": "Noise"},
+    }
+    export.write_text(json.dumps(record) + "\n")
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9\n.json"))
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--out", str(out)]
+    assert main([*argv, "--from", "1970-01-01", "--to", "1970-01-02"]) == 0
+    said = capsys.readouterr().out
+    assert said == f"campaign report written to $'{tmp_path}/caf\\xe9\\n.json' (5 rows)\n"
+    assert out.is_file()
