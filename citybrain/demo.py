@@ -116,7 +116,7 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     """``--expect FILE``: a YAML (or JSON) list of events with the keys name,
     sensor_prefix, start, end. Raises ``ValueError`` naming the file, entry and key."""
     text = utf8_text(path, "--expect")  # Python's codec message before (trial 20)
-    from playbooks.loader import load_yaml, locate, yaml_error
+    from playbooks.loader import compose_yaml, load_yaml, locate, yaml_error
 
     try:
         doc = load_yaml(text)  # as every YAML file: a key twice, an alias bomb refused
@@ -131,13 +131,13 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     # file:line and the entry counted from 1, as the tokens file's entries are said (t98:
     # "entry 0" for the first, and no line); the file composed again only for an error.
     def at(i: int, key: str | None = None) -> str:
-        line = locate(yaml.compose(text, Loader=yaml.SafeLoader), (i, *((key,) if key else ())))
+        line = locate(compose_yaml(text), (i, *((key,) if key else ())))
         return f"--expect {path}:{line}: entry {i + 1}"
 
     def written(i: int, key: str) -> str:
         """A value as the file writes it (a YAML time was shown as Python's str of it:
         ``2019-05-10 19:00:00+00:00`` for ``2019-05-10T19:00:00Z``)."""
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose_yaml(text)
         entry = node.value[i] if isinstance(node, yaml.SequenceNode) else None
         value = next((v for k, v in entry.value if k.value == key), None) if entry else None
         if isinstance(value, yaml.ScalarNode):
