@@ -80,7 +80,7 @@ from citybrain.stack.topics import create_topics
 from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
-from streams.errors import EventError, FeedError
+from streams.errors import EventError, FeedError, text_lines
 from streams.events import Reading, alert_time, alert_times_utc, iso_instant, text_fault
 from streams.feeds import Event, Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
@@ -1744,7 +1744,7 @@ def exit_cause(log_tail: str) -> str:
     """The error line a worker printed as it exited (the CLI boundary's ``citybrain:
     …`` line, not a warning), without its ``citybrain:``; "" when its log has none (a
     crash's traceback, a kill)."""
-    for line in reversed(log_tail.splitlines()):
+    for line in reversed(text_lines(log_tail)):
         said = line.strip().removeprefix("citybrain: ")
         if said != line.strip() and not said.startswith("warning:"):
             return said

@@ -10,6 +10,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from streams.errors import text_lines
+
 
 def counted(n: int, noun: str, plural: str = "") -> str:
     """``1 row``, ``2 rows``, ``1,234 rows``: a count with its noun in the right number
@@ -113,6 +115,14 @@ def cell(text: str) -> str:
     if not any(_hidden(c) for c in text):
         return text
     return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)
+
+
+def shown_lines(text: str) -> str:
+    """``text`` (a message, a warning) with each of its own lines (LF, CRLF or CR ends,
+    ``streams.errors.text_lines``) shown as a table cell is (``cell``): a value's ESC
+    sequence, U+202E or U+2028 written as its escape, so a warning reads as it was
+    written and each of its lines stays one (t169)."""
+    return "\n".join(cell(line) for line in text_lines(text))
 
 
 def display_width(text: str) -> int:

@@ -90,6 +90,21 @@ def shown_path(path: str | Path) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of a message or a log's text, cut at its line ends only (LF, CRLF or a
+    lone CR), as ``str.splitlines()`` without its other breaks: it also cut a line at a
+    U+2028, U+2029, U+0085, \\x1c-\\x1e, \\v or \\f that a value, a file's name or a
+    log record may hold, the rest shown as a line of its own (t169). ``[]`` for ``""``;
+    a final line end ends the last line, as there."""
+    if not text:
+        return []
+    lines = _LINE_END.split(text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -31,7 +31,7 @@ from citybrain.commands import (
     command_line,
     written_path,
 )
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, counted, shown_lines
 from streams.settings import Settings
 
 
@@ -176,7 +176,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if not replayed.worker_ran:
-        print(f"citybrain: warning: {no_alerts_note(settings)}", file=sys.stderr)
+        print(f"citybrain: warning: {shown_lines(no_alerts_note(settings))}", file=sys.stderr)
     elsewhere = replayed.elsewhere
     if elsewhere:
         print(

@@ -43,6 +43,7 @@ from citybrain.cli.base import (
     check_worker_files,
     prefix_said,
 )
+from streams.errors import text_lines
 
 # Seconds a service may take to answer after `stack up` started it before `stack status`
 # calls it "not answering" rather than "starting" (Kafka takes at most 90 s on 2 cores).
@@ -303,7 +304,7 @@ def last_record(text: str) -> str:
     line of the last record, else its last line ("" for none). t91: faust's multi-line
     messages left `stack status` showing "(last line: 3) The agent processing the stream
     is hanging …)", a fragment of a list, for a worker that was killed."""
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in text_lines(text) if line.strip()]
     starts = [i for i, line in enumerate(lines) if _RECORD_START.match(line)]
     if not starts or any(line.startswith("Traceback") for line in lines[starts[-1] :]):
         return lines[-1] if lines else ""
@@ -663,7 +664,7 @@ def _reload_said(log: Path, start: int, pid: int) -> str | None:
                 text = f.read().decode("utf-8", "replace")
         except OSError:
             text = ""
-        for line in text.splitlines():
+        for line in text_lines(text):
             if "configuration reloaded:" in line or "configuration reload failed" in line:
                 return line[line.index("citybrain: ") + len("citybrain: ") :].strip()
         if not alive(pid):

@@ -760,3 +760,44 @@ def test_a_written_file_whose_name_does_not_print_is_named_as_bash_reads_it(
     said = capsys.readouterr().out
     assert said == f"campaign report written to $'{tmp_path}/caf\\xe9\\n.json' (5 rows)\n"
     assert out.is_file()
+
+
+def test_a_warning_shows_a_values_escapes_and_separators_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: warnings were printed as they came: a misspelt setting's name holding an ESC
+    sequence turned the terminal red, and one holding U+2028 cut the warning for any
+    reader splitting lines with str.splitlines(). Fails on the old code."""
+    from citybrain.cli import base
+
+    monkeypatch.setattr(base, "_WARNED_UNKNOWN", False)
+    monkeypatch.setenv("CITYBRAIN_GRID_FIL\x1b[31mE", "1")
+    monkeypatch.setenv("CITYBRAIN_ROUTING_FIL\u2028E", "1")
+    assert main(["playbooks", "check"]) == 0
+    err = capsys.readouterr().err
+    assert "citybrain: warning: CITYBRAIN_GRID_FIL\\x1b[31mE is not a citybrain setting" in err
+    assert "citybrain: warning: CITYBRAIN_ROUTING_FIL\\u2028E is not a citybrain setting" in err
+    assert err.isascii() and len(err.splitlines()) == 2, err
+
+
+def test_text_lines_cut_at_line_ends_only() -> None:
+    """t169: messages and log tails were cut with str.splitlines(). Fails on the old code
+    (text_lines did not exist)."""
+    from streams.errors import text_lines
+
+    assert text_lines("a\u2028b\x1cc\x85d\x0be\x0cf\nnext\r\nthird\rlast\n") == [
+        "a\u2028b\x1cc\x85d\x0be\x0cf",
+        "next",
+        "third",
+        "last",
+    ]
+    assert (
+        text_lines("") == []
+        and text_lines("\n") == [""]
+        and text_lines("a\n\nb")
+        == [
+            "a",
+            "",
+            "b",
+        ]
+    )
