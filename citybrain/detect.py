@@ -563,10 +563,14 @@ def _score_chunks(
             upto = int(nonzero[0]) if seen_nonzero else len(chunk)
             leading += upto
             far_rows += int(np.count_nonzero(far[:upto]))
-        for (stamp, _, _, more), value, score in zip(
-            chunk, values.tolist(), scores.tolist(), strict=True
-        ):
-            writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
+        writer.writerows(
+            [
+                [stamp, repr(value), f"{score:.6f}", *more]
+                for (stamp, _, _, more), value, score in zip(
+                    chunk, values.tolist(), scores.tolist(), strict=True
+                )
+            ]
+        )
     return flagged, leading, far_rows, far_flagged
 
 

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import math
 import re
 import zlib
@@ -555,7 +556,17 @@ class RowWriter:
             self._plain.writerow(fields)
 
     def writerows(self, rows: Iterable[Sequence[Any]]) -> None:
-        for fields in rows:
+        """Writes the rows; a block of rows of text without a CR is checked and written at
+        C speed (detect writes a chunk of scores at a time)."""
+        block = rows if isinstance(rows, list) else list(rows)
+        try:
+            clean = "\r" not in "".join(itertools.chain.from_iterable(block))
+        except TypeError:  # numbers or None among the fields: row by row
+            clean = False
+        if clean:
+            self._plain.writerows(block)
+            return
+        for fields in block:
             self.writerow(fields)
 
 
