@@ -24,7 +24,7 @@ from citybrain.commands import (
     start_stack_hint,
 )
 from citybrain.errors import ListenError
-from citybrain.text import counted
+from citybrain.text import counted, shown_lines
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -289,7 +289,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             # After the table, also when both go to one pipe (`2>&1 | less`): piped,
             # stdout is block-buffered and the line came first.
             sys.stdout.flush()
-            print(f"citybrain: {'; and '.join(failures)}", file=sys.stderr)
+            print(f"citybrain: {shown_lines('; and '.join(failures))}", file=sys.stderr)
         return EXIT_FAILED if failures else EXIT_OK
     return 0
 
@@ -1119,7 +1119,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
         except (KafkaError, KafkaStoppedError):
             committed = 0  # the start goes on; Kafka's trouble is said by what follows
         if warning := emptied_tables_warning(settings, app, created, committed):
-            print(f"citybrain: {warning}", file=sys.stderr, flush=True)
+            print(f"citybrain: {shown_lines(warning)}", file=sys.stderr, flush=True)
     # Changelogs made before their segment and tombstone configs were set (t155): a
     # restart read every superseded record of them, their segments compacted only after
     # 1 GiB or 7 days.
@@ -1135,7 +1135,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
         )
         return
     for line in changed:
-        print(f"citybrain: {line} (docs/operations.md, restart time)", file=sys.stderr)
+        print(f"citybrain: {shown_lines(line)} (docs/operations.md, restart time)", file=sys.stderr)
 
 
 def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:
