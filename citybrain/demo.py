@@ -77,7 +77,7 @@ from citybrain.stack.process import (
     tail,
 )
 from citybrain.stack.topics import create_topics
-from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad
+from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad, warn
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
 from streams.errors import EventError, FeedError, text_lines
@@ -350,10 +350,9 @@ def topic_records(
             shown = ", ".join(places_left[:5]) + (
                 f" and {len(places_left) - 5} more" if len(places_left) > 5 else ""
             )
-            print(
-                f"citybrain: warning: left out {counted(len(places_left), 'message')} that "
+            warn(
+                f"left out {counted(len(places_left), 'message')} that "
                 f"{'is' if len(places_left) == 1 else 'are'} {what}: {shown}",
-                file=sys.stderr,
             )
     return records, places
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import unicodedata
 import zoneinfo
 from datetime import datetime
@@ -123,6 +124,12 @@ def shown_lines(text: str) -> str:
     sequence, U+202E or U+2028 written as its escape, so a warning reads as it was
     written and each of its lines stays one (t169)."""
     return "\n".join(cell(line) for line in text_lines(text))
+
+
+def warn(text: str) -> None:
+    """``citybrain: warning: <text>`` on stderr, ``text`` shown as ``shown_lines`` shows it
+    (a file's name or a value's ESC sequence, U+202E or U+2028 written as its escape)."""
+    print(f"citybrain: warning: {shown_lines(text)}", file=sys.stderr)
 
 
 def display_width(text: str) -> int:

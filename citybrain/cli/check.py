@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from citybrain.text import counted, shown_lines
+from citybrain.text import counted, shown_lines, warn
 from playbooks.alert_labels import inconsistent_labels, worker_labels
 from streams.settings import Settings
 
@@ -43,10 +43,9 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         if pair.split("=", 1)[0].strip() == "alertname":
             # Every amtool user types it; citybrain alerts route on kind and source.
             # A warning, on stderr: `route-test … > routes.txt` kept it in the answer (t83).
-            print(
-                f"citybrain: warning: ignored {pair!r}: citybrain alerts carry no alertname "
+            warn(
+                f"ignored {pair!r}: citybrain alerts carry no alertname "
                 "label (they route on kind, source, severity and the grid's labels)",
-                file=sys.stderr,
             )
             continue
         try:

@@ -41,7 +41,7 @@ from citybrain.cli.stack import (
 from citybrain.commands import (
     command_line,
 )
-from citybrain.text import agreeing, counted, draws_live, shown_lines
+from citybrain.text import agreeing, counted, draws_live, shown_lines, warn
 from streams.errors import StreamsError, show
 from streams.settings import Settings
 
@@ -186,10 +186,9 @@ def _replay_sending(args: argparse.Namespace, s: Settings, check: Any) -> int:
     for line in check.changed:
         print(f"citybrain: warning: {shown_lines(line)}", file=sys.stderr)
     if headers_only:  # beside files with events: said, not refused
-        print(
-            f"citybrain: warning: {_named(headers_only)} no rows after the header: "
+        warn(
+            f"{_named(headers_only)} no rows after the header: "
             f"nothing of {'it' if len(headers_only) == 1 else 'them'} is sent",
-            file=sys.stderr,
         )
     stream = FeedStream(check)
     try:

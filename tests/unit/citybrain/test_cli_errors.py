@@ -801,3 +801,35 @@ def test_text_lines_cut_at_line_ends_only() -> None:
             "b",
         ]
     )
+
+
+def test_a_warning_naming_a_file_shows_its_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: warnings built with a file's name (campaign report's grid that lacks a run's
+    cell, replay's header-only files, report's --data files) were printed as built: a
+    name holding an ESC sequence or a line feed played it or cut the line. Every warning
+    now goes through text.warn. Fails on the old code."""
+    import json
+    import shutil
+
+    from streams.settings import REPO_ROOT
+
+    grid = tmp_path / "grid\x1b[31m\n.yaml"
+    shutil.copy(REPO_ROOT / "tests" / "fixtures" / "grid.yaml", grid)
+    export = tmp_path / "records.jsonl"
+    record = {
+        "schema": "step/1",
+        "id": "A:1",
+        "run_id": "A",
+        "action": "run_created",
+        "at": 1000,
+        "level": "community",
+        "detail": "",
+        "data": {"grid_cell": "nowhere", "department": "police", "category": "Noise"},
+    }
+    export.write_text(json.dumps(record) + "\n")
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--json"]
+    assert main([*argv, "--from", "1970-01-01", "--to", "1970-01-02"]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"citybrain: warning: the grid {tmp_path}/grid\\x1b[31m\\n.yaml lacks")
