@@ -21,11 +21,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
+from dashboards.yamltext import yaml_text
 from playbooks.grid import DEFAULT_KINDS
-from streams.csvfile import BadRow, read_records, repeated_column, row_start, separator_hint
-from streams.errors import FeedError, show
+from streams.csvfile import (
+    BadRow,
+    RowWriter,
+    read_records,
+    repeated_column,
+    row_start,
+    separator_hint,
+)
+from streams.errors import FeedError, show, shown_path
 from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS
 
 
@@ -39,7 +46,7 @@ def _names_once(path: Path, line: int, names: list[str]) -> None:
     first read and its second dropped, without a word."""
     reason = repeated_column(names)
     if reason is not None:
-        raise AdapterError(f"{path}:{line}: {reason}")
+        raise AdapterError(f"{shown_path(path)}:{line}: {reason}")
 
 
 def read_table(
@@ -63,7 +70,7 @@ def read_table(
     lines: list[int] = []
     texts: list[list[str]] = []  # each row's fields as written, for a message
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = RowWriter(buffer)  # a field's lone CR quoted, as pandas must read it back
     try:
         for record in read_records(path, looks_like_row):
             if isinstance(record, BadRow):
@@ -73,7 +80,7 @@ def read_table(
                 _names_once(path, record.line, record.fields)
             elif len(record.fields) != width[0]:
                 raise AdapterError(
-                    f"{path}:{record.line}: row has {len(record.fields)} fields, "
+                    f"{shown_path(path)}:{record.line}: row has {len(record.fields)} fields, "
                     f"expected {width[0]}"
                 )
             lines.append(record.line)
@@ -84,21 +91,24 @@ def read_table(
     except FeedError as exc:
         raise AdapterError(str(exc)) from None
     if not lines:
-        raise AdapterError(f"{path}:1: the file is empty, expected a header row")
+        raise AdapterError(f"{shown_path(path)}:1: the file is empty, expected a header row")
     buffer.seek(0)
     try:
         # Empty lines are gone already; a line of spaces is a row here, as in the reader.
         frame = pd.read_csv(buffer, skip_blank_lines=False, **options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
-        raise AdapterError(f"{path}:{lines[0]}: {exc}") from None
+        raise AdapterError(f"{shown_path(path)}:{lines[0]}: {exc}") from None
     if len(frame) != len(lines) - 1:  # pandas and the reader disagree: never guess
-        raise AdapterError(f"{path}:{lines[0]}: {len(frame)} rows read, {len(lines) - 1} expected")
+        raise AdapterError(
+            f"{shown_path(path)}:{lines[0]}: {len(frame)} rows read, {len(lines) - 1} expected"
+        )
     frame.index = pd.Index(lines[1:], name="line")
     frame.attrs["path"] = str(path)
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise AdapterError(
-            f"{path}:{lines[0]}: the header has no column {missing[0]!r}{separator_hint(texts[0])}"
+            f"{shown_path(path)}:{lines[0]}: the header has no column "
+            f"{missing[0]!r}{separator_hint(texts[0])}"
         )
     for at, column in enumerate(frame.columns):
         if not numeric(str(column)):
@@ -115,7 +125,8 @@ def read_table(
             text = texts[row + 1][at] if at < len(texts[row + 1]) else given.iloc[row]
             expected = "a finite number" if infinite.iloc[row] else "a number"
             raise AdapterError(
-                f'{path}:{frame.index[row]}: field "{column}" is {show(text)}, expected {expected}'
+                f'{shown_path(path)}:{frame.index[row]}: field "{column}" is {show(text)}, '
+                f"expected {expected}"
             )
         if not numeric_dtype:
             frame[column] = numbers
@@ -145,7 +156,7 @@ def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) ->
             row = int((plain if zoned[first] else zoned).nonzero()[0][0])
             has = "has a zone" if zoned[row] else "has no zone"
             raise AdapterError(
-                f"{path}:{values.index[row]}: {values.iloc[row]!r} {has}, line "
+                f"{shown_path(path)}:{values.index[row]}: {values.iloc[row]!r} {has}, line "
                 f"{values.index[first]}'s {values.iloc[first]!r} "
                 f"{'has one' if zoned[first] else 'none'}: in which zone the times without "
                 "one are cannot be told"
@@ -161,7 +172,9 @@ def parse_times(path: Path, values: pd.Series | pd.DataFrame, **options: Any) ->
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0])
         shown = values.iloc[row] if isinstance(values, pd.Series) else values.iloc[row].to_dict()
-        raise AdapterError(f"{path}:{values.index[row]}: {shown!r} is not a date and time")
+        raise AdapterError(
+            f"{shown_path(path)}:{values.index[row]}: {shown!r} is not a date and time"
+        )
     return parsed
 
 
@@ -198,7 +211,7 @@ def localize(path: Path, times: pd.Series, zone: str) -> pd.Series:
         else f"happened twice in {zone} (its clocks went back an hour then): which one is "
         "meant cannot be told"
     )
-    raise AdapterError(f"{path}:{times.index[row]}: local time {when} {why}")
+    raise AdapterError(f"{shown_path(path)}:{times.index[row]}: local time {when} {why}")
 
 
 def _slug(text: str) -> str:
@@ -297,7 +310,8 @@ class GridBuilder:
             "# and sensors registered to community cells. Generated by\n"
             "# `citybrain datasets build`; format in docs/events.md.\n"
         )
-        path.write_text(header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+        # A name holding a NEL reads back as written (dashboards.yamltext).
+        path.write_text(header + yaml_text(doc, sort_keys=False, allow_unicode=True))
 
 
 USGS_SITES = {
@@ -408,14 +422,15 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
             (*BEIJING_STAMP, "station", "PM2.5", "PM10"),
         )
         if raw.empty:
-            raise AdapterError(f"{path}:2: no data rows")
+            raise AdapterError(f"{shown_path(path)}:2: no data rows")
         station = raw["station"].iloc[0]
         local = parse_times(path, raw[list(BEIJING_STAMP)])
         raw["ts"] = localize(path, local, "Asia/Shanghai")
         raw = raw[(raw["ts"] >= "2016-01-28") & (raw["ts"] < "2016-02-11")]
         if station not in BEIJING_DISTRICTS:  # a KeyError traceback before
             raise AdapterError(
-                f"{path}:{raw.index[0] if len(raw) else 2}: station {station!r} is none of "
+                f"{shown_path(path)}:{raw.index[0] if len(raw) else 2}: station {station!r} is "
+                "none of "
                 f"{', '.join(sorted(BEIJING_DISTRICTS))}"
             )
         district = BEIJING_DISTRICTS[station]
@@ -428,7 +443,7 @@ def beijing_air(shared: Path, grid: GridBuilder) -> pd.DataFrame:
             ]
         )
         if station not in BEIJING_POSITIONS:
-            raise AdapterError(f"{path}: station {station!r} has no known position")
+            raise AdapterError(f"{shown_path(path)}: station {station!r} has no known position")
         position = BEIJING_POSITIONS[station]
         grid.place(cell, *position)
         for column, kind in (("PM2.5", "pm25"), ("PM10", "pm10")):
@@ -597,7 +612,7 @@ def incident_departments(shared: Path) -> pd.DataFrame:
         raw.columns = [c.lower().replace(" ", "_") for c in raw.columns]
         for column in ("complaint_type", "descriptor", "agency"):
             if column not in raw.columns:
-                raise AdapterError(f"{path}:1: the header has no column {column!r}")
+                raise AdapterError(f"{shown_path(path)}:1: the header has no column {column!r}")
         text = raw["complaint_type"].fillna("") + ": " + raw["descriptor"].fillna("")
         department = raw["agency"].map(NYC_AGENCY_DEPARTMENTS).fillna("city-management")
         frames.append(
@@ -680,8 +695,19 @@ def build(shared: Path, out: Path) -> dict[str, int]:
 
 
 def _write_csv_gz(frame: pd.DataFrame, path: Path) -> None:
+    # pandas writes with csv's writer, which leaves a text's lone CR unquoted under LF line
+    # ends (streams.csvfile.RowWriter): a report text holding one was cut into two rows
+    # of the slice. A frame with one is written with every text quoted (t169).
+    texts = frame.select_dtypes(include=["object", "string"])
+    held = any(texts[c].astype(str).str.contains("\r", regex=False).any() for c in texts)
     # mtime=0 keeps the gzip bytes identical between builds.
-    frame.to_csv(path, index=False, lineterminator="\n", compression={"method": "gzip", "mtime": 0})
+    frame.to_csv(
+        path,
+        index=False,
+        lineterminator="\n",
+        quoting=csv.QUOTE_NONNUMERIC if held else csv.QUOTE_MINIMAL,
+        compression={"method": "gzip", "mtime": 0},
+    )
 
 
 def write_all(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> None:

@@ -34,6 +34,37 @@ def cli_command() -> str:
     return str(script.absolute())
 
 
+def shell_word(word: str) -> str:
+    """``word`` as one shell word to print for the user to copy: ``shlex.quote``'s when
+    every character of it prints, else bash's (and zsh's) ANSI-C quoting, ``$'…'``, with
+    each character that does not print written as its escape (``\\n``, ``\\t``, ``\\r``,
+    ``\\xHH`` for each byte of its UTF-8, or the byte itself for one a file's name held
+    that is not UTF-8, kept as a lone surrogate). shlex.quote left a line feed, an ESC
+    sequence or a U+202E in a file's name raw inside its quotes: the printed command was
+    cut in two lines or played on the terminal, and a name's byte that is not UTF-8 was
+    printed as the text ``\\udce9``, another file (t169). Typed into bash or zsh, the
+    word is the one given, byte for byte."""
+    if word.isprintable():
+        return shlex.quote(word)
+    out = []
+    for c in word:
+        if c in "\\'":
+            out.append("\\" + c)
+        elif c in _C_ESCAPES:
+            out.append(_C_ESCAPES[c])
+        elif c.isprintable():
+            out.append(c)
+        else:
+            raw = c.encode(
+                "utf-8", "surrogateescape" if "\udc80" <= c <= "\udcff" else "surrogatepass"
+            )
+            out.append("".join(f"\\x{b:02x}" for b in raw))
+    return "$'" + "".join(out) + "'"
+
+
+_C_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
 def command_line(
     *args: str, env: Mapping[str, str] | None = None, only: Collection[str] | None = None
 ) -> str:
@@ -47,7 +78,7 @@ def command_line(
     (``CITYBRAIN_WORKER_PORT``, ...), the ones the command reads (trial 8: `runs list`
     was printed after every Kafka and Prometheus port it never reads)."""
     assignments = _assignments(printed_settings(env, only))
-    return " ".join([*assignments, shlex.quote(cli_command()), *map(shlex.quote, args)])
+    return " ".join([*assignments, shell_word(cli_command()), *map(shell_word, args)])
 
 
 def make_command(target: str, env: Mapping[str, str] | None = None) -> str:
@@ -92,7 +123,7 @@ def own_settings() -> Iterator[None]:
 
 
 def _assignments(settings: Mapping[str, str]) -> list[str]:
-    return [f"{name}={shlex.quote(value)}" for name, value in settings.items()]
+    return [f"{name}={shell_word(value)}" for name, value in settings.items()]
 
 
 def demo_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -341,5 +372,9 @@ def written_path(path: str | Path) -> str:
     """A file a command wrote, as its "written to" line names it: absolute, so the line
     says where it is from any directory (t60's walk: `report --out r.html` said "report
     written to r.html", as the demo its summary and report, while its printed commands
-    name files absolute)."""
-    return str(Path(path).absolute())
+    name files absolute). A name holding a character that does not print (a line feed, an
+    ESC, a byte that is not UTF-8) is written as ``shell_word`` writes it, ``$'…'``: its
+    byte printed raw stopped the command with UnicodeEncodeError after the file was
+    written (exit 70, "a bug", on a terminal whose stdout is strict UTF-8: t169)."""
+    text = str(Path(path).absolute())
+    return text if text.isprintable() else shell_word(text)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from citybrain.text import cell, display_width, pad
+from streams.errors import escaped_json
 from streams.events import ORIGINAL_HEADER_PREFIX, ORIGINAL_PREFIX
 from streams.settings import Settings
 
@@ -218,12 +219,15 @@ def json_line(letter: DeadLetter, topic: str) -> str:
     }
     if letter.tombstone:
         doc["value"] = None
-        return json.dumps(doc, ensure_ascii=False)
-    try:
-        doc["value"] = letter.value.decode("utf-8")
-    except UnicodeDecodeError:
-        doc["value_base64"] = base64.b64encode(letter.value).decode("ascii")
-    return json.dumps(doc, ensure_ascii=False)
+    else:
+        try:
+            doc["value"] = letter.value.decode("utf-8")
+        except UnicodeDecodeError:
+            doc["value_base64"] = base64.b64encode(letter.value).decode("ascii")
+    # The same JSON with what is not printable written as its \u escape: a value's raw
+    # U+2028 or U+0085 cut the line for a reader splitting with str.splitlines(), and a
+    # U+202E or a C1 control (U+009B, the 8-bit CSI) reached the terminal raw (t169).
+    return escaped_json(json.dumps(doc, ensure_ascii=False))
 
 
 def _consumer(settings: Settings) -> Any:

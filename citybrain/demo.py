@@ -13,10 +13,8 @@ import json
 import os
 import re
 import secrets
-import shlex
 import shutil
 import signal
-import sys
 import threading
 import time
 import unicodedata
@@ -43,6 +41,7 @@ from citybrain.commands import (
     command_line,
     make_command,
     own_settings,
+    shell_word,
     written_path,
 )
 from citybrain.deadletters import DeadLetter
@@ -78,11 +77,18 @@ from citybrain.stack.process import (
     worker_argv,
 )
 from citybrain.stack.topics import create_topics
-from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad
+from citybrain.text import agreeing, cell, counted, display_width, draws_live, duration, pad, warn
 from playbooks.errors import closest, shown
 from streams.auth import hash_token
-from streams.errors import EventError, FeedError
-from streams.events import MIN_EVENT_TIME, Reading, alert_time, alert_times_utc, iso_instant
+from streams.errors import EventError, FeedError, text_lines
+from streams.events import (
+    MIN_EVENT_TIME,
+    Reading,
+    alert_time,
+    alert_times_utc,
+    iso_instant,
+    text_fault,
+)
 from streams.feeds import Event, Replayer, load_events
 from streams.settings import REPO_ROOT, Settings, load_settings, setting_names
 
@@ -117,7 +123,7 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     """``--expect FILE``: a YAML (or JSON) list of events with the keys name,
     sensor_prefix, start, end. Raises ``ValueError`` naming the file, entry and key."""
     text = utf8_text(path, "--expect")  # Python's codec message before (trial 20)
-    from playbooks.loader import load_yaml, locate, yaml_error
+    from playbooks.loader import compose_yaml, load_yaml, locate, yaml_error
 
     try:
         doc = load_yaml(text)  # as every YAML file: a key twice, an alias bomb refused
@@ -132,13 +138,13 @@ def load_expected(path: Path) -> tuple[KnownEvent, ...]:
     # file:line and the entry counted from 1, as the tokens file's entries are said (t98:
     # "entry 0" for the first, and no line); the file composed again only for an error.
     def at(i: int, key: str | None = None) -> str:
-        line = locate(yaml.compose(text, Loader=yaml.SafeLoader), (i, *((key,) if key else ())))
+        line = locate(compose_yaml(text), (i, *((key,) if key else ())))
         return f"--expect {path}:{line}: entry {i + 1}"
 
     def written(i: int, key: str) -> str:
         """A value as the file writes it (a YAML time was shown as Python's str of it:
         ``2019-05-10 19:00:00+00:00`` for ``2019-05-10T19:00:00Z``)."""
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = compose_yaml(text)
         entry = node.value[i] if isinstance(node, yaml.SequenceNode) else None
         value = next((v for k, v in entry.value if k.value == key), None) if entry else None
         if isinstance(value, yaml.ScalarNode):
@@ -308,7 +314,9 @@ def topic_records(
 ) -> tuple[list[dict[str, object]], list[str]]:
     """The JSON records (objects) of ``messages`` (Kafka messages of a worker's topics)
     and where each is (``topic/partition/offset``). A message that is not a JSON object
-    (a foreign producer's; the worker writes none), or one ``check`` refuses (raising
+    (a foreign producer's; the worker writes none), one holding a lone surrogate
+    (``"\\ud800"``: no character, which no table or file can be written with), or one
+    ``check`` refuses (raising
     ``EventError``: an object without the fields its readers use), is left out and said
     on stderr, where it is and why, not raised: trial 13's one such message made
     ``campaign report`` and ``report`` exit 70, "a bug", and no report could be made of
@@ -327,6 +335,12 @@ def topic_records(
         if not isinstance(doc, dict):
             bad.append(where)
             continue
+        # JSON's "\ud800" is no character: a record holding one (another tool's) reached
+        # the report's tables and HTML, which cannot write it (t169: exit 70, "a bug").
+        fault = text_fault(doc)
+        if fault is not None:
+            refused.append(f"{where} ({fault})")
+            continue
         if check is not None:
             try:
                 check(doc)
@@ -343,10 +357,9 @@ def topic_records(
             shown = ", ".join(places_left[:5]) + (
                 f" and {len(places_left) - 5} more" if len(places_left) > 5 else ""
             )
-            print(
-                f"citybrain: warning: left out {counted(len(places_left), 'message')} that "
+            warn(
+                f"left out {counted(len(places_left), 'message')} that "
                 f"{'is' if len(places_left) == 1 else 'are'} {what}: {shown}",
-                file=sys.stderr,
             )
     return records, places
 
@@ -1622,7 +1635,7 @@ def _run_demo(
 
 def _shown(path: Path) -> str:
     """A path as the user can type it from any directory: absolute, shell-quoted."""
-    return shlex.quote(str(path.absolute()))
+    return shell_word(str(path.absolute()))
 
 
 def _cell_names(settings: Settings) -> dict[str, str]:
@@ -1743,7 +1756,7 @@ def exit_cause(log_tail: str) -> str:
     """The error line a worker printed as it exited (the CLI boundary's ``citybrain:
     …`` line, not a warning), without its ``citybrain:``; "" when its log has none (a
     crash's traceback, a kill)."""
-    for line in reversed(log_tail.splitlines()):
+    for line in reversed(text_lines(log_tail)):
         said = line.strip().removeprefix("citybrain: ")
         if said != line.strip() and not said.startswith("warning:"):
             return said

@@ -7,11 +7,9 @@ per input row, same order. Bad input fails with file, line and reason.
 
 from __future__ import annotations
 
-import csv
 import functools
 import itertools
 import os
-import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +18,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from citybrain.commands import shell_word
 from citybrain.errors import InputError
 from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
@@ -27,6 +26,7 @@ from detectors.base import GlitchGuard, check_values
 from streams.csvfile import (
     BadRow,
     Record,
+    RowWriter,
     csv_name,
     decimal,
     field_count_reason,
@@ -36,7 +36,7 @@ from streams.csvfile import (
     row_start,
     separator_hint,
 )
-from streams.errors import FeedError, show
+from streams.errors import FeedError, show, shown_path
 from streams.events import iso_instant, other_date_fault
 from streams.inputs import not_a_regular_file
 
@@ -150,11 +150,11 @@ def _other_format(path: Path, header: list[str], records: Iterator[Any]) -> str:
     except FeedError:  # a fault further on is not this message's
         first = None
     sensor = first.fields[1] if first is not None else "SENSOR_ID"
-    quoted = shlex.quote(str(path))
+    quoted = shell_word(str(path))
     cut = (
         f"(echo timestamp,value; gzip -cdf {quoted} | awk -F, "
-        + shlex.quote(f'NR > 1 && $2 == "{sensor}" {{print $1 "," $4}}')
-        + f") > {shlex.quote(sensor + '.csv')}"
+        + shell_word(f'NR > 1 && $2 == "{sensor}" {{print $1 "," $4}}')
+        + f") > {shell_word(sensor + '.csv')}"
     )
     return (
         ": this is replay's multi-sensor readings format (one row per reading of many "
@@ -200,25 +200,27 @@ def good_rows(
     except FeedError as exc:
         raise DetectInputError(str(exc)) from None
     if header is None:
-        raise DetectInputError(f"{path}:1: the file is empty, expected a header timestamp,value")
+        raise DetectInputError(
+            f"{shown_path(path)}:1: the file is empty, expected a header timestamp,value"
+        )
     if isinstance(header, BadRow):
         raise DetectInputError(f"{header} (in the header row)")
     if [h.strip() for h in header.fields[:2]] != ["timestamp", "value"]:
         tidy = [h.strip() for h in header.fields]
         hint = _other_format(path, tidy, records) or separator_hint(header.fields)
         raise DetectInputError(
-            f"{path}:{header.line}: header is {show(','.join(header.fields))}, expected "
-            f"timestamp,value{hint or _series_renames(tidy)}"
+            f"{shown_path(path)}:{header.line}: header is {show(','.join(header.fields))}, "
+            f"expected timestamp,value{hint or _series_renames(tidy)}"
         )
     names = [h.strip() for h in header.fields[2:]]
     # `timestamp,value,value`: the first was scored and the second kept beside the
     # score as an extra column, so the output named two columns `value`, unsaid.
     twice = repeated_column([h.strip() for h in header.fields])
     if twice is not None:
-        raise DetectInputError(f"{path}:{header.line}: {twice}")
+        raise DetectInputError(f"{shown_path(path)}:{header.line}: {twice}")
     if "anomaly_score" in names:
         raise DetectInputError(
-            f"{path}:{header.line}: the header has a column 'anomaly_score' (column "
+            f"{shown_path(path)}:{header.line}: the header has a column 'anomaly_score' (column "
             f"{names.index('anomaly_score') + 3}): the output adds its own; rename or drop it"
         )
     if extras is not None:
@@ -238,13 +240,14 @@ def good_rows(
                     # As replay says it (t162: detect said the timestamp 'timestamp' is no
                     # time).
                     raise DetectInputError(
-                        f"{path}:{record.line}: the header row again (files joined together?)"
+                        f"{shown_path(path)}:{record.line}: the header row again (files joined "
+                        "together?)"
                     )
                 # No wider than the header: `1,5` (a decimal comma) is two fields, and
                 # reading the first alone took 1.5 for 1 without a word.
                 if len(record.fields) > width:
                     raise DetectInputError(
-                        f"{path}:{record.line}: "
+                        f"{shown_path(path)}:{record.line}: "
                         f"{field_count_reason(record.fields, width)} "
                         "(a decimal comma? write 1.5, or quote the value)"
                     )
@@ -269,9 +272,11 @@ def good_rows(
     if not good:
         # Named at a line the file has (a one-line file was "file:2: no data rows").
         if last_line == header.line:
-            raise DetectInputError(f"{path}:{header.line}: no data rows: only the header")
+            raise DetectInputError(
+                f"{shown_path(path)}:{header.line}: no data rows: only the header"
+            )
         raise DetectInputError(
-            f"{path}:{last_line}: no data rows: every one was bad (skipped above)"
+            f"{shown_path(path)}:{last_line}: no data rows: every one was bad (skipped above)"
         )
 
 
@@ -282,7 +287,7 @@ def _row(
     (``latest``: the latest time so far, ``previous``, as the file writes it)."""
     if len(row) < 2:
         raise DetectInputError(
-            f"{path}:{line}: row has {len(row)} field(s), expected timestamp,value"
+            f"{shown_path(path)}:{line}: row has {len(row)} field(s), expected timestamp,value"
         )
     when = _when(row[0])
     if when is None:
@@ -292,11 +297,11 @@ def _row(
         # the expected form for 1557525600).
         other = other_date_fault(row[0].strip(" \t"))
         said = f", {TIMESTAMP_FORM}" if other is None else f": {other}"
-        raise DetectInputError(f'{path}:{line}: field "timestamp" is {shown}{said}')
+        raise DetectInputError(f'{shown_path(path)}:{line}: field "timestamp" is {shown}{said}')
     try:
         value = decimal(row[1])
     except ValueError as exc:
-        raise DetectInputError(f"{path}:{line}: {exc}") from None
+        raise DetectInputError(f"{shown_path(path)}:{line}: {exc}") from None
     try:
         # Every time is aware (UTC when written without a zone): these never mix.
         # As a difference: ``previous - MAX_STEP_BACK`` for a row in the first hour of
@@ -306,13 +311,14 @@ def _row(
         epoch = when.timestamp()
     except (OverflowError, ValueError, OSError):
         raise DetectInputError(
-            f'{path}:{line}: field "timestamp" is {show(row[0])}: the time in UTC is outside the '
+            f'{shown_path(path)}:{line}: field "timestamp" is {show(row[0])}: the time in UTC is '
+            "outside the "
             "years 0001-9999"
         ) from None
     if back:
         assert previous is not None
         raise DetectInputError(
-            f"{path}:{line}: timestamp {row[0]!r} is before the latest time so far, "
+            f"{shown_path(path)}:{line}: timestamp {row[0]!r} is before the latest time so far, "
             f"{latest or previous.isoformat()!r}: rows must be in time order (a clock set back "
             f"by up to {MAX_STEP_BACK.seconds // 3600} h is scored and counted)"
         )
@@ -378,7 +384,8 @@ def reach_warning(src: Path, rows: int, name: str, threshold: float) -> str | No
         else ""
     )
     return (
-        f"{src}: {counted(rows, 'row')}: with {name}, {blind} reach {threshold:g} only for a "
+        f"{shown_path(src)}: {counted(rows, 'row')}: with {name}, {blind} reach {threshold:g} only "
+        "for a "
         f"reading more than {EXTREME_SPREADS:g} standard deviations out (it needs "
         f"{need:,} rows of history first){instead}"
     )
@@ -487,7 +494,7 @@ def detect_file(
             else ""
         )
         warn(
-            f"{src}: {counted(rows, 'row')}, no more than the detector's warm-up of "
+            f"{shown_path(src)}: {counted(rows, 'row')}, no more than the detector's warm-up of "
             f"{warmup:,}: "
             f"every row scored 0; give it a longer history{instead}"
         )
@@ -521,14 +528,15 @@ def detect_file(
         # last line caught half-written reads as a row (t121: both unsaid).
         size = "" if now is None else f" ({checked.version[0]:,} bytes, then {now[0]:,})"
         warn(
-            f"{src} changed while it was read{size}: what was written to it after the "
+            f"{shown_path(src)} changed while it was read{size}: what was written to it after the "
             "first pass is not scored, and its last row may have been cut short; score it "
             "again once it is complete"
         )
     if warn is not None and warmup is None and leading == rows:
         but = f" but its {counted(far, 'far glitch', 'far glitches')} (scored 1)" if far else ""
         warn(
-            f"{src}: every one of its {rows:,} rows{but} scored 0: the detector may still "
+            f"{shown_path(src)}: every one of its {rows:,} rows{but} scored 0: the detector may "
+            "still "
             "be learning on a series this short (give it a longer history)"
         )
     return Scored(rows, flagged, leading, 1, order, far, far_flagged)
@@ -552,7 +560,8 @@ def _score_chunks(
     on a reading that is no far glitch, the far glitches among those, the far glitches
     at or above ``threshold``)."""
     detector = prototype.clone()  # a fresh detector per stream
-    writer = csv.writer(fh, lineterminator="\n")  # csv's default is \r\n, whatever the input
+    # LF line ends (csv's default is \r\n, whatever the input), a text's CR quoted.
+    writer = RowWriter(fh)
     writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
     flagged = leading = far_rows = far_flagged = 0
     seen_nonzero = False
@@ -576,10 +585,14 @@ def _score_chunks(
             upto = int(nonzero[0]) if seen_nonzero else len(chunk)
             leading += upto
             far_rows += int(np.count_nonzero(far[:upto]))
-        for (stamp, _, _, more), value, score in zip(
-            chunk, values.tolist(), scores.tolist(), strict=True
-        ):
-            writer.writerow([stamp, repr(value), f"{score:.6f}", *more])
+        writer.writerows(
+            [
+                [stamp, repr(value), f"{score:.6f}", *more]
+                for (stamp, _, _, more), value, score in zip(
+                    chunk, values.tolist(), scores.tolist(), strict=True
+                )
+            ]
+        )
     return flagged, leading, far_rows, far_flagged
 
 
@@ -611,7 +624,7 @@ def detect_dir(
             if not path.is_file():
                 # A pipe named x.csv was opened and waited on for ever, silent (t121); a
                 # link to nothing said "No such file or directory" of a file listed.
-                raise DetectInputError(f"{path}{not_a_regular_file(path)}")
+                raise DetectInputError(f"{shown_path(path)}{not_a_regular_file(path)}")
             checked.append((path, check_file(path, on_bad_row)))
         except DetectInputError as exc:
             if on_bad_file is None:
@@ -644,7 +657,8 @@ def input_files(src: Path) -> list[Path]:
         out = output_path(src, Path(), path)
         if out in seen:
             raise DetectInputError(
-                f"{seen[out]} and {path} would both be scored into {out}: keep one of them"
+                f"{seen[out]} and {shown_path(path)} would both be scored into {out}: keep one of "
+                "them"
             )
         seen[out] = path
     return found

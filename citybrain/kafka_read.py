@@ -33,6 +33,7 @@ from typing import Any, TypeVar, cast
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CorruptRecordError, UnsupportedCodecError
 
+from citybrain.text import shown_lines
 from streams.settings import Settings
 
 # What kafka-python raises for bytes it cannot turn into records (a bad CRC, a record
@@ -61,7 +62,7 @@ class Skipped:
 
 def warn_stderr(skipped: Skipped) -> None:
     """The default report of a skipped range: one ``citybrain: warning:`` line on stderr."""
-    print(f"citybrain: warning: {skipped.line()}", file=sys.stderr, flush=True)
+    print(f"citybrain: warning: {shown_lines(skipped.line())}", file=sys.stderr, flush=True)
 
 
 def _one_line(exc: BaseException) -> str:

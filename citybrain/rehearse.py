@@ -54,7 +54,7 @@ from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from playbooks.schema import Playbook
 from streams.csvfile import BadRow, read_records, row_start, separator_hint
-from streams.errors import EventError, FeedError, show
+from streams.errors import EventError, FeedError, show, shown_path
 from streams.events import EventValidator, IncidentReport, parse_ts
 
 MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
@@ -401,7 +401,7 @@ def read_incidents(
         header = next(records, None)
         if header is None or isinstance(header, BadRow):
             raise RehearsalError(
-                f"{header or f'{path}:1: the file is empty'} (expected a header row)"
+                f"{header or f'{shown_path(path)}:1: the file is empty'} (expected a header row)"
             )
         columns = [name.strip() for name in header.fields]
         # A column named twice, or one not read (``Department``, ``departmnet``), was
@@ -412,20 +412,22 @@ def read_incidents(
             places = {n: [str(i + 1) for i, c in enumerate(columns) if c == n] for n in twice}
             where = ", ".join(f"{n!r} (columns {', '.join(places[n])})" for n in twice)
             raise RehearsalError(
-                f"{path}:{header.line}: header names {where} more than once: which one is "
+                f"{shown_path(path)}:{header.line}: header names {where} more than once: which one "
+                "is "
                 "meant cannot be known"
             )
         known = (*INCIDENT_FIELDS, "department")
         unknown = [name for name in columns if name not in known]
         if unknown:
             raise RehearsalError(
-                f"{path}:{header.line}: header has {unknown_fields(unknown, known, 'column')} "
+                f"{shown_path(path)}:{header.line}: header has "
+                f"{unknown_fields(unknown, known, 'column')} "
                 f"(department is optional){separator_hint(header.fields)}"
             )
         missing = [name for name in INCIDENT_FIELDS if name not in columns]
         if missing:
             raise RehearsalError(
-                f"{path}:{header.line}: header lacks {', '.join(missing)} (a canonical "
+                f"{shown_path(path)}:{header.line}: header lacks {', '.join(missing)} (a canonical "
                 f"incident file has {','.join(INCIDENT_FIELDS)}, and may add department)"
             )
         shape[:] = [len(columns), columns.index("timestamp")]
@@ -491,7 +493,8 @@ def read_incidents(
         rid, same = key[1], (key[1], key[2], key[3])
         if again:
             out.duplicates.append(
-                f"{path}:{line}: report_id {show(rid)} again in cell {show(key[3])}, category "
+                f"{shown_path(path)}:{line}: report_id {show(rid)} again in cell {show(key[3])}, "
+                "category "
                 f"{show(key[2])} (first at line {first.get(same, '?')}): left out, as the worker "
                 "drops a re-sent report"
             )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import unicodedata
 import zoneinfo
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
+
+from streams.errors import text_lines
 
 
 def counted(n: int, noun: str, plural: str = "") -> str:
@@ -100,17 +103,33 @@ _SHOWN_AS_ESCAPES = frozenset(
 
 
 def _hidden(c: str) -> bool:
-    return unicodedata.category(c) == "Cc" or c in _SHOWN_AS_ESCAPES
+    # A lone surrogate (Cs: JSON's "\ud800", a byte no UTF-8 decoder took) is no
+    # character: printed, it stopped the command with UnicodeEncodeError (t169).
+    return unicodedata.category(c) in ("Cc", "Cs") or c in _SHOWN_AS_ESCAPES
 
 
 def cell(text: str) -> str:
     """``text`` as one table cell: a control character (a newline, a tab in a silence's
-    reason, an escape sequence's ESC) or a bidirectional or line-separating format
-    character shown as its escape, ``\\n``, ``\\u202e``, so the row stays one line and
-    reads as it was written."""
+    reason, an escape sequence's ESC), a bidirectional or line-separating format
+    character or a lone surrogate shown as its escape, ``\\n``, ``\\u202e``, ``\\ud800``,
+    so the row stays one line, reads as it was written and can be printed."""
     if not any(_hidden(c) for c in text):
         return text
     return "".join(repr(c)[1:-1] if _hidden(c) else c for c in text)
+
+
+def shown_lines(text: str) -> str:
+    """``text`` (a message, a warning) with each of its own lines (LF, CRLF or CR ends,
+    ``streams.errors.text_lines``) shown as a table cell is (``cell``): a value's ESC
+    sequence, U+202E or U+2028 written as its escape, so a warning reads as it was
+    written and each of its lines stays one (t169)."""
+    return "\n".join(cell(line) for line in text_lines(text))
+
+
+def warn(text: str) -> None:
+    """``citybrain: warning: <text>`` on stderr, ``text`` shown as ``shown_lines`` shows it
+    (a file's name or a value's ESC sequence, U+202E or U+2028 written as its escape)."""
+    print(f"citybrain: warning: {shown_lines(text)}", file=sys.stderr)
 
 
 def display_width(text: str) -> int:

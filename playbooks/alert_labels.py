@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from playbooks.errors import did_you_mean
 from playbooks.grid import LEVELS, RESERVED_KINDS, Grid
-from playbooks.routing import Matcher
+from playbooks.routing import Matcher, escape
 
 
 def inconsistent_labels(labels: dict[str, str], grid: Grid) -> str:
@@ -119,7 +119,8 @@ def never_together(matchers: Sequence[Matcher], grid: Grid) -> str:
             continue
         if matcher.name in equal and equal[matcher.name] != matcher.value:
             return (
-                f'{matcher.name}="{equal[matcher.name]}" and {matcher} ask one label for two values'
+                f'{matcher.name}="{escape(equal[matcher.name])}" and {matcher} ask one label for '
+                "two values"
             )
         equal[matcher.name] = matcher.value
     why = inconsistent_labels(equal, grid)
@@ -137,16 +138,18 @@ def never_together(matchers: Sequence[Matcher], grid: Grid) -> str:
             return all(path.get(name) == value for name, value in places.items())
 
         if not any(s.kind == kind and there(s.cell) for s in grid.sensors.values()):
-            where = ", ".join(f'{name}="{value}"' for name, value in places.items())
+            where = ", ".join(f'{name}="{escape(value)}"' for name, value in places.items())
             return f"no {kind} sensor is registered at {where}, so no alert there is kind={kind}"
     for matcher in matchers:
         if matcher.name in labels and not matcher.matches(labels):
             value = labels[matcher.name]
             if matcher.name in equal:
-                return f'{matcher} fails where {matcher.name}="{value}"'
-            given = ", ".join(f'{k}="{v}"' for k, v in equal.items())
+                return f'{matcher} fails where {matcher.name}="{escape(value)}"'
+            # Each value as a matcher writes it (Matcher.__str__): a quote or backslash in
+            # one was shown bare, 'category="a"b"', no matcher anyone could type (t169).
+            given = ", ".join(f'{k}="{escape(v)}"' for k, v in equal.items())
             return (
                 f"{matcher} fails where {given}: the worker gives such an alert "
-                f'{matcher.name}="{value}"'
+                f'{matcher.name}="{escape(value)}"'
             )
     return ""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import errno
+import functools
 import hashlib
 import itertools
 import json
@@ -93,6 +95,83 @@ _BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _MERGE = "tag:yaml.org,2002:merge"
 
 
+# Characters YAML 1.1 takes for line breaks (PyYAML and go-yaml alike) that no editor
+# shows as one: a mark's line counted them, so a file holding one was named at a line
+# it does not have (t169).
+_YAML_ONLY_BREAKS = re.compile("[\x85\u2028\u2029]")
+_FILE_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+@functools.lru_cache(maxsize=8)
+def _line_starts(text: str) -> tuple[int, ...] | None:
+    """Where each of ``text``'s lines starts (offsets; lines end in LF, CRLF or CR), or
+    None when YAML counts its lines alike (no NEL, U+2028 or U+2029 in it)."""
+    if _YAML_ONLY_BREAKS.search(text) is None:
+        return None
+    return (0, *(m.end() for m in _FILE_LINE_END.finditer(text)))
+
+
+def file_line(text: str, mark: Any) -> int:
+    """The 1-based line of the file ``text`` (as parsed) that a PyYAML ``mark`` stands
+    on, as an editor counts lines: PyYAML also counts a NEL, U+2028 or U+2029 as a line
+    break, and named every line after one wrongly."""
+    starts = _line_starts(text)
+    if starts is None:
+        return int(mark.line) + 1
+    return bisect.bisect_right(starts, min(int(mark.index), len(text))) or 1
+
+
+def yaml_only_break(text: str, mark: Any) -> str:
+    """``; line N holds a U+2028 (LINE SEPARATOR) at column C, which YAML reads as a line
+    break …`` for the last such character of ``text`` before ``mark`` (a syntax error's)
+    when it stands on the mark's line or the one above, the likely cause (one pasted into
+    a comment ended it, and the rest of the comment was read as YAML); else ""."""
+    *_, found = [None, *_YAML_ONLY_BREAKS.finditer(text, 0, min(int(mark.index), len(text)))]
+    if found is None:
+        return ""
+    at = found.start()
+    line = file_line(text, yaml.error.Mark("", at, 0, 0, None, 0))
+    if line < file_line(text, mark) - 1:
+        return ""
+    starts = _line_starts(text) or (0,)
+    column = at - starts[line - 1] + 1
+    name = unicodedata.name(found.group(), "NEXT LINE (NEL)")
+    escape = {"\x85": "\\N", "\u2028": "\\L", "\u2029": "\\P"}[found.group()]
+    return (
+        f"; line {line} holds a U+{ord(found.group()):04X} ({name}) at column {column}, which "
+        "YAML reads as a line break though no editor shows one: delete it, or write it as "
+        f"{escape} inside double quotes"
+    )
+
+
+def _file_marks(root: yaml.Node | None, text: str) -> None:
+    """Each node of ``root``'s tree given the mark of its line as the file counts lines
+    (``file_line``), so every ``start_mark.line + 1`` read later names the file's line.
+    Nothing to do for a text without a NEL, U+2028 or U+2029."""
+    if root is None or _line_starts(text) is None:
+        return
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for name in ("start_mark", "end_mark"):
+            mark = getattr(node, name, None)
+            if mark is not None:
+                line = file_line(text, mark) - 1
+                setattr(
+                    node,
+                    name,
+                    yaml.error.Mark(mark.name, mark.index, line, mark.column, None, 0),
+                )
+        if isinstance(node, yaml.MappingNode):
+            stack.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
 class SecondDocumentError(yaml.composer.ComposerError):
     """A YAML file with a second document that holds something (``---`` and more)."""
 
@@ -109,6 +188,11 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
     silently; Alertmanager's loader (go-yaml, strict) refuses it ("field … already set"),
     and a second ``matchers:`` or ``playbook:`` that quietly wins is a misroute. Keys a
     merge (``<<``) brings in may still be overridden, as YAML means them to be."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        # The text as parsed: its nodes' marks are given the file's lines (file_line).
+        self.text = stream if isinstance(stream, str) else ""
 
     def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
         if isinstance(node, yaml.MappingNode):
@@ -162,6 +246,7 @@ class _Loader(_BASE_LOADER):  # type: ignore[misc]
             if not empty:
                 raise SecondDocumentError(None, None, _SECOND_DOCUMENT, extra.start_mark)
         if node is not None:
+            _file_marks(node, self.text)
             _refuse_recursion(node)
         return node
 
@@ -359,7 +444,6 @@ class _CollectingLoader(_Loader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self.duplicates: list[yaml.constructor.ConstructorError] = []
-        self.text = stream  # where a scalar's tag is looked at as written
 
     def duplicate(self, error: yaml.constructor.ConstructorError) -> None:
         self.duplicates.append(error)
@@ -459,6 +543,13 @@ _GridLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 _GridLoader.add_constructor(_EXPONENT_TAG, _GridLoader.construct_exponent)
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """``text``'s node tree (for ``locate``) as ``load_yaml`` reads it, each node's mark
+    on the line the file has it on (``file_line``). Raises yaml.YAMLError."""
+    node: yaml.Node | None = yaml.compose(text, Loader=_LOADER)
+    return node
 
 
 def load_yaml(text: str) -> Any:
@@ -958,7 +1049,9 @@ def _compose(
             finally:
                 loader.dispose()
             duplicates.extend(yaml_error(path, exc, text) for exc in loader.duplicates)
-        return doc, yaml.compose(text, Loader=reader) if nodes else None
+        root = yaml.compose(text, Loader=reader) if nodes else None
+        _file_marks(root, text)
+        return doc, root
     except yaml.YAMLError as exc:
         raise PlaybookConfigError(yaml_error(path, exc, text)) from exc
 
@@ -979,11 +1072,14 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError, text: str) -> str:
         at_end = mark.index >= len(text)
         # At the end, after the last line's break, the mark stands on no line: the last.
         after_break = at_end and mark.column == 0 and mark.line > 0
-        where = f"{path}:{mark.line if after_break else mark.line + 1}"
+        line = file_line(text, mark)
+        where = f"{path}:{line - 1 if after_break and line > 1 else line}"
     if problem == "second occurrence" and context and "duplicate anchor" in context:
         # libyaml's words read backwards here ("second occurrence (…; found duplicate
         # anchor; first occurrence from line 6)"): said as one sentence (t44).
-        first = f" (first on line {context_mark.line + 1})" if context_mark is not None else ""
+        first = (
+            f" (first on line {file_line(text, context_mark)})" if context_mark is not None else ""
+        )
         return (
             f"{where}: not valid YAML: an anchor (&name) is given again{first}; give each "
             "anchor its own name (YAML readers differ on which one a later alias means: "
@@ -995,9 +1091,17 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError, text: str) -> str:
     if mark is not None:
         details.append("at the end of the file" if at_end else f"column {mark.column + 1}")
     if context:
-        from_line = f" from line {context_mark.line + 1}" if context_mark is not None else ""
+        from_line = (
+            f" from line {file_line(text, context_mark)}" if context_mark is not None else ""
+        )
         details.append(f"{context}{from_line}")
-    return f"{where}: not valid YAML: {problem}" + (f" ({'; '.join(details)})" if details else "")
+    syntax = isinstance(exc, yaml.scanner.ScannerError | yaml.parser.ParserError)
+    hint = yaml_only_break(text, mark) if syntax and mark is not None else ""
+    return (
+        f"{where}: not valid YAML: {problem}"
+        + (f" ({'; '.join(details)})" if details else "")
+        + hint
+    )
 
 
 def _line_order(errors: list[str]) -> list[str]:
@@ -1757,7 +1861,7 @@ def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
             version = ".".join(map(str, token.value or ()))
             found.append(
                 (
-                    token.start_mark.line + 1,
+                    file_line(text, token.start_mark),
                     f"%YAML {version}: Alertmanager's YAML reader (go-yaml v2) takes only "
                     "%YAML 1.1 and refuses the file; write %YAML 1.1 or leave it out",
                 )
@@ -1768,7 +1872,7 @@ def _go_yaml_refusals(text: str) -> list[tuple[int, str]]:
             flow -= 1
         elif isinstance(token, yaml.ScalarToken):
             raw = text[token.start_mark.index : token.end_mark.index]
-            line = token.start_mark.line + 1
+            line = file_line(text, token.start_mark)
             if token.style == '"' and _SLASH_ESCAPE.search(raw):
                 found.append(
                     (

@@ -246,7 +246,7 @@ class TokenStore:
     def load(cls, path: Path | None) -> TokenStore:
         if path is None:
             return cls([])
-        from playbooks.loader import load_yaml, locate, yaml_error
+        from playbooks.loader import compose_yaml, load_yaml, locate, yaml_error
 
         try:
             data = path.read_bytes()
@@ -281,7 +281,7 @@ class TokenStore:
             # (the file composed again only for an error).
             def at(key: str | None = None, i: int = i) -> str:
                 loc: tuple[str | int, ...] = ("tokens", i, *((key,) if key else ()))
-                line = locate(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+                line = locate(compose_yaml(text), loc)
                 return f"{where}:{line}: tokens entry {i + 1}"  # counted from 1, as people count
 
             if not isinstance(entry, dict) or set(entry) != {"name", "role", "sha256"}:

@@ -38,16 +38,17 @@ from __future__ import annotations
 
 import csv
 import gzip
+import itertools
 import math
 import re
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from io import BufferedIOBase
 from pathlib import Path
-from typing import cast
+from typing import IO, Any, cast
 
-from streams.errors import FeedError, legacy_encoding, number_hint, show
+from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_path
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -99,7 +100,7 @@ class BadRow:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.reason}"
+        return f"{shown_path(self.path)}:{self.line}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +321,9 @@ class _Lines:
         if self.lineno == 1:
             encoding = wide_encoding(data)
             if encoding is not None:
-                raise FeedError(f"{self._path}:1: the file is {encoding}; save it as UTF-8")
+                raise FeedError(
+                    f"{shown_path(self._path)}:1: the file is {encoding}; save it as UTF-8"
+                )
         nul = data.find(b"\x00")
         if nul >= 0:
             self._abandon()
@@ -401,7 +404,7 @@ def open_binary(path: Path) -> BufferedIOBase:
             return cast(BufferedIOBase, gzip.open(path, "rb"))
         return path.open("rb")
     except OSError as exc:
-        raise FeedError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise FeedError(f"{shown_path(path)}: cannot read: {exc.strerror or exc}") from None
 
 
 def read_records(
@@ -524,6 +527,47 @@ def field_count_reason(fields: list[str], expected: int) -> str | None:
     if len(fields) == expected:
         return None
     return f"row has {len(fields)} fields, expected {expected}"
+
+
+class RowWriter:
+    """CSV rows written with LF line ends, which every reader here reads back field for
+    field: ``csv.writer(fh, lineterminator="\n")`` quotes a field holding its line
+    terminator, a comma or a quote, but not one holding a lone CR, which it writes bare;
+    every CSV reader (this module's, pandas', a spreadsheet's) ends the line there, so a
+    text ``a\rb`` came back as two rows (t169: a detect output whose extra column held
+    one, a public data file's quoted field holding one refused as "3 rows read, 2
+    expected"). A row with a CR in a field is written with every field quoted.
+    ``fh`` is a text file opened with ``newline=""`` (or a ``StringIO``)."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self._plain = csv.writer(fh, lineterminator="\n")
+        self._quoted = csv.writer(fh, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, fields: Sequence[Any]) -> None:
+        """Writes one row; its fields are text, numbers (written as ``str`` writes them)
+        or None (an empty field)."""
+        try:
+            cr = "\r" in "".join(fields)  # a row of text, checked at C speed (detect's)
+        except TypeError:  # numbers or None among the fields
+            cr = any(isinstance(f, str) and "\r" in f for f in fields)
+        if cr:
+            self._quoted.writerow(fields)
+        else:
+            self._plain.writerow(fields)
+
+    def writerows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Writes the rows; a block of rows of text without a CR is checked and written at
+        C speed (detect writes a chunk of scores at a time)."""
+        block = rows if isinstance(rows, list) else list(rows)
+        try:
+            clean = "\r" not in "".join(itertools.chain.from_iterable(block))
+        except TypeError:  # numbers or None among the fields: row by row
+            clean = False
+        if clean:
+            self._plain.writerows(block)
+            return
+        for fields in block:
+            self.writerow(fields)
 
 
 def split_line(text: str) -> list[str] | None:

@@ -78,6 +78,33 @@ class SettingsError(StreamsError):
     """A setting has an invalid value; the message names the setting, never a secret."""
 
 
+def shown_path(path: str | Path) -> str:
+    """``path`` as a message names it: as written, but a character that is not printable
+    (a line feed, an ESC, a bidirectional override, U+2028, a byte that is not UTF-8 kept
+    as a lone surrogate) written as its escape, ``\\n``, ``\\x1b``, ``\\udce9``. A file
+    found under a folder is named by what its name holds: a line feed in it cut
+    ``file:line: reason`` into two lines, an escape sequence was played (t169)."""
+    text = str(path)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def text_lines(text: str) -> list[str]:
+    """The lines of a message or a log's text, cut at its line ends only (LF, CRLF or a
+    lone CR), as ``str.splitlines()`` without its other breaks: it also cut a line at a
+    U+2028, U+2029, U+0085, \\x1c-\\x1e, \\v or \\f that a value, a file's name or a
+    log record may hold, the rest shown as a line of its own (t169). ``[]`` for ``""``;
+    a final line end ends the last line, as there."""
+    if not text:
+        return []
+    lines = _LINE_END.split(text)
+    return lines[:-1] if lines[-1] == "" else lines
+
+
 def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -96,20 +123,21 @@ def _scalar(value: object) -> str:
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     if isinstance(value, str):
-        text = _escaped(json.dumps(value[:_MAX_STRING], ensure_ascii=False))
+        text = escaped_json(json.dumps(value[:_MAX_STRING], ensure_ascii=False))
         return text if len(value) <= _MAX_STRING else text[:-1] + '..."'
     if type(value) is int or type(value) is float:
         return json.dumps(value)
     return repr(value)  # (an int too long to convert shows its own digits)
 
 
-def _escaped(text: str) -> str:
+def escaped_json(text: str) -> str:
     """JSON text with every character ``repr`` would escape written as its ``\\u``
     escape: JSON escapes only C0 controls, and a string inside a list or object kept a
     right-to-left override (U+202E), a line separator or a C1 control (U+009B, the
     8-bit escape sequence introducer) raw, to reach an operator's terminal in a
     command's warning (helper t52); a string on its own is shown by ``repr``, which
-    escapes them."""
+    escapes them. The text is still the same JSON; a JSON line so written stays one line
+    to ``str.splitlines()`` too, which breaks at U+2028, U+2029 and U+0085 (t169)."""
     if text.isprintable():
         return text
     return "".join(

@@ -29,7 +29,7 @@ from streams.csvfile import (
     row_start,
     separator_hint,
 )
-from streams.errors import EventError, FeedError, SeriesFileError, show
+from streams.errors import EventError, FeedError, SeriesFileError, show, shown_path
 from streams.events import (
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
@@ -147,7 +147,7 @@ def _rows(
     header = next(records, None)
     if header is None:
         raise FeedError(
-            f"{path}:1: the file is empty, expected a header row: "
+            f"{shown_path(path)}:1: the file is empty, expected a header row: "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}"
         )
     if isinstance(header, BadRow):
@@ -168,7 +168,8 @@ def _rows(
             else ""
         )
         message = (
-            f"{path}:{header.line}: header is {show(','.join(header.fields))}, expected "
+            f"{shown_path(path)}:{header.line}: header is {show(','.join(header.fields))}, "
+            "expected "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
             f"{separator_hint(header.fields) or _header_difference(header.fields)}"
         )
@@ -458,7 +459,8 @@ class FileCheck:
             ts = event.ts
             if ts < previous and not self.disorder:
                 self.disorder = (
-                    f"{self.path}:{line}: {format_ts(ts)} is before line {previous_line}'s "
+                    f"{shown_path(self.path)}:{line}: {format_ts(ts)} is before line "
+                    f"{previous_line}'s "
                     f"{format_ts(previous)}"
                 )
             if ts >= previous:
@@ -478,7 +480,8 @@ class FileCheck:
             # last line caught half-written reads as a row (t121: it was sent unsaid).
             size = "" if now is None else f" ({was[0]:,} bytes, then {now[0]:,})"
             self.changed = (
-                f"{self.path} changed while it was read{size}: what was written to it after "
+                f"{shown_path(self.path)} changed while it was read{size}: what was written to it "
+                "after "
                 "that is not sent, and its last row may have been cut short; replay it "
                 "once it is complete"
             )
@@ -569,7 +572,7 @@ def check_feeds(
     except OSError as exc:
         tmp.cleanup()
         raise FeedError(
-            f"{path}: cannot write its checked events to {tmp.name}: "
+            f"{shown_path(path)}: cannot write its checked events to {tmp.name}: "
             f"{exc.strerror or exc} (a replay keeps them on disk, about 33 bytes each, "
             "until it has sent them): free space there, or set TMPDIR to a roomier place"
         ) from None

@@ -37,7 +37,7 @@ from streams.auth import TokenStore, closed_reason, exposed
 from streams.columns import BatchAdmission
 from streams.context import GridChange, engines_of
 from streams.corroboration import Areas
-from streams.errors import SettingsError
+from streams.errors import SettingsError, text_lines
 from streams.events import EventValidator
 from streams.settings import Settings, playbook_dir_problem
 
@@ -186,19 +186,19 @@ class ConfigReload:
                 playbooks = load_playbooks(settings.playbook_dir, settings.topic_prefix)
                 router = load_routing(settings.routing_file, playbooks)
             except PlaybookError as exc:
-                errors += str(exc).splitlines() or [type(exc).__name__]
+                errors += text_lines(str(exc)) or [type(exc).__name__]
         grid: Grid | None = self.ctx.grid
         if grid_digest != self._grid_digest or not grid_digest:
             try:
                 grid = load_grid(settings.grid_file, cache_dir=settings.grid_cache_dir)
             except PlaybookError as exc:  # GridError, or a file not YAML or unreadable
-                errors += str(exc).splitlines() or [type(exc).__name__]
+                errors += text_lines(str(exc)) or [type(exc).__name__]
                 grid = None
         try:
             tokens = TokenStore.load(settings.api_tokens_file)
         except SettingsError as exc:
             # Its text names file, line, entry and field, never a token or a hash.
-            errors += str(exc).splitlines() or [type(exc).__name__]
+            errors += text_lines(str(exc)) or [type(exc).__name__]
         if errors or grid is None or router is None:
             return errors or ["not read"]
         engines = engines_of(playbooks, grid, settings.ack_deadline_seconds)

@@ -7,7 +7,6 @@ import argparse
 import json
 import os
 import re
-import shlex
 import time
 import uuid
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ from citybrain.commands import (
     API_SETTINGS,
     command_line,
     make_command,
+    shell_word,
 )
 
 if TYPE_CHECKING:
@@ -388,7 +388,7 @@ def no_token_hint() -> str:
     if token.exists():
         return (
             f"; the demo's operator token is in {token}: "
-            f'`export CITYBRAIN_API_TOKEN="$(cat {shlex.quote(str(token))})"` (its '
+            f'`export CITYBRAIN_API_TOKEN="$(cat {shell_word(str(token))})"` (its '
             f"coordinator token is in {DemoFiles.of(_settings()).coordinator_token})"
         )
     return (
@@ -406,7 +406,7 @@ def forbidden_hint() -> str:
     if coordinator.exists():
         # Once, shell-quoted (t60: the path twice made the line 330 characters, and a
         # run directory with a space broke the `$(cat …)` typed as printed).
-        quoted = shlex.quote(str(coordinator))
+        quoted = shell_word(str(coordinator))
         return f'; give the demo\'s coordinator token: --token "$(cat {quoted})"'
 
     return "; ask for a token with that role (docs/playbooks.md, the operator API: roles)"

@@ -18,7 +18,7 @@ from typing import Any
 from citybrain.commands import (
     command_line,
 )
-from citybrain.text import duration, zone
+from citybrain.text import duration, shown_lines, zone
 from streams.settings import Settings, load_settings
 
 EXIT_OK = 0
@@ -70,7 +70,7 @@ def _settings() -> Settings:
         from streams.settings import unknown_variables
 
         for line in unknown_variables(os.environ):
-            print(f"citybrain: warning: {line}", file=sys.stderr)
+            print(f"citybrain: warning: {shown_lines(line)}", file=sys.stderr)
     return load_settings()
 
 

@@ -20,9 +20,9 @@ from citybrain.commands import (
 )
 from citybrain.errors import json_error_at, utf8_text
 from citybrain.files import write_output
-from citybrain.text import counted, day
+from citybrain.text import counted, day, warn
 from playbooks.errors import did_you_mean, shown
-from streams.events import json_int
+from streams.events import json_int, text_fault
 
 if TYPE_CHECKING:
     from citybrain.rehearse import Incident
@@ -38,6 +38,7 @@ from citybrain.cli.base import (
 )
 from citybrain.cli.prefixes import prefixed_settings
 from citybrain.cli.runs import table_width
+from streams.errors import shown_path
 
 # Days a date option takes by name, any case, as UTC days from today's (helper brief
 # t47: the README's `--from TODAY --to TOMORROW`, typed as it stands, was refused).
@@ -152,8 +153,14 @@ RECORD_SCHEMAS = ("step/1", "audit/1")
 
 def _record_schema(doc: dict[str, object], where: str) -> None:
     """CliError unless ``doc`` is a step or audit record (its ``schema``): any other
-    object ({"a": 1}) was read as a record about no run and left out silently."""
+    object ({"a": 1}) was read as a record about no run and left out silently; nor one
+    holding a lone surrogate (JSON's ``"\\ud800"``, no character: t169, the report's
+    tables and HTML could not be written with it, exit 70 "a bug")."""
     import reprlib
+
+    fault = text_fault(doc)
+    if fault is not None:
+        raise CliError(f"{where}: {fault}")
 
     schema = doc.get("schema")
     if schema not in RECORD_SCHEMAS:
@@ -261,11 +268,10 @@ def cmd_campaign(args: argparse.Namespace) -> int:
     if unplaced:
         listed = ", ".join(f"{c} ({counted(n, 'run')})" for c, n in list(unplaced.items())[:8])
         more = f" and {len(unplaced) - 8} more" if len(unplaced) > 8 else ""
-        print(
-            f"citybrain: warning: the grid {grid_file} lacks the cells of "
+        warn(
+            f"the grid {shown_path(grid_file)} lacks the cells of "
             f"{counted(sum(unplaced.values()), 'run')}: {listed}{more}; they are counted only "
             'at the city level, as city "?" (give --grid the grid the worker ran with)',
-            file=sys.stderr,
         )
     out = Path(args.out) if args.out else None
     title = f"citybrain campaign report {args.start} to {args.end}"
@@ -331,23 +337,21 @@ def _load_incidents(
             "rehearsed): fix the file, or give --on-error skip"
         )
     for line in found.duplicates[:10]:
-        print(f"citybrain: warning: --incidents {line}", file=sys.stderr)
+        warn(f"--incidents {line}")
     if len(found.duplicates) > 10:
-        print(
-            f"citybrain: warning: --incidents {path}: {len(found.duplicates) - 10} more "
-            "duplicate report ids left out",
-            file=sys.stderr,
+        warn(
+            f"--incidents {shown_path(path)}: {len(found.duplicates) - 10} more duplicate report "
+            "ids left out",
         )
     for name, lines in found.unknown_departments.items():
         near = nearest(name, known, cutoff=0.5)
         hint = f" (did you mean {near!r}?)" if near else ""
         lines = sorted(lines)
         where = ", ".join(str(n) for n in lines[:5]) + (" …" if len(lines) > 5 else "")
-        print(
-            f"citybrain: warning: --incidents {path}: department {name!r} (line(s) {where}) "
+        warn(
+            f"--incidents {shown_path(path)}: department {name!r} (line(s) {where}) "
             f"is none the units profile or the classifier knows{hint}; its reports are "
             "rehearsed with the units profile's default pool. Known: " + ", ".join(sorted(known)),
-            file=sys.stderr,
         )
     if bad or found.duplicates:
         print(

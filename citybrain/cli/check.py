@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from citybrain.text import counted
+from citybrain.text import counted, shown_lines, warn
 from playbooks.alert_labels import inconsistent_labels, worker_labels
 from streams.settings import Settings
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
 from citybrain.cli.api import _matcher_labels
 from citybrain.cli.base import CliError, _need_dir, _need_file, _settings, need_all
+from citybrain.commands import shell_word
+from streams.errors import text_lines
 
 
 def cmd_playbooks(args: argparse.Namespace) -> int:
@@ -41,10 +43,9 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         if pair.split("=", 1)[0].strip() == "alertname":
             # Every amtool user types it; citybrain alerts route on kind and source.
             # A warning, on stderr: `route-test … > routes.txt` kept it in the answer (t83).
-            print(
-                f"citybrain: warning: ignored {pair!r}: citybrain alerts carry no alertname "
+            warn(
+                f"ignored {pair!r}: citybrain alerts carry no alertname "
                 "label (they route on kind, source, severity and the grid's labels)",
-                file=sys.stderr,
             )
             continue
         try:
@@ -54,7 +55,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
             raise CliError(str(exc)) from None
         # Taken as Alertmanager 0.25 reads it; 0.27's UTF-8 matchers read it otherwise.
         for line in read_apart:
-            print(f"citybrain: warning: {line}", file=sys.stderr)
+            print(f"citybrain: warning: {shown_lines(line)}", file=sys.stderr)
         if name in typed:
             # An alert carries one value per label (trial 8: the last one won silently).
             raise CliError(
@@ -75,7 +76,7 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
         warnings=warnings,
     )
     for line in warnings:
-        print(f"citybrain: warning: {line}", file=sys.stderr)
+        print(f"citybrain: warning: {shown_lines(line)}", file=sys.stderr)
     grid_file = Path(args.grid) if args.grid else s.grid_file
     if args.grid:
         _need_file(grid_file, "--grid", kind="YAML", expects=("grid",))
@@ -217,7 +218,7 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     try:
         grid = load_grid(grid_file)
     except PlaybookError as exc:
-        grid_errors = str(exc).splitlines()
+        grid_errors = text_lines(str(exc))
     else:
         grid_errors = []
     warnings: list[str] = []
@@ -225,15 +226,15 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
         # Routes may name a playbook whose own file has errors: those are reported there.
         router, route_errors = routing_errors(routing, names, label_values(grid), warnings)
     except PlaybookError as exc:
-        route_errors = str(exc).splitlines()
+        route_errors = text_lines(str(exc))
     else:
         # As the worker logs them at start (streams/alerting.py).
         warnings += unrouted_playbooks(routing, router, names) if router is not None else []
     errors += route_errors + grid_errors
     for line in warnings:
-        print(f"citybrain: warning: {line}", file=sys.stderr)
+        print(f"citybrain: warning: {shown_lines(line)}", file=sys.stderr)
     for line in errors:
-        print(line, file=sys.stderr)
+        print(shown_lines(line), file=sys.stderr)
     if errors:
         return 1
     # Paths in full (t102): "routing.yaml and grid.yaml are valid" after `check COPY/playbooks`
@@ -287,8 +288,6 @@ def _need_joined_labels(words: list[str]) -> None:
     """Refuse a label split by spaces around its ``=`` (``kind = pm25``, ``kind =pm25``,
     ``kind= pm25``), naming the one word to type (t147: ``label 'kind' has no '='``, as
     if none had been typed; t134 says ``--matcher kind = pm25`` so). Raises CliError."""
-    import shlex
-
     for index, word in enumerate(words):
         after = words[index + 1] if index + 1 < len(words) else ""
         if "=" not in word and after.startswith("=") and not after.startswith("=~"):
@@ -301,6 +300,6 @@ def _need_joined_labels(words: list[str]) -> None:
             continue
         joined = "".join(pieces)
         raise CliError(
-            f"label {' '.join(pieces)!r} is split by spaces: write {shlex.quote(joined)}, one "
+            f"label {' '.join(pieces)!r} is split by spaces: write {shell_word(joined)}, one "
             "word (quoted if its value has spaces)"
         )

@@ -31,7 +31,8 @@ from citybrain.commands import (
     command_line,
     written_path,
 )
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, counted, shown_lines, warn
+from streams.errors import shown_path
 from streams.settings import Settings
 
 
@@ -162,28 +163,25 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise CliError(f"--data: {exc}") from None
     print(f"report written to {written_path(args.out)}")
     for name, n in replayed.unreplayed():
-        print(
-            f"citybrain: warning: --data {name}: the topics of prefix {prefix!r} hold none "
+        warn(
+            f"--data {shown_path(name)}: the topics of prefix {prefix!r} hold none "
             f"of its {counted(n, 'event')}: it was not replayed under this prefix and the "
             "report leaves it out (no counts, no known events from it)",
-            file=sys.stderr,
         )
     for name, n, held in replayed.partly():
-        print(
-            f"citybrain: warning: --data {name}: the topics hold {held:,} of its "
+        warn(
+            f"--data {shown_path(name)}: the topics hold {held:,} of its "
             f"{counted(n, 'event')} (the rest were not sent, or the worker dead-lettered "
             "them): the report counts only those",
-            file=sys.stderr,
         )
     if not replayed.worker_ran:
-        print(f"citybrain: warning: {no_alerts_note(settings)}", file=sys.stderr)
+        print(f"citybrain: warning: {shown_lines(no_alerts_note(settings))}", file=sys.stderr)
     elsewhere = replayed.elsewhere
     if elsewhere:
-        print(
-            f"citybrain: warning: {counted(elsewhere, 'alert')} under prefix {prefix!r} "
+        warn(
+            f"{counted(elsewhere, 'alert')} under prefix {prefix!r} "
             f"{agreeing(elsewhere, 'is', 'are')} on sensors none of the --data files holds: "
             "give the files that replay sent",
-            file=sys.stderr,
         )
     return 0
 

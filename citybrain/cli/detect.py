@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from citybrain.commands import written_path
-from citybrain.text import agreeing, counted
+from citybrain.text import agreeing, cell, counted
 from detectors import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
 
@@ -62,7 +62,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     on_bad_file = skipped_files.append if args.on_error == "skip" else None
 
     def warn(message: str) -> None:
-        print(f"citybrain: warning: {message}", file=sys.stderr)
+        # A file under --input-dir may hold anything in its name: shown escaped (t169).
+        print(f"citybrain: warning: {cell(message)}", file=sys.stderr)
 
     try:
         if args.input_dir:
@@ -150,9 +151,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
         raise CliError(_detect_interrupted(args, written), EXIT_INTERRUPTED) from None
     finally:
         for row in skipped:
-            print(f"skipped {row}", file=sys.stderr)
+            print(f"skipped {cell(row)}", file=sys.stderr)
         for whole in skipped_files:
-            print(f"skipped the whole file: {whole}", file=sys.stderr)
+            print(f"skipped the whole file: {cell(whole)}", file=sys.stderr)
     if args.input_dir and len(skipped_files) == len(files):
         # As for one file whose every row was bad (exit 2, "no data rows"): t68's walk,
         # `detect --input-dir datasets --on-error skip` scored nothing and said done (0).

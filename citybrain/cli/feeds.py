@@ -41,7 +41,7 @@ from citybrain.cli.stack import (
 from citybrain.commands import (
     command_line,
 )
-from citybrain.text import agreeing, counted, draws_live
+from citybrain.text import agreeing, counted, draws_live, shown_lines, warn
 from streams.errors import StreamsError, show
 from streams.events import NO_ZONE
 from streams.settings import Settings
@@ -185,12 +185,11 @@ def _replay_sending(args: argparse.Namespace, s: Settings, check: Any) -> int:
     for row in bad:
         print(f"skipped {row}", file=sys.stderr)
     for line in check.changed:
-        print(f"citybrain: warning: {line}", file=sys.stderr)
+        print(f"citybrain: warning: {shown_lines(line)}", file=sys.stderr)
     if headers_only:  # beside files with events: said, not refused
-        print(
-            f"citybrain: warning: {_named(headers_only)} no rows after the header: "
+        warn(
+            f"{_named(headers_only)} no rows after the header: "
             f"nothing of {'it' if len(headers_only) == 1 else 'them'} is sent",
-            file=sys.stderr,
         )
     stream = FeedStream(check)
     try:
@@ -219,7 +218,7 @@ def _replay_sending(args: argparse.Namespace, s: Settings, check: Any) -> int:
                 check.first_late if check.late <= count else first.ts,
             )
             if ahead:
-                print(f"citybrain: warning: {ahead}", file=sys.stderr)
+                print(f"citybrain: warning: {shown_lines(ahead)}", file=sys.stderr)
             slow = replay_span_note(
                 count, first.ts, check.last_ts, None if args.max else args.speed
             )
@@ -243,7 +242,7 @@ def _replay_sending(args: argparse.Namespace, s: Settings, check: Any) -> int:
         print(replay_refused(stats, args.max_message_bytes), file=sys.stderr)
     note = unregistered.note(s.topic_prefix)
     if note:
-        print(f"citybrain: warning: {note}", file=sys.stderr)
+        print(f"citybrain: warning: {shown_lines(note)}", file=sys.stderr)
     return 1 if stats.failed else 0
 
 

@@ -36,6 +36,7 @@ from citybrain.commands import (
     start_stack_hint,
 )
 from citybrain.launch import missing_dependency
+from citybrain.text import cell
 from streams.errors import StreamsError
 
 
@@ -367,7 +368,13 @@ def _main(argv: Sequence[str] | None) -> int:
         status, message = _after_stalled_lookup(exc, status, message)
         if status == EXIT_BUG and _debug_checked():
             raise
-        first, *detail = message.splitlines() or [type(exc).__name__]
+        # Lines are the message's own LFs: str.splitlines() also broke at a U+2028, U+0085,
+        # \x1c-\x1e, \v or \f inside a value or a file's name, the rest of it shown as a
+        # detail line; and each line is shown as a table cell is, an escape sequence or a
+        # bidirectional override in a name (a file found under --input-dir) written as its
+        # escape, not played on the terminal (t169).
+        lines = message.removesuffix("\n").split("\n") if message else []
+        first, *detail = [cell(line) for line in lines] or [type(exc).__name__]
         # A value typed whole on the command line is not echoed whole (t158).
         first = _cut_typed(first, argv)
         # What the command printed first goes first, also into one pipe (`2>&1 |`):

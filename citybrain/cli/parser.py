@@ -7,7 +7,6 @@ import difflib
 import itertools
 import os
 import re
-import shlex
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from citybrain.cli.tokens import cmd_hash_token
 from citybrain.cli.tools import cmd_bench_nab, cmd_dashboards, cmd_datasets
 from citybrain.commands import (
     command_line,
+    shell_word,
 )
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
 from streams.errors import closest
@@ -664,7 +664,7 @@ class Parser(argparse.ArgumentParser):
         ]
         if len(inputs) != 1 or not files:
             return ""
-        return f" (a file is given with {inputs[0]}: {inputs[0]} {shlex.quote(files[0])})"
+        return f" (a file is given with {inputs[0]}: {inputs[0]} {shell_word(files[0])})"
 
     def _split_value_hint(self, message: str) -> str:
         """`` (--matcher takes one word: write --matcher kind=pm25, quoted if it has
@@ -703,7 +703,7 @@ class Parser(argparse.ArgumentParser):
                 return f" ({word} takes one choice, not a list: give {named})"
             whole = [piece for piece in pieces if _takes(action, piece)]
             if isinstance(action, argparse._AppendAction) and whole == pieces:
-                repeated = " ".join(f"{word} {shlex.quote(piece)}" for piece in pieces)
+                repeated = " ".join(f"{word} {shell_word(piece)}" for piece in pieces)
                 return f" ({word} takes one value each time: repeat it, {repeated})"
             # Joined without spaces only where the split is at the operator (`kind = pm25`,
             # `kind=~ pm.*`), not a stray word after a whole matcher (`kind=pm25 x`).
@@ -715,7 +715,7 @@ class Parser(argparse.ArgumentParser):
                 return ""  # a stray word after a whole matcher: argparse names it
             if at_operator and any(re.search(r"[=~]", piece) for piece in pieces):
                 value = "".join(pieces)
-                said = f"{word} {shlex.quote(value)}, quoted if it has spaces"
+                said = f"{word} {shell_word(value)}, quoted if it has spaces"
             elif word not in _TEXT_OPTIONS and all(map(_NUMBER_AND_UNIT.fullmatch, pieces)):
                 # A number and its unit (t143: `--duration 1 h` was told to write
                 # `--duration '1 h'`, which it then refused), or a number's digit groups.
@@ -723,7 +723,7 @@ class Parser(argparse.ArgumentParser):
                 said = f"{word} {value}"
             else:
                 value = " ".join(pieces)
-                said = f"{word} {shlex.quote(value)}"
+                said = f"{word} {shell_word(value)}"
             if _takes(action, value):
                 return f" ({word} takes one word: write {said})"
             if whole[:1] == pieces[:1] and all(map(_NUMBER_AND_UNIT.fullmatch, pieces)):
@@ -776,7 +776,7 @@ class Parser(argparse.ArgumentParser):
         after = given[index + 1]
         return (
             f" (the next word, {after!r}, is an option: give {flag} its value, or write "
-            f"{flag}={shlex.quote(after)} for a value that starts with -)"
+            f"{flag}={shell_word(after)} for a value that starts with -)"
         )
 
     def error(self, message: str) -> NoReturn:

@@ -8,7 +8,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
-from citybrain.text import cell, counted, display_width, pad
+from citybrain.text import cell, counted, display_width, pad, shown_lines
 
 if TYPE_CHECKING:
     from playbooks.grid import Grid
@@ -237,7 +237,8 @@ def cmd_silences(args: argparse.Namespace) -> int:
         )
     # After the add succeeded: the warning qualifies a silence that exists.
     for line in warnings:
-        print(f"citybrain: {line}", file=sys.stderr)  # as every command's warning (t48)
+        # As every command's warning (t48), escapes shown, not played.
+        print(f"citybrain: {shown_lines(line)}", file=sys.stderr)
     if args.json:
         _print_json(doc)
         return EXIT_OK

@@ -24,7 +24,7 @@ from citybrain.commands import (
     start_stack_hint,
 )
 from citybrain.errors import ListenError
-from citybrain.text import counted
+from citybrain.text import counted, shown_lines
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ from citybrain.cli.base import (
     check_worker_files,
     prefix_said,
 )
+from streams.errors import text_lines
 
 # Seconds a service may take to answer after `stack up` started it before `stack status`
 # calls it "not answering" rather than "starting" (Kafka takes at most 90 s on 2 cores).
@@ -302,7 +303,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
             # After the table, also when both go to one pipe (`2>&1 | less`): piped,
             # stdout is block-buffered and the line came first.
             sys.stdout.flush()
-            print(f"citybrain: {'; and '.join(failures)}", file=sys.stderr)
+            print(f"citybrain: {shown_lines('; and '.join(failures))}", file=sys.stderr)
         return EXIT_FAILED if failures else EXIT_OK
     return 0
 
@@ -341,7 +342,7 @@ def last_record(text: str) -> str:
     line of the last record, else its last line ("" for none). t91: faust's multi-line
     messages left `stack status` showing "(last line: 3) The agent processing the stream
     is hanging …)", a fragment of a list, for a worker that was killed."""
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in text_lines(text) if line.strip()]
     starts = [i for i, line in enumerate(lines) if _RECORD_START.match(line)]
     if not starts or any(line.startswith("Traceback") for line in lines[starts[-1] :]):
         return lines[-1] if lines else ""
@@ -749,7 +750,7 @@ def _reload_said(log: Path, start: int, pid: int) -> str | None:
                 text = f.read().decode("utf-8", "replace")
         except OSError:
             text = ""
-        for line in text.splitlines():
+        for line in text_lines(text):
             if "configuration reloaded:" in line or "configuration reload failed" in line:
                 return line[line.index("citybrain: ") + len("citybrain: ") :].strip()
         if not alive(pid):
@@ -1212,7 +1213,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
         except (KafkaError, KafkaStoppedError):
             committed = 0  # the start goes on; Kafka's trouble is said by what follows
         if warning := emptied_tables_warning(settings, app, created, committed):
-            print(f"citybrain: {warning}", file=sys.stderr, flush=True)
+            print(f"citybrain: {shown_lines(warning)}", file=sys.stderr, flush=True)
     # Changelogs made before their segment and tombstone configs were set (t155): a
     # restart read every superseded record of them, their segments compacted only after
     # 1 GiB or 7 days.
@@ -1228,7 +1229,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
         )
         return
     for line in changed:
-        print(f"citybrain: {line} (docs/operations.md, restart time)", file=sys.stderr)
+        print(f"citybrain: {shown_lines(line)} (docs/operations.md, restart time)", file=sys.stderr)
 
 
 def retriable_coordinator_error_is_a_warning(record: logging.LogRecord) -> bool:

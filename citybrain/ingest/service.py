@@ -18,7 +18,7 @@ from citybrain.ingest.receipts import receipts_path
 from citybrain.ports import INGEST_METRICS_PORTS, check_listen, listen_error
 from citybrain.text import counted
 from streams.bounds import Bounds
-from streams.errors import SettingsError, StreamsError
+from streams.errors import SettingsError, StreamsError, text_lines
 from streams.events import MAX_PACK_READINGS, EventValidator
 from streams.settings import Settings
 
@@ -193,7 +193,7 @@ def _reload_grid(settings: Settings, old: Grid) -> tuple[EventValidator, str]:
 
 
 def _kept(what: str, exc: Exception) -> None:
-    lines = str(exc).splitlines() or [type(exc).__name__]
+    lines = text_lines(str(exc)) or [type(exc).__name__]
     more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
     log.error("ingest: SIGHUP: nothing reloaded, the running %s kept: %s%s", what, lines[0], more)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 from citybrain.ports import listening_pid, proc_pids
+from streams.errors import text_lines
 
 
 class StackError(RuntimeError):
@@ -565,7 +566,7 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
 
 def tail(path: Path, lines: int = 20) -> str:
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(text_lines(path.read_text(errors="replace"))[-lines:])
     except OSError:
         return f"(no log at {path})"
 

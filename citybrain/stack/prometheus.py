@@ -24,6 +24,7 @@ from citybrain.stack.process import (
     wait_until,
 )
 from dashboards.rules import LOCATIONS_FILE, location_rules
+from dashboards.yamltext import yaml_text
 from streams.settings import REPO_ROOT, Settings
 
 RULES = REPO_ROOT / "dashboards" / "generated" / "prometheus" / "citybrain-rules.yml"
@@ -76,7 +77,7 @@ class PrometheusServer:
         replace_text(
             self.locations,
             f"# Written by citybrain's stack from {self.settings.grid_file}; do not edit.\n"
-            + yaml.safe_dump(location_rules(grid), sort_keys=False, allow_unicode=True),
+            + yaml_text(location_rules(grid), sort_keys=False, allow_unicode=True),
         )
 
     def write_config(self) -> None:

@@ -351,3 +351,45 @@ def test_null_stays_apart_from_empty_through_a_dead_letter_and_its_replay(
         assert (record.key, record.value) == (key, value)
         assert record.headers[:-1] == headers
         assert record.timestamp >= replayed_at - 1000  # now, not 4,000-6,000 ms
+
+
+def test_dead_letters_of_odd_text_are_one_line_each_and_read_back_whole(
+    pipeline: Pipeline, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: readings whose sensor ids hold an ESC sequence, U+2028, U+0085, U+202E and a
+    report whose text holds a NEL (a control character, refused), sent to a worker on
+    the real broker: `deadletters` shows each as one table row with its escapes, and
+    `--json` as one line each however its lines are split (str.splitlines() too), whose
+    key and value read back as sent. --json failed on the old code (a raw U+2028 cut a
+    dead letter's line in two)."""
+    from streams.events import IncidentReport, Reading
+
+    ids = ["gauge\x1b[2J-1", "gauge\u2028-2", "gauge\u202e-3", "gauge\x85-4"]
+    worker = pipeline.worker().start()
+    try:
+        for sensor in ids:
+            reading = Reading(time.time() - 60, sensor, "water_level", 1.0, "ft", "c-bridge")
+            pipeline.send("readings", sensor.encode(), reading.to_json())
+        report = IncidentReport(
+            time.time() - 60, "r1", "Noise", "loud\u2028party\x85now", "app", "c-top"
+        )
+        pipeline.send("incidents", b"c-top", report.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 5, settle=1)
+    finally:
+        worker.stop()
+    assert len(dead) == 5
+    assert main(["deadletters", "--prefix", pipeline.name]) == EXIT_OK
+    out = capsys.readouterr().out
+    rows = out.split("\n")[2:-1]
+    assert len(rows) == 5 and all(r.isprintable() for r in rows), out
+    assert "\x1b" not in out and "\u2028" not in out and "\u202e" not in out
+    assert any("gauge\\x1b[2J-1" in r for r in rows) and any("gauge\\u2028-2" in r for r in rows)
+    assert main(["deadletters", "--prefix", pipeline.name, "--json"]) == EXIT_OK
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert len(lines) == 5 and out.count("\n") == 5
+    docs = [json.loads(line) for line in lines]
+    assert sorted(d["key"] for d in docs if d["headers"]["stream"] == "readings") == sorted(ids)
+    [incident] = [d for d in docs if d["headers"]["stream"] == "incidents"]
+    assert json.loads(incident["value"])["text"] == "loud\u2028party\x85now"

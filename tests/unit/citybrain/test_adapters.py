@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from citybrain.adapters import (
     AdapterError,
     GridBuilder,
+    _write_csv_gz,
     beijing_air,
     nyc_311,
     parse_times,
@@ -21,6 +22,7 @@ from citybrain.adapters import (
     write_synthetic_grid,
 )
 from playbooks.loader import load_grid
+from streams.feeds import load_events
 
 HEADER = b"station,year,PM2.5\n"
 
@@ -70,12 +72,75 @@ def test_good_files_read_as_pandas_reads_them(tmp_path: Path) -> None:
     assert frame["PM2.5"].iloc[0] == 3.0 and frame["PM2.5"].isna().iloc[1]
 
 
+@pytest.mark.parametrize("text", ["x\ry", "x\r\ny", "x\ny", 'x\ry,"z"', "x\u2028\x85y"])
+def test_a_quoted_line_break_in_a_field_is_read_as_the_fields_text(
+    tmp_path: Path, text: str
+) -> None:
+    """t169: read_table wrote the rows it read for pandas with csv's writer under LF
+    line ends, which leaves a lone CR unquoted; pandas ended the row there, and a valid
+    file was refused as '3 rows read, 2 expected'. Fails on the old code (the CR cases)."""
+    path = tmp_path / "src.csv"
+    quoted = '"' + text.replace('"', '""') + '"'
+    path.write_text(f"station,year,note\nDongsi,2016,{quoted}\nGucheng,2016,z\n", newline="")
+    frame = read_table(path, lambda name: name == "year")
+    assert frame["note"].tolist() == [text, "z"]
+    assert frame["station"].tolist() == ["Dongsi", "Gucheng"]
+
+
+def test_a_slice_holding_a_report_text_with_a_cr_reads_back_as_written(tmp_path: Path) -> None:
+    """t169: the committed slices are written by pandas' to_csv under LF line ends, which
+    leaves a lone CR unquoted: a report whose text held one became two rows of the slice,
+    both refused by replay. Fails on the old code."""
+    frame = pd.DataFrame(
+        {
+            "timestamp": ["2024-05-27T03:10:10Z", "2024-05-27T03:11:10Z"],
+            "report_id": ["r1", "r2"],
+            "category": ["Noise", "Noise"],
+            "text": ["loud\rmusic", "plain"],
+            "source": ["app", "app"],
+            "grid_cell": ["c1", "c1"],
+        }
+    )
+    path = tmp_path / "slice.csv.gz"
+    _write_csv_gz(frame, path)
+    events = load_events([path])
+    assert [e.text for e in events] == ["loud\rmusic", "plain"]
+    # A slice without one is written as before, each text quoted only where it must be.
+    _write_csv_gz(frame.iloc[1:], path)
+    assert gzip.decompress(path.read_bytes()).decode().splitlines()[1] == (
+        "2024-05-27T03:11:10Z,r2,Noise,plain,app,c1"
+    )
+
+
 def test_a_synthetic_grid_declares_a_kind_it_needs(tmp_path: Path) -> None:
     path = write_synthetic_grid(tmp_path / "g.yaml", ["q1"], "water_discharge", "m3/s", 2)
     grid = load_grid(path)
     assert grid.sensors["q1"].kind == "water_discharge"
     assert grid.kinds["water_discharge"].unit == "m3/s"
     assert GridBuilder().kinds == {}
+
+
+def test_a_grid_whose_names_hold_yaml_line_breaks_reads_back_as_written(tmp_path: Path) -> None:
+    """t169: the grid file was written by yaml.safe_dump(allow_unicode=True), which
+    leaves a NEL raw in a single-quoted name; YAML reads it as a line break, folded to a
+    space, so the grid read back named the district 'Tong zhou' (and its unit so).
+    Fails on the old code."""
+    grid = GridBuilder()
+    grid.chain(
+        [
+            ("city", "city", "City"),
+            ("district", "d1", "Tong\x85zhou"),
+            ("street", "s1", "Dead\u2028Run"),
+            ("community", "c1", "Mill\u2029Lane"),
+        ]
+    )
+    grid.sensor("g1", "water_level", "ft", "c1")
+    grid.write(tmp_path / "grid.yaml")
+    read = load_grid(tmp_path / "grid.yaml")
+    assert read.cells["d1"].name == "Tong\x85zhou"
+    assert read.cells["s1"].name == "Dead\u2028Run"
+    assert read.cells["c1"].name == "Mill\u2029Lane"
+    assert read.cells["d1"].unit == "Tong\x85zhou district duty office"
 
 
 def test_missing_columns_and_bad_times_name_file_and_line(tmp_path: Path) -> None:

@@ -358,6 +358,17 @@ def test_a_record_field_of_the_wrong_type_is_named(change: dict[str, Any], messa
             b'"at": ' + b"9" * 5000 + b', "data": {"grid_cell": "c"}}\n',
             ':1: field "at" is 99999',
         ),
+        # t169: JSON's \ud800 is no character; the tables and the HTML could not be
+        # written with it (exit 70, "a bug").
+        (
+            b'{"schema": "step/1", "id": "r:1", "run_id": "r", "action": "run_created", '
+            b'"at": 1, "data": {"grid_cell": "c", "department": "po\\ud800lice"}}\n',
+            ":1: field \"data.department\" is 'po\\ud800lice': a lone surrogate \\ud800 is not",
+        ),
+        (
+            b'[{"schema": "step/1", "detail": "\\udc80"}]',
+            ": record 0 of the list: field \"detail\" is '\\udc80': a lone surrogate",
+        ),
     ],
 )
 def test_an_export_that_cannot_be_read_is_named_by_file_and_line(

@@ -641,3 +641,195 @@ def test_a_yaml_mistake_in_a_file_given_by_option_names_the_option(
     assert main(["playbooks", "route-test", "kind=pm25", option, str(path)]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith(f"citybrain: {option} {path}:1: not valid YAML: "), err
+
+
+def test_a_message_is_cut_into_lines_at_its_line_feeds_only_and_shown_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: the boundary split a message with str.splitlines(), which also breaks at
+    U+2028, U+0085, \\x1c-\\x1e, \\v and \\f: a value holding one was cut there and its
+    rest shown as a detail line; an escape sequence or a bidirectional override in a
+    message (a file's name) was played on the terminal. Fails on the old code."""
+    from citybrain.cli import CliError, parser
+
+    def refused(args: argparse.Namespace) -> int:
+        raise CliError("file a\u2028b\x1cc\x85d\x1b[2J\u202eok: bad\nits detail\x0bline")
+
+    monkeypatch.setattr(parser, "cmd_detect", refused)
+    assert main(["detect"]) == EXIT_USAGE
+    assert capsys.readouterr().err == (
+        "citybrain: file a\\u2028b\\x1cc\\x85d\\x1b[2J\\u202eok: bad\n  | its detail\\x0bline\n"
+    )
+
+
+def test_a_file_found_under_a_folder_is_named_escaped_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: detect --input-dir named a file by its name as it is: one holding a line
+    feed cut 'file:line: reason' into two lines (the second shown as a detail), one
+    holding an ESC sequence played it (the terminal turned red), in the refusal, the
+    warnings and the 'skipped' lines alike. Fails on the old code."""
+    src = tmp_path / "in"
+    src.mkdir()
+    name = "bad\nname\x1b[31m\u202e.csv"
+    (src / name).write_text("timestamp,value\n2024-01-01T00:00:00Z,1\n2024-01-01T00:01:00Z,x\n")
+    shown = str(src / "bad\\nname\\x1b[31m\\u202e.csv")
+    argv = ["detect", "--input-dir", str(src), "--output-dir", str(tmp_path / "out")]
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith(f"citybrain: {shown}:3: field \"value\" is 'x'"), err
+    assert len(err.splitlines()) == 1 and "\x1b" not in err
+    assert main([*argv, "--on-error", "skip"]) == 0
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert f"skipped {shown}:3: field \"value\" is 'x', expected a number" in err
+    assert f"citybrain: warning: {shown}: 1 row," in err
+    assert all(line.startswith(("skipped ", "citybrain: warning: ")) for line in lines), err
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["bad\nname\x1b[31m.csv", "caf\udce9.csv", "a\u2028b\u202ec.csv", "it's\t\r.csv", "nb\xa0sp"],
+)
+def test_a_printed_command_names_an_odd_file_on_one_line_as_bash_reads_it(name: str) -> None:
+    """t169: command lines were quoted with shlex.quote, which leaves a line feed, an ESC
+    sequence or a U+202E raw inside its quotes (the printed command cut in two, or played
+    on the terminal) and wrote a file name's byte that is not UTF-8 as the text \\udce9
+    (another file). Now such a word is bash's $'…' with escapes: one printable line that
+    bash reads back as the name, byte for byte. Fails on the old code."""
+    import os
+    import shlex
+    import subprocess
+
+    from citybrain.commands import command_line
+
+    line = command_line("replay", name)
+    assert line.isprintable(), line
+    word = line.rsplit(" ", 1)[-1]
+    said = subprocess.run(["bash", "-c", f"printf %s {word}"], capture_output=True, check=True)
+    assert said.stdout == os.fsencode(name)
+    assert command_line("replay", "a b.csv").endswith(shlex.quote("a b.csv"))  # as before
+
+
+def test_replays_detect_hint_names_a_file_whose_name_is_not_utf8_as_bash_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: the hint `detect --input '…caf\\udce9.csv'` named a file that does not
+    exist. Fails on the old code."""
+    import os
+    import re
+    import subprocess
+
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9.csv"))
+    path.write_text("timestamp,value\n2024-01-01T00:00:00Z,1\n")
+    assert main(["replay", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    word = re.search(r"detect --input (\$'[^']*')", err)
+    assert word is not None, err
+    said = subprocess.run(["bash", "-c", f"cat {word.group(1)}"], capture_output=True)
+    assert said.stdout == path.read_bytes()
+
+
+def test_a_written_file_whose_name_does_not_print_is_named_as_bash_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: "campaign report written to …" printed a name's byte that is not UTF-8 raw:
+    on a terminal whose stdout is strict UTF-8 (capsys's is) the command stopped with
+    UnicodeEncodeError after writing the file, exit 70 "a bug". Fails on the old code."""
+    import json
+    import os
+
+    from streams.settings import REPO_ROOT
+
+    export = tmp_path / "records.jsonl"
+    record = {
+        "schema": "step/1",
+        "id": "A:1",
+        "run_id": "A",
+        "action": "run_created",
+        "at": 1000,
+        "level": "community",
+        "detail": "",
+        "data": {"grid_cell": "c-top", "department": "police", "category": "Noise"},
+    }
+    export.write_text(json.dumps(record) + "\n")
+    out = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9\n.json"))
+    grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--out", str(out)]
+    assert main([*argv, "--from", "1970-01-01", "--to", "1970-01-02"]) == 0
+    said = capsys.readouterr().out
+    assert said == f"campaign report written to $'{tmp_path}/caf\\xe9\\n.json' (5 rows)\n"
+    assert out.is_file()
+
+
+def test_a_warning_shows_a_values_escapes_and_separators_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: warnings were printed as they came: a misspelt setting's name holding an ESC
+    sequence turned the terminal red, and one holding U+2028 cut the warning for any
+    reader splitting lines with str.splitlines(). Fails on the old code."""
+    from citybrain.cli import base
+
+    monkeypatch.setattr(base, "_WARNED_UNKNOWN", False)
+    monkeypatch.setenv("CITYBRAIN_GRID_FIL\x1b[31mE", "1")
+    monkeypatch.setenv("CITYBRAIN_ROUTING_FIL\u2028E", "1")
+    assert main(["playbooks", "check"]) == 0
+    err = capsys.readouterr().err
+    assert "citybrain: warning: CITYBRAIN_GRID_FIL\\x1b[31mE is not a citybrain setting" in err
+    assert "citybrain: warning: CITYBRAIN_ROUTING_FIL\\u2028E is not a citybrain setting" in err
+    assert err.isascii() and len(err.splitlines()) == 2, err
+
+
+def test_text_lines_cut_at_line_ends_only() -> None:
+    """t169: messages and log tails were cut with str.splitlines(). Fails on the old code
+    (text_lines did not exist)."""
+    from streams.errors import text_lines
+
+    assert text_lines("a\u2028b\x1cc\x85d\x0be\x0cf\nnext\r\nthird\rlast\n") == [
+        "a\u2028b\x1cc\x85d\x0be\x0cf",
+        "next",
+        "third",
+        "last",
+    ]
+    assert (
+        text_lines("") == []
+        and text_lines("\n") == [""]
+        and text_lines("a\n\nb")
+        == [
+            "a",
+            "",
+            "b",
+        ]
+    )
+
+
+def test_a_warning_naming_a_file_shows_its_escapes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: warnings built with a file's name (campaign report's grid that lacks a run's
+    cell, replay's header-only files, report's --data files) were printed as built: a
+    name holding an ESC sequence or a line feed played it or cut the line. Every warning
+    now goes through text.warn. Fails on the old code."""
+    import json
+    import shutil
+
+    from streams.settings import REPO_ROOT
+
+    grid = tmp_path / "grid\x1b[31m\n.yaml"
+    shutil.copy(REPO_ROOT / "tests" / "fixtures" / "grid.yaml", grid)
+    export = tmp_path / "records.jsonl"
+    record = {
+        "schema": "step/1",
+        "id": "A:1",
+        "run_id": "A",
+        "action": "run_created",
+        "at": 1000,
+        "level": "community",
+        "detail": "",
+        "data": {"grid_cell": "nowhere", "department": "police", "category": "Noise"},
+    }
+    export.write_text(json.dumps(record) + "\n")
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--json"]
+    assert main([*argv, "--from", "1970-01-01", "--to", "1970-01-02"]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"citybrain: warning: the grid {tmp_path}/grid\\x1b[31m\\n.yaml lacks")

@@ -551,6 +551,38 @@ def test_a_topic_message_that_is_no_json_record_is_left_out_and_said(
     )
 
 
+def test_a_topic_record_holding_a_lone_surrogate_is_left_out_and_said(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t169: a record of the steps or audit topic holding JSON's "\\ud800" (no character;
+    another tool's) reached campaign report's tables and HTML, which could not be written
+    with it: exit 70, "a bug", and no report of those topics. Fails on the old code."""
+    from types import SimpleNamespace
+
+    from citybrain.demo import topic_records
+
+    values = [
+        b'{"schema": "step/1", "run_id": "a", "data": {"department": "po\\ud800lice"}}',
+        b'{"schema": "step/1", "run_id": "b", "detail": "fine \\u2028 text"}',
+    ]
+    messages = [
+        SimpleNamespace(topic="p.steps", partition=0, offset=i, value=v)
+        for i, v in enumerate(values)
+    ]
+    records, places = topic_records(messages)
+    assert (records, places) == (
+        [{"schema": "step/1", "run_id": "b", "detail": "fine \u2028 text"}],
+        ["p.steps/0/1"],
+    )
+    err = capsys.readouterr().err
+    assert err == (
+        "citybrain: warning: left out 1 message that is not a record the worker writes: "
+        "p.steps/0/0 (field \"data.department\" is 'po\\ud800lice': a lone surrogate "
+        "\\ud800 is not a character)\n"
+    )
+    err.encode("utf-8")  # said as escapes: stderr can write it
+
+
 def test_a_topic_record_without_the_fields_its_readers_use_is_left_out_and_said(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

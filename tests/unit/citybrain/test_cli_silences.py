@@ -478,6 +478,17 @@ def test_silences_add_warns_of_a_matcher_alertmanager_0_27_reads_otherwise(
     assert 'but as category="a\\tb", kind="pm25" by Alertmanager 0.27' in line, line
 
 
+def test_a_value_in_a_warning_is_written_as_its_matcher_writes_it() -> None:
+    """t169: never_together showed an = matcher's value bare: 'category="a"b" and
+    category="c\\\\d" ask one label for two values', the first no matcher anyone could
+    type (its quote unescaped), the second escaped. Fails on the old code."""
+    grid = load_grid(GRID)
+    (line,) = silence_warnings(['category="a\\"b"', 'category="c\\\\d"'], grid)
+    assert line.endswith('category="a\\"b" and category="c\\\\d" ask one label for two values'), (
+        line
+    )
+
+
 def test_matchers_no_one_alert_meets_together_are_warned_of() -> None:
     """t151: each matcher of these may meet some alert, all of them together none (a
     silence is their AND), and `silences add` took them without a word; likewise a

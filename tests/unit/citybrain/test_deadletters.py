@@ -180,3 +180,19 @@ def test_a_kafka_timestamp_no_date_can_show_is_shown_as_it_is() -> None:
         assert row(odd)[1].endswith(" ms (not a date)")
         assert json.loads(json_line(odd, "t.deadletter"))["time"].endswith(" ms (not a date)")
     assert row(letter())[1].startswith("2026-")
+
+
+def test_a_json_line_stays_one_line_and_shows_no_raw_separator_or_control() -> None:
+    """t169: --json wrote a value's U+2028, U+2029 and U+0085 raw (ensure_ascii=False),
+    so a reader splitting its output with str.splitlines() read one dead letter as
+    several lines, none of them JSON; a U+202E or the 8-bit CSI (U+009B) reached the
+    terminal raw. Now each is its \\u escape: the same JSON, printable. Fails on the
+    old code."""
+    value = '{"text": "a\u2028b\u2029c\x85d \u202eevil \x9b2J 東京 é"}'.encode()
+    odd = letter(value=value, key="k\u2028ey".encode(), headers={**HEADERS, "message": "m\x85"})
+    line = json_line(odd, "t.deadletter")
+    assert line.splitlines() == [line] and line.isprintable()
+    doc = json.loads(line)
+    assert doc["value"].encode() == value and doc["key"] == "k\u2028ey"
+    assert doc["headers"]["message"] == "m\x85"
+    assert "東京 é" in line  # printable text stays as written

@@ -256,6 +256,14 @@ def test_a_mistyped_local_url_is_pointed_at_the_running_demo_worker(
         ),
         ("starting\nsomething\n", "something"),
         ("\n\n", ""),
+        # t169: a record holding a U+2028 or U+0085 (a value it quotes) is one line of the
+        # log; str.splitlines() cut it there and showed the fragment after it. Fails on
+        # the old code.
+        (
+            "[2026-12-05 02:00:00,000] [1] [INFO] a\n"
+            "[2026-12-05 02:00:01,000] [1] [WARNING] note 'x\u2028y\x85z' refused\n",
+            "[2026-12-05 02:00:01,000] [1] [WARNING] note 'x\u2028y\x85z' refused",
+        ),
     ],
 )
 def test_the_last_line_shown_is_the_last_record_s_or_the_exception(log: str, shown: str) -> None:

@@ -27,6 +27,7 @@ from citybrain.detect import (
 )
 from detectors import DEFAULT_DETECTOR, DETECTORS, OWN_THRESHOLDS, default_threshold
 from detectors.robust_zscore import RobustZScore
+from streams.csvfile import read_records
 
 
 def write(path: Path, text: str) -> Path:
@@ -703,6 +704,32 @@ def test_extra_columns_are_kept_after_the_score_and_times_are_named_as_written(
     assert main(["detect", "--input", str(late), "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert "before the latest time so far, '2026-11-01T02:30:00Z'" in err and "+00:00" not in err
+
+
+@pytest.mark.parametrize(
+    "note", ["a\rb", "a\r\nb", "a\nb", "a\u2028b", "a\x85b", "a\x1cb", 'a"b', "a,b", 'a\rb,"c"']
+)
+def test_an_extra_columns_text_with_a_line_break_is_written_as_it_reads_back(
+    tmp_path: Path, note: str
+) -> None:
+    """t169: a quoted extra field holding a lone CR was written bare (csv's writer under
+    LF line ends quotes only an LF), so the output's row was cut in two at it: the output
+    of detect no longer read as its rows, by detect nor by any CSV reader. Fails on the
+    old code for the CR cases."""
+    src = tmp_path / "in.csv"
+    with src.open("w", newline="") as fh:
+        writer = csv.writer(fh)  # CRLF line ends: csv then quotes a lone CR
+        writer.writerow(["timestamp", "value", "note"])
+        for m in range(3):
+            writer.writerow([f"2026-11-01T00:0{m}:00Z", m, note if m == 1 else "x"])
+    out = tmp_path / "out.csv"
+    assert main(["detect", "--input", str(src), "--output", str(out)]) == 0
+    with out.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert [r[3] for r in rows[1:]] == ["x", note, "x"]
+    assert [r[0] for r in rows[1:]] == [f"2026-11-01T00:0{m}:00Z" for m in range(3)]
+    # And citybrain's own reader reads the output back as the same records.
+    assert [r.fields for r in read_records(out)] == rows
 
 
 @pytest.mark.parametrize("detector", ["tail", "robust_zscore", "ewma_cusum", "likelihood"])

@@ -45,6 +45,13 @@ def test_escape_sequences_and_bidirectional_controls_in_a_cell_are_shown_escaped
     assert cell(family) == family
 
 
+def test_a_lone_surrogate_in_a_cell_is_shown_escaped() -> None:
+    """t169: JSON's "\\ud800" read into a record is no character; printed raw it stopped
+    the command with UnicodeEncodeError (exit 70, "a bug"). Fails on the old code."""
+    assert cell("po\ud800lice \udcff") == "po\\ud800lice \\udcff"
+    cell("po\ud800lice").encode("utf-8")
+
+
 def _columns(line: str, header: str, name: str) -> int:
     """The display column at which the column ``name`` starts in ``line`` (found in the
     header line, whose characters are all one column wide)."""
