@@ -233,8 +233,8 @@ def test_check_reports_every_error_of_every_file_in_file_and_line_order(
         "traffic_speed, travel_time, turbidity, water_level",
         f"{routing}:8: route.routes.1.matchers.0: matcher 'knd=\"x\"': unknown label 'knd', "
         "expected one of alert_id, assessment, category, city, community, corroboration, "
-        "department, district, grid_cell, kind, neighbours_agreeing, sensor_id, severity, "
-        "source, street: did you mean 'kind'?",
+        "department, district, grid_cell, kind, neighbours_agreeing, reading, sensor_id, "
+        "severity, source, street: did you mean 'kind'?",
         f"{routing}:9: route.routes.1.playbook: playbook 'nosuch' does not exist "
         "(known: bridge-ice)",
         f"{routing}:10: route.routes.2.matchers.0: matcher 'district==\"x\"': operator '==' is "
