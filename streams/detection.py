@@ -2049,7 +2049,8 @@ class SensorDetection:
         """Open and close ``items``' episodes (their alerts into ``result``); ``far``:
         which of them were far glitches (``_far_glitches``), None for none. An episode
         that opens on one is marked so (``far_glitch`` in the episode, the alert's
-        ``READING_LABEL``), its resolution too."""
+        ``READING_LABEL``), its resolution too; one in an open episode keeps it open but
+        is not its peak (score, value and severity of its resolution)."""
         for i, (item, score, flag) in enumerate(zip(items, scores, flags, strict=True)):
             r = item.reading
             if flag:
@@ -2084,7 +2085,10 @@ class SensorDetection:
                 else:
                     episode["last_anomalous_at"] = r.ts
                     episode["quiet"] = 0
-                    if score > episode["peak_score"]:
+                    # A far glitch keeps the episode open but is no peak of a measured
+                    # one: until t175 a sentinel amid an event made its resolution score
+                    # 1, severity critical, value 1e308.
+                    if score > episode["peak_score"] and not (far is not None and far[i]):
                         episode["peak_score"] = score
                         episode["peak_value"] = r.value
             elif episode is not None:

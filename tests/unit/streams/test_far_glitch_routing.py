@@ -149,3 +149,19 @@ def test_another_detector_flags_a_sentinel_beyond_absurd(grid: Grid) -> None:
     assert firing and firing[0].far_glitch
     assert all(ts != T0 + 300 * AT for _, ts, _ in marks)
     assert isinstance(firing[0], AlertEvent)
+
+
+@pytest.mark.parametrize("one_by_one", [False, True])
+def test_a_far_glitch_amid_an_episode_is_not_its_peak(grid: Grid, one_by_one: bool) -> None:
+    """Fails on the old code: a sentinel after a moderate anomaly became the episode's
+    peak, and its resolution said score 1, severity critical, value 1.8e308."""
+    handler = SensorDetection(TailDetector(), ScoreThreshold(DEFAULT_THRESHOLD), 3)
+    alerts, _ = detect(handler, items(series(2.1, DBL_MAX), grid), one_by_one)
+    firing, resolved = alerts
+    assert (firing.status, resolved.status) == ("firing", "resolved")
+    assert not firing.far_glitch and 0.22 <= firing.score < 0.9  # a measurement, moderate
+    assert (resolved.score, resolved.value, resolved.severity) == (
+        firing.score,
+        2.1,
+        firing.severity,
+    )
