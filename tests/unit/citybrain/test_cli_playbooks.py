@@ -47,6 +47,19 @@ def test_route_test_takes_labels_as_amtool(
     assert f"playbook {playbook}," in capsys.readouterr().out
 
 
+def test_route_test_says_a_lone_far_glitch_is_a_suspected_fault(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t175: a sentinel's alert (reading=far_glitch) scores 1, yet alone it is never
+    decisive; route-test says so where it says what the worker sets."""
+    assert main(["playbooks", "route-test", "kind=water_level", "reading=far_glitch"]) == 0
+    out = capsys.readouterr().out
+    assert "a far glitch alone is always assessment=suspected_sensor_fault" in out
+    given = ["corroboration=isolated", "assessment=suspected_sensor_fault"]
+    assert main(["playbooks", "route-test", "kind=water_level", "reading=far_glitch", *given]) == 0
+    assert "playbook sensor-check," in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("label", "message"),
     [
