@@ -210,7 +210,7 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """A ``citybrain worker`` in its own process, quiet but for warnings."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "citybrain.cli", "worker", "--loglevel", "warning"],
+            [sys.executable, "-m", "citybrain", "worker", "--loglevel", "warning"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

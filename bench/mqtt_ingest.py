@@ -150,7 +150,7 @@ def ingest_cmd(client_id: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "citybrain.cli",
+        "citybrain",
         "ingest",
         "mqtt",
         "--topic",

@@ -127,7 +127,7 @@ def start_worker(
         head += ["-m", "cProfile", "-o", str(profile)]
     with log.open("wb") as out:
         return subprocess.Popen(
-            [*head, "-m", "citybrain.cli", "worker", "--loglevel", "info"],
+            [*head, "-m", "citybrain", "worker", "--loglevel", "info"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

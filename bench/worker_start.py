@@ -96,7 +96,7 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         out.write(f"[{stamp},{int(now % 1 * 1000):03d}] spawned\n".encode())
         out.flush()
         return subprocess.Popen(
-            [sys.executable, "-m", "citybrain.cli", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "citybrain", "worker", "--loglevel", "info"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

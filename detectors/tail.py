@@ -601,6 +601,10 @@ def _run(
         # A far glitch is an anomaly whatever the history says, in warm-up too (its
         # first reading a sentinel scored 0: ``citybrain detect`` said nothing of it).
         out[i] = FAR_GLITCH_SCORE if far else score
+        if far:
+            # But no measurement, so no rarity: it marks no neighbour's alert as agreeing,
+            # and its score above its rarity tells it apart (``far_glitch_rows``).
+            rare[i] = 0.0
 
 
 class TailBank:
@@ -700,7 +704,10 @@ class TailBank:
         ``rarity`` (an array as long as ``values``), when given, receives each reading's
         score before the novelty gate: how rare it is for its sensor, news or not (a
         station still high from its first alert of the day is as anomalous for a
-        neighbour's corroboration as it was then)."""
+        neighbour's corroboration as it was then). A far glitch (``far_glitch``: a
+        sentinel such as 1e308) is no measurement: its rarity is 0 while it scores
+        ``FAR_GLITCH_SCORE``, and every other reading scores at most its rarity (the gate
+        only lowers a score), so ``far_glitch_rows`` tells the glitches apart."""
         idx = np.asarray(slots, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= self.used):
             raise DetectorInputError(f"slots must lie in [0, {self.used}), got {idx.min()}..")
@@ -837,6 +844,16 @@ _NOT_NEGATIVE = (
     _SPREAD, _SPREAD_D, _SPREAD_W, _TOTAL1, _TOTAL2, _TOTAL3, _TOTAL4,
     _RECORD, _N_D, _N_W, _STEP, _WEIGHT,
 )  # fmt: skip
+
+
+def far_glitch_rows(scores: FloatArray, rarity: FloatArray) -> Any:
+    """Which readings of a ``score_learn`` call (its ``scores`` and ``rarity``, arrays
+    or lists of one length) were far glitches (``detectors.base.far_glitch``: scored
+    ``FAR_GLITCH_SCORE`` as sentinels, no measurement): a boolean array. A reading's
+    score is its rarity or 0 (the novelty gate), so only a glitch scores above it. The
+    stream routes a lone one as a suspected sensor fault, not as an event decisive by
+    its score alone (streams/corroboration.py)."""
+    return np.asarray(scores, np.float64) > np.asarray(rarity, np.float64)
 
 
 def _row_fault(row: FloatArray, window: int) -> str | None:

@@ -64,6 +64,9 @@ LABELS = frozenset(
         "corroboration",
         "neighbours_agreeing",
         "assessment",
+        # A sensor alert whose episode opened on a far glitch (a 1e308 sentinel, no
+        # measurement): reading="far_glitch" (streams/detection.py).
+        "reading",
     }
 )
 ALL_LABELS = "..."  # group_by: [...] puts every alert in a group of its own
@@ -75,6 +78,7 @@ LABEL_VALUES: dict[str, tuple[str, ...]] = {
     "source": ("sensor", "citizen"),
     "corroboration": ("corroborated", "isolated"),
     "assessment": ("event", "suspected_sensor_fault"),
+    "reading": ("far_glitch",),
 }
 OPS = ("=", "!=", "=~", "!~")
 

@@ -13,7 +13,9 @@ anomalous too within ``window`` seconds:
 An alert with at least one anomalous neighbour is ``corroborated`` (with the count of
 neighbours that agree); one that stands alone is ``isolated`` and is routed as a
 suspected sensor fault unless its own score is decisive (``decisive``: with the tail
-detector, 0.9 is a reading rarer than one in 10^7 for that sensor). A neighbour counts
+detector, 0.9 is a reading rarer than one in 10^7 for that sensor). A far glitch (a
+sentinel such as 1e308 or DBL_MAX, no measurement: ``far``, the alert's ``reading``
+label) scores 1 but is never decisive: alone, it is a suspected sensor fault. A neighbour counts
 as anomalous at a lower bar than an alert (``agree``, default 0.2: rarer than about one
 in 40 for it), and by its rarity (the tail detector's score before its novelty gate: a
 station still high from its own first alert of the day is not news, but it is anomalous):
@@ -31,6 +33,7 @@ from typing import Any, cast
 
 from playbooks.grid import Grid
 from streams.context import embedded_alert
+from streams.detection import FAR_GLITCH, READING_LABEL
 from streams.errors import MISSING, EventError
 from streams.events import (
     MIN_EVENT_TIME,
@@ -78,9 +81,11 @@ def corroborate(
     grid: Grid,
     window: float = 3600.0,
     decisive: float = 0.9,
+    far: bool = False,
 ) -> Corroboration:
     """Label an alert of ``sensor_id`` at ``at`` (seconds) scoring ``score``, given each
-    sensor's sorted times of anomalous readings (``anomalous``)."""
+    sensor's sorted times of anomalous readings (``anomalous``); ``far``: the alert
+    opened on a far glitch, which no score makes decisive (``is_decisive``)."""
     count = 0
     for other in sorted(neighbours(grid, sensor_id)):
         times = anomalous.get(other, ())
@@ -89,7 +94,25 @@ def corroborate(
             count += 1
     if count:
         return Corroboration("corroborated", count, "event")
-    return Corroboration("isolated", 0, "event" if score >= decisive else "suspected_sensor_fault")
+    route = "event" if is_decisive(score, far, decisive) else "suspected_sensor_fault"
+    return Corroboration("isolated", 0, route)
+
+
+def is_decisive(score: float, far: bool, decisive: float) -> bool:
+    """Whether a lone alert scoring ``score`` routes as an event on its own: its score at
+    the ``decisive`` bar, and not a far glitch (``far``: a reading further from its
+    series than a million spreads and levels, ``detectors.base.far_glitch``). A glitch
+    scores 1 under every detector (it is anomalous), but a 1e308 sentinel is no
+    measurement: until t175 a lone one was decisive and went to the kind's playbook (a
+    gauge's to ``flash-flood``) at once, where a control room needs ``sensor-check``."""
+    return score >= decisive and not far
+
+
+def far_glitch_alert(alert: Mapping[str, Any]) -> bool:
+    """Whether ``alert`` (``alert/1``) opened on a far glitch: its ``reading`` label
+    (``streams.detection.READING_LABEL``) is ``far_glitch``."""
+    labels = alert.get("labels")
+    return isinstance(labels, Mapping) and labels.get(READING_LABEL) == FAR_GLITCH
 
 
 # -- the live stage's pure parts (wired by streams/corroborating.py) --------------------
@@ -194,7 +217,8 @@ class MarkThinner:
 @dataclass(frozen=True, slots=True)
 class Policy:
     """``window``: seconds (event time) within which a neighbour's mark agrees;
-    ``decisive``: a score that routes as an event on its own and is never held;
+    ``decisive``: a score that routes as an event on its own and is never held (a far
+    glitch's never does, ``is_decisive``);
     ``grace``: wall-clock seconds a lone, non-decisive alert waits for a neighbour's
     mark before it goes on ``isolated`` (0: never held); ``keep_labels``: how many
     forwarded alerts an area remembers (their labels are reused for their ``resolved``);
@@ -291,6 +315,7 @@ def assess(
     marks: Mapping[str, Sequence[float]],
     areas: Areas,
     policy: Policy,
+    far: bool = False,
 ) -> Corroboration:
     """``corroborate`` over an area's marks with the O(1) neighbour test of ``areas``."""
     count = 0
@@ -302,7 +327,7 @@ def assess(
             count += 1
     if count:
         return Corroboration("corroborated", count, "event")
-    route = "event" if score >= policy.decisive else "suspected_sensor_fault"
+    route = "event" if is_decisive(score, far, policy.decisive) else "suspected_sensor_fault"
     return Corroboration("isolated", 0, route)
 
 
@@ -319,7 +344,9 @@ def _assess_alert(
     alert: Mapping[str, Any], state: dict[str, Any], areas: Areas, policy: Policy
 ) -> Corroboration:
     at = alert_time(alert["started_at"], "started_at", stored=True)
-    return assess(alert["sensor_id"], at, float(alert["score"]), state["marks"], areas, policy)
+    score = float(alert["score"])
+    far = far_glitch_alert(alert)
+    return assess(alert["sensor_id"], at, score, state["marks"], areas, policy, far)
 
 
 def on_mark(

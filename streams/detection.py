@@ -55,10 +55,11 @@ from detectors import (
     RobustZScore,
     ScoreThreshold,
 )
-from detectors.base import check_state_document, check_values
+from detectors.base import ABSURD_ABOVE, check_state_document, check_values
 from detectors.tail import VERSION as TAIL_VERSION
-from detectors.tail import TailBank, TailDetector, TailSlot
+from detectors.tail import TailBank, TailDetector, TailSlot, far_glitch_rows
 from playbooks.engine import MAX_COUNT
+from playbooks.grid import Grid
 from playbooks.routing import LABEL_VALUES
 from streams.errors import (
     BAD_SHAPE,
@@ -356,9 +357,17 @@ def place(
     return Incoming(reading, received_at, offset, b"" if packed else raw, index)
 
 
+# The alert label of a sensor alert whose episode opened on a far glitch (a sentinel such
+# as 1e308, no measurement: docs/detectors.md): alone, it is a suspected sensor fault
+# however high it scores (streams/corroboration.py), and it marks no neighbour.
+READING_LABEL = "reading"
+FAR_GLITCH = "far_glitch"
+
+
 @dataclass(slots=True)
 class AlertEvent:
-    """``firing`` when an episode opens, ``resolved`` when it closes."""
+    """``firing`` when an episode opens, ``resolved`` when it closes. ``far_glitch``:
+    the episode opened on a far glitch (``READING_LABEL``), its resolution too."""
 
     alert_id: str
     status: str
@@ -371,6 +380,7 @@ class AlertEvent:
     started_at: float
     ended_at: float | None
     received_at: float
+    far_glitch: bool = False
 
     @classmethod
     def resolution(
@@ -402,6 +412,8 @@ class AlertEvent:
             started,
             max(started, episode["last_anomalous_at"]),
             received_at,
+            # (an episode stored by an earlier worker has no such key: a measurement)
+            episode.get("far_glitch") is True,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -418,6 +430,25 @@ class AlertEvent:
             "started_at": format_ts(self.started_at),
             "ended_at": None if self.ended_at is None else format_ts(self.ended_at),
         }
+
+    def document(self, grid: Grid) -> dict[str, Any]:
+        """The ``alert/1`` document the worker sends (``to_dict``), labelled by ``grid``:
+        the cell's and its ancestors' ids, ``alert_id``, ``kind``, ``severity``,
+        ``sensor_id``, ``source=sensor`` and, for an episode that opened on a far glitch,
+        ``reading=far_glitch`` (alone, a suspected sensor fault: streams/corroboration.py).
+        Raises GridError for a cell the grid lacks."""
+        doc = self.to_dict()
+        doc["labels"] = {
+            **grid.cell_labels(self.grid_cell),
+            "alert_id": self.alert_id,
+            "kind": self.kind,
+            "severity": self.severity,
+            "sensor_id": self.sensor_id,
+            "source": "sensor",
+        }
+        if self.far_glitch:
+            doc["labels"][READING_LABEL] = FAR_GLITCH
+        return doc
 
 
 @dataclass(slots=True)
@@ -690,6 +721,18 @@ def _check_episode(episode: dict[str, Any]) -> None:
             f"sensor state: episode field 'quiet' is {_clip(repr(quiet))}, expected a "
             "whole number from 0 to 2**53 - 1",
         )
+
+
+def _far_glitches(
+    items: Sequence[Incoming], scores: Sequence[float], rarity: Sequence[float] | None
+) -> list[bool]:
+    """Which of ``items`` (scored ``scores``) were far glitches, no measurement: by the
+    tail detector's own judgement where its ``rarity`` is known (``far_glitch_rows``: its
+    ``far_glitch`` in the series' scale), else a reading beyond ``ABSURD_ABOVE`` (about
+    6e100: a sentinel such as 1e308 or DBL_MAX whatever the series)."""
+    if rarity is not None:
+        return list(far_glitch_rows(np.asarray(scores), np.asarray(rarity)).tolist())
+    return [abs(item.reading.value) > ABSURD_ABOVE for item in items]
 
 
 def _check_scores(scores: list[float]) -> None:
@@ -1925,11 +1968,24 @@ class SensorDetection:
             if n_anomalies or episode is not None:
                 # A copy: the stored episode stays as it was if this batch fails midway.
                 episode = self._episodes(
-                    accepted, scores, flags, None if episode is None else dict(episode), result
+                    accepted,
+                    scores,
+                    flags,
+                    None if episode is None else dict(episode),
+                    result,
+                    _far_glitches(accepted, scores, rarity) if n_anomalies else None,
                 )
             mark_at = self.mark_at
+            # A far glitch marks no neighbour (it is no measurement): the tail detector
+            # gives it a rarity of 0; another detector's score is its mark, so a reading
+            # beyond ABSURD_ABOVE (a sentinel whatever the series) is left out here.
             marking = scores if rarity is None else rarity
             if mark_at is not None and max(marking) >= mark_at:
+                if rarity is None:
+                    marking = [
+                        0.0 if abs(item.reading.value) > ABSURD_ABOVE else score
+                        for item, score in zip(accepted, scores, strict=True)
+                    ]
                 result.marks.extend(
                     (item.reading.sensor_id, item.reading.ts, float(rare))
                     for item, rare in zip(accepted, marking, strict=True)
@@ -1988,11 +2044,18 @@ class SensorDetection:
         flags: list[bool],
         episode: dict[str, Any] | None,
         result: BatchResult,
+        far: list[bool] | None = None,
     ) -> dict[str, Any] | None:
-        for item, score, flag in zip(items, scores, flags, strict=True):
+        """Open and close ``items``' episodes (their alerts into ``result``); ``far``:
+        which of them were far glitches (``_far_glitches``), None for none. An episode
+        that opens on one is marked so (``far_glitch`` in the episode, the alert's
+        ``READING_LABEL``), its resolution too; one in an open episode keeps it open but
+        is not its peak (score, value and severity of its resolution)."""
+        for i, (item, score, flag) in enumerate(zip(items, scores, flags, strict=True)):
             r = item.reading
             if flag:
                 if episode is None:
+                    glitch = far is not None and far[i]
                     episode = {
                         "alert_id": alert_id_for(r.sensor_id, r.ts),
                         "started_at": r.ts,
@@ -2001,6 +2064,8 @@ class SensorDetection:
                         "peak_value": r.value,
                         "quiet": 0,
                     }
+                    if glitch:
+                        episode["far_glitch"] = True
                     result.alerts.append(
                         AlertEvent(
                             episode["alert_id"],
@@ -2014,12 +2079,16 @@ class SensorDetection:
                             r.ts,
                             None,
                             item.received_at,
+                            glitch,
                         )
                     )
                 else:
                     episode["last_anomalous_at"] = r.ts
                     episode["quiet"] = 0
-                    if score > episode["peak_score"]:
+                    # A far glitch keeps the episode open but is no peak of a measured
+                    # one: until t175 a sentinel amid an event made its resolution score
+                    # 1, severity critical, value 1e308.
+                    if score > episode["peak_score"] and not (far is not None and far[i]):
                         episode["peak_score"] = score
                         episode["peak_value"] = r.value
             elif episode is not None:

@@ -641,16 +641,7 @@ class Ingest:
 
     def _alert_doc(self, alert: AlertEvent, grid: Grid) -> dict[str, Any]:
         """``alert``'s ``alert/1`` document, labelled by ``grid`` (the batch's)."""
-        doc = alert.to_dict()
-        doc["labels"] = {
-            **grid.cell_labels(alert.grid_cell),
-            "alert_id": alert.alert_id,
-            "kind": alert.kind,
-            "severity": alert.severity,
-            "sensor_id": alert.sensor_id,
-            "source": "sensor",
-        }
-        return doc
+        return alert.document(grid)
 
     # -- incident reports ------------------------------------------------------------
     def _burst_alert(

@@ -106,6 +106,12 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
                 "neighbours are checked; give corroboration=isolated "
                 "assessment=suspected_sensor_fault to see where a lone alert goes)"
             )
+            if labels.get("reading") == "far_glitch":
+                # Never decisive alone (t175): its score of 1 would make it look so.
+                print(
+                    "  (a far glitch alone is always assessment=suspected_sensor_fault, "
+                    "whatever its score; with a neighbour agreeing, assessment=event)"
+                )
     for route in router.root.match(labels):
         by = ", ".join(
             f"{name}={labels.get(name, '')}" for name in route.group_by if name != ALL_LABELS

@@ -213,6 +213,66 @@ def test_a_lone_spiking_gauge_is_isolated_and_sent_to_sensor_check(
         worker.stop()
 
 
+@pytest.fixture
+def wide_ranges(stack: PrometheusServer, run_dir: Path) -> Iterator[Pipeline]:
+    """``corroborating`` on the committed grid with water levels plausible up to
+    DBL_MAX: a grid whose ranges let a sentinel through the door."""
+    grid = run_dir / "grid-wide.yaml"
+    grid.write_text(
+        (DATASETS / "grid.yaml").read_text()
+        + "kinds:\n- id: water_level\n  unit: ft\n"
+        + "  min: -1.7976931348623157e308\n  max: 1.7976931348623157e308\n"
+    )
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_GRID_FILE": str(grid),
+            "CITYBRAIN_CORROBORATION_AGREE": "0.4",
+            "CITYBRAIN_CORROBORATION_DECISIVE": str(DECISIVE),
+            "CITYBRAIN_CORROBORATION_GRACE": str(GRACE),
+        },
+    )
+    yield p
+    p.close()
+
+
+def test_a_lone_sentinel_is_a_suspected_sensor_fault_not_a_flood(wide_ranges: Pipeline) -> None:
+    """t175, fails on the old code: a 1e308 sentinel scores 1, above the decisive bar,
+    and went on at once as an event to flash-flood. Now its alert carries
+    reading=far_glitch, waits for a neighbour, and goes to sensor-check."""
+    p = wide_ranges
+    quiet = readings(slice_of(SLIGO, "2019-05-06T00:00", "2019-05-07T00:00"))
+    at = 150
+    r = quiet[at]
+    faulty = [*quiet[:at], Reading(r.ts, r.sensor_id, r.kind, 1e308, r.unit, r.grid_cell)]
+    faulty += quiet[at + 1 :]
+    s = scores(faulty)
+    assert s[at] >= DECISIVE and (s >= 0.4).sum() == 1  # decisive by its score alone
+    worker = p.worker().start()
+    try:
+        send(p, faulty)
+        alerts = p.read("alerts", lambda m: bool(firing_of(m, SLIGO)), timeout=60 + GRACE)
+        (alert,) = firing_of(alerts, SLIGO)
+        assert alert["value"] == 1e308
+        labels = alert["labels"]
+        assert labels["reading"] == "far_glitch"
+        assert (labels["corroboration"], labels["assessment"]) == (
+            "isolated",
+            "suspected_sensor_fault",
+        )
+        steps = p.read(
+            "steps",
+            lambda m: any(
+                d["action"] == "dispatch" and d["alert_id"] == alert["alert_id"] for d in docs(m)
+            ),
+            timeout=60,
+        )
+        assert runs(steps)[alert["alert_id"]] == "sensor-check"
+        assert counted(p, 'label="isolated"', 'assessment="suspected_sensor_fault"') == 1
+    finally:
+        worker.stop()
+
+
 def committed_to_end(p: Pipeline, role: str) -> bool:
     """Whether the worker group has committed every offset of ``role``'s topic."""
     topic = p.topic(role)

@@ -621,6 +621,38 @@ def test_http_readings_are_token_checked_validated_and_packed(
         server.stop()
 
 
+def test_a_body_retried_after_a_lost_answer_is_the_same_readings_at_the_same_times(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """t175: the HTTP door stamps nothing (unlike MQTT's bare numbers): a reading without
+    ts is refused naming it, and a body posted again a second later (its client saw a
+    timeout, a 503 or no answer) reaches Kafka as the same readings at the same event
+    times, which the worker drops as repeats (docs/events.md)."""
+    p = ingest_pipeline
+    server = http_ingest(p).start()
+    reading = dict(GAUGE_READING)
+    body = json.dumps([reading, {**reading, "sensor_id": "gauge-2", "grid_cell": "c-mill"}])
+    try:
+        no_ts = {k: v for k, v in reading.items() if k != "ts"}
+        status, answer = post(p, "/ingest/v1/readings", json.dumps([no_ts]).encode())
+        assert status == 400
+        assert [(e["field"], e["code"]) for e in answer["errors"]] == [
+            ("readings[0].ts", "missing_field")
+        ]
+        assert post(p, "/ingest/v1/readings", body.encode()) == (200, {"accepted": 2})
+        time.sleep(1.1)
+        assert post(p, "/ingest/v1/readings", body.encode()) == (200, {"accepted": 2})
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 4, settle=1))
+        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == [
+            ("gauge-1", format_ts(START)),
+            ("gauge-1", format_ts(START)),
+            ("gauge-2", format_ts(START)),
+            ("gauge-2", format_ts(START)),
+        ]
+    finally:
+        server.stop()
+
+
 def test_ngsi_notifications_of_the_real_examples_become_readings(
     ingest_pipeline: Pipeline,
 ) -> None:

@@ -47,6 +47,19 @@ def test_route_test_takes_labels_as_amtool(
     assert f"playbook {playbook}," in capsys.readouterr().out
 
 
+def test_route_test_says_a_lone_far_glitch_is_a_suspected_fault(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t175: a sentinel's alert (reading=far_glitch) scores 1, yet alone it is never
+    decisive; route-test says so where it says what the worker sets."""
+    assert main(["playbooks", "route-test", "kind=water_level", "reading=far_glitch"]) == 0
+    out = capsys.readouterr().out
+    assert "a far glitch alone is always assessment=suspected_sensor_fault" in out
+    given = ["corroboration=isolated", "assessment=suspected_sensor_fault"]
+    assert main(["playbooks", "route-test", "kind=water_level", "reading=far_glitch", *given]) == 0
+    assert "playbook sensor-check," in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("label", "message"),
     [
@@ -233,8 +246,8 @@ def test_check_reports_every_error_of_every_file_in_file_and_line_order(
         "traffic_speed, travel_time, turbidity, water_level",
         f"{routing}:8: route.routes.1.matchers.0: matcher 'knd=\"x\"': unknown label 'knd', "
         "expected one of alert_id, assessment, category, city, community, corroboration, "
-        "department, district, grid_cell, kind, neighbours_agreeing, sensor_id, severity, "
-        "source, street: did you mean 'kind'?",
+        "department, district, grid_cell, kind, neighbours_agreeing, reading, sensor_id, "
+        "severity, source, street: did you mean 'kind'?",
         f"{routing}:9: route.routes.1.playbook: playbook 'nosuch' does not exist "
         "(known: bridge-ice)",
         f"{routing}:10: route.routes.2.matchers.0: matcher 'district==\"x\"': operator '==' is "

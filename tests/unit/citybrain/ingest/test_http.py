@@ -1028,3 +1028,24 @@ def test_an_unexpected_error_in_one_ngsi_attribute_costs_only_that_attribute(
     [bad] = found.refused
     assert (bad.problem["field"], bad.problem["code"]) == ("data[1].no2", "internal")
     assert "OverflowError: date value out of range" in bad.problem["message"]
+
+
+def test_a_retried_body_is_the_same_readings_whatever_the_time_of_receipt(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    """t175: the HTTP door stamps nothing (unlike MQTT's bare numbers, citybrain/ingest/
+    receipts.py): a reading without ``ts`` is refused naming it, and a body retried after
+    a 503, a timeout or a lost answer is read into the same readings at the same event
+    times (the worker drops them as repeats), its own and an NGSI notification's."""
+    no_ts = {k: v for k, v in GOOD.items() if k != "ts"}
+    body = raw([GOOD, no_ts])
+    first = readings_from_body(body, validator, T_NOW)
+    retried = readings_from_body(body, validator, T_NOW + 3600)
+    assert first.readings == retried.readings and len(first.readings) == 1
+    [bad] = first.refused
+    assert (bad.problem["field"], bad.problem["code"]) == ("readings[1].ts", "missing_field")
+    notification = raw({"data": [example("AirQualityObserved")]})
+    mapping = NgsiMapping(ingest_grid)
+    once = ngsi_readings(notification, mapping, validator, T_NOW)
+    again = ngsi_readings(notification, mapping, validator, T_NOW + 3600)
+    assert once.readings and once.readings == again.readings
