@@ -9,6 +9,7 @@ of its readings; each pack goes under a key that maps to its partition.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
@@ -21,6 +22,47 @@ from streams.events import MAX_MESSAGE_BYTES, MAX_PACK_READINGS, PACK_SCHEMA, Re
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives ``key``."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def placement_hint(key: bytes | None, expected: str, partition: int, partitions: int) -> str:
+    """Why a message keyed ``key`` that belongs under the key ``expected`` (a reading's
+    sensor_id, a report's grid_cell) came to ``partition`` of ``partitions`` rather than
+    to its own, for its ``wrong_partition`` reason (t170: the reason named neither the
+    key nor the producer's setting to change):
+
+    - no key: the producer chose the partition itself;
+    - another key than ``expected``: the producer placed it by that key;
+    - ``expected`` itself: the producer's partitioner is not Kafka's default (murmur2),
+      said as librdkafka's default (``consistent_random``, a CRC32 of the key: the
+      confluent-kafka clients, kcat) when that is where CRC32 puts it, which
+      ``partitioner=murmur2_random`` sets right.
+    """
+    if key is None:
+        return f" (it has no key, so its producer chose the partition: key it by {expected!r})"
+    said = _shown_key(key)
+    if key != expected.encode("utf-8", "surrogatepass"):
+        return f" (its key is {said}, not {expected!r}, and placed it: key it by {expected!r})"
+    if zlib.crc32(key) % partitions == partition:
+        return (
+            f" (its key is {said}, which Kafka's default partitioner (murmur2) places on its "
+            "own partition: its producer hashed the key with CRC32, librdkafka's default "
+            "partitioner consistent_random (confluent-kafka, kcat); set "
+            "partitioner=murmur2_random there, as Kafka's Java client places keys)"
+        )
+    return (
+        f" (its key is {said}, which Kafka's default partitioner (murmur2) places on its "
+        "own partition: its producer's partitioner is another, or it chose the partition "
+        "itself; use murmur2, as Kafka's Java client does)"
+    )
+
+
+def _shown_key(key: bytes) -> str:
+    """``key`` as a reason quotes it: its text (at most 60 characters), else its bytes."""
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return repr(key[:60]) + ("..." if len(key) > 60 else "")
+    return repr(text[:60]) + ("..." if len(text) > 60 else "")
 
 
 @lru_cache(maxsize=1 << 20)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,7 @@ from kafka import KafkaProducer
 from citybrain.cli import EXIT_OK, main
 from citybrain.demo import read_topic
 from streams.events import IncidentReport, Reading
+from streams.partitioning import sensor_partition
 from tests.integration.test_field_producers import START, readings
 from tests.integration.test_poison_pills import assert_committed_to_end, wait_scored
 from tests.services import TEST_PORTS, Pipeline, scrape_sum
@@ -184,3 +186,49 @@ def test_the_tools_read_committed_records_and_pass_transaction_markers_unsaid(
     out, err = capsys.readouterr()
     assert [json.loads(line)["value"] for line in out.splitlines()] == ["commit-3", "commit-2"]
     assert "warning" not in err  # (read_topic's and deadletters' alike)
+
+
+def test_a_reading_placed_by_another_partitioner_or_key_is_said_so(pipeline: Pipeline) -> None:
+    # librdkafka's default partitioner (consistent_random: CRC32 of the key; the
+    # confluent-kafka clients, kcat) places a sensor's key on another partition than
+    # Kafka's Java client (murmur2) for about half the sensors: every reading of gauge-2
+    # came to partition 1, its home 0, refused wrong_partition naming neither the key
+    # nor the setting. Beside it: no key, and a key naming another sensor.
+    from confluent_kafka import Producer
+
+    assert sensor_partition("gauge-2", 2) == 0 and zlib.crc32(b"gauge-2") % 2 == 1
+    worker = pipeline.worker().start()
+    try:
+        topic = pipeline.topic("readings")
+        rdkafka = Producer({"bootstrap.servers": pipeline.settings.kafka_bootstrap})
+        for key, value in readings("gauge-2", 3):
+            rdkafka.produce(topic, key=key, value=value)
+        assert rdkafka.flush(30) == 0
+        fixed = Producer(
+            {
+                "bootstrap.servers": pipeline.settings.kafka_bootstrap,
+                "partitioner": "murmur2_random",
+            }
+        )
+        for key, value in readings("gauge-2", 20, first=3):
+            fixed.produce(topic, key=key, value=value)
+        assert fixed.flush(30) == 0
+        del rdkafka, fixed  # (their threads would reconnect to a stack stopped after the test)
+        [(_, stray)] = readings("gauge-2", 1, first=23)
+        pipeline.producer.send(topic, key=None, value=stray, partition=1)
+        [(_, other)] = readings("gauge-2", 1, first=24)
+        pipeline.producer.send(topic, key=b"gauge-1", value=other)  # gauge-1's partition, 1
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 5, timeout=120, settle=3)
+        said = [dict(m.headers)["citybrain.error.message"].decode() for m in dead]
+        assert len(said) == 5
+        assert all("belong on partition 0, this message is on 1" in m for m in said)
+        crc32 = [m for m in said if "librdkafka's default partitioner consistent_random" in m]
+        assert len(crc32) == 3 and all("partitioner=murmur2_random" in m for m in crc32)
+        assert sum("it has no key, so its producer chose the partition" in m for m in said) == 1
+        assert sum("its key is 'gauge-1', not 'gauge-2'" in m for m in said) == 1
+        wait_scored(pipeline, 20, "the readings placed by murmur2")
+        assert_committed_to_end(pipeline, "readings")
+        assert worker.alive() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()
