@@ -16,6 +16,7 @@ from functools import lru_cache
 import orjson
 from kafka.partitioner.default import murmur2
 
+from playbooks.encodings import schema_registry_form
 from streams.events import MAX_MESSAGE_BYTES, MAX_PACK_READINGS, PACK_SCHEMA, Reading, format_ts
 
 
@@ -41,6 +42,13 @@ def placement_hint(key: bytes | None, expected: str, partition: int, partitions:
         return f" (it has no key, so its producer chose the partition: key it by {expected!r})"
     said = _shown_key(key)
     if key != expected.encode("utf-8", "surrogatepass"):
+        wrapped = _wrapped_key(key, expected)
+        if wrapped:
+            return (
+                f" (its key is {said}, {wrapped}, and placed it: key it by the bare text "
+                f"{expected!r}; Kafka Connect: key.converter="
+                "org.apache.kafka.connect.storage.StringConverter)"
+            )
         return f" (its key is {said}, not {expected!r}, and placed it: key it by {expected!r})"
     if zlib.crc32(key) % partitions == partition:
         return (
@@ -54,6 +62,25 @@ def placement_hint(key: bytes | None, expected: str, partition: int, partitions:
         "own partition: its producer's partitioner is another, or it chose the partition "
         "itself; use murmur2, as Kafka's Java client does)"
     )
+
+
+def _wrapped_key(key: bytes, expected: str) -> str:
+    """What a key holding ``expected`` wrapped is (Kafka Connect's JsonConverter writes a
+    text key as JSON: ``"gauge-1"`` in quotes, or its ``{"schema", "payload"}`` envelope
+    with ``schemas.enable=true``; a Schema Registry serializer frames it), else ""."""
+    if schema_registry_form(key) is not None:
+        return "a Confluent Schema Registry frame (magic byte 0, a schema id)"
+    if key[:1] not in (b'"', b"{") or len(key) > 65_536:
+        return ""
+    try:
+        doc = orjson.loads(key)
+    except orjson.JSONDecodeError:
+        return ""
+    if doc == expected:
+        return f"{expected!r} written as JSON text, in quotes"
+    if isinstance(doc, dict) and doc.keys() == {"schema", "payload"} and doc["payload"] == expected:
+        return f"a Kafka Connect JsonConverter envelope of {expected!r} (schemas.enable=true)"
+    return ""
 
 
 def _shown_key(key: bytes) -> str:

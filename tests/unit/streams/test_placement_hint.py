@@ -31,3 +31,17 @@ def test_no_key_another_key_and_another_partitioner_are_each_said() -> None:
     assert "its producer's partitioner is another, or it chose the partition itself" in hint
     long = placement_hint(b"k" * 1_000_000, "gauge-2", 1, 2)
     assert len(long) < 200  # a 1 MB key is quoted cut
+
+
+def test_a_key_wrapped_by_a_converter_or_serializer_is_said_as_such() -> None:
+    # Kafka Connect's JsonConverter writes a text key in quotes, or in its envelope with
+    # schemas.enable=true; a Schema Registry serializer frames it: each hashes elsewhere.
+    envelope = b'{"schema": {"type": "string", "optional": false}, "payload": "gauge-2"}'
+    for key, said in (
+        (b'"gauge-2"', "'gauge-2' written as JSON text, in quotes"),
+        (envelope, "a Kafka Connect JsonConverter envelope of 'gauge-2' (schemas.enable=true)"),
+        (b"\x00\x00\x00\x00\x01\x0egauge-2", "a Confluent Schema Registry frame"),
+    ):
+        hint = placement_hint(key, "gauge-2", 1, 2)
+        assert said in hint and "key.converter=org.apache.kafka.connect.storage." in hint
+    assert "JSON text" not in placement_hint(b'"gauge-1"', "gauge-2", 1, 2)  # another id
