@@ -250,6 +250,12 @@ def binary_format(data: bytes) -> str | None:
             return "MessagePack"
         if 0xA1 <= first <= 0xB7 and 0x61 <= second <= 0x77:
             return "CBOR"
+        # A MessagePack list of such maps (a batch of documents): a short array, then
+        # the map's head and its first key's (before t170 guessed to be Shift_JIS text).
+        # (A CBOR list of maps begins as a MessagePack map does: said as MessagePack.)
+        third = data[2] if len(data) >= 3 else 0
+        if 0x91 <= first <= 0x9F and 0x81 <= second <= 0x8F and 0xA0 <= third <= 0xBF:
+            return "MessagePack"
         # A map of indefinite length (0xbf) or of 24 to 255 pairs (0xb8 n), text first.
         if first == 0xBF and 0x61 <= second <= 0x77:
             return "CBOR"

@@ -66,9 +66,11 @@ CASES = [
     (json.dumps(DOC.decode()).encode(), "bad_json", "JSON text in a JSON string"),
     (b"\xbfeschemaireading/1\xff", "bad_json", "CBOR data, not JSON text"),
     (b"\xd9\xd9\xf7\xa1eschemaireading/1", "bad_json", "CBOR data, not JSON text"),
+    # A list of maps, as msgpack.packb([{...}, {...}]) writes it.
+    (b"\x92\x81\xa6schema\xa9reading/1\x81\xa1a\x01", "bad_json", "MessagePack data"),
 ]
 IDS = ["registry-json", "registry-avro", "connect", "connect-null", "ce", "ce-b64", "twice"]
-IDS += ["cbor-indefinite", "cbor-tagged"]
+IDS += ["cbor-indefinite", "cbor-tagged", "msgpack-list"]
 
 
 @pytest.mark.parametrize(("raw", "code", "said"), CASES, ids=IDS)
