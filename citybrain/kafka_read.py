@@ -68,7 +68,7 @@ def warn_stderr(skipped: Skipped) -> None:
 # and partition: each control batch (a transaction's commit or abort marker, never
 # returned) and each transactional batch (the records of an aborted transaction, left out
 # under read_committed), as [first, next) ranges. Filled as kafka-python decodes a
-# fetch, before the record after them is returned, so a hole they make is told from one
+# fetch, before the record after them is returned, so a hole they leave is told from one
 # a broken batch's length makes (``SafePoller._say_holes``).
 _TRANSACTION_BATCHES: dict[tuple[str, int], list[tuple[int, int]]] = {}
 _BATCHES_LOCK = threading.Lock()

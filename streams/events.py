@@ -2240,7 +2240,7 @@ def _header_text(value: Any) -> str | None:
 def record_form(headers: Any) -> str:
     """What a Kafka record's ``headers`` say its value is, for the reason that refuses
     the value as no JSON document of ours (``bad_json``, ``bad_schema``): `` (its
-    headers make it a CloudEvents event in binary mode, ce_type 'x', …: its value, the
+    headers say it is a CloudEvents event in binary mode, ce_type 'x', …: its value, the
     event's data, is read as the message)``, its ``content-type`` (or
     ``ce_datacontenttype``) when that names no JSON (``application/avro``), or a
     Confluent Schema Registry schema id carried in a header (``__value_schema_id``,
@@ -2274,7 +2274,7 @@ def record_form(headers: Any) -> str:
             if found.get(name) is not None
         )
         said.append(
-            "its ce_* headers make it a CloudEvents event in binary mode"
+            "its ce_* headers say it is a CloudEvents event in binary mode"
             + (f" ({attributes})" if attributes else "")
             + ": its value, the event's data, is read as the message"
         )

@@ -118,7 +118,7 @@ def test_the_documents_themselves_pass_and_wide_text_is_no_registry_frame(grid: 
     [
         (
             [("ce_specversion", b"1.0"), ("ce_type", b"city.reading"), ("ce_source", b"/gw")],
-            " (its ce_* headers make it a CloudEvents event in binary mode (ce_type "
+            " (its ce_* headers say it is a CloudEvents event in binary mode (ce_type "
             "'city.reading', ce_source '/gw'): its value, the event's data, is read as the "
             "message)",
         ),
