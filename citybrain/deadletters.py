@@ -238,7 +238,7 @@ def _consumer(settings: Settings) -> Any:
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=1000,
-        **settings.kafka_python_options(),
+        **settings.kafka_reader_options(),
     )
 
 

@@ -385,7 +385,7 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
             enable_auto_commit=False,
             consumer_timeout_ms=3000,
             group_id=None,
-            **settings.kafka_python_options(),
+            **settings.kafka_reader_options(),
         )
 
     consumer = make()
@@ -807,7 +807,7 @@ def messages_in(settings: Settings, roles: tuple[str, ...]) -> int:
     from kafka import TopicPartition
 
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_python_options()
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_reader_options()
     )
     try:
         parts = [

@@ -65,6 +65,77 @@ def warn_stderr(skipped: Skipped) -> None:
     print(f"citybrain: warning: {shown_lines(skipped.line())}", file=sys.stderr, flush=True)
 
 
+# Offsets of the transaction batches kafka-python passed over while reading, by topic
+# and partition: each control batch (a transaction's commit or abort marker, never
+# returned) and each transactional batch (the records of an aborted transaction, left out
+# under read_committed), as [first, next) ranges. Filled as kafka-python decodes a
+# fetch, before the record after them is returned, so a hole they leave is told from one
+# a broken batch's length makes (``SafePoller._say_holes``).
+_TRANSACTION_BATCHES: dict[tuple[str, int], list[tuple[int, int]]] = {}
+_BATCHES_LOCK = threading.Lock()
+
+
+class _NotedBatches:
+    """A fetch's ``MemoryRecords`` for kafka-python's decoding, noting every transaction
+    batch it hands out in ``_TRANSACTION_BATCHES``. Only ``next_batch`` is met here;
+    anything else is the records' own."""
+
+    def __init__(self, records: Any, tp: Any) -> None:
+        self._records = records
+        self._key = (tp.topic, tp.partition)
+
+    def next_batch(self, *args: Any, **kwargs: Any) -> Any:
+        batch = self._records.next_batch(*args, **kwargs)
+        if (
+            batch is not None
+            and batch.magic == 2
+            and (batch.is_control_batch or batch.is_transactional)
+        ):
+            with _BATCHES_LOCK:
+                _TRANSACTION_BATCHES.setdefault(self._key, []).append(
+                    (batch.base_offset, batch.next_offset)
+                )
+        return batch
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._records, name)
+
+
+def _note_transaction_batches() -> None:
+    """Have kafka-python's fetcher note the transaction batches it passes over (its
+    ``Fetcher.PartitionRecords._unpack_records(self, tp, records, key_deserializer,
+    value_deserializer)``, kafka-python 3.0.12, reads a fetch's batches through
+    ``records.next_batch()``; tests/unit/citybrain/test_kafka_read_transactions.py pins
+    it). Once per process."""
+    from kafka.consumer.fetcher import Fetcher
+
+    records_class = Fetcher.PartitionRecords
+    if getattr(records_class, "_citybrain_notes_batches", False):
+        return
+    original = records_class._unpack_records
+
+    def unpack(self: Any, tp: Any, records: Any, *args: Any, **kwargs: Any) -> Any:
+        return original(self, tp, _NotedBatches(records, tp), *args, **kwargs)
+
+    records_class._unpack_records = unpack
+    records_class._citybrain_notes_batches = True
+
+
+def transaction_offsets(tp: Any, first: int, end: int) -> bool:
+    """Whether every offset from ``first`` up to ``end`` (exclusive) of ``tp`` lay in a
+    transaction batch kafka-python passed over (a marker, an aborted transaction's
+    records); the ranges noted below ``end`` are forgotten (read past)."""
+    key = (tp.topic, tp.partition)
+    with _BATCHES_LOCK:
+        ranges = sorted(_TRANSACTION_BATCHES.get(key, ()))
+        covered = first
+        for start, stop in ranges:
+            if start <= covered < stop:
+                covered = stop
+        _TRANSACTION_BATCHES[key] = [r for r in ranges if r[1] > end]
+    return covered >= end
+
+
 def _one_line(exc: BaseException) -> str:
     # kafka-python's errors read "[Error 2] CorruptRecordError: what": keep "what" once.
     text = re.sub(r"^\[Error -?\d+\] ", "", " ".join(str(exc).split()))
@@ -104,6 +175,7 @@ class SafePoller:
         fresh: Callable[[], KafkaConsumer],
         warn: Callable[[Skipped], None] = warn_stderr,
     ) -> None:
+        _note_transaction_batches()
         self.consumer = consumer
         self._fresh = fresh
         self._warn = warn
@@ -136,11 +208,17 @@ class SafePoller:
         """Warn of offsets passed over between the records read from ``tp``: no batch the
         broker served holds them (it skipped a batch whose framing is broken by its length,
         with the batches that length swallowed), and kafka-python passes them unsaid.
-        citybrain's topics are neither compacted nor written in transactions, so each such
-        offset held a record."""
+        citybrain's topics are not compacted, so each such offset held a record, but for
+        the transaction batches a field producer's transactions leave (markers, an aborted
+        transaction's records), which are no holes: before t170 each marker on the
+        readings topic was warned of as a broken batch by ``report``."""
         expected = self._next.get(tp)
         for record in records:
-            if expected is not None and record.offset > expected:
+            if (
+                expected is not None
+                and record.offset > expected
+                and not transaction_offsets(tp, expected, record.offset)
+            ):
                 skipped = Skipped(
                     tp.topic,
                     tp.partition,

@@ -196,18 +196,52 @@ _COMPRESSED = (
 )
 
 
+SCHEMA_REGISTRY = "Confluent Schema Registry wire format"
+# CBOR's self-described tag (55799, RFC 8949 3.4.6), which some encoders write first.
+_CBOR_SELF_DESCRIBED = b"\xd9\xd9\xf7"
+
+
+def schema_registry_form(data: bytes) -> str | None:
+    """``Confluent Schema Registry wire format (magic byte 0, schema id 7, then JSON
+    text)`` for bytes a Schema Registry serializer wrote (KafkaAvroSerializer,
+    KafkaJsonSchemaSerializer, KafkaProtobufSerializer, Kafka Connect's AvroConverter):
+    a zero byte, the schema's id as a 4-byte big-endian integer, then the data (Avro or
+    Protobuf bytes, or JSON text); None for other bytes. UTF-16BE or UTF-32BE text, which
+    starts with a zero byte too, is told apart by its NULs (``wide_without_bom``)."""
+    if len(data) < 5 or data[0] != 0 or wide_without_bom(data) is not None:
+        return None
+    schema_id = int.from_bytes(data[1:5], "big")
+    rest = data[5:].lstrip()
+    then = (
+        "nothing after it"
+        if not rest
+        else "then JSON text"
+        if rest[:1] in (b"{", b"[")
+        else "then Avro or Protobuf bytes"
+    )
+    return f"{SCHEMA_REGISTRY} (magic byte 0, schema id {schema_id}, {then})"
+
+
 def binary_format(data: bytes) -> str | None:
     """What bytes that are no UTF-8 JSON text were most likely written as, for the reason
     that refuses them (t137: a gzipped Kafka value or MQTT payload was "byte 0x00 (NUL)
     at offset 3 (UTF-16 or UTF-32 text? …)", which sent its sender to look for a text
     encoding): ``gzip-compressed``, ``zstd-``, ``LZ4-``, ``Snappy-``, ``xz-``,
     ``bzip2-compressed`` by their magic bytes, ``zlib-compressed`` by its header (the
-    first two bytes a multiple of 31, deflate, 32 KiB window), ``MessagePack`` or
-    ``CBOR`` by a map whose first key is text (their usual document); None for any
-    other bytes."""
+    first two bytes a multiple of 31, deflate, 32 KiB window), the Confluent Schema
+    Registry's wire format (``schema_registry_form``), ``MessagePack`` or ``CBOR`` by a
+    map whose first key is text (their usual document; CBOR's also of indefinite length
+    or after its self-described tag, as streaming encoders write it); None for any
+    other bytes. Before t170 the Schema Registry's frame and those CBOR maps were
+    "binary data" or a byte "not UTF-8" alone."""
     for magic, name in _COMPRESSED:
         if data.startswith(magic):
             return f"{name}-compressed"
+    registry = schema_registry_form(data)
+    if registry is not None:
+        return registry
+    if data.startswith(_CBOR_SELF_DESCRIBED):
+        return "CBOR"
     if len(data) >= 2:
         first, second = data[0], data[1]
         if first == 0x78 and (first << 8 | second) % 31 == 0 and not second & 0x20:
@@ -215,6 +249,17 @@ def binary_format(data: bytes) -> str | None:
         if (0x80 <= first <= 0x8F and 0xA0 <= second <= 0xBF) or first in (0xDE, 0xDF):
             return "MessagePack"
         if 0xA1 <= first <= 0xB7 and 0x61 <= second <= 0x77:
+            return "CBOR"
+        # A MessagePack list of such maps (a batch of documents): a short array, then
+        # the map's head and its first key's (before t170 guessed to be Shift_JIS text).
+        # (A CBOR list of maps begins as a MessagePack map does: said as MessagePack.)
+        third = data[2] if len(data) >= 3 else 0
+        if 0x91 <= first <= 0x9F and 0x81 <= second <= 0x8F and 0xA0 <= third <= 0xBF:
+            return "MessagePack"
+        # A map of indefinite length (0xbf) or of 24 to 255 pairs (0xb8 n), text first.
+        if first == 0xBF and 0x61 <= second <= 0x77:
+            return "CBOR"
+        if first == 0xB8 and len(data) >= 3 and second >= 24 and 0x61 <= data[2] <= 0x77:
             return "CBOR"
     return None
 

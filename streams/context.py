@@ -60,6 +60,7 @@ from streams.events import (
     epoch_seconds_fault,
     fit_dead_letter,
     original_record,
+    record_form,
     refuse_ended_before_started,
 )
 from streams.faust_patches import UNREADABLE_REASON, unreadable
@@ -110,6 +111,14 @@ def run_key(run_id: str) -> bytes:
 # this: one built around a field's text (``no run <run_id>``) grew with a 999,000-character
 # run_id past what one Kafka message holds, and the worker stopped (trial 19).
 MAX_DEAD_LETTER_MESSAGE = 1000
+
+
+# Refusals of a message's form or shape, which its record's headers may explain
+# (record_form): the readings' and incidents' codes, and the own topics' (each says
+# what of its message could not be read).
+_FORM_CODES = frozenset(
+    ("bad_json", "bad_schema", "bad_alert", "bad_command", "bad_routed", "bad_mark")
+)
 
 
 def bounded_message(message: str) -> str:
@@ -1450,6 +1459,10 @@ class Context:
             # A record read but for a header name that is not UTF-8 keeps its bytes.
             raw, index = skipped.value, None
         origin = message_origin(msg.topic, msg.partition, msg.offset, index)
+        if code in _FORM_CODES and skipped is None:
+            # What the record's headers say it is (a binary-mode CloudEvent, a content
+            # type that is no JSON): the value alone may not tell.
+            message += record_form(msg.headers)
         message = bounded_message(message)
         if self.settings.log_each_dead_letter:
             log.warning("citybrain: dead-letter %s: %s (%s)", origin, message, code)

@@ -21,7 +21,13 @@ from typing import Any, TypeVar, cast
 import msgspec
 import orjson
 
-from playbooks.encodings import binary_format, blank, text_format, wide_encoding
+from playbooks.encodings import (
+    SCHEMA_REGISTRY,
+    binary_format,
+    blank,
+    text_format,
+    wide_encoding,
+)
 from playbooks.errors import did_you_mean
 from playbooks.grid import Grid
 from streams.errors import (
@@ -883,7 +889,12 @@ class EventValidator:
     def reading_document(self, doc: Any, now: float) -> Reading:
         """A ``reading/1`` document already decoded (the ingest's mapped MQTT and NGSI
         messages): checked as ``reading`` checks its bytes, without a JSON round trip
-        (which would write an infinite value as ``null``). Raises ``EventError``."""
+        (which would write an infinite value as ``null``). Raises ``EventError``; another
+        system's wrapping of a reading is named (``foreign_form``)."""
+        if not isinstance(doc, dict) or doc.get("schema") != READING_SCHEMA:
+            foreign = foreign_form(doc)
+            if foreign is not None:
+                raise foreign
         if not isinstance(doc, dict):
             raise EventError("bad_json", None, None, "expected a JSON object")
         if doc.get("schema") != READING_SCHEMA:
@@ -1280,6 +1291,14 @@ def _binary(form: str) -> str:
     """What to do about bytes in a known binary form (``binary_format``): JSON is text."""
     if form.endswith("-compressed"):
         return f"{form} data, not JSON text? send the JSON itself, uncompressed"
+    if form.startswith(SCHEMA_REGISTRY):
+        # Its producer is configured, not broken: say which setting sends plain JSON.
+        return (
+            f"{form}, not plain JSON: a Schema Registry serializer or converter wrote it; "
+            "send plain JSON text (a JSON serializer; Kafka Connect: "
+            "value.converter=org.apache.kafka.connect.json.JsonConverter with "
+            "value.converter.schemas.enable=false)"
+        )
     return f"{form} data, not JSON text? send it as JSON text"
 
 
@@ -1322,7 +1341,9 @@ def message_json(value: bytes | None) -> Any:
     0xff were the messages, and a routed one logged a traceback). A key given twice in
     one object is ``bad_json`` naming it (``{"action": "ack", "action": "cancel"}``: which
     is meant?), as on every other topic and edge. A value over ``MAX_OWN_MESSAGE_BYTES``
-    is ``bad_json`` saying its size, before anything of it is read (t99)."""
+    is ``bad_json`` saying its size, before anything of it is read (t99). Another
+    system's wrapping of a document (``foreign_form``: JSON encoded twice, a Kafka
+    Connect envelope, a structured CloudEvent) is ``bad_json`` naming it (t170)."""
     if value is not None and len(value) > MAX_OWN_MESSAGE_BYTES:
         # Another client may write up to the topic's max.message.bytes; what the worker
         # writes of such a message (the routed message carrying an alert, the firing
@@ -1336,7 +1357,14 @@ def message_json(value: bytes | None) -> Any:
             f"{MAX_OWN_MESSAGE_BYTES:,} on its own topics, so that what it passes on and "
             f"stores of one fits what its producer writes ({MAX_MESSAGE_BYTES:,})",
         )
-    return decode_json(value or b"", unique_keys=True)
+    doc = decode_json(value or b"", unique_keys=True)
+    if isinstance(doc, (str, dict)):
+        # Another system's wrapping (a Kafka Connect envelope, a structured CloudEvent,
+        # JSON encoded twice) is said as such, not as the fields it lacks.
+        foreign = foreign_form(doc)
+        if foreign is not None:
+            raise EventError("bad_json", None, None, foreign.reason)
+    return doc
 
 
 def refuse_unwritable_number(raw: bytes | None, doc: Any, code: str, at: str = "") -> None:
@@ -1625,6 +1653,79 @@ def json_syntax_error(text: str, exc: json.JSONDecodeError, skipped: int = 0) ->
     )
 
 
+# CloudEvents' required context attributes (CloudEvents 1.0, "Required Attributes").
+_CLOUDEVENT_KEYS = frozenset(("specversion", "id", "source", "type"))
+
+
+def _said(value: Any, limit: int = 60) -> str:
+    """``value`` (any JSON value) as the reason quotes it: text cut to ``limit``
+    characters, anything else as ``show`` bounds it."""
+    if not isinstance(value, str):
+        return show(value)
+    return repr(value if len(value) <= limit else value[: limit - 3] + "...")
+
+
+def foreign_form(doc: Any) -> EventError | None:
+    """The refusal of a decoded message that is another system's wrapping of a document
+    rather than a document of its own, naming that wrapping and what to send (t170:
+    each was "expected a JSON object", or the ``schema`` field refused with no word on
+    what had come), or None:
+
+    - a JSON string holding JSON text (``"{\"schema\": …}"``: encoded twice, a
+      serializer handed JSON text instead of the object), ``bad_json``;
+    - Kafka Connect's JsonConverter envelope with ``schemas.enable=true``, the default
+      of many connectors: exactly ``{"schema": {…} or null, "payload": …}``,
+      ``bad_schema``;
+    - a CloudEvents event in structured mode (``specversion``, ``id``, ``source`` and
+      ``type`` at the top, the event in ``data`` or ``data_base64``), ``bad_schema``.
+
+    Only a message already refused is asked (no cost for a good one); the shapes never
+    match a citybrain document, whose top level holds none of these keys."""
+    if isinstance(doc, str):
+        inner = doc.strip()
+        if inner[:1] not in ("{", "["):
+            return None
+        try:
+            orjson.loads(inner)
+        except orjson.JSONDecodeError:
+            return None
+        return EventError(
+            "bad_json",
+            None,
+            None,
+            f"expected a JSON object, got JSON text in a JSON string ({_said(doc, 40)}): "
+            "encoded twice? (a serializer handed JSON text instead of the object) send the "
+            "object itself, not as a string",
+        )
+    if not isinstance(doc, dict):
+        return None
+    if doc.keys() == {"schema", "payload"} and isinstance(doc["schema"], (dict, type(None))):
+        return EventError(
+            "bad_schema",
+            None,
+            None,
+            'a Kafka Connect JsonConverter envelope ({"schema": …, "payload": …}, written '
+            "with schemas.enable=true), not the document itself: set the connector's "
+            "value.converter.schemas.enable=false so that the payload alone is the message",
+        )
+    if doc.keys() >= _CLOUDEVENT_KEYS and "schema" not in doc:
+        data = (
+            "the bytes its data_base64 holds"
+            if "data_base64" in doc and "data" not in doc
+            else "its data"
+        )
+        return EventError(
+            "bad_schema",
+            None,
+            None,
+            f"a CloudEvents event in structured mode (specversion {_said(doc['specversion'])}, "
+            f"type {_said(doc['type'])}, source {_said(doc['source'])}), not the document "
+            f"itself: send {data} as the message, in CloudEvents' binary mode (the "
+            "attributes as ce_* headers)",
+        )
+    return None
+
+
 def _decode(
     raw: bytes, schema: str | tuple[str, ...], unique_keys: bool = False, check_text: bool = True
 ) -> dict[str, Any]:
@@ -1650,6 +1751,10 @@ def _decode(
             None,
             f"a JSON array of {items}, expected a JSON object: a {one} document{hint}",
         )
+    if not isinstance(doc, dict) or doc.get("schema") not in schemas:
+        foreign = foreign_form(doc)
+        if foreign is not None:
+            raise foreign
     if not isinstance(doc, dict):
         raise EventError("bad_json", None, None, "expected a JSON object")
     if doc.get("schema") not in schemas:
@@ -2217,3 +2322,75 @@ def dead_letter_key(raw: bytes, fallback: bytes | None) -> bytes | None:
         return sensor.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate, JSON's "\ud800"
         return fallback
+
+
+# Media types whose bytes are JSON text (RFC 6839's +json suffix included).
+_JSON_MEDIA = re.compile(r"\s*(application|text)/([\w.+-]*\+)?json\s*(;.*)?$", re.IGNORECASE)
+# A header value is quoted in a reason at most this long.
+_HEADER_SAID = 60
+
+
+def _header_text(value: Any) -> str | None:
+    """A header value as text (``_HEADER_SAID`` characters at most), None when absent
+    or not UTF-8."""
+    if value is None:
+        return None
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes | bytearray) else str(value)
+    except UnicodeDecodeError:
+        return None
+    return text if len(text) <= _HEADER_SAID else text[: _HEADER_SAID - 3] + "..."
+
+
+def record_form(headers: Any) -> str:
+    """What a Kafka record's ``headers`` say its value is, for the reason that refuses
+    the value as no JSON document of ours (``bad_json``, ``bad_schema``): `` (its
+    headers say it is a CloudEvents event in binary mode, ce_type 'x', …: its value, the
+    event's data, is read as the message)``, its ``content-type`` (or
+    ``ce_datacontenttype``) when that names no JSON (``application/avro``), or a
+    Confluent Schema Registry schema id carried in a header (``__value_schema_id``,
+    whose value then holds no magic byte); "" when they say nothing of it. ``headers``
+    as faust and aiokafka give them: ``(name, value)`` pairs or a mapping, names as
+    text or bytes (a name that is not UTF-8, faust_patches change 13). Before t170 a
+    binary-mode CloudEvent whose data was no reading was "field "schema" is missing"
+    alone, nothing saying what had come."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    found: dict[str, str | None] = {}
+    for pair in pairs:
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            continue
+        if isinstance(name, bytes | bytearray):
+            name = bytes(name).decode("utf-8", "replace")
+        if not isinstance(name, str):
+            continue
+        lowered = name.lower()
+        if lowered not in found and (
+            lowered.startswith("ce_")
+            or lowered in ("content-type", "content_type", "__value_schema_id")
+        ):
+            found[lowered] = _header_text(value)
+    said: list[str] = []
+    if "ce_specversion" in found:
+        attributes = ", ".join(
+            f"{name} {found[name]!r}"
+            for name in ("ce_type", "ce_source")
+            if found.get(name) is not None
+        )
+        said.append(
+            "its ce_* headers say it is a CloudEvents event in binary mode"
+            + (f" ({attributes})" if attributes else "")
+            + ": its value, the event's data, is read as the message"
+        )
+    media = (
+        found.get("content-type") or found.get("content_type") or found.get("ce_datacontenttype")
+    )
+    if media and not _JSON_MEDIA.match(media):
+        said.append(f"its content-type header says {media!r}, which is not JSON")
+    if "__value_schema_id" in found:
+        said.append(
+            "its __value_schema_id header says a Schema Registry serializer wrote it (the "
+            "schema's id in a header): send plain JSON text"
+        )
+    return f" ({'; '.join(said)})" if said else ""

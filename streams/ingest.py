@@ -45,7 +45,7 @@ from streams.errors import BAD_SHAPE, EventError, detach, unreadable
 from streams.events import MIN_EVENT_TIME, EventValidator, IncidentReport, format_ts
 from streams.faust_patches import Messages
 from streams.logs import SayEvery
-from streams.partitioning import sensor_partition
+from streams.partitioning import placement_hint, sensor_partition
 from streams.tables import Unreadable
 
 log = logging.getLogger(__name__)
@@ -252,6 +252,12 @@ class FeedClock:
         return s2 / s1 if s1 > 0.0 else 0.0
 
 
+def _key_bytes(message: Any) -> bytes | None:
+    """A message's key as bytes, None for none (or a key faust gave as anything else)."""
+    key = getattr(message, "key", None)
+    return key if isinstance(key, bytes) else None
+
+
 class Ingest:
     """Readings to alerts and sensor states; incident reports to burst alerts."""
 
@@ -327,9 +333,17 @@ class Ingest:
             values, partitions, offsets, arrival_times(received, now), now
         )
         for i, r in refused:
-            await self.ctx.dead_letter(
-                "readings", messages[i], r.error.code, str(r.error), r.index, r.raw
-            )
+            said = str(r.error)
+            if r.error.code == "wrong_partition" and r.index is None:
+                # Which key, or which producer's partitioner, put it there (t170).
+                message = messages[i]
+                said += placement_hint(
+                    _key_bytes(message),
+                    str(r.error.value),
+                    message.partition,
+                    self.ctx.settings.partitions,
+                )
+            await self.ctx.dead_letter("readings", messages[i], r.error.code, said, r.index, r.raw)
         async with self.ctx.states_settled:
             await self._detect(messages, incoming, grid)
 
@@ -776,8 +790,14 @@ class Ingest:
                         "wrong_partition",
                         "grid_cell",
                         report.grid_cell,
-                        f"the cell's reports belong on partition {home} (key a report by its "
-                        f"grid_cell), this message is on {event.partition}",
+                        f"the cell's reports belong on partition {home}, this message is on "
+                        f"{event.partition}"
+                        + placement_hint(
+                            _key_bytes(event),
+                            report.grid_cell,
+                            event.partition,
+                            self.ctx.settings.partitions,
+                        ),
                     )
                 valid.append((event, report))
             except EventError as exc:

@@ -9,18 +9,87 @@ of its readings; each pack goes under a key that maps to its partition.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 
 import orjson
 from kafka.partitioner.default import murmur2
 
+from playbooks.encodings import schema_registry_form
 from streams.events import MAX_MESSAGE_BYTES, MAX_PACK_READINGS, PACK_SCHEMA, Reading, format_ts
 
 
 def key_partition(key: bytes, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives ``key``."""
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def placement_hint(key: bytes | None, expected: str, partition: int, partitions: int) -> str:
+    """Why a message keyed ``key`` that belongs under the key ``expected`` (a reading's
+    sensor_id, a report's grid_cell) came to ``partition`` of ``partitions`` rather than
+    to its own, for its ``wrong_partition`` reason (t170: the reason named neither the
+    key nor the producer's setting to change):
+
+    - no key: the producer chose the partition itself;
+    - another key than ``expected``: the producer placed it by that key;
+    - ``expected`` itself: the producer's partitioner is not Kafka's default (murmur2),
+      said as librdkafka's default (``consistent_random``, a CRC32 of the key: the
+      confluent-kafka clients, kcat) when that is where CRC32 puts it, which
+      ``partitioner=murmur2_random`` sets right.
+    """
+    if key is None:
+        return f" (it has no key, so its producer chose the partition: key it by {expected!r})"
+    said = _shown_key(key)
+    if key != expected.encode("utf-8", "surrogatepass"):
+        wrapped = _wrapped_key(key, expected)
+        if wrapped:
+            return (
+                f" (its key is {said}, {wrapped}, and placed it: key it by the bare text "
+                f"{expected!r}; Kafka Connect: key.converter="
+                "org.apache.kafka.connect.storage.StringConverter)"
+            )
+        return f" (its key is {said}, not {expected!r}, and placed it: key it by {expected!r})"
+    if zlib.crc32(key) % partitions == partition:
+        return (
+            f" (its key is {said}, which Kafka's default partitioner (murmur2) places on its "
+            "own partition: its producer hashed the key with CRC32, librdkafka's default "
+            "partitioner consistent_random (confluent-kafka, kcat); set "
+            "partitioner=murmur2_random there, as Kafka's Java client places keys)"
+        )
+    return (
+        f" (its key is {said}, which Kafka's default partitioner (murmur2) places on its "
+        "own partition: its producer's partitioner is another, or it chose the partition "
+        "itself; use murmur2, as Kafka's Java client does)"
+    )
+
+
+def _wrapped_key(key: bytes, expected: str) -> str:
+    """What a key holding ``expected`` wrapped is (Kafka Connect's JsonConverter writes a
+    text key as JSON: ``"gauge-1"`` in quotes, or its ``{"schema", "payload"}`` envelope
+    with ``schemas.enable=true``; a Schema Registry serializer frames it), else ""."""
+    if schema_registry_form(key) is not None:
+        return "a Confluent Schema Registry frame (magic byte 0, a schema id)"
+    if key[:1] not in (b'"', b"{") or len(key) > 65_536:
+        return ""
+    try:
+        doc = orjson.loads(key)
+    except orjson.JSONDecodeError:
+        return ""
+    if doc == expected:
+        return f"{expected!r} written as JSON text, in quotes"
+    if isinstance(doc, dict) and doc.keys() == {"schema", "payload"} and doc["payload"] == expected:
+        return f"a Kafka Connect JsonConverter envelope of {expected!r} (schemas.enable=true)"
+    return ""
+
+
+def _shown_key(key: bytes) -> str:
+    """``key`` as a reason quotes it: its text (at most 60 characters), else its bytes."""
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return repr(key[:60]) + ("..." if len(key) > 60 else "")
+    return repr(text[:60]) + ("..." if len(text) > 60 else "")
 
 
 @lru_cache(maxsize=1 << 20)

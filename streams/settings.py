@@ -564,6 +564,14 @@ class Settings(BaseSettings):
             options["ssl_cafile"] = str(self.kafka_ssl_cafile)
         return options
 
+    def kafka_reader_options(self) -> dict[str, Any]:
+        """``kafka_python_options`` for a consumer reading citybrain's topics (the CLI's
+        and the demo's readers): committed records only, as the worker reads them
+        (streams/faust_patches.py, change 11). kafka-python reads uncommitted by default:
+        a field producer's aborted transaction on the readings or incidents topic was
+        counted by ``report`` and the demo's summary as events the worker never took."""
+        return {**self.kafka_python_options(), "isolation_level": "read_committed"}
+
     def faust_credentials(self) -> Any:
         """faust's broker credentials, or None for PLAINTEXT."""
         import ssl

@@ -294,8 +294,8 @@ def _internal(exc: Exception) -> EventError:
 def _not_ngsi(body: Any) -> None:
     """``BadBody`` for an NGSI notification or entity posted as a reading (t105: "field
     "schema" is missing: expected 'reading/1'", the endpoint it belongs to unsaid)."""
-    if not isinstance(body, dict) or "schema" in body:
-        return
+    if not isinstance(body, dict) or "schema" in body or "specversion" in body:
+        return  # (a structured CloudEvent, which the validator names: foreign_form)
     if isinstance(body.get("data"), list):
         shape = 'an Orion notification ("data": [entity, ...])'
     elif "id" in body and "type" in body and "sensor_id" not in body:

@@ -248,8 +248,9 @@ def test_a_report_on_another_partition_than_its_cells_is_refused_alone(
         (
             reports[0].to_json(),
             "wrong_partition",
-            f"field \"grid_cell\" is 'c-top': the cell's reports belong on partition {right} "
-            f"(key a report by its grid_cell), this message is on {wrong}",
+            f"field \"grid_cell\" is 'c-top': the cell's reports belong on partition {right}, "
+            f"this message is on {wrong} (it has no key, so its producer chose the partition: "
+            "key it by 'c-top')",
         )
     ]
     firing = [doc for _, doc in sent if doc.get("status") == "firing"]
