@@ -87,3 +87,24 @@ def test_a_worker_refuses_to_start_on_a_topic_that_takes_less_than_it_writes(
         assert worker.alive(), worker.log()[-3000:]
     finally:
         worker.stop()
+
+
+def test_the_http_ingest_refuses_to_start_on_a_readings_topic_that_takes_less_than_its_packs(
+    pipeline: Pipeline,
+) -> None:
+    """Its packs of up to 1,000,000 bytes, refused by the broker, stopped the ingest (exit
+    1), and the restarted ingest got them again."""
+    p = pipeline
+    set_limit(p, "readings", 500_000)
+    proc = subprocess.run(
+        [sys.executable, "-m", "citybrain.cli", "ingest", "http"],
+        env=p.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out and "HTTP ready" not in out, out[-3000:]
+    assert f"topic {p.topic('readings')} takes messages of at most 500,000 bytes" in out, out
+    assert "the ingest writes messages of up to 1,004,096 bytes to it" in out, out
