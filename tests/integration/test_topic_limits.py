@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 from kafka import KafkaAdminClient
@@ -108,3 +109,43 @@ def test_the_http_ingest_refuses_to_start_on_a_readings_topic_that_takes_less_th
     assert "Traceback" not in out and "HTTP ready" not in out, out[-3000:]
     assert f"topic {p.topic('readings')} takes messages of at most 500,000 bytes" in out, out
     assert "the ingest writes messages of up to 1,004,096 bytes to it" in out, out
+
+
+def test_a_dead_letter_refused_by_a_topic_lowered_under_the_worker_is_said_not_lost_unsaid(
+    pipeline: Pipeline,
+) -> None:
+    """The start-up check cannot see a topic's limit lowered later: Kafka then refuses
+    the dead letter, which faust only logged as ``_on_published error`` (and, at the
+    worker's stop, a traceback for an exception never retrieved). Now one ERROR names the
+    dead letter, the topic and what to raise; the good readings are still scored."""
+    p = pipeline
+    worker = p.worker().start()
+    try:
+        set_limit(p, "deadletter", 200_000)
+        time.sleep(2)  # the broker applies a topic's config change within moments
+        home = sensor_partition("gauge-1", p.settings.partitions)
+        for i in range(20):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            p.producer.send(
+                p.topic("readings"), key=b"gauge-1", value=reading.to_json(), partition=home
+            )
+            if i == 5:
+                p.producer.send(
+                    p.topic("readings"), key=b"gauge-1", value=b"{" * 600_000, partition=home
+                )
+        p.flush()
+        wait_scored(p, 20, "the good readings were not all scored")
+        deadline = time.monotonic() + 30
+        while "Kafka refused the dead letter" not in worker.log():
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.2)
+        assert worker.alive(), worker.log()[-3000:]
+    finally:
+        worker.stop()
+    log = worker.log()
+    line = next(x for x in log.splitlines() if "Kafka refused the dead letter" in x)
+    origin = f"{p.topic('readings')}/{home}/6"
+    assert f"the dead letter of {origin} (bad_json, " in line, line
+    assert f"on {p.topic('deadletter')}, which is lost" in line, line
+    assert "MessageSizeTooLargeError" in line and "max.message.bytes" in line, line
+    assert "never retrieved" not in log and "Traceback" not in log, log[-3000:]
