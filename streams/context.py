@@ -54,6 +54,7 @@ from streams.errors import MISSING, EventError, shown_key
 from streams.events import (
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
+    WRITTEN_MESSAGE_BYTES,
     CarriedSpend,
     alert_fields,
     dead_letter_key,
@@ -1419,7 +1420,8 @@ class Context:
     async def audit(self, record: dict[str, Any]) -> None:
         """Append ``record`` to the audit topic, keyed by its run, alert or ``api``."""
         key, value = self.audit_send(record)
-        await self.audit_topic.send(key=key, value=value)
+        what = f"the audit record {str(record.get('action'))[:64]} ({len(value):,} bytes)"
+        await self.send_said(self.audit_topic, key, value, None, what)
 
     async def audit_all(self, records: list[dict[str, Any]]) -> None:
         """Append ``records`` to the audit topic (as ``audit``) and wait until Kafka has
@@ -1555,8 +1557,56 @@ class Context:
             key, value, fitted = fit_dead_letter(value, key, headers, original=carried)
         else:
             _, value, fitted = fit_dead_letter(value, None, headers, original=carried)
+        size = len(key or b"") + len(value) + sum(len(n) + len(v or b"") for n, v in fitted)
         # faust types header values as bytes; aiokafka writes a None one as null (kept).
-        await self.deadletter.send(
-            key=key, value=value, headers=cast(list[tuple[str, bytes]], fitted)
+        await self.send_said(
+            self.deadletter,
+            key,
+            value,
+            cast(list[tuple[str, bytes]], fitted),
+            f"the dead letter of {origin} ({code}, {size:,} bytes)",
         )
         self.metrics.dead_letters.labels(stream, code).inc()
+
+    async def send_said(
+        self,
+        topic: faust.TopicT,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None,
+        what: str,
+    ) -> None:
+        """Queue a message on ``topic`` as ``topic.send`` does (no wait for Kafka), and say
+        (an ERROR, once a minute per topic and error) when Kafka refuses it: ``what``
+        describes it (a dead letter, an audit record). t176: faust only logged
+        ``_on_published error … MessageSizeTooLargeError`` for a refused dead letter, and
+        at the worker's stop a traceback for the exception never retrieved; the message
+        was lost unsaid. A topic whose ``max.message.bytes`` was lowered under the running
+        worker refuses what the start-up check (citybrain.stack.topics
+        ``check_message_limits``) would have refused the topic for.
+
+        ``topic.send`` returns aiokafka's future, not the ``FutureMessage`` faust sets
+        the refusal on; so the message is built and published as ``send`` does it
+        (``as_future_message``, ``publish_message``: faust's channel interface; the
+        worker uses no event attachments, ``stream_publish_on_commit`` is off)."""
+        message = topic.as_future_message(key=key, value=value, headers=headers)
+        name = topic.get_topic_name()
+
+        def done(fut: asyncio.Future[Any]) -> None:
+            exc = None if fut.cancelled() else fut.exception()  # retrieved: no traceback
+            if exc is None:
+                return
+            hint = ""
+            if "MessageSizeTooLarge" in type(exc).__name__:
+                hint = (
+                    f": the topic takes less than the {WRITTEN_MESSAGE_BYTES:,} bytes a "
+                    "message citybrain writes may have (its max.message.bytes, lowered "
+                    "since the worker started?); raise it (docs/operations.md, message sizes)"
+                )
+            self.say_failed(
+                f"refused:{name}:{type(exc).__name__}",
+                f"Kafka refused {bounded_message(what)} on {name}, which is lost: {exc!r}{hint}",
+            )
+
+        message.add_done_callback(done)
+        await topic.publish_message(message)

@@ -62,6 +62,15 @@ MAX_PACK_READINGS = 10_000
 # defaults, the producer's max.request.size (1,048,576) and the broker's message.max.bytes
 # (1,048,588), with room for the key and the record's framing.
 MAX_MESSAGE_BYTES = 1_000_000
+# A record batch's and record's framing past key, value and headers, allowed for on top of
+# MAX_MESSAGE_BYTES (aiokafka counted 130 bytes for a one-record batch).
+MESSAGE_FRAMING_BYTES = 4096
+# The least ``max.message.bytes`` a topic citybrain writes must take: its largest message
+# in a record batch of its own. Kafka's default (1,048,588) takes it; a topic made or
+# altered to take less refuses what citybrain writes within its bound (a dead letter cut
+# to MAX_MESSAGE_BYTES, an audit record, a pack, a table's entry), and the message is lost
+# (citybrain.stack.topics ``check_message_limits``).
+WRITTEN_MESSAGE_BYTES = MAX_MESSAGE_BYTES + MESSAGE_FRAMING_BYTES
 # The largest message the worker reads on its own topics (alerts, routed, commands,
 # corroboration; ``message_json``): half its producer's limit, so a routed message
 # wrapping an alert, a muted alert's entry with its merged reports, or a command passed on
@@ -2292,9 +2301,12 @@ def fit_dead_letter(
     if key is not None and len(key) > MAX_DEAD_LETTER_KEY_BYTES:
         out.append(("citybrain.error.key_truncated", str(len(key)).encode()))
         key = key[:MAX_DEAD_LETTER_KEY_BYTES]
-    # 4 KiB for the record's and batch's framing (aiokafka counted 130 bytes past key,
-    # value and headers for a one-record batch).
-    room = limit - len(key or b"") - sum(len(k) + len(v or b"") for k, v in out) - 4096
+    room = (
+        limit
+        - len(key or b"")
+        - sum(len(k) + len(v or b"") for k, v in out)
+        - MESSAGE_FRAMING_BYTES
+    )
     if len(value) <= room:
         return key, value, out
     out.append(("citybrain.error.truncated", str(len(value)).encode()))

@@ -34,6 +34,7 @@ from citybrain.cli.base import (
 )
 from citybrain.cli.stack import (
     _require_kafka,
+    _require_message_limits,
     _require_mqtt,
     _require_partition_counts,
     quiet_kafka_loggers,
@@ -830,6 +831,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             print(line, flush=True)
         _require_kafka(s)
         _require_partition_counts(s, ("readings",))
+        # Its packs and dead letters are bounded below what Kafka's default takes; a
+        # topic made to take less refused one and stopped the ingest at every restart.
+        _require_message_limits(s, ("readings", "deadletter"), "the ingest")
         if args.action == "mqtt":
             _require_mqtt(s)
 

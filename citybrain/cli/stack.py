@@ -904,6 +904,25 @@ def _require_partition_counts(settings: Settings, roles: tuple[str, ...]) -> Non
         pass
 
 
+def _require_message_limits(settings: Settings, roles: tuple[str, ...], writer: str) -> None:
+    """Raise CliError (status 2) when an existing topic of ``roles`` takes smaller
+    messages than citybrain writes (``citybrain.stack.topics.check_message_limits``): the
+    broker would refuse a pack or dead letter within citybrain's bound, and stop
+    ``writer``. A broker that cannot be asked is left to the command's own sends to
+    report."""
+    from kafka.errors import KafkaError
+
+    from citybrain.errors import KafkaStoppedError
+    from citybrain.stack.topics import MessageLimitError, require_message_limits
+
+    try:
+        require_message_limits(settings, [settings.topic(r) for r in roles], writer)
+    except MessageLimitError as exc:
+        raise CliError(str(exc)) from None
+    except (KafkaError, KafkaStoppedError):  # its question is bounded (t90)
+        pass
+
+
 def _require_mqtt(settings: Settings) -> None:
     """Raise CliError (status 3) unless the MQTT broker accepts a TCP connection: paho
     would otherwise retry in the background, silently, for ever."""
@@ -1170,6 +1189,7 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
     from citybrain.errors import KafkaStoppedError
     from citybrain.stack.topics import (
         REFUSED_TOPICS_HINT,
+        MessageLimitError,
         PartitionCountError,
         TopicsRefusedError,
         align_topic_configs,
@@ -1177,7 +1197,10 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
         create_topics,
         emptied_tables_warning,
         faust_topics,
+        require_message_limits,
+        task_topics,
     )
+    from streams.events import WRITTEN_MESSAGE_BYTES
 
     specs = faust_topics(app, settings.partitions)
     try:
@@ -1199,6 +1222,26 @@ def _create_topics_for_worker(settings: Settings, app: faust.App) -> None:
             file=sys.stderr,
         )
         return
+    # Every topic the worker writes (all its own but the readings and incidents it only
+    # reads, its changelogs, the playbooks' task topics) must take the largest message it
+    # writes: one made to take less lost the worker's dead letters unsaid (t176).
+    written = [
+        *(name for role, name in settings.topics.items() if role not in ("readings", "incidents")),
+        *(spec.name for spec in specs),
+        *sorted(task_topics(settings)),
+    ]
+    try:
+        require_message_limits(settings, written, "the worker")
+    except MessageLimitError as exc:
+        raise CliError(str(exc)) from None
+    except (KafkaError, KafkaStoppedError) as exc:
+        print(
+            f"citybrain: warning: could not ask Kafka what the topics take (prefix "
+            f"{settings.topic_prefix!r}): {_kafka_reason(exc)}; a topic taking less than "
+            f"{WRITTEN_MESSAGE_BYTES:,} bytes a message would refuse what the worker writes "
+            "(docs/operations.md, message sizes)",
+            file=sys.stderr,
+        )
     # A changelog created here on a group that has committed (an operator deleted it):
     # its table starts empty and the events behind it are not read again. Said, not
     # refused: deleting the sensor-state changelog is how sensors are made to warm up

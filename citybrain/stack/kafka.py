@@ -36,13 +36,28 @@ KAFKA_VERSION = "4.0.2"
 KAFKA_JARS_MB = 55
 POM = Path(__file__).with_name("kafka-pom.xml")
 
-LOG4J2 = """\
+# Kafka's log, rolled by size: a stack left up for weeks (or a flood of clients
+# connecting, of topics and groups coming and going) wrote server.log without bound, into
+# the run directory, where Kafka's data lives too (t176). At most SERVER_LOG_MB in
+# server.log and each of SERVER_LOG_FILES older files (server.log.1 newest), so at most
+# (SERVER_LOG_FILES + 1) * SERVER_LOG_MB MB in all; a start moves the last start's
+# server.log to server.log.1 (``fresh_log``).
+SERVER_LOG_MB = 100
+SERVER_LOG_FILES = 5
+LOG4J2 = f"""\
 status = warn
-appender.file.type = File
+appender.file.type = RollingFile
 appender.file.name = FILE
-appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.fileName = ${{sys:kafka.logs.dir}}/server.log
+appender.file.filePattern = ${{sys:kafka.logs.dir}}/server.log.%i
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
+appender.file.policies.type = Policies
+appender.file.policies.size.type = SizeBasedTriggeringPolicy
+appender.file.policies.size.size = {SERVER_LOG_MB}MB
+appender.file.strategy.type = DefaultRolloverStrategy
+appender.file.strategy.max = {SERVER_LOG_FILES}
+appender.file.strategy.fileIndex = min
 rootLogger.level = INFO
 rootLogger.appenderRef.file.ref = FILE
 logger.kafka.name = kafka

@@ -14,6 +14,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from citybrain.kafka_read import bounded
 from citybrain.stack.process import sigterm_as_interrupt
 from playbooks.loader import load_playbooks
+from streams.events import MAX_MESSAGE_BYTES, WRITTEN_MESSAGE_BYTES
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -311,9 +312,14 @@ def align_topic_configs(settings: Settings, specs: Sequence[TopicSpec]) -> list[
 
 def message_limits(settings: Settings, roles: Sequence[str]) -> dict[str, int]:
     """Per topic of ``roles`` (``"readings"``, ...) that exists, the largest record batch
-    the broker takes on it, in bytes: its ``max.message.bytes`` (the broker's
-    ``message.max.bytes`` unless the topic sets its own; Kafka's default 1,048,588).
-    Topics not made yet are left out.
+    the broker takes on it (``topic_message_limits``)."""
+    return topic_message_limits(settings, [settings.topic(role) for role in roles])
+
+
+def topic_message_limits(settings: Settings, names: Sequence[str]) -> dict[str, int]:
+    """Per topic of ``names`` that exists, the largest record batch the broker takes on
+    it, in bytes: its ``max.message.bytes`` (the broker's ``message.max.bytes`` unless the
+    topic sets its own; Kafka's default 1,048,588). Topics not made yet are left out.
 
     Raises kafka-python's ``KafkaError`` when the broker cannot be asked, and
     ``KafkaStoppedError`` when it does not answer."""
@@ -321,11 +327,10 @@ def message_limits(settings: Settings, roles: Sequence[str]) -> dict[str, int]:
 
     admin = topics_admin(settings)
     try:
-        names = [settings.topic(role) for role in roles]
         existing = set(bounded(settings, "listing its topics", admin.list_topics))
         resources = [
             ConfigResource(ConfigResourceType.TOPIC, name, ["max.message.bytes"])
-            for name in names
+            for name in dict.fromkeys(names)
             if name in existing
         ]
         if not resources:
@@ -343,6 +348,60 @@ def message_limits(settings: Settings, roles: Sequence[str]) -> dict[str, int]:
         return limits
     finally:
         admin.close()
+
+
+class MessageLimitError(ValueError):
+    """Topics citybrain writes take smaller messages than it writes."""
+
+
+# What a topic too small is raised to: Kafka's default max.message.bytes.
+KAFKA_DEFAULT_MESSAGE_BYTES = 1_048_588
+
+
+def check_message_limits(limits: Mapping[str, int], bootstrap: str, writer: str) -> None:
+    """Raise ``MessageLimitError`` naming every topic of ``limits`` (name -> its
+    ``max.message.bytes``, ``topic_message_limits``) that takes less than
+    ``WRITTEN_MESSAGE_BYTES``, what ``writer`` (``the worker``, ``the ingest``) may write
+    to it, with the command that raises it on ``bootstrap`` (``host:port``).
+
+    Every message citybrain writes is bounded by one figure, ``MAX_MESSAGE_BYTES``: a
+    dead letter is cut to it, a pack split below it, an audit record and a table's entry
+    kept within it. A topic made or altered to take less (``max.message.bytes=200000`` on
+    the dead-letter topic, t176) refused such a message: faust's producer only logged the
+    refusal, and the dead letter of a 600 kB bad reading was lost while its offset was
+    committed; a changelog entry or an ingest's pack refused so stops its writer."""
+    short = sorted((name, limit) for name, limit in limits.items() if limit < WRITTEN_MESSAGE_BYTES)
+    if not short:
+        return
+    lines = [
+        f"topic {name} takes messages of at most {limit:,} bytes (its max.message.bytes, or "
+        "the broker's message.max.bytes)"
+        for name, limit in short
+    ]
+    example = short[0][0]
+    raise MessageLimitError(
+        "\n".join(
+            [
+                *lines,
+                f"{writer} writes messages of up to {WRITTEN_MESSAGE_BYTES:,} bytes to "
+                f"{'them' if len(short) > 1 else 'it'} (a dead letter, pack, audit record "
+                f"or table entry of {MAX_MESSAGE_BYTES:,} bytes and the record's framing), "
+                "which Kafka would refuse and which would be lost; raise "
+                f"{'each' if len(short) > 1 else 'it'} to at least that, e.g. to Kafka's "
+                f"default: kafka-configs.sh --bootstrap-server {bootstrap} --alter "
+                f"--entity-type topics --entity-name {example} --add-config "
+                f"max.message.bytes={KAFKA_DEFAULT_MESSAGE_BYTES}",
+            ]
+        )
+    )
+
+
+def require_message_limits(settings: Settings, names: Sequence[str], writer: str) -> None:
+    """``check_message_limits`` on the topics of ``names`` that exist, asked of the
+    broker. Raises kafka-python's ``KafkaError`` (or ``KafkaStoppedError``) when the broker
+    cannot be asked."""
+    limits = topic_message_limits(settings, names)
+    check_message_limits(limits, settings.kafka_bootstrap, writer)
 
 
 def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:

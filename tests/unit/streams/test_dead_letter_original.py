@@ -100,8 +100,17 @@ def test_the_worker_s_dead_letters_of_one_pack_share_its_record(tmp_path: Path) 
     sent: list[list[tuple[str, bytes]]] = []
 
     class Topic:
-        async def send(self, key: Any, value: Any, headers: Any) -> None:
+        """faust's channel interface as ``Context.send_said`` uses it."""
+
+        def as_future_message(self, key: Any, value: Any, headers: Any) -> asyncio.Future[None]:
             sent.append(headers)
+            return asyncio.get_running_loop().create_future()
+
+        async def publish_message(self, message: asyncio.Future[None]) -> None:
+            message.set_result(None)
+
+        def get_topic_name(self) -> str:
+            return "t.deadletter"
 
     ctx.deadletter = Topic()  # type: ignore[assignment]
     pack = SimpleNamespace(

@@ -1,0 +1,55 @@
+"""check_message_limits: topics citybrain writes that take smaller messages than it
+writes are refused by name, with what they take, what they must take and the command
+that raises them (the broker-level case: tests/integration/test_topic_limits.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from citybrain.stack.topics import (
+    KAFKA_DEFAULT_MESSAGE_BYTES,
+    MessageLimitError,
+    check_message_limits,
+)
+from streams.events import MAX_MESSAGE_BYTES, WRITTEN_MESSAGE_BYTES, fit_dead_letter
+
+
+def test_topics_taking_what_citybrain_writes_pass() -> None:
+    check_message_limits(
+        {"p.alerts": KAFKA_DEFAULT_MESSAGE_BYTES, "p.audit": WRITTEN_MESSAGE_BYTES},
+        "127.0.0.1:9092",
+        "the worker",
+    )
+    check_message_limits({}, "127.0.0.1:9092", "the worker")
+
+
+def test_a_topic_taking_less_is_named_with_its_limit_the_bound_and_the_command() -> None:
+    with pytest.raises(MessageLimitError) as err:
+        check_message_limits(
+            {"p.deadletter": 200_000, "p.alerts": 2_000_000, "p.audit": 1_000_000},
+            "127.0.0.1:9092",
+            "the worker",
+        )
+    text = str(err.value)
+    lines = text.splitlines()
+    assert lines[0] == (
+        "topic p.audit takes messages of at most 1,000,000 bytes (its max.message.bytes, "
+        "or the broker's message.max.bytes)"
+    )
+    assert lines[1].startswith("topic p.deadletter takes messages of at most 200,000 bytes")
+    assert "p.alerts" not in text
+    assert "the worker writes messages of up to 1,004,096 bytes to them" in text
+    assert (
+        "kafka-configs.sh --bootstrap-server 127.0.0.1:9092 --alter --entity-type topics "
+        "--entity-name p.audit --add-config max.message.bytes=1048588"
+    ) in text
+
+
+def test_the_bound_holds_the_largest_dead_letter_with_its_framing() -> None:
+    # A dead letter is cut to MAX_MESSAGE_BYTES with its key and headers, leaving the
+    # framing the bound adds: what a topic must take covers it.
+    key, value, headers = fit_dead_letter(
+        b"{" * 5_000_000, b"k" * 100_000, [("citybrain.error.reason", b"bad_json")]
+    )
+    size = len(key or b"") + len(value) + sum(len(k) + len(v or b"") for k, v in headers)
+    assert size <= MAX_MESSAGE_BYTES < WRITTEN_MESSAGE_BYTES <= KAFKA_DEFAULT_MESSAGE_BYTES
