@@ -46,6 +46,22 @@ def set_limit(p: Pipeline, role: str, limit: int) -> None:
         admin.close()
 
 
+def send_readings_around_a_bad_one(p: Pipeline) -> None:
+    """20 good readings of gauge-1, 5 minutes apart, and after the sixth a bad one of
+    600,000 bytes (``{`` repeated: bad_json), all on the sensor's home partition."""
+    home = sensor_partition("gauge-1", p.settings.partitions)
+    for i in range(20):
+        reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+        p.producer.send(
+            p.topic("readings"), key=b"gauge-1", value=reading.to_json(), partition=home
+        )
+        if i == 5:
+            p.producer.send(
+                p.topic("readings"), key=b"gauge-1", value=b"{" * 600_000, partition=home
+            )
+    p.flush()
+
+
 def test_a_worker_refuses_to_start_on_a_topic_that_takes_less_than_it_writes(
     pipeline: Pipeline,
 ) -> None:
@@ -70,17 +86,7 @@ def test_a_worker_refuses_to_start_on_a_topic_that_takes_less_than_it_writes(
     set_limit(p, "deadletter", 1_048_588)
     worker = p.worker().start()
     try:
-        home = sensor_partition("gauge-1", p.settings.partitions)
-        for i in range(20):
-            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
-            p.producer.send(
-                p.topic("readings"), key=b"gauge-1", value=reading.to_json(), partition=home
-            )
-            if i == 5:
-                p.producer.send(
-                    p.topic("readings"), key=b"gauge-1", value=b"{" * 600_000, partition=home
-                )
-        p.flush()
+        send_readings_around_a_bad_one(p)
         wait_scored(p, 20, "the good readings were not all scored")
         dead = p.read("deadletter", lambda m: len(m) >= 1, settle=2)
         assert [dict(m.headers)["citybrain.error.reason"] for m in dead] == [b"bad_json"]
@@ -123,17 +129,7 @@ def test_a_dead_letter_refused_by_a_topic_lowered_under_the_worker_is_said_not_l
     try:
         set_limit(p, "deadletter", 200_000)
         time.sleep(2)  # the broker applies a topic's config change within moments
-        home = sensor_partition("gauge-1", p.settings.partitions)
-        for i in range(20):
-            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
-            p.producer.send(
-                p.topic("readings"), key=b"gauge-1", value=reading.to_json(), partition=home
-            )
-            if i == 5:
-                p.producer.send(
-                    p.topic("readings"), key=b"gauge-1", value=b"{" * 600_000, partition=home
-                )
-        p.flush()
+        send_readings_around_a_bad_one(p)
         wait_scored(p, 20, "the good readings were not all scored")
         deadline = time.monotonic() + 30
         while "Kafka refused the dead letter" not in worker.log():
@@ -144,6 +140,7 @@ def test_a_dead_letter_refused_by_a_topic_lowered_under_the_worker_is_said_not_l
         worker.stop()
     log = worker.log()
     line = next(x for x in log.splitlines() if "Kafka refused the dead letter" in x)
+    home = sensor_partition("gauge-1", p.settings.partitions)
     origin = f"{p.topic('readings')}/{home}/6"
     assert f"the dead letter of {origin} (bad_json, " in line, line
     assert f"on {p.topic('deadletter')}, which is lost" in line, line

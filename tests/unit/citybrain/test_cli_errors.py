@@ -730,16 +730,10 @@ def test_replays_detect_hint_names_a_file_whose_name_is_not_utf8_as_bash_reads_i
     assert said.stdout == path.read_bytes()
 
 
-def test_a_written_file_whose_name_does_not_print_is_named_as_bash_reads_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """t169: "campaign report written to …" printed a name's byte that is not UTF-8 raw:
-    on a terminal whose stdout is strict UTF-8 (capsys's is) the command stopped with
-    UnicodeEncodeError after writing the file, exit 70 "a bug". Fails on the old code."""
+def one_step_record(tmp_path: Path, grid_cell: str) -> Path:
+    """``records.jsonl`` in ``tmp_path`` holding one ``step/1`` record (run A created at
+    the community level of ``grid_cell``), the smallest input `campaign report` takes."""
     import json
-    import os
-
-    from streams.settings import REPO_ROOT
 
     export = tmp_path / "records.jsonl"
     record = {
@@ -750,9 +744,23 @@ def test_a_written_file_whose_name_does_not_print_is_named_as_bash_reads_it(
         "at": 1000,
         "level": "community",
         "detail": "",
-        "data": {"grid_cell": "c-top", "department": "police", "category": "Noise"},
+        "data": {"grid_cell": grid_cell, "department": "police", "category": "Noise"},
     }
     export.write_text(json.dumps(record) + "\n")
+    return export
+
+
+def test_a_written_file_whose_name_does_not_print_is_named_as_bash_reads_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t169: "campaign report written to …" printed a name's byte that is not UTF-8 raw:
+    on a terminal whose stdout is strict UTF-8 (capsys's is) the command stopped with
+    UnicodeEncodeError after writing the file, exit 70 "a bug". Fails on the old code."""
+    import os
+
+    from streams.settings import REPO_ROOT
+
+    export = one_step_record(tmp_path, "c-top")
     out = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9\n.json"))
     grid = REPO_ROOT / "tests" / "fixtures" / "grid.yaml"
     argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--out", str(out)]
@@ -810,25 +818,13 @@ def test_a_warning_naming_a_file_shows_its_escapes(
     cell, replay's header-only files, report's --data files) were printed as built: a
     name holding an ESC sequence or a line feed played it or cut the line. Every warning
     now goes through text.warn. Fails on the old code."""
-    import json
     import shutil
 
     from streams.settings import REPO_ROOT
 
     grid = tmp_path / "grid\x1b[31m\n.yaml"
     shutil.copy(REPO_ROOT / "tests" / "fixtures" / "grid.yaml", grid)
-    export = tmp_path / "records.jsonl"
-    record = {
-        "schema": "step/1",
-        "id": "A:1",
-        "run_id": "A",
-        "action": "run_created",
-        "at": 1000,
-        "level": "community",
-        "detail": "",
-        "data": {"grid_cell": "nowhere", "department": "police", "category": "Noise"},
-    }
-    export.write_text(json.dumps(record) + "\n")
+    export = one_step_record(tmp_path, "nowhere")
     argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--json"]
     assert main([*argv, "--from", "1970-01-01", "--to", "1970-01-02"]) == 0
     [line] = capsys.readouterr().err.splitlines()
