@@ -9,8 +9,9 @@ notification goes out at the first deadline pass after its alert is read, its gr
 counted from the alert's time, whatever the storm's group holds (a group's flush costs
 what its bounded state costs, not its alerts' number). What does not yet: the other
 group's alert is read only after the storm's alerts read before it, on either
-partition, about 4-5 ms each here (docs/playbooks.md, "One group's storm"). Passes on
-the old code too: a pin, and the measurement that names the limit."""
+partition, about 4-5 ms each here (docs/playbooks.md, "One group's storm"). A flood of
+commands at once holds neither. Passes on the old code too: a pin, and the measurement
+that names the limit."""
 
 from __future__ import annotations
 
@@ -124,6 +125,41 @@ def test_a_storm_into_one_group_holds_no_flush_nor_ack_of_another(
         # before it: docs/playbooks.md, "One group's storm".)
         assert created - sent_at <= OTHER_WAIT + STORM * PER_ALERT
         assert notified - created <= FLUSH_BOUND
+    finally:
+        worker.stop()
+        p.close()
+
+
+def test_a_flood_of_commands_holds_no_other_groups_alert_nor_flush(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """STORM commands at once (acknowledgements of one run under new ids: the first
+    applies, the others change nothing), then another group's alert: read and notified
+    within its group_wait and the bounds above, the routed agent not behind the commands."""
+    p = Pipeline(run_dir)
+    worker = p.worker().start()
+    storm = b"grp-storm"
+    other = other_key(storm, p.settings.partitions, False)
+    try:
+        p.send("routed", storm, routed("al-storm-0", 0))
+        p.flush()
+        p.read("steps", lambda m: bool(steps_of(m, "notify")))
+        for n in range(STORM):
+            ack = {"id": f"cmd-{n}", "run_id": "grp-storm.1", "action": "ack", "by": "duty"}
+            p.send("commands", storm, json.dumps(ack).encode())
+        p.flush()
+        sent_at = time.time()
+        p.send("routed", other, routed("al-other", OTHER_WAIT))
+        p.flush()
+        run_id = f"{other.decode()}.1"
+        steps = p.read("steps", lambda m: any(d["run_id"] == run_id for d in steps_of(m, "notify")))
+        created, notified = at(steps, "run_created", run_id), at(steps, "notify", run_id)
+        print(
+            f"commands {STORM}: other run created +{created - sent_at:.2f} s, notified "
+            f"+{notified - sent_at:.2f} s"
+        )
+        assert created - sent_at <= BOUND
+        assert notified - sent_at <= OTHER_WAIT + BOUND
     finally:
         worker.stop()
         p.close()
