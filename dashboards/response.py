@@ -41,6 +41,10 @@ def build() -> Dashboard:
             single("Closures not delivered", "short", query(f"sum({m.CLOSURES_UNDELIVERED})"))
         )
         .with_panel(
+            # kafka steps waiting for a task topic Kafka does not take (t172, t178).
+            single("Task messages held", "short", query(f"sum({m.TASKS_HELD})"))
+        )
+        .with_panel(
             series(
                 "Runs by status", "short", query(f"sum by (status) ({m.RUNS_OPEN})", "{{status}}")
             )
@@ -64,6 +68,13 @@ def build() -> Dashboard:
                 "Acknowledgements by grid level",
                 "short",
                 query(f"sum by (level) (increase({m.ACKS}[1h]))", "{{level}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Oldest held task message by task topic",
+                "s",
+                query(f"max by (topic) ({m.TASKS_HELD_OLDEST})", "{{topic}}"),
             )
         )
         .with_panel(

@@ -190,6 +190,19 @@ ALERTS = [
         "{{ $value }} different configurations (playbooks, routing, grid, tokens) run across the "
         "workers: send each worker its SIGHUP (or restart it) so they all use the same files",
     ),
+    # A kafka step whose task topic Kafka does not take waits in its run's outbox, alone
+    # (t172); the worker log says so once a minute. Five minutes is well past a topic being
+    # created (citybrain stack up creates the playbooks' task topics).
+    Alert(
+        "CitybrainTaskMessagesHeld",
+        f"max by (instance, playbook, topic) ({m.TASKS_HELD_OLDEST})",
+        "> 300",
+        "1m",
+        "warning",
+        "{{ $labels.playbook }}'s task messages to {{ $labels.topic }} held for "
+        "{{ $value | humanizeDuration }} on {{ $labels.instance }}: Kafka does not take that "
+        "task topic (create it; the worker log names it)",
+    ),
     Alert(
         "CitybrainEventToAlertSlow",
         quantile(0.99, m.EVENT_TO_ALERT, "5m"),

@@ -101,6 +101,10 @@ class Run:
     # Alerts that joined after the last notification and are not yet in one: alert id ->
     # when it joined (epoch s); the next group flush (``flush``) notifies them.
     unnotified: dict[str, float] = field(default_factory=dict)
+    # Alerts that joined since the last notification beyond ``unnotified``'s bound
+    # (``MAX_RUN_ALERTS``, oldest dropped): counted, so the next notification's "and N
+    # more" tells how many joined (t178: 3,000 joining one group said "and 95 more").
+    unnotified_beyond: int = 0
     # Why the run's notification is held (every alert of it still firing muted when its
     # group_wait ended, or at a later flush), as last said in a ``notification_held``
     # step; "" when not held.
@@ -220,6 +224,7 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "pending_action": (_maybe_text, "text or null"),
     "last_notified_at": (_maybe_finite, "a finite number or null"),
     "unnotified": (_times, "an object of finite numbers"),
+    "unnotified_beyond": (_count, "a whole number from 0 to 2**53 - 1"),
     "held": (_text, "text"),
     "held_tick": (_maybe_finite, "a finite number or null"),
     "ended_alerts": (_texts, "a list of texts"),
@@ -363,10 +368,19 @@ def newest_distinct(ids: list[str], new: str, bound: int) -> list[str]:
     return kept
 
 
+def _shown(run: Run, new: list[str]) -> str:
+    """The first five of ``new`` (alert ids to notify) and how many more joined, those
+    ``unnotified`` no longer holds (``unnotified_beyond``) counted: "al-1, …, al-5 and
+    2,995 more"."""
+    more = len(new) - len(new[:5]) + run.unnotified_beyond
+    return ", ".join(new[:5]) + (f" and {more:,} more" if more else "")
+
+
 def _notified(run: Run, now: float) -> None:
     """The run's unit was notified at ``now``: of every alert the run has."""
     run.last_notified_at = now
     run.unnotified = {}
+    run.unnotified_beyond = 0
     run.first_flush_at = None
     run.held, run.held_tick = "", None
 
@@ -579,14 +593,18 @@ class PlaybookEngine:
         run.all_resolved_at = None  # one fires again
         if fresh:
             run.first_flush_at = now + max(0.0, group_wait)
-            run.unnotified = {alert_id: now}
+            run.unnotified, run.unnotified_beyond = {alert_id: now}, 0
             run.held, run.held_tick = "", None
         elif run.last_notified_at is not None:
             # Notified at the group's next flush (``flush``), as Alertmanager sends an
             # alert added to a group already notified at the next group_interval tick.
             # (Re-inserted last: an id that joins again is the newest, not kept in place.)
-            unnotified = {k: v for k, v in run.unnotified.items() if k != alert_id}
-            run.unnotified = dict([*unnotified.items(), (alert_id, now)][-MAX_RUN_ALERTS:])
+            unnotified = [*((k, v) for k, v in run.unnotified.items() if k != alert_id)]
+            unnotified.append((alert_id, now))
+            dropped = max(0, len(unnotified) - MAX_RUN_ALERTS)
+            run.unnotified = dict(unnotified[dropped:])
+            # Capped, as JSON's exact integers are (the changelog reads no larger count).
+            run.unnotified_beyond = min(run.unnotified_beyond + dropped, 2**53 - 1)
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
 
     def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
@@ -661,8 +679,10 @@ class PlaybookEngine:
             new = [a for a, at in run.unnotified.items() if at <= tick and a not in ended]
             if not new:
                 return None
-            shown = ", ".join(new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
-            return tick, f"new alerts in a fresh group (its alerts had all resolved): {shown}"
+            return (
+                tick,
+                f"new alerts in a fresh group (its alerts had all resolved): {_shown(run, new)}",
+            )
         ticks = (now - last) // group_interval
         if ticks < 1:
             return None
@@ -671,8 +691,7 @@ class PlaybookEngine:
             return None  # this flush was held: the next one is checked
         new = [a for a, at in run.unnotified.items() if at <= tick and a not in ended]
         if new:
-            shown = ", ".join(new[:5]) + (f" and {len(new) - 5} more" if len(new) > 5 else "")
-            return tick, f"new alerts in the group: {shown}"
+            return tick, f"new alerts in the group: {_shown(run, new)}"
         if (
             run.acknowledged_at is None
             and ticks * group_interval >= repeat_interval

@@ -1299,6 +1299,7 @@ class Context:
             cell_kinds,
             self.classifier_departments,
             self.router.root.playbooks_reachable({"source": "citizen"}),
+            [(n, t) for n, pb in self.playbooks.items() for t in sorted(pb.task_topics)],
         )
 
     async def on_annotation_error(self, annotation_id: str, detail: str) -> None:

@@ -546,6 +546,11 @@ class Response:
         # s); refused at once for TASK_TOPIC_RETRY seconds (``_send_task``). As many as
         # the playbooks name.
         self._missing_task_topics: dict[str, float] = {}
+        # The (playbook, task topic) series of the held task messages' gauges set at the
+        # last deadline pass (``_count_held_tasks``), those of the library at start first.
+        self._task_series: set[tuple[str, str]] = {
+            (n, t) for n, pb in ctx.playbooks.items() for t in pb.task_topics
+        }
         # Groups whose run the timer could not advance (``_unadvanced_run``).
         self._say_unadvanced = SayEvery(log, prefix="citybrain: ")
         # (playbook, department) pairs whose once-per-run series exist at zero
@@ -1630,6 +1635,7 @@ class Response:
             self.metrics.cell_runs_open.labels(*path).set(by_cell[cell_id])
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
+        self._count_held_tasks(now)
         self.metrics.sensors_tracked.set(len(self.ctx.sensor_state))
         # ``firing`` is a global table: every worker holds every firing alert. Each
         # counts those of the alerts partitions it owns, so the workers' series sum to
@@ -1644,6 +1650,37 @@ class Response:
         for severity in ("minor", "major", "critical"):
             for level in LEVELS:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
+
+    def _count_held_tasks(self, now: float) -> None:
+        """Set the held task messages' gauges (``tasks_held``, ``tasks_held_oldest``:
+        ``kafka`` steps waiting in the outboxes of the groups this worker owns, for a task
+        topic Kafka does not take, ``TasksHeld``) by playbook and task topic as the
+        playbook names it, the age of the oldest from its step's time (``at``, epoch s).
+        Every (playbook, topic) of the library in force reads 0 when none is held; a pair
+        neither held nor in the library any more (a reload dropped it) loses its series.
+        Before t178 only the warning, once a minute per topic, showed them."""
+        count: Tally[tuple[str, str]] = Tally()
+        oldest: dict[tuple[str, str], float] = {}
+        for group in self.ctx.groups.data.values():
+            if not group or not group.get(OUTBOX) or not group.get("run"):
+                continue
+            for cmd in group[OUTBOX]:
+                if cmd.get("action") != "kafka":
+                    continue
+                data = cmd.get("data") or {}
+                pair = (str(group["run"]["playbook"]), str(data.get("topic", "")))
+                count[pair] += 1
+                oldest[pair] = min(oldest.get(pair, now), float(cmd["at"]))
+        pairs = {(n, t) for n, pb in self.ctx.playbooks.items() for t in pb.task_topics}
+        pairs |= count.keys()
+        for pair in self._task_series - pairs:
+            self.metrics.tasks_held.remove(*pair)
+            self.metrics.tasks_held_oldest.remove(*pair)
+        for pair in pairs:
+            self.metrics.tasks_held.labels(*pair).set(count[pair])
+            age = max(0.0, now - oldest[pair]) if pair in oldest else 0.0
+            self.metrics.tasks_held_oldest.labels(*pair).set(age)
+        self._task_series = pairs
 
     async def update_lag(self) -> None:
         """The consumer-lag gauge, on a timer of its own (``streams.app``): aiokafka's

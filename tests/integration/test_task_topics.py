@@ -12,20 +12,30 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
+from citybrain.stack import PrometheusServer
 from citybrain.stack.topics import topics_admin
 from tests.integration.test_pipeline import steps_of
 from tests.integration.test_response import LIBRARY, spike
-from tests.services import Pipeline
+from tests.services import Pipeline, prometheus_query
 
 pytestmark = pytest.mark.integration
 
 
+def wait_for_query(stack: PrometheusServer, query: str, timeout: float = 60.0) -> None:
+    """Wait until the real Prometheus answers ``query`` with a series."""
+    deadline = time.monotonic() + timeout
+    while not prometheus_query(stack.url, query):
+        assert time.monotonic() < deadline, f"Prometheus never answered {query}"
+        time.sleep(0.5)
+
+
 def test_a_task_topic_kafka_cannot_give_holds_only_its_own_step(
-    pipeline: Pipeline, tmp_path: Path
+    pipeline: Pipeline, tmp_path: Path, stack: PrometheusServer
 ) -> None:
     playbooks = tmp_path / "playbooks"
     shutil.copytree(LIBRARY, playbooks)
@@ -59,6 +69,12 @@ def test_a_task_topic_kafka_cannot_give_holds_only_its_own_step(
         )
         assert not steps_of(steps, "kafka")  # the flood's step record waits with it
         assert f"{pipeline.name}.tasks_drainage cannot be written" in pipeline.worker_logs(400)
+        # Counted where Prometheus sees it (t178: before, only the warning showed it), the
+        # oldest's age growing, by playbook and task topic as the playbook names it.
+        instance = f'job="citybrain-worker",instance="127.0.0.1:{pipeline.settings.worker_port}"'
+        held = f'{instance},playbook="flash-flood",topic="tasks_drainage"'
+        wait_for_query(stack, f"citybrain_task_messages_held{{{held}}} == 1")
+        wait_for_query(stack, f"citybrain_task_messages_held_oldest_seconds{{{held}}} > 2")
         # Once the topic can be made (the one it collided with deleted), the held task
         # message and its step go out, once (a minute after the last try at most).
         admin = topics_admin(pipeline.settings)
@@ -71,5 +87,7 @@ def test_a_task_topic_kafka_cannot_give_holds_only_its_own_step(
         assert (task["task"], task["kind"]) == ("pump", "water_level")
         steps = pipeline.read("steps", lambda m: bool(steps_of(m, "kafka")))
         assert [d["data"]["topic"] for d in steps_of(steps, "kafka")] == ["tasks_drainage"]
+        wait_for_query(stack, f"citybrain_task_messages_held{{{held}}} == 0")
+        wait_for_query(stack, f"citybrain_task_messages_held_oldest_seconds{{{held}}} == 0")
     finally:
         worker.stop()

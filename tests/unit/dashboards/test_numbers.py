@@ -413,6 +413,44 @@ def test_timer_failing_fires_after_five_minutes_of_failed_passes(tmp_path: Path)
     )
 
 
+def test_task_messages_held_fires_once_the_oldest_is_five_minutes_old(tmp_path: Path) -> None:
+    """t178: w1's flash-flood task message to tasks.drainage is held from minute 0 (its age
+    grows a minute a minute): over 300 s from minute 6, pending, firing a minute later with
+    the playbook, topic and age; w2's was held three minutes, then sent (0): quiet."""
+    series = 'citybrain_task_messages_held_oldest_seconds{instance="%s",playbook="flash-flood",topic="tasks.drainage"}'
+    labels = {
+        "severity": "warning",
+        "instance": "w1",
+        "playbook": "flash-flood",
+        "topic": "tasks.drainage",
+    }
+    promtool(
+        tmp_path,
+        {
+            "interval": "1m",
+            "input_series": [
+                {"series": series % "w1", "values": "0+60x20"},
+                {"series": series % "w2", "values": "0+60x3 0x16"},
+            ],
+            "alert_rule_test": [
+                alert("CitybrainTaskMessagesHeld", "5m"),
+                alert("CitybrainTaskMessagesHeld", "6m"),
+                alert(
+                    "CitybrainTaskMessagesHeld",
+                    "7m",
+                    (
+                        labels,
+                        "flash-flood's task messages to tasks.drainage held for 7m 0s on w1: "
+                        "Kafka does not take that task topic (create it; the worker log names "
+                        "it)",
+                    ),
+                ),
+            ],
+        },
+        rules=True,
+    )
+
+
 def test_consumer_lag_growing_fires_after_five_minutes_over_a_thousand(tmp_path: Path) -> None:
     """w1's readings lag grows by 100 a minute (over 1,000 from minute 11): pending until
     minute 16, then firing with the lag; w2's lag stays at 5,000 (high, not growing)."""

@@ -327,3 +327,29 @@ def test_groups_emptied_and_refilled_notify_as_alertmanagers(grid: Grid, seed: i
         emptied = am_groups(10**6, group_interval, repeat, events, end)
         fresh += expected != emptied  # a case where a fresh group's group_wait showed
     assert fresh > 20
+
+
+def test_a_storm_joining_one_group_is_counted_whole_in_its_next_notification(
+    grid: Grid,
+) -> None:
+    """t178: 3,000 alerts joining a notified group between two flushes were notified as
+    "al-2996, …, al-3000 and 95 more": ``unnotified`` keeps the newest 100 ids, and the
+    count was of those. The ids beyond it are counted (``unnotified_beyond``), said in
+    the "and N more", and forgotten with the notification. Fails on the old code."""
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run, _ = engine.new_run("run-x", ALERT, START)
+    for n in range(1, 3_001):
+        run, _ = engine.join(run, f"al-{n}", START + n / 100)
+    assert len(run.unnotified) == 100 and run.unnotified_beyond == 2_900
+    run, cmds = engine.flush(run, 300, 14_400, START + 300)
+    [detail] = [c.detail for c in cmds if c.action == "notify"]
+    assert (
+        detail
+        == "new alerts in the group: al-2901, al-2902, al-2903, al-2904, al-2905 and 2,995 more"
+    )
+    assert (run.unnotified, run.unnotified_beyond) == ({}, 0)
+    # The next join is counted from 0 again; a stored run with the count reads back.
+    run, _ = engine.join(run, "al-3001", START + 301)
+    assert Run.from_dict(run.to_dict()).unnotified_beyond == 0
+    run.unnotified_beyond = 7
+    assert Run.from_dict(run.to_dict()).unnotified_beyond == 7

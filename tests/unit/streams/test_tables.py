@@ -423,6 +423,7 @@ def test_a_groups_run_and_what_it_keeps_beside_it_are_judged_at_read_back() -> N
         ({"run": a_run(alerts=["al-1", 2])}, "'alerts' is"),
         ({"run": a_run(labels={"kind": 3})}, "'labels' is"),
         ({"run": a_run(unnotified={"al-2": None})}, "'unnotified' is"),
+        ({"run": a_run(unnotified_beyond=-1)}, "'unnotified_beyond' is -1"),
         ({"run": a_run(actions=["ack"])}, "'actions' is"),
         ({"run": a_run(reports={"r-1": {"channel": "app"}})}, "report 'r-1'"),
         ({"run": a_run(reports={"r-1": {**report, "status": "heard"}})}, "report 'r-1'"),

@@ -183,3 +183,46 @@ def test_a_held_task_message_goes_out_with_the_runs_next_change(
         assert actions(sent, run_id).count("kafka") == 1 and len(topics.sent) == 1
 
     asyncio.run(scenario())
+
+
+def test_held_task_messages_are_counted_by_playbook_and_topic_with_the_oldests_age(
+    stage: tuple[Response, list[dict[str, Any]], TaskTopics, Clock],
+) -> None:
+    """t178: a held task message was only a warning a minute; the deadline pass now sets
+    ``citybrain_task_messages_held`` and ``…_oldest_seconds`` by playbook and task topic
+    (the playbook's name for it), every other task topic of the library at 0, and both
+    back to 0 once the topic takes the messages. Fails on the old code (no such gauges)."""
+    response, _sent, topics, clock = stage
+    registry = response.metrics
+
+    def held(topic: str = "tasks_hung", playbook: str = "flash-flood") -> tuple[float, float]:
+        return (
+            registry.tasks_held.labels(playbook, topic)._value.get(),
+            registry.tasks_held_oldest.labels(playbook, topic)._value.get(),
+        )
+
+    def series() -> set[tuple[str, str]]:
+        return {
+            (s.labels["playbook"], s.labels["topic"])
+            for s in next(iter(registry.tasks_held.collect())).samples
+        }
+
+    async def scenario() -> None:
+        await asyncio.wait_for(
+            response.on_routed(Event(b"grp-a", flood_alert("al-1", "c-bridge"))), 5
+        )  # type: ignore[arg-type]
+        clock.now += 7
+        await asyncio.wait_for(response.on_routed(Event(b"grp-b", flood_alert("al-2", "c-top"))), 5)  # type: ignore[arg-type]
+        clock.now += 20
+        await response.check_deadlines()
+        # Two held, the oldest made 27 s ago; the library's other task topics at 0.
+        assert held() == (2.0, 27.0)
+        assert held("tasks.drainage") == (0.0, 0.0)
+        assert held("tasks.maintenance", "sensor-check") == (0.0, 0.0)
+        assert ("crowd-surge", "tasks.metro") in series()
+        topics.hung.clear()
+        clock.now += TASK_TOPIC_RETRY
+        await response.check_deadlines()
+        assert held() == (0.0, 0.0)
+
+    asyncio.run(scenario())
