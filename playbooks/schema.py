@@ -153,20 +153,41 @@ def _template(value: str | None) -> str | None:
     return value
 
 
+# The shortest step deadline and SLA, seconds. The worker acts on deadlines at its
+# deadline check, once a second (CITYBRAIN_DEADLINE_CHECK_INTERVAL): a shorter one is kept
+# as if it were zero. `deadline: 1ms` passed where `0s` was refused, and a wait_ack
+# looping back on its timeout notified at every check all the same (t177).
+MIN_DEADLINE_SECONDS = 1.0
+
+
 def _sla(value: str) -> str:
-    """A playbook's ``sla``: a duration above zero. ``0s`` passed, and every run of the
-    playbook breached its SLA the moment it opened (``sla_breach`` on every run)."""
-    if parse_duration(value) <= 0:
+    """A playbook's ``sla``: a duration of at least a second. ``0s`` passed, and every run
+    of the playbook breached its SLA the moment it opened (``sla_breach`` on every run);
+    ``1ms`` did the same at the first deadline check (t177)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
         raise ValueError(f"sla cannot be zero (it is {value!r}): every run would breach it at once")
+    if seconds < MIN_DEADLINE_SECONDS:
+        raise ValueError(
+            f"sla is {value!r}, less than a second: every run would breach it at the worker's "
+            "first deadline check; give 1s or more"
+        )
     return value
 
 
 def _deadline(value: str) -> str:
-    """A step's ``deadline``: a duration above zero. ``0s`` passed, and a ``wait_ack``
-    looping back on its timeout notified once a second, for good (as ``repeat_interval:
-    0s`` did before the routing loader refused it)."""
-    if parse_duration(value) <= 0:
+    """A step's ``deadline``: a duration of at least a second. ``0s`` passed, and a
+    ``wait_ack`` looping back on its timeout notified once a second, for good (as
+    ``repeat_interval: 0s`` did before the routing loader refused it); ``1ms`` did the
+    same, as the worker acts on deadlines once a second (t177)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
         raise ValueError(f"deadline cannot be zero (it is {value!r}): the step would not wait")
+    if seconds < MIN_DEADLINE_SECONDS:
+        raise ValueError(
+            f"deadline is {value!r}, less than a second: the step would not wait (the worker "
+            "acts on deadlines at its check, once a second); give 1s or more"
+        )
     return value
 
 

@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detectors.registry import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
 from playbooks.executors import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
-from playbooks.schema import KAFKA_TOPIC_NAME_MAX, PIPELINE_TOPICS
+from playbooks.schema import KAFKA_TOPIC_NAME_MAX, MIN_DEADLINE_SECONDS, PIPELINE_TOPICS
 from streams.bursts import MIN_BUCKET_SECONDS
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
@@ -153,8 +153,10 @@ class Settings(BaseSettings):
     playbook_dir: Path = REPO_ROOT / "playbooks" / "library" / "playbooks"
     routing_file: Path = REPO_ROOT / "playbooks" / "library" / "routing.yaml"
     # Shortens every wait for a person (acks, approvals) and group_wait (rehearsals,
-    # demos); unset in production.
-    ack_deadline_seconds: float | None = Field(default=None, ge=MIN_SECONDS, le=DAY)
+    # demos); unset in production. At least a playbook's shortest deadline (a second):
+    # 0.001 passed, and a wait_ack looping back on its timeout notified at every deadline
+    # check, as `deadline: 0s` did before the loader refused it (t177).
+    ack_deadline_seconds: float | None = Field(default=None, ge=MIN_DEADLINE_SECONDS, le=DAY)
 
     # The worker's web server (operator API, /metrics) and the ingests' HTTP servers
     # (streams/bounds.py): seconds a client may take to send a request's line and headers

@@ -298,6 +298,32 @@ def test_a_deadline_of_zero_is_a_file_line_error(tmp_path: Path, step: str, writ
     ]
 
 
+@pytest.mark.parametrize(
+    ("step", "written"),
+    [
+        ("{id: ask, action: wait_ack, deadline: 1ms, on_timeout: first}", "1ms"),
+        ("{id: ask, action: approval, role: coordinator, question: go?, deadline: 999ms}", "999ms"),
+        ('{id: ask, action: webhook, url: "http://127.0.0.1:1/hook", deadline: 500ms}', "500ms"),
+    ],
+)
+def test_a_deadline_below_a_second_is_a_file_line_error(
+    tmp_path: Path, grid: Grid, step: str, written: str
+) -> None:
+    """Before (t177): `deadline: 0s` was refused but `1ms` passed, and the worker acts on
+    deadlines at its check, once a second: a wait_ack looping back on its timeout notified
+    at every check all the same (60 checks, 60 notifications). A second is taken."""
+    path = tmp_path / "tiny.yaml"
+    head = LOOPING.split("steps:")[0]
+    path.write_text(f"{head}steps:\n  - {{id: first, action: notify, message: a}}\n  - {step}\n")
+    assert playbook_errors(path)[1] == [
+        f"{path}:8: steps.1.{step.split('action: ')[1].split(',')[0]}.deadline: deadline "
+        f"is {written!r}, less than a second: the step would not wait (the worker acts on "
+        "deadlines at its check, once a second); give 1s or more"
+    ]
+    path.write_text(path.read_text().replace(written, "1s"))
+    assert playbook_errors(path)[1] == []
+
+
 def test_an_sla_of_zero_is_a_file_line_error(tmp_path: Path) -> None:
     """Before: accepted, and every run of the playbook breached its SLA the moment it
     opened (the zero-interval kind of ``deadline: 0s`` and ``repeat_interval: 0s``)."""
@@ -306,6 +332,12 @@ def test_an_sla_of_zero_is_a_file_line_error(tmp_path: Path) -> None:
     path.write_text(f"{head}steps:\n  - {{id: first, action: notify, message: a}}\n")
     assert playbook_errors(path)[1] == [
         f"{path}:5: sla: sla cannot be zero (it is '0m'): every run would breach it at once"
+    ]
+    # t177: below a second, the same at the worker's first deadline check.
+    path.write_text(path.read_text().replace("sla: 0m", "sla: 1ms"))
+    assert playbook_errors(path)[1] == [
+        f"{path}:5: sla: sla is '1ms', less than a second: every run would breach it at the "
+        "worker's first deadline check; give 1s or more"
     ]
 
 
