@@ -545,6 +545,9 @@ class _Case:
     unit: bool = False  # holds a unit slot
     queued: bool = False
     waited: bool = False  # has queued at least once (counted once in ``Rehearsal.queued``)
+    # (step, level) of each wait whose deadline passed: a second one at the same step and
+    # level is a loop going round again (``rehearse``).
+    timed_out: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -557,6 +560,7 @@ class Rehearsal:
     unanswered: int = 0  # unit requests not answered
     answers: int = 0  # reporters' answers to closures
     reopened: int = 0  # answers "not satisfied" that reopened a run
+    looped: int = 0  # waits a run looped back to, left after their first round (``rehearse``)
     events: int = 0
 
 
@@ -572,7 +576,8 @@ def rehearse(
     """Replay ``incidents`` (any order; sorted by time here) to the end: every run
     acknowledged and resolved, or left open with nobody to answer; with
     ``satisfaction``, reporters answer closures and reopen runs. Pure and deterministic
-    for a seed."""
+    for a seed. A wait the playbook loops back to on its timeout is rehearsed one round
+    at each level (``Rehearsal.looped`` counts the waits left there)."""
     engine = PlaybookEngine(playbook, grid, deadline_override=ack_deadline)
     rng = random.Random(seed)
     out = Rehearsal()
@@ -699,6 +704,16 @@ def rehearse(
             ask(case, t)
             record(case, cmds + more)
         elif kind == "deadline":
+            at = (case.run.step or "", case.run.level)
+            if engine.is_due(case.run, t) and at in case.timed_out:
+                # A wait_ack looping back on its timeout (notify again until someone
+                # acknowledges) at the same level as its last round: the rounds after it
+                # repeat it until the unit's ack, which asking only at a new level
+                # schedules already, or for good when nobody answers: the rehearsal never
+                # ended, its records growing (t177). The run waits here for its ack.
+                out.looped += 1
+                continue
+            case.timed_out.add(at)
             case.run, cmds = engine.timeout(case.run, t)
             record(case, cmds)
         elif kind == "ack":
