@@ -65,6 +65,15 @@ MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
 MAX_SIMULATED_SECONDS = 365 * 86_400.0
 
 
+# The most answers a simulated reporter gives (``max_answers``). Each answer not
+# satisfied reopens the run, which the department resolves again, whose closure the
+# reporter answers again: 1,000,000,000 was taken, and a profile whose units always
+# answer and whose reporters are never satisfied went round that cycle for good (the
+# rehearsal of one day's reports never ended, t177). Twenty is past any reporter's
+# patience, at twenty rounds a run.
+MAX_ANSWERS = 20
+
+
 class RehearsalError(InputError):
     """A units profile or service-time profile that cannot be used; names the field."""
 
@@ -301,8 +310,9 @@ def satisfaction_model(doc: Mapping[str, Any]) -> SatisfactionModel | None:
     for name, value in values.items():
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if name == "max_answers":
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-            expected = "a whole number >= 1"
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            ok = whole and 1 <= value <= MAX_ANSWERS
+            expected = f"a whole number from 1 to {MAX_ANSWERS}"
         elif name == "answer_after":
             # Infinity was taken, and its answers' records were dated inf.
             ok = ok and math.isfinite(value) and 0 <= value <= MAX_SIMULATED_SECONDS

@@ -215,7 +215,16 @@ def test_satisfied_and_silent_reporters_leave_the_run_closed(grid: Grid) -> None
     ("spec", "message"),
     [
         ({"answer_rate": 1.5}, r"satisfaction.answer_rate is 1.5, expected a probability"),
-        ({"max_answers": 0}, r"satisfaction.max_answers is 0, expected a whole number >= 1"),
+        (
+            {"max_answers": 0},
+            r"satisfaction.max_answers is 0, expected a whole number from 1 to 20",
+        ),
+        # t177: taken, and reporters never satisfied of units that always answer went
+        # round reopen -> resolve -> closure -> answer for good.
+        (
+            {"max_answers": 1_000_000_000},
+            r"satisfaction.max_answers is 1000000000, expected a whole number from 1 to 20",
+        ),
         ({"answer_after": -1}, r"satisfaction.answer_after is -1, expected seconds >= 0"),
         # 1.0e+300 was taken: the rehearsal then refused one of its own records ("record
         # 15891 … field \"at\" is 1e+300"), not the profile.
@@ -760,3 +769,23 @@ def test_a_playbook_looping_on_its_timeout_is_rehearsed_one_round_a_level(
         (760.0, "resolved", "district"),
     ]
     assert out.looped == 0
+
+
+def test_reporters_never_satisfied_reopen_a_run_at_most_max_answers_times(grid: Grid) -> None:
+    """The reply -> reopen -> closure cycle ends at the largest max_answers a profile may
+    give (t177: 1,000,000,000 was taken, and this went round for good)."""
+    model = satisfaction_model(
+        {
+            "satisfaction": {
+                "answer_rate": 1,
+                "answer_after": 0,
+                "unsatisfied_base": 1,
+                "unsatisfied_max": 1,
+                "max_answers": 20,
+            }
+        }
+    )
+    out = _in_time(
+        lambda: rehearse([report(1, 0)], PLAYBOOK, grid, units(), 900, satisfaction=model)
+    )
+    assert (out.answers, out.reopened) == (20, 20)
