@@ -172,10 +172,12 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # A retry's wait is backoff × 2^attempt, capped at MAX_WEBHOOK_BACKOFF (30) seconds
     # (playbooks/executors/webhook.py): from attempt 1,024 that product overflowed a
-    # float and the step never got its result; a larger backoff is the cap anyway.
+    # float and the step never got its result; a larger backoff is the cap anyway. At
+    # least a millisecond: 0 doubled is 0, and every retry of a failing receiver (up to
+    # 100) followed the last at once, a burst of 101 calls for each step (t177).
     webhook_timeout: float = Field(default=5.0, ge=MIN_SECONDS, le=600)
     webhook_retries: int = Field(default=4, ge=0, le=100)
-    webhook_backoff: float = Field(default=0.5, ge=0, le=MAX_WEBHOOK_BACKOFF)
+    webhook_backoff: float = Field(default=0.5, ge=MIN_SECONDS, le=MAX_WEBHOOK_BACKOFF)
     # Where closure messages to reporters also go (besides <prefix>.replies); unset: topic only.
     replies_webhook_url: str | None = None
 
