@@ -65,6 +65,15 @@ MIN_WORK = 60.0  # seconds from an acknowledgement to the earliest resolution
 MAX_SIMULATED_SECONDS = 365 * 86_400.0
 
 
+# The most answers a simulated reporter gives (``max_answers``). Each answer not
+# satisfied reopens the run, which the department resolves again, whose closure the
+# reporter answers again: 1,000,000,000 was taken, and a profile whose units always
+# answer and whose reporters are never satisfied went round that cycle for good (the
+# rehearsal of one day's reports never ended, t177). Twenty is past any reporter's
+# patience, at twenty rounds a run.
+MAX_ANSWERS = 20
+
+
 class RehearsalError(InputError):
     """A units profile or service-time profile that cannot be used; names the field."""
 
@@ -301,8 +310,9 @@ def satisfaction_model(doc: Mapping[str, Any]) -> SatisfactionModel | None:
     for name, value in values.items():
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if name == "max_answers":
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-            expected = "a whole number >= 1"
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            ok = whole and 1 <= value <= MAX_ANSWERS
+            expected = f"a whole number from 1 to {MAX_ANSWERS}"
         elif name == "answer_after":
             # Infinity was taken, and its answers' records were dated inf.
             ok = ok and math.isfinite(value) and 0 <= value <= MAX_SIMULATED_SECONDS
@@ -545,6 +555,9 @@ class _Case:
     unit: bool = False  # holds a unit slot
     queued: bool = False
     waited: bool = False  # has queued at least once (counted once in ``Rehearsal.queued``)
+    # (step, level) of each wait whose deadline passed: a second one at the same step and
+    # level is a loop going round again (``rehearse``).
+    timed_out: set[tuple[str, str]] = field(default_factory=set)
 
 
 @dataclass
@@ -557,6 +570,7 @@ class Rehearsal:
     unanswered: int = 0  # unit requests not answered
     answers: int = 0  # reporters' answers to closures
     reopened: int = 0  # answers "not satisfied" that reopened a run
+    looped: int = 0  # waits a run looped back to, left after their first round (``rehearse``)
     events: int = 0
 
 
@@ -572,7 +586,8 @@ def rehearse(
     """Replay ``incidents`` (any order; sorted by time here) to the end: every run
     acknowledged and resolved, or left open with nobody to answer; with
     ``satisfaction``, reporters answer closures and reopen runs. Pure and deterministic
-    for a seed."""
+    for a seed. A wait the playbook loops back to on its timeout is rehearsed one round
+    at each level (``Rehearsal.looped`` counts the waits left there)."""
     engine = PlaybookEngine(playbook, grid, deadline_override=ack_deadline)
     rng = random.Random(seed)
     out = Rehearsal()
@@ -699,6 +714,16 @@ def rehearse(
             ask(case, t)
             record(case, cmds + more)
         elif kind == "deadline":
+            at = (case.run.step or "", case.run.level)
+            if engine.is_due(case.run, t) and at in case.timed_out:
+                # A wait_ack looping back on its timeout (notify again until someone
+                # acknowledges) at the same level as its last round: the rounds after it
+                # repeat it until the unit's ack, which asking only at a new level
+                # schedules already, or for good when nobody answers: the rehearsal never
+                # ended, its records growing (t177). The run waits here for its ack.
+                out.looped += 1
+                continue
+            case.timed_out.add(at)
             case.run, cmds = engine.timeout(case.run, t)
             record(case, cmds)
         elif kind == "ack":

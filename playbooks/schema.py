@@ -153,20 +153,41 @@ def _template(value: str | None) -> str | None:
     return value
 
 
+# The shortest step deadline and SLA, seconds. The worker acts on deadlines at its
+# deadline check, once a second (CITYBRAIN_DEADLINE_CHECK_INTERVAL): a shorter one is kept
+# as if it were zero. `deadline: 1ms` passed where `0s` was refused, and a wait_ack
+# looping back on its timeout notified at every check all the same (t177).
+MIN_DEADLINE_SECONDS = 1.0
+
+
 def _sla(value: str) -> str:
-    """A playbook's ``sla``: a duration above zero. ``0s`` passed, and every run of the
-    playbook breached its SLA the moment it opened (``sla_breach`` on every run)."""
-    if parse_duration(value) <= 0:
+    """A playbook's ``sla``: a duration of at least a second. ``0s`` passed, and every run
+    of the playbook breached its SLA the moment it opened (``sla_breach`` on every run);
+    ``1ms`` did the same at the first deadline check (t177)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
         raise ValueError(f"sla cannot be zero (it is {value!r}): every run would breach it at once")
+    if seconds < MIN_DEADLINE_SECONDS:
+        raise ValueError(
+            f"sla is {value!r}, less than a second: every run would breach it at the worker's "
+            "first deadline check; give 1s or more"
+        )
     return value
 
 
 def _deadline(value: str) -> str:
-    """A step's ``deadline``: a duration above zero. ``0s`` passed, and a ``wait_ack``
-    looping back on its timeout notified once a second, for good (as ``repeat_interval:
-    0s`` did before the routing loader refused it)."""
-    if parse_duration(value) <= 0:
+    """A step's ``deadline``: a duration of at least a second. ``0s`` passed, and a
+    ``wait_ack`` looping back on its timeout notified once a second, for good (as
+    ``repeat_interval: 0s`` did before the routing loader refused it); ``1ms`` did the
+    same, as the worker acts on deadlines once a second (t177)."""
+    seconds = parse_duration(value)
+    if seconds <= 0:
         raise ValueError(f"deadline cannot be zero (it is {value!r}): the step would not wait")
+    if seconds < MIN_DEADLINE_SECONDS:
+        raise ValueError(
+            f"deadline is {value!r}, less than a second: the step would not wait (the worker "
+            "acts on deadlines at its check, once a second); give 1s or more"
+        )
     return value
 
 
@@ -581,9 +602,10 @@ def step_reference_errors(steps: Any) -> list[tuple[tuple[str | int, ...], str]]
     return errors + step_loop_errors(steps, ids) + unreached_step_errors(steps, ids)
 
 
-# Steps a run stops at (for a person, a machine, or for good); every other step is taken
-# and left at once (wait_ack too, once the run is acknowledged).
-_STOPPING = frozenset({"approval", "webhook", "resolve"})
+# Steps a run stops at (for a person, or for good); every other step is taken and left at
+# once (wait_ack too, once the run is acknowledged). A webhook is left as soon as its
+# receiver answers, which can be at once: it stops a run only on its way to on_timeout.
+_STOPPING = frozenset({"approval", "resolve"})
 _LADDER = frozenset({"escalate", "wait_ack"})
 
 
@@ -592,48 +614,67 @@ def step_loop_errors(
 ) -> list[tuple[tuple[str | int, ...], str]]:
     """(location, message) for each loop of steps a run would go round without ever
     stopping (``on_success`` back to an earlier step with only instant steps between:
-    notify, dispatch, escalate, ..., and wait_ack once acknowledged). Before, such a
-    playbook passed ``playbooks check`` and the first alert routed to it held the
-    worker's response agent for good, its commands growing without bound."""
+    notify, dispatch, escalate, ..., wait_ack once acknowledged, and a webhook on its
+    ``on_success`` or ``on_failure``). Before, such a playbook passed ``playbooks check``
+    and the first alert routed to it held the worker's response agent for good, its
+    commands growing without bound; a loop through a webhook's outcome (a receiver that
+    answers at once, 200 or 400) notified and called it as fast as it answered (t177).
+    The location is the transition that closes the loop."""
 
-    def after(i: int) -> int | None:
+    def at_once(i: int) -> list[tuple[int, str]]:
+        """The steps a run goes on to from step ``i`` without waiting, each with the
+        key of the transition that names it (``on_success`` for the step after it)."""
         step = steps[i]
         if not isinstance(step, dict) or step.get("action") in _STOPPING:
-            return None
+            return []
+        out: list[tuple[int, str]] = []
+        failure = step.get("on_failure")
+        if step.get("action") == "webhook" and isinstance(failure, str) and failure in ids:
+            out.append((ids[failure], "on_failure"))
         target = step.get("on_success")
         if isinstance(target, str):
-            return ids.get(target)
+            return [(ids[target], "on_success"), *out] if target in ids else out
         for j in range(i + 1, len(steps)):
             # Acknowledged, a wait_ack skips the rest of the escalation ladder.
             nxt = steps[j]
             ladder = isinstance(nxt, dict) and nxt.get("action") in _LADDER
             if step.get("action") == "wait_ack" and ladder:
                 continue
-            return j if isinstance(nxt, dict) and isinstance(nxt.get("id"), str) else None
-        return None
+            if isinstance(nxt, dict) and isinstance(nxt.get("id"), str):
+                return [(j, "on_success"), *out]
+            return out
+        return out
 
     errors: list[tuple[tuple[str | int, ...], str]] = []
     done: set[int] = set()
     for start in range(len(steps)):
-        path: list[int] = []
-        at: int | None = start
-        while at is not None and at not in done and at not in path:
-            path.append(at)
-            at = after(at)
-        done.update(path)
-        if at is None or at not in path:
+        if start in done:
             continue
-        loop = path[path.index(at) :]
-        closing = loop[-1]  # its on_success goes back to the loop's first step
-        names = " -> ".join(str(steps[k]["id"]) for k in [*loop, at])
-        errors.append(
-            (
-                ("steps", closing, "on_success"),
-                f"steps {names} loop without stopping (each is left at once, a wait_ack "
-                "too once the run is acknowledged): a run would go round for good; put an "
-                "approval or a webhook in the loop, or leave it on timeout only",
-            )
-        )
+        # Depth first; a step met again on the current path closes a loop.
+        path: list[int] = [start]
+        todo: list[list[tuple[int, str]]] = [at_once(start)]
+        while path:
+            if not todo[-1]:
+                done.add(path.pop())
+                todo.pop()
+                continue
+            nxt, key = todo[-1].pop(0)
+            if nxt in path:
+                loop = path[path.index(nxt) :]
+                closing = loop[-1]
+                names = " -> ".join(str(steps[k]["id"]) for k in [*loop, nxt])
+                errors.append(
+                    (
+                        ("steps", closing, key),
+                        f"steps {names} loop without stopping (each is left at once, a "
+                        "wait_ack too once the run is acknowledged, a webhook as soon as its "
+                        "receiver answers): a run would go round for good; put a wait_ack or "
+                        "an approval in the loop, or leave it on timeout only",
+                    )
+                )
+            elif nxt not in done:
+                path.append(nxt)
+                todo.append(at_once(nxt))
     return errors
 
 

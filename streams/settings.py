@@ -20,7 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from detectors.registry import DEFAULT_THRESHOLD
 from playbooks.errors import did_you_mean
 from playbooks.executors import MAX_BACKOFF as MAX_WEBHOOK_BACKOFF
-from playbooks.schema import KAFKA_TOPIC_NAME_MAX, PIPELINE_TOPICS
+from playbooks.schema import KAFKA_TOPIC_NAME_MAX, MIN_DEADLINE_SECONDS, PIPELINE_TOPICS
 from streams.bursts import MIN_BUCKET_SECONDS
 from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
@@ -153,8 +153,10 @@ class Settings(BaseSettings):
     playbook_dir: Path = REPO_ROOT / "playbooks" / "library" / "playbooks"
     routing_file: Path = REPO_ROOT / "playbooks" / "library" / "routing.yaml"
     # Shortens every wait for a person (acks, approvals) and group_wait (rehearsals,
-    # demos); unset in production.
-    ack_deadline_seconds: float | None = Field(default=None, ge=MIN_SECONDS, le=DAY)
+    # demos); unset in production. At least a playbook's shortest deadline (a second):
+    # 0.001 passed, and a wait_ack looping back on its timeout notified at every deadline
+    # check, as `deadline: 0s` did before the loader refused it (t177).
+    ack_deadline_seconds: float | None = Field(default=None, ge=MIN_DEADLINE_SECONDS, le=DAY)
 
     # The worker's web server (operator API, /metrics) and the ingests' HTTP servers
     # (streams/bounds.py): seconds a client may take to send a request's line and headers
@@ -170,10 +172,12 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # A retry's wait is backoff × 2^attempt, capped at MAX_WEBHOOK_BACKOFF (30) seconds
     # (playbooks/executors/webhook.py): from attempt 1,024 that product overflowed a
-    # float and the step never got its result; a larger backoff is the cap anyway.
+    # float and the step never got its result; a larger backoff is the cap anyway. At
+    # least a millisecond: 0 doubled is 0, and every retry of a failing receiver (up to
+    # 100) followed the last at once, a burst of 101 calls for each step (t177).
     webhook_timeout: float = Field(default=5.0, ge=MIN_SECONDS, le=600)
     webhook_retries: int = Field(default=4, ge=0, le=100)
-    webhook_backoff: float = Field(default=0.5, ge=0, le=MAX_WEBHOOK_BACKOFF)
+    webhook_backoff: float = Field(default=0.5, ge=MIN_SECONDS, le=MAX_WEBHOOK_BACKOFF)
     # Where closure messages to reporters also go (besides <prefix>.replies); unset: topic only.
     replies_webhook_url: str | None = None
 

@@ -45,9 +45,10 @@ from citybrain.commands import (
     shell_word,
 )
 from detectors import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, OWN_THRESHOLDS
+from playbooks.schema import MIN_DEADLINE_SECONDS
 from streams.errors import closest
 from streams.events import MAX_PACK_READINGS
-from streams.settings import MIN_SECONDS, REPO_ROOT
+from streams.settings import REPO_ROOT
 
 
 # Typed from any directory (t79: `--help`'s "Start with 'make demo'" failed outside the
@@ -1389,8 +1390,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ack-deadline",
-        # It becomes CITYBRAIN_ACK_DEADLINE_SECONDS: from a millisecond to a day.
-        type=_positive(float, 86_400, " seconds", least=MIN_SECONDS),
+        # It becomes CITYBRAIN_ACK_DEADLINE_SECONDS: from a second to a day.
+        type=_positive(float, 86_400, " seconds", least=MIN_DEADLINE_SECONDS),
         default=5.0,
         metavar="SECONDS",
         help="how long each wait for an acknowledgement lasts in the demo",

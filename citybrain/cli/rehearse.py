@@ -154,6 +154,7 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
                 "unanswered": result.unanswered,
                 "answers": result.answers,
                 "reopened": result.reopened,
+                "looped": result.looped,
                 "report": report,
             }
         )

@@ -283,8 +283,9 @@ def test_an_input_error_is_status_2_with_one_line_naming_it(
         (["ingest", "mqtt", "--pack-size", "0"], "--pack-size", "expected 1..10000"),
         (["demo", "--ack-deadline", "-1"], "--ack-deadline", "expected more than 0"),
         # t171: it becomes the worker's CITYBRAIN_ACK_DEADLINE_SECONDS, which takes no less
-        # than a millisecond: refused here, before the stack starts and the worker does not.
-        (["demo", "--ack-deadline", "5e-324"], "--ack-deadline", "expected at least 0.001"),
+        # than a second (t177): refused here, before the stack starts and the worker does not.
+        (["demo", "--ack-deadline", "5e-324"], "--ack-deadline", "expected at least 1"),
+        (["demo", "--ack-deadline", "0.5"], "--ack-deadline", "expected at least 1"),
     ],
 )
 def test_an_enumerated_or_bounded_option_is_checked_by_the_parser(

@@ -215,7 +215,16 @@ def test_satisfied_and_silent_reporters_leave_the_run_closed(grid: Grid) -> None
     ("spec", "message"),
     [
         ({"answer_rate": 1.5}, r"satisfaction.answer_rate is 1.5, expected a probability"),
-        ({"max_answers": 0}, r"satisfaction.max_answers is 0, expected a whole number >= 1"),
+        (
+            {"max_answers": 0},
+            r"satisfaction.max_answers is 0, expected a whole number from 1 to 20",
+        ),
+        # t177: taken, and reporters never satisfied of units that always answer went
+        # round reopen -> resolve -> closure -> answer for good.
+        (
+            {"max_answers": 1_000_000_000},
+            r"satisfaction.max_answers is 1000000000, expected a whole number from 1 to 20",
+        ),
         ({"answer_after": -1}, r"satisfaction.answer_after is -1, expected seconds >= 0"),
         # 1.0e+300 was taken: the rehearsal then refused one of its own records ("record
         # 15891 … field \"at\" is 1e+300"), not the profile.
@@ -708,3 +717,75 @@ def test_a_header_column_not_read_or_named_twice_is_refused(
     with pytest.raises(RehearsalError) as err:
         read_incidents(path, {"c-top"}, {"police", "fire"}, lambda t: ["police"] * len(t))
     assert str(err.value) == f"{path.parent}/{message}"
+
+
+LOOPING = """\
+playbook: citizen-report
+version: 1
+department: city-management
+steps:
+  - {id: tell, action: notify, level: community, message: "{category} at {grid_cell}"}
+  - {id: ask, action: wait_ack, deadline: 5m, on_timeout: climb}
+  - {id: climb, action: escalate, on_success: tell}
+"""
+
+
+def _in_time(call: Any, seconds: float = 20.0) -> Any:
+    """``call()``'s value, or a failure when it has not returned within ``seconds`` (the
+    old rehearsal went on for good; its thread is left to the process's end)."""
+    import threading
+
+    box: list[Any] = []
+    worker = threading.Thread(target=lambda: box.append(call()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert box, f"still rehearsing after {seconds:g} s"
+    return box[0]
+
+
+def test_a_playbook_looping_on_its_timeout_is_rehearsed_one_round_a_level(
+    tmp_path: Path, grid: Grid
+) -> None:
+    """Before (t177): a wait_ack looping back on its timeout (notify again until someone
+    acknowledges, which the worker takes) went round for good in the simulated clock when
+    nobody answered: the rehearsal never ended, its records growing. Now each level's
+    wait is rehearsed one round; its ack, when the unit answers, is taken as before."""
+    path = tmp_path / "looping.yaml"
+    path.write_text(LOOPING)
+    playbook = load_playbook(path)
+    out = _in_time(lambda: rehearse([report(1, 0)], playbook, grid, units(no_answer=1.0)))
+    waits = [r["level"] for r in out.records if r["action"] == "wait_ack"]
+    # community, street, district, city (asked again at each), then the city's wait again.
+    assert waits == ["community", "street", "district", "city", "city"]
+    assert out.looped == 1 and out.unanswered == 4
+    # A unit that answers after two deadlines: the loop climbs as before, and the
+    # answer acknowledges the run then (resolved a minute after, MIN_WORK).
+    slow = Distribution((0.0, 1.0), (700.0, 700.0))
+    out = _in_time(lambda: rehearse([report(1, 0)], playbook, grid, units(response=slow)))
+    assert actions(out.records, "rh-r1") == [
+        (300.0, "escalate", "street"),
+        (600.0, "escalate", "district"),
+        (700.0, "acknowledged", "district"),
+        (760.0, "resolved", "district"),
+    ]
+    assert out.looped == 0
+
+
+def test_reporters_never_satisfied_reopen_a_run_at_most_max_answers_times(grid: Grid) -> None:
+    """The reply -> reopen -> closure cycle ends at the largest max_answers a profile may
+    give (t177: 1,000,000,000 was taken, and this went round for good)."""
+    model = satisfaction_model(
+        {
+            "satisfaction": {
+                "answer_rate": 1,
+                "answer_after": 0,
+                "unsatisfied_base": 1,
+                "unsatisfied_max": 1,
+                "max_answers": 20,
+            }
+        }
+    )
+    out = _in_time(
+        lambda: rehearse([report(1, 0)], PLAYBOOK, grid, units(), 900, satisfaction=model)
+    )
+    assert (out.answers, out.reopened) == (20, 20)

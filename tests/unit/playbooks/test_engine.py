@@ -196,8 +196,9 @@ def test_a_loop_a_run_never_leaves_is_a_file_line_error(tmp_path: Path) -> None:
     assert playbook is None
     assert errors == [
         f"{path}:10: steps.3.on_success: steps again -> back -> again loop without stopping "
-        "(each is left at once, a wait_ack too once the run is acknowledged): a run would go "
-        "round for good; put an approval or a webhook in the loop, or leave it on timeout only"
+        "(each is left at once, a wait_ack too once the run is acknowledged, a webhook as soon "
+        "as its receiver answers): a run would go round for good; put a wait_ack or an "
+        "approval in the loop, or leave it on timeout only"
     ]
     acked = LOOPING.replace("on_timeout: first}", "on_timeout: first, on_success: first}")
     path.write_text(acked.replace("on_success: again", "on_success: ask"))
@@ -210,6 +211,57 @@ def test_a_loop_a_run_never_leaves_is_a_file_line_error(tmp_path: Path) -> None:
     ]
     path.write_text(LOOPING.replace(", on_success: again", ""))  # the timeout loop alone
     assert playbook_errors(path)[1] == []
+
+
+@pytest.mark.parametrize(
+    ("steps", "closing"),
+    [
+        # A receiver that refuses at once (400, or no one listening): notify, call, again.
+        (
+            [
+                "{id: tell, action: notify, message: a}",
+                '{id: call, action: webhook, url: "http://127.0.0.1:1/hook", on_failure: tell}',
+                "{id: done, action: resolve}",
+            ],
+            "8: steps.1.on_failure: steps tell -> call -> tell",
+        ),
+        # A receiver that answers 200 at once, called again on its success.
+        (
+            [
+                "{id: tell, action: notify, message: a}",
+                '{id: call, action: webhook, url: "http://127.0.0.1:1/hook", on_success: call}',
+            ],
+            "8: steps.1.on_success: steps call -> call",
+        ),
+        # Through an acknowledged wait_ack: the ack does not stop the run there.
+        (
+            [
+                '{id: call, action: webhook, url: "http://127.0.0.1:1/hook", on_failure: ask}',
+                "{id: ask, action: wait_ack, deadline: 5m, on_success: call, on_timeout: call}",
+            ],
+            "8: steps.1.on_success: steps call -> ask -> call",
+        ),
+    ],
+)
+def test_a_loop_through_a_webhooks_outcome_is_a_file_line_error(
+    tmp_path: Path, grid: Grid, steps: list[str], closing: str
+) -> None:
+    """Before (t177): a webhook stopped a loop for the check, but its outcome can come at
+    once: the first playbook here passed `playbooks check`, and a run of it notified and
+    called again at each failure, as fast as the receiver refused, for good (10 failures
+    within 0.1 s were 10 more notifications and 10 more calls). A loop left on the webhook's timeout only waits
+    its deadline, and is fine."""
+    path = tmp_path / "hook-loop.yaml"
+    head = LOOPING.split("steps:")[0]
+    path.write_text(head + "steps:\n" + "".join(f"  - {s}\n" for s in steps))
+    playbook, errors = playbook_errors(path)
+    assert playbook is None
+    assert [e.split(" loop without stopping")[0] for e in errors] == [f"{path}:{closing}"]
+    assert "put a wait_ack or an approval in the loop" in errors[0]
+    timeout_only = [steps[0], steps[1].replace("on_failure: tell", "on_timeout: tell")]
+    if "on_timeout: tell" in timeout_only[1]:
+        path.write_text(head + "steps:\n" + "".join(f"  - {s}\n" for s in timeout_only))
+        assert playbook_errors(path)[1] == []
 
 
 def test_a_run_caught_in_a_loop_fails_rather_than_holding_the_worker(grid: Grid) -> None:
@@ -246,6 +298,32 @@ def test_a_deadline_of_zero_is_a_file_line_error(tmp_path: Path, step: str, writ
     ]
 
 
+@pytest.mark.parametrize(
+    ("step", "written"),
+    [
+        ("{id: ask, action: wait_ack, deadline: 1ms, on_timeout: first}", "1ms"),
+        ("{id: ask, action: approval, role: coordinator, question: go?, deadline: 999ms}", "999ms"),
+        ('{id: ask, action: webhook, url: "http://127.0.0.1:1/hook", deadline: 500ms}', "500ms"),
+    ],
+)
+def test_a_deadline_below_a_second_is_a_file_line_error(
+    tmp_path: Path, grid: Grid, step: str, written: str
+) -> None:
+    """Before (t177): `deadline: 0s` was refused but `1ms` passed, and the worker acts on
+    deadlines at its check, once a second: a wait_ack looping back on its timeout notified
+    at every check all the same (60 checks, 60 notifications). A second is taken."""
+    path = tmp_path / "tiny.yaml"
+    head = LOOPING.split("steps:")[0]
+    path.write_text(f"{head}steps:\n  - {{id: first, action: notify, message: a}}\n  - {step}\n")
+    assert playbook_errors(path)[1] == [
+        f"{path}:8: steps.1.{step.split('action: ')[1].split(',')[0]}.deadline: deadline "
+        f"is {written!r}, less than a second: the step would not wait (the worker acts on "
+        "deadlines at its check, once a second); give 1s or more"
+    ]
+    path.write_text(path.read_text().replace(written, "1s"))
+    assert playbook_errors(path)[1] == []
+
+
 def test_an_sla_of_zero_is_a_file_line_error(tmp_path: Path) -> None:
     """Before: accepted, and every run of the playbook breached its SLA the moment it
     opened (the zero-interval kind of ``deadline: 0s`` and ``repeat_interval: 0s``)."""
@@ -254,6 +332,12 @@ def test_an_sla_of_zero_is_a_file_line_error(tmp_path: Path) -> None:
     path.write_text(f"{head}steps:\n  - {{id: first, action: notify, message: a}}\n")
     assert playbook_errors(path)[1] == [
         f"{path}:5: sla: sla cannot be zero (it is '0m'): every run would breach it at once"
+    ]
+    # t177: below a second, the same at the worker's first deadline check.
+    path.write_text(path.read_text().replace("sla: 0m", "sla: 1ms"))
+    assert playbook_errors(path)[1] == [
+        f"{path}:5: sla: sla is '1ms', less than a second: every run would breach it at the "
+        "worker's first deadline check; give 1s or more"
     ]
 
 

@@ -74,7 +74,9 @@ def test_a_secret_setting_is_named_but_its_value_never_shown(
         ("CITYBRAIN_CORROBORATION", "maybe", "expected true or false"),
         ("CITYBRAIN_SCORE_THRESHOLD", "-1", "expected more than 0"),
         ("CITYBRAIN_SCORE_THRESHOLD", "nan", "expected a finite number"),
-        ("CITYBRAIN_ACK_DEADLINE_SECONDS", "-1", "expected at least 0.001"),
+        ("CITYBRAIN_ACK_DEADLINE_SECONDS", "-1", "expected at least 1"),
+        # t177: every wait_ack looping back on its timeout notified at each deadline check.
+        ("CITYBRAIN_ACK_DEADLINE_SECONDS", "0.001", "expected at least 1"),
         ("CITYBRAIN_MAX_FUTURE_SKEW", "-1", "expected at least 0"),
         ("CITYBRAIN_DEADLINE_CHECK_INTERVAL", "0", "expected at least 0.001"),
         ("CITYBRAIN_BURST_SWEEP_INTERVAL", "-1", "expected at least 0.001"),
@@ -352,9 +354,10 @@ def test_every_number_has_an_upper_bound(
 
 
 SECONDS = [
-    "ack_deadline_seconds",
     "http_timeout",
     "webhook_timeout",
+    # t177: 0 was taken, and every retry of a failing receiver followed the last at once.
+    "webhook_backoff",
     "heartbeat_interval",
     "commit_interval",
     "fetch_max_wait",
@@ -378,6 +381,18 @@ def test_no_seconds_setting_takes_less_than_a_millisecond(
     )
     monkeypatch.setenv(env_name(field), "0.001")
     assert getattr(load_settings(), field) == 0.001
+
+
+@pytest.mark.parametrize("value", ["5e-324", "0.001", "0.999"])
+def test_the_ack_deadline_is_at_least_a_second(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    # t177: it replaces every wait_ack's and approval's deadline, which a playbook may
+    # not set below a second; 0.001 passed, and a wait_ack looping back on its timeout
+    # notified at every deadline check, as `deadline: 0s` did.
+    assert refusal(monkeypatch, CITYBRAIN_ACK_DEADLINE_SECONDS=value) == (
+        f"CITYBRAIN_ACK_DEADLINE_SECONDS is {value!r}: expected at least 1"
+    )
+    monkeypatch.setenv("CITYBRAIN_ACK_DEADLINE_SECONDS", "1")
+    assert load_settings().ack_deadline_seconds == 1.0
 
 
 def test_the_bounds_name_the_largest_value_taken(monkeypatch: pytest.MonkeyPatch) -> None:
