@@ -80,6 +80,11 @@ class WindowedGaussian(Detector):
             center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
             return FAR_GLITCH_SCORE if far_glitch(value, center, spread) else 0.0
         mean, std = self._mean_std()
+        if far_glitch(value, mean, std):
+            # Scored as far glitches are. erf saturates at 1 for one nearly everywhere,
+            # but not at a level below the spread floor's TINY_SPREAD (2.4e-181): a
+            # glitch of 1e-300 among subnormal readings of 1e-309 scored 0 (t179).
+            return FAR_GLITCH_SCORE
         z = abs(value - mean) / max(std, resolution(mean))
         return math.erf(z / math.sqrt(2.0))
 
