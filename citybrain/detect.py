@@ -22,7 +22,6 @@ from citybrain.commands import shell_word
 from citybrain.errors import InputError
 from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
-from detectors.base import GlitchGuard, check_values
 from streams.csvfile import (
     BadRow,
     Record,
@@ -565,19 +564,18 @@ def _score_chunks(
     writer.writerow(["timestamp", "value", "anomaly_score", *extras.names])
     flagged = leading = far_rows = far_flagged = 0
     seen_nonzero = False
-    # Every detector scores a far glitch 1, in warm-up too: judged apart (as the guarded
-    # detectors judge it), it does not end the warm-up as seen (t78: a 1e308 first row
+    # Every detector scores a far glitch 1, in warm-up too: judged apart (by the
+    # detector itself, score_far_many: the judgement the stream labels
+    # reading="far_glitch"), it does not end the warm-up as seen (t78: a 1e308 first row
     # made a detector without a declared warm-up "score 0 for the first 0 rows").
-    guard = GlitchGuard()
     while chunk := list(itertools.islice(stream, chunk_rows)):
         values = np.fromiter((r[2] for r in chunk), dtype=np.float64, count=len(chunk))
         times = np.fromiter((r[1] for r in chunk), dtype=np.float64, count=len(chunk))
-        scores = detector.score_many(values, times)
+        scores, far = detector.score_far_many(values, times)
         flagged += int(np.count_nonzero(scores >= threshold))
         # Judged on every row: a series at 1e300 (beyond ABSURD_ABOVE) is all far glitches,
         # every row scored 1, and the summary said only "the first 32 rows are warm-up,
         # scored 0" and "100 rows scored at or above 0.22" (t121).
-        far = guard.check_many(check_values(values))
         far_flagged += int(np.count_nonzero(far & (scores >= threshold)))
         if not seen_nonzero:
             nonzero = np.flatnonzero((scores != 0) & ~far)

@@ -9,6 +9,15 @@ keep it in a changelog-backed table.
 
 Every call also takes the observation's time (``t``, seconds since the epoch; ``ts`` for a
 batch). Detectors that model time of day or gaps need it; the others ignore it.
+
+Every detector also judges each reading a far glitch or not (``far_one``, before learning
+it, as ``score_one``; ``score_far_many`` for a batch, with the same scores as
+``score_many`` and the same judgements as ``far_one`` row by row): a reading many
+decades beyond anything the state it is scored against has seen, in the series' own
+scale (``far_glitch``: further than ``FAR`` times the larger of the state's spread and
+its level's size from its level; with no history yet, beyond ``ABSURD_ABOVE``). A far
+glitch scores ``FAR_GLITCH_SCORE`` (1) and is not learned; the stream routes a lone one
+as a suspected sensor fault, not as an event decisive by its score (docs/detectors.md).
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import numpy.typing as npt
 from detectors.errors import DetectorInputError, DetectorParameterError, DetectorStateError
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
 
 
 def pack_floats(values: Collection[float]) -> str:
@@ -344,16 +354,17 @@ def score_guarded(
     xs: Sequence[float] | FloatArray,
     ts: Sequence[float] | FloatArray | None,
     score_run: Callable[[FloatArray, FloatArray | None], FloatArray],
-) -> FloatArray:
-    """A guarded detector's ``score_many``: ``xs`` (and ``ts``) checked, then scored in
-    order: each run of rows that are not far glitches by ``guard`` by ``score_run``
+) -> tuple[FloatArray, BoolArray]:
+    """A guarded detector's ``score_far_many``: ``xs`` (and ``ts``) checked, then scored
+    in order: each run of rows that are not far glitches by ``guard`` by ``score_run``
     (which scores and learns them, vectorised), each far row ``FAR_GLITCH_SCORE``, not
-    learned. Raises as ``check_values``/``check_times``."""
+    learned. Returns the scores and the far rows (a boolean array as long). Raises as
+    ``check_values``/``check_times``."""
     arr = check_values(xs)
     times = check_times(ts, arr.size)
     far = guard.check_many(arr)
     if not far.any():
-        return score_run(arr, times)
+        return score_run(arr, times), far
     out = np.empty(arr.size, dtype=np.float64)
     start = 0
     for i in [*np.flatnonzero(far).tolist(), arr.size]:
@@ -362,7 +373,7 @@ def score_guarded(
         if i < arr.size:
             out[i] = FAR_GLITCH_SCORE
         start = i + 1
-    return out
+    return out, far
 
 
 def require_int(name: str, value: Any, minimum: int, maximum: int | None = None) -> None:
@@ -496,9 +507,51 @@ class Detector(ABC):
             self.learn_one(x)
         return out
 
+    def _score_far_rows(
+        self, arr: FloatArray, times: FloatArray | None = None
+    ) -> tuple[FloatArray, BoolArray]:
+        """``_score_rows`` with each row's ``far_one`` (taken before it is learned), for
+        ``score_far_many``: ``arr`` and ``times`` already checked. A far glitch scores
+        ``FAR_GLITCH_SCORE``, so only a row scoring that is asked."""
+        out = np.empty(arr.size)
+        far = np.zeros(arr.size, dtype=bool)
+        stamps: list[float | None] = [None] * arr.size if times is None else times.tolist()
+        for i, (x, t) in enumerate(zip(arr.tolist(), stamps, strict=True)):
+            out[i] = self.score_one(x, t)
+            far[i] = out[i] >= FAR_GLITCH_SCORE and self.far_one(x, t)
+            self.learn_one(x, t)
+        return out, far
+
     @abstractmethod
     def score_one(self, x: float, t: float | None = None) -> float:
         """Score one observation in [0, 1] without learning it."""
+
+    def far_one(self, x: float, t: float | None = None) -> bool:
+        """Whether ``x`` at ``t`` is a far glitch for the state as it stands (before it is
+        learned, as ``score_one``): every built-in detector judges it by ``far_glitch``
+        against the level and spread its own state holds (a ``GlitchGuard`` where it
+        keeps none), and scores it ``FAR_GLITCH_SCORE``. Raises as ``score_one``.
+
+        This default, for a detector of one's own that keeps no level, judges by the
+        reading alone: beyond ``ABSURD_ABOVE`` (about 6e100, a sentinel such as 1e308
+        whatever the series). Overriding it, override ``score_far_many`` too or leave
+        it to the default's row-by-row path."""
+        value = check_value(x)
+        check_time(t)
+        return abs(value) > ABSURD_ABOVE
+
+    def score_far_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> tuple[FloatArray, BoolArray]:
+        """``score_many``'s scores (the batch learned) and, beside them, which rows were
+        far glitches: ``far_one`` of each row before it was learned, as a boolean
+        array. Raises as ``score_many``."""
+        if type(self).far_one is Detector.far_one:
+            # (The default judges the reading alone, whatever the state.)
+            arr = check_values(xs)
+            return self.score_many(arr, ts), np.abs(arr) > ABSURD_ABOVE
+        arr = check_values(xs)
+        return self._score_far_rows(arr, check_times(ts, arr.size))
 
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
@@ -574,6 +627,26 @@ class StepwiseDetector(Detector):
             self._apply(state)
         return out
 
+    def score_far_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> tuple[FloatArray, BoolArray]:
+        arr = check_values(xs)
+        times = check_times(ts, arr.size)
+        stamps: list[float | None] = [None] * arr.size if times is None else times.tolist()
+        out = np.empty(arr.size)
+        far = np.zeros(arr.size, dtype=bool)
+        by_value = type(self).far_one is Detector.far_one  # (the reading alone)
+        for i, (x, t) in enumerate(zip(arr.tolist(), stamps, strict=True)):
+            out[i], state = self._step(x, t)
+            # (A far glitch scores FAR_GLITCH_SCORE: only such a row is asked.)
+            far[i] = (
+                abs(x) > ABSURD_ABOVE
+                if by_value
+                else out[i] >= FAR_GLITCH_SCORE and self.far_one(x, t)
+            )
+            self._apply(state)
+        return out, far
+
 
 class GuardedDetector(Detector):
     """A detector whose far glitches a ``GlitchGuard`` (``guard_``) judges: each scores
@@ -616,7 +689,17 @@ class GuardedDetector(Detector):
         if not self.guard_.check(value):
             self._learn_value(value, t)
 
+    def far_one(self, x: float, t: float | None = None) -> bool:
+        value = check_value(x)
+        check_time(t)
+        return self.guard_.far(value)
+
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
+        return self.score_far_many(xs, ts)[0]
+
+    def score_far_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> tuple[FloatArray, BoolArray]:
         return score_guarded(self.guard_, xs, ts, self._score_admitted)

@@ -20,6 +20,8 @@ from detectors.base import (
     FOLLOW,
     FarRun,
     StepwiseDetector,
+    check_time,
+    check_value,
     far_glitch,
     far_run_after,
     require_int,
@@ -97,6 +99,13 @@ class EwmaCusum(StepwiseDetector):
             mean += a * delta
             var = (1.0 - a) * (var + a * delta * delta)
         return score, (n + 1, mean, var, high, low, None)
+
+    def far_one(self, x: float, t: float | None = None) -> bool:
+        value = check_value(x)
+        check_time(t)
+        if self.n_ == 0:
+            return far_glitch(value, math.nan, math.nan)
+        return far_glitch(value, self.mean_, math.sqrt(self.var_))
 
     def _apply(self, state: tuple[Any, ...]) -> None:
         self.n_, self.mean_, self.var_, self.high_, self.low_, self.run_ = state

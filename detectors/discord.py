@@ -21,6 +21,7 @@ import pandas as pd
 
 from detectors.base import (
     TINY_SPREAD,
+    BoolArray,
     FloatArray,
     GlitchGuard,
     GuardedDetector,
@@ -118,11 +119,11 @@ class SubsequenceDiscord(GuardedDetector):
         self.values_.append(value)
 
     # -- vectorised ------------------------------------------------------------------
-    def score_many(
+    def score_far_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
+    ) -> tuple[FloatArray, BoolArray]:
         self._pending = None
-        return super().score_many(xs, ts)
+        return super().score_far_many(xs, ts)
 
     def _score_admitted(self, arr: FloatArray, ts: FloatArray | None) -> FloatArray:
         self._pending = None

@@ -42,6 +42,7 @@ import numpy as np
 import numpy.typing as npt
 
 from detectors.base import (
+    BoolArray,
     Detector,
     FloatArray,
     GlitchGuard,
@@ -234,11 +235,11 @@ class Ensemble(GuardedDetector):
             d.learn_one(value, t)
 
     # -- vectorised ------------------------------------------------------------------
-    def score_many(
+    def score_far_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
+    ) -> tuple[FloatArray, BoolArray]:
         self._pending = None
-        return super().score_many(xs, ts)
+        return super().score_far_many(xs, ts)
 
     def _score_admitted(self, arr: FloatArray, times: FloatArray | None) -> FloatArray:
         self._pending = None

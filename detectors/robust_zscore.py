@@ -20,6 +20,7 @@ import pandas as pd
 from detectors.base import (
     FAR_GLITCH_SCORE,
     FOLLOW,
+    BoolArray,
     Detector,
     FarRun,
     FloatArray,
@@ -208,16 +209,26 @@ class RobustZScore(Detector):
         z = abs(value - median) / scale
         return z / (z + self.half_score_z)
 
+    def far_one(self, x: float, t: float | None = None) -> bool:
+        value = check_value(x)
+        check_time(t)
+        return far_glitch(value, *(self._median_spread() if self.values_ else (math.nan, math.nan)))
+
     # -- vectorised ------------------------------------------------------------------
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
+        return self.score_far_many(xs, ts)[0]
+
+    def score_far_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> tuple[FloatArray, BoolArray]:
         arr = check_values(xs)
         check_times(ts, arr.size)  # (unused, but refused as every detector refuses it)
         if arr.size <= SMALL_BATCH or _wide_range(self.values_, arr):
             # A stream batch often holds one or two readings of a sensor: pandas' fixed
             # cost per rolling call would dominate, the sorted window does not.
-            return self._score_rows(arr)
+            return self._score_far_rows(arr)
         h, w = len(self.values_), self.window
         values = pd.Series(np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr]))
         # Statistic at joined index j describes the window ending at j, i.e. before j + 1.
@@ -232,7 +243,7 @@ class RobustZScore(Detector):
         if _sum_lost(devs.to_numpy(), sums):
             # An extreme deviation passed through pandas' running sum and left it holding
             # rounding error: take the exact path, as learn_one re-sums when one leaves.
-            return self._score_rows(arr)
+            return self._score_far_rows(arr)
         mean_devs = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1]])[h:]
         # The smallest nonzero deviation in each row's window (exact, as a minimum is).
         steps = devs.where(devs > 0).rolling(w, min_periods=1).min().to_numpy()
@@ -245,7 +256,7 @@ class RobustZScore(Detector):
             spread = np.where(scale <= resolutions(before), 0.0, scale)
             if far_glitches(arr, before, spread).any():
                 # A far glitch is not learned: the windows after it are not these.
-                return self._score_rows(arr)
+                return self._score_far_rows(arr)
             z = np.abs(arr - before) / scale
             scores = z / (z + self.half_score_z)
         counts = np.minimum(h + np.arange(arr.size), w)
@@ -254,7 +265,7 @@ class RobustZScore(Detector):
         self.deviations_.extend(new_devs[~np.isnan(new_devs)].tolist())
         self._sorted_cache = None  # rebuilt if the one-at-a-time path is used next
         self.run_ = None  # (no row was far)
-        return np.asarray(scores, dtype=np.float64)
+        return np.asarray(scores, dtype=np.float64), np.zeros(arr.size, dtype=bool)
 
     def _scale(self, median: Any, mad: Any, mean_dev: Any, step: Any) -> Any:
         """``_median_scale``'s scale, row by row (``step``: the smallest nonzero

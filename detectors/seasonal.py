@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from detectors.base import (
+    BoolArray,
     FloatArray,
     GlitchGuard,
     GuardedDetector,
@@ -78,6 +79,11 @@ class SeasonalBaseline(GuardedDetector):
         self._slot(check_time(t))
         super().learn_one(x, t)
 
+    def far_one(self, x: float, t: float | None = None) -> bool:
+        check_value(x)
+        self._slot(check_time(t))
+        return super().far_one(x, t)
+
     def _score_value(self, value: float, t: float | None) -> float:
         slot = self._slot(t)
         residual = self._residual(value, slot)
@@ -90,13 +96,13 @@ class SeasonalBaseline(GuardedDetector):
             self.residuals.learn_one(residual, t)
         self.history_.setdefault(slot, deque(maxlen=self.depth)).append(value)
 
-    def score_many(
+    def score_far_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
-    ) -> FloatArray:
+    ) -> tuple[FloatArray, BoolArray]:
         check_values(xs)
         if ts is None:
             raise DetectorInputError("SeasonalBaseline needs each observation's time t")
-        return super().score_many(xs, ts)
+        return super().score_far_many(xs, ts)
 
     def _score_admitted(self, arr: FloatArray, times: FloatArray | None) -> FloatArray:
         if times is None:

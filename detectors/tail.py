@@ -82,6 +82,7 @@ from detectors.base import (
     FAR,
     FAR_GLITCH_SCORE,
     TINY_SPREAD,
+    BoolArray,
     Detector,
     FloatArray,
     check_time,
@@ -906,6 +907,21 @@ class _BankRow(Detector):
     ) -> FloatArray:
         arr = check_values(xs)
         return self._call(arr, check_times(ts, arr.size), True)
+
+    def far_one(self, x: float, t: float | None = None) -> bool:
+        value = check_value(x)
+        time = check_time(t)
+        ts = None if time is None else np.array([time])
+        rarity = np.empty(1)
+        slots = np.full(1, self.slot, dtype=np.int64)
+        scores = self.bank.score_learn(slots, np.array([value]), ts, False, rarity)
+        return bool(far_glitch_rows(scores, rarity)[0])
+
+    def score_far_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> tuple[FloatArray, BoolArray]:
+        scores, rarity = self.score_rarity_many(xs, ts)
+        return scores, far_glitch_rows(scores, rarity)
 
     def score_rarity_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None

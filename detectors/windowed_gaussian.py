@@ -29,6 +29,7 @@ from scipy.special import erf
 from detectors.base import (
     FAR_GLITCH_SCORE,
     FOLLOW,
+    BoolArray,
     Detector,
     FarRun,
     FloatArray,
@@ -79,6 +80,11 @@ class WindowedGaussian(Detector):
             center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
             return FAR_GLITCH_SCORE if far_glitch(value, center, spread) else 0.0
         mean, std = self._mean_std()
+        if far_glitch(value, mean, std):
+            # Scored as far glitches are. erf saturates at 1 for one nearly everywhere,
+            # but not at a level below the spread floor's TINY_SPREAD (2.4e-181): a
+            # glitch of 1e-300 among subnormal readings of 1e-309 scored 0 (t179).
+            return FAR_GLITCH_SCORE
         z = abs(value - mean) / max(std, resolution(mean))
         return math.erf(z / math.sqrt(2.0))
 
@@ -97,16 +103,27 @@ class WindowedGaussian(Detector):
         self.values_.append(value)
         self._moments = None
 
+    def far_one(self, x: float, t: float | None = None) -> bool:
+        value = check_value(x)
+        check_time(t)
+        center, spread = self._mean_std() if self.values_ else (math.nan, math.nan)
+        return far_glitch(value, center, spread)
+
     def score_many(
         self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
     ) -> FloatArray:
+        return self.score_far_many(xs, ts)[0]
+
+    def score_far_many(
+        self, xs: Sequence[float] | FloatArray, ts: Sequence[float] | FloatArray | None = None
+    ) -> tuple[FloatArray, BoolArray]:
         arr = check_values(xs)
         check_times(ts, arr.size)  # (unused, but refused as every detector refuses it)
         h = len(self.values_)
         if _wide_range(self.values_, arr):
             # pandas' rolling moments are running sums: one extreme reading would leave
             # them mostly rounding error, so such batches go one at a time (exact).
-            return self._score_rows(arr)
+            return self._score_far_rows(arr)
         values = np.concatenate([np.fromiter(self.values_, dtype=np.float64), arr])
         # Moments of the readings less a reference (the first): the same spread, and
         # sums whose rounding is the spread's, not the level's (at 1e12 the paths
@@ -124,13 +141,13 @@ class WindowedGaussian(Detector):
             # The spread heuristic misses a run of extremes that fills a tenth of the
             # batch (twelve DBL_MAX readings then ordinary ones): the sums overflowed or
             # hold rounding, or the squares behind the variance would overflow.
-            return self._score_rows(arr)
+            return self._score_far_rows(arr)
         # Index j of a rolling statistic describes the window that precedes row j + 1.
         mean = np.concatenate([[np.nan], rolling.mean().to_numpy()[:-1] + ref])[h:]
         std = np.concatenate([[np.nan], rolling.std(ddof=0).to_numpy()[:-1]])[h:]
         if far_glitches(arr, mean, std).any():
             # A far glitch is not learned, so the windows after it are not these.
-            return self._score_rows(arr)
+            return self._score_far_rows(arr)
         with np.errstate(invalid="ignore"):
             z = np.abs(arr - mean) / np.maximum(std, resolutions(mean))
             scores = np.asarray(erf(z / math.sqrt(2.0)), dtype=np.float64)
@@ -138,7 +155,7 @@ class WindowedGaussian(Detector):
         self.values_.extend(arr.tolist())
         self._moments = None
         self.run_ = None  # (no row was far)
-        return scores
+        return scores, np.zeros(arr.size, dtype=bool)
 
     def get_params(self) -> dict[str, Any]:
         return {"window": self.window, "min_samples": self.min_samples}

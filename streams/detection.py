@@ -55,7 +55,12 @@ from detectors import (
     RobustZScore,
     ScoreThreshold,
 )
-from detectors.base import ABSURD_ABOVE, check_state_document, check_values
+from detectors.base import (
+    ABSURD_ABOVE,
+    FAR_GLITCH_SCORE,
+    check_state_document,
+    check_values,
+)
 from detectors.tail import VERSION as TAIL_VERSION
 from detectors.tail import TailBank, TailDetector, TailSlot, far_glitch_rows
 from playbooks.engine import MAX_COUNT
@@ -724,12 +729,19 @@ def _check_episode(episode: dict[str, Any]) -> None:
 
 
 def _far_glitches(
-    items: Sequence[Incoming], scores: Sequence[float], rarity: Sequence[float] | None
+    items: Sequence[Incoming],
+    scores: Sequence[float],
+    rarity: Sequence[float] | None,
+    far: Sequence[bool] | None = None,
 ) -> list[bool]:
-    """Which of ``items`` (scored ``scores``) were far glitches, no measurement: by the
-    tail detector's own judgement where its ``rarity`` is known (``far_glitch_rows``: its
-    ``far_glitch`` in the series' scale), else a reading beyond ``ABSURD_ABOVE`` (about
-    6e100: a sentinel such as 1e308 or DBL_MAX whatever the series)."""
+    """Which of ``items`` (scored ``scores``) were far glitches, no measurement: the
+    detector's own judgement where it was taken (``far``: ``Detector.far_one`` row by
+    row, ``score_far_many``: ``detectors.base.far_glitch`` in the series' scale, for
+    every detector), else the tail detector's where its ``rarity`` is known
+    (``far_glitch_rows``), else a reading beyond ``ABSURD_ABOVE`` (about 6e100: a
+    sentinel such as 1e308 or DBL_MAX whatever the series)."""
+    if far is not None:
+        return list(far)
     if rarity is not None:
         return list(far_glitch_rows(np.asarray(scores), np.asarray(rarity)).tolist())
     return [abs(item.reading.value) > ABSURD_ABOVE for item in items]
@@ -1812,7 +1824,7 @@ class SensorDetection:
         dead-lettered (``_isolated``), not passed on as NaN."""
         detector = state["detector"]
         try:
-            scores, flags, rarity = self._score(detector, accepted)
+            scores, flags, rarity, far = self._score(detector, accepted)
             _check_scores(scores)
         except Exception as exc:
             if self._restored.pop(id(detector), None) is None:
@@ -1820,10 +1832,10 @@ class SensorDetection:
             why = f"{type(exc).__name__}: {exc}"
             result.restarted.append((accepted[0].reading.sensor_id, why[:300]))
             detector = state["detector"] = self.prototype.clone()
-            scores, flags, rarity = self._score(detector, accepted)
+            scores, flags, rarity, far = self._score(detector, accepted)
             _check_scores(scores)
         self._restored.pop(id(detector), None)
-        self._record(state, accepted, scores, flags, result, rarity)
+        self._record(state, accepted, scores, flags, result, rarity, far)
 
     @staticmethod
     def _isolated(
@@ -1957,9 +1969,12 @@ class SensorDetection:
         flags: list[bool],
         result: BatchResult,
         rarity: list[float] | None = None,
+        far: list[bool] | None = None,
     ) -> None:
         """Counts, episodes and the sensor's last reading, after scoring; ``rarity``: the
-        scores before the novelty gate, where the detector has one (the marks)."""
+        scores before the novelty gate, where the detector has one (the marks); ``far``:
+        which readings the detector judged far glitches (``_far_glitches``), where it
+        was asked."""
         episode = state["episode"]
         if accepted:
             kind = accepted[0].reading.kind
@@ -1973,18 +1988,19 @@ class SensorDetection:
                     flags,
                     None if episode is None else dict(episode),
                     result,
-                    _far_glitches(accepted, scores, rarity) if n_anomalies else None,
+                    _far_glitches(accepted, scores, rarity, far) if n_anomalies else None,
                 )
             mark_at = self.mark_at
             # A far glitch marks no neighbour (it is no measurement): the tail detector
             # gives it a rarity of 0; another detector's score is its mark, so a reading
-            # beyond ABSURD_ABOVE (a sentinel whatever the series) is left out here.
+            # it judged a far glitch (``far``; else one beyond ABSURD_ABOVE) is left out.
             marking = scores if rarity is None else rarity
             if mark_at is not None and max(marking) >= mark_at:
                 if rarity is None:
+                    glitches = _far_glitches(accepted, scores, None, far)
                     marking = [
-                        0.0 if abs(item.reading.value) > ABSURD_ABOVE else score
-                        for item, score in zip(accepted, scores, strict=True)
+                        0.0 if glitch else score
+                        for glitch, score in zip(glitches, scores, strict=True)
                     ]
                 result.marks.extend(
                     (item.reading.sensor_id, item.reading.ts, float(rare))
@@ -2013,29 +2029,41 @@ class SensorDetection:
 
     def _score(
         self, detector: Detector, items: list[Incoming]
-    ) -> tuple[list[float], list[bool], list[float] | None]:
-        """Score then learn each reading: scores, anomaly flags and (for the tail
-        detector's rows) the scores before its novelty gate, in order."""
+    ) -> tuple[list[float], list[bool], list[float] | None, list[bool]]:
+        """Score then learn each reading: scores, anomaly flags, (for the tail
+        detector's rows) the scores before its novelty gate, and which readings the
+        detector judged far glitches (``Detector.far_one``, ``score_far_many``), in
+        order."""
         if isinstance(detector, (TailDetector, TailSlot)):  # (marks: scores before the gate)
             values = np.array([i.reading.value for i in items], np.float64)
             times = np.array([i.reading.ts for i in items], np.float64)
             array, rarity = detector.score_rarity_many(values, times)
-            return array.tolist(), self.threshold.flags(array).tolist(), rarity.tolist()
+            far = far_glitch_rows(array, rarity).tolist()
+            return array.tolist(), self.threshold.flags(array).tolist(), rarity.tolist(), far
         if len(items) <= ONE_AT_A_TIME:
             # A live batch holds a reading or two per sensor: numpy's fixed cost per call
             # on one-element arrays would be most of the work (same scores: the detector
-            # contract makes score_many equal score_one then learn_one, row by row).
+            # contract makes score_many equal score_one then learn_one, row by row, and
+            # score_far_many's judgements far_one's before it).
             scores = []
+            glitches = []
             for item in items:
                 r = item.reading
-                scores.append(detector.score_one(r.value, r.ts))
+                score = detector.score_one(r.value, r.ts)
+                scores.append(score)
+                # A far glitch scores FAR_GLITCH_SCORE (1): only such a reading is asked
+                # (a detector of one's own with the default far_one: any may be far).
+                glitches.append(
+                    (score >= FAR_GLITCH_SCORE or type(detector).far_one is Detector.far_one)
+                    and detector.far_one(r.value, r.ts)
+                )
                 detector.learn_one(r.value, r.ts)
             threshold = self.threshold.threshold
-            return scores, [score >= threshold for score in scores], None
+            return scores, [score >= threshold for score in scores], None, glitches
         values = np.array([i.reading.value for i in items], np.float64)
         times = np.array([i.reading.ts for i in items], np.float64)
-        array = detector.score_many(values, times)
-        return array.tolist(), self.threshold.flags(array).tolist(), None
+        array, far_rows = detector.score_far_many(values, times)
+        return array.tolist(), self.threshold.flags(array).tolist(), None, far_rows.tolist()
 
     def _episodes(
         self,

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,8 +26,16 @@ from citybrain.detect import (
     rows_to_reach,
     warmup_rows,
 )
-from detectors import DEFAULT_DETECTOR, DETECTORS, OWN_THRESHOLDS, default_threshold
+from detectors import (
+    DEFAULT_DETECTOR,
+    DEFAULT_THRESHOLD,
+    DETECTORS,
+    OWN_THRESHOLDS,
+    TailDetector,
+    default_threshold,
+)
 from detectors.robust_zscore import RobustZScore
+from detectors.tail import far_glitch_rows
 from streams.csvfile import read_records
 
 
@@ -786,12 +795,20 @@ class _StopsAt(RobustZScore):
         twin.armed = True
         return twin
 
-    def score_many(self, xs: Any, ts: Any = None) -> Any:
+    def _chunk(self) -> None:
         if self.armed:
             self.chunks[0] += 1
             if self.chunks[0] >= self.at:
                 raise KeyboardInterrupt
+
+    def score_many(self, xs: Any, ts: Any = None) -> Any:
+        self._chunk()
         return super().score_many(xs, ts)
+
+    def score_far_many(self, xs: Any, ts: Any = None) -> Any:
+        # (What detect scores a chunk with since t179: the far rows beside the scores.)
+        self._chunk()
+        return super().score_far_many(xs, ts)
 
 
 def _series(path: Path, rows: int) -> Path:
@@ -1051,6 +1068,41 @@ def test_a_series_of_absurd_values_is_said_to_be_far_glitches(
         "series' level than a million times its spread and size, or beyond "
         "6.1e+100, which no measurement reaches: a sentinel or a unit mistake?)"
     )
+
+
+def test_the_far_glitches_counted_are_the_detector_s_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t179: detect judged far glitches with a GlitchGuard of its own beside the
+    detector, which can disagree with it: on a level that really moves a million-fold
+    (1e13 after readings near 10) tail follows the new level after 16 readings, its
+    17th to 19th score 1 as measurements, yet the summary counted all 19 rows at the
+    threshold as far glitches (the guard follows after 32). It now counts the
+    detector's own judgement (``score_far_many``), the one the stream labels
+    ``reading="far_glitch"``: 16."""
+    values = [10.0 + 0.3 * ((m * 7) % 5 - 2) for m in range(300)]
+    values += [1e13 + 1e12 * math.sin(m / 5) for m in range(300)]
+    start = datetime(2019, 5, 1, tzinfo=UTC)
+    stamps = [start + timedelta(minutes=5 * m) for m in range(600)]
+    lines = ["timestamp,value"] + [
+        f"{t.isoformat()},{v!r}" for t, v in zip(stamps, values, strict=True)
+    ]
+    src = write(tmp_path / "in.csv", "\n".join(lines) + "\n")
+    out_path = tmp_path / "out.csv"
+    argv = ["detect", "--input", str(src), "--output", str(out_path), "--detector", "tail"]
+    assert main(argv) == 0
+    summary = capsys.readouterr().out.splitlines()[-1]
+    scores = np.array([float(r["anomaly_score"]) for r in csv.DictReader(out_path.open())])
+    # (tail's own judgement: score above rarity, far_glitch_rows; score_far_many's)
+    tail_scores, rarity = TailDetector().score_rarity_many(
+        np.array(values), np.array([t.timestamp() for t in stamps])
+    )
+    far = far_glitch_rows(tail_scores, rarity)
+    flagged = int((scores >= DEFAULT_THRESHOLD).sum())
+    counted = int((far & (scores >= DEFAULT_THRESHOLD)).sum())
+    assert counted < flagged  # (the level's first followed readings: measurements)
+    assert f"{flagged} rows scored at or above" in summary
+    assert f", {counted} of them far glitches (scored 1" in summary
 
 
 def test_a_series_still_being_written_is_said_to_have_changed_while_it_was_read(
