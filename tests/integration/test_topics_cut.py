@@ -43,7 +43,11 @@ def test_a_committed_offset_past_a_recreated_topics_end_is_said_and_read_from_th
     async def read() -> list[int]:
         tp = TopicPartition(topic, 0)
         # The old topic's position (500), committed onto the new one of 10 messages.
-        first = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group)
+        # No auto-commit: on stop it would commit the position its own reset found (the
+        # end, 10) over the 500, and the reader would start past every message.
+        first = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
         await first.start()
         try:
             first.assign([tp])
