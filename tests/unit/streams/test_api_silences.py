@@ -42,6 +42,29 @@ def post(ctx: Context, matchers: list[Any]) -> tuple[int, dict[str, Any]]:
     return status, doc
 
 
+def list_expire_all_list(ctx: Context) -> tuple[Any, list[Any], Any]:
+    """On ``ctx``'s API: the silences listed, each listed one expired by the ``id`` the
+    listing gives (DELETE), and the listing after; each answer as (status, document)."""
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> tuple[Any, list[Any], Any]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, headers=headers)
+                return resp.status, await resp.json()
+
+            listed = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+            expired = [
+                await call("DELETE", f"/api/v1/silences/{s['id']}", COORDINATOR_TOKEN)
+                for s in listed[1]["silences"]
+            ]
+            return listed, expired, await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+
+    return asyncio.run(scenario())
+
+
 def test_alertmanager_matcher_objects_are_taken_and_stored_as_matcher_text(ctx: Context) -> None:
     status, doc = post(
         ctx,
@@ -420,24 +443,7 @@ def test_a_stored_silence_is_listed_and_expired_by_its_key(ctx: Context) -> None
     ctx.silences.data[b"other"] = {**good, "id": "B"}
     ctx.silences.data[b"true-end"] = {**good, "id": "true-end", "ends_at": True}
     ctx.silences.data[b"null"] = {**good, "id": "null", "matchers": None}
-    register_api(ctx.app, ctx)
-
-    async def scenario() -> tuple[Any, list[Any], Any]:
-        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
-
-            async def call(method: str, path: str, token: str) -> Any:
-                headers = {"Authorization": f"Bearer {token}"}
-                resp = await client.request(method, path, headers=headers)
-                return resp.status, await resp.json()
-
-            listed = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
-            expired = [
-                await call("DELETE", f"/api/v1/silences/{s['id']}", COORDINATOR_TOKEN)
-                for s in listed[1]["silences"]
-            ]
-            return listed, expired, await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
-
-    (status, doc), expired, (_, after) = asyncio.run(scenario())
+    (status, doc), expired, (_, after) = list_expire_all_list(ctx)
     assert status == 200
     listed = {s["id"]: s for s in doc["silences"]}
     assert sorted(listed) == ["no-id", "null", "other", "true-end"]
@@ -533,24 +539,7 @@ def test_a_silence_under_a_key_no_url_carries_is_expired_by_its_listed_handle(
     huge_key = b"k" * 1_000_000
     ctx.silences.data[huge_key] = {**good, "id": "other", "comment": "c" * 40_000}
     ctx.silences.data[b"bad-\xff"] = {**good, "id": "bad-\ufffd"}
-    register_api(ctx.app, ctx)
-
-    async def scenario() -> tuple[Any, list[Any], Any]:
-        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
-
-            async def call(method: str, path: str, token: str) -> Any:
-                headers = {"Authorization": f"Bearer {token}"}
-                resp = await client.request(method, path, headers=headers)
-                return resp.status, await resp.json()
-
-            listed = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
-            expired = [
-                await call("DELETE", f"/api/v1/silences/{s['id']}", COORDINATOR_TOKEN)
-                for s in listed[1]["silences"]
-            ]
-            return listed, expired, await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
-
-    (status, doc), expired, (_, after) = asyncio.run(scenario())
+    (status, doc), expired, (_, after) = list_expire_all_list(ctx)
     assert status == 200
     ids = [s["id"] for s in doc["silences"]]
     assert all(i.startswith("sha256:") and len(i) == 7 + 16 for i in ids), ids
