@@ -12,7 +12,7 @@ every input of Alertmanager's own matcher test files (``tests/fixtures/
 alertmanager-matcher-inputs.json``). Compared: taken or refused (refused for the same
 reason, or one of citybrain's documented stricter refusals), the matchers stored (read
 back from citybrain's stored form, as a worker reads it), and which alerts each silences
-(``status.silencedBy`` of ``GET /api/v2/alerts``). Measured: 0 disagreements in what is
+(``status.silencedBy`` of ``GET /api/v2/alerts``); values of up to 4,000 characters. Measured: 0 disagreements in what is
 taken and silenced over about 12,500 texts and 18,500 objects; 1 kind in what a refusal says
 (an entry amtool reads as one matcher, refused with the list's own error: fixed, and
 kept as unit cases in test_matchers.py)."""
@@ -173,6 +173,8 @@ def judge_text(entries: list[str], differ: list[str]) -> tuple[str, Silence] | N
     # refusal naming amtool's very reading (t181: it named the list's own error).
     if "unknown label" in ours or "must not match the empty string" in ours:
         return None
+    if "characters as stored (quoted, each backslash" in ours:  # the API's 1,024 (t160)
+        return None
     amtools = [f'{n}{OP_OF[(r, e)]}"{escape(v)}"' for n, v, r, e in theirs]
     if " is ambiguous: amtool silence add reads it as one matcher, " in ours and any(
         f"reads it as one matcher, {text!r}" in ours for text in amtools
@@ -240,6 +242,15 @@ def test_typed_matchers_are_read_and_silence_as_in_alertmanager(alertmanager: An
         judged = judge_text([entry(rng) for _ in range(rng.choice((1, 1, 1, 2)))], differ)
         if judged:
             taken.append(judged)
+    # Very long values, of whole escapes, on either side of the API's 1,024 characters
+    # as stored (Alertmanager has no bound: the documented stricter refusal).
+    for length in (1000, 1016, 1020, 1100, 4000):
+        for piece in ("a", '\\"', "\\\\", "é", "🙂", "\\n", ","):
+            value = piece * (length // len(piece))
+            for text in (f'category="{value}"', f"category=~{value}", f'kind!="{value}"'):
+                judged = judge_text([text, 'kind="pm25"'], differ)
+                if judged:
+                    taken.append(judged)
     pairs = judge_silencing(taken, rng, differ)
     assert not differ, f"{len(differ)} differ:\n" + "\n".join(differ[:30])
     assert len(taken) > TEXTS // 6 and pairs > 100, (len(taken), pairs)
