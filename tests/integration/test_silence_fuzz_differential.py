@@ -9,12 +9,13 @@ bad operators, regexes Go's RE2 and Python read apart (``(?i)``, ``\\Q…\\E``,
 ``[[:alpha:]]``, ``\\pL``, empty alternatives, ``$`` before a line feed, ``.`` and line
 feeds), matchers that match the empty string alone or together, several on one label; and
 every input of Alertmanager's own matcher test files (``tests/fixtures/
-alertmanager-matcher-inputs.json``). Compared: taken or refused (refused for the same
-reason, or one of citybrain's documented stricter refusals), the matchers stored (read
-back from citybrain's stored form, as the changelog holds it and a worker reads it), and which alerts each silences
-(``status.silencedBy`` of ``GET /api/v2/alerts``); values of up to 4,000 characters. Measured: 0 disagreements in what is
-taken and silenced over about 12,500 texts and 18,500 objects; 1 kind in what a refusal says
-(an entry amtool reads as one matcher, refused with the list's own error: fixed, and
+alertmanager-matcher-inputs.json``); values of up to 4,000 characters. Compared: taken or
+refused (refused for the same reason, or one of citybrain's documented stricter
+refusals), the matchers stored (read back from citybrain's stored form, as the changelog
+holds it and a worker reads it), and which alerts each silences (``status.silencedBy``
+of ``GET /api/v2/alerts``). Measured: 0 disagreements in what is taken and silenced over
+about 12,500 texts and 18,500 objects; 1 kind in what a refusal says (an entry amtool
+reads as one matcher, refused with the list's own error: fixed, and
 kept as unit cases in test_matchers.py)."""
 
 from __future__ import annotations
