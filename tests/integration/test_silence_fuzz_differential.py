@@ -14,7 +14,7 @@ refused (refused for the same reason, or one of citybrain's documented stricter
 refusals), the matchers stored (read back from citybrain's stored form, as the changelog
 holds it and a worker reads it), and which alerts each silences (``status.silencedBy``
 of ``GET /api/v2/alerts``). Measured: 0 disagreements in what is taken and silenced over
-about 12,500 texts and 18,500 objects; 1 kind in what a refusal says (an entry amtool
+about 16,500 texts and 24,500 objects; 1 kind in what a refusal says (an entry amtool
 reads as one matcher, refused with the list's own error: fixed, and
 kept as unit cases in test_matchers.py)."""
 
