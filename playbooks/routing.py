@@ -1225,21 +1225,65 @@ def _silence_entry(text: str) -> tuple[tuple[Matcher, ...], Reading | None]:
     """``parse_silence_matchers(text)`` without its warning, kept (an entry that raises
     is not): (the matchers, 0.27's UTF-8 reading of ``text``). Matchers are immutable,
     so a kept one may be shared by many silences."""
-    found, utf8 = _read_matchers(text)
     try:
         single: Matcher | None = _parsed_matcher(text)
     except RoutingConfigError:
         single = None  # amtool refuses it: no other reading to be confused with
+    try:
+        found, utf8 = _read_matchers(text)
+    except RoutingConfigError as exc:
+        if single is None:
+            raise
+        # t181: amtool reads it as one matcher; the list's own error ("matcher '' is
+        # not name=…" for kind!=x\\,,, "trailing backslash" for severity!~a\\,b) said
+        # nothing of that reading, nor why the entry was cut where it was.
+        raise RoutingConfigError(
+            f"matcher {text!r} is ambiguous: amtool silence add reads it as one matcher, "
+            f"{str(single)!r}; here {_cut_as_list(text)}, and so it is no list of "
+            f"matchers ({exc}): write {str(single)!r} if that one matcher is meant"
+        ) from None
     if single is not None and found != [single]:
         raise RoutingConfigError(
             f"matcher {text!r} is ambiguous: amtool silence add reads it as one matcher, "
-            f"{str(single)!r}; here it would be {', '.join(repr(str(m)) for m in found)}: "
-            "quote the value if the comma is part of it, or give each matcher on its own"
+            f"{str(single)!r}; here {_cut_as_list(text)}, and it would be "
+            f"{', '.join(repr(str(m)) for m in found)}: write {str(single)!r} if that one "
+            "matcher is meant, or give each matcher on its own"
         )
     for matcher in found:
         if matcher.op in ("=~", "!~"):
             _standalone(matcher)
     return tuple(found), utf8
+
+
+def _cut_as_list(text: str) -> str:
+    """Why an entry read as a list of matchers (``_read_matchers``) is not the one
+    matcher amtool reads: the words after "here" in the ambiguity refusal. A comma
+    outside quotes, a brace at either end, or Go's Unicode white space at the end
+    (``strings.TrimSpace``: U+0085, U+00A0, U+2028, ...; amtool's own pattern trims
+    only ``[\\t\\n\\f\\r ]`` and keeps them in a bare value): t181, the refusal said
+    "quote the value if the comma is part of it" of ``category=}`` and
+    ``severity=\\x85``, which hold no comma."""
+    reasons = []
+    inside = escaped = False
+    for char in text.removeprefix("{").removesuffix("}"):
+        if char == ",":  # Go's splitter, case by case (_read_matchers)
+            if not inside:
+                reasons.append("it is read as a list of matchers, cut at each comma outside quotes")
+                break
+        elif char == '"':
+            inside, escaped = (not inside, False) if not escaped else (inside, False)
+        elif char == "\\":
+            escaped = not escaped
+        else:
+            escaped = False
+    if text.startswith("{") or text.endswith("}"):
+        reasons.append("a list's enclosing braces are taken off its ends")
+    if not reasons:
+        reasons.append(
+            "the end of a list is cut at Go's Unicode white space (U+0085, U+00A0, "
+            "U+2028, ...), which amtool keeps in a bare value"
+        )
+    return "; ".join(reasons)
 
 
 def silence_read_apart(entries: Iterable[object]) -> list[str]:
