@@ -827,7 +827,6 @@ class Ingest:
                 await self.ctx.dead_letter("incidents", event, error.code, str(error))
         if not valid:
             return
-        self.event_time = max(self.event_time, max(r.ts for _, r in valid))
         departments = self._departments([r for _, r in valid])
         tally: Tally[tuple[str, str]] = Tally()
         alerts = []
@@ -942,6 +941,14 @@ class Ingest:
         # (None: only duplicates of a window never opened.) Straight to the producer, as
         # the sweep writes them, then awaited: the offsets commit after.
         await self.ctx.burst_windows.set_many({k: w for k, w in states.items() if w is not None})
+        # The city's clock for the sweep: the newest report its windows counted, as the
+        # sweep takes it back from them (a report held aside as a clock jump moves no
+        # clock until its time is reached: t185, one report dated a year ahead resolved
+        # every cell's bursts and said their reports in no alert at the next sweep).
+        for w in states.values():
+            newest = newest_report_time(w, self.bursts.step)
+            if newest is not None and newest > self.event_time:
+                self.event_time = newest
         await self.ctx.app.producer.flush()
         self._count_unalerted(not_alerted)
         for (source, department), n in tally.items():
