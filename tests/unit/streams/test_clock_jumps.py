@@ -8,7 +8,9 @@ its sensor ``out_of_order``, for good, and set its kind's no-data clock there.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,9 +18,12 @@ import pytest
 
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
 from streams.detection import CLOCK_JUMP, Incoming, SensorDetection, read_state, state_bytes
-from streams.events import Reading
+from streams.events import Reading, format_ts
 from streams.ingest import silent_sensors
 from streams.tables import UnreadableEntryError
+
+from .test_batch_faults import T0 as BATCH_T0
+from .test_batch_faults import Worker, reading, warm
 
 T0 = 1_550_000_000.0  # 2019-02-12
 YEAR = 365 * 86_400.0
@@ -177,3 +182,26 @@ def test_a_pending_clock_jump_moves_no_sensors_no_data_clock() -> None:
     kinds = {"gauge-1": "water_level", "gauge-2": "water_level"}
     assert silent_sensors(entries, kinds.get, newest, 3600.0) == []
     assert newest == {(0, "water_level"): T0 + 300 * 39}
+
+
+def test_the_worker_takes_the_clock_back_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a real app's readings stage: one reading 30 days ahead (before the worker's
+    clock, so not ``in_future``), then the gauge's next real readings: none
+    dead-lettered, the clock going back said once at WARNING (before: every later
+    reading dead-lettered ``out_of_order``)."""
+    worker = Worker(tmp_path, monkeypatch)
+    warm(worker)
+    odd = {**reading(100, 2.0), "ts": format_ts(BATCH_T0 + 30 * 86_400)}
+    worker.run(worker.batch(odd))
+    with caplog.at_level(logging.WARNING, logger="streams.ingest"):
+        worker.run(worker.batch(reading(101, 2.01), reading(102, 2.02)))
+        worker.run(worker.batch(reading(103, 2.0)))
+    assert worker.dead == []
+    said = [r.getMessage() for r in caplog.records if "went back" in r.getMessage()]
+    assert said == [
+        f"readings: sensor gauge-1 jumped to {format_ts(BATCH_T0 + 30 * 86_400)} and its next "
+        f"reading went back to {format_ts(BATCH_T0 + 60 * 101)}: the jump was one reading's "
+        "odd time (a gateway's clock, a unit mistake?), the sensor's clock goes back"
+    ]
