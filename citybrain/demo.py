@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -1645,6 +1646,11 @@ def _cell_names(settings: Settings) -> dict[str, str]:
     return {cell_id: cell.name for cell_id, cell in grid.cells.items()}
 
 
+# The longest gap between a sensor's readings counted in its span, in days: the worker's
+# clock jump (``streams.detection.CLOCK_JUMP``; not imported here, which loads numpy).
+SPAN_GAP_DAYS = 1
+
+
 def _sensor_days(events: list[Any], now: float, ahead: float) -> float:
     """The replayed readings' per-sensor spans (first to last reading), in days, summed:
     of the readings the worker takes by their time, from 1990 (``MIN_EVENT_TIME``) to
@@ -1652,13 +1658,21 @@ def _sensor_days(events: list[Any], now: float, ahead: float) -> float:
     validator reads them. The worker dead-letters the others (``too_old``,
     ``in_future``), and counted here they stretched their sensor's span (t171: one
     reading of the year 9999 among a gauge's of 2019 made 2.9 million sensor-days, and
-    the summary's false alarms per 1,000 sensor-days about nothing)."""
-    spans: dict[str, tuple[float, float]] = {}
+    the summary's false alarms per 1,000 sensor-days about nothing). A span is the gaps
+    between a sensor's successive readings in time, each counted up to a day
+    (``SPAN_GAP_DAYS``, the worker's clock jump ``streams.detection.CLOCK_JUMP``): one
+    reading a year ahead of a gauge's hours of 2019, yet before the clock, made 365
+    sensor-days (t185), as a sensor reporting once a year did 365 per reading; a
+    silent sensor reports nothing to alarm on."""
+    times: dict[str, list[float]] = {}
     for e in events:
         if isinstance(e, Reading) and MIN_EVENT_TIME <= e.ts <= now + ahead:
-            lo, hi = spans.get(e.sensor_id, (e.ts, e.ts))
-            spans[e.sensor_id] = (min(lo, e.ts), max(hi, e.ts))
-    return sum(hi - lo for lo, hi in spans.values()) / 86_400
+            times.setdefault(e.sensor_id, []).append(e.ts)
+    total = 0.0
+    for its in times.values():
+        its.sort()
+        total += sum(min(b - a, SPAN_GAP_DAYS * 86_400) for a, b in pairwise(its))
+    return total / 86_400
 
 
 def worker_starting_line(log: Path, whose: str = "its", then: str = "") -> str:

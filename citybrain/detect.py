@@ -42,6 +42,10 @@ from streams.inputs import not_a_regular_file
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
 MAX_STEP_BACK = timedelta(hours=1)
+# A row more than this after the latest time so far is a clock jump, as the worker's
+# (``streams.detection.CLOCK_JUMP``, a day): the next row may go back to between the two,
+# taking the clock back (the jump was one row's odd time), as the stream takes it (t185).
+CLOCK_JUMP = timedelta(days=1)
 
 # Rows scored at once: large enough for the vectorised detectors' batches, small enough
 # that a chunk's parsed rows and arrays stay a few tens of MB.
@@ -79,6 +83,9 @@ class TimeOrder:
 
     repeated: int = 0
     earlier: int = 0
+    # Rows more than a day ahead of the row before them (CLOCK_JUMP) whose next row went
+    # back behind them (scored; the rows after them are too, as the stream takes them).
+    jumps_back: int = 0
 
 
 @dataclass
@@ -229,6 +236,7 @@ def good_rows(
     last_line = header.line
     previous: datetime | None = None
     latest = ""  # the latest time so far as the file writes it
+    jump_from: datetime | None = None  # the latest time before a jump to ``previous``
     try:
         for record in records:
             last_line = record.line
@@ -250,18 +258,28 @@ def good_rows(
                         f"{field_count_reason(record.fields, width)} "
                         "(a decimal comma? write 1.5, or quote the value)"
                     )
-                when, epoch, value = _row(path, record.line, record.fields, previous, latest)
+                when, epoch, value = _row(
+                    path, record.line, record.fields, previous, latest, jump_from
+                )
             except DetectInputError as exc:
                 if on_bad_row is None:
                     raise
                 on_bad_row(str(exc))
                 continue
-            if previous is not None and order is not None:
+            if jump_from is not None and previous is not None and previous - when > MAX_STEP_BACK:
+                # Between the time the rows jumped from and the jump: that row's time
+                # was odd, and the clock goes back to this one.
+                previous, latest, jump_from = when, record.fields[0].strip(), None
+                if order is not None:
+                    order.jumps_back += 1
+            elif previous is not None and order is not None:
                 if when == previous:
                     order.repeated += 1
                 elif when < previous:
                     order.earlier += 1
             if previous is None or when > previous:
+                ahead = previous is not None and when - previous > CLOCK_JUMP
+                jump_from = previous if ahead else None
                 previous, latest = when, record.fields[0].strip()
             good += 1
             rest = record.fields[2:]
@@ -280,10 +298,17 @@ def good_rows(
 
 
 def _row(
-    path: Path, line: int, row: list[str], previous: datetime | None, latest: str = ""
+    path: Path,
+    line: int,
+    row: list[str],
+    previous: datetime | None,
+    latest: str = "",
+    jump_from: datetime | None = None,
 ) -> tuple[datetime, float, float]:
     """One row's time, epoch seconds and value; DetectInputError names what is wrong
-    (``latest``: the latest time so far, ``previous``, as the file writes it)."""
+    (``latest``: the latest time so far, ``previous``, as the file writes it;
+    ``jump_from``: the latest time before ``previous`` when that was a clock jump, after
+    which a row is taken back to it)."""
     if len(row) < 2:
         raise DetectInputError(
             f"{shown_path(path)}:{line}: row has {len(row)} field(s), expected timestamp,value"
@@ -307,6 +332,8 @@ def _row(
         # 0001-01-01 raised OverflowError, and every later row was refused as "outside
         # the years 0001-9999", 1970 and 2019 alike (t171).
         back = previous is not None and previous - when > MAX_STEP_BACK
+        if back and jump_from is not None and when > jump_from:
+            back = False  # (the jump was one row's odd time: the clock goes back)
         epoch = when.timestamp()
     except (OverflowError, ValueError, OSError):
         raise DetectInputError(
@@ -416,6 +443,7 @@ class Scored:
         self.series += other.series
         self.order.repeated += other.order.repeated
         self.order.earlier += other.order.earlier
+        self.order.jumps_back += other.order.jumps_back
 
 
 @dataclass

@@ -53,7 +53,9 @@ State per (cell, category), JSON-serialisable for the faust table, O(hops +
 max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "episode",
 "seen", "ts", "step"}`` (``ts``: the newest report counted, epoch s; ``step``: the
 sub-bucket length, seconds, the slots count in: a worker with another window length reads
-the window through ``rebase``).
+the window through ``rebase``), and ``jump`` while a report more than ``CLOCK_JUMP`` after
+``ts`` is held aside (``[id, channel, slot, department, ts]``) until the window's next
+report or the sweep's clock says whether its time was real or odd.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.events import IncidentReport
+
+# A report more than this many seconds (a day) after its window's newest is a clock jump:
+# held aside (``jump``) until the window's next report, or the city's clock, reaches its
+# time (as ``streams.detection.CLOCK_JUMP`` for a sensor's readings, t185).
+CLOCK_JUMP = 86_400.0
 
 
 class Unchecked(enum.Enum):
@@ -114,6 +121,14 @@ def newest_report_time(state: dict[str, Any] | None, step: float) -> float | Non
         return float(ts)
     slot = state.get("slot")
     return float(slot * step) if type(slot) is int else None
+
+
+def _jump_in(jump: list[Any] | None, step: float) -> dict[str, Any]:
+    """A window's ``jump`` entry (a report held aside) with its slot in sub-buckets of
+    ``step`` seconds, from its own time; none when there is no report held aside."""
+    if jump is None:
+        return {}
+    return {"jump": [jump[0], jump[1], math.floor(float(jump[4]) / step), jump[3], jump[4]]}
 
 
 def episode_alert_id(cell: str, category: str, start: float) -> str:
@@ -233,7 +248,12 @@ class BurstTracker:
         (``expire`` first takes out those that left the window), and its newest report
         more than ``forget_seconds`` behind, so no id of it can be a duplicate any more
         and its baseline has decayed to what a new window has (``newest_report_time``)."""
-        if not state or state.get("episode") is not None or state.get("held"):
+        if (
+            not state
+            or state.get("episode") is not None
+            or state.get("held")
+            or state.get("jump") is not None
+        ):
             return False
         newest = newest_report_time(state, self.step)
         if newest is None:
@@ -276,6 +296,47 @@ class BurstTracker:
         if state is not None and reason == "late":
             # Not counted, but remembered: a re-send of it is a duplicate.
             return {**state, "seen": self._seen(state, report, slot, position)}, [], []
+        if state is not None and state.get("jump") is not None:
+            # The report held aside as a clock jump: this one says what it was.
+            jump = state["jump"]
+            state = {k: v for k, v in state.items() if k != "jump"}
+            if report.ts >= jump[4]:
+                # At or after it: a real time (a quiet spell), folded first.
+                state, out, unalerted = self._fold_jump(state, jump, report)
+                state, more, left = self._fold(state, report, department, position)
+                return state, out + more, unalerted + left
+            # Before it: that report's time was odd (a gateway's clock, a year typed
+            # wrong); in no alert, said as such, and the window goes on without it.
+            state, out, unalerted = self.observe_all(state, report, department, None, position)
+            return state, out, [(str(jump[0]), str(jump[1])), *unalerted]
+        # (Its newest report's own time: a window written before it was kept, read by
+        # its slot in this worker's sub-buckets, may be far off it.)
+        newest = newest_report_time(state, self.step) if state and "ts" in state else None
+        if state is not None and newest is not None and report.ts - newest > CLOCK_JUMP:
+            # More than a day after the window's newest report: held aside, the window
+            # not moved (one report dated a year ahead made every later report of its
+            # cell and category late, for good, and its time the sweep's clock).
+            return (
+                {
+                    **state,
+                    "seen": self._seen(state, report, slot, position),
+                    "jump": [report.report_id, report.source, slot, department, report.ts],
+                },
+                [],
+                [],
+            )
+        return self._fold(state, report, department, position)
+
+    def _fold(
+        self,
+        state: dict[str, Any] | None,
+        report: IncidentReport,
+        department: str,
+        position: tuple[int, int] | None = None,
+    ) -> tuple[dict[str, Any], list[Burst], list[tuple[str, str]]]:
+        """``observe_all``'s fold of a report counted in its window (neither dropped nor
+        held aside)."""
+        slot = math.floor(report.ts / self.step)
         state = self._advance(state, slot)
         # The newest report counted here: a restarted worker takes its event time (the
         # burst sweep's clock) back from its windows (``newest_report_time``).
@@ -338,6 +399,21 @@ class BurstTracker:
         )
         return state, out, unalerted
 
+    def _fold_jump(
+        self, state: dict[str, Any], jump: list[Any], report: IncidentReport
+    ) -> tuple[dict[str, Any], list[Burst], list[tuple[str, str]]]:
+        """Fold the report held aside as a clock jump (``jump``: ``[id, channel, slot,
+        department, ts]``) into ``state`` (without its ``jump``), now that its time is
+        reached: counted as when it came, its id seen already. ``report``: one of the
+        window's (its cell and category)."""
+        held = IncidentReport(
+            float(jump[4]), str(jump[0]), report.category, "", str(jump[1]), report.grid_cell
+        )
+        seen = state.get("seen", [])
+        state, out, unalerted = self._fold(state, held, str(jump[3]))
+        state["seen"] = seen
+        return state, out, unalerted
+
     def expire(
         self, state: dict[str, Any] | None, where: tuple[str, str], slot: int
     ) -> tuple[dict[str, Any] | None, list[Burst], list[tuple[str, str]]]:
@@ -350,7 +426,18 @@ class BurstTracker:
         Returns the state with those taken out (the same object when nothing changed).
         Its window, counts and baseline are left as they are, so the next report folds
         exactly as it would have: ``observe_all`` then finds nothing left to resolve or
-        to call unalerted. Raises nothing for a state ``observe_all`` wrote."""
+        to call unalerted. Raises nothing for a state ``observe_all`` wrote.
+
+        A report held aside as a clock jump whose time the city's clock has reached is
+        folded first (its Bursts and reports in no alert come first)."""
+        jump = state.get("jump") if state else None
+        if state and jump is not None and slot >= int(jump[2]):
+            cell, category = where
+            probe = IncidentReport(float(jump[4]), "", category, "", "", cell)
+            rest = {k: v for k, v in state.items() if k != "jump"}
+            folded, first, said = self._fold_jump(rest, jump, probe)
+            after, more, gone = self.expire(folded, where, slot)
+            return after, first + more, said + gone
         if not state or "slot" not in state or slot <= int(state["slot"]):
             return state, [], []
         shift = min(slot - int(state["slot"]), self.hops)
@@ -523,6 +610,7 @@ class BurstTracker:
             "episode": episode,
             "ts": ts,
             "step": new,
+            **_jump_in(state.get("jump"), new),
         }
 
     @staticmethod

@@ -374,6 +374,19 @@ def _window_problem(window: dict[str, Any]) -> str | None:
     # year 9999 failed each alert of its window, at every report and sweep.
     if "ts" in window and epoch_seconds_fault(window["ts"]) is not None:
         return f"field 'ts' is {window['ts']!r:.60}, {epoch_seconds_fault(window['ts'])}"
+    jump = window.get("jump")
+    if jump is not None and not (
+        isinstance(jump, list)
+        and len(jump) == 5
+        and _bounded_text(jump[0])
+        and _bounded_text(jump[1])
+        and type(jump[2]) is int
+        and _bounded_text(jump[3])
+        and type(jump[4]) in (int, float)
+        and epoch_seconds_fault(jump[4]) is None
+    ):
+        # A report held aside as a clock jump (``streams.bursts.CLOCK_JUMP``), t185.
+        return f"field 'jump' is {jump!r:.60}, expected [id, channel, slot, department, ts] or null"
     episode = window["episode"]
     if episode is not None:
         for name, ok in (

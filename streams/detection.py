@@ -27,7 +27,11 @@ Delivery and event-time rules (docs/events.md), in this order:
 - a reading at the sensor's last event time is a duplicate and dropped if its value is
   the one taken then (or that one is unknown: a state written before it was kept), and
   refused as ``conflicting_reading`` if it is another;
-- an older reading is out of order and dead-lettered.
+- an older reading is out of order and dead-lettered;
+- but a reading more than ``CLOCK_JUMP`` (a day) after the sensor's last is a clock jump:
+  taken, and until a later one confirms it the sensor keeps the time it jumped from
+  (``jump_from``), a reading between the two taking the clock back (one odd time poisons
+  no later reading).
 So the detector's window stays in event-time order and no alert is raised twice.
 """
 
@@ -112,12 +116,27 @@ def _in_order(rejected: list[Any], start: int, refused: list[Any], late: list[An
         rejected[start:] = [entry for _, entry in merge(refused, late, key=_first)]
 
 
-def _older(ts: float, last_ts: float) -> str:
-    """The out-of-order refusal's message."""
+def _older(ts: float, last_ts: float, jump_from: float | None = None) -> str:
+    """The out-of-order refusal's message (``jump_from``: the sensor's time before a
+    jump not yet confirmed, which a refused reading is older than too)."""
+    if jump_from is not None:
+        return (
+            f'field "ts" is {format_ts(ts)!r}: older than the sensor\'s last reading '
+            f"{format_ts(jump_from)} before its jump to {format_ts(last_ts)}"
+        )
     return (
         f'field "ts" is {format_ts(ts)!r}: older than the sensor\'s last reading '
         f"{format_ts(last_ts)}"
     )
+
+
+# A reading more than this many seconds of event time after its sensor's last one (a
+# day) is a clock jump: taken (a sensor may resume after years of silence), but until a
+# later reading confirms it the sensor keeps the time it jumped from (``jump_from`` in its
+# state), and a reading between the two is taken, the sensor's clock going back to it:
+# the jump was one reading's odd time (a gateway's clock, a unit mistake), which
+# otherwise made every later real reading out of order, for good (t185).
+CLOCK_JUMP = 86_400.0
 
 
 def _conflicting(value: float, last_value: float, ts: float) -> str:
@@ -477,6 +496,9 @@ class BatchResult:
     # its detector could not take or use: their detector started over (the rest of their
     # state stands), said by the worker as an unreadable stored entry
     restarted: list[tuple[str, str]] = field(default_factory=list)
+    # (sensor id, event time it had jumped to, event time it went back to) of sensors
+    # whose clock jump a later reading showed to be one reading's odd time (CLOCK_JUMP)
+    clock_back: list[tuple[str, float, float]] = field(default_factory=list)
 
 
 # The changelog entry of a sensor's state (``state_bytes``): this byte, then msgpack. A
@@ -510,6 +532,7 @@ def state_bytes(state: Mapping[str, Any]) -> bytes:
                 "last_offset": columns.last_offset.item(slot),
                 "last_index": columns.last_index.item(slot),
                 "episode": state.episode,
+                **_jump_entry(columns.jump_from.item(slot)),
             }
         )
     detector = state["detector"]
@@ -635,6 +658,22 @@ def _check_envelope(state: dict[str, Any]) -> None:
                 "number from -2**63 to 2**63 - 1 (a Kafka offset, a place in a pack)",
             )
     state["last_ts"] = float(last_ts)
+    jump_from = state.get("jump_from")
+    if jump_from is not None:
+        # A pending clock jump's start (``CLOCK_JUMP``): a time before ``last_ts``, as
+        # detection writes it; another let readings older than the sensor's last through.
+        if (
+            type(jump_from) not in (int, float)
+            or not math.isfinite(jump_from)
+            or epoch_seconds_fault(jump_from) is not None
+            or not jump_from < last_ts
+        ):
+            raise UnreadableEntryError(
+                BAD_SHAPE,
+                f"sensor state: field 'jump_from' is {_clip(repr(jump_from))}, expected "
+                "epoch seconds before its 'last_ts' or null",
+            )
+        state["jump_from"] = float(jump_from)
     # The value taken at ``last_ts``: absent in states written before it was kept, null
     # where JSON wrote NaN (unknown either way: a reading at that time is a duplicate).
     value = state.get("last_value")
@@ -774,6 +813,13 @@ def state_document(state: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _STATE_KEYS = ("detector", "last_ts", "last_value", "last_offset", "last_index", "episode")
+
+
+def _jump_entry(jump_from: float) -> dict[str, float]:
+    """A state's ``jump_from`` entry from its column's number (0: none, no entry)."""
+    return {"jump_from": jump_from} if jump_from else {}
+
+
 # A state written before ``last_value`` was kept: the value taken at ``last_ts`` is not
 # known, and a reading at that time is dropped as a duplicate whatever its value.
 UNKNOWN_VALUE = float("nan")
@@ -796,6 +842,10 @@ class _Columns:
         self.last_index = np.zeros(0, np.int64)
         self.in_episode = np.zeros(0, np.bool_)
         self.holder = np.zeros(0, np.int64)
+        # The time a sensor's clock jumped from, while no later reading has confirmed the
+        # jump (``CLOCK_JUMP``); 0: none (no reading is taken from before 1990). Such a
+        # sensor takes the per-sensor rules.
+        self.jump_from = np.zeros(0, np.float64)
         # The sensor's kind and grid cell as codes into ``kinds`` and ``cells`` (set
         # whenever its state is written the per-sensor way), for counting a batch's
         # quiet readings by kind and cell with ``np.bincount``.
@@ -818,6 +868,7 @@ class _Columns:
             "last_index",
             "in_episode",
             "holder",
+            "jump_from",
             "kind_of",
             "cell_of",
         ):
@@ -852,14 +903,17 @@ class _Columns:
         in_episode: list[bool],
         kinds: list[int],
         cells: list[int],
+        jump_from: list[float] | None = None,
     ) -> None:
         """Write many sensors' bookkeeping at once (one array assignment per column:
-        a numpy scalar assignment per sensor and column was most of a pack's cost)."""
+        a numpy scalar assignment per sensor and column was most of a pack's cost);
+        ``jump_from``: each one's pending clock jump's time, 0 for none (None: none)."""
         if not slots:
             return
         self.fit(max(slots) + 1)
         at = np.array(slots, np.int64)
         self.holder[at] = owners
+        self.jump_from[at] = 0.0 if jump_from is None else jump_from
         self.last_ts[at] = last_ts
         self.last_value[at] = last_value
         self.last_offset[at] = last_offset
@@ -1066,11 +1120,13 @@ class BankState(Mapping[str, Any]):
         last_index: int,
         episode: dict[str, Any] | None,
         last_value: float = UNKNOWN_VALUE,
+        jump_from: float | None = None,
     ) -> None:
         """Write the sensor's bookkeeping (and own its slot's columns)."""
         columns, slot = self._columns, self.slot
         columns.fit(slot + 1)
         columns.holder[slot] = id(self)
+        columns.jump_from[slot] = jump_from or 0.0
         columns.last_ts[slot] = last_ts
         columns.last_value[slot] = last_value
         columns.last_offset[slot] = last_offset
@@ -1088,18 +1144,19 @@ class BankState(Mapping[str, Any]):
             "last_offset": columns.last_offset.item(slot),
             "last_index": columns.last_index.item(slot),
             "episode": self.episode,
+            **_jump_entry(columns.jump_from.item(slot)),
         }
 
     def __getitem__(self, key: str) -> Any:
-        if key not in _STATE_KEYS:
+        if key not in _STATE_KEYS and key != "jump_from":
             raise KeyError(key)
         return self.as_dict()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(_STATE_KEYS)
+        return iter(self.as_dict())
 
     def __len__(self) -> int:
-        return len(_STATE_KEYS)
+        return len(_STATE_KEYS) + bool(self._columns.jump_from.item(self.slot))
 
     def __repr__(self) -> str:
         return f"BankState({self.as_dict()!r})"
@@ -1246,7 +1303,12 @@ class SensorDetection:
         # state read back from the changelog, or none yet, has no slot).
         known = (slots >= 0) & (cols.holder[safe] == np.fromiter(map(id, got), np.int64, n))
         per_slot = np.bincount(safe[known], minlength=cols.size)
-        quiet_known = known & ~cols.in_episode[safe]
+        # A sensor with a clock jump pending or a reading jumping (``CLOCK_JUMP``) past
+        # its last takes the per-sensor rules, every reading of it in the batch.
+        lt_known = cols.last_ts[safe]
+        odd = cols.jump_from != 0.0
+        odd[safe[known & (batch.ts - lt_known > CLOCK_JUMP) & (lt_known > -np.inf)]] = True
+        quiet_known = known & ~cols.in_episode[safe] & ~odd[safe]
         fast = quiet_known & (offsets >= 0) & (per_slot[safe] == 1)
         f = np.flatnonzero(fast)
         new_states = result.states
@@ -1658,6 +1720,8 @@ class SensorDetection:
             follows[1:] = same[1:] & fresh[:-1]
             before[follows] = mt[np.flatnonzero(follows) - 1]
             out |= fresh & ~(mt > before)
+            # (a clock jump, ``CLOCK_JUMP``, takes the per-sensor rules)
+            out |= fresh & (mt - before > CLOCK_JUMP) & (before > -np.inf)
             if not out.any():
                 mv = batch.values[at]
                 lv = cols.last_value[ms]
@@ -1729,6 +1793,7 @@ class SensorDetection:
         in_episode: list[bool] = []
         kinds: list[int] = []
         cells: list[int] = []
+        jump_from: list[float] = []
         for sid, stored, reading in to_write:
             state = new_states.get(sid)
             if type(state) is not dict:
@@ -1752,8 +1817,18 @@ class SensorDetection:
             in_episode.append(episode is not None)
             kinds.append(cols.kind_code(reading.kind))
             cells.append(cols.cell_code(reading.grid_cell))
+            jump_from.append(state.get("jump_from") or 0.0)
         cols.write(
-            slots, owners, last_ts, last_value, last_offset, last_index, in_episode, kinds, cells
+            slots,
+            owners,
+            last_ts,
+            last_value,
+            last_offset,
+            last_index,
+            in_episode,
+            kinds,
+            cells,
+            jump_from,
         )
 
     def _record_slow(
@@ -1869,6 +1944,7 @@ class SensorDetection:
         last_offset = -1
         last_index = 0
         episode: dict[str, Any] | None = None
+        jump_from: float | None = None
         if state is not None:
             last_ts = state["last_ts"]
             # (judged at read-back, ``read_state``: a float, NaN where it is unknown)
@@ -1876,6 +1952,7 @@ class SensorDetection:
             last_offset = state["last_offset"]
             last_index = state.get("last_index", 0)  # absent in states written before packs
             episode = state["episode"]
+            jump_from = state.get("jump_from")  # absent with no clock jump pending
         if state is not None and (
             # The prototype's own class first: ``isinstance`` against the Detector ABC
             # was a tenth of a batch's detection time (one ABC check per sensor).
@@ -1908,7 +1985,7 @@ class SensorDetection:
                 else:
                     self._restored[id(detector)] = detector  # judged at its first use
         accepted: list[Incoming] = []
-        if len(items) == 1 and items[0].offset >= 0:
+        if len(items) == 1 and items[0].offset >= 0 and jump_from is None:
             # One reading of the sensor in this batch (the common case at city scale):
             # the loop below, unrolled.
             item = items[0]
@@ -1919,6 +1996,8 @@ class SensorDetection:
                 last_offset, last_index = item.offset, item.index
                 if ts > last_ts:
                     accepted.append(item)
+                    if ts - last_ts > CLOCK_JUMP and last_ts > -math.inf:
+                        jump_from = last_ts
                     last_ts, last_value = ts, item.reading.value
                 elif ts == last_ts:
                     self._repeat(item, last_value, result)
@@ -1934,11 +2013,22 @@ class SensorDetection:
                 last_offset, last_index = item.offset, item.index
             if ts == last_ts:
                 self._repeat(item, last_value, result)
-            elif ts < last_ts:
-                result.rejected.append((item, "out_of_order", _older(ts, last_ts)))
-            else:
+            elif ts > last_ts:
                 accepted.append(item)
+                # Past a jump, a reading confirms it (and may be a jump of its own).
+                jump = ts - last_ts > CLOCK_JUMP and last_ts > -math.inf
+                jump_from = last_ts if jump else None
                 last_ts, last_value = ts, item.reading.value
+            elif jump_from is not None and ts > jump_from:
+                # Between the time a sensor jumped from and the jump: the jump was one
+                # reading's odd time, and the sensor's clock goes back to this one.
+                result.clock_back.append((item.reading.sensor_id, last_ts, ts))
+                accepted.append(item)
+                jump_from = None
+                last_ts, last_value = ts, item.reading.value
+            else:
+                why = _older(ts, last_ts, jump_from)
+                result.rejected.append((item, "out_of_order", why))
         state = {
             "detector": detector,
             "last_ts": last_ts,
@@ -1947,6 +2037,8 @@ class SensorDetection:
             "last_index": last_index,
             "episode": episode,
         }
+        if jump_from is not None:
+            state["jump_from"] = jump_from
         return state, accepted
 
     @staticmethod

@@ -166,6 +166,8 @@ _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # ISO 8601's basic format (no separators), which the extended form here does not take.
 _BASIC = re.compile(r"[0-9]{8}[Tt ]?[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[.,][0-9]+)?)?)?.*")
 _EXAMPLE = "2026-11-01T10:00:00Z"
+# A leap second's seconds (``:60`` and any fraction) after the hour and minute.
+_LEAP_SECOND = re.compile(r"(?P<minute>[Tt ][0-9]{2}:[0-9]{2}):60(?:[.,][0-9]*)?")
 _END_OF_DAY = re.compile(r"[Tt ]24:00(?::00(?:[.,]0+)?)?(?:[Zz]|[+-]|$)")
 # ISO 8601's other date forms, which RFC 3339 (and so the form here) leaves out: a week
 # date (2026-W49-6) and an ordinal date (2026-339), each with a time after it or not.
@@ -253,10 +255,14 @@ def timestamp_fault(text: str) -> str:
         try:
             iso_datetime(text)
         except ValueError as exc:
-            if re.fullmatch(r"second must be in 0\.\.59", str(exc)) and ":60" in text:
+            leap = _LEAP_SECOND.search(text)
+            if re.fullmatch(r"second must be in 0\.\.59", str(exc)) and leap is not None:
+                # The reading's own minute (t185: the hint named 2026-11-01T10:00:00Z,
+                # _EXAMPLE, for any leap second, a time to copy hours or years off).
+                same = text[: leap.start()] + leap.group("minute") + ":59.999" + text[leap.end() :]
                 return (
                     "second 60 (a leap second) is not taken: send 59.999 of the same "
-                    f"minute ({_EXAMPLE})"
+                    f"minute ({same})"
                 )
             midnight = _END_OF_DAY.search(text)
             if midnight is not None and str(exc).startswith("hour must be"):

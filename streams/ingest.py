@@ -164,7 +164,8 @@ def silent_sensors(
 ) -> list[bytes]:
     """The keys of the sensors silent in an open episode: ``states`` are (table key,
     sensor state, readings partition), ``kind_of`` a sensor id's kind (None: not in the
-    grid); a sensor is silent when the newest ``last_ts``
+    grid); a sensor is silent when the newest ``last_ts`` (``jump_from`` while a clock
+    jump is pending)
     among the sensors of its kind on its partition is ``timeout`` seconds (event time)
     or more past its own, and ``NO_DATA_MISSED`` of its own mean intervals
     (``detectors.tail.mean_interval``; none known: the timeout alone). ``newest``
@@ -190,8 +191,12 @@ def silent_sensors(
         and not state["last_ts"] > horizon
     ]
     for _, state, part, kind in known:
-        if state["last_ts"] > newest.get((part, kind), float("-inf")):
-            newest[part, kind] = state["last_ts"]
+        # A clock jump no later reading has confirmed yet (detection.CLOCK_JUMP) moves no
+        # clock: its sensor's time before it counts (t185: one reading of 2020 amid a
+        # replay of 2019 resolved every other sensor's episode of its kind for no data).
+        clock = state.get("jump_from") or state["last_ts"]
+        if clock > newest.get((part, kind), float("-inf")):
+            newest[part, kind] = clock
     return [
         key
         for key, state, part, kind in known
@@ -363,6 +368,20 @@ class Ingest:
             detail = f"sensor state: detector state unusable, started over: {why}"[:300]
             self.ctx.on_unreadable_state(
                 "sensor-state", sensor_id.encode(), Unreadable(BAD_SHAPE, detail, 0)
+            )
+        if result.clock_back:
+            # A reading a day or more ahead of its sensor's clock that the next reading
+            # went back behind (detection.CLOCK_JUMP): said once a batch, naming the first.
+            sensor_id, jumped, back = result.clock_back[0]
+            more = len(result.clock_back) - 1
+            log.warning(
+                "readings: sensor %s jumped to %s and its next reading went back to %s: "
+                "the jump was one reading's odd time (a gateway's clock, a unit mistake?), "
+                "the sensor's clock goes back%s",
+                sensor_id,
+                format_ts(jumped),
+                format_ts(back),
+                f" ({more} more sensor(s) in this batch)" if more else "",
             )
         for item, code, message in result.rejected:
             await self.ctx.send_dead_letter(
@@ -591,6 +610,7 @@ class Ingest:
                         state["last_index"],
                         None,
                         state["last_value"],
+                        state.get("jump_from"),  # (a pending clock jump stays pending)
                     )
                 closed[key] = state
             await self.ctx.sensor_state.set_many(closed)
@@ -807,7 +827,6 @@ class Ingest:
                 await self.ctx.dead_letter("incidents", event, error.code, str(error))
         if not valid:
             return
-        self.event_time = max(self.event_time, max(r.ts for _, r in valid))
         departments = self._departments([r for _, r in valid])
         tally: Tally[tuple[str, str]] = Tally()
         alerts = []
@@ -922,6 +941,14 @@ class Ingest:
         # (None: only duplicates of a window never opened.) Straight to the producer, as
         # the sweep writes them, then awaited: the offsets commit after.
         await self.ctx.burst_windows.set_many({k: w for k, w in states.items() if w is not None})
+        # The city's clock for the sweep: the newest report its windows counted, as the
+        # sweep takes it back from them (a report held aside as a clock jump moves no
+        # clock until its time is reached: t185, one report dated a year ahead resolved
+        # every cell's bursts and said their reports in no alert at the next sweep).
+        for w in states.values():
+            newest = newest_report_time(w, self.bursts.step)
+            if newest is not None and newest > self.event_time:
+                self.event_time = newest
         await self.ctx.app.producer.flush()
         self._count_unalerted(not_alerted)
         for (source, department), n in tally.items():

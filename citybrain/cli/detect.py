@@ -283,11 +283,19 @@ def detect_summary(
         if order.earlier
         else "",
     ]
+    jumped = (
+        f"{counted(order.jumps_back, 'row')} more than a day ahead of the row before, "
+        "whose next row went back behind it (an odd time? the rows after it are scored "
+        "from the time they went back to, as the stream takes them); "
+        if order.jumps_back
+        else ""
+    )
     said = "; ".join(u for u in unordered if u)
     return (
         f"read {counted(scored.rows + skipped, 'row')}: scored {scored.rows:,} with {detector}, "
         f"skipped {counted(skipped, 'bad row')}; {learning}; "
         + (f"scored though the stream would not: {said}; " if said else "")
+        + jumped
         + f"{counted(scored.flagged, 'row')} scored at or above {threshold:g} {whose}"
         + (
             f", {scored.far_flagged:,} of them far glitches (scored 1: a reading further "

@@ -18,6 +18,7 @@ from rich.console import Console
 from citybrain.cli.feeds import ingest_target, replay_target
 from citybrain.commands import cli_command, make_command
 from citybrain.demo import (
+    SPAN_GAP_DAYS,
     SUMMARY_COUNTS,
     DemoFiles,
     Progress,
@@ -180,6 +181,25 @@ def test_sensor_days_count_only_readings_the_worker_takes_by_their_time(tmp_path
     assert _sensor_days(events, now, 300.0) == pytest.approx(6 / 24)
     # Ahead of the clock by no more than its skew: taken, as the worker takes it.
     assert _sensor_days(events, 1_557_118_000.0, 300.0) == pytest.approx(1 / 24)
+
+
+def test_one_reading_a_year_ahead_but_before_the_clock_adds_no_year_of_sensor_days() -> None:
+    """t185: a gauge's readings an hour apart over six hours of 2019 and one reading of
+    2020, which the worker takes (before its clock) as a clock jump: the span ran to 2020,
+    365 sensor-days. Now each gap counts up to a day, the worker's clock jump."""
+    from streams.detection import CLOCK_JUMP
+    from streams.events import Reading
+
+    assert SPAN_GAP_DAYS * 86_400 == CLOCK_JUMP
+    start = 1_557_100_800.0  # 2019-05-06T00:00:00Z
+    times = [start + 3600 * i for i in range(7)]
+    times.insert(3, start + 365 * 86_400)
+    events = [Reading(t, "gauge-1", "water_level", 1.7, "ft", "c-1") for t in times]
+    now = 1_800_000_000.0
+    assert _sensor_days(events, now, 300.0) == pytest.approx(6 / 24 + 1)
+    # A sensor reporting once a day for a week: a week of sensor-days, as before.
+    daily = [Reading(start + 86_400 * i, "g", "water_level", 1.0, "ft", "c-1") for i in range(8)]
+    assert _sensor_days(daily, now, 300.0) == pytest.approx(7)
 
 
 def test_the_rate_is_never_zero_once_readings_were_processed() -> None:

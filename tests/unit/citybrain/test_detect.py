@@ -19,9 +19,11 @@ from citybrain.cli import main
 from citybrain.cli.detect import detect_summary
 from citybrain.detect import (
     ALTERNATIVE,
+    CLOCK_JUMP,
     EXTREME_SPREADS,
     DetectInputError,
     Scored,
+    TimeOrder,
     read_series,
     rows_to_reach,
     warmup_rows,
@@ -36,6 +38,7 @@ from detectors import (
 )
 from detectors.robust_zscore import RobustZScore
 from detectors.tail import far_glitch_rows
+from streams import detection
 from streams.csvfile import read_records
 
 
@@ -158,13 +161,36 @@ def test_a_row_in_the_first_hour_of_the_year_1_costs_no_later_row(tmp_path: Path
     )
     stamps, _, values = read_series(src)
     assert len(stamps) == 4 and values.tolist() == [1.0, 2.0, 3.0, 4.0]
+    # (The jump to 9999 confirmed by the row after it: t185 takes a row going back
+    # between a jump's two times, the jump's own time then being the odd one.)
     back = write(
         tmp_path / "back.csv",
         "timestamp,value\n0001-01-01T00:30:00Z,1\n0001-01-01T00:10:00Z,2\n"
-        "9999-12-31T23:59:59Z,3\n9999-12-31T22:00:00Z,4\n",
+        "9999-12-31T23:00:00Z,3\n9999-12-31T23:59:59Z,3\n9999-12-31T22:00:00Z,4\n",
     )
-    with pytest.raises(DetectInputError, match=r"back\.csv:5: timestamp '9999-12-31T22:00:00Z'"):
+    with pytest.raises(DetectInputError, match=r"back\.csv:6: timestamp '9999-12-31T22:00:00Z'"):
         read_series(back)
+
+
+def test_one_row_a_year_ahead_costs_no_later_row(tmp_path: Path) -> None:
+    """t185: one row dated a year ahead among rows five minutes apart made every later
+    row 'before the latest time so far': refused (the run ended at the next row, naming
+    it and not the odd one), or all skipped with --on-error skip. As the worker takes a
+    clock jump (``streams.detection.CLOCK_JUMP``), a row between the time jumped from and
+    the jump takes the clock back; one before the time jumped from is still refused."""
+    rows = [
+        f"2019-05-01T{h:02d}:{m:02d}:00Z,{10 + m / 100}" for h in range(2) for m in range(0, 60, 5)
+    ]
+    rows.insert(12, "2020-05-01T00:00:00Z,10.2")
+    src = write(tmp_path / "jump.csv", "timestamp,value\n" + "\n".join(rows) + "\n")
+    order = TimeOrder()
+    stamps, _, _ = read_series(src, order=order)
+    assert len(stamps) == 25 and order.jumps_back == 1 and order.earlier == 0
+    older = [*rows[:13], "2019-04-30T23:00:00Z,10", *rows[13:]]
+    src = write(tmp_path / "older.csv", "timestamp,value\n" + "\n".join(older) + "\n")
+    with pytest.raises(DetectInputError, match=r"older\.csv:15: timestamp '2019-04-30T23:00:00Z'"):
+        read_series(src)
+    assert CLOCK_JUMP.total_seconds() == detection.CLOCK_JUMP
 
 
 # Files from the field (issue 12 item 9): the same faults as replay files.

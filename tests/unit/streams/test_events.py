@@ -407,6 +407,25 @@ def test_a_bad_timestamp_says_what_is_wrong_with_it(ts: str, says: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("ts", "send"),
+    [
+        ("2016-12-31T23:59:60Z", "2016-12-31T23:59:59.999Z"),
+        ("2016-12-31 23:59:60.5+01:00", "2016-12-31 23:59:59.999+01:00"),
+        ("2015-06-30t23:59:60,123456789012-05:00", "2015-06-30t23:59:59.999-05:00"),
+    ],
+)
+def test_a_leap_second_is_told_the_time_of_its_own_minute_to_send(ts: str, send: str) -> None:
+    """t185: the hint named 2026-11-01T10:00:00Z (the example) for every leap second, a
+    time hours or years off the reading's; now the reading's own minute, as sent, which
+    is taken and is the last millisecond before the leap second."""
+    with pytest.raises(EventError) as caught:
+        parse_ts(ts)
+    assert caught.value.reason.endswith(f"send 59.999 of the same minute ({send})")
+    whole_minute = parse_ts(send) - 59.999
+    assert whole_minute % 60 == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize(
     "ts", ["9999-12-31T24:00:00Z", "9999-12-31T24:00", "9999-12-31t24:00+14:00"]
 )
 def test_the_end_of_the_last_day_is_named_in_a_reading_and_in_a_pack(grid: Grid, ts: str) -> None:
