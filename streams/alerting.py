@@ -428,7 +428,7 @@ class Alerting:
             if self.settled.locked():
                 silences = None  # the agent goes first: a silence may come meanwhile
             async with self.settled:
-                if self.ctx.app.rebalancing:
+                if self.ctx.moving():
                     return released  # the next pass sees only this worker's alerts
                 entry = self.muted.data.get(key)
                 if entry is None:

@@ -366,6 +366,12 @@ def create_app(
         await tick("mute check", alerting.recheck_muted)
         await tick("silence retention", alerting.forget_ended_silences)
 
+    # A loop that stood still past the session is seen at its next tick (t184); the
+    # timers above ask ctx.moving() and reading_back(), which also see it before then.
+    @app.timer(interval=0.25)  # type: ignore[untyped-decorator]
+    async def membership_watch() -> None:
+        ctx.membership.tick()
+
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def state_audit() -> None:
         await tick("unreadable state audit", ctx.audit_unreadable_state)

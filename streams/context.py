@@ -66,6 +66,7 @@ from streams.events import (
 )
 from streams.faust_patches import UNREADABLE_REASON, unreadable
 from streams.logs import SayEvery
+from streams.membership import MembershipWatch
 from streams.metrics import Metrics, bounded_label, initialise
 from streams.partitioning import key_partition
 from streams.settings import Settings
@@ -890,6 +891,10 @@ class Context:
 
     def __init__(self, app: faust.App, settings: Settings, grid: Grid, metrics: Metrics):
         self.app = app
+        # A heartbeat's round trip at most after the loop runs again (t184).
+        self.membership = MembershipWatch(
+            settings.session_timeout, 2 * settings.heartbeat_interval + 1.0
+        )
         self.settings = settings
         # The awaited sends (sensors' marks and alerts, corroborated and routed alerts) go
         # through a producer of their own, started before the app's services and stopped
@@ -1138,7 +1143,20 @@ class Context:
                 "a rebalance is moving partitions between workers (one joined or left) and "
                 "this worker is reading the ones it takes over back from Kafka"
             )
+        if partitioned and self.membership.in_doubt():
+            return (
+                "this worker stood still past its session and may have lost its partitions "
+                "to another worker: waiting for the group's answer"
+            )
         return None
+
+    def moving(self) -> bool:
+        """Whether this worker's partitions may be moving now: faust's rebalance, or its
+        membership in doubt after standing still past its session (``MembershipWatch``).
+        The timers ask it before each item they change, as they asked
+        ``app.rebalancing``, which a frozen worker woken does not see set until a
+        heartbeat's answer (t184)."""
+        return bool(self.app.rebalancing) or self.membership.in_doubt()
 
     def owned_partitions(self, role: str) -> set[int]:
         """The partitions of the topic of ``role`` assigned to this worker now (empty

@@ -339,7 +339,7 @@ class CorroborationStage:
         async with self.lock:
             held = skipped = 0
             for key, stored in list(self.table.data.items()):
-                if self.app.rebalancing:
+                if self.ctx.moving():
                     # Begun during this pass (an earlier area's await): this area may be
                     # moving to a worker that recovers it without this release and
                     # releases it again. The next pass, after the rebalance, sees only

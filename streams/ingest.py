@@ -525,8 +525,7 @@ class Ingest:
         none. Counted (``citybrain_alerts_resolved_no_data_total{kind}``), audited
         ``alert_resolved_no_data`` and warned of. Returns how many were resolved."""
         timeout = self.ctx.settings.no_data_timeout
-        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
-        if not timeout or self.ctx.app.rebalancing or not recovery.completed.is_set():
+        if not timeout or self.ctx.reading_back() is not None:
             return 0
         grid = self.grid  # as a readings batch's: a reload may replace it at an await
         sensors = grid.sensors
@@ -561,7 +560,7 @@ class Ingest:
         if not candidates:
             return 0
         async with self.ctx.states_settled:
-            if self.ctx.app.rebalancing:  # begun since the pass: the next sweep decides
+            if self.ctx.moving():  # begun since the pass: the next sweep decides
                 return 0
             owned = self.ctx.owned_partitions("readings")
             current = self.ctx.sensor_state.get_many(candidates)
@@ -982,8 +981,7 @@ class Ingest:
         cell by then). Windows ``BurstTracker.forgettable`` allows are deleted, with a
         tombstone, and counted; the windows per cell are counted afresh (the bound on
         categories per cell). Returns how many windows changed or were forgotten."""
-        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
-        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+        if self.ctx.reading_back() is not None:
             self._cell_windows = None  # windows come and go: the next batch counts afresh
             return 0
         async with self._bursts_settled:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable
@@ -191,3 +192,93 @@ class CrashFilter(logging.Filter):
         where = f"the traceback is in {self.written}" if self.written else "no traceback kept"
         record.msg = f"citybrain: {record.msg} ({where}; CITYBRAIN_DEBUG=1 logs it here)"
         return True
+
+
+def _clock_time(at: float) -> str:
+    """``at`` (epoch seconds) as the log's own times are shown (local, to the second)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+class LostLines:
+    """Counts the lines a log handler could not write (a log on a full, gone or read-only
+    disk) and says them before the first line it writes again. Installed on a handler by
+    ``install``; the handler's own faults that are no write's (a record whose arguments
+    do not format) go to its handleError as before.
+
+    Why: Python's StreamHandler hands a failed write to ``handleError``, whose report goes
+    to stderr, the same full file: a worker whose log filled its disk went on alerting
+    and every line it logged meanwhile was gone unsaid (t184: its configuration reload,
+    its stop). Once the disk has room again, the next line is preceded by one WARNING,
+    "citybrain: N log lines lost from <time> to <time>: the log could not be written
+    ([Errno 28] No space left on device)". ``lost`` (lines not yet said) is readable at
+    any time, also while nothing can be written."""
+
+    def __init__(self, handler: logging.Handler, clock: Callable[[], float] = time.time) -> None:
+        self.handler, self.clock = handler, clock
+        self.lost = 0
+        self.first = self.last = 0.0  # when the first and the last lost line came (epoch s)
+        self.error = ""
+        self._emit = handler.emit
+        self._handle_error = handler.handleError
+        self._failed = False
+
+    @classmethod
+    def install(cls, handler: logging.Handler, clock: Callable[[], float] = time.time) -> LostLines:
+        """Wraps ``handler``'s ``emit`` and ``handleError`` (the instance's, not its
+        class's); returns the counter."""
+        lost = cls(handler, clock)
+        handler.emit = lost.emit  # type: ignore[method-assign]
+        handler.handleError = lost.handle_error  # type: ignore[method-assign]
+        return lost
+
+    def handle_error(self, record: logging.LogRecord) -> None:
+        """The handler's handleError: a write's OSError is noted for ``emit``; any other
+        fault is the handler's own to report."""
+        error = sys.exc_info()[1]
+        if not isinstance(error, OSError):
+            self._handle_error(record)
+            return
+        self._failed = True
+        self.error = str(error)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.lost:
+            if not self._write(self._note()):
+                # Not tried: the note stays the first line once the disk has room.
+                self._count()
+                return
+            self.lost = 0
+        if not self._write(record):
+            self._count()
+
+    def _count(self) -> None:
+        now = self.clock()
+        if not self.lost:
+            self.first = now
+        self.lost += 1
+        self.last = now
+
+    def _write(self, record: logging.LogRecord) -> bool:
+        """The handler's own emit; False when its write failed (handle_error saw it)."""
+        self._failed = False
+        self._emit(record)
+        return not self._failed
+
+    def _note(self) -> logging.LogRecord:
+        """The WARNING saying the lost lines, written before the next line."""
+        lost = self.lost
+        return logging.LogRecord(
+            "citybrain.log",
+            logging.WARNING,
+            __file__,
+            0,
+            "citybrain: %d log line%s lost from %s to %s: the log could not be written (%s)",
+            (
+                lost,
+                "" if lost == 1 else "s",
+                _clock_time(self.first),
+                _clock_time(self.last),
+                self.error,
+            ),
+            None,
+        )

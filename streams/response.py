@@ -1509,8 +1509,7 @@ class Response:
     async def check_deadlines(self) -> None:
         # A half-recovered table could show a deadline whose escalation is already on
         # the changelog; acting then would escalate twice.
-        recovery = self.ctx.app.tables.recovery  # type: ignore[attr-defined]
-        if self.ctx.app.rebalancing or not recovery.completed.is_set():
+        if self.ctx.reading_back() is not None:
             return
         now = time.time()
         open_runs: Tally[tuple[str, str]] = Tally()
@@ -1524,7 +1523,7 @@ class Response:
         held: dict[bytes, str] = {}  # group key -> why its run was left as it was
         for key in list(self.ctx.groups.keys()):
             async with self.ctx.runs_settled:
-                if self.ctx.app.rebalancing:
+                if self.ctx.moving():
                     # A rebalance began during this pass (an earlier key's await): this
                     # key's partition may be on its way to another worker, which would
                     # recover the run without this escalation and send its own. The
@@ -1743,7 +1742,7 @@ class Response:
         for start in range(0, len(keys), FORGET_CHUNK):
             chunk = {key: ended[key] for key in keys[start : start + FORGET_CHUNK]}
             async with self.ctx.runs_settled:
-                if self.ctx.app.rebalancing:
+                if self.ctx.moving():
                     return  # the next pass forgets them, on whichever worker owns them
                 self._forget_chunk(chunk)
                 await self._forget_delivered(chunk)

@@ -810,11 +810,15 @@ def replay_summary(
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from citybrain.ingest.service import IngestOptions, run_http, run_mqtt
+    from streams.logs import LostLines
 
     logging.basicConfig(
         level=getattr(logging, args.loglevel.upper()),
         format="[%(asctime)s] %(levelname)s %(message)s",
     )
+    for handler in logging.getLogger().handlers:
+        # A log on a full disk: what could not be written is said once it can be.
+        LostLines.install(handler)
     quiet_kafka_loggers()
     if args.max_pending < args.pack_size:  # before any connection: bad input is status 2
         raise CliError(

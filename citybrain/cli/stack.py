@@ -961,7 +961,7 @@ def _worker(args: argparse.Namespace) -> int:
     import faust
 
     from streams.app import config_reload, create_app, settle_garbage_collector
-    from streams.logs import CrashFilter, LifecycleFilter, RepeatFilter
+    from streams.logs import CrashFilter, LifecycleFilter, LostLines, RepeatFilter
     from streams.loop_dns import install as install_loop_dns
 
     class QuietWorker(faust.Worker):
@@ -984,6 +984,8 @@ def _worker(args: argparse.Namespace) -> int:
                 handler.addFilter(repeats)
                 handler.addFilter(lifecycle)
                 handler.addFilter(crashes)
+                # A log on a full disk: what could not be written is said once it can be.
+                LostLines.install(handler)
 
         # mode-streaming 0.7.1's Worker._on_sigint/_on_sigterm (installed with
         # loop.add_signal_handler) schedule a shutdown and ignore every later signal;

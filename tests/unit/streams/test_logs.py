@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import logging
+import time
 
-from streams.logs import KEY_CHARS, MAX_KEYS, RepeatFilter, SayEvery
+import pytest
+
+from streams.logs import KEY_CHARS, MAX_KEYS, LostLines, RepeatFilter, SayEvery
 
 
 def _record(name: str, msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
@@ -153,3 +158,60 @@ class _caught:
 
     def __exit__(self, *exc: object) -> None:
         self.logger.removeHandler(self.handler)
+
+
+class FullDisk(io.StringIO):
+    """A log file whose disk is full while ``full``: each write fails as the kernel's."""
+
+    full = False
+
+    def write(self, text: str) -> int:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().write(text)
+
+
+def test_lines_a_full_disk_refused_are_said_once_it_has_room_and_nothing_else_is_printed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t184: a worker's log on a full disk lost every line unsaid, and StreamHandler's
+    handleError printed a '--- Logging error ---' traceback to stderr (faust's stderr is
+    the log again: 15 WARNING lines of a traceback once the disk had room)."""
+    disk = FullDisk()
+    handler = logging.StreamHandler(disk)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    clock = iter([1.0e9, 1.0e9 + 5, 1.0e9 + 9])
+    lost = LostLines.install(handler, clock=lambda: next(clock))
+    logger = logging.getLogger("t184.full")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        logger.info("before")
+        disk.full = True
+        for i in range(3):
+            logger.info("during %d", i)
+        assert lost.lost == 3
+        disk.full = False
+        logger.info("after")
+    finally:
+        logger.removeHandler(handler)
+    first, last = (time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) for t in (1e9, 1e9 + 9))
+    assert disk.getvalue().splitlines() == [
+        "INFO before",
+        f"WARNING citybrain: 3 log lines lost from {first} to {last}: the log could not be "
+        "written ([Errno 28] No space left on device)",
+        "INFO after",
+    ]
+    assert lost.lost == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_line_that_does_not_format_is_still_the_handlers_own_fault(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    handler = logging.StreamHandler(io.StringIO())
+    lost = LostLines.install(handler)
+    handler.handle(logging.LogRecord("t184", logging.INFO, __file__, 1, "%d", ("x",), None))
+    assert lost.lost == 0
+    assert "--- Logging error ---" in capsys.readouterr().err

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import logging
+
 import pytest
 
 from citybrain.cli import main
+from streams.logs import LostLines
 
 
 @pytest.mark.parametrize(
@@ -43,3 +47,14 @@ def test_bad_options_are_usage_errors_naming_the_option(
     assert main(["ingest", *argv]) == 2
     err = capsys.readouterr().err
     assert says in err and "This is a bug" not in err
+
+
+def test_the_ingest_log_says_the_lines_a_full_disk_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t184: the ingest's log handlers count what they could not write and say it once
+    they can (streams.logs.LostLines), as the worker's do."""
+    handler = logging.StreamHandler(io.StringIO())
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    assert main(["ingest", "mqtt", "--pack-size", "100", "--max-pending", "10"]) == 2
+    assert isinstance(handler.emit.__self__, LostLines)  # type: ignore[attr-defined]
