@@ -224,6 +224,10 @@ BAD_INTERVALS = (
     {"times": [{"start_time": "24:00", "end_time": "24:00"}]},
     {"times": [{"start_time": "10:00"}]},
     {"location": "Mars/Olympus"},
+    # Names Go's time.LoadLocation cannot open as a zone file (t182).
+    {"location": "Europe/Berlin/"},
+    {"location": "Europe/../Europe/Berlin"},
+    {"location": "Europe"},
     {"weekdays": ["someday"]},
 )
 

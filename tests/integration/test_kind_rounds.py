@@ -82,6 +82,9 @@ REASONS = (
         r"a time range needs both start_time and end_time",
     ),
     (r"unknown time zone (.*)", r"location '\1' is not a time zone"),
+    # Go's time.LoadLocation: a name it refuses unread, or a path that is no zone file.
+    (r"time: invalid location name", r"location '.*' is not a time zone name"),
+    (r"(not a directory|is a directory)", r"location '.*' is not a time zone of the IANA"),
     (r"(\w+) is not a valid weekday", r"weekday '\1' is not a day's name"),
     (r"(\w+) is not a valid month", r"month '\1' is not a month's name"),
 )
