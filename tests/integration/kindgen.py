@@ -72,8 +72,18 @@ ZONES = (
     "Australia/./Sydney",
 )
 # Epoch seconds of the 2026 changes: Berlin 29 Mar 01:00Z and 25 Oct 01:00Z, New York
-# 8 Mar 07:00Z and 1 Nov 06:00Z, Sydney 4 Apr 16:00Z and 3 Oct 16:00Z.
-CHANGES = (1774746000, 1792890000, 1772953200, 1793512800, 1775318400, 1791043200)
+# 8 Mar 07:00Z and 1 Nov 06:00Z, Sydney 4 Apr 16:00Z and 3 Oct 16:00Z, Lord Howe (half
+# an hour) 4 Apr 15:00Z and 3 Oct 15:30Z.
+CHANGES = (
+    1774746000,
+    1792890000,
+    1772953200,
+    1793512800,
+    1775318400,
+    1791043200,
+    1775314800,
+    1791041400,
+)
 
 
 def matcher(rng: random.Random, name: str | None = None) -> str:
@@ -325,5 +335,6 @@ def instants(rng: random.Random) -> list[int]:
     """Epoch seconds around the daylight-saving changes (each quarter hour for two hours
     either side) and at month ends, whole minutes."""
     picks = [rng.choice(CHANGES) + rng.randrange(-7200, 7200, 900) for _ in range(4)]
+    picks.append(rng.choice(CHANGES) + rng.randrange(-120, 120, 60))  # the minutes at one
     picks += [1774915200 + rng.randrange(-2 * 86400, 2 * 86400, 1800) for _ in range(2)]
     return picks
