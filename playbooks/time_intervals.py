@@ -142,8 +142,22 @@ _ZONES: dict[str, tzinfo] = {}
 def _zone(name: str) -> tzinfo:
     zone = _ZONES.get(name)
     if zone is None:
-        zone = _ZONES[name] = ZoneInfo(name)
+        zone = _ZONES[name] = ZoneInfo(_zone_key(name))
     return zone
+
+
+def _zone_key(name: str) -> str:
+    """The IANA key of a location as Go's ``time.LoadLocation`` finds it: it opens the
+    zoneinfo directory's ``/`` + ``name`` as a path, so ``Europe//Berlin``,
+    ``./America/New_York`` and ``Australia/./Sydney`` are the file of ``Europe/Berlin``,
+    ``America/New_York`` and ``Australia/Sydney`` there (Alertmanager 0.25 takes them),
+    where zoneinfo refuses any key not written in its normal form (t182). Empty and ``.``
+    parts are dropped, but a name ending in ``/`` or ``/.`` is kept as written, refused
+    as there (a zone is a file, not a directory); ``..`` was refused before."""
+    parts = name.split("/")
+    if parts[-1] in ("", "."):
+        return name
+    return "/".join(part for part in parts if part not in ("", "."))
 
 
 def _days_in_month(t: datetime) -> int:

@@ -545,8 +545,8 @@ def route_fault(route: dict[str, Any], routed: bool = False) -> tuple[str, Any, 
     (field, value or ``MISSING``, what was expected: ``seconds >= 0``), or None: the one
     rule for a route stored in the ``groups`` table (``read_group``) and a route arriving
     on the routed topic (``routed``: every field required, as ``_route_doc`` writes them
-    all, and the durations bounded as the routing file's are, ``group_interval`` above
-    0), so what the worker stores reads back (helper t59: a
+    all, and the durations bounded as the routing file's are), ``group_interval`` above
+    0 in both (t182: stored too), so what the worker stores reads back (helper t59: a
     routed ``group_wait`` of NaN or -5, or no ``group_interval``, opened a run whose
     group was dropped as ``bad_shape`` at the next start, and failed that run's deadline
     check every tick; one of 1e300 s was never notified)."""
@@ -556,21 +556,25 @@ def route_fault(route: dict[str, Any], routed: bool = False) -> tuple[str, Any, 
         required = routed or name != "group_wait"
         if (required or name in route) and not _finite(route.get(name), most):
             return name, route.get(name, MISSING), expected
-        if routed and name == "group_interval" and route[name] == 0:
+        if name == "group_interval" and route.get(name) == 0:
             # The routing file's rule, as Alertmanager's ("group_interval cannot be
             # zero"): only a worker from before that rule (its routing file with
             # `group_interval: 0s`) or another producer writes it, and no flush can be
             # reckoned from it. t161: it was a ZeroDivisionError where a run's first flush
             # was reckoned (an alert coming to a group holding muted alerts), or opened a
-            # run whose group never flushed (an alert joining it never notified). A
-            # `repeat_interval` of 0 such a worker wrote is taken: the run repeats at each
-            # group_interval, as one shorter than group_interval does.
+            # run whose group never flushed (an alert joining it never notified). t182:
+            # the groups table's read-back took it, stored so by such a worker: the run
+            # was never repeated (20,000 s unacknowledged, no repeat), now bad_shape as
+            # any stored value no flush can be reckoned from. A `repeat_interval` of 0
+            # such a worker wrote is taken: the run repeats at each group_interval, as
+            # one shorter than group_interval does.
             return (
                 name,
                 route[name],
-                "seconds above 0 to 9.2e9 (292 years): a group_interval of zero is refused, "
-                "as the routing file and Alertmanager refuse it (group_interval cannot be "
-                "zero): no flush of the group can be reckoned from it",
+                f"{'seconds above 0 to 9.2e9 (292 years)' if routed else 'seconds above 0'}"
+                ": a group_interval of zero is refused, as the routing file and "
+                "Alertmanager refuse it (group_interval cannot be zero): no flush of the "
+                "group can be reckoned from it",
             )
     for name in ("id", "playbook"):
         value = route.get(name, MISSING)

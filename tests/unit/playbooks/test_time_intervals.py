@@ -129,6 +129,35 @@ def test_daylight_saving_change_in_berlin() -> None:
     assert not any(interval.contains(t + timedelta(minutes=m)) for m in range(0, 180))
 
 
+@pytest.mark.parametrize(
+    ("location", "zone"),
+    [
+        ("Europe//Berlin", "Europe/Berlin"),
+        ("./America/New_York", "America/New_York"),
+        ("Australia/./Sydney", "Australia/Sydney"),
+        (".//UTC", "UTC"),
+    ],
+)
+def test_a_location_go_finds_as_a_path_is_that_zone(location: str, zone: str) -> None:
+    """t182: Go's time.LoadLocation opens the zoneinfo directory + '/' + the name, so
+    Alertmanager 0.25 (amtool check-config) takes these as the zone they name; zoneinfo
+    refused them as keys not in normal form, and the routing file with them."""
+    interval = _parse(f"times: [{{start_time: '02:00', end_time: '03:00'}}]\nlocation: {location}")
+    assert interval.location == location  # kept as written, as there
+    same = _parse(f"times: [{{start_time: '02:00', end_time: '03:00'}}]\nlocation: {zone}")
+    t = _at("2026-03-29T00:00:00+00:00")
+    for minutes in range(0, 24 * 60, 15):
+        at = t + timedelta(minutes=minutes)
+        assert interval.contains(at) is same.contains(at), at
+
+
+@pytest.mark.parametrize("location", ["Europe/Berlin/", "Europe/Berlin/.", ".", "./", "//UTC"])
+def test_a_location_go_cannot_open_as_a_zone_stays_refused(location: str) -> None:
+    # amtool: 'not a directory', 'is a directory', 'invalid location name'.
+    with pytest.raises(TimeIntervalError, match="is not a time zone"):
+        _parse(f"location: '{location}'")
+
+
 def test_a_naive_time_is_refused() -> None:
     with pytest.raises(ValueError, match="has no time zone"):
         TimeInterval().contains(datetime(2026, 12, 5, 12))

@@ -349,6 +349,10 @@ def test_a_group_without_its_fields_is_refused_at_read_back() -> None:
         ({**group, "route": {"id": "r"}}, "'group_interval' is None"),
         ({**group, "route": {**ROUTE, "repeat_interval": "1h"}}, "'repeat_interval' is '1h'"),
         ({**group, "route": {**ROUTE, "group_wait": -5}}, "'group_wait' is -5"),
+        # t182: stored by a worker from before the routing file's rule, its run was
+        # never repeated (no flush can be reckoned from it).
+        ({**group, "route": {**ROUTE, "group_interval": 0}}, "'group_interval' is 0"),
+        ({**group, "route": {**ROUTE, "group_interval": 0.0}}, "'group_interval' is 0.0"),
         ({**group, "route": {**ROUTE, "playbook": 3}}, "'playbook' is 3"),
     ):
         with pytest.raises(UnreadableEntryError, match=why) as refused:
