@@ -1691,6 +1691,10 @@ _JSON_FAULTS = {
 }
 
 
+# JSON's white space (RFC 8259 section 2): what may stand around a value.
+_JSON_BLANK = " \t\n\r"
+
+
 def json_syntax_error(text: str, exc: json.JSONDecodeError, skipped: int = 0) -> str:
     """The reason for a JSON syntax fault in our words: where (line, column and byte
     offset; ``skipped`` bytes read past before ``text``, a byte order mark), what was
@@ -1703,8 +1707,27 @@ def json_syntax_error(text: str, exc: json.JSONDecodeError, skipped: int = 0) ->
     before = text[max(0, pos - 20) : pos]
     after = f" after {before!r}" if before.strip() else ""
     why = _JSON_FAULTS.get(exc.msg, exc.msg)
+    if exc.msg == "Expecting value" and pos >= len(text) and not text.strip(_JSON_BLANK):
+        # t183: white space alone (a producer's blank line) was "the text ends where a
+        # value was expected (cut short?)", as if a document had been cut.
+        size = skipped + len(text.encode("utf-8"))
+        shown = f"{text[:20]!r}{'...' if len(text) > 20 else ''}"
+        what = "white space only" if text else "a byte order mark alone"
+        if text and skipped:
+            shown = f"a byte order mark, then {shown}"
+        return (
+            f"not valid JSON: the message is {what} ({size:,} byte{'' if size == 1 else 's'}"
+            f"{': ' + shown if text else ''}), no JSON value: send the document, or nothing"
+        )
     if exc.msg == "Expecting value" and pos >= len(text):
         why = "the text ends where a value was expected (cut short?)"
+    elif text.startswith("\ufeff", pos):
+        # Python's "Unexpected UTF-8 BOM (decode using utf-8-sig)" spoke to a reader,
+        # not to whoever wrote the message (t183).
+        why = (
+            "a byte order mark (U+FEFF) here: a message may start with one, nowhere else "
+            "(texts joined, each with its own?)"
+        )
     elif exc.msg == "Expecting ',' delimiter" and pos >= len(text):
         why = "the text ends inside a list or object (cut short?)"
     elif before.rstrip().endswith(",") and text[pos : pos + 1] in ("}", "]"):
