@@ -289,6 +289,20 @@ _WITH_UNIT = re.compile(
 )
 
 
+# A digit of a number's text that makes it not zero as written.
+_NONZERO_DIGIT = re.compile(r"[1-9]")
+
+
+def underflows(text: str, value: float) -> bool:
+    """Whether ``text``, a number as written (``-1e-400``, ``0.000…1``), is not zero but
+    was read as ``value`` 0.0 or -0.0: too small for a double (under about 4.9e-324),
+    as every JSON and CSV reader rounds it (t183)."""
+    if value != 0.0:
+        return False
+    mantissa = text.partition("e")[0].partition("E")[0]
+    return _NONZERO_DIGIT.search(mantissa) is not None
+
+
 def number_hint(text: object) -> str:
     """The hint for text sent where a number is expected, written as people write one:
     a decimal comma (``decimal_comma_hint``) or a number with its unit, `` (a number with

@@ -38,6 +38,7 @@ from streams.errors import (
     likely_encoding,
     number_hint,
     show,
+    underflows,
     unreadable,
 )
 from streams.spans import item_spans, max_depth
@@ -1285,10 +1286,6 @@ class UnderflowFloat(float):
     __str__ = __repr__
 
 
-# What the fraction of a JSON number's text holds when it is not zero as written.
-_NONZERO_DIGIT = re.compile(r"[1-9]")
-
-
 def json_float(text: str) -> float:
     """A JSON number's text with a fraction or exponent, as Python's json reads it, one
     past a double's range as an ``OverflowFloat`` and one below it (not zero as written,
@@ -1296,7 +1293,7 @@ def json_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
         return OverflowFloat(text)
-    if value == 0.0 and _NONZERO_DIGIT.search(text.partition("e")[0].partition("E")[0]):
+    if underflows(text, value):
         return UnderflowFloat(text)
     return value
 
