@@ -1531,8 +1531,9 @@ def json_loads_within_depth(text: str, **options: Any) -> Any:
 # or digits in text, read again at no harm.
 # What a JSON text holds wherever orjson read a number other than as written: 19 digits
 # (an integer past 64 bits, or a fraction long enough to fall below a double: 0.000…1),
-# or a negative exponent of three digits (1e-400, which orjson reads as 0.0 unsaid).
-REREAD_HINT = re.compile(rb"[0-9]{19}|[eE]-[0-9]{3}")
+# or a negative exponent of three digits after a digit or point (1e-400, which orjson
+# reads as 0.0 unsaid; not the "e-100" of a sensor id "gauge-100").
+_REREAD_HINT = re.compile(rb"[0-9]{19}|[0-9.][eE]-[0-9]{3}")
 # What a JSON text holds wherever a number orjson cannot write is in it: 19 digits (an
 # integer past 64 bits), an exponent of three digits (past a double: 1e400), a bare NaN
 # or Infinity (which orjson refuses to read, so Python's json read them).
@@ -1552,7 +1553,7 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         )
     try:
         doc = orjson.loads(raw)
-        if REREAD_HINT.search(raw) is None:
+        if _REREAD_HINT.search(raw) is None:
             return doc
         # orjson reads an integer past 64 bits as the nearest double, silently: the
         # reason then named a value nobody sent (18446744073709551617 as
