@@ -48,7 +48,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Any, cast
 
-from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_path
+from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_path, underflows
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
@@ -368,8 +368,8 @@ def wide_encoding(first: bytes) -> str | None:
 def decimal(text: str, field: str = "value") -> float:
     """A finite number written in ASCII decimal notation (surrounding spaces allowed).
     Raises ValueError naming ``field`` and the text (its first 80 characters: ``show``)
-    otherwise (``nan``, ``inf``, ``1e400`` as not finite; ``1_000``, non-ASCII digits,
-    ``0x10`` as not a number)."""
+    otherwise (``nan``, ``inf``, ``1e400`` as not finite; ``1e-400``, not zero but read
+    as 0.0; ``1_000``, non-ASCII digits, ``0x10`` as not a number)."""
     if not _DECIMAL.fullmatch(text.strip(" \t")):
         if text.strip(" \t").lstrip("+-").lower() in ("nan", "inf", "infinity"):
             raise ValueError(f'field "{field}" is {show(text)}, expected a finite number')
@@ -380,6 +380,13 @@ def decimal(text: str, field: str = "value") -> float:
     value = float(text)
     if not math.isfinite(value):
         raise ValueError(f'field "{field}" is {show(text)}, expected a finite number')
+    if underflows(text, value):
+        # Read as 0.0 (t183): replay sent it on as a reading of 0, where the worker
+        # refuses the number as written.
+        raise ValueError(
+            f'field "{field}" is {show(text)}, not zero as written but too small for a '
+            f"double (under about 4.9e-324): write 0 if zero is meant"
+        )
     return value
 
 

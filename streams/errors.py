@@ -289,6 +289,20 @@ _WITH_UNIT = re.compile(
 )
 
 
+# A digit of a number's text that makes it not zero as written.
+_NONZERO_DIGIT = re.compile(r"[1-9]")
+
+
+def underflows(text: str, value: float) -> bool:
+    """Whether ``text``, a number as written (``-1e-400``, ``0.000…1``), is not zero but
+    was read as ``value`` 0.0 or -0.0: too small for a double (under about 4.9e-324),
+    as every JSON and CSV reader rounds it (t183)."""
+    if value != 0.0:
+        return False
+    mantissa = text.partition("e")[0].partition("E")[0]
+    return _NONZERO_DIGIT.search(mantissa) is not None
+
+
 def number_hint(text: object) -> str:
     """The hint for text sent where a number is expected, written as people write one:
     a decimal comma (``decimal_comma_hint``) or a number with its unit, `` (a number with
@@ -304,9 +318,50 @@ def number_hint(text: object) -> str:
     return f" (a number with its unit? send {found.group(1)} alone, the unit in its own field)"
 
 
+# A number written with its digits grouped in thousands, as a locale writes it: the
+# group separator (",", ".", a space, a no-break or narrow no-break space, an apostrophe)
+# between groups of three, then perhaps a decimal mark ("." or ",") and the fraction.
+_GROUPED = re.compile(
+    r"\s*([-+]?)([0-9]{1,3}(?:([.,\u0020\u00a0\u202f'\u2019])[0-9]{3})(?:\3[0-9]{3})*)"
+    r"(?:([.,])([0-9]+))?\s*"
+)
+_GROUP_NAMES = {
+    ",": "','",
+    ".": "'.'",
+    " ": "a space",
+    "\u00a0": "a no-break space",
+    "\u202f": "a narrow no-break space",
+    "'": "an apostrophe",
+    "\u2019": "an apostrophe",
+}
+
+
+def grouped_number_hint(text: str) -> str:
+    """`` (digits grouped by '.' and a decimal comma? send 1234.5, no separators, with
+    a point)`` for text that is a number written with its thousands grouped as a locale
+    writes it (``1.234,5``, ``1,234.5``, ``12 345``, ``1'234.5``), else ``""`` (t183:
+    each got "expected a number" alone). Only where the grouping is plain: two groups
+    or more, a decimal mark other than the separator, or a separator no number holds
+    (``1.234`` alone is a number, ``1,234`` the decimal comma's hint)."""
+    found = _GROUPED.fullmatch(text)
+    if found is None:
+        return ""
+    sign, digits, sep, mark, fraction = found.groups()
+    groups = digits.count(sep)
+    if mark == sep or (groups == 1 and mark is None and sep in ".,"):
+        return ""
+    number = sign + digits.replace(sep, "") + (f".{fraction}" if mark else "")
+    decimal = " and a decimal comma" if mark == "," else ""
+    point = ", with a point" if mark else ""
+    return f" (digits grouped by {_GROUP_NAMES[sep]}{decimal}? send {number}, no separators{point})"
+
+
 def decimal_comma_hint(text: object) -> str:
     """`` (a decimal comma? send 1.5, with a point)`` for text that is a number written
-    with a decimal comma, else ``""`` (t109: ``"1,5"`` got "expected a number" alone)."""
+    with a decimal comma, else ``""`` (t109: ``"1,5"`` got "expected a number" alone);
+    one with its digits grouped as a locale writes them, ``grouped_number_hint``."""
+    if isinstance(text, str) and len(text) <= 64 and not _DECIMAL_COMMA.fullmatch(text):
+        return grouped_number_hint(text)
     if not isinstance(text, str) or not _DECIMAL_COMMA.fullmatch(text):
         return ""
     point, whole = text.strip().replace(",", "."), text.strip().replace(",", "")

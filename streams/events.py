@@ -38,6 +38,7 @@ from streams.errors import (
     likely_encoding,
     number_hint,
     show,
+    underflows,
     unreadable,
 )
 from streams.spans import item_spans, max_depth
@@ -1052,6 +1053,8 @@ class EventValidator:
             raise EventError("bad_type", "value", value, f"expected a number{number_hint(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise EventError("not_finite", "value", value, "expected a finite number")
+        if (tiny := underflow_fault(value)) is not None:
+            raise EventError("not_finite", "value", value, tiny)
         # Compared before any float(): an integer of 400 digits is out of range, not an
         # OverflowError.
         if not kind.min <= value <= kind.max:
@@ -1216,7 +1219,7 @@ def _dumps_deep(item: Any) -> bytes:
                 if i:
                     stack.append(_Punct(","))
             out.append("{" if isinstance(value, dict) else "[")
-        elif isinstance(value, LongInt | OverflowFloat):
+        elif isinstance(value, LongInt | OverflowFloat | UnderflowFloat):
             out.append(value.text)
         else:
             out.append(json.dumps(value, allow_nan=True, default=repr))
@@ -1268,11 +1271,49 @@ class OverflowFloat(float):
     __str__ = __repr__
 
 
+class UnderflowFloat(float):
+    """A JSON number that is not zero as written but too small for a double (``1e-400``,
+    ``-1e-999``, a fraction of 400 zeros then a 1; a double's smallest is about
+    4.9e-324): its value is the 0.0 or -0.0 every parser reads it as, but it is shown
+    and written back as its own text, and refused where it is read as a number (t183:
+    ``"value": -1e-400`` was scored as a reading of -0.0, a value nobody sent, and an
+    alert's ``"score": 1e-400`` passed on as 0.0)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> UnderflowFloat:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
 def json_float(text: str) -> float:
     """A JSON number's text with a fraction or exponent, as Python's json reads it, one
-    past a double's range as an ``OverflowFloat`` that shows its text."""
+    past a double's range as an ``OverflowFloat`` and one below it (not zero as written,
+    read as zero) as an ``UnderflowFloat``, each showing its text."""
     value = float(text)
-    return value if math.isfinite(value) else OverflowFloat(text)
+    if not math.isfinite(value):
+        return OverflowFloat(text)
+    if underflows(text, value):
+        return UnderflowFloat(text)
+    return value
+
+
+def underflow_fault(value: Any) -> str | None:
+    """Why ``value`` (a decoded JSON value) is no number a reading may carry though it
+    reads as one: not zero as written but below a double's range (``UnderflowFloat``),
+    else None."""
+    if type(value) is UnderflowFloat:
+        return (
+            "not zero as written, but too small for a double (under about 4.9e-324), so "
+            f"it would be read as {float(value)!r}: send 0 if zero is meant"
+        )
+    return None
 
 
 def json_int(text: str) -> int:
@@ -1386,7 +1427,8 @@ def refuse_unwritable_number(raw: bytes | None, doc: Any, code: str, at: str = "
     """Raises ``EventError`` (``code``) naming the first number of ``doc`` (decoded from
     ``raw``; its place under ``at``) that the worker's encoder cannot write as sent
     (``unwritable_number``: an integer past -2**63 to 2**64 - 1, a number past a
-    double's range such as ``1e400``, a bare ``NaN`` or ``Infinity``), for the agents
+    double's range such as ``1e400`` or below it such as ``1e-400``, a bare ``NaN`` or
+    ``Infinity``), for the agents
     that pass their message on or store it whole: an alert (routed on, held in its area,
     kept muted), a routed message (an offered report kept with its group), a command (kept
     whole as an Idempotency-Key request's answer). Costs nothing unless ``raw`` holds 19
@@ -1407,6 +1449,10 @@ _WIDE_INTEGER = (
 _WIDE_FLOAT = (
     "a number past a double's range (about 1.8e308), which the worker cannot pass on or "
     "store: send it as text"
+)
+_TINY_FLOAT = (
+    "a number not zero as written but too small for a double (under about 4.9e-324), "
+    "which the worker would pass on or store as 0.0: send 0 if zero is meant, else text"
 )
 _NOT_A_NUMBER = (
     "not a number JSON has (NaN and Infinity are not JSON), which the worker would pass on "
@@ -1430,8 +1476,10 @@ def unwritable_number(doc: Any, where: str = "") -> tuple[str, Any, str] | None:
     was sent, as (its place, ``alert.value`` or ``extra[2]``; the number; why), or None:
     an integer past -2**63 to 2**64 - 1 (orjson's ``TypeError: Integer exceeds 64-bit
     range``, t128), a number past a double's range (``1e400``, read as an
-    ``OverflowFloat``: ``TypeError: Type is not JSON serializable``, t137), a bare
-    ``NaN``, ``Infinity`` or ``-Infinity`` (written as ``null``: a value nobody sent).
+    ``OverflowFloat``: ``TypeError: Type is not JSON serializable``, t137), a number
+    not zero as written but below a double's range (``1e-400``, read as an
+    ``UnderflowFloat``: written as ``0.0``, t183), a bare ``NaN``, ``Infinity`` or
+    ``-Infinity`` (written as ``null``: a value nobody sent).
     Walked with a stack of its own: a document may nest ``MAX_DEPTH`` levels."""
     # (the container's place, the key or index in it, the value): a place is written
     # out only for a container or the number found, not for every leaf of every alert.
@@ -1444,6 +1492,8 @@ def unwritable_number(doc: Any, where: str = "") -> tuple[str, Any, str] | None:
                 return _place(parent, key), value, _WIDE_INTEGER
         elif kind is OverflowFloat:
             return _place(parent, key), value, _WIDE_FLOAT
+        elif kind is UnderflowFloat:
+            return _place(parent, key), value, _TINY_FLOAT
         elif kind is float:
             if not math.isfinite(value):
                 return _place(parent, key), value, _NOT_A_NUMBER
@@ -1485,11 +1535,15 @@ def json_loads_within_depth(text: str, **options: Any) -> Any:
 
 # 19 digits in a row: an integer that may lie past 64 bits (-9223372036854775809 does),
 # or digits in text, read again at no harm.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+# What a JSON text holds wherever orjson read a number other than as written: 19 digits
+# (an integer past 64 bits, or a fraction long enough to fall below a double: 0.000…1),
+# or a negative exponent of three digits after a digit or point (1e-400, which orjson
+# reads as 0.0 unsaid; not the "e-100" of a sensor id "gauge-100").
+_REREAD_HINT = re.compile(rb"[0-9]{19}|[0-9.][eE]-[0-9]{3}")
 # What a JSON text holds wherever a number orjson cannot write is in it: 19 digits (an
 # integer past 64 bits), an exponent of three digits (past a double: 1e400), a bare NaN
 # or Infinity (which orjson refuses to read, so Python's json read them).
-_UNWRITABLE_HINT = re.compile(rb"[0-9]{19}|[eE][+]?[0-9]{3}|NaN|Infinity")
+_UNWRITABLE_HINT = re.compile(rb"[0-9]{19}|[eE][+-]?[0-9]{3}|NaN|Infinity")
 
 
 def _decode_json(raw: bytes, check_text: bool = True) -> Any:
@@ -1505,12 +1559,14 @@ def _decode_json(raw: bytes, check_text: bool = True) -> Any:
         )
     try:
         doc = orjson.loads(raw)
-        if _LONG_DIGITS.search(raw) is None:
+        if _REREAD_HINT.search(raw) is None:
             return doc
         # orjson reads an integer past 64 bits as the nearest double, silently: the
         # reason then named a value nobody sent (18446744073709551617 as
-        # 1.8446744073709552e+19). Read again with its own digits (orjson took the text,
-        # so it is UTF-8, within MAX_DEPTH, without NaN or lone surrogates).
+        # 1.8446744073709552e+19); and a number below a double's range as 0.0 (t183:
+        # -1e-400 scored as a reading of -0.0). Read again with its own digits (orjson
+        # took the text, so it is UTF-8, within MAX_DEPTH, without NaN or lone
+        # surrogates).
         return json_loads_within_depth(
             raw.decode("utf-8").removeprefix("\ufeff"), parse_int=json_int, parse_float=json_float
         )
@@ -1639,6 +1695,10 @@ _JSON_FAULTS = {
 }
 
 
+# JSON's white space (RFC 8259 section 2): what may stand around a value.
+_JSON_BLANK = " \t\n\r"
+
+
 def json_syntax_error(text: str, exc: json.JSONDecodeError, skipped: int = 0) -> str:
     """The reason for a JSON syntax fault in our words: where (line, column and byte
     offset; ``skipped`` bytes read past before ``text``, a byte order mark), what was
@@ -1651,8 +1711,27 @@ def json_syntax_error(text: str, exc: json.JSONDecodeError, skipped: int = 0) ->
     before = text[max(0, pos - 20) : pos]
     after = f" after {before!r}" if before.strip() else ""
     why = _JSON_FAULTS.get(exc.msg, exc.msg)
+    if exc.msg == "Expecting value" and pos >= len(text) and not text.strip(_JSON_BLANK):
+        # t183: white space alone (a producer's blank line) was "the text ends where a
+        # value was expected (cut short?)", as if a document had been cut.
+        size = skipped + len(text.encode("utf-8"))
+        shown = f"{text[:20]!r}{'...' if len(text) > 20 else ''}"
+        what = "white space only" if text else "a byte order mark alone"
+        if text and skipped:
+            shown = f"a byte order mark, then {shown}"
+        return (
+            f"not valid JSON: the message is {what} ({size:,} byte{'' if size == 1 else 's'}"
+            f"{': ' + shown if text else ''}), no JSON value: send the document, or nothing"
+        )
     if exc.msg == "Expecting value" and pos >= len(text):
         why = "the text ends where a value was expected (cut short?)"
+    elif text.startswith("\ufeff", pos):
+        # Python's "Unexpected UTF-8 BOM (decode using utf-8-sig)" spoke to a reader,
+        # not to whoever wrote the message (t183).
+        why = (
+            "a byte order mark (U+FEFF) here: a message may start with one, nowhere else "
+            "(texts joined, each with its own?)"
+        )
     elif exc.msg == "Expecting ',' delimiter" and pos >= len(text):
         why = "the text ends inside a list or object (cut short?)"
     elif before.rstrip().endswith(",") and text[pos : pos + 1] in ("}", "]"):

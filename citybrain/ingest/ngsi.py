@@ -58,6 +58,7 @@ from streams.events import (
     lookalike_key_error,
     parse_ts,
     timestamp_fault,
+    underflow_fault,
 )
 
 DEFAULT_SENSOR_ID = "{id}-{kind}"
@@ -472,6 +473,9 @@ def _number(spec: Any, attr: str) -> float:
         raise EventError(
             "bad_type", f"{attr}.value", value, f"expected a number{number_hint(value)}"
         )
+    if (tiny := underflow_fault(value)) is not None:
+        # Read as 0.0 by float() and the unit's factor (t183), as the worker refuses it.
+        raise EventError("not_finite", f"{attr}.value", value, tiny)
     try:
         return float(value)
     except OverflowError:

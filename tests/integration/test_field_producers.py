@@ -227,3 +227,60 @@ def test_topics_the_broker_compresses_are_read_by_the_worker_and_the_tools(
         assert_committed_to_end(pipeline, "readings")
     finally:
         worker.stop()
+
+
+def test_topics_stamped_by_the_broker_lose_no_alert_and_name_their_time_kind(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # t183: an operator sets message.timestamp.type=LogAppendTime on every topic and
+    # changelog (the broker's clock, not the producer's, stamps each record). A poison
+    # among the readings is dead-lettered saying so, the spike alerts once, and a restart
+    # (its state read back from changelogs the broker stamped) alerts nothing again.
+    for name, value in TEST_PORTS.items():
+        monkeypatch.setenv(name, value)
+    admin = KafkaAdminClient(bootstrap_servers=pipeline.settings.kafka_bootstrap)
+    try:
+        ours = [t for t in admin.list_topics() if t.startswith(pipeline.name)]
+        config = {"message.timestamp.type": "LogAppendTime"}
+        admin.alter_configs([ConfigResource("TOPIC", t, config) for t in ours])
+    finally:
+        admin.close()
+    worker = pipeline.worker().start()
+    try:
+        sent = readings("gauge-1", 30)
+        spike = Reading(START + 300 * 20, "gauge-1", "water_level", 500.0, "ft", "c-bridge")
+        sent[20] = (b"gauge-1", spike.to_json())
+        topic = pipeline.topic("readings")
+        for i, (key, value) in enumerate(sent):
+            # Producers' own times the broker overwrites: none, the epoch, an hour ahead.
+            stamp = [None, 0, 1][i % 3]
+            pipeline.producer.send(topic, key=key, value=value, timestamp_ms=stamp)
+            if i == 10:
+                pipeline.producer.send(topic, key=key, value=b"\xef\xbb\xbf  ", timestamp_ms=0)
+        pipeline.flush()
+        alerts = pipeline.read("alerts", lambda m: len(m) >= 1, timeout=120, settle=3)
+        [dead] = pipeline.read("deadletter", lambda m: len(m) >= 1, timeout=120, settle=2)
+        wait_scored(pipeline, len(sent), "readings on a LogAppendTime topic were not all scored")
+        headers = dict(dead.headers)
+        assert headers["citybrain.original.timestamp_type"] == b"LogAppendTime"
+        assert int(headers["citybrain.original.timestamp"]) > 1e12  # the broker's, not 0
+        assert main(["deadletters", "--prefix", pipeline.name, "--json"]) == EXIT_OK
+        [letter] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert letter["headers"]["reason"] == "bad_json"
+        assert "white space only" in letter["headers"]["message"]
+        assert_committed_to_end(pipeline, "readings")
+        assert worker.alive() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()
+    worker = pipeline.worker().start()
+    try:
+        more = readings("gauge-1", 3, first=30)
+        for key, value in more:
+            pipeline.send("readings", key, value)
+        pipeline.flush()
+        wait_scored(pipeline, 3, "readings after the restart were not scored")
+        again = pipeline.read("alerts", lambda m: len(m) >= len(alerts), timeout=60, settle=5)
+        assert [m.value for m in again] == [m.value for m in alerts]  # nothing twice
+        assert worker.alive() and "Traceback" not in worker.log()
+    finally:
+        worker.stop()

@@ -771,3 +771,49 @@ def test_alerts_that_start_past_the_clock_are_refused_and_cost_no_report(
         assert worker.alive() and "Crashed" not in log and "Traceback" not in log
     finally:
         worker.stop()
+
+
+def test_numbers_below_a_doubles_range_cost_only_their_message_on_every_topic(
+    pipeline: Pipeline,
+) -> None:
+    # t183: -1e-400 is not zero as written, but orjson and msgspec read it as -0.0 unsaid:
+    # a reading (single or packed) was scored as 0, a value nobody sent, and an alert or
+    # routed message holding one was passed on with 0.0. Each is now dead-lettered,
+    # named as sent, in one producer flush with good messages that are all processed.
+    def reading(i: int, value: bytes = b"10.0") -> bytes:
+        good = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+        return good.to_json().replace(b'"value":10.0', b'"value":' + value, 1)
+
+    worker = pipeline.worker().start()
+    try:
+        for i in range(10):
+            pipeline.send("readings", b"gauge-1", reading(i))
+        pipeline.send("readings", b"gauge-1", reading(10, b"-1e-400"))
+        pack = b'{"schema":"readings/1","readings":[' + reading(11, b"1E-999") + b","
+        pipeline.send("readings", b"gauge-1", pack + reading(12) + b"]}")
+        for i in range(13, 23):
+            pipeline.send("readings", b"gauge-1", reading(i))
+        tiny_alert = named_alert("al-tiny", score="SCORE")
+        raw_alert = json.dumps(tiny_alert).replace('"SCORE"', "1e-400").encode()
+        pipeline.send("alerts", b"al-tiny", raw_alert)
+        routed = {"alert": named_alert("al-tiny-2"), "route": {**ROUTED_ROUTE, "group_wait": 7}}
+        raw_routed = json.dumps(routed).replace('"group_wait": 7', '"group_wait": 5e-324000')
+        pipeline.send("routed", b"g", raw_routed.encode())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 4, timeout=120, settle=3)
+        got = said(dead, "not zero as written")
+        assert got == [
+            ("alerts", "bad_alert", 'alert not readable: field "score" is 1e-400: a number '),
+            ("readings", "not_finite", 'field "readings[0].value" is 1E-999: '),
+            ("readings", "not_finite", 'field "value" is -1e-400: '),
+            ("routed", "bad_routed", 'field "route.group_wait" is 5e-324000: a number '),
+        ], got
+        assert all(b"e-" in m.value for m in dead)  # each as its producer wrote it
+        wait_scored(pipeline, 21, "the readings around them were not all scored")
+        assert scrape_sum(pipeline.settings.worker_port, "citybrain_readings_total") == 21
+        for role in ("readings", "alerts", "routed"):
+            assert_committed_to_end(pipeline, role)
+        log = worker.log()
+        assert worker.alive() and "Traceback" not in log and "Crashed" not in log
+    finally:
+        worker.stop()

@@ -107,6 +107,8 @@ def test_directory_mode_mirrors_subfolders(tmp_path: Path) -> None:
         ("timestamp,value\n2020-01-01 00:00:00,1_000\n", ":2: field \"value\" is '1_000'"),
         ("timestamp,value\n2020-01-01 00:00:00,\uff11\n", "decimal notation"),
         ("timestamp,value\n2020-01-01 00:00:00,1e400\n", "expected a finite number"),
+        # t183: read as 0.0, a value nobody wrote
+        ("timestamp,value\n2020-01-01 00:00:00,1e-400\n", "'1e-400', not zero as written"),
         # a decimal comma: the row's "5" was dropped and 1,5 read as 1
         (
             "timestamp,value\n2020-01-01 00:00:00,1,5\n",

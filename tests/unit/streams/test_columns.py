@@ -844,3 +844,37 @@ def test_a_bare_array_on_the_readings_topic_is_refused_whole_naming_the_pack(gri
             "readings in one message"
         )
         assert refused[1][2].startswith("a JSON array of 0 items, expected a JSON object")
+
+
+def with_tiny_value(n: int, number: str) -> bytes:
+    """gauge-1's reading ``n`` minutes into the day with ``value`` written as ``number``."""
+    return good(n).replace(b'"value": 1.5', b'"value": ' + number.encode(), 1)
+
+
+@pytest.mark.parametrize("number", ["-1e-400", "1E-999", "0." + "0" * 400 + "7"])
+def test_a_number_below_a_doubles_range_is_refused_naming_it_and_costs_no_other(
+    grid: Grid, number: str
+) -> None:
+    # t183: msgspec and orjson read -1e-400 as -0.0 unsaid, and the reading was scored
+    # at a value nobody sent (the fast path and the validator alike). Now not_finite,
+    # shown as sent, in a single message and in a pack, its neighbours admitted.
+    pack = {
+        "schema": "readings/1",
+        "readings": [{**GOOD, "ts": f"2026-11-01T10:0{i}:30Z"} for i in (4, 5)],
+    }
+    packed = json.dumps(pack).encode().replace(b'"value": 1.5', b'"value": ' + number.encode(), 1)
+    values = [good(1), with_tiny_value(2, number), good(3), packed, good(6)]
+    partitions = [home_of_gauge()] * len(values)
+    assert_batch_agrees(grid, values, partitions)
+    incoming, refused = batched(grid, values, partitions)
+    assert [(i.offset, i.index) for i in incoming] == [(100, 0), (102, 0), (103, 1), (104, 0)]
+    assert [(i, code, index) for i, code, _, index, _ in refused] == [
+        (1, "not_finite", None),
+        (3, "not_finite", 0),
+    ]
+    said = [message.replace("readings[0].", "") for _, _, message, _, _ in refused]
+    # (a long number shown cut, as any long value)
+    assert all(m.startswith(f'field "value" is {number[:30]}') for m in said), said
+    assert all(": not zero as written, but too small for a double" in m for m in said), said
+    # The packed one's dead letter is its bytes as sent.
+    assert number.encode() in (refused[1][4] or b"")

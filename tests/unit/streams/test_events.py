@@ -465,3 +465,25 @@ def test_an_epoch_number_where_iso_8601_is_taken_is_said_as_the_time_it_looks_li
     with pytest.raises(EventError) as caught:
         parse_ts(10**400)
     assert caught.value.reason == "expected an ISO 8601 string"
+
+
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        (b" ", "the message is white space only (1 byte: ' '), no JSON value"),
+        (b"\r\n\t", "the message is white space only (3 bytes: '\\r\\n\\t'), no JSON value"),
+        (b"\xef\xbb\xbf", "the message is a byte order mark alone (3 bytes), no JSON value"),
+        (b"\xef\xbb\xbf\n", "white space only (4 bytes: a byte order mark, then '\\n')"),
+        (b"\xef\xbb\xbf\xef\xbb\xbf{}", "(byte 3), found '\\ufeff{}': a byte order mark (U+FEFF)"),
+        (b'{"a": \xef\xbb\xbf1}', "(byte 6), found '\\ufeff1}' after '{\"a\": ': a byte order"),
+    ],
+)
+def test_a_blank_message_or_a_second_byte_order_mark_is_said_as_such(raw: bytes, said: str) -> None:
+    # t183: white space alone was "the text ends where a value was expected (cut
+    # short?)", as if a document had been cut, and a second byte order mark Python's
+    # "Unexpected UTF-8 BOM (decode using utf-8-sig)", advice to a reader, not a writer.
+    with pytest.raises(EventError) as err:
+        decode_json(raw)
+    assert err.value.code == "bad_json"
+    assert said in str(err.value)
+    assert "cut short" not in str(err.value) and "utf-8-sig" not in str(err.value)

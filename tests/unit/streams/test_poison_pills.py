@@ -489,3 +489,31 @@ def test_an_alert_without_a_label_of_a_value_is_bad_alert_as_alertmanager_refuse
         ": no label has a non-empty value (Alertmanager's API refuses such an alert: "
         '"at least one label pair required")'
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("1.234,5", "(digits grouped by '.' and a decimal comma? send 1234.5, no separators,"),
+        ("-1,234.5", "(digits grouped by ','? send -1234.5, no separators, with a point)"),
+        ("12,345,678", "(digits grouped by ','? send 12345678, no separators)"),
+        ("1 234,5", "(digits grouped by a space and a decimal comma? send 1234.5"),
+        ("1\u202f234", "(digits grouped by a narrow no-break space? send 1234, no separators)"),
+        ("1'234.5", "(digits grouped by an apostrophe? send 1234.5, no separators, with a point)"),
+    ],
+)
+def test_a_number_grouped_as_a_locale_writes_it_is_said_so(
+    grid: Grid, text: str, hint: str
+) -> None:
+    # t183: each was "expected a number" alone (only 1,5 and 1,234 got a hint).
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(raw_with_value(json.dumps(text)), NOW)
+    assert caught.value.code == "bad_type"
+    assert str(caught.value).startswith(f'field "value" is {text!r}: expected a number {hint}')
+
+
+@pytest.mark.parametrize("text", ["1.234", "1.234.5", "1,234,5", "10.0", "1e3"])
+def test_text_no_locale_groups_so_gets_no_grouping_hint(grid: Grid, text: str) -> None:
+    with pytest.raises(EventError) as caught:
+        EventValidator(grid).reading(raw_with_value(json.dumps(text)), NOW)
+    assert "grouped" not in str(caught.value)

@@ -36,6 +36,10 @@ ODD = [
     (b"NaN", "nan", "not a number JSON has"),
     (b"-Infinity", "-inf", "not a number JSON has"),
     (b"18446744073709551616", "18446744073709551616", "an integer past 64 bits"),
+    # t183: read as 0.0 and passed on so, a value nobody sent.
+    (b"1e-400", "1e-400", "a number not zero as written but too small for a double"),
+    (b"-1E-999", "-1E-999", "a number not zero as written but too small for a double"),
+    (b"0." + b"0" * 400 + b"1", "0." + "0" * 400 + "1", "a number not zero as written"),
 ]
 
 
@@ -65,9 +69,11 @@ def test_the_first_number_the_encoder_cannot_write_is_found_with_its_place(
 @pytest.mark.parametrize(
     "raw",
     [
-        b'{"v": 1e308, "w": -1.7976931348623157e308, "x": 1e-400, "y": 18446744073709551615}',
+        b'{"v": 1e308, "w": -1.7976931348623157e308, "x": 5e-324, "y": 18446744073709551615}',
         b'{"t": "NaN", "u": "Infinity", "s": "1e400", "z": -9223372036854775808}',
-        b'{"a": [true, false, null, 0.0, -0.0]}',
+        # Zero however written (-0, 0e-400, 0.000...0): zero as sent, written as zero.
+        b'{"a": [true, false, null, 0.0, -0.0, -0, 0e-400, -0.0E-999, 1.5e-300, "1e-400"]}',
+        b'{"b": 0.' + b"0" * 400 + b"}",
     ],
 )
 def test_numbers_it_writes_and_text_that_only_looks_like_one_pass(raw: bytes) -> None:

@@ -425,6 +425,26 @@ def test_a_number_past_a_double_is_named_as_sent(
 
 
 @pytest.mark.parametrize(
+    ("payload", "shown"),
+    [
+        (b"-1e-400", "-1e-400"),  # a plain number
+        (b'{"value": 1E-999}', "1E-999"),
+        (b'\xef\xbb\xbf{"value": -2.5e-400}', "-2.5e-400"),
+    ],
+)
+def test_a_number_below_a_double_is_named_as_sent(
+    mapping: MqttMapping, ingest_grid: Grid, payload: bytes, shown: str
+) -> None:
+    """t183: ``-1e-400`` was read as -0.0, a value nobody sent, and sent on as a reading
+    of 0; now ``not_finite`` as its own text, as the worker refuses it."""
+    doc = mapping.to_document("city/e/gauge-1/water_level", payload, T_NOW)
+    with pytest.raises(EventError) as err:
+        EventValidator(ingest_grid).reading_document(doc, T_NOW)
+    assert (err.value.code, err.value.field) == ("not_finite", "value")
+    assert f'field "value" is {shown}: not zero as written' in str(err.value)
+
+
+@pytest.mark.parametrize(
     "payload",
     [b"nan", b"-nan", b" inf\n", b"-Infinity", b"INF", b'{"value": "nan"}', b'{"value": "-inf"}'],
 )

@@ -9,7 +9,7 @@ import pytest
 from citybrain.ingest.ngsi import NgsiMapping
 from playbooks.grid import Grid
 from streams.errors import EventError
-from streams.events import decode_json
+from streams.events import UnderflowFloat, decode_json
 from tests.unit.citybrain.ingest.conftest import example
 
 
@@ -227,6 +227,13 @@ def aq(**changes: object) -> dict[str, object]:
         # a number") under the sensor id instead of the attribute.
         (
             aq(no2={"type": "Number", "value": 1e308, "metadata": {"unitCode": {"value": "GP"}}}),
+            "not_finite",
+            "data[0].no2.value",
+        ),
+        # t183: -1e-400 (as the HTTP ingest's decoder reads it) was read as -0.0 and sent
+        # as a reading of 0.
+        (
+            aq(no2={"type": "Number", "value": UnderflowFloat("-1e-400")}),
             "not_finite",
             "data[0].no2.value",
         ),
