@@ -53,6 +53,10 @@ from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
+# NULs in a row from which they are a block of a file left unwritten (a crash while it was
+# written: the file system zero-fills what was allocated but never written), not a stray
+# byte; streams.inputs judges a file's text without such runs.
+NUL_RUN = 16
 # Each digit is matched one way only, and never given back (possessive ``++``):
 # ``[0-9]+\.?[0-9]*`` could split a run of digits anywhere, and a value of 100,000 digits
 # then an x took hours to refuse (backtracking tried every split): replay and detect hung
@@ -327,6 +331,15 @@ class _Lines:
         nul = data.find(b"\x00")
         if nul >= 0:
             self._abandon()
+            run = len(data) - nul - len(data[nul:].lstrip(b"\x00"))
+            if run >= NUL_RUN:
+                # t180: a file a crash left padded (its last block allocated, never written)
+                # is rows of text, then NULs: the rows are read, the block is this line.
+                raise _BadLine(
+                    self.start,
+                    f"{run:,} NUL bytes in a row from {self._where(nul)}: a block of the file "
+                    "left unwritten (by a crash while it was written?), not text",
+                )
             raise _BadLine(self.start, f"byte 0x00 (NUL) at {self._where(nul)}: not text")
         try:
             return data.decode("utf-8")

@@ -37,6 +37,9 @@ REPO = Path(__file__).resolve().parents[3]
         ("a.csv", b"timestamp\x00,value\n2026-11-01T10:00:00Z,1\n", True, "it holds binary"),
         ("a.csv", b"name: x\n\x00\x01\x02", True, "it holds binary data (byte 0x00 at offset 8)"),
         ("a.yaml", b"name: x\nb: \x00\n", False, "it holds binary data"),
+        # A block of NULs after rows (a crash's padding) is one bad line, not binary data.
+        ("a.csv", b"t,v\n2026-11-01T10:00:00Z,1\n" + b"\x00" * 4096, True, ""),
+        ("a.csv", b"t,v\n2026-11-01T10:00:00Z,1\n" + b"\x00\x01" * 64, True, "it holds binary"),
     ],
 )
 def test_not_text(name: str, head: bytes, compressed: bool, says: str) -> None:
@@ -57,6 +60,29 @@ def test_a_nul_in_a_row_of_a_csv_file_costs_that_row_not_the_file(tmp_path: Path
     bad: list[object] = []
     assert len(load_events([path], "skip", bad)) == 2
     assert [str(b) for b in bad] == [f"{path}:3: byte 0x00 (NUL) at column 38: not text"]
+
+
+@pytest.mark.parametrize("after", [b"", b"2026-11-01T10:09:00Z,s1,water_level,1.6,m,c1\n"])
+def test_a_csv_file_a_crash_padded_with_nuls_is_its_rows_and_one_bad_line(
+    tmp_path: Path, after: bytes
+) -> None:
+    """t180: rows of text, then a block of NULs (a file system zero-fills the block a
+    crash left allocated but unwritten), with or without rows appended after it: the
+    whole file was refused as binary data, even with --on-error skip, naming no line.
+    Now its rows are read and the block is one bad line, named as such."""
+    from streams.feeds import load_events
+
+    path = tmp_path / "r.csv"
+    rows = "".join(f"2026-11-01T10:0{i}:00Z,s1,water_level,1.5,m,c1\n" for i in range(3))
+    head = "timestamp,sensor_id,kind,value,unit,grid_cell\n" + rows
+    path.write_bytes(head.encode() + b"\x00" * 4096 + after)
+    assert unreadable(path, "CSV") == ""
+    bad: list[object] = []
+    assert len(load_events([path], "skip", bad)) == 3
+    assert [str(b) for b in bad] == [
+        f"{path}:5: 4,096 NUL bytes in a row from column 1: a block of the file left "
+        "unwritten (by a crash while it was written?), not text"
+    ]
 
 
 def test_the_gzip_files_of_the_data_sets_are_csv() -> None:
