@@ -67,10 +67,19 @@ _TELL_APART_BYTES = 16
 _GUESS_BYTES = 64 * 1024
 
 
+# NULs in a row from which they are a block of a file left unwritten (a crash while it was
+# written: the file system zero-fills what was allocated but never written), not text in
+# any encoding (UTF-16 and UTF-32 text has at most 3 in a row but for U+0000 itself).
+NUL_RUN = 16
+_NUL_RUNS = re.compile(rb"\x00{%d,}" % NUL_RUN)
+
+
 def wide_without_bom(data: bytes) -> str | None:
     """UTF-16 or UTF-32 without a byte order mark, told by its NULs (ASCII in UTF-16LE
-    is a NUL after each byte; in UTF-16BE before it), or None."""
-    head = data[:_GUESS_BYTES]
+    is a NUL after each byte; in UTF-16BE before it), or None. Runs of ``NUL_RUN`` NULs
+    or more are no text's and left out (t180: a tokens file of 21 bytes a crash padded
+    with 100 NULs was said to be UTF-32BE)."""
+    head = _NUL_RUNS.sub(b"", data[:_GUESS_BYTES])
     if len(head) < 4 or head.count(0) * 4 < len(head):
         return None
     quarter = len(head) // 4 * 4

@@ -48,15 +48,12 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Any, cast
 
+from playbooks.encodings import NUL_RUN
 from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_path
 
 UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 UTF32_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")
-# NULs in a row from which they are a block of a file left unwritten (a crash while it was
-# written: the file system zero-fills what was allocated but never written), not a stray
-# byte; streams.inputs judges a file's text without such runs.
-NUL_RUN = 16
 # Each digit is matched one way only, and never given back (possessive ``++``):
 # ``[0-9]+\.?[0-9]*`` could split a run of digits anywhere, and a value of 100,000 digits
 # then an x took hours to refuse (backtracking tried every split): replay and detect hung

@@ -252,8 +252,11 @@ def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
             return what + ("; save it as CSV (UTF-8) from the spreadsheet" if spreadsheet else "")
     nul = head.find(b"\x00")
     if nul >= 0 and wide_encoding(head.split(b"\n", 1)[0]) is None:
-        if compressed and not _binary_csv(head):
-            return ""  # a NUL or a few in rows of text: each row's fault, said by the reader
+        if (compressed or _NUL_RUN.search(head)) and not _binary_csv(head):
+            # A NUL or a few in rows of text: each row's fault, said by the reader; in any
+            # text file, a block of NULs a crash left (t180), which the readers name with
+            # its line (the YAML loader too: playbooks.loader.yaml_error).
+            return ""
         return f"it holds binary data (byte 0x00 at offset {nul:,}), not text"
     return ""
 

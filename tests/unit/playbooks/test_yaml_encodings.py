@@ -137,3 +137,42 @@ def test_nab_labels_not_utf8_name_their_line_and_encoding(tmp_path: Path) -> Non
     with pytest.raises(InputError) as refused:
         read_windows(path)
     assert "the file is UTF-16 (it starts with a UTF-16 byte order mark)" in str(refused.value)
+
+
+@pytest.mark.parametrize(("name", "read", "text"), READERS, ids=[r[0] for r in READERS])
+def test_a_yaml_file_padded_with_nuls_or_holding_a_control_character_names_its_line(
+    tmp_path: Path, name: str, read: Callable[[Path], Any], text: str
+) -> None:
+    """t180: a YAML file a crash padded with NULs (its last block allocated, never
+    written), or holding a terminal's ESC, said "not valid YAML: unacceptable character
+    #x0000: control characters are not allowed in "<unicode string>", position 2486",
+    naming no line (and the position in bytes, not characters)."""
+    path = tmp_path / f"{name}.yaml"
+    line = text.count("\n") + 1
+    path.write_bytes(text.encode() + b"\x00" * 4096)
+    with pytest.raises(PlaybookError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"{path}:{line}: character U+0000 (NUL) at column 1 is not allowed in YAML: 4,096 "
+        "NULs in a row, a block of the file left unwritten (by a crash while it was "
+        "written?); remove them, or write the file again"
+    )
+    path.write_bytes(text.encode() + b"# \x1b[31mred\n")
+    with pytest.raises(PlaybookError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"{path}:{line}: character U+001B (ESC) at column 3 is not allowed in YAML; remove it"
+    )
+
+
+def test_a_tokens_file_padded_with_nuls_names_its_line_not_utf32(tmp_path: Path) -> None:
+    """t180: 21 bytes of a tokens file and 100 NULs a crash left were said to be
+    "UTF-32BE without a byte order mark" (its NULs counted as the encoding's)."""
+    path = tmp_path / "tokens.yaml"
+    path.write_bytes(b"tokens:\n  - name: x\n" + b"\x00" * 100)
+    with pytest.raises(SettingsError) as refused:
+        TokenStore.load(path)
+    assert str(refused.value).startswith(
+        f"CITYBRAIN_API_TOKENS_FILE {path}:3: character U+0000 (NUL) at column 1 is not "
+        "allowed in YAML: 100 NULs in a row"
+    )

@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parents[3]
         # A block of NULs after rows (a crash's padding) is one bad line, not binary data.
         ("a.csv", b"t,v\n2026-11-01T10:00:00Z,1\n" + b"\x00" * 4096, True, ""),
         ("a.csv", b"t,v\n2026-11-01T10:00:00Z,1\n" + b"\x00\x01" * 64, True, "it holds binary"),
+        ("a.yaml", b"name: x\n" + b"\x00" * 4096, False, ""),  # the loader names its line
     ],
 )
 def test_not_text(name: str, head: bytes, compressed: bool, says: str) -> None:
