@@ -20,7 +20,8 @@ import zlib
 from collections.abc import Callable, Collection
 from pathlib import Path
 
-from streams.csvfile import NUL_RUN, gzip_name, wide_encoding
+from playbooks.encodings import NUL_RUN
+from streams.csvfile import gzip_name, wide_encoding
 from streams.errors import closest
 
 # Bytes of a file read to tell whether it is text at all.
