@@ -74,6 +74,22 @@ NUL_RUN = 16
 _NUL_RUNS = re.compile(rb"\x00{%d,}" % NUL_RUN)
 
 
+def nul_block(text: str | bytes, at: int) -> str | None:
+    """``4,096 NULs in a row, a block of the file left unwritten (by a crash while it was
+    written?)`` when ``text`` holds a run of ``NUL_RUN`` NULs or more from ``at``, else
+    None: how every reader names a file a crash left padded (t180)."""
+    if isinstance(text, str):
+        run = len(text) - at - len(text[at:].lstrip("\x00"))
+    else:
+        run = len(text) - at - len(text[at:].lstrip(b"\x00"))
+    if run < NUL_RUN:
+        return None
+    return (
+        f"{run:,} NULs in a row, a block of the file left unwritten (by a crash while it "
+        "was written?)"
+    )
+
+
 def wide_without_bom(data: bytes) -> str | None:
     """UTF-16 or UTF-32 without a byte order mark, told by its NULs (ASCII in UTF-16LE
     is a NUL after each byte; in UTF-16BE before it), or None. Runs of ``NUL_RUN`` NULs

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from playbooks.encodings import NUL_RUN, not_utf8_guess, wide_encoding
+from playbooks.encodings import not_utf8_guess, nul_block, wide_encoding
 from playbooks.errors import (
     GridError,
     PlaybookConfigError,
@@ -1059,7 +1059,7 @@ def _compose(
 def _unreadable_character(path: str | Path, position: int, text: str) -> str:
     """``file:line: character U+0000 (NUL) at column C is not allowed in YAML …`` for a
     control character PyYAML's reader refuses at ``position`` of ``text``; a run of
-    ``NUL_RUN`` NULs or more is said to be a block left unwritten by a crash.
+    ``encodings.NUL_RUN`` NULs or more is said to be a block left unwritten by a crash.
 
     t180: a grid or routing file padded with NULs by a crash (or holding a terminal's
     ESC) said "unacceptable character #x0000: control characters are not allowed in
@@ -1069,12 +1069,8 @@ def _unreadable_character(path: str | Path, position: int, text: str) -> str:
     column = position - (text.rfind("\n", 0, position) + 1) + 1
     name = unicodedata.name(char, "") or {"\x00": "NUL", "\x1b": "ESC"}.get(char, "a control")
     said = f"character U+{ord(char):04X} ({name}) at column {column} is not allowed in YAML"
-    run = len(text) - position - len(text[position:].lstrip("\x00"))
-    if run >= NUL_RUN:
-        return (
-            f"{path}:{line}: {said}: {run:,} NULs in a row, a block of the file left unwritten "
-            "(by a crash while it was written?); remove them, or write the file again"
-        )
+    if block := nul_block(text, position):
+        return f"{path}:{line}: {said}: {block}; remove them, or write the file again"
     return f"{path}:{line}: {said}; remove it"
 
 

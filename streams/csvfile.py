@@ -48,7 +48,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Any, cast
 
-from playbooks.encodings import NUL_RUN
+from playbooks.encodings import nul_block
 from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_path
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -328,15 +328,10 @@ class _Lines:
         nul = data.find(b"\x00")
         if nul >= 0:
             self._abandon()
-            run = len(data) - nul - len(data[nul:].lstrip(b"\x00"))
-            if run >= NUL_RUN:
+            if block := nul_block(data, nul):
                 # t180: a file a crash left padded (its last block allocated, never written)
                 # is rows of text, then NULs: the rows are read, the block is this line.
-                raise _BadLine(
-                    self.start,
-                    f"{run:,} NUL bytes in a row from {self._where(nul)}: a block of the file "
-                    "left unwritten (by a crash while it was written?), not text",
-                )
+                raise _BadLine(self.start, f"{block} from {self._where(nul)}, not text")
             raise _BadLine(self.start, f"byte 0x00 (NUL) at {self._where(nul)}: not text")
         try:
             return data.decode("utf-8")

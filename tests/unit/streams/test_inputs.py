@@ -81,8 +81,8 @@ def test_a_csv_file_a_crash_padded_with_nuls_is_its_rows_and_one_bad_line(
     bad: list[object] = []
     assert len(load_events([path], "skip", bad)) == 3
     assert [str(b) for b in bad] == [
-        f"{path}:5: 4,096 NUL bytes in a row from column 1: a block of the file left "
-        "unwritten (by a crash while it was written?), not text"
+        f"{path}:5: 4,096 NULs in a row, a block of the file left unwritten (by a crash "
+        "while it was written?) from column 1, not text"
     ]
 
 
