@@ -1037,7 +1037,7 @@ def _compose(
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise PlaybookConfigError(
             f"{path}:{row}: byte 0x{data[exc.start]:02x} at column {column} is not UTF-8 "
-            f"({not_utf8_guess(data)}save the file as UTF-8)"
+            f"({not_utf8_guess(data, exc.start)}save the file as UTF-8)"
         ) from None
     try:
         if duplicates is None:

@@ -48,7 +48,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Any, cast
 
-from playbooks.encodings import nul_block
+from playbooks.encodings import nul_block, utf8_slip
 from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_path
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -337,10 +337,15 @@ class _Lines:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             self._abandon()
+            # t180: a slip of a UTF-8 writer (a last line cut inside a character, an
+            # overlong form) is said as one, not guessed to be another encoding.
+            slip = utf8_slip(data, exc.start)
+            guess = slip if slip and slip.endswith((" or", "?")) else f"{slip};" if slip else ""
+            guess = guess or f"a {legacy_encoding(data)} file?"
             raise _BadLine(
                 self.start,
                 f"byte 0x{data[exc.start]:02x} at {self._where(exc.start)} is not UTF-8 "
-                f"(a {legacy_encoding(data)} file? save it as UTF-8)",
+                f"({guess} save it as UTF-8)",
             ) from None
 
     def _where(self, offset: int) -> str:

@@ -176,3 +176,46 @@ def test_a_tokens_file_padded_with_nuls_names_its_line_not_utf32(tmp_path: Path)
         f"CITYBRAIN_API_TOKENS_FILE {path}:3: character U+0000 (NUL) at column 1 is not "
         "allowed in YAML: 100 NULs in a row"
     )
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        # A file cut inside its last character (a copy or write stopped part-way).
+        ("caf\u00e9 ".encode() + "\u00e9".encode()[:1], "the file ends part-way through a"),
+        (b"ab" + "\u20ac".encode()[:2], "ends part-way through a UTF-8 character (0xe2 0x82)"),
+        # One byte past ASCII ending an ASCII file: Latin-1's as well.
+        (b"caf\xe9", "(0xe9), cut short (copied, or read, while it was written?), or a Latin-1"),
+        (b"a: /etc\xc0\xafpasswd\n", "0xc0 0xaf is U+002F in an overlong form, which UTF-8"),
+        (b"a: x\xc0\x80y\n", "0xc0 0x80 is U+0000 in an overlong form, which UTF-8 forbids (Java"),
+        (b"a: \xed\xa0\xbd\xed\xb8\x80\n", "0xed 0xa0 0xbd is a UTF-16 surrogate written as"),
+    ],
+)
+def test_a_utf8_writers_slip_is_said_as_one(tmp_path: Path, data: bytes, said: str) -> None:
+    """t180: a file cut inside its last character was said to look Latin-1, an overlong
+    form (0xc0 0xaf for '/') GBK, Big5 or EUC-KR, a surrogate written as UTF-8 (CESU-8,
+    Java's modified UTF-8) likewise; the files read whole, the YAML files and CSV rows
+    name the slip."""
+    path = tmp_path / "f.yaml"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as whole:
+        utf8_text(path)
+    assert said in str(whole.value)
+    with pytest.raises(PlaybookError) as yaml_file:
+        _grid(path)
+    assert said in str(yaml_file.value)
+    from streams.feeds import load_events
+
+    csv = tmp_path / "r.csv"
+    header = b"timestamp,sensor_id,kind,value,unit,grid_cell\n"
+    csv.write_bytes(header + b"2026-11-01T10:00:00Z,s1,water_level,1.5,m," + data.strip())
+    bad: list[object] = []
+    load_events([csv], "skip", bad)
+    assert said in str(bad[0])
+
+
+def test_a_legacy_files_guess_is_kept_when_it_is_no_utf8_slip() -> None:
+    from playbooks.encodings import utf8_slip
+
+    assert utf8_slip(b"x\xc0\xaf\xe9t\xe9", 1) is None  # Latin-1 bytes after it
+    assert utf8_slip("Beijing \u4e1c\u56db".encode("gbk"), 8) is None
