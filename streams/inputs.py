@@ -79,6 +79,8 @@ def unreadable(
     - ``: its name is too long …`` (``name_too_long``)."""
     if too_long := name_too_long(path):
         return too_long
+    if stdin := standard_input(path):
+        return stdin
     if path.is_dir():
         hint = for_a_directory or f"name a file in it, e.g. {example_file(path)}"
         return f" is a directory, expected a file: {hint}"
@@ -102,6 +104,20 @@ def unreadable(
     return f" is not a {kind} file: {reason}" if reason else wrong
 
 
+def standard_input(path: Path) -> str:
+    """`` stands for standard input, which is not read here …`` for a ``path`` of ``-``
+    that is no file in the working directory, else "". t180: ``replay -``, ``rehearse
+    --incidents -``, ``campaign report --input -``, ``--grid -`` … said "'-': no such
+    file (the checkout's: …)", as if a file named so were missing (detect said it
+    already, in its own words)."""
+    if str(path) != "-" or os.path.lexists(path):
+        return ""
+    return (
+        " stands for standard input, which is not read here (files are read whole, and "
+        "checked, before anything starts): save the input to a file and give its path"
+    )
+
+
 def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
     """Why ``path`` is no directory to read, worded as ``unreadable`` words a file, or
     "": `` is a file, expected a directory`` (then ``: <for_a_file>``), ``: no such
@@ -109,6 +125,8 @@ def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
     is too long …``."""
     if too_long := name_too_long(path):
         return too_long
+    if standard_input(path):
+        return " stands for standard input, expected a directory: give the directory's path"
     if path.is_dir():
         return ""
     if path.is_file():

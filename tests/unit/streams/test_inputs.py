@@ -204,3 +204,15 @@ def test_a_near_name_of_another_kind_of_file_is_not_suggested(
     err = capsys.readouterr().err
     assert "t126-routing.py" not in err
     assert "/playbooks/library/routing.yaml'" in err and err.count("\n") == 1
+
+
+def test_a_dash_is_said_to_stand_for_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t180: `replay -`, `rehearse --incidents -`, `--grid -` … said "'-': no such file
+    (the checkout's: …)", as if a file named so were missing; a file named '-' is read."""
+    monkeypatch.chdir(tmp_path)
+    assert unreadable(Path("-"), "CSV").startswith(" stands for standard input, which is not")
+    assert not_a_directory(Path("-")).startswith(" stands for standard input, expected a dir")
+    (tmp_path / "-").write_text("timestamp,value\n")
+    assert unreadable(Path("-"), "CSV") == ""
