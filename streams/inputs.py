@@ -297,6 +297,17 @@ def _binary_csv(head: bytes) -> bool:
     first = re.split(rb"[\r\n]", head, maxsplit=1)[0]
     if b"\x00" in first:
         return True
+    # UTF-16 text after rows of UTF-8 (Windows PowerShell's `>>` appends UTF-16 to a
+    # file): the reader names its lines (t180: refused whole as binary data).
+    line = head.rfind(b"\n", 0, head.find(b"\x00")) + 1
+    rest = head[line:].removeprefix(b"\x00")
+    letters = rest[:64].replace(b"\x00", b"")  # UTF-16 text's other bytes: no controls
+    if (
+        not _NUL_RUN.match(rest, rest.find(b"\x00"))
+        and letters.translate(None, _CONTROL) == letters
+        and wide_encoding(rest)
+    ):
+        return False
     # A run of NULs is a block a crash left unwritten (a file system zero-fills what was
     # allocated but never written): the text around it is judged without it, and the
     # reader names the run's line, which --on-error skip skips (t180: a file of good

@@ -216,3 +216,27 @@ def test_a_dash_is_said_to_stand_for_standard_input(
     assert not_a_directory(Path("-")).startswith(" stands for standard input, expected a dir")
     (tmp_path / "-").write_text("timestamp,value\n")
     assert unreadable(Path("-"), "CSV") == ""
+
+
+def test_utf16_appended_to_a_utf8_csv_is_its_own_bad_lines(tmp_path: Path) -> None:
+    """t180: UTF-16 lines after UTF-8 rows (Windows PowerShell's `>>` appends UTF-16 to
+    a UTF-8 file) refused the whole file as "binary data (byte 0x00 at offset 216)",
+    even with --on-error skip. Now each UTF-16 line is a bad row saying so, the UTF-8
+    rows are read, and the NUL of the last LF is no line of its own."""
+    from streams.feeds import load_events
+
+    path = tmp_path / "r.csv"
+    rows = "".join(f"2026-11-01T10:0{i}:00Z,s1,water_level,1.5,m,c1\n" for i in range(3))
+    more = "\ufeff2026-11-01T10:05:00Z,s1,water_level,1.6,m,c1\n2026-11-01T10:06:00Z,s1,water_level,1.7,m,c1\n"
+    path.write_bytes(
+        ("timestamp,sensor_id,kind,value,unit,grid_cell\n" + rows).encode()
+        + more.encode("utf-16-le")
+    )
+    assert unreadable(path, "CSV") == ""
+    bad: list[object] = []
+    assert len(load_events([path], "skip", bad)) == 3
+    said = (
+        "the line is UTF-16 text, not UTF-8 (a part written in another encoding: Windows "
+        "PowerShell's >> appends UTF-16 to a file); save the file as UTF-8"
+    )
+    assert [str(b) for b in bad] == [f"{path}:5: {said}", f"{path}:6: {said}"]
