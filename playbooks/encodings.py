@@ -364,6 +364,14 @@ def utf8_slip(data: bytes, start: int) -> str | None:
     file's last line whole), an overlong form or a surrogate written as UTF-8 (Java's
     modified UTF-8, CESU-8). t180: a file cut inside its last ``é`` was said to look
     Latin-1, and the overlong ``0xc0 0xaf`` GBK, Big5 or EUC-KR."""
+    line = data.rfind(b"\n", 0, start) + 1
+    if line and wide_encoding(data[line : line + 64]):
+        # t180: UTF-16 appended to a UTF-8 file (Windows PowerShell's `>>`), its byte
+        # order mark the first byte that is not UTF-8.
+        return (
+            "UTF-16 text from this line on, not UTF-8 (a part written in another encoding: "
+            "Windows PowerShell's >> appends UTF-16 to a file)"
+        )
     tail = data[start:]
     before = data[max(0, start - _GUESS_BYTES) : start]
     if 0 < len(tail) < 4 and _utf8_start(tail):

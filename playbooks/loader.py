@@ -1065,6 +1065,14 @@ def _unreadable_character(path: str | Path, position: int, text: str) -> str:
     ESC) said "unacceptable character #x0000: control characters are not allowed in
     "<unicode string>", position 70123", naming no line."""
     char = text[position]
+    start = text.rfind("\n", 0, position) + 1
+    if char == "\x00" and wide_encoding(text[start:].lstrip("\x00")[:64].encode()):
+        # t180: UTF-16 appended to a UTF-8 file (Windows PowerShell's `>>`).
+        return (
+            f"{path}:{text.count(chr(10), 0, position) + 1}: UTF-16 text from this line on, "
+            "not UTF-8 (a part written in another encoding: Windows PowerShell's >> appends "
+            "UTF-16 to a file); save the file as UTF-8"
+        )
     line = text.count("\n", 0, position) + 1
     column = position - (text.rfind("\n", 0, position) + 1) + 1
     name = unicodedata.name(char, "") or {"\x00": "NUL", "\x1b": "ESC"}.get(char, "a control")

@@ -271,7 +271,7 @@ def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
             return what + ("; save it as CSV (UTF-8) from the spreadsheet" if spreadsheet else "")
     nul = head.find(b"\x00")
     if nul >= 0 and wide_encoding(head.split(b"\n", 1)[0]) is None:
-        if (compressed or _NUL_RUN.search(head)) and not _binary_csv(head):
+        if (compressed or _NUL_RUN.search(head) or utf16_after(head)) and not _binary_csv(head):
             # A NUL or a few in rows of text: each row's fault, said by the reader; in any
             # text file, a block of NULs a crash left (t180), which the readers name with
             # its line (the YAML loader too: playbooks.loader.yaml_error).
@@ -287,6 +287,23 @@ BINARY_SHARE = 1 / 8
 _NUL_RUN = re.compile(rb"\x00{%d,}" % NUL_RUN)
 
 
+def utf16_after(head: bytes) -> bool:
+    """Whether the line of ``head``'s first NUL starts UTF-16 text after lines of UTF-8
+    (Windows PowerShell's `>>` appends UTF-16 to a file): its readers name its lines
+    (t180: such a file was refused whole as binary data)."""
+    nul = head.find(b"\x00")
+    line = head.rfind(b"\n", 0, nul) + 1
+    if nul < 0 or line == 0:
+        return False
+    rest = head[line:].removeprefix(b"\x00")
+    letters = rest[:64].replace(b"\x00", b"")  # UTF-16 text's other bytes: no controls
+    return (
+        not _NUL_RUN.match(rest, rest.find(b"\x00"))
+        and letters.translate(None, _CONTROL) == letters
+        and wide_encoding(rest) is not None
+    )
+
+
 def _binary_csv(head: bytes) -> bool:
     """Whether a CSV file's first bytes, holding a NUL, are binary data: a NUL in the
     first line (no header holds one), or control bytes in at least ``BINARY_SHARE`` of
@@ -297,16 +314,7 @@ def _binary_csv(head: bytes) -> bool:
     first = re.split(rb"[\r\n]", head, maxsplit=1)[0]
     if b"\x00" in first:
         return True
-    # UTF-16 text after rows of UTF-8 (Windows PowerShell's `>>` appends UTF-16 to a
-    # file): the reader names its lines (t180: refused whole as binary data).
-    line = head.rfind(b"\n", 0, head.find(b"\x00")) + 1
-    rest = head[line:].removeprefix(b"\x00")
-    letters = rest[:64].replace(b"\x00", b"")  # UTF-16 text's other bytes: no controls
-    if (
-        not _NUL_RUN.match(rest, rest.find(b"\x00"))
-        and letters.translate(None, _CONTROL) == letters
-        and wide_encoding(rest)
-    ):
+    if utf16_after(head):
         return False
     # A run of NULs is a block a crash left unwritten (a file system zero-fills what was
     # allocated but never written): the text around it is judged without it, and the

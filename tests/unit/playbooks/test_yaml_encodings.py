@@ -219,3 +219,19 @@ def test_a_legacy_files_guess_is_kept_when_it_is_no_utf8_slip() -> None:
 
     assert utf8_slip(b"x\xc0\xaf\xe9t\xe9", 1) is None  # Latin-1 bytes after it
     assert utf8_slip("Beijing \u4e1c\u56db".encode("gbk"), 8) is None
+
+
+@pytest.mark.parametrize("mark", ["\ufeff", ""], ids=["bom", "no-bom"])
+def test_utf16_appended_to_a_utf8_yaml_file_is_named_at_its_line(tmp_path: Path, mark: str) -> None:
+    """t180: UTF-16 appended to a UTF-8 file (Windows PowerShell's `>>`): with its byte
+    order mark it was "byte 0xff at column 1 is not UTF-8 (a Latin-1 or Windows-1252
+    file? …)", without one "binary data" or libyaml's "unacceptable character #x0000 …
+    position N"."""
+    path = tmp_path / "grid.yaml"
+    path.write_bytes(GRID.encode() + f"{mark}# more\nx: 1\n".encode("utf-16-le"))
+    line = GRID.count("\n") + 1
+    with pytest.raises(PlaybookError) as refused:
+        _grid(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert "UTF-16 text from this line on, not UTF-8 (a part written in another" in message
