@@ -67,9 +67,11 @@ from citybrain.report import (
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from citybrain.stack.dirs import require_writable
 from citybrain.stack.process import (
+    PID_MAX,
     StackError,
     alive,
     frozen,
+    pid_in,
     read_pid,
     spawn,
     stack_lock,
@@ -961,7 +963,8 @@ def _lock_holder(files: DemoFiles) -> RunningDemo:
     doc = doc if isinstance(doc, dict) else {}
     pid = doc.get("pid")
     return RunningDemo(
-        pid if isinstance(pid, int) and not isinstance(pid, bool) else None,
+        # A pid no process has (0 or -1 name groups to kill) is none: t180.
+        pid if isinstance(pid, int) and not isinstance(pid, bool) and 1 <= pid <= PID_MAX else None,
         str(doc.get("prefix") or ""),
         str(doc.get("started") or ""),
     )
@@ -1733,11 +1736,11 @@ def worker_gone(files: DemoFiles, pid: int) -> str:
     if alive(pid):
         return ""
     try:
-        named: int | None = int(files.pid.read_text().strip())
+        named: int | None = pid_in(files.pid.read_text(errors="replace"))
     except OSError:
         named = None
-    except ValueError:
-        named = -1
+    else:
+        named = -1 if named is None else named
     return lost_worker_message(pid, named, files, tail(files.log))
 
 

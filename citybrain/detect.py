@@ -474,7 +474,19 @@ def check_file(src: Path, on_bad_row: Callable[[str], None] | None = None) -> Ch
     order = TimeOrder()
     extras = Extras()  # its names, from the header, head the output
     version = _version(src)
-    rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
+    try:
+        rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
+    except DetectInputError as exc:
+        # t180: a series truncated or rotated under detect stopped at the row the cut made,
+        # with no word that the file changed (as replay's streams.feeds._said_if_changed).
+        now = _version(src)
+        if version is None or now == version:
+            raise
+        size = "" if now is None else f" ({version[0]:,} bytes, then {now[0]:,})"
+        raise DetectInputError(
+            f"{exc} ({shown_path(src)} changed while it was read{size}: still being "
+            "written, truncated or rotated? score it once it is complete)"
+        ) from None
     return Checked(rows, order, extras, version)
 
 

@@ -45,7 +45,7 @@ def utf8_text(path: Path, named: str = "") -> str:
         # Latin-1 words since t112); a stray byte of binary data needs no guess.
         raise InputError(
             f"{where}:{line}: byte 0x{data[exc.start]:02x} is not UTF-8 "
-            f"({not_utf8_guess(data)}save the file as UTF-8)"
+            f"({not_utf8_guess(data, exc.start)}save the file as UTF-8)"
         ) from None
 
 

@@ -67,10 +67,35 @@ _TELL_APART_BYTES = 16
 _GUESS_BYTES = 64 * 1024
 
 
+# NULs in a row from which they are a block of a file left unwritten (a crash while it was
+# written: the file system zero-fills what was allocated but never written), not text in
+# any encoding (UTF-16 and UTF-32 text has at most 3 in a row but for U+0000 itself).
+NUL_RUN = 16
+_NUL_RUNS = re.compile(rb"\x00{%d,}" % NUL_RUN)
+
+
+def nul_block(text: str | bytes, at: int) -> str | None:
+    """``4,096 NULs in a row, a block of the file left unwritten (by a crash while it was
+    written?)`` when ``text`` holds a run of ``NUL_RUN`` NULs or more from ``at``, else
+    None: how every reader names a file a crash left padded (t180)."""
+    if isinstance(text, str):
+        run = len(text) - at - len(text[at:].lstrip("\x00"))
+    else:
+        run = len(text) - at - len(text[at:].lstrip(b"\x00"))
+    if run < NUL_RUN:
+        return None
+    return (
+        f"{run:,} NULs in a row, a block of the file left unwritten (by a crash while it "
+        "was written?)"
+    )
+
+
 def wide_without_bom(data: bytes) -> str | None:
     """UTF-16 or UTF-32 without a byte order mark, told by its NULs (ASCII in UTF-16LE
-    is a NUL after each byte; in UTF-16BE before it), or None."""
-    head = data[:_GUESS_BYTES]
+    is a NUL after each byte; in UTF-16BE before it), or None. Runs of ``NUL_RUN`` NULs
+    or more are no text's and left out (t180: a tokens file of 21 bytes a crash padded
+    with 100 NULs was said to be UTF-32BE)."""
+    head = _NUL_RUNS.sub(b"", data[:_GUESS_BYTES])
     if len(head) < 4 or head.count(0) * 4 < len(head):
         return None
     quarter = len(head) // 4 * 4
@@ -301,12 +326,90 @@ def text_format(text: str) -> str | None:
     return None
 
 
-def not_utf8_guess(data: bytes) -> str:
+def not_utf8_guess(data: bytes, start: int | None = None) -> str:
     """``a GBK/GB18030 (Simplified Chinese) file? `` (``likely_encoding``'s guess, said
     before ``save the file as UTF-8``), or "" when none fits (a stray byte of binary
-    data)."""
+    data). With ``start``, the offset of the first byte that is not UTF-8, a UTF-8 slip
+    (``utf8_slip``) is said instead, ending in ``; ``."""
+    slip = utf8_slip(data, start) if start is not None else None
+    if slip is not None:
+        return f"{slip} " if slip.endswith((" or", "?")) else f"{slip}; "
     encoding = likely_encoding(data)
     return f"a {encoding} file? " if encoding else ""
+
+
+# Byte sequences no UTF-8 encoder writes though tools that mean UTF-8 do: an overlong form
+# (two bytes or more for a character UTF-8 writes in fewer; Java's modified UTF-8 writes
+# U+0000 as C0 80) and a UTF-16 surrogate written as three bytes (CESU-8, and Java's
+# modified UTF-8 for characters past U+FFFF).
+_OVERLONG = re.compile(
+    rb"[\xc0\xc1][\x80-\xbf]|\xe0[\x80-\x9f][\x80-\xbf]|\xf0[\x80-\x8f][\x80-\xbf]{2}"
+)
+_SURROGATE = re.compile(rb"\xed[\xa0-\xbf][\x80-\xbf]")
+_MULTIBYTE = re.compile(rb"[\xc2-\xf4][\x80-\xbf]")
+
+
+def _utf8_start(tail: bytes) -> bool:
+    """Whether ``tail`` (1 to 3 bytes) is the start of a UTF-8 character, cut short."""
+    try:
+        return codecs.getincrementaldecoder("utf-8")().decode(tail, final=False) == ""
+    except UnicodeDecodeError:
+        return False
+
+
+def utf8_slip(data: bytes, start: int) -> str | None:
+    """What the byte at ``start`` of ``data`` (the first that is not UTF-8) is when
+    ``data`` is otherwise UTF-8, or None: the file's end cutting a character short (a
+    copy or write stopped part-way: only where ``data`` ends, so the caller hands a
+    file's last line whole), an overlong form or a surrogate written as UTF-8 (Java's
+    modified UTF-8, CESU-8). t180: a file cut inside its last ``é`` was said to look
+    Latin-1, and the overlong ``0xc0 0xaf`` GBK, Big5 or EUC-KR."""
+    line = data.rfind(b"\n", 0, start) + 1
+    if line and wide_encoding(data[line : line + 64]):
+        # t180: UTF-16 appended to a UTF-8 file (Windows PowerShell's `>>`), its byte
+        # order mark the first byte that is not UTF-8.
+        return (
+            "UTF-16 text from this line on, not UTF-8 (a part written in another encoding: "
+            "Windows PowerShell's >> appends UTF-16 to a file)"
+        )
+    tail = data[start:]
+    before = data[max(0, start - _GUESS_BYTES) : start]
+    if 0 < len(tail) < 4 and _utf8_start(tail):
+        # A lone byte past ASCII ending a file of ASCII may as well be Latin-1 (café
+        # without a final newline): cut only when UTF-8 was written before it.
+        shown = " ".join(f"0x{b:02x}" for b in tail)
+        cut = (
+            f"the file ends part-way through a UTF-8 character ({shown}), cut short "
+            "(copied, or read, while it was written?)"
+        )
+        if len(tail) > 1 or _MULTIBYTE.search(before):
+            return f"{cut}: copy it whole again, or"
+        return f"{cut}, or a {LATIN} file?"
+    head = data[start : start + _GUESS_BYTES]
+    rest = _SURROGATE.sub(b"", _OVERLONG.sub(b"", head))
+    try:
+        # Not final: the head may end inside a character.
+        codecs.getincrementaldecoder("utf-8")().decode(rest, final=False)
+    except UnicodeDecodeError:
+        return None  # other bytes are not UTF-8 either: a legacy encoding's guess
+    # Short text in a double-byte encoding can look the same (0xc0 0xa1 is a GBK hanzi).
+    legacy = likely_encoding(data)
+    also = f" (or a {legacy} file?)" if legacy and legacy != LATIN else ""
+    if overlong := _OVERLONG.match(data, start):
+        form = overlong.group()
+        shown = " ".join(f"0x{b:02x}" for b in form)
+        value = form[0] & (0x1F if len(form) == 2 else 0x0F if len(form) == 3 else 0x07)
+        for b in form[1:]:
+            value = value << 6 | b & 0x3F
+        java = " (Java's modified UTF-8 writes it so)" if value == 0 else ""
+        return f"{shown} is U+{value:04X} in an overlong form, which UTF-8 forbids{java}{also}"
+    if surrogate := _SURROGATE.match(data, start):
+        shown = " ".join(f"0x{b:02x}" for b in surrogate.group())
+        return (
+            f"{shown} is a UTF-16 surrogate written as UTF-8, which UTF-8 forbids (CESU-8, "
+            f"or Java's modified UTF-8, writes characters past U+FFFF so){also}"
+        )
+    return None
 
 
 # Characters that show nothing though they are neither white space nor format characters:

@@ -26,7 +26,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from playbooks.encodings import not_utf8_guess, wide_encoding
+from playbooks.encodings import not_utf8_guess, nul_block, wide_encoding
 from playbooks.errors import (
     GridError,
     PlaybookConfigError,
@@ -1037,7 +1037,7 @@ def _compose(
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise PlaybookConfigError(
             f"{path}:{row}: byte 0x{data[exc.start]:02x} at column {column} is not UTF-8 "
-            f"({not_utf8_guess(data)}save the file as UTF-8)"
+            f"({not_utf8_guess(data, exc.start)}save the file as UTF-8)"
         ) from None
     try:
         if duplicates is None:
@@ -1056,6 +1056,32 @@ def _compose(
         raise PlaybookConfigError(yaml_error(path, exc, text)) from exc
 
 
+def _unreadable_character(path: str | Path, position: int, text: str) -> str:
+    """``file:line: character U+0000 (NUL) at column C is not allowed in YAML …`` for a
+    control character PyYAML's reader refuses at ``position`` of ``text``; a run of
+    ``encodings.NUL_RUN`` NULs or more is said to be a block left unwritten by a crash.
+
+    t180: a grid or routing file padded with NULs by a crash (or holding a terminal's
+    ESC) said "unacceptable character #x0000: control characters are not allowed in
+    "<unicode string>", position 70123", naming no line."""
+    char = text[position]
+    start = text.rfind("\n", 0, position) + 1
+    if char == "\x00" and wide_encoding(text[start:].lstrip("\x00")[:64].encode()):
+        # t180: UTF-16 appended to a UTF-8 file (Windows PowerShell's `>>`).
+        return (
+            f"{path}:{text.count(chr(10), 0, position) + 1}: UTF-16 text from this line on, "
+            "not UTF-8 (a part written in another encoding: Windows PowerShell's >> appends "
+            "UTF-16 to a file); save the file as UTF-8"
+        )
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    name = unicodedata.name(char, "") or {"\x00": "NUL", "\x1b": "ESC"}.get(char, "a control")
+    said = f"character U+{ord(char):04X} ({name}) at column {column} is not allowed in YAML"
+    if block := nul_block(text, position):
+        return f"{path}:{line}: {said}: {block}; remove them, or write the file again"
+    return f"{path}:{line}: {said}; remove it"
+
+
 def yaml_error(path: str | Path, exc: yaml.YAMLError, text: str) -> str:
     """A YAML syntax error on one line, ``file:line: not valid YAML: problem (column N;
     while parsing … from line M)``; PyYAML's own text runs to several lines with a
@@ -1063,6 +1089,13 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError, text: str) -> str:
     end (an unclosed quote or bracket) names the file's last line, ``at the end of the
     file``, not the line after the final newline, which the file does not have (t151:
     ``x.yaml:3`` for a file of 2 lines)."""
+    if isinstance(exc, yaml.reader.ReaderError) and isinstance(exc.character, int):
+        # libyaml counts its position in UTF-8 bytes, not characters: the refused
+        # character is its first one in the text (the reader stops at it, and those it
+        # refuses are never allowed anywhere).
+        at = text.find(chr(exc.character))
+        if at >= 0:
+            return _unreadable_character(path, at, text)
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)

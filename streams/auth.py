@@ -267,7 +267,7 @@ class TokenStore:
             line = data.count(b"\n", 0, exc.start) + 1
             raise SettingsError(
                 f"CITYBRAIN_API_TOKENS_FILE {path}:{line}: byte 0x{data[exc.start]:02x} is "
-                f"not UTF-8 ({not_utf8_guess(data)}save the file as UTF-8)"
+                f"not UTF-8 ({not_utf8_guess(data, exc.start)}save the file as UTF-8)"
             ) from None
         except yaml.YAMLError as exc:
             raise SettingsError(f"CITYBRAIN_API_TOKENS_FILE {yaml_error(path, exc, text)}") from exc

@@ -48,6 +48,7 @@ from io import BufferedIOBase
 from pathlib import Path
 from typing import IO, Any, cast
 
+from playbooks.encodings import nul_block, utf8_slip
 from streams.errors import FeedError, legacy_encoding, number_hint, show, shown_path, underflows
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -147,6 +148,7 @@ class _Lines:
         self.start = 0  # line the open record started on
         self.in_record = False
         self.exhausted = False
+        self._wide_line = 0  # the last line read as UTF-16 text after UTF-8 ones
         # Quotes in the open record's lines so far: odd while a quoted field is open.
         self.quotes = 0
         self._record: list[bytes] = []  # the open record's lines so far
@@ -325,17 +327,39 @@ class _Lines:
                     f"{shown_path(self._path)}:1: the file is {encoding}; save it as UTF-8"
                 )
         nul = data.find(b"\x00")
+        if nul >= 0 and data == b"\x00" and self._wide_line == self.lineno - 1:
+            return ""  # the NUL of a UTF-16 line's LF: no line of its own
         if nul >= 0:
             self._abandon()
+            block = nul_block(data, nul)
+            if not block and self.lineno > 1 and wide_encoding(data.removeprefix(b"\x00")):
+                self._wide_line = self.lineno
+                # t180: UTF-16 after UTF-8 rows (Windows PowerShell's `>>` appends UTF-16
+                # to a UTF-8 file): the file was refused whole as binary data.
+                raise _BadLine(
+                    self.start,
+                    "the line is UTF-16 text, not UTF-8 (a part written in another "
+                    "encoding: Windows PowerShell's >> appends UTF-16 to a file); save the "
+                    "file as UTF-8",
+                )
+            if block:
+                # t180: a file a crash left padded (its last block allocated, never written)
+                # is rows of text, then NULs: the rows are read, the block is this line.
+                raise _BadLine(self.start, f"{block} from {self._where(nul)}, not text")
             raise _BadLine(self.start, f"byte 0x00 (NUL) at {self._where(nul)}: not text")
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             self._abandon()
+            # t180: a slip of a UTF-8 writer (a last line cut inside a character, an
+            # overlong form) is said as one, not guessed to be another encoding.
+            slip = utf8_slip(data, exc.start)
+            guess = slip if slip and slip.endswith((" or", "?")) else f"{slip};" if slip else ""
+            guess = guess or f"a {legacy_encoding(data)} file?"
             raise _BadLine(
                 self.start,
                 f"byte 0x{data[exc.start]:02x} at {self._where(exc.start)} is not UTF-8 "
-                f"(a {legacy_encoding(data)} file? save it as UTF-8)",
+                f"({guess} save it as UTF-8)",
             ) from None
 
     def _where(self, offset: int) -> str:

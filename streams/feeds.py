@@ -452,9 +452,10 @@ class FileCheck:
                 on_bad_row(row)
 
         previous, previous_line = -math.inf, 0
-        for line, event, message_bytes in _rows(
+        rows = _rows(
             self.path, bad_row if on_bad_row is not None else None, max_message_bytes, packed
-        ):
+        )
+        for line, event, message_bytes in _said_if_changed(rows, self.path, was):
             self.largest = max(self.largest, message_bytes)
             ts = event.ts
             if ts < previous and not self.disorder:
@@ -670,6 +671,26 @@ def _run_blocks(path: Path) -> Iterator[list[Event]]:
                 yield pickle.load(run)
             except EOFError:
                 return
+
+
+def _said_if_changed(
+    rows: Iterator[tuple[int, Event, int]], path: Path, was: tuple[int, int] | None
+) -> Iterator[tuple[int, Event, int]]:
+    """``rows``, a bad row's ``FeedError`` (``--on-error stop``) saying too that the file
+    changed while it was read, when it did: t180, a feed truncated or rotated under a
+    replay stopped at "big.csv:46262: row has 1 fields, expected 6", the row cut by the
+    truncation, with no word of the change (said only after a whole read)."""
+    try:
+        yield from rows
+    except FeedError as exc:
+        now = _version(path)
+        if was is None or now == was:
+            raise
+        size = "" if now is None else f" ({was[0]:,} bytes, then {now[0]:,})"
+        raise FeedError(
+            f"{exc} ({shown_path(path)} changed while it was read{size}: still being "
+            "written, truncated or rotated? replay it once it is complete)"
+        ) from None
 
 
 def _version(path: str | Path) -> tuple[int, int] | None:

@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+from playbooks.encodings import NUL_RUN
 from streams.csvfile import gzip_name, wide_encoding
 from streams.errors import closest
 
@@ -78,6 +79,8 @@ def unreadable(
     - ``: its name is too long …`` (``name_too_long``)."""
     if too_long := name_too_long(path):
         return too_long
+    if stdin := standard_input(path):
+        return stdin
     if path.is_dir():
         hint = for_a_directory or f"name a file in it, e.g. {example_file(path)}"
         return f" is a directory, expected a file: {hint}"
@@ -101,6 +104,20 @@ def unreadable(
     return f" is not a {kind} file: {reason}" if reason else wrong
 
 
+def standard_input(path: Path) -> str:
+    """`` stands for standard input, which is not read here …`` for a ``path`` of ``-``
+    that is no file in the working directory, else "". t180: ``replay -``, ``rehearse
+    --incidents -``, ``campaign report --input -``, ``--grid -`` … said "'-': no such
+    file (the checkout's: …)", as if a file named so were missing (detect said it
+    already, in its own words)."""
+    if str(path) != "-" or os.path.lexists(path):
+        return ""
+    return (
+        " stands for standard input, which is not read here (files are read whole, and "
+        "checked, before anything starts): save the input to a file and give its path"
+    )
+
+
 def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
     """Why ``path`` is no directory to read, worded as ``unreadable`` words a file, or
     "": `` is a file, expected a directory`` (then ``: <for_a_file>``), ``: no such
@@ -108,6 +125,8 @@ def not_a_directory(path: Path, for_a_file: str = "", missing: str = "") -> str:
     is too long …``."""
     if too_long := name_too_long(path):
         return too_long
+    if standard_input(path):
+        return " stands for standard input, expected a directory: give the directory's path"
     if path.is_dir():
         return ""
     if path.is_file():
@@ -252,8 +271,11 @@ def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
             return what + ("; save it as CSV (UTF-8) from the spreadsheet" if spreadsheet else "")
     nul = head.find(b"\x00")
     if nul >= 0 and wide_encoding(head.split(b"\n", 1)[0]) is None:
-        if compressed and not _binary_csv(head):
-            return ""  # a NUL or a few in rows of text: each row's fault, said by the reader
+        if (compressed or _NUL_RUN.search(head) or utf16_after(head)) and not _binary_csv(head):
+            # A NUL or a few in rows of text: each row's fault, said by the reader; in any
+            # text file, a block of NULs a crash left (t180), which the readers name with
+            # its line (the YAML loader too: playbooks.loader.yaml_error).
+            return ""
         return f"it holds binary data (byte 0x00 at offset {nul:,}), not text"
     return ""
 
@@ -262,6 +284,24 @@ def not_text(path: Path, head: bytes, compressed: bool = False) -> str:
 # binary data, not a text file with a damaged row.
 _CONTROL = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 BINARY_SHARE = 1 / 8
+_NUL_RUN = re.compile(rb"\x00{%d,}" % NUL_RUN)
+
+
+def utf16_after(head: bytes) -> bool:
+    """Whether the line of ``head``'s first NUL starts UTF-16 text after lines of UTF-8
+    (Windows PowerShell's `>>` appends UTF-16 to a file): its readers name its lines
+    (t180: such a file was refused whole as binary data)."""
+    nul = head.find(b"\x00")
+    line = head.rfind(b"\n", 0, nul) + 1
+    if nul < 0 or line == 0:
+        return False
+    rest = head[line:].removeprefix(b"\x00")
+    letters = rest[:64].replace(b"\x00", b"")  # UTF-16 text's other bytes: no controls
+    return (
+        not _NUL_RUN.match(rest, rest.find(b"\x00"))
+        and letters.translate(None, _CONTROL) == letters
+        and wide_encoding(rest) is not None
+    )
 
 
 def _binary_csv(head: bytes) -> bool:
@@ -274,8 +314,15 @@ def _binary_csv(head: bytes) -> bool:
     first = re.split(rb"[\r\n]", head, maxsplit=1)[0]
     if b"\x00" in first:
         return True
-    controls = len(head) - len(head.translate(None, _CONTROL))
-    return controls >= len(head) * BINARY_SHARE
+    if utf16_after(head):
+        return False
+    # A run of NULs is a block a crash left unwritten (a file system zero-fills what was
+    # allocated but never written): the text around it is judged without it, and the
+    # reader names the run's line, which --on-error skip skips (t180: a file of good
+    # rows and 4 KiB of NULs at its end was refused whole as binary data).
+    text = _NUL_RUN.sub(b"", head)
+    controls = len(text) - len(text.translate(None, _CONTROL))
+    return controls >= len(text) * BINARY_SHARE
 
 
 # Linux's bounds of a name the file system looks up (NAME_MAX, PATH_MAX), in bytes.

@@ -21,6 +21,7 @@ from citybrain.commands import (
 from citybrain.errors import json_error_at, utf8_text
 from citybrain.files import write_output
 from citybrain.text import counted, day, warn
+from playbooks.encodings import nul_block
 from playbooks.errors import did_you_mean, shown
 from streams.events import json_int, text_fault
 
@@ -102,6 +103,14 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
     )
 
     def parse(chunk: str, line: int, whole: bool) -> object:
+        nul = chunk.find("\x00")
+        if nul >= 0:
+            # t180: an export a crash left padded with NULs was "Expecting value" there.
+            at = chunk.count("\n", 0, nul)
+            column = nul - (chunk.rfind("\n", 0, nul) + 1) + 1
+            if block := nul_block(chunk, nul):
+                raise CliError(f"{path}:{line + at}: {block} from column {column}, not text")
+            raise CliError(f"{path}:{line + at}: byte 0x00 (NUL) at column {column}: not text")
         try:
             # An integer past the 4,300 digits int() converts was a ValueError (exit 70).
             return json.loads(chunk, parse_int=json_int)
@@ -137,6 +146,10 @@ def _read_records(path: Path) -> tuple[list[dict[str, object]], list[str]]:
     # broke at U+2028, U+2029 and U+0085, which JSON strings may hold raw (orjson writes
     # them so; trial 26).
     for number, row in enumerate(re.split(r"\r\n|\r|\n", text), start=1):
+        # Exports joined with `cat` (each from `campaign report --export`, or an editor's
+        # that starts with a byte order mark): a mark starting a line is no record's
+        # (t180: json said "Unexpected UTF-8 BOM (decode using utf-8-sig)" at it).
+        row = row.removeprefix("\ufeff")
         if not row.strip():
             continue
         doc = parse(row, number, whole=False)

@@ -105,6 +105,26 @@ def stack_lock(run_dir: Path, what: str, create: bool = True) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+# Linux's largest pid (PID_MAX_LIMIT on 64-bit kernels; /proc/sys/kernel/pid_max is at
+# most this).
+PID_MAX = 4_194_304
+
+
+def pid_in(text: str) -> int | None:
+    """The pid a pid file's ``text`` names: ASCII digits alone (white space around them
+    taken), 1 to ``PID_MAX``; None for anything else, which names no process of ours.
+
+    t180: a damaged pid file holding a number past a C long (digits run together) made
+    `stack status` and `stack down` exit 70, "unexpected OverflowError … This is a bug"
+    (``os.kill`` refused it); and ``int`` took ``-1`` (every process, to ``kill``), ``0``
+    (our own group), ``+5``, ``1_2`` and Arabic-Indic digits as pids."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    pid = int(text)
+    return pid if 1 <= pid <= PID_MAX else None
+
+
 def start_file(pid_file: Path) -> Path:
     """Where ``spawn`` keeps the start time of ``pid_file``'s process (``start_ticks``),
     beside the pid file, which stays the bare pid that `kill $(cat …)` takes."""
@@ -124,17 +144,18 @@ def read_pid(pid_file: Path) -> int | None:
     the start (NTP, a resumed VM) made a running Kafka look younger than its pid file,
     stale to `stack status` and left running by `stack down`."""
     try:
-        pid = int(pid_file.read_text().strip())
+        pid = pid_in(pid_file.read_text(errors="replace"))
     except FileNotFoundError:
         return stray_pid(pid_file)
-    except (OSError, ValueError):
+    except OSError:
         return None
-    if not alive(pid):
+    if pid is None or not alive(pid):
         return None
     try:
-        recorded: int | None = int(start_file(pid_file).read_text().strip())
-    except (OSError, ValueError):
-        recorded = None
+        ticks = start_file(pid_file).read_text(errors="replace").strip()
+    except OSError:
+        ticks = ""
+    recorded = int(ticks) if ticks.isascii() and ticks.isdigit() else None
     if recorded is not None:
         now = start_ticks(pid)
         return pid if now is None or now == recorded else None
@@ -400,7 +421,10 @@ def listed_port(path: Path, pattern: str) -> int | None:
 
 
 def alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is no zombie."""
+    """Whether process ``pid`` exists and is no zombie; False for a number no process
+    has (0 and -1 name groups of processes to ``kill``, past ``PID_MAX`` none)."""
+    if not 1 <= pid <= PID_MAX:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -905,6 +905,37 @@ def test_an_export_with_any_line_ending_is_read(tmp_path: Path, newline: bytes) 
     assert _city_figures(export, tmp_path) == pytest.approx(CITY_NOW)
 
 
+def test_exports_joined_with_cat_each_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    """t180: two exports joined with `cat`, each starting with a UTF-8 byte order mark
+    (an editor's), were "records.jsonl:N: not a JSON record (Unexpected UTF-8 BOM
+    (decode using utf-8-sig))" at the second's first line."""
+    half = len(RECORDS) // 2
+    export = tmp_path / "records.jsonl"
+    export.write_bytes(
+        b"".join(
+            b"\xef\xbb\xbf" + b"".join(orjson.dumps(r) + b"\n" for r in part)
+            for part in (RECORDS[:half], RECORDS[half:])
+        )
+    )
+    assert _city_figures(export, tmp_path) == pytest.approx(CITY_NOW)
+
+
+def test_an_export_a_crash_padded_with_nuls_names_the_line_of_the_block(tmp_path: Path) -> None:
+    """t180: an export whose last block a crash left unwritten (NULs) was "not a JSON
+    record (Expecting value)" at that line; a NUL alone is named too."""
+    export = tmp_path / "records.jsonl"
+    export.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in RECORDS[:3]) + b"\0" * 4096)
+    with pytest.raises(CliError) as refused:
+        _read_records(export)
+    assert str(refused.value) == (
+        f"{export}:4: 4,096 NULs in a row, a block of the file left unwritten (by a crash "
+        "while it was written?) from column 1, not text"
+    )
+    export.write_bytes(orjson.dumps(RECORDS[0]) + b'\n{"schema":\0}\n')
+    with pytest.raises(CliError, match=rf"{export.name}:2: byte 0x00 \(NUL\) at column 11"):
+        _read_records(export)
+
+
 def test_a_bad_record_after_cr_line_endings_is_named_by_its_line(tmp_path: Path) -> None:
     export = tmp_path / "records.jsonl"
     export.write_bytes(b"\r".join([*(orjson.dumps(r) for r in RECORDS[:3]), b"{oops"]))

@@ -1201,3 +1201,24 @@ def test_a_folder_of_csvs_named_in_capitals_is_scored(
     one = tmp_path / "one.csv"
     assert main(["detect", "--input", str(src / "B.Csv.Gz"), "--output", str(one)]) == 0
     assert one.read_text() == (out / "B.Csv").read_text() == (out / "A.CSV").read_text()
+
+
+def test_a_bad_row_of_a_series_changed_while_read_says_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t180: a series truncated or rotated under detect stopped at the row the cut made,
+    with no word that the file changed; its size is looked up before and after, here
+    made to differ."""
+    from citybrain import detect as detect_module
+
+    src = tmp_path / "s.csv"
+    src.write_text("timestamp,value\n2026-11-01T10:00:00Z,1.5\n2026-11-01T10:01:00Z\n")
+    looks = iter([(100, 1), (0, 2)])
+    monkeypatch.setattr(detect_module, "_version", lambda _path: next(looks))
+    with pytest.raises(detect_module.DetectInputError) as stopped:
+        detect_module.check_file(src)
+    assert str(stopped.value).endswith(
+        f"({src} changed while it was read (100 bytes, then 0): still being written, "
+        "truncated or rotated? score it once it is complete)"
+    )
+    assert str(stopped.value).startswith(f"{src}:3: ")

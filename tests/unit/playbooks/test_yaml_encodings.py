@@ -137,3 +137,101 @@ def test_nab_labels_not_utf8_name_their_line_and_encoding(tmp_path: Path) -> Non
     with pytest.raises(InputError) as refused:
         read_windows(path)
     assert "the file is UTF-16 (it starts with a UTF-16 byte order mark)" in str(refused.value)
+
+
+@pytest.mark.parametrize(("name", "read", "text"), READERS, ids=[r[0] for r in READERS])
+def test_a_yaml_file_padded_with_nuls_or_holding_a_control_character_names_its_line(
+    tmp_path: Path, name: str, read: Callable[[Path], Any], text: str
+) -> None:
+    """t180: a YAML file a crash padded with NULs (its last block allocated, never
+    written), or holding a terminal's ESC, said "not valid YAML: unacceptable character
+    #x0000: control characters are not allowed in "<unicode string>", position 2486",
+    naming no line (and the position in bytes, not characters)."""
+    path = tmp_path / f"{name}.yaml"
+    line = text.count("\n") + 1
+    path.write_bytes(text.encode() + b"\x00" * 4096)
+    with pytest.raises(PlaybookError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"{path}:{line}: character U+0000 (NUL) at column 1 is not allowed in YAML: 4,096 "
+        "NULs in a row, a block of the file left unwritten (by a crash while it was "
+        "written?); remove them, or write the file again"
+    )
+    path.write_bytes(text.encode() + b"# \x1b[31mred\n")
+    with pytest.raises(PlaybookError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"{path}:{line}: character U+001B (ESC) at column 3 is not allowed in YAML; remove it"
+    )
+
+
+def test_a_tokens_file_padded_with_nuls_names_its_line_not_utf32(tmp_path: Path) -> None:
+    """t180: 21 bytes of a tokens file and 100 NULs a crash left were said to be
+    "UTF-32BE without a byte order mark" (its NULs counted as the encoding's)."""
+    path = tmp_path / "tokens.yaml"
+    path.write_bytes(b"tokens:\n  - name: x\n" + b"\x00" * 100)
+    with pytest.raises(SettingsError) as refused:
+        TokenStore.load(path)
+    assert str(refused.value).startswith(
+        f"CITYBRAIN_API_TOKENS_FILE {path}:3: character U+0000 (NUL) at column 1 is not "
+        "allowed in YAML: 100 NULs in a row"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        # A file cut inside its last character (a copy or write stopped part-way).
+        ("caf\u00e9 ".encode() + "\u00e9".encode()[:1], "the file ends part-way through a"),
+        (b"ab" + "\u20ac".encode()[:2], "ends part-way through a UTF-8 character (0xe2 0x82)"),
+        # One byte past ASCII ending an ASCII file: Latin-1's as well.
+        (b"caf\xe9", "(0xe9), cut short (copied, or read, while it was written?), or a Latin-1"),
+        (b"a: /etc\xc0\xafpasswd\n", "0xc0 0xaf is U+002F in an overlong form, which UTF-8"),
+        (b"a: x\xc0\x80y\n", "0xc0 0x80 is U+0000 in an overlong form, which UTF-8 forbids (Java"),
+        (b"a: \xed\xa0\xbd\xed\xb8\x80\n", "0xed 0xa0 0xbd is a UTF-16 surrogate written as"),
+    ],
+)
+def test_a_utf8_writers_slip_is_said_as_one(tmp_path: Path, data: bytes, said: str) -> None:
+    """t180: a file cut inside its last character was said to look Latin-1, an overlong
+    form (0xc0 0xaf for '/') GBK, Big5 or EUC-KR, a surrogate written as UTF-8 (CESU-8,
+    Java's modified UTF-8) likewise; the files read whole, the YAML files and CSV rows
+    name the slip."""
+    path = tmp_path / "f.yaml"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as whole:
+        utf8_text(path)
+    assert said in str(whole.value)
+    with pytest.raises(PlaybookError) as yaml_file:
+        _grid(path)
+    assert said in str(yaml_file.value)
+    from streams.feeds import load_events
+
+    csv = tmp_path / "r.csv"
+    header = b"timestamp,sensor_id,kind,value,unit,grid_cell\n"
+    csv.write_bytes(header + b"2026-11-01T10:00:00Z,s1,water_level,1.5,m," + data.strip())
+    bad: list[object] = []
+    load_events([csv], "skip", bad)
+    assert said in str(bad[0])
+
+
+def test_a_legacy_files_guess_is_kept_when_it_is_no_utf8_slip() -> None:
+    from playbooks.encodings import utf8_slip
+
+    assert utf8_slip(b"x\xc0\xaf\xe9t\xe9", 1) is None  # Latin-1 bytes after it
+    assert utf8_slip("Beijing \u4e1c\u56db".encode("gbk"), 8) is None
+
+
+@pytest.mark.parametrize("mark", ["\ufeff", ""], ids=["bom", "no-bom"])
+def test_utf16_appended_to_a_utf8_yaml_file_is_named_at_its_line(tmp_path: Path, mark: str) -> None:
+    """t180: UTF-16 appended to a UTF-8 file (Windows PowerShell's `>>`): with its byte
+    order mark it was "byte 0xff at column 1 is not UTF-8 (a Latin-1 or Windows-1252
+    file? …)", without one "binary data" or libyaml's "unacceptable character #x0000 …
+    position N"."""
+    path = tmp_path / "grid.yaml"
+    path.write_bytes(GRID.encode() + f"{mark}# more\nx: 1\n".encode("utf-16-le"))
+    line = GRID.count("\n") + 1
+    with pytest.raises(PlaybookError) as refused:
+        _grid(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert "UTF-16 text from this line on, not UTF-8 (a part written in another" in message

@@ -228,3 +228,26 @@ def test_a_replay_kafka_answers_goes_on_through_long_waits(
     ]
     stats = replayer.replay(events, speed=1.0)
     assert stats.readings == 3 and len(replayer.producer.sent) == 3
+
+
+def test_a_bad_row_of_a_file_changed_while_read_says_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t180: a feed truncated or rotated under a replay stopped at the row the
+    truncation cut ("big.csv:46262: row has 1 fields, expected 6"), with no word that the
+    file changed (said only after a whole read). The file's size is looked up before and
+    after; here the second look is made to differ."""
+    path = tmp_path / "r.csv"
+    path.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2026-11-01T10:00:00Z,s1,water_level,1.5,m,c1\n2026-11-01T10:01:00Z,s1\n"
+    )
+    looks = iter([(100, 1), (0, 2)])
+    monkeypatch.setattr(feeds, "_version", lambda _path: next(looks))
+    with pytest.raises(FeedError) as stopped:
+        list(feeds.FileCheck(path).read(None, 1_000_000))
+    assert str(stopped.value) == (
+        f"{path}:3: row has 2 fields, expected 6 ({path} changed while it was read (100 "
+        "bytes, then 0): still being written, truncated or rotated? replay it once it is "
+        "complete)"
+    )

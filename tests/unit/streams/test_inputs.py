@@ -37,6 +37,10 @@ REPO = Path(__file__).resolve().parents[3]
         ("a.csv", b"timestamp\x00,value\n2026-11-01T10:00:00Z,1\n", True, "it holds binary"),
         ("a.csv", b"name: x\n\x00\x01\x02", True, "it holds binary data (byte 0x00 at offset 8)"),
         ("a.yaml", b"name: x\nb: \x00\n", False, "it holds binary data"),
+        # A block of NULs after rows (a crash's padding) is one bad line, not binary data.
+        ("a.csv", b"t,v\n2026-11-01T10:00:00Z,1\n" + b"\x00" * 4096, True, ""),
+        ("a.csv", b"t,v\n2026-11-01T10:00:00Z,1\n" + b"\x00\x01" * 64, True, "it holds binary"),
+        ("a.yaml", b"name: x\n" + b"\x00" * 4096, False, ""),  # the loader names its line
     ],
 )
 def test_not_text(name: str, head: bytes, compressed: bool, says: str) -> None:
@@ -57,6 +61,29 @@ def test_a_nul_in_a_row_of_a_csv_file_costs_that_row_not_the_file(tmp_path: Path
     bad: list[object] = []
     assert len(load_events([path], "skip", bad)) == 2
     assert [str(b) for b in bad] == [f"{path}:3: byte 0x00 (NUL) at column 38: not text"]
+
+
+@pytest.mark.parametrize("after", [b"", b"2026-11-01T10:09:00Z,s1,water_level,1.6,m,c1\n"])
+def test_a_csv_file_a_crash_padded_with_nuls_is_its_rows_and_one_bad_line(
+    tmp_path: Path, after: bytes
+) -> None:
+    """t180: rows of text, then a block of NULs (a file system zero-fills the block a
+    crash left allocated but unwritten), with or without rows appended after it: the
+    whole file was refused as binary data, even with --on-error skip, naming no line.
+    Now its rows are read and the block is one bad line, named as such."""
+    from streams.feeds import load_events
+
+    path = tmp_path / "r.csv"
+    rows = "".join(f"2026-11-01T10:0{i}:00Z,s1,water_level,1.5,m,c1\n" for i in range(3))
+    head = "timestamp,sensor_id,kind,value,unit,grid_cell\n" + rows
+    path.write_bytes(head.encode() + b"\x00" * 4096 + after)
+    assert unreadable(path, "CSV") == ""
+    bad: list[object] = []
+    assert len(load_events([path], "skip", bad)) == 3
+    assert [str(b) for b in bad] == [
+        f"{path}:5: 4,096 NULs in a row, a block of the file left unwritten (by a crash "
+        "while it was written?) from column 1, not text"
+    ]
 
 
 def test_the_gzip_files_of_the_data_sets_are_csv() -> None:
@@ -177,3 +204,39 @@ def test_a_near_name_of_another_kind_of_file_is_not_suggested(
     err = capsys.readouterr().err
     assert "t126-routing.py" not in err
     assert "/playbooks/library/routing.yaml'" in err and err.count("\n") == 1
+
+
+def test_a_dash_is_said_to_stand_for_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t180: `replay -`, `rehearse --incidents -`, `--grid -` … said "'-': no such file
+    (the checkout's: …)", as if a file named so were missing; a file named '-' is read."""
+    monkeypatch.chdir(tmp_path)
+    assert unreadable(Path("-"), "CSV").startswith(" stands for standard input, which is not")
+    assert not_a_directory(Path("-")).startswith(" stands for standard input, expected a dir")
+    (tmp_path / "-").write_text("timestamp,value\n")
+    assert unreadable(Path("-"), "CSV") == ""
+
+
+def test_utf16_appended_to_a_utf8_csv_is_its_own_bad_lines(tmp_path: Path) -> None:
+    """t180: UTF-16 lines after UTF-8 rows (Windows PowerShell's `>>` appends UTF-16 to
+    a UTF-8 file) refused the whole file as "binary data (byte 0x00 at offset 216)",
+    even with --on-error skip. Now each UTF-16 line is a bad row saying so, the UTF-8
+    rows are read, and the NUL of the last LF is no line of its own."""
+    from streams.feeds import load_events
+
+    path = tmp_path / "r.csv"
+    rows = "".join(f"2026-11-01T10:0{i}:00Z,s1,water_level,1.5,m,c1\n" for i in range(3))
+    more = "\ufeff2026-11-01T10:05:00Z,s1,water_level,1.6,m,c1\n2026-11-01T10:06:00Z,s1,water_level,1.7,m,c1\n"
+    path.write_bytes(
+        ("timestamp,sensor_id,kind,value,unit,grid_cell\n" + rows).encode()
+        + more.encode("utf-16-le")
+    )
+    assert unreadable(path, "CSV") == ""
+    bad: list[object] = []
+    assert len(load_events([path], "skip", bad)) == 3
+    said = (
+        "the line is UTF-16 text, not UTF-8 (a part written in another encoding: Windows "
+        "PowerShell's >> appends UTF-16 to a file); save the file as UTF-8"
+    )
+    assert [str(b) for b in bad] == [f"{path}:5: {said}", f"{path}:6: {said}"]

@@ -119,3 +119,41 @@ def test_stack_status_and_down_leave_a_stranger_alone(
     assert "stopped" not in out.replace("was not running", ""), out
     time.sleep(0.3)
     assert stranger.poll() is None, "stack down killed a process it never started"
+
+
+@pytest.mark.parametrize(
+    "text", ["99999999999999999999999", "-1", "0", "+1", "1_0", "\u0661", "4194305", "1\x00"]
+)
+def test_a_damaged_pid_file_names_no_process(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+) -> None:
+    """t180: a pid file holding a number past a C long (digits run together) made
+    `stack status` and `stack down` exit 70, "unexpected OverflowError … This is a bug";
+    int() took -1 (every process, to kill), 0 (our own group), +1, 1_0 and Arabic-Indic
+    digits as pids. Only ASCII digits from 1 to PID_MAX name one."""
+    from citybrain.stack.process import PID_MAX, alive, pid_in
+
+    assert pid_in(text) is None
+    assert not any(alive(pid) for pid in (-1, 0, 10**30, PID_MAX + 1))
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    names = ("KAFKA", "KAFKA_CONTROLLER", "PROMETHEUS", "MQTT", "WORKER")
+    for name, port in zip(names, free_ports(len(names)), strict=True):
+        monkeypatch.setenv(f"CITYBRAIN_{name}_PORT", str(port))
+    for service in ("kafka", "prometheus", "mosquitto"):
+        (tmp_path / service).mkdir()
+        (tmp_path / service / f"{service}.pid").write_text(text)
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "worker.pid").write_text(text)
+    assert main(["stack", "status"]) == 1
+    assert main(["stack", "down"]) == 0
+    assert "unexpected" not in capsys.readouterr().err
+
+
+def test_a_pid_file_of_digits_names_its_process() -> None:
+    from citybrain.stack.process import pid_in
+
+    assert pid_in(" 4242\n") == 4242
+    assert pid_in("1") == 1
