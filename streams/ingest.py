@@ -375,7 +375,7 @@ class Ingest:
             sensor_id, jumped, back = result.clock_back[0]
             more = len(result.clock_back) - 1
             log.warning(
-                "readings: sensor %s jumped to %s and its next reading went back to %s: "
+                "citybrain: readings: sensor %s jumped to %s and its next reading went back to %s: "
                 "the jump was one reading's odd time (a gateway's clock, a unit mistake?), "
                 "the sensor's clock goes back%s",
                 sensor_id,

@@ -201,7 +201,7 @@ def test_the_worker_takes_the_clock_back_and_says_so(
     assert worker.dead == []
     said = [r.getMessage() for r in caplog.records if "went back" in r.getMessage()]
     assert said == [
-        f"readings: sensor gauge-1 jumped to {format_ts(BATCH_T0 + 30 * 86_400)} and its next "
+        f"citybrain: readings: sensor gauge-1 jumped to {format_ts(BATCH_T0 + 30 * 86_400)} and its next "
         f"reading went back to {format_ts(BATCH_T0 + 60 * 101)}: the jump was one reading's "
         "odd time (a gateway's clock, a unit mistake?), the sensor's clock goes back"
     ]
