@@ -24,6 +24,7 @@ from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
 from streams.csvfile import (
     BadRow,
+    HeaderRepeats,
     Record,
     RowWriter,
     csv_name,
@@ -232,6 +233,7 @@ def good_rows(
     if extras is not None:
         extras.names = names
     width = len(header.fields)
+    repeats = HeaderRepeats(header)
     good = 0
     last_line = header.line
     previous: datetime | None = None
@@ -243,13 +245,11 @@ def good_rows(
             try:
                 if isinstance(record, BadRow):
                     raise DetectInputError(str(record))
-                if record.fields == header.fields:
-                    # As replay says it (t162: detect said the timestamp 'timestamp' is no
-                    # time).
-                    raise DetectInputError(
-                        f"{shown_path(path)}:{record.line}: the header row again (files joined "
-                        "together?)"
-                    )
+                # As replay says it (t162: detect said the timestamp 'timestamp' is no
+                # time); one unlike the file's costs the rows under it too (t188).
+                again = repeats.reason(record)
+                if again is not None:
+                    raise DetectInputError(f"{shown_path(path)}:{record.line}: {again}")
                 # No wider than the header: `1,5` (a decimal comma) is two fields, and
                 # reading the first alone took 1.5 for 1 without a word.
                 if len(record.fields) > width:

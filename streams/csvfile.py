@@ -522,6 +522,70 @@ def repeated_column(names: Sequence[str]) -> str | None:
     return None
 
 
+class HeaderRepeats:
+    """Header rows met again after a file's header (two exports joined with `cat`), and
+    the rows under one unlike it. ``reason(record)`` says why a record after the header
+    is not read, or None for a row to read:
+
+    - a header row again (its ``at`` column, the timestamp's, reads ``timestamp``, in
+      any case, spaces around it) naming the header's columns alike (in any case, spaces
+      around): ``the header row again (files joined together?)``;
+    - one naming them otherwise (another order, other columns): said as such, and every
+      row under it, up to a header row like the file's, is not read either (naming that
+      header's line): read by the file's header its columns would be taken for others.
+      t188: an export in another column order joined to a file had its sensor_id and
+      grid_cell read swapped, unsaid, once the header between them was skipped.
+    """
+
+    def __init__(self, header: Record, at: int = 0) -> None:
+        self._line = header.line
+        self._names = _names(header.fields)
+        self._at = at
+        self._under: int | None = None  # the line of a header unlike the file's, if read
+
+    def reason(self, record: Record) -> str | None:
+        """Why ``record`` (a record after the header) is not read, or None."""
+        fields = record.fields
+        if len(fields) > self._at and fields[self._at].strip().lower() == "timestamp":
+            names = _names(fields)
+            if names == self._names:
+                self._under = None
+                return "the header row again (files joined together?)"
+            self._under = record.line
+            unlike = (
+                "the same columns in another order"
+                if sorted(names) == sorted(self._names)
+                else _columns_apart(names, self._names)
+            )
+            return (
+                f"a header row again, unlike line {self._line}'s: {unlike} (files joined "
+                f"together?): the rows under it are not read, as line {self._line}'s header "
+                "would take their columns for others; put them in a file of their own"
+            )
+        if self._under is not None:
+            return (
+                f"a row under the header row at line {self._under}, unlike line "
+                f"{self._line}'s: not read, as line {self._line}'s header would take its "
+                "columns for others; put the rows under that header in a file of their own"
+            )
+        return None
+
+
+def _names(fields: Sequence[str]) -> list[str]:
+    """A header's column names as compared: spaces around them dropped, lower-cased."""
+    return [name.strip().lower() for name in fields]
+
+
+def _columns_apart(names: list[str], header: list[str]) -> str:
+    """How a header row's ``names`` differ from the file's ``header``: ``other columns
+    ('station' for 'sensor')``, the names only it has, then those only the file's has."""
+    extra = ", ".join(show(name) for name in names if name not in header) or "none"
+    missing = ", ".join(show(name) for name in header if name not in names) or "none"
+    if extra == missing == "none":
+        return "a column given twice"
+    return f"other columns ({extra} for {missing})"
+
+
 def field_count_reason(fields: list[str], expected: int) -> str | None:
     """Why a record has the wrong number of fields, or None."""
     if len(fields) == expected:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from streams.csvfile import (
     BadRow,
+    HeaderRepeats,
     decimal,
     field_count_reason,
     read_records,
@@ -177,13 +178,15 @@ def _rows(
             raise SeriesFileError(message, path)
         raise FeedError(message)
     columns = len(header.fields)
+    repeats = HeaderRepeats(header)
     for record in records:
         if isinstance(record, BadRow):
             bad = record
         else:
             try:
-                if record.fields == header.fields:
-                    raise ValueError("the header row again (files joined together?)")
+                again = repeats.reason(record)
+                if again is not None:
+                    raise ValueError(again)
                 reason = field_count_reason(record.fields, columns)
                 if reason is not None:
                     raise ValueError(reason + _split_number_hint(record.fields, header.fields))
