@@ -188,7 +188,8 @@ class _Lines:
             raise _BadLine(
                 self.start,
                 "a quoted field opens here and is not closed before line "
-                f"{self.lineno}, which reads as a row of its own (a stray quote?)",
+                f"{self.lineno}, which reads as a row of its own "
+                f"{self.backslash_quote() or '(a stray quote?)'}",
             )
         self.quotes += data.count(b'"')
         self._record.append(data)
@@ -342,6 +343,17 @@ class _Lines:
         column = f"column {offset + 1}"
         return column if self.lineno == self.start else f"line {self.lineno}, {column}"
 
+    def backslash_quote(self) -> str:
+        """``(a quote escaped with a backslash, …? write it as "")`` when the open record
+        holds ``\\"``, as MySQL's exports and pandas' ``escapechar`` write a quote in a
+        quoted field (RFC 4180 doubles it: ``\\"`` closes the field there); else ``""``."""
+        if not any(b'\\"' in line for line in self._record):
+            return ""
+        return (
+            "(a quote escaped with a backslash, \\\", as MySQL or pandas' escapechar write "
+            'it? write it as "")'
+        )
+
     def _abandon(self) -> None:
         # The rest of the line is unread by csv; the record ends with it.
         self.in_record = False
@@ -468,9 +480,10 @@ def _csv_reason(message: str, lines: _Lines) -> str:
         return "a quoted field opens here and is never closed (it runs to the end of the file)"
     if message.startswith("',' expected after '\"'"):
         where = "" if lines.lineno == lines.start else f"line {lines.lineno}: "
+        hint = lines.backslash_quote() or '(write a quote inside a quoted field as "")'
         return (
             f"{where}a quoted field's closing quote is followed by something other than a "
-            'comma (write a quote inside a quoted field as "")'
+            f"comma {hint}"
         )
     if message.startswith("field larger than field limit"):
         return f"a field is longer than {csv.field_size_limit():,} characters"
@@ -492,8 +505,17 @@ def separator_hint(fields: Sequence[str]) -> str:
     text = ",".join(fields)
     first = text.lstrip()
     if first.lower().startswith("sep="):
-        # Excel's line naming the separator (it writes one when asked to): t162.
-        return f" (Excel's {show(first)} line: delete it, the first line must be the header)"
+        # Excel's line naming the separator (it writes one when asked to): t162. One
+        # naming another separator says the rest too (t188: deleting it only brought the
+        # next refusal, of a `;`-separated header).
+        other = OTHER_SEPARATORS.get(first[4:5])
+        also = (
+            f"; and the file is {other}-separated: save it with commas between fields and . "
+            "as the decimal point"
+            if other
+            else ""
+        )
+        return f" (Excel's {show(first)} line: delete it, the first line must be the header{also})"
     if first.startswith("#"):
         return " (a comment line? delete it: the first line must be the header)"
     sep = max(OTHER_SEPARATORS, key=text.count)
@@ -587,10 +609,29 @@ def _columns_apart(names: list[str], header: list[str]) -> str:
 
 
 def field_count_reason(fields: list[str], expected: int) -> str | None:
-    """Why a record has the wrong number of fields, or None."""
+    """Why a record has the wrong number of fields, or None: ``row has 7 fields, expected
+    6``, and when the one over is an empty last field, `` (a comma at its end? delete
+    it)`` (t188: a spreadsheet's or a script's trailing commas were only counted)."""
     if len(fields) == expected:
         return None
-    return f"row has {len(fields)} fields, expected {expected}"
+    reason = f"row has {len(fields)} fields, expected {expected}"
+    if len(fields) == expected + 1 and not fields[-1].strip(" \t"):
+        reason += " (a comma at its end? delete it)"
+    return reason
+
+
+def comment_line(fields: Sequence[str]) -> str | None:
+    """Why a record whose first field starts with ``#`` is no row, or None: ``a comment
+    line ('# exported …'): the format has none; delete it (a row commented out: delete its
+    #)``. t188: a comment line in a file was "row has 1 fields, expected 6", a row
+    commented out a timestamp '#2024-…' that is not one, neither saying what the line
+    is. Only for files whose rows start with a field that is never text (a timestamp)."""
+    if not fields or not fields[0].lstrip(" \t").startswith("#"):
+        return None
+    return (
+        f"a comment line ({show(','.join(fields))}): the format has none; delete it (a row "
+        "commented out: delete its #)"
+    )
 
 
 class RowWriter:

@@ -281,6 +281,18 @@ def detach(error: BaseException) -> None:
 _DECIMAL_COMMA = re.compile(r"\s*[-+]?[0-9]+,[0-9]+\s*")
 
 
+# Numbers written with separators between thousands, as spreadsheets and open-data
+# portals export them (t188: `1,234.5` quoted got "expected a number" alone): commas (and
+# a decimal point), points then a decimal comma (German), spaces (French: also the no-break
+# and narrow no-break spaces) then an optional decimal comma, points alone (a million).
+_THOUSANDS = (
+    (re.compile(r"[-+]?[0-9]{1,3}(?:,[0-9]{3})+\.[0-9]*|[-+]?[0-9]{1,3}(?:,[0-9]{3}){2,}"), ","),
+    (re.compile(r"[-+]?[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]*"), "."),
+    (re.compile(r"[-+]?[0-9]{1,3}(?:[ \u00a0\u202f][0-9]{3})+(?:,[0-9]*)?"), " "),
+    (re.compile(r"[-+]?[0-9]{1,3}(?:\.[0-9]{3}){2,}"), "."),
+)
+
+
 # A number followed by a unit (`2.4 ft`, `35ug/m3`, `12 °C`): a newcomer's reading of a
 # sensor's display.
 # Not an exponent (`1e5x` is no `1` in unit `e5x`).
@@ -294,7 +306,7 @@ def number_hint(text: object) -> str:
     a decimal comma (``decimal_comma_hint``) or a number with its unit, `` (a number with
     its unit? send 2.4 alone, the unit in its own field)`` (t143: ``2.4 ft`` got
     "expected a number" alone); else ``""``."""
-    comma = decimal_comma_hint(text)
+    comma = decimal_comma_hint(text) or thousands_hint(text)
     if comma or not isinstance(text, str) or len(text) > 64:
         # A long text is no display's reading: its number would be shown whole.
         return comma
@@ -302,6 +314,21 @@ def number_hint(text: object) -> str:
     if found is None or found.group(2).lower() in ("e", "inf", "infinity", "nan"):
         return ""
     return f" (a number with its unit? send {found.group(1)} alone, the unit in its own field)"
+
+
+def thousands_hint(text: object) -> str:
+    """`` (separators between thousands? send 1234.5)`` for text that is a number written
+    with them (``1,234.5``, ``1.234,5``, ``1 234,5``, ``1.234.567``; ``_THOUSANDS``), the
+    number to send in its place; else ``""``."""
+    if not isinstance(text, str) or len(text) > 64:
+        return ""
+    number = text.strip()
+    for form, mark in _THOUSANDS:
+        if form.fullmatch(number):
+            plain = number.replace(mark, "").replace("\u00a0", "").replace("\u202f", "")
+            plain = plain.replace(",", ".").rstrip(".")
+            return f" (separators between thousands? send {plain})"
+    return ""
 
 
 def decimal_comma_hint(text: object) -> str:

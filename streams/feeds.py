@@ -23,6 +23,7 @@ from typing import Any, Literal
 from streams.csvfile import (
     BadRow,
     HeaderRepeats,
+    comment_line,
     decimal,
     field_count_reason,
     read_records,
@@ -184,7 +185,7 @@ def _rows(
             bad = record
         else:
             try:
-                again = repeats.reason(record)
+                again = repeats.reason(record) or comment_line(record.fields)
                 if again is not None:
                     raise ValueError(again)
                 reason = field_count_reason(record.fields, columns)
@@ -214,6 +215,9 @@ def _header_difference(fields: list[str]) -> str:
     closer = max((READING_COLUMNS, INCIDENT_COLUMNS), key=lambda cols: len(set(cols) & set(given)))
     if given == closer or not set(closer) & set(given):
         return ""  # like neither, or only spaces or capitals apart (said before this)
+    if len(given) > 1 and not given[-1] and given[:-1] == closer:
+        # t188: "('' is not one of its columns: drop the column '')".
+        return " (a comma at the end of the line: delete it, and those at the ends of the rows)"
     twice = repeated_column(given)
     if twice is not None:
         return f" ({twice})"
@@ -288,7 +292,13 @@ def _split_number_hint(fields: list[str], columns: list[str]) -> str:
         return ""
     at = columns.index("value")
     whole, part = fields[at].strip(), fields[at + 1].strip()
-    if not (whole.lstrip("+-").isdigit() and part.isdigit() and whole.isascii() and part.isascii()):
+    if not (whole.lstrip("+-").isdigit() and whole.isascii() and part.isascii()):
+        return ""
+    digits, point, fraction = part.partition(".")
+    if point and len(digits) == 3 and digits.isdigit() and (fraction.isdigit() or not fraction):
+        # 1,234.5 unquoted (t188: said only "row has 7 fields, expected 6").
+        return f" (a thousands separator in {whole},{part}? write {whole}{part})"
+    if not part.isdigit():
         return ""
     if len(part) == 3:  # 1,000 may be either
         return (

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from citybrain.detect import Extras, read_series
 from citybrain.rehearse import read_incidents
-from streams.csvfile import BadRow
+from streams.csvfile import BadRow, decimal
+from streams.errors import FeedError
 from streams.events import IncidentReport, Reading
 from streams.feeds import load_events
 
@@ -104,3 +107,141 @@ def test_rehearse_reads_no_row_under_a_header_in_another_order(tmp_path: Path) -
     )
     assert [(i.report_id, i.category) for i in found.incidents] == [("r1", "Noise")]
     assert [b.line for b in bad] == [3, 4]
+
+
+# -- reasons that say what the line is and what to change -------------------------------
+
+ROW = "2024-05-27T03:10:10Z,s1,pm25,1.5,ug/m3,c1"
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            "# exported by the portal, 2024-05-27",
+            "a comment line ('# exported by the portal, 2024-05-27'): the format has none; "
+            "delete it (a row commented out: delete its #)",
+        ),
+        (f"#{ROW}", f"a comment line ('#{ROW}'): the format has none; delete it (a row"),
+        (f"{ROW},", "row has 7 fields, expected 6 (a comma at its end? delete it)"),
+        (
+            "2024-05-27T03:10:10Z,s1,pm25,1,234.5,ug/m3,c1",
+            "row has 7 fields, expected 6 (a thousands separator in 1,234.5? write 1234.5)",
+        ),
+        (
+            '2024-05-27T03:10:10Z,s1,pm25,"1,234.5",ug/m3,c1',
+            "(separators between thousands? send 1234.5)",
+        ),
+        (
+            '2024-05-27T03:10:10Z,s1,pm25,"1.234,5",ug/m3,c1',
+            "(separators between thousands? send 1234.5)",
+        ),
+    ],
+)
+def test_a_line_no_row_is_said_as_what_it_is(tmp_path: Path, line: str, reason: str) -> None:
+    """t188: a comment line was "row has 1 fields, expected 6", a row commented out a
+    timestamp '#2024-…' that is not one, a trailing comma and an unquoted 1,234.5 only
+    "row has 7 fields", a quoted 1,234.5 or 1.234,5 "expected a number" alone: none said
+    what the line is, nor what to change. The rows around it are read."""
+    events, bad = read_skip(write(tmp_path, "r.csv", f"{READINGS}{ROW}\n{line}\n{ROW}\n"))
+    assert len(events) == 2 and [b.line for b in bad] == [3]
+    assert reason in bad[0].reason, bad[0].reason
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("1,234,567", "send 1234567"),
+        ("1.234.567", "send 1234567"),
+        ("1 234,5", "send 1234.5"),
+        ("1\u202f234,5", "send 1234.5"),
+        ("-1,234.", "send -1234"),
+    ],
+)
+def test_a_number_with_thousands_separators_says_the_number_to_send(text: str, hint: str) -> None:
+    with pytest.raises(ValueError) as info:
+        decimal(text)
+    assert str(info.value).endswith(f"(separators between thousands? {hint})")
+
+
+def test_detect_says_a_comment_line_and_a_trailing_comma(tmp_path: Path) -> None:
+    """detect said a trailing comma was a decimal comma ('write 1.5, or quote the
+    value'), and a comment line a timestamp that is not one."""
+    path = write(
+        tmp_path,
+        "s.csv",
+        "timestamp,value\n# from the portal\n2020-01-01 00:00:00,1,\n2020-01-01 00:01:00,2\n",
+    )
+    bad: list[str] = []
+    stamps, _, _ = read_series(path, bad.append)
+    assert stamps == ["2020-01-01 00:01:00"]
+    assert bad == [
+        f"{path}:2: a comment line ('# from the portal'): the format has none; delete it (a "
+        "row commented out: delete its #)",
+        f"{path}:3: row has 3 fields, expected 2 (a comma at its end? delete it)",
+    ]
+
+
+def test_rehearse_says_a_comment_line_and_a_trailing_comma(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "in.csv",
+        INCIDENTS
+        + "# exported 2024-05-27\n"
+        + "2024-05-27T00:00:00Z,r1,Noise,loud music,app,c-top,\n"
+        + "2024-05-27T00:01:00Z,r2,Noise,#loud music,app,c-top\n",
+    )
+    bad: list[BadRow] = []
+    found = read_incidents(
+        path, {"c-top"}, {"police"}, lambda texts: ["police"] * len(texts), on_bad_row=bad.append
+    )
+    assert [i.report_id for i in found.incidents] == ["r2"]
+    assert [b.reason.split(":")[0] for b in bad] == [
+        "a comment line ('# exported 2024-05-27')",
+        "row has 7 fields, expected 6 (a comma at its end? delete it)",
+    ]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        '2024-05-27T03:10:10Z,r1,Noise,"he said \\"stop\\" now",app,c1',
+        '2024-05-27T03:10:10Z,r1,Noise,"he said \\"stop, now\\"",app,c1',
+        '2024-05-27T03:10:10Z,r1,Noise,"ends in a quote \\"",app,c1',
+    ],
+)
+def test_a_quote_escaped_with_a_backslash_is_said_as_one(tmp_path: Path, row: str) -> None:
+    """MySQL's exports and pandas' escapechar write a quote in a quoted text as \\":
+    the row was refused telling to write "" (or as a stray quote), not that \\" was
+    read as a closing quote. The next report is read."""
+    data = f"{INCIDENTS}{row}\n2024-05-27T03:11:10Z,r2,Noise,loud,app,c1\n"
+    events, bad = read_skip(write(tmp_path, "i.csv", data))
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r2"]
+    assert [b.line for b in bad] == [2]
+    assert bad[0].reason.endswith(
+        "(a quote escaped with a backslash, \\\", as MySQL or pandas' escapechar write it? "
+        'write it as "")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (
+            "sep=;\ntimestamp;sensor_id;kind;value;unit;grid_cell\n",
+            "(Excel's 'sep=;' line: delete it, the first line must be the header; and the file "
+            "is `;`-separated: save it with commas between fields and . as the decimal point)",
+        ),
+        (
+            READINGS.replace("\n", ",\n") + ROW + ",\n",
+            "(a comma at the end of the line: delete it, and those at the ends of the rows)",
+        ),
+    ],
+)
+def test_a_refused_header_says_all_there_is_to_change(tmp_path: Path, data: str, says: str) -> None:
+    """t188: an Excel `sep=;` line was only to delete (the next refusal then said the file
+    is `;`-separated); a trailing comma on every line was "('' is not one of its columns:
+    drop the column '')"."""
+    with pytest.raises(FeedError) as info:
+        load_events([write(tmp_path, "h.csv", data)])
+    assert str(info.value).endswith(says), str(info.value)
