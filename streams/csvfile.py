@@ -19,6 +19,9 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   that line's number; unless the field closes later, within csv's field limit, on a
   line that reads as no row, into one record as wide as the header: that line is then
   the field's own text (``_text_after_all``: a report quoting a row across lines);
+- a space between a comma and a field's opening quote (``a, "b"``: the quotes are then
+  read as text, and a comma inside them splits the field) makes its row bad, naming the
+  column (``_space_before_quote``; t188);
 - a bad record that leaves a quoted field open (a field over csv's limit, a line of it
   with a foreign byte or a NUL) is read past up to the line that closes the field, or one
   that reads as a row (``skip_open_field``): one bad row, not one per line of its text;
@@ -150,6 +153,9 @@ class _Lines:
         # Quotes in the open record's lines so far: odd while a quoted field is open.
         self.quotes = 0
         self._record: list[bytes] = []  # the open record's lines so far
+        # Whether a line of the open record holds ` "`: a space before a quote, perhaps
+        # one opening a field (``_space_before_quote``), looked for at C speed.
+        self.spaced = False
 
     def __iter__(self) -> _Lines:
         return self
@@ -160,6 +166,7 @@ class _Lines:
             data, self._pushback = self._pushback, None
             self.in_record, self.start = True, self.lineno
             self.quotes, self._record = data.count(b'"'), [data]
+            self.spaced = b' "' in data
             return self._decode(data)
         data = self._next_bytes()
         if not self.in_record and not isinstance(data, _Overlong):
@@ -172,6 +179,7 @@ class _Lines:
         if not self.in_record:
             self.in_record, self.start, self.quotes = True, self.lineno, 0
             self._record = []
+            self.spaced = False
         if isinstance(data, _Overlong) or len(data) > self._max_line:
             size = data.size if isinstance(data, _Overlong) else len(data.rstrip(b"\r\n"))
             where = "" if self.lineno == self.start else f"line {self.lineno}: "
@@ -192,6 +200,8 @@ class _Lines:
                 f"{self.backslash_quote() or '(a stray quote?)'}",
             )
         self.quotes += data.count(b'"')
+        if b' "' in data:
+            self.spaced = True
         self._record.append(data)
         return self._decode(data)
 
@@ -343,6 +353,11 @@ class _Lines:
         column = f"column {offset + 1}"
         return column if self.lineno == self.start else f"line {self.lineno}, {column}"
 
+    @property
+    def record_lines(self) -> list[bytes]:
+        """The current record's lines as read, with their line ends."""
+        return self._record
+
     def backslash_quote(self) -> str:
         """``(a quote escaped with a backslash, …? write it as "")`` when the open record
         holds ``\\"``, as MySQL's exports and pandas' ``escapechar`` write a quote in a
@@ -465,9 +480,41 @@ def read_records(
                 # file ending in a line of spaces stopped a replay, "row has 1 fields").
                 blank = len(fields) == 1 and lines.lineno == lines.start and _blank(fields[0])
                 if fields and not blank:
+                    # Most rows have no ` "` (``lines.spaced``), and are not looked at.
+                    fault = (
+                        _space_before_quote(fields, lines.record_lines) if lines.spaced else None
+                    )
+                    if fault is not None:
+                        yield BadRow(path, lines.start, fault)
+                        continue
                     if not width:
                         width.append(len(fields))
                     yield Record(lines.start, fields, lines.lineno != lines.start)
+
+
+def _space_before_quote(fields: list[str], raw: list[bytes]) -> str | None:
+    """Why a record (its ``fields``, read from the lines ``raw``) is bad for a space
+    between a comma and a field's opening quote, or None. RFC 4180 (and Python's csv, and
+    pandas) then read the quotes as text: ``a, "b"`` is the field `` "b"``, and ``a, "b,
+    c"`` the two `` "b`` and `` c"`` (t188: a report's text was sent as `` "loud music"``,
+    quotes and all; with a comma inside, the row was one field too wide, said as no
+    more). A field quoted right whose text starts with a space and a quote (``" ""x"" y"``)
+    reads alike with spaces after commas skipped, so is not refused."""
+    at = next((i for i, f in enumerate(fields) if f[:1] == " " and f.lstrip(" ")[:1] == '"'), None)
+    if at is None:
+        return None
+    text = b"".join(raw).decode("utf-8", "replace")
+    try:
+        skipped = next(csv.reader(text.splitlines(keepends=True), skipinitialspace=True), [])
+    except csv.Error:
+        skipped = []
+    if skipped == fields:
+        return None
+    split = " (and a comma inside them split it)" if len(skipped) < len(fields) else ""
+    return (
+        f"column {at + 1} is {show(fields[at])}: a space before its opening quote, so its "
+        f"quotes were read as text{split}: delete the spaces after the commas"
+    )
 
 
 def _blank(text: str) -> bool:

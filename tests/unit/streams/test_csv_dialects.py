@@ -245,3 +245,22 @@ def test_a_refused_header_says_all_there_is_to_change(tmp_path: Path, data: str,
     with pytest.raises(FeedError) as info:
         load_events([write(tmp_path, "h.csv", data)])
     assert str(info.value).endswith(says), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (' "loud music"', "column 4 is ' \"loud music\"': a space before its opening quote, so "),
+        (' "loud, music" ', "quotes were read as text (and a comma inside them split it): "),
+    ],
+)
+def test_a_space_before_an_opening_quote_is_a_bad_row(tmp_path: Path, text: str, says: str) -> None:
+    """t188: a file written with a space after each comma (`a, "b"`): RFC 4180 reads the
+    quotes as text, so the report was sent with its text ' "loud music"', quotes and all,
+    unsaid; with a comma inside, the row was one field too wide, said as no more."""
+    data = f"{INCIDENTS}2024-05-27T03:10:10Z,r1,Noise,{text},app,c1\n"
+    data += '2024-05-27T03:11:10Z,r2,Noise," ""Loud"" music, again",app,c1\n'
+    events, bad = read_skip(write(tmp_path, "i.csv", data))
+    # A text quoted right that starts with a space and a quote is read.
+    assert [e.text for e in events if isinstance(e, IncidentReport)] == [' "Loud" music, again']
+    assert [b.line for b in bad] == [2] and says in bad[0].reason, bad[0].reason
