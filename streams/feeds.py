@@ -347,14 +347,28 @@ def _reading(row: list[str], shared: dict[str, str] | None = None) -> Reading:
     (``shared`` keeps one of each)."""
     ts = parse_ts(row[0], "timestamp")
     k = {} if shared is None else shared
+    # A text met before was checked then (``_first_label``).
     return Reading(
         ts,
-        k.setdefault(row[1], row[1]),
-        k.setdefault(row[2], row[2]),
+        k.get(row[1]) or _first_label(k, row[1], "sensor_id"),
+        k.get(row[2]) or _first_label(k, row[2], "kind"),
         decimal(row[3]),
-        k.setdefault(row[4], row[4]),
-        k.setdefault(row[5], row[5]),
+        k.get(row[4]) or _first_label(k, row[4], "unit"),
+        k.get(row[5]) or _first_label(k, row[5], "grid_cell"),
     )
+
+
+def _first_label(shared: dict[str, str], text: str, field: str) -> str:
+    """``text``, a reading's ``field`` (sensor_id, kind, unit, grid_cell) not met before,
+    kept in ``shared``; ValueError for spaces or tabs around it (t188: a file written
+    with ', ' between fields, or padded columns, was sent as ' s1 ' and ' pm25 ', which
+    the worker dead-letters as no kind or sensor of the grid; a report's id and category
+    were refused so since t109)."""
+    if text != text.strip(" \t"):
+        raise ValueError(
+            f'field "{field}" is {show(text)}: white space around it: write it without'
+        )
+    return shared.setdefault(text, text)
 
 
 def _incident(row: list[str], shared: dict[str, str] | None = None) -> IncidentReport:

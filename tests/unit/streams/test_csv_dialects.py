@@ -264,3 +264,25 @@ def test_a_space_before_an_opening_quote_is_a_bad_row(tmp_path: Path, text: str,
     # A text quoted right that starts with a space and a quote is read.
     assert [e.text for e in events if isinstance(e, IncidentReport)] == [' "Loud" music, again']
     assert [b.line for b in bad] == [2] and says in bad[0].reason, bad[0].reason
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ("2024-05-27T03:10:10Z, s1 ,pm25,1.5,ug/m3,c1", "sensor_id"),
+        ("2024-05-27T03:10:10Z,s1,pm25 ,1.5,ug/m3,c1", "kind"),
+        ("2024-05-27T03:10:10Z,s1,pm25,1.5,\tug/m3,c1", "unit"),
+        ("2024-05-27T03:10:10Z,s1,pm25,1.5,ug/m3, c1", "grid_cell"),
+    ],
+)
+def test_a_reading_field_with_spaces_around_it_is_a_bad_row(
+    tmp_path: Path, row: str, field: str
+) -> None:
+    """t188: a padded sensor_id, kind, unit or grid_cell was sent as written, and the
+    worker dead-letters it (no such kind, sensor or cell); a report's id and category
+    were refused so already. The same text met first unpadded does not let it through."""
+    events, bad = read_skip(write(tmp_path, "r.csv", f"{READINGS}{ROW}\n{row}\n{ROW}\n"))
+    assert len(events) == 2 and [b.line for b in bad] == [3]
+    assert bad[0].reason.startswith(f'field "{field}" is ') and bad[0].reason.endswith(
+        ": white space around it: write it without"
+    )
