@@ -174,6 +174,7 @@ def _rows(
             "expected "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
             f"{separator_hint(header.fields) or _header_difference(header.fields)}"
+            f"{_portal_export(header.fields)}"
         )
         if tidy[:2] == ["timestamp", "value"]:
             raise SeriesFileError(message, path)
@@ -243,6 +244,42 @@ def _header_difference(fields: list[str]) -> str:
     if over:
         todo.append(f"drop the column{'s' if len(over) > 1 else ''} {', '.join(over)}")
     return f" ({'; '.join(parts)}: {'; '.join(todo)})" if todo else f" ({'; '.join(parts)})"
+
+
+# Open-data portals' exports of the city's public sources (../shared/data/city), by
+# columns their headers hold (compared lower-cased, without spaces and underscores: the
+# portals' own pages name them "Created Date", their APIs created_date), and how each is
+# made canonical incident rows.
+_PORTAL_EXPORTS = (
+    (
+        {"uniquekey", "createddate", "complainttype"},
+        "an NYC 311 export (NYC Open Data)? replay takes canonical rows; write them from it "
+        "as citybrain/adapters.py does for the shared sample (nyc_311): created_date with "
+        "its zone as timestamp, 'nyc311-' and unique_key as report_id, complaint_type as "
+        "category, complaint_type: descriptor as text, open_data_channel_type as source "
+        "(PHONE hotline, ONLINE and MOBILE app, others inspector), a grid cell of its place "
+        "as grid_cell",
+    ),
+    (
+        {"callnumber", "calltype", "incidentnumber"},
+        "an SF fire calls export (DataSF)? replay takes canonical rows; write them from it: "
+        "the call's time (Received DtTm; AvailableDtTm in the shared sample), San Francisco's, "
+        "as ISO 8601 with its zone as timestamp, IncidentNumber as report_id, CallType as "
+        "category and text, emergency as source, a grid cell of its place as grid_cell",
+    ),
+)
+
+
+def _portal_export(fields: list[str]) -> str:
+    """`` (an NYC 311 export (NYC Open Data)? replay takes canonical rows; …)`` for a
+    header of a portal's export (``_PORTAL_EXPORTS``), naming the columns to make of its
+    own; "" otherwise. t188: such a file, as the portal gives it, was refused with its
+    header and the canonical ones shown, and no word on what it is or what to do."""
+    names = {name.strip().lower().replace(" ", "").replace("_", "") for name in fields}
+    for columns, hint in _PORTAL_EXPORTS:
+        if columns <= names:
+            return f" ({hint})"
+    return ""
 
 
 # The names a user's export gives the canonical columns, beyond those close in spelling.

@@ -286,3 +286,30 @@ def test_a_reading_field_with_spaces_around_it_is_a_bad_row(
     assert bad[0].reason.startswith(f'field "{field}" is ') and bad[0].reason.endswith(
         ": white space around it: write it without"
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        (
+            "unique_key,created_date,agency,complaint_type,descriptor,incident_zip",
+            "(an NYC 311 export (NYC Open Data)? replay takes canonical rows; write them from",
+        ),
+        (
+            "Unique Key,Created Date,Closed Date,Agency,Complaint Type,Descriptor",
+            "(an NYC 311 export (NYC Open Data)? replay takes canonical rows;",
+        ),
+        (
+            "CallNumber,UnitID,IncidentNumber,CallType,CallDate,WatchDate",
+            "(an SF fire calls export (DataSF)? replay takes canonical rows; write them from it:",
+        ),
+    ],
+)
+def test_a_portal_export_as_the_portal_gives_it_is_named(
+    tmp_path: Path, header: str, says: str
+) -> None:
+    """t188: an NYC 311 or SF fire calls file as the portal gives it (its API's names or
+    its page's) was refused showing its header and the canonical ones, no more."""
+    with pytest.raises(FeedError) as info:
+        load_events([write(tmp_path, "export.csv", f"{header}\n1,2,3,4,5,6\n")])
+    assert says in str(info.value), str(info.value)
