@@ -69,6 +69,8 @@ MAX_LINE_BYTES = 1 << 20
 MIN_LINE_BYTES = 1024
 LINE_LIMIT_VARIABLE = "CITYBRAIN_CSV_MAX_LINE_BYTES"
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+# A quote, then spaces or tabs up to a comma or the line's end: a closing quote padded.
+_SPACED_CLOSE = re.compile(rb'"[ \t]+(?:,|\r|\n|$)')
 
 
 def line_limit() -> int:
@@ -358,6 +360,14 @@ class _Lines:
         """The current record's lines as read, with their line ends."""
         return self._record
 
+    def space_after_quote(self) -> str:
+        """``(spaces between it and the comma? delete them)`` when a line of the open
+        record has a quote followed by spaces or tabs and then a comma or the line's end
+        (``"b" ,``: t188, told to write a quote as ""); else ``""``."""
+        if not any(_SPACED_CLOSE.search(line) for line in self._record):
+            return ""
+        return "(spaces or tabs between it and the comma? delete them)"
+
     def backslash_quote(self) -> str:
         """``(a quote escaped with a backslash, …? write it as "")`` when the open record
         holds ``\\"``, as MySQL's exports and pandas' ``escapechar`` write a quote in a
@@ -527,7 +537,11 @@ def _csv_reason(message: str, lines: _Lines) -> str:
         return "a quoted field opens here and is never closed (it runs to the end of the file)"
     if message.startswith("',' expected after '\"'"):
         where = "" if lines.lineno == lines.start else f"line {lines.lineno}: "
-        hint = lines.backslash_quote() or '(write a quote inside a quoted field as "")'
+        hint = (
+            lines.backslash_quote()
+            or lines.space_after_quote()
+            or '(write a quote inside a quoted field as "")'
+        )
         return (
             f"{where}a quoted field's closing quote is followed by something other than a "
             f"comma {hint}"
@@ -663,7 +677,16 @@ def field_count_reason(fields: list[str], expected: int) -> str | None:
         return None
     reason = f"row has {len(fields)} fields, expected {expected}"
     if len(fields) == expected + 1 and not fields[-1].strip(" \t"):
-        reason += " (a comma at its end? delete it)"
+        return reason + " (a comma at its end? delete it)"
+    text = ",".join(fields)
+    for sep, name in OTHER_SEPARATORS.items():
+        if len(fields) < expected and text.count(sep) + 1 == expected:
+            # A row of another separator under a comma header (t188: `;` with a decimal
+            # comma read as 2 fields, said as no more).
+            return (
+                f"{reason} (the row looks {name}-separated: write it with commas between "
+                "fields and . as the decimal point)"
+            )
     return reason
 
 

@@ -397,11 +397,11 @@ def _reading(row: list[str], shared: dict[str, str] | None = None) -> Reading:
 
 def _first_label(shared: dict[str, str], text: str, field: str) -> str:
     """``text``, a reading's ``field`` (sensor_id, kind, unit, grid_cell) not met before,
-    kept in ``shared``; ValueError for spaces or tabs around it (t188: a file written
+    kept in ``shared``; ValueError for white space around it (t188: a file written
     with ', ' between fields, or padded columns, was sent as ' s1 ' and ' pm25 ', which
     the worker dead-letters as no kind or sensor of the grid; a report's id and category
     were refused so since t109)."""
-    if text != text.strip(" \t"):
+    if text != text.strip():  # spaces, tabs, a no-break space (a spreadsheet's)
         raise ValueError(
             f'field "{field}" is {show(text)}: white space around it: write it without'
         )

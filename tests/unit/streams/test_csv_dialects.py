@@ -313,3 +313,32 @@ def test_a_portal_export_as_the_portal_gives_it_is_named(
     with pytest.raises(FeedError) as info:
         load_events([write(tmp_path, "export.csv", f"{header}\n1,2,3,4,5,6\n")])
     assert says in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            "2024-05-27T03:10:10Z;s1;pm25;1,5;ug/m3;c1",
+            "row has 2 fields, expected 6 (the row looks `;`-separated: write it with commas "
+            "between fields and . as the decimal point)",
+        ),
+        (
+            '2024-05-27T03:10:10Z,s1,pm25,"1.5" ,ug/m3,c1',
+            "a quoted field's closing quote is followed by something other than a comma (spaces "
+            "or tabs between it and the comma? delete them)",
+        ),
+        (
+            "2024-05-27T03:10:10Z,s1\u00a0,pm25,1.5,ug/m3,c1",
+            "field \"sensor_id\" is 's1\\xa0': white space around it: write it without",
+        ),
+    ],
+)
+def test_a_row_of_another_dialect_says_what_to_change(
+    tmp_path: Path, line: str, reason: str
+) -> None:
+    """t188: a `;`-separated row under a comma header was 'row has 2 fields' alone; a
+    space after a closing quote was told to write a quote as ""; a no-break space after
+    a sensor id (a spreadsheet's) was sent as written."""
+    events, bad = read_skip(write(tmp_path, "r.csv", f"{READINGS}{ROW}\n{line}\n{ROW}\n"))
+    assert len(events) == 2 and [(b.line, b.reason) for b in bad] == [(3, reason)]
