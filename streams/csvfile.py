@@ -678,6 +678,9 @@ def field_count_reason(fields: list[str], expected: int) -> str | None:
     reason = f"row has {len(fields)} fields, expected {expected}"
     if len(fields) == expected + 1 and not fields[-1].strip(" \t"):
         return reason + " (a comma at its end? delete it)"
+    if len(fields) > expected and any(f.endswith("\\") for f in fields[:-1]):
+        # MySQL's SELECT … INTO OUTFILE escapes a comma in a field it does not enclose.
+        return f'{reason} (a comma escaped with a backslash, \\,? quote the field instead: "a, b")'
     text = ",".join(fields)
     for sep, name in OTHER_SEPARATORS.items():
         if len(fields) < expected and text.count(sep) + 1 == expected:
@@ -695,8 +698,16 @@ def comment_line(fields: Sequence[str]) -> str | None:
     line ('# exported …'): the format has none; delete it (a row commented out: delete its
     #)``. t188: a comment line in a file was "row has 1 fields, expected 6", a row
     commented out a timestamp '#2024-…' that is not one, neither saying what the line
-    is. Only for files whose rows start with a field that is never text (a timestamp)."""
-    if not fields or not fields[0].lstrip(" \t").startswith("#"):
+    is. An Excel ``sep=`` line in the middle (a second export joined on) is said as one
+    too. Only for files whose rows start with a field that is never text (a timestamp)."""
+    first = fields[0].lstrip(" \t") if fields else ""
+    if first.lower().startswith("sep=") and len(fields) <= 2:
+        # Excel's separator line of a second export joined on (t188); `sep=,` reads as 2.
+        return (
+            f"Excel's {show(','.join(fields))} line (files joined together?): delete it, and "
+            "check the rows after it are separated by commas"
+        )
+    if not first.startswith("#"):
         return None
     return (
         f"a comment line ({show(','.join(fields))}): the format has none; delete it (a row "

@@ -342,3 +342,28 @@ def test_a_row_of_another_dialect_says_what_to_change(
     a sensor id (a spreadsheet's) was sent as written."""
     events, bad = read_skip(write(tmp_path, "r.csv", f"{READINGS}{ROW}\n{line}\n{ROW}\n"))
     assert len(events) == 2 and [(b.line, b.reason) for b in bad] == [(3, reason)]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (
+            "2024-05-27T03:10:10Z,s1,pm25\\, dust,1.5,ug/m3,c1",
+            "row has 7 fields, expected 6 (a comma escaped with a backslash, \\,? quote the "
+            'field instead: "a, b")',
+        ),
+        (
+            "sep=,",
+            "Excel's 'sep=,' line (files joined together?): delete it, and check the rows "
+            "after it are separated by commas",
+        ),
+        ("sep=;", "Excel's 'sep=;' line (files joined together?): delete it"),
+    ],
+)
+def test_mysql_and_excel_marks_in_the_middle_are_said(
+    tmp_path: Path, line: str, reason: str
+) -> None:
+    """t188: MySQL's backslash before a comma, and an Excel sep= line of a second export
+    joined on, were 'row has 7 fields' and 'row has 2 fields' alone."""
+    _, bad = read_skip(write(tmp_path, "r.csv", f"{READINGS}{ROW}\n{line}\n{ROW}\n"))
+    assert [b.line for b in bad] == [3] and bad[0].reason.startswith(reason), bad[0].reason
