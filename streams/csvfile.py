@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import itertools
 import math
 import re
@@ -515,7 +516,8 @@ def _space_before_quote(fields: list[str], raw: list[bytes]) -> str | None:
         return None
     text = b"".join(raw).decode("utf-8", "replace")
     try:
-        skipped = next(csv.reader(text.splitlines(keepends=True), skipinitialspace=True), [])
+        # Lines as csv cuts them (at CR and LF only: str.splitlines cuts at \f too).
+        skipped = next(csv.reader(io.StringIO(text, newline=""), skipinitialspace=True), [])
     except csv.Error:
         skipped = []
     if skipped == fields:

@@ -6,13 +6,16 @@ never a row silently merged, split, shifted or lost. Every CSV reader of citybra
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from citybrain.detect import Extras, read_series
 from citybrain.rehearse import read_incidents
-from streams.csvfile import BadRow, decimal
+from streams.csvfile import BadRow, RowWriter, decimal
 from streams.errors import FeedError
 from streams.events import IncidentReport, Reading
 from streams.feeds import load_events
@@ -367,3 +370,36 @@ def test_mysql_and_excel_marks_in_the_middle_are_said(
     joined on, were 'row has 7 fields' and 'row has 2 fields' alone."""
     _, bad = read_skip(write(tmp_path, "r.csv", f"{READINGS}{ROW}\n{line}\n{ROW}\n"))
     assert [b.line for b in bad] == [3] and bad[0].reason.startswith(reason), bad[0].reason
+
+
+_TEXT = (
+    st.lists(
+        st.sampled_from([*'ab ,"#\\\n;\t\u00a0', "sep=", "2024-05-27T03:10:10Z"]),
+        min_size=1,
+        max_size=12,
+    )
+    .map("".join)
+    .filter(lambda text: text.strip() != "")
+)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(texts=st.lists(_TEXT, min_size=1, max_size=6))
+def test_fuzz_reports_written_by_rfc_4180_writers_read_back_whole(
+    tmp_path: Path, texts: list[str]
+) -> None:
+    """What t188's checks refuse (a comment line, a sep= line, a space before a quote, a
+    backslash before a quote or a comma, padding) is never a report a writer of RFC 4180
+    (Python's csv, pandas, a spreadsheet) wrote right: each reads back whole, in order."""
+    rows = [
+        ["2024-05-27T03:10:10Z", f"r{i}", "Noise", text, "app", "c1"]
+        for i, text in enumerate(texts)
+    ]
+    buffer = io.StringIO()
+    RowWriter(buffer).writerows(rows)
+    path = write(tmp_path, "w.csv", INCIDENTS + buffer.getvalue())
+    events, bad = read_skip(path)
+    assert bad == []
+    assert [e.text for e in events if isinstance(e, IncidentReport)] == texts
