@@ -663,12 +663,20 @@ def _names(fields: Sequence[str]) -> list[str]:
 
 def _columns_apart(names: list[str], header: list[str]) -> str:
     """How a header row's ``names`` differ from the file's ``header``: ``other columns
-    ('station' for 'sensor')``, the names only it has, then those only the file's has."""
-    extra = ", ".join(show(name) for name in names if name not in header) or "none"
-    missing = ", ".join(show(name) for name in header if name not in names) or "none"
-    if extra == missing == "none":
-        return "a column given twice"
-    return f"other columns ({extra} for {missing})"
+    ('station' for 'sensor')``, ``more columns ('station')``, ``fewer columns (no
+    'station')``, or ``'text' given twice``."""
+    twice = [name for at, name in enumerate(names) if name in names[:at]]
+    if twice:
+        return f"{show(twice[0])} given twice"
+    extra = ", ".join(show(name) for name in names if name not in header)
+    missing = ", ".join(show(name) for name in header if name not in names)
+    if extra and missing:
+        return f"other columns ({extra} for {missing})"
+    if extra:
+        return f"more columns ({extra})"
+    if missing:
+        return f"fewer columns (no {missing})"
+    return "the same columns"  # not reached: names alike are the header again
 
 
 def field_count_reason(fields: list[str], expected: int) -> str | None:

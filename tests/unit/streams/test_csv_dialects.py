@@ -69,11 +69,24 @@ def test_rows_under_a_header_in_another_order_are_not_read_by_the_first_one(
     assert bad[3].reason == "the header row again (files joined together?)"
 
 
-def test_a_header_row_of_other_columns_is_said_with_them(tmp_path: Path) -> None:
-    data = INCIDENTS + "Timestamp,report_id,complaint_type,text,source,grid_cell\n"
-    _, bad = read_skip(write(tmp_path, "joined.csv", data))
+@pytest.mark.parametrize(
+    ("again", "unlike"),
+    [
+        (
+            "Timestamp,report_id,complaint_type,text,source,grid_cell",
+            "other columns ('complaint_type' for 'category')",
+        ),
+        ("timestamp,report_id,category,text,source,grid_cell,agency", "more columns ('agency')"),
+        ("timestamp,report_id,category,text,grid_cell", "fewer columns (no 'source')"),
+        ("timestamp,report_id,category,text,text,grid_cell", "'text' given twice"),
+    ],
+)
+def test_a_header_row_of_other_columns_is_said_with_them(
+    tmp_path: Path, again: str, unlike: str
+) -> None:
+    _, bad = read_skip(write(tmp_path, "joined.csv", f"{INCIDENTS}{again}\n"))
     assert [b.reason.split(" (files")[0] for b in bad] == [
-        "a header row again, unlike line 1's: other columns ('complaint_type' for 'category')"
+        f"a header row again, unlike line 1's: {unlike}"
     ]
 
 
