@@ -24,8 +24,10 @@ from citybrain.text import counted
 from detectors import DEFAULT_THRESHOLD, DETECTORS, Detector, default_threshold
 from streams.csvfile import (
     BadRow,
+    HeaderRepeats,
     Record,
     RowWriter,
+    comment_line,
     csv_name,
     decimal,
     field_count_reason,
@@ -232,6 +234,7 @@ def good_rows(
     if extras is not None:
         extras.names = names
     width = len(header.fields)
+    repeats = HeaderRepeats(header)
     good = 0
     last_line = header.line
     previous: datetime | None = None
@@ -243,21 +246,18 @@ def good_rows(
             try:
                 if isinstance(record, BadRow):
                     raise DetectInputError(str(record))
-                if record.fields == header.fields:
-                    # As replay says it (t162: detect said the timestamp 'timestamp' is no
-                    # time).
-                    raise DetectInputError(
-                        f"{shown_path(path)}:{record.line}: the header row again (files joined "
-                        "together?)"
-                    )
+                # As replay says it (t162: detect said the timestamp 'timestamp' is no
+                # time); one unlike the file's costs the rows under it too (t188).
+                again = repeats.reason(record) or comment_line(record.fields)
+                if again is not None:
+                    raise DetectInputError(f"{shown_path(path)}:{record.line}: {again}")
                 # No wider than the header: `1,5` (a decimal comma) is two fields, and
                 # reading the first alone took 1.5 for 1 without a word.
                 if len(record.fields) > width:
-                    raise DetectInputError(
-                        f"{shown_path(path)}:{record.line}: "
-                        f"{field_count_reason(record.fields, width)} "
-                        "(a decimal comma? write 1.5, or quote the value)"
-                    )
+                    reason = field_count_reason(record.fields, width) or ""
+                    if not reason.endswith(")"):  # not a comma at its end (t188)
+                        reason += " (a decimal comma? write 1.5, or quote the value)"
+                    raise DetectInputError(f"{shown_path(path)}:{record.line}: {reason}")
                 when, epoch, value = _row(
                     path, record.line, record.fields, previous, latest, jump_from
                 )

@@ -19,6 +19,9 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   that line's number; unless the field closes later, within csv's field limit, on a
   line that reads as no row, into one record as wide as the header: that line is then
   the field's own text (``_text_after_all``: a report quoting a row across lines);
+- a space between a comma and a field's opening quote (``a, "b"``: the quotes are then
+  read as text, and a comma inside them splits the field) makes its row bad, naming the
+  column (``_space_before_quote``; t188);
 - a bad record that leaves a quoted field open (a field over csv's limit, a line of it
   with a foreign byte or a NUL) is read past up to the line that closes the field, or one
   that reads as a row (``skip_open_field``): one bad row, not one per line of its text;
@@ -38,6 +41,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import itertools
 import math
 import re
@@ -67,6 +71,8 @@ MAX_LINE_BYTES = 1 << 20
 MIN_LINE_BYTES = 1024
 LINE_LIMIT_VARIABLE = "CITYBRAIN_CSV_MAX_LINE_BYTES"
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+# A quote, then spaces or tabs up to a comma or the line's end: a closing quote padded.
+_SPACED_CLOSE = re.compile(rb'"[ \t]+(?:,|\r|\n|$)')
 
 
 def line_limit() -> int:
@@ -152,6 +158,9 @@ class _Lines:
         # Quotes in the open record's lines so far: odd while a quoted field is open.
         self.quotes = 0
         self._record: list[bytes] = []  # the open record's lines so far
+        # Whether a line of the open record holds ` "`: a space before a quote, perhaps
+        # one opening a field (``_space_before_quote``), looked for at C speed.
+        self.spaced = False
 
     def __iter__(self) -> _Lines:
         return self
@@ -162,6 +171,7 @@ class _Lines:
             data, self._pushback = self._pushback, None
             self.in_record, self.start = True, self.lineno
             self.quotes, self._record = data.count(b'"'), [data]
+            self.spaced = b' "' in data
             return self._decode(data)
         data = self._next_bytes()
         if not self.in_record and not isinstance(data, _Overlong):
@@ -174,6 +184,7 @@ class _Lines:
         if not self.in_record:
             self.in_record, self.start, self.quotes = True, self.lineno, 0
             self._record = []
+            self.spaced = False
         if isinstance(data, _Overlong) or len(data) > self._max_line:
             size = data.size if isinstance(data, _Overlong) else len(data.rstrip(b"\r\n"))
             where = "" if self.lineno == self.start else f"line {self.lineno}: "
@@ -190,9 +201,12 @@ class _Lines:
             raise _BadLine(
                 self.start,
                 "a quoted field opens here and is not closed before line "
-                f"{self.lineno}, which reads as a row of its own (a stray quote?)",
+                f"{self.lineno}, which reads as a row of its own "
+                f"{self.backslash_quote() or '(a stray quote?)'}",
             )
         self.quotes += data.count(b'"')
+        if b' "' in data:
+            self.spaced = True
         self._record.append(data)
         return self._decode(data)
 
@@ -366,6 +380,30 @@ class _Lines:
         column = f"column {offset + 1}"
         return column if self.lineno == self.start else f"line {self.lineno}, {column}"
 
+    @property
+    def record_lines(self) -> list[bytes]:
+        """The current record's lines as read, with their line ends."""
+        return self._record
+
+    def space_after_quote(self) -> str:
+        """``(spaces between it and the comma? delete them)`` when a line of the open
+        record has a quote followed by spaces or tabs and then a comma or the line's end
+        (``"b" ,``: t188, told to write a quote as ""); else ``""``."""
+        if not any(_SPACED_CLOSE.search(line) for line in self._record):
+            return ""
+        return "(spaces or tabs between it and the comma? delete them)"
+
+    def backslash_quote(self) -> str:
+        """``(a quote escaped with a backslash, …? write it as "")`` when the open record
+        holds ``\\"``, as MySQL's exports and pandas' ``escapechar`` write a quote in a
+        quoted field (RFC 4180 doubles it: ``\\"`` closes the field there); else ``""``."""
+        if not any(b'\\"' in line for line in self._record):
+            return ""
+        return (
+            "(a quote escaped with a backslash, \\\", as MySQL or pandas' escapechar write "
+            'it? write it as "")'
+        )
+
     def _abandon(self) -> None:
         # The rest of the line is unread by csv; the record ends with it.
         self.in_record = False
@@ -484,9 +522,42 @@ def read_records(
                 # file ending in a line of spaces stopped a replay, "row has 1 fields").
                 blank = len(fields) == 1 and lines.lineno == lines.start and _blank(fields[0])
                 if fields and not blank:
+                    # Most rows have no ` "` (``lines.spaced``), and are not looked at.
+                    fault = (
+                        _space_before_quote(fields, lines.record_lines) if lines.spaced else None
+                    )
+                    if fault is not None:
+                        yield BadRow(path, lines.start, fault)
+                        continue
                     if not width:
                         width.append(len(fields))
                     yield Record(lines.start, fields, lines.lineno != lines.start)
+
+
+def _space_before_quote(fields: list[str], raw: list[bytes]) -> str | None:
+    """Why a record (its ``fields``, read from the lines ``raw``) is bad for a space
+    between a comma and a field's opening quote, or None. RFC 4180 (and Python's csv, and
+    pandas) then read the quotes as text: ``a, "b"`` is the field `` "b"``, and ``a, "b,
+    c"`` the two `` "b`` and `` c"`` (t188: a report's text was sent as `` "loud music"``,
+    quotes and all; with a comma inside, the row was one field too wide, said as no
+    more). A field quoted right whose text starts with a space and a quote (``" ""x"" y"``)
+    reads alike with spaces after commas skipped, so is not refused."""
+    at = next((i for i, f in enumerate(fields) if f[:1] == " " and f.lstrip(" ")[:1] == '"'), None)
+    if at is None:
+        return None
+    text = b"".join(raw).decode("utf-8", "replace")
+    try:
+        # Lines as csv cuts them (at CR and LF only: str.splitlines cuts at \f too).
+        skipped = next(csv.reader(io.StringIO(text, newline=""), skipinitialspace=True), [])
+    except csv.Error:
+        skipped = []
+    if skipped == fields:
+        return None
+    split = " (and a comma inside them split it)" if len(skipped) < len(fields) else ""
+    return (
+        f"column {at + 1} is {show(fields[at])}: a space before its opening quote, so its "
+        f"quotes were read as text{split}: delete the spaces after the commas"
+    )
 
 
 def _blank(text: str) -> bool:
@@ -499,9 +570,14 @@ def _csv_reason(message: str, lines: _Lines) -> str:
         return "a quoted field opens here and is never closed (it runs to the end of the file)"
     if message.startswith("',' expected after '\"'"):
         where = "" if lines.lineno == lines.start else f"line {lines.lineno}: "
+        hint = (
+            lines.backslash_quote()
+            or lines.space_after_quote()
+            or '(write a quote inside a quoted field as "")'
+        )
         return (
             f"{where}a quoted field's closing quote is followed by something other than a "
-            'comma (write a quote inside a quoted field as "")'
+            f"comma {hint}"
         )
     if message.startswith("field larger than field limit"):
         return f"a field is longer than {csv.field_size_limit():,} characters"
@@ -523,8 +599,17 @@ def separator_hint(fields: Sequence[str]) -> str:
     text = ",".join(fields)
     first = text.lstrip()
     if first.lower().startswith("sep="):
-        # Excel's line naming the separator (it writes one when asked to): t162.
-        return f" (Excel's {show(first)} line: delete it, the first line must be the header)"
+        # Excel's line naming the separator (it writes one when asked to): t162. One
+        # naming another separator says the rest too (t188: deleting it only brought the
+        # next refusal, of a `;`-separated header).
+        other = OTHER_SEPARATORS.get(first[4:5])
+        also = (
+            f"; and the file is {other}-separated: save it with commas between fields and . "
+            "as the decimal point"
+            if other
+            else ""
+        )
+        return f" (Excel's {show(first)} line: delete it, the first line must be the header{also})"
     if first.startswith("#"):
         return " (a comment line? delete it: the first line must be the header)"
     sep = max(OTHER_SEPARATORS, key=text.count)
@@ -553,11 +638,122 @@ def repeated_column(names: Sequence[str]) -> str | None:
     return None
 
 
+class HeaderRepeats:
+    """Header rows met again after a file's header (two exports joined with `cat`), and
+    the rows under one unlike it. ``reason(record)`` says why a record after the header
+    is not read, or None for a row to read:
+
+    - a header row again (its ``at`` column, the timestamp's, reads ``timestamp``, in
+      any case, spaces around it) naming the header's columns alike (in any case, spaces
+      around): ``the header row again (files joined together?)``;
+    - one naming them otherwise (another order, other columns): said as such, and every
+      row under it, up to a header row like the file's, is not read either (naming that
+      header's line): read by the file's header its columns would be taken for others.
+      t188: an export in another column order joined to a file had its sensor_id and
+      grid_cell read swapped, unsaid, once the header between them was skipped.
+    """
+
+    def __init__(self, header: Record, at: int = 0) -> None:
+        self._line = header.line
+        self._names = _names(header.fields)
+        self._at = at
+        self._under: int | None = None  # the line of a header unlike the file's, if read
+
+    def reason(self, record: Record) -> str | None:
+        """Why ``record`` (a record after the header) is not read, or None."""
+        fields = record.fields
+        if len(fields) > self._at and fields[self._at].strip().lower() == "timestamp":
+            names = _names(fields)
+            if names == self._names:
+                self._under = None
+                return "the header row again (files joined together?)"
+            self._under = record.line
+            unlike = (
+                "the same columns in another order"
+                if sorted(names) == sorted(self._names)
+                else _columns_apart(names, self._names)
+            )
+            return (
+                f"a header row again, unlike line {self._line}'s: {unlike} (files joined "
+                f"together?): the rows under it are not read, as line {self._line}'s header "
+                "would take their columns for others; put them in a file of their own"
+            )
+        if self._under is not None:
+            return (
+                f"a row under the header row at line {self._under}, unlike line "
+                f"{self._line}'s: not read, as line {self._line}'s header would take its "
+                "columns for others; put the rows under that header in a file of their own"
+            )
+        return None
+
+
+def _names(fields: Sequence[str]) -> list[str]:
+    """A header's column names as compared: spaces around them dropped, lower-cased."""
+    return [name.strip().lower() for name in fields]
+
+
+def _columns_apart(names: list[str], header: list[str]) -> str:
+    """How a header row's ``names`` differ from the file's ``header``: ``other columns
+    ('station' for 'sensor')``, ``more columns ('station')``, ``fewer columns (no
+    'station')``, or ``'text' given twice``."""
+    twice = [name for at, name in enumerate(names) if name in names[:at]]
+    if twice:
+        return f"{show(twice[0])} given twice"
+    extra = ", ".join(show(name) for name in names if name not in header)
+    missing = ", ".join(show(name) for name in header if name not in names)
+    if extra and missing:
+        return f"other columns ({extra} for {missing})"
+    if extra:
+        return f"more columns ({extra})"
+    if missing:
+        return f"fewer columns (no {missing})"
+    return "the same columns"  # not reached: names alike are the header again
+
+
 def field_count_reason(fields: list[str], expected: int) -> str | None:
-    """Why a record has the wrong number of fields, or None."""
+    """Why a record has the wrong number of fields, or None: ``row has 7 fields, expected
+    6``, and when the one over is an empty last field, `` (a comma at its end? delete
+    it)`` (t188: a spreadsheet's or a script's trailing commas were only counted)."""
     if len(fields) == expected:
         return None
-    return f"row has {len(fields)} fields, expected {expected}"
+    reason = f"row has {len(fields)} fields, expected {expected}"
+    if len(fields) == expected + 1 and not fields[-1].strip(" \t"):
+        return reason + " (a comma at its end? delete it)"
+    if len(fields) > expected and any(f.endswith("\\") for f in fields[:-1]):
+        # MySQL's SELECT … INTO OUTFILE escapes a comma in a field it does not enclose.
+        return f'{reason} (a comma escaped with a backslash, \\,? quote the field instead: "a, b")'
+    text = ",".join(fields)
+    for sep, name in OTHER_SEPARATORS.items():
+        if len(fields) < expected and text.count(sep) + 1 == expected:
+            # A row of another separator under a comma header (t188: `;` with a decimal
+            # comma read as 2 fields, said as no more).
+            return (
+                f"{reason} (the row looks {name}-separated: write it with commas between "
+                "fields and . as the decimal point)"
+            )
+    return reason
+
+
+def comment_line(fields: Sequence[str]) -> str | None:
+    """Why a record whose first field starts with ``#`` is no row, or None: ``a comment
+    line ('# exported …'): the format has none; delete it (a row commented out: delete its
+    #)``. t188: a comment line in a file was "row has 1 fields, expected 6", a row
+    commented out a timestamp '#2024-…' that is not one, neither saying what the line
+    is. An Excel ``sep=`` line in the middle (a second export joined on) is said as one
+    too. Only for files whose rows start with a field that is never text (a timestamp)."""
+    first = fields[0].lstrip(" \t") if fields else ""
+    if first.lower().startswith("sep=") and len(fields) <= 2:
+        # Excel's separator line of a second export joined on (t188); `sep=,` reads as 2.
+        return (
+            f"Excel's {show(','.join(fields))} line (files joined together?): delete it, and "
+            "check the rows after it are separated by commas"
+        )
+    if not first.startswith("#"):
+        return None
+    return (
+        f"a comment line ({show(','.join(fields))}): the format has none; delete it (a row "
+        "commented out: delete its #)"
+    )
 
 
 class RowWriter:

@@ -323,7 +323,7 @@ def number_hint(text: object) -> str:
 # between groups of three, then perhaps a decimal mark ("." or ",") and the fraction.
 _GROUPED = re.compile(
     r"\s*([-+]?)([0-9]{1,3}(?:([.,\u0020\u00a0\u202f'\u2019])[0-9]{3})(?:\3[0-9]{3})*)"
-    r"(?:([.,])([0-9]+))?\s*"
+    r"(?:([.,])([0-9]*))?\s*"
 )
 _GROUP_NAMES = {
     ",": "','",
@@ -350,9 +350,11 @@ def grouped_number_hint(text: str) -> str:
     groups = digits.count(sep)
     if mark == sep or (groups == 1 and mark is None and sep in ".,"):
         return ""
-    number = sign + digits.replace(sep, "") + (f".{fraction}" if mark else "")
-    decimal = " and a decimal comma" if mark == "," else ""
-    point = ", with a point" if mark else ""
+    # A mark with no fraction after it (``-1,234.`` as a spreadsheet writes it): the
+    # whole number alone.
+    number = sign + digits.replace(sep, "") + (f".{fraction}" if fraction else "")
+    decimal = " and a decimal comma" if mark == "," and fraction else ""
+    point = ", with a point" if fraction else ""
     return f" (digits grouped by {_GROUP_NAMES[sep]}{decimal}? send {number}, no separators{point})"
 
 

@@ -22,6 +22,8 @@ from typing import Any, Literal
 
 from streams.csvfile import (
     BadRow,
+    HeaderRepeats,
+    comment_line,
     decimal,
     field_count_reason,
     read_records,
@@ -172,18 +174,21 @@ def _rows(
             "expected "
             f"{','.join(READING_COLUMNS)} or {','.join(INCIDENT_COLUMNS)}{hint}"
             f"{separator_hint(header.fields) or _header_difference(header.fields)}"
+            f"{_portal_export(header.fields)}"
         )
         if tidy[:2] == ["timestamp", "value"]:
             raise SeriesFileError(message, path)
         raise FeedError(message)
     columns = len(header.fields)
+    repeats = HeaderRepeats(header)
     for record in records:
         if isinstance(record, BadRow):
             bad = record
         else:
             try:
-                if record.fields == header.fields:
-                    raise ValueError("the header row again (files joined together?)")
+                again = repeats.reason(record) or comment_line(record.fields)
+                if again is not None:
+                    raise ValueError(again)
                 reason = field_count_reason(record.fields, columns)
                 if reason is not None:
                     raise ValueError(reason + _split_number_hint(record.fields, header.fields))
@@ -211,6 +216,9 @@ def _header_difference(fields: list[str]) -> str:
     closer = max((READING_COLUMNS, INCIDENT_COLUMNS), key=lambda cols: len(set(cols) & set(given)))
     if given == closer or not set(closer) & set(given):
         return ""  # like neither, or only spaces or capitals apart (said before this)
+    if len(given) > 1 and not given[-1] and given[:-1] == closer:
+        # t188: "('' is not one of its columns: drop the column '')".
+        return " (a comma at the end of the line: delete it, and those at the ends of the rows)"
     twice = repeated_column(given)
     if twice is not None:
         return f" ({twice})"
@@ -236,6 +244,42 @@ def _header_difference(fields: list[str]) -> str:
     if over:
         todo.append(f"drop the column{'s' if len(over) > 1 else ''} {', '.join(over)}")
     return f" ({'; '.join(parts)}: {'; '.join(todo)})" if todo else f" ({'; '.join(parts)})"
+
+
+# Open-data portals' exports of the city's public sources (../shared/data/city), by
+# columns their headers hold (compared lower-cased, without spaces and underscores: the
+# portals' own pages name them "Created Date", their APIs created_date), and how each is
+# made canonical incident rows.
+_PORTAL_EXPORTS = (
+    (
+        {"uniquekey", "createddate", "complainttype"},
+        "an NYC 311 export (NYC Open Data)? replay takes canonical rows; write them from it "
+        "as citybrain/adapters.py does for the shared sample (nyc_311): created_date with "
+        "its zone as timestamp, 'nyc311-' and unique_key as report_id, complaint_type as "
+        "category, complaint_type: descriptor as text, open_data_channel_type as source "
+        "(PHONE hotline, ONLINE and MOBILE app, others inspector), a grid cell of its place "
+        "as grid_cell",
+    ),
+    (
+        {"callnumber", "calltype", "incidentnumber"},
+        "an SF fire calls export (DataSF)? replay takes canonical rows; write them from it: "
+        "the call's time (Received DtTm; AvailableDtTm in the shared sample), San Francisco's, "
+        "as ISO 8601 with its zone as timestamp, IncidentNumber as report_id, CallType as "
+        "category and text, emergency as source, a grid cell of its place as grid_cell",
+    ),
+)
+
+
+def _portal_export(fields: list[str]) -> str:
+    """`` (an NYC 311 export (NYC Open Data)? replay takes canonical rows; …)`` for a
+    header of a portal's export (``_PORTAL_EXPORTS``), naming the columns to make of its
+    own; "" otherwise. t188: such a file, as the portal gives it, was refused with its
+    header and the canonical ones shown, and no word on what it is or what to do."""
+    names = {name.strip().lower().replace(" ", "").replace("_", "") for name in fields}
+    for columns, hint in _PORTAL_EXPORTS:
+        if columns <= names:
+            return f" ({hint})"
+    return ""
 
 
 # The names a user's export gives the canonical columns, beyond those close in spelling.
@@ -285,7 +329,13 @@ def _split_number_hint(fields: list[str], columns: list[str]) -> str:
         return ""
     at = columns.index("value")
     whole, part = fields[at].strip(), fields[at + 1].strip()
-    if not (whole.lstrip("+-").isdigit() and part.isdigit() and whole.isascii() and part.isascii()):
+    if not (whole.lstrip("+-").isdigit() and whole.isascii() and part.isascii()):
+        return ""
+    digits, point, fraction = part.partition(".")
+    if point and len(digits) == 3 and digits.isdigit() and (fraction.isdigit() or not fraction):
+        # 1,234.5 unquoted (t188: said only "row has 7 fields, expected 6").
+        return f" (a thousands separator in {whole},{part}? write {whole}{part})"
+    if not part.isdigit():
         return ""
     if len(part) == 3:  # 1,000 may be either
         return (
@@ -334,14 +384,28 @@ def _reading(row: list[str], shared: dict[str, str] | None = None) -> Reading:
     (``shared`` keeps one of each)."""
     ts = parse_ts(row[0], "timestamp")
     k = {} if shared is None else shared
+    # A text met before was checked then (``_first_label``).
     return Reading(
         ts,
-        k.setdefault(row[1], row[1]),
-        k.setdefault(row[2], row[2]),
+        k.get(row[1]) or _first_label(k, row[1], "sensor_id"),
+        k.get(row[2]) or _first_label(k, row[2], "kind"),
         decimal(row[3]),
-        k.setdefault(row[4], row[4]),
-        k.setdefault(row[5], row[5]),
+        k.get(row[4]) or _first_label(k, row[4], "unit"),
+        k.get(row[5]) or _first_label(k, row[5], "grid_cell"),
     )
+
+
+def _first_label(shared: dict[str, str], text: str, field: str) -> str:
+    """``text``, a reading's ``field`` (sensor_id, kind, unit, grid_cell) not met before,
+    kept in ``shared``; ValueError for white space around it (t188: a file written
+    with ', ' between fields, or padded columns, was sent as ' s1 ' and ' pm25 ', which
+    the worker dead-letters as no kind or sensor of the grid; a report's id and category
+    were refused so since t109)."""
+    if text != text.strip():  # spaces, tabs, a no-break space (a spreadsheet's)
+        raise ValueError(
+            f'field "{field}" is {show(text)}: white space around it: write it without'
+        )
+    return shared.setdefault(text, text)
 
 
 def _incident(row: list[str], shared: dict[str, str] | None = None) -> IncidentReport:
