@@ -158,3 +158,72 @@ def test_the_routing_file_keeps_octal_and_base_60_as_written() -> None:
     finally:
         loader.dispose()
     assert (doc["a"].written, doc["b"].written) == ("010", "1:30")
+
+
+# Quoted digits, text to YAML, that a duration or a time interval reads as a number:
+# Python refuses int() of a decimal over 4,300 digits ("Exceeds the limit (4300 digits)
+# for integer string conversion … use sys.set_int_max_str_digits()"), which was a
+# duration's message, and a time interval's ValueError out of the routing file's check
+# (exit 70 from `playbooks check`). Go's ParseInt reads any run of leading zeros.
+
+TIME_INTERVAL = """version: 1
+route:
+  playbook: sensor-anomaly
+  group_by: [kind]
+  routes:
+    - matchers: ['kind="pm25"']
+      mute_time_intervals: [x]
+time_intervals:
+  - name: x
+    time_intervals:
+      - FIELD: [VALUE]
+"""
+
+
+def test_a_duration_of_5000_digits_is_out_of_range_said_short() -> None:
+    from playbooks.schema import parse_duration
+
+    for text in ("9" * 5000 + "s", "1" + "0" * 4999 + "ms"):
+        with pytest.raises(ValueError, match="is out of range") as info:
+            parse_duration(text)
+        assert len(str(info.value)) < 200, str(info.value)
+    with pytest.raises(ValueError, match=r"a number needs its unit$"):
+        parse_duration("9" * 5000)
+    assert parse_duration("0" * 5000 + "5m") == 300.0  # as Go reads it
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("years", "'" + "9" * 5000 + "'", "year '9999"),
+        ("years", "'2020:" + "9" * 5000 + "'", "year '9999"),
+        ("days_of_month", "'" + "9" * 5000 + "'", "day of the month '9999"),
+        ("months", "'" + "9" * 5000 + "'", "month '9999"),
+    ],
+)
+def test_a_time_interval_number_of_5000_digits_is_a_file_line_error(
+    tmp_path: Path, field: str, value: str, said: str
+) -> None:
+    from playbooks.loader import routing_errors
+
+    path = tmp_path / "routing.yaml"
+    path.write_text(TIME_INTERVAL.replace("FIELD", field).replace("VALUE", value))
+    router, errors = routing_errors(path, load_playbooks(PLAYBOOK_DIR))
+    assert router is None
+    assert any(e.startswith(f"{path}:11: ") and said in e for e in errors), errors
+    assert all(len(e) < 400 for e in errors), errors
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("years", "'" + "0" * 5000 + "2020'"), ("days_of_month", "'-" + "0" * 5000 + "1'")],
+)
+def test_a_time_interval_number_with_5000_leading_zeros_is_read_as_go_reads_it(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    from playbooks.loader import routing_errors
+
+    path = tmp_path / "routing.yaml"
+    path.write_text(TIME_INTERVAL.replace("FIELD", field).replace("VALUE", value))
+    router, errors = routing_errors(path, load_playbooks(PLAYBOOK_DIR))
+    assert router is not None, errors
