@@ -68,3 +68,18 @@ def test_playbooks_check_says_a_huge_hexadecimal_version_at_its_line(tmp_path: P
     assert f"{gas}:4: the number '0xfff" in proc.stderr, proc.stderr
     assert "(5,002 characters) is too large" in proc.stderr
     assert "unexpected" not in proc.stderr
+
+
+def test_an_expected_event_s_sensor_prefix_written_in_octal_is_refused(tmp_path: Path) -> None:
+    # `sensor_prefix: 01646` (a USGS site's first digits) was the prefix "934": the demo
+    # counted the real event missed, whatever fired at site 01646….
+    from citybrain.demo import load_expected
+
+    expect = tmp_path / "expect.yaml"
+    expect.write_text(
+        "- {name: flood, sensor_prefix: 01646, start: '2019-05-10T00:00:00Z', "
+        "end: '2019-05-11T00:00:00Z'}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ValueError, match=r"expect\.yaml:1: '01646' is the number 934 "):
+        load_expected(expect)
