@@ -678,6 +678,15 @@ def load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_LOADER)
 
 
+def load_grid_yaml(text: str) -> Any:
+    """A grid file's document as ``load_grid`` reads it (``_GridLoader``: an integer id
+    keeps its text as written, ``written``; an exponent is a number), for a reader of the
+    grid other than the worker's: the stack's Prometheus map of cell positions read it
+    with ``load_yaml``, and a cell ``id: 0x1F`` the worker calls "0x1F" was "31" there.
+    Raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_GridLoader)
+
+
 def _read_yaml(path: Path, data: bytes | None = None) -> Any:
     return _compose(path, nodes=False, reader=_GridLoader, data=data)[0]
 
