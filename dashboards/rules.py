@@ -253,7 +253,9 @@ def location_rules(grid: dict[str, Any]) -> dict[str, Any]:
             "record": CELL_LOCATION,
             "expr": "vector(1)",
             "labels": {
-                "community": str(cell["id"]),
+                # An id written as a number is its text as written, as the worker reads
+                # it (the grid reader's ``written``: ``0x1F``, not "31").
+                "community": str(getattr(cell["id"], "written", cell["id"])),
                 "name": str(cell["name"]),
                 "lat": f"{float(cell['lat']):.6f}",
                 "lon": f"{float(cell['lon']):.6f}",

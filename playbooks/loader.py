@@ -176,6 +176,111 @@ class SecondDocumentError(yaml.composer.ComposerError):
     """A YAML file with a second document that holds something (``---`` and more)."""
 
 
+class YamlNumberError(yaml.constructor.ConstructorError):
+    """A YAML number citybrain will not guess at (``_checked_int``): valid YAML, said as
+    its own fault, not as "not valid YAML"."""
+
+
+# The most bits a YAML integer may have: the largest float (about 1.8e308) has 1,024, and
+# every number citybrain reads is a float or far smaller. Python reads no decimal of more
+# than 4,300 digits and writes none back, though it reads a hexadecimal or binary one of
+# any length: ``version: 0xfff…`` of 5,000 digits was an unexpected ValueError (exit 70)
+# from `playbooks check`, a decimal one "cannot be read as its tag !!int says" with no
+# tag written and all 5,000 digits echoed (t190).
+_INT_BITS = 1024
+_DECIMAL_DIGITS = 309  # 10**309 > 2**1024: a longer decimal is too large unread
+# YAML 1.1's integers that YAML 1.2, JSON and a person read otherwise: a leading 0 is
+# octal (``010`` is 8, where 1.2 has 10), ``:`` makes base 60 (``1:30`` is 90, text in
+# 1.2), for an integer or a float (``1:30.5``).
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_BASE_60 = re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?")
+
+
+def _too_large(node: yaml.ScalarNode) -> YamlNumberError | None:
+    """The refusal of an integer scalar too large for any number citybrain reads (more
+    than 1,024 bits: above the largest float), or None. Judged from its text where it is
+    plainly too large, so a decimal of 5,000 digits is never handed to int(); one near
+    the bound is constructed and its bits counted (``_checked_int``)."""
+    written = str(node.value)
+    plain = written.replace("_", "").lstrip("+-").lower()
+    if plain.startswith(("0x", "0b")):
+        bits = len(plain[2:].lstrip("0")) * (4 if plain[1] == "x" else 1)
+    elif plain.startswith("0"):
+        bits = len(plain.lstrip("0")) * 3  # octal
+    else:
+        # Decimal (at most 309 digits below 2**1024), or base 60: each part after the
+        # first below 60, about six bits.
+        first, *rest = plain.split(":")
+        digits = len(first.lstrip("0"))
+        bits = _INT_BITS + 5 if digits > _DECIMAL_DIGITS else len(rest) * 5
+    if bits <= _INT_BITS + 4:
+        return None
+    return _huge(written, node)
+
+
+def _huge(written: str, node: yaml.ScalarNode) -> YamlNumberError:
+    return YamlNumberError(
+        None,
+        None,
+        f"the number {shown(written)} ({len(written):,} characters) is too large: citybrain "
+        "reads no number beyond the largest float, about 1.8e308; check the value",
+        node.start_mark,
+    )
+
+
+def _checked_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """An integer scalar as PyYAML reads it, refused (``YamlNumberError`` at its line)
+    when it is too large for any number (``_too_large``) or written in one of YAML 1.1's
+    spellings that YAML 1.2, JSON and a person read otherwise: ``010`` (octal, 8: a grid's
+    ``max: 010`` was 8, a units profile's ``units: 010`` 8 units, a sensor ``id: 01646500``,
+    a USGS site number, the sensor 937280, every reading of 01646500 unknown) or ``1:30``
+    (base 60, 90: a units profile's ``busy: 1:30`` 90 seconds). ``07`` and ``00`` mean the
+    same both ways and are taken (t190)."""
+    too_large = _too_large(node)
+    if too_large is not None:
+        raise too_large
+    value: int = loader.construct_yaml_int(node)
+    written = str(node.value)
+    if abs(value).bit_length() > _INT_BITS:
+        raise _huge(written, node)
+    if node.tag == "tag:yaml.org,2002:int" and _OCTAL.fullmatch(written):
+        # Its digits read in base 10 (a few hundred at most: its bits were counted).
+        unsigned = written.replace("_", "").lstrip("+-").lstrip("0") or "0"
+        decimal = -int(unsigned) if written.startswith("-") else int(unsigned)
+        if decimal != value:
+            raise YamlNumberError(
+                None,
+                None,
+                f"{shown(written)} is the number {value} to this file's YAML (1.1: a leading "
+                f"0 is octal) and {decimal} to YAML 1.2 and JSON: write {value} or {decimal} "
+                "without the leading 0, or quote it if it is text such as an id",
+                node.start_mark,
+            )
+    if _BASE_60.fullmatch(written):
+        raise _base_60(written, value, node)
+    return value
+
+
+def _base_60(written: str, value: float, node: yaml.ScalarNode) -> YamlNumberError:
+    return YamlNumberError(
+        None,
+        None,
+        f"{shown(written)} is the number {value:g} to this file's YAML (1.1: ':' counts in "
+        f"base 60, as minutes and seconds) and text to YAML 1.2: write {value:g} if you mean "
+        "that number, or quote it if it is text such as a time",
+        node.start_mark,
+    )
+
+
+def _checked_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    """A float scalar as PyYAML reads it, refused at its line when written in base 60
+    (``1:30.5``, 90.5), as ``_checked_int`` refuses ``1:30``."""
+    value: float = loader.construct_yaml_float(node)
+    if _BASE_60.fullmatch(str(node.value)):
+        raise _base_60(str(node.value), value, node)
+    return value
+
+
 _SECOND_DOCUMENT = (
     "a second YAML document (after a '---' line): citybrain reads one document a file "
     "(Alertmanager reads the first and ignores the rest unread); remove the '---' line "
@@ -497,11 +602,21 @@ class WrittenInt(int):
 
 
 def _written_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    # Octal and base 60 kept as written (go-yaml v2 reads both as text or as its own
+    # integer; a routing file's durations and times are text): only the size is checked.
+    too_large = _too_large(node)
+    if too_large is not None:
+        raise too_large
     value = loader.construct_yaml_int(node)
+    if abs(value).bit_length() > _INT_BITS:
+        raise _huge(str(node.value), node)
     return WrittenInt(value, str(node.value))
 
 
+_Loader.add_constructor("tag:yaml.org,2002:int", _checked_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _checked_float)
 _CollectingLoader.add_constructor("tag:yaml.org,2002:int", _written_int)
+_CollectingLoader.add_constructor("tag:yaml.org,2002:float", _BASE_LOADER.construct_yaml_float)
 # The routing file's reader only: there Alertmanager's go-yaml v2 is the reference; a
 # playbook's task message of !!binary stays bytes, refused as no JSON (t54).
 _CollectingLoader.add_constructor("tag:yaml.org,2002:binary", _binary_text)
@@ -543,6 +658,11 @@ _GridLoader.add_implicit_resolver(
     list("-+0123456789."),
 )
 _GridLoader.add_constructor(_EXPONENT_TAG, _GridLoader.construct_exponent)
+# A grid's integers keep their text (an id written ``0x1F`` or ``1_000`` is that text, not
+# "31" or "1000", which no reading of it sends); a bound reads the number.
+_GridLoader.add_constructor(
+    "tag:yaml.org,2002:int", lambda loader, node: WrittenInt(_checked_int(loader, node), node.value)
+)
 
 
 def compose_yaml(text: str) -> yaml.Node | None:
@@ -556,6 +676,15 @@ def load_yaml(text: str) -> Any:
     """``yaml.safe_load`` refusing a key given twice in one mapping (``_Loader``), for
     every YAML file citybrain reads (tokens, units profiles). Raises yaml.YAMLError."""
     return yaml.load(text, Loader=_LOADER)
+
+
+def load_grid_yaml(text: str) -> Any:
+    """A grid file's document as ``load_grid`` reads it (``_GridLoader``: an integer id
+    keeps its text as written, ``written``; an exponent is a number), for a reader of the
+    grid other than the worker's: the stack's Prometheus map of cell positions read it
+    with ``load_yaml``, and a cell ``id: 0x1F`` the worker calls "0x1F" was "31" there.
+    Raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_GridLoader)
 
 
 def _read_yaml(path: Path, data: bytes | None = None) -> Any:
@@ -610,13 +739,13 @@ def _near(unknown: set[str], allowed: set[str]) -> str:
 
 
 def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
-    """An entry's text field; an integer (``id: 7``) is read as its digits, a number
-    with an exponent (``id: 1e5``) as written. A list, a
+    """An entry's text field; an integer (``id: 7``, ``id: 0x1F``) or a number with an
+    exponent (``id: 1e5``) is read as written (``0x1F`` was the sensor "31"). A list, a
     mapping, true/false, null or a float was str()'d before: ``unit: [u]`` became the unit
     "['u']", ``id: [7]`` the sensor "[7]"."""
     value = entry[key]
-    if isinstance(value, WrittenFloat):
-        value = value.written  # ``id: 1e5`` is the text it was written as
+    if isinstance(value, WrittenFloat | WrittenInt):
+        value = value.written  # ``id: 1e5`` or ``id: 0x1F`` is the text it was written as
     if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
         text = str(value)
         if key == "id" and any(unicodedata.category(c) == "Cc" for c in text):
@@ -1118,7 +1247,7 @@ def yaml_error(path: str | Path, exc: yaml.YAMLError, text: str) -> str:
             "anchor its own name (YAML readers differ on which one a later alias means: "
             "Alertmanager's takes the second)"
         )
-    if isinstance(exc, SecondDocumentError):
+    if isinstance(exc, SecondDocumentError | YamlNumberError):
         return f"{where}: {problem}"  # valid YAML, one document too many: not "not valid"
     details = []
     if mark is not None:

@@ -35,12 +35,28 @@ _MAX_NANOSECONDS = 2**63 - 1  # Go's time.Duration
 ROLES = ("operator", "coordinator")
 
 
+def go_int(digits: str, limit: int = _MAX_NANOSECONDS) -> int | None:
+    """``digits`` (ASCII digits, a sign allowed) as Go's ``strconv.ParseInt`` reads them:
+    the number, leading zeros and all (``0002020`` is 2020), or None when it is beyond
+    ``limit`` either way (Go's int64 by default: "value out of range"). Never hands
+    int() more than 19 digits: Python refuses a decimal of over 4,300 ("Exceeds the limit
+    (4300 digits) for integer string conversion"), which was the message, or a
+    ValueError out of the routing file's check (exit 70), for a duration or a time
+    interval's year of 5,000 digits (t190)."""
+    sign = -1 if digits.startswith("-") else 1
+    significant = digits.lstrip("+-").lstrip("0") or "0"
+    if len(significant) > len(str(limit)):
+        return None
+    value = sign * int(significant)
+    return value if abs(value) <= limit else None
+
+
 def parse_duration(text: str) -> float:
     """A duration in Prometheus syntax (``"90s"``, ``"1h30m"``, ``"1d"``, ``"1w"``,
     ``"0s"``, ``"0"``) -> seconds. Raises ValueError naming the text, as Prometheus'
     ``model.ParseDuration`` would refuse it (``"1.5h"``, ``"-1m"``, ``"5x"``, ``"1m1h"``)."""
     if not isinstance(text, str):
-        raise ValueError(f"duration is {text!r}, expected text such as 30s, 5m, 1h30m or 1d")
+        raise ValueError(f"duration is {shown(text)}, expected text such as 30s, 5m, 1h30m or 1d")
     if text == "0":
         return 0.0
     expected = "expected an integer with units y, w, d, h, m, s, ms, largest first (1h30m)"
@@ -48,25 +64,28 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"duration is empty, {expected}")
     if text.isascii() and text.isdigit():
         # A bare number of seconds, as a playbook's `deadline: 300` is often meant (t122).
-        raise ValueError(f"duration is {text!r}, {expected}: a number needs its unit ({text}s)")
+        example = f" ({text}s)" if len(text) <= 40 else ""
+        raise ValueError(f"duration is {shown(text)}, {expected}: a number needs its unit{example}")
     position, order, nanoseconds = 0, -1, 0
     units = list(_UNITS)
     while position < len(text):
         match = _DURATION_PART.match(text, position)
         if match is None:
-            raise ValueError(f"duration is {text!r}, {expected}")
+            raise ValueError(f"duration is {shown(text)}, {expected}")
         number, unit = match.groups()
         if unit not in _UNITS:
             raise ValueError(
-                f"duration {text!r} has the unknown unit {unit!r}, {expected}"
+                f"duration {shown(text)} has the unknown unit {shown(unit)}, {expected}"
                 f"{did_you_mean(unit, _UNITS)}"
             )
         if units.index(unit) <= order:
-            raise ValueError(f"duration is {text!r}, {expected}")
+            raise ValueError(f"duration is {shown(text)}, {expected}")
         order = units.index(unit)
-        nanoseconds += int(number) * int(_UNITS[unit] * 1_000_000_000)
-        if nanoseconds > _MAX_NANOSECONDS:
-            raise ValueError(f"duration {text!r} is out of range (at most about 292 years)")
+        count = go_int(number)
+        if count is not None:
+            nanoseconds += count * int(_UNITS[unit] * 1_000_000_000)
+        if count is None or nanoseconds > _MAX_NANOSECONDS:
+            raise ValueError(f"duration {shown(text)} is out of range (at most about 292 years)")
         position = match.end()
     return nanoseconds / 1_000_000_000
 

@@ -40,6 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from playbooks.errors import PlaybookError, quote_hint, shown
+from playbooks.schema import go_int
 
 Loc = tuple[str | int, ...]
 
@@ -194,9 +195,10 @@ def _text(value: Any, loc: Loc, what: str) -> str:
 
 
 def _atoi(text: str, loc: Loc, what: str) -> int:
-    if not _ATOI.fullmatch(text) or abs(int(text)) > _ATOI_MAX:
-        raise TimeIntervalError(loc, f"{what} {text!r} is not a whole number")
-    return int(text)
+    value = go_int(text, _ATOI_MAX) if _ATOI.fullmatch(text) else None
+    if value is None:
+        raise TimeIntervalError(loc, f"{what} {shown(text)} is not a whole number")
+    return value
 
 
 def _split(text: str, loc: Loc, what: str) -> tuple[str, str]:
@@ -206,7 +208,7 @@ def _split(text: str, loc: Loc, what: str) -> tuple[str, str]:
         parts = text.split(":")
         if len(parts) != 2:
             raise TimeIntervalError(
-                loc, f"{what} {text!r} is not a range: expected 'start:end' or one value"
+                loc, f"{what} {shown(text)} is not a range: expected 'start:end' or one value"
             )
         return parts[0], parts[1]
     return text, text
@@ -256,12 +258,12 @@ def _month(value: Any, loc: Loc) -> Range:
     for part in _split(text, loc, "month"):
         if part in MONTHS:
             ends.append(MONTHS[part])
-        elif _ATOI.fullmatch(part) and abs(int(part)) <= _ATOI_MAX:
+        elif _ATOI.fullmatch(part) and (number := go_int(part, _ATOI_MAX)) is not None:
             # Alertmanager 0.25 takes any number here (13 matches no month), not only 1-12.
-            ends.append(int(part))
+            ends.append(number)
         else:
             raise TimeIntervalError(
-                loc, f"month {part!r} is not a month's name (january … december) or number"
+                loc, f"month {shown(part)} is not a month's name (january … december) or number"
             )
     if ends[0] > ends[1]:
         raise TimeIntervalError(loc, f"months {text!r}: the end month is before the start month")

@@ -35,6 +35,7 @@ from faust.web import Request, Response, View
 from playbooks.encodings import blank
 from playbooks.engine import (
     MAX_COMMENT,
+    MAX_COUNT,
     MAX_NOTE,
     WITHOUT_PLAYBOOK,
     Run,
@@ -764,9 +765,12 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
     # Generations are issued as 1, 2, 3, ... (streams.response): ".0", ".01" or a
     # negative one was never a run, so it is a 404, not "superseded" (trial 6).
     # ASCII digits: "²".isdigit() is true, and int("²") raised, a 500 (helper t52).
+    # At most MAX_COUNT's 16 digits, the most a stored generation has: int() of 5,000
+    # raised Python's "Exceeds the limit (4300 digits)" ValueError, a 500 (t190).
     issued = (
         generation.isascii()
         and generation.isdigit()
+        and len(generation) <= len(str(MAX_COUNT))
         and generation == str(int(generation))
         and int(generation) >= 1
     )

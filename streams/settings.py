@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -90,6 +91,21 @@ HOUR, DAY, WEEK = 3600.0, 86400.0, 604800.0
 # overlapped the last; a heartbeat of it was 0 ms to aiokafka.
 MIN_SECONDS = 0.001
 MAX_PARTITIONS = 1000
+# The least heap the local Kafka (``stack up``, Kafka 4.0) starts with: at 128m and at
+# 64m its broker stopped at start with java.lang.OutOfMemoryError (t190, measured).
+MIN_KAFKA_HEAP = 256 * 2**20
+_HEAP_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+
+
+def _physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the system does not say: the
+    local Kafka's JVM commits its whole heap at start (-Xms is -Xmx)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 # Kafka refuses a topic name longer than this (its Topic.MAX_NAME_LENGTH).
 TOPIC_NAME_MAX = KAFKA_TOPIC_NAME_MAX
 # What follows each setting in the longest topic name it starts: the prefix's topics
@@ -413,10 +429,32 @@ class Settings(BaseSettings):
     @field_validator("kafka_heap")
     @classmethod
     def _heap(cls, value: str) -> str:
-        # ASCII digits: "²m" passed isdigit(), and the JVM refused the heap (helper t52).
-        digits = value[:-1] if value[-1:].lower() in ("k", "m", "g") else value
+        """A JVM heap size (``512m``, ``2g``) from ``MIN_KAFKA_HEAP`` to this machine's
+        memory. ASCII digits: "²m" passed isdigit(), and the JVM refused the heap (helper
+        t52). Before t190 any size passed, and Kafka exited at ``stack up``: ``0m`` and
+        ``99999999999999999999999g`` the JVM refuses ("Invalid maximum heap size"), ``512``
+        (bytes to the JVM, where ``512m`` was meant) and ``1k`` too small for it, ``64m``
+        and ``128m`` an OutOfMemoryError in the broker's start, and a heap past the
+        machine's memory cannot be committed (``-Xms``: "Not enough space")."""
+        unit = value[-1:].lower() if value[-1:].lower() in _HEAP_UNITS else ""
+        digits = value[: len(value) - len(unit)]
         if not (digits.isascii() and digits.isdigit()):
             raise ValueError("expected a JVM heap size such as 512m or 2g")
+        memory = _physical_memory()
+        most = f" to {memory // 2**30}g (this machine's memory)" if memory else ""
+        significant = digits.lstrip("0")
+        size = int(significant or "0") * _HEAP_UNITS[unit] if len(significant) <= 19 else None
+        if size is None or size < MIN_KAFKA_HEAP or (memory and size > memory):
+            bytes_hint = (
+                f" ({value} without k, m or g is bytes to the JVM: write {value}m for MiB)"
+                if not unit
+                else ""
+            )
+            raise ValueError(
+                f"expected a JVM heap size from {MIN_KAFKA_HEAP // 2**20}m{most}, such as "
+                f"512m or 2g{bytes_hint}; the local Kafka runs out of heap at its start "
+                "below 256m"
+            )
         return value
 
     @field_validator("kafka_host", "mqtt_host", "worker_bind")

@@ -38,7 +38,9 @@ def table_width(wide: bool) -> int | None:
     columns = os.environ.get("COLUMNS", "").strip()
     # ASCII digits: "²".isdigit() is true, and int("²") raised (exit 70; helper t52).
     if columns.isascii() and columns.isdigit():
-        return int(columns)
+        # Wider than any terminal is every column, as --wide: int() of 5,000 digits
+        # raised Python's "Exceeds the limit (4300 digits)" ValueError (exit 70, t190).
+        return int(columns) if len(columns.lstrip("0")) <= 6 else None
     if not sys.stdout.isatty():
         return None
     return shutil.get_terminal_size().columns

@@ -67,9 +67,10 @@ class PrometheusServer:
 
     def write_locations(self) -> None:
         # As the worker reads it: a byte that is not UTF-8 is named with its line.
-        from playbooks.loader import load_yaml  # as the worker reads it: no alias bomb
+        # As the worker reads it: no alias bomb, ids as written (``0x1F``, not "31").
+        from playbooks.loader import load_grid_yaml
 
-        grid = load_yaml(utf8_text(Path(self.settings.grid_file), "CITYBRAIN_GRID_FILE"))
+        grid = load_grid_yaml(utf8_text(Path(self.settings.grid_file), "CITYBRAIN_GRID_FILE"))
         grid = grid if isinstance(grid, dict) else {}
         self.dir.mkdir(parents=True, exist_ok=True)
         # Whole or not at all: written in place, a full disk left the file Prometheus

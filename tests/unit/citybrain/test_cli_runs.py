@@ -249,6 +249,15 @@ def test_tables_fit_a_terminal_or_columns_and_give_a_pipe_every_column(
     for odd in ("²", "８０", "1e3"):  # helper t52: int("²") raised, exit 70
         monkeypatch.setenv("COLUMNS", odd)
         assert table_width(False) is None
+    # t190: int() of 5,000 digits raised "Exceeds the limit (4300 digits)", exit 70; wider
+    # than any terminal is every column, at a terminal too.
+    monkeypatch.setenv("COLUMNS", "9" * 5000)
+    assert table_width(False) is None
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert table_width(False) is None
+    monkeypatch.setenv("COLUMNS", "000120")
+    assert table_width(False) == 120
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
     monkeypatch.delenv("COLUMNS")
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert isinstance(table_width(False), int)

@@ -109,3 +109,27 @@ def test_a_cell_name_holding_a_yaml_line_break_reaches_prometheus_as_written(
         timeout=60,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_cell_id_written_as_a_number_is_the_worker_s_id_in_the_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t190: the worker reads a grid id written as an integer as its text (``0x1F``,
+    ``1_000``); the stack read the grid for the map with the plain YAML reader, and
+    labelled the cell "31" and "1000": the Geomap joined no alert of either cell."""
+    grid = (REPO_ROOT / "tests" / "fixtures" / "grid.yaml").read_text()
+    grid = grid.replace("id: c-top,", "id: 0x1F,").replace("cell: c-top", "cell: 0x1F")
+    grid = grid.replace("id: c-mill,", "id: 1_000,").replace("cell: c-mill", "cell: 1_000")
+    (tmp_path / "grid.yaml").write_text(grid)
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(tmp_path / "grid.yaml"))
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path / "run"))
+    from playbooks.loader import load_grid
+
+    prom = PrometheusServer(Settings())
+    prom.write_locations()
+    mapped = {
+        r["labels"]["community"]
+        for r in yaml.safe_load(prom.locations.read_text())["groups"][0]["rules"]
+    }
+    assert mapped == {"0x1F", "1_000", "c-bridge"}
+    assert mapped <= set(load_grid(tmp_path / "grid.yaml").cells)

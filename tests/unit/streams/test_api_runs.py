@@ -25,6 +25,7 @@ from streams.api import (
     refused,
     reopens,
     run_in_group,
+    shown_id,
     silence_already_expired,
     superseded_run,
 )
@@ -69,6 +70,9 @@ def test_an_older_run_of_the_group_is_superseded_not_missing(grid: Grid) -> None
         # Helper t52: "²".isdigit() is true, and int("²") raised: a 500.
         ("group", f"{KEY}.²"),
         ("group", f"{KEY}.١"),
+        # t190: int() of 5,000 digits raised "Exceeds the limit (4300 digits)": a 500.
+        ("group", f"{KEY}." + "9" * 5000),
+        ("group", f"{KEY}." + "0" * 5000 + "2"),
         ("empty", f"{KEY}.1"),  # a group whose run was never stored
     ],
 )
@@ -78,7 +82,7 @@ def test_a_run_that_never_was_is_404(grid: Grid, stored: str | None, run_id: str
         doc = {"generation": 0, "run": None}
     with pytest.raises(ApiError) as caught:
         run_in_group(doc, run_id)
-    assert (caught.value.status, caught.value.message) == (404, f"no run {run_id!r}")
+    assert (caught.value.status, caught.value.message) == (404, f"no run {shown_id(run_id)}")
 
 
 def _run(grid: Grid, playbook: str = "citizen-report") -> tuple[PlaybookEngine, Run]:

@@ -177,6 +177,28 @@ def test_an_old_group_that_does_not_translate_is_said_once_and_kept(
     assert stage.ctx.groups.data[new_key.encode()]["run"]["alerts"] == ["al-2", "al-3"]
 
 
+@pytest.mark.parametrize("position", ["root.²", "root.١", "root." + "9" * 5000])
+def test_an_old_group_whose_position_is_no_index_is_said_once_and_kept(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    position: str,
+) -> None:
+    # t190: int() of "²" (isdigit() takes it) or of 5,000 digits raised ValueError out of
+    # the migration, and the alert joining the group was a processing error.
+    (new_key, first), (_, second) = routed(tmp_path, monkeypatch, "al-1", "al-2")
+    stage, _ = sending_response(tmp_path / "response")
+    old_key, before = as_before(new_key, first)
+    before["route"] = {**before["route"], "id": position}
+    feed(stage, old_key, before)
+    with caplog.at_level(logging.WARNING, logger="streams.response"):
+        feed(stage, new_key, second)
+    said = [r.getMessage() for r in caplog.records if "stored before t126" in r.getMessage()]
+    assert len(said) == 1, [r.getMessage()[:300] for r in caplog.records]
+    assert "no route is at its route's position" in said[0]
+    assert stage.ctx.groups.data[new_key.encode()]["run"]["alerts"] == ["al-2"]
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("legacy_key", "root.3|x"), ("probe", 7), ("legacy_key", "grp-XYZ"), ("checked", "yes")],

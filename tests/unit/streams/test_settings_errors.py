@@ -493,3 +493,33 @@ def test_every_number_setting_is_a_whole_number_or_says_its_unit() -> None:
         for value in ("2.0", "1e3", "1_000", "２"):
             with pytest.raises(SettingsError, match="expected a whole number"):
                 load_settings(**{name: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "extra"),
+    [
+        ("0m", ""),
+        ("1k", ""),
+        ("128m", ""),  # the broker's start: java.lang.OutOfMemoryError (measured, t190)
+        ("512", " (512 without k, m or g is bytes to the JVM: write 512m for MiB)"),
+        ("99999999999999999999999g", ""),  # the JVM: "Invalid initial heap size"
+        ("1" + "0" * 5000 + "g", ""),
+    ],
+)
+def test_a_kafka_heap_the_local_kafka_cannot_start_with_is_refused(
+    monkeypatch: pytest.MonkeyPatch, value: str, extra: str
+) -> None:
+    # t190: any size passed, and Kafka exited at `stack up` (the JVM refused it, or the
+    # broker ran out of heap at its start), said by a Java stack trace from its log.
+    message = refusal(monkeypatch, CITYBRAIN_KAFKA_HEAP=value)
+    assert message.startswith("CITYBRAIN_KAFKA_HEAP is '"), message
+    assert "expected a JVM heap size from 256m" in message, message
+    assert f"such as 512m or 2g{extra};" in message, message
+
+
+@pytest.mark.parametrize("value", ["256m", "262144k", "512M", "1g", "0512m"])
+def test_a_kafka_heap_from_256m_is_taken(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CITYBRAIN_KAFKA_HEAP", value)
+    assert load_settings().kafka_heap == value
