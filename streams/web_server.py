@@ -19,8 +19,13 @@ subclass of aiohttp's ``RequestHandler``) and nothing else.
 2. **At most ``Bounds.max_connections`` at once** (``CITYBRAIN_HTTP_MAX_CONNECTIONS``, 256).
    aiohttp takes every connection it is offered: thousands of them exhaust the process's
    file descriptors, and the worker's event loop, which also runs the streams, spends
-   itself on them. One more is answered ``503`` in JSON (``Retry-After: 1``) before its
-   request is read (``Refusal``), never reaching aiohttp.
+   itself on them. One more takes the place of the connection waiting longest for a
+   request's head, if it has waited ``Bounds.evict_after`` (1 s) or more
+   (``BoundedRequestHandler.make_room``: closed, a part-sent head answered ``408``
+   first; said in one WARNING a minute, ``streams.bounds.EvictionLog``); else, every
+   connection being in a request, it is answered ``503`` in JSON (``Retry-After: 1``)
+   before its request is read (``Refusal``), never reaching aiohttp. Before t191 one
+   client holding the cap's connections and sending nothing had every other refused.
 3. **A request line or header past aiohttp's limits is a JSON 400 naming it**
    (``handle_error``). aiohttp answered a plain-text 400 quoting a Python ``bytearray(...)``
    of the line, and logged a traceback per request; there is no public hook for the
@@ -78,9 +83,12 @@ from faust.web.drivers.aiohttp import Web
 from streams.bounds import (
     REFUSAL_LINGER,
     Bounds,
+    EvictionLog,
     HeadTracker,
     answer,
     busy_answer,
+    evicted_text,
+    eviction_line,
     timeout_text,
 )
 
@@ -203,6 +211,7 @@ class BoundedServer(web.Server):
         # leaves the set when collected instead of holding its place for ever.
         self._live: weakref.WeakSet[BoundedRequestHandler] = weakref.WeakSet()
         self._busy = busy_answer("the worker", bounds.max_connections)
+        self._evictions = EvictionLog()
 
     @property
     def open(self) -> int:
@@ -210,12 +219,32 @@ class BoundedServer(web.Server):
         return len(self._live)
 
     def __call__(self) -> Any:
-        if self.open >= self.bounds.max_connections:
+        if self.open >= self.bounds.max_connections and not self._make_room():
             self.refused("busy")
             return Refusal(self._loop, self._busy)
         handler = BoundedRequestHandler(self, loop=self._loop, **self._kwargs)
         self._live.add(handler)
         return handler
+
+    def _make_room(self) -> bool:
+        """Close the connection waiting longest for a request's head, when it has waited
+        ``evict_after`` seconds or more (its place is free at once); False when none
+        has (every connection is in a request, or has just begun)."""
+        now = self._loop.time()
+        oldest: BoundedRequestHandler | None = None
+        since = now - self.bounds.evict_after
+        for handler in self._live:
+            began = handler.waiting_since()
+            if began is not None and began <= since:
+                oldest, since = handler, began
+        if oldest is None:
+            return False
+        peer = oldest.make_room(now - since)
+        told = self._evictions.evicted(now)
+        if told:
+            limit = self.bounds.max_connections
+            log.warning("web: %s", eviction_line("the worker", limit, told, peer, now - since))
+        return True
 
     def closed(self, handler: BoundedRequestHandler) -> None:
         self._live.discard(handler)
@@ -260,6 +289,46 @@ class BoundedRequestHandler(RequestHandler):
         self._stall: asyncio.TimerHandle | None = None
         self._counted = True
         super().__init__(manager, **kwargs)
+        # loop.time() since when a request's head is awaited (the connection's start,
+        # then each answer's end): ``waiting_since``.
+        self._awaiting = self._loop.time()
+
+    def waiting_since(self) -> float | None:
+        """loop.time() since when this connection has waited for a request's line and
+        headers, or None when it is in a request (or not yet made, or closing). Waiting
+        is ``start`` awaiting its ``_waiter`` (no request read whole), as
+        ``_process_keepalive`` reads it."""
+        waiter = self._waiter
+        if self.transport is None or self._force_close or waiter is None or waiter.done():
+            return None
+        return self._awaiting
+
+    def make_room(self, waited: float) -> str:
+        """Close this connection, waiting ``waited`` seconds for a request's head, for
+        a new one: its place is given up at once; a part-sent head is answered 408 in
+        JSON first, a connection that sent nothing (or idles after an answer) is closed
+        as aiohttp closes an idle one. Counted as a ``timeout`` refusal, as at the
+        timeout (one idling after an answer is not). Returns the peer's address, for the
+        log."""
+        if self._counted:
+            self._counted = False
+            self._server.closed(self)
+        if self._head.size or self._request_count == 0:
+            self._refused("timeout")  # as at the timeout: an idle keep-alive is not
+        transport = self.transport
+        peer = "an unknown address"
+        if transport is not None:
+            name = transport.get_extra_info("peername")
+            if isinstance(name, tuple) and name:
+                peer = str(name[0])
+            if self._head.size:
+                limit = self._bounds.max_connections
+                said = answer(408, evicted_text("the worker", limit, waited), "timeout")
+                transport.write(said)
+        self.force_close()
+        if transport is not None:
+            transport.close()
+        return peer
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._counted:
@@ -288,6 +357,7 @@ class BoundedRequestHandler(RequestHandler):
             return await super()._handle_request(request, *args, **kwargs)
         finally:
             self._head.reset()  # answered: what comes now is the next request's
+            self._awaiting = self._loop.time()
             if isinstance(request.content.exception(), web.RequestPayloadError):
                 # Change 4: a body aiohttp could not read (not the gzip its
                 # Content-Encoding said) is answered by the API (400), then the connection

@@ -250,6 +250,71 @@ def test_connections_past_the_cap_are_a_json_503_at_once() -> None:
     assert serve(Bounds(timeout=5, max_connections=3), scenario) == ["busy"]
 
 
+def test_a_connection_past_the_cap_takes_the_place_of_the_one_waiting_longest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # t191: every connection past the cap was refused 503, so one client holding the
+    # cap's connections and sending nothing (slowloris) had every other client refused,
+    # the operator API and Prometheus' scrapes alike, for as long as it renewed them.
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        part_reader, part = await asyncio.open_connection("127.0.0.1", port)
+        part.write(b"GET /ok HTTP/1.1\r\nHost: x\r\n")  # a head never finished
+        await part.drain()
+        await asyncio.sleep(0.05)  # it is the oldest
+        silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await asyncio.sleep(1.2)  # all three waited past evict_after (1 s)
+        for _ in range(3):  # each served; the first took the part-sent head's place
+            _, answer = await ask(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        told = await asyncio.wait_for(part_reader.read(), 5)
+        assert told.startswith(b"HTTP/1.1 408"), told[:80]
+        assert body(told) == {
+            "error": "the request's line and headers were not all sent "
+            + body(told)["error"].split("sent ", 1)[1].split("s after", 1)[0]
+            + "s after the connection began, while the worker had all its 3 connections "
+            "open (CITYBRAIN_HTTP_MAX_CONNECTIONS): the connection is closed to serve "
+            "another; send the request as you connect",
+            "reason": "timeout",
+        }
+        for _, writer in silent:
+            writer.close()
+
+    with caplog.at_level("WARNING", logger="streams.web_server"):
+        refused = serve(Bounds(timeout=5, max_connections=3), scenario)
+    # The part-sent head, and a silent one when an answered request's place was not free
+    # yet: never a 503.
+    assert set(refused) == {"timeout"} and len(refused) <= 3, refused
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith(
+        "web: the worker had all its 3 connections open (CITYBRAIN_HTTP_MAX_CONNECTIONS): "
+        "closed 1 that had sent no whole request for a while to serve new ones (the last "
+        "from 127.0.0.1, after 1."
+    ), line
+
+
+def test_a_flood_of_silent_connections_costs_no_request_its_answer() -> None:
+    # One client keeps the cap's connections open and sends nothing (slowloris),
+    # opening more as its old ones are closed; requests of others are all answered.
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        held = []
+        answered = []
+        for _ in range(4):
+            held += [await asyncio.open_connection("127.0.0.1", port) for _ in range(20)]
+            await asyncio.sleep(1.1)
+            for _ in range(3):
+                _, answer = await ask(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answered.append(answer.split(b"\r\n", 1)[0])
+        assert answered == [b"HTTP/1.1 200 OK"] * 12
+        for _, writer in held:
+            writer.close()
+
+    refused = serve(Bounds(timeout=30, max_connections=8), scenario)
+    # Of the 80 silent connections, those past the cap while every place was young were
+    # refused; the rest were closed in turn to make room (12 for the requests, and the
+    # flood's own newer connections in each round).
+    assert set(refused) <= {"busy", "timeout"} and refused.count("timeout") >= 12
+
+
 def test_a_client_that_reads_nothing_of_its_answer_is_cut_off() -> None:
     async def scenario(ask: Client, refused: list[str], port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1024)
