@@ -8,8 +8,8 @@ start (or of the end of the answer before it, on a keep-alive connection), and a
 keep-alive connection is closed after it; a client that reads no part of its answer for
 that long is cut off too. At most ``max_connections`` connections are served at once. One
 more takes the place of the connection waiting longest for a request's line and headers,
-when it has waited ``Bounds.evict_after`` seconds or more (one that sent nothing, part
-of a head, or idles after an answer: it is closed, a part-sent head answered 408 first,
+when it has waited ``Bounds.evict_after`` seconds or more (one that sent nothing or part
+of a head before one idling after an answer: it is closed, a part-sent head answered 408 first,
 ``evicted_text``); with none such (every connection in a request), it is answered 503
 before its request is read. Before t191 every connection past the cap was refused: one
 client holding the cap's connections and sending nothing (slowloris) had every other

@@ -229,17 +229,23 @@ class BoundedServer(web.Server):
     def _make_room(self) -> bool:
         """Close the connection waiting longest for a request's head, when it has waited
         ``evict_after`` seconds or more (its place is free at once); False when none
-        has (every connection is in a request, or has just begun)."""
+        has (every connection is in a request, or has just begun). One that never sent
+        a whole request goes before one idling after an answer (a client keeping its
+        connection for its next request)."""
         now = self._loop.time()
-        oldest: BoundedRequestHandler | None = None
-        since = now - self.bounds.evict_after
+        oldest: tuple[bool, float] | None = None
+        victim: BoundedRequestHandler | None = None
+        latest = now - self.bounds.evict_after
         for handler in self._live:
             began = handler.waiting_since()
-            if began is not None and began <= since:
-                oldest, since = handler, began
-        if oldest is None:
+            if began is not None and began <= latest:
+                rank = (handler._request_count > 0, began)
+                if oldest is None or rank < oldest:
+                    oldest, victim = rank, handler
+        if victim is None or oldest is None:
             return False
-        peer = oldest.make_room(now - since)
+        since = oldest[1]
+        peer = victim.make_room(now - since)
         told = self._evictions.evicted(now)
         if told:
             limit = self.bounds.max_connections

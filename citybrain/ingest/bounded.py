@@ -135,9 +135,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         # (service_actions): its handler's read then ends short.
         self._deadlines: dict[socket.socket, float] = {}
         self._late: set[socket.socket] = set()
-        # Each connection waiting for a request's line and headers -> (monotonic time
-        # since when, its peer's address): the oldest may be closed to make room.
-        self._heads: dict[socket.socket, tuple[float, str]] = {}
+        # Each connection waiting for a request's line and headers -> (whether it was
+        # answered before, monotonic time since when, its peer's address): the oldest
+        # may be closed to make room, one that never sent a request first.
+        self._heads: dict[socket.socket, tuple[bool, float, str]] = {}
         # Connections closed to make room -> seconds they had waited (their 408's text);
         # their place was given up then, not when their thread ends.
         self._evicted: dict[socket.socket, float] = {}
@@ -180,16 +181,19 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         """Under the lock, with every place taken: give up the place of the connection
         waiting longest for a request's head, when it has waited ``evict_after``
         seconds or more, and return it, its peer and how long it waited; None when none
-        has (every connection is in a request, or has just begun)."""
+        has (every connection is in a request, or has just begun). One that never sent
+        a request goes before one idling after an answer (a gateway keeping its
+        connection for its next post)."""
         now = time.monotonic()
+        rank: tuple[bool, float] | None = None
         oldest: socket.socket | None = None
-        since = now - self.bounds.evict_after
-        for conn, (began, _) in self._heads.items():
-            if began <= since:
-                oldest, since = conn, began
+        latest = now - self.bounds.evict_after
+        for conn, (answered, began, _) in self._heads.items():
+            if began <= latest and (rank is None or (answered, began) < rank):
+                oldest, rank = conn, (answered, began)
         if oldest is None:
             return None
-        _, peer = self._heads.pop(oldest)
+        _, since, peer = self._heads.pop(oldest)
         self._deadlines.pop(oldest, None)
         self._late.add(oldest)
         self._evicted[oldest] = now - since
@@ -206,11 +210,12 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             limit = self.bounds.max_connections
             log.warning("ingest: %s", eviction_line(self.what, limit, told, peer, waited))
 
-    def awaiting_head(self, conn: socket.socket, since: float, peer: str) -> None:
-        """``conn`` waits for a request's line and headers since ``since`` (monotonic)."""
+    def awaiting_head(self, conn: socket.socket, answered: bool, since: float, peer: str) -> None:
+        """``conn`` waits for a request's line and headers since ``since`` (monotonic),
+        ``answered`` before on it or not."""
         with self._conn_lock:
             if conn not in self._evicted:
-                self._heads[conn] = (since, peer)
+                self._heads[conn] = (answered, since, peer)
 
     def head_read(self, conn: socket.socket) -> None:
         """``conn``'s request head was read (or its wait ended)."""
@@ -358,7 +363,8 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self._awaits_continue = False
         self.server.arm(self.connection, self.limit)
         start = self._started = time.monotonic()
-        self.server.awaiting_head(self.connection, start, str(self.client_address[0]))
+        peer = str(self.client_address[0])
+        self.server.awaiting_head(self.connection, self._requests > 0, start, peer)
         try:
             super().handle_one_request()
             self._past_the_body()

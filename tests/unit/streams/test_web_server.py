@@ -292,6 +292,28 @@ def test_a_connection_past_the_cap_takes_the_place_of_the_one_waiting_longest(
     ), line
 
 
+def test_a_connection_kept_after_its_answer_is_the_last_to_lose_its_place() -> None:
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        kept_reader, kept = await asyncio.open_connection("127.0.0.1", port)
+        kept.write(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
+        await kept.drain()
+        head = await asyncio.wait_for(kept_reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        await kept_reader.readexactly(length)  # answered; kept for its next request
+        silent = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        await asyncio.sleep(1.2)  # all three past evict_after, the kept one the oldest
+        _, answer = await ask(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        kept.write(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        await kept.drain()
+        again = await asyncio.wait_for(kept_reader.read(), 5)
+        assert again.startswith(b"HTTP/1.1 200"), again[:80]
+        for _, writer in silent:
+            writer.close()
+
+    assert serve(Bounds(timeout=5, max_connections=3), scenario) == ["timeout"]
+
+
 def test_a_flood_of_silent_connections_costs_no_request_its_answer() -> None:
     # One client keeps the cap's connections open and sends nothing (slowloris),
     # opening more as its old ones are closed; requests of others are all answered.

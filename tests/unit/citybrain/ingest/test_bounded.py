@@ -217,6 +217,29 @@ def test_a_connection_past_the_cap_takes_the_place_of_the_one_waiting_longest(
         stop()
 
 
+def test_a_connection_kept_after_its_answer_is_the_last_to_lose_its_place() -> None:
+    port, metrics, stop = started(Bounds(timeout=30, max_connections=3))
+    try:
+        kept = send(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        reader = kept.makefile("rb")
+        length = 0
+        while (line := reader.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        reader.read(length)  # answered; kept for its next request
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        time.sleep(1.3)  # all three past evict_after, the kept one the oldest
+        answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        kept.sendall(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert reader.readline().startswith(b"HTTP/1.1 200")
+        for conn in silent:
+            conn.close()
+        assert refused(metrics)["timeout"] == 1
+    finally:
+        stop()
+
+
 def test_a_flood_of_silent_connections_costs_no_scrape_its_answer() -> None:
     # One client keeps the cap's connections open and sends nothing, opening more as
     # its old ones are closed; every scrape is answered.
