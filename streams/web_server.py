@@ -53,7 +53,8 @@ loudly if any of them changes; each function's source hash is pinned below): fau
 loop=self._loop, **self._kwargs)``), and of ``RequestHandler``: ``connection_made`` (arms
 the keep-alive timer at the start), ``start`` (re-arms it after each answer),
 ``_process_keepalive`` (closes a connection whose ``_waiter`` is pending once
-``_next_keepalive_close_time`` has passed), ``data_received`` (a parser error becomes an
+``_next_keepalive_close_time`` has passed; ``_make_room`` reads ``_waiter``,
+``_force_close`` and ``_request_count`` as it does), ``data_received`` (a parser error becomes an
 ``_ErrInfo`` message; ``_request_count`` counts messages), ``_handle_request``
 (``_request_in_progress``), ``handle_error`` (replaced) and ``BaseProtocol.pause_writing``
 / ``resume_writing``; the parser raises ``LineTooLong`` for a long line and
