@@ -213,6 +213,14 @@ class BoundedServer(web.Server):
         self._live: weakref.WeakSet[BoundedRequestHandler] = weakref.WeakSet()
         self._busy = busy_answer("the worker", bounds.max_connections)
         self._evictions = EvictionLog()
+        # The connections one scan found may make room, best last ((answered before,
+        # waiting since), handler), taken one per connection past the cap; and the
+        # loop time before which a scan finds none (the soonest any connection's wait
+        # reaches evict_after): a flood of connections past the cap costs the loop,
+        # which also runs the streams, one scan of the connections per evict_after,
+        # not one per connection (t191).
+        self._room: list[tuple[tuple[bool, float], BoundedRequestHandler]] = []
+        self._no_room_until = 0.0
 
     @property
     def open(self) -> int:
@@ -234,24 +242,47 @@ class BoundedServer(web.Server):
         a whole request goes before one idling after an answer (a client keeping its
         connection for its next request)."""
         now = self._loop.time()
-        oldest: tuple[bool, float] | None = None
-        victim: BoundedRequestHandler | None = None
-        latest = now - self.bounds.evict_after
-        for handler in self._live:
-            began = handler.waiting_since()
-            if began is not None and began <= latest:
-                rank = (handler._request_count > 0, began)
-                if oldest is None or rank < oldest:
-                    oldest, victim = rank, handler
-        if victim is None or oldest is None:
+        victim = self._next_room()
+        if victim is None and now >= self._no_room_until:
+            self._scan(now)
+            victim = self._next_room()
+        if victim is None:
             return False
-        since = oldest[1]
-        peer = victim.make_room(now - since)
+        handler, since = victim
+        peer = handler.make_room(now - since)
         told = self._evictions.evicted(now)
         if told:
             limit = self.bounds.max_connections
             log.warning("web: %s", eviction_line("the worker", limit, told, peer, now - since))
         return True
+
+    def _next_room(self) -> tuple[BoundedRequestHandler, float] | None:
+        """The best connection the last scan found that still waits as it did then (one
+        that began a request since, or answered one, is passed over), and since when."""
+        while self._room:
+            (answered, since), handler = self._room.pop()
+            if handler.waiting_since() == since and (handler._request_count > 0) == answered:
+                return handler, since
+        return None
+
+    def _scan(self, now: float) -> None:
+        """Find the connections that may make room now, best last, and the time before
+        which no other can (a connection waiting, or one in a request or made since, can
+        be one only ``evict_after`` after its wait began, which is now at the soonest)."""
+        latest = now - self.bounds.evict_after
+        found = []
+        soonest = now
+        for handler in self._live:
+            began = handler.waiting_since()
+            if began is None:
+                continue
+            if began <= latest:
+                found.append(((handler._request_count > 0, began), handler))
+            else:
+                soonest = min(soonest, began)
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        self._room = found
+        self._no_room_until = soonest + self.bounds.evict_after
 
     def closed(self, handler: BoundedRequestHandler) -> None:
         self._live.discard(handler)

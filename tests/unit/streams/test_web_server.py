@@ -337,6 +337,41 @@ def test_a_flood_of_silent_connections_costs_no_request_its_answer() -> None:
     assert set(refused) <= {"busy", "timeout"} and refused.count("timeout") >= 12
 
 
+def test_a_flood_past_the_cap_scans_the_connections_once_per_second_not_per_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The loop that serves the API runs the streams too: a connection past the cap
+    # looked at every connection for one that may make room, 256 a connection.
+    looks: list[int] = []
+    waiting_since = BoundedRequestHandler.waiting_since
+
+    def counted(self: BoundedRequestHandler) -> float | None:
+        looks.append(1)
+        return waiting_since(self)
+
+    monkeypatch.setattr(BoundedRequestHandler, "waiting_since", counted)
+
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
+        await asyncio.sleep(0.1)
+        for _ in range(100):  # all young: no place to take, each refused
+            held.append(await asyncio.open_connection("127.0.0.1", port))
+        await asyncio.sleep(0.3)
+        assert refused.count("busy") == 100
+        assert len(looks) <= 8, len(looks)  # one scan of the eight
+        await asyncio.sleep(1.0)  # the eight past evict_after
+        del looks[:]
+        for _ in range(8):  # each takes the place of one of the eight, from one scan
+            held.append(await asyncio.open_connection("127.0.0.1", port))
+        await asyncio.sleep(0.3)
+        assert refused.count("timeout") == 8
+        assert len(looks) <= 8 + 8, len(looks)
+        for _, writer in held:
+            writer.close()
+
+    serve(Bounds(timeout=30, max_connections=8), scenario)
+
+
 def test_a_client_that_reads_nothing_of_its_answer_is_cut_off() -> None:
     async def scenario(ask: Client, refused: list[str], port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1024)
