@@ -451,8 +451,9 @@ class BoundedRequestHandler(RequestHandler):
     ) -> StreamResponse:
         """aiohttp's own error answers as the API's JSON ``{"error", "reason"}``: a
         request its parser refused (400, naming the line that was too long), a view's
-        unexpected exception (500, logged with its traceback here, never sent) and a
-        view's timeout (504). Closes the connection, as aiohttp's does."""
+        unexpected exception (500, logged with its traceback here, never sent; a
+        connection lost while its body was read is the client gone, logged at DEBUG) and
+        a view's timeout (504). Closes the connection, as aiohttp's does."""
         if request.writer.output_size > 0:  # part of an answer went out: none can follow
             raise ConnectionError("an answer was partly sent, no error answer can follow")
         if isinstance(exc, HttpProcessingError):
@@ -461,8 +462,15 @@ class BoundedRequestHandler(RequestHandler):
             log.debug("web: refused a request from %s: %s", request.remote, text)
         elif status == 504:
             reason, text = "timeout", "the worker did not answer in time; retry"
-        else:
-            log.error("web: error handling %s %s", request.method, request.path, exc_info=exc)
+        elif isinstance(exc, ConnectionError) and (
+            self.transport is None or self.transport.is_closing()
+        ):
+            # The client went away while its body was read (it closed or reset the
+            # connection part-way, or its place was taken): no fault of the worker's,
+            # and nobody to answer. Before, an ERROR with a traceback per such request:
+            # a client dropping its POSTs part-way filled the worker's log (t191).
+            log.debug("web: %s %s: the client went away: %r", request.method, request.path, exc)
+            reason, text = "bad_request", "the connection closed before the body was read"
             reason = "internal"
             text = "the worker failed to answer this request (its log says why); retry"
         resp = web.json_response({"error": text, "reason": reason}, status=status)

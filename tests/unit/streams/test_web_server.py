@@ -92,11 +92,17 @@ def serve(
     async def big(request: web.Request) -> web.Response:
         return web.Response(body=b"x" * 16_000_000)
 
+    async def echo(request: web.Request) -> web.Response:
+        from streams.api import read_body
+
+        return web.json_response({"bytes": len(await read_body(request, 1 << 20, 30))})
+
     async def main() -> None:
         app = web.Application()
         app.router.add_get("/ok", lambda request: web.json_response({"ok": True}))
         app.router.add_get("/boom", boom)
         app.router.add_get("/big", big)
+        app.router.add_post("/echo", echo)
         runner = BoundedAppRunner(app, bounds, refused.append)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -370,6 +376,35 @@ def test_a_flood_past_the_cap_scans_the_connections_once_per_second_not_per_conn
             writer.close()
 
     serve(Bounds(timeout=30, max_connections=8), scenario)
+
+
+def test_a_client_gone_while_its_body_is_read_is_no_error_of_the_workers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # t191: an ERROR with a traceback ("web: error handling POST ...",
+    # ConnectionResetError) per client that closed its connection part-way through a
+    # body: a client dropping its POSTs filled the worker's log.
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        for _ in range(3):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc")
+            await writer.drain()
+            await asyncio.sleep(0.1)  # the view reads the body
+            writer.close()
+        await asyncio.sleep(0.3)
+        _, answer = await ask(
+            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc"
+        )
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b'{"bytes": 3}'), answer
+
+    with caplog.at_level("DEBUG", logger="streams.web_server"):
+        serve(Bounds(timeout=5), scenario)
+    assert [r.levelname for r in caplog.records if r.levelno >= 30] == []
+    gone = [r.getMessage() for r in caplog.records if "went away" in r.getMessage()]
+    assert (
+        gone
+        == ["web: POST /echo: the client went away: ConnectionResetError('Connection lost')"] * 3
+    )
 
 
 def test_a_client_that_reads_nothing_of_its_answer_is_cut_off() -> None:
