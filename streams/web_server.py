@@ -471,6 +471,8 @@ class BoundedRequestHandler(RequestHandler):
             # a client dropping its POSTs part-way filled the worker's log (t191).
             log.debug("web: %s %s: the client went away: %r", request.method, request.path, exc)
             reason, text = "bad_request", "the connection closed before the body was read"
+        else:
+            log.error("web: error handling %s %s", request.method, request.path, exc_info=exc)
             reason = "internal"
             text = "the worker failed to answer this request (its log says why); retry"
         resp = web.json_response({"error": text, "reason": reason}, status=status)
