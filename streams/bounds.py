@@ -9,7 +9,8 @@ keep-alive connection is closed after it; a client that reads no part of its ans
 that long is cut off too. At most ``max_connections`` connections are served at once. One
 more takes the place of the connection waiting longest for a request's line and headers,
 when it has waited ``Bounds.evict_after`` seconds or more (one that sent nothing or part
-of a head before one idling after an answer: it is closed, a part-sent head answered 408 first,
+of a head, then one idling after an answer, then a request whose body has not all
+come: it is closed, a part-sent head or body answered 408 first,
 ``evicted_text``); with none such (every connection in a request), it is answered 503
 before its request is read. Before t191 every connection past the cap was refused: one
 client holding the cap's connections and sending nothing (slowloris) had every other
@@ -77,15 +78,19 @@ class Bounds:
         return min(EVICT_AFTER, self.timeout / 2)
 
 
-def evicted_text(server: str, limit: int, waited: float) -> str:
-    """The 408's text of a connection closed part-way through its request's head to
-    make room: ``server`` (``the worker``) had ``limit`` connections open and this one
-    had waited ``waited`` seconds for its head."""
+def evicted_text(server: str, limit: int, waited: float, body: bool = False) -> str:
+    """The 408's text of a connection closed part-way through its request's head (or,
+    ``body``, its body) to make room: ``server`` (``the worker``) had ``limit``
+    connections open and this one had waited ``waited`` seconds for it."""
+    what, since = (
+        ("the body was", "its headers")
+        if body
+        else ("the request's line and headers were", "the connection began")
+    )
     return (
-        f"the request's line and headers were not all sent {waited:.1f}s after the "
-        f"connection began, while {server} had all its {limit:,} connections open "
-        f"({CONNECTIONS_SETTING}): the connection is closed to serve another; send the "
-        "request as you connect"
+        f"{what} not all sent {waited:.1f}s after {since}, while {server} had all its "
+        f"{limit:,} connections open ({CONNECTIONS_SETTING}): the connection is closed to "
+        "serve another; send the request as you connect"
     )
 
 

@@ -54,8 +54,9 @@ loop=self._loop, **self._kwargs)``), and of ``RequestHandler``: ``connection_mad
 the keep-alive timer at the start), ``start`` (re-arms it after each answer),
 ``_process_keepalive`` (closes a connection whose ``_waiter`` is pending once
 ``_next_keepalive_close_time`` has passed; ``_make_room`` reads ``_waiter``,
-``_force_close`` and ``_request_count`` as it does), ``data_received`` (a parser error becomes an
-``_ErrInfo`` message; ``_request_count`` counts messages), ``_handle_request``
+``_force_close``, ``_request_count`` and ``_current_request`` as it does),
+``data_received`` (a parser error becomes an ``_ErrInfo`` message; ``_request_count``
+counts messages), ``_handle_request``
 (``_request_in_progress``), ``handle_error`` (replaced) and ``BaseProtocol.pause_writing``
 / ``resume_writing``; the parser raises ``LineTooLong`` for a long line and
 ``BadHttpMessage("Too many headers received")``.
@@ -213,13 +214,13 @@ class BoundedServer(web.Server):
         self._live: weakref.WeakSet[BoundedRequestHandler] = weakref.WeakSet()
         self._busy = busy_answer("the worker", bounds.max_connections)
         self._evictions = EvictionLog()
-        # The connections one scan found may make room, best last ((answered before,
-        # waiting since), handler), taken one per connection past the cap; and the
+        # The connections one scan found may make room, best last (``room_rank``,
+        # handler), taken one per connection past the cap; and the
         # loop time before which a scan finds none (the soonest any connection's wait
         # reaches evict_after): a flood of connections past the cap costs the loop,
         # which also runs the streams, one scan of the connections per evict_after,
         # not one per connection (t191).
-        self._room: list[tuple[tuple[bool, float], BoundedRequestHandler]] = []
+        self._room: list[tuple[tuple[int, float], BoundedRequestHandler]] = []
         self._no_room_until = 0.0
 
     @property
@@ -248,21 +249,22 @@ class BoundedServer(web.Server):
             victim = self._next_room()
         if victim is None:
             return False
-        handler, since = victim
-        peer = handler.make_room(now - since)
+        handler, (kind, since) = victim
+        # One reading a body: its view then meets the connection closed (the client gone).
+        peer = handler.make_room(now - since, body=kind == 2)
         told = self._evictions.evicted(now)
         if told:
             limit = self.bounds.max_connections
             log.warning("web: %s", eviction_line("the worker", limit, told, peer, now - since))
         return True
 
-    def _next_room(self) -> tuple[BoundedRequestHandler, float] | None:
+    def _next_room(self) -> tuple[BoundedRequestHandler, tuple[int, float]] | None:
         """The best connection the last scan found that still waits as it did then (one
-        that began a request since, or answered one, is passed over), and since when."""
+        that began a request since, or answered one, is passed over), and its rank."""
         while self._room:
-            (answered, since), handler = self._room.pop()
-            if handler.waiting_since() == since and (handler._request_count > 0) == answered:
-                return handler, since
+            rank, handler = self._room.pop()
+            if handler.room_rank() == rank:
+                return handler, rank
         return None
 
     def _scan(self, now: float) -> None:
@@ -273,13 +275,13 @@ class BoundedServer(web.Server):
         found = []
         soonest = now
         for handler in self._live:
-            began = handler.waiting_since()
-            if began is None:
+            rank = handler.room_rank()
+            if rank is None:
                 continue
-            if began <= latest:
-                found.append(((handler._request_count > 0, began), handler))
+            if rank[1] <= latest:
+                found.append((rank, handler))
             else:
-                soonest = min(soonest, began)
+                soonest = min(soonest, rank[1])
         found.sort(key=lambda pair: pair[0], reverse=True)
         self._room = found
         self._no_room_until = soonest + self.bounds.evict_after
@@ -328,8 +330,10 @@ class BoundedRequestHandler(RequestHandler):
         self._counted = True
         super().__init__(manager, **kwargs)
         # loop.time() since when a request's head is awaited (the connection's start,
-        # then each answer's end): ``waiting_since``.
+        # then each answer's end): ``waiting_since``; and since when the request being
+        # handled has had its headers, when it has a body (``room_rank``).
         self._awaiting = self._loop.time()
+        self._body_since: float | None = None
 
     def waiting_since(self) -> float | None:
         """loop.time() since when this connection has waited for a request's line and
@@ -341,7 +345,21 @@ class BoundedRequestHandler(RequestHandler):
             return None
         return self._awaiting
 
-    def make_room(self, waited: float) -> str:
+    def room_rank(self) -> tuple[int, float] | None:
+        """How this connection may make room, and since when (loop.time()): 0 waiting
+        for its first request's head, 1 for a later one (kept after an answer), 2 in a
+        request whose body has not all come (its view reading it); None otherwise (a
+        request's body read, its answer being made)."""
+        since = self.waiting_since()
+        if since is not None:
+            return (1 if self._request_count > 0 else 0, since)
+        request = self._current_request
+        body = self._body_since
+        if body is None or request is None or self.transport is None or self._force_close:
+            return None
+        return None if request.content.is_eof() else (2, body)
+
+    def make_room(self, waited: float, body: bool = False) -> str:
         """Close this connection, waiting ``waited`` seconds for a request's head, for
         a new one: its place is given up at once; a part-sent head is answered 408 in
         JSON first, a connection that sent nothing (or idles after an answer) is closed
@@ -351,7 +369,7 @@ class BoundedRequestHandler(RequestHandler):
         if self._counted:
             self._counted = False
             self._server.closed(self)
-        if self._head.size or self._request_count == 0:
+        if body or self._head.size or self._request_count == 0:
             self._refused("timeout")  # as at the timeout: an idle keep-alive is not
         transport = self.transport
         peer = "an unknown address"
@@ -359,10 +377,10 @@ class BoundedRequestHandler(RequestHandler):
             name = transport.get_extra_info("peername")
             if isinstance(name, tuple) and name:
                 peer = str(name[0])
-            if self._head.size:
+            if body or self._head.size:
                 limit = self._bounds.max_connections
-                said = answer(408, evicted_text("the worker", limit, waited), "timeout")
-                transport.write(said)
+                text = evicted_text("the worker", limit, waited, body=body)
+                transport.write(answer(408, text, "timeout"))
         self.force_close()
         if transport is not None:
             transport.close()
@@ -391,11 +409,14 @@ class BoundedRequestHandler(RequestHandler):
         return bool(self._messages) and isinstance(self._messages[-1][0], _ErrInfo)
 
     async def _handle_request(self, request: BaseRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.body_exists:
+            self._body_since = self._loop.time()
         try:
             return await super()._handle_request(request, *args, **kwargs)
         finally:
             self._head.reset()  # answered: what comes now is the next request's
             self._awaiting = self._loop.time()
+            self._body_since = None
             if isinstance(request.content.exception(), web.RequestPayloadError):
                 # Change 4: a body aiohttp could not read (not the gzip its
                 # Content-Encoding said) is answered by the API (400), then the connection

@@ -135,10 +135,11 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         # (service_actions): its handler's read then ends short.
         self._deadlines: dict[socket.socket, float] = {}
         self._late: set[socket.socket] = set()
-        # Each connection waiting for a request's line and headers -> (whether it was
-        # answered before, monotonic time since when, its peer's address): the oldest
-        # may be closed to make room, one that never sent a request first.
-        self._heads: dict[socket.socket, tuple[bool, float, str]] = {}
+        # Each connection waiting for a request's line and headers, or for its body ->
+        # (0 for a first request's head, 1 a later one's, 2 a body; monotonic time since
+        # when; its peer's address): the one waiting longest of the lowest kind may be
+        # closed to make room.
+        self._heads: dict[socket.socket, tuple[int, float, str]] = {}
         # Connections closed to make room -> seconds they had waited (their 408's text);
         # their place was given up then, not when their thread ends.
         self._evicted: dict[socket.socket, float] = {}
@@ -185,12 +186,12 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         a request goes before one idling after an answer (a gateway keeping its
         connection for its next post)."""
         now = time.monotonic()
-        rank: tuple[bool, float] | None = None
+        rank: tuple[int, float] | None = None
         oldest: socket.socket | None = None
         latest = now - self.bounds.evict_after
-        for conn, (answered, began, _) in self._heads.items():
-            if began <= latest and (rank is None or (answered, began) < rank):
-                oldest, rank = conn, (answered, began)
+        for conn, (kind, began, _) in self._heads.items():
+            if began <= latest and (rank is None or (kind, began) < rank):
+                oldest, rank = conn, (kind, began)
         if oldest is None:
             return None
         _, since, peer = self._heads.pop(oldest)
@@ -210,15 +211,15 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             limit = self.bounds.max_connections
             log.warning("ingest: %s", eviction_line(self.what, limit, told, peer, waited))
 
-    def awaiting_head(self, conn: socket.socket, answered: bool, since: float, peer: str) -> None:
-        """``conn`` waits for a request's line and headers since ``since`` (monotonic),
-        ``answered`` before on it or not."""
+    def awaiting_head(self, conn: socket.socket, kind: int, since: float, peer: str) -> None:
+        """``conn`` waits since ``since`` (monotonic) for a request's line and headers
+        (``kind`` 0 on a new connection, 1 after an answer) or its body (2)."""
         with self._conn_lock:
             if conn not in self._evicted:
-                self._heads[conn] = (answered, since, peer)
+                self._heads[conn] = (kind, since, peer)
 
     def head_read(self, conn: socket.socket) -> None:
-        """``conn``'s request head was read (or its wait ended)."""
+        """``conn``'s request head (or body) was read, or its wait ended."""
         with self._conn_lock:
             self._heads.pop(conn, None)
 
@@ -226,6 +227,14 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         """Seconds ``conn`` had waited when it was closed to make room, or None."""
         with self._conn_lock:
             return self._evicted.get(conn)
+
+    def body_late_text(self, conn: socket.socket, limit: float) -> str:
+        """The 408's text of a body cut on ``conn``: not sent within ``limit`` seconds,
+        or, closed to make room, not all sent in the seconds it had waited."""
+        waited = self.evicted_after(conn)
+        if waited is None:
+            return f"the body was not sent within {limit:g}s"
+        return evicted_text(self.what, self.bounds.max_connections, waited, body=True)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away while answered (a broken pipe, a reset) is no fault
@@ -250,8 +259,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             self._deadlines[conn] = time.monotonic() + seconds
 
     def disarm(self, conn: socket.socket) -> bool:
-        """End ``conn``'s deadline; False when it had passed (what was read is cut)."""
+        """End ``conn``'s deadline; False when it had passed (what was read is cut). What
+        it waited for has come: it no longer waits to make room."""
         with self._conn_lock:
+            self._heads.pop(conn, None)
             self._deadlines.pop(conn, None)
             late = conn in self._late
             self._late.discard(conn)
@@ -364,7 +375,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self.server.arm(self.connection, self.limit)
         start = self._started = time.monotonic()
         peer = str(self.client_address[0])
-        self.server.awaiting_head(self.connection, self._requests > 0, start, peer)
+        self.server.awaiting_head(self.connection, int(self._requests > 0), start, peer)
         try:
             super().handle_one_request()
             self._past_the_body()
@@ -449,6 +460,13 @@ class BoundedHandler(BaseHTTPRequestHandler):
         # What is left of it for the body (the rule counts from the request's start: a
         # fresh limit here let a client take twice as long, its head and then its body).
         self.server.arm(self.connection, self.limit - (time.monotonic() - self._started))
+        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length", "0") not in (
+            "",
+            "0",
+        ):
+            # Its body may be closed to make room until read (the handler disarms then).
+            peer = str(self.client_address[0])
+            self.server.awaiting_head(self.connection, 2, time.monotonic(), peer)
         return True
 
     def handle_expect_100(self) -> bool:

@@ -61,6 +61,7 @@ def test_the_attributes_it_relies_on_exist() -> None:
         "_request_count",
         "_request_in_progress",
         "_messages",
+        "_current_request",
     ):
         assert f"self.{name}" in handler, name
     assert {"status", "exc", "message"} <= set(_ErrInfo.__annotations__)
@@ -349,13 +350,13 @@ def test_a_flood_past_the_cap_scans_the_connections_once_per_second_not_per_conn
     # The loop that serves the API runs the streams too: a connection past the cap
     # looked at every connection for one that may make room, 256 a connection.
     looks: list[int] = []
-    waiting_since = BoundedRequestHandler.waiting_since
+    room_rank = BoundedRequestHandler.room_rank
 
-    def counted(self: BoundedRequestHandler) -> float | None:
+    def counted(self: BoundedRequestHandler) -> tuple[int, float] | None:
         looks.append(1)
-        return waiting_since(self)
+        return room_rank(self)
 
-    monkeypatch.setattr(BoundedRequestHandler, "waiting_since", counted)
+    monkeypatch.setattr(BoundedRequestHandler, "room_rank", counted)
 
     async def scenario(ask: Client, refused: list[str], port: int) -> None:
         held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(8)]
@@ -447,3 +448,37 @@ def test_a_connection_whose_transport_never_came_does_not_hold_its_place() -> No
 
     asyncio.run(main())
     assert refused == []
+
+
+def test_a_body_dripped_past_the_cap_gives_its_place_to_a_new_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # t191: a client sending whole heads and then bodies a byte at a time held each of
+    # its places for the timeout (30 s), and every other connection was refused 503.
+    async def scenario(ask: Client, refused: list[str], port: int) -> None:
+        drips = []
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab")
+            await writer.drain()
+            drips.append((reader, writer))
+        await asyncio.sleep(1.2)  # past evict_after, their bodies not all sent
+        _, answer = await ask(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        told = await asyncio.wait_for(drips[0][0].read(), 5)  # the oldest gave its place
+        assert told.startswith(b"HTTP/1.1 408"), told[:80]
+        assert body(told)["error"].startswith("the body was not all sent 1.")
+        assert body(told)["error"].endswith(
+            "s after its headers, while the worker had all its 3 connections open "
+            "(CITYBRAIN_HTTP_MAX_CONNECTIONS): the connection is closed to serve another; "
+            "send the request as you connect"
+        )
+        for _, writer in drips:
+            writer.close()
+
+    with caplog.at_level("WARNING", logger="streams.web_server"):
+        refused = serve(Bounds(timeout=30, max_connections=3), scenario)
+    assert "busy" not in refused and "timeout" in refused, refused
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "web: the worker had all its 3 connection"
+    ]
