@@ -42,10 +42,10 @@ REFUSAL_LINGER = 1.0
 # request head remembered for that (past the server's header limit it refuses anyway).
 KEPT_PREFIX = 96
 KEPT_LINES = 256
-# Seconds a connection has waited for a request's line and headers before a new
-# connection past the cap may take its place (at most half the timeout): a client sends
-# its request as it connects, in milliseconds; one that has not within a second is the
-# first to go when the server is full.
+# Seconds a connection has waited for a request's line and headers (or its body) before
+# a new connection past the cap may take its place: a client sends its request as it
+# connects, in milliseconds; one that has not within a second is the first to go when
+# the server is full. With a timeout of a second or less, the timeout cuts it first.
 EVICT_AFTER = 1.0
 # Seconds between two WARNING lines of one server about connections closed to make room.
 EVICTION_LOG_EVERY = 60.0
@@ -73,9 +73,10 @@ class Bounds:
 
     @property
     def evict_after(self) -> float:
-        """Seconds a connection waits for a request's head before a connection past the
-        cap may take its place: ``EVICT_AFTER``, at most half ``timeout``."""
-        return min(EVICT_AFTER, self.timeout / 2)
+        """Seconds a connection waits for a request's head (or body) before a connection
+        past the cap may take its place: ``EVICT_AFTER``, whatever the timeout (a shorter
+        wait took connections a client had just opened and was about to use)."""
+        return EVICT_AFTER
 
 
 def evicted_text(server: str, limit: int, waited: float, body: bool = False) -> str:
