@@ -6,10 +6,19 @@ once, and the JSON answers of a refusal. Pure: no sockets, no event loop.
 A request's line and headers must arrive within ``timeout`` seconds of the connection's
 start (or of the end of the answer before it, on a keep-alive connection), and an idle
 keep-alive connection is closed after it; a client that reads no part of its answer for
-that long is cut off too. At most ``max_connections`` connections are served at once; one
-more is answered 503 before its request is read. A request line or header past the
-server's limits is a JSON 400 naming it. Each refusal is counted by its reason
-(``REFUSAL_REASONS``, streams/metrics.py ``citybrain_api_refused_total``).
+that long is cut off too. At most ``max_connections`` connections are served at once. One
+more takes the place of the connection waiting longest for a request's line and headers,
+when it has waited ``Bounds.evict_after`` seconds or more (one that sent nothing or part
+of a head, then one idling after an answer, then a request whose body has not all
+come: it is closed, a part-sent head or body answered 408 first,
+``evicted_text``); with none such (every connection in a request), it is answered 503
+before its request is read. Before t191 every connection past the cap was refused: one
+client holding the cap's connections and sending nothing (slowloris) had every other
+client refused 503, the operator API, the ingests and Prometheus' scrapes of /metrics,
+for as long as it renewed them. A request line or header past the server's limits is a
+JSON 400 naming it. Each refusal is counted by its reason (``REFUSAL_REASONS``,
+streams/metrics.py ``citybrain_api_refused_total``; a connection closed to make room
+as ``timeout``, as any that sent no request in time).
 """
 
 from __future__ import annotations
@@ -33,6 +42,13 @@ REFUSAL_LINGER = 1.0
 # request head remembered for that (past the server's header limit it refuses anyway).
 KEPT_PREFIX = 96
 KEPT_LINES = 256
+# Seconds a connection has waited for a request's line and headers (or its body) before
+# a new connection past the cap may take its place: a client sends its request as it
+# connects, in milliseconds; one that has not within a second is the first to go when
+# the server is full. With a timeout of a second or less, the timeout cuts it first.
+EVICT_AFTER = 1.0
+# Seconds between two WARNING lines of one server about connections closed to make room.
+EVICTION_LOG_EVERY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +70,63 @@ class Bounds:
             raise ValueError(f"timeout is {self.timeout!r}, expected more than 0 seconds")
         if self.max_connections < 1:
             raise ValueError(f"max_connections is {self.max_connections!r}, expected at least 1")
+
+    @property
+    def evict_after(self) -> float:
+        """Seconds a connection waits for a request's head (or body) before a connection
+        past the cap may take its place: ``EVICT_AFTER``, whatever the timeout (a shorter
+        wait took connections a client had just opened and was about to use)."""
+        return EVICT_AFTER
+
+
+def evicted_text(server: str, limit: int, waited: float, body: bool = False) -> str:
+    """The 408's text of a connection closed part-way through its request's head (or,
+    ``body``, its body) to make room: ``server`` (``the worker``) had ``limit``
+    connections open and this one had waited ``waited`` seconds for it."""
+    what, since = (
+        ("the body was", "its headers")
+        if body
+        else ("the request's line and headers were", "the connection began")
+    )
+    return (
+        f"{what} not all sent {waited:.1f}s after {since}, while {server} had all its "
+        f"{limit:,} connections open ({CONNECTIONS_SETTING}): the connection is closed to "
+        "serve another; send the request as you connect"
+    )
+
+
+class EvictionLog:
+    """When a server says, in one WARNING line, the connections it closed to make room:
+    the first at once, then at most once every ``every`` seconds with the count since
+    the last line (a client renewing thousands of connections is one line a minute,
+    not one a connection). Pure: the caller gives the clock and writes the line."""
+
+    __slots__ = ("_last", "_untold", "every")
+
+    def __init__(self, every: float = EVICTION_LOG_EVERY) -> None:
+        self.every = every
+        self._last: float | None = None
+        self._untold = 0
+
+    def evicted(self, now: float) -> int:
+        """Count one eviction at ``now`` (monotonic seconds); the number to say now
+        (this one and those not yet said), or 0 while the last line is recent."""
+        self._untold += 1
+        if self._last is not None and now - self._last < self.every:
+            return 0
+        told, self._untold, self._last = self._untold, 0, now
+        return told
+
+
+def eviction_line(server: str, limit: int, count: int, peer: str, waited: float) -> str:
+    """The WARNING line of ``count`` connections closed to make room at ``server``, the
+    last from ``peer`` after ``waited`` seconds without a whole request."""
+    return (
+        f"{server} had all its {limit:,} connections open ({CONNECTIONS_SETTING}): closed "
+        f"{count:,} that had sent no whole request for a while to serve new ones (the last "
+        f"from {peer}, after {waited:.1f}s); a client holding connections without "
+        "requests (slowloris) is being turned over (counted as refusals for timeout)"
+    )
 
 
 def answer(status: int, error: str, reason: str, headers: dict[str, str] | None = None) -> bytes:

@@ -11,6 +11,12 @@ and starved every other name resolution of the worker (aiokafka's). The session 
 makes here resolves through ``playbooks.executors.resolve.BoundedResolution``; a
 resolution past its bound fails the request as any unreachable owner does (503 naming
 it).
+
+Its connections are bounded per worker asked (``FORWARD_CONNECTIONS_PER_PEER``), not
+only in all: aiohttp's default pool, 100 connections shared by every worker, let one
+worker that takes connections and answers nothing (SIGSTOPped, wedged) hold them all
+with 100 requests passed on to it, and a request about a run of a healthy worker waited
+for a connection until its own bound, a 503 naming the healthy one (t191).
 """
 
 from __future__ import annotations
@@ -60,9 +66,24 @@ class BoundedResolver(AbstractResolver):
         self.resolution.shutdown()
 
 
+# Connections open at once to one worker a request is passed on to, and in all (the
+# API serves at most CITYBRAIN_HTTP_MAX_CONNECTIONS requests, 256 by default, each
+# passed on to one worker or, listing runs, to each of the others in turn).
+FORWARD_CONNECTIONS_PER_PEER = 100
+FORWARD_CONNECTIONS = 1000
+
+
 def http_client(**kwargs: Any) -> aiohttp.ClientSession:
     """faust's ``HttpClient`` setting: an ``aiohttp.ClientSession`` (made in the running
     loop, on first use; faust closes it when the app stops) whose connector resolves
-    with ``BoundedResolver``."""
-    kwargs.setdefault("connector", aiohttp.TCPConnector(resolver=BoundedResolver()))
+    with ``BoundedResolver`` and opens at most ``FORWARD_CONNECTIONS_PER_PEER``
+    connections to one worker (host and port), ``FORWARD_CONNECTIONS`` in all."""
+    kwargs.setdefault(
+        "connector",
+        aiohttp.TCPConnector(
+            resolver=BoundedResolver(),
+            limit=FORWARD_CONNECTIONS,
+            limit_per_host=FORWARD_CONNECTIONS_PER_PEER,
+        ),
+    )
     return aiohttp.ClientSession(**kwargs)

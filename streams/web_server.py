@@ -19,8 +19,13 @@ subclass of aiohttp's ``RequestHandler``) and nothing else.
 2. **At most ``Bounds.max_connections`` at once** (``CITYBRAIN_HTTP_MAX_CONNECTIONS``, 256).
    aiohttp takes every connection it is offered: thousands of them exhaust the process's
    file descriptors, and the worker's event loop, which also runs the streams, spends
-   itself on them. One more is answered ``503`` in JSON (``Retry-After: 1``) before its
-   request is read (``Refusal``), never reaching aiohttp.
+   itself on them. One more takes the place of the connection waiting longest for a
+   request's head, if it has waited ``Bounds.evict_after`` (1 s) or more
+   (``BoundedRequestHandler.make_room``: closed, a part-sent head answered ``408``
+   first; said in one WARNING a minute, ``streams.bounds.EvictionLog``); else, every
+   connection being in a request, it is answered ``503`` in JSON (``Retry-After: 1``)
+   before its request is read (``Refusal``), never reaching aiohttp. Before t191 one
+   client holding the cap's connections and sending nothing had every other refused.
 3. **A request line or header past aiohttp's limits is a JSON 400 naming it**
    (``handle_error``). aiohttp answered a plain-text 400 quoting a Python ``bytearray(...)``
    of the line, and logged a traceback per request; there is no public hook for the
@@ -48,8 +53,10 @@ loudly if any of them changes; each function's source hash is pinned below): fau
 loop=self._loop, **self._kwargs)``), and of ``RequestHandler``: ``connection_made`` (arms
 the keep-alive timer at the start), ``start`` (re-arms it after each answer),
 ``_process_keepalive`` (closes a connection whose ``_waiter`` is pending once
-``_next_keepalive_close_time`` has passed), ``data_received`` (a parser error becomes an
-``_ErrInfo`` message; ``_request_count`` counts messages), ``_handle_request``
+``_next_keepalive_close_time`` has passed; ``_make_room`` reads ``_waiter``,
+``_force_close``, ``_request_count`` and ``_current_request`` as it does),
+``data_received`` (a parser error becomes an ``_ErrInfo`` message; ``_request_count``
+counts messages), ``_handle_request``
 (``_request_in_progress``), ``handle_error`` (replaced) and ``BaseProtocol.pause_writing``
 / ``resume_writing``; the parser raises ``LineTooLong`` for a long line and
 ``BadHttpMessage("Too many headers received")``.
@@ -78,9 +85,12 @@ from faust.web.drivers.aiohttp import Web
 from streams.bounds import (
     REFUSAL_LINGER,
     Bounds,
+    EvictionLog,
     HeadTracker,
     answer,
     busy_answer,
+    evicted_text,
+    eviction_line,
     timeout_text,
 )
 
@@ -203,6 +213,15 @@ class BoundedServer(web.Server):
         # leaves the set when collected instead of holding its place for ever.
         self._live: weakref.WeakSet[BoundedRequestHandler] = weakref.WeakSet()
         self._busy = busy_answer("the worker", bounds.max_connections)
+        self._evictions = EvictionLog()
+        # The connections one scan found may make room, best last (``room_rank``,
+        # handler), taken one per connection past the cap; and the
+        # loop time before which a scan finds none (the soonest any connection's wait
+        # reaches evict_after): a flood of connections past the cap costs the loop,
+        # which also runs the streams, one scan of the connections per evict_after,
+        # not one per connection (t191).
+        self._room: list[tuple[tuple[int, float], BoundedRequestHandler]] = []
+        self._no_room_until = 0.0
 
     @property
     def open(self) -> int:
@@ -210,12 +229,62 @@ class BoundedServer(web.Server):
         return len(self._live)
 
     def __call__(self) -> Any:
-        if self.open >= self.bounds.max_connections:
+        if self.open >= self.bounds.max_connections and not self._make_room():
             self.refused("busy")
             return Refusal(self._loop, self._busy)
         handler = BoundedRequestHandler(self, loop=self._loop, **self._kwargs)
         self._live.add(handler)
         return handler
+
+    def _make_room(self) -> bool:
+        """Close the connection waiting longest for a request's head, when it has waited
+        ``evict_after`` seconds or more (its place is free at once); False when none
+        has (every connection is in a request, or has just begun). One that never sent
+        a whole request goes before one idling after an answer (a client keeping its
+        connection for its next request)."""
+        now = self._loop.time()
+        victim = self._next_room()
+        if victim is None and now >= self._no_room_until:
+            self._scan(now)
+            victim = self._next_room()
+        if victim is None:
+            return False
+        handler, (kind, since) = victim
+        # One reading a body: its view then meets the connection closed (the client gone).
+        peer = handler.make_room(now - since, body=kind == 2)
+        told = self._evictions.evicted(now)
+        if told:
+            limit = self.bounds.max_connections
+            log.warning("web: %s", eviction_line("the worker", limit, told, peer, now - since))
+        return True
+
+    def _next_room(self) -> tuple[BoundedRequestHandler, tuple[int, float]] | None:
+        """The best connection the last scan found that still waits as it did then (one
+        that began a request since, or answered one, is passed over), and its rank."""
+        while self._room:
+            rank, handler = self._room.pop()
+            if handler.room_rank() == rank:
+                return handler, rank
+        return None
+
+    def _scan(self, now: float) -> None:
+        """Find the connections that may make room now, best last, and the time before
+        which no other can (a connection waiting, or one in a request or made since, can
+        be one only ``evict_after`` after its wait began, which is now at the soonest)."""
+        latest = now - self.bounds.evict_after
+        found = []
+        soonest = now
+        for handler in self._live:
+            rank = handler.room_rank()
+            if rank is None:
+                continue
+            if rank[1] <= latest:
+                found.append((rank, handler))
+            else:
+                soonest = min(soonest, rank[1])
+        found.sort(key=lambda pair: pair[0], reverse=True)
+        self._room = found
+        self._no_room_until = soonest + self.bounds.evict_after
 
     def closed(self, handler: BoundedRequestHandler) -> None:
         self._live.discard(handler)
@@ -260,6 +329,62 @@ class BoundedRequestHandler(RequestHandler):
         self._stall: asyncio.TimerHandle | None = None
         self._counted = True
         super().__init__(manager, **kwargs)
+        # loop.time() since when a request's head is awaited (the connection's start,
+        # then each answer's end): ``waiting_since``; and since when the request being
+        # handled has had its headers, when it has a body (``room_rank``).
+        self._awaiting = self._loop.time()
+        self._body_since: float | None = None
+
+    def waiting_since(self) -> float | None:
+        """loop.time() since when this connection has waited for a request's line and
+        headers, or None when it is in a request (or not yet made, or closing). Waiting
+        is ``start`` awaiting its ``_waiter`` (no request read whole), as
+        ``_process_keepalive`` reads it."""
+        waiter = self._waiter
+        if self.transport is None or self._force_close or waiter is None or waiter.done():
+            return None
+        return self._awaiting
+
+    def room_rank(self) -> tuple[int, float] | None:
+        """How this connection may make room, and since when (loop.time()): 0 waiting
+        for its first request's head, 1 for a later one (kept after an answer), 2 in a
+        request whose body has not all come (its view reading it); None otherwise (a
+        request's body read, its answer being made)."""
+        since = self.waiting_since()
+        if since is not None:
+            return (1 if self._request_count > 0 else 0, since)
+        request = self._current_request
+        body = self._body_since
+        if body is None or request is None or self.transport is None or self._force_close:
+            return None
+        return None if request.content.is_eof() else (2, body)
+
+    def make_room(self, waited: float, body: bool = False) -> str:
+        """Close this connection, waiting ``waited`` seconds for a request's head, for
+        a new one: its place is given up at once; a part-sent head is answered 408 in
+        JSON first, a connection that sent nothing (or idles after an answer) is closed
+        as aiohttp closes an idle one. Counted as a ``timeout`` refusal, as at the
+        timeout (one idling after an answer is not). Returns the peer's address, for the
+        log."""
+        if self._counted:
+            self._counted = False
+            self._server.closed(self)
+        if body or self._head.size or self._request_count == 0:
+            self._refused("timeout")  # as at the timeout: an idle keep-alive is not
+        transport = self.transport
+        peer = "an unknown address"
+        if transport is not None:
+            name = transport.get_extra_info("peername")
+            if isinstance(name, tuple) and name:
+                peer = str(name[0])
+            if body or self._head.size:
+                limit = self._bounds.max_connections
+                text = evicted_text("the worker", limit, waited, body=body)
+                transport.write(answer(408, text, "timeout"))
+        self.force_close()
+        if transport is not None:
+            transport.close()
+        return peer
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._counted:
@@ -284,10 +409,14 @@ class BoundedRequestHandler(RequestHandler):
         return bool(self._messages) and isinstance(self._messages[-1][0], _ErrInfo)
 
     async def _handle_request(self, request: BaseRequest, *args: Any, **kwargs: Any) -> Any:
+        if request.body_exists:
+            self._body_since = self._loop.time()
         try:
             return await super()._handle_request(request, *args, **kwargs)
         finally:
             self._head.reset()  # answered: what comes now is the next request's
+            self._awaiting = self._loop.time()
+            self._body_since = None
             if isinstance(request.content.exception(), web.RequestPayloadError):
                 # Change 4: a body aiohttp could not read (not the gzip its
                 # Content-Encoding said) is answered by the API (400), then the connection
@@ -343,8 +472,9 @@ class BoundedRequestHandler(RequestHandler):
     ) -> StreamResponse:
         """aiohttp's own error answers as the API's JSON ``{"error", "reason"}``: a
         request its parser refused (400, naming the line that was too long), a view's
-        unexpected exception (500, logged with its traceback here, never sent) and a
-        view's timeout (504). Closes the connection, as aiohttp's does."""
+        unexpected exception (500, logged with its traceback here, never sent; a
+        connection lost while its body was read is the client gone, logged at DEBUG) and
+        a view's timeout (504). Closes the connection, as aiohttp's does."""
         if request.writer.output_size > 0:  # part of an answer went out: none can follow
             raise ConnectionError("an answer was partly sent, no error answer can follow")
         if isinstance(exc, HttpProcessingError):
@@ -353,6 +483,15 @@ class BoundedRequestHandler(RequestHandler):
             log.debug("web: refused a request from %s: %s", request.remote, text)
         elif status == 504:
             reason, text = "timeout", "the worker did not answer in time; retry"
+        elif isinstance(exc, ConnectionError) and (
+            self.transport is None or self.transport.is_closing()
+        ):
+            # The client went away while its body was read (it closed or reset the
+            # connection part-way, or its place was taken): no fault of the worker's,
+            # and nobody to answer. Before, an ERROR with a traceback per such request:
+            # a client dropping its POSTs part-way filled the worker's log (t191).
+            log.debug("web: %s %s: the client went away: %r", request.method, request.path, exc)
+            reason, text = "bad_request", "the connection closed before the body was read"
         else:
             log.error("web: error handling %s %s", request.method, request.path, exc_info=exc)
             reason = "internal"

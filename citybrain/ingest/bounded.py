@@ -8,7 +8,11 @@ and the answers are streams/bounds.py's):
   rule counts from the request's start, so a byte every few seconds does not extend it
   (the socket's own timeout is per read, and a drip reset it: trial 29);
 - at most ``Bounds.max_connections`` connections at once (``CITYBRAIN_HTTP_MAX_CONNECTIONS``),
-  each holding a thread; one more is answered 503 and closed before its request is read;
+  each holding a thread; one more takes the place of the connection waiting longest for
+  a request's line and headers, when it has waited ``Bounds.evict_after`` (1 s) or more
+  (``_make_room``: its read is cut, a part-sent head answered 408, one WARNING a minute),
+  else it is answered 503 and closed before its request is read (before t191 always: one
+  client holding the cap's connections and sending nothing had every gateway refused);
 - a request line or header past the server's limits (65,536 bytes a line, 100 headers)
   and a request that is not HTTP are JSON ``{"error", "reason"}`` answers naming it (the
   standard library's were HTML pages), in the worker's words (streams/bounds.py
@@ -41,7 +45,15 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from streams.bounds import Bounds, HeadTracker, busy_answer, timeout_text
+from streams.bounds import (
+    Bounds,
+    EvictionLog,
+    HeadTracker,
+    busy_answer,
+    evicted_text,
+    eviction_line,
+    timeout_text,
+)
 
 log = logging.getLogger("citybrain.ingest")
 
@@ -123,13 +135,28 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         # (service_actions): its handler's read then ends short.
         self._deadlines: dict[socket.socket, float] = {}
         self._late: set[socket.socket] = set()
+        # Each connection waiting for a request's line and headers, or for its body ->
+        # (0 for a first request's head, 1 a later one's, 2 a body; monotonic time since
+        # when; its peer's address): the one waiting longest of the lowest kind may be
+        # closed to make room.
+        self._heads: dict[socket.socket, tuple[int, float, str]] = {}
+        # Connections closed to make room -> seconds they had waited (their 408's text);
+        # their place was given up then, not when their thread ends.
+        self._evicted: dict[socket.socket, float] = {}
+        self._evictions = EvictionLog()
         self._conn_lock = threading.Lock()
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        room: tuple[socket.socket, str, float] | None = None
         with self._conn_lock:
             busy = self._connections >= self.bounds.max_connections
+            if busy:
+                room = self._make_room()
+                busy = room is None
             if not busy:
                 self._connections += 1
+        if room is not None:
+            self._evict(*room)
         if busy:
             self._turn_away(request)
             return
@@ -145,9 +172,69 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             with self._conn_lock:
-                self._connections -= 1
+                if self._evicted.pop(request, None) is None:  # else given up already
+                    self._connections -= 1
                 self._deadlines.pop(request, None)
                 self._late.discard(request)
+                self._heads.pop(request, None)
+
+    def _make_room(self) -> tuple[socket.socket, str, float] | None:
+        """Under the lock, with every place taken: give up the place of the connection
+        waiting longest for a request's head, when it has waited ``evict_after``
+        seconds or more, and return it, its peer and how long it waited; None when none
+        has (every connection is in a request, or has just begun). One that never sent
+        a request goes before one idling after an answer (a gateway keeping its
+        connection for its next post)."""
+        now = time.monotonic()
+        rank: tuple[int, float] | None = None
+        oldest: socket.socket | None = None
+        latest = now - self.bounds.evict_after
+        for conn, (kind, began, _) in self._heads.items():
+            if began <= latest and (rank is None or (kind, began) < rank):
+                oldest, rank = conn, (kind, began)
+        if oldest is None:
+            return None
+        _, since, peer = self._heads.pop(oldest)
+        self._deadlines.pop(oldest, None)
+        self._late.add(oldest)
+        self._evicted[oldest] = now - since
+        self._connections -= 1
+        return oldest, peer, now - since
+
+    def _evict(self, conn: socket.socket, peer: str, waited: float) -> None:
+        """Cut ``conn``'s read (its handler then answers a part-sent head 408 and ends,
+        as at its deadline) and say it, at most once a minute."""
+        with contextlib.suppress(OSError):
+            conn.shutdown(socket.SHUT_RD)
+        told = self._evictions.evicted(time.monotonic())
+        if told:
+            limit = self.bounds.max_connections
+            log.warning("ingest: %s", eviction_line(self.what, limit, told, peer, waited))
+
+    def awaiting_head(self, conn: socket.socket, kind: int, since: float, peer: str) -> None:
+        """``conn`` waits since ``since`` (monotonic) for a request's line and headers
+        (``kind`` 0 on a new connection, 1 after an answer) or its body (2)."""
+        with self._conn_lock:
+            if conn not in self._evicted:
+                self._heads[conn] = (kind, since, peer)
+
+    def head_read(self, conn: socket.socket) -> None:
+        """``conn``'s request head (or body) was read, or its wait ended."""
+        with self._conn_lock:
+            self._heads.pop(conn, None)
+
+    def evicted_after(self, conn: socket.socket) -> float | None:
+        """Seconds ``conn`` had waited when it was closed to make room, or None."""
+        with self._conn_lock:
+            return self._evicted.get(conn)
+
+    def body_late_text(self, conn: socket.socket, limit: float) -> str:
+        """The 408's text of a body cut on ``conn``: not sent within ``limit`` seconds,
+        or, closed to make room, not all sent in the seconds it had waited."""
+        waited = self.evicted_after(conn)
+        if waited is None:
+            return f"the body was not sent within {limit:g}s"
+        return evicted_text(self.what, self.bounds.max_connections, waited, body=True)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away while answered (a broken pipe, a reset) is no fault
@@ -172,8 +259,10 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             self._deadlines[conn] = time.monotonic() + seconds
 
     def disarm(self, conn: socket.socket) -> bool:
-        """End ``conn``'s deadline; False when it had passed (what was read is cut)."""
+        """End ``conn``'s deadline; False when it had passed (what was read is cut). What
+        it waited for has come: it no longer waits to make room."""
         with self._conn_lock:
+            self._heads.pop(conn, None)
             self._deadlines.pop(conn, None)
             late = conn in self._late
             self._late.discard(conn)
@@ -285,10 +374,13 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self._awaits_continue = False
         self.server.arm(self.connection, self.limit)
         start = self._started = time.monotonic()
+        peer = str(self.client_address[0])
+        self.server.awaiting_head(self.connection, int(self._requests > 0), start, peer)
         try:
             super().handle_one_request()
             self._past_the_body()
         finally:
+            self.server.head_read(self.connection)
             # Cut by the deadline, or by the socket's own timeout (the same length, and
             # it may come first: the deadlines are checked every half second).
             late = not self.server.disarm(self.connection) or (
@@ -351,6 +443,7 @@ class BoundedHandler(BaseHTTPRequestHandler):
             return False
         parsed = super().parse_request()
         self._head.tracking = False  # the body, if any, is no line of the head
+        self.server.head_read(self.connection)  # in a request now: not closed for room
         if not parsed:
             return False
         if self.headers.defects:
@@ -367,6 +460,13 @@ class BoundedHandler(BaseHTTPRequestHandler):
         # What is left of it for the body (the rule counts from the request's start: a
         # fresh limit here let a client take twice as long, its head and then its body).
         self.server.arm(self.connection, self.limit - (time.monotonic() - self._started))
+        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length", "0") not in (
+            "",
+            "0",
+        ):
+            # Its body may be closed to make room until read (the handler disarms then).
+            peer = str(self.client_address[0])
+            self.server.awaiting_head(self.connection, 2, time.monotonic(), peer)
         return True
 
     def handle_expect_100(self) -> bool:
@@ -392,7 +492,12 @@ class BoundedHandler(BaseHTTPRequestHandler):
         self.server.disarm(self.connection)
         self.close_connection = True
         self.count("timeout")
-        self.answer(408, {"error": timeout_text(self.limit), "reason": "timeout"})
+        waited = self.server.evicted_after(self.connection)
+        if waited is None:
+            text = timeout_text(self.limit)
+        else:  # closed to make room for a new connection, before its deadline
+            text = evicted_text(self.server.what, self.server.bounds.max_connections, waited)
+        self.answer(408, {"error": text, "reason": "timeout"})
 
     def answer(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None

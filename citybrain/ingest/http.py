@@ -721,7 +721,10 @@ class _Handler(BoundedHandler):
             self._refused(
                 "timeout",
                 408,
-                {"error": f"the body was not sent within {self.limit:g}s", "reason": "timeout"},
+                {
+                    "error": srv.body_late_text(self.connection, self.limit),
+                    "reason": "timeout",
+                },
             )
             return
         if len(raw) < length:  # the client stopped sending: nothing to answer it on

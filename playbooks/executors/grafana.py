@@ -126,8 +126,9 @@ def _failure(where: str, exc: BaseException) -> str:
 
 class GrafanaAnnotator:
     """Annotations to the Grafana at ``url`` with ``token``; see the module. ``timeout``
-    (seconds) bounds each call, its name resolution half of it at most (on two threads
-    of its own, ``resolve.BoundedResolution``; ``resolve`` is the blocking resolver,
+    (seconds) bounds each call, its name resolution half of it at most (on threads of
+    its own, one per name at a time, ``resolve.BoundedResolution``; ``resolve`` is the
+    blocking resolver,
     ``socket.getaddrinfo``), so a failure says which part hung."""
 
     def __init__(

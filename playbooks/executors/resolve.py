@@ -12,27 +12,41 @@ resolution of the worker (aiokafka's and aiohttp's connections use the same pool
 ``BoundedResolution`` runs each resolution on its own small pool and waits at most
 ``timeout`` seconds: a hanging resolver then costs at most ``threads`` threads of that
 pool, never the loop's, and its callers a clear ``ResolveTimeoutError``. The Grafana
-annotator (niquests) and the webhook executor (httpx, through ``BoundedBackend``)
-resolve through it.
+annotator (niquests), the webhook executor (httpx, through ``BoundedBackend``) and the
+operator API's forwarding (aiohttp, streams/http_client.py) resolve through it.
+
+One host name whose resolution hangs holds one thread, however many calls ask for it
+(t191): calls resolving the same name while a resolution of it runs wait for that
+resolution (each within its own bound) instead of starting another. Before, the pool's
+two threads were taken by the first two calls to a webhook receiver whose DNS name hung,
+and every other receiver's name then waited behind them past its bound: all webhooks of
+the worker failed "the DNS resolver does not answer" while only one name did not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import errno
 import functools
 import ipaddress
+import logging
 import socket
+import threading
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpcore
 
+log = logging.getLogger(__name__)
+
 # Seconds one resolution may take: a working resolver answers within a few hundred ms.
 RESOLVE_SECONDS = 5.0
-# Threads that resolve for one user of this module at once (one per stalled resolution).
-RESOLVE_THREADS = 2
+# Threads that resolve for one user of this module at once: a name whose resolution
+# hangs holds one of them until the C library gives up (however many calls ask for it),
+# so RESOLVE_THREADS - 1 names may hang at once and the others still resolve.
+RESOLVE_THREADS = 4
 
 Resolve = Callable[..., list[Any]]
 
@@ -64,10 +78,24 @@ async def wait_resolved(
         ) from None
 
 
+class _Flight:
+    """One resolution running (or queued) on the pool and the calls waiting for it."""
+
+    __slots__ = ("future", "said", "waiting")
+
+    def __init__(self, future: concurrent.futures.Future[list[Any]]) -> None:
+        self.future = future
+        self.waiting = 0
+        self.said = False  # its stall logged (once a flight)
+
+
 class BoundedResolution:
     """``getaddrinfo`` on ``threads`` threads of its own, each call bounded by
     ``timeout`` seconds. ``resolve`` is the blocking resolver (``socket.getaddrinfo``;
-    tests give one that never returns). ``name`` names its threads (``grafana-dns``)."""
+    tests give one that never returns). ``name`` names its threads (``grafana-dns``).
+
+    Calls with the same arguments while one of them is resolving share its resolution
+    (one thread, however many calls): a name that hangs costs one thread, not the pool."""
 
     def __init__(
         self,
@@ -78,7 +106,39 @@ class BoundedResolution:
     ) -> None:
         self.resolve = resolve
         self.timeout = timeout
+        self.name = name
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=name)
+        # The arguments of each resolution running or queued -> its flight. Removed by
+        # the pool's thread when the resolution ends (hence the lock; reentrant, as a
+        # resolution done already lands at once, under it, in ``_flight``).
+        self._flights: dict[tuple[Any, ...], _Flight] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def resolving(self) -> int:
+        """Resolutions running or queued now (a stalled name counts once)."""
+        with self._lock:
+            return len(self._flights)
+
+    def _flight(self, key: tuple[Any, ...]) -> _Flight:
+        """The flight resolving ``key`` (``getaddrinfo``'s arguments), started when none
+        is running; its ``waiting`` counts the caller."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is None:
+                call = functools.partial(self.resolve, *key)
+                flight = _Flight(self._pool.submit(call))
+                self._flights[key] = flight
+                flight.future.add_done_callback(functools.partial(self._landed, key, flight))
+            flight.waiting += 1
+            return flight
+
+    def _landed(
+        self, key: tuple[Any, ...], flight: _Flight, _: concurrent.futures.Future[list[Any]]
+    ) -> None:
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
 
     async def getaddrinfo(
         self,
@@ -90,12 +150,33 @@ class BoundedResolution:
         flags: int = 0,
     ) -> list[Any]:
         """``socket.getaddrinfo``'s answer for ``host``/``port``. Raises
-        ``ResolveTimeoutError`` after ``timeout`` seconds (a resolution still queued
-        behind stalled ones is cancelled then), and what ``resolve`` raises
-        (``socket.gaierror`` for an unknown name)."""
-        call = functools.partial(self.resolve, host, port, family, type, proto, flags)
-        future = asyncio.get_running_loop().run_in_executor(self._pool, call)
-        return await wait_resolved(future, self.timeout, host)
+        ``ResolveTimeoutError`` after ``timeout`` seconds, and what ``resolve`` raises
+        (``socket.gaierror`` for an unknown name). A resolution of the same arguments
+        under way is awaited, not started again; one still queued behind stalled ones
+        is cancelled when its last caller gives up. A resolution still running past
+        its bound is logged once (WARNING, naming the host and this resolver)."""
+        flight = self._flight((host, port, family, type, proto, flags))
+        answer = asyncio.wrap_future(flight.future)
+        try:
+            # shielded: one caller's bound must not cancel the others' resolution
+            return await wait_resolved(asyncio.shield(answer), self.timeout, host)
+        except ResolveTimeoutError as exc:
+            with self._lock:
+                said, flight.said = flight.said, True
+            if flight.future.running() and not said:
+                log.warning(
+                    "citybrain: %s: %s; its thread is held until the resolver gives up, "
+                    "and other calls for that name wait for it (other names resolve on "
+                    "the other threads)",
+                    self.name,
+                    exc,
+                )
+            raise
+        finally:
+            with self._lock:
+                flight.waiting -= 1
+                if flight.waiting == 0:
+                    flight.future.cancel()  # only a queued one cancels; a running one stays
 
     def shutdown(self) -> None:
         """Stops taking work; threads stuck in a resolution end when it returns."""

@@ -211,3 +211,63 @@ def test_the_http_ingest_names_a_long_line_as_the_worker_does(stack: Any, run_di
         ingest.stop()
         p.close()
     assert "Traceback" not in ingest.log()
+
+
+# t191: the cap's connections held by one client that sends nothing, for as long as the
+# timeout lets it (30 s, the default), renewed as they are closed.
+SLOWLORIS = {"CITYBRAIN_HTTP_TIMEOUT": "30", "CITYBRAIN_HTTP_MAX_CONNECTIONS": str(CAP)}
+
+
+def hold_silent(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections to ``port`` that send nothing (some refused or closed by the
+    server: kept all the same, as a slowloris client keeps them)."""
+    held = []
+    for _ in range(count):
+        with contextlib.suppress(OSError):
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+    return held
+
+
+def metrics_status(port: int) -> bytes:
+    answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    return answer.split(b"\r\n", 1)[0]
+
+
+def test_a_client_holding_every_connection_costs_no_api_call_nor_reading_its_answer(
+    stack: Any, run_dir: Path
+) -> None:
+    # Before t191 a connection past the cap was refused 503 whatever the others did:
+    # thirty connections sending nothing had every operator call, Prometheus' scrape
+    # and gateway's post refused for as long as the client renewed them.
+    from tests.integration.test_ingest import GAUGE_READING, http_ingest, pipeline_for_ingest, post
+
+    p = pipeline_for_ingest(run_dir)
+    p.env.update(SLOWLORIS)
+    worker = p.worker().start()
+    ingest = http_ingest(p).start()
+    held: list[socket.socket] = []
+    try:
+        port, ingest_port = p.settings.worker_port, p.settings.ingest_http_port
+        assert p.api_until("/runs", OPERATOR_TOKEN, lambda s, b: s == 200)[0] == 200
+        answers = []
+        for n in range(3):
+            held += hold_silent(port, 30) + hold_silent(ingest_port, 30)
+            time.sleep(1.2)  # past the 1 s a connection may wait before its place is taken
+            answers.append(p.api("GET", "/runs", OPERATOR_TOKEN)[0])
+            answers.append(metrics_status(port))
+            reading = {**GAUGE_READING, "ts": GAUGE_READING["ts"].replace(":00:00", f":0{n}:00")}
+            status, body = post(p, "/ingest/v1/readings", json.dumps([reading]).encode())
+            answers.append((status, body.get("accepted")))
+        assert answers == [200, b"HTTP/1.1 200 OK", (200, 1)] * 3
+        counted = refused(port)
+        assert counted["timeout"] >= 6 and counted["busy"] >= 1, counted
+    finally:
+        for conn in held:
+            conn.close()
+        ingest.stop()
+        worker.stop()
+        p.close()
+    said = "had all its 6 connections open (CITYBRAIN_HTTP_MAX_CONNECTIONS): closed "
+    assert f"web: the worker {said}" in worker.log()
+    assert f"ingest: the HTTP ingest {said}" in ingest.log()
+    assert "Traceback" not in ingest.log()

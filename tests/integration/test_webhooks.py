@@ -512,3 +512,52 @@ def test_a_resolver_that_never_answers_is_said_retried_and_leaves_the_executor_f
     )
     assert sorted(attempts) == sorted(f"run-{i}:1 {n}:{said}" for i in range(5) for n in (1, 2))
     assert sorted((o.ok, o.attempts, o.detail) for o in outcomes) == [(False, 2, said)] * 5
+
+
+def test_a_receiver_whose_name_hangs_costs_no_other_receiver_its_calls(target: str) -> None:
+    # t191: the executor's resolver gave each call a thread of its two: the first two
+    # calls to a receiver whose DNS name hung took both, and every call to any other
+    # named receiver then failed "resolving the host name 'hook.example' took longer
+    # than 0.5 s (the DNS resolver does not answer)": one silent DNS name, no webhook.
+    never = threading.Event()
+    asked: list[str] = []
+
+    def resolves(host: str, port: int, *args: Any) -> list[Any]:
+        asked.append(host)
+        if host == "hangs.example":
+            never.wait()
+            return []
+        return _hook_example(host, port)
+
+    outcomes: list[WebhookOutcome] = []
+
+    async def on_result(o: WebhookOutcome) -> None:
+        outcomes.append(o)
+
+    async def main() -> None:
+        ex = WebhookExecutor(
+            SECRET, on_result, timeout=1.0, retries=1, backoff=0.01, resolve=resolves
+        )
+        port = target.split("//", 1)[1].split("/", 1)[0].rsplit(":", 1)[1]
+        for i in range(10):
+            assert ex.submit(f"hung-{i}:1", f"http://hangs.example:{port}/hook", {"i": i})
+        await asyncio.sleep(0.05)  # the hung name's calls are resolving first
+        for i in range(5):
+            assert ex.submit(f"ok-{i}:1", target.replace("127.0.0.1", "hook.example"), {"i": i})
+        while ex.in_flight:
+            await asyncio.sleep(0.02)
+        await ex.close()
+
+    try:
+        asyncio.run(main())
+    finally:
+        never.set()
+    by_receiver = sorted((o.command_id.split("-")[0], o.ok, o.detail) for o in outcomes)
+    said = (
+        "transport error: ConnectError: resolving the host name 'hangs.example' took "
+        "longer than 0.5 s (the DNS resolver does not answer)"
+    )
+    assert by_receiver == [("hung", False, said)] * 10 + [("ok", True, "HTTP 200")] * 5
+    assert len(Target.seen) == 5
+    # Twenty attempts to the hung name (10 calls, a retry each) asked the resolver once.
+    assert asked.count("hangs.example") == 1

@@ -71,6 +71,84 @@ def test_stalled_resolutions_leave_the_loops_default_executor_free() -> None:
     assert len(stalled) == 2
 
 
+def test_a_name_that_hangs_holds_one_thread_and_the_other_names_still_resolve(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # t191: each call resolving a name that hangs took a thread of its own, so the
+    # first two calls to a webhook receiver whose DNS name hung took both threads, and
+    # every other receiver's name waited behind them past its bound ("the DNS resolver
+    # does not answer", of a name that resolves).
+    never = threading.Event()
+    asked: list[str] = []
+
+    def resolves(host: str, port: int, *args: Any) -> list[Any]:
+        asked.append(host)
+        if host == "hangs.example":
+            never.wait()
+            return []
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    resolution = BoundedResolution(resolves, timeout=0.3, threads=2, name="webhook-dns")
+
+    async def main() -> list[Any]:
+        stalled = [
+            asyncio.ensure_future(resolution.getaddrinfo("hangs.example", 80)) for _ in range(10)
+        ]
+        await asyncio.sleep(0.05)  # the stalled calls asked first
+        answers = [await resolution.getaddrinfo(f"ok{i}.example", 80) for i in range(5)]
+        outcomes = await asyncio.gather(*stalled, return_exceptions=True)
+        assert all(isinstance(o, ResolveTimeoutError) for o in outcomes), outcomes
+        assert resolution.resolving == 1  # the hung name, still held by its thread
+        # Asked again after the bound: it waits for the same resolution.
+        with pytest.raises(ResolveTimeoutError):
+            await resolution.getaddrinfo("hangs.example", 80)
+        return answers
+
+    try:
+        with caplog.at_level("WARNING", logger="playbooks.executors.resolve"):
+            answers = asyncio.run(main())
+    finally:
+        never.set()
+        resolution.shutdown()
+    assert [a[0][4] for a in answers] == [("127.0.0.1", 80)] * 5
+    # The hung name was asked of the resolver once, however many calls wanted it.
+    assert asked.count("hangs.example") == 1
+    assert [r.getMessage() for r in caplog.records] == [
+        "citybrain: webhook-dns: resolving the host name 'hangs.example' took longer than "
+        "0.3 s (the DNS resolver does not answer); its thread is held until the resolver "
+        "gives up, and other calls for that name wait for it (other names resolve on the "
+        "other threads)"
+    ]
+
+
+def test_calls_for_one_name_share_its_resolution_and_each_has_the_answer() -> None:
+    started = threading.Event()
+    go = threading.Event()
+    asked: list[str] = []
+
+    def resolves(host: str, port: int, *args: Any) -> list[Any]:
+        asked.append(host)
+        started.set()
+        go.wait(5)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    resolution = BoundedResolution(resolves, timeout=5, threads=2)
+
+    async def main() -> list[Any]:
+        calls = [
+            asyncio.ensure_future(resolution.getaddrinfo("hook.example", 80)) for _ in range(3)
+        ]
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 5)
+        go.set()
+        return await asyncio.gather(*calls)
+
+    answers = asyncio.run(main())
+    resolution.shutdown()
+    assert asked == ["hook.example"]
+    assert [a[0][4] for a in answers] == [("127.0.0.1", 80)] * 3
+    assert resolution.resolving == 0
+
+
 def test_an_answer_and_an_unknown_name_pass_through() -> None:
     def resolves(host: str, port: int, *args: Any) -> list[Any]:
         if host == "nowhere.invalid":

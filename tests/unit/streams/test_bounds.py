@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streams.bounds import Bounds, HeadTracker, answer, busy_answer
+from streams.bounds import Bounds, EvictionLog, HeadTracker, answer, busy_answer
 
 
 def test_bounds_refuse_a_timeout_or_cap_that_bounds_nothing() -> None:
@@ -70,3 +70,16 @@ def test_the_tracker_keeps_little_whatever_it_is_fed() -> None:
     assert all(len(prefix) <= 96 for _, prefix, _ in head._lines)
     head.reset()
     assert head.size == 0 and head.too_long(10, 10).startswith("the request line")
+
+
+def test_evictions_are_said_at_once_then_at_most_once_a_minute_with_their_count() -> None:
+    said = EvictionLog(every=60)
+    assert said.evicted(100.0) == 1
+    assert [said.evicted(100.0 + t) for t in (1, 2, 59)] == [0, 0, 0]
+    assert said.evicted(160.0) == 4  # the three untold and this one
+    assert said.evicted(170.0) == 0
+
+
+def test_a_connection_may_lose_its_place_after_a_second_whatever_the_timeout() -> None:
+    assert Bounds().evict_after == 1.0
+    assert Bounds(timeout=1).evict_after == 1.0

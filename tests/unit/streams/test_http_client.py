@@ -76,3 +76,55 @@ def test_a_resolver_that_never_answers_fails_the_request_and_leaves_the_executor
                 )
 
     loop_still_resolves(ask_five_times, hangs)
+
+
+def test_a_worker_that_never_answers_leaves_connections_for_the_others() -> None:
+    # t191: the session's connector had aiohttp's default pool, 100 connections shared
+    # by every worker a request is passed on to: 100 requests waiting on one frozen
+    # worker (it takes the connection and answers nothing: SIGSTOPped, wedged) took
+    # them all, and a request about a run of a healthy worker waited for a connection
+    # until its own bound, a 503 naming the healthy worker.
+    async def main() -> tuple[int, int]:
+        held: list[asyncio.StreamWriter] = []
+
+        async def frozen(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            held.append(writer)  # reads nothing, answers nothing
+
+        async def ok(request: web.Request) -> web.Response:
+            return web.json_response({"ok": True})
+
+        tarpit = await asyncio.start_server(frozen, "127.0.0.1", 0)
+        app = web.Application()
+        app.router.add_get("/ok", ok)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        healthy = f"http://127.0.0.1:{runner.addresses[0][1]}/ok"
+        stuck = f"http://127.0.0.1:{tarpit.sockets[0].getsockname()[1]}/runs/x"
+        session = http_client()
+        try:
+            waiting = [
+                asyncio.ensure_future(session.get(stuck, timeout=aiohttp.ClientTimeout(total=30)))
+                for _ in range(150)
+            ]
+            while len(held) < 100:  # the frozen worker holds a hundred connections
+                await asyncio.sleep(0.01)
+            answered = 0
+            for _ in range(5):
+                async with session.get(healthy, timeout=aiohttp.ClientTimeout(total=5)) as resp:
+                    answered += resp.status == 200
+            for future in waiting:
+                future.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+            return answered, len(held)
+        finally:
+            await session.close()
+            for writer in held:
+                writer.close()
+            tarpit.close()
+            await runner.cleanup()
+
+    answered, held = asyncio.run(main())
+    assert answered == 5
+    assert held == 100  # one frozen worker is given at most FORWARD_CONNECTIONS_PER_PEER

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from citybrain.ingest.metrics import IngestMetrics
@@ -172,4 +173,89 @@ def test_a_request_the_parser_misreads_is_answered_at_once_at_metrics_too() -> N
             assert answer.startswith(b"HTTP/1.1 " + status), answer
             assert body(answer)["error"] and time.monotonic() - started_at < 4
     finally:
+        stop()
+
+
+def test_a_connection_past_the_cap_takes_the_place_of_the_one_waiting_longest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """t191: every connection past the cap was refused 503, so one client holding the
+    cap's connections and sending nothing (slowloris) had Prometheus' scrapes (and, at
+    the HTTP ingest, every gateway's readings) refused for as long as it renewed them."""
+    port, metrics, stop = started(Bounds(timeout=30, max_connections=3))
+    try:
+        part = send(port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # never finished
+        time.sleep(0.05)  # it is the oldest
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        time.sleep(1.3)  # all three waited past evict_after (1 s)
+        with caplog.at_level("WARNING", logger="citybrain.ingest"):
+            for _ in range(3):  # each answered; the first took the part-sent head's place
+                ask = b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"
+                answer = read_all(send(port, ask))
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        told = read_all(part)
+        assert told.startswith(b"HTTP/1.1 408"), told[:80]
+        error = str(body(told)["error"])
+        assert error.startswith("the request's line and headers were not all sent 1."), error
+        assert error.endswith(
+            "s after the connection began, while the MQTT ingest had all its 3 connections "
+            "open (CITYBRAIN_HTTP_MAX_CONNECTIONS): the connection is closed to serve "
+            "another; send the request as you connect"
+        ), error
+        for conn in silent:
+            conn.close()
+        # The part-sent head, and a silent one when an answered request's place was not
+        # free yet (its thread ending): said once, in one line.
+        assert refused(metrics)["busy"] == 0 and 1 <= refused(metrics)["timeout"] <= 3
+        [line] = [r.getMessage() for r in caplog.records]
+        assert line.startswith(
+            "ingest: the MQTT ingest had all its 3 connections open "
+            "(CITYBRAIN_HTTP_MAX_CONNECTIONS): closed 1 that had sent no whole request for a "
+            "while to serve new ones (the last from 127.0.0.1, after 1."
+        ), line
+    finally:
+        stop()
+
+
+def test_a_connection_kept_after_its_answer_is_the_last_to_lose_its_place() -> None:
+    port, metrics, stop = started(Bounds(timeout=30, max_connections=3))
+    try:
+        kept = send(port, b"GET /metrics HTTP/1.1\r\n\r\n")
+        reader = kept.makefile("rb")
+        length = 0
+        while (line := reader.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        reader.read(length)  # answered; kept for its next request
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        time.sleep(1.3)  # all three past evict_after, the kept one the oldest
+        answer = read_all(send(port, b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"))
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+        kept.sendall(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
+        assert reader.readline().startswith(b"HTTP/1.1 200")
+        for conn in silent:
+            conn.close()
+        assert refused(metrics)["timeout"] == 1
+    finally:
+        stop()
+
+
+def test_a_flood_of_silent_connections_costs_no_scrape_its_answer() -> None:
+    # One client keeps the cap's connections open and sends nothing, opening more as
+    # its old ones are closed; every scrape is answered.
+    port, metrics, stop = started(Bounds(timeout=30, max_connections=8))
+    held: list[socket.socket] = []
+    try:
+        answered = []
+        for _ in range(4):
+            held += [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+            time.sleep(1.1)
+            for _ in range(3):
+                ask = b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n"
+                answered.append(read_all(send(port, ask)).split(b"\r\n", 1)[0])
+        assert answered == [b"HTTP/1.1 200 OK"] * 12
+        assert refused(metrics)["timeout"] >= 12
+    finally:
+        for conn in held:
+            conn.close()
         stop()

@@ -1257,6 +1257,46 @@ def test_connections_past_the_limit_are_answered_503_at_once(ingest_grid: Grid) 
         srv.server_close()
 
 
+def test_a_body_dripped_past_the_limit_gives_its_place_to_a_new_connection(
+    ingest_grid: Grid,
+) -> None:
+    """t191: a client sending whole heads and then bodies a byte at a time held each of
+    its places for the timeout (30 s), and every gateway's post was refused 503."""
+    srv = IngestHttpServer(
+        ("127.0.0.1", 0),
+        EventValidator(ingest_grid),
+        NgsiMapping(ingest_grid),
+        Kafka(),  # type: ignore[arg-type]
+        TokenStore([(hash_token(GATEWAY), "gateway", "gateway")]),
+        clock=lambda: T_NOW,
+        bounds=Bounds(max_connections=2),
+    )
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    head = (
+        "POST /ingest/v1/readings HTTP/1.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {GATEWAY}\r\nContent-Length: 100\r\n\r\n["
+    )
+    try:
+        drips = [_send(srv, head) for _ in range(2)]
+        time.sleep(1.3)  # past evict_after, their bodies not all sent
+        assert call(srv, "GET", "/ingest/v1/health")[0] == 200
+        told = _answer(drips[0])  # the oldest gave its place
+        assert told.startswith(b"HTTP/1.1 408"), told[:100]
+        error = json.loads(told.partition(b"\r\n\r\n")[2])["error"]
+        assert error.startswith("the body was not all sent 1."), error
+        assert error.endswith(
+            "s after its headers, while the HTTP ingest had all its 2 connections open "
+            "(CITYBRAIN_HTTP_MAX_CONNECTIONS): the connection is closed to serve another; "
+            "send the request as you connect"
+        ), error
+        for conn in drips:
+            conn.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_an_ingest_whose_tokens_file_others_may_read_warns_at_start(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
