@@ -37,6 +37,7 @@ from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import (
     BatchDrain,
+    group_dropped,
     keep_to_the_consumer_thread,
     leave_group_on_stop,
     read_changelogs_once,
@@ -48,6 +49,7 @@ from streams.faust_patches import install as install_faust_patches
 from streams.http_client import http_client
 from streams.ingest import Ingest
 from streams.logs import SayEvery
+from streams.membership import group_answer
 from streams.metrics import Metrics
 from streams.partitioning import grown_topics
 from streams.reload import ConfigReload
@@ -163,9 +165,18 @@ def create_app(
     alerting, response, ingest = Alerting(ctx), Response(ctx), Ingest(ctx)
     # `kill -HUP` reads the playbooks and routing again (the worker command installs it).
     setattr(app, _RELOAD, ConfigReload(ctx, alerting, response, ingest))
+
     # Sensor states and corroboration areas' marks reach their changelogs once per commit.
+    # None of them once the group has dropped this worker (t192).
+    async def dropped() -> bool:
+        return await group_answer(ctx.membership, lambda: group_dropped(app.consumer))
+
     coalesce_changelog(
-        app, [ctx.sensor_state, ingest.corroboration.table], ctx.states_settled, [ctx.delivery]
+        app,
+        [ctx.sensor_state, ingest.corroboration.table],
+        ctx.states_settled,
+        [ctx.delivery],
+        dropped,
     )
     # Every table's entries that cannot be read back are dropped, said, counted and
     # audited (docs/operations.md, "State read back"); never fatal to recovery.
