@@ -42,6 +42,7 @@ from streams.faust_patches import (
     leave_group_on_stop,
     read_changelogs_once,
     read_committed,
+    release,
     set_fetch_max_wait,
     start_tables_at_once,
 )
@@ -50,6 +51,7 @@ from streams.http_client import http_client
 from streams.ingest import Ingest
 from streams.logs import SayEvery
 from streams.membership import group_answer
+from streams.membership import still_member as membership_still
 from streams.metrics import Metrics
 from streams.partitioning import grown_topics
 from streams.reload import ConfigReload
@@ -241,6 +243,9 @@ def create_app(
                 await handler([e.message for e in events])
             return
         async for batch in drain.batches(settings.topic(role)):
+            if not await still_member():
+                drain.done(batch, acked=False)  # its partition's owner reads it again
+                continue
             try:
                 async with batch:
                     await handler(batch.messages)
@@ -251,6 +256,12 @@ def create_app(
                 # restart reads it again (at-least-once, docs/operations.md).
                 await stop_on_fault(role, exc)
                 raise
+
+    async def still_member() -> bool:
+        # t192: a message fetched before a freeze past the session, handled once the
+        # group had given its partition to another worker, wrote over that one's state.
+        consumer = app.consumer
+        return await membership_still(ctx.membership, lambda: group_dropped(consumer))
 
     async def stop_on_fault(role: str, exc: BaseException) -> None:
         log.critical("%s: a batch failed as a whole, stopping the worker: %r", role, exc)
@@ -265,6 +276,9 @@ def create_app(
             faust.Stream[bytes], stream
         ).noack()  # acked below, once handled or dead-lettered
         async for event in manual.events():
+            if not await still_member():
+                release(app.consumer, event.message)  # its partition's owner reads it again
+                continue
             try:
                 await ctx.guarded(role, handler, event)
             except Exception as exc:

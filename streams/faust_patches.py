@@ -353,7 +353,11 @@ wait (``set_fetch_max_wait``), independently of the others.
    start, as the new owner left them -- Kafka Streams' way with lost tasks (closed
    dirty, their state wiped and restored from the changelog). Kafka fences the member's
    offset commit itself (``IllegalGenerationError``/``UnknownMemberIdError``), so the
-   readings behind the dropped states are read again by whoever owns them.
+   readings behind the dropped states are read again by whoever owns them. Likewise
+   the agents (``streams/app.py``) handle no message or batch, fetched before the
+   freeze and still queued, once the group has dropped the worker (waiting out the
+   doubt first, ``streams.membership.still_member``): it is released unacked
+   (``release``, ``BatchDrain.done``) for its partition's owner, which reads it again.
 
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
@@ -1013,12 +1017,19 @@ def _ack(self: Consumer, message: Message) -> bool:
     marked done: its partition was seeked back to the committed offset since it was
     fetched, so it will be read again, and its offset must not enter ``_acked``."""
     if message.generation_id != self.app.consumer_generation_id:
-        with ack_lock:
-            message.acked = True
-            self._unacked_messages.discard(message)
-            notify(self._waiting_for_ack)
+        release(self, message)
         return False
     return cast(bool, _ORIGINAL["ack"](self, message))
+
+
+def release(consumer: Any, message: Message) -> None:
+    """Mark ``message`` done without acking it: no commit passes it, and a revocation's
+    ``wait_empty`` no longer waits for it. For a message of an older generation, and
+    one left unhandled because the group has dropped this worker (change 19)."""
+    with ack_lock:
+        message.acked = True
+        consumer._unacked_messages.discard(message)
+        notify(consumer._waiting_for_ack)
 
 
 def _new_offset(self: Consumer, tp: TP) -> int | None:

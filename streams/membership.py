@@ -70,3 +70,15 @@ async def group_answer(
     while watch.in_doubt() and not dropped():
         await asyncio.sleep(poll)
     return dropped()
+
+
+async def still_member(watch: MembershipWatch, dropped: Callable[[], bool]) -> bool:
+    """Whether an agent may handle the message or batch in hand (t192): not once the
+    group has dropped this worker, whose partitions are then another's, which reads the
+    message again from the committed offset (written here, a group's or a sensor's state
+    would land after the new owner's newer one). Costs two attribute reads and a clock
+    read unless the watch is in doubt; then waits for the group's answer
+    (``group_answer``)."""
+    if not watch.in_doubt() and not dropped():
+        return True
+    return not await group_answer(watch, dropped)

@@ -1518,3 +1518,16 @@ def test_the_internals_change_19_relies_on_are_unchanged_upstream() -> None:
     assert "self.active_offsets.pop(tp, None)" in revoke
     add = inspect.getsource(Recovery._add)
     assert "offsets.setdefault(tp, None)" in add
+
+
+def test_a_released_message_is_done_but_never_acked() -> None:
+    """Change 19: a message an agent leaves unhandled (the group dropped the worker) is
+    released: a revocation no longer waits for it, and no commit passes it."""
+
+    class Held:
+        acked = False
+
+    message = cast(Message, Held())
+    consumer = SimpleNamespace(_unacked_messages={message}, _waiting_for_ack=None, _acked={})
+    faust_patches.release(consumer, message)
+    assert message.acked and not consumer._unacked_messages and consumer._acked == {}

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from streams.membership import MembershipWatch, group_answer
+from streams.membership import MembershipWatch, group_answer, still_member
 
 
 class Clock:
@@ -91,3 +91,19 @@ def test_the_groups_answer_is_awaited_while_in_doubt_and_no_longer() -> None:
 
     assert asyncio.run(group_answer(watch, kept, poll=0)) is False
     assert 5 <= len(polls) <= 7
+
+
+def test_an_agent_handles_nothing_once_the_group_has_dropped_the_worker() -> None:
+    """t192: a message or batch fetched before a freeze past the session, still queued,
+    was handled once the worker ran again, before the heartbeat's answer: its group's or
+    sensor's state written over the newer one of the worker that owned the partition
+    meanwhile. ``still_member`` waits out the doubt for the group's answer; healthy, it
+    answers at once."""
+    clock = Clock()
+    watch = MembershipWatch(session=10.0, grace=5.0, clock=clock)
+    watch.tick()
+    assert asyncio.run(still_member(watch, lambda: False)) is True
+    assert asyncio.run(still_member(watch, lambda: True)) is False  # dropped, no doubt
+    clock.now += 30.0  # woken; the answer comes at the second poll
+    answers = iter([False, True, True])
+    assert asyncio.run(still_member(watch, lambda: next(answers))) is False
