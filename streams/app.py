@@ -37,10 +37,12 @@ from streams.context import Context
 from streams.faust_metrics import setup_faust_metrics
 from streams.faust_patches import (
     BatchDrain,
+    group_dropped,
     keep_to_the_consumer_thread,
     leave_group_on_stop,
     read_changelogs_once,
     read_committed,
+    release,
     set_fetch_max_wait,
     start_tables_at_once,
 )
@@ -48,6 +50,8 @@ from streams.faust_patches import install as install_faust_patches
 from streams.http_client import http_client
 from streams.ingest import Ingest
 from streams.logs import SayEvery
+from streams.membership import group_answer
+from streams.membership import still_member as membership_still
 from streams.metrics import Metrics
 from streams.partitioning import grown_topics
 from streams.reload import ConfigReload
@@ -163,9 +167,18 @@ def create_app(
     alerting, response, ingest = Alerting(ctx), Response(ctx), Ingest(ctx)
     # `kill -HUP` reads the playbooks and routing again (the worker command installs it).
     setattr(app, _RELOAD, ConfigReload(ctx, alerting, response, ingest))
+
     # Sensor states and corroboration areas' marks reach their changelogs once per commit.
+    # None of them once the group has dropped this worker (t192).
+    async def dropped() -> bool:
+        return await group_answer(ctx.membership, lambda: group_dropped(app.consumer))
+
     coalesce_changelog(
-        app, [ctx.sensor_state, ingest.corroboration.table], ctx.states_settled, [ctx.delivery]
+        app,
+        [ctx.sensor_state, ingest.corroboration.table],
+        ctx.states_settled,
+        [ctx.delivery],
+        dropped,
     )
     # Every table's entries that cannot be read back are dropped, said, counted and
     # audited (docs/operations.md, "State read back"); never fatal to recovery.
@@ -230,6 +243,9 @@ def create_app(
                 await handler([e.message for e in events])
             return
         async for batch in drain.batches(settings.topic(role)):
+            if not await still_member():
+                drain.done(batch, acked=False)  # its partition's owner reads it again
+                continue
             try:
                 async with batch:
                     await handler(batch.messages)
@@ -240,6 +256,12 @@ def create_app(
                 # restart reads it again (at-least-once, docs/operations.md).
                 await stop_on_fault(role, exc)
                 raise
+
+    async def still_member() -> bool:
+        # t192: a message fetched before a freeze past the session, handled once the
+        # group had given its partition to another worker, wrote over that one's state.
+        consumer = app.consumer
+        return await membership_still(ctx.membership, lambda: group_dropped(consumer))
 
     async def stop_on_fault(role: str, exc: BaseException) -> None:
         log.critical("%s: a batch failed as a whole, stopping the worker: %r", role, exc)
@@ -254,6 +276,9 @@ def create_app(
             faust.Stream[bytes], stream
         ).noack()  # acked below, once handled or dead-lettered
         async for event in manual.events():
+            if not await still_member():
+                release(app.consumer, event.message)  # its partition's owner reads it again
+                continue
             try:
                 await ctx.guarded(role, handler, event)
             except Exception as exc:

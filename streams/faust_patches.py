@@ -334,6 +334,31 @@ wait (``set_fetch_max_wait``), independently of the others.
    (``streams.faust_metrics`` forgets its cached children of them then); the fetch
    reads ``flow_active`` and tests membership in faust's live ``_active_partitions``.
 
+19. **A member the group dropped writes no state it staged** (``group_dropped``,
+   ``read_whole_again``; used by ``streams.tables.coalesce_changelog``). faust flushes its
+   producer at a revocation, and citybrain's wrapped flush writes every sensor state and
+   corroboration mark staged since the last commit first. aiokafka 0.14.0 has no "lost"
+   callback (the Java client's ``onPartitionsLost``): a worker frozen past its session
+   (SIGSTOP, swap) wakes, its first heartbeat is told the member is unknown, aiokafka
+   resets its coordinator's generation to -1 and calls ``on_partitions_revoked`` before
+   joining again, so faust flushed the staged states of partitions another worker had
+   owned for the whole freeze, after that worker's newer ones: the changelog's last
+   entry of each such sensor was the older state, the one a restart recovered (t192:
+   ``tests/integration/test_frozen_writes.py``, every sensor's last entry 20 readings
+   behind). A coordinator generation of -1 while the coordinator is not closing (a stop's
+   LeaveGroup resets it too) is the group saying this member is gone: its staged keys are
+   dropped, not written, the tables' values of every partition forgotten and their
+   changelog partitions revoked from faust's ``Recovery`` (``revoke``, what faust does for
+   a partition it loses), so those it is given again are read back whole from the log
+   start, as the new owner left them -- Kafka Streams' way with lost tasks (closed
+   dirty, their state wiped and restored from the changelog). Kafka fences the member's
+   offset commit itself (``IllegalGenerationError``/``UnknownMemberIdError``), so the
+   readings behind the dropped states are read again by whoever owns them. Likewise
+   the agents (``streams/app.py``) handle no message or batch, fetched before the
+   freeze and still queued, once the group has dropped the worker (waiting out the
+   doubt first, ``streams.membership.still_member``): it is released unacked
+   (``release``, ``BatchDrain.done``) for its partition's owner, which reads it again.
+
 faust internals relied on (``tests/unit/streams/test_faust_patches.py`` fails loudly if
 any of them changes): ``AIOKafkaConsumerThread._create_worker_consumer`` (wrapped; its
 0.15.3 source hash is pinned, with its ``fetch_max_wait_ms=1500``) and aiokafka's
@@ -379,7 +404,11 @@ fetcher module's ``MemoryRecords``, and ``_DefaultRecordBatchPy``'s ``__init__``
 ``RECORD_SOURCES``) with
 the ``PartitionRecords`` fields it reads (``_tp``, ``_records``, ``_check_crcs``,
 ``_isolation_level``, ``next_fetch_offset``, ``_consume_aborted_up_to``,
-``_contains_abort_marker``, ``_aborted_producers``, ``_consumer_record``).
+``_contains_abort_marker``, ``_aborted_producers``, ``_consumer_record``); and, for
+change 19, aiokafka's ``GroupCoordinator.generation`` reset to
+``OffsetCommitRequest.DEFAULT_GENERATION_ID`` (-1) and its ``_closing`` future (set by
+``close`` before the LeaveGroup), ``_on_join_prepare`` calling the revocation listener,
+and faust's ``app.tables.recovery`` with ``Recovery.revoke`` and ``Recovery._add``.
 """
 
 from __future__ import annotations
@@ -425,6 +454,9 @@ from mode.utils.queues import FlowControlQueue
 from streams.loop_dns import install as install_loop_dns
 
 FAUST_VERSION = "0.15.3"
+# aiokafka's generation of a consumer that is no member (OffsetCommitRequest's
+# DEFAULT_GENERATION_ID), which ``reset_generation`` sets (change 19).
+NO_GENERATION = -1
 # sha256 of inspect.getsource() of the replaced methods in faust-streaming 0.15.3.
 PATCHED_SOURCES = {
     "_drain_messages": "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417",
@@ -954,17 +986,50 @@ def _membership_lost(consumer: Consumer) -> bool:
     return cast(bool, coordinator.generation != consumer.app.consumer_generation_id)
 
 
+def group_dropped(consumer: Any) -> bool:
+    """Has the group dropped this member (change 19)? aiokafka resets its coordinator's
+    generation to -1 when a heartbeat, a join, a sync or a commit is told the member is
+    unknown or of an old generation (``reset_generation``), as Kafka's Java client marks
+    its partitions lost; a LeaveGroup at a stop does too, which is no loss (the
+    coordinator is closing then). False before the consumer starts."""
+    thread = getattr(consumer, "_thread", None)
+    aiokafka_consumer = getattr(thread, "_consumer", None)
+    coordinator = getattr(aiokafka_consumer, "_coordinator", None)
+    if coordinator is None:
+        return False
+    closing = coordinator._closing
+    return cast(bool, coordinator.generation == NO_GENERATION and not closing.done())
+
+
+def read_whole_again(app: faust.App, changelogs: Sequence[str], partitions: int) -> None:
+    """Make faust's recovery read each of ``changelogs``' ``partitions`` from its log start
+    when this worker is given it again (change 19): ``Recovery.revoke`` forgets the offset
+    it had read to, as faust does for a partition it loses; a partition kept through a
+    rebalance would otherwise be read on only from there."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]
+    for topic in changelogs:
+        for partition in range(partitions):
+            recovery.revoke(TP(topic, partition))
+
+
 def _ack(self: Consumer, message: Message) -> bool:
     """``Consumer.ack``, except that a message of an older consumer generation is only
     marked done: its partition was seeked back to the committed offset since it was
     fetched, so it will be read again, and its offset must not enter ``_acked``."""
     if message.generation_id != self.app.consumer_generation_id:
-        with ack_lock:
-            message.acked = True
-            self._unacked_messages.discard(message)
-            notify(self._waiting_for_ack)
+        release(self, message)
         return False
     return cast(bool, _ORIGINAL["ack"](self, message))
+
+
+def release(consumer: Any, message: Message) -> None:
+    """Mark ``message`` done without acking it: no commit passes it, and a revocation's
+    ``wait_empty`` no longer waits for it. For a message of an older generation, and
+    one left unhandled because the group has dropped this worker (change 19)."""
+    with ack_lock:
+        message.acked = True
+        consumer._unacked_messages.discard(message)
+        notify(consumer._waiting_for_ack)
 
 
 def _new_offset(self: Consumer, tp: TP) -> int | None:

@@ -13,6 +13,7 @@ faust's rebalance (``app.rebalancing``) has begun."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -55,3 +56,29 @@ class MembershipWatch:
             return False
         now = self.clock()
         return now - self.seen > self.session or now < self.doubt_until
+
+
+async def group_answer(
+    watch: MembershipWatch, dropped: Callable[[], bool], poll: float = 0.1
+) -> bool:
+    """Whether the group has dropped this worker (``dropped``:
+    ``streams.faust_patches.group_dropped``), asked once ``watch`` is out of doubt or as
+    soon as it says so: a worker woken past its session learns it from a heartbeat's
+    answer, a round trip after it runs again, and a commit's changelog flush must not
+    write before then what may have been another worker's for the whole freeze (t192).
+    Waits at most the watch's grace (seconds), polling every ``poll`` seconds."""
+    while watch.in_doubt() and not dropped():
+        await asyncio.sleep(poll)
+    return dropped()
+
+
+async def still_member(watch: MembershipWatch, dropped: Callable[[], bool]) -> bool:
+    """Whether an agent may handle the message or batch in hand (t192): not once the
+    group has dropped this worker, whose partitions are then another's, which reads the
+    message again from the committed offset (written here, a group's or a sensor's state
+    would land after the new owner's newer one). Costs two attribute reads and a clock
+    read unless the watch is in doubt; then waits for the group's answer
+    (``group_answer``)."""
+    if not watch.in_doubt() and not dropped():
+        return True
+    return not await group_answer(watch, dropped)

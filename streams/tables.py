@@ -35,7 +35,7 @@ from streams.errors import UNKNOWN_FORMAT as UNKNOWN_FORMAT
 from streams.errors import EventError
 from streams.errors import UnreadableEntryError as UnreadableEntryError
 from streams.events import MAX_MESSAGE_BYTES
-from streams.faust_patches import forget_recovered_key
+from streams.faust_patches import forget_recovered_key, read_whole_again
 from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
@@ -369,6 +369,17 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
             del self.data[key]
         self._dirty.difference_update(gone)
 
+    def drop_staged(self) -> int:
+        """Write none of the keys staged since the last flush, and forget every value of
+        every partition (``forget_partitions``): the group dropped this worker, whose
+        partitions another worker owned meanwhile (``coalesce_changelog``). Returns how
+        many staged keys were dropped."""
+        dropped = len(self._dirty)
+        self._dirty = set()
+        assert self.partitions is not None
+        self.forget_partitions(set(range(self.partitions)))
+        return dropped
+
     async def flush_staged(self, settled: asyncio.Lock, chunk: int = 100) -> int:
         """Queue the changelog entry of every key staged since the last flush; returns
         how many. The caller flushes the producer to wait for them.
@@ -418,6 +429,7 @@ def coalesce_changelog(
     tables: list[KeyPartitionedTable],
     settled: asyncio.Lock,
     others: Sequence[ProducerT] = (),
+    dropped: Callable[[], Awaitable[bool]] | None = None,
 ) -> None:
     """Make ``tables``' staged keys reach their changelogs before any offset commit.
 
@@ -429,13 +441,40 @@ def coalesce_changelog(
     stored values in place, so none is written halfway through an update. ``others``:
     the worker's other producers, flushed too, so every message queued before a commit
     is on Kafka when its offsets are.
+
+    ``dropped``, asked before each flush, says whether the group has dropped this worker
+    (``streams.faust_patches.group_dropped``, after waiting out a doubt: t192). Then the
+    staged keys are not written: their partitions have been another worker's (a worker
+    frozen past its session, woken, is flushed at its revocation), which read them back
+    from the last commit and wrote newer states since; written now, each would be its
+    key's last changelog entry, the older state, which the next recovery reads. The
+    tables are emptied and read back whole from their changelogs at the next assignment
+    (``read_whole_again``); Kafka refuses the dropped member's offset commit, so the
+    readings behind the dropped states are read again by whoever owns them.
     """
     producer = app.producer
     flush = producer.flush
 
     async def flush_staged_then_producer() -> None:
-        for table in tables:
-            await table.flush_staged(settled)
+        if dropped is not None and await dropped():
+            lost = 0
+            for table in tables:
+                lost += table.drop_staged()
+                read_whole_again(
+                    app, [table.changelog_topic.get_topic_name()], table.partitions or 0
+                )
+            log.warning(
+                "citybrain: the group dropped this worker (it stood still past its session, "
+                "CITYBRAIN_SESSION_TIMEOUT) while another took its partitions: %d state%s "
+                "staged for its next commit %s not written over the new owner's, and its "
+                "tables are read back from Kafka when it is given partitions again",
+                lost,
+                "" if lost == 1 else "s",
+                "is" if lost == 1 else "are",
+            )
+        else:
+            for table in tables:
+                await table.flush_staged(settled)
         await flush()
         for other in others:
             await other.flush()

@@ -1473,3 +1473,61 @@ def test_the_assignment_is_read_once_while_faust_subscribes_anew() -> None:
         return cast(set[TP], AIOKafkaConsumerThread.assignment(cast(Any, thread)))
 
     assert asyncio.run(assigned()) == {TP("t.readings", 0)}  # as it was when read
+
+
+def test_a_member_the_group_dropped_is_told_from_one_that_stops() -> None:
+    """Change 19: aiokafka's coordinator generation -1 while it is not closing is the
+    group's word that this member is gone (its partitions lost, not revoked); a stop's
+    LeaveGroup resets the generation too, and is no loss."""
+    closed = [False]
+    coordinator = SimpleNamespace(generation=4, _closing=SimpleNamespace(done=lambda: closed[0]))
+    consumer: Any = SimpleNamespace(
+        _thread=SimpleNamespace(_consumer=SimpleNamespace(_coordinator=coordinator))
+    )
+    assert not faust_patches.group_dropped(consumer)
+    coordinator.generation = -1  # reset_generation(): UnknownMemberIdError
+    assert faust_patches.group_dropped(consumer)
+    coordinator.generation = 5  # joined again
+    assert not faust_patches.group_dropped(consumer)
+    coordinator.generation = -1
+    closed[0] = True  # close(): the LeaveGroup of a stop
+    assert not faust_patches.group_dropped(consumer)
+    consumer._thread._consumer = None  # not started
+    assert not faust_patches.group_dropped(consumer)
+
+
+def test_the_internals_change_19_relies_on_are_unchanged_upstream() -> None:
+    """What ``group_dropped`` and ``read_whole_again`` read and call: aiokafka 0.14.0's
+    generation reset to -1 (``OffsetCommitRequest.DEFAULT_GENERATION_ID``) and its
+    ``_closing`` future, set at ``close`` before the LeaveGroup; the revocation listener
+    called at a join after the reset; faust's ``Recovery.revoke``, which forgets the
+    offset a changelog partition was read to, so it is read from its log start again."""
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.protocol.commit import OffsetCommitRequest
+    from faust.tables.recovery import Recovery
+
+    assert OffsetCommitRequest.DEFAULT_GENERATION_ID == faust_patches.NO_GENERATION
+    reset = inspect.getsource(GroupCoordinator.reset_generation)
+    assert "self.generation = OffsetCommitRequest.DEFAULT_GENERATION_ID" in reset
+    close = inspect.getsource(GroupCoordinator.close)
+    assert close.index("self._closing.set_result(None)") < close.index("_maybe_leave_group")
+    assert "self._closing = create_future()" in inspect.getsource(GroupCoordinator.__init__)
+    prepare = inspect.getsource(GroupCoordinator._on_join_prepare)
+    assert "listener.on_partitions_revoked(revoked)" in prepare
+    revoke = inspect.getsource(Recovery.revoke)
+    assert "self.active_offsets.pop(tp, None)" in revoke
+    add = inspect.getsource(Recovery._add)
+    assert "offsets.setdefault(tp, None)" in add
+
+
+def test_a_released_message_is_done_but_never_acked() -> None:
+    """Change 19: a message an agent leaves unhandled (the group dropped the worker) is
+    released: a revocation no longer waits for it, and no commit passes it."""
+
+    class Held:
+        acked = False
+
+    message = cast(Message, Held())
+    consumer = SimpleNamespace(_unacked_messages={message}, _waiting_for_ack=None, _acked={})
+    faust_patches.release(consumer, message)
+    assert message.acked and not consumer._unacked_messages and consumer._acked == {}

@@ -5,6 +5,7 @@ are recorded where the table would hand them to the producer."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import faust
 import orjson
 import pytest
+from faust.types import TP
 
 from playbooks.engine import Run, is_terminal
 from streams.alerting import read_muted
@@ -790,3 +792,47 @@ def test_a_burst_baseline_no_count_averages_to_is_refused_at_read_back(baseline:
         with pytest.raises(UnreadableEntryError, match="field 'baseline' is ") as refused:
             read(entry)
         assert refused.value.reason == BAD_SHAPE
+
+
+def test_a_worker_the_group_dropped_writes_none_of_its_staged_states(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """t192: a worker frozen past its session, woken, was flushed at its revocation: the
+    states it had staged reached the changelog after those of the worker that owned its
+    partitions meanwhile, each key's last entry the older state. Once the group has
+    dropped it, nothing staged is written, the table is emptied and its changelog
+    partitions are read back whole at the next assignment; until then a flush writes as
+    before."""
+    t, written = table()
+    revoked: list[Any] = []
+    t.app.tables._recovery = SimpleNamespace(revoke=revoked.append)  # type: ignore[attr-defined]
+    flushed: list[str] = []
+
+    async def flush() -> None:
+        flushed.append("app")
+
+    t.app.producer = SimpleNamespace(flush=flush)  # type: ignore[assignment]
+    verdict = [False]
+
+    async def dropped() -> bool:
+        return verdict[0]
+
+    coalesce_changelog(t.app, [t], asyncio.Lock(), (), dropped)
+    t.stage_many({b"a": 1, b"b": 2})
+    asyncio.run(t.app.producer.flush())
+    assert sorted(written) == [(b"a", {"doc": 1}), (b"b", {"doc": 2})] and not revoked
+    t.stage_many({b"a": 3, b"c": 4})
+    verdict[0] = True
+    with caplog.at_level(logging.WARNING):
+        asyncio.run(t.app.producer.flush())
+    assert len(written) == 2  # neither a's 3 nor c's 4
+    assert t.get_many([b"a", b"b", b"c"]) == [None, None, None]
+    changelog = t.changelog_topic.get_topic_name()
+    assert sorted(revoked) == [TP(changelog, 0), TP(changelog, 1)]
+    assert flushed == ["app", "app"]  # what else was queued still goes out
+    assert "2 states staged for its next commit are not written" in caplog.text
+    # Staged after the rejoin: written as ever.
+    verdict[0] = False
+    t.stage_many({b"d": 5})
+    asyncio.run(t.app.producer.flush())
+    assert written[-1] == (b"d", {"doc": 5})
