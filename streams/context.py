@@ -892,6 +892,23 @@ def generation_keys(partitions: int) -> list[bytes]:
     return [keys[p] for p in range(partitions)]
 
 
+@dataclass(frozen=True)
+class BatchedMessage:
+    """A message of a batch (the batch drain hands ``Message`` objects) in the
+    shape the one-at-a-time handler reads: ``value`` and ``key`` (bytes) and
+    ``message`` (for its timestamp, and its origin in a dead letter)."""
+
+    message: Message
+
+    @property
+    def value(self) -> Any:
+        return self.message.value
+
+    @property
+    def key(self) -> Any:
+        return self.message.key
+
+
 class Context:
     """The app's topics and tables, its configuration and the shared ways out."""
 
@@ -1353,14 +1370,20 @@ class Context:
         """Send through ``delivery`` and wait until Kafka has every message (the caller's
         state comes after). Partitioned by key as ``topic.send`` does (the transport's
         partitioner). Raises faust's ``ProducerSendError`` if Kafka refuses one."""
+        for fut in await self.queue_all(topic, items):
+            await fut
+
+    async def queue_all(
+        self, topic: faust.TopicT, items: list[tuple[str, Any]]
+    ) -> list[Awaitable[Any]]:
+        """``send_all``'s messages queued through ``delivery``, in order; returns their
+        delivery futures for the caller to await (a batch's, at its end)."""
         name = topic.get_topic_name()
         send = self.delivery.send
-        futures = [
+        return [
             await send(name, key.encode(), orjson.dumps(value), None, None, None)
             for key, value in items
         ]
-        for fut in futures:
-            await fut
 
     async def acknowledged(
         self,

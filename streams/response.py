@@ -48,7 +48,14 @@ from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
 from playbooks.routing import Route, Router, Silence
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
-from streams.context import Context, alert_in_grid, embedded_alert, route_fault, run_key
+from streams.context import (
+    BatchedMessage,
+    Context,
+    alert_in_grid,
+    embedded_alert,
+    route_fault,
+    run_key,
+)
 from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_MESSAGE_BYTES,
@@ -573,23 +580,6 @@ def _too_old_for(ts: Any, opened: Any) -> tuple[float, float] | None:
     return (float(ts), float(opened)) if known and ts < opened - OFFER_MAX_AGE else None
 
 
-@dataclass(frozen=True)
-class BatchedMessage:
-    """A message of a routed batch (the batch drain hands ``Message`` objects) in the
-    shape the one-at-a-time handler reads: ``value`` and ``key`` (bytes) and
-    ``message`` (for its timestamp, and its origin in a dead letter)."""
-
-    message: Message
-
-    @property
-    def value(self) -> Any:
-        return self.message.value
-
-    @property
-    def key(self) -> Any:
-        return self.message.key
-
-
 @dataclass
 class DeferredJoins:
     """The joins of one group's open run read in one routed batch and not yet stored
@@ -704,6 +694,10 @@ class Response:
                 # deferred joins first, ``_store_deferred``).
                 async with self.ctx.runs_settled:
                     await self.ctx.guarded("routed", self._on_routed, event)
+                # A deferred join awaits nothing, and taking a free lock does not yield:
+                # a batch of 2,000 held the event loop (the deadline pass, commands,
+                # heartbeats, the API) for all of it, seconds under load.
+                await asyncio.sleep(0)
             async with self.ctx.runs_settled:
                 await self._store_deferred()
         finally:
@@ -722,12 +716,13 @@ class Response:
 
     def _plain_join(self, doc: dict[str, Any], key: bytes) -> bool:
         """Whether routed message ``doc`` (under Kafka key ``key``) can at most join
-        the open run of its own group, with no write on its way: a firing alert with no
+        the open run of its own group or resolve one of its alerts, with no other write
+        on its way (those it has store the deferred joins first): an alert with no
         citizen reports, not forwarded by the group key migration (``_group_home``
         returns its key without a write). Any other message may write a group's state,
         so the batch's deferred joins are stored before it (``_on_routed``)."""
         alert = doc.get("alert")
-        if not isinstance(alert, dict) or alert.get("status") != "firing":
+        if not isinstance(alert, dict) or alert.get("status") not in ("firing", "resolved"):
             return False
         if alert.get("reports") or any(f in doc for f in (PROBE, CHECKED, "muted", "report")):
             return False
@@ -859,16 +854,21 @@ class Response:
         if was_muted:
             group[MUTED] = members  # routed now: a member of a run, or resolved
         cmds: list[Command] = []
+        # A join or resolution of the open run, with no reports: within a routed batch,
+        # kept for the batch's one change of the run (``_defer_join``).
+        deferrable = False
         # An existing run's changes use its own playbook's engine (``_engine_for``): the
         # route's may have changed since it opened.
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
                 if was_muted:  # a muted member resolved: it no longer dates the group
+                    await self._store_deferred()  # the batch's joins' steps first
                     await self.ctx.groups.set_many({key: group})
                 return
             run, cmds = self._engine_for(run, engines).alert_resolved(run, alert_id, now)
             if not cmds and not was_muted:
                 return  # a resolution the run already holds, read again: nothing changes
+            deferrable = True  # a change of the open run, as a join
         elif alert_id in group["seen"] or _read_before(group, event):
             if run is None or not alert.get("reports"):
                 # Runs are idempotent per alert: a redelivered alert changes nothing but
@@ -893,19 +893,7 @@ class Response:
                 and waited_out(alert, route["group_wait"], now)
             ):
                 run.deadline_at = min(run.deadline_at, now)
-            if (
-                self._deferred is not None
-                and not alert.get("reports")
-                # Outputs an earlier change holds (a task topic refused) go out with
-                # this change's, now: the batch's joins never ride on them.
-                and not group.get(OUTBOX)
-                and not group.get(SAY)
-            ):
-                group["seen"] = newest_distinct(group["seen"], alert_id, SEEN_ALERTS)
-                group["run"], group["route"] = run.to_dict(), route
-                _note_read(group, event)
-                self._defer_join(key, group, run, cmds, event)
-                return  # stored with the batch's other joins of the group
+            deferrable = True
         else:
             await self._store_deferred()  # a new run: the batch's joins so far first
             if run is not None:
@@ -1019,6 +1007,17 @@ class Response:
         group["seen"] = newest_distinct(group["seen"], alert_id, SEEN_ALERTS)
         group["run"], group["route"] = run.to_dict(), route
         _note_read(group, event)
+        if (
+            deferrable
+            and self._deferred is not None
+            and not alert.get("reports")
+            # Outputs an earlier change holds (a task topic refused) go out with the
+            # next change's: the batch's joins never ride on them.
+            and not group.get(OUTBOX)
+            and not group.get(SAY)
+        ):
+            self._defer_join(key, group, run, cmds, event)
+            return  # stored with the batch's other changes of the group's run
         await self.advance(key, group, run, cmds)
         if said:
             await self._say(key)

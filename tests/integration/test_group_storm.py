@@ -29,6 +29,7 @@ from kafka import KafkaConsumer
 from citybrain.stack import PrometheusServer
 from streams.partitioning import key_partition
 from tests.integration.test_pipeline import steps_of
+from tests.integration.test_silences import alert
 from tests.services import Pipeline
 
 pytestmark = pytest.mark.integration
@@ -230,6 +231,50 @@ def test_a_storm_into_one_group_is_a_few_changes_of_its_run(
         writes = group_writes(p, storm)
         print(f"storm {STORM}{' (SIGKILL)' if kill else ''}: {writes} writes of its group")
         assert writes <= MAX_STORM_WRITES
+    finally:
+        worker.stop()
+        p.close()
+
+
+def test_an_alert_storm_is_routed_whole_and_another_alert_after_it(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """The alerts stage's side (t187, the routed agent's sibling): STORM alerts of one
+    group on the alerts topic, then another alert. Every one routed, each as often as
+    the first (its routes), the other too; the time the other took is printed (the
+    alerts agent awaited each alert's routed message before t187, a Kafka round trip
+    each; now once per batch: tests/unit/streams/test_alert_batches.py)."""
+    p = Pipeline(run_dir)
+    worker = p.worker().start()
+    try:
+        p.send("alerts", b"al-storm-0", alert("al-storm-0"))
+        p.flush()
+        p.read("routed", lambda m: len(m) >= 1)
+        for n in range(1, STORM):
+            p.send("alerts", f"al-storm-{n}".encode(), alert(f"al-storm-{n}"))
+        p.flush()
+        sent_at = time.time()
+        p.send("alerts", b"al-other", alert("al-other", street="s-mill"))
+        p.flush()
+
+        def routed_ids(messages: list[Any]) -> Counter[str]:
+            docs = [json.loads(m.value) for m in messages]
+            return Counter(d["alert"]["alert_id"] for d in docs if "alert" in d)
+
+        expected = {f"al-storm-{n}" for n in range(STORM)} | {"al-other"}
+        routed_msgs = p.read("routed", lambda m: set(routed_ids(m)) >= expected, timeout=120)
+        ids = routed_ids(routed_msgs)
+        other = min(m.timestamp / 1000 for m in routed_msgs if b'"al-other"' in m.value)
+        last = max(m.timestamp / 1000 for m in routed_msgs)
+        print(
+            f"alerts {STORM}: other routed +{other - sent_at:.2f} s, last routed "
+            f"+{last - sent_at:.2f} s"
+        )
+        routes = ids["al-storm-0"]
+        assert routes >= 1
+        assert {a: n for a, n in ids.items() if a != "al-other"} == {
+            f"al-storm-{n}": routes for n in range(STORM)
+        }
     finally:
         worker.stop()
         p.close()

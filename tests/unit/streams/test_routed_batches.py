@@ -83,6 +83,28 @@ def test_a_batch_of_joins_into_one_group_is_one_change_of_its_run(
     assert len(steps) == len(set(steps))  # each step its own id
 
 
+def test_the_resolutions_of_a_storm_in_one_batch_are_one_change_too(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A storm's end: its alerts' resolutions read in one batch are one change of the
+    run (each its own alert_resolved step), not one each."""
+    stage, _ = response
+    _, sent = captured(stage, monkeypatch)
+    ids = [f"al-{n}" for n in range(1, 51)]
+
+    async def scenario() -> list[bytes]:
+        await stage.on_routed_batch(batch((KEY, alert("al-0"))))
+        await stage.on_routed_batch(batch(*((KEY, alert(i)) for i in ids)))
+        written = writes_of(stage)
+        await stage.on_routed_batch(batch(*((KEY, resolved(i)) for i in ids)))
+        return written
+
+    assert asyncio.run(scenario()) == [KEY, KEY]
+    noted = [body["detail"] for _, body in sent if body.get("action") == "alert_resolved"]
+    assert noted == ids
+    assert stage.ctx.groups.data[KEY]["run"]["ended_alerts"] == ids
+
+
 def test_the_batch_gives_the_state_and_steps_one_message_at_a_time_gives(
     response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
 ) -> None:
