@@ -649,6 +649,13 @@ def _group_problem(group: dict[str, Any]) -> str | None:
         problem = run_problem(kept.get("run"))
         if problem is not None:
             return f"a superseded run: {problem}"
+    read = group.get("routed_offset", [0, 0])
+    if not (
+        isinstance(read, list)
+        and len(read) == 2
+        and all(type(n) is int and 0 <= n <= 2**63 - 1 for n in read)
+    ):
+        return f"field 'routed_offset' is {read!r:.60}, expected [partition, offset]"
     calls = group.get("reply_calls", {})
     if not isinstance(calls, dict) or not all(isinstance(c, dict) for c in calls.values()):
         return f"field 'reply_calls' is {calls!r:.60}, expected closures by reply id"
@@ -888,6 +895,23 @@ def generation_keys(partitions: int) -> list[bytes]:
         keys.setdefault(key_partition(key, partitions), key)
         i += 1
     return [keys[p] for p in range(partitions)]
+
+
+@dataclass(frozen=True)
+class BatchedMessage:
+    """A message of a batch (the batch drain hands ``Message`` objects) in the
+    shape the one-at-a-time handler reads: ``value`` and ``key`` (bytes) and
+    ``message`` (for its timestamp, and its origin in a dead letter)."""
+
+    message: Message
+
+    @property
+    def value(self) -> Any:
+        return self.message.value
+
+    @property
+    def key(self) -> Any:
+        return self.message.key
 
 
 class Context:
@@ -1368,14 +1392,20 @@ class Context:
         """Send through ``delivery`` and wait until Kafka has every message (the caller's
         state comes after). Partitioned by key as ``topic.send`` does (the transport's
         partitioner). Raises faust's ``ProducerSendError`` if Kafka refuses one."""
+        for fut in await self.queue_all(topic, items):
+            await fut
+
+    async def queue_all(
+        self, topic: faust.TopicT, items: list[tuple[str, Any]]
+    ) -> list[Awaitable[Any]]:
+        """``send_all``'s messages queued through ``delivery``, in order; returns their
+        delivery futures for the caller to await (a batch's, at its end)."""
         name = topic.get_topic_name()
         send = self.delivery.send
-        futures = [
+        return [
             await send(name, key.encode(), orjson.dumps(value), None, None, None)
             for key, value in items
         ]
-        for fut in futures:
-            await fut
 
     async def acknowledged(
         self,

@@ -11,6 +11,8 @@ from there after a crash (``advance``, ``_flush_outbox``).
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import logging
 import math
 import re
@@ -18,11 +20,12 @@ import secrets
 import time
 from collections import Counter as Tally
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Collection, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 import orjson
-from faust.types import AppT, EventT
+from faust.types import AppT, EventT, Message
 
 from playbooks.engine import (
     MAX_COUNT,
@@ -46,7 +49,14 @@ from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
 from playbooks.routing import Route, Router, Silence
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
-from streams.context import Context, alert_in_grid, embedded_alert, route_fault, run_key
+from streams.context import (
+    BatchedMessage,
+    Context,
+    alert_in_grid,
+    embedded_alert,
+    route_fault,
+    run_key,
+)
 from streams.errors import MISSING, EventError
 from streams.events import (
     MAX_MESSAGE_BYTES,
@@ -179,6 +189,14 @@ FIRST_GENERATION = "first_generation"
 # its way and the key's next ones follow it. Stored, so a restart or a moved partition
 # keeps it (t148: in memory, a restarted worker took a later message first).
 FORWARDS = "forwards"
+# A group's field: [partition, offset] of the last routed message applied to it (a join,
+# a new run, a resolution or reports covered), written with that change. A firing alert
+# read again from that partition below that offset was applied before it, whatever the
+# group still remembers of it (``seen`` keeps 500 ids): a redelivery after a crash, not
+# joined again (t187: a worker killed 2.8 s, one commit interval, into a storm of 3,000
+# alerts into one group read them again, and those its ``seen`` had forgotten joined the
+# run a second time, notified again).
+ROUTED_OFFSET = "routed_offset"
 
 
 def forwards_of(group: dict[str, Any] | None) -> tuple[int, int, float]:
@@ -193,6 +211,37 @@ def _stored_here(group: dict[str, Any] | None) -> bool:
     """Whether ``group`` (an entry under a key) is a group stored under that key: a run,
     a route, held offers or muted alerts, not only forwarding counts."""
     return group is not None and any(group.get(f) for f in ("run", "route", HELD_OFFERS, MUTED))
+
+
+def _position(event: Any) -> tuple[int, int] | None:
+    """(partition, offset) of the routed message ``event`` came in, or None (a message
+    made by hand, as the unit tests' events, with no whole-number position)."""
+    message = getattr(event, "message", None)
+    partition, offset = getattr(message, "partition", None), getattr(message, "offset", None)
+    if type(partition) is not int or type(offset) is not int or min(partition, offset) < 0:
+        return None
+    return partition, offset
+
+
+def _read_before(group: dict[str, Any], event: Any) -> bool:
+    """Whether routed message ``event`` was read before the last one applied to
+    ``group`` (``ROUTED_OFFSET``): on the same partition, at a lower offset. The routed
+    agent reads a partition in offset order, so such a message was handled then."""
+    read, position = group.get(ROUTED_OFFSET), _position(event)
+    return (
+        position is not None
+        and isinstance(read, list)
+        and read[0] == position[0]
+        and position[1] < read[1]
+    )
+
+
+def _note_read(group: dict[str, Any], event: Any) -> None:
+    """Record routed message ``event``'s position in ``group`` (``ROUTED_OFFSET``),
+    written with the change it makes."""
+    position = _position(event)
+    if position is not None and not _read_before(group, event):  # never back
+        group[ROUTED_OFFSET] = list(position)
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -532,6 +581,23 @@ def _too_old_for(ts: Any, opened: Any) -> tuple[float, float] | None:
     return (float(ts), float(opened)) if known and ts < opened - OFFER_MAX_AGE else None
 
 
+@dataclass
+class DeferredJoins:
+    """The joins of one group's open run read in one routed batch and not yet stored
+    (``Response.on_routed_batch``): ``before``, the group as stored (None: no entry),
+    restored in memory if the change cannot be stored; ``group`` and ``run``, the state
+    with every join applied (the group held in the table's memory meanwhile, its run as
+    stored until ``run`` is written into it at the store; the batch's next message of
+    the group reads ``run``); ``commands``, their steps and audit records in order;
+    ``events``, the messages they came from (each dead-lettered if the change fails)."""
+
+    before: dict[str, Any] | None
+    group: dict[str, Any]
+    run: Run
+    commands: list[Command] = dataclasses.field(default_factory=list)
+    events: list[EventT[bytes]] = dataclasses.field(default_factory=list)
+
+
 class Response:
     """Routed alerts and commands to runs, their steps and their webhooks."""
 
@@ -596,11 +662,130 @@ class Response:
         # was for (bounded by the executor's calls in flight, which refuses past them).
         self._calling: dict[str, dict[str, Any]] = {}
         self._said_untranslated: set[bytes] = set()
+        # The joins of the routed batch being handled, by group key, stored once per
+        # group at its end (``on_routed_batch``); None outside a batch (``on_routed``).
+        self._deferred: dict[bytes, DeferredJoins] | None = None
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
         async with self.ctx.runs_settled:
             await self._on_routed(event)
+
+    async def on_routed_batch(self, messages: Sequence[Message]) -> None:
+        """A batch of routed messages (one partition's fetch, in offset order), each
+        handled as ``on_routed`` handles one (its faults dead-lettered alone, by the one
+        error policy), except that the alerts joining a group's open run become one
+        change of that run: its state stored once (one changelog write, delivery
+        awaited) and the joins' steps and audit records sent together, at the batch's
+        end or before any other message that changes the group's state. Before, every
+        joining alert stored its own change, two Kafka round trips each: a storm of
+        3,000 alerts into one group held every other group's alert read after it for
+        13-16 s (docs/playbooks.md, "One group's storm").
+
+        Nothing is acked before the batch's changes are stored and sent (the caller
+        acks the batch when this returns): a worker killed mid-batch reads the whole
+        batch again, whose joins stored before the kill are seen again (runs are
+        idempotent per alert id) and whose others join then. Raises only what
+        dead-lettering raises (then the batch stays unacked)."""
+        self._deferred = {}
+        try:
+            for message in messages:
+                event = cast(EventT[bytes], BatchedMessage(message))
+                # Taken per message, as ``on_routed``: an operator's command or the
+                # deadline timer waits for one message, not a batch (each stores the
+                # deferred joins first, ``_store_deferred``).
+                async with self.ctx.runs_settled:
+                    await self.ctx.guarded("routed", self._on_routed, event)
+                # A deferred join awaits nothing, and taking a free lock does not yield:
+                # a batch of 2,000 held the event loop (the deadline pass, commands,
+                # heartbeats, the API) for all of it, seconds under load.
+                await asyncio.sleep(0)
+            async with self.ctx.runs_settled:
+                await self._store_deferred()
+        finally:
+            # Left only by a failure that stops the worker (a dead letter refused): no
+            # other writer may find an unstored change in memory meanwhile.
+            for key, joins in self._deferred.items():
+                self._restore(key, joins.before)
+            self._deferred = None
+
+    def _restore(self, key: bytes, before: dict[str, Any] | None) -> None:
+        """Group ``key``'s memory back to ``before``, as stored (None: no entry)."""
+        if before is None:
+            self.ctx.groups.data.pop(key, None)
+        else:
+            self.ctx.groups.data[key] = before
+
+    def _plain_join(self, doc: dict[str, Any], key: bytes) -> bool:
+        """Whether routed message ``doc`` (under Kafka key ``key``) can at most join
+        the open run of its own group or resolve one of its alerts, with no other write
+        on its way (those it has store the deferred joins first): an alert with no
+        citizen reports, not forwarded by the group key migration (``_group_home``
+        returns its key without a write). Any other message may write a group's state,
+        so the batch's deferred joins are stored before it (``_on_routed``)."""
+        alert = doc.get("alert")
+        if not isinstance(alert, dict) or alert.get("status") not in ("firing", "resolved"):
+            return False
+        if alert.get("reports") or any(f in doc for f in (PROBE, CHECKED, "muted", "report")):
+            return False
+        legacy = doc.get(LEGACY_KEY)
+        return legacy is None or legacy.encode() == key
+
+    def _defer_join(
+        self,
+        key: bytes,
+        group: dict[str, Any],
+        run: Run,
+        commands: list[Command],
+        event: EventT[bytes],
+    ) -> None:
+        """Keep an alert's join of group ``key``'s run (its new ``group`` state, ``run``
+        and ``commands``) for the batch's one change of that run (only within a batch).
+        The table's memory holds the new group at once (no await here), its run's
+        state made only when stored (``_store_deferred``), with its changelog entry."""
+        assert self._deferred is not None
+        deferred = self._deferred.get(key)
+        if deferred is None:
+            before = self.ctx.groups.get(key)
+            deferred = self._deferred[key] = DeferredJoins(before, group, run)
+        deferred.group, deferred.run = group, run
+        deferred.commands += commands
+        deferred.events.append(event)
+        self.ctx.groups.data[key] = group
+
+    async def _store_deferred(self) -> None:
+        """Under ``runs_settled``, by every writer of the groups before its own change
+        (the routed batch's next message that may write, an operator's command, the
+        deadline timer, the forgetting of ended groups): the joins it finds in memory
+        reach the changelog, with their steps, before any change made after them.
+
+        Store each group's deferred joins as one change (``advance``: its state with
+        the joins' steps as its outbox, delivery awaited, then the steps and audit
+        records sent together). A change that cannot be stored costs only its group's
+        messages: each dead-lettered with the reason, as each was alone before; one
+        refused before anything was sent (``RunTooLarge``, an entry too large) leaves
+        the group as stored."""
+        deferred = self._deferred
+        while deferred:
+            key, joins = next(iter(deferred.items()))
+            del deferred[key]
+            try:
+                joins.group["run"] = joins.run.to_dict()
+                await self.advance(key, joins.group, joins.run, joins.commands)
+            except Exception as exc:
+                if isinstance(exc, RunTooLarge | EventError):  # nothing stored or sent
+                    self._restore(key, joins.before)
+                code = exc.code if isinstance(exc, EventError) else "processing_error"
+                text = f"{type(exc).__name__}: {exc}" if code == "processing_error" else str(exc)
+                log.warning(
+                    "citybrain: routed: the %d alerts joining group %s in one batch could "
+                    "not be stored, each dead-lettered: %s",
+                    len(joins.events),
+                    key.decode(errors="replace"),
+                    text,
+                )
+                for event in joins.events:
+                    await self.ctx.dead_letter("routed", event, code, text[:500])
 
     @property
     def engines(self) -> dict[str, PlaybookEngine]:
@@ -623,6 +808,10 @@ class Response:
             alert_in_grid(doc["alert"], config.grid, "bad_routed", at="alert.")
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         routed_key = key.decode(errors="replace")
+        if self._deferred and not self._plain_join(doc, key):
+            # It may write a group's state (its own, or another's by the key migration):
+            # the batch's joins so far first, in the order they were read.
+            await self._store_deferred()
         home = await self._group_home(key, doc, config.router)
         if home is None:
             return  # forwarded to the partition where its group may be stored
@@ -650,7 +839,14 @@ class Response:
         group = dict(group)
         if group["route"] is None:  # a group that only held offers until now
             group["route"] = route
-        run = Run.from_dict(group["run"]) if group["run"] else None
+        deferred = self._deferred.get(key) if self._deferred else None
+        if deferred is not None:
+            # The batch's changes so far (``_defer_join``): the group in memory keeps
+            # the run as stored until they are, its new state written then. A shallow
+            # copy: the engine replaces a run's fields, it does not change them in place.
+            run: Run | None = copy.copy(deferred.run)
+        else:
+            run = Run.from_dict(group["run"]) if group["run"] else None
         if "muted" in doc:
             await self._on_muted(key, group, run, doc["muted"]["alert_id"], doc["grouped_at"])
             return
@@ -667,22 +863,32 @@ class Response:
         if was_muted:
             group[MUTED] = members  # routed now: a member of a run, or resolved
         cmds: list[Command] = []
+        # A join or resolution of the open run, with no reports: within a routed batch,
+        # kept for the batch's one change of the run (``_defer_join``).
+        deferrable = False
         # An existing run's changes use its own playbook's engine (``_engine_for``): the
         # route's may have changed since it opened.
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
                 if was_muted:  # a muted member resolved: it no longer dates the group
+                    await self._store_deferred()  # the batch's joins' steps first
+                    if run is not None:  # the run as the batch left it
+                        group["run"] = run.to_dict()
                     await self.ctx.groups.set_many({key: group})
                 return
             run, cmds = self._engine_for(run, engines).alert_resolved(run, alert_id, now)
             if not cmds and not was_muted:
                 return  # a resolution the run already holds, read again: nothing changes
-        elif alert_id in group["seen"]:
+            deferrable = True  # a change of the open run, as a join
+        elif alert_id in group["seen"] or _read_before(group, event):
             if run is None or not alert.get("reports"):
                 # Runs are idempotent per alert: a redelivered alert changes nothing but
                 # its member's removal, stored as the first time (t120: a freed alert's
                 # muted notice read again after a kill made it a member for good).
                 if was_muted:
+                    await self._store_deferred()  # its joins' steps before their state
+                    if run is not None:  # the run as the batch left it
+                        group["run"] = run.to_dict()
                     await self.ctx.groups.set_many({key: group})
                 return
         elif run is not None and not is_terminal(run):
@@ -700,7 +906,9 @@ class Response:
                 and waited_out(alert, route["group_wait"], now)
             ):
                 run.deadline_at = min(run.deadline_at, now)
+            deferrable = True
         else:
+            await self._store_deferred()  # a new run: the batch's joins so far first
             if run is not None:
                 # The finished run this one supersedes stays readable a while (`runs show`
                 # of its id: where it went), though no longer changeable.
@@ -810,7 +1018,22 @@ class Response:
         # Each id once: a burst's follow-ups (one routed message each, the same alert id)
         # appended it again and again, and pushed the group's other ids out early.
         group["seen"] = newest_distinct(group["seen"], alert_id, SEEN_ALERTS)
-        group["run"], group["route"] = run.to_dict(), route
+        group["route"] = route
+        _note_read(group, event)
+        if (
+            deferrable
+            and self._deferred is not None
+            and not alert.get("reports")
+            # Outputs an earlier change holds (a task topic refused) go out with the
+            # next change's: the batch's joins never ride on them.
+            and not group.get(OUTBOX)
+            and not group.get(SAY)
+        ):
+            # Its run's state (about 15 kB of JSON) is made once, when stored: made per
+            # alert it was most of a join's cost (about 3 ms of 3.9 under load).
+            self._defer_join(key, group, run, cmds, event)
+            return  # stored with the batch's other changes of the group's run
+        group["run"] = run.to_dict()
         await self.advance(key, group, run, cmds)
         if said:
             await self._say(key)
@@ -1327,6 +1550,7 @@ class Response:
             return
         async with self.ctx.runs_settled:
             try:
+                await self._store_deferred()  # a routed batch's joins read before it
                 await self._on_command(event, cmd, command_id, run_id, action)
             finally:
                 # Applied or refused: the API now sees the run as it is (api.settled_run).
@@ -1527,6 +1751,7 @@ class Response:
         held: dict[bytes, str] = {}  # group key -> why its run was left as it was
         for key in list(self.ctx.groups.keys()):
             async with self.ctx.runs_settled:
+                await self._store_deferred()  # a routed batch's joins, with their steps
                 if self.ctx.moving():
                     # A rebalance began during this pass (an earlier key's await): this
                     # key's partition may be on its way to another worker, which would
@@ -1746,6 +1971,7 @@ class Response:
         for start in range(0, len(keys), FORGET_CHUNK):
             chunk = {key: ended[key] for key in keys[start : start + FORGET_CHUNK]}
             async with self.ctx.runs_settled:
+                await self._store_deferred()  # a routed batch's joins, with their steps
                 if self.ctx.moving():
                     return  # the next pass forgets them, on whichever worker owns them
                 self._forget_chunk(chunk)

@@ -1,0 +1,114 @@
+"""t187, the routed agent's sibling on the alerts stage: the alerts agent took one alert at
+a time and awaited each alert's routed messages on Kafka (a round trip per alert), so a
+storm of alerts held every other alert read after it. It now takes a batch (one
+partition's fetch) and awaits the delivery of the batch's routed messages once, at its
+end, before the batch is acked. An alert whose muted entry is dropped once it is routed
+still awaits its own (the entry must not go before the routed message is on Kafka).
+
+No broker: the stage of tests/unit/streams/test_muted_alerts.py, its sends recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.unit.streams.test_muted_alerts import Stage, burst, far_future
+
+
+def messages(*docs: dict[str, Any]) -> list[Any]:
+    """A batch of the alerts topic, as the batch drain hands it (offsets in order)."""
+    return [
+        SimpleNamespace(
+            topic="t.alerts",
+            partition=0,
+            offset=n,
+            key=doc["alert_id"].encode(),
+            value=orjson.dumps(doc),
+            timestamp=None,
+            timestamp_type=0,
+            headers=[],
+        )
+        for n, doc in enumerate(docs)
+    ]
+
+
+class Sends:
+    """``queue_all`` recorded: what was queued and when each delivery was awaited, in one
+    log; the delivery of ``refused`` alerts fails."""
+
+    def __init__(self, s: Stage, monkeypatch: pytest.MonkeyPatch, refused: set[str]) -> None:
+        self.log: list[str] = []
+        self.letters: list[tuple[str, str, str]] = []
+
+        async def queue_all(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+            futures = []
+            for _, doc in items:
+                alert_id = doc["alert"]["alert_id"]
+                self.log.append(f"queued {alert_id}")
+                s.routed.append((_, doc))
+                futures.append(self.delivery(alert_id, alert_id in refused))
+            return futures
+
+        async def dead_letter(role: str, event: Any, code: str, reason: str, *a: Any) -> None:
+            self.letters.append((role, code, reason))
+
+        monkeypatch.setattr(s.ctx, "queue_all", queue_all)
+        monkeypatch.setattr(s.ctx, "dead_letter", dead_letter)
+
+    async def delivery(self, alert_id: str, refused: bool) -> None:
+        self.log.append(f"delivered {alert_id}")
+        if refused:
+            raise OSError(f"Kafka refused the routed message of {alert_id}")
+
+
+def test_a_batch_of_alerts_awaits_their_routed_messages_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every routed message of the batch queued before any delivery is awaited (fails on
+    the old code: one alert at a time, each awaited before the next was read)."""
+    s = Stage(tmp_path, monkeypatch)
+    sends = Sends(s, monkeypatch, refused=set())
+    docs = [burst(f"al-{n}", "Noise - Vehicle", community=f"c{n % 3}") for n in range(50)]
+    asyncio.run(s.stage.on_alert_batch(messages(*docs)))
+    queued = [line for line in sends.log if line.startswith("queued")]
+    assert len(queued) == 50
+    assert sends.log[:50] == queued  # all queued first, then delivered
+    assert s.run_ids() == [f"al-{n}" for n in range(50)]  # each routed, in order
+    assert sends.letters == []
+
+
+def test_a_routed_message_refused_costs_only_its_alert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kafka refuses one alert's routed message: that alert is dead-lettered with the
+    reason, as one alert at a time was; the batch's other alerts are routed."""
+    s = Stage(tmp_path, monkeypatch)
+    sends = Sends(s, monkeypatch, refused={"al-1"})
+    docs = [burst(f"al-{n}", "Noise - Vehicle") for n in range(3)]
+    asyncio.run(s.stage.on_alert_batch(messages(*docs)))
+    assert [(role, code) for role, code, _ in sends.letters] == [("alerts", "processing_error")]
+    assert "Kafka refused the routed message of al-1" in sends.letters[0][2]
+    assert sum(line.startswith("delivered") for line in sends.log) == 3
+
+
+def test_an_alert_freed_from_its_mute_in_a_batch_awaits_its_own_delivery(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An alert with a muted entry, no longer muted when it comes again: routed through
+    ``send_all`` (delivery awaited) before its entry is dropped, not queued with the
+    batch's (a kill in between would have lost both)."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    assert b"al-1" in s.stage.muted.data and s.routed == []
+    del s.silences[b"s1"]
+    sends = Sends(s, monkeypatch, refused=set())
+    asyncio.run(s.stage.on_alert_batch(messages(burst("al-1", "Noise - Vehicle"))))
+    assert sends.log == []  # not queued: sent by send_all, awaited
+    assert s.run_ids() == ["al-1"] and b"al-1" not in s.stage.muted.data
