@@ -479,7 +479,8 @@ def _port_of(url: str) -> int | None:
 def restart_demo_worker(settings: Settings) -> int:
     """`stack restart-worker`: start the last demo's worker again with every setting it
     ran with (demo.json), tracked by the stack as the demo's own was (its pid file and
-    log: `stack status` shows it, `stack down` stops it), and wait until it serves.
+    log: `stack status` shows it, `stack down` stops it), and wait until it serves; one
+    that runs is stopped first (SIGTERM), once every check has passed.
     CliError (1) while a demo runs or when no demo ran here; (3) when its Kafka does not
     answer or its port is taken; (1) when the demo's worker is frozen (``kill -STOP``).
     ``StackError`` (3) when it exits while starting."""
@@ -540,12 +541,6 @@ def restart_demo_worker(settings: Settings) -> int:
         )
     running = read_pid(files.pid) if state == "running" else None
     changed = code_changed_since(running) if running is not None else []
-    if running is not None and not changed:
-        print(
-            f"demo worker already running (pid {running}) on {url}, topic prefix "
-            f"{prefix}; `{command_line('stack', 'down')}` stops it"
-        )
-        return EXIT_OK
     env = restart_env(settings, doc)
     spawn_env = _restart_environment(env, recorded=isinstance(doc.get("worker_settings"), dict))
     host = env.get("CITYBRAIN_KAFKA_HOST", settings.kafka_host)
@@ -557,14 +552,17 @@ def restart_demo_worker(settings: Settings) -> int:
             EXIT_SERVICE,
         )
     if running is not None:
-        # After a pull or an edit: restarting is the way onto the new code (t174: "already
-        # running", and only `stack down`, Kafka too, or a kill, would have stopped it).
+        # A running worker is restarted, as the command says: after a pull or an edit it
+        # is the way onto the new code (t174), and an operator restarts a worker that
+        # misbehaves (t189: it answered "already running; `stack down` stops it", and
+        # `stack down` stops Kafka and Prometheus too, so only a kill restarted it).
         # Stopped once every check has passed, so a refusal leaves it serving.
-        print(
-            f"the demo's worker (pid {running}) on {url}: {code_changed_said(changed)}; "
-            "stopping it to start it again on the new code",
-            flush=True,
+        why = (
+            f"{code_changed_said(changed)}; stopping it to start it again on the new code"
+            if changed
+            else "stopping it (SIGTERM: it leaves its group at once) to start it again"
         )
+        print(f"the demo's worker (pid {running}) on {url}: {why}", flush=True)
         stop(files.pid)
     port = _port_of(url)
     if port is not None and not can_bind(env.get("CITYBRAIN_WORKER_BIND", "127.0.0.1"), port):
