@@ -396,15 +396,16 @@ def demo_worker_lines(settings: Settings) -> list[str]:
                 f"log: {log})",
             ]
         running = f"{'demo worker':11} {'running':8} {url} (pid {pid})"
+        lag = consumer_lag_said(url)
+        lines += [running, *([f"{'':11} {lag}"] if lag else [])]
         changed = code_changed_since(pid) if pid is not None else []
         if changed:
             return [
                 *lines,
-                running,
                 f"{'':11} {code_changed_said(changed)}; "
                 f"`{command_line('stack', 'restart-worker')}` starts it again on the new code",
             ]
-        return [*lines, running]
+        return lines
     if state == "stopped":
         log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
         last = " ".join(last_record(tail(Path(log), 60)).split())
@@ -438,6 +439,33 @@ def demo_worker_lines(settings: Settings) -> list[str]:
             "worker cannot listen there: stop it where it was started"
         )
     return lines
+
+
+def consumer_lag_said(url: str) -> str | None:
+    """The demo's worker's consumer lag, read from its ``/metrics`` (the gauge
+    ``citybrain_consumer_lag``, messages per topic it consumes, summed over partitions):
+    ``consumer lag 0 messages: caught up on the 6 topics it reads``, or the total and each
+    topic behind, most first. None when the worker does not answer within 2 s or has not
+    measured it yet (starting). t189: an operator checking the lag had only the Java
+    ConsumerGroupCommand of docs/operations.md, whose ``--group citybrain`` is not a
+    demo's group (its app id is its topic prefix): "Group citybrain not found", with a
+    Java stack trace."""
+    from citybrain.demo import scrape
+
+    try:
+        metrics = scrape(f"{url}/metrics")
+    except (OSError, ValueError):
+        return None
+    mark = 'citybrain_consumer_lag{topic="'
+    lags = {k[len(mark) : -2]: v for k, v in metrics.items() if k.startswith(mark)}
+    if not lags:
+        return None
+    behind = sorted(((v, t) for t, v in lags.items() if v > 0), key=lambda p: (-p[0], p[1]))
+    if not behind:
+        return f"consumer lag 0 messages: caught up on the {len(lags)} topics it reads"
+    total = sum(v for v, _ in behind)
+    each = ", ".join(f"{t} {v:,.0f}" for v, t in behind)
+    return f"consumer lag {total:,.0f} messages behind ({each})"
 
 
 def stopped_demo_worker_failure(settings: Settings) -> str:
