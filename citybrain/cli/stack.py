@@ -560,11 +560,13 @@ def restart_demo_worker(settings: Settings) -> int:
     if state == "running" and frozen(pid := read_pid(files.pid)):
         # t168: "demo worker already running", exit 0, while it was stopped by a signal
         # and served nothing (`stack status` says frozen, exit 1): starting another is no
-        # cure either, its port and group are this one's.
+        # cure either, its port and group are this one's. A running worker is restarted
+        # (t189), a frozen one not: a debugger may hold it on purpose.
         raise CliError(
             f"the demo's worker (pid {pid}) on {url} is frozen, not stopped (stopped by "
             f"`kill -STOP` or a debugger: its runs get no deadlines or operator API): "
-            f"`kill -CONT {pid}` resumes it; restart-worker starts a worker that has exited",
+            f"`kill -CONT {pid}` resumes it (restart-worker leaves a frozen worker to you: "
+            "it may be held on purpose, by a debugger)",
             EXIT_FAILED,
         )
     running = read_pid(files.pid) if state == "running" else None
