@@ -244,6 +244,9 @@ class ConfigReload:
             return False
         playbooks = read.playbooks
         gone = set(ctx.playbooks) - set(playbooks)
+        # Said by name (t189: an operator who wrote a playbook and reloaded read "10
+        # playbooks", a count to compare with a number not on the screen).
+        added = set(playbooks) - set(ctx.playbooks)
         # Said before the swap: a control room must know when two runs will stand for one
         # incident (t125: a route added at the top regrouped every later route unsaid).
         regrouped = regrouped_routes(ctx.router, read.router)
@@ -303,13 +306,14 @@ class ConfigReload:
             log.warning("citybrain: configuration reload: %s", closed)
         log.info(
             "citybrain: configuration reloaded: %d playbooks from %s, routing from %s, "
-            "grid from %s%s, %s%s",
+            "grid from %s%s, %s%s%s",
             len(playbooks),
             settings.playbook_dir,
             settings.routing_file,
             settings.grid_file,
             " (changed)" if grid_changed else " (unchanged)",
             _tokens_said(read.tokens),
+            f"; new playbooks: {', '.join(sorted(added))}" if added else "",
             f"; playbooks no longer in the library: {', '.join(sorted(gone))} (their open "
             "runs are held: docs/playbooks.md, Runs of an edited library)"
             if gone

@@ -124,4 +124,16 @@ def _replay(args: argparse.Namespace, settings: Settings, topic: str) -> int:
             f"(partition {at_p}, offset {at_o}) with {counted(len(replay.headers) - 1, 'header')} "
             "of its own"
         )
+    # t189: an operator who fixed the cause (a sensor added to the grid, `stack reload`)
+    # and sent a dead letter back was told where it went, and nothing of how to learn
+    # whether the worker took it this time: the listing shows the old dead letter as before.
+    from citybrain.commands import command_line
+
+    listing = command_line("deadletters", "--prefix", settings.topic_prefix)
+    print(
+        f"a worker reading prefix {settings.topic_prefix} reads "
+        f"{'it' if len(replays) == 1 else 'them'} again: one it refuses again is a new dead "
+        f"letter whose ORIGIN is the offset above, listed by `{listing}` within seconds "
+        "(none new: it was taken)"
+    )
     return EXIT_OK

@@ -103,6 +103,7 @@ def run_details(run: dict[str, Any], names: dict[str, str], now: float) -> str:
         *_not_advancing(run, now),
         ("step", run.get("step") or _no_step(run)),
         ("kind", run.get("kind")),
+        *_sensor_and_labels(run),
         ("department", run.get("department")),
         ("created", f"{_local(created)} ({_ago(now - created)} ago)" if created else "-"),
         ("next deadline", _next_deadline(run, now)),
@@ -173,6 +174,29 @@ def undelivered_hint(runs: Sequence[Mapping[str, Any]], url: str | None = None) 
         f"up), of run{'s' if len(ids) > 1 else ''} {shown}: re-send with "
         f"`{api_command('runs', 'resend', 'RUN_ID', url=url)}`"
     )
+
+
+def _sensor_and_labels(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ``sensor`` line (a sensor run's ``sensor_id``) and the ``labels`` line (the
+    run's alert labels as matchers, ``name="value"`` each, space-separated as ``silences
+    list`` shows them): what ``silences add --matcher`` takes, as typed. t189: a night
+    operator told to silence a noisy sensor found no sensor id in ``runs show``, only its
+    cell and kind (the id was in ``--json`` alone), so a silence meant guessing the id
+    from the grid. A run without labels (one stored before they were) shows neither; a
+    label no silence can name (another tool's, docs/playbooks.md) is left out."""
+    from playbooks.routing import LABELS, Matcher
+
+    labels = run.get("labels")
+    if not isinstance(labels, dict) or not labels:
+        return []
+    shown = " ".join(
+        str(Matcher(str(k), "=", str(v)))
+        for k, v in labels.items()
+        if k in LABELS and isinstance(v, str | int | float) and str(v) != ""
+    )
+    sensor = labels.get("sensor_id")
+    lines = [("sensor", str(sensor))] if isinstance(sensor, str) and sensor else []
+    return [*lines, ("labels", shown or "-")]
 
 
 def _times(n: int) -> str:

@@ -396,15 +396,16 @@ def demo_worker_lines(settings: Settings) -> list[str]:
                 f"log: {log})",
             ]
         running = f"{'demo worker':11} {'running':8} {url} (pid {pid})"
+        lag = consumer_lag_said(url)
+        lines += [running, *([f"{'':11} {lag}"] if lag else [])]
         changed = code_changed_since(pid) if pid is not None else []
         if changed:
             return [
                 *lines,
-                running,
                 f"{'':11} {code_changed_said(changed)}; "
                 f"`{command_line('stack', 'restart-worker')}` starts it again on the new code",
             ]
-        return [*lines, running]
+        return lines
     if state == "stopped":
         log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
         last = " ".join(last_record(tail(Path(log), 60)).split())
@@ -438,6 +439,33 @@ def demo_worker_lines(settings: Settings) -> list[str]:
             "worker cannot listen there: stop it where it was started"
         )
     return lines
+
+
+def consumer_lag_said(url: str) -> str | None:
+    """The demo's worker's consumer lag, read from its ``/metrics`` (the gauge
+    ``citybrain_consumer_lag``, messages per topic it consumes, summed over partitions):
+    ``consumer lag 0 messages: caught up on the 6 topics it reads``, or the total and each
+    topic behind, most first. None when the worker does not answer within 2 s or has not
+    measured it yet (starting). t189: an operator checking the lag had only the Java
+    ConsumerGroupCommand of docs/operations.md, whose ``--group citybrain`` is not a
+    demo's group (its app id is its topic prefix): "Group citybrain not found", with a
+    Java stack trace."""
+    from citybrain.demo import scrape
+
+    try:
+        metrics = scrape(f"{url}/metrics")
+    except (OSError, ValueError):
+        return None
+    mark = 'citybrain_consumer_lag{topic="'
+    lags = {k[len(mark) : -2]: v for k, v in metrics.items() if k.startswith(mark)}
+    if not lags:
+        return None
+    behind = sorted(((v, t) for t, v in lags.items() if v > 0), key=lambda p: (-p[0], p[1]))
+    if not behind:
+        return f"consumer lag 0 messages: caught up on the {len(lags)} topics it reads"
+    total = sum(v for v, _ in behind)
+    each = ", ".join(f"{t} {v:,.0f}" for v, t in behind)
+    return f"consumer lag {total:,.0f} messages behind ({each})"
 
 
 def stopped_demo_worker_failure(settings: Settings) -> str:
@@ -479,7 +507,8 @@ def _port_of(url: str) -> int | None:
 def restart_demo_worker(settings: Settings) -> int:
     """`stack restart-worker`: start the last demo's worker again with every setting it
     ran with (demo.json), tracked by the stack as the demo's own was (its pid file and
-    log: `stack status` shows it, `stack down` stops it), and wait until it serves.
+    log: `stack status` shows it, `stack down` stops it), and wait until it serves; one
+    that runs is stopped first (SIGTERM), once every check has passed.
     CliError (1) while a demo runs or when no demo ran here; (3) when its Kafka does not
     answer or its port is taken; (1) when the demo's worker is frozen (``kill -STOP``).
     ``StackError`` (3) when it exits while starting."""
@@ -531,21 +560,17 @@ def restart_demo_worker(settings: Settings) -> int:
     if state == "running" and frozen(pid := read_pid(files.pid)):
         # t168: "demo worker already running", exit 0, while it was stopped by a signal
         # and served nothing (`stack status` says frozen, exit 1): starting another is no
-        # cure either, its port and group are this one's.
+        # cure either, its port and group are this one's. A running worker is restarted
+        # (t189), a frozen one not: a debugger may hold it on purpose.
         raise CliError(
             f"the demo's worker (pid {pid}) on {url} is frozen, not stopped (stopped by "
             f"`kill -STOP` or a debugger: its runs get no deadlines or operator API): "
-            f"`kill -CONT {pid}` resumes it; restart-worker starts a worker that has exited",
+            f"`kill -CONT {pid}` resumes it (restart-worker leaves a frozen worker to you: "
+            "it may be held on purpose, by a debugger)",
             EXIT_FAILED,
         )
     running = read_pid(files.pid) if state == "running" else None
     changed = code_changed_since(running) if running is not None else []
-    if running is not None and not changed:
-        print(
-            f"demo worker already running (pid {running}) on {url}, topic prefix "
-            f"{prefix}; `{command_line('stack', 'down')}` stops it"
-        )
-        return EXIT_OK
     env = restart_env(settings, doc)
     spawn_env = _restart_environment(env, recorded=isinstance(doc.get("worker_settings"), dict))
     host = env.get("CITYBRAIN_KAFKA_HOST", settings.kafka_host)
@@ -557,14 +582,17 @@ def restart_demo_worker(settings: Settings) -> int:
             EXIT_SERVICE,
         )
     if running is not None:
-        # After a pull or an edit: restarting is the way onto the new code (t174: "already
-        # running", and only `stack down`, Kafka too, or a kill, would have stopped it).
+        # A running worker is restarted, as the command says: after a pull or an edit it
+        # is the way onto the new code (t174), and an operator restarts a worker that
+        # misbehaves (t189: it answered "already running; `stack down` stops it", and
+        # `stack down` stops Kafka and Prometheus too, so only a kill restarted it).
         # Stopped once every check has passed, so a refusal leaves it serving.
-        print(
-            f"the demo's worker (pid {running}) on {url}: {code_changed_said(changed)}; "
-            "stopping it to start it again on the new code",
-            flush=True,
+        why = (
+            f"{code_changed_said(changed)}; stopping it to start it again on the new code"
+            if changed
+            else "stopping it (SIGTERM: it leaves its group at once) to start it again"
         )
+        print(f"the demo's worker (pid {running}) on {url}: {why}", flush=True)
         stop(files.pid)
     port = _port_of(url)
     if port is not None and not can_bind(env.get("CITYBRAIN_WORKER_BIND", "127.0.0.1"), port):

@@ -223,6 +223,10 @@ def test_a_dead_letter_carries_its_original_record_whole(
     assert main(["deadletters", "--prefix", pipeline.name, "--replay", where]) == EXIT_OK
     said = capsys.readouterr().out
     assert f"sent back to {readings}" in said and "with 7 headers of its own" in said
+    # t189 (fails on the old code): how to learn whether the worker took it this time.
+    last = said.splitlines()[-1]
+    assert last.startswith(f"a worker reading prefix {pipeline.name} reads it again: one it")
+    assert f"citybrain deadletters --prefix {pipeline.name}` within seconds" in last
     again = pipeline.read(
         "readings", lambda m: sum(r.value == bad_type and r.key == b"pack-7" for r in m) == 2
     )

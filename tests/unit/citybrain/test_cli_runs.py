@@ -92,6 +92,35 @@ def test_show_names_each_field() -> None:
     assert "acknowledged   no" in text
 
 
+def test_show_names_a_sensor_runs_sensor_and_its_labels_as_silence_matchers() -> None:
+    """t189: a night operator told to silence a noisy sensor found its cell and kind in
+    `runs show`, not its id (only `--json` had it). Fails on the old code: no such line."""
+    from playbooks.routing import parse_silence_matchers
+
+    labels = {
+        "grid_cell": "aarhus-seg-158655",
+        "kind": "traffic_speed",
+        "severity": "minor",
+        "sensor_id": "aarhus-158655-traffic_speed",
+        "source": "sensor",
+        "corroboration": "isolated",
+        "assessment": "suspected_sensor_fault",
+        "category": 'say"hi"\\',
+    }
+    other = {"team": "x"}  # another tool's label: no silence can name it here
+    lines = run_details({**RUN, "labels": {**labels, **other}}, NAMES, NOW).splitlines()
+    assert "sensor         aarhus-158655-traffic_speed" in lines
+    [shown] = [ln for ln in lines if ln.startswith("labels ")]
+    words = shown.split(None, 1)[1]
+    assert 'sensor_id="aarhus-158655-traffic_speed"' in words.split()
+    # Each is a matcher `silences add --matcher` takes, matching the label's own value.
+    matchers = [parse_silence_matchers(m)[0] for m in words.split(" ")]
+    assert {m.name: m.value for m in matchers} == labels  # quotes and backslashes escaped
+    # A run without labels (a citizen burst keeps its own; an old run none) adds no line.
+    bare = run_details(RUN, NAMES, NOW).splitlines()
+    assert not any(ln.startswith(("sensor ", "labels ")) for ln in bare)
+
+
 def test_show_lists_every_action_with_its_note_and_the_report_ids() -> None:
     done = {
         **RUN,

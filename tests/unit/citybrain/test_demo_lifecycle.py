@@ -549,7 +549,8 @@ def test_restart_worker_says_a_frozen_demo_worker_is_frozen_not_running(
         assert info.value.message == (
             f"the demo's worker (pid {pid}) on {url} is frozen, not stopped (stopped by "
             "`kill -STOP` or a debugger: its runs get no deadlines or operator API): "
-            f"`kill -CONT {pid}` resumes it; restart-worker starts a worker that has exited"
+            f"`kill -CONT {pid}` resumes it (restart-worker leaves a frozen worker to you: "
+            "it may be held on purpose, by a debugger)"
         )
     finally:
         os.kill(pid, signal.SIGKILL)

@@ -19,7 +19,11 @@ from streams.settings import REPO_ROOT
 MAKEFILE = (REPO_ROOT / "Makefile").read_text()
 TARGETS = set(re.findall(r"^([a-z][a-z-]*):", MAKEFILE, re.M))
 README = (REPO_ROOT / "README.md").read_text()
-PLACEHOLDER_IDS = {"RUN_ID": "grp-0123456789abcdef.1", "SILENCE_ID": "s-1"}
+PLACEHOLDER_IDS = {
+    "RUN_ID": "grp-0123456789abcdef.1",
+    "SILENCE_ID": "s-1",
+    "REPORT_ID": "nyc311-61279248",
+}
 
 
 def _sh_lines(text: str) -> list[str]:

@@ -113,6 +113,9 @@ def test_a_good_reload_swaps_playbooks_routing_and_engines_together(
         "configuration reloaded: 9 playbooks" in m and "no longer in the library: gas-leak" in m
         for m in said
     ), said
+    # t189 (fails on the old code): the new one by name, not only in the count.
+    [line] = [m for m in said if "configuration reloaded: 9 playbooks" in m]
+    assert "; new playbooks: crowd-surge-2" in line
 
 
 def test_a_changed_grid_is_reloaded_not_said_to_need_a_restart(

@@ -102,17 +102,39 @@ def test_stack_status_says_the_demo_worker_runs_older_code_and_the_way_on(
     assert stopped_demo_worker_failure(settings) == ""  # not a failure: status stays 0
 
 
-def test_restart_worker_on_a_worker_with_unchanged_code_leaves_it_running(
+def test_restart_worker_restarts_a_running_worker_with_unchanged_code(
     tmp_path: Path,
     checkout: Path,
     worker: subprocess.Popen[bytes],
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """t189: an operator restarting a worker was told "demo worker already running; `stack
+    down` stops it" (Kafka and Prometheus with it), exit 0, and nothing restarted. Fails on
+    the old code: that line, the worker left running."""
+    from citybrain import demo
+    from citybrain.cli import stack
     from citybrain.cli.stack import restart_demo_worker
 
+    started: list[list[str]] = []
+
+    def spawn(cmd: list[str], log: Path, pid_file: Path, env: object = None) -> int:
+        assert worker.poll() is not None, "started while the old worker still ran"
+        started.append(cmd)
+        return 1
+
+    monkeypatch.setattr(demo, "restart_env", lambda settings, doc: {})
+    monkeypatch.setattr(stack, "_restart_environment", lambda env, recorded: {})
+    monkeypatch.setattr(stack, "_answers", lambda host, port: True)  # its Kafka
+    monkeypatch.setattr(process, "spawn", spawn)
+    monkeypatch.setattr(demo, "wait_for_worker", lambda *args: None)
     assert restart_demo_worker(_demo(tmp_path, worker.pid)) == 0
-    assert "demo worker already running" in capsys.readouterr().out
-    assert alive(worker.pid)
+    out = capsys.readouterr().out
+    assert "already running" not in out and "stack down" not in out.split("started")[0]
+    assert f"the demo's worker (pid {worker.pid}) on http://127.0.0.1:16766: stopping it" in out
+    assert "demo worker started (pid 1)" in out
+    assert worker.wait(timeout=10) == -signal.SIGTERM
+    assert started and started[0][-1] == "worker"
 
 
 def test_restart_worker_stops_a_worker_older_than_the_code_and_starts_it_again(
