@@ -255,7 +255,9 @@ class BoundedServer(web.Server):
         told = self._evictions.evicted(now)
         if told:
             limit = self.bounds.max_connections
-            log.warning("web: %s", eviction_line("the worker", limit, told, peer, now - since))
+            log.warning(
+                "citybrain: web: %s", eviction_line("the worker", limit, told, peer, now - since)
+            )
         return True
 
     def _next_room(self) -> tuple[BoundedRequestHandler, tuple[int, float]] | None:

@@ -293,7 +293,7 @@ def test_a_connection_past_the_cap_takes_the_place_of_the_one_waiting_longest(
     assert set(refused) == {"timeout"} and len(refused) <= 3, refused
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith(
-        "web: the worker had all its 3 connections open (CITYBRAIN_HTTP_MAX_CONNECTIONS): "
+        "citybrain: web: the worker had all its 3 connections open (CITYBRAIN_HTTP_MAX_CONNECTIONS): "
         "closed 1 that had sent no whole request for a while to serve new ones (the last "
         "from 127.0.0.1, after 1."
     ), line
@@ -479,6 +479,6 @@ def test_a_body_dripped_past_the_cap_gives_its_place_to_a_new_connection(
     with caplog.at_level("WARNING", logger="streams.web_server"):
         refused = serve(Bounds(timeout=30, max_connections=3), scenario)
     assert "busy" not in refused and "timeout" in refused, refused
-    assert [r.getMessage()[:40] for r in caplog.records] == [
-        "web: the worker had all its 3 connection"
+    assert [r.getMessage()[:51] for r in caplog.records] == [
+        "citybrain: web: the worker had all its 3 connection"
     ]
