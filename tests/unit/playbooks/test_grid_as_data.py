@@ -120,7 +120,7 @@ def _boundary(geometry: str) -> str:
             "expected visible text",
         ),
         (
-            "version: 1\n" + CELLS + 'sensors:\n  - {id: x, kind: pm25, unit: ug/m3, '
+            "version: 1\n" + CELLS + "sensors:\n  - {id: x, kind: pm25, unit: ug/m3, "
             'cell: "k\\u2029"}\n',
             9,
             "sensors entry 1: cell is 'k\\u2029', which holds a paragraph separator (U+2029)",
@@ -132,7 +132,7 @@ def _boundary(geometry: str) -> str:
             "sensors entry 1: unit is 'ug/m3\\x85', which holds a control character (U+0085)",
         ),
         (
-            "version: 1\n" + CELLS + 'sensors:\n  - {id: x, kind: pm25, unit: ug/m3, '
+            "version: 1\n" + CELLS + "sensors:\n  - {id: x, kind: pm25, unit: ug/m3, "
             'cell: "\\u2067k"}\n',
             9,
             "sensors entry 1: cell is '\\u2067k', which holds an invisible format character "
