@@ -51,7 +51,7 @@ def ask(
             "GET",
             "/api/v1/runs?stauts=open",
             "query parameter \"stauts\" is 'open': /api/v1/runs takes no such parameter "
-            "(it takes status) (did you mean 'status'?)",
+            "(it takes status, limit, cursor) (did you mean 'status'?)",
         ),
         (
             "GET",
