@@ -336,7 +336,7 @@ def cursor_text(key: tuple[Any, ...]) -> str:
     return _CURSOR_PREFIX + raw
 
 
-def page_cursor(text: str | None, shape: tuple[type, ...]) -> tuple[Any, ...] | None:
+def page_cursor(text: str | None, shape: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The sort key a ``cursor`` query parameter stands for (None: the first page), its
     parts of the types of ``shape``; ``ApiError`` 400 naming it and its value for text
     no page of this list gave (cut, edited, or another list's)."""
