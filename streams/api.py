@@ -1866,7 +1866,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
-            query(request)
+            given = query(request, ("limit", "cursor"))
+            limit = page_limit(given.get("limit"))
+            after = page_cursor(given.get("cursor"), (str,))
             await no_body(request, "it only lists; it takes no filter")
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
@@ -1889,7 +1891,13 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 )
                 for k, v in stored_items(ctx.silences)
             ]
-            return self.json({"silences": items})
+            # Paged as the runs are (t186): up to 10,000 silences in force and those
+            # ended within 120 h, each up to 64 KB of matchers, came in one body. By id,
+            # which a silence keeps: a page is stable while silences are added.
+            page, cursor = paged(items, lambda item: (str(item["id"]),), limit, after)
+            return self.json(
+                {"silences": page, "next": next_link(f"{PREFIX}/silences", given, cursor)}
+            )
 
         @handled
         async def post(self, request: Request) -> Response:

@@ -635,3 +635,21 @@ def test_an_empty_comment_on_an_answer_is_refused_naming_the_option(
         f"citybrain: --comment is {said}: give the reporter's comment, or leave --comment "
         "out to relay the answer without one\n"
     )
+
+
+def test_silences_list_follows_every_page(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t186: GET /silences is paged; `silences list` reads every page."""
+    silence = {"author": "op", "matchers": ['kind="pm25"'], "starts_at": 1.0, "ends_at": 9e9}
+    pages = {
+        "/silences": {
+            "silences": [{**silence, "id": "s-1"}],
+            "next": "/api/v1/silences?cursor=c1.a",
+        },
+        "/silences?cursor=c1.a": {"silences": [{**silence, "id": "s-2"}], "next": None},
+    }
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    assert main(["silences", "list"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("2 silences") and "s-1" in out and "s-2" in out

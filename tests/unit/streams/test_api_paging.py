@@ -137,3 +137,39 @@ def test_a_page_merges_keys_from_many_lists_as_one() -> None:
     parts = [paged(items[w::3], lambda i: i["k"], 5, None)[0] for w in range(3)]
     merged, cursor = paged([i for part in parts for i in part], lambda i: i["k"], 5, None)
     assert merged == whole and cursor is not None
+
+
+def test_the_silences_list_is_paged_by_id_and_stable_while_silences_are_added(
+    tmp_path: Path,
+) -> None:
+    """Up to 10,000 silences in force, and those ended within 120 h, each with up to
+    64 KB of matchers, came in one body."""
+    ctx = context(tmp_path)
+
+    def store(name: str) -> None:
+        doc = {
+            "id": name,
+            "matchers": [f'alert_id="{name}"'],
+            "starts_at": 1.0,
+            "ends_at": 9e9,
+            "author": "op",
+            "reason": "r",
+        }
+        ctx.silences.data[name.encode()] = doc
+
+    for n in range(7):
+        store(f"s{n}")
+
+    def more(i: int) -> None:
+        if i == 1:
+            store("s00")  # sorts before the cursor: the next traversal lists it
+            store("s9")
+
+    answers = get(
+        ctx, ["/api/v1/silences?limit=3", "NEXT", "NEXT", "/api/v1/silences?limit=x"], more
+    )
+    assert [status for status, _ in answers] == [200, 200, 200, 400]
+    listed = [s["id"] for _, doc in answers[:3] for s in doc["silences"]]
+    assert listed == ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s9"]
+    assert answers[2][1]["next"] is None
+    assert answers[3][1]["error"].startswith("query parameter \"limit\" is 'x': expected a whole")
