@@ -389,6 +389,11 @@ def next_link(path: str, query: Mapping[str, str], cursor: str | None) -> str | 
     return f"{path}?{urllib.parse.urlencode({**query, 'cursor': cursor})}"
 
 
+def _alert_sort_key(alert: Any) -> tuple[str]:
+    """A firing alert's place in the alerts list: by its id."""
+    return (str(alert.get("alert_id", "")) if isinstance(alert, Mapping) else "",)
+
+
 def run_sort_key(run: Mapping[str, Any]) -> tuple[float, str]:
     """A listed run's place in the runs list: oldest first, by id within a second."""
     created = run.get("created_at")
@@ -1854,12 +1859,18 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
-            query(request)
+            given = query(request, ("limit", "cursor"))
+            limit = page_limit(given.get("limit"))
+            after = page_cursor(given.get("cursor"), (str,))
             await no_body(request, "it only lists; it takes no filter")
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet("the firing alerts", reason)
-            return self.json({"firing": [v for _, v in ctx.firing.items()]})
+            # Paged as the runs are (t186): a flood fires an alert per sensor and cell,
+            # every one in one body before. By alert id, which an alert keeps.
+            firing = [v for _, v in ctx.firing.items()]
+            page, cursor = paged(firing, _alert_sort_key, limit, after)
+            return self.json({"firing": page, "next": next_link(f"{PREFIX}/alerts", given, cursor)})
 
     @app.page(f"{PREFIX}/silences")
     class SilencesView(ApiView):

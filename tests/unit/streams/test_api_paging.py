@@ -173,3 +173,17 @@ def test_the_silences_list_is_paged_by_id_and_stable_while_silences_are_added(
     assert listed == ["s0", "s1", "s2", "s3", "s4", "s5", "s6", "s9"]
     assert answers[2][1]["next"] is None
     assert answers[3][1]["error"].startswith("query parameter \"limit\" is 'x': expected a whole")
+
+
+def test_the_firing_alerts_are_paged_by_id(tmp_path: Path) -> None:
+    """A flood fires an alert per sensor and cell: every one came in one body."""
+    ctx = context(tmp_path)
+    for n in range(5):
+        alert = {"alert_id": f"al-{n}", "kind": "pm25", "grid_cell": "c-bridge"}
+        ctx.firing.data[f"al-{n}".encode()] = alert
+    answers = get(ctx, ["/api/v1/alerts?limit=2", "NEXT", "NEXT", "/api/v1/alerts?cursor=x"])
+    assert [status for status, _ in answers] == [200, 200, 200, 400]
+    listed = [a["alert_id"] for _, doc in answers[:3] for a in doc["firing"]]
+    assert listed == [f"al-{n}" for n in range(5)]
+    assert answers[2][1]["next"] is None
+    assert answers[3][1]["error"].startswith("query parameter \"cursor\" is 'x': not a cursor")
