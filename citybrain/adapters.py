@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from dashboards.yamltext import yaml_text
+from playbooks.errors import name_fault
 from playbooks.grid import DEFAULT_KINDS
 from streams.csvfile import (
     BadRow,
@@ -222,6 +223,14 @@ def _iso(ts: pd.Series) -> pd.Series:
     return ts.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def unit_words(name: str) -> str:
+    """A cell's display name as words of the unit named after it: a line or paragraph
+    separator, NEL or other character a unit may not hold (``name_fault``; the source
+    data's names may hold them, t169) as one space, so the grid it builds loads (t186:
+    a unit is a name the loader refuses them in)."""
+    return " ".join("".join(" " if name_fault(c) else c for c in name).split()) or "unnamed"
+
+
 class GridBuilder:
     """Collects cells (deduplicated) and sensor registrations for the grid file."""
 
@@ -246,7 +255,7 @@ class GridBuilder:
                     "id": cell_id,
                     "level": level,
                     "name": name,
-                    "unit": f"{name} {level} duty office",
+                    "unit": f"{unit_words(name)} {level} duty office",
                 }
                 if parent is not None:
                     entry["parent"] = parent

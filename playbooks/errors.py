@@ -5,6 +5,7 @@ import difflib
 import json
 import re
 import reprlib
+import unicodedata
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -40,6 +41,38 @@ def shown(value: Any) -> str:
         # YAML's date or time (2026-10-01): as written, not datetime.date(2026, 10, 1).
         return str(value)
     return _CLIP.repr(value)
+
+
+# What a character a name may not hold is called, by Unicode category (``name_fault``).
+_NOT_IN_NAMES = {
+    "Cc": "a control character",  # C0 and C1 controls: ESC, NUL, NEL (U+0085), \x1c-\x1e
+    "Cf": "an invisible format character",  # zero-width, BOM, bidi controls (U+202E, U+2066)
+    "Zl": "a line separator",  # U+2028
+    "Zp": "a paragraph separator",  # U+2029
+    "Cs": "a lone surrogate",  # from a JSON escape \ud800 or surrogateescape
+}
+# Bidirectional controls, named as such: each reorders how the text after it is shown.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def name_fault(text: str) -> str | None:
+    """What an operator-written name (a grid id, a playbook's name or step id, a
+    department, a token's name: the audit's actor and a silence's author) may not hold,
+    and ``text`` does, as ``an invisible format character (U+202E, a bidirectional
+    control)`` or ``a line separator (U+2028)``; None when it holds none.
+
+    Refused: control characters (NEL among them), format characters (zero-width ones and
+    the bidirectional controls, which show the text in another order than it is), the
+    line and paragraph separators U+2028 and U+2029 (``str.splitlines()``, JavaScript
+    and YAML break lines there: a name holding one cut log lines, the audit's rows and
+    `runs show` in two, t186) and lone surrogates. One check for every such name: before
+    t186 each place had its own, and U+2028/U+2029 passed them all."""
+    for c in text:
+        what = _NOT_IN_NAMES.get(unicodedata.category(c))
+        if what is not None:
+            bidi = ", a bidirectional control" if c in _BIDI else ""
+            return f"{what} (U+{ord(c):04X}{bidi})"
+    return None
 
 
 class PlaybookError(Exception):

@@ -33,6 +33,7 @@ from playbooks.errors import (
     RoutingConfigError,
     closest,
     did_you_mean,
+    name_fault,
     quote_hint,
     shown,
 )
@@ -756,15 +757,16 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
                 "expected printable text",
                 (section, i, key),
             )
-        if key in ("unit", "kind", "id", "cell", "parent") and any(
-            unicodedata.category(c) == "Cf" for c in text
-        ):
+        fault = name_fault(text) if key in ("unit", "kind", "id", "cell", "parent") else None
+        if fault is not None:
             # A zero-width space, joiner, byte-order mark or direction mark is invisible:
             # 's1\u200b' looks like the 's1' a feed sends, and every reading of it was
-            # dead-lettered (unknown_sensor, bad_unit) with no visible cause (t54).
+            # dead-lettered (unknown_sensor, bad_unit) with no visible cause (t54). A
+            # U+2028, U+2029 or NEL cut every log line and audit row naming the id in two,
+            # and only an id's control characters were refused (t186).
             raise GridError(
-                f"{section} entry {i + 1}: {key} is {shown(text)}, which holds an invisible "
-                "format character (zero-width or direction mark), expected visible text",
+                f"{section} entry {i + 1}: {key} is {shown(text)}, which holds {fault}, "
+                "expected visible text",
                 (section, i, key),
             )
         if key == "id" and ('"' in text or "\\" in text):

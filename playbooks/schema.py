@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -23,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from playbooks.errors import did_you_mean, shown
+from playbooks.errors import did_you_mean, name_fault, shown
 from playbooks.grid import LEVELS
 
 # Prometheus' model.Duration (prometheus/common model/time.go, ParseDuration), the syntax
@@ -107,7 +106,9 @@ def _name(value: str) -> str:
     """A playbook's name, a step's id or a playbook's department, as the grid's ids are
     checked (loader._text): non-empty, without leading or trailing spaces, control
     characters (an ESC reached the terminal of whoever read the audit, a log or `runs
-    show`) or invisible format characters (a zero-width space). Raises ValueError naming
+    show`), invisible format characters (a zero-width space, a bidirectional control) or
+    line and paragraph separators (U+2028, U+2029: t186), as ``errors.name_fault`` says
+    with the character (U+XXXX). Raises ValueError naming
     the value. Before t122 each was taken: ``playbook: ''`` or ``'probe '`` passed the
     check, and no route could name it (``playbook: ''`` is refused, ``probe`` is not
     ``'probe '``)."""
@@ -115,13 +116,9 @@ def _name(value: str) -> str:
         raise ValueError(f"is {shown(value)}, expected non-empty text")
     if value != value.strip():
         raise ValueError(f"is {shown(value)}, expected text without leading or trailing spaces")
-    for c in value:
-        category = unicodedata.category(c)
-        if category in ("Cc", "Cf"):
-            what = "a control character" if category == "Cc" else "an invisible format character"
-            raise ValueError(
-                f"is {shown(value)}, which holds {what} (U+{ord(c):04X}), expected printable text"
-            )
+    fault = name_fault(value)
+    if fault is not None:
+        raise ValueError(f"is {shown(value)}, which holds {fault}, expected printable text")
     return value
 
 

@@ -13,6 +13,9 @@ within ``API_KAFKA_WAIT`` seconds (streams/context.py). Documented in docs/opena
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+import bisect
 import contextlib
 import difflib
 import hashlib
@@ -20,6 +23,7 @@ import logging
 import math
 import re
 import time
+import urllib.parse
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -301,6 +305,105 @@ def silence_already_expired(doc: Any, now: float) -> dict[str, Any] | None:
     if not isinstance(ends, int | float) or isinstance(ends, bool) or ends > now:
         return None
     return {"action": "expire", "by": doc.get("expired_by"), "at": ends}
+
+
+# Paging of the lists that grow (runs, silences): at most PAGE_DEFAULT items a page
+# unless ``limit`` asks for another number, at most PAGE_MAX. Before t186 GET /runs
+# answered every run of every worker in one body: a city's closed runs grow without end.
+PAGE_DEFAULT = 500
+PAGE_MAX = 1000
+# The cursor's form: "c1." and the last listed item's sort key as base64url JSON; opaque
+# to clients, who give back the ``next`` link as given.
+_CURSOR_PREFIX = "c1."
+
+
+def page_limit(text: str | None) -> int:
+    """A request's ``limit`` query parameter (None: ``PAGE_DEFAULT``); ``ApiError`` 400
+    naming it and its value unless it is a whole number from 1 to ``PAGE_MAX``."""
+    if text is None:
+        return PAGE_DEFAULT
+    if re.fullmatch(r"[0-9]{1,7}", text) is None or not 1 <= int(text) <= PAGE_MAX:
+        raise ApiError(
+            400,
+            f'query parameter "limit" is {show(text)}: expected a whole number from 1 to '
+            f"{PAGE_MAX:,} (items a page; {PAGE_DEFAULT:,} when left out)",
+        )
+    return int(text)
+
+
+def cursor_text(key: tuple[Any, ...]) -> str:
+    """The opaque cursor that lists what sorts after ``key`` (an item's sort key)."""
+    raw = base64.urlsafe_b64encode(orjson.dumps(list(key))).decode("ascii").rstrip("=")
+    return _CURSOR_PREFIX + raw
+
+
+def page_cursor(text: str | None, shape: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The sort key a ``cursor`` query parameter stands for (None: the first page), its
+    parts of the types of ``shape``; ``ApiError`` 400 naming it and its value for text
+    no page of this list gave (cut, edited, or another list's)."""
+    if text is None:
+        return None
+    try:
+        if not text.startswith(_CURSOR_PREFIX):
+            raise ValueError
+        raw = text[len(_CURSOR_PREFIX) :]
+        key = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if not isinstance(key, list) or len(key) != len(shape):
+            raise ValueError
+        for part, kind in zip(key, shape, strict=True):
+            if not isinstance(part, kind) or isinstance(part, bool):
+                raise ValueError
+    except (ValueError, TypeError, orjson.JSONDecodeError, binascii.Error):
+        raise ApiError(
+            400,
+            f'query parameter "cursor" is {show(text)}: not a cursor this list gave (give '
+            "the next link of the page before as it is, or leave cursor out for the first "
+            "page)",
+        ) from None
+    return tuple(key)
+
+
+def paged(
+    items: list[dict[str, Any]],
+    key: Callable[[dict[str, Any]], tuple[Any, ...]],
+    limit: int,
+    after: tuple[Any, ...] | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The page of ``items`` (any order) that sorts by ``key`` right after ``after``
+    (None: from the first), at most ``limit`` of them, and the cursor of the next page
+    (None on the last). Keyed by what an item keeps (a run's ``created_at`` and id, a
+    silence's id), a page is stable while items are added: none is listed twice or
+    passed over for being added between two pages (one added before the cursor is
+    listed by the next traversal)."""
+    ordered = sorted((key(item), n) for n, item in enumerate(items))
+    start = 0 if after is None else bisect.bisect_right(ordered, (after, len(items)))
+    chosen = ordered[start : start + limit]
+    more = start + limit < len(ordered)
+    return [items[n] for _, n in chosen], cursor_text(chosen[-1][0]) if more else None
+
+
+def next_link(path: str, query: Mapping[str, str], cursor: str | None) -> str | None:
+    """The ``next`` link of a page: ``path`` with the request's other parameters and
+    the next page's ``cursor``, None on the last page."""
+    if cursor is None:
+        return None
+    return f"{path}?{urllib.parse.urlencode({**query, 'cursor': cursor})}"
+
+
+def _alert_sort_key(alert: Any) -> tuple[str]:
+    """A firing alert's place in the alerts list: by its id."""
+    return (str(alert.get("alert_id", "")) if isinstance(alert, Mapping) else "",)
+
+
+def run_sort_key(run: Mapping[str, Any]) -> tuple[float, str]:
+    """A listed run's place in the runs list: oldest first, by id within a second."""
+    created = run.get("created_at")
+    at = (
+        float(created)
+        if isinstance(created, int | float) and not isinstance(created, bool)
+        else 0.0
+    )
+    return (at, str(run.get("run_id", "")))
 
 
 # Request bodies are flat (a few fields, a list of matchers). Deeper nesting is refused
@@ -1552,7 +1655,10 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
-            status = query(request, ("status",)).get("status")
+            given = query(request, ("status", "limit", "cursor"))
+            status = given.get("status")
+            limit = page_limit(given.get("limit"))
+            after = page_cursor(given.get("cursor"), (float | int, str))
             await no_body(request, "give a status as a query parameter, ?status=open")
             if status is not None and status not in LIST_STATUSES:
                 raise ApiError(
@@ -1576,7 +1682,13 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 runs = [r for r in runs if r.get("reopened", 0) > 0]
             elif status:
                 runs = [r for r in runs if r["status"] == status]
-            return self.json({"runs": sorted(runs, key=lambda r: r["created_at"])})
+            # Each worker answers its own page (the query passed on), so the first
+            # ``limit`` after the cursor of all of them are among what they answered.
+            page, cursor = paged(runs, run_sort_key, limit, after)
+            doc: dict[str, Any] = {"runs": page, "next": None}
+            if cursor is not None:
+                doc["next"] = next_link(f"{PREFIX}/runs", given, cursor)
+            return self.json(doc)
 
     @app.page(f"{PREFIX}/runs/{{run_id}}")
     class RunView(ApiView):
@@ -1751,19 +1863,27 @@ def register_api(app: faust.App, ctx: Context) -> None:
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
-            query(request)
+            given = query(request, ("limit", "cursor"))
+            limit = page_limit(given.get("limit"))
+            after = page_cursor(given.get("cursor"), (str,))
             await no_body(request, "it only lists; it takes no filter")
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
                 raise not_yet("the firing alerts", reason)
-            return self.json({"firing": [v for _, v in ctx.firing.items()]})
+            # Paged as the runs are (t186): a flood fires an alert per sensor and cell,
+            # every one in one body before. By alert id, which an alert keeps.
+            firing = [v for _, v in ctx.firing.items()]
+            page, cursor = paged(firing, _alert_sort_key, limit, after)
+            return self.json({"firing": page, "next": next_link(f"{PREFIX}/alerts", given, cursor)})
 
     @app.page(f"{PREFIX}/silences")
     class SilencesView(ApiView):
         @handled
         async def get(self, request: Request) -> Response:
             await authorize(self, request, "read")
-            query(request)
+            given = query(request, ("limit", "cursor"))
+            limit = page_limit(given.get("limit"))
+            after = page_cursor(given.get("cursor"), (str,))
             await no_body(request, "it only lists; it takes no filter")
             reason = ctx.reading_back(partitioned=False)
             if reason is not None:
@@ -1786,7 +1906,13 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 )
                 for k, v in stored_items(ctx.silences)
             ]
-            return self.json({"silences": items})
+            # Paged as the runs are (t186): up to 10,000 silences in force and those
+            # ended within 120 h, each up to 64 KB of matchers, came in one body. By id,
+            # which a silence keeps: a page is stable while silences are added.
+            page, cursor = paged(items, lambda item: (str(item["id"]),), limit, after)
+            return self.json(
+                {"silences": page, "next": next_link(f"{PREFIX}/silences", given, cursor)}
+            )
 
         @handled
         async def post(self, request: Request) -> Response:

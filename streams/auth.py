@@ -17,7 +17,6 @@ import hmac
 import os
 import re
 import stat
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from playbooks.encodings import not_utf8_guess, wide_encoding
-from playbooks.errors import did_you_mean, shown
+from playbooks.errors import did_you_mean, name_fault, shown
 from playbooks.routing import MAX_SILENCE_AUTHOR_CHARS
 from streams.errors import SettingsError
 
@@ -289,12 +288,16 @@ class TokenStore:
             who = entry["name"]
             if isinstance(who, int) and not isinstance(who, bool):
                 who = str(who)  # `name: 7` is read as its digits, as a grid's ids
-            if (
-                not isinstance(who, str)
-                or not who.strip()
-                or who != who.strip()
-                or any(unicodedata.category(c) in ("Cc", "Cf") for c in who)
-            ):
+            fault = name_fault(who) if isinstance(who, str) else None
+            if fault is not None:
+                # One check for every name an operator writes (t186: a U+2028 or U+2029
+                # passed, and cut each log line and audit row naming the token in two).
+                raise SettingsError(
+                    f"{at('name')}: name is {shown(who)}, which holds {fault}; expected "
+                    "non-empty text without leading or trailing spaces, control or "
+                    "invisible format characters, line or paragraph separators"
+                )
+            if not isinstance(who, str) or not who.strip() or who != who.strip():
                 # The name is the audit record's actor (who acknowledged, who silenced):
                 # `name: ~` was the actor "None", a list "['a', 'b']", and a newline or an
                 # escape sequence went into every log line that names it (t54).

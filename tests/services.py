@@ -303,6 +303,16 @@ class Pipeline:
         deadline = time.monotonic() + timeout
         while True:
             status, body = self.api("GET", path, token, port=port)
+            # A paged list (GET /runs, /silences: t186) read whole, its pages' items
+            # in the first page's list.
+            while status == 200 and isinstance(body.get("next"), str):
+                status, more = self.api(
+                    "GET", body["next"].removeprefix("/api/v1"), token, port=port
+                )
+                for key, value in more.items():
+                    if isinstance(value, list):
+                        body[key] = [*body.get(key, []), *value]
+                body["next"] = more.get("next") if status == 200 else None
             if until(status, body) or time.monotonic() > deadline:
                 return status, body
             time.sleep(0.1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from citybrain.cli.api import _api, _print_json, api_command, listed
+from citybrain.cli.api import _print_json, all_pages, api_command, listed
 from citybrain.cli.base import EXIT_OK
 from citybrain.text import cell, counted, display_width, pad
 
@@ -61,8 +61,9 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     """``alerts list``: prints the headline and the table, or with ``--json`` the API's
     document (``{"firing": [{label: value, …}, …]}``) as it is. Exit 0; the API's
     refusals and an unreachable worker are ``CliError`` (1, 3) as for ``runs``."""
-    doc = _api(args, "GET", "/alerts")
-    alerts = listed(doc, "firing", args.url, "/alerts")  # a worker's, even for --json
+    # Every page (t186: the list is paged), each a worker's answer, even for --json.
+    doc = all_pages(args, "/alerts", "firing")
+    alerts = listed(doc, "firing", args.url, "/alerts")
     if args.json:
         _print_json(doc)
         return EXIT_OK

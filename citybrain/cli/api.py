@@ -253,6 +253,37 @@ def listed(doc: Any, key: str, url: str | None, path: str) -> list[Any]:
     )
 
 
+# Pages a listing follows at most (of up to 1,000 items each, the API's PAGE_MAX): a
+# server whose next links went round in a loop is stopped, not followed for ever.
+MAX_PAGES = 10_000
+
+
+def all_pages(args: argparse.Namespace, path: str, key: str) -> dict[str, Any]:
+    """Every page of a paged listing (``GET /runs``, t186): the first page's answer with
+    ``key`` holding the items of all its pages, followed by each answer's ``next`` link
+    until it is null (a worker before t186 answers one page, with no ``next``). Each page
+    is checked as ``listed`` checks it. CliError (status 1) for a ``next`` link that is
+    not under the API's path, or one given twice (a loop)."""
+    doc = _api(args, "GET", path)
+    items = listed(doc, key, args.url, path)
+    seen: set[str] = set()
+    page = doc
+    while isinstance(page, dict) and isinstance(page.get("next"), str):
+        link = page["next"]
+        if not link.startswith("/api/v1/") or link in seen or len(seen) >= MAX_PAGES:
+            raise CliError(
+                f"the server at {api_base(args.url)} answered GET /api/v1{path} with a next "
+                f"page {link[:120]!r} that "
+                + ("it gave before (a loop)" if link in seen else "is not a page of its list")
+                + f"; {len(items):,} {key} read",
+                EXIT_FAILED,
+            )
+        seen.add(link)
+        page = _api(args, "GET", link.removeprefix("/api/v1"))
+        items += listed(page, key, args.url, path)
+    return {**doc, key: items, "next": None}
+
+
 def same_action_again(args: argparse.Namespace, key: str, given_key: str | None) -> str:
     """The hint to retry an action whose outcome is unknown as the same action: the
     command again with its Idempotency-Key (the token left out, as everywhere)."""
@@ -429,10 +460,21 @@ def known_id_hint(base: str, token: str, path: str, argv: Sequence[str]) -> str:
     listing, given = parts[1], urllib.parse.unquote(parts[2])
     key = "run_id" if listing == "runs" else "id"
     headers = {"Authorization": f"Bearer {token}"}
-    request = urllib.request.Request(f"{base}/api/v1/{listing}", headers=headers)
+    items: list[Any] = []
+    link: Any = f"/api/v1/{listing}"
+    deadline = time.monotonic() + 5
     try:
-        with _no_redirects().open(request, timeout=5) as resp:
-            items = json.load(resp).get(listing, [])
+        # Every page of a paged list (t186: GET /runs answers 500 runs a page, the
+        # oldest first, and a recent run was never suggested), within the 5 s in all.
+        while isinstance(link, str) and link.startswith("/api/v1/"):
+            request = urllib.request.Request(base + link, headers=headers)
+            wait = deadline - time.monotonic()
+            if wait <= 0:
+                break
+            with _no_redirects().open(request, timeout=wait) as resp:
+                doc = json.load(resp)
+            items += doc.get(listing, [])
+            link = doc.get("next")
         ids = [str(item[key]) for item in items if isinstance(item, dict) and item.get(key)]
     except Exception:  # only a suggestion: the 404 is the answer
         return ""

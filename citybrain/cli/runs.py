@@ -16,6 +16,7 @@ from citybrain.cli.api import (
     _next_deadline,
     _print_json,
     _segment,
+    all_pages,
     api_command,
     api_now,
     listed,
@@ -448,8 +449,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         )
 
     if args.action == "list":
-        doc = _api(args, "GET", "/runs" + (f"?status={args.status}" if args.status else ""))
-        listed(doc, "runs", args.url, "/runs")  # a worker's answer, even for --json
+        # Every page (t186: the list is paged), each a worker's answer, even for --json.
+        doc = all_pages(args, "/runs" + (f"?status={args.status}" if args.status else ""), "runs")
     elif args.action == "show":
         doc = _api(args, "GET", f"/runs/{_segment(args.run_id, 'RUN_ID')}")
     elif args.action == "answer":

@@ -13,7 +13,15 @@ from citybrain.text import cell, counted, display_width, pad, shown_lines
 if TYPE_CHECKING:
     from playbooks.grid import Grid
 
-from citybrain.cli.api import _api, _print_json, _segment, api_command, api_now, listed
+from citybrain.cli.api import (
+    _api,
+    _print_json,
+    _segment,
+    all_pages,
+    api_command,
+    api_now,
+    listed,
+)
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _settings, _zone
 
 
@@ -224,8 +232,8 @@ def cmd_silences(args: argparse.Namespace) -> int:
             raise CliError("--reason is empty: say why, for the audit trail")
         warnings += _grid_silence_warnings(args.matcher)
     if args.action == "list":
-        doc = _api(args, "GET", "/silences")
-        listed(doc, "silences", args.url, "/silences")  # a worker's answer, even for --json
+        # Every page (t186: the list is paged), each a worker's answer, even for --json.
+        doc = all_pages(args, "/silences", "silences")
     elif args.action == "expire":
         doc = _api(args, "DELETE", f"/silences/{_segment(args.silence_id, 'SILENCE_ID')}")
     else:

@@ -439,22 +439,45 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def fresh_log(log_file: Path) -> None:
-    """Move a non-empty ``log_file`` to ``<log_file>.1`` (replacing it), creating its folder:
-    a start's log then holds that start's lines only."""
+# The logs ``spawn`` writes (the demo's worker.log, prometheus.log, mosquitto.log, Kafka's
+# kafka.out) are rolled as Kafka's server.log is (t176): past LOG_MB into <log>.1 (the
+# newest) to <log>.LOG_FILES, so at most (LOG_FILES + 1) * LOG_MB MB each. They grew
+# without bound for as long as the process ran (t186).
+LOG_MB = 100
+LOG_FILES = 5
+
+
+def fresh_log(log_file: Path, files: int = LOG_FILES) -> None:
+    """Move a non-empty ``log_file`` to ``<log_file>.1``, the older ones up to
+    ``<log_file>.<files>`` (the oldest dropped), creating its folder: a start's log then
+    holds that start's lines only, and the rolled files of the start before are kept."""
+    from citybrain.stack.logroll import shift
+
     log_file.parent.mkdir(parents=True, exist_ok=True)
     if log_file.exists() and log_file.stat().st_size:
+        shift(log_file, files)
         log_file.replace(log_file.with_name(log_file.name + ".1"))
 
 
-def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
+def spawn(
+    cmd: list[str],
+    log_file: Path,
+    pid_file: Path,
+    env: dict[str, str] | None = None,
+    max_bytes: int | None = None,
+    files: int = LOG_FILES,
+) -> int:
     """Start ``cmd`` in its own session, its output to a fresh ``log_file`` (the previous
     start's kept as ``<log_file>.1``), its pid written to ``pid_file``; the pid.
 
     A fresh log per start: appended across starts, a process that failed before writing
-    a line was explained by the tail of the run before it (the demo's worker, Kafka)."""
-    fresh_log(log_file)
-    with log_file.open("wb") as log:
+    a line was explained by the tail of the run before it (the demo's worker, Kafka).
+    The log is bounded while the process runs (``citybrain/stack/logroll.py``, a small
+    script started beside it): past ``max_bytes`` (default ``LOG_MB`` MB) it is rolled
+    into ``<log_file>.1`` to ``.<files>``; the process appends (``O_APPEND``), so it
+    writes on at the start of the emptied file."""
+    fresh_log(log_file, files)
+    with log_file.open("ab") as log:
         proc = subprocess.Popen(
             cmd,
             stdout=log,
@@ -463,15 +486,41 @@ def spawn(cmd: list[str], log_file: Path, pid_file: Path, env: dict[str, str] | 
             start_new_session=True,
             env=env,
         )
+    ticks = start_ticks(proc.pid)
+    roll_log(
+        proc.pid, ticks, log_file, LOG_MB * 1_000_000 if max_bytes is None else max_bytes, files
+    )
     # The start time first: a reader between the two writes sees the old pid (gone)
     # with it, never the new pid with the previous process's start time.
-    ticks = start_ticks(proc.pid)
     if ticks is None:
         start_file(pid_file).unlink(missing_ok=True)
     else:
         start_file(pid_file).write_text(str(ticks))
     pid_file.write_text(str(proc.pid))
     return proc.pid
+
+
+def roll_log(pid: int, ticks: int | None, log_file: Path, max_bytes: int, files: int) -> None:
+    """Start ``logroll.py`` to bound ``log_file`` while process ``pid`` (started at
+    ``ticks``) lives: its own session (a Ctrl-C at the terminal or a signal to the
+    process's group leaves it to end by itself, a poll after the process), no output,
+    standard library only (``-I``: no user site, no ``PYTHON*`` settings). The script
+    forks and its first process exits at once (waited for here), so it is no child of
+    this process."""
+    script = Path(__file__).with_name("logroll.py")
+    argv = [str(pid), "-" if ticks is None else str(ticks), str(log_file), str(max_bytes)]
+    # On a failure the process runs all the same, its log unbounded as before t186.
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(
+            [sys.executable, "-I", str(script), *argv, str(files)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+            check=False,
+            timeout=30,
+        )
 
 
 def process_state(pid: int) -> str | None:

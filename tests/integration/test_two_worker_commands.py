@@ -90,6 +90,18 @@ def test_any_worker_lists_shows_and_acts_on_every_run_each_command_applied_once(
                 "/runs", OPERATOR_TOKEN, lambda s, b: len(b.get("runs", [])) == 24, port=port
             )
             assert status == 200 and sorted(r["run_id"] for r in listed["runs"]) == runs
+            # t186: a page at a time, each worker answering its own page for the merge:
+            # 5 pages of at most 5, oldest first, every run once, whichever worker asked.
+            pages, path = [], "/runs?limit=5"
+            while path:
+                status, page = p.api("GET", path, OPERATOR_TOKEN, port=port)
+                assert status == 200 and len(page["runs"]) <= 5, (status, page)
+                pages.append(page["runs"])
+                path = (page["next"] or "").removeprefix("/api/v1")
+            paged = [r["run_id"] for page in pages for r in page]
+            assert len(pages) == 5 and sorted(paged) == runs, pages
+            created = [(r["created_at"], r["run_id"]) for page in pages for r in page]
+            assert created == sorted(created)
         held = {pa: own_runs(p, pa), pb: own_runs(p, pb)}
         assert held[pa] and held[pb] and held[pa] | held[pb] == set(runs)
         assert not held[pa] & held[pb]

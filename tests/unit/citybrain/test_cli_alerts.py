@@ -98,7 +98,29 @@ def test_alerts_list_json_is_the_api_document(capsys: pytest.CaptureFixture[str]
 
     with _serve(FIRING[:1]) as url:
         assert main(["alerts", "list", "--json", "--url", url, "--token", "t"]) == EXIT_OK
-    assert json.loads(capsys.readouterr().out) == {"firing": FIRING[:1]}
+    # Every page read (t186): the document's next is null.
+    assert json.loads(capsys.readouterr().out) == {"firing": FIRING[:1], "next": None}
+
+
+def test_alerts_list_follows_every_page(capsys: pytest.CaptureFixture[str]) -> None:
+    """t186: GET /alerts is paged; `alerts list` reads every page over HTTP, following
+    each answer's next link."""
+    asked: list[str] = []
+
+    def answer(method: str, path: str, body: Any) -> tuple[int, Any]:
+        asked.append(path)
+        if path == "/api/v1/alerts":
+            return 200, {"firing": FIRING[:2], "next": "/api/v1/alerts?cursor=c1.WyJhbC1idXJzdCJd"}
+        if path == "/api/v1/alerts?cursor=c1.WyJhbC1idXJzdCJd":
+            return 200, {"firing": FIRING[2:], "next": None}
+        return 404, {"error": f"no {path}"}
+
+    with json_api(answer) as url:
+        assert main(["alerts", "list", "--url", url, "--token", "t"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("3 alerts firing now"), out
+    assert all(a["alert_id"] in out for a in FIRING)
+    assert len(asked) == 2
 
 
 def test_alerts_list_refused_says_the_api_refusal(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -378,11 +379,63 @@ def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
         "2 superseded runs not listed (a later run of the same group replaced each): "
         f"see one with {api_command('runs', 'show', 'grp-a.2')}"
     )
-    monkeypatch.setattr("citybrain.cli.runs._api", lambda *args, **kw: {"runs": latest})
+    monkeypatch.setattr("citybrain.cli.api._api", lambda *args, **kw: {"runs": latest})
     monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
     assert main(["runs", "list"]) == EXIT_OK
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("2 runs; times in local time") and out[1] == hint
+
+
+def paged_worker(pages: dict[str, dict[str, Any]], asked: list[str]) -> Any:
+    """A fake ``_api`` answering GETs of ``pages`` by path, recording each in ``asked``."""
+
+    def answer(args: Any, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        asked.append(path)
+        return pages[path]
+
+    return answer
+
+
+def test_runs_list_follows_every_page(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t186: GET /runs is paged; `runs list` (and --json) reads every page, following
+    each answer's next link until it is null."""
+    runs = [{**RUN, "run_id": f"grp-{n}.1"} for n in range(5)]
+    pages = {
+        "/runs?status=open": {"runs": runs[:2], "next": "/api/v1/runs?status=open&cursor=c1.a"},
+        "/runs?status=open&cursor=c1.a": {
+            "runs": runs[2:4],
+            "next": "/api/v1/runs?status=open&cursor=c1.b",
+        },
+        "/runs?status=open&cursor=c1.b": {"runs": runs[4:], "next": None},
+    }
+    asked: list[str] = []
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, asked))
+    monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
+    assert main(["runs", "list", "--status", "open"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("5 runs; times in local time")
+    assert all(f"grp-{n}.1" in out for n in range(5))
+    assert asked == list(pages)
+    assert main(["runs", "list", "--status", "open", "--json"]) == EXIT_OK
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in doc["runs"]] == [f"grp-{n}.1" for n in range(5)]
+    assert doc["next"] is None
+
+
+def test_runs_list_stops_at_a_next_link_that_loops(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pages = {
+        "/runs": {"runs": [RUN], "next": "/api/v1/runs?cursor=c1.a"},
+        "/runs?cursor=c1.a": {"runs": [RUN], "next": "/api/v1/runs?cursor=c1.a"},
+    }
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    assert main(["runs", "list"]) == 1
+    err = capsys.readouterr().err
+    assert "with a next page '/api/v1/runs?cursor=c1.a' that it gave before (a loop)" in err
+    assert "Traceback" not in err
 
 
 RUNS_SHOW = "the id as `runs list` or `runs show` shows it"
@@ -620,3 +673,21 @@ def test_an_empty_comment_on_an_answer_is_refused_naming_the_option(
         f"citybrain: --comment is {said}: give the reporter's comment, or leave --comment "
         "out to relay the answer without one\n"
     )
+
+
+def test_silences_list_follows_every_page(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t186: GET /silences is paged; `silences list` reads every page."""
+    silence = {"author": "op", "matchers": ['kind="pm25"'], "starts_at": 1.0, "ends_at": 9e9}
+    pages = {
+        "/silences": {
+            "silences": [{**silence, "id": "s-1"}],
+            "next": "/api/v1/silences?cursor=c1.a",
+        },
+        "/silences?cursor=c1.a": {"silences": [{**silence, "id": "s-2"}], "next": None},
+    }
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    assert main(["silences", "list"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("2 silences") and "s-1" in out and "s-2" in out

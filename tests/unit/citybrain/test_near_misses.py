@@ -157,7 +157,19 @@ def test_an_expect_window_is_read_as_the_worker_reads_times(
         ("name: ~, sensor_prefix: usgs-", "name is null, expected non-empty text"),
         ("name: flood, sensor_prefix: ''", "sensor_prefix is '', expected non-empty text"),
         ("name: flood, sensor_prefix: [a]", "sensor_prefix is a list, expected non-empty"),
-        ('name: "a\\x1b[2Jb", sensor_prefix: usgs-', r"name is 'a\x1b[2Jb', expected"),
+        (
+            'name: "a\\x1b[2Jb", sensor_prefix: usgs-',
+            r"name is 'a\x1b[2Jb', which holds a control character (U+001B), expected",
+        ),
+        # t186: a line or paragraph separator passed, and is named with its code.
+        (
+            'name: "flo\\Lod", sensor_prefix: usgs-',
+            r"name is 'flo\u2028od', which holds a line separator (U+2028), expected",
+        ),
+        (
+            'name: flood, sensor_prefix: "usgs\\u2029"',
+            r"sensor_prefix is 'usgs\u2029', which holds a paragraph separator (U+2029)",
+        ),
         ('name: flood, sensor_prefix: "usgs-\\u200b"', r"sensor_prefix is 'usgs-\u200b'"),
     ],
 )

@@ -110,6 +110,34 @@ def _boundary(geometry: str) -> str:
             8,
             "cells entry 6: id is 'k\\ufeff3', which holds an invisible format character",
         ),
+        # t186: a line or paragraph separator in an id, and a NEL or other control
+        # character in a unit, kind, cell or parent (only an id's were refused).
+        (
+            "version: 1\n" + CELLS + 'sensors:\n  - {id: "x\\u2028y", kind: pm25, '
+            "unit: ug/m3, cell: k}\n",
+            9,
+            "sensors entry 1: id is 'x\\u2028y', which holds a line separator (U+2028), "
+            "expected visible text",
+        ),
+        (
+            "version: 1\n" + CELLS + "sensors:\n  - {id: x, kind: pm25, unit: ug/m3, "
+            'cell: "k\\u2029"}\n',
+            9,
+            "sensors entry 1: cell is 'k\\u2029', which holds a paragraph separator (U+2029)",
+        ),
+        (
+            "version: 1\n" + CELLS + 'sensors:\n  - {id: x, kind: pm25, unit: "ug/m3\\N", '
+            "cell: k}\n",
+            9,
+            "sensors entry 1: unit is 'ug/m3\\x85', which holds a control character (U+0085)",
+        ),
+        (
+            "version: 1\n" + CELLS + "sensors:\n  - {id: x, kind: pm25, unit: ug/m3, "
+            'cell: "\\u2067k"}\n',
+            9,
+            "sensors entry 1: cell is '\\u2067k', which holds an invisible format character "
+            "(U+2067, a bidirectional control)",
+        ),
         # One sensor in two cells: which registration judges its readings is no guess.
         (
             "version: 1\n" + CELLS + "sensors:\n  - {id: x, kind: pm25, unit: ug/m3, cell: k}\n"

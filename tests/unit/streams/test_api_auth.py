@@ -105,3 +105,28 @@ def test_a_token_name_no_silence_author_can_be_is_refused(tmp_path: Path) -> Non
     assert f"{path}:2: tokens entry 1: name is 257 characters, at most 256" in str(refused.value)
     path.write_text("tokens:\n" + entry.format(name="n" * 256, sha=hash_token("t")))
     assert len(TokenStore.load(path)) == 1
+
+
+@pytest.mark.parametrize(
+    ("written", "fault"),
+    [
+        ("ana\\Lbel", "a line separator (U+2028)"),
+        ("ana\\u2029bel", "a paragraph separator (U+2029)"),
+        ("ana\\Nbel", "a control character (U+0085)"),
+        ("ana\\u2066bel", "an invisible format character (U+2066, a bidirectional control)"),
+    ],
+)
+def test_a_token_name_holding_a_line_separator_or_bidi_control_names_it(
+    tmp_path: Path, written: str, fault: str
+) -> None:
+    """t186: a token's name is the audit's actor and a silence's author; a U+2028 or
+    U+2029 in it passed (only control and format characters were refused) and cut each
+    log line and audit row naming it in two. The refusal names the character."""
+    path = tmp_path / "tokens.yaml"
+    path.write_text(
+        f"tokens:\n  - {{name: \"{written}\", role: operator, sha256: '{hash_token('t')}'}}\n"
+    )
+    with pytest.raises(SettingsError) as refused:
+        TokenStore.load(path)
+    assert f"{path}:2: tokens entry 1: name is " in str(refused.value)
+    assert f", which holds {fault}; expected non-empty text" in str(refused.value)

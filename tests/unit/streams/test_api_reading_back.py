@@ -101,7 +101,7 @@ def test_during_a_rebalance_a_held_run_is_served_and_an_absent_one_is_503(
         "over back from Kafka; retry in a few seconds (nothing was applied)"
     )
     # The global tables are whole through a rebalance: silences are answered.
-    assert silences[:2] == (200, {"silences": []})
+    assert silences[:2] == (200, {"silences": [], "next": None})
 
 
 def test_a_settled_worker_says_no_run_for_an_absent_one(tmp_path: Path) -> None:

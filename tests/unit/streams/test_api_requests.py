@@ -51,7 +51,7 @@ def ask(
             "GET",
             "/api/v1/runs?stauts=open",
             "query parameter \"stauts\" is 'open': /api/v1/runs takes no such parameter "
-            "(it takes status) (did you mean 'status'?)",
+            "(it takes status, limit, cursor) (did you mean 'status'?)",
         ),
         (
             "GET",
@@ -72,7 +72,7 @@ def ask(
             "GET",
             "/api/v1/alerts?severity=major",
             "query parameter \"severity\" is 'major': /api/v1/alerts takes no such "
-            "parameter (it takes none)",
+            "parameter (it takes limit, cursor)",
         ),
         ("GET", "/api/v1/silences?active=1", "query parameter \"active\" is '1': /api/v1/silences"),
         ("GET", "/api/v1/runs/r-1?x=1", "query parameter \"x\" is '1': /api/v1/runs/r-1 takes"),
