@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from playbooks.errors import shown
+
 # An option is secret-looking when its name holds one of these words (``--token``,
 # ``--grafana-token``, ``--webhook-secret``, ``--kafka-password``) or is a misspelling
 # of one within did-you-mean distance (``--tokn``, ``--pasword``).
@@ -169,6 +171,10 @@ def cut_long(message: str, argv: Sequence[str]) -> str:
             if len(part) > LONGEST_SHOWN:
                 long_words.add(part)
     for word in sorted(long_words, key=len, reverse=True):
+        # A checker that already clipped it as config files' values are shown
+        # (``playbooks.errors.shown``: 'yyy...yyy', a duration since t190) is told in
+        # the same words as every other typed word, its head and its length.
+        message = message.replace(shown(word), f"'{_cut(word)}' ({len(word):,} characters)")
         # The word with a path glued to it (its folder before, `.deadletter` or `/data`
         # after), in its quotes when it has them.
         pattern = re.compile(rf"(')?([^\s'=]*){re.escape(word)}([\w./-]*)(?(1)')")
