@@ -39,7 +39,7 @@ from streams.csvfile import (
 )
 from streams.errors import FeedError, show, shown_path
 from streams.events import iso_instant, other_date_fault
-from streams.inputs import not_a_regular_file
+from streams.inputs import changed_while_read, file_version, not_a_regular_file
 
 # Clocks stepping back for daylight saving repeat up to an hour of timestamps (NAB's
 # machine_temperature file does); anything earlier than that is out of order.
@@ -457,35 +457,24 @@ class Checked:
     version: tuple[int, int] | None = None  # its size and mtime (ns) as the check began
 
 
-def _version(path: Path) -> tuple[int, int] | None:
-    """The file's (size in bytes, modification time in ns), or None if it cannot be
-    looked up."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
 def check_file(src: Path, on_bad_row: Callable[[str], None] | None = None) -> Checked:
     """Read every row of ``src`` without scoring (memory is a row): raises
     DetectInputError as ``read_series`` does; with ``on_bad_row`` a bad row is passed to
     it and counted out."""
     order = TimeOrder()
     extras = Extras()  # its names, from the header, head the output
-    version = _version(src)
+    version = file_version(src)
     try:
         rows = sum(1 for _ in good_rows(src, on_bad_row, order, extras))
     except DetectInputError as exc:
         # t180: a series truncated or rotated under detect stopped at the row the cut made,
         # with no word that the file changed (as replay's streams.feeds._said_if_changed).
-        now = _version(src)
-        if version is None or now == version:
+        changed = changed_while_read(src, version)
+        if changed is None:
             raise
-        size = "" if now is None else f" ({version[0]:,} bytes, then {now[0]:,})"
         raise DetectInputError(
-            f"{exc} ({shown_path(src)} changed while it was read{size}: still being "
-            "written, truncated or rotated? score it once it is complete)"
+            f"{exc} ({changed}: still being written, truncated or rotated? score it once "
+            "it is complete)"
         ) from None
     return Checked(rows, order, extras, version)
 
@@ -561,15 +550,13 @@ def detect_file(
         flagged, leading, far, far_flagged = _score_chunks(
             dst, stream, extras, prototype, threshold, chunk_rows
         )
-    now = _version(src)
-    if warn is not None and checked.version is not None and now != checked.version:
+    changed = changed_while_read(src, checked.version)
+    if warn is not None and changed is not None:
         # A series still being written: rows added after the check are not scored, and a
         # last line caught half-written reads as a row (t121: both unsaid).
-        size = "" if now is None else f" ({checked.version[0]:,} bytes, then {now[0]:,})"
         warn(
-            f"{shown_path(src)} changed while it was read{size}: what was written to it after the "
-            "first pass is not scored, and its last row may have been cut short; score it "
-            "again once it is complete"
+            f"{changed}: what was written to it after the first pass is not scored, and its "
+            "last row may have been cut short; score it again once it is complete"
         )
     if warn is not None and warmup is None and leading == rows:
         but = f" but its {counted(far, 'far glitch', 'far glitches')} (scored 1)" if far else ""

@@ -1251,45 +1251,38 @@ _LONG = 10**4299
 _MAX_INT_DIGITS = 4300  # int()'s limit on the digits it converts (Python 3.11+)
 
 
-class OverflowFloat(float):
+class WrittenFloat(float):
+    """A float read from a JSON number its double cannot hold as written, shown and
+    written back as its own ``text`` (``OverflowFloat``, ``UnderflowFloat``)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> WrittenFloat:
+        self = super().__new__(cls, text)
+        self.text = text
+        return self
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+class OverflowFloat(WrittenFloat):
     """A JSON number too large for a double (``1e400``, ``-1e999``, 1 and 400 zeros with
     a fraction): its value is +-inf, as Python's json reads it (so the value is
     ``not_finite``), but it is shown and written back as its own text (t98: ``"value":
     1e999`` was refused as ``field "value" is inf``, a value nobody sent). The MQTT ingest
     reads a device's ``nan``/``inf`` payload as one too, shown as sent."""
 
-    text: str
 
-    def __new__(cls, text: str) -> OverflowFloat:
-        self = super().__new__(cls, text)
-        self.text = text
-        return self
-
-    def __repr__(self) -> str:
-        return self.text
-
-    __str__ = __repr__
-
-
-class UnderflowFloat(float):
+class UnderflowFloat(WrittenFloat):
     """A JSON number that is not zero as written but too small for a double (``1e-400``,
     ``-1e-999``, a fraction of 400 zeros then a 1; a double's smallest is about
     4.9e-324): its value is the 0.0 or -0.0 every parser reads it as, but it is shown
     and written back as its own text, and refused where it is read as a number (t183:
     ``"value": -1e-400`` was scored as a reading of -0.0, a value nobody sent, and an
     alert's ``"score": 1e-400`` passed on as 0.0)."""
-
-    text: str
-
-    def __new__(cls, text: str) -> UnderflowFloat:
-        self = super().__new__(cls, text)
-        self.text = text
-        return self
-
-    def __repr__(self) -> str:
-        return self.text
-
-    __str__ = __repr__
 
 
 def json_float(text: str) -> float:

@@ -45,6 +45,7 @@ from streams.events import (
     format_ts,
     parse_ts,
 )
+from streams.inputs import changed_while_read, file_version
 from streams.partitioning import (
     PACK_HEAD,
     PackTooLargeError,
@@ -507,7 +508,7 @@ class FileCheck:
         ``on_bad_row`` and are counted and kept in ``bad_rows``; without it the first
         raises ``FeedError``). Events later than ``late_after`` (seconds since the epoch)
         are counted in ``late``; ``packed``: readings are sent in packs (``_rows``)."""
-        was = _version(self.path)
+        was = file_version(self.path)
 
         def bad_row(row: BadRow) -> None:
             self.bad += 1
@@ -539,16 +540,13 @@ class FileCheck:
                 self.late += 1
                 self.first_late = min(self.first_late, ts)
             yield event
-        now = _version(self.path)
-        if was is not None and now != was:
+        changed = changed_while_read(self.path, was)
+        if changed is not None:
             # A feed still being written: rows added after the read are not sent, and a
             # last line caught half-written reads as a row (t121: it was sent unsaid).
-            size = "" if now is None else f" ({was[0]:,} bytes, then {now[0]:,})"
             self.changed = (
-                f"{shown_path(self.path)} changed while it was read{size}: what was written to it "
-                "after "
-                "that is not sent, and its last row may have been cut short; replay it "
-                "once it is complete"
+                f"{changed}: what was written to it after that is not sent, and its last "
+                "row may have been cut short; replay it once it is complete"
             )
 
 
@@ -747,24 +745,13 @@ def _said_if_changed(
     try:
         yield from rows
     except FeedError as exc:
-        now = _version(path)
-        if was is None or now == was:
+        changed = changed_while_read(path, was)
+        if changed is None:
             raise
-        size = "" if now is None else f" ({was[0]:,} bytes, then {now[0]:,})"
         raise FeedError(
-            f"{exc} ({shown_path(path)} changed while it was read{size}: still being "
-            "written, truncated or rotated? replay it once it is complete)"
+            f"{exc} ({changed}: still being written, truncated or rotated? replay it once "
+            "it is complete)"
         ) from None
-
-
-def _version(path: str | Path) -> tuple[int, int] | None:
-    """The file's (size in bytes, modification time in ns), or None if it cannot be
-    looked up."""
-    try:
-        st = Path(path).stat()
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
 
 
 def send_packs(

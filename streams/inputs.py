@@ -22,7 +22,7 @@ from pathlib import Path
 
 from playbooks.encodings import NUL_RUN
 from streams.csvfile import gzip_name, wide_encoding
-from streams.errors import closest
+from streams.errors import closest, shown_path
 
 # Bytes of a file read to tell whether it is text at all.
 HEAD_BYTES = 1 << 16
@@ -547,3 +547,25 @@ def mistaken(path: Path, expects: Collection[str]) -> str:
     # t76: "it is for no command reads it" (a README, Python source) read as a slip.
     said = takes if takes.startswith("no command") else f"it is for {takes}"
     return f" is {what}, not {wanted}: {said}"
+
+
+def file_version(path: str | Path) -> tuple[int, int] | None:
+    """The file's (size in bytes, modification time in ns), or None if it cannot be
+    looked up: compared before and after a read to learn that the file changed under it."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def changed_while_read(path: str | Path, was: tuple[int, int] | None) -> str | None:
+    """``'<path> changed while it was read (<was> bytes, then <now>)'`` when ``path``'s
+    ``file_version`` is no longer ``was`` (a feed still being written, truncated or
+    rotated under a reader: t121, t180), else None (unchanged, or ``was`` unknown). The
+    caller adds what the change cost and what to do."""
+    now = file_version(path)
+    if was is None or now == was:
+        return None
+    size = "" if now is None else f" ({was[0]:,} bytes, then {now[0]:,})"
+    return f"{shown_path(path)} changed while it was read{size}"

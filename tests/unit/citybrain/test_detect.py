@@ -1214,7 +1214,10 @@ def test_a_bad_row_of_a_series_changed_while_read_says_it_changed(
     src = tmp_path / "s.csv"
     src.write_text("timestamp,value\n2026-11-01T10:00:00Z,1.5\n2026-11-01T10:01:00Z\n")
     looks = iter([(100, 1), (0, 2)])
-    monkeypatch.setattr(detect_module, "_version", lambda _path: next(looks))
+    import streams.inputs
+
+    for module in (detect_module, streams.inputs):  # the look before, and the one after
+        monkeypatch.setattr(module, "file_version", lambda _path: next(looks))
     with pytest.raises(detect_module.DetectInputError) as stopped:
         detect_module.check_file(src)
     assert str(stopped.value).endswith(

@@ -243,7 +243,10 @@ def test_a_bad_row_of_a_file_changed_while_read_says_it_changed(
         "2026-11-01T10:00:00Z,s1,water_level,1.5,m,c1\n2026-11-01T10:01:00Z,s1\n"
     )
     looks = iter([(100, 1), (0, 2)])
-    monkeypatch.setattr(feeds, "_version", lambda _path: next(looks))
+    import streams.inputs
+
+    for module in (feeds, streams.inputs):  # the look before, and the one after
+        monkeypatch.setattr(module, "file_version", lambda _path: next(looks))
     with pytest.raises(FeedError) as stopped:
         list(feeds.FileCheck(path).read(None, 1_000_000))
     assert str(stopped.value) == (
