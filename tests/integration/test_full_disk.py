@@ -47,13 +47,18 @@ def fill(disk: Path, log: Path) -> Path:
     return filler
 
 
-def logged_since(log: Path, offset: int, text: str, timeout: float = 30.0) -> str:
+def logged_since(
+    log: Path, offset: int, text: str, timeout: float = 30.0, until: re.Pattern[str] | None = None
+) -> str:
+    """What ``log`` holds past ``offset`` once it holds ``text`` (and ``until`` matches,
+    when given), or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         with log.open("rb") as fh:
             fh.seek(offset)
             seen = fh.read().decode(errors="replace")
-        if text in seen or time.monotonic() > deadline:
+        done = text in seen and (until is None or until.search(seen) is not None)
+        if done or time.monotonic() > deadline:
             return seen
         time.sleep(0.1)
 
@@ -80,15 +85,19 @@ def test_a_worker_whose_log_disk_fills_keeps_alerting_and_says_the_lines_it_lost
 
         filler.unlink()
         worker.proc.send_signal(signal.SIGHUP)
-        seen = logged_since(log, full_at, "configuration reloaded")
-        lost = re.search(
+        said = re.compile(
             r"\[WARNING\] citybrain: (\d+) log lines? lost from \S+ \S+ to \S+ \S+: the log "
-            r"could not be written \(\[Errno 28\] No space left on device\)",
-            seen,
+            r"could not be written \(\[Errno 28\] No space left on device\)"
+            r".*configuration reloaded",
+            re.DOTALL,
         )
+        seen = logged_since(log, full_at, "configuration reloaded", until=said)
+        lost = said.search(seen)
+        # The note comes before the reload after the disk has room. The line of the
+        # reload while it was full, counted lost, may still have been in the stream's
+        # buffer and come just before the note (CI, once; docs/operations.md).
         assert lost is not None, seen
         assert int(lost.group(1)) >= 1
-        assert seen.index(lost.group(0)) < seen.index("configuration reloaded"), seen
         assert "Logging error" not in seen and "Traceback" not in seen, seen
     finally:
         worker.stop()
