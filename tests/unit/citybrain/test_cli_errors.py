@@ -40,11 +40,21 @@ from citybrain.cli import (
 from citybrain.commands import cli_command
 from streams.settings import REPO_ROOT
 
+# Ports handed out in this process: one pick after another can be given the same port
+# back once the first socket closed, and Settings refuses two servers' ports alike (CI:
+# a test's MQTT port equal to the fixture's ingest port, `stack down` exit 2).
+_HANDED_OUT: set[int] = set()
+
 
 def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, never one this process was handed before."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def leaf_commands(
