@@ -395,6 +395,21 @@ class Worker:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
 
+    def thaw_until_rejoined(self, timeout: float) -> None:
+        """``thaw``, then wait until its log says it sought its partitions' committed
+        offsets again (it rejoined the group and read back what it took), at most
+        ``timeout`` seconds, and 3 s more for its first batches."""
+        thawed_at = self.log_file.stat().st_size
+        self.thaw()
+        until = time.monotonic() + timeout
+        while time.monotonic() < until:
+            with self.log_file.open("rb") as log:
+                log.seek(thawed_at)
+                if b"Seek stream partitions to committed offsets" in log.read():
+                    break
+            time.sleep(0.2)
+        time.sleep(3)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGCONT)  # a frozen worker must see the SIGTERM

@@ -6,7 +6,6 @@ time, a second page to the street unit."""
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -58,18 +57,9 @@ def test_a_worker_woken_after_its_session_repeats_no_escalation(
         p.read(
             "steps", lambda m: {d["run_id"] for d in steps_of(m, "escalate")} == runs, timeout=90
         )
-        thawed_at = a.log_file.stat().st_size
-        a.thaw()
         # Until a has rejoined and read back what it took (at most 15 s), then 3 s more:
         # all well within the next level's deadline.
-        until = time.monotonic() + 15
-        while time.monotonic() < until:
-            with a.log_file.open("rb") as log:
-                log.seek(thawed_at)
-                if b"Seek stream partitions to committed offsets" in log.read():
-                    break
-            time.sleep(0.2)
-        time.sleep(3)
+        a.thaw_until_rejoined(15)
         assert a.alive() and b.alive()
         steps = docs(p.read("steps", lambda m: True, settle=1))
         contents = defaultdict(set)

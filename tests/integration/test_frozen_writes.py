@@ -93,16 +93,7 @@ def test_a_worker_woken_after_its_session_writes_no_stale_state_over_the_new_own
             assert time.monotonic() < deadline, p.worker_logs(30)
             time.sleep(0.5)
         newest = {sensor: max(offsets) for sensor, offsets in last_offsets(p).items()}
-        thawed_at = a.log_file.stat().st_size
-        a.thaw()
-        until = time.monotonic() + 20  # a's revocation, rejoin and read-back
-        while time.monotonic() < until:
-            with a.log_file.open("rb") as log:
-                log.seek(thawed_at)
-                if b"Seek stream partitions to committed offsets" in log.read():
-                    break
-            time.sleep(0.2)
-        time.sleep(3)
+        a.thaw_until_rejoined(20)  # a's revocation, rejoin and read-back
         assert a.alive() and b.alive()
         a.stop()
         b.stop()
