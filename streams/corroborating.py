@@ -111,6 +111,13 @@ def _number(value: Any) -> bool:
     return type(value) in (int, float)
 
 
+def _mark_value(message: dict[str, Any]) -> float | None:
+    """A checked mark's reading value (``checked_message``); None when a worker before
+    t199 sent none."""
+    value = message.get("value")
+    return None if value is None else float(value)
+
+
 def _held_alert(alert: Any) -> bool:
     """An alert as ``_assess_alert`` and the release read it."""
     if not isinstance(alert, dict) or not isinstance(alert.get("alert_id", ""), str):
@@ -134,6 +141,29 @@ def _area_problem(state: dict[str, Any]) -> str | None:
             return f"marks of {sensor!r:.40} are {times!r:.60}, expected event times"
         if any(a > b for a, b in pairwise(times)):
             return f"marks of {sensor!r:.40} are not in time order"
+    values = state.get("values", {})
+    if not isinstance(values, dict):
+        return f"values are {values!r:.60}, expected each sensor's mark values"
+    for sensor, got in values.items():
+        # Aligned with the sensor's marks (``record_mark``): the values a witness is
+        # judged by (t199).
+        times = state["marks"].get(sensor, [])
+        if (
+            not isinstance(got, list)
+            or len(got) != len(times)
+            or not all(v is None or _number(v) for v in got)
+        ):
+            return f"values of {sensor!r:.40} are {got!r:.60}, expected one per mark"
+    suspects = state.get("suspects", {})
+    if not isinstance(suspects, dict):
+        return f"suspects are {suspects!r:.60}, expected each sensor's suspected faults"
+    for sensor, times in suspects.items():
+        if (
+            not isinstance(times, list)
+            or not all(_number(t) for t in times)
+            or any(a > b for a, b in pairwise(times))
+        ):
+            return f"suspects of {sensor!r:.40} are {times!r:.60}, expected event times in order"
     for alert_id, held in state["held"].items():
         if (
             not isinstance(held, dict)
@@ -251,7 +281,7 @@ class CorroborationStage:
             return
         areas, items, alone = self.areas, [], []
         n_marks = 0
-        for sensor_id, ts, score in result.marks:
+        for sensor_id, ts, score, value in result.marks:
             try:
                 to = areas.mark_areas(sensor_id)
             except KeyError:
@@ -262,7 +292,13 @@ class CorroborationStage:
                 continue
             if self.thinner.admit(sensor_id, ts):
                 n_marks += 1
-                mark = {"type": "mark", "sensor_id": sensor_id, "ts": ts, "score": score}
+                mark = {
+                    "type": "mark",
+                    "sensor_id": sensor_id,
+                    "ts": ts,
+                    "score": score,
+                    "value": value,  # t199: a copy or a stuck sensor is no witness
+                }
                 items += [(area, mark) for area in to]
         for alert_id, doc in direct:
             try:
@@ -305,6 +341,7 @@ class CorroborationStage:
                     time.time(),
                     areas,
                     self.policy,
+                    _mark_value(message),
                 )
             else:  # an alert (the type was checked above)
                 out = on_alert(state, message["alert"], time.time(), areas, self.policy)
@@ -390,7 +427,13 @@ class CorroborationStage:
         if stored is not None and stored["held"]:
             return False
         state = new_area_state() if stored is None else stored
-        record_mark(state, str(message["sensor_id"]), float(message["ts"]), self.policy)
+        record_mark(
+            state,
+            str(message["sensor_id"]),
+            float(message["ts"]),
+            self.policy,
+            _mark_value(message),
+        )
         self.table.stage_many({key: state})
         return True
 

@@ -183,6 +183,9 @@ def test_what_an_area_holds_is_judged_at_read_back() -> None:
         "newest": 2.0,
     }
     assert read_area_state(orjson.dumps(good)) == good
+    # A state of t199 on: values (null: unknown) and suspects.
+    later = {**good, "values": {"gauge-2": [0.5, None]}, "suspects": {"gauge-2": [1.0]}}
+    assert read_area_state(orjson.dumps(later)) == later
     held = good["held"]["al-1"]
     for bad, why in (
         ({**good, "marks": {"gauge-2": "1.0"}}, "marks of 'gauge-2'"),
@@ -202,6 +205,12 @@ def test_what_an_area_holds_is_judged_at_read_back() -> None:
             "'al-1' holds the resolution of 'al-2'",
         ),
         ({**good, "labelled": {"al-0": ["isolated"]}}, "labels of 'al-0'"),
+        # t199: each mark's reading value, aligned with the marks, and the suspects' times.
+        ({**good, "values": {"gauge-2": [1.0]}}, "values of 'gauge-2' are \\[1.0\\], expected one"),
+        ({**good, "values": {"gauge-2": [1.0, "x"]}}, "values of 'gauge-2'"),
+        ({**good, "values": []}, "values are \\[\\]"),
+        ({**good, "suspects": {"gauge-2": [3.0, 2.0]}}, "suspects of 'gauge-2'"),
+        ({**good, "suspects": {"gauge-2": ["3"]}}, "suspects of 'gauge-2'"),
         ({**good, "labelled": {"al-0": {"count": 2}}}, "labels of 'al-0'"),
     ):
         with pytest.raises(UnreadableEntryError, match=why) as refused:

@@ -62,6 +62,12 @@ def mark(sensor_id: str, ts: Any = AT, score: Any = 0.5) -> dict[str, Any]:
         (mark(DEAD_RUN[0], score=float("inf")), 'field "score" is inf: expected a score from 0'),
         (mark(DEAD_RUN[0], score=10**400), 'field "score" is 1000000'),
         (mark(""), "field \"sensor_id\" is '': expected a non-empty string"),
+        # t199: a mark's reading value tells a copy or a stuck witness (fails on the old
+        # code, which took any value unread).
+        ({**mark(DEAD_RUN[0]), "value": "3.2"}, "field \"value\" is '3.2': expected the"),
+        ({**mark(DEAD_RUN[0]), "value": True}, 'field "value" is true: expected the reading'),
+        ({**mark(DEAD_RUN[0]), "value": float("inf")}, 'field "value" is inf: expected the'),
+        ({**mark(DEAD_RUN[0]), "value": 10**400}, 'field "value" is 1000000'),
         (
             {"type": "alert", "alert": alert(DEAD_RUN[0], score=float("nan"))},
             'field "alert.score" is nan: expected a score from 0 to 1',
@@ -103,6 +109,8 @@ def test_the_worker_s_own_messages_pass() -> None:
     for message in (
         mark(DEAD_RUN[0]),
         mark(DEAD_RUN[0], score=1),
+        {**mark(DEAD_RUN[0]), "value": 0},
+        {**mark(DEAD_RUN[0]), "value": None},  # a worker before t199: unknown
         {"type": "alert", "alert": alert(DEAD_RUN[0], score=0)},
     ):
         assert checked_message(message, time.time(), 300.0) is message
@@ -194,3 +202,24 @@ def test_an_alert_s_area_state_is_encoded_once_and_written_as_measured(
     deliver(on, key, {"type": "alert", "alert": alert(DEAD_RUN[1])})
     assert len(encoded) == 1 and sent == [(key, encoded[0])]
     assert read_area_state(sent[0][1]) == read_area_state(encode(on.table.data[key]))
+
+
+def test_a_mark_s_value_reaches_its_area_held_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t199 (fails on the old code): the stage records each mark's reading value, in
+    place for an area holding no alert and through the copy for one holding alerts; a
+    site-mate whose readings are the alert's own is no witness, and a mark from a
+    worker before t199 (no value) is one, as before."""
+    on, forwarded = stage(tmp_path, monkeypatch)
+    key = on.areas.area(DEAD_RUN[1]).encode()
+    deliver(on, key, {**mark(DEAD_RUN[0]), "value": 7.5})  # in place: no alert held
+    assert on.table.data[key]["values"][DEAD_RUN[0]] == [7.5]
+    deliver(on, key, {"type": "alert", "alert": alert(DEAD_RUN[1], value=7.5)})
+    assert forwarded == []  # its one witness reads what it reads: held
+    deliver(on, key, {**mark(DEAD_RUN[0], ts=AT + 60), "value": 8.0})
+    assert forwarded == [] and on.table.data[key]["values"][DEAD_RUN[0]] == [7.5, 8.0]
+    deliver(on, key, mark(DEAD_RUN[0], ts=AT + 120))  # unknown value: a witness
+    (out,) = forwarded
+    assert out["labels"]["corroboration"] == "corroborated"
+    assert on.table.data[key]["values"][DEAD_RUN[0]] == [7.5, 8.0, None]
