@@ -49,6 +49,8 @@ from streams.corroboration import (
     on_mark,
     on_tick,
     record_mark,
+    record_suspect,
+    suspect_notes,
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import EventError
@@ -324,12 +326,20 @@ class CorroborationStage:
         # An area keeps its held alerts whole and forwards them: each number must be one
         # its encoder writes (t128, t137: a TypeError with a traceback). After the fields'
         # own rules, which name a score of 1e400 as no score from 0 to 1.
-        code = "bad_mark" if message["type"] == "mark" else "bad_alert"
+        code = "bad_alert" if message["type"] == "alert" else "bad_mark"
         refuse_unwritable_number(event.value, message, code)
         if message["type"] == "alert":  # held, then forwarded to the alerts agent (t137)
             alert_in_grid(message["alert"], grid, "bad_alert", at="alert.")
         async with self.lock:
             if message["type"] == "mark" and self._mark_in_place(key, message):
+                return
+            if message["type"] == "suspect":
+                # Releases nothing (a suspect only takes a witness away): in place, its
+                # entry staged for the commit, as a mark for an area holding no alert.
+                stored = self.table.data.get(key)
+                state = new_area_state() if stored is None else stored
+                record_suspect(state, str(message["sensor_id"]), float(message["ts"]), self.policy)
+                self.table.stage_many({key: state})
                 return
             state = self._state(key)
             before = len(state["held"])
@@ -351,7 +361,7 @@ class CorroborationStage:
                 # Checked before anything goes out: the area keeps every alert it holds in
                 # one changelog entry, and one the producer refused was a processing_error
                 # with a traceback naming no area (t99: four alerts of 400 kB held at once).
-                code = "bad_mark" if message["type"] == "mark" else "bad_alert"
+                code = "bad_alert" if message["type"] == "alert" else "bad_mark"
                 raise EventError(
                     code,
                     None,
@@ -462,6 +472,10 @@ class CorroborationStage:
         # the state's changelog bytes, measured by the caller (the state is its own
         # copy, which nothing else reaches until it is stored).
         await self.ctx.send_all(self.ctx.alerts, [(a["alert_id"], a) for a in out])
+        # Before the state that records the forward: a crash in between sends them again,
+        # and recording a suspect twice is once (t199).
+        area = key.decode(errors="replace")
+        await self.ctx.send_all(self.topic, suspect_notes(out, area, self.areas))
         for alert in out:
             if alert["status"] == "firing":
                 labels = alert["labels"]

@@ -256,7 +256,9 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
     a mark ``{"type": "mark", "sensor_id", "ts", "score", "value"}`` (``sensor_id``
     non-empty text, ``ts`` epoch seconds from 1990 to ``ahead`` seconds past ``now``, the
     bounds of a reading's event time; ``score`` a number in [0, 1]; ``value`` the
-    reading's value, a finite number, absent or null from a worker before t199) or
+    reading's value, a finite number, absent or null from a worker before t199), a
+    suspect note ``{"type": "suspect", "sensor_id", "ts"}`` (its alert's start, checked as
+    a mark's; ``suspect_notes``) or
     ``{"type": "alert", "alert": …}`` (an alert as the alerts agent reads one,
     ``alert_fields``, with its labels text, a ``sensor_id``, a ``started_at`` and a
     ``score`` in [0, 1]). Raises ``EventError``
@@ -274,14 +276,19 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
         # ignored: the field said missing with nothing naming the key sent (t99).
         odd = lookalike_key(message, _MESSAGE_KEYS)
         if odd is not None:
-            code = {"mark": "bad_mark", "alert": "bad_alert"}.get(str(kind), "processing_error")
+            code = {"mark": "bad_mark", "suspect": "bad_mark", "alert": "bad_alert"}.get(
+                str(kind), "processing_error"
+            )
             raise lookalike_key_error(message, *odd, code=code)
-    if kind not in ("mark", "alert"):
+    if kind not in ("mark", "suspect", "alert"):
         # Not the worker's own: said without a traceback, as any bad input is.
         raise EventError(
-            "processing_error", "type", kind, "expected an object whose type is mark or alert"
+            "processing_error",
+            "type",
+            kind,
+            "expected an object whose type is mark, suspect or alert",
         )
-    if kind == "mark":
+    if kind in ("mark", "suspect"):
         sensor = message.get("sensor_id", MISSING)
         if not isinstance(sensor, str) or not sensor:
             raise EventError("bad_mark", "sensor_id", sensor, "expected a non-empty string")
@@ -291,6 +298,8 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
             fault = f"expected a reading's event time, from 1990 to {ahead:g} s past the clock"
         if fault is not None:
             raise EventError("bad_mark", "ts", ts, fault)
+        if kind == "suspect":
+            return cast(dict[str, Any], message)
         _check_score("bad_mark", "score", message.get("score", MISSING))
         value = message.get("value")
         if value is not None and not _finite(value):
@@ -541,6 +550,39 @@ def record_mark(
     state["newest"] = times[-1] if state["newest"] is None else max(state["newest"], times[-1])
 
 
+def record_suspect(state: dict[str, Any], sensor_id: str, at: float, policy: Policy) -> None:
+    """Record that ``sensor_id``'s alert starting at ``at`` (event time, s) went on as a
+    suspected sensor fault (idempotent), keeping its newest ``policy.keep_suspects``."""
+    mine: list[float] = state.setdefault("suspects", {}).setdefault(sensor_id, [])
+    if at not in mine:
+        bisect.insort(mine, at)
+        del mine[: max(0, len(mine) - policy.keep_suspects)]
+
+
+def suspect_notes(
+    out: Sequence[Mapping[str, Any]], area: str, areas: Areas
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(area, {"type": "suspect", "sensor_id", "ts"})`` for each firing alert of ``out``
+    (forwarded from ``area``) labelled a suspected sensor fault, to every other area its
+    sensor's marks reach (``Areas.mark_areas``): there it is no witness either. Without
+    them a flaky turbidity probe, isolated again and again in its own area, still
+    corroborated every alert of its site's water level, whose area is another (t199).
+    None for a sensor the grid no longer holds (nobody's neighbour)."""
+    notes = []
+    for alert in out:
+        labels = alert.get("labels", {})
+        if alert["status"] != "firing" or labels.get(ASSESSMENT_LABEL) != "suspected_sensor_fault":
+            continue
+        try:
+            to = areas.mark_areas(alert["sensor_id"])
+        except KeyError:
+            continue
+        at = alert_time(alert["started_at"], "started_at", stored=True)
+        note = {"type": "suspect", "sensor_id": alert["sensor_id"], "ts": at}
+        notes += [(other, note) for other in to if other != area]
+    return notes
+
+
 def _forward(
     state: dict[str, Any],
     alert_id: str,
@@ -558,12 +600,10 @@ def _forward(
     labels = labels_for(c)
     if c.route == "suspected_sensor_fault":
         # Kept so the sensor is no witness for its neighbours' alerts near it, nor once
-        # it has been a suspect again and again (``witness``, t199).
+        # it has been a suspect again and again (``witness``, t199); the other areas its
+        # marks reach learn it from ``suspect_notes``.
         at = alert_time(alert["started_at"], "started_at", stored=True)
-        mine = state.setdefault("suspects", {}).setdefault(alert["sensor_id"], [])
-        if at not in mine:
-            bisect.insort(mine, at)
-            del mine[: max(0, len(mine) - policy.keep_suspects)]
+        record_suspect(state, alert["sensor_id"], at, policy)
     out = [labelled(alert, labels)]
     if held.get("resolved") is not None:
         out.append(labelled(held["resolved"], labels))

@@ -452,3 +452,46 @@ def test_one_gauge_under_two_ids_is_one_witness_not_a_flood(twinned: Pipeline) -
         assert values == {faulty[spike].value}  # the reading's value crossed the broker
     finally:
         worker.stop()
+
+
+TURBIDITY = "usgs-01650800-turbidity"
+
+
+def test_a_probe_isolated_as_a_suspect_is_no_witness_for_its_site_s_gauge(
+    corroborating: Pipeline,
+) -> None:
+    """t199, fails on the old code: Sligo Creek's turbidity probe's day of 2019-05-06
+    alerts alone (13:20 and 15:05 UTC, not decisive) and goes on as a suspected sensor
+    fault in the turbidity area. The site's water level, raised once at 12:30, is
+    assessed in its own area, where the probe's marks (13:15 on) still counted: the
+    suspect corroborated the gauge. Now the probe's suspect notes cross the broker to
+    the level's area, and the level's alert goes on isolated, to sensor-check."""
+    p = corroborating
+    probe = readings(slice_of(TURBIDITY, "2019-05-06T00:00", "2019-05-07T00:00"))
+    s = scores(probe)
+    assert np.flatnonzero(s >= 0.6).tolist() == [160, 161, 181, 182, 183] and s.max() < DECISIVE
+    quiet = readings(slice_of(SLIGO, "2019-05-06T00:00", "2019-05-07T00:00"))
+    level = spiked_once(quiet, 150)
+    assert probe[159].ts - level[150].ts == 2700  # the probe's first mark, 45 min later
+    worker = p.worker().start()
+    try:
+        send(p, probe)
+        p.read(
+            "alerts",
+            lambda m: len(firing_of(m, TURBIDITY)) == 2,
+            timeout=90 + GRACE,
+        )
+        notes = p.read(
+            "corroboration",
+            lambda m: any(d.get("type") == "suspect" for d in docs(m)),
+            timeout=30,
+        )
+        assert {d["sensor_id"] for d in docs(notes) if d.get("type") == "suspect"} == {TURBIDITY}
+        send(p, level)
+        alerts = p.read("alerts", lambda m: bool(firing_of(m, SLIGO)), timeout=60 + GRACE)
+        (alert,) = firing_of(alerts, SLIGO)
+        labels = alert["labels"]
+        assert (labels["corroboration"], labels["neighbours_agreeing"]) == ("isolated", "0")
+        assert labels["assessment"] == "suspected_sensor_fault"
+    finally:
+        worker.stop()
