@@ -477,7 +477,9 @@ def _assess_alert(
     at = alert_time(alert["started_at"], "started_at", stored=True)
     score = float(alert["score"])
     far = far_glitch_alert(alert)
-    value = _reading(alert)
+    # A resolution's value is its episode's peak, not its reading at ``started_at``: only
+    # a firing alert's is paired with its neighbours' readings at that time.
+    value = _reading(alert) if alert.get("status") == "firing" else None
     return assess(alert["sensor_id"], at, score, state["marks"], areas, policy, far, value, state)
 
 

@@ -627,3 +627,16 @@ def test_a_mark_in_a_busy_area_holding_alerts_costs_no_count_per_held_alert(
     CountingAreas.calls = 0
     out = on_mark(state, "g1999", T, 2.0, areas, POLICY, 1.0)
     assert len(out) == 50 and CountingAreas.calls <= 50 * (1 + 2000)
+
+
+def test_a_resolution_labelled_afresh_pairs_no_peak_with_a_neighbour_s_reading(
+    street: Areas,
+) -> None:
+    """A resolution whose firing's labels were trimmed is labelled afresh; its value is
+    its episode's peak, not its reading at ``started_at``. Paired with b's reading at
+    that time, a real neighbour reading the same number by chance was taken for a copy."""
+    state = new_area_state()
+    on_mark(state, "b", T, 1.0, street, POLICY, 9.0)
+    resolved = {**gauge_alert("a", T, 9.0), "status": "resolved"}  # peak 9.0, later
+    (done,) = on_alert(state, resolved, 2.0, street, POLICY)
+    assert labels_of([done]) == [("a", "corroborated", "1", "event")]
