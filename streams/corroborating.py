@@ -49,6 +49,8 @@ from streams.corroboration import (
     on_mark,
     on_tick,
     record_mark,
+    record_suspect,
+    suspect_notes,
 )
 from streams.detection import AlertEvent, BatchResult, SensorDetection
 from streams.errors import EventError
@@ -111,6 +113,13 @@ def _number(value: Any) -> bool:
     return type(value) in (int, float)
 
 
+def _mark_value(message: dict[str, Any]) -> float | None:
+    """A checked mark's reading value (``checked_message``); None when a worker before
+    t199 sent none."""
+    value = message.get("value")
+    return None if value is None else float(value)
+
+
 def _held_alert(alert: Any) -> bool:
     """An alert as ``_assess_alert`` and the release read it."""
     if not isinstance(alert, dict) or not isinstance(alert.get("alert_id", ""), str):
@@ -134,6 +143,29 @@ def _area_problem(state: dict[str, Any]) -> str | None:
             return f"marks of {sensor!r:.40} are {times!r:.60}, expected event times"
         if any(a > b for a, b in pairwise(times)):
             return f"marks of {sensor!r:.40} are not in time order"
+    values = state.get("values", {})
+    if not isinstance(values, dict):
+        return f"values are {values!r:.60}, expected each sensor's mark values"
+    for sensor, got in values.items():
+        # Aligned with the sensor's marks (``record_mark``): the values a witness is
+        # judged by (t199).
+        times = state["marks"].get(sensor, [])
+        if (
+            not isinstance(got, list)
+            or len(got) != len(times)
+            or not all(v is None or _number(v) for v in got)
+        ):
+            return f"values of {sensor!r:.40} are {got!r:.60}, expected one per mark"
+    suspects = state.get("suspects", {})
+    if not isinstance(suspects, dict):
+        return f"suspects are {suspects!r:.60}, expected each sensor's suspected faults"
+    for sensor, times in suspects.items():
+        if (
+            not isinstance(times, list)
+            or not all(_number(t) for t in times)
+            or any(a > b for a, b in pairwise(times))
+        ):
+            return f"suspects of {sensor!r:.40} are {times!r:.60}, expected event times in order"
     for alert_id, held in state["held"].items():
         if (
             not isinstance(held, dict)
@@ -251,7 +283,7 @@ class CorroborationStage:
             return
         areas, items, alone = self.areas, [], []
         n_marks = 0
-        for sensor_id, ts, score in result.marks:
+        for sensor_id, ts, score, value in result.marks:
             try:
                 to = areas.mark_areas(sensor_id)
             except KeyError:
@@ -262,7 +294,13 @@ class CorroborationStage:
                 continue
             if self.thinner.admit(sensor_id, ts):
                 n_marks += 1
-                mark = {"type": "mark", "sensor_id": sensor_id, "ts": ts, "score": score}
+                mark = {
+                    "type": "mark",
+                    "sensor_id": sensor_id,
+                    "ts": ts,
+                    "score": score,
+                    "value": value,  # t199: a copy or a stuck sensor is no witness
+                }
                 items += [(area, mark) for area in to]
         for alert_id, doc in direct:
             try:
@@ -288,12 +326,20 @@ class CorroborationStage:
         # An area keeps its held alerts whole and forwards them: each number must be one
         # its encoder writes (t128, t137: a TypeError with a traceback). After the fields'
         # own rules, which name a score of 1e400 as no score from 0 to 1.
-        code = "bad_mark" if message["type"] == "mark" else "bad_alert"
+        code = "bad_alert" if message["type"] == "alert" else "bad_mark"
         refuse_unwritable_number(event.value, message, code)
         if message["type"] == "alert":  # held, then forwarded to the alerts agent (t137)
             alert_in_grid(message["alert"], grid, "bad_alert", at="alert.")
         async with self.lock:
             if message["type"] == "mark" and self._mark_in_place(key, message):
+                return
+            if message["type"] == "suspect":
+                # Releases nothing (a suspect only takes a witness away): in place, its
+                # entry staged for the commit, as a mark for an area holding no alert.
+                stored = self.table.data.get(key)
+                state = new_area_state() if stored is None else stored
+                record_suspect(state, str(message["sensor_id"]), float(message["ts"]), self.policy)
+                self.table.stage_many({key: state})
                 return
             state = self._state(key)
             before = len(state["held"])
@@ -305,6 +351,7 @@ class CorroborationStage:
                     time.time(),
                     areas,
                     self.policy,
+                    _mark_value(message),
                 )
             else:  # an alert (the type was checked above)
                 out = on_alert(state, message["alert"], time.time(), areas, self.policy)
@@ -314,7 +361,7 @@ class CorroborationStage:
                 # Checked before anything goes out: the area keeps every alert it holds in
                 # one changelog entry, and one the producer refused was a processing_error
                 # with a traceback naming no area (t99: four alerts of 400 kB held at once).
-                code = "bad_mark" if message["type"] == "mark" else "bad_alert"
+                code = "bad_alert" if message["type"] == "alert" else "bad_mark"
                 raise EventError(
                     code,
                     None,
@@ -346,6 +393,15 @@ class CorroborationStage:
                     # this worker's areas (and sets the gauge; this one counted part).
                     return
                 if not stored or not stored["held"] or key_partition(key, n) not in mine:
+                    continue
+                if not any(
+                    abs(now - h["held_at"]) >= self.policy.grace for h in stored["held"].values()
+                ):
+                    # Nothing due (``on_tick``'s rule): not copied. Every tick copied each
+                    # area holding an alert, whole, to find nothing due: 8 ms a tick for a
+                    # street of 2,000 gauges with a day's marks, for the grace of each of
+                    # its lone alerts (t199).
+                    held += len(stored["held"])
                     continue
                 try:
                     state = orjson.loads(orjson.dumps(stored))
@@ -390,7 +446,13 @@ class CorroborationStage:
         if stored is not None and stored["held"]:
             return False
         state = new_area_state() if stored is None else stored
-        record_mark(state, str(message["sensor_id"]), float(message["ts"]), self.policy)
+        record_mark(
+            state,
+            str(message["sensor_id"]),
+            float(message["ts"]),
+            self.policy,
+            _mark_value(message),
+        )
         self.table.stage_many({key: state})
         return True
 
@@ -410,6 +472,10 @@ class CorroborationStage:
         # the state's changelog bytes, measured by the caller (the state is its own
         # copy, which nothing else reaches until it is stored).
         await self.ctx.send_all(self.ctx.alerts, [(a["alert_id"], a) for a in out])
+        # Before the state that records the forward: a crash in between sends them again,
+        # and recording a suspect twice is once (t199).
+        area = key.decode(errors="replace")
+        await self.ctx.send_all(self.topic, suspect_notes(out, area, self.areas))
         for alert in out:
             if alert["status"] == "firing":
                 labels = alert["labels"]

@@ -21,12 +21,18 @@ in 40 for it), and by its rarity (the tail detector's score before its novelty g
 station still high from its own first alert of the day is not news, but it is anomalous):
 the alert itself is already established, the neighbour only has to lean the same way.
 
+Only a *witness* counts (``witness``, t199): a neighbour whose readings are the alert's
+own to the digit (one device under two ids, a failing gateway's sensors all at 0), one
+stuck on one value, and one that is itself a suspected fault near the alert or again
+and again lately are no witnesses.
+
 Pure: no Kafka; the grid comes from ``playbooks.grid``.
 """
 
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -223,26 +229,39 @@ class Policy:
     mark before it goes on ``isolated`` (0: never held); ``keep_labels``: how many
     forwarded alerts an area remembers (their labels are reused for their ``resolved``);
     ``keep_marks``: how many of a sensor's marks an area keeps, its newest by event time
-    (145: a day of a stuck-high sensor's marks, thinned to one per window/6)."""
+    (145: a day of a stuck-high sensor's marks, thinned to one per window/6);
+    ``suspect_repeats``: how many alerts forwarded as suspected sensor faults within
+    ``suspect_lately`` seconds (event time) before an alert make a sensor no witness for
+    it (a flapping or failing sensor, ``witness``); ``keep_suspects``: how many of those
+    alerts' start times an area keeps per sensor; ``flatline``: how many marks within the
+    window, every one the same value, make a neighbour stuck, no witness."""
 
     window: float = 3600.0
     decisive: float = 0.9
     grace: float = 30.0
     keep_labels: int = 1000
     keep_marks: int = 145
+    suspect_repeats: int = 3
+    suspect_lately: float = 86_400.0
+    keep_suspects: int = 16
+    flatline: int = 3
 
 
 # The fields of the corroboration topic's messages, a mark's and an alert's together.
-_MESSAGE_KEYS = frozenset({"type", "sensor_id", "ts", "score", "alert"})
+_MESSAGE_KEYS = frozenset({"type", "sensor_id", "ts", "score", "value", "alert"})
 
 
 def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
     """A message of the corroboration topic, checked before it touches an area's state:
-    a mark ``{"type": "mark", "sensor_id", "ts", "score"}`` (``sensor_id`` non-empty
-    text, ``ts`` epoch seconds from 1990 to ``ahead`` seconds past ``now``, the bounds of
-    a reading's event time; ``score`` a number in [0, 1]) or ``{"type": "alert", "alert":
-    …}`` (an alert as the alerts agent reads one, ``alert_fields``, with its labels text,
-    a ``sensor_id``, a ``started_at`` and a ``score`` in [0, 1]). Raises ``EventError``
+    a mark ``{"type": "mark", "sensor_id", "ts", "score", "value"}`` (``sensor_id``
+    non-empty text, ``ts`` epoch seconds from 1990 to ``ahead`` seconds past ``now``, the
+    bounds of a reading's event time; ``score`` a number in [0, 1]; ``value`` the
+    reading's value, a finite number, absent or null from a worker before t199), a
+    suspect note ``{"type": "suspect", "sensor_id", "ts"}`` (its alert's start, checked as
+    a mark's; ``suspect_notes``) or
+    ``{"type": "alert", "alert": …}`` (an alert as the alerts agent reads one,
+    ``alert_fields``, with its labels text, a ``sensor_id``, a ``started_at`` and a
+    ``score`` in [0, 1]). Raises ``EventError``
     naming the field and value: ``processing_error`` for a message of another type,
     ``bad_mark``, ``bad_alert`` (also for a key that looks like a field without being
     it, ``lookalike_key``). Checked here because the area's state keeps what it is
@@ -257,14 +276,19 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
         # ignored: the field said missing with nothing naming the key sent (t99).
         odd = lookalike_key(message, _MESSAGE_KEYS)
         if odd is not None:
-            code = {"mark": "bad_mark", "alert": "bad_alert"}.get(str(kind), "processing_error")
+            code = {"mark": "bad_mark", "suspect": "bad_mark", "alert": "bad_alert"}.get(
+                str(kind), "processing_error"
+            )
             raise lookalike_key_error(message, *odd, code=code)
-    if kind not in ("mark", "alert"):
+    if kind not in ("mark", "suspect", "alert"):
         # Not the worker's own: said without a traceback, as any bad input is.
         raise EventError(
-            "processing_error", "type", kind, "expected an object whose type is mark or alert"
+            "processing_error",
+            "type",
+            kind,
+            "expected an object whose type is mark, suspect or alert",
         )
-    if kind == "mark":
+    if kind in ("mark", "suspect"):
         sensor = message.get("sensor_id", MISSING)
         if not isinstance(sensor, str) or not sensor:
             raise EventError("bad_mark", "sensor_id", sensor, "expected a non-empty string")
@@ -274,7 +298,12 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
             fault = f"expected a reading's event time, from 1990 to {ahead:g} s past the clock"
         if fault is not None:
             raise EventError("bad_mark", "ts", ts, fault)
+        if kind == "suspect":
+            return cast(dict[str, Any], message)
         _check_score("bad_mark", "score", message.get("score", MISSING))
+        value = message.get("value")
+        if value is not None and not _finite(value):
+            raise EventError("bad_mark", "value", value, "expected the reading's value, a number")
         return cast(dict[str, Any], message)
     # Its times as the alerts door writes them on (``alert_times_utc``): the area holds
     # it, then forwards it to the alerts topic.
@@ -294,6 +323,23 @@ def checked_message(message: Any, now: float, ahead: float) -> dict[str, Any]:
     return cast(dict[str, Any], message)
 
 
+def _finite(value: Any) -> bool:
+    """A number a reading's value can be: not a bool, NaN or infinite, nor a JSON integer
+    past a double (10**400, which ``float`` cannot take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def _reading(alert: Mapping[str, Any]) -> float | None:
+    """An alert's reading (its ``value``) as a number, None when it has none."""
+    value: Any = alert.get("value")
+    return float(value) if _finite(value) else None
+
+
 def _check_score(code: str, field: str, score: Any) -> None:
     # A JSON integer past a double (10**400) is compared as given, never made a float.
     if isinstance(score, bool) or not isinstance(score, int | float) or not 0 <= score <= 1:
@@ -304,8 +350,13 @@ def new_area_state() -> dict[str, Any]:
     """An area's stored state (JSON): recent marks by sensor (sorted event times), alerts
     held for the grace period (``{alert_id: {"alert": doc, "held_at": wall seconds}}``,
     plus ``"resolved": doc`` once the episode closed),
-    the labels given to forwarded, unresolved alerts, and the newest mark time."""
-    return {"marks": {}, "held": {}, "labelled": {}, "newest": None}
+    the labels given to forwarded, unresolved alerts, and the newest mark time; since
+    t199 also each mark's reading value (``values``: by sensor, aligned with its
+    ``marks``, null where unknown) and the start times of each sensor's alerts forwarded
+    as suspected sensor faults (``suspects``: by sensor, sorted, its newest
+    ``Policy.keep_suspects``). A state stored before t199 has neither: its values are
+    unknown and its sensors no suspects."""
+    return {"marks": {}, "held": {}, "labelled": {}, "newest": None, "values": {}, "suspects": {}}
 
 
 def assess(
@@ -316,19 +367,99 @@ def assess(
     areas: Areas,
     policy: Policy,
     far: bool = False,
+    value: float | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> Corroboration:
-    """``corroborate`` over an area's marks with the O(1) neighbour test of ``areas``."""
+    """``corroborate`` over an area's marks with the O(1) neighbour test of ``areas``,
+    counting only the neighbours that are witnesses (``witness``): ``value`` is the
+    alert's reading (None: unknown), ``state`` the area's state, whose mark values and
+    suspects it reads (None: no values, no suspects, as before t199)."""
     count = 0
     for other, times in marks.items():
-        if not areas.is_neighbour(sensor_id, other):
-            continue
-        i = bisect.bisect_left(times, at - policy.window)
-        if i < len(times) and times[i] <= at + policy.window:
+        if areas.is_neighbour(sensor_id, other) and witness(
+            sensor_id, at, value, other, times, state, policy
+        ):
             count += 1
     if count:
         return Corroboration("corroborated", count, "event")
     route = "event" if is_decisive(score, far, policy.decisive) else "suspected_sensor_fault"
     return Corroboration("isolated", 0, route)
+
+
+def witness(
+    sensor_id: str,
+    at: float,
+    value: float | None,
+    other: str,
+    times: Sequence[float],
+    state: Mapping[str, Any] | None,
+    policy: Policy,
+) -> bool:
+    """Whether neighbour ``other``, marked at ``times`` (sorted event times), is a witness
+    for ``sensor_id``'s alert at ``at`` whose reading was ``value``. Work: O(log marks +
+    marks within the window) of the two sensors. Not a witness (t199):
+
+    - no mark within ``policy.window`` of ``at``;
+    - **a copy**: every mark of ``other`` at a time ``sensor_id``'s reading is known (its
+      marks, the alert's own reading) carries the same value, and there is one. Identical
+      readings from two ids are one witness, not two: one device registered under two
+      ids, or two sensors of one failing gateway both dropping to exactly 0 at once,
+      labelled each other ``corroborated`` and paged a street unit for a real event.
+      Two real instruments agree on the trend, not to the last digit at every shared
+      time (Beijing's stations, reading whole µg/m³, never did within an hour);
+    - **stuck**: ``policy.flatline`` or more marks within the window, every one the same
+      value (a sensor stuck on one anomalous value leans no way);
+    - **a suspected fault**: an alert of ``other`` forwarded as a suspected sensor fault
+      started within the window of ``at``, or ``policy.suspect_repeats`` of them within
+      ``policy.suspect_lately`` before ``at`` (a sensor isolated again and again).
+
+    A mark whose value is unknown (from a worker before t199) is taken as before: it
+    is no copy and no flatline."""
+    lo = bisect.bisect_left(times, at - policy.window)
+    hi = bisect.bisect_right(times, at + policy.window)
+    if lo >= hi:
+        return False
+    if state is None:
+        return True
+    suspect = state.get("suspects", {}).get(other)
+    if suspect:
+        near = bisect.bisect_left(suspect, at - policy.window)
+        if near < len(suspect) and suspect[near] <= at + policy.window:
+            return False
+        lately = bisect.bisect_right(suspect, at) - bisect.bisect_left(
+            suspect, at - policy.suspect_lately
+        )
+        if lately >= policy.suspect_repeats:
+            return False
+    theirs = state.get("values", {}).get(other)
+    if theirs is None or len(theirs) != len(times):
+        return True
+    seen = theirs[lo:hi]
+    if any(v is None for v in seen):
+        return True
+    if hi - lo >= policy.flatline and len(set(seen)) == 1:
+        return False
+    mine = _known_readings(sensor_id, at, value, state, policy)
+    shared = [(v, mine[t]) for t, v in zip(times[lo:hi], seen, strict=True) if t in mine]
+    return not shared or any(v != m for v, m in shared)
+
+
+def _known_readings(
+    sensor_id: str, at: float, value: float | None, state: Mapping[str, Any], policy: Policy
+) -> dict[float, float]:
+    """``sensor_id``'s readings the area knows within the window of ``at``: its marks'
+    values and the alert's own reading (``value``), by event time."""
+    out: dict[float, float] = {}
+    times = state["marks"].get(sensor_id, ())
+    values = state.get("values", {}).get(sensor_id)
+    if values is not None and len(values) == len(times):
+        lo = bisect.bisect_left(times, at - policy.window)
+        hi = bisect.bisect_right(times, at + policy.window)
+        pairs = zip(times[lo:hi], values[lo:hi], strict=True)
+        out.update((t, v) for t, v in pairs if v is not None)
+    if value is not None:
+        out[at] = value
+    return out
 
 
 def labelled(alert: dict[str, Any], labels: Mapping[str, str]) -> dict[str, Any]:
@@ -346,7 +477,10 @@ def _assess_alert(
     at = alert_time(alert["started_at"], "started_at", stored=True)
     score = float(alert["score"])
     far = far_glitch_alert(alert)
-    return assess(alert["sensor_id"], at, score, state["marks"], areas, policy, far)
+    # A resolution's value is its episode's peak, not its reading at ``started_at``: only
+    # a firing alert's is paired with its neighbours' readings at that time.
+    value = _reading(alert) if alert.get("status") == "firing" else None
+    return assess(alert["sensor_id"], at, score, state["marks"], areas, policy, far, value, state)
 
 
 def on_mark(
@@ -356,14 +490,31 @@ def on_mark(
     now: float,
     areas: Areas,
     policy: Policy,
+    value: float | None = None,
 ) -> list[dict[str, Any]]:
-    """Record a mark (idempotent) and return the held alerts it corroborates, labelled
-    and removed from the hold, in the order they were held."""
-    record_mark(state, sensor_id, ts, policy)
+    """Record a mark (idempotent; ``value``: its reading's, None if unknown) and return the
+    held alerts it corroborates, labelled and removed from the hold, in the order they
+    were held.
+
+    Work per mark: O(held alerts x the two sensors' marks in the window), and a full
+    count (O(the area's sensors)) only for an alert it releases. Before t199 each held
+    alert the mark's sensor neighbours was counted afresh over every sensor of the area:
+    a city-wide area of 2,000 sensors holding 50 alerts cost 100,000 neighbour tests per
+    mark (``bench/corroboration_marks.py``). Only this mark's sensor can have turned
+    a held alert corroborated (the alert's own sensor's marks can turn a neighbour from
+    a copy into a witness: the release at the grace's end counts it)."""
+    record_mark(state, sensor_id, ts, policy, value)
     out = []
     for alert_id, held in list(state["held"].items()):
         alert = held["alert"]
         if not areas.is_neighbour(alert["sensor_id"], sensor_id):
+            continue
+        at = alert_time(alert["started_at"], "started_at", stored=True)
+        if not at - policy.window <= ts <= at + policy.window:
+            continue  # a mark outside the alert's window agrees with nothing of it
+        mine = _reading(alert)
+        times = state["marks"][sensor_id]
+        if not witness(alert["sensor_id"], at, mine, sensor_id, times, state, policy):
             continue
         c = _assess_alert(alert, state, areas, policy)
         if c.label == "corroborated":
@@ -371,22 +522,67 @@ def on_mark(
     return out
 
 
-def record_mark(state: dict[str, Any], sensor_id: str, ts: float, policy: Policy) -> None:
+def record_mark(
+    state: dict[str, Any], sensor_id: str, ts: float, policy: Policy, value: float | None = None
+) -> None:
     """Add a mark at ``ts`` (event time, s) to ``sensor_id``'s in an area's ``state``
-    (idempotent), keeping its newest ``policy.keep_marks``; nothing else of the
-    state changes, and nothing raises for a state of ``new_area_state``'s shape."""
+    (idempotent), with its reading's ``value`` (None: unknown; ``values``, aligned with
+    the marks), keeping its newest ``policy.keep_marks``; nothing else of the state
+    changes, and nothing raises for a state of ``new_area_state``'s shape (one stored
+    before t199 gains its ``values``, the earlier marks' unknown)."""
     times: list[float] = state["marks"].setdefault(sensor_id, [])
+    all_values: dict[str, list[float | None]] = state.setdefault("values", {})
+    values = all_values.get(sensor_id)
+    if values is None or len(values) != len(times):
+        values = all_values[sensor_id] = [None] * len(times)
     i = bisect.bisect_left(times, ts)
     if i == len(times) or times[i] != ts:
         times.insert(i, ts)
+        values.insert(i, value)
+    elif values[i] is None:
+        values[i] = value
     # Bounded by count, not by event time: in a catch-up one partition runs days of event
     # time ahead of another within a second, and a horizon (the area's newest mark until
     # t75, then a day before the sensor's own) dropped a leading neighbour's marks before a
     # lagging alert reached the area, so its label hung on how far the partitions were
     # apart at that moment: the demo's Beijing alerts of 2016-02-07 came out isolated or
     # corroborated from run to run, and a frozen Kafka or worker shifted them (t108).
-    del times[: max(0, len(times) - policy.keep_marks)]
+    drop = max(0, len(times) - policy.keep_marks)
+    del times[:drop], values[:drop]
     state["newest"] = times[-1] if state["newest"] is None else max(state["newest"], times[-1])
+
+
+def record_suspect(state: dict[str, Any], sensor_id: str, at: float, policy: Policy) -> None:
+    """Record that ``sensor_id``'s alert starting at ``at`` (event time, s) went on as a
+    suspected sensor fault (idempotent), keeping its newest ``policy.keep_suspects``."""
+    mine: list[float] = state.setdefault("suspects", {}).setdefault(sensor_id, [])
+    if at not in mine:
+        bisect.insort(mine, at)
+        del mine[: max(0, len(mine) - policy.keep_suspects)]
+
+
+def suspect_notes(
+    out: Sequence[Mapping[str, Any]], area: str, areas: Areas
+) -> list[tuple[str, dict[str, Any]]]:
+    """``(area, {"type": "suspect", "sensor_id", "ts"})`` for each firing alert of ``out``
+    (forwarded from ``area``) labelled a suspected sensor fault, to every other area its
+    sensor's marks reach (``Areas.mark_areas``): there it is no witness either. Without
+    them a flaky turbidity probe, isolated again and again in its own area, still
+    corroborated every alert of its site's water level, whose area is another (t199).
+    None for a sensor the grid no longer holds (nobody's neighbour)."""
+    notes = []
+    for alert in out:
+        labels = alert.get("labels", {})
+        if alert["status"] != "firing" or labels.get(ASSESSMENT_LABEL) != "suspected_sensor_fault":
+            continue
+        try:
+            to = areas.mark_areas(alert["sensor_id"])
+        except KeyError:
+            continue
+        at = alert_time(alert["started_at"], "started_at", stored=True)
+        note = {"type": "suspect", "sensor_id": alert["sensor_id"], "ts": at}
+        notes += [(other, note) for other in to if other != area]
+    return notes
 
 
 def _forward(
@@ -404,6 +600,12 @@ def _forward(
     bound, towards the one Kafka message it must fit."""
     held = state["held"].pop(alert_id, None) or {}
     labels = labels_for(c)
+    if c.route == "suspected_sensor_fault":
+        # Kept so the sensor is no witness for its neighbours' alerts near it, nor once
+        # it has been a suspect again and again (``witness``, t199); the other areas its
+        # marks reach learn it from ``suspect_notes``.
+        at = alert_time(alert["started_at"], "started_at", stored=True)
+        record_suspect(state, alert["sensor_id"], at, policy)
     out = [labelled(alert, labels)]
     if held.get("resolved") is not None:
         out.append(labelled(held["resolved"], labels))

@@ -490,8 +490,9 @@ class BatchResult:
     # sensor id -> (kind, grid cell, readings scored, last value, last score, in an episode)
     # of each scored sensor in an episode after the batch or in ``SensorDetection.follow``
     last: dict[str, tuple[str, str, int, float, float, bool]] = field(default_factory=dict)
-    # (sensor id, event time, score) of readings scoring >= SensorDetection.mark_at
-    marks: list[tuple[str, float, float]] = field(default_factory=list)
+    # (sensor id, event time, score, value) of readings scoring >= SensorDetection.mark_at
+    # (the value: corroboration tells one device under two ids, or a stuck one, by it)
+    marks: list[tuple[str, float, float, float]] = field(default_factory=list)
     # (sensor id, why) of sensors whose detector state, as read back from the changelog,
     # its detector could not take or use: their detector started over (the rest of their
     # state stands), said by the worker as an unreadable stored entry
@@ -1598,7 +1599,7 @@ class SensorDetection:
                 )
             elif k == -2:  # a quiet fast reading scoring at least mark_at
                 r = reading(j)
-                result.marks.append((r.sensor_id, r.ts, entry))
+                result.marks.append((r.sensor_id, r.ts, entry, r.value))
             elif k >= 0:  # a flagged fast reading
                 state = fast_state(int(np.searchsorted(f, j)))
                 sid = sids[j]
@@ -1855,7 +1856,7 @@ class SensorDetection:
             mark_at = self.mark_at
             if mark_at is not None:
                 result.marks.extend(
-                    (item.reading.sensor_id, item.reading.ts, rare)
+                    (item.reading.sensor_id, item.reading.ts, rare, item.reading.value)
                     for item, rare in zip(taken, all_rarity[start:stop], strict=True)
                     if rare >= mark_at
                 )
@@ -2095,7 +2096,7 @@ class SensorDetection:
                         for glitch, score in zip(glitches, scores, strict=True)
                     ]
                 result.marks.extend(
-                    (item.reading.sensor_id, item.reading.ts, float(rare))
+                    (item.reading.sensor_id, item.reading.ts, float(rare), item.reading.value)
                     for item, rare in zip(accepted, marking, strict=True)
                     if rare >= mark_at
                 )

@@ -385,3 +385,113 @@ def test_an_alert_held_for_its_grace_when_the_worker_is_sigkilled_fires_once_aft
         assert len(firing_of(p.read("alerts", lambda m: True, settle=2), SLIGO)) == 1
     finally:
         worker.stop()
+
+
+TWIN = "usgs-01650800-water_level-twin"  # the same gauge registered a second time
+
+
+@pytest.fixture
+def twinned(stack: PrometheusServer, run_dir: Path) -> Iterator[Pipeline]:
+    """``corroborating`` on the committed grid with Sligo Creek's water-level gauge
+    registered twice, under a second id at its site (its readings duplicated)."""
+    grid = run_dir / "grid-twin.yaml"
+    grid.write_text(
+        (DATASETS / "grid.yaml").read_text()
+        + f"- id: {TWIN}\n  kind: water_level\n  unit: ft\n  cell: md-gauge-01650800\n"
+    )
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_GRID_FILE": str(grid),
+            "CITYBRAIN_CORROBORATION_AGREE": "0.4",
+            "CITYBRAIN_CORROBORATION_DECISIVE": str(DECISIVE),
+            "CITYBRAIN_CORROBORATION_GRACE": str(GRACE),
+        },
+    )
+    yield p
+    p.close()
+
+
+def test_one_gauge_under_two_ids_is_one_witness_not_a_flood(twinned: Pipeline) -> None:
+    """t199, fails on the old code: one gauge registered under two ids, its lone spike
+    duplicated. Each id's mark corroborated the other's alert: both went on
+    ``corroborated``, ``event``, and a street unit was paged for a flood one device saw.
+    Now each mark carries its reading's value, and a neighbour whose readings are the
+    alert's own is no witness: both alerts go on isolated, to sensor-check."""
+    p = twinned
+    quiet = readings(slice_of(SLIGO, "2019-05-06T00:00", "2019-05-07T00:00"))
+    spike = 150
+    faulty = spiked_once(quiet, spike)
+    s = scores(faulty)
+    assert 0.6 <= s[spike] < DECISIVE and (s >= 0.4).sum() == 1
+    twin = [Reading(r.ts, TWIN, r.kind, r.value, r.unit, r.grid_cell) for r in faulty]
+    worker = p.worker().start()
+    try:
+        send(p, [r for pair in zip(faulty, twin, strict=True) for r in pair])
+        marks = p.read(
+            "corroboration",
+            lambda m: (
+                {d.get("sensor_id") for d in docs(m) if d.get("type") == "mark"} >= {SLIGO, TWIN}
+            ),
+            timeout=90,
+        )
+        alerts = p.read(
+            "alerts",
+            lambda m: bool(firing_of(m, SLIGO)) and bool(firing_of(m, TWIN)),
+            timeout=60 + 2 * GRACE,
+            settle=2,
+        )
+        for sensor_id in (SLIGO, TWIN):
+            (alert,) = firing_of(alerts, sensor_id)
+            labels = alert["labels"]
+            assert (labels["corroboration"], labels["neighbours_agreeing"]) == ("isolated", "0")
+            assert labels["assessment"] == "suspected_sensor_fault"
+        assert counted(p, 'label="corroborated"') == 0
+        assert counted(p, 'label="isolated"', 'assessment="suspected_sensor_fault"') == 2
+        values = {d.get("value") for d in docs(marks) if d.get("type") == "mark"}
+        assert values == {faulty[spike].value}  # the reading's value crossed the broker
+    finally:
+        worker.stop()
+
+
+TURBIDITY = "usgs-01650800-turbidity"
+
+
+def test_a_probe_isolated_as_a_suspect_is_no_witness_for_its_site_s_gauge(
+    corroborating: Pipeline,
+) -> None:
+    """t199, fails on the old code: Sligo Creek's turbidity probe's day of 2019-05-06
+    alerts alone (13:20 and 15:05 UTC, not decisive) and goes on as a suspected sensor
+    fault in the turbidity area. The site's water level, raised once at 12:30, is
+    assessed in its own area, where the probe's marks (13:15 on) still counted: the
+    suspect corroborated the gauge. Now the probe's suspect notes cross the broker to
+    the level's area, and the level's alert goes on isolated, to sensor-check."""
+    p = corroborating
+    probe = readings(slice_of(TURBIDITY, "2019-05-06T00:00", "2019-05-07T00:00"))
+    s = scores(probe)
+    assert np.flatnonzero(s >= 0.6).tolist() == [160, 161, 181, 182, 183] and s.max() < DECISIVE
+    quiet = readings(slice_of(SLIGO, "2019-05-06T00:00", "2019-05-07T00:00"))
+    level = spiked_once(quiet, 150)
+    assert probe[159].ts - level[150].ts == 2700  # the probe's first mark, 45 min later
+    worker = p.worker().start()
+    try:
+        send(p, probe)
+        p.read(
+            "alerts",
+            lambda m: len(firing_of(m, TURBIDITY)) == 2,
+            timeout=90 + GRACE,
+        )
+        notes = p.read(
+            "corroboration",
+            lambda m: any(d.get("type") == "suspect" for d in docs(m)),
+            timeout=30,
+        )
+        assert {d["sensor_id"] for d in docs(notes) if d.get("type") == "suspect"} == {TURBIDITY}
+        send(p, level)
+        alerts = p.read("alerts", lambda m: bool(firing_of(m, SLIGO)), timeout=60 + GRACE)
+        (alert,) = firing_of(alerts, SLIGO)
+        labels = alert["labels"]
+        assert (labels["corroboration"], labels["neighbours_agreeing"]) == ("isolated", "0")
+        assert labels["assessment"] == "suspected_sensor_fault"
+    finally:
+        worker.stop()

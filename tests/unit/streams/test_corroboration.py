@@ -40,7 +40,24 @@ def grid() -> Grid:
 def scored(name: str) -> tuple[dict[str, list[float]], list[Alert]]:
     """Each sensor's anomalous times (rarity, its score before the novelty gate, >= 0.2:
     the stream's marks) and its alert rows (score >= the default)."""
+    anomalous, alerts, _ = scored_values(name)
+    return anomalous, alerts
+
+
+def scored_values(
+    name: str,
+) -> tuple[dict[str, list[float]], list[Alert], dict[tuple[str, float], float]]:
+    """``scored`` and each reading's value by (sensor, time): the marks' and alerts'."""
     frame = pd.read_csv(DATASETS / f"{name}.csv.gz")
+    values = {
+        (str(r.sensor_id), float(t)): float(r.value)
+        for r, t in zip(
+            frame.itertuples(),
+            (pd.to_datetime(frame["timestamp"]) - pd.Timestamp(0, tz="UTC"))
+            / pd.Timedelta(seconds=1),
+            strict=True,
+        )
+    }
     anomalous: dict[str, list[float]] = {}
     alerts: list[Alert] = []
     for sensor_id, series in frame.groupby("sensor_id"):
@@ -50,7 +67,7 @@ def scored(name: str) -> tuple[dict[str, list[float]], list[Alert]]:
         anomalous[str(sensor_id)] = times[rarity >= 0.2].tolist()
         hit = scores >= DEFAULT_THRESHOLD
         alerts += [(str(sensor_id), t, s) for t, s in zip(times[hit], scores[hit], strict=True)]
-    return anomalous, alerts
+    return anomalous, alerts, values
 
 
 def in_window(alert: Alert, start: str, end: str) -> bool:
@@ -158,7 +175,7 @@ def alert_doc(sensor_id: str, at: float, score: float, status: str = "firing") -
         "alert_id": f"al-{sensor_id}-{at:.0f}",
         "status": status,
         "sensor_id": sensor_id,
-        "kind": sensor_id.rsplit("-", 1)[1],
+        "kind": sensor_id.rsplit("-", 1)[-1],
         "score": score,
         "started_at": format_ts(at),
         "labels": {"source": "sensor", "sensor_id": sensor_id},
@@ -170,8 +187,9 @@ def replay(
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """The stage over a slice as it runs live, in event-time order: each thinned mark to
     every area that needs it, each alert row to its own area (marks first at equal
-    times, as the detect agent sends them); the forwarded alerts are returned."""
-    anomalous, alerts = scored(name)
+    times, as the detect agent sends them), with their readings' values (t199: a copy
+    or a stuck neighbour is no witness); the forwarded alerts are returned."""
+    anomalous, alerts, values = scored_values(name)
     events = sorted(
         [(ts, 0, sensor_id, 0.0) for sensor_id, times in anomalous.items() for ts in times]
         + [(at, 1, sensor_id, score) for sensor_id, at, score in alerts]
@@ -182,11 +200,13 @@ def replay(
     for ts, is_alert, sensor_id, score in events:
         if is_alert:
             state = states.setdefault(areas.area(sensor_id), new_area_state())
-            out += on_alert(state, alert_doc(sensor_id, ts, score), now, areas, policy)
+            doc = {**alert_doc(sensor_id, ts, score), "value": values[sensor_id, ts]}
+            out += on_alert(state, doc, now, areas, policy)
         elif thinner.admit(sensor_id, ts):
             for area in areas.mark_areas(sensor_id):
                 state = states.setdefault(area, new_area_state())
-                out += on_mark(state, sensor_id, ts, now, areas, policy)
+                value = values[sensor_id, ts]
+                out += on_mark(state, sensor_id, ts, now, areas, policy, value)
     return states, out
 
 
@@ -379,3 +399,244 @@ def test_an_area_keeps_the_labels_of_at_most_keep_labels_alerts_however_they_wen
     # The newest kept: the last one's resolution carries its firing's labels.
     last = f"al-{TURBIDITY}-{at + 600 * 11:.0f}"
     assert list(state["labelled"])[-1] == last
+
+
+# -- t199: who is a witness --------------------------------------------------------------
+
+STREET = """
+version: 1
+cells:
+  - {id: c, level: city, name: C, unit: u}
+  - {id: d1, level: district, name: North, unit: u, parent: c}
+  - {id: d2, level: district, name: South, unit: u, parent: c}
+  - {id: s1, level: street, name: Main Street, unit: u, parent: d1}
+  - {id: s2, level: street, name: Main Street, unit: u, parent: d2}
+  - {id: k1, level: community, name: K1, unit: u, parent: s1}
+  - {id: k2, level: community, name: K2, unit: u, parent: s1}
+  - {id: k3, level: community, name: K3, unit: u, parent: s1}
+  - {id: k4, level: community, name: K4, unit: u, parent: s2}
+  - {id: k5, level: community, name: K5, unit: u, parent: s2}
+sensors:
+  - {id: a, kind: water_level, unit: ft, cell: k1}
+  - {id: b, kind: water_level, unit: ft, cell: k2}
+  - {id: c3, kind: water_level, unit: ft, cell: k3}
+  - {id: far, kind: water_level, unit: ft, cell: k4}
+  - {id: far2, kind: water_level, unit: ft, cell: k5}
+"""
+T = 1_800_000_000.0
+
+
+@pytest.fixture
+def street(tmp_path: Path) -> Areas:
+    (tmp_path / "grid.yaml").write_text(STREET)
+    return Areas(load_grid(tmp_path / "grid.yaml"))
+
+
+def gauge_alert(sensor_id: str, at: float, value: float, score: float = 0.5) -> dict[str, Any]:
+    return {**alert_doc(sensor_id, at, score), "kind": "water_level", "value": value}
+
+
+def labels_of(out: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    return [
+        (
+            a["sensor_id"],
+            a["labels"]["corroboration"],
+            a["labels"]["neighbours_agreeing"],
+            a["labels"]["assessment"],
+        )
+        for a in out
+    ]
+
+
+@pytest.mark.parametrize("alert_first", [False, True])
+def test_one_device_under_two_ids_is_one_witness(street: Areas, alert_first: bool) -> None:
+    """One gauge registered twice (a and b): every reading duplicated. Each id's alert was
+    corroborated by the other's marks and paged a street unit for a flood that one
+    device saw (fails on the old code: corroborated, 1). Identical readings from two
+    ids are one witness; a third gauge that read otherwise is one."""
+    state = new_area_state()
+    readings = [(T + 300 * k, 4.0 + k) for k in range(4)]
+    out: list[dict[str, Any]] = []
+
+    def marks() -> None:
+        nonlocal out
+        for ts, value in readings:
+            for sensor in ("a", "b"):
+                out += on_mark(state, sensor, ts, 1.0, street, POLICY, value)
+
+    if not alert_first:
+        marks()
+    out += on_alert(state, gauge_alert("a", T, 4.0), 2.0, street, POLICY)
+    out += on_alert(state, gauge_alert("b", T, 4.0), 2.0, street, POLICY)
+    if alert_first:
+        marks()
+    out += on_tick(state, 2.0 + POLICY.grace, street, POLICY)
+    assert labels_of(out) == [
+        ("a", "isolated", "0", "suspected_sensor_fault"),
+        ("b", "isolated", "0", "suspected_sensor_fault"),
+    ]
+    # A real neighbour reading its own water corroborates, and counts once.
+    on_mark(state, "c3", T + 300, 3.0, street, POLICY, 2.7)
+    (c,) = on_alert(state, gauge_alert("a", T + 600, 6.0), 4.0, street, POLICY)
+    assert labels_of([c]) == [("a", "corroborated", "1", "event")]
+
+
+def test_two_sensors_of_a_failing_gateway_dropping_to_zero_corroborate_nothing(
+    street: Areas,
+) -> None:
+    """A gateway fails: both its gauges read exactly 0 at the same time, each alerts, and
+    each one's mark corroborated the other's alert (fails on the old code). A neighbour
+    whose reading at the alert's time is the alert's own, to the digit, is no witness."""
+    state = new_area_state()
+    out = []
+    for sensor in ("a", "b"):
+        out += on_mark(state, sensor, T, 1.0, street, POLICY, 0.0)
+    for sensor in ("a", "b"):
+        out += on_alert(state, gauge_alert(sensor, T, 0.0), 2.0, street, POLICY)
+    assert out == [] and len(state["held"]) == 2
+    out = on_tick(state, 2.0 + POLICY.grace, street, POLICY)
+    assert {x[1:] for x in labels_of(out)} == {("isolated", "0", "suspected_sensor_fault")}
+    # Readings known at other times only (b's at T differs): b agrees, a witness.
+    other = new_area_state()
+    on_mark(other, "b", T, 1.0, street, POLICY, 3.5)
+    (a,) = on_alert(other, gauge_alert("a", T, 0.0), 2.0, street, POLICY)
+    assert labels_of([a]) == [("a", "corroborated", "1", "event")]
+
+
+def test_a_neighbour_stuck_on_one_value_is_no_witness(street: Areas) -> None:
+    """Fails on the old code: a gauge stuck on one anomalous value, marking every ten
+    minutes, corroborated every neighbour's alert in the street."""
+    state = new_area_state()
+    for k in range(POLICY.flatline):
+        on_mark(state, "b", T - 600 * k, 1.0, street, POLICY, 9.9)
+    out = on_alert(state, gauge_alert("a", T, 5.0), 2.0, street, POLICY)
+    assert out == [] and state["held"]
+    # Fewer marks than the flatline bar, or any two values apart: a witness.
+    for values in ([9.9] * (POLICY.flatline - 1), [9.9, 9.8, 9.9]):
+        fresh = new_area_state()
+        for k, value in enumerate(values):
+            on_mark(fresh, "b", T - 600 * k, 1.0, street, POLICY, value)
+        (a,) = on_alert(fresh, gauge_alert("a", T, 5.0), 2.0, street, POLICY)
+        assert labels_of([a]) == [("a", "corroborated", "1", "event")], values
+
+
+def test_a_neighbour_that_is_itself_a_suspected_fault_is_no_witness(street: Areas) -> None:
+    """b's alert went on isolated, a suspected sensor fault; its marks then corroborated
+    a's alert half an hour later (fails on the old code). So does a gauge isolated
+    three times in the last day, even with no alert of its own near a's."""
+    state = new_area_state()
+    on_alert(state, gauge_alert("b", T, 7.0), 1.0, street, POLICY)
+    (b,) = on_tick(state, 1.0 + POLICY.grace, street, POLICY)
+    assert labels_of([b]) == [("b", "isolated", "0", "suspected_sensor_fault")]
+    on_mark(state, "b", T + 1800, 40.0, street, POLICY, 7.5)
+    assert on_alert(state, gauge_alert("a", T + 1800, 5.0), 41.0, street, POLICY) == []
+    # Isolated again and again, each far from the alert's window.
+    lately = new_area_state()
+    day = 86_400.0
+    for n, at in enumerate((T - 0.9 * day, T - 0.6 * day, T - 0.3 * day)):
+        on_alert(lately, gauge_alert("b", at, 7.0 + n), 1.0, street, POLICY)
+        on_tick(lately, 1.0 + POLICY.grace, street, POLICY)
+    assert lately["suspects"]["b"] == [T - 0.9 * day, T - 0.6 * day, T - 0.3 * day]
+    on_mark(lately, "b", T, 40.0, street, POLICY, 7.5)
+    assert on_alert(lately, gauge_alert("a", T, 5.0), 41.0, street, POLICY) == []
+    # Twice only, or three times but the first more than a day ago: a witness again.
+    for times in ((T - 0.6 * day, T - 0.3 * day), (T - 1.1 * day, T - 0.6 * day, T - 0.3 * day)):
+        fresh = new_area_state()
+        fresh["suspects"]["b"] = list(times)
+        on_mark(fresh, "b", T, 40.0, street, POLICY, 7.5)
+        (a,) = on_alert(fresh, gauge_alert("a", T, 5.0), 41.0, street, POLICY)
+        assert labels_of([a]) == [("a", "corroborated", "1", "event")], times
+
+
+def test_a_suspect_is_kept_for_its_newest_alerts_only(street: Areas) -> None:
+    state = new_area_state()
+    for n in range(POLICY.keep_suspects + 5):
+        on_alert(state, gauge_alert("b", T + 3600 * n, 7.0), 1.0, street, POLICY)
+        on_tick(state, 1.0 + POLICY.grace, street, POLICY)
+    assert state["suspects"]["b"] == [T + 3600 * n for n in range(5, POLICY.keep_suspects + 5)]
+
+
+def test_neighbours_far_in_time_skewed_or_in_another_district_are_no_witnesses(
+    street: Areas,
+) -> None:
+    """Verified (passes on the old code too): a mark further than the window from the
+    alert (a neighbour alerting hours later, or one whose clock is hours off), and a
+    gauge on a street of the same name in another district, corroborate nothing."""
+    state = new_area_state()
+    for ts in (T - POLICY.window - 1, T + 3 * 3600, T + POLICY.window + 1):
+        assert on_mark(state, "b", ts, 1.0, street, POLICY, 3.0) == []
+    for area in street.mark_areas("far"):
+        assert area != street.area("a")
+    assert not street.is_neighbour("a", "far") and street.is_neighbour("far", "far2")
+    state["marks"]["far"] = [T]  # even were its mark in a's area
+    assert on_alert(state, gauge_alert("a", T, 5.0), 2.0, street, POLICY) == []
+    (a,) = on_tick(state, 2.0 + POLICY.grace, street, POLICY)
+    assert labels_of([a]) == [("a", "isolated", "0", "suspected_sensor_fault")]
+
+
+def test_a_gauge_moved_to_another_street_witnesses_for_its_new_street_only(
+    street: Areas, tmp_path: Path
+) -> None:
+    """Verified: the grid reloaded while an area holds a moved gauge's marks. Its marks
+    from the old street stay in the old street's state but count for nothing there
+    (``is_neighbour`` reads the grid in force), and a held alert there goes on isolated."""
+    state = new_area_state()
+    on_alert(state, gauge_alert("a", T, 5.0), 1.0, street, POLICY)
+    (tmp_path / "moved.yaml").write_text(
+        STREET.replace(
+            "{id: b, kind: water_level, unit: ft, cell: k2}",
+            "{id: b, kind: water_level, unit: ft, cell: k4}",
+        )
+    )
+    moved = Areas(load_grid(tmp_path / "moved.yaml"))
+    assert on_mark(state, "b", T, 2.0, moved, POLICY, 3.0) == []
+    (a,) = on_tick(state, 1.0 + POLICY.grace, moved, POLICY)
+    assert labels_of([a]) == [("a", "isolated", "0", "suspected_sensor_fault")]
+    assert moved.area("b") == moved.area("far") != moved.area("a")
+
+
+class CountingAreas(Areas):
+    calls = 0
+
+    def is_neighbour(self, sensor_id: str, other: str) -> bool:
+        CountingAreas.calls += 1
+        return super().is_neighbour(sensor_id, other)
+
+
+def test_a_mark_in_a_busy_area_holding_alerts_costs_no_count_per_held_alert(
+    tmp_path: Path,
+) -> None:
+    """An area of 2,000 gauges on one street holding 50 lone alerts: each mark counted
+    every held alert's neighbours afresh, 100,000 neighbour tests per mark (fails on the
+    old code). Now one test per held alert, and a count only for an alert it releases."""
+    sensors = "\n".join(
+        f"  - {{id: g{n}, kind: water_level, unit: ft, cell: k{n % 3 + 1}}}" for n in range(2000)
+    )
+    text = STREET.split("sensors:")[0] + "sensors:\n" + sensors + "\n"
+    (tmp_path / "busy.yaml").write_text(text)
+    areas = CountingAreas(load_grid(tmp_path / "busy.yaml"))
+    state = new_area_state()
+    for n in range(2000):
+        on_mark(state, f"g{n}", T - 86_400.0, 0.0, areas, POLICY, float(n))  # a day ago
+    for n in range(50):
+        on_alert(state, gauge_alert(f"g{n}", T + n, 5.0 + n), 1.0, areas, POLICY)
+    assert len(state["held"]) == 50
+    CountingAreas.calls = 0
+    assert on_mark(state, "g1999", T - 7200.0, 2.0, areas, POLICY, 1.0) == []  # too early
+    assert CountingAreas.calls <= 50
+    CountingAreas.calls = 0
+    out = on_mark(state, "g1999", T, 2.0, areas, POLICY, 1.0)
+    assert len(out) == 50 and CountingAreas.calls <= 50 * (1 + 2000)
+
+
+def test_a_resolution_labelled_afresh_pairs_no_peak_with_a_neighbour_s_reading(
+    street: Areas,
+) -> None:
+    """A resolution whose firing's labels were trimmed is labelled afresh; its value is
+    its episode's peak, not its reading at ``started_at``. Paired with b's reading at
+    that time, a real neighbour reading the same number by chance was taken for a copy."""
+    state = new_area_state()
+    on_mark(state, "b", T, 1.0, street, POLICY, 9.0)
+    resolved = {**gauge_alert("a", T, 9.0), "status": "resolved"}  # peak 9.0, later
+    (done,) = on_alert(state, resolved, 2.0, street, POLICY)
+    assert labels_of([done]) == [("a", "corroborated", "1", "event")]

@@ -13,6 +13,7 @@ from typing import Any
 import faust
 import orjson
 import pytest
+from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
@@ -62,6 +63,16 @@ def mark(sensor_id: str, ts: Any = AT, score: Any = 0.5) -> dict[str, Any]:
         (mark(DEAD_RUN[0], score=float("inf")), 'field "score" is inf: expected a score from 0'),
         (mark(DEAD_RUN[0], score=10**400), 'field "score" is 1000000'),
         (mark(""), "field \"sensor_id\" is '': expected a non-empty string"),
+        # t199: a mark's reading value tells a copy or a stuck witness (fails on the old
+        # code, which took any value unread).
+        ({**mark(DEAD_RUN[0]), "value": "3.2"}, "field \"value\" is '3.2': expected the"),
+        ({**mark(DEAD_RUN[0]), "value": True}, 'field "value" is true: expected the reading'),
+        ({**mark(DEAD_RUN[0]), "value": float("inf")}, 'field "value" is inf: expected the'),
+        ({**mark(DEAD_RUN[0]), "value": 10**400}, 'field "value" is 1000000'),
+        # A suspect note (t199) is checked as a mark is.
+        ({"type": "suspect", "sensor_id": "", "ts": AT}, "field \"sensor_id\" is ''"),
+        ({"type": "suspect", "sensor_id": "s", "ts": 1e308}, 'field "ts" is 1e+308'),
+        ({"type": "suspect", "sensor_id": "s", "Ts": AT}, "the key looks like 'ts'"),
         (
             {"type": "alert", "alert": alert(DEAD_RUN[0], score=float("nan"))},
             'field "alert.score" is nan: expected a score from 0 to 1',
@@ -103,6 +114,9 @@ def test_the_worker_s_own_messages_pass() -> None:
     for message in (
         mark(DEAD_RUN[0]),
         mark(DEAD_RUN[0], score=1),
+        {**mark(DEAD_RUN[0]), "value": 0},
+        {**mark(DEAD_RUN[0]), "value": None},  # a worker before t199: unknown
+        {"type": "suspect", "sensor_id": DEAD_RUN[0], "ts": AT},
         {"type": "alert", "alert": alert(DEAD_RUN[0], score=0)},
     ):
         assert checked_message(message, time.time(), 300.0) is message
@@ -194,3 +208,62 @@ def test_an_alert_s_area_state_is_encoded_once_and_written_as_measured(
     deliver(on, key, {"type": "alert", "alert": alert(DEAD_RUN[1])})
     assert len(encoded) == 1 and sent == [(key, encoded[0])]
     assert read_area_state(sent[0][1]) == read_area_state(encode(on.table.data[key]))
+
+
+def test_a_mark_s_value_reaches_its_area_held_or_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t199 (fails on the old code): the stage records each mark's reading value, in
+    place for an area holding no alert and through the copy for one holding alerts; a
+    site-mate whose readings are the alert's own is no witness, and a mark from a
+    worker before t199 (no value) is one, as before."""
+    on, forwarded = stage(tmp_path, monkeypatch)
+    key = on.areas.area(DEAD_RUN[1]).encode()
+    deliver(on, key, {**mark(DEAD_RUN[0]), "value": 7.5})  # in place: no alert held
+    assert on.table.data[key]["values"][DEAD_RUN[0]] == [7.5]
+    deliver(on, key, {"type": "alert", "alert": alert(DEAD_RUN[1], value=7.5)})
+    assert forwarded == []  # its one witness reads what it reads: held
+    deliver(on, key, {**mark(DEAD_RUN[0], ts=AT + 60), "value": 8.0})
+    assert forwarded == [] and on.table.data[key]["values"][DEAD_RUN[0]] == [7.5, 8.0]
+    deliver(on, key, mark(DEAD_RUN[0], ts=AT + 120))  # unknown value: a witness
+    (out,) = forwarded
+    assert out["labels"]["corroboration"] == "corroborated"
+    assert on.table.data[key]["values"][DEAD_RUN[0]] == [7.5, 8.0, None]
+
+
+SLIGO = ("usgs-01650800-turbidity", "usgs-01650800-water_level")
+
+
+def test_a_suspect_in_its_own_area_is_no_witness_at_its_site_mates_either(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t199 (fails on the old code): Sligo Creek's turbidity probe alerts alone and goes
+    on as a suspected sensor fault in the turbidity area. Its water-level site-mate's
+    alerts are assessed in another area, where the probe's marks still counted: a
+    suspect corroborated the gauge. Now the area that forwards it sends a suspect note
+    to every other area its marks reach."""
+    on, forwarded = stage(tmp_path, monkeypatch)
+    probe, level = SLIGO
+    own, other = on.areas.area(probe).encode(), on.areas.area(level).encode()
+    assert own != other and other.decode() in on.areas.mark_areas(probe)
+    deliver(on, own, {"type": "alert", "alert": alert(probe, grid_cell="md-gauge-01650800")})
+    assert forwarded == []  # lone: held
+    on.table.data[own]["held"][f"al-{probe}"]["held_at"] -= on.policy.grace
+    monkeypatch.setattr(on.app.tables.recovery.completed, "is_set", lambda: True)
+    every = {TP(on.topic_name, p) for p in range(on.ctx.settings.partitions)}
+    monkeypatch.setattr(on.app.consumer, "assignment", lambda: every)
+    asyncio.run(on.release_due())
+    released, *notes = forwarded
+    assert released["labels"]["assessment"] == "suspected_sensor_fault"
+    assert {n["sensor_id"] for n in notes} == {probe} and len(notes) == len(
+        on.areas.mark_areas(probe)
+    ) - (own.decode() in on.areas.mark_areas(probe))
+    assert all(n == {"type": "suspect", "sensor_id": probe, "ts": AT} for n in notes)
+    forwarded.clear()
+    for note in notes:
+        deliver(on, other, note)  # what the topic brings the level's area
+    assert on.table.data[other]["suspects"] == {probe: [AT]}
+    deliver(on, other, {**mark(probe, ts=AT + 600), "value": 40.0})
+    level_alert = alert(level, grid_cell="md-gauge-01650800", started_at=format_ts(AT + 900))
+    deliver(on, other, {"type": "alert", "alert": level_alert})
+    assert forwarded == []  # the suspect's mark is no witness: held

@@ -112,7 +112,7 @@ def test_a_lone_far_glitch_goes_to_sensor_check_not_flash_flood(
     firing = [a for a in alerts if a.status == "firing"]
     assert len(firing) == 1 and firing[0].score == 1.0 and firing[0].far_glitch
     # It marks no neighbour: a sentinel is no agreement with the discharge gauge's alert.
-    assert all(ts != T0 + 300 * AT for _, ts, _ in marks)
+    assert all(ts != T0 + 300 * AT for _, ts, *_ in marks)
     docs = [a.document(grid) for a in alerts]
     assert all(d["labels"]["reading"] == "far_glitch" for d in docs)  # its resolution too
     areas = Areas(grid)
@@ -154,7 +154,7 @@ def test_another_detector_flags_a_sentinel_beyond_absurd(grid: Grid) -> None:
     alerts, marks = detect(handler, items(series(1e308), grid), False)
     firing = [a for a in alerts if a.status == "firing"]
     assert firing and firing[0].far_glitch
-    assert all(ts != T0 + 300 * AT for _, ts, _ in marks)
+    assert all(ts != T0 + 300 * AT for _, ts, *_ in marks)
     assert isinstance(firing[0], AlertEvent)
 
 
@@ -193,7 +193,7 @@ def test_every_detector_s_far_glitch_is_a_suspected_fault(
     handler = SensorDetection(DETECTORS[name](), threshold, 3)
     alerts, marks = detect(handler, items(series(1e13), grid), one_by_one)
     glitch_at = T0 + 300 * AT
-    assert all(ts != glitch_at for _, ts, _ in marks)
+    assert all(ts != glitch_at for _, ts, *_ in marks)
     # Nor is it the peak (score 1, value 1e13) of an episode a measurement opened: a
     # detector that flags much of the noise (windowed_gaussian, seasonal, discord) has
     # one open at the glitch.
