@@ -40,6 +40,7 @@ from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher
 from citybrain.ingest.receipts import Receipts
+from citybrain.text import first_named
 from streams.errors import EventError
 from streams.events import (
     MAX_PACK_READINGS,
@@ -215,7 +216,9 @@ def _conflicts(
         if i not in clash:
             continue
         same = at[(r.sensor_id, r.ts)]
-        others = ", ".join(f"payload[{j}] {o.value!r}" for j, o in same if j != i)[:300]
+        others = first_named(
+            (f"payload[{j}] {o.value!r}" for j, o in same if j != i), len(same) - 1
+        )
         reason = (
             f"sensor {r.sensor_id!r} at {format_ts(r.ts)} is given another value by "
             f"{others}: which is meant?"

@@ -1526,6 +1526,28 @@ def test_an_mqtt_array_past_a_pack_s_readings_is_refused_saying_so(ingest_grid: 
     assert len(kafka.readings) == 10_000
 
 
+def test_an_mqtt_array_of_conflicting_readings_names_a_few_others_each(
+    ingest_grid: Grid,
+) -> None:
+    """t198: each of 10,000 items of one array (one sensor, stamped alike at receipt, each
+    another value) named the other 9,999 before its message was cut to 300 characters:
+    a 70 kB payload held the MQTT callback, and every message behind it, for a minute.
+    Now each names five and counts the rest (fails on the old code by its text)."""
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    acked: list[bool] = []
+    payload = ("[" + ", ".join(str(1 + i / 1e5) for i in range(10_000)) + "]").encode()
+    started = time.monotonic()
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: acked.append(True))
+    assert time.monotonic() - started < 15  # 50 s before
+    assert acked == [True] and not kafka.readings and len(kafka.dead) == 10_000
+    said = dict(kafka.dead[0][1])["citybrain.error.message"].decode()
+    assert said.endswith(
+        "is given another value by payload[1] 1.00001, payload[2] 1.00002, payload[3] "
+        "1.00003, payload[4] 1.00004, payload[5] 1.00005 and 9,994 more: which is meant?"
+    ), said
+
+
 def test_a_retained_mqtt_array_needs_a_time_in_each_item(ingest_grid: Grid) -> None:
     kafka = Kafka()
     ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
