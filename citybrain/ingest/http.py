@@ -199,6 +199,23 @@ def refusal_text(errors: list[dict[str, Any]]) -> str:
     return f"{len(errors)} bad fields, first {text}"
 
 
+# The refusals an answer tells in full (field, code, message); past these, it names the
+# others' fields only.
+MAX_ANSWER_ERRORS = 100
+
+
+def answer_errors(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """An answer's ``errors``: the first ``MAX_ANSWER_ERRORS`` problems in full, and when
+    there are more, ``refused_fields``, every refused field by name in body order, so a
+    sender can tell which of its readings to mend and send again (t198: of a body with
+    500 refused readings, the answer named the first 100, and which of the other 400
+    were refused was said nowhere the sender could read)."""
+    out: dict[str, Any] = {"errors": problems[:MAX_ANSWER_ERRORS]}
+    if len(problems) > MAX_ANSWER_ERRORS:
+        out["refused_fields"] = [p["field"] for p in problems]
+    return out
+
+
 def partly_refused_line(path: str, accepted: int, problems: list[dict[str, Any]]) -> str:
     """The log line on a body some of whose readings were refused: ``ingest: POST
     /ingest/v1/readings: 1 reading accepted, 2 refused and dead-lettered: 2 bad fields,
@@ -802,7 +819,7 @@ class _Handler(BoundedHandler):
         except BadBody as exc:
             for problem in exc.errors:  # each bad reading, as MQTT counts each dead letter
                 srv.metrics.refused.labels(STREAMS[self.route], problem["code"]).inc()
-            self.answer(400, {"error": refusal_text(exc.errors), "errors": exc.errors[:100]})
+            self.answer(400, {"error": refusal_text(exc.errors), **answer_errors(exc.errors)})
             return
         except Exception as exc:  # a fault of ours: answered, logged, the server goes on
             log.exception("ingest: POST %s failed", self.route)
@@ -844,7 +861,7 @@ class _Handler(BoundedHandler):
                 refused=len(refused),
                 error=f"{len(readings)} accepted, {len(refused)} refused (dead-lettered): "
                 + refusal_text(problems),
-                errors=problems[:100],
+                **answer_errors(problems),
             )
         self.answer(200, answer)
 

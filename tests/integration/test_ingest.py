@@ -1367,6 +1367,7 @@ def test_a_body_or_payload_of_many_conflicts_costs_linear_time_and_bounded_dead_
         status, answer = post(p, "/ingest/v1/readings", json.dumps([*same, good]).encode())
         assert (status, answer["accepted"], answer["refused"]) == (200, 1, 9_999)
         assert len(answer["errors"]) == 100
+        assert answer["refused_fields"] == [f"readings[{i}].value" for i in range(9_999)]
         assert answer["errors"][0]["message"].endswith(
             "readings[4] 1.00004, readings[5] 1.00005 and 9,993 more: which is meant?"
         )

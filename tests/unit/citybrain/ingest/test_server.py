@@ -530,6 +530,38 @@ def test_one_bad_reading_of_a_body_is_dead_lettered_and_the_rest_sent(
     assert refused[(("reason", "bad_type"), ("stream", "http"))] == 1
 
 
+def test_an_answer_past_100_refusals_names_every_refused_field(server: IngestHttpServer) -> None:
+    """t198: of a body with 150 bad readings, the answer told the first 100 and said of
+    the other 50 only that they were refused: which ones, the sender could not read
+    (fails on the old code). Now ``refused_fields`` names each, in body order; an answer
+    of 100 refusals or fewer is as before."""
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    listed = [GOOD] + [{**GOOD, "value": "high"}] * 80 + [{**GOOD, "unit": "m"}] * 70
+    status, _, body = call(
+        server, "POST", "/ingest/v1/readings", json.dumps(listed).encode(), GATEWAY
+    )
+    answer = json.loads(body)
+    assert (status, answer["accepted"], answer["refused"], len(answer["errors"])) == (
+        200,
+        1,
+        150,
+        100,
+    )
+    assert answer["refused_fields"] == [f"readings[{i}].value" for i in range(1, 81)] + [
+        f"readings[{i}].unit" for i in range(81, 151)
+    ]
+    assert len(kafka.dead) == 150
+    status, _, body = call(
+        server, "POST", "/ingest/v1/readings", json.dumps(listed[1:]).encode(), GATEWAY
+    )
+    answer = json.loads(body)
+    assert (status, len(answer["errors"]), len(answer["refused_fields"])) == (400, 100, 150)
+    status, _, body = call(
+        server, "POST", "/ingest/v1/readings", json.dumps(listed[:101]).encode(), GATEWAY
+    )
+    assert "refused_fields" not in json.loads(body)
+
+
 def test_two_values_for_one_sensor_at_one_time_are_dead_lettered_and_the_rest_sent(
     server: IngestHttpServer,
 ) -> None:
