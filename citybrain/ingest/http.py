@@ -49,7 +49,7 @@ from citybrain.ingest.mapping import encoded_twice
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import carried_headers, dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
-from citybrain.ingest.publisher import PackPublisher
+from citybrain.ingest.publisher import PackPublisher, packable
 from citybrain.text import counted, first_named
 from playbooks.errors import did_you_mean
 from streams.auth import TokenStore, forbidden_reason, one_authorization, refusal_401
@@ -292,7 +292,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
         if prefix:
             item = {"schema": READING_SCHEMA, **item}  # packed readings may leave it out
         try:
-            out.append(Taken(where, i, item, validator.reading_document(item, now)))
+            out.append(Taken(where, i, item, packable(validator.reading_document(item, now))))
         except EventError as exc:
             problem = _prefixed(exc, where) if where else _problem(exc, exc.field)
             refused.append(Refused(problem, PackedError(i, item, exc).raw(), i))
@@ -388,9 +388,8 @@ def ngsi_readings(
             strict=True,
         ):
             try:
-                out.append(
-                    Taken(f"data[{i}].{attr}", i, data[i], validator.reading_document(doc, now))
-                )
+                reading = packable(validator.reading_document(doc, now))
+                out.append(Taken(f"data[{i}].{attr}", i, data[i], reading))
             except Exception as caught:
                 if isinstance(caught, EventError):
                     fault = caught

@@ -38,7 +38,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
-from citybrain.ingest.publisher import PackPublisher
+from citybrain.ingest.publisher import PackPublisher, packable
 from citybrain.ingest.receipts import Receipts
 from citybrain.text import first_named
 from streams.errors import EventError
@@ -586,7 +586,7 @@ class MqttIngest:
         doc: dict[str, Any] = {}
         try:
             doc = mapping.to_document(topic, payload, now, retained)
-            reading = validator.reading_document(doc, now)
+            reading = packable(validator.reading_document(doc, now))
         except EventError as exc:
             sensor = doc.get("sensor_id") or mapping.sensor_of(topic)
             exc = mapping.as_sent(exc, payload, doc)  # the payload's fields, as sent
@@ -631,7 +631,7 @@ class MqttIngest:
             doc: dict[str, Any] = {}
             try:
                 doc = mapping.to_document(topic, raw, now, retained)
-                taken.append((i, validator.reading_document(doc, now)))
+                taken.append((i, packable(validator.reading_document(doc, now))))
             except EventError as exc:
                 sensor = doc.get("sensor_id") or mapping.sensor_of(topic)
                 refused.append((i, mapping.as_sent(exc, raw, doc), sensor))

@@ -944,7 +944,7 @@ def test_a_sensor_id_near_the_kafka_limit_is_dead_lettered_with_its_key_cut(
         assert headers["citybrain.error.key_truncated"] == b"1100000"
         assert dead.key == b"s" * 65_536
         later = {"schema": "reading/1", **reading, "ts": format_ts(START + 60)}
-        assert post(p, "/ingest/v1/readings", json.dumps(later).encode()) == (200, {"accepted": 1})
+        assert post(p, "/ingest/v1/readings", json.dumps([later]).encode()) == (200, {"accepted": 1})
         assert server.proc is not None and server.proc.poll() is None
     finally:
         server.stop()
@@ -1403,6 +1403,75 @@ def test_a_body_or_payload_of_many_conflicts_costs_linear_time_and_bounded_dead_
             ("gauge-1", 2.1),
             ("gauge-1", 2.5),
         ]
+    finally:
+        ingest.stop()
+        server.stop()
+
+
+def test_a_reading_too_large_for_a_kafka_message_is_refused_and_the_ingests_go_on(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """t198, on the real Mosquitto and Kafka: a grid may register a sensor id of a
+    megabyte, and a reading of it passed every check; the packing thread then raised
+    on it and died, and each ingest took readings it never sent (the HTTP ingest
+    answered every later POST 503, the MQTT ingest acknowledged nothing more). Now the
+    reading is refused ``too_large`` naming the size and the limit, and the others go."""
+    p = ingest_pipeline
+    big = "g" * 1_100_000
+    grid = p.run_dir / "grid-with-a-huge-id.yaml"
+    grid.write_text(
+        (FIXTURES / "grid-ingest.yaml").read_text()
+        + f"  - {{id: {big}, kind: water_level, unit: ft, cell: c-mill}}\n"
+    )
+    env = {**p.env, "CITYBRAIN_GRID_FILE": str(grid)}
+    server = IngestProcess(env, p.run_dir / "huge-http.log", "http", "--max-body", "2000000")
+    ingest = IngestProcess(
+        env,
+        p.run_dir / "huge-mqtt.log",
+        "mqtt",
+        "--client-id",
+        f"{p.name}-ingest",
+        "--topic",
+        "gw/{gateway}/up",
+        "--max-payload",
+        "2000000",
+    )
+    server.start()
+    ingest.start()
+    try:
+        huge = {**GAUGE_READING, "sensor_id": big, "grid_cell": "c-mill"}
+        status, answer = post(p, "/ingest/v1/readings", json.dumps([GAUGE_READING, huge]).encode())
+        assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1), answer
+        [error] = answer["errors"]
+        assert (error["field"], error["code"]) == ("readings[1].sensor_id", "too_large")
+        assert (
+            "bytes packed, more than one Kafka message of the readings topic holds"
+            in (error["message"])
+        )
+        later = {**GAUGE_READING, "ts": format_ts(START + 60)}
+        assert post(p, "/ingest/v1/readings", json.dumps([later]).encode()) == (
+            200,
+            {"accepted": 1},
+        )  # 503 before: the packing thread was dead
+        payload = json.dumps({"sensor_id": big, "value": 1.0, "ts": START}).encode()
+        assert publish_bytes(p.settings.mqtt_port, "gw/east/up", payload).returncode == 0
+        mosquitto_pub(
+            p.settings.mqtt_port,
+            "gw/east/up",
+            [json.dumps({"sensor_id": "gauge-2", "value": 2.5, "ts": START})],
+        )
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == [
+            ("gauge-1", format_ts(START)),
+            ("gauge-1", format_ts(START + 60)),
+            ("gauge-2", format_ts(START)),
+        ]
+        dead = p.read("deadletter", lambda m: len(m) >= 2, settle=1)
+        said = sorted(
+            (dict(d.headers)["citybrain.error.stream"], dict(d.headers)["citybrain.error.reason"])
+            for d in dead
+        )
+        assert said == [(b"http", b"too_large"), (b"mqtt", b"too_large")]
     finally:
         ingest.stop()
         server.stop()
