@@ -944,7 +944,7 @@ def test_a_sensor_id_near_the_kafka_limit_is_dead_lettered_with_its_key_cut(
         assert headers["citybrain.error.key_truncated"] == b"1100000"
         assert dead.key == b"s" * 65_536
         later = {"schema": "reading/1", **reading, "ts": format_ts(START + 60)}
-        assert post(p, "/ingest/v1/readings", json.dumps([later]).encode()) == (200, {"accepted": 1})
+        assert post(p, "/ingest/v1/readings", json.dumps(later).encode()) == (200, {"accepted": 1})
         assert server.proc is not None and server.proc.poll() is None
     finally:
         server.stop()
