@@ -7,8 +7,10 @@ import re
 import sys
 import unicodedata
 import zoneinfo
+from collections.abc import Iterable
 from datetime import datetime
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from streams.errors import text_lines
@@ -18,6 +20,20 @@ def counted(n: int, noun: str, plural: str = "") -> str:
     """``1 row``, ``2 rows``, ``1,234 rows``: a count with its noun in the right number
     (``plural`` for a noun that does not just take an s)."""
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {plural or noun + 's'}"
+
+
+# How many of a list a message names before it says how many more there are.
+NAMED_AT_MOST = 5
+
+
+def first_named(names: Iterable[str], total: int, at_most: int = NAMED_AT_MOST) -> str:
+    """``a, b, c`` or ``a, b, c, d, e and 9,994 more``: the first ``at_most`` of ``names``
+    (``total`` in all), read lazily, so a message naming the others of 10,000 items costs
+    five names, not 10,000 (t198: each of 10,000 conflicting readings named the other
+    9,999, a body of them held the ingest for a minute)."""
+    shown = list(islice(names, at_most))
+    more = total - len(shown)
+    return ", ".join(shown) + (f" and {more:,} more" if more > 0 else "")
 
 
 def agreeing(n: int, singular: str, plural: str) -> str:

@@ -49,8 +49,8 @@ from citybrain.ingest.mapping import encoded_twice
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.mqtt import carried_headers, dead_letter_headers
 from citybrain.ingest.ngsi import NgsiMapping
-from citybrain.ingest.publisher import PackPublisher
-from citybrain.text import counted
+from citybrain.ingest.publisher import PackPublisher, packable
+from citybrain.text import counted, first_named
 from playbooks.errors import did_you_mean
 from streams.auth import TokenStore, forbidden_reason, one_authorization, refusal_401
 from streams.bounds import Bounds
@@ -107,6 +107,11 @@ class Refused:
     problem: dict[str, Any]
     payload: bytes
     index: int = -1  # the item's place in the body, when refusals are sorted by it
+    # Whether this refusal sends a dead letter (False: another refusal of its NGSI entity
+    # carries the entity's bytes for it, ``_letters_per_entity``), and what that dead
+    # letter's message adds to the problem's (the refusals it stands for).
+    letter: bool = True
+    letter_note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +153,11 @@ def _conflicts(taken: list[Taken], suffix: str) -> tuple[list[Reading], list[Ref
     for t in taken:
         if id(t) not in clash:
             continue
-        others = ", ".join(
-            f"{o.field or 'body'} {o.reading.value!r}" for o in clash[id(t)] if o is not t
-        )[:300]
+        same = clash[id(t)]
+        others = first_named(
+            (f"{o.field or 'body'} {o.reading.value!r}" for o in same if o is not t),
+            len(same) - 1,
+        )
         exc = EventError(
             "conflicting_reading",
             f"{t.field}{suffix}" if t.field else suffix.lstrip("."),
@@ -190,6 +197,23 @@ def refusal_text(errors: list[dict[str, Any]]) -> str:
     if len(errors) == 1:
         return text
     return f"{len(errors)} bad fields, first {text}"
+
+
+# The refusals an answer tells in full (field, code, message); past these, it names the
+# others' fields only.
+MAX_ANSWER_ERRORS = 100
+
+
+def answer_errors(problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """An answer's ``errors``: the first ``MAX_ANSWER_ERRORS`` problems in full, and when
+    there are more, ``refused_fields``, every refused field by name in body order, so a
+    sender can tell which of its readings to mend and send again (t198: of a body with
+    500 refused readings, the answer named the first 100, and which of the other 400
+    were refused was said nowhere the sender could read)."""
+    out: dict[str, Any] = {"errors": problems[:MAX_ANSWER_ERRORS]}
+    if len(problems) > MAX_ANSWER_ERRORS:
+        out["refused_fields"] = [p["field"] for p in problems]
+    return out
 
 
 def partly_refused_line(path: str, accepted: int, problems: list[dict[str, Any]]) -> str:
@@ -268,7 +292,7 @@ def readings_from_body(raw: bytes, validator: EventValidator, now: float) -> Bod
         if prefix:
             item = {"schema": READING_SCHEMA, **item}  # packed readings may leave it out
         try:
-            out.append(Taken(where, i, item, validator.reading_document(item, now)))
+            out.append(Taken(where, i, item, packable(validator.reading_document(item, now))))
         except EventError as exc:
             problem = _prefixed(exc, where) if where else _problem(exc, exc.field)
             refused.append(Refused(problem, PackedError(i, item, exc).raw(), i))
@@ -331,15 +355,24 @@ def ngsi_readings(
     except EventError as exc:
         raise BadBody([_problem(exc, exc.field)]) from None
     data = body["data"]
+    # Each entity's bytes written once, however many of its attributes are refused: one
+    # entity with 20,000 refused attributes was written 20,000 times (t198).
+    written: dict[int, bytes] = {}
+
+    def entity_bytes(i: int, exc: EventError) -> bytes:
+        if i not in written:
+            written[i] = PackedError(i, data[i], exc).raw()
+        return written[i]
+
     # An entity whose JSON is at fault (a key given twice, a lone surrogate) is refused
     # for that alone, whatever its mapping found; the others go on.
     bad: list[tuple[int, Refused]] = [
-        (i, Refused(_problem(exc, exc.field), PackedError(i, data[i], exc).raw(), i))
+        (i, Refused(_problem(exc, exc.field), entity_bytes(i, exc), i))
         for i, exc in mapped.errors
         if i not in faults
     ]
     bad.extend(
-        (i, Refused(_fault_problem(exc, f"data[{i}]"), PackedError(i, data[i], exc).raw(), i))
+        (i, Refused(_fault_problem(exc, f"data[{i}]"), entity_bytes(i, exc), i))
         for i, exc in faults.items()
     )
     out: list[Taken] = []
@@ -355,9 +388,8 @@ def ngsi_readings(
             strict=True,
         ):
             try:
-                out.append(
-                    Taken(f"data[{i}].{attr}", i, data[i], validator.reading_document(doc, now))
-                )
+                reading = packable(validator.reading_document(doc, now))
+                out.append(Taken(f"data[{i}].{attr}", i, data[i], reading))
             except Exception as caught:
                 if isinstance(caught, EventError):
                     fault = caught
@@ -382,11 +414,47 @@ def ngsi_readings(
                     if doc["ts"] != sent_time:
                         reason = f"{doc['ts']}: {reason}"
                 problem = _problem(EventError(fault.code, where, value, reason), where)
-                bad.append((i, Refused(problem, PackedError(i, data[i], fault).raw(), i)))
+                bad.append((i, Refused(problem, entity_bytes(i, fault), i)))
     kept, conflicting = _conflicts(out, ".value")
     bad.extend((int(_item_order(r)), r) for r in conflicting)
     refused = [r for _, r in sorted(bad, key=lambda pair: pair[0])]  # stable: by entity
-    return _sorted(kept, _as_sent(raw, "data", len(data), refused))
+    return _sorted(kept, _letters_per_entity(_as_sent(raw, "data", len(data), refused)))
+
+
+# An NGSI entity's refused attributes dead-lettered one by one; past these, one more dead
+# letter stands for the rest. Each dead letter of an entity's attribute is the whole entity
+# as sent, so more copies keep nothing more: one entity of 20,000 attributes spelling no2
+# (IRIs, look-alikes) was 20,000 dead letters of the 1 MB entity (t198).
+MAX_ENTITY_LETTERS = 10
+
+
+def _letters_per_entity(refused: list[Refused]) -> list[Refused]:
+    """``refused`` (sorted by entity) with at most ``MAX_ENTITY_LETTERS`` dead letters per
+    entity: every refusal stays (answered, counted); those past the cap send none but
+    the first of them, whose dead letter names the others (the first few and how many)."""
+    per_entity: dict[int, list[Refused]] = {}
+    for r in refused:
+        per_entity.setdefault(r.index, []).append(r)
+    if all(len(rs) <= MAX_ENTITY_LETTERS for rs in per_entity.values()):
+        return refused
+    out: list[Refused] = []
+    for rs in per_entity.values():
+        out += rs[: MAX_ENTITY_LETTERS - 1]
+        if len(rs) <= MAX_ENTITY_LETTERS:
+            out += rs[MAX_ENTITY_LETTERS - 1 :]
+            continue
+        carrier, rest = rs[MAX_ENTITY_LETTERS - 1], rs[MAX_ENTITY_LETTERS:]
+        named = first_named((str(o.problem["field"]) for o in rest), len(rest))
+        note = (
+            " (this dead letter stands for the entity's "
+            f"{counted(len(rest), 'other refused attribute')} too: {named}; each is named "
+            "in the answer and counted; "
+            f"an entity, whole in each of its dead letters, is dead-lettered at most "
+            f"{MAX_ENTITY_LETTERS} times)"
+        )
+        out.append(replace(carrier, letter_note=note))
+        out += [replace(o, letter=False) for o in rest]
+    return out
 
 
 def _not_too_many(items: list[Any], field: str, noun: str) -> None:
@@ -750,7 +818,7 @@ class _Handler(BoundedHandler):
         except BadBody as exc:
             for problem in exc.errors:  # each bad reading, as MQTT counts each dead letter
                 srv.metrics.refused.labels(STREAMS[self.route], problem["code"]).inc()
-            self.answer(400, {"error": refusal_text(exc.errors), "errors": exc.errors[:100]})
+            self.answer(400, {"error": refusal_text(exc.errors), **answer_errors(exc.errors)})
             return
         except Exception as exc:  # a fault of ours: answered, logged, the server goes on
             log.exception("ingest: POST %s failed", self.route)
@@ -761,8 +829,11 @@ class _Handler(BoundedHandler):
         for bad in refused:
             code, message = bad.problem["code"], bad.problem["message"]
             srv.metrics.refused.labels(stream, code).inc()
+            if not bad.letter:
+                continue  # its entity's bytes go in another refusal's dead letter
             origin = f"http:{self.route}"
-            dead_letters.append((bad.payload, dead_letter_headers(origin, code, message, stream)))
+            headers = dead_letter_headers(origin, code, message + bad.letter_note, stream)
+            dead_letters.append((bad.payload, headers))
         if refused and srv.said_partly_refused(self.route):
             log.info(
                 "%s", partly_refused_line(self.route, len(readings), [r.problem for r in refused])
@@ -789,7 +860,7 @@ class _Handler(BoundedHandler):
                 refused=len(refused),
                 error=f"{len(readings)} accepted, {len(refused)} refused (dead-lettered): "
                 + refusal_text(problems),
-                errors=problems[:100],
+                **answer_errors(problems),
             )
         self.answer(200, answer)
 

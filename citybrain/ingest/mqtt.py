@@ -38,8 +38,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
-from citybrain.ingest.publisher import PackPublisher
+from citybrain.ingest.publisher import PackPublisher, packable
 from citybrain.ingest.receipts import Receipts
+from citybrain.text import first_named
 from streams.errors import EventError
 from streams.events import (
     MAX_PACK_READINGS,
@@ -215,7 +216,9 @@ def _conflicts(
         if i not in clash:
             continue
         same = at[(r.sensor_id, r.ts)]
-        others = ", ".join(f"payload[{j}] {o.value!r}" for j, o in same if j != i)[:300]
+        others = first_named(
+            (f"payload[{j}] {o.value!r}" for j, o in same if j != i), len(same) - 1
+        )
         reason = (
             f"sensor {r.sensor_id!r} at {format_ts(r.ts)} is given another value by "
             f"{others}: which is meant?"
@@ -583,7 +586,7 @@ class MqttIngest:
         doc: dict[str, Any] = {}
         try:
             doc = mapping.to_document(topic, payload, now, retained)
-            reading = validator.reading_document(doc, now)
+            reading = packable(validator.reading_document(doc, now))
         except EventError as exc:
             sensor = doc.get("sensor_id") or mapping.sensor_of(topic)
             exc = mapping.as_sent(exc, payload, doc)  # the payload's fields, as sent
@@ -628,7 +631,7 @@ class MqttIngest:
             doc: dict[str, Any] = {}
             try:
                 doc = mapping.to_document(topic, raw, now, retained)
-                taken.append((i, validator.reading_document(doc, now)))
+                taken.append((i, packable(validator.reading_document(doc, now))))
             except EventError as exc:
                 sensor = doc.get("sensor_id") or mapping.sensor_of(topic)
                 refused.append((i, mapping.as_sent(exc, raw, doc), sensor))

@@ -46,6 +46,7 @@ from typing import Any
 
 from citybrain.errors import InputError
 from citybrain.ingest.mapping import encoded_twice
+from citybrain.text import first_named
 from playbooks.errors import did_you_mean
 from playbooks.grid import DEFAULT_KINDS, Grid
 from streams.errors import MISSING, EventError, detach, number_hint
@@ -256,7 +257,9 @@ class NgsiMapping:
                 continue
             given = spellings[spec_row[0]]
             if len(given) > 1:
-                others = ", ".join(repr(a) for a in given if a != attr)
+                # The first few others, each clipped: every one of 20,000 spellings
+                # (IRIs ending in /no2) named all the others, 4 GB of text (t198).
+                others = first_named((f"{a!r:.80}" for a in given if a != attr), len(given) - 1)
                 out.errors.append(
                     EventError(
                         "duplicate_attribute",

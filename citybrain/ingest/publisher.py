@@ -27,12 +27,42 @@ from typing import Any
 
 from citybrain.errors import InputError
 from citybrain.text import counted
-from streams.events import Reading, fit_dead_letter
-from streams.partitioning import ReadingPacker, sensor_partition
+from streams.errors import EventError
+from streams.events import MAX_MESSAGE_BYTES, Reading, fit_dead_letter
+from streams.partitioning import ReadingPacker, alone_in_pack_bytes, sensor_partition
 
 log = logging.getLogger(__name__)
 
 Done = Callable[[], None]
+
+
+# Below this many characters of text fields a reading cannot fill a pack (a pack holds
+# MAX_MESSAGE_BYTES): ``packable`` measures only readings past it, so the hot path does
+# not encode each reading twice.
+_SURELY_PACKABLE = 100_000
+
+
+def packable(reading: Reading) -> Reading:
+    """``reading``, or ``EventError`` (``too_large``, naming ``sensor_id``) when it alone
+    is larger than a pack may be, so that it is refused and dead-lettered as any bad
+    reading, its sender told (an HTTP answer names it). Only a grid id of about a
+    megabyte makes one; before t198 it raised in the packing thread, which died with a
+    traceback: every later reading waited for Kafka for ever (HTTP 503s, MQTT messages
+    never acknowledged)."""
+    text = len(reading.sensor_id) + len(reading.kind) + len(reading.unit)
+    if text + len(reading.grid_cell) < _SURELY_PACKABLE:
+        return reading
+    size = alone_in_pack_bytes(reading)
+    if size <= MAX_MESSAGE_BYTES:
+        return reading
+    raise EventError(
+        "too_large",
+        "sensor_id",
+        reading.sensor_id,
+        f"the reading is {size:,} bytes packed, more than one Kafka message of the "
+        f"readings topic holds ({MAX_MESSAGE_BYTES:,}): the grid registers an id too long "
+        "to be sent (its sensor id, cell, kind or unit); shorten it in the grid",
+    )
 
 
 @dataclass(slots=True)
@@ -69,6 +99,8 @@ class PackPublisher:
         self.max_pending = max_pending
         self.stats = PublisherStats()
         self.failure: BaseException | None = None
+        # What ``failure`` is, for the ingest's stop line.
+        self.failure_said = "Kafka refused a send"
         self._buffer: list[tuple[Reading, Done]] = []
         # Dead letters waiting for the flusher: (value, key, headers, done).
         self._dead: list[tuple[bytes, bytes | None, list[tuple[str, bytes]], Done]] = []
@@ -175,6 +207,20 @@ class PackPublisher:
         return True
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:
+            # A fault of ours here left every later reading waiting for Kafka for ever
+            # (t198: a reading too large for a pack killed the thread, the ingest went on
+            # answering 503s): it stops the ingest instead, its messages unacknowledged.
+            log.error("ingest: the packing thread failed: %r", exc)
+            with self._cond:
+                if self.failure is None:
+                    self.failure = exc
+                    self.failure_said = "the packing thread failed (a fault of the ingest's own)"
+                self._cond.notify_all()
+
+    def _loop(self) -> None:
         while True:
             with self._cond:
                 if not self._closing and not self._dead:

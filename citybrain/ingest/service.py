@@ -280,7 +280,7 @@ def _wait(
             if on_hup is not None:
                 on_hup()
         if publisher.failure is not None:
-            log.error("ingest: stopping, Kafka refused a send: %r", publisher.failure)
+            log.error("ingest: stopping, %s: %r", publisher.failure_said, publisher.failure)
             return 1
         if time.monotonic() - last >= every:
             last = time.monotonic()

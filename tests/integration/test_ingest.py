@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from citybrain.ingest.http import MAX_ENTITY_LETTERS
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from dashboards.generate import expressions, load
 from dashboards.rules import ALERTS
@@ -1345,3 +1346,132 @@ def test_sighup_rotates_the_http_ingests_gateway_token_and_keeps_it_running(
         assert "Traceback" not in server.log()
     finally:
         assert server.stop() == 0
+
+
+def test_a_body_or_payload_of_many_conflicts_costs_linear_time_and_bounded_dead_letters(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """t198, on the real Mosquitto and Kafka: each of 9,999 readings of one sensor at one
+    time named the other 9,998 (a 1.3 MB body held the HTTP ingest for a minute, its
+    answer never came within a client's 30 s), and so did each item of an MQTT array
+    (the broker's messages behind it waited as long); an NGSI entity with 3,000
+    attributes spelling no2 sent 3,000 dead letters of itself, each naming 2,999
+    attributes. Now each names five and counts the rest, every refusal is answered and
+    counted, and the entity is dead-lettered MAX_ENTITY_LETTERS times at most."""
+    p = ingest_pipeline
+    server = http_ingest(p, "--max-body", "2000000").start()
+    ingest = mqtt_ingest(p).start()
+    try:
+        same = [{**GAUGE_READING, "value": 1 + i / 1e5} for i in range(9_999)]
+        good = {**GAUGE_READING, "ts": format_ts(START + 60)}
+        status, answer = post(p, "/ingest/v1/readings", json.dumps([*same, good]).encode())
+        assert (status, answer["accepted"], answer["refused"]) == (200, 1, 9_999)
+        assert len(answer["errors"]) == 100
+        assert answer["refused_fields"] == [f"readings[{i}].value" for i in range(9_999)]
+        assert answer["errors"][0]["message"].endswith(
+            "readings[4] 1.00004, readings[5] 1.00005 and 9,993 more: which is meant?"
+        )
+        entity = example("AirQualityObserved")
+        entity["pm25"] = {"type": "Number", "value": 5}
+        entity.update({f"u{i}/no2": {"type": "Number", "value": 1} for i in range(3_000)})
+        status, answer = post(p, "/ingest/v1/ngsi", notification(entity))
+        assert (status, answer["accepted"], answer["refused"]) == (200, 1, 3_001)
+        # An array of 10,000 plain numbers on one topic: one time (receipt), 10,000 values.
+        values = ", ".join(str(2 + i / 1e5) for i in range(10_000))
+        assert publish_bytes(p.settings.mqtt_port, TOPIC, f"[{values}]".encode()).returncode == 0
+        mosquitto_pub(p.settings.mqtt_port, TOPIC, [json.dumps({"value": 2.5, "ts": START})])
+        total = 9_999 + MAX_ENTITY_LETTERS + 10_000
+        dead = p.read("deadletter", lambda m: len(m) >= total, settle=2)
+        said = [dict(d.headers) for d in dead]
+        streams = [h["citybrain.error.stream"] for h in said]
+        assert (streams.count(b"http"), streams.count(b"ngsi"), streams.count(b"mqtt")) == (
+            9_999,
+            MAX_ENTITY_LETTERS,
+            10_000,
+        )
+        # (dead letters with no sensor to key them reach any partition: in no order)
+        notes = [
+            h["citybrain.error.message"]
+            for h in said
+            if b"stands for" in h["citybrain.error.message"]
+        ]
+        assert len(notes) == 1
+        assert b"the entity's 2,991 other refused attributes too: data[0]." in notes[0]
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted((r["sensor_id"], r["value"]) for r in readings) == [
+            ("Madrid-AmbientObserved-28079004-2016-03-15T11:00:00-pm25", 5),
+            ("gauge-1", 2.1),
+            ("gauge-1", 2.5),
+        ]
+    finally:
+        ingest.stop()
+        server.stop()
+
+
+def test_a_reading_too_large_for_a_kafka_message_is_refused_and_the_ingests_go_on(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """t198, on the real Mosquitto and Kafka: a grid may register a sensor id of a
+    megabyte, and a reading of it passed every check; the packing thread then raised
+    on it and died, and each ingest took readings it never sent (the HTTP ingest
+    answered every later POST 503, the MQTT ingest acknowledged nothing more). Now the
+    reading is refused ``too_large`` naming the size and the limit, and the others go."""
+    p = ingest_pipeline
+    big = "g" * 1_100_000
+    grid = p.run_dir / "grid-with-a-huge-id.yaml"
+    grid.write_text(
+        (FIXTURES / "grid-ingest.yaml").read_text()
+        + f"  - {{id: {big}, kind: water_level, unit: ft, cell: c-mill}}\n"
+    )
+    env = {**p.env, "CITYBRAIN_GRID_FILE": str(grid)}
+    server = IngestProcess(env, p.run_dir / "huge-http.log", "http", "--max-body", "2000000")
+    ingest = IngestProcess(
+        env,
+        p.run_dir / "huge-mqtt.log",
+        "mqtt",
+        "--client-id",
+        f"{p.name}-ingest",
+        "--topic",
+        "gw/{gateway}/up",
+        "--max-payload",
+        "2000000",
+    )
+    server.start()
+    ingest.start()
+    try:
+        huge = {**GAUGE_READING, "sensor_id": big, "grid_cell": "c-mill"}
+        status, answer = post(p, "/ingest/v1/readings", json.dumps([GAUGE_READING, huge]).encode())
+        assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1), answer
+        [error] = answer["errors"]
+        assert (error["field"], error["code"]) == ("readings[1].sensor_id", "too_large")
+        assert (
+            "bytes packed, more than one Kafka message of the readings topic holds"
+            in (error["message"])
+        )
+        later = {**GAUGE_READING, "ts": format_ts(START + 60)}
+        assert post(p, "/ingest/v1/readings", json.dumps([later]).encode()) == (
+            200,
+            {"accepted": 1},
+        )  # 503 before: the packing thread was dead
+        payload = json.dumps({"sensor_id": big, "value": 1.0, "ts": START}).encode()
+        assert publish_bytes(p.settings.mqtt_port, "gw/east/up", payload).returncode == 0
+        mosquitto_pub(
+            p.settings.mqtt_port,
+            "gw/east/up",
+            [json.dumps({"sensor_id": "gauge-2", "value": 2.5, "ts": START})],
+        )
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
+        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == [
+            ("gauge-1", format_ts(START)),
+            ("gauge-1", format_ts(START + 60)),
+            ("gauge-2", format_ts(START)),
+        ]
+        dead = p.read("deadletter", lambda m: len(m) >= 2, settle=1)
+        said = sorted(
+            (dict(d.headers)["citybrain.error.stream"], dict(d.headers)["citybrain.error.reason"])
+            for d in dead
+        )
+        assert said == [(b"http", b"too_large"), (b"mqtt", b"too_large")]
+    finally:
+        ingest.stop()
+        server.stop()

@@ -25,6 +25,7 @@ class _Publisher:
         self.pending = 0
         self.checks = 0
         self.plan = [1, 1, 3]
+        self.failure_said = "Kafka refused a send"
 
     @property
     def failure(self) -> Exception | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from email.message import Message
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 
 from citybrain.ingest.http import (
     MAX_BODY,
+    MAX_ENTITY_LETTERS,
     BadBody,
     BodyReadings,
     _refusal,
@@ -439,6 +441,65 @@ def test_two_ngsi_entities_giving_one_sensor_two_values_are_refused(
     assert [(e["field"], e["code"]) for e in err.value.errors] == [
         ("data[0].no2.value", "conflicting_reading"),
         ("data[1].no2.value", "conflicting_reading"),
+    ]
+
+
+def test_a_body_of_a_pack_of_conflicting_readings_names_a_few_others_each(
+    validator: EventValidator,
+) -> None:
+    """t198: each of 10,000 readings of one sensor at one time named the other 9,999
+    (then cut to 300 characters): 10^8 names built, the ingest held for a minute by one
+    1.3 MB body, every other gateway waiting. Now each names five and counts the rest,
+    and the whole body takes well under a second (fails on the old code by its text;
+    it took 50 s)."""
+    body = raw([{**GOOD, "value": 1 + i / 1e5} for i in range(MAX_PACK_READINGS)])
+    started = time.monotonic()
+    with pytest.raises(BadBody) as err:
+        readings_from_body(body, validator, T_NOW)
+    assert time.monotonic() - started < 15
+    errors = err.value.errors
+    assert len(errors) == MAX_PACK_READINGS
+    assert errors[0]["message"] == (
+        "field \"readings[0].value\" is 1.0: sensor 'gauge-1' at 2026-09-21T14:00:00Z is given "
+        "another value by readings[1] 1.00001, readings[2] 1.00002, readings[3] 1.00003, "
+        "readings[4] 1.00004, readings[5] 1.00005 and 9,994 more: which is meant?"
+    )
+
+
+def test_an_entity_of_many_spellings_of_one_attribute_is_dead_lettered_a_bounded_number_of_times(
+    validator: EventValidator, ingest_grid: Grid
+) -> None:
+    """t198: an entity with 3,000 attributes spelling no2 (IRIs ending in /no2, each a
+    duplicate_attribute naming all the others) was 3,000 dead letters each holding the
+    whole entity and a message naming 2,999 attributes: 134 kB posted, 850 MB of memory,
+    500 MB to Kafka, and 20,000 spellings in a 1 MB body would have been 4 GB of text.
+    Now every refusal is answered and counted, each names at most five others, and the
+    entity is dead-lettered at most MAX_ENTITY_LETTERS times, the last naming the rest
+    (fails on the old code)."""
+    entity = example("AirQualityObserved")
+    entity["pm25"] = {"type": "Number", "value": 5}
+    for i in range(3000):
+        entity[f"u{i}/no2"] = {"type": "Number", "value": 1}
+    found = ngsi_readings(raw({"data": [entity]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    assert [r.kind for r in found.readings] == ["pm25"]
+    assert len(found.refused) == 3001  # no2 itself and its 3,000 other spellings
+    assert {r.problem["code"] for r in found.refused} == {"duplicate_attribute"}
+    assert max(len(r.problem["message"]) for r in found.refused) < 400
+    letters = [r for r in found.refused if r.letter]
+    assert len(letters) == MAX_ENTITY_LETTERS
+    assert [r.letter_note for r in letters[:-1]] == [""] * (MAX_ENTITY_LETTERS - 1)
+    assert letters[-1].letter_note.startswith(
+        " (this dead letter stands for the entity's 2,991 other refused attributes too: "
+        "data[0].u9/no2, data[0].u10/no2, "
+    )
+    assert {r.payload for r in found.refused} == {letters[0].payload}  # the entity as sent
+    # An entity with a few refusals keeps one dead letter for each.
+    few = example("AirQualityObserved")
+    few["NO2"] = {"type": "Number", "value": 3}
+    found = ngsi_readings(raw({"data": [few, entity]}), NgsiMapping(ingest_grid), validator, T_NOW)
+    assert [(r.index, r.letter, r.letter_note) for r in found.refused[:2]] == [
+        (0, True, ""),
+        (0, True, ""),
     ]
 
 

@@ -17,8 +17,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from kafka.future import Future
 
-from citybrain.ingest.publisher import PackPublisher
+from citybrain.ingest.publisher import PackPublisher, packable
+from streams.errors import EventError
 from streams.events import Reading
+from streams.partitioning import PackTooLargeError
 from tests.unit.citybrain.test_cli_errors import _closed_port
 
 READING = Reading(1_790_000_000.0, "gauge-1", "water_level", 2.4, "m", "c1")
@@ -151,3 +153,40 @@ def test_each_pack_acknowledges_its_own_readings_when_the_byte_bound_splits_it()
     assert acked == list(range(first)) and pub.pending == second  # not acked: not lost
     assert isinstance(pub.failure, KafkaError)
     pub._abandoned = True
+
+
+def test_a_reading_too_large_for_a_pack_is_refused_before_it_is_queued() -> None:
+    """t198: a reading whose grid id is a megabyte (the grid takes one) passed every
+    check, and the packing thread raised PackTooLargeError on it and died with a
+    traceback: every later reading of the ingest waited for Kafka for ever (HTTP 503s,
+    MQTT messages never acknowledged). ``packable`` refuses it as a reading's fault,
+    naming the size and the limit (fails on the old code: no such check)."""
+    big = Reading(1.79e9, "g" * 1_100_000, "water_level", 2.4, "ft", "c1")
+    with pytest.raises(EventError) as err:
+        packable(big)
+    assert (err.value.code, err.value.field) == ("too_large", "sensor_id")
+    assert err.value.reason.startswith("the reading is 1,100,143 bytes packed, more than one")
+    assert "holds (1,000,000)" in err.value.reason
+    assert packable(READING) is READING
+    # One just under the bound passes: only what cannot be sent is refused.
+    fits = Reading(1.79e9, "g" * 999_000, "water_level", 2.4, "ft", "c1")
+    assert packable(fits) is fits
+
+
+def test_a_fault_in_the_packing_thread_stops_the_ingest_instead_of_hanging_it() -> None:
+    """t198: the packing thread's exception ended it unsaid but for a traceback, and
+    the ingest went on taking readings nobody would send. Now the fault is the
+    publisher's failure, which stops the ingest (its messages unacknowledged: the MQTT
+    broker delivers them again) (fails on the old code: failure stayed None)."""
+    kafka = HeldKafka()
+    pub = PackPublisher(kafka, "t.readings", "t.deadletter", 1, pack_size=10, pack_ms=5)
+    big = Reading(1.79e9, "g" * 1_100_000, "water_level", 2.4, "ft", "c1")
+    pub.submit(big, lambda: None)  # past packable's check: a fault of the packer's own
+    pub.start()
+    deadline = time.monotonic() + 30
+    while pub.failure is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert isinstance(pub.failure, PackTooLargeError)
+    assert pub.failure_said == "the packing thread failed (a fault of the ingest's own)"
+    with pytest.raises(RuntimeError, match="Kafka send failed"):
+        pub.dead_letter(b"x", None, [], lambda: None)

@@ -530,6 +530,38 @@ def test_one_bad_reading_of_a_body_is_dead_lettered_and_the_rest_sent(
     assert refused[(("reason", "bad_type"), ("stream", "http"))] == 1
 
 
+def test_an_answer_past_100_refusals_names_every_refused_field(server: IngestHttpServer) -> None:
+    """t198: of a body with 150 bad readings, the answer told the first 100 and said of
+    the other 50 only that they were refused: which ones, the sender could not read
+    (fails on the old code). Now ``refused_fields`` names each, in body order; an answer
+    of 100 refusals or fewer is as before."""
+    kafka: Kafka = server.publisher  # type: ignore[assignment]
+    listed = [GOOD] + [{**GOOD, "value": "high"}] * 80 + [{**GOOD, "unit": "m"}] * 70
+    status, _, body = call(
+        server, "POST", "/ingest/v1/readings", json.dumps(listed).encode(), GATEWAY
+    )
+    answer = json.loads(body)
+    assert (status, answer["accepted"], answer["refused"], len(answer["errors"])) == (
+        200,
+        1,
+        150,
+        100,
+    )
+    assert answer["refused_fields"] == [f"readings[{i}].value" for i in range(1, 81)] + [
+        f"readings[{i}].unit" for i in range(81, 151)
+    ]
+    assert len(kafka.dead) == 150
+    status, _, body = call(
+        server, "POST", "/ingest/v1/readings", json.dumps(listed[1:]).encode(), GATEWAY
+    )
+    answer = json.loads(body)
+    assert (status, len(answer["errors"]), len(answer["refused_fields"])) == (400, 100, 150)
+    status, _, body = call(
+        server, "POST", "/ingest/v1/readings", json.dumps(listed[:101]).encode(), GATEWAY
+    )
+    assert "refused_fields" not in json.loads(body)
+
+
 def test_two_values_for_one_sensor_at_one_time_are_dead_lettered_and_the_rest_sent(
     server: IngestHttpServer,
 ) -> None:
@@ -1524,6 +1556,28 @@ def test_an_mqtt_array_past_a_pack_s_readings_is_refused_saying_so(ingest_grid: 
     assert acked == [True] and kafka.keys == [b"gauge-1"] and not kafka.readings
     ingest.handle("city/east/gauge-1/water_level", b"[" + b"2.5," * 9_999 + b"2.5]", lambda: None)
     assert len(kafka.readings) == 10_000
+
+
+def test_an_mqtt_array_of_conflicting_readings_names_a_few_others_each(
+    ingest_grid: Grid,
+) -> None:
+    """t198: each of 10,000 items of one array (one sensor, stamped alike at receipt, each
+    another value) named the other 9,999 before its message was cut to 300 characters:
+    a 70 kB payload held the MQTT callback, and every message behind it, for a minute.
+    Now each names five and counts the rest (fails on the old code by its text)."""
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: T_NOW)
+    acked: list[bool] = []
+    payload = ("[" + ", ".join(str(1 + i / 1e5) for i in range(10_000)) + "]").encode()
+    started = time.monotonic()
+    ingest.handle("city/east/gauge-1/water_level", payload, lambda: acked.append(True))
+    assert time.monotonic() - started < 15  # 50 s before
+    assert acked == [True] and not kafka.readings and len(kafka.dead) == 10_000
+    said = dict(kafka.dead[0][1])["citybrain.error.message"].decode()
+    assert said.endswith(
+        "is given another value by payload[1] 1.00001, payload[2] 1.00002, payload[3] "
+        "1.00003, payload[4] 1.00004, payload[5] 1.00005 and 9,994 more: which is meant?"
+    ), said
 
 
 def test_a_retained_mqtt_array_needs_a_time_in_each_item(ingest_grid: Grid) -> None:
