@@ -192,6 +192,7 @@ def create_app(
         table.changelog_topic.config = dict(changelog_configs)
         if isinstance(table, ReadBack):
             table.on_unreadable = ctx.on_unreadable_state
+            table.on_skipped = ctx.on_skipped_state
             for reason in REASONS:
                 metrics.state_unreadable.labels(table.name, reason)
     register_api(app, ctx)

@@ -74,6 +74,7 @@ from streams.tables import (
     BAD_SHAPE,
     KeyPartitionedGlobalTable,
     KeyPartitionedTable,
+    Skipped,
     Unreadable,
     UnreadableEntryError,
     key_partitioned_table,
@@ -807,6 +808,12 @@ def firing_key_fault(key: bytes, labels: dict[str, Any]) -> str | None:
     return f"firing alert: its key is {length:,} characters, no alert id (at most {MAX_ID_CHARS})"
 
 
+def generation_floor(entry: dict[str, Any]) -> int:
+    """The floor of a ``generations`` entry as ``read_generation`` gave it: a counter
+    read-back never lowers (``streams.tables.ReadBack.counter_of``)."""
+    return int(entry["floor"])
+
+
 def read_generation(entry: bytes) -> dict[str, Any]:
     """A ``generations`` changelog entry: ``{"floor": n}``, the highest generation
     of the groups forgotten on its partition (a whole number >= 0);
@@ -1046,7 +1053,9 @@ class Context:
         # is ever used twice (streams.response, ``_forget_groups``).
         self.generations = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "generations", n, decode=read_generation),
+            key_partitioned_table(
+                app, "generations", n, decode=read_generation, counter_of=generation_floor
+            ),
         )
         self.generation_keys = generation_keys(n)
         self.firing = key_partitioned_table(
@@ -1474,6 +1483,45 @@ class Context:
                 "at": time.time(),
                 "actor": "citybrain",
                 "detail": f"{why}{size}",
+            }
+        )
+
+    def on_skipped_state(self, table: str, skipped: Skipped) -> None:
+        """An entry of a counter table (the run-id floors, ``generations``) that read-back
+        skipped (``streams.tables.ReadBack._apply_counters``): junk, a tombstone or a key
+        that is not UTF-8 text, which never lowers the counter its key keeps (t194: one
+        read back as "no floor" let a restarted worker reuse run ids). Said at WARNING with
+        its partition and offset and the counter kept, counted and audited as an
+        unreadable entry (``on_unreadable_state``)."""
+        entry = skipped.entry
+        shown = shown_key(skipped.key)
+        size = f" ({entry.size} bytes)" if entry.size else ""
+        why = bounded_message(f"{entry.reason}: {entry.detail}")
+        kept = f"kept {skipped.kept:,}, its highest sound value"
+        log.warning(
+            "citybrain: %s: skipped the entry of key %r at changelog partition %d offset %d%s, "
+            "%s; a run-id floor is never lowered: %s",
+            table,
+            shown,
+            skipped.partition,
+            skipped.offset,
+            size,
+            why,
+            kept,
+        )
+        self.metrics.state_unreadable.labels(table, entry.reason).inc()
+        self._unreadable_audit.append(
+            {
+                "action": "state_unreadable",
+                "table": table,
+                "key": shown,
+                "reason": entry.reason,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": (
+                    f"{why}{size}, at changelog partition {skipped.partition} offset "
+                    f"{skipped.offset}: skipped, {kept}"
+                ),
             }
         )
 

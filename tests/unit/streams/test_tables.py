@@ -836,3 +836,66 @@ def test_a_worker_the_group_dropped_writes_none_of_its_staged_states(
     t.stage_many({b"d": 5})
     asyncio.run(t.app.producer.flush())
     assert written[-1] == (b"d", {"doc": 5})
+
+
+def test_a_counter_table_keeps_each_key_s_highest_sound_value_and_skips_junk(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """t194: the run-id floors (``generations``) took a key's last changelog entry: junk
+    there (another shape, a scalar, a newer version's, not JSON) or a tombstone read back
+    as "no floor", and a restarted worker opened runs under ids already used. Now every
+    entry is read, the highest sound floor is kept, and each skipped entry is told with
+    its partition and offset and the floor kept; none lowers a floor, across batches
+    too."""
+    from streams.context import generation_floor, read_generation
+    from streams.tables import DELETED, Skipped
+
+    app = faust.App("tables-counters", store="memory://", broker="kafka://127.0.0.1:1")
+    t = key_partitioned_table(
+        app, "generations", 2, decode=read_generation, counter_of=generation_floor
+    )
+    assert isinstance(t, ReadBack)
+    told: list[tuple[str, Skipped]] = []
+    t.on_skipped = lambda table, skipped: told.append((table, skipped))
+    codec = t.value_serializer
+
+    def at(offset: int, key: bytes, entry: bytes | None) -> Any:
+        event = changelog_event(key, entry, codec)
+        event.message.offset = offset
+        return event
+
+    batch = [
+        at(0, b"g-0", b'{"floor": 3}'),
+        at(1, b"g-0", b'{"floor": 7}'),
+        at(2, b"g-0", b'{"floor": "7"}'),  # another type
+        at(3, b"g-0", b"[7]"),  # another shape
+        at(4, b"g-0", b'{"format": 2, "floor": 9}'),  # a newer version's
+        at(5, b"g-0", None),  # a tombstone
+        at(6, b"g-1", b'{"floor": 2}'),
+        at(7, b"g-1", b'{"floor": 1}'),  # lower, but sound: never lowers either
+        at(8, b"g-2", b"not json"),  # a key with junk only: no floor (0), told so
+        at(9, b"g-\xff", b'{"floor": 99}'),  # a key no writer wrote
+    ]
+    t.apply_changelog_batch(batch)
+    assert dict(t.data.items()) == {b"g-0": {"floor": 7}, b"g-1": {"floor": 2}}
+    assert [(s.key, s.entry.reason, s.partition, s.offset, s.kept) for _, s in told] == [
+        (b"g-0", BAD_SHAPE, 0, 2, 7),
+        (b"g-0", BAD_SHAPE, 0, 3, 7),
+        (b"g-0", NEWER_FORMAT, 0, 4, 7),
+        (b"g-0", DELETED, 0, 5, 7),
+        (b"g-2", NOT_DECODABLE, 0, 8, 0),
+        (b"g-\xff", NOT_DECODABLE, 0, 9, 0),
+    ]
+    # A later batch: junk and a lower floor keep what an earlier batch read; a higher
+    # sound floor raises it.
+    told.clear()
+    t.apply_changelog_batch([at(10, b"g-0", b'{"floor": 5}'), at(11, b"g-0", b"{")])
+    t.apply_changelog_batch([at(12, b"g-1", b'{"floor": 4}'), at(13, b"g-1", None)])
+    assert dict(t.data.items()) == {b"g-0": {"floor": 7}, b"g-1": {"floor": 4}}
+    assert [(s.key, s.offset, s.kept) for _, s in told] == [(b"g-0", 11, 7), (b"g-1", 13, 4)]
+    # Untold (no context), it is still said, with where the entry lies.
+    t.on_skipped = None
+    with caplog.at_level(logging.WARNING, logger="streams.tables"):
+        t.apply_changelog_batch([at(14, b"g-1", b"12")])
+    assert "partition 0 offset 14" in caplog.text and "kept 4" in caplog.text
+    assert t[b"g-1"] == {"floor": 4}
