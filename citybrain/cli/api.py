@@ -261,14 +261,24 @@ MAX_PAGES = 10_000
 def all_pages(args: argparse.Namespace, path: str, key: str) -> dict[str, Any]:
     """Every page of a paged listing (``GET /runs``, t186): the first page's answer with
     ``key`` holding the items of all its pages, followed by each answer's ``next`` link
-    until it is null (a worker before t186 answers one page, with no ``next``). Each page
+    until it is null (a worker before t186 answers one page, with no ``next``), and
+    ``warnings`` gathering every page's (the runs some workers could not give). Each page
     is checked as ``listed`` checks it. CliError (status 1) for a ``next`` link that is
     not under the API's path, or one given twice (a loop)."""
     doc = _api(args, "GET", path)
     items = listed(doc, key, args.url, path)
     seen: set[str] = set()
     page = doc
-    while isinstance(page, dict) and isinstance(page.get("next"), str):
+    warnings: list[str] = []
+    while True:
+        # A page that lacks some workers' runs says so (t194: a rolling upgrade, a slow
+        # worker): each line kept once, in order.
+        said = page.get("warnings") if isinstance(page, dict) else None
+        for line in said if isinstance(said, list) else ():
+            if isinstance(line, str) and line not in warnings:
+                warnings.append(line)
+        if not (isinstance(page, dict) and isinstance(page.get("next"), str)):
+            break
         link = page["next"]
         if not link.startswith("/api/v1/") or link in seen or len(seen) >= MAX_PAGES:
             raise CliError(
@@ -281,7 +291,10 @@ def all_pages(args: argparse.Namespace, path: str, key: str) -> dict[str, Any]:
         seen.add(link)
         page = _api(args, "GET", link.removeprefix("/api/v1"))
         items += listed(page, key, args.url, path)
-    return {**doc, key: items, "next": None}
+    merged = {**doc, key: items, "next": None}
+    if warnings:
+        merged["warnings"] = warnings
+    return merged
 
 
 def same_action_again(args: argparse.Namespace, key: str, given_key: str | None) -> str:

@@ -424,6 +424,29 @@ def test_runs_list_follows_every_page(
     assert doc["next"] is None
 
 
+def test_runs_list_says_which_workers_runs_are_not_in_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t194: a page that lacks some workers' runs (a rolling upgrade, a slow worker) says
+    so in its warnings; `runs list` prints each once on stderr, --json keeps them."""
+    line = (
+        "the runs of partition 3 are not in this list: the worker at http://w2:6066 (it did "
+        "not answer within 15 s); list again in a few seconds"
+    )
+    pages = {
+        "/runs": {"runs": [RUN], "next": "/api/v1/runs?cursor=c1.a", "warnings": [line]},
+        "/runs?cursor=c1.a": {"runs": [], "next": None, "warnings": [line]},
+    }
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
+    assert main(["runs", "list"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.err == f"citybrain: warning: {line}\n"
+    assert captured.out.startswith("1 run; times in local time")
+    assert main(["runs", "list", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["warnings"] == [line]
+
+
 def test_runs_list_stops_at_a_next_link_that_loops(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
