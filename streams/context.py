@@ -1486,6 +1486,42 @@ class Context:
             }
         )
 
+    def keep_generation(self, key: bytes, held: list[Any]) -> None:
+        """A ``groups`` entry refused at read-back (its group dropped): ``held`` is what
+        its key held before (the stored group, then earlier entries' bytes, newest
+        first; ``ReadBack.on_refused_history``). The highest run generation among those
+        that read back becomes its partition's floor, so the key's next run takes an id
+        above every one that group used (t194: junk written over a group dropped it, and
+        the key's next alert opened ``<key>.1`` again). Staged for the changelog's next
+        flush; said at WARNING. A group none of whose entries reads back keeps the floor
+        as it is (said in the ``state_unreadable`` line)."""
+        highest = 0
+        for entry in held:
+            group = entry
+            if isinstance(entry, bytes):
+                try:
+                    group = read_group(entry)
+                except UnreadableEntryError:
+                    continue
+            generation = group.get("generation") if isinstance(group, dict) else None
+            if type(generation) is int and generation > highest:
+                highest = generation
+        at = self.generation_keys[key_partition(key, self.settings.partitions)]
+        floor = self.generation_floor(key)
+        if highest <= floor:
+            return
+        self.generations.stage_many({at: {"floor": highest}})
+        log.warning(
+            "citybrain: groups: the dropped group %r had used run generations up to %d: "
+            "its partition's floor is raised from %d to %d, so its next run is %r, never "
+            "an id it used",
+            shown_key(key),
+            highest,
+            floor,
+            highest,
+            f"{shown_key(key)}.{highest + 1}",
+        )
+
     def on_skipped_state(self, table: str, skipped: Skipped) -> None:
         """An entry of a counter table (the run-id floors, ``generations``) that read-back
         skipped (``streams.tables.ReadBack._apply_counters``): junk, a tombstone or a key

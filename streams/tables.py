@@ -170,6 +170,10 @@ class Skipped:
 # (table name, what was skipped): told once per skipped entry.
 OnSkipped = Callable[[str, Skipped], None]
 
+# (key, the entries of a key whose last entry was refused: the value the store held
+# before the batch, if any, then the batch's earlier entries' bytes, newest first).
+OnRefusedHistory = Callable[[bytes, list[Any]], None]
+
 
 def _bad_key(key: Any) -> bool:
     if type(key) is not bytes:
@@ -200,6 +204,10 @@ class ReadBack:
     # sound value, from this batch or stored before. The counter of a sound value.
     counter_of: CounterOf | None = None
     on_skipped: OnSkipped | None = None
+    # Told, before ``on_unreadable``, what a key whose last entry was refused held
+    # before it (the stored value, the batch's earlier entries): the ``groups`` table
+    # keeps a dropped group's run generation so (t194, ``Context.keep_generation``).
+    on_refused_history: OnRefusedHistory | None = None
     name: str
     data: Any
     value_serializer: Any
@@ -226,12 +234,19 @@ class ReadBack:
             return
         last: dict[Any, EventT[Any]] = {}
         tombstoned: set[Any] = set()
+        history = self.on_refused_history
+        # Each key's records before its last, kept only for a table told of them.
+        earlier: dict[Any, list[EventT[Any]]] = {}
         for event in batch:
             key = event.key
             if event.message.value is None:
                 tombstoned.add(key)
-            last.pop(key, None)  # ordered by each key's last record, as faust applies
+            replaced = last.pop(key, None)  # ordered by each key's last record, as faust applies
+            if history is not None and replaced is not None:
+                earlier.setdefault(key, []).append(replaced)
             last[key] = event
+        stored = self.data
+        before = {key: stored[key] for key in last if key in stored} if history else {}
         super().apply_changelog_batch(last.values())  # type: ignore[misc]
         for key in tombstoned:
             # As faust's memory store: a key tombstoned in the batch goes if its last
@@ -252,6 +267,12 @@ class ReadBack:
                 # id): another is a damaged entry no reader can name.
                 value = Unreadable(NOT_DECODABLE, f"key {key!r:.60} is not UTF-8 text", len(key))
             del self.data[key]
+            if history is not None and not _bad_key(key):
+                held = [before[key]] if key in before else []
+                entries = reversed(earlier.get(key, ()))
+                held += [e.message.value for e in entries if e.message.value is not None]
+                if held:
+                    history(key, held)
             told = self.on_unreadable
             if told is not None:
                 told(self.name, key, value)

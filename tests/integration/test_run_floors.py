@@ -93,3 +93,34 @@ def test_junk_in_the_run_floors_changelog_never_lets_a_restarted_worker_reuse_a_
     finally:
         worker.stop()
         p.close()
+
+
+def test_junk_written_over_a_group_never_lets_its_key_reuse_a_run_id(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """The groups changelog's sibling: junk written over a group with a run dropped it at
+    read-back (rightly: it cannot be read), and the key's next alert opened a fresh group
+    at the partition's floor, 0: run ``grp-junk.1`` again, the dropped group's id. Now the
+    generation the key held before becomes the partition's floor: ``grp-junk.2``."""
+    p = Pipeline(run_dir)
+    key = b"grp-junk"
+    worker = p.worker().start()
+    try:
+        p.send("routed", key, routed("al-first", "firing", 0))
+        p.flush()
+        assert run_created(p, "al-first") == {"grp-junk.1"}
+    finally:
+        worker.stop()
+    p.producer.send(f"{p.settings.app_id}-groups-changelog", key=key, value=b"not json")
+    p.flush()
+    worker = p.worker().start()
+    try:
+        p.send("routed", key, routed("al-second", "firing", 0))
+        p.flush()
+        assert run_created(p, "al-second") == {"grp-junk.2"}
+        log = worker.log()
+        assert "its partition's floor is raised from 0 to 1" in log, log[-3000:]
+        assert worker.alive() and "Traceback" not in log
+    finally:
+        worker.stop()
+        p.close()

@@ -899,3 +899,48 @@ def test_a_counter_table_keeps_each_key_s_highest_sound_value_and_skips_junk(
         t.apply_changelog_batch([at(14, b"g-1", b"12")])
     assert "partition 0 offset 14" in caplog.text and "kept 4" in caplog.text
     assert t[b"g-1"] == {"floor": 4}
+
+
+def test_a_refused_last_entry_tells_what_its_key_held_before() -> None:
+    """t194: a table told of refused keys' history (``on_refused_history``, the groups
+    table) gets, for a key whose last entry is refused, the value stored before the
+    batch, then the batch's earlier entries, newest first; a key read back whole, a
+    tombstoned one, or one with nothing before is not told."""
+    app = faust.App("tables-history", store="memory://", broker="kafka://127.0.0.1:1")
+    t = key_partitioned_table(app, "groups", 2)
+    assert isinstance(t, ReadBack)
+    told: list[tuple[bytes, list[Any]]] = []
+    t.on_refused_history = lambda key, held: told.append((key, held))
+    t.on_unreadable = lambda *_: None
+    codec = t.value_serializer
+    t.apply_changelog_batch([changelog_event(b"g", b'{"generation": 2}', codec)])
+    t.apply_changelog_batch(
+        [
+            changelog_event(b"g", b'{"generation": 3}', codec),
+            changelog_event(b"g", b"junk", codec),
+            changelog_event(b"fine", b'{"generation": 1}', codec),
+            changelog_event(b"alone", b"junk", codec),
+        ]
+    )
+    assert told == [(b"g", [{"generation": 2}, b'{"generation": 3}'])]
+    assert dict(t.data.items()) == {b"fine": {"generation": 1}}
+
+
+def test_a_dropped_group_keeps_its_run_generation_as_its_partitions_floor(
+    tmp_path: Path,
+) -> None:
+    """t194: junk written over a group dropped it at read-back, and its key's next alert
+    opened ``<key>.1`` again (``generation_floor`` 0). Now the highest generation among
+    what the key held before becomes the partition's floor, staged for the changelog."""
+    from tests.unit.streams.test_api_delivery import context
+
+    ctx = context(tmp_path)
+    group = {"generation": 4, "run": None, "seen": [], "commands": [], "route": None}
+    assert ctx.generation_floor(b"grp-x") == 0
+    ctx.keep_generation(b"grp-x", [b"junk", orjson.dumps({**group, "generation": 3}), group])
+    assert ctx.generation_floor(b"grp-x") == 4
+    at = ctx.generation_keys[key_partition(b"grp-x", ctx.settings.partitions)]
+    assert ctx.generations._dirty == {at}
+    # Never lowered: a lower generation leaves the floor as it is.
+    ctx.keep_generation(b"grp-x", [{**group, "generation": 2}])
+    assert ctx.generation_floor(b"grp-x") == 4
