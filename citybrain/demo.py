@@ -8,6 +8,7 @@ and playbook runs, then writes a summary built from what is on the Kafka topics.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -68,7 +69,9 @@ from citybrain.stack.dirs import require_writable
 from citybrain.stack.process import (
     PID_MAX,
     StackError,
+    StateFileError,
     alive,
+    check_state_file,
     frozen,
     pid_in,
     read_pid,
@@ -920,7 +923,18 @@ def demo_lock(files: DemoFiles, prefix: str, started: datetime) -> Iterator[None
     Raises ``DemoRunningError`` (``running_message``) when another demo holds it: a
     second demo stopped the first one's worker and deleted its topics (t36)."""
     files.dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(files.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    # A lock path that is no file (a directory, a socket, a link: t194) is said with what
+    # to do, not "cannot use …: Is a directory" or "Too many levels of symbolic links".
+    check_state_file(files.lock, "the demo's lock file", write=True)
+    try:
+        fd = os.open(files.lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise StateFileError(
+            f"{files.lock}, the demo's lock file, is a symbolic link, which citybrain does "
+            f"not follow for its lock: remove the link (`rm {files.lock}`)"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -395,6 +395,12 @@ def _alert_sort_key(alert: Any) -> tuple[str]:
     return (str(alert.get("alert_id", "")) if isinstance(alert, Mapping) else "",)
 
 
+def listed_count(value: Any) -> int:
+    """A count a listed run holds (``reopened``), 0 when it is none: a run another worker
+    listed may be of another version's shape."""
+    return value if type(value) is int else 0
+
+
 def run_sort_key(run: Mapping[str, Any]) -> tuple[float, str]:
     """A listed run's place in the runs list: oldest first, by id within a second."""
     created = run.get("created_at")
@@ -1103,6 +1109,62 @@ API_FORWARD_WAIT = 15.0
 # The request headers passed on: what the owner reads (the token, the body's type, the
 # retry key), nothing hop-by-hop.
 FORWARDED_REQUEST_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
+# The most a worker reads of another worker's answer to a request it passed on: one page
+# of up to PAGE_MAX runs is normally a few MB (t194: it was read whole, however large,
+# and an endless answer grew the worker's memory until the wait ran out). A peer that
+# answers more is named and refused (for a list: not read, said in the answer).
+API_PEER_MAX_BYTES = 64 * 1024 * 1024
+# The query parameters of a paged list; an older worker (before t186) takes none of
+# them, and answers its whole list without them (``PeerRead``).
+PAGING_PARAMETERS = ("limit", "cursor")
+
+
+class PeerAnswerTooLarge(Exception):
+    """A peer worker's answer longer than ``API_PEER_MAX_BYTES`` (declared or read)."""
+
+
+async def bounded_body(answer: Any, limit: int | None = None) -> bytes:
+    """The body of aiohttp's ``answer`` (a peer worker's), read in chunks; raises
+    ``PeerAnswerTooLarge`` as soon as its declared length or what came passes ``limit``
+    bytes (None: ``API_PEER_MAX_BYTES``; an endless answer is cut there, not read into
+    memory whole)."""
+    if limit is None:
+        limit = API_PEER_MAX_BYTES
+    declared = answer.content_length
+    if declared is not None and declared > limit:
+        raise PeerAnswerTooLarge(f"{declared:,} bytes declared")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in answer.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise PeerAnswerTooLarge(f"more than {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def unlisted_warning(entry: Mapping[str, Any]) -> str:
+    """The line a runs list's ``warnings`` gives for one of its ``unlisted`` entries
+    (``{"worker": URL or None, "partitions": [n, ...], "reason": text}``)."""
+    held = ", ".join(map(str, entry["partitions"]))
+    plural = "s" if len(entry["partitions"]) != 1 else ""
+    who = f"the worker at {entry['worker']}" if entry["worker"] else "no worker"
+    return (
+        f"the runs of partition{plural} {held} are not in this list: {who} "
+        f"({entry['reason']}); list again in a few seconds"
+    )
+
+
+def peer_runs(doc: Any) -> list[dict[str, Any]] | None:
+    """The runs of a peer worker's ``GET /runs`` answer (decoded JSON), or None when it is
+    no list of runs: this version's ``{"runs": [...], "next": ...}``, an older one's
+    ``{"runs": [...]}`` without ``next``, or a bare list. An item that is not an object
+    (no run) is left out; a run of an older shape (a field this version adds missing)
+    is kept as it came: the list's filters and order read it with defaults."""
+    runs = doc.get("runs") if isinstance(doc, dict) else doc
+    if not isinstance(runs, list):
+        return None
+    return [r for r in runs if isinstance(r, dict)]
 
 
 def partition_owners(distribution: Mapping[str, Mapping[str, Any]], topic: str) -> dict[int, str]:
@@ -1547,10 +1609,17 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 data=data,
                 timeout=aiohttp.ClientTimeout(total=API_FORWARD_WAIT),
             ) as answer:
-                body = await answer.read()
+                body = await bounded_body(answer)
                 status = answer.status
                 kept = {k: v for k, v in answer.headers.items() if k.lower() == "retry-after"}
                 kind = answer.content_type
+        except PeerAnswerTooLarge as exc:
+            log.warning("citybrain: API: the worker at %s answered %s with %s", url, target, exc)
+            raise ApiError(
+                503,
+                f"partition {partition} is owned by the worker at {url}, whose answer was "
+                f"too large ({exc}; at most {API_PEER_MAX_BYTES:,} are read): not passed on",
+            ) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("citybrain: API: the worker at %s did not answer %s: %r", url, target, exc)
             raise ApiError(
@@ -1575,63 +1644,104 @@ def register_api(app: faust.App, ctx: Context) -> None:
             return None
         return await pass_on(view, request, url, partition)
 
-    async def other_workers_runs(request: Request) -> list[dict[str, Any]]:
+    async def other_workers_runs(
+        request: Request,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The runs the other workers hold, each asked once for its own (the request
-        passed on); ``ApiError`` 503 when a partition has no worker yet or a worker does
-        not answer, as a partial list would hide live runs."""
+        passed on), all at once within one ``API_FORWARD_WAIT``; and what could not be
+        read: ``[{"worker": URL or None, "partitions": [n, ...], "reason": text}]`` for a
+        partition no worker holds yet and for a worker that did not answer a list of
+        runs in time (down, slow, too large, another version's answer). A rolling
+        upgrade or a rebalance is normal operations: the list answers with what it has
+        and says what it lacks (t194: any of these was a 503 for the whole list)."""
         by_partition = owners()
         if not by_partition:
-            return []  # no assignment known (no consumer group): this worker's own runs
+            return [], []  # no assignment known (no consumer group): this worker's own runs
         owned = ctx.owned_partitions("routed")
         me = own_url().rstrip("/")
         others: dict[str, list[int]] = {}
+        unlisted: list[dict[str, Any]] = []
+        orphans: list[int] = []
         for partition in range(ctx.settings.partitions):
             url = owner_elsewhere(partition, owned, by_partition, me)
             if url is not None:
                 others.setdefault(url, []).append(partition)
             elif partition not in owned:
-                raise not_yet(
-                    "the list of runs",
-                    f"partition {partition} has no worker yet (one left, and the group has "
-                    "not given its partitions to another)",
-                )
+                orphans.append(partition)
+        if orphans:
+            reason = "one left, and the group has not given its partitions to another yet"
+            unlisted.append({"worker": None, "partitions": orphans, "reason": reason})
+        asked = [pass_on_read(request, url, partitions) for url, partitions in others.items()]
         runs: list[dict[str, Any]] = []
-        for url, partitions in others.items():
-            answer = await pass_on_read(request, url, partitions)
+        for (url, partitions), (answer, fault) in zip(
+            others.items(), await asyncio.gather(*asked), strict=True
+        ):
             runs += answer
-        return runs
+            if fault is not None:
+                unlisted.append({"worker": url, "partitions": partitions, "reason": fault})
+        return runs, unlisted
 
     async def pass_on_read(
         request: Request, url: str, partitions: list[int]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], str | None]:
         """``GET /runs`` (with the request's query) of the worker at ``url``, its own runs
-        only; ``ApiError`` 503 naming it and its ``partitions`` when it does not answer
-        200 in time."""
+        only, and None; or no runs and why it gave none (``other_workers_runs``): no
+        answer within ``API_FORWARD_WAIT``, an answer over ``API_PEER_MAX_BYTES`` (read
+        no further), a status other than 200, or no list of runs. A worker older than
+        the list's paging (t186) refuses ``limit`` and ``cursor`` (a 400): it is asked
+        again without them and its whole list paged here."""
         headers = {FORWARDED_HEADER: own_url()}
         if "Authorization" in request.headers:
             headers["Authorization"] = request.headers["Authorization"]
         client: Any = app.http_client
-        held = ", ".join(map(str, partitions))
-        try:
-            async with client.get(
-                url + str(request.rel_url),
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=API_FORWARD_WAIT),
-            ) as answer:
-                doc = await answer.json(content_type=None) if answer.status == 200 else None
-                status = answer.status
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            doc, status = None, type(exc).__name__
-        runs = doc.get("runs") if isinstance(doc, dict) else None
-        if not isinstance(runs, list):
-            raise ApiError(
-                503,
-                f"the list of runs cannot be answered yet: the worker at {url}, which owns "
-                f"partition(s) {held}, did not list its runs ({status}); retry in a few "
-                "seconds",
-                {"Retry-After": "2"},
-            )
-        return [r for r in runs if isinstance(r, dict)]
+        query = dict(request.rel_url.query)
+        deadline = time.monotonic() + API_FORWARD_WAIT
+        while True:
+            target = url + str(request.rel_url.with_query(query))
+            try:
+                left = max(0.001, deadline - time.monotonic())
+                async with client.get(
+                    target, headers=headers, timeout=aiohttp.ClientTimeout(total=left)
+                ) as answer:
+                    status = answer.status
+                    body = await bounded_body(answer) if status in (200, 400) else b""
+            except PeerAnswerTooLarge as exc:
+                fault = (
+                    f"its answer was too large ({exc}; at most {API_PEER_MAX_BYTES:,} are "
+                    "read): ask for fewer runs a page (limit)"
+                )
+                break
+            except TimeoutError:
+                fault = f"it did not answer within {API_FORWARD_WAIT:g} s"
+                break
+            except aiohttp.ClientError as exc:
+                fault = f"it did not answer ({type(exc).__name__})"
+                break
+            paging = [name for name in PAGING_PARAMETERS if name in query]
+            if status == 400 and paging:
+                # A worker before t186's paging: its own runs, all of them, paged here.
+                for name in paging:
+                    del query[name]
+                continue
+            if status != 200:
+                fault = f"it answered HTTP {status}"
+                break
+            try:
+                runs = peer_runs(orjson.loads(body))
+            except orjson.JSONDecodeError:
+                runs = None
+            if runs is None:
+                fault = f"its answer of {len(body):,} bytes was no list of runs"
+                break
+            return runs, None
+        log.warning(
+            "citybrain: API: the runs of partition(s) %s are left out of a runs list: the "
+            "worker at %s: %s",
+            ", ".join(map(str, partitions)),
+            url,
+            fault,
+        )
+        return [], fault
 
     def handled(fun: Any) -> Any:
         async def wrapper(self: View, request: Request, **kw: Any) -> Response:
@@ -1674,20 +1784,32 @@ def register_api(app: faust.App, ctx: Context) -> None:
                 for key, g in ctx.groups.items()
                 if g.get("run")
             ]
+            unlisted: list[dict[str, Any]] = []
             if FORWARDED_HEADER not in request.headers:
                 # The other workers' runs too: a worker holds only its partitions' runs,
                 # so its list alone showed about 1/N of the city's (helper t61).
-                runs += await other_workers_runs(request)
+                theirs, unlisted = await other_workers_runs(request)
+                # Once each (a worker of another version may list a run this one does
+                # while a partition moves), this worker's first.
+                ids = {r.get("run_id") for r in runs}
+                for run in theirs:
+                    if run.get("run_id") not in ids:
+                        ids.add(run.get("run_id"))
+                        runs.append(run)
             if status == "reopened":  # reopened by a reporter's answer, at least once
-                runs = [r for r in runs if r.get("reopened", 0) > 0]
+                runs = [r for r in runs if listed_count(r.get("reopened")) > 0]
             elif status:
-                runs = [r for r in runs if r["status"] == status]
+                runs = [r for r in runs if r.get("status") == status]
             # Each worker answers its own page (the query passed on), so the first
             # ``limit`` after the cursor of all of them are among what they answered.
             page, cursor = paged(runs, run_sort_key, limit, after)
             doc: dict[str, Any] = {"runs": page, "next": None}
             if cursor is not None:
                 doc["next"] = next_link(f"{PREFIX}/runs", given, cursor)
+            if unlisted:
+                # Only when some are missing, as a silence's warnings.
+                doc["unlisted"] = unlisted
+                doc["warnings"] = [unlisted_warning(entry) for entry in unlisted]
             return self.json(doc)
 
     @app.page(f"{PREFIX}/runs/{{run_id}}")

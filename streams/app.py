@@ -175,7 +175,8 @@ def create_app(
 
     coalesce_changelog(
         app,
-        [ctx.sensor_state, ingest.corroboration.table],
+        # The run-id floors a dropped group raises at read-back (``keep_generation``).
+        [ctx.sensor_state, ingest.corroboration.table, ctx.generations],
         ctx.states_settled,
         [ctx.delivery],
         dropped,
@@ -192,8 +193,11 @@ def create_app(
         table.changelog_topic.config = dict(changelog_configs)
         if isinstance(table, ReadBack):
             table.on_unreadable = ctx.on_unreadable_state
+            table.on_skipped = ctx.on_skipped_state
             for reason in REASONS:
                 metrics.state_unreadable.labels(table.name, reason)
+    # A group dropped at read-back keeps its run generation as its partition's floor.
+    ctx.groups.on_refused_history = ctx.keep_generation
     register_api(app, ctx)
     # Slow and greedy clients bounded, and aiohttp's own refusals in the API's JSON
     # (streams/web_server.py).

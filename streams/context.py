@@ -74,6 +74,7 @@ from streams.tables import (
     BAD_SHAPE,
     KeyPartitionedGlobalTable,
     KeyPartitionedTable,
+    Skipped,
     Unreadable,
     UnreadableEntryError,
     key_partitioned_table,
@@ -807,6 +808,12 @@ def firing_key_fault(key: bytes, labels: dict[str, Any]) -> str | None:
     return f"firing alert: its key is {length:,} characters, no alert id (at most {MAX_ID_CHARS})"
 
 
+def generation_floor(entry: dict[str, Any]) -> int:
+    """The floor of a ``generations`` entry as ``read_generation`` gave it: a counter
+    read-back never lowers (``streams.tables.ReadBack.counter_of``)."""
+    return int(entry["floor"])
+
+
 def read_generation(entry: bytes) -> dict[str, Any]:
     """A ``generations`` changelog entry: ``{"floor": n}``, the highest generation
     of the groups forgotten on its partition (a whole number >= 0);
@@ -1046,7 +1053,9 @@ class Context:
         # is ever used twice (streams.response, ``_forget_groups``).
         self.generations = cast(
             KeyPartitionedTable,
-            key_partitioned_table(app, "generations", n, decode=read_generation),
+            key_partitioned_table(
+                app, "generations", n, decode=read_generation, counter_of=generation_floor
+            ),
         )
         self.generation_keys = generation_keys(n)
         self.firing = key_partitioned_table(
@@ -1474,6 +1483,81 @@ class Context:
                 "at": time.time(),
                 "actor": "citybrain",
                 "detail": f"{why}{size}",
+            }
+        )
+
+    def keep_generation(self, key: bytes, held: list[Any]) -> None:
+        """A ``groups`` entry refused at read-back (its group dropped): ``held`` is what
+        its key held before (the stored group, then earlier entries' bytes, newest
+        first; ``ReadBack.on_refused_history``). The highest run generation among those
+        that read back becomes its partition's floor, so the key's next run takes an id
+        above every one that group used (t194: junk written over a group dropped it, and
+        the key's next alert opened ``<key>.1`` again). Staged for the changelog's next
+        flush; said at WARNING. A group none of whose entries reads back keeps the floor
+        as it is (said in the ``state_unreadable`` line)."""
+        highest = 0
+        for entry in held:
+            group = entry
+            if isinstance(entry, bytes):
+                try:
+                    group = read_group(entry)
+                except UnreadableEntryError:
+                    continue
+            generation = group.get("generation") if isinstance(group, dict) else None
+            if type(generation) is int and generation > highest:
+                highest = generation
+        at = self.generation_keys[key_partition(key, self.settings.partitions)]
+        floor = self.generation_floor(key)
+        if highest <= floor:
+            return
+        self.generations.stage_many({at: {"floor": highest}})
+        log.warning(
+            "citybrain: groups: the dropped group %r had used run generations up to %d: "
+            "its partition's floor is raised from %d to %d, so its next run is %r, never "
+            "an id it used",
+            shown_key(key),
+            highest,
+            floor,
+            highest,
+            f"{shown_key(key)}.{highest + 1}",
+        )
+
+    def on_skipped_state(self, table: str, skipped: Skipped) -> None:
+        """An entry of a counter table (the run-id floors, ``generations``) that read-back
+        skipped (``streams.tables.ReadBack._apply_counters``): junk, a tombstone or a key
+        that is not UTF-8 text, which never lowers the counter its key keeps (t194: one
+        read back as "no floor" let a restarted worker reuse run ids). Said at WARNING with
+        its partition and offset and the counter kept, counted and audited as an
+        unreadable entry (``on_unreadable_state``)."""
+        entry = skipped.entry
+        shown = shown_key(skipped.key)
+        size = f" ({entry.size} bytes)" if entry.size else ""
+        why = bounded_message(f"{entry.reason}: {entry.detail}")
+        kept = f"kept {skipped.kept:,}, its highest sound value"
+        log.warning(
+            "citybrain: %s: skipped the entry of key %r at changelog partition %d offset %d%s, "
+            "%s; a run-id floor is never lowered: %s",
+            table,
+            shown,
+            skipped.partition,
+            skipped.offset,
+            size,
+            why,
+            kept,
+        )
+        self.metrics.state_unreadable.labels(table, entry.reason).inc()
+        self._unreadable_audit.append(
+            {
+                "action": "state_unreadable",
+                "table": table,
+                "key": shown,
+                "reason": entry.reason,
+                "at": time.time(),
+                "actor": "citybrain",
+                "detail": (
+                    f"{why}{size}, at changelog partition {skipped.partition} offset "
+                    f"{skipped.offset}: skipped, {kept}"
+                ),
             }
         )
 

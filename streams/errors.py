@@ -248,7 +248,9 @@ UNKNOWN_FORMAT = "unknown_format"  # a leading format byte no version wrote
 NEWER_FORMAT = "newer_format"  # written by a newer citybrain: refused, never misread
 BAD_SHAPE = "bad_shape"  # decodes, but not the table's document (an older schema, a scalar)
 TOO_LARGE = "too_large"  # larger than the worker writes: it could not be written back
-REASONS = (NOT_DECODABLE, UNKNOWN_FORMAT, NEWER_FORMAT, BAD_SHAPE, TOO_LARGE)
+# A tombstone where the worker never deletes (a run-id floor, ``generations``): skipped.
+DELETED = "deleted"
+REASONS = (NOT_DECODABLE, UNKNOWN_FORMAT, NEWER_FORMAT, BAD_SHAPE, TOO_LARGE, DELETED)
 
 
 class UnreadableEntryError(ValueError):

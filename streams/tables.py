@@ -27,6 +27,7 @@ from faust.types import EventT, ProducerT
 # ``citybrain_state_unreadable_total``) and its error live in streams.errors, which needs
 # no faust (streams.detection reads them; the Quix benchmark candidate imports it).
 from streams.errors import BAD_SHAPE as BAD_SHAPE
+from streams.errors import DELETED as DELETED
 from streams.errors import NEWER_FORMAT as NEWER_FORMAT
 from streams.errors import NOT_DECODABLE as NOT_DECODABLE
 from streams.errors import REASONS as REASONS
@@ -148,6 +149,31 @@ OnUnreadable = Callable[[str, bytes, Unreadable], None]
 # the one it is stored under (t166, ``ReadBack.key_fault``).
 KeyFault = Callable[[bytes, Any], str | None]
 
+# A stored value -> the counter it holds (a whole number; ``ReadBack.counter_of``).
+CounterOf = Callable[[Any], int]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A changelog entry of a counter table (``ReadBack.counter_of``) that read-back
+    skipped: its key, why (``Unreadable``: a reason of ``REASONS``, ``deleted`` for a
+    tombstone), where it lies (changelog partition and offset; -1 when not known) and the
+    counter the key kept (its highest sound value, 0 when it has none)."""
+
+    key: bytes
+    entry: Unreadable
+    partition: int
+    offset: int
+    kept: int
+
+
+# (table name, what was skipped): told once per skipped entry.
+OnSkipped = Callable[[str, Skipped], None]
+
+# (key, the entries of a key whose last entry was refused: the value the store held
+# before the batch, if any, then the batch's earlier entries' bytes, newest first).
+OnRefusedHistory = Callable[[bytes, list[Any]], None]
+
 
 def _bad_key(key: Any) -> bool:
     if type(key) is not bytes:
@@ -170,6 +196,18 @@ class ReadBack:
     # tool's changelog entry, a hand-written one) was obeyed under the body's id, where
     # nothing an operator is shown (the key) could reach or end it.
     key_fault: KeyFault | None = None
+    # A table of counters that must never go down (the run-id floors, ``generations``:
+    # t194, a junk last entry or a tombstone read back as "no floor", and a restarted
+    # worker opened runs under ids already used, merging two incidents' runs): every
+    # entry of a key is read, not only its last; one refused, a tombstone, or a key that
+    # is not UTF-8 is skipped (told to ``on_skipped``) and the key keeps its highest
+    # sound value, from this batch or stored before. The counter of a sound value.
+    counter_of: CounterOf | None = None
+    on_skipped: OnSkipped | None = None
+    # Told, before ``on_unreadable``, what a key whose last entry was refused held
+    # before it (the stored value, the batch's earlier entries): the ``groups`` table
+    # keeps a dropped group's run generation so (t194, ``Context.keep_generation``).
+    on_refused_history: OnRefusedHistory | None = None
     name: str
     data: Any
     value_serializer: Any
@@ -189,15 +227,26 @@ class ReadBack:
         checked) and applied -- the store ends as it would after applying every record,
         and an entry a later one of its key replaces in the batch is never read, so
         never refused nor counted. A refused last entry is dropped and told; so is a key
-        that is not UTF-8 text."""
+        that is not UTF-8 text. A counter table (``counter_of``) keeps each key's highest
+        sound value instead (``_apply_counters``)."""
+        if self.counter_of is not None:
+            self._apply_counters(batch, self.counter_of)
+            return
         last: dict[Any, EventT[Any]] = {}
         tombstoned: set[Any] = set()
+        history = self.on_refused_history
+        # Each key's records before its last, kept only for a table told of them.
+        earlier: dict[Any, list[EventT[Any]]] = {}
         for event in batch:
             key = event.key
             if event.message.value is None:
                 tombstoned.add(key)
-            last.pop(key, None)  # ordered by each key's last record, as faust applies
+            replaced = last.pop(key, None)  # ordered by each key's last record, as faust applies
+            if history is not None and replaced is not None:
+                earlier.setdefault(key, []).append(replaced)
             last[key] = event
+        stored = self.data
+        before = {key: stored[key] for key in last if key in stored} if history else {}
         super().apply_changelog_batch(last.values())  # type: ignore[misc]
         for key in tombstoned:
             # As faust's memory store: a key tombstoned in the batch goes if its last
@@ -218,6 +267,12 @@ class ReadBack:
                 # id): another is a damaged entry no reader can name.
                 value = Unreadable(NOT_DECODABLE, f"key {key!r:.60} is not UTF-8 text", len(key))
             del self.data[key]
+            if history is not None and not _bad_key(key):
+                held = [before[key]] if key in before else []
+                entries = reversed(earlier.get(key, ()))
+                held += [e.message.value for e in entries if e.message.value is not None]
+                if held:
+                    history(key, held)
             told = self.on_unreadable
             if told is not None:
                 told(self.name, key, value)
@@ -227,6 +282,63 @@ class ReadBack:
                     self.name,
                     key,
                     value.detail,
+                )
+
+    def _apply_counters(self, batch: Iterable[EventT[Any]], counter_of: CounterOf) -> None:
+        """Apply a recovery batch of a counter table: every entry is read (a counter
+        table holds a handful of keys, each written rarely); each key ends with the
+        sound value of the highest counter, among the batch's and the one stored. An
+        entry refused, a tombstone or a key that is not UTF-8 text is skipped and told,
+        with where it lies and the counter kept: it never lowers nor removes a key."""
+        best: dict[Any, tuple[int, EventT[Any]]] = {}
+        skipped: list[tuple[Any, Unreadable, Any]] = []
+        for event in batch:
+            key, message = event.key, event.message
+            value: Any
+            if _bad_key(key):
+                value = Unreadable(NOT_DECODABLE, f"key {key!r:.60} is not UTF-8 text", 0)
+            elif message.value is None:
+                value = Unreadable(DELETED, "a tombstone: a counter this worker never deletes", 0)
+            else:
+                value = self._to_value(event.value)
+            if type(value) is Unreadable:
+                skipped.append((key, value, message))
+                continue
+            counter = counter_of(value)
+            if key not in best or counter > best[key][0]:
+                best[key] = (counter, event)
+        stored = self.data
+        # Only a key whose batch value is above the stored one is applied: faust's store
+        # then also notes the key's changelog partition, as for any recovered entry.
+        higher = [
+            event
+            for key, (counter, event) in best.items()
+            if key not in stored or counter > counter_of(stored[key])
+        ]
+        super().apply_changelog_batch(higher)  # type: ignore[misc]
+        for key, entry, message in skipped:
+            kept = counter_of(stored[key]) if not _bad_key(key) and key in stored else 0
+            where = Skipped(
+                key,
+                entry,
+                int(getattr(message, "partition", -1)),
+                int(getattr(message, "offset", -1)),
+                kept,
+            )
+            told = self.on_skipped
+            if told is not None:
+                told(self.name, where)
+            else:
+                log.warning(
+                    "citybrain: %s: skipped the entry of key %r at partition %d offset %d "
+                    "(%s: %s); kept %d",
+                    self.name,
+                    key,
+                    where.partition,
+                    where.offset,
+                    entry.reason,
+                    entry.detail,
+                    kept,
                 )
 
 
@@ -658,12 +770,14 @@ def key_partitioned_table(
     decode: Callable[[bytes], Any] | None = None,
     partition_of: Callable[[bytes], bytes] | None = None,
     key_fault: KeyFault | None = None,
+    counter_of: CounterOf | None = None,
 ) -> faust.Table[bytes, Any]:
     """A table with raw-bytes keys and JSON values, registered with ``app``; a
     partitioned table may have its own changelog entries instead (``encode`` a stored
     value to bytes), and either kind its own read-back (``decode`` them in recovery;
     ``key_fault``: why an entry read back does not belong under its key, refused
-    ``bad_shape`` as one ``decode`` refuses)."""
+    ``bad_shape`` as one ``decode`` refuses; ``counter_of``: a table of counters that
+    never go down, ``ReadBack._apply_counters``)."""
     kwargs: dict[str, Any] = dict(
         name=name, partitions=partitions, key_type=bytes, beacon=app.tables.beacon
     )
@@ -690,5 +804,7 @@ def key_partitioned_table(
     )
     if key_fault is not None:
         cast(ReadBack, table).key_fault = key_fault
+    if counter_of is not None:
+        cast(ReadBack, table).counter_of = counter_of
     app.tables.add(table)
     return table

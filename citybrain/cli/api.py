@@ -120,6 +120,39 @@ def api_now() -> float:
     return time.time() + _CLOCK["offset"]
 
 
+# The most of one operator API answer read (t194: read whole before, however large, and
+# an endless answer grew the command's memory for ever, each read within the 10 s): a
+# page of 1,000 runs is a few MB; an error's JSON a few hundred bytes. And how long one
+# answer may take to come whole, once it began.
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+MAX_ERROR_BYTES = 64 * 1024
+ANSWER_WAIT = 120.0
+
+
+class AnswerTooLarge(Exception):
+    """An answer past its bound of bytes, or of time (``read_answer``)."""
+
+
+def read_answer(resp: Any, limit: int, wait: float = ANSWER_WAIT) -> bytes:
+    """The body of ``resp`` (urllib's), read in chunks; ``AnswerTooLarge`` saying why as
+    soon as its declared length or what came passes ``limit`` bytes, or it has taken
+    more than ``wait`` seconds (an endless or dripping answer is cut there)."""
+    declared = resp.headers.get("Content-Length") if resp.headers is not None else None
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise AnswerTooLarge(f"{int(declared):,} bytes declared, more than the {limit:,} read")
+    deadline = time.monotonic() + wait
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := resp.read(65536):
+        size += len(chunk)
+        if size > limit:
+            raise AnswerTooLarge(f"more than the {limit:,} bytes read")
+        if time.monotonic() > deadline:
+            raise AnswerTooLarge(f"{size:,} bytes in {wait:g} s and not done")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _api(
     args: argparse.Namespace, method: str, path: str, body: dict[str, object] | None = None
 ) -> Any:
@@ -159,7 +192,21 @@ def _api(
     try:
         with _no_redirects().open(request, timeout=10) as resp:
             _CLOCK["offset"] = clock_offset(resp.headers.get("Date"), time.time())
-            return json.load(resp)
+            raw = read_answer(resp, MAX_ANSWER_BYTES)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise CliError(
+                f"the operator API at {base} answered {method} {path} with {len(raw):,} "
+                "bytes that are not JSON: is --url a citybrain worker's address?",
+                EXIT_FAILED,
+            ) from None
+    except AnswerTooLarge as exc:
+        raise CliError(
+            f"the operator API at {base} answered {method} {path} with {exc}: not read "
+            "further (a page of runs is a few MB: give --url a citybrain worker's address)",
+            EXIT_FAILED,
+        ) from None
     except urllib.error.HTTPError as exc:
         if 300 <= exc.code < 400:
             where = exc.headers.get("Location", "nowhere")
@@ -169,7 +216,11 @@ def _api(
                 "with it); give --url the worker's own address",
                 EXIT_FAILED,
             ) from None
-        reason = api_reason(exc.read().decode(errors="replace"), exc.code)
+        try:
+            text = read_answer(exc, MAX_ERROR_BYTES, 10.0).decode(errors="replace")
+        except (AnswerTooLarge, OSError) as cut:
+            text = f"(its answer not read: {cut})"
+        reason = api_reason(text, exc.code)
         hint = {
             # t76: README's default-run-directory token path typed with another run
             # directory: say where this run directory's demo token is.
@@ -261,14 +312,24 @@ MAX_PAGES = 10_000
 def all_pages(args: argparse.Namespace, path: str, key: str) -> dict[str, Any]:
     """Every page of a paged listing (``GET /runs``, t186): the first page's answer with
     ``key`` holding the items of all its pages, followed by each answer's ``next`` link
-    until it is null (a worker before t186 answers one page, with no ``next``). Each page
+    until it is null (a worker before t186 answers one page, with no ``next``), and
+    ``warnings`` gathering every page's (the runs some workers could not give). Each page
     is checked as ``listed`` checks it. CliError (status 1) for a ``next`` link that is
     not under the API's path, or one given twice (a loop)."""
     doc = _api(args, "GET", path)
     items = listed(doc, key, args.url, path)
     seen: set[str] = set()
     page = doc
-    while isinstance(page, dict) and isinstance(page.get("next"), str):
+    warnings: list[str] = []
+    while True:
+        # A page that lacks some workers' runs says so (t194: a rolling upgrade, a slow
+        # worker): each line kept once, in order.
+        said = page.get("warnings") if isinstance(page, dict) else None
+        for line in said if isinstance(said, list) else ():
+            if isinstance(line, str) and line not in warnings:
+                warnings.append(line)
+        if not (isinstance(page, dict) and isinstance(page.get("next"), str)):
+            break
         link = page["next"]
         if not link.startswith("/api/v1/") or link in seen or len(seen) >= MAX_PAGES:
             raise CliError(
@@ -281,7 +342,10 @@ def all_pages(args: argparse.Namespace, path: str, key: str) -> dict[str, Any]:
         seen.add(link)
         page = _api(args, "GET", link.removeprefix("/api/v1"))
         items += listed(page, key, args.url, path)
-    return {**doc, key: items, "next": None}
+    merged = {**doc, key: items, "next": None}
+    if warnings:
+        merged["warnings"] = warnings
+    return merged
 
 
 def same_action_again(args: argparse.Namespace, key: str, given_key: str | None) -> str:

@@ -100,7 +100,9 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         why = said(getattr(exc, "reason", None) or refused or exc)
         return EXIT_SERVICE, f"a service did not answer ({why}): {start_stack_hint()} and retry"
     if isinstance(exc, OSError) and exc.filename is not None:
-        return EXIT_USAGE, _unwritable(exc) or f"cannot use {exc.filename}: {exc.strerror}"
+        return EXIT_USAGE, (
+            _unwritable(exc) or _no_file(exc) or f"cannot use {exc.filename}: {exc.strerror}"
+        )
     if isinstance(exc, OSError) and _disk_refused(exc):
         # A write refused after its file was opened names no file (t164: `stack reload`
         # on a full run directory was "unexpected OSError … This is a bug", exit 70).
@@ -137,6 +139,23 @@ def _full_disk(exc: OSError) -> str:
                     if found:
                         return found
     return f"a write was refused ({reason}): free space on the disk, or make it writable, and retry"
+
+
+def _no_file(exc: OSError) -> str | None:
+    """What the path ``exc`` names is, and what to do, when it is no file citybrain can
+    use: a directory, a socket or other special file, a symbolic link to nothing, one it
+    may not read (``citybrain.stack.process.state_file_fault``; t194: a log, a settings
+    file or a pid file that was a directory was "cannot use PATH: Is a directory"). None
+    when it is a plain file (the OSError is about something else)."""
+    import errno
+    from pathlib import Path
+
+    from citybrain.stack.process import state_file_fault
+
+    if exc.errno not in (errno.EISDIR, errno.ELOOP, errno.ENXIO, errno.EACCES, errno.ENOENT):
+        return None
+    path = Path(os.fsdecode(exc.filename))
+    return state_file_fault(path, "a file citybrain uses", write=exc.errno == errno.EACCES)
 
 
 def _unwritable(exc: OSError) -> str | None:

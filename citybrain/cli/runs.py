@@ -22,7 +22,7 @@ from citybrain.cli.api import (
     listed,
 )
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _zone, given_argv
-from citybrain.text import cell, counted, display_width, pad
+from citybrain.text import cell, counted, display_width, pad, shown_lines
 
 RUNS_HEADER = ("RUN", "PLAYBOOK", "CELL", "LEVEL", "STATUS", "AGE", "NEXT DEADLINE")
 # What a narrow terminal gives up first: names and clock times (ids and "in 90 s" stay),
@@ -467,6 +467,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     now, names = api_now(), _cell_names()
     if args.action == "list":
         runs = listed(doc, "runs", args.url, "/runs")
+        for line in doc.get("warnings") or ():
+            # Runs some workers could not give (t194): the list is not all of them.
+            print(f"citybrain: warning: {shown_lines(str(line))}", file=sys.stderr)
         print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
         hints = (
             not_advancing_hint(runs, args.url),

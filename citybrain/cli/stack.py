@@ -37,6 +37,7 @@ from citybrain.cli.base import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SERVICE,
+    EXIT_USAGE,
     CliError,
     _kafka_reason,
     _settings,
@@ -55,6 +56,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
     from citybrain.stack.dirs import require_writable
     from citybrain.stack.process import (
         StackError,
+        StateFileError,
         frozen,
         other_run_dir,
         read_pid,
@@ -154,7 +156,14 @@ def cmd_stack(args: argparse.Namespace) -> int:
         # under way finishes first, rather than losing its services part-way.
         held = contextlib.ExitStack()
         held.enter_context(stack_lock(s.run_dir, "citybrain stack down", create=False))
-        worker = "stopped" if stop_demo_worker(s) else "was not running"
+        # A pid file that is no file (a directory, a socket, unreadable: t194) stops that
+        # service's stop only: the others are stopped, then it is said, exit 2.
+        unusable: list[str] = []
+        try:
+            worker = "stopped" if stop_demo_worker(s) else "was not running"
+        except StateFileError as exc:
+            unusable.append(str(exc))
+            worker = "not stopped: its pid file is no file (below)"
         if demo is not None and worker == "was not running":
             worker = "stopped with the demo"  # the demo stops its own worker (t48)
         # A service of another run directory on this shell's port is left running, and
@@ -168,7 +177,12 @@ def cmd_stack(args: argparse.Namespace) -> int:
             )
         print(f"{'demo worker':11} {worker}")
         for name, comp in (("mosquitto", mqtt), ("prometheus", prom), ("kafka", kafka)):
-            said = "stopped" if comp.stop() else "was not running"
+            try:
+                said = "stopped" if comp.stop() else "was not running"
+            except StateFileError as exc:
+                unusable.append(str(exc))
+                print(f"{name:11} not stopped: its pid file is no file (below)")
+                continue
             other = None if said == "stopped" else comp.foreign_dir()
             if other is not None:
                 others.append(other)
@@ -194,6 +208,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
             if forgot:
                 print(f"{'demo':11} record removed ({record}): its topics went with the data")
         held.close()
+        if unusable:
+            sys.stdout.flush()
+            for line in unusable:
+                print(f"citybrain: {shown_lines(line)}", file=sys.stderr)
+            return EXIT_USAGE
         if others:
             # Not done: what answers on this shell's ports still runs (a script's
             # `stack down && stack up` would meet it), so exit 1 with the one fix.
@@ -221,12 +240,18 @@ def cmd_stack(args: argparse.Namespace) -> int:
         stuck: list[str] = []  # a needed service running long past start-up, not answering
         # Mosquitto serves only `citybrain ingest mqtt` (the demo does not start it): its
         # state is shown but does not count against the stack being ready.
+        unusable = []  # a pid file that is no file (t194): said, exit 2
         for name, comp, where, needed in (
             ("kafka", kafka, s.kafka_bootstrap, True),
             ("prometheus", prom, prom.url, True),
             ("mosquitto", mqtt, mqtt.url, False),
         ):
-            state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
+            try:
+                state = "ready" if comp.ready() else ("starting" if comp.running() else "down")
+            except StateFileError as exc:
+                unusable.append(str(exc))
+                print(f"{name:11} {'unknown':8} {where} (its pid file is no file: below)")
+                continue
             elsewhere = comp.elsewhere() if state == "starting" else ""
             up_for = running_seconds(comp.pid_file) if state == "starting" else None
             pid = read_pid(comp.pid_file) if state == "starting" else None
@@ -279,8 +304,14 @@ def cmd_stack(args: argparse.Namespace) -> int:
             foreign = comp.foreign() if state == "ready" else ""
             note += f" ({foreign})" if foreign else ""
             print(f"{name:11} {state:8} {where}{note}")
-        for line in demo_worker_lines(s):
-            print(line)
+        try:
+            for line in demo_worker_lines(s):
+                print(line)
+            crashed = stopped_demo_worker_failure(s)
+        except StateFileError as exc:
+            unusable.append(str(exc))
+            print(f"{'demo worker':11} {'unknown':8} (its pid file is no file: below)")
+            crashed = ""
         ingests = ingests_line(s, stopped=False)
         if ingests:
             print(ingests)
@@ -294,11 +325,16 @@ def cmd_stack(args: argparse.Namespace) -> int:
                 + (moved[0] if moved else stuck[0] if stuck else start_stack_hint())
             ]
         )
-        crashed = stopped_demo_worker_failure(s)
         if crashed:
             # t83: a crashed demo worker was shown as `stopped` with exit 0, so a
             # monitoring script reading the status saw a healthy stack.
             failures.append(crashed)
+        if unusable:
+            # What to fix first: the state of a service with such a file is unknown.
+            sys.stdout.flush()
+            for line in unusable:
+                print(f"citybrain: {shown_lines(line)}", file=sys.stderr)
+            return EXIT_USAGE
         if failures:
             # After the table, also when both go to one pipe (`2>&1 | less`): piped,
             # stdout is block-buffered and the line came first.

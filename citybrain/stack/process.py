@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -14,12 +15,89 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
+from citybrain.errors import InputError
 from citybrain.ports import listening_pid, proc_pids
 from streams.errors import text_lines
 
 
 class StackError(RuntimeError):
     """A stack component failed to install, start or stop; the message says which and why."""
+
+
+class StateFileError(InputError):
+    """A file the stack keeps under its run directory (a pid file, a lock, a log) that is
+    not a file it can use: a directory, a socket or other special file, a symbolic link
+    to nothing, or one it may not read. The message names the path, what it is and what
+    to do; the CLI exits 2 (``state_file_fault``)."""
+
+
+# What each special kind of file is called in a message (``state_file_fault``).
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def state_file_fault(path: Path, what: str, write: bool = False) -> str | None:
+    """Why ``path`` (``what`` it is to citybrain: "the demo worker's pid file") cannot be
+    the file citybrain keeps there, with what to do; None when it is a file it may read
+    (and, with ``write``, write), or absent, or under something that is not a directory
+    (a mistyped run directory: said by ``citybrain.stack.dirs.not_a_directory``).
+
+    t194: a pid file that was a directory made `stack status` say the service had
+    exited and `stack down` end with "cannot use …/worker.pid: Is a directory", exit 2
+    and no advice; a socket or an unreadable one was taken as "not running" unsaid."""
+    try:
+        found = os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        return f"{path}, {what}, cannot be looked at ({exc.strerror}): {_fix_state(path)}"
+    if stat.S_ISLNK(found.st_mode):
+        try:
+            found = os.stat(path)
+        except FileNotFoundError:
+            target = os.readlink(path)
+            return (
+                f"{path}, {what}, is a symbolic link to {target}, which does not exist: "
+                f"remove the link (`rm {path}`), or create what it points to"
+            )
+        except OSError as exc:
+            return (
+                f"{path}, {what}, is a symbolic link that cannot be followed "
+                f"({exc.strerror}): remove the link (`rm {path}`)"
+            )
+    for test, kind in _KINDS:
+        if test(found.st_mode):
+            return f"{path}, {what}, is {kind}, not a file: {_fix_state(path, kind)}"
+    mode = os.R_OK | (os.W_OK if write else 0)
+    if not os.access(path, mode):
+        can, able = ("read and written", "readable and writable") if write else ("read", "readable")
+        return (
+            f"{path}, {what}, cannot be {can} by you (owner uid {found.st_uid}, mode "
+            f"{stat.filemode(found.st_mode)}): run citybrain as the user that started the "
+            f"stack, or make it {able} by you (`chmod u+rw {path}` as its owner)"
+        )
+    return None
+
+
+def _fix_state(path: Path, kind: str | None = None) -> str:
+    """What to do about ``path``, which is not a file citybrain can use (``kind``)."""
+    remove = f"`rm -r {path}`" if kind == "a directory" else f"`rm {path}`"
+    return (
+        f"citybrain keeps its own file there; move it away or remove it ({remove}, once "
+        "nothing of yours is in it), or point CITYBRAIN_RUN_DIR at another directory"
+    )
+
+
+def check_state_file(path: Path, what: str, write: bool = False) -> None:
+    """Raise ``StateFileError`` with ``state_file_fault``'s message when there is one."""
+    fault = state_file_fault(path, what, write)
+    if fault is not None:
+        raise StateFileError(fault)
 
 
 @contextlib.contextmanager
@@ -117,12 +195,20 @@ def pid_in(text: str) -> int | None:
     t180: a damaged pid file holding a number past a C long (digits run together) made
     `stack status` and `stack down` exit 70, "unexpected OverflowError … This is a bug"
     (``os.kill`` refused it); and ``int`` took ``-1`` (every process, to ``kill``), ``0``
-    (our own group), ``+5``, ``1_2`` and Arabic-Indic digits as pids."""
+    (our own group), ``+5``, ``1_2`` and Arabic-Indic digits as pids; and 1 (init)."""
     text = text.strip()
     if not (text.isascii() and text.isdigit()):
         return None
     pid = int(text)
-    return pid if 1 <= pid <= PID_MAX else None
+    # Not 1 either (t194): init, never a service ``spawn`` started, and always older than
+    # any pid file, so a damaged or hand-written one without its start time naming 1 was
+    # taken as the service, and `stack down` sent init SIGTERM, then SIGKILL.
+    return pid if 2 <= pid <= PID_MAX else None
+
+
+def pid_file_what(pid_file: Path) -> str:
+    """What ``pid_file`` is, for a message: "the pid file of kafka" by its name."""
+    return f"the pid file of {pid_file.stem.replace('worker', 'the demo worker')}"
 
 
 def start_file(pid_file: Path) -> Path:
@@ -142,7 +228,11 @@ def read_pid(pid_file: Path) -> int | None:
     and `stack down` SIGTERMed it (then SIGKILLed it 30 s later). Compared by start
     time, not by the file's age against the wall clock: a clock stepped forward after
     the start (NTP, a resumed VM) made a running Kafka look younger than its pid file,
-    stale to `stack status` and left running by `stack down`."""
+    stale to `stack status` and left running by `stack down`.
+
+    Raises ``StateFileError`` when ``pid_file`` is no file it can read (a directory, a
+    socket, a symbolic link to nothing, unreadable: ``state_file_fault``)."""
+    check_state_file(pid_file, pid_file_what(pid_file))
     try:
         pid = pid_in(pid_file.read_text(errors="replace"))
     except FileNotFoundError:
@@ -151,6 +241,8 @@ def read_pid(pid_file: Path) -> int | None:
         return None
     if pid is None or not alive(pid):
         return None
+    # Its start time beside it likewise (a named pipe there blocked the read for ever).
+    check_state_file(start_file(pid_file), f"the start time beside {pid_file.name}")
     try:
         ticks = start_file(pid_file).read_text(errors="replace").strip()
     except OSError:
@@ -638,6 +730,11 @@ def stop(pid_file: Path, timeout: float = 30.0) -> bool:
 
 
 def tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of the log at ``path``; "(no log at …)", or why it is no
+    log citybrain can read (a named pipe there blocked the read for ever, t194)."""
+    fault = state_file_fault(path, "a log")
+    if fault is not None:
+        return f"({fault})"
     try:
         return "\n".join(text_lines(path.read_text(errors="replace"))[-lines:])
     except OSError:

@@ -365,6 +365,60 @@ def test_a_long_id_is_cut_in_the_refusal_line() -> None:
     assert "x" * 201 not in err.getvalue()
 
 
+@pytest.mark.parametrize("shape", ["endless", "declared", "not_json", "endless_error"])
+def test_an_answer_too_large_endless_or_not_json_is_refused_naming_the_url(
+    shape: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t194: `citybrain runs list` read the answer whole (json.load): an endless one (a
+    --url that is no worker, a fault) grew the command's memory for ever, each read
+    within its 10 s. Now at most MAX_ANSWER_BYTES are read, then it stops naming the
+    URL, exit 1, no traceback; an error's body is read at most MAX_ERROR_BYTES."""
+    monkeypatch.setattr("citybrain.cli.api.MAX_ANSWER_BYTES", 1_000_000)
+    monkeypatch.setattr("citybrain.cli.api.MAX_ERROR_BYTES", 10_000)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(500 if shape == "endless_error" else 200)
+            self.send_header("Content-Type", "application/json")
+            if shape == "declared":
+                self.send_header("Content-Length", str(10**12))
+            elif shape == "not_json":
+                self.send_header("Content-Length", "5")
+            self.end_headers()
+            try:
+                if shape == "not_json":
+                    self.wfile.write(b"hello")
+                    return
+                while True:
+                    self.wfile.write(b"[" * 65536)
+            except OSError:
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    err = io.StringIO()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            status = main(["runs", "list", "--token", "t", "--url", url])
+    finally:
+        server.shutdown()
+        server.server_close()
+    said = err.getvalue()
+    assert status == 1, said
+    assert url in said and "Traceback" not in said
+    want = {
+        "endless": "more than the 1,000,000 bytes read: not read further",
+        "declared": "1,000,000,000,000 bytes declared",
+        "not_json": "5 bytes that are not JSON",
+        "endless_error": "HTTP 500: (its answer not read: more than the 10,000 bytes read)",
+    }[shape]
+    assert want in said, said
+
+
 def test_runs_list_says_how_many_superseded_runs_it_hides_and_how_to_see_one(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -422,6 +476,29 @@ def test_runs_list_follows_every_page(
     doc = json.loads(capsys.readouterr().out)
     assert [r["run_id"] for r in doc["runs"]] == [f"grp-{n}.1" for n in range(5)]
     assert doc["next"] is None
+
+
+def test_runs_list_says_which_workers_runs_are_not_in_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t194: a page that lacks some workers' runs (a rolling upgrade, a slow worker) says
+    so in its warnings; `runs list` prints each once on stderr, --json keeps them."""
+    line = (
+        "the runs of partition 3 are not in this list: the worker at http://w2:6066 (it did "
+        "not answer within 15 s); list again in a few seconds"
+    )
+    pages = {
+        "/runs": {"runs": [RUN], "next": "/api/v1/runs?cursor=c1.a", "warnings": [line]},
+        "/runs?cursor=c1.a": {"runs": [], "next": None, "warnings": [line]},
+    }
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
+    assert main(["runs", "list"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.err == f"citybrain: warning: {line}\n"
+    assert captured.out.startswith("1 run; times in local time")
+    assert main(["runs", "list", "--json"]) == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["warnings"] == [line]
 
 
 def test_runs_list_stops_at_a_next_link_that_loops(

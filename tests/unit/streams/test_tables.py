@@ -836,3 +836,111 @@ def test_a_worker_the_group_dropped_writes_none_of_its_staged_states(
     t.stage_many({b"d": 5})
     asyncio.run(t.app.producer.flush())
     assert written[-1] == (b"d", {"doc": 5})
+
+
+def test_a_counter_table_keeps_each_key_s_highest_sound_value_and_skips_junk(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """t194: the run-id floors (``generations``) took a key's last changelog entry: junk
+    there (another shape, a scalar, a newer version's, not JSON) or a tombstone read back
+    as "no floor", and a restarted worker opened runs under ids already used. Now every
+    entry is read, the highest sound floor is kept, and each skipped entry is told with
+    its partition and offset and the floor kept; none lowers a floor, across batches
+    too."""
+    from streams.context import generation_floor, read_generation
+    from streams.tables import DELETED, Skipped
+
+    app = faust.App("tables-counters", store="memory://", broker="kafka://127.0.0.1:1")
+    t = key_partitioned_table(
+        app, "generations", 2, decode=read_generation, counter_of=generation_floor
+    )
+    assert isinstance(t, ReadBack)
+    told: list[tuple[str, Skipped]] = []
+    t.on_skipped = lambda table, skipped: told.append((table, skipped))
+    codec = t.value_serializer
+
+    def at(offset: int, key: bytes, entry: bytes | None) -> Any:
+        event = changelog_event(key, entry, codec)
+        event.message.offset = offset
+        return event
+
+    batch = [
+        at(0, b"g-0", b'{"floor": 3}'),
+        at(1, b"g-0", b'{"floor": 7}'),
+        at(2, b"g-0", b'{"floor": "7"}'),  # another type
+        at(3, b"g-0", b"[7]"),  # another shape
+        at(4, b"g-0", b'{"format": 2, "floor": 9}'),  # a newer version's
+        at(5, b"g-0", None),  # a tombstone
+        at(6, b"g-1", b'{"floor": 2}'),
+        at(7, b"g-1", b'{"floor": 1}'),  # lower, but sound: never lowers either
+        at(8, b"g-2", b"not json"),  # a key with junk only: no floor (0), told so
+        at(9, b"g-\xff", b'{"floor": 99}'),  # a key no writer wrote
+    ]
+    t.apply_changelog_batch(batch)
+    assert dict(t.data.items()) == {b"g-0": {"floor": 7}, b"g-1": {"floor": 2}}
+    assert [(s.key, s.entry.reason, s.partition, s.offset, s.kept) for _, s in told] == [
+        (b"g-0", BAD_SHAPE, 0, 2, 7),
+        (b"g-0", BAD_SHAPE, 0, 3, 7),
+        (b"g-0", NEWER_FORMAT, 0, 4, 7),
+        (b"g-0", DELETED, 0, 5, 7),
+        (b"g-2", NOT_DECODABLE, 0, 8, 0),
+        (b"g-\xff", NOT_DECODABLE, 0, 9, 0),
+    ]
+    # A later batch: junk and a lower floor keep what an earlier batch read; a higher
+    # sound floor raises it.
+    told.clear()
+    t.apply_changelog_batch([at(10, b"g-0", b'{"floor": 5}'), at(11, b"g-0", b"{")])
+    t.apply_changelog_batch([at(12, b"g-1", b'{"floor": 4}'), at(13, b"g-1", None)])
+    assert dict(t.data.items()) == {b"g-0": {"floor": 7}, b"g-1": {"floor": 4}}
+    assert [(s.key, s.offset, s.kept) for _, s in told] == [(b"g-0", 11, 7), (b"g-1", 13, 4)]
+    # Untold (no context), it is still said, with where the entry lies.
+    t.on_skipped = None
+    with caplog.at_level(logging.WARNING, logger="streams.tables"):
+        t.apply_changelog_batch([at(14, b"g-1", b"12")])
+    assert "partition 0 offset 14" in caplog.text and "kept 4" in caplog.text
+    assert t[b"g-1"] == {"floor": 4}
+
+
+def test_a_refused_last_entry_tells_what_its_key_held_before() -> None:
+    """t194: a table told of refused keys' history (``on_refused_history``, the groups
+    table) gets, for a key whose last entry is refused, the value stored before the
+    batch, then the batch's earlier entries, newest first; a key read back whole, a
+    tombstoned one, or one with nothing before is not told."""
+    app = faust.App("tables-history", store="memory://", broker="kafka://127.0.0.1:1")
+    t = key_partitioned_table(app, "groups", 2)
+    assert isinstance(t, ReadBack)
+    told: list[tuple[bytes, list[Any]]] = []
+    t.on_refused_history = lambda key, held: told.append((key, held))
+    t.on_unreadable = lambda *_: None
+    codec = t.value_serializer
+    t.apply_changelog_batch([changelog_event(b"g", b'{"generation": 2}', codec)])
+    t.apply_changelog_batch(
+        [
+            changelog_event(b"g", b'{"generation": 3}', codec),
+            changelog_event(b"g", b"junk", codec),
+            changelog_event(b"fine", b'{"generation": 1}', codec),
+            changelog_event(b"alone", b"junk", codec),
+        ]
+    )
+    assert told == [(b"g", [{"generation": 2}, b'{"generation": 3}'])]
+    assert dict(t.data.items()) == {b"fine": {"generation": 1}}
+
+
+def test_a_dropped_group_keeps_its_run_generation_as_its_partitions_floor(
+    tmp_path: Path,
+) -> None:
+    """t194: junk written over a group dropped it at read-back, and its key's next alert
+    opened ``<key>.1`` again (``generation_floor`` 0). Now the highest generation among
+    what the key held before becomes the partition's floor, staged for the changelog."""
+    from tests.unit.streams.test_api_delivery import context
+
+    ctx = context(tmp_path)
+    group = {"generation": 4, "run": None, "seen": [], "commands": [], "route": None}
+    assert ctx.generation_floor(b"grp-x") == 0
+    ctx.keep_generation(b"grp-x", [b"junk", orjson.dumps({**group, "generation": 3}), group])
+    assert ctx.generation_floor(b"grp-x") == 4
+    at = ctx.generation_keys[key_partition(b"grp-x", ctx.settings.partitions)]
+    assert ctx.generations._dirty == {at}
+    # Never lowered: a lower generation leaves the floor as it is.
+    ctx.keep_generation(b"grp-x", [{**group, "generation": 2}])
+    assert ctx.generation_floor(b"grp-x") == 4

@@ -156,4 +156,7 @@ def test_a_pid_file_of_digits_names_its_process() -> None:
     from citybrain.stack.process import pid_in
 
     assert pid_in(" 4242\n") == 4242
-    assert pid_in("1") == 1
+    assert pid_in("2") == 2
+    # t194: 1 is init, never a service of ours (always older than the file, so one
+    # without its start time was taken, and `stack down` signalled init).
+    assert pid_in("1") is None
