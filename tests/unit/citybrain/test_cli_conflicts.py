@@ -28,7 +28,7 @@ EXPECTED: dict[tuple[str, ...], set[tuple[str, str]]] = {
         ("--input", "--prefix"),
         ("--input", "--export"),
     },
-    ("runs", "list"): {("--json", "--wide")},
+    ("runs", "list"): {("--json", "--wide"), ("--ids", "--json"), ("--ids", "--wide")},
     ("replay",): {("--speed", "--max")},  # argparse's own group
     ("detect",): {
         ("--input", "--input-dir"),
