@@ -65,7 +65,7 @@ def runs_table(
                 str(r.get("playbook", "")),
                 str(r.get("grid_cell", "")) if short else _cell(r, names),
                 str(r.get("level", "")),
-                _status(r),
+                _status(r, acked=True),
                 _ago(now - float(r.get("created_at") or now)),
                 _next_deadline(r, now, short),
             )
@@ -205,12 +205,18 @@ def _times(n: int) -> str:
     return "no" if n == 0 else "once" if n == 1 else f"{n} times"
 
 
-def _status(run: dict[str, Any]) -> str:
+def _status(run: dict[str, Any], acked: bool = False) -> str:
     """The run's status, saying when a reporter's answer reopened it (``open, reopened
-    once``): open again after being resolved, which ``open`` alone does not tell."""
+    once``): open again after being resolved, which ``open`` alone does not tell; and who
+    with ``acked``, who acknowledged it (``open, acked by duty-1``: the table's; `runs
+    show` has a line of its own for it)."""
     status = str(run.get("status", ""))
     reopened = int(run.get("reopened") or 0)
     shown = f"{status}, reopened {_times(reopened)}" if reopened else status
+    if acked and run.get("acknowledged_by"):
+        # t200: an acknowledged open run read as one nobody had taken (`open` both), and a
+        # coordinator's "who has acknowledged what" took a `runs show` per run.
+        shown += f", acked by {run['acknowledged_by']}"
     # A run the deadline check leaves as it is: its overdue step is not escalated.
     return f"{shown}, NOT ADVANCING" if run.get("not_advancing") else shown
 

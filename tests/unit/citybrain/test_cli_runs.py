@@ -753,3 +753,13 @@ def test_a_runs_list_matcher_no_alert_can_meet_is_warned_of_with_the_closest(
     assert main(["runs", "list", "--matcher", "district~x"]) == EXIT_USAGE
     assert capsys.readouterr().err.startswith("citybrain: --matcher: matcher 'district~x'")
     assert main(["runs", "list", "--ids", "--json"]) == EXIT_USAGE
+
+
+def test_the_table_says_who_acknowledged_each_run() -> None:
+    """t200: an acknowledged open run read `open` as one nobody had taken did, and who
+    had acknowledged what took a `runs show` per run on a night of forty runs."""
+    acked = {**RUN, "run_id": "grp-1.1", "status": "open", "acknowledged_by": "duty-1"}
+    lines = runs_table([RUN, acked], NAMES, NOW).splitlines()
+    assert "waiting_ack " in lines[1] and "acked" not in lines[1]
+    assert "open, acked by duty-1" in lines[2]
+    assert "acked by" not in run_details(acked, NAMES, NOW).splitlines()[4]
