@@ -1210,6 +1210,12 @@ def build_parser() -> argparse.ArgumentParser:
         "reporter's answer reopened at least once)",
     )
     lst.add_argument(
+        "--active",
+        action="store_true",
+        help="only runs not ended: every status but resolved, cancelled and failed (open "
+        "is one status, a run whose steps ran out: it leaves out those still waiting)",
+    )
+    lst.add_argument(
         "--matcher",
         action="append",
         metavar="MATCHER",
@@ -1230,6 +1236,7 @@ def build_parser() -> argparse.ArgumentParser:
         "COLUMNS or the terminal's width; a pipe gets every column)",
     )
     lst.refuse_together("--json", "--wide", "--wide is for the table; --json prints the JSON")
+    lst.refuse_together("--active", "--status", "--active is every status not ended; --status one")
     lst.refuse_together("--ids", "--json", "--ids prints the run ids; --json the whole JSON")
     lst.refuse_together("--ids", "--wide", "--ids prints the run ids; --wide the whole table")
     api_options(lst)

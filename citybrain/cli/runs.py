@@ -469,6 +469,11 @@ def matching_runs(runs: Sequence[Mapping[str, Any]], matchers: Sequence[Any]) ->
     return [run for run in runs if all(m.matches(run.get("labels") or {}) for m in matchers)]
 
 
+def matchers_given(args: argparse.Namespace) -> list[str]:
+    """``runs list``'s ``--matcher`` texts as typed ([] without one)."""
+    return list(getattr(args, "matcher", None) or [])
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from playbooks.encodings import blank  # (here: charset_normalizer is slow to load)
 
@@ -510,8 +515,18 @@ def cmd_runs(args: argparse.Namespace) -> int:
         # Every page (t186: the list is paged), each a worker's answer, even for --json.
         doc = all_pages(args, "/runs" + (f"?status={args.status}" if args.status else ""), "runs")
         every = listed(doc, "runs", args.url, "/runs")
+        chosen = every
+        if args.active:
+            # t200: `--status open` is one status (a run whose steps ran out); a flood
+            # night's runs waiting for an acknowledgement were not in it.
+            from playbooks.machine import TERMINAL
+
+            ended = {status.value for status in TERMINAL}
+            chosen = [run for run in chosen if run.get("status") not in ended]
         if matchers:
-            doc = {**doc, "runs": matching_runs(every, matchers)}
+            chosen = matching_runs(chosen, matchers)
+        if args.active or matchers:
+            doc = {**doc, "runs": chosen}
         if args.ids:
             for run in doc["runs"]:
                 print(run.get("run_id", ""))
@@ -532,8 +547,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     now, names = api_now(), _cell_names()
     if args.action == "list":
         runs = listed(doc, "runs", args.url, "/runs")
-        if matchers:
-            given = " ".join(f"--matcher {cell(text)}" for text in args.matcher)
+        if matchers or args.active:
+            given = " ".join(
+                [
+                    *(["--active"] if args.active else []),
+                    *(f"--matcher {cell(t)}" for t in matchers_given(args)),
+                ]
+            )
             print(
                 f"{len(runs):,} of {counted(len(every), 'run')} match {given}; times in local "
                 f"time ({_zone()})"

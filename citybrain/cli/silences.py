@@ -247,7 +247,11 @@ def open_runs_line(args: argparse.Namespace) -> str:
     if not hit:
         return ""
     listing = api_command(
-        "runs", "list", *(w for text in args.matcher for w in ("--matcher", text)), url=args.url
+        "runs",
+        "list",
+        "--active",
+        *(w for text in args.matcher for w in ("--matcher", text)),
+        url=args.url,
     )
     return (
         f"{counted(len(hit), 'run')} not ended carry labels it matches: a silence holds their "

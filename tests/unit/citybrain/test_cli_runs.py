@@ -763,3 +763,32 @@ def test_the_table_says_who_acknowledged_each_run() -> None:
     assert "waiting_ack " in lines[1] and "acked" not in lines[1]
     assert "open, acked by duty-1" in lines[2]
     assert "acked by" not in run_details(acked, NAMES, NOW).splitlines()[4]
+
+
+def test_runs_list_active_is_every_run_not_ended(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t200: `--status open` is one status, a run whose steps ran out; a flood night's
+    runs still waiting for an acknowledgement were not in the runbook's `runs list
+    --status open`, nor in its escalation loop. --active is every status but resolved,
+    cancelled and failed, with or without matchers."""
+    runs = [
+        _run_in(0, "d1", "s1", "waiting_ack"),
+        _run_in(1, "d1", "s1", "open"),
+        _run_in(2, "d1", "s1", "resolved"),
+        _run_in(3, "d1", "s1", "cancelled"),
+        _run_in(4, "d2", "s2", "running"),
+        _run_in(5, "d1", "s1", "waiting_approval"),
+    ]
+    pages = {"/runs": {"runs": runs, "next": None}}
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
+    assert main(["runs", "list", "--active", "--ids"]) == EXIT_OK
+    assert capsys.readouterr().out.split() == ["grp-0.1", "grp-1.1", "grp-4.1", "grp-5.1"]
+    assert main(["runs", "list", "--active", "--matcher", "district=d1", "--ids"]) == EXIT_OK
+    assert capsys.readouterr().out.split() == ["grp-0.1", "grp-1.1", "grp-5.1"]
+    assert main(["runs", "list", "--active", "--matcher", "district=d1"]) == EXIT_OK
+    assert capsys.readouterr().out.startswith(
+        "3 of 6 runs match --active --matcher district=d1; times in local time"
+    )
+    assert main(["runs", "list", "--active", "--status", "open"]) == EXIT_USAGE

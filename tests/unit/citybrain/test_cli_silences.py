@@ -590,7 +590,7 @@ def test_silences_add_names_the_runs_it_does_not_stop(
     assert out[2] == (
         "2 runs not ended carry labels it matches: a silence holds their alerts' further "
         "notifications, not their escalation ladders; acknowledge, resolve or cancel them "
-        f"to stop those (`{api_command('runs', 'list', '--matcher', 'district=d1')}` lists "
+        f"to stop those (`{api_command('runs', 'list', '--active', '--matcher', 'district=d1')}` lists "
         "them)"
     )
     runs[:2] = []
