@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from dashboards.yamltext import yaml_text
 from playbooks.errors import name_fault
@@ -698,9 +699,58 @@ def build(shared: Path, out: Path) -> dict[str, int]:
         name: functools.partial(_write_csv_gz, frame) for name, frame in frames.items()
     }
     writers["grid.yaml"] = grid.write
+    dropped = entries_not_rebuilt(out / "grid.yaml", grid)
+    if dropped:
+        # t200: a developer's new city, added to datasets/grid.yaml as docs/events.md
+        # shows, was replaced by the built grid without a word.
+        raise AdapterError(
+            f"{shown_path(out / 'grid.yaml')} holds {dropped}, which the build does not "
+            "write (added by hand?): the new grid.yaml would drop them. Keep them in a grid "
+            "file of your own (a copy of this one, named by CITYBRAIN_GRID_FILE or demo "
+            "--grid), then delete them from this one or move it aside; or give --out "
+            "another folder (nothing was written)"
+        )
     write_all(out, writers)
     counts.update({name: len(frame) for name, frame in frames.items()})
     return counts
+
+
+def entries_not_rebuilt(path: Path, grid: GridBuilder) -> str:
+    """The kinds, cells and sensors of the grid file at ``path`` that ``grid`` (the grid
+    a build writes) lacks, said as ``2 cells ('to-city', 'to-etobicoke') and 1 sensor
+    (…)``, or "" when it has every one, or when there is no such file or it cannot be read
+    as a grid's YAML (nothing there a grid could use). Up to 5 ids each are named."""
+    from playbooks.loader import load_grid_yaml
+
+    try:
+        doc = load_grid_yaml(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ""
+    if not isinstance(doc, dict):
+        return ""
+    parts = []
+    for key, built, one in (
+        ("kinds", grid.kinds, "kind"),
+        ("cells", grid.cells, "cell"),
+        ("sensors", grid.sensors, "sensor"),
+    ):
+        entries = doc.get(key)
+        ids = [
+            str(e["id"])
+            for e in (entries if isinstance(entries, list) else [])
+            if isinstance(e, dict) and "id" in e
+        ]
+        gone = list(dict.fromkeys(i for i in ids if i not in built and not _built_in(key, i)))
+        if gone:
+            named = ", ".join(repr(i) for i in gone[:5]) + (", …" if len(gone) > 5 else "")
+            parts.append(f"{len(gone):,} {one}{'' if len(gone) == 1 else 's'} ({named})")
+    return " and ".join(parts)
+
+
+def _built_in(key: str, entry_id: str) -> bool:
+    """Whether a kind of a grid file is one of the built-in kinds, which a grid may
+    redeclare and a built grid need not (playbooks.grid.DEFAULT_KINDS)."""
+    return key == "kinds" and entry_id in DEFAULT_KINDS
 
 
 def _write_csv_gz(frame: pd.DataFrame, path: Path) -> None:

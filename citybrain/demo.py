@@ -75,6 +75,7 @@ from citybrain.stack.process import (
     frozen,
     pid_in,
     read_pid,
+    record_code,
     spawn,
     stack_lock,
     stop,
@@ -882,6 +883,13 @@ class DemoFiles:
         return self.dir / "demo.json"
 
     @property
+    def code(self) -> Path:
+        """The checkout's Python files' digests as the worker started (JSON,
+        ``process.record_code``): ``stack status`` and ``reload`` name the files changed
+        since, by contents."""
+        return self.dir / "worker.code.json"
+
+    @property
     def lock(self) -> Path:
         """Locked (``flock``) by a demo while it runs, naming it (``RunningDemo``, JSON):
         a second demo refuses instead of stopping its worker and deleting its topics."""
@@ -1526,6 +1534,7 @@ def _run_demo(
     # Its own session, so it outlives the demo and serves the runs afterwards.
     # A successful scrape after this can only be this worker's: the port was free.
     spawned_at = time.time()
+    record_code(files.code)
     worker = spawn(worker_argv(), files.log, files.pid, env)
     try:
         wait_for_worker(files, metrics_url, worker)

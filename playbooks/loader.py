@@ -711,14 +711,27 @@ def _entries(
             continue
         unknown = set(entry) - allowed
         missing = (allowed - OPTIONAL_KEYS) - set(entry)
-        if unknown:
+        other = _other_list(entry, key) if unknown or missing else None
+        if other is not None:
+            # t200: a cell appended after `sensors:` (the list at the file's end) was
+            # "unknown keys ['level', 'name'] ... missing keys ['cell', 'kind']", twice a
+            # cell, and never said where the entry belongs.
+            problems.append(
+                (
+                    f"{key} entry {i + 1} is a {_SINGULAR[other]} (keys "
+                    f"{', '.join(sorted(map(str, entry)))}), not a {_SINGULAR[key]}: move it "
+                    f"under {other}: (a list's entries run until the next top-level key)",
+                    (key, i),
+                )
+            )
+        elif unknown:
             problems.append(
                 (
                     f"{key} entry {i + 1}: unknown keys {sorted(unknown)}{_near(unknown, allowed)}",
                     (key, i),
                 )
             )
-        if missing:
+        if missing and other is None:
             problems.append((f"{key} entry {i + 1}: missing keys {sorted(missing)}", (key, i)))
         if unknown or missing:
             if isinstance(entry.get("id"), str | int):
@@ -726,6 +739,21 @@ def _entries(
             continue
         good.append((i, entry))
     return good
+
+
+_LIST_KEYS = {"kinds": KIND_KEYS, "cells": CELL_KEYS, "sensors": SENSOR_KEYS}
+_SINGULAR = {"kinds": "kind", "cells": "cell", "sensors": "sensor"}
+
+
+def _other_list(entry: dict[str, Any], key: str) -> str | None:
+    """The grid list other than ``key`` (kinds, cells, sensors) whose entries ``entry``
+    has exactly the keys of (every key its own, every required one there), or None: an
+    entry written under the wrong list, which unknown and missing keys alone do not say."""
+    keys = set(map(str, entry))
+    for other, allowed in _LIST_KEYS.items():
+        if other != key and keys <= allowed and (allowed - OPTIONAL_KEYS) <= keys:
+            return other
+    return None
 
 
 def _near(unknown: set[str], allowed: set[str]) -> str:

@@ -234,7 +234,17 @@ def _header_difference(fields: list[str]) -> str:
     # What to do, not only what differs (t174: a newcomer's own export, `time,sensor,…,
     # cell,station`, was told the names but not that three were renames and one was over).
     renames = _renames(missing, [low for _, low in extra])
-    said = [f"{show(name)} to {column}" for name, column in renames]
+    # Each column named as the header writes it (t200: "rename 'date' to timestamp" of a
+    # portal's 'Date', a name the file does not hold), and a column of the right name in
+    # other capitals or with spaces renamed too: fixed as told, the header was then
+    # refused for its 'Value' and 'Unit'.
+    written = {low: name for name, low in extra}
+    said = [f"{show(written[name])} to {column}" for name, column in renames]
+    said += [
+        f"{show(name)} to {low}"
+        for name, low in zip(fields, given, strict=True)
+        if low in closer and name != low
+    ]
     todo: list[str] = []
     if said:
         todo.append(

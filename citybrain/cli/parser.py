@@ -1209,6 +1209,25 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"only runs with this status, one of {', '.join(statuses)} (runs a "
         "reporter's answer reopened at least once)",
     )
+    lst.add_argument(
+        "--active",
+        action="store_true",
+        help="only runs not ended: every status but resolved, cancelled and failed (open "
+        "is one status, a run whose steps ran out: it leaves out those still waiting)",
+    )
+    lst.add_argument(
+        "--matcher",
+        action="append",
+        metavar="MATCHER",
+        help="only runs whose alert labels match, as silences add takes it: "
+        'district=md-baltimore-county, street=~"a|b" (labels as runs show lists them); '
+        "repeat it for several, all of which must match",
+    )
+    lst.add_argument(
+        "--ids",
+        action="store_true",
+        help="print only the run ids, one a line (for a loop: escalate each)",
+    )
     lst.add_argument("--json", action="store_true", help="print the API's JSON as it is")
     lst.add_argument(
         "--wide",
@@ -1217,6 +1236,9 @@ def build_parser() -> argparse.ArgumentParser:
         "COLUMNS or the terminal's width; a pipe gets every column)",
     )
     lst.refuse_together("--json", "--wide", "--wide is for the table; --json prints the JSON")
+    lst.refuse_together("--active", "--status", "--active is every status not ended; --status one")
+    lst.refuse_together("--ids", "--json", "--ids prints the run ids; --json the whole JSON")
+    lst.refuse_together("--ids", "--wide", "--ids prints the run ids; --wide the whole table")
     api_options(lst)
     lst.set_defaults(func=cmd_runs)
     for action, text in run_actions.items():

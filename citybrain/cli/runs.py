@@ -21,7 +21,7 @@ from citybrain.cli.api import (
     api_now,
     listed,
 )
-from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _zone, given_argv
+from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _settings, _zone, given_argv
 from citybrain.text import cell, counted, display_width, pad, shown_lines
 
 RUNS_HEADER = ("RUN", "PLAYBOOK", "CELL", "LEVEL", "STATUS", "AGE", "NEXT DEADLINE")
@@ -65,7 +65,7 @@ def runs_table(
                 str(r.get("playbook", "")),
                 str(r.get("grid_cell", "")) if short else _cell(r, names),
                 str(r.get("level", "")),
-                _status(r),
+                _status(r, acked=True),
                 _ago(now - float(r.get("created_at") or now)),
                 _next_deadline(r, now, short),
             )
@@ -205,12 +205,18 @@ def _times(n: int) -> str:
     return "no" if n == 0 else "once" if n == 1 else f"{n} times"
 
 
-def _status(run: dict[str, Any]) -> str:
+def _status(run: dict[str, Any], acked: bool = False) -> str:
     """The run's status, saying when a reporter's answer reopened it (``open, reopened
-    once``): open again after being resolved, which ``open`` alone does not tell."""
+    once``): open again after being resolved, which ``open`` alone does not tell; and who
+    with ``acked``, who acknowledged it (``open, acked by duty-1``: the table's; `runs
+    show` has a line of its own for it)."""
     status = str(run.get("status", ""))
     reopened = int(run.get("reopened") or 0)
     shown = f"{status}, reopened {_times(reopened)}" if reopened else status
+    if acked and run.get("acknowledged_by"):
+        # t200: an acknowledged open run read as one nobody had taken (`open` both), and a
+        # coordinator's "who has acknowledged what" took a `runs show` per run.
+        shown += f", acked by {run['acknowledged_by']}"
     # A run the deadline check leaves as it is: its overdue step is not escalated.
     return f"{shown}, NOT ADVANCING" if run.get("not_advancing") else shown
 
@@ -419,6 +425,55 @@ def _level_now(args: argparse.Namespace) -> str:
     return level
 
 
+def run_matchers(texts: Sequence[str]) -> tuple[list[Any], list[str]]:
+    """``runs list --matcher`` texts read as ``silences add --matcher`` reads them
+    (parse_silence_matchers: ``district=md-baltimore-county``, ``street=~"a|b"``, several
+    comma-separated in one), and a ``warning:`` line for each that tests a label for a
+    value no alert of CITYBRAIN_GRID_FILE can carry, with the closest (a typed district
+    that lists nothing is a typo more often than a quiet district). CliError naming a bad
+    one."""
+    from playbooks.errors import PlaybookError
+    from playbooks.loader import load_grid
+    from playbooks.routing import (
+        impossible_value,
+        label_values,
+        parse_silence_matchers,
+        read_apart_warnings,
+    )
+
+    matchers: list[Any] = []
+    lines: list[str] = []
+    for text in texts:
+        try:
+            with read_apart_warnings() as read_apart:
+                found = parse_silence_matchers(text)
+        except PlaybookError as exc:
+            raise CliError(f"--matcher: {exc}") from None
+        lines += [f"warning: --matcher {line}" for line in read_apart]
+        matchers.append((text, found))
+    try:
+        values = label_values(load_grid(_settings().grid_file))
+    except (PlaybookError, OSError):
+        values = {}  # (the runs are the worker's grid's, which this shell may not have)
+    for text, found in matchers:
+        for matcher in found:
+            why = impossible_value(matcher, values)
+            if why:
+                lines.append(f"warning: --matcher {text!r}: {why}")
+    return [m for _, found in matchers for m in found], lines
+
+
+def matching_runs(runs: Sequence[Mapping[str, Any]], matchers: Sequence[Any]) -> list[Any]:
+    """The runs whose alert labels (``labels``, as ``runs show`` gives them, a missing
+    label the empty string as a silence reads it) meet every matcher."""
+    return [run for run in runs if all(m.matches(run.get("labels") or {}) for m in matchers)]
+
+
+def matchers_given(args: argparse.Namespace) -> list[str]:
+    """``runs list``'s ``--matcher`` texts as typed ([] without one)."""
+    return list(getattr(args, "matcher", None) or [])
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from playbooks.encodings import blank  # (here: charset_normalizer is slow to load)
 
@@ -448,9 +503,39 @@ def cmd_runs(args: argparse.Namespace) -> int:
             "relay the answer without one"
         )
 
+    matchers: list[Any] = []
+    if args.action == "list" and args.matcher:
+        # t200: a coordinator's flood across two districts had no way to list one
+        # district's or street's runs, nor to escalate them in a loop; each run keeps its
+        # alert's labels, which runs show gives as matchers.
+        matchers, warnings = run_matchers(args.matcher)
+        for line in warnings:
+            print(f"citybrain: {line}", file=sys.stderr)
     if args.action == "list":
         # Every page (t186: the list is paged), each a worker's answer, even for --json.
         doc = all_pages(args, "/runs" + (f"?status={args.status}" if args.status else ""), "runs")
+        every = listed(doc, "runs", args.url, "/runs")
+        if not args.json:
+            for line in doc.get("warnings") or ():
+                # Runs some workers could not give (t194): the list, and so --ids and the
+                # matches, are not all of them.
+                print(f"citybrain: warning: {shown_lines(str(line))}", file=sys.stderr)
+        chosen = every
+        if args.active:
+            # t200: `--status open` is one status (a run whose steps ran out); a flood
+            # night's runs waiting for an acknowledgement were not in it.
+            from playbooks.machine import TERMINAL
+
+            ended = {status.value for status in TERMINAL}
+            chosen = [run for run in chosen if run.get("status") not in ended]
+        if matchers:
+            chosen = matching_runs(chosen, matchers)
+        if args.active or matchers:
+            doc = {**doc, "runs": chosen}
+        if args.ids:
+            for run in doc["runs"]:
+                print(run.get("run_id", ""))
+            return EXIT_OK
     elif args.action == "show":
         doc = _api(args, "GET", f"/runs/{_segment(args.run_id, 'RUN_ID')}")
     elif args.action == "answer":
@@ -467,10 +552,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     now, names = api_now(), _cell_names()
     if args.action == "list":
         runs = listed(doc, "runs", args.url, "/runs")
-        for line in doc.get("warnings") or ():
-            # Runs some workers could not give (t194): the list is not all of them.
-            print(f"citybrain: warning: {shown_lines(str(line))}", file=sys.stderr)
-        print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
+        if matchers or args.active:
+            given = " ".join(
+                [
+                    *(["--active"] if args.active else []),
+                    *(f"--matcher {cell(t)}" for t in matchers_given(args)),
+                ]
+            )
+            print(
+                f"{len(runs):,} of {counted(len(every), 'run')} match {given}; times in local "
+                f"time ({_zone()})"
+            )
+        else:
+            print(f"{counted(len(runs), 'run')}; times in local time ({_zone()})")
         hints = (
             not_advancing_hint(runs, args.url),
             superseded_hint(runs, args.url),

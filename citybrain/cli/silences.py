@@ -220,6 +220,46 @@ def firing_matched_line(doc: dict[str, Any], silence_id: str, url: str | None = 
     return f"it matches {matched:,} of the {counted(firing, 'alert')} firing now"
 
 
+def open_runs_line(args: argparse.Namespace) -> str:
+    """For a silence just added: how many runs not ended carry labels its matchers all
+    match, and that the silence does not stop their escalation ladders (docs/playbooks.md,
+    a silence made for an alert already routed), with the `runs list --matcher` that lists
+    them; "" when none does or the runs cannot be read (the silence is added: this line
+    only helps). t200: a coordinator muting a flooded district for an hour was told "it
+    matches 0 of the 0 alerts firing now", and its open runs went on escalating."""
+    from playbooks.machine import TERMINAL
+    from playbooks.routing import parse_silence_matchers, read_apart_warnings
+
+    try:
+        runs = listed(all_pages(args, "/runs", "runs"), "runs", args.url, "/runs")
+    except CliError:
+        return ""
+    with read_apart_warnings():  # (said when the matchers were checked)
+        matchers = [m for text in args.matcher for m in parse_silence_matchers(text)]
+    ended = {status.value for status in TERMINAL}
+    hit = [
+        run
+        for run in runs
+        if isinstance(run, dict)
+        and run.get("status") not in ended
+        and all(m.matches(run.get("labels") or {}) for m in matchers)
+    ]
+    if not hit:
+        return ""
+    listing = api_command(
+        "runs",
+        "list",
+        "--active",
+        *(w for text in args.matcher for w in ("--matcher", text)),
+        url=args.url,
+    )
+    return (
+        f"{counted(len(hit), 'run')} not ended carry labels it matches: a silence holds their "
+        "alerts' further notifications, not their escalation ladders; acknowledge, resolve or "
+        f"cancel them to stop those (`{listing}` lists them)"
+    )
+
+
 def cmd_silences(args: argparse.Namespace) -> int:
 
     warnings: list[str] = []
@@ -268,6 +308,9 @@ def cmd_silences(args: argparse.Namespace) -> int:
             f"until {_ends(silence, now)}"
         )
         line = firing_matched_line(doc, str(silence.get("id")), args.url)
+        if line:
+            print(line)
+        line = open_runs_line(args)
         if line:
             print(line)
     elif "already" in doc:

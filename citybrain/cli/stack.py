@@ -434,7 +434,9 @@ def demo_worker_lines(settings: Settings) -> list[str]:
         running = f"{'demo worker':11} {'running':8} {url} (pid {pid})"
         lag = consumer_lag_said(url)
         lines += [running, *([f"{'':11} {lag}"] if lag else [])]
-        changed = code_changed_since(pid) if pid is not None else []
+        changed = (
+            code_changed_since(pid, record=DemoFiles.of(settings).code) if pid is not None else []
+        )
         if changed:
             return [
                 *lines,
@@ -562,6 +564,7 @@ def restart_demo_worker(settings: Settings) -> int:
         code_changed_since,
         frozen,
         read_pid,
+        record_code,
         spawn,
         stop,
         worker_argv,
@@ -606,7 +609,7 @@ def restart_demo_worker(settings: Settings) -> int:
             EXIT_FAILED,
         )
     running = read_pid(files.pid) if state == "running" else None
-    changed = code_changed_since(running) if running is not None else []
+    changed = code_changed_since(running, record=files.code) if running is not None else []
     env = restart_env(settings, doc)
     spawn_env = _restart_environment(env, recorded=isinstance(doc.get("worker_settings"), dict))
     host = env.get("CITYBRAIN_KAFKA_HOST", settings.kafka_host)
@@ -641,6 +644,7 @@ def restart_demo_worker(settings: Settings) -> int:
         )
     log = Path(str(doc.get("worker_log") or files.log))
     print(worker_starting_line(log, "the demo's"), flush=True)
+    record_code(files.code)
     pid = spawn(
         worker_argv(),
         log,
@@ -780,7 +784,7 @@ def reload_stack(settings: Settings, prom: Any) -> int:
             print(f"{'demo worker':11} kept its configuration: {said}")
         else:
             print(f"{'demo worker':11} reloaded (pid {pid}): {said}")
-        changed = code_changed_since(pid)
+        changed = code_changed_since(pid, record=DemoFiles.of(settings).code)
         if changed:
             # A reload reads files, not code: after a pull it looked like the upgrade (t174).
             print(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -319,7 +321,56 @@ CODE_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "")
 
 
-def code_changed_since(pid: int, root: Path | None = None) -> list[Path]:
+def code_digests(root: Path | None = None) -> dict[str, str]:
+    """The SHA-256 (hex) of each of the checkout's Python files (``CODE_PACKAGES`` under
+    ``root``, by default this checkout), by path relative to it: what a worker started now
+    imports. About 145 files, a few milliseconds."""
+    base = root if root is not None else CODE_ROOT
+    digests = {}
+    for package in CODE_PACKAGES:
+        for path in (base / package).rglob("*.py"):
+            try:
+                digests[str(path.relative_to(base))] = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError:  # removed meanwhile
+                continue
+    return digests
+
+
+# A code record is taken just before its worker starts; one older than this at the
+# worker's start is another start's (a worker an older citybrain started, which wrote none).
+CODE_RECORD_SECONDS = 300.0
+
+
+def record_code(record: Path, root: Path | None = None) -> None:
+    """Write ``code_digests`` to ``record`` (JSON) just before a worker starts, so that
+    ``code_changed_since`` tells a file whose contents went back to what the worker
+    imported (a ``git checkout`` of an edited file, a stash and its pop) from a changed
+    one. A record that cannot be written is removed (the check falls back to file times)."""
+    try:
+        record.write_text(json.dumps(code_digests(root)))
+    except OSError:
+        with contextlib.suppress(OSError):
+            record.unlink(missing_ok=True)
+
+
+def _recorded(record: Path | None, started: float) -> dict[str, str]:
+    """``record``'s digests when it was taken for the start at ``started`` (epoch s),
+    else {}."""
+    if record is None:
+        return {}
+    try:
+        taken = record.stat().st_mtime
+        doc = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not started - CODE_RECORD_SECONDS <= taken <= started + 1 or not isinstance(doc, dict):
+        return {}
+    return {str(k): str(v) for k, v in doc.items()}
+
+
+def code_changed_since(
+    pid: int, root: Path | None = None, record: Path | None = None
+) -> list[Path]:
     """The checkout's Python files (``CODE_PACKAGES`` under ``root``, by default this
     checkout) changed since process ``pid`` started, relative to ``root``, newest first;
     [] when none did or ``/proc`` cannot say when it started.
@@ -327,7 +378,10 @@ def code_changed_since(pid: int, root: Path | None = None) -> list[Path]:
     A worker keeps the code it imported at its start: after a ``git pull`` (which writes
     the files it changes), or an edit, it runs the old code until started again, and
     ``stack status`` showed it ``running`` as before, ``stack reload`` (which reads the
-    configuration, not the code) said ``reloaded`` (t174). About 140 files: 1-2 ms."""
+    configuration, not the code) said ``reloaded`` (t174). About 140 files: 1-2 ms.
+    ``record``: the worker's ``record_code``, taken as it started; a file written since
+    whose contents are still those recorded is not changed (t200: a file edited and put
+    back with `git checkout` was named, and a restart advised, for the same code)."""
     argv = _process_words(pid, "cmdline")
     if not argv or os.path.abspath(argv[0]) != os.path.abspath(sys.executable):
         # Started by another virtualenv's python: another checkout's code, which this
@@ -347,6 +401,13 @@ def code_changed_since(pid: int, root: Path | None = None) -> list[Path]:
                 continue
             if when > started:
                 changed.append((when, path.relative_to(base)))
+    recorded = _recorded(record, started) if changed else {}
+    if recorded:
+        digests = {}
+        for _, path in changed:
+            with contextlib.suppress(OSError):
+                digests[path] = hashlib.sha256((base / path).read_bytes()).hexdigest()
+        changed = [(w, p) for w, p in changed if recorded.get(str(p)) != digests.get(p)]
     return [path for _, path in sorted(changed, reverse=True)]
 
 

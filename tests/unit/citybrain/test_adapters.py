@@ -22,7 +22,7 @@ from citybrain.adapters import (
     write_synthetic_grid,
 )
 from playbooks.loader import load_grid
-from streams.feeds import load_events
+from streams.feeds import INCIDENT_COLUMNS, READING_COLUMNS, load_events
 
 HEADER = b"station,year,PM2.5\n"
 
@@ -374,3 +374,58 @@ def test_a_build_failing_part_way_leaves_the_folder_as_it_was(tmp_path: Path) ->
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "grid.yaml"]
     assert (tmp_path / "a.csv").read_text() == "new a"
+
+
+def _small_grid() -> GridBuilder:
+    grid = GridBuilder()
+    _small_grid_into(grid)
+    return grid
+
+
+def test_a_build_refuses_to_drop_what_was_added_to_the_grid_by_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t200: a developer's new city, added to datasets/grid.yaml as docs/events.md shows,
+    was replaced by `datasets build`'s grid without a word. The build now names what the
+    new grid would drop and writes nothing; a grid it wrote itself is replaced as before."""
+    from citybrain import adapters
+
+    out = tmp_path / "out"
+    out.mkdir()
+    built = _small_grid()
+    built.write(out / "grid.yaml")
+    assert adapters.entries_not_rebuilt(out / "grid.yaml", built) == ""
+    assert adapters.entries_not_rebuilt(tmp_path / "none.yaml", built) == ""
+    hand = _small_grid()
+    levels = [("city", "to", "T"), ("district", "to-e", "E"), ("street", "to-m", "M")]
+    hand.sensor("w1", "water_level", "ft", hand.chain([*levels, ("community", "to-g", "G")]))
+    hand.kind("road_ice", "mm", 0, 50)
+    hand.write(out / "grid.yaml")
+    assert adapters.entries_not_rebuilt(out / "grid.yaml", built) == (
+        "1 kind ('road_ice') and 4 cells ('to', 'to-e', 'to-m', 'to-g') and 1 sensor ('w1')"
+    )
+
+    # The whole build: every source read, then refused before anything is written.
+    def source(shared: Path, grid: GridBuilder) -> pd.DataFrame:
+        _small_grid_into(grid)
+        return pd.DataFrame(columns=list(dict.fromkeys([*READING_COLUMNS, *INCIDENT_COLUMNS])))
+
+    for name in ("usgs_flood", "beijing_air", "aarhus_traffic", "nyc_311"):
+        monkeypatch.setattr(adapters, name, source)
+    monkeypatch.setattr(adapters, "incident_departments", lambda shared: pd.DataFrame())
+    before = (out / "grid.yaml").read_text()
+    with pytest.raises(AdapterError, match=r"grid.yaml holds 1 kind \('road_ice'\) and 4 cells"):
+        adapters.build(tmp_path, out)
+    assert (out / "grid.yaml").read_text() == before
+    assert sorted(p.name for p in out.iterdir()) == ["grid.yaml"]
+    built.write(out / "grid.yaml")
+    adapters.build(tmp_path, out)  # a grid it wrote itself: replaced, as before
+    assert "to-g" not in (out / "grid.yaml").read_text()
+    assert (out / "usgs_flood_2019-05.csv.gz").is_file()
+
+
+def _small_grid_into(grid: GridBuilder) -> None:
+    cell = grid.chain(
+        [("city", "x", "X"), ("district", "d", "D"), ("street", "s", "S"), ("community", "c", "C")]
+    )
+    grid.sensor("s1", "water_level", "ft", cell)

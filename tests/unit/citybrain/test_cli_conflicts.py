@@ -28,7 +28,12 @@ EXPECTED: dict[tuple[str, ...], set[tuple[str, str]]] = {
         ("--input", "--prefix"),
         ("--input", "--export"),
     },
-    ("runs", "list"): {("--json", "--wide")},
+    ("runs", "list"): {
+        ("--json", "--wide"),
+        ("--active", "--status"),
+        ("--ids", "--json"),
+        ("--ids", "--wide"),
+    },
     ("replay",): {("--speed", "--max")},  # argparse's own group
     ("detect",): {
         ("--input", "--input-dir"),
@@ -45,6 +50,7 @@ VALUES = {
     "--output": "o.csv",
     "--input-dir": "in",
     "--output-dir": "out",
+    "--status": "open",
 }
 
 

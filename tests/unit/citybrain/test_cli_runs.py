@@ -768,3 +768,104 @@ def test_silences_list_follows_every_page(
     assert main(["silences", "list"]) == EXIT_OK
     out = capsys.readouterr().out
     assert out.startswith("2 silences") and "s-1" in out and "s-2" in out
+
+
+def _run_in(n: int, district: str, street: str, status: str = "waiting_ack") -> dict[str, Any]:
+    labels = {"district": district, "street": street, "source": "sensor"}
+    return {**RUN, "run_id": f"grp-{n}.1", "labels": labels, "status": status}
+
+
+def test_runs_list_takes_matchers_on_the_runs_labels_and_prints_ids_for_a_loop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t200: a coordinator on a flood across two districts could list runs by status only:
+    no district's or street's runs alone, and no list of ids to escalate a district's runs
+    in a loop. --matcher (silences add's syntax, on the labels runs show gives) filters,
+    every page read; --ids prints one run id a line."""
+    runs = [
+        _run_in(0, "md-baltimore-county", "md-dead-run"),
+        _run_in(1, "md-montgomery-county", "md-sligo-creek"),
+        _run_in(2, "md-baltimore-county", "md-gwynns-falls"),
+    ]
+    pages = {
+        "/runs": {"runs": runs[:2], "next": "/api/v1/runs?cursor=c1.a"},
+        "/runs?cursor=c1.a": {"runs": runs[2:], "next": None},
+    }
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
+    assert main(["runs", "list", "--matcher", "district=md-baltimore-county"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "2 of 3 runs match --matcher district=md-baltimore-county; times in local time"
+    )
+    assert "grp-0.1" in out and "grp-2.1" in out and "grp-1.1" not in out
+    argv = ["runs", "list", "--matcher", "district=md-baltimore-county", "--ids"]
+    assert main(argv) == EXIT_OK
+    assert capsys.readouterr().out == "grp-0.1\ngrp-2.1\n"
+    argv = ["runs", "list", "--matcher", 'street=~"md-dead.*|md-sligo.*"', "--ids"]
+    assert main([*argv, "--matcher", "district!=md-montgomery-county"]) == EXIT_OK
+    assert capsys.readouterr().out == "grp-0.1\n"
+    assert main(["runs", "list", "--matcher", "district=md-baltimore-county", "--json"]) == 0
+    assert [r["run_id"] for r in json.loads(capsys.readouterr().out)["runs"]] == [
+        "grp-0.1",
+        "grp-2.1",
+    ]
+
+
+def test_a_runs_list_matcher_no_alert_can_meet_is_warned_of_with_the_closest(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A typed district the grid lacks lists nothing: said, with the one meant; a matcher
+    that is no matcher is a usage error naming the option."""
+    pages = {"/runs": {"runs": [_run_in(0, "md-baltimore-county", "md-dead-run")], "next": None}}
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
+    assert main(["runs", "list", "--matcher", "district=md-baltimore", "--ids"]) == EXIT_OK
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "citybrain: warning: --matcher 'district=md-baltimore': district is never" in (
+        captured.err
+    )
+    assert "(did you mean 'md-baltimore-county'?)" in captured.err
+    assert main(["runs", "list", "--matcher", "district~x"]) == EXIT_USAGE
+    assert capsys.readouterr().err.startswith("citybrain: --matcher: matcher 'district~x'")
+    assert main(["runs", "list", "--ids", "--json"]) == EXIT_USAGE
+
+
+def test_the_table_says_who_acknowledged_each_run() -> None:
+    """t200: an acknowledged open run read `open` as one nobody had taken did, and who
+    had acknowledged what took a `runs show` per run on a night of forty runs."""
+    acked = {**RUN, "run_id": "grp-1.1", "status": "open", "acknowledged_by": "duty-1"}
+    lines = runs_table([RUN, acked], NAMES, NOW).splitlines()
+    assert "waiting_ack " in lines[1] and "acked" not in lines[1]
+    assert "open, acked by duty-1" in lines[2]
+    assert "acked by" not in run_details(acked, NAMES, NOW).splitlines()[4]
+
+
+def test_runs_list_active_is_every_run_not_ended(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t200: `--status open` is one status, a run whose steps ran out; a flood night's
+    runs still waiting for an acknowledgement were not in the runbook's `runs list
+    --status open`, nor in its escalation loop. --active is every status but resolved,
+    cancelled and failed, with or without matchers."""
+    runs = [
+        _run_in(0, "d1", "s1", "waiting_ack"),
+        _run_in(1, "d1", "s1", "open"),
+        _run_in(2, "d1", "s1", "resolved"),
+        _run_in(3, "d1", "s1", "cancelled"),
+        _run_in(4, "d2", "s2", "running"),
+        _run_in(5, "d1", "s1", "waiting_approval"),
+    ]
+    pages = {"/runs": {"runs": runs, "next": None}}
+    monkeypatch.setattr("citybrain.cli.api._api", paged_worker(pages, []))
+    monkeypatch.setattr("citybrain.cli.runs._cell_names", lambda: NAMES)
+    assert main(["runs", "list", "--active", "--ids"]) == EXIT_OK
+    assert capsys.readouterr().out.split() == ["grp-0.1", "grp-1.1", "grp-4.1", "grp-5.1"]
+    assert main(["runs", "list", "--active", "--matcher", "district=d1", "--ids"]) == EXIT_OK
+    assert capsys.readouterr().out.split() == ["grp-0.1", "grp-1.1", "grp-5.1"]
+    assert main(["runs", "list", "--active", "--matcher", "district=d1"]) == EXIT_OK
+    assert capsys.readouterr().out.startswith(
+        "3 of 6 runs match --active --matcher district=d1; times in local time"
+    )
+    assert main(["runs", "list", "--active", "--status", "open"]) == EXIT_USAGE

@@ -11,12 +11,12 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
 from citybrain.cli import CliError, build_parser, main
-from citybrain.cli.api import api_reason
+from citybrain.cli.api import api_command, api_reason
 from citybrain.cli.feeds import replay_stopped
 from citybrain.cli.silences import (
     already_expired_message,
@@ -565,3 +565,40 @@ def test_a_matchers_escape_sequences_are_shown_not_played_by_add_and_expire(
     assert out.startswith(
         'silence s1 added by duty-operator: category="\\x1b[2J\\u202eesion" kind='
     )
+
+
+def test_silences_add_names_the_runs_it_does_not_stop(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t200: a coordinator muting a flooded district for an hour was told "it matches 0
+    of the 0 alerts firing now", and the district's open runs went on escalating (a
+    silence holds an alert's further notifications, not its run's ladder). The runs not
+    ended whose labels it matches are counted, with what stops them and the listing."""
+    silence = {"id": "s-1", "author": "op", "matchers": ['district="d1"'], "ends_at": 9e9}
+    answer = {"silence": silence, "firing_matched": 0, "firing": 0}
+    runs = [
+        {"run_id": "r1", "status": "waiting_ack", "labels": {"district": "d1"}},
+        {"run_id": "r2", "status": "open", "labels": {"district": "d1", "street": "s"}},
+        {"run_id": "r3", "status": "resolved", "labels": {"district": "d1"}},
+        {"run_id": "r4", "status": "open", "labels": {"district": "d2"}},
+    ]
+    monkeypatch.setattr("citybrain.cli.silences._api", lambda *args, **kw: answer)
+    monkeypatch.setattr("citybrain.cli.api._api", lambda *args, **kw: {"runs": runs, "next": None})
+    argv = ["silences", "add", "--matcher", "district=d1", "--duration", "1h"]
+    assert main([*argv, "--reason", "flood"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[2] == (
+        "2 runs not ended carry labels it matches: a silence holds their alerts' further "
+        "notifications, not their escalation ladders; acknowledge, resolve or cancel them "
+        f"to stop those (`{api_command('runs', 'list', '--active', '--matcher', 'district=d1')}` lists "
+        "them)"
+    )
+    runs[:2] = []
+    assert main([*argv, "--reason", "flood"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2  # none: no line
+
+    def unreachable(*args: Any, **kw: Any) -> Any:
+        raise CliError("no worker", 3)
+
+    monkeypatch.setattr("citybrain.cli.api._api", unreachable)
+    assert main([*argv, "--reason", "flood"]) == 0  # the silence is added all the same

@@ -65,7 +65,18 @@ def test_readme_shell_lines_run_as_typed() -> None:
     assert any(line.startswith("make demo") for line in lines)
     assert any(line.startswith("java ") for line in lines)  # the docs' blocks were read
     parser = build_parser()
+    commands = []
     for line in lines:
+        # t200: a loop over the ids a command prints (`for run in $(… runs list … --ids);
+        # do … runs escalate "$run" …; done`): both commands are checked, the loop's
+        # variable standing for a run id.
+        loop = re.fullmatch(r"for (\w+) in \$\((.*?)\); do (.*); done", line)
+        if loop:
+            var, listing, body = loop.groups()
+            commands += [listing, body.replace(f'"${var}"', PLACEHOLDER_IDS["RUN_ID"])]
+        else:
+            commands.append(line)
+    for line in commands:
         words = shlex.split(line)
         # A bare `citybrain` is not on the PATH after `make install`.
         # mosquitto_pub and curl: the Debian clients the gateway section says to use;

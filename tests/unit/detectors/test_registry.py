@@ -72,3 +72,25 @@ def test_a_factory_of_ones_own_registers_by_assignment() -> None:
     finally:
         del DETECTORS["mine"]
     assert "mine" not in DETECTORS
+
+
+def test_the_docs_say_every_method_a_new_detector_must_define() -> None:
+    """t200: docs/detectors.md named learn_one, score_one, get_state and set_state as the
+    contract; Detector also requires get_params, and a newcomer's detector without it was
+    "unexpected TypeError ... This is a bug" (exit 70). Its "Adding a detector" section
+    names every abstract method of Detector, and the registry it says to edit."""
+    import re
+    from pathlib import Path
+
+    from detectors.base import Detector
+
+    root = Path(__file__).resolve().parents[3]
+    docs = (root / "docs" / "detectors.md").read_text()
+    section = re.search(r"## Adding a detector\n(.*?)\n## ", docs, re.S)
+    assert section, "docs/detectors.md has no 'Adding a detector' section"
+    for method in sorted(Detector.__abstractmethods__):
+        assert f"`{method}`" in section.group(1), method
+    assert (
+        "`_FACTORIES`" in section.group(1)
+        and "_FACTORIES" in (root / "detectors" / "registry.py").read_text()
+    )

@@ -201,3 +201,39 @@ def test_every_fault_of_a_grid_is_reported_at_once_in_line_order(tmp_path: Path)
         f"{path}:10: sensor 'a': unit is 'ppm', kind pm25 is measured in 'ug/m3'",
         f"{path}:11: sensor 'b': cell 'nowhere' is not a cell",
     ]
+
+
+def test_an_entry_under_the_wrong_list_is_said_with_the_list_it_belongs_to(
+    tmp_path: Path,
+) -> None:
+    """t200: a new city's cells appended at the end of a grid whose last list is
+    `sensors:` were "unknown keys ['level', 'name']" and "missing keys ['cell', 'kind']",
+    two lines an entry, none saying the entry is a cell under the wrong list. Each such
+    entry (a cell, sensor or kind in another's list) is now one line naming its list."""
+    path = tmp_path / "grid.yaml"
+    path.write_text(
+        "version: 1\n"
+        "cells:\n"
+        "  - {id: x, level: city, name: X, unit: u}\n"
+        "  - {id: dd, level: district, name: DD, unit: u, parent: x}\n"
+        "  - {id: st, level: street, name: ST, unit: u, parent: dd}\n"
+        "  - {id: c, level: community, name: C, unit: u, parent: st}\n"
+        "  - {id: s1, kind: pm25, unit: ug/m3, cell: c}\n"
+        "sensors:\n"
+        "  - {id: s2, kind: pm25, unit: ug/m3, cell: c}\n"
+        "  - {id: d, level: district, name: D, unit: u, parent: x}\n"
+        "  - {id: road_ice, unit: mm, min: 0, max: 50}\n"
+        "  - {id: s3, kind: pm25, unit: ug/m3, cell: c, level: city}\n"
+    )
+    with pytest.raises(GridError) as info:
+        load_grid(path)
+    assert str(info.value).splitlines() == [
+        f"{path}:7: cells entry 5 is a sensor (keys cell, id, kind, unit), not a cell: move "
+        "it under sensors: (a list's entries run until the next top-level key)",
+        f"{path}:10: sensors entry 2 is a cell (keys id, level, name, parent, unit), not a "
+        "sensor: move it under cells: (a list's entries run until the next top-level key)",
+        f"{path}:11: sensors entry 3 is a kind (keys id, max, min, unit), not a sensor: move "
+        "it under kinds: (a list's entries run until the next top-level key)",
+        # Keys of no one list: as before, the keys that are not the list's own.
+        f"{path}:12: sensors entry 4: unknown keys ['level']",
+    ]

@@ -916,6 +916,18 @@ def test_fuzz_long_lines_read_the_same_across_block_boundaries(
             "timestamp,report_id,complaint_type,description,source,grid_cell",
             "rename 'complaint_type' to category and 'description' to text)",
         ),
+        # t200: a city portal's export was told "rename 'date' to timestamp", a name its
+        # header does not hold ('Date'), and nothing of 'Value' and 'Unit', which then
+        # refused the header once the renames were done.
+        (
+            "Date,ID,Parameter,Value,Unit,Cell",
+            "rename 'Date' to timestamp, 'ID' to sensor_id, 'Parameter' to kind, 'Cell' to "
+            "grid_cell, 'Value' to value and 'Unit' to unit)",
+        ),
+        (
+            "timestamp,sensor_id,kind,value,unit, Grid Cell ,Station",
+            "rename ' Grid Cell ' to grid_cell; drop the column 'Station')",
+        ),
     ],
 )
 def test_a_header_says_how_it_differs_from_the_closer_one(

@@ -232,3 +232,63 @@ def test_reload_says_it_read_the_files_not_the_code(
     finally:
         fake.kill()
         fake.wait()
+
+
+def test_a_file_put_back_as_the_worker_started_with_it_is_not_changed(
+    tmp_path: Path, checkout: Path
+) -> None:
+    """t200: a developer edited detectors/registry.py, then put it back with `git
+    checkout`; `stack reload` named it changed since the worker started and advised a
+    restart, for the very code the worker runs. The digests recorded as a worker starts
+    (process.record_code, written by the demo and restart-worker) tell them apart; a file
+    whose contents differ is named as before, and so is every one without a record, or
+    with another start's."""
+    record = tmp_path / "worker.code.json"
+    process.record_code(record)
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.05)
+        events = checkout / "streams" / "events.py"
+        events.write_text("OLD = 1\n")  # put back as it was: written, the same bytes
+        assert code_changed_since(proc.pid) == [Path("streams/events.py")]  # by time alone
+        assert code_changed_since(proc.pid, record=record) == []
+        (checkout / "citybrain" / "launch.py").write_text("X = 1\n")  # really changed
+        assert code_changed_since(proc.pid, record=record) == [Path("citybrain/launch.py")]
+        # Another start's record (taken long before this worker started) is not used.
+        old = time.time() - 2 * process.CODE_RECORD_SECONDS
+        os.utime(record, (old, old))
+        assert Path("streams/events.py") in code_changed_since(proc.pid, record=record)
+        assert code_changed_since(proc.pid, record=tmp_path / "none.json") != []
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_the_demo_and_restart_worker_record_the_code_as_the_worker_starts(
+    tmp_path: Path,
+    checkout: Path,
+    worker: subprocess.Popen[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """restart-worker writes the record just before it spawns the worker (the demo too:
+    citybrain/demo.py), so stack status and reload read it."""
+    from citybrain import demo
+    from citybrain.cli import stack
+    from citybrain.cli.stack import restart_demo_worker
+    from citybrain.demo import DemoFiles
+
+    records: list[bool] = []
+
+    def spawn(cmd: list[str], log: Path, pid_file: Path, env: object = None) -> int:
+        records.append(DemoFiles(pid_file.parent).code.is_file())
+        return 1
+
+    monkeypatch.setattr(demo, "restart_env", lambda settings, doc: {})
+    monkeypatch.setattr(stack, "_restart_environment", lambda env, recorded: {})
+    monkeypatch.setattr(stack, "_answers", lambda host, port: True)
+    monkeypatch.setattr(process, "spawn", spawn)
+    monkeypatch.setattr(demo, "wait_for_worker", lambda *args: None)
+    assert restart_demo_worker(_demo(tmp_path, worker.pid)) == 0
+    assert records == [True]
+    # The demo records it the same way before it spawns its worker.
+    assert "record_code(files.code)" in Path(demo.__file__).read_text()
