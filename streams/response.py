@@ -2029,6 +2029,7 @@ class Response:
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
         self._count_held_tasks(now)
+        self._count_held_offers(now)
         self.metrics.sensors_tracked.set(len(self.ctx.sensor_state))
         # ``firing`` is a global table: every worker holds every firing alert. Each
         # counts those of the alerts partitions it owns, so the workers' series sum to
@@ -2074,6 +2075,20 @@ class Response:
             age = max(0.0, now - oldest[pair]) if pair in oldest else 0.0
             self.metrics.tasks_held_oldest.labels(*pair).set(age)
         self._task_series = pairs
+
+    def _count_held_offers(self, now: float) -> None:
+        """Set the held report offers' gauges (``offers_held``, ``offers_held_oldest``):
+        the offers the groups this worker owns hold for a run not yet open
+        (``_hold_offer``), and how long the oldest has waited, from its offer's message
+        time (``at``, epoch s; 0 when none). Before t193 nothing showed them: a run that
+        never opened let each go unseen until its 5 minutes were up."""
+        count, oldest = 0, now
+        for group in self.ctx.groups.data.values():
+            for held in (group or {}).get(HELD_OFFERS) or ():
+                count += 1
+                oldest = min(oldest, float(held["at"]))
+        self.metrics.offers_held.set(count)
+        self.metrics.offers_held_oldest.set(max(0.0, now - oldest))
 
     async def update_lag(self) -> None:
         """The consumer-lag gauge, on a timer of its own (``streams.app``): aiokafka's
