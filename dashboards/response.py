@@ -45,6 +45,10 @@ def build() -> Dashboard:
             single("Task messages held", "short", query(f"sum({m.TASKS_HELD})"))
         )
         .with_panel(
+            # Citizen report offers waiting in their groups for a run to open (t193).
+            single("Report offers held", "short", query(f"sum({m.OFFERS_HELD})"))
+        )
+        .with_panel(
             series(
                 "Runs by status", "short", query(f"sum by (status) ({m.RUNS_OPEN})", "{{status}}")
             )
@@ -75,6 +79,13 @@ def build() -> Dashboard:
                 "Oldest held task message by task topic",
                 "s",
                 query(f"max by (topic) ({m.TASKS_HELD_OLDEST})", "{{topic}}"),
+            )
+        )
+        .with_panel(
+            series(
+                "Oldest held report offer",
+                "s",
+                query(f"max({m.OFFERS_HELD_OLDEST})", "oldest"),
             )
         )
         .with_panel(

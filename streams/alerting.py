@@ -241,6 +241,10 @@ class Alerting:
         # to be on Kafka, each with the alert message it routes (``on_alert_batch``);
         # None outside a batch (``on_alert`` awaits each alert's own).
         self._queued: list[tuple[Awaitable[Any], EventT[bytes]]] | None = None
+        # The batch's alerts muted on arrival whose notices to their groups are queued
+        # with the batch's (alert key, its entry as stored, its message): marked told
+        # once those are delivered (``on_alert_batch``).
+        self._told: list[tuple[bytes, dict[str, Any], EventT[bytes]]] = []
         self._event: EventT[bytes] | None = None  # the batch's message being handled
 
     # -- routing ---------------------------------------------------------------------
@@ -252,9 +256,14 @@ class Alerting:
         Kafka round trip), and a storm of alerts held every other alert read after it
         for as many round trips (t187, the routed agent's sibling). A routed message
         Kafka refuses dead-letters its alert with the reason, as before. Nothing of the
-        batch is acked before every one is delivered (the caller acks once this returns)."""
+        batch is acked before every one is delivered (the caller acks once this returns).
+
+        So are the notices of an alert muted on arrival to its groups (t193: each muted
+        alert of a storm, silenced or inhibited, awaited its own, a round trip per
+        alert); its entry is marked told once they are delivered, at the batch's end (a
+        kill before tells again, as before: a notice twice is one member)."""
         queued: list[tuple[Awaitable[Any], EventT[bytes]]] = []
-        self._queued = queued
+        self._queued, self._told = queued, []
         try:
             for message in messages:
                 event = cast(EventT[bytes], BatchedMessage(message))
@@ -278,6 +287,18 @@ class Alerting:
                 )
                 text = f"{type(exc).__name__}: {exc}"
                 await self.ctx.dead_letter("alerts", event, "processing_error", text[:500])
+        told, self._told = self._told, []
+        for key, entry, event in told:
+            if id(event) in failed:
+                continue  # not told: its entry stays unmarked, told again when read again
+            async with self.settled:
+                current = self.muted.data.get(key)
+                # Still the entry whose notices went out (not freed by the re-check
+                # timer meanwhile, nor muted another way since, with notices of its own).
+                if current is not None and all(
+                    current.get(f) == entry.get(f) for f in ("alert", "mute", "by", "since")
+                ):
+                    await self.muted.set_many({key: {**current, "noted": True}})
 
     async def _on_alert_queued(self, event: EventT[bytes]) -> None:
         self._event = event
@@ -377,21 +398,26 @@ class Alerting:
                     # tells again when it reads the alert again (a notice twice is one
                     # member); told only when no entry was stored, a kill there lost it
                     # (t120's open item).
-                    await self.ctx.send_all(
-                        self.ctx.routed,
-                        [
-                            (
-                                route.group_key(labels),
-                                {
-                                    "muted": {"alert_id": alert_id},
-                                    "route": _route_doc(route),
-                                    "grouped_at": entry["since"],
-                                    "legacy_key": route.legacy_group_key(labels),
-                                },
-                            )
-                            for route in decision.routes
-                        ],
-                    )
+                    notices = [
+                        (
+                            route.group_key(labels),
+                            {
+                                "muted": {"alert_id": alert_id},
+                                "route": _route_doc(route),
+                                "grouped_at": entry["since"],
+                                "legacy_key": route.legacy_group_key(labels),
+                            },
+                        )
+                        for route in decision.routes
+                    ]
+                    if self._queued is not None:
+                        # In a batch: delivered with the batch's, marked told then.
+                        futures = await self.ctx.queue_all(self.ctx.routed, notices)
+                        event = cast(EventT[bytes], self._event)
+                        self._queued.extend((fut, event) for fut in futures)
+                        self._told.append((key, entry, event))
+                        return
+                    await self.ctx.send_all(self.ctx.routed, notices)
                     await self.muted.set_many({key: {**entry, "noted": True}})
                 return
         else:

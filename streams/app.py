@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
-from faust.types import TP, EventT, Message
+from faust.types import TP, Message
 from prometheus_client import CollectorRegistry
 
 from playbooks.loader import load_grid
@@ -42,7 +42,6 @@ from streams.faust_patches import (
     leave_group_on_stop,
     read_changelogs_once,
     read_committed,
-    release,
     set_fetch_max_wait,
     start_tables_at_once,
 )
@@ -235,8 +234,11 @@ def create_app(
     # its run (``Response.on_routed_batch``), so a storm into one group no longer holds
     # every other group's alert for two Kafka round trips per alert.
     # And the alerts, whose routed messages are delivered once per batch
-    # (``Alerting.on_alert_batch``).
-    for role in ("readings", "incidents", "alerts", "routed"):
+    # (``Alerting.on_alert_batch``). And the operator commands: those of one run read in
+    # one batch are one change of it, the runs' changes stored side by side
+    # (``Response.on_command_batch``; t193: a flood of 2,000 acknowledgements and
+    # closures cost two Kafka round trips each, every other command waiting behind).
+    for role in ("readings", "incidents", "alerts", "routed", "commands"):
         if drain is not None:
             drain.register(settings.topic(role))
 
@@ -276,25 +278,6 @@ def create_app(
         log.critical("%s: a batch failed as a whole, stopping the worker: %r", role, exc)
         await app.crash(exc)
 
-    async def one_by_one(
-        role: str,
-        stream: faust.StreamT[bytes],
-        handler: Callable[[EventT[bytes]], Awaitable[None]],
-    ) -> None:
-        manual = cast(
-            faust.Stream[bytes], stream
-        ).noack()  # acked below, once handled or dead-lettered
-        async for event in manual.events():
-            if not await still_member():
-                release(app.consumer, event.message)  # its partition's owner reads it again
-                continue
-            try:
-                await ctx.guarded(role, handler, event)
-            except Exception as exc:
-                await stop_on_fault(role, exc)
-                raise
-            await manual.ack(event)
-
     @app.agent(ctx.readings)
     async def detect(stream: faust.StreamT[bytes]) -> None:
         await batches("readings", stream, ingest.on_readings)
@@ -313,7 +296,7 @@ def create_app(
 
     @app.agent(ctx.commands)
     async def command(stream: faust.StreamT[bytes]) -> None:
-        await one_by_one("commands", stream, response.on_command)
+        await batches("commands", stream, response.on_command_batch)
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:

@@ -650,13 +650,14 @@ def _group_problem(group: dict[str, Any]) -> str | None:
         problem = run_problem(kept.get("run"))
         if problem is not None:
             return f"a superseded run: {problem}"
-    read = group.get("routed_offset", [0, 0])
-    if not (
-        isinstance(read, list)
-        and len(read) == 2
-        and all(type(n) is int and 0 <= n <= 2**63 - 1 for n in read)
-    ):
-        return f"field 'routed_offset' is {read!r:.60}, expected [partition, offset]"
+    for field in ("routed_offset", "command_offset"):
+        read = group.get(field, [0, 0])
+        if not (
+            isinstance(read, list)
+            and len(read) == 2
+            and all(type(n) is int and 0 <= n <= 2**63 - 1 for n in read)
+        ):
+            return f"field {field!r} is {read!r:.60}, expected [partition, offset]"
     calls = group.get("reply_calls", {})
     if not isinstance(calls, dict) or not all(isinstance(c, dict) for c in calls.values()):
         return f"field 'reply_calls' is {calls!r:.60}, expected closures by reply id"

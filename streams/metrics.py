@@ -99,6 +99,11 @@ APPROVALS_WAITING = "citybrain_playbook_approvals_waiting"
 # without the topic prefix): before, only the warning showed them (t178).
 TASKS_HELD = "citybrain_task_messages_held"
 TASKS_HELD_OLDEST = "citybrain_task_messages_held_oldest_seconds"
+# Citizen report offers held in their groups for a run not yet open (``held_offers``,
+# streams.response ``_hold_offer``: up to 5 min each, 10,000 a worker), and the age of the
+# oldest: before t193 nothing showed an operator how many waited, or for how long.
+OFFERS_HELD = "citybrain_report_offers_held"
+OFFERS_HELD_OLDEST = "citybrain_report_offers_held_oldest_seconds"
 WEBHOOK_CALLS = "citybrain_webhook_calls_total"
 WEBHOOK_FAILED_ATTEMPTS = "citybrain_webhook_failed_attempts_total"
 WEBHOOK_SECONDS = "citybrain_webhook_seconds"
@@ -266,6 +271,8 @@ class Metrics:
     approvals_waiting: Gauge
     tasks_held: Gauge
     tasks_held_oldest: Gauge
+    offers_held: Gauge
+    offers_held_oldest: Gauge
     webhook_calls: Counter
     webhook_failed_attempts: Counter
     webhook_seconds: Histogram
@@ -515,6 +522,16 @@ class Metrics:
                 "Age in seconds of the oldest task message held (citybrain_task_messages_held; "
                 "from its step's time), 0 when none, at the last deadline pass",
                 ("playbook", "topic"),
+            ),
+            offers_held=gauge(
+                OFFERS_HELD,
+                "Citizen report offers held in their groups for a run not yet open (each up "
+                "to 5 minutes), this worker, at the last deadline pass",
+            ),
+            offers_held_oldest=gauge(
+                OFFERS_HELD_OLDEST,
+                "Seconds the oldest held report offer (citybrain_report_offers_held) has "
+                "waited, 0 when none, at the last deadline pass",
             ),
             webhook_calls=counter(WEBHOOK_CALLS, "Webhook deliveries by outcome", ("outcome",)),
             webhook_failed_attempts=counter(

@@ -197,6 +197,12 @@ FORWARDS = "forwards"
 # alerts into one group read them again, and those its ``seen`` had forgotten joined the
 # run a second time, notified again).
 ROUTED_OFFSET = "routed_offset"
+# A group's field: [partition, offset] of the last command applied to its run, as
+# ``ROUTED_OFFSET`` for the commands topic (t193): a command read again from that
+# partition below that offset was handled before, whatever the group still remembers of
+# it (``commands`` keeps 200 ids): a flood of thousands of commands read again after a
+# SIGKILL applied those forgotten a second time (an escalation escalated again).
+COMMAND_OFFSET = "command_offset"
 
 
 def forwards_of(group: dict[str, Any] | None) -> tuple[int, int, float]:
@@ -223,11 +229,12 @@ def _position(event: Any) -> tuple[int, int] | None:
     return partition, offset
 
 
-def _read_before(group: dict[str, Any], event: Any) -> bool:
+def _read_before(group: dict[str, Any], event: Any, field: str = ROUTED_OFFSET) -> bool:
     """Whether routed message ``event`` was read before the last one applied to
-    ``group`` (``ROUTED_OFFSET``): on the same partition, at a lower offset. The routed
-    agent reads a partition in offset order, so such a message was handled then."""
-    read, position = group.get(ROUTED_OFFSET), _position(event)
+    ``group`` (``field``: ``ROUTED_OFFSET``, or ``COMMAND_OFFSET`` for a command): on
+    the same partition, at a lower offset. The routed and commands agents read a
+    partition in offset order, so such a message was handled then."""
+    read, position = group.get(field), _position(event)
     return (
         position is not None
         and isinstance(read, list)
@@ -236,12 +243,12 @@ def _read_before(group: dict[str, Any], event: Any) -> bool:
     )
 
 
-def _note_read(group: dict[str, Any], event: Any) -> None:
-    """Record routed message ``event``'s position in ``group`` (``ROUTED_OFFSET``),
-    written with the change it makes."""
+def _note_read(group: dict[str, Any], event: Any, field: str = ROUTED_OFFSET) -> None:
+    """Record routed message (or command) ``event``'s position in ``group`` (``field``,
+    as ``_read_before``), written with the change it makes."""
     position = _position(event)
-    if position is not None and not _read_before(group, event):  # never back
-        group[ROUTED_OFFSET] = list(position)
+    if position is not None and not _read_before(group, event, field):  # never back
+        group[field] = list(position)
 
 
 def _earlier_reports(group: dict[str, Any], now: float) -> dict[str, str]:
@@ -584,18 +591,24 @@ def _too_old_for(ts: Any, opened: Any) -> tuple[float, float] | None:
 @dataclass
 class DeferredJoins:
     """The joins of one group's open run read in one routed batch and not yet stored
-    (``Response.on_routed_batch``): ``before``, the group as stored (None: no entry),
-    restored in memory if the change cannot be stored; ``group`` and ``run``, the state
-    with every join applied (the group held in the table's memory meanwhile, its run as
-    stored until ``run`` is written into it at the store; the batch's next message of
-    the group reads ``run``); ``commands``, their steps and audit records in order;
-    ``events``, the messages they came from (each dead-lettered if the change fails)."""
+    (``Response.on_routed_batch``), or the operator commands applied to it in one
+    commands batch (``Response.on_command_batch``): ``before``, the group as stored
+    (None: no entry), restored in memory if the change cannot be stored; ``group`` and
+    ``run``, the state with every join applied (the group held in the table's memory
+    meanwhile, its run as stored until ``run`` is written into it at the store; the
+    batch's next message of the group reads ``run``; a command's group holds its run
+    too); ``commands``, their steps and audit records in order; ``events``, the messages
+    they came from (each dead-lettered if the change fails); ``pending``, the (run id,
+    command id) of the operator API's commands among them, released (``PendingCommands``)
+    once the change is stored or has failed, so the API never answers from a state not
+    yet on the changelog."""
 
     before: dict[str, Any] | None
     group: dict[str, Any]
     run: Run
     commands: list[Command] = dataclasses.field(default_factory=list)
     events: list[EventT[bytes]] = dataclasses.field(default_factory=list)
+    pending: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
 
 class Response:
@@ -665,6 +678,13 @@ class Response:
         # The joins of the routed batch being handled, by group key, stored once per
         # group at its end (``on_routed_batch``); None outside a batch (``on_routed``).
         self._deferred: dict[bytes, DeferredJoins] | None = None
+        # The changes of the commands batch being handled, by group key, stored once per
+        # group at its end (``on_command_batch``) or before any other writer of the
+        # groups; None outside a batch (``on_command``).
+        self._deferred_commands: dict[bytes, DeferredJoins] | None = None
+        # The commands batch's commands passed on to their run's partition
+        # (``_pass_on_command``): their delivery futures, awaited at the batch's end.
+        self._passed: list[tuple[Awaitable[Any], EventT[bytes]]] | None = None
 
     # -- runs ------------------------------------------------------------------------
     async def on_routed(self, event: EventT[bytes]) -> None:
@@ -753,39 +773,80 @@ class Response:
         deferred.events.append(event)
         self.ctx.groups.data[key] = group
 
-    async def _store_deferred(self) -> None:
+    async def _store_deferred(self, commands: bool | bytes = True) -> None:
         """Under ``runs_settled``, by every writer of the groups before its own change
         (the routed batch's next message that may write, an operator's command, the
         deadline timer, the forgetting of ended groups): the joins it finds in memory
-        reach the changelog, with their steps, before any change made after them.
+        reach the changelog, with their steps, before any change made after them; so do
+        the commands batch's changes (``commands``: False only for that batch's own next
+        command, which adds to them; a group key: that group's only, for the deadline
+        pass, which touches one group at a time).
 
         Store each group's deferred joins as one change (``advance``: its state with
         the joins' steps as its outbox, delivery awaited, then the steps and audit
-        records sent together). A change that cannot be stored costs only its group's
-        messages: each dead-lettered with the reason, as each was alone before; one
-        refused before anything was sent (``RunTooLarge``, an entry too large) leaves
-        the group as stored."""
-        deferred = self._deferred
-        while deferred:
-            key, joins = next(iter(deferred.items()))
-            del deferred[key]
+        records sent together), the groups' changes side by side (each its own
+        ``advance``, their Kafka round trips awaited together: a batch closing 500 runs
+        waits for Kafka twice, not 1,000 times). A change that cannot be stored costs
+        only its group's messages: each dead-lettered with the reason, as each was alone
+        before; one refused before anything was sent (``RunTooLarge``, an entry too
+        large) leaves the group as stored."""
+        await self._store_changes(self._deferred, "routed")
+        deferred = self._deferred_commands
+        if isinstance(commands, bytes):
+            if deferred and commands in deferred:
+                await self._store_changes({commands: deferred.pop(commands)}, "commands")
+        elif commands:
+            await self._store_changes(deferred, "commands")
+
+    async def _store_changes(
+        self, deferred: dict[bytes, DeferredJoins] | None, stream: str
+    ) -> None:
+        """``_store_deferred``'s work for one batch's ``deferred`` changes, read from
+        ``stream`` (routed or commands), emptied."""
+        if not deferred:
+            return
+        changes = list(deferred.items())
+        deferred.clear()
+
+        async def store(key: bytes, joins: DeferredJoins) -> None:
+            joins.group["run"] = joins.run.to_dict()
+            await self.advance(key, joins.group, joins.run, joins.commands)
+
+        results = await asyncio.gather(
+            *(store(key, joins) for key, joins in changes), return_exceptions=True
+        )
+        for (key, joins), exc in zip(changes, results, strict=True):
             try:
-                joins.group["run"] = joins.run.to_dict()
-                await self.advance(key, joins.group, joins.run, joins.commands)
-            except Exception as exc:
-                if isinstance(exc, RunTooLarge | EventError):  # nothing stored or sent
-                    self._restore(key, joins.before)
-                code = exc.code if isinstance(exc, EventError) else "processing_error"
-                text = f"{type(exc).__name__}: {exc}" if code == "processing_error" else str(exc)
-                log.warning(
-                    "citybrain: routed: the %d alerts joining group %s in one batch could "
-                    "not be stored, each dead-lettered: %s",
-                    len(joins.events),
-                    key.decode(errors="replace"),
-                    text,
-                )
-                for event in joins.events:
-                    await self.ctx.dead_letter("routed", event, code, text[:500])
+                if isinstance(exc, BaseException) and not isinstance(exc, Exception):
+                    raise exc  # cancelled: the worker stops
+                if exc is not None:
+                    await self._change_failed(key, joins, exc, stream)
+            finally:
+                for run_id, command_id in joins.pending:
+                    self.ctx.pending_commands.release(run_id, command_id)
+
+    async def _change_failed(
+        self, key: bytes, joins: DeferredJoins, exc: Exception, stream: str
+    ) -> None:
+        """A deferred change of group ``key`` that could not be stored (``exc``): each
+        of its messages dead-lettered with the reason; the group as stored when nothing
+        of it was sent."""
+        if isinstance(exc, RunTooLarge | EventError):  # nothing stored or sent
+            self._restore(key, joins.before)
+        code = exc.code if isinstance(exc, EventError) else "processing_error"
+        text = f"{type(exc).__name__}: {exc}" if code == "processing_error" else str(exc)
+        what = "alerts joining" if stream == "routed" else "commands applied to"
+        log.warning(
+            "citybrain: %s: the %d %s group %s in one batch could not be stored, each "
+            "dead-lettered: %s",
+            stream,
+            len(joins.events),
+            what,
+            key.decode(errors="replace"),
+            text,
+        )
+        for event in joins.events:
+            await self.ctx.dead_letter(stream, event, code, text[:500])
 
     @property
     def engines(self) -> dict[str, PlaybookEngine]:
@@ -808,14 +869,19 @@ class Response:
             alert_in_grid(doc["alert"], config.grid, "bad_routed", at="alert.")
         key = event.key if isinstance(event.key, bytes) else str(event.key).encode()
         routed_key = key.decode(errors="replace")
-        if self._deferred and not self._plain_join(doc, key):
+        if (self._deferred or self._deferred_commands) and not self._plain_join(doc, key):
             # It may write a group's state (its own, or another's by the key migration):
-            # the batch's joins so far first, in the order they were read.
+            # the batch's joins so far first, in the order they were read (and a
+            # commands batch's changes, read before it).
             await self._store_deferred()
         home = await self._group_home(key, doc, config.router)
         if home is None:
             return  # forwarded to the partition where its group may be stored
         key = home
+        if self._deferred_commands and key in self._deferred_commands:
+            # Commands applied to its run in a commands batch, not yet stored: a join
+            # deferred on top of them would store their state without their steps.
+            await self._store_deferred()
         pending = self.ctx.groups.get(key)
         if pending and pending.get(OUTBOX):  # the last change's outputs first
             pending = await self._flush_outbox(key, pending)
@@ -1532,6 +1598,57 @@ class Response:
         self._note_said(group, report, rid, channel, detail, record, {}, said)
 
     async def on_command(self, event: EventT[bytes]) -> None:
+        """One operator command (``command_fields``), applied to its run and stored
+        before this returns (``advance``)."""
+        await self._command(event)
+
+    async def on_command_batch(self, messages: Sequence[Message]) -> None:
+        """A batch of commands (one partition's fetch, in offset order), each handled as
+        ``on_command`` handles one (its faults dead-lettered alone, its refusal audited,
+        a repeat skipped, each in the order read), except that the commands changing one
+        run become one change of it: its state stored once with every command's steps
+        (one changelog write with the outbox, delivery awaited, and the steps sent
+        together), and the runs' changes stored side by side, at the batch's end or
+        before any other writer of the groups (``_store_deferred``). Before t193 each
+        command stored its own change, two Kafka round trips each: a flood of 2,000
+        acknowledgements and closures held every other command (and the deadline pass,
+        which waits for the same lock) for seconds (docs/playbooks.md, "A flood of
+        commands").
+
+        The operator API's answer to a command (``PendingCommands``) is released once
+        its change is stored. Nothing is acked before the batch's changes are stored
+        and sent (the caller acks the batch when this returns): a worker killed
+        mid-batch reads the whole batch again, whose commands stored before the kill are
+        repeats (by id, or by ``COMMAND_OFFSET``) and whose others apply then. Raises
+        only what dead-lettering raises (then the batch stays unacked)."""
+        self._deferred_commands, self._passed = {}, []
+        try:
+            for message in messages:
+                event = cast(EventT[bytes], BatchedMessage(message))
+                await self.ctx.guarded("commands", self._command, event)
+                # A deferred change awaits nothing: the deadline pass, the routed agent,
+                # the API and heartbeats run between two commands.
+                await asyncio.sleep(0)
+            async with self.ctx.runs_settled:
+                await self._store_deferred()
+            passed, self._passed = self._passed, None
+            for fut, event in passed:
+                try:
+                    await fut
+                except Exception as exc:  # Kafka refused it: dead-lettered, as alone
+                    text = f"{type(exc).__name__}: {exc}"
+                    await self.ctx.dead_letter("commands", event, "processing_error", text[:500])
+        finally:
+            self._passed = None
+            # Left only by a failure that stops the worker (a dead letter refused): no
+            # other writer may find an unstored change in memory meanwhile.
+            for key, joins in self._deferred_commands.items():
+                self._restore(key, joins.before)
+                for run_id, command_id in joins.pending:
+                    self.ctx.pending_commands.release(run_id, command_id)
+            self._deferred_commands = None
+
+    async def _command(self, event: EventT[bytes]) -> None:
         try:
             cmd = command_fields(message_json(event.value))
             if cmd.get("request"):
@@ -1548,13 +1665,23 @@ class Response:
         if home is not None:
             await self._pass_on_command(event, run_id, home)
             return
+        key = run_key(run_id)
         async with self.ctx.runs_settled:
             try:
-                await self._store_deferred()  # a routed batch's joins read before it
+                # A routed batch's joins read before it; a commands batch's own changes
+                # wait for its end, but for a command that writes its group at once.
+                batched = action not in (RESEND, "action_result")
+                await self._store_deferred(commands=not batched)
                 await self._on_command(event, cmd, command_id, run_id, action)
             finally:
-                # Applied or refused: the API now sees the run as it is (api.settled_run).
-                self.ctx.pending_commands.release(str(run_id), str(command_id))
+                deferred = self._deferred_commands
+                if deferred is not None and key in deferred:
+                    # Its run's change is stored at the batch's end: the API is told
+                    # then (api.settled_run), not from a state Kafka may not have.
+                    deferred[key].pending.append((str(run_id), str(command_id)))
+                else:
+                    # Applied or refused: the API now sees the run as it is.
+                    self.ctx.pending_commands.release(str(run_id), str(command_id))
 
     async def _pass_on_command(self, event: EventT[bytes], run_id: str, home: int) -> None:
         """Send a command that arrived on another partition than its run's (a producer
@@ -1595,6 +1722,11 @@ class Response:
             partition=home,
             headers=msg.headers,
         )
+        if self._passed is not None:
+            # In a batch: delivery awaited with the batch's, before it is acked (t193: a
+            # flood of misplaced commands cost a Kafka round trip each).
+            self._passed.append((fut, event))
+            return
         await fut
 
     async def _on_command(
@@ -1654,11 +1786,15 @@ class Response:
                 # Its run superseded since (a new alert opened the next): the call was all
                 # it was about, no unknown_run dead letter (trial 26).
                 return
-        if group is not None and command_id in group["commands"]:
+        if group is not None and (
+            command_id in group["commands"] or _read_before(group, event, COMMAND_OFFSET)
+        ):
             # A repeat (read again after a crash before its offset was committed), before
             # the unknown_run check: its run may be superseded since, and the repeat of a
             # command applied to it was dead-lettered "no run …" (t120). A closure re-sent
-            # by `runs resend` has an outcome id of its own (``result_id``).
+            # by `runs resend` has an outcome id of its own (``result_id``). Read again
+            # below the last command applied to the group: handled then, its id perhaps
+            # no longer among the 200 kept (a flood read again after a kill, t193).
             return
         if group is None or group["run"] is None or group["run"]["run_id"] != run_id:
             await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
@@ -1731,8 +1867,35 @@ class Response:
             keyed = {k: v for k, v in (group.get("keyed") or {}).items() if k != command_id}
             keyed[command_id] = cmd
             group["keyed"] = dict(list(keyed.items())[-KEYED_COMMANDS:])
+        _note_read(group, event, COMMAND_OFFSET)
+        if self._deferred_commands is not None and not group.get(OUTBOX) and not group.get(SAY):
+            self._defer_command(key, group, run, cmds, event)
+            return  # stored with the batch's other changes of its run
         group["run"] = run.to_dict()
         await self.advance(key, group, run, cmds)
+
+    def _defer_command(
+        self,
+        key: bytes,
+        group: dict[str, Any],
+        run: Run,
+        commands: list[Command],
+        event: EventT[bytes],
+    ) -> None:
+        """Keep a command's change of group ``key``'s run (its new ``group`` state,
+        ``run`` and ``commands``) for the commands batch's one change of that run. The
+        table's memory holds the new group, its run included, at once (no await here):
+        the batch's next command of the run reads it, as the API does."""
+        assert self._deferred_commands is not None
+        deferred = self._deferred_commands.get(key)
+        if deferred is None:
+            before = self.ctx.groups.get(key)
+            deferred = self._deferred_commands[key] = DeferredJoins(before, group, run)
+        group["run"] = run.to_dict()
+        deferred.group, deferred.run = group, run
+        deferred.commands += commands
+        deferred.events.append(event)
+        self.ctx.groups.data[key] = group
 
     async def check_deadlines(self) -> None:
         # A half-recovered table could show a deadline whose escalation is already on
@@ -1751,7 +1914,9 @@ class Response:
         held: dict[bytes, str] = {}  # group key -> why its run was left as it was
         for key in list(self.ctx.groups.keys()):
             async with self.ctx.runs_settled:
-                await self._store_deferred()  # a routed batch's joins, with their steps
+                # A routed batch's joins, with their steps; a commands batch's change of
+                # this run only (the others stay one change each, stored at its end).
+                await self._store_deferred(commands=key)
                 if self.ctx.moving():
                     # A rebalance began during this pass (an earlier key's await): this
                     # key's partition may be on its way to another worker, which would
@@ -1864,6 +2029,7 @@ class Response:
         for role in ("operator", "coordinator"):
             self.metrics.approvals_waiting.labels(role).set(approvals[role])
         self._count_held_tasks(now)
+        self._count_held_offers(now)
         self.metrics.sensors_tracked.set(len(self.ctx.sensor_state))
         # ``firing`` is a global table: every worker holds every firing alert. Each
         # counts those of the alerts partitions it owns, so the workers' series sum to
@@ -1909,6 +2075,20 @@ class Response:
             age = max(0.0, now - oldest[pair]) if pair in oldest else 0.0
             self.metrics.tasks_held_oldest.labels(*pair).set(age)
         self._task_series = pairs
+
+    def _count_held_offers(self, now: float) -> None:
+        """Set the held report offers' gauges (``offers_held``, ``offers_held_oldest``):
+        the offers the groups this worker owns hold for a run not yet open
+        (``_hold_offer``), and how long the oldest has waited, from its offer's message
+        time (``at``, epoch s; 0 when none). Before t193 nothing showed them: a run that
+        never opened let each go unseen until its 5 minutes were up."""
+        count, oldest = 0, now
+        for group in self.ctx.groups.data.values():
+            for held in (group or {}).get(HELD_OFFERS) or ():
+                count += 1
+                oldest = min(oldest, float(held["at"]))
+        self.metrics.offers_held.set(count)
+        self.metrics.offers_held_oldest.set(max(0.0, now - oldest))
 
     async def update_lag(self) -> None:
         """The consumer-lag gauge, on a timer of its own (``streams.app``): aiokafka's

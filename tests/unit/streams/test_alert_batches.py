@@ -112,3 +112,41 @@ def test_an_alert_freed_from_its_mute_in_a_batch_awaits_its_own_delivery(
     asyncio.run(s.stage.on_alert_batch(messages(burst("al-1", "Noise - Vehicle"))))
     assert sends.log == []  # not queued: sent by send_all, awaited
     assert s.run_ids() == ["al-1"] and b"al-1" not in s.stage.muted.data
+
+
+def test_a_storm_of_muted_alerts_awaits_their_notices_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t193: 50 alerts silenced on arrival in one batch: every notice to their groups
+    queued before any delivery is awaited (fails on the old code: each muted alert
+    awaited its own notices, a Kafka round trip each, ``send_all``), each entry marked
+    told once delivered; one whose notice Kafka refuses is dead-lettered with the reason
+    and its entry left untold (told again when read again), the others told."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    log: list[str] = []
+    letters: list[tuple[str, str]] = []
+
+    async def delivery(alert_id: str) -> None:
+        log.append(f"delivered {alert_id}")
+        if alert_id == "al-7":
+            raise OSError("Kafka refused the notice of al-7")
+
+    async def queue_all(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        ids = [doc["muted"]["alert_id"] for _, doc in items]
+        log.extend(f"queued {i}" for i in ids)
+        return [delivery(i) for i in ids]
+
+    async def dead_letter(role: str, event: Any, code: str, reason: str, *a: Any) -> None:
+        letters.append((code, reason))
+
+    monkeypatch.setattr(s.ctx, "queue_all", queue_all)
+    monkeypatch.setattr(s.ctx, "dead_letter", dead_letter)
+    docs = [burst(f"al-{n}", "Noise - Vehicle", community=f"c{n % 3}") for n in range(50)]
+    asyncio.run(s.stage.on_alert_batch(messages(*docs)))
+    queued = [line for line in log if line.startswith("queued")]
+    assert len(queued) >= 50 and log[: len(queued)] == queued  # all queued, then delivered
+    assert s.notices == [] and s.routed == []  # none sent one at a time
+    noted = {k.decode(): e["noted"] for k, e in s.stage.muted.data.items()}
+    assert noted == {f"al-{n}": n != 7 for n in range(50)}
+    assert letters == [("processing_error", "OSError: Kafka refused the notice of al-7")]
