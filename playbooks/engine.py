@@ -117,6 +117,11 @@ class Run:
     # When the last of its alerts resolved (epoch s; None while one fires): the group's
     # next flush empties it (``group_phase``).
     all_resolved_at: float | None = None
+    # The alerts of ``ended_alerts`` when the run was last notified: not in that
+    # notification (Alertmanager's notification log holds the firing alerts it sent),
+    # so one of them firing again is new to the group (``join``); one that resolved
+    # after it and fires again before the next flush is not (only a repeat sends it).
+    left_out: list[str] = field(default_factory=list)
     # The first flush (epoch s) of the fresh group an alert started by joining the run
     # after its group emptied (``join``); None otherwise.
     first_flush_at: float | None = None
@@ -229,6 +234,7 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "held_tick": (_maybe_finite, "a finite number or null"),
     "ended_alerts": (_texts, "a list of texts"),
     "all_resolved_at": (_maybe_finite, "a finite number or null"),
+    "left_out": (_texts, "a list of texts"),
     "first_flush_at": (_maybe_finite, "a finite number or null"),
     "reports": (lambda v: isinstance(v, dict), "an object"),
     "reopened": (_count, "a whole number from 0 to 2**53 - 1"),
@@ -379,6 +385,7 @@ def _shown(run: Run, new: list[str]) -> str:
 def _notified(run: Run, now: float) -> None:
     """The run's unit was notified at ``now``: of every alert the run has."""
     run.last_notified_at = now
+    run.left_out = list(run.ended_alerts)
     run.unnotified = {}
     run.unnotified_beyond = 0
     run.first_flush_at = None
@@ -584,18 +591,36 @@ class PlaybookEngine:
         group has emptied (``GroupPhase.EMPTIED``; ``group_interval`` in seconds, 0 when
         unknown) it starts a fresh group, first flushed ``group_wait`` seconds after
         ``now`` (give 0 for an alert that started more than group_wait ago), as
-        Alertmanager makes a new group for it."""
-        if alert_id in run.alerts:
+        Alertmanager makes a new group for it.
+
+        An alert of the run whose resolution it has seen fires again (t196): it is
+        firing again in the group, as the same alert is in Alertmanager's; new to the
+        group's next flush if it was not in the last notification (``left_out``: it had
+        resolved by then, or it joined after it), else sent only with a repeat, as
+        Alertmanager's DedupStage finds it in its notification log. Before, the run took
+        it for the firing alert read again: it stayed resolved, never notified again, and
+        a run whose alerts had all resolved repeated nothing though they fired again."""
+        refired = alert_id in run.alerts and alert_id in run.ended_alerts
+        if alert_id in run.alerts and not refired:
             return run, []
         fresh = group_phase(run, group_interval, now) is GroupPhase.EMPTIED
-        run.alerts = newest_distinct(run.alerts, alert_id, MAX_RUN_ALERTS)
+        if refired:
+            run.ended_alerts = [a for a in run.ended_alerts if a != alert_id]
+        else:
+            run.alerts = newest_distinct(run.alerts, alert_id, MAX_RUN_ALERTS)
         run.updated_at = now
         run.all_resolved_at = None  # one fires again
         if fresh:
             run.first_flush_at = now + max(0.0, group_wait)
             run.unnotified, run.unnotified_beyond = {alert_id: now}, 0
             run.held, run.held_tick = "", None
-        elif run.last_notified_at is not None:
+        elif run.last_notified_at is not None and (
+            not refired
+            or alert_id in run.left_out
+            or alert_id in run.unnotified
+            # A fresh group not yet flushed: its first notification sends every alert.
+            or run.first_flush_at is not None
+        ):
             # Notified at the group's next flush (``flush``), as Alertmanager sends an
             # alert added to a group already notified at the next group_interval tick.
             # (Re-inserted last: an id that joins again is the newest, not kept in place.)

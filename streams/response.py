@@ -880,7 +880,13 @@ class Response:
             if not cmds and not was_muted:
                 return  # a resolution the run already holds, read again: nothing changes
             deferrable = True  # a change of the open run, as a join
-        elif alert_id in group["seen"] or _read_before(group, event):
+        elif _read_before(group, event) or (
+            alert_id in group["seen"]
+            # One its run saw resolve fires again (t196): a join (a new run if that one
+            # has finished), not the firing alert read again (it stayed resolved in the
+            # run, never notified again).
+            and not (run is not None and alert_id in run.ended_alerts)
+        ):
             if run is None or not alert.get("reports"):
                 # Runs are idempotent per alert: a redelivered alert changes nothing but
                 # its member's removal, stored as the first time (t120: a freed alert's

@@ -691,3 +691,37 @@ def test_a_routed_repeat_interval_of_zero_an_older_worker_wrote_repeats_at_each_
         assert notifies(sent)[first:] == ["repeat: still unacknowledged"]
 
     asyncio.run(scenario())
+
+
+def test_an_alert_firing_again_after_its_resolution_is_notified_again(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t196: an alert that resolved and fires again is the same alert firing again in
+    its Alertmanager group, notified at the group's next flush (here a fresh group: its
+    one alert's resolution emptied it). The response stage took its second firing for
+    the first read again ("runs are idempotent per alert"): never notified again. Fails
+    on the old code."""
+    response, sent = stage
+
+    def routed(status: str) -> Event:
+        doc = alert("al-1")  # group_wait 0, group_interval 300 s
+        doc["alert"]["status"] = status
+        return Event(KEY, doc)
+
+    async def scenario() -> None:
+        await response.on_routed(routed("firing"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now += 10
+        await response.on_routed(routed("resolved"))  # type: ignore[arg-type]
+        clock.now += 300  # the flush that empties the group
+        await response.check_deadlines()
+        clock.now += 100
+        await response.on_routed(routed("firing"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == [
+            "new alerts in a fresh group (its alerts had all resolved): al-1"
+        ]
+        assert response.ctx.groups.data[KEY]["run"]["ended_alerts"] == []
+
+    asyncio.run(scenario())
