@@ -117,10 +117,11 @@ class Run:
     # When the last of its alerts resolved (epoch s; None while one fires): the group's
     # next flush empties it (``group_phase``).
     all_resolved_at: float | None = None
-    # The alerts of ``ended_alerts`` when the run was last notified: not in that
-    # notification (Alertmanager's notification log holds the firing alerts it sent),
-    # so one of them firing again is new to the group (``join``); one that resolved
-    # after it and fires again before the next flush is not (only a repeat sends it).
+    # The alerts of the run not in its last notification (Alertmanager's notification
+    # log holds the firing alerts it sent): resolved by then (``ended_alerts`` then), or
+    # muted then (the response stage adds those); one of them firing again, or freed,
+    # is new to the group's next flush (``join``, ``rejoin``); one that resolved after
+    # it and fires again before the next flush is not (only a repeat sends it).
     left_out: list[str] = field(default_factory=list)
     # The first flush (epoch s) of the fresh group an alert started by joining the run
     # after its group emptied (``join``); None otherwise.
@@ -631,6 +632,20 @@ class PlaybookEngine:
             # Capped, as JSON's exact integers are (the changelog reads no larger count).
             run.unnotified_beyond = min(run.unnotified_beyond + dropped, 2**53 - 1)
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
+
+    def rejoin(self, run: Run, alert_ids: list[str], now: float) -> Run:
+        """Alerts of the run left out of its last notification because they were muted
+        then (silenced or inhibited), firing and no longer muted at ``now``: new to the
+        group's next flush, as Alertmanager's notification log holds only the alerts it
+        sent (``notify.DedupStage``). No step: the flush's notification names them."""
+        gone = set(alert_ids)
+        run.left_out = [a for a in run.left_out if a not in gone]
+        unnotified = [*((k, v) for k, v in run.unnotified.items() if k not in gone)]
+        unnotified += [(a, now) for a in alert_ids]
+        dropped = max(0, len(unnotified) - MAX_RUN_ALERTS)
+        run.unnotified = dict(unnotified[dropped:])
+        run.unnotified_beyond = min(run.unnotified_beyond + dropped, 2**53 - 1)
+        return run
 
     def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
         """An alert of the run resolved: noted (``alert_resolved``) and kept in

@@ -236,6 +236,18 @@ def _read_before(group: dict[str, Any], event: Any) -> bool:
     )
 
 
+def _read_after(group: dict[str, Any], event: Any) -> bool:
+    """Whether routed message ``event`` surely came after the last one applied to
+    ``group`` (``ROUTED_OFFSET``): on the same partition at a higher offset, or the
+    group has none recorded. A message of no position (made by hand) is not."""
+    read, position = group.get(ROUTED_OFFSET), _position(event)
+    if position is None:
+        return False
+    if not isinstance(read, list):
+        return True
+    return bool(read[0] == position[0] and position[1] > read[1])
+
+
 def _note_read(group: dict[str, Any], event: Any) -> None:
     """Record routed message ``event``'s position in ``group`` (``ROUTED_OFFSET``),
     written with the change it makes."""
@@ -884,8 +896,9 @@ class Response:
             alert_id in group["seen"]
             # One its run saw resolve fires again (t196): a join (a new run if that one
             # has finished), not the firing alert read again (it stayed resolved in the
-            # run, never notified again).
-            and not (run is not None and alert_id in run.ended_alerts)
+            # run, never notified again). Again only if read after the resolution: a
+            # firing message read again after a kill came before it.
+            and not (run is not None and alert_id in run.ended_alerts and _read_after(group, event))
         ):
             if run is None or not alert.get("reports"):
                 # Runs are idempotent per alert: a redelivered alert changes nothing but
@@ -2090,6 +2103,13 @@ class Response:
                 cmds += more
         run, more = engine.check_sla(run, now)
         cmds += more
+        # Alerts left out of the last notification because they were muted then, no
+        # longer muted: new to the group's next flush (t196), as Alertmanager's
+        # notification log holds only the alerts it sent.
+        freed = self._freed(run, now, router)
+        if freed:
+            run = engine.rejoin(run, freed, now)
+            quiet_change = True
         # The group's flush: alerts that joined since the last notification, or
         # the repeat of an unacknowledged run, at each group_interval tick; held, as
         # Alertmanager sends nothing, when every alert of it still firing is muted.
@@ -2100,6 +2120,13 @@ class Response:
         else:
             run, more = engine.flush(run, route["group_interval"], route["repeat_interval"], now)
         cmds += more
+        if any(c.action == "notify" for c in cmds):
+            # Alertmanager's notification carries the group's firing alerts not muted at
+            # the flush: the muted ones are left out of it, new once freed (t196; before,
+            # an alert muted at the notification and freed after went out only with a
+            # repeat, or never).
+            muted = [a for a in self._muted_now(run, now, router) if a not in run.left_out]
+            run.left_out = [*run.left_out, *muted]
         if cmds or quiet_change:
             await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
         pending = engine.pending_webhook(run)
@@ -2115,6 +2142,39 @@ class Response:
             return ""
         why = router.time_muted(mute or (), active or (), now)
         return f"route {route.get('id')} is {why}" if why else ""
+
+    def _muted_now(self, run: Run, now: float, router: Router) -> list[str]:
+        """The alerts of ``run`` still firing and silenced or inhibited at ``now``."""
+        ended = set(run.ended_alerts)
+        firing = [a for a in run.alerts if a not in ended and a.encode() in self.ctx.firing]
+        if not firing:
+            return []
+        silences = self.ctx.silence_book.read(
+            self.ctx.stored_silences(), now, self.ctx.silences_version(), report=False
+        )[0]
+        muted = []
+        for alert_id in firing:
+            key = alert_id.encode()
+            labels = self.ctx.firing.get(key)
+            if labels is None:
+                continue
+            decision = router.decide(labels, self.ctx.firing_except(key), silences, now)
+            if decision.mute is not None:
+                muted.append(alert_id)
+        return muted
+
+    def _freed(self, run: Run, now: float, router: Router) -> list[str]:
+        """The alerts of ``run.left_out`` (not in its last notification) firing again
+        and not muted at ``now``: left out because they were muted then (those left out
+        as resolved come back through ``engine.join``)."""
+        if not run.left_out or run.last_notified_at is None or is_terminal(run):
+            return []
+        ended = set(run.ended_alerts)
+        candidates = [a for a in run.left_out if a not in ended and a.encode() in self.ctx.firing]
+        if not candidates:
+            return []
+        muted = set(self._muted_now(run, now, router))
+        return [a for a in candidates if a not in muted]
 
     def _all_muted(
         self, run: Run, now: float, router: Router, route: dict[str, Any] | None = None
