@@ -605,6 +605,13 @@ class PlaybookEngine:
         if alert_id in run.alerts and not refired:
             return run, []
         fresh = group_phase(run, group_interval, now) is GroupPhase.EMPTIED
+        last = run.last_notified_at
+        if refired and not fresh and not unresolved(run) and last is not None and now > last:
+            # The group's ticks since every alert of it resolved sent nothing (no alert
+            # fired then): one now firing again is not repeated at a tick before it.
+            ticks = math.ceil((now - last) / group_interval) - 1 if group_interval > 0 else 0
+            if ticks >= 1:  # the ticks before now (one at now is this alert's too)
+                run.held_tick = max(run.held_tick or last, last + ticks * group_interval)
         if refired:
             run.ended_alerts = [a for a in run.ended_alerts if a != alert_id]
         else:

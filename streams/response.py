@@ -32,11 +32,13 @@ from playbooks.engine import (
     WITHOUT_PLAYBOOK,
     Answer,
     Command,
+    GroupPhase,
     Part,
     PlaybookEngine,
     ReportsCovered,
     Run,
     group_next_tick,
+    group_phase,
     is_terminal,
     newest_distinct,
     next_group_flush,
@@ -149,6 +151,12 @@ SEEN_ALERTS = 500
 # -> epoch s first muted, ``Response._on_muted``): they date the Alertmanager group whose
 # flushes a run opened later keeps to. The first this many are kept.
 MUTED = "muted"
+# A group's field once a muted member resolved and no run is open (t196): ``made``, when
+# the earliest member came (epoch s), and ``until``, the group's next flush after the
+# last member resolved (None while members remain). Alertmanager keeps a resolved alert
+# in its group until that flush deletes the group, so an alert coming before it keeps to
+# the group's flushes; one after it starts a fresh group.
+MUTED_GONE = "muted_gone"
 # A group's field holding the offers that found no open run in it (``Response._hold_offer``),
 # for a run the group opens soon after: catching up, a burst's alert reaches the routed
 # topic a little after the offers of the reports that followed it. Stored with the group
@@ -234,6 +242,32 @@ def _read_before(group: dict[str, Any], event: Any) -> bool:
         and read[0] == position[0]
         and position[1] < read[1]
     )
+
+
+def _muted_gone(
+    group: dict[str, Any],
+    since: float,
+    members: dict[str, float],
+    route: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    """``MUTED_GONE`` of ``group`` once its member muted ``since`` (epoch s) resolved at
+    ``now``, ``members`` left: the earliest member's time, and the group's next flush if
+    none is left (Alertmanager deletes it there)."""
+    old = group.get(MUTED_GONE) or {}
+    made = min([since, *members.values(), *([old["made"]] if old else [])])
+    if members:
+        return {"made": made, "until": None}
+    wait = next_group_flush(made, route["group_wait"], route["group_interval"], now)
+    return {"made": made, "until": now + wait}
+
+
+def _gone_alive(group: dict[str, Any], now: float) -> bool:
+    """Whether ``group``'s resolved muted members still keep it (``MUTED_GONE``)."""
+    gone = group.get(MUTED_GONE)
+    if not gone:
+        return False
+    return gone["until"] is None or bool(now <= gone["until"])
 
 
 def _read_after(group: dict[str, Any], event: Any) -> bool:
@@ -871,7 +905,8 @@ class Response:
         # sent once it is stored (``_say``).
         said: list[tuple[str, str]] = []
         members: dict[str, float] = dict(group.get(MUTED) or {})
-        was_muted = members.pop(alert_id, None) is not None
+        member_since = members.pop(alert_id, None)
+        was_muted = member_since is not None
         if was_muted:
             group[MUTED] = members  # routed now: a member of a run, or resolved
         cmds: list[Command] = []
@@ -882,10 +917,26 @@ class Response:
         # route's may have changed since it opened.
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
-                if was_muted:  # a muted member resolved: it no longer dates the group
+                if was_muted:  # a muted member resolved: the group lives to its next flush
+                    if run is None or is_terminal(run):
+                        group[MUTED_GONE] = _muted_gone(
+                            group, float(member_since or now), members, route, now
+                        )
                     await self._store_deferred()  # the batch's joins' steps first
                     if run is not None:  # the run as the batch left it
                         group["run"] = run.to_dict()
+                    await self.ctx.groups.set_many({key: group})
+                elif (
+                    run is not None
+                    and not is_terminal(run)
+                    and run.all_resolved_at is None
+                    and not unresolved(run)
+                ):
+                    # A muted alert that kept the run's emptied group alive (``_on_muted``)
+                    # resolved: the group's next flush empties it (t196).
+                    await self._store_deferred()
+                    run.all_resolved_at = now
+                    group["run"] = run.to_dict()
                     await self.ctx.groups.set_many({key: group})
                 return
             run, cmds = self._engine_for(run, engines).alert_resolved(run, alert_id, now)
@@ -955,6 +1006,11 @@ class Response:
             # flushes each group_interval: the run's first notification is at its next
             # tick (a run opened with a fresh group_wait notified sooner).
             made = [*members.values(), *([doc["grouped_at"]] if "grouped_at" in doc else [])]
+            gone = group.get(MUTED_GONE)
+            if gone and (members or (gone["until"] is not None and now <= gone["until"])):
+                # Its muted members resolved (all or some), the group not yet deleted:
+                # dated by the earliest (t196; before, by the members left, or none).
+                made.append(gone["made"])
             # A run closed by people whose group still flushes (its alerts fire, or their
             # resolution is not yet flushed): Alertmanager never deleted that group, so
             # the new alert goes out at its next tick, not group_wait after it came.
@@ -975,6 +1031,7 @@ class Response:
             ):
                 wait, why_wait = 0.0, " (its alert started more than group_wait ago)"
             group.pop(MUTED, None)  # later releases join the run
+            group.pop(MUTED_GONE, None)
             if self.settings.ack_deadline_seconds is not None:
                 wait = min(wait, self.settings.ack_deadline_seconds)
             # A flush due now in a time-muted route sends nothing: the run waits for the
@@ -1067,6 +1124,18 @@ class Response:
         alert id -> since, the first ``MUTED_MEMBERS``) while the group has no open run;
         with one, the alert joins it when freed."""
         if run is not None and not is_terminal(run):
+            route = group.get("route") or {}
+            interval = route.get("group_interval") or 0.0
+            if (
+                run.all_resolved_at is not None
+                and not unresolved(run)
+                and group_phase(run, interval, since) is not GroupPhase.EMPTIED
+            ):
+                # Every alert of the run resolved, their flush not yet come: this muted
+                # alert is in Alertmanager's group, which lives on (t196; before, the
+                # flush emptied it, and the alert, freed, started a fresh group).
+                run.all_resolved_at = None
+                await self.ctx.groups.set_many({key: {**group, "run": run.to_dict()}})
             return
         members: dict[str, float] = dict(group.get(MUTED) or {})
         if alert_id in members or len(members) >= MUTED_MEMBERS:
@@ -1796,6 +1865,7 @@ class Response:
                     if (
                         group
                         and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED, SAY))
+                        and not _gone_alive(group, now)
                         and not self._holds(group, now)
                         and not self._forwarding(group, now)
                     ):

@@ -384,41 +384,87 @@ def muted_notice(alert_id: str, since: float) -> dict[str, Any]:
     return {"muted": {"alert_id": alert_id}, "route": alert(alert_id)["route"], "grouped_at": since}
 
 
-@pytest.mark.parametrize("member", ["firing", "resolved"])
+@pytest.mark.parametrize("member", ["firing", "resolved", "resolved-before-its-flush"])
 def test_an_alert_coming_to_a_group_holding_a_muted_alert_notifies_at_its_next_flush(
     stage: tuple[Response, list[dict[str, Any]]], clock: Clock, member: str
 ) -> None:
     """Alertmanager's group exists from its first alert, muted or not, and flushes every
     group_interval: an unmuted alert coming to it later is notified at its next flush
-    (group_interval 300 s after the first, at group_wait 30 s), not group_wait after it
-    came. Once the muted alert has resolved, the group is gone (Alertmanager deletes a
-    group left empty), and a new alert waits group_wait again."""
+    (group_interval 300 s after the first), not group_wait after it came. A muted alert
+    that resolved stays in the group until that group's next flush deletes it (t196:
+    before, its resolution ended the group at once, and an alert coming before that
+    flush waited group_wait, as in a fresh group; fails on the old code); after it, a
+    new alert waits group_wait again."""
     response, sent = stage
     muted_at = clock.now
+    came = muted_at + (400 if member == "resolved" else 100)
 
     async def scenario() -> None:
         await response.on_routed(Event(KEY, muted_notice("al-muted", muted_at)))  # type: ignore[arg-type]
         assert response.ctx.groups.data[KEY]["muted"] == {"al-muted": muted_at}
-        if member == "resolved":
-            gone = alert("al-muted")
+        if member != "firing":
+            gone = alert("al-muted")  # group_wait 0: the group flushes at 0, 300, ...
             gone["alert"]["status"] = "resolved"
             clock.now += 50
             await response.on_routed(Event(KEY, gone))  # type: ignore[arg-type]
             assert response.ctx.groups.data[KEY]["muted"] == {}
-        clock.now = muted_at + 100
+            assert response.ctx.groups.data[KEY]["muted_gone"] == {
+                "made": muted_at,
+                "until": muted_at + 300,  # the flush that deletes the group
+            }
+        clock.now = came
         doc = alert("al-new")
         doc["route"]["group_wait"] = 30.0
         await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
         assert "muted" not in response.ctx.groups.data[KEY]  # later releases join the run
-        clock.now = muted_at + 131
+        assert "muted_gone" not in response.ctx.groups.data[KEY]
+        clock.now = came + 31
         await response.check_deadlines()
         if member == "resolved":
-            assert len(notifies(sent)) == 1  # group_wait after it came
+            assert len(notifies(sent)) == 1  # group_wait after it came: a fresh group
             return
         assert notifies(sent) == []
         clock.now = muted_at + 330  # the group's flush
         await response.check_deadlines()
         assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_muted_alert_keeps_the_group_of_a_run_whose_alerts_resolved(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t196: a run's alerts all resolved; before the flush that would empty its group,
+    an alert of the group comes muted: Alertmanager's group holds it and lives on, so
+    once freed it goes out at the group's next flush, and a repeat is not sent for a
+    tick before it. citybrain's group emptied at that flush all the same: the freed
+    alert started a fresh group, notified group_wait (here 0 s) after its release, not
+    at the group's tick. Fails on the old code."""
+    response, sent = stage
+    start = clock.now
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        doc = alert(alert_id)  # group_wait 0, group_interval 300 s, repeat 1 h
+        doc["alert"]["status"] = status
+        return Event(KEY, doc)
+
+    async def scenario() -> None:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 100
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        clock.now = start + 200  # al-2 comes muted before the flush at 300
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        clock.now = start + 301
+        await response.check_deadlines()
+        clock.now = start + 400  # al-2 freed: routed, it joins the run
+        await response.on_routed(routed("al-2"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1  # not a fresh group's at once
+        clock.now = start + 600  # the group's tick
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == ["new alerts in the group: al-2"]
 
     asyncio.run(scenario())
 
