@@ -369,6 +369,11 @@ _NONE_FIRING = (
     "every alert of it resolved within group_wait: nothing to notify (as Alertmanager sends "
     "nothing for a group with no firing alert at its first flush)"
 )
+# Why such a run is held instead, when a muted alert came to its group meanwhile.
+_MUTED_MEMBER = (
+    "every alert of it resolved within group_wait, and an alert of its group came muted: "
+    "held to the group's next flush (Alertmanager's group holds the muted alert)"
+)
 
 
 # The command fields ``command_fields`` and an answer's reader read (others are carried
@@ -2158,7 +2163,17 @@ class Response:
             pass  # the ladder waits for it (bounded: PENDING_COMMAND_SECONDS)
         elif engine.is_due(run, now):
             first = run.status == "pending"  # the group's first flush
-            if first and not unresolved(run) and not run.reports:
+            if first and not unresolved(run) and not run.reports and run.all_resolved_at is None:
+                # Every alert of it resolved, but an alert of the group came muted before
+                # this flush (``_on_muted``): Alertmanager's group holds it and flushes
+                # on, so the run waits for the group's next flush rather than being
+                # withdrawn (t196: the alert, once freed, opened a run of its own,
+                # notified off the group's flushes).
+                flush = now + group["route"]["group_interval"]
+                run, more = engine.hold(run, _MUTED_MEMBER, flush, now)
+                cmds += more
+                quiet_change = True
+            elif first and not unresolved(run) and not run.reports:
                 # Every alert's resolution seen (in the routed messages, not the
                 # global firing table, which another worker may see late).
                 run, more = engine.withdraw(run, _NONE_FIRING, now)

@@ -15,9 +15,9 @@ Found with it (each fixed, docs/playbooks.md): an alert firing again after resol
 never notified again; an alert muted at a notification was not new once freed; a muted
 alert's resolution ended its group at once, not at the group's next flush; a muted
 alert coming to a run whose alerts had all resolved did not keep its group. One family
-is still open (docs/playbooks.md, "Still open (t196)"): a group's life across a run
-withdrawn or closed while a muted alert of the group fires; about 4 timelines in 100
-of other seeds meet it, these seeds do not.
+is still open (docs/playbooks.md, "Still open (t196)"): a group holding a muted alert
+while its run is open; about 3 timelines in 100 of other seeds meet it, these seeds do
+not.
 """
 
 from __future__ import annotations

@@ -821,3 +821,41 @@ def test_an_alert_muted_at_a_notification_is_notified_once_freed(
         assert response.ctx.groups.data[KEY]["run"]["left_out"] == []
 
     asyncio.run(scenario())
+
+
+def test_a_pending_run_whose_group_took_a_muted_alert_is_held_not_withdrawn(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t196: a pending run's one alert resolved within group_wait, and another alert of
+    its group came muted: Alertmanager's group (made with the first alert, flushing at
+    30 s and every 5 min after) holds the muted alert, so once freed it goes out at that
+    group's next flush (330 s). The run was withdrawn at 30 s; the freed alert opened a
+    run of its own, notified at 340 s (its own first mute's lattice). Fails on the old
+    code."""
+    response, sent = stage
+    start = clock.now
+
+    def routed(alert_id: str, status: str = "firing", **extra: Any) -> Event:
+        doc = alert(alert_id)
+        doc["alert"]["status"] = status
+        doc["route"]["group_wait"] = 30.0  # group_interval 300 s
+        return Event(KEY, {**doc, **extra})
+
+    async def scenario() -> None:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        clock.now = start + 5
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        clock.now = start + 10
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        clock.now = start + 31
+        await response.check_deadlines()
+        run = response.ctx.groups.data[KEY]["run"]
+        assert (run["status"], run["run_id"]) == ("pending", f"{KEY.decode()}.1")
+        clock.now = start + 100  # al-2 freed
+        await response.on_routed(routed("al-2", grouped_at=start + 10))  # type: ignore[arg-type]
+        clock.now = start + 331
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        assert response.ctx.groups.data[KEY]["run"]["run_id"] == f"{KEY.decode()}.1"
+
+    asyncio.run(scenario())
