@@ -117,6 +117,12 @@ class Run:
     # When the last of its alerts resolved (epoch s; None while one fires): the group's
     # next flush empties it (``group_phase``).
     all_resolved_at: float | None = None
+    # The alerts of the run not in its last notification (Alertmanager's notification
+    # log holds the firing alerts it sent): resolved by then (``ended_alerts`` then), or
+    # muted then (the response stage adds those); one of them firing again, or freed,
+    # is new to the group's next flush (``join``, ``rejoin``); one that resolved after
+    # it and fires again before the next flush is not (only a repeat sends it).
+    left_out: list[str] = field(default_factory=list)
     # The first flush (epoch s) of the fresh group an alert started by joining the run
     # after its group emptied (``join``); None otherwise.
     first_flush_at: float | None = None
@@ -229,6 +235,7 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "held_tick": (_maybe_finite, "a finite number or null"),
     "ended_alerts": (_texts, "a list of texts"),
     "all_resolved_at": (_maybe_finite, "a finite number or null"),
+    "left_out": (_texts, "a list of texts"),
     "first_flush_at": (_maybe_finite, "a finite number or null"),
     "reports": (lambda v: isinstance(v, dict), "an object"),
     "reopened": (_count, "a whole number from 0 to 2**53 - 1"),
@@ -379,6 +386,7 @@ def _shown(run: Run, new: list[str]) -> str:
 def _notified(run: Run, now: float) -> None:
     """The run's unit was notified at ``now``: of every alert the run has."""
     run.last_notified_at = now
+    run.left_out = list(run.ended_alerts)
     run.unnotified = {}
     run.unnotified_beyond = 0
     run.first_flush_at = None
@@ -584,18 +592,43 @@ class PlaybookEngine:
         group has emptied (``GroupPhase.EMPTIED``; ``group_interval`` in seconds, 0 when
         unknown) it starts a fresh group, first flushed ``group_wait`` seconds after
         ``now`` (give 0 for an alert that started more than group_wait ago), as
-        Alertmanager makes a new group for it."""
-        if alert_id in run.alerts:
+        Alertmanager makes a new group for it.
+
+        An alert of the run whose resolution it has seen fires again (t196): it is
+        firing again in the group, as the same alert is in Alertmanager's; new to the
+        group's next flush if it was not in the last notification (``left_out``: it had
+        resolved by then, or it joined after it), else sent only with a repeat, as
+        Alertmanager's DedupStage finds it in its notification log. Before, the run took
+        it for the firing alert read again: it stayed resolved, never notified again, and
+        a run whose alerts had all resolved repeated nothing though they fired again."""
+        refired = alert_id in run.alerts and alert_id in run.ended_alerts
+        if alert_id in run.alerts and not refired:
             return run, []
         fresh = group_phase(run, group_interval, now) is GroupPhase.EMPTIED
-        run.alerts = newest_distinct(run.alerts, alert_id, MAX_RUN_ALERTS)
+        last = run.last_notified_at
+        if refired and not fresh and not unresolved(run) and last is not None and now > last:
+            # The group's ticks since every alert of it resolved sent nothing (no alert
+            # fired then): one now firing again is not repeated at a tick before it.
+            ticks = math.ceil((now - last) / group_interval) - 1 if group_interval > 0 else 0
+            if ticks >= 1:  # the ticks before now (one at now is this alert's too)
+                run.held_tick = max(run.held_tick or last, last + ticks * group_interval)
+        if refired:
+            run.ended_alerts = [a for a in run.ended_alerts if a != alert_id]
+        else:
+            run.alerts = newest_distinct(run.alerts, alert_id, MAX_RUN_ALERTS)
         run.updated_at = now
         run.all_resolved_at = None  # one fires again
         if fresh:
             run.first_flush_at = now + max(0.0, group_wait)
             run.unnotified, run.unnotified_beyond = {alert_id: now}, 0
             run.held, run.held_tick = "", None
-        elif run.last_notified_at is not None:
+        elif run.last_notified_at is not None and (
+            not refired
+            or alert_id in run.left_out
+            or alert_id in run.unnotified
+            # A fresh group not yet flushed: its first notification sends every alert.
+            or run.first_flush_at is not None
+        ):
             # Notified at the group's next flush (``flush``), as Alertmanager sends an
             # alert added to a group already notified at the next group_interval tick.
             # (Re-inserted last: an id that joins again is the newest, not kept in place.)
@@ -606,6 +639,20 @@ class PlaybookEngine:
             # Capped, as JSON's exact integers are (the changelog reads no larger count).
             run.unnotified_beyond = min(run.unnotified_beyond + dropped, 2**53 - 1)
         return run, [self._command(run, "alert_joined", now, detail=alert_id)]
+
+    def rejoin(self, run: Run, alert_ids: list[str], now: float) -> Run:
+        """Alerts of the run left out of its last notification because they were muted
+        then (silenced or inhibited), firing and no longer muted at ``now``: new to the
+        group's next flush, as Alertmanager's notification log holds only the alerts it
+        sent (``notify.DedupStage``). No step: the flush's notification names them."""
+        gone = set(alert_ids)
+        run.left_out = [a for a in run.left_out if a not in gone]
+        unnotified = [*((k, v) for k, v in run.unnotified.items() if k not in gone)]
+        unnotified += [(a, now) for a in alert_ids]
+        dropped = max(0, len(unnotified) - MAX_RUN_ALERTS)
+        run.unnotified = dict(unnotified[dropped:])
+        run.unnotified_beyond = min(run.unnotified_beyond + dropped, 2**53 - 1)
+        return run
 
     def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
         """An alert of the run resolved: noted (``alert_resolved``) and kept in

@@ -639,6 +639,13 @@ def _group_problem(group: dict[str, Any]) -> str | None:
     muted = group.get("muted", {})
     if not isinstance(muted, dict) or not all(_epoch(v) for v in muted.values()):
         return f"field 'muted' is {muted!r:.60}, expected alert ids and epoch seconds"
+    gone = group.get("muted_gone")
+    if gone is not None and not (
+        isinstance(gone, dict)
+        and _epoch(gone.get("made"))
+        and (gone.get("until") is None or _epoch(gone.get("until")))
+    ):
+        return f"field 'muted_gone' is {gone!r:.60}, expected made and until, epoch seconds"
     superseded = group.get("superseded", [])
     if not isinstance(superseded, list):
         return f"field 'superseded' is {superseded!r:.60}, expected a list"

@@ -32,11 +32,13 @@ from playbooks.engine import (
     WITHOUT_PLAYBOOK,
     Answer,
     Command,
+    GroupPhase,
     Part,
     PlaybookEngine,
     ReportsCovered,
     Run,
     group_next_tick,
+    group_phase,
     is_terminal,
     newest_distinct,
     next_group_flush,
@@ -149,6 +151,12 @@ SEEN_ALERTS = 500
 # -> epoch s first muted, ``Response._on_muted``): they date the Alertmanager group whose
 # flushes a run opened later keeps to. The first this many are kept.
 MUTED = "muted"
+# A group's field once a muted member resolved and no run is open (t196): ``made``, when
+# the earliest member came (epoch s), and ``until``, the group's next flush after the
+# last member resolved (None while members remain). Alertmanager keeps a resolved alert
+# in its group until that flush deletes the group, so an alert coming before it keeps to
+# the group's flushes; one after it starts a fresh group.
+MUTED_GONE = "muted_gone"
 # A group's field holding the offers that found no open run in it (``Response._hold_offer``),
 # for a run the group opens soon after: catching up, a burst's alert reaches the routed
 # topic a little after the offers of the reports that followed it. Stored with the group
@@ -243,6 +251,44 @@ def _read_before(group: dict[str, Any], event: Any, field: str = ROUTED_OFFSET) 
     )
 
 
+def _muted_gone(
+    group: dict[str, Any],
+    since: float,
+    members: dict[str, float],
+    route: dict[str, Any],
+    now: float,
+) -> dict[str, Any]:
+    """``MUTED_GONE`` of ``group`` once its member muted ``since`` (epoch s) resolved at
+    ``now``, ``members`` left: the earliest member's time, and the group's next flush if
+    none is left (Alertmanager deletes it there)."""
+    old = group.get(MUTED_GONE) or {}
+    made = min([since, *members.values(), *([old["made"]] if old else [])])
+    if members:
+        return {"made": made, "until": None}
+    wait = next_group_flush(made, route["group_wait"], route["group_interval"], now)
+    return {"made": made, "until": now + wait}
+
+
+def _gone_alive(group: dict[str, Any], now: float) -> bool:
+    """Whether ``group``'s resolved muted members still keep it (``MUTED_GONE``)."""
+    gone = group.get(MUTED_GONE)
+    if not gone:
+        return False
+    return gone["until"] is None or bool(now <= gone["until"])
+
+
+def _read_after(group: dict[str, Any], event: Any) -> bool:
+    """Whether routed message ``event`` surely came after the last one applied to
+    ``group`` (``ROUTED_OFFSET``): on the same partition at a higher offset, or the
+    group has none recorded. A message of no position (made by hand) is not."""
+    read, position = group.get(ROUTED_OFFSET), _position(event)
+    if position is None:
+        return False
+    if not isinstance(read, list):
+        return True
+    return bool(read[0] == position[0] and position[1] > read[1])
+
+
 def _note_read(group: dict[str, Any], event: Any, field: str = ROUTED_OFFSET) -> None:
     """Record routed message (or command) ``event``'s position in ``group`` (``field``,
     as ``_read_before``), written with the change it makes."""
@@ -329,6 +375,11 @@ ANSWERS_TO_APPROVAL = frozenset({"approve", "reject", "resolve", "cancel"})
 _NONE_FIRING = (
     "every alert of it resolved within group_wait: nothing to notify (as Alertmanager sends "
     "nothing for a group with no firing alert at its first flush)"
+)
+# Why such a run is held instead, when a muted alert came to its group meanwhile.
+_MUTED_MEMBER = (
+    "every alert of it resolved within group_wait, and an alert of its group came muted: "
+    "held to the group's next flush (Alertmanager's group holds the muted alert)"
 )
 
 
@@ -925,7 +976,8 @@ class Response:
         # sent once it is stored (``_say``).
         said: list[tuple[str, str]] = []
         members: dict[str, float] = dict(group.get(MUTED) or {})
-        was_muted = members.pop(alert_id, None) is not None
+        member_since = members.pop(alert_id, None)
+        was_muted = member_since is not None
         if was_muted:
             group[MUTED] = members  # routed now: a member of a run, or resolved
         cmds: list[Command] = []
@@ -936,17 +988,40 @@ class Response:
         # route's may have changed since it opened.
         if alert["status"] == "resolved":
             if run is None or alert_id not in run.alerts:
-                if was_muted:  # a muted member resolved: it no longer dates the group
+                if was_muted:  # a muted member resolved: the group lives to its next flush
+                    if run is None or is_terminal(run):
+                        group[MUTED_GONE] = _muted_gone(
+                            group, float(member_since or now), members, route, now
+                        )
                     await self._store_deferred()  # the batch's joins' steps first
                     if run is not None:  # the run as the batch left it
                         group["run"] = run.to_dict()
+                    await self.ctx.groups.set_many({key: group})
+                elif (
+                    run is not None
+                    and not is_terminal(run)
+                    and run.all_resolved_at is None
+                    and not unresolved(run)
+                ):
+                    # A muted alert that kept the run's emptied group alive (``_on_muted``)
+                    # resolved: the group's next flush empties it (t196).
+                    await self._store_deferred()
+                    run.all_resolved_at = now
+                    group["run"] = run.to_dict()
                     await self.ctx.groups.set_many({key: group})
                 return
             run, cmds = self._engine_for(run, engines).alert_resolved(run, alert_id, now)
             if not cmds and not was_muted:
                 return  # a resolution the run already holds, read again: nothing changes
             deferrable = True  # a change of the open run, as a join
-        elif alert_id in group["seen"] or _read_before(group, event):
+        elif _read_before(group, event) or (
+            alert_id in group["seen"]
+            # One its run saw resolve fires again (t196): a join (a new run if that one
+            # has finished), not the firing alert read again (it stayed resolved in the
+            # run, never notified again). Again only if read after the resolution: a
+            # firing message read again after a kill came before it.
+            and not (run is not None and alert_id in run.ended_alerts and _read_after(group, event))
+        ):
             if run is None or not alert.get("reports"):
                 # Runs are idempotent per alert: a redelivered alert changes nothing but
                 # its member's removal, stored as the first time (t120: a freed alert's
@@ -1002,6 +1077,11 @@ class Response:
             # flushes each group_interval: the run's first notification is at its next
             # tick (a run opened with a fresh group_wait notified sooner).
             made = [*members.values(), *([doc["grouped_at"]] if "grouped_at" in doc else [])]
+            gone = group.get(MUTED_GONE)
+            if gone and (members or (gone["until"] is not None and now <= gone["until"])):
+                # Its muted members resolved (all or some), the group not yet deleted:
+                # dated by the earliest (t196; before, by the members left, or none).
+                made.append(gone["made"])
             # A run closed by people whose group still flushes (its alerts fire, or their
             # resolution is not yet flushed): Alertmanager never deleted that group, so
             # the new alert goes out at its next tick, not group_wait after it came.
@@ -1022,6 +1102,7 @@ class Response:
             ):
                 wait, why_wait = 0.0, " (its alert started more than group_wait ago)"
             group.pop(MUTED, None)  # later releases join the run
+            group.pop(MUTED_GONE, None)
             if self.settings.ack_deadline_seconds is not None:
                 wait = min(wait, self.settings.ack_deadline_seconds)
             # A flush due now in a time-muted route sends nothing: the run waits for the
@@ -1114,6 +1195,18 @@ class Response:
         alert id -> since, the first ``MUTED_MEMBERS``) while the group has no open run;
         with one, the alert joins it when freed."""
         if run is not None and not is_terminal(run):
+            route = group.get("route") or {}
+            interval = route.get("group_interval") or 0.0
+            if (
+                run.all_resolved_at is not None
+                and not unresolved(run)
+                and group_phase(run, interval, since) is not GroupPhase.EMPTIED
+            ):
+                # Every alert of the run resolved, their flush not yet come: this muted
+                # alert is in Alertmanager's group, which lives on (t196; before, the
+                # flush emptied it, and the alert, freed, started a fresh group).
+                run.all_resolved_at = None
+                await self.ctx.groups.set_many({key: {**group, "run": run.to_dict()}})
             return
         members: dict[str, float] = dict(group.get(MUTED) or {})
         if alert_id in members or len(members) >= MUTED_MEMBERS:
@@ -1942,6 +2035,7 @@ class Response:
                     if (
                         group
                         and not any(group.get(f) for f in (MUTED, "reply_calls", UNDELIVERED, SAY))
+                        and not _gone_alive(group, now)
                         and not self._holds(group, now)
                         and not self._forwarding(group, now)
                     ):
@@ -2249,7 +2343,17 @@ class Response:
             pass  # the ladder waits for it (bounded: PENDING_COMMAND_SECONDS)
         elif engine.is_due(run, now):
             first = run.status == "pending"  # the group's first flush
-            if first and not unresolved(run) and not run.reports:
+            if first and not unresolved(run) and not run.reports and run.all_resolved_at is None:
+                # Every alert of it resolved, but an alert of the group came muted before
+                # this flush (``_on_muted``): Alertmanager's group holds it and flushes
+                # on, so the run waits for the group's next flush rather than being
+                # withdrawn (t196: the alert, once freed, opened a run of its own,
+                # notified off the group's flushes).
+                flush = now + group["route"]["group_interval"]
+                run, more = engine.hold(run, _MUTED_MEMBER, flush, now)
+                cmds += more
+                quiet_change = True
+            elif first and not unresolved(run) and not run.reports:
                 # Every alert's resolution seen (in the routed messages, not the
                 # global firing table, which another worker may see late).
                 run, more = engine.withdraw(run, _NONE_FIRING, now)
@@ -2264,6 +2368,13 @@ class Response:
                 cmds += more
         run, more = engine.check_sla(run, now)
         cmds += more
+        # Alerts left out of the last notification because they were muted then, no
+        # longer muted: new to the group's next flush (t196), as Alertmanager's
+        # notification log holds only the alerts it sent.
+        freed = self._freed(run, now, router)
+        if freed:
+            run = engine.rejoin(run, freed, now)
+            quiet_change = True
         # The group's flush: alerts that joined since the last notification, or
         # the repeat of an unacknowledged run, at each group_interval tick; held, as
         # Alertmanager sends nothing, when every alert of it still firing is muted.
@@ -2274,6 +2385,13 @@ class Response:
         else:
             run, more = engine.flush(run, route["group_interval"], route["repeat_interval"], now)
         cmds += more
+        if any(c.action == "notify" for c in cmds):
+            # Alertmanager's notification carries the group's firing alerts not muted at
+            # the flush: the muted ones are left out of it, new once freed (t196; before,
+            # an alert muted at the notification and freed after went out only with a
+            # repeat, or never).
+            muted = [a for a in self._muted_now(run, now, router) if a not in run.left_out]
+            run.left_out = [*run.left_out, *muted]
         if cmds or quiet_change:
             await self.advance(key, {**group, "run": run.to_dict()}, run, cmds)
         pending = engine.pending_webhook(run)
@@ -2289,6 +2407,39 @@ class Response:
             return ""
         why = router.time_muted(mute or (), active or (), now)
         return f"route {route.get('id')} is {why}" if why else ""
+
+    def _muted_now(self, run: Run, now: float, router: Router) -> list[str]:
+        """The alerts of ``run`` still firing and silenced or inhibited at ``now``."""
+        ended = set(run.ended_alerts)
+        firing = [a for a in run.alerts if a not in ended and a.encode() in self.ctx.firing]
+        if not firing:
+            return []
+        silences = self.ctx.silence_book.read(
+            self.ctx.stored_silences(), now, self.ctx.silences_version(), report=False
+        )[0]
+        muted = []
+        for alert_id in firing:
+            key = alert_id.encode()
+            labels = self.ctx.firing.get(key)
+            if labels is None:
+                continue
+            decision = router.decide(labels, self.ctx.firing_except(key), silences, now)
+            if decision.mute is not None:
+                muted.append(alert_id)
+        return muted
+
+    def _freed(self, run: Run, now: float, router: Router) -> list[str]:
+        """The alerts of ``run.left_out`` (not in its last notification) firing again
+        and not muted at ``now``: left out because they were muted then (those left out
+        as resolved come back through ``engine.join``)."""
+        if not run.left_out or run.last_notified_at is None or is_terminal(run):
+            return []
+        ended = set(run.ended_alerts)
+        candidates = [a for a in run.left_out if a not in ended and a.encode() in self.ctx.firing]
+        if not candidates:
+            return []
+        muted = set(self._muted_now(run, now, router))
+        return [a for a in candidates if a not in muted]
 
     def _all_muted(
         self, run: Run, now: float, router: Router, route: dict[str, Any] | None = None

@@ -353,3 +353,60 @@ def test_a_storm_joining_one_group_is_counted_whole_in_its_next_notification(
     assert Run.from_dict(run.to_dict()).unnotified_beyond == 0
     run.unnotified_beyond = 7
     assert Run.from_dict(run.to_dict()).unnotified_beyond == 7
+
+
+# Alerts that fire again after resolving (t196). Alertmanager keys an alert by its
+# labels: one that resolves and fires again is the same alert firing again in its group,
+# new to the next flush unless the last notification carried it (DedupStage's
+# notification log). citybrain took its second firing for the first read again: it
+# stayed resolved in the run, was never notified again, and a run whose alerts had all
+# resolved repeated nothing though they fired again.
+
+
+def test_an_alert_firing_again_after_its_resolution_is_notified_as_alertmanager_does(
+    grid: Grid,
+) -> None:
+    # Fires again after a flush that left it out: new at the next flush (before: never).
+    events = [(10, "fire", "al-1"), (20, "resolve", "al-1"), (80, "fire", "al-1")]
+    assert am_groups(0, 60, 10_000, events, 200) == [0, 120]
+    assert drive_groups(grid, 0, 60, 10_000, events, 200) == [0, 120]
+    # Notified, resolved and firing again before the next flush: in the last
+    # notification, so only a repeat sends it; the repeats go on (before: none, the run
+    # thinking every alert resolved).
+    events = [(30, "resolve", "al-0"), (40, "fire", "al-0")]
+    assert am_groups(0, 60, 100, events, 300) == [0, 120, 240]
+    assert drive_groups(grid, 0, 60, 100, events, 300) == [0, 120, 240]
+    # The group emptied at its flush: the alert firing again starts a fresh one.
+    events = [(30, "resolve", "al-0"), (70, "fire", "al-0")]
+    assert am_groups(5, 60, 10_000, events, 200) == [0, 75]
+    assert drive_groups(grid, 5, 60, 10_000, events, 200) == [0, 75]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_alerts_firing_again_notify_as_alertmanagers(grid: Grid, seed: int) -> None:
+    """As ``test_groups_emptied_and_refilled_notify_as_alertmanagers``, each alert
+    firing and resolving several times."""
+    rng = random.Random(seed)
+    again = 0
+    for _ in range(150):
+        group_wait = rng.choice([0, 1, 3, 10])
+        group_interval = rng.choice([1, 2, 5, 10])
+        repeat = rng.choice([1, 7, 25, 10_000])
+        end = rng.randint(20, 120)
+        ids = [f"al-{i}" for i in range(rng.randint(1, 3))]
+        events: list[tuple[int, str, str]] = []
+        for alert_id in ids:
+            at, firing = (0, True) if alert_id == "al-0" else (rng.randint(1, end), False)
+            while at <= end:
+                if not (firing and alert_id == "al-0" and at == 0):
+                    events.append((at, "resolve" if firing else "fire", alert_id))
+                    firing = not firing
+                else:
+                    firing = True
+                at += rng.randint(1, 25)
+        events.sort()
+        expected = am_groups(group_wait, group_interval, repeat, events, end)
+        got = drive_groups(grid, group_wait, group_interval, repeat, events, end)
+        assert got == expected, (group_wait, group_interval, repeat, events)
+        again += len([e for e in events if e[1] == "fire"]) > len(ids)
+    assert again > 50

@@ -384,41 +384,87 @@ def muted_notice(alert_id: str, since: float) -> dict[str, Any]:
     return {"muted": {"alert_id": alert_id}, "route": alert(alert_id)["route"], "grouped_at": since}
 
 
-@pytest.mark.parametrize("member", ["firing", "resolved"])
+@pytest.mark.parametrize("member", ["firing", "resolved", "resolved-before-its-flush"])
 def test_an_alert_coming_to_a_group_holding_a_muted_alert_notifies_at_its_next_flush(
     stage: tuple[Response, list[dict[str, Any]]], clock: Clock, member: str
 ) -> None:
     """Alertmanager's group exists from its first alert, muted or not, and flushes every
     group_interval: an unmuted alert coming to it later is notified at its next flush
-    (group_interval 300 s after the first, at group_wait 30 s), not group_wait after it
-    came. Once the muted alert has resolved, the group is gone (Alertmanager deletes a
-    group left empty), and a new alert waits group_wait again."""
+    (group_interval 300 s after the first), not group_wait after it came. A muted alert
+    that resolved stays in the group until that group's next flush deletes it (t196:
+    before, its resolution ended the group at once, and an alert coming before that
+    flush waited group_wait, as in a fresh group; fails on the old code); after it, a
+    new alert waits group_wait again."""
     response, sent = stage
     muted_at = clock.now
+    came = muted_at + (400 if member == "resolved" else 100)
 
     async def scenario() -> None:
         await response.on_routed(Event(KEY, muted_notice("al-muted", muted_at)))  # type: ignore[arg-type]
         assert response.ctx.groups.data[KEY]["muted"] == {"al-muted": muted_at}
-        if member == "resolved":
-            gone = alert("al-muted")
+        if member != "firing":
+            gone = alert("al-muted")  # group_wait 0: the group flushes at 0, 300, ...
             gone["alert"]["status"] = "resolved"
             clock.now += 50
             await response.on_routed(Event(KEY, gone))  # type: ignore[arg-type]
             assert response.ctx.groups.data[KEY]["muted"] == {}
-        clock.now = muted_at + 100
+            assert response.ctx.groups.data[KEY]["muted_gone"] == {
+                "made": muted_at,
+                "until": muted_at + 300,  # the flush that deletes the group
+            }
+        clock.now = came
         doc = alert("al-new")
         doc["route"]["group_wait"] = 30.0
         await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
         assert "muted" not in response.ctx.groups.data[KEY]  # later releases join the run
-        clock.now = muted_at + 131
+        assert "muted_gone" not in response.ctx.groups.data[KEY]
+        clock.now = came + 31
         await response.check_deadlines()
         if member == "resolved":
-            assert len(notifies(sent)) == 1  # group_wait after it came
+            assert len(notifies(sent)) == 1  # group_wait after it came: a fresh group
             return
         assert notifies(sent) == []
         clock.now = muted_at + 330  # the group's flush
         await response.check_deadlines()
         assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_muted_alert_keeps_the_group_of_a_run_whose_alerts_resolved(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t196: a run's alerts all resolved; before the flush that would empty its group,
+    an alert of the group comes muted: Alertmanager's group holds it and lives on, so
+    once freed it goes out at the group's next flush, and a repeat is not sent for a
+    tick before it. citybrain's group emptied at that flush all the same: the freed
+    alert started a fresh group, notified group_wait (here 0 s) after its release, not
+    at the group's tick. Fails on the old code."""
+    response, sent = stage
+    start = clock.now
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        doc = alert(alert_id)  # group_wait 0, group_interval 300 s, repeat 1 h
+        doc["alert"]["status"] = status
+        return Event(KEY, doc)
+
+    async def scenario() -> None:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 100
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        clock.now = start + 200  # al-2 comes muted before the flush at 300
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        clock.now = start + 301
+        await response.check_deadlines()
+        clock.now = start + 400  # al-2 freed: routed, it joins the run
+        await response.on_routed(routed("al-2"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1  # not a fresh group's at once
+        clock.now = start + 600  # the group's tick
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == ["new alerts in the group: al-2"]
 
     asyncio.run(scenario())
 
@@ -689,5 +735,127 @@ def test_a_routed_repeat_interval_of_zero_an_older_worker_wrote_repeats_at_each_
         clock.now += 1
         await response.check_deadlines()
         assert notifies(sent)[first:] == ["repeat: still unacknowledged"]
+
+    asyncio.run(scenario())
+
+
+def test_an_alert_firing_again_after_its_resolution_is_notified_again(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t196: an alert that resolved and fires again is the same alert firing again in
+    its Alertmanager group, notified at the group's next flush (here a fresh group: its
+    one alert's resolution emptied it). The response stage took its second firing for
+    the first read again ("runs are idempotent per alert"): never notified again. Fails
+    on the old code."""
+    response, sent = stage
+
+    offsets = iter(range(100))
+
+    def routed(status: str) -> Event:
+        doc = alert("al-1")  # group_wait 0, group_interval 300 s
+        doc["alert"]["status"] = status
+        event = Event(KEY, doc)
+        event.message.offset = next(offsets)  # each its own message, in order
+        return event
+
+    async def scenario() -> None:
+        await response.on_routed(routed("firing"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now += 10
+        await response.on_routed(routed("resolved"))  # type: ignore[arg-type]
+        clock.now += 300  # the flush that empties the group
+        await response.check_deadlines()
+        clock.now += 100
+        again = routed("firing")
+        first = Event(KEY, alert("al-1"))  # the first firing read again (after a kill)
+        first.message.offset = 0
+        await response.on_routed(first)  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1  # not taken for a new firing
+        await response.on_routed(again)  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == [
+            "new alerts in a fresh group (its alerts had all resolved): al-1"
+        ]
+        assert response.ctx.groups.data[KEY]["run"]["ended_alerts"] == []
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mute", ["inhibited", "silenced"])
+def test_an_alert_muted_at_a_notification_is_notified_once_freed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mute: str
+) -> None:
+    """t196: Alertmanager's notification carries the group's firing alerts not muted at
+    the flush, and its notification log only those: an alert of the group muted then
+    (silenced, or inhibited, as by the other side of a pair of rules inhibiting each
+    other) is new to the first flush after its mute ends. The run had it as notified:
+    it went out only with a repeat (an hour later here), or never. Fails on the old
+    code."""
+    response, ctx, sent, clock = _muting_stage(tmp_path, monkeypatch, f"left-out-{mute}")
+    one, two = firing("al-1", "major"), firing("al-2", "minor")
+
+    async def scenario() -> None:
+        for doc in (one, two):  # one group (KEY): group_wait 30 s, group_interval 5 min
+            ctx.firing.data[doc["alert"]["alert_id"].encode()] = doc["alert"]["labels"]
+            await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
+        clock.now += 5  # within group_wait al-2 is muted
+        if mute == "inhibited":
+            ctx.firing.data[b"al-crit"] = firing("al-crit", "critical")["alert"]["labels"]
+        else:
+            silence = new_silence("s-1", ['alert_id="al-2"'], clock.now, clock.now + 95, "o", "r")
+            ctx.silences.data[b"s-1"] = silence.to_dict()
+        clock.now += 26  # the first flush: al-1 notified, al-2 left out
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        assert response.ctx.groups.data[KEY]["run"]["left_out"] == ["al-2"]
+        clock.now += 100  # the mute is over
+        if mute == "inhibited":
+            del ctx.firing.data[b"al-crit"]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1  # not before the group's next flush
+        clock.now += 200  # 5 min after the first notification
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == ["new alerts in the group: al-2"]
+        assert response.ctx.groups.data[KEY]["run"]["left_out"] == []
+
+    asyncio.run(scenario())
+
+
+def test_a_pending_run_whose_group_took_a_muted_alert_is_held_not_withdrawn(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t196: a pending run's one alert resolved within group_wait, and another alert of
+    its group came muted: Alertmanager's group (made with the first alert, flushing at
+    30 s and every 5 min after) holds the muted alert, so once freed it goes out at that
+    group's next flush (330 s). The run was withdrawn at 30 s; the freed alert opened a
+    run of its own, notified at 340 s (its own first mute's lattice). Fails on the old
+    code."""
+    response, sent = stage
+    start = clock.now
+
+    def routed(alert_id: str, status: str = "firing", **extra: Any) -> Event:
+        doc = alert(alert_id)
+        doc["alert"]["status"] = status
+        doc["route"]["group_wait"] = 30.0  # group_interval 300 s
+        return Event(KEY, {**doc, **extra})
+
+    async def scenario() -> None:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        clock.now = start + 5
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        clock.now = start + 10
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        clock.now = start + 31
+        await response.check_deadlines()
+        run = response.ctx.groups.data[KEY]["run"]
+        assert (run["status"], run["run_id"]) == ("pending", f"{KEY.decode()}.1")
+        clock.now = start + 100  # al-2 freed
+        await response.on_routed(routed("al-2", grouped_at=start + 10))  # type: ignore[arg-type]
+        clock.now = start + 331
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        assert response.ctx.groups.data[KEY]["run"]["run_id"] == f"{KEY.decode()}.1"
 
     asyncio.run(scenario())
