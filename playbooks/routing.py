@@ -220,6 +220,24 @@ def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
     return ""
 
 
+def silence_matches_every_alert(
+    matchers: Iterable[Matcher], values: Mapping[str, tuple[str, ...]]
+) -> str:
+    """A warning for a silence whose ``matchers`` each match every alert (every_alert)
+    though none matches the empty string, so the silence is taken (Alertmanager takes it:
+    ``severity=~"minor|major|critical"``, ``alert_id=~".+"``) and mutes every alert, or
+    "" (t197: the route and inhibit rule check's sibling)."""
+    found = list(matchers)
+    reasons = [every_alert(m, values) for m in found]
+    if not found or not all(reasons):
+        return ""
+    said = "; ".join(f"{str(m)!r} matches {why}" for m, why in zip(found, reasons, strict=True))
+    return (
+        f"this silence matches every alert ({said}), so it mutes every alert, critical floods "
+        "included: add a matcher that tells the alerts to mute apart"
+    )
+
+
 # Values from outside (an alert's labels, a stored silence) shown in a message: a few
 # levels and items deep, so a list nested 1,000 levels or a megabyte long is named in a
 # line instead of raising RecursionError or filling the log.

@@ -98,6 +98,7 @@ def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
         label_values,
         parse_matchers,
         read_apart_warnings,
+        silence_matches_every_alert,
     )
 
     values = label_values(grid)
@@ -111,12 +112,16 @@ def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
             if why:
                 lines.append(f"warning: --matcher {text!r}: {why}")
         every += matchers
+    given = " ".join(f"--matcher {text!r}" for text in texts)
+    # Each matcher matching every alert (t197), as playbooks check says of a route.
+    catch_all = silence_matches_every_alert(every, values)
+    if catch_all:
+        lines.append(f"warning: {given}: {catch_all}")
     if not lines:
         # Each may meet some alert, and all of them together none: a silence is their
         # AND (t151: sensor_id of a water gauge with kind="pm25" was taken without a word).
         why = never_together(every, grid)
         if why:
-            given = " ".join(f"--matcher {text!r}" for text in texts)
             what = (
                 "this matcher"
                 if len(every) == 1

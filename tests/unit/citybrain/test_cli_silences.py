@@ -489,6 +489,22 @@ def test_a_value_in_a_warning_is_written_as_its_matcher_writes_it() -> None:
     )
 
 
+def test_a_silence_each_matcher_of_which_matches_every_alert_is_warned_of() -> None:
+    """t197: `severity=~"minor|major|critical"` or `alert_id=~".+"` does not match the
+    empty string, so the silence is taken (as Alertmanager takes it) and mutes every
+    alert; `silences add` said nothing before it was added. Fails on the old code."""
+    grid = load_grid(GRID)
+    (line,) = silence_warnings(['severity=~"minor|major|critical"', 'alert_id=~".+"'], grid)
+    assert line == (
+        "warning: --matcher 'severity=~\"minor|major|critical\"' --matcher 'alert_id=~\".+\"': "
+        "this silence matches every alert ('severity=~\"minor|major|critical\"' matches every "
+        "severity an alert can have (minor, major, critical); 'alert_id=~\".+\"' matches any "
+        "alert_id), so it mutes every alert, critical floods included: add a matcher that "
+        "tells the alerts to mute apart"
+    )
+    assert silence_warnings(['severity=~"major|critical"', 'alert_id=~".+"'], grid) == []
+
+
 def test_matchers_no_one_alert_meets_together_are_warned_of() -> None:
     """t151: each matcher of these may meet some alert, all of them together none (a
     silence is their AND), and `silences add` took them without a word; likewise a
