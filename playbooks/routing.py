@@ -32,7 +32,14 @@ from typing import Any, cast
 import re2
 
 from playbooks.encodings import blank
-from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_mean, shown
+from playbooks.errors import (
+    RoutingConfigError,
+    SilenceError,
+    closest,
+    did_you_mean,
+    name_fault,
+    shown,
+)
 from playbooks.goregexp import (
     ClassTables,
     capture_name_refusal,
@@ -516,7 +523,10 @@ class Matcher:
         try:
             text.encode("utf-8")
         except UnicodeError:
-            raise RoutingConfigError(f"matcher {text!r} is not valid UTF-8") from None
+            # The character named, and where, as every name's (errors.name_fault, t197).
+            raise RoutingConfigError(
+                f"matcher {text!r} holds {name_fault(text)}, which is not valid UTF-8"
+            ) from None
         m = _MATCHER.search(text)
         if not m:
             raise RoutingConfigError(

@@ -16,7 +16,7 @@ from streams.settings import Settings
 if TYPE_CHECKING:
     from playbooks.grid import Grid
 
-from citybrain.cli.api import _matcher_labels
+from citybrain.cli.api import _matcher_labels, check_text
 from citybrain.cli.base import CliError, _need_dir, _need_file, _settings, need_all
 from citybrain.commands import shell_word
 from streams.errors import text_lines
@@ -48,6 +48,9 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
                 "label (they route on kind, source, severity and the grid's labels)",
             )
             continue
+        # A byte that is not UTF-8 said as every argument's (t197: as a lone surrogate).
+        typed_as = pair.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        check_text(f"label '{typed_as}'", pair)
         try:
             with read_apart_warnings() as read_apart:
                 name, value = parse_label(pair)

@@ -19,6 +19,7 @@ from citybrain.cli.api import (
     all_pages,
     api_command,
     api_now,
+    check_free_text,
     listed,
 )
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _zone, given_argv
@@ -447,6 +448,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"--comment is {said}: give the reporter's comment, or leave --comment out to "
             "relay the answer without one"
         )
+    for option, text in (("--note", note), ("--comment", comment)):
+        if text is not None:
+            check_free_text(option, text)  # (the API's rule, said before it is asked)
 
     if args.action == "list":
         # Every page (t186: the list is paged), each a worker's answer, even for --json.

@@ -581,3 +581,27 @@ def test_a_matchers_escape_sequences_are_shown_not_played_by_add_and_expire(
     assert out.startswith(
         'silence s1 added by duty-operator: category="\\x1b[2J\\u202eesion" kind='
     )
+
+
+def test_a_reason_or_note_with_a_control_character_is_refused_before_the_api_is_asked(
+    tmp_path: Path,
+) -> None:
+    """t197: the API's rule for free text (a control character but line breaks and
+    tabs), said naming the option before the worker is asked: it was the worker's 400
+    about field "reason", or with no worker "cannot reach the operator API" first. Fails
+    on the old code (exit 3: nothing listens on the URL)."""
+    from tests.unit.citybrain.test_cli_errors import run_in_process
+
+    env = {"CITYBRAIN_RUN_DIR": str(tmp_path), "CITYBRAIN_HOME": str(tmp_path)}
+    url = ["--url", "http://127.0.0.1:9", "--token", "t"]
+    add = ["silences", "add", "--matcher", "kind=pm25", "--duration", "1h", "--reason"]
+    for argv, said in (
+        ([*add, "works\x1b[31m"], "--reason is 'works\\x1b[31m': holds a control character "),
+        (["runs", "ack", "r-1", "--note", "a\x07b"], "--note is 'a\\x07b': holds a control "),
+    ):
+        outcome = run_in_process([*argv, *url], env)
+        assert outcome.returncode == 2, outcome
+        assert said in outcome.stderr and "\x1b" not in outcome.stderr, outcome.stderr
+    # Line breaks and tabs are text: asked (and nothing listens there).
+    outcome = run_in_process([*add, "line one\n\tline two", *url], env)
+    assert outcome.returncode == 3, outcome
