@@ -583,6 +583,35 @@ def test_a_matchers_escape_sequences_are_shown_not_played_by_add_and_expire(
     )
 
 
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("P1D", "P1D is an ISO 8601 duration; write it 1d"),
+        ("PT1H30M", "PT1H30M is an ISO 8601 duration; write it 1h30m"),
+        ("-1h", "a duration is a length of time, never negative"),
+        ("+30m", "write it without the sign, 30m"),
+        ("1.5h", "whole numbers only; write it 1h30m"),
+        ("0.5s", "whole numbers only; write it 500ms"),
+        ("1H30M", "units are lower case, 1h30m"),
+    ],
+)
+def test_a_duration_in_another_spelling_is_refused_saying_how_to_write_it(
+    typed: str, said: str
+) -> None:
+    """t197: a duration as a shell user types it: an ISO 8601 one (the spelling of JSON
+    APIs), a sign, a fraction or capitals were all "expected an integer with units …"
+    alone. Fails on the old code (no hint)."""
+    with pytest.raises(CliError) as info:
+        silence_duration(typed)
+    assert f"--duration: duration is {typed!r}, expected an integer with units" in str(info.value)
+    assert f"(1h30m): {said}; e.g. 30m" in str(info.value)
+
+
+@pytest.mark.parametrize(("typed", "seconds"), [("1h30m", 5400), ("90m", 5400), ("1d12h", 129600)])
+def test_a_duration_alertmanager_reads_is_taken(typed: str, seconds: float) -> None:
+    assert silence_duration(typed) == seconds
+
+
 def test_a_reason_or_note_with_a_control_character_is_refused_before_the_api_is_asked(
     tmp_path: Path,
 ) -> None:
