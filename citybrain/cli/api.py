@@ -93,6 +93,8 @@ _OPTION_OF = {
     "comment": "--comment",
     "matchers": "--matcher",
     "duration": "--duration",
+    "starts_at": "--start",
+    "ends_at": "--end",
     "from_level": "--from",
 }
 

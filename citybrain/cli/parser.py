@@ -845,6 +845,7 @@ _EMPTY_SAID_BY_COMMAND = frozenset(
     {
         "--comment",
         "--duration",
+        "--end",
         "--from",
         "--matcher",
         "--note",
@@ -853,6 +854,7 @@ _EMPTY_SAID_BY_COMMAND = frozenset(
         "--reason",
         "--scrape-interval",
         "--sensor-id-template",
+        "--start",
         "--to",
         "--token",
         "--topic",
@@ -1297,8 +1299,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument(
         "--duration",
-        required=True,
-        help="how long, a Prometheus duration above 0: 30m, 2h, 1h30m, 7d",
+        help="how long, a Prometheus duration above 0: 30m, 2h, 1h30m, 7d (or give --end)",
+    )
+    # amtool silence add's --start and --end (t197: "unrecognized arguments"), read as
+    # Alertmanager's API reads startsAt/endsAt, and moved and refused as it does.
+    add.add_argument(
+        "--start",
+        metavar="TIME",
+        help="when it starts, RFC 3339 (2026-12-08T22:00:00Z, 2026-12-08T23:00:00+01:00); "
+        "default now, and a time past is now, as in Alertmanager",
+    )
+    add.add_argument(
+        "--end",
+        metavar="TIME",
+        help="when it ends, RFC 3339, instead of --duration (which counts from --start)",
     )
     add.add_argument("--reason", required=True, help="why, for the audit trail")
     add.add_argument("--json", action="store_true", help="print the API's JSON as it is")

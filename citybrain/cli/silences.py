@@ -54,6 +54,51 @@ def silence_duration(text: str) -> float:
     return seconds
 
 
+def silence_window_args(
+    duration: str | None, start: str | None, end: str | None
+) -> dict[str, str | float]:
+    """The request's time fields from ``--duration``, ``--start`` and ``--end`` (amtool
+    silence add's), checked here so the user hears of a fault before the API is asked:
+    ``--end`` or ``--duration`` (not both: amtool lets --end win silently); each time
+    read as Alertmanager's API reads ``startsAt``/``endsAt`` (RFC 3339, no zone is UTC),
+    an end not after its start refused as Alertmanager refuses it ("start time must be
+    before end time"). A start in the past is sent as given: the worker moves it to now,
+    as Alertmanager does, and refuses an end in the past. Raises CliError."""
+    from streams.events import am_epoch
+
+    if duration is None and end is None:
+        raise CliError("give --duration (30m, 2h, 1h30m, 7d) or --end (2026-12-08T22:00:00Z)")
+    if duration is not None and end is not None:
+        raise CliError(
+            f"give --duration or --end, not both (--duration {duration!r}, --end {end!r}): "
+            "--duration counts from --start (or now)"
+        )
+    body: dict[str, str | float] = {}
+    times: dict[str, float] = {}
+    for option, field, text in (("--start", "starts_at", start), ("--end", "ends_at", end)):
+        if text is None:
+            continue
+        check_text(option, text)
+        if not text.strip():
+            raise CliError(f"{option} is empty: give a time, e.g. 2026-12-08T22:00:00Z")
+        read = am_epoch(text)
+        if isinstance(read, str):
+            raise CliError(
+                f"{option} is {text!r}: {read}; e.g. 2026-12-08T22:00:00Z or "
+                "2026-12-08T23:00:00+01:00"
+            )
+        times[option], body[field] = read, text
+    if duration is not None:
+        silence_duration(duration)
+        body["duration"] = duration
+    if "--start" in times and "--end" in times and not times["--end"] > times["--start"]:
+        raise CliError(
+            f"--end {end!r} is not after --start {start!r} (Alertmanager: start time must "
+            "be before end time)"
+        )
+    return body
+
+
 def _check_matchers(texts: list[str]) -> list[str]:
     """Each ``--matcher`` in Alertmanager's syntax, read as the silence API reads it
     (parse_silence_matchers); CliError naming the first bad one. Returns a ``warning:``
@@ -233,8 +278,9 @@ def firing_matched_line(doc: dict[str, Any], silence_id: str, url: str | None = 
 def cmd_silences(args: argparse.Namespace) -> int:
 
     warnings: list[str] = []
+    window: dict[str, str | float] = {}
     if args.action == "add":
-        silence_duration(args.duration)
+        window = silence_window_args(args.duration, args.start, args.end)
         warnings = _check_matchers(args.matcher)
         from playbooks.encodings import blank  # (here: charset_normalizer is slow to load)
 
@@ -252,7 +298,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
             args,
             "POST",
             "/silences",
-            {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
+            {"matchers": args.matcher, **window, "reason": args.reason},
         )
     # After the add succeeded: the warning qualifies a silence that exists.
     for line in warnings:

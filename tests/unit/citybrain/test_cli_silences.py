@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import io
 import json
 import threading
 import time
@@ -634,3 +635,80 @@ def test_a_reason_or_note_with_a_control_character_is_refused_before_the_api_is_
     # Line breaks and tabs are text: asked (and nothing listens there).
     outcome = run_in_process([*add, "line one\n\tline two", *url], env)
     assert outcome.returncode == 3, outcome
+
+
+class _Capturing(_Accepting):
+    """_Accepting, keeping each body sent."""
+
+    bodies: ClassVar[list[dict[str, object]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.bodies.append(json.loads(body))
+        self.rfile = io.BytesIO(body)  # read again by _Accepting
+        super().do_POST()
+
+
+@pytest.mark.parametrize(
+    ("window", "sent"),
+    [
+        (["--duration", "1h30m"], {"duration": "1h30m"}),
+        (
+            ["--start", "2026-12-08T22:00:00+01:00", "--duration", "90m"],
+            {"starts_at": "2026-12-08T22:00:00+01:00", "duration": "90m"},
+        ),
+        (["--end", "2026-12-09T06:00:00Z"], {"ends_at": "2026-12-09T06:00:00Z"}),
+        (
+            # A start in the past is sent as typed: the worker moves it to now, as
+            # Alertmanager's Silences.Set does (routing.silence_window).
+            ["--start", "2020-01-01T00:00:00Z", "--end", "2026-12-09T06:00:00Z"],
+            {"starts_at": "2020-01-01T00:00:00Z", "ends_at": "2026-12-09T06:00:00Z"},
+        ),
+    ],
+)
+def test_silences_add_takes_amtool_s_start_and_end(
+    window: list[str], sent: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t197: amtool silence add's --start and --end were "unrecognized arguments"; each is
+    now sent as the API's starts_at and ends_at, read there as Alertmanager reads
+    startsAt and endsAt. Fails on the old code (exit 2)."""
+    _Capturing.bodies.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Capturing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        argv = ["--matcher", 'kind="pm25"', *window, "--reason", "works"]
+        assert main(["silences", "add", *argv, "--url", url, "--token", "t"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Capturing.bodies == [{"matchers": ['kind="pm25"'], **sent, "reason": "works"}]
+    assert capsys.readouterr().out.startswith('silence s1 added by duty-operator: kind="pm25"')
+
+
+@pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        ([], "give --duration (30m, 2h, 1h30m, 7d) or --end (2026-12-08T22:00:00Z)"),
+        (
+            ["--duration", "1h", "--end", "2026-12-09T06:00:00Z"],
+            "give --duration or --end, not both (--duration '1h', --end '2026-12-09T06:00:00Z')",
+        ),
+        (
+            ["--start", "2026-12-09T06:00:00Z", "--end", "2026-12-09T07:00:00+02:00"],
+            "--end '2026-12-09T07:00:00+02:00' is not after --start '2026-12-09T06:00:00Z' "
+            "(Alertmanager: start time must be before end time)",
+        ),
+        (["--start", "tomorrow", "--duration", "1h"], "--start is 'tomorrow': expected a time"),
+        (["--end", ""], "--end is empty: give a time, e.g. 2026-12-08T22:00:00Z"),
+        (["--duration", "0s"], "--duration is '0s', expected more than 0"),
+    ],
+)
+def test_silences_add_refuses_a_window_alertmanager_refuses_before_asking(
+    window: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["silences", "add", "--matcher", "kind=pm25", *window, "--reason", "r"]
+    assert main([*argv, "--url", "http://127.0.0.1:9", "--token", "t"]) == 2
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert len(err.strip().splitlines()) == 1
