@@ -204,7 +204,9 @@ def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
     (label_values) for a label with a closed set of them, else a regex (``=~``) that
     matches any text (``_ANY_VALUES``), or ``!=""`` on a carried label. A ``!=`` or
     ``!~`` on a label without a closed set is never said to (``category!="noise"``
-    passes every value but one). ``category=~".*"``, ``severity=~"minor|major|critical"``
+    passes every value but one). "Every alert" is every alert citybrain raises, whose
+    values hold no control character: ``.*`` does not match a line feed, in Alertmanager
+    as here. ``category=~".*"``, ``severity=~"minor|major|critical"``
     or ``alert_id!=""`` filter nothing in a route or an inhibit rule (t197): Alertmanager
     takes them without a word, as it takes ``{}``."""
     name = matcher.name
