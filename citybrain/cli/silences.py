@@ -58,21 +58,15 @@ def silence_window_args(
     duration: str | None, start: str | None, end: str | None
 ) -> dict[str, str | float]:
     """The request's time fields from ``--duration``, ``--start`` and ``--end`` (amtool
-    silence add's), checked here so the user hears of a fault before the API is asked:
-    ``--end`` or ``--duration`` (not both: amtool lets --end win silently); each time
+    silence add's; the parser takes ``--end`` or ``--duration``, not both: amtool lets
+    --end win silently), checked here so the user hears of a fault before the API is
+    asked: each time
     read as Alertmanager's API reads ``startsAt``/``endsAt`` (RFC 3339, no zone is UTC),
     an end not after its start refused as Alertmanager refuses it ("start time must be
     before end time"). A start in the past is sent as given: the worker moves it to now,
     as Alertmanager does, and refuses an end in the past. Raises CliError."""
     from streams.events import am_epoch
 
-    if duration is None and end is None:
-        raise CliError("give --duration (30m, 2h, 1h30m, 7d) or --end (2026-12-08T22:00:00Z)")
-    if duration is not None and end is not None:
-        raise CliError(
-            f"give --duration or --end, not both (--duration {duration!r}, --end {end!r}): "
-            "--duration counts from --start (or now)"
-        )
     body: dict[str, str | float] = {}
     times: dict[str, float] = {}
     for option, field, text in (("--start", "starts_at", start), ("--end", "ends_at", end)):

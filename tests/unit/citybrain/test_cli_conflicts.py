@@ -30,6 +30,7 @@ EXPECTED: dict[tuple[str, ...], set[tuple[str, str]]] = {
     },
     ("runs", "list"): {("--json", "--wide")},
     ("replay",): {("--speed", "--max")},  # argparse's own group
+    ("silences", "add"): {("--duration", "--end")},  # argparse's, one required (t197)
     ("detect",): {
         ("--input", "--input-dir"),
         ("--input", "--output-dir"),
