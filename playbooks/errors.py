@@ -57,9 +57,13 @@ _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\
 
 def name_fault(text: str) -> str | None:
     """What an operator-written name (a grid id, a playbook's name or step id, a
-    department, a token's name: the audit's actor and a silence's author) may not hold,
-    and ``text`` does, as ``an invisible format character (U+202E, a bidirectional
-    control)`` or ``a line separator (U+2028)``; None when it holds none.
+    department, a token's name: the audit's actor and a silence's author, a routing
+    file's time interval; a report's category and id) may not hold, and ``text`` does, as
+    ``an invisible format character (U+202E, RIGHT-TO-LEFT OVERRIDE, a bidirectional
+    control) at character 3`` or ``a line separator (U+2028) at character 6`` (counted
+    from 1, as people count: a name that looks whole is told where to look, t197); None
+    when it holds none. The one naming path for such a character: each message says the
+    field and the value around it.
 
     Refused: control characters (NEL among them), format characters (zero-width ones and
     the bidirectional controls, which show the text in another order than it is), the
@@ -67,12 +71,26 @@ def name_fault(text: str) -> str | None:
     and YAML break lines there: a name holding one cut log lines, the audit's rows and
     `runs show` in two, t186) and lone surrogates. One check for every such name: before
     t186 each place had its own, and U+2028/U+2029 passed them all."""
-    for c in text:
-        what = _NOT_IN_NAMES.get(unicodedata.category(c))
-        if what is not None:
-            bidi = ", a bidirectional control" if c in _BIDI else ""
-            return f"{what} (U+{ord(c):04X}{bidi})"
+    for i, c in enumerate(text):
+        if unicodedata.category(c) in _NOT_IN_NAMES:
+            return character_at(text, i)
     return None
+
+
+def character_at(text: str, i: int) -> str:
+    """``text[i]`` said for a message, with its place counted from 1: ``a control
+    character (U+001B) at character 2``, ``an invisible format character (U+200B, ZERO
+    WIDTH SPACE) at character 3``, ``a line separator (U+2028) at character 6``. The one
+    way a refused character is named (name_fault for names, streams.events.text_control
+    for free text), so every message names it alike (t197)."""
+    c = text[i]
+    category = unicodedata.category(c)
+    what = _NOT_IN_NAMES.get(category, "the character")
+    # A format character by its Unicode name too (ZERO WIDTH SPACE, SOFT HYPHEN): it
+    # shows nothing; a control, separator or surrogate is said by its kind.
+    named = f", {unicodedata.name(c, '')}" if category == "Cf" else ""
+    bidi = ", a bidirectional control" if c in _BIDI else ""
+    return f"{what} (U+{ord(c):04X}{named}{bidi}) at character {i + 1}"
 
 
 class PlaybookError(Exception):

@@ -47,6 +47,7 @@ from playbooks.routing import (
     Route,
     Router,
     compile_regex,
+    every_alert,
     impossible_value,
     legacy_regex,
     parse_matchers,
@@ -1721,6 +1722,122 @@ def unrouted_playbooks(path: str | Path, router: Router, names: Collection[str])
         "add a route to it, or remove its file from the playbook directory"
         for name in unrouted
     ]
+
+
+def _matchers_key(raw: Any, keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` (``matchers``, ``match``, ``match_re``) ``raw`` (a route or
+    inhibit rule as the file has it) gives, for a warning's line; None for none."""
+    return next((k for k in keys if isinstance(raw, dict) and k in raw), None)
+
+
+def catch_all_warnings(
+    path: str | Path, router: Router, values: Mapping[str, tuple[str, ...]] | None = None
+) -> list[str]:
+    """A ``FILE:LINE: location: warning`` for each route and inhibit rule of ``router``
+    (read from the routing file ``path``) that matches every alert where the file seems
+    to choose some (routing.every_alert, ``values`` as label_values gives them):
+
+    - a child route whose matchers each match every alert (``category=~".*"``,
+      ``severity=~"minor|major|critical"``, ``alert_id!=""``): it takes every alert that
+      reaches it; without ``continue: true`` the routes after it are never reached, said
+      with their locations;
+    - a child route with no matchers, without ``continue: true``, before other routes:
+      those are never reached;
+    - an inhibit rule one side of which matches every alert (no matchers, ``[]``, or
+      matchers that each do): said with what it then mutes; both sides: it mutes nothing
+      (an alert matching both sides never mutes another that does, as in Alertmanager).
+
+    Alertmanager takes each without a word, as it takes a silence's matchers before 0.20
+    refused those that match every alert; here they are warnings (t197): ``citybrain
+    playbooks check`` prints them, the worker logs them at start and on a reload."""
+    doc, root = _compose(Path(path))
+    found = values or {}
+    out: list[str] = []
+
+    def say(loc: tuple[str | int, ...], message: str) -> None:
+        out.append(f"{path}:{locate(root, loc)}: {_where(loc)}: {message}")
+
+    def why_all(matchers: tuple[Matcher, ...]) -> list[str]:
+        reasons = [every_alert(m, found) for m in matchers]
+        return reasons if all(reasons) else []
+
+    raw_root = doc.get("route") if isinstance(doc, dict) else None
+    # (route, its mapping in the file, its location), walked without recursion: a tree
+    # may be as deep as YAML nests (about 1,000 levels).
+    stack: list[tuple[Route, Any, tuple[str | int, ...]]] = [(router.root, raw_root, ("route",))]
+    while stack:
+        route, raw, loc = stack.pop()
+        raws = raw.get("routes") if isinstance(raw, dict) else None
+        children = route.routes
+        for i, child in enumerate(children):
+            child_raw = raws[i] if isinstance(raws, list) and i < len(raws) else None
+            child_loc: tuple[str | int, ...] = (*loc, "routes", i)
+            stack.append((child, child_raw, child_loc))
+            after = len(children) - i - 1  # (counted, not listed: siblings may be many)
+            shadowed = ""
+            if after and not child.continue_:
+                first, last = f"{_where(loc)}.routes.{i + 1}", f"{_where(loc)}.routes.{i + after}"
+                routes = (
+                    f"route after it ({first}) never sees"
+                    if after == 1
+                    else f"{after} routes after it ({first} to {last}) never see"
+                )
+                shadowed = f"; without continue: true, the {routes} an alert"
+            reasons = why_all(child.matchers)
+            if child.matchers and reasons:
+                key = _matchers_key(child_raw, ("matchers", "match", "match_re"))
+                said = "; ".join(
+                    f"{str(m)!r} matches {why}"
+                    for m, why in zip(child.matchers, reasons, strict=True)
+                )
+                say(
+                    (*child_loc, key) if key else child_loc,
+                    f"this route matches every alert that reaches it ({said}){shadowed}; "
+                    "match on a label that tells the alerts apart, or leave the matchers "
+                    "out if every alert is meant",
+                )
+            elif not child.matchers and shadowed:
+                say(
+                    child_loc,
+                    f"this route has no matchers, so it takes every alert that reaches "
+                    f"it{shadowed}; give it matchers, put it last, or add continue: true",
+                )
+    raw_rules = doc.get("inhibit_rules") if isinstance(doc, dict) else None
+    for i, rule in enumerate(router.inhibit_rules):
+        raw = raw_rules[i] if isinstance(raw_rules, list) and i < len(raw_rules) else None
+        sides = {}
+        for side, matchers in (("source", rule.source), ("target", rule.target)):
+            reasons = why_all(matchers)
+            if not matchers or reasons:
+                said = "; ".join(
+                    f"{str(m)!r} matches {why}" for m, why in zip(matchers, reasons, strict=True)
+                )
+                sides[side] = f"({said})" if said else "(it has no matchers)"
+        if not sides:
+            continue
+        equal = f" with the same {', '.join(rule.equal)}" if rule.equal else ""
+        first = next(iter(sides))
+        keys = tuple(f"{first}_{k}" for k in ("matchers", "match", "match_re"))
+        key = _matchers_key(raw, keys)
+        where: tuple[str | int, ...] = ("inhibit_rules", i, *((key,) if key else ()))
+        if len(sides) == 2:
+            message = (
+                f"both sides match every alert (source {sides['source']}, target "
+                f"{sides['target']}), so this rule mutes nothing: an alert matching both "
+                "sides never mutes another that does (as in Alertmanager)"
+            )
+        elif first == "source":
+            message = (
+                f"its source side matches every alert {sides['source']}, so any firing alert "
+                f"its target matchers do not match mutes every alert they match{equal}"
+            )
+        else:
+            message = (
+                f"its target side matches every alert {sides['target']}, so every alert its "
+                f"source matchers do not match is muted while one they match fires{equal}"
+            )
+        say(where, f"{message}; give the side matchers that tell the alerts apart")
+    return out
 
 
 _YAML_MAX_DEPTH = 1000  # libyaml's bound on nested block levels (0.2.5)

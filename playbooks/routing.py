@@ -32,7 +32,14 @@ from typing import Any, cast
 import re2
 
 from playbooks.encodings import blank
-from playbooks.errors import RoutingConfigError, SilenceError, closest, did_you_mean, shown
+from playbooks.errors import (
+    RoutingConfigError,
+    SilenceError,
+    closest,
+    did_you_mean,
+    name_fault,
+    shown,
+)
 from playbooks.goregexp import (
     ClassTables,
     capture_name_refusal,
@@ -168,6 +175,76 @@ def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) ->
                 f"matcher matches every alert: {expected_values(matcher.name, known)}"
             )
     return ""
+
+
+# Labels every alert citybrain raises carries, never empty (streams/detection.py's sensor
+# alerts, streams/ingest.py's report bursts): a matcher on one is never asked about an
+# alert without it. (Another tool's alert on the alerts topic may lack them: it is said.)
+CARRIED_LABELS = ("alert_id", "kind", "severity", "source", "grid_cell")
+# Values a label with no closed set of values may hold (a category, a department, an
+# alert id): every printable ASCII character alone and all of them together, and letters
+# beyond ASCII. A regex matching each of them and the empty string is taken to match
+# every value (`.*`, `|.+`, `(?s).*`); `[^z]*`, `\S*` or `\w*` are not.
+_ANY_VALUES = (
+    "",
+    *(c for c in "".join(chr(i) for i in range(0x20, 0x7F))),
+    "".join(chr(i) for i in range(0x20, 0x7F)),
+    "é",
+    "Ⅻ",
+    "中文",
+    "\U0001f600",
+    "a b",
+)
+
+
+def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
+    """Why ``matcher`` matches every alert, or "" when it tells some apart: it matches
+    an alert without its label (the empty string, as Alertmanager reads a missing label;
+    not asked of CARRIED_LABELS) and every value the label can have: each of ``values``
+    (label_values) for a label with a closed set of them, else a regex (``=~``) that
+    matches any text (``_ANY_VALUES``), or ``!=""`` on a carried label. A ``!=`` or
+    ``!~`` on a label without a closed set is never said to (``category!="noise"``
+    passes every value but one). "Every alert" is every alert citybrain raises, whose
+    values hold no control character: ``.*`` does not match a line feed, in Alertmanager
+    as here. ``category=~".*"``, ``severity=~"minor|major|critical"``
+    or ``alert_id!=""`` filter nothing in a route or an inhibit rule (t197): Alertmanager
+    takes them without a word, as it takes ``{}``."""
+    name = matcher.name
+    carried = name in CARRIED_LABELS
+    if not carried and not matcher.matches_empty():
+        return ""
+    known = values.get(name)
+    without = "" if carried else f" and an alert without {name}"
+    if known:
+        if all(matcher.matches({name: v}) for v in known):
+            shown_known = ", ".join(known) if len(known) <= 6 else f"all {len(known)} of them"
+            return f"every {name} an alert can have ({shown_known}){without}"
+        return ""
+    texts = _ANY_VALUES[1:] if carried else _ANY_VALUES  # (a carried label is never "")
+    if matcher.op == "=~" and all(matcher.pattern.search(v) for v in texts):
+        return f"any {name}{without}"
+    if carried and matcher.op in ("!=", "!~") and matcher.value == "":
+        # (`!~""` passes every value but the empty one, as `!=""` does.)
+        return f"any {name}, and every alert citybrain raises has one"
+    return ""
+
+
+def silence_matches_every_alert(
+    matchers: Iterable[Matcher], values: Mapping[str, tuple[str, ...]]
+) -> str:
+    """A warning for a silence whose ``matchers`` each match every alert (every_alert)
+    though none matches the empty string, so the silence is taken (Alertmanager takes it:
+    ``severity=~"minor|major|critical"``, ``alert_id=~".+"``) and mutes every alert, or
+    "" (t197: the route and inhibit rule check's sibling)."""
+    found = list(matchers)
+    reasons = [every_alert(m, values) for m in found]
+    if not found or not all(reasons):
+        return ""
+    said = "; ".join(f"{str(m)!r} matches {why}" for m, why in zip(found, reasons, strict=True))
+    return (
+        f"this silence matches every alert ({said}), so it mutes every alert, critical floods "
+        "included: add a matcher that tells the alerts to mute apart"
+    )
 
 
 # Values from outside (an alert's labels, a stored silence) shown in a message: a few
@@ -448,7 +525,10 @@ class Matcher:
         try:
             text.encode("utf-8")
         except UnicodeError:
-            raise RoutingConfigError(f"matcher {text!r} is not valid UTF-8") from None
+            # The character named, and where, as every name's (errors.name_fault, t197).
+            raise RoutingConfigError(
+                f"matcher {text!r} holds {name_fault(text)}, which is not valid UTF-8"
+            ) from None
         m = _MATCHER.search(text)
         if not m:
             raise RoutingConfigError(

@@ -50,6 +50,68 @@ def go_int(digits: str, limit: int = _MAX_NANOSECONDS) -> int | None:
     return value if abs(value) <= limit else None
 
 
+# An ISO 8601 duration of weeks, days, hours, minutes and seconds (``P1D``, ``PT1H30M``,
+# ``P1DT12H``): the spelling of Java, .NET and JSON APIs, not Prometheus's. Years and
+# months are left out: a month is no fixed time.
+_ISO_DURATION = re.compile(
+    r"P(?:(\d+)W)?(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", re.IGNORECASE
+)
+# A part with a fraction (``1.5h``, ``0.5d``).
+_FRACTION_PART = re.compile(r"([0-9]*\.[0-9]+|[0-9]+\.)([a-z]+)")
+
+
+def duration_text(seconds: int) -> str:
+    """Whole ``seconds`` in Prometheus syntax, largest unit first: 5400 -> ``1h30m``,
+    86400 -> ``1d``, 0 -> ``0s`` (weeks and years left out: ``14d`` reads plainer than
+    ``2w``)."""
+    parts = []
+    for unit in ("d", "h", "m", "s"):
+        count, seconds = divmod(seconds, int(_UNITS[unit]))
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _duration_hint(text: str) -> str:
+    """A hint for a duration written in a spelling other than Prometheus's, or "": a sign
+    (``-1h``: a duration here is a length of time), an ISO 8601 duration (``P1D``: write
+    ``1d``) or a fraction (``1.5h``: write ``1h30m``). Each was "expected an integer with
+    units" alone (t197: ``citybrain silences add --duration P1D``)."""
+    if text[:1] in "-+" and len(text) > 1:
+        rest = text[1:]
+        if text[0] == "-":
+            return ": a duration is a length of time, never negative"
+        return f": write it without the sign, {rest}"
+    iso = _ISO_DURATION.fullmatch(text)
+    if iso is not None and any(iso.groups()) and len(text) <= 40:
+        weeks, days, hours, minutes, secs = (int(g or 0) for g in iso.groups())
+        total = (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + secs
+        return f": {text} is an ISO 8601 duration; write it {duration_text(total)}"
+    if _FRACTION_PART.search(text) is not None:
+        try:
+            seconds = sum(
+                float(n) * _UNITS[u]
+                for n, u in re.findall(r"([0-9.]+)([a-z]+)", text)
+                if u in _UNITS
+            )
+        except ValueError:
+            return ": whole numbers only"
+        if not seconds < 1e12:  # (a number past any duration, or an infinite one)
+            return ": whole numbers only"
+        whole, ms = divmod(round(seconds * 1000), 1000)
+        if abs(seconds * 1000 - round(seconds * 1000)) < 1e-6 and (whole or ms):
+            written = (duration_text(whole) if whole else "") + (f"{ms}ms" if ms else "")
+            return f": whole numbers only; write it {written}"
+        return ": whole numbers only"
+    if text != text.lower() and text.isascii():
+        try:
+            parse_duration(text.lower())
+        except ValueError:
+            return ""
+        return f": units are lower case, {text.lower()}"
+    return ""
+
+
 def parse_duration(text: str) -> float:
     """A duration in Prometheus syntax (``"90s"``, ``"1h30m"``, ``"1d"``, ``"1w"``,
     ``"0s"``, ``"0"``) -> seconds. Raises ValueError naming the text, as Prometheus'
@@ -70,7 +132,7 @@ def parse_duration(text: str) -> float:
     while position < len(text):
         match = _DURATION_PART.match(text, position)
         if match is None:
-            raise ValueError(f"duration is {shown(text)}, {expected}")
+            raise ValueError(f"duration is {shown(text)}, {expected}{_duration_hint(text)}")
         number, unit = match.groups()
         if unit not in _UNITS:
             raise ValueError(

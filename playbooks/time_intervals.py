@@ -39,7 +39,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from playbooks.errors import PlaybookError, quote_hint, shown
+from playbooks.errors import PlaybookError, name_fault, quote_hint, shown
 from playbooks.schema import go_int
 
 Loc = tuple[str | int, ...]
@@ -412,6 +412,16 @@ def _named_entry(entry: Any, loc: Loc, named: dict[str, tuple[TimeInterval, ...]
             (*loc, "name"), f"time interval {name!r} is defined twice; names are unique"
         )
     named[name] = ()  # defined from here on, even if what follows is refused
+    fault = name_fault(name)
+    if fault is not None:
+        # The one check of names an operator writes (t197): a name is said in the worker's
+        # log and route-test's answer ("in its mute time interval 'night'"); an ESC, a
+        # U+2028 or a zero-width space in one played, cut or hid there. Alertmanager takes
+        # any name; a route naming it is still checked against it (defined above).
+        raise TimeIntervalError(
+            (*loc, "name"),
+            f"time interval name {shown(name)} holds {fault}, expected printable text",
+        )
     _no_unknown(entry, NAMED_KEYS, loc)
     named[name] = _list(entry.get("time_intervals"), (*loc, "time_intervals"), _entry) or ()
 

@@ -29,7 +29,7 @@ from faust.types import TP, EventT, Message
 
 from playbooks.engine import ReportsCovered
 from playbooks.errors import BadEventError, RoutingConfigError
-from playbooks.loader import routing_errors, unrouted_playbooks
+from playbooks.loader import catch_all_warnings, routing_errors, unrouted_playbooks
 from playbooks.routing import (
     Decision,
     Route,
@@ -223,11 +223,15 @@ class Alerting:
         )
         # And a playbook no route names, which no alert will run (the check says it too).
         self.unrouted = unrouted_playbooks(ctx.settings.routing_file, ctx.router, ctx.playbooks)
-        if self.never_matching or self.unrouted:
+        # And a route or inhibit rule that matches every alert (t197).
+        self.catch_all = catch_all_warnings(
+            ctx.settings.routing_file, ctx.router, label_values(ctx.grid)
+        )
+        if self.never_matching or self.unrouted or self.catch_all:
 
             @ctx.app.task  # type: ignore[untyped-decorator]
             async def announce_never_matching() -> None:
-                for line in [*self.never_matching, *self.unrouted]:
+                for line in [*self.never_matching, *self.unrouted, *self.catch_all]:
                     log.warning("citybrain: %s (`citybrain playbooks check`)", line)
 
         async def forget_moved(sender: Any, assigned: set[TP], **kwargs: Any) -> None:

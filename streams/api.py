@@ -57,9 +57,11 @@ from playbooks.routing import (
     BadSilence,
     Silence,
     api_matcher,
+    label_values,
     matches_all,
     new_silence,
     read_stored,
+    silence_matches_every_alert,
     silence_read_apart,
     silence_window,
 )
@@ -2112,6 +2114,11 @@ def register_api(app: faust.App, ctx: Context) -> None:
             # answer as playbooks check and silences add say them; a key of citybrain's
             # own, present only when non-empty, so an Alertmanager client sees nothing new.
             read_apart = silence_read_apart(given)
+            # And a silence each of whose matchers matches every alert (t197): taken, as
+            # Alertmanager takes it, and said, as playbooks check says such a route.
+            every = silence_matches_every_alert(silence.matchers, label_values(ctx.grid))
+            if every:
+                read_apart = [*read_apart, f"matchers: {every}"]
             warned = {"warnings": read_apart} if read_apart else {}
             stored = silence.to_dict()
             reason = ctx.reading_back(partitioned=False)

@@ -28,7 +28,7 @@ from playbooks.encodings import (
     text_format,
     wide_encoding,
 )
-from playbooks.errors import did_you_mean
+from playbooks.errors import character_at, did_you_mean, name_fault
 from playbooks.grid import Grid
 from streams.errors import (
     LATIN_LOOKS,
@@ -2187,15 +2187,10 @@ def check_label_text(field: str, value: str) -> str:
         raise EventError("bad_type", field, value, "blank (white space only): expected text")
     if value != value.strip():
         raise EventError("bad_type", field, value, "white space around it: send it without")
-    for i, char in enumerate(value):
-        if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp"):
-            raise EventError(
-                "bad_type",
-                field,
-                value,
-                f"character {i + 1} is the control or invisible character U+{ord(char):04X} "
-                f"({unicodedata.name(char, 'a control character')}): expected printable text",
-            )
+    # The one check of names (errors.name_fault, t197), which also names a lone surrogate.
+    fault = name_fault(value)
+    if fault is not None:
+        raise EventError("bad_type", field, value, f"holds {fault}: expected printable text")
     return value
 
 
@@ -2217,14 +2212,14 @@ def text_control(text: str) -> str | None:
     """Why ``text`` (free text: a report's description, an operator's note, a reporter's
     comment, a silence's reason) is refused, or None: it holds a control character other
     than a line break or a tab (a NUL, a terminal's ESC, DEL, U+0080-U+009F), named with
-    its place, e.g. ``character 2 is the control character U+001B: expected text (line
-    breaks and tabs are taken)``."""
+    its place as every refused character is (errors.character_at, t197), e.g. ``holds a
+    control character (U+001B) at character 2: expected text (line breaks and tabs are
+    taken)``."""
     bad = _TEXT_CONTROLS.search(text)
     if bad is None:
         return None
     return (
-        f"character {bad.start() + 1} is the control character U+{ord(bad.group()):04X}: "
-        "expected text (line breaks and tabs are taken)"
+        f"holds {character_at(text, bad.start())}: expected text (line breaks and tabs are taken)"
     )
 
 

@@ -24,6 +24,7 @@ from playbooks.engine import PlaybookEngine
 from playbooks.errors import PlaybookError
 from playbooks.grid import Grid, grid_summary
 from playbooks.loader import (
+    catch_all_warnings,
     load_grid,
     load_playbooks,
     load_routing,
@@ -202,9 +203,12 @@ class ConfigReload:
         if errors or grid is None or router is None:
             return errors or ["not read"]
         engines = engines_of(playbooks, grid, settings.ack_deadline_seconds)
-        warnings = routing_errors(settings.routing_file, playbooks, label_values(grid))[
-            1
-        ] + unrouted_playbooks(settings.routing_file, router, playbooks)
+        values = label_values(grid)
+        warnings = (
+            routing_errors(settings.routing_file, playbooks, values)[1]
+            + unrouted_playbooks(settings.routing_file, router, playbooks)
+            + catch_all_warnings(settings.routing_file, router, values)
+        )
         built = None
         if grid is not self.ctx.grid:
             # Built here, off the loop: both walk every sensor (a second for a city's).

@@ -69,6 +69,22 @@ def check_text(where: str, text: str) -> None:
         )
 
 
+def check_free_text(option: str, text: str) -> None:
+    """CliError (status 2) naming ``option`` (``--reason``, ``--note``, ``--comment``) when
+    ``text`` has a byte that is not UTF-8 (check_text) or a control character the API
+    refuses in free text (streams.events.text_control: all but line breaks and tabs),
+    said before the API is asked, in the API's words with the option for the field (t197:
+    a reason with an ESC was the worker's 400 about field "reason", or "cannot reach the
+    operator API" with no worker, before the user heard of it)."""
+    from playbooks.errors import shown
+    from streams.events import text_control
+
+    check_text(option, text)
+    control = text_control(text)
+    if control is not None:
+        raise CliError(f"{option} is {shown(text)}: {control}")
+
+
 # The option each request body field the commands send is given by (check_text names it).
 _OPTION_OF = {
     "reason": "--reason",
@@ -77,6 +93,8 @@ _OPTION_OF = {
     "comment": "--comment",
     "matchers": "--matcher",
     "duration": "--duration",
+    "starts_at": "--start",
+    "ends_at": "--end",
     "from_level": "--from",
 }
 

@@ -16,7 +16,7 @@ from streams.settings import Settings
 if TYPE_CHECKING:
     from playbooks.grid import Grid
 
-from citybrain.cli.api import _matcher_labels
+from citybrain.cli.api import _matcher_labels, check_text
 from citybrain.cli.base import CliError, _need_dir, _need_file, _settings, need_all
 from citybrain.commands import shell_word
 from streams.errors import text_lines
@@ -48,6 +48,9 @@ def cmd_playbooks(args: argparse.Namespace) -> int:
                 "label (they route on kind, source, severity and the grid's labels)",
             )
             continue
+        # A byte that is not UTF-8 said as every argument's (t197: as a lone surrogate).
+        typed_as = pair.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        check_text(f"label '{typed_as}'", pair)
         try:
             with read_apart_warnings() as read_apart:
                 name, value = parse_label(pair)
@@ -196,7 +199,13 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     ``matchers:`` entry Alertmanager 0.27's UTF-8 matchers read otherwise than 0.25) go
     to stderr as ``citybrain: warning: file:line: …`` lines and leave the status as is."""
     from playbooks.errors import PlaybookError
-    from playbooks.loader import check_playbooks, load_grid, routing_errors, unrouted_playbooks
+    from playbooks.loader import (
+        catch_all_warnings,
+        check_playbooks,
+        load_grid,
+        routing_errors,
+        unrouted_playbooks,
+    )
     from playbooks.routing import label_values
 
     directory = Path(args.dir or s.playbook_dir)
@@ -230,12 +239,16 @@ def playbooks_check(args: argparse.Namespace, s: Settings) -> int:
     warnings: list[str] = []
     try:
         # Routes may name a playbook whose own file has errors: those are reported there.
-        router, route_errors = routing_errors(routing, names, label_values(grid), warnings)
+        values = label_values(grid)
+        router, route_errors = routing_errors(routing, names, values, warnings)
     except PlaybookError as exc:
         route_errors = text_lines(str(exc))
     else:
         # As the worker logs them at start (streams/alerting.py).
-        warnings += unrouted_playbooks(routing, router, names) if router is not None else []
+        if router is not None:
+            warnings += unrouted_playbooks(routing, router, names)
+            # Routes and inhibit rules that match every alert (t197).
+            warnings += catch_all_warnings(routing, router, values)
     errors += route_errors + grid_errors
     for line in warnings:
         print(f"citybrain: warning: {shown_lines(line)}", file=sys.stderr)

@@ -787,9 +787,10 @@ class Parser(argparse.ArgumentParser):
             # `citybrain` alone (t40: "required: COMMAND" only): the commands, one a line,
             # as --help lists them.
             self.exit(EXIT_USAGE, f"citybrain: {where}give a command:\n{self._commands()}")
-        if message.startswith("the following arguments are required"):
+        if message.startswith(("the following arguments are required", "one of the arguments")):
             # argparse checks what is missing before what is unknown: `replay --bogus`
-            # said only that FILE is required. The unknown option is the likelier slip.
+            # said only that FILE is required (`silences add --for 1h`, that one of
+            # --duration and --end is). The unknown option is the likelier slip.
             unknown = self._unknown_options()
             if unknown:
                 message = (
@@ -845,6 +846,7 @@ _EMPTY_SAID_BY_COMMAND = frozenset(
     {
         "--comment",
         "--duration",
+        "--end",
         "--from",
         "--matcher",
         "--note",
@@ -853,6 +855,7 @@ _EMPTY_SAID_BY_COMMAND = frozenset(
         "--reason",
         "--scrape-interval",
         "--sensor-id-template",
+        "--start",
         "--to",
         "--token",
         "--topic",
@@ -1317,10 +1320,24 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help='a label matcher, e.g. kind="pm25"; repeat it for several, all of which must match',
     )
-    add.add_argument(
+    # One of the two (amtool lets --end win over --duration without a word).
+    until = add.add_mutually_exclusive_group(required=True)
+    until.add_argument(
         "--duration",
-        required=True,
-        help="how long, a Prometheus duration above 0: 30m, 2h, 1h30m, 7d",
+        help="how long, a Prometheus duration above 0: 30m, 2h, 1h30m, 7d (or give --end)",
+    )
+    # amtool silence add's --start and --end (t197: "unrecognized arguments"), read as
+    # Alertmanager's API reads startsAt/endsAt, and moved and refused as it does.
+    add.add_argument(
+        "--start",
+        metavar="TIME",
+        help="when it starts, RFC 3339 (2026-12-08T22:00:00Z, 2026-12-08T23:00:00+01:00); "
+        "default now, and a time past is now, as in Alertmanager",
+    )
+    until.add_argument(
+        "--end",
+        metavar="TIME",
+        help="when it ends, RFC 3339, instead of --duration (which counts from --start)",
     )
     add.add_argument("--reason", required=True, help="why, for the audit trail")
     add.add_argument("--json", action="store_true", help="print the API's JSON as it is")

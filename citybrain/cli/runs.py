@@ -19,6 +19,7 @@ from citybrain.cli.api import (
     all_pages,
     api_command,
     api_now,
+    check_free_text,
     listed,
 )
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _settings, _zone, given_argv
@@ -502,6 +503,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
             f"--comment is {said}: give the reporter's comment, or leave --comment out to "
             "relay the answer without one"
         )
+    for option, text in (("--note", note), ("--comment", comment)):
+        if text is not None:
+            check_free_text(option, text)  # (the API's rule, said before it is asked)
 
     matchers: list[Any] = []
     if args.action == "list" and args.matcher:

@@ -20,6 +20,8 @@ from citybrain.cli.api import (
     all_pages,
     api_command,
     api_now,
+    check_free_text,
+    check_text,
     listed,
 )
 from citybrain.cli.base import EXIT_OK, CliError, _ago, _local, _settings, _zone
@@ -52,6 +54,45 @@ def silence_duration(text: str) -> float:
     return seconds
 
 
+def silence_window_args(
+    duration: str | None, start: str | None, end: str | None
+) -> dict[str, str | float]:
+    """The request's time fields from ``--duration``, ``--start`` and ``--end`` (amtool
+    silence add's; the parser takes ``--end`` or ``--duration``, not both: amtool lets
+    --end win silently), checked here so the user hears of a fault before the API is
+    asked: each time
+    read as Alertmanager's API reads ``startsAt``/``endsAt`` (RFC 3339, no zone is UTC),
+    an end not after its start refused as Alertmanager refuses it ("start time must be
+    before end time"). A start in the past is sent as given: the worker moves it to now,
+    as Alertmanager does, and refuses an end in the past. Raises CliError."""
+    from streams.events import am_epoch
+
+    body: dict[str, str | float] = {}
+    times: dict[str, float] = {}
+    for option, field, text in (("--start", "starts_at", start), ("--end", "ends_at", end)):
+        if text is None:
+            continue
+        check_text(option, text)
+        if not text.strip():
+            raise CliError(f"{option} is empty: give a time, e.g. 2026-12-08T22:00:00Z")
+        read = am_epoch(text)
+        if isinstance(read, str):
+            raise CliError(
+                f"{option} is {text!r}: {read}; e.g. 2026-12-08T22:00:00Z or "
+                "2026-12-08T23:00:00+01:00"
+            )
+        times[option], body[field] = read, text
+    if duration is not None:
+        silence_duration(duration)
+        body["duration"] = duration
+    if "--start" in times and "--end" in times and not times["--end"] > times["--start"]:
+        raise CliError(
+            f"--end {end!r} is not after --start {start!r} (Alertmanager: start time must "
+            "be before end time)"
+        )
+    return body
+
+
 def _check_matchers(texts: list[str]) -> list[str]:
     """Each ``--matcher`` in Alertmanager's syntax, read as the silence API reads it
     (parse_silence_matchers); CliError naming the first bad one. Returns a ``warning:``
@@ -62,6 +103,9 @@ def _check_matchers(texts: list[str]) -> list[str]:
 
     lines: list[str] = []
     for text in texts:
+        # A byte that is not UTF-8 said as the API's body fields say it (t197: the
+        # matcher's own check named the lone surrogate Python keeps it as).
+        check_text("--matcher", text)
         try:
             with read_apart_warnings() as read_apart:
                 parse_silence_matchers(text)
@@ -98,6 +142,7 @@ def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
         label_values,
         parse_matchers,
         read_apart_warnings,
+        silence_matches_every_alert,
     )
 
     values = label_values(grid)
@@ -111,12 +156,16 @@ def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
             if why:
                 lines.append(f"warning: --matcher {text!r}: {why}")
         every += matchers
+    given = " ".join(f"--matcher {text!r}" for text in texts)
+    # Each matcher matching every alert (t197), as playbooks check says of a route.
+    catch_all = silence_matches_every_alert(every, values)
+    if catch_all:
+        lines.append(f"warning: {given}: {catch_all}")
     if not lines:
         # Each may meet some alert, and all of them together none: a silence is their
         # AND (t151: sensor_id of a water gauge with kind="pm25" was taken without a word).
         why = never_together(every, grid)
         if why:
-            given = " ".join(f"--matcher {text!r}" for text in texts)
             what = (
                 "this matcher"
                 if len(every) == 1
@@ -263,13 +312,15 @@ def open_runs_line(args: argparse.Namespace) -> str:
 def cmd_silences(args: argparse.Namespace) -> int:
 
     warnings: list[str] = []
+    window: dict[str, str | float] = {}
     if args.action == "add":
-        silence_duration(args.duration)
+        window = silence_window_args(args.duration, args.start, args.end)
         warnings = _check_matchers(args.matcher)
         from playbooks.encodings import blank  # (here: charset_normalizer is slow to load)
 
         if blank(args.reason):  # only characters that show nothing is empty too (t137)
             raise CliError("--reason is empty: say why, for the audit trail")
+        check_free_text("--reason", args.reason)
         warnings += _grid_silence_warnings(args.matcher)
     if args.action == "list":
         # Every page (t186: the list is paged), each a worker's answer, even for --json.
@@ -281,7 +332,7 @@ def cmd_silences(args: argparse.Namespace) -> int:
             args,
             "POST",
             "/silences",
-            {"matchers": args.matcher, "duration": args.duration, "reason": args.reason},
+            {"matchers": args.matcher, **window, "reason": args.reason},
         )
     # After the add succeeded: the warning qualifies a silence that exists.
     for line in warnings:

@@ -1459,3 +1459,109 @@ def test_deep_trees_route_as_alertmanager_routes(tmp_path: Path, playbook: Any) 
     assert compared == DEEP_TREES * DEEP_LABEL_SETS
     # Alerts end at many depths, some of them hundreds of levels down.
     assert len(depths) > 10 and max(depths) > 100, sorted(depths)
+
+
+# t197: matchers `playbooks check` warns of as matching every alert (routing.every_alert),
+# each alone on a route, and alerts as the worker labels them (streams/detection.py,
+# streams/ingest.py): amtool must route every one of them there.
+EVERY_ALERT = [
+    'category=~".*"',
+    'category=~"|.+"',
+    'category=~"(?s).*"',
+    'department=~"(.*)"',
+    'severity=~"minor|major|critical"',
+    'severity=~".*"',
+    'source=~"sensor|citizen"',
+    'source!~""',
+    'kind!=""',
+    'kind=~".+"',
+    'alert_id!=""',
+    'alert_id=~".+"',
+    'grid_cell!~""',
+    '{severity=~"minor|major|critical", alert_id=~".+"}',
+]
+
+
+def worker_alerts(rng: random.Random, count: int) -> list[dict[str, str]]:
+    """``count`` label sets as the worker gives them: sensor alerts (a registered sensor's
+    kind and cell, the cell's ancestors, a severity) and report bursts (any cell, a
+    category and department of odd text: quotes, backslashes, commas, braces, Unicode)."""
+    from playbooks.loader import load_grid
+    from playbooks.routing import LABEL_VALUES
+    from streams.settings import REPO_ROOT
+
+    grid = load_grid(REPO_ROOT / "datasets" / "grid.yaml")
+    sensors, cells = sorted(grid.sensors.values(), key=lambda s: s.id), sorted(grid.cells)
+    from playbooks.errors import name_fault
+
+    # The category and department texts a worker's alert can carry: no control character
+    # (streams/events.py check_label_text, a playbook's department by name_fault), none
+    # around it; `.*` does not match a line feed, in Alertmanager as here.
+    texts = [v for v in VALUES if v and v == v.strip() and name_fault(v) is None]
+    out = []
+    for i in range(count):
+        severity = rng.choice(LABEL_VALUES["severity"])
+        if i % 2:
+            sensor = rng.choice(sensors)
+            labels = {
+                **grid.cell_labels(sensor.cell),
+                "alert_id": f"al-{i}",
+                "kind": sensor.kind,
+                "severity": severity,
+                "sensor_id": sensor.id,
+                "source": "sensor",
+            }
+        else:
+            labels = {
+                **grid.cell_labels(rng.choice(cells)),
+                "alert_id": f"al-{i}",
+                "kind": "incident_burst",
+                "severity": severity,
+                "source": "citizen",
+                "category": rng.choice(texts),
+                "department": rng.choice(texts),
+            }
+        out.append(labels)
+    return out
+
+
+def test_matchers_warned_of_as_matching_every_alert_route_every_alert_in_alertmanager(
+    tmp_path: Path, playbook: Any
+) -> None:
+    from playbooks.loader import catch_all_warnings, load_grid
+    from playbooks.routing import label_values
+    from streams.settings import REPO_ROOT
+
+    values = label_values(load_grid(REPO_ROOT / "datasets" / "grid.yaml"))
+    alerts = worker_alerts(random.Random(SEED), 24)
+    jobs = []
+    for i, text in enumerate(EVERY_ALERT):
+        route = {"receiver": "root", "routes": [{"matchers": [text], "receiver": "all"}]}
+        am_path = tmp_path / f"am-{i}.yml"
+        am_path.write_text(am_config(route))
+        checked = amtool("check-config", str(am_path))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        ours = tmp_path / f"routing-{i}.yaml"
+        ours.write_text(
+            yaml.safe_dump(
+                {"version": 1, "route": {**as_citybrain(route), "group_by": ["..."]}},
+                allow_unicode=True,
+            )
+        )
+        router = load_routing(ours, {"root": playbook, "all": playbook})
+        [warning] = catch_all_warnings(ours, router, values)
+        assert "this route matches every alert that reaches it" in warning, warning
+        for labels in alerts:
+            args = [f'{k}="{escape(v)}"' for k, v in labels.items()]
+            jobs.append((text, labels, [f"--config.file={am_path}", *args]))
+
+    def run(job: tuple[str, dict[str, str], list[str]]) -> str:
+        text, labels, args = job
+        done = amtool("config", "routes", "test", *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        got = done.stdout.strip()
+        return "" if got == "all" else f"{text} {labels!r}: alertmanager routes it to {got}"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        problems = [p for p in pool.map(run, jobs) if p]
+    assert not problems, f"{len(problems)} of {len(jobs)} differ:\n" + "\n".join(problems[:20])

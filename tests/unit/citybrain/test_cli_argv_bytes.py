@@ -77,6 +77,26 @@ def env(tmp_path: object) -> dict[str, str]:
             ],
             "--idempotency-key has byte 0xff at position 2, which is not UTF-8",
         ),
+        # t197: a --matcher's byte was said as the lone surrogate Python keeps it as
+        # ("holds a lone surrogate (U+DCFF)", before that "is not valid UTF-8" alone),
+        # and route-test's label likewise.
+        (
+            [
+                "silences",
+                "add",
+                "--matcher",
+                'category="a\udcffb"',
+                "--duration",
+                "1h",
+                "--reason",
+                "r",
+            ],
+            "--matcher has byte 0xff at position 12, which is not UTF-8",
+        ),
+        (
+            ["playbooks", "route-test", "category=a\udcffb"],
+            "label 'category=a\\xffb' has byte 0xff at position 11, which is not UTF-8",
+        ),
         (
             ["silences", "list", "--url", "http://b\u00fccher.example"],
             "--url has 'ü' at position 9: a URL is ASCII (a host name in its punycode",

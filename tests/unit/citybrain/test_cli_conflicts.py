@@ -35,6 +35,7 @@ EXPECTED: dict[tuple[str, ...], set[tuple[str, str]]] = {
         ("--ids", "--wide"),
     },
     ("replay",): {("--speed", "--max")},  # argparse's own group
+    ("silences", "add"): {("--duration", "--end")},  # argparse's, one required (t197)
     ("detect",): {
         ("--input", "--input-dir"),
         ("--input", "--output-dir"),

@@ -118,7 +118,8 @@ def command_line(
             argv += [action.option_strings[-1], *values[action.dest][:1]]
     for group in parser._mutually_exclusive_groups:  # e.g. --satisfied | --unsatisfied
         if group.required:
-            argv.append(group._group_actions[0].option_strings[-1])
+            first = group._group_actions[0]  # a flag, or an option and its value
+            argv += [first.option_strings[-1], *values.get(first.dest, [])[:1]]
     return argv
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import http.server
+import io
 import json
 import threading
 import time
@@ -489,6 +490,22 @@ def test_a_value_in_a_warning_is_written_as_its_matcher_writes_it() -> None:
     )
 
 
+def test_a_silence_each_matcher_of_which_matches_every_alert_is_warned_of() -> None:
+    """t197: `severity=~"minor|major|critical"` or `alert_id=~".+"` does not match the
+    empty string, so the silence is taken (as Alertmanager takes it) and mutes every
+    alert; `silences add` said nothing before it was added. Fails on the old code."""
+    grid = load_grid(GRID)
+    (line,) = silence_warnings(['severity=~"minor|major|critical"', 'alert_id=~".+"'], grid)
+    assert line == (
+        "warning: --matcher 'severity=~\"minor|major|critical\"' --matcher 'alert_id=~\".+\"': "
+        "this silence matches every alert ('severity=~\"minor|major|critical\"' matches every "
+        "severity an alert can have (minor, major, critical); 'alert_id=~\".+\"' matches any "
+        "alert_id), so it mutes every alert, critical floods included: add a matcher that "
+        "tells the alerts to mute apart"
+    )
+    assert silence_warnings(['severity=~"major|critical"', 'alert_id=~".+"'], grid) == []
+
+
 def test_matchers_no_one_alert_meets_together_are_warned_of() -> None:
     """t151: each matcher of these may meet some alert, all of them together none (a
     silence is their AND), and `silences add` took them without a word; likewise a
@@ -602,3 +619,133 @@ def test_silences_add_names_the_runs_it_does_not_stop(
 
     monkeypatch.setattr("citybrain.cli.api._api", unreachable)
     assert main([*argv, "--reason", "flood"]) == 0  # the silence is added all the same
+
+
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        ("P1D", "P1D is an ISO 8601 duration; write it 1d"),
+        ("PT1H30M", "PT1H30M is an ISO 8601 duration; write it 1h30m"),
+        ("-1h", "a duration is a length of time, never negative"),
+        ("+30m", "write it without the sign, 30m"),
+        ("1.5h", "whole numbers only; write it 1h30m"),
+        ("0.5s", "whole numbers only; write it 500ms"),
+        ("1H30M", "units are lower case, 1h30m"),
+    ],
+)
+def test_a_duration_in_another_spelling_is_refused_saying_how_to_write_it(
+    typed: str, said: str
+) -> None:
+    """t197: a duration as a shell user types it: an ISO 8601 one (the spelling of JSON
+    APIs), a sign, a fraction or capitals were all "expected an integer with units …"
+    alone. Fails on the old code (no hint)."""
+    with pytest.raises(CliError) as info:
+        silence_duration(typed)
+    assert f"--duration: duration is {typed!r}, expected an integer with units" in str(info.value)
+    assert f"(1h30m): {said}; e.g. 30m" in str(info.value)
+
+
+@pytest.mark.parametrize(("typed", "seconds"), [("1h30m", 5400), ("90m", 5400), ("1d12h", 129600)])
+def test_a_duration_alertmanager_reads_is_taken(typed: str, seconds: float) -> None:
+    assert silence_duration(typed) == seconds
+
+
+def test_a_reason_or_note_with_a_control_character_is_refused_before_the_api_is_asked(
+    tmp_path: Path,
+) -> None:
+    """t197: the API's rule for free text (a control character but line breaks and
+    tabs), said naming the option before the worker is asked: it was the worker's 400
+    about field "reason", or with no worker "cannot reach the operator API" first. Fails
+    on the old code (exit 3: nothing listens on the URL)."""
+    from tests.unit.citybrain.test_cli_errors import run_in_process
+
+    env = {"CITYBRAIN_RUN_DIR": str(tmp_path), "CITYBRAIN_HOME": str(tmp_path)}
+    url = ["--url", "http://127.0.0.1:9", "--token", "t"]
+    add = ["silences", "add", "--matcher", "kind=pm25", "--duration", "1h", "--reason"]
+    for argv, said in (
+        ([*add, "works\x1b[31m"], "--reason is 'works\\x1b[31m': holds a control character "),
+        (["runs", "ack", "r-1", "--note", "a\x07b"], "--note is 'a\\x07b': holds a control "),
+    ):
+        outcome = run_in_process([*argv, *url], env)
+        assert outcome.returncode == 2, outcome
+        assert said in outcome.stderr and "\x1b" not in outcome.stderr, outcome.stderr
+    # Line breaks and tabs are text: asked (and nothing listens there).
+    outcome = run_in_process([*add, "line one\n\tline two", *url], env)
+    assert outcome.returncode == 3, outcome
+
+
+class _Capturing(_Accepting):
+    """_Accepting, keeping each body sent."""
+
+    bodies: ClassVar[list[dict[str, object]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.bodies.append(json.loads(body))
+        self.rfile = io.BytesIO(body)  # read again by _Accepting
+        super().do_POST()
+
+
+@pytest.mark.parametrize(
+    ("window", "sent"),
+    [
+        (["--duration", "1h30m"], {"duration": "1h30m"}),
+        (
+            ["--start", "2026-12-08T22:00:00+01:00", "--duration", "90m"],
+            {"starts_at": "2026-12-08T22:00:00+01:00", "duration": "90m"},
+        ),
+        (["--end", "2026-12-09T06:00:00Z"], {"ends_at": "2026-12-09T06:00:00Z"}),
+        (
+            # A start in the past is sent as typed: the worker moves it to now, as
+            # Alertmanager's Silences.Set does (routing.silence_window).
+            ["--start", "2020-01-01T00:00:00Z", "--end", "2026-12-09T06:00:00Z"],
+            {"starts_at": "2020-01-01T00:00:00Z", "ends_at": "2026-12-09T06:00:00Z"},
+        ),
+    ],
+)
+def test_silences_add_takes_amtool_s_start_and_end(
+    window: list[str], sent: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t197: amtool silence add's --start and --end were "unrecognized arguments"; each is
+    now sent as the API's starts_at and ends_at, read there as Alertmanager reads
+    startsAt and endsAt. Fails on the old code (exit 2)."""
+    _Capturing.bodies.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Capturing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        argv = ["--matcher", 'kind="pm25"', *window, "--reason", "works"]
+        assert main(["silences", "add", *argv, "--url", url, "--token", "t"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Capturing.bodies == [{"matchers": ['kind="pm25"'], **sent, "reason": "works"}]
+    assert capsys.readouterr().out.startswith('silence s1 added by duty-operator: kind="pm25"')
+
+
+@pytest.mark.parametrize(
+    ("window", "said"),
+    [
+        ([], "one of the arguments --duration --end is required"),
+        (
+            ["--duration", "1h", "--end", "2026-12-09T06:00:00Z"],
+            "argument --end: not allowed with argument --duration",
+        ),
+        (
+            ["--start", "2026-12-09T06:00:00Z", "--end", "2026-12-09T07:00:00+02:00"],
+            "--end '2026-12-09T07:00:00+02:00' is not after --start '2026-12-09T06:00:00Z' "
+            "(Alertmanager: start time must be before end time)",
+        ),
+        (["--start", "tomorrow", "--duration", "1h"], "--start is 'tomorrow': expected a time"),
+        (["--end", ""], "--end is empty: give a time, e.g. 2026-12-08T22:00:00Z"),
+        (["--duration", "0s"], "--duration is '0s', expected more than 0"),
+    ],
+)
+def test_silences_add_refuses_a_window_alertmanager_refuses_before_asking(
+    window: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["silences", "add", "--matcher", "kind=pm25", *window, "--reason", "r"]
+    assert main([*argv, "--url", "http://127.0.0.1:9", "--token", "t"]) == 2
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert len(err.strip().splitlines()) == 1

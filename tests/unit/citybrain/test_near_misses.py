@@ -159,12 +159,12 @@ def test_an_expect_window_is_read_as_the_worker_reads_times(
         ("name: flood, sensor_prefix: [a]", "sensor_prefix is a list, expected non-empty"),
         (
             'name: "a\\x1b[2Jb", sensor_prefix: usgs-',
-            r"name is 'a\x1b[2Jb', which holds a control character (U+001B), expected",
+            r"name is 'a\x1b[2Jb', which holds a control character (U+001B) at character 2, expected",
         ),
         # t186: a line or paragraph separator passed, and is named with its code.
         (
             'name: "flo\\Lod", sensor_prefix: usgs-',
-            r"name is 'flo\u2028od', which holds a line separator (U+2028), expected",
+            r"name is 'flo\u2028od', which holds a line separator (U+2028) at character 4, expected",
         ),
         (
             'name: flood, sensor_prefix: "usgs\\u2029"',

@@ -103,15 +103,19 @@ NAMES = [
     ("'probe '", "is 'probe ', expected text without leading or trailing spaces"),
     ('"pr\\eobe"', "is 'pr\\x1bobe', which holds a control character (U+001B)"),
     ('"pr\\x85obe"', "is 'pr\\x85obe', which holds a control character (U+0085)"),
-    ('"pr\\u200bobe"', "is 'pr\\u200bobe', which holds an invisible format character (U+200B)"),
+    (
+        '"pr\\u200bobe"',
+        "is 'pr\\u200bobe', which holds an invisible format character (U+200B, ZERO WIDTH SPACE) "
+        "at character 3",
+    ),
     # t186: line and paragraph separators passed (str.splitlines and YAML break there),
     # and a bidirectional control is named as one.
     ('"pr\\Lobe"', "is 'pr\\u2028obe', which holds a line separator (U+2028)"),
     ('"pr\\u2029obe"', "is 'pr\\u2029obe', which holds a paragraph separator (U+2029)"),
     (
         '"pr\\u202eobe"',
-        "is 'pr\\u202eobe', which holds an invisible format character (U+202E, a "
-        "bidirectional control)",
+        "is 'pr\\u202eobe', which holds an invisible format character (U+202E, RIGHT-TO-LEFT "
+        "OVERRIDE, a bidirectional control) at character 3",
     ),
 ]
 

@@ -116,7 +116,7 @@ def _boundary(geometry: str) -> str:
             "version: 1\n" + CELLS + 'sensors:\n  - {id: "x\\u2028y", kind: pm25, '
             "unit: ug/m3, cell: k}\n",
             9,
-            "sensors entry 1: id is 'x\\u2028y', which holds a line separator (U+2028), "
+            "sensors entry 1: id is 'x\\u2028y', which holds a line separator (U+2028) at character 2, "
             "expected visible text",
         ),
         (
@@ -136,7 +136,7 @@ def _boundary(geometry: str) -> str:
             'cell: "\\u2067k"}\n',
             9,
             "sensors entry 1: cell is '\\u2067k', which holds an invisible format character "
-            "(U+2067, a bidirectional control)",
+            "(U+2067, RIGHT-TO-LEFT ISOLATE, a bidirectional control) at character 1",
         ),
         # One sensor in two cells: which registration judges its readings is no guess.
         (

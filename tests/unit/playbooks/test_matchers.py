@@ -559,3 +559,19 @@ def test_an_entry_with_no_matcher_is_refused_by_name(text: str) -> None:
     # documented in docs/playbooks.md and checked against amtool in the differential test.
     with pytest.raises(RoutingConfigError, match="has no matcher in it"):
         parse_matchers(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('category="a\ud800b"', "holds a lone surrogate (U+D800) at character 12"),
+        ("kind=pm\udcff", "holds a lone surrogate (U+DCFF) at character 8"),
+    ],
+)
+def test_a_matcher_not_utf8_names_the_character_and_its_place(text: str, said: str) -> None:
+    """t197: "matcher … is not valid UTF-8" named neither the character nor where it is,
+    where every name an operator writes is said by errors.name_fault. Fails on the old
+    code."""
+    with pytest.raises(RoutingConfigError) as info:
+        new_silence("s", [text], 0, 60, "op", "r")
+    assert str(info.value) == f"matcher {text!r} {said}, which is not valid UTF-8"

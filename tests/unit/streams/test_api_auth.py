@@ -110,10 +110,14 @@ def test_a_token_name_no_silence_author_can_be_is_refused(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("written", "fault"),
     [
-        ("ana\\Lbel", "a line separator (U+2028)"),
-        ("ana\\u2029bel", "a paragraph separator (U+2029)"),
-        ("ana\\Nbel", "a control character (U+0085)"),
-        ("ana\\u2066bel", "an invisible format character (U+2066, a bidirectional control)"),
+        ("ana\\Lbel", "a line separator (U+2028) at character 4"),
+        ("ana\\u2029bel", "a paragraph separator (U+2029) at character 4"),
+        ("ana\\Nbel", "a control character (U+0085) at character 4"),
+        (
+            "ana\\u2066bel",
+            "an invisible format character (U+2066, LEFT-TO-RIGHT ISOLATE, a bidirectional "
+            "control) at character 4",
+        ),
     ],
 )
 def test_a_token_name_holding_a_line_separator_or_bidi_control_names_it(

@@ -422,8 +422,8 @@ def test_pending_commands_are_bounded_oldest_first() -> None:
         (
             "ok\x1b[2J",
             400,
-            "field \"comment\" is 'ok\\x1b[2J': character 3 is the control character "
-            "U+001B: expected text (line breaks and tabs are taken)",
+            "field \"comment\" is 'ok\\x1b[2J': holds a control character (U+001B) at "
+            "character 3: expected text (line breaks and tabs are taken)",
         ),
     ],
 )

@@ -284,6 +284,41 @@ def test_a_new_silence_says_how_many_firing_alerts_it_matches(
     assert (doc["firing_matched"], doc["firing"]) == (matched, 2)
 
 
+@pytest.mark.parametrize(
+    ("matchers", "warning"),
+    [
+        (['alert_id=~".+"'], "'alert_id=~\".+\"' matches any alert_id"),
+        (
+            [{"name": "severity", "value": "minor|major|critical", "isRegex": True}],
+            "'severity=~\"minor|major|critical\"' matches every severity an alert can have "
+            "(minor, major, critical)",
+        ),
+        (
+            ['source=~"sensor|citizen"', 'kind!=""'],
+            "'source=~\"sensor|citizen\"' matches every source an alert can have (sensor, "
+            "citizen); 'kind!=\"\"' matches every kind an alert can have (all 14 of them)",
+        ),
+        # One matcher that chooses is enough: no warning.
+        (['source=~"sensor|citizen"', 'kind!=""', 'kind="pm25"'], None),
+    ],
+)
+def test_the_answer_warns_of_a_silence_each_matcher_of_which_matches_every_alert(
+    ctx: Context, matchers: list[Any], warning: str
+) -> None:
+    """t197: no matcher of these matches the empty string, so each silence is taken (as
+    Alertmanager takes it) and mutes every alert; the answer says so in ``warnings``, as
+    ``playbooks check`` says it of a route. Fails on the old code (no warnings key)."""
+    status, doc = post(ctx, matchers)
+    assert status == 201, doc
+    if warning is None:
+        assert "warnings" not in doc, doc
+        return
+    assert doc["warnings"] == [
+        f"matchers: this silence matches every alert ({warning}), so it mutes every alert, "
+        "critical floods included: add a matcher that tells the alerts to mute apart"
+    ]
+
+
 def test_the_answer_warns_of_a_matcher_alertmanager_0_27_reads_otherwise(ctx: Context) -> None:
     """t118: a text entry Alertmanager 0.25 and 0.27's UTF-8 matchers read apart is taken
     as 0.25 reads it (t115) and the answer says so in ``warnings``, as ``silences add``

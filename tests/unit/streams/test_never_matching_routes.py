@@ -78,3 +78,88 @@ def test_a_playbook_no_route_names_is_said_by_the_check_and_the_worker(
 def test_the_library_routes_to_every_playbook(tmp_path: Path) -> None:
     text = (REPO_ROOT / "playbooks" / "library" / "routing.yaml").read_text()
     assert alerting(tmp_path, text).unrouted == []
+
+
+# t197: routes and inhibit rules whose matchers match every alert, each taken without a
+# word by Alertmanager (as it took such silences before 0.20), and by citybrain before.
+CATCH_ALL = ROOT + (
+    "  routes:\n"
+    "    - matchers: ['category=~\".*\"']\n"  # any category, and none
+    "      playbook: flash-flood\n"
+    "    - {matchers: ['source=\"citizen\"'], playbook: gas-leak}\n"
+    "    - {playbook: crowd-surge}\n"  # no matchers, before a sibling
+    "    - match_re: {severity: 'minor|major|critical', alert_id: '.+'}\n"
+    "      playbook: sensor-check\n"
+    "      continue: true\n"
+    "    - {matchers: ['kind=~\"pm25|pm10\"', 'alert_id!=\"\"'], playbook: air-pollution}\n"
+    "inhibit_rules:\n"
+    "  - source_matchers: ['category=~\"|.+\"']\n"
+    "    target_matchers: ['kind=\"pm25\"']\n"
+    "    equal: [district]\n"
+    "  - source_matchers: ['kind=\"power_load\"']\n"
+    "    target_matchers: []\n"
+    "  - source_matchers: ['{}', 'source=~\"sensor|citizen\"']\n"
+    "    target_matchers: ['alert_id!=\"\"']\n"
+    "  - source_matchers: ['category!~\"noise.+\"']\n"  # a negation on an open label: chooses
+    "    target_matchers: ['category!=\"\"']\n"
+)
+
+
+def test_routes_and_inhibit_rules_matching_every_alert_are_warned_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from citybrain.cli import main
+
+    routing = tmp_path / "routing.yaml"
+    found = alerting(tmp_path, CATCH_ALL.replace("['{}', ", "["))
+    assert found.never_matching == []
+    assert found.catch_all == [
+        f"{routing}:6: route.routes.0.matchers: this route matches every alert that reaches "
+        "it ('category=~\".*\"' matches any category and an alert without category); without "
+        "continue: true, the 4 routes after it (route.routes.1 to route.routes.4) never see an "
+        "alert; match on a label that tells the alerts apart, or leave the matchers out if "
+        "every alert is meant",
+        f"{routing}:9: route.routes.2: this route has no matchers, so it takes every alert "
+        "that reaches it; without continue: true, the 2 routes after it (route.routes.3 to "
+        "route.routes.4) never see an alert; give it matchers, put it last, or add continue: "
+        "true",
+        # continue: true and the route after it is reached: its matchers still filter nothing.
+        f"{routing}:10: route.routes.3.match_re: this route matches every alert that reaches "
+        "it ('severity=~\"^(?:minor|major|critical)$\"' matches every severity an alert can "
+        "have (minor, major, critical); 'alert_id=~\"^(?:.+)$\"' matches any alert_id); match "
+        "on a label that tells the alerts apart, or leave the matchers out if every alert is "
+        "meant",
+        f"{routing}:15: inhibit_rules.0.source_matchers: its source side matches every alert "
+        "('category=~\"|.+\"' matches any category and an alert without category), so any "
+        "firing alert its target matchers do not match mutes every alert they match with the "
+        "same district; give the side matchers that tell the alerts apart",
+        f"{routing}:19: inhibit_rules.1.target_matchers: its target side matches every alert "
+        "(it has no matchers), so every alert its source matchers do not match is muted while "
+        "one they match fires; give the side matchers that tell the alerts apart",
+        f"{routing}:20: inhibit_rules.2.source_matchers: both sides match every alert (source "
+        "('source=~\"sensor|citizen\"' matches every source an alert can have (sensor, "
+        "citizen)), target ('alert_id!=\"\"' matches any alert_id, and every alert citybrain "
+        "raises has one)), so this rule mutes nothing: an alert matching both sides never "
+        "mutes another that does (as in Alertmanager); give the side matchers that tell the "
+        "alerts apart",
+    ]
+    # The check prints the same lines as warnings and keeps its status.
+    assert main(["playbooks", "check", "--routing", str(routing)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [e for e in err if "no route names playbook" not in e] == [
+        f"citybrain: warning: {line}" for line in found.catch_all
+    ]
+
+
+def test_an_entry_of_no_matchers_stays_an_error_not_a_warning(tmp_path: Path) -> None:
+    # `{}` as a matchers: entry is refused (docs/playbooks.md): the warnings are of files
+    # that load.
+    from playbooks.errors import RoutingConfigError
+
+    with pytest.raises(RoutingConfigError, match=r"inhibit_rules\.2\.source_matchers\.0"):
+        alerting(tmp_path, CATCH_ALL)
+
+
+def test_the_library_routing_matches_no_alert_wholesale(tmp_path: Path) -> None:
+    text = (REPO_ROOT / "playbooks" / "library" / "routing.yaml").read_text()
+    assert alerting(tmp_path, text).catch_all == []

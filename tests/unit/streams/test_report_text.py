@@ -25,18 +25,18 @@ BAD = [
     (
         {"report_id": "r\x00-1"},
         "report_id",
-        "character 2 is the control or invisible character U+0000",
+        "holds a control character (U+0000) at character 2: expected printable text",
     ),
     ({"report_id": "r-1\n"}, "report_id", "white space around it"),
-    ({"report_id": "r\u200b-1"}, "report_id", "U+200B (ZERO WIDTH SPACE)"),
+    ({"report_id": "r\u200b-1"}, "report_id", "(U+200B, ZERO WIDTH SPACE) at character 2"),
     ({"category": "\t"}, "category", "blank (white space only)"),
     ({"category": "Noise\u2028"}, "category", "white space around it"),
-    ({"category": "No\u00adise"}, "category", "U+00AD (SOFT HYPHEN)"),
+    ({"category": "No\u00adise"}, "category", "(U+00AD, SOFT HYPHEN) at character 3"),
     ({"text": ""}, "text", "blank: expected a description"),
     ({"text": " \n\t "}, "text", "blank: expected a description"),
-    ({"text": "water\x1b[2J"}, "text", "character 6 is the control character U+001B"),
-    ({"text": "water\x00"}, "text", "character 6 is the control character U+0000"),
-    ({"text": "water\x85"}, "text", "character 6 is the control character U+0085"),
+    ({"text": "water\x1b[2J"}, "text", "a control character (U+001B) at character 6"),
+    ({"text": "water\x00"}, "text", "a control character (U+0000) at character 6"),
+    ({"text": "water\x85"}, "text", "a control character (U+0085) at character 6"),
 ]
 
 

@@ -209,7 +209,7 @@ def test_min_samples_above_the_window_names_both(monkeypatch: pytest.MonkeyPatch
             'tokens:\n  - name: "a\\nb\\x1b[2J"\n    role: operator\n    sha256: '
             + "a" * 64
             + "\n",
-            ":2: tokens entry 1: name is 'a\\nb\\x1b[2J', which holds a control character (U+000A); "
+            ":2: tokens entry 1: name is 'a\\nb\\x1b[2J', which holds a control character (U+000A) at character 2; "
             "expected non-empty text",
         ),
     ],
