@@ -168,6 +168,11 @@ MAD_MEAN_TO_SIGMA = math.sqrt(math.pi / 2)
 # The spread is never taken below this share of the level: four ulps (2**-50, 8.9e-16),
 # differences of rounding, not of the sensor; 1e-9 before t78.
 RELATIVE_FLOOR = 2.0**-50
+# A spread below this share of the floor measured nothing (a run of one value, moved by
+# an ulp at most): a deviation beyond the floor then ends the run, and the spread learns
+# the sensor afresh (``_run``). Quantised noise near the floor (a gauge at 1e15 whose
+# readings step by 1, its floor 0.89, its spread about 0.6) is far above it.
+EMPTY_SPREAD = 2.0**-6
 # The one threshold of `citybrain detect` and the stream (detectors/registry.py says how
 # it was chosen), re-exported here beside the detector it belongs to.
 DEFAULT_THRESHOLD = _REGISTRY_THRESHOLD
@@ -326,12 +331,15 @@ def _learn_seasonal(
     tops: Any,
     s: int,
     which: int,
+    floor: float,
 ) -> None:
     """One seasonal statistic (day or week over) learns a reading that had a reference:
-    its spread, then (after ``MIN_HISTORY`` such readings) its histogram; ``n_at`` counts
-    them (a weight: at most ``memory``, aged by silences)."""
+    its spread (``floor``: its level's rounding), then (after ``MIN_HISTORY`` such
+    readings) its histogram; ``n_at`` counts them (a weight: at most ``memory``, aged by
+    silences)."""
     m = row[n_at]
-    _clipped_spread(row, spread_at, deviation, max(spread_rate, 1.0 / (m + 1.0)), m > 10.0)
+    rate = max(spread_rate, 1.0 / (m + 1.0))
+    _clipped_spread(row, spread_at, deviation, rate, m > 10.0, floor)
     if m >= MIN_HISTORY:
         _learn_hist(row, h, total, t, decay, tops, s, which)
     row[n_at] = min(max(memory, MIN_HISTORY), m + 1.0)  # (a weight, as the spread's)
@@ -344,9 +352,21 @@ def _second_largest(a: float, b: float, c: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def _clipped_spread(row: FloatArray, k: int, a: float, rate: float, clip: bool) -> None:
-    """Mean absolute deviation at ``row[k]``, a deviation counting at most CLIP_Z spreads."""
+def _clipped_spread(
+    row: FloatArray, k: int, a: float, rate: float, clip: bool, floor: float
+) -> None:
+    """Mean absolute deviation at ``row[k]``, a deviation counting at most CLIP_Z spreads.
+
+    A spread below ``EMPTY_SPREAD`` of ``floor`` (the rounding of the level: a run of one
+    value, a sensor stuck) measured no noise, so a deviation beyond the floor is the
+    spread's first measure, taken whole. Clipped and at the running rate instead, the
+    spread of a sensor stuck for a day grew from a few ulps by at most ``CLIP_Z`` spreads
+    a reading at ``1 / memory``: thousands of readings, each of its ordinary deviations
+    scoring millions of spreads into the histograms (t195)."""
     sig = MAD_MEAN_TO_SIGMA * row[k]
+    if sig <= EMPTY_SPREAD * floor and a > floor:
+        row[k] = a
+        return
     if clip and sig > 0.0:
         a = min(a, CLIP_Z * sig)
     row[k] += rate * (a - row[k])
@@ -513,8 +533,22 @@ def _run(
                     _age(row, h1, aging, decay, 1.0 - spread_rate, aging >= max_age, tops, s)
                 weight = row[_WEIGHT]
                 if not restart and not far:  # (a level that is gone, a glitch: no spread)
-                    rate = min(1.0, max(spread_rate, 1.0 / max(weight, 1e-300)))
-                    _clipped_spread(row, _SPREAD, abs(dev), rate, n > window)
+                    empty = MAD_MEAN_TO_SIGMA * row[_SPREAD] <= EMPTY_SPREAD * floor
+                    if n > 1 and empty and abs(dev) > floor:
+                        # A run of one value (a sensor stuck, the readings before its
+                        # first change; not the series' first reading, whose z tells
+                        # only the units) measured no noise (``EMPTY_SPREAD``), and this
+                        # deviation is beyond the rounding of its level: the spread learns the
+                        # sensor afresh from it, its weight emptied as by a long silence
+                        # (the sensor warms up again). Kept, the run's weight made the
+                        # spread grow from the floor at ``1 / memory`` a reading: for
+                        # hundreds of readings every ordinary deviation was dozens of
+                        # spreads, learned into the histograms, which then held a
+                        # 50-sigma spike a thousand readings later at 0.00 (0.89 without
+                        # the stuck run; t195).
+                        row[_WEIGHT] = 0.0
+                    rate = min(1.0, max(spread_rate, 1.0 / max(row[_WEIGHT], 1e-300)))
+                    _clipped_spread(row, _SPREAD, abs(dev), rate, n > window, floor)
                 if not far:
                     row[_SHORT] = carried
                 if n >= MIN_HISTORY and weight >= min(memory, MIN_HISTORY) and not far:
@@ -540,6 +574,7 @@ def _run(
                         tops,
                         s,
                         3,
+                        floor,
                     )
                 if ref_ok and not far:
                     _learn_seasonal(
@@ -556,6 +591,7 @@ def _run(
                         tops,
                         s,
                         2,
+                        floor,
                     )
         # (A far glitch that would start the window, first or after a silence, is no
         # level: learned, the readings after it looked ordinary. Nothing of it is kept.)

@@ -31,7 +31,8 @@ Delivery and event-time rules (docs/events.md), in this order:
 - but a reading more than ``CLOCK_JUMP`` (a day) after the sensor's last is a clock jump:
   taken, and until a later one confirms it the sensor keeps the time it jumped from
   (``jump_from``), a reading between the two taking the clock back (one odd time poisons
-  no later reading).
+  no later reading); a sensor's first reading more than ``CLOCK_JUMP`` past its kind's
+  clock (``SensorDetection.kind_clock``) is one from no history (``NO_HISTORY``).
 So the detector's window stays in event-time order and no alert is raised twice.
 """
 
@@ -83,6 +84,7 @@ from streams.errors import (
 )
 from streams.events import (
     MAX_ID_CHARS,
+    MIN_EVENT_TIME,
     EventValidator,
     PackedError,
     Reading,
@@ -137,6 +139,15 @@ def _older(ts: float, last_ts: float, jump_from: float | None = None) -> str:
 # the jump was one reading's odd time (a gateway's clock, a unit mistake), which
 # otherwise made every later real reading out of order, for good (t185).
 CLOCK_JUMP = 86_400.0
+
+# ``jump_from`` of a sensor whose FIRST reading was a clock jump: more than ``CLOCK_JUMP``
+# after the newest time its kind's sensors had (``SensorDetection.kind_clock``, what a
+# stream processor's watermark is to one key). It has no time of its own to have jumped
+# from, so any reading before the jump (from 1990 on, as every reading taken) takes the
+# clock back. Before, a new sensor's first reading a year ahead (before the worker's
+# clock, so not ``in_future``) set its clock there: every later real reading of it was
+# ``out_of_order``, for good (t195). A second before ``MIN_EVENT_TIME``: never a reading's.
+NO_HISTORY = MIN_EVENT_TIME - 1.0
 
 
 def _conflicting(value: float, last_value: float, ts: float) -> str:
@@ -1195,6 +1206,15 @@ class SensorDetection:
         # no id is reused within the batch): the first use of each is its read-back
         # check (``_score_record``).
         self._restored: dict[int, Detector] = {}
+        # Each kind's clock: the newest event time taken from its sensors by the end of
+        # the last batch, a pending clock jump's not counted (epoch s; a kind absent:
+        # none seen yet). A sensor's first reading more than ``CLOCK_JUMP`` past it is a
+        # clock jump from no history (``NO_HISTORY``). Both paths read it as it was
+        # before the batch (the per-sensor path raises it after each batch, the bank path
+        # reads its columns), so they agree whatever the order within a batch. It only
+        # rises; a kind with no clock yet (the worker's first readings of it) has nothing
+        # to judge a first reading against, and takes it as its sensor's clock.
+        self.kind_clock: dict[str, float] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SensorDetection:
@@ -1255,6 +1275,14 @@ class SensorDetection:
                     result.states[sid] = state
 
                 self._isolated(sensor_id, items, result, one)
+            clock = self.kind_clock
+            for sensor_id, items in by_sensor.items():
+                state = result.states.get(sensor_id)
+                if state is None or state.get("jump_from") is not None:
+                    continue
+                kind = items[0].reading.kind
+                if state["last_ts"] > clock.get(kind, -math.inf):
+                    clock[kind] = state["last_ts"]
             return result
         return self._process_bank(self.bank, batch, states, result)
 
@@ -1309,6 +1337,12 @@ class SensorDetection:
         lt_known = cols.last_ts[safe]
         odd = cols.jump_from != 0.0
         odd[safe[known & (batch.ts - lt_known > CLOCK_JUMP) & (lt_known > -np.inf)]] = True
+        # ... and so does a sensor with no history whose reading is a jump past its
+        # kind's clock (``NO_HISTORY``).
+        first = known & (lt_known == -np.inf)
+        if first.any():
+            ahead = batch.ts - self._kind_clocks(cols)[cols.kind_of[safe]] > CLOCK_JUMP
+            odd[safe[first & ahead]] = True
         quiet_known = known & ~cols.in_episode[safe] & ~odd[safe]
         fast = quiet_known & (offsets >= 0) & (per_slot[safe] == 1)
         f = np.flatnonzero(fast)
@@ -1624,6 +1658,20 @@ class SensorDetection:
         _in_order(rejected, refused_from, refused, late)
         self._write_back(bank, cols, to_write, new_states)
         return result
+
+    def _kind_clocks(self, cols: _Columns) -> np.ndarray:
+        """``kind_clock`` raised to the bank's live sensors' times (a pending clock
+        jump's not counted), as an array by kind code (``inf``: no clock yet, so no
+        first reading is past it)."""
+        live = (cols.holder != 0) & (cols.jump_from == 0.0) & (cols.last_ts > -np.inf)
+        newest = np.full(len(cols.kinds), -np.inf)
+        np.maximum.at(newest, cols.kind_of[live], cols.last_ts[live])
+        clock = self.kind_clock
+        for code, kind in enumerate(cols.kinds):
+            if newest[code] > clock.get(kind, -math.inf):
+                clock[kind] = float(newest[code])
+            newest[code] = clock.get(kind, math.inf)
+        return newest
 
     def _admit_stored(
         self,
@@ -1999,6 +2047,8 @@ class SensorDetection:
                     accepted.append(item)
                     if ts - last_ts > CLOCK_JUMP and last_ts > -math.inf:
                         jump_from = last_ts
+                    elif last_ts == -math.inf and self._first_jump(item):
+                        jump_from = NO_HISTORY
                     last_ts, last_value = ts, item.reading.value
                 elif ts == last_ts:
                     self._repeat(item, last_value, result)
@@ -2019,6 +2069,8 @@ class SensorDetection:
                 # Past a jump, a reading confirms it (and may be a jump of its own).
                 jump = ts - last_ts > CLOCK_JUMP and last_ts > -math.inf
                 jump_from = last_ts if jump else None
+                if last_ts == -math.inf and self._first_jump(item):
+                    jump_from = NO_HISTORY
                 last_ts, last_value = ts, item.reading.value
             elif jump_from is not None and ts > jump_from:
                 # Between the time a sensor jumped from and the jump: the jump was one
@@ -2041,6 +2093,12 @@ class SensorDetection:
         if jump_from is not None:
             state["jump_from"] = jump_from
         return state, accepted
+
+    def _first_jump(self, item: Incoming) -> bool:
+        """Whether ``item``, its sensor's first reading, is more than ``CLOCK_JUMP``
+        past its kind's clock (``kind_clock``; none yet: no)."""
+        reading = item.reading
+        return reading.ts - self.kind_clock.get(reading.kind, math.inf) > CLOCK_JUMP
 
     @staticmethod
     def _repeat(item: Incoming, last_value: float, result: BatchResult) -> None:

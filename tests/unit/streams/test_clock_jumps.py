@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
-from streams.detection import CLOCK_JUMP, Incoming, SensorDetection, read_state, state_bytes
+from streams.detection import (
+    CLOCK_JUMP,
+    NO_HISTORY,
+    Incoming,
+    SensorDetection,
+    read_state,
+    state_bytes,
+)
 from streams.events import Reading, format_ts
 from streams.ingest import silent_sensors
 from streams.tables import UnreadableEntryError
@@ -205,3 +212,92 @@ def test_the_worker_takes_the_clock_back_and_says_so(
         f"reading went back to {format_ts(BATCH_T0 + 60 * 101)}: the jump was one reading's "
         "odd time (a gateway's clock, a unit mistake?), the sensor's clock goes back"
     ]
+
+
+# -- a sensor's FIRST reading far ahead (t195) ----------------------------------------
+
+
+@pytest.mark.parametrize("make", HANDLERS)
+@pytest.mark.parametrize("stored", [False, True])
+@pytest.mark.parametrize("ahead", [YEAR, 281 * YEAR, 2 * 86_400.0])
+def test_a_new_sensors_first_reading_far_ahead_of_its_kind_costs_no_later_reading(
+    make: Callable[[], SensorDetection], stored: bool, ahead: float
+) -> None:
+    """Its kind's other sensors at 2019, a new sensor's first reading a year (or to 2300,
+    or two days) ahead of them: a jump from no history (``NO_HISTORY``), and its next
+    real readings take the clock back, none refused. Before, its first reading set its
+    clock: all 40 later readings ``out_of_order`` (fails on the old code)."""
+    others = series(40, sensor="gauge-2")
+    odd = at(T0 + 300 * 39 + ahead, 0)
+    after = [at(T0 + 300 * (40 + i), 1 + i, 2.0 + 0.01 * (i % 3)) for i in range(40)]
+    refused, scored, back, states = run(make, [others, [odd], *([i] for i in after)], stored)
+    assert refused == []
+    assert scored == 81
+    assert back == [("gauge-1", odd.reading.ts, after[0].reading.ts)]
+    assert states["gauge-1"]["last_ts"] == after[-1].reading.ts
+    assert states["gauge-1"].get("jump_from") is None
+
+
+@pytest.mark.parametrize("make", HANDLERS)
+def test_a_new_sensors_pending_first_jump_is_stored_and_moves_no_clock(
+    make: Callable[[], SensorDetection],
+) -> None:
+    """The pending first jump is in the stored state (read back judged) as ``NO_HISTORY``,
+    which moves neither the kind's detection clock nor the no-data sweep's; a reading
+    after it confirms it, and then it is the sensor's clock as any reading's."""
+    h = make()
+    r = h.process(series(40, sensor="gauge-2"), {})
+    odd = at(T0 + YEAR, 0)
+    r2 = h.process([odd], r.states)
+    state = read_state(state_bytes(r2.states["gauge-1"]))
+    assert state["jump_from"] == NO_HISTORY
+    assert h.kind_clock == {"water_level": T0 + 300 * 39}
+    newest: dict[Any, float] = {}
+    entries = [(b"gauge-1", state, 0), (b"gauge-2", dict(r.states["gauge-2"]), 0)]
+    silent_sensors(entries, {"gauge-1": "water_level", "gauge-2": "water_level"}.get, newest, 1)
+    assert newest == {(0, "water_level"): T0 + 300 * 39}
+    r3 = h.process([at(T0 + YEAR + 300, 1)], {"gauge-1": state})
+    assert r3.rejected == [] and r3.clock_back == []
+    assert r3.states["gauge-1"].get("jump_from") is None
+    # Confirmed, it is its kind's clock: another new sensor's first reading there is none.
+    r5 = h.process([at(T0 + YEAR + 600, 0, sensor="gauge-3")], {})
+    assert r5.states["gauge-3"].get("jump_from") is None
+    # Once confirmed, an older reading is out of order as for any sensor.
+    r4 = h.process([at(T0 + 300 * 50, 3)], r3.states)
+    assert [code for _, code, _ in r4.rejected] == ["out_of_order"]
+
+
+@pytest.mark.parametrize("make", HANDLERS)
+def test_first_readings_within_a_day_of_their_kind_keep_the_rules(
+    make: Callable[[], SensorDetection],
+) -> None:
+    """Sane data keeps the documented rules: a new sensor's first reading up to a day
+    (``CLOCK_JUMP``, the edge included) ahead of its kind, or the first readings of a kind
+    with no clock yet (nothing to judge them by), set its clock: an older reading is
+    ``out_of_order``."""
+    h = make()
+    r = h.process(series(40, sensor="gauge-2"), {})
+    edge = at(T0 + 300 * 39 + CLOCK_JUMP, 0)
+    r2 = h.process([edge, at(T0 + 300 * 41, 1)], r.states)
+    assert [(i.offset, code) for i, code, _ in r2.rejected] == [(1, "out_of_order")]
+    fresh = make()
+    r3 = fresh.process([at(T0 + YEAR, 0), at(T0, 1)], {})
+    assert [(i.offset, code) for i, code, _ in r3.rejected] == [(1, "out_of_order")]
+    assert r3.states["gauge-1"].get("jump_from") is None
+
+
+@pytest.mark.parametrize("make", HANDLERS)
+def test_a_first_jump_inside_a_batch_is_judged_by_the_clock_before_it(
+    make: Callable[[], SensorDetection],
+) -> None:
+    """Both paths read the kind's clock as it was before the batch: a new sensor's jump
+    and its real readings in one batch, after or among its kind's, give the one-at-a-time
+    result."""
+    warmup = series(40, sensor="gauge-2")
+    odd = at(T0 + 300 * 39 + YEAR, 0)
+    after = [at(T0 + 300 * (40 + i), 1 + i) for i in range(10)]
+    whole = run(make, [warmup, [odd, *after]], stored=False)
+    one = run(make, [warmup, *([i] for i in [odd, *after])], stored=True)
+    assert whole[:3] == one[:3] and whole[0] == []
+    mixed = run(make, [warmup, [odd, *series(5, start=40, sensor="gauge-2"), *after]], False)
+    assert mixed[0] == [] and mixed[2] == one[2]
