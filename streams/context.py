@@ -1481,16 +1481,22 @@ class Context:
             size,
             why,
         )
-        self.metrics.state_unreadable.labels(table, entry.reason).inc()
+        self._count_unreadable(table, shown, entry.reason, f"{why}{size}")
+
+    def _count_unreadable(self, table: str, shown: str, reason: str, detail: str) -> None:
+        """Count a stored entry of ``table`` (key ``shown``) that could not be used, by
+        ``reason``, and keep its ``state_unreadable`` audit record for the next
+        ``audit_unreadable_state``."""
+        self.metrics.state_unreadable.labels(table, reason).inc()
         self._unreadable_audit.append(
             {
                 "action": "state_unreadable",
                 "table": table,
                 "key": shown,
-                "reason": entry.reason,
+                "reason": reason,
                 "at": time.time(),
                 "actor": "citybrain",
-                "detail": f"{why}{size}",
+                "detail": detail,
             }
         )
 
@@ -1553,20 +1559,12 @@ class Context:
             why,
             kept,
         )
-        self.metrics.state_unreadable.labels(table, entry.reason).inc()
-        self._unreadable_audit.append(
-            {
-                "action": "state_unreadable",
-                "table": table,
-                "key": shown,
-                "reason": entry.reason,
-                "at": time.time(),
-                "actor": "citybrain",
-                "detail": (
-                    f"{why}{size}, at changelog partition {skipped.partition} offset "
-                    f"{skipped.offset}: skipped, {kept}"
-                ),
-            }
+        self._count_unreadable(
+            table,
+            shown,
+            entry.reason,
+            f"{why}{size}, at changelog partition {skipped.partition} offset "
+            f"{skipped.offset}: skipped, {kept}",
         )
 
     async def audit_unreadable_state(self) -> None:
