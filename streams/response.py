@@ -1094,9 +1094,12 @@ class Response:
             # tick (a run opened with a fresh group_wait notified sooner).
             made = [*members.values(), *([doc["grouped_at"]] if "grouped_at" in doc else [])]
             gone = group.get(MUTED_GONE)
-            if gone and (members or (gone["until"] is not None and now <= gone["until"])):
+            if gone and (members or _gone_alive(group, now)):
                 # Its muted members resolved (all or some), the group not yet deleted:
                 # dated by the earliest (t196; before, by the members left, or none).
+                # Some resolved while others remained (``until`` unset), the last of
+                # those now freed: still the earliest (t201; before, by the freed one's
+                # own mute, a group made later).
                 made.append(gone["made"])
             # A run closed by people whose group still flushes (its alerts fire, or their
             # resolution is not yet flushed): Alertmanager never deleted that group, so

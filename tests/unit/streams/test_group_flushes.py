@@ -469,6 +469,38 @@ def test_a_muted_alert_keeps_the_group_of_a_run_whose_alerts_resolved(
     asyncio.run(scenario())
 
 
+def test_a_muted_alert_freed_after_earlier_members_resolved_keeps_to_the_earliest(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t201 (the timeline differential's seed 37, timeline 13, reduced): al-1 comes
+    muted at 0, al-2 at 100; al-1 resolves while al-2 is still muted; al-2 is freed at
+    200. Alertmanager's group, made at 0, holds al-2 all along: its first notification
+    is at that group's flush (300 s; group_wait 0, group_interval 300 s), not a flush of
+    a group made when al-2 came (400 s). Fails on the old code (``muted_gone`` was read only when members remained or
+    its ``until`` was set)."""
+    response, sent = stage
+    start = clock.now
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-1", start)))  # type: ignore[arg-type]
+        clock.now = start + 100
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        clock.now = start + 150
+        gone = alert("al-1")
+        gone["alert"]["status"] = "resolved"
+        await response.on_routed(Event(KEY, gone))  # type: ignore[arg-type]
+        clock.now = start + 200  # al-2 freed: it opens the group's run
+        freed = alert("al-2") | {"grouped_at": start + 100}  # group_wait 0
+        await response.on_routed(Event(KEY, freed))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        clock.now = start + 301  # the flush of the group made at 0 (0, 300, 600, ...)
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("member", ["firing", "resolved-before-the-flush"])
 def test_a_muted_alert_coming_while_the_run_is_open_keeps_its_group(
     stage: tuple[Response, list[dict[str, Any]]], clock: Clock, member: str
