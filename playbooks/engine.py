@@ -600,15 +600,19 @@ class PlaybookEngine:
         resolved by then, or it joined after it), else sent only with a repeat, as
         Alertmanager's DedupStage finds it in its notification log. Before, the run took
         it for the firing alert read again: it stayed resolved, never notified again, and
-        a run whose alerts had all resolved repeated nothing though they fired again."""
+        a run whose alerts had all resolved repeated nothing though they fired again.
+        An alert joining a group with no alert of the run firing (kept by a muted one,
+        t201) or firing again into it is not sent as a repeat for a tick before it."""
         refired = alert_id in run.alerts and alert_id in run.ended_alerts
         if alert_id in run.alerts and not refired:
             return run, []
         fresh = group_phase(run, group_interval, now) is GroupPhase.EMPTIED
         last = run.last_notified_at
-        if refired and not fresh and not unresolved(run) and last is not None and now > last:
+        if not fresh and not unresolved(run) and last is not None and now > last:
             # The group's ticks since every alert of it resolved sent nothing (no alert
-            # fired then): one now firing again is not repeated at a tick before it.
+            # fired then): one now firing again, or new to a group a muted alert keeps
+            # (t201), is not repeated at a tick before it (before, the first check after
+            # it sent a repeat for that tick, off the group's ticks from then on).
             ticks = math.ceil((now - last) / group_interval) - 1 if group_interval > 0 else 0
             if ticks >= 1:  # the ticks before now (one at now is this alert's too)
                 run.held_tick = max(run.held_tick or last, last + ticks * group_interval)

@@ -993,6 +993,15 @@ class Response:
                         group[MUTED_GONE] = _muted_gone(
                             group, float(member_since or now), members, route, now
                         )
+                    if (
+                        run is not None
+                        and not members
+                        and run.all_resolved_at is None
+                        and not unresolved(run)
+                    ):
+                        # The last muted member kept the group of a run whose alerts had
+                        # all resolved (``_on_muted``): its next flush empties it (t201).
+                        run.all_resolved_at = now
                     await self._store_deferred()  # the batch's joins' steps first
                     if run is not None:  # the run as the batch left it
                         group["run"] = run.to_dict()
@@ -1013,6 +1022,13 @@ class Response:
             run, cmds = self._engine_for(run, engines).alert_resolved(run, alert_id, now)
             if not cmds and not was_muted:
                 return  # a resolution the run already holds, read again: nothing changes
+            if members and run.all_resolved_at is not None and not unresolved(run):
+                # The run's last alert resolved while a muted alert of its group fires
+                # (``_on_muted``): Alertmanager's group holds that alert and flushes on,
+                # so its next flush does not empty it (t201; before, an alert coming
+                # after that flush started a fresh group, notified group_wait late, and
+                # a pending run was withdrawn).
+                run.all_resolved_at = None
             deferrable = True  # a change of the open run, as a join
         elif _read_before(group, event) or (
             alert_id in group["seen"]
@@ -1078,9 +1094,12 @@ class Response:
             # tick (a run opened with a fresh group_wait notified sooner).
             made = [*members.values(), *([doc["grouped_at"]] if "grouped_at" in doc else [])]
             gone = group.get(MUTED_GONE)
-            if gone and (members or (gone["until"] is not None and now <= gone["until"])):
+            if gone and (members or _gone_alive(group, now)):
                 # Its muted members resolved (all or some), the group not yet deleted:
                 # dated by the earliest (t196; before, by the members left, or none).
+                # Some resolved while others remained (``until`` unset), the last of
+                # those now freed: still the earliest (t201; before, by the freed one's
+                # own mute, a group made later).
                 made.append(gone["made"])
             # A run closed by people whose group still flushes (its alerts fire, or their
             # resolution is not yet flushed): Alertmanager never deleted that group, so
@@ -1192,11 +1211,23 @@ class Response:
         it in its group all the same, which then exists and flushes, sending nothing,
         every group_interval; a run opened in the group later (for this alert once freed,
         or another) notifies at that group's next flush. Kept as a member (``muted``:
-        alert id -> since, the first ``MUTED_MEMBERS``) while the group has no open run;
-        with one, the alert joins it when freed."""
+        alert id -> since, the first ``MUTED_MEMBERS``) whether or not the group has an
+        open run (t201; before, only with none): with one, the alert joins it when freed,
+        and while it fires the run's alerts all resolving do not empty the group."""
+        members: dict[str, float] = dict(group.get(MUTED) or {})
         if run is not None and not is_terminal(run):
             route = group.get("route") or {}
             interval = route.get("group_interval") or 0.0
+            changed = {}
+            if group_phase(run, interval, since) is GroupPhase.EMPTIED:
+                pass  # a fresh group's alert: it joins the run when freed (``join``)
+            elif alert_id not in members and len(members) < MUTED_MEMBERS:
+                # A member of the run's group whether or not a run is open (t201): while
+                # it fires, the group lives on when the run's own alerts all resolve
+                # (``on_routed``'s resolutions). Before, it was kept only with no open run, so those
+                # resolutions emptied the group (or withdrew the pending run), and an
+                # alert coming after started a fresh group, group_wait late.
+                changed[MUTED] = {**members, alert_id: since}
             if (
                 run.all_resolved_at is not None
                 and not unresolved(run)
@@ -1206,9 +1237,10 @@ class Response:
                 # alert is in Alertmanager's group, which lives on (t196; before, the
                 # flush emptied it, and the alert, freed, started a fresh group).
                 run.all_resolved_at = None
-                await self.ctx.groups.set_many({key: {**group, "run": run.to_dict()}})
+                changed["run"] = run.to_dict()
+            if changed:
+                await self.ctx.groups.set_many({key: {**group, **changed}})
             return
-        members: dict[str, float] = dict(group.get(MUTED) or {})
         if alert_id in members or len(members) >= MUTED_MEMBERS:
             return  # the earliest are kept: they date the group
         members[alert_id] = since

@@ -14,10 +14,10 @@ it emptied, where Alertmanager 0.25's 30 s cleanup races (``comparable_until``).
 Found with it (each fixed, docs/playbooks.md): an alert firing again after resolving was
 never notified again; an alert muted at a notification was not new once freed; a muted
 alert's resolution ended its group at once, not at the group's next flush; a muted
-alert coming to a run whose alerts had all resolved did not keep its group. One family
-is still open (docs/playbooks.md, "Still open (t196)"): a group holding a muted alert
-while its run is open; about 3 timelines in 100 of other seeds meet it, these seeds do
-not.
+alert coming to a run whose alerts had all resolved did not keep its group; a group
+holding a muted alert while its run was open died with the run's own alerts, and an
+alert new to such a group went out as a late repeat, off its ticks (t201, closed:
+docs/playbooks.md, "Closed (t201)"; seeds 25-27 met it, these seeds do not).
 """
 
 from __future__ import annotations

@@ -410,3 +410,26 @@ def test_alerts_firing_again_notify_as_alertmanagers(grid: Grid, seed: int) -> N
         assert got == expected, (group_wait, group_interval, repeat, events)
         again += len([e for e in events if e[1] == "fire"]) > len(ids)
     assert again > 50
+
+
+def test_an_alert_new_to_a_group_with_no_alert_of_the_run_firing_is_not_a_late_repeat(
+    grid: Grid,
+) -> None:
+    """t201: every alert of the run resolved and its group lives on (a muted alert of it
+    fires: the response stage keeps ``all_resolved_at`` None); the group's ticks sent
+    nothing. A new alert joining then is new at the group's next tick, not a repeat for
+    the tick before it sent by the first check after it (before: off the group's ticks
+    from then on, found by the timeline differential, seed 27)."""
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run, _ = engine.new_run("run-x", ALERT, START)
+    run, _ = engine.alert_resolved(run, "al-0", START + 1)
+    run.all_resolved_at = None  # a muted alert keeps the group (streams.response)
+    for second in range(2, 10):  # ticks at 3, 6, 9: nothing firing, nothing sent
+        run, cmds = engine.flush(run, 3, 4, START + second)
+        assert not cmds
+    run, _ = engine.join(run, "al-1", START + 10, 3)
+    run, cmds = engine.flush(run, 3, 4, START + 10)
+    assert not [c for c in cmds if c.action == "notify"]  # not a repeat for the tick at 9
+    run, cmds = engine.flush(run, 3, 4, START + 12)
+    assert [c.detail for c in cmds if c.action == "notify"] == ["new alerts in the group: al-1"]
+    assert run.last_notified_at == START + 12

@@ -469,16 +469,194 @@ def test_a_muted_alert_keeps_the_group_of_a_run_whose_alerts_resolved(
     asyncio.run(scenario())
 
 
-def test_a_notice_for_a_group_with_an_open_run_changes_nothing(
+def test_a_muted_alert_freed_after_earlier_members_resolved_keeps_to_the_earliest(
     stage: tuple[Response, list[dict[str, Any]]], clock: Clock
 ) -> None:
+    """t201 (the timeline differential's seed 37, timeline 13, reduced): al-1 comes
+    muted at 0, al-2 at 100; al-1 resolves while al-2 is still muted; al-2 is freed at
+    200. Alertmanager's group, made at 0, holds al-2 all along: its first notification
+    is at that group's flush (300 s; group_wait 0, group_interval 300 s), not a flush of
+    a group made when al-2 came (400 s). Fails on the old code (``muted_gone`` was read only when members remained or
+    its ``until`` was set)."""
+    response, sent = stage
+    start = clock.now
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-1", start)))  # type: ignore[arg-type]
+        clock.now = start + 100
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        clock.now = start + 150
+        gone = alert("al-1")
+        gone["alert"]["status"] = "resolved"
+        await response.on_routed(Event(KEY, gone))  # type: ignore[arg-type]
+        clock.now = start + 200  # al-2 freed: it opens the group's run
+        freed = alert("al-2") | {"grouped_at": start + 100}  # group_wait 0
+        await response.on_routed(Event(KEY, freed))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        clock.now = start + 301  # the flush of the group made at 0 (0, 300, 600, ...)
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("member", ["firing", "resolved-before-the-flush"])
+def test_a_muted_alert_coming_while_the_run_is_open_keeps_its_group(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock, member: str
+) -> None:
+    """t201 (the timeline differential's seed 25, timeline 5, reduced): an alert of the
+    group comes muted while the run's alert fires; then the run's alert resolves.
+    Alertmanager's group holds the muted alert, so the flush after that resolution does
+    not delete it, and an alert coming later goes out at the group's next tick (here 600
+    s), not as a fresh group's (group_wait 0: at once). citybrain recorded a muted alert
+    only while no run was open: the run's resolution emptied the group at that flush.
+    Fails on the old code. Once the muted alert resolves too, before that flush, the
+    flush empties the group, as Alertmanager deletes it: a later alert starts afresh."""
+    response, sent = stage
+    start = clock.now
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        doc = alert(alert_id)  # group_wait 0, group_interval 300 s, repeat 1 h
+        doc["alert"]["status"] = status
+        return Event(KEY, doc)
+
+    async def scenario() -> None:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 100  # al-2 comes muted, the run open (al-1 fires)
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        clock.now = start + 150
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        if member == "resolved-before-the-flush":
+            clock.now = start + 200
+            await response.on_routed(routed("al-2", "resolved"))  # type: ignore[arg-type]
+        clock.now = start + 301  # the flush after al-1's resolution
+        await response.check_deadlines()
+        clock.now = start + 400
+        await response.on_routed(routed("al-3"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        if member == "resolved-before-the-flush":  # the group emptied: a fresh one
+            assert notifies(sent)[1:] == [
+                "new alerts in a fresh group (its alerts had all resolved): al-3"
+            ]
+            return
+        assert len(notifies(sent)) == 1  # not a fresh group's at once
+        clock.now = start + 600  # the group's tick
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == ["new alerts in the group: al-3"]
+
+    asyncio.run(scenario())
+
+
+def test_an_alert_coming_to_a_group_a_muted_alert_keeps_is_not_a_repeat_off_its_ticks(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t201 (the timeline differential's seed 27, timeline 2, reduced): the run's alert
+    resolved, a muted alert keeps the group, whose ticks send nothing; a new alert then
+    fires. Alertmanager notifies it at the group's next tick as new; citybrain's first
+    check after it found the repeat due at the tick before it (repeat_interval passed,
+    an alert now firing) and sent a repeat at once, off the group's ticks from then on.
+    Fails on the old code (as the muted alert did not keep the group there, on the code
+    before this commit's first change only)."""
+    response, sent = stage
+    start = clock.now
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        doc = alert(alert_id)  # group_wait 0, group_interval 300 s, repeat 500 s
+        doc["route"] = {**doc["route"], "repeat_interval": 500.0}
+        doc["alert"]["status"] = status
+        return Event(KEY, doc)
+
+    async def scenario() -> None:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 100  # al-2 comes muted, the run open (al-1 fires)
+        notice = muted_notice("al-2", clock.now)
+        notice["route"] = {**notice["route"], "repeat_interval": 500.0}
+        await response.on_routed(Event(KEY, notice))  # type: ignore[arg-type]
+        clock.now = start + 150
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        for at in (301, 601):  # the group's ticks: nothing firing unmuted, nothing sent
+            clock.now = start + at
+            await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 700
+        await response.on_routed(routed("al-3"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1  # no repeat for the tick at 600
+        clock.now = start + 901  # the group's tick
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == ["new alerts in the group: al-3"]
+
+    asyncio.run(scenario())
+
+
+def test_a_pending_run_whose_alerts_resolved_while_a_muted_alert_fires_is_held(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t201: a pending run's group takes a muted alert, then the run's alert resolves
+    within group_wait: Alertmanager's group holds the muted alert and flushes on, so
+    the run waits for the group's next flush rather than being withdrawn; once the
+    muted alert is freed it goes out at that group's tick. Before, the run was withdrawn
+    (the muted alert was recorded only while no run was open), and the freed alert
+    opened a run of its own, notified off the group's flushes. Fails on the old code."""
+    response, sent = stage
+    start = clock.now
+
+    def message(alert_id: str, status: str = "firing") -> dict[str, Any]:
+        doc = alert(alert_id)
+        doc["route"] = {**doc["route"], "group_wait": 30.0}
+        doc["alert"]["status"] = status
+        return doc
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        return Event(KEY, message(alert_id, status))
+
+    async def scenario() -> None:
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        run_id = response.ctx.groups.data[KEY]["run"]["run_id"]
+        clock.now = start + 10
+        notice = {**muted_notice("al-2", clock.now), "route": message("al-2")["route"]}
+        await response.on_routed(Event(KEY, notice))  # type: ignore[arg-type]
+        clock.now = start + 20
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        clock.now = start + 31  # the group's first flush: nothing firing unmuted
+        await response.check_deadlines()
+        run = response.ctx.groups.data[KEY]["run"]
+        assert (run["run_id"], run["status"]) == (run_id, "pending")
+        clock.now = start + 100  # al-2 freed: it joins the held run
+        freed = message("al-2") | {"grouped_at": start + 10}
+        await response.on_routed(Event(KEY, freed))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        clock.now = start + 331  # the group's tick (30 s + 300 s)
+        await response.check_deadlines()
+        run = response.ctx.groups.data[KEY]["run"]
+        assert (run["run_id"], run["status"]) == (run_id, "waiting_ack")
+        assert run["alerts"] == ["al-1", "al-2"]
+        assert len(notifies(sent)) == 1  # its first notification, at the group's tick
+
+    asyncio.run(scenario())
+
+
+def test_a_notice_for_a_group_with_an_open_run_only_records_the_member(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """The run is unchanged; the muted alert is a member of the group (t201: before,
+    nothing was recorded, so the group died with the run's own alerts)."""
     response, _ = stage
 
     async def scenario() -> None:
         await response.on_routed(Event(KEY, alert("al-1")))  # type: ignore[arg-type]
         before = dict(response.ctx.groups.data[KEY])
         await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
-        assert response.ctx.groups.data[KEY] == before
+        assert response.ctx.groups.data[KEY] == {**before, "muted": {"al-2": clock.now}}
+        # Read again (a redelivery): the same.
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now + 1)))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY] == {**before, "muted": {"al-2": clock.now}}
 
     asyncio.run(scenario())
 

@@ -251,3 +251,29 @@ def test_a_routed_offset_of_another_shape_is_unreadable() -> None:
     for odd in ([1], [1, -5], [1, True], "1:5", [1, 2**63]):
         with pytest.raises(UnreadableEntryError, match="routed_offset"):
             read_group(orjson.dumps({**group, "routed_offset": odd}))
+
+
+def test_a_muted_notice_after_a_deferred_resolution_in_one_batch_is_kept(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t201: the run's last alert resolves (a change deferred to the batch's end) and an
+    alert of its group comes muted in the same batch: the group holds the muted member
+    (recorded though the run is open) and the run's group lives on (``all_resolved_at``
+    None), the deferred resolution stored first (``_plain_join``), not over the notice's
+    change. Fails on the old code (no member recorded while a run is open)."""
+    from tests.unit.streams.test_group_flushes import muted_notice
+
+    stage, _ = response
+    captured(stage, monkeypatch)
+
+    async def scenario() -> None:
+        await stage.on_routed_batch(batch((KEY, alert("al-0"))))
+        notice = muted_notice("al-1", 1_000_000.0)
+        await stage.on_routed_batch(batch((KEY, alert("al-2")), (KEY, resolved("al-0"))))
+        await stage.on_routed_batch(batch((KEY, resolved("al-2")), (KEY, notice)))
+
+    asyncio.run(scenario())
+    group = stage.ctx.groups.data[KEY]
+    assert group["muted"] == {"al-1": 1_000_000.0}
+    assert group["run"]["ended_alerts"] == ["al-0", "al-2"]
+    assert group["run"]["all_resolved_at"] is None
