@@ -50,6 +50,13 @@ class SensorKind:
         return self.min <= value <= self.max
 
 
+# Ids (of incidents' reports and categories, and of the grid's sensors, cells and kinds)
+# travel in every alert, step, audit record, log line and Kafka key about them: bounded, so
+# no message built from them can outgrow the largest Kafka message (trial 8: twelve
+# 120,000-character report ids made a 1.2 MB burst alert; t198: a grid took a sensor id of
+# 1.1 MB, and every reading of it was too large to send).
+MAX_ID_CHARS = 256
+
 # The built-in kinds (every grid has them). Ranges are physical limits with a wide margin,
 # not alert thresholds: they catch broken sensors and unit mix-ups (1e308, -5 km/h), and
 # never real extremes (Beijing's 2016 fireworks reached 999 ug/m3 PM2.5; the largest

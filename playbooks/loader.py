@@ -37,7 +37,14 @@ from playbooks.errors import (
     quote_hint,
     shown,
 )
-from playbooks.grid import UNIT_SPELLING, Cell, Grid, SensorKind, SensorRegistration
+from playbooks.grid import (
+    MAX_ID_CHARS,
+    UNIT_SPELLING,
+    Cell,
+    Grid,
+    SensorKind,
+    SensorRegistration,
+)
 from playbooks.pickled import read_or_build
 from playbooks.routing import (
     ALL_LABELS,
@@ -806,6 +813,14 @@ def _text(entry: dict[str, Any], i: int, section: str, key: str) -> str:
                 f"{section} entry {i + 1}: id {text[:60]!r} holds a double quote or a "
                 "backslash, expected an id without them (it is a label value the "
                 "dashboards put in PromQL strings); a cell's name may hold any text",
+                (section, i, key),
+            )
+        if key == "id" and len(text) > MAX_ID_CHARS:
+            # A sensor's id is in every reading, alert and log line about it: one of a
+            # megabyte made each of its readings too large for Kafka (t198).
+            raise GridError(
+                f"{section} entry {i + 1}: id {text[:60]!r}... is {len(text):,} characters "
+                f"long, expected at most {MAX_ID_CHARS}",
                 (section, i, key),
             )
         if not text.strip():

@@ -29,6 +29,7 @@ from playbooks.encodings import (
     wide_encoding,
 )
 from playbooks.errors import character_at, did_you_mean, name_fault
+from playbooks.grid import MAX_ID_CHARS as MAX_ID_CHARS  # re-exported: the streams read it here
 from playbooks.grid import Grid
 from streams.errors import (
     LATIN_LOOKS,
@@ -94,10 +95,9 @@ MAX_ORIGINAL_HEADER_BYTES = MAX_MESSAGE_BYTES // 2
 # Kafka's timestamp types, by the number a record carries.
 TIMESTAMP_TYPES = {0: "CreateTime", 1: "LogAppendTime"}
 # An incident's report id and category travel in every alert, offer, step, audit record
-# and reply about it (a burst alert holds up to 200 report ids): bounded, so no message
-# built from them can outgrow MAX_MESSAGE_BYTES (trial 8: twelve 120,000-character ids
-# made a 1.2 MB burst alert, and the worker's producer crashed on it at every restart).
-MAX_ID_CHARS = 256
+# and reply about it (a burst alert holds up to 200 report ids): bounded as the grid's ids
+# are (playbooks.grid.MAX_ID_CHARS), so no message built from them can outgrow
+# MAX_MESSAGE_BYTES.
 MAX_TEXT_CHARS = 10_000  # a report's free text (read by the department classifier)
 
 # Sensor kinds, their units and plausible ranges are data: the grid's registry

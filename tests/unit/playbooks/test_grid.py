@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from playbooks.errors import GridError, PlaybookError
-from playbooks.grid import Grid
+from playbooks.grid import MAX_ID_CHARS, Grid
 from playbooks.loader import load_grid
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -140,6 +140,33 @@ def test_grid_fields_of_the_wrong_type_are_file_line_errors(
     with pytest.raises(GridError) as info:
         load_grid(path)
     assert f"{path}{message}" in str(info.value).splitlines()
+
+
+@pytest.mark.parametrize("section", ["sensors", "cells"])  # a kind's id: at most 64
+def test_an_id_longer_than_any_message_about_it_may_carry_is_refused(
+    tmp_path: Path, section: str
+) -> None:
+    """t198 found the grid took a sensor id of 1.1 MB: every reading of it was too large
+    for one Kafka message. An id of ``MAX_ID_CHARS`` characters loads; one more is a
+    file:line error naming the entry and the length (fails on the old code: it loaded)."""
+    entry = {
+        "sensors": "sensors:\n  - {id: ID, kind: k, unit: u, cell: c}\n",
+        "cells": "  - {id: ID, level: community, name: C2, unit: u, parent: s1}\n",
+    }[section]
+    text = {
+        "sensors": CHAIN + entry,
+        "cells": CHAIN.replace("kinds:", entry.rstrip("\n") + "\nkinds:", 1),
+    }[section]
+    path = tmp_path / "grid.yaml"
+    path.write_text(text.replace("ID", "s" * MAX_ID_CHARS))
+    load_grid(path)
+    long = "s" * (MAX_ID_CHARS + 1)
+    path.write_text(text.replace("ID", long))
+    with pytest.raises(GridError) as info:
+        load_grid(path)
+    said = str(info.value)
+    assert f"id '{long[:60]}'... is {MAX_ID_CHARS + 1:,} characters long" in said, said
+    assert f"expected at most {MAX_ID_CHARS}" in said
 
 
 def test_an_integer_id_is_read_as_its_digits(tmp_path: Path) -> None:
