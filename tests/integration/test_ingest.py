@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -30,6 +31,7 @@ from citybrain.ingest.http import MAX_ENTITY_LETTERS
 from citybrain.stack import KafkaBroker, MosquittoBroker, PrometheusServer
 from dashboards.generate import expressions, load
 from dashboards.rules import ALERTS
+from playbooks.grid import MAX_ID_CHARS
 from streams.auth import hash_token
 from streams.events import format_ts, parse_ts
 from tests.services import (
@@ -1408,14 +1410,17 @@ def test_a_body_or_payload_of_many_conflicts_costs_linear_time_and_bounded_dead_
         server.stop()
 
 
-def test_a_reading_too_large_for_a_kafka_message_is_refused_and_the_ingests_go_on(
+def test_a_grid_holding_an_id_too_long_for_any_message_is_refused_at_the_ingests_start(
     ingest_pipeline: Pipeline,
 ) -> None:
-    """t198, on the real Mosquitto and Kafka: a grid may register a sensor id of a
-    megabyte, and a reading of it passed every check; the packing thread then raised
-    on it and died, and each ingest took readings it never sent (the HTTP ingest
-    answered every later POST 503, the MQTT ingest acknowledged nothing more). Now the
-    reading is refused ``too_large`` naming the size and the limit, and the others go."""
+    """t198, on the real Mosquitto and Kafka: a grid could register a sensor id of a
+    megabyte, and a reading of it passed every check; the packing thread then raised on it
+    and died, and each ingest took readings it never sent (the HTTP ingest answered every
+    later POST 503, the MQTT ingest acknowledged nothing more). t198 made the ingests
+    refuse such a reading ``too_large`` (tests/unit/citybrain/ingest/test_publisher_stop.py
+    keeps that guard); since, the grid bounds every id (``MAX_ID_CHARS``), so both ingests
+    refuse the grid at their start, exit 2, naming the entry and the length, and no reading
+    can be too large for a Kafka message by its id."""
     p = ingest_pipeline
     big = "g" * 1_100_000
     grid = p.run_dir / "grid-with-a-huge-id.yaml"
@@ -1424,54 +1429,16 @@ def test_a_reading_too_large_for_a_kafka_message_is_refused_and_the_ingests_go_o
         + f"  - {{id: {big}, kind: water_level, unit: ft, cell: c-mill}}\n"
     )
     env = {**p.env, "CITYBRAIN_GRID_FILE": str(grid)}
-    server = IngestProcess(env, p.run_dir / "huge-http.log", "http", "--max-body", "2000000")
-    ingest = IngestProcess(
-        env,
-        p.run_dir / "huge-mqtt.log",
-        "mqtt",
-        "--client-id",
-        f"{p.name}-ingest",
-        "--topic",
-        "gw/{gateway}/up",
-        "--max-payload",
-        "2000000",
-    )
-    server.start()
-    ingest.start()
-    try:
-        huge = {**GAUGE_READING, "sensor_id": big, "grid_cell": "c-mill"}
-        status, answer = post(p, "/ingest/v1/readings", json.dumps([GAUGE_READING, huge]).encode())
-        assert (status, answer["accepted"], answer["refused"]) == (200, 1, 1), answer
-        [error] = answer["errors"]
-        assert (error["field"], error["code"]) == ("readings[1].sensor_id", "too_large")
-        assert (
-            "bytes packed, more than one Kafka message of the readings topic holds"
-            in (error["message"])
+    for mode in ("http", "mqtt"):
+        done = subprocess.run(
+            [sys.executable, "-m", "citybrain.cli", "ingest", mode],
+            env=env,
+            capture_output=True,
+            timeout=120,
         )
-        later = {**GAUGE_READING, "ts": format_ts(START + 60)}
-        assert post(p, "/ingest/v1/readings", json.dumps([later]).encode()) == (
-            200,
-            {"accepted": 1},
-        )  # 503 before: the packing thread was dead
-        payload = json.dumps({"sensor_id": big, "value": 1.0, "ts": START}).encode()
-        assert publish_bytes(p.settings.mqtt_port, "gw/east/up", payload).returncode == 0
-        mosquitto_pub(
-            p.settings.mqtt_port,
-            "gw/east/up",
-            [json.dumps({"sensor_id": "gauge-2", "value": 2.5, "ts": START})],
-        )
-        readings = packed(p.read("readings", lambda m: count_readings(m) >= 3, settle=1))
-        assert sorted((r["sensor_id"], r["ts"]) for r in readings) == [
-            ("gauge-1", format_ts(START)),
-            ("gauge-1", format_ts(START + 60)),
-            ("gauge-2", format_ts(START)),
-        ]
-        dead = p.read("deadletter", lambda m: len(m) >= 2, settle=1)
-        said = sorted(
-            (dict(d.headers)["citybrain.error.stream"], dict(d.headers)["citybrain.error.reason"])
-            for d in dead
-        )
-        assert said == [(b"http", b"too_large"), (b"mqtt", b"too_large")]
-    finally:
-        ingest.stop()
-        server.stop()
+        said = done.stderr.decode()
+        assert done.returncode == 2, (mode, said)
+        assert f"{grid}:" in said and "sensors entry" in said, said
+        assert f"is {len(big):,} characters long, expected at most {MAX_ID_CHARS}" in said
+        assert "Traceback" not in said
+        assert len(said) < 2_000  # the id is named by its start, not whole
