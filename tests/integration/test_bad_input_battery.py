@@ -229,7 +229,11 @@ def test_every_kind_of_bad_message_costs_only_itself_on_the_worker_s_topics(
             # t109: blank, padded or control-character ids and texts were taken.
             (badly(report, t, b'"text":"  "'), "bad_type", "blank: expected a description"),
             (badly(report, b'"r-0"', b'" r-0 "'), "bad_type", "white space around it"),
-            (badly(report, t, b'"text":"lo\\u001bud"'), "bad_type", "control character U+001B"),
+            (
+                badly(report, t, b'"text":"lo\\u001bud"'),
+                "bad_type",
+                "control character (U+001B) at character 3",
+            ),
             (badly(report, b'"Noise"', b'"No\\u200bise"'), "bad_type", "U+200B"),
         ]
         for i in range(max(12, len(bad_reports))):
