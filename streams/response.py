@@ -815,14 +815,7 @@ class Response:
         The table's memory holds the new group at once (no await here), its run's
         state made only when stored (``_store_deferred``), with its changelog entry."""
         assert self._deferred is not None
-        deferred = self._deferred.get(key)
-        if deferred is None:
-            before = self.ctx.groups.get(key)
-            deferred = self._deferred[key] = DeferredJoins(before, group, run)
-        deferred.group, deferred.run = group, run
-        deferred.commands += commands
-        deferred.events.append(event)
-        self.ctx.groups.data[key] = group
+        self._defer_into(self._deferred, key, group, run, commands, event)
 
     async def _store_deferred(self, commands: bool | bytes = True) -> None:
         """Under ``runs_settled``, by every writer of the groups before its own change
@@ -2012,11 +2005,25 @@ class Response:
         table's memory holds the new group, its run included, at once (no await here):
         the batch's next command of the run reads it, as the API does."""
         assert self._deferred_commands is not None
-        deferred = self._deferred_commands.get(key)
+        group["run"] = run.to_dict()
+        self._defer_into(self._deferred_commands, key, group, run, commands, event)
+
+    def _defer_into(
+        self,
+        deferred_by_key: dict[bytes, DeferredJoins],
+        key: bytes,
+        group: dict[str, Any],
+        run: Run,
+        commands: list[Command],
+        event: EventT[bytes],
+    ) -> None:
+        """Add a change of group ``key``'s run to ``deferred_by_key`` (the routed or the
+        commands batch's changes kept for its one store), the group as stored before
+        the first of them kept; the table's memory holds the new ``group`` at once."""
+        deferred = deferred_by_key.get(key)
         if deferred is None:
             before = self.ctx.groups.get(key)
-            deferred = self._deferred_commands[key] = DeferredJoins(before, group, run)
-        group["run"] = run.to_dict()
+            deferred = deferred_by_key[key] = DeferredJoins(before, group, run)
         deferred.group, deferred.run = group, run
         deferred.commands += commands
         deferred.events.append(event)
