@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from citybrain.stack.process import tail
 from citybrain.stack.topics import create_topics
 from streams.settings import Settings
+from tests.stalls import sigstop
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -388,7 +389,7 @@ class Worker:
     def freeze(self) -> None:
         """SIGSTOP: the worker stays a group member until its session times out."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGSTOP)
+        sigstop(self.proc.pid)
 
     def thaw(self) -> None:
         """SIGCONT: a frozen worker wakes, holding what it held when frozen."""

@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from citybrain.stack import KafkaBroker
-from citybrain.stack.process import process_state, read_pid
+from citybrain.stack.process import read_pid
 from tests.integration.test_pipeline import docs, steps_of
 from tests.integration.test_response import one_spiked_run
 from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline, stack_settings
+from tests.stalls import sigstop
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +39,6 @@ def kafka_pid(pipeline: Pipeline, run_dir: Path) -> Iterator[int]:
         yield pid
     finally:
         os.kill(pid, signal.SIGCONT)
-
-
-def freeze(pid: int) -> None:
-    os.kill(pid, signal.SIGSTOP)
-    deadline = time.monotonic() + 5  # kill() returns before every thread has stopped
-    while process_state(pid) not in ("T", "t") and time.monotonic() < deadline:
-        time.sleep(0.005)
 
 
 def counted(pipeline: Pipeline, name: str) -> float:
@@ -69,7 +63,7 @@ def test_acks_sent_while_kafka_froze_are_applied_once_and_their_retries_told_the
 
         _, shown = pipeline.api("GET", f"/runs/{run_id}", OPERATOR_TOKEN)
         seen, deadline = shown["run"]["level"], shown["run"]["deadline_at"]
-        freeze(kafka_pid)
+        sigstop(kafka_pid)
         started = time.monotonic()
         status, said = pipeline.api("POST", path, OPERATOR_TOKEN, {"note": "ana"}, None, ana)
         assert status == 503, said

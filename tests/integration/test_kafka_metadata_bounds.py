@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,9 @@ from citybrain.deadletters import Reader
 from citybrain.demo import topic_prefixes
 from citybrain.errors import KafkaStoppedError
 from citybrain.stack import KafkaBroker
-from citybrain.stack.process import process_state, read_pid
+from citybrain.stack.process import read_pid
 from tests.services import TEST_PORTS, Pipeline, stack_settings
+from tests.stalls import sigstop
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +47,7 @@ def freeze_at(
 
         def freezing(self: Any, *args: Any, **kwargs: Any) -> Any:
             if not frozen:
-                os.kill(pid, signal.SIGSTOP)
-                # kill() returns before every thread has stopped: a fetch sent at once
-                # was once answered under CI load (the dead letter came; DID NOT RAISE).
-                deadline = time.monotonic() + 5
-                while process_state(pid) not in ("T", "t") and time.monotonic() < deadline:
-                    time.sleep(0.005)
+                sigstop(pid)
                 frozen.append(pid)
             return original(self, *args, **kwargs)
 

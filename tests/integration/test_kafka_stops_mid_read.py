@@ -27,6 +27,7 @@ from citybrain.errors import KafkaStoppedError
 from citybrain.stack import KafkaBroker
 from citybrain.stack.process import read_pid
 from tests.services import TEST_PORTS, Pipeline, stack_settings
+from tests.stalls import sigstop
 
 pytestmark = pytest.mark.integration
 
@@ -48,7 +49,7 @@ def freeze(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]
 
     def freezing_poll(self: KafkaConsumer, *args: Any, **kwargs: Any) -> Any:
         if not frozen:
-            os.kill(pid, signal.SIGSTOP)
+            sigstop(pid)
             frozen.append(pid)
         return poll(self, *args, **kwargs)
 
@@ -113,7 +114,7 @@ def test_a_follow_says_kafka_stopped_answering_and_goes_on_when_it_answers(
     try:
         with Reader(pipeline.settings, topic) as reader:
             assert len(reader.latest(10)) == 1
-            os.kill(pid, signal.SIGSTOP)
+            sigstop(pid)
             new = next(reader.new(lambda: time.monotonic() > give_up, notice), None)
     finally:
         os.kill(pid, signal.SIGCONT)
@@ -143,7 +144,7 @@ def test_a_replay_ends_with_3_when_kafka_freezes_part_way(
     def freezing_send(self: KafkaProducer, *args: Any, **kwargs: Any) -> Any:
         sent.append(1)
         if len(sent) == 200:
-            os.kill(pid, signal.SIGSTOP)
+            sigstop(pid)
         return send(self, *args, **kwargs)
 
     monkeypatch.setattr(KafkaProducer, "send", freezing_send)
@@ -169,7 +170,7 @@ def test_a_worker_does_not_start_silently_on_a_frozen_kafka(
     without a word for as long as it stayed frozen (95 s by hand, helper t85)."""
     pid = read_pid(KafkaBroker(stack_settings(run_dir)).pid_file)
     assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
+    sigstop(pid)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "citybrain.cli", "worker"],
@@ -208,7 +209,7 @@ def test_a_command_started_on_a_frozen_kafka_says_it_waits_and_goes_on_once_it_a
         "replay": ["replay", "--max", str(data)],
         "deadletters": ["deadletters", "--prefix", pipeline.name],
     }[command]
-    os.kill(pid, signal.SIGSTOP)
+    sigstop(pid)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "citybrain.cli", *argv],

@@ -29,6 +29,7 @@ from citybrain.demo import (
     stopped_by,
 )
 from streams.settings import Settings
+from tests.stalls import sigstop
 
 STARTED = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC)
 
@@ -131,9 +132,7 @@ def test_stopping_a_frozen_demo_resumes_it_to_take_the_sigterm(tmp_path: Path) -
     settings = _settings(tmp_path)
     holder = _holder(tmp_path)
     try:
-        os.kill(holder.pid, signal.SIGSTOP)
-        while Path(f"/proc/{holder.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
-            time.sleep(0.01)
+        sigstop(holder.pid)
         began = time.monotonic()
         stopped = stop_running_demo(settings, "citybrain stack down", timeout=15)
         assert stopped is not None and stopped.pid == holder.pid
@@ -527,11 +526,10 @@ def test_restart_worker_says_a_frozen_demo_worker_is_frozen_not_running(
     `stack restart-worker` said "demo worker already running", exit 0, though it served
     nothing (`stack status` said frozen, exit 1)."""
     import signal
-    import time
 
     from citybrain.cli.base import EXIT_FAILED, CliError
     from citybrain.cli.stack import restart_demo_worker
-    from citybrain.stack.process import frozen, spawn
+    from citybrain.stack.process import spawn
 
     settings = _settings(tmp_path)
     files = DemoFiles.of(settings)
@@ -540,9 +538,7 @@ def test_restart_worker_says_a_frozen_demo_worker_is_frozen_not_running(
     files.state.write_text(json.dumps({"topic_prefix": "demo-1", "worker_url": url}))
     pid = spawn([sys.executable, "-c", "import time; time.sleep(60)"], files.log, files.pid)
     try:
-        os.kill(pid, signal.SIGSTOP)
-        while not frozen(pid):
-            time.sleep(0.01)
+        sigstop(pid)
         with pytest.raises(CliError) as info:
             restart_demo_worker(settings)
         assert info.value.status == EXIT_FAILED
@@ -625,7 +621,7 @@ def test_stack_reload_says_a_frozen_demo_worker_is_frozen_at_once(
     import signal
     import time
 
-    from citybrain.stack.process import frozen, spawn
+    from citybrain.stack.process import spawn
 
     _stack_on_free_ports(tmp_path, monkeypatch)
     files = DemoFiles.of(Settings())
@@ -633,9 +629,7 @@ def test_stack_reload_says_a_frozen_demo_worker_is_frozen_at_once(
     files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
     pid = spawn([sys.executable, "-c", "import time; time.sleep(60)"], files.log, files.pid)
     try:
-        os.kill(pid, signal.SIGSTOP)
-        while not frozen(pid):
-            time.sleep(0.01)
+        sigstop(pid)
         began = time.monotonic()
         assert main(["stack", "reload"]) == 1
         assert time.monotonic() - began < 10

@@ -20,10 +20,11 @@ import pytest
 
 from citybrain.stack import KafkaBroker
 from citybrain.stack.mosquitto import MosquittoBroker
-from citybrain.stack.process import StackError, alive, process_state, wait_until
+from citybrain.stack.process import StackError, alive, wait_until
 from citybrain.stack.prometheus import PrometheusServer
 from streams.settings import Settings
 from tests.services import free_port, free_ports
+from tests.stalls import sigstop
 
 
 @pytest.fixture
@@ -40,12 +41,7 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def _stopped(proc: subprocess.Popen[bytes]) -> None:
-    os.kill(proc.pid, signal.SIGSTOP)
-    for _ in range(200):
-        if process_state(proc.pid) == "T":
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"pid {proc.pid} did not stop: state {process_state(proc.pid)}")
+    sigstop(proc.pid)
 
 
 def test_a_stopped_process_is_said_at_once_with_its_pid_and_kill_cont(
