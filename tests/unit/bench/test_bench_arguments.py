@@ -46,6 +46,7 @@ CASES = [
     ("nab_loco", ["--data", "{tmp}/missing"], "--data"),
     ("nab_loco", ["--data", "{tmp}", "--workers", "0"], "--workers"),
     ("published_nab", ["--nab", "{tmp}/missing", "--data", "{tmp}"], "--nab"),
+    ("sustained", ["--data", "{tmp}/missing"], "--data"),
     ("worker_start", ["--rounds", "0"], "--rounds"),
     ("worker_start", ["--out", "{tmp}/missing/w.json"], "--out"),
     ("recovery", ["--groups", "0"], "--groups"),
