@@ -194,7 +194,29 @@ _ANY_VALUES = (
     "中文",
     "\U0001f600",
     "a b",
+    # A combining mark, and format characters (U+202E, the right-to-left override;
+    # U+200B): `\PC+` or `[\pL\pN]+` match none of them, so they match not every alert
+    # id (t203: `alert_id=~"\PC+"` was warned of as muting every alert).
+    "e\u0301",
+    "\u202eab",
+    "a\u200bb",
 )
+
+
+def _matches_at_most(pattern: Any, allowed: str | None) -> bool:
+    """Whether every text the compiled, fully anchored ``pattern`` matches is
+    ``allowed`` (None: whether it matches no text at all). Exact where RE2's
+    PossibleMatchRange pins the matches to one text (``^$``, ``()``, ``a{0}``, ``\\b``:
+    the empty one; ``x^``, ``a\\bb``, ``[^\\s\\S]``: one the regex then fails on, so none);
+    False, "it may match more", wherever it does not (``(?i)x^``, ``a^|b^``)."""
+    try:
+        low, high = pattern.possiblematchrange(16)
+        only = high.decode("utf-8") if low == high else None
+    except (re2.error, UnicodeError, AttributeError):
+        return False
+    if only is None:
+        return False
+    return only == allowed or pattern.search(only) is None
 
 
 def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
@@ -202,13 +224,16 @@ def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
     an alert without its label (the empty string, as Alertmanager reads a missing label;
     not asked of CARRIED_LABELS) and every value the label can have: each of ``values``
     (label_values) for a label with a closed set of them, else a regex (``=~``) that
-    matches any text (``_ANY_VALUES``), or ``!=""`` on a carried label. A ``!=`` or
-    ``!~`` on a label without a closed set is never said to (``category!="noise"``
-    passes every value but one). "Every alert" is every alert citybrain raises, whose
-    values hold no control character: ``.*`` does not match a line feed, in Alertmanager
-    as here. ``category=~".*"``, ``severity=~"minor|major|critical"``
-    or ``alert_id!=""`` filter nothing in a route or an inhibit rule (t197): Alertmanager
-    takes them without a word, as it takes ``{}``."""
+    matches any text (``_ANY_VALUES``), a ``!~`` regex that matches no text
+    (``category!~"x^"``), or on a carried label ``!=""`` and a ``!~`` regex that
+    matches no text but the empty one (``alert_id!~"^$"``, ``!~"()"``, ``!~"a{0}"``:
+    ``!=""`` written as a regex; t203, taken without a word before). Other ``!=`` and
+    ``!~`` matchers on a label without a closed set are never said to
+    (``category!="noise"`` passes every value but one). "Every alert" is every alert
+    citybrain raises, whose values hold no control character: ``.*`` does not match a
+    line feed, in Alertmanager as here. ``category=~".*"``,
+    ``severity=~"minor|major|critical"`` or ``alert_id!=""`` filter nothing in a route or
+    an inhibit rule (t197): Alertmanager takes them without a word, as it takes ``{}``."""
     name = matcher.name
     carried = name in CARRIED_LABELS
     if not carried and not matcher.matches_empty():
@@ -223,8 +248,14 @@ def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
     texts = _ANY_VALUES[1:] if carried else _ANY_VALUES  # (a carried label is never "")
     if matcher.op == "=~" and all(matcher.pattern.search(v) for v in texts):
         return f"any {name}{without}"
-    if carried and matcher.op in ("!=", "!~") and matcher.value == "":
-        # (`!~""` passes every value but the empty one, as `!=""` does.)
+    if matcher.op == "!~" and _matches_at_most(matcher.pattern, None):
+        # (`category!~"x^"`: the regex matches nothing, so the matcher passes anything.)
+        return f"any {name}{without} ({matcher.value!r} matches no text)"
+    if carried and (
+        (matcher.op == "!=" and matcher.value == "")
+        or (matcher.op == "!~" and _matches_at_most(matcher.pattern, ""))
+    ):
+        # (`!~""`, `!~"^$"` pass every value but the empty one, as `!=""` does.)
         return f"any {name}, and every alert citybrain raises has one"
     return ""
 
