@@ -465,6 +465,15 @@ def legacy_regex(value: str) -> str:
     return f"^(?:{value})$"
 
 
+def _said(text: str) -> str:
+    """``text`` (a regex, or RE2's words quoting part of one) with each character that
+    does not print written as its escape, as repr writes it (a line feed ``\\n``, an ESC
+    ``\\x1b``, U+2028 ``\\u2028``): a refusal stays one line and shows what was typed
+    (t203: ``category=~"(\\x1b[31m\\n"`` said "missing ]: [31m" and a line break, the
+    ESC left for the terminal to act on)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def compile_regex(value: str, where: str) -> Any:
     """``value`` as Alertmanager compiles it: RE2, ``^(?:value)$`` (searched, as Go's
     MatchString does). Raises RoutingConfigError naming ``where`` (when not empty) and
@@ -495,7 +504,7 @@ def compile_regex(value: str, where: str) -> Any:
             problem = str(reason).replace(f": {anchored}", "")
             raise RoutingConfigError(
                 f"{head}bad regex: valid alone, but Alertmanager matches it wrapped, as "
-                f"^(?:{value})$, and that is not valid ({problem}){hint}"
+                f"^(?:{_said(value)})$, and that is not valid ({_said(problem)}){hint}"
             ) from None
         # RE2 quotes the text it compiled; the user wrote the value (trial 7: "missing
         # ): ^(?:()$" for "(").
@@ -516,7 +525,7 @@ def compile_regex(value: str, where: str) -> Any:
                 f"{_RE2_OPTIONS.max_mem >> 20} MiB RE2 budget (Alertmanager accepts larger "
                 "ones); use a smaller repeat count or a narrower class"
             ) from None
-        raise RoutingConfigError(f"{head}bad regex (RE2 syntax): {reason}") from None
+        raise RoutingConfigError(f"{head}bad regex (RE2 syntax): {_said(reason)}") from None
     # Where RE2's Unicode tables (15.1) class or fold a character Unicode 13 already had
     # otherwise than Go's (Alertmanager's): a class is written out as Go's, a folding
     # refused (playbooks/goregexp.py, GO_CLASS_CHANGES and FOLDS_SINCE_GO).
@@ -1421,9 +1430,9 @@ def _standalone(matcher: Matcher) -> None:
     if isinstance(exc, re2.error):
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise SilenceError(
-            f"silence matcher {str(matcher)!r}: the regex is not valid on its own ({reason}); "
-            "Alertmanager refuses it in a silence (wrapped it reads "
-            f"^(?:{matcher.value})$, which matches more than it says)",
+            f"silence matcher {str(matcher)!r}: the regex is not valid on its own "
+            f"({_said(str(reason))}); Alertmanager refuses it in a silence (wrapped it reads "
+            f"^(?:{_said(matcher.value)})$, which matches more than it says)",
             "matcher",
         ) from None
 

@@ -243,6 +243,37 @@ def test_silences_that_let_some_alert_through_are_not_warned_of(matchers: list[s
     assert silence_matches_every_alert(silence.matchers, label_values(None)) == ""
 
 
+@pytest.mark.parametrize(
+    ("regex", "said"),
+    [
+        ("(\x1b[31m\n", "missing ]: [31m\\n"),  # RE2's words quote the rest raw
+        ("a\n\\", "trailing backslash at end of expression: a\\n\\"),
+        ("\\Q\n", "as ^(?:\\Q\\n)$, and that is not valid"),
+        ("\n\n(", "missing ): \\n\\n("),
+        ("(\x85", "missing ): (\\x85"),
+    ],
+)
+def test_a_bad_regex_is_said_on_one_line_with_what_was_typed(regex: str, said: str) -> None:
+    """t203: RE2's reason quotes the regex, or the part of it from the fault, as it is:
+    a line feed in it broke the refusal over lines (``silences add`` printed the rest as
+    a continuation) and an ESC was left for the terminal to act on. Now each character
+    that does not print is written as its escape. Fails on the old code."""
+    text = 'category=~"' + escape(regex) + '"'
+    with pytest.raises(RoutingConfigError) as info:
+        Matcher.parse(text)
+    message = str(info.value)
+    assert said in message, message
+    assert all(c.isprintable() for c in message), message
+
+
+def test_a_silence_regex_valid_only_wrapped_is_said_on_one_line() -> None:
+    with pytest.raises(SilenceError) as info:
+        new_silence("s", ['category=~"a)|(\\nb"', 'kind="pm25"'], 0, 3600, "op", "r")
+    message = str(info.value)
+    assert "(unexpected ): a)|(\\nb)" in message and "^(?:a)|(\\nb)$" in message, message
+    assert all(c.isprintable() for c in message), message
+
+
 def test_a_silence_with_one_selective_matcher_is_accepted() -> None:
     s = new_silence("s", ['category!~"noise.+"', 'kind="traffic_speed"'], 0, 3600, "op", "r")
     assert not s.silences(FLOOD, 10)
