@@ -194,7 +194,29 @@ _ANY_VALUES = (
     "中文",
     "\U0001f600",
     "a b",
+    # A combining mark, and format characters (U+202E, the right-to-left override;
+    # U+200B): `\PC+` or `[\pL\pN]+` match none of them, so they match not every alert
+    # id (t203: `alert_id=~"\PC+"` was warned of as muting every alert).
+    "e\u0301",
+    "\u202eab",
+    "a\u200bb",
 )
+
+
+def _matches_at_most(pattern: Any, allowed: str | None) -> bool:
+    """Whether every text the compiled, fully anchored ``pattern`` matches is
+    ``allowed`` (None: whether it matches no text at all). Exact where RE2's
+    PossibleMatchRange pins the matches to one text (``^$``, ``()``, ``a{0}``, ``\\b``:
+    the empty one; ``x^``, ``a\\bb``, ``[^\\s\\S]``: one the regex then fails on, so none);
+    False, "it may match more", wherever it does not (``(?i)x^``, ``a^|b^``)."""
+    try:
+        low, high = pattern.possiblematchrange(16)
+        only = high.decode("utf-8") if low == high else None
+    except (re2.error, UnicodeError, AttributeError):
+        return False
+    if only is None:
+        return False
+    return only == allowed or pattern.search(only) is None
 
 
 def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
@@ -202,13 +224,16 @@ def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
     an alert without its label (the empty string, as Alertmanager reads a missing label;
     not asked of CARRIED_LABELS) and every value the label can have: each of ``values``
     (label_values) for a label with a closed set of them, else a regex (``=~``) that
-    matches any text (``_ANY_VALUES``), or ``!=""`` on a carried label. A ``!=`` or
-    ``!~`` on a label without a closed set is never said to (``category!="noise"``
-    passes every value but one). "Every alert" is every alert citybrain raises, whose
-    values hold no control character: ``.*`` does not match a line feed, in Alertmanager
-    as here. ``category=~".*"``, ``severity=~"minor|major|critical"``
-    or ``alert_id!=""`` filter nothing in a route or an inhibit rule (t197): Alertmanager
-    takes them without a word, as it takes ``{}``."""
+    matches any text (``_ANY_VALUES``), a ``!~`` regex that matches no text
+    (``category!~"x^"``), or on a carried label ``!=""`` and a ``!~`` regex that
+    matches no text but the empty one (``alert_id!~"^$"``, ``!~"()"``, ``!~"a{0}"``:
+    ``!=""`` written as a regex; t203, taken without a word before). Other ``!=`` and
+    ``!~`` matchers on a label without a closed set are never said to
+    (``category!="noise"`` passes every value but one). "Every alert" is every alert
+    citybrain raises, whose values hold no control character: ``.*`` does not match a
+    line feed, in Alertmanager as here. ``category=~".*"``,
+    ``severity=~"minor|major|critical"`` or ``alert_id!=""`` filter nothing in a route or
+    an inhibit rule (t197): Alertmanager takes them without a word, as it takes ``{}``."""
     name = matcher.name
     carried = name in CARRIED_LABELS
     if not carried and not matcher.matches_empty():
@@ -223,8 +248,14 @@ def every_alert(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) -> str:
     texts = _ANY_VALUES[1:] if carried else _ANY_VALUES  # (a carried label is never "")
     if matcher.op == "=~" and all(matcher.pattern.search(v) for v in texts):
         return f"any {name}{without}"
-    if carried and matcher.op in ("!=", "!~") and matcher.value == "":
-        # (`!~""` passes every value but the empty one, as `!=""` does.)
+    if matcher.op == "!~" and _matches_at_most(matcher.pattern, None):
+        # (`category!~"x^"`: the regex matches nothing, so the matcher passes anything.)
+        return f"any {name}{without} ({matcher.value!r} matches no text)"
+    if carried and (
+        (matcher.op == "!=" and matcher.value == "")
+        or (matcher.op == "!~" and _matches_at_most(matcher.pattern, ""))
+    ):
+        # (`!~""`, `!~"^$"` pass every value but the empty one, as `!=""` does.)
         return f"any {name}, and every alert citybrain raises has one"
     return ""
 
@@ -434,6 +465,15 @@ def legacy_regex(value: str) -> str:
     return f"^(?:{value})$"
 
 
+def _said(text: str) -> str:
+    """``text`` (a regex, or RE2's words quoting part of one) with each character that
+    does not print written as its escape, as repr writes it (a line feed ``\\n``, an ESC
+    ``\\x1b``, U+2028 ``\\u2028``): a refusal stays one line and shows what was typed
+    (t203: ``category=~"(\\x1b[31m\\n"`` said "missing ]: [31m" and a line break, the
+    ESC left for the terminal to act on)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def compile_regex(value: str, where: str) -> Any:
     """``value`` as Alertmanager compiles it: RE2, ``^(?:value)$`` (searched, as Go's
     MatchString does). Raises RoutingConfigError naming ``where`` (when not empty) and
@@ -464,7 +504,7 @@ def compile_regex(value: str, where: str) -> Any:
             problem = str(reason).replace(f": {anchored}", "")
             raise RoutingConfigError(
                 f"{head}bad regex: valid alone, but Alertmanager matches it wrapped, as "
-                f"^(?:{value})$, and that is not valid ({problem}){hint}"
+                f"^(?:{_said(value)})$, and that is not valid ({_said(problem)}){hint}"
             ) from None
         # RE2 quotes the text it compiled; the user wrote the value (trial 7: "missing
         # ): ^(?:()$" for "(").
@@ -485,7 +525,7 @@ def compile_regex(value: str, where: str) -> Any:
                 f"{_RE2_OPTIONS.max_mem >> 20} MiB RE2 budget (Alertmanager accepts larger "
                 "ones); use a smaller repeat count or a narrower class"
             ) from None
-        raise RoutingConfigError(f"{head}bad regex (RE2 syntax): {reason}") from None
+        raise RoutingConfigError(f"{head}bad regex (RE2 syntax): {_said(reason)}") from None
     # Where RE2's Unicode tables (15.1) class or fold a character Unicode 13 already had
     # otherwise than Go's (Alertmanager's): a class is written out as Go's, a folding
     # refused (playbooks/goregexp.py, GO_CLASS_CHANGES and FOLDS_SINCE_GO).
@@ -1390,9 +1430,9 @@ def _standalone(matcher: Matcher) -> None:
     if isinstance(exc, re2.error):
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise SilenceError(
-            f"silence matcher {str(matcher)!r}: the regex is not valid on its own ({reason}); "
-            "Alertmanager refuses it in a silence (wrapped it reads "
-            f"^(?:{matcher.value})$, which matches more than it says)",
+            f"silence matcher {str(matcher)!r}: the regex is not valid on its own "
+            f"({_said(str(reason))}); Alertmanager refuses it in a silence (wrapped it reads "
+            f"^(?:{_said(matcher.value)})$, which matches more than it says)",
             "matcher",
         ) from None
 

@@ -128,6 +128,29 @@ def _grid_silence_warnings(texts: list[str]) -> list[str]:
     return silence_warnings(texts, grid)
 
 
+# The worker's 201 answer words the catch-all warning so (streams/api.py, t197).
+_WORKER_CATCH_ALL = "matchers: this silence matches every alert"
+
+
+def worker_warnings(doc: dict[str, Any], texts: list[str], said: list[str]) -> list[str]:
+    """The worker's warning that the silence matches every alert (its 201 answer's
+    ``warnings``, judged by the worker's own grid), as a ``warning:`` line, unless
+    ``said`` (this command's own lines) already says it. t203: the line came from this
+    shell's grid alone, so with CITYBRAIN_GRID_FILE unreadable here (a worker on another
+    machine) ``alert_id=~".+"`` was added without a word, the answer's warning dropped.
+    The answer's other warnings (0.27's readings) are said by _check_matchers already."""
+    found = doc.get("warnings")
+    if not isinstance(found, list) or any("this silence matches every alert" in s for s in said):
+        return []
+    given = " ".join(f"--matcher {text!r}" for text in texts)
+    prefix = _WORKER_CATCH_ALL.split(": ", 1)[0] + ": "
+    return [
+        f"warning: {given}: {w.removeprefix(prefix)}"
+        for w in found
+        if isinstance(w, str) and w.startswith(_WORKER_CATCH_ALL)
+    ][:1]
+
+
 def silence_warnings(texts: list[str], grid: Grid) -> list[str]:
     """One ``warning:`` line per ``--matcher`` (already checked by _check_matchers) that
     tests a label for a value no alert can carry in ``grid``, by the definition `playbooks
@@ -334,6 +357,8 @@ def cmd_silences(args: argparse.Namespace) -> int:
             "/silences",
             {"matchers": args.matcher, **window, "reason": args.reason},
         )
+    if args.action == "add" and isinstance(doc, dict):
+        warnings += worker_warnings(doc, args.matcher, warnings)
     # After the add succeeded: the warning qualifies a silence that exists.
     for line in warnings:
         # As every command's warning (t48), escapes shown, not played.

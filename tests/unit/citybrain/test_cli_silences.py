@@ -749,3 +749,56 @@ def test_silences_add_refuses_a_window_alertmanager_refuses_before_asking(
     err = capsys.readouterr().err
     assert said in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+class _Warning(_Accepting):
+    """Answers as a worker does a silence matching every alert: 201 with ``warnings``."""
+
+    def do_POST(self) -> None:
+        sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        silence = {"id": "s1", "matchers": sent["matchers"], "author": "duty-operator"}
+        warning = (
+            "matchers: this silence matches every alert ('alert_id=~\".+\"' matches any "
+            "alert_id), so it mutes every alert, critical floods included: add a matcher that "
+            "tells the alerts to mute apart"
+        )
+        body = json.dumps(
+            {"silence": {**silence, "ends_at": time.time() + 3600}, "warnings": [warning]}
+        ).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("grid_here", [True, False])
+def test_silences_add_says_the_workers_warning_that_it_matches_every_alert(
+    grid_here: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """t203: the catch-all line came from this shell's grid alone: with the grid file
+    unreadable here (this shell's copy broken; the worker reads its own) `alert_id=~".+"`
+    was added without a word, the worker's warning dropped (fails on the old code, grid_here False). With the
+    grid here, the line is said once, not twice."""
+    broken = tmp_path / "grid.yaml"
+    broken.write_text("version: 1\ncells: [\n")  # this shell's copy, cut short
+    monkeypatch.setenv("CITYBRAIN_GRID_FILE", str(GRID if grid_here else broken))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Warning)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        argv = ["--matcher", 'alert_id=~".+"', "--duration", "1h", "--reason", "test"]
+        assert main(["silences", "add", *argv, "--url", url, "--token", "t"]) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    out, err = capsys.readouterr()
+    assert out.startswith('silence s1 added by duty-operator: alert_id=~".+", until ')
+    assert err.splitlines() == [
+        "citybrain: warning: --matcher 'alert_id=~\".+\"': this silence matches every alert "
+        "('alert_id=~\".+\"' matches any alert_id), so it mutes every alert, critical floods "
+        "included: add a matcher that tells the alerts to mute apart"
+    ]

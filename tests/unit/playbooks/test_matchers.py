@@ -22,10 +22,12 @@ from playbooks.routing import (
     SilenceBook,
     escape,
     label_set,
+    label_values,
     new_silence,
     parse_label,
     parse_matchers,
     parse_silence_matchers,
+    silence_matches_every_alert,
     silence_window,
 )
 
@@ -193,6 +195,83 @@ def test_silences_matching_every_alert_are_refused(matchers: list[str]) -> None:
     assert "at least one matcher must not match the empty string" in str(info.value)
     assert info.value.problem == "matches_empty"
     assert str(Matcher.parse(matchers[0].strip("{}").split(",")[0])) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("matchers", "why"),
+    [
+        # `!=""` written as a regex matching no text but the empty one, on a label every
+        # alert carries: it passes every alert.
+        (['alert_id!~"^$"'], "any alert_id, and every alert citybrain raises has one"),
+        (['alert_id!~"()"'], "any alert_id, and every alert citybrain raises has one"),
+        (['alert_id!~"|"'], "any alert_id, and every alert citybrain raises has one"),
+        (['alert_id!~"a{0}"'], "any alert_id, and every alert citybrain raises has one"),
+        (['grid_cell!~"\\A\\z"'], "any grid_cell, and every alert citybrain raises has one"),
+        (['alert_id!~"^^$$"'], "any alert_id, and every alert citybrain raises has one"),
+        # A regex matching no text at all: its `!~` passes anything.
+        (['alert_id!~"a^b"', 'kind!=""'], "any alert_id ('a^b' matches no text)"),
+        (['category!~"x^"', 'alert_id=~".+"'], "any category and an alert without category"),
+    ],
+)
+def test_silences_of_regexes_matching_only_the_empty_text_are_warned_of(
+    matchers: list[str], why: str
+) -> None:
+    """t203: each silence is taken (no matcher of it, or not all, match the empty
+    string) and mutes every alert, as Alertmanager 0.25 mutes every alert with it
+    (tests/integration/test_silence_catch_alls_differential.py); the warning was said of
+    ``alert_id!=""`` and ``!~""`` only. Fails on the old code (no warning)."""
+    silence = new_silence("s", matchers, 0, 3600, "op", "r")
+    warning = silence_matches_every_alert(silence.matchers, label_values(None))
+    assert why in warning, warning
+    assert silence.silences({**FLOOD, "alert_id": "al-1", "grid_cell": "c1"}, 10)
+
+
+@pytest.mark.parametrize(
+    "matchers",
+    [
+        ['alert_id!~"a*"'],  # passes every id but "a", "aa", ...
+        ['alert_id!~"minor|"'],  # passes every id but "minor"
+        ['alert_id!~"(?i)x^"', 'kind="pm25"'],
+        ['alert_id=~"\\PC+"'],  # an id with a format character (U+202E) is not matched
+        ['alert_id=~"[\\pL\\pN-]+"'],  # nor one with a combining mark
+    ],
+)
+def test_silences_that_let_some_alert_through_are_not_warned_of(matchers: list[str]) -> None:
+    """t203: ``alert_id=~"\\PC+"`` was warned of as muting every alert, though an alert id
+    holding U+202E (the right-to-left override) passes it, in Alertmanager as here."""
+    silence = new_silence("s", matchers, 0, 3600, "op", "r")
+    assert silence_matches_every_alert(silence.matchers, label_values(None)) == ""
+
+
+@pytest.mark.parametrize(
+    ("regex", "said"),
+    [
+        ("(\x1b[31m\n", "missing ]: [31m\\n"),  # RE2's words quote the rest raw
+        ("a\n\\", "trailing backslash at end of expression: a\\n\\"),
+        ("\\Q\n", "as ^(?:\\Q\\n)$, and that is not valid"),
+        ("\n\n(", "missing ): \\n\\n("),
+        ("(\x85", "missing ): (\\x85"),
+    ],
+)
+def test_a_bad_regex_is_said_on_one_line_with_what_was_typed(regex: str, said: str) -> None:
+    """t203: RE2's reason quotes the regex, or the part of it from the fault, as it is:
+    a line feed in it broke the refusal over lines (``silences add`` printed the rest as
+    a continuation) and an ESC was left for the terminal to act on. Now each character
+    that does not print is written as its escape. Fails on the old code."""
+    text = 'category=~"' + escape(regex) + '"'
+    with pytest.raises(RoutingConfigError) as info:
+        Matcher.parse(text)
+    message = str(info.value)
+    assert said in message, message
+    assert all(c.isprintable() for c in message), message
+
+
+def test_a_silence_regex_valid_only_wrapped_is_said_on_one_line() -> None:
+    with pytest.raises(SilenceError) as info:
+        new_silence("s", ['category=~"a)|(\\nb"', 'kind="pm25"'], 0, 3600, "op", "r")
+    message = str(info.value)
+    assert "(unexpected ): a)|(\\nb)" in message and "^(?:a)|(\\nb)$" in message, message
+    assert all(c.isprintable() for c in message), message
 
 
 def test_a_silence_with_one_selective_matcher_is_accepted() -> None:

@@ -298,6 +298,16 @@ def test_a_new_silence_says_how_many_firing_alerts_it_matches(
             "'source=~\"sensor|citizen\"' matches every source an alert can have (sensor, "
             "citizen); 'kind!=\"\"' matches every kind an alert can have (all 14 of them)",
         ),
+        # t203: !="" written as a regex, and a regex of no text: each passes every alert.
+        (
+            ['alert_id!~"^$"'],
+            "'alert_id!~\"^$\"' matches any alert_id, and every alert citybrain raises has one",
+        ),
+        (
+            [{"name": "alert_id", "value": "a^b", "isRegex": True, "isEqual": False}, 'kind!=""'],
+            "'alert_id!~\"a^b\"' matches any alert_id ('a^b' matches no text); 'kind!=\"\"' "
+            "matches every kind an alert can have (all 14 of them)",
+        ),
         # One matcher that chooses is enough: no warning.
         (['source=~"sensor|citizen"', 'kind!=""', 'kind="pm25"'], None),
     ],

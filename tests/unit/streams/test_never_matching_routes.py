@@ -163,3 +163,25 @@ def test_an_entry_of_no_matchers_stays_an_error_not_a_warning(tmp_path: Path) ->
 def test_the_library_routing_matches_no_alert_wholesale(tmp_path: Path) -> None:
     text = (REPO_ROOT / "playbooks" / "library" / "routing.yaml").read_text()
     assert alerting(tmp_path, text).catch_all == []
+
+
+@pytest.mark.parametrize(
+    ("matchers", "why"),
+    [
+        ("['alert_id!~\"^$\"']", "'alert_id!~\"^$\"' matches any alert_id, and every alert"),
+        ("['alert_id!~\"a{0}\"']", "'alert_id!~\"a{0}\"' matches any alert_id, and every"),
+        ("['category!~\"x^\"', 'alert_id=~\".+\"']", "('x^' matches no text)"),
+    ],
+)
+def test_routes_matching_every_alert_through_a_regex_of_no_text_are_warned_of(
+    tmp_path: Path, matchers: str, why: str
+) -> None:
+    """t203, the silences' sibling: a route of ``!=""`` written as a regex (``!~"^$"``) on
+    a label every alert carries, or of ``!~`` a regex matching nothing, takes every alert
+    that reaches it, as Alertmanager routes it; said by playbooks check as a route of
+    ``alert_id!=""`` is. Fails on the old code (no warning)."""
+    text = ROOT + f"  routes:\n    - {{matchers: {matchers}, playbook: flash-flood}}\n"
+    text += "    - {matchers: ['kind=\"pm25\"'], playbook: air-pollution}\n"
+    [line] = alerting(tmp_path, text).catch_all
+    assert "route.routes.0.matchers: this route matches every alert that reaches it" in line
+    assert why in line, line
