@@ -32,7 +32,8 @@ Delivery and event-time rules (docs/events.md), in this order:
   taken, and until a later one confirms it the sensor keeps the time it jumped from
   (``jump_from``), a reading between the two taking the clock back (one odd time poisons
   no later reading); a sensor's first reading more than ``CLOCK_JUMP`` past its kind's
-  clock (``SensorDetection.kind_clock``) is one from no history (``NO_HISTORY``).
+  clock (``SensorDetection.kind_clock``), or any first reading of a kind with no clock
+  yet, is one from no history (``NO_HISTORY``).
 So the detector's window stays in event-time order and no alert is raised twice.
 """
 
@@ -1212,8 +1213,11 @@ class SensorDetection:
         # clock jump from no history (``NO_HISTORY``). Both paths read it as it was
         # before the batch (the per-sensor path raises it after each batch, the bank path
         # reads its columns), so they agree whatever the order within a batch. It only
-        # rises; a kind with no clock yet (the worker's first readings of it) has nothing
-        # to judge a first reading against, and takes it as its sensor's clock.
+        # rises. A kind with no clock yet (the worker's first readings of it) has nothing
+        # to judge a first reading against, so every first reading of it is taken as a
+        # jump from no history too, until a sensor's next reading confirms its own and
+        # so gives the kind a clock: a first reading of a fresh worker a year ahead set
+        # its sensor's clock, every later real reading of it ``out_of_order`` (t206).
         self.kind_clock: dict[str, float] = {}
 
     @classmethod
@@ -1341,7 +1345,14 @@ class SensorDetection:
         # kind's clock (``NO_HISTORY``).
         first = known & (lt_known == -np.inf)
         if first.any():
-            ahead = batch.ts - self._kind_clocks(cols)[cols.kind_of[safe]] > CLOCK_JUMP
+            clocks = self._kind_clocks(cols)[cols.kind_of[safe]]
+            ahead = batch.ts - clocks > CLOCK_JUMP
+            # A kind with no clock yet makes every first reading such a jump, confirmed
+            # by its sensor's next: several readings of a sensor here, in order and each
+            # within a day of the one before (what ``_multi`` takes, else the per-sensor
+            # rules), end confirmed as the per-sensor path leaves them, so they stay in
+            # the common case (a fresh worker's packs, t106's ceiling).
+            ahead &= (clocks > -np.inf) | (per_slot[safe] == 1)
             odd[safe[first & ahead]] = True
         quiet_known = known & ~cols.in_episode[safe] & ~odd[safe]
         fast = quiet_known & (offsets >= 0) & (per_slot[safe] == 1)
@@ -1661,8 +1672,8 @@ class SensorDetection:
 
     def _kind_clocks(self, cols: _Columns) -> np.ndarray:
         """``kind_clock`` raised to the bank's live sensors' times (a pending clock
-        jump's not counted), as an array by kind code (``inf``: no clock yet, so no
-        first reading is past it)."""
+        jump's not counted), as an array by kind code (``-inf``: no clock yet, so
+        every first reading is past it: a jump from no history, t206)."""
         live = (cols.holder != 0) & (cols.jump_from == 0.0) & (cols.last_ts > -np.inf)
         newest = np.full(len(cols.kinds), -np.inf)
         np.maximum.at(newest, cols.kind_of[live], cols.last_ts[live])
@@ -1670,7 +1681,7 @@ class SensorDetection:
         for code, kind in enumerate(cols.kinds):
             if newest[code] > clock.get(kind, -math.inf):
                 clock[kind] = float(newest[code])
-            newest[code] = clock.get(kind, math.inf)
+            newest[code] = clock.get(kind, -math.inf)
         return newest
 
     def _admit_stored(
@@ -2096,9 +2107,9 @@ class SensorDetection:
 
     def _first_jump(self, item: Incoming) -> bool:
         """Whether ``item``, its sensor's first reading, is more than ``CLOCK_JUMP``
-        past its kind's clock (``kind_clock``; none yet: no)."""
+        past its kind's clock (``kind_clock``; none yet: yes, nothing vouches for it)."""
         reading = item.reading
-        return reading.ts - self.kind_clock.get(reading.kind, math.inf) > CLOCK_JUMP
+        return reading.ts - self.kind_clock.get(reading.kind, -math.inf) > CLOCK_JUMP
 
     @staticmethod
     def _repeat(item: Incoming, last_value: float, result: BatchResult) -> None:
