@@ -50,11 +50,11 @@ MAX_STEP_BACK = timedelta(hours=1)
 CLOCK_JUMP = timedelta(days=1)
 # ``jump_from`` of the file's first row: nothing before it vouches for its time, so a
 # next row more than CLOCK_JUMP before it takes the clock back (the first row was the
-# jump), as the stream takes a kind's first reading (``streams.detection.NO_HISTORY``,
+# jump), as the stream takes a kind's first reading (``streams.detection.NO_CLOCK``,
 # t206); one going back less is refused as before. Before, a file whose first row was
 # dated a year ahead stopped at its second row, naming that one (or, with --on-error
 # skip, skipped every later row).
-NO_HISTORY = datetime(1, 1, 1, tzinfo=UTC)
+NO_CLOCK = datetime(1, 1, 1, tzinfo=UTC)
 
 
 def _back_to(previous: datetime, when: datetime, jump_from: datetime | None) -> bool:
@@ -63,7 +63,7 @@ def _back_to(previous: datetime, when: datetime, jump_from: datetime | None) -> 
     first row with ``when`` more than CLOCK_JUMP before it."""
     if jump_from is None or not when > jump_from:
         return False
-    return jump_from is not NO_HISTORY or previous - when > CLOCK_JUMP
+    return jump_from is not NO_CLOCK or previous - when > CLOCK_JUMP
 
 
 # Rows scored at once: large enough for the vectorised detectors' batches, small enough
@@ -301,7 +301,7 @@ def good_rows(
                     order.earlier += 1
             if previous is None or when > previous:
                 ahead = previous is not None and when - previous > CLOCK_JUMP
-                jump_from = previous if ahead else NO_HISTORY if previous is None else None
+                jump_from = previous if ahead else NO_CLOCK if previous is None else None
                 previous, latest = when, record.fields[0].strip()
             good += 1
             rest = record.fields[2:]

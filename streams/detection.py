@@ -32,8 +32,9 @@ Delivery and event-time rules (docs/events.md), in this order:
   taken, and until a later one confirms it the sensor keeps the time it jumped from
   (``jump_from``), a reading between the two taking the clock back (one odd time poisons
   no later reading); a sensor's first reading more than ``CLOCK_JUMP`` past its kind's
-  clock (``SensorDetection.kind_clock``), or any first reading of a kind with no clock
-  yet, is one from no history (``NO_HISTORY``).
+  clock (``SensorDetection.kind_clock``) is one from no history (``NO_HISTORY``), and any
+  first reading of a kind with no clock yet is pending too (``NO_CLOCK``: a later reading
+  more than ``CLOCK_JUMP`` before it takes the clock back).
 So the detector's window stays in event-time order and no alert is raised twice.
 """
 
@@ -121,8 +122,9 @@ def _in_order(rejected: list[Any], start: int, refused: list[Any], late: list[An
 
 def _older(ts: float, last_ts: float, jump_from: float | None = None) -> str:
     """The out-of-order refusal's message (``jump_from``: the sensor's time before a
-    jump not yet confirmed, which a refused reading is older than too)."""
-    if jump_from is not None:
+    jump not yet confirmed, which a refused reading is older than too; ``NO_CLOCK``: none
+    to name, the refused reading being within a day of the first)."""
+    if jump_from is not None and jump_from != NO_CLOCK:
         return (
             f'field "ts" is {format_ts(ts)!r}: older than the sensor\'s last reading '
             f"{format_ts(jump_from)} before its jump to {format_ts(last_ts)}"
@@ -149,6 +151,15 @@ CLOCK_JUMP = 86_400.0
 # clock, so not ``in_future``) set its clock there: every later real reading of it was
 # ``out_of_order``, for good (t195). A second before ``MIN_EVENT_TIME``: never a reading's.
 NO_HISTORY = MIN_EVENT_TIME - 1.0
+
+# ``jump_from`` of a sensor whose first reading came while its kind had no clock yet (the
+# worker's first readings of the kind): nothing vouches for its time, nor against it. A
+# later reading more than ``CLOCK_JUMP`` before it shows that it was the jump, and takes
+# the clock back; one less before it is ``out_of_order``, as before (a late delivery).
+# Before, a fresh worker's very first reading of a kind a year ahead set its sensor's
+# clock there, every later real reading of it ``out_of_order`` (t206). Two seconds
+# before ``MIN_EVENT_TIME``: never a reading's, nor ``NO_HISTORY``.
+NO_CLOCK = MIN_EVENT_TIME - 2.0
 
 
 def _conflicting(value: float, last_value: float, ts: float) -> str:
@@ -1214,10 +1225,10 @@ class SensorDetection:
         # before the batch (the per-sensor path raises it after each batch, the bank path
         # reads its columns), so they agree whatever the order within a batch. It only
         # rises. A kind with no clock yet (the worker's first readings of it) has nothing
-        # to judge a first reading against, so every first reading of it is taken as a
-        # jump from no history too, until a sensor's next reading confirms its own and
-        # so gives the kind a clock: a first reading of a fresh worker a year ahead set
-        # its sensor's clock, every later real reading of it ``out_of_order`` (t206).
+        # to judge a first reading against, so every first reading of it is pending
+        # (``NO_CLOCK``) until its sensor's next reading confirms it and so gives the
+        # kind a clock: a fresh worker's first reading a year ahead set its sensor's
+        # clock, every later real reading of it ``out_of_order`` (t206).
         self.kind_clock: dict[str, float] = {}
 
     @classmethod
@@ -2058,8 +2069,8 @@ class SensorDetection:
                     accepted.append(item)
                     if ts - last_ts > CLOCK_JUMP and last_ts > -math.inf:
                         jump_from = last_ts
-                    elif last_ts == -math.inf and self._first_jump(item):
-                        jump_from = NO_HISTORY
+                    elif last_ts == -math.inf:
+                        jump_from = self._first_jump(item)
                     last_ts, last_value = ts, item.reading.value
                 elif ts == last_ts:
                     self._repeat(item, last_value, result)
@@ -2080,10 +2091,14 @@ class SensorDetection:
                 # Past a jump, a reading confirms it (and may be a jump of its own).
                 jump = ts - last_ts > CLOCK_JUMP and last_ts > -math.inf
                 jump_from = last_ts if jump else None
-                if last_ts == -math.inf and self._first_jump(item):
-                    jump_from = NO_HISTORY
+                if last_ts == -math.inf:
+                    jump_from = self._first_jump(item)
                 last_ts, last_value = ts, item.reading.value
-            elif jump_from is not None and ts > jump_from:
+            elif (
+                jump_from is not None
+                and ts > jump_from
+                and (jump_from != NO_CLOCK or last_ts - ts > CLOCK_JUMP)
+            ):
                 # Between the time a sensor jumped from and the jump: the jump was one
                 # reading's odd time, and the sensor's clock goes back to this one.
                 result.clock_back.append((item.reading.sensor_id, last_ts, ts))
@@ -2105,11 +2120,15 @@ class SensorDetection:
             state["jump_from"] = jump_from
         return state, accepted
 
-    def _first_jump(self, item: Incoming) -> bool:
-        """Whether ``item``, its sensor's first reading, is more than ``CLOCK_JUMP``
-        past its kind's clock (``kind_clock``; none yet: yes, nothing vouches for it)."""
+    def _first_jump(self, item: Incoming) -> float | None:
+        """``item``'s pending jump as its sensor's first reading: ``NO_HISTORY`` when it
+        is more than ``CLOCK_JUMP`` past its kind's clock (``kind_clock``), ``NO_CLOCK``
+        when the kind has none yet (nothing vouches for it), else None."""
         reading = item.reading
-        return reading.ts - self.kind_clock.get(reading.kind, -math.inf) > CLOCK_JUMP
+        clock = self.kind_clock.get(reading.kind)
+        if clock is None:
+            return NO_CLOCK
+        return NO_HISTORY if reading.ts - clock > CLOCK_JUMP else None
 
     @staticmethod
     def _repeat(item: Incoming, last_value: float, result: BatchResult) -> None:

@@ -200,7 +200,7 @@ def test_a_first_row_a_year_ahead_costs_no_later_row(tmp_path: Path) -> None:
     gateway's clock) stopped at its second row, naming that one, not the odd one; with
     --on-error skip every later row was skipped (1 of 25 scored). Nothing before the
     first row vouches for its time, as the stream takes a kind's first reading
-    (``streams.detection.NO_HISTORY``): the next row going back takes the clock back,
+    (``streams.detection.NO_CLOCK``): a next row more than a day back takes the clock back,
     counted as a jump; once a later row confirms the first, the rules stand."""
     rows = [
         f"2019-05-01T{h:02d}:{m:02d}:00Z,{10 + m / 100}" for h in range(2) for m in range(0, 60, 5)

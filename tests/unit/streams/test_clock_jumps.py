@@ -19,6 +19,7 @@ import pytest
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
 from streams.detection import (
     CLOCK_JUMP,
+    NO_CLOCK,
     NO_HISTORY,
     Incoming,
     SensorDetection,
@@ -288,8 +289,9 @@ def test_a_kinds_very_first_reading_far_ahead_costs_no_later_reading(
     make: Callable[[], SensorDetection], stored: bool, together: bool
 ) -> None:
     """A freshly started worker whose very first reading of a kind is a year ahead (a
-    gateway's clock, before the worker's own): nothing vouches for it, so it is a jump
-    from no history (``NO_HISTORY``), and neither its sensor's real readings after it nor
+    gateway's clock, before the worker's own): nothing vouches for it, so it is pending
+    (``NO_CLOCK``), and neither its sensor's real readings after it (more than a day
+    before it: the clock goes back) nor
     another sensor's are refused; the kind's clock is the first time a sensor's next
     reading confirms. Before, it set its sensor's clock and the kind's: the 40 later real
     readings ``out_of_order`` (fails on the old code), and every other new sensor's first
@@ -311,14 +313,19 @@ def test_a_kinds_very_first_reading_far_ahead_costs_no_later_reading(
 def test_a_kinds_first_readings_have_its_clock_once_one_is_confirmed(
     make: Callable[[], SensorDetection],
 ) -> None:
-    """A kind's first reading is pending (``NO_HISTORY``), and moves no clock, until its
-    sensor's next one; then the kind has a clock, and a new sensor's first reading within
-    a day of it is its clock at once: an older reading is ``out_of_order``."""
+    """A kind's first reading is pending (``NO_CLOCK``), and moves no clock, until its
+    sensor's next one after it; a reading less than a day before it is ``out_of_order``
+    as before (a late delivery, not a jump undone). Then the kind has a clock, and a new
+    sensor's first reading within a day of it is its clock at once."""
     fresh = make()
     r = fresh.process([at(T0, 0)], {})
-    assert r.states["gauge-1"]["jump_from"] == NO_HISTORY
+    assert read_state(state_bytes(r.states["gauge-1"]))["jump_from"] == NO_CLOCK
     assert fresh.kind_clock == {}
-    r2 = fresh.process([at(T0 + 300, 1)], r.states)
+    # Within a day before it, a late delivery: ``out_of_order`` as before, still pending.
+    late = fresh.process([at(T0 - 600, 1)], r.states)
+    assert [(i.offset, code) for i, code, _ in late.rejected] == [(1, "out_of_order")]
+    assert "jump" not in late.rejected[0][2] and late.states["gauge-1"]["jump_from"] == NO_CLOCK
+    r2 = fresh.process([at(T0 + 300, 2)], late.states)
     assert r2.states["gauge-1"].get("jump_from") is None
     r3 = fresh.process([at(T0 + 600, 0, sensor="gauge-2"), at(T0, 1, sensor="gauge-2")], {})
     assert [(i.offset, code) for i, code, _ in r3.rejected] == [(1, "out_of_order")]
