@@ -12,7 +12,7 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -48,6 +48,23 @@ MAX_STEP_BACK = timedelta(hours=1)
 # (``streams.detection.CLOCK_JUMP``, a day): the next row may go back to between the two,
 # taking the clock back (the jump was one row's odd time), as the stream takes it (t185).
 CLOCK_JUMP = timedelta(days=1)
+# ``jump_from`` of the file's first row: nothing before it vouches for its time, so a
+# next row more than CLOCK_JUMP before it takes the clock back (the first row was the
+# jump), as the stream takes a kind's first reading (``streams.detection.NO_CLOCK``,
+# t206); one going back less is refused as before. Before, a file whose first row was
+# dated a year ahead stopped at its second row, naming that one (or, with --on-error
+# skip, skipped every later row).
+NO_CLOCK = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def _back_to(previous: datetime, when: datetime, jump_from: datetime | None) -> bool:
+    """Whether a row at ``when``, more than MAX_STEP_BACK before ``previous``, takes the
+    clock back: ``previous`` was a jump (from ``jump_from``, when is after it), or the
+    first row with ``when`` more than CLOCK_JUMP before it."""
+    if jump_from is None or not when > jump_from:
+        return False
+    return jump_from is not NO_CLOCK or previous - when > CLOCK_JUMP
+
 
 # Rows scored at once: large enough for the vectorised detectors' batches, small enough
 # that a chunk's parsed rows and arrays stay a few tens of MB.
@@ -86,7 +103,8 @@ class TimeOrder:
     repeated: int = 0
     earlier: int = 0
     # Rows more than a day ahead of the row before them (CLOCK_JUMP) whose next row went
-    # back behind them (scored; the rows after them are too, as the stream takes them).
+    # back behind them, or a first row whose next went back more than a day (scored; the
+    # rows after them are too, as the stream takes them).
     jumps_back: int = 0
 
 
@@ -266,7 +284,11 @@ def good_rows(
                     raise
                 on_bad_row(str(exc))
                 continue
-            if jump_from is not None and previous is not None and previous - when > MAX_STEP_BACK:
+            if (
+                previous is not None
+                and previous - when > MAX_STEP_BACK
+                and _back_to(previous, when, jump_from)
+            ):
                 # Between the time the rows jumped from and the jump: that row's time
                 # was odd, and the clock goes back to this one.
                 previous, latest, jump_from = when, record.fields[0].strip(), None
@@ -279,7 +301,7 @@ def good_rows(
                     order.earlier += 1
             if previous is None or when > previous:
                 ahead = previous is not None and when - previous > CLOCK_JUMP
-                jump_from = previous if ahead else None
+                jump_from = previous if ahead else NO_CLOCK if previous is None else None
                 previous, latest = when, record.fields[0].strip()
             good += 1
             rest = record.fields[2:]
@@ -332,7 +354,7 @@ def _row(
         # 0001-01-01 raised OverflowError, and every later row was refused as "outside
         # the years 0001-9999", 1970 and 2019 alike (t171).
         back = previous is not None and previous - when > MAX_STEP_BACK
-        if back and jump_from is not None and when > jump_from:
+        if back and previous is not None and _back_to(previous, when, jump_from):
             back = False  # (the jump was one row's odd time: the clock goes back)
         epoch = when.timestamp()
     except (OverflowError, ValueError, OSError):

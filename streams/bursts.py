@@ -55,7 +55,10 @@ max_held_reports + max_seen_reports): ``{"slot", "counts", "baseline", "held", "
 sub-bucket length, seconds, the slots count in: a worker with another window length reads
 the window through ``rebase``), and ``jump`` while a report more than ``CLOCK_JUMP`` after
 ``ts`` is held aside (``[id, channel, slot, department, ts]``) until the window's next
-report or the sweep's clock says whether its time was real or odd.
+report or the sweep's clock says whether its time was real or odd. A new window's first
+report more than ``CLOCK_JUMP`` past the city's clock (the sweep's) is held the
+same way in a window of no ``slot`` yet (``{"baseline", "held", "episode", "seen",
+"step", "jump"}``); a next report within a day before it, or any after it, folds it.
 """
 
 from __future__ import annotations
@@ -206,7 +209,7 @@ class BurstTracker:
         same report), ``reused_id`` (its id was seen there on a report with another text
         or channel: a producer reusing ids; the caller dead-letters it), ``late``
         (older than the window), else None."""
-        if not state or "slot" not in state:
+        if not state or ("slot" not in state and state.get("jump") is None):
             return None
         slot = math.floor(report.ts / self.step)
         # Seen with an event time within ``seen_seconds`` of this report's, either side:
@@ -231,7 +234,7 @@ class BurstTracker:
             if digests and report_digest(report) not in digests:
                 return "reused_id"
             return "duplicate"
-        if slot - max(slot, int(state["slot"])) + self.hops - 1 < 0:
+        if "slot" in state and slot - max(slot, int(state["slot"])) + self.hops - 1 < 0:
             return "late"
         return None
 
@@ -275,6 +278,7 @@ class BurstTracker:
         department: str,
         reason: str | Unchecked | None = UNCHECKED,
         position: tuple[int, int] | None = None,
+        clock: float | None = None,
     ) -> tuple[dict[str, Any], list[Burst], list[tuple[str, str]]]:
         """Fold one report into its (cell, category) state.
 
@@ -287,7 +291,11 @@ class BurstTracker:
         ``dropped`` said of this report and state, if the caller asked it already (the
         incidents agent does, to count and log it): not asked twice. ``position``: the
         report's Kafka message (partition, offset), remembered with its id so a read
-        after a restart is told from a re-send."""
+        after a restart is told from a re-send. ``clock``: the city's clock (epoch s,
+        the newest report counted in any window: the burst sweep's), None when there is
+        none yet; a new window's first report more than ``CLOCK_JUMP`` past it is held
+        aside as a clock jump in a window of no slot yet, until the window's next report
+        or the clock says what it was (with no clock, nothing to judge it by: opened)."""
         if isinstance(reason, Unchecked):
             reason = None if state is None else self.dropped(state, report, position)
         slot = math.floor(report.ts / self.step)
@@ -296,13 +304,33 @@ class BurstTracker:
         if state is not None and reason == "late":
             # Not counted, but remembered: a re-send of it is a duplicate.
             return {**state, "seen": self._seen(state, report, slot, position)}, [], []
+        if state is None and clock is not None and report.ts - clock > CLOCK_JUMP:
+            # A new window's first report with nothing vouching for its time: held aside
+            # in a window of no slot yet (t206: one dated a year ahead opened the window
+            # there, every later report of its cell and category late for good).
+            empty = {"baseline": 0.0, "held": [], "episode": None, "seen": [], "step": self.step}
+            jump = [report.report_id, report.source, slot, department, report.ts]
+            return (
+                {**empty, "seen": self._seen(empty, report, slot, position), "jump": jump},
+                [],
+                [],
+            )
         if state is not None and state.get("jump") is not None:
             # The report held aside as a clock jump: this one says what it was.
             jump = state["jump"]
+            first = "slot" not in state  # a new window's first report (no time before it)
             state = {k: v for k, v in state.items() if k != "jump"}
-            if report.ts >= jump[4]:
+            if report.ts >= jump[4] or (first and jump[4] - report.ts <= CLOCK_JUMP):
+                # At or after it (a quiet spell), or for a window's first report within a
+                # day before it (reports come a little out of order): a real time, folded
+                # first (this report may then be late in its window, as any).
                 # At or after it: a real time (a quiet spell), folded first.
                 state, out, unalerted = self._fold_jump(state, jump, report)
+                if first:
+                    reason = self.dropped(state, report, position)
+                    if reason == "late":
+                        seen = self._seen(state, report, slot, position)
+                        return {**state, "seen": seen}, out, unalerted
                 state, more, left = self._fold(state, report, department, position)
                 return state, out + more, unalerted + left
             # Before it: that report's time was odd (a gateway's clock, a year typed
@@ -577,6 +605,9 @@ class BurstTracker:
         per window, are scaled by the ratio of the windows' lengths. Returns ``state``
         itself when it is in this tracker's sub-buckets already."""
         if not state or "slot" not in state:
+            if state and state.get("jump") is not None and state.get("step") != self.step:
+                # A new window's first report held aside: its slot in this worker's steps.
+                return {**state, **_jump_in(state["jump"], self.step), "step": self.step}
             return state
         old = self.stored_step(state)
         new = self.step

@@ -401,7 +401,9 @@ def witness(
 
     - no mark within ``policy.window`` of ``at``;
     - **a copy**: every mark of ``other`` at a time ``sensor_id``'s reading is known (its
-      marks, the alert's own reading) carries the same value, and there is one. Identical
+      marks, the alert's own reading) carries the same value, and there is one; or, at
+      ``COPY_POINTS`` or more such times, the same values at one scale, each rounded as
+      written (``scaled_copy``: one device sent in two units or precisions). Identical
       readings from two ids are one witness, not two: one device registered under two
       ids, or two sensors of one failing gateway both dropping to exactly 0 at once,
       labelled each other ``corroborated`` and paged a street unit for a real event.
@@ -441,7 +443,61 @@ def witness(
         return False
     mine = _known_readings(sensor_id, at, value, state, policy)
     shared = [(v, mine[t]) for t, v in zip(times[lo:hi], seen, strict=True) if t in mine]
-    return not shared or any(v != m for v, m in shared)
+    if not shared:
+        return True
+    if all(v == m for v, m in shared):
+        return False
+    return not scaled_copy(shared)
+
+
+# Shared times a scaled or rounded copy needs (``scaled_copy``), and how many distinct
+# readings of the alerting sensor among them: one pair fits some scale whatever the two
+# readings are, two pairs of one reading likewise; three with two readings pin it.
+COPY_POINTS = 3
+# A scale fitted to a product is off by an ulp or two of it (``scaled_copy``).
+_SCALE_SLACK = 1e-12
+
+
+def half_unit(x: float) -> float:
+    """Half the unit of ``x``'s last digit as the shortest text that reads back as it
+    (``repr``): 12.3 -> 0.05, 300.0 (whole) -> 0.5, 1.5e-07 -> 5e-09; so its value lies
+    within that of what its producer measured, whatever it rounded to."""
+    text = repr(float(x)).lstrip("-")
+    mantissa, _, exponent = text.partition("e")
+    _, _, decimals = mantissa.partition(".")
+    # (A whole number's unit is taken as one: 300 may be rounded to tens, but a
+    # tighter unit only makes a copy less likely to be told, never a witness lost.)
+    digits = len(decimals.rstrip("0"))
+    return 0.5 * 10.0 ** (int(exponent or 0) - digits)
+
+
+def scaled_copy(shared: Sequence[tuple[float, float]]) -> bool:
+    """Whether a neighbour's readings (``shared``: (its value, the alerting sensor's) at
+    the times both are known) are the alerting sensor's times one scale, each rounded
+    as written (``half_unit``): one device under two ids whose gateways send it in two
+    units (ft and m, degrees and tenths) or to two precisions (t206: only a copy to the
+    digit was told, so a rounded or scaled copy counted as a second witness). At least
+    ``COPY_POINTS`` shared times with two distinct readings of the alerting sensor; a
+    zero pairs only with a zero (no scale makes a reading of it), opposite signs never.
+    Two real instruments lean the same way, not in one ratio to within their last digit
+    at every shared time. O(len(shared))."""
+    if len(shared) < COPY_POINTS or len({m for _, m in shared}) < 2:
+        return False
+    low, high = 0.0, math.inf
+    for v, m in shared:
+        hv, hm = half_unit(v), half_unit(m)
+        v_zero, m_zero = abs(v) <= hv, abs(m) <= hm
+        if v_zero and m_zero:
+            continue
+        if v_zero or m_zero or (v > 0) != (m > 0):
+            return False
+        av, am = abs(v), abs(m)
+        # The true readings t_v, t_m within a half unit of each; t_v = k * t_m.
+        low = max(low, (av - hv) / (am + hm) * (1 - _SCALE_SLACK))
+        high = min(high, (av + hv) / (am - hm) * (1 + _SCALE_SLACK))
+        if low > high:
+            return False
+    return True
 
 
 def _known_readings(

@@ -32,7 +32,9 @@ Delivery and event-time rules (docs/events.md), in this order:
   taken, and until a later one confirms it the sensor keeps the time it jumped from
   (``jump_from``), a reading between the two taking the clock back (one odd time poisons
   no later reading); a sensor's first reading more than ``CLOCK_JUMP`` past its kind's
-  clock (``SensorDetection.kind_clock``) is one from no history (``NO_HISTORY``).
+  clock (``SensorDetection.kind_clock``) is one from no history (``NO_HISTORY``), and any
+  first reading of a kind with no clock yet is pending too (``NO_CLOCK``: a later reading
+  more than ``CLOCK_JUMP`` before it takes the clock back).
 So the detector's window stays in event-time order and no alert is raised twice.
 """
 
@@ -120,8 +122,9 @@ def _in_order(rejected: list[Any], start: int, refused: list[Any], late: list[An
 
 def _older(ts: float, last_ts: float, jump_from: float | None = None) -> str:
     """The out-of-order refusal's message (``jump_from``: the sensor's time before a
-    jump not yet confirmed, which a refused reading is older than too)."""
-    if jump_from is not None:
+    jump not yet confirmed, which a refused reading is older than too; ``NO_CLOCK``: none
+    to name, the refused reading being within a day of the first)."""
+    if jump_from is not None and jump_from != NO_CLOCK:
         return (
             f'field "ts" is {format_ts(ts)!r}: older than the sensor\'s last reading '
             f"{format_ts(jump_from)} before its jump to {format_ts(last_ts)}"
@@ -148,6 +151,15 @@ CLOCK_JUMP = 86_400.0
 # clock, so not ``in_future``) set its clock there: every later real reading of it was
 # ``out_of_order``, for good (t195). A second before ``MIN_EVENT_TIME``: never a reading's.
 NO_HISTORY = MIN_EVENT_TIME - 1.0
+
+# ``jump_from`` of a sensor whose first reading came while its kind had no clock yet (the
+# worker's first readings of the kind): nothing vouches for its time, nor against it. A
+# later reading more than ``CLOCK_JUMP`` before it shows that it was the jump, and takes
+# the clock back; one less before it is ``out_of_order``, as before (a late delivery).
+# Before, a fresh worker's very first reading of a kind a year ahead set its sensor's
+# clock there, every later real reading of it ``out_of_order`` (t206). Two seconds
+# before ``MIN_EVENT_TIME``: never a reading's, nor ``NO_HISTORY``.
+NO_CLOCK = MIN_EVENT_TIME - 2.0
 
 
 def _conflicting(value: float, last_value: float, ts: float) -> str:
@@ -1212,8 +1224,11 @@ class SensorDetection:
         # clock jump from no history (``NO_HISTORY``). Both paths read it as it was
         # before the batch (the per-sensor path raises it after each batch, the bank path
         # reads its columns), so they agree whatever the order within a batch. It only
-        # rises; a kind with no clock yet (the worker's first readings of it) has nothing
-        # to judge a first reading against, and takes it as its sensor's clock.
+        # rises. A kind with no clock yet (the worker's first readings of it) has nothing
+        # to judge a first reading against, so every first reading of it is pending
+        # (``NO_CLOCK``) until its sensor's next reading confirms it and so gives the
+        # kind a clock: a fresh worker's first reading a year ahead set its sensor's
+        # clock, every later real reading of it ``out_of_order`` (t206).
         self.kind_clock: dict[str, float] = {}
 
     @classmethod
@@ -1341,7 +1356,14 @@ class SensorDetection:
         # kind's clock (``NO_HISTORY``).
         first = known & (lt_known == -np.inf)
         if first.any():
-            ahead = batch.ts - self._kind_clocks(cols)[cols.kind_of[safe]] > CLOCK_JUMP
+            clocks = self._kind_clocks(cols)[cols.kind_of[safe]]
+            ahead = batch.ts - clocks > CLOCK_JUMP
+            # A kind with no clock yet makes every first reading such a jump, confirmed
+            # by its sensor's next: several readings of a sensor here, in order and each
+            # within a day of the one before (what ``_multi`` takes, else the per-sensor
+            # rules), end confirmed as the per-sensor path leaves them, so they stay in
+            # the common case (a fresh worker's packs, t106's ceiling).
+            ahead &= (clocks > -np.inf) | (per_slot[safe] == 1)
             odd[safe[first & ahead]] = True
         quiet_known = known & ~cols.in_episode[safe] & ~odd[safe]
         fast = quiet_known & (offsets >= 0) & (per_slot[safe] == 1)
@@ -1661,8 +1683,8 @@ class SensorDetection:
 
     def _kind_clocks(self, cols: _Columns) -> np.ndarray:
         """``kind_clock`` raised to the bank's live sensors' times (a pending clock
-        jump's not counted), as an array by kind code (``inf``: no clock yet, so no
-        first reading is past it)."""
+        jump's not counted), as an array by kind code (``-inf``: no clock yet, so
+        every first reading is past it: a jump from no history, t206)."""
         live = (cols.holder != 0) & (cols.jump_from == 0.0) & (cols.last_ts > -np.inf)
         newest = np.full(len(cols.kinds), -np.inf)
         np.maximum.at(newest, cols.kind_of[live], cols.last_ts[live])
@@ -1670,7 +1692,7 @@ class SensorDetection:
         for code, kind in enumerate(cols.kinds):
             if newest[code] > clock.get(kind, -math.inf):
                 clock[kind] = float(newest[code])
-            newest[code] = clock.get(kind, math.inf)
+            newest[code] = clock.get(kind, -math.inf)
         return newest
 
     def _admit_stored(
@@ -2047,8 +2069,8 @@ class SensorDetection:
                     accepted.append(item)
                     if ts - last_ts > CLOCK_JUMP and last_ts > -math.inf:
                         jump_from = last_ts
-                    elif last_ts == -math.inf and self._first_jump(item):
-                        jump_from = NO_HISTORY
+                    elif last_ts == -math.inf:
+                        jump_from = self._first_jump(item)
                     last_ts, last_value = ts, item.reading.value
                 elif ts == last_ts:
                     self._repeat(item, last_value, result)
@@ -2069,10 +2091,14 @@ class SensorDetection:
                 # Past a jump, a reading confirms it (and may be a jump of its own).
                 jump = ts - last_ts > CLOCK_JUMP and last_ts > -math.inf
                 jump_from = last_ts if jump else None
-                if last_ts == -math.inf and self._first_jump(item):
-                    jump_from = NO_HISTORY
+                if last_ts == -math.inf:
+                    jump_from = self._first_jump(item)
                 last_ts, last_value = ts, item.reading.value
-            elif jump_from is not None and ts > jump_from:
+            elif (
+                jump_from is not None
+                and ts > jump_from
+                and (jump_from != NO_CLOCK or last_ts - ts > CLOCK_JUMP)
+            ):
                 # Between the time a sensor jumped from and the jump: the jump was one
                 # reading's odd time, and the sensor's clock goes back to this one.
                 result.clock_back.append((item.reading.sensor_id, last_ts, ts))
@@ -2094,11 +2120,15 @@ class SensorDetection:
             state["jump_from"] = jump_from
         return state, accepted
 
-    def _first_jump(self, item: Incoming) -> bool:
-        """Whether ``item``, its sensor's first reading, is more than ``CLOCK_JUMP``
-        past its kind's clock (``kind_clock``; none yet: no)."""
+    def _first_jump(self, item: Incoming) -> float | None:
+        """``item``'s pending jump as its sensor's first reading: ``NO_HISTORY`` when it
+        is more than ``CLOCK_JUMP`` past its kind's clock (``kind_clock``), ``NO_CLOCK``
+        when the kind has none yet (nothing vouches for it), else None."""
         reading = item.reading
-        return reading.ts - self.kind_clock.get(reading.kind, math.inf) > CLOCK_JUMP
+        clock = self.kind_clock.get(reading.kind)
+        if clock is None:
+            return NO_CLOCK
+        return NO_HISTORY if reading.ts - clock > CLOCK_JUMP else None
 
     @staticmethod
     def _repeat(item: Incoming, last_value: float, result: BatchResult) -> None:

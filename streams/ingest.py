@@ -858,8 +858,10 @@ class Ingest:
                     offers = self._offer(report, str(department), True, grid, router)
                 elif reason not in ("duplicate", "redelivered", "reused_id"):
                     # On a copy: a fold that raises halfway leaves the window as it was.
+                    # (the city's clock judges a new window's first report: t206)
+                    clock = self.event_time if self.event_time > -math.inf else None
                     window, bursts, unalerted = self.bursts.observe_all(
-                        copy.deepcopy(states[key]), report, department, reason, position
+                        copy.deepcopy(states[key]), report, department, reason, position, clock
                     )
                     made = [
                         self._burst_alert(b, report.ts if b.status == "resolved" else None, grid)

@@ -284,8 +284,9 @@ def detect_summary(
         else "",
     ]
     jumped = (
-        f"{counted(order.jumps_back, 'row')} more than a day ahead of the row before, "
-        "whose next row went back behind it (an odd time? the rows after it are scored "
+        f"{counted(order.jumps_back, 'row')} more than a day ahead of the row before "
+        "(or of the next, the first row), whose next row went back behind it (an odd "
+        "time? the rows after it are scored "
         "from the time they went back to, as the stream takes them); "
         if order.jumps_back
         else ""

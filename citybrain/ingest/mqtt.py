@@ -39,7 +39,7 @@ from citybrain.ingest import MAX_PAYLOAD
 from citybrain.ingest.mapping import MqttMapping
 from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher, packable
-from citybrain.ingest.receipts import Receipts
+from citybrain.ingest.receipts import PublisherRetries, Receipts
 from citybrain.text import first_named
 from streams.errors import EventError
 from streams.events import (
@@ -304,6 +304,9 @@ class MqttIngest:
         # payload) is stamped at its first receipt (``_receipt``). At most 65,535
         # entries (packet ids are 16 bits; a reused id replaces its entry).
         self._first_receipt = Receipts(receipts, clock, SESSION_EXPIRY)
+        # A publisher's QoS 1 retry, forwarded by the broker as a new message: stamped
+        # at the first one's receipt when it comes sooner than its topic's pace allows.
+        self._retries = PublisherRetries()
         self._stopping = False
         self._connected_at = 0.0  # monotonic time of the last connection
         self._quick_drops = 0  # drops in a row within QUICK_DROP seconds of connecting
@@ -509,7 +512,8 @@ class MqttIngest:
         its first receipt. Stamped anew, a redelivered plain number was a second reading
         at another time, counted twice by the worker (t165; t173 across a restart, the
         receipts kept in a file); stamped alike, it is the same reading again, which the
-        worker drops as a repeat."""
+        worker drops as a repeat. A publisher's own retry, which the broker forwards as
+        a new message, is told by its topic's pace (``PublisherRetries``, t206)."""
         now: float = self.clock()
         if msg.qos == 0:
             return now
@@ -520,6 +524,9 @@ class MqttIngest:
         first = self._first_receipt.get(msg.mid)
         if getattr(msg, "dup", False) and first is not None and first[0] == digest:
             return first[1]
+        # A publisher's retry, which the broker forwards under a packet id of its own
+        # (t206): the same topic and payload sooner than the topic's pace allows.
+        now = self._retries.stamp(topic, digest, now)
         self._first_receipt.put(msg.mid, digest, now)  # on disk before Kafka has it
         return now
 

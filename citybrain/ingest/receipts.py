@@ -22,10 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -128,3 +131,63 @@ class Receipts:
             exc.strerror or exc,
         )
         self.path = None
+
+
+# A message whose topic and payload are its topic's previous message's, received sooner
+# after that one's first receipt than this fraction of the topic's shortest recent gap
+# between messages, is a publisher's retry (``PublisherRetries``).
+RETRY_FRACTION = 0.25
+# Topics remembered (the least recently heard forgotten first): a city's sensors, with
+# room; about 150 bytes each.
+MAX_RETRY_TOPICS = 200_000
+
+
+class PublisherRetries:
+    """A QoS 1 publisher's retry told from a new reading, per topic.
+
+    A gateway publishing at QoS 1 whose connection dropped before the broker's PUBACK
+    reached it sends the message again when it reconnects (DUP set, to the broker). The
+    broker cannot tell a QoS 1 retry from a new message, and forwards it to the ingest
+    as a new one (its own packet id, DUP clear), so a plain number stamped at receipt
+    was a second reading a few seconds later, counted twice by the worker (t206; t165
+    and t173 covered the broker's own redelivery to the ingest, which keeps the packet
+    id). Nothing in the message says which it is: the time does. A sensor's readings
+    come at its own pace; the same payload again on its topic, sooner after the first
+    than ``RETRY_FRACTION`` of the topic's shortest recent gap (the gap between its
+    messages, falling at once to a shorter one and rising a tenth of the way to a
+    longer one a message), is taken as the retry: stamped at the first's receipt, the
+    same reading again, which the worker drops as a repeat (counted in
+    ``citybrain_readings_duplicate_total``). A topic heard once has no pace yet: its
+    second message is taken as new. Retries of the retry are likewise; a payload that
+    differs, or one as late as a quarter of the pace, is a new reading.
+
+    Limits: a retry later than a quarter of the topic's pace (a gateway that noticed its
+    dropped connection only after its keep-alive) is a second reading, as before;
+    a sensor that really sends one value twice within a quarter of its usual gap loses
+    the second to the worker's repeat count (not silently). In memory: an ingest restarted
+    between a message and its publisher's retry takes the retry as new."""
+
+    def __init__(self, max_topics: int = MAX_RETRY_TOPICS) -> None:
+        self.max_topics = max_topics
+        # topic -> [digest of its newest payload, its first receipt, the pace (s; NaN:
+        # none yet)], the least recently heard first.
+        self._topics: OrderedDict[bytes, list[Any]] = OrderedDict()
+
+    def stamp(self, topic: bytes, digest: bytes, now: float) -> float:
+        """When a message on ``topic`` (``digest`` of its topic and payload) received at
+        ``now`` (epoch s) is to be stamped: ``now``, or a retry's first receipt."""
+        entry = self._topics.get(topic)
+        if entry is None:
+            self._topics[topic] = [digest, now, math.nan]
+            if len(self._topics) > self.max_topics:
+                self._topics.popitem(last=False)
+            return now
+        self._topics.move_to_end(topic)
+        last, first, pace = entry
+        gap = now - first
+        if digest == last and 0 <= gap < RETRY_FRACTION * pace:  # (NaN: never)
+            return float(first)
+        if gap > 0:
+            entry[2] = gap if not gap >= pace else pace + 0.1 * (gap - pace)
+        entry[0], entry[1] = digest, now
+        return now

@@ -354,6 +354,63 @@ def test_a_plain_number_redelivered_to_the_same_ingest_keeps_its_first_receipt_t
             mosquitto.start()
 
 
+def raw_qos1_publish(port: int, client_id: str, topic: str, payload: bytes, dup: bool) -> None:
+    """One MQTT 3.1.1 QoS 1 PUBLISH (packet id 1, ``dup``: DUP set) on a connection of its
+    own, closed once the broker's PUBACK came: what a gateway sends, and sends again on
+    reconnecting when the PUBACK was lost on the way (paho hides the DUP flag)."""
+    import socket
+
+    def packet(kind: int, body: bytes) -> bytes:
+        size, out = len(body), bytearray()
+        while True:
+            size, digit = divmod(size, 128)
+            out.append(digit | (0x80 if size else 0))
+            if not size:
+                return bytes([kind, *out]) + body
+
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return len(raw).to_bytes(2, "big") + raw
+
+    connect = text("MQTT") + bytes([4, 0x00]) + (60).to_bytes(2, "big") + text(client_id)
+    publish = text(topic) + (1).to_bytes(2, "big") + payload
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(packet(0x10, connect))
+        assert sock.recv(4)[:1] == b"\x20"  # CONNACK
+        sock.sendall(packet(0x32 | (0x08 if dup else 0), publish))
+        assert sock.recv(4) == b"\x40\x02\x00\x01"  # PUBACK for packet id 1
+
+
+def test_a_publishers_qos1_retry_of_a_plain_number_keeps_its_first_receipt_time(
+    ingest_pipeline: Pipeline,
+) -> None:
+    """t206 (fails on the old code): a gateway publishing plain numbers at QoS 1 whose
+    PUBACK was lost sends the message again (DUP set) on reconnecting; Mosquitto, which
+    cannot tell a QoS 1 retry from a new message, forwards it to the ingest as a new
+    one (its own packet id, DUP clear), which stamped it anew: a second reading at
+    another time, counted twice by the worker. Now the same payload on its topic sooner
+    than a quarter of the topic's pace (here 3 s) carries the first's receipt time, and
+    the worker drops it as a repeat; the same value a whole pace later is a reading."""
+    p = ingest_pipeline
+    ingest = mqtt_ingest(p).start()
+    port = p.settings.mqtt_port
+    try:
+        raw_qos1_publish(port, "gw-1", TOPIC, b"2.4", dup=False)
+        time.sleep(3)
+        raw_qos1_publish(port, "gw-1", TOPIC, b"2.5", dup=False)
+        time.sleep(0.3)
+        raw_qos1_publish(port, "gw-1", TOPIC, b"2.5", dup=True)  # the retry
+        time.sleep(3)
+        raw_qos1_publish(port, "gw-1", TOPIC, b"2.5", dup=False)  # a reading, a pace on
+        readings = packed(p.read("readings", lambda m: count_readings(m) >= 4, settle=1))
+        assert [r["value"] for r in readings] == [2.4, 2.5, 2.5, 2.5]
+        ts = [parse_ts(r["ts"]) for r in readings]
+        assert ts[2] == ts[1], readings  # (before: 0.3 s apart, two readings)
+        assert ts[3] - ts[1] > 2.5 and ts[1] - ts[0] > 2.5
+    finally:
+        ingest.stop()
+
+
 def test_a_second_ingest_on_the_same_client_id_keeps_the_session_and_the_first_stops(
     ingest_pipeline: Pipeline,
 ) -> None:

@@ -195,6 +195,29 @@ def test_one_row_a_year_ahead_costs_no_later_row(tmp_path: Path) -> None:
     assert CLOCK_JUMP.total_seconds() == detection.CLOCK_JUMP
 
 
+def test_a_first_row_a_year_ahead_costs_no_later_row(tmp_path: Path) -> None:
+    """t206 (fails on the old code): a file whose FIRST row is dated a year ahead (a
+    gateway's clock) stopped at its second row, naming that one, not the odd one; with
+    --on-error skip every later row was skipped (1 of 25 scored). Nothing before the
+    first row vouches for its time, as the stream takes a kind's first reading
+    (``streams.detection.NO_CLOCK``): a next row more than a day back takes the clock back,
+    counted as a jump; once a later row confirms the first, the rules stand."""
+    rows = [
+        f"2019-05-01T{h:02d}:{m:02d}:00Z,{10 + m / 100}" for h in range(2) for m in range(0, 60, 5)
+    ]
+    src = write(tmp_path / "first.csv", "timestamp,value\n2020-05-01T00:00:00Z,10.2\n")
+    with src.open("a") as file:
+        file.write("\n".join(rows) + "\n")
+    order = TimeOrder()
+    stamps, _, _ = read_series(src, order=order)
+    assert len(stamps) == 25 and order.jumps_back == 1 and order.earlier == 0
+    # Confirmed by the row after it, the first row is the clock: going back is refused.
+    sane = [*rows[:2], "2019-04-30T22:00:00Z,10", *rows[2:]]
+    src = write(tmp_path / "sane.csv", "timestamp,value\n" + "\n".join(sane) + "\n")
+    with pytest.raises(DetectInputError, match=r"sane\.csv:4: timestamp '2019-04-30T22:00:00Z'"):
+        read_series(src)
+
+
 # Files from the field (issue 12 item 9): the same faults as replay files.
 LATIN1_SERIES = b"timestamp,value\n2020-01-01 00:00:00,1\n2020-01-01 00:01:00,2\xf1\n"
 

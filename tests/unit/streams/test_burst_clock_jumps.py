@@ -121,3 +121,99 @@ def test_one_report_a_year_ahead_moves_no_sweep_clock(
     assert stage.event_time == T0 + 120
     held = stage.ctx.burst_windows.data[burst_key("c-top", "Noise")]
     assert held["jump"][0] == "odd"
+
+
+# -- a new window's FIRST report far ahead (t206) --------------------------------------
+
+
+def test_a_new_windows_first_report_a_year_ahead_of_the_citys_clock_makes_no_later_report_late() -> (
+    None
+):
+    """Another cell's reports set the city's clock; a new window's first report a year
+    ahead of it is held aside (a window of no slot yet), so the cell's real reports after
+    it count and burst, and the odd one is said in no alert. Before, it opened the window
+    a year ahead: every later report of the cell and category ``late``, no burst (fails
+    on the old code)."""
+    tracker = BurstTracker(min_reports=5)
+    clock = T0 + 3600 * 4  # (quiet_window's newest, in another cell)
+    odd = report(T0 + YEAR, "odd", cell="c2")
+    state, bursts, unalerted = tracker.observe_all(None, odd, "police", clock=clock)
+    assert (bursts, unalerted) == ([], []) and "slot" not in state
+    assert state["jump"][0] == "odd"
+    assert tracker.dropped(state, odd) == "duplicate"
+    said: list[tuple[str, str]] = []
+    fired = []
+    for i in range(6):
+        r = report(clock + 600 + 60 * i, f"b{i}", cell="c2")
+        assert tracker.dropped(state, r) is None  # (before: every one "late")
+        state, bursts, unalerted = tracker.observe_all(state, r, "police", clock=clock)
+        said += unalerted
+        fired += [b for b in bursts if b.status == "firing" and b.first]
+    assert ("odd", "app") in said
+    assert len(fired) == 1 and sorted(rid for rid, _ in fired[0].reports) == [
+        f"b{i}" for i in range(5)
+    ]
+    assert "jump" not in state and state["ts"] == clock + 600 + 300
+
+
+def test_a_new_windows_first_report_ahead_but_confirmed_is_counted() -> None:
+    """A new window's first report two days past the city's clock (a cell that starts
+    reporting after a quiet spell of the feed) is held aside, then counted with the
+    reports after it, or within a day before it (reports come a little out of order);
+    the sweep folds it once the city's clock reaches it."""
+    tracker = BurstTracker(min_reports=3)
+    clock = T0
+    first = report(T0 + 2 * 86_400, "a", cell="c2")
+    state, _, _ = tracker.observe_all(None, first, "police", clock=clock)
+    state, _, _ = tracker.observe_all(state, report(first.ts - 60, "b", cell="c2"), "p")
+    state, bursts, _ = tracker.observe_all(state, report(first.ts + 60, "c", cell="c2"), "p")
+    [burst] = [b for b in bursts if b.first]
+    assert sorted(rid for rid, _ in burst.reports) == ["a", "b", "c"]
+    # The sweep's clock reaching a held first report folds it (then left in no alert).
+    held, _, _ = tracker.observe_all(None, first, "police", clock=clock)
+    slot = int((first.ts + tracker.bucket_seconds) // tracker.step)
+    after, bursts, unalerted = tracker.expire(held, ("c2", "Noise"), slot)
+    assert after is not None and "jump" not in after and unalerted == [("a", "app")]
+    # Within a day of the clock, or with no clock at all, a first report opens its window.
+    near, _, _ = tracker.observe_all(None, report(T0 + CLOCK_JUMP, "n"), "p", clock=clock)
+    assert "jump" not in near and near["ts"] == T0 + CLOCK_JUMP
+    assert "jump" not in tracker.observe_all(None, first, "p")[0]
+
+
+def test_a_new_windows_held_first_report_is_judged_at_read_back() -> None:
+    tracker = BurstTracker()
+    state, _, _ = tracker.observe_all(None, report(T0 + YEAR, "odd"), "p", clock=T0)
+    assert read_burst_window(orjson.dumps(state)) == state
+    for bad in (["x", "app", 1, "p"], ["x", "app", 1, "p", 1e300]):
+        with pytest.raises(UnreadableEntryError, match="field 'jump'"):
+            read_burst_window(orjson.dumps({**state, "jump": bad}))
+    with pytest.raises(UnreadableEntryError, match="field 'held'"):
+        read_burst_window(orjson.dumps({**state, "held": 5}))
+
+
+def test_a_new_windows_first_report_a_year_ahead_costs_its_cell_no_burst_at_the_worker(
+    ingest: tuple[Ingest, list[Any], list[Any]],  # noqa: F811
+) -> None:
+    """At the worker: the city's clock from earlier reports, then a new cell and
+    category's first report a year ahead, then its real burst: alerted, the odd report
+    left out. Before, the burst's reports were all late (no alert: fails on the old
+    code)."""
+    stage, _, _ = ingest
+    reports = [report(T0 + 60 * i, f"m{i}", "c-mill") for i in range(3)]
+    messages = [
+        SimpleNamespace(value=r.to_json(), topic="incidents", partition=home(stage, r), offset=i)
+        for i, r in enumerate(reports)
+    ]
+    asyncio.run(stage.on_incidents(messages))  # type: ignore[arg-type]
+    assert stage.event_time == T0 + 120
+    later = [report(T0 + YEAR, "odd", "c-top")]
+    later += [report(T0 + 600 + 30 * i, f"b{i}", "c-top") for i in range(8)]
+    messages = [
+        SimpleNamespace(value=r.to_json(), topic="incidents", partition=home(stage, r), offset=i)
+        for i, r in enumerate(later, start=10)
+    ]
+    for m in messages:
+        asyncio.run(stage.on_incidents([m]))  # type: ignore[list-item]
+    window = stage.ctx.burst_windows.data[burst_key("c-top", "Noise")]
+    assert "jump" not in window and window["episode"] is not None
+    assert stage.event_time == T0 + 600 + 30 * 7

@@ -19,6 +19,7 @@ import pytest
 from detectors import DEFAULT_THRESHOLD, RobustZScore, ScoreThreshold, TailDetector
 from streams.detection import (
     CLOCK_JUMP,
+    NO_CLOCK,
     NO_HISTORY,
     Incoming,
     SensorDetection,
@@ -272,18 +273,63 @@ def test_first_readings_within_a_day_of_their_kind_keep_the_rules(
     make: Callable[[], SensorDetection],
 ) -> None:
     """Sane data keeps the documented rules: a new sensor's first reading up to a day
-    (``CLOCK_JUMP``, the edge included) ahead of its kind, or the first readings of a kind
-    with no clock yet (nothing to judge them by), set its clock: an older reading is
-    ``out_of_order``."""
+    (``CLOCK_JUMP``, the edge included) ahead of its kind sets its clock: an older reading
+    is ``out_of_order``."""
     h = make()
     r = h.process(series(40, sensor="gauge-2"), {})
     edge = at(T0 + 300 * 39 + CLOCK_JUMP, 0)
     r2 = h.process([edge, at(T0 + 300 * 41, 1)], r.states)
     assert [(i.offset, code) for i, code, _ in r2.rejected] == [(1, "out_of_order")]
+
+
+@pytest.mark.parametrize("make", HANDLERS)
+@pytest.mark.parametrize("stored", [False, True])
+@pytest.mark.parametrize("together", [False, True])
+def test_a_kinds_very_first_reading_far_ahead_costs_no_later_reading(
+    make: Callable[[], SensorDetection], stored: bool, together: bool
+) -> None:
+    """A freshly started worker whose very first reading of a kind is a year ahead (a
+    gateway's clock, before the worker's own): nothing vouches for it, so it is pending
+    (``NO_CLOCK``), and neither its sensor's real readings after it (more than a day
+    before it: the clock goes back) nor
+    another sensor's are refused; the kind's clock is the first time a sensor's next
+    reading confirms. Before, it set its sensor's clock and the kind's: the 40 later real
+    readings ``out_of_order`` (fails on the old code), and every other new sensor's first
+    reading, a year behind that clock, was taken as its clock as before."""
+    odd = at(T0 + YEAR, 0)
+    after = series(40, start=1)
+    others = series(5, sensor="gauge-2")
+    batches = [[odd, *others, *after]] if together else [[odd], others, *([i] for i in after)]
+    refused, scored, back, states = run(make, batches, stored)
+    assert refused == []
+    assert scored == 46
+    assert back == [("gauge-1", odd.reading.ts, after[0].reading.ts)]
+    assert states["gauge-1"]["last_ts"] == after[-1].reading.ts
+    assert states["gauge-1"].get("jump_from") is None
+    assert states["gauge-2"].get("jump_from") is None  # confirmed by its second reading
+
+
+@pytest.mark.parametrize("make", HANDLERS)
+def test_a_kinds_first_readings_have_its_clock_once_one_is_confirmed(
+    make: Callable[[], SensorDetection],
+) -> None:
+    """A kind's first reading is pending (``NO_CLOCK``), and moves no clock, until its
+    sensor's next one after it; a reading less than a day before it is ``out_of_order``
+    as before (a late delivery, not a jump undone). Then the kind has a clock, and a new
+    sensor's first reading within a day of it is its clock at once."""
     fresh = make()
-    r3 = fresh.process([at(T0 + YEAR, 0), at(T0, 1)], {})
+    r = fresh.process([at(T0, 0)], {})
+    assert read_state(state_bytes(r.states["gauge-1"]))["jump_from"] == NO_CLOCK
+    assert fresh.kind_clock == {}
+    # Within a day before it, a late delivery: ``out_of_order`` as before, still pending.
+    late = fresh.process([at(T0 - 600, 1)], r.states)
+    assert [(i.offset, code) for i, code, _ in late.rejected] == [(1, "out_of_order")]
+    assert "jump" not in late.rejected[0][2] and late.states["gauge-1"]["jump_from"] == NO_CLOCK
+    r2 = fresh.process([at(T0 + 300, 2)], late.states)
+    assert r2.states["gauge-1"].get("jump_from") is None
+    r3 = fresh.process([at(T0 + 600, 0, sensor="gauge-2"), at(T0, 1, sensor="gauge-2")], {})
     assert [(i.offset, code) for i, code, _ in r3.rejected] == [(1, "out_of_order")]
-    assert r3.states["gauge-1"].get("jump_from") is None
+    assert r3.states["gauge-2"].get("jump_from") is None
 
 
 @pytest.mark.parametrize("make", HANDLERS)

@@ -24,6 +24,7 @@ from streams.corroboration import (
     on_alert,
     on_mark,
     on_tick,
+    scaled_copy,
 )
 from streams.events import format_ts, parse_ts
 from streams.settings import REPO_ROOT
@@ -640,3 +641,77 @@ def test_a_resolution_labelled_afresh_pairs_no_peak_with_a_neighbour_s_reading(
     resolved = {**gauge_alert("a", T, 9.0), "status": "resolved"}  # peak 9.0, later
     (done,) = on_alert(state, resolved, 2.0, street, POLICY)
     assert labels_of([done]) == [("a", "corroborated", "1", "event")]
+
+
+# -- t206: a copy scaled or rounded ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        pytest.param(lambda v: round(v, 1), id="rounded to tenths"),
+        pytest.param(lambda v: v * 0.3048, id="in metres"),
+        pytest.param(lambda v: round(v * 30.48), id="in whole centimetres"),
+        pytest.param(lambda v: round(v * 12, 2), id="in inches to 2 places"),
+    ],
+)
+def test_one_device_under_two_ids_scaled_or_rounded_is_one_witness(
+    street: Areas, copy: Any
+) -> None:
+    """One gauge registered twice, its second id's gateway sending the readings rounded
+    or in another unit, rising for four readings to an alert (the marks before it): each
+    id's alert was corroborated by the other's marks (fails on the old code: corroborated,
+    1; a copy was told only to the digit). Readings at one scale of the alert's, within
+    their last digit at every shared time (three or more), are one witness."""
+    state = new_area_state()
+    readings = [(T + 300 * k, 4.0 + 0.37 * k + 0.011 * k * k) for k in range(4)]
+    out: list[dict[str, Any]] = []
+    for ts, value in readings:
+        out += on_mark(state, "a", ts, 1.0, street, POLICY, value)
+        out += on_mark(state, "b", ts, 1.0, street, POLICY, float(copy(value)))
+    at, value = readings[-1]
+    out += on_alert(state, gauge_alert("a", at, value), 2.0, street, POLICY)
+    out += on_alert(state, gauge_alert("b", at, float(copy(value))), 2.0, street, POLICY)
+    out += on_tick(state, 2.0 + POLICY.grace, street, POLICY)
+    assert labels_of(out) == [
+        ("a", "isolated", "0", "suspected_sensor_fault"),
+        ("b", "isolated", "0", "suspected_sensor_fault"),
+    ]
+
+
+def test_real_neighbours_leaning_the_same_way_stay_witnesses(street: Areas) -> None:
+    """Two real gauges rising together, nearly in proportion, are witnesses: not at one
+    scale within their last digit at every shared time; nor is one or two shared times
+    enough to call a copy other than to the digit (any two readings fit some scale)."""
+    state = new_area_state()
+    mine = [4.12, 4.57, 5.31, 6.02]
+    theirs = [2.05, 2.30, 2.64, 3.03]
+    for k, (m, t) in enumerate(zip(mine, theirs, strict=True)):
+        on_mark(state, "a", T + 300 * k, 1.0, street, POLICY, m)
+        on_mark(state, "c3", T + 300 * k, 1.0, street, POLICY, t)
+    (c,) = on_alert(state, gauge_alert("a", T + 300 * 3, 6.02), 2.0, street, POLICY)
+    assert labels_of([c]) == [("a", "corroborated", "1", "event")]
+    two = new_area_state()
+    for k, (m, t) in enumerate(zip(mine[:2], [x / 2 for x in mine[:2]], strict=True)):
+        on_mark(two, "a", T + 300 * k, 1.0, street, POLICY, m)
+        on_mark(two, "c3", T + 300 * k, 1.0, street, POLICY, t)
+    (c,) = on_alert(two, gauge_alert("a", T + 300, 4.57), 2.0, street, POLICY)
+    assert labels_of([c]) == [("a", "corroborated", "1", "event")]
+
+
+@pytest.mark.parametrize(
+    ("shared", "copy"),
+    [
+        ([(0.0, 0.0), (1.2, 1.23), (2.5, 2.46)], True),
+        ([(0.0, 0.1), (1.2, 1.23), (2.5, 2.46)], False),  # a zero pairs only with a zero
+        ([(-1.2, 1.2), (-2.4, 2.4), (-3.6, 3.6)], False),  # no negative scale
+        ([(1e308, 1e307), (1.7e308, 1.7e307), (5e-324, 5e-325)], False),
+        ([(1e308, 1e307), (1.7e308, 1.7e307), (1.2e308, 1.2e307)], True),
+        ([(5e-324, 5e-324), (1e-323, 1e-323), (2.5e-323, 2.5e-323)], True),
+        ([(2.0, 1.0), (2.0, 1.0), (2.0, 1.0)], False),  # one reading: no scale pinned
+    ],
+)
+def test_a_scaled_copy_is_told_at_the_extremes_of_a_double(
+    shared: list[tuple[float, float]], copy: bool
+) -> None:
+    assert scaled_copy(shared) is copy

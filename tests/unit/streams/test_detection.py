@@ -392,9 +392,11 @@ def test_new_sensors_are_born_into_the_bank_and_admitted_as_arrays(
         return real(self, *args)
 
     for seed in range(3):
-        slow = tail_handler()
-        slow.bank = None
-        expected = [slow.process(fresh(seed), {}), slow.process(mixed_batches(seed)[0], {})]
+        slow, slow_too = tail_handler(), tail_handler()
+        slow.bank = slow_too.bank = None
+        # (each on a handler of its own: one that has a kind's clock judges a first
+        # reading otherwise than one with none yet, t206)
+        expected = [slow.process(fresh(seed), {}), slow_too.process(mixed_batches(seed)[0], {})]
         fast = tail_handler()
         with monkeypatch.context() as patched:
             patched.setattr(SensorDetection, "_admit_sensor", counted)

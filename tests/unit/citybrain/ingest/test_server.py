@@ -1675,6 +1675,72 @@ def test_a_redelivered_plain_number_is_stamped_at_its_first_receipt(ingest_grid:
     ]
 
 
+def test_a_publishers_qos1_retry_of_a_plain_number_is_stamped_at_its_first_receipt(
+    ingest_grid: Grid,
+) -> None:
+    """t206 (fails on the old code): a gateway publishing a plain number every 60 s at
+    QoS 1 loses its connection before the broker's PUBACK and sends the message again on
+    reconnecting; the broker forwards the retry as a new message (its own packet id, DUP
+    clear), which was stamped anew: a second reading 4 s later, counted twice by the
+    worker. The same payload on its topic sooner than a quarter of the topic's pace is
+    the retry, stamped at the first's receipt; the same value a whole pace later, another
+    value, or a topic with no pace yet, is a new reading."""
+    from paho.mqtt.client import MQTTMessage
+
+    class Client:
+        def ack(self, mid: int, qos: int) -> None:
+            pass
+
+    clock = [T_NOW - 600.0]
+    kafka = Kafka()
+    ingest = mqtt_ingest(ingest_grid, kafka, clock=lambda: clock[0])
+    mids = iter(range(1, 100))
+
+    def deliver(at: float, payload: bytes, topic: bytes = b"city/e/gauge-1/water_level") -> None:
+        clock[0] = T_NOW - at
+        msg = MQTTMessage(mid=next(mids), topic=topic)
+        msg.payload, msg.qos, msg.dup = payload, 1, False
+        ingest._on_message(Client(), None, msg)
+
+    g2 = b"city/e/gauge-2/water_level"
+    deliver(600, b"2.5", g2)
+    deliver(598, b"2.5", g2)  # no pace yet: a new reading
+    deliver(300, b"2.4")
+    deliver(240, b"2.5")  # the pace: 60 s
+    deliver(236, b"2.5")  # the retry, 4 s later: its first receipt
+    deliver(233, b"2.5")  # and a retry of it
+    deliver(180, b"2.5")  # the same value a pace later: a reading
+    deliver(175, b"2.6")  # another value: a reading (the pace falls to 5 s)
+    deliver(100, b"2.6")  # the same value 75 s later: a reading
+    stamped = [(r.sensor_id, r.value, T_NOW - r.ts) for r in kafka.readings]
+    assert stamped == [
+        ("gauge-2", 2.5, 600),
+        ("gauge-2", 2.5, 598),
+        ("gauge-1", 2.4, 300),
+        ("gauge-1", 2.5, 240),
+        ("gauge-1", 2.5, 240),
+        ("gauge-1", 2.5, 240),
+        ("gauge-1", 2.5, 180),
+        ("gauge-1", 2.6, 175),
+        ("gauge-1", 2.6, 100),
+    ]
+
+
+def test_publisher_retries_remember_a_bounded_number_of_topics() -> None:
+    from citybrain.ingest.receipts import PublisherRetries
+
+    retries = PublisherRetries(max_topics=2)
+    for topic in (b"a", b"b"):
+        retries.stamp(topic, b"x", 0.0)
+        retries.stamp(topic, b"y", 60.0)
+    assert retries.stamp(b"a", b"y", 61.0) == 60.0  # a retry
+    retries.stamp(b"c", b"x", 62.0)  # b, heard least lately, forgotten
+    assert retries.stamp(b"a", b"y", 64.0) == 60.0
+    assert retries.stamp(b"b", b"y", 63.0) == 63.0  # (no pace: taken as new)
+    # A clock stepped back: a new reading.
+    assert retries.stamp(b"c", b"x", 30.0) == 30.0
+
+
 def test_a_plain_number_redelivered_to_a_new_ingest_keeps_its_first_receipt(
     ingest_grid: Grid, tmp_path: Path
 ) -> None:
