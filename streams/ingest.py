@@ -416,9 +416,18 @@ class Ingest:
         alerted = {a.sensor_id for a in result.alerts}
         staged = dict(zip(map(str.encode, result.states), result.states.values(), strict=True))
         through = {sid.encode(): staged.pop(sid.encode()) for sid in alerted}
-        self.ctx.sensor_state.stage_many(staged)
+        table = self.ctx.sensor_state
+        # t205: one state whose entry cannot be made (or is larger than a message) failed
+        # the whole batch here, after its alerts were sent, at every start again. It is
+        # said and kept staged (in the store; its changelog entry stays its last one,
+        # so a restart may send its alert again, which the alerts and respond stages
+        # take as the repeat it is); the batch's other states are written.
+        entries = table.writable_entries(through) if through else {}
+        for key in [k for k in through if k not in entries]:
+            staged[key] = through.pop(key)
+        table.stage_many(staged)
         if through:
-            await self.ctx.sensor_state.set_many(through)
+            await table.set_many(through, entries)
 
     def _follow_grid(self, grid: Grid) -> int:
         """Before a batch admitted under ``grid`` is detected: when ``grid`` is not the
