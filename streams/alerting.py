@@ -229,7 +229,7 @@ class Alerting:
         # write or drop it: one at a time, so a resolution is never overtaken.
         self.settled = asyncio.Lock()
         self._say_recheck_failed = SayEvery(log, prefix="citybrain: ")
-        self._say_passed_on = SayEvery(log, prefix="citybrain: ", what="alert passed on")
+        self._say_passed_on = SayEvery(log, prefix="citybrain: ", what="misplaced alert")
         # A matcher on a value no alert carries (a kind the grid lacks) never matches:
         # `citybrain playbooks check` refuses it; the worker starts, and says so.
         _, self.never_matching = routing_errors(
