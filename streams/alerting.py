@@ -42,6 +42,7 @@ from streams.context import BatchedMessage, Config, Context, alert_in_grid
 from streams.errors import MISSING, EventError, shown_key
 from streams.events import (
     MAX_ID_CHARS,
+    MAX_MESSAGE_BYTES,
     alert_fields,
     epoch_seconds_fault,
     message_json,
@@ -49,7 +50,7 @@ from streams.events import (
     refuse_unwritable_number,
 )
 from streams.logs import SayEvery
-from streams.partitioning import key_partition
+from streams.partitioning import key_partition, placement_hint
 from streams.tables import (
     BAD_SHAPE,
     KeyPartitionedGlobalTable,
@@ -108,6 +109,18 @@ def muted_entry(
         "since": since if isinstance(since, int | float) else now,
         "noted": previous is not None and previous.get("noted", True) is True,
     }
+
+
+def misplaced_alert(event: Any, alert_id: str, partitions: int) -> int | None:
+    """The partition an alert with id ``alert_id`` belongs on (its id's, where the
+    ``muted`` table keeps its entry: ``key_partition(alert_id, partitions)``) when
+    ``event``'s Kafka message is on another, else None. An event handed to the stage
+    without its message (the stage driven directly) is taken where it is."""
+    msg = getattr(event, "message", None)
+    if msg is None:
+        return None
+    home = key_partition(alert_id.encode(), partitions)
+    return None if msg.partition == home else home
 
 
 def checked_alert(doc: Any, *, stored: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
@@ -216,6 +229,7 @@ class Alerting:
         # write or drop it: one at a time, so a resolution is never overtaken.
         self.settled = asyncio.Lock()
         self._say_recheck_failed = SayEvery(log, prefix="citybrain: ")
+        self._say_passed_on = SayEvery(log, prefix="citybrain: ", what="misplaced alert")
         # A matcher on a value no alert carries (a kind the grid lacks) never matches:
         # `citybrain playbooks check` refuses it; the worker starts, and says so.
         _, self.never_matching = routing_errors(
@@ -324,8 +338,56 @@ class Alerting:
             await self.ctx.dead_letter("alerts", event, "bad_alert", f"alert not readable: {exc}")
             return
         alert_id, status = alert["alert_id"], alert["status"]
+        home = misplaced_alert(event, alert_id, self.ctx.settings.partitions)
+        if home is not None:
+            # t205: its muted entry would live on a partition another worker may own.
+            await self._pass_on(event, alert_id, home)
+            return
         async with self.settled:
             await self._on_alert(alert, alert_id, status, labels, config)
+
+    async def _pass_on(self, event: EventT[bytes], alert_id: str, home: int) -> None:
+        """Send an alert that arrived on another partition than its id's (a producer that
+        keyed it otherwise: by sensor, by cell, or not at all) on to its id's partition,
+        keyed by its id, its bytes and headers unchanged; its delivery awaited before it
+        is acked here (in a batch, with the batch's routed messages: a refusal
+        dead-letters it). The worker owning that partition routes it, mutes it and
+        re-checks it. Before t205 the worker that read it stored its muted entry under
+        its id, on that other partition's changelog: with two workers its owner never
+        saw it, so a silenced alert was never routed when its silence ended (and a
+        firing alert and its resolution keyed apart were handled by two workers)."""
+        msg = event.message
+        headers = msg.headers or ()
+        pairs = headers.items() if isinstance(headers, Mapping) else headers
+        size = len(msg.value or b"") + sum(
+            len(n.encode() if isinstance(n, str) else n) + len(v or b"") for n, v in pairs
+        )
+        if size > MAX_MESSAGE_BYTES - 64 * 1024:  # its id's key and the framing
+            raise EventError(
+                "bad_alert",
+                None,
+                None,
+                f"the alert is on partition {msg.partition}, its alert_id's is {home}, and "
+                f"passed on there with its headers it would be {size:,} bytes, more than "
+                f"the worker's producer writes ({MAX_MESSAGE_BYTES:,}): send it keyed by "
+                "its alert_id (docs/events.md, Alerts), or with fewer headers",
+            )
+        key = msg.key if isinstance(msg.key, bytes) else None
+        hint = placement_hint(key, alert_id, msg.partition, self.ctx.settings.partitions)
+        # Once a minute per partition: a producer that keys every alert otherwise would
+        # write a line per alert.
+        self._say_passed_on(
+            f"{msg.topic}/{msg.partition}",
+            f"alert {alert_id[:200]!r} at {msg.topic}/{msg.partition}/{msg.offset} is not "
+            f"on its alert_id's partition {home}{hint}: passed on there",
+        )
+        fut = await self.ctx.alerts.send(
+            key=alert_id.encode(), value=msg.value, partition=home, headers=msg.headers
+        )
+        if self._queued is not None:
+            self._queued.append((fut, cast(EventT[bytes], self._event)))
+            return
+        await fut
 
     async def _on_alert(
         self,

@@ -1969,11 +1969,25 @@ class SensorDetection:
         good. A live detector's such score raises ``DetectorError``: the readings are
         dead-lettered (``_isolated``), not passed on as NaN."""
         detector = state["detector"]
+        # A live detector's state before this batch, to put back if scoring or recording
+        # raises (t205): it learns each reading in place as it scores it, so one that
+        # raised on a batch's third reading had learned the first two, which were
+        # dead-lettered with it (``_isolated``: "its stored state is kept"). Its memory
+        # then differed from its changelog, a restart's detector from the running one's,
+        # and a dead letter sent back was learned twice. A bank's row (``TailSlot``) is
+        # not copied so; a detector made live from its document this batch is its
+        # document again (it starts over when it raises, below).
+        snapshot = (
+            detector.get_state()
+            if type(detector) is not TailSlot and id(detector) not in self._restored
+            else None
+        )
         try:
             scores, flags, rarity, far = self._score(detector, accepted)
             _check_scores(scores)
         except Exception as exc:
             if self._restored.pop(id(detector), None) is None:
+                self._put_back(detector, snapshot)
                 raise
             why = f"{type(exc).__name__}: {exc}"
             result.restarted.append((accepted[0].reading.sensor_id, why[:300]))
@@ -1981,7 +1995,27 @@ class SensorDetection:
             scores, flags, rarity, far = self._score(detector, accepted)
             _check_scores(scores)
         self._restored.pop(id(detector), None)
-        self._record(state, accepted, scores, flags, result, rarity, far)
+        try:
+            self._record(state, accepted, scores, flags, result, rarity, far)
+        except Exception:
+            self._put_back(detector, snapshot)
+            raise
+
+    @staticmethod
+    def _put_back(detector: Any, snapshot: Any) -> None:
+        """Put ``detector`` back as it was before the batch: a clone of it set to
+        ``snapshot`` (its ``get_state`` then), its attributes taken over in place, as
+        the table's stored state (the batch's new state is a dict of its own) holds
+        this very object; a fresh clone's, so no derived attribute (a cache of sorted
+        values, a running sum) ``set_state`` may leave is kept. Nothing when there is
+        no snapshot."""
+        if snapshot is None:
+            return
+        fresh = detector.clone()
+        fresh.set_state(snapshot)
+        attributes = vars(detector)
+        attributes.clear()
+        attributes.update(vars(fresh))
 
     @staticmethod
     def _isolated(

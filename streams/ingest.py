@@ -17,6 +17,7 @@ import copy
 import hashlib
 import logging
 import math
+import sys
 import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -398,7 +399,15 @@ class Ingest:
         sent_at = time.time()
         # Counted before the next await, so a batch interrupted by a rebalance cannot be
         # processed yet uncounted (its redelivery is skipped by the offset rule).
-        self._count_readings(events, result, sent_at, grid)
+        try:
+            self._count_readings(events, result, sent_at, grid)
+        except Exception:
+            # t205: the counting is the batch's bookkeeping, not its work. A fault in it
+            # came after the alerts were sent and before the states were stored: the
+            # whole batch failed and stopped the worker, and its replacement read the
+            # batch again to the same fault, at every start. Said (with its traceback,
+            # once a minute per exception), the counts it did not reach left out.
+            self._say_count_failed(len(events))
         # Most states are staged: each reaches the changelog once per offset commit,
         # before the offsets of its events (tables.coalesce_changelog); a worker that
         # dies first is replaced by one that replays those readings to the same result.
@@ -407,9 +416,18 @@ class Ingest:
         alerted = {a.sensor_id for a in result.alerts}
         staged = dict(zip(map(str.encode, result.states), result.states.values(), strict=True))
         through = {sid.encode(): staged.pop(sid.encode()) for sid in alerted}
-        self.ctx.sensor_state.stage_many(staged)
+        table = self.ctx.sensor_state
+        # t205: one state whose entry cannot be made (or is larger than a message) failed
+        # the whole batch here, after its alerts were sent, at every start again. It is
+        # said and kept staged (in the store; its changelog entry stays its last one,
+        # so a restart may send its alert again, which the alerts and respond stages
+        # take as the repeat it is); the batch's other states are written.
+        entries = table.writable_entries(through) if through else {}
+        for key in [k for k in through if k not in entries]:
+            staged[key] = through.pop(key)
+        table.stage_many(staged)
         if through:
-            await self.ctx.sensor_state.set_many(through)
+            await table.set_many(through, entries)
 
     def _follow_grid(self, grid: Grid) -> int:
         """Before a batch admitted under ``grid`` is detected: when ``grid`` is not the
@@ -448,6 +466,19 @@ class Ingest:
             if state is not None
         )
 
+    def _say_count_failed(self, n: int, what: str = "a batch") -> None:
+        """Say (with the exception in hand's traceback, once a minute per exception type)
+        that counting ``what`` of ``n`` readings failed: its readings are scored, their
+        alerts sent and their states stored, the counts not reached left out."""
+        exc = sys.exc_info()[1]
+        self.ctx.say_failed(
+            f"readings:count:{type(exc).__name__}",
+            f"readings: counting {what} of {n} readings failed ({exc!r}): the readings are "
+            "scored, their alerts sent and their states stored; the counts it did not reach "
+            "are left out of the metrics",
+            exc_info=True,
+        )
+
     def _count_readings(
         self, events: Sequence[Message], result: BatchResult, sent_at: float, grid: Grid
     ) -> None:
@@ -468,32 +499,23 @@ class Ingest:
         if result.redelivered:
             m.redelivered.inc(result.redelivered)
         for alert in result.alerts:
-            if alert.status == "firing":
-                level = grid.cells[alert.grid_cell].level
-                m.alerts.labels(alert.kind, level, alert.severity).inc()
-                m.cell_alerts.labels(*self.ctx.cell_path(alert.grid_cell, grid), alert.kind).inc()
-                m.event_to_alert.observe(max(0.0, sent_at - alert.received_at))
-            else:
-                m.alerts_resolved.labels(alert.kind).inc()
+            try:
+                if alert.status == "firing":
+                    level = grid.cells[alert.grid_cell].level
+                    m.alerts.labels(alert.kind, level, alert.severity).inc()
+                    path = self.ctx.cell_path(alert.grid_cell, grid)
+                    m.cell_alerts.labels(*path, alert.kind).inc()
+                    m.event_to_alert.observe(max(0.0, sent_at - alert.received_at))
+                else:
+                    m.alerts_resolved.labels(alert.kind).inc()
+            except Exception:  # one alert's count costs no other's (t205)
+                self._say_count_failed(len(events), f"alert {alert.alert_id} of a batch")
         follow = self.detection.follow
         for sid, (kind, _, _, value, score, in_episode) in result.last.items():
-            # The kind its series were exported under: a grid reload may have
-            # registered the sensor under another since (t156: its old series were
-            # then never removed, a stale value exported for good).
-            exported = self._exported.get(sid)
-            if exported is not None and (
-                exported != kind or not (in_episode or sid in self._watch)
-            ):
-                # The episode ended: drop the sensor's series to keep cardinality bounded.
-                m.sensor_value.remove(sid, exported)
-                m.sensor_score.remove(sid, exported)
-                del self._exported[sid]
-                follow.discard(sid)
-            if in_episode or sid in self._watch:
-                m.sensor_value.labels(sid, kind).set(value)
-                m.sensor_score.labels(sid, kind).set(score)
-                self._exported[sid] = kind
-                follow.add(sid)
+            try:
+                self._export_sensor(sid, kind, value, score, in_episode, follow)
+            except Exception:  # one sensor's series cost no other's (t205)
+                self._say_count_failed(len(events), f"sensor {sid}'s series in a batch")
         for cell, n in result.scored_by_cell.items():
             try:
                 path = self.ctx.cell_path(cell, grid)
@@ -509,6 +531,34 @@ class Ingest:
                 )
                 continue
             m.cell_readings.labels(*path).inc(n)
+
+    def _export_sensor(
+        self,
+        sid: str,
+        kind: str,
+        value: float,
+        score: float,
+        in_episode: bool,
+        follow: set[str],
+    ) -> None:
+        """Export (or drop) sensor ``sid``'s value and score series after a batch: kept
+        while it is in an episode or watched, under the ``kind`` it now has."""
+        m = self.metrics
+        # The kind its series were exported under: a grid reload may have registered
+        # the sensor under another since (t156: its old series were then never removed,
+        # a stale value exported for good).
+        exported = self._exported.get(sid)
+        if exported is not None and (exported != kind or not (in_episode or sid in self._watch)):
+            # The episode ended: drop the sensor's series to keep cardinality bounded.
+            m.sensor_value.remove(sid, exported)
+            m.sensor_score.remove(sid, exported)
+            del self._exported[sid]
+            follow.discard(sid)
+        if in_episode or sid in self._watch:
+            m.sensor_value.labels(sid, kind).set(value)
+            m.sensor_score.labels(sid, kind).set(score)
+            self._exported[sid] = kind
+            follow.add(sid)
 
     async def sweep_silent_sensors(self) -> int:
         """Resolve the alerts of sensors that went silent in an open episode: no reading
@@ -933,9 +983,12 @@ class Ingest:
                 self._unalerted(report.grid_cell, report.category, only, not_alerted, dropped)
             offered += offers
             alerts += made
-            for level, burst in opened:
-                self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
-                self.metrics.incident_bursts.labels(burst.department).inc()
+            try:
+                for level, burst in opened:
+                    self.metrics.alerts.labels("incident_burst", level, burst.severity).inc()
+                    self.metrics.incident_bursts.labels(burst.department).inc()
+            except Exception:  # a count costs no report nor batch (t205)
+                self._say_incidents_count_failed(f"report {report.report_id!r}'s burst")
         await self.ctx.send_all(self.ctx.alerts, alerts)
         await self.ctx.send_all(self.ctx.routed, offered)
         await self._audit_unalerted(not_alerted)
@@ -951,10 +1004,28 @@ class Ingest:
             if newest is not None and newest > self.event_time:
                 self.event_time = newest
         await self.ctx.app.producer.flush()
-        self._count_unalerted(not_alerted)
-        for (source, department), n in tally.items():
-            self.metrics.incidents.labels(source, department).inc(n)
-        self._say_dropped(dropped)
+        try:
+            self._count_unalerted(not_alerted)
+            for (source, department), n in tally.items():
+                self.metrics.incidents.labels(source, department).inc(n)
+            self._say_dropped(dropped)
+        except Exception:
+            # t205: after the windows are stored, so a fault here failed a batch already
+            # done and stopped the worker (its reports then read again as redelivered).
+            self._say_incidents_count_failed(f"a batch of {len(events)} reports")
+
+    def _say_incidents_count_failed(self, what: str) -> None:
+        """Say (with the exception in hand's traceback, once a minute per exception type)
+        that counting ``what`` failed: its reports are folded, alerts sent and windows
+        stored, the counts not reached left out of the metrics."""
+        exc = sys.exc_info()[1]
+        self.ctx.say_failed(
+            f"incidents:count:{type(exc).__name__}",
+            f"incidents: counting {what} failed ({exc!r}): the reports are folded, their "
+            "alerts sent and windows stored; the counts it did not reach are left out of "
+            "the metrics",
+            exc_info=True,
+        )
 
     def _departments(self, reports: list[IncidentReport]) -> list[str | Exception]:
         """Each report's department, or the exception its text raised in the classifier

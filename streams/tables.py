@@ -33,10 +33,11 @@ from streams.errors import NOT_DECODABLE as NOT_DECODABLE
 from streams.errors import REASONS as REASONS
 from streams.errors import TOO_LARGE as TOO_LARGE
 from streams.errors import UNKNOWN_FORMAT as UNKNOWN_FORMAT
-from streams.errors import EventError
+from streams.errors import EventError, shown_key
 from streams.errors import UnreadableEntryError as UnreadableEntryError
 from streams.events import MAX_MESSAGE_BYTES
 from streams.faust_patches import forget_recovered_key, read_whole_again
+from streams.logs import SayEvery
 from streams.partitioning import key_partition
 
 log = logging.getLogger(__name__)
@@ -361,6 +362,8 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
         super().__init__(*args, **kwargs)
         self.partition_of = partition_of
         self._dirty: set[bytes] = set()
+        # An entry the flush could not write, said once a minute per exception type.
+        self._say_unwritten = SayEvery(log, logging.ERROR, prefix="citybrain: ", what="failure")
         self.encode: Callable[[Any], bytes] = encode or orjson.dumps
         self._read_back(encode or _FAUST_JSON.dumps, decode or read_document)
 
@@ -507,16 +510,57 @@ class KeyPartitionedTable(ReadBack, faust.Table[bytes, Any]):
             async with settled:
                 for key in keys[start : start + chunk]:
                     if key in self.data:
-                        await self._write(key, self.data[key])
+                        entry = self._staged_entry(key, self.data[key])
+                        if entry is not None:
+                            await self._send(key, entry)
             # Taking a free lock and queueing a send do not yield: let the batches run.
             await asyncio.sleep(0)
         return len(keys)
 
-    async def _write(self, key: bytes, value: Any) -> Awaitable[Any] | None:
-        """Queue ``value``'s changelog entry (``encode``'s bytes, by default the JSON
-        faust's own codec would write, which recovery reads with ``decode``) for
-        ``key``: ``_send`` of them."""
-        return await self._send(key, self.encode(value))
+    def writable_entries(self, items: dict[bytes, Any]) -> dict[bytes, bytes]:
+        """The changelog entries of those of ``items`` that can be written, by key
+        (``_staged_entry``: each other one said, and left out)."""
+        entries = {}
+        for key, value in items.items():
+            entry = self._staged_entry(key, value)
+            if entry is not None:
+                entries[key] = entry
+        return entries
+
+    def _staged_entry(self, key: bytes, value: Any) -> bytes | None:
+        """``value``'s changelog entry for ``key`` (``encode``'s bytes, by default the
+        JSON faust's own codec would write, which recovery reads with ``decode``), or
+        None, said, when it cannot be made or is larger than one Kafka message
+        (``MAX_MESSAGE_BYTES``). t205: the flush runs before every offset commit, and
+        one staged entry whose encoding raised (or that the producer refused for its
+        size) failed the commit as a whole and stopped the worker; its replacement read
+        the same readings again to the same state and the same fault, at every start,
+        no partition's offsets ever committed. Such a key keeps its last entry on the
+        changelog (a restart takes it back to that), and is tried again at the next
+        flush it is staged for; the others are written and the commit goes on. Only the
+        value's own faults are taken so: a producer that cannot send fails the flush."""
+        try:
+            entry = self.encode(value)
+            size = len(key) + len(entry)
+            if size > MAX_MESSAGE_BYTES:
+                raise EventError(
+                    "processing_error",
+                    None,
+                    None,
+                    f"the entry would be {size:,} bytes, more than one Kafka message holds "
+                    f"({MAX_MESSAGE_BYTES:,})",
+                )
+        except Exception as exc:
+            self._say_unwritten(
+                f"{type(exc).__name__}",
+                f"{self.name}: the changelog entry of {shown_key(key)!r} could not be "
+                f"written ({type(exc).__name__}: {str(exc)[:300]}): its last written entry "
+                "stays its state on the changelog (a restart takes it back to that); the "
+                "table's other entries are written and the offsets committed",
+                exc_info=not isinstance(exc, EventError),
+            )
+            return None
+        return entry
 
     async def _send(self, key: bytes, entry: bytes) -> Awaitable[Any] | None:
         """Queue one changelog entry, already encoded, on the producer: every write of

@@ -18,15 +18,19 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.partitioning import key_partition
 from tests.unit.streams.test_muted_alerts import Stage, burst, far_future
 
 
-def messages(*docs: dict[str, Any]) -> list[Any]:
-    """A batch of the alerts topic, as the batch drain hands it (offsets in order)."""
+def messages(*docs: dict[str, Any], partition: int | None = None) -> list[Any]:
+    """A batch of the alerts topic, as the batch drain hands it (offsets in order), each
+    alert on its id's partition (``partition``: all on that one), keyed by its id."""
     return [
         SimpleNamespace(
             topic="t.alerts",
-            partition=0,
+            partition=key_partition(doc["alert_id"].encode(), 2)
+            if partition is None
+            else partition,
             offset=n,
             key=doc["alert_id"].encode(),
             value=orjson.dumps(doc),
@@ -150,3 +154,80 @@ def test_a_storm_of_muted_alerts_awaits_their_notices_once(
     noted = {k.decode(): e["noted"] for k, e in s.stage.muted.data.items()}
     assert noted == {f"al-{n}": n != 7 for n in range(50)}
     assert letters == [("processing_error", "OSError: Kafka refused the notice of al-7")]
+
+
+class PassedOn:
+    """The alerts topic's sends recorded (an alert passed on to its id's partition):
+    ``sent`` (key, value, partition, headers)."""
+
+    def __init__(self, s: Stage, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sent: list[tuple[bytes, bytes, int, Any]] = []
+
+        async def delivered() -> None:
+            return None
+
+        async def send(
+            key: bytes, value: bytes, partition: int, headers: Any = None, **kw: Any
+        ) -> Any:
+            self.sent.append((key, value, partition, headers))
+            return delivered()
+
+        monkeypatch.setattr(s.ctx.alerts, "send", send)
+
+
+def astray(prefix: str, category: str) -> tuple[dict[str, Any], int]:
+    """A burst alert whose id belongs on partition 1 of 2 (its muted entry's), and 1."""
+    n = 0
+    while key_partition(f"{prefix}-{n}".encode(), 2) != 1:
+        n += 1
+    return burst(f"{prefix}-{n}", category), 1
+
+
+@pytest.mark.parametrize("muted", [False, True])
+def test_an_alert_on_another_partition_than_its_ids_is_passed_on_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, muted: bool
+) -> None:
+    """t205: an alert its producer keyed otherwise than by its id (a sensor, a cell, no
+    key) lands on another partition than its id's, where the ``muted`` table keeps its
+    entry. It is passed on there, keyed by its id, its bytes and headers unchanged, and
+    neither routed nor muted here; the batch's other alerts are routed. Fails on the old
+    code: it was routed here, or (muted) stored in a table partition another worker
+    owns, which never re-checked it, so it was never routed once its silence ended."""
+    s = Stage(tmp_path, monkeypatch)
+    if muted:
+        s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    sends = Sends(s, monkeypatch, refused=set())
+    passed = PassedOn(s, monkeypatch)
+    doc, home = astray("al-x", "Noise - Vehicle")
+    others = [burst(f"al-{n}", "Noise - Street") for n in range(3)]
+    batch = messages(*others)
+    (misplaced,) = messages(doc, partition=0)
+    misplaced.key, misplaced.headers = b"gauge-1", [("trace", b"t-1")]
+    asyncio.run(s.stage.on_alert_batch([*batch[:2], misplaced, batch[2]]))
+    assert passed.sent == [(doc["alert_id"].encode(), misplaced.value, home, [("trace", b"t-1")])]
+    assert s.run_ids() == [d["alert_id"] for d in others] and sends.letters == []
+    assert doc["alert_id"].encode() not in s.stage.muted.data
+
+
+def test_an_alert_passed_on_that_kafka_refuses_is_dead_lettered_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its delivery is awaited with the batch's routed messages: refused, the alert is
+    dead-lettered with the reason; the others are routed."""
+    s = Stage(tmp_path, monkeypatch)
+    sends = Sends(s, monkeypatch, refused=set())
+
+    async def refused() -> None:
+        raise OSError("Kafka refused the alert passed on")
+
+    async def send(key: bytes, value: bytes, partition: int, headers: Any = None) -> Any:
+        return refused()
+
+    monkeypatch.setattr(s.ctx.alerts, "send", send)
+    doc, _ = astray("al-x", "Noise - Vehicle")
+    (misplaced,) = messages(doc, partition=0)
+    asyncio.run(s.stage.on_alert_batch([misplaced, *messages(burst("al-1", "Noise - Street"))]))
+    assert sends.letters == [
+        ("alerts", "processing_error", "OSError: Kafka refused the alert passed on")
+    ]
+    assert [line for line in sends.log if line.startswith("queued")] == ["queued al-1"]

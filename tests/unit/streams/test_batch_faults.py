@@ -265,3 +265,79 @@ def test_a_reload_mid_batch_moving_a_sensor_counts_its_readings_under_the_batchs
     worker.run(worker.batch(reading(101, 2.0, cell="c-ford")))
     assert worker.dead[1:] == []
     assert (counted("c-bridge"), counted("c-ford")) == (101.0, 1.0)
+
+
+def raising(monkeypatch: pytest.MonkeyPatch, metric: Any, *bad: str) -> None:
+    """``metric.labels`` raises for the label values in ``bad`` (any, if none given), as
+    a fault in the metrics could; the others pass."""
+    real = metric.labels
+
+    def labels(*values: str) -> Any:
+        if not bad or set(bad) & set(values):
+            raise ValueError(f"the metric refused {values}")
+        return real(*values)
+
+    monkeypatch.setattr(metric, "labels", labels)
+
+
+def test_a_fault_counting_one_alert_or_series_costs_no_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t205: counting a batch came after its alerts were sent and before its states were
+    stored, outside every guard: a fault counting one alert (or one sensor's series)
+    failed the whole batch, which stopped the worker, and its replacement read the batch
+    again to the same fault. Fails on the old code (ValueError out of ``on_readings``).
+    Now the states are stored, the alert sent once, the other counts made, the fault
+    said with its traceback."""
+    worker = Worker(tmp_path, monkeypatch)
+    warm(worker)
+    m = worker.ingest.metrics
+    raising(monkeypatch, m.alerts)
+    raising(monkeypatch, m.sensor_value, "gauge-1")
+    spike = worker.batch(
+        *(reading(100 + i, 50.0) for i in range(3)), reading(100, 2.0, "gauge-2", "c-mill")
+    )
+    with caplog.at_level(logging.ERROR):
+        worker.run(spike)
+    assert worker.dead == []
+    alerts = [k for _, k, v in worker.sent if b'"firing"' in v]
+    assert len(alerts) == 1, alerts
+    state = worker.ingest.ctx.sensor_state.get_many([b"gauge-1", b"gauge-2"])
+    assert state[0]["episode"] is not None  # stored with its open episode
+    assert worker.series('citybrain_readings_total{kind="water_level"}')[0].endswith(" 204.0")
+    said = [r.getMessage() for r in caplog.records if "counting" in r.getMessage()]
+    assert said and "counting alert al-" in said[0]  # said once a minute per exception
+    worker.run(spike)  # read again: nothing sent twice
+    assert len([k for _, k, v in worker.sent if b'"firing"' in v]) == len(alerts)
+
+
+def test_a_state_that_cannot_be_written_through_costs_no_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t205: a state that opened an episode is written through, after its alert is sent;
+    one whose changelog entry could not be made failed the whole batch there (the other
+    sensors' states never stored), stopping the worker, at every start again. Fails on
+    the old code (TypeError out of ``on_readings``). Now it is said and kept staged, the
+    batch's other states stored."""
+    worker = Worker(tmp_path, monkeypatch)
+    warm(worker)
+    table = worker.ingest.ctx.sensor_state
+    real = table.encode
+
+    def encode(state: Any) -> bytes:
+        if state["episode"] is not None:
+            raise TypeError("Type is not msgpack serializable: Detector")
+        return real(state)
+
+    monkeypatch.setattr(table, "encode", encode)
+    spike = worker.batch(
+        *(reading(100 + i, 50.0) for i in range(3)), reading(100, 2.0, "gauge-2", "c-mill")
+    )
+    with caplog.at_level(logging.ERROR):
+        worker.run(spike)
+    assert worker.dead == []
+    assert len([k for _, k, v in worker.sent if b'"firing"' in v]) == 1
+    one, two = table.get_many([b"gauge-1", b"gauge-2"])
+    assert one["episode"] is not None and two["last_ts"] == T0 + 60 * 100
+    said = [r.getMessage() for r in caplog.records if "could not be written" in r.getMessage()]
+    assert said and "'gauge-1'" in said[0]

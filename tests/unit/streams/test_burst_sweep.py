@@ -507,3 +507,39 @@ def test_a_kill_before_the_windows_store_says_each_unalerted_report_again_under_
     assert [r["data"]["report_ids"] for r in records] == [["c-top-0"], ["c-top-0"]]
     assert records[0]["id"] == records[1]["id"]
     assert sum(m.incidents_unalerted.labels("app")._value.get() for m in counters) == 1
+
+
+def test_a_fault_counting_a_burst_or_the_reports_costs_no_batch(
+    ingest: tuple[Ingest, list[Any], list[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """t205: an incidents batch counted the bursts it opened outside the per-report guard
+    (before its alerts were sent and its windows stored) and its reports after the
+    windows were stored: a fault in either failed the whole batch and stopped the
+    worker, its replacement reading the batch again. Fails on the old code (ValueError
+    out of ``on_incidents``). Now the burst is sent and its window stored, the fault
+    said with its traceback."""
+    stage, sent, _ = ingest
+    m = stage.metrics
+
+    def refused(*values: str) -> Any:
+        raise ValueError(f"the metric refused {values}")
+
+    monkeypatch.setattr(m.incident_bursts, "labels", refused)
+    monkeypatch.setattr(m.incidents, "labels", refused)
+    reports = [IncidentReport(T0 + i, f"r-{i}", "Noise", "loud", "app", "c-top") for i in range(9)]
+    messages = [
+        SimpleNamespace(value=r.to_json(), topic="incidents", partition=home(stage, r), offset=i)
+        for i, r in enumerate(reports)
+    ]
+    with caplog.at_level(logging.ERROR):
+        asyncio.run(stage.on_incidents(messages))  # type: ignore[arg-type]
+    burst = [doc for _, doc in sent if "status" in doc]  # the burst and its follow-ups
+    assert burst and {(d["alert_id"], d["status"]) for d in burst} == {
+        (burst[0]["alert_id"], "firing")
+    }
+    stored = stage.ctx.burst_windows.get_many([burst_key("c-top", "Noise")])
+    assert stored[0] is not None and stored[0]["episode"] is not None
+    said = [r.getMessage() for r in caplog.records if "incidents: counting" in r.getMessage()]
+    assert said and "burst failed" in said[0]

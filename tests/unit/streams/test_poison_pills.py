@@ -517,3 +517,28 @@ def test_text_no_locale_groups_so_gets_no_grouping_hint(grid: Grid, text: str) -
     with pytest.raises(EventError) as caught:
         EventValidator(grid).reading(raw_with_value(json.dumps(text)), NOW)
     assert "grouped" not in str(caught.value)
+
+
+def test_a_detector_error_leaves_the_live_detector_as_it_was_before_the_batch() -> None:
+    """t205: the detector learns each reading in place as it scores it; one that raised
+    on a batch's third reading had learned the first two, which were dead-lettered with
+    it (``detector_error``: "its stored state is kept"). The running worker's detector
+    then differed from its changelog's (a restart's), and a dead letter sent back was
+    learned twice. Fails on the old code (the live state had learned 1.2 and 1.3). Now
+    the live detector is put back; the next batch scores as if the failed one never
+    came, the same as a detector that never saw it."""
+    detection = SensorDetection(Fragile(window=48, min_samples=4), ScoreThreshold(0.6), 3)
+    warmup = [1.0, 1.1, 1.05, 0.95, 1.0, 1.02]
+    first = detection.process(incoming("gauge-1", warmup), {})
+    stored = first.states["gauge-1"]
+    before = stored["detector"].get_state()
+    failed = detection.process(incoming("gauge-1", [1.2, 1.3, 666.0], start=6), dict(first.states))
+    assert [code for _, code, _ in failed.rejected] == ["detector_error"] * 3
+    assert stored["detector"].get_state() == before
+    later = detection.process(incoming("gauge-1", [1.4, 1.1], start=9), {"gauge-1": stored})
+    twin = SensorDetection(Fragile(window=48, min_samples=4), ScoreThreshold(0.6), 3)
+    alone = twin.process(incoming("gauge-1", warmup), {})
+    never = twin.process(incoming("gauge-1", [1.4, 1.1], start=9), dict(alone.states))
+    assert later.states["gauge-1"]["detector"].get_state() == (
+        never.states["gauge-1"]["detector"].get_state()
+    )

@@ -944,3 +944,36 @@ def test_a_dropped_group_keeps_its_run_generation_as_its_partitions_floor(
     # Never lowered: a lower generation leaves the floor as it is.
     ctx.keep_generation(b"grp-x", [{**group, "generation": 2}])
     assert ctx.generation_floor(b"grp-x") == 4
+
+
+@pytest.mark.parametrize("fault", ["raises", "too_large"])
+def test_a_staged_entry_that_cannot_be_written_costs_only_itself(
+    fault: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t205: the flush before each offset commit wrote every staged key; one whose
+    entry could not be made (its encoding raised) or was larger than one Kafka message
+    failed the flush, so the commit, and stopped the worker, whose replacement made the
+    same state again to the same fault. Fails on the old code (the exception out of
+    ``flush_staged``). Now that key is said and left at its last written entry; the
+    others are written."""
+    t, written = table()
+    real = t.encode
+
+    def encode(value: Any) -> bytes:
+        if value == "bad":
+            if fault == "raises":
+                raise TypeError("Type is not JSON serializable: Detector")
+            return b"x" * (MAX_MESSAGE_BYTES + 1)
+        return real(value)
+
+    t.encode = encode  # type: ignore[method-assign]
+    t.stage_many({b"a": 1, b"bad-key": "bad", b"b": 2})
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(t.flush_staged(asyncio.Lock())) == 3
+    assert sorted(written) == [(b"a", {"doc": 1}), (b"b", {"doc": 2})]
+    said = [r.getMessage() for r in caplog.records if "could not be written" in r.getMessage()]
+    assert said and "the changelog entry of 'bad-key'" in said[0], said
+    assert t.get_many([b"bad-key"]) == ["bad"]  # the live value kept in the store
+    t.stage_many({b"bad-key": 3})  # staged again, writable now: written
+    asyncio.run(t.flush_staged(asyncio.Lock()))
+    assert written[-1] == (b"bad-key", {"doc": 3})
