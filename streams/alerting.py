@@ -265,6 +265,12 @@ class Alerting:
         # with the batch's (alert key, its entry as stored, its message): marked told
         # once those are delivered (``on_alert_batch``).
         self._told: list[tuple[bytes, dict[str, Any], EventT[bytes]]] = []
+        # The batch's alerts routed with a muted entry left behind (resolved, or come
+        # unmuted): (alert key, that entry, its message), the entry dropped once their
+        # routed messages are delivered (``on_alert_batch``); their keys, which the
+        # re-check timer leaves and a later message of the batch takes as unmuted.
+        self._release: list[tuple[bytes, Any, EventT[bytes]]] = []
+        self._releasing: set[bytes] = set()
         self._event: EventT[bytes] | None = None  # the batch's message being handled
 
     # -- routing ---------------------------------------------------------------------
@@ -281,9 +287,13 @@ class Alerting:
         So are the notices of an alert muted on arrival to its groups (t193: each muted
         alert of a storm, silenced or inhibited, awaited its own, a round trip per
         alert); its entry is marked told once they are delivered, at the batch's end (a
-        kill before tells again, as before: a notice twice is one member)."""
+        kill before tells again, as before: a notice twice is one member). And so are
+        the routed messages of an alert with a muted entry (its resolution, or a message
+        no longer muted; t208: each awaited its own, so a silenced storm resolving was a
+        round trip per alert): its entry is dropped once they are delivered, if still
+        the one it had (a kill before routes it again, a repeat to its run)."""
         queued: list[tuple[Awaitable[Any], EventT[bytes]]] = []
-        self._queued, self._told = queued, []
+        self._queued, self._told, self._release = queued, [], []
         try:
             for message in messages:
                 event = cast(EventT[bytes], BatchedMessage(message))
@@ -307,6 +317,14 @@ class Alerting:
                 )
                 text = f"{type(exc).__name__}: {exc}"
                 await self.ctx.dead_letter("alerts", event, "processing_error", text[:500])
+        release, self._release = self._release, []
+        for key, entry, event in release:
+            self._releasing.discard(key)
+            if id(event) in failed:
+                continue  # not routed: its entry stays, released when read again
+            async with self.settled:
+                if self.muted.data.get(key) is entry:
+                    del self.muted[key]
         told, self._told = self._told, []
         for key, entry, event in told:
             if id(event) in failed:
@@ -383,8 +401,9 @@ class Alerting:
                     if decision.silenced_by
                     else f"inhibited by firing alert {decision.inhibiting}"
                 )
-                # Kept, to be routed when no longer muted (``recheck_muted``).
-                previous = self.muted.data.get(key)
+                # Kept, to be routed when no longer muted (``recheck_muted``). An entry
+                # on its way out (its alert routed earlier in the batch) is none.
+                previous = None if key in self._releasing else self.muted.data.get(key)
                 entry = muted_entry(previous, alert, decision, now)
                 # The same message muted the same way as its stored entry: read again
                 # after a crash past that store, said and counted then (t152: audited
@@ -443,13 +462,18 @@ class Alerting:
         else:
             self.ctx.firing.pop(key, None)
             decision = router.decide(labels, [], [], now)
-        if self._queued is not None and key not in self.muted.data:
-            # Nothing stored waits for it (no muted entry to drop once it is routed): its
-            # delivery is awaited with the batch's (``on_alert_batch``).
+        if self._queued is not None:
+            # Its delivery is awaited with the batch's (``on_alert_batch``), and a muted
+            # entry it leaves behind dropped then: not before its routed messages are on
+            # Kafka.
             routed = self._routed(alert, labels, decision, config.playbooks)
             futures = await self.ctx.queue_all(self.ctx.routed, routed)
             event = cast(EventT[bytes], self._event)
             self._queued.extend((fut, event) for fut in futures)
+            kept = None if key in self._releasing else self.muted.data.get(key)
+            if kept is not None:
+                self._release.append((key, kept, event))
+                self._releasing.add(key)
             return
         await self._route(alert, labels, decision, config.playbooks)
         if key in self.muted.data:
@@ -555,8 +579,8 @@ class Alerting:
                 if self.ctx.moving():
                     return skipped  # the next pass sees only this worker's alerts
                 entry = self.muted.data.get(key)
-                if entry is None:
-                    continue  # routed or resolved by the agent meanwhile
+                if entry is None or key in self._releasing:
+                    continue  # routed or resolved by the agent (its batch ends it)
                 now = time.time()
                 if silences is None:
                     silences = await self._active_silences(now)
