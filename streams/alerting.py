@@ -18,6 +18,7 @@ repeat it is (runs are idempotent per alert id).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import time
@@ -204,6 +205,21 @@ def muted_key_fault(key: bytes, entry: Any) -> str | None:
 RECHECK_YIELD_EVERY = 256
 
 
+@dataclasses.dataclass
+class _Freed:
+    """A muted alert freed by a mute-check pass (``Alerting._recheck``), its routed
+    messages queued: ``entry``, its ``muted`` entry as the pass read it (dropped only if
+    still that one); ``futures``, their deliveries; ``audit``, its ``alert_unmuted``
+    record; ``kind`` and ``mute``, the labels it is counted under."""
+
+    key: bytes
+    entry: Mapping[str, Any]
+    futures: list[Awaitable[Any]]
+    audit: dict[str, Any]
+    kind: str
+    mute: str
+
+
 class Alerting:
     """Alerts to routed alerts: silences, inhibition and the routing tree; muted firing
     alerts re-checked and routed once no longer muted."""
@@ -263,6 +279,12 @@ class Alerting:
         # with the batch's (alert key, its entry as stored, its message): marked told
         # once those are delivered (``on_alert_batch``).
         self._told: list[tuple[bytes, dict[str, Any], EventT[bytes]]] = []
+        # The batch's alerts routed with a muted entry left behind (resolved, or come
+        # unmuted): (alert key, that entry, its message), the entry dropped once their
+        # routed messages are delivered (``on_alert_batch``); their keys, which the
+        # re-check timer leaves and a later message of the batch takes as unmuted.
+        self._release: list[tuple[bytes, Any, EventT[bytes]]] = []
+        self._releasing: set[bytes] = set()
         self._event: EventT[bytes] | None = None  # the batch's message being handled
 
     # -- routing ---------------------------------------------------------------------
@@ -279,9 +301,13 @@ class Alerting:
         So are the notices of an alert muted on arrival to its groups (t193: each muted
         alert of a storm, silenced or inhibited, awaited its own, a round trip per
         alert); its entry is marked told once they are delivered, at the batch's end (a
-        kill before tells again, as before: a notice twice is one member)."""
+        kill before tells again, as before: a notice twice is one member). And so are
+        the routed messages of an alert with a muted entry (its resolution, or a message
+        no longer muted; t208: each awaited its own, so a silenced storm resolving was a
+        round trip per alert): its entry is dropped once they are delivered, if still
+        the one it had (a kill before routes it again, a repeat to its run)."""
         queued: list[tuple[Awaitable[Any], EventT[bytes]]] = []
-        self._queued, self._told = queued, []
+        self._queued, self._told, self._release = queued, [], []
         try:
             for message in messages:
                 event = cast(EventT[bytes], BatchedMessage(message))
@@ -305,6 +331,14 @@ class Alerting:
                 )
                 text = f"{type(exc).__name__}: {exc}"
                 await self.ctx.dead_letter("alerts", event, "processing_error", text[:500])
+        release, self._release = self._release, []
+        for key, entry, event in release:
+            self._releasing.discard(key)
+            if id(event) in failed:
+                continue  # not routed: its entry stays, released when read again
+            async with self.settled:
+                if self.muted.data.get(key) is entry:
+                    del self.muted[key]
         told, self._told = self._told, []
         for key, entry, event in told:
             if id(event) in failed:
@@ -429,8 +463,9 @@ class Alerting:
                     if decision.silenced_by
                     else f"inhibited by firing alert {decision.inhibiting}"
                 )
-                # Kept, to be routed when no longer muted (``recheck_muted``).
-                previous = self.muted.data.get(key)
+                # Kept, to be routed when no longer muted (``recheck_muted``). An entry
+                # on its way out (its alert routed earlier in the batch) is none.
+                previous = None if key in self._releasing else self.muted.data.get(key)
                 entry = muted_entry(previous, alert, decision, now)
                 # The same message muted the same way as its stored entry: read again
                 # after a crash past that store, said and counted then (t152: audited
@@ -489,13 +524,18 @@ class Alerting:
         else:
             self.ctx.firing.pop(key, None)
             decision = router.decide(labels, [], [], now)
-        if self._queued is not None and key not in self.muted.data:
-            # Nothing stored waits for it (no muted entry to drop once it is routed): its
-            # delivery is awaited with the batch's (``on_alert_batch``).
+        if self._queued is not None:
+            # Its delivery is awaited with the batch's (``on_alert_batch``), and a muted
+            # entry it leaves behind dropped then: not before its routed messages are on
+            # Kafka.
             routed = self._routed(alert, labels, decision, config.playbooks)
             futures = await self.ctx.queue_all(self.ctx.routed, routed)
             event = cast(EventT[bytes], self._event)
             self._queued.extend((fut, event) for fut in futures)
+            kept = None if key in self._releasing else self.muted.data.get(key)
+            if kept is not None:
+                self._release.append((key, kept, event))
+                self._releasing.add(key)
             return
         await self._route(alert, labels, decision, config.playbooks)
         if key in self.muted.data:
@@ -555,21 +595,34 @@ class Alerting:
     # -- the re-check timer ----------------------------------------------------------
     async def recheck_muted(self) -> int:
         """Route the muted firing alerts of this worker's ``alerts`` partitions that no
-        silence or inhibition mutes any more, each once: routed (delivery awaited), then
-        audited ``alert_unmuted``, counted and dropped from the ``muted`` table. Returns
-        how many were routed. Acts only with table recovery complete and no rebalance in
-        progress (checked before each alert: one whose partition is moving is left to
-        its next owner). An entry whose alert no longer fires (its resolution was
-        handled) is dropped unrouted."""
+        silence or inhibition mutes any more, each once: its routed messages queued
+        under the stage's lock, their delivery awaited together at the pass's end
+        without it (``_settle_freed``), then each audited ``alert_unmuted``, counted and
+        dropped from the ``muted`` table. Before (t208), each freed alert awaited its
+        own delivery while holding the lock, a Kafka round trip each: a silence over
+        10,000 alerts ending held the alerts agent (every other alert's routing) for
+        10,000 round trips. Returns how many were routed. Acts only with table
+        recovery complete and no rebalance in progress (checked before each alert: one
+        whose partition is moving is left to its next owner). An entry whose alert no
+        longer fires (its resolution was handled) is dropped unrouted."""
         if self.ctx.reading_back() is not None:
             return 0
         failing = self.metrics.loop_items_failing.labels("mute_check")
         if not self.muted.data:
             failing.set(0)
             return 0
+        freed: list[_Freed] = []
+        skipped = await self._recheck_pass(freed)
+        released, refused = await self._settle_freed(freed)
+        failing.set(skipped + refused)  # a whole pass: how many fail now
+        return released
+
+    async def _recheck_pass(self, freed: list[_Freed]) -> int:
+        """``recheck_muted``'s walk over the table: each alert freed is queued and added
+        to ``freed``; returns how many could not be re-checked."""
         mine = self.ctx.owned_partitions("alerts")
         n = self.ctx.settings.partitions
-        released = skipped = 0
+        skipped = 0
         # The active silences, read again only after an await (when the table can have
         # changed): a pass over thousands of alerts still muted reads them once.
         silences: list[Silence] | None = None
@@ -586,33 +639,66 @@ class Alerting:
                 silences = None  # the agent goes first: a silence may come meanwhile
             async with self.settled:
                 if self.ctx.moving():
-                    return released  # the next pass sees only this worker's alerts
+                    return skipped  # the next pass sees only this worker's alerts
                 entry = self.muted.data.get(key)
-                if entry is None:
-                    continue  # routed or resolved by the agent meanwhile
+                if entry is None or key in self._releasing:
+                    continue  # routed or resolved by the agent (its batch ends it)
                 now = time.time()
                 if silences is None:
                     silences = await self._active_silences(now)
                 try:
-                    outcome = await self._recheck(key, entry, silences, now)
+                    outcome = await self._recheck(key, entry, silences, now, freed)
                 except Exception as exc:
                     # One alert that cannot be re-checked (a send that failed) costs only
                     # itself: kept, tried again next tick; the pass goes on (trial 26).
-                    self._say_recheck_failed(
-                        f"{type(exc).__name__}: {exc}",  # per cause: a broker away fails all
-                        f"mute check: muted alert {key.decode(errors='replace')} was left "
-                        f"as it is, tried again next tick: {type(exc).__name__}: {exc} "
-                        '(counted in citybrain_loop_items_skipped_total{loop="mute_check"})',
-                    )
+                    self._recheck_failed(key, exc)
                     silences = None
                     skipped += 1
-                    self.metrics.loop_items_skipped.labels("mute_check").inc()
                     continue
                 if outcome != "kept":
                     silences = None
-                released += outcome == "routed"
-        failing.set(skipped)  # a whole pass: how many fail now
-        return released
+        return skipped
+
+    def _recheck_failed(self, key: bytes, exc: Exception) -> None:
+        """Said (once a minute per cause: a broker away fails all) and counted: muted
+        alert ``key`` was left as it is, tried again next tick."""
+        self._say_recheck_failed(
+            f"{type(exc).__name__}: {exc}",
+            f"mute check: muted alert {key.decode(errors='replace')} was left "
+            f"as it is, tried again next tick: {type(exc).__name__}: {exc} "
+            '(counted in citybrain_loop_items_skipped_total{loop="mute_check"})',
+        )
+        self.metrics.loop_items_skipped.labels("mute_check").inc()
+
+    async def _settle_freed(self, freed: list[_Freed]) -> tuple[int, int]:
+        """The pass's freed alerts once their routed messages are on Kafka (all queued
+        already: one wait for the pass, not one per alert; the stage's lock not held, so
+        the alerts agent routes meanwhile): each audited ``alert_unmuted``, its entry
+        dropped if it is still the one routed (not resolved, nor muted anew, by the
+        agent meanwhile: its resolution, queued after the freed alert's routed message
+        on the same group key, follows it on Kafka) and counted. One Kafka refused is
+        kept as it is, tried again next tick, and costs only itself. Returns (how many
+        were routed, how many were refused)."""
+        released = refused = 0
+        for i, one in enumerate(freed):
+            if i % RECHECK_YIELD_EVERY == RECHECK_YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a delivered future's await does not yield
+            try:
+                for fut in one.futures:
+                    await fut
+            except Exception as exc:
+                self._recheck_failed(one.key, exc)
+                refused += 1
+                continue
+            await self.ctx.audit(one.audit)
+            async with self.settled:
+                if self.muted.data.get(one.key) is one.entry:
+                    del self.muted[one.key]
+            # Counted once routed and its entry gone (t152: counted before, again after
+            # a kill).
+            self.metrics.alerts_unmuted.labels(one.kind, one.mute).inc()
+            released += 1
+        return released, refused
 
     async def read_silences_ahead(self) -> bool:
         """Read the silences table into the worker's book now (``Context.read_silences``:
@@ -651,10 +737,17 @@ class Alerting:
         return len(gone)
 
     async def _recheck(
-        self, key: bytes, entry: Mapping[str, Any], silences: list[Silence], now: float
+        self,
+        key: bytes,
+        entry: Mapping[str, Any],
+        silences: list[Silence],
+        now: float,
+        freed: list[_Freed],
     ) -> str:
         """One muted alert re-checked: ``"kept"`` (still muted by the same; no await),
-        ``"moved"`` (muted by another now, stored so), ``"dropped"`` or ``"routed"``."""
+        ``"moved"`` (muted by another now, stored so), ``"dropped"`` or ``"routed"``
+        (its routed messages queued, not yet delivered: added to ``freed`` for
+        ``_settle_freed``, which audits, counts and drops its entry)."""
         try:
             alert = entry["alert"]
             labels = label_set(alert["labels"], need_one=False)
@@ -683,23 +776,21 @@ class Alerting:
             return "moved"
         since = entry.get("since")
         grouped_at = float(since) if isinstance(since, int | float) else None
-        await self._route(alert, labels, decision, config.playbooks, grouped_at)
+        routed = self._routed(alert, labels, decision, config.playbooks, grouped_at)
+        futures = await self.ctx.queue_all(self.ctx.routed, routed)
         why = "silence" if mute == "silenced" else "inhibiting alert"
-        await self.ctx.audit(
-            {
-                # The same if a kill before the entry's deletion re-checks it again.
-                "id": f"{alert_id}:unmuted:{mute}:{muted_by}:{entry.get('since')!r}",
-                "action": "alert_unmuted",
-                "alert_id": alert_id,
-                "at": now,
-                "actor": "citybrain",
-                "detail": f"{mute} since {_utc(entry.get('since'))}; {why} {muted_by} "
-                "no longer mutes it: routed",
-            }
-        )
-        del self.muted[key]
-        # Counted once the entry is gone (t152: counted before, again after a kill).
-        self.metrics.alerts_unmuted.labels(self.ctx.label_kind(alert.get("kind", "")), mute).inc()
+        audit = {
+            # The same if a kill before the entry's deletion re-checks it again.
+            "id": f"{alert_id}:unmuted:{mute}:{muted_by}:{entry.get('since')!r}",
+            "action": "alert_unmuted",
+            "alert_id": alert_id,
+            "at": now,
+            "actor": "citybrain",
+            "detail": f"{mute} since {_utc(entry.get('since'))}; {why} {muted_by} "
+            "no longer mutes it: routed",
+        }
+        kind = self.ctx.label_kind(alert.get("kind", ""))
+        freed.append(_Freed(key, entry, futures, audit, kind, mute))
         return "routed"
 
     async def _active_silences(self, now: float) -> list[Silence]:

@@ -57,7 +57,7 @@ from streams.reload import ConfigReload
 from streams.response import Response
 from streams.settings import Settings, changelog_topic_configs, load_settings
 from streams.tables import REASONS, ReadBack, coalesce_changelog
-from streams.topic_ids import TopicIdWatch, admin_lookups
+from streams.topic_ids import METADATA_MAX_AGE, TopicIdWatch, admin_lookups
 from streams.web_server import install as bound_web_server
 
 log = logging.getLogger(__name__)
@@ -156,6 +156,9 @@ def create_app(
         producer_max_batch_size=1_000_000,
         consumer_max_fetch_size=settings.fetch_max_bytes,
         broker_max_poll_records=settings.batch_size,
+        # A topic deleted, created again or grown under the worker is seen within this
+        # long, not aiokafka's 5 minutes (t208; streams/topic_ids.py).
+        consumer_metadata_max_age_ms=int(METADATA_MAX_AGE * 1000),
         # Its name resolution bounded, on threads of its own (streams/http_client.py).
         HttpClient=http_client,
     )
@@ -388,6 +391,13 @@ def create_app(
     @app.timer(interval=0.25)  # type: ignore[untyped-decorator]
     async def membership_watch() -> None:
         ctx.membership.tick()
+
+    # t208: a topic deleted or created again under the worker said within an interval,
+    # not at the next rebalance (streams/topic_ids.py). One pass at a time.
+    @app.timer(interval=METADATA_MAX_AGE)  # type: ignore[untyped-decorator]
+    async def topic_watch() -> None:
+        if not id_checks:
+            await tick("topic id watch", topic_ids.watch)
 
     @app.timer(interval=1.0)  # type: ignore[untyped-decorator]
     async def state_audit() -> None:

@@ -375,9 +375,11 @@ def assess(
     alert's reading (None: unknown), ``state`` the area's state, whose mark values and
     suspects it reads (None: no values, no suspects, as before t199)."""
     count = 0
+    # The alert's sensor's known readings, made once for all its neighbours.
+    known = None if state is None else _known_readings(sensor_id, at, value, state, policy)
     for other, times in marks.items():
         if areas.is_neighbour(sensor_id, other) and witness(
-            sensor_id, at, value, other, times, state, policy
+            sensor_id, at, value, other, times, state, policy, known
         ):
             count += 1
     if count:
@@ -394,10 +396,15 @@ def witness(
     times: Sequence[float],
     state: Mapping[str, Any] | None,
     policy: Policy,
+    known: dict[float, float] | None = None,
 ) -> bool:
     """Whether neighbour ``other``, marked at ``times`` (sorted event times), is a witness
     for ``sensor_id``'s alert at ``at`` whose reading was ``value``. Work: O(log marks +
-    marks within the window) of the two sensors. Not a witness (t199):
+    marks within the window) of the two sensors; ``known``, ``sensor_id``'s readings
+    the area knows within the window (``_known_readings``), made here when not given: a
+    caller asking about many neighbours of one alert makes it once (``assess``; t208:
+    made per neighbour, an alert among 2,000 neighbours read its own marks 2,000
+    times). Not a witness (t199):
 
     - no mark within ``policy.window`` of ``at``;
     - **a copy**: every mark of ``other`` at a time ``sensor_id``'s reading is known (its
@@ -441,7 +448,7 @@ def witness(
         return True
     if hi - lo >= policy.flatline and len(set(seen)) == 1:
         return False
-    mine = _known_readings(sensor_id, at, value, state, policy)
+    mine = _known_readings(sensor_id, at, value, state, policy) if known is None else known
     shared = [(v, mine[t]) for t, v in zip(times[lo:hi], seen, strict=True) if t in mine]
     if not shared:
         return True
@@ -506,7 +513,7 @@ def _known_readings(
     """``sensor_id``'s readings the area knows within the window of ``at``: its marks'
     values and the alert's own reading (``value``), by event time."""
     out: dict[float, float] = {}
-    times = state["marks"].get(sensor_id, ())
+    times = state.get("marks", {}).get(sensor_id, ())
     values = state.get("values", {}).get(sensor_id)
     if values is not None and len(values) == len(times):
         lo = bisect.bisect_left(times, at - policy.window)

@@ -1299,7 +1299,9 @@ class SensorDetection:
                 if state["last_ts"] > clock.get(kind, -math.inf):
                     clock[kind] = state["last_ts"]
             return result
-        return self._process_bank(self.bank, batch, states, result)
+        self._process_bank(self.bank, batch, states, result)
+        self._raise_kind_clocks(result.states)
+        return result
 
     def _process_bank(
         self,
@@ -1682,18 +1684,37 @@ class SensorDetection:
         return result
 
     def _kind_clocks(self, cols: _Columns) -> np.ndarray:
-        """``kind_clock`` raised to the bank's live sensors' times (a pending clock
-        jump's not counted), as an array by kind code (``-inf``: no clock yet, so
-        every first reading is past it: a jump from no history, t206)."""
-        live = (cols.holder != 0) & (cols.jump_from == 0.0) & (cols.last_ts > -np.inf)
-        newest = np.full(len(cols.kinds), -np.inf)
-        np.maximum.at(newest, cols.kind_of[live], cols.last_ts[live])
+        """``kind_clock`` as an array by kind code (``-inf``: no clock yet, so every first
+        reading is past it: a jump from no history, t206). O(kinds): the clock is raised
+        at each batch's end by its own sensors (``_raise_kind_clocks``, t208)."""
         clock = self.kind_clock
-        for code, kind in enumerate(cols.kinds):
+        return np.array([clock.get(kind, -math.inf) for kind in cols.kinds], np.float64)
+
+    def _raise_kind_clocks(self, states: Mapping[str, Any]) -> None:
+        """Raise ``kind_clock`` to the times of the batch's sensors (``states``, the bank
+        path's ``BatchResult.states``) as their columns now hold them, a pending clock
+        jump's not counted: O(batch), as the per-sensor path raises it. Before t208 the
+        bank path scanned every live sensor's columns at each batch holding a sensor's
+        first reading (O(bank): 100,000 sensors read for one new one); a sensor's time
+        is on the columns only once a batch wrote it, so the clock is the same. (A
+        sensor a grid reload moved to another kind raises its new kind's clock at its
+        next reading, not at the next batch's scan.)"""
+        cols = self._columns
+        slots = np.fromiter(
+            (getattr(state, "slot", -1) for state in states.values()), np.int64, len(states)
+        )
+        slots = slots[(slots >= 0) & (slots < cols.size)]
+        lt = cols.last_ts[slots]
+        live = (cols.holder[slots] != 0) & (cols.jump_from[slots] == 0.0) & (lt > -np.inf)
+        if not live.any():
+            return
+        newest = np.full(len(cols.kinds), -np.inf)
+        np.maximum.at(newest, cols.kind_of[slots[live]], lt[live])
+        clock = self.kind_clock
+        for code in np.flatnonzero(newest > -np.inf).tolist():
+            kind = cols.kinds[code]
             if newest[code] > clock.get(kind, -math.inf):
                 clock[kind] = float(newest[code])
-            newest[code] = clock.get(kind, -math.inf)
-        return newest
 
     def _admit_stored(
         self,

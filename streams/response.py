@@ -789,16 +789,24 @@ class Response:
 
     def _plain_join(self, doc: dict[str, Any], key: bytes) -> bool:
         """Whether routed message ``doc`` (under Kafka key ``key``) can at most join
-        the open run of its own group or resolve one of its alerts, with no other write
-        on its way (those it has store the deferred joins first): an alert with no
-        citizen reports, not forwarded by the group key migration (``_group_home``
-        returns its key without a write). Any other message may write a group's state,
-        so the batch's deferred joins are stored before it (``_on_routed``)."""
-        alert = doc.get("alert")
-        if not isinstance(alert, dict) or alert.get("status") not in ("firing", "resolved"):
+        the open run of its own group or resolve one of its alerts, or offer a citizen
+        report to it, with no other write on its way (those it has store the deferred
+        joins first): an alert with no citizen reports, or a report in no alert (an
+        offer that finds no open run stores them first itself, ``_on_offered_report``),
+        not forwarded by the group key migration (``_group_home`` returns its key
+        without a write). Any other message may write a group's state, so the batch's
+        deferred joins are stored before it (``_on_routed``)."""
+        if any(f in doc for f in (PROBE, CHECKED, "muted")):
             return False
-        if alert.get("reports") or any(f in doc for f in (PROBE, CHECKED, "muted", "report")):
-            return False
+        if "report" in doc:
+            if "alert" in doc:
+                return False
+        else:
+            alert = doc.get("alert")
+            if not isinstance(alert, dict) or alert.get("status") not in ("firing", "resolved"):
+                return False
+            if alert.get("reports"):
+                return False
         legacy = doc.get(LEGACY_KEY)
         return legacy is None or legacy.encode() == key
 
@@ -933,7 +941,7 @@ class Response:
             await self._flush_said(key, pending)
         if "report" in doc:
             await self._on_offered_report(
-                key, doc["report"], message_time(None, event, time.time()), engines
+                key, doc["report"], message_time(None, event, time.time()), engines, event
             )
             return
         route = doc["route"]
@@ -1387,10 +1395,15 @@ class Response:
         report: dict[str, Any],
         now: float,
         engines: dict[str, PlaybookEngine] | None = None,
+        event: EventT[bytes] | None = None,
     ) -> None:
         """A citizen report in no alert, offered at ``now`` (its routed message's time,
         ``message_time``: the same if applied again) to its group's run (streams.ingest): an
         open run covers it as a follow-up (``report_covered``, closed with the others);
+        within a routed batch, that is kept for the batch's one change of the run, with
+        its joins (``_defer_join``, ``event`` the message, dead-lettered if the change
+        fails): before t208 each offer was its own change, two Kafka round trips, and a
+        flood of reports into one open run held every routed message read after it;
         with no run, or a finished one, the offer is held for the group's next run
         (``_hold_offer``), which takes it as if it came once it had opened: whether an
         offer is read just before or just after its run opens (a restarted worker reads
@@ -1411,12 +1424,26 @@ class Response:
             # -1e308 was compared, then written as a date: an OverflowError and a
             # traceback in the worker's log for a foreign producer's offer (helper t52).
             raise EventError("bad_reports", "report.ts", ts, fault)
-        run = Run.from_dict(stored["run"]) if stored and stored.get("run") else None
+        deferred = self._deferred.get(key) if self._deferred else None
+        if deferred is not None:
+            # The batch's changes so far: the group in memory keeps the run as stored
+            # until they are (a shallow copy: the engine replaces a run's fields).
+            run: Run | None = copy.copy(deferred.run)
+        else:
+            run = Run.from_dict(stored["run"]) if stored and stored.get("run") else None
+        opened = stored.get("opened_ts") if stored else None
+        unplain = run is None or is_terminal(run) or _too_old_for(ts, opened) is not None
+        if unplain and (self._deferred or self._deferred_commands):
+            # A write of its own (and, holding it, of other groups' offers dropped at
+            # the bound): the batches' changes first, as before any message that writes
+            # (``_on_routed``), then the group as stored.
+            await self._store_deferred()
+            stored = self.ctx.groups.get(key)
+            run = Run.from_dict(stored["run"]) if stored and stored.get("run") else None
         if run is None or is_terminal(run):
             await self._hold_offer(key, stored, run, report, now)
             return
         assert stored is not None  # (a run is stored in its group)
-        opened = stored.get("opened_ts")
         if (too_old := _too_old_for(ts, opened)) is not None:
             said: list[tuple[str, str]] = []
             group = dict(stored)
@@ -1426,8 +1453,12 @@ class Response:
                 await self._say(key)
             return
         run, cmds = self._engine_for(run, engines).step(run, ReportsCovered(((rid, channel),), now))
-        if cmds:
-            await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
+        if not cmds:
+            return  # covered already (read again): nothing changes
+        if self._deferred is not None and event is not None:
+            self._defer_join(key, dict(stored), run, cmds, event)
+            return  # stored with the batch's other changes of its run
+        await self.advance(key, {**stored, "run": run.to_dict()}, run, cmds)
 
     async def _hold_offer(
         self,

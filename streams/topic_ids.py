@@ -16,6 +16,16 @@ assigned and asks again at every later assignment (a recreated topic comes back 
 rebalance); a changed ID is one ERROR per topic and ID naming the topic, both IDs, the
 group's committed offsets on the new topic's partitions (the messages before them are
 the ones skipped) and the command that makes the group read it from its start.
+
+t208: a rebalance came only at the consumer's next metadata refresh, up to 5 minutes
+(aiokafka's ``metadata_max_age_ms``): a topic deleted under the worker was dropped from
+its assignment at once (faust's ERROR ``Topic … not found in cluster metadata`` and
+``Ignoring missing topic``, naming no consequence), and once created again its messages
+sat unread until that refresh, unsaid. Now the consumer refreshes every
+``METADATA_MAX_AGE`` seconds and the worker asks every watched topic's ID as often
+(``TopicIdWatch.watch``, a timer): a topic gone from the broker is one WARNING saying
+that nothing of it is read until it exists again, and a recreated one is said within
+that interval, rebalance or not.
 """
 
 from __future__ import annotations
@@ -30,9 +40,14 @@ log = logging.getLogger(__name__)
 # The look-up is one admin round trip; a broker that does not answer in this long is
 # asked again at the next assignment, never waited on by the rebalance.
 LOOKUP_SECONDS = 20.0
+# Seconds between two metadata refreshes of the worker's consumer (aiokafka's default is
+# 5 minutes) and between two ``TopicIdWatch.watch`` passes: how long a topic deleted,
+# created again or grown under the worker goes unread and unsaid at most. One metadata
+# request (and one admin round trip) per interval.
+METADATA_MAX_AGE = 15.0
 
-# topic -> its ID (text, as kafka-python gives it); group offsets: (topic, partition) ->
-# committed offset.
+# topic -> its ID (text, as kafka-python gives it; "" for a topic the broker does not
+# have); group offsets: (topic, partition) -> committed offset.
 Describe = Callable[[list[str]], dict[str, str]]
 Committed = Callable[[], dict[tuple[str, int], int]]
 
@@ -96,13 +111,24 @@ class TopicIdWatch:
         self.bootstrap = bootstrap
         self.known: dict[str, str] = {}
         self._said: set[tuple[str, str]] = set()
+        # Watched topics said to be gone from the broker, until they are back.
+        self._gone: set[str] = set()
 
     async def check(self, assigned: Iterable[tuple[str, int]]) -> list[str]:
         """Ask the IDs of the watched topics among ``assigned`` (``(topic, partition)``
         pairs); remember new ones, log one ERROR per recreated topic and new ID. Returns
         the lines logged. A broker that does not answer (or fails) is logged at DEBUG
         and asked again next time: the worker goes on."""
-        wanted = sorted({t for t, _ in assigned if t in self.topics})
+        return await self._check(sorted({t for t, _ in assigned if t in self.topics}))
+
+    async def watch(self) -> list[str]:
+        """``check`` over every watched topic, assigned or not (the worker's timer,
+        every ``METADATA_MAX_AGE`` seconds): also one WARNING for a topic the broker no
+        longer has (deleted), once until it is back. Returns the lines logged."""
+        return await self._check(sorted(self.topics), gone=True)
+
+    async def _check(self, wanted: list[str], gone: bool = False) -> list[str]:
+        """``check``'s work for the topics ``wanted``; ``gone``: say those missing."""
         if not wanted:
             return []
         loop = asyncio.get_running_loop()
@@ -114,6 +140,8 @@ class TopicIdWatch:
             log.debug("citybrain: topic ids of %s not looked up: %r", wanted, exc)
             return []
         said: list[str] = []
+        if gone:
+            said += self._say_gone(wanted, now)
         for topic, (old, new) in sorted(recreated(self.known, now).items()):
             self.known[topic] = new
             if (topic, new) in self._said:
@@ -131,7 +159,32 @@ class TopicIdWatch:
             log.error("%s", line)
             said.append(line)
         for topic, topic_id in now.items():
-            self.known.setdefault(topic, topic_id)
+            if topic_id:
+                self.known.setdefault(topic, topic_id)
+        return said
+
+    def _say_gone(self, wanted: list[str], now: Mapping[str, str]) -> list[str]:
+        """One WARNING per watched topic of ``wanted`` the broker said it does not have
+        (an empty ID in ``now``; one it did not answer for is not one), once until it
+        is back."""
+        said = []
+        for topic in wanted:
+            if topic not in now:
+                continue  # not answered for: nothing known
+            if now[topic]:
+                self._gone.discard(topic)
+                continue
+            if topic in self._gone:
+                continue
+            self._gone.add(topic)
+            line = (
+                f"citybrain: topic {topic} is not on the broker (deleted?): this worker "
+                "reads nothing of it and what it sends there is refused until it exists "
+                "again; created again with its partitions, it is read from its start "
+                f"within {METADATA_MAX_AGE:.0f} s (docs/operations.md, Topics deleted or cut)"
+            )
+            log.warning("%s", line)
+            said.append(line)
         return said
 
 
@@ -154,11 +207,14 @@ def admin_lookups(settings: Any) -> tuple[Describe, Committed]:
             found = client.describe_topics(topics)
         finally:
             client.close()
-        return {
+        ids = {
             str(t["name"]): str(t["topic_id"])
             for t in found
             if not t.get("error_code") and t.get("topic_id")
         }
+        # UNKNOWN_TOPIC_OR_PARTITION: the broker has no such topic (deleted).
+        ids.update((str(t["name"]), "") for t in found if t.get("error_code") == 3)
+        return ids
 
     def committed() -> dict[tuple[str, int], int]:
         client = admin()

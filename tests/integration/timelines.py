@@ -416,6 +416,10 @@ def drive_citybrain(
     async def send_all(topic: Any, items: list[tuple[str, Any]]) -> None:
         routed.extend(items)
 
+    async def queue_all(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        routed.extend(items)  # the mute check's freed alerts (t208), delivered at once
+        return []
+
     async def queue(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
         sent.extend(value for _, value in items if isinstance(value, dict))
         return []
@@ -424,6 +428,7 @@ def drive_citybrain(
         return None
 
     monkeypatch.setattr(ctx, "send_all", send_all)
+    monkeypatch.setattr(ctx, "queue_all", queue_all)
     monkeypatch.setattr(ctx, "queue", queue)
     monkeypatch.setattr(ctx, "audit", nothing)
     monkeypatch.setattr(ctx, "audit_all", nothing)

@@ -101,21 +101,83 @@ def test_a_routed_message_refused_costs_only_its_alert(
     assert sum(line.startswith("delivered") for line in sends.log) == 3
 
 
-def test_an_alert_freed_from_its_mute_in_a_batch_awaits_its_own_delivery(
+def test_an_alert_freed_from_its_mute_in_a_batch_drops_its_entry_once_delivered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An alert with a muted entry, no longer muted when it comes again: routed through
-    ``send_all`` (delivery awaited) before its entry is dropped, not queued with the
-    batch's (a kill in between would have lost both)."""
+    """An alert with a muted entry, no longer muted when it comes again: its routed
+    message queued with the batch's and its entry dropped only once that is delivered
+    (t208; before, ``send_all`` awaited its own delivery, a round trip per alert): the
+    entry is still stored while the delivery is awaited, so a kill in between loses
+    neither."""
     s = Stage(tmp_path, monkeypatch)
     s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
     s.alert(burst("al-1", "Noise - Vehicle"))
     assert b"al-1" in s.stage.muted.data and s.routed == []
     del s.silences[b"s1"]
     sends = Sends(s, monkeypatch, refused=set())
+    kept_while_delivered: list[bool] = []
+    deliver = sends.delivery
+
+    async def delivery(alert_id: str, refused: bool) -> None:
+        kept_while_delivered.append(b"al-1" in s.stage.muted.data)
+        await deliver(alert_id, refused)
+
+    monkeypatch.setattr(sends, "delivery", delivery)
     asyncio.run(s.stage.on_alert_batch(messages(burst("al-1", "Noise - Vehicle"))))
-    assert sends.log == []  # not queued: sent by send_all, awaited
+    assert sends.log == ["queued al-1", "delivered al-1"] and kept_while_delivered == [True]
     assert s.run_ids() == ["al-1"] and b"al-1" not in s.stage.muted.data
+
+
+def test_a_silenced_storm_resolving_awaits_its_resolutions_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t208, the sibling of the mute check's: 50 silenced alerts resolved in one batch
+    (the storm's end while its silence holds): every resolution queued before any
+    delivery is awaited (fails on the old code: each alert with a muted entry awaited
+    its own, ``send_all``, a round trip per alert), each entry dropped once delivered;
+    one Kafka refuses is dead-lettered with the reason and keeps its entry."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    for n in range(50):
+        s.alert(burst(f"al-{n}", "Noise - Vehicle", community=f"c{n % 3}"))
+    assert len(s.stage.muted.data) == 50
+    sends = Sends(s, monkeypatch, refused={"al-7"})
+    docs = [
+        burst(f"al-{n}", "Noise - Vehicle", community=f"c{n % 3}", status="resolved")
+        for n in range(50)
+    ]
+    asyncio.run(s.stage.on_alert_batch(messages(*docs)))
+    queued = [line for line in sends.log if line.startswith("queued")]
+    assert len(queued) == 50 and sends.log[:50] == queued  # all queued, then delivered
+    assert list(s.stage.muted.data) == [b"al-7"]
+    assert [(code, why) for _, code, why in sends.letters] == [
+        ("processing_error", "OSError: Kafka refused the routed message of al-7")
+    ]
+
+
+def test_an_alert_muted_again_after_its_release_in_one_batch_keeps_its_new_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Resolved, then firing again under a silence, in one batch: the resolution's
+    release drops not the new entry, which is a fresh mute (its groups told again, as
+    when the old entry was dropped at once)."""
+    s = Stage(tmp_path, monkeypatch)
+    s.silence("s1", ['category="Noise - Vehicle"'], 0.0, far_future())
+    s.alert(burst("al-1", "Noise - Vehicle"))
+    told = len(s.notices)
+    sends = Sends(s, monkeypatch, refused=set())
+    s.notices.clear()
+
+    async def queue_all(topic: Any, items: list[tuple[str, Any]]) -> list[Any]:
+        s.notices.extend(i for i in items if "muted" in i[1])
+        return [sends.delivery(d["alert"]["alert_id"], False) for _, d in items if "alert" in d]
+
+    monkeypatch.setattr(s.ctx, "queue_all", queue_all)
+    batch = [burst("al-1", "Noise - Vehicle", status="resolved"), burst("al-1", "Noise - Vehicle")]
+    asyncio.run(s.stage.on_alert_batch(messages(*batch)))
+    assert b"al-1" in s.stage.muted.data and s.stage.muted.data[b"al-1"]["noted"]
+    assert len(s.notices) == told  # its groups told of the new mute
+    assert s.recheck() == 0  # still silenced: kept
 
 
 def test_a_storm_of_muted_alerts_awaits_their_notices_once(

@@ -24,6 +24,7 @@ from tests.unit.streams.test_response_races import (
     alert,
     captured,
     dead_letters_and_audit,
+    offer,
     response,
 )
 
@@ -277,3 +278,105 @@ def test_a_muted_notice_after_a_deferred_resolution_in_one_batch_is_kept(
     assert group["muted"] == {"al-1": 1_000_000.0}
     assert group["run"]["ended_alerts"] == ["al-0", "al-2"]
     assert group["run"]["all_resolved_at"] is None
+
+
+def covered(sent: list[tuple[str, Any]]) -> list[str]:
+    return [body["detail"] for _, body in sent if body.get("action") == "report_covered"]
+
+
+def test_a_flood_of_reports_offered_to_one_open_run_is_one_change_of_it(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t208: 200 citizen reports offered to a group's open run in one batch, with joins
+    among them, are one change of the run (fails on the old code: 400 changelog writes
+    and as many round trips, each offer its own change), each report covered, in the
+    order read, with its own report_covered step; a report offered twice changes
+    nothing the second time."""
+    stage, _ = response
+    _, sent = captured(stage, monkeypatch)
+    reports = [f"r-{n}" for n in range(200)]
+    items = [(KEY, offer(r)) for r in reports]
+    items.insert(50, (KEY, alert("al-1")))
+    items.append((KEY, offer("r-7")))  # read again
+
+    async def scenario() -> list[bytes]:
+        await stage.on_routed_batch(batch((KEY, alert("al-0"))))
+        written = writes_of(stage)
+        await stage.on_routed_batch(batch(*items))
+        return written
+
+    assert asyncio.run(scenario()) == [KEY, KEY]  # its state with the outbox, then without
+    assert covered(sent) == reports
+    assert joined(sent) == ["al-1"]
+    run = stage.ctx.groups.data[KEY]["run"]
+    assert list(run["reports"]) == reports and "al-1" in run["alerts"]
+    steps = [body["id"] for _, body in sent]
+    assert len(steps) == len(set(steps))
+
+
+def test_offers_in_a_batch_give_what_one_message_at_a_time_gives(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same run, reports, steps and step ids as the one-at-a-time handler, with an
+    offer held for a group with no run (it stores the batch's changes first, ``OTHER``)
+    and offers on both sides of a join and a resolution."""
+    stage, _ = response
+    _, sent = captured(stage, monkeypatch)
+    items = [
+        (KEY, offer("r-1")),
+        (KEY, alert("al-1")),
+        (KEY, offer("r-2")),
+        (OTHER, offer("o-1")),  # no run: held, the batch's joins stored first
+        (KEY, resolved("al-1")),
+        (KEY, offer("r-3")),
+        (KEY, offer("r-1")),  # again
+    ]
+
+    async def batched() -> tuple[dict[str, Any], dict[str, Any]]:
+        await stage.on_routed_batch(batch((KEY, alert("al-0"))))
+        await stage.on_routed_batch(batch(*items))
+        return dict(stage.ctx.groups.data[KEY]), dict(stage.ctx.groups.data[OTHER])
+
+    async def alone() -> tuple[dict[str, Any], dict[str, Any]]:
+        await stage.on_routed(Event(KEY, alert("al-0")))  # type: ignore[arg-type]
+        for key, value in items:
+            await stage.on_routed(Event(key, value))  # type: ignore[arg-type]
+        return dict(stage.ctx.groups.data[KEY]), dict(stage.ctx.groups.data[OTHER])
+
+    group, other = asyncio.run(batched())
+    steps = [(body["id"], body["action"], body.get("detail")) for _, body in sent]
+    stage.ctx.groups.data.clear()
+    sent.clear()
+    expected, expected_other = asyncio.run(alone())
+    expected_steps = [(body["id"], body["action"], body.get("detail")) for _, body in sent]
+    assert steps == expected_steps
+    assert covered(sent) == ["r-1", "r-2", "r-3"]
+    for field in ("alerts", "ended_alerts", "status", "reports"):
+        assert group["run"][field] == expected["run"][field]
+    assert [h["report"]["report_id"] for h in other["held_offers"]] == ["o-1"]
+    assert [h["report"] for h in other["held_offers"]] == [
+        h["report"] for h in expected_other["held_offers"]
+    ]
+
+
+def test_offers_whose_change_cannot_be_stored_are_each_dead_lettered(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch's change of a run refused by the changelog costs its offers and joins
+    each a dead letter with the reason, nothing acked unsaid; a run too large leaves
+    the group as stored, no report covered in memory that Kafka never got."""
+    stage, _ = response
+    captured(stage, monkeypatch)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], list[Any]]:
+        await stage.on_routed_batch(batch((KEY, alert("al-0"))))
+        before = dict(stage.ctx.groups.data[KEY])
+        letters, _ = dead_letters_and_audit(stage, monkeypatch)
+        monkeypatch.setattr("streams.response.MAX_MESSAGE_BYTES", 10)
+        await stage.on_routed_batch(batch((KEY, offer("r-1")), (KEY, offer("r-2"))))
+        return before, dict(stage.ctx.groups.data[KEY]), letters
+
+    before, after, letters = asyncio.run(scenario())
+    assert after == before and after["run"]["reports"] == {}
+    assert [code for _, code, _ in letters] == ["processing_error", "processing_error"]
+    assert all("RunTooLarge" in why for _, _, why in letters)

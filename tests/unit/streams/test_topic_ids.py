@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
+from typing import Any
 
+import faust
 import pytest
+from prometheus_client import CollectorRegistry
 
-from streams.topic_ids import TopicIdWatch, recreated
+from streams.app import create_app
+from streams.settings import Settings
+from streams.topic_ids import METADATA_MAX_AGE, TopicIdWatch, recreated
 
 
 def watch(ids: dict[str, str], committed: dict[tuple[str, int], int]) -> TopicIdWatch:
@@ -67,3 +73,56 @@ def test_a_broker_that_does_not_answer_costs_the_worker_nothing() -> None:
 def test_a_topic_deleted_and_not_yet_created_again_is_not_one_yet() -> None:
     assert recreated({"a": "1", "b": "2"}, {"a": "1"}) == {}
     assert recreated({"a": "1"}, {"a": "3", "c": "4"}) == {"a": ("1", "3")}
+
+
+def test_the_timer_says_a_topic_gone_and_back_without_a_rebalance(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """t208: a topic deleted under the worker was dropped from its assignment (faust's
+    ``Ignoring missing topic``) and, created again, read only at the next metadata
+    refresh, up to 5 minutes later, nothing said meanwhile. The timer's ``watch`` asks
+    every watched topic, assigned or not (fails on the old code: no such pass, and a
+    check over the assignment, which no longer holds the topic, asked nothing): gone is
+    one WARNING, once; back under a new ID is the recreated ERROR at the next pass; a
+    topic the broker did not answer for is neither."""
+    ids = {"p.readings": "A", "p.alerts": "X"}
+    w = watch(ids, {})
+    with caplog.at_level(logging.WARNING, logger="streams.topic_ids"):
+        assert asyncio.run(w.watch()) == []  # remembered
+        ids["p.readings"] = ""  # deleted: the broker says it has no such topic
+        [gone] = asyncio.run(w.watch())
+        assert asyncio.run(w.watch()) == []  # said once
+        assert asyncio.run(w.check([("p.alerts", 0)])) == []  # the assignment without it
+        ids["p.readings"] = "B"  # created again
+        [back] = asyncio.run(w.watch())
+        del ids["p.alerts"]  # not answered for: nothing known, nothing said
+        assert asyncio.run(w.watch()) == []
+    assert gone == (
+        "citybrain: topic p.readings is not on the broker (deleted?): this worker reads "
+        "nothing of it and what it sends there is refused until it exists again; created "
+        "again with its partitions, it is read from its start within 15 s "
+        "(docs/operations.md, Topics deleted or cut)"
+    )
+    assert back.startswith(
+        "citybrain: topic p.readings was deleted and created again while this worker ran "
+        "(topic id A, now B); the group has no committed offset on the new topic, so it "
+        "is read from its start"
+    )
+    assert [r.getMessage() for r in caplog.records] == [gone, back]
+    assert w.known == {"p.readings": "B", "p.alerts": "X"}
+
+
+def test_the_worker_refreshes_its_metadata_and_watches_its_topics_every_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The consumer's metadata refresh is ``METADATA_MAX_AGE`` (fails on the old code:
+    aiokafka's 5 minutes), and the worker has the timer that runs ``watch`` as often."""
+    settings = Settings(run_dir_override=tmp_path, topic_prefix="t")
+    app = create_app(settings, CollectorRegistry())
+    assert app.conf.consumer_metadata_max_age_ms == METADATA_MAX_AGE * 1000 == 15_000
+    timers: list[Any] = []
+    monkeypatch.setattr(
+        faust.App, "timer", lambda self, interval, **kw: lambda fun: timers.append((fun, interval))
+    )
+    create_app(settings, CollectorRegistry())
+    assert [i for fun, i in timers if fun.__name__ == "topic_watch"] == [METADATA_MAX_AGE]
