@@ -310,16 +310,25 @@ def align_topic_configs(settings: Settings, specs: Sequence[TopicSpec]) -> list[
         admin.close()
 
 
-def message_limits(settings: Settings, roles: Sequence[str]) -> dict[str, int]:
-    """Per topic of ``roles`` (``"readings"``, ...) that exists, the largest record batch
-    the broker takes on it (``topic_message_limits``)."""
-    return topic_message_limits(settings, [settings.topic(role) for role in roles])
+def message_limits(
+    settings: Settings, roles: Sequence[str], unmade: set[str] | None = None
+) -> dict[str, int]:
+    """Per topic of ``roles`` (``"readings"``, ...), the largest record batch the broker
+    takes on it (``topic_message_limits``); with ``unmade``, topics not made yet too, each
+    added to it."""
+    return topic_message_limits(settings, [settings.topic(role) for role in roles], unmade)
 
 
-def topic_message_limits(settings: Settings, names: Sequence[str]) -> dict[str, int]:
+def topic_message_limits(
+    settings: Settings, names: Sequence[str], unmade: set[str] | None = None
+) -> dict[str, int]:
     """Per topic of ``names`` that exists, the largest record batch the broker takes on
     it, in bytes: its ``max.message.bytes`` (the broker's ``message.max.bytes`` unless the
-    topic sets its own; Kafka's default 1,048,588). Topics not made yet are left out.
+    topic sets its own; Kafka's default 1,048,588). Topics not made yet are left out, or,
+    with ``unmade`` (a set each such name is added to), given the broker's
+    ``message.max.bytes``: what the broker gives a topic it makes at the first send to it
+    (``auto.create.topics.enable``). A replay to a new prefix asked nothing of topics not
+    made yet, and a broker taking 100,000 bytes refused every pack of ~1 MB (t204).
 
     Raises kafka-python's ``KafkaError`` when the broker cannot be asked, and
     ``KafkaStoppedError`` when it does not answer."""
@@ -328,26 +337,60 @@ def topic_message_limits(settings: Settings, names: Sequence[str]) -> dict[str, 
     admin = topics_admin(settings)
     try:
         existing = set(bounded(settings, "listing its topics", admin.list_topics))
+        wanted = list(dict.fromkeys(names))
+        missing = [name for name in wanted if name not in existing]
         resources = [
             ConfigResource(ConfigResourceType.TOPIC, name, ["max.message.bytes"])
-            for name in dict.fromkeys(names)
+            for name in wanted
             if name in existing
         ]
-        if not resources:
-            return {}
-        described = bounded(
-            settings,
-            "describing its topics' configs",
-            lambda: admin.describe_configs(resources, config_filter="all"),
-        )
         limits: dict[str, int] = {}
-        for name, configs in described.get("topic", {}).items():
-            value = (configs.get("max.message.bytes") or {}).get("value")
-            if isinstance(value, str) and value.isascii() and value.isdigit():
-                limits[name] = int(value)
+        if resources:
+            described = bounded(
+                settings,
+                "describing its topics' configs",
+                lambda: admin.describe_configs(resources, config_filter="all"),
+            )
+            for name, configs in described.get("topic", {}).items():
+                value = _whole(configs.get("max.message.bytes"))
+                if value is not None:
+                    limits[name] = value
+        if unmade is not None and missing:
+            broker = _broker_message_max_bytes(settings, admin)
+            if broker is not None:
+                for name in missing:
+                    limits[name] = broker
+                    unmade.add(name)
         return limits
     finally:
         admin.close()
+
+
+def _whole(config: Any) -> int | None:
+    """A config entry's value (``{"value": "1048588", …}``) as a whole number, else None."""
+    value = (config or {}).get("value")
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _broker_message_max_bytes(settings: Settings, admin: KafkaAdminClient) -> int | None:
+    """The ``message.max.bytes`` of the first broker the cluster lists (every broker of a
+    cluster citybrain runs has the same), or None when it says none."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    cluster = bounded(settings, "describing its cluster", admin.describe_cluster)
+    brokers = sorted(b["broker_id"] for b in cluster.get("brokers", []))
+    if not brokers:
+        return None
+    resource = ConfigResource(ConfigResourceType.BROKER, str(brokers[0]), ["message.max.bytes"])
+    described = bounded(
+        settings,
+        "describing its broker's configs",
+        lambda: admin.describe_configs([resource], config_filter="all"),
+    )
+    configs = described.get("broker", {}).get(str(brokers[0]), {})
+    return _whole(configs.get("message.max.bytes"))
 
 
 class MessageLimitError(ValueError):
