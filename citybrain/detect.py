@@ -29,6 +29,7 @@ from streams.csvfile import (
     RowWriter,
     comment_line,
     csv_name,
+    cut_short,
     decimal,
     field_count_reason,
     gzip_name,
@@ -262,9 +263,12 @@ def good_rows(
                     path, record.line, record.fields, previous, latest, jump_from
                 )
             except DetectInputError as exc:
+                cut = "" if isinstance(record, BadRow) else cut_short(record)
                 if on_bad_row is None:
+                    if cut:
+                        raise DetectInputError(f"{exc}{cut}") from None
                     raise
-                on_bad_row(str(exc))
+                on_bad_row(f"{exc}{cut}")
                 continue
             if jump_from is not None and previous is not None and previous - when > MAX_STEP_BACK:
                 # Between the time the rows jumped from and the jump: that row's time

@@ -118,6 +118,8 @@ class Record:
     line: int
     fields: list[str]
     spans_lines: bool = False
+    # The file's last line, with no line end: a file cut short (``cut_short``) ends so.
+    unended: bool = False
 
 
 class _BadLine(Exception):
@@ -158,6 +160,8 @@ class _Lines:
         # Quotes in the open record's lines so far: odd while a quoted field is open.
         self.quotes = 0
         self._record: list[bytes] = []  # the open record's lines so far
+        # Whether the last line read has no line end (the file's last, cut short?).
+        self.unended = False
         # Whether a line of the open record holds ` "`: a space before a quote, perhaps
         # one opening a field (``_space_before_quote``), looked for at C speed.
         self.spaced = False
@@ -172,8 +176,10 @@ class _Lines:
             self.in_record, self.start = True, self.lineno
             self.quotes, self._record = data.count(b'"'), [data]
             self.spaced = b' "' in data
+            self.unended = not data.endswith((b"\n", b"\r"))
             return self._decode(data)
         data = self._next_bytes()
+        self.unended = not isinstance(data, _Overlong) and not data.endswith((b"\n", b"\r"))
         if not self.in_record and not isinstance(data, _Overlong):
             # The file's first line, and a line starting a record: files written with a
             # byte order mark and joined with `cat` carry one at each file's start (t162:
@@ -531,7 +537,7 @@ def read_records(
                         continue
                     if not width:
                         width.append(len(fields))
-                    yield Record(lines.start, fields, lines.lineno != lines.start)
+                    yield Record(lines.start, fields, lines.lineno != lines.start, lines.unended)
 
 
 def _space_before_quote(fields: list[str], raw: list[bytes]) -> str | None:
@@ -732,6 +738,20 @@ def field_count_reason(fields: list[str], expected: int) -> str | None:
                 "fields and . as the decimal point)"
             )
     return reason
+
+
+def cut_short(record: Record) -> str:
+    """What to add to the reason a record is bad when it is the file's last line and has
+    no line end: `` (the file's last line, with no line end: cut short? …)``, else "".
+    A file copied, downloaded or read while it was written ends part-way through a row
+    (t204: ``row has 3 fields, expected 6`` alone, nothing said of the file's end); a
+    last line without a line end that reads as a row is taken, as many tools write one."""
+    if not record.unended:
+        return ""
+    return (
+        " (the file's last line, with no line end: cut short? a file copied, downloaded or "
+        "read while it was written ends so; get it whole)"
+    )
 
 
 def comment_line(fields: Sequence[str]) -> str | None:

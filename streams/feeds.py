@@ -24,6 +24,7 @@ from streams.csvfile import (
     BadRow,
     HeaderRepeats,
     comment_line,
+    cut_short,
     decimal,
     field_count_reason,
     read_records,
@@ -199,7 +200,7 @@ def _rows(
                 event = parse(record.fields)
                 size = _check_size(event, record.fields, max_message_bytes, packed)
             except (ValueError, OverflowError, OSError, EventError) as exc:
-                bad = BadRow(path, record.line, str(exc))
+                bad = BadRow(path, record.line, f"{exc}{cut_short(record)}")
             else:
                 yield record.line, event, size
                 continue
