@@ -194,7 +194,10 @@ def _rows(
                     raise ValueError(again)
                 reason = field_count_reason(record.fields, columns)
                 if reason is not None:
-                    raise ValueError(reason + _split_number_hint(record.fields, header.fields))
+                    hint = _split_number_hint(record.fields, header.fields)
+                    if not hint and not reason.endswith(")"):
+                        hint = _by_column(record.fields, header.fields)
+                    raise ValueError(reason + hint)
                 if record.spans_lines:
                     _one_line(record.fields, header.fields, multiline="text")
                 event = parse(record.fields)
@@ -356,6 +359,26 @@ def _split_number_hint(fields: list[str], columns: list[str]) -> str:
             f"{whole}.{part} or {whole}{part})"
         )
     return f" (a decimal comma in {whole},{part}? write {whole}.{part})"
+
+
+def _by_column(fields: list[str], columns: list[str]) -> str:
+    """``: read as timestamp '…', sensor_id '…', …, and none for grid_cell`` (or ``, and
+    'x' over``): a row of too few or too many fields with no better hint, each field
+    named with the column it would fill and its value (at most 32 characters shown), so
+    the field left out or the one over can be found (t204: ``row has 5 fields, expected
+    6`` alone, no field or value)."""
+
+    def shown(text: str) -> str:
+        return show(text if len(text) <= 32 else text[:29] + "...")
+
+    parts = [f"{name} {shown(text)}" for name, text in zip(columns, fields, strict=False)]
+    if len(fields) < len(columns):
+        missing = columns[len(fields) :]
+        rest = f"none for {', '.join(missing)}"
+    else:
+        over = fields[len(columns) :]
+        rest = f"{', '.join(shown(text) for text in over[:3])}{', …' if len(over) > 3 else ''} over"
+    return f": read as {', '.join(parts)}{',' if len(parts) > 1 else ''} and {rest}"
 
 
 def _check_size(event: Event, fields: list[str], max_bytes: int, packed: bool = False) -> int:
