@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -401,11 +401,16 @@ class MessageLimitError(ValueError):
 KAFKA_DEFAULT_MESSAGE_BYTES = 1_048_588
 
 
-def check_message_limits(limits: Mapping[str, int], bootstrap: str, writer: str) -> None:
+def check_message_limits(
+    limits: Mapping[str, int], bootstrap: str, writer: str, unmade: Collection[str] = ()
+) -> None:
     """Raise ``MessageLimitError`` naming every topic of ``limits`` (name -> its
     ``max.message.bytes``, ``topic_message_limits``) that takes less than
     ``WRITTEN_MESSAGE_BYTES``, what ``writer`` (``the worker``, ``the ingest``) may write
-    to it, with the command that raises it on ``bootstrap`` (``host:port``).
+    to it, with the command that raises it on ``bootstrap`` (``host:port``). A topic of
+    ``unmade`` is not made yet: its limit is the broker's ``message.max.bytes``, which
+    the broker makes it with (t204: left out, the ingest started on a fresh prefix and
+    its first large pack was refused), and the command raises that.
 
     Every message citybrain writes is bounded by one figure, ``MAX_MESSAGE_BYTES``: a
     dead letter is cut to it, a pack split below it, an audit record and a table's entry
@@ -417,11 +422,21 @@ def check_message_limits(limits: Mapping[str, int], bootstrap: str, writer: str)
     if not short:
         return
     lines = [
-        f"topic {name} takes messages of at most {limit:,} bytes (its max.message.bytes, or "
-        "the broker's message.max.bytes)"
+        f"topic {name} is not made yet, and the broker makes a topic to take messages of "
+        f"at most {limit:,} bytes (its message.max.bytes)"
+        if name in unmade
+        else f"topic {name} takes messages of at most {limit:,} bytes (its max.message.bytes, "
+        "or the broker's message.max.bytes)"
         for name, limit in short
     ]
     example = short[0][0]
+    raise_it = (
+        f"--entity-type brokers --entity-default --add-config "
+        f"message.max.bytes={KAFKA_DEFAULT_MESSAGE_BYTES}"
+        if example in unmade
+        else f"--entity-type topics --entity-name {example} --add-config "
+        f"max.message.bytes={KAFKA_DEFAULT_MESSAGE_BYTES}"
+    )
     raise MessageLimitError(
         "\n".join(
             [
@@ -431,20 +446,20 @@ def check_message_limits(limits: Mapping[str, int], bootstrap: str, writer: str)
                 f"or table entry of {MAX_MESSAGE_BYTES:,} bytes and the record's framing), "
                 "which Kafka would refuse and which would be lost; raise "
                 f"{'each' if len(short) > 1 else 'it'} to at least that, e.g. to Kafka's "
-                f"default: kafka-configs.sh --bootstrap-server {bootstrap} --alter "
-                f"--entity-type topics --entity-name {example} --add-config "
-                f"max.message.bytes={KAFKA_DEFAULT_MESSAGE_BYTES}",
+                f"default: kafka-configs.sh --bootstrap-server {bootstrap} --alter {raise_it}",
             ]
         )
     )
 
 
 def require_message_limits(settings: Settings, names: Sequence[str], writer: str) -> None:
-    """``check_message_limits`` on the topics of ``names`` that exist, asked of the
-    broker. Raises kafka-python's ``KafkaError`` (or ``KafkaStoppedError``) when the broker
-    cannot be asked."""
-    limits = topic_message_limits(settings, names)
-    check_message_limits(limits, settings.kafka_bootstrap, writer)
+    """``check_message_limits`` on the topics of ``names``, asked of the broker: those
+    that exist by their own ``max.message.bytes``, those not made yet by the broker's
+    ``message.max.bytes``, which it makes them with. Raises kafka-python's ``KafkaError``
+    (or ``KafkaStoppedError``) when the broker cannot be asked."""
+    unmade: set[str] = set()
+    limits = topic_message_limits(settings, names, unmade)
+    check_message_limits(limits, settings.kafka_bootstrap, writer, unmade)
 
 
 def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:
