@@ -29,6 +29,7 @@ from streams.csvfile import (
     RowWriter,
     comment_line,
     csv_name,
+    cut_short,
     decimal,
     field_count_reason,
     gzip_name,
@@ -280,9 +281,12 @@ def good_rows(
                     path, record.line, record.fields, previous, latest, jump_from
                 )
             except DetectInputError as exc:
+                cut = "" if isinstance(record, BadRow) else cut_short(record)
                 if on_bad_row is None:
+                    if cut:
+                        raise DetectInputError(f"{exc}{cut}") from None
                     raise
-                on_bad_row(str(exc))
+                on_bad_row(f"{exc}{cut}")
                 continue
             if (
                 previous is not None

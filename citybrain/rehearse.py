@@ -57,6 +57,7 @@ from streams.csvfile import (
     BadRow,
     HeaderRepeats,
     comment_line,
+    cut_short,
     field_count_reason,
     read_records,
     row_start,
@@ -500,9 +501,12 @@ def read_incidents(
                         reason = f"{exc} (the worker would dead-letter it: {exc.code})"
                         raise _Bad(BadRow(path, line, reason)) from None
             except _Bad as bad:
+                row_bad = bad.row
+                if not isinstance(record, BadRow) and record.unended:
+                    row_bad = BadRow(path, row_bad.line, row_bad.reason + cut_short(record))
                 if on_bad_row is None:
-                    raise RehearsalError(str(bad.row)) from None
-                on_bad_row(bad.row)
+                    raise RehearsalError(str(row_bad)) from None
+                on_bad_row(row_bad)
                 continue
             rows.append((line, ts, row))
     except FeedError as exc:

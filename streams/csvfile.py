@@ -21,7 +21,8 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   the field's own text (``_text_after_all``: a report quoting a row across lines);
 - a space between a comma and a field's opening quote (``a, "b"``: the quotes are then
   read as text, and a comma inside them splits the field) makes its row bad, naming the
-  column (``_space_before_quote``; t188);
+  column (``_space_before_quote``; t188); so does a quote doubled in a field that is not
+  quoted (``say ""hi""``: ``_doubled_unquoted``; t204);
 - a bad record that leaves a quoted field open (a field over csv's limit, a line of it
   with a foreign byte or a NUL) is read past up to the line that closes the field, or one
   that reads as a row (``skip_open_field``): one bad row, not one per line of its text;
@@ -118,6 +119,8 @@ class Record:
     line: int
     fields: list[str]
     spans_lines: bool = False
+    # The file's last line, with no line end: a file cut short (``cut_short``) ends so.
+    unended: bool = False
 
 
 class _BadLine(Exception):
@@ -158,6 +161,8 @@ class _Lines:
         # Quotes in the open record's lines so far: odd while a quoted field is open.
         self.quotes = 0
         self._record: list[bytes] = []  # the open record's lines so far
+        # Whether the last line read has no line end (the file's last, cut short?).
+        self.unended = False
         # Whether a line of the open record holds ` "`: a space before a quote, perhaps
         # one opening a field (``_space_before_quote``), looked for at C speed.
         self.spaced = False
@@ -172,8 +177,10 @@ class _Lines:
             self.in_record, self.start = True, self.lineno
             self.quotes, self._record = data.count(b'"'), [data]
             self.spaced = b' "' in data
+            self.unended = not data.endswith((b"\n", b"\r"))
             return self._decode(data)
         data = self._next_bytes()
+        self.unended = not isinstance(data, _Overlong) and not data.endswith((b"\n", b"\r"))
         if not self.in_record and not isinstance(data, _Overlong):
             # The file's first line, and a line starting a record: files written with a
             # byte order mark and joined with `cat` carry one at each file's start (t162:
@@ -213,7 +220,8 @@ class _Lines:
     def _text_after_all(self, data: bytes) -> bool:
         """Whether ``data``, a line of the open quoted field that reads as a row, is the
         field's text after all: the field closes within csv's field limit (in bytes,
-        four per character) on a later line that does not read as a row, and the record
+        four per character) on a later line that does not read as a row (or on this one,
+        which then reads as a row's start only), and the record
         from its first line to that one is one record as wide as the header. A report
         quoting a row in its text (``see:\n2024-05-27T03:10:10Z,…\nend"``) was cut there:
         the report lost, a row made of its text sent in its place (t162). The lines
@@ -234,7 +242,17 @@ class _Lines:
             return False
         finally:
             self._chunks.extend(reversed(ahead[1:]))  # the next line is the last one
-        if quotes % 2 or len(ahead) == 1 or self._starts_row(ahead[-1]):
+        if quotes % 2:
+            return False
+        if len(ahead) == 1:
+            # The line closes the field itself: text after all only if it reads as no
+            # whole row, just a row's start, by the quote that closes the field (t204: a
+            # report quoted right whose text is "…\n2024-05-27T03:10:10Z," was refused,
+            # its second line taken for a row opening a quoted field).
+            whole = split_line(data.decode("utf-8", "replace").replace("\x00", "").rstrip("\r\n"))
+            if whole is not None and len(whole) == self._width[0]:
+                return False
+        elif self._starts_row(ahead[-1]):
             return False
         text = b"".join([*self._record, *ahead]).decode("utf-8", "replace")
         fields = split_line(text.replace("\x00", "").rstrip("\r\n"))
@@ -526,12 +544,14 @@ def read_records(
                     fault = (
                         _space_before_quote(fields, lines.record_lines) if lines.spaced else None
                     )
+                    if fault is None and lines.quotes >= 2:
+                        fault = _doubled_unquoted(fields, lines.record_lines)
                     if fault is not None:
                         yield BadRow(path, lines.start, fault)
                         continue
                     if not width:
                         width.append(len(fields))
-                    yield Record(lines.start, fields, lines.lineno != lines.start)
+                    yield Record(lines.start, fields, lines.lineno != lines.start, lines.unended)
 
 
 def _space_before_quote(fields: list[str], raw: list[bytes]) -> str | None:
@@ -558,6 +578,31 @@ def _space_before_quote(fields: list[str], raw: list[bytes]) -> str | None:
         f"column {at + 1} is {show(fields[at])}: a space before its opening quote, so its "
         f"quotes were read as text{split}: delete the spaces after the commas"
     )
+
+
+def _doubled_unquoted(fields: list[str], raw: list[bytes]) -> str | None:
+    (
+        """Why a record (its ``fields``, read from the lines ``raw``) is bad for a quote
+    doubled in a field that is not quoted, or None. RFC 4180 doubles a quote only inside
+    a quoted field; a writer that doubles them without quoting the field (``say
+    ""hi""``) means one quote each, but csv, pandas and Excel read both as text (t204: a
+    report's text was sent as ``say ""hi""``, unsaid). A field quoted right holding two
+    quotes in a row (``"a """
+        "b"
+        """"``) is written with four, and is not refused."""
+    )
+    for at, text in enumerate(fields):
+        if '""' not in text:
+            continue
+        written = b"".join(raw).decode("utf-8", "replace")
+        if '"' + text.replace('"', '""') + '"' in written:
+            continue  # quoted, its quotes doubled as RFC 4180 writes them
+        return (
+            f"column {at + 1} is {show(text)}: a quote doubled in a field that is not "
+            "quoted, so both are read as text: put the field in quotes, or write each "
+            "quote once"
+        )
+    return None
 
 
 def _blank(text: str) -> bool:
@@ -732,6 +777,20 @@ def field_count_reason(fields: list[str], expected: int) -> str | None:
                 "fields and . as the decimal point)"
             )
     return reason
+
+
+def cut_short(record: Record) -> str:
+    """What to add to the reason a record is bad when it is the file's last line and has
+    no line end: `` (the file's last line, with no line end: cut short? …)``, else "".
+    A file copied, downloaded or read while it was written ends part-way through a row
+    (t204: ``row has 3 fields, expected 6`` alone, nothing said of the file's end); a
+    last line without a line end that reads as a row is taken, as many tools write one."""
+    if not record.unended:
+        return ""
+    return (
+        " (the file's last line, with no line end: cut short? a file copied, downloaded or "
+        "read while it was written ends so; get it whole)"
+    )
 
 
 def comment_line(fields: Sequence[str]) -> str | None:

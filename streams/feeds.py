@@ -24,6 +24,7 @@ from streams.csvfile import (
     BadRow,
     HeaderRepeats,
     comment_line,
+    cut_short,
     decimal,
     field_count_reason,
     read_records,
@@ -62,6 +63,7 @@ __all__ = [
     "INCIDENT_COLUMNS",
     "READING_COLUMNS",
     "BadRow",
+    "BadRows",
     "Event",
     "FeedCheck",
     "FeedStream",
@@ -192,13 +194,16 @@ def _rows(
                     raise ValueError(again)
                 reason = field_count_reason(record.fields, columns)
                 if reason is not None:
-                    raise ValueError(reason + _split_number_hint(record.fields, header.fields))
+                    hint = _split_number_hint(record.fields, header.fields)
+                    if not hint and not reason.endswith(")"):
+                        hint = _by_column(record.fields, header.fields)
+                    raise ValueError(reason + hint)
                 if record.spans_lines:
                     _one_line(record.fields, header.fields, multiline="text")
                 event = parse(record.fields)
                 size = _check_size(event, record.fields, max_message_bytes, packed)
             except (ValueError, OverflowError, OSError, EventError) as exc:
-                bad = BadRow(path, record.line, str(exc))
+                bad = BadRow(path, record.line, f"{exc}{cut_short(record)}")
             else:
                 yield record.line, event, size
                 continue
@@ -356,6 +361,26 @@ def _split_number_hint(fields: list[str], columns: list[str]) -> str:
     return f" (a decimal comma in {whole},{part}? write {whole}.{part})"
 
 
+def _by_column(fields: list[str], columns: list[str]) -> str:
+    """``: read as timestamp '…', sensor_id '…', …, and none for grid_cell`` (or ``, and
+    'x' over``): a row of too few or too many fields with no better hint, each field
+    named with the column it would fill and its value (at most 32 characters shown), so
+    the field left out or the one over can be found (t204: ``row has 5 fields, expected
+    6`` alone, no field or value)."""
+
+    def shown(text: str) -> str:
+        return show(text if len(text) <= 32 else text[:29] + "...")
+
+    parts = [f"{name} {shown(text)}" for name, text in zip(columns, fields, strict=False)]
+    if len(fields) < len(columns):
+        missing = columns[len(fields) :]
+        rest = f"none for {', '.join(missing)}"
+    else:
+        over = fields[len(columns) :]
+        rest = f"{', '.join(shown(text) for text in over[:3])}{', …' if len(over) > 3 else ''} over"
+    return f": read as {', '.join(parts)}{',' if len(parts) > 1 else ''} and {rest}"
+
+
 def _check_size(event: Event, fields: list[str], max_bytes: int, packed: bool = False) -> int:
     """The size in bytes of ``event``'s message (with ``packed``, of a reading's pack of
     one if larger) when it may be ``LARGE_MESSAGE_BYTES`` or more, else 0. Raises
@@ -478,6 +503,9 @@ def _ts(event: Event) -> float:
 # back, this many at a time.
 RUN_EVENTS = 100_000
 RUN_BLOCK = 1_000
+# Bad rows a replay's check holds per file; the rest wait on disk beside its checked
+# events, read back as they are printed.
+HELD_BAD_ROWS = 1_000
 
 
 @dataclass(slots=True)
@@ -501,6 +529,9 @@ class FileCheck:
     changed: str = ""
     spill: Path | None = None
     largest: int = 0  # bytes of its largest message, when LARGE_MESSAGE_BYTES or more
+    # Where the bad rows go past the first ``HELD_BAD_ROWS`` (check_feeds), as pickled
+    # blocks of (line, reason); without it every one is held in ``bad_rows``.
+    rejects: Path | None = None
 
     @property
     def headers_only(self) -> bool:
@@ -519,12 +550,23 @@ class FileCheck:
         raises ``FeedError``). Events later than ``late_after`` (seconds since the epoch)
         are counted in ``late``; ``packed``: readings are sent in packs (``_rows``)."""
         was = file_version(self.path)
+        # The bad rows past the first HELD_BAD_ROWS, to be written to ``rejects`` a
+        # block at a time: a file whose every row is bad (a Latin-1 export, every row
+        # holding a byte that is not UTF-8) held each, ~250 bytes, until the replay had
+        # printed them (10^6 bad rows took 250 MB more).
+        unwritten: list[tuple[int, str]] = []
 
         def bad_row(row: BadRow) -> None:
             self.bad += 1
-            if on_bad_row is not None:
+            if on_bad_row is None:
+                return
+            if self.rejects is None or len(self.bad_rows) < HELD_BAD_ROWS:
                 self.bad_rows.append(row)
-                on_bad_row(row)
+            else:
+                unwritten.append((row.line, row.reason))
+                if len(unwritten) >= RUN_BLOCK:
+                    self._reject(unwritten)
+            on_bad_row(row)
 
         previous, previous_line = -math.inf, 0
         rows = _rows(
@@ -550,6 +592,7 @@ class FileCheck:
                 self.late += 1
                 self.first_late = min(self.first_late, ts)
             yield event
+        self._reject(unwritten)
         changed = changed_while_read(self.path, was)
         if changed is not None:
             # A feed still being written: rows added after the read are not sent, and a
@@ -558,6 +601,50 @@ class FileCheck:
                 f"{changed}: what was written to it after that is not sent, and its last "
                 "row may have been cut short; replay it once it is complete"
             )
+
+    def _reject(self, rows: list[tuple[int, str]]) -> None:
+        """Append ``rows`` (line, reason) to ``rejects`` as one block, and empty it.
+        Raises ``OSError`` when it cannot be written (``check_feeds`` names the place)."""
+        if not rows or self.rejects is None:
+            return
+        with self.rejects.open("ab") as out:
+            pickle.dump(rows, out, pickle.HIGHEST_PROTOCOL)
+        rows.clear()
+
+    def all_bad_rows(self) -> Iterator[BadRow]:
+        """Every bad row kept (``on_bad_row`` given), in file order: those held, then
+        those written to ``rejects``, a block at a time."""
+        yield from self.bad_rows
+        if self.rejects is None or not self.rejects.exists():
+            return
+        with self.rejects.open("rb") as rejects:
+            while True:
+                try:
+                    block: list[tuple[int, str]] = pickle.load(rejects)
+                except EOFError:
+                    return
+                for line, reason in block:
+                    yield BadRow(self.path, line, reason)
+
+
+class BadRows:
+    """The bad rows a replay's check kept, file after file (``FeedCheck.bad_rows``):
+    counted without being read, read back from disk a block at a time when iterated
+    (again each time), while the check is open."""
+
+    def __init__(self, files: list[FileCheck]) -> None:
+        self.files = files
+
+    def __len__(self) -> int:
+        # A file keeps its bad rows (its first ones held) or none, raising at the first.
+        return sum(f.bad for f in self.files if f.bad_rows)
+
+    def __bool__(self) -> bool:
+        return any(f.bad_rows for f in self.files)
+
+    def __iter__(self) -> Iterator[BadRow]:
+        for f in self.files:
+            yield from f.all_bad_rows()
 
 
 @dataclass(slots=True)
@@ -575,8 +662,10 @@ class FeedCheck:
         return sum(f.events for f in self.files)
 
     @property
-    def bad_rows(self) -> list[BadRow]:
-        return [row for f in self.files for row in f.bad_rows]
+    def bad_rows(self) -> BadRows:
+        """Every bad row kept (``on_error="skip"``), in the order of the files and their
+        lines; ``len`` counts them, iterating reads them back (``BadRows``)."""
+        return BadRows(self.files)
 
     @property
     def headers_only(self) -> list[Path]:
@@ -634,7 +723,7 @@ def check_feeds(
         for index, given in enumerate(paths):
             path = Path(given)
             spill = Path(tmp.name) / f"{index}.events"
-            check = FileCheck(path, spill=spill)
+            check = FileCheck(path, spill=spill, rejects=Path(tmp.name) / f"{index}.bad")
             events = check.read(
                 _skipped if on_error == "skip" else None, max_message_bytes, late_after, packed
             )
@@ -970,7 +1059,7 @@ class Replayer:
     def _flush(self, timeout: float) -> None:
         """The producer's flush, at most ``timeout`` s, in steps of STALL_CHECK_SECONDS
         between which ``_check_answers`` may stop it. Raises KafkaTimeoutError."""
-        from kafka.errors import KafkaTimeoutError
+        from kafka.errors import KafkaError, KafkaTimeoutError
 
         deadline = time.monotonic() + timeout
         while True:
@@ -981,6 +1070,16 @@ class Replayer:
             except KafkaTimeoutError:
                 if time.monotonic() >= deadline:
                     raise
+                self._check_answers()
+            except KafkaError:
+                # kafka-python splits a record batch the broker refused as too large and
+                # sends its parts again; its flush, waiting on the refused batch, raised
+                # UnknownError('Future not done') meanwhile (t204: a topic taking 1,000
+                # bytes, batches of small readings: "unexpected UnknownError … a bug",
+                # exit 70). The parts' answers come to the callbacks: wait for them.
+                if time.monotonic() >= deadline:
+                    raise KafkaTimeoutError("the producer's flush did not finish") from None
+                time.sleep(min(0.05, step))
                 self._check_answers()
 
     def _handing(self, messages: int) -> None:

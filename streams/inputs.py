@@ -38,6 +38,10 @@ MAGIC = (
     (b"\x7fELF", "a program (ELF)"),
     (b"BZh", "bzip2-compressed (decompress it, or gzip it as FILE.gz)"),
     (b"\xfd7zXZ\x00", "xz-compressed (decompress it, or gzip it as FILE.gz)"),
+    # t204: these were "it holds binary data (byte 0x00 at offset 9), not text".
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed (decompress it, or gzip it as FILE.gz)"),
+    (b"\x04\x22\x4d\x18", "lz4-compressed (decompress it, or gzip it as FILE.gz)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive (extract it, or gzip the CSV in it as FILE.gz)"),
 )
 NO_SUCH_FILE = ": no such file"
 # What README examples, help texts and printed commands stand a path by (`replay FILE`,

@@ -116,6 +116,10 @@ PACK_HEAD = b'{"schema":"' + PACK_SCHEMA.encode() + b'","readings":['
 _PACK_TAIL = b"]}"
 
 
+# The fewest bytes a pack may be bounded by (``ReadingPacker``'s ``max_bytes``).
+MIN_PACK_BYTES = 1024
+
+
 class PackTooLargeError(ValueError):
     """One reading alone is larger than a pack may be."""
 
@@ -147,8 +151,8 @@ class ReadingPacker:
             raise ValueError(f"partitions is {partitions}: expected at least 1")
         if not 1 <= size <= MAX_PACK_READINGS:
             raise ValueError(f"pack size is {size}: expected 1..{MAX_PACK_READINGS}")
-        if max_bytes < 1024:
-            raise ValueError(f"pack bytes is {max_bytes}: expected at least 1024")
+        if max_bytes < MIN_PACK_BYTES:
+            raise ValueError(f"pack bytes is {max_bytes}: expected at least {MIN_PACK_BYTES}")
         self.partitions = partitions
         self.size = size
         self.max_bytes = max_bytes

@@ -973,8 +973,9 @@ def _require_partition_counts(settings: Settings, roles: tuple[str, ...]) -> Non
 
 
 def _require_message_limits(settings: Settings, roles: tuple[str, ...], writer: str) -> None:
-    """Raise CliError (status 2) when an existing topic of ``roles`` takes smaller
-    messages than citybrain writes (``citybrain.stack.topics.check_message_limits``): the
+    """Raise CliError (status 2) when a topic of ``roles`` takes smaller messages than
+    citybrain writes (one not made yet: the broker's message.max.bytes, which it makes it
+    with) (``citybrain.stack.topics.check_message_limits``): the
     broker would refuse a pack or dead letter within citybrain's bound, and stop
     ``writer``. A broker that cannot be asked is left to the command's own sends to
     report."""

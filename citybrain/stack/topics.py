@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -310,16 +310,25 @@ def align_topic_configs(settings: Settings, specs: Sequence[TopicSpec]) -> list[
         admin.close()
 
 
-def message_limits(settings: Settings, roles: Sequence[str]) -> dict[str, int]:
-    """Per topic of ``roles`` (``"readings"``, ...) that exists, the largest record batch
-    the broker takes on it (``topic_message_limits``)."""
-    return topic_message_limits(settings, [settings.topic(role) for role in roles])
+def message_limits(
+    settings: Settings, roles: Sequence[str], unmade: set[str] | None = None
+) -> dict[str, int]:
+    """Per topic of ``roles`` (``"readings"``, ...), the largest record batch the broker
+    takes on it (``topic_message_limits``); with ``unmade``, topics not made yet too, each
+    added to it."""
+    return topic_message_limits(settings, [settings.topic(role) for role in roles], unmade)
 
 
-def topic_message_limits(settings: Settings, names: Sequence[str]) -> dict[str, int]:
+def topic_message_limits(
+    settings: Settings, names: Sequence[str], unmade: set[str] | None = None
+) -> dict[str, int]:
     """Per topic of ``names`` that exists, the largest record batch the broker takes on
     it, in bytes: its ``max.message.bytes`` (the broker's ``message.max.bytes`` unless the
-    topic sets its own; Kafka's default 1,048,588). Topics not made yet are left out.
+    topic sets its own; Kafka's default 1,048,588). Topics not made yet are left out, or,
+    with ``unmade`` (a set each such name is added to), given the broker's
+    ``message.max.bytes``: what the broker gives a topic it makes at the first send to it
+    (``auto.create.topics.enable``). A replay to a new prefix asked nothing of topics not
+    made yet, and a broker taking 100,000 bytes refused every pack of ~1 MB (t204).
 
     Raises kafka-python's ``KafkaError`` when the broker cannot be asked, and
     ``KafkaStoppedError`` when it does not answer."""
@@ -328,26 +337,60 @@ def topic_message_limits(settings: Settings, names: Sequence[str]) -> dict[str, 
     admin = topics_admin(settings)
     try:
         existing = set(bounded(settings, "listing its topics", admin.list_topics))
+        wanted = list(dict.fromkeys(names))
+        missing = [name for name in wanted if name not in existing]
         resources = [
             ConfigResource(ConfigResourceType.TOPIC, name, ["max.message.bytes"])
-            for name in dict.fromkeys(names)
+            for name in wanted
             if name in existing
         ]
-        if not resources:
-            return {}
-        described = bounded(
-            settings,
-            "describing its topics' configs",
-            lambda: admin.describe_configs(resources, config_filter="all"),
-        )
         limits: dict[str, int] = {}
-        for name, configs in described.get("topic", {}).items():
-            value = (configs.get("max.message.bytes") or {}).get("value")
-            if isinstance(value, str) and value.isascii() and value.isdigit():
-                limits[name] = int(value)
+        if resources:
+            described = bounded(
+                settings,
+                "describing its topics' configs",
+                lambda: admin.describe_configs(resources, config_filter="all"),
+            )
+            for name, configs in described.get("topic", {}).items():
+                value = _whole(configs.get("max.message.bytes"))
+                if value is not None:
+                    limits[name] = value
+        if unmade is not None and missing:
+            broker = _broker_message_max_bytes(settings, admin)
+            if broker is not None:
+                for name in missing:
+                    limits[name] = broker
+                    unmade.add(name)
         return limits
     finally:
         admin.close()
+
+
+def _whole(config: Any) -> int | None:
+    """A config entry's value (``{"value": "1048588", …}``) as a whole number, else None."""
+    value = (config or {}).get("value")
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _broker_message_max_bytes(settings: Settings, admin: KafkaAdminClient) -> int | None:
+    """The ``message.max.bytes`` of the first broker the cluster lists (every broker of a
+    cluster citybrain runs has the same), or None when it says none."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    cluster = bounded(settings, "describing its cluster", admin.describe_cluster)
+    brokers = sorted(b["broker_id"] for b in cluster.get("brokers", []))
+    if not brokers:
+        return None
+    resource = ConfigResource(ConfigResourceType.BROKER, str(brokers[0]), ["message.max.bytes"])
+    described = bounded(
+        settings,
+        "describing its broker's configs",
+        lambda: admin.describe_configs([resource], config_filter="all"),
+    )
+    configs = described.get("broker", {}).get(str(brokers[0]), {})
+    return _whole(configs.get("message.max.bytes"))
 
 
 class MessageLimitError(ValueError):
@@ -358,11 +401,16 @@ class MessageLimitError(ValueError):
 KAFKA_DEFAULT_MESSAGE_BYTES = 1_048_588
 
 
-def check_message_limits(limits: Mapping[str, int], bootstrap: str, writer: str) -> None:
+def check_message_limits(
+    limits: Mapping[str, int], bootstrap: str, writer: str, unmade: Collection[str] = ()
+) -> None:
     """Raise ``MessageLimitError`` naming every topic of ``limits`` (name -> its
     ``max.message.bytes``, ``topic_message_limits``) that takes less than
     ``WRITTEN_MESSAGE_BYTES``, what ``writer`` (``the worker``, ``the ingest``) may write
-    to it, with the command that raises it on ``bootstrap`` (``host:port``).
+    to it, with the command that raises it on ``bootstrap`` (``host:port``). A topic of
+    ``unmade`` is not made yet: its limit is the broker's ``message.max.bytes``, which
+    the broker makes it with (t204: left out, the ingest started on a fresh prefix and
+    its first large pack was refused), and the command raises that.
 
     Every message citybrain writes is bounded by one figure, ``MAX_MESSAGE_BYTES``: a
     dead letter is cut to it, a pack split below it, an audit record and a table's entry
@@ -374,11 +422,21 @@ def check_message_limits(limits: Mapping[str, int], bootstrap: str, writer: str)
     if not short:
         return
     lines = [
-        f"topic {name} takes messages of at most {limit:,} bytes (its max.message.bytes, or "
-        "the broker's message.max.bytes)"
+        f"topic {name} is not made yet, and the broker makes a topic to take messages of "
+        f"at most {limit:,} bytes (its message.max.bytes)"
+        if name in unmade
+        else f"topic {name} takes messages of at most {limit:,} bytes (its max.message.bytes, "
+        "or the broker's message.max.bytes)"
         for name, limit in short
     ]
     example = short[0][0]
+    raise_it = (
+        f"--entity-type brokers --entity-default --add-config "
+        f"message.max.bytes={KAFKA_DEFAULT_MESSAGE_BYTES}"
+        if example in unmade
+        else f"--entity-type topics --entity-name {example} --add-config "
+        f"max.message.bytes={KAFKA_DEFAULT_MESSAGE_BYTES}"
+    )
     raise MessageLimitError(
         "\n".join(
             [
@@ -388,20 +446,20 @@ def check_message_limits(limits: Mapping[str, int], bootstrap: str, writer: str)
                 f"or table entry of {MAX_MESSAGE_BYTES:,} bytes and the record's framing), "
                 "which Kafka would refuse and which would be lost; raise "
                 f"{'each' if len(short) > 1 else 'it'} to at least that, e.g. to Kafka's "
-                f"default: kafka-configs.sh --bootstrap-server {bootstrap} --alter "
-                f"--entity-type topics --entity-name {example} --add-config "
-                f"max.message.bytes={KAFKA_DEFAULT_MESSAGE_BYTES}",
+                f"default: kafka-configs.sh --bootstrap-server {bootstrap} --alter {raise_it}",
             ]
         )
     )
 
 
 def require_message_limits(settings: Settings, names: Sequence[str], writer: str) -> None:
-    """``check_message_limits`` on the topics of ``names`` that exist, asked of the
-    broker. Raises kafka-python's ``KafkaError`` (or ``KafkaStoppedError``) when the broker
-    cannot be asked."""
-    limits = topic_message_limits(settings, names)
-    check_message_limits(limits, settings.kafka_bootstrap, writer)
+    """``check_message_limits`` on the topics of ``names``, asked of the broker: those
+    that exist by their own ``max.message.bytes``, those not made yet by the broker's
+    ``message.max.bytes``, which it makes them with. Raises kafka-python's ``KafkaError``
+    (or ``KafkaStoppedError``) when the broker cannot be asked."""
+    unmade: set[str] = set()
+    limits = topic_message_limits(settings, names, unmade)
+    check_message_limits(limits, settings.kafka_bootstrap, writer, unmade)
 
 
 def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:

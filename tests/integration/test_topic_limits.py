@@ -117,6 +117,37 @@ def test_the_http_ingest_refuses_to_start_on_a_readings_topic_that_takes_less_th
     assert "the ingest writes messages of up to 1,004,096 bytes to it" in out, out
 
 
+def test_the_http_ingest_refuses_to_start_on_a_topic_not_made_yet_the_broker_makes_too_small(
+    pipeline: Pipeline,
+) -> None:
+    """t204: a topic not made yet was left out of the check; on a broker whose
+    message.max.bytes is 500,000 the ingest started on a fresh prefix, and the broker
+    made its topics to take less than its packs."""
+    from tests.integration.test_replay import broker_takes_at_most
+
+    p = pipeline
+    fresh = f"{p.name}n"  # a prefix of no topics yet
+    was = broker_takes_at_most(p, 500_000)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "citybrain.cli", "ingest", "http"],
+            env={**p.env, "CITYBRAIN_TOPIC_PREFIX": fresh},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        broker_takes_at_most(p, was)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-3000:]
+    assert "Traceback" not in out and "HTTP ready" not in out, out[-3000:]
+    assert (
+        f"topic {fresh}.deadletter is not made yet, and the broker makes a topic to take "
+        "messages of at most 500,000 bytes (its message.max.bytes)"
+    ) in out, out
+    assert "--entity-type brokers --entity-default --add-config message.max.bytes=1048588" in out
+
+
 def test_a_dead_letter_refused_by_a_topic_lowered_under_the_worker_is_said_not_lost_unsaid(
     pipeline: Pipeline,
 ) -> None:

@@ -53,3 +53,22 @@ def test_the_bound_holds_the_largest_dead_letter_with_its_framing() -> None:
     )
     size = len(key or b"") + len(value) + sum(len(k) + len(v or b"") for k, v in headers)
     assert size <= MAX_MESSAGE_BYTES < WRITTEN_MESSAGE_BYTES <= KAFKA_DEFAULT_MESSAGE_BYTES
+
+
+def test_a_topic_not_made_yet_is_named_with_the_brokers_limit_and_its_command() -> None:
+    """t204: a topic not made yet was left out; the broker makes it with its own
+    message.max.bytes, which the command raises (a topic's config cannot be set on a
+    topic that is not there)."""
+    with pytest.raises(MessageLimitError) as err:
+        check_message_limits(
+            {"p.readings": 500_000}, "127.0.0.1:9092", "the ingest", unmade={"p.readings"}
+        )
+    text = str(err.value)
+    assert text.splitlines()[0] == (
+        "topic p.readings is not made yet, and the broker makes a topic to take messages of "
+        "at most 500,000 bytes (its message.max.bytes)"
+    )
+    assert text.endswith(
+        "kafka-configs.sh --bootstrap-server 127.0.0.1:9092 --alter --entity-type brokers "
+        "--entity-default --add-config message.max.bytes=1048588"
+    )

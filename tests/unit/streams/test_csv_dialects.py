@@ -288,6 +288,26 @@ def test_a_space_before_an_opening_quote_is_a_bad_row(tmp_path: Path, text: str,
     assert [b.line for b in bad] == [2] and says in bad[0].reason, bad[0].reason
 
 
+@pytest.mark.parametrize("text", ['say ""hi"" again', 'a 5"" pipe', 'he said ""'])
+def test_a_quote_doubled_in_a_field_not_quoted_is_a_bad_row(tmp_path: Path, text: str) -> None:
+    """t204: a writer that doubles quotes without quoting the field (`say ""hi""`) means
+    one quote each; csv reads both as text, and the report was sent with its text
+    `say ""hi""`, unsaid. A field quoted right holding two quotes in a row is read."""
+    data = f"{INCIDENTS}2024-05-27T03:10:10Z,r1,Noise,{text},app,c1\n"
+    data += '2024-05-27T03:11:10Z,r2,Noise,"say """"hi"""" again",app,c1\n'
+    data += '2024-05-27T03:12:10Z,r3,Noise,5" pipe,app,c1\n'
+    events, bad = read_skip(write(tmp_path, "i.csv", data))
+    assert [e.text for e in events if isinstance(e, IncidentReport)] == [
+        'say ""hi"" again',
+        '5" pipe',  # a lone quote in a field not quoted is read as text, as before
+    ]
+    assert [b.line for b in bad] == [2], bad
+    assert bad[0].reason.startswith("column 4 is ") and bad[0].reason.endswith(
+        ": a quote doubled in a field that is not quoted, so both are read as text: put "
+        "the field in quotes, or write each quote once"
+    )
+
+
 @pytest.mark.parametrize(
     ("row", "field"),
     [
@@ -389,6 +409,21 @@ def test_mysql_and_excel_marks_in_the_middle_are_said(
     joined on, were 'row has 7 fields' and 'row has 2 fields' alone."""
     _, bad = read_skip(write(tmp_path, "r.csv", f"{READINGS}{ROW}\n{line}\n{ROW}\n"))
     assert [b.line for b in bad] == [3] and bad[0].reason.startswith(reason), bad[0].reason
+
+
+@pytest.mark.parametrize("text", ["\n2024-05-27T03:10:10Z,", "log:\n2024-05-27T03:10:10Z,s1,"])
+def test_a_text_whose_last_line_starts_like_a_row_is_read_whole(tmp_path: Path, text: str) -> None:
+    """t204 (found by the fuzz below): a report quoted right whose text's last line starts
+    with a timestamp and a comma was refused as a stray quote: that line, closing the
+    quote, read as the start of a row whose text spans lines. A real stray quote before
+    such a line is still one."""
+    quoted = '"' + text.replace('"', '""') + '"'
+    rows = f"2024-05-27T03:11:10Z,r1,Noise,{quoted},app,c1\n2024-05-27T03:12:10Z,r2,N,b,app,c1\n"
+    events, bad = read_skip(write(tmp_path, "i.csv", INCIDENTS + rows))
+    assert bad == [] and [e.text for e in events if isinstance(e, IncidentReport)] == [text, "b"]
+    stray = '2024-05-27T03:10:10Z,r0,Noise,"a stray quote,app,c1\n'
+    events, bad = read_skip(write(tmp_path, "i.csv", INCIDENTS + stray + rows))
+    assert [b.line for b in bad] == [2] and len(events) == 2
 
 
 _TEXT = (

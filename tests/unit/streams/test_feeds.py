@@ -250,7 +250,9 @@ def test_a_bad_row_of_a_file_changed_while_read_says_it_changed(
     with pytest.raises(FeedError) as stopped:
         list(feeds.FileCheck(path).read(None, 1_000_000))
     assert str(stopped.value) == (
-        f"{path}:3: row has 2 fields, expected 6 ({path} changed while it was read (100 "
+        f"{path}:3: row has 2 fields, expected 6: read as timestamp "
+        "'2026-11-01T10:01:00Z', sensor_id 's1', and none for kind, value, unit, grid_cell "
+        f"({path} changed while it was read (100 "
         "bytes, then 0): still being written, truncated or rotated? replay it once it is "
         "complete)"
     )

@@ -350,7 +350,11 @@ def test_a_line_of_spaces_alone_is_no_row_as_an_empty_one_is(tmp_path: Path, bla
         ("1,5", " (a decimal comma in 1,5? write 1.5)"),
         ("-12,75", " (a decimal comma in -12,75? write -12.75)"),
         ("1,000", " (a decimal comma or a thousands separator in 1,000? write 1.000 or 1000)"),
-        ("1,x", ""),
+        (
+            "1,x",
+            ": read as timestamp '2024-05-27T03:10:10Z', sensor_id 's1', kind 'pm25', "
+            "value '1', unit 'x', grid_cell 'ug/m3', and 'c1' over",
+        ),
     ],
 )
 def test_a_value_split_at_a_comma_is_said_as_one(tmp_path: Path, value: str, hint: str) -> None:
@@ -944,3 +948,33 @@ def test_a_decimal_comma_in_a_quoted_value_is_said(tmp_path: Path) -> None:
     events, bad = read_skip(write(tmp_path, "c.csv", READINGS + row + ROW))
     assert len(events) == 1 and [b.line for b in bad] == [2]
     assert bad[0].reason.endswith("(a decimal comma? send 1.5, with a point)")
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        (
+            "2024-05-27T03:10:10Z,s1,pm25,1.5,c1",
+            "row has 5 fields, expected 6: read as timestamp '2024-05-27T03:10:10Z', "
+            "sensor_id 's1', kind 'pm25', value '1.5', unit 'c1', and none for grid_cell",
+        ),
+        (
+            "2024-05-27T03:10:10Z,s1,pm25,1.5,ug/m3,c1,gauge north,x,y,z",
+            "row has 10 fields, expected 6: read as timestamp '2024-05-27T03:10:10Z', "
+            "sensor_id 's1', kind 'pm25', value '1.5', unit 'ug/m3', grid_cell 'c1', and "
+            "'gauge north', 'x', 'y', … over",
+        ),
+        (
+            "2024-05-27T03:10:10Z",
+            "row has 1 fields, expected 6: read as timestamp '2024-05-27T03:10:10Z' and "
+            "none for sensor_id, kind, value, unit, grid_cell",
+        ),
+    ],
+)
+def test_a_row_too_narrow_or_too_wide_names_each_field_and_value(
+    tmp_path: Path, row: str, says: str
+) -> None:
+    """t204: a row of too few or too many fields was 'row has 5 fields, expected 6' alone:
+    which field was left out or over, and with what value, was for the reader to find."""
+    _, bad = read_skip(write(tmp_path, "r.csv", f"{READINGS}{ROW}{row}\n{ROW}"))
+    assert [(b.line, b.reason) for b in bad] == [(3, says)]

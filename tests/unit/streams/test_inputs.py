@@ -30,6 +30,10 @@ REPO = Path(__file__).resolve().parents[3]
         ("a.csv", b"\x1f\x8b\x08\x00", True, "it is gzip-compressed; name it a.csv.gz"),
         ("a.yaml", b"\x1f\x8b\x08\x00", False, "it is gzip-compressed; decompress it"),
         ("a.csv.gz", b"\x1f\x8b\x08\x00\x00\x00", True, ""),  # cut short: the reader says where
+        # t204: each was "it holds binary data (byte 0x00 at offset 9)", named for no format.
+        ("a.csv", b"\x28\xb5\x2f\xfd\x24\x00\x00", True, "zstd-compressed (decompress it"),
+        ("a.csv", b"\x04\x22\x4d\x18\x64\x40\x00", True, "lz4-compressed (decompress it"),
+        ("a.csv", b"7z\xbc\xaf\x27\x1c\x00\x04", True, "a 7-Zip archive (extract it"),
         # A NUL in a row of text is that row's fault (the reader names it, skip skips it);
         # a NUL in the header line, or control bytes throughout, is binary data.
         ("a.csv", b"timestamp,value\n2026-11-01T10:00:00Z,1\x00.5\n", True, ""),
