@@ -1037,3 +1037,107 @@ def test_a_pending_run_whose_group_took_a_muted_alert_is_held_not_withdrawn(
         assert response.ctx.groups.data[KEY]["run"]["run_id"] == f"{KEY.decode()}.1"
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mute", ["inhibited", "silenced"])
+def test_an_alert_new_to_a_notified_group_but_muted_at_its_flush_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mute: str
+) -> None:
+    """t202 (the timeline differential's seed 33, timeline 4): an alert joins a notified
+    group and is muted at the next flush, the group's other alert firing and already
+    notified. Alertmanager's MuteStage drops it before its DedupStage, which finds every
+    firing alert left in its notification log: nothing is sent, and the alert is new to
+    the first flush after its mute ends. citybrain counted it new at that flush and
+    notified the other alert again. Fails on the old code."""
+    response, ctx, sent, clock = _muting_stage(tmp_path, monkeypatch, f"new-muted-{mute}")
+    one, two = firing("al-1", "major"), firing("al-2", "minor")
+    start = clock.now
+
+    async def route(doc: dict[str, Any], offset: int) -> None:
+        ctx.firing.data[doc["alert"]["alert_id"].encode()] = doc["alert"]["labels"]
+        event = Event(KEY, doc)
+        event.message.offset = offset
+        await response.on_routed(event)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await route(one, 0)  # group_wait 30 s, group_interval 5 min
+        clock.now = start + 30
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 60
+        await route(two, 1)  # joins the notified group
+        clock.now = start + 200  # muted before the group's next flush
+        if mute == "inhibited":
+            ctx.firing.data[b"al-crit"] = firing("al-crit", "critical")["alert"]["labels"]
+        else:
+            silence = new_silence("s-1", ['alert_id="al-2"'], clock.now, start + 400, "o", "r")
+            ctx.silences.data[b"s-1"] = silence.to_dict()
+        clock.now = start + 330  # the flush: al-2 muted, al-1 already notified
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1, notifies(sent)
+        clock.now = start + 410  # the mute is over: not before the group's next flush
+        if mute == "inhibited":
+            del ctx.firing.data[b"al-crit"]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1, notifies(sent)
+        clock.now = start + 630
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == ["new alerts in the group: al-2"]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("resolved", ["not-muted", "muted"])
+def test_a_flush_finding_no_alert_firing_unmuted_but_one_resolved_empties_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolved: str
+) -> None:
+    """t202 (the timeline differential's seed 37, timeline 3): two alerts notified; one
+    is silenced, the other resolves. At the group's next flush nothing fires unmuted but
+    a resolved alert is there: Alertmanager's DedupStage passes it on (``needsUpdate``:
+    no firing alert, the last entry had some), the webhook (``send_resolved: false``)
+    sends nothing, and the notification log is written with no firing alert, so the
+    resolved alert firing again is new to the next flush. citybrain kept the last
+    notification's alerts: it went out only with the repeat (an hour later here). When
+    the resolved alert is silenced too, the flush has nothing left after its mutes and
+    writes nothing: firing again it is not new. Fails on the old code (not-muted)."""
+    response, ctx, sent, clock = _muting_stage(tmp_path, monkeypatch, f"log-{resolved}")
+    one, two = firing("al-1", "major"), firing("al-2", "major")
+    start = clock.now
+
+    async def route(doc: dict[str, Any], offset: int, status: str = "firing") -> None:
+        alert_id = doc["alert"]["alert_id"].encode()
+        doc = {**doc, "alert": {**doc["alert"], "status": status}}
+        if status == "firing":
+            ctx.firing.data[alert_id] = doc["alert"]["labels"]
+        else:
+            ctx.firing.data.pop(alert_id, None)
+        event = Event(KEY, doc)
+        event.message.offset = offset
+        await response.on_routed(event)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await route(one, 0)
+        await route(two, 1)
+        clock.now = start + 30  # both notified
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 100
+        matchers = ['alert_id=~"al-1|al-2"'] if resolved == "muted" else ['alert_id="al-2"']
+        silence = new_silence("s-1", matchers, clock.now, start + 3000, "o", "r")
+        ctx.silences.data[b"s-1"] = silence.to_dict()
+        clock.now = start + 110
+        await route(one, 2, "resolved")
+        clock.now = start + 330  # the flush: al-2 muted, al-1 resolved
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 400
+        del ctx.silences.data[b"s-1"]  # both freed
+        await route(one, 3)  # fires again
+        clock.now = start + 630
+        await response.check_deadlines()
+        if resolved == "not-muted":  # the log empty: both new (al-2 freed at 400)
+            assert notifies(sent)[1:] == ["new alerts in the group: al-1, al-2"]
+        else:  # the log still holds al-1 and al-2: both fire, nothing new
+            assert notifies(sent)[1:] == []
+
+    asyncio.run(scenario())
