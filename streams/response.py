@@ -1240,7 +1240,16 @@ class Response:
         if alert_id in members or len(members) >= MUTED_MEMBERS:
             return  # the earliest are kept: they date the group
         members[alert_id] = since
-        await self.ctx.groups.set_many({key: {**group, MUTED: members}})
+        update: dict[str, Any] = {MUTED: members}
+        gone = group.get(MUTED_GONE)
+        if gone and gone["until"] is not None and since <= gone["until"]:
+            # Its earlier muted members all resolved, the flush that would delete the
+            # group not yet come: this member keeps the group alive, dated by the
+            # earliest still (t202; before, once that flush's time passed, the group
+            # was dated by this member's own mute, its flushes off Alertmanager's: seed
+            # 55, timeline 13 of the wide draws, 7.25 s against 9.5 s).
+            update[MUTED_GONE] = {**gone, "until": None}
+        await self.ctx.groups.set_many({key: {**group, **update}})
 
     # -- the group key migration (t126) -------------------------------------------------
     async def _group_home(self, key: bytes, doc: dict[str, Any], router: Router) -> bytes | None:

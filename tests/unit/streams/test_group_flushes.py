@@ -501,6 +501,42 @@ def test_a_muted_alert_freed_after_earlier_members_resolved_keeps_to_the_earlies
     asyncio.run(scenario())
 
 
+def test_a_muted_alert_coming_before_a_resolved_members_flush_keeps_the_earliest(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t202 (the timeline differential's seed 55, timeline 13 of the wide draws,
+    reduced): al-1 comes muted at 0 and resolves at 50, the group's next flush (which
+    would delete it) at 300; al-2 comes muted at 100, before it, and is freed at 350.
+    Alertmanager's group, made at 0, holds al-2 all along: its first notification is at
+    that group's flush at 600 (group_wait 0, group_interval 300 s), not at a flush of a
+    group made when al-2 came (400). Fails on the old code (``muted_gone`` kept its
+    ``until``, 300, so was no longer read at 350)."""
+    response, sent = stage
+    start = clock.now
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-1", start)))  # type: ignore[arg-type]
+        clock.now = start + 50
+        gone = alert("al-1")
+        gone["alert"]["status"] = "resolved"
+        await response.on_routed(Event(KEY, gone))  # type: ignore[arg-type]
+        clock.now = start + 100
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY]["muted_gone"] == {"made": start, "until": None}
+        clock.now = start + 350  # al-2 freed: it opens the group's run
+        freed = alert("al-2") | {"grouped_at": start + 100}  # group_wait 0
+        await response.on_routed(Event(KEY, freed))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        clock.now = start + 401  # a flush of a group made at 100: not this group's
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        clock.now = start + 601  # the flush of the group made at 0 (0, 300, 600, ...)
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("member", ["firing", "resolved-before-the-flush"])
 def test_a_muted_alert_coming_while_the_run_is_open_keeps_its_group(
     stage: tuple[Response, list[dict[str, Any]]], clock: Clock, member: str
