@@ -1116,7 +1116,15 @@ class Response:
                 and waited_out(alert, route["group_wait"], now)
             ):
                 wait, why_wait = 0.0, " (its alert started more than group_wait ago)"
-            group.pop(MUTED, None)  # later releases join the run
+            # Its muted members stay members (t202): one released later joins the run
+            # (``on_routed`` takes it out), and while one fires the run's own alerts all
+            # resolving do not end the group (``_on_muted``'s rule, t201, for members
+            # muted after the run opened). Before, the run's opening dropped them: a
+            # pending run whose alerts all resolved within group_wait was withdrawn
+            # though Alertmanager's group held the muted alert and flushed on, and the
+            # next alert opened a fresh group (seed 76, timeline 1: 8.5 s against 7.5 s).
+            if not group.get(MUTED):
+                group.pop(MUTED, None)
             group.pop(MUTED_GONE, None)
             if self.settings.ack_deadline_seconds is not None:
                 wait = min(wait, self.settings.ack_deadline_seconds)

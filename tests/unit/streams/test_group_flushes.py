@@ -416,7 +416,10 @@ def test_an_alert_coming_to_a_group_holding_a_muted_alert_notifies_at_its_next_f
         doc = alert("al-new")
         doc["route"]["group_wait"] = 30.0
         await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
-        assert "muted" not in response.ctx.groups.data[KEY]  # later releases join the run
+        # A member still firing stays one (t202: before, the run's opening dropped it;
+        # released, it joins the run); resolved ones are gone.
+        kept = {"al-muted": muted_at} if member == "firing" else None
+        assert response.ctx.groups.data[KEY].get("muted") == kept
         assert "muted_gone" not in response.ctx.groups.data[KEY]
         clock.now = came + 31
         await response.check_deadlines()
@@ -1068,6 +1071,45 @@ def test_a_pending_run_whose_group_took_a_muted_alert_is_held_not_withdrawn(
         clock.now = start + 100  # al-2 freed
         await response.on_routed(routed("al-2", grouped_at=start + 10))  # type: ignore[arg-type]
         clock.now = start + 331
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        assert response.ctx.groups.data[KEY]["run"]["run_id"] == f"{KEY.decode()}.1"
+
+    asyncio.run(scenario())
+
+
+def test_a_muted_alert_that_came_before_the_run_opened_keeps_its_group(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t202 (the timeline differential's seed 76, timeline 1, reduced): al-m comes muted
+    at 0, making the group (group_wait 0, group_interval 300 s: flushes at 0, 300, 600);
+    al-1 opens its run at 10 and resolves at 20, al-m still muted. Alertmanager's group
+    holds al-m and flushes on, so al-2 coming at 400 goes out at 600. The run's opening
+    dropped the group's muted members: the pending run was withdrawn at 300, and al-2
+    opened a fresh group, notified at once. Fails on the old code."""
+    response, sent = stage
+    start = clock.now
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        doc = alert(alert_id)  # group_wait 0, group_interval 300 s
+        doc["alert"]["status"] = status
+        return Event(KEY, doc)
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-m", start)))  # type: ignore[arg-type]
+        clock.now = start + 10
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY]["muted"] == {"al-m": start}
+        clock.now = start + 20
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        clock.now = start + 301
+        await response.check_deadlines()
+        assert response.ctx.groups.data[KEY]["run"]["status"] == "pending"  # held
+        clock.now = start + 400
+        await response.on_routed(routed("al-2"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        clock.now = start + 601
         await response.check_deadlines()
         assert len(notifies(sent)) == 1
         assert response.ctx.groups.data[KEY]["run"]["run_id"] == f"{KEY.decode()}.1"
