@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,6 +124,15 @@ class Run:
     # is new to the group's next flush (``join``, ``rejoin``); one that resolved after
     # it and fires again before the next flush is not (only a repeat sends it).
     left_out: list[str] = field(default_factory=list)
+    # Alerts of the run that resolved after its last notification, not yet past a flush
+    # of its group: alert id -> {"at": epoch s it resolved, "labels": its labels}. In
+    # Alertmanager a resolved alert stays in its group until the next flush; a flush
+    # that finds no alert of the group firing and not muted but one of those resolved
+    # and not muted writes a notification log entry with no firing alert (``notify.go``,
+    # ``DedupStage.needsUpdate``: ``len(firing) == 0`` and the last entry had some), so
+    # every alert of the run firing after it is new (t202; the response stage's
+    # ``_log_cleared``).
+    unflushed_resolved: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The first flush (epoch s) of the fresh group an alert started by joining the run
     # after its group emptied (``join``); None otherwise.
     first_flush_at: float | None = None
@@ -196,6 +206,13 @@ def _times(value: Any) -> bool:
     return isinstance(value, dict) and all(_finite(v) for v in value.values())
 
 
+def _resolutions(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, dict) and _finite(v.get("at")) and _labels(v.get("labels"))
+        for v in value.values()
+    )
+
+
 def _actions(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(v, dict) for v in value)
 
@@ -236,6 +253,7 @@ _RUN_FIELDS: dict[str, tuple[Any, str]] = {
     "ended_alerts": (_texts, "a list of texts"),
     "all_resolved_at": (_maybe_finite, "a finite number or null"),
     "left_out": (_texts, "a list of texts"),
+    "unflushed_resolved": (_resolutions, "an object of {at, labels} by alert id"),
     "first_flush_at": (_maybe_finite, "a finite number or null"),
     "reports": (lambda v: isinstance(v, dict), "an object"),
     "reopened": (_count, "a whole number from 0 to 2**53 - 1"),
@@ -387,6 +405,7 @@ def _notified(run: Run, now: float) -> None:
     """The run's unit was notified at ``now``: of every alert the run has."""
     run.last_notified_at = now
     run.left_out = list(run.ended_alerts)
+    run.unflushed_resolved = {}  # in this flush: Alertmanager deletes them from the group
     run.unnotified = {}
     run.unnotified_beyond = 0
     run.first_flush_at = None
@@ -618,6 +637,8 @@ class PlaybookEngine:
                 run.held_tick = max(run.held_tick or last, last + ticks * group_interval)
         if refired:
             run.ended_alerts = [a for a in run.ended_alerts if a != alert_id]
+            # Firing again at the next flush, not resolved (one fingerprint there).
+            run.unflushed_resolved.pop(alert_id, None)
         else:
             run.alerts = newest_distinct(run.alerts, alert_id, MAX_RUN_ALERTS)
         run.updated_at = now
@@ -658,15 +679,22 @@ class PlaybookEngine:
         run.unnotified_beyond = min(run.unnotified_beyond + dropped, 2**53 - 1)
         return run
 
-    def alert_resolved(self, run: Run, alert_id: str, now: float) -> tuple[Run, list[Command]]:
+    def alert_resolved(
+        self, run: Run, alert_id: str, now: float, labels: dict[str, str] | None = None
+    ) -> tuple[Run, list[Command]]:
         """An alert of the run resolved: noted (``alert_resolved``) and kept in
         ``ended_alerts``; the run goes on (people close runs). A resolution the run
         already holds changes nothing and emits nothing: it is the same one read again
         (a routed message redelivered after a crash, or routed again by a replayed
-        stage), whose note would otherwise be a second step under a new id."""
+        stage), whose note would otherwise be a second step under a new id. In a
+        notified run it is kept, with its ``labels``, to the group's next flush
+        (``unflushed_resolved``)."""
         if alert_id in run.ended_alerts:
             return run, []
         run.ended_alerts = newest_distinct(run.ended_alerts, alert_id, MAX_RUN_ALERTS)
+        if run.last_notified_at is not None and labels is not None and alert_id in run.alerts:
+            kept = {a: v for a, v in run.unflushed_resolved.items() if a in run.alerts}
+            run.unflushed_resolved = {**kept, alert_id: {"at": now, "labels": dict(labels)}}
         if not unresolved(run) and run.all_resolved_at is None:
             run.all_resolved_at = now  # the group's next flush empties it
         return self.note(run, "alert_resolved", alert_id, now)
@@ -686,16 +714,26 @@ class PlaybookEngine:
         return run, [self._command(run, "notify", now, unit=unit, detail=reason)]
 
     def flush(
-        self, run: Run, group_interval: float, repeat_interval: float, now: float
+        self,
+        run: Run,
+        group_interval: float,
+        repeat_interval: float,
+        now: float,
+        muted: Collection[str] = (),
     ) -> tuple[Run, list[Command]]:
         """The group's notification at a flush (``flush_due``), if one is due."""
-        due = self.flush_due(run, group_interval, repeat_interval, now)
+        due = self.flush_due(run, group_interval, repeat_interval, now, muted)
         if due is None:
             return run, []
         return self.renotify(run, due[1], now)
 
     def flush_due(
-        self, run: Run, group_interval: float, repeat_interval: float, now: float
+        self,
+        run: Run,
+        group_interval: float,
+        repeat_interval: float,
+        now: float,
+        muted: Collection[str] = (),
     ) -> tuple[float, str] | None:
         """``(tick, reason)`` when the group's flush notifies the run by ``now``, else
         None; as Alertmanager's aggregation group flushes (``dispatch/dispatch.go``,
@@ -711,7 +749,13 @@ class PlaybookEngine:
         (``dispatch.go``, ``aggrGroup.flush``), so nothing repeats; before, such a run was
         told "still unacknowledged" every ``repeat_interval`` for ever. Nothing before
         the first notification, once finished, or at a tick already held
-        (``hold_flush``). Times in epoch seconds."""
+        (``hold_flush``). Times in epoch seconds.
+
+        ``muted``: the alerts of the run silenced or inhibited now (the response stage
+        asks). One of them that joined is not new to this flush (t202), as Alertmanager's
+        MuteStage drops it before its DedupStage compares the flush's firing alerts with
+        its notification log: with the others already notified, nothing is sent (before,
+        citybrain notified them again); it stays to be notified once freed."""
         last = run.last_notified_at
         if last is None or is_terminal(run) or not group_interval > 0 or now < last:
             return None
@@ -740,7 +784,11 @@ class PlaybookEngine:
         tick = last + ticks * group_interval
         if run.held_tick is not None and tick <= run.held_tick:
             return None  # this flush was held: the next one is checked
-        new = [a for a, at in run.unnotified.items() if at <= tick and a not in ended]
+        new = [
+            a
+            for a, at in run.unnotified.items()
+            if at <= tick and a not in ended and a not in muted
+        ]
         if new:
             return tick, f"new alerts in the group: {_shown(run, new)}"
         if (

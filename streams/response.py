@@ -48,7 +48,7 @@ from playbooks.engine import (
 from playbooks.errors import BadEventError, PlaybookError, did_you_mean
 from playbooks.executors.webhook import WebhookExecutor, WebhookOutcome, receiver
 from playbooks.grid import LEVELS, PARENT_LEVEL, Grid
-from playbooks.routing import Route, Router, Silence
+from playbooks.routing import Route, Router, Silence, label_set
 from playbooks.schema import Playbook
 from streams.bursts import SEEN_SECONDS
 from streams.context import (
@@ -1020,7 +1020,10 @@ class Response:
                     group["run"] = run.to_dict()
                     await self.ctx.groups.set_many({key: group})
                 return
-            run, cmds = self._engine_for(run, engines).alert_resolved(run, alert_id, now)
+            # Its labels (checked by ``routed_fields``) for the group's next flush, which
+            # asks whether it is muted then (``_log_cleared``).
+            labels = label_set(alert.get("labels") or {}, need_one=False)
+            run, cmds = self._engine_for(run, engines).alert_resolved(run, alert_id, now, labels)
             if not cmds and not was_muted:
                 return  # a resolution the run already holds, read again: nothing changes
             if members and run.all_resolved_at is not None and not unresolved(run):
@@ -1121,7 +1124,15 @@ class Response:
                 and waited_out(alert, route["group_wait"], now)
             ):
                 wait, why_wait = 0.0, " (its alert started more than group_wait ago)"
-            group.pop(MUTED, None)  # later releases join the run
+            # Its muted members stay members (t202): one released later joins the run
+            # (``on_routed`` takes it out), and while one fires the run's own alerts all
+            # resolving do not end the group (``_on_muted``'s rule, t201, for members
+            # muted after the run opened). Before, the run's opening dropped them: a
+            # pending run whose alerts all resolved within group_wait was withdrawn
+            # though Alertmanager's group held the muted alert and flushed on, and the
+            # next alert opened a fresh group (seed 76, timeline 1: 8.5 s against 7.5 s).
+            if not group.get(MUTED):
+                group.pop(MUTED, None)
             group.pop(MUTED_GONE, None)
             if self.settings.ack_deadline_seconds is not None:
                 wait = min(wait, self.settings.ack_deadline_seconds)
@@ -1245,7 +1256,16 @@ class Response:
         if alert_id in members or len(members) >= MUTED_MEMBERS:
             return  # the earliest are kept: they date the group
         members[alert_id] = since
-        await self.ctx.groups.set_many({key: {**group, MUTED: members}})
+        update: dict[str, Any] = {MUTED: members}
+        gone = group.get(MUTED_GONE)
+        if gone and gone["until"] is not None and since <= gone["until"]:
+            # Its earlier muted members all resolved, the flush that would delete the
+            # group not yet come: this member keeps the group alive, dated by the
+            # earliest still (t202; before, once that flush's time passed, the group
+            # was dated by this member's own mute, its flushes off Alertmanager's: seed
+            # 55, timeline 13 of the wide draws, 7.25 s against 9.5 s).
+            update[MUTED_GONE] = {**gone, "until": None}
+        await self.ctx.groups.set_many({key: {**group, **update}})
 
     # -- the group key migration (t126) -------------------------------------------------
     async def _group_home(self, key: bytes, doc: dict[str, Any], router: Router) -> bytes | None:
@@ -2441,6 +2461,8 @@ class Response:
         # Alerts left out of the last notification because they were muted then, no
         # longer muted: new to the group's next flush (t196), as Alertmanager's
         # notification log holds only the alerts it sent.
+        if run.unflushed_resolved and self._log_cleared(run, now, router, route):
+            quiet_change = True
         freed = self._freed(run, now, router)
         if freed:
             run = engine.rejoin(run, freed, now)
@@ -2448,12 +2470,28 @@ class Response:
         # The group's flush: alerts that joined since the last notification, or
         # the repeat of an unacknowledged run, at each group_interval tick; held, as
         # Alertmanager sends nothing, when every alert of it still firing is muted.
-        due = engine.flush_due(run, route["group_interval"], route["repeat_interval"], now)
+        interval, repeat = route["group_interval"], route["repeat_interval"]
+        due = engine.flush_due(run, interval, repeat, now)
+        muted: list[str] = []
         if due is not None and (held := self._all_muted(run, now, router, route)):
             run, more = engine.hold_flush(run, held, due[0], now)
             quiet_change = True
+        elif (
+            due is not None
+            and (muted := self._muted_now(run, now, router))
+            and engine.flush_due(run, interval, repeat, now, muted) is None
+        ):
+            # The flush was due only for alerts that joined and are muted now, the
+            # others firing already notified: Alertmanager's MuteStage drops them before
+            # its DedupStage finds every firing alert left in its notification log, so
+            # nothing is sent (t202; before, citybrain notified the others again). They
+            # stay to be notified at the first flush after they are freed.
+            new = [a for a in run.unnotified if a in muted]
+            why = "new alerts muted, the others notified: " + ", ".join(new[:5])
+            run, more = engine.hold_flush(run, why, due[0], now)
+            quiet_change = True
         else:
-            run, more = engine.flush(run, route["group_interval"], route["repeat_interval"], now)
+            run, more = engine.flush(run, interval, repeat, now, muted)
         cmds += more
         if any(c.action == "notify" for c in cmds):
             # Alertmanager's notification carries the group's firing alerts not muted at
@@ -2468,6 +2506,55 @@ class Response:
         if pending is not None and pending[0] not in self._called:
             await self._call_again(run, *pending)
         return run
+
+    def _log_cleared(self, run: Run, now: float, router: Router, route: dict[str, Any]) -> bool:
+        """Whether the group's last flush by ``now`` emptied Alertmanager's notification
+        log of its firing alerts (t202), which makes every alert of ``run`` new to the
+        flushes after it (``left_out``); the resolutions that flush took are dropped
+        from ``run.unflushed_resolved`` either way. Returns whether ``run`` changed.
+
+        A flush keeps, after its mute stages, the alerts of the group not silenced or
+        inhibited, resolved ones among them (those resolved since the flush before); when
+        none of them fires but one resolved, ``DedupStage.needsUpdate`` passes it on
+        because the last entry had firing alerts (``len(firing) == 0``), the webhook with
+        ``send_resolved: false`` sends nothing, and the notification log's entry is
+        written with no firing alert. Before, citybrain kept the last notification's
+        alerts: one of them firing again went out only with a repeat (seed 37, timeline
+        3: 15.5 s against Alertmanager's 13.5 s). A flush whose alerts are all muted (or
+        its route time-muted) writes nothing."""
+        last = run.last_notified_at
+        interval = route["group_interval"]
+        if last is None or is_terminal(run) or not interval > 0 or now < last:
+            return False
+        if run.first_flush_at is not None:
+            return False  # a fresh group's: its first flush notifies (``join``)
+        tick = last + ((now - last) // interval) * interval
+        flushed = {a: v for a, v in run.unflushed_resolved.items() if v["at"] <= tick}
+        if not flushed:
+            return False
+        run.unflushed_resolved = {
+            a: v for a, v in run.unflushed_resolved.items() if a not in flushed
+        }
+        if tick <= last or self._time_muted(route, now, router):
+            return True
+        ended = set(run.ended_alerts)
+        firing = [a for a in run.alerts if a not in ended and a.encode() in self.ctx.firing]
+        if len(self._muted_now(run, now, router)) < len(firing):
+            return True  # one fires unmuted: the usual flush (``flush_due``)
+        unnotified = run.unnotified
+        if all(a in run.left_out or a in unnotified for a in run.alerts):
+            return True  # the log holds no firing alert of the run already
+        silences = self.ctx.silence_book.read(
+            self.ctx.stored_silences(), now, self.ctx.silences_version(), report=False
+        )[0]
+        if all(
+            router.decide(v["labels"], self.ctx.firing_except(a.encode()), silences, now).mute
+            is not None
+            for a, v in flushed.items()
+        ):
+            return True  # every resolved alert muted too: the flush writes nothing
+        run.left_out = list(dict.fromkeys([*run.left_out, *run.alerts]))
+        return True
 
     def _time_muted(self, route: dict[str, Any], now: float, router: Router) -> str:
         """Why ``route`` (a group's stored route) sends nothing at ``now`` by its time

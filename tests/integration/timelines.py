@@ -110,6 +110,8 @@ class Timeline:
     rules: tuple[str, ...]
     alerts: dict[str, dict[str, str]]  # id -> labels (alert_id and tl among them)
     steps: list[Step] = field(default_factory=list)
+    # Where it came from, for a failure's message: "seed 33 timeline 4" (``play``).
+    origin: str = ""
 
 
 def duration(seconds: float) -> str:
@@ -117,11 +119,65 @@ def duration(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def generate(rng: random.Random, n: int, end: int) -> Timeline:
-    """Timeline ``n``: up to four alerts of two districts over ``end`` seconds."""
-    group_wait = rng.choice([0.5, 1.5, 2.5])
-    group_interval = float(rng.choice([1, 2, 3]))
-    repeat_interval = rng.choice([0.5, 1.5, 2.5, 4.5, 3600.5])
+# The timings ``generate(wide=True)`` draws from, each a family that keeps every flush
+# off the whole seconds events come at (an event at a flush's instant races it on a real
+# Alertmanager): (group_waits, group_intervals, repeat_intervals).
+TIMINGS: dict[str, tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]] = {
+    # t196's: flushes at half seconds.
+    "half": ((0.5, 1.5, 2.5), (1.0, 2.0, 3.0), (0.5, 1.5, 2.5, 4.5, 3600.5)),
+    # Tiny intervals (t202): a flush every half second, at quarter past and to, a repeat
+    # due at every flush (0.25 s) or every other.
+    "tiny": ((0.25, 0.75, 1.25), (0.5,), (0.25, 0.75, 1.25, 3600.25)),
+    # group_wait 0 (t202): a group's first flush at its first alert's instant (on
+    # Alertmanager the insert resets the group's timer to 0), the next ones 4.25 s
+    # apart, off the whole seconds within the timeline (4.25, 8.5, 12.75 s after it).
+    "zero": ((0.0,), (4.25,), (1.0, 5.0, 3600.5)),
+}
+
+
+def generate(rng: random.Random, n: int, end: int, wide: bool = False) -> Timeline:
+    """Timeline ``n``: up to four alerts of two districts over ``end`` seconds. ``wide``
+    (t202) draws its timing from every family of ``TIMINGS``, and keeps a group_wait 0
+    timeline's alerts from coming together into a group at its first flush (that flush
+    races the second's insert); without it, t196's draws (the seeds its tests and docs
+    name play as they did)."""
+    if not wide:
+        return _generate(rng, n, end, TIMINGS["half"])
+    family = rng.choice(["half", "tiny", "tiny", "zero", "zero"])
+    for _ in range(50):
+        tl = _generate(rng, n, end, TIMINGS[family])
+        if family != "zero" or not _races_first_flush(tl):
+            return tl
+    return _generate(rng, n, end, TIMINGS["half"])
+
+
+def _races_first_flush(tl: Timeline) -> bool:
+    """Whether another fire or resolve step comes at the instant of a group's first
+    alert: of the same group, or of any group when the timeline has inhibit rules (with
+    group_wait 0 the group flushes as its first alert is inserted, racing the insert of
+    the others posted with it, and the inhibitor's taking them)."""
+    alerts = [s for s in tl.steps if s.what in ("fire", "resolve")]
+    firsts: dict[tuple[tuple[str, str], ...], Step] = {}
+    for s in alerts:
+        firsts.setdefault(group_of(tl, tl.alerts[s.alert]), s)
+    for group, first in firsts.items():
+        for s in alerts:
+            if s is first or s.at != first.at:
+                continue
+            if tl.rules or group_of(tl, tl.alerts[s.alert]) == group:
+                return True
+    return False
+
+
+def _generate(
+    rng: random.Random,
+    n: int,
+    end: int,
+    timing: tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]],
+) -> Timeline:
+    group_wait = rng.choice(timing[0])
+    group_interval = float(rng.choice(timing[1]))
+    repeat_interval = rng.choice(timing[2])
     rules = tuple(r for r in RULES if rng.random() < 0.45)
     if rng.random() < 0.3:
         rules = ("critical>minor", "minor>critical")  # the mutual kind, surely
@@ -212,6 +268,38 @@ def routing_docs(timelines: list[Timeline], hook_port: int, scale: float = 1.0) 
     return json.dumps(am), json.dumps(cb)
 
 
+def play(seeds: list[int], count: int, end: int, wide: bool = False) -> list[Timeline]:
+    """``count`` timelines of each of ``seeds`` (``generate``: seed ``s``'s are those of
+    ``random.Random(s)``, whatever else is played), numbered one after another, so one
+    Alertmanager run plays them all at once."""
+    out: list[Timeline] = []
+    for seed in seeds:
+        rng = random.Random(seed)
+        for i in range(count):
+            tl = generate(rng, len(out), end, wide)
+            tl.origin = f"seed {seed} timeline {i}"
+            out.append(tl)
+    return out
+
+
+def flush_times(tl: Timeline, group: tuple[tuple[str, str], ...], end: float) -> list[float]:
+    """The instants (timeline seconds) ``group`` of ``tl`` flushes at on Alertmanager up
+    to ``end``: ``group_wait`` after its first alert (muted or not: Alertmanager puts a
+    muted alert in its group), then every ``group_interval`` (the group is compared only
+    until an alert comes after it emptied, ``comparable_until``)."""
+    made = min(
+        (s.at for s in tl.steps if s.alert and group_of(tl, tl.alerts[s.alert]) == group),
+        default=None,
+    )
+    if made is None:
+        return []
+    out, at = [], made + tl.group_wait
+    while at <= end + tl.group_interval:
+        out.append(at)
+        at += tl.group_interval
+    return out
+
+
 def merged(timelines: list[Timeline]) -> list[Step]:
     return sorted(
         (s for tl in timelines for s in tl.steps), key=lambda s: (s.at, s.what != "silence")
@@ -295,8 +383,9 @@ def drive_alertmanager(
     timelines' seconds ``scale`` real ones (room for a loaded machine: a flush a little
     late, a webhook call slow), and read its notifications from ``sink`` until ``end``
     timeline seconds after the start. Their times are the flushes they came from, in
-    timeline seconds: the half second at or before their arrival (up to 0.75 of a
-    timeline second after it)."""
+    timeline seconds: the last flush of their group (``flush_times``) at or before their
+    arrival; one arriving after ``end`` is left out (a loaded machine's sleep can
+    overshoot ``end``, and citybrain is played up to it)."""
     steps = merged(timelines)
     by_alert = {a: tl for tl in timelines for a in tl.alerts}
     started: dict[str, float] = {}
@@ -335,11 +424,16 @@ def drive_alertmanager(
     while time.time() < t0 + end * scale:
         time.sleep(0.05)
     out: list[Notification] = []
-    for got_at, group_labels, ids in sink.got:
+    for got_at, group_labels, ids in list(sink.got):
         tl = timelines[int(group_labels[TL].removeprefix("tl"))]
-        # Flushes are at half seconds; a notification arrives a little after its flush.
-        at = math.floor((got_at - t0) / scale - 0.25) + 0.5
-        out.append((at, tl.n, tuple(sorted(group_labels.items())), tuple(ids)))
+        group = tuple(sorted(group_labels.items()))
+        # A notification arrives a little after its flush (timers do not fire early).
+        arrived = (got_at - t0) / scale
+        if arrived > end:
+            continue
+        ticks = [t for t in flush_times(tl, group, end) if t <= arrived + 0.02]
+        flushed = ticks[-1] if ticks else math.floor(arrived - 0.25) + 0.5
+        out.append((flushed, tl.n, group, tuple(ids)))
     return sorted(out)
 
 
@@ -509,6 +603,9 @@ def drive_citybrain(
     async def play() -> None:
         at = 0.0
         while at <= end:
+            # From before the steps: a run whose group_wait is 0 is notified as its
+            # alert is routed.
+            since = len(sent)
             for s in (s for s in steps if s.at == at):
                 if s.what in ("fire", "resolve"):
                     await alert_message(s.alert, "firing" if s.what == "fire" else "resolved")
@@ -522,7 +619,6 @@ def drive_citybrain(
                         **silences[s.silence.encode()],
                         "ends_at": clock.now,
                     }
-            since = len(sent)
             await alerting.recheck_muted()
             await deliver()
             await response.check_deadlines()
@@ -576,7 +672,7 @@ def by_timeline(notes: list[Notification]) -> dict[int, list[Notification]]:
 
 def describe(tl: Timeline) -> Iterator[str]:
     yield (
-        f"timeline {tl.n}: group_by {list(tl.group_by)}, group_wait {tl.group_wait}s, "
+        f"{tl.origin or 'timeline'} (tl{tl.n}): group_by {list(tl.group_by)}, group_wait {tl.group_wait}s, "
         f"group_interval {tl.group_interval}s, repeat_interval {tl.repeat_interval}s, "
         f"rules {list(tl.rules)}"
     )

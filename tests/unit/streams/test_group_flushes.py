@@ -416,7 +416,10 @@ def test_an_alert_coming_to_a_group_holding_a_muted_alert_notifies_at_its_next_f
         doc = alert("al-new")
         doc["route"]["group_wait"] = 30.0
         await response.on_routed(Event(KEY, doc))  # type: ignore[arg-type]
-        assert "muted" not in response.ctx.groups.data[KEY]  # later releases join the run
+        # A member still firing stays one (t202: before, the run's opening dropped it;
+        # released, it joins the run); resolved ones are gone.
+        kept = {"al-muted": muted_at} if member == "firing" else None
+        assert response.ctx.groups.data[KEY].get("muted") == kept
         assert "muted_gone" not in response.ctx.groups.data[KEY]
         clock.now = came + 31
         await response.check_deadlines()
@@ -495,6 +498,42 @@ def test_a_muted_alert_freed_after_earlier_members_resolved_keeps_to_the_earlies
         await response.check_deadlines()
         assert notifies(sent) == []
         clock.now = start + 301  # the flush of the group made at 0 (0, 300, 600, ...)
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_muted_alert_coming_before_a_resolved_members_flush_keeps_the_earliest(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t202 (the timeline differential's seed 55, timeline 13 of the wide draws,
+    reduced): al-1 comes muted at 0 and resolves at 50, the group's next flush (which
+    would delete it) at 300; al-2 comes muted at 100, before it, and is freed at 350.
+    Alertmanager's group, made at 0, holds al-2 all along: its first notification is at
+    that group's flush at 600 (group_wait 0, group_interval 300 s), not at a flush of a
+    group made when al-2 came (400). Fails on the old code (``muted_gone`` kept its
+    ``until``, 300, so was no longer read at 350)."""
+    response, sent = stage
+    start = clock.now
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-1", start)))  # type: ignore[arg-type]
+        clock.now = start + 50
+        gone = alert("al-1")
+        gone["alert"]["status"] = "resolved"
+        await response.on_routed(Event(KEY, gone))  # type: ignore[arg-type]
+        clock.now = start + 100
+        await response.on_routed(Event(KEY, muted_notice("al-2", clock.now)))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY]["muted_gone"] == {"made": start, "until": None}
+        clock.now = start + 350  # al-2 freed: it opens the group's run
+        freed = alert("al-2") | {"grouped_at": start + 100}  # group_wait 0
+        await response.on_routed(Event(KEY, freed))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        clock.now = start + 401  # a flush of a group made at 100: not this group's
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        clock.now = start + 601  # the flush of the group made at 0 (0, 300, 600, ...)
         await response.check_deadlines()
         assert len(notifies(sent)) == 1
 
@@ -1035,5 +1074,148 @@ def test_a_pending_run_whose_group_took_a_muted_alert_is_held_not_withdrawn(
         await response.check_deadlines()
         assert len(notifies(sent)) == 1
         assert response.ctx.groups.data[KEY]["run"]["run_id"] == f"{KEY.decode()}.1"
+
+    asyncio.run(scenario())
+
+
+def test_a_muted_alert_that_came_before_the_run_opened_keeps_its_group(
+    stage: tuple[Response, list[dict[str, Any]]], clock: Clock
+) -> None:
+    """t202 (the timeline differential's seed 76, timeline 1, reduced): al-m comes muted
+    at 0, making the group (group_wait 0, group_interval 300 s: flushes at 0, 300, 600);
+    al-1 opens its run at 10 and resolves at 20, al-m still muted. Alertmanager's group
+    holds al-m and flushes on, so al-2 coming at 400 goes out at 600. The run's opening
+    dropped the group's muted members: the pending run was withdrawn at 300, and al-2
+    opened a fresh group, notified at once. Fails on the old code."""
+    response, sent = stage
+    start = clock.now
+
+    def routed(alert_id: str, status: str = "firing") -> Event:
+        doc = alert(alert_id)  # group_wait 0, group_interval 300 s
+        doc["alert"]["status"] = status
+        return Event(KEY, doc)
+
+    async def scenario() -> None:
+        await response.on_routed(Event(KEY, muted_notice("al-m", start)))  # type: ignore[arg-type]
+        clock.now = start + 10
+        await response.on_routed(routed("al-1"))  # type: ignore[arg-type]
+        assert response.ctx.groups.data[KEY]["muted"] == {"al-m": start}
+        clock.now = start + 20
+        await response.on_routed(routed("al-1", "resolved"))  # type: ignore[arg-type]
+        clock.now = start + 301
+        await response.check_deadlines()
+        assert response.ctx.groups.data[KEY]["run"]["status"] == "pending"  # held
+        clock.now = start + 400
+        await response.on_routed(routed("al-2"))  # type: ignore[arg-type]
+        await response.check_deadlines()
+        assert notifies(sent) == []
+        clock.now = start + 601
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        assert response.ctx.groups.data[KEY]["run"]["run_id"] == f"{KEY.decode()}.1"
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("mute", ["inhibited", "silenced"])
+def test_an_alert_new_to_a_notified_group_but_muted_at_its_flush_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mute: str
+) -> None:
+    """t202 (the timeline differential's seed 33, timeline 4): an alert joins a notified
+    group and is muted at the next flush, the group's other alert firing and already
+    notified. Alertmanager's MuteStage drops it before its DedupStage, which finds every
+    firing alert left in its notification log: nothing is sent, and the alert is new to
+    the first flush after its mute ends. citybrain counted it new at that flush and
+    notified the other alert again. Fails on the old code."""
+    response, ctx, sent, clock = _muting_stage(tmp_path, monkeypatch, f"new-muted-{mute}")
+    one, two = firing("al-1", "major"), firing("al-2", "minor")
+    start = clock.now
+
+    async def route(doc: dict[str, Any], offset: int) -> None:
+        ctx.firing.data[doc["alert"]["alert_id"].encode()] = doc["alert"]["labels"]
+        event = Event(KEY, doc)
+        event.message.offset = offset
+        await response.on_routed(event)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await route(one, 0)  # group_wait 30 s, group_interval 5 min
+        clock.now = start + 30
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 60
+        await route(two, 1)  # joins the notified group
+        clock.now = start + 200  # muted before the group's next flush
+        if mute == "inhibited":
+            ctx.firing.data[b"al-crit"] = firing("al-crit", "critical")["alert"]["labels"]
+        else:
+            silence = new_silence("s-1", ['alert_id="al-2"'], clock.now, start + 400, "o", "r")
+            ctx.silences.data[b"s-1"] = silence.to_dict()
+        clock.now = start + 330  # the flush: al-2 muted, al-1 already notified
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1, notifies(sent)
+        clock.now = start + 410  # the mute is over: not before the group's next flush
+        if mute == "inhibited":
+            del ctx.firing.data[b"al-crit"]
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1, notifies(sent)
+        clock.now = start + 630
+        await response.check_deadlines()
+        assert notifies(sent)[1:] == ["new alerts in the group: al-2"]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("resolved", ["not-muted", "muted"])
+def test_a_flush_finding_no_alert_firing_unmuted_but_one_resolved_empties_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resolved: str
+) -> None:
+    """t202 (the timeline differential's seed 37, timeline 3): two alerts notified; one
+    is silenced, the other resolves. At the group's next flush nothing fires unmuted but
+    a resolved alert is there: Alertmanager's DedupStage passes it on (``needsUpdate``:
+    no firing alert, the last entry had some), the webhook (``send_resolved: false``)
+    sends nothing, and the notification log is written with no firing alert, so the
+    resolved alert firing again is new to the next flush. citybrain kept the last
+    notification's alerts: it went out only with the repeat (an hour later here). When
+    the resolved alert is silenced too, the flush has nothing left after its mutes and
+    writes nothing: firing again it is not new. Fails on the old code (not-muted)."""
+    response, ctx, sent, clock = _muting_stage(tmp_path, monkeypatch, f"log-{resolved}")
+    one, two = firing("al-1", "major"), firing("al-2", "major")
+    start = clock.now
+
+    async def route(doc: dict[str, Any], offset: int, status: str = "firing") -> None:
+        alert_id = doc["alert"]["alert_id"].encode()
+        doc = {**doc, "alert": {**doc["alert"], "status": status}}
+        if status == "firing":
+            ctx.firing.data[alert_id] = doc["alert"]["labels"]
+        else:
+            ctx.firing.data.pop(alert_id, None)
+        event = Event(KEY, doc)
+        event.message.offset = offset
+        await response.on_routed(event)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await route(one, 0)
+        await route(two, 1)
+        clock.now = start + 30  # both notified
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 100
+        matchers = ['alert_id=~"al-1|al-2"'] if resolved == "muted" else ['alert_id="al-2"']
+        silence = new_silence("s-1", matchers, clock.now, start + 3000, "o", "r")
+        ctx.silences.data[b"s-1"] = silence.to_dict()
+        clock.now = start + 110
+        await route(one, 2, "resolved")
+        clock.now = start + 330  # the flush: al-2 muted, al-1 resolved
+        await response.check_deadlines()
+        assert len(notifies(sent)) == 1
+        clock.now = start + 400
+        del ctx.silences.data[b"s-1"]  # both freed
+        await route(one, 3)  # fires again
+        clock.now = start + 630
+        await response.check_deadlines()
+        if resolved == "not-muted":  # the log empty: both new (al-2 freed at 400)
+            assert notifies(sent)[1:] == ["new alerts in the group: al-1, al-2"]
+        else:  # the log still holds al-1 and al-2: both fire, nothing new
+            assert notifies(sent)[1:] == []
 
     asyncio.run(scenario())
