@@ -489,6 +489,22 @@ def stopped_demo_worker(url: str | None, argv: Sequence[str] = ()) -> str:
                 f"(topic prefix {doc.get('topic_prefix') if doc else '?'}): give --url "
                 f"{demo_url}"
             )
+    if state == "running" and (url is None or url.rstrip("/") == demo_url.rstrip("/")):
+        # Its process lives but does not serve yet: starting (`stack restart-worker` in
+        # another shell, a worker restarted after a crash). t209: `silences list` typed
+        # then was told "no worker serves it there; start one (`make demo` …)", which
+        # would delete this demo's topics, or a second worker.
+        from citybrain.stack.process import read_pid
+
+        pid = read_pid(DemoFiles.of(settings).pid)
+        log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
+        prefix = (doc or {}).get("topic_prefix") or "?"
+        return (
+            f"the last demo's worker (pid {pid}, topic prefix {prefix}) runs but does not "
+            f"serve its API yet: it is starting (about 30 s on 2 cores, at most 90 s; log: "
+            f"{log}); run this again once `{command_line('stack', 'status')}` shows it "
+            "running"
+        )
     if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""
     if state == "none":
