@@ -1480,6 +1480,8 @@ def _run_demo(
         files.state.unlink(missing_ok=True)
     # One start or stop at a time per run directory (a `stack up` in another shell).
     with stack_lock(base.run_dir, "citybrain demo"):
+        if not kafka.running():
+            console.print(kafka.starting_line(), highlight=False, markup=False)
         kafka.start()
         prom.start()
     if stop_demo_worker(base):

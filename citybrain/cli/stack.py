@@ -112,11 +112,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                     if notice is not None:
                         print(notice, flush=True)
                     # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
-                    print(
-                        f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
-                        f"most 90 s; log: {kafka.shown_log})",
-                        flush=True,
-                    )
+                    print(kafka.starting_line(), flush=True)
                 kafka.start()
                 print(f"kafka       {ready('k')} on {s.kafka_bootstrap}")
                 from citybrain.stack.topics import task_topics

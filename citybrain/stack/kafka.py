@@ -333,6 +333,15 @@ class KafkaBroker:
         spawn(self._java("kafka.Kafka", str(self.config)), self.log_file, self.pid_file)
         self._wait(timeout)
 
+    def starting_line(self) -> str:
+        """What ``stack up`` and the demo say before they start it and wait: where, how
+        long it takes and its log (t60: 40 s of silence on 2 cores before "kafka ready";
+        t209: the demo's 25 s after "starting Kafka and Prometheus" said neither)."""
+        return (
+            f"kafka       starting on {self.settings.kafka_bootstrap} (about 30 s on 2 cores, "
+            f"at most 90 s; log: {self.shown_log})"
+        )
+
     @property
     def shown_log(self) -> Path:
         """The log to point a user at: log4j's server.log (kafka.out is only the JVM's
