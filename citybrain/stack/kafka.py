@@ -28,9 +28,11 @@ from citybrain.stack.process import (
     stop,
     wait_until,
 )
+from streams.settings import (
+    KAFKA_VERSION as KAFKA_VERSION,
+)  # (its home: the worker names its tools)
 from streams.settings import Settings
 
-KAFKA_VERSION = "4.0.2"
 # What Maven fetches for it, measured (du -sh of kafka-4.0.2: 53M on 2026-12-05); the
 # README says the same. The demo said 120 MB, over twice the real download (t104).
 KAFKA_JARS_MB = 55

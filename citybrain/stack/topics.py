@@ -358,24 +358,6 @@ class MessageLimitError(ValueError):
 KAFKA_DEFAULT_MESSAGE_BYTES = 1_048_588
 
 
-def kafka_tool(settings: Settings, script: str, cls: str) -> str:
-    """How to run Kafka's command-line tool ``script`` (``kafka-configs.sh``) against
-    ``settings``' Kafka as typed in this shell: on the local stack, whose download holds
-    Kafka's jars and not its ``bin/`` scripts, its class ``cls``
-    (``kafka.admin.ConfigCommand``) run with those jars, ``java -cp '…/libs/*' CLASS``
-    (docs/operations.md); elsewhere (a city's Kafka, whose installation has the scripts,
-    or no download here) the script's name. t209: a refusal told a newcomer to run
-    ``kafka-configs.sh``, which the local stack does not have."""
-    import shlex
-
-    from citybrain.stack.kafka import KafkaBroker
-
-    libs = KafkaBroker(settings).libs
-    if settings.kafka_host in ("127.0.0.1", "localhost", "::1") and libs.is_dir():
-        return f"java -cp {shlex.quote(str(libs) + '/*')} {cls}"
-    return script
-
-
 def check_message_limits(
     limits: Mapping[str, int], bootstrap: str, writer: str, tool: str = "kafka-configs.sh"
 ) -> None:
@@ -383,7 +365,7 @@ def check_message_limits(
     ``max.message.bytes``, ``topic_message_limits``) that takes less than
     ``WRITTEN_MESSAGE_BYTES``, what ``writer`` (``the worker``, ``the ingest``) may write
     to it, with the command that raises it on ``bootstrap`` (``host:port``), run as
-    ``tool`` (``kafka_tool``).
+    ``tool`` (``Settings.kafka_tool``).
 
     Every message citybrain writes is bounded by one figure, ``MAX_MESSAGE_BYTES``: a
     dead letter is cut to it, a pack split below it, an audit record and a table's entry
@@ -422,7 +404,7 @@ def require_message_limits(settings: Settings, names: Sequence[str], writer: str
     broker. Raises kafka-python's ``KafkaError`` (or ``KafkaStoppedError``) when the broker
     cannot be asked."""
     limits = topic_message_limits(settings, names)
-    tool = kafka_tool(settings, "kafka-configs.sh", "kafka.admin.ConfigCommand")
+    tool = settings.kafka_tool("kafka-configs.sh", "kafka.admin.ConfigCommand")
     check_message_limits(limits, settings.kafka_bootstrap, writer, tool)
 
 

@@ -64,21 +64,20 @@ def test_the_command_for_the_local_stack_runs_its_jars(
     which its download (Kafka's jars, not its bin/ scripts) does not have: not found, as
     typed. On the local stack it is now the class run with the stack's jars, as
     docs/operations.md runs it; a remote Kafka keeps the script's name. Fails on the old
-    code (no ``kafka_tool``)."""
+    code (no ``Settings.kafka_tool``)."""
     import subprocess
 
     from citybrain.stack.kafka import KafkaBroker
-    from citybrain.stack.topics import kafka_tool
     from streams.settings import Settings
 
     monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path))
     settings = Settings()
     libs = KafkaBroker(settings).libs
-    assert kafka_tool(settings, "kafka-configs.sh", "kafka.admin.ConfigCommand") == (
-        "kafka-configs.sh"  # nothing downloaded here: the script of an installation
-    )
+    cls = "kafka.admin.ConfigCommand"
+    # Nothing downloaded here: the script of a Kafka installation.
+    assert settings.kafka_tool("kafka-configs.sh", cls) == "kafka-configs.sh"
     libs.mkdir(parents=True)
-    tool = kafka_tool(settings, "kafka-configs.sh", "kafka.admin.ConfigCommand")
+    tool = settings.kafka_tool("kafka-configs.sh", cls)
     assert tool == f"java -cp '{libs}/*' kafka.admin.ConfigCommand"
     with pytest.raises(MessageLimitError) as err:
         check_message_limits({"p.deadletter": 200_000}, "127.0.0.1:19092", "the worker", tool)
@@ -89,6 +88,4 @@ def test_the_command_for_the_local_stack_runs_its_jars(
     ).stdout.splitlines()
     assert words[:4] == ["java", "-cp", f"{libs}/*", "kafka.admin.ConfigCommand"]
     remote = Settings(kafka_host="kafka.city")
-    assert kafka_tool(remote, "kafka-configs.sh", "kafka.admin.ConfigCommand") == (
-        "kafka-configs.sh"
-    )
+    assert remote.kafka_tool("kafka-configs.sh", cls) == "kafka-configs.sh"
