@@ -1157,14 +1157,16 @@ def restart_advice(settings: Settings) -> str:
 
 
 def interrupted_message(
-    settings: Settings, stack_up: bool = False, prefix: str | None = None
+    settings: Settings, stack_up: bool = False, prefix: str | None = None, replayed: bool = True
 ) -> str:
     """What a demo (or with ``stack_up``, ``stack up``) stopped by Ctrl-C leaves, and what
     to type next (new-user walk, t17: both said only "interrupted", with Kafka left
     running or starting unannounced). The demo's worker is stopped by ``run_demo`` unless
     the interruption came after the summary. ``prefix``: the demo's topic prefix; when
     it had recorded its state (demo.json) and Kafka runs, `stack restart-worker` is
-    offered, which brings its runs back (t46: nothing pointed to it)."""
+    offered, which brings its runs back (t46: nothing pointed to it), unless
+    ``replayed`` is False: interrupted before its replay began, it sent nothing and made
+    no run (t209: it offered "starts it again on the runs it made" all the same)."""
     by = "" if stack_up else stopped_by(DemoFiles.of(settings))
     if by:
         # Not "interrupted ... keeps running": the other command is stopping the rest.
@@ -1190,7 +1192,11 @@ def interrupted_message(
         again = f"`{command_line('stack', 'up')}` starts the rest"
     else:
         said = "its worker keeps serving the runs it made" if worker else "its worker was stopped"
-        if not worker and "Kafka" in left and prefix and _recorded_prefix(settings) == prefix:
+        if not replayed:
+            said = (
+                "its worker was stopped" if not worker else "its worker keeps running"
+            ) + " before its replay began: nothing was sent, no run made"
+        elif not worker and "Kafka" in left and prefix and _recorded_prefix(settings) == prefix:
             said += (
                 f"; `{restart_command(settings)}` starts it again on the runs it made, "
                 "which a new demo deletes"
@@ -1425,6 +1431,7 @@ def run_demo(
     # One demo at a time per stack: a second one refuses (DemoRunningError) before it
     # stops anything or deletes any topic. Once it holds the lock, this demo replaces the
     # last one's stack, worker and topics: what it prints carries its own settings.
+    reached: dict[str, bool] = {}  # "replay": once its replay began
     with demo_lock(files, prefix, started), own_settings():
         try:
             return _run_demo(
@@ -1438,9 +1445,11 @@ def run_demo(
                 summary_path,
                 report_path,
                 expected,
+                reached,
             )
         except KeyboardInterrupt:
-            raise DemoInterruptedError(interrupted_message(base, prefix=prefix)) from None
+            said = interrupted_message(base, prefix=prefix, replayed=reached.get("replay", False))
+            raise DemoInterruptedError(said) from None
 
 
 def _run_demo(
@@ -1454,8 +1463,10 @@ def _run_demo(
     summary_path: Path | None,
     report_path: Path | None,
     expected: tuple[KnownEvent, ...],
+    reached: dict[str, bool],
 ) -> dict[str, Any]:
-    """``run_demo``'s work, under the demo's lock."""
+    """``run_demo``'s work, under the demo's lock; sets ``reached["replay"]`` once its
+    replay begins."""
     run_id = f"{started:%Y%m%d%H%M%S}"
     kafka, prom = KafkaBroker(base), PrometheusServer(base)
     console.print(f"[bold]citybrain demo[/]: {escape(starting_line())}")
@@ -1469,6 +1480,8 @@ def _run_demo(
         files.state.unlink(missing_ok=True)
     # One start or stop at a time per run directory (a `stack up` in another shell).
     with stack_lock(base.run_dir, "citybrain demo"):
+        if not kafka.running():
+            console.print(kafka.starting_line(), highlight=False, markup=False)
         kafka.start()
         prom.start()
     if stop_demo_worker(base):
@@ -1555,6 +1568,7 @@ def _run_demo(
             settings.kafka_python_options(),
         )
         sent = [0]
+        reached["replay"] = True
         thread = threading.Thread(
             target=lambda: replayer.replay(
                 events, None, lambda n: sent.__setitem__(0, sent[0] + n)

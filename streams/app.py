@@ -322,7 +322,14 @@ def create_app(
     # committed onto the new one, had its first messages skipped unsaid.
     describe, committed = admin_lookups(settings)
     topic_ids = TopicIdWatch(
-        settings.topics.values(), describe, committed, settings.app_id, settings.kafka_bootstrap
+        settings.topics.values(),
+        describe,
+        committed,
+        settings.app_id,
+        settings.kafka_bootstrap,
+        settings.kafka_tool(
+            "kafka-consumer-groups.sh", "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+        ),
     )
     id_checks: set[asyncio.Task[list[str]]] = set()
 

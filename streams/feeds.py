@@ -117,6 +117,11 @@ STALL_SECONDS = 30.0
 # The longest sleep of a paced replay while messages wait for Kafka's answer: the stall
 # is noticed within this much of STALL_SECONDS.
 STALL_CHECK_SECONDS = 1.0
+# The longest a paced replay's ``progress`` goes unheard (seconds of wall clock), also
+# while it waits for an event that is due later: the plain progress line promised every
+# 5 s stood still 20 s at `--speed 3000` over 5-minute data (many waits under 0.5 s, so
+# it heard of 1,000 events at a time), and for a whole wait of minutes (t209).
+PROGRESS_SECONDS = 1.0
 
 
 def read_canonical(
@@ -966,14 +971,17 @@ class Replayer:
         """Send ``events`` (in event-time order; a list, or an iterator read as they are
         sent: ``FeedStream``) at ``speed`` x the pace of their event times, the first at
         once, or as fast as Kafka takes them (``None``); ``progress`` hears of the events
-        sent, every 1,000 and before a pause of 0.5 s or more. ``stats`` counts them as
-        they go, ``stats.last`` the last one handed over."""
+        sent, every 1,000 and at least every PROGRESS_SECONDS (with 0 during a long wait
+        for the next event's time, so a caller that prints every few seconds goes on
+        printing). ``stats`` counts them as they go, ``stats.last`` the last one handed
+        over."""
         stats = self._stats = ReplayStats()
         self._reset_answers()
         start = time.monotonic()
         t0: float | None = None
         instant = 0.0
         unreported = 0  # events sent since progress last heard of them
+        heard = start  # when progress last heard (time.monotonic())
         for event in events:
             if t0 is None:
                 t0 = instant = event.ts
@@ -990,14 +998,20 @@ class Replayer:
                         # A paced replay of sparse data can wait minutes per 1,000
                         # events: the count shown must not stand still meanwhile.
                         progress(unreported)
-                        unreported = 0
+                        unreported, heard = 0, time.monotonic()
                     # In bounded steps: time.sleep() refuses more than about 292 years
-                    # (OverflowError), which a slow --speed over a long file asks for.
+                    # (OverflowError), which a slow --speed over a long file asks for;
+                    # with a progress to tell, in steps of PROGRESS_SECONDS.
+                    longest = _LONGEST_SLEEP if progress is None else PROGRESS_SECONDS
                     while delay > 0:
                         waiting = self._handed > self._answered
-                        time.sleep(min(delay, STALL_CHECK_SECONDS if waiting else _LONGEST_SLEEP))
+                        time.sleep(min(delay, STALL_CHECK_SECONDS if waiting else longest))
                         self._check_answers()
-                        delay = due - (time.monotonic() - start)
+                        now = time.monotonic()
+                        delay = due - (now - start)
+                        if progress is not None and now - heard >= PROGRESS_SECONDS:
+                            progress(unreported)
+                            unreported, heard = 0, now
             if isinstance(event, Reading):
                 stats.readings += 1
                 if self.packer is not None:
@@ -1029,9 +1043,12 @@ class Replayer:
             unreported += 1
             if unreported % 100 == 0:
                 self._check_answers()
-            if progress is not None and unreported == 1000:
+            if progress is not None and (
+                unreported == 1000
+                or (unreported % 50 == 0 and time.monotonic() - heard >= PROGRESS_SECONDS)
+            ):
                 progress(unreported)
-                unreported = 0
+                unreported, heard = 0, time.monotonic()
         self._send_packs(self.packer.flush() if self.packer else [])
         # Bounded: a broker frozen part-way (it takes connections, answers nothing) left
         # kafka-python's flush waiting for ever, even once it was thawed (helper t85). In

@@ -27,6 +27,9 @@ from streams.csvfile import MAX_LINE_BYTES, MIN_LINE_BYTES
 from streams.errors import closest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The Kafka whose jars the local stack downloads into CITYBRAIN_HOME/kafka-<version>/libs
+# (citybrain.stack.kafka), here so a message of the worker can name its tools (t209).
+KAFKA_VERSION = "4.0.2"
 # The settings that name a file or directory (typed Path; a test keeps the list whole).
 PATH_FIELDS = (
     "home",
@@ -650,6 +653,21 @@ class Settings(BaseSettings):
         from this process's directory, so the token files and logs a command names are
         found from any directory (t51: `$(cat run/demo/operator-token)`)."""
         return (self.run_dir_override or self.home / "run").absolute()
+
+    def kafka_tool(self, script: str, cls: str) -> str:
+        """How to run Kafka's command-line tool ``script`` (``kafka-configs.sh``) against
+        this Kafka as typed in a shell here: on the local stack, whose download holds
+        Kafka's jars and not its ``bin/`` scripts, its class ``cls``
+        (``kafka.admin.ConfigCommand``) run with those jars, ``java -cp '…/libs/*'
+        CLASS`` (docs/operations.md); elsewhere (a city's Kafka, whose installation has
+        the scripts, or nothing downloaded here) the script's name. t209: messages told a
+        newcomer on the local stack to run scripts it does not have."""
+        import shlex
+
+        libs = self.home / f"kafka-{KAFKA_VERSION}" / "libs"
+        if self.kafka_host in _LOOPBACK and libs.is_dir():
+            return f"java -cp {shlex.quote(str(libs) + '/*')} {cls}"
+        return script
 
     @property
     def grid_cache_dir(self) -> Path:

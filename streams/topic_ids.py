@@ -63,10 +63,17 @@ def recreated(known: Mapping[str, str], now: Mapping[str, str]) -> dict[str, tup
 
 
 def recreated_message(
-    topic: str, old: str, new: str, committed: Mapping[int, int], group: str, bootstrap: str
+    topic: str,
+    old: str,
+    new: str,
+    committed: Mapping[int, int],
+    group: str,
+    bootstrap: str,
+    tool: str = "kafka-consumer-groups.sh",
 ) -> str:
     """The ERROR line for ``topic``, recreated under the worker (``old`` -> ``new`` ID),
-    ``committed``: the group's committed offsets on the new topic's partitions."""
+    ``committed``: the group's committed offsets on the new topic's partitions; ``tool``:
+    how Kafka's consumer-groups tool runs here (``Settings.kafka_tool``)."""
     said = (
         f"citybrain: topic {topic} was deleted and created again while this worker ran "
         f"(topic id {old}, now {new})"
@@ -84,7 +91,7 @@ def recreated_message(
         "the workers committed them reading it from its start since, its messages "
         "before them are skipped unread. To read it from its start: stop every worker "
         f"of group {group}, then "
-        f"`kafka-consumer-groups.sh --bootstrap-server {bootstrap} --group {group} "
+        f"`{tool} --bootstrap-server {bootstrap} --group {group} "
         f"--topic {topic} --reset-offsets --to-earliest --execute`, and start them "
         "(docs/operations.md, Topics deleted or cut)"
     )
@@ -94,7 +101,7 @@ class TopicIdWatch:
     """Remembers the topic IDs of ``topics`` (the worker's own; not changelogs, which
     table recovery reads from their start anyway) and says a change (``check``).
     ``describe`` and ``committed`` are blocking admin calls (``admin_lookups``), run in
-    the loop's default executor."""
+    the loop's default executor; ``tool``: as ``recreated_message`` takes it."""
 
     def __init__(
         self,
@@ -103,12 +110,14 @@ class TopicIdWatch:
         committed: Committed,
         group: str,
         bootstrap: str,
+        tool: str = "kafka-consumer-groups.sh",
     ) -> None:
         self.topics = frozenset(topics)
         self.describe = describe
         self.committed = committed
         self.group = group
         self.bootstrap = bootstrap
+        self.tool = tool
         self.known: dict[str, str] = {}
         self._said: set[tuple[str, str]] = set()
         # Watched topics said to be gone from the broker, until they are back.
@@ -155,7 +164,7 @@ class TopicIdWatch:
                 log.debug("citybrain: committed offsets of %s not looked up: %r", topic, exc)
                 offsets = {}
             mine = {p: o for (t, p), o in offsets.items() if t == topic and o > 0}
-            line = recreated_message(topic, old, new, mine, self.group, self.bootstrap)
+            line = recreated_message(topic, old, new, mine, self.group, self.bootstrap, self.tool)
             log.error("%s", line)
             said.append(line)
         for topic, topic_id in now.items():
@@ -183,7 +192,7 @@ class TopicIdWatch:
                 "again; created again with its partitions, it is read from its start "
                 f"within {METADATA_MAX_AGE:.0f} s (docs/operations.md, Topics deleted or cut)"
             )
-            log.warning("%s", line)
+            log.warning("citybrain: %s", line.removeprefix("citybrain: "))
             said.append(line)
         return said
 

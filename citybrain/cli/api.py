@@ -216,13 +216,23 @@ def _api(
         except ValueError:
             raise CliError(
                 f"the operator API at {base} answered {method} {path} with {len(raw):,} "
-                "bytes that are not JSON: is --url a citybrain worker's address?",
+                "bytes that are not JSON: "
+                + (
+                    "is --url a citybrain worker's address?"
+                    if args.url is not None
+                    else not_a_worker(None)
+                ),
                 EXIT_FAILED,
             ) from None
     except AnswerTooLarge as exc:
         raise CliError(
             f"the operator API at {base} answered {method} {path} with {exc}: not read "
-            "further (a page of runs is a few MB: give --url a citybrain worker's address)",
+            "further (a page of runs is a few MB: "
+            + (
+                "give --url a citybrain worker's address)"
+                if args.url is not None
+                else f"{not_a_worker(None)})"
+            ),
             EXIT_FAILED,
         ) from None
     except urllib.error.HTTPError as exc:
@@ -231,7 +241,12 @@ def _api(
             raise CliError(
                 f"the operator API at {base} answered {method} {path} with HTTP {exc.code}, "
                 f"a redirect to {shown_location(where)!r}: not followed (the token would go "
-                "with it); give --url the worker's own address",
+                "with it); "
+                + (
+                    "give --url the worker's own address"
+                    if args.url is not None
+                    else not_a_worker(None)
+                ),
                 EXIT_FAILED,
             ) from None
         try:
@@ -316,8 +331,7 @@ def listed(doc: Any, key: str, url: str | None, path: str) -> list[Any]:
     raise CliError(
         f"the server at {api_base(url)} answered GET /api/v1{path} with {had}, not the "
         f'operator API\'s "{key}" list: no citybrain worker there (Prometheus and '
-        "Alertmanager have an /api/v1 of their own); --url takes the worker's base URL "
-        f"(scheme, host and port{_worker_example(url)})",
+        f"Alertmanager have an /api/v1 of their own); {not_a_worker(url)}",
         EXIT_FAILED,
     )
 
@@ -475,6 +489,22 @@ def stopped_demo_worker(url: str | None, argv: Sequence[str] = ()) -> str:
                 f"(topic prefix {doc.get('topic_prefix') if doc else '?'}): give --url "
                 f"{demo_url}"
             )
+    if state == "running" and (url is None or url.rstrip("/") == demo_url.rstrip("/")):
+        # Its process lives but does not serve yet: starting (`stack restart-worker` in
+        # another shell, a worker restarted after a crash). t209: `silences list` typed
+        # then was told "no worker serves it there; start one (`make demo` …)", which
+        # would delete this demo's topics, or a second worker.
+        from citybrain.stack.process import read_pid
+
+        pid = read_pid(DemoFiles.of(settings).pid)
+        log = (doc or {}).get("worker_log") or DemoFiles.of(settings).log
+        prefix = (doc or {}).get("topic_prefix") or "?"
+        return (
+            f"the last demo's worker (pid {pid}, topic prefix {prefix}) runs but does not "
+            f"serve its API yet: it is starting (about 30 s on 2 cores, at most 90 s; log: "
+            f"{log}); run this again once `{command_line('stack', 'status')}` shows it "
+            "running"
+        )
     if state == "running" or doc is None or (url is not None and url.rstrip("/") != demo_url):
         return ""
     if state == "none":
@@ -648,6 +678,30 @@ def _worker_example(url: str | None) -> str:
     return f", e.g. {example}"
 
 
+def not_a_worker(url: str | None) -> str:
+    """What to do when the server at the operator API's address is no citybrain worker
+    (a 404 on a list, an answer that is not JSON, a redirect): give ``--url`` the worker's
+    base URL when ``url`` (``--url``) was given; when it was not, the default address
+    (CITYBRAIN_WORKER_PORT's) is another program's, named by its pid and command line
+    when ``/proc`` says. t209: a server left on port 16066 answered 404, and the
+    newcomer, who had given no --url, was told "--url takes the worker's base URL
+    (scheme, host and port, e.g. http://127.0.0.1:16066)", the address that failed."""
+    if url is not None:
+        return f"--url takes the worker's base URL (scheme, host and port{_worker_example(url)})"
+    from citybrain.ports import holder
+
+    port = _settings().worker_port
+    who = holder(port)
+    example = _worker_example(None)
+    elsewhere = "" if example == f", e.g. {api_base(None)}" else example
+    return (
+        f"port {port} (CITYBRAIN_WORKER_PORT) is "
+        + (f"held by {who}, " if who else "")
+        + "a server that is no citybrain worker: stop it, or give --url where a worker "
+        + f"serves{elsewhere}"
+    )
+
+
 def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
     """What a 404 from the API path ``path`` tells the operator to check: a report id
     the run does not cover is listed by `runs show RUN_ID` (`runs list` shows none);
@@ -660,10 +714,7 @@ def not_found_hint(path: str, reason: str, url: str | None = None) -> str:
     listing = "silences" if path.startswith("/silences") else "runs"
     if path.split("?")[0] in ("/runs", "/silences", "/alerts"):
         # A list has no id to check: the API itself is not where --url points.
-        return (
-            "; no operator API there: --url takes the worker's base URL "
-            f"(scheme, host and port{_worker_example(url)})"
-        )
+        return f"; no operator API there: {not_a_worker(url)}"
     return f"; check the id with `{api_command(listing, 'list', url=url)}`"
 
 

@@ -20,7 +20,7 @@ from citybrain.commands import (
 )
 from citybrain.errors import json_error_at, utf8_text
 from citybrain.files import write_output
-from citybrain.text import counted, day, warn
+from citybrain.text import agreeing, counted, day, warn
 from playbooks.encodings import nul_block
 from playbooks.errors import did_you_mean, shown
 from streams.events import json_int, text_fault
@@ -283,7 +283,8 @@ def cmd_campaign(args: argparse.Namespace) -> int:
         more = f" and {len(unplaced) - 8} more" if len(unplaced) > 8 else ""
         warn(
             f"the grid {shown_path(grid_file)} lacks the cells of "
-            f"{counted(sum(unplaced.values()), 'run')}: {listed}{more}; they are counted only "
+            f"{counted(sum(unplaced.values()), 'run')}: {listed}{more}; "
+            f"{agreeing(sum(unplaced.values()), 'it is', 'they are')} counted only "
             'at the city level, as city "?" (give --grid the grid the worker ran with)',
         )
     out = Path(args.out) if args.out else None

@@ -8,7 +8,7 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
-from citybrain.text import cell, counted, display_width, pad, shown_lines
+from citybrain.text import agreeing, cell, counted, display_width, pad, shown_lines
 
 if TYPE_CHECKING:
     from playbooks.grid import Grid
@@ -325,10 +325,16 @@ def open_runs_line(args: argparse.Namespace) -> str:
         *(w for text in args.matcher for w in ("--matcher", text)),
         url=args.url,
     )
+    # Said of one run as of one (t209: "1 run not ended carry labels … cancel them").
+    n = len(hit)
+    them, their = agreeing(n, "it", "them"), agreeing(n, "its", "their")
+    alerts = agreeing(n, "alert's", "alerts'")
     return (
-        f"{counted(len(hit), 'run')} not ended carry labels it matches: a silence holds their "
-        "alerts' further notifications, not their escalation ladders; acknowledge, resolve or "
-        f"cancel them to stop those (`{listing}` lists them)"
+        f"{counted(n, 'run')} not ended {agreeing(n, 'carries', 'carry')} labels it "
+        f"matches: a silence holds {their} {alerts} further "
+        f"notifications, not {their} escalation {agreeing(n, 'ladder', 'ladders')}; "
+        f"acknowledge, resolve or cancel {them} to stop {agreeing(n, 'that', 'those')} "
+        f"(`{listing}` lists {them})"
     )
 
 

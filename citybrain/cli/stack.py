@@ -112,11 +112,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
                     if notice is not None:
                         print(notice, flush=True)
                     # t60: 40 s of silence on 2 cores before "kafka ready", as if it hung.
-                    print(
-                        f"kafka       starting on {s.kafka_bootstrap} (about 30 s on 2 cores, at "
-                        f"most 90 s; log: {kafka.shown_log})",
-                        flush=True,
-                    )
+                    print(kafka.starting_line(), flush=True)
                 kafka.start()
                 print(f"kafka       {ready('k')} on {s.kafka_bootstrap}")
                 from citybrain.stack.topics import task_topics
@@ -295,10 +291,18 @@ def cmd_stack(args: argparse.Namespace) -> int:
                     moved.append(elsewhere)
                 continue
             ok = ok and (state == "ready" or not needed)
+            # Down, with another program on its port: `stack up` refuses it, saying which
+            # (t209: status said "down" and advised the `stack up` that then failed).
+            taken = port_taken(comp) if state == "down" else ""
+            if taken and needed:
+                moved.append(taken)
             # The commands named are typed as they work in this shell (t60: a bare
             # `citybrain ingest mqtt` where citybrain is not on the PATH, and no word of
             # how to start it).
             start = f"; `{command_line('stack', 'up')}` starts it" if state == "down" else ""
+            if taken:
+                start = f"; {taken}" if not needed else ""
+                where += "" if not needed else " (its port is taken: below)"
             note = "" if needed else f" (optional, for `{command_line('ingest', 'mqtt')}`{start})"
             # Ready, but another run directory's: `stack down` here would not stop it.
             foreign = comp.foreign() if state == "ready" else ""
@@ -342,6 +346,21 @@ def cmd_stack(args: argparse.Namespace) -> int:
             print(f"citybrain: {shown_lines('; and '.join(failures))}", file=sys.stderr)
         return EXIT_FAILED if failures else EXIT_OK
     return 0
+
+
+def port_taken(component: Any) -> str:
+    """What ``stack up`` would say of ``component`` (a stack service that is down) when
+    another program holds one of its ports (``check_ports``: the setting, the port, the
+    pid and command line holding it, and a free port to give instead); "" when its ports
+    are free."""
+    from citybrain.errors import InputError
+    from citybrain.stack.process import StackError
+
+    try:
+        component.check_ports()
+    except (ListenError, InputError, StackError) as exc:
+        return str(exc)
+    return ""
 
 
 def ingests_line(settings: Settings, stopped: bool) -> str:

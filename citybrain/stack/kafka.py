@@ -28,9 +28,11 @@ from citybrain.stack.process import (
     stop,
     wait_until,
 )
+from streams.settings import (
+    KAFKA_VERSION as KAFKA_VERSION,
+)  # (its home: the worker names its tools)
 from streams.settings import Settings
 
-KAFKA_VERSION = "4.0.2"
 # What Maven fetches for it, measured (du -sh of kafka-4.0.2: 53M on 2026-12-05); the
 # README says the same. The demo said 120 MB, over twice the real download (t104).
 KAFKA_JARS_MB = 55
@@ -332,6 +334,15 @@ class KafkaBroker:
         fresh_log(self.server_log)  # log4j appends: an earlier start's lines misled
         spawn(self._java("kafka.Kafka", str(self.config)), self.log_file, self.pid_file)
         self._wait(timeout)
+
+    def starting_line(self) -> str:
+        """What ``stack up`` and the demo say before they start it and wait: where, how
+        long it takes and its log (t60: 40 s of silence on 2 cores before "kafka ready";
+        t209: the demo's 25 s after "starting Kafka and Prometheus" said neither)."""
+        return (
+            f"kafka       starting on {self.settings.kafka_bootstrap} (about 30 s on 2 cores, "
+            f"at most 90 s; log: {self.shown_log})"
+        )
 
     @property
     def shown_log(self) -> Path:

@@ -402,15 +402,21 @@ KAFKA_DEFAULT_MESSAGE_BYTES = 1_048_588
 
 
 def check_message_limits(
-    limits: Mapping[str, int], bootstrap: str, writer: str, unmade: Collection[str] = ()
+    limits: Mapping[str, int],
+    bootstrap: str,
+    writer: str,
+    unmade: Collection[str] = (),
+    *,
+    tool: str = "kafka-configs.sh",
 ) -> None:
     """Raise ``MessageLimitError`` naming every topic of ``limits`` (name -> its
     ``max.message.bytes``, ``topic_message_limits``) that takes less than
     ``WRITTEN_MESSAGE_BYTES``, what ``writer`` (``the worker``, ``the ingest``) may write
-    to it, with the command that raises it on ``bootstrap`` (``host:port``). A topic of
-    ``unmade`` is not made yet: its limit is the broker's ``message.max.bytes``, which
-    the broker makes it with (t204: left out, the ingest started on a fresh prefix and
-    its first large pack was refused), and the command raises that.
+    to it, with the command that raises it on ``bootstrap`` (``host:port``), run as
+    ``tool`` (``Settings.kafka_tool``). A topic of ``unmade`` is not made yet: its limit
+    is the broker's ``message.max.bytes``, which the broker makes it with (t204: left
+    out, the ingest started on a fresh prefix and its first large pack was refused), and
+    the command raises that.
 
     Every message citybrain writes is bounded by one figure, ``MAX_MESSAGE_BYTES``: a
     dead letter is cut to it, a pack split below it, an audit record and a table's entry
@@ -446,7 +452,7 @@ def check_message_limits(
                 f"or table entry of {MAX_MESSAGE_BYTES:,} bytes and the record's framing), "
                 "which Kafka would refuse and which would be lost; raise "
                 f"{'each' if len(short) > 1 else 'it'} to at least that, e.g. to Kafka's "
-                f"default: kafka-configs.sh --bootstrap-server {bootstrap} --alter {raise_it}",
+                f"default: {tool} --bootstrap-server {bootstrap} --alter {raise_it}",
             ]
         )
     )
@@ -459,7 +465,8 @@ def require_message_limits(settings: Settings, names: Sequence[str], writer: str
     (or ``KafkaStoppedError``) when the broker cannot be asked."""
     unmade: set[str] = set()
     limits = topic_message_limits(settings, names, unmade)
-    check_message_limits(limits, settings.kafka_bootstrap, writer, unmade)
+    tool = settings.kafka_tool("kafka-configs.sh", "kafka.admin.ConfigCommand")
+    check_message_limits(limits, settings.kafka_bootstrap, writer, unmade, tool=tool)
 
 
 def require_partition_counts(settings: Settings, roles: Sequence[str]) -> None:

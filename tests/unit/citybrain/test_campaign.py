@@ -531,6 +531,27 @@ def test_the_verb_agrees_with_the_count(n: int, word: str) -> None:
     assert agreeing(n, "is", "are") == word
 
 
+def test_one_run_in_a_cell_the_grid_lacks_is_one_run_in_the_warning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t209: "the grid … lacks the cells of 1 run: …; they are counted only at the city
+    level". Fails on the old code."""
+    first = next(r for r in RECORDS if r["action"] == "run_created")
+    export = tmp_path / "records.jsonl"
+    export.write_text(
+        "\n".join(json.dumps(r) for r in RECORDS if r.get("run_id") == first["run_id"]) + "\n"
+    )
+    grid = tmp_path / "other.yaml"
+    grid.write_text(
+        "version: 1\ncells:\n  - {id: bj, level: city, name: Beijing, unit: centre}\nsensors: []\n"
+    )
+    argv = ["campaign", "report", "--input", str(export), "--grid", str(grid), "--json"]
+    assert main([*argv, "--from", "1970-01-01", "--to", "1970-01-02"]) == 0
+    err = capsys.readouterr().err
+    assert "lacks the cells of 1 run: " in err
+    assert '(1 run); it is counted only at the city level, as city "?"' in err, err
+
+
 def test_runs_in_cells_the_grid_lacks_are_named_in_a_warning(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -195,6 +195,14 @@ def test_an_interrupted_replay_says_what_was_sent_and_how_to_resume() -> None:
         "/d/c.csv --speed 600 --pack 100 --skip 3"
     )
     assert "report r-1" in replay_stopped(args, 5, 5, events[4])
+    # t209: resumed with --skip 2, it said "after sending 3 of 5" having sent 1. Fails
+    # on the old code.
+    again = _replay_args("/d/a b.csv", "/d/c.csv", "--skip", "2")
+    assert replay_stopped(again, 3, 5, events[2]).startswith(
+        "interrupted after sending 1 more of 5 events (3 with the first 2, sent before: "
+        "--skip 2; the last: 2019-05-11T00:10:00Z usgs-01589330-00065); to send the rest: "
+    )
+    assert replay_stopped(again, 3, 5, events[2]).endswith(" --skip 3")
     assert "before any of the 5 events was sent" in replay_stopped(args, 0, 5, None)
     # The printed command parses back to the same replay, resumed.
     resumed = _replay_args("a b.csv", "c.csv", "--speed", "600", "--pack", "100", "--skip", "3")
@@ -610,7 +618,16 @@ def test_silences_add_names_the_runs_it_does_not_stop(
         f"to stop those (`{api_command('runs', 'list', '--active', '--matcher', 'district=d1')}` lists "
         "them)"
     )
-    runs[:2] = []
+    # t209: one run was "1 run not ended carry labels … cancel them". Fails on the old code.
+    runs[:1] = []
+    assert main([*argv, "--reason", "flood"]) == 0
+    assert capsys.readouterr().out.splitlines()[2] == (
+        "1 run not ended carries labels it matches: a silence holds its alert's further "
+        "notifications, not its escalation ladder; acknowledge, resolve or cancel it "
+        f"to stop that (`{api_command('runs', 'list', '--active', '--matcher', 'district=d1')}` lists "
+        "it)"
+    )
+    runs[:1] = []
     assert main([*argv, "--reason", "flood"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2  # none: no line
 

@@ -460,7 +460,7 @@ def test_the_api_url_the_readme_names_is_taken_as_the_workers() -> None:
 
     assert api_base("http://127.0.0.1:16966/api/v1/") == "http://127.0.0.1:16966"
     assert api_base("https://ops.example/citybrain") == "https://ops.example/citybrain"
-    hint = not_found_hint("/runs", "404: Not Found")
+    hint = not_found_hint("/runs", "404: Not Found", "http://127.0.0.1:16966/api/v1/")
     assert "no operator API there: --url takes the worker's base URL" in hint
 
 
@@ -889,3 +889,51 @@ def test_a_number_with_a_unit_is_said_in_the_options_own_unit(
         build_parser().parse_args(argv)
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("shape", ["404", "not JSON", "redirect", "other JSON"])
+def test_another_server_on_the_default_worker_port_is_named_not_url_advice(
+    shape: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t209: with a server left on the worker's port (no --url given), `runs list` said
+    "no operator API there: --url takes the worker's base URL (scheme, host and port,
+    e.g. http://127.0.0.1:16066)": the very address that failed, and an option the
+    newcomer had not typed. It now names the port's setting and the process holding it.
+    Fails on the old code."""
+    import http.server
+    import os
+    import threading
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body, status, headers = {
+                "404": (b"<h1>Not Found</h1>", 404, {}),
+                "not JSON": (b"hello", 200, {}),
+                "redirect": (b"", 302, {"Location": "http://127.0.0.1:1/x"}),
+                "other JSON": (b'{"status": "success"}', 200, {}),
+            }[shape]
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", str(port))
+    monkeypatch.setenv("CITYBRAIN_API_TOKEN", "operator-secret")
+    try:
+        assert main(["runs", "list"]) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    err = capsys.readouterr().err
+    assert f"port {port} (CITYBRAIN_WORKER_PORT) is held by pid {os.getpid()}, `" in err, err
+    assert "a server that is no citybrain worker: stop it, or give --url where" in err
+    assert "--url takes" not in err and "give --url the worker's own" not in err
+    assert err.count("\n") == 1

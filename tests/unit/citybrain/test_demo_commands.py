@@ -497,3 +497,35 @@ def test_demo_data_without_rows_is_refused_before_anything_starts(tmp_path: Path
         "2026-11-01T10:00:00Z,bj-dongsi-pm25,pm25,12.5,ug/m3,bj-site-dongsi\n"
     )
     assert [e.value for e in demo_events([empty, rows])] == [12.5]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("replayed", [True, False])
+def test_a_demo_interrupted_before_its_replay_offers_no_worker_restart(
+    replayed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t209: Ctrl-C while the demo's worker was starting, before anything was replayed,
+    said "`citybrain stack restart-worker` starts it again on the runs it made": it had
+    made none. Interrupted once its replay began, the offer stays. Fails on the old code
+    (no ``replayed``, and the offer made either way)."""
+    from citybrain.demo import DemoFiles, interrupted_message
+    from citybrain.stack import KafkaBroker
+
+    for key in [k for k in os.environ if k.startswith("CITYBRAIN_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    settings = Settings()
+    kafka = KafkaBroker(settings)
+    kafka.pid_file.parent.mkdir(parents=True, exist_ok=True)
+    kafka.pid_file.write_text(str(os.getpid()))  # a live process stands for Kafka
+    files = DemoFiles.of(settings)
+    files.state.parent.mkdir(parents=True, exist_ok=True)
+    files.state.write_text(json.dumps({"topic_prefix": "demo-1"}))
+    said = interrupted_message(settings, prefix="demo-1", replayed=replayed)
+    if replayed:
+        assert "stack restart-worker` starts it again on the runs it made" in said, said
+    else:
+        assert said.startswith(
+            "interrupted: the demo did not finish (its worker was stopped before its replay "
+            "began: nothing was sent, no run made); Kafka keeps running: `"
+        ), said
+        assert "restart-worker" not in said and said.endswith("starts a new demo")

@@ -642,3 +642,39 @@ def test_stack_reload_says_a_frozen_demo_worker_is_frozen_at_once(
         os.kill(pid, signal.SIGKILL)
         os.kill(pid, signal.SIGCONT)
         os.waitpid(pid, 0)
+
+
+def test_the_demo_says_it_starts_kafka_before_waiting_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t209's walk: after "starting Kafka and Prometheus, then a stream worker" the demo
+    said nothing for 25 s on 2 cores while Kafka started: no time to expect, no log. It
+    now says what `stack up` says first. Fails on the old code."""
+    import io
+
+    from rich.console import Console
+
+    from citybrain.demo import run_demo
+    from citybrain.stack import KafkaBroker
+    from tests.services import free_port
+
+    free = _stack_on_free_ports(tmp_path, monkeypatch)
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", str(free_port()))
+
+    def interrupted(self: KafkaBroker, timeout: float = 90.0) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while Kafka starts
+
+    monkeypatch.setattr(KafkaBroker, "start", interrupted)
+    data = tmp_path / "one.csv"
+    data.write_text(
+        "timestamp,sensor_id,kind,value,unit,grid_cell\n"
+        "2019-05-06T00:00:00Z,usgs-01589330-discharge,discharge,105.0,ft3/s,md-gauge-01589330\n"
+    )
+    out = io.StringIO()
+    with pytest.raises(Exception, match="interrupted"):
+        run_demo([data], console=Console(file=out, width=100_000))
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith(
+        f"kafka       starting on 127.0.0.1:{free[0]} (about 30 s on 2 cores, at most 90 s; "
+        f"log: {tmp_path / 'run'}"
+    ), lines

@@ -206,10 +206,33 @@ def test_the_unreachable_api_hint_names_the_running_demo_worker_elsewhere(
     # A shell's own worker port is replaced by the demo's in the command printed.
     monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "17000")
     assert "`CITYBRAIN_WORKER_PORT=16766 " in stopped_demo_worker(None, ["runs", "list"])
-    # Asked where the demo's worker runs (it did not answer this once): not this hint.
+    # Asked where the demo's worker runs (it did not answer this once): not this hint,
+    # but that it is starting (below).
     monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
-    assert stopped_demo_worker(None, ["runs", "list"]) == ""
+    assert stopped_demo_worker(None, ["runs", "list"]).startswith("the last demo's worker (pid ")
     assert stopped_demo_worker("http://10.0.0.9:16066", ["runs", "list"]) == ""
+
+
+def test_the_unreachable_api_hint_waits_for_a_demo_worker_still_starting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t209: while `stack restart-worker` started the demo's worker (its process alive,
+    its API not yet served), `silences list` was told "no worker serves it there; start
+    one (`make demo` in the checkout leaves its worker running, or `citybrain worker`)":
+    a new demo deletes this demo's topics. Fails on the old code ("")."""
+    settings = _demo(tmp_path, os.getpid())  # a live pid: the demo's worker runs
+    monkeypatch.setenv("CITYBRAIN_RUN_DIR", str(tmp_path))
+    monkeypatch.setenv("CITYBRAIN_WORKER_PORT", "16766")
+    for url in (None, "http://127.0.0.1:16766/"):
+        hint = stopped_demo_worker(url, ["silences", "list"])
+        assert hint == (
+            f"the last demo's worker (pid {os.getpid()}, topic prefix "
+            f"{OWN['CITYBRAIN_TOPIC_PREFIX']}) runs but does not serve its API yet: it is "
+            f"starting (about 30 s on 2 cores, at most 90 s; log: {DemoFiles.of(settings).log}); "
+            f"run this again once `CITYBRAIN_WORKER_PORT=16766 CITYBRAIN_RUN_DIR={tmp_path} "
+            f"{shlex.quote(cli_command())} stack status` shows it running"
+        ), hint
+    assert "make demo" not in hint
 
 
 def test_a_mistyped_local_url_is_pointed_at_the_running_demo_worker(

@@ -4,6 +4,8 @@ that raises them (the broker-level case: tests/integration/test_topic_limits.py)
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from citybrain.stack.topics import (
@@ -72,3 +74,37 @@ def test_a_topic_not_made_yet_is_named_with_the_brokers_limit_and_its_command() 
         "kafka-configs.sh --bootstrap-server 127.0.0.1:9092 --alter --entity-type brokers "
         "--entity-default --add-config message.max.bytes=1048588"
     )
+
+
+def test_the_command_for_the_local_stack_runs_its_jars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t209: the refusal told a newcomer on the local stack to run `kafka-configs.sh`,
+    which its download (Kafka's jars, not its bin/ scripts) does not have: not found, as
+    typed. On the local stack it is now the class run with the stack's jars, as
+    docs/operations.md runs it; a remote Kafka keeps the script's name. Fails on the old
+    code (no ``Settings.kafka_tool``)."""
+    import subprocess
+
+    from citybrain.stack.kafka import KafkaBroker
+    from streams.settings import Settings
+
+    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path))
+    settings = Settings()
+    libs = KafkaBroker(settings).libs
+    cls = "kafka.admin.ConfigCommand"
+    # Nothing downloaded here: the script of a Kafka installation.
+    assert settings.kafka_tool("kafka-configs.sh", cls) == "kafka-configs.sh"
+    libs.mkdir(parents=True)
+    tool = settings.kafka_tool("kafka-configs.sh", cls)
+    assert tool == f"java -cp '{libs}/*' kafka.admin.ConfigCommand"
+    with pytest.raises(MessageLimitError) as err:
+        check_message_limits({"p.deadletter": 200_000}, "127.0.0.1:19092", "the worker", tool=tool)
+    command = str(err.value).split("Kafka's default: ", 1)[1]
+    # As typed in a shell: the class path is one word, not expanded by the shell.
+    words = subprocess.run(
+        ["bash", "-c", f"printf '%s\\n' {command}"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert words[:4] == ["java", "-cp", f"{libs}/*", "kafka.admin.ConfigCommand"]
+    remote = Settings(kafka_host="kafka.city")
+    assert remote.kafka_tool("kafka-configs.sh", cls) == "kafka-configs.sh"

@@ -5,6 +5,7 @@ every shell line in the README starts with something `make install` provides."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -77,6 +78,10 @@ def test_readme_shell_lines_run_as_typed() -> None:
         else:
             commands.append(line)
     for line in commands:
+        if re.match(r"[a-z_]+=", line):
+            # A shell variable a later line of the block reads (t209: the app id, taken
+            # from the last demo's record when CITYBRAIN_APP_ID is unset): run below.
+            continue
         words = shlex.split(line)
         # A bare `citybrain` is not on the PATH after `make install`.
         # mosquitto_pub and curl: the Debian clients the gateway section says to use;
@@ -275,3 +280,52 @@ def test_the_demo_worker_pid_command_expands_as_typed(tmp_path: Path) -> None:
         text=True,
     )
     assert done.stdout.strip() == expected.stdout.strip(), expected.stderr
+
+
+def _kafka_blocks() -> list[str]:
+    """docs/operations.md's blocks that run Kafka's tools with the stack's jars."""
+    blocks = re.findall(r"```sh\n(.*?)```", DOCS["operations.md"], re.S)
+    return [block for block in blocks if block.startswith(("java ", "app=", "group="))]
+
+
+def test_the_docs_kafka_tools_name_the_last_demos_group_as_printed(tmp_path: Path) -> None:
+    """t209: after `make demo`, the docs' consumer-groups and changelog-config commands,
+    copied as printed, named group `citybrain` and topic `citybrain-groups-changelog`,
+    which a demo's stack does not have ("Group citybrain not found",
+    UnknownTopicOrPartitionException, each with a Java stack trace): they read only
+    CITYBRAIN_APP_ID, which nobody had exported. Each block is run here as printed, with
+    a `java` that prints its arguments. Fails on the old docs."""
+    blocks = [b for b in _kafka_blocks() if "ConsumerGroupCommand" in b or "ConfigCommand" in b]
+    assert len(blocks) == 2, blocks
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    java = bin_dir / "java"
+    java.write_text('#!/bin/sh\nprintf "%s\\n" "$@"\n')
+    java.chmod(0o755)
+    home = tmp_path / "home"
+    (home / ".cache" / "citybrain" / "run" / "demo").mkdir(parents=True)
+    record = home / ".cache" / "citybrain" / "run" / "demo" / "demo.json"
+
+    def run(block: str, **env: str) -> list[str]:
+        base = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(home)}
+        done = subprocess.run(
+            ["bash", "-c", block], env={**base, **env}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    def named(words: list[str]) -> str:
+        flag = "--group" if "--group" in words else "--entity-name"
+        return words[words.index(flag) + 1]
+
+    for block in blocks:
+        changelog = "-groups-changelog" if "ConfigCommand " in block else ""
+        assert named(run(block)) == f"citybrain{changelog}"  # no demo: the default
+        record.write_text(json.dumps({"topic_prefix": "demo-1", "app_id": "demo-1"}, indent=2))
+        assert named(run(block)) == f"demo-1{changelog}"
+        assert named(run(block, CITYBRAIN_APP_ID="mine")) == f"mine{changelog}"
+        other = tmp_path / "run2"
+        (other / "demo").mkdir(parents=True, exist_ok=True)
+        (other / "demo" / "demo.json").write_text(json.dumps({"app_id": "demo-2"}, indent=2))
+        assert named(run(block, CITYBRAIN_RUN_DIR=str(other))) == f"demo-2{changelog}"
+        record.unlink()

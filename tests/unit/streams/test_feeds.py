@@ -256,3 +256,47 @@ def test_a_bad_row_of_a_file_changed_while_read_says_it_changed(
         "bytes, then 0): still being written, truncated or rotated? replay it once it is "
         "complete)"
     )
+
+
+class _Clock:
+    """``time.monotonic`` and ``time.sleep`` of a virtual clock: a paced replay of
+    minutes runs at once."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    "gap", [0.1, 60.0], ids=["short waits between many events", "one long wait"]
+)
+def test_a_paced_replay_tells_its_progress_at_least_every_second(
+    gap: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t209: `replay --speed 3000` of the 5-minute flood data (a wait of 0.1 s between
+    instants, each under the 0.5 s that told progress) said no plain progress line for
+    20 s, though one is promised every 5 s: progress heard of events only 1,000 at a
+    time. Nor was anything heard during one long wait (sparse data at a slow speed).
+    Fails on the old code: progress was heard once, at the end (short waits), or not
+    during the 60 s wait."""
+    clock = _Clock()
+    monkeypatch.setattr(feeds, "time", clock)
+    replayer = Replayer.__new__(Replayer)
+    replayer.producer, replayer.packer = _Producer(), None
+    replayer.readings_topic, replayer.incidents_topic = "r", "i"
+    count = 300 if gap < 1 else 2
+    events = [
+        Reading(1_790_000_000.0 + i * gap, "gauge-1", "water_level", float(i), "ft", "c-bridge")
+        for i in range(count)
+    ]
+    heard: list[tuple[float, int]] = []
+    stats = replayer.replay(events, 1.0, lambda n: heard.append((clock.now, n)))
+    assert stats.readings == count and sum(n for _, n in heard) == count
+    times = [1_000.0] + [at for at, _ in heard]
+    assert max(b - a for a, b in itertools.pairwise(times)) <= 1.0 + 0.1 + 1e-6
+    assert times[-1] - times[0] >= (count - 1) * gap

@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.app import create_app
 from streams.settings import Settings
-from streams.topic_ids import METADATA_MAX_AGE, TopicIdWatch, recreated
+from streams.topic_ids import METADATA_MAX_AGE, TopicIdWatch, recreated, recreated_message
 
 
 def watch(ids: dict[str, str], committed: dict[tuple[str, int], int]) -> TopicIdWatch:
@@ -126,3 +126,22 @@ def test_the_worker_refreshes_its_metadata_and_watches_its_topics_every_interval
     )
     create_app(settings, CollectorRegistry())
     assert [i for fun, i in timers if fun.__name__ == "topic_watch"] == [METADATA_MAX_AGE]
+
+
+def test_the_worker_names_the_consumer_groups_tool_as_it_runs_on_the_local_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t209: the ERROR line told the operator of the local stack to run
+    `kafka-consumer-groups.sh`, which its download (jars only) does not have; the app
+    now builds the watch with ``Settings.kafka_tool``'s command, the tool's class run
+    with the stack's jars (docs/operations.md). Fails on the old code."""
+    from streams.settings import KAFKA_VERSION, Settings
+
+    monkeypatch.setenv("CITYBRAIN_HOME", str(tmp_path))
+    libs = tmp_path / f"kafka-{KAFKA_VERSION}" / "libs"
+    libs.mkdir(parents=True)
+    cls = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+    tool = Settings().kafka_tool("kafka-consumer-groups.sh", cls)
+    assert tool == f"java -cp '{libs}/*' {cls}"
+    line = recreated_message("p.readings", "A", "B", {1: 500}, "g", "127.0.0.1:19092", tool)
+    assert f"then `{tool} --bootstrap-server 127.0.0.1:19092 --group g " in line
