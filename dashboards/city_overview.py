@@ -14,7 +14,7 @@ from dashboards.panels import (
     series,
     single,
 )
-from dashboards.rules import CELL_LOCATION, resolution_ratio
+from dashboards.rules import CELL_LOCATION, counted, resolution_ratio
 from streams import metrics as m
 
 UID = "citybrain-city-overview"
@@ -30,12 +30,12 @@ def build() -> Dashboard:
         .annotation(annotation_layer("Runs", ["citybrain", "run"]))
         .with_row(Row("Now"))
         .with_panel(single("Readings/s", "ops", query(f"sum(rate({m.READINGS}[{RATE_WINDOW}]))")))
-        .with_panel(single("Open alerts", "short", query(f"sum({m.ALERTS_OPEN})")))
+        .with_panel(single("Open alerts", "short", query(counted(f"sum({m.ALERTS_OPEN})"))))
         .with_panel(
             single(
                 "Open runs",
                 "short",
-                query(f"sum({m.RUNS_OPEN})"),
+                query(counted(f"sum({m.RUNS_OPEN})")),
                 description="Playbook runs not yet resolved",
             )
         )
@@ -62,8 +62,10 @@ def build() -> Dashboard:
                 MapLayer(
                     "Open runs",
                     query(
-                        f"(sum by (community) ({m.CELL_RUNS_OPEN}) > 0) "
-                        f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}",
+                        counted(
+                            f"(sum by (community) ({m.CELL_RUNS_OPEN}) > 0) "
+                            f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}"
+                        ),
                         "{{name}}",
                     ),
                     color="blue",
@@ -83,7 +85,10 @@ def build() -> Dashboard:
             series(
                 "Open alerts by severity and grid level",
                 "short",
-                query(f"sum by (severity, level) ({m.ALERTS_OPEN})", "{{severity}} @ {{level}}"),
+                query(
+                    counted(f"sum by (severity, level) ({m.ALERTS_OPEN})"),
+                    "{{severity}} @ {{level}}",
+                ),
             )
         )
         .with_panel(

@@ -49,6 +49,18 @@ def quantile(q: float, metric: str, window: str, by: str = "") -> str:
     return f"histogram_quantile({q}, {buckets} and on ({by}) ({observed}))"
 
 
+def counted(expr: str) -> str:
+    """``expr``, a query of the workers' gauges of keyed state (open alerts, open runs,
+    approvals, held offers and task messages: each worker's share, summed), with no data
+    while any worker up has not counted its share (``citybrain_state_counted`` 0: it is
+    starting, reading its state back, or its partitions are moving). Such a worker's
+    share is 0 or the partitions it held before, so the sum was not the city's: after a
+    SIGKILL and restart "Open alerts" read 0 with 24 firing (t210). A worker that is
+    down has no share at all (its series are stale from the first failed scrape) until
+    another takes its partitions over."""
+    return f"({expr}) unless on () ({m.STATE_COUNTED} == 0)"
+
+
 def _q(q: float, metric: str, by: str, window: str) -> str:
     return quantile(q, metric, window, by)
 
