@@ -14,7 +14,7 @@ from dashboards.panels import (
     series,
     single,
 )
-from dashboards.rules import CELL_LOCATION, counted, resolution_ratio
+from dashboards.rules import CELL_LOCATION_NOW, counted, resolution_ratio
 from streams import metrics as m
 
 UID = "citybrain-city-overview"
@@ -55,7 +55,7 @@ def build() -> Dashboard:
                     "Alerts opened (1h)",
                     query(
                         f"sum by (community) (increase({m.CELL_ALERTS}[1h])) "
-                        f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}",
+                        f"* on (community) group_left (name, lat, lon) {CELL_LOCATION_NOW}",
                         "{{name}}",
                     ),
                 ),
@@ -64,7 +64,7 @@ def build() -> Dashboard:
                     query(
                         counted(
                             f"(sum by (community) ({m.CELL_RUNS_OPEN}) > 0) "
-                            f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}"
+                            f"* on (community) group_left (name, lat, lon) {CELL_LOCATION_NOW}"
                         ),
                         "{{name}}",
                     ),

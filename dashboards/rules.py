@@ -253,6 +253,16 @@ def rules_file() -> dict[str, Any]:
 
 CELL_LOCATION = "citybrain:cell_location"
 LOCATIONS_FILE = "citybrain-locations.yml"
+# Each cell's newest location only, what a map joins to. A Prometheus that stops writes no
+# stale marker for its rules' series, so once it starts again with a cell moved or renamed
+# in the grid file, the cell's old series stays visible for 5 min beside its new one, and
+# a ``group_left`` join on ``community`` failed ("many-to-many matching not allowed"): the
+# whole map panel an error (t210). The old one's last sample is older than the new one's.
+CELL_LOCATION_NOW = (
+    f"({CELL_LOCATION} unless on (community, name, lat, lon) "
+    f"(timestamp({CELL_LOCATION}) < on (community) group_left () "
+    f"max by (community) (timestamp({CELL_LOCATION}))))"
+)
 
 
 def location_rules(grid: dict[str, Any]) -> dict[str, Any]:
