@@ -14,7 +14,7 @@ from dashboards.panels import (
     series,
     single,
 )
-from dashboards.rules import CELL_LOCATION_NOW, counted, resolution_ratio
+from dashboards.rules import CELL_LOCATION_NOW, counted, live, resolution_ratio
 from streams import metrics as m
 
 UID = "citybrain-city-overview"
@@ -30,12 +30,12 @@ def build() -> Dashboard:
         .annotation(annotation_layer("Runs", ["citybrain", "run"]))
         .with_row(Row("Now"))
         .with_panel(single("Readings/s", "ops", query(f"sum(rate({m.READINGS}[{RATE_WINDOW}]))")))
-        .with_panel(single("Open alerts", "short", query(counted(f"sum({m.ALERTS_OPEN})"))))
+        .with_panel(single("Open alerts", "short", query(counted(f"sum({live(m.ALERTS_OPEN)})"))))
         .with_panel(
             single(
                 "Open runs",
                 "short",
-                query(counted(f"sum({m.RUNS_OPEN})")),
+                query(counted(f"sum({live(m.RUNS_OPEN)})")),
                 description="Playbook runs not yet resolved",
             )
         )
@@ -63,7 +63,7 @@ def build() -> Dashboard:
                     "Open runs",
                     query(
                         counted(
-                            f"(sum by (community) ({m.CELL_RUNS_OPEN}) > 0) "
+                            f"(sum by (community) ({live(m.CELL_RUNS_OPEN)}) > 0) "
                             f"* on (community) group_left (name, lat, lon) {CELL_LOCATION_NOW}"
                         ),
                         "{{name}}",
@@ -86,7 +86,7 @@ def build() -> Dashboard:
                 "Open alerts by severity and grid level",
                 "short",
                 query(
-                    counted(f"sum by (severity, level) ({m.ALERTS_OPEN})"),
+                    counted(f"sum by (severity, level) ({live(m.ALERTS_OPEN)})"),
                     "{{severity}} @ {{level}}",
                 ),
             )

@@ -57,8 +57,19 @@ def counted(expr: str) -> str:
     share is 0 or the partitions it held before, so the sum was not the city's: after a
     SIGKILL and restart "Open alerts" read 0 with 24 firing (t210). A worker that is
     down has no share at all (its series are stale from the first failed scrape) until
-    another takes its partitions over."""
-    return f"({expr}) unless on () ({m.STATE_COUNTED} == 0)"
+    another takes its partitions over; nor is one of its old samples that a Prometheus
+    started again still shows (``live``)."""
+    return f"({expr}) unless on () ({live(m.STATE_COUNTED)} == 0)"
+
+
+def live(selector: str) -> str:
+    """``selector``'s series of the targets Prometheus scrapes now (``up`` 1), for a gauge
+    each worker exports its share of. A Prometheus that stopped marks none of its series
+    stale, nor does its first failed scrape of a target gone meanwhile (it remembers no
+    earlier scrape of it): a worker SIGKILLed while Prometheus was down, its partitions
+    taken over by another, kept its last share visible for 5 min beside the survivor's
+    whole count, and "Open alerts" read 36 with 24 firing (t210)."""
+    return f"({selector} and on (job, instance) up == 1)"
 
 
 def _q(q: float, metric: str, by: str, window: str) -> str:

@@ -16,7 +16,14 @@ from dashboards import city_overview
 from dashboards.generate import expressions, load
 from tests.integration.test_pipeline import firing
 from tests.integration.test_scale_out import SENSORS, warm_then_spike_all, write_grid
-from tests.services import ROOT, Pipeline, prometheus_query
+from tests.services import (
+    ROOT,
+    Pipeline,
+    prometheus_query,
+    scrape_sum,
+    shifted_port,
+    stack_settings,
+)
 
 pytestmark = pytest.mark.integration
 OVERVIEW = ROOT / "dashboards" / "generated" / "dashboards" / f"{city_overview.UID}.json"
@@ -90,3 +97,70 @@ def test_open_alerts_and_runs_never_read_a_false_number_across_a_restart(
     assert seen and seen[-1] == want, seen[-5:]
     false = [a for a in seen if any(a[t] not in (None, want[t]) for t in PANELS)]
     assert not false, f"{len(false)} of {len(seen)} answers showed a false number: {false[:5]}"
+
+
+def test_a_worker_gone_while_prometheus_was_down_is_not_counted_after_it_starts(
+    run_dir: Path, tmp_path: Path, stack: PrometheusServer
+) -> None:
+    """Two workers share 24 firing alerts; Prometheus stops, one worker is SIGKILLed and
+    the other takes its partitions over, then Prometheus starts again. A Prometheus that
+    stopped marks none of its series stale, and its first failed scrape of the dead
+    worker marks nothing either (it remembers no earlier scrape), so the dead worker's
+    last share stayed visible for 5 min beside the survivor's whole count: "Open alerts"
+    read 36 with 24 firing (t210). Only workers up now are counted: from Prometheus'
+    first scrape of each on, not the 5 min after."""
+    exprs = dict(expressions(load(OVERVIEW)))
+    exprs = {"Open alerts": exprs["Open alerts"]}
+    settings = stack_settings(tmp_path / "run").model_copy(
+        update={"prometheus_port": shifted_port(29190)}
+    )
+    prom = PrometheusServer(settings, scrape_interval="1s")
+    p = Pipeline(
+        run_dir,
+        extra_env={
+            "CITYBRAIN_GRID_FILE": str(write_grid(tmp_path / "g.yaml")),
+            "CITYBRAIN_ACK_DEADLINE_SECONDS": "600",
+        },
+    )
+    port_b = shifted_port(26067)
+    a = p.worker().start()
+    b = type(a)({**p.env, "CITYBRAIN_WORKER_PORT": str(port_b)}, tmp_path / "b.log").start()
+    answers: list[dict[str, float | None]] = []
+    try:
+        prom.start()
+        warm_then_spike_all(p)
+        p.read("alerts", lambda m: len(firing(m)) >= len(SENSORS))
+        want = {"Open alerts": float(len(SENSORS))}
+        give_up = time.monotonic() + 60
+        while panel_values(prom.url, exprs) != want and time.monotonic() < give_up:
+            time.sleep(0.5)
+        assert panel_values(prom.url, exprs) == want
+        time.sleep(2)  # both workers' counts scraped
+        assert prom.stop()
+        a.kill()
+        give_up = time.monotonic() + 90  # b takes a's partitions over and counts them
+        while time.monotonic() < give_up:
+            if scrape_sum(port_b, "citybrain_alerts_open") == len(SENSORS):
+                break
+            time.sleep(0.5)
+        assert scrape_sum(port_b, "citybrain_alerts_open") == len(SENSORS)
+        prom.start()
+        # Until its first scrape of a, Prometheus has nothing newer than a's last share
+        # (nor than its ``up`` of 1): from that scrape on, a is down and not counted.
+        a_down = f'up{{instance="127.0.0.1:{shifted_port(26066)}"}} == 0'
+        give_up = time.monotonic() + 10
+        while not prometheus_query(prom.url, a_down) and time.monotonic() < give_up:
+            time.sleep(0.2)
+        assert prometheus_query(prom.url, a_down), "Prometheus never scraped the dead worker"
+        give_up = time.monotonic() + 10
+        while time.monotonic() < give_up:
+            answers.append(panel_values(prom.url, exprs))
+            time.sleep(0.5)
+    finally:
+        prom.stop()
+        b.stop()
+        a.stop()
+        p.close()
+    assert answers[-1] == want, answers
+    false = [x for x in answers if x["Open alerts"] not in (None, want["Open alerts"])]
+    assert not false, f"{len(false)} of {len(answers)} answers showed a false number: {false[:3]}"
