@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from citybrain.stack import PrometheusServer
 from dashboards import city_overview
@@ -164,3 +165,41 @@ def test_a_worker_gone_while_prometheus_was_down_is_not_counted_after_it_starts(
     assert answers[-1] == want, answers
     false = [x for x in answers if x["Open alerts"] not in (None, want["Open alerts"])]
     assert not false, f"{len(false)} of {len(answers)} answers showed a false number: {false[:3]}"
+
+
+def test_the_open_alerts_of_a_cell_a_reload_removed_are_still_counted(
+    stack: PrometheusServer, run_dir: Path, tmp_path: Path
+) -> None:
+    """24 alerts firing in four cells; a SIGHUP takes a grid without one of the cells
+    (and its six sensors). Their alerts go on firing (their runs go to the city's unit,
+    docs/operations.md), but the worker counted an alert only at its cell's level, and
+    with the cell gone at none: "Open alerts" read 18 with 24 firing (t210). Counted at
+    the city's level now, where their runs are."""
+    from tests.integration.test_config_reload import hup_and_wait
+
+    exprs = {"Open alerts": dict(expressions(load(OVERVIEW)))["Open alerts"]}
+    grid = write_grid(tmp_path / "g.yaml")
+    p = Pipeline(
+        run_dir,
+        extra_env={"CITYBRAIN_GRID_FILE": str(grid), "CITYBRAIN_ACK_DEADLINE_SECONDS": "600"},
+    )
+    worker = p.worker().start()
+    want = {"Open alerts": float(len(SENSORS))}
+    try:
+        warm_then_spike_all(p)
+        p.read("alerts", lambda m: len(firing(m)) >= len(SENSORS))
+        give_up = time.monotonic() + 60
+        while panel_values(stack.url, exprs) != want and time.monotonic() < give_up:
+            time.sleep(0.5)
+        assert panel_values(stack.url, exprs) == want
+        doc = yaml.safe_load(grid.read_text())
+        doc["cells"] = [c for c in doc["cells"] if c["id"] != "c3"]
+        doc["sensors"] = [s for s in doc["sensors"] if s["cell"] != "c3"]
+        grid.write_text(yaml.safe_dump(doc, sort_keys=False))
+        hup_and_wait(worker, "configuration reloaded")
+        time.sleep(5)  # deadline passes and scrapes
+        after = panel_values(stack.url, exprs)
+    finally:
+        worker.stop()
+        p.close()
+    assert after == want
