@@ -14,7 +14,7 @@ from dashboards.panels import (
     series,
     single,
 )
-from dashboards.rules import CELL_LOCATION, resolution_ratio
+from dashboards.rules import CELL_LOCATION_NOW, counted, live, resolution_ratio
 from streams import metrics as m
 
 UID = "citybrain-city-overview"
@@ -30,12 +30,12 @@ def build() -> Dashboard:
         .annotation(annotation_layer("Runs", ["citybrain", "run"]))
         .with_row(Row("Now"))
         .with_panel(single("Readings/s", "ops", query(f"sum(rate({m.READINGS}[{RATE_WINDOW}]))")))
-        .with_panel(single("Open alerts", "short", query(f"sum({m.ALERTS_OPEN})")))
+        .with_panel(single("Open alerts", "short", query(counted(f"sum({live(m.ALERTS_OPEN)})"))))
         .with_panel(
             single(
                 "Open runs",
                 "short",
-                query(f"sum({m.RUNS_OPEN})"),
+                query(counted(f"sum({live(m.RUNS_OPEN)})")),
                 description="Playbook runs not yet resolved",
             )
         )
@@ -55,15 +55,17 @@ def build() -> Dashboard:
                     "Alerts opened (1h)",
                     query(
                         f"sum by (community) (increase({m.CELL_ALERTS}[1h])) "
-                        f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}",
+                        f"* on (community) group_left (name, lat, lon) {CELL_LOCATION_NOW}",
                         "{{name}}",
                     ),
                 ),
                 MapLayer(
                     "Open runs",
                     query(
-                        f"(sum by (community) ({m.CELL_RUNS_OPEN}) > 0) "
-                        f"* on (community) group_left (name, lat, lon) {CELL_LOCATION}",
+                        counted(
+                            f"(sum by (community) ({live(m.CELL_RUNS_OPEN)}) > 0) "
+                            f"* on (community) group_left (name, lat, lon) {CELL_LOCATION_NOW}"
+                        ),
                         "{{name}}",
                     ),
                     color="blue",
@@ -83,7 +85,10 @@ def build() -> Dashboard:
             series(
                 "Open alerts by severity and grid level",
                 "short",
-                query(f"sum by (severity, level) ({m.ALERTS_OPEN})", "{{severity}} @ {{level}}"),
+                query(
+                    counted(f"sum by (severity, level) ({live(m.ALERTS_OPEN)})"),
+                    "{{severity}} @ {{level}}",
+                ),
             )
         )
         .with_panel(

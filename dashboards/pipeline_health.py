@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import RATE_WINDOW, quantiles, query, series, single
-from dashboards.rules import FEED_SILENCE, FEED_SILENCE_LIMIT
+from dashboards.rules import FEED_SILENCE, FEED_SILENCE_LIMIT, live
 from streams import metrics as m
 
 UID = "citybrain-pipeline-health"
@@ -54,7 +54,7 @@ def build() -> Dashboard:
             single(
                 "Consumer lag",
                 "short",
-                query(f"sum({m.CONSUMER_LAG})"),
+                query(f"sum({live(m.CONSUMER_LAG)})"),
                 description=LAG_TOPICS,
             )
         )
@@ -96,7 +96,7 @@ def build() -> Dashboard:
             series(
                 "Consumer lag by topic",
                 "short",
-                query(f"sum by (topic) ({m.CONSUMER_LAG})", "{{topic}}"),
+                query(f"sum by (topic) ({live(m.CONSUMER_LAG)})", "{{topic}}"),
                 description=LAG_TOPICS,
             )
         )

@@ -5,9 +5,11 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import annotation_layer, quantiles, query, series, single
+from dashboards.rules import counted, live
 from streams import metrics as m
 
 UID = "citybrain-response"
+WAITING_ACK = f'{m.RUNS_OPEN}{{status="waiting_ack"}}'
 
 
 def build() -> Dashboard:
@@ -18,12 +20,16 @@ def build() -> Dashboard:
         .refresh("10s")
         .time("now-6h", "now")
         .annotation(annotation_layer("Runs", ["citybrain", "run"]))
-        .with_panel(single("Approvals waiting", "short", query(f"sum({m.APPROVALS_WAITING})")))
+        .with_panel(
+            single(
+                "Approvals waiting", "short", query(counted(f"sum({live(m.APPROVALS_WAITING)})"))
+            )
+        )
         .with_panel(
             single(
                 "Runs waiting for an acknowledgement",
                 "short",
-                query(f'sum({m.RUNS_OPEN}{{status="waiting_ack"}})'),
+                query(counted(f"sum({live(WAITING_ACK)})")),
             )
         )
         .with_panel(
@@ -38,26 +44,32 @@ def build() -> Dashboard:
         )
         .with_panel(
             # Closures to citizens given up and not re-sent: `citybrain runs resend RUN_ID`.
-            single("Closures not delivered", "short", query(f"sum({m.CLOSURES_UNDELIVERED})"))
+            single(
+                "Closures not delivered",
+                "short",
+                query(counted(f"sum({live(m.CLOSURES_UNDELIVERED)})")),
+            )
         )
         .with_panel(
             # kafka steps waiting for a task topic Kafka does not take (t172, t178).
-            single("Task messages held", "short", query(f"sum({m.TASKS_HELD})"))
+            single("Task messages held", "short", query(counted(f"sum({live(m.TASKS_HELD)})")))
         )
         .with_panel(
             # Citizen report offers waiting in their groups for a run to open (t193).
-            single("Report offers held", "short", query(f"sum({m.OFFERS_HELD})"))
+            single("Report offers held", "short", query(counted(f"sum({live(m.OFFERS_HELD)})")))
         )
         .with_panel(
             series(
-                "Runs by status", "short", query(f"sum by (status) ({m.RUNS_OPEN})", "{{status}}")
+                "Runs by status",
+                "short",
+                query(counted(f"sum by (status) ({live(m.RUNS_OPEN)})"), "{{status}}"),
             )
         )
         .with_panel(
             series(
                 "Runs by playbook",
                 "short",
-                query(f"sum by (playbook) ({m.RUNS_OPEN})", "{{playbook}}"),
+                query(counted(f"sum by (playbook) ({live(m.RUNS_OPEN)})"), "{{playbook}}"),
             )
         )
         .with_panel(
@@ -78,21 +90,21 @@ def build() -> Dashboard:
             series(
                 "Oldest held task message by task topic",
                 "s",
-                query(f"max by (topic) ({m.TASKS_HELD_OLDEST})", "{{topic}}"),
+                query(counted(f"max by (topic) ({live(m.TASKS_HELD_OLDEST)})"), "{{topic}}"),
             )
         )
         .with_panel(
             series(
                 "Oldest held report offer",
                 "s",
-                query(f"max({m.OFFERS_HELD_OLDEST})", "oldest"),
+                query(counted(f"max({live(m.OFFERS_HELD_OLDEST)})"), "oldest"),
             )
         )
         .with_panel(
             series(
                 "Approvals waiting by role",
                 "short",
-                query(f"sum by (role) ({m.APPROVALS_WAITING})", "{{role}}"),
+                query(counted(f"sum by (role) ({live(m.APPROVALS_WAITING)})"), "{{role}}"),
             )
         )
         .with_panel(

@@ -49,6 +49,29 @@ def quantile(q: float, metric: str, window: str, by: str = "") -> str:
     return f"histogram_quantile({q}, {buckets} and on ({by}) ({observed}))"
 
 
+def counted(expr: str) -> str:
+    """``expr``, a query of the workers' gauges of keyed state (open alerts, open runs,
+    approvals, held offers and task messages: each worker's share, summed), with no data
+    while any worker up has not counted its share (``citybrain_state_counted`` 0: it is
+    starting, reading its state back, or its partitions are moving). Such a worker's
+    share is 0 or the partitions it held before, so the sum was not the city's: after a
+    SIGKILL and restart "Open alerts" read 0 with 24 firing (t210). A worker that is
+    down has no share at all (its series are stale from the first failed scrape) until
+    another takes its partitions over; nor is one of its old samples that a Prometheus
+    started again still shows (``live``)."""
+    return f"({expr}) unless on () ({live(m.STATE_COUNTED)} == 0)"
+
+
+def live(selector: str) -> str:
+    """``selector``'s series of the targets Prometheus scrapes now (``up`` 1), for a gauge
+    each worker exports its share of. A Prometheus that stopped marks none of its series
+    stale, nor does its first failed scrape of a target gone meanwhile (it remembers no
+    earlier scrape of it): a worker SIGKILLed while Prometheus was down, its partitions
+    taken over by another, kept its last share visible for 5 min beside the survivor's
+    whole count, and "Open alerts" read 36 with 24 firing (t210)."""
+    return f"({selector} and on (job, instance) up == 1)"
+
+
 def _q(q: float, metric: str, by: str, window: str) -> str:
     return quantile(q, metric, window, by)
 
@@ -195,7 +218,9 @@ ALERTS = [
     # created (citybrain stack up creates the playbooks' task topics).
     Alert(
         "CitybrainTaskMessagesHeld",
-        f"max by (instance, playbook, topic) ({m.TASKS_HELD_OLDEST})",
+        # Of the workers up only: a Prometheus started again shows a worker gone while it
+        # was down at its last age for 5 min, past this rule's minute (t210, ``live``).
+        f"max by (instance, playbook, topic) ({live(m.TASKS_HELD_OLDEST)})",
         "> 300",
         "1m",
         "warning",
@@ -241,6 +266,16 @@ def rules_file() -> dict[str, Any]:
 
 CELL_LOCATION = "citybrain:cell_location"
 LOCATIONS_FILE = "citybrain-locations.yml"
+# Each cell's newest location only, what a map joins to. A Prometheus that stops writes no
+# stale marker for its rules' series, so once it starts again with a cell moved or renamed
+# in the grid file, the cell's old series stays visible for 5 min beside its new one, and
+# a ``group_left`` join on ``community`` failed ("many-to-many matching not allowed"): the
+# whole map panel an error (t210). The old one's last sample is older than the new one's.
+CELL_LOCATION_NOW = (
+    f"({CELL_LOCATION} unless on (community, name, lat, lon) "
+    f"(timestamp({CELL_LOCATION}) < on (community) group_left () "
+    f"max by (community) (timestamp({CELL_LOCATION}))))"
+)
 
 
 def location_rules(grid: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import annotation_layer, query, series, variable
+from dashboards.rules import live
 from streams import metrics as m
 
 UID = "citybrain-sensor-detail"
@@ -31,7 +32,7 @@ def build() -> Dashboard:
             series(
                 "Value",
                 "short",
-                query(f'{m.SENSOR_VALUE}{{sensor_id="$sensor"}}', "{{kind}}"),
+                query(live(f'{m.SENSOR_VALUE}{{sensor_id="$sensor"}}'), "{{kind}}"),
                 width=24,
             )
         )
@@ -39,7 +40,7 @@ def build() -> Dashboard:
             series(
                 "Anomaly score and threshold",
                 "percentunit",
-                query(f'{m.SENSOR_SCORE}{{sensor_id="$sensor"}}', "score"),
+                query(live(f'{m.SENSOR_SCORE}{{sensor_id="$sensor"}}'), "score"),
                 # Every worker exports the threshold: one line, not one per worker.
                 query(f"max({m.SCORE_THRESHOLD})", "threshold", ref="B"),
                 width=24,

@@ -309,6 +309,9 @@ def create_app(
         # does not re-read the changelog of a partition it keeps, so forgetting a kept
         # partition's sensors (as the revocation signal did) lost their detector state.
         await ctx.forget_moved(assigned)
+        # Its gauges of keyed state are of the partitions it held before until its next
+        # whole deadline pass counts the ones it owns now (t210).
+        ctx.metrics.state_counted.set(0)
         # Per-sensor series of sensors now read by another worker (streams/ingest.py).
         ingest.forget_sensors(ctx.lost_partitions(assigned, "readings"))
         say_grown_topics(assigned)

@@ -125,6 +125,12 @@ SCORE_THRESHOLD = "citybrain_score_threshold"
 ALERTS_OPEN = "citybrain_alerts_open"
 PROCESS_START = "process_start_time_seconds"
 SENSORS_TRACKED = "citybrain_sensors_tracked"
+# 1 while this worker's gauges of keyed state (open alerts, open runs by status and cell,
+# approvals, held offers and task messages, closures undelivered) count the partitions it
+# owns now; 0 from its start, and from a rebalance, until its first whole deadline pass
+# after reading its state back (streams.response.check_deadlines). Dashboards show no
+# data while any worker reads 0 (dashboards.rules.counted), not a share counted 0 (t210).
+STATE_COUNTED = "citybrain_state_counted"
 # The campaign report's figures (citybrain.campaign), by grid level and department.
 CAMPAIGN_RUNS_CLOSED = "citybrain_campaign_runs_closed_total"
 CAMPAIGN_REPORTS = "citybrain_campaign_reports_total"
@@ -290,6 +296,7 @@ class Metrics:
     score_threshold: Gauge
     alerts_open: Gauge
     sensors_tracked: Gauge
+    state_counted: Gauge
     campaign_runs_closed: Counter
     campaign_reports: Counter
     campaign_replies: Counter
@@ -596,6 +603,12 @@ class Metrics:
                 ALERTS_OPEN, "Firing alerts by severity and grid level", ("severity", "level")
             ),
             sensors_tracked=gauge(SENSORS_TRACKED, "Sensors with detector state on this worker"),
+            state_counted=gauge(
+                STATE_COUNTED,
+                "1 when this worker's gauges of keyed state (open alerts and runs, approvals, "
+                "held offers and task messages) count the partitions it owns; 0 while it "
+                "starts, reads its state back or its partitions move",
+            ),
             campaign_runs_closed=counter(
                 CAMPAIGN_RUNS_CLOSED,
                 "Runs resolved or cancelled, by the grid level they were closed at",

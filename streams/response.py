@@ -2084,6 +2084,10 @@ class Response:
         # A half-recovered table could show a deadline whose escalation is already on
         # the changelog; acting then would escalate twice.
         if self.ctx.reading_back() is not None:
+            # Nor are the gauges counted: they are of the runs and alerts this worker
+            # held before (or 0, made so at start), which the panels' sums took for the
+            # city's (t210: "Open alerts" read 0 with 24 firing after a restart).
+            self.metrics.state_counted.set(0)
             return
         now = time.time()
         open_runs: Tally[tuple[str, str]] = Tally()
@@ -2106,6 +2110,7 @@ class Response:
                     # recover the run without this escalation and send its own. The
                     # next pass after the rebalance sees only the runs this worker owns
                     # (and the gauges wait for it: this pass has not counted them all).
+                    self.metrics.state_counted.set(0)
                     return
                 # Read under the lock: a snapshot taken before an earlier key's await
                 # could be older than an acknowledgement processed meanwhile.
@@ -2224,10 +2229,15 @@ class Response:
             if key_partition(key, n) not in mine:
                 continue
             cell = self.grid.cells.get(labels.get("grid_cell", ""))
-            firing[(labels.get("severity", ""), cell.level if cell else "")] += 1
+            # A cell a reload removed: the alert fires on and its run is told to the
+            # city's unit (streams.reload), so it is counted there. Counted at level ""
+            # it had no series, and "Open alerts" read 18 with 24 firing (t210).
+            firing[(labels.get("severity", ""), cell.level if cell else "city")] += 1
         for severity in ("minor", "major", "critical"):
             for level in LEVELS:
                 self.metrics.alerts_open.labels(severity, level).set(firing[(severity, level)])
+        # Every gauge above now counts the partitions this worker owns (t210).
+        self.metrics.state_counted.set(1)
 
     def _count_held_tasks(self, now: float) -> None:
         """Set the held task messages' gauges (``tasks_held``, ``tasks_held_oldest``:

@@ -416,7 +416,10 @@ def test_timer_failing_fires_after_five_minutes_of_failed_passes(tmp_path: Path)
 def test_task_messages_held_fires_once_the_oldest_is_five_minutes_old(tmp_path: Path) -> None:
     """t178: w1's flash-flood task message to tasks.drainage is held from minute 0 (its age
     grows a minute a minute): over 300 s from minute 6, pending, firing a minute later with
-    the playbook, topic and age; w2's was held three minutes, then sent (0): quiet."""
+    the playbook, topic and age; w2's was held three minutes, then sent (0): quiet. w3
+    is a worker SIGKILLed while Prometheus was down, whose last sample (held 400 s) a
+    Prometheus started again shows for 5 min, unchanged, while its ``up`` is 0: quiet
+    (t210: it fired for a worker that was gone, its messages held by another)."""
     series = 'citybrain_task_messages_held_oldest_seconds{instance="%s",playbook="flash-flood",topic="tasks.drainage"}'
     labels = {
         "severity": "warning",
@@ -431,8 +434,13 @@ def test_task_messages_held_fires_once_the_oldest_is_five_minutes_old(tmp_path: 
             "input_series": [
                 {"series": series % "w1", "values": "0+60x20"},
                 {"series": series % "w2", "values": "0+60x3 0x16"},
+                {"series": series % "w3", "values": "400x4"},
+                {"series": 'up{instance="w1"}', "values": "1x20"},
+                {"series": 'up{instance="w2"}', "values": "1x20"},
+                {"series": 'up{instance="w3"}', "values": "0x20"},
             ],
             "alert_rule_test": [
+                alert("CitybrainTaskMessagesHeld", "2m"),  # w3's 400 s: quiet
                 alert("CitybrainTaskMessagesHeld", "5m"),
                 alert("CitybrainTaskMessagesHeld", "6m"),
                 alert(
