@@ -51,7 +51,7 @@ from streams.events import (
     refuse_unwritable_number,
 )
 from streams.logs import SayEvery
-from streams.partitioning import key_partition, placement_hint
+from streams.partitioning import PASS_ON_HEADROOM, key_partition, pass_on_bytes, placement_hint
 from streams.tables import (
     BAD_SHAPE,
     KeyPartitionedGlobalTable,
@@ -391,12 +391,8 @@ class Alerting:
         saw it, so a silenced alert was never routed when its silence ended (and a
         firing alert and its resolution keyed apart were handled by two workers)."""
         msg = event.message
-        headers = msg.headers or ()
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
-        size = len(msg.value or b"") + sum(
-            len(n.encode() if isinstance(n, str) else n) + len(v or b"") for n, v in pairs
-        )
-        if size > MAX_MESSAGE_BYTES - 64 * 1024:  # its id's key and the framing
+        size = pass_on_bytes(msg.value, msg.headers)
+        if size > MAX_MESSAGE_BYTES - PASS_ON_HEADROOM:
             raise EventError(
                 "bad_alert",
                 None,

@@ -10,8 +10,9 @@ of its readings; each pack goes under a key that maps to its partition.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from functools import lru_cache
+from typing import Any
 
 import orjson
 from kafka.partitioner.default import murmur2
@@ -90,6 +91,22 @@ def _shown_key(key: bytes) -> str:
     except UnicodeDecodeError:
         return repr(key[:60]) + ("..." if len(key) > 60 else "")
     return repr(text[:60]) + ("..." if len(text) > 60 else "")
+
+
+# Room left beside a record passed on: its new key and the record's framing.
+PASS_ON_HEADROOM = 64 * 1024
+
+
+def pass_on_bytes(value: bytes | None, headers: Any) -> int:
+    """The bytes a record passed on to another partition carries besides its new key:
+    its value and every header's name and value (``headers`` a mapping or (name, value)
+    pairs, names str or bytes, None for none). Above ``MAX_MESSAGE_BYTES -
+    PASS_ON_HEADROOM`` the worker's producer refuses it whole (a misplaced alert or
+    command passed on with its headers, t99, t205)."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers or ()
+    return len(value or b"") + sum(
+        len(n.encode() if isinstance(n, str) else n) + len(v or b"") for n, v in pairs
+    )
 
 
 @lru_cache(maxsize=1 << 20)

@@ -75,7 +75,7 @@ from streams.events import (
 )
 from streams.logs import SayEvery
 from streams.metrics import initialise_run_outcomes
-from streams.partitioning import key_partition
+from streams.partitioning import PASS_ON_HEADROOM, key_partition, pass_on_bytes
 from streams.replies import (
     AUDITED,
     RESEND,
@@ -1860,10 +1860,8 @@ class Response:
         that got it dead-lettered it ``unknown_run``, or applied it when it happened to
         own both partitions (helper t61)."""
         msg = event.message
-        headers = msg.headers or ()
-        pairs = headers.items() if isinstance(headers, Mapping) else headers
-        size = len(msg.value or b"") + sum(len(n.encode()) + len(v or b"") for n, v in pairs)
-        if size > MAX_MESSAGE_BYTES - 64 * 1024:  # the run's key and the framing
+        size = pass_on_bytes(msg.value, msg.headers)
+        if size > MAX_MESSAGE_BYTES - PASS_ON_HEADROOM:
             # Its value is within the own topics' bound, but its headers are carried too:
             # the producer refused the whole, a processing_error with a traceback (t99).
             raise EventError(
