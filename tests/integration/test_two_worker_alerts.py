@@ -56,7 +56,7 @@ def test_a_silenced_alert_keyed_off_its_id_is_routed_once_its_silence_ends(
             p.send("alerts", probe.encode(), burst_alert(probe, "Graffiti", "c-bridge"))
         p.flush()
         deadline = time.monotonic() + 120
-        while not (own_runs(p, pa) and own_runs(p, pb)):
+        while not (own_runs(p, pa, busy=set()) and own_runs(p, pb, busy=set())):
             assert time.monotonic() < deadline, p.worker_logs(40)
             time.sleep(1)
 

@@ -30,15 +30,22 @@ from tests.services import OPERATOR_TOKEN, Pipeline, Worker, shifted_port
 pytestmark = pytest.mark.integration
 
 
-def own_runs(p: Pipeline, port: int) -> set[str]:
+def own_runs(p: Pipeline, port: int, busy: set[str] | None = None) -> set[str]:
     """The runs the worker on ``port`` holds itself (a request marked as passed on is
-    answered from its own state only)."""
+    answered from its own state only); ``busy`` when given is the answer to a 503 (a
+    worker taking over partitions after a rebalance answers so meanwhile: a wait that
+    polls across a rebalance raised HTTPError, t205's test once a worker joined)."""
     url = f"http://127.0.0.1:{port}/api/v1/runs"
     request = urllib.request.Request(
         url, headers={"Authorization": f"Bearer {OPERATOR_TOKEN}", FORWARDED_HEADER: "test"}
     )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return {r["run_id"] for r in json.load(resp)["runs"]}
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return {r["run_id"] for r in json.load(resp)["runs"]}
+    except urllib.error.HTTPError as err:
+        if err.code != 503 or busy is None:
+            raise
+        return busy
 
 
 def act_until_taken(
