@@ -1919,7 +1919,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
             if done is None and from_level is not None:
                 done = already_escalated(run, from_level)
             if done is not None:
-                return self.json({"already": done, "run_id": run_id})
+                # Its status now too: an ack repeated on a run resolved since said only
+                # "already acknowledged", as if it were still open (t209).
+                return self.json({"already": done, "run_id": run_id, "status": run.status})
             reason = refused(run, action)
             gone = run.playbook not in config.playbooks and action not in WITHOUT_PLAYBOOK
             if reason is None and gone:

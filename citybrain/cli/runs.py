@@ -327,9 +327,12 @@ _ALREADY = {
 }
 
 
-def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
+def already_message(
+    run_id: str, already: dict[str, Any], now: float, status: str | None = None
+) -> str:
     """What a repeated action says: it had already happened, by whom and when, so a
-    repeat never reads like a first success."""
+    repeat never reads like a first success; ``status`` (the run's now, from the API's
+    answer) is said when the run has ended since (an ack repeated on a resolved run)."""
     at = already.get("at")
     when = f" at {_local(at)} ({_ago(now - at)} ago)" if isinstance(at, int | float) else ""
     note = f' with note "{already["note"]}"' if already.get("note") else ""
@@ -342,9 +345,15 @@ def already_message(run_id: str, already: dict[str, Any], now: float) -> str:
             f"to {already.get('level')} by {who}{when}{note}; escalate it again from there "
             f"with --from {already.get('level')}"
         )
+    ended = {"resolve": "resolved", "cancel": "cancelled"}.get(str(already.get("action")))
+    since = (
+        f"; it is {status} now"
+        if status in ("resolved", "cancelled", "failed") and status != ended
+        else ""
+    )
     return cell(
         f"unchanged: run {run_id} was already {done} by {already.get('by') or 'someone'}"
-        f"{when}{note}"
+        f"{when}{note}{since}"
     )
 
 
@@ -586,7 +595,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
     elif args.action == "resend":
         print(resend_message(args.run_id, doc))
     elif "already" in doc:
-        print(already_message(args.run_id, doc["already"], now))
+        status = doc.get("status")
+        print(
+            already_message(
+                args.run_id, doc["already"], now, status if isinstance(status, str) else None
+            )
+        )
     else:
         satisfied = getattr(args, "satisfied", True)
         print(accepted_message(args.action, args.run_id, doc, satisfied, args.url))

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from playbooks.machine import RunStatus
 from streams.auth import hash_token
 from tests.integration.test_pipeline import steps_of
 from tests.integration.test_response import spike
@@ -227,6 +228,7 @@ def test_every_status_the_spec_states_is_what_the_worker_answers(walked: Pipelin
         check(api, seen, key, 422, "POST", run_path + "/ack", body={"note": "j"}, headers=keyed)
         again = check(api, seen, key, 200, "POST", run_path + "/ack", body={"note": "again"})
         assert again["already"]["by"] == "duty-operator"
+        assert again["status"] in {status.value for status in RunStatus}  # the run's now
 
         for key, path in ((("/alerts", "get"), "/alerts"), (("/silences", "get"), "/silences")):
             check(api, seen, key, 200, "GET", path)

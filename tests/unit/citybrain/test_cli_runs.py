@@ -166,6 +166,21 @@ def test_a_repeated_action_says_it_had_already_happened() -> None:
     assert "accepted" not in text
 
 
+def test_an_ack_repeated_on_a_run_resolved_since_says_it_is_resolved() -> None:
+    """t209: acking a run another operator had acknowledged and then resolved said only
+    "already acknowledged by ...", as if the run were still open; the API's answer now
+    carries the run's status, said when the run has ended since (fails on the old code:
+    no status taken)."""
+    ack = {"action": "ack", "by": "duty-operator", "at": NOW - 90, "note": ""}
+    text = already_message("r1", ack, NOW, "resolved")
+    assert text.startswith("unchanged: run r1 was already acknowledged by duty-operator")
+    assert text.endswith("; it is resolved now")
+    # Open still, or the action's own outcome: nothing more to say.
+    assert "; it is" not in already_message("r1", ack, NOW, "waiting_action")
+    resolved = {"action": "resolve", "by": "duty-operator", "at": NOW - 90, "note": ""}
+    assert "; it is" not in already_message("r1", resolved, NOW, "resolved")
+
+
 def test_an_escalation_already_done_says_by_whom_and_how_to_go_on() -> None:
     moved = {"action": "escalate", "level": "district", "from_level": "street"}
     text = already_message("r1", {**moved, "by": "coord-a", "at": NOW - 5, "note": ""}, NOW)
