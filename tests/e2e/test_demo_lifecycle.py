@@ -73,6 +73,21 @@ def _serving(url: str) -> bool:
         return False
 
 
+def _taken(url: str) -> bool:
+    """Whether the worker serving ``url`` (its /metrics) has taken an event of the
+    demo's replay: interrupted before that, a demo made no run to restart (t209)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return False
+    return any(
+        line.startswith(("citybrain_incidents_total", "citybrain_readings_total"))
+        and float(line.rsplit(" ", 1)[1]) > 0
+        for line in text.splitlines()
+    )
+
+
 def test_a_second_demo_refuses_and_a_demo_stopped_from_another_shell_says_by_what(
     stack: PrometheusServer, run_dir: Path, quiet_data: Path, tmp_path: Path
 ) -> None:
@@ -318,6 +333,9 @@ def test_an_interrupted_demos_worker_comes_back_with_restart_worker_as_it_says(
                 and (demo_worker(settings)[1] or {}).get("topic_prefix") == running.prefix
                 and read_pid(files.pid) is not None
                 and _serving(url)
+                # Its replay begun (a run to come back to): interrupted before, the demo
+                # says it sent nothing and offers no restart (t209).
+                and _taken(url)
             ):
                 assert demo.poll() is None, err_path.read_text()
                 assert time.monotonic() < deadline, "the demo's worker did not start"
