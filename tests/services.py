@@ -58,7 +58,8 @@ def write_tokens(path: Path) -> Path:
 # processes) each process starts its own session stack, so each adds 50 per worker index
 # (gw0 +0, gw1 +50, gw2 +100, ...): no two processes share a Kafka, Prometheus, Mosquitto,
 # Alertmanager, worker or ingest port. 50 is wider than the spread of any base port's
-# neighbours (26066-26090, 29090-29097), and no base lies 50·k from another. The run
+# neighbours (26066-26090, 29090-29098), and no base lies 50·k (k < 4) from another
+# (tests/unit/test_xdist_ports.py checks every base the tests shift). The run
 # directory is per process already: xdist gives each its own basetemp (popen-gwN), where
 # the ``run_dir`` fixture (tests/conftest.py) and every tmp_path live.
 XDIST_PORT_STEP = 50

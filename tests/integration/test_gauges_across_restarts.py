@@ -113,7 +113,7 @@ def test_a_worker_gone_while_prometheus_was_down_is_not_counted_after_it_starts(
     exprs = dict(expressions(load(OVERVIEW)))
     exprs = {"Open alerts": exprs["Open alerts"]}
     settings = stack_settings(tmp_path / "run").model_copy(
-        update={"prometheus_port": shifted_port(29190)}
+        update={"prometheus_port": shifted_port(29098)}
     )
     prom = PrometheusServer(settings, scrape_interval="1s")
     p = Pipeline(

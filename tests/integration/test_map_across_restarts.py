@@ -47,7 +47,7 @@ def test_a_cell_moved_in_the_grid_is_placed_once_after_prometheus_restarts(
     grid = tmp_path / "grid.yaml"
     grid.write_text((FIXTURES / "grid.yaml").read_text())
     settings = stack_settings(tmp_path / "run").model_copy(
-        update={"prometheus_port": shifted_port(29190), "grid_file": grid}
+        update={"prometheus_port": shifted_port(29098), "grid_file": grid}
     )
     prom = PrometheusServer(settings, scrape_interval="1s")
     p = Pipeline(run_dir)  # a worker of the same grid, its cell counters at 0

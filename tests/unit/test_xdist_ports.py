@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -16,9 +17,13 @@ from tests.services import ROOT, xdist_index
 
 # Every port the integration tests shift, besides TEST_PORTS: the second and third workers
 # (26067-26069), the scale-out broker (23092-23093), SCRAM (21066, 21092-21093), a second
-# ingest (26082), the dashboards server (26090) and Alertmanager with its webhook (29095-29097).
+# ingest (26082), the dashboards server (26090), Alertmanager with its webhook (29095-29097)
+# and the restarted Prometheus of the gauges and map tests (29098).
 OTHER_BASES = [21066, 21092, 21093, 23092, 23093, 26067, 26068, 26069, 26082, 26090]
-OTHER_BASES += [29094, 29095, 29096, 29097]
+OTHER_BASES += [29094, 29095, 29096, 29097, 29098]
+
+# ``shifted_port(<base>)`` and ``shifted_port(<base> + n)`` as the test sources write them.
+SHIFTED = re.compile(r"shifted_port\((\d{4,5})\b")
 
 
 def ports_of(worker: str | None) -> list[int]:
@@ -49,6 +54,23 @@ def test_each_xdist_process_has_ports_no_other_process_uses() -> None:
             assert not set(mine) & set(other)
     # Below Linux's ephemeral range, as every test port (docs/operations.md).
     assert max(max(p) for p in processes) < 32768
+
+
+def test_every_base_a_test_shifts_is_one_the_processes_are_checked_on() -> None:
+    """A test's own base left out of ``OTHER_BASES`` escaped the check above: t210's
+    restarted Prometheus took 29190, which the third process's session Prometheus
+    (29090 + 2·50) also takes, and a CI run's map test found that stack on its port."""
+    from tests.services import PORT_OFFSET, TEST_PORTS
+
+    listed = set(OTHER_BASES) | {int(port) - PORT_OFFSET for port in TEST_PORTS.values()}
+    found = {
+        (str(path.relative_to(ROOT)), int(base))
+        for path in (ROOT / "tests").rglob("*.py")
+        for base in SHIFTED.findall(path.read_text())
+    }
+    assert found, "no shifted_port(<base>) found: the pattern no longer reads the tests"
+    unlisted = sorted((path, base) for path, base in found if base not in listed)
+    assert not unlisted, f"add these bases to OTHER_BASES: {unlisted}"
 
 
 @pytest.mark.parametrize(
