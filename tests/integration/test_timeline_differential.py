@@ -21,7 +21,9 @@ alert new to such a group went out as a late repeat, off its ticks (t201, "Close
 (t201)"; seeds 25-27 met it); an alert new to a notified group but muted at its flush
 was notified (with the others), and a flush finding no alert firing unmuted but one
 resolved did not empty the notification log (t202, "Closed (t202)": seeds 33 and 37,
-played here, fail on the code before it).
+played here, fail on the code before it); a ``firing`` alert whose ``ended_at`` had
+passed, Prometheus' way of resolving, fired on (t213: half of the resolutions are sent to
+citybrain so, ``timelines.spell_resolutions``; both rounds fail on the code before it).
 """
 
 from __future__ import annotations

@@ -90,7 +90,10 @@ RULES: dict[str, dict[str, Any]] = {
 class Step:
     """One event of a timeline at ``at`` seconds after its start: ``fire`` or
     ``resolve`` an alert (``alert``), ``silence`` (``silence``: id, ``matchers``, ending
-    ``ends`` seconds after the start) or ``expire`` a silence early."""
+    ``ends`` seconds after the start) or ``expire`` a silence early. ``ended`` (t213): a
+    ``resolve`` sent to citybrain as Prometheus resolves an alert, a ``firing`` message
+    whose ``ended_at`` is the step's instant (Alertmanager is sent ``endsAt`` then
+    either way)."""
 
     at: int
     what: str
@@ -98,6 +101,7 @@ class Step:
     silence: str = ""
     matchers: tuple[str, ...] = ()
     ends: int = 0
+    ended: bool = False
 
 
 @dataclass
@@ -278,8 +282,20 @@ def play(seeds: list[int], count: int, end: int, wide: bool = False) -> list[Tim
         for i in range(count):
             tl = generate(rng, len(out), end, wide)
             tl.origin = f"seed {seed} timeline {i}"
+            spell_resolutions(tl, random.Random(f"t213 {seed} {i}"))
             out.append(tl)
     return out
+
+
+def spell_resolutions(tl: Timeline, rng: random.Random) -> None:
+    """t213: half of ``tl``'s resolutions (drawn by ``rng``, apart from the timeline's
+    own draws, so every seed's timelines stay as they were) are sent to citybrain as a
+    ``firing`` message whose ``ended_at`` is the step's instant, as Alertmanager reads
+    an alert whose ``endsAt`` has passed (its resolution); before t213 citybrain took it
+    for the alert firing (again)."""
+    for s in tl.steps:
+        if s.what == "resolve":
+            s.ended = rng.random() < 0.5
 
 
 def flush_times(tl: Timeline, group: tuple[tuple[str, str], ...], end: float) -> list[float]:
@@ -499,7 +515,8 @@ def drive_citybrain(
     silences: dict[bytes, dict[str, Any]] = {}
     monkeypatch.setattr(ctx, "firing", firing)
     monkeypatch.setattr(ctx, "silences", silences)
-    clock = _Clock(1_000_000.0)
+    # A clock of 2027: an alert's ended_at (Step.ended) must be from 1990 on.
+    clock = _Clock(1_800_000_000.0)
     t0 = clock.now
     monkeypatch.setattr("streams.response.time", clock)
     monkeypatch.setattr("streams.alerting.time", clock)
@@ -556,7 +573,7 @@ def drive_citybrain(
             key, doc = routed.pop(0)
             await response.on_routed(_Event(key.encode(), doc))  # type: ignore[arg-type]
 
-    async def alert_message(alert_id: str, status: str) -> None:
+    async def alert_message(alert_id: str, status: str, ended: bool = False) -> None:
         labels = by_alert[alert_id].alerts[alert_id]
         doc = {
             "alert_id": alert_id,
@@ -566,6 +583,8 @@ def drive_citybrain(
             "severity": labels["severity"],
             "labels": labels,
         }
+        if ended:  # a resolution as Prometheus sends one: firing, ended now
+            doc["ended_at"] = _iso(clock.now)
         await alerting.on_alert(SimpleNamespace(value=orjson.dumps(doc)))  # type: ignore[arg-type]
         await deliver()
 
@@ -607,8 +626,10 @@ def drive_citybrain(
             # alert is routed.
             since = len(sent)
             for s in (s for s in steps if s.at == at):
-                if s.what in ("fire", "resolve"):
-                    await alert_message(s.alert, "firing" if s.what == "fire" else "resolved")
+                if s.what == "fire" or s.ended:
+                    await alert_message(s.alert, "firing", s.ended)
+                elif s.what == "resolve":
+                    await alert_message(s.alert, "resolved")
                 elif s.what == "silence":
                     silence = new_silence(
                         s.silence, list(s.matchers), clock.now, t0 + s.ends, "t196", "timeline"
@@ -680,7 +701,8 @@ def describe(tl: Timeline) -> Iterator[str]:
         yield f"  {a}: {labels['district']} {labels['severity']}"
     for s in tl.steps:
         if s.what in ("fire", "resolve"):
-            yield f"  {s.at:>3}s {s.what} {s.alert}"
+            spelt = " (to citybrain: firing, ended_at now)" if s.ended else ""
+            yield f"  {s.at:>3}s {s.what} {s.alert}{spelt}"
         elif s.what == "silence":
             yield f"  {s.at:>3}s silence {s.silence} {list(s.matchers)} until {s.ends}s"
         else:
