@@ -45,6 +45,7 @@ from streams.events import (
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
     alert_fields,
+    alert_has_ended,
     epoch_seconds_fault,
     message_json,
     refuse_alert_ahead,
@@ -210,12 +211,14 @@ class _Freed:
     """A muted alert freed by a mute-check pass (``Alerting._recheck``), its routed
     messages queued: ``entry``, its ``muted`` entry as the pass read it (dropped only if
     still that one); ``futures``, their deliveries; ``audit``, its ``alert_unmuted``
-    record; ``kind`` and ``mute``, the labels it is counted under."""
+    record (None for one whose ``ended_at`` passed while it was muted, routed as its
+    resolution: neither audited nor counted unmuted); ``kind`` and ``mute``, the labels
+    it is counted under."""
 
     key: bytes
     entry: Mapping[str, Any]
     futures: list[Awaitable[Any]]
-    audit: dict[str, Any]
+    audit: dict[str, Any] | None  # None: its end passed, routed as its resolution (t213)
     kind: str
     mute: str
 
@@ -432,6 +435,11 @@ class Alerting:
         now = time.time()
         key = alert_id.encode()
         router = config.router
+        if alert_has_ended(alert, now):
+            # Its resolution, as Alertmanager reads an alert whose endsAt has passed
+            # (t213: it opened a run, and inhibited its targets, until a resolved
+            # message came); routed on as one.
+            alert, status = {**alert, "status": "resolved"}, "resolved"
         if self.ctx.annotator is not None:
             tags = [
                 "citybrain",
@@ -686,10 +694,17 @@ class Alerting:
                 self._recheck_failed(one.key, exc)
                 refused += 1
                 continue
-            await self.ctx.audit(one.audit)
+            if one.audit is not None:
+                await self.ctx.audit(one.audit)
             async with self.settled:
                 if self.muted.data.get(one.key) is one.entry:
                     del self.muted[one.key]
+                    if one.audit is None:
+                        # Ended: no longer firing once its resolution is on Kafka (no
+                        # message of it came since: its entry is the one read).
+                        self.ctx.firing.pop(one.key, None)
+            if one.audit is None:
+                continue  # ended, not freed: not counted unmuted
             # Counted once routed and its entry gone (t152: counted before, again after
             # a kill).
             self.metrics.alerts_unmuted.labels(one.kind, one.mute).inc()
@@ -741,7 +756,8 @@ class Alerting:
         freed: list[_Freed],
     ) -> str:
         """One muted alert re-checked: ``"kept"`` (still muted by the same; no await),
-        ``"moved"`` (muted by another now, stored so), ``"dropped"`` or ``"routed"``
+        ``"moved"`` (muted by another now, stored so), ``"dropped"``, ``"ended"`` (its
+        ``ended_at`` passed: its resolution queued, t213) or ``"routed"``
         (its routed messages queued, not yet delivered: added to ``freed`` for
         ``_settle_freed``, which audits, counts and drops its entry)."""
         try:
@@ -760,9 +776,20 @@ class Alerting:
         if key not in self.ctx.firing:
             del self.muted[key]  # resolved: nothing to notify
             return "dropped"
+        config = self.ctx.config  # to this alert's end (t133)
+        if alert_has_ended(alert, now):
+            # Its ended_at passed while it was muted: its resolution, as Alertmanager
+            # reads it then, never notified (t213: routed firing once its mute ended, a
+            # run for an alert that had said it ended). Routed on as its resolution, so
+            # its groups forget it as a muted member, as its resolved message does.
+            resolved = {**alert, "status": "resolved"}
+            decision = config.router.decide(labels, [], [], now)
+            routed = self._routed(resolved, labels, decision, config.playbooks)
+            futures = await self.ctx.queue_all(self.ctx.routed, routed)
+            freed.append(_Freed(key, entry, futures, None, "", mute))
+            return "ended"
         source = self.ctx.firing.get(muted_by.encode()) if mute == "inhibited" else None
         firing = self.ctx.firing_except(key)
-        config = self.ctx.config  # to this alert's end (t133)
         decision = config.router.recheck(labels, mute, muted_by, source, firing, silences, now)
         if decision.mute is not None:
             if (decision.mute, decision.muted_by) == (mute, muted_by):

@@ -857,6 +857,21 @@ def refuse_ended_before_started(alert: Mapping[str, Any]) -> None:
         )
 
 
+def alert_has_ended(alert: Mapping[str, Any], now: float) -> bool:
+    """Whether ``alert`` (as ``alert_fields`` took it, or as a ``muted`` entry keeps it)
+    is said ``firing`` with an ``ended_at`` not after ``now`` (epoch s): its resolution,
+    as Alertmanager reads an alert whose ``endsAt`` is not after its clock
+    (``types.Alert.Resolved``: it neither notifies nor inhibits; Prometheus resolves an
+    alert by sending it with ``endsAt`` in the past). Before t213 the alerts stage went
+    by ``status`` alone: such an alert opened a run, and as an inhibit rule's source
+    muted its targets until a ``resolved`` message came. A later ``ended_at`` is kept as
+    written, no timer (docs/playbooks.md, "Inhibition and silences")."""
+    ended = alert.get("ended_at")
+    if alert.get("status") != "firing" or ended is None:
+        return False
+    return alert_time(ended, "ended_at", stored=True) <= now
+
+
 def refuse_alert_ahead(
     alert: dict[str, Any], now: float, ahead: float, code: str, at: str = ""
 ) -> None:

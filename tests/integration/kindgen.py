@@ -15,7 +15,9 @@ alerts meet every route and every side of every rule):
 - durations in every spelling Prometheus' ``model.ParseDuration`` has or refuses
   (``0s``, ``0ms``, ``1y``, ``1w``, ``1h30m``, ``90s``, ``500ms``, ``1.5h``, ``-1s``,
   ``1d1d``, ``300y``, ``292y``), zero where Alertmanager refuses it and where it does not
-  (``group_wait: 0s``);
+  (``group_wait: 0s``), and (t213) the largest Go's ``time.Duration`` holds in each unit
+  (``292y``, ``106751d``, ``2562047h``, ``9223372036s``) and one past it (``293y``,
+  ``106752d``, ``9223372036855ms``);
 - time intervals with locations that change to and from daylight-saving time, weekday,
   month and year ranges, negative ``days_of_month``, ``24:00``, named under
   ``time_intervals`` or the deprecated top-level ``mute_time_intervals``; instants on the
@@ -55,7 +57,12 @@ REGEXES: dict[str, tuple[str, ...]] = {
 # faults, below).
 GOOD_DURATIONS = ("0s", "1y", "1w", "1h30m", "90s", "500ms", "1d", "2h", "5m", "1m1s", "10s")
 GOOD_NONZERO = ("1y", "1w", "1h30m", "90s", "500ms", "1d", "2h", "5m", "1m1s", "1ms", "0d1h")
+# t213: the largest Go's time.Duration holds, in each unit, and a tiny one beside a huge
+# one (each accepted by both: docs/playbooks.md, Durations).
+HUGE = ("90d", "292y", "106751d", "2562047h", "9223372036s", "1y1ms")
 BAD_DURATIONS = ("1.5h", "-1s", "1d1d", "1m1h", "300y", "5x", "1h 30m", "")
+# t213: one past the largest, in each unit ("duration out of range" to both).
+PAST_HUGE = ("293y", "106752d", "2562048h", "9223372037s", "9223372036855ms")
 ZERO_DURATIONS = ("0s", "0ms", "0", "0y0w", "0h0m0s")
 # Zones with daylight-saving changes both ways (and one without), and instants on them.
 ZONES = (
@@ -133,7 +140,7 @@ def route(rng: random.Random, depth: int, names: list[str]) -> dict[str, Any]:
     for key in ("group_wait", "group_interval", "repeat_interval"):
         if rng.random() < 0.2:
             pool = GOOD_DURATIONS if key == "group_wait" else GOOD_NONZERO
-            node[key] = rng.choice(pool)
+            node[key] = rng.choice(pool + HUGE)
     if names and rng.random() < 0.25:
         node["mute_time_intervals"] = rng.sample(names, rng.randint(1, min(2, len(names))))
     if names and rng.random() < 0.2:
@@ -262,7 +269,7 @@ def fault(rng: random.Random, cfg: dict[str, Any], kind: str) -> None:
         rng.choice((root, child))["repeat_interval"] = rng.choice(ZERO_DURATIONS)
     elif kind == "bad_duration":
         field = rng.choice(("group_wait", "group_interval", "repeat_interval"))
-        rng.choice((root, child))[field] = rng.choice(BAD_DURATIONS)
+        rng.choice((root, child))[field] = rng.choice(BAD_DURATIONS + PAST_HUGE)
     elif kind == "continue_on_root":
         root["continue"] = True
     elif kind == "matchers_on_root":

@@ -21,7 +21,11 @@ alert new to such a group went out as a late repeat, off its ticks (t201, "Close
 (t201)"; seeds 25-27 met it); an alert new to a notified group but muted at its flush
 was notified (with the others), and a flush finding no alert firing unmuted but one
 resolved did not empty the notification log (t202, "Closed (t202)": seeds 33 and 37,
-played here, fail on the code before it).
+played here, fail on the code before it); a ``firing`` alert whose ``ended_at`` had
+passed, Prometheus' way of resolving, fired on (t213: half of the resolutions are sent to
+citybrain so, ``timelines.spell_resolutions``; both rounds fail on the code before it).
+A third round (t213) gives half its timelines a second route their alerts also take
+(``continue: true``), each alert in two groups at once.
 """
 
 from __future__ import annotations
@@ -53,13 +57,15 @@ ALERTMANAGER = shutil.which("prometheus-alertmanager")
 END = 16  # timeline seconds: events up to 14, the flushes after them
 SCALE = 2.0  # real seconds per timeline second on Alertmanager
 TIMELINES = 20  # per seed
-# Each round: (seeds, wide) played at once on one Alertmanager run (about 40 s each).
-# t196's two seeds and the two seeds whose timelines t201 left open (33: timeline 4,
-# 37: timeline 3; docs/playbooks.md "Closed (t202)"), with t196's draws; and seeds of
-# t202's wider draws (group_wait 0, tiny intervals).
+# Each round: (seeds, wide, also) played at once on one Alertmanager run (about 40 s
+# each). t196's two seeds and the two seeds whose timelines t201 left open (33: timeline
+# 4, 37: timeline 3; docs/playbooks.md "Closed (t202)"), with t196's draws; seeds of
+# t202's wider draws (group_wait 0, tiny intervals); and (t213) wider draws half of
+# whose timelines have a second route their alerts also take (``continue: true``).
 ROUNDS = {
-    "t196": ([196, 197, 33, 37], False),
-    "wide": ([202, 203, 204, 205], True),
+    "t196": ([196, 197, 33, 37], False, False),
+    "wide": ([202, 203, 204, 205], True, False),
+    "continue": ([213, 214], True, True),
 }
 
 
@@ -89,8 +95,8 @@ def test_notification_timelines_agree_with_alertmanager(
 ) -> None:
     assert ALERTMANAGER is not None, "apt-get install prometheus-alertmanager"
     port, hook = free_ports(2)  # the kernel's picks: other suites share the machine
-    seeds, wide = ROUNDS[name]
-    timelines = play(seeds, TIMELINES, END - 2, wide)
+    seeds, wide, also = ROUNDS[name]
+    timelines = play(seeds, TIMELINES, END - 2, wide, also)
     ours = drive_citybrain(timelines, tmp_path / "citybrain", monkeypatch, END)
     config, _ = routing_docs(timelines, hook, SCALE)
     (tmp_path / "alertmanager.yml").write_text(config)

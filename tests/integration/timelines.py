@@ -61,6 +61,8 @@ SEVERITIES = ("critical", "major", "minor")
 PLAYBOOK = "sensor-anomaly"
 # The label that holds a timeline (its value tlN): one citybrain knows.
 TL = "category"
+# The group_by of a timeline's second route (``Timeline.also``, t213).
+ALSO = (TL, "severity")
 # Inhibit rules a timeline may have, by name: each is scoped to the timeline by `equal`.
 RULES: dict[str, dict[str, Any]] = {
     # The common one: a critical alert of a district mutes its minor ones.
@@ -90,7 +92,10 @@ RULES: dict[str, dict[str, Any]] = {
 class Step:
     """One event of a timeline at ``at`` seconds after its start: ``fire`` or
     ``resolve`` an alert (``alert``), ``silence`` (``silence``: id, ``matchers``, ending
-    ``ends`` seconds after the start) or ``expire`` a silence early."""
+    ``ends`` seconds after the start) or ``expire`` a silence early. ``ended`` (t213): a
+    ``resolve`` sent to citybrain as Prometheus resolves an alert, a ``firing`` message
+    whose ``ended_at`` is the step's instant (Alertmanager is sent ``endsAt`` then
+    either way)."""
 
     at: int
     what: str
@@ -98,6 +103,7 @@ class Step:
     silence: str = ""
     matchers: tuple[str, ...] = ()
     ends: int = 0
+    ended: bool = False
 
 
 @dataclass
@@ -112,6 +118,9 @@ class Timeline:
     steps: list[Step] = field(default_factory=list)
     # Where it came from, for a failure's message: "seed 33 timeline 4" (``play``).
     origin: str = ""
+    # t213: the group_by of a second route every alert of the timeline also takes (the
+    # first says ``continue: true``), or () for none: each alert in two groups at once.
+    also: tuple[str, ...] = ()
 
 
 def duration(seconds: float) -> str:
@@ -159,12 +168,13 @@ def _races_first_flush(tl: Timeline) -> bool:
     alerts = [s for s in tl.steps if s.what in ("fire", "resolve")]
     firsts: dict[tuple[tuple[str, str], ...], Step] = {}
     for s in alerts:
-        firsts.setdefault(group_of(tl, tl.alerts[s.alert]), s)
+        for group in groups_of(tl, tl.alerts[s.alert]):
+            firsts.setdefault(group, s)
     for group, first in firsts.items():
         for s in alerts:
             if s is first or s.at != first.at:
                 continue
-            if tl.rules or group_of(tl, tl.alerts[s.alert]) == group:
+            if tl.rules or group in groups_of(tl, tl.alerts[s.alert]):
                 return True
     return False
 
@@ -230,8 +240,19 @@ def routing_docs(timelines: list[Timeline], hook_port: int, scale: float = 1.0) 
             "group_interval": duration(tl.group_interval * scale),
             "repeat_interval": duration(tl.repeat_interval * scale),
         }
-        am_routes.append({"receiver": "hook", "matchers": [f'{TL}="tl{tl.n}"'], **timing})
-        cb_routes.append({"playbook": PLAYBOOK, "matchers": [f'{TL}="tl{tl.n}"'], **timing})
+        both = {"continue": True} if tl.also else {}
+        am_routes.append({"receiver": "hook", "matchers": [f'{TL}="tl{tl.n}"'], **timing, **both})
+        cb_routes.append({"playbook": PLAYBOOK, "matchers": [f'{TL}="tl{tl.n}"'], **timing, **both})
+        if tl.also:
+            # The second route every alert of the timeline takes too: other matchers (so
+            # another Route.Key) and another group_by (so other group labels).
+            second = {
+                "matchers": [f'{TL}="tl{tl.n}"', 'severity=~".+"'],
+                **timing,
+                "group_by": list(tl.also),
+            }
+            am_routes.append({"receiver": "hook", **second})
+            cb_routes.append({"playbook": PLAYBOOK, **second})
         # Each rule of the timeline's own alerts only (``equal`` on TL would still let
         # another timeline's rule act on them).
         mine = f'{TL}="tl{tl.n}"'
@@ -268,18 +289,39 @@ def routing_docs(timelines: list[Timeline], hook_port: int, scale: float = 1.0) 
     return json.dumps(am), json.dumps(cb)
 
 
-def play(seeds: list[int], count: int, end: int, wide: bool = False) -> list[Timeline]:
+def play(
+    seeds: list[int], count: int, end: int, wide: bool = False, also: bool = False
+) -> list[Timeline]:
     """``count`` timelines of each of ``seeds`` (``generate``: seed ``s``'s are those of
     ``random.Random(s)``, whatever else is played), numbered one after another, so one
-    Alertmanager run plays them all at once."""
+    Alertmanager run plays them all at once. ``also`` (t213): half of them have a second
+    route their alerts also take (``Timeline.also``), drawn apart from the timeline's
+    own draws."""
     out: list[Timeline] = []
     for seed in seeds:
         rng = random.Random(seed)
         for i in range(count):
             tl = generate(rng, len(out), end, wide)
             tl.origin = f"seed {seed} timeline {i}"
+            spelling = random.Random(f"t213 {seed} {i}")
+            spell_resolutions(tl, spelling)
+            if also and spelling.random() < 0.5:
+                tl.also = ALSO
+                if tl.group_wait == 0.0 and _races_first_flush(tl):
+                    tl.also = ()  # its second route's groups would race a first flush
             out.append(tl)
     return out
+
+
+def spell_resolutions(tl: Timeline, rng: random.Random) -> None:
+    """t213: half of ``tl``'s resolutions (drawn by ``rng``, apart from the timeline's
+    own draws, so every seed's timelines stay as they were) are sent to citybrain as a
+    ``firing`` message whose ``ended_at`` is the step's instant, as Alertmanager reads
+    an alert whose ``endsAt`` has passed (its resolution); before t213 citybrain took it
+    for the alert firing (again)."""
+    for s in tl.steps:
+        if s.what == "resolve":
+            s.ended = rng.random() < 0.5
 
 
 def flush_times(tl: Timeline, group: tuple[tuple[str, str], ...], end: float) -> list[float]:
@@ -288,7 +330,7 @@ def flush_times(tl: Timeline, group: tuple[tuple[str, str], ...], end: float) ->
     muted alert in its group), then every ``group_interval`` (the group is compared only
     until an alert comes after it emptied, ``comparable_until``)."""
     made = min(
-        (s.at for s in tl.steps if s.alert and group_of(tl, tl.alerts[s.alert]) == group),
+        (s.at for s in tl.steps if s.alert and group in groups_of(tl, tl.alerts[s.alert])),
         default=None,
     )
     if made is None:
@@ -311,8 +353,19 @@ def merged(timelines: list[Timeline]) -> list[Step]:
 Notification = tuple[float, int, tuple[tuple[str, str], ...], tuple[str, ...]]
 
 
-def group_of(tl: Timeline, labels: dict[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, labels[k]) for k in tl.group_by if k in labels))
+def group_of(
+    tl: Timeline, labels: dict[str, str], group_by: tuple[str, ...] | None = None
+) -> tuple[tuple[str, str], ...]:
+    """The group of ``labels`` on the timeline's first route (or a route grouping by
+    ``group_by``)."""
+    names = tl.group_by if group_by is None else group_by
+    return tuple(sorted((k, labels[k]) for k in names if k in labels))
+
+
+def groups_of(tl: Timeline, labels: dict[str, str]) -> list[tuple[tuple[str, str], ...]]:
+    """The groups of ``labels``, one per route of the timeline (t213: two with ``also``;
+    their group labels are told apart by their names)."""
+    return [group_of(tl, labels, g) for g in (tl.group_by, *([tl.also] if tl.also else []))]
 
 
 # -- Alertmanager ------------------------------------------------------------------------
@@ -499,7 +552,8 @@ def drive_citybrain(
     silences: dict[bytes, dict[str, Any]] = {}
     monkeypatch.setattr(ctx, "firing", firing)
     monkeypatch.setattr(ctx, "silences", silences)
-    clock = _Clock(1_000_000.0)
+    # A clock of 2027: an alert's ended_at (Step.ended) must be from 1990 on.
+    clock = _Clock(1_800_000_000.0)
     t0 = clock.now
     monkeypatch.setattr("streams.response.time", clock)
     monkeypatch.setattr("streams.alerting.time", clock)
@@ -556,7 +610,7 @@ def drive_citybrain(
             key, doc = routed.pop(0)
             await response.on_routed(_Event(key.encode(), doc))  # type: ignore[arg-type]
 
-    async def alert_message(alert_id: str, status: str) -> None:
+    async def alert_message(alert_id: str, status: str, ended: bool = False) -> None:
         labels = by_alert[alert_id].alerts[alert_id]
         doc = {
             "alert_id": alert_id,
@@ -566,6 +620,8 @@ def drive_citybrain(
             "severity": labels["severity"],
             "labels": labels,
         }
+        if ended:  # a resolution as Prometheus sends one: firing, ended now
+            doc["ended_at"] = _iso(clock.now)
         await alerting.on_alert(SimpleNamespace(value=orjson.dumps(doc)))  # type: ignore[arg-type]
         await deliver()
 
@@ -591,11 +647,12 @@ def drive_citybrain(
                     ids.append(alert_id)
             first = group["run"]["alerts"][0]
             tl = by_alert[first]
+            route = next(r for r in router.root.routes if r.id == group["route"]["id"])
             out.append(
                 (
                     clock.now - t0,
                     tl.n,
-                    group_of(tl, tl.alerts[first]),
+                    group_of(tl, tl.alerts[first], tuple(route.group_by)),
                     tuple(sorted(ids)),
                 )
             )
@@ -607,8 +664,10 @@ def drive_citybrain(
             # alert is routed.
             since = len(sent)
             for s in (s for s in steps if s.at == at):
-                if s.what in ("fire", "resolve"):
-                    await alert_message(s.alert, "firing" if s.what == "fire" else "resolved")
+                if s.what == "fire" or s.ended:
+                    await alert_message(s.alert, "firing", s.ended)
+                elif s.what == "resolve":
+                    await alert_message(s.alert, "resolved")
                 elif s.what == "silence":
                     silence = new_silence(
                         s.silence, list(s.matchers), clock.now, t0 + s.ends, "t196", "timeline"
@@ -641,7 +700,8 @@ def comparable_until(tl: Timeline) -> dict[tuple[tuple[str, str], ...], float]:
     fires: dict[tuple[tuple[str, str], ...], list[Step]] = {}
     for s in tl.steps:
         if s.what in ("fire", "resolve"):
-            fires.setdefault(group_of(tl, tl.alerts[s.alert]), []).append(s)
+            for group in groups_of(tl, tl.alerts[s.alert]):
+                fires.setdefault(group, []).append(s)
     until = {}
     for group, steps in fires.items():
         made = steps[0].at
@@ -674,13 +734,14 @@ def describe(tl: Timeline) -> Iterator[str]:
     yield (
         f"{tl.origin or 'timeline'} (tl{tl.n}): group_by {list(tl.group_by)}, group_wait {tl.group_wait}s, "
         f"group_interval {tl.group_interval}s, repeat_interval {tl.repeat_interval}s, "
-        f"rules {list(tl.rules)}"
+        f"rules {list(tl.rules)}" + (f", and a second route by {list(tl.also)}" if tl.also else "")
     )
     for a, labels in tl.alerts.items():
         yield f"  {a}: {labels['district']} {labels['severity']}"
     for s in tl.steps:
         if s.what in ("fire", "resolve"):
-            yield f"  {s.at:>3}s {s.what} {s.alert}"
+            spelt = " (to citybrain: firing, ended_at now)" if s.ended else ""
+            yield f"  {s.at:>3}s {s.what} {s.alert}{spelt}"
         elif s.what == "silence":
             yield f"  {s.at:>3}s silence {s.silence} {list(s.matchers)} until {s.ends}s"
         else:
