@@ -216,8 +216,9 @@ def _listed(
     read: Callable[[Any], Silence | BadSilence] | None = None,
     handle: str | None = None,
 ) -> dict[str, Any]:
-    """A stored silence as listed, with whether it is active now; one that cannot be read
-    (playbooks.routing.SilenceBook skips it) is listed as such rather than failing.
+    """A stored silence as listed (``bounded_document``), with whether it is active now;
+    one that cannot be read (playbooks.routing.SilenceBook skips it) is listed as such
+    rather than failing.
     ``key``: its key in the table, listed as its ``id`` (what ``DELETE /silences/ID``
     takes; t160: one stored without an id, or with another, was listed without the key,
     so nothing the listing showed could expire it). ``read``: the document's reading
@@ -239,7 +240,10 @@ def _listed(
             "active": False,
             "unreadable": unreadable,
         }
-    return {**base, **named, "active": silence.active(now)}
+    # Bounded too (t214): a readable silence may carry fields the API never writes
+    # (another tool's changelog entry: a comment of 1 MB, a thousand fields), which were
+    # listed whole; every field the API writes is within its bounds, so listed whole.
+    return {**bounded_document(base), **named, "active": silence.active(now)}
 
 
 # An unreadable or expired stored silence is listed with at most this many of its fields,

@@ -683,3 +683,31 @@ def test_an_expired_silence_is_listed_with_its_exact_matchers_and_reason(ctx: Co
         assert listed["matchers"] == stored["matchers"] and listed["reason"] == stored["reason"]
     assert after[1]["silences"][0]["active"] is False
     assert again[1]["silence"]["matchers"] == stored["matchers"]
+
+
+def test_a_readable_silence_with_fields_the_api_never_writes_is_listed_bounded(
+    ctx: Context,
+) -> None:
+    """t214 (t166's sibling): a stored silence that reads as one (another tool's changelog
+    entry with a comment of 1 MB and a thousand fields besides valid matchers and times)
+    was listed with its whole document: every listing 1 MB larger. Now bounded as an
+    unreadable or expired one is; its matchers and reason whole. Fails on the old code."""
+    now = time.time()
+    doc: dict[str, Any] = {
+        "id": "other-tool",
+        "matchers": ['kind="pm25"', 'category="a \\"b\\""'],
+        "starts_at": now - 10,
+        "ends_at": now + 3600,
+        "author": "a",
+        "reason": "r" * 2000,
+        "comment": "c" * 1_000_000,
+    }
+    doc.update({f"extra-{n}": n for n in range(1_000)})
+    ctx.silences.data[b"other-tool"] = doc
+    (status, listing), _, _ = list_expire_all_list(ctx)
+    assert status == 200
+    (listed,) = listing["silences"]
+    assert listed["active"] is True and "unreadable" not in listed
+    assert listed["matchers"] == doc["matchers"] and listed["reason"] == doc["reason"]
+    assert listed["cut"] == ["comment", "975 more fields"]
+    assert len(orjson.dumps(listing)) < 20_000
