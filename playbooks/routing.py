@@ -148,7 +148,7 @@ def impossible_value(matcher: Matcher, values: Mapping[str, tuple[str, ...]]) ->
             op = "=~" if matcher.op == "=" else "!~"
             return (
                 f"{matcher.name} is never {matcher.value!r}, so this matcher {never}: one "
-                f'value, not a list: {matcher.name}{op}"{"|".join(parts)}" tests for any of them'
+                f"value, not a list: {any_of(matcher.name, parts, op)} tests for any of them"
             )
         return (
             f"{matcher.name} is never {matcher.value!r}, so this matcher {never}: "
@@ -725,12 +725,27 @@ def _listed_values(found: list[Matcher], rest: list[str]) -> str:
     if not found or found[-1].op != "=" or not words:
         return ""
     name = found[-1].name
-    values = [found[-1].value, *words]
+    # Each bare word read as Alertmanager reads a bare value (``\\`` a backslash).
+    values = [found[-1].value, *(_unescape(word, word) for word in words)]
     either = "either" if len(values) == 2 else "any of them"
-    # Unescaped: a `.` in a value then matches any character, which still matches it,
-    # and a backslash in a quoted matcher is an escape of Alertmanager's own.
-    pattern = "|".join(values)
-    return f' (a list of {name}\'s values? {name}=~"{pattern}" matches {either})'
+    return f" (a list of {name}'s values? {any_of(name, values)} matches {either})"
+
+
+# Go's regexp.QuoteMeta: the characters a regex reads as other than themselves.
+_REGEX_SPECIALS = frozenset("\\.+*?()|[]{}^$")
+
+
+def any_of(name: str, values: Iterable[str], op: str = "=~") -> str:
+    """The matcher text ``name=~"…"`` (or ``op``, ``!~``) that matches exactly ``values``:
+    each quoted as Go's regexp.QuoteMeta quotes it, then escaped as a quoted matcher
+    value is (``escape``), so that it reads back, in Alertmanager as here, to a regex
+    matching each value and nothing else. t214: the hint for
+    ``category=Noise,Graffiti (Commercial)`` wrote ``category=~"Noise|Graffiti
+    (Commercial)"``, which matches "Graffiti Commercial" and not the value meant, ``c+d``
+    a regex matching "ccd", and ``x\\y`` one Alertmanager refuses (``\\y``, an invalid
+    escape)."""
+    pattern = "|".join("".join("\\" + c if c in _REGEX_SPECIALS else c for c in v) for v in values)
+    return f'{name}{op}"{escape(pattern)}"'
 
 
 log = logging.getLogger(__name__)

@@ -52,7 +52,10 @@ from playbooks.machine import RUN_LIST_STATUSES as LIST_STATUSES
 from playbooks.machine import ReplyStatus, RunStatus
 from playbooks.routing import (
     MAX_MATCHER_CHARS,
+    MAX_SILENCE_AUTHOR_CHARS,
+    MAX_SILENCE_ID_CHARS,
     MAX_SILENCE_MATCHERS,
+    MAX_SILENCE_REASON_CHARS,
     MAX_SILENCE_SECONDS,
     BadSilence,
     Silence,
@@ -213,8 +216,9 @@ def _listed(
     read: Callable[[Any], Silence | BadSilence] | None = None,
     handle: str | None = None,
 ) -> dict[str, Any]:
-    """A stored silence as listed, with whether it is active now; one that cannot be read
-    (playbooks.routing.SilenceBook skips it) is listed as such rather than failing.
+    """A stored silence as listed (``bounded_document``), with whether it is active now;
+    one that cannot be read (playbooks.routing.SilenceBook skips it) is listed as such
+    rather than failing.
     ``key``: its key in the table, listed as its ``id`` (what ``DELETE /silences/ID``
     takes; t160: one stored without an id, or with another, was listed without the key,
     so nothing the listing showed could expire it). ``read``: the document's reading
@@ -236,7 +240,10 @@ def _listed(
             "active": False,
             "unreadable": unreadable,
         }
-    return {**base, **named, "active": silence.active(now)}
+    # Bounded too (t214): a readable silence may carry fields the API never writes
+    # (another tool's changelog entry: a comment of 1 MB, a thousand fields), which were
+    # listed whole; every field the API writes is within its bounds, so listed whole.
+    return {**bounded_document(base), **named, "active": silence.active(now)}
 
 
 # An unreadable or expired stored silence is listed with at most this many of its fields,
@@ -262,6 +269,31 @@ def expiry_fields(expired: Mapping[str, Any]) -> dict[str, Any]:
     return {k: expired[k] for k in fields if k in expired}
 
 
+# A stored silence's text fields the API writes, each with the most characters it writes
+# (``Silence.from_dict`` reads no more back).
+_WRITTEN_TEXT = {
+    "id": MAX_SILENCE_ID_CHARS,
+    "author": MAX_SILENCE_AUTHOR_CHARS,
+    "expired_by": MAX_SILENCE_AUTHOR_CHARS,
+    "reason": MAX_SILENCE_REASON_CHARS,
+}
+
+
+def written_whole(name: str, value: Any) -> bool:
+    """Whether a stored silence's field ``name`` holds no more than the API writes there
+    (``matchers``: at most MAX_SILENCE_MATCHERS texts of MAX_MATCHER_CHARS characters;
+    ``reason``, ``author``, ``expired_by``, ``id``: text of their bounds), so that a
+    listing shows it whole, as a silence in force is."""
+    if name == "matchers":
+        return (
+            isinstance(value, list)
+            and len(value) <= MAX_SILENCE_MATCHERS
+            and all(isinstance(m, str) and len(m) <= MAX_MATCHER_CHARS for m in value)
+        )
+    limit = _WRITTEN_TEXT.get(name)
+    return limit is not None and isinstance(value, str) and len(value) <= limit
+
+
 def bounded_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     """A stored document that was not read (an unreadable or expired silence) as a
     listing shows it: at most ``MAX_LISTED_FIELDS`` fields, a name past 64 characters
@@ -269,7 +301,12 @@ def bounded_document(doc: Mapping[str, Any]) -> dict[str, Any]:
     shown as its start (``show``: 80 characters, text), and ``"cut"`` naming what was
     left out or cut. t166: such a silence was listed with its whole stored document, so
     one entry of 1 MB (another tool's changelog entry) made every ``GET /silences`` and
-    ``silences list`` answer 1 MB larger, 60 such entries 60 MB."""
+    ``silences list`` answer 1 MB larger, 60 such entries 60 MB. A field within what the
+    API writes there (``written_whole``) is shown whole whatever its size: t214, an
+    expired silence of 5 regexes of 1,000 characters, or a reason of 2,000 CJK
+    characters, was listed with its matchers as 80 characters of text and its reason cut,
+    so what it had silenced could not be read back nor added again (Alertmanager lists an
+    expired silence's matchers whole)."""
     shown: dict[str, Any] = {}
     cut: list[str] = []
     for n, (name, value) in enumerate(doc.items()):
@@ -281,6 +318,8 @@ def bounded_document(doc: Mapping[str, Any]) -> dict[str, Any]:
             size = len(orjson.dumps(value))
         except (TypeError, orjson.JSONEncodeError):  # an int past 64 bits
             size = MAX_LISTED_FIELD_BYTES + 1
+        if label == name and written_whole(name, value):
+            size = 0
         if size > MAX_LISTED_FIELD_BYTES or label != name:
             cut.append(label)
         shown[label] = show(value) if size > MAX_LISTED_FIELD_BYTES else value

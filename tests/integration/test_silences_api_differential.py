@@ -5,7 +5,9 @@ silence-escaped-quote and silence-matches-all, end to end): the same bodies go t
 documented stricter refusals: matchers that all match the empty string with a ``!=`` or
 ``!~`` among them, and a matcher on a label citybrain's alerts do not carry); what the worker stores lists back readable with Alertmanager's
 matchers, and silences exactly the alerts Alertmanager marks silenced by it; the text it
-lists, given to ``amtool silence add``, is the same silence in Alertmanager. t146: the
+lists, given to ``amtool silence add``, is the same silence in Alertmanager; expired in
+both, it is listed with the matchers Alertmanager lists (t214: matchers of more than 4,096
+bytes of JSON were listed as 80 characters of text once expired). t146: the
 times, in 291 spellings each as the end and as the start, taken or refused alike and the
 same instant kept; a refused window said in Alertmanager's words."""
 
@@ -22,7 +24,7 @@ import yaml
 from playbooks.routing import Silence
 from tests.integration.test_alertmanager_independent import amtool
 from tests.integration.test_alertmanager_server import PORT, Alertmanager, http
-from tests.services import OPERATOR_TOKEN, Pipeline
+from tests.services import COORDINATOR_TOKEN, OPERATOR_TOKEN, Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +64,9 @@ CASES: list[tuple[list[dict[str, Any]], str]] = [
     ([m("kind:x", "x")], "refuse"),
     ([m("", "x")], "refuse"),
     ([], "refuse"),
+    # t214: matchers of more than 4,096 bytes of JSON together, an escaped quote and
+    # backslash in each: once expired, listed whole (they were listed as 80 characters).
+    ([m("category", f'{c}"\\\\' + "a?" * 490, regex=True) for c in "vwxyz"] + [FLOOD], "accept"),
 ]
 
 
@@ -175,7 +180,25 @@ def test_silences_agree_with_alertmanager_api(tmp_path: Path, pipeline: Pipeline
                 matchers
             )
             silenced_some += bool(muted)
+            # Expired in both, listed with the matchers Alertmanager lists it with (t214:
+            # an expired silence's matchers of over 4,096 bytes were listed as text, cut).
             http("DELETE", f"/silence/{answer['silenceID']}")
+            expired, said = pipeline.api("DELETE", f"/silences/{stored['id']}", COORDINATOR_TOKEN)
+            assert expired == 200, said
+            listed = {
+                s["id"]: s for s in pipeline.api("GET", "/silences", OPERATOR_TOKEN)[1]["silences"]
+            }
+            ended = listed[stored["id"]]
+            assert not ended["active"] and "cut" not in ended, ended
+            assert ended["matchers"] == stored["matchers"], ended
+            _, kept = http("GET", f"/silence/{answer['silenceID']}")
+            assert kept["status"]["state"] == "expired"
+            assert sorted(
+                (x.name, x.value, x.op in ("=~", "!~"), x.op in ("=", "=~"))
+                for x in Silence.from_dict(ended).matchers
+            ) == sorted(
+                (k["name"], k["value"], k["isRegex"], k["isEqual"]) for k in kept["matchers"]
+            )
         assert silenced_some >= 5
         # Times: an end in the past, an end before the start, refused by both.
         past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 30))

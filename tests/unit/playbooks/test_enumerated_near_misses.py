@@ -4,6 +4,7 @@ alone while ``deadlin`` got "did you mean 'deadline'?")."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,46 @@ def test_a_list_of_one_labels_values_in_a_matcher_is_said_as_a_regex() -> None:
     assert expected_values("kind", known["kind"], "pm25,pm10").endswith(
         " (one choice, not a list: give 'pm25' or 'pm10')"
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant", "near"),
+    [
+        (
+            'category="Noise",Graffiti (Commercial)',
+            ["Noise", "Graffiti (Commercial)"],
+            ["Graffiti Commercial", "Graffiti (Commercial"],
+        ),
+        ("category=a.b,c+d", ["a.b", "c+d"], ["axb", "ccd", "cd"]),
+        ("category=x\\\\y,z", ["x\\y", "z"], ["xy", "x\\\\y"]),
+        ('category="a\\"q",b[1],^c$', ['a"q', "b[1]", "^c$"], ["b1", "c", 'a\\"q']),
+        ("kind=pm25,pm10,no2", ["pm25", "pm10", "no2"], ["pm2", "no"]),
+    ],
+)
+def test_the_regex_said_for_a_list_of_values_matches_exactly_those_values(
+    typed: str, meant: list[str], near: list[str]
+) -> None:
+    """t214: the hint for one label's values written as a list joined them unquoted:
+    ``category=~"Noise|Graffiti (Commercial)"`` matches "Graffiti Commercial" and not the
+    value meant, ``c+d`` matched "ccd", ``x\\\\y`` was a regex Alertmanager refuses. Now
+    each value is quoted as Go's regexp.QuoteMeta quotes it and the whole escaped as a
+    quoted matcher value; the hint is a matcher that reads back to exactly those values.
+    The first four fail on the old code."""
+    from playbooks.routing import impossible_value, parse_matchers
+
+    with pytest.raises(RoutingConfigError) as info:
+        parse_matchers(typed)
+    hint = re.search(r"values\? (.+) matches (?:either|any of them)\)$", str(info.value))
+    assert hint is not None, str(info.value)
+    matcher = Matcher.parse(hint.group(1))
+    assert all(matcher.matches({matcher.name: v}) for v in meant), hint.group(1)
+    assert not any(matcher.matches({matcher.name: v}) for v in near), hint.group(1)
+    # The same for a route's one value holding a list of known values.
+    known = {"category": tuple(meant)}
+    said = impossible_value(Matcher.build("category", "!=", ",".join(meant)), known)
+    if all("," not in v for v in meant):
+        regex = re.search(r"not a list: (.+) tests for any of them$", said)
+        assert regex is not None, said
+        negated = Matcher.parse(regex.group(1))
+        assert negated.op == "!~" and not any(negated.matches({"category": v}) for v in meant)
+        assert all(negated.matches({"category": v}) for v in near)

@@ -637,3 +637,77 @@ def test_a_handle_several_stored_keys_share_is_a_409_asking_for_more_digits(
         "2 stored silences' keys have a SHA-256 starting abababababababab: give more of "
         "its 64 digits"
     )
+
+
+def test_an_expired_silence_is_listed_with_its_exact_matchers_and_reason(ctx: Context) -> None:
+    """t214: an expired silence was listed bounded as an unreadable one is (t166), each
+    field over 4,096 bytes of JSON shown as its first 80 characters: a silence the API
+    took, its matchers 5 regexes of 1,000 characters or its reason 2,000 CJK characters,
+    once expired was listed with ``matchers`` as a text ("'['category=~..." cut) and its
+    reason cut, so neither ``silences list`` nor the API gave back what had been silenced,
+    and the listed matchers could not be added again. Alertmanager lists an expired
+    silence's matchers whole. Now a field within the bounds the API writes it to is listed
+    whole, expired or not; a field past them is still cut. Fails on the old code."""
+    regexes = [f'category=~"{c}{"a?" * 498}"' for c in "vwxyz"]
+    body = {"matchers": [*regexes, 'kind="pm25"'], "duration": "1h", "reason": "中" * 2000}
+    register_api(ctx.app, ctx)
+
+    async def scenario() -> list[tuple[int, Any]]:
+        async with TestClient(TestServer(ctx.app.web.web_app)) as client:  # type: ignore[attr-defined]
+
+            async def call(method: str, path: str, token: str, json: Any = None) -> Any:
+                headers = {"Authorization": f"Bearer {token}"}
+                resp = await client.request(method, path, json=json, headers=headers)
+                return resp.status, await resp.json()
+
+            made = await call("POST", "/api/v1/silences", OPERATOR_TOKEN, body)
+            path = f"/api/v1/silences/{made[1]['silence']['id']}"
+            before = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+            expired = await call("DELETE", path, COORDINATOR_TOKEN)
+            after = await call("GET", "/api/v1/silences", OPERATOR_TOKEN)
+            # What the listing gives is a silence the API takes again, the same matchers.
+            listed = after[1]["silences"][0]["matchers"]
+            again = await call(
+                "POST", "/api/v1/silences", OPERATOR_TOKEN, {**body, "matchers": listed}
+            )
+            return [made, before, expired, after, again]
+
+    made, before, expired, after, again = asyncio.run(scenario())
+    assert [made[0], before[0], expired[0], after[0], again[0]] == [201, 200, 200, 200, 201]
+    stored = made[1]["silence"]
+    assert len(orjson.dumps(stored["matchers"])) > 4096
+    assert len(orjson.dumps(stored["reason"])) > 4096
+    for listing in (before[1], after[1]):
+        listed = next(s for s in listing["silences"] if s["id"] == stored["id"])
+        assert "cut" not in listed, listed["cut"]
+        assert listed["matchers"] == stored["matchers"] and listed["reason"] == stored["reason"]
+    assert after[1]["silences"][0]["active"] is False
+    assert again[1]["silence"]["matchers"] == stored["matchers"]
+
+
+def test_a_readable_silence_with_fields_the_api_never_writes_is_listed_bounded(
+    ctx: Context,
+) -> None:
+    """t214 (t166's sibling): a stored silence that reads as one (another tool's changelog
+    entry with a comment of 1 MB and a thousand fields besides valid matchers and times)
+    was listed with its whole document: every listing 1 MB larger. Now bounded as an
+    unreadable or expired one is; its matchers and reason whole. Fails on the old code."""
+    now = time.time()
+    doc: dict[str, Any] = {
+        "id": "other-tool",
+        "matchers": ['kind="pm25"', 'category="a \\"b\\""'],
+        "starts_at": now - 10,
+        "ends_at": now + 3600,
+        "author": "a",
+        "reason": "r" * 2000,
+        "comment": "c" * 1_000_000,
+    }
+    doc.update({f"extra-{n}": n for n in range(1_000)})
+    ctx.silences.data[b"other-tool"] = doc
+    (status, listing), _, _ = list_expire_all_list(ctx)
+    assert status == 200
+    (listed,) = listing["silences"]
+    assert listed["active"] is True and "unreadable" not in listed
+    assert listed["matchers"] == doc["matchers"] and listed["reason"] == doc["reason"]
+    assert listed["cut"] == ["comment", "975 more fields"]
+    assert len(orjson.dumps(listing)) < 20_000
