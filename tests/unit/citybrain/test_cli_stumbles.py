@@ -1030,3 +1030,31 @@ def test_ctrl_c_while_an_action_waits_on_the_worker_gives_the_same_action_again(
     assert "t0ken" not in err and retry.rstrip().endswith("with your --token"), err
     if argv[1] == "escalate":  # from the level it had, not the one the first may have set
         assert "--from street" in retry, err
+
+
+def test_a_rehearsal_says_each_step_before_its_wait(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t217: the docs' `citybrain rehearse` (998 NYC reports, two deadlines) printed
+    nothing for 21 s on a loaded 2-core machine, then the table. Now it says on stderr
+    that it reads the reports, then each version as it starts, before the table."""
+    from streams.settings import REPO_ROOT
+
+    (tmp_path / "in.csv").write_text(
+        "timestamp,report_id,category,text,source,grid_cell,department\n"
+        "2024-05-27T00:00:00Z,r1,Noise,loud,app,c-top,police\n"
+        "2024-05-27T00:05:00Z,r2,Noise,loud,app,c-top,police\n"
+    )
+    argv = ["rehearse", "--incidents", str(tmp_path / "in.csv")]
+    argv += ["--grid", str(REPO_ROOT / "tests" / "fixtures" / "grid.yaml")]
+    argv += ["--units", str(REPO_ROOT / "datasets" / "service_times" / "units-nyc.yaml")]
+    assert main([*argv, "--ack-deadline", "300", "--ack-deadline", "900"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"rehearse: reading the reports of {tmp_path / 'in.csv'} …",
+        "rehearse: 2 reports through the engine on a simulated clock, ack deadline 300 s"
+        " (1 of 2) …",
+        "rehearse: 2 reports through the engine on a simulated clock, ack deadline 900 s"
+        " (2 of 2) …",
+    ], err
+    assert out.startswith("figure"), out
