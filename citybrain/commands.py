@@ -253,7 +253,8 @@ def start_stack_hint(env: Mapping[str, str] | None = None) -> str:
     elsewhere = _kafka_elsewhere()
     if elsewhere:
         # t76: "start the local stack" while it runs, on the port this shell lacks.
-        return f"{elsewhere}, as `{command_line('stack', 'status')}` does"
+        # other_port's line ends with the `stack status` that carries them (t217).
+        return elsewhere
     exited = _kafka_exited()
     if exited:
         # t111: a Kafka a full disk killed right after `stack up` said "ready" was told

@@ -1042,6 +1042,17 @@ def read_demo_state(settings: Settings) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) else None
 
 
+def last_demo_prefix(settings: Settings) -> str | None:
+    """The topic prefix the last demo under ``settings``' run directory recorded, whether
+    or not its worker still runs; None when there is no readable record."""
+    try:
+        doc = json.loads(DemoFiles.of(settings).state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    prefix = doc.get("topic_prefix") if isinstance(doc, dict) else None
+    return prefix if isinstance(prefix, str) and prefix else None
+
+
 # Settings the demo sets for its own worker, and secrets: never echoed for the user.
 _NOT_ECHOED = (
     "CITYBRAIN_TOPIC_PREFIX",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 from citybrain.cli.base import (
     EXIT_FAILED,
+    EXIT_INTERRUPTED,
     EXIT_SERVICE,
     CliError,
     _ago,
@@ -280,6 +281,17 @@ def _api(
         raise CliError(
             f"the operator API at {base} refused {method} {shown}: HTTP {exc.code}: {reason}{hint}",
             EXIT_SERVICE if exc.code == 503 else EXIT_FAILED,
+        ) from None
+    except KeyboardInterrupt:
+        if not key:
+            raise
+        # t217: Ctrl-C while an action waited on a slow worker said only "interrupted":
+        # typed again, the action got a new key and was applied twice (an escalation two
+        # levels, two silences). Its outcome is unknown: say so, and how to retry it once.
+        raise CliError(
+            f"interrupted: whether {method} {path} was applied is unknown (`runs show` or "
+            "`silences list` tells)" + same_action_again(args, key, given_key),
+            EXIT_INTERRUPTED,
         ) from None
     except (urllib.error.URLError, OSError) as exc:
         if isinstance(getattr(exc, "reason", exc), TimeoutError):

@@ -8,7 +8,7 @@ import contextlib
 import sys
 
 from citybrain.cli.base import EXIT_FAILED, EXIT_OK, CliError, _settings, _zone
-from citybrain.cli.prefixes import chosen_prefix, named_prefix, prefixes_there
+from citybrain.cli.prefixes import chosen_prefix, last_demo_hint, named_prefix, prefixes_there
 from citybrain.cli.stack import _require_kafka
 from citybrain.text import counted
 from streams.settings import Settings
@@ -20,6 +20,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
     settings = _settings()
     prefix, note = chosen_prefix(args, settings)
     given = named_prefix(args, settings, prefix, note)
+    defaulted = args.prefix is None and "topic_prefix" not in settings.model_fields_set
     settings = settings.model_copy(update={"topic_prefix": prefix})
     topic = settings.topic("deadletter")
     _require_kafka(settings)
@@ -35,6 +36,7 @@ def cmd_deadletters(args: argparse.Namespace) -> int:
         raise CliError(
             f"{given}: Kafka at {settings.kafka_bootstrap} has no topic {topic} "
             f"(a worker creates it as it starts); {there}"
+            + last_demo_hint(args, settings, defaulted, others)
         )
     if note and not args.json:
         print(note, file=sys.stderr)

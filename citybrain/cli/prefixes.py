@@ -8,7 +8,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from citybrain.cli.base import CliError
+from citybrain.cli.base import CliError, given_argv
 from citybrain.cli.stack import _require_kafka
 from playbooks.errors import did_you_mean
 from streams.settings import Settings
@@ -71,6 +71,30 @@ def prefixes_there(what: str, found: Sequence[str], prefix: str) -> str:
     return f"{what}: {', '.join(found[-8:])}{latest}{did_you_mean(prefix, found)}"
 
 
+def last_demo_hint(
+    args: argparse.Namespace, settings: Settings, defaulted: bool, found: Sequence[str]
+) -> str:
+    """``; the last demo's prefix is demo-…, …: `COMMAND --prefix demo-…```: the command
+    again with the last demo's prefix, when none was given (``defaulted``: no --prefix,
+    no CITYBRAIN_TOPIC_PREFIX), the default one (``settings``') was read instead because
+    the demo's worker no longer runs (crashed, interrupted, `stack down`), and Kafka
+    still has that demo's topics (``found``); else "". t217: `campaign report` and
+    `deadletters` after the demo's worker stopped said "no topic citybrain.steps …;
+    prefixes there: demo-…", and not what to type."""
+    from citybrain.commands import command_line
+    from citybrain.demo import last_demo_prefix
+
+    if not defaulted:
+        return ""
+    last = last_demo_prefix(settings)
+    if last is None or last == settings.topic_prefix or last not in found:
+        return ""
+    return (
+        f"; the last demo's prefix is {last} (read without --prefix only while its worker "
+        f"runs): `{command_line(*given_argv(args), '--prefix', last)}`"
+    )
+
+
 def need_prefix(
     settings: Settings,
     option: str,
@@ -123,9 +147,18 @@ def prefixed_settings(
     (``need_prefix``). Raises CliError (status 2 or 3) naming the prefix otherwise."""
     prefix, note = chosen_prefix(args, settings)
     given = named_prefix(args, settings, prefix, note)
+    defaulted = args.prefix is None and "topic_prefix" not in settings.model_fields_set
     settings = settings.model_copy(update={"topic_prefix": prefix})
     if note:
         print(note, file=sys.stderr)
     _require_kafka(settings)
-    need_prefix(settings, "--prefix", roles, roles, given)
+    try:
+        need_prefix(settings, "--prefix", roles, roles, given)
+    except CliError as exc:
+        from citybrain.demo import topic_prefixes
+
+        hint = last_demo_hint(args, settings, defaulted, topic_prefixes(settings))
+        if not hint:
+            raise
+        raise CliError(exc.message + hint, exc.status) from None
     return settings

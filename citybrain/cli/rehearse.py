@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -124,6 +125,9 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
         raise CliError(f"--units {units_path}: {exc}") from None
     grid = load_grid(Path(args.grid) if args.grid else _settings().grid_file)
     settings = _settings()
+    # t217: 21 s passed without a word on a loaded 2-core machine (reading and
+    # classifying 1,000 reports, then 5-6 s per --ack-deadline): each step is said first.
+    print(f"rehearse: reading the reports of {args.incidents} …", file=sys.stderr, flush=True)
     incidents = _load_incidents(
         Path(args.incidents),
         grid,
@@ -139,7 +143,16 @@ def cmd_rehearse(args: argparse.Namespace) -> int:
     start = min(i.ts for i in incidents)
     end = max(i.ts for i in incidents) + 1.0
     versions = []
-    for deadline in args.ack_deadline or [None]:
+    deadlines = args.ack_deadline or [None]
+    for n, deadline in enumerate(deadlines, 1):
+        print(
+            f"rehearse: {counted(len(incidents), 'report')} through the engine on a simulated "
+            f"clock, {_ack_head(deadline)}"
+            + (f" ({n} of {len(deadlines)})" if len(deadlines) > 1 else "")
+            + " …",
+            file=sys.stderr,
+            flush=True,
+        )
         began = time.perf_counter()
         result = rehearse(
             incidents, playbook, grid, units, deadline, seed=args.seed, satisfaction=satisfaction

@@ -492,11 +492,17 @@ def other_port(name: str, setting: str, started: int | None, port: int) -> str:
     shell's ``setting`` gives: then what to set (t76: with only the demo's
     CITYBRAIN_RUN_DIR, `stack status` said its Kafka was "starting" on 19092 for ever and
     `stack up` waited 90 s for it there, while it served on the demo's 25092)."""
+    from citybrain.commands import command_line
+
     if started is None or started == port:
         return ""
+    # t217: "set that (and the stack's other settings)" named no other, though the last
+    # demo recorded them all: the command is printed with them (command_line), and this one.
+    status = command_line("stack", "status", env={setting: str(started)})
     return (
         f"{name} of this run directory runs on port {started}, not {port}: it was started "
-        f"with {setting}={started}; set that (and the stack's other settings) in this shell"
+        f"with {setting}={started}; set that (and the stack's other settings) in this shell, "
+        f"as this command carries them: `{status}`"
     )
 
 

@@ -937,3 +937,124 @@ def test_another_server_on_the_default_worker_port_is_named_not_url_advice(
     assert "a server that is no citybrain worker: stop it, or give --url where" in err
     assert "--url takes" not in err and "give --url the worker's own" not in err
     assert err.count("\n") == 1
+
+
+@pytest.fixture
+def interrupting_worker() -> Iterator[tuple[int, list[bytes]]]:
+    """A port whose server answers a GET of a run (at level street) and, on any other
+    request, interrupts this process (Ctrl-C, as the operator typing it while the worker
+    is slow to answer) and never answers it."""
+    import os
+    import signal
+    import threading
+
+    requests: list[bytes] = []
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(4)
+        sock.settimeout(0.2)
+        stop = threading.Event()
+        held: list[socket.socket] = []
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = sock.accept()
+                except OSError:
+                    continue
+                held.append(conn)
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    pass
+                requests.append(data)
+                if data.startswith(b"GET "):  # escalate asks the run's level first
+                    body = b'{"run": {"run_id": "grp-x.1", "level": "street"}}'
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+                    )
+                    continue
+                os.kill(os.getpid(), signal.SIGINT)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield int(sock.getsockname()[1]), requests
+        finally:
+            stop.set()
+            thread.join(5)
+            for conn in held:
+                conn.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["runs", "escalate", "grp-x.1", "--note", "needs the district"],
+        ["silences", "add", "--matcher", "kind=pm25", "--duration", "2h", "--reason", "r"],
+    ],
+    ids=["escalate", "silence"],
+)
+def test_ctrl_c_while_an_action_waits_on_the_worker_gives_the_same_action_again(
+    interrupting_worker: tuple[int, list[bytes]],
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    """t217: Ctrl-C while `runs escalate` or `silences add` waited on a slow worker said
+    only `citybrain: interrupted`, though the request had reached the worker; typed again,
+    the action took a new key and could be applied twice (two levels, two silences). Now
+    the line says its outcome is unknown and prints it again with its --idempotency-key."""
+    from citybrain.cli import EXIT_INTERRUPTED
+
+    port, requests = interrupting_worker
+    url = f"http://127.0.0.1:{port}"
+    assert main([*argv, "--url", url, "--token", "t0ken"]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert requests and requests[-1].startswith(b"POST "), requests
+    sent_key = [
+        line.split(b":", 1)[1].strip().decode()
+        for line in requests[-1].split(b"\r\n")
+        if line.lower().startswith(b"idempotency-key:")
+    ]
+    assert err.startswith("citybrain: interrupted: whether POST /"), err
+    assert " was applied is unknown" in err, err
+    retry = err.split("retry it as the same action (applied once, ")[1]
+    assert f"{argv[0]} {argv[1]} " in retry and f"--idempotency-key {sent_key[0]}" in retry, err
+    assert "t0ken" not in err and retry.rstrip().endswith("with your --token"), err
+    if argv[1] == "escalate":  # from the level it had, not the one the first may have set
+        assert "--from street" in retry, err
+
+
+def test_a_rehearsal_says_each_step_before_its_wait(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t217: the docs' `citybrain rehearse` (998 NYC reports, two deadlines) printed
+    nothing for 21 s on a loaded 2-core machine, then the table. Now it says on stderr
+    that it reads the reports, then each version as it starts, before the table."""
+    from streams.settings import REPO_ROOT
+
+    (tmp_path / "in.csv").write_text(
+        "timestamp,report_id,category,text,source,grid_cell,department\n"
+        "2024-05-27T00:00:00Z,r1,Noise,loud,app,c-top,police\n"
+        "2024-05-27T00:05:00Z,r2,Noise,loud,app,c-top,police\n"
+    )
+    argv = ["rehearse", "--incidents", str(tmp_path / "in.csv")]
+    argv += ["--grid", str(REPO_ROOT / "tests" / "fixtures" / "grid.yaml")]
+    argv += ["--units", str(REPO_ROOT / "datasets" / "service_times" / "units-nyc.yaml")]
+    assert main([*argv, "--ack-deadline", "300", "--ack-deadline", "900"]) == 0
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"rehearse: reading the reports of {tmp_path / 'in.csv'} …",
+        "rehearse: 2 reports through the engine on a simulated clock, ack deadline 300 s"
+        " (1 of 2) …",
+        "rehearse: 2 reports through the engine on a simulated clock, ack deadline 900 s"
+        " (2 of 2) …",
+    ], err
+    assert out.startswith("figure"), out

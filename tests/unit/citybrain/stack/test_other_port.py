@@ -63,10 +63,13 @@ def test_each_service_names_the_port_it_runs_on_and_stack_up_says_so(
     _started(tmp_path, prometheus_like)
     shell = Settings(run_dir_override=tmp_path)  # only the run directory: default ports
     kafka, mqtt, prom = KafkaBroker(shell), MosquittoBroker(shell), PrometheusServer(shell)
-    assert kafka.elsewhere() == (
+    assert kafka.elsewhere().startswith(
         "Kafka of this run directory runs on port 25092, not 19092: it was started with "
-        "CITYBRAIN_KAFKA_PORT=25092; set that (and the stack's other settings) in this shell"
+        "CITYBRAIN_KAFKA_PORT=25092; set that (and the stack's other settings) in this shell, "
+        "as this command carries them: `CITYBRAIN_KAFKA_PORT=25092 "
     )
+    # t217: it named no other setting and no command; the `stack status` with them now.
+    assert kafka.elsewhere().endswith(" stack status`"), kafka.elsewhere()
     assert mqtt.elsewhere().startswith("Mosquitto of this run directory runs on port 17883, ")
     assert "CITYBRAIN_PROMETHEUS_PORT=25090" in prom.elsewhere()
     # `stack up` says it at once rather than waiting for a server on the wrong port.
@@ -110,11 +113,14 @@ def test_stack_up_and_status_from_a_shell_with_only_the_run_directory(
     assert main(["stack", "status"]) == EXIT_FAILED
     out, err = capsys.readouterr()
     # What to set, not `stack up`, which refuses it as above (t83).
-    assert err == (
+    assert err.startswith(
         f"citybrain: the stack is not ready: Kafka of this run directory runs on port 25092, "
         f"not {ports['KAFKA']}: it was started with CITYBRAIN_KAFKA_PORT=25092; set that (and "
-        "the stack's other settings) in this shell\n"
-    )
+        "the stack's other settings) in this shell, as this command carries them: `"
+    ), err
+    # t217: the command carries the port it runs on over this shell's wrong one.
+    typed = err.split("carries them: `")[1].split("`")[0].split()
+    assert "CITYBRAIN_KAFKA_PORT=25092" in typed and typed[-2:] == ["stack", "status"], typed
     assert "starting" not in out
     for name, started in (("kafka", 25092), ("prometheus", 25090), ("mosquitto", 17883)):
         line = next(line for line in out.splitlines() if line.startswith(name))
@@ -137,8 +143,8 @@ def test_no_kafka_answering_names_the_run_directory_s_broker_elsewhere(
     assert hint.startswith(
         f"Kafka of this run directory runs on port 25092, not {port}: it was started with "
         "CITYBRAIN_KAFKA_PORT=25092; set that (and the stack's other settings) in this shell, "
-        "as `"
+        "as this command carries them: `CITYBRAIN_KAFKA_PORT=25092 "
     )
-    assert hint.endswith(f"{cli_command()} stack status` does")
+    assert hint.endswith(f"{cli_command()} stack status`")
     KafkaBroker(Settings(run_dir_override=tmp_path)).pid_file.unlink()
     assert start_stack_hint().startswith("start the local stack with `")
