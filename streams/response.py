@@ -57,6 +57,7 @@ from streams.context import (
     alert_in_grid,
     embedded_alert,
     route_fault,
+    run_ever_issued,
     run_key,
 )
 from streams.errors import MISSING, EventError
@@ -1908,7 +1909,7 @@ class Response:
             group = await self._flush_said(key, group)
         if action == RESEND:
             # Before the unknown_run check: a superseded run's closures can be re-sent.
-            await self._resend_closures(key, group, run_id, cmd)
+            await self._resend_closures(key, group, run_id, cmd, event)
             return
         calls = (group or {}).get("reply_calls") or {}
         resends: dict[str, int] = dict((group or {}).get(RESENDS) or {})
@@ -3096,17 +3097,30 @@ class Response:
         }
 
     async def _resend_closures(
-        self, key: bytes, group: dict[str, Any] | None, run_id: str, cmd: dict[str, Any]
+        self,
+        key: bytes,
+        group: dict[str, Any] | None,
+        run_id: str,
+        cmd: dict[str, Any],
+        event: EventT[bytes],
     ) -> None:
         """An operator's ``resend_closures`` command: the run's undelivered closures go back
         to the group's calls in flight (stored, delivery awaited) and are called again under
         their reply ids (``X-Citybrain-Delivery``, which receivers dedupe by); audited
         ``closures_resent``. Idempotent: with none undelivered (all re-sent, or a redelivered
-        command) nothing is sent; a worker stopped after the store makes them again as any
-        call in flight (``_reply_again``). Without ``CITYBRAIN_REPLIES_WEBHOOK_URL`` the
-        command is refused (audited ``command_refused``) and the closures stay undelivered."""
+        command) nothing is sent, and one for a run its group never had
+        (``run_ever_issued``) is dead-lettered ``unknown_run``; a worker stopped after the
+        store makes them again as any call in flight (``_reply_again``). Without
+        ``CITYBRAIN_REPLIES_WEBHOOK_URL`` the command is refused (audited
+        ``command_refused``) and the closures stay undelivered."""
         mine = undelivered_of(group, run_id)
         by, now = str(cmd.get("by") or "unknown"), time.time()
+        if not mine and not run_ever_issued(group, run_id):
+            # A run its group never had (a producer's command on the topic; the API
+            # answers 404 for it): consumed with nothing said before t211, where every
+            # other action is dead-lettered so.
+            await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
+            return
         if group is None or not mine:
             return  # nothing undelivered: delivered, or re-sent already
         url = self.settings.replies_webhook_url

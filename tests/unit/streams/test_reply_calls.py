@@ -18,6 +18,7 @@ import pytest
 
 from playbooks.engine import Command, Run
 from playbooks.executors.webhook import WebhookOutcome
+from streams.context import run_key
 from streams.replies import RESEND, UNDELIVERED, result_id, undelivered_of
 from streams.response import Response
 from tests.unit.streams.test_response_races import (
@@ -454,3 +455,46 @@ def test_a_kill_right_after_a_give_up_or_resend_is_stored_loses_no_audit_record(
     records = [r for r in audited if r["action"] == action]
     assert len(records) == 1, audited
     assert "say" not in stage.ctx.groups.data[KEY]
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "grp-nowhere.1",  # a group this worker never had
+        "grp-flood.99",  # a generation its group never issued
+        "grp-flood.0",  # none is ever issued: they start at 1
+        "grp-flood",  # no generation at all (the group key itself)
+        "grp-flood.01",
+        "grp-flood." + "9" * 5000,
+        "grp-flood.\x00",
+    ],
+)
+def test_a_resend_for_a_run_that_never_was_is_dead_lettered_unknown_run(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch, run_id: str
+) -> None:
+    """t211 (poison-pill-batch: a command for an unknown run shaped oddly): a
+    ``resend_closures`` command on the commands topic whose run never was, on its run's
+    partition, was consumed with nothing said (no dead letter, no audit record, nothing
+    counted), where every other action is dead-lettered ``unknown_run`` (docs/events.md).
+    A resend for a superseded run, or for one with nothing left undelivered, stays a
+    repeat that changes nothing (test above)."""
+    stage, _ = response
+    calls_of(stage)
+    letters, audited = dead_letters_and_audit(stage, monkeypatch)
+
+    async def scenario() -> None:
+        run, _ = await replied(stage)
+        before = dict(stage.ctx.groups.data[KEY])
+        # Its own run, nothing undelivered: nothing to do, nothing said.
+        ours = {"id": "rs-0", "run_id": run.run_id, "action": RESEND, "by": "op"}
+        await stage.on_command(Event(KEY, ours))  # type: ignore[arg-type]
+        odd = {"id": "rs-1", "run_id": run_id, "action": RESEND, "by": "op"}
+        # Keyed as the API keys a command (by its run's group), so on its run's partition.
+        await stage.on_command(Event(run_key(run_id), odd))  # type: ignore[arg-type]
+        assert stage.ctx.groups.data[KEY] == before  # nothing changed
+
+    asyncio.run(scenario())
+    [(role, code, reason)] = letters
+    assert (role, code) == ("commands", "unknown_run")
+    assert reason.startswith("no run ")
+    assert not [r for r in audited if r["action"] == "closures_resent"]
