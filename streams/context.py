@@ -50,7 +50,7 @@ from streams.bursts import (
 )
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes, state_key_fault
-from streams.errors import MISSING, EventError, shown_key
+from streams.errors import MISSING, EventError, one_line, shown_key
 from streams.events import (
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
@@ -1662,7 +1662,7 @@ class Context:
             # What the record's headers say it is (a binary-mode CloudEvent, a content
             # type that is no JSON): the value alone may not tell.
             message += record_form(msg.headers)
-        message = bounded_message(message)
+        message = bounded_message(one_line(message))
         if self.settings.log_each_dead_letter:
             log.warning("citybrain: dead-letter %s: %s (%s)", origin, message, code)
         else:
@@ -1726,7 +1726,7 @@ class Context:
         headers = [
             ("citybrain.error.stream", stream.encode()),
             ("citybrain.error.reason", code.encode()),
-            ("citybrain.error.message", bounded_message(message).encode()),
+            ("citybrain.error.message", bounded_message(one_line(message)).encode()),
             ("citybrain.error.origin", origin.encode()),
         ]
         # A tombstone's (None) is empty, not the text "None".

@@ -60,7 +60,7 @@ from streams.context import (
     run_ever_issued,
     run_key,
 )
-from streams.errors import MISSING, EventError
+from streams.errors import MISSING, EventError, one_line
 from streams.events import (
     MAX_MESSAGE_BYTES,
     MIN_EVENT_TIME,
@@ -1880,7 +1880,7 @@ class Response:
             msg.topic,
             msg.partition,
             msg.offset,
-            run_id[:200],
+            one_line(run_id[:200]),  # a producer's, any text: one log line (t211)
             home,
         )
         # Passed on as it came, headers too (a producer's trace context, its own ids).
