@@ -63,6 +63,7 @@ from streams.context import (
 from streams.errors import MISSING, EventError, one_line
 from streams.events import (
     MAX_MESSAGE_BYTES,
+    MESSAGE_FRAMING_BYTES,
     MIN_EVENT_TIME,
     alert_time,
     epoch_seconds_fault,
@@ -1861,8 +1862,14 @@ class Response:
         that got it dead-lettered it ``unknown_run``, or applied it when it happened to
         own both partitions (helper t61)."""
         msg = event.message
+        key = run_key(run_id)
         size = pass_on_bytes(msg.value, msg.headers)
-        if size > MAX_MESSAGE_BYTES - PASS_ON_HEADROOM:
+        # Its new key too: a run_id is any text, and one of 499,900 characters (its
+        # value within the own topics' 500,000 bytes) was a key the headroom did not
+        # hold; with a 55-byte traceparent the producer refused the whole, a
+        # processing_error with a traceback (t211).
+        keyed = size + len(key) + MESSAGE_FRAMING_BYTES
+        if size > MAX_MESSAGE_BYTES - PASS_ON_HEADROOM or keyed > MAX_MESSAGE_BYTES:
             # Its value is within the own topics' bound, but its headers are carried too:
             # the producer refused the whole, a processing_error with a traceback (t99).
             raise EventError(
@@ -1870,9 +1877,10 @@ class Response:
                 None,
                 None,
                 f"the command is on partition {msg.partition}, its run's is {home}, and "
-                f"passed on there with its headers it would be {size:,} bytes, more than "
-                f"the worker's producer writes ({MAX_MESSAGE_BYTES:,}): send it keyed by "
-                "its run's group key (docs/operations.md, Scaling out), or with fewer headers",
+                f"passed on there with its headers it would be {size:,} bytes and "
+                f"{len(key):,} of its run's group key, more than the worker's producer "
+                f"writes ({MAX_MESSAGE_BYTES:,}): send it keyed by its run's group key "
+                "(docs/operations.md, Scaling out), or with fewer headers",
             )
         log.warning(
             "citybrain: command %s/%s/%s for run %s is not on its run's partition %d: "
@@ -1885,7 +1893,7 @@ class Response:
         )
         # Passed on as it came, headers too (a producer's trace context, its own ids).
         fut = await self.ctx.commands.send(
-            key=run_key(run_id),
+            key=key,
             value=msg.value,
             partition=home,
             headers=msg.headers,

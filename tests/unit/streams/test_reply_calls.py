@@ -498,3 +498,41 @@ def test_a_resend_for_a_run_that_never_was_is_dead_lettered_unknown_run(
     assert (role, code) == ("commands", "unknown_run")
     assert reason.startswith("no run ")
     assert not [r for r in audited if r["action"] == "closures_resent"]
+
+
+def test_a_command_whose_group_key_would_not_fit_beside_it_is_not_passed_on(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t211 (poison-pill-batch: a very long id): a command off its run's partition is
+    passed on keyed by its run's group key, and a run_id is any text. One of 499,900
+    characters (its value within the own topics' 500,000 bytes) with a 55-byte
+    traceparent header was checked without its new key, passed, and the producer refused
+    the 1,000,001 bytes (aiokafka's estimate): a processing_error with a traceback.
+    Now ``bad_command`` saying the sizes, and nothing is sent."""
+    stage, _ = response
+    letters, _ = dead_letters_and_audit(stage, monkeypatch)
+    passed: list[bytes] = []
+
+    async def send(*, key: bytes, **_: Any) -> asyncio.Future[None]:
+        passed.append(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    monkeypatch.setattr(stage.ctx.commands, "send", send)
+    run_id = "r" * 499_900
+    command = {"id": "c-4", "run_id": run_id, "action": "ack"}
+    home = Event(run_key(run_id), command).message.partition
+    trace = [("traceparent", b"00-" + b"a" * 52)]
+    event = Event(b"k", command, partition=1 - home, headers=trace)
+    asyncio.run(stage.ctx.guarded("commands", stage._command, event))  # type: ignore[arg-type]
+    assert passed == []
+    [(role, code, reason)] = letters
+    assert (role, code) == ("commands", "bad_command")
+    assert "it would be 500,005 bytes and 499,900 of its run's group key" in reason
+    # A short run_id is passed on as before, whatever its value's size.
+    small = {"id": "c-5", "run_id": "grp-x.1", "action": "ack", "note": "n" * 400_000}
+    home = Event(run_key("grp-x.1"), small).message.partition
+    again = Event(b"k", small, partition=1 - home, headers=trace)
+    asyncio.run(stage.ctx.guarded("commands", stage._command, again))  # type: ignore[arg-type]
+    assert passed == [b"grp-x"]
