@@ -1922,6 +1922,13 @@ class Response:
         calls = (group or {}).get("reply_calls") or {}
         resends: dict[str, int] = dict((group or {}).get(RESENDS) or {})
         call = cmd.get("command_id")
+        entry = calls.get(call) if isinstance(call, str) else None
+        if entry is not None and (not isinstance(entry, dict) or entry.get("run_id") != run_id):
+            # Not this call's outcome: the call is its run's (the worker writes each
+            # outcome under the run that made the call, ``on_webhook_outcome``). A
+            # producer's outcome naming another run ended the call, silently, before
+            # t211: read as any other command for that run id below.
+            call = None
         if (
             action == "action_result"
             and call in calls

@@ -536,3 +536,34 @@ def test_a_command_whose_group_key_would_not_fit_beside_it_is_not_passed_on(
     again = Event(b"k", small, partition=1 - home, headers=trace)
     asyncio.run(stage.ctx.guarded("commands", stage._command, again))  # type: ignore[arg-type]
     assert passed == [b"grp-x"]
+
+
+def test_an_outcome_naming_another_run_than_its_calls_ends_no_call(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t211 (poison-pill-batch: an outcome for an unknown run): a closure call's outcome
+    (``action_result``) whose ``run_id`` is not the run that made the call (a producer's,
+    on the commands topic, keyed by the group) ended that call all the same, kept it as
+    undelivered under its own run, and, its run_id being no run, was dropped with nothing
+    said. The call is its run's: such an outcome is read as any command for its run id,
+    here ``unknown_run``, and the call stays in flight for its own outcome."""
+    stage, _ = response
+    calls_of(stage)
+    letters, _ = dead_letters_and_audit(stage, monkeypatch)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], str]:
+        run, reply = await replied(stage)
+        before = dict(stage.ctx.groups.data[KEY])
+        assert reply.id in before["reply_calls"]
+        odd = {**gave_up(run, reply), "run_id": KEY.decode() + ".99"}
+        await stage.on_command(Event(KEY, odd))  # type: ignore[arg-type]
+        after = dict(stage.ctx.groups.data[KEY])
+        # Its own outcome still ends it.
+        await stage.on_command(Event(KEY, gave_up(run, reply)))  # type: ignore[arg-type]
+        return before, after, run.run_id
+
+    before, after, run_id = asyncio.run(scenario())
+    assert after == before
+    assert letters == [("commands", "unknown_run", "no run grp-flood.99")]
+    group = stage.ctx.groups.data[KEY]
+    assert group["reply_calls"] == {} and undelivered_of(group, run_id)
