@@ -39,7 +39,6 @@ from faust.web import Request, Response, View
 from playbooks.encodings import blank
 from playbooks.engine import (
     MAX_COMMENT,
-    MAX_COUNT,
     MAX_NOTE,
     WITHOUT_PLAYBOOK,
     Run,
@@ -84,6 +83,7 @@ from streams.context import (
     PendingCommands,
     bounded_message,
     run_key,
+    superseded_generation,
 )
 from streams.errors import MAX_SHOWN_KEY, EventError, show, shown_key, shown_name
 from streams.events import am_epoch, decode_json, epoch_unit_guess, text_control
@@ -911,23 +911,10 @@ def run_in_group(group: Mapping[str, Any] | None, run_id: str) -> Run:
         raise ApiError(404, f"no run {shown_id(run_id)}")
     if current["run_id"] == run_id:
         return Run.from_dict(current)
-    _, _, generation = run_id.rpartition(".")
     # Generations are issued as 1, 2, 3, ... (streams.response): ".0", ".01" or a
-    # negative one was never a run, so it is a 404, not "superseded" (trial 6).
-    # ASCII digits: "²".isdigit() is true, and int("²") raised, a 500 (helper t52).
-    # At most MAX_COUNT's 16 digits, the most a stored generation has: int() of 5,000
-    # raised Python's "Exceeds the limit (4300 digits)" ValueError, a 500 (t190).
-    issued = (
-        generation.isascii()
-        and generation.isdigit()
-        and len(generation) <= len(str(MAX_COUNT))
-        and generation == str(int(generation))
-        and int(generation) >= 1
-    )
-    # A group made after earlier groups of its partition were forgotten starts above
-    # them (streams.response): an id below its first run's was forgotten, or never was.
-    first = group.get("first_generation", 1)
-    if issued and first <= int(generation) < int(group.get("generation", 0)):
+    # negative one was never a run, so it is a 404, not "superseded" (trial 6; the rule
+    # the worker's unknown_run keeps too, streams.context.superseded_generation).
+    if superseded_generation(group, run_id):
         raise ApiError(
             409,
             f"run {run_id} was superseded by run {current['run_id']} (a later alert of "

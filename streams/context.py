@@ -13,7 +13,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -50,7 +50,7 @@ from streams.bursts import (
 )
 from streams.departments import DepartmentClassifier
 from streams.detection import read_state, state_bytes, state_key_fault
-from streams.errors import MISSING, EventError, shown_key
+from streams.errors import MISSING, EventError, one_line, shown_key
 from streams.events import (
     MAX_ID_CHARS,
     MAX_MESSAGE_BYTES,
@@ -108,6 +108,44 @@ def burst_cell(key: bytes) -> bytes:
 def run_key(run_id: str) -> bytes:
     """Runs live in the ``groups`` table under their group key: ``<group key>.<n>``."""
     return run_id.rsplit(".", 1)[0].encode()
+
+
+def superseded_generation(group: Any, run_id: str) -> bool:
+    """Whether ``run_id`` names a run ``group`` (its ``groups`` table value) issued before
+    its current run: ``<group key>.<n>`` with ``n`` written as generations are issued
+    (1, 2, 3, ... in ASCII digits, no leading zero, at most ``MAX_COUNT``'s digits) from
+    the group's first (``first_generation``: a group made after earlier groups of its
+    partition were forgotten starts above them) to below its ``generation``. ".0", ".01",
+    "²" or a number of 5,000 digits was never a run (trial 6, helper t52, t190)."""
+    if not isinstance(group, Mapping) or not isinstance(group.get("run"), Mapping):
+        return False
+    _, dot, generation = run_id.rpartition(".")
+    issued = (
+        bool(dot)
+        and generation.isascii()
+        and generation.isdigit()
+        and len(generation) <= len(str(MAX_COUNT))
+        and generation == str(int(generation))
+        and int(generation) >= 1
+    )
+    first, newest = group.get("first_generation", 1), group.get("generation", 0)
+    numbers = all(type(n) is int for n in (first, newest))
+    return issued and numbers and first <= int(generation) < newest
+
+
+def run_ever_issued(group: Any, run_id: str) -> bool:
+    """Whether ``group`` (its ``groups`` table value, or None) ever held run ``run_id``:
+    its current run, one it keeps as superseded, or an earlier generation it issued
+    (``superseded_generation``). A command for any other is ``unknown_run``."""
+    if not isinstance(group, Mapping):
+        return False
+    current = group.get("run")
+    if isinstance(current, Mapping) and current.get("run_id") == run_id:
+        return True
+    kept = group.get("superseded") or ()
+    if any(isinstance(k, Mapping) and (k.get("run") or {}).get("run_id") == run_id for k in kept):
+        return True
+    return superseded_generation(group, run_id)
 
 
 # A dead letter's message (its citybrain.error.message header and log line) is cut past
@@ -1624,7 +1662,7 @@ class Context:
             # What the record's headers say it is (a binary-mode CloudEvent, a content
             # type that is no JSON): the value alone may not tell.
             message += record_form(msg.headers)
-        message = bounded_message(message)
+        message = bounded_message(one_line(message))
         if self.settings.log_each_dead_letter:
             log.warning("citybrain: dead-letter %s: %s (%s)", origin, message, code)
         else:
@@ -1688,7 +1726,7 @@ class Context:
         headers = [
             ("citybrain.error.stream", stream.encode()),
             ("citybrain.error.reason", code.encode()),
-            ("citybrain.error.message", bounded_message(message).encode()),
+            ("citybrain.error.message", bounded_message(one_line(message)).encode()),
             ("citybrain.error.origin", origin.encode()),
         ]
         # A tombstone's (None) is empty, not the text "None".

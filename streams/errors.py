@@ -372,3 +372,17 @@ def decimal_comma_hint(text: object) -> str:
     if len(text.strip().rsplit(",", 1)[1]) == 3:  # 1,000: a thousands separator too
         return f" (a decimal comma, {point}, or a thousands separator, {whole}? send it so)"
     return f" (a decimal comma? send {point}, with a point)"
+
+
+# A dead letter's message is one line (its citybrain.error.message header, the worker's
+# log line, `citybrain deadletters`): every control character of the text it was built
+# from is written as its escape (a producer's run_id "grp-x.1\nFAKE" wrote a second log
+# line not starting "citybrain: ", and a header of two lines, before t211).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(message: str) -> str:
+    """``message`` with each control character (C0, DEL, C1, the Unicode line and
+    paragraph separators) written as its Python escape (``\\n``, ``\\x00``,
+    ``\\u2028``): one line, whatever text it was built from."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], message)

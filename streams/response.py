@@ -57,11 +57,13 @@ from streams.context import (
     alert_in_grid,
     embedded_alert,
     route_fault,
+    run_ever_issued,
     run_key,
 )
-from streams.errors import MISSING, EventError
+from streams.errors import MISSING, EventError, one_line
 from streams.events import (
     MAX_MESSAGE_BYTES,
+    MESSAGE_FRAMING_BYTES,
     MIN_EVENT_TIME,
     alert_time,
     epoch_seconds_fault,
@@ -1860,8 +1862,14 @@ class Response:
         that got it dead-lettered it ``unknown_run``, or applied it when it happened to
         own both partitions (helper t61)."""
         msg = event.message
+        key = run_key(run_id)
         size = pass_on_bytes(msg.value, msg.headers)
-        if size > MAX_MESSAGE_BYTES - PASS_ON_HEADROOM:
+        # Its new key too: a run_id is any text, and one of 499,900 characters (its
+        # value within the own topics' 500,000 bytes) was a key the headroom did not
+        # hold; with a 55-byte traceparent the producer refused the whole, a
+        # processing_error with a traceback (t211).
+        keyed = size + len(key) + MESSAGE_FRAMING_BYTES
+        if size > MAX_MESSAGE_BYTES - PASS_ON_HEADROOM or keyed > MAX_MESSAGE_BYTES:
             # Its value is within the own topics' bound, but its headers are carried too:
             # the producer refused the whole, a processing_error with a traceback (t99).
             raise EventError(
@@ -1869,9 +1877,10 @@ class Response:
                 None,
                 None,
                 f"the command is on partition {msg.partition}, its run's is {home}, and "
-                f"passed on there with its headers it would be {size:,} bytes, more than "
-                f"the worker's producer writes ({MAX_MESSAGE_BYTES:,}): send it keyed by "
-                "its run's group key (docs/operations.md, Scaling out), or with fewer headers",
+                f"passed on there with its headers it would be {size:,} bytes and "
+                f"{len(key):,} of its run's group key, more than the worker's producer "
+                f"writes ({MAX_MESSAGE_BYTES:,}): send it keyed by its run's group key "
+                "(docs/operations.md, Scaling out), or with fewer headers",
             )
         log.warning(
             "citybrain: command %s/%s/%s for run %s is not on its run's partition %d: "
@@ -1879,12 +1888,12 @@ class Response:
             msg.topic,
             msg.partition,
             msg.offset,
-            run_id[:200],
+            one_line(run_id[:200]),  # a producer's, any text: one log line (t211)
             home,
         )
         # Passed on as it came, headers too (a producer's trace context, its own ids).
         fut = await self.ctx.commands.send(
-            key=run_key(run_id),
+            key=key,
             value=msg.value,
             partition=home,
             headers=msg.headers,
@@ -1908,11 +1917,18 @@ class Response:
             group = await self._flush_said(key, group)
         if action == RESEND:
             # Before the unknown_run check: a superseded run's closures can be re-sent.
-            await self._resend_closures(key, group, run_id, cmd)
+            await self._resend_closures(key, group, run_id, cmd, event)
             return
         calls = (group or {}).get("reply_calls") or {}
         resends: dict[str, int] = dict((group or {}).get(RESENDS) or {})
         call = cmd.get("command_id")
+        entry = calls.get(call) if isinstance(call, str) else None
+        if entry is not None and (not isinstance(entry, dict) or entry.get("run_id") != run_id):
+            # Not this call's outcome: the call is its run's (the worker writes each
+            # outcome under the run that made the call, ``on_webhook_outcome``). A
+            # producer's outcome naming another run ended the call, silently, before
+            # t211: read as any other command for that run id below.
+            call = None
         if (
             action == "action_result"
             and call in calls
@@ -3096,17 +3112,30 @@ class Response:
         }
 
     async def _resend_closures(
-        self, key: bytes, group: dict[str, Any] | None, run_id: str, cmd: dict[str, Any]
+        self,
+        key: bytes,
+        group: dict[str, Any] | None,
+        run_id: str,
+        cmd: dict[str, Any],
+        event: EventT[bytes],
     ) -> None:
         """An operator's ``resend_closures`` command: the run's undelivered closures go back
         to the group's calls in flight (stored, delivery awaited) and are called again under
         their reply ids (``X-Citybrain-Delivery``, which receivers dedupe by); audited
         ``closures_resent``. Idempotent: with none undelivered (all re-sent, or a redelivered
-        command) nothing is sent; a worker stopped after the store makes them again as any
-        call in flight (``_reply_again``). Without ``CITYBRAIN_REPLIES_WEBHOOK_URL`` the
-        command is refused (audited ``command_refused``) and the closures stay undelivered."""
+        command) nothing is sent, and one for a run its group never had
+        (``run_ever_issued``) is dead-lettered ``unknown_run``; a worker stopped after the
+        store makes them again as any call in flight (``_reply_again``). Without
+        ``CITYBRAIN_REPLIES_WEBHOOK_URL`` the command is refused (audited
+        ``command_refused``) and the closures stay undelivered."""
         mine = undelivered_of(group, run_id)
         by, now = str(cmd.get("by") or "unknown"), time.time()
+        if not mine and not run_ever_issued(group, run_id):
+            # A run its group never had (a producer's command on the topic; the API
+            # answers 404 for it): consumed with nothing said before t211, where every
+            # other action is dead-lettered so.
+            await self.ctx.dead_letter("commands", event, "unknown_run", f"no run {run_id}")
+            return
         if group is None or not mine:
             return  # nothing undelivered: delivered, or re-sent already
         url = self.settings.replies_webhook_url

@@ -41,7 +41,7 @@ from citybrain.ingest.metrics import IngestMetrics
 from citybrain.ingest.publisher import PackPublisher, packable
 from citybrain.ingest.receipts import PublisherRetries, Receipts
 from citybrain.text import first_named
-from streams.errors import EventError
+from streams.errors import EventError, one_line
 from streams.events import (
     MAX_PACK_READINGS,
     ORIGINAL_HEADER_PREFIX,
@@ -114,11 +114,12 @@ def dead_letter_headers(
 ) -> list[tuple[str, bytes]]:
     """The worker's dead-letter headers (streams/app.py ``_send_dead_letter``);
     ``origin`` is where the message came from (``mqtt:<topic>``, ``http:<path>``)."""
+    # One line each (``one_line``): a topic is any UTF-8 text, a line break included.
     return [
         ("citybrain.error.stream", stream.encode()),
         ("citybrain.error.reason", code.encode()),
-        ("citybrain.error.message", message.encode()),
-        ("citybrain.error.origin", origin.encode()),
+        ("citybrain.error.message", one_line(message).encode()),
+        ("citybrain.error.origin", one_line(origin).encode()),
     ]
 
 
@@ -469,7 +470,7 @@ class MqttIngest:
             # more, and says nothing (t117: an unreadable retained claim). The message
             # stays unacknowledged, the broker's to deliver again.
             topic = bytes(getattr(msg, "_topic", b"")).decode("utf-8", "backslashreplace")
-            log.error("ingest: a message on %s was not handled: %r", topic, exc)
+            log.error("ingest: a message on %s was not handled: %r", one_line(topic), exc)
 
     def _message(self, client: Any, _userdata: Any, msg: Any) -> None:
         mid, qos = msg.mid, msg.qos

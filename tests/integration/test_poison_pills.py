@@ -817,3 +817,79 @@ def test_numbers_below_a_doubles_range_cost_only_their_message_on_every_topic(
         assert worker.alive() and "Traceback" not in log and "Crashed" not in log
     finally:
         worker.stop()
+
+
+def test_commands_for_runs_that_never_were_are_dead_lettered_whatever_their_action(
+    pipeline: Pipeline,
+) -> None:
+    """t211: a ``resend_closures`` command for a run its group never had (a producer's,
+    on the commands topic) was consumed with nothing said, where any other action is
+    dead-lettered ``unknown_run``. Oddly shaped run ids, each on its run's partition
+    (keyed by its group) and on another, in one flush with readings: each costs only
+    itself, the commits reach the end of the commands topic."""
+    worker = pipeline.worker().start()
+    try:
+        run_ids = ["grp-nowhere.1", "grp-nowhere", ".1", "grp-nowhere.0", "grp-nowhere.\x00"]
+        run_ids += ["grp-nowhere." + "9" * 5000, "grp-nowhere.18446744073709551616"]
+        sent = 0
+        for n, run_id in enumerate(run_ids):
+            for action in ("resend_closures", "ack"):
+                command = {"id": f"c-{n}-{action}", "run_id": run_id, "action": action}
+                for key in (run_id.rsplit(".", 1)[0].encode(), b"elsewhere"):
+                    pipeline.send("commands", key, json.dumps(command).encode())
+                    sent += 1
+        for i in range(5):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= sent, timeout=120, settle=4)
+        said = Counter(
+            (dict(m.headers)["citybrain.error.stream"], dict(m.headers)["citybrain.error.reason"])
+            for m in dead
+        )
+        assert said == {(b"commands", b"unknown_run"): sent}
+        wait_scored(pipeline, 5, "the readings after them were not scored")
+        assert_committed_to_end(pipeline, "commands")
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()
+
+
+def test_a_command_too_long_to_pass_on_with_its_group_key_is_said_so(pipeline: Pipeline) -> None:
+    """t211: a command off its run's partition is passed on keyed by its run's group key;
+    one whose run_id is 499,900 characters, with a traceparent header, was checked
+    without that key, and the worker's producer refused the whole (MessageSizeTooLarge):
+    a processing_error with a traceback. Now bad_command saying the sizes; the command
+    after it, and the readings, are handled; the commits reach the end."""
+    worker = pipeline.worker().start()
+    try:
+        partitions = pipeline.settings.partitions
+        trace = [("traceparent", b"00-" + b"a" * 52)]
+        for n, run_id in enumerate(["r" * 499_900, "grp-nowhere.1"]):
+            command = json.dumps({"id": f"c-{n}", "run_id": run_id, "action": "ack"}).encode()
+            home = key_partition(run_id.rsplit(".", 1)[0].encode(), partitions)
+            pipeline.producer.send(
+                pipeline.topic("commands"),
+                key=b"k",
+                value=command,
+                partition=(home + 1) % partitions,
+                headers=trace,
+            )
+        for i in range(5):
+            reading = Reading(START + 300 * i, "gauge-1", "water_level", 10.0, "ft", "c-bridge")
+            pipeline.send("readings", b"gauge-1", reading.to_json())
+        pipeline.flush()
+        dead = pipeline.read("deadletter", lambda m: len(m) >= 2, timeout=120, settle=4)
+        said = sorted(
+            (dict(m.headers)["citybrain.error.reason"], dict(m.headers)["citybrain.error.message"])
+            for m in dead
+        )
+        assert [r for r, _ in said] == [b"bad_command", b"unknown_run"]
+        assert b"and 499,900 of its run's group key" in said[0][1]
+        wait_scored(pipeline, 5, "the readings after them were not scored")
+        assert_committed_to_end(pipeline, "commands")
+        log = worker.log()
+        assert worker.alive() and "Crashed" not in log and "Traceback" not in log
+    finally:
+        worker.stop()

@@ -18,6 +18,7 @@ import pytest
 
 from playbooks.engine import Command, Run
 from playbooks.executors.webhook import WebhookOutcome
+from streams.context import run_key
 from streams.replies import RESEND, UNDELIVERED, result_id, undelivered_of
 from streams.response import Response
 from tests.unit.streams.test_response_races import (
@@ -454,3 +455,115 @@ def test_a_kill_right_after_a_give_up_or_resend_is_stored_loses_no_audit_record(
     records = [r for r in audited if r["action"] == action]
     assert len(records) == 1, audited
     assert "say" not in stage.ctx.groups.data[KEY]
+
+
+@pytest.mark.parametrize(
+    "run_id",
+    [
+        "grp-nowhere.1",  # a group this worker never had
+        "grp-flood.99",  # a generation its group never issued
+        "grp-flood.0",  # none is ever issued: they start at 1
+        "grp-flood",  # no generation at all (the group key itself)
+        "grp-flood.01",
+        "grp-flood." + "9" * 5000,
+        "grp-flood.\x00",
+    ],
+)
+def test_a_resend_for_a_run_that_never_was_is_dead_lettered_unknown_run(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch, run_id: str
+) -> None:
+    """t211 (poison-pill-batch: a command for an unknown run shaped oddly): a
+    ``resend_closures`` command on the commands topic whose run never was, on its run's
+    partition, was consumed with nothing said (no dead letter, no audit record, nothing
+    counted), where every other action is dead-lettered ``unknown_run`` (docs/events.md).
+    A resend for a superseded run, or for one with nothing left undelivered, stays a
+    repeat that changes nothing (test above)."""
+    stage, _ = response
+    calls_of(stage)
+    letters, audited = dead_letters_and_audit(stage, monkeypatch)
+
+    async def scenario() -> None:
+        run, _ = await replied(stage)
+        before = dict(stage.ctx.groups.data[KEY])
+        # Its own run, nothing undelivered: nothing to do, nothing said.
+        ours = {"id": "rs-0", "run_id": run.run_id, "action": RESEND, "by": "op"}
+        await stage.on_command(Event(KEY, ours))  # type: ignore[arg-type]
+        odd = {"id": "rs-1", "run_id": run_id, "action": RESEND, "by": "op"}
+        # Keyed as the API keys a command (by its run's group), so on its run's partition.
+        await stage.on_command(Event(run_key(run_id), odd))  # type: ignore[arg-type]
+        assert stage.ctx.groups.data[KEY] == before  # nothing changed
+
+    asyncio.run(scenario())
+    [(role, code, reason)] = letters
+    assert (role, code) == ("commands", "unknown_run")
+    assert reason.startswith("no run ")
+    assert not [r for r in audited if r["action"] == "closures_resent"]
+
+
+def test_a_command_whose_group_key_would_not_fit_beside_it_is_not_passed_on(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t211 (poison-pill-batch: a very long id): a command off its run's partition is
+    passed on keyed by its run's group key, and a run_id is any text. One of 499,900
+    characters (its value within the own topics' 500,000 bytes) with a 55-byte
+    traceparent header was checked without its new key, passed, and the producer refused
+    the 1,000,001 bytes (aiokafka's estimate): a processing_error with a traceback.
+    Now ``bad_command`` saying the sizes, and nothing is sent."""
+    stage, _ = response
+    letters, _ = dead_letters_and_audit(stage, monkeypatch)
+    passed: list[bytes] = []
+
+    async def send(*, key: bytes, **_: Any) -> asyncio.Future[None]:
+        passed.append(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    monkeypatch.setattr(stage.ctx.commands, "send", send)
+    run_id = "r" * 499_900
+    command = {"id": "c-4", "run_id": run_id, "action": "ack"}
+    home = Event(run_key(run_id), command).message.partition
+    trace = [("traceparent", b"00-" + b"a" * 52)]
+    event = Event(b"k", command, partition=1 - home, headers=trace)
+    asyncio.run(stage.ctx.guarded("commands", stage._command, event))  # type: ignore[arg-type]
+    assert passed == []
+    [(role, code, reason)] = letters
+    assert (role, code) == ("commands", "bad_command")
+    assert "it would be 500,005 bytes and 499,900 of its run's group key" in reason
+    # A short run_id is passed on as before, whatever its value's size.
+    small = {"id": "c-5", "run_id": "grp-x.1", "action": "ack", "note": "n" * 400_000}
+    home = Event(run_key("grp-x.1"), small).message.partition
+    again = Event(b"k", small, partition=1 - home, headers=trace)
+    asyncio.run(stage.ctx.guarded("commands", stage._command, again))  # type: ignore[arg-type]
+    assert passed == [b"grp-x"]
+
+
+def test_an_outcome_naming_another_run_than_its_calls_ends_no_call(
+    response: tuple[Response, Gate], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t211 (poison-pill-batch: an outcome for an unknown run): a closure call's outcome
+    (``action_result``) whose ``run_id`` is not the run that made the call (a producer's,
+    on the commands topic, keyed by the group) ended that call all the same, kept it as
+    undelivered under its own run, and, its run_id being no run, was dropped with nothing
+    said. The call is its run's: such an outcome is read as any command for its run id,
+    here ``unknown_run``, and the call stays in flight for its own outcome."""
+    stage, _ = response
+    calls_of(stage)
+    letters, _ = dead_letters_and_audit(stage, monkeypatch)
+
+    async def scenario() -> tuple[dict[str, Any], dict[str, Any], str]:
+        run, reply = await replied(stage)
+        before = dict(stage.ctx.groups.data[KEY])
+        assert reply.id in before["reply_calls"]
+        odd = {**gave_up(run, reply), "run_id": KEY.decode() + ".99"}
+        await stage.on_command(Event(KEY, odd))  # type: ignore[arg-type]
+        after = dict(stage.ctx.groups.data[KEY])
+        # Its own outcome still ends it.
+        await stage.on_command(Event(KEY, gave_up(run, reply)))  # type: ignore[arg-type]
+        return before, after, run.run_id
+
+    before, after, run_id = asyncio.run(scenario())
+    assert after == before
+    assert letters == [("commands", "unknown_run", "no run grp-flood.99")]
+    group = stage.ctx.groups.data[KEY]
+    assert group["reply_calls"] == {} and undelivered_of(group, run_id)
