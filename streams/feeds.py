@@ -337,8 +337,8 @@ def _renames(missing: list[str], extra: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-# A message this large or larger makes a replay ask the broker what its topics take
-# (citybrain/cli/feeds.py): smaller ones fit any broker's max.message.bytes in use.
+# Rows whose message may be this large or larger are encoded by the check to be sized
+# (``_check_size``); smaller ones only when the bound is smaller still.
 LARGE_MESSAGE_BYTES = 1 << 16
 
 
