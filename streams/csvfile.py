@@ -422,9 +422,50 @@ class _Lines:
             'it? write it as "")'
         )
 
+    def other_separator(self) -> str:
+        """``(the file looks `;`-separated, its fields quoted: …)`` when the first quote
+        that closes a field and is followed by something other than a comma is followed
+        by another separator (``OTHER_SEPARATORS``): ``"timestamp";"value"``, as
+        LibreOffice and many portals write a `;` file with every field quoted (t215: told
+        to write a quote inside a quoted field as ""); else ``""``."""
+        after = _after_closing_quote(b"".join(self._record).decode("utf-8", "replace"))
+        name = OTHER_SEPARATORS.get(after or "")
+        if name is None:
+            return ""
+        return (
+            f"(the file looks {name}-separated, its fields quoted: save it with commas "
+            "between fields and . as the decimal point)"
+        )
+
     def _abandon(self) -> None:
         # The rest of the line is unread by csv; the record ends with it.
         self.in_record = False
+
+
+def _after_closing_quote(text: str) -> str | None:
+    """The character after the first quote in ``text`` that closes a quoted field and is
+    followed by neither a comma nor a line end (RFC 4180, as csv reads it strictly), or
+    None when there is none, or a comma outside quotes comes before it (a comma file's
+    row, ``…,noise,"a";"b",…``: its separator is the comma)."""
+    quoted, start, i = False, True, 0
+    while i < len(text):
+        c = text[i]
+        if not quoted and c == ",":
+            return None
+        if quoted:
+            if c == '"':
+                if text[i + 1 : i + 2] == '"':
+                    i += 1
+                else:
+                    quoted = False
+                    nxt = text[i + 1 : i + 2]
+                    if nxt and nxt not in ",\r\n":
+                        return nxt
+        elif c == '"' and start:
+            quoted = True
+        start = not quoted and c in ",\r\n"
+        i += 1
+    return None
 
 
 def wide_encoding(first: bytes) -> str | None:
@@ -618,6 +659,7 @@ def _csv_reason(message: str, lines: _Lines) -> str:
         hint = (
             lines.backslash_quote()
             or lines.space_after_quote()
+            or lines.other_separator()
             or '(write a quote inside a quoted field as "")'
         )
         return (

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from citybrain.detect import Extras, read_series
-from citybrain.rehearse import read_incidents
+from citybrain.detect import DetectInputError, Extras, read_series
+from citybrain.rehearse import RehearsalError, read_incidents
 from streams.csvfile import BadRow, RowWriter, decimal
 from streams.errors import FeedError
 from streams.events import IncidentReport, Reading
@@ -267,6 +267,45 @@ def test_a_refused_header_says_all_there_is_to_change(tmp_path: Path, data: str,
     with pytest.raises(FeedError) as info:
         load_events([write(tmp_path, "h.csv", data)])
     assert str(info.value).endswith(says), str(info.value)
+
+
+QUOTED_SEPARATED = (
+    "(the file looks {}-separated, its fields quoted: save it with commas between fields "
+    "and . as the decimal point)"
+)
+
+
+@pytest.mark.parametrize(("sep", "name"), [(";", "`;`"), ("\t", "tab"), ("|", "`|`")])
+def test_a_file_of_other_separators_with_every_field_quoted_is_said_as_one(
+    tmp_path: Path, sep: str, name: str
+) -> None:
+    """t215: a `;`-separated file with its fields in quotes (`"timestamp";"value"`, as
+    LibreOffice and portals write it) was refused as 'a quoted field's closing quote is
+    followed by something other than a comma (write a quote inside a quoted field as "")',
+    where the same file unquoted is said to be `;`-separated. Replay, detect and rehearse
+    say it alike; a comma file's row holding `"a";"b"` keeps the quoting hint."""
+    quoted = [f'"{x}"' for x in INCIDENTS.strip().split(",")]
+    says = QUOTED_SEPARATED.format(name)
+    with pytest.raises(FeedError) as info:
+        load_events([write(tmp_path, "r.csv", sep.join(quoted) + "\n")])
+    assert str(info.value).endswith(f"{says} (in the header row)"), str(info.value)
+    series = write(tmp_path, "s.csv", f'"timestamp"{sep}"value"\n"2020-01-01"{sep}"1,5"\n')
+    with pytest.raises(DetectInputError) as info:
+        read_series(series)
+    assert says in str(info.value), str(info.value)
+    bad: list[str] = []
+    rows = write(tmp_path, "t.csv", f'timestamp,value\n"2020-01-01"{sep}"1,5"\n2020-01-02,2\n')
+    stamps, _, _ = read_series(rows, bad.append)
+    assert stamps == ["2020-01-02"] and len(bad) == 1 and says in bad[0], bad
+    incidents = write(tmp_path, "in.csv", sep.join(quoted) + "\n")
+    with pytest.raises(RehearsalError) as info:
+        read_incidents(incidents, {"c-top"}, {"police"}, lambda texts: ["police"] * len(texts))
+    assert says in str(info.value), str(info.value)
+    comma = f'{INCIDENTS}2024-05-27T03:10:10Z,r1,Noise,"a"{sep}"b",app,c1\n'
+    _, bad_rows = read_skip(write(tmp_path, "c.csv", comma))
+    assert [b.reason.endswith('(write a quote inside a quoted field as "")') for b in bad_rows] == [
+        True
+    ]
 
 
 @pytest.mark.parametrize(
