@@ -12,7 +12,8 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   closed, or closed before something other than a comma, makes its row bad;
 - a quoted field that runs on to a line that reads as a row of its own, or as the start
   of one whose text spans lines (``looks_like_row``, by default a line as wide as the
-  header, ``row_start``; asked with the line's foreign bytes and NULs dropped, and then
+  header, ``row_start``, whose first field is a time, right or wrong: ``time_shaped``;
+  asked with the line's foreign bytes and NULs dropped, and then
   with its quotes dropped too) is a stray quote: its row is bad and reading resumes at
   that line, so one stray quote never swallows the rows after it, nor merges with that
   line's own fault (a bad byte, a NUL, another stray quote), which is reported under
@@ -896,6 +897,19 @@ class RowWriter:
             return
         for fields in block:
             self.writerow(fields)
+
+
+# What a time written by any tool starts as, right or wrong: a date with `-`, `/` or `.`
+# (year first or last: `2026-11-01`, `01/11/2026`, `13.03.2016`), or epoch digits.
+_TIME_SHAPED = re.compile(r"\s*(?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{9,19}(?:\.\d*)?\s*$)")
+
+
+def time_shaped(text: str) -> bool:
+    """Whether a field reads as a time someone meant to write, in whatever form: stray-
+    quote recovery takes a line whose first field is one as a row of its own, faults and
+    all. A row whose timestamp lacks its zone, or is day first, did not read as a row, and
+    a stray quote just before it swallowed it into its own bad row, unsaid (t215)."""
+    return _TIME_SHAPED.match(text) is not None
 
 
 def split_line(text: str) -> list[str] | None:

@@ -496,3 +496,52 @@ def test_fuzz_reports_written_by_rfc_4180_writers_read_back_whole(
     events, bad = read_skip(path)
     assert bad == []
     assert [e.text for e in events if isinstance(e, IncidentReport)] == texts
+
+
+@pytest.mark.parametrize(
+    ("stamp", "says"),
+    [
+        ("2024-05-27T03:11:10", "timestamp has no time zone"),
+        ("27/05/2024 03:11", "field \"timestamp\" is '27/05/2024 03:11'"),
+        ("1716779470", "looks like epoch seconds"),
+    ],
+)
+def test_a_stray_quote_does_not_swallow_a_next_row_whose_timestamp_is_bad(
+    tmp_path: Path, stamp: str, says: str
+) -> None:
+    """t215: stray-quote recovery took a line as a row of its own only when its first
+    field was a timestamp the format takes: a next row whose time lacked its zone, or was
+    day first or epoch seconds, was swallowed into the stray quote's bad row ('not closed
+    before line 4'), its own fault unsaid and the rows read one short. Now it is a bad row
+    under its own line, in replay, detect and rehearse alike."""
+    data = (
+        INCIDENTS
+        + '2024-05-27T03:10:10Z,r1,Noise,"he said hi,app,c1\n'
+        + f"{stamp},r2,Noise,loud,app,c1\n"
+        + "2024-05-27T03:12:10Z,r3,Noise,loud,app,c1\n"
+    )
+    events, bad = read_skip(write(tmp_path, "i.csv", data))
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r3"]
+    assert [b.line for b in bad] == [2, 3], bad
+    assert "not closed before line 3" in bad[0].reason and says in bad[1].reason, bad
+    rehearsed: list[BadRow] = []
+    found = read_incidents(
+        write(tmp_path, "in.csv", data.replace(",c1", ",c-top")),
+        {"c-top"},
+        {"police"},
+        lambda texts: ["police"] * len(texts),
+        on_bad_row=rehearsed.append,
+    )
+    assert [i.report_id for i in found.incidents] == ["r3"]
+    assert [b.line for b in rehearsed] == [2, 3], rehearsed
+    series = write(
+        tmp_path,
+        "s.csv",
+        'timestamp,value,note\n2024-05-27T03:10:10Z,1,"open\n'
+        + ("27/05/2024 03:11" if "/" in stamp else "2024-13-27 03:11")
+        + ",2,x\n2024-05-27T03:12:10Z,3,y\n",
+    )
+    lines: list[str] = []
+    stamps, _, _ = read_series(series, lines.append)
+    assert stamps == ["2024-05-27T03:12:10Z"]
+    assert [line.split(":")[1] for line in lines] == ["2", "3"], lines
