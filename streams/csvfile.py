@@ -581,6 +581,10 @@ def read_records(
                 # An empty line is not a row, nor one of spaces and tabs alone (t162: a
                 # file ending in a line of spaces stopped a replay, "row has 1 fields").
                 blank = len(fields) == 1 and lines.lineno == lines.start and _blank(fields[0])
+                # DOS's end-of-file mark (Ctrl-Z, 0x1A), which old Windows tools write
+                # after the last line: the end of the file, not a row (t215: a bad row
+                # of one field, "cut short?", that stopped a replay of a whole file).
+                blank = blank or (fields == [DOS_EOF] and lines.unended)
                 if fields and not blank:
                     # Most rows have no ` "` (``lines.spaced``), and are not looked at.
                     fault = (
@@ -645,6 +649,9 @@ def _doubled_unquoted(fields: list[str], raw: list[bytes]) -> str | None:
             "quote once"
         )
     return None
+
+
+DOS_EOF = "\x1a"
 
 
 def _blank(text: str) -> bool:

@@ -545,3 +545,25 @@ def test_a_stray_quote_does_not_swallow_a_next_row_whose_timestamp_is_bad(
     stamps, _, _ = read_series(series, lines.append)
     assert stamps == ["2024-05-27T03:12:10Z"]
     assert [line.split(":")[1] for line in lines] == ["2", "3"], lines
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_a_dos_end_of_file_mark_after_the_last_line_is_the_end_of_the_file(
+    tmp_path: Path, end: str
+) -> None:
+    """t215: old Windows tools end a file with Ctrl-Z (0x1A) after its last line; it was
+    a bad row ("row has 1 fields, expected 6: read as timestamp '\\x1a' … cut short?")
+    that stopped a replay of a whole, good file. Now it ends the file; one on a line of
+    its own in the middle is still a bad row."""
+    rows = [READINGS.strip(), ROW, ROW.replace("03:10:10", "03:11:10")]
+    path = tmp_path / "r.csv"
+    path.write_bytes((end.join(rows) + end + "\x1a").encode())
+    assert len(load_events([path])) == 2
+    series = tmp_path / "s.csv"
+    series.write_bytes(f"timestamp,value{end}2020-01-01,1{end}\x1a".encode())
+    stamps, _, _ = read_series(series)
+    assert stamps == ["2020-01-01"]
+    middle = tmp_path / "m.csv"
+    middle.write_bytes((end.join([*rows[:2], "\x1a", rows[2]]) + end).encode())
+    events, bad = read_skip(middle)
+    assert len(events) == 2 and [b.line for b in bad] == [3], bad
