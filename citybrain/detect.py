@@ -37,6 +37,7 @@ from streams.csvfile import (
     repeated_column,
     row_start,
     separator_hint,
+    time_shaped,
 )
 from streams.errors import FeedError, show, shown_path
 from streams.events import iso_instant, other_date_fault
@@ -122,7 +123,11 @@ class Extras:
 def _looks_like_row(text: str) -> bool:
     # A whole row, or the start of one whose extra text column spans lines.
     fields = row_start(text)
-    return fields is not None and len(fields) >= 2 and _when(fields[0]) is not None
+    return (
+        fields is not None
+        and len(fields) >= 2
+        and (time_shaped(fields[0]) or _when(fields[0]) is not None)
+    )
 
 
 def read_series(

@@ -62,6 +62,7 @@ from streams.csvfile import (
     read_records,
     row_start,
     separator_hint,
+    time_shaped,
 )
 from streams.errors import EventError, FeedError, show, shown_path
 from streams.events import EventValidator, IncidentReport, parse_ts
@@ -409,6 +410,8 @@ def read_incidents(
         fields = row_start(text, shape[0]) if shape else None
         if fields is None or len(fields) <= shape[1]:
             return False
+        if time_shaped(fields[shape[1]]):  # a time written otherwise: its row's own fault
+            return True
         try:
             parse_ts(fields[shape[1]], "timestamp")
         except (EventError, ValueError, OverflowError):

@@ -12,7 +12,8 @@ Pure file reading, shared by ``citybrain replay`` (streams/feeds.py), ``citybrai
   closed, or closed before something other than a comma, makes its row bad;
 - a quoted field that runs on to a line that reads as a row of its own, or as the start
   of one whose text spans lines (``looks_like_row``, by default a line as wide as the
-  header, ``row_start``; asked with the line's foreign bytes and NULs dropped, and then
+  header, ``row_start``, whose first field is a time, right or wrong: ``time_shaped``;
+  asked with the line's foreign bytes and NULs dropped, and then
   with its quotes dropped too) is a stray quote: its row is bad and reading resumes at
   that line, so one stray quote never swallows the rows after it, nor merges with that
   line's own fault (a bad byte, a NUL, another stray quote), which is reported under
@@ -422,9 +423,50 @@ class _Lines:
             'it? write it as "")'
         )
 
+    def other_separator(self) -> str:
+        """``(the file looks `;`-separated, its fields quoted: …)`` when the first quote
+        that closes a field and is followed by something other than a comma is followed
+        by another separator (``OTHER_SEPARATORS``): ``"timestamp";"value"``, as
+        LibreOffice and many portals write a `;` file with every field quoted (t215: told
+        to write a quote inside a quoted field as ""); else ``""``."""
+        after = _after_closing_quote(b"".join(self._record).decode("utf-8", "replace"))
+        name = OTHER_SEPARATORS.get(after or "")
+        if name is None:
+            return ""
+        return (
+            f"(the file looks {name}-separated, its fields quoted: save it with commas "
+            "between fields and . as the decimal point)"
+        )
+
     def _abandon(self) -> None:
         # The rest of the line is unread by csv; the record ends with it.
         self.in_record = False
+
+
+def _after_closing_quote(text: str) -> str | None:
+    """The character after the first quote in ``text`` that closes a quoted field and is
+    followed by neither a comma nor a line end (RFC 4180, as csv reads it strictly), or
+    None when there is none, or a comma outside quotes comes before it (a comma file's
+    row, ``…,noise,"a";"b",…``: its separator is the comma)."""
+    quoted, start, i = False, True, 0
+    while i < len(text):
+        c = text[i]
+        if not quoted and c == ",":
+            return None
+        if quoted:
+            if c == '"':
+                if text[i + 1 : i + 2] == '"':
+                    i += 1
+                else:
+                    quoted = False
+                    nxt = text[i + 1 : i + 2]
+                    if nxt and nxt not in ",\r\n":
+                        return nxt
+        elif c == '"' and start:
+            quoted = True
+        start = not quoted and c in ",\r\n"
+        i += 1
+    return None
 
 
 def wide_encoding(first: bytes) -> str | None:
@@ -539,6 +581,10 @@ def read_records(
                 # An empty line is not a row, nor one of spaces and tabs alone (t162: a
                 # file ending in a line of spaces stopped a replay, "row has 1 fields").
                 blank = len(fields) == 1 and lines.lineno == lines.start and _blank(fields[0])
+                # DOS's end-of-file mark (Ctrl-Z, 0x1A), which old Windows tools write
+                # after the last line: the end of the file, not a row (t215: a bad row
+                # of one field, "cut short?", that stopped a replay of a whole file).
+                blank = blank or (fields == [DOS_EOF] and lines.unended)
                 if fields and not blank:
                     # Most rows have no ` "` (``lines.spaced``), and are not looked at.
                     fault = (
@@ -605,6 +651,9 @@ def _doubled_unquoted(fields: list[str], raw: list[bytes]) -> str | None:
     return None
 
 
+DOS_EOF = "\x1a"
+
+
 def _blank(text: str) -> bool:
     """Whether ``text`` is spaces and tabs alone (or nothing)."""
     return not text.strip(" \t")
@@ -618,6 +667,7 @@ def _csv_reason(message: str, lines: _Lines) -> str:
         hint = (
             lines.backslash_quote()
             or lines.space_after_quote()
+            or lines.other_separator()
             or '(write a quote inside a quoted field as "")'
         )
         return (
@@ -854,6 +904,19 @@ class RowWriter:
             return
         for fields in block:
             self.writerow(fields)
+
+
+# What a time written by any tool starts as, right or wrong: a date with `-`, `/` or `.`
+# (year first or last: `2026-11-01`, `01/11/2026`, `13.03.2016`), or epoch digits.
+_TIME_SHAPED = re.compile(r"\s*(?:\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{9,19}(?:\.\d*)?\s*$)")
+
+
+def time_shaped(text: str) -> bool:
+    """Whether a field reads as a time someone meant to write, in whatever form: stray-
+    quote recovery takes a line whose first field is one as a row of its own, faults and
+    all. A row whose timestamp lacks its zone, or is day first, did not read as a row, and
+    a stray quote just before it swallowed it into its own bad row, unsaid (t215)."""
+    return _TIME_SHAPED.match(text) is not None
 
 
 def split_line(text: str) -> list[str] | None:

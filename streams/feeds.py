@@ -31,6 +31,7 @@ from streams.csvfile import (
     repeated_column,
     row_start,
     separator_hint,
+    time_shaped,
 )
 from streams.errors import EventError, FeedError, SeriesFileError, show, shown_path
 from streams.events import (
@@ -82,13 +83,16 @@ __all__ = [
 
 def looks_like_row(columns: int) -> Callable[[str], bool]:
     """A line that would start a row: the right number of fields (or the first of them,
-    when a quoted text runs on past the line) and a timestamp first."""
+    when a quoted text runs on past the line) and a timestamp first, or a time written
+    otherwise (``time_shaped``: the row's own fault is said under its own line)."""
 
     def check(text: str) -> bool:
         # A whole row, or the start of one whose text spans lines (``row_start``).
         fields = row_start(text, columns)
         if fields is None:
             return False
+        if time_shaped(fields[0]):
+            return True
         try:
             parse_ts(fields[0], "timestamp")
         except (EventError, ValueError, OverflowError):
@@ -337,8 +341,8 @@ def _renames(missing: list[str], extra: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
-# A message this large or larger makes a replay ask the broker what its topics take
-# (citybrain/cli/feeds.py): smaller ones fit any broker's max.message.bytes in use.
+# Rows whose message may be this large or larger are encoded by the check to be sized
+# (``_check_size``); smaller ones only when the bound is smaller still.
 LARGE_MESSAGE_BYTES = 1 << 16
 
 

@@ -315,9 +315,15 @@ def small_topic_csv(path: Path) -> Path:
 @pytest.mark.parametrize(
     ("options", "code", "says"),
     [
-        # Not asked of the broker: its refusals said, not "unexpected UnknownError … a
-        # bug" (kafka-python's flush raised 'Future not done' while it split the batch).
-        (["--on-error", "skip"], 1, "citybrain: Kafka refused "),
+        # Every replay asks (t215): the row is skipped by its line, the rest sent. Before,
+        # a replay at the default --max-message-bytes did not ask, and the broker's
+        # refusal failed every message queued after it ("Kafka refused", exit 1).
+        (
+            ["--on-error", "skip"],
+            0,
+            ":52: the row's message is 1,002 bytes, more than the 872 a Kafka message may "
+            "hold here",
+        ),
         # Asked: checked against 872 (1,000 less the framing), not 1,024.
         (
             ["--max-message-bytes", "2000000"],
@@ -352,6 +358,30 @@ def test_a_topic_taking_less_than_a_kilobyte_is_said_never_a_bug(
     err = capsys.readouterr().err
     assert says in err, err
     assert "unexpected" not in err and "Traceback" not in err
+
+
+def test_a_refusal_by_a_broker_the_replay_could_not_ask_is_counted_never_a_bug(
+    stack: PrometheusServer, run_dir: Path
+) -> None:
+    """t204: a record batch the broker refused (a topic taking 1,000 bytes), which
+    kafka-python splits and sends again, made the producer's flush raise 'UnknownError:
+    Future not done', and the replay ended as "unexpected … This is a bug" (exit 70). The
+    CLI now asks the broker first (t215); a replayer that could not ask counts the
+    refusals as events not sent, and sends the rest."""
+    p = Pipeline(run_dir)
+    takes_at_most(p, 1_000)
+    long = "x" * 178
+    events = [
+        Reading(T0 + 60 * i, "gauge-1", "water_level", float(i), "ft", "c") for i in range(200)
+    ]
+    events.insert(51, Reading(T0 + 3000, "s" + long[1:], long, 1.0, long, long))
+    replayer = Replayer(p.settings.kafka_bootstrap, p.topic("readings"), p.topic("incidents"))
+    try:
+        stats = replayer.replay(events, None)
+    finally:
+        replayer.close()
+    assert stats.readings == 201 and stats.failed >= 1, stats
+    assert "MessageSizeTooLarge" in stats.first_failure, stats.first_failure
 
 
 def oversized_csv(path: Path, rows: int = 3_000, wide: int = 100_000) -> Path:
@@ -841,6 +871,35 @@ def test_one_event_larger_than_a_topic_that_takes_less_than_the_default_is_a_bad
         f"skipped {csv}:4: the row's message is 600,1" in err
         and "more than the 199,872 a Kafka message may hold here" in err
     )
+    assert "Kafka refused" not in err and "Traceback" not in err
+    messages = p.read("readings", lambda m: len(m) >= 3_000, settle=1)
+    assert [json.loads(m.value)["value"] for m in messages] == [100.0 + i % 7 for i in range(3_000)]
+
+
+def test_one_row_larger_than_a_topic_taking_less_than_64_kib_is_a_bad_row(
+    stack: PrometheusServer, run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t215: on a readings topic taking 30,000 bytes, one 40 kB reading among 3,000 (under
+    64 KiB and the default --max-message-bytes, so the broker was not asked) was refused by
+    the broker, and kafka-python's producer failed every reading queued after it: "sent 3
+    readings …, Kafka refused 2,998", exit 1, no row named. Every replay now asks: the row
+    is a bad row by its line, and the other 3,000 readings all reach the topic."""
+    from citybrain.cli import main
+
+    p = Pipeline(run_dir)
+    takes_at_most(p, 30_000)
+    csv = oversized_csv(run_dir / f"{p.name}-oversized.csv", wide=3_400)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in p.env.items():  # this test's topics and the test broker
+            mp.setenv(key, value)
+        assert main(["replay", str(csv), "--max"]) == 2
+        out, err = capsys.readouterr()
+        assert "sending to Kafka" not in out
+        assert "more than the 29,872 a Kafka message may hold here; nothing was sent" in err
+        assert main(["replay", str(csv), "--max", "--on-error", "skip"]) == 0
+    out, err = capsys.readouterr()
+    assert "read 3,001 rows: sent 3,000 readings and 0 incidents, skipped 1 bad row" in out
+    assert f"skipped {csv}:4: the row's message is 40,9" in err
     assert "Kafka refused" not in err and "Traceback" not in err
     messages = p.read("readings", lambda m: len(m) >= 3_000, settle=1)
     assert [json.loads(m.value)["value"] for m in messages] == [100.0 + i % 7 for i in range(3_000)]

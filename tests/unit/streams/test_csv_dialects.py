@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from citybrain.detect import Extras, read_series
-from citybrain.rehearse import read_incidents
+from citybrain.detect import DetectInputError, Extras, read_series
+from citybrain.rehearse import RehearsalError, read_incidents
 from streams.csvfile import BadRow, RowWriter, decimal
 from streams.errors import FeedError
 from streams.events import IncidentReport, Reading
@@ -269,6 +269,45 @@ def test_a_refused_header_says_all_there_is_to_change(tmp_path: Path, data: str,
     assert str(info.value).endswith(says), str(info.value)
 
 
+QUOTED_SEPARATED = (
+    "(the file looks {}-separated, its fields quoted: save it with commas between fields "
+    "and . as the decimal point)"
+)
+
+
+@pytest.mark.parametrize(("sep", "name"), [(";", "`;`"), ("\t", "tab"), ("|", "`|`")])
+def test_a_file_of_other_separators_with_every_field_quoted_is_said_as_one(
+    tmp_path: Path, sep: str, name: str
+) -> None:
+    """t215: a `;`-separated file with its fields in quotes (`"timestamp";"value"`, as
+    LibreOffice and portals write it) was refused as 'a quoted field's closing quote is
+    followed by something other than a comma (write a quote inside a quoted field as "")',
+    where the same file unquoted is said to be `;`-separated. Replay, detect and rehearse
+    say it alike; a comma file's row holding `"a";"b"` keeps the quoting hint."""
+    quoted = [f'"{x}"' for x in INCIDENTS.strip().split(",")]
+    says = QUOTED_SEPARATED.format(name)
+    with pytest.raises(FeedError) as info:
+        load_events([write(tmp_path, "r.csv", sep.join(quoted) + "\n")])
+    assert str(info.value).endswith(f"{says} (in the header row)"), str(info.value)
+    series = write(tmp_path, "s.csv", f'"timestamp"{sep}"value"\n"2020-01-01"{sep}"1,5"\n')
+    with pytest.raises(DetectInputError) as info:
+        read_series(series)
+    assert says in str(info.value), str(info.value)
+    bad: list[str] = []
+    rows = write(tmp_path, "t.csv", f'timestamp,value\n"2020-01-01"{sep}"1,5"\n2020-01-02,2\n')
+    stamps, _, _ = read_series(rows, bad.append)
+    assert stamps == ["2020-01-02"] and len(bad) == 1 and says in bad[0], bad
+    incidents = write(tmp_path, "in.csv", sep.join(quoted) + "\n")
+    with pytest.raises(RehearsalError) as info:
+        read_incidents(incidents, {"c-top"}, {"police"}, lambda texts: ["police"] * len(texts))
+    assert says in str(info.value), str(info.value)
+    comma = f'{INCIDENTS}2024-05-27T03:10:10Z,r1,Noise,"a"{sep}"b",app,c1\n'
+    _, bad_rows = read_skip(write(tmp_path, "c.csv", comma))
+    assert [b.reason.endswith('(write a quote inside a quoted field as "")') for b in bad_rows] == [
+        True
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -457,3 +496,74 @@ def test_fuzz_reports_written_by_rfc_4180_writers_read_back_whole(
     events, bad = read_skip(path)
     assert bad == []
     assert [e.text for e in events if isinstance(e, IncidentReport)] == texts
+
+
+@pytest.mark.parametrize(
+    ("stamp", "says"),
+    [
+        ("2024-05-27T03:11:10", "timestamp has no time zone"),
+        ("27/05/2024 03:11", "field \"timestamp\" is '27/05/2024 03:11'"),
+        ("1716779470", "looks like epoch seconds"),
+    ],
+)
+def test_a_stray_quote_does_not_swallow_a_next_row_whose_timestamp_is_bad(
+    tmp_path: Path, stamp: str, says: str
+) -> None:
+    """t215: stray-quote recovery took a line as a row of its own only when its first
+    field was a timestamp the format takes: a next row whose time lacked its zone, or was
+    day first or epoch seconds, was swallowed into the stray quote's bad row ('not closed
+    before line 4'), its own fault unsaid and the rows read one short. Now it is a bad row
+    under its own line, in replay, detect and rehearse alike."""
+    data = (
+        INCIDENTS
+        + '2024-05-27T03:10:10Z,r1,Noise,"he said hi,app,c1\n'
+        + f"{stamp},r2,Noise,loud,app,c1\n"
+        + "2024-05-27T03:12:10Z,r3,Noise,loud,app,c1\n"
+    )
+    events, bad = read_skip(write(tmp_path, "i.csv", data))
+    assert [e.report_id for e in events if isinstance(e, IncidentReport)] == ["r3"]
+    assert [b.line for b in bad] == [2, 3], bad
+    assert "not closed before line 3" in bad[0].reason and says in bad[1].reason, bad
+    rehearsed: list[BadRow] = []
+    found = read_incidents(
+        write(tmp_path, "in.csv", data.replace(",c1", ",c-top")),
+        {"c-top"},
+        {"police"},
+        lambda texts: ["police"] * len(texts),
+        on_bad_row=rehearsed.append,
+    )
+    assert [i.report_id for i in found.incidents] == ["r3"]
+    assert [b.line for b in rehearsed] == [2, 3], rehearsed
+    series = write(
+        tmp_path,
+        "s.csv",
+        'timestamp,value,note\n2024-05-27T03:10:10Z,1,"open\n'
+        + ("27/05/2024 03:11" if "/" in stamp else "2024-13-27 03:11")
+        + ",2,x\n2024-05-27T03:12:10Z,3,y\n",
+    )
+    lines: list[str] = []
+    stamps, _, _ = read_series(series, lines.append)
+    assert stamps == ["2024-05-27T03:12:10Z"]
+    assert [line.split(":")[1] for line in lines] == ["2", "3"], lines
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n"])
+def test_a_dos_end_of_file_mark_after_the_last_line_is_the_end_of_the_file(
+    tmp_path: Path, end: str
+) -> None:
+    """t215: old Windows tools end a file with Ctrl-Z (0x1A) after its last line; it was
+    a bad row ("row has 1 fields, expected 6: read as timestamp '\\x1a' … cut short?")
+    that stopped a replay of a whole, good file. Now it ends the file; one on a line of
+    its own in the middle is still a bad row."""
+    rows = [READINGS.strip(), ROW, ROW.replace("03:10:10", "03:11:10")]
+    path = tmp_path / "r.csv"
+    path.write_bytes((end.join(rows) + end + "\x1a").encode())
+    assert len(load_events([path])) == 2
+    series = tmp_path / "s.csv"
+    series.write_bytes(f"timestamp,value{end}2020-01-01,1{end}\x1a".encode())
+    stamps, _, _ = read_series(series)
+    assert stamps == ["2020-01-01"]
+    middle = tmp_path / "m.csv"
+    middle.write_bytes((end.join([*rows[:2], "\x1a", rows[2]]) + end).encode())
+    events, bad = read_skip(middle)
+    assert len(events) == 2 and [b.line for b in bad] == [3], bad
