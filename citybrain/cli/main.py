@@ -40,6 +40,17 @@ from citybrain.text import cell
 from streams.errors import StreamsError
 
 
+def _kafka_not_ready(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error kafka-python or aiokafka marks retriable (a broker
+    without leaders or brokers in its metadata yet, a coordinator loading, ...)."""
+    import aiokafka.errors
+    import kafka.errors
+
+    if isinstance(exc, kafka.errors.RetriableError):
+        return True
+    return isinstance(exc, aiokafka.errors.KafkaError) and bool(getattr(exc, "retriable", False))
+
+
 def _describe(exc: BaseException) -> tuple[int, str]:
     """The exit status and the one-line reason for an exception that ended a command."""
     import urllib.error
@@ -94,6 +105,19 @@ def _describe(exc: BaseException) -> tuple[int, str]:
         return EXIT_SERVICE, (
             f"no Kafka broker answered at {where} ({_kafka_reason(exc)}): {start_stack_hint()}, "
             "or point CITYBRAIN_KAFKA_HOST/CITYBRAIN_KAFKA_PORT at a running one"
+        )
+    if _kafka_not_ready(exc):
+        # t215: right after a frozen broker thawed, `deadletters` met kafka-python's
+        # MetadataEmptyBrokerList, which was called a bug (exit 70). Every error either
+        # client marks retriable is a broker not ready yet, not ours.
+        try:
+            where = _settings().kafka_bootstrap
+        except StreamsError:
+            where = "the configured address"
+        return EXIT_SERVICE, (
+            f"Kafka at {where} was not ready ({_kafka_reason(exc)}): retry in a moment; "
+            f"`{command_line('stack', 'status')}` says whether the local stack's Kafka runs "
+            "and answers"
         )
     refused = _connection_error(exc)
     if isinstance(exc, urllib.error.URLError) or refused is not None:

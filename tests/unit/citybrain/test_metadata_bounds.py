@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import threading
 
+import aiokafka.errors
+import kafka.errors
 import pytest
 from kafka.errors import KafkaConnectionError, RequestTimedOutError
 
@@ -67,3 +69,26 @@ def test_the_boundary_says_a_bare_request_timeout_is_kafka_not_answering() -> No
     assert status == EXIT_SERVICE
     assert message.startswith("no Kafka broker answered at ")
     assert "bug" not in message
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        kafka.errors.MetadataEmptyBrokerList("ClusterMetadata(brokers: 0)"),
+        kafka.errors.LeaderNotAvailableError(),
+        kafka.errors.CoordinatorLoadInProgressError(),
+        aiokafka.errors.MetadataEmptyBrokerList("ClusterMetadata(brokers: 0)"),
+        aiokafka.errors.NotControllerError(),
+    ],
+    ids=lambda exc: f"{type(exc).__module__.split('.')[0]}-{type(exc).__name__}",
+)
+def test_an_error_either_client_calls_retriable_is_kafka_not_ready_never_a_bug(
+    exc: Exception,
+) -> None:
+    """t215: `deadletters` right after a frozen broker thawed met kafka-python's
+    MetadataEmptyBrokerList and said "unexpected MetadataEmptyBrokerList … This is a
+    bug", exit 70: a broker not ready yet is a service's state, said in one line."""
+    status, message = _describe(exc)
+    assert status == EXIT_SERVICE
+    assert message.startswith("Kafka at ") and "was not ready (" in message, message
+    assert "bug" not in message and "\n" not in message
