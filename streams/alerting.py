@@ -677,13 +677,21 @@ class Alerting:
     async def _settle_freed(self, freed: list[_Freed]) -> tuple[int, int]:
         """The pass's freed alerts once their routed messages are on Kafka (all queued
         already: one wait for the pass, not one per alert; the stage's lock not held, so
-        the alerts agent routes meanwhile): each audited ``alert_unmuted``, its entry
-        dropped if it is still the one routed (not resolved, nor muted anew, by the
-        agent meanwhile: its resolution, queued after the freed alert's routed message
-        on the same group key, follows it on Kafka) and counted. One Kafka refused is
-        kept as it is, tried again next tick, and costs only itself. Returns (how many
-        were routed, how many were refused)."""
+        the alerts agent routes meanwhile): each audited ``alert_unmuted``, and once
+        Kafka has that record too (the records of the pass queued together, then
+        awaited), its entry dropped if it is still the one routed (not resolved, nor
+        muted anew, by the agent meanwhile: its resolution, queued after the freed
+        alert's routed message on the same group key, follows it on Kafka) and counted.
+        One Kafka refused (its routed messages or its record) is kept as it is, tried
+        again next tick (routed again: a repeat the respond stage takes as one), and
+        costs only itself. Returns (how many were routed, how many were refused).
+
+        Before t216 the record was queued and the entry dropped at once: its tombstone
+        could reach Kafka before the record, and a worker killed in between (or a record
+        the audit topic refused) left the alert routed with no ``alert_unmuted`` for good
+        (nothing muted left to re-check), nor counted."""
         released = refused = 0
+        audited: list[tuple[_Freed, asyncio.Task[None] | None]] = []
         for i, one in enumerate(freed):
             if i % RECHECK_YIELD_EVERY == RECHECK_YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # a delivered future's await does not yield
@@ -694,8 +702,19 @@ class Alerting:
                 self._recheck_failed(one.key, exc)
                 refused += 1
                 continue
-            if one.audit is not None:
-                await self.ctx.audit(one.audit)
+            # Each record sent and awaited in a task of its own: queued together, one
+            # refused costs only its alert.
+            record = one.audit
+            task = None if record is None else asyncio.ensure_future(self.ctx.audit_all([record]))
+            audited.append((one, task))
+        for one, task in audited:
+            try:
+                if task is not None:
+                    await task
+            except Exception as exc:
+                self._recheck_failed(one.key, exc)
+                refused += 1
+                continue
             async with self.settled:
                 if self.muted.data.get(one.key) is one.entry:
                     del self.muted[one.key]

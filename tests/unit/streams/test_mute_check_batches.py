@@ -108,6 +108,42 @@ def test_a_freed_alert_kafka_refuses_is_kept_alone(
     assert s.unmuted("incident_burst", "silenced") == 10
 
 
+def test_a_freed_alert_whose_record_kafka_refuses_is_kept_until_it_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """t216: an entry is dropped only once Kafka has its ``alert_unmuted`` record. Fails
+    on the old code: the record was only queued (refused later, or lost to a SIGKILL
+    after the entry's tombstone was out) and the entry dropped and counted at once, so
+    the alert was released with no record for good."""
+    s = Stage(tmp_path, monkeypatch)
+    storm(s, 4)
+    Deliveries(s, monkeypatch, refused=set())
+    refused = {"al-2"}
+
+    async def audit_all(records: list[dict[str, Any]]) -> None:
+        await asyncio.sleep(0)  # queued, then on Kafka: not at once
+        for record in records:
+            if record["alert_id"] in refused:
+                raise OSError(f"Kafka refused the audit record of {record['alert_id']}")
+            s.audits.append(record)
+
+    async def audit(record: dict[str, Any]) -> None:
+        # As ``Context.audit``: queued, a refusal said later, never raised to the caller.
+        task = asyncio.ensure_future(audit_all([record]))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    monkeypatch.setattr(s.ctx, "audit_all", audit_all)
+    monkeypatch.setattr(s.ctx, "audit", audit)
+    assert s.recheck() == 3
+    assert list(s.stage.muted.data) == [b"al-2"]  # kept: its record is not out
+    assert s.unmuted("incident_burst", "silenced") == 3
+    refused.clear()
+    assert s.recheck() == 1 and s.stage.muted.data == {}
+    unmuted = [a["alert_id"] for a in s.audits if a["action"] == "alert_unmuted"]
+    assert sorted(unmuted) == [f"al-{i}" for i in range(4)]
+    assert s.unmuted("incident_burst", "silenced") == 4
+
+
 def test_an_entry_changed_by_the_agent_while_its_release_is_delivered_is_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

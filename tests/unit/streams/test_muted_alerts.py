@@ -75,9 +75,13 @@ class Stage:
         async def audit(record: dict[str, Any]) -> None:
             self.audits.append(record)
 
+        async def audit_all(records: list[dict[str, Any]]) -> None:
+            self.audits.extend(records)  # delivered at once (the mute check's records)
+
         monkeypatch.setattr(ctx, "send_all", send_all)
         monkeypatch.setattr(ctx, "queue_all", queue_all)
         monkeypatch.setattr(ctx, "audit", audit)
+        monkeypatch.setattr(ctx, "audit_all", audit_all)
         self.stage = Alerting(ctx)
         table = self.stage.muted
 
