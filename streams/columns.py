@@ -126,6 +126,29 @@ def _registered_wire(registrations: Iterable[Registration]) -> type[WireReading]
     return cast(type[WireReading], wire)
 
 
+def _registered_pack(registrations: Iterable[Registration]) -> type[WirePack]:
+    """A ``WirePack`` whose readings' kind, grid cell and unit can only be registered ones
+    (``Literal`` types, a few distinct strings each: msgspec hands back the grid's own
+    objects, allocating none, and the fast check's (kind, cell, unit) compare stops at
+    identity). Measured over packs of 100 readings of 20,000 sensors (t218): the decode
+    and the check together 1,388 -> 1,063 ns a reading. The sensor id stays ``str``:
+    20,000 ``Literal`` values made the decode dearer than the lookups it saved (t106).
+    A pack it refuses (a reading of a kind, cell or unit no sensor has) is decoded again
+    as a plain ``WirePack``, as before."""
+    regs = list(registrations)
+    fields: list[tuple[str, Any]] = [
+        ("kind", _one_of(r[0] for r in regs)),
+        ("grid_cell", _one_of(r[1] for r in regs)),
+        ("unit", _one_of(r[2] for r in regs)),
+    ]
+    packed = msgspec.defstruct("RegisteredWirePacked", fields, bases=(WirePacked,), gc=False)
+    readings: Any = list[packed]  # type: ignore[valid-type]
+    pack = msgspec.defstruct(
+        "RegisteredWirePack", [("readings", readings)], bases=(WirePack,), gc=False
+    )
+    return cast(type[WirePack], pack)
+
+
 # The double quotes of a reading's JSON when it holds its fields once each and nothing
 # else: its keys (7 in a single ``reading/1``, 6 in a packed one without ``schema``) and
 # its text values (6, or 5). Every other key, a key given twice included, and every quote
@@ -243,6 +266,8 @@ class BatchAdmission:
                 )
         self._single: type[WireReading] = _registered_wire(self._registered.values())
         self._decode = msgspec.json.Decoder(self._single).decode
+        self._registered_pack: type[WirePack] = _registered_pack(self._registered.values())
+        self._decode_registered_pack = msgspec.json.Decoder(self._registered_pack).decode
         # The registrations as columns, by row: sensor id -> row; its (kind, cell, unit),
         # plausible range and home partition. The row past the last refuses everything
         # (None, an empty range, no partition): a reading of no registered sensor takes it.
@@ -287,7 +312,9 @@ class BatchAdmission:
                 if pack_too_large(value) is not None:
                     rows.append(None)  # the validator names it
                     continue
-                row = _or_none(self._decode_pack, value)
+                row = _or_none(self._decode_registered_pack, value)
+                if row is None:  # a reading of a kind, cell or unit no sensor has
+                    row = _or_none(self._decode_pack, value)
                 if row is not None:
                     single_first = False
                 elif not single_first:
@@ -406,7 +433,8 @@ class BatchAdmission:
         packed: tuple[Admitted, list[tuple[int, Refused]], np.ndarray] | None = None
         pack_places: list[int] = []
         if not all_single:
-            pack_places = [i for i, row in enumerate(rows) if type(row) is WirePack]
+            packs = (WirePack, self._registered_pack)
+            pack_places = [i for i, row in enumerate(rows) if type(row) in packs]
             if pack_places:
                 packed = self._packed_columns(
                     [cast(WirePack, rows[i]) for i in pack_places],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -824,6 +824,35 @@ def test_bad_readings_in_many_packs_are_each_refused_and_the_rest_stay_columns(
     expected_in, expected_out = per_message(city, values, partitions)
     assert same(incoming, expected_in) and refused == expected_out
     assert [(i, idx) for i, _, _, idx, _ in refused] == [(0, 3), (0, 6), (2, 0)]
+
+
+def test_a_packs_kinds_cells_and_units_are_the_grids_own_strings(city: Grid) -> None:
+    """t218: a pack's readings decoded their kind, grid cell and unit as new strings, one
+    each per reading, which the fast check then compared character by character with the
+    grid's (the largest part of admitting packs, profiled in a catch-up). Now they are
+    the grid's own objects, as a single reading's are; a pack with a cell no sensor has
+    is still decoded (as plain strings) and only that reading refused."""
+    admission = BatchAdmission(EventValidator(city), PARTITIONS)
+    pairs = packed_stream(0, batches=1)[0]
+    raw, partition = pairs[1]
+    doc = json.loads(raw)
+    doc["readings"][4]["grid_cell"] = "c-nowhere"  # no sensor's cell
+    pairs[1] = (json.dumps(doc).encode(), partition)
+    values, partitions = [r for r, _ in pairs], [p for _, p in pairs]
+    rows, _ = admission._decoded(values)
+    ones = {text: text for reg in admission._regs for text in reg[:3]}  # the grid's own
+    for place, row in enumerate(rows):
+        assert row is not None
+        for reading in cast(Any, row).readings:
+            strings = (reading.kind, reading.grid_cell, reading.unit)
+            if place == 1:
+                continue  # decoded as plain strings (one cell is no sensor's)
+            assert all(ones[text] is text for text in strings), strings
+    incoming, refused = batched(city, values, partitions)
+    assert isinstance(incoming, Admitted) and incoming._given is None and not incoming._made
+    expected_in, expected_out = per_message(city, values, partitions)
+    assert same(incoming, expected_in) and refused == expected_out
+    assert [(i, code, idx) for i, code, _, idx, _ in refused] == [(1, "unknown_cell", 4)]
 
 
 def test_a_bare_array_on_the_readings_topic_is_refused_whole_naming_the_pack(grid: Grid) -> None:
