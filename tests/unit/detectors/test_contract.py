@@ -1018,6 +1018,34 @@ def test_what_is_no_finite_number_is_refused(name: str, bad: object) -> None:
     assert json.dumps(det.get_state()) == before
 
 
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("bad", [2**1024, -(3**700)])
+def test_an_integer_past_a_doubles_range_is_refused_naming_it(name: str, bad: int) -> None:
+    """Fails on the old code: ``float()`` of an integer of 309 digits raised OverflowError
+    ('int too large to convert to float') out of every detector, one at a time, in a
+    batch and as a time (t212). Now refused as 1e400 is, the integer shown cut short."""
+    det = DETECTORS[name]()
+    det.score_many(_daily(n=40, spike=35), times(40))
+    before = json.dumps(det.get_state())
+    shown = re.escape(str(bad)[:13] if bad < 0 else str(bad)[:12])
+    digits = len(str(abs(bad)))
+    said = rf"{shown}\.\.\.\d{{6}} \(an integer of {digits} digits\), expected a finite number"
+    for call, where in [
+        (lambda: det.score_one(bad), "observation is "),
+        (lambda: det.learn_one(bad), "observation is "),
+        (lambda: det.score_many([10.0, bad]), "observation 1 is "),
+        (lambda: det.score_many(np.array([10, bad], dtype=object)), "observation 1 is "),
+        (lambda: det.learn_many([10.0, 10.0, bad]), "observation 2 is "),
+        (lambda: det.score_one(10.0, bad), "time is "),
+        (lambda: det.score_many([10.0, 10.1], [1.4e9, bad]), "time 1 is "),
+    ]:
+        with pytest.raises(DetectorInputError, match=where + said):
+            call()
+    assert json.dumps(det.get_state()) == before
+    # An integer a double holds (past 2**53, rounded) is a reading like any other.
+    assert np.isfinite(det.score_many([2**70, -(2**80)], [1.5e9, 1.5e9 + 300])).all()
+
+
 def _float_places(document: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
     """The places of ``document``'s floats and packed floats (``pack_floats`` text)."""
     if isinstance(document, dict):
