@@ -1089,7 +1089,7 @@ def test_what_is_no_finite_number_is_refused(name: str, bad: object) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
-@pytest.mark.parametrize("bad", [2**1024, -(3**700)])
+@pytest.mark.parametrize("bad", [2**1024, -(3**700)], ids=["2**1024", "-(3**700)"])
 def test_an_integer_past_a_doubles_range_is_refused_naming_it(name: str, bad: int) -> None:
     """Fails on the old code: ``float()`` of an integer of 309 digits raised OverflowError
     ('int too large to convert to float') out of every detector, one at a time, in a
