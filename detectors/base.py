@@ -97,10 +97,27 @@ def _compress(value: float) -> float:
 
 def _as_float(x: Any) -> float | None:
     """``x`` as a float, or None when it is no number (None, text, a list): ``float()``
-    would raise a TypeError for None and parse text such as "12" or "nan"."""
+    would raise a TypeError for None and parse text such as "12" or "nan". An integer
+    past a double's range (2**1024 and beyond) is infinite here, refused as not finite
+    like 1e400 (t212: ``float()`` raised OverflowError, a traceback out of every
+    detector, one at a time and in a batch)."""
     if isinstance(x, bool) or not isinstance(x, int | float | np.number):
         return None
-    return float(x)
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf if x > 0 else -math.inf
+
+
+def _shown(x: Any) -> str:
+    """``x`` as a message shows it: its repr, an integer of more than 40 digits cut in
+    the middle with its length said (2**1024 has 309)."""
+    if isinstance(x, int) and not isinstance(x, bool):
+        digits = str(abs(x))
+        if len(digits) > 40:
+            sign = "-" if x < 0 else ""
+            return f"{sign}{digits[:12]}...{digits[-6:]} (an integer of {len(digits)} digits)"
+    return repr(x)
 
 
 def check_value(x: float) -> float:
@@ -109,7 +126,7 @@ def check_value(x: float) -> float:
     a bool)."""
     value = _as_float(x)
     if value is None or not math.isfinite(value):
-        raise DetectorInputError(f"observation is {x!r}, expected a finite number")
+        raise DetectorInputError(f"observation is {_shown(x)}, expected a finite number")
     return value if abs(value) <= COMPRESS_ABOVE else _compress(value)
 
 
@@ -431,21 +448,28 @@ def require_number(
 def _numbers(xs: Any, what: str) -> FloatArray:
     """``xs`` as a float64 array, refusing an entry that is no number (None, text, a
     bool) by its place and value: ``np.asarray(..., dtype=float64)`` turned None into a
-    NaN the message then named, and "12" into 12.0."""
+    NaN the message then named, and "12" into 12.0. An integer past a double's range
+    is refused as sent, not as the inf it would be (t212: an OverflowError before)."""
     if isinstance(xs, list | tuple) and not all(type(x) is float for x in xs):
         # (A bool in a list of floats becomes 1.0 in numpy's array, unseen below.)
         for i, x in enumerate(xs):
-            if _as_float(x) is None:
-                raise DetectorInputError(f"{what} {i} is {x!r}, expected a finite number")
+            _check_entry(x, i, what)
     raw = np.asarray(xs)
     if raw.dtype.kind in "fiu":
         return np.asarray(raw, dtype=np.float64)
     # The entries as given (numpy turns [1, "x"] into the strings "1" and "x").
     items = list(xs) if isinstance(xs, list | tuple) else raw.ravel().tolist()
     for i, x in enumerate(items if raw.ndim else [raw.item()]):
-        if _as_float(x) is None:
-            raise DetectorInputError(f"{what} {i} is {x!r}, expected a finite number")
+        _check_entry(x, i, what)
     return np.asarray(raw, dtype=np.float64)
+
+
+def _check_entry(x: Any, i: int, what: str) -> None:
+    """Raise DetectorInputError naming entry ``i`` of a batch when it is no number, or an
+    integer past a double's range (which ``np.asarray`` could not convert)."""
+    value = _as_float(x)
+    if value is None or (isinstance(x, int) and math.isinf(value)):
+        raise DetectorInputError(f"{what} {i} is {_shown(x)}, expected a finite number")
 
 
 def check_time(t: Any) -> float | None:
@@ -457,7 +481,7 @@ def check_time(t: Any) -> float | None:
         return None
     value = _as_float(t)
     if value is None or not math.isfinite(value):
-        raise DetectorInputError(f"time is {t!r}, expected a finite number")
+        raise DetectorInputError(f"time is {_shown(t)}, expected a finite number")
     return value
 
 

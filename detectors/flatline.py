@@ -22,6 +22,11 @@ from detectors.base import (
     require_number,
 )
 
+# The longest gap between two readings a detector measures, in seconds (about 2.6e120:
+# no silence comes near it): any finite times may be given, and a gap beyond a double's
+# range would leave an interval of inf in the state.
+LONGEST_GAP = 2.0**400
+
 
 class StuckSensor(GuardedDetector):
     """Scores ``1 - reference / observed`` once a run or a gap beats its reference.
@@ -64,7 +69,9 @@ class StuckSensor(GuardedDetector):
         score = 1.0 - reference / run if run > reference else 0.0
         if t is not None:
             if last_time is not None:
-                gap = t - last_time
+                # (At most LONGEST_GAP: from -DBL_MAX to DBL_MAX seconds the gap was inf,
+                # the interval after it inf, and the state no JSON document: t212.)
+                gap = min(t - last_time, LONGEST_GAP)
                 if interval is not None and interval > 0:
                     expected = self.gap_factor * interval
                     if gap > expected:

@@ -619,7 +619,9 @@ def _run(
                     # counting at most STEP_CLIP of them) between distinct times:
                     # readings that share a time came together (a batch upload, a
                     # coarse clock), no silence between them to measure.
-                    gap = ts[i] - row[_LAST_T]
+                    # (At most _ROW_BOUND: times of -DBL_MAX and DBL_MAX are an
+                    # infinite gap, an interval no record holds: t212.)
+                    gap = min(ts[i] - row[_LAST_T], _ROW_BOUND)
                     step = row[_STEP]
                     if gap <= 0.0:
                         pass
@@ -869,10 +871,12 @@ class TailBank:
         }
 
 
-# No value the kernel writes into a row comes near this: readings enter in the safe domain
-# (under 2**342, ``detectors.base.check_value``), times are epoch seconds, the rest are
-# counts, weights, spreads and scores. A row holding more (1e300, DBL_MAX) was not
-# written by this detector.
+# No value the kernel writes into a row comes near this, but for times: readings enter in
+# the safe domain (under 2**342, ``detectors.base.check_value``), the mean interval is
+# capped at it, the rest are counts, weights, spreads and scores. A row holding more
+# (1e300, DBL_MAX) there was not written by this detector. A time is any finite number
+# the detector was given (t212: a reading at 1e300 or -DBL_MAX seconds was scored, and
+# its record then refused as corrupt when read back, its sensor started over).
 _ROW_BOUND = 2.0**400
 # Fields that are counts or positions (whole numbers >= 0), and those that are never
 # negative (spreads, totals, weights, the record and the mean interval).
@@ -893,6 +897,19 @@ def far_glitch_rows(scores: FloatArray, rarity: FloatArray) -> Any:
     return np.asarray(scores, np.float64) > np.asarray(rarity, np.float64)
 
 
+def _time_columns(window: int, width: int) -> BoolArray:
+    """Which of a record's ``width`` columns hold times (the last reading's, the record's,
+    and each daily and weekly reference's)."""
+    d0 = _SCALARS + 2 * window + N_STATS * BINS
+    dt0 = d0 + SLOTS
+    kt0 = dt0 + SLOTS + WEEK_SLOTS
+    columns = np.zeros(width, dtype=bool)
+    columns[[_LAST_T, _RECORD_T]] = True
+    columns[dt0 : dt0 + SLOTS] = True
+    columns[kt0 : kt0 + WEEK_SLOTS] = True
+    return columns
+
+
 def _row_fault(row: FloatArray, window: int) -> str | None:
     """Why ``row`` (one sensor's record, the bank's width) is no record this detector
     wrote, or None: a value that is not finite or beyond ``_ROW_BOUND``, a count or
@@ -900,7 +917,7 @@ def _row_fault(row: FloatArray, window: int) -> str | None:
     histogram count below 0. t163: ``load`` took any bytes of the right length, and a
     count of readings of NaN or 1e300 (a corrupt changelog entry) left its sensor blind
     for good (a 50-sigma spike scored 0, with no fault said)."""
-    bad = ~np.isfinite(row) | (np.abs(row) > _ROW_BOUND)
+    bad = ~np.isfinite(row) | ((np.abs(row) > _ROW_BOUND) & ~_time_columns(window, row.size))
     if bad.any():
         at = int(np.flatnonzero(bad)[0])
         return f"value {float(row[at])!r} at {at} is no value this detector writes"

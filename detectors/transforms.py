@@ -171,7 +171,15 @@ class DayOverDay(GuardedDetector):
     day after every sentinel (t63). A reading whose time goes back (a clock set back, two
     readings swapped) is kept at the latest time so far: the times kept never decrease,
     so the binary search of both paths finds the same reference (t74: unsorted, the two
-    paths disagreed on most rows after the first step back). A far glitch
+    paths disagreed on most rows after the first step back). A reading whose time goes
+    back more than a period drops what is kept after its time first: that was an odd
+    time ahead, one reading's clock jump (a gateway's clock, a reading in milliseconds),
+    which the stream and ``citybrain detect`` take and then go back from; held at it,
+    every later time was too, and no reading found a reference until that time came
+    (t212: a year ahead, blind for a year, 0.69 to 0.00 for a 8-sigma shape break);
+    unless more readings are kept after its time than before it: then it is the odd
+    one (a lone reading a year in the past, which no door passes on), kept at the latest
+    time as before. A far glitch
     (``detectors.base.GuardedDetector``) scores 1, without a reference too (it scored 0
     on the first day), and is not kept.
     """
@@ -203,6 +211,17 @@ class DayOverDay(GuardedDetector):
         reference = self._reference(t, value)
         if reference is not None:
             self.base.learn_one(value - reference, t)
+        if self.times_ and t < self.times_[-1] - self.period:
+            # The clock went back more than a period: what is kept after ``t``, when
+            # fewer readings than those at or before it, was an odd time ahead (a clock
+            # jump the stream and ``citybrain detect`` take, one reading's), not
+            # history. Held there, it held every later time too, and no reading found a
+            # reference until that time came (t212). When more, ``t`` is the odd one.
+            after = len(self.times_) - bisect.bisect_right(self.times_, t)
+            if after < len(self.times_) - after:
+                for _ in range(after):
+                    self.times_.pop()
+                    self.values_.pop()
         self.times_.append(max(float(t), self.times_[-1]) if self.times_ else float(t))
         self.values_.append(value)
 
@@ -210,6 +229,26 @@ class DayOverDay(GuardedDetector):
         out = np.zeros(arr.size)
         if times is None:
             return out
+        # Vectorised up to the first row whose time goes back more than a period from
+        # the latest time kept (it drops what it goes back past: ``_learn_value``),
+        # that row one at a time, and on.
+        start = 0
+        while start < arr.size:
+            latest = self.times_[-1] if self.times_ else -np.inf
+            running = np.maximum.accumulate(np.concatenate([[latest], times[start:]]))[:-1]
+            back = np.flatnonzero(times[start:] < running - self.period)
+            stop = arr.size if back.size == 0 else start + int(back[0])
+            if start < stop:
+                out[start:stop] = self._score_sorted(arr[start:stop], times[start:stop])
+            if stop < arr.size:
+                out[stop] = self._score_value(float(arr[stop]), float(times[stop]))
+                self._learn_value(float(arr[stop]), float(times[stop]))
+            start = stop + 1
+        return out
+
+    def _score_sorted(self, arr: FloatArray, times: FloatArray) -> FloatArray:
+        """``_score_admitted`` for rows none of which goes back more than a period."""
+        out = np.zeros(arr.size)
         h = len(self.times_)
         # Kept as learn_one keeps them: never earlier than the latest before (sorted).
         all_times = np.maximum.accumulate(

@@ -888,6 +888,76 @@ def one_at_a_time_at(det: Detector, xs: np.ndarray, ts: np.ndarray) -> np.ndarra
     return np.array(out)
 
 
+# One reading's odd time among five-minute readings (row 500 of ``_daily``): a clock
+# jump ahead that the stream and ``citybrain detect`` take and then go back from (a
+# gateway's clock a year off, a reading in milliseconds, the year 9999), or a lone
+# reading in the past (which no door passes on, a library's caller may).
+ODD_TIMES: dict[str, Callable[[float], float]] = {
+    "a_year_ahead": lambda t: t + 365 * 86_400.0,
+    "in_milliseconds": lambda t: t * 1000.0,
+    "the_year_9999": lambda t: 253_402_300_799.0,
+    "a_year_back": lambda t: t - 365 * 86_400.0,
+    "epoch_0": lambda t: 0.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("odd", sorted(ODD_TIMES))
+def test_one_readings_odd_time_does_not_blind_the_detector(name: str, odd: str) -> None:
+    """Fails on the old code for day_over_day (and its short-period form): it kept every
+    later time at the odd one (its times never decrease), so after a reading a year
+    ahead or in milliseconds no reading found a reference a day before: the spike two
+    days later scored 0.00 (0.94 without the odd time) for a year, or for good (t212)."""
+    make = FACTORIES[name]
+    xs = _daily()
+    ts = times(xs.size)
+    plain = both_paths(make, xs, ts)
+    ts[500] = ODD_TIMES[odd](float(ts[500]))
+    got = both_paths(make, xs, ts)  # (the time goes back at 501, inside a batch)
+    if name in ODD_TIME_COSTS:
+        assert got[1100] >= default_threshold(name.removeprefix("registered_")), got[1100]
+    else:
+        assert got[1100] >= plain[1100] - 0.05, (got[1100], plain[1100])
+
+
+# Clocks at the ends of a double's range: any finite time is taken (t74's clocks past
+# 2**53 days), so what a detector keeps of them must be written and read back.
+EDGE_CLOCKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "rising_from_1e300": lambda ts: 1e300 * (1.0 + 1e-15 * np.arange(ts.size)),
+    "alternating_dblmax": lambda ts: np.where(np.arange(ts.size) % 2 == 0, -DBL_MAX, DBL_MAX),
+    "minus_dblmax_once": lambda ts: np.where(np.arange(ts.size) == 500, -DBL_MAX, ts),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+@pytest.mark.parametrize("clock", sorted(EDGE_CLOCKS))
+def test_a_state_at_clocks_near_a_doubles_range_is_read_back(name: str, clock: str) -> None:
+    """Fails on the old code for tail (its record refused as corrupt when read back: 'value
+    1e+300 at 8 is no value this detector writes', a time it had taken) and for stuck and
+    the ensembles holding it (the gap from -DBL_MAX to DBL_MAX was inf, the state no JSON
+    document). t212."""
+    make = FACTORIES[name]
+    xs = _daily()
+    ts = EDGE_CLOCKS[clock](times(xs.size))
+    both_paths(make, xs, ts)
+    half = make()
+    head = half.score_many(xs[:700], ts[:700])
+    restored = make()
+    restored.set_state(json.loads(json.dumps(half.get_state(), allow_nan=False)))
+    rest = restored.score_many(xs[700:], ts[700:])
+    whole = make().score_many(xs, ts)
+    np.testing.assert_allclose(np.concatenate([head, rest]), whole, rtol=0, atol=1e-9)
+
+
+# Detectors a reading's odd time ahead costs more than 0.05 on the spike after it, not
+# fixed (t212), with the reason; the spike still alerts.
+ODD_TIME_COSTS = {
+    "registered_tail": "the odd time ages its history as a year's silence would (ahead,"
+    " or the reading after it a year back: the spike 600 readings on scores 0.70, 0.89 "
+    "without it): it cannot tell a jump from a silence until the next reading goes back",
+}
+
+
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 @pytest.mark.parametrize(("a", "b"), UNITS)
 def test_scores_do_not_depend_on_units(name: str, a: float, b: float) -> None:
@@ -1016,6 +1086,34 @@ def test_what_is_no_finite_number_is_refused(name: str, bad: object) -> None:
         with pytest.raises(DetectorInputError, match=rf"time is {re.escape(repr(bad))}"):
             det.learn_one(10.0, bad)  # type: ignore[arg-type]
     assert json.dumps(det.get_state()) == before
+
+
+@pytest.mark.parametrize("name", sorted(DETECTORS))
+@pytest.mark.parametrize("bad", [2**1024, -(3**700)], ids=["2**1024", "-(3**700)"])
+def test_an_integer_past_a_doubles_range_is_refused_naming_it(name: str, bad: int) -> None:
+    """Fails on the old code: ``float()`` of an integer of 309 digits raised OverflowError
+    ('int too large to convert to float') out of every detector, one at a time, in a
+    batch and as a time (t212). Now refused as 1e400 is, the integer shown cut short."""
+    det = DETECTORS[name]()
+    det.score_many(_daily(n=40, spike=35), times(40))
+    before = json.dumps(det.get_state())
+    shown = re.escape(str(bad)[:13] if bad < 0 else str(bad)[:12])
+    digits = len(str(abs(bad)))
+    said = rf"{shown}\.\.\.\d{{6}} \(an integer of {digits} digits\), expected a finite number"
+    for call, where in [
+        (lambda: det.score_one(bad), "observation is "),
+        (lambda: det.learn_one(bad), "observation is "),
+        (lambda: det.score_many([10.0, bad]), "observation 1 is "),
+        (lambda: det.score_many(np.array([10, bad], dtype=object)), "observation 1 is "),
+        (lambda: det.learn_many([10.0, 10.0, bad]), "observation 2 is "),
+        (lambda: det.score_one(10.0, bad), "time is "),
+        (lambda: det.score_many([10.0, 10.1], [1.4e9, bad]), "time 1 is "),
+    ]:
+        with pytest.raises(DetectorInputError, match=where + said):
+            call()
+    assert json.dumps(det.get_state()) == before
+    # An integer a double holds (past 2**53, rounded) is a reading like any other.
+    assert np.isfinite(det.score_many([2**70, -(2**80)], [1.5e9, 1.5e9 + 300])).all()
 
 
 def _float_places(document: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
