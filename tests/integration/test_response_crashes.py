@@ -27,6 +27,7 @@ import pytest
 from citybrain.stack import KafkaBroker, PrometheusServer
 from tests.integration.test_pipeline import docs, real_levels, send_readings, steps_of
 from tests.integration.test_silences import audited, burst_alert, mute_pipeline, runs_by_alert
+from tests.integration.test_topic_limits import set_limit
 from tests.services import (
     COORDINATOR_TOKEN,
     OPERATOR_TOKEN,
@@ -283,23 +284,3 @@ def silence_two_alerts(p: Pipeline, duration: str) -> float:
     p.flush()
     p.read("audit", lambda m: audited(m, "alert_silenced") == QUIET)
     return float(made["silence"]["ends_at"])
-
-
-def set_limit(p: Pipeline, role: str, limit: int) -> None:
-    """The ``max.message.bytes`` of ``role``'s topic."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import ConfigResource, ConfigResourceType
-
-    admin = KafkaAdminClient(bootstrap_servers=p.settings.kafka_bootstrap)
-    try:
-        admin.alter_configs(
-            [
-                ConfigResource(
-                    ConfigResourceType.TOPIC,
-                    p.topic(role),
-                    configs={"max.message.bytes": str(limit)},
-                )
-            ]
-        )
-    finally:
-        admin.close()
