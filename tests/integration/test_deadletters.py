@@ -272,6 +272,19 @@ def test_a_dead_letter_carries_its_original_record_whole(
         "(as --json shows them)"
     ) in err
     assert "7/0: no dead letter there: the topic has no partition 7 (it has 0, " in err
+    # t219 (fails on the old code): a place with no dead letter ends with what lists them.
+    listing = f"citybrain deadletters --prefix {pipeline.name}` lists them, each at its AT"
+    assert err.rstrip().endswith(f"{listing} (PARTITION:OFFSET)"), err
+    # And so does a partition that holds none ("partition 1 holds none" was all).
+    held = {m.partition for m in pipeline.read("deadletter", lambda m: len(m) >= 4)}
+    with Reader(pipeline.settings, pipeline.topic("deadletter")) as reader:
+        empty = [t.partition for t in reader.assigned if t.partition not in held]
+    for partition in empty:
+        args = ["deadletters", "--prefix", pipeline.name, "--replay", f"{partition}:0"]
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert f"partition {partition} holds none; `" in err, err
+        assert err.rstrip().endswith(f"{listing} (PARTITION:OFFSET)"), err
 
 
 def test_null_stays_apart_from_empty_through_a_dead_letter_and_its_replay(
