@@ -275,16 +275,31 @@ def test_a_dead_letter_carries_its_original_record_whole(
     # t219 (fails on the old code): a place with no dead letter ends with what lists them.
     listing = f"citybrain deadletters --prefix {pipeline.name}` lists them, each at its AT"
     assert err.rstrip().endswith(f"{listing} (PARTITION:OFFSET)"), err
-    # And so does a partition that holds none ("partition 1 holds none" was all).
-    held = {m.partition for m in pipeline.read("deadletter", lambda m: len(m) >= 4)}
-    with Reader(pipeline.settings, pipeline.topic("deadletter")) as reader:
-        empty = [t.partition for t in reader.assigned if t.partition not in held]
-    for partition in empty:
-        args = ["deadletters", "--prefix", pipeline.name, "--replay", f"{partition}:0"]
-        assert main(args) == 1
-        err = capsys.readouterr().err
-        assert f"partition {partition} holds none; `" in err, err
-        assert err.rstrip().endswith(f"{listing} (PARTITION:OFFSET)"), err
+
+
+def test_a_replay_from_a_partition_holding_none_says_what_lists_them(
+    pipeline: Pipeline, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t219 (fails on the old code): `--replay 1:0` with partition 1 empty said only
+    "partition 1 holds none", not what lists the dead letters and their places."""
+    pipeline.producer.send(
+        pipeline.topic("deadletter"),
+        value=b"high",
+        headers=_headers("bad_type", "m", f"{pipeline.topic('readings')}/0/3"),
+        partition=0,
+    )
+    pipeline.producer.flush()
+    pipeline.read("deadletter", lambda m: len(m) >= 1)
+    assert main(["deadletters", "--prefix", pipeline.name, "--replay", "1:0"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{pipeline.topic('deadletter')}/1/0: no dead letter there: partition 1 holds none; `"
+        in err
+    )
+    assert err.rstrip().endswith(
+        f"citybrain deadletters --prefix {pipeline.name}` lists them, each at its AT "
+        "(PARTITION:OFFSET)"
+    ), err
 
 
 def test_null_stays_apart_from_empty_through_a_dead_letter_and_its_replay(
