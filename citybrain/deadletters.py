@@ -500,26 +500,34 @@ class Reader:
             time.sleep(0.1)
 
 
-def send_back(settings: Settings, replays: Sequence[Replay]) -> list[tuple[int, int]]:
+def send_back(
+    settings: Settings, replays: Sequence[Replay], sent: dict[int, tuple[int, int]] | None = None
+) -> list[tuple[int, int]]:
     """Send each replay to its topic (acks from all replicas), in order; each one's
     (partition, offset) once Kafka has it. aiokafka's producer, not kafka-python's: only
     it sends a null header value (kafka-python's refuses one), so a record goes back as it
     came. Its connection failures are raised as kafka-python's (``KafkaConnectionError``,
-    ``KafkaTimeoutError``), which every command says in one line."""
+    ``KafkaTimeoutError``), which every command says in one line. ``sent`` gets each
+    replay's place by its index as Kafka acknowledges it: what an interruption (Ctrl-C,
+    ``KeyboardInterrupt``) leaves known to be sent (t219)."""
     import asyncio
 
     import aiokafka.errors
     import kafka.errors
 
     try:
-        return asyncio.run(_send_back(settings, replays))
+        return asyncio.run(_send_back(settings, replays, {} if sent is None else sent))
     except aiokafka.errors.KafkaTimeoutError as exc:
         raise kafka.errors.KafkaTimeoutError(str(exc)) from exc
     except aiokafka.errors.KafkaConnectionError as exc:
         raise kafka.errors.KafkaConnectionError(str(exc)) from exc
 
 
-async def _send_back(settings: Settings, replays: Sequence[Replay]) -> list[tuple[int, int]]:
+async def _send_back(
+    settings: Settings, replays: Sequence[Replay], sent: dict[int, tuple[int, int]]
+) -> list[tuple[int, int]]:
+    import asyncio
+
     from aiokafka import AIOKafkaProducer
     from aiokafka.helpers import create_ssl_context
 
@@ -534,11 +542,21 @@ async def _send_back(settings: Settings, replays: Sequence[Replay]) -> list[tupl
         **options,
     )
     await producer.start()
+    futures: list[asyncio.Future[Any]] = []
     try:
-        futures = [
-            await producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
-            for r in replays
-        ]
-        return [(meta.partition, meta.offset) for meta in [await f for f in futures]]
+        for r in replays:
+            futures.append(
+                await producer.send(r.topic, key=r.key, value=r.value, headers=r.headers)
+            )
+        for index, future in enumerate(futures):
+            meta = await future
+            sent[index] = (meta.partition, meta.offset)
+        return [sent[index] for index in range(len(replays))]
     finally:
-        await producer.stop()
+        try:
+            await producer.stop()
+        finally:
+            # Interrupted: those Kafka acknowledged meanwhile (stop() flushes) are sent too.
+            for index, future in enumerate(futures):
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    sent[index] = (future.result().partition, future.result().offset)

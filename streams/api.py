@@ -671,8 +671,65 @@ def answer_fields(run: Run, doc: dict[str, Any]) -> dict[str, Any]:
             if status == ReplyStatus.SATISFIED.value
             else f"the next closure, when run {run.run_id} closes again, can be answered"
         )
-        raise ApiError(409, f"report {rid} has answered its closure already ({said}): {then}")
+        # The same answer again is a 200 "already" (already_answered): this one differs.
+        raise ApiError(
+            409,
+            f"report {rid} has answered its closure already ({said}): a different answer "
+            f"is not taken; {then}",
+        )
     return {"report_id": rid, "satisfied": satisfied, "comment": comment}
+
+
+_ANSWERED_AS = {
+    ReplyStatus.SATISFIED.value: True,
+    ReplyStatus.REOPENED.value: False,
+    ReplyStatus.UNSATISFIED.value: False,
+}
+
+
+def already_answered(run: Run, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    """For an answer the report's closure has had already, the same one again (the same
+    ``satisfied`` and comment: a desk's retry), what happened: ``{"action": "answer",
+    "report_id", "satisfied", "by", "at", "comment"}`` (``by``/``at`` from the run's
+    record of the answer, None when it is no longer kept). None for anything
+    else, which ``answer_fields`` checks: a different answer to an answered closure
+    stays its 409. The API answers the repeat with 200 and ``{"already": ...}`` as it
+    does a repeated ack (t219: it was a 409, exit 1, for the same answer twice)."""
+    rid, satisfied = doc.get("report_id"), doc.get("satisfied")
+    if not isinstance(rid, str) or not isinstance(satisfied, bool):
+        return None
+    report = run.reports.get(rid)
+    if report is None:
+        return None
+    if _ANSWERED_AS.get(str(report.get("status"))) is not satisfied:
+        return None
+    comment = doc.get("comment") or ""
+    said = f"report {rid}: " + ("satisfied" if satisfied else "not satisfied")
+    said += f": {comment}" if comment else ""
+    mine = [a for a in run.actions if a.get("action") == "answer"]
+    last = next((a for a in reversed(mine) if _answer_said(a, rid)), None)
+    if last is not None and not _answer_said(last, rid, said):
+        return None  # another comment: a different answer, not the same one again
+    last = last or {}
+    return {
+        "action": "answer",
+        "report_id": rid,
+        "satisfied": satisfied,
+        "by": last.get("by"),
+        "at": last.get("at"),
+        "comment": comment,
+    }
+
+
+def _answer_said(action: Mapping[str, Any], rid: str, said: str | None = None) -> bool:
+    """Whether a run's record of an answer is report ``rid``'s (``said``: that answer's
+    own words, as the engine records them, with or without "(recorded only ...)")."""
+    note = action.get("note")
+    if not isinstance(note, str):
+        return False
+    if said is None:
+        return note.startswith(f"report {rid}: ")
+    return note == said or note.startswith(f"{said} (recorded only: ")
 
 
 def _ratio(matcher: difflib.SequenceMatcher[str], choice: object) -> float:
@@ -1940,8 +1997,9 @@ def register_api(app: faust.App, ctx: Context) -> None:
             fingerprint = request_fingerprint(principal.name, action, doc) if key else ""
             if key and (stored := await keyed_answer(run_id, command_id, fingerprint, key)):
                 return self.json(stored, status=202)
-            extra = answer_fields(run, doc) if action == "answer" else {}
-            done = already_done(run, action)
+            done = already_answered(run, doc) if action == "answer" else None
+            extra = answer_fields(run, doc) if action == "answer" and done is None else {}
+            done = done or already_done(run, action)
             if done is None and from_level is not None:
                 done = already_escalated(run, from_level)
             if done is not None:

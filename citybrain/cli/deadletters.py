@@ -6,12 +6,25 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from typing import TYPE_CHECKING
 
-from citybrain.cli.base import EXIT_FAILED, EXIT_OK, CliError, _settings, _zone
+from citybrain.cli.base import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    CliError,
+    _settings,
+    _zone,
+)
 from citybrain.cli.prefixes import chosen_prefix, last_demo_hint, named_prefix, prefixes_there
 from citybrain.cli.stack import _require_kafka
 from citybrain.text import counted
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from citybrain.deadletters import Replay
 
 
 def cmd_deadletters(args: argparse.Namespace) -> int:
@@ -104,23 +117,37 @@ def _replay(args: argparse.Namespace, settings: Settings, topic: str) -> int:
 
     if args.follow:
         raise CliError("deadletters: --replay and --follow do not go together")
+    from citybrain.commands import command_line
+
     allowed = [settings.topic(role) for role in REPLAY_ROLES]
-    replays, refused = [], []
+    replays, refused, missing = [], [], False
     with Reader(settings, topic) as reader:
         for partition, offset in args.replay:
             letter = reader.at(partition, offset)
             if letter is None:
+                missing = True
                 refused.append(f"{topic}/{partition}/{offset}: {reader.missing(partition, offset)}")
                 continue
             try:
                 replays.append(replay_of(letter, topic, allowed))
             except NotReplayable as exc:
                 refused.append(str(exc))
+    listing = command_line("deadletters", "--prefix", settings.topic_prefix)
     if refused:
-        raise CliError("deadletters: nothing sent back; " + "; ".join(refused), status=EXIT_FAILED)
-    for (partition, offset), replay, (at_p, at_o) in zip(
-        args.replay, replays, send_back(settings, replays), strict=True
-    ):
+        # A place with no dead letter ends with what lists them, each at its AT (t219:
+        # "partition 1 holds none" said nothing of where the dead letters are).
+        where = f"; `{listing}` lists them, each at its AT (PARTITION:OFFSET)" if missing else ""
+        raise CliError(
+            "deadletters: nothing sent back; " + "; ".join(refused) + where, status=EXIT_FAILED
+        )
+    sent: dict[int, tuple[int, int]] = {}
+    try:
+        places = send_back(settings, replays, sent)
+    except KeyboardInterrupt:
+        raise CliError(
+            interrupted_replay(topic, args.replay, replays, sent, listing), EXIT_INTERRUPTED
+        ) from None
+    for (partition, offset), replay, (at_p, at_o) in zip(args.replay, replays, places, strict=True):
         print(
             f"{topic}/{partition}/{offset}: sent back to {replay.topic} "
             f"(partition {at_p}, offset {at_o}) with {counted(len(replay.headers) - 1, 'header')} "
@@ -129,9 +156,6 @@ def _replay(args: argparse.Namespace, settings: Settings, topic: str) -> int:
     # t189: an operator who fixed the cause (a sensor added to the grid, `stack reload`)
     # and sent a dead letter back was told where it went, and nothing of how to learn
     # whether the worker took it this time: the listing shows the old dead letter as before.
-    from citybrain.commands import command_line
-
-    listing = command_line("deadletters", "--prefix", settings.topic_prefix)
     print(
         f"a worker reading prefix {settings.topic_prefix} reads "
         f"{'it' if len(replays) == 1 else 'them'} again: one it refuses again is a new dead "
@@ -139,3 +163,33 @@ def _replay(args: argparse.Namespace, settings: Settings, topic: str) -> int:
         "(none new: it was taken)"
     )
     return EXIT_OK
+
+
+def interrupted_replay(
+    topic: str,
+    places: Sequence[tuple[int, int]],
+    replays: Sequence[Replay],
+    sent: dict[int, tuple[int, int]],
+    listing: str,
+) -> str:
+    """What `deadletters --replay` interrupted while sending says (t219: Ctrl-C there said
+    only "interrupted"): which replays Kafka acknowledged, and that the others' outcome is
+    unknown and sending them again is safe: the worker drops a record it has taken already
+    (a reading at its sensor's last time with the same value, a report, alert or command id
+    it has seen: docs/events.md), or refuses it again as a new dead letter."""
+    done = [
+        f"{p}:{o} (to {replays[i].topic} partition {sent[i][0]}, offset {sent[i][1]})"
+        for i, (p, o) in enumerate(places)
+        if i in sent
+    ]
+    rest = [f"{p}:{o}" for i, (p, o) in enumerate(places) if i not in sent]
+    said = f"sent back {', '.join(done)}" if done else "none known sent back"
+    if not rest:
+        return f"interrupted: {topic}: {said}: each was sent"
+    one = len(rest) == 1
+    again = " ".join(f"--replay {r}" for r in rest)
+    return (
+        f"interrupted: {topic}: {said}; whether {', '.join(rest)} {'was' if one else 'were'} "
+        f"sent is unknown: sending {'it' if one else 'them'} again is safe, the worker drops "
+        f"a record it has taken already: `{listing} {again}`"
+    )

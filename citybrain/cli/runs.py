@@ -345,6 +345,17 @@ def already_message(
             f"to {already.get('level')} by {who}{when}{note}; escalate it again from there "
             f"with --from {already.get('level')}"
         )
+    if already.get("action") == "answer":
+        # The same answer again (a desk's retry): said as given already, with the run's
+        # status now, as a repeated ack is (t219: it was a 409, exit 1).
+        how = "satisfied" if already.get("satisfied") else "not satisfied"
+        by = f" by {already['by']}" if already.get("by") else ""
+        now_is = f"; run {run_id} is {status} now" if status else ""
+        said = f' with comment "{already["comment"]}"' if already.get("comment") else ""
+        return cell(
+            f"unchanged: report {already.get('report_id')} of run {run_id} was already "
+            f"answered {how}{by}{when}{said}{now_is}"
+        )
     ended = {"resolve": "resolved", "cancel": "cancelled"}.get(str(already.get("action")))
     since = (
         f"; it is {status} now"

@@ -272,6 +272,34 @@ def test_a_dead_letter_carries_its_original_record_whole(
         "(as --json shows them)"
     ) in err
     assert "7/0: no dead letter there: the topic has no partition 7 (it has 0, " in err
+    # t219 (fails on the old code): a place with no dead letter ends with what lists them.
+    listing = f"citybrain deadletters --prefix {pipeline.name}` lists them, each at its AT"
+    assert err.rstrip().endswith(f"{listing} (PARTITION:OFFSET)"), err
+
+
+def test_a_replay_from_a_partition_holding_none_says_what_lists_them(
+    pipeline: Pipeline, env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """t219 (fails on the old code): `--replay 1:0` with partition 1 empty said only
+    "partition 1 holds none", not what lists the dead letters and their places."""
+    pipeline.producer.send(
+        pipeline.topic("deadletter"),
+        value=b"high",
+        headers=_headers("bad_type", "m", f"{pipeline.topic('readings')}/0/3"),
+        partition=0,
+    )
+    pipeline.producer.flush()
+    pipeline.read("deadletter", lambda m: len(m) >= 1)
+    assert main(["deadletters", "--prefix", pipeline.name, "--replay", "1:0"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{pipeline.topic('deadletter')}/1/0: no dead letter there: partition 1 holds none; `"
+        in err
+    )
+    assert err.rstrip().endswith(
+        f"citybrain deadletters --prefix {pipeline.name}` lists them, each at its AT "
+        "(PARTITION:OFFSET)"
+    ), err
 
 
 def test_null_stays_apart_from_empty_through_a_dead_letter_and_its_replay(

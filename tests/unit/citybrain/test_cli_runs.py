@@ -181,6 +181,19 @@ def test_an_ack_repeated_on_a_run_resolved_since_says_it_is_resolved() -> None:
     assert "; it is" not in already_message("r1", resolved, NOW, "resolved")
 
 
+def test_the_same_answer_again_says_it_was_given_already_with_the_run_status() -> None:
+    """t219: the same `runs answer` twice exited 1 on the API's 409; the API now answers
+    the repeat with "already" (the answer given, by whom, when) and the run's status,
+    said as every repeated action is: unchanged, exit 0."""
+    given = {"action": "answer", "report_id": "r-0", "satisfied": False, "by": "desk"}
+    text = already_message("r1", {**given, "at": NOW - 90, "comment": "still loud"}, NOW, "active")
+    assert text.startswith("unchanged: report r-0 of run r1 was already answered not satisfied ")
+    assert "by desk at " in text and '(90 s ago) with comment "still loud"' in text
+    assert text.endswith("; run r1 is active now")
+    kept = already_message("r1", {**given, "satisfied": True, "by": None, "at": None}, NOW)
+    assert kept == "unchanged: report r-0 of run r1 was already answered satisfied"
+
+
 def test_an_escalation_already_done_says_by_whom_and_how_to_go_on() -> None:
     moved = {"action": "escalate", "level": "district", "from_level": "street"}
     text = already_message("r1", {**moved, "by": "coord-a", "at": NOW - 5, "note": ""}, NOW)

@@ -71,3 +71,27 @@ def test_a_place_is_two_whole_numbers() -> None:
     for bad in ("0", "a:1", "1:-2", "²:1", ":"):
         with pytest.raises(argparse.ArgumentTypeError, match="is not PARTITION:OFFSET"):
             _partition_offset(bad)
+
+
+def test_a_replay_interrupted_while_sending_says_what_was_sent_and_how_to_send_the_rest() -> None:
+    """t219: Ctrl-C while `deadletters --replay` sent said only "interrupted", exit 130:
+    which dead letters went back was unknown, and sending them all again unsaid to be
+    safe. Now: those Kafka acknowledged, and the rest's line to send again."""
+    from citybrain.cli.deadletters import interrupted_replay
+
+    replays = [replay_of(letter("p.readings/1/7", []), "d", ALLOWED)] * 3
+    places = [(0, 5), (1, 0), (1, 2)]
+    said = interrupted_replay("d", places, replays, {0: (1, 13)}, "citybrain deadletters")
+    assert said.startswith(
+        "interrupted: d: sent back 0:5 (to p.readings partition 1, offset 13); whether 1:0, "
+        "1:2 were sent is unknown: sending them again is safe, the worker drops a record it "
+        "has taken already: "
+    )
+    assert said.endswith("`citybrain deadletters --replay 1:0 --replay 1:2`")
+    none = interrupted_replay("d", places[:1], replays[:1], {}, "citybrain deadletters")
+    assert "none known sent back; whether 0:5 was sent is unknown: sending it again" in none
+    every = interrupted_replay("d", places[:1], replays[:1], {0: (1, 13)}, "x")
+    assert (
+        every
+        == "interrupted: d: sent back 0:5 (to p.readings partition 1, offset 13): each was sent"
+    )

@@ -16,6 +16,7 @@ from playbooks.loader import load_playbook
 from streams.api import (
     MAX_BODY_DEPTH,
     ApiError,
+    already_answered,
     already_done,
     already_escalated,
     answer_fields,
@@ -339,9 +340,50 @@ def test_a_second_answer_to_the_same_closure_gets_one_rule(grid: Grid) -> None:
             answer_fields(run, {**body, "report_id": rid})
         assert (caught.value.status, caught.value.message) == (
             409,
-            f"report {rid} has answered its closure already ({how}): the next closure, "
-            f"when run {run.run_id} closes again, can be answered",
+            f"report {rid} has answered its closure already ({how}): a different answer "
+            f"is not taken; the next closure, when run {run.run_id} closes again, can be "
+            "answered",
         )
+
+
+def test_the_same_answer_again_is_said_as_given_already_a_different_one_is_refused(
+    grid: Grid,
+) -> None:
+    """t219: a desk's retry of the answer it had given (the same report, verdict and
+    comment) was the 409 of a conflicting answer, so `runs answer` exited 1 where a
+    repeated ack exits 0 "unchanged". The same answer is now an "already" (the 200 with
+    the run's status); another verdict or comment stays the 409."""
+    engine = PlaybookEngine(PLAYBOOK, grid)
+    run = Run.from_dict(group(grid, 1)["run"])
+    run, _ = engine.step(run, ReportsCovered((("r-1", "app"), ("r-2", "app")), 150.0))
+    no = {"report_id": "r-1", "satisfied": False, "comment": "still loud"}
+    assert already_answered(run, no) is None  # open: no answer given yet
+    run, _ = engine.resolve(run, "ana", "done", 200.0)
+    assert already_answered(run, no) is None  # replied: the first answer
+    run, _ = engine.step(run, Answer("r-1", False, "still loud", "desk", 210.0))
+    assert already_answered(run, no) == {
+        "action": "answer",
+        "report_id": "r-1",
+        "satisfied": False,
+        "by": "desk",
+        "at": 210.0,
+        "comment": "still loud",
+    }
+    for other in (
+        {**no, "satisfied": True},
+        {**no, "comment": "quiet now"},
+        {**no, "comment": None},
+    ):
+        assert already_answered(run, other) is None
+        with pytest.raises(ApiError) as caught:
+            answer_fields(run, other)
+        assert caught.value.status == 409
+        assert "a different answer is not taken" in caught.value.message
+    # Recorded only (the run was reopened already): the same again is still "already".
+    r2 = {"report_id": "r-2", "satisfied": False}
+    run, _ = engine.step(run, Answer("r-2", False, "", "desk", 220.0))
+    assert (already_answered(run, r2) or {}).get("at") == 220.0
+    assert already_answered(run, {**r2, "report_id": "r-9"}) is None  # the 404's to say
 
 
 def test_a_run_absent_here_on_a_partition_another_worker_owns_is_said_to_be_there() -> None:
