@@ -35,6 +35,7 @@ whatever msgspec refuses is left to the validator, whose lenient fallback still 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from itertools import chain, compress, repeat
@@ -250,19 +251,21 @@ class BatchAdmission:
         self._registered: dict[str, Registration] = {}
         # One object per distinct kind, cell and unit string (a grid file's loader may
         # make one per sensor): the decoder's ``Literal`` hands back these very objects,
-        # so the fast check's equality compares stop at identity.
+        # so the fast check's equality compares stop at identity. Interned, because
+        # ``typing`` caches ``Literal[...]`` by equal values: a second grid's admission (a
+        # reload, another test) was handed the first grid's equal strings, not its own.
         one: dict[str, str] = {}
         for sensor_id, sensor in grid.sensors.items():
             kind = grid.kinds.get(sensor.kind)
             if kind is not None and sensor.cell in grid.cells:
                 self._registered[sensor_id] = (
-                    one.setdefault(sensor.kind, sensor.kind),
-                    one.setdefault(sensor.cell, sensor.cell),
-                    one.setdefault(kind.unit, kind.unit),
+                    one.setdefault(sensor.kind, sys.intern(sensor.kind)),
+                    one.setdefault(sensor.cell, sys.intern(sensor.cell)),
+                    one.setdefault(kind.unit, sys.intern(kind.unit)),
                     kind.min,
                     kind.max,
                     self._home(sensor_id),
-                    sensor_id,
+                    sys.intern(sensor_id),
                 )
         self._single: type[WireReading] = _registered_wire(self._registered.values())
         self._decode = msgspec.json.Decoder(self._single).decode

@@ -7,6 +7,7 @@ message's or packed reading's fault costs no other. Single ``reading/1`` message
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -853,6 +854,25 @@ def test_a_packs_kinds_cells_and_units_are_the_grids_own_strings(city: Grid) -> 
     expected_in, expected_out = per_message(city, values, partitions)
     assert same(incoming, expected_in) and refused == expected_out
     assert [(i, code, idx) for i, code, _, idx, _ in refused] == [(1, "unknown_cell", 4)]
+
+
+def test_a_second_grids_admission_is_handed_its_own_strings_too(city: Grid) -> None:
+    """``typing`` caches ``Literal[...]`` by equal values: an admission made after another
+    grid's with equal names (a reload, another test in the process) had its decoder
+    hand back the first grid's strings, equal but not its own, and the identity the fast
+    check counts on was lost (the test above failed in a whole unit run, not alone).
+    The registrations are interned, so every grid's equal names are one object."""
+    first = BatchAdmission(EventValidator(pickle.loads(pickle.dumps(city))), PARTITIONS)
+    second = BatchAdmission(EventValidator(pickle.loads(pickle.dumps(city))), PARTITIONS)
+    assert first._regs[0][0] is second._regs[0][0]
+    values = [raw for raw, _ in packed_stream(0, batches=1)[0]]
+    for admission in (first, second):
+        ones = {text: text for reg in admission._regs for text in (*reg[:3], reg[6])}
+        rows, _ = admission._decoded(values)
+        for row in rows:
+            for reading in cast(Any, row).readings:
+                strings = (reading.kind, reading.grid_cell, reading.unit)
+                assert all(ones[text] is text for text in strings), strings
 
 
 def test_a_bare_array_on_the_readings_topic_is_refused_whole_naming_the_pack(grid: Grid) -> None:
