@@ -18,6 +18,7 @@ from citybrain.ingest.mqtt import dead_letter_headers
 from streams.context import run_key
 from streams.errors import one_line
 from streams.response import Response
+from tests.unit.streams.test_reply_calls import keys_passed_on
 from tests.unit.streams.test_response_races import Event, Gate
 from tests.unit.streams.test_response_races import response as races_response
 
@@ -85,15 +86,7 @@ def test_a_command_passed_on_says_its_run_id_on_one_line(
     """A command off its run's partition is passed on, said with its run_id: a run_id
     with a line break wrote a second log line there too."""
     stage, _ = response
-    passed: list[bytes] = []
-
-    async def send(*, key: bytes, **_: Any) -> asyncio.Future[None]:
-        passed.append(key)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    monkeypatch.setattr(stage.ctx.commands, "send", send)
+    passed = keys_passed_on(stage, monkeypatch)
     run_id = "grp-x.1\nFAKE LINE"
     command = {"id": "c-1", "run_id": run_id, "action": "ack", "by": "op"}
     home = Event(run_key(run_id), command).message.partition

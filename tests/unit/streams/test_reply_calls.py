@@ -94,6 +94,21 @@ def gave_up(run: Run, reply: Command) -> dict[str, Any]:
     }
 
 
+def keys_passed_on(stage: Response, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The keys of the commands ``stage`` passes on to their runs' partitions, as it
+    sends them (the commands topic's producer replaced by one that takes every send)."""
+    passed: list[bytes] = []
+
+    async def send(*, key: bytes, **_: Any) -> asyncio.Future[None]:
+        passed.append(key)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    monkeypatch.setattr(stage.ctx.commands, "send", send)
+    return passed
+
+
 def test_a_closure_call_cut_by_a_kill_is_made_again_by_the_next_owner_until_its_outcome(
     response: tuple[Response, Gate],
 ) -> None:
@@ -511,15 +526,7 @@ def test_a_command_whose_group_key_would_not_fit_beside_it_is_not_passed_on(
     Now ``bad_command`` saying the sizes, and nothing is sent."""
     stage, _ = response
     letters, _ = dead_letters_and_audit(stage, monkeypatch)
-    passed: list[bytes] = []
-
-    async def send(*, key: bytes, **_: Any) -> asyncio.Future[None]:
-        passed.append(key)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-    monkeypatch.setattr(stage.ctx.commands, "send", send)
+    passed = keys_passed_on(stage, monkeypatch)
     run_id = "r" * 499_900
     command = {"id": "c-4", "run_id": run_id, "action": "ack"}
     home = Event(run_key(run_id), command).message.partition
